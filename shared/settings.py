@@ -1,0 +1,149 @@
+"""Settings shared by every service, and the base class each service's settings extend.
+
+Values come from environment variables (the names in DESIGN §3) and, below them, from an
+optional JSON file named by ``CONFIG_PATH``. An invalid value stops the start with a message that
+names the key and the problem (:func:`load_settings`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import Field, SecretStr, ValidationError
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from shared.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class JsonConfigSource(PydanticBaseSettingsSource):
+    """Reads the JSON object at ``CONFIG_PATH``; keys are field names or env names."""
+
+    def __init__(self, settings_cls: type[BaseSettings]) -> None:
+        super().__init__(settings_cls)
+        self._data: dict[str, Any] = {}
+        path = os.environ.get("CONFIG_PATH")
+        if path:
+            try:
+                raw = json.loads(Path(path).read_text())
+            except FileNotFoundError as exc:
+                raise ConfigError(f"CONFIG_PATH: file not found: {path}") from exc
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"CONFIG_PATH: {path} is not valid JSON: {exc}") from exc
+            if not isinstance(raw, dict):
+                raise ConfigError(f"CONFIG_PATH: {path} must hold a JSON object")
+            # Accept both `kafka_bootstrap_servers` and `KAFKA_BOOTSTRAP_SERVERS`.
+            self._data = {k.lower(): v for k, v in raw.items()}
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        alias = field.validation_alias if isinstance(field.validation_alias, str) else None
+        for key in (field_name, alias):
+            if key and key.lower() in self._data:
+                return self._data[key.lower()], field_name, False
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, field in self.settings_cls.model_fields.items():
+            value, key, _ = self.get_field_value(field, name)
+            if value is not None:
+                out[key] = value
+        return out
+
+
+class PodSettings(BaseSettings):
+    """Base of every settings class: env vars first, then the CONFIG_PATH JSON file."""
+
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, JsonConfigSource(settings_cls))
+
+
+class KafkaSettings(PodSettings):
+    """Where the broker is and how topics are laid out."""
+
+    kafka_bootstrap_servers: str | None = Field(
+        default=None, description="Existing cluster; unset = start the local broker"
+    )
+    kafka_port: int = Field(default=9092, ge=1, le=65535)
+    kafka_controller_port: int = Field(default=9093, ge=1, le=65535)
+    kafka_partitions: int = Field(default=6, ge=1, le=1000)
+    kafka_replication_factor: int = Field(default=1, ge=1)
+    kafka_security_protocol: str | None = None
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        """The bootstrap servers the clients use (the local broker's when none is set)."""
+        return self.kafka_bootstrap_servers or f"127.0.0.1:{self.kafka_port}"
+
+    def client_config(self) -> dict[str, str]:
+        """librdkafka settings common to producers, consumers and admin clients."""
+        cfg = {"bootstrap.servers": self.bootstrap}
+        if self.kafka_security_protocol:
+            cfg["security.protocol"] = self.kafka_security_protocol
+        if self.kafka_sasl_mechanism:
+            cfg["sasl.mechanism"] = self.kafka_sasl_mechanism
+        if self.kafka_sasl_username:
+            cfg["sasl.username"] = self.kafka_sasl_username
+        if self.kafka_sasl_password:
+            cfg["sasl.password"] = self.kafka_sasl_password.get_secret_value()
+        return cfg
+
+
+class DatabaseSettings(PodSettings):
+    """Where PostgreSQL is."""
+
+    database_url: SecretStr | None = Field(
+        default=None, description="Existing PostgreSQL; unset = start the embedded one"
+    )
+    postgres_port: int = Field(default=5433, ge=1, le=65535)
+    db_pool_max: int = Field(default=10, ge=1, le=200)
+
+    @property
+    def url(self) -> str:
+        """The connection URL (the embedded server's when none is set)."""
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"postgresql://postgres@127.0.0.1:{self.postgres_port}/postgres"
+
+
+class StateSettings(PodSettings):
+    """Where local state lives (broker data, embedded PostgreSQL, logs, images)."""
+
+    pod_state_dir: Path = Field(default=REPO_ROOT / ".state")
+
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def load_settings(cls: type[S]) -> S:
+    """Build ``cls`` from the environment; raise ConfigError naming each bad key."""
+    try:
+        return cls()
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"]).upper() or "?"
+            problems.append(f"{key}: {err['msg']}")
+        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
