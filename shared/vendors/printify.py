@@ -1,0 +1,402 @@
+"""Async client for the Printify API v1, used by the printify and publisher stages.
+
+It keeps the account inside Printify's documented limits on its own (600 requests per minute,
+200 publish calls per 30 minutes) with a client-side sliding-window limiter shared by every
+concurrent call of one client, honours 429 ``Retry-After``, and maps every failure onto the
+POD Engine error classes (:mod:`shared.errors`) with ``vendor="printify"``.
+
+Product creation is not idempotent at Printify. When a create call ends in an unknown outcome
+(timeout, dropped connection) the caller reconciles with :meth:`PrintifyClient.find_product_by_sku`
+using the deterministic SKUs that :func:`build_product_payload` writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import collections
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager, suppress
+from typing import Any
+
+import httpx
+
+from shared.errors import PodError, RetryableError, VendorTimeout, classify_http_status
+
+logger = logging.getLogger(__name__)
+
+VENDOR = "printify"
+MAX_429_RETRIES = 3
+DEFAULT_PUBLISH_PARTS = {
+    "title": True,
+    "description": True,
+    "images": True,
+    "variants": True,
+    "tags": True,
+    "keyFeatures": True,
+    "shipping_template": True,
+}
+
+
+class AsyncSlidingWindowLimiter:
+    """At most ``limit`` requests in any ``window_s`` seconds; callers wait for a free slot.
+
+    A request occupies a slot from the moment it is sent until ``window_s`` after its answer
+    arrived. Counting from the *answer* (not the send) is what makes the client safe against
+    a server that counts arrivals with the same window: the server receives a request after it
+    was sent and before it was answered, so every arrival the server still counts is either
+    in flight or answered less than ``window_s`` ago here.
+    """
+
+    def __init__(
+        self, limit: int, window_s: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        if limit < 1 or window_s <= 0:
+            raise ValueError("limit must be >= 1 and window_s > 0")
+        self.limit = limit
+        self.window_s = window_s
+        self._clock = clock
+        self._done: collections.deque[float] = collections.deque()
+        self._in_flight = 0
+        self._cond = asyncio.Condition()
+
+    def _prune(self, now: float) -> None:
+        while self._done and self._done[0] <= now - self.window_s:
+            self._done.popleft()
+
+    async def acquire(self) -> None:
+        """Wait until a slot is free and take it."""
+        async with self._cond:
+            while True:
+                now = self._clock()
+                self._prune(now)
+                if self._in_flight + len(self._done) < self.limit:
+                    self._in_flight += 1
+                    return
+                # Full: the oldest answered slot frees at a known time; if every slot is in
+                # flight, a release will wake us instead.
+                timeout = self._done[0] + self.window_s - now if self._done else None
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(self._cond.wait(), timeout)
+
+    async def release(self) -> None:
+        """Mark the request taken by :meth:`acquire` as answered (or failed)."""
+        async with self._cond:
+            self._in_flight -= 1
+            self._done.append(self._clock())
+            self._cond.notify_all()
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """``async with limiter.slot():`` around one request."""
+        await self.acquire()
+        try:
+            yield
+        finally:
+            await self.release()
+
+
+def build_product_payload(
+    *,
+    title: str,
+    description: str,
+    tags: Sequence[str],
+    blueprint_id: int,
+    print_provider_id: int,
+    variants: list[dict[str, Any]],
+    price_cents: int,
+    image_id: str,
+    positions: tuple[str, ...] = ("front",),
+    sku_prefix: str,
+) -> dict[str, Any]:
+    """Build a valid create-product body: every given variant enabled at ``price_cents``.
+
+    Each variant gets the SKU ``f"{sku_prefix}-{variant_id}"`` so a product whose creation had
+    an unknown outcome can be found again; the image is centred on every position.
+    Raises ValueError on a non-integer price (Printify wants cents) or empty inputs.
+    """
+    if not isinstance(price_cents, int) or isinstance(price_cents, bool):
+        raise ValueError(f"price_cents must be an int (cents), got {price_cents!r}")
+    if price_cents <= 0:
+        raise ValueError(f"price_cents must be positive, got {price_cents}")
+    if not variants:
+        raise ValueError("variants must not be empty")
+    if not positions:
+        raise ValueError("positions must not be empty")
+    if not sku_prefix:
+        raise ValueError("sku_prefix must not be empty")
+    variant_ids = [int(v["id"]) for v in variants]
+    image = {"id": image_id, "x": 0.5, "y": 0.5, "scale": 1, "angle": 0}
+    return {
+        "title": title,
+        "description": description,
+        "tags": list(tags),
+        "blueprint_id": blueprint_id,
+        "print_provider_id": print_provider_id,
+        "variants": [
+            {"id": vid, "price": price_cents, "is_enabled": True, "sku": f"{sku_prefix}-{vid}"}
+            for vid in variant_ids
+        ],
+        "print_areas": [
+            {
+                "variant_ids": variant_ids,
+                "placeholders": [{"position": p, "images": [dict(image)]} for p in positions],
+            }
+        ],
+    }
+
+
+def _retry_after(resp: httpx.Response) -> float | None:
+    raw = resp.headers.get("retry-after")
+    if raw is None:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        return None  # An HTTP date: rare enough to fall back to our own backoff.
+
+
+class PrintifyClient:
+    """One Printify account. Share one instance between concurrent tasks: the limits are
+    per instance, so several instances on one account would each allow the full rate."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        base_url: str = "https://api.printify.com",
+        timeout_s: float = 30.0,
+        requests_per_minute: int = 600,
+        publishes_per_window: int = 200,
+        publish_window_s: float = 1800.0,
+        user_agent: str = "pod-engine",
+        rate_window_s: float = 60.0,
+        max_retry_wait_s: float = 120.0,
+    ) -> None:
+        """``rate_window_s`` is the window of ``requests_per_minute`` (60 s; tests shrink it).
+        A 429 asking to wait longer than ``max_retry_wait_s`` is raised at once as
+        RateLimited (with ``retry_after``) instead of blocking the caller that long."""
+        if not api_key:
+            raise ValueError("api_key is required")
+        self._api_key = api_key
+        self._max_retry_wait_s = max_retry_wait_s
+        self._http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            headers={
+                "Authorization": f"Bearer {api_key}",
+                "User-Agent": user_agent,
+                "Accept": "application/json",
+            },
+            timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)),
+        )
+        self._requests = AsyncSlidingWindowLimiter(requests_per_minute, rate_window_s)
+        self._publishes = AsyncSlidingWindowLimiter(publishes_per_window, publish_window_s)
+        self._variants_cache: dict[tuple[int, int], list[dict[str, Any]]] = {}
+
+    # --- plumbing ------------------------------------------------------------------------------
+
+    def _redact(self, text: str) -> str:
+        # Belt and braces: nothing we raise or log may carry the key, even if echoed back.
+        return text.replace(self._api_key, "***")
+
+    def _error_from_response(self, method: str, path: str, resp: httpx.Response) -> PodError:
+        code: str | None = None
+        message = resp.reason_phrase or "error"
+        try:
+            body = resp.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict):
+            if body.get("code") is not None:
+                code = str(body["code"])
+            message = str(body.get("message") or message)
+            errors = body.get("errors")
+            if isinstance(errors, dict) and errors.get("reason"):
+                message = f"{message} {errors['reason']}"
+            elif errors:
+                message = f"{message} {errors}"
+        cls = classify_http_status(resp.status_code)
+        return cls(
+            self._redact(f"{method} {path}: {message}"),
+            vendor=VENDOR,
+            status=resp.status_code,
+            code=code,
+            retry_after=_retry_after(resp),
+        )
+
+    async def _send(self, method: str, path: str, json: object | None) -> httpx.Response:
+        started = time.monotonic()
+        try:
+            async with self._requests.slot():
+                resp = await self._http.request(method, path, json=json)
+        except httpx.TimeoutException as exc:
+            raise VendorTimeout(
+                f"{method} {path}: timed out ({type(exc).__name__})", vendor=VENDOR
+            ) from None
+        except httpx.TransportError as exc:
+            raise RetryableError(
+                self._redact(f"{method} {path}: {type(exc).__name__}: {exc}"), vendor=VENDOR
+            ) from None
+        logger.debug(
+            "printify request method=%s path=%s status=%d elapsed_ms=%.0f",
+            method,
+            path,
+            resp.status_code,
+            (time.monotonic() - started) * 1000,
+        )
+        return resp
+
+    async def _request(self, method: str, path: str, json: object | None = None) -> Any:
+        """Send one call; wait out 429s (up to 3 retries), map every failure to PodError."""
+        for attempt in range(MAX_429_RETRIES + 1):
+            resp = await self._send(method, path, json)
+            if resp.status_code < 400:
+                return resp.json() if resp.content else {}
+            error = self._error_from_response(method, path, resp)
+            if resp.status_code != 429:
+                raise error
+            wait = error.retry_after if error.retry_after is not None else 1.0 + attempt
+            if attempt == MAX_429_RETRIES or wait > self._max_retry_wait_s:
+                raise error
+            logger.warning(
+                "printify rate limited method=%s path=%s attempt=%d retry_after_s=%.1f",
+                method,
+                path,
+                attempt + 1,
+                wait,
+            )
+            await asyncio.sleep(wait)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # --- shops, uploads, catalog -------------------------------------------------------------
+
+    async def list_shops(self) -> list[dict[str, Any]]:
+        """The shops of the account."""
+        return list(await self._request("GET", "/v1/shops.json"))
+
+    async def upload_image(
+        self, *, file_name: str, url: str | None = None, contents: bytes | None = None
+    ) -> dict[str, Any]:
+        """Upload an image by public URL or raw bytes; returns Printify's upload object."""
+        if (url is None) == (contents is None):
+            raise ValueError("give exactly one of url or contents")
+        body: dict[str, str] = {"file_name": file_name}
+        if url is not None:
+            body["url"] = url
+        else:
+            assert contents is not None
+            body["contents"] = base64.b64encode(contents).decode("ascii")
+        upload: dict[str, Any] = await self._request("POST", "/v1/uploads/images.json", body)
+        logger.info("printify image uploaded id=%s file_name=%s", upload.get("id"), file_name)
+        return upload
+
+    async def list_blueprints(self) -> list[dict[str, Any]]:
+        """Every catalog blueprint."""
+        return list(await self._request("GET", "/v1/catalog/blueprints.json"))
+
+    async def list_print_providers(self, blueprint_id: int) -> list[dict[str, Any]]:
+        """The print providers offering ``blueprint_id``."""
+        path = f"/v1/catalog/blueprints/{int(blueprint_id)}/print_providers.json"
+        return list(await self._request("GET", path))
+
+    async def list_variants(
+        self, blueprint_id: int, print_provider_id: int
+    ) -> list[dict[str, Any]]:
+        """Variants of a blueprint at one provider; cached for the life of the client."""
+        key = (int(blueprint_id), int(print_provider_id))
+        cached = self._variants_cache.get(key)
+        if cached is not None:
+            return cached
+        path = f"/v1/catalog/blueprints/{key[0]}/print_providers/{key[1]}/variants.json"
+        body = await self._request("GET", path)
+        variants = list(body.get("variants", [])) if isinstance(body, dict) else list(body)
+        self._variants_cache[key] = variants
+        return variants
+
+    # --- products ----------------------------------------------------------------------------
+
+    async def create_product(self, shop_id: str | int, product: dict[str, Any]) -> dict[str, Any]:
+        """Create a product (not idempotent: reconcile unknown outcomes by SKU)."""
+        created: dict[str, Any] = await self._request(
+            "POST", f"/v1/shops/{shop_id}/products.json", product
+        )
+        logger.info("printify product created shop_id=%s product_id=%s", shop_id, created.get("id"))
+        return created
+
+    async def get_product(self, shop_id: str | int, product_id: str) -> dict[str, Any]:
+        """One product."""
+        product: dict[str, Any] = await self._request(
+            "GET", f"/v1/shops/{shop_id}/products/{product_id}.json"
+        )
+        return product
+
+    async def list_products(
+        self, shop_id: str | int, *, page: int = 1, limit: int = 50
+    ) -> dict[str, Any]:
+        """One page of products (newest first) in Printify's pagination envelope."""
+        envelope: dict[str, Any] = await self._request(
+            "GET", f"/v1/shops/{shop_id}/products.json?page={int(page)}&limit={int(limit)}"
+        )
+        return envelope
+
+    async def find_product_by_sku(
+        self, shop_id: str | int, sku: str, *, max_pages: int = 20
+    ) -> dict[str, Any] | None:
+        """The newest product having a variant with ``sku``, or None after ``max_pages``.
+
+        Used to reconcile a create call whose outcome is unknown: products are listed newest
+        first, so a recent create is found on the first page.
+        """
+        for page in range(1, max_pages + 1):
+            envelope = await self.list_products(shop_id, page=page, limit=50)
+            for product in envelope.get("data", []):
+                if any(v.get("sku") == sku for v in product.get("variants", [])):
+                    return dict(product)
+            if page >= int(envelope.get("last_page") or page):
+                break
+        return None
+
+    async def delete_product(self, shop_id: str | int, product_id: str) -> None:
+        """Delete a product."""
+        await self._request("DELETE", f"/v1/shops/{shop_id}/products/{product_id}.json")
+
+    # --- publishing --------------------------------------------------------------------------
+
+    async def publish(
+        self, shop_id: str | int, product_id: str, *, parts: dict[str, bool] | None = None
+    ) -> None:
+        """Ask Printify to publish the product to the shop's sales channel.
+
+        ``parts`` chooses what is pushed (title, description, images, ...; all by default).
+        Also waits for the publishing limit (200 per 30 minutes by default).
+        """
+        body = {**DEFAULT_PUBLISH_PARTS, **(parts or {})}
+        async with self._publishes.slot():
+            await self._request(
+                "POST", f"/v1/shops/{shop_id}/products/{product_id}/publish.json", body
+            )
+        logger.info("printify publish requested shop_id=%s product_id=%s", shop_id, product_id)
+
+    async def publishing_succeeded(
+        self, shop_id: str | int, product_id: str, *, external_id: str, handle: str
+    ) -> None:
+        """Tell Printify the product is live on the channel (unlocks it, records the link)."""
+        path = f"/v1/shops/{shop_id}/products/{product_id}/publishing_succeeded.json"
+        await self._request("POST", path, {"external": {"id": external_id, "handle": handle}})
+
+    async def publishing_failed(self, shop_id: str | int, product_id: str, *, reason: str) -> None:
+        """Tell Printify publishing failed (unlocks the product)."""
+        path = f"/v1/shops/{shop_id}/products/{product_id}/publishing_failed.json"
+        await self._request("POST", path, {"reason": reason})
+
+    async def aclose(self) -> None:
+        """Close the HTTP connection pool."""
+        await self._http.aclose()
+
+    async def __aenter__(self) -> PrintifyClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

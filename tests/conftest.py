@@ -1,0 +1,62 @@
+"""Session fixtures: one real Kafka broker and one real PostgreSQL for the whole suite."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+from confluent_kafka.admin import AdminClient
+
+from shared.db import migrate
+from shared.topics import ensure_topics
+from tests.support import infra
+
+
+@pytest.fixture(scope="session")
+def test_state() -> None:
+    """Start each session from an empty local broker and database (unless env-provided)."""
+    if not (os.environ.get("KAFKA_BOOTSTRAP_SERVERS") and os.environ.get("DATABASE_URL")):
+        infra.fresh_state()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(test_state: None) -> Iterator[str]:
+    """Bootstrap servers of the test broker (the env's cluster, or a local one)."""
+    given = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if given:
+        yield given
+        return
+    broker = infra.start_kafka()
+    try:
+        yield broker.bootstrap
+    finally:
+        broker.stop()
+
+
+@pytest.fixture(scope="session")
+def database_url(test_state: None) -> Iterator[str]:
+    """URL of the test database (the env's, or an embedded server)."""
+    given = os.environ.get("DATABASE_URL")
+    if given:
+        yield given
+        return
+    server = infra.start_postgres()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def pipeline_topics(kafka_bootstrap: str) -> str:
+    """The registry's topics exist on the test broker."""
+    ensure_topics(AdminClient({"bootstrap.servers": kafka_bootstrap}), default_partitions=6)
+    return kafka_bootstrap
+
+
+@pytest.fixture(scope="session")
+def migrated_db(database_url: str) -> str:
+    """The test database with every migration applied."""
+    migrate(database_url)
+    return database_url

@@ -1,0 +1,105 @@
+"""Test access to the real broker and database: the same launchers `make up` uses.
+
+When ``KAFKA_BOOTSTRAP_SERVERS`` / ``DATABASE_URL`` are set, those are used and nothing is
+started. Otherwise a broker and a PostgreSQL are started once per test session in
+``.state/test`` on their own ports (so a running ``make up`` is left alone). testcontainers is
+used only when asked for (``POD_TEST_CONTAINERS=1``) and a Docker engine answers.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from confluent_kafka import Consumer, Message
+
+from shared.launch.kafka import LocalKafka
+from shared.launch.postgres import LocalPostgres
+from shared.settings import REPO_ROOT
+
+TEST_STATE = REPO_ROOT / ".state" / "test"
+KAFKA_PORT = int(os.environ.get("POD_TEST_KAFKA_PORT", "19092"))
+PG_PORT = int(os.environ.get("POD_TEST_PG_PORT", "15433"))
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def fresh_state() -> Path:
+    """Wipe the test state folder so every session starts from an empty broker and database."""
+    for sub in ("kafka", "postgres"):
+        path = TEST_STATE / sub
+        if path.exists():
+            # Stop leftovers from a killed session before removing their files.
+            if sub == "postgres":
+                LocalPostgres(TEST_STATE, port=PG_PORT).stop("immediate")
+            shutil.rmtree(path, ignore_errors=True)
+    TEST_STATE.mkdir(parents=True, exist_ok=True)
+    return TEST_STATE
+
+
+def start_kafka() -> LocalKafka:
+    """The session broker (caller stops it)."""
+    return LocalKafka(
+        TEST_STATE, port=KAFKA_PORT, controller_port=KAFKA_PORT + 1, heap="512m"
+    ).start()
+
+
+def start_postgres() -> LocalPostgres:
+    """The session database (caller stops it)."""
+    return LocalPostgres(TEST_STATE, port=PG_PORT).start()
+
+
+def unique(prefix: str) -> str:
+    """A name no earlier test used: tests share one broker and must not see each other's data."""
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.05):  # type: ignore[no-untyped-def]
+    """Wait until ``predicate()`` is truthy, or fail naming ``what``; returns its value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def read_topic(
+    bootstrap: str, topic: str, *, until: Callable[[list[Message]], bool], timeout: float = 30.0
+) -> list[Message]:
+    """Read ``topic`` from the start (fresh group) until ``until(messages)`` or fail."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": unique("reader"),
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    out: list[Message] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while not until(out):
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"timed out after {timeout}s reading {topic}: {len(out)} messages"
+                )
+            for msg in consumer.consume(500, 0.2):
+                if msg.error() is None:
+                    out.append(msg)
+    finally:
+        consumer.close()
+    return out
