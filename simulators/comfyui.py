@@ -1,0 +1,886 @@
+"""A ComfyUI simulator: a real HTTP + websocket server speaking ComfyUI's own API.
+
+Clients written against it work unchanged against a real ComfyUI:
+
+- ``POST /prompt`` validates an API-format workflow and queues it (``{prompt_id, number,
+  node_errors}``, or 400 ``{error, node_errors}`` exactly as ComfyUI reports a bad graph);
+- ``GET /history[/{prompt_id}]``, ``GET /view``, ``GET/POST /queue``, ``POST /interrupt``,
+  ``GET /system_stats``, ``GET /object_info``;
+- ``/ws?clientId=...`` streams ``status``, ``execution_start``, ``execution_cached``,
+  ``executing``, ``progress``, ``executed``, ``execution_success`` / ``execution_error`` to the
+  client that submitted the prompt.
+
+Prompts run FIFO on ``SIM_COMFYUI_WORKERS`` simulated GPUs (default 4). Each takes
+``SIM_COMFYUI_RENDER_MS`` (default 0), spread over the sampler's steps as progress events, and
+"renders" a real PNG whose content is a pure function of positive prompt, seed, size and batch
+index. ``SIM_COMFYUI_EXEC_FAILURE_RATE`` (default 0) makes a share of prompts fail in the
+sampler as a CUDA out-of-memory would. Only the newest ``SIM_COMFYUI_HISTORY_MAX`` (default
+10000) prompts are remembered; images are kept as their recipe and re-rendered on demand, so
+memory stays small however many prompts run.
+
+Simulator-only endpoints: ``GET /_sim/books`` (counts) and ``GET/POST /_sim/comfyui`` (read or
+change ``render_ms`` / ``exec_failure_rate`` at run time), besides ``/_sim/config`` from
+:func:`simulators.common.install_faults`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import contextlib
+import functools
+import hashlib
+import io
+import json
+import logging
+import platform
+import random
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi.responses import JSONResponse, Response
+from PIL import Image, ImageDraw, ImageFont, ImageOps
+
+from simulators.common import Knobs, _env_float, error_json, install_faults, serve
+
+logger = logging.getLogger(__name__)
+
+COMFYUI_VERSION = "0.3.40-sim"
+OUTPUT_NODES = frozenset({"SaveImage", "PreviewImage"})
+SAMPLER_SEED_INPUT = {"KSampler": "seed", "KSamplerAdvanced": "noise_seed"}
+TEXT_INPUTS = {"CLIPTextEncode": ("text",), "CLIPTextEncodeSDXL": ("text_g", "text_l")}
+LATENT_SOURCES = frozenset({"EmptyLatentImage", "EmptySD3LatentImage"})
+# ComfyUI allows 16384; the simulator stops lower so one bad request cannot eat gigabytes.
+MAX_RESOLUTION = 8192
+MAX_BATCH = 16
+# Required inputs of the core nodes the simulator knows; unknown node types are accepted as
+# pass-through nodes so custom workflows still run (real ComfyUI would need the custom node).
+REQUIRED_INPUTS: dict[str, tuple[str, ...]] = {
+    "CheckpointLoaderSimple": ("ckpt_name",),
+    "CLIPTextEncode": ("text", "clip"),
+    "CLIPTextEncodeSDXL": ("clip", "text_g", "text_l"),
+    "EmptyLatentImage": ("width", "height", "batch_size"),
+    "KSampler": (
+        "model",
+        "seed",
+        "steps",
+        "cfg",
+        "sampler_name",
+        "scheduler",
+        "positive",
+        "negative",
+        "latent_image",
+        "denoise",
+    ),
+    "VAEDecode": ("samples", "vae"),
+    "SaveImage": ("images",),
+    "PreviewImage": ("images",),
+}
+# Per-websocket outbox; a client that falls this far behind is disconnected, not buffered.
+WS_OUTBOX_MAX = 10_000
+IMAGE_CACHE_MAX = 64
+
+
+@dataclass
+class ComfyConfig:
+    """Execution knobs of the simulated ComfyUI (``SIM_COMFYUI_*``)."""
+
+    workers: int = 4
+    render_ms: float = 0.0
+    exec_failure_rate: float = 0.0
+    history_max: int = 10_000
+
+    @classmethod
+    def from_env(cls) -> ComfyConfig:
+        """Read ``SIM_COMFYUI_{WORKERS,RENDER_MS,EXEC_FAILURE_RATE,HISTORY_MAX}``."""
+        return cls(
+            workers=max(1, int(_env_float(["SIM_COMFYUI_WORKERS"], 4))),
+            render_ms=_env_float(["SIM_COMFYUI_RENDER_MS"], 0.0),
+            exec_failure_rate=_env_float(["SIM_COMFYUI_EXEC_FAILURE_RATE"], 0.0),
+            history_max=max(1, int(_env_float(["SIM_COMFYUI_HISTORY_MAX"], 10_000))),
+        )
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+@functools.lru_cache(maxsize=32)
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    return ImageFont.load_default(size=size)
+
+
+def render_png(prompt: str, seed: int, width: int, height: int, index: int = 0) -> bytes:
+    """A PNG that is a pure function of its arguments (same inputs → identical bytes).
+
+    A rotated colour gradient, a few shapes and the first words of the prompt, all drawn from
+    a hash of prompt, seed and batch index. Takes ~20-40 ms at 1024x1024.
+    """
+    digest = hashlib.sha256(f"{seed}\x00{index}\x00{prompt}".encode()).digest()
+    rng = random.Random(digest)
+
+    def colour() -> tuple[int, int, int]:
+        return (rng.randrange(256), rng.randrange(256), rng.randrange(256))
+
+    # Rotate the small 256x256 gradient and crop its centre (no empty corners), then scale up:
+    # far cheaper than drawing a gradient at full size.
+    grad = Image.linear_gradient("L").rotate(rng.uniform(0, 360), Image.Resampling.BILINEAR)
+    grad = grad.crop((64, 64, 192, 192)).resize((width, height), Image.Resampling.BILINEAR)
+    img = ImageOps.colorize(grad, colour(), colour(), colour())
+    draw = ImageDraw.Draw(img)
+    short = min(width, height)
+    for _ in range(rng.randint(4, 8)):
+        x, y = rng.randrange(width), rng.randrange(height)
+        r = rng.randint(max(1, short // 20), max(2, short // 5))
+        box = (x - r, y - r, x + r, y + r)
+        draw_shape = draw.ellipse if rng.random() < 0.5 else draw.rectangle
+        draw_shape(box, fill=colour(), outline=colour(), width=max(1, r // 10))
+    words = " ".join(prompt.split()[:6]) or "(empty prompt)"
+    size = max(8, short // 16)
+    draw.text(
+        (short // 20, max(0, height - size * 2)),
+        words,
+        font=_font(size),
+        fill=(255, 255, 255),
+        stroke_width=max(1, size // 12),
+        stroke_fill=(0, 0, 0),
+    )
+    buf = io.BytesIO()
+    # Level 1: encoding dominates the cost and the bytes stay deterministic at any level.
+    img.save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _is_link(value: object) -> bool:
+    return (
+        isinstance(value, list)
+        and len(value) == 2
+        and isinstance(value[0], str | int)
+        and isinstance(value[1], int)
+    )
+
+
+def _error(type_: str, message: str, details: str = "", **extra: Any) -> dict[str, Any]:
+    return {"type": type_, "message": message, "details": details, "extra_info": extra}
+
+
+def validate_prompt(prompt: object) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """ComfyUI's checks on a submitted graph: ``(error or None, node_errors)``."""
+    if not isinstance(prompt, dict) or not prompt:
+        return _error("invalid_prompt", "Prompt must be a non-empty object of nodes"), {}
+    for node_id, node in prompt.items():
+        if not isinstance(node, dict) or "class_type" not in node:
+            return _error(
+                "invalid_prompt",
+                "Cannot execute because a node is missing the class_type property.",
+                f"Node ID '#{node_id}'",
+            ), {}
+    if not any(n["class_type"] in OUTPUT_NODES for n in prompt.values()):
+        return _error("prompt_no_outputs", "Prompt has no outputs"), {}
+
+    node_errors: dict[str, Any] = {}
+    for node_id, node in prompt.items():
+        inputs = node.get("inputs", {})
+        errors: list[dict[str, Any]] = []
+        if not isinstance(inputs, dict):
+            errors.append(_error("invalid_input_type", "Node inputs must be an object"))
+            inputs = {}
+        for name in REQUIRED_INPUTS.get(node["class_type"], ()):
+            if name not in inputs:
+                errors.append(
+                    _error(
+                        "required_input_missing", "Required input is missing", name, input_name=name
+                    )
+                )
+        for name, value in inputs.items():
+            if _is_link(value) and str(value[0]) not in prompt:
+                errors.append(
+                    _error(
+                        "exception_during_inner_validation",
+                        "Exception when validating inner node",
+                        f"{name}: linked node '{value[0]}' does not exist",
+                        input_name=name,
+                        exception_type="KeyError",
+                    )
+                )
+        if node["class_type"] in LATENT_SOURCES:
+            for name in ("width", "height"):
+                value = inputs.get(name)
+                if isinstance(value, int) and not 16 <= value <= MAX_RESOLUTION:
+                    errors.append(
+                        _error(
+                            "value_bigger_than_max" if value > 16 else "value_smaller_than_min",
+                            f"Value out of range 16..{MAX_RESOLUTION}",
+                            f"{name}: {value}",
+                            input_name=name,
+                        )
+                    )
+        if errors:
+            node_errors[str(node_id)] = {
+                "errors": errors,
+                "dependent_outputs": [
+                    k for k, n in prompt.items() if n["class_type"] in OUTPUT_NODES
+                ],
+                "class_type": node["class_type"],
+            }
+    if node_errors:
+        return _error(
+            "prompt_outputs_failed_validation", "Prompt outputs failed validation"
+        ), node_errors
+    return None, {}
+
+
+# --------------------------------------------------------------------------- graph reading
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything that determines one output image."""
+
+    prompt: str
+    seed: int
+    width: int
+    height: int
+    index: int = 0
+
+
+@dataclass
+class Plan:
+    """What executing a graph means to the simulator."""
+
+    order: list[str]
+    sampler: str | None
+    steps: int
+    recipes: dict[str, list[Recipe]]  # output node id -> images it saves
+    prefixes: dict[str, str]
+
+
+def _upstream(prompt: dict[str, Any], node_id: str) -> list[str]:
+    inputs = prompt[node_id].get("inputs", {})
+    return [str(v[0]) for v in inputs.values() if _is_link(v)]
+
+
+def _follow(prompt: dict[str, Any], link: object, wanted: frozenset[str], via: str) -> str | None:
+    """Walk ``link`` upstream through ``via`` inputs until a node of a ``wanted`` class."""
+    for _ in range(16):
+        if not _is_link(link):
+            return None
+        node_id = str(link[0])  # type: ignore[index]
+        node = prompt[node_id]
+        if node["class_type"] in wanted:
+            return node_id
+        link = node.get("inputs", {}).get(via)
+    return None
+
+
+def plan_prompt(prompt: dict[str, Any]) -> Plan:
+    """Execution order (dependencies first) and the image recipe of each output node."""
+    order: list[str] = []
+    seen: set[str] = set()
+
+    def visit(node_id: str) -> None:
+        if node_id in seen:
+            return
+        seen.add(node_id)
+        for up in _upstream(prompt, node_id):
+            visit(up)
+        order.append(node_id)
+
+    outputs = sorted((k for k, n in prompt.items() if n["class_type"] in OUTPUT_NODES), key=str)
+    for out in outputs:
+        visit(str(out))
+
+    samplers = [n for n in order if prompt[n]["class_type"] in SAMPLER_SEED_INPUT]
+    sampler = samplers[0] if samplers else None
+    text, seed, steps, width, height, batch = "", 0, 1, 512, 512, 1
+    if sampler is not None:
+        s_inputs = prompt[sampler]["inputs"]
+        seed = _as_int(s_inputs.get(SAMPLER_SEED_INPUT[prompt[sampler]["class_type"]]), 0)
+        steps = max(1, _as_int(s_inputs.get("steps"), 1))
+        enc = _follow(prompt, s_inputs.get("positive"), frozenset(TEXT_INPUTS), "conditioning")
+        if enc is not None:
+            cls = prompt[enc]["class_type"]
+            text = " ".join(str(prompt[enc]["inputs"].get(k, "")) for k in TEXT_INPUTS[cls]).strip()
+        latent = _follow(prompt, s_inputs.get("latent_image"), LATENT_SOURCES, "latent_image")
+        if latent is not None:
+            l_inputs = prompt[latent]["inputs"]
+            width = _as_int(l_inputs.get("width"), 512)
+            height = _as_int(l_inputs.get("height"), 512)
+            batch = min(MAX_BATCH, max(1, _as_int(l_inputs.get("batch_size"), 1)))
+    recipes = {out: [Recipe(text, seed, width, height, i) for i in range(batch)] for out in outputs}
+    prefixes = {
+        out: str(prompt[out].get("inputs", {}).get("filename_prefix", "ComfyUI")) for out in outputs
+    }
+    return Plan(order, sampler, steps, recipes, prefixes)
+
+
+def _as_int(value: object, default: int) -> int:
+    try:
+        return int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return default
+
+
+# --------------------------------------------------------------------------- server state
+
+
+@dataclass
+class Job:
+    """One queued prompt."""
+
+    number: int
+    prompt_id: str
+    prompt: dict[str, Any]
+    extra_data: dict[str, Any]
+    client_id: str | None
+    outputs: list[str]
+    deleted: bool = False
+    interrupted: bool = False
+
+    def queue_item(self) -> list[Any]:
+        """ComfyUI's queue/history tuple: [number, prompt_id, prompt, extra_data, outputs]."""
+        return [self.number, self.prompt_id, self.prompt, self.extra_data, self.outputs]
+
+
+class _Interrupted(Exception):
+    """Raised inside an execution when ``POST /interrupt`` targeted it."""
+
+
+class _SimulatedOOM(Exception):
+    """The injected execution failure (what a GPU out-of-memory looks like)."""
+
+
+@dataclass
+class SimState:
+    """Queue, history, stored images and websocket clients of one simulator instance."""
+
+    config: ComfyConfig
+    rng: random.Random
+    queue: asyncio.Queue[Job] = field(default_factory=asyncio.Queue)
+    pending: dict[str, Job] = field(default_factory=dict)
+    running: dict[str, Job] = field(default_factory=dict)
+    history: collections.OrderedDict[str, dict[str, Any]] = field(
+        default_factory=collections.OrderedDict
+    )
+    files: collections.OrderedDict[tuple[str, str], Recipe] = field(
+        default_factory=collections.OrderedDict
+    )
+    files_of: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    image_cache: collections.OrderedDict[tuple[str, str], bytes] = field(
+        default_factory=collections.OrderedDict
+    )
+    sockets: dict[str, set[asyncio.Queue[str | None]]] = field(
+        default_factory=lambda: collections.defaultdict(set)
+    )
+    books: collections.Counter[str] = field(default_factory=collections.Counter)
+    number: int = 0
+    file_counter: int = 0
+
+    # ---- websocket fan-out
+
+    def send(self, event: str, data: dict[str, Any], sid: str | None) -> None:
+        """Queue a message for client ``sid`` (all clients when None); never blocks a worker."""
+        text = json.dumps({"type": event, "data": data})
+        targets = (
+            [q for qs in self.sockets.values() for q in qs]
+            if sid is None
+            else list(self.sockets.get(sid, ()))
+        )
+        for q in targets:
+            try:
+                q.put_nowait(text)
+            except asyncio.QueueFull:
+                # A reader this far behind is dead weight: drop it rather than grow memory.
+                self._drop(q)
+
+    def _drop(self, q: asyncio.Queue[str | None]) -> None:
+        for qs in self.sockets.values():
+            qs.discard(q)
+        with contextlib.suppress(asyncio.QueueFull):
+            q.put_nowait(None)
+
+    def queue_remaining(self) -> int:
+        return len(self.pending) + len(self.running)
+
+    def status_data(self) -> dict[str, Any]:
+        return {"status": {"exec_info": {"queue_remaining": self.queue_remaining()}}}
+
+    def broadcast_status(self) -> None:
+        self.send("status", self.status_data(), None)
+
+    # ---- queueing
+
+    def enqueue(
+        self, prompt: dict[str, Any], prompt_id: str, client_id: str | None, extra: dict[str, Any]
+    ) -> Job:
+        outputs = sorted(k for k, n in prompt.items() if n["class_type"] in OUTPUT_NODES)
+        job = Job(self.number, prompt_id, prompt, extra, client_id, outputs)
+        self.number += 1
+        self.pending[prompt_id] = job
+        self.queue.put_nowait(job)
+        self.books["prompts_queued"] += 1
+        self.broadcast_status()
+        return job
+
+    def delete_pending(self, prompt_ids: list[str]) -> None:
+        for pid in prompt_ids:
+            job = self.pending.pop(pid, None)
+            if job is not None:
+                job.deleted = True
+                self.books["deleted"] += 1
+        self.broadcast_status()
+
+    # ---- images
+
+    def add_file(self, prompt_id: str, prefix: str, recipe: Recipe) -> dict[str, str]:
+        subfolder, _, name = prefix.rpartition("/")
+        self.file_counter += 1
+        filename = f"{name or 'ComfyUI'}_{self.file_counter:05}_.png"
+        key = (subfolder, filename)
+        self.files[key] = recipe
+        self.files_of.setdefault(prompt_id, []).append(key)
+        return {"filename": filename, "subfolder": subfolder, "type": "output"}
+
+    def cache_image(self, key: tuple[str, str], data: bytes) -> None:
+        self.image_cache[key] = data
+        self.image_cache.move_to_end(key)
+        while len(self.image_cache) > IMAGE_CACHE_MAX:
+            self.image_cache.popitem(last=False)
+
+    async def image(self, subfolder: str, filename: str) -> bytes | None:
+        key = (subfolder, filename)
+        cached = self.image_cache.get(key)
+        if cached is not None:
+            return cached
+        recipe = self.files.get(key)
+        if recipe is None:
+            return None
+        data = await asyncio.to_thread(
+            render_png, recipe.prompt, recipe.seed, recipe.width, recipe.height, recipe.index
+        )
+        self.cache_image(key, data)
+        return data
+
+    def store_history(self, job: Job, entry: dict[str, Any]) -> None:
+        self.history[job.prompt_id] = entry
+        while len(self.history) > self.config.history_max:
+            old, _ = self.history.popitem(last=False)
+            for key in self.files_of.pop(old, []):
+                self.files.pop(key, None)
+                self.image_cache.pop(key, None)
+
+    # ---- execution
+
+    async def worker(self, gpu: int) -> None:
+        """One simulated GPU: take prompts FIFO and execute them until cancelled."""
+        while True:
+            job = await self.queue.get()
+            if job.deleted:
+                continue
+            self.pending.pop(job.prompt_id, None)
+            self.running[job.prompt_id] = job
+            try:
+                await self.execute(job)
+            except Exception:
+                logger.exception(
+                    "simulated execution crashed prompt_id=%s gpu=%d", job.prompt_id, gpu
+                )
+            finally:
+                self.running.pop(job.prompt_id, None)
+                # ComfyUI sends this after the history entry exists, on success and failure alike.
+                self.send("executing", {"node": None, "prompt_id": job.prompt_id}, job.client_id)
+                self.broadcast_status()
+
+    async def execute(self, job: Job) -> None:
+        """Run one prompt: the ComfyUI event sequence, progress over the render time, images."""
+        pid, sid = job.prompt_id, job.client_id
+        messages: list[list[Any]] = []
+
+        def emit(event: str, data: dict[str, Any], record: bool = False) -> None:
+            if record:
+                messages.append([event, data])
+            self.send(event, data, sid)
+
+        emit("execution_start", {"prompt_id": pid, "timestamp": _ms()}, record=True)
+        emit("execution_cached", {"nodes": [], "prompt_id": pid, "timestamp": _ms()}, record=True)
+        plan = plan_prompt(job.prompt)
+        fail_now = self.rng.random() < self.config.exec_failure_rate
+        outputs: dict[str, Any] = {}
+        executed: list[str] = []
+        current = plan.order[0] if plan.order else ""
+        try:
+            for node_id in plan.order:
+                current = node_id
+                emit("executing", {"node": node_id, "display_node": node_id, "prompt_id": pid})
+                if node_id == plan.sampler:
+                    await self._sample(job, node_id, plan.steps, fail_now)
+                if node_id in plan.recipes:
+                    images = []
+                    for recipe in plan.recipes[node_id]:
+                        ref = self.add_file(pid, plan.prefixes[node_id], recipe)
+                        data = await asyncio.to_thread(
+                            render_png,
+                            recipe.prompt,
+                            recipe.seed,
+                            recipe.width,
+                            recipe.height,
+                            recipe.index,
+                        )
+                        self.cache_image((ref["subfolder"], ref["filename"]), data)
+                        images.append(ref)
+                    outputs[node_id] = {"images": images}
+                    emit(
+                        "executed",
+                        {
+                            "node": node_id,
+                            "display_node": node_id,
+                            "output": outputs[node_id],
+                            "prompt_id": pid,
+                        },
+                    )
+                executed.append(node_id)
+        except (_Interrupted, _SimulatedOOM) as exc:
+            node_type = job.prompt[current]["class_type"]
+            if isinstance(exc, _Interrupted):
+                self.books["interrupted"] += 1
+                emit(
+                    "execution_interrupted",
+                    {
+                        "prompt_id": pid,
+                        "node_id": current,
+                        "node_type": node_type,
+                        "executed": executed,
+                        "timestamp": _ms(),
+                    },
+                    record=True,
+                )
+            else:
+                self.books["failed"] += 1
+                emit(
+                    "execution_error",
+                    {
+                        "prompt_id": pid,
+                        "node_id": current,
+                        "node_type": node_type,
+                        "executed": executed,
+                        "exception_message": str(exc),
+                        "exception_type": "torch.OutOfMemoryError",
+                        "traceback": [
+                            '  File "execution.py", line 327, in execute\n',
+                            '  File "comfy/samplers.py", line 1034, in sample\n',
+                        ],
+                        "current_inputs": {},
+                        "current_outputs": {},
+                        "timestamp": _ms(),
+                    },
+                    record=True,
+                )
+            self.store_history(job, self._entry(job, plan, {}, "error", False, messages))
+            return
+        emit("execution_success", {"prompt_id": pid, "timestamp": _ms()}, record=True)
+        self.books["executed"] += 1
+        self.store_history(job, self._entry(job, plan, outputs, "success", True, messages))
+
+    async def _sample(self, job: Job, node_id: str, steps: int, fail: bool) -> None:
+        # Progress is paced against absolute deadlines so many steps don't accumulate drift.
+        per_step = self.config.render_ms / 1000.0 / steps
+        start = time.monotonic()
+        fail_at = steps // 2 if fail else -1
+        for step in range(steps):
+            delay = start + (step + 1) * per_step - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if job.interrupted:
+                raise _Interrupted
+            if step == fail_at:
+                raise _SimulatedOOM(
+                    "Allocation on device 0 would exceed allowed memory. (out of memory)"
+                )
+            self.send(
+                "progress",
+                {"value": step + 1, "max": steps, "prompt_id": job.prompt_id, "node": node_id},
+                job.client_id,
+            )
+
+    def _entry(
+        self,
+        job: Job,
+        plan: Plan,
+        outputs: dict[str, Any],
+        status_str: str,
+        completed: bool,
+        messages: list[list[Any]],
+    ) -> dict[str, Any]:
+        meta = {
+            n: {"node_id": n, "display_node": n, "parent_node": None, "real_node_id": n}
+            for n in outputs
+        }
+        return {
+            "prompt": job.queue_item(),
+            "outputs": outputs,
+            "status": {"status_str": status_str, "completed": completed, "messages": messages},
+            "meta": meta,
+        }
+
+
+def _ms() -> int:
+    return int(time.time() * 1000)
+
+
+# --------------------------------------------------------------------------- app
+
+
+def _fault(request: Request, status: int) -> Response:
+    """An injected failure the way ComfyUI's aiohttp server answers it."""
+    headers = {"Retry-After": "1"} if status == 429 else None
+    body: dict[str, object] = {
+        "error": _error("server_error", f"{status}: simulated failure", request.url.path),
+        "node_errors": {},
+    }
+    return error_json(status, body, headers)
+
+
+def _object_info() -> dict[str, Any]:
+    info: dict[str, Any] = {}
+    for cls, required in REQUIRED_INPUTS.items():
+        info[cls] = {
+            "input": {"required": {name: [["*"], {}] for name in required}},
+            "output": [] if cls in OUTPUT_NODES else ["*"],
+            "output_node": cls in OUTPUT_NODES,
+            "name": cls,
+            "display_name": cls,
+            "category": "simulated",
+            "description": "",
+        }
+    return info
+
+
+def create_app(knobs: Knobs | None = None, config: ComfyConfig | None = None) -> FastAPI:
+    """Build the simulator app (fault knobs from ``SIM_COMFYUI_*`` unless given)."""
+    knobs = knobs or Knobs.from_env("comfyui")
+    sim = SimState(config or ComfyConfig.from_env(), knobs.rng)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        tasks = [asyncio.create_task(sim.worker(i)) for i in range(sim.config.workers)]
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    app = FastAPI(title="ComfyUI simulator", lifespan=lifespan)
+    app.state.sim = sim
+    install_faults(app, knobs, _fault, exempt_prefixes=("/_sim", "/ws"))
+
+    @app.post("/prompt")
+    async def post_prompt(request: Request) -> JSONResponse:
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or "prompt" not in body:
+            return error_json(
+                400, {"error": _error("no_prompt", "No prompt provided"), "node_errors": {}}
+            )
+        prompt = body["prompt"]
+        error, node_errors = validate_prompt(prompt)
+        if error is not None:
+            return error_json(400, {"error": error, "node_errors": node_errors})
+        # Newer ComfyUI accepts a client-chosen prompt_id so the client can listen before submit.
+        prompt_id = str(body.get("prompt_id") or uuid.uuid4())
+        extra_raw = body.get("extra_data")
+        extra: dict[str, Any] = extra_raw if isinstance(extra_raw, dict) else {}
+        client_id = body.get("client_id")
+        job = sim.enqueue(prompt, prompt_id, str(client_id) if client_id else None, extra)
+        return JSONResponse({"prompt_id": prompt_id, "number": job.number, "node_errors": {}})
+
+    @app.get("/prompt")
+    async def get_prompt() -> dict[str, Any]:
+        return {"exec_info": {"queue_remaining": sim.queue_remaining()}}
+
+    @app.get("/history")
+    async def get_history(max_items: int | None = None) -> dict[str, Any]:
+        items = list(sim.history.items())
+        if max_items is not None:
+            items = items[-max_items:] if max_items > 0 else []
+        return dict(items)
+
+    @app.get("/history/{prompt_id}")
+    async def get_history_one(prompt_id: str) -> dict[str, Any]:
+        entry = sim.history.get(prompt_id)
+        return {prompt_id: entry} if entry is not None else {}
+
+    @app.post("/history")
+    async def post_history(request: Request) -> Response:
+        body = await request.json()
+        if body.get("clear"):
+            sim.history.clear()
+        for pid in body.get("delete", []):
+            sim.history.pop(str(pid), None)
+        return Response(status_code=200)
+
+    @app.get("/view")
+    async def view(
+        filename: str = "", subfolder: str = "", type_: str = Query("output", alias="type")
+    ) -> Response:
+        if not filename:
+            return Response(status_code=400)
+        data = await sim.image(subfolder, filename) if type_ == "output" else None
+        if data is None:
+            return Response(status_code=404)
+        return Response(
+            content=data,
+            media_type="image/png",
+            headers={"Content-Disposition": f'filename="{filename}"'},
+        )
+
+    @app.get("/queue")
+    async def get_queue() -> dict[str, Any]:
+        return {
+            "queue_running": [j.queue_item() for j in sim.running.values()],
+            "queue_pending": [j.queue_item() for j in sim.pending.values()],
+        }
+
+    @app.post("/queue")
+    async def post_queue(request: Request) -> Response:
+        body = await request.json()
+        if body.get("clear"):
+            sim.delete_pending(list(sim.pending))
+        if isinstance(body.get("delete"), list):
+            sim.delete_pending([str(p) for p in body["delete"]])
+        return Response(status_code=200)
+
+    @app.post("/interrupt")
+    async def interrupt(request: Request) -> Response:
+        raw = await request.body()
+        body = json.loads(raw) if raw.strip() else {}
+        target = body.get("prompt_id") if isinstance(body, dict) else None
+        for job in sim.running.values():
+            if target is None or job.prompt_id == target:
+                job.interrupted = True
+        return Response(status_code=200)
+
+    @app.get("/system_stats")
+    async def system_stats() -> dict[str, Any]:
+        gib = 1024**3
+        return {
+            "system": {
+                "os": "posix" if sys.platform != "win32" else "nt",
+                "ram_total": 64 * gib,
+                "ram_free": 48 * gib,
+                "comfyui_version": COMFYUI_VERSION,
+                "python_version": sys.version,
+                "pytorch_version": "2.5.1+cu124 (simulated)",
+                "embedded_python": False,
+                "argv": ["main.py", "--listen"],
+                "machine": platform.machine(),
+            },
+            "devices": [
+                {
+                    "name": f"cuda:{i} Simulated RTX 4090 : cudaMallocAsync",
+                    "type": "cuda",
+                    "index": i,
+                    "vram_total": 24 * gib,
+                    "vram_free": 20 * gib,
+                    "torch_vram_total": 8 * gib,
+                    "torch_vram_free": 6 * gib,
+                }
+                for i in range(sim.config.workers)
+            ],
+        }
+
+    @app.get("/object_info")
+    async def object_info() -> dict[str, Any]:
+        return _object_info()
+
+    @app.get("/object_info/{node_class}")
+    async def object_info_one(node_class: str) -> dict[str, Any]:
+        info = _object_info()
+        return {node_class: info[node_class]} if node_class in info else {}
+
+    @app.get("/_sim/books")
+    async def books() -> dict[str, int]:
+        return {
+            "prompts_queued": sim.books["prompts_queued"],
+            "executed": sim.books["executed"],
+            "failed": sim.books["failed"],
+            "interrupted": sim.books["interrupted"],
+            "deleted": sim.books["deleted"],
+            "pending": len(sim.pending),
+            "running": len(sim.running),
+        }
+
+    @app.get("/_sim/comfyui")
+    async def get_sim_config() -> dict[str, Any]:
+        c = sim.config
+        return {
+            "workers": c.workers,
+            "render_ms": c.render_ms,
+            "exec_failure_rate": c.exec_failure_rate,
+            "history_max": c.history_max,
+        }
+
+    @app.post("/_sim/comfyui")
+    async def set_sim_config(request: Request) -> dict[str, Any]:
+        body = await request.json()
+        for key in ("render_ms", "exec_failure_rate"):
+            if key in body:
+                setattr(sim.config, key, float(body[key]))
+        return await get_sim_config()
+
+    @app.websocket("/ws")
+    async def ws(websocket: WebSocket, clientId: str | None = None) -> None:
+        await websocket.accept()
+        sid = clientId or uuid.uuid4().hex
+        outbox: asyncio.Queue[str | None] = asyncio.Queue(maxsize=WS_OUTBOX_MAX)
+        sim.sockets[sid].add(outbox)
+        outbox.put_nowait(json.dumps({"type": "status", "data": {**sim.status_data(), "sid": sid}}))
+
+        async def pump() -> None:
+            while (text := await outbox.get()) is not None:
+                await websocket.send_text(text)
+
+        async def drain() -> None:
+            # Clients may send nothing; reading is how we learn they went away.
+            with contextlib.suppress(WebSocketDisconnect):
+                while True:
+                    await websocket.receive_text()
+
+        tasks = [asyncio.create_task(pump()), asyncio.create_task(drain())]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            sim.sockets[sid].discard(outbox)
+            if not sim.sockets[sid]:
+                sim.sockets.pop(sid, None)
+            # Best effort: the peer may already be gone, which each server backend reports its way.
+            with contextlib.suppress(Exception):
+                await websocket.close()
+
+    return app
+
+
+def main() -> None:
+    """Entry point: ``python -m simulators.comfyui [--host H] [--port N]``."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8188)
+    args = parser.parse_args()
+    serve(create_app(), args.host, args.port)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,961 @@
+"""Printify API v1 simulator: a real HTTP server speaking Printify's wire format.
+
+It covers what POD Engine uses: shops, image uploads (base64 or URL), the catalog (blueprints,
+print providers, variants), products (create / list / get / delete) and the publishing
+handshake (``publish`` → ``publishing_succeeded`` / ``publishing_failed``).
+
+Behaviour copied from Printify on purpose:
+
+- ``Authorization: Bearer <token>`` is required; each token is its own account with one shop.
+- Product creation is validated like Printify does: prices are integer cents, variant ids must
+  belong to the blueprint/provider, image ids must be uploads of the account, ...; errors use
+  Printify's body ``{status, code, message, errors: {reason, code}}`` (HTTP 400, code 8150).
+- Rate limits as documented: 600 requests per minute per account and 200 publish calls per
+  30 minutes; exceeding either gives 429 with a ``Retry-After`` header.
+
+Knobs (environment; the fault knobs of :mod:`simulators.common` apply too):
+``SIM_PRINTIFY_RPM`` (600), ``SIM_PRINTIFY_RATE_WINDOW_S`` (60), ``SIM_PRINTIFY_PUBLISH_LIMIT``
+(200), ``SIM_PRINTIFY_PUBLISH_WINDOW_S`` (1800), ``SIM_PRINTIFY_MAX_PRODUCTS`` (20000 per
+account; the oldest are evicted beyond it so long runs stay bounded).
+
+Test hooks: ``GET /_sim/books`` (what each account did, plus duplicate products),
+``POST /_sim/reset`` (forget everything), ``GET/POST /_sim/limits`` (change the rate limits).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import collections
+import hashlib
+import io
+import logging
+import math
+import os
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeGuard
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from PIL import Image, UnidentifiedImageError
+
+from simulators.common import Knobs, SlidingWindowLimiter, error_json, install_faults, serve
+
+logger = logging.getLogger(__name__)
+
+SHOP_ID = 12345678
+SHOP_TITLE = "POD Engine Shop"
+SALES_CHANNEL = "custom_integration"
+
+# Printify's error codes: 8150 is what it answers for a failed validation; the others are the
+# simulator's own stand-ins in the same numbering range (Printify does not document a full list).
+CODE_VALIDATION = 8150
+CODE_BAD_REQUEST = 8100
+CODE_UNAUTHENTICATED = 8101
+CODE_NOT_FOUND = 8200
+CODE_RATE_LIMITED = 8429
+CODE_SERVER = 8500
+
+MAX_PRODUCTS_PAGE = 50  # Printify caps ``limit`` at 50 for products...
+MAX_UPLOADS_PAGE = 100  # ...and at 100 for uploads.
+MAX_URL_FETCH_BYTES = 64 * 1024 * 1024
+
+
+# --------------------------------------------------------------------------------------------
+# Static catalog. Variant ids are per blueprint (shared by its providers, each offering a
+# subset), option ids follow Printify's (sizes S..2XL are 14..18).
+
+_SIZE_IDS = {"S": 14, "M": 15, "L": 16, "XL": 17, "2XL": 18, "11oz": 1189}
+_COLOUR_IDS = {
+    "White": 521,
+    "Black": 418,
+    "Navy": 511,
+    "Sport Grey": 358,
+    "Red": 392,
+    "Dark Heather": 366,
+}
+_APPAREL_SIZES = ("S", "M", "L", "XL", "2XL")
+
+_BLUEPRINT_SPECS: list[dict[str, Any]] = [
+    {
+        "id": 6,
+        "title": "Unisex Heavy Cotton Tee",
+        "brand": "Gildan",
+        "model": "5000",
+        "description": "The unisex heavy cotton tee is the basic staple of any wardrobe.",
+        "first_variant_id": 17390,
+        "colours": ("White", "Black", "Navy", "Sport Grey", "Red"),
+        "sizes": _APPAREL_SIZES,
+        "placeholders": {"front": (4500, 5100), "back": (4500, 5100)},
+        "cost": 1048,
+        "cost_2xl": 1382,
+        "providers": {
+            99: ("Printify Choice", ("White", "Black", "Navy", "Sport Grey", "Red")),
+            29: ("Monster Digital", ("White", "Black", "Navy")),
+        },
+    },
+    {
+        "id": 77,
+        "title": "Unisex Heavy Blend™ Hooded Sweatshirt",
+        "brand": "Gildan",
+        "model": "18500",
+        "description": "A cozy heavy blend hoodie with a spacious kangaroo pocket.",
+        "first_variant_id": 32878,
+        "colours": ("White", "Black", "Navy", "Sport Grey", "Dark Heather"),
+        "sizes": _APPAREL_SIZES,
+        "placeholders": {"front": (3852, 3396), "back": (4500, 5100)},
+        "cost": 2187,
+        "cost_2xl": 2521,
+        "providers": {
+            99: ("Printify Choice", ("White", "Black", "Navy", "Sport Grey", "Dark Heather")),
+            29: ("Monster Digital", ("Black", "Navy", "Sport Grey")),
+        },
+    },
+    {
+        "id": 68,
+        "title": "Mug 11oz",
+        "brand": "Generic brand",
+        "model": "Mug 11oz",
+        "description": "A white ceramic mug, dishwasher and microwave safe.",
+        "first_variant_id": 33719,
+        "colours": ("White",),
+        "sizes": ("11oz",),
+        "placeholders": {"front": (2475, 1155)},
+        "cost": 450,
+        "cost_2xl": 450,
+        "providers": {1: ("SPOKE Custom Products", ("White",)), 28: ("District Photo", ("White",))},
+    },
+]
+
+
+@dataclass(frozen=True)
+class CatalogVariant:
+    """One catalog variant and what products need from it (cost and option ids)."""
+
+    id: int
+    title: str
+    colour: str
+    size: str
+    cost: int
+    placeholders: tuple[tuple[str, int, int], ...]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "options": {"color": self.colour, "size": self.size},
+            "placeholders": [
+                {"position": pos, "height": h, "width": w} for pos, w, h in self.placeholders
+            ],
+        }
+
+
+def _build_catalog() -> tuple[
+    dict[int, dict[str, Any]],
+    dict[int, dict[int, str]],
+    dict[tuple[int, int], dict[int, CatalogVariant]],
+]:
+    blueprints: dict[int, dict[str, Any]] = {}
+    providers: dict[int, dict[int, str]] = {}
+    variants: dict[tuple[int, int], dict[int, CatalogVariant]] = {}
+    for spec in _BLUEPRINT_SPECS:
+        bp_id = spec["id"]
+        blueprints[bp_id] = {
+            "id": bp_id,
+            "title": spec["title"],
+            "description": spec["description"],
+            "brand": spec["brand"],
+            "model": spec["model"],
+            "images": [f"https://images.printify.com/sim/blueprint-{bp_id}.jpg"],
+        }
+        placeholders = tuple((pos, w, h) for pos, (w, h) in spec["placeholders"].items())
+        all_variants: dict[str, CatalogVariant] = {}
+        next_id = spec["first_variant_id"]
+        for colour in spec["colours"]:
+            for size in spec["sizes"]:
+                cost = spec["cost_2xl"] if size == "2XL" else spec["cost"]
+                all_variants[f"{colour}/{size}"] = CatalogVariant(
+                    next_id, f"{colour} / {size}", colour, size, cost, placeholders
+                )
+                next_id += 1
+        providers[bp_id] = {}
+        for pp_id, (pp_title, colours) in spec["providers"].items():
+            providers[bp_id][pp_id] = pp_title
+            variants[(bp_id, pp_id)] = {
+                v.id: v for v in all_variants.values() if v.colour in colours
+            }
+    return blueprints, providers, variants
+
+
+BLUEPRINTS, PROVIDERS, VARIANTS = _build_catalog()
+
+
+# --------------------------------------------------------------------------------------------
+# State
+
+
+@dataclass
+class Account:
+    """Everything one API token did: its uploads, products and the publishing handshake."""
+
+    key: str
+    user_id: int
+    uploads: dict[str, dict[str, Any]] = field(default_factory=dict)
+    products: dict[str, dict[str, Any]] = field(default_factory=dict)
+    uploads_count: int = 0
+    products_created: int = 0
+    products_deleted: int = 0
+    requests: int = 0
+    rate_limited: int = 0
+    publish_calls: collections.Counter[str] = field(default_factory=collections.Counter)
+    publish_succeeded: collections.Counter[str] = field(default_factory=collections.Counter)
+    publish_failed: collections.Counter[str] = field(default_factory=collections.Counter)
+
+    def forget_product(self, product_id: str) -> None:
+        self.products.pop(product_id, None)
+        for counter in (self.publish_calls, self.publish_succeeded, self.publish_failed):
+            counter.pop(product_id, None)
+
+
+class PrintifyState:
+    """Accounts by token; bounded so that long chaos runs do not grow without limit."""
+
+    def __init__(self, max_products: int, max_uploads: int) -> None:
+        self.max_products = max_products
+        self.max_uploads = max_uploads
+        self.accounts: dict[str, Account] = {}
+
+    def account(self, token: str) -> Account:
+        # Accounts are keyed by a hash so the books never show a token.
+        key = hashlib.sha256(token.encode()).hexdigest()[:12]
+        acct = self.accounts.get(key)
+        if acct is None:
+            acct = Account(key=key, user_id=int(key[:7], 16))
+            self.accounts[key] = acct
+        return acct
+
+    def add_product(self, acct: Account, product: dict[str, Any]) -> None:
+        acct.products[product["id"]] = product
+        acct.products_created += 1
+        while len(acct.products) > self.max_products:
+            acct.forget_product(next(iter(acct.products)))
+
+    def add_upload(self, acct: Account, upload: dict[str, Any]) -> None:
+        acct.uploads[upload["id"]] = upload
+        acct.uploads_count += 1
+        while len(acct.uploads) > self.max_uploads:
+            acct.uploads.pop(next(iter(acct.uploads)))
+
+    def reset(self) -> None:
+        self.accounts.clear()
+
+
+@dataclass
+class Limits:
+    """The two documented Printify rate limits, rebuilt whenever they are changed."""
+
+    rpm: int
+    rate_window_s: float
+    publish_limit: int
+    publish_window_s: float
+    requests: SlidingWindowLimiter = field(init=False)
+    publishes: SlidingWindowLimiter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.rebuild()
+
+    def rebuild(self) -> None:
+        self.requests = SlidingWindowLimiter(self.rpm, self.rate_window_s)
+        self.publishes = SlidingWindowLimiter(self.publish_limit, self.publish_window_s)
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "rpm": self.rpm,
+            "rate_window_s": self.rate_window_s,
+            "publish_limit": self.publish_limit,
+            "publish_window_s": self.publish_window_s,
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# Responses
+
+
+def printify_error(
+    status: int,
+    message: str,
+    *,
+    code: int,
+    reason: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """An error in Printify's format: ``{status: "error", code, message, errors?}``."""
+    body: dict[str, object] = {"status": "error", "code": code, "message": message}
+    if reason is not None:
+        body["errors"] = {"reason": reason, "code": code}
+    return error_json(status, body, headers)
+
+
+def _validation_error(reason: str) -> JSONResponse:
+    return printify_error(400, "Validation failed.", code=CODE_VALIDATION, reason=reason)
+
+
+def _not_found(what: str) -> JSONResponse:
+    return printify_error(
+        404, f"{what} not found.", code=CODE_NOT_FOUND, reason=f"{what} not found"
+    )
+
+
+def _too_many(wait_s: float, what: str) -> JSONResponse:
+    # Retry-After is whole seconds (RFC 9110); round up so an obedient client is never early.
+    retry_after = str(max(1, math.ceil(wait_s)))
+    return printify_error(
+        429,
+        "Too Many Requests.",
+        code=CODE_RATE_LIMITED,
+        reason=f"{what} rate limit exceeded",
+        headers={"Retry-After": retry_after},
+    )
+
+
+def _fault(request: Request, status: int) -> Response:
+    """An injected fault in Printify's format (see :func:`simulators.common.install_faults`)."""
+    if status == 429:
+        return _too_many(1.0, "Request")
+    if status >= 500:
+        return printify_error(status, "Internal server error.", code=CODE_SERVER)
+    return printify_error(status, "Request failed.", code=CODE_BAD_REQUEST)
+
+
+def _ok(data: object) -> JSONResponse:
+    return JSONResponse(content=data)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _paginate(items: list[dict[str, Any]], page: int, limit: int) -> dict[str, Any]:
+    """Printify's (Laravel-style) pagination envelope."""
+    total = len(items)
+    last_page = max(1, math.ceil(total / limit))
+    start = (page - 1) * limit
+    data = items[start : start + limit]
+    return {
+        "current_page": page,
+        "data": data,
+        "first_page_url": "/?page=1",
+        "from": start + 1 if data else None,
+        "last_page": last_page,
+        "last_page_url": f"/?page={last_page}",
+        "next_page_url": f"/?page={page + 1}" if page < last_page else None,
+        "path": "/",
+        "per_page": limit,
+        "prev_page_url": f"/?page={page - 1}" if page > 1 else None,
+        "to": start + len(data) if data else None,
+        "total": total,
+    }
+
+
+def _page_params(request: Request, max_limit: int, default_limit: int) -> tuple[int, int] | str:
+    """``(page, limit)`` from the query, or the reason they are invalid."""
+    try:
+        page = int(request.query_params.get("page", "1"))
+        limit = int(request.query_params.get("limit", str(default_limit)))
+    except ValueError:
+        return "page and limit must be integers"
+    if page < 1:
+        return "The page must be at least 1."
+    if not 1 <= limit <= max_limit:
+        return f"The limit may not be greater than {max_limit}."
+    return page, limit
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+async def _json_body(request: Request) -> dict[str, Any] | None:
+    try:
+        body = await request.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+# --------------------------------------------------------------------------------------------
+# Uploads
+
+
+class _Invalid(Exception):
+    """A request that fails validation; ``str(exc)`` is Printify's ``errors.reason``."""
+
+
+def _inspect_image(data: bytes) -> tuple[int, int, str]:
+    """Width, height and mime type of a PNG or JPEG, or raise :class:`_Invalid`."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            fmt = img.format
+            width, height = img.size
+    except (UnidentifiedImageError, OSError) as exc:
+        raise _Invalid("The file is not a valid image") from exc
+    mime = {"PNG": "image/png", "JPEG": "image/jpeg"}.get(fmt or "")
+    if mime is None:
+        raise _Invalid(f"Unsupported image format {fmt}; only PNG and JPEG are accepted")
+    return width, height, mime
+
+
+async def _fetch(url: str) -> bytes:
+    if not url.startswith(("http://", "https://")):
+        raise _Invalid("url must be an http(s) URL")
+    try:
+        async with (
+            httpx.AsyncClient(timeout=10.0, follow_redirects=True, trust_env=False) as http,
+            http.stream("GET", url) as resp,
+        ):
+            if resp.status_code != 200:
+                raise _Invalid(f"Could not download the image: HTTP {resp.status_code}")
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in resp.aiter_bytes():
+                size += len(chunk)
+                if size > MAX_URL_FETCH_BYTES:
+                    raise _Invalid("The image is too large")
+                chunks.append(chunk)
+    except httpx.HTTPError as exc:
+        raise _Invalid(f"Could not download the image: {type(exc).__name__}") from exc
+    return b"".join(chunks)
+
+
+async def _make_upload(body: dict[str, Any]) -> dict[str, Any]:
+    file_name = body.get("file_name")
+    if not isinstance(file_name, str) or not file_name:
+        raise _Invalid("file_name is required")
+    url, contents = body.get("url"), body.get("contents")
+    if (url is None) == (contents is None):
+        raise _Invalid("Exactly one of url or contents is required")
+    if contents is not None:
+        if not isinstance(contents, str):
+            raise _Invalid("contents must be a base64 string")
+        try:
+            data = base64.b64decode(contents, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise _Invalid("contents is not valid base64") from exc
+    else:
+        if not isinstance(url, str):
+            raise _Invalid("url must be a string")
+        data = await _fetch(url)
+    width, height, mime = _inspect_image(data)
+    upload_id = secrets.token_hex(12)
+    # Only the metadata is kept: the bytes are dropped so memory stays flat on long runs.
+    return {
+        "id": upload_id,
+        "file_name": file_name,
+        "height": height,
+        "width": width,
+        "size": len(data),
+        "mime_type": mime,
+        "preview_url": f"https://images.printify.com/sim/{upload_id}",
+        "upload_time": _now().strftime("%Y-%m-%d %H:%M:%S"),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Products
+
+
+def _is_int(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _require_int(body: dict[str, Any], key: str) -> int:
+    value = body.get(key)
+    if not _is_int(value):
+        raise _Invalid(f"{key} is required and must be an integer")
+    return value
+
+
+def _validate_variants(
+    raw: object, catalog: dict[int, CatalogVariant]
+) -> list[tuple[CatalogVariant, int, bool, str | None]]:
+    if not isinstance(raw, list) or not raw:
+        raise _Invalid("variants is required and must be a non-empty list")
+    out: list[tuple[CatalogVariant, int, bool, str | None]] = []
+    seen: set[int] = set()
+    for i, item in enumerate(raw):
+        if not isinstance(item, dict):
+            raise _Invalid(f"variants.{i} must be an object")
+        vid, price = item.get("id"), item.get("price")
+        if not _is_int(vid):
+            raise _Invalid(f"variants.{i}.id must be an integer")
+        if not _is_int(price):
+            # Printify takes prices in cents: 19.99 or "19.99" is rejected, not rounded.
+            raise _Invalid(f"variants.{i}.price must be an integer (price in cents)")
+        if price <= 0:
+            raise _Invalid(f"variants.{i}.price must be positive")
+        if vid not in catalog:
+            raise _Invalid(f"variants.{i}.id {vid} is not available for this print provider")
+        if vid in seen:
+            raise _Invalid(f"variants.{i}.id {vid} is duplicated")
+        seen.add(vid)
+        enabled = item.get("is_enabled", True)
+        if not isinstance(enabled, bool):
+            raise _Invalid(f"variants.{i}.is_enabled must be a boolean")
+        sku = item.get("sku")
+        if sku is not None and (not isinstance(sku, str) or not sku):
+            raise _Invalid(f"variants.{i}.sku must be a non-empty string")
+        out.append((catalog[vid], int(price), enabled, sku))
+    return out
+
+
+def _validate_print_areas(
+    raw: object, variant_ids: set[int], catalog: dict[int, CatalogVariant], acct: Account
+) -> list[dict[str, Any]]:
+    if not isinstance(raw, list) or not raw:
+        raise _Invalid("print_areas is required and must be a non-empty list")
+    areas: list[dict[str, Any]] = []
+    image_count = 0
+    for i, area in enumerate(raw):
+        if not isinstance(area, dict):
+            raise _Invalid(f"print_areas.{i} must be an object")
+        vids = area.get("variant_ids")
+        if not isinstance(vids, list) or not vids or not all(_is_int(v) for v in vids):
+            raise _Invalid(f"print_areas.{i}.variant_ids must be a non-empty list of integers")
+        unknown = [v for v in vids if v not in variant_ids]
+        if unknown:
+            raise _Invalid(f"print_areas.{i}.variant_ids {unknown} are not in the variants")
+        positions = {p for v in vids for p, _, _ in catalog[v].placeholders}
+        placeholders = area.get("placeholders")
+        if not isinstance(placeholders, list) or not placeholders:
+            raise _Invalid(f"print_areas.{i}.placeholders must be a non-empty list")
+        clean_placeholders: list[dict[str, Any]] = []
+        for j, ph in enumerate(placeholders):
+            where = f"print_areas.{i}.placeholders.{j}"
+            if not isinstance(ph, dict) or ph.get("position") not in positions:
+                raise _Invalid(f"{where}.position must be one of {sorted(positions)}")
+            images = ph.get("images")
+            if not isinstance(images, list):
+                raise _Invalid(f"{where}.images must be a list")
+            clean_images: list[dict[str, Any]] = []
+            for k, img in enumerate(images):
+                if not isinstance(img, dict) or not isinstance(img.get("id"), str):
+                    raise _Invalid(f"{where}.images.{k}.id is required")
+                if img["id"] not in acct.uploads:
+                    raise _Invalid(f"{where}.images.{k}.id {img['id']} is not an uploaded image")
+                for key in ("x", "y", "scale", "angle"):
+                    if not _is_number(img.get(key)):
+                        raise _Invalid(f"{where}.images.{k}.{key} must be a number")
+                upload = acct.uploads[img["id"]]
+                clean_images.append(
+                    {
+                        "id": img["id"],
+                        "name": upload["file_name"],
+                        "type": upload["mime_type"],
+                        "height": upload["height"],
+                        "width": upload["width"],
+                        "x": img["x"],
+                        "y": img["y"],
+                        "scale": img["scale"],
+                        "angle": img["angle"],
+                    }
+                )
+            image_count += len(clean_images)
+            clean_placeholders.append({"position": ph["position"], "images": clean_images})
+        areas.append({"variant_ids": list(vids), "placeholders": clean_placeholders})
+    if image_count == 0:
+        raise _Invalid("print_areas must place at least one image")
+    return areas
+
+
+def _build_product(body: dict[str, Any], acct: Account) -> dict[str, Any]:
+    """Validate a create-product body like Printify and return the stored product."""
+    title, description = body.get("title"), body.get("description")
+    if not isinstance(title, str) or not title.strip():
+        raise _Invalid("title is required")
+    if not isinstance(description, str):
+        raise _Invalid("description is required")
+    tags = body.get("tags", [])
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise _Invalid("tags must be a list of strings")
+    bp_id = _require_int(body, "blueprint_id")
+    pp_id = _require_int(body, "print_provider_id")
+    if bp_id not in BLUEPRINTS:
+        raise _Invalid(f"blueprint_id {bp_id} does not exist")
+    if pp_id not in PROVIDERS[bp_id]:
+        raise _Invalid(f"print_provider_id {pp_id} is not available for blueprint {bp_id}")
+    catalog = VARIANTS[(bp_id, pp_id)]
+    variants = _validate_variants(body.get("variants"), catalog)
+    areas = _validate_print_areas(
+        body.get("print_areas"), {v.id for v, *_ in variants}, catalog, acct
+    )
+
+    product_id = secrets.token_hex(12)
+    colours = list(dict.fromkeys(v.colour for v, *_ in variants))
+    sizes = list(dict.fromkeys(v.size for v, *_ in variants))
+    default_id = next((v.id for v, _, enabled, _ in variants if enabled), variants[0][0].id)
+    stamp = _now().strftime("%Y-%m-%d %H:%M:%S+00:00")
+    mockups = [
+        {
+            "src": f"https://images-api.printify.com/mockup/{product_id}/{v.id}/{pos}.jpg",
+            "variant_ids": [v.id],
+            "position": pos,
+            "is_default": v.id == default_id and pos == "front",
+        }
+        for v, _, enabled, _ in variants
+        if enabled
+        for pos in sorted({ph["position"] for area in areas for ph in area["placeholders"]})
+    ]
+    return {
+        "id": product_id,
+        "title": title,
+        "description": description,
+        "tags": list(tags),
+        "options": [
+            {
+                "name": "Colors",
+                "type": "color",
+                "values": [{"id": _COLOUR_IDS[c], "title": c} for c in colours],
+            },
+            {
+                "name": "Sizes",
+                "type": "size",
+                "values": [{"id": _SIZE_IDS[s], "title": s} for s in sizes],
+            },
+        ],
+        "variants": [
+            {
+                "id": v.id,
+                "sku": sku or f"{secrets.randbelow(10**11):011d}",
+                "cost": v.cost,
+                "price": price,
+                "title": v.title,
+                "grams": 180,
+                "is_enabled": enabled,
+                "is_default": v.id == default_id,
+                "is_available": True,
+                "options": [_COLOUR_IDS[v.colour], _SIZE_IDS[v.size]],
+            }
+            for v, price, enabled, sku in variants
+        ],
+        "images": mockups,
+        "created_at": stamp,
+        "updated_at": stamp,
+        "visible": True,
+        "is_locked": False,
+        "blueprint_id": bp_id,
+        "user_id": acct.user_id,
+        "shop_id": SHOP_ID,
+        "print_provider_id": pp_id,
+        "print_areas": areas,
+        "sales_channel_properties": [],
+    }
+
+
+def _duplicates(acct: Account) -> list[dict[str, Any]]:
+    """Live products sharing their first variant SKU or a ``pod:`` tag with another one."""
+    by_key: dict[str, list[str]] = collections.defaultdict(list)
+    for pid, product in acct.products.items():
+        keys = {f"sku:{product['variants'][0]['sku']}"} if product["variants"] else set()
+        keys |= {f"tag:{t}" for t in product["tags"] if t.startswith("pod:")}
+        for key in keys:
+            by_key[key].append(pid)
+    return [{"key": k, "product_ids": ids} for k, ids in by_key.items() if len(ids) > 1]
+
+
+def _books(state: PrintifyState, limits: Limits) -> dict[str, Any]:
+    accounts: dict[str, Any] = {}
+    all_duplicates: list[dict[str, Any]] = []
+    for key, acct in state.accounts.items():
+        duplicates = _duplicates(acct)
+        all_duplicates += [{"account": key, **d} for d in duplicates]
+        accounts[key] = {
+            "user_id": acct.user_id,
+            "requests": acct.requests,
+            "rate_limited": acct.rate_limited,
+            "uploads": acct.uploads_count,
+            "products_created": acct.products_created,
+            "products_deleted": acct.products_deleted,
+            "products": [
+                {
+                    "product_id": pid,
+                    "title": p["title"],
+                    "tags": p["tags"],
+                    "skus": [v["sku"] for v in p["variants"]],
+                }
+                for pid, p in acct.products.items()
+            ],
+            "publish_calls": dict(acct.publish_calls),
+            "publishing_succeeded": dict(acct.publish_succeeded),
+            "publishing_failed": dict(acct.publish_failed),
+            "duplicates": duplicates,
+        }
+    return {"accounts": accounts, "duplicates": all_duplicates, "limits": limits.as_dict()}
+
+
+# --------------------------------------------------------------------------------------------
+# App
+
+
+def _env_number(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise SystemExit(f"{name}: expected a number, got {raw!r}") from exc
+
+
+def create_app(knobs: Knobs | None = None) -> FastAPI:
+    """Build the simulator app (knobs default to ``Knobs.from_env("printify")``)."""
+    knobs = knobs or Knobs.from_env("printify")
+    app = FastAPI(title="Printify simulator", docs_url=None, redoc_url=None)
+    max_products = int(_env_number("SIM_PRINTIFY_MAX_PRODUCTS", 20000))
+    state = PrintifyState(max_products=max_products, max_uploads=max_products * 2)
+    limits = Limits(
+        rpm=int(_env_number("SIM_PRINTIFY_RPM", 600)),
+        rate_window_s=_env_number("SIM_PRINTIFY_RATE_WINDOW_S", 60.0),
+        publish_limit=int(_env_number("SIM_PRINTIFY_PUBLISH_LIMIT", 200)),
+        publish_window_s=_env_number("SIM_PRINTIFY_PUBLISH_WINDOW_S", 1800.0),
+    )
+    app.state.sim = state
+    install_faults(app, knobs, _fault)
+
+    # Registered after install_faults, so it runs first: a request without a token or over the
+    # account's rate limit never reaches the fault injector, as at Printify.
+    @app.middleware("http")
+    async def _auth_and_rate_limit(request: Request, call_next: Any) -> Response:
+        if request.url.path.startswith("/_sim"):
+            return await call_next(request)
+        token = _bearer(request)
+        if token is None:
+            return printify_error(401, "Unauthenticated.", code=CODE_UNAUTHENTICATED)
+        acct = state.account(token)
+        acct.requests += 1
+        wait = limits.requests.check(acct.key)
+        if wait is not None:
+            acct.rate_limited += 1
+            return _too_many(wait, "Request")
+        return await call_next(request)
+
+    def account_of(request: Request) -> Account:
+        # The middleware guarantees a token on every /v1 route.
+        return state.account(_bearer(request) or "")
+
+    def product_of(request: Request, shop_id: str, product_id: str) -> dict[str, Any] | Response:
+        if shop_id != str(SHOP_ID):
+            return _not_found("Shop")
+        product = account_of(request).products.get(product_id)
+        return product if product is not None else _not_found("Product")
+
+    # --- shops & uploads -------------------------------------------------------------------
+
+    @app.get("/v1/shops.json")
+    async def list_shops() -> Response:
+        return _ok([{"id": SHOP_ID, "title": SHOP_TITLE, "sales_channel": SALES_CHANNEL}])
+
+    @app.post("/v1/uploads/images.json")
+    async def upload_image(request: Request) -> Response:
+        body = await _json_body(request)
+        if body is None:
+            return _validation_error("The request body must be a JSON object")
+        try:
+            upload = await _make_upload(body)
+        except _Invalid as exc:
+            return _validation_error(str(exc))
+        acct = account_of(request)
+        state.add_upload(acct, upload)
+        logger.info("upload account=%s id=%s size=%d", acct.key, upload["id"], upload["size"])
+        return _ok(upload)
+
+    @app.get("/v1/uploads.json")
+    async def list_uploads(request: Request) -> Response:
+        params = _page_params(request, MAX_UPLOADS_PAGE, 10)
+        if isinstance(params, str):
+            return _validation_error(params)
+        uploads = list(reversed(account_of(request).uploads.values()))
+        return _ok(_paginate(uploads, *params))
+
+    @app.get("/v1/uploads/{upload_id}.json")
+    async def get_upload(request: Request, upload_id: str) -> Response:
+        upload = account_of(request).uploads.get(upload_id)
+        return _ok(upload) if upload is not None else _not_found("Upload")
+
+    # --- catalog -----------------------------------------------------------------------------
+
+    @app.get("/v1/catalog/blueprints.json")
+    async def list_blueprints() -> Response:
+        return _ok(list(BLUEPRINTS.values()))
+
+    @app.get("/v1/catalog/blueprints/{blueprint_id}.json")
+    async def get_blueprint(blueprint_id: int) -> Response:
+        bp = BLUEPRINTS.get(blueprint_id)
+        return _ok(bp) if bp is not None else _not_found("Blueprint")
+
+    @app.get("/v1/catalog/blueprints/{blueprint_id}/print_providers.json")
+    async def list_print_providers(blueprint_id: int) -> Response:
+        if blueprint_id not in PROVIDERS:
+            return _not_found("Blueprint")
+        return _ok([{"id": i, "title": t} for i, t in PROVIDERS[blueprint_id].items()])
+
+    @app.get("/v1/catalog/blueprints/{blueprint_id}/print_providers/{provider_id}/variants.json")
+    async def list_variants(blueprint_id: int, provider_id: int) -> Response:
+        catalog = VARIANTS.get((blueprint_id, provider_id))
+        if catalog is None:
+            return _not_found("Print provider")
+        return _ok(
+            {
+                "id": provider_id,
+                "title": PROVIDERS[blueprint_id][provider_id],
+                "variants": [v.as_json() for v in catalog.values()],
+            }
+        )
+
+    # --- products ----------------------------------------------------------------------------
+
+    @app.post("/v1/shops/{shop_id}/products.json")
+    async def create_product(request: Request, shop_id: str) -> Response:
+        if shop_id != str(SHOP_ID):
+            return _not_found("Shop")
+        body = await _json_body(request)
+        if body is None:
+            return _validation_error("The request body must be a JSON object")
+        acct = account_of(request)
+        try:
+            product = _build_product(body, acct)
+        except _Invalid as exc:
+            return _validation_error(str(exc))
+        state.add_product(acct, product)
+        logger.info("product created account=%s id=%s", acct.key, product["id"])
+        return _ok(product)
+
+    @app.get("/v1/shops/{shop_id}/products.json")
+    async def list_products(request: Request, shop_id: str) -> Response:
+        if shop_id != str(SHOP_ID):
+            return _not_found("Shop")
+        params = _page_params(request, MAX_PRODUCTS_PAGE, 10)
+        if isinstance(params, str):
+            return _validation_error(params)
+        # Newest first, as Printify lists them.
+        products = list(reversed(account_of(request).products.values()))
+        return _ok(_paginate(products, *params))
+
+    @app.get("/v1/shops/{shop_id}/products/{product_id}.json")
+    async def get_product(request: Request, shop_id: str, product_id: str) -> Response:
+        found = product_of(request, shop_id, product_id)
+        return found if isinstance(found, Response) else _ok(found)
+
+    @app.delete("/v1/shops/{shop_id}/products/{product_id}.json")
+    async def delete_product(request: Request, shop_id: str, product_id: str) -> Response:
+        found = product_of(request, shop_id, product_id)
+        if isinstance(found, Response):
+            return found
+        acct = account_of(request)
+        acct.forget_product(product_id)
+        acct.products_deleted += 1
+        return _ok({})
+
+    @app.post("/v1/shops/{shop_id}/products/{product_id}/publish.json")
+    async def publish(request: Request, shop_id: str, product_id: str) -> Response:
+        found = product_of(request, shop_id, product_id)
+        if isinstance(found, Response):
+            return found
+        body = await _json_body(request)
+        if body is None:
+            return _validation_error("The request body must be a JSON object")
+        for key in ("title", "description", "images", "variants", "tags"):
+            if not isinstance(body.get(key), bool):
+                return _validation_error(f"{key} is required and must be a boolean")
+        for key in ("keyFeatures", "shipping_template"):
+            if key in body and not isinstance(body[key], bool):
+                return _validation_error(f"{key} must be a boolean")
+        acct = account_of(request)
+        wait = limits.publishes.check(acct.key)
+        if wait is not None:
+            acct.rate_limited += 1
+            return _too_many(wait, "Publishing")
+        acct.publish_calls[product_id] += 1
+        found["is_locked"] = True
+        logger.info("publish account=%s product=%s", acct.key, product_id)
+        return _ok({})
+
+    @app.post("/v1/shops/{shop_id}/products/{product_id}/publishing_succeeded.json")
+    async def publishing_succeeded(request: Request, shop_id: str, product_id: str) -> Response:
+        found = product_of(request, shop_id, product_id)
+        if isinstance(found, Response):
+            return found
+        body = await _json_body(request)
+        external = body.get("external") if body else None
+        if not isinstance(external, dict) or not all(
+            isinstance(external.get(k), str) and external.get(k) for k in ("id", "handle")
+        ):
+            return _validation_error("external.id and external.handle are required strings")
+        found["external"] = {"id": external["id"], "handle": external["handle"]}
+        found["is_locked"] = False
+        account_of(request).publish_succeeded[product_id] += 1
+        return _ok({})
+
+    @app.post("/v1/shops/{shop_id}/products/{product_id}/publishing_failed.json")
+    async def publishing_failed(request: Request, shop_id: str, product_id: str) -> Response:
+        found = product_of(request, shop_id, product_id)
+        if isinstance(found, Response):
+            return found
+        body = await _json_body(request)
+        if body is None or not isinstance(body.get("reason"), str):
+            return _validation_error("reason is required and must be a string")
+        found["is_locked"] = False
+        account_of(request).publish_failed[product_id] += 1
+        return _ok({})
+
+    # --- test hooks --------------------------------------------------------------------------
+
+    @app.get("/_sim/books")
+    async def books() -> Response:
+        return _ok(_books(state, limits))
+
+    @app.post("/_sim/reset")
+    async def reset() -> Response:
+        state.reset()
+        limits.rebuild()
+        return _ok({"reset": True})
+
+    @app.get("/_sim/limits")
+    async def get_limits() -> Response:
+        return _ok(limits.as_dict())
+
+    @app.post("/_sim/limits")
+    async def set_limits(request: Request) -> Response:
+        body = await _json_body(request) or {}
+        limits.rpm = int(body.get("rpm", limits.rpm))
+        limits.rate_window_s = float(body.get("rate_window_s", limits.rate_window_s))
+        limits.publish_limit = int(body.get("publish_limit", limits.publish_limit))
+        limits.publish_window_s = float(body.get("publish_window_s", limits.publish_window_s))
+        limits.rebuild()
+        return _ok(limits.as_dict())
+
+    return app
+
+
+def main() -> None:
+    """Entry point: ``python -m simulators.printify [--host H] [--port N]``."""
+    parser = argparse.ArgumentParser(description="Printify API v1 simulator")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8189)
+    args = parser.parse_args()
+    serve(create_app(), args.host, args.port)
+
+
+if __name__ == "__main__":
+    main()

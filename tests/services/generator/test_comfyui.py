@@ -1,0 +1,293 @@
+"""The real ComfyUIClient against ComfyUI simulators in their own processes (no mocks)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import socket
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import pytest
+from PIL import Image
+
+from services.generator.comfyui import ComfyUIClient, RenderedImage
+from shared.errors import PermanentError, RetryableError, VendorTimeout
+from simulators.process import SimulatorProcess
+
+SIMS = {
+    # Two ordinary backends (the pool), one far slower than the timeout test allows, one that
+    # fails every execution. Four GPUs each, 200 ms a render.
+    "a": {"SIM_COMFYUI_RENDER_MS": "200"},
+    "b": {"SIM_COMFYUI_RENDER_MS": "200"},
+    "slow": {"SIM_COMFYUI_RENDER_MS": "20000", "SIM_COMFYUI_WORKERS": "1"},
+    "failing": {"SIM_COMFYUI_RENDER_MS": "50", "SIM_COMFYUI_EXEC_FAILURE_RATE": "1"},
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def sims() -> Iterator[dict[str, str]]:
+    procs = {name: SimulatorProcess("comfyui", free_port(), env=env) for name, env in SIMS.items()}
+    try:
+        # Started side by side: each takes about a second to import and bind.
+        with ThreadPoolExecutor(len(procs)) as pool:
+            list(pool.map(lambda p: p.start(), procs.values()))
+        yield {name: p.url for name, p in procs.items()}
+    finally:
+        for proc in procs.values():
+            proc.stop()
+
+
+@pytest.fixture(scope="module")
+def workflow() -> dict[str, Any]:
+    return ComfyUIClient.load_workflow(None)
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    with Image.open(io.BytesIO(data)) as img:
+        assert img.format == "PNG"
+        return img.size
+
+
+async def test_render_has_requested_size(sims: dict[str, str], workflow: dict[str, Any]) -> None:
+    client = ComfyUIClient(base_urls=[sims["a"]], workflow=workflow, timeout_s=20)
+    try:
+        image = await client.render(
+            prompt="a teal octopus", negative_prompt="blurry", seed=3, width=768, height=512,
+            job_id="job-1",
+        )  # fmt: skip
+    finally:
+        await client.aclose()
+    assert isinstance(image, RenderedImage)
+    assert png_size(image.data) == (768, 512)
+    assert (image.width, image.height) == (768, 512)
+    assert image.backend == sims["a"]
+    assert image.prompt_id
+    # The workflow given to the client is a template: rendering must not change it.
+    assert workflow == ComfyUIClient.load_workflow(None)
+
+
+async def test_fifty_concurrent_renders_over_websocket(
+    sims: dict[str, str], workflow: dict[str, Any]
+) -> None:
+    # A 30 s poll interval makes /history polling useless within the deadline, so finishing
+    # in time proves completion is signalled over the shared websocket.
+    client = ComfyUIClient(
+        base_urls=[sims["a"]], workflow=workflow, timeout_s=20, poll_interval_s=30
+    )
+    try:
+        images = await asyncio.gather(
+            *(
+                client.render(
+                    prompt=f"poster {i}", negative_prompt="", seed=i, width=128, height=128
+                )
+                for i in range(50)
+            )
+        )
+    finally:
+        await client.aclose()
+    assert len(images) == 50
+    assert len({img.data for img in images}) == 50
+    assert len({img.prompt_id for img in images}) == 50
+    assert all((img.width, img.height) == (128, 128) for img in images)
+
+
+async def test_pool_uses_both_backends(sims: dict[str, str], workflow: dict[str, Any]) -> None:
+    client = ComfyUIClient(base_urls=[sims["a"], sims["b"]], workflow=workflow, timeout_s=20)
+    try:
+        images = await asyncio.gather(
+            *(
+                client.render(prompt="mug", negative_prompt="", seed=i, width=64, height=64)
+                for i in range(16)
+            )
+        )
+    finally:
+        await client.aclose()
+    used = Counter(img.backend for img in images)
+    assert set(used) == {sims["a"], sims["b"]}
+    assert used[sims["a"]] == used[sims["b"]] == 8  # least-busy with round-robin ties
+
+
+async def test_timeout_is_vendor_timeout(sims: dict[str, str], workflow: dict[str, Any]) -> None:
+    client = ComfyUIClient(base_urls=[sims["slow"]], workflow=workflow, timeout_s=0.75)
+    started = time.monotonic()
+    try:
+        with pytest.raises(VendorTimeout) as info:
+            await client.render(prompt="slow", negative_prompt="", seed=1)
+    finally:
+        await client.aclose()
+    assert time.monotonic() - started < 5
+    assert info.value.retryable and info.value.vendor == "comfyui"
+
+
+async def test_execution_failure_is_retryable(
+    sims: dict[str, str], workflow: dict[str, Any]
+) -> None:
+    client = ComfyUIClient(base_urls=[sims["failing"]], workflow=workflow, timeout_s=20)
+    try:
+        with pytest.raises(RetryableError) as info:
+            await client.render(prompt="doomed", negative_prompt="", seed=1, width=64, height=64)
+    finally:
+        await client.aclose()
+    assert not isinstance(info.value, PermanentError)
+    assert not isinstance(info.value, VendorTimeout)
+    assert "KSampler" in info.value.message
+    assert "out of memory" in info.value.message
+
+
+async def test_execution_failure_seen_by_polling_too(
+    sims: dict[str, str], workflow: dict[str, Any]
+) -> None:
+    client = ComfyUIClient(
+        base_urls=[sims["failing"]], workflow=workflow, timeout_s=20, use_websocket=False,
+        poll_interval_s=0.05,
+    )  # fmt: skip
+    try:
+        with pytest.raises(RetryableError, match="KSampler"):
+            await client.render(prompt="doomed", negative_prompt="", seed=2, width=64, height=64)
+    finally:
+        await client.aclose()
+
+
+async def test_polling_mode(sims: dict[str, str], workflow: dict[str, Any]) -> None:
+    client = ComfyUIClient(
+        base_urls=[sims["b"]], workflow=workflow, timeout_s=20, use_websocket=False,
+        poll_interval_s=0.05,
+    )  # fmt: skip
+    try:
+        images = await asyncio.gather(
+            *(
+                client.render(prompt="tote bag", negative_prompt="", seed=i, width=96, height=160)
+                for i in range(5)
+            )
+        )
+    finally:
+        await client.aclose()
+    assert all(png_size(img.data) == (96, 160) for img in images)
+    assert len({img.data for img in images}) == 5
+
+
+async def test_same_inputs_same_image(sims: dict[str, str], workflow: dict[str, Any]) -> None:
+    client = ComfyUIClient(base_urls=[sims["a"], sims["b"]], workflow=workflow, timeout_s=20)
+    try:
+        first, second = await asyncio.gather(
+            *(
+                client.render(prompt="same", negative_prompt="", seed=9, width=64, height=64)
+                for _ in range(2)
+            )
+        )
+    finally:
+        await client.aclose()
+    assert first.backend != second.backend
+    assert first.data == second.data
+
+
+async def test_workflow_without_sampler_is_permanent(
+    sims: dict[str, str], workflow: dict[str, Any]
+) -> None:
+    broken = {k: v for k, v in workflow.items() if v["class_type"] != "KSampler"}
+    client = ComfyUIClient(base_urls=[sims["a"]], workflow=broken, timeout_s=20)
+    try:
+        with pytest.raises(PermanentError, match="KSampler"):
+            await client.render(prompt="x", negative_prompt="", seed=1)
+    finally:
+        await client.aclose()
+
+
+async def test_workflow_rejected_by_comfyui_is_permanent(
+    sims: dict[str, str], workflow: dict[str, Any]
+) -> None:
+    # Fills fine (sampler, encoders and latent are there) but has no output node.
+    no_output = {k: v for k, v in workflow.items() if v["class_type"] != "SaveImage"}
+    client = ComfyUIClient(base_urls=[sims["a"]], workflow=no_output, timeout_s=20)
+    try:
+        with pytest.raises(PermanentError, match="Prompt has no outputs") as info:
+            await client.render(prompt="x", negative_prompt="", seed=1)
+    finally:
+        await client.aclose()
+    assert info.value.status == 400 and info.value.code == "prompt_no_outputs"
+
+
+async def test_unreachable_backend_is_retryable(workflow: dict[str, Any]) -> None:
+    client = ComfyUIClient(
+        base_urls=[f"http://127.0.0.1:{free_port()}"], workflow=workflow, timeout_s=10
+    )
+    try:
+        with pytest.raises(RetryableError) as info:
+            await client.render(prompt="x", negative_prompt="", seed=1)
+    finally:
+        await client.aclose()
+    assert not isinstance(info.value, VendorTimeout)
+
+
+async def test_fills_workflow_by_links_not_ids(
+    sims: dict[str, str], workflow: dict[str, Any]
+) -> None:
+    # Same graph under different node ids: the client must still find every node.
+    renamed_ids = {old: f"n{old}" for old in workflow}
+
+    def relink(value: Any) -> Any:
+        if isinstance(value, list) and len(value) == 2 and value[0] in renamed_ids:
+            return [renamed_ids[value[0]], value[1]]
+        return value
+
+    renamed = {
+        renamed_ids[k]: {**v, "inputs": {n: relink(x) for n, x in v["inputs"].items()}}
+        for k, v in workflow.items()
+    }
+    client = ComfyUIClient(base_urls=[sims["a"]], workflow=renamed, timeout_s=20)
+    try:
+        image = await client.render(
+            prompt="a castle", negative_prompt="", seed=4, width=80, height=48
+        )
+        plain = ComfyUIClient(base_urls=[sims["a"]], workflow=workflow, timeout_s=20)
+        try:
+            reference = await plain.render(
+                prompt="a castle", negative_prompt="", seed=4, width=80, height=48
+            )
+        finally:
+            await plain.aclose()
+    finally:
+        await client.aclose()
+    assert png_size(image.data) == (80, 48)
+    assert image.data == reference.data  # prompt text and seed reached the renamed nodes
+    async with httpx.AsyncClient(base_url=sims["a"]) as http:
+        entry = (await http.get(f"/history/{image.prompt_id}")).json()[image.prompt_id]
+    nodes = entry["prompt"][2]
+    assert nodes["n6"]["inputs"]["text"] == "a castle"
+    assert nodes["n3"]["inputs"]["seed"] == 4
+
+
+async def test_survives_backend_restart(workflow: dict[str, Any]) -> None:
+    # The shared websocket drops with the server; renders after the restart must still finish
+    # (by polling while the socket reconnects, then by websocket again).
+    port = free_port()
+    env = {"SIM_COMFYUI_RENDER_MS": "100"}
+    client = ComfyUIClient(
+        base_urls=[f"http://127.0.0.1:{port}"], workflow=workflow, timeout_s=15,
+        poll_interval_s=0.05,
+    )  # fmt: skip
+    try:
+        with SimulatorProcess("comfyui", port, env=env):
+            first = await client.render(prompt="a", negative_prompt="", seed=1, width=64, height=64)
+        with SimulatorProcess("comfyui", port, env=env):
+            second = await asyncio.gather(
+                *(
+                    client.render(prompt="b", negative_prompt="", seed=i, width=64, height=64)
+                    for i in range(3)
+                )
+            )
+    finally:
+        await client.aclose()
+    assert png_size(first.data) == (64, 64)
+    assert all(png_size(img.data) == (64, 64) for img in second)

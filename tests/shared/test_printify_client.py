@@ -1,0 +1,354 @@
+"""PrintifyClient against the real Printify simulator over HTTP (no mocks)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import logging
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from PIL import Image
+
+from shared.errors import PermanentError, PodError, RateLimited, RetryableError, VendorTimeout
+from shared.vendors.printify import PrintifyClient, build_product_payload
+from simulators.process import SimulatorProcess
+
+SHOP = 12345678
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def png_bytes(width: int = 48, height: int = 48) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (width, height), (10, 120, 200)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def new_key() -> str:
+    return f"sk-secret-{uuid.uuid4().hex}"
+
+
+def books_for(proc: SimulatorProcess, api_key: str) -> dict[str, Any]:
+    books = httpx.get(f"{proc.url}/_sim/books", trust_env=False).json()
+    return dict(books["accounts"][hashlib.sha256(api_key.encode()).hexdigest()[:12]])
+
+
+def set_faults(proc: SimulatorProcess, **config: Any) -> None:
+    resp = httpx.post(f"{proc.url}/_sim/config", json=config, trust_env=False)
+    resp.raise_for_status()
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[SimulatorProcess]:
+    proc = SimulatorProcess("printify", free_port()).start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="module")
+def limited_sim() -> Iterator[SimulatorProcess]:
+    """10 requests per 2 s and 2 publishes per 2 s: Printify's limits, shrunk for tests."""
+    env = {
+        "SIM_PRINTIFY_RPM": "10",
+        "SIM_PRINTIFY_RATE_WINDOW_S": "2",
+        "SIM_PRINTIFY_PUBLISH_LIMIT": "2",
+        "SIM_PRINTIFY_PUBLISH_WINDOW_S": "2",
+    }
+    proc = SimulatorProcess("printify", free_port(), env=env).start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def faults_off(sim: SimulatorProcess) -> Iterator[SimulatorProcess]:
+    """Restore the simulator's fault knobs whatever the test injected."""
+    yield sim
+    set_faults(sim, failure_rate=0.0, timeout_share=0.0, fault_statuses=[500, 502, 503, 429])
+
+
+@pytest.fixture
+async def client(sim: SimulatorProcess) -> AsyncIterator[PrintifyClient]:
+    c = PrintifyClient(api_key=new_key(), base_url=sim.url, timeout_s=5.0)
+    yield c
+    await c.aclose()
+
+
+async def make_product(c: PrintifyClient, prefix: str, n_variants: int = 3) -> dict[str, Any]:
+    image = await c.upload_image(file_name="d.png", contents=png_bytes())
+    variants = (await c.list_variants(6, 99))[:n_variants]
+    body = build_product_payload(
+        title=f"Tee {prefix}",
+        description="desc",
+        tags=["retro", f"pod:{prefix}"],
+        blueprint_id=6,
+        print_provider_id=99,
+        variants=variants,
+        price_cents=2499,
+        image_id=image["id"],
+        sku_prefix=prefix,
+    )
+    return await c.create_product(SHOP, body)
+
+
+# --- happy path --------------------------------------------------------------------------------
+
+
+async def test_full_flow(sim: SimulatorProcess) -> None:
+    key = new_key()
+    async with PrintifyClient(api_key=key, base_url=sim.url) as c:
+        shops = await c.list_shops()
+        assert shops[0]["id"] == SHOP
+        image = await c.upload_image(file_name="design.png", contents=png_bytes(64, 32))
+        assert (image["width"], image["height"]) == (64, 32)
+        assert 6 in {b["id"] for b in await c.list_blueprints()}
+        assert {p["id"] for p in await c.list_print_providers(6)} == {99, 29}
+        variants = await c.list_variants(6, 99)
+        assert variants and {"id", "title", "options", "placeholders"} <= set(variants[0])
+
+        prefix = f"job-{uuid.uuid4().hex[:8]}"
+        body = build_product_payload(
+            title="Retro Sunset Tee",
+            description="A sunset.",
+            tags=["retro", f"pod:{prefix}"],
+            blueprint_id=6,
+            print_provider_id=99,
+            variants=variants[:4],
+            price_cents=2499,
+            image_id=image["id"],
+            positions=("front", "back"),
+            sku_prefix=prefix,
+        )
+        created = await c.create_product(SHOP, body)
+        assert [v["sku"] for v in created["variants"]] == [
+            f"{prefix}-{v['id']}" for v in variants[:4]
+        ]
+        assert await c.get_product(SHOP, created["id"]) == created
+        found = await c.find_product_by_sku(SHOP, f"{prefix}-{variants[0]['id']}")
+        assert found is not None and found["id"] == created["id"]
+        assert await c.find_product_by_sku(SHOP, "no-such-sku") is None
+
+        await c.publish(SHOP, created["id"])
+        assert (await c.get_product(SHOP, created["id"]))["is_locked"] is True
+        await c.publishing_succeeded(SHOP, created["id"], external_id="ext-1", handle="h/1")
+        product = await c.get_product(SHOP, created["id"])
+        assert product["external"] == {"id": "ext-1", "handle": "h/1"}
+        assert product["is_locked"] is False
+
+    books = books_for(sim, key)
+    assert books["products_created"] == 1 and books["uploads"] == 1
+    assert books["publish_calls"] == {created["id"]: 1}
+    assert books["publishing_succeeded"] == {created["id"]: 1}
+
+
+async def test_list_variants_is_cached(sim: SimulatorProcess) -> None:
+    key = new_key()
+    async with PrintifyClient(api_key=key, base_url=sim.url) as c:
+        first = await c.list_variants(77, 29)
+        second = await c.list_variants(77, 29)
+    assert second is first and first
+    assert books_for(sim, key)["requests"] == 1
+
+
+async def test_find_product_by_sku_walks_pages(client: PrintifyClient) -> None:
+    prefixes = [f"walk-{i}-{uuid.uuid4().hex[:6]}" for i in range(53)]
+    image = await client.upload_image(file_name="d.png", contents=png_bytes())
+    variants = (await client.list_variants(6, 99))[:1]
+    for prefix in prefixes:
+        body = build_product_payload(
+            title=prefix,
+            description="d",
+            tags=[],
+            blueprint_id=6,
+            print_provider_id=99,
+            variants=variants,
+            price_cents=1500,
+            image_id=image["id"],
+            sku_prefix=prefix,
+        )
+        await client.create_product(SHOP, body)
+    oldest_sku = f"{prefixes[0]}-{variants[0]['id']}"
+    envelope = await client.list_products(SHOP, page=1, limit=50)
+    assert envelope["total"] == 53 and envelope["last_page"] == 2
+    # The oldest product is on page 2: one page is not enough, two are.
+    assert await client.find_product_by_sku(SHOP, oldest_sku, max_pages=1) is None
+    found = await client.find_product_by_sku(SHOP, oldest_sku)
+    assert found is not None and found["title"] == prefixes[0]
+
+
+def test_build_product_payload_rejects_non_int_price() -> None:
+    common: dict[str, Any] = {
+        "title": "t",
+        "description": "d",
+        "tags": [],
+        "blueprint_id": 6,
+        "print_provider_id": 99,
+        "variants": [{"id": 17390}],
+        "image_id": "a" * 24,
+        "sku_prefix": "p",
+    }
+    bad: Any
+    for bad in (19.99, "1999", True, 0):
+        with pytest.raises(ValueError, match="price_cents"):
+            build_product_payload(price_cents=bad, **common)
+    body = build_product_payload(price_cents=1999, positions=("front", "back"), **common)
+    assert body["variants"] == [{"id": 17390, "price": 1999, "is_enabled": True, "sku": "p-17390"}]
+    placeholders = body["print_areas"][0]["placeholders"]
+    assert [p["position"] for p in placeholders] == ["front", "back"]
+    assert placeholders[0]["images"] == [
+        {"id": "a" * 24, "x": 0.5, "y": 0.5, "scale": 1, "angle": 0}
+    ]
+
+
+# --- rate limits -------------------------------------------------------------------------------
+
+
+async def test_client_limiter_keeps_burst_under_sim_limit(limited_sim: SimulatorProcess) -> None:
+    key = new_key()
+    async with PrintifyClient(
+        api_key=key, base_url=limited_sim.url, requests_per_minute=10, rate_window_s=2.0
+    ) as c:
+        started = time.monotonic()
+        results = await asyncio.gather(*(c.list_shops() for _ in range(30)))
+        elapsed = time.monotonic() - started
+    assert all(r[0]["id"] == SHOP for r in results)
+    books = books_for(limited_sim, key)
+    # The sim never had to say 429: the client paced itself (30 requests at 10 per 2 s).
+    assert books["rate_limited"] == 0
+    assert books["requests"] == 30
+    assert elapsed >= 3.9
+
+
+async def test_client_publish_limiter(limited_sim: SimulatorProcess) -> None:
+    key = new_key()
+    async with PrintifyClient(
+        api_key=key,
+        base_url=limited_sim.url,
+        requests_per_minute=10,
+        rate_window_s=2.0,
+        publishes_per_window=2,
+        publish_window_s=2.0,
+    ) as c:
+        product = await make_product(c, f"pub-{uuid.uuid4().hex[:6]}")
+        started = time.monotonic()
+        await asyncio.gather(*(c.publish(SHOP, product["id"]) for _ in range(4)))
+        elapsed = time.monotonic() - started
+    books = books_for(limited_sim, key)
+    assert books["rate_limited"] == 0
+    assert books["publish_calls"] == {product["id"]: 4}
+    assert elapsed >= 1.9
+
+
+async def test_429_is_waited_out_and_retried(limited_sim: SimulatorProcess) -> None:
+    key = new_key()
+    # No client-side pacing: the sim's 429 + Retry-After drives the waits.
+    async with PrintifyClient(
+        api_key=key, base_url=limited_sim.url, requests_per_minute=10_000
+    ) as c:
+        for _ in range(13):
+            assert (await c.list_shops())[0]["id"] == SHOP
+    books = books_for(limited_sim, key)
+    assert books["rate_limited"] >= 1
+    assert books["requests"] == 13 + books["rate_limited"]
+
+
+async def test_429_after_three_retries_raises_rate_limited(
+    faults_off: SimulatorProcess, client: PrintifyClient
+) -> None:
+    before = httpx.get(f"{faults_off.url}/_sim/faults", trust_env=False).json().get("429", 0)
+    set_faults(faults_off, failure_rate=1.0, fault_statuses=[429])
+    with pytest.raises(RateLimited) as info:
+        await client.list_shops()
+    after = httpx.get(f"{faults_off.url}/_sim/faults", trust_env=False).json()["429"]
+    assert after - before == 4  # the first try and three retries
+    assert info.value.status == 429 and info.value.retry_after == 1.0
+    assert info.value.vendor == "printify" and info.value.retryable
+
+
+# --- error mapping -----------------------------------------------------------------------------
+
+
+async def test_validation_error_is_permanent_with_printify_code(client: PrintifyClient) -> None:
+    image = await client.upload_image(file_name="d.png", contents=png_bytes())
+    body = build_product_payload(
+        title="t",
+        description="d",
+        tags=[],
+        blueprint_id=6,
+        print_provider_id=99,
+        variants=[{"id": 17390}],
+        price_cents=1999,
+        image_id=image["id"],
+        sku_prefix="x",
+    )
+    body["variants"][0]["price"] = 19.99
+    with pytest.raises(PermanentError) as info:
+        await client.create_product(SHOP, body)
+    err = info.value
+    assert (err.status, err.code, err.vendor) == (400, "8150", "printify")
+    assert "Validation failed." in err.message and "price" in err.message
+    assert not err.retryable
+
+    with pytest.raises(PermanentError) as missing:
+        await client.get_product(SHOP, "0" * 24)
+    assert missing.value.status == 404
+
+
+async def test_injected_503_is_retryable(
+    faults_off: SimulatorProcess, client: PrintifyClient
+) -> None:
+    set_faults(faults_off, failure_rate=1.0, fault_statuses=[503])
+    with pytest.raises(RetryableError) as info:
+        await client.list_shops()
+    assert not isinstance(info.value, PermanentError)
+    assert (info.value.status, info.value.vendor) == (503, "printify")
+
+
+async def test_hang_is_vendor_timeout(faults_off: SimulatorProcess) -> None:
+    set_faults(faults_off, failure_rate=1.0, timeout_share=1.0, timeout_s=1.5)
+    async with PrintifyClient(api_key=new_key(), base_url=faults_off.url, timeout_s=0.3) as c:
+        with pytest.raises(VendorTimeout):
+            await c.list_shops()
+
+
+async def test_connection_refused_is_retryable() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    async with PrintifyClient(api_key=new_key(), base_url=url, timeout_s=2.0) as c:
+        with pytest.raises(RetryableError) as info:
+            await c.list_shops()
+    assert not isinstance(info.value, VendorTimeout)
+
+
+async def test_api_key_never_in_errors_or_logs(
+    faults_off: SimulatorProcess, caplog: pytest.LogCaptureFixture
+) -> None:
+    key = new_key()
+    caught: list[PodError] = []
+    caplog.set_level(logging.DEBUG)
+    async with PrintifyClient(api_key=key, base_url=faults_off.url) as c:
+        with pytest.raises(PermanentError) as bad:
+            await c.get_product(SHOP, "0" * 24)
+        caught.append(bad.value)
+        set_faults(faults_off, failure_rate=1.0, fault_statuses=[503])
+        with pytest.raises(RetryableError) as unavailable:
+            await c.list_shops()
+        caught.append(unavailable.value)
+    url = f"http://127.0.0.1:{free_port()}"
+    async with PrintifyClient(api_key=key, base_url=url) as dead:
+        with pytest.raises(RetryableError) as refused:
+            await dead.list_shops()
+        caught.append(refused.value)
+    for err in caught:
+        for text in (str(err), err.describe(), repr(err.args), repr(err.__cause__)):
+            assert key not in text
+    assert key not in caplog.text

@@ -1,0 +1,274 @@
+"""The ComfyUI simulator over real HTTP and websockets, in its own process."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import io
+import json
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+from PIL import Image
+
+from simulators.process import SimulatorProcess
+
+WORKFLOW_PATH = (
+    Path(__file__).resolve().parents[2]
+    / "services"
+    / "generator"
+    / "workflows"
+    / "sdxl_txt2img.json"
+)
+DEADLINE_S = 10.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[SimulatorProcess]:
+    # 300 ms per render: long enough to observe a pending prompt, short enough for a fast suite.
+    env = {"SIM_COMFYUI_RENDER_MS": "300", "SIM_COMFYUI_WORKERS": "4", "SIM_SEED": "7"}
+    with SimulatorProcess("comfyui", free_port(), env=env) as proc:
+        yield proc
+
+
+def workflow(
+    text: str = "a red fox", seed: int = 1, width: int = 1024, height: int = 1024
+) -> dict[str, Any]:
+    wf: dict[str, Any] = json.loads(WORKFLOW_PATH.read_text())
+    wf["6"]["inputs"]["text"] = text
+    wf["7"]["inputs"]["text"] = "blurry"
+    wf["3"]["inputs"]["seed"] = seed
+    wf["5"]["inputs"]["width"] = width
+    wf["5"]["inputs"]["height"] = height
+    return wf
+
+
+async def submit(http: httpx.AsyncClient, wf: dict[str, Any], client_id: str | None = None) -> str:
+    resp = await http.post("/prompt", json={"prompt": wf, "client_id": client_id})
+    assert resp.status_code == 200, resp.text
+    return str(resp.json()["prompt_id"])
+
+
+async def wait_history(http: httpx.AsyncClient, prompt_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + DEADLINE_S
+    while time.monotonic() < deadline:
+        body = (await http.get(f"/history/{prompt_id}")).json()
+        if body:
+            return dict(body[prompt_id])
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"prompt {prompt_id} not in history after {DEADLINE_S}s")
+
+
+async def render_bytes(http: httpx.AsyncClient, wf: dict[str, Any]) -> bytes:
+    entry = await wait_history(http, await submit(http, wf))
+    image = entry["outputs"]["9"]["images"][0]
+    resp = await http.get("/view", params=image)
+    assert resp.status_code == 200
+    return resp.content
+
+
+async def test_post_prompt_shape(sim: SimulatorProcess) -> None:
+    async with httpx.AsyncClient(base_url=sim.url) as http:
+        resp = await http.post("/prompt", json={"prompt": workflow(), "client_id": "x"})
+    assert resp.status_code == 200
+    body = resp.json()
+    assert set(body) == {"prompt_id", "number", "node_errors"}
+    assert isinstance(body["prompt_id"], str) and body["prompt_id"]
+    assert isinstance(body["number"], int)
+    assert body["node_errors"] == {}
+
+
+async def collect_ws(ws: websockets.ClientConnection, prompt_id: str) -> list[dict[str, Any]]:
+    """Messages about ``prompt_id`` until ComfyUI's end marker (executing with node null)."""
+    events: list[dict[str, Any]] = []
+    async with asyncio.timeout(DEADLINE_S):
+        while True:
+            msg = json.loads(await ws.recv())
+            if msg["data"].get("prompt_id") != prompt_id:
+                continue
+            events.append(msg)
+            if msg["type"] == "executing" and msg["data"]["node"] is None:
+                return events
+
+
+async def test_websocket_event_sequence(sim: SimulatorProcess) -> None:
+    client_id = uuid.uuid4().hex
+    ws_url = sim.url.replace("http", "ws") + f"/ws?clientId={client_id}"
+    async with websockets.connect(ws_url) as ws, httpx.AsyncClient(base_url=sim.url) as http:
+        hello = json.loads(await asyncio.wait_for(ws.recv(), DEADLINE_S))
+        assert hello["type"] == "status"
+        assert hello["data"]["sid"] == client_id
+        assert isinstance(hello["data"]["status"]["exec_info"]["queue_remaining"], int)
+
+        prompt_id = await submit(http, workflow(), client_id)
+        events = await collect_ws(ws, prompt_id)
+
+    types = [e["type"] for e in events]
+    assert types[0] == "execution_start"
+    assert types[-2:] == ["execution_success", "executing"]
+    executing = [e["data"]["node"] for e in events if e["type"] == "executing"]
+    # Dependencies first: checkpoint before sampler, sampler before decode before save.
+    assert executing[-1] is None
+    assert executing.index("4") < executing.index("3") < executing.index("8") < executing.index("9")
+    progress = [e["data"] for e in events if e["type"] == "progress"]
+    assert [p["value"] for p in progress] == list(range(1, 31))
+    assert all(p["max"] == 30 and p["node"] == "3" for p in progress)
+    executed = [e["data"] for e in events if e["type"] == "executed"]
+    assert len(executed) == 1 and executed[0]["node"] == "9"
+    image = executed[0]["output"]["images"][0]
+    assert image["type"] == "output" and image["subfolder"] == ""
+    assert image["filename"].startswith("pod_") and image["filename"].endswith(".png")
+    assert isinstance(events[-2]["data"]["timestamp"], int)
+
+
+async def test_history_pending_then_view_png_of_workflow_size(sim: SimulatorProcess) -> None:
+    async with httpx.AsyncClient(base_url=sim.url) as http:
+        prompt_id = await submit(http, workflow(width=640, height=384))
+        assert (await http.get(f"/history/{prompt_id}")).json() == {}  # 300 ms render: pending
+        entry = await wait_history(http, prompt_id)
+        assert entry["status"]["status_str"] == "success"
+        assert entry["status"]["completed"] is True
+        assert [m[0] for m in entry["status"]["messages"]][-1] == "execution_success"
+        assert entry["prompt"][1] == prompt_id
+        image = entry["outputs"]["9"]["images"][0]
+        resp = await http.get(
+            "/view", params={"filename": image["filename"], "subfolder": "", "type": "output"}
+        )
+        assert resp.status_code == 200
+        assert resp.headers["content-type"] == "image/png"
+        with Image.open(io.BytesIO(resp.content)) as img:
+            assert img.format == "PNG"
+            assert img.size == (640, 384)
+        all_history = (await http.get("/history")).json()
+        assert prompt_id in all_history
+        missing = await http.get("/view", params={"filename": "nope.png", "type": "output"})
+        assert missing.status_code == 404
+
+
+async def test_rendering_is_deterministic(sim: SimulatorProcess) -> None:
+    async with httpx.AsyncClient(base_url=sim.url) as http:
+        a1, a2, other_seed, other_text = await asyncio.gather(
+            render_bytes(http, workflow("a lighthouse at dusk", seed=5, width=256, height=256)),
+            render_bytes(http, workflow("a lighthouse at dusk", seed=5, width=256, height=256)),
+            render_bytes(http, workflow("a lighthouse at dusk", seed=6, width=256, height=256)),
+            render_bytes(http, workflow("a lighthouse at dawn", seed=5, width=256, height=256)),
+        )
+    assert a1 == a2
+    assert a1 != other_seed
+    assert a1 != other_text
+
+
+def _without_outputs() -> dict[str, Any]:
+    wf = workflow()
+    del wf["9"]
+    return wf
+
+
+def _missing_class_type() -> dict[str, Any]:
+    wf = workflow()
+    del wf["8"]["class_type"]
+    return wf
+
+
+def _dangling_link() -> dict[str, Any]:
+    wf = workflow()
+    wf["8"]["inputs"]["samples"] = ["42", 0]
+    return wf
+
+
+def _missing_input() -> dict[str, Any]:
+    wf = workflow()
+    del wf["3"]["inputs"]["positive"]
+    return wf
+
+
+@pytest.mark.parametrize(
+    ("prompt", "error_type", "bad_node"),
+    [
+        pytest.param(["not", "a", "dict"], "invalid_prompt", None, id="not-a-dict"),
+        pytest.param(_missing_class_type(), "invalid_prompt", None, id="missing-class-type"),
+        pytest.param(_without_outputs(), "prompt_no_outputs", None, id="no-output-node"),
+        pytest.param(_dangling_link(), "prompt_outputs_failed_validation", "8", id="dangling-link"),
+        pytest.param(_missing_input(), "prompt_outputs_failed_validation", "3", id="missing-input"),
+    ],
+)
+async def test_invalid_workflow_is_400_with_node_errors(
+    sim: SimulatorProcess, prompt: object, error_type: str, bad_node: str | None
+) -> None:
+    async with httpx.AsyncClient(base_url=sim.url) as http:
+        resp = await http.post("/prompt", json={"prompt": prompt})
+    assert resp.status_code == 400
+    body = resp.json()
+    assert body["error"]["type"] == error_type
+    assert set(body["error"]) == {"type", "message", "details", "extra_info"}
+    assert isinstance(body["node_errors"], dict)
+    if bad_node is not None:
+        node_error = body["node_errors"][bad_node]
+        assert node_error["errors"] and node_error["class_type"]
+
+
+async def test_queue_and_system_stats_shapes(sim: SimulatorProcess) -> None:
+    async with httpx.AsyncClient(base_url=sim.url) as http:
+        # Eight 300 ms prompts on four GPUs: some run while others wait.
+        ids = [await submit(http, workflow(seed=100 + i, width=64, height=64)) for i in range(8)]
+        queue = (await http.get("/queue")).json()
+        assert set(queue) == {"queue_running", "queue_pending"}
+        listed = [item[1] for item in queue["queue_running"] + queue["queue_pending"]]
+        assert set(listed) <= set(ids) and len(queue["queue_running"]) <= 4
+        assert len(listed) >= 4
+        item = (queue["queue_running"] + queue["queue_pending"])[0]
+        assert isinstance(item[0], int) and isinstance(item[2], dict)
+        for pid in ids:
+            await wait_history(http, pid)
+        assert (await http.get("/queue")).json() == {"queue_running": [], "queue_pending": []}
+
+        stats = (await http.get("/system_stats")).json()
+        system = stats["system"]
+        for key in ("os", "python_version", "embedded_python", "comfyui_version"):
+            assert key in system
+        assert len(stats["devices"]) == 4
+        for device in stats["devices"]:
+            assert {"name", "type", "vram_total", "vram_free"} <= set(device)
+        info = (await http.get("/object_info")).json()
+        assert info["SaveImage"]["output_node"] is True
+        books = (await http.get("/_sim/books")).json()
+        assert books["executed"] >= 8 and books["prompts_queued"] >= 8
+
+
+async def test_injected_execution_failure(sim: SimulatorProcess) -> None:
+    client_id = uuid.uuid4().hex
+    ws_url = sim.url.replace("http", "ws") + f"/ws?clientId={client_id}"
+    async with httpx.AsyncClient(base_url=sim.url) as http:
+        before = (await http.get("/_sim/books")).json()["failed"]
+        await http.post("/_sim/comfyui", json={"exec_failure_rate": 1.0})
+        try:
+            async with websockets.connect(ws_url) as ws:
+                await ws.recv()  # initial status
+                prompt_id = await submit(http, copy.deepcopy(workflow()), client_id)
+                events = await collect_ws(ws, prompt_id)
+        finally:
+            await http.post("/_sim/comfyui", json={"exec_failure_rate": 0.0})
+        errors = [e["data"] for e in events if e["type"] == "execution_error"]
+        assert len(errors) == 1
+        error = errors[0]
+        assert error["node_type"] == "KSampler" and error["node_id"] == "3"
+        assert error["exception_type"] and error["exception_message"]
+        assert isinstance(error["traceback"], list)
+        assert "execution_success" not in [e["type"] for e in events]
+        entry = await wait_history(http, prompt_id)
+        assert entry["status"]["status_str"] == "error"
+        assert entry["outputs"] == {}
+        assert (await http.get("/_sim/books")).json()["failed"] == before + 1
