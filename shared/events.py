@@ -121,6 +121,8 @@ class StageFailedPayload(_Model):
     input_topic: str | None = None
     input_partition: int | None = None
     input_offset: int | None = None
+    # The input event as it was consumed, so the failed part can be replayed.
+    input_event: dict[str, Any] | None = None
 
 
 class WorkerHeartbeatPayload(_Model):

@@ -151,8 +151,11 @@ class StageRunner(Generic[E]):
         settings: RunnerSettings,
         accept: tuple[type[Event], ...] = EVENT_TYPES,
         input_topics: Sequence[str] | None = None,
+        parse: Callable[[Message, tuple[type[Event], ...]], Event] | None = None,
     ) -> None:
         self.stage = stage
+        # How a message becomes an event; the monitor reads DLQ records (headers + raw value).
+        self.parse = parse or parse_message
         self.handler = handler
         self.settings = settings
         self.accept = accept
@@ -381,7 +384,7 @@ class StageRunner(Generic[E]):
     async def _process(self, msg: Message) -> None:
         topic, partition, offset = _coords(msg)
         try:
-            event = parse_event(msg.value(), self.accept)
+            event = self.parse(msg, self.accept)
         except InvalidEventError as exc:
             await self._dead_letter(msg, exc, None)
             self._mark_done(topic, partition, offset)
@@ -590,6 +593,11 @@ class StageRunner(Generic[E]):
 
 
 # ------------------------------------------------------------------- helpers
+
+
+def parse_message(msg: Message, accept: tuple[type[Event], ...]) -> Event:
+    """The default parser: the message value is one event of an accepted type."""
+    return parse_event(msg.value(), accept)
 
 
 def make_producer(settings: KafkaSettings, *, client_id: str) -> Producer:

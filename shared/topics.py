@@ -59,9 +59,19 @@ class Stage:
 GENERATOR = Stage("generator", tuple(JOBS_BY_PRIORITY), "jobs.requested")
 PRINTIFY = Stage("printify", (IMAGES_GENERATED,), IMAGES_GENERATED)
 PUBLISHER = Stage("publisher", (PRODUCTS_CREATED,), PRODUCTS_CREATED)
+# The monitor reads the pipeline topics, the stages' dead letters and the heartbeats.
 MONITOR = Stage(
     "monitor",
-    (*JOBS_BY_PRIORITY, IMAGES_GENERATED, PRODUCTS_CREATED, PUBLISHED),
+    (
+        *JOBS_BY_PRIORITY,
+        IMAGES_GENERATED,
+        PRODUCTS_CREATED,
+        PUBLISHED,
+        GENERATOR.dlq,
+        PRINTIFY.dlq,
+        PUBLISHER.dlq,
+        HEARTBEATS,
+    ),
     "monitor",
 )
 STAGES = {s.name: s for s in (GENERATOR, PRINTIFY, PUBLISHER, MONITOR)}

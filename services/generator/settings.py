@@ -1,0 +1,49 @@
+"""Settings of the generator stage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+
+from shared.runner import RunnerSettings
+from shared.settings import REPO_ROOT
+
+
+class GeneratorSettings(RunnerSettings):
+    """Claude, ComfyUI and image storage; env names follow DESIGN §3."""
+
+    claude_api_key: SecretStr = Field(description="Anthropic API key (CLAUDE_API_KEY)")
+    anthropic_base_url: str | None = Field(
+        default=None, description="Unset = api.anthropic.com; the simulator's URL locally"
+    )
+    claude_model: str = "claude-sonnet-4-5"
+    claude_timeout_s: float = Field(default=60.0, gt=0)
+    comfyui_api_url: str = Field(
+        default="http://127.0.0.1:8188",
+        description="One ComfyUI URL, or several separated by commas (a pool)",
+    )
+    comfyui_workflow_path: Path | None = Field(
+        default=None, description="API-format workflow JSON; unset = bundled SDXL text-to-image"
+    )
+    comfyui_timeout_s: float = Field(default=600.0, gt=0)
+    comfyui_use_websocket: bool = True
+    image_width: int = Field(default=1024, ge=64, le=8192)
+    image_height: int = Field(default=1024, ge=64, le=8192)
+    image_storage_dir: Path = REPO_ROOT / ".state" / "images"
+    image_public_base_url: str | None = Field(
+        default=None,
+        description="Where image_storage_dir is served publicly; lets Printify fetch by URL",
+    )
+
+    @field_validator("comfyui_api_url")
+    @classmethod
+    def _urls(cls, value: str) -> str:
+        urls = [u.strip() for u in value.split(",") if u.strip()]
+        if not urls or not all(u.startswith(("http://", "https://")) for u in urls):
+            raise ValueError("expected http(s) URLs separated by commas")
+        return ",".join(urls)
+
+    @property
+    def comfyui_urls(self) -> list[str]:
+        return self.comfyui_api_url.split(",")

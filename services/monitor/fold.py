@@ -1,0 +1,398 @@
+"""Folding events into PostgreSQL.
+
+Each event is folded in one transaction that first records it in ``job_events`` by its event id:
+an event seen before changes nothing, so replaying a topic from the start is harmless. Counters
+and the job's status are recomputed from the child tables, never incremented, so the fold does
+not depend on the order in which the topics are read.
+
+A job is ``completed`` only when every expected image, product and (with autoPublish)
+publication has arrived; when something failed it ends ``partial`` (something was delivered) or
+``failed`` (nothing was), with an error saying exactly what failed.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from shared.errors import RetryableError
+from shared.events import (
+    Event,
+    ImageGenerated,
+    JobRequested,
+    ProductCreated,
+    ProductPublished,
+    StageFailed,
+    WorkerHeartbeat,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class JobNotYetKnown(RetryableError):
+    """A product event arrived before its job's first event; retry shortly."""
+
+
+def describe(event: Event) -> tuple[str, str]:
+    """(level, message) of an event for the job's log."""
+    if isinstance(event, JobRequested):
+        p = event.payload
+        types = ",".join(t.value for t in p.product_types)
+        return "info", (
+            f"job accepted: {p.count} image(s) x {types}, priority {p.priority.value}, "
+            f"autoPublish {'on' if p.auto_publish else 'off'}"
+        )
+    if isinstance(event, ImageGenerated):
+        q = event.payload
+        return "info", f"image {q.image_index + 1}/{q.image_count} generated: {q.title}"
+    if isinstance(event, ProductCreated):
+        c = event.payload
+        return "info", (
+            f"{c.product_type.value} created for image {c.image_index + 1}: "
+            f"product {c.product_id}, {c.variant_count} variants at {c.price_cents} cents"
+        )
+    if isinstance(event, ProductPublished):
+        u = event.payload
+        return "info", f"{u.product_type.value} for image {u.image_index + 1} published"
+    if isinstance(event, StageFailed):
+        f = event.payload
+        where = f" ({f.product_type.value})" if f.product_type else ""
+        return "error", f"{f.stage} failed{where}: {f.message}"
+    return "info", event.type
+
+
+class Folder:
+    """Folds events into the monitor's tables."""
+
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self.pool = pool
+
+    async def fold(self, event: Event, topic: str, partition: int, offset: int) -> bool:
+        """Fold one event; return False when it had been folded before."""
+        if isinstance(event, WorkerHeartbeat):
+            await self._heartbeat(event)
+            return True
+        level, message = describe(event)
+        async with self.pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                "INSERT INTO job_events (event_id, job_id, type, level, message, producer, data,"
+                " topic, kafka_partition, kafka_offset, occurred_at)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (event_id) DO NOTHING",
+                (
+                    event.event_id,
+                    event.job_id,
+                    event.type,
+                    level,
+                    message,
+                    event.producer,
+                    Jsonb(_log_data(event)),
+                    topic,
+                    partition,
+                    offset,
+                    event.occurred_at,
+                ),
+            )
+            if cur.rowcount == 0:
+                return False
+            if isinstance(event, JobRequested):
+                await self._job(conn, event)
+            elif isinstance(event, ImageGenerated):
+                await self._image(conn, event)
+            elif isinstance(event, ProductCreated):
+                await self._product(conn, event)
+            elif isinstance(event, ProductPublished):
+                await self._published(conn, event)
+            elif isinstance(event, StageFailed):
+                await self._failed(conn, event)
+            await refresh_job(conn, event.job_id)
+        return True
+
+    async def _job(self, conn: AsyncConnection[Any], e: JobRequested) -> None:
+        p = e.payload
+        expected = p.count * len(p.product_types)
+        await conn.execute(
+            "INSERT INTO jobs (job_id, status, priority, theme, style, niche, prompt,"
+            " product_types, image_count, auto_publish, expected_products,"
+            " expected_publications, submitted_by, request, created_at)"
+            " VALUES (%s, 'queued', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (job_id) DO UPDATE SET theme = EXCLUDED.theme,"
+            " style = EXCLUDED.style, niche = EXCLUDED.niche, prompt = EXCLUDED.prompt,"
+            " priority = EXCLUDED.priority, submitted_by = EXCLUDED.submitted_by,"
+            " request = EXCLUDED.request",
+            (
+                e.job_id,
+                p.priority.value,
+                p.theme,
+                p.style,
+                p.niche,
+                p.prompt,
+                [t.value for t in p.product_types],
+                p.count,
+                p.auto_publish,
+                expected,
+                expected if p.auto_publish else 0,
+                p.submitted_by,
+                Jsonb(p.model_dump(mode="json")),
+                e.occurred_at,
+            ),
+        )
+
+    async def _image(self, conn: AsyncConnection[Any], e: ImageGenerated) -> None:
+        p = e.payload
+        expected = p.image_count * len(p.product_types)
+        # The image may be read before its job request (another topic): it carries enough to
+        # open the job, and the request fills in the rest when it is folded.
+        await conn.execute(
+            "INSERT INTO jobs (job_id, status, priority, theme, style, niche, product_types,"
+            " image_count, auto_publish, expected_products, expected_publications, created_at)"
+            " VALUES (%s, 'processing', %s, '', '', '', %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (job_id) DO NOTHING",
+            (
+                e.job_id,
+                p.priority.value,
+                [t.value for t in p.product_types],
+                p.image_count,
+                p.auto_publish,
+                expected,
+                expected if p.auto_publish else 0,
+                e.occurred_at,
+            ),
+        )
+        await _lock_job(conn, e.job_id)
+        await conn.execute(
+            "INSERT INTO images (job_id, image_index, sha256, uri, width, height, prompt, title,"
+            " description, tags, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (job_id, image_index) DO NOTHING",
+            (
+                e.job_id,
+                p.image_index,
+                p.sha256,
+                p.uri,
+                p.width,
+                p.height,
+                p.prompt,
+                p.title,
+                p.description,
+                p.tags,
+                e.occurred_at,
+            ),
+        )
+
+    async def _product(self, conn: AsyncConnection[Any], e: ProductCreated) -> None:
+        p = e.payload
+        await _lock_job(conn, e.job_id)
+        # A later success (a replay) overrides an earlier failure; nothing downgrades 'published'.
+        await conn.execute(
+            "INSERT INTO products (job_id, image_index, product_type, status, product_id,"
+            " shop_id, price_cents, title, created_at)"
+            " VALUES (%s, %s, %s, 'created', %s, %s, %s, %s, %s)"
+            " ON CONFLICT (job_id, image_index, product_type) DO UPDATE SET"
+            " status = 'created', product_id = EXCLUDED.product_id, shop_id = EXCLUDED.shop_id,"
+            " price_cents = EXCLUDED.price_cents, title = EXCLUDED.title, error = NULL"
+            " WHERE products.status = 'failed'",
+            (
+                e.job_id,
+                p.image_index,
+                p.product_type.value,
+                p.product_id,
+                p.shop_id,
+                p.price_cents,
+                p.title,
+                e.occurred_at,
+            ),
+        )
+        # The publication may have been folded first; fill in what only creation knows.
+        await conn.execute(
+            "UPDATE products SET price_cents = %s, title = %s"
+            " WHERE job_id = %s AND image_index = %s AND product_type = %s"
+            " AND price_cents IS NULL",
+            (p.price_cents, p.title, e.job_id, p.image_index, p.product_type.value),
+        )
+
+    async def _published(self, conn: AsyncConnection[Any], e: ProductPublished) -> None:
+        p = e.payload
+        await _lock_job(conn, e.job_id)
+        await conn.execute(
+            "INSERT INTO products (job_id, image_index, product_type, status, product_id,"
+            " shop_id, external_id, created_at, published_at)"
+            " VALUES (%s, %s, %s, 'published', %s, %s, %s, %s, %s)"
+            " ON CONFLICT (job_id, image_index, product_type) DO UPDATE SET"
+            " status = 'published', external_id = EXCLUDED.external_id,"
+            " published_at = EXCLUDED.published_at, error = NULL",
+            (
+                e.job_id,
+                p.image_index,
+                p.product_type.value,
+                p.product_id,
+                p.shop_id,
+                p.external_id,
+                e.occurred_at,
+                e.occurred_at,
+            ),
+        )
+
+    async def _failed(self, conn: AsyncConnection[Any], e: StageFailed) -> None:
+        f = e.payload
+        job = await _lock_job(conn, e.job_id)
+        if f.stage == "generator":
+            # The whole request failed: every image not generated is lost.
+            await conn.execute(
+                "UPDATE jobs SET images_failed = image_count -"
+                " (SELECT count(*) FROM images WHERE job_id = %s), error = %s WHERE job_id = %s",
+                (e.job_id, f.message, e.job_id),
+            )
+            return
+        types = [f.product_type.value] if f.product_type else list(job["product_types"])
+        status = "publish_failed" if f.stage == "publisher" else "failed"
+        downgradable = ("created",) if status == "publish_failed" else ("failed",)
+        for product_type in types:
+            await conn.execute(
+                "INSERT INTO products (job_id, image_index, product_type, status, error,"
+                " created_at) VALUES (%s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (job_id, image_index, product_type) DO UPDATE SET"
+                " status = EXCLUDED.status, error = EXCLUDED.error"
+                " WHERE products.status = ANY(%s)",
+                (
+                    e.job_id,
+                    f.image_index if f.image_index is not None else 0,
+                    product_type,
+                    status,
+                    f.message,
+                    e.occurred_at,
+                    list(downgradable),
+                ),
+            )
+        await conn.execute("UPDATE jobs SET error = %s WHERE job_id = %s", (f.message, e.job_id))
+
+    async def _heartbeat(self, e: WorkerHeartbeat) -> None:
+        p = e.payload
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "INSERT INTO workers (instance_id, service, host, pid, partitions, in_flight,"
+                " processed, failed, status, started_at, last_heartbeat)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (instance_id) DO UPDATE SET partitions = EXCLUDED.partitions,"
+                " in_flight = EXCLUDED.in_flight, processed = EXCLUDED.processed,"
+                " failed = EXCLUDED.failed, status = EXCLUDED.status,"
+                " last_heartbeat = EXCLUDED.last_heartbeat"
+                " WHERE workers.last_heartbeat <= EXCLUDED.last_heartbeat",
+                (
+                    p.instance_id,
+                    p.service,
+                    p.host,
+                    p.pid,
+                    p.partitions,
+                    p.in_flight,
+                    p.processed,
+                    p.failed,
+                    "stopped" if p.stopping else "running",
+                    p.started_at,
+                    e.occurred_at,
+                ),
+            )
+
+
+async def _lock_job(conn: AsyncConnection[Any], job_id: str) -> dict[str, Any]:
+    cur = await conn.execute(
+        "SELECT job_id, product_types, image_count FROM jobs WHERE job_id = %s FOR UPDATE",
+        (job_id,),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        raise JobNotYetKnown(f"job {job_id} not folded yet")
+    return {"job_id": row[0], "product_types": row[1], "image_count": row[2]}
+
+
+async def refresh_job(conn: AsyncConnection[Any], job_id: str) -> str | None:
+    """Recompute a job's counters and status from its images and products; return the status."""
+    cur = await conn.execute(
+        "SELECT image_count, cardinality(product_types), auto_publish, images_failed, error,"
+        " (SELECT count(*) FROM images i WHERE i.job_id = j.job_id),"
+        " (SELECT count(*) FILTER (WHERE status IN ('created', 'published', 'publish_failed'))"
+        "    FROM products p WHERE p.job_id = j.job_id),"
+        " (SELECT count(*) FILTER (WHERE status = 'failed') FROM products p"
+        "    WHERE p.job_id = j.job_id),"
+        " (SELECT count(*) FILTER (WHERE status = 'published') FROM products p"
+        "    WHERE p.job_id = j.job_id),"
+        " (SELECT count(*) FILTER (WHERE status = 'publish_failed') FROM products p"
+        "    WHERE p.job_id = j.job_id)"
+        " FROM jobs j WHERE job_id = %s",
+        (job_id,),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        return None
+    (
+        image_count,
+        n_types,
+        auto_publish,
+        images_failed,
+        last_error,
+        images_done,
+        products_done,
+        product_rows_failed,
+        pubs_done,
+        pubs_failed,
+    ) = row
+    expected_products = image_count * n_types
+    # Products of images that were never generated are failed too.
+    products_failed = product_rows_failed + images_failed * n_types
+    terminal = (
+        images_done + images_failed >= image_count
+        and products_done + products_failed >= expected_products
+        and (not auto_publish or pubs_done + pubs_failed >= products_done)
+    )
+    anything_failed = images_failed or products_failed or pubs_failed
+    error = None
+    if terminal:
+        if not anything_failed:
+            status = "completed"
+        elif products_done == 0:
+            status = "failed"
+        else:
+            status = "partial"
+        if anything_failed:
+            error = (
+                f"{products_failed} of {expected_products} products failed"
+                + (
+                    f", {pubs_failed} of {products_done} publications failed"
+                    if auto_publish
+                    else ""
+                )
+                + (f"; last error: {last_error}" if last_error else "")
+            )
+    else:
+        status = "processing" if images_done or products_done or anything_failed else "queued"
+    await conn.execute(
+        "UPDATE jobs SET status = %s, images_done = %s, products_done = %s,"
+        " products_failed = %s, publications_done = %s, publications_failed = %s,"
+        " error = COALESCE(%s, error), updated_at = now(),"
+        " started_at = CASE WHEN %s <> 'queued' THEN COALESCE(started_at, now()) END,"
+        " finished_at = CASE WHEN %s THEN COALESCE(finished_at, now()) END"
+        " WHERE job_id = %s",
+        (
+            status,
+            images_done,
+            products_done,
+            products_failed,
+            pubs_done,
+            pubs_failed,
+            error,
+            status,
+            terminal,
+            job_id,
+        ),
+    )
+    return str(status)
+
+
+def _log_data(event: Event) -> dict[str, Any]:
+    data: dict[str, Any] = event.payload.model_dump(mode="json")
+    data.pop("input_event", None)  # the replayable copy stays in Kafka; keep the log small
+    data["attempt"] = event.attempt
+    return data

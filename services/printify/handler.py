@@ -1,0 +1,210 @@
+"""The printify stage: an image becomes one Printify product per requested product type.
+
+The image is uploaded once (by public URL when storage is served, else as base64), the catalog
+entry of each type is resolved to a blueprint, print provider and variants, and each product is
+created with integer-cent prices and the image on every print area. A type that fails
+permanently is reported on the stage's DLQ (with its input, for replay) while the other types
+still go through; anything retryable fails the whole message so the runner retries it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from services.printify.settings import CatalogEntry, PrintifySettings
+from shared.errors import PermanentError, PodError
+from shared.events import (
+    ImageGenerated,
+    ProductCreated,
+    ProductCreatedPayload,
+    ProductType,
+    StageFailed,
+    StageFailedPayload,
+)
+from shared.runner import Handler, MessageContext, Output
+from shared.service import closing
+from shared.storage import read_uri
+from shared.topics import PRINTIFY, PRODUCTS_CREATED
+from shared.vendors.printify import PrintifyClient, build_product_payload
+
+logger = logging.getLogger(__name__)
+
+PRODUCER = "printify"
+
+
+def sku_prefix(job_id: str, image_index: int, product_type: str) -> str:
+    """Deterministic per (job, image, type), to find a product whose create outcome is unknown."""
+    digest = hashlib.sha256(f"{job_id}:{image_index}:{product_type}".encode()).hexdigest()
+    return f"pod-{digest[:16]}"
+
+
+class PrintifyHandler:
+    """ImageGenerated -> ProductCreated per product type (+ StageFailed for permanent failures)."""
+
+    def __init__(
+        self,
+        *,
+        client: PrintifyClient,
+        catalog: dict[ProductType, CatalogEntry],
+        shop_id: str | None = None,
+    ) -> None:
+        self.client = client
+        self.catalog = catalog
+        self._shop_id = shop_id
+        # Upload ids by image hash: the same picture is uploaded once per process.
+        self._uploads: OrderedDict[str, str] = OrderedDict()
+
+    async def shop_id(self) -> str:
+        """The configured shop, else the account's first (looked up once)."""
+        if self._shop_id is None:
+            shops = await self.client.list_shops()
+            if not shops:
+                raise PermanentError("the Printify account has no shop", vendor="printify")
+            self._shop_id = str(shops[0]["id"])
+        return self._shop_id
+
+    async def _upload(self, image: ImageGenerated) -> str:
+        p = image.payload
+        cached = self._uploads.get(p.sha256)
+        if cached is not None:
+            return cached
+        name = f"{p.sha256}.png"
+        if p.uri.startswith(("http://", "https://")):
+            upload = await self.client.upload_image(file_name=name, url=p.uri)
+        else:
+            try:
+                data = read_uri(p.uri)
+            except (OSError, ValueError) as exc:
+                raise PermanentError(f"image not readable at {p.uri}: {exc}") from exc
+            upload = await self.client.upload_image(file_name=name, contents=data)
+        self._uploads[p.sha256] = str(upload["id"])
+        while len(self._uploads) > 10_000:
+            self._uploads.popitem(last=False)
+        return str(upload["id"])
+
+    async def _variants(self, entry: CatalogEntry) -> list[dict[str, Any]]:
+        variants = await self.client.list_variants(entry.blueprint_id, entry.print_provider_id)
+        chosen = [v for v in variants if v.get("is_available", True)]
+        if entry.colours:
+            chosen = [v for v in chosen if v.get("options", {}).get("color") in entry.colours]
+        if not chosen:
+            raise PermanentError(
+                f"no available variants for blueprint {entry.blueprint_id} "
+                f"at provider {entry.print_provider_id}",
+                vendor="printify",
+            )
+        return chosen[: entry.max_variants]
+
+    async def _create(
+        self, event: ImageGenerated, product_type: ProductType, image_id: str, shop: str
+    ) -> ProductCreated:
+        p = event.payload
+        entry = self.catalog.get(product_type)
+        if entry is None:
+            raise PermanentError(f"no catalog entry for product type {product_type.value}")
+        variants = await self._variants(entry)
+        body = build_product_payload(
+            title=p.title,
+            description=p.description,
+            tags=p.tags,
+            blueprint_id=entry.blueprint_id,
+            print_provider_id=entry.print_provider_id,
+            variants=variants,
+            price_cents=entry.price_cents,
+            image_id=image_id,
+            positions=entry.positions,
+            sku_prefix=sku_prefix(event.job_id, p.image_index, product_type.value),
+        )
+        product = await self.client.create_product(shop, body)
+        payload = ProductCreatedPayload(
+            image_index=p.image_index,
+            product_type=product_type,
+            product_id=str(product["id"]),
+            shop_id=shop,
+            blueprint_id=entry.blueprint_id,
+            print_provider_id=entry.print_provider_id,
+            variant_count=len(variants),
+            price_cents=entry.price_cents,
+            title=p.title,
+            auto_publish=p.auto_publish,
+            priority=p.priority,
+        )
+        return event.derive(
+            ProductCreated, payload, producer=PRODUCER, key=f"product:{product_type.value}"
+        )
+
+    async def __call__(self, event: ImageGenerated, ctx: MessageContext) -> list[Output]:
+        shop = await self.shop_id()
+        image_id = await self._upload(event)
+        outputs: list[Output] = []
+        for product_type in event.payload.product_types:
+            try:
+                created = await self._create(event, product_type, image_id, shop)
+            except PodError as exc:
+                if exc.retryable:
+                    raise
+                outputs.append(Output(PRINTIFY.dlq, self._failure(event, product_type, exc, ctx)))
+                continue
+            outputs.append(Output(PRODUCTS_CREATED, created))
+        logger.info(
+            "products created job_id=%s image_index=%d created=%d failed=%d",
+            event.job_id,
+            event.payload.image_index,
+            sum(1 for o in outputs if o.topic == PRODUCTS_CREATED),
+            sum(1 for o in outputs if o.topic != PRODUCTS_CREATED),
+        )
+        return outputs
+
+    def _failure(
+        self,
+        event: ImageGenerated,
+        product_type: ProductType,
+        exc: PodError,
+        ctx: MessageContext,
+    ) -> StageFailed:
+        logger.error(
+            "product failed job_id=%s image_index=%d product_type=%s error=%s",
+            event.job_id,
+            event.payload.image_index,
+            product_type.value,
+            exc.describe(),
+        )
+        # The input narrowed to the failed type: replaying it redoes only what failed.
+        replay = event.model_copy(
+            update={"payload": event.payload.model_copy(update={"product_types": [product_type]})}
+        )
+        payload = StageFailedPayload(
+            stage=PRODUCER,
+            error_class=exc.error_class,
+            message=exc.describe(),
+            retryable=False,
+            image_index=event.payload.image_index,
+            product_type=product_type,
+            input_topic=ctx.topic,
+            input_partition=ctx.partition,
+            input_offset=ctx.offset,
+            input_event=replay.model_dump(mode="json"),
+        )
+        return event.derive(
+            StageFailed, payload, producer=PRODUCER, key=f"failed:{product_type.value}"
+        )
+
+
+@asynccontextmanager
+async def build_handler(settings: PrintifySettings) -> AsyncIterator[Handler[ImageGenerated]]:
+    """The handler wired to the real Printify client named by ``settings``."""
+    client = PrintifyClient(
+        api_key=settings.printify_api_key.get_secret_value(),
+        base_url=settings.printify_api_url,
+        timeout_s=settings.printify_timeout_s,
+        requests_per_minute=settings.printify_requests_per_minute,
+    )
+    async with closing(client):
+        yield PrintifyHandler(
+            client=client, catalog=settings.catalog(), shop_id=settings.printify_shop_id
+        )

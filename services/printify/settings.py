@@ -1,0 +1,45 @@
+"""Settings of the printify stage: credentials, shop, and the product catalog per type."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field, SecretStr
+
+from shared.events import ProductType
+from shared.runner import RunnerSettings
+
+
+class CatalogEntry(BaseModel):
+    """How one product type is made on Printify."""
+
+    blueprint_id: int = Field(ge=1)
+    print_provider_id: int = Field(ge=1)
+    price_cents: int = Field(ge=1, description="Retail price in integer cents")
+    positions: tuple[str, ...] = ("front",)
+    max_variants: int = Field(default=100, ge=1, le=100)  # Printify's per-product cap
+    colours: tuple[str, ...] | None = Field(
+        default=None, description="Only variants of these colours; None = all available"
+    )
+
+
+# The seed's prices: 19.99 for a tee, 34.99 for a hoodie.
+DEFAULT_CATALOG: dict[ProductType, CatalogEntry] = {
+    ProductType.TSHIRT: CatalogEntry(blueprint_id=6, print_provider_id=99, price_cents=1999),
+    ProductType.HOODIE: CatalogEntry(blueprint_id=77, print_provider_id=99, price_cents=3499),
+    ProductType.MUG: CatalogEntry(blueprint_id=68, print_provider_id=1, price_cents=1499),
+}
+
+
+class PrintifySettings(RunnerSettings):
+    """Printify credentials and catalog (PRINTIFY_API_KEY, PRINTIFY_SHOP_ID, PRODUCT_CATALOG)."""
+
+    printify_api_key: SecretStr
+    printify_api_url: str = "https://api.printify.com"
+    printify_shop_id: str | None = Field(default=None, description="Unset = the account's first")
+    printify_requests_per_minute: int = Field(default=600, ge=1)
+    printify_timeout_s: float = Field(default=30.0, gt=0)
+    product_catalog: dict[ProductType, CatalogEntry] = Field(default_factory=dict)
+    product_attempts: int = Field(default=3, ge=1, le=10)
+
+    def catalog(self) -> dict[ProductType, CatalogEntry]:
+        """The defaults, overridden per type by PRODUCT_CATALOG (JSON)."""
+        return {**DEFAULT_CATALOG, **self.product_catalog}

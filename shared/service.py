@@ -1,0 +1,68 @@
+"""The entry point shared by the stage services: settings, logging, clients, runner, signals."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any, TypeVar
+
+from shared.errors import ConfigError
+from shared.events import Event
+from shared.logs import setup_logging
+from shared.runner import Handler, RunnerSettings, StageRunner, install_signal_handlers
+from shared.settings import load_settings
+from shared.topics import Stage
+
+logger = logging.getLogger(__name__)
+
+S = TypeVar("S", bound=RunnerSettings)
+
+
+async def serve_stage(
+    stage: Stage,
+    settings: S,
+    handler_factory: Callable[[S], AbstractAsyncContextManager[Handler[Any]]],
+    *,
+    accept: tuple[type[Event], ...],
+    **runner_kwargs: Any,
+) -> None:
+    """Build the handler (with its clients), run the stage until SIGTERM/SIGINT, close clients."""
+    async with handler_factory(settings) as handler:
+        runner: StageRunner[Any] = StageRunner(
+            stage=stage, handler=handler, settings=settings, accept=accept, **runner_kwargs
+        )
+        install_signal_handlers(runner)
+        await runner.run()
+
+
+def main(
+    stage: Stage,
+    settings_cls: type[S],
+    handler_factory: Callable[[S], AbstractAsyncContextManager[Handler[Any]]],
+    *,
+    accept: tuple[type[Event], ...],
+    **runner_kwargs: Any,
+) -> None:
+    """Process entry point: exit 2 with a clear message on bad configuration, else 0 on stop."""
+    setup_logging(stage.name)
+    try:
+        settings = load_settings(settings_cls)
+    except ConfigError as exc:
+        logger.error("cannot start service=%s error=%s", stage.name, exc)
+        sys.exit(2)
+    asyncio.run(serve_stage(stage, settings, handler_factory, accept=accept, **runner_kwargs))
+
+
+@contextlib.asynccontextmanager
+async def closing(*clients: Any) -> AsyncIterator[None]:
+    """Close each client's ``aclose()`` on exit, even if building the handler failed later."""
+    try:
+        yield
+    finally:
+        for client in clients:
+            with contextlib.suppress(Exception):
+                await client.aclose()

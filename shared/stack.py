@@ -1,0 +1,300 @@
+"""The whole stack on one machine: ``make up`` (``python -m shared.stack``).
+
+Starts what is not configured — the local Kafka broker unless ``KAFKA_BOOTSTRAP_SERVERS`` is
+set, embedded PostgreSQL unless ``DATABASE_URL`` is set, a vendor simulator for each vendor
+without credentials — creates the topics, applies the migrations, then runs every service as its
+own process (``WORKER_COUNT`` per stage) until Ctrl+C, and stops everything gracefully in reverse
+order. Tests use :class:`Stack` with their own ports and the session's broker and database.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from confluent_kafka.admin import AdminClient
+from pydantic import Field, SecretStr
+
+from shared.db import migrate
+from shared.errors import ConfigError
+from shared.launch.kafka import LocalKafka
+from shared.launch.postgres import LocalPostgres
+from shared.logs import setup_logging
+from shared.settings import DatabaseSettings, KafkaSettings, StateSettings, load_settings
+from shared.topics import ensure_topics
+from simulators.process import SimulatorProcess
+
+logger = logging.getLogger(__name__)
+
+STAGE_SERVICES = ("monitor", "generator", "printify", "publisher")
+
+
+class StackSettings(KafkaSettings, DatabaseSettings, StateSettings):
+    """What ``make up`` starts and where (env names of DESIGN §3)."""
+
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=3000, ge=1, le=65535)
+    worker_count: int = Field(default=1, ge=1, le=64)
+    claude_api_key: SecretStr | None = None
+    anthropic_base_url: str | None = None
+    comfyui_api_url: str | None = None
+    printify_api_key: SecretStr | None = None
+    printify_api_url: str | None = None
+    sim_anthropic_port: int = 8190
+    sim_comfyui_port: int = 8188
+    sim_printify_port: int = 8189
+    restart_delay_s: float = Field(default=5.0, ge=0)
+    max_restarts: int = Field(default=3, ge=0)
+
+
+@dataclass
+class ServiceProcess:
+    """One service instance run as a child process, restarted if it dies unexpectedly."""
+
+    name: str
+    module: str
+    env: dict[str, str]
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    failed: bool = False
+    started_at: float = field(default_factory=time.monotonic)
+
+    def start(self) -> None:
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", self.module],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl+C reaches the stack, which stops us in order
+            )
+        self.started_at = time.monotonic()
+        logger.info(
+            "service started name=%s pid=%d log=%s", self.name, self.proc.pid, self.log_path
+        )
+
+    def stop(self, timeout: float = 40.0) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            logger.warning("service did not stop in time, killing name=%s", self.name)
+            self.proc.kill()
+            return self.proc.wait()
+
+
+class Stack:
+    """Infrastructure, simulators and services, started and stopped together."""
+
+    def __init__(self, settings: StackSettings, *, extra_env: dict[str, str] | None = None) -> None:
+        self.settings = settings
+        self.extra_env = extra_env or {}
+        self.state_dir = settings.pod_state_dir
+        self.log_dir = self.state_dir / "logs"
+        self.kafka: LocalKafka | None = None
+        self.postgres: LocalPostgres | None = None
+        self.simulators: list[SimulatorProcess] = []
+        self.services: list[ServiceProcess] = []
+        self.bootstrap = settings.bootstrap
+        self.database_url = settings.url
+        self._stopping = threading.Event()
+
+    # ------------------------------------------------------------------ start
+
+    def start_infra(self) -> None:
+        """Broker and database (local ones unless configured), topics, migrations."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        s = self.settings
+        if s.kafka_bootstrap_servers is None:
+            self.kafka = LocalKafka(
+                self.state_dir,
+                port=s.kafka_port,
+                controller_port=s.kafka_controller_port,
+                partitions=s.kafka_partitions,
+            ).start()
+            self.bootstrap = self.kafka.bootstrap
+        if s.database_url is None:
+            self.postgres = LocalPostgres(self.state_dir, port=s.postgres_port).start()
+            self.database_url = self.postgres.url
+        admin = AdminClient({**s.client_config(), "bootstrap.servers": self.bootstrap})
+        outcome = ensure_topics(
+            admin,
+            default_partitions=s.kafka_partitions,
+            replication_factor=s.kafka_replication_factor,
+        )
+        logger.info(
+            "topics ready created=%d total=%d",
+            sum(1 for v in outcome.values() if v == "created"),
+            len(outcome),
+        )
+        applied = migrate(self.database_url)
+        logger.info("migrations applied count=%d", len(applied))
+
+    def vendor_env(self) -> dict[str, str]:
+        """Vendor settings for the services: real ones when configured, else a simulator's."""
+        s = self.settings
+        env: dict[str, str] = {}
+        if s.claude_api_key is None:
+            sim = self._simulator("anthropic", s.sim_anthropic_port)
+            env["CLAUDE_API_KEY"] = "sim-anthropic-key"
+            env["ANTHROPIC_BASE_URL"] = sim.url
+        elif s.anthropic_base_url:
+            env["ANTHROPIC_BASE_URL"] = s.anthropic_base_url
+        if s.comfyui_api_url is None:
+            env["COMFYUI_API_URL"] = self._simulator("comfyui", s.sim_comfyui_port).url
+        if s.printify_api_key is None:
+            sim = self._simulator("printify", s.sim_printify_port)
+            env["PRINTIFY_API_KEY"] = "sim-printify-token"
+            env["PRINTIFY_API_URL"] = sim.url
+        elif s.printify_api_url:
+            env["PRINTIFY_API_URL"] = s.printify_api_url
+        return env
+
+    def _simulator(self, name: str, port: int) -> SimulatorProcess:
+        sim = SimulatorProcess(
+            name, port, env=self.extra_env, log_path=self.log_dir / f"sim-{name}.log"
+        ).start()
+        self.simulators.append(sim)
+        logger.info("simulator started name=%s url=%s", name, sim.url)
+        return sim
+
+    def start_services(self) -> None:
+        """Every stage service (WORKER_COUNT each), then the API."""
+        env = {
+            **os.environ,
+            **self.extra_env,
+            **self.vendor_env(),
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            "DATABASE_URL": self.database_url,
+            "API_HOST": self.settings.api_host,
+            "API_PORT": str(self.settings.api_port),
+            "PYTHONUNBUFFERED": "1",
+        }
+        for name in STAGE_SERVICES:
+            for i in range(self.settings.worker_count):
+                self._add_service(f"{name}-{i}", f"services.{name}", env)
+        self._add_service("api", "services.api", env)
+
+    def _add_service(self, name: str, module: str, env: dict[str, str]) -> None:
+        svc = ServiceProcess(name, module, env, self.log_dir / f"{name}.log")
+        svc.start()
+        self.services.append(svc)
+
+    def start(self) -> Stack:
+        """Everything, in order."""
+        try:
+            self.start_infra()
+            self.start_services()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    # --------------------------------------------------------------- supervise
+
+    def supervise_once(self) -> None:
+        """Restart services that died unexpectedly (after a delay, a bounded number of times)."""
+        for svc in self.services:
+            if svc.failed or svc.proc is None or svc.proc.poll() is None:
+                continue
+            if self._stopping.is_set():
+                return
+            code = svc.proc.returncode
+            if svc.restarts >= self.settings.max_restarts:
+                svc.failed = True
+                logger.error(
+                    "service failed for good name=%s exit_code=%s restarts=%d log=%s",
+                    svc.name,
+                    code,
+                    svc.restarts,
+                    svc.log_path,
+                )
+                continue
+            if time.monotonic() - svc.started_at < self.settings.restart_delay_s:
+                continue
+            svc.restarts += 1
+            logger.warning(
+                "service died, restarting name=%s exit_code=%s restart=%d",
+                svc.name,
+                code,
+                svc.restarts,
+            )
+            svc.start()
+
+    def run_forever(self) -> None:
+        """Supervise until SIGINT/SIGTERM."""
+        signal.signal(signal.SIGTERM, lambda *_: self._stopping.set())
+        signal.signal(signal.SIGINT, lambda *_: self._stopping.set())
+        while not self._stopping.wait(0.5):
+            self.supervise_once()
+
+    # -------------------------------------------------------------------- stop
+
+    def stop(self) -> None:
+        """API first (no new work), then the stages, simulators, database, broker."""
+        self._stopping.set()
+        for svc in reversed(self.services):
+            code = svc.stop()
+            logger.info("service stopped name=%s exit_code=%s", svc.name, code)
+        for sim in self.simulators:
+            sim.stop()
+        if self.postgres is not None:
+            self.postgres.stop()
+        if self.kafka is not None:
+            self.kafka.stop()
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced, fit for a banner or a log."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def main() -> None:
+    """``make up``."""
+    setup_logging("stack")
+    try:
+        settings = load_settings(StackSettings)
+    except ConfigError as exc:
+        logger.error("cannot start: %s", exc)
+        sys.exit(2)
+    stack = Stack(settings)
+    stack.start()
+    api = f"http://{settings.api_host}:{settings.api_port}"
+    banner = [
+        "",
+        "POD Engine is up.",
+        f"  API        {api}   (OpenAPI docs: {api}/docs)",
+        f"  Kafka      {stack.bootstrap}",
+        f"  PostgreSQL {redact_url(stack.database_url)}",
+        *(f"  simulator  {sim.name:<10} {sim.url}" for sim in stack.simulators),
+        f"  logs       {stack.log_dir}",
+        "Press Ctrl+C to stop.",
+        "",
+    ]
+    sys.stderr.write("\n".join(banner) + "\n")
+    try:
+        stack.run_forever()
+    finally:
+        logger.info("shutting down")
+        stack.stop()
+        logger.info("stopped")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""The generator handler without a broker: briefs and renders come from in-memory fakes."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from services.generator.claude import CreativeBrief
+from services.generator.comfyui import RenderedImage
+from services.generator.handler import GeneratorHandler, seed_for
+from shared.errors import RetryableError
+from shared.events import ImageGenerated, JobRequested, JobRequestedPayload
+from shared.runner import MessageContext
+from shared.storage import LocalImageStorage
+from shared.topics import IMAGES_GENERATED
+
+CTX = MessageContext("jobs.requested.normal", 0, 7, 0, "test")
+
+
+class FakeBriefs:
+    def __init__(self) -> None:
+        self.calls: list[dict[str, object]] = []
+
+    async def write_briefs(self, **kw: object) -> list[CreativeBrief]:
+        self.calls.append(kw)
+        n = int(kw["count"])  # type: ignore[call-overload]
+        prompt = kw.get("user_prompt")
+        return [
+            CreativeBrief(
+                prompt=str(prompt or f"{kw['theme']} art {i}"),
+                negative_prompt="blurry",
+                title=f"{kw['theme']} tee {i}",
+                description="soft cotton",
+                tags=["space", f"t{i}"],
+            )
+            for i in range(n)
+        ]
+
+
+class FakeRenderer:
+    def __init__(self, fail: bool = False) -> None:
+        self.seeds: list[int] = []
+        self.fail = fail
+
+    async def render(
+        self, *, prompt: str, seed: int, width: int = 1024, height: int = 1024, **_: object
+    ) -> RenderedImage:
+        if self.fail:
+            raise RetryableError("GPU out of memory", vendor="comfyui")
+        self.seeds.append(seed)
+        buf = io.BytesIO()
+        Image.new("RGB", (width, height), (seed % 256, len(prompt) % 256, 9)).save(buf, "PNG")
+        return RenderedImage(buf.getvalue(), width, height, "fake", f"p{seed}")
+
+
+def job(count: int = 3, prompt: str | None = None) -> JobRequested:
+    return JobRequested(
+        job_id="job-42",
+        producer="t",
+        payload=JobRequestedPayload(
+            theme="space cats",
+            style="retro",
+            niche="astronomy",
+            prompt=prompt,
+            product_types=["tshirt", "hoodie"],
+            count=count,
+            auto_publish=True,
+            priority="high",
+        ),
+    )
+
+
+def handler(tmp_path: Path, renderer: FakeRenderer | None = None) -> GeneratorHandler:
+    return GeneratorHandler(
+        briefs=FakeBriefs(),
+        renderer=renderer or FakeRenderer(),
+        storage=LocalImageStorage(tmp_path),
+        width=64,
+        height=48,
+    )
+
+
+async def test_one_image_event_per_image(tmp_path: Path) -> None:
+    outputs = await handler(tmp_path)(job(3), CTX)
+    assert [o.topic for o in outputs] == [IMAGES_GENERATED] * 3
+    events = [o.event for o in outputs]
+    assert all(isinstance(e, ImageGenerated) for e in events)
+    payloads = [e.payload for e in events]  # type: ignore[union-attr]
+    assert [p.image_index for p in payloads] == [0, 1, 2]
+    assert {p.image_count for p in payloads} == {3}
+    assert payloads[0].product_types == ["tshirt", "hoodie"]
+    assert payloads[0].auto_publish is True and payloads[0].priority == "high"
+    assert (payloads[0].width, payloads[0].height) == (64, 48)
+    assert len({p.sha256 for p in payloads}) == 3
+    for p in payloads:  # stored content-addressed, readable at its URI
+        assert Path(p.uri.removeprefix("file://")).name == f"{p.sha256}.png"
+
+
+async def test_redelivery_yields_the_same_ids_and_images(tmp_path: Path) -> None:
+    h = handler(tmp_path)
+    first = await h(job(2), CTX)
+    again = await h(job(2).model_copy(update={"event_id": first[0].event.correlation_id}), CTX)
+    a = [(o.event.event_id, o.event.payload.sha256) for o in first]  # type: ignore[union-attr]
+    b = [(o.event.event_id, o.event.payload.sha256) for o in again]  # type: ignore[union-attr]
+    assert a == b
+    assert len(list(tmp_path.rglob("*.png"))) == 2  # identical images stored once
+
+
+async def test_user_prompt_is_used_for_every_image(tmp_path: Path) -> None:
+    outputs = await handler(tmp_path)(job(2, prompt="a cat astronaut, vector"), CTX)
+    assert {o.event.payload.prompt for o in outputs} == {"a cat astronaut, vector"}  # type: ignore[union-attr]
+
+
+async def test_seeds_differ_per_image_and_job() -> None:
+    assert seed_for("a", 0) != seed_for("a", 1) != seed_for("b", 0)
+    assert seed_for("a", 0) == seed_for("a", 0)
+    assert 0 <= seed_for("a", 0) < 2**63
+
+
+async def test_render_failure_propagates_as_retryable(tmp_path: Path) -> None:
+    with pytest.raises(RetryableError):
+        await handler(tmp_path, FakeRenderer(fail=True))(job(1), CTX)

@@ -1,0 +1,232 @@
+"""The monitor's fold against the real PostgreSQL: completion rules, partial outcomes, replay."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from psycopg_pool import AsyncConnectionPool
+
+from services.monitor.fold import Folder, JobNotYetKnown
+from shared.db import open_pool
+from shared.events import (
+    Event,
+    ImageGenerated,
+    ImageGeneratedPayload,
+    JobRequested,
+    JobRequestedPayload,
+    ProductCreated,
+    ProductCreatedPayload,
+    ProductPublished,
+    ProductPublishedPayload,
+    StageFailed,
+    StageFailedPayload,
+)
+
+
+@pytest.fixture
+async def pool(migrated_db: str) -> AsyncIterator[AsyncConnectionPool]:
+    p = await open_pool(migrated_db, max_size=4)
+    yield p
+    await p.close()
+
+
+def new_job(
+    count: int = 2, types: tuple[str, ...] = ("tshirt", "hoodie"), auto: bool = True
+) -> JobRequested:
+    return JobRequested(
+        job_id=f"fold-{uuid.uuid4().hex[:8]}",
+        producer="api",
+        payload=JobRequestedPayload(
+            theme="t",
+            style="s",
+            niche="n",
+            product_types=list(types),
+            count=count,
+            auto_publish=auto,
+        ),
+    )
+
+
+def image(job: JobRequested, i: int) -> ImageGenerated:
+    p = job.payload
+    return job.derive(
+        ImageGenerated,
+        ImageGeneratedPayload(
+            image_index=i,
+            image_count=p.count,
+            sha256=f"{i:064x}",
+            uri=f"file:///img/{i}.png",
+            width=8,
+            height=8,
+            prompt="p",
+            seed=i,
+            title=f"T{i}",
+            description="d",
+            tags=["a"],
+            product_types=p.product_types,
+            auto_publish=p.auto_publish,
+        ),
+        producer="generator",
+        key=f"image:{i}",
+    )
+
+
+def product(job: JobRequested, i: int, t: str) -> ProductCreated:
+    return job.derive(
+        ProductCreated,
+        ProductCreatedPayload(
+            image_index=i,
+            product_type=t,
+            product_id=f"prod-{i}-{t}",
+            shop_id="1",
+            blueprint_id=6,
+            print_provider_id=99,
+            variant_count=4,
+            price_cents=1999,
+            title="x",
+            auto_publish=job.payload.auto_publish,
+        ),
+        producer="printify",
+        key=f"product:{i}:{t}",
+    )
+
+
+def published(job: JobRequested, i: int, t: str) -> ProductPublished:
+    return job.derive(
+        ProductPublished,
+        ProductPublishedPayload(
+            image_index=i, product_type=t, product_id=f"prod-{i}-{t}", shop_id="1"
+        ),
+        producer="publisher",
+        key=f"pub:{i}:{t}",
+    )
+
+
+def failed(
+    job: JobRequested, stage: str, i: int | None = None, t: str | None = None
+) -> StageFailed:
+    return job.derive(
+        StageFailed,
+        StageFailedPayload(
+            stage=stage,
+            error_class="PermanentError",
+            message=f"{stage} said no",
+            image_index=i,
+            product_type=t,
+        ),
+        producer=stage,
+        key=f"failed:{stage}:{i}:{t}",
+    )
+
+
+async def fold_all(pool: AsyncConnectionPool, events: list[Event]) -> None:
+    folder = Folder(pool)
+    for n, e in enumerate(events):
+        await folder.fold(e, "t", 0, n)
+
+
+async def job_row(pool: AsyncConnectionPool, job_id: str) -> dict[str, Any]:
+    async with pool.connection() as conn:
+        cur = await conn.execute("SELECT * FROM jobs WHERE job_id = %s", (job_id,))
+        row = await cur.fetchone()
+        assert row is not None and cur.description is not None
+        return dict(zip([c.name for c in cur.description], row, strict=True))
+
+
+def full_run(job: JobRequested) -> list[Event]:
+    events: list[Event] = [job]
+    for i in range(job.payload.count):
+        events.append(image(job, i))
+        for t in job.payload.product_types:
+            events.append(product(job, i, t.value))
+            if job.payload.auto_publish:
+                events.append(published(job, i, t.value))
+    return events
+
+
+async def test_completed_only_when_everything_arrived(pool: AsyncConnectionPool) -> None:
+    job = new_job()
+    events = full_run(job)
+    await fold_all(pool, events[:-1])
+    row = await job_row(pool, job.job_id)
+    assert row["status"] == "processing"
+    assert (row["images_done"], row["products_done"], row["publications_done"]) == (2, 4, 3)
+    await fold_all(pool, events[-1:])
+    row = await job_row(pool, job.job_id)
+    assert row["status"] == "completed"
+    assert row["finished_at"] is not None and row["error"] is None
+
+
+async def test_without_auto_publish_products_complete_the_job(pool: AsyncConnectionPool) -> None:
+    job = new_job(count=1, types=("mug",), auto=False)
+    await fold_all(pool, full_run(job))
+    row = await job_row(pool, job.job_id)
+    assert row["status"] == "completed"
+    assert row["expected_publications"] == 0
+
+
+async def test_replaying_everything_changes_nothing(pool: AsyncConnectionPool) -> None:
+    job = new_job()
+    events = full_run(job)
+    await fold_all(pool, events)
+    before = await job_row(pool, job.job_id)
+    folder = Folder(pool)
+    assert [await folder.fold(e, "t", 0, 0) for e in events] == [False] * len(events)
+    after = await job_row(pool, job.job_id)
+    before.pop("updated_at"), after.pop("updated_at")
+    assert before == after
+    async with pool.connection() as conn:
+        cur = await conn.execute("SELECT count(*) FROM job_events WHERE job_id = %s", (job.job_id,))
+        assert (await cur.fetchone()) == (len(events),)
+
+
+async def test_one_failed_product_makes_a_partial_job(pool: AsyncConnectionPool) -> None:
+    job = new_job(count=2, types=("tshirt", "hoodie"), auto=False)
+    events: list[Event] = [job, image(job, 0), image(job, 1)]
+    events += [product(job, 0, "tshirt"), product(job, 0, "hoodie"), product(job, 1, "tshirt")]
+    events.append(failed(job, "printify", 1, "hoodie"))
+    await fold_all(pool, events)
+    row = await job_row(pool, job.job_id)
+    assert row["status"] == "partial"
+    assert row["products_done"] == 3 and row["products_failed"] == 1
+    assert row["error"].startswith("1 of 4 products failed")
+    assert "printify said no" in row["error"]
+
+
+async def test_generator_failure_fails_the_job(pool: AsyncConnectionPool) -> None:
+    job = new_job(count=3)
+    await fold_all(pool, [job, failed(job, "generator")])
+    row = await job_row(pool, job.job_id)
+    assert row["status"] == "failed"
+    assert row["images_failed"] == 3 and row["products_failed"] == 6
+
+
+async def test_events_out_of_topic_order_still_fold(pool: AsyncConnectionPool) -> None:
+    job = new_job(count=1, types=("tshirt",), auto=True)
+    # The publication and the image are read before the request and the creation.
+    await fold_all(pool, [image(job, 0)])
+    assert (await job_row(pool, job.job_id))["status"] == "processing"
+    await fold_all(pool, [published(job, 0, "tshirt")])
+    # A publication proves its product exists: nothing is missing any more.
+    assert (await job_row(pool, job.job_id))["status"] == "completed"
+    await fold_all(pool, [product(job, 0, "tshirt"), job])
+    row = await job_row(pool, job.job_id)
+    assert row["status"] == "completed"
+    assert row["theme"] == "t"  # filled in by the request folded last
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT status, price_cents FROM products WHERE job_id = %s", (job.job_id,)
+        )
+        assert await cur.fetchall() == [("published", 1999)]
+
+
+async def test_a_product_before_its_job_is_retried(pool: AsyncConnectionPool) -> None:
+    job = new_job()
+    with pytest.raises(JobNotYetKnown):
+        await Folder(pool).fold(product(job, 0, "tshirt"), "t", 0, 0)
+    # Nothing half-written: the event is not recorded as seen.
+    assert await Folder(pool).fold(job, "t", 0, 1) is True
+    assert await Folder(pool).fold(product(job, 0, "tshirt"), "t", 0, 0) is True
