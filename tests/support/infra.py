@@ -10,28 +10,24 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from confluent_kafka import Consumer, Message
 
 from shared.launch.kafka import LocalKafka
+from shared.launch.ports import free_port
 from shared.launch.postgres import LocalPostgres
 from shared.settings import REPO_ROOT
+
+__all__ = ["free_port"]  # re-exported for the tests
 
 TEST_STATE = REPO_ROOT / ".state" / "test"
 KAFKA_PORT = int(os.environ.get("POD_TEST_KAFKA_PORT", "19092"))
 PG_PORT = int(os.environ.get("POD_TEST_PG_PORT", "15433"))
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def fresh_state() -> Path:
@@ -64,7 +60,9 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
-def wait_for(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.05):  # type: ignore[no-untyped-def]
+def wait_for(
+    predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.05
+) -> Any:
     """Wait until ``predicate()`` is truthy, or fail naming ``what``; returns its value."""
     deadline = time.monotonic() + timeout
     while True:

@@ -1,0 +1,75 @@
+"""The API's Kafka side: one idempotent producer, its poll thread, and a broker probe."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import uuid
+
+from confluent_kafka import KafkaException, Producer
+
+from shared.runner import make_producer, produce_async
+from shared.settings import KafkaSettings
+from shared.topics import JOBS_BY_PRIORITY
+
+logger = logging.getLogger(__name__)
+
+
+class BrokerUnavailable(Exception):
+    """The broker did not acknowledge a message in time (or refused it)."""
+
+
+class JobProducer:
+    """Produces events and waits for the broker's ack; owns the thread serving callbacks."""
+
+    def __init__(self, settings: KafkaSettings, *, client_id: str | None = None) -> None:
+        self._producer: Producer = make_producer(
+            settings, client_id=client_id or f"api-{uuid.uuid4().hex[:8]}"
+        )
+        self._stop = threading.Event()
+        # Delivery callbacks fire inside poll(); without this thread no ack ever arrives.
+        self._thread = threading.Thread(target=self._pump, name="api-producer", daemon=True)
+        self._thread.start()
+
+    def _pump(self) -> None:
+        while not self._stop.is_set():
+            self._producer.poll(0.05)
+
+    async def send(self, topic: str, value: bytes, *, key: str, timeout: float) -> None:
+        """Produce one message and return once the broker acknowledged it (acks=all).
+
+        Raises BrokerUnavailable when no ack came within ``timeout`` seconds or the delivery
+        failed. After a timeout the message may still be delivered later; callers say so.
+        """
+        loop = asyncio.get_running_loop()
+        try:
+            fut = await asyncio.wait_for(
+                produce_async(self._producer, loop, topic, value, key=key.encode()), timeout
+            )
+            await asyncio.wait_for(fut, timeout)
+        except TimeoutError as exc:
+            raise BrokerUnavailable(f"no acknowledgement from Kafka within {timeout:g}s") from exc
+        except KafkaException as exc:
+            raise BrokerUnavailable(f"Kafka refused the message: {exc.args[0].name()}") from exc
+
+    async def check(self, timeout: float) -> str:
+        """``ok`` when the broker answers and the job topics exist, else a short reason."""
+        try:
+            metadata = await asyncio.to_thread(self._producer.list_topics, None, timeout)
+        except KafkaException as exc:
+            return f"unreachable ({exc.args[0].name()})"
+        missing = [t for t in JOBS_BY_PRIORITY if t not in metadata.topics]
+        if missing:
+            return "missing topics: " + ",".join(missing)
+        return "ok"
+
+    def close(self, flush_timeout: float) -> None:
+        """Flush what is queued (bounded), then stop the poll thread."""
+        remaining = self._producer.flush(flush_timeout)
+        self._stop.set()
+        self._thread.join(5)
+        if remaining:
+            logger.warning("producer closed with undelivered messages count=%d", remaining)
+        else:
+            logger.info("producer closed")

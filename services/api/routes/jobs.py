@@ -1,0 +1,100 @@
+"""``/jobs``: submit a job, read one back, list them (thin: the work is in submit/queries)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Path, Query, status
+
+from services.api import queries
+from services.api.auth import Principal
+from services.api.cursor import BadCursor, decode_cursor, encode_cursor
+from services.api.errors import ApiError, invalid
+from services.api.schemas import (
+    ErrorBody,
+    ImageView,
+    JobAccepted,
+    JobDetail,
+    JobPage,
+    JobRequest,
+    JobStatus,
+    JobView,
+    LogView,
+    ProductView,
+)
+from services.api.state import State
+from services.api.submit import submit_job
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "Missing or wrong API key"},
+    422: {"model": ErrorBody, "description": "Invalid request, with one entry per bad field"},
+}
+
+router = APIRouter(prefix="/jobs", tags=["jobs"], responses=_ERRORS)
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobAccepted,
+    responses={
+        400: {"model": ErrorBody, "description": "Malformed JSON or not JSON"},
+        503: {"model": ErrorBody, "description": "Kafka did not acknowledge: not accepted"},
+    },
+)
+async def create_job(
+    body: JobRequest,
+    state: State,
+    principal: Principal,
+    idempotency_key: Annotated[
+        str | None,
+        Header(description="Repeat a request safely: same key + same body = same job"),
+    ] = None,
+) -> JobAccepted:
+    """Queue a design job; answers once the request is durably in Kafka."""
+    job_id = await submit_job(state, body, principal=principal, idempotency_key=idempotency_key)
+    return JobAccepted(job_id=job_id)
+
+
+@router.get("/{job_id}", response_model=JobDetail, responses={404: {"model": ErrorBody}})
+async def get_job(
+    job_id: Annotated[str, Path(min_length=1, max_length=100)],
+    state: State,
+    principal: Principal,
+) -> JobDetail:
+    """One job with its images, products and event log."""
+    row = await queries.get_job(state.pool, job_id)
+    if row is None:
+        raise ApiError(404, "not_found", f"job {job_id} not found")
+    images, products, logs = await queries.get_job_children(state.pool, job_id)
+    return JobDetail(
+        job=JobView(**row),
+        images=[ImageView(**r) for r in images],
+        products=[ProductView(**r) for r in products],
+        logs=[LogView(**r) for r in logs],
+    )
+
+
+@router.get("", response_model=JobPage)
+async def list_jobs(
+    state: State,
+    principal: Principal,
+    status: Annotated[JobStatus | None, Query(description="Only jobs in this state")] = None,
+    limit: Annotated[int, Query(ge=1, description="Page size (at most MAX_PAGE_SIZE)")] = 20,
+    cursor: Annotated[str | None, Query(max_length=500, description="nextCursor")] = None,
+) -> JobPage:
+    """Jobs, newest first, one page at a time."""
+    if limit > state.settings.max_page_size:
+        raise invalid("limit", f"must be at most {state.settings.max_page_size}")
+    try:
+        after = decode_cursor(cursor) if cursor is not None else None
+    except BadCursor as exc:
+        raise invalid("cursor", str(exc)) from exc
+    # One extra row tells whether another page exists without a COUNT.
+    rows = await queries.list_jobs(
+        state.pool, status=status.value if status else None, limit=limit + 1, after=after
+    )
+    page = rows[:limit]
+    more = len(rows) > limit
+    next_cursor = encode_cursor(page[-1]["created_at"], page[-1]["job_id"]) if more else None
+    return JobPage(jobs=[JobView(**r) for r in page], next_cursor=next_cursor)

@@ -1,0 +1,174 @@
+"""Request and response bodies of the HTTP API (camelCase on the wire, as in the seed)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic.alias_generators import to_camel
+
+from shared.events import Priority, ProductType
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+PromptText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
+
+
+class JobStatus(StrEnum):
+    """The states of ``jobs.status`` (the CHECK constraint of migration 0001)."""
+
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    RETRYING = "retrying"
+    COMPLETED = "completed"
+    PARTIAL = "partial"
+    FAILED = "failed"
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+class JobRequest(_Wire):
+    """``POST /jobs`` body: what to design, for which products, how many, how urgent."""
+
+    # Only the documented camelCase names; anything else is an unknown field.
+    model_config = ConfigDict(extra="forbid", populate_by_name=False)
+
+    theme: Text
+    style: Text
+    niche: Text
+    prompt: PromptText | None = None
+    product_types: Annotated[list[ProductType], Field(min_length=1, max_length=10)]
+    # Strict: a JSON API should not read "5" or 5.5 as five images, nor "yes" as true.
+    # The upper bound is a setting (MAX_IMAGES_PER_JOB), checked at submission.
+    count: Annotated[
+        int, Field(strict=True, ge=1, description="Images to make (at most MAX_IMAGES_PER_JOB)")
+    ]
+    auto_publish: Annotated[bool, Field(strict=True)] = False
+    priority: Priority = Priority.NORMAL
+
+    @field_validator("product_types")
+    @classmethod
+    def _distinct(cls, value: list[ProductType]) -> list[ProductType]:
+        if len(set(value)) != len(value):
+            raise ValueError("must not list a product type twice")
+        return value
+
+    def canonical(self) -> dict[str, Any]:
+        """The request as stored and hashed: normalised values, camelCase keys."""
+        return self.model_dump(mode="json", by_alias=True)
+
+
+class JobAccepted(_Wire):
+    """``POST /jobs`` answer: the job is durably on its Kafka topic."""
+
+    job_id: str
+    status: Literal["accepted"] = "accepted"
+
+
+class JobView(_Wire):
+    """One job as the monitor's fold (or the API's own insert) knows it."""
+
+    job_id: str
+    status: JobStatus
+    priority: Priority
+    theme: str
+    style: str
+    niche: str
+    prompt: str | None
+    product_types: list[str]
+    count: int
+    auto_publish: bool
+    expected_products: int
+    expected_publications: int
+    images_done: int
+    images_failed: int
+    products_done: int
+    products_failed: int
+    publications_done: int
+    publications_failed: int
+    error: str | None
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class ImageView(_Wire):
+    """One generated image of a job."""
+
+    image_index: int
+    sha256: str
+    uri: str
+    width: int
+    height: int
+    prompt: str
+    title: str
+    description: str
+    tags: list[str]
+    created_at: datetime
+
+
+class ProductView(_Wire):
+    """One product of a job (one image x one product type)."""
+
+    image_index: int
+    product_type: str
+    status: str
+    product_id: str | None
+    shop_id: str | None
+    price_cents: int | None
+    title: str | None
+    external_id: str | None
+    error: str | None
+    created_at: datetime
+    published_at: datetime | None
+
+
+class LogView(_Wire):
+    """One entry of a job's event log."""
+
+    type: str
+    level: str
+    message: str
+    data: Any
+    occurred_at: datetime
+
+
+class JobDetail(_Wire):
+    """``GET /jobs/{id}`` answer."""
+
+    job: JobView
+    images: list[ImageView]
+    products: list[ProductView]
+    logs: list[LogView]
+
+
+class JobPage(_Wire):
+    """``GET /jobs`` answer: newest first; pass ``nextCursor`` back for the next page."""
+
+    jobs: list[JobView]
+    next_cursor: str | None
+
+
+class HealthView(BaseModel):
+    """``GET /health`` answer: overall status and one short word per dependency."""
+
+    status: Literal["healthy", "unhealthy"]
+    checks: dict[str, str]
+
+
+class FieldProblem(BaseModel):
+    """One thing wrong with a request, and where."""
+
+    field: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: a stable code, and a message or a list of field problems."""
+
+    error: str
+    detail: str | list[FieldProblem] | None = None

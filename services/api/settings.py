@@ -1,0 +1,41 @@
+"""Configuration of the HTTP API: where it listens, who may call it, and its request limits."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr, field_validator
+
+from shared.settings import DatabaseSettings, KafkaSettings
+
+
+class ApiSettings(KafkaSettings, DatabaseSettings):
+    """Settings of ``services.api`` (env vars, then the CONFIG_PATH JSON file)."""
+
+    api_host: str = Field(default="127.0.0.1", description="Interface the API listens on")
+    api_port: int = Field(default=3000, ge=1, le=65535)
+    api_keys: SecretStr | None = Field(
+        default=None,
+        description="Comma-separated bearer keys; unset = no authentication",
+    )
+    # The event contract caps a job at 100 images; the API may be stricter, never looser.
+    max_images_per_job: int = Field(default=50, ge=1, le=100)
+    max_page_size: int = Field(default=100, ge=1, le=1000)
+    produce_timeout_s: float = Field(
+        default=10.0, gt=0, le=120, description="Wait this long for the broker's ack"
+    )
+    health_timeout_s: float = Field(default=3.0, gt=0, le=60)
+    shutdown_flush_s: float = Field(default=10.0, ge=0, le=120)
+
+    @field_validator("api_keys")
+    @classmethod
+    def _keys_not_blank(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not _split(value.get_secret_value()):
+            raise ValueError("must hold at least one non-empty key (comma-separated)")
+        return value
+
+    def key_list(self) -> list[str]:
+        """The configured API keys; empty when authentication is off."""
+        return _split(self.api_keys.get_secret_value()) if self.api_keys else []
+
+
+def _split(raw: str) -> list[str]:
+    return [k.strip() for k in raw.split(",") if k.strip()]

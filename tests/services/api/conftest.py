@@ -1,0 +1,60 @@
+"""The API served for real: uvicorn on a free port in a background thread, real Kafka and DB."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from services.api.app import create_app
+from services.api.settings import ApiSettings
+from tests.support.infra import free_port, wait_for
+
+API_KEY = "pod-test-key-3f9c2a71e5b04d8c"
+OTHER_KEY = "pod-other-key-b71d0e9a42c6f315"
+
+
+@contextmanager
+def serve(**overrides: Any) -> Iterator[httpx.Client]:
+    """Run the API with these settings until the block ends; yield a client bound to it."""
+    settings = ApiSettings(**overrides)
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=port, log_config=None, lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name=f"api-{port}", daemon=True)
+    thread.start()
+    try:
+        # A failed lifespan ends run() at once: stop waiting then, not at the deadline.
+        wait_for(lambda: server.started or not thread.is_alive(), 30, "the API to start")
+        assert server.started, "the API failed to start (see the log above)"
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            yield client
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        assert not thread.is_alive(), "the API did not shut down within 30 s"
+
+
+@pytest.fixture(scope="module")
+def api(pipeline_topics: str, migrated_db: str) -> Iterator[httpx.Client]:
+    """The API without authentication."""
+    with serve(kafka_bootstrap_servers=pipeline_topics, database_url=migrated_db) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def api_auth(pipeline_topics: str, migrated_db: str) -> Iterator[httpx.Client]:
+    """The API with two bearer keys configured."""
+    with serve(
+        kafka_bootstrap_servers=pipeline_topics,
+        database_url=migrated_db,
+        api_keys=f"{API_KEY}, {OTHER_KEY}",
+    ) as client:
+        yield client
