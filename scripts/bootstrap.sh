@@ -14,9 +14,14 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
 if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
-  "$VENV/bin/python" -m pip install -q --upgrade pip
-  "$VENV/bin/python" -m pip install -q -r requirements.lock
-  "$VENV/bin/python" -m pip install -q --no-deps -e .
+  echo "bootstrap: installing Python packages into $VENV" >&2
+  log=$VENV/install.log
+  if ! { "$VENV/bin/python" -m pip install --upgrade pip \
+      && "$VENV/bin/python" -m pip install -r requirements.lock \
+      && "$VENV/bin/python" -m pip install --no-deps -e .; } >"$log" 2>&1; then
+    cat "$log" >&2
+    exit 1
+  fi
   echo "$want" > "$STAMP"
 fi
 
@@ -24,6 +29,9 @@ KAFKA_LIB=infra/kafka/lib
 KSTAMP=$KAFKA_LIB/.pom.sha256
 kwant=$(sha256sum infra/kafka/pom.xml | cut -d' ' -f1)
 if [ "$(cat "$KSTAMP" 2>/dev/null)" != "$kwant" ]; then
+  echo "bootstrap: fetching the Kafka broker jars with Maven" >&2
+  command -v java >/dev/null || { echo "bootstrap: Java 17+ is required (or use Docker)" >&2; exit 1; }
+  command -v mvn >/dev/null || { echo "bootstrap: Maven is required (or use Docker)" >&2; exit 1; }
   rm -rf "$KAFKA_LIB"
   mvn -q -B -f infra/kafka/pom.xml dependency:copy-dependencies \
     -DoutputDirectory=lib -DincludeScope=runtime

@@ -97,9 +97,9 @@ class KafkaSettings(PodSettings):
         """The bootstrap servers the clients use (the local broker's when none is set)."""
         return self.kafka_bootstrap_servers or f"127.0.0.1:{self.kafka_port}"
 
-    def client_config(self) -> dict[str, str]:
+    def client_config(self) -> dict[str, str | int | float | bool]:
         """librdkafka settings common to producers, consumers and admin clients."""
-        cfg = {"bootstrap.servers": self.bootstrap}
+        cfg: dict[str, str | int | float | bool] = {"bootstrap.servers": self.bootstrap}
         if self.kafka_security_protocol:
             cfg["security.protocol"] = self.kafka_security_protocol
         if self.kafka_sasl_mechanism:

@@ -1,0 +1,56 @@
+"""The `pod` command line against a running API."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import httpx
+import pytest
+
+from shared.cli import main
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, object]:
+    code = main(list(argv))
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_submit_status_and_list(
+    api: httpx.Client, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("POD_API_URL", str(api.base_url))
+    theme = f"cli {uuid.uuid4().hex[:8]}"
+    code, body = run(
+        capsys, "submit", "--theme", theme, "--style", "flat", "--niche", "dogs",
+        "--types", "tshirt,mug", "--count", "2", "--priority", "high", "--auto-publish",
+    )  # fmt: skip
+    assert code == 0
+    job_id = body["jobId"]  # type: ignore[index]
+    code, status = run(capsys, "status", job_id)
+    assert code == 0
+    assert status["job"]["theme"] == theme  # type: ignore[index]
+    assert status["job"]["productTypes"] == ["tshirt", "mug"]  # type: ignore[index]
+    assert status["job"]["autoPublish"] is True  # type: ignore[index]
+    code, listing = run(capsys, "jobs", "--limit", "50")
+    assert code == 0
+    assert job_id in {j["jobId"] for j in listing["jobs"]}  # type: ignore[index]
+
+
+def test_bad_input_exits_non_zero_with_the_reason(
+    api: httpx.Client, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("POD_API_URL", str(api.base_url))
+    code, body = run(
+        capsys, "submit", "--theme", "x", "--style", "y", "--niche", "z", "--types", "sock"
+    )
+    assert code == 1
+    assert "productTypes" in json.dumps(body)
+
+
+def test_unreachable_api(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("POD_API_URL", "http://127.0.0.1:9")
+    assert main(["status", "nope"]) == 2
+    assert "cannot reach the API" in capsys.readouterr().err
