@@ -115,7 +115,10 @@ class StageFailedPayload(_Model):
     stage: NonEmpty
     error_class: NonEmpty
     message: str
+    # True while the work is waiting in a delay topic for another attempt; False once given up.
     retryable: bool = False
+    attempt: Annotated[int, Field(ge=0)] = 0
+    next_attempt_at: datetime | None = None
     image_index: int | None = None
     product_type: ProductType | None = None
     input_topic: str | None = None
