@@ -28,6 +28,7 @@ import random
 import signal
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -47,7 +48,7 @@ from shared.events import (
     parse_event,
 )
 from shared.settings import KafkaSettings
-from shared.topics import HEARTBEATS, Stage
+from shared.topics import HEARTBEATS, RETRY_LEVELS, Stage
 
 logger = logging.getLogger(__name__)
 
@@ -81,9 +82,10 @@ class RunnerSettings(KafkaSettings):
 
     max_in_flight: int = Field(default=64, ge=1, le=10_000)
     buffer_per_band: int = Field(default=0, ge=0, description="0 = max_in_flight")
-    handler_attempts: int = Field(default=3, ge=1, le=20)
-    retry_base_delay_s: float = Field(default=0.5, ge=0)
-    retry_max_delay_s: float = Field(default=30.0, ge=0)
+    # Non-blocking retries through the stage's delay topics (the seed's 3 retries, 60 s base).
+    retry_attempts: int = Field(default=3, ge=0, le=50)
+    retry_base_delay_s: float = Field(default=60.0, ge=0)
+    retry_max_delay_s: float = Field(default=3600.0, ge=0)
     shutdown_grace_s: float = Field(default=30.0, ge=0)
     heartbeat_interval_s: float = Field(default=5.0, gt=0)
     commit_interval_ms: int = Field(default=500, ge=50)
@@ -159,9 +161,13 @@ class StageRunner(Generic[E]):
         self.handler = handler
         self.settings = settings
         self.accept = accept
-        # Input order is priority order: band 0 is served first.
+        # Band 0 is served first: due retries (older than anything new), then the inputs in
+        # their priority order.
+        self.retry_topics = list(stage.retry_topics) if settings.retry_attempts else []
         self.input_topics = list(input_topics or stage.inputs)
-        self._band = {t: i for i, t in enumerate(self.input_topics)}
+        bands = [self.retry_topics, *([t] for t in self.input_topics)]
+        self._band = {t: i for i, group in enumerate(bands) for t in group}
+        self._n_bands = len(bands)
         self.instance_id = settings.instance_id or f"{stage.name}-{uuid.uuid4().hex[:8]}"
         self.group_id = f"{settings.group_id_prefix}.{stage.name}"
         self.stats = RunnerStats()
@@ -171,8 +177,10 @@ class StageRunner(Generic[E]):
         self._assigned: set[tuple[str, int]] = set()
         self._paused: set[tuple[str, int]] = set()
         self._buffers: list[collections.deque[_Work]] = [
-            collections.deque() for _ in self.input_topics
+            collections.deque() for _ in range(self._n_bands)
         ]
+        # Delay-topic partitions paused until their head message is due (epoch seconds).
+        self._delayed: dict[tuple[str, int], float] = {}
         self._buffer_max = settings.buffer_per_band or settings.max_in_flight
         self._tasks: set[asyncio.Task[None]] = set()
         self._stop = asyncio.Event()
@@ -236,6 +244,7 @@ class StageRunner(Generic[E]):
                 tracker = self._trackers.pop(key, None)
                 self._assigned.discard(key)
                 self._paused.discard(key)
+                self._delayed.pop(key, None)
                 if tracker is not None and tracker.committable is not None:
                     to_commit.append(TopicPartition(tp.topic, tp.partition, tracker.committable))
             self._drop_buffered(partitions)
@@ -259,6 +268,7 @@ class StageRunner(Generic[E]):
                 self._trackers.pop(key, None)
                 self._assigned.discard(key)
                 self._paused.discard(key)
+                self._delayed.pop(key, None)
             self._drop_buffered(partitions)
         logger.warning(
             "partitions lost service=%s instance=%s partitions=%s",
@@ -298,7 +308,7 @@ class StageRunner(Generic[E]):
         )
         self._producer_thread.start()
         self._consumer.subscribe(
-            self.input_topics,
+            [*self.retry_topics, *self.input_topics],
             on_assign=self._on_assign,
             on_revoke=self._on_revoke,
             on_lost=self._on_lost,
@@ -314,6 +324,7 @@ class StageRunner(Generic[E]):
         heartbeat = asyncio.create_task(self._heartbeat_loop())
         try:
             while not self._stop.is_set():
+                self._resume_due()
                 await self._poll_once()
                 self._start_work()
                 self._apply_backpressure()
@@ -329,6 +340,7 @@ class StageRunner(Generic[E]):
         msgs: list[Message] = await self._loop.run_in_executor(
             self._poll_pool, self._consumer.consume, max(1, min(room, 500)), 0.05
         )
+        now = time.time()
         for msg in msgs:
             err = msg.error()
             if err is not None:
@@ -336,6 +348,13 @@ class StageRunner(Generic[E]):
                     logger.warning("consume error service=%s error=%s", self.stage.name, err)
                 continue
             topic, partition, offset = _coords(msg)
+            if (topic, partition) in self._delayed:
+                continue  # fetched before the pause took effect: it comes again on resume
+            if self._band.get(topic) == 0 and self.retry_topics:
+                due = int(_headers(msg).get("pod.retry.due", "0") or 0) / 1000
+                if due > now:
+                    self._delay_partition(topic, partition, offset, due)
+                    continue
             with self._lock:
                 tracker = self._trackers.get((topic, partition))
                 if tracker is None:  # revoked between fetch and now
@@ -361,11 +380,44 @@ class StageRunner(Generic[E]):
         # A freed slot goes straight to the highest band waiting, without waiting for a poll.
         self._start_work()
 
+    def _delay_partition(self, topic: str, partition: int, offset: int, due: float) -> None:
+        """Wait for a delay-topic message by pausing its partition, never by sleeping."""
+        assert self._consumer is not None
+        tp = TopicPartition(topic, partition, offset)
+        try:
+            self._consumer.pause([tp])
+            self._consumer.seek(tp)  # read it again once resumed
+        except KafkaException as exc:
+            logger.warning(
+                "delay pause failed topic=%s partition=%d error=%s", topic, partition, exc
+            )
+            return
+        with self._lock:
+            self._delayed[(topic, partition)] = due
+            self._paused.discard((topic, partition))
+
+    def _resume_due(self) -> None:
+        if not self._delayed:
+            return
+        assert self._consumer is not None
+        now = time.time()
+        with self._lock:
+            due = [k for k, at in self._delayed.items() if at <= now]
+            for key in due:
+                del self._delayed[key]
+        if due:
+            try:
+                self._consumer.resume([TopicPartition(t, p) for t, p in due])
+            except KafkaException as exc:
+                logger.warning("delay resume failed error=%s", exc)
+
     def _apply_backpressure(self) -> None:
         assert self._consumer is not None
         to_pause, to_resume = [], []
         with self._lock:
             for key in self._assigned:
+                if key in self._delayed:
+                    continue
                 band = self._band.get(key[0], 0)
                 full = len(self._buffers[band]) >= self._buffer_max
                 if full and key not in self._paused:
@@ -383,54 +435,65 @@ class StageRunner(Generic[E]):
 
     async def _process(self, msg: Message) -> None:
         topic, partition, offset = _coords(msg)
+        headers = _headers(msg)
+        attempt = int(headers.get("pod.attempt", "0") or 0)
         try:
             event = self.parse(msg, self.accept)
         except InvalidEventError as exc:
-            await self._dead_letter(msg, exc, None)
+            await self._dead_letter(msg, exc, None, headers)
             self._mark_done(topic, partition, offset)
             return
-        ctx = MessageContext(topic, partition, offset, event.attempt, self.instance_id)
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                outputs = await self.handler(event, ctx)  # type: ignore[arg-type]
-                await self._produce_all(outputs)
-                self.stats.processed += 1
-                break
-            except Exception as exc:
-                retryable = not isinstance(exc, PodError) or exc.retryable
-                if (
-                    retryable
-                    and attempt < self.settings.handler_attempts
-                    and not self._stop.is_set()
-                ):
-                    delay = _backoff(
-                        attempt, self.settings.retry_base_delay_s, self.settings.retry_max_delay_s
-                    )
-                    retry_after = getattr(exc, "retry_after", None)
-                    if retry_after:
-                        delay = max(delay, float(retry_after))
-                    logger.warning(
-                        "handler failed, retrying job_id=%s topic=%s partition=%d offset=%d "
-                        "attempt=%d delay_s=%.2f error=%s",
-                        event.job_id,
-                        topic,
-                        partition,
-                        offset,
-                        attempt,
-                        delay,
-                        _describe(exc),
-                    )
-                    await asyncio.sleep(delay)
-                    continue
-                if retryable and self._stop.is_set():
-                    # Shutting down: leave it uncommitted so the next owner retries it.
-                    return
-                self.stats.failed += 1
-                await self._dead_letter(msg, exc, event)
-                break
+        ctx = MessageContext(topic, partition, offset, attempt, self.instance_id)
+        try:
+            outputs = await self.handler(event, ctx)  # type: ignore[arg-type]
+            await self._produce_all(outputs)
+            self.stats.processed += 1
+        except Exception as exc:
+            retryable = not isinstance(exc, PodError) or exc.retryable
+            if retryable and self._stop.is_set():
+                # Shutting down: leave it uncommitted so the next owner retries it.
+                return
+            self.stats.failed += 1
+            if retryable and attempt < self.settings.retry_attempts:
+                await self._schedule_retry(msg, exc, event, attempt + 1, headers)
+            else:
+                await self._dead_letter(msg, exc, event, headers)
         self._mark_done(topic, partition, offset)
+
+    async def _schedule_retry(
+        self,
+        msg: Message,
+        exc: BaseException,
+        event: Event,
+        attempt: int,
+        headers: dict[str, str],
+    ) -> None:
+        """Hand the message to the delay topic of its next attempt; the partition moves on."""
+        delay = _backoff(attempt, self.settings.retry_base_delay_s, self.settings.retry_max_delay_s)
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after:
+            delay = max(delay, float(retry_after))
+        due = datetime.now(UTC).timestamp() + delay
+        level = min(attempt, RETRY_LEVELS)
+        retry_topic = self.stage.retry_topic(level)
+        out = _failure_headers(msg, exc, headers, self.stage.name)
+        out += [
+            ("pod.attempt", str(attempt).encode()),
+            ("pod.retry.due", str(int(due * 1000)).encode()),
+        ]
+        logger.warning(
+            "retry scheduled job_id=%s topic=%s partition=%d offset=%d attempt=%d "
+            "delay_s=%.2f retry_topic=%s error=%s",
+            event.job_id,
+            msg.topic(),
+            msg.partition(),
+            msg.offset(),
+            attempt,
+            delay,
+            retry_topic,
+            _describe(exc),
+        )
+        await self._produce(retry_topic, msg.value() or b"", key=msg.key(), headers=out)
 
     def _mark_done(self, topic: str, partition: int, offset: int) -> None:
         assert self._consumer is not None
@@ -453,30 +516,28 @@ class StageRunner(Generic[E]):
                         exc,
                     )
 
-    async def _dead_letter(self, msg: Message, exc: BaseException, event: Event | None) -> None:
+    async def _dead_letter(
+        self,
+        msg: Message,
+        exc: BaseException,
+        event: Event | None,
+        headers: dict[str, str],
+    ) -> None:
         self.stats.dead_lettered += 1
-        reason = _describe(exc)
+        out = _failure_headers(msg, exc, headers, self.stage.name)
+        out.append(("pod.attempt", headers.get("pod.attempt", "0").encode()))
         topic, partition, offset = _coords(msg)
-        headers: list[tuple[str, str | bytes | None]] = [
-            ("pod.error.class", type(exc).__name__.encode()),
-            ("pod.error.message", reason[:4000].encode()),
-            ("pod.error.retryable", b"true" if getattr(exc, "retryable", True) else b"false"),
-            ("pod.original.topic", topic.encode()),
-            ("pod.original.partition", str(partition).encode()),
-            ("pod.original.offset", str(offset).encode()),
-            ("pod.stage", self.stage.name.encode()),
-            ("pod.failed.at", datetime.now(UTC).isoformat().encode()),
-        ]
         logger.error(
-            "dead-lettered job_id=%s topic=%s partition=%d offset=%d dlq=%s error=%s",
+            "dead-lettered job_id=%s topic=%s partition=%d offset=%d dlq=%s attempts=%s error=%s",
             event.job_id if event else "-",
             topic,
             partition,
             offset,
             self.stage.dlq,
-            reason,
+            headers.get("pod.attempt", "0"),
+            _describe(exc),
         )
-        await self._produce(self.stage.dlq, msg.value() or b"", key=msg.key(), headers=headers)
+        await self._produce(self.stage.dlq, msg.value() or b"", key=msg.key(), headers=out)
 
     async def _produce_all(self, outputs: Sequence[Output]) -> None:
         if outputs:
@@ -665,6 +726,30 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, PodError):
         return exc.describe()
     return f"{type(exc).__name__}: {exc}"
+
+
+def _headers(msg: Message) -> dict[str, str]:
+    pairs: list[tuple[str, bytes | None]] = list(msg.headers() or [])  # type: ignore[arg-type]
+    return {k: v.decode(errors="replace") if v else "" for k, v in pairs}
+
+
+def _failure_headers(
+    msg: Message, exc: BaseException, headers: dict[str, str], stage: str
+) -> list[tuple[str, str | bytes | None]]:
+    """Why and where a message failed; the original coordinates survive every retry hop."""
+    topic, partition, offset = _coords(msg)
+    now = datetime.now(UTC).isoformat()
+    return [
+        ("pod.error.class", type(exc).__name__.encode()),
+        ("pod.error.message", _describe(exc)[:4000].encode()),
+        ("pod.error.retryable", b"true" if getattr(exc, "retryable", True) else b"false"),
+        ("pod.original.topic", headers.get("pod.original.topic", topic).encode()),
+        ("pod.original.partition", headers.get("pod.original.partition", str(partition)).encode()),
+        ("pod.original.offset", headers.get("pod.original.offset", str(offset)).encode()),
+        ("pod.first.failure.at", headers.get("pod.first.failure.at", now).encode()),
+        ("pod.stage", stage.encode()),
+        ("pod.failed.at", now.encode()),
+    ]
 
 
 def _coords(msg: Message) -> tuple[str, int, int]:

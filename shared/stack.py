@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -66,7 +66,7 @@ class ServiceProcess:
     proc: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     failed: bool = False
-    started_at: float = field(default_factory=time.monotonic)
+    died_at: float | None = None
 
     def start(self) -> None:
         with open(self.log_path, "ab") as log:
@@ -222,7 +222,9 @@ class Stack:
                     svc.log_path,
                 )
                 continue
-            if time.monotonic() - svc.started_at < self.settings.restart_delay_s:
+            if svc.died_at is None:
+                svc.died_at = time.monotonic()
+            if time.monotonic() - svc.died_at < self.settings.restart_delay_s:
                 continue
             svc.restarts += 1
             logger.warning(
@@ -232,6 +234,21 @@ class Stack:
                 svc.restarts,
             )
             svc.start()
+
+    def supervise_in_background(self, interval: float = 0.5) -> threading.Thread:
+        """Supervise from a thread until :meth:`stop` (used by tests)."""
+
+        def loop() -> None:
+            while not self._stopping.wait(interval):
+                self.supervise_once()
+
+        thread = threading.Thread(target=loop, name="stack-supervisor", daemon=True)
+        thread.start()
+        return thread
+
+    def service(self, name: str) -> ServiceProcess:
+        """The service process called ``name`` (e.g. ``generator-0``)."""
+        return next(s for s in self.services if s.name == name)
 
     def run_forever(self) -> None:
         """Supervise until SIGINT/SIGTERM."""

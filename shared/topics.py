@@ -70,6 +70,10 @@ MONITOR = Stage(
         GENERATOR.dlq,
         PRINTIFY.dlq,
         PUBLISHER.dlq,
+        # Another stage's delay topics tell the monitor a job is waiting for a retry.
+        *GENERATOR.retry_topics,
+        *PRINTIFY.retry_topics,
+        *PUBLISHER.retry_topics,
         HEARTBEATS,
     ),
     "monitor",

@@ -16,7 +16,7 @@ _JOB_COLUMNS = """
     job_id, status, priority, theme, style, niche, prompt, product_types,
     image_count AS count, auto_publish, expected_products, expected_publications,
     images_done, images_failed, products_done, products_failed, publications_done,
-    publications_failed, error,
+    publications_failed, error, retry_attempt, next_retry_at, last_error,
     created_at, updated_at, started_at, finished_at
 """
 

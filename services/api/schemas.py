@@ -6,7 +6,14 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from shared.events import Priority, ProductType
@@ -90,6 +97,10 @@ class JobView(_Wire):
     publications_done: int
     publications_failed: int
     error: str | None
+    # While retrying: the attempt waiting, when it is due, and the error that caused it.
+    retry_attempt: int
+    next_retry_at: datetime | None
+    last_error: str | None
     created_at: datetime
     updated_at: datetime
     started_at: datetime | None
@@ -151,6 +162,72 @@ class JobPage(_Wire):
 
     jobs: list[JobView]
     next_cursor: str | None
+
+
+class DlqStage(StrEnum):
+    """The stages whose failures land on a DLQ topic."""
+
+    GENERATOR = "generator"
+    PRINTIFY = "printify"
+    PUBLISHER = "publisher"
+
+
+class DeadLetterView(_Wire):
+    """One dead letter: where it sits in Kafka, why it failed, whether it was replayed."""
+
+    id: int
+    stage: str
+    job_id: str | None
+    error_class: str
+    message: str
+    retryable: bool
+    topic: str
+    partition: int
+    offset: int
+    original_topic: str | None
+    failed_at: datetime
+    replayed_at: datetime | None
+    replay_count: int
+
+
+class DeadLetterPage(_Wire):
+    """``GET /dlq`` answer: newest first; pass ``nextCursor`` back for the next page."""
+
+    dead_letters: list[DeadLetterView]
+    next_cursor: str | None
+
+
+JobIdText = Annotated[str, Field(min_length=1, max_length=100, description="One job's")]
+
+
+class ReplayRequest(_Wire):
+    """``POST /dlq/replay`` body: exactly one of ``id``, ``jobId``, ``stage``."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=False)
+
+    id: Annotated[int, Field(strict=True, ge=1, description="One dead letter")] | None = None
+    job_id: JobIdText | None = None
+    stage: Annotated[DlqStage, Field(description="Every dead letter of a stage")] | None = None
+    include_replayed: Annotated[
+        bool, Field(strict=True, description="Replay again what was replayed before")
+    ] = False
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ReplayRequest:
+        given = [n for n in ("id", "job_id", "stage") if getattr(self, n) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of id, jobId, stage")
+        return self
+
+
+class ReplayResult(_Wire):
+    """``POST /dlq/replay`` answer: what was re-produced, and what had nothing to replay."""
+
+    replayed: int
+    ids: list[int]
+    skipped: list[int] = Field(
+        default_factory=list, description="Matching dead letters with nothing replayable"
+    )
 
 
 class HealthView(BaseModel):

@@ -1,67 +1,345 @@
-"""Reading dead-letter records: each becomes a StageFailed event the monitor can fold."""
+"""Reading dead-letter records: each becomes a StageFailed event the monitor can fold.
+
+Every record on a stage's DLQ topic is also a *dead letter* to list and replay: the event
+parsed from it carries a :class:`DeadLetter` (its coordinates, headers, and what a replay would
+re-produce where), which the fold records in ``dead_letters`` in the same transaction.
+
+Two kinds of record arrive on a DLQ:
+
+- a raw record dead-lettered by the runner: the original value, with the reason in ``pod.*``
+  headers. Even one without a parseable value or a key is recorded (its job id is then unknown);
+- a ``StageFailed`` event a stage put there itself (the printify stage, per failed product type),
+  whose ``input_event`` is the input narrowed to what failed: that is what a replay re-produces.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
+import re
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
-from confluent_kafka import Message
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Message
+from psycopg import AsyncConnection
+from psycopg.types.json import Jsonb
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.errors import InvalidEventError
 from shared.events import (
     EVENT_TYPES,
     Event,
+    Priority,
     StageFailed,
     StageFailedPayload,
     parse_event,
 )
 from shared.runner import parse_message
+from shared.topics import GENERATOR, JOBS_REQUESTED, PRINTIFY, PUBLISHER, Stage
+
+logger = logging.getLogger(__name__)
 
 _DLQ_NS = uuid.UUID("3b0f3f55-8f0e-4c59-9a47-2f7f1d0c9e21")
+# The job id of a StageFailed made from a record that names no job (no parseable value, no key);
+# its dead letter keeps job_id NULL.
+UNKNOWN_JOB = "unknown"
+_RETRY_TOPIC = re.compile(r"(?P<family>.+)\.retry\.\d+")
+_BY_FAMILY: dict[str, Stage] = {s.family: s for s in (GENERATOR, PRINTIFY, PUBLISHER)}
+# Limits of the event contract (shared/events.py) that text taken from headers must respect.
+_MAX_JOB_ID = 100
+_MAX_NAME = 500
 
 
-def _headers(msg: Message) -> dict[str, str]:
-    pairs: list[tuple[str, bytes | None]] = list(msg.headers() or [])  # type: ignore[arg-type]
-    return {k: (v.decode(errors="replace") if v else "") for k, v in pairs}
+class DeadLetter(BaseModel):
+    """One DLQ record as the ``dead_letters`` table holds it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    topic: str
+    partition: int
+    offset: int
+    stage: str
+    job_id: str | None
+    error_class: str
+    message: str
+    # The error's own class (header ``pod.error.retryable``), not whether work is still waiting.
+    retryable: bool
+    original_topic: str | None
+    replay_topic: str | None
+    replay_value: bytes | None
+    headers: dict[str, str]
+    failed_at: datetime
+    # False when the value was not a valid event: nothing in it can be attributed to a product.
+    parsed: bool
+
+
+class DeadLetterFailed(StageFailed):
+    """A StageFailed read off a DLQ topic, with the dead letter to record (never serialised)."""
+
+    dead_letter: DeadLetter = Field(exclude=True)
 
 
 def parse_record(msg: Message, accept: tuple[type[Event], ...]) -> Event:
     """Parse a message of any monitor input; DLQ records become StageFailed events."""
     topic = msg.topic() or ""
+    retry = _RETRY_TOPIC.fullmatch(topic)
+    if retry is not None and retry["family"] in _BY_FAMILY:
+        return _retrying(msg)
     if not topic.endswith(".dlq"):
         return parse_message(msg, accept)
     try:
         original: Event | None = parse_event(msg.value(), EVENT_TYPES)
     except InvalidEventError:
         original = None
-    if isinstance(original, StageFailed):
-        return original  # a stage reported part of a job as failed, already in our form
     headers = _headers(msg)
-    job_id = original.job_id if original else (msg.key() or b"").decode(errors="replace")
-    if not job_id:
-        raise InvalidEventError("dead letter without a job id (no parseable value, no key)")
+    if isinstance(original, StageFailed):
+        if original.payload.retryable:
+            # A notice that the work waits in a delay topic: nothing has been given up yet.
+            return original
+        return _reported(msg, original, headers)
+    return _raw(msg, original, headers)
+
+
+def _reported(msg: Message, event: StageFailed, headers: dict[str, str]) -> DeadLetterFailed:
+    """A stage's own StageFailed report: replay its ``input_event`` onto its input topic."""
+    f = event.payload
+    topic = msg.topic() or ""
+    replay_value = json.dumps(f.input_event).encode() if f.input_event is not None else None
+    dead = DeadLetter(
+        topic=topic,
+        partition=msg.partition() or 0,
+        offset=msg.offset() or 0,
+        stage=f.stage,
+        job_id=event.job_id,
+        error_class=f.error_class,
+        message=_text(f.message),
+        retryable=f.retryable,
+        original_topic=f.input_topic,
+        replay_topic=replay_topic(topic, f.input_topic, f.input_event),
+        replay_value=replay_value,
+        headers=headers,
+        failed_at=event.occurred_at,
+        parsed=True,
+    )
+    return DeadLetterFailed.model_validate({**dict(event), "dead_letter": dead})
+
+
+def _raw(msg: Message, original: Event | None, headers: dict[str, str]) -> DeadLetterFailed:
+    """A record the runner dead-lettered: the original value, the reason in headers."""
+    topic = msg.topic() or ""
+    partition, offset = msg.partition() or 0, msg.offset() or 0
+    value = msg.value()
+    if original is not None:
+        job_id: str | None = original.job_id
+    else:
+        job_id = _text((msg.key() or b"").decode(errors="replace"))[:_MAX_JOB_ID] or None
+    original_topic = headers.get("pod.original.topic") or None
+    stage = _clip(headers.get("pod.stage") or _stage_name(topic))
+    error_class = _clip(headers.get("pod.error.class") or "Unknown")
+    message = headers.get("pod.error.message") or "no reason recorded"
+    failed_at = _timestamp(headers.get("pod.failed.at")) or _record_time(msg)
+    dead = DeadLetter(
+        topic=topic,
+        partition=partition,
+        offset=offset,
+        stage=stage,
+        job_id=job_id,
+        error_class=error_class,
+        message=message,
+        retryable=headers.get("pod.error.retryable") == "true",
+        original_topic=original_topic,
+        replay_topic=replay_topic(topic, original_topic, _json_object(value)),
+        replay_value=value,
+        headers=headers,
+        failed_at=failed_at,
+        parsed=original is not None,
+    )
     payload: Any = original.payload if original else None
     failed = StageFailedPayload(
-        stage=headers.get("pod.stage") or topic.removesuffix(".dlq"),
-        error_class=headers.get("pod.error.class") or "Unknown",
-        message=headers.get("pod.error.message") or "no reason recorded",
-        retryable=headers.get("pod.error.retryable") == "true",
+        stage=stage,
+        error_class=error_class,
+        message=message,
+        # On the DLQ the work has been given up, whatever the error's class.
+        retryable=False,
+        attempt=max(0, _int(headers.get("pod.attempt")) or 0),
         image_index=getattr(payload, "image_index", None),
         product_type=getattr(payload, "product_type", None),
-        input_topic=headers.get("pod.original.topic"),
+        input_topic=original_topic,
         input_partition=_int(headers.get("pod.original.partition")),
         input_offset=_int(headers.get("pod.original.offset")),
         input_event=json.loads(original.to_json()) if original else None,
     )
     # The id comes from the record's coordinates: folding the same record twice is a no-op.
-    return StageFailed(
-        event_id=uuid.uuid5(_DLQ_NS, f"{topic}:{msg.partition()}:{msg.offset()}"),
-        job_id=job_id,
+    return DeadLetterFailed(
+        event_id=uuid.uuid5(_DLQ_NS, f"{topic}:{partition}:{offset}"),
+        job_id=job_id or UNKNOWN_JOB,
+        occurred_at=failed_at,
         producer="monitor",
         correlation_id=original.correlation_id if original else None,
         payload=failed,
+        dead_letter=dead,
     )
+
+
+def _retrying(msg: Message) -> StageFailed:
+    """A record in another stage's delay topic: its job waits for another attempt."""
+    topic = msg.topic() or ""
+    headers = _headers(msg)
+    try:
+        original: Event | None = parse_event(msg.value(), EVENT_TYPES)
+    except InvalidEventError:
+        original = None
+    job_id = original.job_id if original else _text((msg.key() or b"").decode(errors="replace"))
+    due_ms = _int(headers.get("pod.retry.due"))
+    payload: Any = original.payload if original else None
+    failed = StageFailedPayload(
+        stage=_clip(headers.get("pod.stage") or "unknown"),
+        error_class=_clip(headers.get("pod.error.class") or "Unknown"),
+        message=headers.get("pod.error.message") or "no reason recorded",
+        retryable=True,
+        attempt=max(0, _int(headers.get("pod.attempt")) or 0),
+        next_attempt_at=datetime.fromtimestamp(due_ms / 1000, UTC) if due_ms else None,
+        image_index=getattr(payload, "image_index", None),
+        product_type=getattr(payload, "product_type", None),
+        input_topic=headers.get("pod.original.topic") or None,
+    )
+    return StageFailed(
+        event_id=uuid.uuid5(_DLQ_NS, f"{topic}:{msg.partition()}:{msg.offset()}"),
+        job_id=job_id[:_MAX_JOB_ID] or UNKNOWN_JOB,
+        occurred_at=_timestamp(headers.get("pod.failed.at")) or _record_time(msg),
+        producer="monitor",
+        payload=failed,
+    )
+
+
+def replay_topic(dlq_topic: str, source: str | None, event: dict[str, Any] | None) -> str | None:
+    """The stage input a dead letter is replayed onto.
+
+    The topic it was consumed from (``source``), except a retry topic ``<family>.retry.<n>``,
+    which maps to the family's main input: a replay starts over, it is not a delayed retry. The
+    generator's family has one input per priority: the event's own priority picks it (normal
+    when it has none). Without a source, the DLQ's own family decides; None when unknown.
+    """
+    if source:
+        retry = _RETRY_TOPIC.fullmatch(source)
+        if retry is None:
+            return source
+        return _main_input(retry["family"], event) or source
+    return _main_input(dlq_topic.removesuffix(".dlq"), event)
+
+
+def _main_input(family: str, event: dict[str, Any] | None) -> str | None:
+    if family == GENERATOR.family:
+        return JOBS_REQUESTED[_priority(event)]
+    stage = _BY_FAMILY.get(family)
+    return stage.inputs[0] if stage else None
+
+
+def _priority(event: dict[str, Any] | None) -> Priority:
+    payload = event.get("payload") if event else None
+    raw = payload.get("priority") if isinstance(payload, dict) else None
+    try:
+        return Priority(raw) if raw else Priority.NORMAL
+    except ValueError:
+        return Priority.NORMAL
+
+
+def _stage_name(dlq_topic: str) -> str:
+    family = dlq_topic.removesuffix(".dlq")
+    stage = _BY_FAMILY.get(family)
+    return stage.name if stage else family or "unknown"
+
+
+async def record_dead_letter(conn: AsyncConnection[Any], dead: DeadLetter) -> bool:
+    """Insert the dead letter unless its record was seen before; True when it was new."""
+    cur = await conn.execute(
+        "INSERT INTO dead_letters (topic, kafka_partition, kafka_offset, stage, job_id,"
+        " error_class, message, retryable, original_topic, replay_topic, replay_value, headers,"
+        " failed_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT (topic, kafka_partition, kafka_offset) DO NOTHING",
+        (
+            dead.topic,
+            dead.partition,
+            dead.offset,
+            dead.stage,
+            dead.job_id,
+            dead.error_class,
+            _text(dead.message),
+            dead.retryable,
+            dead.original_topic,
+            dead.replay_topic,
+            dead.replay_value,
+            Jsonb(dead.headers),
+            dead.failed_at,
+        ),
+    )
+    if cur.rowcount == 0:
+        return False
+    logger.info(
+        "dead letter recorded topic=%s partition=%d offset=%d stage=%s job_id=%s error_class=%s",
+        dead.topic,
+        dead.partition,
+        dead.offset,
+        dead.stage,
+        dead.job_id or "-",
+        dead.error_class,
+    )
+    return True
+
+
+async def unattributable(conn: AsyncConnection[Any], event: StageFailed) -> bool:
+    """True when a dead letter's failure cannot be folded into a job's state.
+
+    A record without a valid event says nothing about images or products: it counts against its
+    job only when that job is already known (waiting for it would not teach us more). Either way
+    its dead letter is recorded and listed.
+    """
+    if not isinstance(event, DeadLetterFailed) or event.dead_letter.parsed:
+        return False
+    if event.dead_letter.job_id is None:
+        return True
+    cur = await conn.execute("SELECT 1 FROM jobs WHERE job_id = %s", (event.job_id,))
+    return await cur.fetchone() is None
+
+
+def _headers(msg: Message) -> dict[str, str]:
+    pairs: list[tuple[str, bytes | None]] = list(msg.headers() or [])  # type: ignore[arg-type]
+    return {_text(k): (_text(v.decode(errors="replace")) if v else "") for k, v in pairs}
+
+
+def _json_object(value: bytes | None) -> dict[str, Any] | None:
+    try:
+        data = json.loads(value) if value else None
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _text(value: str) -> str:
+    # PostgreSQL text and JSONB reject NUL; a record must never fail to be recorded over one.
+    return value.replace("\x00", "")
+
+
+def _clip(value: str) -> str:
+    return value[:_MAX_NAME]
+
+
+def _timestamp(value: str | None) -> datetime | None:
+    try:
+        parsed = datetime.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+    if parsed is not None and parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed
+
+
+def _record_time(msg: Message) -> datetime:
+    kind, millis = msg.timestamp()
+    if kind == TIMESTAMP_NOT_AVAILABLE:
+        return datetime.now(UTC)
+    return datetime.fromtimestamp(millis / 1000, UTC)
 
 
 def _int(value: str | None) -> int | None:

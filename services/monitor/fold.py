@@ -19,6 +19,12 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from services.monitor.dlq import (
+    UNKNOWN_JOB,
+    DeadLetterFailed,
+    record_dead_letter,
+    unattributable,
+)
 from shared.errors import RetryableError
 from shared.events import (
     Event,
@@ -78,6 +84,12 @@ class Folder:
             return True
         level, message = describe(event)
         async with self.pool.connection() as conn, conn.transaction():
+            # A dead letter is recorded by its record's coordinates, before the event-id check: a
+            # stage's report of the same input failing again after a replay has the same event
+            # id, yet it is a new dead letter to list (and to replay again).
+            recorded = isinstance(event, DeadLetterFailed) and await record_dead_letter(
+                conn, event.dead_letter
+            )
             cur = await conn.execute(
                 "INSERT INTO job_events (event_id, job_id, type, level, message, producer, data,"
                 " topic, kafka_partition, kafka_offset, occurred_at)"
@@ -98,7 +110,7 @@ class Folder:
                 ),
             )
             if cur.rowcount == 0:
-                return False
+                return recorded
             if isinstance(event, JobRequested):
                 await self._job(conn, event)
             elif isinstance(event, ImageGenerated):
@@ -107,8 +119,19 @@ class Folder:
                 await self._product(conn, event)
             elif isinstance(event, ProductPublished):
                 await self._published(conn, event)
+            elif isinstance(event, StageFailed) and event.payload.retryable:
+                await self._retrying(conn, event)
             elif isinstance(event, StageFailed):
                 await self._failed(conn, event)
+            if not isinstance(event, JobRequested) and not (
+                isinstance(event, StageFailed) and event.payload.retryable
+            ):
+                # Progress (or a final outcome) after a retry was scheduled ends 'retrying'.
+                await conn.execute(
+                    "UPDATE jobs SET retrying_since = NULL"
+                    " WHERE job_id = %s AND retrying_since <= %s",
+                    (event.job_id, event.occurred_at),
+                )
             await refresh_job(conn, event.job_id)
         return True
 
@@ -236,8 +259,21 @@ class Folder:
             ),
         )
 
+    async def _retrying(self, conn: AsyncConnection[Any], e: StageFailed) -> None:
+        f = e.payload
+        if e.job_id == UNKNOWN_JOB:
+            return
+        await _lock_job(conn, e.job_id)
+        await conn.execute(
+            "UPDATE jobs SET retry_attempt = GREATEST(retry_attempt, %s), next_retry_at = %s,"
+            " retrying_since = GREATEST(retrying_since, %s), last_error = %s WHERE job_id = %s",
+            (f.attempt, f.next_attempt_at, e.occurred_at, f.message, e.job_id),
+        )
+
     async def _failed(self, conn: AsyncConnection[Any], e: StageFailed) -> None:
         f = e.payload
+        if await unattributable(conn, e):
+            return
         job = await _lock_job(conn, e.job_id)
         if f.stage == "generator":
             # The whole request failed: every image not generated is lost.
@@ -312,6 +348,7 @@ async def refresh_job(conn: AsyncConnection[Any], job_id: str) -> str | None:
     """Recompute a job's counters and status from its images and products; return the status."""
     cur = await conn.execute(
         "SELECT image_count, cardinality(product_types), auto_publish, images_failed, error,"
+        " retrying_since IS NOT NULL,"
         " (SELECT count(*) FROM images i WHERE i.job_id = j.job_id),"
         " (SELECT count(*) FILTER (WHERE status IN ('created', 'published', 'publish_failed'))"
         "    FROM products p WHERE p.job_id = j.job_id),"
@@ -333,6 +370,7 @@ async def refresh_job(conn: AsyncConnection[Any], job_id: str) -> str | None:
         auto_publish,
         images_failed,
         last_error,
+        retrying,
         images_done,
         products_done,
         product_rows_failed,
@@ -367,7 +405,12 @@ async def refresh_job(conn: AsyncConnection[Any], job_id: str) -> str | None:
                 + (f"; last error: {last_error}" if last_error else "")
             )
     else:
-        status = "processing" if images_done or products_done or anything_failed else "queued"
+        if retrying:
+            status = "retrying"
+        elif images_done or products_done or anything_failed:
+            status = "processing"
+        else:
+            status = "queued"
     await conn.execute(
         "UPDATE jobs SET status = %s, images_done = %s, products_done = %s,"
         " products_failed = %s, publications_done = %s, publications_failed = %s,"

@@ -11,8 +11,8 @@ from shared.settings import DatabaseSettings
 class MonitorSettings(RunnerSettings, DatabaseSettings):
     """Kafka, PostgreSQL and how patiently to wait for a job's first event."""
 
-    # A product event can be read before its job's first event (different topics): wait and
-    # retry rather than dead-letter it.
-    handler_attempts: int = Field(default=30, ge=1, le=100)
-    retry_base_delay_s: float = Field(default=0.2, ge=0)
-    retry_max_delay_s: float = Field(default=5.0, ge=0)
+    # A product event can be read before its job's first event (different topics), and the
+    # database may be briefly away: retry soon and often rather than dead-letter.
+    retry_attempts: int = Field(default=10, ge=0, le=50)
+    retry_base_delay_s: float = Field(default=0.5, ge=0)
+    retry_max_delay_s: float = Field(default=30.0, ge=0)

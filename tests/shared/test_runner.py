@@ -9,7 +9,7 @@ from collections import Counter
 
 import pytest
 
-from shared.errors import PermanentError
+from shared.errors import PermanentError, RetryableError
 from shared.events import ImageGenerated, JobRequested, parse_event
 from shared.runner import MessageContext, Output, RunnerSettings, StageRunner
 from shared.topics import HEARTBEATS, Stage
@@ -33,7 +33,11 @@ def settings(bootstrap: str, **kw: object) -> RunnerSettings:
 def setup_stage(bootstrap: str, partitions: int = 3) -> tuple[str, Stage]:
     name = unique("echo")
     stage = echo_stage(name)
-    create_topics(bootstrap, [*stage.inputs, output_topic(name), stage.dlq, HEARTBEATS], partitions)
+    create_topics(
+        bootstrap,
+        [*stage.inputs, *stage.retry_topics, output_topic(name), stage.dlq, HEARTBEATS],
+        partitions,
+    )
     return name, stage
 
 
@@ -227,7 +231,7 @@ async def test_high_priority_overtakes_a_low_priority_backlog(pipeline_topics: s
     bootstrap = pipeline_topics
     name = unique("prio")
     stage = Stage(name, (f"{name}.high", f"{name}.low"), name)
-    create_topics(bootstrap, [*stage.inputs, output_topic(name), stage.dlq], 2)
+    create_topics(bootstrap, [*stage.inputs, *stage.retry_topics, output_topic(name), stage.dlq], 2)
     in_flight = 2
     runner: StageRunner[JobRequested] = StageRunner(
         stage=stage,
@@ -276,3 +280,56 @@ async def test_classic_group_protocol_also_works(pipeline_topics: str, protocol:
     await asyncio.wait_for(task, 30)
     assert len({parse_event(m.value()).job_id for m in out}) == 20
     assert all(isinstance(parse_event(m.value()), ImageGenerated) for m in out)
+
+
+async def test_retryable_failures_wait_in_delay_topics_without_blocking(
+    pipeline_topics: str,
+) -> None:
+    bootstrap = pipeline_topics
+    name, stage = setup_stage(bootstrap, partitions=1)
+    echo = make_echo_handler(name)
+    calls: Counter[str] = Counter()
+    seen_attempts: dict[str, list[int]] = {}
+    seen_at: dict[str, list[float]] = {}
+
+    async def handler(event: JobRequested, ctx: MessageContext) -> list[Output]:
+        calls[event.job_id] += 1
+        seen_attempts.setdefault(event.job_id, []).append(ctx.attempt)
+        seen_at.setdefault(event.job_id, []).append(asyncio.get_running_loop().time())
+        if event.job_id == "flaky" and calls["flaky"] <= 2:
+            raise RetryableError("503 from vendor", vendor="comfyui", status=503)
+        if event.job_id == "doomed":
+            raise RetryableError("still down", vendor="printify", status=502)
+        return await echo(event, ctx)
+
+    runner: StageRunner[JobRequested] = StageRunner(
+        stage=stage,
+        handler=handler,
+        settings=settings(bootstrap, retry_attempts=3, retry_base_delay_s=0.4),
+        accept=(JobRequested,),
+    )
+    task = asyncio.create_task(runner.run())
+    await asyncio.to_thread(
+        produce, bootstrap, stage.inputs[0], [job("flaky"), job("behind"), job("doomed")]
+    )
+    out = await read_async(bootstrap, output_topic(name), 2)
+    dlq = await read_async(bootstrap, stage.dlq, 1)
+    runner.request_stop()
+    await asyncio.wait_for(task, 30)
+
+    order = [parse_event(m.value()).job_id for m in out]
+    # The message behind the failing one went first: the partition was not held up.
+    assert order == ["behind", "flaky"]
+    assert seen_attempts["flaky"] == [0, 1, 2]
+    assert seen_attempts["doomed"] == [0, 1, 2, 3]
+    # Each retry waited for its delay: base 0.4 s doubling per attempt, jitter down to half.
+    t = seen_at["flaky"]
+    assert t[1] - t[0] >= 0.2 and t[2] - t[1] >= 0.4, t
+    headers = {k: v.decode() for k, v in dlq[0].headers()}
+    assert headers["pod.attempt"] == "3"
+    assert headers["pod.original.topic"] == stage.inputs[0]
+    assert headers["pod.original.offset"] == "2"
+    assert headers["pod.error.class"] == "RetryableError"
+    assert "[printify 502] still down" in headers["pod.error.message"]
+    assert "pod.first.failure.at" in headers
+    assert committed(bootstrap, runner.group_id, stage.inputs[0], 1) == {0: 3}

@@ -48,7 +48,11 @@ def test_sigkill_mid_batch_loses_nothing(pipeline_topics: str, tmp_path: Path) -
     bootstrap = pipeline_topics
     name = unique("crash")
     stage = echo_stage(name)
-    create_topics(bootstrap, [*stage.inputs, output_topic(name), stage.dlq, HEARTBEATS], PARTITIONS)
+    create_topics(
+        bootstrap,
+        [*stage.inputs, *stage.retry_topics, output_topic(name), stage.dlq, HEARTBEATS],
+        PARTITIONS,
+    )
     total = 400
     produce(bootstrap, stage.inputs[0], [job(f"k{i}", niche="delay:40") for i in range(total)])
 
@@ -86,7 +90,11 @@ def test_sigterm_drains_commits_and_exits_zero(pipeline_topics: str, tmp_path: P
     bootstrap = pipeline_topics
     name = unique("drain")
     stage = echo_stage(name)
-    create_topics(bootstrap, [*stage.inputs, output_topic(name), stage.dlq, HEARTBEATS], PARTITIONS)
+    create_topics(
+        bootstrap,
+        [*stage.inputs, *stage.retry_topics, output_topic(name), stage.dlq, HEARTBEATS],
+        PARTITIONS,
+    )
     total = 200
     produce(bootstrap, stage.inputs[0], [job(f"d{i}", niche="delay:100") for i in range(total)])
 

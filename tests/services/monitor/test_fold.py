@@ -230,3 +230,34 @@ async def test_a_product_before_its_job_is_retried(pool: AsyncConnectionPool) ->
     # Nothing half-written: the event is not recorded as seen.
     assert await Folder(pool).fold(job, "t", 0, 1) is True
     assert await Folder(pool).fold(product(job, 0, "tshirt"), "t", 0, 0) is True
+
+
+async def test_retrying_shows_the_attempt_and_clears_on_progress(pool: AsyncConnectionPool) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    job = new_job(count=1, types=("tshirt",), auto=False)
+    due = datetime.now(UTC) + timedelta(seconds=60)
+    retry = job.derive(
+        StageFailed,
+        StageFailedPayload(
+            stage="generator",
+            error_class="RetryableError",
+            message="[comfyui 503] busy",
+            retryable=True,
+            attempt=2,
+            next_attempt_at=due,
+        ),
+        producer="monitor",
+        key="retry:1",
+    )
+    await fold_all(pool, [job, retry])
+    row = await job_row(pool, job.job_id)
+    assert row["status"] == "retrying"
+    assert row["retry_attempt"] == 2
+    assert row["next_retry_at"] == due
+    assert row["last_error"] == "[comfyui 503] busy"
+    assert row["error"] is None  # nothing has failed for good
+
+    await fold_all(pool, [image(job, 0), product(job, 0, "tshirt")])
+    row = await job_row(pool, job.job_id)
+    assert row["status"] == "completed"
