@@ -146,6 +146,16 @@ class WorkerHeartbeatPayload(_Model):
 EventT = TypeVar("EventT", bound="Event")
 
 
+class ControlCommandPayload(_Model):
+    """An operator's instruction to the worker-pool manager (``pod.control``)."""
+
+    action: Literal["scale", "restart"]
+    service: Annotated[str, Field(min_length=1, max_length=50)] | None = None
+    worker_count: Annotated[int, Field(ge=0, le=1000)] | None = None
+    instance_id: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    requested_by: str | None = None
+
+
 class Event(_Model):
     """The envelope shared by every event."""
 
@@ -210,8 +220,14 @@ class WorkerHeartbeat(Event):
     payload: WorkerHeartbeatPayload
 
 
+class ControlCommand(Event):
+    type: Literal["control.command"] = "control.command"
+    payload: ControlCommandPayload
+
+
 AnyEvent = (
-    JobRequested
+    ControlCommand
+    | JobRequested
     | ImageGenerated
     | ProductCreated
     | ProductPublished
@@ -219,6 +235,7 @@ AnyEvent = (
     | WorkerHeartbeat
 )
 EVENT_TYPES: tuple[type[Event], ...] = (
+    ControlCommand,
     JobRequested,
     ImageGenerated,
     ProductCreated,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import os
 import sys
@@ -9,6 +10,8 @@ import sys
 
 def setup_logging(service: str) -> None:
     """Configure the root logger once for a service process (level from ``LOG_LEVEL``)."""
+    # A crash inside a C extension (librdkafka) then leaves a Python stack in the log.
+    faulthandler.enable()
     level = os.environ.get("LOG_LEVEL", "INFO").upper()
     logging.basicConfig(
         level=level,

@@ -16,20 +16,23 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient
 from pydantic import Field, SecretStr
 
 from shared.db import migrate
-from shared.errors import ConfigError
+from shared.errors import ConfigError, InvalidEventError
+from shared.events import ControlCommand, parse_event
 from shared.launch.kafka import LocalKafka
 from shared.launch.postgres import LocalPostgres
 from shared.logs import setup_logging
 from shared.settings import DatabaseSettings, KafkaSettings, StateSettings, load_settings
-from shared.topics import ensure_topics
+from shared.topics import CONTROL, STAGES, ensure_topics
 from simulators.process import SimulatorProcess
 
 logger = logging.getLogger(__name__)
@@ -43,6 +46,11 @@ class StackSettings(KafkaSettings, DatabaseSettings, StateSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=3000, ge=1, le=65535)
     worker_count: int = Field(default=1, ge=1, le=64)
+    # Per-stage overrides of WORKER_COUNT (WORKER_COUNT_GENERATOR, ...).
+    worker_count_generator: int | None = Field(default=None, ge=0, le=64)
+    worker_count_printify: int | None = Field(default=None, ge=0, le=64)
+    worker_count_publisher: int | None = Field(default=None, ge=0, le=64)
+    worker_count_monitor: int | None = Field(default=None, ge=0, le=64)
     claude_api_key: SecretStr | None = None
     anthropic_base_url: str | None = None
     comfyui_api_url: str | None = None
@@ -53,6 +61,11 @@ class StackSettings(KafkaSettings, DatabaseSettings, StateSettings):
     sim_printify_port: int = 8189
     restart_delay_s: float = Field(default=5.0, ge=0)
     max_restarts: int = Field(default=3, ge=0)
+
+    def workers_for(self, stage: str) -> int:
+        """Instances of ``stage`` to start: its override, else WORKER_COUNT."""
+        override = getattr(self, f"worker_count_{stage}", None)
+        return self.worker_count if override is None else int(override)
 
 
 @dataclass
@@ -109,6 +122,8 @@ class Stack:
         self.bootstrap = settings.bootstrap
         self.database_url = settings.url
         self._stopping = threading.Event()
+        self._control_lock = threading.Lock()
+        self._env: dict[str, str] = {}
 
     # ------------------------------------------------------------------ start
 
@@ -171,8 +186,8 @@ class Stack:
         return sim
 
     def start_services(self) -> None:
-        """Every stage service (WORKER_COUNT each), then the API."""
-        env = {
+        """Every stage service (WORKER_COUNT each, or its per-stage override), then the API."""
+        self._env = {
             **os.environ,
             **self.extra_env,
             **self.vendor_env(),
@@ -183,14 +198,110 @@ class Stack:
             "PYTHONUNBUFFERED": "1",
         }
         for name in STAGE_SERVICES:
-            for i in range(self.settings.worker_count):
-                self._add_service(f"{name}-{i}", f"services.{name}", env)
-        self._add_service("api", "services.api", env)
+            self.scale(name, self.settings.workers_for(name))
+        self._add_service("api", "services.api")
 
-    def _add_service(self, name: str, module: str, env: dict[str, str]) -> None:
+    def _add_service(self, name: str, module: str) -> ServiceProcess:
+        # The instance id is the slot's name: heartbeats, /workers and restarts all use it.
+        env = {**self._env, "INSTANCE_ID": name}
         svc = ServiceProcess(name, module, env, self.log_dir / f"{name}.log")
         svc.start()
         self.services.append(svc)
+        return svc
+
+    # ------------------------------------------------------------ worker pool
+
+    def pool(self, stage: str) -> list[ServiceProcess]:
+        """The running instances of one stage, in slot order."""
+        prefix = f"{stage}-"
+        return [s for s in self.services if s.name.startswith(prefix)]
+
+    def partitions_of(self, stage: str) -> int:
+        """The ceiling of useful instances: the fewest partitions among the stage's inputs."""
+        admin = AdminClient({**self.settings.client_config(), "bootstrap.servers": self.bootstrap})
+        topics = admin.list_topics(timeout=10).topics
+        counts = [len(topics[t].partitions) for t in STAGES[stage].inputs if t in topics]
+        return min(counts) if counts else self.settings.kafka_partitions
+
+    def scale(self, stage: str, count: int) -> str:
+        """Run ``count`` instances of ``stage``; refuse more than its partitions can feed."""
+        if stage not in STAGE_SERVICES:
+            return f"refused: unknown service {stage!r}"
+        ceiling = self.partitions_of(stage)
+        if count > ceiling:
+            msg = (
+                f"refused: {stage} has {ceiling} partitions per input topic, so at most "
+                f"{ceiling} instances can share them (asked for {count}); "
+                "raise KAFKA_PARTITIONS to go further"
+            )
+            logger.error("scale %s", msg)
+            return msg
+        running = self.pool(stage)
+        for i in range(len(running), count):
+            self._add_service(f"{stage}-{i}", f"services.{stage}")
+        for svc in reversed(running[count:]):
+            self.services.remove(svc)
+            code = svc.stop()
+            logger.info("instance retired name=%s exit_code=%s", svc.name, code)
+        logger.info("scaled service=%s from=%d to=%d", stage, len(running), count)
+        return f"scaled {stage} from {len(running)} to {count}"
+
+    def restart(self, instance_id: str) -> str:
+        """Restart one instance gracefully (SIGTERM, wait, start again)."""
+        svc = next((s for s in self.services if s.name == instance_id), None)
+        if svc is None:
+            return f"refused: no instance {instance_id!r}"
+        svc.stop()
+        svc.start()
+        return f"restarted {instance_id}"
+
+    def apply(self, command: ControlCommand) -> str:
+        """Carry out one control command; returns what happened (also logged)."""
+        c = command.payload
+        if c.action == "restart" and c.instance_id:
+            outcome = self.restart(c.instance_id)
+        elif c.action == "scale" and c.worker_count is not None:
+            stages = [c.service] if c.service else list(STAGE_SERVICES)
+            outcome = "; ".join(self.scale(st, c.worker_count) for st in stages)
+        else:
+            outcome = f"refused: incomplete command {c.model_dump_json()}"
+        logger.info("control command applied action=%s outcome=%s", c.action, outcome)
+        return outcome
+
+    def listen_for_commands(self) -> threading.Thread:
+        """Apply scale/restart commands from the control topic (as the API sends them)."""
+        consumer = Consumer(
+            {
+                **self.settings.client_config(),
+                "bootstrap.servers": self.bootstrap,
+                # Only commands sent while this stack runs: a fresh group starting at the end.
+                "group.id": f"pod.stack.{uuid.uuid4().hex[:8]}",
+                "auto.offset.reset": "latest",
+                "enable.auto.commit": False,
+            }
+        )
+        consumer.subscribe([CONTROL])
+
+        def loop() -> None:
+            try:
+                while not self._stopping.is_set():
+                    msg = consumer.poll(0.5)
+                    if msg is None or msg.error() is not None:
+                        continue
+                    try:
+                        command = parse_event(msg.value(), (ControlCommand,))
+                    except InvalidEventError as exc:
+                        logger.warning("control message ignored error=%s", exc)
+                        continue
+                    with self._control_lock:
+                        if not self._stopping.is_set():
+                            self.apply(command)  # type: ignore[arg-type]
+            finally:
+                consumer.close()
+
+        thread = threading.Thread(target=loop, name="stack-control", daemon=True)
+        thread.start()
+        return thread
 
     def start(self) -> Stack:
         """Everything, in order."""
@@ -206,7 +317,7 @@ class Stack:
 
     def supervise_once(self) -> None:
         """Restart services that died unexpectedly (after a delay, a bounded number of times)."""
-        for svc in self.services:
+        for svc in list(self.services):
             if svc.failed or svc.proc is None or svc.proc.poll() is None:
                 continue
             if self._stopping.is_set():
@@ -240,7 +351,8 @@ class Stack:
 
         def loop() -> None:
             while not self._stopping.wait(interval):
-                self.supervise_once()
+                with self._control_lock:
+                    self.supervise_once()
 
         thread = threading.Thread(target=loop, name="stack-supervisor", daemon=True)
         thread.start()
@@ -251,11 +363,13 @@ class Stack:
         return next(s for s in self.services if s.name == name)
 
     def run_forever(self) -> None:
-        """Supervise until SIGINT/SIGTERM."""
+        """Supervise and take control commands until SIGINT/SIGTERM."""
         signal.signal(signal.SIGTERM, lambda *_: self._stopping.set())
         signal.signal(signal.SIGINT, lambda *_: self._stopping.set())
+        self.listen_for_commands()
         while not self._stopping.wait(0.5):
-            self.supervise_once()
+            with self._control_lock:
+                self.supervise_once()
 
     # -------------------------------------------------------------------- stop
 

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from services.api.errors import install_error_handlers
 from services.api.producer import JobProducer
-from services.api.routes import dlq, health, jobs
+from services.api.routes import dlq, health, jobs, ops, workers
 from services.api.settings import ApiSettings
 from services.api.state import ApiState
 from shared.db import open_pool
@@ -56,4 +56,6 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(health.router)
     app.include_router(jobs.router)
     app.include_router(dlq.router)
+    app.include_router(ops.router)
+    app.include_router(workers.router)
     return app

@@ -249,3 +249,154 @@ class ErrorBody(BaseModel):
 
     error: str
     detail: str | list[FieldProblem] | None = None
+
+
+# ------------------------------------------------------------------ metrics, alerts, stats
+
+
+class MetricPoint(_Wire):
+    """One metric's one minute: ``value`` is the count (counter), the average (histogram) or
+    the latest sample (gauge)."""
+
+    name: str
+    value: float
+    labels: dict[str, Any]
+    timestamp: datetime
+    kind: Literal["counter", "histogram", "gauge"]
+    count: int
+
+
+class MetricSeries(_Wire):
+    """``GET /metrics?name=`` answer: the metric's latest per-minute rollups, newest first."""
+
+    name: str
+    metrics: list[MetricPoint]
+
+
+class AlertSeverity(StrEnum):
+    """How urgent an alert is."""
+
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+class AlertStatus(StrEnum):
+    """An alert is open while its condition holds, then resolved."""
+
+    OPEN = "open"
+    RESOLVED = "resolved"
+
+
+class AlertView(_Wire):
+    """One alert raised by the monitor."""
+
+    id: int
+    type: str
+    severity: AlertSeverity
+    message: str
+    status: AlertStatus
+    condition_key: str
+    details: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    resolved_at: datetime | None
+    notified_at: datetime | None
+
+
+class AlertList(_Wire):
+    """``GET /alerts`` answer: newest first."""
+
+    alerts: list[AlertView]
+
+
+class JobTotals(_Wire):
+    """Jobs by status."""
+
+    total: int
+    queued: int
+    processing: int
+    retrying: int
+    completed: int
+    partial: int
+    failed: int
+
+
+class StageStats(_Wire):
+    """One stage: its live instances and their counters, its consumer lag and dead letters."""
+
+    instances: int
+    in_flight: int
+    processed: int
+    failed: int
+    lag: int | None = Field(description="Messages behind (latest sample); null when unknown")
+    dlq_size: int
+
+
+class WorkerStats(_Wire):
+    """Live instances (a heartbeat within 30 s) and silent ones, per stage."""
+
+    running: int
+    error: int
+    stages: dict[str, StageStats]
+
+
+class QueueStats(_Wire):
+    """What waits: consumer lag summed over the stages, and dead letters not replayed."""
+
+    lag: int | None
+    dlq_size: int
+
+
+class StatsView(_Wire):
+    """``GET /stats`` answer."""
+
+    jobs: JobTotals
+    workers: WorkerStats
+    queue: QueueStats
+
+
+class Overview(_Wire):
+    """Totals of the jobs created in the dashboard's window."""
+
+    total_jobs: int
+    queued: int
+    processing: int
+    retrying: int
+    completed: int
+    partial: int
+    failed: int
+    images: int
+    products: int
+    published: int
+    success_rate: float | None = Field(
+        description="Percent of finished jobs that completed (null when none finished)"
+    )
+
+
+class DurationStats(_Wire):
+    """Durations in seconds."""
+
+    count: int
+    avg: float | None
+    min: float | None
+    max: float | None
+    p50: float | None
+    p95: float | None
+    p99: float | None
+
+
+class Performance(_Wire):
+    """Job durations (created to finished) and per-stage durations."""
+
+    job_duration: DurationStats
+    stages: dict[str, DurationStats]
+
+
+class DashboardView(_Wire):
+    """``GET /dashboard`` answer."""
+
+    hours: int
+    overview: Overview
+    recent: list[JobView]
+    performance: Performance

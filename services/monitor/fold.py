@@ -313,6 +313,7 @@ class Folder:
                 " processed, failed, status, started_at, last_heartbeat)"
                 " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
                 " ON CONFLICT (instance_id) DO UPDATE SET partitions = EXCLUDED.partitions,"
+                " pid = EXCLUDED.pid, host = EXCLUDED.host, started_at = EXCLUDED.started_at,"
                 " in_flight = EXCLUDED.in_flight, processed = EXCLUDED.processed,"
                 " failed = EXCLUDED.failed, status = EXCLUDED.status,"
                 " last_heartbeat = EXCLUDED.last_heartbeat"

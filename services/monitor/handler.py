@@ -1,14 +1,22 @@
-"""The monitor stage: every pipeline event (and every dead letter) folded into PostgreSQL."""
+"""The monitor stage: every pipeline event (and every dead letter) folded into PostgreSQL.
+
+Besides the fold, the monitor keeps the metrics (:mod:`services.monitor.metrics`) and, in a
+background task, samples the gauges and evaluates the alerts (:mod:`services.monitor.alerts`).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from psycopg_pool import AsyncConnectionPool
 
+from services.monitor.alerts import OpsLoop, WebhookNotifier
 from services.monitor.fold import Folder
+from services.monitor.metrics import LagProbe, MetricsRecorder
 from services.monitor.settings import MonitorSettings
 from shared.db import migrate, open_pool
 from shared.events import Event
@@ -18,22 +26,50 @@ logger = logging.getLogger(__name__)
 
 
 class MonitorHandler:
-    """Folds each event; emits nothing."""
+    """Folds each event and records its metrics; emits nothing."""
 
-    def __init__(self, pool: AsyncConnectionPool) -> None:
+    def __init__(self, pool: AsyncConnectionPool, metrics: MetricsRecorder | None = None) -> None:
         self.folder = Folder(pool)
+        self.metrics = metrics if metrics is not None else MetricsRecorder(pool)
 
     async def __call__(self, event: Event, ctx: MessageContext) -> list[Output]:
-        await self.folder.fold(event, ctx.topic, ctx.partition, ctx.offset)
+        # Metrics only for events folded for the first time: a replayed topic counts nothing.
+        if await self.folder.fold(event, ctx.topic, ctx.partition, ctx.offset):
+            await self.metrics.record(event)
         return []
 
 
 @asynccontextmanager
 async def build_handler(settings: MonitorSettings) -> AsyncIterator[Handler[Event]]:
-    """The handler with its connection pool; applies migrations first."""
+    """The handler with its connection pool, and the gauge/alert task; migrates first."""
     migrate(settings.url)
     pool = await open_pool(settings.url, max_size=settings.db_pool_max, name="monitor")
+    notifier: WebhookNotifier | None = None
+    if settings.alert_webhook_url is not None:
+        notifier = WebhookNotifier(
+            pool,
+            settings.alert_webhook_url.get_secret_value(),
+            attempts=settings.alert_webhook_attempts,
+            backoff_s=settings.alert_webhook_backoff_s,
+            timeout_s=settings.alert_webhook_timeout_s,
+        )
+        notifier.start()
+    probe = LagProbe(settings.client_config(), group_prefix=settings.group_id_prefix)
+    ops = asyncio.create_task(
+        OpsLoop(pool, settings, lag_probe=probe, notifier=notifier).run(), name="monitor-ops"
+    )
+    logger.info(
+        "monitor ops started interval_s=%g webhook=%s",
+        settings.alert_interval_s,
+        "on" if notifier else "off",
+    )
     try:
         yield MonitorHandler(pool)
     finally:
+        ops.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await ops
+        if notifier is not None:
+            await notifier.close()
+        await asyncio.to_thread(probe.close)
         await pool.close()

@@ -2,17 +2,39 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from shared.runner import RunnerSettings
 from shared.settings import DatabaseSettings
 
 
 class MonitorSettings(RunnerSettings, DatabaseSettings):
-    """Kafka, PostgreSQL and how patiently to wait for a job's first event."""
+    """Kafka, PostgreSQL, how patiently to wait for a job's first event, metrics and alerts."""
 
     # A product event can be read before its job's first event (different topics), and the
     # database may be briefly away: retry soon and often rather than dead-letter.
     retry_attempts: int = Field(default=10, ge=0, le=50)
     retry_base_delay_s: float = Field(default=0.5, ge=0)
     retry_max_delay_s: float = Field(default=30.0, ge=0)
+
+    # Metrics: per-minute rollups kept this long.
+    metrics_retention_hours: float = Field(default=168, gt=0)
+
+    # Alerts (and gauge sampling) are evaluated this often.
+    alert_interval_s: float = Field(default=10.0, gt=0)
+    # An instance silent this long (without saying it stops) has failed.
+    worker_stale_s: float = Field(default=30.0, gt=0)
+    # ... and is forgotten (no longer counted nor alerted on) once silent this long.
+    worker_forget_s: float = Field(default=3600.0, gt=0)
+    job_alert_ttl_s: float = Field(default=3600.0, gt=0)
+    error_rate_window_s: float = Field(default=300.0, gt=0)
+    error_rate_threshold: float = Field(default=0.2, ge=0, le=1)
+    error_rate_min_jobs: int = Field(default=5, ge=1)
+    dlq_growth_threshold: int = Field(default=10, ge=1)
+    dlq_growth_window_s: float = Field(default=300.0, gt=0)
+    lag_threshold: int = Field(default=1000, ge=1)
+    # Slack-compatible incoming webhook; its URL holds a token, so it is never logged.
+    alert_webhook_url: SecretStr | None = None
+    alert_webhook_attempts: int = Field(default=3, ge=1, le=10)
+    alert_webhook_backoff_s: float = Field(default=1.0, ge=0)
+    alert_webhook_timeout_s: float = Field(default=5.0, gt=0)

@@ -5,18 +5,24 @@ entry of each type is resolved to a blueprint, print provider and variants, and 
 created with integer-cent prices and the image on every print area. A type that fails
 permanently is reported on the stage's DLQ (with its input, for replay) while the other types
 still go through; anything retryable fails the whole message so the runner retries it.
+
+Delivery is at-least-once, so every external side effect goes through the ledger
+(:mod:`shared.ledger`): the upload once per (job, image), the create once per (job, image, type).
+A create whose outcome is unknown (crash or timeout after the call) is reconciled by looking the
+product up by its deterministic marker SKU, so a redelivery names the same product id.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
-from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from services.printify.settings import CatalogEntry, PrintifySettings
+from shared.db import migrate, open_pool
 from shared.errors import PermanentError, PodError
 from shared.events import (
     ImageGenerated,
@@ -26,6 +32,7 @@ from shared.events import (
     StageFailed,
     StageFailedPayload,
 )
+from shared.ledger import EffectKey, Ledger, Result
 from shared.runner import Handler, MessageContext, Output
 from shared.service import closing
 from shared.storage import read_uri
@@ -50,14 +57,14 @@ class PrintifyHandler:
         self,
         *,
         client: PrintifyClient,
+        ledger: Ledger,
         catalog: dict[ProductType, CatalogEntry],
         shop_id: str | None = None,
     ) -> None:
         self.client = client
+        self.ledger = ledger
         self.catalog = catalog
         self._shop_id = shop_id
-        # Upload ids by image hash: the same picture is uploaded once per process.
-        self._uploads: OrderedDict[str, str] = OrderedDict()
 
     async def shop_id(self) -> str:
         """The configured shop, else the account's first (looked up once)."""
@@ -69,23 +76,26 @@ class PrintifyHandler:
         return self._shop_id
 
     async def _upload(self, image: ImageGenerated) -> str:
+        """The image's upload id; uploaded once per (job, image) however often redelivered."""
         p = image.payload
-        cached = self._uploads.get(p.sha256)
-        if cached is not None:
-            return cached
-        name = f"{p.sha256}.png"
-        if p.uri.startswith(("http://", "https://")):
-            upload = await self.client.upload_image(file_name=name, url=p.uri)
-        else:
-            try:
-                data = read_uri(p.uri)
-            except (OSError, ValueError) as exc:
-                raise PermanentError(f"image not readable at {p.uri}: {exc}") from exc
-            upload = await self.client.upload_image(file_name=name, contents=data)
-        self._uploads[p.sha256] = str(upload["id"])
-        while len(self._uploads) > 10_000:
-            self._uploads.popitem(last=False)
-        return str(upload["id"])
+
+        async def do() -> Result:
+            name = f"{p.sha256}.png"
+            if p.uri.startswith(("http://", "https://")):
+                upload = await self.client.upload_image(file_name=name, url=p.uri)
+            else:
+                try:
+                    data = read_uri(p.uri)
+                except (OSError, ValueError) as exc:
+                    raise PermanentError(f"image not readable at {p.uri}: {exc}") from exc
+                upload = await self.client.upload_image(file_name=name, contents=data)
+            return {"image_id": str(upload["id"])}
+
+        # No reconcile: a duplicate upload is an orphan file, not a duplicate listing, so an
+        # unknown outcome is settled by uploading again.
+        key = EffectKey(image.job_id, p.image_index, "", "upload")
+        result = await self.ledger.once(key, do)
+        return str(result["image_id"])
 
     async def _variants(self, entry: CatalogEntry) -> list[dict[str, Any]]:
         variants = await self.client.list_variants(entry.blueprint_id, entry.print_provider_id)
@@ -108,6 +118,7 @@ class PrintifyHandler:
         if entry is None:
             raise PermanentError(f"no catalog entry for product type {product_type.value}")
         variants = await self._variants(entry)
+        marker = sku_prefix(event.job_id, p.image_index, product_type.value)
         body = build_product_payload(
             title=p.title,
             description=p.description,
@@ -118,17 +129,31 @@ class PrintifyHandler:
             price_cents=entry.price_cents,
             image_id=image_id,
             positions=entry.positions,
-            sku_prefix=sku_prefix(event.job_id, p.image_index, product_type.value),
+            sku_prefix=marker,
         )
-        product = await self.client.create_product(shop, body)
+
+        async def do() -> Result:
+            product = await self.client.create_product(shop, body)
+            return {"product_id": str(product["id"]), "variant_count": len(variants)}
+
+        async def reconcile() -> Result | None:
+            # Every variant carries the marker, so the first one's SKU identifies the product.
+            found = await self.client.find_product_by_sku(shop, f"{marker}-{variants[0]['id']}")
+            if found is None:
+                return None
+            count = sum(1 for v in found.get("variants", []) if v.get("is_enabled", True))
+            return {"product_id": str(found["id"]), "variant_count": count}
+
+        key = EffectKey(event.job_id, p.image_index, product_type.value, "create")
+        created = await self.ledger.once(key, do, reconcile)
         payload = ProductCreatedPayload(
             image_index=p.image_index,
             product_type=product_type,
-            product_id=str(product["id"]),
+            product_id=str(created["product_id"]),
             shop_id=shop,
             blueprint_id=entry.blueprint_id,
             print_provider_id=entry.print_provider_id,
-            variant_count=len(variants),
+            variant_count=int(created["variant_count"]),
             price_cents=entry.price_cents,
             title=p.title,
             auto_publish=p.auto_publish,
@@ -197,7 +222,9 @@ class PrintifyHandler:
 
 @asynccontextmanager
 async def build_handler(settings: PrintifySettings) -> AsyncIterator[Handler[ImageGenerated]]:
-    """The handler wired to the real Printify client named by ``settings``."""
+    """The handler wired to the real Printify client and the ledger named by ``settings``."""
+    # Idempotent and lock-serialised: a stage started on its own still finds its table.
+    await asyncio.to_thread(migrate, settings.url)
     client = PrintifyClient(
         api_key=settings.printify_api_key.get_secret_value(),
         base_url=settings.printify_api_url,
@@ -205,6 +232,13 @@ async def build_handler(settings: PrintifySettings) -> AsyncIterator[Handler[Ima
         requests_per_minute=settings.printify_requests_per_minute,
     )
     async with closing(client):
-        yield PrintifyHandler(
-            client=client, catalog=settings.catalog(), shop_id=settings.printify_shop_id
-        )
+        pool = await open_pool(settings.url, max_size=settings.db_pool_max, name="printify")
+        try:
+            yield PrintifyHandler(
+                client=client,
+                ledger=Ledger(pool),
+                catalog=settings.catalog(),
+                shop_id=settings.printify_shop_id,
+            )
+        finally:
+            await pool.close()

@@ -6,6 +6,7 @@ from pydantic import BaseModel, Field, SecretStr
 
 from shared.events import ProductType
 from shared.runner import RunnerSettings
+from shared.settings import DatabaseSettings
 
 
 class CatalogEntry(BaseModel):
@@ -29,8 +30,9 @@ DEFAULT_CATALOG: dict[ProductType, CatalogEntry] = {
 }
 
 
-class PrintifySettings(RunnerSettings):
-    """Printify credentials and catalog (PRINTIFY_API_KEY, PRINTIFY_SHOP_ID, PRODUCT_CATALOG)."""
+class PrintifySettings(RunnerSettings, DatabaseSettings):
+    """Printify credentials and catalog (PRINTIFY_API_KEY, PRINTIFY_SHOP_ID, PRODUCT_CATALOG),
+    and the database of the side-effect ledger (DATABASE_URL)."""
 
     printify_api_key: SecretStr
     printify_api_url: str = "https://api.printify.com"

@@ -1,15 +1,25 @@
 """The publisher stage: with autoPublish, a created product is published to the shop's sales
-channel; without it the product stays a draft and nothing is emitted."""
+channel; without it the product stays a draft and nothing is emitted.
+
+Publishing is a handshake (``publish``, then ``publishing_succeeded`` when we are the channel)
+done once per (job, image, type) through the ledger (:mod:`shared.ledger`). An attempt whose
+outcome is unknown is reconciled from the product itself: ``external`` set means published and
+confirmed; ``is_locked`` means publish was requested but not confirmed, so only the
+confirmation is sent.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from services.publisher.settings import PublisherSettings
+from shared.db import migrate, open_pool
 from shared.events import ProductCreated, ProductPublished, ProductPublishedPayload
+from shared.ledger import EffectKey, Ledger, Result
 from shared.runner import Handler, MessageContext, Output
 from shared.service import closing
 from shared.topics import PUBLISHED
@@ -30,9 +40,15 @@ class PublisherHandler:
     """ProductCreated -> ProductPublished (only with autoPublish)."""
 
     def __init__(
-        self, *, client: PrintifyClient, custom_channel: bool, storefront_base_url: str
+        self,
+        *,
+        client: PrintifyClient,
+        ledger: Ledger,
+        custom_channel: bool,
+        storefront_base_url: str,
     ) -> None:
         self.client = client
+        self.ledger = ledger
         self.custom_channel = custom_channel
         self.storefront_base_url = storefront_base_url.rstrip("/")
 
@@ -41,24 +57,50 @@ class PublisherHandler:
         if not p.auto_publish:
             logger.info("product left as draft job_id=%s product_id=%s", event.job_id, p.product_id)
             return []
-        await self.client.publish(p.shop_id, p.product_id)
-        external_id = handle = None
-        if self.custom_channel:
-            handle = handle_for(p.title, p.product_id)
-            external_id = p.product_id
+        handle = handle_for(p.title, p.product_id) if self.custom_channel else None
+
+        async def confirm() -> Result:
+            # Only a custom-integration shop (the one with a handle) is confirmed by us; other
+            # channels confirm themselves once Printify pushed the product to them.
+            if handle is None:
+                return {"external_id": None, "handle": None}
             await self.client.publishing_succeeded(
                 p.shop_id,
                 p.product_id,
-                external_id=external_id,
+                external_id=p.product_id,
                 handle=f"{self.storefront_base_url}/{handle}",
             )
+            return {"external_id": p.product_id, "handle": handle}
+
+        async def do() -> Result:
+            await self.client.publish(p.shop_id, p.product_id)
+            return await confirm()
+
+        async def reconcile() -> Result | None:
+            product = await self.client.get_product(p.shop_id, p.product_id)
+            external = product.get("external")
+            if isinstance(external, dict) and external.get("id"):
+                return {"external_id": str(external["id"]), "handle": handle}
+            if product.get("is_locked"):
+                logger.warning(
+                    "publish requested but unconfirmed job_id=%s product_id=%s",
+                    event.job_id,
+                    p.product_id,
+                )
+                return await confirm()
+            return None
+
+        key = EffectKey(event.job_id, p.image_index, p.product_type.value, "publish")
+        published = await self.ledger.once(key, do, reconcile)
+        external_id = published.get("external_id")
+        recorded_handle = published.get("handle")
         payload = ProductPublishedPayload(
             image_index=p.image_index,
             product_type=p.product_type,
             product_id=p.product_id,
             shop_id=p.shop_id,
-            external_id=external_id,
-            handle=handle,
+            external_id=None if external_id is None else str(external_id),
+            handle=None if recorded_handle is None else str(recorded_handle),
         )
         logger.info(
             "product published job_id=%s product_id=%s offset=%d",
@@ -76,7 +118,10 @@ class PublisherHandler:
 
 @asynccontextmanager
 async def build_handler(settings: PublisherSettings) -> AsyncIterator[Handler[ProductCreated]]:
-    """The handler wired to the real Printify client; learns whether the shop is custom."""
+    """The handler wired to the real Printify client and the ledger; learns whether the shop
+    is a custom integration (then we confirm publications ourselves)."""
+    # Idempotent and lock-serialised: a stage started on its own still finds its table.
+    await asyncio.to_thread(migrate, settings.url)
     client = PrintifyClient(
         api_key=settings.printify_api_key.get_secret_value(),
         base_url=settings.printify_api_url,
@@ -88,6 +133,13 @@ async def build_handler(settings: PublisherSettings) -> AsyncIterator[Handler[Pr
     async with closing(client):
         shops = await client.list_shops()
         custom = any(s.get("sales_channel") == "custom_integration" for s in shops)
-        yield PublisherHandler(
-            client=client, custom_channel=custom, storefront_base_url=settings.storefront_base_url
-        )
+        pool = await open_pool(settings.url, max_size=settings.db_pool_max, name="publisher")
+        try:
+            yield PublisherHandler(
+                client=client,
+                ledger=Ledger(pool),
+                custom_channel=custom,
+                storefront_base_url=settings.storefront_base_url,
+            )
+        finally:
+            await pool.close()

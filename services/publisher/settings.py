@@ -5,10 +5,12 @@ from __future__ import annotations
 from pydantic import Field, SecretStr
 
 from shared.runner import RunnerSettings
+from shared.settings import DatabaseSettings
 
 
-class PublisherSettings(RunnerSettings):
-    """Printify credentials and publishing limits (PRINTIFY_API_KEY)."""
+class PublisherSettings(RunnerSettings, DatabaseSettings):
+    """Printify credentials and publishing limits (PRINTIFY_API_KEY), and the database of the
+    side-effect ledger (DATABASE_URL)."""
 
     printify_api_key: SecretStr
     printify_api_url: str = "https://api.printify.com"

@@ -1,13 +1,16 @@
-"""Simulator fixtures for the stage handler tests."""
+"""Fixtures for the service tests: simulators, and one whole stack shared by the e2e tests."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
+from shared.stack import Stack, StackSettings
 from simulators.process import SimulatorProcess
-from tests.support.infra import free_port
+from tests.support.infra import TEST_STATE, free_port, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -15,3 +18,48 @@ def printify_sim() -> Iterator[SimulatorProcess]:
     """A Printify simulator of its own for the module."""
     with SimulatorProcess("printify", free_port()) as sim:
         yield sim
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    state = TEST_STATE / "e2e"
+    shutil.rmtree(state, ignore_errors=True)
+    settings = StackSettings(
+        pod_state_dir=state,
+        kafka_port=free_port(),
+        kafka_controller_port=free_port(),
+        kafka_partitions=3,
+        postgres_port=free_port(),
+        api_port=free_port(),
+        sim_anthropic_port=free_port(),
+        sim_comfyui_port=free_port(),
+        sim_printify_port=free_port(),
+        restart_delay_s=1.0,
+    )
+    env = {
+        "MAX_IN_FLIGHT": "8",
+        "HEARTBEAT_INTERVAL_S": "1",
+        "IMAGE_STORAGE_DIR": str(state / "images"),
+        "IMAGE_WIDTH": "256",
+        "IMAGE_HEIGHT": "256",
+        "SIM_LATENCY_MS": "0",
+        "SIM_FAILURE_RATE": "0",
+    }
+    s = Stack(settings, extra_env=env).start()
+    try:
+        wait_for(lambda: _health_ok(s), 60, "the API to answer /health", interval=0.2)
+        s.supervise_in_background(0.2)
+        s.listen_for_commands()
+        yield s
+    finally:
+        s.stop()
+
+
+def _health_ok(s: Stack) -> bool:
+    try:
+        return (
+            httpx.get(f"http://127.0.0.1:{s.settings.api_port}/health", timeout=2).status_code
+            == 200
+        )
+    except httpx.HTTPError:
+        return False

@@ -3,118 +3,17 @@ PostgreSQL (started by the same launcher as `make up`), and the vendor simulator
 
 from __future__ import annotations
 
-import shutil
 import time
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import httpx
-import pytest
 from confluent_kafka import Producer
 
 from shared.events import JobRequested, JobRequestedPayload
-from shared.stack import Stack, StackSettings
+from shared.stack import Stack
 from shared.topics import JOBS_REQUESTED
-from tests.support.infra import TEST_STATE, free_port, wait_for
-
-TERMINAL = {"completed", "partial", "failed"}
-
-
-@pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
-    state = TEST_STATE / "e2e"
-    shutil.rmtree(state, ignore_errors=True)
-    settings = StackSettings(
-        pod_state_dir=state,
-        kafka_port=free_port(),
-        kafka_controller_port=free_port(),
-        kafka_partitions=3,
-        postgres_port=free_port(),
-        api_port=free_port(),
-        sim_anthropic_port=free_port(),
-        sim_comfyui_port=free_port(),
-        sim_printify_port=free_port(),
-    )
-    env = {
-        "MAX_IN_FLIGHT": "8",
-        "HEARTBEAT_INTERVAL_S": "1",
-        "IMAGE_STORAGE_DIR": str(state / "images"),
-        "IMAGE_WIDTH": "256",
-        "IMAGE_HEIGHT": "256",
-        "SIM_LATENCY_MS": "0",
-        "SIM_FAILURE_RATE": "0",
-    }
-    s = Stack(settings, extra_env=env).start()
-    try:
-        wait_for(lambda: _health_ok(s), 60, "the API to answer /health", interval=0.2)
-        yield s
-    finally:
-        s.stop()
-
-
-def _health_ok(s: Stack) -> bool:
-    try:
-        return httpx.get(f"{api(s)}/health", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-def api(s: Stack) -> str:
-    return f"http://127.0.0.1:{s.settings.api_port}"
-
-
-def sim_url(s: Stack, name: str) -> str:
-    return next(sim.url for sim in s.simulators if sim.name == name)
-
-
-def submit(s: Stack, **overrides: Any) -> str:
-    body = {
-        "theme": "space cats",
-        "style": "retro",
-        "niche": "astronomy",
-        "productTypes": ["tshirt"],
-        "count": 1,
-        "autoPublish": False,
-        "priority": "normal",
-    } | overrides
-    resp = httpx.post(f"{api(s)}/jobs", json=body, timeout=10)
-    assert resp.status_code == 202, resp.text
-    assert resp.json()["status"] == "accepted"
-    return str(resp.json()["jobId"])
-
-
-def job(s: Stack, job_id: str) -> dict[str, Any]:
-    resp = httpx.get(f"{api(s)}/jobs/{job_id}", timeout=10)
-    assert resp.status_code == 200, resp.text
-    return dict(resp.json())
-
-
-def status(s: Stack, job_id: str) -> str | None:
-    """The job's status, or None while the monitor has not seen it (a directly produced job)."""
-    resp = httpx.get(f"{api(s)}/jobs/{job_id}", timeout=10)
-    if resp.status_code == 404:
-        return None
-    assert resp.status_code == 200, resp.text
-    return str(resp.json()["job"]["status"])
-
-
-def wait_done(s: Stack, job_ids: list[str], timeout: float = 90) -> dict[str, dict[str, Any]]:
-    done: dict[str, dict[str, Any]] = {}
-
-    def all_done() -> bool:
-        for jid in job_ids:
-            if jid not in done and status(s, jid) in TERMINAL:
-                done[jid] = job(s, jid)
-        return len(done) == len(job_ids)
-
-    wait_for(all_done, timeout, f"{len(job_ids)} jobs to finish", interval=0.2)
-    return done
-
-
-def printify_books(s: Stack) -> dict[str, Any]:
-    return dict(httpx.get(f"{sim_url(s, 'printify')}/_sim/books", timeout=5).json())
+from tests.support.pipeline import TERMINAL, printify_books, sim_url, status, submit, wait_done
 
 
 def test_mixed_jobs_complete_with_the_right_numbers(stack: Stack) -> None:

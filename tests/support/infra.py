@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, Message
+from confluent_kafka import Consumer, Message, TopicPartition
 
 from shared.launch.kafka import LocalKafka
 from shared.launch.ports import free_port
@@ -101,3 +101,35 @@ def read_topic(
     finally:
         consumer.close()
     return out
+
+
+def read_all(bootstrap: str, topic: str, timeout: float = 30.0) -> list[Message]:
+    """Every message on ``topic`` right now: read from the start up to each partition's end."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": unique("reader"),
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    try:
+        md = consumer.list_topics(topic, timeout=10)
+        ends = {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in md.topics[topic].partitions
+        }
+        consumer.assign([TopicPartition(topic, p, 0) for p in ends])
+        out: list[Message] = []
+        seen = {p: 0 for p in ends}
+        deadline = time.monotonic() + timeout
+        while any(seen[p] < ends[p] for p in ends):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out reading {topic} to its end")
+            for msg in consumer.consume(500, 0.2):
+                if msg.error() is None:
+                    out.append(msg)
+                    seen[msg.partition()] = msg.offset() + 1
+        return out
+    finally:
+        consumer.close()

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import io
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 from PIL import Image
+from psycopg_pool import AsyncConnectionPool
 
-from services.printify.handler import PrintifyHandler, sku_prefix
-from services.printify.settings import DEFAULT_CATALOG, CatalogEntry
+from services.printify.handler import PrintifyHandler, build_handler, sku_prefix
+from services.printify.settings import DEFAULT_CATALOG, CatalogEntry, PrintifySettings
+from shared.db import open_pool
 from shared.events import (
     ImageGenerated,
     ImageGeneratedPayload,
@@ -19,10 +22,11 @@ from shared.events import (
     ProductType,
     StageFailed,
 )
+from shared.ledger import EffectKey, EffectState, Ledger
 from shared.runner import MessageContext
 from shared.storage import LocalImageStorage
 from shared.topics import PRINTIFY, PRODUCTS_CREATED
-from shared.vendors.printify import PrintifyClient
+from shared.vendors.printify import PrintifyClient, build_product_payload
 from simulators.process import SimulatorProcess
 
 CTX = MessageContext("images.generated", 2, 11, 0, "test")
@@ -35,7 +39,16 @@ async def client(printify_sim: SimulatorProcess) -> AsyncIterator[PrintifyClient
     await c.aclose()
 
 
-def image_event(tmp_path: Path, types: list[str], job_id: str = "job-p1") -> ImageGenerated:
+@pytest.fixture
+async def ledger(migrated_db: str) -> AsyncIterator[Ledger]:
+    pool: AsyncConnectionPool = await open_pool(migrated_db, max_size=4)
+    yield Ledger(pool)
+    await pool.close()
+
+
+def image_event(tmp_path: Path, types: list[str], job_id: str | None = None) -> ImageGenerated:
+    # A fresh job id per test: the ledger outlives the module's simulator.
+    job_id = job_id or f"job-p-{uuid.uuid4().hex[:10]}"
     buf = io.BytesIO()
     Image.new("RGB", (256, 256), (10, 200, 30)).save(buf, "PNG")
     stored = LocalImageStorage(tmp_path).save(buf.getvalue())
@@ -60,19 +73,34 @@ def image_event(tmp_path: Path, types: list[str], job_id: str = "job-p1") -> Ima
     )
 
 
-def books(sim: SimulatorProcess) -> dict:  # type: ignore[type-arg]
+def books(sim: SimulatorProcess) -> dict:
     return httpx.get(f"{sim.url}/_sim/books", timeout=5).json()
 
 
+def products_marked(sim: SimulatorProcess, marker: str) -> list[str]:
+    """Ids of the live products whose variant SKUs carry ``marker``."""
+    return [
+        p["product_id"]
+        for account in books(sim)["accounts"].values()
+        for p in account["products"]
+        if p["skus"] and all(sku.startswith(f"{marker}-") for sku in p["skus"])
+    ]
+
+
+def uploads(sim: SimulatorProcess) -> int:
+    return sum(a["uploads"] for a in books(sim)["accounts"].values())
+
+
 async def test_one_product_per_type_with_seed_prices(
-    tmp_path: Path, client: PrintifyClient, printify_sim: SimulatorProcess
+    tmp_path: Path, client: PrintifyClient, ledger: Ledger
 ) -> None:
-    handler = PrintifyHandler(client=client, catalog=DEFAULT_CATALOG)
-    outputs = await handler(image_event(tmp_path, ["tshirt", "hoodie"]), CTX)
+    handler = PrintifyHandler(client=client, ledger=ledger, catalog=DEFAULT_CATALOG)
+    event = image_event(tmp_path, ["tshirt", "hoodie"])
+    outputs = await handler(event, CTX)
     assert [o.topic for o in outputs] == [PRODUCTS_CREATED, PRODUCTS_CREATED]
     created = [o.event for o in outputs]
     assert all(isinstance(e, ProductCreated) for e in created)
-    by_type = {e.payload.product_type: e.payload for e in created}  # type: ignore[union-attr]
+    by_type = {e.payload.product_type: e.payload for e in created}
     assert by_type[ProductType.TSHIRT].price_cents == 1999
     assert by_type[ProductType.HOODIE].price_cents == 3499
     assert by_type[ProductType.TSHIRT].blueprint_id == 6
@@ -84,13 +112,13 @@ async def test_one_product_per_type_with_seed_prices(
     assert tee["title"] == "Green Blob Tee"
     assert tee["tags"] == ["blob", "green"]
     assert {v["price"] for v in tee["variants"] if v["is_enabled"]} == {1999}
-    marker = sku_prefix("job-p1", 1, "tshirt")
+    marker = sku_prefix(event.job_id, 1, "tshirt")
     assert all(v["sku"].startswith(marker) for v in tee["variants"] if v["is_enabled"])
     assert tee["print_areas"][0]["placeholders"][0]["position"] == "front"
 
 
 async def test_permanent_failure_of_one_type_spares_the_others(
-    tmp_path: Path, client: PrintifyClient
+    tmp_path: Path, client: PrintifyClient, ledger: Ledger
 ) -> None:
     catalog = {
         **DEFAULT_CATALOG,
@@ -99,8 +127,8 @@ async def test_permanent_failure_of_one_type_spares_the_others(
             blueprint_id=77, print_provider_id=424242, price_cents=3499
         ),
     }
-    handler = PrintifyHandler(client=client, catalog=catalog)
-    outputs = await handler(image_event(tmp_path, ["tshirt", "hoodie"], job_id="job-p2"), CTX)
+    handler = PrintifyHandler(client=client, ledger=ledger, catalog=catalog)
+    outputs = await handler(image_event(tmp_path, ["tshirt", "hoodie"]), CTX)
     assert [o.topic for o in outputs] == [PRODUCTS_CREATED, PRINTIFY.dlq]
     failed = outputs[1].event
     assert isinstance(failed, StageFailed)
@@ -112,13 +140,102 @@ async def test_permanent_failure_of_one_type_spares_the_others(
     assert failed.payload.input_event["payload"]["product_types"] == ["hoodie"]
 
 
-async def test_image_is_uploaded_once_per_process(
-    tmp_path: Path, client: PrintifyClient, printify_sim: SimulatorProcess
+async def test_redelivery_creates_each_product_and_uploads_the_image_once(
+    tmp_path: Path, client: PrintifyClient, ledger: Ledger, printify_sim: SimulatorProcess
 ) -> None:
-    handler = PrintifyHandler(client=client, catalog=DEFAULT_CATALOG)
-    event = image_event(tmp_path, ["mug"], job_id="job-p3")
-    before = sum(a["uploads"] for a in books(printify_sim)["accounts"].values())
-    await handler(event, CTX)
-    await handler(event, CTX)
-    after = sum(a["uploads"] for a in books(printify_sim)["accounts"].values())
-    assert after - before == 1
+    handler = PrintifyHandler(client=client, ledger=ledger, catalog=DEFAULT_CATALOG)
+    event = image_event(tmp_path, ["tshirt", "mug"])
+    uploads_before = uploads(printify_sim)
+    first = await handler(event, CTX)
+    # The same message again, as after a crash before the offset commit.
+    second = await handler(event, CTX)
+    assert uploads(printify_sim) - uploads_before == 1
+    ids_first = [o.event.payload.product_id for o in first]
+    ids_second = [o.event.payload.product_id for o in second]
+    assert ids_first == ids_second and len(set(ids_first)) == 2
+    for product_type, product_id in zip(["tshirt", "mug"], ids_first, strict=True):
+        marker = sku_prefix(event.job_id, 1, product_type)
+        assert products_marked(printify_sim, marker) == [product_id]
+    assert books(printify_sim)["duplicates"] == []
+
+
+async def test_create_with_unknown_outcome_is_found_by_sku_not_repeated(
+    tmp_path: Path, client: PrintifyClient, ledger: Ledger, printify_sim: SimulatorProcess
+) -> None:
+    event = image_event(tmp_path, ["tshirt"])
+    marker = sku_prefix(event.job_id, 1, "tshirt")
+    # An earlier attempt recorded `started`, created the product, and crashed before `done`.
+    key = EffectKey(event.job_id, 1, "tshirt", "create")
+    assert (await ledger.begin(key)).state is EffectState.NEW
+    entry = DEFAULT_CATALOG[ProductType.TSHIRT]
+    shop = str((await client.list_shops())[0]["id"])
+    upload = await client.upload_image(file_name="crashed.png", contents=_png())
+    variants = await client.list_variants(entry.blueprint_id, entry.print_provider_id)
+    crashed = await client.create_product(
+        shop,
+        build_product_payload(
+            title="Green Blob Tee",
+            description="A blob.",
+            tags=["blob", "green"],
+            blueprint_id=entry.blueprint_id,
+            print_provider_id=entry.print_provider_id,
+            variants=variants,
+            price_cents=entry.price_cents,
+            image_id=upload["id"],
+            sku_prefix=marker,
+        ),
+    )
+    created_before = sum(a["products_created"] for a in books(printify_sim)["accounts"].values())
+
+    handler = PrintifyHandler(client=client, ledger=ledger, catalog=DEFAULT_CATALOG)
+    outputs = await handler(event, CTX)
+
+    assert [o.topic for o in outputs] == [PRODUCTS_CREATED]
+    created = outputs[0].event
+    assert isinstance(created, ProductCreated)
+    assert created.payload.product_id == crashed["id"]
+    assert created.payload.variant_count == len(variants)
+    created_after = sum(a["products_created"] for a in books(printify_sim)["accounts"].values())
+    assert created_after == created_before
+    assert products_marked(printify_sim, marker) == [crashed["id"]]
+    # Reconciled and recorded: the next redelivery does not even look the product up.
+    recorded = await ledger.get(key)
+    assert recorded is not None and recorded.state is EffectState.DONE
+    assert recorded.result is not None and recorded.result["product_id"] == crashed["id"]
+
+
+async def test_create_that_never_reached_printify_is_made_on_the_next_attempt(
+    tmp_path: Path, client: PrintifyClient, ledger: Ledger, printify_sim: SimulatorProcess
+) -> None:
+    event = image_event(tmp_path, ["mug"])
+    # An earlier attempt recorded `started` and crashed before its request left.
+    await ledger.begin(EffectKey(event.job_id, 1, "mug", "create"))
+    handler = PrintifyHandler(client=client, ledger=ledger, catalog=DEFAULT_CATALOG)
+    outputs = await handler(event, CTX)
+    created = outputs[0].event
+    assert isinstance(created, ProductCreated)
+    marker = sku_prefix(event.job_id, 1, "mug")
+    assert products_marked(printify_sim, marker) == [created.payload.product_id]
+
+
+async def test_build_handler_wires_the_ledger_from_settings(
+    tmp_path: Path, migrated_db: str, printify_sim: SimulatorProcess
+) -> None:
+    settings = PrintifySettings(
+        printify_api_key="tok-printify-build",
+        printify_api_url=printify_sim.url,
+        database_url=migrated_db,
+    )
+    event = image_event(tmp_path, ["mug"])
+    async with build_handler(settings) as handler:
+        first = await handler(event, CTX)
+    async with build_handler(settings) as handler:  # a restarted process
+        second = await handler(event, CTX)
+    assert first[0].event.payload == second[0].event.payload
+    assert len(products_marked(printify_sim, sku_prefix(event.job_id, 1, "mug"))) == 1
+
+
+def _png() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (32, 32)).save(buf, "PNG")
+    return buf.getvalue()

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from psycopg_pool import AsyncConnectionPool
 
-from services.publisher.handler import PublisherHandler, handle_for
+from services.publisher.handler import PublisherHandler, build_handler, handle_for
+from services.publisher.settings import PublisherSettings
+from shared.db import open_pool
 from shared.events import ProductCreated, ProductCreatedPayload, ProductPublished
+from shared.ledger import EffectKey, EffectState, Ledger
 from shared.runner import MessageContext
 from shared.topics import PUBLISHED
 from shared.vendors.printify import PrintifyClient, build_product_payload
@@ -23,6 +28,24 @@ async def client(printify_sim: SimulatorProcess) -> AsyncIterator[PrintifyClient
     c = PrintifyClient(api_key=TOKEN, base_url=printify_sim.url)
     yield c
     await c.aclose()
+
+
+@pytest.fixture
+async def ledger(migrated_db: str) -> AsyncIterator[Ledger]:
+    pool: AsyncConnectionPool = await open_pool(migrated_db, max_size=4)
+    yield Ledger(pool)
+    await pool.close()
+
+
+def publisher(client: PrintifyClient, ledger: Ledger) -> PublisherHandler:
+    return PublisherHandler(
+        client=client, ledger=ledger, custom_channel=True, storefront_base_url="https://shop.test/p"
+    )
+
+
+def publish_key(event: ProductCreated) -> EffectKey:
+    p = event.payload
+    return EffectKey(event.job_id, p.image_index, p.product_type.value, "publish")
 
 
 async def make_product(client: PrintifyClient, auto_publish: bool) -> ProductCreated:
@@ -44,7 +67,8 @@ async def make_product(client: PrintifyClient, auto_publish: bool) -> ProductCre
         ),
     )
     return ProductCreated(
-        job_id="job-pub",
+        # A fresh job per product: the publish is recorded per (job, image, type).
+        job_id=f"job-pub-{uuid.uuid4().hex[:10]}",
         producer="printify",
         payload=ProductCreatedPayload(
             image_index=0,
@@ -71,18 +95,20 @@ def _png() -> bytes:
     return buf.getvalue()
 
 
-def publish_calls(sim: SimulatorProcess, product_id: str) -> int:
+def publish_calls(sim: SimulatorProcess, product_id: str, counter: str = "publish_calls") -> int:
     accounts = httpx.get(f"{sim.url}/_sim/books", timeout=5).json()["accounts"]
-    return sum(a["publish_calls"].get(product_id, 0) for a in accounts.values())
+    return sum(a[counter].get(product_id, 0) for a in accounts.values())
+
+
+def confirmations(sim: SimulatorProcess, product_id: str) -> int:
+    return publish_calls(sim, product_id, "publishing_succeeded")
 
 
 async def test_auto_publish_publishes_and_confirms(
-    client: PrintifyClient, printify_sim: SimulatorProcess
+    client: PrintifyClient, ledger: Ledger, printify_sim: SimulatorProcess
 ) -> None:
     event = await make_product(client, auto_publish=True)
-    handler = PublisherHandler(
-        client=client, custom_channel=True, storefront_base_url="https://shop.test/p"
-    )
+    handler = publisher(client, ledger)
     outputs = await handler(event, CTX)
     assert len(outputs) == 1 and outputs[0].topic == PUBLISHED
     published = outputs[0].event
@@ -95,12 +121,82 @@ async def test_auto_publish_publishes_and_confirms(
 
 
 async def test_without_auto_publish_the_product_stays_a_draft(
-    client: PrintifyClient, printify_sim: SimulatorProcess
+    client: PrintifyClient, ledger: Ledger, printify_sim: SimulatorProcess
 ) -> None:
     event = await make_product(client, auto_publish=False)
-    handler = PublisherHandler(client=client, custom_channel=True, storefront_base_url="https://s")
+    handler = PublisherHandler(
+        client=client, ledger=ledger, custom_channel=True, storefront_base_url="https://s"
+    )
     assert await handler(event, CTX) == []
     assert publish_calls(printify_sim, event.payload.product_id) == 0
+    assert await ledger.get(publish_key(event)) is None
+
+
+async def test_redelivery_publishes_once(
+    client: PrintifyClient, ledger: Ledger, printify_sim: SimulatorProcess
+) -> None:
+    event = await make_product(client, auto_publish=True)
+    handler = publisher(client, ledger)
+    first = await handler(event, CTX)
+    second = await handler(event, CTX)  # the same message redelivered
+    assert publish_calls(printify_sim, event.payload.product_id) == 1
+    assert confirmations(printify_sim, event.payload.product_id) == 1
+    assert first[0].event.payload == second[0].event.payload
+
+
+async def test_publish_requested_but_unconfirmed_is_only_confirmed(
+    client: PrintifyClient, ledger: Ledger, printify_sim: SimulatorProcess
+) -> None:
+    event = await make_product(client, auto_publish=True)
+    p = event.payload
+    # An earlier attempt recorded `started`, asked Printify to publish, and crashed.
+    await ledger.begin(publish_key(event))
+    await client.publish(p.shop_id, p.product_id)
+    assert (await client.get_product(p.shop_id, p.product_id))["is_locked"] is True
+
+    outputs = await publisher(client, ledger)(event, CTX)
+
+    assert publish_calls(printify_sim, p.product_id) == 1
+    assert confirmations(printify_sim, p.product_id) == 1
+    published = outputs[0].event
+    assert isinstance(published, ProductPublished)
+    assert published.payload.external_id == p.product_id
+    assert published.payload.handle == handle_for("Moon Cat", p.product_id)
+    product = await client.get_product(p.shop_id, p.product_id)
+    assert product["is_locked"] is False and product["external"]["id"] == p.product_id
+
+
+async def test_confirmed_publication_is_recorded_without_any_call(
+    client: PrintifyClient, ledger: Ledger, printify_sim: SimulatorProcess
+) -> None:
+    event = await make_product(client, auto_publish=True)
+    p = event.payload
+    # An earlier attempt did the whole handshake and crashed before recording it.
+    await ledger.begin(publish_key(event))
+    await client.publish(p.shop_id, p.product_id)
+    await client.publishing_succeeded(
+        p.shop_id, p.product_id, external_id=p.product_id, handle="https://shop.test/p/x"
+    )
+
+    outputs = await publisher(client, ledger)(event, CTX)
+
+    assert publish_calls(printify_sim, p.product_id) == 1
+    assert confirmations(printify_sim, p.product_id) == 1
+    published = outputs[0].event
+    assert isinstance(published, ProductPublished)
+    assert published.payload.external_id == p.product_id
+    recorded = await ledger.get(publish_key(event))
+    assert recorded is not None and recorded.state is EffectState.DONE
+
+
+async def test_publish_that_never_reached_printify_is_made_on_the_next_attempt(
+    client: PrintifyClient, ledger: Ledger, printify_sim: SimulatorProcess
+) -> None:
+    event = await make_product(client, auto_publish=True)
+    await ledger.begin(publish_key(event))  # crashed before the publish request left
+    await publisher(client, ledger)(event, CTX)
+    assert publish_calls(printify_sim, event.payload.product_id) == 1
+    assert confirmations(printify_sim, event.payload.product_id) == 1
 
 
 def test_handle_is_a_slug() -> None:
@@ -108,3 +204,39 @@ def test_handle_is_a_slug() -> None:
         handle_for("Retro Space Cat — Tee!", "abcdef0123456789") == "retro-space-cat-tee-23456789"
     )
     assert handle_for("!!!", "id1") == "id1"
+
+
+async def test_other_channels_are_published_once_and_confirmed_by_the_channel(
+    client: PrintifyClient, ledger: Ledger, printify_sim: SimulatorProcess
+) -> None:
+    event = await make_product(client, auto_publish=True)
+    p = event.payload
+    handler = PublisherHandler(
+        client=client, ledger=ledger, custom_channel=False, storefront_base_url="https://s"
+    )
+    await ledger.begin(publish_key(event))  # an earlier attempt whose publish went through...
+    await client.publish(p.shop_id, p.product_id)
+    outputs = await handler(event, CTX)  # ...is recognised by the lock, not repeated
+    await handler(event, CTX)
+    assert publish_calls(printify_sim, p.product_id) == 1
+    assert confirmations(printify_sim, p.product_id) == 0  # the channel's job, not ours
+    published = outputs[0].event
+    assert isinstance(published, ProductPublished)
+    assert published.payload.external_id is None and published.payload.handle is None
+
+
+async def test_build_handler_wires_the_ledger_from_settings(
+    client: PrintifyClient, migrated_db: str, printify_sim: SimulatorProcess
+) -> None:
+    settings = PublisherSettings(
+        printify_api_key=TOKEN,
+        printify_api_url=printify_sim.url,
+        database_url=migrated_db,
+    )
+    event = await make_product(client, auto_publish=True)
+    async with build_handler(settings) as handler:
+        await handler(event, CTX)
+    async with build_handler(settings) as handler:  # a restarted process
+        await handler(event, CTX)
+    assert publish_calls(printify_sim, event.payload.product_id) == 1
+    assert confirmations(printify_sim, event.payload.product_id) == 1

@@ -1,0 +1,334 @@
+"""The API's SQL for operations: metrics, alerts, stats and the dashboard.
+
+Everything here reads what the monitor wrote: ``metrics_minute`` (rollups and gauges),
+``alerts``, ``workers``, ``dead_letters`` and ``jobs``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from services.api.queries import _JOB_COLUMNS
+from services.monitor.metrics import DURATION_BUCKETS, bucket_label
+from shared.topics import STAGES
+
+# An instance is live with a heartbeat this recent (the monitor's WORKER_STALE_S default).
+LIVE_WINDOW_S = 30.0
+# A gauge not sampled for this long is not reported (the monitor is away: its values are stale).
+GAUGE_FRESH_S = 300.0
+JOB_STATUSES = ("queued", "processing", "retrying", "completed", "partial", "failed")
+
+
+async def metric_points(pool: AsyncConnectionPool, name: str, limit: int) -> list[dict[str, Any]]:
+    """A metric's latest ``limit`` per-minute rows (every label set), newest first."""
+    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            """
+            SELECT name, labels, minute AS timestamp, kind, count,
+                   CASE kind WHEN 'counter' THEN count::double precision
+                             WHEN 'histogram' THEN sum / NULLIF(count, 0)
+                             ELSE last END AS value
+            FROM metrics_minute WHERE name = %s
+            ORDER BY minute DESC, labels::text LIMIT %s
+            """,
+            (name, limit),
+        )
+        return await cur.fetchall()
+
+
+@dataclass
+class Series:
+    """One metric's one label set, totalled over the retained minutes (gauges: latest)."""
+
+    name: str
+    kind: str
+    labels: dict[str, Any]
+    count: int = 0
+    sum: float = 0.0
+    value: float = 0.0
+    buckets: dict[str, int] = field(default_factory=dict)
+
+
+async def exposition_series(pool: AsyncConnectionPool) -> list[Series]:
+    """Every series to expose, ordered by name and labels."""
+    out: dict[tuple[str, str], Series] = {}
+    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            """
+            SELECT name, kind, labels, labels::text AS key, sum(count) AS count, sum(sum) AS sum
+            FROM metrics_minute WHERE kind IN ('counter', 'histogram')
+            GROUP BY name, kind, labels
+            """
+        )
+        for r in await cur.fetchall():
+            out[(r["name"], r["key"])] = Series(
+                r["name"], r["kind"], r["labels"], int(r["count"]), float(r["sum"])
+            )
+        await cur.execute(
+            """
+            SELECT m.name, m.labels::text AS key, b.key AS le, sum(b.value::bigint) AS n
+            FROM metrics_minute m, jsonb_each_text(m.buckets) b
+            WHERE m.kind = 'histogram' GROUP BY m.name, m.labels, b.key
+            """
+        )
+        for r in await cur.fetchall():
+            series = out.get((r["name"], r["key"]))
+            if series is not None:
+                series.buckets[r["le"]] = int(r["n"])
+        await cur.execute(
+            """
+            SELECT DISTINCT ON (name, labels) name, labels, labels::text AS key, last
+            FROM metrics_minute
+            WHERE kind = 'gauge' AND minute >= now() - make_interval(secs => %s)
+            ORDER BY name, labels, minute DESC
+            """,
+            (GAUGE_FRESH_S,),
+        )
+        for r in await cur.fetchall():
+            out[(r["name"], r["key"])] = Series(
+                r["name"], "gauge", r["labels"], value=float(r["last"] or 0)
+            )
+    return [out[k] for k in sorted(out)]
+
+
+def _number(value: float) -> str:
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if math.isnan(value):
+        return "NaN"
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def _escape(value: Any) -> str:
+    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _name(raw: str) -> str:
+    cleaned = "".join(c if c.isalnum() or c == "_" else "_" for c in raw)
+    return cleaned if cleaned and not cleaned[0].isdigit() else f"_{cleaned}"
+
+
+def _labels(labels: dict[str, Any], extra: dict[str, str] | None = None) -> str:
+    items = {**{_name(k): v for k, v in sorted(labels.items())}, **(extra or {})}
+    if not items:
+        return ""
+    return "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in items.items()) + "}"
+
+
+def prometheus_text(series: list[Series]) -> str:
+    """The Prometheus text exposition (format 0.0.4) of ``series``.
+
+    Counters: ``pod_<name>_total``; histograms (durations, seconds):
+    ``pod_<name>_seconds_bucket{le=...}`` (cumulative), ``_sum``, ``_count``; gauges:
+    ``pod_<name>``. Counters total the retained minutes, so they drop when old minutes expire
+    (Prometheus reads a drop as a counter reset).
+    """
+    lines: list[str] = []
+    typed: set[str] = set()
+    for s in series:
+        base = _name(s.name)
+        if s.kind == "counter":
+            metric = f"pod_{base}_total"
+            kind = "counter"
+        elif s.kind == "histogram":
+            metric = f"pod_{base}_seconds"
+            kind = "histogram"
+        else:
+            metric = f"pod_{base}"
+            kind = "gauge"
+        if metric not in typed:
+            typed.add(metric)
+            lines.append(f"# HELP {metric} POD Engine {s.name} ({kind})")
+            lines.append(f"# TYPE {metric} {kind}")
+        if s.kind == "counter":
+            lines.append(f"{metric}{_labels(s.labels)} {s.count}")
+        elif s.kind == "histogram":
+            bounds = {bucket_label(b): b for b in DURATION_BUCKETS}
+            for le in s.buckets:
+                bounds.setdefault(le, float(le))
+            cumulative = 0
+            for le, _ in sorted(bounds.items(), key=lambda kv: kv[1]):
+                cumulative += s.buckets.get(le, 0)
+                lines.append(f"{metric}_bucket{_labels(s.labels, {'le': le})} {cumulative}")
+            lines.append(f"{metric}_sum{_labels(s.labels)} {_number(s.sum)}")
+            lines.append(f"{metric}_count{_labels(s.labels)} {s.count}")
+        else:
+            lines.append(f"{metric}{_labels(s.labels)} {_number(s.value)}")
+    return "\n".join(lines) + "\n"
+
+
+async def list_alerts(
+    pool: AsyncConnectionPool,
+    *,
+    severity: str | None,
+    status: str | None,
+    since: datetime | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """Alerts newest first, optionally of one severity/status, created at or after ``since``."""
+    where: list[str] = []
+    params: list[Any] = []
+    for clause, value in (
+        ("severity = %s", severity),
+        ("status = %s", status),
+        ("created_at >= %s", since),
+    ):
+        if value is not None:
+            where.append(clause)
+            params.append(value)
+    sql_where = f"WHERE {' AND '.join(where)}" if where else ""
+    params.append(limit)
+    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            f"SELECT * FROM alerts {sql_where} "  # noqa: S608  # fixed fragments only
+            "ORDER BY created_at DESC, id DESC LIMIT %s",
+            params,
+        )
+        return await cur.fetchall()
+
+
+async def stats(pool: AsyncConnectionPool) -> dict[str, Any]:
+    """Jobs by status, live instances per stage, lag and dead letters (``StatsView`` shape)."""
+    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute("SELECT status, count(*) AS n FROM jobs GROUP BY status")
+        by_status = {r["status"]: int(r["n"]) for r in await cur.fetchall()}
+        await cur.execute(
+            """
+            SELECT service,
+                   count(*) FILTER (WHERE live) AS instances,
+                   count(*) FILTER (WHERE NOT live) AS silent,
+                   COALESCE(sum(in_flight) FILTER (WHERE live), 0) AS in_flight,
+                   COALESCE(sum(processed) FILTER (WHERE live), 0) AS processed,
+                   COALESCE(sum(failed) FILTER (WHERE live), 0) AS failed
+            FROM (SELECT *, last_heartbeat >= now() - make_interval(secs => %s) AS live
+                  FROM workers WHERE status = 'running') w
+            GROUP BY service
+            """,
+            (LIVE_WINDOW_S,),
+        )
+        workers = {r["service"]: r for r in await cur.fetchall()}
+        await cur.execute(
+            """
+            SELECT DISTINCT ON (labels) labels ->> 'stage' AS stage, last
+            FROM metrics_minute
+            WHERE name = 'consumer_lag' AND minute >= now() - make_interval(secs => %s)
+            ORDER BY labels, minute DESC
+            """,
+            (GAUGE_FRESH_S,),
+        )
+        lags = {r["stage"]: int(r["last"]) for r in await cur.fetchall() if r["last"] is not None}
+        await cur.execute(
+            "SELECT stage, count(*) AS n FROM dead_letters WHERE replayed_at IS NULL GROUP BY stage"
+        )
+        dlq = {r["stage"]: int(r["n"]) for r in await cur.fetchall()}
+    stages: dict[str, dict[str, Any]] = {}
+    for stage in [*STAGES, *sorted(set(workers) - set(STAGES))]:
+        w = workers.get(stage) or {}
+        stages[stage] = {
+            "instances": int(w.get("instances", 0)),
+            "in_flight": int(w.get("in_flight", 0)),
+            "processed": int(w.get("processed", 0)),
+            "failed": int(w.get("failed", 0)),
+            "lag": lags.get(stage),
+            "dlq_size": dlq.get(stage, 0),
+        }
+    return {
+        "jobs": {"total": sum(by_status.values())} | {s: by_status.get(s, 0) for s in JOB_STATUSES},
+        "workers": {
+            "running": sum(int(w["instances"]) for w in workers.values()),
+            "error": sum(int(w["silent"]) for w in workers.values()),
+            "stages": stages,
+        },
+        "queue": {
+            "lag": sum(lags.values()) if lags else None,
+            "dlq_size": sum(dlq.values()),
+        },
+    }
+
+
+def _duration_sql(values: str) -> str:
+    """count/avg/min/max/percentiles of a subquery yielding ``d`` (seconds)."""
+    return f"""
+        SELECT count(d) AS count, avg(d) AS avg, min(d) AS min, max(d) AS max,
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY d) AS p50,
+               percentile_cont(0.95) WITHIN GROUP (ORDER BY d) AS p95,
+               percentile_cont(0.99) WITHIN GROUP (ORDER BY d) AS p99
+        FROM ({values}) AS durations
+    """  # noqa: S608  # fixed fragments only
+
+
+# Per-stage durations, from the rows the fold keeps (each row's time is its event's time).
+_STAGE_DURATIONS = {
+    # request -> image generated (prompt + image)
+    "generation": """
+        SELECT GREATEST(0, extract(epoch FROM i.created_at - j.created_at))::float8 AS d
+        FROM images i JOIN jobs j USING (job_id) WHERE j.created_at >= %(since)s""",
+    # image generated -> product created
+    "product": """
+        SELECT GREATEST(0, extract(epoch FROM p.created_at - i.created_at))::float8 AS d
+        FROM products p JOIN images i USING (job_id, image_index) JOIN jobs j USING (job_id)
+        WHERE j.created_at >= %(since)s AND p.product_id IS NOT NULL""",
+    # product created -> published
+    "publish": """
+        SELECT GREATEST(0, extract(epoch FROM p.published_at - p.created_at))::float8 AS d
+        FROM products p JOIN jobs j USING (job_id)
+        WHERE j.created_at >= %(since)s AND p.published_at IS NOT NULL""",
+}
+_JOB_DURATIONS = """
+    SELECT GREATEST(0, extract(epoch FROM finished_at - created_at))::float8 AS d
+    FROM jobs WHERE created_at >= %(since)s AND finished_at IS NOT NULL"""
+
+
+async def dashboard(pool: AsyncConnectionPool, hours: int) -> dict[str, Any]:
+    """Overview, the 10 latest jobs and durations over jobs created in the last ``hours``."""
+    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute("SELECT now() - make_interval(hours => %s) AS since", (hours,))
+        row = await cur.fetchone()
+        assert row is not None
+        params = {"since": row["since"]}
+        await cur.execute(
+            """
+            SELECT count(*) AS total_jobs,
+                   count(*) FILTER (WHERE status = 'queued') AS queued,
+                   count(*) FILTER (WHERE status = 'processing') AS processing,
+                   count(*) FILTER (WHERE status = 'retrying') AS retrying,
+                   count(*) FILTER (WHERE status = 'completed') AS completed,
+                   count(*) FILTER (WHERE status = 'partial') AS partial,
+                   count(*) FILTER (WHERE status = 'failed') AS failed,
+                   COALESCE(sum(images_done), 0) AS images,
+                   COALESCE(sum(products_done), 0) AS products,
+                   COALESCE(sum(publications_done), 0) AS published
+            FROM jobs WHERE created_at >= %(since)s
+            """,
+            params,
+        )
+        overview = await cur.fetchone()
+        assert overview is not None
+        finished = overview["completed"] + overview["partial"] + overview["failed"]
+        overview["success_rate"] = (
+            round(100.0 * overview["completed"] / finished, 2) if finished else None
+        )
+        await cur.execute(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE created_at >= %(since)s"  # noqa: S608
+            " ORDER BY created_at DESC, job_id DESC LIMIT 10",
+            params,
+        )
+        recent = await cur.fetchall()
+        await cur.execute(_duration_sql(_JOB_DURATIONS), params)
+        job_duration = await cur.fetchone()
+        stages = {}
+        for stage, values in _STAGE_DURATIONS.items():
+            await cur.execute(_duration_sql(values), params)
+            stages[stage] = await cur.fetchone()
+    return {
+        "hours": hours,
+        "overview": overview,
+        "recent": recent,
+        "performance": {"job_duration": job_duration, "stages": stages},
+    }

@@ -1,0 +1,106 @@
+"""Operations: ``/metrics`` (JSON or Prometheus text), ``/alerts``, ``/stats``, ``/dashboard``.
+
+Everything is read from what the monitor folds and samples; nothing here touches Kafka.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+
+from services.api import ops_queries
+from services.api.auth import Principal
+from services.api.schemas import (
+    AlertList,
+    AlertSeverity,
+    AlertStatus,
+    AlertView,
+    DashboardView,
+    ErrorBody,
+    MetricPoint,
+    MetricSeries,
+    StatsView,
+)
+from services.api.state import State
+
+PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "Missing or wrong API key"},
+    422: {"model": ErrorBody, "description": "Invalid request, with one entry per bad field"},
+}
+
+router = APIRouter(tags=["operations"], responses=_ERRORS)
+
+
+@router.get(
+    "/metrics",
+    response_model=MetricSeries,
+    responses={
+        200: {
+            "description": "JSON rollups with `name`; the Prometheus text format without",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    },
+)
+async def get_metrics(
+    state: State,
+    principal: Principal,
+    name: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=200,
+            pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+            description="e.g. jobs_completed, job_duration, consumer_lag; omit for Prometheus",
+        ),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Rows (minutes x label sets)")] = 100,
+) -> MetricSeries | Response:
+    """One metric's latest per-minute rollups as JSON, or every metric for Prometheus."""
+    if name is None:
+        text = ops_queries.prometheus_text(await ops_queries.exposition_series(state.pool))
+        return Response(text, media_type=PROMETHEUS_CONTENT_TYPE)
+    rows = await ops_queries.metric_points(state.pool, name, limit)
+    return MetricSeries(name=name, metrics=[MetricPoint(**r) for r in rows])
+
+
+@router.get("/alerts", response_model=AlertList)
+async def get_alerts(
+    state: State,
+    principal: Principal,
+    severity: Annotated[AlertSeverity | None, Query(description="Only this severity")] = None,
+    status: Annotated[AlertStatus | None, Query(description="open or resolved")] = None,
+    since: Annotated[
+        datetime | None, Query(description="Created at or after (ISO 8601, e.g. 2026-01-31T12:00Z)")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> AlertList:
+    """Alerts, newest first."""
+    rows = await ops_queries.list_alerts(
+        state.pool,
+        severity=severity.value if severity else None,
+        status=status.value if status else None,
+        since=since,
+        limit=limit,
+    )
+    return AlertList(alerts=[AlertView(**r) for r in rows])
+
+
+@router.get("/stats", response_model=StatsView)
+async def get_stats(state: State, principal: Principal) -> StatsView:
+    """Jobs by status; per stage: live instances, in flight, processed, failed, lag, DLQ."""
+    return StatsView.model_validate(await ops_queries.stats(state.pool))
+
+
+@router.get("/dashboard", response_model=DashboardView)
+async def get_dashboard(
+    state: State,
+    principal: Principal,
+    hours: Annotated[int, Query(ge=1, le=720, description="Window in hours")] = 24,
+) -> DashboardView:
+    """Overview with success rate, the 10 latest jobs, and job and stage durations."""
+    return DashboardView.model_validate(await ops_queries.dashboard(state.pool, hours))

@@ -1,0 +1,93 @@
+"""``/workers`` and ``/scale``: see the instances, restart one, change how many run.
+
+Commands go onto the control topic; the worker-pool manager (``make up``) carries them out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Annotated
+
+from confluent_kafka.admin import AdminClient
+from fastapi import APIRouter, Path, status
+
+from services.api import worker_queries
+from services.api.auth import Principal
+from services.api.errors import ApiError, invalid
+from services.api.producer import BrokerUnavailable
+from services.api.state import ApiState, State
+from services.api.worker_schemas import (
+    CommandAccepted,
+    ScaleRequest,
+    WorkerList,
+    WorkerView,
+)
+from shared.events import ControlCommand, ControlCommandPayload
+from shared.topics import CONTROL, STAGES
+
+router = APIRouter(tags=["workers"])
+
+# Three missed heartbeats (5 s apart by default) make an instance stale.
+STALE_AFTER_S = 15.0
+
+
+@router.get("/workers", response_model=WorkerList)
+async def list_workers(state: State, principal: Principal) -> WorkerList:
+    """Every service instance, from its heartbeats."""
+    rows = await worker_queries.list_workers(state.pool, STALE_AFTER_S)
+    return WorkerList(workers=[WorkerView(**r) for r in rows])
+
+
+@router.post(
+    "/workers/{instance_id}/restart",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=CommandAccepted,
+)
+async def restart_worker(
+    instance_id: Annotated[str, Path(min_length=1, max_length=200)],
+    state: State,
+    principal: Principal,
+) -> CommandAccepted:
+    """Ask the worker-pool manager to restart one instance gracefully."""
+    if not await worker_queries.worker_exists(state.pool, instance_id):
+        raise ApiError(404, "not_found", f"worker {instance_id} not found")
+    payload = ControlCommandPayload(action="restart", instance_id=instance_id)
+    return await _send(state, payload)
+
+
+@router.post("/scale", status_code=status.HTTP_202_ACCEPTED, response_model=CommandAccepted)
+async def scale(body: ScaleRequest, state: State, principal: Principal) -> CommandAccepted:
+    """Run ``workerCount`` instances of ``service`` (every stage when it is left out)."""
+    stages = [body.service] if body.service else ["generator", "printify", "publisher", "monitor"]
+    for stage in stages:
+        ceiling = await asyncio.to_thread(_partitions, state, stage)
+        if ceiling and body.worker_count > ceiling:
+            raise invalid(
+                "workerCount",
+                f"{stage} has {ceiling} partitions per input topic, so at most {ceiling} "
+                "instances can share them; raise KAFKA_PARTITIONS to go further",
+            )
+    payload = ControlCommandPayload(
+        action="scale", service=body.service, worker_count=body.worker_count
+    )
+    return await _send(state, payload)
+
+
+def _partitions(state: ApiState, stage: str) -> int | None:
+    admin = AdminClient(state.settings.client_config())
+    topics = admin.list_topics(timeout=5).topics
+    counts = [len(topics[t].partitions) for t in STAGES[stage].inputs if t in topics]
+    return min(counts) if counts else None
+
+
+async def _send(state: ApiState, payload: ControlCommandPayload) -> CommandAccepted:
+    command_id = str(uuid.uuid4())
+    event = ControlCommand(job_id=command_id, producer="api", payload=payload)
+    try:
+        await state.producer.send(
+            CONTROL, event.to_json(), key=command_id, timeout=state.settings.produce_timeout_s
+        )
+    except BrokerUnavailable as exc:
+        raise ApiError(503, "kafka_unavailable", str(exc)) from None
+    return CommandAccepted(command_id=command_id, action=payload.action)

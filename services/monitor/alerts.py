@@ -1,0 +1,550 @@
+"""Alerts: conditions evaluated periodically, one open alert per condition, webhook notices.
+
+Each condition yields the subjects it fires for right now (an instance, a stage, a job, ...).
+Its alert's ``condition_key`` is ``<namespace><kind>:<subject>``; a partial unique index keeps
+one open alert per key. A firing subject without an open alert opens one; an open alert whose
+subject no longer fires is resolved. A condition that cannot be evaluated (e.g. Kafka away for
+the lag) leaves its alerts as they are.
+
+Opened and resolved alerts are posted to an optional Slack-compatible webhook from a queue
+worker, with retries: a slow or failing webhook never delays the evaluation (nor the fold).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+import httpx
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from services.monitor import metrics
+from services.monitor.settings import MonitorSettings
+from shared.topics import STAGES
+
+logger = logging.getLogger(__name__)
+
+Severity = Literal["info", "warning", "critical"]
+Action = Literal["opened", "resolved"]
+
+WORKER_DOWN = "worker_down"
+STAGE_DOWN = "stage_down"
+JOB_FAILED = "job_failed"
+ERROR_RATE = "error_rate"
+DLQ_GROWTH = "dlq_growth"
+CONSUMER_LAG = "consumer_lag"
+WORKER_ERRORS = "worker_errors"
+KINDS = (WORKER_DOWN, STAGE_DOWN, JOB_FAILED, ERROR_RATE, DLQ_GROWTH, CONSUMER_LAG, WORKER_ERRORS)
+
+# Alerts for failed jobs are per job: a burst of failures should not write thousands of rows
+# per evaluation (the error-rate alert covers a burst).
+MAX_JOB_ALERTS = 200
+_QUEUE_SIZE = 1000
+
+
+@dataclass(frozen=True)
+class Firing:
+    """A condition firing for one subject now."""
+
+    subject: str
+    severity: Severity
+    message: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Changes:
+    """What one evaluation opened and resolved (alert rows as dicts)."""
+
+    opened: list[dict[str, Any]] = field(default_factory=list)
+    resolved: list[dict[str, Any]] = field(default_factory=list)
+
+
+Notify = Callable[[dict[str, Any], Action], None]
+
+
+class AlertEvaluator:
+    """Evaluates every condition and keeps the ``alerts`` table in step with them.
+
+    ``namespace`` prefixes every condition key this evaluator owns (tests use it to stay out of
+    each other's way); ``services`` are the stages that must each have a live instance.
+    """
+
+    def __init__(
+        self,
+        pool: AsyncConnectionPool,
+        settings: MonitorSettings,
+        *,
+        namespace: str = "",
+        services: Iterable[str] = tuple(STAGES),
+        notify: Notify | None = None,
+        started_at: datetime | None = None,
+    ) -> None:
+        self.pool = pool
+        self.settings = settings
+        self.namespace = namespace
+        self.services = tuple(services)
+        self.notify = notify
+        # Right after a start, instances have not sent a heartbeat yet: no liveness alerts.
+        self.started_at = started_at
+        # instance -> (last failed counter seen, when it last grew)
+        self._failed_seen: dict[str, tuple[int, datetime | None]] = {}
+
+    async def evaluate(
+        self, now: datetime | None = None, *, lag: Mapping[str, int] | None = None
+    ) -> Changes:
+        """Evaluate every condition at ``now``; ``lag`` per stage, or None when unknown."""
+        now = now or datetime.now(UTC)
+        s = self.settings
+        conditions: list[tuple[str, Callable[[datetime], Awaitable[dict[str, Firing] | None]]]]
+        conditions = [
+            (JOB_FAILED, self._job_failures),
+            (ERROR_RATE, self._error_rate),
+            (DLQ_GROWTH, self._dlq_growth),
+            (WORKER_ERRORS, self._worker_errors),
+        ]
+        in_grace = (
+            self.started_at is not None
+            and (now - self.started_at).total_seconds() < s.worker_stale_s
+        )
+        if not in_grace:
+            conditions += [(WORKER_DOWN, self._workers_down), (STAGE_DOWN, self._stages_down)]
+        changes = Changes()
+        for kind, condition in conditions:
+            firing = await condition(now)
+            if firing is not None:
+                await self._reconcile(kind, firing, now, changes)
+        if lag is not None:
+            await self._reconcile(CONSUMER_LAG, self._lag(lag), now, changes)
+        return changes
+
+    # ---------------------------------------------------------------- conditions
+
+    async def _workers_down(self, now: datetime) -> dict[str, Firing]:
+        s = self.settings
+        rows = await self._fetch(
+            "SELECT instance_id, service, host, pid, last_heartbeat FROM workers"
+            " WHERE status = 'running' AND last_heartbeat < %s AND last_heartbeat >= %s",
+            (now - timedelta(seconds=s.worker_stale_s), now - timedelta(seconds=s.worker_forget_s)),
+        )
+        return {
+            r["instance_id"]: Firing(
+                r["instance_id"],
+                "critical",
+                f"{r['service']} instance {r['instance_id']} on {r['host']} stopped sending "
+                f"heartbeats (last {r['last_heartbeat'].isoformat()})",
+                {
+                    "instanceId": r["instance_id"],
+                    "service": r["service"],
+                    "host": r["host"],
+                    "pid": r["pid"],
+                    "lastHeartbeat": r["last_heartbeat"].isoformat(),
+                },
+            )
+            for r in rows
+        }
+
+    async def _stages_down(self, now: datetime) -> dict[str, Firing]:
+        rows = await self._fetch(
+            "SELECT DISTINCT service FROM workers WHERE status = 'running'"
+            " AND last_heartbeat >= %s AND last_heartbeat <= %s AND service = ANY(%s)",
+            (now - timedelta(seconds=self.settings.worker_stale_s), now, list(self.services)),
+        )
+        live = {r["service"] for r in rows}
+        return {
+            service: Firing(
+                service,
+                "critical",
+                f"no live {service} instance: its work is not being processed",
+                {"stage": service},
+            )
+            for service in self.services
+            if service not in live
+        }
+
+    async def _job_failures(self, now: datetime) -> dict[str, Firing]:
+        rows = await self._fetch(
+            "SELECT job_id, status, error, finished_at FROM jobs"
+            " WHERE status IN ('failed', 'partial') AND finished_at > %s AND finished_at <= %s"
+            " ORDER BY finished_at DESC LIMIT %s",
+            (now - timedelta(seconds=self.settings.job_alert_ttl_s), now, MAX_JOB_ALERTS),
+        )
+        return {
+            r["job_id"]: Firing(
+                r["job_id"],
+                "warning",
+                f"job {r['job_id']} ended {r['status']}: {r['error'] or 'no error recorded'}",
+                {"jobId": r["job_id"], "status": r["status"]},
+            )
+            for r in rows
+        }
+
+    async def _error_rate(self, now: datetime) -> dict[str, Firing]:
+        s = self.settings
+        rows = await self._fetch(
+            "SELECT count(*) FILTER (WHERE status = 'completed') AS completed,"
+            " count(*) FILTER (WHERE status IN ('failed', 'partial')) AS failed"
+            " FROM jobs WHERE status IN ('completed', 'failed', 'partial')"
+            " AND finished_at > %s AND finished_at <= %s",
+            (now - timedelta(seconds=s.error_rate_window_s), now),
+        )
+        completed, failed = rows[0]["completed"], rows[0]["failed"]
+        total = completed + failed
+        if total < s.error_rate_min_jobs or failed / total <= s.error_rate_threshold:
+            return {}
+        rate = failed / total
+        return {
+            "all": Firing(
+                "all",
+                "critical",
+                f"{rate:.0%} of jobs failed in the last {s.error_rate_window_s:g}s "
+                f"({failed} of {total}; threshold {s.error_rate_threshold:.0%})",
+                {"rate": round(rate, 4), "failed": failed, "completed": completed},
+            )
+        }
+
+    async def _dlq_growth(self, now: datetime) -> dict[str, Firing]:
+        s = self.settings
+        rows = await self._fetch(
+            "SELECT stage, count(*) AS grown FROM dead_letters WHERE replayed_at IS NULL"
+            " AND failed_at > %s AND failed_at <= %s GROUP BY stage HAVING count(*) >= %s",
+            (now - timedelta(seconds=s.dlq_growth_window_s), now, s.dlq_growth_threshold),
+        )
+        return {
+            r["stage"]: Firing(
+                r["stage"],
+                "warning",
+                f"{r['grown']} new dead letters from {r['stage']} in the last "
+                f"{s.dlq_growth_window_s:g}s (threshold {s.dlq_growth_threshold})",
+                {"stage": r["stage"], "grown": r["grown"]},
+            )
+            for r in rows
+        }
+
+    def _lag(self, lag: Mapping[str, int]) -> dict[str, Firing]:
+        threshold = self.settings.lag_threshold
+        return {
+            stage: Firing(
+                stage,
+                "warning",
+                f"{stage} is {value} messages behind (threshold {threshold})",
+                {"stage": stage, "lag": value},
+            )
+            for stage, value in lag.items()
+            if value > threshold
+        }
+
+    async def _worker_errors(self, now: datetime) -> dict[str, Firing]:
+        # The heartbeat's `failed` counter only grows within an instance's life; an increase
+        # means the runner gave up on messages (unhandled errors). The first sighting of an
+        # instance only sets the baseline: when its earlier failures happened is unknown.
+        s = self.settings
+        rows = await self._fetch(
+            "SELECT instance_id, service, failed FROM workers WHERE status = 'running'"
+            " AND last_heartbeat >= %s AND last_heartbeat <= %s",
+            (now - timedelta(seconds=s.worker_forget_s), now),
+        )
+        window = timedelta(seconds=s.error_rate_window_s)
+        firing: dict[str, Firing] = {}
+        seen_now = set()
+        for r in rows:
+            instance, failed = r["instance_id"], int(r["failed"])
+            seen_now.add(instance)
+            previous = self._failed_seen.get(instance)
+            grew_at = previous[1] if previous else None
+            if previous is not None and failed > previous[0]:
+                grew_at = now
+                logger.warning(
+                    "worker failures grew instance=%s service=%s failed=%d before=%d",
+                    instance,
+                    r["service"],
+                    failed,
+                    previous[0],
+                )
+            self._failed_seen[instance] = (failed, grew_at)
+            if grew_at is not None and now - grew_at < window:
+                firing[instance] = Firing(
+                    instance,
+                    "warning",
+                    f"{r['service']} instance {instance} reports failed messages "
+                    f"({failed} in total)",
+                    {"instanceId": instance, "service": r["service"], "failed": failed},
+                )
+        for gone in set(self._failed_seen) - seen_now:
+            del self._failed_seen[gone]
+        return firing
+
+    # ---------------------------------------------------------------- storage
+
+    async def _fetch(self, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
+        async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(sql, params)
+            return await cur.fetchall()
+
+    async def _reconcile(
+        self, kind: str, firing: dict[str, Firing], now: datetime, changes: Changes
+    ) -> None:
+        prefix = f"{self.namespace}{kind}:"
+        opened: list[dict[str, Any]] = []
+        resolved: list[dict[str, Any]] = []
+        async with self.pool.connection() as conn, conn.transaction():
+            open_keys = await _open_keys(conn, prefix)
+            for subject, fire in firing.items():
+                key = prefix + subject
+                if key in open_keys:
+                    # Still firing: keep the message and numbers current, nothing to notify.
+                    await conn.execute(
+                        "UPDATE alerts SET message = %s, details = %s, updated_at = %s"
+                        " WHERE id = %s",
+                        (fire.message, Jsonb(fire.details), now, open_keys[key]),
+                    )
+                    continue
+                row = await _open(conn, key, kind, fire, now)
+                if row is not None:
+                    opened.append(row)
+            stale = [i for k, i in open_keys.items() if k.removeprefix(prefix) not in firing]
+            if stale:
+                async with conn.cursor(row_factory=dict_row) as cur:
+                    await cur.execute(
+                        "UPDATE alerts SET status = 'resolved', resolved_at = %s, updated_at = %s"
+                        " WHERE id = ANY(%s) AND status = 'open' RETURNING *",
+                        (now, now, stale),
+                    )
+                    resolved = await cur.fetchall()
+        for row in opened:
+            logger.warning(
+                "alert opened id=%d key=%s severity=%s message=%s",
+                row["id"],
+                row["condition_key"],
+                row["severity"],
+                row["message"],
+            )
+        for row in resolved:
+            logger.info("alert resolved id=%d key=%s", row["id"], row["condition_key"])
+        if self.notify is not None:
+            for row in opened:
+                self.notify(row, "opened")
+            for row in resolved:
+                self.notify(row, "resolved")
+        changes.opened += opened
+        changes.resolved += resolved
+
+
+async def _open_keys(conn: AsyncConnection[Any], prefix: str) -> dict[str, int]:
+    cur = await conn.execute(
+        "SELECT condition_key, id FROM alerts WHERE status = 'open'"
+        " AND starts_with(condition_key, %s) FOR UPDATE",
+        (prefix,),
+    )
+    return {row[0]: row[1] for row in await cur.fetchall()}
+
+
+async def _open(
+    conn: AsyncConnection[Any], key: str, kind: str, fire: Firing, now: datetime
+) -> dict[str, Any] | None:
+    async with conn.cursor(row_factory=dict_row) as cur:
+        # Another monitor instance may have opened it meanwhile: the index says who won.
+        await cur.execute(
+            "INSERT INTO alerts (condition_key, type, severity, message, details, status,"
+            " created_at, updated_at) VALUES (%s, %s, %s, %s, %s, 'open', %s, %s)"
+            " ON CONFLICT (condition_key) WHERE status = 'open' DO NOTHING"
+            " RETURNING *",
+            (key, kind, fire.severity, fire.message, Jsonb(fire.details), now, now),
+        )
+        return await cur.fetchone()
+
+
+# -------------------------------------------------------------------- webhook
+
+
+def slack_payload(alert: Mapping[str, Any], action: Action) -> dict[str, Any]:
+    """A Slack-compatible message for an opened or resolved alert.
+
+    Only the alert's own fields go out: no URLs, hosts of the database or credentials.
+    """
+    severity = str(alert["severity"])
+    color = (
+        "good"
+        if action == "resolved"
+        else {"critical": "danger", "warning": "warning"}.get(severity, "#439FE0")
+    )
+    title = f"[{severity.upper()}] {alert['type']} {action}"
+    stamp = alert.get("resolved_at") if action == "resolved" else alert.get("created_at")
+    fields = [
+        {"title": "severity", "value": severity, "short": True},
+        {"title": "status", "value": str(alert["status"]), "short": True},
+        {"title": "alert", "value": str(alert["id"]), "short": True},
+        {"title": "condition", "value": str(alert["condition_key"]), "short": True},
+    ]
+    fields += [
+        {"title": str(k), "value": str(v), "short": True}
+        for k, v in (alert.get("details") or {}).items()
+    ]
+    attachment: dict[str, Any] = {
+        "color": color,
+        "title": title,
+        "text": str(alert["message"]),
+        "fields": fields,
+        "footer": "POD Engine monitor",
+    }
+    if isinstance(stamp, datetime):
+        attachment["ts"] = int(stamp.timestamp())
+    return {"text": f"{title}: {alert['message']}", "attachments": [attachment]}
+
+
+class WebhookNotifier:
+    """Posts alert notices from a queue, with retries and exponential backoff.
+
+    :meth:`notify` never waits: a full queue drops the notice with a warning. A delivered
+    notice stamps the alert's ``notified_at``.
+    """
+
+    def __init__(
+        self,
+        pool: AsyncConnectionPool,
+        url: str,
+        *,
+        attempts: int = 3,
+        backoff_s: float = 1.0,
+        timeout_s: float = 5.0,
+    ) -> None:
+        self.pool = pool
+        self._url = url
+        self.attempts = attempts
+        self.backoff_s = backoff_s
+        self._client = httpx.AsyncClient(timeout=timeout_s)
+        self._queue: asyncio.Queue[tuple[dict[str, Any], Action]] = asyncio.Queue(_QUEUE_SIZE)
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start the delivery worker (in the running loop)."""
+        self._task = asyncio.create_task(self._run(), name="alert-webhook")
+
+    def notify(self, alert: dict[str, Any], action: Action) -> None:
+        """Queue a notice; never blocks."""
+        try:
+            self._queue.put_nowait((alert, action))
+        except asyncio.QueueFull:
+            logger.warning("alert notice dropped id=%s reason=queue_full", alert.get("id"))
+
+    async def join(self) -> None:
+        """Wait until every queued notice was delivered or given up."""
+        await self._queue.join()
+
+    async def close(self) -> None:
+        """Stop the worker (queued notices not yet sent are dropped) and the HTTP client."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._client.aclose()
+
+    async def _run(self) -> None:
+        while True:
+            alert, action = await self._queue.get()
+            try:
+                await self.deliver(alert, action)
+            except Exception as exc:  # one bad notice must not end the worker
+                logger.warning("alert notice failed id=%s error=%s", alert.get("id"), exc)
+            finally:
+                self._queue.task_done()
+
+    async def deliver(self, alert: dict[str, Any], action: Action) -> bool:
+        """Post one notice (retrying); True once the webhook answered 2xx."""
+        body = slack_payload(alert, action)
+        for attempt in range(1, self.attempts + 1):
+            reason: str
+            try:
+                response = await self._client.post(self._url, json=body)
+                if response.is_success:
+                    await self._mark_notified(int(alert["id"]))
+                    logger.info(
+                        "alert notice sent id=%s action=%s attempt=%d", alert["id"], action, attempt
+                    )
+                    return True
+                reason = f"status {response.status_code}"
+            except httpx.HTTPError as exc:
+                # The exception's class only: its text may carry the webhook URL (a secret).
+                reason = type(exc).__name__
+            logger.warning(
+                "alert notice attempt failed id=%s action=%s attempt=%d/%d reason=%s",
+                alert["id"],
+                action,
+                attempt,
+                self.attempts,
+                reason,
+            )
+            if attempt < self.attempts:
+                await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
+        logger.error("alert notice given up id=%s action=%s", alert["id"], action)
+        return False
+
+    async def _mark_notified(self, alert_id: int) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute("UPDATE alerts SET notified_at = now() WHERE id = %s", (alert_id,))
+
+
+# -------------------------------------------------------------------- the periodic task
+
+
+class OpsLoop:
+    """Every ``ALERT_INTERVAL_S``: sample the gauges, evaluate alerts, expire old metrics."""
+
+    def __init__(
+        self,
+        pool: AsyncConnectionPool,
+        settings: MonitorSettings,
+        *,
+        lag_probe: metrics.LagProbe | None = None,
+        notifier: WebhookNotifier | None = None,
+    ) -> None:
+        self.pool = pool
+        self.settings = settings
+        self.lag_probe = lag_probe
+        self.evaluator = AlertEvaluator(
+            pool,
+            settings,
+            notify=notifier.notify if notifier else None,
+            started_at=datetime.now(UTC),
+        )
+        self._last_expiry: datetime | None = None
+
+    async def run(self) -> None:
+        """Tick until cancelled; a failing tick is logged and the next one tries again."""
+        while True:
+            try:
+                await self.tick()
+            except Exception as exc:
+                logger.warning("monitor ops tick failed error=%s", exc)
+            await asyncio.sleep(self.settings.alert_interval_s)
+
+    async def tick(self, now: datetime | None = None) -> Changes:
+        """One round: gauges (with the lag when Kafka answers), alerts, retention."""
+        now = now or datetime.now(UTC)
+        s = self.settings
+        lag: dict[str, int] | None = None
+        if self.lag_probe is not None:
+            try:
+                lag = await self.lag_probe.measure_async()
+            except Exception as exc:
+                logger.warning("consumer lag unknown error=%s", exc)
+        await metrics.sample_gauges(
+            self.pool,
+            now=now,
+            live_s=3 * s.heartbeat_interval_s,
+            forget_s=s.worker_forget_s,
+            lag=lag,
+        )
+        changes = await self.evaluator.evaluate(now, lag=lag)
+        if self._last_expiry is None or now - self._last_expiry >= timedelta(minutes=5):
+            await metrics.delete_expired(self.pool, now=now, hours=s.metrics_retention_hours)
+            self._last_expiry = now
+        return changes

@@ -1,0 +1,367 @@
+"""Metrics as per-minute rollups in ``metrics_minute``.
+
+Three kinds, all rolled up per (name, labels, minute):
+
+- counters (``jobs_submitted``, ``jobs_completed``, ``jobs_failed``, ``jobs_retried``): recorded
+  by :class:`MetricsRecorder` from events the fold saw for the first time, so replaying a topic
+  never counts twice;
+- histograms (``job_duration``, ``stage_duration``, in seconds, :data:`DURATION_BUCKETS`);
+- gauges (``workers_running``, ``workers_error``, ``dlq_size``, ``consumer_lag``): sampled
+  periodically by :func:`sample_gauges`; a minute keeps its latest sample in ``last``.
+
+Each write is an upsert that adds to its minute (count, sum, min, max, bucket counts), so
+several monitor instances can record into the same minute.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from typing import Any
+
+from confluent_kafka import Consumer, TopicPartition
+from psycopg import AsyncConnection
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from shared.events import (
+    Event,
+    ImageGenerated,
+    JobRequested,
+    ProductCreated,
+    ProductPublished,
+    StageFailed,
+    WorkerHeartbeat,
+)
+from shared.topics import STAGES, Stage
+
+logger = logging.getLogger(__name__)
+
+# Upper bounds (seconds) of the duration histograms' buckets; the last one catches the rest.
+DURATION_BUCKETS: tuple[float, ...] = (1, 5, 15, 60, 300, 900, 3600, math.inf)
+# The stages of a job whose durations are measured (label ``stage`` of ``stage_duration``).
+GENERATION, PRODUCT, PUBLISH = "generation", "product", "publish"
+# The stages whose dead letters are counted (``dlq_size``); always reported, zero included.
+DLQ_STAGES = ("generator", "printify", "publisher")
+TERMINAL = ("completed", "partial", "failed")
+
+_UPSERT = """
+INSERT INTO metrics_minute AS m (name, labels, minute, kind, count, sum, min, max, last, buckets)
+VALUES (%s, %s, date_trunc('minute', %s::timestamptz), %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (name, labels, minute) DO UPDATE SET
+    count = m.count + EXCLUDED.count,
+    sum = m.sum + EXCLUDED.sum,
+    min = LEAST(m.min, EXCLUDED.min),
+    max = GREATEST(m.max, EXCLUDED.max),
+    last = EXCLUDED.last,
+    buckets = CASE
+        WHEN m.buckets IS NULL THEN EXCLUDED.buckets
+        WHEN EXCLUDED.buckets IS NULL THEN m.buckets
+        ELSE (SELECT jsonb_object_agg(
+                  k, COALESCE((m.buckets ->> k)::bigint, 0)
+                     + COALESCE((EXCLUDED.buckets ->> k)::bigint, 0))
+              FROM jsonb_object_keys(m.buckets || EXCLUDED.buckets) AS k)
+    END,
+    updated_at = now()
+"""
+
+
+def bucket_label(bound: float) -> str:
+    """The ``le`` label of a bucket bound: ``"5"``, ``"0.5"``, ``"+Inf"``."""
+    if math.isinf(bound):
+        return "+Inf"
+    return f"{bound:g}"
+
+
+def bucket_of(value: float, bounds: Sequence[float] = DURATION_BUCKETS) -> str:
+    """The label of the first bucket whose upper bound holds ``value``."""
+    for bound in bounds:
+        if value <= bound:
+            return bucket_label(bound)
+    return "+Inf"
+
+
+async def add_counter(
+    conn: AsyncConnection[Any],
+    name: str,
+    labels: Mapping[str, str],
+    at: datetime,
+    n: int = 1,
+) -> None:
+    """Add ``n`` to a counter's minute."""
+    await conn.execute(_UPSERT, (name, Jsonb(dict(labels)), at, "counter", n, n, n, n, n, None))
+
+
+async def observe(
+    conn: AsyncConnection[Any],
+    name: str,
+    labels: Mapping[str, str],
+    value: float,
+    at: datetime,
+) -> None:
+    """Record one observation of a histogram (non-negative seconds) in its minute."""
+    value = max(0.0, value)
+    buckets = {bucket_of(value): 1}
+    await conn.execute(
+        _UPSERT,
+        (name, Jsonb(dict(labels)), at, "histogram", 1, value, value, value, value, Jsonb(buckets)),
+    )
+
+
+async def set_gauge(
+    conn: AsyncConnection[Any],
+    name: str,
+    labels: Mapping[str, str],
+    value: float,
+    at: datetime,
+) -> None:
+    """Record one sample of a gauge; the minute's ``last`` is the value it reads as."""
+    await conn.execute(
+        _UPSERT, (name, Jsonb(dict(labels)), at, "gauge", 1, value, value, value, value, None)
+    )
+
+
+class MetricsRecorder:
+    """Turns events the fold saw for the first time into counters and durations."""
+
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self.pool = pool
+
+    async def record(self, event: Event) -> None:
+        """Record what ``event`` tells; never raises (a lost sample must not stop the fold)."""
+        if isinstance(event, WorkerHeartbeat):
+            return
+        try:
+            async with self.pool.connection() as conn, conn.transaction():
+                await self._record(conn, event)
+        except Exception as exc:
+            # Raising would only make the runner retry an event the fold now calls a duplicate.
+            logger.warning(
+                "metrics not recorded event_id=%s type=%s error=%s",
+                event.event_id,
+                event.type,
+                type(exc).__name__,
+            )
+
+    async def _record(self, conn: AsyncConnection[Any], event: Event) -> None:
+        at = event.occurred_at
+        if isinstance(event, JobRequested):
+            await add_counter(
+                conn, "jobs_submitted", {"priority": event.payload.priority.value}, at
+            )
+            return
+        if isinstance(event, StageFailed) and event.payload.retryable:
+            await add_counter(conn, "jobs_retried", {"stage": event.payload.stage}, at)
+            return
+        started = await _stage_start(conn, event)
+        if started is not None:
+            stage, since = started
+            seconds = (at - since).total_seconds()
+            await observe(conn, "stage_duration", {"stage": stage}, seconds, at)
+        await self._terminal(conn, event)
+
+    async def _terminal(self, conn: AsyncConnection[Any], event: Event) -> None:
+        # The stamp makes this once per job, whichever event ended it and however often the
+        # events are re-read; the job row is locked by the UPDATE, so concurrent hooks agree.
+        cur = await conn.execute(
+            "UPDATE jobs SET metrics_recorded_at = now()"
+            " WHERE job_id = %s AND status = ANY(%s) AND metrics_recorded_at IS NULL"
+            " RETURNING status, created_at",
+            (event.job_id, list(TERMINAL)),
+        )
+        row = await cur.fetchone()
+        if row is None:
+            return
+        status, created_at = row
+        at = event.occurred_at
+        if status == "completed":
+            await add_counter(conn, "jobs_completed", {}, at)
+        else:
+            await add_counter(conn, "jobs_failed", {"status": status}, at)
+        # The event that ended the job is its finish time (not the fold's clock: a monitor
+        # catching up on a backlog would otherwise stretch every duration).
+        await observe(conn, "job_duration", {}, (at - created_at).total_seconds(), at)
+
+
+async def _stage_start(conn: AsyncConnection[Any], event: Event) -> tuple[str, datetime] | None:
+    """(stage, when it started) for an event that ends a stage of its job; None otherwise."""
+    if isinstance(event, ImageGenerated):
+        # Prompt + image generation starts at the request. An image read before its request
+        # (another topic) has nothing to measure from; it is skipped rather than guessed.
+        cur = await conn.execute(
+            "SELECT min(occurred_at) FROM job_events WHERE job_id = %s AND type = 'job.requested'",
+            (event.job_id,),
+        )
+        row = await cur.fetchone()
+        return (GENERATION, row[0]) if row and row[0] else None
+    if isinstance(event, ProductCreated):
+        cur = await conn.execute(
+            "SELECT created_at FROM images WHERE job_id = %s AND image_index = %s",
+            (event.job_id, event.payload.image_index),
+        )
+        row = await cur.fetchone()
+        return (PRODUCT, row[0]) if row else None
+    if isinstance(event, ProductPublished):
+        # products.created_at is the publication's time when it was folded first: the
+        # creation event in the job's log is the reliable start.
+        cur = await conn.execute(
+            "SELECT min(occurred_at) FROM job_events WHERE job_id = %s"
+            " AND type = 'product.created' AND (data ->> 'image_index')::int = %s"
+            " AND data ->> 'product_type' = %s",
+            (event.job_id, event.payload.image_index, event.payload.product_type.value),
+        )
+        row = await cur.fetchone()
+        return (PUBLISH, row[0]) if row and row[0] else None
+    return None
+
+
+async def sample_gauges(
+    pool: AsyncConnectionPool,
+    *,
+    now: datetime,
+    live_s: float,
+    forget_s: float,
+    services: Iterable[str] = tuple(STAGES),
+    lag: Mapping[str, int] | None = None,
+) -> dict[tuple[str, str], float]:
+    """Sample every gauge at ``now``; return ``{(name, stage or service): value}``.
+
+    ``workers_running``: instances that sent a heartbeat within ``live_s`` and are not
+    stopping; ``workers_error``: instances silent longer than that without having said they
+    stop (and not yet forgotten, ``forget_s``); ``dlq_size``: dead letters not replayed, per
+    stage; ``consumer_lag``: as measured by :class:`LagProbe` (skipped when unknown).
+    """
+    samples: dict[tuple[str, str], float] = {}
+    for service in services:
+        samples[("workers_running", service)] = 0
+        samples[("workers_error", service)] = 0
+    for stage in DLQ_STAGES:
+        samples[("dlq_size", stage)] = 0
+    async with pool.connection() as conn, conn.transaction():
+        cur = await conn.execute(
+            "SELECT service,"
+            " count(*) FILTER (WHERE status = 'running' AND last_heartbeat >= %(live)s),"
+            " count(*) FILTER (WHERE status = 'running' AND last_heartbeat < %(live)s)"
+            " FROM workers WHERE last_heartbeat >= %(forget)s AND last_heartbeat <= %(now)s"
+            " GROUP BY service",
+            {
+                "live": now - timedelta(seconds=live_s),
+                "forget": now - timedelta(seconds=forget_s),
+                "now": now,
+            },
+        )
+        for service, running, errored in await cur.fetchall():
+            samples[("workers_running", service)] = running
+            samples[("workers_error", service)] = errored
+        cur = await conn.execute(
+            "SELECT stage, count(*) FROM dead_letters WHERE replayed_at IS NULL GROUP BY stage"
+        )
+        for stage, size in await cur.fetchall():
+            samples[("dlq_size", stage)] = size
+        for stage, behind in (lag or {}).items():
+            samples[("consumer_lag", stage)] = behind
+        for (name, subject), value in samples.items():
+            key = "stage" if name in ("dlq_size", "consumer_lag") else "service"
+            await set_gauge(conn, name, {key: subject}, value, now)
+    return samples
+
+
+async def delete_expired(pool: AsyncConnectionPool, *, now: datetime, hours: float) -> int:
+    """Delete rollups older than ``hours`` before ``now``; return how many went."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "DELETE FROM metrics_minute WHERE minute < %s", (now - timedelta(hours=hours),)
+        )
+        deleted = cur.rowcount
+    if deleted:
+        logger.info("metrics expired rows=%d hours=%g", deleted, hours)
+    return deleted
+
+
+class LagProbe:
+    """Consumer lag per stage: input topics' end offsets minus the stage group's commits.
+
+    Blocking (Kafka calls): run :meth:`measure` on the probe's own single thread (see
+    :meth:`measure_async`). It reads with one plain consumer per stage that never joins its
+    group (it only fetches the group's committed offsets), because the AdminClient offsets
+    calls crashed the monitor process (SIGSEGV) when run from worker threads under load.
+    A partition the group never committed counts from its start offset.
+    """
+
+    def __init__(
+        self,
+        client_config: Mapping[str, Any],
+        *,
+        group_prefix: str = "pod",
+        stages: Iterable[Stage] = tuple(STAGES.values()),
+        timeout_s: float = 10.0,
+    ) -> None:
+        self.client_config = dict(client_config)
+        self.group_prefix = group_prefix
+        self.stages = tuple(stages)
+        self.timeout_s = timeout_s
+        self._consumers: dict[str, Consumer] = {}
+        # One thread owns every client of the probe: no librdkafka handle crosses threads.
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="lag-probe")
+
+    def _consumer(self, stage: Stage) -> Consumer:
+        consumer = self._consumers.get(stage.name)
+        if consumer is None:
+            consumer = Consumer(
+                {
+                    **self.client_config,
+                    "group.id": f"{self.group_prefix}.{stage.name}",
+                    "enable.auto.commit": False,
+                    "client.id": f"lag-probe-{stage.name}",
+                }
+            )
+            self._consumers[stage.name] = consumer
+        return consumer
+
+    async def measure_async(self) -> dict[str, int]:
+        """:meth:`measure` on the probe's thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._thread, self.measure)
+
+    def measure(self) -> dict[str, int]:
+        """``{stage: lag}`` for every stage; raises KafkaException when the broker is away."""
+        lags: dict[str, int] = {}
+        for stage in self.stages:
+            consumer = self._consumer(stage)
+            metadata = consumer.list_topics(timeout=self.timeout_s)
+            partitions = [
+                TopicPartition(t, p)
+                for t in (*stage.inputs, *stage.retry_topics)
+                if t in metadata.topics and metadata.topics[t].error is None
+                for p in metadata.topics[t].partitions
+            ]
+            if not partitions:
+                lags[stage.name] = 0
+                continue
+            committed = {
+                (tp.topic, tp.partition): tp.offset
+                for tp in consumer.committed(partitions, timeout=self.timeout_s)
+            }
+            lag = 0
+            for tp in partitions:
+                low, high = consumer.get_watermark_offsets(tp, timeout=self.timeout_s)
+                position = committed.get((tp.topic, tp.partition), -1)
+                if position < 0:  # never committed: OFFSET_INVALID
+                    position = low
+                lag += max(0, high - position)
+            lags[stage.name] = lag
+        return lags
+
+    def close(self) -> None:
+        """Close the consumers on the probe's thread, then the thread."""
+
+        def _close() -> None:
+            for consumer in self._consumers.values():
+                consumer.close()
+            self._consumers.clear()
+
+        self._thread.submit(_close).result(30)
+        self._thread.shutdown(wait=True)

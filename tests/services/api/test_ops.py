@@ -1,0 +1,232 @@
+"""``/metrics``, ``/alerts``, ``/stats``, ``/dashboard``: served for real, on the monitor's rows."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import psycopg
+from psycopg.types.json import Jsonb
+
+from services.monitor.handler import MonitorHandler
+from shared.db import open_pool
+from shared.events import (
+    Event,
+    ImageGenerated,
+    ImageGeneratedPayload,
+    JobRequested,
+    JobRequestedPayload,
+    ProductCreated,
+    ProductCreatedPayload,
+)
+from shared.runner import MessageContext
+from tests.support.infra import unique
+
+_LABEL = r'[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*"'
+SAMPLE = re.compile(
+    rf"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(\{{{_LABEL}(,{_LABEL})*\}})?"
+    r" (?P<value>[-+]?(\d+(\.\d+)?([eE][-+]?\d+)?|Inf|NaN))$"
+)
+
+
+async def fold_job(database_url: str) -> str:
+    """A one-image, one-product job folded by the monitor's handler (metrics included)."""
+    t0 = datetime.now(UTC) - timedelta(seconds=30)
+    job = JobRequested(
+        job_id=unique("ops"),
+        producer="api",
+        occurred_at=t0,
+        payload=JobRequestedPayload(
+            theme="t", style="s", niche="n", product_types=["mug"], count=1
+        ),
+    )
+    img = job.derive(
+        ImageGenerated,
+        ImageGeneratedPayload(
+            image_index=0,
+            image_count=1,
+            sha256="1" * 64,
+            uri="file:///i.png",
+            width=8,
+            height=8,
+            prompt="p",
+            seed=1,
+            title="T",
+            description="d",
+            product_types=["mug"],
+        ),
+        producer="generator",
+        key="image",
+    ).model_copy(update={"occurred_at": t0 + timedelta(seconds=4)})
+    created = job.derive(
+        ProductCreated,
+        ProductCreatedPayload(
+            image_index=0,
+            product_type="mug",
+            product_id="p1",
+            shop_id="1",
+            blueprint_id=1,
+            print_provider_id=1,
+            variant_count=1,
+            price_cents=100,
+            title="x",
+        ),
+        producer="printify",
+        key="product",
+    ).model_copy(update={"occurred_at": t0 + timedelta(seconds=9)})
+    pool = await open_pool(database_url, max_size=2)
+    try:
+        handler = MonitorHandler(pool)
+        events: list[Event] = [job, img, created]
+        for n, e in enumerate(events):
+            ctx = MessageContext(topic="t", partition=0, offset=n, attempt=0, instance_id="t")
+            await handler(e, ctx)
+    finally:
+        await pool.close()
+    return job.job_id
+
+
+def test_metrics_json_and_prometheus(api: httpx.Client, migrated_db: str) -> None:
+    asyncio.run(fold_job(migrated_db))
+    stage = unique("stage")
+    with psycopg.connect(migrated_db, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO metrics_minute (name, labels, minute, kind, count, sum, min, max, last)"
+            " VALUES ('consumer_lag', %s, date_trunc('minute', now()), 'gauge', 1, 42, 42, 42,"
+            " 42)",
+            (Jsonb({"stage": stage}),),
+        )
+
+    r = api.get("/metrics", params={"name": "jobs_completed", "limit": 5})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["name"] == "jobs_completed"
+    assert 1 <= len(body["metrics"]) <= 5
+    point = body["metrics"][0]
+    assert {"name", "value", "labels", "timestamp"} <= set(point)
+    assert point["name"] == "jobs_completed" and point["value"] >= 1
+
+    r = api.get("/metrics", params={"name": "job_duration"})
+    assert r.status_code == 200 and r.json()["metrics"][0]["kind"] == "histogram"
+    assert api.get("/metrics", params={"name": "no_such_metric"}).json()["metrics"] == []
+
+    r = api.get("/metrics")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/plain; version=0.0.4")
+    samples: dict[str, float] = {}
+    for line in r.text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = SAMPLE.match(line)
+        assert m, f"not an exposition line: {line!r}"
+        samples[line.rsplit(" ", 1)[0]] = float(m["value"].replace("Inf", "inf"))
+    assert samples["pod_jobs_completed_total"] >= 1
+    assert samples['pod_jobs_submitted_total{priority="normal"}'] >= 1
+    assert (
+        samples['pod_job_duration_seconds_bucket{le="+Inf"}']
+        == samples["pod_job_duration_seconds_count"]
+    )
+    assert samples['pod_job_duration_seconds_bucket{le="15"}'] >= 1  # this job: 9 s
+    assert samples['pod_stage_duration_seconds_count{stage="generation"}'] >= 1
+    assert samples[f'pod_consumer_lag{{stage="{stage}"}}'] == 42
+    assert "# TYPE pod_job_duration_seconds histogram" in r.text
+
+
+def test_metrics_rejects_bad_params(api: httpx.Client) -> None:
+    for params in ({"limit": 0}, {"limit": "x"}, {"limit": 5000}, {"name": "bad name!"}):
+        r = api.get("/metrics", params=params)
+        assert r.status_code == 422, params
+        assert r.json()["error"] == "validation_failed"
+
+
+def test_alerts(api: httpx.Client, migrated_db: str) -> None:
+    key = unique("test-alert")
+    with psycopg.connect(migrated_db, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO alerts (condition_key, type, severity, message, details, status,"
+            " created_at, updated_at, resolved_at) VALUES"
+            " (%s, 'lag', 'warning', 'old', '{}', 'resolved', now() - interval '2 hours',"
+            "  now() - interval '2 hours', now() - interval '1 hour'),"
+            " (%s, 'worker_down', 'critical', 'new', '{\"x\": 1}', 'open', now(), now(), NULL)",
+            (key + ":old", key + ":new"),
+        )
+    try:
+        r = api.get("/alerts")
+        assert r.status_code == 200
+        alerts = r.json()["alerts"]
+        times = [a["createdAt"] for a in alerts]
+        assert times == sorted(times, reverse=True)
+        mine = [a for a in alerts if a["conditionKey"].startswith(key)]
+        assert [a["message"] for a in mine] == ["new", "old"]
+        assert {"id", "type", "severity", "message", "status", "createdAt", "resolvedAt"} <= set(
+            mine[0]
+        )
+        assert mine[0]["details"] == {"x": 1} and mine[1]["resolvedAt"] is not None
+
+        critical = api.get("/alerts", params={"severity": "critical", "status": "open"}).json()
+        assert all(
+            a["severity"] == "critical" and a["status"] == "open" for a in critical["alerts"]
+        )
+        assert any(a["conditionKey"] == key + ":new" for a in critical["alerts"])
+        since = (datetime.now(UTC) - timedelta(minutes=30)).isoformat()
+        recent = api.get("/alerts", params={"since": since}).json()["alerts"]
+        assert not any(a["conditionKey"] == key + ":old" for a in recent)
+
+        for params in ({"severity": "loud"}, {"since": "yesterday"}, {"status": "x"}):
+            r = api.get("/alerts", params=params)
+            assert r.status_code == 422, params
+            assert r.json()["error"] == "validation_failed"
+    finally:
+        with psycopg.connect(migrated_db, autocommit=True) as conn:
+            conn.execute("DELETE FROM alerts WHERE starts_with(condition_key, %s)", (key,))
+
+
+def test_stats(api: httpx.Client, migrated_db: str) -> None:
+    with psycopg.connect(migrated_db, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO workers (instance_id, service, host, pid, in_flight, processed, failed,"
+            " status, started_at, last_heartbeat)"
+            " VALUES (%s, 'publisher', 'h', 1, 2, 30, 1, 'running', now(), now())",
+            (unique("publisher"),),
+        )
+    r = api.get("/stats")
+    assert r.status_code == 200
+    body = r.json()
+    jobs = body["jobs"]
+    assert {"total", "queued", "processing", "completed", "failed"} <= set(jobs)
+    assert jobs["total"] == sum(v for k, v in jobs.items() if k != "total")
+    publisher = body["workers"]["stages"]["publisher"]
+    assert publisher["instances"] >= 1 and publisher["inFlight"] >= 2
+    assert publisher["processed"] >= 30
+    assert {"instances", "inFlight", "processed", "failed", "lag", "dlqSize"} == set(publisher)
+    assert set(body["workers"]["stages"]) >= {"generator", "printify", "publisher", "monitor"}
+    assert {"lag", "dlqSize"} == set(body["queue"])
+
+
+def test_dashboard(api: httpx.Client, migrated_db: str) -> None:
+    job_id = asyncio.run(fold_job(migrated_db))
+    r = api.get("/dashboard", params={"hours": 1})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["hours"] == 1
+    overview = body["overview"]
+    assert overview["totalJobs"] >= 1 and overview["completed"] >= 1
+    assert 0 <= overview["successRate"] <= 100
+    assert len(body["recent"]) <= 10
+    assert all({"jobId", "status", "createdAt"} <= set(j) for j in body["recent"])
+    assert job_id in {j["jobId"] for j in body["recent"]} or len(body["recent"]) == 10
+    duration = body["performance"]["jobDuration"]
+    assert set(duration) == {"count", "avg", "min", "max", "p50", "p95", "p99"}
+    assert duration["count"] >= 1
+    assert duration["min"] <= duration["p50"] <= duration["p95"] <= duration["p99"]
+    assert duration["p99"] <= duration["max"]
+    stages = body["performance"]["stages"]
+    assert set(stages) == {"generation", "product", "publish"}
+    assert stages["generation"]["count"] >= 1 and stages["product"]["count"] >= 1
+    assert api.get("/dashboard").json()["hours"] == 24
+
+    for hours in (0, 721, "x"):
+        r = api.get("/dashboard", params={"hours": hours})
+        assert r.status_code == 422, hours

@@ -1,0 +1,358 @@
+"""Metrics against the real PostgreSQL (and Kafka for the lag): counters, histograms, gauges.
+
+Each test's events happen at a random minute of a past year, so its rollup rows (keyed by
+name, labels and minute) belong to it alone although the database is shared by the session.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from services.monitor.handler import MonitorHandler
+from services.monitor.metrics import (
+    LagProbe,
+    bucket_of,
+    delete_expired,
+    sample_gauges,
+    set_gauge,
+)
+from shared.db import open_pool
+from shared.events import (
+    Event,
+    ImageGenerated,
+    ImageGeneratedPayload,
+    JobRequested,
+    JobRequestedPayload,
+    ProductCreated,
+    ProductCreatedPayload,
+    ProductPublished,
+    ProductPublishedPayload,
+    StageFailed,
+    StageFailedPayload,
+)
+from shared.runner import MessageContext
+from shared.topics import IMAGES_GENERATED, Stage
+from tests.support.infra import unique
+
+
+@pytest.fixture
+async def pool(migrated_db: str) -> AsyncIterator[AsyncConnectionPool]:
+    p = await open_pool(migrated_db, max_size=4)
+    yield p
+    await p.close()
+
+
+def past_minute() -> datetime:
+    """The start of a random minute between 1990 and 2010: no other test writes there."""
+    base = datetime(1990, 1, 1, tzinfo=UTC)
+    return base + timedelta(minutes=random.randrange(20 * 365 * 24 * 60))
+
+
+def at(event: Event, when: datetime) -> Any:
+    return event.model_copy(update={"occurred_at": when})
+
+
+def job_request(t0: datetime, *, auto: bool = True) -> JobRequested:
+    return JobRequested(
+        job_id=unique("metrics"),
+        producer="api",
+        occurred_at=t0,
+        payload=JobRequestedPayload(
+            theme="t", style="s", niche="n", product_types=["tshirt"], count=1, auto_publish=auto
+        ),
+    )
+
+
+def image(job: JobRequested, when: datetime) -> ImageGenerated:
+    p = job.payload
+    return at(
+        job.derive(
+            ImageGenerated,
+            ImageGeneratedPayload(
+                image_index=0,
+                image_count=1,
+                sha256="0" * 64,
+                uri="file:///img/0.png",
+                width=8,
+                height=8,
+                prompt="p",
+                seed=1,
+                title="T",
+                description="d",
+                product_types=p.product_types,
+                auto_publish=p.auto_publish,
+            ),
+            producer="generator",
+            key="image:0",
+        ),
+        when,
+    )
+
+
+def product(job: JobRequested, when: datetime) -> ProductCreated:
+    return at(
+        job.derive(
+            ProductCreated,
+            ProductCreatedPayload(
+                image_index=0,
+                product_type="tshirt",
+                product_id="prod-0",
+                shop_id="1",
+                blueprint_id=6,
+                print_provider_id=99,
+                variant_count=4,
+                price_cents=1999,
+                title="x",
+                auto_publish=job.payload.auto_publish,
+            ),
+            producer="printify",
+            key="product",
+        ),
+        when,
+    )
+
+
+def published(job: JobRequested, when: datetime) -> ProductPublished:
+    return at(
+        job.derive(
+            ProductPublished,
+            ProductPublishedPayload(
+                image_index=0, product_type="tshirt", product_id="prod-0", shop_id="1"
+            ),
+            producer="publisher",
+            key="published",
+        ),
+        when,
+    )
+
+
+def stage_failed(job: JobRequested, when: datetime, *, retryable: bool) -> StageFailed:
+    return at(
+        job.derive(
+            StageFailed,
+            StageFailedPayload(
+                stage="printify",
+                error_class="VendorError" if retryable else "PermanentError",
+                message="printify said no",
+                retryable=retryable,
+                attempt=1 if retryable else 0,
+                image_index=0,
+                product_type="tshirt",
+            ),
+            producer="printify",
+            key=f"failed:{retryable}",
+        ),
+        when,
+    )
+
+
+async def handle(handler: MonitorHandler, events: list[Event]) -> None:
+    for n, event in enumerate(events):
+        ctx = MessageContext(topic="t", partition=0, offset=n, attempt=0, instance_id="test")
+        assert await handler(event, ctx) == []
+
+
+async def rollup(
+    pool: AsyncConnectionPool, name: str, labels: dict[str, str], minute: datetime
+) -> dict[str, Any] | None:
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT kind, count, sum, min, max, last, buckets FROM metrics_minute"
+            " WHERE name = %s AND labels = %s AND minute = %s",
+            (name, Jsonb(labels), minute),
+        )
+        row = await cur.fetchone()
+        if row is None:
+            return None
+        assert cur.description is not None
+        return dict(zip([c.name for c in cur.description], row, strict=True))
+
+
+def test_buckets() -> None:
+    assert bucket_of(0) == "1"
+    assert bucket_of(1) == "1"
+    assert bucket_of(1.5) == "5"
+    assert bucket_of(3600) == "3600"
+    assert bucket_of(3601) == "+Inf"
+
+
+async def test_a_completed_job_counts_once_with_its_durations(pool: AsyncConnectionPool) -> None:
+    t0 = past_minute()
+    job = job_request(t0)
+    events: list[Event] = [
+        job,
+        image(job, t0 + timedelta(seconds=10)),
+        product(job, t0 + timedelta(seconds=30)),
+        published(job, t0 + timedelta(seconds=45)),
+    ]
+    handler = MonitorHandler(pool)
+    await handle(handler, events)
+
+    submitted = await rollup(pool, "jobs_submitted", {"priority": "normal"}, t0)
+    assert submitted is not None and (submitted["kind"], submitted["count"]) == ("counter", 1)
+    completed = await rollup(pool, "jobs_completed", {}, t0)
+    assert completed is not None and completed["count"] == 1
+    assert await rollup(pool, "jobs_failed", {"status": "failed"}, t0) is None
+
+    duration = await rollup(pool, "job_duration", {}, t0)
+    assert duration is not None
+    assert duration["kind"] == "histogram"
+    assert (duration["count"], duration["sum"], duration["min"], duration["max"]) == (1, 45, 45, 45)
+    assert duration["buckets"] == {"60": 1}
+    expected = {"generation": (10, "15"), "product": (20, "60"), "publish": (15, "15")}
+    for stage, (seconds, bucket) in expected.items():
+        row = await rollup(pool, "stage_duration", {"stage": stage}, t0)
+        assert row is not None, stage
+        assert (row["count"], row["sum"], row["buckets"]) == (1, seconds, {bucket: 1}), stage
+
+    # Redelivery / replay of the whole topic: the fold says "seen", the metrics stay put.
+    await handle(MonitorHandler(pool), events)
+    assert (await rollup(pool, "jobs_submitted", {"priority": "normal"}, t0)) == submitted
+    assert (await rollup(pool, "jobs_completed", {}, t0)) == completed
+    assert (await rollup(pool, "job_duration", {}, t0)) == duration
+
+
+async def test_histograms_merge_within_a_minute(pool: AsyncConnectionPool) -> None:
+    t0 = past_minute()
+    handler = MonitorHandler(pool)
+    for finish_after in (3, 40, 50):
+        job = job_request(t0, auto=False)
+        await handle(
+            handler,
+            [
+                job,
+                image(job, t0 + timedelta(seconds=1)),
+                product(job, t0 + timedelta(seconds=finish_after)),
+            ],
+        )
+    duration = await rollup(pool, "job_duration", {}, t0)
+    assert duration is not None
+    assert (duration["count"], duration["sum"]) == (3, 93)
+    assert (duration["min"], duration["max"]) == (3, 50)
+    assert duration["buckets"] == {"5": 1, "60": 2}
+    completed = await rollup(pool, "jobs_completed", {}, t0)
+    assert completed is not None and completed["count"] == 3
+
+
+async def test_failed_and_retried_jobs(pool: AsyncConnectionPool) -> None:
+    t0 = past_minute()
+    job = job_request(t0, auto=False)
+    events: list[Event] = [
+        job,
+        image(job, t0 + timedelta(seconds=5)),
+        stage_failed(job, t0 + timedelta(seconds=6), retryable=True),
+        stage_failed(job, t0 + timedelta(seconds=20), retryable=False),
+    ]
+    await handle(MonitorHandler(pool), events)
+    retried = await rollup(pool, "jobs_retried", {"stage": "printify"}, t0)
+    assert retried is not None and retried["count"] == 1
+    failed = await rollup(pool, "jobs_failed", {"status": "failed"}, t0)
+    assert failed is not None and failed["count"] == 1
+    assert await rollup(pool, "jobs_completed", {}, t0) is None
+    duration = await rollup(pool, "job_duration", {}, t0)
+    assert duration is not None and (duration["count"], duration["sum"]) == (1, 20)
+    # A later event of the finished job (e.g. a replayed failure) does not count it again.
+    late = at(
+        job.derive(
+            StageFailed,
+            StageFailedPayload(stage="printify", error_class="X", message="again"),
+            producer="printify",
+            key="late",
+        ),
+        t0 + timedelta(seconds=30),
+    )
+    await handle(MonitorHandler(pool), [late])
+    assert (await rollup(pool, "jobs_failed", {"status": "failed"}, t0)) == failed
+
+
+async def test_gauges_sampled(pool: AsyncConnectionPool) -> None:
+    now = past_minute() + timedelta(seconds=30)
+    service = unique("svc")
+    async with pool.connection() as conn:
+        for suffix, status, age in (
+            ("live", "running", 2),
+            ("dead", "running", 100),
+            ("gone", "stopped", 100),
+            ("forgotten", "running", 7200),
+        ):
+            await conn.execute(
+                "INSERT INTO workers (instance_id, service, host, pid, status, started_at,"
+                " last_heartbeat) VALUES (%s, %s, 'h', 1, %s, %s, %s)",
+                (
+                    f"{service}-{suffix}",
+                    service,
+                    status,
+                    now - timedelta(hours=3),
+                    now - timedelta(seconds=age),
+                ),
+            )
+    stage = unique("stage")
+    samples = await sample_gauges(
+        pool, now=now, live_s=15, forget_s=3600, services=[service], lag={stage: 1234}
+    )
+    assert samples[("workers_running", service)] == 1
+    assert samples[("workers_error", service)] == 1
+    assert ("dlq_size", "printify") in samples
+    minute = now.replace(second=0)
+    running = await rollup(pool, "workers_running", {"service": service}, minute)
+    assert running is not None and (running["kind"], running["last"]) == ("gauge", 1)
+    lag = await rollup(pool, "consumer_lag", {"stage": stage}, minute)
+    assert lag is not None and lag["last"] == 1234
+    # A second sample in the same minute: the gauge reads as the latest one.
+    await sample_gauges(pool, now=now, live_s=15, forget_s=3600, services=[], lag={stage: 7})
+    lag = await rollup(pool, "consumer_lag", {"stage": stage}, minute)
+    assert lag is not None and (lag["last"], lag["count"], lag["max"]) == (7, 2, 1234)
+
+
+async def test_retention_deletes_old_minutes(pool: AsyncConnectionPool) -> None:
+    now = past_minute()
+    name = f"retention_{uuid.uuid4().hex[:8]}"
+    async with pool.connection() as conn:
+        for age_h in (0, 2, 5):
+            await set_gauge(conn, name, {}, age_h, now - timedelta(hours=age_h))
+    deleted = await delete_expired(pool, now=now, hours=3)
+    assert deleted >= 1
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT last FROM metrics_minute WHERE name = %s ORDER BY last", (name,)
+        )
+        assert [r[0] for r in await cur.fetchall()] == [0, 2]
+
+
+def test_consumer_lag_from_kafka(pipeline_topics: str) -> None:
+    """Lag = end offsets minus the group's commits (from the start when it never committed)."""
+    config = {"bootstrap.servers": pipeline_topics}
+    stage = Stage("printify", (IMAGES_GENERATED,), IMAGES_GENERATED)
+    prefix = unique("lagtest")
+    probe = LagProbe(config, group_prefix=prefix, stages=[stage], timeout_s=60)
+    before = probe.measure()["printify"]
+
+    producer = Producer(config)
+    for n in range(3):
+        producer.produce(IMAGES_GENERATED, value=b"{}", key=f"lag-{n}".encode())
+    assert producer.flush(30) == 0
+    assert probe.measure()["printify"] == before + 3
+
+    # The group commits everything: nothing is behind.
+    consumer = Consumer({**config, "group.id": f"{prefix}.printify"})
+    try:
+        ends = []
+        for topic in (IMAGES_GENERATED, *stage.retry_topics):
+            metadata = consumer.list_topics(topic, timeout=10).topics[topic]
+            for p in metadata.partitions:
+                _, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                ends.append(TopicPartition(topic, p, high))
+        consumer.commit(offsets=ends, asynchronous=False)
+    finally:
+        consumer.close()
+    assert probe.measure() == {"printify": 0}
+    probe.close()

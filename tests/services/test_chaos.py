@@ -1,0 +1,225 @@
+"""Chaos: vendor faults, a SIGKILL of every stage service, a broker restart and a PostgreSQL
+restart, all during one run. Every job must still end completed, or failed/partial with its
+reason and its messages in a DLQ; no product and no publication may be duplicated; the monitor's
+tables must agree with the topics.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import signal
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from shared.events import parse_event
+from shared.stack import Stack, StackSettings
+from shared.topics import GENERATOR, PRINTIFY, PRODUCTS_CREATED, PUBLISHED, PUBLISHER
+from tests.support.infra import TEST_STATE, free_port, read_all, wait_for
+
+logger = logging.getLogger(__name__)
+
+TERMINAL = {"completed", "partial", "failed"}
+JOBS = 30
+
+
+@pytest.fixture(scope="module")
+def chaos_stack() -> Iterator[Stack]:
+    state = TEST_STATE / "chaos"
+    shutil.rmtree(state, ignore_errors=True)
+    settings = StackSettings(
+        pod_state_dir=state,
+        kafka_port=free_port(),
+        kafka_controller_port=free_port(),
+        kafka_partitions=3,
+        postgres_port=free_port(),
+        api_port=free_port(),
+        sim_anthropic_port=free_port(),
+        sim_comfyui_port=free_port(),
+        sim_printify_port=free_port(),
+        restart_delay_s=1.0,
+        max_restarts=5,
+    )
+    env = {
+        "MAX_IN_FLIGHT": "16",
+        "HEARTBEAT_INTERVAL_S": "1",
+        "IMAGE_STORAGE_DIR": str(state / "images"),
+        "IMAGE_WIDTH": "128",
+        "IMAGE_HEIGHT": "128",
+        # About one request in five fails: 5xx, 429 or a hang; every reply a little slow.
+        "SIM_FAILURE_RATE": "0.2",
+        "SIM_TIMEOUT_SHARE": "0.1",
+        "SIM_LATENCY_MS": "10",
+        "RETRY_ATTEMPTS": "12",
+        "RETRY_BASE_DELAY_S": "0.3",
+        "RETRY_MAX_DELAY_S": "3",
+        "CLAUDE_TIMEOUT_S": "3",
+        "COMFYUI_TIMEOUT_S": "6",
+        "PRINTIFY_TIMEOUT_S": "3",
+        "SHUTDOWN_GRACE_S": "5",
+    }
+    stack = Stack(settings, extra_env=env).start()
+    try:
+        for sim in stack.simulators:
+            # Hangs last longer than the clients wait, so they end as client timeouts.
+            httpx.post(f"{sim.url}/_sim/config", json={"timeout_s": 8}, timeout=5)
+        wait_for(lambda: _api_up(stack), 60, "the API", interval=0.2)
+        stack.supervise_in_background(0.2)
+        yield stack
+    finally:
+        stack.stop()
+
+
+def _api_up(stack: Stack) -> bool:
+    try:
+        return httpx.get(f"{_api(stack)}/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _api(stack: Stack) -> str:
+    return f"http://127.0.0.1:{stack.settings.api_port}"
+
+
+def _status(stack: Stack, job_id: str) -> dict[str, Any] | None:
+    try:
+        resp = httpx.get(f"{_api(stack)}/jobs/{job_id}", timeout=5)
+    except httpx.HTTPError:
+        return None
+    return dict(resp.json()) if resp.status_code == 200 else None
+
+
+def _submit(stack: Stack, i: int) -> str:
+    body = {
+        "theme": f"chaos {i} {uuid.uuid4().hex[:4]}",
+        "style": "grunge",
+        "niche": "testers",
+        "productTypes": [["tshirt"], ["tshirt", "hoodie"], ["mug", "tshirt"]][i % 3],
+        "count": 1 + i % 2,
+        "autoPublish": i % 2 == 0,
+        "priority": ["high", "normal", "low"][i % 3],
+    }
+
+    def post() -> str | None:
+        try:
+            resp = httpx.post(f"{_api(stack)}/jobs", json=body, timeout=15)
+        except httpx.HTTPError:
+            return None
+        return str(resp.json()["jobId"]) if resp.status_code == 202 else None
+
+    return str(wait_for(post, 60, f"job {i} accepted", interval=0.5))
+
+
+def _kill(stack: Stack, name: str) -> None:
+    proc = stack.service(name).proc
+    assert proc is not None and proc.poll() is None, f"{name} should be running"
+    proc.send_signal(signal.SIGKILL)
+    logger.info("chaos: SIGKILL %s", name)
+
+
+def test_faults_kills_and_restarts_lose_nothing_and_duplicate_nothing(chaos_stack: Stack) -> None:
+    stack = chaos_stack
+    ids = [_submit(stack, i) for i in range(JOBS)]
+    started = time.monotonic()
+
+    def progressed(n: int) -> bool:
+        done = 0
+        for jid in ids:
+            st = _status(stack, jid)
+            if st and st["job"]["productsDone"] > 0:
+                done += 1
+        return done >= n
+
+    # Mid-run: kill every stage service once, restart the broker and the database once.
+    wait_for(lambda: progressed(3), 120, "some progress before the chaos", interval=0.5)
+    for name in ("generator-0", "printify-0"):
+        _kill(stack, name)
+    time.sleep(0.5)  # let the supervisor notice one death before the next
+    for name in ("publisher-0", "monitor-0"):
+        _kill(stack, name)
+    assert stack.kafka is not None and stack.postgres is not None
+    stack.kafka.stop()
+    stack.kafka.start()
+    logger.info("chaos: broker restarted")
+    stack.postgres.stop("immediate")
+    stack.postgres.start()
+    logger.info("chaos: postgres restarted")
+
+    final: dict[str, dict[str, Any]] = {}
+
+    def all_terminal() -> bool:
+        for jid in ids:
+            if jid not in final:
+                st = _status(stack, jid)
+                if st and st["job"]["status"] in TERMINAL:
+                    final[jid] = st
+        return len(final) == len(ids)
+
+    wait_for(all_terminal, 420, "every job to end", interval=1.0)
+    elapsed = time.monotonic() - started
+
+    # Nothing lost: every job ended; one that did not complete says why and has dead letters.
+    dlq_jobs: set[str] = set()
+    for stage in (GENERATOR, PRINTIFY, PUBLISHER):
+        for m in read_all(stack.bootstrap, stage.dlq):
+            dlq_jobs.add((m.key() or b"").decode())
+    outcomes = defaultdict(int)
+    for jid, st in final.items():
+        job = st["job"]
+        outcomes[job["status"]] += 1
+        if job["status"] != "completed":
+            assert job["error"], job
+            assert jid in dlq_jobs, f"{jid} ended {job['status']} without a dead letter"
+
+    # Nothing duplicated on the vendor's side.
+    printify = next(s for s in stack.simulators if s.name == "printify")
+    books = httpx.get(f"{printify.url}/_sim/books", timeout=5).json()
+    assert books["duplicates"] == []
+    publish_calls = [
+        n for acct in books["accounts"].values() for n in acct["publish_calls"].values()
+    ]
+    assert all(n == 1 for n in publish_calls), publish_calls
+
+    # The monitor's tables agree with the topics.
+    created = {
+        (e.job_id, e.payload.image_index, e.payload.product_type.value)  # type: ignore[union-attr]
+        for e in (parse_event(m.value()) for m in read_all(stack.bootstrap, PRODUCTS_CREATED))
+    }
+    published = {
+        (e.job_id, e.payload.image_index, e.payload.product_type.value)  # type: ignore[union-attr]
+        for e in (parse_event(m.value()) for m in read_all(stack.bootstrap, PUBLISHED))
+    }
+    with psycopg.connect(stack.database_url) as conn:
+        rows = conn.execute(
+            "SELECT job_id, image_index, product_type, status FROM products"
+        ).fetchall()
+    in_db = {(r[0], r[1], r[2]) for r in rows if r[3] in ("created", "published", "publish_failed")}
+    in_db_published = {(r[0], r[1], r[2]) for r in rows if r[3] == "published"}
+    assert in_db == created | published
+    assert in_db_published == published
+
+    faults: dict[str, int] = defaultdict(int)
+    for sim in stack.simulators:
+        for kind, n in httpx.get(f"{sim.url}/_sim/faults", timeout=5).json().items():
+            faults[kind] += n
+    restarts = {s.name: s.restarts for s in stack.services}
+    logger.warning(
+        "chaos figures: jobs=%d outcomes=%s faults=%s restarts=%s products=%d "
+        "publications=%d duplicates=0 elapsed_s=%.0f",
+        len(ids),
+        dict(outcomes),
+        dict(faults),
+        restarts,
+        len(created | published),
+        len(published),
+        elapsed,
+    )
+    assert all(restarts[n] >= 1 for n in ("generator-0", "printify-0", "publisher-0", "monitor-0"))
+    assert sum(faults.values()) > 0

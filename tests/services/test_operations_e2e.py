@@ -1,0 +1,106 @@
+"""Operating the running stack through the API: workers, a killed worker replaced, scaling a
+stage from 1 to 3 instances, a graceful restart, and a refusal past the partition count."""
+
+from __future__ import annotations
+
+import signal
+from typing import Any
+
+import httpx
+
+from shared.stack import Stack
+from tests.support.infra import wait_for
+from tests.support.pipeline import api, submit, wait_done
+
+
+def workers(stack: Stack) -> list[dict[str, Any]]:
+    resp = httpx.get(f"{api(stack)}/workers", timeout=5)
+    assert resp.status_code == 200, resp.text
+    return list(resp.json()["workers"])
+
+
+def inputs(worker: dict[str, Any]) -> list[str]:
+    """The main-input partitions a worker owns (its delay topics aside)."""
+    return [p for p in worker["partitions"] if ".retry." not in p]
+
+
+def running(stack: Stack, service: str) -> list[dict[str, Any]]:
+    return [w for w in workers(stack) if w["service"] == service and w["status"] == "running"]
+
+
+def test_workers_lists_every_stage_instance(stack: Stack) -> None:
+    def all_assigned() -> bool:
+        return all(
+            any(inputs(w) for w in running(stack, s))
+            for s in ("generator", "printify", "publisher", "monitor")
+        )
+
+    wait_for(all_assigned, 30, "a running, assigned instance of every stage", interval=0.3)
+    gen = running(stack, "generator")[0]
+    assert gen["id"] == "generator-0"
+    assert gen["pid"] == stack.service("generator-0").proc.pid  # type: ignore[union-attr]
+    # One instance owns all of its stage's input partitions (3 priority topics x 3).
+    assert len(inputs(gen)) == 9
+    assert {"host", "lastHeartbeat", "processed", "failed", "inFlight"} <= set(gen)
+
+
+def test_a_killed_worker_is_replaced(stack: Stack) -> None:
+    svc = stack.service("publisher-0")
+    assert svc.proc is not None
+    old_pid = svc.proc.pid
+    svc.proc.send_signal(signal.SIGKILL)
+    wait_for(
+        lambda: any(w["pid"] != old_pid for w in running(stack, "publisher")),
+        60,
+        "a replacement publisher heartbeat",
+        interval=0.3,
+    )
+    assert svc.restarts == 1
+    # And it does its job.
+    job_id = submit(stack, theme="after the kill", autoPublish=True)
+    assert wait_done(stack, [job_id])[job_id]["job"]["status"] == "completed"
+
+
+def test_graceful_restart_of_one_instance(stack: Stack) -> None:
+    old_pid = stack.service("printify-0").proc.pid  # type: ignore[union-attr]
+    resp = httpx.post(f"{api(stack)}/workers/printify-0/restart", timeout=10)
+    assert resp.status_code == 202, resp.text
+    assert resp.json()["action"] == "restart"
+    wait_for(
+        lambda: stack.service("printify-0").proc.pid != old_pid,  # type: ignore[union-attr]
+        30,
+        "printify-0 to restart",
+    )
+    assert httpx.post(f"{api(stack)}/workers/nope-9/restart", timeout=10).status_code == 404
+
+
+def test_scale_generator_from_one_to_three(stack: Stack) -> None:
+    resp = httpx.post(
+        f"{api(stack)}/scale", json={"service": "generator", "workerCount": 3}, timeout=10
+    )
+    assert resp.status_code == 202, resp.text
+
+    def shared_by_three() -> bool:
+        gens = [w for w in running(stack, "generator") if inputs(w)]
+        if len(gens) != 3:
+            return False
+        owned = [p for w in gens for p in inputs(w)]
+        return len(owned) == 9 and len(set(owned)) == 9  # all partitions, none twice
+
+    wait_for(shared_by_three, 60, "three generators sharing the partitions", interval=0.5)
+    ids = [submit(stack, theme=f"scaled {i}", count=2) for i in range(12)]
+    results = wait_done(stack, ids)
+    assert {r["job"]["status"] for r in results.values()} == {"completed"}
+
+    # Back to one; asking for more than the partitions allow is refused with the reason.
+    httpx.post(f"{api(stack)}/scale", json={"service": "generator", "workerCount": 1}, timeout=10)
+    wait_for(lambda: len(stack.pool("generator")) == 1, 60, "scale back to one generator")
+    too_many = httpx.post(
+        f"{api(stack)}/scale", json={"service": "generator", "workerCount": 4}, timeout=10
+    )
+    assert too_many.status_code == 422
+    assert "at most 3 instances" in too_many.text
+    bad = httpx.post(
+        f"{api(stack)}/scale", json={"service": "mailer", "workerCount": 1}, timeout=10
+    )
+    assert bad.status_code == 422

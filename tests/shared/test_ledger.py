@@ -1,0 +1,222 @@
+"""The side-effect ledger against the real PostgreSQL: begin/complete/once and concurrency.
+
+Concurrent attempts of one key are serialised by the row lock ``once`` takes with
+``SELECT ... FOR UPDATE`` and holds across the side effect and the ``done`` record; a racing
+attempt waits on it (in its ``FOR UPDATE`` or already in its ``begin`` upsert). The insert
+conflict alone would not do: the ``started`` row is committed before the lock is taken so that
+it survives a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import psycopg
+import pytest
+from psycopg_pool import AsyncConnectionPool
+
+from shared.db import open_pool
+from shared.errors import PermanentError, RetryableError
+from shared.ledger import EffectKey, EffectState, Ledger, Result
+
+
+@pytest.fixture
+async def pool(migrated_db: str) -> AsyncIterator[AsyncConnectionPool]:
+    p = await open_pool(migrated_db, max_size=8)
+    yield p
+    await p.close()
+
+
+@pytest.fixture
+def ledger(pool: AsyncConnectionPool) -> Ledger:
+    return Ledger(pool)
+
+
+def new_key(step: str = "create", product_type: str = "tshirt") -> EffectKey:
+    return EffectKey(f"ledger-{uuid.uuid4().hex[:12]}", 0, product_type, step)  # type: ignore[arg-type]
+
+
+class Effect:
+    """A fake vendor call that counts how often it ran."""
+
+    def __init__(self, result: Result, delay_s: float = 0.0) -> None:
+        self.result = result
+        self.delay_s = delay_s
+        self.calls = 0
+
+    async def __call__(self) -> Result:
+        self.calls += 1
+        await asyncio.sleep(self.delay_s)
+        return dict(self.result)
+
+
+async def never_reconcile() -> Result | None:
+    raise AssertionError("reconcile must not run for a new effect")
+
+
+async def test_begin_tells_new_then_started_then_done(ledger: Ledger) -> None:
+    key = new_key()
+    first = await ledger.begin(key)
+    assert (first.state, first.result, first.attempts) == (EffectState.NEW, None, 1)
+    again = await ledger.begin(key)
+    assert (again.state, again.result, again.attempts) == (EffectState.STARTED, None, 2)
+    await ledger.complete(key, {"product_id": "p1"})
+    done = await ledger.begin(key)
+    assert (done.state, done.result, done.attempts) == (EffectState.DONE, {"product_id": "p1"}, 3)
+
+
+async def test_keys_differ_by_every_part(ledger: Ledger) -> None:
+    key = new_key()
+    await ledger.complete(key, {"n": 1})
+    for other in (
+        EffectKey(key.job_id, 1, key.product_type, key.step),
+        EffectKey(key.job_id, key.image_index, "hoodie", key.step),
+        EffectKey(key.job_id, key.image_index, key.product_type, "publish"),
+        EffectKey(key.job_id, key.image_index, "", "upload"),
+    ):
+        assert (await ledger.begin(other)).state is EffectState.NEW
+
+
+async def test_complete_keeps_the_first_result_and_works_without_begin(ledger: Ledger) -> None:
+    key = new_key()
+    await ledger.complete(key, {"product_id": "first"})
+    await ledger.complete(key, {"product_id": "second"})
+    entry = await ledger.get(key)
+    assert entry is not None
+    assert (entry.state, entry.result) == (EffectState.DONE, {"product_id": "first"})
+    assert await ledger.get(new_key()) is None
+
+
+async def test_once_runs_the_effect_once_and_reuses_its_result(ledger: Ledger) -> None:
+    key = new_key()
+    effect = Effect({"product_id": "p-1", "variant_count": 3})
+    first = await ledger.once(key, effect, never_reconcile)
+    second = await ledger.once(key, effect, never_reconcile)
+    assert first == second == {"product_id": "p-1", "variant_count": 3}
+    assert effect.calls == 1
+
+
+async def test_started_effect_found_by_reconcile_is_not_redone(ledger: Ledger) -> None:
+    key = new_key()
+    await ledger.begin(key)  # an attempt that crashed after calling the vendor
+
+    async def reconcile() -> Result | None:
+        return {"product_id": "found"}
+
+    effect = Effect({"product_id": "new"})
+    assert await ledger.once(key, effect, reconcile) == {"product_id": "found"}
+    assert effect.calls == 0
+    entry = await ledger.get(key)
+    assert entry is not None and entry.result == {"product_id": "found"}
+
+
+async def test_started_effect_not_found_by_reconcile_is_done_again(ledger: Ledger) -> None:
+    key = new_key()
+    await ledger.begin(key)  # an attempt that crashed before the vendor saw the call
+
+    async def reconcile() -> Result | None:
+        return None
+
+    effect = Effect({"product_id": "new"})
+    assert await ledger.once(key, effect, reconcile) == {"product_id": "new"}
+    assert effect.calls == 1
+
+
+async def test_started_effect_without_reconcile_is_done_again(ledger: Ledger) -> None:
+    key = new_key("upload", "")
+    await ledger.begin(key)
+    effect = Effect({"image_id": "u-1"})
+    assert await ledger.once(key, effect) == {"image_id": "u-1"}
+    assert effect.calls == 1
+
+
+async def test_failed_effect_stays_started_and_the_next_attempt_reconciles(
+    ledger: Ledger,
+) -> None:
+    key = new_key()
+
+    async def failing() -> Result:
+        raise PermanentError("rejected", vendor="printify", status=400)
+
+    with pytest.raises(PermanentError):  # the handler's error class is kept, not wrapped
+        await ledger.once(key, failing, never_reconcile)
+    entry = await ledger.get(key)
+    assert entry is not None and entry.state is EffectState.STARTED
+
+    reconciled: list[bool] = []
+
+    async def reconcile() -> Result | None:
+        reconciled.append(True)
+        return None
+
+    effect = Effect({"product_id": "p"})
+    assert await ledger.once(key, effect, reconcile) == {"product_id": "p"}
+    assert reconciled == [True] and effect.calls == 1
+
+
+@pytest.mark.parametrize("with_reconcile", [True, False])
+async def test_concurrent_attempts_run_the_effect_once(
+    ledger: Ledger, with_reconcile: bool
+) -> None:
+    key = new_key()
+    # Slow enough that every attempt begins while the first one is still in the vendor call.
+    effect = Effect({"product_id": "only-one"}, delay_s=0.3)
+
+    async def reconcile() -> Result | None:
+        # The vendor lookup of a racing attempt: it only sees what completed.
+        return {"product_id": "only-one"} if effect.calls else None
+
+    results = await asyncio.gather(
+        *(ledger.once(key, effect, reconcile if with_reconcile else None) for _ in range(5))
+    )
+    assert effect.calls == 1
+    assert all(r == {"product_id": "only-one"} for r in results)
+    entry = await ledger.get(key)
+    assert entry is not None and entry.state is EffectState.DONE and entry.attempts == 5
+
+
+async def test_different_keys_do_not_wait_for_each_other(ledger: Ledger) -> None:
+    both_in_flight = asyncio.Barrier(2)
+
+    async def effect() -> Result:
+        # Deadlocks (and times out) if the second key waited for the first key's lock.
+        await asyncio.wait_for(both_in_flight.wait(), timeout=5)
+        return {"ok": True}
+
+    results = await asyncio.gather(ledger.once(new_key(), effect), ledger.once(new_key(), effect))
+    assert results == [{"ok": True}, {"ok": True}]
+
+
+async def test_a_lock_held_too_long_gives_a_retryable_error(
+    pool: AsyncConnectionPool, migrated_db: str
+) -> None:
+    key = new_key()
+    ledger = Ledger(pool, lock_timeout_s=0.2)
+    await ledger.begin(key)
+    # Another attempt stuck in its vendor call holds the row lock.
+    async with await psycopg.AsyncConnection.connect(migrated_db) as other:
+        await other.execute(
+            "SELECT 1 FROM side_effects WHERE job_id = %s AND image_index = %s"
+            " AND product_type = %s AND step = %s FOR UPDATE",
+            key.params(),
+        )
+        effect = Effect({"x": 1})
+        with pytest.raises(RetryableError, match="ledger unavailable"):
+            await ledger.once(key, effect)
+        assert effect.calls == 0
+        await other.rollback()
+
+
+async def test_an_unreachable_database_gives_a_retryable_error() -> None:
+    pool = AsyncConnectionPool(
+        "postgresql://nobody@127.0.0.1:1/none", min_size=0, max_size=1, open=False
+    )
+    await pool.open(wait=False)
+    try:
+        ledger = Ledger(pool, connection_timeout_s=0.5)
+        with pytest.raises(RetryableError):
+            await ledger.begin(new_key())
+    finally:
+        await pool.close()

@@ -1,0 +1,68 @@
+"""Helpers for tests that drive a whole stack through its API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from shared.stack import Stack
+from tests.support.infra import wait_for
+
+TERMINAL = {"completed", "partial", "failed"}
+
+
+def api(s: Stack) -> str:
+    return f"http://127.0.0.1:{s.settings.api_port}"
+
+
+def sim_url(s: Stack, name: str) -> str:
+    return next(sim.url for sim in s.simulators if sim.name == name)
+
+
+def submit(s: Stack, **overrides: Any) -> str:
+    body = {
+        "theme": "space cats",
+        "style": "retro",
+        "niche": "astronomy",
+        "productTypes": ["tshirt"],
+        "count": 1,
+        "autoPublish": False,
+        "priority": "normal",
+    } | overrides
+    resp = httpx.post(f"{api(s)}/jobs", json=body, timeout=10)
+    assert resp.status_code == 202, resp.text
+    assert resp.json()["status"] == "accepted"
+    return str(resp.json()["jobId"])
+
+
+def job(s: Stack, job_id: str) -> dict[str, Any]:
+    resp = httpx.get(f"{api(s)}/jobs/{job_id}", timeout=10)
+    assert resp.status_code == 200, resp.text
+    return dict(resp.json())
+
+
+def status(s: Stack, job_id: str) -> str | None:
+    """The job's status, or None while the monitor has not seen it (a directly produced job)."""
+    resp = httpx.get(f"{api(s)}/jobs/{job_id}", timeout=10)
+    if resp.status_code == 404:
+        return None
+    assert resp.status_code == 200, resp.text
+    return str(resp.json()["job"]["status"])
+
+
+def wait_done(s: Stack, job_ids: list[str], timeout: float = 90) -> dict[str, dict[str, Any]]:
+    done: dict[str, dict[str, Any]] = {}
+
+    def all_done() -> bool:
+        for jid in job_ids:
+            if jid not in done and status(s, jid) in TERMINAL:
+                done[jid] = job(s, jid)
+        return len(done) == len(job_ids)
+
+    wait_for(all_done, timeout, f"{len(job_ids)} jobs to finish", interval=0.2)
+    return done
+
+
+def printify_books(s: Stack) -> dict[str, Any]:
+    return dict(httpx.get(f"{sim_url(s, 'printify')}/_sim/books", timeout=5).json())
