@@ -83,8 +83,8 @@ def test_a_job_produced_directly_by_another_system_is_processed(stack: Stack) ->
 
 def test_high_priority_overtakes_a_low_priority_backlog(stack: Stack) -> None:
     comfy = sim_url(stack, "comfyui")
-    # Slow renders: the backlog takes seconds to drain (60 x 0.4 s over 4 simulated GPUs).
-    httpx.post(f"{comfy}/_sim/comfyui", json={"render_ms": 400}, timeout=5).raise_for_status()
+    # Slow renders: the backlog takes ~12 s to drain (60 x 0.8 s over 4 simulated GPUs).
+    httpx.post(f"{comfy}/_sim/comfyui", json={"render_ms": 800}, timeout=5).raise_for_status()
     try:
         with ThreadPoolExecutor(8) as pool:
             backlog = list(
