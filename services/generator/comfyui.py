@@ -40,6 +40,9 @@ from shared.errors import (
 
 logger = logging.getLogger(__name__)
 
+# Tries of an idempotent read (/history, /view) before its error reaches the runner.
+GET_ATTEMPTS = 3
+
 VENDOR = "comfyui"
 DEFAULT_WORKFLOW = Path(__file__).resolve().parent / "workflows" / "sdxl_txt2img.json"
 
@@ -401,6 +404,29 @@ class ComfyUIClient:
         return image
 
     async def _request(
+        self, backend: _Backend, method: str, path: str, what: str, **kwargs: Any
+    ) -> httpx.Response:
+        """An HTTP call; a GET that fails transiently is tried again a few times.
+
+        Reads are safe to repeat and cheap, whereas a failure here would make the runner
+        redo the whole job (briefs and every image) from its delay topic.
+        """
+        attempt = 1
+        while True:
+            try:
+                return await self._request_once(backend, method, path, what, **kwargs)
+            except PodError as exc:
+                if method != "GET" or not exc.retryable or attempt >= GET_ATTEMPTS:
+                    raise
+                delay = min(5.0, exc.retry_after or 0.2 * 2 ** (attempt - 1))
+                logger.info(
+                    "comfyui read retried backend=%s path=%s attempt=%d delay_s=%.2f error=%s",
+                    backend.url, path, attempt, delay, exc.describe(),
+                )  # fmt: skip
+                await asyncio.sleep(delay)
+                attempt += 1
+
+    async def _request_once(
         self, backend: _Backend, method: str, path: str, what: str, **kwargs: Any
     ) -> httpx.Response:
         """One HTTP call; transport failures become retryable errors, >=400 mapped by status."""
