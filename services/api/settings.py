@@ -23,6 +23,16 @@ class ApiSettings(KafkaSettings, DatabaseSettings):
         default=10.0, gt=0, le=120, description="Wait this long for the broker's ack"
     )
     health_timeout_s: float = Field(default=3.0, gt=0, le=60)
+    # /health also wants a live instance of each of these stages ("" = don't check) ...
+    health_stages: str = "generator,printify,publisher,monitor"
+    health_stale_s: float = Field(default=15.0, gt=0, description="Heartbeat age of a live one")
+    # ... and, when set, a ComfyUI that answers (one URL or a comma-separated pool).
+    comfyui_api_url: str | None = None
+
+    def stage_list(self) -> list[str]:
+        """The stages /health requires a live instance of."""
+        return _split(self.health_stages)
+
     shutdown_flush_s: float = Field(default=10.0, ge=0, le=120)
 
     @field_validator("api_keys")

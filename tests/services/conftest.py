@@ -44,6 +44,8 @@ def stack() -> Iterator[Stack]:
         "IMAGE_HEIGHT": "256",
         "SIM_LATENCY_MS": "0",
         "SIM_FAILURE_RATE": "0",
+        "ALERT_INTERVAL_S": "2",
+        "WORKER_STALE_S": "6",
     }
     s = Stack(settings, extra_env=env).start()
     try:

@@ -81,11 +81,12 @@ def test_scale_generator_from_one_to_three(stack: Stack) -> None:
     assert resp.status_code == 202, resp.text
 
     def shared_by_three() -> bool:
-        gens = [w for w in running(stack, "generator") if inputs(w)]
+        gens = [w for w in running(stack, "generator") if w["partitions"]]
         if len(gens) != 3:
             return False
-        owned = [p for w in gens for p in inputs(w)]
-        return len(owned) == 9 and len(set(owned)) == 9  # all partitions, none twice
+        # Main inputs (3 priority topics x 3) and delay topics (3 x 3): all owned, none twice.
+        owned = [p for w in gens for p in w["partitions"]]
+        return len(owned) == 18 and len(set(owned)) == 18
 
     wait_for(shared_by_three, 60, "three generators sharing the partitions", interval=0.5)
     ids = [submit(stack, theme=f"scaled {i}", count=2) for i in range(12)]
@@ -104,3 +105,64 @@ def test_scale_generator_from_one_to_three(stack: Stack) -> None:
         f"{api(stack)}/scale", json={"service": "mailer", "workerCount": 1}, timeout=10
     )
     assert bad.status_code == 422
+
+
+def test_health_covers_stages_and_comfyui(stack: Stack) -> None:
+    def healthy() -> dict[str, Any] | None:
+        resp = httpx.get(f"{api(stack)}/health", timeout=10)
+        return dict(resp.json()) if resp.status_code == 200 else None
+
+    body = wait_for(healthy, 60, "a healthy stack", interval=0.5)
+    assert body["checks"] == {
+        "kafka": "ok",
+        "database": "ok",
+        "stages": "ok",
+        "comfyui": "ok",
+    }
+
+
+def test_killed_worker_alert_opens_then_resolves(stack: Stack) -> None:
+    def alerts(status: str) -> list[dict[str, Any]]:
+        resp = httpx.get(f"{api(stack)}/alerts", params={"status": status}, timeout=10)
+        assert resp.status_code == 200, resp.text
+        return [a for a in resp.json()["alerts"] if "monitor" not in a["message"]]
+
+    svc = stack.service("printify-0")
+    assert svc.proc is not None
+    # Stop the supervisor from bringing it back for a while, so the silence is noticed.
+    stack.settings.restart_delay_s = 60
+    try:
+        svc.proc.send_signal(signal.SIGKILL)
+
+        def opened() -> list[dict[str, Any]]:
+            return [a for a in alerts("open") if "printify" in a["message"]]
+
+        found = wait_for(opened, 120, "an alert about the dead printify worker", interval=1)
+        assert found[0]["severity"] == "critical"
+        key = found[0]["conditionKey"]
+    finally:
+        stack.settings.restart_delay_s = 1.0
+    wait_for(
+        lambda: any(a["conditionKey"] == key for a in alerts("resolved")),
+        120,
+        "the alert to resolve once printify is back",
+        interval=1,
+    )
+
+
+def test_health_is_503_while_the_broker_is_down(stack: Stack) -> None:
+    assert stack.kafka is not None
+    stack.kafka.stop()
+    try:
+        resp = httpx.get(f"{api(stack)}/health", timeout=30)
+        assert resp.status_code == 503
+        assert resp.json()["status"] == "unhealthy"
+        assert resp.json()["checks"]["kafka"] != "ok"
+    finally:
+        stack.kafka.start()
+    wait_for(
+        lambda: httpx.get(f"{api(stack)}/health", timeout=30).status_code == 200,
+        120,
+        "/health back to 200 with the broker",
+        interval=1,
+    )

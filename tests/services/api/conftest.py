@@ -22,7 +22,8 @@ OTHER_KEY = "pod-other-key-b71d0e9a42c6f315"
 @contextmanager
 def serve(**overrides: Any) -> Iterator[httpx.Client]:
     """Run the API with these settings until the block ends; yield a client bound to it."""
-    settings = ApiSettings(**overrides)
+    # These tests run the API alone: no stage instances, no ComfyUI to require.
+    settings = ApiSettings(**{"health_stages": "", "comfyui_api_url": None, **overrides})
     port = free_port()
     config = uvicorn.Config(
         create_app(settings), host="127.0.0.1", port=port, log_config=None, lifespan="on"
