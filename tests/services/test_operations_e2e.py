@@ -10,7 +10,7 @@ import httpx
 
 from shared.stack import Stack
 from tests.support.infra import wait_for
-from tests.support.pipeline import api, submit, wait_done
+from tests.support.pipeline import api, sim_url, submit, wait_done
 
 
 def workers(stack: Stack) -> list[dict[str, Any]]:
@@ -166,3 +166,34 @@ def test_health_is_503_while_the_broker_is_down(stack: Stack) -> None:
         "/health back to 200 with the broker",
         interval=1,
     )
+
+
+def test_an_error_burst_opens_the_error_rate_alert(stack: Stack) -> None:
+    def error_rate_alerts() -> list[dict[str, Any]]:
+        resp = httpx.get(f"{api(stack)}/alerts", params={"status": "open"}, timeout=10)
+        return [a for a in resp.json()["alerts"] if a["type"] == "error_rate"]
+
+    assert error_rate_alerts() == []
+    comfy = sim_url(stack, "comfyui")
+    # ComfyUI rejects every request for good: each job fails at once (no retries to wait for).
+    httpx.post(
+        f"{comfy}/_sim/config", json={"failure_rate": 1.0, "fault_statuses": [400]}, timeout=5
+    ).raise_for_status()
+    try:
+        # Earlier tests' completed jobs are in the window too: fail jobs in bursts until the
+        # failed share passes the threshold (a bounded number of bursts).
+        for burst in range(8):
+            ids = [submit(stack, theme=f"burst {burst}.{i}") for i in range(8)]
+            results = wait_done(stack, ids)
+            assert {r["job"]["status"] for r in results.values()} == {"failed"}
+            try:
+                found = wait_for(error_rate_alerts, 8, "the error rate alert", interval=1)
+                break
+            except AssertionError:
+                continue
+        else:
+            raise AssertionError("no error rate alert after 64 failed jobs")
+    finally:
+        httpx.post(f"{comfy}/_sim/config", json={"failure_rate": 0.0}, timeout=5)
+    assert found[0]["severity"] == "critical"
+    assert len(found) == 1  # deduplicated: one open alert for the condition
