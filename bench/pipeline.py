@@ -26,8 +26,7 @@ from confluent_kafka import Consumer, Producer
 from bench.broker import measure, render
 from bench.common import table
 from shared.events import JobRequested, JobRequestedPayload, parse_event
-from shared.launch.ports import free_port
-from shared.stack import Stack, StackSettings
+from shared.stack import Stack, isolated_settings
 from shared.topics import IMAGES_GENERATED, JOBS_REQUESTED, PRODUCTS_CREATED, PUBLISHED
 
 HOPS = [
@@ -46,17 +45,7 @@ def percentile(values: list[float], q: float) -> float:
 def run(jobs: int, image_size: int, workers: int) -> None:
     with tempfile.TemporaryDirectory(prefix="pod-bench-") as tmp:
         state = Path(tmp)
-        settings = StackSettings(
-            pod_state_dir=state,
-            kafka_port=free_port(),
-            kafka_controller_port=free_port(),
-            postgres_port=free_port(),
-            api_port=free_port(),
-            sim_anthropic_port=free_port(),
-            sim_comfyui_port=free_port(),
-            sim_printify_port=free_port(),
-            worker_count=workers,
-        )
+        settings = isolated_settings(state, worker_count=workers)
         env = {
             "SIM_LATENCY_MS": "0",
             "SIM_FAILURE_RATE": "0",

@@ -29,6 +29,7 @@ from shared.db import migrate
 from shared.errors import ConfigError, InvalidEventError
 from shared.events import ControlCommand, parse_event
 from shared.launch.kafka import LocalKafka
+from shared.launch.ports import free_port
 from shared.launch.postgres import LocalPostgres
 from shared.logs import setup_logging
 from shared.settings import DatabaseSettings, KafkaSettings, StateSettings, load_settings
@@ -66,6 +67,23 @@ class StackSettings(KafkaSettings, DatabaseSettings, StateSettings):
         """Instances of ``stage`` to start: its override, else WORKER_COUNT."""
         override = getattr(self, f"worker_count_{stage}", None)
         return self.worker_count if override is None else int(override)
+
+
+def isolated_settings(state_dir: Path, **overrides: object) -> StackSettings:
+    """A stack on free ports with its own state: tests and benchmarks beside a running one."""
+    ports = {
+        name: free_port()
+        for name in (
+            "kafka_port",
+            "kafka_controller_port",
+            "postgres_port",
+            "api_port",
+            "sim_anthropic_port",
+            "sim_comfyui_port",
+            "sim_printify_port",
+        )
+    }
+    return StackSettings(pod_state_dir=state_dir, **{**ports, **overrides})  # type: ignore[arg-type]
 
 
 @dataclass

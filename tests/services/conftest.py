@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from shared.stack import Stack, StackSettings
+from shared.stack import Stack, isolated_settings
 from simulators.process import SimulatorProcess
 from tests.support.infra import TEST_STATE, free_port, wait_for
 
@@ -24,18 +24,7 @@ def printify_sim() -> Iterator[SimulatorProcess]:
 def stack() -> Iterator[Stack]:
     state = TEST_STATE / "e2e"
     shutil.rmtree(state, ignore_errors=True)
-    settings = StackSettings(
-        pod_state_dir=state,
-        kafka_port=free_port(),
-        kafka_controller_port=free_port(),
-        kafka_partitions=3,
-        postgres_port=free_port(),
-        api_port=free_port(),
-        sim_anthropic_port=free_port(),
-        sim_comfyui_port=free_port(),
-        sim_printify_port=free_port(),
-        restart_delay_s=1.0,
-    )
+    settings = isolated_settings(state, kafka_partitions=3, restart_delay_s=1.0)
     env = {
         "MAX_IN_FLIGHT": "8",
         "HEARTBEAT_INTERVAL_S": "1",

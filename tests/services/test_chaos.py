@@ -20,9 +20,9 @@ import psycopg
 import pytest
 
 from shared.events import parse_event
-from shared.stack import Stack, StackSettings
+from shared.stack import Stack, isolated_settings
 from shared.topics import GENERATOR, PRINTIFY, PRODUCTS_CREATED, PUBLISHED, PUBLISHER
-from tests.support.infra import TEST_STATE, free_port, read_all, wait_for
+from tests.support.infra import TEST_STATE, read_all, wait_for
 
 logger = logging.getLogger(__name__)
 
@@ -34,19 +34,7 @@ JOBS = 30
 def chaos_stack() -> Iterator[Stack]:
     state = TEST_STATE / "chaos"
     shutil.rmtree(state, ignore_errors=True)
-    settings = StackSettings(
-        pod_state_dir=state,
-        kafka_port=free_port(),
-        kafka_controller_port=free_port(),
-        kafka_partitions=3,
-        postgres_port=free_port(),
-        api_port=free_port(),
-        sim_anthropic_port=free_port(),
-        sim_comfyui_port=free_port(),
-        sim_printify_port=free_port(),
-        restart_delay_s=1.0,
-        max_restarts=5,
-    )
+    settings = isolated_settings(state, kafka_partitions=3, restart_delay_s=1.0, max_restarts=5)
     env = {
         "MAX_IN_FLIGHT": "16",
         "HEARTBEAT_INTERVAL_S": "1",

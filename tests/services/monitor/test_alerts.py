@@ -20,17 +20,9 @@ from psycopg_pool import AsyncConnectionPool
 
 from services.monitor.alerts import AlertEvaluator, WebhookNotifier, slack_payload
 from services.monitor.settings import MonitorSettings
-from shared.db import open_pool
 from tests.support.infra import unique
 
 HOUR = timedelta(hours=1)
-
-
-@pytest.fixture
-async def pool(migrated_db: str) -> AsyncIterator[AsyncConnectionPool]:
-    p = await open_pool(migrated_db, max_size=4)
-    yield p
-    await p.close()
 
 
 @pytest.fixture

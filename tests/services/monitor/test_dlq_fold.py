@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import random
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -19,7 +18,6 @@ from services.monitor.dlq import (
     replay_topic,
 )
 from services.monitor.fold import Folder
-from shared.db import open_pool
 from shared.events import (
     EVENT_TYPES,
     ImageGenerated,
@@ -37,13 +35,6 @@ from tests.support.infra import read_topic
 Headers = list[tuple[str, str | bytes | None]]
 # Synthetic records get offsets no other test (nor a real broker in this session) uses.
 _offsets = iter(range(random.randrange(10**12, 2 * 10**12), 3 * 10**12))
-
-
-@pytest.fixture
-async def pool(migrated_db: str) -> AsyncIterator[AsyncConnectionPool]:
-    p = await open_pool(migrated_db, max_size=4)
-    yield p
-    await p.close()
 
 
 def new_job(priority: Priority = Priority.NORMAL) -> JobRequested:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from services.monitor.fold import Folder, JobNotYetKnown
-from shared.db import open_pool
 from shared.events import (
     Event,
     ImageGenerated,
@@ -24,13 +22,6 @@ from shared.events import (
     StageFailed,
     StageFailedPayload,
 )
-
-
-@pytest.fixture
-async def pool(migrated_db: str) -> AsyncIterator[AsyncConnectionPool]:
-    p = await open_pool(migrated_db, max_size=4)
-    yield p
-    await p.close()
 
 
 def new_job(

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
@@ -25,7 +23,6 @@ from services.monitor.metrics import (
     sample_gauges,
     set_gauge,
 )
-from shared.db import open_pool
 from shared.events import (
     Event,
     ImageGenerated,
@@ -42,13 +39,6 @@ from shared.events import (
 from shared.runner import MessageContext
 from shared.topics import IMAGES_GENERATED, Stage
 from tests.support.infra import unique
-
-
-@pytest.fixture
-async def pool(migrated_db: str) -> AsyncIterator[AsyncConnectionPool]:
-    p = await open_pool(migrated_db, max_size=4)
-    yield p
-    await p.close()
 
 
 def past_minute() -> datetime:
