@@ -23,7 +23,6 @@ from shared.db import open_pool
 from shared.events import (
     EVENT_TYPES,
     ImageGenerated,
-    ImageGeneratedPayload,
     JobRequested,
     JobRequestedPayload,
     Priority,
@@ -34,6 +33,7 @@ from shared.events import (
     StageFailedPayload,
 )
 from shared.topics import GENERATOR, PRINTIFY, PUBLISHER
+from tests.support.events import image
 from tests.support.infra import read_topic, unique
 
 Headers = list[tuple[str, str | bytes | None]]
@@ -165,24 +165,7 @@ class Seeder:
 
 
 def image_of(job: JobRequested) -> ImageGenerated:
-    return job.derive(
-        ImageGenerated,
-        ImageGeneratedPayload(
-            image_index=0,
-            image_count=1,
-            sha256="b" * 64,
-            uri="file:///img/0.png",
-            width=8,
-            height=8,
-            prompt="p",
-            seed=1,
-            title="T",
-            description="d",
-            product_types=job.payload.product_types,
-        ),
-        producer="generator",
-        key="image:0",
-    ).model_copy(update={"attempt": 2})
+    return image(job).model_copy(update={"attempt": 2})
 
 
 def product_of(job: JobRequested, product_type: str) -> ProductCreated:

@@ -20,8 +20,6 @@ from services.monitor.dlq import (
 from services.monitor.fold import Folder
 from shared.events import (
     EVENT_TYPES,
-    ImageGenerated,
-    ImageGeneratedPayload,
     JobRequested,
     JobRequestedPayload,
     Priority,
@@ -30,6 +28,7 @@ from shared.events import (
     StageFailedPayload,
 )
 from shared.topics import GENERATOR, PRINTIFY, PUBLISHER
+from tests.support.events import image as image_of
 from tests.support.infra import read_topic
 
 Headers = list[tuple[str, str | bytes | None]]
@@ -49,27 +48,6 @@ def new_job(priority: Priority = Priority.NORMAL) -> JobRequested:
             count=1,
             priority=priority,
         ),
-    )
-
-
-def image_of(job: JobRequested) -> ImageGenerated:
-    return job.derive(
-        ImageGenerated,
-        ImageGeneratedPayload(
-            image_index=0,
-            image_count=1,
-            sha256="a" * 64,
-            uri="file:///img/0.png",
-            width=8,
-            height=8,
-            prompt="p",
-            seed=1,
-            title="T",
-            description="d",
-            product_types=job.payload.product_types,
-        ),
-        producer="generator",
-        key="image:0",
     )
 
 

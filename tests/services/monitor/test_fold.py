@@ -11,17 +11,14 @@ from psycopg_pool import AsyncConnectionPool
 from services.monitor.fold import Folder, JobNotYetKnown
 from shared.events import (
     Event,
-    ImageGenerated,
-    ImageGeneratedPayload,
     JobRequested,
     JobRequestedPayload,
-    ProductCreated,
-    ProductCreatedPayload,
     ProductPublished,
     ProductPublishedPayload,
     StageFailed,
     StageFailedPayload,
 )
+from tests.support.events import image, product
 
 
 def new_job(
@@ -38,50 +35,6 @@ def new_job(
             count=count,
             auto_publish=auto,
         ),
-    )
-
-
-def image(job: JobRequested, i: int) -> ImageGenerated:
-    p = job.payload
-    return job.derive(
-        ImageGenerated,
-        ImageGeneratedPayload(
-            image_index=i,
-            image_count=p.count,
-            sha256=f"{i:064x}",
-            uri=f"file:///img/{i}.png",
-            width=8,
-            height=8,
-            prompt="p",
-            seed=i,
-            title=f"T{i}",
-            description="d",
-            tags=["a"],
-            product_types=p.product_types,
-            auto_publish=p.auto_publish,
-        ),
-        producer="generator",
-        key=f"image:{i}",
-    )
-
-
-def product(job: JobRequested, i: int, t: str) -> ProductCreated:
-    return job.derive(
-        ProductCreated,
-        ProductCreatedPayload(
-            image_index=i,
-            product_type=t,
-            product_id=f"prod-{i}-{t}",
-            shop_id="1",
-            blueprint_id=6,
-            print_provider_id=99,
-            variant_count=4,
-            price_cents=1999,
-            title="x",
-            auto_publish=job.payload.auto_publish,
-        ),
-        producer="printify",
-        key=f"product:{i}:{t}",
     )
 
 
