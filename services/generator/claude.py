@@ -263,7 +263,7 @@ class ClaudeClient:
         self,
         *,
         api_key: str,
-        model: str = "claude-sonnet-4-5",
+        model: str = "claude-sonnet-4-6",
         base_url: str | None = None,
         timeout_s: float = 60.0,
         max_retries: int = 2,

@@ -17,7 +17,8 @@ class GeneratorSettings(RunnerSettings):
     anthropic_base_url: str | None = Field(
         default=None, description="Unset = api.anthropic.com; the simulator's URL locally"
     )
-    claude_model: str = "claude-sonnet-4-5"
+    # claude-sonnet-4-5 reaches end of life on 2026-11-30 (the SDK warns); 4-6 replaces it.
+    claude_model: str = "claude-sonnet-4-6"
     claude_timeout_s: float = Field(default=60.0, gt=0)
     comfyui_api_url: str = Field(
         default="http://127.0.0.1:8188",

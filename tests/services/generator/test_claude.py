@@ -22,7 +22,6 @@ from shared.errors import PermanentError, PodError, RateLimited, RetryableError,
 from simulators.process import SimulatorProcess
 
 # The SDK warns that the brief's default model is deprecated; that noise is not under test.
-pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
 
 SECRET = "sk-ant-api03-SECRET-do-not-leak-0123456789"
 QUIET_ENV = {
