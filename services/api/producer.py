@@ -7,7 +7,7 @@ import logging
 import threading
 import uuid
 
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import KafkaException, Message, Producer
 
 from shared.runner import make_producer, produce_async
 from shared.settings import KafkaSettings
@@ -35,6 +35,18 @@ class JobProducer:
     def _pump(self) -> None:
         while not self._stop.is_set():
             self._producer.poll(0.05)
+
+    async def enqueue(
+        self,
+        topic: str,
+        value: bytes,
+        *,
+        key: bytes | None,
+        headers: list[tuple[str, str | bytes | None]] | None = None,
+    ) -> asyncio.Future[Message]:
+        """Hand one message to the producer; the future resolves on the broker's ack."""
+        loop = asyncio.get_running_loop()
+        return await produce_async(self._producer, loop, topic, value, key=key, headers=headers)
 
     async def send(self, topic: str, value: bytes, *, key: str, timeout: float) -> None:
         """Produce one message and return once the broker acknowledged it (acks=all).

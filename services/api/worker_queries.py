@@ -8,8 +8,10 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 
-async def list_workers(pool: AsyncConnectionPool, stale_after_s: float) -> list[dict[str, Any]]:
-    """Every instance seen, newest heartbeat first, with a status from the heartbeat's age."""
+async def list_workers(
+    pool: AsyncConnectionPool, stale_after_s: float, forget_after_s: float = 3600.0
+) -> list[dict[str, Any]]:
+    """Instances heard from within ``forget_after_s``, with a status from the heartbeat's age."""
     async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
             "SELECT instance_id AS id, service, host, pid, partitions, in_flight, processed,"
@@ -17,8 +19,9 @@ async def list_workers(pool: AsyncConnectionPool, stale_after_s: float) -> list[
             " CASE WHEN status = 'stopped' THEN 'stopped'"
             "      WHEN last_heartbeat < now() - make_interval(secs => %s) THEN 'stale'"
             "      ELSE 'running' END AS status"
-            " FROM workers ORDER BY service, instance_id",
-            (stale_after_s,),
+            " FROM workers WHERE last_heartbeat > now() - make_interval(secs => %s)"
+            " ORDER BY service, instance_id",
+            (stale_after_s, forget_after_s),
         )
         return list(await cur.fetchall())
 

@@ -33,7 +33,6 @@ from services.api.schemas import (
     ReplayResult,
 )
 from services.api.state import ApiState, State
-from shared.runner import produce_async
 
 logger = logging.getLogger(__name__)
 
@@ -189,10 +188,7 @@ async def _produce(
     """Produce every copy and wait for all acks; 503 (nothing marked) if any is missing."""
     if not ready:
         return []
-    loop = asyncio.get_running_loop()
     timeout = state.settings.produce_timeout_s
-    # JobProducer.send takes no headers; its underlying producer (and its poll thread) does.
-    producer = state.producer._producer
 
     async def send_all() -> list[Message]:
         futures = []
@@ -203,9 +199,7 @@ async def _produce(
                 ("pod.replay.of", letter.coordinates.encode()),
             ]
             futures.append(
-                await produce_async(
-                    producer,
-                    loop,
+                await state.producer.enqueue(
                     letter.replay_topic,
                     value,
                     key=key.encode() if key else None,
