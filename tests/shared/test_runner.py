@@ -12,10 +12,15 @@ import pytest
 from shared.errors import PermanentError, RetryableError
 from shared.events import ImageGenerated, JobRequested, parse_event
 from shared.runner import MessageContext, Output, RunnerSettings, StageRunner
-from shared.topics import HEARTBEATS, Stage
+from shared.topics import Stage
 from tests.support.infra import read_topic, unique
-from tests.support.kafka import committed, create_topics, job, produce
-from tests.support.stages import echo_stage, make_echo_handler, output_topic
+from tests.support.kafka import committed, job, produce
+from tests.support.stages import (
+    create_stage_topics,
+    echo_stage,
+    make_echo_handler,
+    output_topic,
+)
 
 
 def settings(bootstrap: str, **kw: object) -> RunnerSettings:
@@ -33,11 +38,7 @@ def settings(bootstrap: str, **kw: object) -> RunnerSettings:
 def setup_stage(bootstrap: str, partitions: int = 3) -> tuple[str, Stage]:
     name = unique("echo")
     stage = echo_stage(name)
-    create_topics(
-        bootstrap,
-        [*stage.inputs, *stage.retry_topics, output_topic(name), stage.dlq, HEARTBEATS],
-        partitions,
-    )
+    create_stage_topics(bootstrap, stage, partitions)
     return name, stage
 
 
@@ -231,7 +232,7 @@ async def test_high_priority_overtakes_a_low_priority_backlog(pipeline_topics: s
     bootstrap = pipeline_topics
     name = unique("prio")
     stage = Stage(name, (f"{name}.high", f"{name}.low"), name)
-    create_topics(bootstrap, [*stage.inputs, *stage.retry_topics, output_topic(name), stage.dlq], 2)
+    create_stage_topics(bootstrap, stage, 2)
     in_flight = 2
     runner: StageRunner[JobRequested] = StageRunner(
         stage=stage,

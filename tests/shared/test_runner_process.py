@@ -12,10 +12,9 @@ from pathlib import Path
 from confluent_kafka import Message
 
 from shared.events import parse_event
-from shared.topics import HEARTBEATS
 from tests.support.infra import read_topic, unique
-from tests.support.kafka import committed, create_topics, job, produce
-from tests.support.stages import echo_stage, output_topic
+from tests.support.kafka import committed, job, produce
+from tests.support.stages import create_stage_topics, echo_stage, output_topic
 
 PARTITIONS = 3
 MAX_IN_FLIGHT = 10
@@ -48,11 +47,7 @@ def test_sigkill_mid_batch_loses_nothing(pipeline_topics: str, tmp_path: Path) -
     bootstrap = pipeline_topics
     name = unique("crash")
     stage = echo_stage(name)
-    create_topics(
-        bootstrap,
-        [*stage.inputs, *stage.retry_topics, output_topic(name), stage.dlq, HEARTBEATS],
-        PARTITIONS,
-    )
+    create_stage_topics(bootstrap, stage, PARTITIONS)
     total = 400
     produce(bootstrap, stage.inputs[0], [job(f"k{i}", niche="delay:40") for i in range(total)])
 
@@ -90,11 +85,7 @@ def test_sigterm_drains_commits_and_exits_zero(pipeline_topics: str, tmp_path: P
     bootstrap = pipeline_topics
     name = unique("drain")
     stage = echo_stage(name)
-    create_topics(
-        bootstrap,
-        [*stage.inputs, *stage.retry_topics, output_topic(name), stage.dlq, HEARTBEATS],
-        PARTITIONS,
-    )
+    create_stage_topics(bootstrap, stage, PARTITIONS)
     total = 200
     produce(bootstrap, stage.inputs[0], [job(f"d{i}", niche="delay:100") for i in range(total)])
 

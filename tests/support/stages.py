@@ -20,7 +20,8 @@ from shared.runner import (
     install_signal_handlers,
 )
 from shared.settings import load_settings
-from shared.topics import Stage
+from shared.topics import HEARTBEATS, Stage
+from tests.support.kafka import create_topics
 
 
 def echo_stage(name: str) -> Stage:
@@ -30,6 +31,15 @@ def echo_stage(name: str) -> Stage:
 
 def output_topic(name: str) -> str:
     return f"{name}.out"
+
+
+def create_stage_topics(bootstrap: str, stage: Stage, partitions: int) -> None:
+    """The topics a test stage reads and writes: inputs, delay topics, output, DLQ, heartbeats."""
+    create_topics(
+        bootstrap,
+        [*stage.inputs, *stage.retry_topics, output_topic(stage.name), stage.dlq, HEARTBEATS],
+        partitions,
+    )
 
 
 def make_echo_handler(name: str):  # type: ignore[no-untyped-def]

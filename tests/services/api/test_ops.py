@@ -14,14 +14,13 @@ from services.monitor.handler import MonitorHandler
 from shared.db import open_pool
 from shared.events import (
     Event,
-    ImageGenerated,
-    ImageGeneratedPayload,
     JobRequested,
     JobRequestedPayload,
     ProductCreated,
     ProductCreatedPayload,
 )
 from shared.runner import MessageContext
+from tests.support.events import image
 from tests.support.infra import unique
 
 _LABEL = r'[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*"'
@@ -42,24 +41,7 @@ async def fold_job(database_url: str) -> str:
             theme="t", style="s", niche="n", product_types=["mug"], count=1
         ),
     )
-    img = job.derive(
-        ImageGenerated,
-        ImageGeneratedPayload(
-            image_index=0,
-            image_count=1,
-            sha256="1" * 64,
-            uri="file:///i.png",
-            width=8,
-            height=8,
-            prompt="p",
-            seed=1,
-            title="T",
-            description="d",
-            product_types=["mug"],
-        ),
-        producer="generator",
-        key="image",
-    ).model_copy(update={"occurred_at": t0 + timedelta(seconds=4)})
+    img = image(job).model_copy(update={"occurred_at": t0 + timedelta(seconds=4)})
     created = job.derive(
         ProductCreated,
         ProductCreatedPayload(

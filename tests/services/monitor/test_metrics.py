@@ -26,7 +26,6 @@ from services.monitor.metrics import (
 from shared.events import (
     Event,
     ImageGenerated,
-    ImageGeneratedPayload,
     JobRequested,
     JobRequestedPayload,
     ProductCreated,
@@ -38,6 +37,7 @@ from shared.events import (
 )
 from shared.runner import MessageContext
 from shared.topics import IMAGES_GENERATED, Stage
+from tests.support.events import image as image_of
 from tests.support.infra import unique
 
 
@@ -63,29 +63,7 @@ def job_request(t0: datetime, *, auto: bool = True) -> JobRequested:
 
 
 def image(job: JobRequested, when: datetime) -> ImageGenerated:
-    p = job.payload
-    return at(
-        job.derive(
-            ImageGenerated,
-            ImageGeneratedPayload(
-                image_index=0,
-                image_count=1,
-                sha256="0" * 64,
-                uri="file:///img/0.png",
-                width=8,
-                height=8,
-                prompt="p",
-                seed=1,
-                title="T",
-                description="d",
-                product_types=p.product_types,
-                auto_publish=p.auto_publish,
-            ),
-            producer="generator",
-            key="image:0",
-        ),
-        when,
-    )
+    return at(image_of(job), when)
 
 
 def product(job: JobRequested, when: datetime) -> ProductCreated:
