@@ -5,12 +5,20 @@ The runner consumes the stage's input topics, validates each message, calls the 
 the outputs with an idempotent producer (acks=all) and stores an input's offset only once that
 input's outputs are acknowledged by the broker — at-least-once, nothing lost.
 
-Concurrency: up to ``max_in_flight`` messages are worked on at once. Completion may be out of
-order, so each partition keeps an :class:`OffsetTracker` and only its contiguous completed prefix
-is committed. Fetched messages wait in a small buffer per input band; when a band's buffer is full
-its partitions are paused (backpressure), and a free slot always goes to the highest band with
-work waiting (priority topics: a backlog in a low band never holds back a high one by more than
-the work already in flight).
+Concurrency: up to ``max_in_flight`` messages *per input band* are worked on at once, so a
+backlog in one band never takes the slots of another (a high-priority job starts at once even
+while the low band's slots are all busy). Completion may be out of order, so each partition keeps
+an :class:`OffsetTracker` and only its contiguous completed prefix is committed. Fetched messages
+wait in a small buffer per band; when a band's buffer is full its partitions are paused
+(backpressure), and free slots go to the highest band with work waiting.
+
+Assignment: every instance must own partitions of every band, or a burst on one band lands on one
+instance. Kafka 4's KIP-848 default assignor (``uniform``) hands out whole topics, so the runner
+asks for ``range`` (per-topic ranges) under both group protocols.
+
+Polling: a long poll (``poll_timeout_s``, ``fetch.wait.max.ms``) returns as soon as a message
+arrives, so an idle stage costs almost nothing and a new high-priority job is still picked up at
+once; pause/resume and delayed-retry wake-ups are driven from the event loop, not the poll.
 
 Failures: a message that cannot be parsed or validated goes to the stage's DLQ with the reason in
 headers; a handler's permanent error too; a retryable error is retried with backoff (issue #4
@@ -80,8 +88,12 @@ Handler = Callable[[E, MessageContext], Awaitable[Sequence[Output]]]
 class RunnerSettings(KafkaSettings):
     """Knobs of the shared runner (each service's settings extend this)."""
 
-    max_in_flight: int = Field(default=64, ge=1, le=10_000)
-    buffer_per_band: int = Field(default=0, ge=0, description="0 = max_in_flight")
+    max_in_flight: int = Field(
+        default=64, ge=1, le=10_000, description="Messages worked on at once, per input band"
+    )
+    buffer_per_band: int = Field(
+        default=0, ge=0, description="Fetched messages held per band; 0 = max(256, 2 x in-flight)"
+    )
     # Non-blocking retries through the stage's delay topics (the seed's 3 retries, 60 s base).
     retry_attempts: int = Field(default=3, ge=0, le=50)
     retry_base_delay_s: float = Field(default=60.0, ge=0)
@@ -89,11 +101,18 @@ class RunnerSettings(KafkaSettings):
     shutdown_grace_s: float = Field(default=30.0, ge=0)
     heartbeat_interval_s: float = Field(default=5.0, gt=0)
     commit_interval_ms: int = Field(default=500, ge=50)
-    fetch_wait_max_ms: int = Field(default=50, ge=1, le=5000)
+    # A long poll returns as soon as data arrives: a longer wait costs no pickup latency, only
+    # fewer empty fetches (idle CPU of the stage and the broker).
+    fetch_wait_max_ms: int = Field(default=500, ge=1, le=5000)
+    poll_timeout_s: float = Field(default=1.0, gt=0, le=30)
+    busy_poll_s: float = Field(default=0.05, gt=0, le=5)
     instance_id: str | None = None
     group_id_prefix: str = "pod"
     # The KIP-848 protocol (`consumer`) rebalances incrementally; `classic` for older brokers.
     group_protocol: str = Field(default="consumer", pattern="^(consumer|classic)$")
+    # Per-topic ranges: every instance gets partitions of every topic (each priority band and
+    # each delay topic). KIP-848's default `uniform` may hand one instance whole topics.
+    group_assignor: str = Field(default="range", pattern="^(range|uniform)$")
 
 
 class OffsetTracker:
@@ -181,8 +200,15 @@ class StageRunner(Generic[E]):
         ]
         # Delay-topic partitions paused until their head message is due (epoch seconds).
         self._delayed: dict[tuple[str, int], float] = {}
-        self._buffer_max = settings.buffer_per_band or settings.max_in_flight
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._buffer_max = settings.buffer_per_band or max(256, 2 * settings.max_in_flight)
+        self._buffer_low = self._buffer_max // 2
+        self._tasks: dict[asyncio.Task[None], int] = {}  # task -> its band
+        self._band_in_flight = [0] * self._n_bands
+        self._full_bands: set[int] = set()
+        self._assignment_changed = False  # new partitions: backpressure must look at them
+        # Consumer calls queued by the event loop for the poll thread (see _fetch).
+        self._pending_stores: dict[tuple[str, int], int] = {}
+        self._pending_ops: list[tuple[str, list[TopicPartition]]] = []
         self._stop = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._consumer: Consumer | None = None
@@ -211,8 +237,15 @@ class StageRunner(Generic[E]):
             "error_cb": self._on_client_error,
         }
         if self.settings.group_protocol == "classic":
-            cfg["partition.assignment.strategy"] = "cooperative-sticky"
+            # The classic protocol's range assignor is also per topic (but eager: a rebalance
+            # revokes everything, which _on_revoke commits). cooperative-sticky balances the
+            # total count only, so it may leave an instance without a band.
+            cfg["partition.assignment.strategy"] = (
+                "range" if self.settings.group_assignor == "range" else "cooperative-sticky"
+            )
             cfg["session.timeout.ms"] = 10_000
+        else:
+            cfg["group.remote.assignor"] = self.settings.group_assignor
         return Consumer(cfg)
 
     def _make_producer(self) -> Producer:
@@ -227,6 +260,7 @@ class StageRunner(Generic[E]):
                 key = (tp.topic, tp.partition)
                 self._assigned.add(key)
                 self._trackers[key] = OffsetTracker()
+            self._assignment_changed = True
         logger.info(
             "partitions assigned service=%s instance=%s partitions=%s",
             self.stage.name,
@@ -279,6 +313,8 @@ class StageRunner(Generic[E]):
 
     def _drop_buffered(self, partitions: list[TopicPartition]) -> None:
         gone = {(tp.topic, tp.partition) for tp in partitions}
+        for key in gone:
+            self._pending_stores.pop(key, None)
         for buf in self._buffers:
             kept = [w for w in buf if (w.message.topic(), w.message.partition()) not in gone]
             buf.clear()
@@ -324,7 +360,6 @@ class StageRunner(Generic[E]):
         heartbeat = asyncio.create_task(self._heartbeat_loop())
         try:
             while not self._stop.is_set():
-                self._resume_due()
                 await self._poll_once()
                 self._start_work()
                 self._apply_backpressure()
@@ -332,14 +367,77 @@ class StageRunner(Generic[E]):
             heartbeat.cancel()
             await self._drain()
 
+    def _fetch(self, room: int, timeout: float) -> list[Message]:
+        """On the poll thread: apply the loop's consumer operations, then wait for one message
+        (long poll) and take what else is ready.
+
+        Every consumer call happens on this thread, between polls: librdkafka's Python client
+        blocks any other call on a consumer while a ``poll`` is in progress (measured: a
+        ``store_offsets`` from the event loop waited out the whole poll). ``consume(n, t)``
+        would wait out its whole timeout unless ``n`` messages come; ``poll`` returns at the
+        first message, so the timeout is never a pickup latency.
+        """
+        assert self._consumer is not None
+        self._apply_consumer_ops()
+        first = self._consumer.poll(timeout)
+        if first is None:
+            return []
+        if room <= 1:
+            return [first]
+        return [first, *self._consumer.consume(min(room, 500) - 1, 0)]
+
+    def _apply_consumer_ops(self) -> None:
+        """Offsets to store and partitions to pause or resume, queued by the event loop."""
+        assert self._consumer is not None
+        with self._lock:
+            stores = [TopicPartition(t, p, o) for (t, p), o in self._pending_stores.items()]
+            self._pending_stores.clear()
+            ops, self._pending_ops = self._pending_ops, []
+        for op, tps in ops:
+            try:
+                if op == "pause":
+                    self._consumer.pause(tps)
+                elif op == "seek":
+                    for tp in tps:
+                        self._consumer.seek(tp)
+                else:
+                    self._consumer.resume(tps)
+            except KafkaException as exc:
+                logger.warning(
+                    "consumer %s failed service=%s partitions=%s error=%s",
+                    op,
+                    self.stage.name,
+                    _fmt(tps),
+                    exc,
+                )
+        if stores:
+            try:
+                self._consumer.store_offsets(offsets=stores)
+            except KafkaException as exc:
+                # A partition revoked meanwhile: its new owner starts from the last commit.
+                logger.warning("store offsets failed offsets=%s error=%s", _fmt(stores), exc)
+
+    def _poll_timeout(self) -> float:
+        # While a band is paused for backpressure its resume must not wait out a long poll;
+        # otherwise sleep until a message comes or the next delayed retry is due.
+        if self._full_bands:
+            return self.settings.busy_poll_s
+        timeout = self.settings.poll_timeout_s
+        with self._lock:
+            first_due = min(self._delayed.values(), default=None)
+        if first_due is not None:
+            timeout = min(timeout, max(0.0, first_due - time.time()))
+        return max(timeout, 0.001)
+
     async def _poll_once(self) -> None:
         assert self._consumer is not None and self._loop is not None
         room = sum(self._buffer_max - len(b) for b in self._buffers)
         # Keep polling even when full: the group needs us alive, and paused partitions
         # return nothing. librdkafka serves callbacks from this call.
-        msgs: list[Message] = await self._loop.run_in_executor(
-            self._poll_pool, self._consumer.consume, max(1, min(room, 500)), 0.05
+        msgs = await self._loop.run_in_executor(
+            self._poll_pool, self._fetch, max(1, room), self._poll_timeout()
         )
+        self._resume_due()
         now = time.time()
         for msg in msgs:
             err = msg.error()
@@ -364,17 +462,24 @@ class StageRunner(Generic[E]):
                 self._buffers[band].append(_Work(msg, band))
 
     def _start_work(self) -> None:
-        while len(self._tasks) < self.settings.max_in_flight and not self._stop.is_set():
-            with self._lock:
-                work = next((buf.popleft() for buf in self._buffers if buf), None)
-            if work is None:
-                return
-            task = asyncio.create_task(self._process(work.message))
-            self._tasks.add(task)
-            task.add_done_callback(self._task_done)
+        """Start buffered work, highest band first, while its band has free slots."""
+        if self._stop.is_set():
+            return
+        for band, buf in enumerate(self._buffers):
+            while buf and self._band_in_flight[band] < self.settings.max_in_flight:
+                with self._lock:
+                    if not buf:
+                        break
+                    work = buf.popleft()
+                self._band_in_flight[band] += 1
+                task = asyncio.create_task(self._process(work.message))
+                self._tasks[task] = band
+                task.add_done_callback(self._task_done)
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
+        band = self._tasks.pop(task, None)
+        if band is not None:
+            self._band_in_flight[band] -= 1
         if not task.cancelled() and task.exception() is not None:
             logger.error("runner task crashed", exc_info=task.exception())
         # A freed slot goes straight to the highest band waiting, without waiting for a poll.
@@ -382,54 +487,54 @@ class StageRunner(Generic[E]):
 
     def _delay_partition(self, topic: str, partition: int, offset: int, due: float) -> None:
         """Wait for a delay-topic message by pausing its partition, never by sleeping."""
-        assert self._consumer is not None
         tp = TopicPartition(topic, partition, offset)
-        try:
-            self._consumer.pause([tp])
-            self._consumer.seek(tp)  # read it again once resumed
-        except KafkaException as exc:
-            logger.warning(
-                "delay pause failed topic=%s partition=%d error=%s", topic, partition, exc
-            )
-            return
         with self._lock:
+            # Paused, then rewound so that it is read again once resumed.
+            self._pending_ops += [("pause", [tp]), ("seek", [tp])]
             self._delayed[(topic, partition)] = due
             self._paused.discard((topic, partition))
 
     def _resume_due(self) -> None:
+        """Queue the resume of delayed partitions whose head message is due."""
         if not self._delayed:
             return
-        assert self._consumer is not None
         now = time.time()
         with self._lock:
             due = [k for k, at in self._delayed.items() if at <= now]
             for key in due:
                 del self._delayed[key]
-        if due:
-            try:
-                self._consumer.resume([TopicPartition(t, p) for t, p in due])
-            except KafkaException as exc:
-                logger.warning("delay resume failed error=%s", exc)
+            if due:
+                self._pending_ops.append(("resume", [TopicPartition(t, p) for t, p in due]))
 
     def _apply_backpressure(self) -> None:
-        assert self._consumer is not None
-        to_pause, to_resume = [], []
+        """Pause a band's partitions while its buffer is full; resume them once it has room."""
+        # Hysteresis: paused when full, resumed once half empty, so that the refetch after a
+        # resume (up to fetch.wait.max.ms) is hidden behind the half that is still buffered.
+        full = {
+            band
+            for band, buf in enumerate(self._buffers)
+            if len(buf) >= (self._buffer_low if band in self._full_bands else self._buffer_max)
+        }
+        if full == self._full_bands and not self._assignment_changed:
+            return
         with self._lock:
+            self._full_bands = full
+            self._assignment_changed = False
+            to_pause, to_resume = [], []
             for key in self._assigned:
                 if key in self._delayed:
                     continue
-                band = self._band.get(key[0], 0)
-                full = len(self._buffers[band]) >= self._buffer_max
-                if full and key not in self._paused:
+                is_full = self._band.get(key[0], 0) in full
+                if is_full and key not in self._paused:
                     to_pause.append(TopicPartition(*key))
                     self._paused.add(key)
-                elif not full and key in self._paused:
+                elif not is_full and key in self._paused:
                     to_resume.append(TopicPartition(*key))
                     self._paused.discard(key)
-        if to_pause:
-            self._consumer.pause(to_pause)
-        if to_resume:
-            self._consumer.resume(to_resume)
+            if to_pause:
+                self._pending_ops.append(("pause", to_pause))
+            if to_resume:
+                self._pending_ops.append(("resume", to_resume))
 
     # ------------------------------------------------------------ processing
 
@@ -496,25 +601,14 @@ class StageRunner(Generic[E]):
         await self._produce(retry_topic, msg.value() or b"", key=msg.key(), headers=out)
 
     def _mark_done(self, topic: str, partition: int, offset: int) -> None:
-        assert self._consumer is not None
         with self._lock:
             tracker = self._trackers.get((topic, partition))
             if tracker is None:
                 return  # revoked or lost meanwhile: the new owner takes it from the last commit
             position = tracker.done(offset)
             if position is not None:
-                try:
-                    self._consumer.store_offsets(
-                        offsets=[TopicPartition(topic, partition, position)]
-                    )
-                except KafkaException as exc:
-                    logger.warning(
-                        "store offset failed topic=%s partition=%d offset=%d error=%s",
-                        topic,
-                        partition,
-                        position,
-                        exc,
-                    )
+                # Stored by the poll thread before its next poll; auto-commit sends it.
+                self._pending_stores[(topic, partition)] = position
 
     async def _dead_letter(
         self,
@@ -564,10 +658,11 @@ class StageRunner(Generic[E]):
         await fut
 
     def _pump_producer(self) -> None:
-        # Delivery callbacks fire inside poll(); a dedicated thread keeps them prompt.
+        # Delivery callbacks fire inside poll(), which returns at the first one: a long
+        # timeout keeps them prompt and an idle process asleep.
         assert self._producer is not None
         while not self._producer_stop.is_set():
-            self._producer.poll(0.05)
+            self._producer.poll(0.5)
 
     # --------------------------------------------------------------- shutdown
 
@@ -632,9 +727,13 @@ class StageRunner(Generic[E]):
                 await self._publish_heartbeat()
             await asyncio.sleep(self.settings.heartbeat_interval_s)
 
-    async def _publish_heartbeat(self, *, stopping: bool = False) -> None:
+    def assignment(self) -> list[tuple[str, int]]:
+        """The partitions this instance owns right now, sorted."""
         with self._lock:
-            partitions = sorted(f"{t}[{p}]" for t, p in self._assigned)
+            return sorted(self._assigned)
+
+    async def _publish_heartbeat(self, *, stopping: bool = False) -> None:
+        partitions = [f"{t}[{p}]" for t, p in self.assignment()]
         payload = WorkerHeartbeatPayload(
             service=self.stage.name,
             instance_id=self.instance_id,

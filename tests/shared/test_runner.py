@@ -334,3 +334,78 @@ async def test_retryable_failures_wait_in_delay_topics_without_blocking(
     assert "[printify 502] still down" in headers["pod.error.message"]
     assert "pod.first.failure.at" in headers
     assert committed(bootstrap, runner.group_id, stage.inputs[0], 1) == {0: 3}
+
+
+@pytest.mark.parametrize("protocol", ["consumer", "classic"])
+async def test_three_instances_each_own_every_band(pipeline_topics: str, protocol: str) -> None:
+    """With the range assignor each instance gets partitions of every input and delay topic;
+    KIP-848's default `uniform` handed whole topics to single members (measured)."""
+    bootstrap = pipeline_topics
+    name = unique("bands")
+    stage = Stage(name, (f"{name}.high", f"{name}.normal", f"{name}.low"), name)
+    create_stage_topics(bootstrap, stage, 6)
+    runners: list[StageRunner[JobRequested]] = [
+        StageRunner(
+            stage=stage,
+            handler=make_echo_handler(name),
+            settings=settings(bootstrap, group_protocol=protocol),
+            accept=(JobRequested,),
+        )
+        for _ in range(3)
+    ]
+    tasks = [asyncio.create_task(r.run()) for r in runners]
+    topics = [*stage.inputs, *stage.retry_topics]
+
+    def settled() -> bool:
+        owned = [tp for r in runners for tp in r.assignment()]
+        every_member = all(r.assignment() for r in runners)
+        return every_member and len(owned) == 6 * len(topics) == len(set(owned))
+
+    try:
+        await wait_async(settled, 60, "36 partitions owned once each, by all three instances")
+        for r in runners:
+            per_topic = Counter(t for t, _ in r.assignment())
+            assert set(per_topic) == set(topics), (r.instance_id, per_topic)
+            assert all(n == 2 for n in per_topic.values()), (r.instance_id, per_topic)
+    finally:
+        for r in runners:
+            r.request_stop()
+        await asyncio.wait_for(asyncio.gather(*tasks), 60)
+
+
+async def test_a_high_job_starts_while_every_low_slot_is_busy(pipeline_topics: str) -> None:
+    """Slots are per band: low work stuck on a slow vendor cannot keep a high job waiting."""
+    bootstrap = pipeline_topics
+    name = unique("slots")
+    stage = Stage(name, (f"{name}.high", f"{name}.low"), name)
+    create_stage_topics(bootstrap, stage, 1)
+    gate = asyncio.Event()
+    echo = make_echo_handler(name)
+    started: list[str] = []
+
+    async def handler(event: JobRequested, ctx: MessageContext) -> list[Output]:
+        started.append(event.job_id)
+        if event.job_id.startswith("low"):
+            await gate.wait()
+        return await echo(event, ctx)
+
+    runner: StageRunner[JobRequested] = StageRunner(
+        stage=stage,
+        handler=handler,
+        settings=settings(bootstrap, max_in_flight=2),
+        accept=(JobRequested,),
+    )
+    task = asyncio.create_task(runner.run())
+    try:
+        await asyncio.to_thread(
+            produce, bootstrap, f"{name}.low", [job(f"low-{i}") for i in range(5)]
+        )
+        await wait_async(lambda: len(started) == 2, 30, "both low slots busy")
+        await asyncio.to_thread(produce, bootstrap, f"{name}.high", [job("urgent")])
+        out = await read_async(bootstrap, output_topic(name), 1)
+        assert [parse_event(m.value()).job_id for m in out] == ["urgent"]
+        assert started.count("urgent") == 1 and len(started) == 3  # no third low slot
+    finally:
+        gate.set()
+        runner.request_stop()
+        await asyncio.wait_for(task, 30)
