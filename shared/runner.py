@@ -271,6 +271,8 @@ class StageRunner(Generic[E]):
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Commit the finished prefix of what we give up; in-flight work on it may be redone by
         # the next owner (at-least-once), and its outputs carry the same derived event ids.
+        # Stored offsets first: librdkafka's own commit on revoke must not send older ones.
+        self._apply_consumer_ops()
         to_commit = []
         with self._lock:
             for tp in partitions:
@@ -706,6 +708,8 @@ class StageRunner(Generic[E]):
 
     def _commit_and_close(self) -> None:
         assert self._consumer is not None
+        # close() commits the stored offsets: they must be the newest, not a poll behind.
+        self._apply_consumer_ops()
         with self._lock:
             offsets = [
                 TopicPartition(t, p, tr.committable)

@@ -41,6 +41,10 @@ class LocalImageStorage:
             os.replace(tmp, path)
         return StoredImage(sha, path, self.uri_for(sha))
 
+    def exists(self, sha: str) -> bool:
+        """Whether the image with this digest is stored."""
+        return self._path(sha).is_file()
+
     def uri_for(self, sha: str) -> str:
         """The public URL when storage is served, else a file URI."""
         if self.public_base_url:

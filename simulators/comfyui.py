@@ -10,7 +10,11 @@ Clients written against it work unchanged against a real ComfyUI:
   ``executing``, ``progress``, ``executed``, ``execution_success`` / ``execution_error`` to the
   client that submitted the prompt.
 
-Prompts run FIFO on ``SIM_COMFYUI_WORKERS`` simulated GPUs (default 4). Each takes
+Prompts run in ComfyUI's queue order on ``SIM_COMFYUI_WORKERS`` simulated GPUs (default 1, as a
+real ComfyUI process runs one prompt at a time): lowest ``number`` first, where ``number`` counts
+up per prompt, ``front: true`` makes it negative (ahead of everything queued normally; a later
+front prompt goes before an earlier one, as in ComfyUI) and a client may send its own
+``number``. Each takes
 ``SIM_COMFYUI_RENDER_MS`` (default 0), spread over the sampler's steps as progress events, and
 "renders" a real PNG whose content is a pure function of positive prompt, seed, size and batch
 index. ``SIM_COMFYUI_EXEC_FAILURE_RATE`` (default 0) makes a share of prompts fail in the
@@ -31,6 +35,7 @@ import collections
 import contextlib
 import functools
 import hashlib
+import heapq
 import io
 import json
 import logging
@@ -91,7 +96,7 @@ IMAGE_CACHE_MAX = 64
 class ComfyConfig:
     """Execution knobs of the simulated ComfyUI (``SIM_COMFYUI_*``)."""
 
-    workers: int = 4
+    workers: int = 1
     render_ms: float = 0.0
     exec_failure_rate: float = 0.0
     history_max: int = 10_000
@@ -100,7 +105,7 @@ class ComfyConfig:
     def from_env(cls) -> ComfyConfig:
         """Read ``SIM_COMFYUI_{WORKERS,RENDER_MS,EXEC_FAILURE_RATE,HISTORY_MAX}``."""
         return cls(
-            workers=max(1, int(_env_float(["SIM_COMFYUI_WORKERS"], 4))),
+            workers=max(1, int(_env_float(["SIM_COMFYUI_WORKERS"], 1))),
             render_ms=_env_float(["SIM_COMFYUI_RENDER_MS"], 0.0),
             exec_failure_rate=_env_float(["SIM_COMFYUI_EXEC_FAILURE_RATE"], 0.0),
             history_max=max(1, int(_env_float(["SIM_COMFYUI_HISTORY_MAX"], 10_000))),
@@ -336,7 +341,7 @@ def _as_int(value: object, default: int) -> int:
 class Job:
     """One queued prompt."""
 
-    number: int
+    number: float
     prompt_id: str
     prompt: dict[str, Any]
     extra_data: dict[str, Any]
@@ -364,7 +369,9 @@ class SimState:
 
     config: ComfyConfig
     rng: random.Random
-    queue: asyncio.Queue[Job] = field(default_factory=asyncio.Queue)
+    # ComfyUI's PromptQueue: a heap by (number, arrival); `ready` counts what it holds.
+    heap: list[tuple[float, int, Job]] = field(default_factory=list)
+    ready: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(0))
     pending: dict[str, Job] = field(default_factory=dict)
     running: dict[str, Job] = field(default_factory=dict)
     history: collections.OrderedDict[str, dict[str, Any]] = field(
@@ -382,6 +389,8 @@ class SimState:
     )
     books: collections.Counter[str] = field(default_factory=collections.Counter)
     number: int = 0
+    arrivals: int = 0
+    busy_s: float = 0.0  # summed over the simulated GPUs
     file_counter: int = 0
 
     # ---- websocket fan-out
@@ -419,13 +428,26 @@ class SimState:
     # ---- queueing
 
     def enqueue(
-        self, prompt: dict[str, Any], prompt_id: str, client_id: str | None, extra: dict[str, Any]
+        self,
+        prompt: dict[str, Any],
+        prompt_id: str,
+        client_id: str | None,
+        extra: dict[str, Any],
+        *,
+        number: float | None = None,
+        front: bool = False,
     ) -> Job:
+        """Queue a prompt the way ComfyUI numbers it: a given ``number`` as is, else the
+        counter (negated with ``front``); the counter advances either way but for a given one."""
+        if number is None:
+            number = -self.number if front else self.number
+            self.number += 1
         outputs = sorted(k for k, n in prompt.items() if n["class_type"] in OUTPUT_NODES)
-        job = Job(self.number, prompt_id, prompt, extra, client_id, outputs)
-        self.number += 1
+        job = Job(number, prompt_id, prompt, extra, client_id, outputs)
         self.pending[prompt_id] = job
-        self.queue.put_nowait(job)
+        self.arrivals += 1
+        heapq.heappush(self.heap, (number, self.arrivals, job))
+        self.ready.release()
         self.books["prompts_queued"] += 1
         self.broadcast_status()
         return job
@@ -480,13 +502,15 @@ class SimState:
     # ---- execution
 
     async def worker(self, gpu: int) -> None:
-        """One simulated GPU: take prompts FIFO and execute them until cancelled."""
+        """One simulated GPU: take the lowest-numbered prompt and execute it, until cancelled."""
         while True:
-            job = await self.queue.get()
+            await self.ready.acquire()
+            _, _, job = heapq.heappop(self.heap)
             if job.deleted:
                 continue
             self.pending.pop(job.prompt_id, None)
             self.running[job.prompt_id] = job
+            began = time.monotonic()
             try:
                 await self.execute(job)
             except Exception:
@@ -494,6 +518,7 @@ class SimState:
                     "simulated execution crashed prompt_id=%s gpu=%d", job.prompt_id, gpu
                 )
             finally:
+                self.busy_s += time.monotonic() - began
                 self.running.pop(job.prompt_id, None)
                 # ComfyUI sends this after the history entry exists, on success and failure alike.
                 self.send("executing", {"node": None, "prompt_id": job.prompt_id}, job.client_id)
@@ -513,6 +538,22 @@ class SimState:
         emit("execution_cached", {"nodes": [], "prompt_id": pid, "timestamp": _ms()}, record=True)
         plan = plan_prompt(job.prompt)
         fail_now = self.rng.random() < self.config.exec_failure_rate
+        # The images are drawn while the sampler's time passes, so a prompt takes render_ms
+        # (not render_ms plus the PNG encoding) and the GPU model stays exact.
+        drawn = {
+            recipe: asyncio.ensure_future(
+                asyncio.to_thread(
+                    render_png,
+                    recipe.prompt,
+                    recipe.seed,
+                    recipe.width,
+                    recipe.height,
+                    recipe.index,
+                )
+            )
+            for recipes in plan.recipes.values()
+            for recipe in recipes
+        }
         outputs: dict[str, Any] = {}
         executed: list[str] = []
         current = plan.order[0] if plan.order else ""
@@ -526,14 +567,7 @@ class SimState:
                     images = []
                     for recipe in plan.recipes[node_id]:
                         ref = self.add_file(pid, plan.prefixes[node_id], recipe)
-                        data = await asyncio.to_thread(
-                            render_png,
-                            recipe.prompt,
-                            recipe.seed,
-                            recipe.width,
-                            recipe.height,
-                            recipe.index,
-                        )
+                        data = await drawn[recipe]
                         self.cache_image((ref["subfolder"], ref["filename"]), data)
                         images.append(ref)
                     outputs[node_id] = {"images": images}
@@ -701,7 +735,26 @@ def create_app(knobs: Knobs | None = None, config: ComfyConfig | None = None) ->
         extra_raw = body.get("extra_data")
         extra: dict[str, Any] = extra_raw if isinstance(extra_raw, dict) else {}
         client_id = body.get("client_id")
-        job = sim.enqueue(prompt, prompt_id, str(client_id) if client_id else None, extra)
+        number = body.get("number")
+        if number is not None:
+            try:
+                number = float(number)
+            except (TypeError, ValueError):
+                return error_json(
+                    400,
+                    {
+                        "error": _error("invalid_prompt", "number must be a number"),
+                        "node_errors": {},
+                    },
+                )
+        job = sim.enqueue(
+            prompt,
+            prompt_id,
+            str(client_id) if client_id else None,
+            extra,
+            number=number,
+            front=bool(body.get("front")),
+        )
         return JSONResponse({"prompt_id": prompt_id, "number": job.number, "node_errors": {}})
 
     @app.get("/prompt")
@@ -810,6 +863,7 @@ def create_app(knobs: Knobs | None = None, config: ComfyConfig | None = None) ->
 
     @app.get("/_sim/books")
     async def books() -> dict[str, int]:
+        """What the server did; ``busy_ms`` is execution time summed over its GPUs."""
         return {
             "prompts_queued": sim.books["prompts_queued"],
             "executed": sim.books["executed"],
@@ -818,6 +872,7 @@ def create_app(knobs: Knobs | None = None, config: ComfyConfig | None = None) ->
             "deleted": sim.books["deleted"],
             "pending": len(sim.pending),
             "running": len(sim.running),
+            "busy_ms": round(sim.busy_s * 1000),
         }
 
     @app.get("/_sim/comfyui")

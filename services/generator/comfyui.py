@@ -1,8 +1,14 @@
 """The ComfyUI client of the generator stage: one workflow in, one PNG out.
 
-A render fills a copy of an API-format workflow (prompt texts, seed, size), queues it with
-``POST /prompt`` on the least busy backend of a pool, waits for it to finish and downloads the
-image through ``/history`` and ``/view``.
+A render fills a copy of an API-format workflow (prompt texts, seed, size), waits for its turn in
+the :class:`~services.generator.gpu.GpuScheduler` (priority order, a bounded queue per backend),
+queues it with ``POST /prompt`` on the backend the scheduler chose (``front`` for the high band),
+waits for it to finish and downloads the image through ``/history`` and ``/view``.
+
+Time limits: ``timeout_s`` counts from ``execution_start`` (time on the GPU), ``queue_timeout_s``
+from submission to that start. Without websocket events the start is not seen, so both budgets
+count from submission. A prompt past its time is removed from the queue, or interrupted if it is
+running, so it does not keep the GPU busy.
 
 Waiting is event driven: one websocket per backend (one ``client_id`` per client instance)
 carries the execution events of every in-flight render and wakes the matching waiter by
@@ -17,7 +23,6 @@ import asyncio
 import contextlib
 import copy
 import io
-import itertools
 import json
 import logging
 import time
@@ -30,6 +35,7 @@ import httpx
 from PIL import Image
 from websockets.asyncio.client import connect as ws_connect
 
+from services.generator.gpu import HIGH_BAND, BackendSlots, GpuScheduler
 from shared.errors import (
     PermanentError,
     PodError,
@@ -58,6 +64,16 @@ PERMANENT_EXCEPTIONS = frozenset(
     {"ValueError", "TypeError", "KeyError", "FileNotFoundError", "AssertionError"}
 )
 WS_MAX_MESSAGE = 64 * 1024 * 1024  # binary preview frames can be large; we skip them anyway
+
+
+_BACKGROUND: set[asyncio.Task[None]] = set()
+
+
+def _background(coro: Any) -> None:
+    """Run ``coro`` to its end even though its caller is being cancelled."""
+    task = asyncio.ensure_future(coro)
+    _BACKGROUND.add(task)
+    task.add_done_callback(_BACKGROUND.discard)
 
 
 @dataclass(frozen=True)
@@ -213,20 +229,23 @@ class _Waiter:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     finished: bool = False
     error: dict[str, Any] | None = None
+    started_at: float | None = None  # monotonic time of its execution_start event
 
 
 class _Backend:
     """One ComfyUI server: its HTTP client, its shared websocket and the renders on it."""
 
-    def __init__(self, url: str, client_id: str, http: httpx.AsyncClient) -> None:
+    def __init__(
+        self, url: str, client_id: str, http: httpx.AsyncClient, scheduler: GpuScheduler
+    ) -> None:
         self.url = url.rstrip("/")
         scheme, rest = self.url.split("://", 1)
         self.ws_url = f"{'wss' if scheme == 'https' else 'ws'}://{rest}/ws?clientId={client_id}"
         self.http = http
-        self.in_flight = 0
+        self.scheduler = scheduler
+        self.slots = next(b for b in scheduler.backends if b.url == self.url)
         self.waiters: dict[str, _Waiter] = {}
         self.ws_up = False
-        self.unhealthy_until = 0.0
         self._ws_task: asyncio.Task[None] | None = None
         self._first_attempt: asyncio.Event | None = None
 
@@ -260,6 +279,7 @@ class _Backend:
                 )
             finally:
                 self.ws_up = False
+                self.scheduler.forget_remote(self.slots)
                 if self._first_attempt is not None:
                     self._first_attempt.set()
                 # Events may have been lost: let every waiter fall back to polling /history.
@@ -272,10 +292,17 @@ class _Backend:
         try:
             msg = json.loads(raw)
             kind, data = msg.get("type"), msg.get("data") or {}
+            if kind == "status":
+                remaining = data["status"]["exec_info"]["queue_remaining"]
+                self.scheduler.observe(self.slots, int(remaining))
+                return
             waiter = self.waiters.get(str(data.get("prompt_id")))
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, KeyError, TypeError):
             return
         if waiter is None:
+            return
+        if kind == "execution_start":
+            waiter.started_at = time.monotonic()
             return
         if kind in ("execution_error", "execution_interrupted"):
             waiter.error = {**data, "_event": kind}
@@ -297,7 +324,8 @@ class _Backend:
 
 
 class ComfyUIClient:
-    """Renders images on a pool of ComfyUI servers; safe for hundreds of concurrent renders."""
+    """Renders images on a pool of ComfyUI servers in priority order; safe for hundreds of
+    concurrent callers (they wait in the scheduler, not in ComfyUI's queue)."""
 
     def __init__(
         self,
@@ -305,25 +333,45 @@ class ComfyUIClient:
         base_urls: list[str],
         workflow: dict[str, Any],
         timeout_s: float = 600.0,
+        queue_timeout_s: float = 600.0,
         use_websocket: bool = True,
         poll_interval_s: float = 0.25,
+        parallelism: int | None = None,
+        queue_factor: int = 2,
     ) -> None:
+        """``parallelism`` is the prompts one server runs at once (None: learn it from
+        ``/system_stats``, one per GPU device); each backend holds at most ``parallelism x
+        queue_factor`` of our prompts, running and queued."""
         if not base_urls:
             raise ValueError("ComfyUIClient needs at least one base URL")
+        if queue_factor < 1:
+            raise ValueError("queue_factor must be >= 1")
         self.workflow = workflow
         self.timeout_s = timeout_s
+        self.queue_timeout_s = queue_timeout_s
         self.use_websocket = use_websocket
         self.poll_interval_s = poll_interval_s
+        self.queue_factor = queue_factor
+        self._configured_parallelism = parallelism
         # With the websocket up, still re-check /history this often in case an event was lost.
         self.safety_poll_s = max(2.0, poll_interval_s * 20)
         self.client_id = uuid.uuid4().hex
-        per_request = httpx.Timeout(min(60.0, timeout_s), connect=5.0, pool=timeout_s)
-        limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
+        urls = [u.rstrip("/") for u in base_urls]
+        start = parallelism or 1
+        self.scheduler = GpuScheduler(
+            [BackendSlots(u, parallelism=start, depth=start * queue_factor) for u in urls]
+        )
+        per_request = httpx.Timeout(min(60.0, timeout_s), connect=5.0, pool=60.0)
+        # One render has at most two requests open at once; the scheduler bounds the renders.
+        limits = httpx.Limits(max_connections=32, max_keepalive_connections=16)
         self._backends = [
-            _Backend(url, self.client_id, httpx.AsyncClient(timeout=per_request, limits=limits))
-            for url in base_urls
-        ]
-        self._rr = itertools.count()
+            _Backend(u, self.client_id, httpx.AsyncClient(timeout=per_request, limits=limits),
+                     self.scheduler)
+            for u in urls
+        ]  # fmt: skip
+        self._by_url = {b.url: b for b in self._backends}
+        self._learned_at = 0.0 if parallelism is None else float("inf")
+        self._learn_lock = asyncio.Lock()
 
     @classmethod
     def load_workflow(cls, path: str | Path | None) -> dict[str, Any]:
@@ -337,17 +385,39 @@ class ComfyUIClient:
             raise PermanentError(f"workflow {file}: not an API-format object", vendor=VENDOR)
         return data
 
-    def _pick(self) -> _Backend:
-        """Fewest in-flight renders wins, backends that just refused connections last; ties
-        go round-robin so a burst spreads evenly."""
-        now = time.monotonic()
+    async def learn_capacity(self) -> None:
+        """Read each backend's GPU count from ``/system_stats`` (once; again after a failure,
+        at most every 30 s). A backend that does not answer keeps its current guess."""
+        if time.monotonic() - self._learned_at < 30.0:
+            return
+        async with self._learn_lock:
+            if time.monotonic() - self._learned_at < 30.0:
+                return
+            results = await asyncio.gather(
+                *(self._device_count(b) for b in self._backends), return_exceptions=True
+            )
+            all_ok = True
+            for backend, result in zip(self._backends, results, strict=True):
+                if not isinstance(result, int):
+                    all_ok = False
+                    continue
+                backend.slots.parallelism = result
+                backend.slots.depth = result * self.queue_factor
+                logger.info(
+                    "comfyui capacity learned backend=%s parallelism=%d depth=%d",
+                    backend.url, result, backend.slots.depth,
+                )  # fmt: skip
+            self._learned_at = float("inf") if all_ok else time.monotonic()
+            self.scheduler.dispatch()
 
-        def key(b: _Backend) -> tuple[bool, int]:
-            return (b.unhealthy_until > now, b.in_flight)
-
-        best = min(key(b) for b in self._backends)
-        candidates = [b for b in self._backends if key(b) == best]
-        return candidates[next(self._rr) % len(candidates)]
+    async def _device_count(self, backend: _Backend) -> int:
+        async with asyncio.timeout(5.0):
+            resp = await self._request_once(
+                backend, "GET", "/system_stats", "ComfyUI GET /system_stats"
+            )
+        devices = resp.json().get("devices") or []
+        gpus = [d for d in devices if isinstance(d, dict) and d.get("type") != "cpu"]
+        return max(1, len(gpus) or len(devices))
 
     async def render(
         self,
@@ -358,8 +428,14 @@ class ComfyUIClient:
         width: int = 1024,
         height: int = 1024,
         job_id: str | None = None,
+        band: int = 1,
+        order: tuple[Any, ...] = (),
     ) -> RenderedImage:
-        """Render one image; raises VendorTimeout, RetryableError or PermanentError."""
+        """Render one image; raises VendorTimeout, RetryableError or PermanentError.
+
+        ``band`` (0 = high) and then ``order`` (e.g. the job's age and the image index) decide
+        when it reaches a GPU relative to every other render of this client.
+        """
         wf = fill_workflow(
             self.workflow,
             prompt=prompt,
@@ -368,33 +444,36 @@ class ComfyUIClient:
             width=width,
             height=height,
         )
-        backend = self._pick()
+        await self.learn_capacity()
+        slots = await self.scheduler.acquire(band, order)
+        backend = self._by_url[slots.url]
         # Chosen by us and registered before submitting, so no event can arrive unclaimed.
         prompt_id = str(uuid.uuid4())
         waiter = _Waiter()
         backend.waiters[prompt_id] = waiter
-        backend.in_flight += 1
+        holding = True
+        submitted = False
         started = time.monotonic()
         try:
-            async with asyncio.timeout(self.timeout_s):
-                if self.use_websocket:
-                    await backend.ensure_websocket(min(2.0, self.timeout_s / 4))
-                prompt_id = await self._submit(backend, wf, prompt_id, waiter, job_id)
-                entry = await self._wait(backend, prompt_id, waiter)
-                image = await self._download(backend, entry, prompt_id)
-        except TimeoutError as exc:
-            logger.warning(
-                "comfyui render timed out job_id=%s prompt_id=%s backend=%s timeout_s=%s",
-                job_id, prompt_id, backend.url, self.timeout_s,
-            )  # fmt: skip
-            await self._forget(backend, prompt_id)
-            raise VendorTimeout(
-                f"ComfyUI render did not finish in {self.timeout_s}s "
-                f"prompt_id={prompt_id} backend={backend.url}",
-                vendor=VENDOR,
-            ) from exc
+            if self.use_websocket:
+                await backend.ensure_websocket(2.0)
+            prompt_id = await self._submit(
+                backend, wf, prompt_id, waiter, job_id, front=band == HIGH_BAND
+            )
+            submitted = True
+            entry = await self._wait(backend, prompt_id, waiter, time.monotonic(), job_id)
+            # Finished on the GPU: the next render may go there while we download.
+            holding = False
+            self.scheduler.release(slots)
+            image = await self._download(backend, entry, prompt_id)
+        except asyncio.CancelledError:
+            if submitted:
+                # A sibling failed or we are shutting down: free the GPU for others.
+                _background(self._cancel_prompt(backend, prompt_id, waiter))
+            raise
         finally:
-            backend.in_flight -= 1
+            if holding:
+                self.scheduler.release(slots)
             backend.waiters.pop(prompt_id, None)
         logger.info(
             "comfyui render done job_id=%s prompt_id=%s backend=%s size=%dx%d bytes=%d ms=%d",
@@ -437,7 +516,7 @@ class ComfyUIClient:
                 f"{what} timed out backend={backend.url}: {type(exc).__name__}", vendor=VENDOR
             ) from exc
         except httpx.TransportError as exc:
-            backend.unhealthy_until = time.monotonic() + 5.0
+            backend.slots.unhealthy_until = time.monotonic() + 5.0
             raise RetryableError(
                 f"{what} failed backend={backend.url}: {type(exc).__name__}: {exc}", vendor=VENDOR
             ) from exc
@@ -452,8 +531,12 @@ class ComfyUIClient:
         prompt_id: str,
         waiter: _Waiter,
         job_id: str | None,
+        *,
+        front: bool = False,
     ) -> str:
-        body = {"prompt": wf, "client_id": self.client_id, "prompt_id": prompt_id}
+        body: dict[str, Any] = {"prompt": wf, "client_id": self.client_id, "prompt_id": prompt_id}
+        if front:
+            body["front"] = True
         resp = await self._request(backend, "POST", "/prompt", "ComfyUI POST /prompt", json=body)
         answer = resp.json()
         got = str(answer.get("prompt_id") or prompt_id)
@@ -474,15 +557,40 @@ class ComfyUIClient:
         entry = resp.json().get(prompt_id)
         return entry if isinstance(entry, dict) else None
 
-    async def _wait(self, backend: _Backend, prompt_id: str, waiter: _Waiter) -> dict[str, Any]:
-        """Until ``/history`` shows the prompt finished; websocket events say when to look."""
+    def _deadline(self, waiter: _Waiter, submitted_at: float) -> float:
+        """When the prompt must be finished: from its start when seen, else from submission."""
+        if waiter.started_at is not None:
+            return waiter.started_at + self.timeout_s
+        return submitted_at + self.queue_timeout_s + self.timeout_s
+
+    async def _wait(
+        self,
+        backend: _Backend,
+        prompt_id: str,
+        waiter: _Waiter,
+        submitted_at: float,
+        job_id: str | None,
+    ) -> dict[str, Any]:
+        """Until ``/history`` shows the prompt finished; websocket events say when to look.
+
+        Past its time (on the GPU, or waiting for one) the prompt is taken off the backend and
+        VendorTimeout raised.
+        """
         last_poll = time.monotonic()
         while True:
             waiter.wake.clear()  # before reading the flags, so no wake-up is lost
             if waiter.error is not None:
                 raise self._event_error(waiter.error, backend)
-            polling = not (self.use_websocket and backend.ws_up)
             now = time.monotonic()
+            if (
+                waiter.started_at is None
+                and now - submitted_at > self.queue_timeout_s
+                and (self.use_websocket and backend.ws_up)
+            ):
+                await self._give_up(backend, prompt_id, waiter, job_id, "to start")
+            if now > self._deadline(waiter, submitted_at):
+                await self._give_up(backend, prompt_id, waiter, job_id, "to finish")
+            polling = not (self.use_websocket and backend.ws_up)
             if waiter.finished or polling or now - last_poll >= self.safety_poll_s:
                 last_poll = now
                 entry = await self._history(backend, prompt_id)
@@ -495,8 +603,24 @@ class ComfyUIClient:
             # Finished-but-not-yet-in-history is a short window: poll it at the fast rate.
             fast = polling or waiter.finished
             interval = self.poll_interval_s if fast else self.safety_poll_s
+            remaining = self._deadline(waiter, submitted_at) - time.monotonic()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(waiter.wake.wait(), interval)
+                await asyncio.wait_for(waiter.wake.wait(), max(0.01, min(interval, remaining)))
+
+    async def _give_up(
+        self, backend: _Backend, prompt_id: str, waiter: _Waiter, job_id: str | None, what: str
+    ) -> None:
+        limit = self.timeout_s if waiter.started_at is not None else self.queue_timeout_s
+        logger.warning(
+            "comfyui render timed out job_id=%s prompt_id=%s backend=%s waiting=%s limit_s=%s",
+            job_id, prompt_id, backend.url, what, limit,
+        )  # fmt: skip
+        await self._cancel_prompt(backend, prompt_id, waiter)
+        raise VendorTimeout(
+            f"ComfyUI render did not {what.removeprefix('to ')} within {limit}s "
+            f"prompt_id={prompt_id} backend={backend.url}",
+            vendor=VENDOR,
+        )
 
     def _event_error(self, data: dict[str, Any], backend: _Backend) -> PodError:
         if data.get("_event") == "execution_interrupted":
@@ -562,13 +686,27 @@ class ComfyUIClient:
             )
         return RenderedImage(data, width, height, backend.url, prompt_id)
 
-    async def _forget(self, backend: _Backend, prompt_id: str) -> None:
-        """Best effort after a timeout: drop the prompt from the queue so no GPU renders it."""
+    async def _cancel_prompt(self, backend: _Backend, prompt_id: str, waiter: _Waiter) -> None:
+        """Best effort: take the prompt off the queue, and interrupt it if it is running.
+
+        ``/queue delete`` only removes pending prompts; a running one keeps the GPU busy
+        until ``/interrupt``. The interrupt names the prompt (servers that know the field
+        interrupt only that one) and is sent only when its execution was seen to start, since
+        an older server interrupts whatever runs.
+        """
         with contextlib.suppress(PodError, TimeoutError):
             async with asyncio.timeout(2.0):
-                await self._request(
+                await self._request_once(
                     backend, "POST", "/queue", "ComfyUI POST /queue", json={"delete": [prompt_id]}
                 )
+                if waiter.started_at is not None and not waiter.finished:
+                    await self._request_once(
+                        backend,
+                        "POST",
+                        "/interrupt",
+                        "ComfyUI POST /interrupt",
+                        json={"prompt_id": prompt_id},
+                    )
 
     async def aclose(self) -> None:
         """Close the websockets and HTTP connections of every backend."""

@@ -1,9 +1,9 @@
 """The generator stage: a job becomes ``count`` images with prompts and listing copy.
 
 Claude writes one brief per image (prompt, title, description, tags) unless the job brings its own
-prompt, in which case Claude still writes the copy. ComfyUI renders each image; storage keeps it
-content-addressed. Seeds derive from the job id and image index, so a redelivered job renders the
-same images and its output events carry the same ids.
+prompt, in which case Claude still writes the copy. ComfyUI renders each image, in priority order
+at the GPUs; storage keeps it content-addressed. Seeds derive from the job id and image index, so a
+redelivered job renders the same images and its output events carry the same ids.
 """
 
 from __future__ import annotations
@@ -11,14 +11,17 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
 
 from services.generator.claude import ClaudeClient, CreativeBrief
 from services.generator.comfyui import ComfyUIClient, RenderedImage
+from services.generator.progress import JobProgress, fingerprint
 from services.generator.settings import GeneratorSettings
-from shared.events import ImageGenerated, ImageGeneratedPayload, JobRequested
+from shared.errors import PodError
+from shared.events import ImageGenerated, ImageGeneratedPayload, JobRequested, Priority
 from shared.runner import Handler, MessageContext, Output
 from shared.service import closing
 from shared.storage import LocalImageStorage
@@ -27,6 +30,7 @@ from shared.topics import IMAGES_GENERATED
 logger = logging.getLogger(__name__)
 
 PRODUCER = "generator"
+T = TypeVar("T")
 
 
 class BriefWriter(Protocol):
@@ -52,7 +56,13 @@ class Renderer(Protocol):
         width: int = 1024,
         height: int = 1024,
         job_id: str | None = None,
+        band: int = 1,
+        order: tuple[Any, ...] = (),
     ) -> RenderedImage: ...
+
+
+# Where each priority stands at the GPU queue (0 is served first).
+BANDS = {Priority.HIGH: 0, Priority.NORMAL: 1, Priority.LOW: 2}
 
 
 def seed_for(job_id: str, image_index: int) -> int:
@@ -62,7 +72,14 @@ def seed_for(job_id: str, image_index: int) -> int:
 
 
 class GeneratorHandler:
-    """JobRequested -> one ImageGenerated per image."""
+    """JobRequested -> one ImageGenerated per image.
+
+    Briefs are written first (they may run ahead of the GPUs); then every image's render waits
+    in the renderer's priority queue under the job's band and age. A render that fails with a
+    retryable error is tried again on its own (``render_attempts``), keeping its place; when an
+    image fails for good its siblings are cancelled (their GPU time would be wasted) and the
+    job fails, with its briefs and finished images kept for the next attempt.
+    """
 
     def __init__(
         self,
@@ -72,46 +89,36 @@ class GeneratorHandler:
         storage: LocalImageStorage,
         width: int = 1024,
         height: int = 1024,
+        progress_dir: Path | None = None,
+        render_attempts: int = 3,
+        render_retry_delay_s: float = 1.0,
     ) -> None:
         self.briefs = briefs
         self.renderer = renderer
         self.storage = storage
         self.width = width
         self.height = height
+        self.progress_dir = progress_dir or storage.root / ".progress"
+        self.render_attempts = max(1, render_attempts)
+        self.render_retry_delay_s = render_retry_delay_s
 
     async def __call__(self, event: JobRequested, ctx: MessageContext) -> list[Output]:
         job = event.payload
-        briefs = await self.briefs.write_briefs(
-            theme=job.theme,
-            style=job.style,
-            niche=job.niche,
-            count=job.count,
-            user_prompt=job.prompt,
-            job_id=event.job_id,
-        )
-        images = await asyncio.gather(
-            *(
-                self.renderer.render(
-                    prompt=brief.prompt,
-                    negative_prompt=brief.negative_prompt,
-                    seed=seed_for(event.job_id, i),
-                    width=self.width,
-                    height=self.height,
-                    job_id=event.job_id,
-                )
-                for i, brief in enumerate(briefs)
-            )
+        progress = JobProgress(self.progress_dir, event.job_id, fingerprint(job))
+        briefs = await self._briefs(event, progress)
+        band = BANDS[job.priority]
+        images = await _all_or_cancel(
+            [self._image(event, i, brief, band, progress) for i, brief in enumerate(briefs)]
         )
         outputs = []
         for i, (brief, image) in enumerate(zip(briefs, images, strict=True)):
-            stored = await asyncio.to_thread(self.storage.save, image.data)
             payload = ImageGeneratedPayload(
                 image_index=i,
                 image_count=job.count,
-                sha256=stored.sha256,
-                uri=stored.uri,
-                width=image.width,
-                height=image.height,
+                sha256=image["sha256"],
+                uri=image["uri"],
+                width=image["width"],
+                height=image["height"],
                 prompt=brief.prompt,
                 negative_prompt=brief.negative_prompt,
                 seed=seed_for(event.job_id, i),
@@ -124,6 +131,7 @@ class GeneratorHandler:
             )
             out = event.derive(ImageGenerated, payload, producer=PRODUCER, key=f"image:{i}")
             outputs.append(Output(IMAGES_GENERATED, out))
+        await asyncio.to_thread(progress.clear)
         logger.info(
             "images generated job_id=%s count=%d topic=%s partition=%d offset=%d",
             event.job_id,
@@ -133,6 +141,91 @@ class GeneratorHandler:
             ctx.offset,
         )
         return outputs
+
+    async def _briefs(self, event: JobRequested, progress: JobProgress) -> list[CreativeBrief]:
+        """The job's briefs: from an earlier attempt when it wrote them, else from Claude."""
+        kept = await asyncio.to_thread(progress.briefs)
+        if kept is not None and len(kept) == event.payload.count:
+            logger.info("briefs reused job_id=%s count=%d", event.job_id, len(kept))
+            return [CreativeBrief.model_validate(b) for b in kept]
+        job = event.payload
+        briefs = await self.briefs.write_briefs(
+            theme=job.theme,
+            style=job.style,
+            niche=job.niche,
+            count=job.count,
+            user_prompt=job.prompt,
+            job_id=event.job_id,
+        )
+        await asyncio.to_thread(progress.save_briefs, [b.model_dump() for b in briefs])
+        return briefs
+
+    async def _image(
+        self,
+        event: JobRequested,
+        index: int,
+        brief: CreativeBrief,
+        band: int,
+        progress: JobProgress,
+    ) -> dict[str, Any]:
+        """One stored image: kept from an earlier attempt, or rendered (retried on its own)."""
+        kept = await asyncio.to_thread(progress.image, index)
+        if kept is not None and await asyncio.to_thread(self.storage.exists, kept["sha256"]):
+            return kept
+        # Older jobs first within a band, then the images of one job in order.
+        order = (event.occurred_at.timestamp(), event.job_id, index)
+        attempt = 1
+        while True:
+            try:
+                rendered = await self.renderer.render(
+                    prompt=brief.prompt,
+                    negative_prompt=brief.negative_prompt,
+                    seed=seed_for(event.job_id, index),
+                    width=self.width,
+                    height=self.height,
+                    job_id=event.job_id,
+                    band=band,
+                    order=order,
+                )
+                break
+            except PodError as exc:
+                if not exc.retryable or attempt >= self.render_attempts:
+                    raise
+                delay = self.render_retry_delay_s * 2 ** (attempt - 1)
+                logger.warning(
+                    "render retried job_id=%s image_index=%d attempt=%d delay_s=%.1f error=%s",
+                    event.job_id, index, attempt, delay, exc.describe(),
+                )  # fmt: skip
+                await asyncio.sleep(delay)
+                attempt += 1
+        stored = await asyncio.to_thread(self.storage.save, rendered.data)
+        image = {
+            "sha256": stored.sha256,
+            "uri": stored.uri,
+            "width": rendered.width,
+            "height": rendered.height,
+        }
+        await asyncio.to_thread(progress.save_image, index, image)
+        return image
+
+
+async def _all_or_cancel(coros: list[Coroutine[Any, Any, T]]) -> list[T]:
+    """Run all; on the first failure cancel the others and raise that failure itself."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    except asyncio.CancelledError:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+    failed = next((t for t in tasks if t in done and t.exception() is not None), None)
+    if failed is not None:
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        raise failed.exception()  # type: ignore[misc]
+    return [t.result() for t in tasks]
 
 
 @asynccontextmanager
@@ -148,7 +241,10 @@ async def build_handler(settings: GeneratorSettings) -> AsyncIterator[Handler[Jo
         base_urls=settings.comfyui_urls,
         workflow=ComfyUIClient.load_workflow(settings.comfyui_workflow_path),
         timeout_s=settings.comfyui_timeout_s,
+        queue_timeout_s=settings.comfyui_queue_timeout_s,
         use_websocket=settings.comfyui_use_websocket,
+        parallelism=settings.comfyui_parallelism,
+        queue_factor=settings.comfyui_queue_factor,
     )
     async with closing(claude, comfy):
         yield GeneratorHandler(
@@ -157,4 +253,5 @@ async def build_handler(settings: GeneratorSettings) -> AsyncIterator[Handler[Jo
             storage=LocalImageStorage(settings.image_storage_dir, settings.image_public_base_url),
             width=settings.image_width,
             height=settings.image_height,
+            render_attempts=settings.render_attempts,
         )

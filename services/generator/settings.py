@@ -27,8 +27,22 @@ class GeneratorSettings(RunnerSettings):
     comfyui_workflow_path: Path | None = Field(
         default=None, description="API-format workflow JSON; unset = bundled SDXL text-to-image"
     )
-    comfyui_timeout_s: float = Field(default=600.0, gt=0)
+    comfyui_timeout_s: float = Field(
+        default=600.0, gt=0, description="Time a render may take on the GPU (from its start)"
+    )
+    comfyui_queue_timeout_s: float = Field(
+        default=600.0, gt=0, description="Time a submitted render may wait for a GPU"
+    )
+    comfyui_parallelism: int | None = Field(
+        default=None, ge=1, le=64, description="Prompts one server runs at once; unset = learn"
+    )
+    comfyui_queue_factor: int = Field(
+        default=2, ge=1, le=16, description="Renders a server may hold, per GPU (running + queued)"
+    )
     comfyui_use_websocket: bool = True
+    render_attempts: int = Field(
+        default=3, ge=1, le=10, description="Tries of one image's render before the job fails"
+    )
     image_width: int = Field(default=1024, ge=64, le=8192)
     image_height: int = Field(default=1024, ge=64, le=8192)
     image_storage_dir: Path = REPO_ROOT / ".state" / "images"

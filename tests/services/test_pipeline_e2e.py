@@ -3,17 +3,18 @@ PostgreSQL (started by the same launcher as `make up`), and the vendor simulator
 
 from __future__ import annotations
 
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 
 import httpx
 from confluent_kafka import Producer
 
-from shared.events import JobRequested, JobRequestedPayload
+from shared.events import JobRequested, JobRequestedPayload, parse_event
 from shared.stack import Stack
-from shared.topics import JOBS_REQUESTED
-from tests.support.pipeline import TERMINAL, printify_books, sim_url, status, submit, wait_done
+from shared.topics import IMAGES_GENERATED, JOBS_REQUESTED
+from tests.support.infra import read_all, wait_for
+from tests.support.pipeline import printify_books, sim_url, submit, wait_done
 
 
 def test_mixed_jobs_complete_with_the_right_numbers(stack: Stack) -> None:
@@ -81,10 +82,13 @@ def test_a_job_produced_directly_by_another_system_is_processed(stack: Stack) ->
     assert len(result["products"]) == 2
 
 
-def test_high_priority_overtakes_a_low_priority_backlog(stack: Stack) -> None:
+def test_a_high_job_waits_only_for_the_gpu_not_the_low_backlog(stack: Stack) -> None:
+    """One simulated GPU with a queue of low renders on it: the high job's image arrives before
+    all but at most (GPUs + 1) of the low backlog that was still unfinished when it came."""
     comfy = sim_url(stack, "comfyui")
-    # Slow renders: the backlog takes ~12 s to drain (60 x 0.8 s over 4 simulated GPUs).
-    httpx.post(f"{comfy}/_sim/comfyui", json={"render_ms": 800}, timeout=5).raise_for_status()
+    gpus = len(httpx.get(f"{comfy}/system_stats", timeout=5).json()["devices"])
+    assert gpus == 1
+    httpx.post(f"{comfy}/_sim/comfyui", json={"render_ms": 400}, timeout=5).raise_for_status()
     try:
         with ThreadPoolExecutor(8) as pool:
             backlog = list(
@@ -92,16 +96,29 @@ def test_high_priority_overtakes_a_low_priority_backlog(stack: Stack) -> None:
                     lambda i: submit(
                         stack, theme=f"backlog {i}", priority="low", productTypes=["mug"]
                     ),
-                    range(60),
+                    range(25),
                 )
             )
+
+        def gpu_queue_busy() -> bool:
+            books = httpx.get(f"{comfy}/_sim/books", timeout=5).json()
+            return bool(books["running"] >= 1 and books["pending"] >= 1)
+
+        wait_for(gpu_queue_busy, 30, "low renders running and queued at ComfyUI", interval=0.05)
+        came_at = datetime.now(UTC)
         urgent = submit(stack, theme="urgent", priority="high", productTypes=["mug"])
-        submitted_at = time.monotonic()
-        wait_done(stack, [urgent])
-        urgent_took = time.monotonic() - submitted_at
-        statuses = [status(stack, jid) for jid in backlog]
-        unfinished = sum(1 for st in statuses if st not in TERMINAL)
-        assert unfinished >= 10, (unfinished, urgent_took)
-        wait_done(stack, backlog, timeout=120)
+        wait_done(stack, [urgent, *backlog], timeout=120)
     finally:
         httpx.post(f"{comfy}/_sim/comfyui", json={"render_ms": 0}, timeout=5)
+
+    ours = {urgent, *backlog}
+    images = {
+        e.job_id: e.occurred_at
+        for m in read_all(stack.bootstrap, IMAGES_GENERATED)
+        if (e := parse_event(m.value())).job_id in ours
+    }
+    assert set(images) == ours
+    unfinished_then = [jid for jid in backlog if images[jid] > came_at]
+    overtook = [jid for jid in unfinished_then if images[jid] < images[urgent]]
+    assert len(unfinished_then) >= 10, "the backlog must still be there when the high job comes"
+    assert len(overtook) <= gpus + 1, (len(overtook), len(unfinished_then))

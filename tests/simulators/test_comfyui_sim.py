@@ -272,3 +272,31 @@ async def test_injected_execution_failure(sim: SimulatorProcess) -> None:
         assert entry["status"]["status_str"] == "error"
         assert entry["outputs"] == {}
         assert (await http.get("/_sim/books")).json()["failed"] == before + 1
+
+
+async def test_one_gpu_runs_in_comfyui_queue_order_with_front() -> None:
+    """Lowest number first: ``front`` jumps everything queued normally (a later front before an
+    earlier one, as ComfyUI negates its counter), a client's own ``number`` is used as given."""
+    env = {"SIM_COMFYUI_RENDER_MS": "150"}  # the default: one prompt at a time
+    with SimulatorProcess("comfyui", free_port(), env=env) as proc:
+        async with httpx.AsyncClient(base_url=proc.url) as http:
+            assert len((await http.get("/system_stats")).json()["devices"]) == 1
+
+            async def post(name: str, **extra: object) -> str:
+                wf = workflow(text=name, width=64, height=64)
+                resp = await http.post("/prompt", json={"prompt": wf, **extra})
+                assert resp.status_code == 200, resp.text
+                return str(resp.json()["prompt_id"])
+
+            names: dict[str, str] = {}
+            names[await post("running")] = "running"
+            await asyncio.sleep(0.05)  # the first one is on the GPU now
+            for name in ("a", "b"):
+                names[await post(name)] = name
+            names[await post("front-1", front=True)] = "front-1"
+            names[await post("front-2", front=True)] = "front-2"
+            names[await post("given-0.5", number=0.5)] = "given-0.5"
+            for pid in list(names):
+                await wait_history(http, pid)
+            done_order = [names[pid] for pid in (await http.get("/history")).json()]
+    assert done_order == ["running", "front-2", "front-1", "given-0.5", "a", "b"]

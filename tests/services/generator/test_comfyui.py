@@ -22,10 +22,12 @@ from simulators.process import SimulatorProcess
 SIMS = {
     # Two ordinary backends (the pool), one far slower than the timeout test allows, one that
     # fails every execution. Four GPUs each, 200 ms a render.
-    "a": {"SIM_COMFYUI_RENDER_MS": "200"},
-    "b": {"SIM_COMFYUI_RENDER_MS": "200"},
+    "a": {"SIM_COMFYUI_RENDER_MS": "200", "SIM_COMFYUI_WORKERS": "4"},
+    "b": {"SIM_COMFYUI_RENDER_MS": "200", "SIM_COMFYUI_WORKERS": "4"},
     "slow": {"SIM_COMFYUI_RENDER_MS": "20000", "SIM_COMFYUI_WORKERS": "1"},
     "failing": {"SIM_COMFYUI_RENDER_MS": "50", "SIM_COMFYUI_EXEC_FAILURE_RATE": "1"},
+    # One GPU, as a real ComfyUI process: for the queue-order and time-limit tests.
+    "one": {"SIM_COMFYUI_RENDER_MS": "300"},
 }
 
 
@@ -291,3 +293,118 @@ async def test_survives_backend_restart(workflow: dict[str, Any]) -> None:
         await client.aclose()
     assert png_size(first.data) == (64, 64)
     assert all(png_size(img.data) == (64, 64) for img in second)
+
+
+async def sim_books(url: str) -> dict[str, int]:
+    async with httpx.AsyncClient(base_url=url) as http:
+        return dict((await http.get("/_sim/books")).json())
+
+
+async def test_a_high_render_waits_only_for_the_gpu_not_the_backlog(
+    sims: dict[str, str], workflow: dict[str, Any]
+) -> None:
+    """Twenty low renders wait in the client, not in ComfyUI: ComfyUI never holds more than its
+    depth, and a high render finishes before all but the render already on the GPU (the promise
+    is at most the GPUs plus one)."""
+    client = ComfyUIClient(base_urls=[sims["one"]], workflow=workflow, timeout_s=20)
+    done: list[str] = []
+    depth_seen: list[int] = []
+
+    async def render(name: str, band: int, seed: int) -> None:
+        await client.render(
+            prompt=name, negative_prompt="", seed=seed, width=64, height=64, band=band,
+            order=(seed,),
+        )  # fmt: skip
+        done.append(name)
+
+    async def watch() -> None:
+        while True:
+            books = await sim_books(sims["one"])
+            depth_seen.append(books["pending"] + books["running"])
+            await asyncio.sleep(0.05)
+
+    try:
+        watcher = asyncio.create_task(watch())
+        lows = [asyncio.create_task(render(f"low-{i}", 2, i)) for i in range(20)]
+        deadline = time.monotonic() + 10
+        while (await sim_books(sims["one"]))["running"] == 0:
+            assert time.monotonic() < deadline, "the backlog never reached the GPU"
+            await asyncio.sleep(0.02)
+        await render("high", 0, 1000)
+        lows_first = done.index("high")
+        await asyncio.gather(*lows)
+        watcher.cancel()
+    finally:
+        await client.aclose()
+    assert client.scheduler.backends[0].parallelism == 1  # learned from /system_stats
+    assert lows_first <= 1 + 1, done
+    # Depth 2 (one running, one queued) plus the high band's one render of headroom.
+    assert max(depth_seen) <= 3, depth_seen
+
+
+async def test_time_limit_counts_on_the_gpu_not_in_the_queue(
+    sims: dict[str, str], workflow: dict[str, Any]
+) -> None:
+    # Six 300 ms renders on one GPU take ~1.8 s; each may take 1 s on the GPU: none times out.
+    client = ComfyUIClient(base_urls=[sims["one"]], workflow=workflow, timeout_s=1.0)
+    try:
+        images = await asyncio.gather(
+            *(
+                client.render(prompt="queue", negative_prompt="", seed=i, width=64, height=64)
+                for i in range(6)
+            )
+        )
+    finally:
+        await client.aclose()
+    assert len(images) == 6
+
+
+async def test_a_timed_out_running_prompt_is_interrupted(
+    sims: dict[str, str], workflow: dict[str, Any]
+) -> None:
+    before = await sim_books(sims["slow"])
+    client = ComfyUIClient(base_urls=[sims["slow"]], workflow=workflow, timeout_s=0.5)
+    try:
+        with pytest.raises(VendorTimeout, match="finish"):
+            await client.render(prompt="stuck", negative_prompt="", seed=5, width=64, height=64)
+    finally:
+        await client.aclose()
+    deadline = time.monotonic() + 5
+    while True:
+        books = await sim_books(sims["slow"])
+        if books["interrupted"] == before["interrupted"] + 1 and books["running"] == 0:
+            break
+        assert time.monotonic() < deadline, books
+        await asyncio.sleep(0.05)
+
+
+async def test_cancelled_renders_leave_the_gpu(
+    sims: dict[str, str], workflow: dict[str, Any]
+) -> None:
+    """A job whose sibling render failed cancels the rest: submitted ones are deleted from
+    the queue or interrupted, so the GPU is free for other work."""
+    client = ComfyUIClient(base_urls=[sims["slow"]], workflow=workflow, timeout_s=60)
+    try:
+        tasks = [
+            asyncio.create_task(
+                client.render(prompt="sibling", negative_prompt="", seed=i, width=64, height=64)
+            )
+            for i in range(3)
+        ]
+        deadline = time.monotonic() + 5
+        while (await sim_books(sims["slow"]))["running"] == 0:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.1)  # execution_start has reached the client
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        deadline = time.monotonic() + 5
+        while True:
+            books = await sim_books(sims["slow"])
+            if books["running"] == 0 and books["pending"] == 0:
+                break
+            assert time.monotonic() < deadline, books
+            await asyncio.sleep(0.05)
+    finally:
+        await client.aclose()

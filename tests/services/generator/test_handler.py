@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from PIL import Image
 from services.generator.claude import CreativeBrief
 from services.generator.comfyui import RenderedImage
 from services.generator.handler import GeneratorHandler, seed_for
-from shared.errors import RetryableError
+from shared.errors import PermanentError, RetryableError
 from shared.events import ImageGenerated, JobRequested, JobRequestedPayload
 from shared.runner import MessageContext
 from shared.storage import LocalImageStorage
@@ -41,15 +42,29 @@ class FakeBriefs:
 
 
 class FakeRenderer:
-    def __init__(self, fail: bool = False) -> None:
+    """Renders a PNG from the seed; ``failures`` says how often each seed fails first
+    (-1: always), with ``error`` (retryable unless said otherwise)."""
+
+    def __init__(
+        self,
+        fail: bool = False,
+        failures: dict[int, int] | None = None,
+        error: Exception | None = None,
+    ) -> None:
         self.seeds: list[int] = []
+        self.calls: list[dict[str, object]] = []
         self.fail = fail
+        self.failures = dict(failures or {})
+        self.error = error or RetryableError("GPU out of memory", vendor="comfyui")
 
     async def render(
-        self, *, prompt: str, seed: int, width: int = 1024, height: int = 1024, **_: object
+        self, *, prompt: str, seed: int, width: int = 1024, height: int = 1024, **kw: object
     ) -> RenderedImage:
-        if self.fail:
-            raise RetryableError("GPU out of memory", vendor="comfyui")
+        self.calls.append({"seed": seed, **kw})
+        left = self.failures.get(seed, 0)
+        if self.fail or left:
+            self.failures[seed] = left - 1 if left > 0 else left
+            raise self.error
         self.seeds.append(seed)
         buf = io.BytesIO()
         Image.new("RGB", (width, height), (seed % 256, len(prompt) % 256, 9)).save(buf, "PNG")
@@ -73,13 +88,17 @@ def job(count: int = 3, prompt: str | None = None) -> JobRequested:
     )
 
 
-def handler(tmp_path: Path, renderer: FakeRenderer | None = None) -> GeneratorHandler:
+def handler(
+    tmp_path: Path, renderer: FakeRenderer | None = None, briefs: FakeBriefs | None = None
+) -> GeneratorHandler:
     return GeneratorHandler(
-        briefs=FakeBriefs(),
+        briefs=briefs or FakeBriefs(),
         renderer=renderer or FakeRenderer(),
         storage=LocalImageStorage(tmp_path),
         width=64,
         height=48,
+        render_attempts=3,
+        render_retry_delay_s=0.001,
     )
 
 
@@ -123,3 +142,78 @@ async def test_seeds_differ_per_image_and_job() -> None:
 async def test_render_failure_propagates_as_retryable(tmp_path: Path) -> None:
     with pytest.raises(RetryableError):
         await handler(tmp_path, FakeRenderer(fail=True))(job(1), CTX)
+
+
+async def test_a_failed_render_is_retried_alone(tmp_path: Path) -> None:
+    flaky = seed_for("job-42", 1)
+    renderer = FakeRenderer(failures={flaky: 2})
+    outputs = await handler(tmp_path, renderer)(job(3), CTX)
+    assert len(outputs) == 3
+    seeds = [c["seed"] for c in renderer.calls]
+    assert seeds.count(flaky) == 3  # two failures, then done
+    assert all(seeds.count(seed_for("job-42", i)) == 1 for i in (0, 2))
+
+
+async def test_renders_go_to_the_gpu_queue_under_the_jobs_band_and_age(tmp_path: Path) -> None:
+    renderer = FakeRenderer()
+    event = job(2)  # priority high
+    await handler(tmp_path, renderer)(event, CTX)
+    assert {c["band"] for c in renderer.calls} == {0}
+    orders = sorted(c["order"] for c in renderer.calls)  # type: ignore[type-var]
+    assert orders == [(event.occurred_at.timestamp(), "job-42", i) for i in (0, 1)]
+
+
+async def test_a_permanent_failure_cancels_the_siblings(tmp_path: Path) -> None:
+    cancelled: list[int] = []
+    siblings: list[int] = []
+    both_started = asyncio.Event()
+
+    class Blocking(FakeRenderer):
+        async def render(self, *, prompt: str, seed: int, **kw: object) -> RenderedImage:
+            if seed == seed_for("job-42", 0):
+                await both_started.wait()
+                raise PermanentError("content rejected", vendor="comfyui", status=400)
+            siblings.append(seed)
+            if len(siblings) == 2:
+                both_started.set()
+            try:
+                await asyncio.sleep(60)
+            except asyncio.CancelledError:
+                cancelled.append(seed)
+                raise
+            raise AssertionError("not cancelled")
+
+    with pytest.raises(PermanentError, match="content rejected"):
+        await asyncio.wait_for(handler(tmp_path, Blocking())(job(3), CTX), 10)
+    assert sorted(cancelled) == sorted(seed_for("job-42", i) for i in (1, 2))
+
+
+async def test_the_next_attempt_keeps_briefs_and_finished_images(tmp_path: Path) -> None:
+    briefs = FakeBriefs()
+    doomed = seed_for("job-42", 2)
+    first = FakeRenderer(failures={doomed: -1})
+    with pytest.raises(RetryableError):
+        await handler(tmp_path, first, briefs)(job(3), CTX)
+    second = FakeRenderer()
+    outputs = await handler(tmp_path, second, briefs)(job(3), CTX)
+    assert len(outputs) == 3
+    assert len(briefs.calls) == 1  # Claude was asked once
+    assert second.seeds == [doomed]  # only the image that had failed is rendered again
+    # The images handed on are those of the first attempt.
+    done_first = {seed_for("job-42", i) for i in (0, 1)}
+    assert set(first.seeds) == done_first
+    # Once handed on, nothing is kept: a changed request would start afresh anyway.
+    assert not any((tmp_path / ".progress").iterdir())
+
+
+async def test_a_changed_request_does_not_reuse_old_notes(tmp_path: Path) -> None:
+    briefs = FakeBriefs()
+    with pytest.raises(RetryableError):
+        await handler(tmp_path, FakeRenderer(failures={seed_for("job-42", 0): -1}), briefs)(
+            job(2), CTX
+        )
+    changed = job(2, prompt="a different picture")
+    renderer = FakeRenderer()
+    await handler(tmp_path, renderer, briefs)(changed, CTX)
+    assert len(briefs.calls) == 2
+    assert len(renderer.seeds) == 2
