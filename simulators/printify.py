@@ -19,6 +19,7 @@ Knobs (environment; the fault knobs of :mod:`simulators.common` apply too):
 account; the oldest are evicted beyond it so long runs stay bounded).
 
 Test hooks: ``GET /_sim/books`` (what each account did, plus duplicate products),
+``GET /_sim/request_times`` (epoch seconds of each account's accepted requests),
 ``POST /_sim/reset`` (forget everything), ``GET/POST /_sim/limits`` (change the rate limits).
 """
 
@@ -34,6 +35,7 @@ import logging
 import math
 import os
 import secrets
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeGuard
@@ -211,6 +213,11 @@ class Account:
     products_deleted: int = 0
     requests: int = 0
     rate_limited: int = 0
+    # Wall-clock times of the requests the rate limit let through (the newest 100k), so that
+    # tests and benchmarks can see how much of the budget was used in any window.
+    accepted_at: collections.deque[float] = field(
+        default_factory=lambda: collections.deque(maxlen=100_000)
+    )
     publish_calls: collections.Counter[str] = field(default_factory=collections.Counter)
     publish_succeeded: collections.Counter[str] = field(default_factory=collections.Counter)
     publish_failed: collections.Counter[str] = field(default_factory=collections.Counter)
@@ -748,6 +755,7 @@ def create_app(knobs: Knobs | None = None) -> FastAPI:
         if wait is not None:
             acct.rate_limited += 1
             return _too_many(wait, "Request")
+        acct.accepted_at.append(time.time())
         return await call_next(request)
 
     def account_of(request: Request) -> Account:
@@ -920,6 +928,10 @@ def create_app(knobs: Knobs | None = None) -> FastAPI:
         return _ok({})
 
     # --- test hooks --------------------------------------------------------------------------
+
+    @app.get("/_sim/request_times")
+    async def request_times() -> dict[str, list[float]]:
+        return {key: list(acct.accepted_at) for key, acct in state.accounts.items()}
 
     @app.get("/_sim/books")
     async def books() -> Response:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field
 
 from shared.events import ProductType
 from shared.runner import RunnerSettings
 from shared.settings import DatabaseSettings
+from shared.vendors.printify import PrintifyAccountSettings
 
 
 class CatalogEntry(BaseModel):
@@ -30,17 +31,12 @@ DEFAULT_CATALOG: dict[ProductType, CatalogEntry] = {
 }
 
 
-class PrintifySettings(RunnerSettings, DatabaseSettings):
-    """Printify credentials and catalog (PRINTIFY_API_KEY, PRINTIFY_SHOP_ID, PRODUCT_CATALOG),
-    and the database of the side-effect ledger (DATABASE_URL)."""
+class PrintifySettings(RunnerSettings, DatabaseSettings, PrintifyAccountSettings):
+    """The Printify account (PRINTIFY_API_KEY, its limits), shop and catalog (PRINTIFY_SHOP_ID,
+    PRODUCT_CATALOG), and the database of the ledger and the shared budgets (DATABASE_URL)."""
 
-    printify_api_key: SecretStr
-    printify_api_url: str = "https://api.printify.com"
     printify_shop_id: str | None = Field(default=None, description="Unset = the account's first")
-    printify_requests_per_minute: int = Field(default=600, ge=1)
-    printify_timeout_s: float = Field(default=30.0, gt=0)
     product_catalog: dict[ProductType, CatalogEntry] = Field(default_factory=dict)
-    product_attempts: int = Field(default=3, ge=1, le=10)
 
     def catalog(self) -> dict[ProductType, CatalogEntry]:
         """The defaults, overridden per type by PRODUCT_CATALOG (JSON)."""

@@ -1,9 +1,10 @@
 """Async client for the Printify API v1, used by the printify and publisher stages.
 
-It keeps the account inside Printify's documented limits on its own (600 requests per minute,
-200 publish calls per 30 minutes) with a client-side sliding-window limiter shared by every
-concurrent call of one client, honours 429 ``Retry-After``, and maps every failure onto the
-POD Engine error classes (:mod:`shared.errors`) with ``vendor="printify"``.
+It keeps the account inside Printify's documented limits (600 requests per minute, 200 publish
+calls per 30 minutes) through two rate budgets (:mod:`shared.budget`): in production one budget
+per account shared by every process that calls it, in PostgreSQL; by default an in-process one.
+A 429 stops the whole budget for its ``Retry-After`` (capped), and every failure is mapped onto
+the POD Engine error classes (:mod:`shared.errors`) with ``vendor="printify"``.
 
 Product creation is not idempotent at Printify. When a create call ends in an unknown outcome
 (timeout, dropped connection) the caller reconciles with :meth:`PrintifyClient.find_product_by_sku`
@@ -12,18 +13,19 @@ using the deterministic SKUs that :func:`build_product_payload` writes.
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import collections
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager, suppress
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
+from psycopg_pool import AsyncConnectionPool
+from pydantic import Field, SecretStr
 
+from shared.budget import LocalRateBudget, RateBudget, SharedRateBudget, account_key
 from shared.errors import PodError, RetryableError, VendorTimeout, classify_http_status
+from shared.settings import PodSettings
 
 logger = logging.getLogger(__name__)
 
@@ -38,64 +40,6 @@ DEFAULT_PUBLISH_PARTS = {
     "keyFeatures": True,
     "shipping_template": True,
 }
-
-
-class AsyncSlidingWindowLimiter:
-    """At most ``limit`` requests in any ``window_s`` seconds; callers wait for a free slot.
-
-    A request occupies a slot from the moment it is sent until ``window_s`` after its answer
-    arrived. Counting from the *answer* (not the send) is what makes the client safe against
-    a server that counts arrivals with the same window: the server receives a request after it
-    was sent and before it was answered, so every arrival the server still counts is either
-    in flight or answered less than ``window_s`` ago here.
-    """
-
-    def __init__(
-        self, limit: int, window_s: float, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        if limit < 1 or window_s <= 0:
-            raise ValueError("limit must be >= 1 and window_s > 0")
-        self.limit = limit
-        self.window_s = window_s
-        self._clock = clock
-        self._done: collections.deque[float] = collections.deque()
-        self._in_flight = 0
-        self._cond = asyncio.Condition()
-
-    def _prune(self, now: float) -> None:
-        while self._done and self._done[0] <= now - self.window_s:
-            self._done.popleft()
-
-    async def acquire(self) -> None:
-        """Wait until a slot is free and take it."""
-        async with self._cond:
-            while True:
-                now = self._clock()
-                self._prune(now)
-                if self._in_flight + len(self._done) < self.limit:
-                    self._in_flight += 1
-                    return
-                # Full: the oldest answered slot frees at a known time; if every slot is in
-                # flight, a release will wake us instead.
-                timeout = self._done[0] + self.window_s - now if self._done else None
-                with suppress(TimeoutError):
-                    await asyncio.wait_for(self._cond.wait(), timeout)
-
-    async def release(self) -> None:
-        """Mark the request taken by :meth:`acquire` as answered (or failed)."""
-        async with self._cond:
-            self._in_flight -= 1
-            self._done.append(self._clock())
-            self._cond.notify_all()
-
-    @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        """``async with limiter.slot():`` around one request."""
-        await self.acquire()
-        try:
-            yield
-        finally:
-            await self.release()
 
 
 def build_product_payload(
@@ -159,8 +103,9 @@ def _retry_after(resp: httpx.Response) -> float | None:
 
 
 class PrintifyClient:
-    """One Printify account. Share one instance between concurrent tasks: the limits are
-    per instance, so several instances on one account would each allow the full rate."""
+    """One Printify account. Give every client of the account the same shared budgets
+    (:func:`shared.budget.account_key` names them); without them each client allows the full
+    rate on its own."""
 
     def __init__(
         self,
@@ -174,10 +119,13 @@ class PrintifyClient:
         user_agent: str = "pod-engine",
         rate_window_s: float = 60.0,
         max_retry_wait_s: float = 120.0,
+        requests_budget: RateBudget | None = None,
+        publish_budget: RateBudget | None = None,
     ) -> None:
         """``rate_window_s`` is the window of ``requests_per_minute`` (60 s; tests shrink it).
-        A 429 asking to wait longer than ``max_retry_wait_s`` is raised at once as
-        RateLimited (with ``retry_after``) instead of blocking the caller that long."""
+        ``requests_budget`` / ``publish_budget`` replace the in-process limits built from those
+        numbers. A 429's ``Retry-After`` is capped at ``max_retry_wait_s``: the budget is
+        blocked that long, and past MAX_429_RETRIES the error is raised (retryable)."""
         if not api_key:
             raise ValueError("api_key is required")
         self._api_key = api_key
@@ -191,8 +139,12 @@ class PrintifyClient:
             },
             timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)),
         )
-        self._requests = AsyncSlidingWindowLimiter(requests_per_minute, rate_window_s)
-        self._publishes = AsyncSlidingWindowLimiter(publishes_per_window, publish_window_s)
+        self._requests: RateBudget = requests_budget or LocalRateBudget(
+            requests_per_minute, rate_window_s
+        )
+        self._publishes: RateBudget = publish_budget or LocalRateBudget(
+            publishes_per_window, publish_window_s
+        )
         self._variants_cache: dict[tuple[int, int], list[dict[str, Any]]] = {}
 
     # --- plumbing ------------------------------------------------------------------------------
@@ -257,9 +209,10 @@ class PrintifyClient:
             error = self._error_from_response(method, path, resp)
             if resp.status_code != 429:
                 raise error
-            wait = error.retry_after if error.retry_after is not None else 1.0 + attempt
-            if attempt == MAX_429_RETRIES or wait > self._max_retry_wait_s:
-                raise error
+            wait = min(
+                error.retry_after if error.retry_after is not None else 1.0 + attempt,
+                self._max_retry_wait_s,
+            )
             logger.warning(
                 "printify rate limited method=%s path=%s attempt=%d retry_after_s=%.1f",
                 method,
@@ -267,7 +220,11 @@ class PrintifyClient:
                 attempt + 1,
                 wait,
             )
-            await asyncio.sleep(wait)
+            # Every sender of the account waits, not only this one.
+            await self._requests.block(wait)
+            if attempt == MAX_429_RETRIES:
+                error.retry_after = wait
+                raise error
         raise AssertionError("unreachable")  # pragma: no cover
 
     # --- shops, uploads, catalog -------------------------------------------------------------
@@ -392,11 +349,73 @@ class PrintifyClient:
         await self._request("POST", path, {"reason": reason})
 
     async def aclose(self) -> None:
-        """Close the HTTP connection pool."""
+        """Close the HTTP connection pool (and hand back the budgets' last grants)."""
         await self._http.aclose()
+        for budget in (self._requests, self._publishes):
+            close = getattr(budget, "aclose", None)
+            if close is not None:
+                await close()
 
     async def __aenter__(self) -> PrintifyClient:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+class PrintifyAccountSettings(PodSettings):
+    """One Printify account and its documented limits (``PRINTIFY_*``); every stage that calls
+    the account reads the same settings and so shares the same budgets."""
+
+    printify_api_key: SecretStr
+    printify_api_url: str = "https://api.printify.com"
+    printify_timeout_s: float = Field(default=30.0, gt=0)
+    printify_requests_per_minute: int = Field(
+        default=600, ge=1, description="Requests per PRINTIFY_RATE_WINDOW_S, for the account"
+    )
+    printify_rate_window_s: float = Field(default=60.0, gt=0)
+    printify_publishes_per_window: int = Field(default=200, ge=1)
+    printify_publish_window_s: float = Field(default=1800.0, gt=0)
+    printify_retry_after_max_s: float = Field(
+        default=120.0, gt=0, description="Longest Retry-After honoured; longer ones are capped"
+    )
+
+
+def printify_client(
+    settings: PrintifyAccountSettings, pool: AsyncConnectionPool | None
+) -> PrintifyClient:
+    """The account's client; with a database pool its budgets are the deployment-wide ones
+    in PostgreSQL (named after a hash of the API key), else in-process ones."""
+    key = settings.printify_api_key.get_secret_value()
+    requests: RateBudget | None = None
+    publishes: RateBudget | None = None
+    if pool is not None:
+        account = account_key(VENDOR, key)
+        # A grant whose holder died keeps counting this long: longer than any request lasts.
+        hold = 3 * settings.printify_timeout_s + 10
+        requests = SharedRateBudget(
+            pool,
+            f"{account}:requests",
+            limit=settings.printify_requests_per_minute,
+            window_s=settings.printify_rate_window_s,
+            hold_s=hold,
+        )
+        publishes = SharedRateBudget(
+            pool,
+            f"{account}:publish",
+            limit=settings.printify_publishes_per_window,
+            window_s=settings.printify_publish_window_s,
+            hold_s=hold,
+        )
+    return PrintifyClient(
+        api_key=key,
+        base_url=settings.printify_api_url,
+        timeout_s=settings.printify_timeout_s,
+        requests_per_minute=settings.printify_requests_per_minute,
+        rate_window_s=settings.printify_rate_window_s,
+        publishes_per_window=settings.printify_publishes_per_window,
+        publish_window_s=settings.printify_publish_window_s,
+        max_retry_wait_s=settings.printify_retry_after_max_s,
+        requests_budget=requests,
+        publish_budget=publishes,
+    )
