@@ -1,30 +1,34 @@
 """The side-effect ledger: each external call of a (job, image, product type, step) happens once.
 
-Delivery is at-least-once (DESIGN §5), so a handler may run twice for one message. Before an
-external call the ledger records the step as ``started`` (committed at once, so it survives a
-crash); after the vendor answers it records ``done`` with the answer. A later attempt then
+Delivery is at-least-once, so a handler may run twice for one message, sometimes at the same
+time (two consumers around a rebalance). Before an external call an attempt *claims* the step's
+row: the row is recorded ``started`` (committed at once, so it survives a crash) with a lease in
+the attempt's name. After the vendor answers, the row becomes ``done`` with the answer. Another
+attempt then
 
 - finds ``done``: reuses the recorded result, no call;
-- finds ``started``: an earlier attempt's outcome is unknown (it crashed or timed out between
-  the call and the record), so it *reconciles* with the vendor first (looks for the effect) and
-  calls again only when nothing is found;
-- finds nothing: calls.
+- finds a live claim: waits (without holding a connection) until it is done or its lease runs
+  out, then looks again;
+- claims a ``started`` row whose earlier claim ended without ``done`` (crash, timeout, error):
+  that attempt's outcome is unknown, so it *reconciles* with the vendor first (looks for the
+  effect) and calls again only when nothing is found;
+- claims a new row: calls.
 
-Concurrent attempts of one key (two consumers after a rebalance, a retry racing a slow original)
-are serialised by a row lock: :meth:`Ledger.once` takes ``SELECT ... FOR UPDATE`` on the row and
-holds it, in a transaction, across the vendor call and the ``done`` record. A racing attempt
-waits on that lock (in its own ``FOR UPDATE``, or already in its ``begin`` upsert, which needs
-the same lock) and then sees ``done``. The insert conflict alone cannot serialise: the
-``started`` row is committed *before* the locking transaction, because a row inserted inside it
-would vanish with a crash and the next attempt could not know that a call may have happened.
-The lock holds one pooled connection per in-flight side effect.
+Claiming and completing are one statement each; the lease is renewed while a long call runs, and
+released at once when the call fails. Nothing is locked while the vendor, or a rate budget in
+front of it, is awaited.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+import os
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal
@@ -40,33 +44,68 @@ logger = logging.getLogger(__name__)
 Step = Literal["upload", "create", "publish"]
 Result = dict[str, Any]
 
-_BEGIN = """
-INSERT INTO side_effects (job_id, image_index, product_type, step)
-VALUES (%s, %s, %s, %s)
-ON CONFLICT (job_id, image_index, product_type, step)
-DO UPDATE SET attempts = side_effects.attempts + 1, updated_at = now()
-RETURNING state, result, attempts
+# Claim the row unless it is done or claimed by a live lease; either way return the row and
+# whether this statement claimed it. (The second SELECT sees the row as it was before the
+# statement, which is what matters when the claim did not happen.)
+_CLAIM = """
+WITH claim AS (
+    INSERT INTO side_effects AS s
+        (job_id, image_index, product_type, step, claimed_by, claimed_until)
+    VALUES (%(job)s, %(image)s, %(type)s, %(step)s, %(owner)s,
+            clock_timestamp() + make_interval(secs => %(lease)s))
+    ON CONFLICT (job_id, image_index, product_type, step) DO UPDATE
+    SET attempts = s.attempts + 1, claimed_by = EXCLUDED.claimed_by,
+        claimed_until = EXCLUDED.claimed_until, updated_at = now()
+    WHERE s.state <> 'done'
+      AND (s.claimed_until IS NULL OR s.claimed_until <= clock_timestamp())
+    RETURNING s.state, s.result, s.attempts, true AS claimed
+)
+SELECT state, result, attempts, claimed FROM claim
+UNION ALL
+SELECT state, result, attempts, false FROM side_effects
+WHERE job_id = %(job)s AND image_index = %(image)s
+  AND product_type = %(type)s AND step = %(step)s
+  AND NOT EXISTS (SELECT 1 FROM claim)
 """
 
-# Upsert so that `complete` works without `begin`; a `done` row keeps its first result, so a
-# late duplicate answer can never replace the one already handed downstream.
+# Record the answer; a `done` row keeps its first result (returned either way), so a late
+# duplicate answer can never replace the one already handed downstream.
 _COMPLETE = """
-INSERT INTO side_effects (job_id, image_index, product_type, step, state, result)
-VALUES (%s, %s, %s, %s, 'done', %s)
-ON CONFLICT (job_id, image_index, product_type, step)
-DO UPDATE SET state = 'done', result = EXCLUDED.result, updated_at = now()
-WHERE side_effects.state <> 'done'
+WITH up AS (
+    INSERT INTO side_effects AS s (job_id, image_index, product_type, step, state, result)
+    VALUES (%(job)s, %(image)s, %(type)s, %(step)s, 'done', %(result)s)
+    ON CONFLICT (job_id, image_index, product_type, step) DO UPDATE
+    SET state = 'done', result = EXCLUDED.result, claimed_by = NULL, claimed_until = NULL,
+        updated_at = now()
+    WHERE s.state <> 'done'
+    RETURNING s.result
+)
+SELECT result FROM up
+UNION ALL
+SELECT result FROM side_effects
+WHERE job_id = %(job)s AND image_index = %(image)s
+  AND product_type = %(type)s AND step = %(step)s
+  AND NOT EXISTS (SELECT 1 FROM up)
 """
 
-_LOCK = """
-SELECT state, result, attempts FROM side_effects
-WHERE job_id = %s AND image_index = %s AND product_type = %s AND step = %s
-FOR UPDATE
+_RENEW = """
+UPDATE side_effects SET claimed_until = clock_timestamp() + make_interval(secs => %(lease)s)
+WHERE job_id = %(job)s AND image_index = %(image)s
+  AND product_type = %(type)s AND step = %(step)s
+  AND claimed_by = %(owner)s AND state <> 'done'
+"""
+
+_RELEASE = """
+UPDATE side_effects SET claimed_until = NULL, claimed_by = NULL
+WHERE job_id = %(job)s AND image_index = %(image)s
+  AND product_type = %(type)s AND step = %(step)s
+  AND claimed_by = %(owner)s AND state <> 'done'
 """
 
 _GET = """
 SELECT state, result, attempts FROM side_effects
-WHERE job_id = %s AND image_index = %s AND product_type = %s AND step = %s
+WHERE job_id = %(job)s AND image_index = %(image)s
+  AND product_type = %(type)s AND step = %(step)s
 """
 
 
@@ -79,33 +118,52 @@ class EffectKey:
     product_type: str
     step: Step
 
-    def params(self) -> tuple[str, int, str, str]:
-        """The key as SQL parameters, in primary-key order."""
-        return (self.job_id, self.image_index, self.product_type, self.step)
+    def params(self) -> dict[str, Any]:
+        """The key as named SQL parameters."""
+        return {
+            "job": self.job_id,
+            "image": self.image_index,
+            "type": self.product_type,
+            "step": self.step,
+        }
+
+    def describe(self) -> str:
+        return (
+            f"job_id={self.job_id} image_index={self.image_index} "
+            f"product_type={self.product_type or '-'} step={self.step}"
+        )
 
 
 class EffectState(StrEnum):
     """Where a side effect stands, as :meth:`Ledger.begin` saw it."""
 
-    NEW = "new"  # no earlier attempt: call
-    STARTED = "started"  # an earlier attempt's outcome is unknown: reconcile, then maybe call
+    NEW = "new"  # claimed, no earlier attempt: call
+    STARTED = "started"  # claimed, an earlier attempt's outcome is unknown: reconcile, then call
     DONE = "done"  # recorded: reuse the result
+    BUSY = "busy"  # another attempt holds a live claim: wait for it
 
 
 @dataclass(frozen=True)
 class LedgerEntry:
-    """A ledger row as seen by one attempt; ``attempts`` counts every ``begin``."""
+    """A ledger row as seen by one attempt; ``attempts`` counts every claim."""
 
     state: EffectState
     result: Result | None
     attempts: int
 
 
-def _entry(row: tuple[str, Result | None, int], *, fresh: bool) -> LedgerEntry:
-    state, result, attempts = row
+def _entry(row: tuple[str, Result | None, int, bool]) -> LedgerEntry:
+    state, result, attempts, claimed = row
     if state == "done":
         return LedgerEntry(EffectState.DONE, result, attempts)
-    return LedgerEntry(EffectState.NEW if fresh else EffectState.STARTED, None, attempts)
+    if not claimed:
+        return LedgerEntry(EffectState.BUSY, None, attempts)
+    # Claims are exclusive, so a first claim means no call can have happened before ours.
+    return LedgerEntry(EffectState.NEW if attempts == 1 else EffectState.STARTED, None, attempts)
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 class Ledger:
@@ -115,54 +173,63 @@ class Ledger:
         self,
         pool: AsyncConnectionPool,
         *,
-        lock_timeout_s: float = 300.0,
-        connection_timeout_s: float = 120.0,
+        lease_s: float = 15.0,
+        wait_timeout_s: float = 300.0,
+        connection_timeout_s: float = 30.0,
     ) -> None:
-        """``lock_timeout_s`` bounds the wait for a concurrent attempt of the same key and
-        ``connection_timeout_s`` the wait for a pooled connection (:meth:`once` holds one
-        across the vendor call); past either the caller gets a RetryableError."""
+        """``lease_s`` is how long a claim lasts unless renewed (it is, every third of it,
+        while the call runs), so also how long the next attempt waits after a crash.
+        ``wait_timeout_s`` bounds the wait for a concurrent attempt of the same key and
+        ``connection_timeout_s`` the wait for a pooled connection; past either the caller gets
+        a RetryableError."""
         self.pool = pool
-        self.lock_timeout_ms = max(1, int(lock_timeout_s * 1000))
+        self.lease_s = lease_s
+        self.wait_timeout_s = wait_timeout_s
         self.connection_timeout_s = connection_timeout_s
 
-    @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    async def _fetch(self, sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
         # A database outage must retry the message, never dead-letter it.
         try:
             async with self.pool.connection(timeout=self.connection_timeout_s) as conn:
-                yield conn
+                cur = await conn.execute(sql, params)
+                return await cur.fetchone() if cur.description else None
         except psycopg.Error as exc:
             raise RetryableError(f"side-effect ledger unavailable: {exc}") from exc
 
-    @asynccontextmanager
-    async def _transaction(self, conn: psycopg.AsyncConnection[Any]) -> AsyncIterator[None]:
-        # The row lock of a concurrent attempt in its vendor call blocks every write of the
-        # row (the upsert of `begin` too): wait for it, but not forever.
-        async with conn.transaction():
-            await conn.execute(
-                "SELECT set_config('lock_timeout', %s, true)", (f"{self.lock_timeout_ms}ms",)
-            )
-            yield
+    async def begin(
+        self, key: EffectKey, *, owner: str | None = None, lease_s: float | None = None
+    ) -> LedgerEntry:
+        """Claim ``key`` for an attempt (``owner``); say whether it is new, started earlier,
+        done, or busy (claimed by another live attempt, so not claimed now).
 
-    async def begin(self, key: EffectKey) -> LedgerEntry:
-        """Record an attempt of ``key``; say whether it is new, started earlier, or done.
-
-        The row is committed before this returns, so a crash right after leaves ``started``.
+        The claim is committed before this returns, so a crash right after leaves ``started``
+        (and its lease runs out). ``lease_s=0`` records an attempt that ends at once, as a
+        crashed one does.
         """
-        async with self._connection() as conn:
-            return await self._begin(conn, key)
+        params = {
+            **key.params(),
+            "owner": owner or _owner(),
+            "lease": self.lease_s if lease_s is None else lease_s,
+        }
+        row = await self._fetch(_CLAIM, params)
+        assert row is not None  # the row exists after the insert, claimed or not
+        return _entry(row)
 
-    async def complete(self, key: EffectKey, result: Result) -> None:
-        """Record ``key`` as done with the vendor's ``result`` (a done row keeps its first)."""
-        async with self._connection() as conn, self._transaction(conn):
-            await conn.execute(_COMPLETE, (*key.params(), Jsonb(result)))
+    async def complete(self, key: EffectKey, result: Result) -> Result:
+        """Record ``key`` as done with the vendor's ``result``; returns the recorded result
+        (the first one, should another attempt have completed it meanwhile)."""
+        row = await self._fetch(_COMPLETE, {**key.params(), "result": Jsonb(result)})
+        assert row is not None
+        return dict(row[0])
 
     async def get(self, key: EffectKey) -> LedgerEntry | None:
-        """The row of ``key`` without recording an attempt (None when never begun)."""
-        async with self._connection() as conn:
-            cur = await conn.execute(_GET, key.params())
-            row = await cur.fetchone()
-        return None if row is None else _entry(row, fresh=False)
+        """The row of ``key`` without claiming it (None when never begun)."""
+        row = await self._fetch(_GET, key.params())
+        if row is None:
+            return None
+        state, result, attempts = row
+        done = state == "done"
+        return LedgerEntry(EffectState.DONE if done else EffectState.STARTED, result, attempts)
 
     async def once(
         self,
@@ -175,59 +242,57 @@ class Ledger:
         ``reconcile`` looks at the vendor for an effect an earlier attempt may have caused and
         returns its result, or None when there is none; without it, an unknown outcome is
         resolved by calling ``do`` again (for effects whose duplicate is harmless). Exceptions
-        of ``do`` and ``reconcile`` propagate unchanged and leave the row ``started``.
+        of ``do`` and ``reconcile`` propagate unchanged and leave the row ``started``, with the
+        claim released so the next attempt need not wait for the lease.
         """
-        async with self._connection() as conn:
-            entry = await self._begin(conn, key)
-            if entry.state is EffectState.DONE:
-                assert entry.result is not None  # the table's CHECK: done rows have a result
-                logger.info(
-                    "side effect reused job_id=%s image_index=%d product_type=%s step=%s",
-                    *key.params(),
-                )
-                return entry.result
-            # One transaction from the lock to the `done` record: a concurrent attempt waits
-            # here (or in its `begin`) until this one committed, then finds `done`.
-            async with self._transaction(conn):
-                cur = await conn.execute(_LOCK, key.params())
-                row = await cur.fetchone()
-                assert row is not None  # begun above and rows are never deleted here
-                state, result, attempts = row
-                if state == "done":
-                    # A concurrent attempt finished it while this one waited for the lock.
-                    logger.info(
-                        "side effect done concurrently job_id=%s image_index=%d "
-                        "product_type=%s step=%s",
-                        *key.params(),
+        owner = _owner()
+        entry = await self._claim(key, owner)
+        if entry.state is EffectState.DONE:
+            assert entry.result is not None  # the table's CHECK: done rows have a result
+            logger.info("side effect reused %s", key.describe())
+            return entry.result
+        renewer = asyncio.create_task(self._renew(key, owner))
+        try:
+            if entry.state is EffectState.STARTED and reconcile is not None:
+                found = await reconcile()
+                if found is not None:
+                    recorded = await self.complete(key, found)
+                    logger.warning(
+                        "side effect reconciled %s attempts=%d", key.describe(), entry.attempts
                     )
-                    return dict(result)
-                # Every attempt that may have called the vendor began first, so one begin only
-                # (ours) means no call can have happened; more means the outcome is unknown.
-                if attempts > 1 and reconcile is not None:
-                    found = await reconcile()
-                    if found is not None:
-                        await conn.execute(_COMPLETE, (*key.params(), Jsonb(found)))
-                        logger.warning(
-                            "side effect reconciled job_id=%s image_index=%d product_type=%s "
-                            "step=%s attempts=%d",
-                            *key.params(),
-                            attempts,
-                        )
-                        return found
-                result = await do()
-                await conn.execute(_COMPLETE, (*key.params(), Jsonb(result)))
-                logger.info(
-                    "side effect done job_id=%s image_index=%d product_type=%s step=%s attempts=%d",
-                    *key.params(),
-                    attempts,
-                )
-                return result
+                    return recorded
+            result = await do()
+            recorded = await self.complete(key, result)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._fetch(_RELEASE, {**key.params(), "owner": owner}))
+            raise
+        finally:
+            renewer.cancel()
+        logger.info("side effect done %s attempts=%d", key.describe(), entry.attempts)
+        return recorded
 
-    async def _begin(self, conn: psycopg.AsyncConnection[Any], key: EffectKey) -> LedgerEntry:
-        # Its own short transaction, committed at once: `started` must outlive a crash.
-        async with self._transaction(conn):
-            cur = await conn.execute(_BEGIN, key.params())
-            row = await cur.fetchone()
-        assert row is not None  # INSERT ... ON CONFLICT DO UPDATE always returns the row
-        # attempts == 1 exactly when this statement inserted the row.
-        return _entry(row, fresh=row[2] == 1)
+    async def _claim(self, key: EffectKey, owner: str) -> LedgerEntry:
+        """Claim ``key``, waiting (with no connection held) while another attempt has it."""
+        deadline = time.monotonic() + self.wait_timeout_s
+        delay = 0.02
+        while True:
+            entry = await self.begin(key, owner=owner)
+            if entry.state is not EffectState.BUSY:
+                return entry
+            if delay == 0.02:
+                logger.info("side effect claimed elsewhere, waiting %s", key.describe())
+            if time.monotonic() > deadline:
+                raise RetryableError(
+                    f"side effect still claimed by another attempt after "
+                    f"{self.wait_timeout_s:g}s: {key.describe()}"
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+    async def _renew(self, key: EffectKey, owner: str) -> None:
+        # A call that outlives a third of the lease keeps its claim; a crash lets it run out.
+        while True:
+            await asyncio.sleep(self.lease_s / 3)
+            with contextlib.suppress(RetryableError):
+                await self._fetch(_RENEW, {**key.params(), "owner": owner, "lease": self.lease_s})

@@ -37,7 +37,7 @@ from shared.runner import Handler, MessageContext, Output
 from shared.service import closing
 from shared.storage import read_uri
 from shared.topics import PRINTIFY, PRODUCTS_CREATED
-from shared.vendors.printify import PrintifyClient, build_product_payload
+from shared.vendors.printify import PrintifyClient, build_product_payload, printify_client
 
 logger = logging.getLogger(__name__)
 
@@ -225,20 +225,15 @@ async def build_handler(settings: PrintifySettings) -> AsyncIterator[Handler[Ima
     """The handler wired to the real Printify client and the ledger named by ``settings``."""
     # Idempotent and lock-serialised: a stage started on its own still finds its table.
     await asyncio.to_thread(migrate, settings.url)
-    client = PrintifyClient(
-        api_key=settings.printify_api_key.get_secret_value(),
-        base_url=settings.printify_api_url,
-        timeout_s=settings.printify_timeout_s,
-        requests_per_minute=settings.printify_requests_per_minute,
-    )
-    async with closing(client):
-        pool = await open_pool(settings.url, max_size=settings.db_pool_max, name="printify")
-        try:
+    pool = await open_pool(settings.url, max_size=settings.db_pool_max, name="printify")
+    try:
+        client = printify_client(settings, pool)
+        async with closing(client):
             yield PrintifyHandler(
                 client=client,
                 ledger=Ledger(pool),
                 catalog=settings.catalog(),
                 shop_id=settings.printify_shop_id,
             )
-        finally:
-            await pool.close()
+    finally:
+        await pool.close()

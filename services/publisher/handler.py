@@ -23,7 +23,7 @@ from shared.ledger import EffectKey, Ledger, Result
 from shared.runner import Handler, MessageContext, Output
 from shared.service import closing
 from shared.topics import PUBLISHED
-from shared.vendors.printify import PrintifyClient
+from shared.vendors.printify import PrintifyClient, printify_client
 
 logger = logging.getLogger(__name__)
 
@@ -122,24 +122,17 @@ async def build_handler(settings: PublisherSettings) -> AsyncIterator[Handler[Pr
     is a custom integration (then we confirm publications ourselves)."""
     # Idempotent and lock-serialised: a stage started on its own still finds its table.
     await asyncio.to_thread(migrate, settings.url)
-    client = PrintifyClient(
-        api_key=settings.printify_api_key.get_secret_value(),
-        base_url=settings.printify_api_url,
-        timeout_s=settings.printify_timeout_s,
-        requests_per_minute=settings.printify_requests_per_minute,
-        publishes_per_window=settings.printify_publishes_per_window,
-        publish_window_s=settings.printify_publish_window_s,
-    )
-    async with closing(client):
-        shops = await client.list_shops()
-        custom = any(s.get("sales_channel") == "custom_integration" for s in shops)
-        pool = await open_pool(settings.url, max_size=settings.db_pool_max, name="publisher")
-        try:
+    pool = await open_pool(settings.url, max_size=settings.db_pool_max, name="publisher")
+    try:
+        client = printify_client(settings, pool)
+        async with closing(client):
+            shops = await client.list_shops()
+            custom = any(s.get("sales_channel") == "custom_integration" for s in shops)
             yield PublisherHandler(
                 client=client,
                 ledger=Ledger(pool),
                 custom_channel=custom,
                 storefront_base_url=settings.storefront_base_url,
             )
-        finally:
-            await pool.close()
+    finally:
+        await pool.close()

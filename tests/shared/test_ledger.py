@@ -1,10 +1,9 @@
-"""The side-effect ledger against the real PostgreSQL: begin/complete/once and concurrency.
+"""The side-effect ledger against the real PostgreSQL: claims, leases, once and concurrency.
 
-Concurrent attempts of one key are serialised by the row lock ``once`` takes with
-``SELECT ... FOR UPDATE`` and holds across the side effect and the ``done`` record; a racing
-attempt waits on it (in its ``FOR UPDATE`` or already in its ``begin`` upsert). The insert
-conflict alone would not do: the ``started`` row is committed before the lock is taken so that
-it survives a crash.
+Concurrent attempts of one key are serialised by a claim with a lease: one attempt holds it
+across the side effect and the ``done`` record, a racing attempt waits (holding no connection)
+until the row is done or the lease runs out. ``begin(..., lease_s=0)`` stands for an attempt
+that crashed: its claim ends at once and leaves the row ``started``.
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
-import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
@@ -58,13 +56,20 @@ async def never_reconcile() -> Result | None:
 
 async def test_begin_tells_new_then_started_then_done(ledger: Ledger) -> None:
     key = new_key()
-    first = await ledger.begin(key)
+    first = await ledger.begin(key, lease_s=0)
     assert (first.state, first.result, first.attempts) == (EffectState.NEW, None, 1)
-    again = await ledger.begin(key)
+    again = await ledger.begin(key, lease_s=0)
     assert (again.state, again.result, again.attempts) == (EffectState.STARTED, None, 2)
     await ledger.complete(key, {"product_id": "p1"})
     done = await ledger.begin(key)
-    assert (done.state, done.result, done.attempts) == (EffectState.DONE, {"product_id": "p1"}, 3)
+    assert (done.state, done.result, done.attempts) == (EffectState.DONE, {"product_id": "p1"}, 2)
+
+
+async def test_a_live_claim_makes_others_wait_without_counting(ledger: Ledger) -> None:
+    key = new_key()
+    assert (await ledger.begin(key, owner="a", lease_s=60)).state is EffectState.NEW
+    busy = await ledger.begin(key, owner="b")
+    assert (busy.state, busy.attempts) == (EffectState.BUSY, 1)
 
 
 async def test_keys_differ_by_every_part(ledger: Ledger) -> None:
@@ -100,7 +105,7 @@ async def test_once_runs_the_effect_once_and_reuses_its_result(ledger: Ledger) -
 
 async def test_started_effect_found_by_reconcile_is_not_redone(ledger: Ledger) -> None:
     key = new_key()
-    await ledger.begin(key)  # an attempt that crashed after calling the vendor
+    await ledger.begin(key, lease_s=0)  # an attempt that crashed after calling the vendor
 
     async def reconcile() -> Result | None:
         return {"product_id": "found"}
@@ -114,7 +119,7 @@ async def test_started_effect_found_by_reconcile_is_not_redone(ledger: Ledger) -
 
 async def test_started_effect_not_found_by_reconcile_is_done_again(ledger: Ledger) -> None:
     key = new_key()
-    await ledger.begin(key)  # an attempt that crashed before the vendor saw the call
+    await ledger.begin(key, lease_s=0)  # an attempt that crashed before the vendor saw the call
 
     async def reconcile() -> Result | None:
         return None
@@ -126,7 +131,7 @@ async def test_started_effect_not_found_by_reconcile_is_done_again(ledger: Ledge
 
 async def test_started_effect_without_reconcile_is_done_again(ledger: Ledger) -> None:
     key = new_key("upload", "")
-    await ledger.begin(key)
+    await ledger.begin(key, lease_s=0)
     effect = Effect({"image_id": "u-1"})
     assert await ledger.once(key, effect) == {"image_id": "u-1"}
     assert effect.calls == 1
@@ -174,7 +179,8 @@ async def test_concurrent_attempts_run_the_effect_once(
     assert effect.calls == 1
     assert all(r == {"product_id": "only-one"} for r in results)
     entry = await ledger.get(key)
-    assert entry is not None and entry.state is EffectState.DONE and entry.attempts == 5
+    # One claim: the others waited for it and found the result.
+    assert entry is not None and entry.state is EffectState.DONE and entry.attempts == 1
 
 
 async def test_different_keys_do_not_wait_for_each_other(ledger: Ledger) -> None:
@@ -189,24 +195,61 @@ async def test_different_keys_do_not_wait_for_each_other(ledger: Ledger) -> None
     assert results == [{"ok": True}, {"ok": True}]
 
 
-async def test_a_lock_held_too_long_gives_a_retryable_error(
-    pool: AsyncConnectionPool, migrated_db: str
-) -> None:
+async def test_a_claim_held_too_long_gives_a_retryable_error(pool: AsyncConnectionPool) -> None:
     key = new_key()
-    ledger = Ledger(pool, lock_timeout_s=0.2)
-    await ledger.begin(key)
-    # Another attempt stuck in its vendor call holds the row lock.
-    async with await psycopg.AsyncConnection.connect(migrated_db) as other:
-        await other.execute(
-            "SELECT 1 FROM side_effects WHERE job_id = %s AND image_index = %s"
-            " AND product_type = %s AND step = %s FOR UPDATE",
-            key.params(),
+    ledger = Ledger(pool, wait_timeout_s=0.2)
+    await ledger.begin(key, owner="stuck-in-a-vendor-call", lease_s=60)
+    effect = Effect({"x": 1})
+    with pytest.raises(RetryableError, match="still claimed by another attempt"):
+        await ledger.once(key, effect)
+    assert effect.calls == 0
+
+
+async def test_the_claim_of_a_crashed_attempt_runs_out_and_is_reconciled(ledger: Ledger) -> None:
+    key = new_key()
+    await ledger.begin(key, owner="crashed", lease_s=0.3)
+
+    async def reconcile() -> Result | None:
+        return {"product_id": "made-by-the-crashed-one"}
+
+    effect = Effect({"product_id": "new"})
+    result = await asyncio.wait_for(ledger.once(key, effect, reconcile), 10)
+    assert result == {"product_id": "made-by-the-crashed-one"} and effect.calls == 0
+
+
+async def test_a_long_call_keeps_its_claim(pool: AsyncConnectionPool) -> None:
+    """The lease is renewed while the call runs: a racing attempt that comes after the
+    first lease would have run out still waits, and reuses the result."""
+    ledger = Ledger(pool, lease_s=0.3)
+    key = new_key()
+    effect = Effect({"product_id": "slow"}, delay_s=1.0)
+
+    async def late() -> Result:
+        await asyncio.sleep(0.6)
+        return await ledger.once(key, effect, never_reconcile)
+
+    results = await asyncio.gather(ledger.once(key, effect, never_reconcile), late())
+    assert results == [{"product_id": "slow"}] * 2
+    assert effect.calls == 1
+
+
+async def test_no_connection_is_held_during_the_call(migrated_db: str) -> None:
+    """One pooled connection, two effects in their vendor calls at once."""
+    small = await open_pool(migrated_db, max_size=1)
+    try:
+        ledger = Ledger(small, connection_timeout_s=2)
+        both_in_flight = asyncio.Barrier(2)
+
+        async def effect() -> Result:
+            await asyncio.wait_for(both_in_flight.wait(), timeout=5)
+            return {"ok": True}
+
+        results = await asyncio.gather(
+            ledger.once(new_key(), effect), ledger.once(new_key(), effect)
         )
-        effect = Effect({"x": 1})
-        with pytest.raises(RetryableError, match="ledger unavailable"):
-            await ledger.once(key, effect)
-        assert effect.calls == 0
-        await other.rollback()
+        assert results == [{"ok": True}] * 2
+    finally:
+        await small.close()
 
 
 async def test_an_unreachable_database_gives_a_retryable_error() -> None:

@@ -166,7 +166,7 @@ async def test_create_with_unknown_outcome_is_found_by_sku_not_repeated(
     marker = sku_prefix(event.job_id, 1, "tshirt")
     # An earlier attempt recorded `started`, created the product, and crashed before `done`.
     key = EffectKey(event.job_id, 1, "tshirt", "create")
-    assert (await ledger.begin(key)).state is EffectState.NEW
+    assert (await ledger.begin(key, lease_s=0)).state is EffectState.NEW
     entry = DEFAULT_CATALOG[ProductType.TSHIRT]
     shop = str((await client.list_shops())[0]["id"])
     upload = await client.upload_image(file_name="crashed.png", contents=_png())
@@ -209,7 +209,7 @@ async def test_create_that_never_reached_printify_is_made_on_the_next_attempt(
 ) -> None:
     event = image_event(tmp_path, ["mug"])
     # An earlier attempt recorded `started` and crashed before its request left.
-    await ledger.begin(EffectKey(event.job_id, 1, "mug", "create"))
+    await ledger.begin(EffectKey(event.job_id, 1, "mug", "create"), lease_s=0)
     handler = PrintifyHandler(client=client, ledger=ledger, catalog=DEFAULT_CATALOG)
     outputs = await handler(event, CTX)
     created = outputs[0].event

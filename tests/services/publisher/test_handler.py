@@ -150,7 +150,7 @@ async def test_publish_requested_but_unconfirmed_is_only_confirmed(
     event = await make_product(client, auto_publish=True)
     p = event.payload
     # An earlier attempt recorded `started`, asked Printify to publish, and crashed.
-    await ledger.begin(publish_key(event))
+    await ledger.begin(publish_key(event), lease_s=0)
     await client.publish(p.shop_id, p.product_id)
     assert (await client.get_product(p.shop_id, p.product_id))["is_locked"] is True
 
@@ -172,7 +172,7 @@ async def test_confirmed_publication_is_recorded_without_any_call(
     event = await make_product(client, auto_publish=True)
     p = event.payload
     # An earlier attempt did the whole handshake and crashed before recording it.
-    await ledger.begin(publish_key(event))
+    await ledger.begin(publish_key(event), lease_s=0)
     await client.publish(p.shop_id, p.product_id)
     await client.publishing_succeeded(
         p.shop_id, p.product_id, external_id=p.product_id, handle="https://shop.test/p/x"
@@ -193,7 +193,7 @@ async def test_publish_that_never_reached_printify_is_made_on_the_next_attempt(
     client: PrintifyClient, ledger: Ledger, printify_sim: SimulatorProcess
 ) -> None:
     event = await make_product(client, auto_publish=True)
-    await ledger.begin(publish_key(event))  # crashed before the publish request left
+    await ledger.begin(publish_key(event), lease_s=0)  # crashed before the publish request left
     await publisher(client, ledger)(event, CTX)
     assert publish_calls(printify_sim, event.payload.product_id) == 1
     assert confirmations(printify_sim, event.payload.product_id) == 1
@@ -214,7 +214,9 @@ async def test_other_channels_are_published_once_and_confirmed_by_the_channel(
     handler = PublisherHandler(
         client=client, ledger=ledger, custom_channel=False, storefront_base_url="https://s"
     )
-    await ledger.begin(publish_key(event))  # an earlier attempt whose publish went through...
+    await ledger.begin(
+        publish_key(event), lease_s=0
+    )  # an earlier attempt whose publish went through...
     await client.publish(p.shop_id, p.product_id)
     outputs = await handler(event, CTX)  # ...is recognised by the lock, not repeated
     await handler(event, CTX)
