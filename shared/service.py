@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from shared.errors import ConfigError
 from shared.events import Event
+from shared.lifecycle import bind_to_parent, watch_parent
 from shared.logs import setup_logging
 from shared.runner import Handler, RunnerSettings, StageRunner, install_signal_handlers
 from shared.settings import load_settings
@@ -49,6 +50,8 @@ def main(
 ) -> None:
     """Process entry point: exit 2 with a clear message on bad configuration, else 0 on stop."""
     setup_logging(stage.name)
+    bind_to_parent()
+    watch_parent()
     try:
         settings = load_settings(settings_cls)
     except ConfigError as exc:

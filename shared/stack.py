@@ -2,43 +2,40 @@
 
 Starts what is not configured — the local Kafka broker unless ``KAFKA_BOOTSTRAP_SERVERS`` is
 set, embedded PostgreSQL unless ``DATABASE_URL`` is set, a vendor simulator for each vendor
-without credentials — creates the topics, applies the migrations, then runs every service as its
-own process (``WORKER_COUNT`` per stage) until Ctrl+C, and stops everything gracefully in reverse
-order. Tests use :class:`Stack` with their own ports and the session's broker and database.
+without credentials — creates the topics, applies the migrations, then runs the worker-pool
+manager (``python -m services.pool``, which runs ``WORKER_COUNT`` processes per stage, as it does
+under compose) and the API until Ctrl+C, and stops everything gracefully in reverse order. Tests
+and benchmarks use :class:`Stack` on their own ports and state folders.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
-import uuid
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient
 from pydantic import Field, SecretStr
 
+from services.pool.supervisor import ServiceProcess, describe_exit
 from shared.db import migrate
-from shared.errors import ConfigError, InvalidEventError
-from shared.events import ControlCommand, parse_event
+from shared.errors import ConfigError
 from shared.launch.kafka import LocalKafka
 from shared.launch.ports import free_port
 from shared.launch.postgres import LocalPostgres
 from shared.logs import setup_logging
 from shared.settings import DatabaseSettings, KafkaSettings, StateSettings, load_settings
-from shared.topics import CONTROL, STAGES, ensure_topics
+from shared.topics import STAGES, ensure_topics
 from simulators.process import SimulatorProcess
 
 logger = logging.getLogger(__name__)
-
-STAGE_SERVICES = ("monitor", "generator", "printify", "publisher")
 
 
 class StackSettings(KafkaSettings, DatabaseSettings, StateSettings):
@@ -86,45 +83,6 @@ def isolated_settings(state_dir: Path, **overrides: object) -> StackSettings:
     return StackSettings(pod_state_dir=state_dir, **{**ports, **overrides})  # type: ignore[arg-type]
 
 
-@dataclass
-class ServiceProcess:
-    """One service instance run as a child process, restarted if it dies unexpectedly."""
-
-    name: str
-    module: str
-    env: dict[str, str]
-    log_path: Path
-    proc: subprocess.Popen[bytes] | None = None
-    restarts: int = 0
-    failed: bool = False
-    died_at: float | None = None
-
-    def start(self) -> None:
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", self.module],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # Ctrl+C reaches the stack, which stops us in order
-            )
-        self.started_at = time.monotonic()
-        logger.info(
-            "service started name=%s pid=%d log=%s", self.name, self.proc.pid, self.log_path
-        )
-
-    def stop(self, timeout: float = 40.0) -> int | None:
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else None
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            logger.warning("service did not stop in time, killing name=%s", self.name)
-            self.proc.kill()
-            return self.proc.wait()
-
-
 class Stack:
     """Infrastructure, simulators and services, started and stopped together."""
 
@@ -140,8 +98,8 @@ class Stack:
         self.bootstrap = settings.bootstrap
         self.database_url = settings.url
         self._stopping = threading.Event()
-        self._control_lock = threading.Lock()
         self._env: dict[str, str] = {}
+        self._vendor_env: dict[str, str] | None = None
 
     # ------------------------------------------------------------------ start
 
@@ -176,7 +134,10 @@ class Stack:
         logger.info("migrations applied count=%d", len(applied))
 
     def vendor_env(self) -> dict[str, str]:
-        """Vendor settings for the services: real ones when configured, else a simulator's."""
+        """Vendor settings for the services: real ones when configured, else a simulator's
+        (started on the first call)."""
+        if self._vendor_env is not None:
+            return self._vendor_env
         s = self.settings
         env: dict[str, str] = {}
         if s.claude_api_key is None:
@@ -193,6 +154,7 @@ class Stack:
             env["PRINTIFY_API_URL"] = sim.url
         elif s.printify_api_url:
             env["PRINTIFY_API_URL"] = s.printify_api_url
+        self._vendor_env = env
         return env
 
     def _simulator(self, name: str, port: int) -> SimulatorProcess:
@@ -204,122 +166,59 @@ class Stack:
         return sim
 
     def start_services(self) -> None:
-        """Every stage service (WORKER_COUNT each, or its per-stage override), then the API."""
+        """The worker-pool manager (which starts every stage), then the API."""
+        s = self.settings
         self._env = {
             **os.environ,
             **self.extra_env,
             **self.vendor_env(),
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
             "DATABASE_URL": self.database_url,
-            "API_HOST": self.settings.api_host,
-            "API_PORT": str(self.settings.api_port),
+            "API_HOST": s.api_host,
+            "API_PORT": str(s.api_port),
+            "POD_STATE_DIR": str(self.state_dir),
+            "POOL_LOG_DIR": str(self.log_dir),
+            "WORKER_COUNT": str(s.worker_count),
+            "RESTART_DELAY_S": str(s.restart_delay_s),
+            "MAX_RESTARTS": str(s.max_restarts),
             "PYTHONUNBUFFERED": "1",
+            **{f"WORKER_COUNT_{stage.upper()}": str(s.workers_for(stage)) for stage in STAGES},
         }
-        for name in STAGE_SERVICES:
-            self.scale(name, self.settings.workers_for(name))
+        self._add_service("pool", "services.pool")
         self._add_service("api", "services.api")
 
     def _add_service(self, name: str, module: str) -> ServiceProcess:
-        # The instance id is the slot's name: heartbeats, /workers and restarts all use it.
         env = {**self._env, "INSTANCE_ID": name}
         svc = ServiceProcess(name, module, env, self.log_dir / f"{name}.log")
         svc.start()
         self.services.append(svc)
         return svc
 
-    # ------------------------------------------------------------ worker pool
+    # ------------------------------------------------------------ the pool, as seen from here
 
-    def pool(self, stage: str) -> list[ServiceProcess]:
-        """The running instances of one stage, in slot order."""
-        prefix = f"{stage}-"
-        return [s for s in self.services if s.name.startswith(prefix)]
+    def instances(self) -> list[dict[str, Any]]:
+        """The pool manager's instances (name, service, pid, running, restarts, failed)."""
+        try:
+            status = json.loads((self.state_dir / "pool" / "status.json").read_text())
+        except (OSError, ValueError):
+            return []
+        return list(status.get("instances", []))
 
-    def partitions_of(self, stage: str) -> int:
-        """The ceiling of useful instances: the fewest partitions among the stage's inputs."""
-        admin = AdminClient({**self.settings.client_config(), "bootstrap.servers": self.bootstrap})
-        topics = admin.list_topics(timeout=10).topics
-        counts = [len(topics[t].partitions) for t in STAGES[stage].inputs if t in topics]
-        return min(counts) if counts else self.settings.kafka_partitions
+    def instance(self, name: str) -> dict[str, Any] | None:
+        """One instance of the pool by name (e.g. ``generator-0``), if it is there."""
+        return next((i for i in self.instances() if i["name"] == name), None)
 
-    def scale(self, stage: str, count: int) -> str:
-        """Run ``count`` instances of ``stage``; refuse more than its partitions can feed."""
-        if stage not in STAGE_SERVICES:
-            return f"refused: unknown service {stage!r}"
-        ceiling = self.partitions_of(stage)
-        if count > ceiling:
-            msg = (
-                f"refused: {stage} has {ceiling} partitions per input topic, so at most "
-                f"{ceiling} instances can share them (asked for {count}); "
-                "raise KAFKA_PARTITIONS to go further"
-            )
-            logger.error("scale %s", msg)
-            return msg
-        running = self.pool(stage)
-        for i in range(len(running), count):
-            self._add_service(f"{stage}-{i}", f"services.{stage}")
-        for svc in reversed(running[count:]):
-            self.services.remove(svc)
-            code = svc.stop()
-            logger.info("instance retired name=%s exit_code=%s", svc.name, code)
-        logger.info("scaled service=%s from=%d to=%d", stage, len(running), count)
-        return f"scaled {stage} from {len(running)} to {count}"
+    def kill_instance(self, name: str, sig: int = signal.SIGKILL) -> int:
+        """Signal one stage process (chaos tests); returns its pid."""
+        found = self.instance(name)
+        if found is None or not found["running"] or found["pid"] is None:
+            raise LookupError(f"no running instance {name!r}")
+        os.kill(int(found["pid"]), sig)
+        return int(found["pid"])
 
-    def restart(self, instance_id: str) -> str:
-        """Restart one instance gracefully (SIGTERM, wait, start again)."""
-        svc = next((s for s in self.services if s.name == instance_id), None)
-        if svc is None:
-            return f"refused: no instance {instance_id!r}"
-        svc.stop()
-        svc.start()
-        return f"restarted {instance_id}"
-
-    def apply(self, command: ControlCommand) -> str:
-        """Carry out one control command; returns what happened (also logged)."""
-        c = command.payload
-        if c.action == "restart" and c.instance_id:
-            outcome = self.restart(c.instance_id)
-        elif c.action == "scale" and c.worker_count is not None:
-            stages = [c.service] if c.service else list(STAGE_SERVICES)
-            outcome = "; ".join(self.scale(st, c.worker_count) for st in stages)
-        else:
-            outcome = f"refused: incomplete command {c.model_dump_json()}"
-        logger.info("control command applied action=%s outcome=%s", c.action, outcome)
-        return outcome
-
-    def listen_for_commands(self) -> threading.Thread:
-        """Apply scale/restart commands from the control topic (as the API sends them)."""
-        consumer = Consumer(
-            {
-                **self.settings.client_config(),
-                "bootstrap.servers": self.bootstrap,
-                # Only commands sent while this stack runs: a fresh group starting at the end.
-                "group.id": f"pod.stack.{uuid.uuid4().hex[:8]}",
-                "auto.offset.reset": "latest",
-                "enable.auto.commit": False,
-            }
-        )
-        consumer.subscribe([CONTROL])
-
-        def loop() -> None:
-            try:
-                while not self._stopping.is_set():
-                    msg = consumer.poll(0.5)
-                    if msg is None or msg.error() is not None:
-                        continue
-                    try:
-                        command = parse_event(msg.value(), (ControlCommand,))
-                    except InvalidEventError as exc:
-                        logger.warning("control message ignored error=%s", exc)
-                        continue
-                    with self._control_lock:
-                        if not self._stopping.is_set():
-                            self.apply(command)  # type: ignore[arg-type]
-            finally:
-                consumer.close()
-
-        thread = threading.Thread(target=loop, name="stack-control", daemon=True)
-        thread.start()
-        return thread
+    def service(self, name: str) -> ServiceProcess:
+        """A process this stack started itself: ``pool`` or ``api``."""
+        return next(s for s in self.services if s.name == name)
 
     def start(self) -> Stack:
         """Everything, in order."""
@@ -334,69 +233,49 @@ class Stack:
     # --------------------------------------------------------------- supervise
 
     def supervise_once(self) -> None:
-        """Restart services that died unexpectedly (after a delay, a bounded number of times)."""
-        for svc in list(self.services):
-            if svc.failed or svc.proc is None or svc.proc.poll() is None:
-                continue
-            if self._stopping.is_set():
-                return
-            code = svc.proc.returncode
-            if svc.restarts >= self.settings.max_restarts:
-                svc.failed = True
-                logger.error(
-                    "service failed for good name=%s exit_code=%s restarts=%d log=%s",
-                    svc.name,
-                    code,
-                    svc.restarts,
-                    svc.log_path,
-                )
+        """Restart the pool manager or the API if one died (after a delay, boundedly)."""
+        for svc in self.services:
+            if self._stopping.is_set() or svc.failed or svc.running() or svc.proc is None:
                 continue
             if svc.died_at is None:
                 svc.died_at = time.monotonic()
-            if time.monotonic() - svc.died_at < self.settings.restart_delay_s:
-                continue
-            svc.restarts += 1
-            logger.warning(
-                "service died, restarting name=%s exit_code=%s restart=%d",
-                svc.name,
-                code,
-                svc.restarts,
-            )
-            svc.start()
+                logger.error(
+                    "service died name=%s exit=%s", svc.name, describe_exit(svc.proc.returncode)
+                )
+            if svc.restarts >= self.settings.max_restarts:
+                svc.failed = True
+                logger.error("service failed for good name=%s log=%s", svc.name, svc.log_path)
+            elif time.monotonic() - svc.died_at >= self.settings.restart_delay_s:
+                svc.restarts += 1
+                svc.start()
 
     def supervise_in_background(self, interval: float = 0.5) -> threading.Thread:
         """Supervise from a thread until :meth:`stop` (used by tests)."""
 
         def loop() -> None:
             while not self._stopping.wait(interval):
-                with self._control_lock:
-                    self.supervise_once()
+                self.supervise_once()
 
         thread = threading.Thread(target=loop, name="stack-supervisor", daemon=True)
         thread.start()
         return thread
 
-    def service(self, name: str) -> ServiceProcess:
-        """The service process called ``name`` (e.g. ``generator-0``)."""
-        return next(s for s in self.services if s.name == name)
-
     def run_forever(self) -> None:
-        """Supervise and take control commands until SIGINT/SIGTERM."""
+        """Supervise until SIGINT/SIGTERM."""
         signal.signal(signal.SIGTERM, lambda *_: self._stopping.set())
         signal.signal(signal.SIGINT, lambda *_: self._stopping.set())
-        self.listen_for_commands()
         while not self._stopping.wait(0.5):
-            with self._control_lock:
-                self.supervise_once()
+            self.supervise_once()
 
     # -------------------------------------------------------------------- stop
 
     def stop(self) -> None:
-        """API first (no new work), then the stages, simulators, database, broker."""
+        """API first (no new work), then the pool (it stops the stages), the simulators, the
+        database and the broker."""
         self._stopping.set()
         for svc in reversed(self.services):
-            code = svc.stop()
-            logger.info("service stopped name=%s exit_code=%s", svc.name, code)
+            code = svc.stop(60.0)
+            logger.info("service stopped name=%s exit=%s", svc.name, describe_exit(code))
         for sim in self.simulators:
             sim.stop()
         if self.postgres is not None:

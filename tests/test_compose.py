@@ -12,18 +12,21 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_compose_declares_the_whole_stack() -> None:
     doc = yaml.safe_load((ROOT / "compose.yaml").read_text())
     services = doc["services"]
-    expected = {"kafka", "kafka-ui", "postgres", "init", "api", "generator", "printify"}
-    expected |= {"publisher", "monitor", "sim-anthropic", "sim-comfyui", "sim-printify"}
+    expected = {"kafka", "kafka-ui", "postgres", "init", "api", "workers"}
+    expected |= {"sim-anthropic", "sim-comfyui", "sim-printify"}
     assert expected <= set(services)
-    for name in ("api", "generator", "printify", "publisher", "monitor"):
+    # The stages run under the worker-pool manager, so /scale and restarts act under compose.
+    assert services["workers"]["command"] == ["python", "-m", "services.pool"]
+    assert not {"generator", "printify", "publisher", "monitor"} & set(services)
+    for name, module in (("api", "api"), ("workers", "pool")):
         svc = services[name]
-        assert svc["command"] == ["python", "-m", f"services.{name}"]
+        assert svc["command"] == ["python", "-m", f"services.{module}"]
         env = svc["environment"]
         assert env["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
         assert env["DATABASE_URL"].startswith("postgresql://")
         assert svc["depends_on"]["init"]["condition"] == "service_completed_successfully"
         # Each command names a module that exists in this repo.
-        assert (ROOT / "services" / name / "__main__.py").exists()
+        assert (ROOT / "services" / module / "__main__.py").exists()
     for name in ("anthropic", "comfyui", "printify"):
         assert (ROOT / "simulators" / f"{name}.py").exists()
         assert services[f"sim-{name}"]["command"][2] == f"simulators.{name}"

@@ -14,6 +14,7 @@ from services.api.app import create_app
 from services.api.settings import ApiSettings
 from shared.db import migrate
 from shared.errors import ConfigError
+from shared.lifecycle import bind_to_parent, watch_parent
 from shared.logs import setup_logging
 from shared.settings import load_settings
 
@@ -27,6 +28,8 @@ def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
 def main() -> int:
     """Run the API; returns the process exit code (2 = invalid configuration)."""
     setup_logging("api")
+    bind_to_parent()
+    watch_parent()
     # uvicorn stops gracefully on SIGTERM/SIGINT, then re-raises the signal to the handler it
     # found; this one makes that an exit 0 instead of death by signal (DESIGN §5).
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr, field_validator
 
 from shared.settings import DatabaseSettings, KafkaSettings
@@ -34,6 +36,16 @@ class ApiSettings(KafkaSettings, DatabaseSettings):
         return _split(self.health_stages)
 
     shutdown_flush_s: float = Field(default=10.0, ge=0, le=120)
+    # Who runs the stage processes: the worker-pool manager (`python -m services.pool`, run by
+    # `make up` and compose) carries out /scale and restarts; on a platform that scales by
+    # itself (Kubernetes replicas, KEDA) those endpoints answer 409 saying so.
+    scaling: Literal["pool", "platform"] = "pool"
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # compose passes `API_KEYS=` when none is configured: that means no keys.
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("api_keys")
     @classmethod

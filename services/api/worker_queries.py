@@ -31,3 +31,16 @@ async def worker_exists(pool: AsyncConnectionPool, instance_id: str) -> bool:
     async with pool.connection() as conn:
         cur = await conn.execute("SELECT 1 FROM workers WHERE instance_id = %s", (instance_id,))
         return await cur.fetchone() is not None
+
+
+async def live_pool_manager(pool: AsyncConnectionPool, stale_after_s: float) -> str | None:
+    """The instance id of a worker-pool manager heard from within ``stale_after_s``."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT instance_id FROM workers WHERE service = 'pool' AND status = 'running'"
+            " AND last_heartbeat > now() - make_interval(secs => %s)"
+            " ORDER BY last_heartbeat DESC LIMIT 1",
+            (stale_after_s,),
+        )
+        row = await cur.fetchone()
+    return None if row is None else str(row[0])

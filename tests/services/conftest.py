@@ -40,7 +40,6 @@ def stack() -> Iterator[Stack]:
     try:
         wait_for(lambda: _health_ok(s), 60, "the API to answer /health", interval=0.2)
         s.supervise_in_background(0.2)
-        s.listen_for_commands()
         yield s
     finally:
         s.stop()

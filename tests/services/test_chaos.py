@@ -106,10 +106,8 @@ def _submit(stack: Stack, i: int) -> str:
 
 
 def _kill(stack: Stack, name: str) -> None:
-    proc = stack.service(name).proc
-    assert proc is not None and proc.poll() is None, f"{name} should be running"
-    proc.send_signal(signal.SIGKILL)
-    logger.info("chaos: SIGKILL %s", name)
+    pid = stack.kill_instance(name, signal.SIGKILL)
+    logger.info("chaos: SIGKILL %s pid=%d", name, pid)
 
 
 def test_faults_kills_and_restarts_lose_nothing_and_duplicate_nothing(chaos_stack: Stack) -> None:
@@ -197,7 +195,7 @@ def test_faults_kills_and_restarts_lose_nothing_and_duplicate_nothing(chaos_stac
     for sim in stack.simulators:
         for kind, n in httpx.get(f"{sim.url}/_sim/faults", timeout=5).json().items():
             faults[kind] += n
-    restarts = {s.name: s.restarts for s in stack.services}
+    restarts = {i["name"]: i["restarts"] for i in stack.instances()}
     logger.warning(
         "chaos figures: jobs=%d outcomes=%s faults=%s restarts=%s products=%d "
         "publications=%d duplicates=0 elapsed_s=%.0f",

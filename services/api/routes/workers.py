@@ -1,6 +1,8 @@
 """``/workers`` and ``/scale``: see the instances, restart one, change how many run.
 
-Commands go onto the control topic; the worker-pool manager (``make up``) carries them out.
+Commands go onto the control topic; the worker-pool manager (``python -m services.pool``, run by
+``make up`` and by compose) carries them out. A command is accepted only while a manager is
+alive to act on it; where the platform scales the stages (``SCALING=platform``), 409.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ import asyncio
 import uuid
 from typing import Annotated
 
+from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 from fastapi import APIRouter, Path, status
 
@@ -50,6 +53,7 @@ async def restart_worker(
     principal: Principal,
 ) -> CommandAccepted:
     """Ask the worker-pool manager to restart one instance gracefully."""
+    await _require_pool_manager(state)
     if not await worker_queries.worker_exists(state.pool, instance_id):
         raise ApiError(404, "not_found", f"worker {instance_id} not found")
     payload = ControlCommandPayload(action="restart", instance_id=instance_id)
@@ -59,9 +63,13 @@ async def restart_worker(
 @router.post("/scale", status_code=status.HTTP_202_ACCEPTED, response_model=CommandAccepted)
 async def scale(body: ScaleRequest, state: State, principal: Principal) -> CommandAccepted:
     """Run ``workerCount`` instances of ``service`` (every stage when it is left out)."""
-    stages = [body.service] if body.service else ["generator", "printify", "publisher", "monitor"]
+    await _require_pool_manager(state)
+    stages = [body.service] if body.service else list(STAGES)
     for stage in stages:
-        ceiling = await asyncio.to_thread(_partitions, state, stage)
+        try:
+            ceiling = await asyncio.to_thread(_partitions, state, stage)
+        except KafkaException as exc:
+            raise ApiError(503, "kafka_unavailable", f"cannot read the topics: {exc}") from None
         if ceiling and body.worker_count > ceiling:
             raise invalid(
                 "workerCount",
@@ -72,6 +80,23 @@ async def scale(body: ScaleRequest, state: State, principal: Principal) -> Comma
         action="scale", service=body.service, worker_count=body.worker_count
     )
     return await _send(state, payload)
+
+
+async def _require_pool_manager(state: ApiState) -> None:
+    if state.settings.scaling == "platform":
+        raise ApiError(
+            409,
+            "scaled_by_platform",
+            "this deployment's stages are scaled by the platform (Kubernetes replicas or KEDA),"
+            " not by POD Engine: change the replica count there",
+        )
+    if await worker_queries.live_pool_manager(state.pool, STALE_AFTER_S) is None:
+        raise ApiError(
+            503,
+            "pool_manager_unavailable",
+            "no worker-pool manager is running to carry this out (start `python -m services.pool`"
+            " or `make up`)",
+        )
 
 
 def _partitions(state: ApiState, stage: str) -> int | None:

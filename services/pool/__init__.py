@@ -1,0 +1,1 @@
+"""The worker-pool manager: runs and supervises the stage processes of one deployment."""

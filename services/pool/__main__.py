@@ -1,0 +1,143 @@
+"""``python -m services.pool``: the worker-pool manager of one deployment.
+
+Runs WORKER_COUNT instances of every stage as child processes, restarts one that dies, and
+carries out the ``/scale`` and ``/workers/{id}/restart`` commands the API puts on the control
+topic. ``make up`` runs it; so does compose (the stage processes live in its container). It
+reports itself with a heartbeat (service ``pool``), which is how the API knows a manager is
+there to act on a command. SIGTERM stops every instance gracefully, then the manager.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import signal
+import socket
+import sys
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from types import FrameType
+
+from confluent_kafka import Consumer, Producer
+
+from services.pool.settings import PoolSettings
+from services.pool.supervisor import WorkerPool
+from shared.errors import ConfigError, InvalidEventError
+from shared.events import ControlCommand, WorkerHeartbeat, WorkerHeartbeatPayload, parse_event
+from shared.lifecycle import bind_to_parent, watch_parent
+from shared.logs import setup_logging
+from shared.runner import make_producer
+from shared.settings import load_settings
+from shared.topics import CONTROL, HEARTBEATS
+
+logger = logging.getLogger("services.pool")
+
+SERVICE = "pool"
+
+
+def listen(
+    settings: PoolSettings, commands: queue.Queue[ControlCommand], stop: threading.Event
+) -> None:
+    """Put the control topic's commands on ``commands`` (sent while this manager runs)."""
+    consumer = Consumer(
+        {
+            **settings.client_config(),
+            # A fresh group starting at the end: only commands sent from now on.
+            "group.id": f"pod.pool.{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "latest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([CONTROL])
+    try:
+        while not stop.is_set():
+            msg = consumer.poll(0.5)
+            if msg is None or msg.error() is not None:
+                continue
+            try:
+                command = parse_event(msg.value(), (ControlCommand,))
+            except InvalidEventError as exc:
+                logger.warning("control message ignored error=%s", exc)
+                continue
+            commands.put(command)  # type: ignore[arg-type]
+    finally:
+        consumer.close()
+
+
+def heartbeat(producer: Producer, pool: WorkerPool, instance_id: str, started: datetime) -> None:
+    """Tell the monitor (and so the API) that this manager is alive, and what it runs."""
+    status = pool.status()["instances"]
+    payload = WorkerHeartbeatPayload(
+        service=SERVICE,
+        instance_id=instance_id,
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        partitions=[],
+        in_flight=sum(1 for s in status if s["running"]),
+        processed=sum(int(s["restarts"]) for s in status),
+        failed=sum(1 for s in status if s["failed"]),
+        started_at=started,
+        stopping=pool.stopping,
+    )
+    event = WorkerHeartbeat(job_id=instance_id, producer=instance_id, payload=payload)
+    producer.produce(HEARTBEATS, event.to_json(), key=instance_id.encode())
+    producer.poll(0)
+
+
+def main() -> int:
+    """Run the pool until SIGTERM/SIGINT; 2 = invalid configuration."""
+    setup_logging(SERVICE)
+    bind_to_parent()
+    watch_parent()
+    try:
+        settings = load_settings(PoolSettings)
+    except ConfigError as exc:
+        logger.error("cannot start service=pool error=%s", exc)
+        return 2
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    instance_id = f"pool-{settings.pool_id or socket.gethostname()}"
+    pool = WorkerPool(settings)
+    commands: queue.Queue[ControlCommand] = queue.Queue()
+    listener = threading.Thread(
+        target=listen, args=(settings, commands, stop), name="pool-control", daemon=True
+    )
+    producer = make_producer(settings, client_id=instance_id)
+    started = datetime.now(UTC)
+    try:
+        pool.start()
+        listener.start()
+        logger.info(
+            "pool manager running instance=%s instances=%d", instance_id, len(pool.instances)
+        )
+        next_beat = 0.0
+        while not stop.wait(0.5):
+            pool.supervise_once()
+            while not commands.empty():
+                pool.apply(commands.get_nowait())
+            now = time.monotonic()
+            if now >= next_beat:
+                heartbeat(producer, pool, instance_id, started)
+                next_beat = now + settings.heartbeat_interval_s
+    finally:
+        logger.info("pool manager stopping instances=%d", len(pool.instances))
+        pool.stop()
+        heartbeat(producer, pool, instance_id, started)
+        producer.flush(5)
+        stop.set()
+        listener.join(5)
+        logger.info("pool manager stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,317 @@
+"""The pool itself: stage processes started, restarted, scaled and stopped.
+
+Each instance is a child process (``python -m services.<stage>``) named by its slot,
+``<stage>-<n>``, which is also its ``INSTANCE_ID`` (heartbeats, ``/workers`` and restarts use it).
+A child that dies unexpectedly is restarted after ``restart_delay_s``, at most ``max_restarts``
+times; then it is left failed (the monitor's missing-heartbeat alert names it). Children are bound
+to the manager (:mod:`shared.lifecycle`), and the manager records their pids so that a new
+manager on the same state folder stops any left behind by one that was killed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import psutil
+from confluent_kafka.admin import AdminClient
+
+from services.pool.settings import PoolSettings
+from shared.events import ControlCommand
+from shared.lifecycle import supervise
+from shared.topics import STAGES
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ServiceProcess:
+    """One service instance run as a child process."""
+
+    name: str
+    module: str
+    env: dict[str, str]
+    log_path: Path | None = None
+    proc: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    failed: bool = False
+    died_at: float | None = None
+    started_at: float = field(default=0.0)
+
+    @property
+    def service(self) -> str:
+        return self.name.rsplit("-", 1)[0]
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self) -> None:
+        """Start (or start again) the process, bound to this one."""
+        log: IO[bytes] | None = None
+        if self.log_path is not None:
+            log = open(self.log_path, "ab")  # noqa: SIM115 — the child keeps it open
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", self.module],
+                env=supervise(self.env),
+                stdout=log,
+                stderr=subprocess.STDOUT if log is not None else None,
+                start_new_session=True,  # Ctrl+C reaches the supervisor, which stops us in order
+            )
+        finally:
+            if log is not None:
+                log.close()
+        self.started_at = time.time()
+        self.died_at = None
+        logger.info("service started name=%s pid=%d", self.name, self.proc.pid)
+
+    def stop(self, timeout: float = 40.0) -> int | None:
+        """SIGTERM, wait up to ``timeout``, then SIGKILL; returns the exit code."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            logger.warning("service did not stop in time, killing name=%s", self.name)
+            self.proc.kill()
+            return self.proc.wait()
+
+
+def describe_exit(code: int | None) -> str:
+    """``exit 1`` or ``signal SIGKILL``."""
+    if code is None:
+        return "running"
+    if code < 0:
+        try:
+            return f"signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"signal {-code}"
+    return f"exit {code}"
+
+
+class WorkerPool:
+    """Every stage's instances under one manager."""
+
+    def __init__(self, settings: PoolSettings, env: dict[str, str] | None = None) -> None:
+        self.settings = settings
+        self.env = dict(os.environ if env is None else env)
+        self.instances: list[ServiceProcess] = []
+        self.dir = settings.pool_dir
+        self.stopping = False
+
+    # ------------------------------------------------------------------ start / stop
+
+    def start(self) -> None:
+        """Stop leftovers of an earlier manager, then start WORKER_COUNT of every stage."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        if self.settings.pool_log_dir is not None:
+            self.settings.pool_log_dir.mkdir(parents=True, exist_ok=True)
+        self.stop_leftovers()
+        self._record()
+        for stage in STAGES:
+            outcome = self.scale(stage, self.settings.workers_for(stage))
+            if outcome.startswith("refused"):
+                logger.error("initial scale %s", outcome)
+
+    def stop(self) -> None:
+        """Stop every instance gracefully, in parallel, and forget them."""
+        self.stopping = True
+        for svc in self.instances:
+            if svc.running():
+                assert svc.proc is not None
+                svc.proc.send_signal(signal.SIGTERM)
+        for svc in self.instances:
+            code = svc.stop(self.settings.stop_timeout_s)
+            logger.info("service stopped name=%s exit=%s", svc.name, describe_exit(code))
+        self.instances.clear()
+        self._record()
+
+    def stop_leftovers(self) -> list[int]:
+        """Stop processes recorded by an earlier manager of this state folder that outlived
+        it; returns their pids. A pid is only touched if it is still the recorded process."""
+        stopped: list[int] = []
+        try:
+            recorded = json.loads((self.dir / "children.json").read_text())
+        except (OSError, ValueError):
+            return stopped
+        for entry in recorded.get("children", []):
+            try:
+                proc = psutil.Process(int(entry["pid"]))
+                if abs(proc.create_time() - float(entry["created"])) > 1.0:
+                    continue  # the pid was reused by something else
+                logger.warning("stopping leftover instance name=%s pid=%d", entry["name"], proc.pid)
+                proc.terminate()
+                try:
+                    proc.wait(self.settings.stop_timeout_s)
+                except psutil.TimeoutExpired:
+                    proc.kill()
+                stopped.append(proc.pid)
+            except (psutil.Error, KeyError, ValueError, TypeError):
+                continue
+        return stopped
+
+    # ------------------------------------------------------------------ scale / restart
+
+    def of(self, stage: str) -> list[ServiceProcess]:
+        """The instances of one stage, in slot order."""
+        return [s for s in self.instances if s.service == stage]
+
+    def partitions_of(self, stage: str) -> int:
+        """The ceiling of useful instances: the fewest partitions among the stage's inputs."""
+        admin = AdminClient(self.settings.client_config())
+        topics = admin.list_topics(timeout=10).topics
+        counts = [len(topics[t].partitions) for t in STAGES[stage].inputs if t in topics]
+        return min(counts) if counts else self.settings.kafka_partitions
+
+    def scale(self, stage: str, count: int) -> str:
+        """Run ``count`` instances of ``stage``; refuse more than its partitions can feed."""
+        if stage not in STAGES:
+            return f"refused: unknown service {stage!r}"
+        if count > 0:
+            ceiling = self.partitions_of(stage)
+            if count > ceiling:
+                return (
+                    f"refused: {stage} has {ceiling} partitions per input topic, so at most "
+                    f"{ceiling} instances can share them (asked for {count}); "
+                    "raise KAFKA_PARTITIONS to go further"
+                )
+        running = self.of(stage)
+        for i in range(len(running), count):
+            self._add(f"{stage}-{i}", f"services.{stage}")
+        for svc in reversed(running[count:]):
+            self.instances.remove(svc)
+            code = svc.stop(self.settings.stop_timeout_s)
+            logger.info("instance retired name=%s exit=%s", svc.name, describe_exit(code))
+        self._record()
+        logger.info("scaled service=%s from=%d to=%d", stage, len(running), count)
+        return f"scaled {stage} from {len(running)} to {count}"
+
+    def restart(self, instance_id: str) -> str:
+        """Restart one instance gracefully (SIGTERM, wait, start again)."""
+        svc = next((s for s in self.instances if s.name == instance_id), None)
+        if svc is None:
+            return f"refused: no instance {instance_id!r}"
+        svc.stop(self.settings.stop_timeout_s)
+        svc.failed = False
+        svc.start()
+        self._record()
+        return f"restarted {instance_id}"
+
+    def apply(self, command: ControlCommand) -> str:
+        """Carry out one control command; returns what happened (also logged)."""
+        c = command.payload
+        if c.action == "restart" and c.instance_id:
+            outcome = self.restart(c.instance_id)
+        elif c.action == "scale" and c.worker_count is not None:
+            stages = [c.service] if c.service else list(STAGES)
+            outcome = "; ".join(self.scale(st, c.worker_count) for st in stages)
+        else:
+            outcome = f"refused: incomplete command {c.model_dump_json()}"
+        logger.info("control command applied action=%s outcome=%s", c.action, outcome)
+        return outcome
+
+    def _add(self, name: str, module: str) -> ServiceProcess:
+        log = None
+        if self.settings.pool_log_dir is not None:
+            log = self.settings.pool_log_dir / f"{name}.log"
+        svc = ServiceProcess(name, module, {**self.env, "INSTANCE_ID": name}, log)
+        svc.start()
+        self.instances.append(svc)
+        return svc
+
+    # ------------------------------------------------------------------ supervise
+
+    def supervise_once(self) -> list[dict[str, Any]]:
+        """Restart instances that died unexpectedly (after a delay, a bounded number of
+        times); returns what happened to each death seen, for reports and alerts."""
+        events: list[dict[str, Any]] = []
+        for svc in list(self.instances):
+            if self.stopping or svc.failed or svc.running() or svc.proc is None:
+                continue
+            code = svc.proc.returncode
+            if svc.died_at is None:
+                svc.died_at = time.monotonic()
+                events.append(self._death(svc, code))
+            if svc.restarts >= self.settings.max_restarts:
+                svc.failed = True
+                logger.error(
+                    "service failed for good name=%s exit=%s restarts=%d",
+                    svc.name,
+                    describe_exit(code),
+                    svc.restarts,
+                )
+                continue
+            if time.monotonic() - svc.died_at < self.settings.restart_delay_s:
+                continue
+            svc.restarts += 1
+            logger.warning(
+                "service died, restarting name=%s exit=%s restart=%d",
+                svc.name,
+                describe_exit(code),
+                svc.restarts,
+            )
+            svc.start()
+            self._record()
+        return events
+
+    def _death(self, svc: ServiceProcess, code: int | None) -> dict[str, Any]:
+        return {
+            "instance_id": svc.name,
+            "service": svc.service,
+            "exit": describe_exit(code),
+            "restarts": svc.restarts,
+        }
+
+    def status(self) -> dict[str, Any]:
+        """Every instance: name, pid, running, restarts, failed (also the status file)."""
+        return {
+            "manager_pid": os.getpid(),
+            "instances": [
+                {
+                    "name": s.name,
+                    "service": s.service,
+                    "pid": s.pid,
+                    "running": s.running(),
+                    "restarts": s.restarts,
+                    "failed": s.failed,
+                }
+                for s in self.instances
+            ],
+        }
+
+    def _record(self) -> None:
+        # The pids of what runs now, with their start times: what a successor must stop if
+        # this manager is killed; and a status file for operators and tests.
+        children = []
+        for s in self.instances:
+            if s.running() and s.pid is not None:
+                try:
+                    created = psutil.Process(s.pid).create_time()
+                except psutil.Error:
+                    continue
+                children.append({"name": s.name, "pid": s.pid, "created": created})
+        _write_json(self.dir / "children.json", {"children": children})
+        _write_json(self.dir / "status.json", self.status())
+
+    def record(self) -> None:
+        """Write the pid records and status file now."""
+        self._record()
+
+
+def _write_json(path: Path, data: object) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
