@@ -1,11 +1,14 @@
-"""End-to-end pipeline benchmark: jobs/s through every stage and per-hop latency (p50/p99),
-with the vendor simulators at zero latency, and the raw broker baseline measured in the same run.
+"""End-to-end pipeline benchmark: jobs/s through every stage, per-hop latency (p50/p99) and
+CPU milliseconds per job for each service, with the vendor simulators at zero latency, and the
+raw broker baseline measured in the same run.
 
-    python bench/pipeline.py [--jobs 500] [--image-size 64]
+    python bench/pipeline.py [--jobs 500] [--workers 1] [--submit kafka|api] [--image-size 64]
 
-Starts its own stack (broker, PostgreSQL, simulators, the five services) in a temp folder.
-Jobs are produced straight onto ``jobs.requested.normal`` (count 1, one t-shirt, autoPublish),
-and the run ends when every job's ``product.published`` event is on the ``published`` topic.
+Starts its own stack (broker, PostgreSQL, simulators, the pool manager and its stages, the API)
+in a temp folder. Jobs (count 1, one t-shirt, autoPublish) are produced straight onto
+``jobs.requested.normal``, or posted to the API with ``--submit api``; the run ends when every
+job's ``product.published`` event is on the ``published`` topic. CPU per job is each service's
+own CPU time (all its instances) over the measured run, after a warm-up of 20 jobs.
 """
 
 from __future__ import annotations
@@ -17,14 +20,16 @@ import sys
 import tempfile
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import httpx
 from confluent_kafka import Consumer, Producer
 
 from bench.broker import measure, render
-from bench.common import table
+from bench.common import cpu_by_service, cpu_delta, table
 from shared.events import JobRequested, JobRequestedPayload, parse_event
 from shared.stack import Stack, isolated_settings
 from shared.topics import IMAGES_GENERATED, JOBS_REQUESTED, PRODUCTS_CREATED, PUBLISHED
@@ -42,7 +47,10 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def run(jobs: int, image_size: int, workers: int) -> None:
+FIVE = ("api", "generator", "printify", "publisher", "monitor")
+
+
+def run(jobs: int, image_size: int, workers: int, submit: str) -> None:
     with tempfile.TemporaryDirectory(prefix="pod-bench-") as tmp:
         state = Path(tmp)
         settings = isolated_settings(state, worker_count=workers)
@@ -61,8 +69,13 @@ def run(jobs: int, image_size: int, workers: int) -> None:
         }
         stack = Stack(settings, extra_env=env).start()
         try:
+            wait_until_ready(stack)
             baseline = measure(stack.bootstrap, messages=100_000)
-            result = drive(stack.bootstrap, jobs)
+            pg = stack.postgres.data_dir if stack.postgres else None
+            drive(stack, 20, submit)  # warm-up: connections, caches, consumer positions
+            cpu_before = cpu_by_service(postgres_dir=pg)
+            result = drive(stack, jobs, submit)
+            cpu = cpu_delta(cpu_before, cpu_by_service(postgres_dir=pg))
         finally:
             stack.stop()
     print(render(baseline))
@@ -71,7 +84,8 @@ def run(jobs: int, image_size: int, workers: int) -> None:
     rate = jobs / elapsed
     print(
         table(
-            f"Pipeline ({jobs} jobs x 1 image x 1 t-shirt, autoPublish, {workers} worker(s)/stage)",
+            f"Pipeline ({jobs} jobs x 1 image x 1 t-shirt, autoPublish, {workers} worker(s)/stage,"
+            f" submitted to {submit})",
             ["measure", "value"],
             [
                 ["jobs/s (all stages)", f"{rate:,.1f}"],
@@ -90,10 +104,71 @@ def run(jobs: int, image_size: int, workers: int) -> None:
             [label, f"{percentile(vals, 0.5) * 1000:,.1f}", f"{percentile(vals, 0.99) * 1000:,.1f}"]
         )
     print(table("Per-hop latency (ms)", ["hop", "p50", "p99"], rows))
+    print()
+    cpu_rows = [[name, f"{cpu.get(name, 0.0):.2f}", f"{cpu.get(name, 0.0) / jobs * 1000:.2f}"]
+                for name in FIVE]  # fmt: skip
+    five = sum(cpu.get(name, 0.0) for name in FIVE)
+    cpu_rows.append(["sum of the five", f"{five:.2f}", f"{five / jobs * 1000:.2f}"])
+    others = sorted(k for k in cpu if k not in FIVE)
+    cpu_rows += [[name, f"{cpu[name]:.2f}", f"{cpu[name] / jobs * 1000:.2f}"] for name in others]
+    print(table("CPU per job (each process's own CPU time)", ["service", "CPU s", "ms/job"],
+                cpu_rows))  # fmt: skip
 
 
-def drive(bootstrap: str, jobs: int) -> tuple[float, dict[str, list[float]]]:
-    """Produce the jobs, wait for every publication; return elapsed seconds and hop latencies."""
+def wait_until_ready(stack: Stack, timeout: float = 120.0) -> None:
+    """Until the API answers /health with every stage live."""
+    deadline = time.monotonic() + timeout
+    url = f"http://127.0.0.1:{stack.settings.api_port}/health"
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise SystemExit("the stack did not become healthy")
+
+
+def job_events(run_id: str, jobs: int) -> list[JobRequested]:
+    return [
+        JobRequested(
+            job_id=f"bench-{run_id}-{i}",
+            producer="bench",
+            payload=JobRequestedPayload(
+                theme=f"theme {i}",
+                style="flat",
+                niche="bench",
+                product_types=["tshirt"],
+                count=1,
+                auto_publish=True,
+            ),
+        )
+        for i in range(jobs)
+    ]
+
+
+def post_all(stack: Stack, events: list[JobRequested]) -> dict[str, str]:
+    """POST every job to the API; returns the API's job id per bench job id."""
+    url = f"http://127.0.0.1:{stack.settings.api_port}/jobs"
+
+    def post(e: JobRequested) -> tuple[str, str]:
+        p = e.payload
+        body = {
+            "theme": p.theme, "style": p.style, "niche": p.niche, "productTypes": ["tshirt"],
+            "count": 1, "autoPublish": True, "priority": "normal",
+        }  # fmt: skip
+        with httpx.Client(timeout=30) as client:
+            resp = client.post(url, json=body)
+        resp.raise_for_status()
+        return e.job_id, str(resp.json()["jobId"])
+
+    with ThreadPoolExecutor(8) as pool:
+        return dict(pool.map(post, events))
+
+
+def drive(stack: Stack, jobs: int, submit: str) -> tuple[float, dict[str, list[float]]]:
+    """Submit the jobs, wait for every publication; return elapsed seconds and hop latencies."""
+    bootstrap = stack.bootstrap
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -111,29 +186,22 @@ def drive(bootstrap: str, jobs: int) -> tuple[float, dict[str, list[float]]]:
     deadline = time.monotonic() + 30
     while not consumer.assignment() and time.monotonic() < deadline:
         consumer.poll(0.1)
-    producer = Producer(
-        {"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5}
-    )
     run_id = uuid.uuid4().hex[:6]
+    events = job_events(run_id, jobs)
     start = time.monotonic()
-    for i in range(jobs):
-        event = JobRequested(
-            job_id=f"bench-{run_id}-{i}",
-            producer="bench",
-            payload=JobRequestedPayload(
-                theme=f"theme {i}",
-                style="flat",
-                niche="bench",
-                product_types=["tshirt"],
-                count=1,
-                auto_publish=True,
-            ),
+    if submit == "api":
+        ours = set(post_all(stack, events).values())
+    else:
+        ours = {e.job_id for e in events}
+        producer = Producer(
+            {"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5}
         )
-        producer.produce(
-            JOBS_REQUESTED[event.payload.priority], event.to_json(), key=event.job_id.encode()
-        )
-        producer.poll(0)
-    producer.flush(30)
+        for event in events:
+            producer.produce(
+                JOBS_REQUESTED[event.payload.priority], event.to_json(), key=event.job_id.encode()
+            )
+            producer.poll(0)
+        producer.flush(30)
     seen: dict[str, dict[str, float]] = {}
     published = 0
     timeout = time.monotonic() + max(120, jobs / 2)
@@ -144,7 +212,7 @@ def drive(bootstrap: str, jobs: int) -> tuple[float, dict[str, list[float]]]:
             if msg.error():
                 continue
             e = parse_event(msg.value())
-            if not e.job_id.startswith(f"bench-{run_id}-"):
+            if e.job_id not in ours:
                 continue
             seen.setdefault(e.job_id, {})[e.type] = e.occurred_at.timestamp()
             if e.type == "product.published":
@@ -166,8 +234,9 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=500)
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--submit", choices=["kafka", "api"], default="kafka")
     args = parser.parse_args()
-    run(args.jobs, args.image_size, args.workers)
+    run(args.jobs, args.image_size, args.workers, args.submit)
 
 
 if __name__ == "__main__":
