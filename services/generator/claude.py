@@ -16,6 +16,7 @@ import time
 from typing import Any, cast
 
 import anthropic
+import httpx2
 from anthropic.types import MessageParam, ToolChoiceToolParam, ToolParam
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -26,6 +27,7 @@ from shared.errors import (
     VendorTimeout,
     classify_http_status,
 )
+from shared.http import async_client2
 
 logger = logging.getLogger(__name__)
 
@@ -273,7 +275,16 @@ class ClaudeClient:
         # The SDK retries 429/5xx/connection errors itself (honouring retry-after); whatever is
         # left after max_retries reaches the runner as a mapped PodError.
         self._client = anthropic.AsyncAnthropic(
-            api_key=api_key, base_url=base_url, timeout=timeout_s, max_retries=max_retries
+            api_key=api_key,
+            base_url=base_url,
+            timeout=timeout_s,
+            max_retries=max_retries,
+            # The SDK's own settings, over aiohttp (shared.http: a third of the CPU per call).
+            http_client=async_client2(
+                timeout=timeout_s,
+                limits=httpx2.Limits(max_connections=100, max_keepalive_connections=20),
+                follow_redirects=True,
+            ),
         )
 
     def __repr__(self) -> str:

@@ -43,6 +43,7 @@ from shared.errors import (
     VendorTimeout,
     classify_http_status,
 )
+from shared.http import async_client
 
 logger = logging.getLogger(__name__)
 
@@ -230,6 +231,7 @@ class _Waiter:
     finished: bool = False
     error: dict[str, Any] | None = None
     started_at: float | None = None  # monotonic time of its execution_start event
+    outputs: dict[str, Any] = field(default_factory=dict)  # from `executed` events
 
 
 class _Backend:
@@ -304,6 +306,12 @@ class _Backend:
         if kind == "execution_start":
             waiter.started_at = time.monotonic()
             return
+        if kind == "executed":
+            # The images an output node saved: with execution_success, all /history would say.
+            output = data.get("output")
+            if isinstance(output, dict) and data.get("node") is not None:
+                waiter.outputs[str(data["node"])] = output
+            return
         if kind in ("execution_error", "execution_interrupted"):
             waiter.error = {**data, "_event": kind}
         elif kind == "execution_success" or (kind == "executing" and data.get("node") is None):
@@ -365,7 +373,7 @@ class ComfyUIClient:
         # One render has at most two requests open at once; the scheduler bounds the renders.
         limits = httpx.Limits(max_connections=32, max_keepalive_connections=16)
         self._backends = [
-            _Backend(u, self.client_id, httpx.AsyncClient(timeout=per_request, limits=limits),
+            _Backend(u, self.client_id, async_client(timeout=per_request, limits=limits),
                      self.scheduler)
             for u in urls
         ]  # fmt: skip
@@ -591,6 +599,9 @@ class ComfyUIClient:
             if now > self._deadline(waiter, submitted_at):
                 await self._give_up(backend, prompt_id, waiter, job_id, "to finish")
             polling = not (self.use_websocket and backend.ws_up)
+            if waiter.finished and waiter.outputs:
+                # Told everything over the websocket: no /history round trip.
+                return {"outputs": waiter.outputs, "status": {"completed": True}}
             if waiter.finished or polling or now - last_poll >= self.safety_poll_s:
                 last_poll = now
                 entry = await self._history(backend, prompt_id)

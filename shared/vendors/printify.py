@@ -25,6 +25,7 @@ from pydantic import Field, SecretStr
 
 from shared.budget import LocalRateBudget, RateBudget, SharedRateBudget, account_key
 from shared.errors import PodError, RetryableError, VendorTimeout, classify_http_status
+from shared.http import async_client
 from shared.settings import PodSettings
 
 logger = logging.getLogger(__name__)
@@ -130,7 +131,7 @@ class PrintifyClient:
             raise ValueError("api_key is required")
         self._api_key = api_key
         self._max_retry_wait_s = max_retry_wait_s
-        self._http = httpx.AsyncClient(
+        self._http = async_client(
             base_url=base_url.rstrip("/"),
             headers={
                 "Authorization": f"Bearer {api_key}",
