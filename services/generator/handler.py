@@ -105,11 +105,22 @@ class GeneratorHandler:
     async def __call__(self, event: JobRequested, ctx: MessageContext) -> list[Output]:
         job = event.payload
         progress = JobProgress(self.progress_dir, event.job_id, fingerprint(job))
-        briefs = await self._briefs(event, progress)
+        earlier = await asyncio.to_thread(progress.exists)
+        briefs = await self._briefs(event, progress if earlier else None)
         band = BANDS[job.priority]
-        images = await _all_or_cancel(
-            [self._image(event, i, brief, band, progress) for i, brief in enumerate(briefs)]
-        )
+        done: dict[int, dict[str, Any]] = {}
+        try:
+            images = await _all_or_cancel(
+                [
+                    self._image(event, i, brief, band, progress if earlier else None, done)
+                    for i, brief in enumerate(briefs)
+                ]
+            )
+        except BaseException:
+            # Keep what this attempt paid for: the next one starts from there.
+            notes = [b.model_dump() for b in briefs]
+            await asyncio.shield(asyncio.to_thread(progress.save, notes, done))
+            raise
         outputs = []
         for i, (brief, image) in enumerate(zip(briefs, images, strict=True)):
             payload = ImageGeneratedPayload(
@@ -131,7 +142,8 @@ class GeneratorHandler:
             )
             out = event.derive(ImageGenerated, payload, producer=PRODUCER, key=f"image:{i}")
             outputs.append(Output(IMAGES_GENERATED, out))
-        await asyncio.to_thread(progress.clear)
+        if earlier:
+            await asyncio.to_thread(progress.clear)
         logger.info(
             "images generated job_id=%s count=%d topic=%s partition=%d offset=%d",
             event.job_id,
@@ -142,14 +154,16 @@ class GeneratorHandler:
         )
         return outputs
 
-    async def _briefs(self, event: JobRequested, progress: JobProgress) -> list[CreativeBrief]:
+    async def _briefs(
+        self, event: JobRequested, progress: JobProgress | None
+    ) -> list[CreativeBrief]:
         """The job's briefs: from an earlier attempt when it wrote them, else from Claude."""
-        kept = await asyncio.to_thread(progress.briefs)
+        kept = await asyncio.to_thread(progress.briefs) if progress is not None else None
         if kept is not None and len(kept) == event.payload.count:
             logger.info("briefs reused job_id=%s count=%d", event.job_id, len(kept))
             return [CreativeBrief.model_validate(b) for b in kept]
         job = event.payload
-        briefs = await self.briefs.write_briefs(
+        return await self.briefs.write_briefs(
             theme=job.theme,
             style=job.style,
             niche=job.niche,
@@ -157,8 +171,6 @@ class GeneratorHandler:
             user_prompt=job.prompt,
             job_id=event.job_id,
         )
-        await asyncio.to_thread(progress.save_briefs, [b.model_dump() for b in briefs])
-        return briefs
 
     async def _image(
         self,
@@ -166,11 +178,13 @@ class GeneratorHandler:
         index: int,
         brief: CreativeBrief,
         band: int,
-        progress: JobProgress,
+        progress: JobProgress | None,
+        done: dict[int, dict[str, Any]],
     ) -> dict[str, Any]:
         """One stored image: kept from an earlier attempt, or rendered (retried on its own)."""
-        kept = await asyncio.to_thread(progress.image, index)
+        kept = await asyncio.to_thread(progress.image, index) if progress is not None else None
         if kept is not None and await asyncio.to_thread(self.storage.exists, kept["sha256"]):
+            done[index] = kept
             return kept
         # Older jobs first within a band, then the images of one job in order.
         order = (event.occurred_at.timestamp(), event.job_id, index)
@@ -205,7 +219,7 @@ class GeneratorHandler:
             "width": rendered.width,
             "height": rendered.height,
         }
-        await asyncio.to_thread(progress.save_image, index, image)
+        done[index] = image
         return image
 
 

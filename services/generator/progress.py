@@ -2,10 +2,11 @@
 
 A job that fails part-way (one render out of ten) goes to a delay topic and is tried again. The
 new attempt must not pay Claude again for the briefs nor a GPU again for the images that were
-done, so each is noted as it is finished, in a small JSON file beside the image storage (shared
-by every generator instance, as the images are). A note carries the fingerprint of the request
-it belongs to, so a job replayed with a changed request starts afresh. Notes are removed once
-the job's images are handed on.
+done, so a failing attempt notes them, in a small JSON file beside the image storage (shared by
+every generator instance, as the images are). A note carries the fingerprint of the request it
+belongs to, so a job replayed with a changed request starts afresh. Notes are removed once the
+job's images are handed on. An attempt that succeeds writes nothing: the common case costs one
+failed ``stat``.
 """
 
 from __future__ import annotations
@@ -34,6 +35,16 @@ class JobProgress:
     def __init__(self, root: Path, job_id: str, print_: str) -> None:
         self.dir = root / hashlib.sha256(job_id.encode()).hexdigest()[:32]
         self.print = print_
+
+    def exists(self) -> bool:
+        """Whether an earlier attempt left notes."""
+        return self.dir.is_dir()
+
+    def save(self, briefs: list[dict[str, Any]], images: dict[int, dict[str, Any]]) -> None:
+        """Note what this attempt got before it failed."""
+        self.save_briefs(briefs)
+        for index, image in images.items():
+            self.save_image(index, image)
 
     def _read(self, name: str) -> Any | None:
         try:

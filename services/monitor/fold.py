@@ -13,6 +13,7 @@ publication has arrived; when something failed it ends ``partial`` (something wa
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -78,61 +79,65 @@ class Folder:
         self.pool = pool
 
     async def fold(self, event: Event, topic: str, partition: int, offset: int) -> bool:
-        """Fold one event; return False when it had been folded before."""
+        """Fold one event in a transaction of its own; False when it had been folded before."""
+        async with self.pool.connection() as conn, conn.transaction():
+            return await self.fold_in(conn, event, topic, partition, offset)
+
+    async def fold_in(
+        self, conn: AsyncConnection[Any], event: Event, topic: str, partition: int, offset: int
+    ) -> bool:
+        """Fold one event inside the caller's transaction; False when it had been folded
+        before (so that its metrics are not counted twice)."""
         if isinstance(event, WorkerHeartbeat):
-            await self._heartbeat(event)
+            await self._heartbeat(conn, event)
             return True
         level, message = describe(event)
-        async with self.pool.connection() as conn, conn.transaction():
-            # A dead letter is recorded by its record's coordinates, before the event-id check: a
-            # stage's report of the same input failing again after a replay has the same event
-            # id, yet it is a new dead letter to list (and to replay again).
-            recorded = isinstance(event, DeadLetterFailed) and await record_dead_letter(
-                conn, event.dead_letter
-            )
-            cur = await conn.execute(
-                "INSERT INTO job_events (event_id, job_id, type, level, message, producer, data,"
-                " topic, kafka_partition, kafka_offset, occurred_at)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-                " ON CONFLICT (event_id) DO NOTHING",
-                (
-                    event.event_id,
-                    event.job_id,
-                    event.type,
-                    level,
-                    message,
-                    event.producer,
-                    Jsonb(_log_data(event)),
-                    topic,
-                    partition,
-                    offset,
-                    event.occurred_at,
-                ),
-            )
-            if cur.rowcount == 0:
-                return recorded
-            if isinstance(event, JobRequested):
-                await self._job(conn, event)
-            elif isinstance(event, ImageGenerated):
-                await self._image(conn, event)
-            elif isinstance(event, ProductCreated):
-                await self._product(conn, event)
-            elif isinstance(event, ProductPublished):
-                await self._published(conn, event)
-            elif isinstance(event, StageFailed) and event.payload.retryable:
-                await self._retrying(conn, event)
-            elif isinstance(event, StageFailed):
-                await self._failed(conn, event)
-            if not isinstance(event, JobRequested) and not (
-                isinstance(event, StageFailed) and event.payload.retryable
-            ):
-                # Progress (or a final outcome) after a retry was scheduled ends 'retrying'.
-                await conn.execute(
-                    "UPDATE jobs SET retrying_since = NULL"
-                    " WHERE job_id = %s AND retrying_since <= %s",
-                    (event.job_id, event.occurred_at),
-                )
-            await refresh_job(conn, event.job_id)
+        # A dead letter is recorded by its record's coordinates, before the event-id check: a
+        # stage's report of the same input failing again after a replay has the same event
+        # id, yet it is a new dead letter to list (and to replay again).
+        recorded = isinstance(event, DeadLetterFailed) and await record_dead_letter(
+            conn, event.dead_letter
+        )
+        cur = await conn.execute(
+            "INSERT INTO job_events (event_id, job_id, type, level, message, producer, data,"
+            " topic, kafka_partition, kafka_offset, occurred_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (event_id) DO NOTHING",
+            (
+                event.event_id,
+                event.job_id,
+                event.type,
+                level,
+                message,
+                event.producer,
+                Jsonb(_log_data(event)),
+                topic,
+                partition,
+                offset,
+                event.occurred_at,
+            ),
+        )
+        if cur.rowcount == 0:
+            return recorded
+        if isinstance(event, JobRequested):
+            await self._job(conn, event)
+        elif isinstance(event, ImageGenerated):
+            await self._image(conn, event)
+        elif isinstance(event, ProductCreated):
+            await self._product(conn, event)
+        elif isinstance(event, ProductPublished):
+            await self._published(conn, event)
+        elif isinstance(event, StageFailed) and event.payload.retryable:
+            await self._retrying(conn, event)
+        elif isinstance(event, StageFailed):
+            await self._failed(conn, event)
+        # Progress (or a final outcome) after a retry was scheduled ends 'retrying'.
+        ends_retrying = not isinstance(event, JobRequested) and not (
+            isinstance(event, StageFailed) and event.payload.retryable
+        )
+        await refresh_job(conn, event.job_id, ended_retrying_at=(
+            event.occurred_at if ends_retrying else None
+        ))  # fmt: skip
         return True
 
     async def _job(self, conn: AsyncConnection[Any], e: JobRequested) -> None:
@@ -305,33 +310,32 @@ class Folder:
             )
         await conn.execute("UPDATE jobs SET error = %s WHERE job_id = %s", (f.message, e.job_id))
 
-    async def _heartbeat(self, e: WorkerHeartbeat) -> None:
+    async def _heartbeat(self, conn: AsyncConnection[Any], e: WorkerHeartbeat) -> None:
         p = e.payload
-        async with self.pool.connection() as conn:
-            await conn.execute(
-                "INSERT INTO workers (instance_id, service, host, pid, partitions, in_flight,"
-                " processed, failed, status, started_at, last_heartbeat)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-                " ON CONFLICT (instance_id) DO UPDATE SET partitions = EXCLUDED.partitions,"
-                " pid = EXCLUDED.pid, host = EXCLUDED.host, started_at = EXCLUDED.started_at,"
-                " in_flight = EXCLUDED.in_flight, processed = EXCLUDED.processed,"
-                " failed = EXCLUDED.failed, status = EXCLUDED.status,"
-                " last_heartbeat = EXCLUDED.last_heartbeat"
-                " WHERE workers.last_heartbeat <= EXCLUDED.last_heartbeat",
-                (
-                    p.instance_id,
-                    p.service,
-                    p.host,
-                    p.pid,
-                    p.partitions,
-                    p.in_flight,
-                    p.processed,
-                    p.failed,
-                    "stopped" if p.stopping else "running",
-                    p.started_at,
-                    e.occurred_at,
-                ),
-            )
+        await conn.execute(
+            "INSERT INTO workers (instance_id, service, host, pid, partitions, in_flight,"
+            " processed, failed, status, started_at, last_heartbeat)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (instance_id) DO UPDATE SET partitions = EXCLUDED.partitions,"
+            " pid = EXCLUDED.pid, host = EXCLUDED.host, started_at = EXCLUDED.started_at,"
+            " in_flight = EXCLUDED.in_flight, processed = EXCLUDED.processed,"
+            " failed = EXCLUDED.failed, status = EXCLUDED.status,"
+            " last_heartbeat = EXCLUDED.last_heartbeat"
+            " WHERE workers.last_heartbeat <= EXCLUDED.last_heartbeat",
+            (
+                p.instance_id,
+                p.service,
+                p.host,
+                p.pid,
+                p.partitions,
+                p.in_flight,
+                p.processed,
+                p.failed,
+                "stopped" if p.stopping else "running",
+                p.started_at,
+                e.occurred_at,
+            ),
+        )
 
 
 async def _lock_job(conn: AsyncConnection[Any], job_id: str) -> dict[str, Any]:
@@ -345,8 +349,19 @@ async def _lock_job(conn: AsyncConnection[Any], job_id: str) -> dict[str, Any]:
     return {"job_id": row[0], "product_types": row[1], "image_count": row[2]}
 
 
-async def refresh_job(conn: AsyncConnection[Any], job_id: str) -> str | None:
-    """Recompute a job's counters and status from its images and products; return the status."""
+async def refresh_job(
+    conn: AsyncConnection[Any], job_id: str, *, ended_retrying_at: datetime | None = None
+) -> str | None:
+    """Recompute a job's counters and status from its images and products; return the status.
+
+    ``ended_retrying_at``: an event of that time showed progress, so a retry scheduled before
+    it is over.
+    """
+    if ended_retrying_at is not None:
+        await conn.execute(
+            "UPDATE jobs SET retrying_since = NULL WHERE job_id = %s AND retrying_since <= %s",
+            (job_id, ended_retrying_at),
+        )
     cur = await conn.execute(
         "SELECT image_count, cardinality(product_types), auto_publish, images_failed, error,"
         " retrying_since IS NOT NULL,"

@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from psycopg_pool import AsyncConnectionPool
 
 from services.monitor.alerts import OpsLoop, WebhookNotifier
+from services.monitor.batch import FoldBatcher
 from services.monitor.fold import Folder
 from services.monitor.metrics import LagProbe, MetricsRecorder
 from services.monitor.settings import MonitorSettings
@@ -26,16 +27,16 @@ logger = logging.getLogger(__name__)
 
 
 class MonitorHandler:
-    """Folds each event and records its metrics; emits nothing."""
+    """Folds each event and records its metrics, in batches (:mod:`services.monitor.batch`);
+    emits nothing."""
 
     def __init__(self, pool: AsyncConnectionPool, metrics: MetricsRecorder | None = None) -> None:
         self.folder = Folder(pool)
         self.metrics = metrics if metrics is not None else MetricsRecorder(pool)
+        self.batcher = FoldBatcher(pool, self.folder, self.metrics)
 
     async def __call__(self, event: Event, ctx: MessageContext) -> list[Output]:
-        # Metrics only for events folded for the first time: a replayed topic counts nothing.
-        if await self.folder.fold(event, ctx.topic, ctx.partition, ctx.offset):
-            await self.metrics.record(event)
+        await self.batcher.submit(event, ctx)
         return []
 
 
@@ -43,7 +44,8 @@ class MonitorHandler:
 async def build_handler(settings: MonitorSettings) -> AsyncIterator[Handler[Event]]:
     """The handler with its connection pool, and the gauge/alert task; migrates first."""
     migrate(settings.url)
-    pool = await open_pool(settings.url, max_size=settings.db_pool_max, name="monitor")
+    # Unchecked: a round trip saved on every use; a broken connection is retried.
+    pool = await open_pool(settings.url, max_size=settings.db_pool_max, name="monitor", check=False)
     notifier: WebhookNotifier | None = None
     if settings.alert_webhook_url is not None:
         notifier = WebhookNotifier(

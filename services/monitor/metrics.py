@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
@@ -131,8 +131,15 @@ class MetricsRecorder:
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self.pool = pool
 
+    async def record_in(self, conn: AsyncConnection[Any], event: Event) -> None:
+        """Record what ``event`` tells inside the caller's transaction (the fold's: an event's
+        counters are then written exactly when, and as often as, the event is folded)."""
+        if not isinstance(event, WorkerHeartbeat):
+            await self._record(conn, event)
+
     async def record(self, event: Event) -> None:
-        """Record what ``event`` tells; never raises (a lost sample must not stop the fold)."""
+        """Record what ``event`` tells in a transaction of its own; never raises (a lost
+        sample must not stop the caller)."""
         if isinstance(event, WorkerHeartbeat):
             return
         try:
@@ -345,15 +352,27 @@ class LagProbe:
                 (tp.topic, tp.partition): tp.offset
                 for tp in consumer.committed(partitions, timeout=self.timeout_s)
             }
+            # Start and end offsets of every partition in one request each (a watermark call
+            # per partition made the idle broker answer hundreds of requests a minute).
+            low = self._offsets(consumer, partitions, OFFSET_BEGINNING)
+            high = self._offsets(consumer, partitions, OFFSET_END)
             lag = 0
             for tp in partitions:
-                low, high = consumer.get_watermark_offsets(tp, timeout=self.timeout_s)
-                position = committed.get((tp.topic, tp.partition), -1)
+                key = (tp.topic, tp.partition)
+                position = committed.get(key, -1)
                 if position < 0:  # never committed: OFFSET_INVALID
-                    position = low
-                lag += max(0, high - position)
+                    position = low.get(key, 0)
+                lag += max(0, high.get(key, position) - position)
             lags[stage.name] = lag
         return lags
+
+    def _offsets(
+        self, consumer: Consumer, partitions: list[TopicPartition], which: int
+    ) -> dict[tuple[str, int], int]:
+        """The beginning or end offset of each partition (a ListOffsets by logical time)."""
+        asked = [TopicPartition(tp.topic, tp.partition, which) for tp in partitions]
+        found = consumer.offsets_for_times(asked, timeout=self.timeout_s)
+        return {(tp.topic, tp.partition): tp.offset for tp in found if tp.offset >= 0}
 
     def close(self) -> None:
         """Close the consumers on the probe's thread, then the thread."""

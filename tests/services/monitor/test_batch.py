@@ -1,0 +1,80 @@
+"""Folding in batches: one transaction for many events, and a bad event fails alone."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from psycopg_pool import AsyncConnectionPool
+
+from services.monitor.fold import JobNotYetKnown
+from services.monitor.handler import MonitorHandler
+from shared.events import Event, JobRequested, JobRequestedPayload
+from shared.runner import MessageContext
+from tests.support.events import image, product
+
+
+def job() -> JobRequested:
+    return JobRequested(
+        job_id=f"batch-{uuid.uuid4().hex[:8]}",
+        producer="api",
+        payload=JobRequestedPayload(
+            theme="t", style="s", niche="n", product_types=["mug"], count=1, auto_publish=False
+        ),
+    )
+
+
+def ctx(n: int) -> MessageContext:
+    return MessageContext("t", 0, n, 0, "test")
+
+
+async def submitted_status(pool: AsyncConnectionPool, job_id: str) -> str | None:
+    async with pool.connection() as conn:
+        cur = await conn.execute("SELECT status FROM jobs WHERE job_id = %s", (job_id,))
+        row = await cur.fetchone()
+    return None if row is None else str(row[0])
+
+
+async def test_many_events_one_transaction_and_a_bad_one_fails_alone(
+    pool: AsyncConnectionPool,
+) -> None:
+    handler = MonitorHandler(pool)
+    jobs = [job() for _ in range(20)]
+    orphan = job()  # its product comes before anything of its job
+    events: list[Event] = [e for j in jobs for e in (j, image(j, 0), product(j, 0, "mug"))]
+    calls = [handler(e, ctx(n)) for n, e in enumerate(events)]
+    calls.insert(30, handler(product(orphan, 0, "mug"), ctx(999)))
+    results = await asyncio.gather(*calls, return_exceptions=True)
+
+    failures = [r for r in results if isinstance(r, BaseException)]
+    assert len(failures) == 1 and isinstance(failures[0], JobNotYetKnown)
+    assert [await submitted_status(pool, j.job_id) for j in jobs] == ["completed"] * 20
+    assert await submitted_status(pool, orphan.job_id) is None
+    # Many events per transaction: far fewer batches than events (and a retry alone).
+    assert handler.batcher.batches < len(events) / 4, handler.batcher.batches
+
+
+async def test_counters_are_written_with_the_fold(pool: AsyncConnectionPool) -> None:
+    """A replayed event changes neither the tables nor the counters."""
+    handler = MonitorHandler(pool)
+    j = job()
+
+    async def submitted() -> int:
+        async with pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT COALESCE(sum(count), 0) FROM metrics_minute WHERE name = 'jobs_submitted'"
+            )
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    before = await submitted()
+    for _ in range(3):
+        await handler(j, ctx(0))
+    assert await submitted() == before + 1
+
+
+async def test_a_lone_event_is_folded_at_once(pool: AsyncConnectionPool) -> None:
+    handler = MonitorHandler(pool)
+    j = job()
+    await asyncio.wait_for(handler(j, ctx(0)), 5)
+    assert await submitted_status(pool, j.job_id) == "queued"
