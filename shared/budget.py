@@ -221,15 +221,18 @@ class SharedRateBudget:
     async def _run(self) -> None:
         failing_since: float | None = None
         while True:
+            # Cleared before the round trip, never after: a release or a new waiter arriving
+            # while we talk to the database must cut the next sleep short.
+            self._wake.clear()
             self._drop_cancelled()
             if not self._waiters:
                 if not self._released:
-                    self._wake.clear()
                     await self._wake.wait()
                     continue
                 # Only releases to send: let a few gather, or a take come along to carry them.
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._until_waiter(), self.release_delay_s)
+                self._wake.clear()
                 self._drop_cancelled()
             want = min(len(self._waiters), self.max_batch)
             try:
@@ -258,15 +261,14 @@ class SharedRateBudget:
                     fut.set_result(grant)
             if want and len(granted) < want:
                 delay = self.poll_s if wait_s < 0 else min(max(wait_s, 0.005), 1.0)
-                self._wake.clear()
                 # A release of our own may free a slot sooner than the database's estimate.
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), delay)
 
     async def _until_waiter(self) -> None:
         while not self._waiters:
-            self._wake.clear()
             await self._wake.wait()
+            self._wake.clear()
 
     def _drop_cancelled(self) -> None:
         while self._waiters and self._waiters[0].done():

@@ -58,15 +58,23 @@ def migrate(url: str) -> list[str]:
     return applied_now
 
 
-async def open_pool(url: str, *, max_size: int = 10, name: str = "pod") -> AsyncConnectionPool:
-    """An opened async pool; connections come back healthy after a PostgreSQL restart."""
+async def open_pool(
+    url: str, *, max_size: int = 10, name: str = "pod", check: bool = True
+) -> AsyncConnectionPool:
+    """An opened async pool of autocommit connections.
+
+    With ``check`` every connection is tested (a round trip) before it is lent, so callers
+    never see one that a PostgreSQL restart broke. Hot paths pass ``check=False`` and retry an
+    ``OperationalError`` once instead (the pool drops a connection that failed): the same
+    outcome without a round trip per use.
+    """
     pool = AsyncConnectionPool(
         url,
         min_size=1,
         max_size=max_size,
         name=name,
         open=False,
-        check=AsyncConnectionPool.check_connection,
+        check=AsyncConnectionPool.check_connection if check else None,
         kwargs={"autocommit": True},
     )
     await pool.open(wait=True, timeout=30)

@@ -57,7 +57,8 @@ WITH claim AS (
     SET attempts = s.attempts + 1, claimed_by = EXCLUDED.claimed_by,
         claimed_until = EXCLUDED.claimed_until, updated_at = now()
     WHERE s.state <> 'done'
-      AND (s.claimed_until IS NULL OR s.claimed_until <= clock_timestamp())
+      AND (s.claimed_until IS NULL OR s.claimed_until <= clock_timestamp()
+           OR s.claimed_by = EXCLUDED.claimed_by)
     RETURNING s.state, s.result, s.attempts, true AS claimed
 )
 SELECT state, result, attempts, claimed FROM claim
@@ -188,13 +189,20 @@ class Ledger:
         self.connection_timeout_s = connection_timeout_s
 
     async def _fetch(self, sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
-        # A database outage must retry the message, never dead-letter it.
-        try:
-            async with self.pool.connection(timeout=self.connection_timeout_s) as conn:
-                cur = await conn.execute(sql, params)
-                return await cur.fetchone() if cur.description else None
-        except psycopg.Error as exc:
-            raise RetryableError(f"side-effect ledger unavailable: {exc}") from exc
+        # Each statement is idempotent or conditional, so a connection that broke (a restarted
+        # server) is simply retried once on a fresh one; an outage must retry the message,
+        # never dead-letter it.
+        for attempt in (1, 2):
+            try:
+                async with self.pool.connection(timeout=self.connection_timeout_s) as conn:
+                    cur = await conn.execute(sql, params)
+                    return await cur.fetchone() if cur.description else None
+            except psycopg.OperationalError as exc:
+                if attempt == 2:
+                    raise RetryableError(f"side-effect ledger unavailable: {exc}") from exc
+            except psycopg.Error as exc:
+                raise RetryableError(f"side-effect ledger unavailable: {exc}") from exc
+        raise AssertionError("unreachable")
 
     async def begin(
         self, key: EffectKey, *, owner: str | None = None, lease_s: float | None = None
@@ -212,14 +220,23 @@ class Ledger:
             "lease": self.lease_s if lease_s is None else lease_s,
         }
         row = await self._fetch(_CLAIM, params)
-        assert row is not None  # the row exists after the insert, claimed or not
+        if row is None:
+            # A concurrent first claim committed while this statement waited for it: its row
+            # is newer than this statement's snapshot. A fresh read sees it.
+            row = await self._fetch(_GET, key.params())
+            assert row is not None  # inserted by the attempt we waited for
+            return _entry((*row, False))
         return _entry(row)
 
     async def complete(self, key: EffectKey, result: Result) -> Result:
         """Record ``key`` as done with the vendor's ``result``; returns the recorded result
         (the first one, should another attempt have completed it meanwhile)."""
         row = await self._fetch(_COMPLETE, {**key.params(), "result": Jsonb(result)})
-        assert row is not None
+        if row is None or row[0] is None:
+            # Another attempt completed it while this statement waited: read what it recorded.
+            row = await self._fetch(_GET, key.params())
+            assert row is not None and row[1] is not None
+            return dict(row[1])
         return dict(row[0])
 
     async def get(self, key: EffectKey) -> LedgerEntry | None:

@@ -225,7 +225,10 @@ async def build_handler(settings: PrintifySettings) -> AsyncIterator[Handler[Ima
     """The handler wired to the real Printify client and the ledger named by ``settings``."""
     # Idempotent and lock-serialised: a stage started on its own still finds its table.
     await asyncio.to_thread(migrate, settings.url)
-    pool = await open_pool(settings.url, max_size=settings.db_pool_max, name="printify")
+    # Unchecked: a round trip saved on every use; a broken connection is retried.
+    pool = await open_pool(
+        settings.url, max_size=settings.db_pool_max, name="printify", check=False
+    )
     try:
         client = printify_client(settings, pool)
         async with closing(client):

@@ -122,7 +122,10 @@ async def build_handler(settings: PublisherSettings) -> AsyncIterator[Handler[Pr
     is a custom integration (then we confirm publications ourselves)."""
     # Idempotent and lock-serialised: a stage started on its own still finds its table.
     await asyncio.to_thread(migrate, settings.url)
-    pool = await open_pool(settings.url, max_size=settings.db_pool_max, name="publisher")
+    # Unchecked: a round trip saved on every use; a broken connection is retried.
+    pool = await open_pool(
+        settings.url, max_size=settings.db_pool_max, name="publisher", check=False
+    )
     try:
         client = printify_client(settings, pool)
         async with closing(client):
