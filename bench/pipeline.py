@@ -65,6 +65,10 @@ def run(jobs: int, image_size: int, workers: int, submit: str) -> None:
             "IMAGE_HEIGHT": str(image_size),
             "IMAGE_STORAGE_DIR": str(state / "images"),
             "MAX_IN_FLIGHT": "128",
+            # GPUs are not what this measures: enough of them, and a deep queue, that renders
+            # of zero milliseconds never wait for a round trip.
+            "SIM_COMFYUI_WORKERS": "8",
+            "COMFYUI_QUEUE_FACTOR": "4",
             "LOG_LEVEL": "WARNING",
         }
         stack = Stack(settings, extra_env=env).start()

@@ -92,7 +92,7 @@ class RunnerSettings(KafkaSettings):
         default=64, ge=1, le=10_000, description="Messages worked on at once, per input band"
     )
     buffer_per_band: int = Field(
-        default=0, ge=0, description="Fetched messages held per band; 0 = max(256, 2 x in-flight)"
+        default=0, ge=0, description="Fetched messages held per band; 0 = max(512, 4 x in-flight)"
     )
     # Non-blocking retries through the stage's delay topics (the seed's 3 retries, 60 s base).
     retry_attempts: int = Field(default=3, ge=0, le=50)
@@ -103,7 +103,7 @@ class RunnerSettings(KafkaSettings):
     commit_interval_ms: int = Field(default=500, ge=50)
     # A long poll returns as soon as data arrives: a longer wait costs no pickup latency, only
     # fewer empty fetches (idle CPU of the stage and the broker).
-    fetch_wait_max_ms: int = Field(default=500, ge=1, le=5000)
+    fetch_wait_max_ms: int = Field(default=1000, ge=1, le=10_000)
     poll_timeout_s: float = Field(default=1.0, gt=0, le=30)
     busy_poll_s: float = Field(default=0.05, gt=0, le=5)
     instance_id: str | None = None
@@ -200,7 +200,9 @@ class StageRunner(Generic[E]):
         ]
         # Delay-topic partitions paused until their head message is due (epoch seconds).
         self._delayed: dict[tuple[str, int], float] = {}
-        self._buffer_max = settings.buffer_per_band or max(256, 2 * settings.max_in_flight)
+        # Big enough that the half still buffered at a resume outlasts the refetch (up to
+        # fetch.wait.max.ms) at hundreds of messages a second.
+        self._buffer_max = settings.buffer_per_band or max(512, 4 * settings.max_in_flight)
         self._buffer_low = self._buffer_max // 2
         self._tasks: dict[asyncio.Task[None], int] = {}  # task -> its band
         self._band_in_flight = [0] * self._n_bands
@@ -664,7 +666,7 @@ class StageRunner(Generic[E]):
         # timeout keeps them prompt and an idle process asleep.
         assert self._producer is not None
         while not self._producer_stop.is_set():
-            self._producer.poll(0.5)
+            self._producer.poll(1.0)
 
     # --------------------------------------------------------------- shutdown
 

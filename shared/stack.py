@@ -311,6 +311,8 @@ def main() -> None:
         f"  Kafka      {stack.bootstrap}",
         f"  PostgreSQL {redact_url(stack.database_url)}",
         *(f"  simulator  {sim.name:<10} {sim.url}" for sim in stack.simulators),
+        "  workers    pool manager: "
+        + ", ".join(f"{st} x{settings.workers_for(st)}" for st in STAGES),
         f"  logs       {stack.log_dir}",
         "Press Ctrl+C to stop.",
         "",

@@ -34,7 +34,7 @@ class JobProducer:
 
     def _pump(self) -> None:
         while not self._stop.is_set():
-            self._producer.poll(0.05)
+            self._producer.poll(1.0)
 
     async def enqueue(
         self,

@@ -47,11 +47,13 @@ def _server_properties(data_dir: Path, port: int, controller_port: int, partitio
             "group.initial.rebalance.delay.ms=0",
             "group.consumer.session.timeout.ms=6000",
             "group.consumer.min.session.timeout.ms=5000",
-            "group.consumer.heartbeat.interval.ms=1000",
+            "group.consumer.heartbeat.interval.ms=2000",
             "group.consumer.min.heartbeat.interval.ms=500",
             # Topics come from the registry only, never from a typo in a producer.
             "auto.create.topics.enable=false",
             "log.retention.check.interval.ms=60000",
+            # No no-op record in the metadata log every 500 ms: a third of the idle broker's CPU.
+            "metadata.max.idle.interval.ms=0",
             "",
         ]
     )
@@ -110,7 +112,8 @@ class LocalKafka:
         return [
             "java",
             f"-Xmx{self.heap}",
-            "-XX:+UseG1GC",
+            # A small heap on a small machine: the serial collector idles cheapest (measured).
+            "-XX:+UseSerialGC",
             f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
             "-cp",
             f"{KAFKA_LIB}/*",

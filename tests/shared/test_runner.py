@@ -30,6 +30,8 @@ def settings(bootstrap: str, **kw: object) -> RunnerSettings:
         "heartbeat_interval_s": 1.0,
         "retry_base_delay_s": 0.01,
         "shutdown_grace_s": 10,
+        # Small test buffers resume often; each resume waits for a refetch (up to this).
+        "fetch_wait_max_ms": 100,
     }
     base.update(kw)
     return RunnerSettings(**base)  # type: ignore[arg-type]

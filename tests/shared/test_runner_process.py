@@ -26,6 +26,8 @@ def start_stage(bootstrap: str, name: str, log: Path) -> subprocess.Popen[bytes]
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "MAX_IN_FLIGHT": str(MAX_IN_FLIGHT),
         "BUFFER_PER_BAND": str(MAX_IN_FLIGHT),
+        # With a buffer this small every resume waits for a refetch: keep those short.
+        "FETCH_WAIT_MAX_MS": "100",
         "COMMIT_INTERVAL_MS": "100",
         "HEARTBEAT_INTERVAL_S": "1",
         "SHUTDOWN_GRACE_S": "20",
