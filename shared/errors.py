@@ -8,6 +8,10 @@ clients map their vendor's errors onto these classes and keep the vendor's code 
 
 from __future__ import annotations
 
+import math
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
 
 class PodError(Exception):
     """Root of every error raised on purpose by POD Engine."""
@@ -83,3 +87,31 @@ def classify_http_status(status: int) -> type[PodError]:
     if status == 408 or status >= 500:
         return RetryableError
     return PermanentError
+
+
+def parse_retry_after(
+    raw: str | None, *, scale: float = 1.0, now: datetime | None = None
+) -> float | None:
+    """Seconds a vendor's ``Retry-After`` asks for: delta-seconds or an HTTP date (RFC 9110).
+
+    Anything else is ignored (None): a vendor answer must never crash the caller, so ``inf``,
+    ``nan``, negative numbers and garbage fall back to the caller's own backoff. ``scale``
+    divides a number (1000 for ``retry-after-ms``).
+    """
+    if raw is None or not raw.strip():
+        return None
+    raw = raw.strip()
+    try:
+        seconds = float(raw) / scale
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(raw)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+        return max(0.0, seconds)
+    if not math.isfinite(seconds) or seconds < 0:
+        return None
+    return seconds

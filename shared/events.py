@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import builtins
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from shared.errors import InvalidEventError
 
@@ -46,6 +46,16 @@ class _Model(BaseModel):
 
 
 NonEmpty = Annotated[str, Field(min_length=1, max_length=500)]
+
+
+def _as_utc(value: datetime) -> datetime:
+    # A timestamp without a zone is read as UTC: compared with aware ones it would raise later.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+# How far ahead of our clock an event's occurred_at may be (clock skew between producers).
+MAX_CLOCK_SKEW = timedelta(hours=1)
 
 
 class JobRequestedPayload(_Model):
@@ -118,7 +128,7 @@ class StageFailedPayload(_Model):
     # True while the work is waiting in a delay topic for another attempt; False once given up.
     retryable: bool = False
     attempt: Annotated[int, Field(ge=0)] = 0
-    next_attempt_at: datetime | None = None
+    next_attempt_at: UtcDatetime | None = None
     image_index: int | None = None
     product_type: ProductType | None = None
     input_topic: str | None = None
@@ -139,7 +149,7 @@ class WorkerHeartbeatPayload(_Model):
     in_flight: int = 0
     processed: int = 0
     failed: int = 0
-    started_at: datetime
+    started_at: UtcDatetime
     stopping: bool = False
 
 
@@ -163,7 +173,7 @@ class Event(_Model):
     type: str
     schema_version: int = SCHEMA_VERSION
     job_id: Annotated[str, Field(min_length=1, max_length=100)]
-    occurred_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    occurred_at: UtcDatetime = Field(default_factory=lambda: datetime.now(UTC))
     producer: Annotated[str, Field(min_length=1, max_length=200)]
     correlation_id: str | None = None
     attempt: Annotated[int, Field(ge=0)] = 0
@@ -274,4 +284,35 @@ def parse_event(raw: bytes | str | None, accept: tuple[type[Event], ...] = EVENT
         raise InvalidEventError(
             f"schema_version {event.schema_version} is newer than supported {SCHEMA_VERSION}"
         )
+    if event.occurred_at > datetime.now(UTC) + MAX_CLOCK_SKEW:
+        raise InvalidEventError(
+            f"occurred_at: {event.occurred_at.isoformat()} is in the future "
+            f"(more than {MAX_CLOCK_SKEW} ahead)"
+        )
+    # JSON can only carry NUL escaped; PostgreSQL text cannot hold it at all. Cheap test first.
+    marker: bytes | str = b"\\u0000" if isinstance(raw, bytes) else "\\u0000"
+    if marker in raw:  # type: ignore[operator]
+        where = _nul_path(event.model_dump(mode="python"))
+        if where is not None:
+            raise InvalidEventError(f"{where or '<root>'}: NUL characters are not allowed")
     return event
+
+
+def _nul_path(value: Any, path: str = "") -> str | None:
+    """The path of the first string holding a NUL, if any."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            key_path = f"{path}.{k}" if path else str(k)
+            if "\x00" in str(k):
+                return key_path
+            found = _nul_path(v, key_path)
+            if found is not None:
+                return found
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            found = _nul_path(v, f"{path}.{i}" if path else str(i))
+            if found is not None:
+                return found
+    return None

@@ -31,6 +31,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import math
 import os
 import random
 import signal
@@ -453,7 +454,7 @@ class StageRunner(Generic[E]):
             if (topic, partition) in self._delayed:
                 continue  # fetched before the pause took effect: it comes again on resume
             if self._band.get(topic) == 0 and self.retry_topics:
-                due = int(_headers(msg).get("pod.retry.due", "0") or 0) / 1000
+                due = _retry_due(_headers(msg), now, self.settings.retry_max_delay_s)
                 if due > now:
                     self._delay_partition(topic, partition, offset, due)
                     continue
@@ -543,31 +544,55 @@ class StageRunner(Generic[E]):
     # ------------------------------------------------------------ processing
 
     async def _process(self, msg: Message) -> None:
+        """Work on one message; whatever happens, it ends done (output, retry or dead letter)
+        or, only while stopping, left for the next owner."""
         topic, partition, offset = _coords(msg)
-        headers = _headers(msg)
-        attempt = int(headers.get("pod.attempt", "0") or 0)
         try:
-            event = self.parse(msg, self.accept)
-        except InvalidEventError as exc:
-            await self._dead_letter(msg, exc, None, headers)
+            done = await self._handle(msg)
+        except Exception as exc:
+            # The failure path itself failed. No header, payload or vendor answer may leave
+            # the offset behind for good.
+            logger.exception(
+                "failure handling failed topic=%s partition=%d offset=%d", topic, partition, offset
+            )
+            done = await self._dead_letter(msg, exc, None, _headers(msg))
+        if done:
             self._mark_done(topic, partition, offset)
-            return
-        ctx = MessageContext(topic, partition, offset, attempt, self.instance_id)
+
+    async def _handle(self, msg: Message) -> bool:
+        """Parse, run the handler, produce; route failures. True when the message is done."""
+        headers = _headers(msg)
+        try:
+            attempt = _attempt(headers)
+            event = self._parse(msg)
+        except InvalidEventError as exc:
+            return await self._dead_letter(msg, exc, None, headers)
+        ctx = MessageContext(*_coords(msg), attempt, self.instance_id)
         try:
             outputs = await self.handler(event, ctx)  # type: ignore[arg-type]
             await self._produce_all(outputs)
             self.stats.processed += 1
+            return True
         except Exception as exc:
             retryable = not isinstance(exc, PodError) or exc.retryable
             if retryable and self._stop.is_set():
                 # Shutting down: leave it uncommitted so the next owner retries it.
-                return
+                return False
             self.stats.failed += 1
-            if retryable and attempt < self.settings.retry_attempts:
-                await self._schedule_retry(msg, exc, event, attempt + 1, headers)
-            else:
-                await self._dead_letter(msg, exc, event, headers)
-        self._mark_done(topic, partition, offset)
+            can_retry = retryable and attempt < self.settings.retry_attempts
+            if can_retry and await self._schedule_retry(msg, exc, event, attempt + 1, headers):
+                return True
+            return await self._dead_letter(msg, exc, event, headers)
+
+    def _parse(self, msg: Message) -> Event:
+        """The stage's parser, with any failure of it (deep JSON's RecursionError, a bad
+        encoding) turned into an invalid event rather than a crashed task."""
+        try:
+            return self.parse(msg, self.accept)
+        except InvalidEventError:
+            raise
+        except (Exception, RecursionError) as exc:
+            raise InvalidEventError(f"unreadable message: {type(exc).__name__}: {exc}") from None
 
     async def _schedule_retry(
         self,
@@ -576,13 +601,18 @@ class StageRunner(Generic[E]):
         event: Event,
         attempt: int,
         headers: dict[str, str],
-    ) -> None:
-        """Hand the message to the delay topic of its next attempt; the partition moves on."""
+    ) -> bool:
+        """Hand the message to the delay topic of its next attempt; the partition moves on.
+
+        False when the copy cannot be produced (e.g. larger than the broker takes once the
+        failure headers are added): the caller dead-letters it instead.
+        """
         delay = _backoff(attempt, self.settings.retry_base_delay_s, self.settings.retry_max_delay_s)
         retry_after = getattr(exc, "retry_after", None)
-        if retry_after:
-            delay = max(delay, float(retry_after))
-        due = datetime.now(UTC).timestamp() + delay
+        if isinstance(retry_after, int | float) and math.isfinite(retry_after):
+            # A vendor's wait is honoured up to the longest delay we ever schedule.
+            delay = min(max(delay, float(retry_after)), self.settings.retry_max_delay_s)
+        due = time.time() + delay
         level = min(attempt, RETRY_LEVELS)
         retry_topic = self.stage.retry_topic(level)
         out = _failure_headers(msg, exc, headers, self.stage.name)
@@ -600,9 +630,23 @@ class StageRunner(Generic[E]):
             attempt,
             delay,
             retry_topic,
-            _describe(exc),
+            _describe(exc)[:500],
         )
-        await self._produce(retry_topic, msg.value() or b"", key=msg.key(), headers=out)
+        try:
+            await self._produce(retry_topic, msg.value() or b"", key=msg.key(), headers=out)
+        except KafkaException as err:
+            if _is_permanent_produce_error(err):
+                logger.error(
+                    "retry copy refused job_id=%s topic=%s partition=%d offset=%d error=%s",
+                    event.job_id,
+                    msg.topic(),
+                    msg.partition(),
+                    msg.offset(),
+                    err,
+                )
+                return False
+            raise
+        return True
 
     def _mark_done(self, topic: str, partition: int, offset: int) -> None:
         with self._lock:
@@ -620,10 +664,16 @@ class StageRunner(Generic[E]):
         exc: BaseException,
         event: Event | None,
         headers: dict[str, str],
-    ) -> None:
+    ) -> bool:
+        """Put the message on the stage's DLQ with why it failed. True once it is there.
+
+        A copy the broker refuses (too large once the reason is added) goes without its value,
+        saying so; a broker that cannot be reached is retried until it can, or until shutdown
+        (False: left uncommitted for the next owner) - never marked done without a record.
+        """
         self.stats.dead_lettered += 1
         out = _failure_headers(msg, exc, headers, self.stage.name)
-        out.append(("pod.attempt", headers.get("pod.attempt", "0").encode()))
+        out.append(("pod.attempt", str(_attempt(headers, strict=False)).encode()))
         topic, partition, offset = _coords(msg)
         logger.error(
             "dead-lettered job_id=%s topic=%s partition=%d offset=%d dlq=%s attempts=%s error=%s",
@@ -632,10 +682,42 @@ class StageRunner(Generic[E]):
             partition,
             offset,
             self.stage.dlq,
-            headers.get("pod.attempt", "0"),
-            _describe(exc),
+            headers.get("pod.attempt", "0")[:20],
+            _describe(exc)[:500],
         )
-        await self._produce(self.stage.dlq, msg.value() or b"", key=msg.key(), headers=out)
+        value: bytes | None = msg.value() or b""
+        wait = 1.0
+        while True:
+            try:
+                await self._produce(self.stage.dlq, value, key=msg.key(), headers=out)
+                return True
+            except KafkaException as err:
+                if _is_permanent_produce_error(err) and value:
+                    size = len(value)
+                    logger.error(
+                        "dead letter too large, value dropped topic=%s partition=%d offset=%d "
+                        "bytes=%d",
+                        topic,
+                        partition,
+                        offset,
+                        size,
+                    )
+                    value = None
+                    out = _without_value(out, size, err)
+                    continue
+                if self._stop.is_set():
+                    return False
+                logger.warning(
+                    "dead letter not produced, retrying topic=%s partition=%d offset=%d "
+                    "wait_s=%.0f error=%s",
+                    topic,
+                    partition,
+                    offset,
+                    wait,
+                    err,
+                )
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, 30.0)
 
     async def _produce_all(self, outputs: Sequence[Output]) -> None:
         if outputs:
@@ -649,7 +731,7 @@ class StageRunner(Generic[E]):
     async def _produce(
         self,
         topic: str,
-        value: bytes,
+        value: bytes | None,
         *,
         key: bytes | None,
         headers: list[tuple[str, str | bytes | None]] | None = None,
@@ -786,7 +868,7 @@ async def produce_async(
     producer: Producer,
     loop: asyncio.AbstractEventLoop,
     topic: str,
-    value: bytes,
+    value: bytes | None,
     *,
     key: bytes | None = None,
     headers: list[tuple[str, str | bytes | None]] | None = None,
@@ -827,6 +909,58 @@ def _backoff(attempt: int, base: float, cap: float) -> float:
     return float(min(cap, base * (2 ** (attempt - 1))) * (0.5 + random.random() / 2))
 
 
+def _attempt(headers: dict[str, str], *, strict: bool = True) -> int:
+    """The ``pod.attempt`` header (0 when absent). A malformed one makes the message invalid
+    (dead-lettered with the reason) unless ``strict`` is off."""
+    raw = headers.get("pod.attempt", "")
+    if not raw:
+        return 0
+    if raw.isascii() and raw.isdigit() and len(raw) <= 6:
+        return int(raw)
+    if not strict:
+        return 0
+    raise InvalidEventError(f"header pod.attempt: not a small non-negative integer: {raw[:40]!r}")
+
+
+def _retry_due(headers: dict[str, str], now: float, max_delay: float) -> float:
+    """When a delay-topic message is due (epoch seconds). A malformed or overflowing
+    ``pod.retry.due`` is due now, and so is one further ahead than any delay the runner
+    schedules: a partition is never paused for ever on a hostile header."""
+    raw = headers.get("pod.retry.due", "")
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 16):
+        return now
+    due = int(raw) / 1000
+    return now if due > now + max_delay + 1 else due
+
+
+def _is_permanent_produce_error(err: KafkaException) -> bool:
+    """A produce the broker will never take as it is (too large, invalid record)."""
+    code = err.args[0].code() if err.args and isinstance(err.args[0], KafkaError) else None
+    return code in _REFUSED
+
+
+_REFUSED = {
+    KafkaError.MSG_SIZE_TOO_LARGE,
+    KafkaError.RECORD_LIST_TOO_LARGE,
+    KafkaError.INVALID_RECORD,
+}
+
+
+def _without_value(
+    headers: list[tuple[str, str | bytes | None]], size: int, err: KafkaException
+) -> list[tuple[str, str | bytes | None]]:
+    """Failure headers for a dead letter whose value the broker refused."""
+    note = f"value of {size} bytes dropped: the broker refused the copy ({err})"
+    kept = [(k, v) for k, v in headers if k != "pod.error.message"]
+    message = next((v for k, v in headers if k == "pod.error.message"), b"") or b""
+    text = message.decode() if isinstance(message, bytes) else message
+    return [
+        *kept,
+        ("pod.error.message", f"{text} [{note}]"[:4000].encode()),
+        ("pod.value.dropped", str(size).encode()),
+    ]
+
+
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, PodError):
         return exc.describe()
@@ -834,8 +968,12 @@ def _describe(exc: BaseException) -> str:
 
 
 def _headers(msg: Message) -> dict[str, str]:
-    pairs: list[tuple[str, bytes | None]] = list(msg.headers() or [])  # type: ignore[arg-type]
-    return {k: v.decode(errors="replace") if v else "" for k, v in pairs}
+    try:
+        pairs: list[tuple[str, bytes | None]] = list(msg.headers() or [])  # type: ignore[arg-type]
+    except (UnicodeDecodeError, ValueError, TypeError):
+        # A header key that is not UTF-8 (another client's bytes): treat it as no headers.
+        return {}
+    return {str(k): v.decode(errors="replace") if v else "" for k, v in pairs}
 
 
 def _failure_headers(

@@ -1,13 +1,41 @@
-"""Content-addressed image storage: a file per SHA-256, so identical images are stored once."""
+"""Content-addressed image storage: a file per SHA-256, so identical images are stored once.
+
+An image's ``file://`` URI travels in events that anyone able to produce to the topic can write,
+so reading one back is confined: only a regular file under the storage root, no larger than a
+cap, whose content has the digest the event names (see :meth:`LocalImageStorage.read`).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
+
+from pydantic import Field
+
+from shared.settings import REPO_ROOT, PodSettings
+
+
+class ImageStorageSettings(PodSettings):
+    """Where images are stored (shared by the generator, which writes, and the printify stage,
+    which reads), and how large one may be."""
+
+    image_storage_dir: Path = REPO_ROOT / ".state" / "images"
+    image_public_base_url: str | None = Field(
+        default=None,
+        description="Where image_storage_dir is served publicly; lets Printify fetch by URL",
+    )
+    image_max_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=1024, description="Largest image file read for upload"
+    )
+
+
+class ImageReadError(ValueError):
+    """An image URI that may not or cannot be read (the reason is in the message)."""
 
 
 @dataclass(frozen=True)
@@ -51,10 +79,41 @@ class LocalImageStorage:
             return f"{self.public_base_url}/{sha[:2]}/{sha}.png"
         return self._path(sha).resolve().as_uri()
 
+    def read(self, uri: str, *, sha256: str, max_bytes: int) -> bytes:
+        """The bytes of a stored image named by its ``file://`` URI, checked against ``sha256``.
 
-def read_uri(uri: str) -> bytes:
-    """Read a ``file://`` image URI (the local storage's form)."""
-    parsed = urlparse(uri)
-    if parsed.scheme != "file":
-        raise ValueError(f"not a file URI: {uri}")
-    return Path(unquote(parsed.path)).read_bytes()
+        Refuses (ImageReadError) anything outside the storage root (``..``, symlinks out,
+        ``/proc/self/environ``), anything not a regular file (``/dev/zero``, a FIFO - opened
+        non-blocking so it cannot hang us), files over ``max_bytes`` and content whose digest
+        differs. Blocking: call it off the event loop.
+        """
+        parsed = urlparse(uri)
+        if parsed.scheme != "file" or parsed.netloc not in ("", "localhost"):
+            raise ImageReadError("not a file URI of this host")
+        root = os.path.realpath(self.root)
+        path = os.path.realpath(unquote(parsed.path))
+        if os.path.commonpath([root, path]) != root:
+            raise ImageReadError("outside the image storage")
+        flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            fd = os.open(path, flags)
+        except OSError as exc:
+            raise ImageReadError(f"cannot open: {exc.strerror}") from None
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise ImageReadError("not a regular file")
+            if info.st_size > max_bytes:
+                raise ImageReadError(f"{info.st_size} bytes, over the {max_bytes}-byte limit")
+            chunks, size = [], 0
+            while chunk := os.read(fd, 1 << 20):
+                size += len(chunk)
+                if size > max_bytes:  # grew while we read
+                    raise ImageReadError(f"over the {max_bytes}-byte limit")
+                chunks.append(chunk)
+        finally:
+            os.close(fd)
+        data = b"".join(chunks)
+        if hashlib.sha256(data).hexdigest() != sha256:
+            raise ImageReadError("content does not match the event's sha256")
+        return data

@@ -8,6 +8,7 @@ topics of the generator share the family ``jobs.requested``).
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaException
@@ -107,6 +108,18 @@ def all_topics() -> list[TopicSpec]:
     return specs
 
 
+def _partition_count(admin: AdminClient, name: str, timeout: float) -> int:
+    """Partitions of an existing topic, once the broker's metadata shows it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        topic = admin.list_topics(topic=name, timeout=timeout).topics.get(name)
+        if topic is not None and topic.error is None and topic.partitions:
+            return len(topic.partitions)
+        if time.monotonic() > deadline:
+            raise KafkaException(f"topic {name} exists but its metadata never showed")
+        time.sleep(0.1)
+
+
 def ensure_topics(
     admin: AdminClient,
     *,
@@ -138,14 +151,21 @@ def ensure_topics(
         else:
             outcome[spec.name] = "ok"
     if to_create:
+        wanted = {t.topic: t.num_partitions for t in to_create}
         for name, fut in admin.create_topics(to_create, operation_timeout=timeout).items():
             try:
                 fut.result()
             except KafkaException as exc:
-                # Another process created it between our look and our create: that is fine.
                 if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
                     raise
-                outcome[name] = "ok"
+                # Created by another process, or so recently that our metadata did not show
+                # it yet: it may still have too few partitions.
+                have = _partition_count(admin, name, timeout)
+                if have < wanted[name]:
+                    to_grow.append(NewPartitions(name, wanted[name]))
+                    outcome[name] = f"grown {have}->{wanted[name]}"
+                else:
+                    outcome[name] = "ok"
     if to_grow:
         for name, fut in admin.create_partitions(to_grow, operation_timeout=timeout).items():
             fut.result()

@@ -26,6 +26,7 @@ from shared.errors import (
     RetryableError,
     VendorTimeout,
     classify_http_status,
+    parse_retry_after,
 )
 from shared.http import async_client2
 
@@ -244,12 +245,9 @@ def _body_error_type(body: object) -> str | None:
 def _retry_after(exc: anthropic.APIStatusError) -> float | None:
     headers = exc.response.headers
     for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
-        raw = headers.get(name)
-        if raw:
-            try:
-                return float(raw) / scale
-            except ValueError:
-                continue  # an HTTP date: rare for Anthropic, the runner's backoff applies
+        seconds = parse_retry_after(headers.get(name), scale=scale)
+        if seconds is not None:
+            return seconds
     return None
 
 

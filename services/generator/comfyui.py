@@ -42,6 +42,7 @@ from shared.errors import (
     RetryableError,
     VendorTimeout,
     classify_http_status,
+    parse_retry_after,
 )
 from shared.http import async_client
 
@@ -208,9 +209,7 @@ def _http_error(resp: httpx.Response, what: str, backend: str) -> PodError:
     except ValueError:
         body = resp.text
     detail, code = _describe_rejection(body)
-    retry_after = None
-    with contextlib.suppress(TypeError, ValueError):
-        retry_after = float(resp.headers.get("Retry-After", ""))
+    retry_after = parse_retry_after(resp.headers.get("Retry-After"))
     return cls(
         f"{what} failed: {detail} backend={backend}",
         vendor=VENDOR,

@@ -7,10 +7,10 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 
 from shared.runner import RunnerSettings
-from shared.settings import REPO_ROOT
+from shared.storage import ImageStorageSettings
 
 
-class GeneratorSettings(RunnerSettings):
+class GeneratorSettings(RunnerSettings, ImageStorageSettings):
     """Claude, ComfyUI and image storage; env names follow DESIGN §3."""
 
     claude_api_key: SecretStr = Field(description="Anthropic API key (CLAUDE_API_KEY)")
@@ -45,11 +45,6 @@ class GeneratorSettings(RunnerSettings):
     )
     image_width: int = Field(default=1024, ge=64, le=8192)
     image_height: int = Field(default=1024, ge=64, le=8192)
-    image_storage_dir: Path = REPO_ROOT / ".state" / "images"
-    image_public_base_url: str | None = Field(
-        default=None,
-        description="Where image_storage_dir is served publicly; lets Printify fetch by URL",
-    )
 
     @field_validator("comfyui_api_url")
     @classmethod

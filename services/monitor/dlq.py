@@ -311,7 +311,7 @@ def _headers(msg: Message) -> dict[str, str]:
 def _json_object(value: bytes | None) -> dict[str, Any] | None:
     try:
         data = json.loads(value) if value else None
-    except ValueError:
+    except (ValueError, RecursionError):  # nested 5,000 deep is not a ValueError
         return None
     return data if isinstance(data, dict) else None
 

@@ -35,7 +35,7 @@ from shared.events import (
 from shared.ledger import EffectKey, Ledger, Result
 from shared.runner import Handler, MessageContext, Output
 from shared.service import closing
-from shared.storage import read_uri
+from shared.storage import ImageReadError, LocalImageStorage
 from shared.topics import PRINTIFY, PRODUCTS_CREATED
 from shared.vendors.printify import PrintifyClient, build_product_payload, printify_client
 
@@ -59,11 +59,15 @@ class PrintifyHandler:
         client: PrintifyClient,
         ledger: Ledger,
         catalog: dict[ProductType, CatalogEntry],
+        storage: LocalImageStorage,
+        image_max_bytes: int = 64 * 1024 * 1024,
         shop_id: str | None = None,
     ) -> None:
         self.client = client
         self.ledger = ledger
         self.catalog = catalog
+        self.storage = storage
+        self.image_max_bytes = image_max_bytes
         self._shop_id = shop_id
 
     async def shop_id(self) -> str:
@@ -85,9 +89,12 @@ class PrintifyHandler:
                 upload = await self.client.upload_image(file_name=name, url=p.uri)
             else:
                 try:
-                    data = read_uri(p.uri)
-                except (OSError, ValueError) as exc:
-                    raise PermanentError(f"image not readable at {p.uri}: {exc}") from exc
+                    data = await asyncio.to_thread(
+                        self.storage.read, p.uri, sha256=p.sha256, max_bytes=self.image_max_bytes
+                    )
+                except ImageReadError as exc:
+                    # Nothing is uploaded: the URI may name a secret (/proc/self/environ).
+                    raise PermanentError(f"image {p.sha256[:12]} not readable: {exc}") from None
                 upload = await self.client.upload_image(file_name=name, contents=data)
             return {"image_id": str(upload["id"])}
 
@@ -236,6 +243,8 @@ async def build_handler(settings: PrintifySettings) -> AsyncIterator[Handler[Ima
                 client=client,
                 ledger=Ledger(pool),
                 catalog=settings.catalog(),
+                storage=LocalImageStorage(settings.image_storage_dir),
+                image_max_bytes=settings.image_max_bytes,
                 shop_id=settings.printify_shop_id,
             )
     finally:

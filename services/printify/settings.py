@@ -7,6 +7,7 @@ from pydantic import BaseModel, Field
 from shared.events import ProductType
 from shared.runner import RunnerSettings
 from shared.settings import DatabaseSettings
+from shared.storage import ImageStorageSettings
 from shared.vendors.printify import PrintifyAccountSettings
 
 
@@ -31,9 +32,12 @@ DEFAULT_CATALOG: dict[ProductType, CatalogEntry] = {
 }
 
 
-class PrintifySettings(RunnerSettings, DatabaseSettings, PrintifyAccountSettings):
+class PrintifySettings(
+    RunnerSettings, DatabaseSettings, PrintifyAccountSettings, ImageStorageSettings
+):
     """The Printify account (PRINTIFY_API_KEY, its limits), shop and catalog (PRINTIFY_SHOP_ID,
-    PRODUCT_CATALOG), and the database of the ledger and the shared budgets (DATABASE_URL)."""
+    PRODUCT_CATALOG), the database of the ledger and the shared budgets (DATABASE_URL), and the
+    image storage that uploads are read from (IMAGE_STORAGE_DIR, IMAGE_MAX_BYTES)."""
 
     printify_shop_id: str | None = Field(default=None, description="Unset = the account's first")
     product_catalog: dict[ProductType, CatalogEntry] = Field(default_factory=dict)

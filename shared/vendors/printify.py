@@ -24,7 +24,13 @@ from psycopg_pool import AsyncConnectionPool
 from pydantic import Field, SecretStr
 
 from shared.budget import LocalRateBudget, RateBudget, SharedRateBudget, account_key
-from shared.errors import PodError, RetryableError, VendorTimeout, classify_http_status
+from shared.errors import (
+    PodError,
+    RetryableError,
+    VendorTimeout,
+    classify_http_status,
+    parse_retry_after,
+)
 from shared.http import async_client
 from shared.settings import PodSettings
 
@@ -94,13 +100,7 @@ def build_product_payload(
 
 
 def _retry_after(resp: httpx.Response) -> float | None:
-    raw = resp.headers.get("retry-after")
-    if raw is None:
-        return None
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        return None  # An HTTP date: rare enough to fall back to our own backoff.
+    return parse_retry_after(resp.headers.get("retry-after"))
 
 
 class PrintifyClient:

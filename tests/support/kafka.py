@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from confluent_kafka import ConsumerGroupTopicPartitions, Producer, TopicPartition
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from shared.events import Event, JobRequested, JobRequestedPayload
@@ -46,3 +46,30 @@ def committed(bootstrap: str, group: str, topic: str, partitions: int) -> dict[i
     req = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in range(partitions)])
     result = admin.list_consumer_group_offsets([req])[group].result()
     return {tp.partition: tp.offset for tp in result.topic_partitions}
+
+
+def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    """Each partition's end offset (the next offset to be written) right now."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "end-offsets"})
+    try:
+        md = consumer.list_topics(topic, timeout=10)
+        return {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in md.topics[topic].partitions
+        }
+    finally:
+        consumer.close()
+
+
+def lagging(bootstrap: str, group: str, topics: list[str]) -> dict[str, dict[int, int]]:
+    """Partitions of ``topics`` where ``group``'s commit is behind the end: {topic: {p: lag}}.
+    Empty partitions count as caught up without a commit."""
+    behind: dict[str, dict[int, int]] = {}
+    for topic in topics:
+        ends = end_offsets(bootstrap, topic)
+        done = committed(bootstrap, group, topic, len(ends))
+        lag = {p: end - max(done.get(p, 0), 0) for p, end in ends.items() if end > 0}
+        lag = {p: n for p, n in lag.items() if n > 0}
+        if lag:
+            behind[topic] = lag
+    return behind

@@ -15,6 +15,7 @@ from psycopg_pool import AsyncConnectionPool
 from services.printify.handler import PrintifyHandler, build_handler, sku_prefix
 from services.printify.settings import DEFAULT_CATALOG, CatalogEntry, PrintifySettings
 from shared.db import open_pool
+from shared.errors import PermanentError
 from shared.events import (
     ImageGenerated,
     ImageGeneratedPayload,
@@ -73,6 +74,17 @@ def image_event(tmp_path: Path, types: list[str], job_id: str | None = None) -> 
     )
 
 
+def make_handler(
+    client: PrintifyClient,
+    ledger: Ledger,
+    root: Path,
+    catalog: dict[ProductType, CatalogEntry] = DEFAULT_CATALOG,
+) -> PrintifyHandler:
+    return PrintifyHandler(
+        client=client, ledger=ledger, catalog=catalog, storage=LocalImageStorage(root)
+    )
+
+
 def books(sim: SimulatorProcess) -> dict:
     return httpx.get(f"{sim.url}/_sim/books", timeout=5).json()
 
@@ -94,7 +106,9 @@ def uploads(sim: SimulatorProcess) -> int:
 async def test_one_product_per_type_with_seed_prices(
     tmp_path: Path, client: PrintifyClient, ledger: Ledger
 ) -> None:
-    handler = PrintifyHandler(client=client, ledger=ledger, catalog=DEFAULT_CATALOG)
+    handler = PrintifyHandler(
+        client=client, ledger=ledger, catalog=DEFAULT_CATALOG, storage=LocalImageStorage(tmp_path)
+    )
     event = image_event(tmp_path, ["tshirt", "hoodie"])
     outputs = await handler(event, CTX)
     assert [o.topic for o in outputs] == [PRODUCTS_CREATED, PRODUCTS_CREATED]
@@ -127,7 +141,9 @@ async def test_permanent_failure_of_one_type_spares_the_others(
             blueprint_id=77, print_provider_id=424242, price_cents=3499
         ),
     }
-    handler = PrintifyHandler(client=client, ledger=ledger, catalog=catalog)
+    handler = PrintifyHandler(
+        client=client, ledger=ledger, catalog=catalog, storage=LocalImageStorage(tmp_path)
+    )
     outputs = await handler(image_event(tmp_path, ["tshirt", "hoodie"]), CTX)
     assert [o.topic for o in outputs] == [PRODUCTS_CREATED, PRINTIFY.dlq]
     failed = outputs[1].event
@@ -143,7 +159,9 @@ async def test_permanent_failure_of_one_type_spares_the_others(
 async def test_redelivery_creates_each_product_and_uploads_the_image_once(
     tmp_path: Path, client: PrintifyClient, ledger: Ledger, printify_sim: SimulatorProcess
 ) -> None:
-    handler = PrintifyHandler(client=client, ledger=ledger, catalog=DEFAULT_CATALOG)
+    handler = PrintifyHandler(
+        client=client, ledger=ledger, catalog=DEFAULT_CATALOG, storage=LocalImageStorage(tmp_path)
+    )
     event = image_event(tmp_path, ["tshirt", "mug"])
     uploads_before = uploads(printify_sim)
     first = await handler(event, CTX)
@@ -187,7 +205,9 @@ async def test_create_with_unknown_outcome_is_found_by_sku_not_repeated(
     )
     created_before = sum(a["products_created"] for a in books(printify_sim)["accounts"].values())
 
-    handler = PrintifyHandler(client=client, ledger=ledger, catalog=DEFAULT_CATALOG)
+    handler = PrintifyHandler(
+        client=client, ledger=ledger, catalog=DEFAULT_CATALOG, storage=LocalImageStorage(tmp_path)
+    )
     outputs = await handler(event, CTX)
 
     assert [o.topic for o in outputs] == [PRODUCTS_CREATED]
@@ -210,7 +230,9 @@ async def test_create_that_never_reached_printify_is_made_on_the_next_attempt(
     event = image_event(tmp_path, ["mug"])
     # An earlier attempt recorded `started` and crashed before its request left.
     await ledger.begin(EffectKey(event.job_id, 1, "mug", "create"), lease_s=0)
-    handler = PrintifyHandler(client=client, ledger=ledger, catalog=DEFAULT_CATALOG)
+    handler = PrintifyHandler(
+        client=client, ledger=ledger, catalog=DEFAULT_CATALOG, storage=LocalImageStorage(tmp_path)
+    )
     outputs = await handler(event, CTX)
     created = outputs[0].event
     assert isinstance(created, ProductCreated)
@@ -225,6 +247,7 @@ async def test_build_handler_wires_the_ledger_from_settings(
         printify_api_key="tok-printify-build",
         printify_api_url=printify_sim.url,
         database_url=migrated_db,
+        image_storage_dir=tmp_path,
     )
     event = image_event(tmp_path, ["mug"])
     async with build_handler(settings) as handler:
@@ -239,3 +262,21 @@ def _png() -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", (32, 32)).save(buf, "PNG")
     return buf.getvalue()
+
+
+@pytest.mark.parametrize("uri", ["file:///proc/self/environ", "file:///dev/zero"])
+async def test_an_image_uri_outside_the_storage_uploads_nothing(
+    tmp_path: Path,
+    client: PrintifyClient,
+    ledger: Ledger,
+    printify_sim: SimulatorProcess,
+    uri: str,
+) -> None:
+    event = image_event(tmp_path, ["tshirt"])
+    hostile = event.model_copy(update={"payload": event.payload.model_copy(update={"uri": uri})})
+    before = uploads(printify_sim)
+    handler = make_handler(client, ledger, tmp_path)
+    with pytest.raises(PermanentError, match="outside the image storage") as err:
+        await handler(hostile, CTX)
+    assert "environ" not in str(err.value)  # the path itself is not echoed either
+    assert uploads(printify_sim) == before
