@@ -128,6 +128,16 @@ class DatabaseSettings(PodSettings):
         return f"postgresql://postgres@127.0.0.1:{self.postgres_port}/postgres"
 
 
+class JobLimitSettings(PodSettings):
+    """Limits on what one job may ask for, enforced at every door: the API and each stage that
+    reads jobs produced directly to its topics."""
+
+    # The event contract caps a job at 100 images; a deployment may be stricter, never looser.
+    max_images_per_job: int = Field(
+        default=50, ge=1, le=100, description="Most images one job may ask for"
+    )
+
+
 class StateSettings(PodSettings):
     """Where local state lives (broker data, embedded PostgreSQL, logs, images)."""
 

@@ -6,10 +6,10 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 
-from shared.settings import DatabaseSettings, KafkaSettings
+from shared.settings import DatabaseSettings, JobLimitSettings, KafkaSettings
 
 
-class ApiSettings(KafkaSettings, DatabaseSettings):
+class ApiSettings(KafkaSettings, DatabaseSettings, JobLimitSettings):
     """Settings of ``services.api`` (env vars, then the CONFIG_PATH JSON file)."""
 
     api_host: str = Field(default="127.0.0.1", description="Interface the API listens on")
@@ -18,8 +18,6 @@ class ApiSettings(KafkaSettings, DatabaseSettings):
         default=None,
         description="Comma-separated bearer keys; unset = no authentication",
     )
-    # The event contract caps a job at 100 images; the API may be stricter, never looser.
-    max_images_per_job: int = Field(default=50, ge=1, le=100)
     max_page_size: int = Field(default=100, ge=1, le=1000)
     produce_timeout_s: float = Field(
         default=10.0, gt=0, le=120, description="Wait this long for the broker's ack"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Sequence
 from typing import Any, cast
 
 import anthropic
@@ -35,6 +36,8 @@ logger = logging.getLogger(__name__)
 VENDOR = "anthropic"
 TOOL_NAME = "submit_designs"
 MAX_BRIEFS = 25
+# Titles of earlier batches quoted to the model, newest last (keeps the prompt small).
+_MAX_AVOID = 75
 TITLE_MAX = 140
 TAGS_MAX = 13
 TAG_LEN_MAX = 20
@@ -158,8 +161,19 @@ def designs_tool(count: int) -> dict[str, Any]:
     }
 
 
-def user_message(*, theme: str, style: str, niche: str, count: int, user_prompt: str | None) -> str:
-    """The user turn: the job's facets as ``Key: value`` lines, then the instructions."""
+def user_message(
+    *,
+    theme: str,
+    style: str,
+    niche: str,
+    count: int,
+    user_prompt: str | None,
+    avoid: Sequence[str] = (),
+) -> str:
+    """The user turn: the job's facets as ``Key: value`` lines, then the instructions.
+
+    ``avoid`` lists titles already written for the job (by an earlier batch of a large job),
+    so the new designs differ from them."""
     lines = [
         f"Theme: {theme}",
         f"Style: {style}",
@@ -177,6 +191,9 @@ def user_message(*, theme: str, style: str, niche: str, count: int, user_prompt:
             "Give every design its own concept (motif, composition, palette) so no two images "
             "look alike, all true to the theme, style and niche."
         )
+    if avoid:
+        lines += ["", "Designs already made for this job (do not repeat or closely echo them):"]
+        lines += [f"- {title}" for title in avoid[-_MAX_AVOID:]]
     return "\n".join(lines)
 
 
@@ -297,8 +314,10 @@ class ClaudeClient:
         count: int,
         user_prompt: str | None = None,
         job_id: str | None = None,
+        avoid: Sequence[str] = (),
     ) -> list[CreativeBrief]:
-        """One Messages call with structured output (a forced tool asking for ``count`` briefs).
+        """One Messages call with structured output (a forced tool asking for ``count`` briefs,
+        at most :data:`MAX_BRIEFS`; larger jobs are written in batches by the generator).
 
         When ``user_prompt`` is given, every brief's ``prompt`` is the user's prompt (Claude still
         writes the listing copy). Raises a :class:`~shared.errors.PodError` subclass on failure.
@@ -312,7 +331,12 @@ class ClaudeClient:
             )
         started = time.monotonic()
         text = user_message(
-            theme=theme, style=style, niche=niche, count=count, user_prompt=user_prompt
+            theme=theme,
+            style=style,
+            niche=niche,
+            count=count,
+            user_prompt=user_prompt,
+            avoid=avoid,
         )
         messages: list[MessageParam] = [{"role": "user", "content": text}]
         try:

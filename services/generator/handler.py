@@ -11,16 +11,16 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from services.generator.claude import ClaudeClient, CreativeBrief
+from services.generator.claude import MAX_BRIEFS, ClaudeClient, CreativeBrief
 from services.generator.comfyui import ComfyUIClient, RenderedImage
 from services.generator.progress import JobProgress, fingerprint
 from services.generator.settings import GeneratorSettings
-from shared.errors import PodError
+from shared.errors import InvalidEventError, PodError
 from shared.events import ImageGenerated, ImageGeneratedPayload, JobRequested, Priority
 from shared.runner import Handler, MessageContext, Output
 from shared.service import closing
@@ -43,6 +43,7 @@ class BriefWriter(Protocol):
         count: int,
         user_prompt: str | None = None,
         job_id: str | None = None,
+        avoid: Sequence[str] = (),
     ) -> list[CreativeBrief]: ...
 
 
@@ -92,8 +93,10 @@ class GeneratorHandler:
         progress_dir: Path | None = None,
         render_attempts: int = 3,
         render_retry_delay_s: float = 1.0,
+        max_images_per_job: int = 50,
     ) -> None:
         self.briefs = briefs
+        self.max_images_per_job = max_images_per_job
         self.renderer = renderer
         self.storage = storage
         self.width = width
@@ -104,6 +107,13 @@ class GeneratorHandler:
 
     async def __call__(self, event: JobRequested, ctx: MessageContext) -> list[Output]:
         job = event.payload
+        if job.count > self.max_images_per_job:
+            # The API's limit, for jobs produced to the topics directly: dead-lettered with the
+            # reason, not half made.
+            raise InvalidEventError(
+                f"payload.count: must be at most {self.max_images_per_job} "
+                f"(MAX_IMAGES_PER_JOB), got {job.count}"
+            )
         progress = JobProgress(self.progress_dir, event.job_id, fingerprint(job))
         earlier = await asyncio.to_thread(progress.exists)
         briefs = await self._briefs(event, progress if earlier else None)
@@ -163,14 +173,20 @@ class GeneratorHandler:
             logger.info("briefs reused job_id=%s count=%d", event.job_id, len(kept))
             return [CreativeBrief.model_validate(b) for b in kept]
         job = event.payload
-        return await self.briefs.write_briefs(
-            theme=job.theme,
-            style=job.style,
-            niche=job.niche,
-            count=job.count,
-            user_prompt=job.prompt,
-            job_id=event.job_id,
-        )
+        # One call asks for at most MAX_BRIEFS (the answer must fit max_tokens); a larger job
+        # is written in batches, each told the titles before it so the designs stay distinct.
+        briefs: list[CreativeBrief] = []
+        while len(briefs) < job.count:
+            briefs += await self.briefs.write_briefs(
+                theme=job.theme,
+                style=job.style,
+                niche=job.niche,
+                count=min(MAX_BRIEFS, job.count - len(briefs)),
+                user_prompt=job.prompt,
+                job_id=event.job_id,
+                avoid=[b.title for b in briefs],
+            )
+        return briefs
 
     async def _image(
         self,
@@ -268,4 +284,5 @@ async def build_handler(settings: GeneratorSettings) -> AsyncIterator[Handler[Jo
             width=settings.image_width,
             height=settings.image_height,
             render_attempts=settings.render_attempts,
+            max_images_per_job=settings.max_images_per_job,
         )

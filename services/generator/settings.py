@@ -7,10 +7,11 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 
 from shared.runner import RunnerSettings
+from shared.settings import JobLimitSettings
 from shared.storage import ImageStorageSettings
 
 
-class GeneratorSettings(RunnerSettings, ImageStorageSettings):
+class GeneratorSettings(RunnerSettings, ImageStorageSettings, JobLimitSettings):
     """Claude, ComfyUI and image storage; env names follow DESIGN §3."""
 
     claude_api_key: SecretStr = Field(description="Anthropic API key (CLAUDE_API_KEY)")

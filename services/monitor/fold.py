@@ -394,6 +394,9 @@ async def refresh_job(
         pubs_failed,
     ) = row
     expected_products = image_count * n_types
+    # A generator failure counted the images missing then; a replay that made them since
+    # takes them back off (else a replayed job would stay partial for good).
+    images_failed = min(images_failed, max(0, image_count - images_done))
     # Products of images that were never generated are failed too.
     products_failed = product_rows_failed + images_failed * n_types
     terminal = (
@@ -428,19 +431,24 @@ async def refresh_job(
         else:
             status = "queued"
     await conn.execute(
-        "UPDATE jobs SET status = %s, images_done = %s, products_done = %s,"
-        " products_failed = %s, publications_done = %s, publications_failed = %s,"
-        " error = COALESCE(%s, error), updated_at = now(),"
+        "UPDATE jobs SET status = %s, images_done = %s, images_failed = %s,"
+        " products_done = %s, products_failed = %s, publications_done = %s,"
+        " publications_failed = %s,"
+        # A job that completed (after a replay, say) carries no error from before.
+        " error = CASE WHEN %s = 'completed' THEN NULL ELSE COALESCE(%s, error) END,"
+        " updated_at = now(),"
         " started_at = CASE WHEN %s <> 'queued' THEN COALESCE(started_at, now()) END,"
         " finished_at = CASE WHEN %s THEN COALESCE(finished_at, now()) END"
         " WHERE job_id = %s",
         (
             status,
             images_done,
+            images_failed,
             products_done,
             products_failed,
             pubs_done,
             pubs_failed,
+            status,
             error,
             status,
             terminal,

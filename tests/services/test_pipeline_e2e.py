@@ -122,3 +122,15 @@ def test_a_high_job_waits_only_for_the_gpu_not_the_low_backlog(stack: Stack) -> 
     overtook = [jid for jid in unfinished_then if images[jid] < images[urgent]]
     assert len(unfinished_then) >= 10, "the backlog must still be there when the high job comes"
     assert len(overtook) <= gpus + 1, (len(overtook), len(unfinished_then))
+
+
+def test_a_job_of_more_images_than_one_claude_call_completes(stack: Stack) -> None:
+    # Between one Claude call's 25 briefs and the API's 50: accepted, so it must be made.
+    job_id = submit(
+        stack, theme=f"tide pools {uuid.uuid4().hex[:6]}", productTypes=["mug"], count=30
+    )
+    result = wait_done(stack, [job_id])[job_id]
+    assert result["job"]["status"] == "completed", result["job"]
+    assert len(result["images"]) == 30
+    assert len({i["title"] for i in result["images"]}) == 30
+    assert len(result["products"]) == 30

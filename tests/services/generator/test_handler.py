@@ -12,7 +12,7 @@ from PIL import Image
 from services.generator.claude import CreativeBrief
 from services.generator.comfyui import RenderedImage
 from services.generator.handler import GeneratorHandler, seed_for
-from shared.errors import PermanentError, RetryableError
+from shared.errors import InvalidEventError, PermanentError, RetryableError
 from shared.events import ImageGenerated, JobRequested, JobRequestedPayload
 from shared.runner import MessageContext
 from shared.storage import LocalImageStorage
@@ -217,3 +217,30 @@ async def test_a_changed_request_does_not_reuse_old_notes(tmp_path: Path) -> Non
     await handler(tmp_path, renderer, briefs)(changed, CTX)
     assert len(briefs.calls) == 2
     assert len(renderer.seeds) == 2
+
+
+async def test_a_job_larger_than_one_claude_call_is_written_in_batches(tmp_path: Path) -> None:
+    briefs = FakeBriefs()
+    gen = GeneratorHandler(
+        briefs=briefs,
+        renderer=FakeRenderer(),
+        storage=LocalImageStorage(tmp_path),
+        width=8,
+        height=8,
+        max_images_per_job=100,
+    )
+    outputs = await gen(job(60), CTX)
+    assert len(outputs) == 60
+    assert [c["count"] for c in briefs.calls] == [25, 25, 10]
+    # Each batch is told what the batches before it wrote.
+    assert [len(c["avoid"]) for c in briefs.calls] == [0, 25, 50]  # type: ignore[arg-type]
+
+
+async def test_a_job_over_the_image_limit_is_refused_before_any_work(tmp_path: Path) -> None:
+    briefs, renderer = FakeBriefs(), FakeRenderer()
+    gen = GeneratorHandler(
+        briefs=briefs, renderer=renderer, storage=LocalImageStorage(tmp_path), max_images_per_job=5
+    )
+    with pytest.raises(InvalidEventError, match=r"payload.count: must be at most 5"):
+        await gen(job(6), CTX)
+    assert briefs.calls == [] and renderer.calls == []

@@ -205,3 +205,28 @@ async def test_retrying_shows_the_attempt_and_clears_on_progress(pool: AsyncConn
     await fold_all(pool, [image(job, 0), product(job, 0, "tshirt")])
     row = await job_row(pool, job.job_id)
     assert row["status"] == "completed"
+
+
+async def test_a_replayed_generator_failure_completes_the_job(pool: AsyncConnectionPool) -> None:
+    job = new_job(count=2, types=("mug",), auto=False)
+    await fold_all(pool, [job, failed(job, "generator")])
+    assert (await job_row(pool, job.job_id))["status"] == "failed"
+    # The dead letter is replayed and the generator makes both images this time.
+    events: list[Event] = [image(job, 0), image(job, 1), product(job, 0, "mug")]
+    await fold_all(pool, events)
+    assert (await job_row(pool, job.job_id))["status"] == "processing"
+    await fold_all(pool, [product(job, 1, "mug")])
+    row = await job_row(pool, job.job_id)
+    assert row["status"] == "completed", row
+    assert row["images_failed"] == 0 and row["products_failed"] == 0
+    assert row["error"] is None
+
+
+async def test_a_replayed_product_failure_completes_the_job(pool: AsyncConnectionPool) -> None:
+    job = new_job(count=1, types=("tshirt", "hoodie"), auto=False)
+    events: list[Event] = [job, image(job, 0), product(job, 0, "tshirt")]
+    await fold_all(pool, [*events, failed(job, "printify", 0, "hoodie")])
+    assert (await job_row(pool, job.job_id))["status"] == "partial"
+    await fold_all(pool, [product(job, 0, "hoodie")])
+    row = await job_row(pool, job.job_id)
+    assert row["status"] == "completed" and row["error"] is None
