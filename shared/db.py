@@ -7,7 +7,7 @@ import re
 from importlib import resources
 
 import psycopg
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 logger = logging.getLogger(__name__)
 
@@ -79,3 +79,22 @@ async def open_pool(
     )
     await pool.open(wait=True, timeout=30)
     return pool
+
+
+# SQLSTATEs of a server that is going away or not taking connections (not of a bad statement).
+_UNAVAILABLE_STATES = {"57P01", "57P02", "57P03", "53300"}
+
+
+def db_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database cannot be reached right now (down, restarting, out of
+    connections, pool exhausted) rather than that a statement is wrong.
+
+    Waiting is the answer to the first kind; the second must fail the one event that caused it.
+    """
+    if isinstance(exc, PoolTimeout | psycopg.InterfaceError):
+        return True
+    if isinstance(exc, psycopg.OperationalError):
+        state = exc.sqlstate
+        # No SQLSTATE: the client lost or never had a connection.
+        return state is None or state.startswith("08") or state in _UNAVAILABLE_STATES
+    return False

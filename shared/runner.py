@@ -671,10 +671,22 @@ class StageRunner(Generic[E]):
         saying so; a broker that cannot be reached is retried until it can, or until shutdown
         (False: left uncommitted for the next owner) - never marked done without a record.
         """
+        topic, partition, offset = _coords(msg)
+        if topic == self.stage.dlq:
+            # A record of our own DLQ (the monitor reads its own): it already is a dead letter,
+            # and copying it there again would loop.
+            logger.error(
+                "dead letter not recorded, left on the dlq topic=%s partition=%d offset=%d "
+                "error=%s",
+                topic,
+                partition,
+                offset,
+                _describe(exc)[:500],
+            )
+            return True
         self.stats.dead_lettered += 1
         out = _failure_headers(msg, exc, headers, self.stage.name)
         out.append(("pod.attempt", str(_attempt(headers, strict=False)).encode()))
-        topic, partition, offset = _coords(msg)
         logger.error(
             "dead-lettered job_id=%s topic=%s partition=%d offset=%d dlq=%s attempts=%s error=%s",
             event.job_id if event else "-",

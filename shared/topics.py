@@ -76,6 +76,8 @@ MONITOR = Stage(
         *PRINTIFY.retry_topics,
         *PUBLISHER.retry_topics,
         HEARTBEATS,
+        # Its own dead letters too, so that they are listed and replayable like the others'.
+        "monitor.dlq",
     ),
     "monitor",
 )

@@ -170,6 +170,8 @@ class DlqStage(StrEnum):
     GENERATOR = "generator"
     PRINTIFY = "printify"
     PUBLISHER = "publisher"
+    # What the monitor itself could not record (replayed to the monitor alone).
+    MONITOR = "monitor"
 
 
 class DeadLetterView(_Wire):

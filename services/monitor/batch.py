@@ -6,21 +6,28 @@ whatever is queued (up to ``max_batch``) in a single transaction, the metrics of
 events in the same one, so an event's counters are written exactly when the event is. If the
 batch fails, it is rolled back and each event is folded alone, so one bad event fails only its
 own handler call (which the runner retries or dead-letters) and the others go through.
+
+A database that cannot be reached is not a bad event: the fold waits it out, retrying with
+backoff for as long as it takes, so good events are never dead-lettered over an outage. The
+handler calls stay pending meanwhile, the runner's slots and buffers fill and it pauses its
+partitions (backpressure); when the database is back everything resumes where it stopped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import psycopg
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from services.monitor.fold import Folder
 from services.monitor.metrics import MetricsRecorder
+from shared.db import db_unavailable
 from shared.events import Event
 from shared.runner import MessageContext
 
@@ -46,6 +53,8 @@ class FoldBatcher:
         metrics: MetricsRecorder,
         *,
         max_batch: int = 200,
+        max_wait_s: float = 30.0,
+        acquire_timeout_s: float = 5.0,
     ) -> None:
         self.pool = pool
         self.folder = folder
@@ -53,7 +62,13 @@ class FoldBatcher:
         self.max_batch = max_batch
         self._queue: list[_Item] = []
         self._worker: asyncio.Task[None] | None = None
+        self.max_wait_s = max_wait_s
+        # A short wait for a connection: during an outage the pool has none to give.
+        self.acquire_timeout_s = acquire_timeout_s
         self.batches = 0  # for tests and benchmarks
+        # Monotonic time the database became unreachable; None while it answers.
+        self.unavailable_since: float | None = None
+        self.unavailable_rounds = 0  # failed tries while unavailable, for tests
 
     async def submit(self, event: Event, ctx: MessageContext) -> None:
         """Fold ``event`` (in some batch); returns once it is committed, raises if it failed."""
@@ -67,11 +82,7 @@ class FoldBatcher:
         while self._queue:
             batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
             try:
-                try:
-                    await self._fold(batch)
-                except psycopg.OperationalError:
-                    # A connection broken by a server restart: once more on a fresh one.
-                    await self._fold(batch)
+                await self._while_unavailable(self._fold, batch)
             except Exception as exc:
                 logger.warning(
                     "fold batch failed, folding one by one events=%d error=%s",
@@ -86,15 +97,40 @@ class FoldBatcher:
                         item.done.set_result(None)
             self.batches += 1
 
+    async def _while_unavailable(
+        self, fold: Callable[[list[_Item]], Awaitable[None]], batch: list[_Item]
+    ) -> None:
+        """Run ``fold``; while the database is unreachable, wait and try again (for ever)."""
+        wait = 0.2
+        while True:
+            try:
+                await fold(batch)
+            except Exception as exc:
+                if not db_unavailable(exc):
+                    raise
+                self.unavailable_rounds += 1
+                if self.unavailable_since is None:
+                    self.unavailable_since = time.monotonic()
+                    logger.error("database unavailable, folding paused error=%s", exc)
+                await asyncio.sleep(wait)
+                wait = min(wait * 2, self.max_wait_s)
+                continue
+            if self.unavailable_since is not None:
+                logger.warning(
+                    "database back, folding resumed paused_s=%.1f",
+                    time.monotonic() - self.unavailable_since,
+                )
+                self.unavailable_since = None
+            return
+
     async def _fold(self, batch: list[_Item]) -> None:
-        async with self.pool.connection() as conn, conn.transaction():
+        async with self.pool.connection(self.acquire_timeout_s) as conn, conn.transaction():
             for item in batch:
                 await self._fold_one(conn, item)
 
     async def _fold_alone(self, item: _Item) -> None:
         try:
-            async with self.pool.connection() as conn, conn.transaction():
-                await self._fold_one(conn, item)
+            await self._while_unavailable(self._fold, [item])
         except Exception as exc:
             if not item.done.done():
                 item.done.set_exception(exc)

@@ -36,7 +36,7 @@ from shared.events import (
     parse_event,
 )
 from shared.runner import parse_message
-from shared.topics import GENERATOR, JOBS_REQUESTED, PRINTIFY, PUBLISHER, Stage
+from shared.topics import GENERATOR, JOBS_REQUESTED, MONITOR, PRINTIFY, PUBLISHER, Stage
 
 logger = logging.getLogger(__name__)
 
@@ -216,11 +216,16 @@ def _retrying(msg: Message) -> StageFailed:
 def replay_topic(dlq_topic: str, source: str | None, event: dict[str, Any] | None) -> str | None:
     """The stage input a dead letter is replayed onto.
 
-    The topic it was consumed from (``source``), except a retry topic ``<family>.retry.<n>``,
+    The monitor's own dead letters go to the monitor's first delay topic. Otherwise the topic
+    it was consumed from (``source``), except a retry topic ``<family>.retry.<n>``,
     which maps to the family's main input: a replay starts over, it is not a delayed retry. The
     generator's family has one input per priority: the event's own priority picks it (normal
     when it has none). Without a source, the DLQ's own family decides; None when unknown.
     """
+    if dlq_topic == MONITOR.dlq:
+        # What the monitor could not fold goes back to the monitor alone (its delay topic, due
+        # at once): the original topic would make every other stage redo it too.
+        return MONITOR.retry_topic(1)
     if source:
         retry = _RETRY_TOPIC.fullmatch(source)
         if retry is None:

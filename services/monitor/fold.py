@@ -36,6 +36,7 @@ from shared.events import (
     StageFailed,
     WorkerHeartbeat,
 )
+from shared.topics import MONITOR
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +99,10 @@ class Folder:
         recorded = isinstance(event, DeadLetterFailed) and await record_dead_letter(
             conn, event.dead_letter
         )
+        if isinstance(event, DeadLetterFailed) and event.dead_letter.topic == MONITOR.dlq:
+            # The monitor failed to record an event: listed for replay, but nothing failed in
+            # the pipeline, so the job's state is left alone.
+            return recorded
         cur = await conn.execute(
             "INSERT INTO job_events (event_id, job_id, type, level, message, producer, data,"
             " topic, kafka_partition, kafka_offset, occurred_at)"

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
+from pathlib import Path
 
 from psycopg_pool import AsyncConnectionPool
 
 from services.monitor.fold import JobNotYetKnown
 from services.monitor.handler import MonitorHandler
+from shared.db import migrate, open_pool
 from shared.events import Event, JobRequested, JobRequestedPayload
+from shared.launch.postgres import LocalPostgres
 from shared.runner import MessageContext
 from tests.support.events import image, product
+from tests.support.infra import free_port
 
 
 def job() -> JobRequested:
@@ -78,3 +83,42 @@ async def test_a_lone_event_is_folded_at_once(pool: AsyncConnectionPool) -> None
     j = job()
     await asyncio.wait_for(handler(j, ctx(0)), 5)
     assert await submitted_status(pool, j.job_id) == "queued"
+
+
+async def test_a_database_outage_is_waited_out_not_failed(tmp_path: Path) -> None:
+    """PostgreSQL stops with events in flight: the fold waits (however long), nothing fails,
+    and once the server is back every event is folded."""
+    pg = LocalPostgres(tmp_path, port=free_port()).start()
+    try:
+        await asyncio.to_thread(migrate, pg.url)
+        pool = await open_pool(pg.url, max_size=2, check=False)
+        handler = MonitorHandler(pool)
+        handler.batcher.max_wait_s = handler.batcher.acquire_timeout_s = 0.5
+        first = job()
+        await handler(first, ctx(0))
+
+        await asyncio.to_thread(pg.stop, "fast")
+        jobs = [job() for _ in range(5)]
+        calls = [asyncio.ensure_future(handler(j, ctx(n + 1))) for n, j in enumerate(jobs)]
+        await wait_until(lambda: handler.batcher.unavailable_since is not None, 30)
+        # Through several backoff rounds (each a failed connect): none of them fails an event.
+        rounds = handler.batcher.unavailable_rounds
+        await wait_until(lambda: handler.batcher.unavailable_rounds >= rounds + 5, 30)
+        assert not any(c.done() for c in calls)
+
+        await asyncio.to_thread(pg.start)
+        await asyncio.wait_for(asyncio.gather(*calls), 60)
+        assert handler.batcher.unavailable_since is None
+        for j in jobs:
+            assert await submitted_status(pool, j.job_id) == "queued"
+        await pool.close()
+    finally:
+        pg.stop("immediate")
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        assert loop.time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)

@@ -27,7 +27,7 @@ from shared.events import (
     StageFailed,
     StageFailedPayload,
 )
-from shared.topics import GENERATOR, PRINTIFY, PUBLISHER
+from shared.topics import GENERATOR, MONITOR, PRINTIFY, PUBLISHER
 from tests.support.events import image as image_of
 from tests.support.infra import read_topic
 
@@ -353,3 +353,29 @@ async def test_real_dlq_record_round_trip(pool: AsyncConnectionPool, pipeline_to
         msg.offset(),
     )
     assert row["replay_topic"] == "products.created"
+
+
+async def test_the_monitors_own_dead_letter_is_listed_and_goes_back_to_the_monitor(
+    pool: AsyncConnectionPool,
+) -> None:
+    job = new_job()
+    await Folder(pool).fold(job, "jobs.requested.normal", 0, 0)
+    value = image_of(job).to_json()
+    msg = record(
+        MONITOR.dlq,
+        value,
+        key=job.job_id.encode(),
+        headers=runner_headers("monitor", "images.generated", error="JobNotYetKnown"),
+    )
+    assert await fold(pool, msg) is True
+    [row] = await dead_letters(pool, "topic = %s AND job_id = %s", MONITOR.dlq, job.job_id)
+    assert row["stage"] == "monitor"
+    # Replayed to the monitor alone: the printify stage must not make the products again.
+    assert row["replay_topic"] == MONITOR.retry_topic(1)
+    assert bytes(row["replay_value"]) == value
+    # The monitor failing to record an image is no failure of the job's products.
+    async with pool.connection() as conn:
+        cur = await conn.execute("SELECT count(*) FROM products WHERE job_id = %s", (job.job_id,))
+        assert await cur.fetchone() == (0,)
+        cur = await conn.execute("SELECT status FROM jobs WHERE job_id = %s", (job.job_id,))
+        assert await cur.fetchone() == ("queued",)
