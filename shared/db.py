@@ -59,7 +59,13 @@ def migrate(url: str) -> list[str]:
 
 
 async def open_pool(
-    url: str, *, max_size: int = 10, name: str = "pod", check: bool = True
+    url: str,
+    *,
+    max_size: int = 10,
+    name: str = "pod",
+    check: bool = True,
+    acquire_timeout: float = 30.0,
+    statement_timeout_s: float | None = None,
 ) -> AsyncConnectionPool:
     """An opened async pool of autocommit connections.
 
@@ -67,7 +73,15 @@ async def open_pool(
     never see one that a PostgreSQL restart broke. Hot paths pass ``check=False`` and retry an
     ``OperationalError`` once instead (the pool drops a connection that failed): the same
     outcome without a round trip per use.
+
+    ``acquire_timeout`` bounds the wait for a connection (then ``PoolTimeout``, an
+    ``OperationalError``); ``statement_timeout_s`` makes the server cancel any statement that
+    runs longer (``QueryCanceled``), for callers that must answer within a bound.
     """
+    kwargs: dict[str, object] = {"autocommit": True}
+    if statement_timeout_s is not None:
+        # Set at connection start-up, so it holds for every statement without a round trip.
+        kwargs["options"] = f"-c statement_timeout={max(1, round(statement_timeout_s * 1000))}"
     pool = AsyncConnectionPool(
         url,
         min_size=1,
@@ -75,7 +89,8 @@ async def open_pool(
         name=name,
         open=False,
         check=AsyncConnectionPool.check_connection if check else None,
-        kwargs={"autocommit": True},
+        kwargs=kwargs,
+        timeout=acquire_timeout,
     )
     await pool.open(wait=True, timeout=30)
     return pool

@@ -31,6 +31,10 @@ def test_compose_declares_the_whole_stack() -> None:
         assert (ROOT / "simulators" / f"{name}.py").exists()
         assert services[f"sim-{name}"]["command"][2] == f"simulators.{name}"
     assert services["api"]["ports"] == ["127.0.0.1:3000:3000"]
+    # Both key lists are passed through and empty by default: compose starts with auth off.
+    api_env = services["api"]["environment"]
+    assert api_env["API_KEYS"] == "${API_KEYS:-}"
+    assert api_env["ADMIN_API_KEYS"] == "${ADMIN_API_KEYS:-}"
     assert services["kafka"]["image"].startswith("apache/kafka:4.")
     assert services["kafka-ui"]["image"].startswith("ghcr.io/kafbat/kafka-ui")
 

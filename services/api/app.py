@@ -1,4 +1,4 @@
-"""The FastAPI application: clients opened in the lifespan, routes, error handlers."""
+"""The FastAPI application: clients opened in the lifespan, routes, error handlers, guards."""
 
 from __future__ import annotations
 
@@ -7,13 +7,18 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 
+from services.api.auth import KeyRing, authenticate
 from services.api.errors import install_error_handlers
+from services.api.limits import BodyLimitMiddleware
 from services.api.producer import JobProducer
 from services.api.routes import dlq, health, jobs, ops, workers
 from services.api.settings import ApiSettings
 from services.api.state import ApiState
+from services.api.text import reject_unsafe_params
 from shared.db import open_pool
 
 logger = logging.getLogger(__name__)
@@ -21,22 +26,31 @@ logger = logging.getLogger(__name__)
 
 def create_app(settings: ApiSettings) -> FastAPI:
     """A ready-to-serve app; Kafka and PostgreSQL clients live as long as its lifespan."""
+    keys = KeyRing.from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         producer = JobProducer(settings)
         try:
-            pool = await open_pool(settings.url, max_size=settings.db_pool_max, name="api")
+            pool = await open_pool(
+                settings.url,
+                max_size=settings.db_pool_max,
+                name="api",
+                acquire_timeout=settings.db_acquire_timeout_s,
+                statement_timeout_s=settings.db_statement_timeout_s,
+            )
         except BaseException:
             await asyncio.to_thread(producer.close, 0)
             raise
-        app.state.api = ApiState(
-            settings=settings, producer=producer, pool=pool, keys=settings.key_list()
-        )
+        app.state.api = ApiState(settings=settings, producer=producer, pool=pool)
+        # Counts only: the keys themselves are never logged.
         logger.info(
-            "api ready bootstrap=%s auth=%s",
+            "api ready bootstrap=%s auth=%s keys=%d admin_keys=%d max_body_bytes=%d",
             settings.bootstrap,
-            "on" if app.state.api.keys else "off",
+            "on" if keys.enabled else "off",
+            len(keys.keys),
+            len(keys.admin_keys),
+            settings.max_body_bytes,
         )
         try:
             yield
@@ -51,11 +65,40 @@ def create_app(settings: ApiSettings) -> FastAPI:
         version="1.0",
         description="Submit print-on-demand design jobs and follow them through the pipeline.",
         lifespan=lifespan,
+        # Served below behind authenticate(): with keys configured the schema is not public.
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        # Path and query parameters of every route: no NUL, no lone surrogate (a 422).
+        dependencies=[Depends(reject_unsafe_params)],
     )
+    app.state.keyring = keys
     install_error_handlers(app)
+    # Outermost of the app's own layers: an oversized body is refused before anything reads it.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    _add_docs(app)
     app.include_router(health.router)
     app.include_router(jobs.router)
     app.include_router(dlq.router)
     app.include_router(ops.router)
     app.include_router(workers.router)
     return app
+
+
+def _add_docs(app: FastAPI) -> None:
+    """``/openapi.json``, ``/docs`` and ``/redoc``, open only to a valid key when auth is on."""
+    guarded = [Depends(authenticate)]
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=guarded)
+    async def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    # The pages load /openapi.json from the browser, which sends no bearer key: with auth on
+    # they are for a client that adds the header (or fetch the schema with curl instead).
+    @app.get("/docs", include_in_schema=False, dependencies=guarded)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} - docs")
+
+    @app.get("/redoc", include_in_schema=False, dependencies=guarded)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(openapi_url="/openapi.json", title=f"{app.title} - ReDoc")

@@ -1,18 +1,30 @@
-"""Bearer-key authentication (on when ``API_KEYS`` is set)."""
+"""Bearer-key authentication and the two roles (on when ``API_KEYS`` or ``ADMIN_API_KEYS`` is set).
+
+- a key of ``API_KEYS`` may read everything and submit jobs;
+- a key of ``ADMIN_API_KEYS`` may do that too, and also change the running system: scale the
+  stages, restart a worker, replay dead letters (the routes that take :data:`Admin`).
+
+No key or an unknown one is a 401, a normal key on an admin route a 403. Keys never appear in
+logs or answers: callers are named by :func:`principal_of`, a digest.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from services.api.errors import ApiError
+from services.api.settings import ApiSettings
 
 # auto_error=False: a missing header must give our 401 shape, not FastAPI's 403.
-_bearer = HTTPBearer(auto_error=False, description="One of the keys in API_KEYS")
+_bearer = HTTPBearer(
+    auto_error=False, description="One of the keys in API_KEYS (or ADMIN_API_KEYS)"
+)
 
 
 def principal_of(key: str) -> str:
@@ -20,31 +32,105 @@ def principal_of(key: str) -> str:
     return "key-" + hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def match_key(given: str, keys: list[str]) -> str | None:
-    """The configured key equal to ``given``, compared in constant time; None if none is."""
-    found = None
-    for key in keys:
-        # No early exit: the time taken does not tell which key (or how much of it) matched.
-        if hmac.compare_digest(given.encode(), key.encode()):
-            found = key
-    return found
+def _digest(key: str) -> bytes:
+    # Comparing fixed-size digests keeps even the key's length out of the timing.
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: a principal (see :func:`principal_of`) and whether it holds an admin key."""
+
+    principal: str
+    admin: bool
+
+
+@dataclass(frozen=True)
+class KeyRing:
+    """The configured keys of both roles, kept as digests."""
+
+    keys: tuple[tuple[bytes, str], ...] = ()
+    admin_keys: tuple[tuple[bytes, str], ...] = ()
+
+    @classmethod
+    def from_settings(cls, settings: ApiSettings) -> KeyRing:
+        """The keys of ``API_KEYS`` and ``ADMIN_API_KEYS``."""
+        return cls(
+            keys=tuple((_digest(k), principal_of(k)) for k in settings.key_list()),
+            admin_keys=tuple((_digest(k), principal_of(k)) for k in settings.admin_key_list()),
+        )
+
+    @property
+    def enabled(self) -> bool:
+        """Authentication is on as soon as one key of either role is configured."""
+        return bool(self.keys or self.admin_keys)
+
+    def lookup(self, given: str) -> Caller | None:
+        """The caller holding ``given``, compared in constant time; None if no key matches."""
+        wanted = _digest(given)
+        found: Caller | None = None
+        # No early exit: the time taken does not tell which key (or role) matched, if any.
+        for entries, admin in ((self.keys, False), (self.admin_keys, True)):
+            for digest, principal in entries:
+                if hmac.compare_digest(wanted, digest) and (found is None or admin):
+                    found = Caller(principal=principal, admin=admin)
+        return found
+
+
+def keyring(request: Request) -> KeyRing:
+    """The app's keys (set by ``create_app``, so available before the lifespan's clients)."""
+    ring: KeyRing = request.app.state.keyring
+    return ring
+
+
+def _unauthorized() -> ApiError:
+    return ApiError(
+        401,
+        "unauthorized",
+        "a valid API key is required: Authorization: Bearer <key>",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
 
 
 async def authenticate(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> str | None:
-    """The caller's principal (see :func:`principal_of`), or None when auth is off.
-
-    Raises a 401 with ``WWW-Authenticate: Bearer`` when a key is required and missing or wrong.
-    """
-    keys: list[str] = request.app.state.api.keys
-    if not keys:
+) -> Caller | None:
+    """The caller, or None when authentication is off; a 401 for a missing or wrong key."""
+    ring = keyring(request)
+    if not ring.enabled:
         return None
-    key = match_key(credentials.credentials, keys) if credentials is not None else None
-    if key is None:
-        raise ApiError(401, "unauthorized", headers={"WWW-Authenticate": "Bearer"})
-    return principal_of(key)
+    caller = ring.lookup(credentials.credentials) if credentials is not None else None
+    if caller is None:
+        raise _unauthorized()
+    return caller
 
 
-Principal = Annotated[str | None, Depends(authenticate)]
+async def authenticate_admin(
+    caller: Annotated[Caller | None, Depends(authenticate)],
+) -> Caller | None:
+    """As :func:`authenticate`, and a 403 for a valid key that is not an admin key."""
+    if caller is not None and not caller.admin:
+        raise ApiError(
+            403,
+            "forbidden",
+            "this operation needs an admin key (one of ADMIN_API_KEYS)",
+        )
+    return caller
+
+
+async def _principal(caller: Annotated[Caller | None, Depends(authenticate)]) -> str | None:
+    return caller.principal if caller is not None else None
+
+
+async def _admin_principal(
+    caller: Annotated[Caller | None, Depends(authenticate_admin)],
+) -> str | None:
+    return caller.principal if caller is not None else None
+
+
+Principal = Annotated[str | None, Depends(_principal)]
+"""Any valid key (or none needed when authentication is off): the caller's principal."""
+
+Admin = Annotated[str | None, Depends(_admin_principal)]
+"""An admin key (or none needed when authentication is off): the caller's principal."""

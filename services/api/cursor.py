@@ -7,6 +7,11 @@ import binascii
 import json
 from datetime import datetime
 
+from services.api.text import text_problem
+
+# Positions are job ids (at most 100 characters) or dead letter ids (digits).
+MAX_POSITION_LENGTH = 200
+
 
 class BadCursor(ValueError):
     """A cursor this API did not issue (or one that was altered)."""
@@ -27,6 +32,14 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         job_id = data["j"]
     except (binascii.Error, UnicodeError, ValueError, KeyError, TypeError) as exc:
         raise BadCursor("is not a valid page cursor") from exc
-    if not isinstance(job_id, str) or not job_id or created_at.tzinfo is None:
+    # A cursor is client input: one we did not issue may hold anything JSON can, e.g. a NUL
+    # that PostgreSQL would refuse, so its position is checked like any other text.
+    if (
+        not isinstance(job_id, str)
+        or not job_id
+        or len(job_id) > MAX_POSITION_LENGTH
+        or text_problem(job_id) is not None
+        or created_at.tzinfo is None
+    ):
         raise BadCursor("is not a valid page cursor")
     return created_at, job_id

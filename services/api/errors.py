@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from psycopg import OperationalError
+from psycopg import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 logger = logging.getLogger(__name__)
@@ -96,6 +96,9 @@ def _message(err: Mapping[str, Any]) -> str:
         return "must be true or false"
     if kind == "string_type":
         return "must be a string"
+    if kind == "string_unicode":
+        # JSON may escape a lone surrogate (\ud800); no UTF-8 text can carry it.
+        return "must be valid Unicode text"
     if kind == "list_type":
         return "must be a list"
     if kind == "value_error":
@@ -141,7 +144,14 @@ async def _on_api_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    codes = {404: "not_found", 405: "method_not_allowed", 400: "bad_request", 413: "too_large"}
+    codes = {
+        400: "bad_request",
+        401: "unauthorized",
+        403: "forbidden",
+        404: "not_found",
+        405: "method_not_allowed",
+        413: "too_large",
+    }
     error = codes.get(exc.status_code, "http_error")
     detail = exc.detail if isinstance(exc.detail, str) else None
     return ApiError(exc.status_code, error, detail, headers=exc.headers).response()
@@ -149,6 +159,8 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _on_database_down(request: Request, exc: Exception) -> JSONResponse:
     # Not the caller's fault and usually brief; the message carries no connection details.
+    # OperationalError covers a refused or broken connection, the pool's PoolTimeout (no
+    # connection within DB_ACQUIRE_TIMEOUT_S) and QueryCanceled (DB_STATEMENT_TIMEOUT_S).
     logger.warning(
         "database unavailable method=%s path=%s error=%s",
         request.method,
@@ -178,4 +190,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _on_api_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(OperationalError, _on_database_down)
+    # A connection closed under a request (PostgreSQL restarted) is the same outage.
+    app.add_exception_handler(InterfaceError, _on_database_down)
     app.add_exception_handler(Exception, _on_unexpected)

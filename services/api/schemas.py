@@ -16,10 +16,16 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from services.api.text import SAFE_TEXT
 from shared.events import Priority, ProductType
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-PromptText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
+# Every string a request body carries goes through SAFE_TEXT (no NUL, no lone surrogate).
+Text = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), SAFE_TEXT
+]
+PromptText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000), SAFE_TEXT
+]
 
 
 class JobStatus(StrEnum):
@@ -199,7 +205,7 @@ class DeadLetterPage(_Wire):
     next_cursor: str | None
 
 
-JobIdText = Annotated[str, Field(min_length=1, max_length=100, description="One job's")]
+JobIdText = Annotated[str, Field(min_length=1, max_length=100, description="One job's"), SAFE_TEXT]
 
 
 class ReplayRequest(_Wire):
@@ -207,7 +213,10 @@ class ReplayRequest(_Wire):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=False)
 
-    id: Annotated[int, Field(strict=True, ge=1, description="One dead letter")] | None = None
+    # le: ids are bigints; a larger number cannot name a letter.
+    id: (
+        Annotated[int, Field(strict=True, ge=1, le=2**63 - 1, description="One dead letter")] | None
+    ) = None
     job_id: JobIdText | None = None
     stage: Annotated[DlqStage, Field(description="Every dead letter of a stage")] | None = None
     include_replayed: Annotated[
@@ -251,6 +260,28 @@ class ErrorBody(BaseModel):
 
     error: str
     detail: str | list[FieldProblem] | None = None
+
+
+_ERROR_DESCRIPTIONS = {
+    400: "Malformed JSON, not JSON, or a bad parameter",
+    401: "Missing or wrong API key",
+    403: "A valid key without the role this operation needs (an admin key)",
+    404: "No such resource",
+    409: "Not possible in this deployment",
+    413: "Request body larger than MAX_BODY_BYTES (refused before it is read)",
+    422: "Invalid request, with one entry per bad field",
+    503: "A dependency (Kafka or PostgreSQL) is unavailable; retry later",
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` entries, all with :class:`ErrorBody`, for these status codes."""
+    return {code: {"model": ErrorBody, "description": _ERROR_DESCRIPTIONS[code]} for code in codes}
+
+
+# What any route may answer: the body limit and the text check apply to every request, and
+# every route but /health reads PostgreSQL (503 when it is down or slow).
+COMMON_ERRORS = error_responses(401, 413, 422, 503)
 
 
 # ------------------------------------------------------------------ metrics, alerts, stats

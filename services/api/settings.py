@@ -16,8 +16,23 @@ class ApiSettings(KafkaSettings, DatabaseSettings, JobLimitSettings):
     api_port: int = Field(default=3000, ge=1, le=65535)
     api_keys: SecretStr | None = Field(
         default=None,
-        description="Comma-separated bearer keys; unset = no authentication",
+        description="Comma-separated bearer keys that may read and submit jobs",
     )
+    # Operator keys: everything a normal key may do, plus the endpoints that change the running
+    # system (/scale, worker restarts, DLQ replay). Neither list set = no authentication; only
+    # this one set = authentication on, and only these keys get in.
+    admin_api_keys: SecretStr | None = Field(
+        default=None,
+        description="Comma-separated bearer keys that may also scale, restart and replay",
+    )
+    # Checked before anything parses the body or authenticates the caller (services/api/limits.py).
+    max_body_bytes: int = Field(
+        default=1024 * 1024, ge=1024, le=64 * 1024 * 1024, description="Largest request body"
+    )
+    # With PostgreSQL down or stuck, a request waits at most this long for a pooled connection
+    # and a statement runs at most this long on the server; either answers 503, never a hang.
+    db_acquire_timeout_s: float = Field(default=5.0, gt=0, le=120)
+    db_statement_timeout_s: float = Field(default=10.0, gt=0, le=600)
     max_page_size: int = Field(default=100, ge=1, le=1000)
     produce_timeout_s: float = Field(
         default=10.0, gt=0, le=120, description="Wait this long for the broker's ack"
@@ -39,13 +54,13 @@ class ApiSettings(KafkaSettings, DatabaseSettings, JobLimitSettings):
     # itself (Kubernetes replicas, KEDA) those endpoints answer 409 saying so.
     scaling: Literal["pool", "platform"] = "pool"
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", "admin_api_keys", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # compose passes `API_KEYS=` when none is configured: that means no keys.
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("api_keys")
+    @field_validator("api_keys", "admin_api_keys")
     @classmethod
     def _keys_not_blank(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and not _split(value.get_secret_value()):
@@ -53,8 +68,16 @@ class ApiSettings(KafkaSettings, DatabaseSettings, JobLimitSettings):
         return value
 
     def key_list(self) -> list[str]:
-        """The configured API keys; empty when authentication is off."""
+        """The normal (read/submit) API keys."""
         return _split(self.api_keys.get_secret_value()) if self.api_keys else []
+
+    def admin_key_list(self) -> list[str]:
+        """The admin API keys."""
+        return _split(self.admin_api_keys.get_secret_value()) if self.admin_api_keys else []
+
+    def auth_enabled(self) -> bool:
+        """Authentication is on as soon as either list holds a key."""
+        return bool(self.key_list() or self.admin_key_list())
 
 
 def _split(raw: str) -> list[str]:

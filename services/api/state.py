@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -19,7 +19,6 @@ class ApiState:
     settings: ApiSettings
     producer: JobProducer
     pool: AsyncConnectionPool
-    keys: list[str] = field(default_factory=list)
 
 
 def _state(request: Request) -> ApiState:

@@ -14,23 +14,24 @@ import asyncio
 import json
 import logging
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from confluent_kafka import KafkaException, Message
 from fastapi import APIRouter, Query, status
 
 from services.api import dlq_queries
-from services.api.auth import Principal
+from services.api.auth import Admin, Principal
 from services.api.cursor import BadCursor, decode_cursor, encode_cursor
 from services.api.dlq_queries import ReplayCandidate, Replayed
 from services.api.errors import ApiError, invalid
 from services.api.schemas import (
+    COMMON_ERRORS,
     DeadLetterPage,
     DeadLetterView,
     DlqStage,
-    ErrorBody,
     ReplayRequest,
     ReplayResult,
+    error_responses,
 )
 from services.api.state import ApiState, State
 
@@ -39,13 +40,10 @@ logger = logging.getLogger(__name__)
 # One request replays at most this many letters; calling again continues with the rest
 # (replayed letters are skipped unless includeReplayed).
 MAX_REPLAY = 500
+# dead_letters.id is a bigint: a larger id cannot name one (and PostgreSQL would refuse it).
+MAX_BIGINT = 2**63 - 1
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorBody, "description": "Missing or wrong API key"},
-    422: {"model": ErrorBody, "description": "Invalid request, with one entry per bad field"},
-}
-
-router = APIRouter(prefix="/dlq", tags=["dead letters"], responses=_ERRORS)
+router = APIRouter(prefix="/dlq", tags=["dead letters"], responses=COMMON_ERRORS)
 
 
 @router.get("", response_model=DeadLetterPage)
@@ -89,15 +87,10 @@ async def list_dead_letters(
     "/replay",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=ReplayResult,
-    responses={
-        404: {"model": ErrorBody, "description": "No dead letter with this id"},
-        503: {"model": ErrorBody, "description": "Kafka did not acknowledge: nothing marked"},
-    },
+    responses=error_responses(400, 403, 404),
 )
-async def replay_dead_letters(
-    body: ReplayRequest, state: State, principal: Principal
-) -> ReplayResult:
-    """Re-produce one dead letter, a job's or a stage's onto their stage inputs.
+async def replay_dead_letters(body: ReplayRequest, state: State, principal: Admin) -> ReplayResult:
+    """Re-produce one dead letter, a job's or a stage's onto their stage inputs (admin key).
 
     Only letters not replayed yet, unless ``includeReplayed``; answers once the broker
     acknowledged every copy.
@@ -107,7 +100,8 @@ async def replay_dead_letters(
 
 def _decode(cursor: str) -> tuple[datetime, int]:
     failed_at, raw_id = decode_cursor(cursor)
-    if not raw_id.isdigit():
+    # ASCII digits only (str.isdigit() also takes "²", which int() refuses), within bigint.
+    if not (raw_id.isascii() and raw_id.isdigit()) or int(raw_id) > MAX_BIGINT:
         raise BadCursor("is not a valid page cursor")
     return failed_at, int(raw_id)
 

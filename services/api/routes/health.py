@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from services.api import queries
-from services.api.schemas import HealthView
+from services.api.schemas import HealthView, error_responses
 from services.api.state import ApiState, State
 
 router = APIRouter(tags=["health"])
@@ -18,7 +18,11 @@ router = APIRouter(tags=["health"])
 @router.get(
     "/health",
     response_model=HealthView,
-    responses={503: {"model": HealthView, "description": "A dependency is failing"}},
+    responses={
+        # Public, but the body limit and the text check still apply to it.
+        **error_responses(413, 422),
+        503: {"model": HealthView, "description": "A dependency is failing"},
+    },
 )
 async def health(state: State) -> JSONResponse:
     """Kafka, PostgreSQL, a live instance per stage, ComfyUI; 503 names the failing check."""

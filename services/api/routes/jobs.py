@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query, status
 
@@ -11,7 +11,7 @@ from services.api.auth import Principal
 from services.api.cursor import BadCursor, decode_cursor, encode_cursor
 from services.api.errors import ApiError, invalid
 from services.api.schemas import (
-    ErrorBody,
+    COMMON_ERRORS,
     ImageView,
     JobAccepted,
     JobDetail,
@@ -21,26 +21,19 @@ from services.api.schemas import (
     JobView,
     LogView,
     ProductView,
+    error_responses,
 )
 from services.api.state import State
 from services.api.submit import submit_job
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorBody, "description": "Missing or wrong API key"},
-    422: {"model": ErrorBody, "description": "Invalid request, with one entry per bad field"},
-}
-
-router = APIRouter(prefix="/jobs", tags=["jobs"], responses=_ERRORS)
+router = APIRouter(prefix="/jobs", tags=["jobs"], responses=COMMON_ERRORS)
 
 
 @router.post(
     "",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobAccepted,
-    responses={
-        400: {"model": ErrorBody, "description": "Malformed JSON or not JSON"},
-        503: {"model": ErrorBody, "description": "Kafka did not acknowledge: not accepted"},
-    },
+    responses=error_responses(400),
 )
 async def create_job(
     body: JobRequest,
@@ -56,7 +49,7 @@ async def create_job(
     return JobAccepted(job_id=job_id)
 
 
-@router.get("/{job_id}", response_model=JobDetail, responses={404: {"model": ErrorBody}})
+@router.get("/{job_id}", response_model=JobDetail, responses=error_responses(404))
 async def get_job(
     job_id: Annotated[str, Path(min_length=1, max_length=100)],
     state: State,

@@ -6,7 +6,7 @@ Everything is read from what the monitor folds and samples; nothing here touches
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
@@ -14,12 +14,12 @@ from fastapi.responses import Response
 from services.api import ops_queries
 from services.api.auth import Principal
 from services.api.schemas import (
+    COMMON_ERRORS,
     AlertList,
     AlertSeverity,
     AlertStatus,
     AlertView,
     DashboardView,
-    ErrorBody,
     MetricPoint,
     MetricSeries,
     StatsView,
@@ -28,12 +28,7 @@ from services.api.state import State
 
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorBody, "description": "Missing or wrong API key"},
-    422: {"model": ErrorBody, "description": "Invalid request, with one entry per bad field"},
-}
-
-router = APIRouter(tags=["operations"], responses=_ERRORS)
+router = APIRouter(tags=["operations"], responses=COMMON_ERRORS)
 
 
 @router.get(

@@ -16,9 +16,10 @@ from confluent_kafka.admin import AdminClient
 from fastapi import APIRouter, Path, status
 
 from services.api import worker_queries
-from services.api.auth import Principal
+from services.api.auth import Admin, Principal
 from services.api.errors import ApiError, invalid
 from services.api.producer import BrokerUnavailable
+from services.api.schemas import COMMON_ERRORS, error_responses
 from services.api.state import ApiState, State
 from services.api.worker_schemas import (
     CommandAccepted,
@@ -29,7 +30,9 @@ from services.api.worker_schemas import (
 from shared.events import ControlCommand, ControlCommandPayload
 from shared.topics import CONTROL, STAGES
 
-router = APIRouter(tags=["workers"])
+router = APIRouter(tags=["workers"], responses=COMMON_ERRORS)
+# What the commands may answer besides: a normal key (403), a platform-scaled deployment (409).
+_COMMAND_ERRORS = error_responses(403, 409)
 
 # Three missed heartbeats (5 s apart by default) make an instance stale.
 STALE_AFTER_S = 15.0
@@ -46,13 +49,14 @@ async def list_workers(state: State, principal: Principal) -> WorkerList:
     "/workers/{instance_id}/restart",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=CommandAccepted,
+    responses={**_COMMAND_ERRORS, **error_responses(404)},
 )
 async def restart_worker(
     instance_id: Annotated[str, Path(min_length=1, max_length=200)],
     state: State,
-    principal: Principal,
+    principal: Admin,
 ) -> CommandAccepted:
-    """Ask the worker-pool manager to restart one instance gracefully."""
+    """Ask the worker-pool manager to restart one instance gracefully (admin key)."""
     await _require_pool_manager(state)
     if not await worker_queries.worker_exists(state.pool, instance_id):
         raise ApiError(404, "not_found", f"worker {instance_id} not found")
@@ -60,9 +64,14 @@ async def restart_worker(
     return await _send(state, payload)
 
 
-@router.post("/scale", status_code=status.HTTP_202_ACCEPTED, response_model=CommandAccepted)
-async def scale(body: ScaleRequest, state: State, principal: Principal) -> CommandAccepted:
-    """Run ``workerCount`` instances of ``service`` (every stage when it is left out)."""
+@router.post(
+    "/scale",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=CommandAccepted,
+    responses={**_COMMAND_ERRORS, **error_responses(400)},
+)
+async def scale(body: ScaleRequest, state: State, principal: Admin) -> CommandAccepted:
+    """Run ``workerCount`` instances of ``service`` (every stage; admin key)."""
     await _require_pool_manager(state)
     stages = [body.service] if body.service else list(STAGES)
     for stage in stages:

@@ -17,6 +17,7 @@ from tests.support.infra import free_port, wait_for
 
 API_KEY = "pod-test-key-3f9c2a71e5b04d8c"
 OTHER_KEY = "pod-other-key-b71d0e9a42c6f315"
+ADMIN_KEY = "pod-admin-key-5e0c8d17a9b24f63"
 
 
 @contextmanager
@@ -57,5 +58,17 @@ def api_auth(pipeline_topics: str, migrated_db: str) -> Iterator[httpx.Client]:
         kafka_bootstrap_servers=pipeline_topics,
         database_url=migrated_db,
         api_keys=f"{API_KEY}, {OTHER_KEY}",
+    ) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def api_roles(pipeline_topics: str, migrated_db: str) -> Iterator[httpx.Client]:
+    """The API with one normal key (API_KEY) and one admin key (ADMIN_KEY)."""
+    with serve(
+        kafka_bootstrap_servers=pipeline_topics,
+        database_url=migrated_db,
+        api_keys=API_KEY,
+        admin_api_keys=ADMIN_KEY,
     ) as client:
         yield client

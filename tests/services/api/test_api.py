@@ -383,7 +383,8 @@ def test_auth_requires_a_configured_bearer_key(
             resp = api_auth.request(method, path, json=job_body(), headers=headers)
             answers.append(resp)
             assert resp.status_code == 401, (headers, path, resp.text)
-            assert resp.json() == {"error": "unauthorized"}
+            assert resp.json()["error"] == "unauthorized"
+            assert "Bearer" in resp.json()["detail"]
             assert resp.headers["WWW-Authenticate"] == "Bearer"
 
     for key in (API_KEY, OTHER_KEY):
