@@ -30,6 +30,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -101,6 +102,12 @@ UPDATE side_effects SET claimed_until = NULL, claimed_by = NULL
 WHERE job_id = %(job)s AND image_index = %(image)s
   AND product_type = %(type)s AND step = %(step)s
   AND claimed_by = %(owner)s AND state <> 'done'
+"""
+
+_STARTED_AT = """
+SELECT started_at FROM side_effects
+WHERE job_id = %(job)s AND image_index = %(image)s
+  AND product_type = %(type)s AND step = %(step)s
 """
 
 _GET = """
@@ -227,6 +234,11 @@ class Ledger:
             assert row is not None  # inserted by the attempt we waited for
             return _entry((*row, False))
         return _entry(row)
+
+    async def started_at(self, key: EffectKey) -> datetime | None:
+        """When ``key`` was first claimed (its first attempt), None when never."""
+        row = await self._fetch(_STARTED_AT, key.params())
+        return None if row is None else row[0]
 
     async def complete(self, key: EffectKey, result: Result) -> Result:
         """Record ``key`` as done with the vendor's ``result``; returns the recorded result

@@ -789,6 +789,7 @@ class StageRunner(Generic[E]):
         self._producer_stop.set()
         if self._producer_thread is not None:
             self._producer_thread.join(5)
+        close_producer(self._producer, remaining)
         loop = asyncio.get_running_loop()
         # Commit and close on the poll thread: consumer calls stay on one thread.
         await loop.run_in_executor(self._poll_pool, self._commit_and_close)
@@ -874,6 +875,16 @@ def make_producer(settings: KafkaSettings, *, client_id: str) -> Producer:
             "error_cb": lambda err: logger.warning("kafka producer error error=%s", err),
         }
     )
+
+
+def close_producer(producer: Producer, undelivered: int) -> None:
+    """Destroy a producer whose flush has returned. Left to the garbage collector it would keep
+    reconnecting to an unreachable broker for as long as the process lives; what is still
+    undelivered is dropped first, since close() would otherwise wait for it."""
+    if undelivered:
+        producer.purge()
+        producer.flush(0)
+    producer.close()
 
 
 async def produce_async(

@@ -9,7 +9,7 @@ import uuid
 
 from confluent_kafka import KafkaException, Message, Producer
 
-from shared.runner import make_producer, produce_async
+from shared.runner import close_producer, make_producer, produce_async
 from shared.settings import KafkaSettings
 from shared.topics import JOBS_BY_PRIORITY
 
@@ -81,6 +81,7 @@ class JobProducer:
         remaining = self._producer.flush(flush_timeout)
         self._stop.set()
         self._thread.join(5)
+        close_producer(self._producer, remaining)
         if remaining:
             logger.warning("producer closed with undelivered messages count=%d", remaining)
         else:

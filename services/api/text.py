@@ -12,10 +12,12 @@ one rule (:func:`text_problem`):
 
 from __future__ import annotations
 
+import re
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Request
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BeforeValidator
 
 from services.api.errors import ApiError
 
@@ -64,3 +66,17 @@ async def reject_unsafe_params(request: Request) -> None:
             problems.append({"field": _printable_name(name), "message": problem})
     if problems:
         raise ApiError(422, "validation_failed", problems)
+
+
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
+
+
+def _iso_only(value: object) -> object:
+    # pydantic reads a bare number as Unix time; the documented form is ISO 8601 only.
+    if isinstance(value, str) and not _ISO_DATE.match(value):
+        raise ValueError("must be an ISO 8601 date-time, e.g. 2026-01-31T12:00:00Z")
+    return value
+
+
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso_only)]
+"""A date-time given in ISO 8601 (a 422 for anything else, Unix numbers included)."""

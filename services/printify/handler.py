@@ -143,15 +143,18 @@ class PrintifyHandler:
             product = await self.client.create_product(shop, body)
             return {"product_id": str(product["id"]), "variant_count": len(variants)}
 
+        key = EffectKey(event.job_id, p.image_index, product_type.value, "create")
+
         async def reconcile() -> Result | None:
-            # Every variant carries the marker, so the first one's SKU identifies the product.
-            found = await self.client.find_product_by_sku(shop, f"{marker}-{variants[0]['id']}")
+            # Every variant's SKU carries the marker (whichever variants an attempt chose), and
+            # the product cannot be older than the first attempt.
+            since = await self.ledger.started_at(key)
+            found = await self.client.find_product_by_marker(shop, marker, since=since)
             if found is None:
                 return None
             count = sum(1 for v in found.get("variants", []) if v.get("is_enabled", True))
             return {"product_id": str(found["id"]), "variant_count": count}
 
-        key = EffectKey(event.job_id, p.image_index, product_type.value, "create")
         created = await self.ledger.once(key, do, reconcile)
         payload = ProductCreatedPayload(
             image_index=p.image_index,

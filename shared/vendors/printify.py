@@ -7,8 +7,9 @@ A 429 stops the whole budget for its ``Retry-After`` (capped), and every failure
 the POD Engine error classes (:mod:`shared.errors`) with ``vendor="printify"``.
 
 Product creation is not idempotent at Printify. When a create call ends in an unknown outcome
-(timeout, dropped connection) the caller reconciles with :meth:`PrintifyClient.find_product_by_sku`
-using the deterministic SKUs that :func:`build_product_payload` writes.
+(timeout, dropped connection) the caller reconciles with
+:meth:`PrintifyClient.find_product_by_marker` using the deterministic SKUs that
+:func:`build_product_payload` writes.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import base64
 import logging
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -97,6 +99,18 @@ def build_product_payload(
             }
         ],
     }
+
+
+_CLOCK_SKEW = timedelta(minutes=10)
+
+
+def _created_at(product: dict[str, Any]) -> datetime | None:
+    """A product's ``created_at`` ("2019-07-25 13:40:41+00:00"), None when absent or odd."""
+    try:
+        stamp = datetime.fromisoformat(str(product.get("created_at") or ""))
+    except ValueError:
+        return None
+    return stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=UTC)
 
 
 def _retry_after(resp: httpx.Response) -> float | None:
@@ -299,22 +313,34 @@ class PrintifyClient:
         )
         return envelope
 
-    async def find_product_by_sku(
-        self, shop_id: str | int, sku: str, *, max_pages: int = 20
+    async def find_product_by_marker(
+        self, shop_id: str | int, marker: str, *, since: datetime | None = None
     ) -> dict[str, Any] | None:
-        """The newest product having a variant with ``sku``, or None after ``max_pages``.
+        """The newest product whose every variant's SKU is ``<marker>-<variant id>``, or None.
 
-        Used to reconcile a create call whose outcome is unknown: products are listed newest
-        first, so a recent create is found on the first page.
+        Used to reconcile a create call whose outcome is unknown. Printify cannot search by
+        SKU, so products are listed newest first, page by page, however many the shop has;
+        ``since`` (when the create was first attempted) stops the walk at the first page that
+        reaches older products, so a recent create costs a page or two even in a large shop.
         """
-        for page in range(1, max_pages + 1):
+        # Printify's clock and ours may differ a little.
+        horizon = since - _CLOCK_SKEW if since is not None else None
+        page = 1
+        while True:
             envelope = await self.list_products(shop_id, page=page, limit=50)
-            for product in envelope.get("data", []):
-                if any(v.get("sku") == sku for v in product.get("variants", [])):
+            products = envelope.get("data", [])
+            for product in products:
+                # build_product_payload writes exactly this SKU on every variant it enables
+                # (Printify may list the blueprint's other variants too, disabled).
+                ours = [v for v in product.get("variants", []) if v.get("is_enabled", True)]
+                if ours and all(v.get("sku") == f"{marker}-{v.get('id')}" for v in ours):
                     return dict(product)
-            if page >= int(envelope.get("last_page") or page):
-                break
-        return None
+            if not products or page >= int(envelope.get("last_page") or page):
+                return None
+            oldest = _created_at(products[-1])
+            if horizon is not None and oldest is not None and oldest < horizon:
+                return None
+            page += 1
 
     async def delete_product(self, shop_id: str | int, product_id: str) -> None:
         """Delete a product."""

@@ -10,6 +10,7 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -134,9 +135,9 @@ async def test_full_flow(sim: SimulatorProcess) -> None:
             f"{prefix}-{v['id']}" for v in variants[:4]
         ]
         assert await c.get_product(SHOP, created["id"]) == created
-        found = await c.find_product_by_sku(SHOP, f"{prefix}-{variants[0]['id']}")
+        found = await c.find_product_by_marker(SHOP, prefix)
         assert found is not None and found["id"] == created["id"]
-        assert await c.find_product_by_sku(SHOP, "no-such-sku") is None
+        assert await c.find_product_by_marker(SHOP, "no-such-marker") is None
 
         await c.publish(SHOP, created["id"])
         assert (await c.get_product(SHOP, created["id"]))["is_locked"] is True
@@ -160,30 +161,34 @@ async def test_list_variants_is_cached(sim: SimulatorProcess) -> None:
     assert books_for(sim, key)["requests"] == 1
 
 
-async def test_find_product_by_sku_walks_pages(client: PrintifyClient) -> None:
-    prefixes = [f"walk-{i}-{uuid.uuid4().hex[:6]}" for i in range(53)]
+async def test_find_product_by_marker_walks_every_page(client: PrintifyClient) -> None:
+    prefixes = [f"walk-{i}-{uuid.uuid4().hex[:6]}" for i in range(103)]
     image = await client.upload_image(file_name="d.png", contents=png_bytes())
-    variants = (await client.list_variants(6, 99))[:1]
-    for prefix in prefixes:
+    variants = (await client.list_variants(6, 99))[:3]
+    for i, prefix in enumerate(prefixes):
         body = build_product_payload(
             title=prefix,
             description="d",
             tags=[],
             blueprint_id=6,
             print_provider_id=99,
-            variants=variants,
+            # Another attempt may choose other variants: any of them identifies the product.
+            variants=variants[i % 3 :],
             price_cents=1500,
             image_id=image["id"],
             sku_prefix=prefix,
         )
         await client.create_product(SHOP, body)
-    oldest_sku = f"{prefixes[0]}-{variants[0]['id']}"
     envelope = await client.list_products(SHOP, page=1, limit=50)
-    assert envelope["total"] == 53 and envelope["last_page"] == 2
-    # The oldest product is on page 2: one page is not enough, two are.
-    assert await client.find_product_by_sku(SHOP, oldest_sku, max_pages=1) is None
-    found = await client.find_product_by_sku(SHOP, oldest_sku)
+    assert envelope["last_page"] == 3
+    # The oldest product is on the last page: found however deep it is.
+    found = await client.find_product_by_marker(SHOP, prefixes[0])
     assert found is not None and found["title"] == prefixes[0]
+    # A marker is not a prefix of another's: walk-1 must not match walk-10.
+    assert await client.find_product_by_marker(SHOP, "walk-1") is None
+    # Bounded by when the create was first tried: products older than that are not read.
+    later = datetime.now(UTC) + timedelta(hours=1)
+    assert await client.find_product_by_marker(SHOP, prefixes[0], since=later) is None
 
 
 def test_build_product_payload_rejects_non_int_price() -> None:

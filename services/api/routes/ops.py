@@ -5,7 +5,6 @@ Everything is read from what the monitor folds and samples; nothing here touches
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -25,6 +24,7 @@ from services.api.schemas import (
     StatsView,
 )
 from services.api.state import State
+from services.api.text import IsoDateTime
 
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -70,7 +70,8 @@ async def get_alerts(
     severity: Annotated[AlertSeverity | None, Query(description="Only this severity")] = None,
     status: Annotated[AlertStatus | None, Query(description="open or resolved")] = None,
     since: Annotated[
-        datetime | None, Query(description="Created at or after (ISO 8601, e.g. 2026-01-31T12:00Z)")
+        IsoDateTime | None,
+        Query(description="Created at or after (ISO 8601, e.g. 2026-01-31T12:00Z)"),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> AlertList:

@@ -305,7 +305,7 @@ async def test_list_filters_and_pages(api: httpx.Client, seed: Seeder) -> None:
 @pytest.mark.parametrize(
     ("params", "field"),
     [
-        ({"stage": "monitor"}, "stage"),
+        ({"stage": "api"}, "stage"),
         ({"limit": 0}, "limit"),
         ({"limit": 1000}, "limit"),
         ({"limit": "many"}, "limit"),
@@ -457,7 +457,7 @@ def test_replay_of_an_unknown_letter(api: httpx.Client) -> None:
         ({}, "body"),
         ({"id": 1, "jobId": "x"}, "body"),
         ({"jobId": "x", "stage": "printify"}, "body"),
-        ({"stage": "monitor"}, "stage"),
+        ({"stage": "api"}, "stage"),
         ({"id": "1"}, "id"),
         ({"id": 0}, "id"),
         ({"id": True}, "id"),
