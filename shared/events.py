@@ -192,7 +192,9 @@ class Event(_Model):
         produces outputs with the same ids, so a duplicate from a redelivery is recognisable.
         """
         return event_cls(  # type: ignore[call-arg]  # subclasses default `type`
-            event_id=uuid.uuid5(_DERIVED_NS, f"{self.event_id}:{key}"),
+            # The job id too: two jobs sent under one event_id (a producer's mistake) must not
+            # make outputs that look like duplicates of each other.
+            event_id=uuid.uuid5(_DERIVED_NS, f"{self.event_id}:{self.job_id}:{key}"),
             job_id=self.job_id,
             producer=producer,
             correlation_id=self.correlation_id or str(self.event_id),

@@ -26,7 +26,7 @@ from services.monitor.dlq import (
     record_dead_letter,
     unattributable,
 )
-from shared.errors import RetryableError
+from shared.errors import InvalidEventError, RetryableError
 from shared.events import (
     Event,
     ImageGenerated,
@@ -123,6 +123,7 @@ class Folder:
             ),
         )
         if cur.rowcount == 0:
+            await _same_job(conn, event)
             return recorded
         if isinstance(event, JobRequested):
             await self._job(conn, event)
@@ -340,6 +341,17 @@ class Folder:
                 p.started_at,
                 e.occurred_at,
             ),
+        )
+
+
+async def _same_job(conn: AsyncConnection[Any], event: Event) -> None:
+    """A seen event_id is a redelivery only if it was seen for the same job; another job's
+    event under a used id is a producer's mistake, dead-lettered rather than silently lost."""
+    cur = await conn.execute("SELECT job_id FROM job_events WHERE event_id = %s", (event.event_id,))
+    row = await cur.fetchone()
+    if row is not None and row[0] != event.job_id:
+        raise InvalidEventError(
+            f"event_id: {event.event_id} was already used by another job ({row[0][:100]})"
         )
 
 
