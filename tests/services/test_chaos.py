@@ -21,7 +21,14 @@ import pytest
 
 from shared.events import parse_event
 from shared.stack import Stack, isolated_settings
-from shared.topics import GENERATOR, PRINTIFY, PRODUCTS_CREATED, PUBLISHED, PUBLISHER
+from shared.topics import (
+    GENERATOR,
+    JOBS_REQUESTED,
+    PRINTIFY,
+    PRODUCTS_CREATED,
+    PUBLISHED,
+    PUBLISHER,
+)
 from tests.support.infra import TEST_STATE, read_all, wait_for
 
 logger = logging.getLogger(__name__)
@@ -190,6 +197,31 @@ def test_faults_kills_and_restarts_lose_nothing_and_duplicate_nothing(chaos_stac
     in_db_published = {(r[0], r[1], r[2]) for r in rows if r[3] == "published"}
     assert in_db == created | published
     assert in_db_published == published
+
+    # Metrics counted exactly once (written in the fold's transaction): through kills and
+    # restarts, the counters equal the events on the topics.
+    requested = {
+        parse_event(m.value()).event_id
+        for topic in JOBS_REQUESTED.values()
+        for m in read_all(stack.bootstrap, topic)
+    }
+    retries = sum(
+        len(read_all(stack.bootstrap, topic))
+        for stage in (GENERATOR, PRINTIFY, PUBLISHER)
+        for topic in stage.retry_topics
+    )
+
+    def counter(name: str) -> int:
+        with psycopg.connect(stack.database_url) as conn:
+            row = conn.execute(
+                "SELECT coalesce(sum(count), 0) FROM metrics_minute WHERE name = %s", (name,)
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    # The monitor may still be reading the last retry notices: wait, then compare exactly.
+    wait_for(lambda: counter("jobs_retried") >= retries, 60, "retry notices folded")
+    assert counter("jobs_submitted") == len(requested)
+    assert counter("jobs_retried") == retries
 
     faults: dict[str, int] = defaultdict(int)
     for sim in stack.simulators:
