@@ -27,7 +27,7 @@ from pydantic import Field, SecretStr
 from services.pool.supervisor import ServiceProcess, describe_exit
 from shared.db import migrate
 from shared.errors import ConfigError
-from shared.launch.kafka import LocalKafka
+from shared.launch.kafka import LocalKafka, LocalKafkaCluster
 from shared.launch.ports import free_port
 from shared.launch.postgres import LocalPostgres
 from shared.logs import setup_logging
@@ -57,6 +57,8 @@ class StackSettings(KafkaSettings, DatabaseSettings, StateSettings):
     sim_anthropic_port: int = 8190
     sim_comfyui_port: int = 8188
     sim_printify_port: int = 8189
+    # 3 = a local three-node KRaft cluster (replication factor 3, min.insync.replicas 2).
+    kafka_nodes: int = Field(default=1, ge=1, le=5)
     restart_delay_s: float = Field(default=5.0, ge=0)
     max_restarts: int = Field(default=3, ge=0)
 
@@ -91,7 +93,7 @@ class Stack:
         self.extra_env = extra_env or {}
         self.state_dir = settings.pod_state_dir
         self.log_dir = self.state_dir / "logs"
-        self.kafka: LocalKafka | None = None
+        self.kafka: LocalKafka | LocalKafkaCluster | None = None
         self.postgres: LocalPostgres | None = None
         self.simulators: list[SimulatorProcess] = []
         self.services: list[ServiceProcess] = []
@@ -108,7 +110,18 @@ class Stack:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         s = self.settings
-        if s.kafka_bootstrap_servers is None:
+        replicas = s.kafka_replication_factor
+        if s.kafka_bootstrap_servers is None and s.kafka_nodes >= 3:
+            self.kafka = LocalKafkaCluster(
+                self.state_dir,
+                nodes=s.kafka_nodes,
+                port=s.kafka_port,
+                controller_port=s.kafka_controller_port,
+                partitions=s.kafka_partitions,
+            ).start()
+            self.bootstrap = self.kafka.bootstrap
+            replicas = max(replicas, self.kafka.replicas)
+        elif s.kafka_bootstrap_servers is None:
             self.kafka = LocalKafka(
                 self.state_dir,
                 port=s.kafka_port,
@@ -123,7 +136,7 @@ class Stack:
         outcome = ensure_topics(
             admin,
             default_partitions=s.kafka_partitions,
-            replication_factor=s.kafka_replication_factor,
+            replication_factor=replicas,
         )
         logger.info(
             "topics ready created=%d total=%d",

@@ -143,7 +143,11 @@ def ensure_topics(
         want = spec.partitions or default_partitions
         existing = metadata.topics.get(spec.name)
         if existing is None or existing.error is not None:
-            to_create.append(NewTopic(spec.name, want, replication_factor, config=spec.config()))
+            config = spec.config()
+            if replication_factor >= 3:
+                # acks=all then means on two replicas at least: one node may die, nothing lost.
+                config["min.insync.replicas"] = "2"
+            to_create.append(NewTopic(spec.name, want, replication_factor, config=config))
             outcome[spec.name] = "created"
         elif len(existing.partitions) < want:
             # Growing re-maps keys to partitions for new messages only; per-job ordering holds

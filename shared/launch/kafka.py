@@ -1,5 +1,8 @@
-"""A local single-node Apache Kafka broker (KRaft, combined broker+controller) run from the jars
-that ``infra/kafka/pom.xml`` fetches, with its data and log in the state folder.
+"""Local Apache Kafka (KRaft, each node a combined broker+controller) run from the jars that
+``infra/kafka/pom.xml`` fetches, with data and logs in the state folder: one node
+(:class:`LocalKafka`), or a three-node cluster (:class:`LocalKafkaCluster`, ``KAFKA_NODES=3``)
+whose topics are replicated three times with ``min.insync.replicas=2``, so that any one node
+may die without losing an acknowledged write.
 
 Used by ``make up`` and the test fixtures whenever ``KAFKA_BOOTSTRAP_SERVERS`` is unset.
 """
@@ -23,26 +26,47 @@ KAFKA_LIB = REPO_ROOT / "infra" / "kafka" / "lib"
 LOG4J_CONFIG = REPO_ROOT / "infra" / "kafka" / "log4j2.yaml"
 
 
-def _server_properties(data_dir: Path, port: int, controller_port: int, partitions: int) -> str:
+def _server_properties(
+    data_dir: Path,
+    port: int,
+    controller_port: int,
+    partitions: int,
+    *,
+    node_id: int = 1,
+    voters: str | None = None,
+    replicas: int = 1,
+) -> str:
+    """One node's configuration; ``voters`` (``1@host:port,...``) makes it one of a cluster."""
+    min_isr = min(2, replicas)
+    quorum = (
+        f"controller.quorum.voters={voters}"
+        if voters
+        else f"controller.quorum.bootstrap.servers=127.0.0.1:{controller_port}"
+    )
     return "\n".join(
         [
             "process.roles=broker,controller",
-            "node.id=1",
+            f"node.id={node_id}",
             f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
             f"advertised.listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
             "controller.listener.names=CONTROLLER",
             "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
             "inter.broker.listener.name=PLAINTEXT",
-            f"controller.quorum.bootstrap.servers=127.0.0.1:{controller_port}",
+            quorum,
             f"log.dirs={data_dir}",
             f"num.partitions={partitions}",
-            # A single node can hold only one replica of the internal topics.
-            "offsets.topic.replication.factor=1",
+            # As many replicas of the internal topics as there are nodes (one on a single
+            # node); with three, an acknowledged write is on two at least.
+            f"default.replication.factor={replicas}",
+            f"min.insync.replicas={min_isr}",
+            f"offsets.topic.replication.factor={replicas}",
             "offsets.topic.num.partitions=10",
-            "transaction.state.log.replication.factor=1",
-            "transaction.state.log.min.isr=1",
-            "share.coordinator.state.topic.replication.factor=1",
-            "share.coordinator.state.topic.min.isr=1",
+            f"transaction.state.log.replication.factor={replicas}",
+            f"transaction.state.log.min.isr={min_isr}",
+            f"share.coordinator.state.topic.replication.factor={replicas}",
+            f"share.coordinator.state.topic.min.isr={min_isr}",
+            # A replica that was down may not become leader and lose acknowledged writes.
+            "unclean.leader.election.enable=false",
             # Fast joins and fast take-over of a killed consumer's partitions (KIP-848 groups).
             "group.initial.rebalance.delay.ms=0",
             "group.consumer.session.timeout.ms=6000",
@@ -76,7 +100,11 @@ def wait_for_broker(bootstrap: str, timeout: float = 60.0) -> None:
 
 
 class LocalKafka:
-    """One local broker process whose data survives restarts (the state folder keeps it)."""
+    """One local node whose data survives restarts (the state folder keeps it).
+
+    Alone it is a single-node cluster; :class:`LocalKafkaCluster` makes three of them, each
+    given its ``node_id``, the cluster's ``voters``, ``replicas`` and ``cluster_id``.
+    """
 
     def __init__(
         self,
@@ -86,13 +114,22 @@ class LocalKafka:
         controller_port: int = 9093,
         partitions: int = 6,
         heap: str = "768m",
+        node_id: int = 1,
+        voters: str | None = None,
+        replicas: int = 1,
+        cluster_id: str | None = None,
+        home: Path | None = None,
     ) -> None:
-        self.home = state_dir / "kafka"
+        self.home = home or state_dir / "kafka"
         self.data_dir = self.home / "data"
         self.port = port
         self.controller_port = controller_port
         self.partitions = partitions
         self.heap = heap
+        self.node_id = node_id
+        self.voters = voters
+        self.replicas = replicas
+        self.cluster_id = cluster_id
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -120,11 +157,9 @@ class LocalKafka:
             *args,
         ]
 
-    def _format_if_needed(self, props: Path) -> None:
-        if (self.data_dir / "meta.properties").exists():
-            return
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        cluster_id = (
+    def random_cluster_id(self) -> str:
+        """A new cluster id from Kafka's own tool."""
+        return (
             subprocess.run(
                 self._java("kafka.tools.StorageTool", "random-uuid"),
                 check=True,
@@ -134,11 +169,19 @@ class LocalKafka:
             .stdout.strip()
             .splitlines()[-1]
         )
+
+    def _format_if_needed(self, props: Path) -> None:
+        if (self.data_dir / "meta.properties").exists():
+            return
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        cluster_id = self.cluster_id or self.random_cluster_id()
+        # A cluster's voters are in the configuration; a single node bootstraps alone.
+        mode = [] if self.voters else ["--standalone"]
         subprocess.run(
             self._java(
                 "kafka.tools.StorageTool",
                 "format",
-                "--standalone",
+                *mode,
                 "-t",
                 cluster_id,
                 "-c",
@@ -169,12 +212,26 @@ class LocalKafka:
                 os.kill(pid, signal.SIGKILL)
 
     def start(self, timeout: float = 90.0) -> LocalKafka:
-        """Format storage on first use, start the broker and wait until it answers."""
+        """Format storage on first use, start the node and wait until it answers."""
+        self.launch()
+        return self.wait_ready(timeout)
+
+    def launch(self) -> None:
+        """Format storage on first use and start the process (without waiting: the nodes of a
+        cluster only answer once a majority of them runs)."""
         self.home.mkdir(parents=True, exist_ok=True)
         self._kill_leftover()
         props = self.home / "server.properties"
         props.write_text(
-            _server_properties(self.data_dir, self.port, self.controller_port, self.partitions)
+            _server_properties(
+                self.data_dir,
+                self.port,
+                self.controller_port,
+                self.partitions,
+                node_id=self.node_id,
+                voters=self.voters,
+                replicas=self.replicas,
+            )
         )
         self._format_if_needed(props)
         log = open(self.home / "broker.log", "ab")  # noqa: SIM115 — the child keeps it open
@@ -186,6 +243,10 @@ class LocalKafka:
         )
         log.close()
         self._pid_file.write_text(str(self.proc.pid))
+
+    def wait_ready(self, timeout: float = 90.0) -> LocalKafka:
+        """Wait until the launched node answers; stop it and raise if it does not."""
+        assert self.proc is not None
         try:
             deadline = time.monotonic() + timeout
             while True:
@@ -203,7 +264,12 @@ class LocalKafka:
         except BaseException:
             self.stop()
             raise
-        logger.info("kafka broker ready bootstrap=%s pid=%d", self.bootstrap, self.proc.pid)
+        logger.info(
+            "kafka broker ready bootstrap=%s node=%d pid=%d",
+            self.bootstrap,
+            self.node_id,
+            self.proc.pid,
+        )
         return self
 
     def stop(self, timeout: float = 30.0) -> None:
@@ -224,3 +290,83 @@ class LocalKafka:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+class LocalKafkaCluster:
+    """Three (or more) local nodes, each broker and controller, in one KRaft quorum.
+
+    Node ``i`` (0-based) listens on ``port + 2i`` and its controller on ``controller_port + 2i``.
+    Every topic the engine creates gets one replica per node (at most 3) and
+    ``min.insync.replicas=2``: with ``acks=all`` a write survives the loss of any one node.
+    """
+
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        nodes: int = 3,
+        port: int = 9092,
+        controller_port: int = 9093,
+        partitions: int = 6,
+        heap: str = "512m",
+    ) -> None:
+        if nodes < 3:
+            raise ValueError("a replicated cluster needs at least 3 nodes")
+        self.home = state_dir / "kafka"
+        voters = ",".join(f"{i + 1}@127.0.0.1:{controller_port + 2 * i}" for i in range(nodes))
+        self.replicas = min(3, nodes)
+        self.nodes = [
+            LocalKafka(
+                state_dir,
+                port=port + 2 * i,
+                controller_port=controller_port + 2 * i,
+                partitions=partitions,
+                heap=heap,
+                node_id=i + 1,
+                voters=voters,
+                replicas=self.replicas,
+                home=self.home / f"node-{i + 1}",
+            )
+            for i in range(nodes)
+        ]
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(n.bootstrap for n in self.nodes)
+
+    def _cluster_id(self) -> str:
+        # Every node is formatted with the same id, kept for restarts of the whole cluster.
+        path = self.home / "cluster.id"
+        if path.exists():
+            return path.read_text().strip()
+        self.home.mkdir(parents=True, exist_ok=True)
+        cluster_id = self.nodes[0].random_cluster_id()
+        path.write_text(cluster_id)
+        return cluster_id
+
+    def start(self, timeout: float = 120.0) -> LocalKafkaCluster:
+        """Start every node, then wait for each (a quorum forms once a majority runs)."""
+        cluster_id = self._cluster_id()
+        for node in self.nodes:
+            node.cluster_id = cluster_id
+            node.launch()
+        try:
+            for node in self.nodes:
+                node.wait_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        logger.info("kafka cluster ready nodes=%d bootstrap=%s", len(self.nodes), self.bootstrap)
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop every node gracefully."""
+        for node in self.nodes:
+            if node.proc is not None and node.proc.poll() is None:
+                node.proc.terminate()
+        for node in self.nodes:
+            node.stop(timeout)
+
+    def node(self, node_id: int) -> LocalKafka:
+        """The node with this id (1-based, as in ``node.id``)."""
+        return self.nodes[node_id - 1]
