@@ -26,7 +26,7 @@ from shared.events import Event
 from shared.launch.kafka import LocalKafka
 from shared.launch.ports import free_port
 from shared.runner import MessageContext, Output, RunnerSettings, StageRunner
-from shared.topics import GENERATOR, TopicSpec, ensure_topics
+from shared.topics import GENERATOR, HEARTBEATS, TopicSpec, ensure_topics
 
 
 async def nothing(event: Event, ctx: MessageContext) -> list[Output]:
@@ -38,7 +38,7 @@ async def measure(bootstrap: str, instances: int, partitions: int, protocol: str
     ensure_topics(
         AdminClient({"bootstrap.servers": bootstrap}),
         default_partitions=partitions,
-        specs=[TopicSpec(t, 3_600_000) for t in topics],
+        specs=[TopicSpec(t, 3_600_000) for t in [*topics, HEARTBEATS]],
     )
     settings = RunnerSettings(
         kafka_bootstrap_servers=bootstrap,

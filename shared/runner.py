@@ -784,7 +784,11 @@ class StageRunner(Generic[E]):
             if pending:
                 logger.warning("in-flight work abandoned at shutdown count=%d", len(pending))
                 await asyncio.gather(*pending, return_exceptions=True)
-        await self._publish_heartbeat(stopping=True)
+        # A last word for /workers; a broker that cannot take it must not stop the drain.
+        try:
+            await self._publish_heartbeat(stopping=True)
+        except Exception as exc:
+            logger.warning("final heartbeat not sent error=%s", type(exc).__name__)
         remaining = await asyncio.to_thread(self._producer.flush, 15)
         self._producer_stop.set()
         if self._producer_thread is not None:
