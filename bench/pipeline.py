@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import httpx
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from bench.broker import measure, render
 from bench.common import cpu_by_service, cpu_delta, table
@@ -186,10 +186,16 @@ def drive(stack: Stack, jobs: int, submit: str) -> tuple[float, dict[str, list[f
         PRODUCTS_CREATED,
         PUBLISHED,
     ]
-    consumer.subscribe(topics)
-    deadline = time.monotonic() + 30
-    while not consumer.assignment() and time.monotonic() < deadline:
-        consumer.poll(0.1)
+    # Assigned at each partition's current end: a subscription's "latest" is resolved lazily
+    # and, on a busy machine, after the first jobs were already produced (their hops lost).
+    md = consumer.list_topics(timeout=10)
+    consumer.assign(
+        [
+            TopicPartition(t, p, consumer.get_watermark_offsets(TopicPartition(t, p), 10)[1])
+            for t in topics
+            for p in md.topics[t].partitions
+        ]
+    )
     run_id = uuid.uuid4().hex[:6]
     events = job_events(run_id, jobs)
     start = time.monotonic()
