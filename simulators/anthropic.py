@@ -267,9 +267,20 @@ class Facets:
     style: str
     niche: str
     keywords: list[str]
+    # Titles the prompt lists as already made ("- <title>" lines after one that says so):
+    # Claude follows such an instruction, so the simulator does not repeat them either.
+    avoid: list[str] = field(default_factory=list)
 
     @classmethod
     def from_text(cls, text: str) -> Facets:
+        avoid: list[str] = []
+        _, marker, rest = text.partition("already made")
+        if marker:
+            for line in rest.splitlines()[1:]:
+                if not line.startswith("- "):
+                    break
+                avoid.append(line[2:].strip())
+            text = text[: text.index("already made")]
         found = {k.strip().lower(): v for k, v in _FACET_LINE.findall(text)}
         words = [w for w in re.findall(r"[a-zA-Z][a-zA-Z'-]+", text.lower()) if w not in STOPWORDS]
         keywords = list(dict.fromkeys(w for w in words if len(w) >= 4)) or ["original"]
@@ -279,6 +290,7 @@ class Facets:
             style=_clean(found.get("style", "")),
             niche=_clean(found.get("niche") or found.get("audience") or ""),
             keywords=keywords,
+            avoid=avoid,
         )
 
 
@@ -322,9 +334,11 @@ class Generator:
     salt: str = ""
     facets: Facets = field(init=False)
     digest: str = field(init=False)
+    titles: set[str] = field(init=False)
 
     def __post_init__(self) -> None:
         self.facets = Facets.from_text(self.text)
+        self.titles = set(self.facets.avoid)
         self.digest = hashlib.sha256(f"{self.salt}\n{self.text}".encode()).hexdigest()
 
     def generate(self) -> Any:
@@ -379,14 +393,26 @@ class Generator:
         self, schema: dict[str, Any], path: str, concept: Concept, index: int
     ) -> dict[str, Any]:
         rng = self.rng(path)
-        concept = Concept.pick(rng, index, int(self.digest[:8], 16), avoid=self.facets.theme)
         props: dict[str, Any] = schema.get("properties", {})
         # Claude fills the required fields and, usually, the optional ones too.
         names = list(props) + [r for r in schema.get("required", []) if r not in props]
-        return {
-            prop: self.value(props.get(prop, {"type": "string"}), prop, f"{path}.{prop}", concept)
-            for prop in names
-        }
+        for attempt in range(20):
+            concept = Concept.pick(
+                rng, index + attempt, int(self.digest[:8], 16), avoid=self.facets.theme
+            )
+            made = {
+                prop: self.value(
+                    props.get(prop, {"type": "string"}), prop, f"{path}.{prop}", concept
+                )
+                for prop in names
+            }
+            # A design never repeats a title listed as made, nor one of the same answer.
+            title = made.get("title")
+            if not isinstance(title, str) or title not in self.titles:
+                break
+        if isinstance(made.get("title"), str):
+            self.titles.add(made["title"])
+        return made
 
     def _array(self, schema: dict[str, Any], name: str, path: str, concept: Concept) -> list[Any]:
         rng = self.rng(path)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
 from shared.stack import Stack, isolated_settings
 from simulators.process import SimulatorProcess
 from tests.support.infra import TEST_STATE, free_port, wait_for
+from tests.support.pipeline import api_up
 
 
 @pytest.fixture(scope="module")
@@ -38,18 +38,8 @@ def stack() -> Iterator[Stack]:
     }
     s = Stack(settings, extra_env=env).start()
     try:
-        wait_for(lambda: _health_ok(s), 60, "the API to answer /health", interval=0.2)
+        wait_for(lambda: api_up(s), 60, "the API to answer /health", interval=0.2)
         s.supervise_in_background(0.2)
         yield s
     finally:
         s.stop()
-
-
-def _health_ok(s: Stack) -> bool:
-    try:
-        return (
-            httpx.get(f"http://127.0.0.1:{s.settings.api_port}/health", timeout=2).status_code
-            == 200
-        )
-    except httpx.HTTPError:
-        return False

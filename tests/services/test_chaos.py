@@ -30,6 +30,7 @@ from shared.topics import (
     PUBLISHER,
 )
 from tests.support.infra import TEST_STATE, read_all, wait_for
+from tests.support.pipeline import api_up
 
 logger = logging.getLogger(__name__)
 
@@ -65,18 +66,11 @@ def chaos_stack() -> Iterator[Stack]:
         for sim in stack.simulators:
             # Hangs last longer than the clients wait, so they end as client timeouts.
             httpx.post(f"{sim.url}/_sim/config", json={"timeout_s": 8}, timeout=5)
-        wait_for(lambda: _api_up(stack), 60, "the API", interval=0.2)
+        wait_for(lambda: api_up(stack), 60, "the API", interval=0.2)
         stack.supervise_in_background(0.2)
         yield stack
     finally:
         stack.stop()
-
-
-def _api_up(stack: Stack) -> bool:
-    try:
-        return httpx.get(f"{_api(stack)}/health", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def _api(stack: Stack) -> str:

@@ -11,15 +11,15 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 
-import httpx
 import pytest
 from confluent_kafka.admin import AdminClient
 
 from shared.launch.kafka import LocalKafkaCluster
+from shared.launch.ports import free_port_run
 from shared.stack import Stack, isolated_settings
 from shared.topics import IMAGES_GENERATED, JOBS_REQUESTED, PRODUCTS_CREATED, PUBLISHED
-from tests.support.infra import TEST_STATE, free_port, wait_for
-from tests.support.pipeline import TERMINAL, api, job, printify_books, status, submit
+from tests.support.infra import TEST_STATE, wait_for
+from tests.support.pipeline import TERMINAL, api_up, job, printify_books, status, submit
 
 logger = logging.getLogger(__name__)
 
@@ -31,8 +31,9 @@ BUSY_TOPICS = [*JOBS_REQUESTED.values(), IMAGES_GENERATED, PRODUCTS_CREATED, PUB
 def cluster_stack() -> Iterator[Stack]:
     state = TEST_STATE / "cluster"
     shutil.rmtree(state, ignore_errors=True)
-    # Node i listens on port + 2i, its controller on port + 1 + 2i: six ports in a row.
-    port = free_port()
+    # Node i listens on port + 2i, its controller on port + 1 + 2i: six ports in a row, out
+    # of the ephemeral range so that no client connection takes one before its node binds it.
+    port = free_port_run(6)
     settings = isolated_settings(
         state,
         kafka_nodes=3,
@@ -56,18 +57,11 @@ def cluster_stack() -> Iterator[Stack]:
     }
     stack = Stack(settings, extra_env=env).start()
     try:
-        wait_for(lambda: _api_up(stack), 90, "the API", interval=0.2)
+        wait_for(lambda: api_up(stack), 90, "the API", interval=0.2)
         stack.supervise_in_background(0.2)
         yield stack
     finally:
         stack.stop()
-
-
-def _api_up(stack: Stack) -> bool:
-    try:
-        return httpx.get(f"{api(stack)}/health", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def leaders(bootstrap: str) -> dict[tuple[str, int], int]:

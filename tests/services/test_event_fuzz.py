@@ -42,7 +42,7 @@ from shared.topics import (
 )
 from tests.support.infra import read_all, unique, wait_for
 from tests.support.kafka import committed, create_topics
-from tests.support.pipeline import wait_done
+from tests.support.pipeline import produce_job, wait_done
 
 logger = logging.getLogger(__name__)
 
@@ -217,9 +217,7 @@ def good_job(s: Stack, job_id: str, priority: Priority) -> None:
             priority=priority,
         ),
     )
-    producer = Producer({"bootstrap.servers": s.bootstrap, "enable.idempotence": True})
-    producer.produce(JOBS_REQUESTED[priority], event.to_json(), key=job_id.encode())
-    assert producer.flush(10) == 0
+    produce_job(s, event)
 
 
 def dead_letters_of(s: Stack, stage: Stage) -> dict[tuple[str, int], dict[str, str]]:

@@ -8,13 +8,12 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import httpx
-from confluent_kafka import Producer
 
 from shared.events import JobRequested, JobRequestedPayload, parse_event
 from shared.stack import Stack
-from shared.topics import IMAGES_GENERATED, JOBS_REQUESTED
+from shared.topics import IMAGES_GENERATED
 from tests.support.infra import read_all, wait_for
-from tests.support.pipeline import printify_books, sim_url, submit, wait_done
+from tests.support.pipeline import printify_books, produce_job, sim_url, submit, wait_done
 
 
 def test_mixed_jobs_complete_with_the_right_numbers(stack: Stack) -> None:
@@ -73,9 +72,7 @@ def test_a_job_produced_directly_by_another_system_is_processed(stack: Stack) ->
             auto_publish=True,
         ),
     )
-    producer = Producer({"bootstrap.servers": stack.bootstrap, "enable.idempotence": True})
-    producer.produce(JOBS_REQUESTED[event.payload.priority], event.to_json(), key=job_id.encode())
-    assert producer.flush(10) == 0
+    produce_job(stack, event)
     result = wait_done(stack, [job_id])[job_id]
     assert result["job"]["status"] == "completed"
     assert result["job"]["theme"] == "mountain sunrise"

@@ -193,6 +193,21 @@ def test_each_design_gets_its_own_strings(sim: SimulatorProcess) -> None:
         assert len({d[key] for d in designs}) == 5, key
 
 
+def test_titles_listed_as_already_made_are_not_repeated(sim: SimulatorProcess) -> None:
+    # A large job is briefed in batches, each told the titles before it (as Claude is).
+    made: list[str] = []
+    for _ in range(4):
+        body = tool_request("beach dogs", count=25)
+        if made:
+            body["messages"][0]["content"] += (
+                "\n\nDesigns already made for this job (do not repeat or closely echo them):\n"
+                + "\n".join(f"- {t}" for t in made)
+            )
+        designs = post(sim, body).json()["content"][0]["input"]["designs"]
+        made += [d["title"] for d in designs]
+    assert len(made) == 100 and len(set(made)) == 100
+
+
 def test_content_varies_with_theme_and_is_deterministic(sim: SimulatorProcess) -> None:
     def designs(theme: str) -> list[dict[str, Any]]:
         resp = post(sim, tool_request(theme))

@@ -5,8 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+from confluent_kafka import Producer
 
+from shared.events import JobRequested
 from shared.stack import Stack
+from shared.topics import JOBS_REQUESTED
 from tests.support.infra import wait_for
 
 TERMINAL = {"completed", "partial", "failed"}
@@ -66,3 +69,20 @@ def wait_done(s: Stack, job_ids: list[str], timeout: float = 90) -> dict[str, di
 
 def printify_books(s: Stack) -> dict[str, Any]:
     return dict(httpx.get(f"{sim_url(s, 'printify')}/_sim/books", timeout=5).json())
+
+
+def api_up(s: Stack) -> bool:
+    """Whether the stack's API answers /health with 200."""
+    try:
+        return httpx.get(f"{api(s)}/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def produce_job(s: Stack, event: JobRequested) -> None:
+    """Put a job on its priority topic as another system would (keyed by its job id)."""
+    producer = Producer({"bootstrap.servers": s.bootstrap, "enable.idempotence": True})
+    producer.produce(
+        JOBS_REQUESTED[event.payload.priority], event.to_json(), key=event.job_id.encode()
+    )
+    assert producer.flush(10) == 0
