@@ -48,12 +48,12 @@ class _Model(BaseModel):
 NonEmpty = Annotated[str, Field(min_length=1, max_length=500)]
 
 
-def _as_utc(value: datetime) -> datetime:
-    # A timestamp without a zone is read as UTC: compared with aware ones it would raise later.
+def as_utc(value: datetime) -> datetime:
+    """A timestamp without a zone read as UTC (compared with aware ones it would raise)."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
-UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
 # How far ahead of our clock an event's occurred_at may be (clock skew between producers).
 MAX_CLOCK_SKEW = timedelta(hours=1)
 

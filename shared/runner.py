@@ -454,7 +454,7 @@ class StageRunner(Generic[E]):
             if (topic, partition) in self._delayed:
                 continue  # fetched before the pause took effect: it comes again on resume
             if self._band.get(topic) == 0 and self.retry_topics:
-                due = _retry_due(_headers(msg), now, self.settings.retry_max_delay_s)
+                due = _retry_due(message_headers(msg), now, self.settings.retry_max_delay_s)
                 if due > now:
                     self._delay_partition(topic, partition, offset, due)
                     continue
@@ -555,13 +555,13 @@ class StageRunner(Generic[E]):
             logger.exception(
                 "failure handling failed topic=%s partition=%d offset=%d", topic, partition, offset
             )
-            done = await self._dead_letter(msg, exc, None, _headers(msg))
+            done = await self._dead_letter(msg, exc, None, message_headers(msg))
         if done:
             self._mark_done(topic, partition, offset)
 
     async def _handle(self, msg: Message) -> bool:
         """Parse, run the handler, produce; route failures. True when the message is done."""
-        headers = _headers(msg)
+        headers = message_headers(msg)
         try:
             attempt = _attempt(headers)
             event = self._parse(msg)
@@ -936,15 +936,23 @@ def _backoff(attempt: int, base: float, cap: float) -> float:
     return float(min(cap, base * (2 ** (attempt - 1))) * (0.5 + random.random() / 2))
 
 
+def header_int(headers: dict[str, str], name: str, *, max_digits: int = 18) -> int | None:
+    """A header holding a non-negative integer of at most ``max_digits`` digits (so within a
+    bigint); None when it is absent or holds anything else (signs, ``²``, 5,000 digits)."""
+    raw = headers.get(name, "")
+    if raw.isascii() and raw.isdigit() and len(raw) <= max_digits:
+        return int(raw)
+    return None
+
+
 def _attempt(headers: dict[str, str], *, strict: bool = True) -> int:
     """The ``pod.attempt`` header (0 when absent). A malformed one makes the message invalid
     (dead-lettered with the reason) unless ``strict`` is off."""
     raw = headers.get("pod.attempt", "")
-    if not raw:
-        return 0
-    if raw.isascii() and raw.isdigit() and len(raw) <= 6:
-        return int(raw)
-    if not strict:
+    attempt = header_int(headers, "pod.attempt", max_digits=6)
+    if attempt is not None:
+        return attempt
+    if not raw or not strict:
         return 0
     raise InvalidEventError(f"header pod.attempt: not a small non-negative integer: {raw[:40]!r}")
 
@@ -953,10 +961,10 @@ def _retry_due(headers: dict[str, str], now: float, max_delay: float) -> float:
     """When a delay-topic message is due (epoch seconds). A malformed or overflowing
     ``pod.retry.due`` is due now, and so is one further ahead than any delay the runner
     schedules: a partition is never paused for ever on a hostile header."""
-    raw = headers.get("pod.retry.due", "")
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= 16):
+    due_ms = header_int(headers, "pod.retry.due", max_digits=16)
+    if due_ms is None:
         return now
-    due = int(raw) / 1000
+    due = due_ms / 1000
     return now if due > now + max_delay + 1 else due
 
 
@@ -994,7 +1002,8 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _headers(msg: Message) -> dict[str, str]:
+def message_headers(msg: Message) -> dict[str, str]:
+    """A message's headers as text (invalid UTF-8 replaced, a null value as "")."""
     try:
         pairs: list[tuple[str, bytes | None]] = list(msg.headers() or [])  # type: ignore[arg-type]
     except (UnicodeDecodeError, ValueError, TypeError):

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,7 +81,7 @@ class FoldBatcher:
         while self._queue:
             batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
             try:
-                await self._while_unavailable(self._fold, batch)
+                await self._fold(batch)
             except Exception as exc:
                 logger.warning(
                     "fold batch failed, folding one by one events=%d error=%s",
@@ -97,14 +96,15 @@ class FoldBatcher:
                         item.done.set_result(None)
             self.batches += 1
 
-    async def _while_unavailable(
-        self, fold: Callable[[list[_Item]], Awaitable[None]], batch: list[_Item]
-    ) -> None:
-        """Run ``fold``; while the database is unreachable, wait and try again (for ever)."""
+    async def _fold(self, batch: list[_Item]) -> None:
+        """Fold ``batch`` in one transaction; while the database is unreachable, wait and try
+        again (for ever). Any other failure is raised."""
         wait = 0.2
         while True:
             try:
-                await fold(batch)
+                async with self.pool.connection(self.acquire_timeout_s) as conn, conn.transaction():
+                    for item in batch:
+                        await self._fold_one(conn, item)
             except Exception as exc:
                 if not db_unavailable(exc):
                     raise
@@ -123,14 +123,9 @@ class FoldBatcher:
                 self.unavailable_since = None
             return
 
-    async def _fold(self, batch: list[_Item]) -> None:
-        async with self.pool.connection(self.acquire_timeout_s) as conn, conn.transaction():
-            for item in batch:
-                await self._fold_one(conn, item)
-
     async def _fold_alone(self, item: _Item) -> None:
         try:
-            await self._while_unavailable(self._fold, [item])
+            await self._fold([item])
         except Exception as exc:
             if not item.done.done():
                 item.done.set_exception(exc)

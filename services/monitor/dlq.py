@@ -33,9 +33,10 @@ from shared.events import (
     Priority,
     StageFailed,
     StageFailedPayload,
+    as_utc,
     parse_event,
 )
-from shared.runner import parse_message
+from shared.runner import header_int, message_headers, parse_message
 from shared.topics import GENERATOR, JOBS_REQUESTED, MONITOR, PRINTIFY, PUBLISHER, Stage
 
 logger = logging.getLogger(__name__)
@@ -162,12 +163,12 @@ def _raw(msg: Message, original: Event | None, headers: dict[str, str]) -> DeadL
         message=message,
         # On the DLQ the work has been given up, whatever the error's class.
         retryable=False,
-        attempt=max(0, _int(headers.get("pod.attempt")) or 0),
+        attempt=header_int(headers, "pod.attempt") or 0,
         image_index=getattr(payload, "image_index", None),
         product_type=getattr(payload, "product_type", None),
         input_topic=original_topic,
-        input_partition=_int(headers.get("pod.original.partition")),
-        input_offset=_int(headers.get("pod.original.offset")),
+        input_partition=header_int(headers, "pod.original.partition"),
+        input_offset=header_int(headers, "pod.original.offset"),
         input_event=json.loads(original.to_json()) if original else None,
     )
     # The id comes from the record's coordinates: folding the same record twice is a no-op.
@@ -191,14 +192,14 @@ def _retrying(msg: Message) -> StageFailed:
     except InvalidEventError:
         original = None
     job_id = original.job_id if original else _text((msg.key() or b"").decode(errors="replace"))
-    due_ms = _int(headers.get("pod.retry.due"))
+    due_ms = header_int(headers, "pod.retry.due", max_digits=16)
     payload: Any = original.payload if original else None
     failed = StageFailedPayload(
         stage=_clip(headers.get("pod.stage") or "unknown"),
         error_class=_clip(headers.get("pod.error.class") or "Unknown"),
         message=headers.get("pod.error.message") or "no reason recorded",
         retryable=True,
-        attempt=max(0, _int(headers.get("pod.attempt")) or 0),
+        attempt=header_int(headers, "pod.attempt") or 0,
         next_attempt_at=datetime.fromtimestamp(due_ms / 1000, UTC) if due_ms else None,
         image_index=getattr(payload, "image_index", None),
         product_type=getattr(payload, "product_type", None),
@@ -309,8 +310,7 @@ async def unattributable(conn: AsyncConnection[Any], event: StageFailed) -> bool
 
 
 def _headers(msg: Message) -> dict[str, str]:
-    pairs: list[tuple[str, bytes | None]] = list(msg.headers() or [])  # type: ignore[arg-type]
-    return {_text(k): (_text(v.decode(errors="replace")) if v else "") for k, v in pairs}
+    return {_text(k): _text(v) for k, v in message_headers(msg).items()}
 
 
 def _json_object(value: bytes | None) -> dict[str, Any] | None:
@@ -335,9 +335,7 @@ def _timestamp(value: str | None) -> datetime | None:
         parsed = datetime.fromisoformat(value) if value else None
     except ValueError:
         return None
-    if parsed is not None and parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed
+    return as_utc(parsed) if parsed is not None else None
 
 
 def _record_time(msg: Message) -> datetime:
@@ -345,10 +343,3 @@ def _record_time(msg: Message) -> datetime:
     if kind == TIMESTAMP_NOT_AVAILABLE:
         return datetime.now(UTC)
     return datetime.fromtimestamp(millis / 1000, UTC)
-
-
-def _int(value: str | None) -> int | None:
-    try:
-        return int(value) if value else None
-    except ValueError:
-        return None

@@ -18,7 +18,7 @@ import base64
 import logging
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -33,6 +33,7 @@ from shared.errors import (
     classify_http_status,
     parse_retry_after,
 )
+from shared.events import as_utc
 from shared.http import async_client
 from shared.settings import PodSettings
 
@@ -107,10 +108,9 @@ _CLOCK_SKEW = timedelta(minutes=10)
 def _created_at(product: dict[str, Any]) -> datetime | None:
     """A product's ``created_at`` ("2019-07-25 13:40:41+00:00"), None when absent or odd."""
     try:
-        stamp = datetime.fromisoformat(str(product.get("created_at") or ""))
+        return as_utc(datetime.fromisoformat(str(product.get("created_at") or "")))
     except ValueError:
         return None
-    return stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=UTC)
 
 
 def _retry_after(resp: httpx.Response) -> float | None:

@@ -292,6 +292,16 @@ async def test_retrying_notice_is_not_a_dead_letter(pool: AsyncConnectionPool) -
     assert type(event) is StageFailed
 
 
+@pytest.mark.parametrize("due", [b"9" * 5000, b"99999999999999999999", b"-5", b"soon"])
+async def test_a_hostile_retry_due_still_reads_as_a_retry_notice(due: bytes) -> None:
+    job = new_job()
+    headers = [*runner_headers("printify", "images.generated"), ("pod.retry.due", due)]
+    msg = record("images.generated.retry.1", image_of(job).to_json(), key=None, headers=headers)
+    event = parse_record(msg, EVENT_TYPES)
+    assert isinstance(event, StageFailed) and event.payload.retryable
+    assert event.payload.next_attempt_at is None
+
+
 async def test_malformed_record_without_job_is_recorded(pool: AsyncConnectionPool) -> None:
     headers = runner_headers("publisher", "products.created", error="InvalidEventError")
     msg = record(PUBLISHER.dlq, b"{not json", key=None, headers=headers)
