@@ -2,10 +2,10 @@
 
     python bench/assignment.py [--instances 3] [--partitions 6] [--protocol consumer]
 
-Starts a local broker in a scratch folder, creates the generator's input topics (three priority
-bands and three delay topics), runs ``--instances`` real StageRunners of one group with the
-project's assignor settings, waits until the assignment is complete and stable, and prints a
-table: partitions of each topic per instance.
+Uses ``KAFKA_BOOTSTRAP_SERVERS`` or a throw-away local broker, creates the generator's input
+topics (three priority bands and three delay topics), runs ``--instances`` real StageRunners of
+one group with the project's assignor settings, waits until the assignment is complete and
+stable, and prints a table: partitions of each topic per instance.
 """
 
 from __future__ import annotations
@@ -14,17 +14,13 @@ import argparse
 import asyncio
 import os
 import sys
-import tempfile
-from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from confluent_kafka.admin import AdminClient
 
-from bench.common import table
+from bench.common import broker, table
 from shared.events import Event
-from shared.launch.kafka import LocalKafka
-from shared.launch.ports import free_port
 from shared.runner import MessageContext, Output, RunnerSettings, StageRunner
 from shared.topics import GENERATOR, HEARTBEATS, TopicSpec, ensure_topics
 
@@ -82,16 +78,10 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--protocol", choices=["consumer", "classic", "both"], default="both")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as state:
-        port = free_port()
-        kafka = LocalKafka(Path(state), port=port, controller_port=free_port(), heap="512m")
-        kafka.start()
-        try:
-            protocols = ["consumer", "classic"] if args.protocol == "both" else [args.protocol]
-            for protocol in protocols:
-                asyncio.run(measure(kafka.bootstrap, args.instances, args.partitions, protocol))
-        finally:
-            kafka.stop()
+    protocols = ["consumer", "classic"] if args.protocol == "both" else [args.protocol]
+    with broker() as bootstrap:
+        for protocol in protocols:
+            asyncio.run(measure(bootstrap, args.instances, args.partitions, protocol))
 
 
 if __name__ == "__main__":
