@@ -19,13 +19,14 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from services.monitor.fold import Folder
-from services.monitor.metrics import MetricsRecorder
+from services.monitor.fold import Folder, TouchedJobs
+from services.monitor.metrics import MetricBatch, MetricsRecorder
 from shared.db import db_unavailable
 from shared.events import Event
 from shared.runner import MessageContext
@@ -103,8 +104,7 @@ class FoldBatcher:
         while True:
             try:
                 async with self.pool.connection(self.acquire_timeout_s) as conn, conn.transaction():
-                    for item in batch:
-                        await self._fold_one(conn, item)
+                    await self._fold_all(conn, batch)
             except Exception as exc:
                 if not db_unavailable(exc):
                     raise
@@ -133,9 +133,23 @@ class FoldBatcher:
             if not item.done.done():
                 item.done.set_result(None)
 
-    async def _fold_one(self, conn: AsyncConnection[Any], item: _Item) -> None:
-        ctx = item.ctx
-        new = await self.folder.fold_in(conn, item.event, ctx.topic, ctx.partition, ctx.offset)
-        # Metrics only for events folded for the first time: a replayed topic counts nothing.
-        if new:
-            await self.metrics.record_in(conn, item.event)
+    async def _fold_all(self, conn: AsyncConnection[Any], batch: list[_Item]) -> None:
+        """Fold every item, then refresh each job they changed once, count the jobs that
+        ended, and write the batch's metrics: all in the caller's transaction."""
+        touched = TouchedJobs()
+        metrics = MetricBatch()
+        ended_at: dict[str, datetime] = {}  # job -> latest new event that may have ended it
+        for item in batch:
+            event, ctx = item.event, item.ctx
+            new = await self.folder.fold_in(
+                conn, event, ctx.topic, ctx.partition, ctx.offset, touched
+            )
+            # Metrics only for events folded for the first time: a replay counts nothing.
+            if new and await self.metrics.record_in(conn, event, metrics):
+                ended_at[event.job_id] = max(
+                    event.occurred_at, ended_at.get(event.job_id, event.occurred_at)
+                )
+        await touched.refresh(conn)
+        for job_id in sorted(ended_at):
+            await self.metrics.record_terminal(conn, job_id, ended_at[job_id], metrics)
+        await metrics.flush(conn)

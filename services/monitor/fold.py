@@ -85,10 +85,20 @@ class Folder:
             return await self.fold_in(conn, event, topic, partition, offset)
 
     async def fold_in(
-        self, conn: AsyncConnection[Any], event: Event, topic: str, partition: int, offset: int
+        self,
+        conn: AsyncConnection[Any],
+        event: Event,
+        topic: str,
+        partition: int,
+        offset: int,
+        touched: TouchedJobs | None = None,
     ) -> bool:
         """Fold one event inside the caller's transaction; False when it had been folded
-        before (so that its metrics are not counted twice)."""
+        before (so that its metrics are not counted twice).
+
+        With ``touched`` the job's counters and status are not recomputed here: the job is
+        noted there, and the caller refreshes each noted job once, before it commits.
+        """
         if isinstance(event, WorkerHeartbeat):
             await self._heartbeat(conn, event)
             return True
@@ -141,9 +151,11 @@ class Folder:
         ends_retrying = not isinstance(event, JobRequested) and not (
             isinstance(event, StageFailed) and event.payload.retryable
         )
-        await refresh_job(conn, event.job_id, ended_retrying_at=(
-            event.occurred_at if ends_retrying else None
-        ))  # fmt: skip
+        ended_retrying_at = event.occurred_at if ends_retrying else None
+        if touched is None:
+            await refresh_job(conn, event.job_id, ended_retrying_at=ended_retrying_at)
+        else:
+            touched.add(event.job_id, ended_retrying_at)
         return True
 
     async def _job(self, conn: AsyncConnection[Any], e: JobRequested) -> None:
@@ -342,6 +354,29 @@ class Folder:
                 e.occurred_at,
             ),
         )
+
+
+class TouchedJobs:
+    """Jobs that a batch of events changed, each refreshed once at the batch's end.
+
+    A job's counters are recomputed from its child tables, so one refresh after all of the
+    batch's events is the same as one after each; the retry that ended is the one scheduled
+    before the latest event of progress.
+    """
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, datetime | None] = {}
+
+    def add(self, job_id: str, ended_retrying_at: datetime | None) -> None:
+        """Note ``job_id``; ``ended_retrying_at`` as for :func:`refresh_job`."""
+        before = self.jobs.get(job_id)
+        if before is None or (ended_retrying_at is not None and ended_retrying_at > before):
+            self.jobs[job_id] = ended_retrying_at
+
+    async def refresh(self, conn: AsyncConnection[Any]) -> None:
+        """Refresh every noted job (in a stable order: concurrent monitors lock alike)."""
+        for job_id in sorted(self.jobs):
+            await refresh_job(conn, job_id, ended_retrying_at=self.jobs[job_id])
 
 
 async def _same_job(conn: AsyncConnection[Any], event: Event) -> None:

@@ -16,6 +16,7 @@ several monitor instances can record into the same minute.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -85,33 +86,6 @@ def bucket_of(value: float, bounds: Sequence[float] = DURATION_BUCKETS) -> str:
     return "+Inf"
 
 
-async def add_counter(
-    conn: AsyncConnection[Any],
-    name: str,
-    labels: Mapping[str, str],
-    at: datetime,
-    n: int = 1,
-) -> None:
-    """Add ``n`` to a counter's minute."""
-    await conn.execute(_UPSERT, (name, Jsonb(dict(labels)), at, "counter", n, n, n, n, n, None))
-
-
-async def observe(
-    conn: AsyncConnection[Any],
-    name: str,
-    labels: Mapping[str, str],
-    value: float,
-    at: datetime,
-) -> None:
-    """Record one observation of a histogram (non-negative seconds) in its minute."""
-    value = max(0.0, value)
-    buckets = {bucket_of(value): 1}
-    await conn.execute(
-        _UPSERT,
-        (name, Jsonb(dict(labels)), at, "histogram", 1, value, value, value, value, Jsonb(buckets)),
-    )
-
-
 async def set_gauge(
     conn: AsyncConnection[Any],
     name: str,
@@ -125,17 +99,108 @@ async def set_gauge(
     )
 
 
+class MetricBatch:
+    """Counter additions and observations of one transaction, summed per (name, labels,
+    minute) and written with one upsert each by :meth:`flush`.
+
+    The monitor folds events in batches: a batch's hundreds of events share a handful of
+    minutes and metrics, so this turns hundreds of upserts into a few (and their row locks
+    into a few, taken in one order).
+    """
+
+    def __init__(self) -> None:
+        self._rows: dict[tuple[str, str, datetime, str], dict[str, Any]] = {}
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def add(self, name: str, labels: Mapping[str, str], at: datetime, n: int = 1) -> None:
+        """Add ``n`` to a counter's minute."""
+        self._merge(name, labels, at, "counter", n, float(n), None)
+
+    def observe(self, name: str, labels: Mapping[str, str], value: float, at: datetime) -> None:
+        """One observation (non-negative seconds) of a histogram."""
+        value = max(0.0, value)
+        self._merge(name, labels, at, "histogram", 1, value, bucket_of(value))
+
+    def _merge(
+        self,
+        name: str,
+        labels: Mapping[str, str],
+        at: datetime,
+        kind: str,
+        count: int,
+        value: float,
+        bucket: str | None,
+    ) -> None:
+        minute = at.replace(second=0, microsecond=0)
+        key = (name, json.dumps(dict(labels), sort_keys=True), minute, kind)
+        row = self._rows.get(key)
+        if row is None:
+            row = self._rows[key] = {
+                "labels": dict(labels),
+                "count": 0,
+                "sum": 0.0,
+                "min": value,
+                "max": value,
+                "buckets": {} if bucket else None,
+            }
+        row["count"] += count
+        row["sum"] += value
+        row["min"] = min(row["min"], value)
+        row["max"] = max(row["max"], value)
+        row["last"] = value
+        if bucket:
+            row["buckets"][bucket] = row["buckets"].get(bucket, 0) + 1
+
+    async def flush(self, conn: AsyncConnection[Any]) -> None:
+        """Write what was added, in key order, and start empty again."""
+        params = [
+            (
+                name,
+                Jsonb(row["labels"]),
+                minute,
+                kind,
+                row["count"],
+                row["sum"],
+                row["min"],
+                row["max"],
+                row["last"],
+                Jsonb(row["buckets"]) if row["buckets"] is not None else None,
+            )
+            for (name, _, minute, kind), row in sorted(self._rows.items(), key=lambda kv: kv[0])
+        ]
+        self._rows.clear()
+        if params:
+            async with conn.cursor() as cur:
+                await cur.executemany(_UPSERT, params)
+
+
 class MetricsRecorder:
     """Turns events the fold saw for the first time into counters and durations."""
 
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self.pool = pool
 
-    async def record_in(self, conn: AsyncConnection[Any], event: Event) -> None:
+    async def record_in(
+        self, conn: AsyncConnection[Any], event: Event, batch: MetricBatch | None = None
+    ) -> bool:
         """Record what ``event`` tells inside the caller's transaction (the fold's: an event's
-        counters are then written exactly when, and as often as, the event is folded)."""
-        if not isinstance(event, WorkerHeartbeat):
-            await self._record(conn, event)
+        counters are then written exactly when, and as often as, the event is folded).
+
+        With ``batch`` the figures are added there and the job's end is not looked at: True
+        tells the caller to call :meth:`record_terminal` for the job once it is refreshed, and
+        the caller flushes the batch.
+        """
+        if isinstance(event, WorkerHeartbeat):
+            return False
+        if batch is not None:
+            return await self._record(conn, event, batch)
+        own = MetricBatch()
+        if await self._record(conn, event, own):
+            await self.record_terminal(conn, event.job_id, event.occurred_at, own)
+        await own.flush(conn)
+        return False
 
     async def record(self, event: Event) -> None:
         """Record what ``event`` tells in a transaction of its own; never raises (a lost
@@ -144,7 +209,7 @@ class MetricsRecorder:
             return
         try:
             async with self.pool.connection() as conn, conn.transaction():
-                await self._record(conn, event)
+                await self.record_in(conn, event)
         except Exception as exc:
             # Raising would only make the runner retry an event the fold now calls a duplicate.
             logger.warning(
@@ -154,44 +219,46 @@ class MetricsRecorder:
                 type(exc).__name__,
             )
 
-    async def _record(self, conn: AsyncConnection[Any], event: Event) -> None:
+    async def _record(self, conn: AsyncConnection[Any], event: Event, batch: MetricBatch) -> bool:
+        """Add the event's counters and stage duration to ``batch``; True when the event may
+        have ended its job."""
         at = event.occurred_at
         if isinstance(event, JobRequested):
-            await add_counter(
-                conn, "jobs_submitted", {"priority": event.payload.priority.value}, at
-            )
-            return
+            batch.add("jobs_submitted", {"priority": event.payload.priority.value}, at)
+            return False
         if isinstance(event, StageFailed) and event.payload.retryable:
-            await add_counter(conn, "jobs_retried", {"stage": event.payload.stage}, at)
-            return
+            batch.add("jobs_retried", {"stage": event.payload.stage}, at)
+            return False
         started = await _stage_start(conn, event)
         if started is not None:
             stage, since = started
-            seconds = (at - since).total_seconds()
-            await observe(conn, "stage_duration", {"stage": stage}, seconds, at)
-        await self._terminal(conn, event)
+            batch.observe("stage_duration", {"stage": stage}, (at - since).total_seconds(), at)
+        return True
 
-    async def _terminal(self, conn: AsyncConnection[Any], event: Event) -> None:
+    async def record_terminal(
+        self, conn: AsyncConnection[Any], job_id: str, at: datetime, batch: MetricBatch
+    ) -> None:
+        """Count the job's end if its (refreshed) status is final and it was not counted yet;
+        ``at`` is the time of the event that ended it."""
         # The stamp makes this once per job, whichever event ended it and however often the
         # events are re-read; the job row is locked by the UPDATE, so concurrent hooks agree.
         cur = await conn.execute(
             "UPDATE jobs SET metrics_recorded_at = now()"
             " WHERE job_id = %s AND status = ANY(%s) AND metrics_recorded_at IS NULL"
             " RETURNING status, created_at",
-            (event.job_id, list(TERMINAL)),
+            (job_id, list(TERMINAL)),
         )
         row = await cur.fetchone()
         if row is None:
             return
         status, created_at = row
-        at = event.occurred_at
         if status == "completed":
-            await add_counter(conn, "jobs_completed", {}, at)
+            batch.add("jobs_completed", {}, at)
         else:
-            await add_counter(conn, "jobs_failed", {"status": status}, at)
+            batch.add("jobs_failed", {"status": status}, at)
         # The event that ended the job is its finish time (not the fold's clock: a monitor
         # catching up on a backlog would otherwise stretch every duration).
-        await observe(conn, "job_duration", {}, (at - created_at).total_seconds(), at)
+        batch.observe("job_duration", {}, (at - created_at).total_seconds(), at)
 
 
 async def _stage_start(conn: AsyncConnection[Any], event: Event) -> tuple[str, datetime] | None:

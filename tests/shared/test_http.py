@@ -107,3 +107,23 @@ async def test_failures_are_httpx_exceptions(server: str) -> None:
     async with async_client(base_url=f"http://127.0.0.1:{free_port()}") as c:
         with pytest.raises(httpx.ConnectError):
             await c.get("/")
+
+
+async def test_the_environment_proxy_is_used_unless_no_proxy_names_the_host(
+    server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("http_proxy", "https_proxy", "no_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    # The echo server stands in for the proxy: a name that resolves nowhere reaches it only
+    # through the proxy.
+    monkeypatch.setenv("HTTP_PROXY", server)
+    async with async_client(base_url="http://vendor.invalid") as c:
+        for _ in range(2):  # the second from the per-host cache
+            seen = (await c.get("/echo/via-proxy")).json()
+            assert seen["path"] == "/echo/via-proxy"
+            assert seen["headers"]["host"] == "vendor.invalid"
+    monkeypatch.setenv("NO_PROXY", "vendor.invalid")
+    async with async_client(base_url="http://vendor.invalid") as c:
+        with pytest.raises(httpx.ConnectError):
+            await c.get("/echo/direct")

@@ -78,6 +78,39 @@ async def test_counters_are_written_with_the_fold(pool: AsyncConnectionPool) -> 
     assert await submitted() == before + 1
 
 
+async def metric_counts(pool: AsyncConnectionPool) -> dict[tuple[str, str], int]:
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT name, COALESCE(labels ->> 'stage', ''), sum(count) FROM metrics_minute"
+            " WHERE name IN ('jobs_submitted', 'jobs_completed', 'job_duration',"
+            " 'stage_duration') GROUP BY 1, 2"
+        )
+        return {(name, stage): int(n) for name, stage, n in await cur.fetchall()}
+
+
+async def test_a_batch_counts_each_job_and_each_stage_once(pool: AsyncConnectionPool) -> None:
+    """Whole jobs in a few batches: each job refreshed and counted once, however many of its
+    events share the batch; folding them all again counts nothing."""
+    handler = MonitorHandler(pool)
+    jobs = [job() for _ in range(20)]
+    events: list[Event] = [e for j in jobs for e in (j, image(j, 0), product(j, 0, "mug"))]
+    before = await metric_counts(pool)
+    await asyncio.gather(*(handler(e, ctx(n)) for n, e in enumerate(events)))
+    assert handler.batcher.batches < len(events) / 4, handler.batcher.batches
+    after = await metric_counts(pool)
+    delta = {key: n - before.get(key, 0) for key, n in after.items()}
+    assert delta == {
+        ("jobs_submitted", ""): 20,
+        ("jobs_completed", ""): 20,
+        ("job_duration", ""): 20,
+        ("stage_duration", "generation"): 20,
+        ("stage_duration", "product"): 20,
+    }
+    assert [await submitted_status(pool, j.job_id) for j in jobs] == ["completed"] * 20
+    await asyncio.gather(*(handler(e, ctx(n)) for n, e in enumerate(events)))
+    assert await metric_counts(pool) == after
+
+
 async def test_a_lone_event_is_folded_at_once(pool: AsyncConnectionPool) -> None:
     handler = MonitorHandler(pool)
     j = job()
