@@ -102,10 +102,18 @@ class ProductCreatedPayload(_Model):
     blueprint_id: int
     print_provider_id: int
     variant_count: Annotated[int, Field(ge=1)]
+    # The lowest retail price (every variant is priced from its own production cost).
     price_cents: Annotated[int, Field(ge=0)]
     title: str
     auto_publish: bool = False
     priority: Priority = Priority.NORMAL
+    # Price and cost ranges over the enabled variants, and the least profit and margin (None
+    # from producers that priced flat, before costs were read).
+    price_max_cents: Annotated[int, Field(ge=0)] | None = None
+    cost_min_cents: Annotated[int, Field(ge=0)] | None = None
+    cost_max_cents: Annotated[int, Field(ge=0)] | None = None
+    profit_min_cents: int | None = None
+    margin_min_percent: float | None = None
 
 
 class ProductPublishedPayload(_Model):

@@ -42,7 +42,7 @@ from shared.errors import RetryableError
 
 logger = logging.getLogger(__name__)
 
-Step = Literal["upload", "create", "publish"]
+Step = Literal["upload", "create", "price", "publish"]
 Result = dict[str, Any]
 
 # Claim the row unless it is done or claimed by a live lease; either way return the row and

@@ -1,7 +1,7 @@
 """Printify API v1 simulator: a real HTTP server speaking Printify's wire format.
 
 It covers what POD Engine uses: shops, image uploads (base64 or URL), the catalog (blueprints,
-print providers, variants), products (create / list / get / delete) and the publishing
+print providers, variants), products (create / list / get / update / delete) and the publishing
 handshake (``publish`` → ``publishing_succeeded`` / ``publishing_failed``).
 
 Behaviour copied from Printify on purpose:
@@ -10,6 +10,9 @@ Behaviour copied from Printify on purpose:
 - Product creation is validated like Printify does: prices are integer cents, variant ids must
   belong to the blueprint/provider, image ids must be uploads of the account, ...; errors use
   Printify's body ``{status, code, message, errors: {reason, code}}`` (HTTP 400, code 8150).
+- Each variant has its production cost (by size: 2XL..5XL cost more). A product may be created
+  or updated at any price, but publishing refuses an enabled variant priced below its cost, and
+  a product is locked (no updates, code 8252) from ``publish`` until the handshake ends.
 - Rate limits as documented: 600 requests per minute per account and 200 publish calls per
   30 minutes; exceeding either gives 429 with a ``Retry-After`` header.
 
@@ -59,6 +62,7 @@ CODE_VALIDATION = 8150
 CODE_BAD_REQUEST = 8100
 CODE_UNAUTHENTICATED = 8101
 CODE_NOT_FOUND = 8200
+CODE_LOCKED = 8252  # "Product is disabled for editing" while a publish is under way
 CODE_RATE_LIMITED = 8429
 CODE_SERVER = 8500
 
@@ -69,9 +73,11 @@ MAX_URL_FETCH_BYTES = 64 * 1024 * 1024
 
 # --------------------------------------------------------------------------------------------
 # Static catalog. Variant ids are per blueprint (shared by its providers, each offering a
-# subset), option ids follow Printify's (sizes S..2XL are 14..18).
+# subset), option ids follow Printify's (sizes S..5XL are 14..21).
 
-_SIZE_IDS = {"S": 14, "M": 15, "L": 16, "XL": 17, "2XL": 18, "11oz": 1189}
+_SIZE_IDS = {
+    "S": 14, "M": 15, "L": 16, "XL": 17, "2XL": 18, "3XL": 19, "4XL": 20, "5XL": 21, "11oz": 1189
+}  # fmt: skip
 _COLOUR_IDS = {
     "White": 521,
     "Black": 418,
@@ -80,7 +86,16 @@ _COLOUR_IDS = {
     "Red": 392,
     "Dark Heather": 366,
 }
-_APPAREL_SIZES = ("S", "M", "L", "XL", "2XL")
+_APPAREL_SIZES = ("S", "M", "L", "XL", "2XL", "3XL", "4XL", "5XL")
+
+
+def _apparel_costs(base: int, steps: tuple[int, ...]) -> dict[str, int]:
+    """Production cost per size: ``base`` up to XL, then each larger size its own (Printify's
+    costs grow with the fabric: a 5XL costs half as much again as an S, or more)."""
+    return {"S": base, "M": base, "L": base, "XL": base} | dict(
+        zip(("2XL", "3XL", "4XL", "5XL"), steps, strict=True)
+    )
+
 
 _BLUEPRINT_SPECS: list[dict[str, Any]] = [
     {
@@ -93,8 +108,7 @@ _BLUEPRINT_SPECS: list[dict[str, Any]] = [
         "colours": ("White", "Black", "Navy", "Sport Grey", "Red"),
         "sizes": _APPAREL_SIZES,
         "placeholders": {"front": (4500, 5100), "back": (4500, 5100)},
-        "cost": 1048,
-        "cost_2xl": 1382,
+        "costs": _apparel_costs(1048, (1382, 1721, 1949, 2127)),
         "providers": {
             99: ("Printify Choice", ("White", "Black", "Navy", "Sport Grey", "Red")),
             29: ("Monster Digital", ("White", "Black", "Navy")),
@@ -110,8 +124,7 @@ _BLUEPRINT_SPECS: list[dict[str, Any]] = [
         "colours": ("White", "Black", "Navy", "Sport Grey", "Dark Heather"),
         "sizes": _APPAREL_SIZES,
         "placeholders": {"front": (3852, 3396), "back": (4500, 5100)},
-        "cost": 2187,
-        "cost_2xl": 2521,
+        "costs": _apparel_costs(2187, (2521, 2977, 3412, 3651)),
         "providers": {
             99: ("Printify Choice", ("White", "Black", "Navy", "Sport Grey", "Dark Heather")),
             29: ("Monster Digital", ("Black", "Navy", "Sport Grey")),
@@ -127,8 +140,7 @@ _BLUEPRINT_SPECS: list[dict[str, Any]] = [
         "colours": ("White",),
         "sizes": ("11oz",),
         "placeholders": {"front": (2475, 1155)},
-        "cost": 450,
-        "cost_2xl": 450,
+        "costs": {"11oz": 450},
         "providers": {1: ("SPOKE Custom Products", ("White",)), 28: ("District Photo", ("White",))},
     },
 ]
@@ -179,7 +191,7 @@ def _build_catalog() -> tuple[
         next_id = spec["first_variant_id"]
         for colour in spec["colours"]:
             for size in spec["sizes"]:
-                cost = spec["cost_2xl"] if size == "2XL" else spec["cost"]
+                cost = spec["costs"][size]
                 all_variants[f"{colour}/{size}"] = CatalogVariant(
                     next_id, f"{colour} / {size}", colour, size, cost, placeholders
                 )
@@ -221,6 +233,9 @@ class Account:
     publish_calls: collections.Counter[str] = field(default_factory=collections.Counter)
     publish_succeeded: collections.Counter[str] = field(default_factory=collections.Counter)
     publish_failed: collections.Counter[str] = field(default_factory=collections.Counter)
+    # Publish calls refused because an enabled variant was priced below its production cost.
+    publish_below_cost: int = 0
+    products_updated: int = 0
 
     def forget_product(self, product_id: str) -> None:
         self.products.pop(product_id, None)
@@ -670,6 +685,55 @@ def _build_product(body: dict[str, Any], acct: Account) -> dict[str, Any]:
     }
 
 
+def _below_cost(product: dict[str, Any]) -> str | None:
+    """Why ``product`` may not be published at its prices, or None."""
+    for i, v in enumerate(product["variants"]):
+        if v["is_enabled"] and v["price"] < v["cost"]:
+            return (
+                f"variants.{i}.price {v['price']} of variant {v['id']} is below its"
+                f" production cost {v['cost']}"
+            )
+    return None
+
+
+def _apply_update(product: dict[str, Any], body: dict[str, Any]) -> None:
+    """Validate an update like Printify and apply it to ``product``; raise :class:`_Invalid`."""
+    for key in ("title", "description"):
+        if key in body and (not isinstance(body[key], str) or not body[key].strip()):
+            raise _Invalid(f"{key} must be a non-empty string")
+    if "tags" in body and (
+        not isinstance(body["tags"], list) or not all(isinstance(t, str) for t in body["tags"])
+    ):
+        raise _Invalid("tags must be a list of strings")
+    changes: list[tuple[dict[str, Any], int | None, bool | None]] = []
+    if "variants" in body:
+        raw = body["variants"]
+        if not isinstance(raw, list) or not raw:
+            raise _Invalid("variants must be a non-empty list")
+        own = {v["id"]: v for v in product["variants"]}
+        for i, item in enumerate(raw):
+            if not isinstance(item, dict) or not _is_int(item.get("id")):
+                raise _Invalid(f"variants.{i}.id must be an integer")
+            variant = own.get(item["id"])
+            if variant is None:
+                raise _Invalid(f"variants.{i}.id {item['id']} is not a variant of this product")
+            price, enabled = item.get("price"), item.get("is_enabled")
+            if price is not None and (not _is_int(price) or price <= 0):
+                raise _Invalid(f"variants.{i}.price must be a positive integer (cents)")
+            if enabled is not None and not isinstance(enabled, bool):
+                raise _Invalid(f"variants.{i}.is_enabled must be a boolean")
+            changes.append((variant, price, enabled))
+    for key in ("title", "description", "tags"):
+        if key in body:
+            product[key] = body[key]
+    for variant, price, enabled in changes:
+        if price is not None:
+            variant["price"] = price
+        if enabled is not None:
+            variant["is_enabled"] = enabled
+    product["updated_at"] = _now().strftime("%Y-%m-%d %H:%M:%S+00:00")
+
+
 def _duplicates(acct: Account) -> list[dict[str, Any]]:
     """Live products sharing their first variant SKU or a ``pod:`` tag with another one."""
     by_key: dict[str, list[str]] = collections.defaultdict(list)
@@ -700,10 +764,18 @@ def _books(state: PrintifyState, limits: Limits) -> dict[str, Any]:
                     "title": p["title"],
                     "tags": p["tags"],
                     "skus": [v["sku"] for v in p["variants"]],
+                    # Profit of each enabled variant (price - production cost), in cents.
+                    "profits": {
+                        str(v["id"]): v["price"] - v["cost"]
+                        for v in p["variants"]
+                        if v["is_enabled"]
+                    },
                 }
                 for pid, p in acct.products.items()
             ],
+            "products_updated": acct.products_updated,
             "publish_calls": dict(acct.publish_calls),
+            "publish_below_cost": acct.publish_below_cost,
             "publishing_succeeded": dict(acct.publish_succeeded),
             "publishing_failed": dict(acct.publish_failed),
             "duplicates": duplicates,
@@ -865,6 +937,26 @@ def create_app(knobs: Knobs | None = None) -> FastAPI:
         found = product_of(request, shop_id, product_id)
         return found if isinstance(found, Response) else _ok(found)
 
+    @app.put("/v1/shops/{shop_id}/products/{product_id}.json")
+    async def update_product(request: Request, shop_id: str, product_id: str) -> Response:
+        found = product_of(request, shop_id, product_id)
+        if isinstance(found, Response):
+            return found
+        if found["is_locked"]:
+            return printify_error(
+                400, "Product is disabled for editing.", code=CODE_LOCKED,
+                reason="the product is being published",
+            )  # fmt: skip
+        body = await _json_body(request)
+        if body is None:
+            return _validation_error("The request body must be a JSON object")
+        try:
+            _apply_update(found, body)
+        except _Invalid as exc:
+            return _validation_error(str(exc))
+        account_of(request).products_updated += 1
+        return _ok(found)
+
     @app.delete("/v1/shops/{shop_id}/products/{product_id}.json")
     async def delete_product(request: Request, shop_id: str, product_id: str) -> Response:
         found = product_of(request, shop_id, product_id)
@@ -894,6 +986,10 @@ def create_app(knobs: Knobs | None = None) -> FastAPI:
         if wait is not None:
             acct.rate_limited += 1
             return _too_many(wait, "Publishing")
+        below = _below_cost(found)
+        if below is not None:
+            acct.publish_below_cost += 1
+            return _validation_error(below)
         acct.publish_calls[product_id] += 1
         found["is_locked"] = True
         logger.info("publish account=%s product=%s", acct.key, product_id)

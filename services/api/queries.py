@@ -121,8 +121,9 @@ async def get_job_children(
         images = await cur.fetchall()
         await cur.execute(
             """
-            SELECT image_index, product_type, status, product_id, shop_id, price_cents, title,
-                   external_id, error, created_at, published_at
+            SELECT image_index, product_type, status, product_id, shop_id, price_cents,
+                   price_max_cents, cost_min_cents, cost_max_cents, profit_min_cents,
+                   margin_min_percent, title, external_id, error, created_at, published_at
             FROM products WHERE job_id = %s ORDER BY image_index, product_type
             """,
             (job_id,),

@@ -136,7 +136,14 @@ class ProductView(_Wire):
     status: str
     product_id: str | None
     shop_id: str | None
-    price_cents: int | None
+    price_cents: int | None = Field(description="Lowest retail price of its variants (cents)")
+    price_max_cents: int | None = Field(description="Highest retail price (cents)")
+    cost_min_cents: int | None = Field(description="Lowest production cost (cents)")
+    cost_max_cents: int | None = Field(description="Highest production cost (cents)")
+    profit_min_cents: int | None = Field(description="Least profit of any variant (cents)")
+    margin_min_percent: float | None = Field(
+        description="Least gross margin of any variant (profit / price), in percent"
+    )
     title: str | None
     external_id: str | None
     error: str | None

@@ -59,9 +59,17 @@ def describe(event: Event) -> tuple[str, str]:
         return "info", f"image {q.image_index + 1}/{q.image_count} generated: {q.title}"
     if isinstance(event, ProductCreated):
         c = event.payload
+        prices = f"{c.price_cents}"
+        if c.price_max_cents is not None and c.price_max_cents != c.price_cents:
+            prices += f"-{c.price_max_cents}"
+        costs = (
+            f" (cost {c.cost_min_cents}-{c.cost_max_cents})"
+            if c.cost_min_cents is not None and c.cost_max_cents is not None
+            else ""
+        )
         return "info", (
             f"{c.product_type.value} created for image {c.image_index + 1}: "
-            f"product {c.product_id}, {c.variant_count} variants at {c.price_cents} cents"
+            f"product {c.product_id}, {c.variant_count} variants at {prices} cents{costs}"
         )
     if isinstance(event, ProductPublished):
         u = event.payload
@@ -233,13 +241,27 @@ class Folder:
         p = e.payload
         await _lock_job(conn, e.job_id)
         # A later success (a replay) overrides an earlier failure; nothing downgrades 'published'.
+        prices = (
+            p.price_cents,
+            p.price_max_cents,
+            p.cost_min_cents,
+            p.cost_max_cents,
+            p.profit_min_cents,
+            p.margin_min_percent,
+            p.title,
+        )
         await conn.execute(
             "INSERT INTO products (job_id, image_index, product_type, status, product_id,"
-            " shop_id, price_cents, title, created_at)"
-            " VALUES (%s, %s, %s, 'created', %s, %s, %s, %s, %s)"
+            " shop_id, price_cents, price_max_cents, cost_min_cents, cost_max_cents,"
+            " profit_min_cents, margin_min_percent, title, created_at)"
+            " VALUES (%s, %s, %s, 'created', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
             " ON CONFLICT (job_id, image_index, product_type) DO UPDATE SET"
             " status = 'created', product_id = EXCLUDED.product_id, shop_id = EXCLUDED.shop_id,"
-            " price_cents = EXCLUDED.price_cents, title = EXCLUDED.title, error = NULL"
+            " price_cents = EXCLUDED.price_cents, price_max_cents = EXCLUDED.price_max_cents,"
+            " cost_min_cents = EXCLUDED.cost_min_cents, cost_max_cents = EXCLUDED.cost_max_cents,"
+            " profit_min_cents = EXCLUDED.profit_min_cents,"
+            " margin_min_percent = EXCLUDED.margin_min_percent, title = EXCLUDED.title,"
+            " error = NULL"
             " WHERE products.status = 'failed'",
             (
                 e.job_id,
@@ -247,17 +269,17 @@ class Folder:
                 p.product_type.value,
                 p.product_id,
                 p.shop_id,
-                p.price_cents,
-                p.title,
+                *prices,
                 e.occurred_at,
             ),
         )
         # The publication may have been folded first; fill in what only creation knows.
         await conn.execute(
-            "UPDATE products SET price_cents = %s, title = %s"
+            "UPDATE products SET price_cents = %s, price_max_cents = %s, cost_min_cents = %s,"
+            " cost_max_cents = %s, profit_min_cents = %s, margin_min_percent = %s, title = %s"
             " WHERE job_id = %s AND image_index = %s AND product_type = %s"
             " AND price_cents IS NULL",
-            (p.price_cents, p.title, e.job_id, p.image_index, p.product_type.value),
+            (*prices, e.job_id, p.image_index, p.product_type.value),
         )
 
     async def _published(self, conn: AsyncConnection[Any], e: ProductPublished) -> None:

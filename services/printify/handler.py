@@ -2,12 +2,15 @@
 
 The image is uploaded once (by public URL when storage is served, else as base64), the catalog
 entry of each type is resolved to a blueprint, print provider and variants, and each product is
-created with integer-cent prices and the image on every print area. A type that fails
-permanently is reported on the stage's DLQ (with its input, for replay) while the other types
-still go through; anything retryable fails the whole message so the runner retries it.
+created with the image on every print area, then each variant is priced from the production
+cost Printify reports for it (:mod:`shared.pricing`: never below cost, the type's margin, .99).
+A type that fails permanently is reported on the stage's DLQ (with its input, for replay) while
+the other types still go through; anything retryable fails the whole message so the runner
+retries it.
 
 Delivery is at-least-once, so every external side effect goes through the ledger
-(:mod:`shared.ledger`): the upload once per (job, image), the create once per (job, image, type).
+(:mod:`shared.ledger`): the upload once per (job, image), the create and the pricing once per
+(job, image, type).
 A create whose outcome is unknown (crash or timeout after the call) is reconciled by looking the
 product up by its deterministic marker SKU, so a redelivery names the same product id.
 """
@@ -33,6 +36,7 @@ from shared.events import (
     StageFailedPayload,
 )
 from shared.ledger import EffectKey, Ledger, Result
+from shared.pricing import PriceSummary, price_variants, summarise
 from shared.runner import Handler, MessageContext, Output
 from shared.service import closing
 from shared.storage import ImageReadError, LocalImageStorage
@@ -140,8 +144,7 @@ class PrintifyHandler:
         )
 
         async def do() -> Result:
-            product = await self.client.create_product(shop, body)
-            return {"product_id": str(product["id"]), "variant_count": len(variants)}
+            return _created(await self.client.create_product(shop, body))
 
         key = EffectKey(event.job_id, p.image_index, product_type.value, "create")
 
@@ -150,21 +153,25 @@ class PrintifyHandler:
             # the product cannot be older than the first attempt.
             since = await self.ledger.started_at(key)
             found = await self.client.find_product_by_marker(shop, marker, since=since)
-            if found is None:
-                return None
-            count = sum(1 for v in found.get("variants", []) if v.get("is_enabled", True))
-            return {"product_id": str(found["id"]), "variant_count": count}
+            return None if found is None else _created(found)
 
         created = await self.ledger.once(key, do, reconcile)
+        product_id = str(created["product_id"])
+        price = await self._price(key, entry, shop, product_id, created.get("costs"))
         payload = ProductCreatedPayload(
             image_index=p.image_index,
             product_type=product_type,
-            product_id=str(created["product_id"]),
+            product_id=product_id,
             shop_id=shop,
             blueprint_id=entry.blueprint_id,
             print_provider_id=entry.print_provider_id,
             variant_count=int(created["variant_count"]),
-            price_cents=entry.price_cents,
+            price_cents=price.price_min_cents,
+            price_max_cents=price.price_max_cents,
+            cost_min_cents=price.cost_min_cents,
+            cost_max_cents=price.cost_max_cents,
+            profit_min_cents=price.profit_min_cents,
+            margin_min_percent=price.margin_min_percent,
             title=p.title,
             auto_publish=p.auto_publish,
             priority=p.priority,
@@ -172,6 +179,35 @@ class PrintifyHandler:
         return event.derive(
             ProductCreated, payload, producer=PRODUCER, key=f"product:{product_type.value}"
         )
+
+    async def _price(
+        self,
+        created: EffectKey,
+        entry: CatalogEntry,
+        shop: str,
+        product_id: str,
+        costs: dict[str, int] | None,
+    ) -> PriceSummary:
+        """Price every enabled variant from its production cost (once per product): Printify
+        reveals costs only on a product it has made, and refuses to publish below them."""
+
+        async def do() -> Result:
+            known = {int(v): int(c) for v, c in (costs or {}).items()}
+            if not known:  # a product created before costs were kept in the ledger
+                known = _costs(await self.client.get_product(shop, product_id))
+            if not known:
+                raise PermanentError(
+                    f"Printify gave no production costs for product {product_id}",
+                    vendor="printify",
+                )
+            prices = price_variants(known, entry.pricing())
+            changes = [{"id": vid, "price": prices[vid]} for vid in sorted(prices)]
+            await self.client.update_product(shop, product_id, {"variants": changes})
+            return summarise(known, prices).model_dump()
+
+        # An update is idempotent: an unknown outcome is settled by sending it again.
+        key = EffectKey(created.job_id, created.image_index, created.product_type, "price")
+        return PriceSummary.model_validate(await self.ledger.once(key, do))
 
     async def __call__(self, event: ImageGenerated, ctx: MessageContext) -> list[Output]:
         shop = await self.shop_id()
@@ -228,6 +264,27 @@ class PrintifyHandler:
         return event.derive(
             StageFailed, payload, producer=PRODUCER, key=f"failed:{product_type.value}"
         )
+
+
+def _costs(product: dict[str, Any]) -> dict[int, int]:
+    """``{variant id: production cost}`` of a product's enabled variants."""
+    return {
+        int(v["id"]): int(v["cost"])
+        for v in product.get("variants", [])
+        if v.get("is_enabled", True) and isinstance(v.get("cost"), int)
+    }
+
+
+def _created(product: dict[str, Any]) -> Result:
+    """What the ledger keeps of a created product: its id, enabled variants and their costs
+    (Printify lists the blueprint's other variants too, disabled)."""
+    costs = _costs(product)
+    enabled = sum(1 for v in product.get("variants", []) if v.get("is_enabled", True))
+    return {
+        "product_id": str(product["id"]),
+        "variant_count": enabled,
+        "costs": {str(v): c for v, c in costs.items()},
+    }
 
 
 @asynccontextmanager

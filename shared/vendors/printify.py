@@ -304,6 +304,16 @@ class PrintifyClient:
         )
         return product
 
+    async def update_product(
+        self, shop_id: str | int, product_id: str, changes: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Change a product (only the fields in ``changes``); idempotent. Refused (8252) while
+        the product is being published."""
+        product: dict[str, Any] = await self._request(
+            "PUT", f"/v1/shops/{shop_id}/products/{product_id}.json", changes
+        )
+        return product
+
     async def list_products(
         self, shop_id: str | int, *, page: int = 1, limit: int = 50
     ) -> dict[str, Any]:

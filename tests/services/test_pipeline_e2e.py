@@ -49,6 +49,11 @@ def test_mixed_jobs_complete_with_the_right_numbers(stack: Stack) -> None:
             assert p["productId"] in all_products
             assert publish_calls.get(p["productId"], 0) == (1 if spec["autoPublish"] else 0)
             assert p["status"] == ("published" if spec["autoPublish"] else "created")
+            # Priced from Printify's costs: every variant above its cost, the range shown.
+            on_printify = all_products[p["productId"]]
+            assert min(on_printify["profits"].values()) == p["profitMinCents"] > 0
+            assert p["costMinCents"] <= p["costMaxCents"] < p["priceMaxCents"]
+            assert p["priceCents"] <= p["priceMaxCents"] and p["marginMinPercent"] > 0
         # Each image has its own copy; the log tells the story in order.
         assert len({i["title"] for i in r["images"]}) == spec["count"]
         types = [entry["type"] for entry in r["logs"]]
@@ -56,6 +61,7 @@ def test_mixed_jobs_complete_with_the_right_numbers(stack: Stack) -> None:
         assert types.count("image.generated") == spec["count"]
         assert types.count("product.created") == n_products
     assert books["duplicates"] == []
+    assert sum(acct["publish_below_cost"] for acct in books["accounts"].values()) == 0
 
 
 def test_a_job_produced_directly_by_another_system_is_processed(stack: Stack) -> None:

@@ -256,7 +256,7 @@ def test_catalog_shapes(sim: SimulatorProcess) -> None:
         assert v["title"] == f"{v['options']['color']} / {v['options']['size']}"
         assert {p["position"] for p in v["placeholders"]} == {"front", "back"}
         assert all(p["width"] > 0 and p["height"] > 0 for p in v["placeholders"])
-        assert {x["options"]["size"] for x in variants.values()} == {"S", "M", "L", "XL", "2XL"}
+        assert {x["options"]["size"] for x in variants.values()} == {"S", "M", "L", "XL", "2XL", "3XL", "4XL", "5XL"}
         assert len({x["options"]["color"] for x in variants.values()}) >= 3
         assert http.get("/v1/catalog/blueprints/999999.json").status_code == 404
         missing = "/v1/catalog/blueprints/6/print_providers/12345/variants.json"
@@ -507,3 +507,48 @@ def test_reset_clears_state(limited_sim: SimulatorProcess) -> None:
         assert httpx.post(f"{limited_sim.url}/_sim/reset", trust_env=False).status_code == 200
         books = httpx.get(f"{limited_sim.url}/_sim/books", trust_env=False).json()
         assert books["accounts"] == {} and books["duplicates"] == []
+
+
+def test_prices_are_updated_and_publishing_refuses_a_variant_below_cost(
+    sim: SimulatorProcess,
+) -> None:
+    small, huge = 17390, 17397  # White / S and White / 5XL of the tee
+    with client_for(sim) as http:
+        image = upload(http)
+        body = product_body(image["id"])
+        body["variants"] = [{"id": v, "price": 1999, "is_enabled": True} for v in (small, huge)]
+        body["print_areas"][0]["variant_ids"] = [small, huge]
+        product = http.post(f"/v1/shops/{SHOP}/products.json", json=body).json()
+        cost = {v["id"]: v["cost"] for v in product["variants"]}
+        assert cost[small] < 1999 < cost[huge]  # a 5XL costs more than a flat tee price
+        path = f"/v1/shops/{SHOP}/products/{product['id']}"
+        parts = {k: True for k in ("title", "description", "images", "variants", "tags")}
+
+        refused = http.post(f"{path}/publish.json", json=parts)
+        assert_printify_error(refused, 400, "below its production cost")
+        assert books_of(sim, http)["publish_below_cost"] == 1
+        assert product["id"] not in books_of(sim, http)["publish_calls"]
+
+        for bad in (
+            {"variants": [{"id": 17398, "price": 2999}]},  # not a variant of this product
+            {"variants": [{"id": huge, "price": 29.99}]},
+            {"variants": []},
+            {"title": ""},
+        ):
+            assert_printify_error(http.put(f"{path}.json", json=bad), 400)
+        updated = http.put(f"{path}.json", json={"variants": [{"id": huge, "price": 2999}]})
+        assert updated.status_code == 200, updated.text
+        assert {v["id"]: v["price"] for v in updated.json()["variants"]} == {
+            small: 1999,
+            huge: 2999,
+        }
+        assert http.get(f"{path}.json").json()["variants"] == updated.json()["variants"]
+        assert books_of(sim, http)["products_updated"] == 1
+
+        assert http.post(f"{path}/publish.json", json=parts).status_code == 200
+        locked = http.put(f"{path}.json", json={"variants": [{"id": huge, "price": 3999}]})
+        assert_printify_error(locked, 400)
+        assert locked.json()["code"] == 8252
+        done = {"external": {"id": "x1", "handle": "https://shop.example/x1"}}
+        assert http.post(f"{path}/publishing_succeeded.json", json=done).status_code == 200
+        assert http.put(f"{path}.json", json={"title": "New title"}).status_code == 200

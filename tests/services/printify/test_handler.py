@@ -103,8 +103,8 @@ def uploads(sim: SimulatorProcess) -> int:
     return sum(a["uploads"] for a in books(sim)["accounts"].values())
 
 
-async def test_one_product_per_type_with_seed_prices(
-    tmp_path: Path, client: PrintifyClient, ledger: Ledger
+async def test_one_product_per_type_each_variant_priced_from_its_cost(
+    tmp_path: Path, client: PrintifyClient, ledger: Ledger, printify_sim: SimulatorProcess
 ) -> None:
     handler = PrintifyHandler(
         client=client, ledger=ledger, catalog=DEFAULT_CATALOG, storage=LocalImageStorage(tmp_path)
@@ -115,20 +115,41 @@ async def test_one_product_per_type_with_seed_prices(
     created = [o.event for o in outputs]
     assert all(isinstance(e, ProductCreated) for e in created)
     by_type = {e.payload.product_type: e.payload for e in created}
-    assert by_type[ProductType.TSHIRT].price_cents == 1999
-    assert by_type[ProductType.HOODIE].price_cents == 3499
     assert by_type[ProductType.TSHIRT].blueprint_id == 6
     assert by_type[ProductType.HOODIE].blueprint_id == 77
-    # The product on Printify has the listing copy, integer prices and the marker SKUs.
+    for product_type, entry in ((ProductType.TSHIRT, 1999), (ProductType.HOODIE, 3499)):
+        made = by_type[product_type]
+        product = await client.get_product(made.shop_id, made.product_id)
+        enabled = [v for v in product["variants"] if v["is_enabled"]]
+        assert len(enabled) == made.variant_count
+        # The large sizes cost more than the seed's flat list price: a flat price loses money.
+        assert max(v["cost"] for v in enabled) > entry
+        for v in enabled:
+            least = max(v["cost"] * 1.4, v["cost"] + 400, entry)
+            assert least <= v["price"] < least + 100 and v["price"] % 100 == 99, v
+        # The event tells the ranges that are on Printify.
+        assert made.price_cents == min(v["price"] for v in enabled) == entry
+        assert made.price_max_cents == max(v["price"] for v in enabled)
+        assert made.cost_min_cents == min(v["cost"] for v in enabled)
+        assert made.cost_max_cents == max(v["cost"] for v in enabled)
+        assert made.profit_min_cents == min(v["price"] - v["cost"] for v in enabled)
+        assert made.margin_min_percent is not None and made.margin_min_percent >= 25
+        # Printify publishes it (it refuses a variant below cost).
+        await client.publish(made.shop_id, made.product_id)
+    # The product on Printify has the listing copy and the marker SKUs.
     tee = await client.get_product(
         by_type[ProductType.TSHIRT].shop_id, by_type[ProductType.TSHIRT].product_id
     )
     assert tee["title"] == "Green Blob Tee"
     assert tee["tags"] == ["blob", "green"]
-    assert {v["price"] for v in tee["variants"] if v["is_enabled"]} == {1999}
     marker = sku_prefix(event.job_id, 1, "tshirt")
     assert all(v["sku"].startswith(marker) for v in tee["variants"] if v["is_enabled"])
     assert tee["print_areas"][0]["placeholders"][0]["position"] == "front"
+    # Redelivered: neither created nor priced again.
+    updated = sum(a["products_updated"] for a in books(printify_sim)["accounts"].values())
+    again = await handler(event, CTX)
+    assert [o.event.payload.product_id for o in again] == [e.payload.product_id for e in created]
+    assert sum(a["products_updated"] for a in books(printify_sim)["accounts"].values()) == updated
 
 
 async def test_permanent_failure_of_one_type_spares_the_others(
