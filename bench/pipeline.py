@@ -63,6 +63,9 @@ def run(jobs: int, image_size: int, workers: int, submit: str) -> None:
             "SIM_PRINTIFY_PUBLISH_LIMIT": "100000000",
             "IMAGE_WIDTH": str(image_size),
             "IMAGE_HEIGHT": str(image_size),
+            # Small samples, upscaled to a print-ready size (150 DPI on a tee: 2250 px).
+            "PRINT_DPI": "150",
+            "PRINT_MAX_UPSCALE": "64",
             "IMAGE_STORAGE_DIR": str(state / "images"),
             "MAX_IN_FLIGHT": "128",
             # GPUs are not what this measures: enough of them, and a deep queue, that renders

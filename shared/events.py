@@ -114,6 +114,8 @@ class ProductCreatedPayload(_Model):
     cost_max_cents: Annotated[int, Field(ge=0)] | None = None
     profit_min_cents: int | None = None
     margin_min_percent: float | None = None
+    # The lowest resolution the art prints at on any of the product's print areas.
+    print_dpi: float | None = None
 
 
 class ProductPublishedPayload(_Model):

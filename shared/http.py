@@ -76,19 +76,25 @@ class _AiohttpSender:
         body = await request.aread()
         # Already percent-encoded by httpx: sent as it is.
         url = yarl.URL(str(request.url), encoded=True)
-        try:
-            async with self._get_session().request(
-                request.method,
-                url,
-                proxy=self._proxy(url),
-                headers=headers,
-                data=body or None,
-                allow_redirects=False,
-                timeout=timeout,
-            ) as resp:
-                content = await resp.read()
-        except Exception as exc:
-            raise _as_httpx(self.mod, exc, request) from exc
+        for attempt in (1, 2):
+            try:
+                async with self._get_session().request(
+                    request.method,
+                    url,
+                    proxy=self._proxy(url),
+                    headers=headers,
+                    data=body or None,
+                    allow_redirects=False,
+                    timeout=timeout,
+                ) as resp:
+                    content = await resp.read()
+                break
+            except Exception as exc:
+                # A pooled connection the server closed (a restart) before the loop saw it
+                # go: nothing was written, so once more on a fresh one does nothing twice.
+                if attempt == 1 and _never_written(exc):
+                    continue
+                raise _as_httpx(self.mod, exc, request) from exc
         response_headers = [
             (k, v) for k, v in resp.raw_headers if k.decode("latin-1").lower() not in _DECODED
         ]
@@ -146,6 +152,13 @@ def async_client2(
     """An ``httpx2.AsyncClient`` that sends through :class:`Aiohttp2Transport`."""
     transport = Aiohttp2Transport(limits=limits, verify=verify)
     return httpx2.AsyncClient(transport=transport, **kwargs)
+
+
+def _never_written(exc: Exception) -> bool:
+    """Whether aiohttp failed writing the request itself (so the server cannot have acted)."""
+    if isinstance(exc, aiohttp.ClientConnectionResetError):  # "Cannot write to closing transport"
+        return True
+    return isinstance(exc, aiohttp.ClientOSError) and "write request body" in str(exc)
 
 
 def _timeout(spec: dict[str, float | None]) -> aiohttp.ClientTimeout:

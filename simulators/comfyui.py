@@ -84,8 +84,24 @@ REQUIRED_INPUTS: dict[str, tuple[str, ...]] = {
         "denoise",
     ),
     "VAEDecode": ("samples", "vae"),
+    "UpscaleModelLoader": ("model_name",),
+    "ImageUpscaleWithModel": ("upscale_model", "image"),
+    "ImageScale": ("image", "upscale_method", "width", "height", "crop"),
+    "ImageScaleBy": ("image", "upscale_method", "scale_by"),
     "SaveImage": ("images",),
     "PreviewImage": ("images",),
+}
+# The upscale models in the simulated server's models/upscale_models folder, with their factor.
+UPSCALE_MODELS = {"4x-UltraSharp.pth": 4, "RealESRGAN_x4plus.pth": 4, "RealESRGAN_x2plus.pth": 2}
+# ComfyUI's choices for the image-scaling nodes.
+UPSCALE_METHODS = ("nearest-exact", "bilinear", "area", "bicubic", "lanczos")
+CROP_METHODS = ("disabled", "center")
+# Inputs whose value must be one of a list (ComfyUI answers ``value_not_in_list``).
+LISTED_INPUTS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("UpscaleModelLoader", "model_name"): tuple(UPSCALE_MODELS),
+    ("ImageScale", "upscale_method"): UPSCALE_METHODS,
+    ("ImageScale", "crop"): CROP_METHODS,
+    ("ImageScaleBy", "upscale_method"): UPSCALE_METHODS,
 }
 # Per-websocket outbox; a client that falls this far behind is disconnected, not buffered.
 WS_OUTBOX_MAX = 10_000
@@ -120,11 +136,20 @@ def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     return ImageFont.load_default(size=size)
 
 
-def render_png(prompt: str, seed: int, width: int, height: int, index: int = 0) -> bytes:
+def render_png(
+    prompt: str,
+    seed: int,
+    width: int,
+    height: int,
+    index: int = 0,
+    out_width: int | None = None,
+    out_height: int | None = None,
+) -> bytes:
     """A PNG that is a pure function of its arguments (same inputs → identical bytes).
 
     A rotated colour gradient, a few shapes and the first words of the prompt, all drawn from
-    a hash of prompt, seed and batch index. Takes ~20-40 ms at 1024x1024.
+    a hash of prompt, seed and batch index. Takes ~20-40 ms at 1024x1024. Drawn at the
+    sampler's size, then scaled to ``out_width`` x ``out_height`` (the upscale nodes' result).
     """
     digest = hashlib.sha256(f"{seed}\x00{index}\x00{prompt}".encode()).digest()
     rng = random.Random(digest)
@@ -155,6 +180,9 @@ def render_png(prompt: str, seed: int, width: int, height: int, index: int = 0) 
         stroke_width=max(1, size // 12),
         stroke_fill=(0, 0, 0),
     )
+    if (out_width or width, out_height or height) != (width, height):
+        # Nearest: the cheapest scaling, and its repeated rows keep the PNG small.
+        img = img.resize((out_width or width, out_height or height), Image.Resampling.NEAREST)
     buf = io.BytesIO()
     # Level 1: encoding dominates the cost and the bytes stay deterministic at any level.
     img.save(buf, format="PNG", compress_level=1)
@@ -216,6 +244,32 @@ def validate_prompt(prompt: object) -> tuple[dict[str, Any] | None, dict[str, An
                         exception_type="KeyError",
                     )
                 )
+        for name, value in inputs.items():
+            allowed = LISTED_INPUTS.get((node["class_type"], name))
+            if allowed is not None and not _is_link(value) and value not in allowed:
+                errors.append(
+                    _error(
+                        "value_not_in_list",
+                        "Value not in list",
+                        f"{name}: '{value}' not in {list(allowed)}",
+                        input_name=name,
+                        input_config=[list(allowed)],
+                        received_value=value,
+                    )
+                )
+        if node["class_type"] == "ImageScale":
+            for name in ("width", "height"):
+                value = inputs.get(name)
+                if not isinstance(value, int) or not 0 <= value <= MAX_RESOLUTION:
+                    errors.append(
+                        _error(
+                            "invalid_input_type" if not isinstance(value, int) else
+                            "value_bigger_than_max",
+                            f"Value out of range 0..{MAX_RESOLUTION}",
+                            f"{name}: {value}",
+                            input_name=name,
+                        )
+                    )  # fmt: skip
         if node["class_type"] in LATENT_SOURCES:
             for name in ("width", "height"):
                 value = inputs.get(name)
@@ -255,6 +309,8 @@ class Recipe:
     width: int
     height: int
     index: int = 0
+    out_width: int | None = None  # after the upscale nodes; None = as sampled
+    out_height: int | None = None
 
 
 @dataclass
@@ -320,11 +376,51 @@ def plan_prompt(prompt: dict[str, Any]) -> Plan:
             width = _as_int(l_inputs.get("width"), 512)
             height = _as_int(l_inputs.get("height"), 512)
             batch = min(MAX_BATCH, max(1, _as_int(l_inputs.get("batch_size"), 1)))
-    recipes = {out: [Recipe(text, seed, width, height, i) for i in range(batch)] for out in outputs}
+    recipes = {}
+    for out in outputs:
+        out_w, out_h = _scaled_size(prompt, out, width, height)
+        recipes[out] = [Recipe(text, seed, width, height, i, out_w, out_h) for i in range(batch)]
     prefixes = {
         out: str(prompt[out].get("inputs", {}).get("filename_prefix", "ComfyUI")) for out in outputs
     }
     return Plan(order, sampler, steps, recipes, prefixes)
+
+
+def _scaled_size(prompt: dict[str, Any], output: str, width: int, height: int) -> tuple[int, int]:
+    """The size of the images ``output`` saves: the sampled size through every upscale and
+    scale node between the decoder and the output."""
+    chain: list[str] = []
+    link = prompt[output].get("inputs", {}).get("images")
+    for _ in range(16):
+        if not _is_link(link):
+            break
+        node_id = str(link[0])
+        if prompt[node_id]["class_type"] not in (
+            "ImageUpscaleWithModel", "ImageScale", "ImageScaleBy"
+        ):  # fmt: skip
+            break
+        chain.append(node_id)
+        link = prompt[node_id].get("inputs", {}).get("image")
+    for node_id in reversed(chain):  # from the decoder towards the output
+        node = prompt[node_id]
+        inputs = node.get("inputs", {})
+        if node["class_type"] == "ImageUpscaleWithModel":
+            loader = inputs.get("upscale_model")
+            name = prompt[str(loader[0])]["inputs"].get("model_name") if _is_link(loader) else None
+            factor = UPSCALE_MODELS.get(str(name), 1)
+            width, height = width * factor, height * factor
+        elif node["class_type"] == "ImageScaleBy":
+            by = float(inputs.get("scale_by", 1) or 1)
+            width, height = max(1, round(width * by)), max(1, round(height * by))
+        else:  # ImageScale: 0 keeps the aspect ratio
+            w, h = _as_int(inputs.get("width"), 0), _as_int(inputs.get("height"), 0)
+            if w and h:
+                width, height = w, h
+            elif w:
+                width, height = w, max(1, round(height * w / width))
+            elif h:
+                width, height = max(1, round(width * h / height)), h
+    return width, height
 
 
 def _as_int(value: object, default: int) -> int:
@@ -486,7 +582,14 @@ class SimState:
         if recipe is None:
             return None
         data = await asyncio.to_thread(
-            render_png, recipe.prompt, recipe.seed, recipe.width, recipe.height, recipe.index
+            render_png,
+            recipe.prompt,
+            recipe.seed,
+            recipe.width,
+            recipe.height,
+            recipe.index,
+            recipe.out_width,
+            recipe.out_height,
         )
         self.cache_image(key, data)
         return data
@@ -549,6 +652,8 @@ class SimState:
                     recipe.width,
                     recipe.height,
                     recipe.index,
+                    recipe.out_width,
+                    recipe.out_height,
                 )
             )
             for recipes in plan.recipes.values()
@@ -686,7 +791,11 @@ def _object_info() -> dict[str, Any]:
     info: dict[str, Any] = {}
     for cls, required in REQUIRED_INPUTS.items():
         info[cls] = {
-            "input": {"required": {name: [["*"], {}] for name in required}},
+            "input": {
+                "required": {
+                    name: [list(LISTED_INPUTS.get((cls, name), ("*",))), {}] for name in required
+                }
+            },
             "output": [] if cls in OUTPUT_NODES else ["*"],
             "output_node": cls in OUTPUT_NODES,
             "name": cls,

@@ -10,6 +10,9 @@ Behaviour copied from Printify on purpose:
 - Product creation is validated like Printify does: prices are integer cents, variant ids must
   belong to the blueprint/provider, image ids must be uploads of the account, ...; errors use
   Printify's body ``{status, code, message, errors: {reason, code}}`` (HTTP 400, code 8150).
+- Art is placed by centre (``x``, ``y``) and ``scale`` (its width over the placeholder's, which
+  is sized at 300 DPI); like Printify, any resolution is accepted, and the books record the
+  DPI each product prints at (``print_dpi``).
 - Each variant has its production cost (by size: 2XL..5XL cost more). A product may be created
   or updated at any price, but publishing refuses an enabled variant priced below its cost, and
   a product is locked (no updates, code 8252) from ``publish`` until the handshake ends.
@@ -579,6 +582,8 @@ def _validate_print_areas(
                 for key in ("x", "y", "scale", "angle"):
                     if not _is_number(img.get(key)):
                         raise _Invalid(f"{where}.images.{k}.{key} must be a number")
+                if img["scale"] <= 0:
+                    raise _Invalid(f"{where}.images.{k}.scale must be positive")
                 upload = acct.uploads[img["id"]]
                 clean_images.append(
                     {
@@ -696,6 +701,29 @@ def _below_cost(product: dict[str, Any]) -> str | None:
     return None
 
 
+def _print_dpi(product: dict[str, Any]) -> float | None:
+    """The lowest resolution any placed image prints at on the product's enabled variants:
+    300 DPI x the image's width over the width it covers on the placeholder (Printify sizes
+    placeholders at 300 DPI; ``scale`` is the image's width as a share of the placeholder's).
+    Printify itself does not check this; the books record it so tests can."""
+    catalog = VARIANTS.get((product["blueprint_id"], product["print_provider_id"]), {})
+    enabled = {v["id"] for v in product["variants"] if v["is_enabled"]}
+    worst: float | None = None
+    for area in product["print_areas"]:
+        for vid in area["variant_ids"]:
+            if vid not in enabled or vid not in catalog:
+                continue
+            widths = {pos: w for pos, w, _ in catalog[vid].placeholders}
+            for ph in area["placeholders"]:
+                for img in ph["images"]:
+                    covered = float(img["scale"]) * widths[ph["position"]]
+                    if covered <= 0:
+                        continue
+                    dpi = 300 * img["width"] / covered
+                    worst = dpi if worst is None else min(worst, dpi)
+    return None if worst is None else round(worst, 1)
+
+
 def _apply_update(product: dict[str, Any], body: dict[str, Any]) -> None:
     """Validate an update like Printify and apply it to ``product``; raise :class:`_Invalid`."""
     for key in ("title", "description"):
@@ -764,6 +792,7 @@ def _books(state: PrintifyState, limits: Limits) -> dict[str, Any]:
                     "title": p["title"],
                     "tags": p["tags"],
                     "skus": [v["sku"] for v in p["variants"]],
+                    "print_dpi": _print_dpi(p),
                     # Profit of each enabled variant (price - production cost), in cents.
                     "profits": {
                         str(v["id"]): v["price"] - v["cost"]

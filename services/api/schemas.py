@@ -144,6 +144,9 @@ class ProductView(_Wire):
     margin_min_percent: float | None = Field(
         description="Least gross margin of any variant (profit / price), in percent"
     )
+    print_dpi: float | None = Field(
+        description="Resolution the art prints at (the lowest over the print areas)"
+    )
     title: str | None
     external_id: str | None
     error: str | None

@@ -123,12 +123,15 @@ def fill_workflow(
     seed: int,
     width: int,
     height: int,
+    output_size: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
-    """A deep copy of ``workflow`` with texts, seed and size set, found by graph links.
+    """A deep copy of ``workflow`` with texts, seed and sizes set, found by graph links.
 
     Every sampler gets the seed; the text encoders its ``positive``/``negative`` inputs lead to
     get the texts; the empty latent its ``latent_image`` leads to (directly or through an earlier
-    sampler, as in base+refiner graphs) gets the size. Node ids are never assumed.
+    sampler, as in base+refiner graphs) gets the size. ``output_size`` (the print size) goes to
+    every ``ImageScale`` node, which follows the upscale model in the bundled workflow; a
+    workflow without one cannot make prints of that size. Node ids are never assumed.
     """
     wf = copy.deepcopy(workflow)
     if not isinstance(wf, dict) or not all(isinstance(n, dict) for n in wf.values()):
@@ -158,6 +161,18 @@ def fill_workflow(
     for lid in latents:
         wf[lid]["inputs"]["width"] = width
         wf[lid]["inputs"]["height"] = height
+    # Without a print size the art leaves at the sampled size, whatever the scaler's default.
+    target = output_size or (width, height)
+    scalers = [k for k, n in wf.items() if n.get("class_type") == "ImageScale"]
+    if target != (width, height) and not scalers:
+        raise PermanentError(
+            f"workflow: no ImageScale node to bring the art to its print size "
+            f"{target[0]}x{target[1]} (the bundled workflow has one after its "
+            f"upscale model)",
+            vendor=VENDOR,
+        )
+    for sid in scalers:
+        wf[sid]["inputs"]["width"], wf[sid]["inputs"]["height"] = target
     return wf
 
 
@@ -434,6 +449,7 @@ class ComfyUIClient:
         seed: int,
         width: int = 1024,
         height: int = 1024,
+        output_size: tuple[int, int] | None = None,
         job_id: str | None = None,
         band: int = 1,
         order: tuple[Any, ...] = (),
@@ -450,6 +466,7 @@ class ComfyUIClient:
             seed=seed,
             width=width,
             height=height,
+            output_size=output_size,
         )
         await self.learn_capacity()
         slots = await self.scheduler.acquire(band, order)

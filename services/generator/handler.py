@@ -22,6 +22,7 @@ from services.generator.progress import JobProgress, fingerprint
 from services.generator.settings import GeneratorSettings
 from shared.errors import InvalidEventError, PodError
 from shared.events import ImageGenerated, ImageGeneratedPayload, JobRequested, Priority
+from shared.printsize import PrintSizing
 from shared.runner import Handler, MessageContext, Output
 from shared.service import closing
 from shared.storage import LocalImageStorage
@@ -56,6 +57,7 @@ class Renderer(Protocol):
         seed: int,
         width: int = 1024,
         height: int = 1024,
+        output_size: tuple[int, int] | None = None,
         job_id: str | None = None,
         band: int = 1,
         order: tuple[Any, ...] = (),
@@ -94,8 +96,11 @@ class GeneratorHandler:
         render_attempts: int = 3,
         render_retry_delay_s: float = 1.0,
         max_images_per_job: int = 50,
+        print_sizing: PrintSizing | None = None,
     ) -> None:
         self.briefs = briefs
+        # None: art is kept at the sampled size (no print areas known).
+        self.print_sizing = print_sizing or PrintSizing()
         self.max_images_per_job = max_images_per_job
         self.renderer = renderer
         self.storage = storage
@@ -213,6 +218,9 @@ class GeneratorHandler:
                     seed=seed_for(event.job_id, index),
                     width=self.width,
                     height=self.height,
+                    output_size=self.print_sizing.output_size(
+                        self.width, self.height, (t.value for t in event.payload.product_types)
+                    ),
                     job_id=event.job_id,
                     band=band,
                     order=order,
@@ -283,6 +291,7 @@ async def build_handler(settings: GeneratorSettings) -> AsyncIterator[Handler[Jo
             storage=LocalImageStorage(settings.image_storage_dir, settings.image_public_base_url),
             width=settings.image_width,
             height=settings.image_height,
+            print_sizing=settings.print_sizing(),
             render_attempts=settings.render_attempts,
             max_images_per_job=settings.max_images_per_job,
         )

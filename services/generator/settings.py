@@ -6,9 +6,20 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
 
+from shared.events import ProductType
+from shared.printsize import PrintArea, PrintSizing
 from shared.runner import RunnerSettings
 from shared.settings import JobLimitSettings
 from shared.storage import ImageStorageSettings
+
+# Printify's front placeholders (px at 300 DPI) of the default catalog's blueprints: the tee 6,
+# the hoodie 77 and the 11oz mug 68. The printify stage places the art on the real placeholders
+# and refuses a product that would print below PRINT_MIN_DPI, so a stale entry here is caught.
+DEFAULT_PRINT_AREAS: dict[ProductType, PrintArea] = {
+    ProductType.TSHIRT: PrintArea(width=4500, height=5100),
+    ProductType.HOODIE: PrintArea(width=3852, height=3396),
+    ProductType.MUG: PrintArea(width=2475, height=1155),
+}
 
 
 class GeneratorSettings(RunnerSettings, ImageStorageSettings, JobLimitSettings):
@@ -44,8 +55,27 @@ class GeneratorSettings(RunnerSettings, ImageStorageSettings, JobLimitSettings):
     render_attempts: int = Field(
         default=3, ge=1, le=10, description="Tries of one image's render before the job fails"
     )
-    image_width: int = Field(default=1024, ge=64, le=8192)
+    image_width: int = Field(default=1024, ge=64, le=8192, description="Sampled size")
     image_height: int = Field(default=1024, ge=64, le=8192)
+    print_dpi: float = Field(
+        default=300, gt=0, le=1200, description="Resolution the art is upscaled for"
+    )
+    print_max_upscale: float = Field(
+        default=4.0, ge=1, le=64, description="Most the sampled art is enlarged (the model's x4)"
+    )
+    print_areas: dict[ProductType, PrintArea] = Field(
+        default_factory=lambda: dict(DEFAULT_PRINT_AREAS),
+        description="Print area per product type (px at 300 DPI); JSON overrides per type",
+    )
+
+    def print_sizing(self) -> PrintSizing:
+        """How large each job's art is rendered."""
+        areas = {**DEFAULT_PRINT_AREAS, **self.print_areas}
+        return PrintSizing(
+            areas={t.value: a for t, a in areas.items()},
+            dpi=self.print_dpi,
+            max_upscale=self.print_max_upscale,
+        )
 
     @field_validator("comfyui_api_url")
     @classmethod

@@ -41,7 +41,13 @@ from shared.runner import Handler, MessageContext, Output
 from shared.service import closing
 from shared.storage import ImageReadError, LocalImageStorage
 from shared.topics import PRINTIFY, PRODUCTS_CREATED
-from shared.vendors.printify import PrintifyClient, build_product_payload, printify_client
+from shared.vendors.printify import (
+    AreaPlan,
+    PrintifyClient,
+    build_product_payload,
+    plan_print_areas,
+    printify_client,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -66,8 +72,10 @@ class PrintifyHandler:
         storage: LocalImageStorage,
         image_max_bytes: int = 64 * 1024 * 1024,
         shop_id: str | None = None,
+        min_dpi: float = 150,
     ) -> None:
         self.client = client
+        self.min_dpi = min_dpi
         self.ledger = ledger
         self.catalog = catalog
         self.storage = storage
@@ -129,6 +137,7 @@ class PrintifyHandler:
         if entry is None:
             raise PermanentError(f"no catalog entry for product type {product_type.value}")
         variants = await self._variants(entry)
+        areas = self._place(p.width, p.height, product_type, entry, variants)
         marker = sku_prefix(event.job_id, p.image_index, product_type.value)
         body = build_product_payload(
             title=p.title,
@@ -141,6 +150,7 @@ class PrintifyHandler:
             image_id=image_id,
             positions=entry.positions,
             sku_prefix=marker,
+            areas=areas,
         )
 
         async def do() -> Result:
@@ -172,6 +182,7 @@ class PrintifyHandler:
             cost_max_cents=price.cost_max_cents,
             profit_min_cents=price.profit_min_cents,
             margin_min_percent=price.margin_min_percent,
+            print_dpi=min(a.min_dpi for a in areas),
             title=p.title,
             auto_publish=p.auto_publish,
             priority=p.priority,
@@ -179,6 +190,32 @@ class PrintifyHandler:
         return event.derive(
             ProductCreated, payload, producer=PRODUCER, key=f"product:{product_type.value}"
         )
+
+    def _place(
+        self,
+        width: int,
+        height: int,
+        product_type: ProductType,
+        entry: CatalogEntry,
+        variants: list[dict[str, Any]],
+    ) -> list[AreaPlan]:
+        """The art's placement on each print area of the catalog's variants; a permanent error
+        when it would print below ``min_dpi`` anywhere (Printify does not check: the seller
+        would pay for the returns of blurry prints)."""
+        try:
+            areas = plan_print_areas(variants, entry.positions, width, height)
+        except ValueError as exc:
+            raise PermanentError(str(exc), vendor="printify") from None
+        for area in areas:
+            for position, at in area.placements:
+                if at.dpi < self.min_dpi:
+                    raise PermanentError(
+                        f"art {width}x{height} would print at {at.dpi:g} DPI on the "
+                        f"{product_type.value} {position}, below PRINT_MIN_DPI {self.min_dpi:g}: "
+                        f"render it larger (PRINT_DPI, PRINT_MAX_UPSCALE)",
+                        vendor="printify",
+                    )
+        return areas
 
     async def _price(
         self,
@@ -306,6 +343,7 @@ async def build_handler(settings: PrintifySettings) -> AsyncIterator[Handler[Ima
                 storage=LocalImageStorage(settings.image_storage_dir),
                 image_max_bytes=settings.image_max_bytes,
                 shop_id=settings.printify_shop_id,
+                min_dpi=settings.print_min_dpi,
             )
     finally:
         await pool.close()

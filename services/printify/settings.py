@@ -54,6 +54,9 @@ class PrintifySettings(
     PRODUCT_CATALOG), the database of the ledger and the shared budgets (DATABASE_URL), and the
     image storage that uploads are read from (IMAGE_STORAGE_DIR, IMAGE_MAX_BYTES)."""
 
+    print_min_dpi: float = Field(
+        default=150, ge=0, le=1200, description="Refuse a product whose art prints below this"
+    )
     printify_shop_id: str | None = Field(default=None, description="Unset = the account's first")
     product_catalog: dict[ProductType, CatalogEntry] = Field(default_factory=dict)
 

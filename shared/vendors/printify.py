@@ -18,6 +18,7 @@ import base64
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -35,6 +36,7 @@ from shared.errors import (
 )
 from shared.events import as_utc
 from shared.http import async_client
+from shared.printsize import Placement, PrintArea, place
 from shared.settings import PodSettings
 
 logger = logging.getLogger(__name__)
@@ -52,6 +54,52 @@ DEFAULT_PUBLISH_PARTS = {
 }
 
 
+@dataclass(frozen=True)
+class AreaPlan:
+    """Variants that share their placeholders' sizes, and the art's placement on each."""
+
+    variant_ids: tuple[int, ...]
+    placements: tuple[tuple[str, Placement], ...]  # (position, placement)
+
+    @property
+    def min_dpi(self) -> float:
+        """The lowest resolution the art prints at on these variants."""
+        return min(p.dpi for _, p in self.placements)
+
+
+def plan_print_areas(
+    variants: Sequence[dict[str, Any]],
+    positions: Sequence[str],
+    art_width: int,
+    art_height: int,
+) -> list[AreaPlan]:
+    """Place the art on each of ``positions`` of each variant, from the catalog's placeholders
+    (``variants.json``): centred, as large as it fits inside. Variants whose placeholders have
+    the same sizes share one print area. A position a variant lacks is left out for it; a
+    variant with none of the positions is an error (ValueError)."""
+    groups: dict[tuple[tuple[str, int, int], ...], list[int]] = {}
+    for v in variants:
+        sizes = {
+            str(ph.get("position")): (int(ph.get("width") or 0), int(ph.get("height") or 0))
+            for ph in v.get("placeholders") or []
+            if isinstance(ph, dict)
+        }
+        key = tuple((pos, *sizes[pos]) for pos in positions if min(sizes.get(pos, (0, 0))) > 0)
+        if not key:
+            raise ValueError(f"variant {v.get('id')} has no print area at {list(positions)}")
+        groups.setdefault(key, []).append(int(v["id"]))
+    return [
+        AreaPlan(
+            tuple(ids),
+            tuple(
+                (pos, place(art_width, art_height, PrintArea(width=w, height=h)))
+                for pos, w, h in key
+            ),
+        )
+        for key, ids in groups.items()
+    ]
+
+
 def build_product_payload(
     *,
     title: str,
@@ -64,11 +112,13 @@ def build_product_payload(
     image_id: str,
     positions: tuple[str, ...] = ("front",),
     sku_prefix: str,
+    areas: Sequence[AreaPlan] | None = None,
 ) -> dict[str, Any]:
     """Build a valid create-product body: every given variant enabled at ``price_cents``.
 
     Each variant gets the SKU ``f"{sku_prefix}-{variant_id}"`` so a product whose creation had
-    an unknown outcome can be found again; the image is centred on every position.
+    an unknown outcome can be found again. The image goes where ``areas``
+    (:func:`plan_print_areas`) places it; without them, centred at full width on every position.
     Raises ValueError on a non-integer price (Printify wants cents) or empty inputs.
     """
     if not isinstance(price_cents, int) or isinstance(price_cents, bool):
@@ -82,7 +132,8 @@ def build_product_payload(
     if not sku_prefix:
         raise ValueError("sku_prefix must not be empty")
     variant_ids = [int(v["id"]) for v in variants]
-    image = {"id": image_id, "x": 0.5, "y": 0.5, "scale": 1, "angle": 0}
+    if areas is None:
+        areas = [AreaPlan(tuple(variant_ids), tuple((p, FULL_WIDTH) for p in positions))]
     return {
         "title": title,
         "description": description,
@@ -95,12 +146,24 @@ def build_product_payload(
         ],
         "print_areas": [
             {
-                "variant_ids": variant_ids,
-                "placeholders": [{"position": p, "images": [dict(image)]} for p in positions],
+                "variant_ids": list(area.variant_ids),
+                "placeholders": [
+                    {
+                        "position": position,
+                        "images": [
+                            {"id": image_id, "x": at.x, "y": at.y, "scale": at.scale, "angle": 0}
+                        ],
+                    }
+                    for position, at in area.placements
+                ],
             }
+            for area in areas
         ],
     }
 
+
+# Centred at the area's full width: the placement when the placeholders are not known.
+FULL_WIDTH = Placement(scale=1.0, dpi=0.0)
 
 _CLOCK_SKEW = timedelta(minutes=10)
 

@@ -31,6 +31,9 @@ def stack() -> Iterator[Stack]:
         "IMAGE_STORAGE_DIR": str(state / "images"),
         "IMAGE_WIDTH": "256",
         "IMAGE_HEIGHT": "256",
+        # Small samples for speed, upscaled to a print-ready size (150 DPI) as in production.
+        "PRINT_DPI": "150",
+        "PRINT_MAX_UPSCALE": "64",
         "SIM_LATENCY_MS": "0",
         "SIM_FAILURE_RATE": "0",
         "ALERT_INTERVAL_S": "2",

@@ -37,6 +37,9 @@ def budget_stack() -> Iterator[Stack]:
         "IMAGE_STORAGE_DIR": str(state / "images"),
         "IMAGE_WIDTH": "64",
         "IMAGE_HEIGHT": "64",
+        # Small samples for speed, upscaled to a print-ready size (150 DPI) as in production.
+        "PRINT_DPI": "150",
+        "PRINT_MAX_UPSCALE": "64",
         "SIM_LATENCY_MS": "0",
         "SIM_FAILURE_RATE": "0",
     }

@@ -49,6 +49,9 @@ def chaos_stack() -> Iterator[Stack]:
         "IMAGE_STORAGE_DIR": str(state / "images"),
         "IMAGE_WIDTH": "128",
         "IMAGE_HEIGHT": "128",
+        # Small samples for speed, upscaled to a print-ready size (150 DPI) as in production.
+        "PRINT_DPI": "150",
+        "PRINT_MAX_UPSCALE": "64",
         # About one request in five fails: 5xx, 429 or a hang; every reply a little slow.
         "SIM_FAILURE_RATE": "0.2",
         "SIM_TIMEOUT_SHARE": "0.1",

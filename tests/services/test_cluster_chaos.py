@@ -48,6 +48,9 @@ def cluster_stack() -> Iterator[Stack]:
         "IMAGE_STORAGE_DIR": str(state / "images"),
         "IMAGE_WIDTH": "128",
         "IMAGE_HEIGHT": "128",
+        # Small samples for speed, upscaled to a print-ready size (150 DPI) as in production.
+        "PRINT_DPI": "150",
+        "PRINT_MAX_UPSCALE": "64",
         "SIM_LATENCY_MS": "20",
         # One GPU at 0.8 s a render: 20 images take ~16 s, so the kill lands mid-run.
         "SIM_COMFYUI_WORKERS": "1",

@@ -42,6 +42,7 @@ def test_mixed_jobs_complete_with_the_right_numbers(stack: Stack) -> None:
         n_products = spec["count"] * len(spec["productTypes"])  # type: ignore[operator, arg-type]
         assert j["status"] == "completed", j
         assert len(r["images"]) == spec["count"]
+        assert all(i["width"] > 256 for i in r["images"])  # not the sampled size
         assert len(r["products"]) == n_products
         assert {p["productType"] for p in r["products"]} == set(spec["productTypes"])  # type: ignore[arg-type]
         # Every product exists on Printify, published exactly when autoPublish was asked for.
@@ -54,6 +55,9 @@ def test_mixed_jobs_complete_with_the_right_numbers(stack: Stack) -> None:
             assert min(on_printify["profits"].values()) == p["profitMinCents"] > 0
             assert p["costMinCents"] <= p["costMaxCents"] < p["priceMaxCents"]
             assert p["priceCents"] <= p["priceMaxCents"] and p["marginMinPercent"] > 0
+            # Print-ready: upscaled from the 256 px sample, placed to print at >= 150 DPI
+            # (as Printify would compute it from the upload and the placement).
+            assert p["printDpi"] == on_printify["print_dpi"] >= 150
         # Each image has its own copy; the log tells the story in order.
         assert len({i["title"] for i in r["images"]}) == spec["count"]
         types = [entry["type"] for entry in r["logs"]]

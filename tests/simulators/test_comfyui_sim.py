@@ -45,14 +45,21 @@ def sim() -> Iterator[SimulatorProcess]:
 
 
 def workflow(
-    text: str = "a red fox", seed: int = 1, width: int = 1024, height: int = 1024
+    text: str = "a red fox",
+    seed: int = 1,
+    width: int = 1024,
+    height: int = 1024,
+    out: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
+    """The bundled workflow: sampled at ``width`` x ``height``, upscaled x4 by its model, then
+    scaled to ``out`` (default: back to the sampled size)."""
     wf: dict[str, Any] = json.loads(WORKFLOW_PATH.read_text())
     wf["6"]["inputs"]["text"] = text
     wf["7"]["inputs"]["text"] = "blurry"
     wf["3"]["inputs"]["seed"] = seed
     wf["5"]["inputs"]["width"] = width
     wf["5"]["inputs"]["height"] = height
+    wf["12"]["inputs"]["width"], wf["12"]["inputs"]["height"] = out or (width, height)
     return wf
 
 
@@ -156,6 +163,37 @@ async def test_history_pending_then_view_png_of_workflow_size(sim: SimulatorProc
         assert prompt_id in all_history
         missing = await http.get("/view", params={"filename": "nope.png", "type": "output"})
         assert missing.status_code == 404
+
+
+async def test_the_upscale_nodes_set_the_saved_size(sim: SimulatorProcess) -> None:
+    def size(data: bytes) -> tuple[int, int]:
+        with Image.open(io.BytesIO(data)) as img:
+            return img.size
+
+    async with httpx.AsyncClient(base_url=sim.url) as http:
+        scaled = await render_bytes(http, workflow(width=320, height=192, out=(1500, 900)))
+        assert size(scaled) == (1500, 900)
+        by_model = workflow(width=320, height=192, out=(0, 0))  # 0 x 0: the model's x4 stays
+        assert size(await render_bytes(http, by_model)) == (1280, 768)
+        keep_aspect = workflow(width=320, height=192, out=(1000, 0))
+        assert size(await render_bytes(http, keep_aspect)) == (1000, 600)
+        for node, name, value in (
+            ("10", "model_name", "8x-Missing.pth"),
+            ("12", "upscale_method", "sharpest"),
+            ("12", "crop", "sideways"),
+        ):
+            bad = workflow()
+            bad[node]["inputs"][name] = value
+            resp = await http.post("/prompt", json={"prompt": bad})
+            assert resp.status_code == 400, resp.text
+            errors = resp.json()["node_errors"][node]["errors"]
+            assert errors[0]["type"] == "value_not_in_list" and value in errors[0]["details"]
+        too_big = workflow(out=(9000, 9000))
+        assert (await http.post("/prompt", json={"prompt": too_big})).status_code == 400
+        info = (await http.get("/object_info/UpscaleModelLoader")).json()
+        assert (
+            "4x-UltraSharp.pth" in info["UpscaleModelLoader"]["input"]["required"]["model_name"][0]
+        )
 
 
 async def test_rendering_is_deterministic(sim: SimulatorProcess) -> None:

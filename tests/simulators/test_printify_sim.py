@@ -256,7 +256,16 @@ def test_catalog_shapes(sim: SimulatorProcess) -> None:
         assert v["title"] == f"{v['options']['color']} / {v['options']['size']}"
         assert {p["position"] for p in v["placeholders"]} == {"front", "back"}
         assert all(p["width"] > 0 and p["height"] > 0 for p in v["placeholders"])
-        assert {x["options"]["size"] for x in variants.values()} == {"S", "M", "L", "XL", "2XL", "3XL", "4XL", "5XL"}
+        assert {x["options"]["size"] for x in variants.values()} == {
+            "S",
+            "M",
+            "L",
+            "XL",
+            "2XL",
+            "3XL",
+            "4XL",
+            "5XL",
+        }
         assert len({x["options"]["color"] for x in variants.values()}) >= 3
         assert http.get("/v1/catalog/blueprints/999999.json").status_code == 404
         missing = "/v1/catalog/blueprints/6/print_providers/12345/variants.json"

@@ -79,6 +79,42 @@ async def test_render_has_requested_size(sims: dict[str, str], workflow: dict[st
     assert workflow == ComfyUIClient.load_workflow(None)
 
 
+async def test_the_upscale_nodes_bring_the_art_to_its_print_size(
+    sims: dict[str, str], workflow: dict[str, Any]
+) -> None:
+    client = ComfyUIClient(base_urls=[sims["a"]], workflow=workflow, timeout_s=20)
+    try:
+        image = await client.render(
+            prompt="a teal octopus", negative_prompt="", seed=3, width=512, height=512,
+            output_size=(2250, 2250),
+        )  # fmt: skip
+        # A workflow that cannot scale cannot make a print of that size: said, not ignored.
+        plain = {k: v for k, v in workflow.items() if v["class_type"] != "ImageScale"}
+        plain["9"] = {**plain["9"], "inputs": {**plain["9"]["inputs"], "images": ["8", 0]}}
+        unscaled = ComfyUIClient(base_urls=[sims["a"]], workflow=plain, timeout_s=20)
+        try:
+            with pytest.raises(PermanentError, match="no ImageScale node"):
+                await unscaled.render(
+                    prompt="x", negative_prompt="", seed=1, width=512, height=512,
+                    output_size=(2250, 2250),
+                )  # fmt: skip
+        finally:
+            await unscaled.aclose()
+        # An upscale model the server does not have is ComfyUI's own 400.
+        unknown = {k: dict(v) for k, v in workflow.items()}
+        unknown["10"] = {**unknown["10"], "inputs": {"model_name": "8x-Missing.pth"}}
+        missing = ComfyUIClient(base_urls=[sims["a"]], workflow=unknown, timeout_s=20)
+        try:
+            with pytest.raises(PermanentError, match=r"8x-Missing\.pth") as info:
+                await missing.render(prompt="x", negative_prompt="", seed=1)
+            assert info.value.status == 400
+        finally:
+            await missing.aclose()
+    finally:
+        await client.aclose()
+    assert png_size(image.data) == (2250, 2250) == (image.width, image.height)
+
+
 async def test_fifty_concurrent_renders_over_websocket(
     sims: dict[str, str], workflow: dict[str, Any]
 ) -> None:

@@ -12,8 +12,9 @@ from PIL import Image
 from services.generator.claude import CreativeBrief
 from services.generator.comfyui import RenderedImage
 from services.generator.handler import GeneratorHandler, seed_for
+from services.generator.settings import GeneratorSettings
 from shared.errors import InvalidEventError, PermanentError, RetryableError
-from shared.events import ImageGenerated, JobRequested, JobRequestedPayload
+from shared.events import ImageGenerated, JobRequested, JobRequestedPayload, ProductType
 from shared.runner import MessageContext
 from shared.storage import LocalImageStorage
 from shared.topics import IMAGES_GENERATED
@@ -116,6 +117,25 @@ async def test_one_image_event_per_image(tmp_path: Path) -> None:
     assert len({p.sha256 for p in payloads}) == 3
     for p in payloads:  # stored content-addressed, readable at its URI
         assert Path(p.uri.removeprefix("file://")).name == f"{p.sha256}.png"
+
+
+async def test_renders_are_sized_for_the_jobs_print_areas(tmp_path: Path) -> None:
+    renderer = FakeRenderer()
+    gen = GeneratorHandler(
+        briefs=FakeBriefs(),
+        renderer=renderer,
+        storage=LocalImageStorage(tmp_path),
+        width=1024,
+        height=1024,
+        print_sizing=GeneratorSettings(claude_api_key="k", print_dpi=150).print_sizing(),
+    )
+    await gen(job(1), CTX)  # a tee and a hoodie: the tee's 4500 px front decides
+    assert renderer.calls[-1]["output_size"] == (2250, 2250)
+    tee = job(1)
+    payload = tee.payload.model_copy(update={"product_types": [ProductType.MUG]})
+    mugs = tee.model_copy(update={"job_id": "job-mugs", "payload": payload})
+    await gen(mugs, CTX)  # the mug's 1155 px high wrap needs less than the sample has
+    assert renderer.calls[-1]["output_size"] == (1024, 1024)
 
 
 async def test_redelivery_yields_the_same_ids_and_images(tmp_path: Path) -> None:

@@ -31,6 +31,7 @@ from shared.vendors.printify import PrintifyClient, build_product_payload
 from simulators.process import SimulatorProcess
 
 CTX = MessageContext("images.generated", 2, 11, 0, "test")
+SIZE = 2250
 
 
 @pytest.fixture
@@ -51,7 +52,8 @@ def image_event(tmp_path: Path, types: list[str], job_id: str | None = None) -> 
     # A fresh job id per test: the ledger outlives the module's simulator.
     job_id = job_id or f"job-p-{uuid.uuid4().hex[:10]}"
     buf = io.BytesIO()
-    Image.new("RGB", (256, 256), (10, 200, 30)).save(buf, "PNG")
+    # Print-ready: 150 DPI across a tee's 4500 px wide front.
+    Image.new("RGB", (SIZE, SIZE), (10, 200, 30)).save(buf, "PNG")
     stored = LocalImageStorage(tmp_path).save(buf.getvalue())
     return ImageGenerated(
         job_id=job_id,
@@ -61,8 +63,8 @@ def image_event(tmp_path: Path, types: list[str], job_id: str | None = None) -> 
             image_count=2,
             sha256=stored.sha256,
             uri=stored.uri,
-            width=256,
-            height=256,
+            width=SIZE,
+            height=SIZE,
             prompt="green blob",
             seed=1,
             title="Green Blob Tee",
@@ -150,6 +152,53 @@ async def test_one_product_per_type_each_variant_priced_from_its_cost(
     again = await handler(event, CTX)
     assert [o.event.payload.product_id for o in again] == [e.payload.product_id for e in created]
     assert sum(a["products_updated"] for a in books(printify_sim)["accounts"].values()) == updated
+
+
+def dpi_on_printify(sim: SimulatorProcess, product_id: str) -> float:
+    return next(
+        p["print_dpi"]
+        for account in books(sim)["accounts"].values()
+        for p in account["products"]
+        if p["product_id"] == product_id
+    )
+
+
+async def test_art_is_placed_to_fit_each_print_area_at_a_print_resolution(
+    tmp_path: Path, client: PrintifyClient, ledger: Ledger, printify_sim: SimulatorProcess
+) -> None:
+    handler = make_handler(client, ledger, tmp_path)
+    outputs = await handler(image_event(tmp_path, ["tshirt", "mug"]), CTX)
+    made = {o.event.payload.product_type: o.event.payload for o in outputs}
+    assert set(made) == {ProductType.TSHIRT, ProductType.MUG}
+    for product_type, payload in made.items():
+        product = await client.get_product(payload.shop_id, payload.product_id)
+        placed = product["print_areas"][0]["placeholders"][0]["images"][0]
+        assert (placed["x"], placed["y"]) == (0.5, 0.5)
+        if product_type is ProductType.TSHIRT:  # 4500 x 5100: the art spans its width
+            assert placed["scale"] == 1.0
+        else:  # the mug's 2475 x 1155 wrap: the square art fits its height, not cropped
+            assert placed["scale"] * 2475 <= 1155
+        # What the simulated Printify computes from the upload and the placement.
+        dpi = dpi_on_printify(printify_sim, payload.product_id)
+        assert dpi >= 150 and payload.print_dpi == dpi
+    assert made[ProductType.MUG].print_dpi > made[ProductType.TSHIRT].print_dpi
+
+
+async def test_art_too_small_for_a_print_area_is_refused_not_made_blurry(
+    tmp_path: Path, client: PrintifyClient, ledger: Ledger, printify_sim: SimulatorProcess
+) -> None:
+    handler = make_handler(client, ledger, tmp_path)
+    event = image_event(tmp_path, ["tshirt"])
+    small = event.model_copy(
+        update={"payload": event.payload.model_copy(update={"width": 1024, "height": 1024})}
+    )
+    created = sum(a["products_created"] for a in books(printify_sim)["accounts"].values())
+    outputs = await handler(small, CTX)
+    assert [o.topic for o in outputs] == [PRINTIFY.dlq]
+    failed = outputs[0].event
+    assert isinstance(failed, StageFailed) and not failed.payload.retryable
+    assert "68.3 DPI" in failed.payload.message and "PRINT_MIN_DPI 150" in failed.payload.message
+    assert sum(a["products_created"] for a in books(printify_sim)["accounts"].values()) == created
 
 
 async def test_permanent_failure_of_one_type_spares_the_others(
