@@ -57,7 +57,11 @@ def main(
     except ConfigError as exc:
         logger.error("cannot start service=%s error=%s", stage.name, exc)
         sys.exit(2)
-    asyncio.run(serve_stage(stage, settings, handler_factory, accept=accept, **runner_kwargs))
+    try:
+        asyncio.run(serve_stage(stage, settings, handler_factory, accept=accept, **runner_kwargs))
+    except ConfigError as exc:  # found while building the handler (a vendor refused a setting)
+        logger.error("cannot start service=%s error=%s", stage.name, exc)
+        sys.exit(2)
 
 
 @contextlib.asynccontextmanager

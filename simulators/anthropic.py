@@ -17,6 +17,11 @@ a different theme, style or niche gives different copy, and every item of an arr
 image) gets its own concept. Strings reuse words of the user's message so they read like
 print-on-demand copy.
 
+Models: only the account's models (:data:`MODELS`, or ``SIM_ANTHROPIC_MODELS``) are served;
+another name is a 404 ``not_found_error``, on ``POST /v1/messages`` and ``GET /v1/models/{id}``.
+A user message containing ``SIM_ANTHROPIC_REFUSE_MARKER`` (``sim:refuse``) is declined with
+``stop_reason: "refusal"``, as Claude declines a request against its usage policy.
+
 Knobs: the shared ``SIM_*`` fault knobs (see :mod:`simulators.common`) and ``SIM_ANTHROPIC_RPM``,
 requests per minute per API key (0, the default, means unlimited).
 """
@@ -67,6 +72,21 @@ ERROR_MESSAGES = {
 }
 
 _ID_ALPHABET = string.ascii_letters + string.digits
+
+# The models the simulated account may use (``SIM_ANTHROPIC_MODELS``, comma-separated, replaces
+# them): any other name is a 404 ``not_found_error`` "model: <name>", as the API answers.
+MODELS = {
+    "claude-opus-4-7": ("Claude Opus 4.7", "2026-06-01T00:00:00Z"),
+    "claude-opus-4-6": ("Claude Opus 4.6", "2026-02-05T00:00:00Z"),
+    "claude-sonnet-4-6": ("Claude Sonnet 4.6", "2026-02-17T00:00:00Z"),
+    "claude-sonnet-4-5": ("Claude Sonnet 4.5", "2025-09-29T00:00:00Z"),
+    "claude-sonnet-4-5-20250929": ("Claude Sonnet 4.5", "2025-09-29T00:00:00Z"),
+    "claude-haiku-4-5": ("Claude Haiku 4.5", "2025-10-15T00:00:00Z"),
+    "claude-haiku-4-5-20251001": ("Claude Haiku 4.5", "2025-10-15T00:00:00Z"),
+}
+# A user message containing this makes the model decline (``stop_reason: "refusal"``), as Claude
+# does for a request against its usage policy (``SIM_ANTHROPIC_REFUSE_MARKER``).
+REFUSE_MARKER = "sim:refuse"
 
 
 def _new_id(prefix: str) -> str:
@@ -133,7 +153,7 @@ def _validate_body(body: object) -> dict[str, Any]:
     model = body["model"]
     if not isinstance(model, str) or not model.strip():
         raise InvalidRequest("model: Input should be a non-empty string")
-    if not model.startswith("claude"):
+    if model not in _models():
         raise InvalidRequest(f"model: {model}", status=404)
     max_tokens = body["max_tokens"]
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
@@ -143,6 +163,19 @@ def _validate_body(body: object) -> dict[str, Any]:
     _validate_messages(body["messages"])
     _validate_tools(body.get("tools"), body.get("tool_choice"))
     return body
+
+
+def _models() -> dict[str, tuple[str, str]]:
+    raw = os.environ.get("SIM_ANTHROPIC_MODELS", "").strip()
+    if not raw:
+        return MODELS
+    return {m.strip(): (m.strip(), "2026-01-01T00:00:00Z") for m in raw.split(",") if m.strip()}
+
+
+def model_info(model_id: str) -> dict[str, str]:
+    """A model object as ``GET /v1/models/{id}`` answers it."""
+    name, created = _models()[model_id]
+    return {"type": "model", "id": model_id, "display_name": name, "created_at": created}
 
 
 def _validate_messages(messages: object) -> None:
@@ -563,7 +596,11 @@ def build_message(body: dict[str, Any]) -> dict[str, Any]:
     choice = body.get("tool_choice") or {"type": "auto"}
     max_tokens: int = body["max_tokens"]
     content: list[dict[str, Any]]
-    if tools and choice.get("type") != "none":
+    marker = os.environ.get("SIM_ANTHROPIC_REFUSE_MARKER", REFUSE_MARKER)
+    if marker and marker in text:
+        # The model declines: a 200 with no tool call; a retry gets the same answer.
+        content, stop_reason = [], "refusal"
+    elif tools and choice.get("type") != "none":
         tool = next((t for t in tools if t["name"] == choice.get("name")), tools[0])
         tool_input = Generator(text, tool["input_schema"], salt=tool["name"]).generate()
         content = [
@@ -679,6 +716,28 @@ def create_app(knobs: Knobs | None = None, *, rpm: int | None = None) -> FastAPI
         books.input_tokens += message["usage"]["input_tokens"]
         books.output_tokens += message["usage"]["output_tokens"]
         return JSONResponse(message, headers={"request-id": _new_id("req_")})
+
+    @app.get("/v1/models")
+    async def list_models(request: Request) -> Response:
+        if not _credential(request):
+            return refuse(401, "x-api-key header is required")
+        data = [model_info(m) for m in _models()]
+        return JSONResponse(
+            {
+                "data": data,
+                "has_more": False,
+                "first_id": data[0]["id"] if data else None,
+                "last_id": data[-1]["id"] if data else None,
+            }
+        )
+
+    @app.get("/v1/models/{model_id}")
+    async def get_model(request: Request, model_id: str) -> Response:
+        if not _credential(request):
+            return refuse(401, "x-api-key header is required")
+        if model_id not in _models():
+            return refuse(404, f"model: {model_id}")
+        return JSONResponse(model_info(model_id), headers={"request-id": _new_id("req_")})
 
     @app.get("/_sim/books")
     async def _books() -> dict[str, object]:

@@ -10,6 +10,7 @@ permanent; the vendor's status, error type and message are kept, the API key nev
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import time
@@ -22,6 +23,7 @@ from anthropic.types import MessageParam, ToolChoiceToolParam, ToolParam
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from shared.errors import (
+    ConfigError,
     PermanentError,
     PodError,
     RetryableError,
@@ -284,8 +286,11 @@ class ClaudeClient:
         base_url: str | None = None,
         timeout_s: float = 60.0,
         max_retries: int = 2,
+        min_tokens_per_s: float = 40.0,
     ) -> None:
         self.model = model
+        self.timeout_s = timeout_s
+        self.min_tokens_per_s = min_tokens_per_s
         self._secret = api_key
         # The SDK retries 429/5xx/connection errors itself (honouring retry-after); whatever is
         # left after max_retries reaches the runner as a mapped PodError.
@@ -304,6 +309,35 @@ class ClaudeClient:
 
     def __repr__(self) -> str:
         return f"ClaudeClient(model={self.model!r}, base_url={str(self._client.base_url)!r})"
+
+    def request_timeout_s(self, max_tokens: int) -> float:
+        """Time one call may take: the base timeout plus writing ``max_tokens`` at the slowest
+        expected speed. A fixed 60 s cut off 25 briefs (16k tokens) midway, and every retry of
+        the same call was billed again."""
+        return self.timeout_s + max_tokens / self.min_tokens_per_s
+
+    async def check_model(self) -> None:
+        """Fail at start, not in a retry loop, when the API does not know ``model`` or refuses
+        the key (:class:`~shared.errors.ConfigError`). Other failures (the API unreachable)
+        are only logged: calls retry them later."""
+        try:
+            await self._client.models.retrieve(self.model)
+        except anthropic.NotFoundError:
+            known: list[str] = []
+            with contextlib.suppress(anthropic.AnthropicError):
+                known = [m.id async for m in await self._client.models.list(limit=20)]
+            raise ConfigError(
+                f"CLAUDE_MODEL: the API does not know {self.model!r}"
+                + (f"; this key may use: {', '.join(known)}" if known else "")
+            ) from None
+        except (anthropic.AuthenticationError, anthropic.PermissionDeniedError) as exc:
+            raise ConfigError(f"CLAUDE_API_KEY: refused by the API ({exc.status_code})") from None
+        except anthropic.AnthropicError as exc:
+            logger.warning(
+                "claude model not checked model=%s error=%s",
+                self.model,
+                map_error(exc, secret=self._secret).describe(),
+            )
 
     async def write_briefs(
         self,
@@ -339,10 +373,12 @@ class ClaudeClient:
             avoid=avoid,
         )
         messages: list[MessageParam] = [{"role": "user", "content": text}]
+        max_tokens = min(_MAX_TOKENS_CAP, _BASE_TOKENS + _TOKENS_PER_BRIEF * count)
         try:
             message = await self._client.messages.create(
                 model=self.model,
-                max_tokens=min(_MAX_TOKENS_CAP, _BASE_TOKENS + _TOKENS_PER_BRIEF * count),
+                max_tokens=max_tokens,
+                timeout=self.request_timeout_s(max_tokens),
                 system=SYSTEM_PROMPT,
                 messages=messages,
                 tools=[cast(ToolParam, designs_tool(count))],
@@ -360,6 +396,14 @@ class ClaudeClient:
                 err.message,
             )
             raise err from exc
+        if message.stop_reason == "refusal":
+            # The model declined this job's theme: asking again gets the same answer, billed.
+            raise PermanentError(
+                f"Claude declined to write briefs for this job (stop_reason refusal, "
+                f"request_id {message._request_id})",
+                vendor=VENDOR,
+                code="refusal",
+            )
         if message.stop_reason == "max_tokens":
             raise RetryableError("answer cut short by max_tokens", vendor=VENDOR, code="max_tokens")
         tool_input = next(

@@ -274,6 +274,7 @@ async def build_handler(settings: GeneratorSettings) -> AsyncIterator[Handler[Jo
         model=settings.claude_model,
         base_url=settings.anthropic_base_url,
         timeout_s=settings.claude_timeout_s,
+        min_tokens_per_s=settings.claude_min_tokens_per_s,
     )
     comfy = ComfyUIClient(
         base_urls=settings.comfyui_urls,
@@ -285,6 +286,8 @@ async def build_handler(settings: GeneratorSettings) -> AsyncIterator[Handler[Jo
         queue_factor=settings.comfyui_queue_factor,
     )
     async with closing(claude, comfy):
+        # A model the API does not know is a configuration error, said once at start.
+        await claude.check_model()
         yield GeneratorHandler(
             briefs=claude,
             renderer=comfy,

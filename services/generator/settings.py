@@ -31,7 +31,12 @@ class GeneratorSettings(RunnerSettings, ImageStorageSettings, JobLimitSettings):
     )
     # claude-sonnet-4-5 reaches end of life on 2026-11-30 (the SDK warns); 4-6 replaces it.
     claude_model: str = "claude-sonnet-4-6"
-    claude_timeout_s: float = Field(default=60.0, gt=0)
+    claude_timeout_s: float = Field(
+        default=60.0, gt=0, description="Base time a Claude call may take (plus its writing)"
+    )
+    claude_min_tokens_per_s: float = Field(
+        default=40.0, gt=0, description="Slowest writing speed a call is given time for"
+    )
     comfyui_api_url: str = Field(
         default="http://127.0.0.1:8188",
         description="One ComfyUI URL, or several separated by commas (a pool)",

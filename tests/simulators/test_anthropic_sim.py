@@ -260,6 +260,30 @@ def test_unknown_tool_choice_is_400(sim: SimulatorProcess) -> None:
 
 def test_unknown_model_is_404(sim: SimulatorProcess) -> None:
     assert_error(post(sim, tool_request("owls", model="gpt-4")), 404, "not_found_error")
+    # A Claude-looking name the account does not have is unknown too.
+    missing = post(sim, tool_request("owls", model="claude-sonnet-9-9"))
+    assert_error(missing, 404, "not_found_error")
+    assert "claude-sonnet-9-9" in missing.json()["error"]["message"]
+
+
+def test_models_are_listed_and_looked_up(sim: SimulatorProcess) -> None:
+    listed = httpx.get(f"{sim.url}/v1/models", headers=HEADERS).json()
+    ids = [m["id"] for m in listed["data"]]
+    assert "claude-sonnet-4-6" in ids and listed["has_more"] is False
+    one = httpx.get(f"{sim.url}/v1/models/claude-sonnet-4-6", headers=HEADERS)
+    assert one.status_code == 200
+    assert one.json()["type"] == "model" and one.json()["id"] == "claude-sonnet-4-6"
+    assert_error(
+        httpx.get(f"{sim.url}/v1/models/claude-sonnet-9-9", headers=HEADERS), 404, "not_found_error"
+    )
+    assert httpx.get(f"{sim.url}/v1/models").status_code == 401
+
+
+def test_a_request_against_the_usage_policy_is_refused(sim: SimulatorProcess) -> None:
+    resp = post(sim, tool_request("sim:refuse owls"))
+    assert resp.status_code == 200
+    body = resp.json()
+    assert body["stop_reason"] == "refusal" and body["content"] == []
 
 
 def test_missing_api_key_is_401(sim: SimulatorProcess) -> None:

@@ -18,7 +18,14 @@ from services.generator.claude import (
     CreativeBrief,
     briefs_from_tool_input,
 )
-from shared.errors import PermanentError, PodError, RateLimited, RetryableError, VendorTimeout
+from shared.errors import (
+    ConfigError,
+    PermanentError,
+    PodError,
+    RateLimited,
+    RetryableError,
+    VendorTimeout,
+)
 from simulators.process import SimulatorProcess
 
 # The SDK warns that the brief's default model is deprecated; that noise is not under test.
@@ -182,13 +189,58 @@ async def test_unknown_model_is_permanent(sim: SimulatorProcess) -> None:
 
 async def test_slow_answer_is_vendor_timeout(sim: SimulatorProcess, faults: dict[str, str]) -> None:
     set_knobs(sim, latency_ms=3000)
-    c = ClaudeClient(api_key=SECRET, base_url=sim.url, timeout_s=0.3, max_retries=0)
+    c = ClaudeClient(
+        api_key=SECRET, base_url=sim.url, timeout_s=0.3, max_retries=0, min_tokens_per_s=1e6
+    )
     try:
         with pytest.raises(VendorTimeout) as info:
             await c.write_briefs(**JOB, count=1)
     finally:
         await c.aclose()
     assert info.value.vendor == "anthropic"
+    assert_no_secret(info.value)
+
+
+async def test_the_time_allowed_grows_with_the_briefs_asked_for(
+    sim: SimulatorProcess, faults: dict[str, str]
+) -> None:
+    c = ClaudeClient(api_key=SECRET, base_url=sim.url, timeout_s=0.5, max_retries=0)
+    assert c.request_timeout_s(16_000) >= 400  # 25 briefs: minutes of writing, not 60 s
+    c.min_tokens_per_s = 1624 / 1.5  # one brief (1624 tokens at most) gets 0.5 + 1.5 s
+    set_knobs(sim, latency_ms=1200)  # slower than the base timeout, within the writing time
+    try:
+        briefs = await c.write_briefs(**JOB, count=1)
+    finally:
+        await c.aclose()
+    assert len(briefs) == 1
+
+
+async def test_a_refusal_is_permanent_and_not_asked_again(sim: SimulatorProcess) -> None:
+    c = ClaudeClient(api_key=SECRET, base_url=sim.url, max_retries=2)
+    before = httpx.get(f"{sim.url}/_sim/books").json()["requests"]
+    try:
+        with pytest.raises(PermanentError) as info:
+            await c.write_briefs(
+                theme="sim:refuse something against the usage policy", style="s", niche="n",
+                count=2,
+            )  # fmt: skip
+    finally:
+        await c.aclose()
+    assert info.value.code == "refusal" and "declined" in info.value.message
+    assert httpx.get(f"{sim.url}/_sim/books").json()["requests"] == before + 1
+
+
+async def test_a_model_the_api_does_not_know_fails_the_start(sim: SimulatorProcess) -> None:
+    c = ClaudeClient(api_key=SECRET, model="claude-sonnet-9-9", base_url=sim.url)
+    try:
+        with pytest.raises(ConfigError) as info:
+            await c.check_model()
+        c.model = "claude-sonnet-4-6"
+        await c.check_model()  # known: nothing said
+    finally:
+        await c.aclose()
+    assert "CLAUDE_MODEL" in str(info.value) and "claude-sonnet-9-9" in str(info.value)
+    assert "claude-sonnet-4-6" in str(info.value)  # what the key may use instead
     assert_no_secret(info.value)
 
 
