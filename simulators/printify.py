@@ -6,7 +6,9 @@ handshake (``publish`` → ``publishing_succeeded`` / ``publishing_failed``).
 
 Behaviour copied from Printify on purpose:
 
-- ``Authorization: Bearer <token>`` is required; each token is its own account with one shop.
+- ``Authorization: Bearer <token>`` is required; each token is its own account, with one shop
+  per sales channel of ``SIM_PRINTIFY_SHOPS`` (default one custom-integration shop). The
+  ``publishing_succeeded`` handshake is refused for a shop of any other channel.
 - Product creation is validated like Printify does: prices are integer cents, variant ids must
   belong to the blueprint/provider, image ids must be uploads of the account, ...; errors use
   Printify's body ``{status, code, message, errors: {reason, code}}`` (HTTP 400, code 8150).
@@ -58,6 +60,21 @@ logger = logging.getLogger(__name__)
 SHOP_ID = 12345678
 SHOP_TITLE = "POD Engine Shop"
 SALES_CHANNEL = "custom_integration"
+
+
+def shops_from_env() -> list[dict[str, Any]]:
+    """Each account's shops: one per sales channel in ``SIM_PRINTIFY_SHOPS`` (comma-separated,
+    default ``custom_integration``), numbered from :data:`SHOP_ID`."""
+    channels = [c.strip() for c in os.environ.get("SIM_PRINTIFY_SHOPS", SALES_CHANNEL).split(",")]
+    return [
+        {
+            "id": SHOP_ID + i,
+            "title": SHOP_TITLE if i == 0 else f"{channel.replace('_', ' ').title()} Shop",
+            "sales_channel": channel,
+        }
+        for i, channel in enumerate(c for c in channels if c)
+    ]
+
 
 # Printify's error codes: 8150 is what it answers for a failed validation; the others are the
 # simulator's own stand-ins in the same numbering range (Printify does not document a full list).
@@ -238,6 +255,8 @@ class Account:
     publish_failed: collections.Counter[str] = field(default_factory=collections.Counter)
     # Publish calls refused because an enabled variant was priced below its production cost.
     publish_below_cost: int = 0
+    # Handshake calls refused because the product's shop is not a custom integration.
+    handshake_refused: int = 0
     products_updated: int = 0
 
     def forget_product(self, product_id: str) -> None:
@@ -606,7 +625,7 @@ def _validate_print_areas(
     return areas
 
 
-def _build_product(body: dict[str, Any], acct: Account) -> dict[str, Any]:
+def _build_product(body: dict[str, Any], acct: Account, shop_id: int) -> dict[str, Any]:
     """Validate a create-product body like Printify and return the stored product."""
     title, description = body.get("title"), body.get("description")
     if not isinstance(title, str) or not title.strip():
@@ -683,7 +702,7 @@ def _build_product(body: dict[str, Any], acct: Account) -> dict[str, Any]:
         "is_locked": False,
         "blueprint_id": bp_id,
         "user_id": acct.user_id,
-        "shop_id": SHOP_ID,
+        "shop_id": shop_id,
         "print_provider_id": pp_id,
         "print_areas": areas,
         "sales_channel_properties": [],
@@ -805,6 +824,7 @@ def _books(state: PrintifyState, limits: Limits) -> dict[str, Any]:
             "products_updated": acct.products_updated,
             "publish_calls": dict(acct.publish_calls),
             "publish_below_cost": acct.publish_below_cost,
+            "handshake_refused": acct.handshake_refused,
             "publishing_succeeded": dict(acct.publish_succeeded),
             "publishing_failed": dict(acct.publish_failed),
             "duplicates": duplicates,
@@ -839,6 +859,7 @@ def create_app(knobs: Knobs | None = None) -> FastAPI:
         publish_window_s=_env_number("SIM_PRINTIFY_PUBLISH_WINDOW_S", 1800.0),
     )
     app.state.sim = state
+    shops = shops_from_env()
     install_faults(app, knobs, _fault)
 
     # Registered after install_faults, so it runs first: a request without a token or over the
@@ -864,16 +885,21 @@ def create_app(knobs: Knobs | None = None) -> FastAPI:
         return state.account(_bearer(request) or "")
 
     def product_of(request: Request, shop_id: str, product_id: str) -> dict[str, Any] | Response:
-        if shop_id != str(SHOP_ID):
+        if shop_of(shop_id) is None:
             return _not_found("Shop")
         product = account_of(request).products.get(product_id)
-        return product if product is not None else _not_found("Product")
+        if product is None or str(product["shop_id"]) != shop_id:
+            return _not_found("Product")
+        return product
+
+    def shop_of(shop_id: str) -> dict[str, Any] | None:
+        return next((s for s in shops if str(s["id"]) == shop_id), None)
 
     # --- shops & uploads -------------------------------------------------------------------
 
     @app.get("/v1/shops.json")
     async def list_shops() -> Response:
-        return _ok([{"id": SHOP_ID, "title": SHOP_TITLE, "sales_channel": SALES_CHANNEL}])
+        return _ok(shops)
 
     @app.post("/v1/uploads/images.json")
     async def upload_image(request: Request) -> Response:
@@ -936,14 +962,14 @@ def create_app(knobs: Knobs | None = None) -> FastAPI:
 
     @app.post("/v1/shops/{shop_id}/products.json")
     async def create_product(request: Request, shop_id: str) -> Response:
-        if shop_id != str(SHOP_ID):
+        if shop_of(shop_id) is None:
             return _not_found("Shop")
         body = await _json_body(request)
         if body is None:
             return _validation_error("The request body must be a JSON object")
         acct = account_of(request)
         try:
-            product = _build_product(body, acct)
+            product = _build_product(body, acct, int(shop_id))
         except _Invalid as exc:
             return _validation_error(str(exc))
         state.add_product(acct, product)
@@ -952,13 +978,17 @@ def create_app(knobs: Knobs | None = None) -> FastAPI:
 
     @app.get("/v1/shops/{shop_id}/products.json")
     async def list_products(request: Request, shop_id: str) -> Response:
-        if shop_id != str(SHOP_ID):
+        if shop_of(shop_id) is None:
             return _not_found("Shop")
         params = _page_params(request, MAX_PRODUCTS_PAGE, 10)
         if isinstance(params, str):
             return _validation_error(params)
         # Newest first, as Printify lists them.
-        products = list(reversed(account_of(request).products.values()))
+        products = [
+            p
+            for p in reversed(account_of(request).products.values())
+            if str(p["shop_id"]) == shop_id
+        ]
         return _ok(_paginate(products, *params))
 
     @app.get("/v1/shops/{shop_id}/products/{product_id}.json")
@@ -1029,6 +1059,15 @@ def create_app(knobs: Knobs | None = None) -> FastAPI:
         found = product_of(request, shop_id, product_id)
         if isinstance(found, Response):
             return found
+        channel = (shop_of(shop_id) or {}).get("sales_channel")
+        if channel != SALES_CHANNEL:
+            # Printify confirms publications to Etsy, Shopify, ... itself: the handshake
+            # belongs to shops connected through the API (custom integration).
+            account_of(request).handshake_refused += 1
+            return _validation_error(
+                f"publishing_succeeded is for custom integration shops; shop {shop_id} is "
+                f"connected to {channel}"
+            )
         body = await _json_body(request)
         external = body.get("external") if body else None
         if not isinstance(external, dict) or not all(

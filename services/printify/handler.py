@@ -26,7 +26,7 @@ from typing import Any
 
 from services.printify.settings import CatalogEntry, PrintifySettings
 from shared.db import migrate, open_pool
-from shared.errors import PermanentError, PodError
+from shared.errors import PermanentError, PodError, RetryableError
 from shared.events import (
     ImageGenerated,
     ProductCreated,
@@ -45,6 +45,7 @@ from shared.vendors.printify import (
     AreaPlan,
     PrintifyClient,
     build_product_payload,
+    choose_shop,
     plan_print_areas,
     printify_client,
 )
@@ -81,14 +82,15 @@ class PrintifyHandler:
         self.storage = storage
         self.image_max_bytes = image_max_bytes
         self._shop_id = shop_id
+        self._shop_checked = False
 
     async def shop_id(self) -> str:
-        """The configured shop, else the account's first (looked up once)."""
-        if self._shop_id is None:
-            shops = await self.client.list_shops()
-            if not shops:
-                raise PermanentError("the Printify account has no shop", vendor="printify")
-            self._shop_id = str(shops[0]["id"])
+        """The configured shop, else the account's only one (checked once: a ConfigError
+        names the shops when the account has several)."""
+        if not self._shop_checked:
+            shop = await choose_shop(self.client, self._shop_id)
+            self._shop_id, self._shop_checked = str(shop["id"]), True
+        assert self._shop_id is not None
         return self._shop_id
 
     async def _upload(self, image: ImageGenerated) -> str:
@@ -336,7 +338,7 @@ async def build_handler(settings: PrintifySettings) -> AsyncIterator[Handler[Ima
     try:
         client = printify_client(settings, pool)
         async with closing(client):
-            yield PrintifyHandler(
+            handler = PrintifyHandler(
                 client=client,
                 ledger=Ledger(pool),
                 catalog=settings.catalog(),
@@ -345,5 +347,10 @@ async def build_handler(settings: PrintifySettings) -> AsyncIterator[Handler[Ima
                 shop_id=settings.printify_shop_id,
                 min_dpi=settings.print_min_dpi,
             )
+            try:
+                await handler.shop_id()  # a shop that cannot be chosen stops the start
+            except RetryableError as exc:  # Printify unreachable: checked on the first image
+                logger.warning("printify shop not checked error=%s", exc.describe())
+            yield handler
     finally:
         await pool.close()

@@ -44,20 +44,30 @@ class PublisherHandler:
         *,
         client: PrintifyClient,
         ledger: Ledger,
-        custom_channel: bool,
         storefront_base_url: str,
     ) -> None:
         self.client = client
         self.ledger = ledger
-        self.custom_channel = custom_channel
         self.storefront_base_url = storefront_base_url.rstrip("/")
+        self._channels: dict[str, str] = {}  # shop id -> sales channel
+
+    async def sales_channel(self, shop_id: str) -> str | None:
+        """The sales channel of one of the account's shops (the list is read again when a
+        shop is new to us)."""
+        if shop_id not in self._channels:
+            shops = await self.client.list_shops()
+            self._channels = {str(s.get("id")): str(s.get("sales_channel")) for s in shops}
+        return self._channels.get(shop_id)
 
     async def __call__(self, event: ProductCreated, ctx: MessageContext) -> list[Output]:
         p = event.payload
         if not p.auto_publish:
             logger.info("product left as draft job_id=%s product_id=%s", event.job_id, p.product_id)
             return []
-        handle = handle_for(p.title, p.product_id) if self.custom_channel else None
+        # Only a shop connected through the API (custom integration) is confirmed by us; the
+        # product's own shop decides, not whether the account has such a shop somewhere.
+        custom = await self.sales_channel(p.shop_id) == "custom_integration"
+        handle = handle_for(p.title, p.product_id) if custom else None
 
         async def confirm() -> Result:
             # Only a custom-integration shop (the one with a handle) is confirmed by us; other
@@ -118,8 +128,7 @@ class PublisherHandler:
 
 @asynccontextmanager
 async def build_handler(settings: PublisherSettings) -> AsyncIterator[Handler[ProductCreated]]:
-    """The handler wired to the real Printify client and the ledger; learns whether the shop
-    is a custom integration (then we confirm publications ourselves)."""
+    """The handler wired to the real Printify client and the ledger."""
     # Idempotent and lock-serialised: a stage started on its own still finds its table.
     await asyncio.to_thread(migrate, settings.url)
     # Unchecked: a round trip saved on every use; a broken connection is retried.
@@ -129,12 +138,9 @@ async def build_handler(settings: PublisherSettings) -> AsyncIterator[Handler[Pr
     try:
         client = printify_client(settings, pool)
         async with closing(client):
-            shops = await client.list_shops()
-            custom = any(s.get("sales_channel") == "custom_integration" for s in shops)
             yield PublisherHandler(
                 client=client,
                 ledger=Ledger(pool),
-                custom_channel=custom,
                 storefront_base_url=settings.storefront_base_url,
             )
     finally:

@@ -28,6 +28,7 @@ from pydantic import Field, SecretStr
 
 from shared.budget import LocalRateBudget, RateBudget, SharedRateBudget, account_key
 from shared.errors import (
+    ConfigError,
     PodError,
     RetryableError,
     VendorTimeout,
@@ -98,6 +99,33 @@ def plan_print_areas(
         )
         for key, ids in groups.items()
     ]
+
+
+async def choose_shop(client: PrintifyClient, configured: str | None) -> dict[str, Any]:
+    """The shop products go to: ``configured`` (PRINTIFY_SHOP_ID), or the account's only shop.
+
+    Raises :class:`~shared.errors.ConfigError` listing the account's shops when the configured
+    one is not among them, or when there are several and none is configured (the first one
+    could be the Etsy shop when the seller meant the custom one)."""
+    shops = await client.list_shops()
+    listing = "; ".join(
+        f"{s.get('id')} ({s.get('title')}, {s.get('sales_channel')})" for s in shops
+    )
+    if configured is not None:
+        found = next((s for s in shops if str(s.get("id")) == str(configured)), None)
+        if found is None:
+            raise ConfigError(
+                f"PRINTIFY_SHOP_ID: {configured} is not a shop of this account; "
+                f"its shops: {listing or 'none'}"
+            )
+        return found
+    if not shops:
+        raise ConfigError("PRINTIFY_API_KEY: the account has no shop; connect one in Printify")
+    if len(shops) > 1:
+        raise ConfigError(
+            f"PRINTIFY_SHOP_ID: the account has {len(shops)} shops, set the one to use: {listing}"
+        )
+    return shops[0]
 
 
 def build_product_payload(

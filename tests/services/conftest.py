@@ -15,8 +15,10 @@ from tests.support.pipeline import api_up
 
 @pytest.fixture(scope="module")
 def printify_sim() -> Iterator[SimulatorProcess]:
-    """A Printify simulator of its own for the module."""
-    with SimulatorProcess("printify", free_port()) as sim:
+    """A Printify simulator of its own for the module; each account has a custom-integration
+    shop (the first) and an Etsy shop."""
+    env = {"SIM_PRINTIFY_SHOPS": "custom_integration,etsy"}
+    with SimulatorProcess("printify", free_port(), env=env) as sim:
         yield sim
 
 

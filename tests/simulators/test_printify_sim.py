@@ -561,3 +561,38 @@ def test_prices_are_updated_and_publishing_refuses_a_variant_below_cost(
         done = {"external": {"id": "x1", "handle": "https://shop.example/x1"}}
         assert http.post(f"{path}/publishing_succeeded.json", json=done).status_code == 200
         assert http.put(f"{path}.json", json={"title": "New title"}).status_code == 200
+
+
+@pytest.fixture(scope="module")
+def two_shops() -> Iterator[SimulatorProcess]:
+    env = {"SIM_PRINTIFY_SHOPS": "custom_integration,etsy"}
+    proc = SimulatorProcess("printify", free_port(), env=env).start()
+    yield proc
+    proc.stop()
+
+
+def test_an_account_with_two_shops_keeps_their_products_apart(two_shops: SimulatorProcess) -> None:
+    with client_for(two_shops) as http:
+        shops = http.get("/v1/shops.json").json()
+        assert [(s["id"], s["sales_channel"]) for s in shops] == [
+            (SHOP, "custom_integration"),
+            (SHOP + 1, "etsy"),
+        ]
+        etsy = SHOP + 1
+        image = upload(http)
+        made = http.post(f"/v1/shops/{etsy}/products.json", json=product_body(image["id"]))
+        assert made.status_code == 200, made.text
+        product = made.json()
+        assert product["shop_id"] == etsy
+        assert http.get(f"/v1/shops/{SHOP}/products/{product['id']}.json").status_code == 404
+        assert [p["id"] for p in http.get(f"/v1/shops/{etsy}/products.json").json()["data"]] == [
+            product["id"]
+        ]
+        assert http.get(f"/v1/shops/{SHOP}/products.json").json()["data"] == []
+        assert http.get(f"/v1/shops/{SHOP + 2}/products.json").status_code == 404
+        # Printify confirms an Etsy publication itself: the API handshake is refused there.
+        path = f"/v1/shops/{etsy}/products/{product['id']}"
+        done = {"external": {"id": "x1", "handle": "https://shop.example/x1"}}
+        refused = http.post(f"{path}/publishing_succeeded.json", json=done)
+        assert_printify_error(refused, 400, "custom integration")
+        assert books_of(two_shops, http)["handshake_refused"] == 1

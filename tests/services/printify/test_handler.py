@@ -15,7 +15,7 @@ from psycopg_pool import AsyncConnectionPool
 from services.printify.handler import PrintifyHandler, build_handler, sku_prefix
 from services.printify.settings import DEFAULT_CATALOG, CatalogEntry, PrintifySettings
 from shared.db import open_pool
-from shared.errors import PermanentError
+from shared.errors import ConfigError, PermanentError
 from shared.events import (
     ImageGenerated,
     ImageGeneratedPayload,
@@ -28,6 +28,7 @@ from shared.runner import MessageContext
 from shared.storage import LocalImageStorage
 from shared.topics import PRINTIFY, PRODUCTS_CREATED
 from shared.vendors.printify import PrintifyClient, build_product_payload
+from simulators.printify import SHOP_ID
 from simulators.process import SimulatorProcess
 
 CTX = MessageContext("images.generated", 2, 11, 0, "test")
@@ -83,7 +84,11 @@ def make_handler(
     catalog: dict[ProductType, CatalogEntry] = DEFAULT_CATALOG,
 ) -> PrintifyHandler:
     return PrintifyHandler(
-        client=client, ledger=ledger, catalog=catalog, storage=LocalImageStorage(root)
+        client=client,
+        ledger=ledger,
+        catalog=catalog,
+        storage=LocalImageStorage(root),
+        shop_id=str(SHOP_ID),
     )
 
 
@@ -109,7 +114,11 @@ async def test_one_product_per_type_each_variant_priced_from_its_cost(
     tmp_path: Path, client: PrintifyClient, ledger: Ledger, printify_sim: SimulatorProcess
 ) -> None:
     handler = PrintifyHandler(
-        client=client, ledger=ledger, catalog=DEFAULT_CATALOG, storage=LocalImageStorage(tmp_path)
+        client=client,
+        ledger=ledger,
+        catalog=DEFAULT_CATALOG,
+        storage=LocalImageStorage(tmp_path),
+        shop_id=str(SHOP_ID),
     )
     event = image_event(tmp_path, ["tshirt", "hoodie"])
     outputs = await handler(event, CTX)
@@ -212,7 +221,11 @@ async def test_permanent_failure_of_one_type_spares_the_others(
         ),
     }
     handler = PrintifyHandler(
-        client=client, ledger=ledger, catalog=catalog, storage=LocalImageStorage(tmp_path)
+        client=client,
+        ledger=ledger,
+        catalog=catalog,
+        storage=LocalImageStorage(tmp_path),
+        shop_id=str(SHOP_ID),
     )
     outputs = await handler(image_event(tmp_path, ["tshirt", "hoodie"]), CTX)
     assert [o.topic for o in outputs] == [PRODUCTS_CREATED, PRINTIFY.dlq]
@@ -230,7 +243,11 @@ async def test_redelivery_creates_each_product_and_uploads_the_image_once(
     tmp_path: Path, client: PrintifyClient, ledger: Ledger, printify_sim: SimulatorProcess
 ) -> None:
     handler = PrintifyHandler(
-        client=client, ledger=ledger, catalog=DEFAULT_CATALOG, storage=LocalImageStorage(tmp_path)
+        client=client,
+        ledger=ledger,
+        catalog=DEFAULT_CATALOG,
+        storage=LocalImageStorage(tmp_path),
+        shop_id=str(SHOP_ID),
     )
     event = image_event(tmp_path, ["tshirt", "mug"])
     uploads_before = uploads(printify_sim)
@@ -276,7 +293,11 @@ async def test_create_with_unknown_outcome_is_found_by_sku_not_repeated(
     created_before = sum(a["products_created"] for a in books(printify_sim)["accounts"].values())
 
     handler = PrintifyHandler(
-        client=client, ledger=ledger, catalog=DEFAULT_CATALOG, storage=LocalImageStorage(tmp_path)
+        client=client,
+        ledger=ledger,
+        catalog=DEFAULT_CATALOG,
+        storage=LocalImageStorage(tmp_path),
+        shop_id=str(SHOP_ID),
     )
     outputs = await handler(event, CTX)
 
@@ -301,7 +322,11 @@ async def test_create_that_never_reached_printify_is_made_on_the_next_attempt(
     # An earlier attempt recorded `started` and crashed before its request left.
     await ledger.begin(EffectKey(event.job_id, 1, "mug", "create"), lease_s=0)
     handler = PrintifyHandler(
-        client=client, ledger=ledger, catalog=DEFAULT_CATALOG, storage=LocalImageStorage(tmp_path)
+        client=client,
+        ledger=ledger,
+        catalog=DEFAULT_CATALOG,
+        storage=LocalImageStorage(tmp_path),
+        shop_id=str(SHOP_ID),
     )
     outputs = await handler(event, CTX)
     created = outputs[0].event
@@ -318,6 +343,7 @@ async def test_build_handler_wires_the_ledger_from_settings(
         printify_api_url=printify_sim.url,
         database_url=migrated_db,
         image_storage_dir=tmp_path,
+        printify_shop_id=str(SHOP_ID),
     )
     event = image_event(tmp_path, ["mug"])
     async with build_handler(settings) as handler:
@@ -325,7 +351,29 @@ async def test_build_handler_wires_the_ledger_from_settings(
     async with build_handler(settings) as handler:  # a restarted process
         second = await handler(event, CTX)
     assert first[0].event.payload == second[0].event.payload
+    assert first[0].event.payload.shop_id == str(SHOP_ID)
     assert len(products_marked(printify_sim, sku_prefix(event.job_id, 1, "mug"))) == 1
+
+
+@pytest.mark.parametrize("shop", [None, "999"])
+async def test_a_shop_that_cannot_be_chosen_stops_the_start_naming_the_shops(
+    tmp_path: Path, migrated_db: str, printify_sim: SimulatorProcess, shop: str | None
+) -> None:
+    # The account has a custom-integration shop and an Etsy shop: the first is not a guess.
+    settings = PrintifySettings(
+        printify_api_key="tok-printify-shops",
+        printify_api_url=printify_sim.url,
+        database_url=migrated_db,
+        image_storage_dir=tmp_path,
+        printify_shop_id=shop,
+    )
+    with pytest.raises(ConfigError) as info:
+        async with build_handler(settings):
+            pass
+    message = str(info.value)
+    assert "PRINTIFY_SHOP_ID" in message
+    assert f"{SHOP_ID} (POD Engine Shop, custom_integration)" in message
+    assert f"{SHOP_ID + 1} (Etsy Shop, etsy)" in message
 
 
 def _png() -> bytes:

@@ -38,9 +38,7 @@ async def ledger(migrated_db: str) -> AsyncIterator[Ledger]:
 
 
 def publisher(client: PrintifyClient, ledger: Ledger) -> PublisherHandler:
-    return PublisherHandler(
-        client=client, ledger=ledger, custom_channel=True, storefront_base_url="https://shop.test/p"
-    )
+    return PublisherHandler(client=client, ledger=ledger, storefront_base_url="https://shop.test/p")
 
 
 def publish_key(event: ProductCreated) -> EffectKey:
@@ -48,8 +46,11 @@ def publish_key(event: ProductCreated) -> EffectKey:
     return EffectKey(event.job_id, p.image_index, p.product_type.value, "publish")
 
 
-async def make_product(client: PrintifyClient, auto_publish: bool) -> ProductCreated:
-    shop = str((await client.list_shops())[0]["id"])
+async def make_product(
+    client: PrintifyClient, auto_publish: bool, channel: str = "custom_integration"
+) -> ProductCreated:
+    shops = await client.list_shops()
+    shop = next(str(s["id"]) for s in shops if s["sales_channel"] == channel)
     upload = await client.upload_image(file_name="x.png", contents=_png())
     variants = (await client.list_variants(6, 99))[:3]
     product = await client.create_product(
@@ -124,9 +125,7 @@ async def test_without_auto_publish_the_product_stays_a_draft(
     client: PrintifyClient, ledger: Ledger, printify_sim: SimulatorProcess
 ) -> None:
     event = await make_product(client, auto_publish=False)
-    handler = PublisherHandler(
-        client=client, ledger=ledger, custom_channel=True, storefront_base_url="https://s"
-    )
+    handler = PublisherHandler(client=client, ledger=ledger, storefront_base_url="https://s")
     assert await handler(event, CTX) == []
     assert publish_calls(printify_sim, event.payload.product_id) == 0
     assert await ledger.get(publish_key(event)) is None
@@ -209,11 +208,10 @@ def test_handle_is_a_slug() -> None:
 async def test_other_channels_are_published_once_and_confirmed_by_the_channel(
     client: PrintifyClient, ledger: Ledger, printify_sim: SimulatorProcess
 ) -> None:
-    event = await make_product(client, auto_publish=True)
+    # The account also has a custom-integration shop: the product's own shop decides.
+    event = await make_product(client, auto_publish=True, channel="etsy")
     p = event.payload
-    handler = PublisherHandler(
-        client=client, ledger=ledger, custom_channel=False, storefront_base_url="https://s"
-    )
+    handler = PublisherHandler(client=client, ledger=ledger, storefront_base_url="https://s")
     await ledger.begin(
         publish_key(event), lease_s=0
     )  # an earlier attempt whose publish went through...
@@ -222,6 +220,8 @@ async def test_other_channels_are_published_once_and_confirmed_by_the_channel(
     await handler(event, CTX)
     assert publish_calls(printify_sim, p.product_id) == 1
     assert confirmations(printify_sim, p.product_id) == 0  # the channel's job, not ours
+    accounts = httpx.get(f"{printify_sim.url}/_sim/books", timeout=5).json()["accounts"]
+    assert all(a["handshake_refused"] == 0 for a in accounts.values())
     published = outputs[0].event
     assert isinstance(published, ProductPublished)
     assert published.payload.external_id is None and published.payload.handle is None
