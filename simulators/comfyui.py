@@ -39,6 +39,7 @@ import heapq
 import io
 import json
 import logging
+import os
 import platform
 import random
 import sys
@@ -96,8 +97,32 @@ UPSCALE_MODELS = {"4x-UltraSharp.pth": 4, "RealESRGAN_x4plus.pth": 4, "RealESRGA
 # ComfyUI's choices for the image-scaling nodes.
 UPSCALE_METHODS = ("nearest-exact", "bilinear", "area", "bicubic", "lanczos")
 CROP_METHODS = ("disabled", "center")
+# The checkpoints in the simulated server's models/checkpoints folder
+# (``SIM_COMFYUI_CHECKPOINTS``, comma-separated, replaces them).
+CHECKPOINTS = (
+    "sd_xl_base_1.0.safetensors",
+    "sd_xl_refiner_1.0.safetensors",
+    "v1-5-pruned-emaonly.safetensors",
+)
+# ComfyUI's KSampler choices (a subset of its lists; a name outside them is a 400).
+SAMPLERS = (
+    "euler", "euler_ancestral", "heun", "dpm_2", "dpm_2_ancestral", "lms", "dpmpp_2s_ancestral",
+    "dpmpp_sde", "dpmpp_2m", "dpmpp_2m_sde", "dpmpp_3m_sde", "ddpm", "lcm", "ddim", "uni_pc",
+)  # fmt: skip
+SCHEDULERS = ("normal", "karras", "exponential", "sgm_uniform", "simple", "ddim_uniform", "beta")
+
+
+def _checkpoints() -> tuple[str, ...]:
+    raw = os.environ.get("SIM_COMFYUI_CHECKPOINTS", "").strip()
+    return tuple(c.strip() for c in raw.split(",") if c.strip()) if raw else CHECKPOINTS
+
+
 # Inputs whose value must be one of a list (ComfyUI answers ``value_not_in_list``).
 LISTED_INPUTS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("KSampler", "sampler_name"): SAMPLERS,
+    ("KSampler", "scheduler"): SCHEDULERS,
+    ("KSamplerAdvanced", "sampler_name"): SAMPLERS,
+    ("KSamplerAdvanced", "scheduler"): SCHEDULERS,
     ("UpscaleModelLoader", "model_name"): tuple(UPSCALE_MODELS),
     ("ImageScale", "upscale_method"): UPSCALE_METHODS,
     ("ImageScale", "crop"): CROP_METHODS,
@@ -245,7 +270,7 @@ def validate_prompt(prompt: object) -> tuple[dict[str, Any] | None, dict[str, An
                     )
                 )
         for name, value in inputs.items():
-            allowed = LISTED_INPUTS.get((node["class_type"], name))
+            allowed = _listed(node["class_type"], name)
             if allowed is not None and not _is_link(value) and value not in allowed:
                 errors.append(
                     _error(
@@ -787,13 +812,22 @@ def _fault(request: Request, status: int) -> Response:
     return error_json(status, body, headers)
 
 
+def _listed(class_type: str, name: str) -> tuple[str, ...] | None:
+    """The values an input may take, when it is a list (a combo in ComfyUI's terms)."""
+    if (class_type, name) == ("CheckpointLoaderSimple", "ckpt_name"):
+        return _checkpoints()
+    return LISTED_INPUTS.get((class_type, name))
+
+
 def _object_info() -> dict[str, Any]:
     info: dict[str, Any] = {}
     for cls, required in REQUIRED_INPUTS.items():
         info[cls] = {
             "input": {
+                # A combo's choices as a list; any other input by its type name.
                 "required": {
-                    name: [list(LISTED_INPUTS.get((cls, name), ("*",))), {}] for name in required
+                    name: [list(listed), {}] if (listed := _listed(cls, name)) else ["*", {}]
+                    for name in required
                 }
             },
             "output": [] if cls in OUTPUT_NODES else ["*"],

@@ -37,6 +37,7 @@ from websockets.asyncio.client import connect as ws_connect
 
 from services.generator.gpu import HIGH_BAND, BackendSlots, GpuScheduler
 from shared.errors import (
+    ConfigError,
     PermanentError,
     PodError,
     RetryableError,
@@ -174,6 +175,33 @@ def fill_workflow(
     for sid in scalers:
         wf[sid]["inputs"]["width"], wf[sid]["inputs"]["height"] = target
     return wf
+
+
+def workflow_problems(workflow: dict[str, Any], object_info: object) -> list[str]:
+    """What a server's ``/object_info`` says it lacks to run ``workflow``: node classes, and
+    values outside an input's choices (its checkpoints, upscale models, samplers, ...)."""
+    if not isinstance(object_info, dict):
+        return ["/object_info did not answer an object"]
+    problems: list[str] = []
+    for node_id, node in workflow.items():
+        cls = str(node.get("class_type"))
+        spec = object_info.get(cls)
+        if not isinstance(spec, dict):
+            problems.append(f"node {node_id}: {cls} is not installed")
+            continue
+        declared = spec.get("input") or {}
+        inputs = {**(declared.get("optional") or {}), **(declared.get("required") or {})}
+        for name, value in (node.get("inputs") or {}).items():
+            if isinstance(value, list):  # a link to another node's output
+                continue
+            choice = inputs.get(name)
+            options = choice[0] if isinstance(choice, list) and choice else None
+            if isinstance(options, list) and value not in options:
+                shown = ", ".join(str(o) for o in options[:8]) or "nothing"
+                problems.append(
+                    f"node {node_id} {cls}: {name} {value!r} is not on the server (it has: {shown})"
+                )
+    return problems
 
 
 # --------------------------------------------------------------------------- error mapping
@@ -406,6 +434,28 @@ class ComfyUIClient:
         if not isinstance(data, dict):
             raise PermanentError(f"workflow {file}: not an API-format object", vendor=VENDOR)
         return data
+
+    async def check_workflow(self) -> None:
+        """Fail at start, naming what is missing, when a server cannot run the workflow: a node
+        class it lacks, or a value not in its lists (a checkpoint, an upscale model, a sampler).
+        Otherwise every render would fail the same way. A server that does not answer is only
+        logged (it may come up later)."""
+        for backend in self._backends:
+            try:
+                async with asyncio.timeout(10.0):
+                    resp = await self._request_once(
+                        backend, "GET", "/object_info", "ComfyUI GET /object_info"
+                    )
+                info = resp.json()
+            except (PodError, TimeoutError, ValueError) as exc:
+                logger.warning("comfyui workflow not checked backend=%s error=%s", backend.url, exc)
+                continue
+            problems = workflow_problems(self.workflow, info)
+            if problems:
+                raise ConfigError(
+                    f"COMFYUI_WORKFLOW_PATH: {backend.url} cannot run the workflow: "
+                    + "; ".join(problems[:5])
+                )
 
     async def learn_capacity(self) -> None:
         """Read each backend's GPU count from ``/system_stats`` (once; again after a failure,

@@ -286,8 +286,9 @@ async def build_handler(settings: GeneratorSettings) -> AsyncIterator[Handler[Jo
         queue_factor=settings.comfyui_queue_factor,
     )
     async with closing(claude, comfy):
-        # A model the API does not know is a configuration error, said once at start.
+        # A model, node or checkpoint the vendor lacks is a configuration error, said at start.
         await claude.check_model()
+        await comfy.check_workflow()
         yield GeneratorHandler(
             briefs=claude,
             renderer=comfy,

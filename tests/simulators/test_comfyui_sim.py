@@ -178,6 +178,9 @@ async def test_the_upscale_nodes_set_the_saved_size(sim: SimulatorProcess) -> No
         keep_aspect = workflow(width=320, height=192, out=(1000, 0))
         assert size(await render_bytes(http, keep_aspect)) == (1000, 600)
         for node, name, value in (
+            ("4", "ckpt_name", "sd_xl_turbo_1.0.safetensors"),
+            ("3", "sampler_name", "euler_fast"),
+            ("3", "scheduler", "linear"),
             ("10", "model_name", "8x-Missing.pth"),
             ("12", "upscale_method", "sharpest"),
             ("12", "crop", "sideways"),

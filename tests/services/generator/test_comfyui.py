@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from services.generator.comfyui import ComfyUIClient, RenderedImage
-from shared.errors import PermanentError, RetryableError, VendorTimeout
+from shared.errors import ConfigError, PermanentError, RetryableError, VendorTimeout
 from simulators.process import SimulatorProcess
 
 SIMS = {
@@ -113,6 +113,38 @@ async def test_the_upscale_nodes_bring_the_art_to_its_print_size(
     finally:
         await client.aclose()
     assert png_size(image.data) == (2250, 2250) == (image.width, image.height)
+
+
+async def test_a_workflow_the_server_cannot_run_stops_the_start(
+    sims: dict[str, str], workflow: dict[str, Any]
+) -> None:
+    client = ComfyUIClient(base_urls=[sims["a"], sims["b"]], workflow=workflow)
+    try:
+        await client.check_workflow()  # the bundled workflow runs: nothing said
+    finally:
+        await client.aclose()
+    broken = {k: {**v, "inputs": dict(v.get("inputs", {}))} for k, v in workflow.items()}
+    broken["4"]["inputs"]["ckpt_name"] = "sd_xl_turbo_1.0.safetensors"
+    broken["3"]["inputs"]["sampler_name"] = "euler_fast"
+    broken["13"] = {"class_type": "SuperUpscaler", "inputs": {"image": ["8", 0]}}
+    client = ComfyUIClient(base_urls=[sims["a"]], workflow=broken)
+    try:
+        with pytest.raises(ConfigError) as info:
+            await client.check_workflow()
+    finally:
+        await client.aclose()
+    message = str(info.value)
+    assert "COMFYUI_WORKFLOW_PATH" in message and sims["a"] in message
+    assert "ckpt_name 'sd_xl_turbo_1.0.safetensors' is not on the server" in message
+    assert "sd_xl_base_1.0.safetensors" in message  # what it has instead
+    assert "sampler_name 'euler_fast'" in message
+    assert "node 13: SuperUpscaler is not installed" in message
+    # A server that does not answer is not a configuration error.
+    gone = ComfyUIClient(base_urls=[f"http://127.0.0.1:{free_port()}"], workflow=broken)
+    try:
+        await gone.check_workflow()
+    finally:
+        await gone.aclose()
 
 
 async def test_fifty_concurrent_renders_over_websocket(
