@@ -92,6 +92,9 @@ class ImageGeneratedPayload(_Model):
     priority: Priority = Priority.NORMAL
 
 
+MAX_MOCKUPS = 8
+
+
 class ProductCreatedPayload(_Model):
     """One product created on Printify for one image and one product type."""
 
@@ -116,6 +119,8 @@ class ProductCreatedPayload(_Model):
     margin_min_percent: float | None = None
     # The lowest resolution the art prints at on any of the product's print areas.
     print_dpi: float | None = None
+    # Printify's mockup images of the product (its default first), for the seller to review.
+    mockups: list[str] = Field(default_factory=list, max_length=MAX_MOCKUPS)
 
 
 class ProductPublishedPayload(_Model):

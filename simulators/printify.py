@@ -18,13 +18,15 @@ Behaviour copied from Printify on purpose:
 - Each variant has its production cost (by size: 2XL..5XL cost more). A product may be created
   or updated at any price, but publishing refuses an enabled variant priced below its cost, and
   a product is locked (no updates, code 8252) from ``publish`` until the handshake ends.
-- Rate limits as documented: 600 requests per minute per account and 200 publish calls per
-  30 minutes; exceeding either gives 429 with a ``Retry-After`` header.
+- Rate limits as documented: 600 requests per minute per account (of which 100 for the
+  catalog) and 200 publish calls per 30 minutes; exceeding either gives 429 with a
+  ``Retry-After`` header.
 
 Knobs (environment; the fault knobs of :mod:`simulators.common` apply too):
-``SIM_PRINTIFY_RPM`` (600), ``SIM_PRINTIFY_RATE_WINDOW_S`` (60), ``SIM_PRINTIFY_PUBLISH_LIMIT``
-(200), ``SIM_PRINTIFY_PUBLISH_WINDOW_S`` (1800), ``SIM_PRINTIFY_MAX_PRODUCTS`` (20000 per
-account; the oldest are evicted beyond it so long runs stay bounded).
+``SIM_PRINTIFY_RPM`` (600), ``SIM_PRINTIFY_CATALOG_RPM`` (100), ``SIM_PRINTIFY_RATE_WINDOW_S``
+(60), ``SIM_PRINTIFY_PUBLISH_LIMIT`` (200), ``SIM_PRINTIFY_PUBLISH_WINDOW_S`` (1800),
+``SIM_PRINTIFY_MAX_PRODUCTS`` (20000 per account; the oldest are evicted beyond it so long runs
+stay bounded).
 
 Test hooks: ``GET /_sim/books`` (what each account did, plus duplicate products),
 ``GET /_sim/request_times`` (epoch seconds of each account's accepted requests),
@@ -306,8 +308,10 @@ class Limits:
     rate_window_s: float
     publish_limit: int
     publish_window_s: float
+    catalog_rpm: int = 100
     requests: SlidingWindowLimiter = field(init=False)
     publishes: SlidingWindowLimiter = field(init=False)
+    catalog: SlidingWindowLimiter = field(init=False)
 
     def __post_init__(self) -> None:
         self.rebuild()
@@ -315,6 +319,7 @@ class Limits:
     def rebuild(self) -> None:
         self.requests = SlidingWindowLimiter(self.rpm, self.rate_window_s)
         self.publishes = SlidingWindowLimiter(self.publish_limit, self.publish_window_s)
+        self.catalog = SlidingWindowLimiter(self.catalog_rpm, self.rate_window_s)
 
     def as_dict(self) -> dict[str, float]:
         return {
@@ -322,6 +327,7 @@ class Limits:
             "rate_window_s": self.rate_window_s,
             "publish_limit": self.publish_limit,
             "publish_window_s": self.publish_window_s,
+            "catalog_rpm": self.catalog_rpm,
         }
 
 
@@ -694,6 +700,24 @@ def _build_product(body: dict[str, Any], acct: Account, shop_id: int) -> dict[st
                 "options": [_COLOUR_IDS[v.colour], _SIZE_IDS[v.size]],
             }
             for v, price, enabled, sku in variants
+        ]
+        # Like Printify, the product lists the provider's whole variant matrix: the variants
+        # not sent come back disabled (at the highest price sent, with generated SKUs).
+        + [
+            {
+                "id": v.id,
+                "sku": f"{secrets.randbelow(10**11):011d}",
+                "cost": v.cost,
+                "price": max(price for _, price, _, _ in variants),
+                "title": v.title,
+                "grams": 180,
+                "is_enabled": False,
+                "is_default": False,
+                "is_available": True,
+                "options": [_COLOUR_IDS[v.colour], _SIZE_IDS[v.size]],
+            }
+            for v in catalog.values()
+            if v.id not in {sent.id for sent, *_ in variants}
         ],
         "images": mockups,
         "created_at": stamp,
@@ -810,7 +834,7 @@ def _books(state: PrintifyState, limits: Limits) -> dict[str, Any]:
                     "product_id": pid,
                     "title": p["title"],
                     "tags": p["tags"],
-                    "skus": [v["sku"] for v in p["variants"]],
+                    "skus": [v["sku"] for v in p["variants"] if v["is_enabled"]],
                     "print_dpi": _print_dpi(p),
                     # Profit of each enabled variant (price - production cost), in cents.
                     "profits": {
@@ -857,6 +881,7 @@ def create_app(knobs: Knobs | None = None) -> FastAPI:
         rate_window_s=_env_number("SIM_PRINTIFY_RATE_WINDOW_S", 60.0),
         publish_limit=int(_env_number("SIM_PRINTIFY_PUBLISH_LIMIT", 200)),
         publish_window_s=_env_number("SIM_PRINTIFY_PUBLISH_WINDOW_S", 1800.0),
+        catalog_rpm=int(_env_number("SIM_PRINTIFY_CATALOG_RPM", 100)),
     )
     app.state.sim = state
     shops = shops_from_env()
@@ -874,6 +899,9 @@ def create_app(knobs: Knobs | None = None) -> FastAPI:
         acct = state.account(token)
         acct.requests += 1
         wait = limits.requests.check(acct.key)
+        if wait is None and request.url.path.startswith("/v1/catalog/"):
+            # The catalog has its own, lower limit on top of the account's.
+            wait = limits.catalog.check(acct.key)
         if wait is not None:
             acct.rate_limited += 1
             return _too_many(wait, "Request")
@@ -1118,6 +1146,7 @@ def create_app(knobs: Knobs | None = None) -> FastAPI:
         limits.rate_window_s = float(body.get("rate_window_s", limits.rate_window_s))
         limits.publish_limit = int(body.get("publish_limit", limits.publish_limit))
         limits.publish_window_s = float(body.get("publish_window_s", limits.publish_window_s))
+        limits.catalog_rpm = int(body.get("catalog_rpm", limits.catalog_rpm))
         limits.rebuild()
         return _ok(limits.as_dict())
 

@@ -123,8 +123,8 @@ async def get_job_children(
             """
             SELECT image_index, product_type, status, product_id, shop_id, price_cents,
                    price_max_cents, cost_min_cents, cost_max_cents, profit_min_cents,
-                   margin_min_percent, print_dpi, title, external_id, error, created_at,
-                   published_at
+                   margin_min_percent, print_dpi, mockups, title, external_id, error,
+                   created_at, published_at
             FROM products WHERE job_id = %s ORDER BY image_index, product_type
             """,
             (job_id,),

@@ -147,6 +147,9 @@ class ProductView(_Wire):
     print_dpi: float | None = Field(
         description="Resolution the art prints at (the lowest over the print areas)"
     )
+    mockups: list[str] | None = Field(
+        description="Printify's mockup images of the product, its default first"
+    )
     title: str | None
     external_id: str | None
     error: str | None

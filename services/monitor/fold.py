@@ -249,19 +249,21 @@ class Folder:
             p.profit_min_cents,
             p.margin_min_percent,
             p.print_dpi,
+            p.mockups or None,
             p.title,
         )
         await conn.execute(
             "INSERT INTO products (job_id, image_index, product_type, status, product_id,"
             " shop_id, price_cents, price_max_cents, cost_min_cents, cost_max_cents,"
-            " profit_min_cents, margin_min_percent, print_dpi, title, created_at)"
-            " VALUES (%s, %s, %s, 'created', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " profit_min_cents, margin_min_percent, print_dpi, mockups, title, created_at)"
+            " VALUES (%s, %s, %s, 'created', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
             " ON CONFLICT (job_id, image_index, product_type) DO UPDATE SET"
             " status = 'created', product_id = EXCLUDED.product_id, shop_id = EXCLUDED.shop_id,"
             " price_cents = EXCLUDED.price_cents, price_max_cents = EXCLUDED.price_max_cents,"
             " cost_min_cents = EXCLUDED.cost_min_cents, cost_max_cents = EXCLUDED.cost_max_cents,"
             " profit_min_cents = EXCLUDED.profit_min_cents,"
             " margin_min_percent = EXCLUDED.margin_min_percent, print_dpi = EXCLUDED.print_dpi,"
+            " mockups = EXCLUDED.mockups,"
             " title = EXCLUDED.title,"
             " error = NULL"
             " WHERE products.status = 'failed'",
@@ -279,7 +281,7 @@ class Folder:
         await conn.execute(
             "UPDATE products SET price_cents = %s, price_max_cents = %s, cost_min_cents = %s,"
             " cost_max_cents = %s, profit_min_cents = %s, margin_min_percent = %s,"
-            " print_dpi = %s, title = %s"
+            " print_dpi = %s, mockups = %s, title = %s"
             " WHERE job_id = %s AND image_index = %s AND product_type = %s"
             " AND price_cents IS NULL",
             (*prices, e.job_id, p.image_index, p.product_type.value),

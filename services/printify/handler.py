@@ -28,6 +28,7 @@ from services.printify.settings import CatalogEntry, PrintifySettings
 from shared.db import migrate, open_pool
 from shared.errors import PermanentError, PodError, RetryableError
 from shared.events import (
+    MAX_MOCKUPS,
     ImageGenerated,
     ProductCreated,
     ProductCreatedPayload,
@@ -185,6 +186,7 @@ class PrintifyHandler:
             profit_min_cents=price.profit_min_cents,
             margin_min_percent=price.margin_min_percent,
             print_dpi=min(a.min_dpi for a in areas),
+            mockups=list(created.get("mockups") or []),
             title=p.title,
             auto_publish=p.auto_publish,
             priority=p.priority,
@@ -319,10 +321,13 @@ def _created(product: dict[str, Any]) -> Result:
     (Printify lists the blueprint's other variants too, disabled)."""
     costs = _costs(product)
     enabled = sum(1 for v in product.get("variants", []) if v.get("is_enabled", True))
+    images = [i for i in product.get("images") or [] if isinstance(i, dict) and i.get("src")]
+    images.sort(key=lambda i: not i.get("is_default"))  # the default mockup first
     return {
         "product_id": str(product["id"]),
         "variant_count": enabled,
         "costs": {str(v): c for v, c in costs.items()},
+        "mockups": [str(i["src"]) for i in images[:MAX_MOCKUPS]],
     }
 
 

@@ -283,10 +283,18 @@ def test_create_product_ok_then_get(sim: SimulatorProcess) -> None:
         product = resp.json()
         assert HEX24.match(product["id"])
         assert product["tags"] == ["retro", "pod:abc"]
-        assert [v["sku"] for v in product["variants"]] == ["abc-17390", "abc-17391"]
+        enabled = [v for v in product["variants"] if v["is_enabled"]]
+        assert [v["sku"] for v in enabled] == ["abc-17390", "abc-17391"]
+        # The provider's whole matrix comes back; the variants not sent are disabled.
+        catalog = http.get("/v1/catalog/blueprints/6/print_providers/99/variants.json").json()
+        assert {v["id"] for v in product["variants"]} == {v["id"] for v in catalog["variants"]}
+        assert len(product["variants"]) > len(enabled) == 2
         for v in product["variants"]:
             assert {"cost", "price", "title", "is_enabled", "is_default", "is_available"} <= set(v)
             assert v["price"] == 2499 and v["cost"] > 0
+        mockups = product["images"]
+        assert mockups and all(m["src"].startswith("https://") for m in mockups)
+        assert sum(m["is_default"] for m in mockups) == 1
         assert product["print_areas"][0]["placeholders"][0]["images"][0]["id"] == image["id"]
         assert product["images"] and product["is_locked"] is False
         assert (product["blueprint_id"], product["print_provider_id"]) == (6, 99)
@@ -539,7 +547,7 @@ def test_prices_are_updated_and_publishing_refuses_a_variant_below_cost(
         assert product["id"] not in books_of(sim, http)["publish_calls"]
 
         for bad in (
-            {"variants": [{"id": 17398, "price": 2999}]},  # not a variant of this product
+            {"variants": [{"id": 99999, "price": 2999}]},  # not a variant of this product
             {"variants": [{"id": huge, "price": 29.99}]},
             {"variants": []},
             {"title": ""},
@@ -547,7 +555,7 @@ def test_prices_are_updated_and_publishing_refuses_a_variant_below_cost(
             assert_printify_error(http.put(f"{path}.json", json=bad), 400)
         updated = http.put(f"{path}.json", json={"variants": [{"id": huge, "price": 2999}]})
         assert updated.status_code == 200, updated.text
-        assert {v["id"]: v["price"] for v in updated.json()["variants"]} == {
+        assert {v["id"]: v["price"] for v in updated.json()["variants"] if v["is_enabled"]} == {
             small: 1999,
             huge: 2999,
         }
@@ -596,3 +604,14 @@ def test_an_account_with_two_shops_keeps_their_products_apart(two_shops: Simulat
         refused = http.post(f"{path}/publishing_succeeded.json", json=done)
         assert_printify_error(refused, 400, "custom integration")
         assert books_of(two_shops, http)["handshake_refused"] == 1
+
+
+def test_the_catalog_has_its_own_lower_limit() -> None:
+    env = {"SIM_PRINTIFY_CATALOG_RPM": "5"}
+    with SimulatorProcess("printify", free_port(), env=env) as proc, client_for(proc) as http:
+        for _ in range(5):
+            assert http.get("/v1/catalog/blueprints/6.json").status_code == 200
+        limited = http.get("/v1/catalog/blueprints/6/print_providers.json")
+        assert_printify_error(limited, 429)
+        assert int(limited.headers["Retry-After"]) >= 1
+        assert http.get(f"/v1/shops/{SHOP}/products.json").status_code == 200  # not the catalog

@@ -145,6 +145,9 @@ async def test_one_product_per_type_each_variant_priced_from_its_cost(
         assert made.cost_max_cents == max(v["cost"] for v in enabled)
         assert made.profit_min_cents == min(v["price"] - v["cost"] for v in enabled)
         assert made.margin_min_percent is not None and made.margin_min_percent >= 25
+        # The seller can review Printify's mockups, its default one first.
+        default = next(i["src"] for i in product["images"] if i["is_default"])
+        assert made.mockups and made.mockups[0] == default
         # Printify publishes it (it refuses a variant below cost).
         await client.publish(made.shop_id, made.product_id)
     # The product on Printify has the listing copy and the marker SKUs.
