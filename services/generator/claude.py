@@ -229,7 +229,9 @@ def briefs_from_tool_input(
     return briefs
 
 
-def map_error(exc: anthropic.AnthropicError, *, secret: str = "") -> PodError:
+def map_error(
+    exc: anthropic.AnthropicError, *, secret: str = "", retry_after_max_s: float = 120.0
+) -> PodError:
     """Map an SDK error onto the POD error classes, keeping status, error type and message."""
     if isinstance(exc, anthropic.APITimeoutError):  # before APIConnectionError: it subclasses it
         return VendorTimeout("request timed out", vendor=VENDOR, code="timeout")
@@ -249,7 +251,7 @@ def map_error(exc: anthropic.AnthropicError, *, secret: str = "") -> PodError:
             vendor=VENDOR,
             status=status,
             code=code,
-            retry_after=_retry_after(exc) if status == 429 else None,
+            retry_after=_retry_after(exc, retry_after_max_s) if status == 429 else None,
         )
     return RetryableError(_redact(str(exc), secret), vendor=VENDOR, code=type(exc).__name__)
 
@@ -261,12 +263,14 @@ def _body_error_type(body: object) -> str | None:
     return None
 
 
-def _retry_after(exc: anthropic.APIStatusError) -> float | None:
+def _retry_after(exc: anthropic.APIStatusError, most_s: float) -> float | None:
+    """The wait a 429 asks for, at most ``most_s``: a vendor's hour-long Retry-After must not
+    park the job (and its partition's retries) for an hour."""
     headers = exc.response.headers
     for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
         seconds = parse_retry_after(headers.get(name), scale=scale)
         if seconds is not None:
-            return seconds
+            return min(seconds, most_s)
     return None
 
 
@@ -287,8 +291,10 @@ class ClaudeClient:
         timeout_s: float = 60.0,
         max_retries: int = 2,
         min_tokens_per_s: float = 40.0,
+        retry_after_max_s: float = 120.0,
     ) -> None:
         self.model = model
+        self.retry_after_max_s = retry_after_max_s
         self.timeout_s = timeout_s
         self.min_tokens_per_s = min_tokens_per_s
         self._secret = api_key
@@ -385,7 +391,7 @@ class ClaudeClient:
                 tool_choice=ToolChoiceToolParam(type="tool", name=TOOL_NAME),
             )
         except anthropic.AnthropicError as exc:
-            err = map_error(exc, secret=self._secret)
+            err = map_error(exc, secret=self._secret, retry_after_max_s=self.retry_after_max_s)
             logger.warning(
                 "claude call failed job_id=%s model=%s error_class=%s status=%s code=%s message=%s",
                 job_id,

@@ -275,6 +275,7 @@ async def build_handler(settings: GeneratorSettings) -> AsyncIterator[Handler[Jo
         base_url=settings.anthropic_base_url,
         timeout_s=settings.claude_timeout_s,
         min_tokens_per_s=settings.claude_min_tokens_per_s,
+        retry_after_max_s=settings.claude_retry_after_max_s,
     )
     comfy = ComfyUIClient(
         base_urls=settings.comfyui_urls,

@@ -34,6 +34,9 @@ class GeneratorSettings(RunnerSettings, ImageStorageSettings, JobLimitSettings):
     claude_timeout_s: float = Field(
         default=60.0, gt=0, description="Base time a Claude call may take (plus its writing)"
     )
+    claude_retry_after_max_s: float = Field(
+        default=120.0, ge=0, description="Longest Retry-After of a 429 that is honoured"
+    )
     claude_min_tokens_per_s: float = Field(
         default=40.0, gt=0, description="Slowest writing speed a call is given time for"
     )

@@ -177,6 +177,19 @@ async def test_rate_limit_carries_retry_after(
     assert err.retryable
 
 
+async def test_a_long_retry_after_is_capped() -> None:
+    env = {**QUIET_ENV, "SIM_ANTHROPIC_RPM": "1"}  # the second call waits most of a minute
+    with SimulatorProcess("anthropic", free_port(), env=env) as sim:
+        c = ClaudeClient(api_key=SECRET, base_url=sim.url, max_retries=0, retry_after_max_s=5)
+        try:
+            await c.write_briefs(**JOB, count=1)
+            with pytest.raises(RateLimited) as info:
+                await c.write_briefs(**JOB, count=1)
+        finally:
+            await c.aclose()
+    assert info.value.retry_after == 5
+
+
 async def test_unknown_model_is_permanent(sim: SimulatorProcess) -> None:
     c = ClaudeClient(api_key=SECRET, model="not-a-model", base_url=sim.url, max_retries=0)
     try:
