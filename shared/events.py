@@ -72,6 +72,15 @@ class JobRequestedPayload(_Model):
     submitted_by: str | None = None
 
 
+class TokenCounts(_Model):
+    """Claude tokens a job's briefs cost (the API's ``usage``, summed over its calls)."""
+
+    input: Annotated[int, Field(ge=0)] = 0
+    output: Annotated[int, Field(ge=0)] = 0
+    cache_read: Annotated[int, Field(ge=0)] = 0
+    cache_write: Annotated[int, Field(ge=0)] = 0
+
+
 class ImageGeneratedPayload(_Model):
     """One finished image of a job, with the listing copy written for it."""
 
@@ -90,6 +99,8 @@ class ImageGeneratedPayload(_Model):
     product_types: Annotated[list[ProductType], Field(min_length=1)]
     auto_publish: bool = False
     priority: Priority = Priority.NORMAL
+    # The job's Claude tokens, on its first image only (so that images add up to the job).
+    tokens: TokenCounts | None = None
 
 
 MAX_MOCKUPS = 8

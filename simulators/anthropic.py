@@ -19,6 +19,11 @@ print-on-demand copy.
 
 Models: only the account's models (:data:`MODELS`, or ``SIM_ANTHROPIC_MODELS``) are served;
 another name is a 404 ``not_found_error``, on ``POST /v1/messages`` and ``GET /v1/models/{id}``.
+Prompt caching: a prefix marked with ``cache_control`` is written to the cache (usage
+``cache_creation_input_tokens``) and read from it for five minutes after its last use
+(``cache_read_input_tokens``), per API key and model, when it is at least 1024 tokens long;
+shorter, it is not cached, as at Anthropic.
+
 A user message containing ``SIM_ANTHROPIC_REFUSE_MARKER`` (``sim:refuse``) is declined with
 ``stop_reason: "refusal"``, as Claude declines a request against its usage policy.
 
@@ -38,6 +43,7 @@ import random
 import re
 import secrets
 import string
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -589,6 +595,23 @@ def _tokens(value: object) -> int:
     return max(1, math.ceil(len(text) / 4))
 
 
+# Prompt caching: a prefix shorter than this is not cached (Sonnet's and Opus' minimum), and a
+# cached prefix lives this long after its last use.
+MIN_CACHEABLE_TOKENS = 1024
+CACHE_TTL_S = 300.0
+
+
+def cached_prefix(body: dict[str, Any]) -> list[Any] | None:
+    """The part of the prompt a ``cache_control`` breakpoint marks for caching (tools, then
+    system blocks, up to the last marked one), or None when nothing is marked."""
+    blocks: list[Any] = list(body.get("tools") or [])
+    system = body.get("system")
+    if isinstance(system, list):
+        blocks += system
+    marked = [i for i, b in enumerate(blocks) if isinstance(b, dict) and b.get("cache_control")]
+    return blocks[: marked[-1] + 1] if marked else None
+
+
 def build_message(body: dict[str, Any]) -> dict[str, Any]:
     """The ``message`` object answering a validated request body."""
     text = user_text(body["messages"])
@@ -629,6 +652,8 @@ def build_message(body: dict[str, Any]) -> dict[str, Any]:
         "usage": {
             "input_tokens": _tokens([body.get("system", ""), body["messages"], tools]),
             "output_tokens": output_tokens,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0,
         },
     }
 
@@ -682,6 +707,7 @@ def create_app(knobs: Knobs | None = None, *, rpm: int | None = None) -> FastAPI
     rpm = _rpm_from_env() if rpm is None else rpm
     limiter = SlidingWindowLimiter(rpm, 60.0) if rpm > 0 else None
     books = Books()
+    cache: dict[str, float] = {}  # cached prompt prefix -> when it expires (monotonic)
     app = FastAPI(title="Anthropic Messages API simulator")
     install_faults(app, knobs, fault)
 
@@ -712,6 +738,16 @@ def create_app(knobs: Knobs | None = None, *, rpm: int | None = None) -> FastAPI
         except InvalidRequest as exc:
             return refuse(exc.status, exc.message)
         message = build_message(body)
+        prefix = cached_prefix(body)
+        if prefix is not None and _tokens(prefix) >= MIN_CACHEABLE_TOKENS:
+            usage, size = message["usage"], _tokens(prefix)
+            key = hashlib.sha256(f"{api_key}\x00{body['model']}\x00".encode()).hexdigest()
+            key += hashlib.sha256(json.dumps(prefix, sort_keys=True).encode()).hexdigest()
+            now = time.monotonic()
+            hit = cache.get(key, 0.0) > now
+            usage["cache_read_input_tokens" if hit else "cache_creation_input_tokens"] = size
+            usage["input_tokens"] = max(0, usage["input_tokens"] - size)
+            cache[key] = now + CACHE_TTL_S
         books.requests += 1
         books.input_tokens += message["usage"]["input_tokens"]
         books.output_tokens += message["usage"]["output_tokens"]

@@ -17,7 +17,8 @@ _JOB_COLUMNS = """
     image_count AS count, auto_publish, expected_products, expected_publications,
     images_done, images_failed, products_done, products_failed, publications_done,
     publications_failed, error, retry_attempt, next_retry_at, last_error,
-    created_at, updated_at, started_at, finished_at
+    created_at, updated_at, started_at, finished_at, claude_input_tokens,
+    claude_output_tokens, claude_cache_read_tokens, claude_cache_write_tokens
 """
 
 

@@ -111,6 +111,11 @@ class JobView(_Wire):
     updated_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    # What the job's briefs cost at Claude (None until its first image is folded).
+    claude_input_tokens: int | None = None
+    claude_output_tokens: int | None = None
+    claude_cache_read_tokens: int | None = None
+    claude_cache_write_tokens: int | None = None
 
 
 class ImageView(_Wire):

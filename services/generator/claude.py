@@ -15,6 +15,7 @@ import logging
 import re
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 import anthropic
@@ -279,6 +280,23 @@ def _redact(text: str, secret: str) -> str:
     return text.replace(secret, "[redacted]") if secret else text
 
 
+@dataclass
+class TokenUsage:
+    """Tokens spent by the calls it was passed to (a job's batches add up here)."""
+
+    input: int = 0
+    output: int = 0
+    cache_read: int = 0
+    cache_write: int = 0
+
+    def add(self, usage: Any) -> None:
+        """Add one answer's ``usage`` (the SDK's object)."""
+        self.input += int(getattr(usage, "input_tokens", 0) or 0)
+        self.output += int(getattr(usage, "output_tokens", 0) or 0)
+        self.cache_read += int(getattr(usage, "cache_read_input_tokens", 0) or 0)
+        self.cache_write += int(getattr(usage, "cache_creation_input_tokens", 0) or 0)
+
+
 class ClaudeClient:
     """Writes creative briefs with Claude (or the simulator, via ``base_url``)."""
 
@@ -355,6 +373,7 @@ class ClaudeClient:
         user_prompt: str | None = None,
         job_id: str | None = None,
         avoid: Sequence[str] = (),
+        usage: TokenUsage | None = None,
     ) -> list[CreativeBrief]:
         """One Messages call with structured output (a forced tool asking for ``count`` briefs,
         at most :data:`MAX_BRIEFS`; larger jobs are written in batches by the generator).
@@ -385,7 +404,11 @@ class ClaudeClient:
                 model=self.model,
                 max_tokens=max_tokens,
                 timeout=self.request_timeout_s(max_tokens),
-                system=SYSTEM_PROMPT,
+                # Cached (prompt caching) once the stable prefix (tools + system) reaches the
+                # model's minimum cacheable length; shorter, the API simply does not cache.
+                system=[
+                    {"type": "text", "text": SYSTEM_PROMPT, "cache_control": {"type": "ephemeral"}}
+                ],
                 messages=messages,
                 tools=[cast(ToolParam, designs_tool(count))],
                 tool_choice=ToolChoiceToolParam(type="tool", name=TOOL_NAME),
@@ -402,6 +425,8 @@ class ClaudeClient:
                 err.message,
             )
             raise err from exc
+        if usage is not None:  # billed whatever the answer turns out to be
+            usage.add(message.usage)
         if message.stop_reason == "refusal":
             # The model declined this job's theme: asking again gets the same answer, billed.
             raise PermanentError(
@@ -423,13 +448,14 @@ class ClaudeClient:
         briefs = briefs_from_tool_input(tool_input, count, user_prompt)
         logger.info(
             "claude briefs written job_id=%s model=%s count=%d request_id=%s input_tokens=%d "
-            "output_tokens=%d duration_ms=%d",
+            "output_tokens=%d cache_read_tokens=%d duration_ms=%d",
             job_id,
             self.model,
             len(briefs),
             message._request_id,
             message.usage.input_tokens,
             message.usage.output_tokens,
+            message.usage.cache_read_input_tokens or 0,
             (time.monotonic() - started) * 1000,
         )
         return briefs

@@ -13,15 +13,22 @@ import hashlib
 import logging
 from collections.abc import AsyncIterator, Coroutine, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from services.generator.claude import MAX_BRIEFS, ClaudeClient, CreativeBrief
+from services.generator.claude import MAX_BRIEFS, ClaudeClient, CreativeBrief, TokenUsage
 from services.generator.comfyui import ComfyUIClient, RenderedImage
 from services.generator.progress import JobProgress, fingerprint
 from services.generator.settings import GeneratorSettings
 from shared.errors import InvalidEventError, PodError
-from shared.events import ImageGenerated, ImageGeneratedPayload, JobRequested, Priority
+from shared.events import (
+    ImageGenerated,
+    ImageGeneratedPayload,
+    JobRequested,
+    Priority,
+    TokenCounts,
+)
 from shared.printsize import PrintSizing
 from shared.runner import Handler, MessageContext, Output
 from shared.service import closing
@@ -45,6 +52,7 @@ class BriefWriter(Protocol):
         user_prompt: str | None = None,
         job_id: str | None = None,
         avoid: Sequence[str] = (),
+        usage: TokenUsage | None = None,
     ) -> list[CreativeBrief]: ...
 
 
@@ -121,7 +129,8 @@ class GeneratorHandler:
             )
         progress = JobProgress(self.progress_dir, event.job_id, fingerprint(job))
         earlier = await asyncio.to_thread(progress.exists)
-        briefs = await self._briefs(event, progress if earlier else None)
+        usage = TokenUsage()
+        briefs = await self._briefs(event, progress if earlier else None, usage)
         band = BANDS[job.priority]
         done: dict[int, dict[str, Any]] = {}
         try:
@@ -154,6 +163,7 @@ class GeneratorHandler:
                 product_types=job.product_types,
                 auto_publish=job.auto_publish,
                 priority=job.priority,
+                tokens=TokenCounts(**asdict(usage)) if i == 0 else None,
             )
             out = event.derive(ImageGenerated, payload, producer=PRODUCER, key=f"image:{i}")
             outputs.append(Output(IMAGES_GENERATED, out))
@@ -170,9 +180,10 @@ class GeneratorHandler:
         return outputs
 
     async def _briefs(
-        self, event: JobRequested, progress: JobProgress | None
+        self, event: JobRequested, progress: JobProgress | None, usage: TokenUsage
     ) -> list[CreativeBrief]:
-        """The job's briefs: from an earlier attempt when it wrote them, else from Claude."""
+        """The job's briefs: from an earlier attempt when it wrote them, else from Claude
+        (its tokens added to ``usage``)."""
         kept = await asyncio.to_thread(progress.briefs) if progress is not None else None
         if kept is not None and len(kept) == event.payload.count:
             logger.info("briefs reused job_id=%s count=%d", event.job_id, len(kept))
@@ -190,6 +201,7 @@ class GeneratorHandler:
                 user_prompt=job.prompt,
                 job_id=event.job_id,
                 avoid=[b.title for b in briefs],
+                usage=usage,
             )
         return briefs
 

@@ -218,6 +218,19 @@ class Folder:
             ),
         )
         await _lock_job(conn, e.job_id)
+        if p.tokens is not None:  # the job's first image carries what its briefs cost
+            await conn.execute(
+                "UPDATE jobs SET claude_input_tokens = %s, claude_output_tokens = %s,"
+                " claude_cache_read_tokens = %s, claude_cache_write_tokens = %s"
+                " WHERE job_id = %s",
+                (
+                    p.tokens.input,
+                    p.tokens.output,
+                    p.tokens.cache_read,
+                    p.tokens.cache_write,
+                    e.job_id,
+                ),
+            )
         await conn.execute(
             "INSERT INTO images (job_id, image_index, sha256, uri, width, height, prompt, title,"
             " description, tags, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"

@@ -2,7 +2,8 @@
 
 Three kinds, all rolled up per (name, labels, minute):
 
-- counters (``jobs_submitted``, ``jobs_completed``, ``jobs_failed``, ``jobs_retried``): recorded
+- counters (``jobs_submitted``, ``jobs_completed``, ``jobs_failed``, ``jobs_retried``, and
+  ``claude_tokens`` by ``kind``: input, output, cache_read, cache_write): recorded
   by :class:`MetricsRecorder` from events the fold saw for the first time, so replaying a topic
   never counts twice;
 - histograms (``job_duration``, ``stage_duration``, in seconds, :data:`DURATION_BUCKETS`);
@@ -229,6 +230,10 @@ class MetricsRecorder:
         if isinstance(event, StageFailed) and event.payload.retryable:
             batch.add("jobs_retried", {"stage": event.payload.stage}, at)
             return False
+        if isinstance(event, ImageGenerated) and event.payload.tokens is not None:
+            for kind, n in event.payload.tokens.model_dump().items():
+                if n:
+                    batch.add("claude_tokens", {"kind": kind}, at, n)
         started = await _stage_start(conn, event)
         if started is not None:
             stage, since = started

@@ -41,6 +41,7 @@ def test_mixed_jobs_complete_with_the_right_numbers(stack: Stack) -> None:
         j = r["job"]
         n_products = spec["count"] * len(spec["productTypes"])  # type: ignore[operator, arg-type]
         assert j["status"] == "completed", j
+        assert j["claudeInputTokens"] > 0 and j["claudeOutputTokens"] > 0  # the briefs' cost
         assert len(r["images"]) == spec["count"]
         assert all(i["width"] > 256 for i in r["images"])  # not the sampled size
         assert len(r["products"]) == n_products

@@ -349,3 +349,25 @@ def test_books_count_requests_and_tokens(sim: SimulatorProcess) -> None:
     assert after["requests"] == before["requests"] + 1
     assert after["output_tokens"] - before["output_tokens"] == msg["usage"]["output_tokens"]
     assert after["input_tokens"] - before["input_tokens"] == msg["usage"]["input_tokens"]
+
+
+def test_a_long_marked_prefix_is_cached_and_a_short_one_is_not(sim: SimulatorProcess) -> None:
+    def call(system_text: str, key: str) -> dict[str, int]:
+        body = tool_request("owls")
+        body["system"] = [
+            {"type": "text", "text": system_text, "cache_control": {"type": "ephemeral"}}
+        ]
+        resp = post(sim, body, headers={**HEADERS, "x-api-key": key})
+        assert resp.status_code == 200, resp.text
+        return dict(resp.json()["usage"])
+
+    long_text = "You write listing copy for a print-on-demand shop. " * 120  # ~1500 tokens
+    first, second = call(long_text, "k-cache-1"), call(long_text, "k-cache-1")
+    assert first["cache_creation_input_tokens"] >= 1024 and first["cache_read_input_tokens"] == 0
+    assert second["cache_read_input_tokens"] == first["cache_creation_input_tokens"]
+    assert second["cache_creation_input_tokens"] == 0
+    assert second["input_tokens"] == first["input_tokens"]  # the rest is billed in full
+    other_key = call(long_text, "k-cache-2")  # another account's cache is its own
+    assert other_key["cache_creation_input_tokens"] == first["cache_creation_input_tokens"]
+    short = [call("Be brief.", "k-cache-1") for _ in range(2)]  # under the 1024-token minimum
+    assert all(u["cache_creation_input_tokens"] == u["cache_read_input_tokens"] == 0 for u in short)

@@ -16,6 +16,7 @@ from services.generator.claude import (
     TITLE_MAX,
     ClaudeClient,
     CreativeBrief,
+    TokenUsage,
     briefs_from_tool_input,
 )
 from shared.errors import (
@@ -100,6 +101,17 @@ async def test_returns_count_valid_briefs(client: ClaudeClient) -> None:
         assert all(t == t.lower().strip() and 0 < len(t) <= TAG_LEN_MAX for t in b.tags)
         # The simulator writes from the request, so the job's facets show up in the copy.
         assert "cozy autumn cats" in b.prompt and "watercolor" in b.prompt
+
+
+async def test_tokens_of_every_call_add_up(client: ClaudeClient) -> None:
+    usage = TokenUsage()
+    await client.write_briefs(**JOB, count=2, usage=usage)
+    once = (usage.input, usage.output)
+    await client.write_briefs(**JOB, count=2, usage=usage)
+    assert once[0] > 0 and once[1] > 0
+    assert (usage.input, usage.output) == (2 * once[0], 2 * once[1])
+    # The stable prefix (tools + system) is below the 1024-token minimum: nothing cached.
+    assert usage.cache_read == usage.cache_write == 0
 
 
 async def test_briefs_differ_per_image_and_per_theme(client: ClaudeClient) -> None:

@@ -114,6 +114,8 @@ async def test_one_image_event_per_image(tmp_path: Path) -> None:
     assert payloads[0].product_types == ["tshirt", "hoodie"]
     assert payloads[0].auto_publish is True and payloads[0].priority == "high"
     assert (payloads[0].width, payloads[0].height) == (64, 48)
+    # The job's Claude tokens ride on its first image only, so images add up to the job.
+    assert payloads[0].tokens is not None and {p.tokens for p in payloads[1:]} == {None}
     assert len({p.sha256 for p in payloads}) == 3
     for p in payloads:  # stored content-addressed, readable at its URI
         assert Path(p.uri.removeprefix("file://")).name == f"{p.sha256}.png"
