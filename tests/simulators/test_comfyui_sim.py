@@ -318,7 +318,9 @@ async def test_injected_execution_failure(sim: SimulatorProcess) -> None:
 async def test_one_gpu_runs_in_comfyui_queue_order_with_front() -> None:
     """Lowest number first: ``front`` jumps everything queued normally (a later front before an
     earlier one, as ComfyUI negates its counter), a client's own ``number`` is used as given."""
-    env = {"SIM_COMFYUI_RENDER_MS": "150"}  # the default: one prompt at a time
+    # The default: one prompt at a time. Long enough that every prompt below is queued while
+    # the first one runs, even on a loaded machine.
+    env = {"SIM_COMFYUI_RENDER_MS": "800"}
     with SimulatorProcess("comfyui", free_port(), env=env) as proc:
         async with httpx.AsyncClient(base_url=proc.url) as http:
             assert len((await http.get("/system_stats")).json()["devices"]) == 1
@@ -337,6 +339,9 @@ async def test_one_gpu_runs_in_comfyui_queue_order_with_front() -> None:
             names[await post("front-1", front=True)] = "front-1"
             names[await post("front-2", front=True)] = "front-2"
             names[await post("given-0.5", number=0.5)] = "given-0.5"
+            queue = (await http.get("/queue")).json()
+            # Else the machine was too slow for this test's premise, not the order wrong.
+            assert len(queue["queue_running"]) == 1 and len(queue["queue_pending"]) == 5, queue
             for pid in list(names):
                 await wait_history(http, pid)
             done_order = [names[pid] for pid in (await http.get("/history")).json()]
