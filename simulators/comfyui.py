@@ -337,6 +337,13 @@ class Recipe:
     out_width: int | None = None  # after the upscale nodes; None = as sampled
     out_height: int | None = None
 
+    def render(self) -> bytes:
+        """The PNG this recipe makes (:func:`render_png`)."""
+        return render_png(
+            self.prompt, self.seed, self.width, self.height, self.index,
+            self.out_width, self.out_height,
+        )  # fmt: skip
+
 
 @dataclass
 class Plan:
@@ -606,16 +613,7 @@ class SimState:
         recipe = self.files.get(key)
         if recipe is None:
             return None
-        data = await asyncio.to_thread(
-            render_png,
-            recipe.prompt,
-            recipe.seed,
-            recipe.width,
-            recipe.height,
-            recipe.index,
-            recipe.out_width,
-            recipe.out_height,
-        )
+        data = await asyncio.to_thread(recipe.render)
         self.cache_image(key, data)
         return data
 
@@ -669,18 +667,7 @@ class SimState:
         # The images are drawn while the sampler's time passes, so a prompt takes render_ms
         # (not render_ms plus the PNG encoding) and the GPU model stays exact.
         drawn = {
-            recipe: asyncio.ensure_future(
-                asyncio.to_thread(
-                    render_png,
-                    recipe.prompt,
-                    recipe.seed,
-                    recipe.width,
-                    recipe.height,
-                    recipe.index,
-                    recipe.out_width,
-                    recipe.out_height,
-                )
-            )
+            recipe: asyncio.ensure_future(asyncio.to_thread(recipe.render))
             for recipes in plan.recipes.values()
             for recipe in recipes
         }
