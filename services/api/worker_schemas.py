@@ -38,7 +38,8 @@ class ScaleRequest(_Wire):
     model_config = ConfigDict(extra="forbid", populate_by_name=False)
 
     service: StageName | None = None
-    worker_count: int = Field(ge=0, le=64)
+    # Strict: JSON `false` is not 0 workers.
+    worker_count: int = Field(strict=True, ge=0, le=64)
 
 
 class CommandAccepted(_Wire):

@@ -165,6 +165,11 @@ def test_scale_is_409_where_the_platform_scales(infra: Stack) -> None:
         health_stages="",
         scaling="platform",
     ) as api:
+        # A body that is not a count is refused before anything else (found by the fuzzer:
+        # JSON false was taken as 0 workers).
+        for bad in (False, "2", 2.5, None):
+            refused = api.post("/scale", json={"service": "generator", "workerCount": bad})
+            assert refused.status_code == 422 and "workerCount" in refused.text, refused.text
         resp = api.post("/scale", json={"service": "generator", "workerCount": 2})
         assert resp.status_code == 409
         assert "platform" in resp.json()["detail"]
