@@ -1,7 +1,11 @@
-"""Content-addressed image storage: a file per SHA-256, so identical images are stored once.
+"""Content-addressed image storage: an object per SHA-256, so identical images are stored once.
 
-An image's ``file://`` URI travels in events that anyone able to produce to the topic can write,
-so reading one back is confined: only a regular file under the storage root, no larger than a
+Two stores, one interface (:class:`ImageStore`): a local folder (the default), or an
+S3-compatible bucket (``IMAGE_STORAGE_URL=s3://bucket/prefix``: AWS, R2, MinIO, ...), from
+which Printify fetches each image by a presigned URL; large print files cannot go as base64.
+
+An image's URI travels in events that anyone able to produce to the topic can write, so reading
+one back is confined: only what this store wrote under its own root or prefix, no larger than a
 cap, whose content has the digest the event names (see :meth:`LocalImageStorage.read`).
 """
 
@@ -9,13 +13,15 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 from urllib.parse import unquote, urlparse
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from shared.settings import REPO_ROOT, PodSettings
 
@@ -32,6 +38,42 @@ class ImageStorageSettings(PodSettings):
     image_max_bytes: int = Field(
         default=64 * 1024 * 1024, ge=1024, description="Largest image file read for upload"
     )
+    image_storage_url: str | None = Field(
+        default=None,
+        pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$",
+        description="s3://bucket/prefix: store images there (unset = IMAGE_STORAGE_DIR)",
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None, description="An S3-compatible endpoint (MinIO, R2, ...); unset = AWS"
+    )
+    s3_region: str = "us-east-1"
+    s3_access_key_id: SecretStr | None = Field(
+        default=None, description="Unset = boto3's own chain (AWS_* variables, instance role)"
+    )
+    s3_secret_access_key: SecretStr | None = None
+    image_url_ttl_s: int = Field(
+        default=3600, ge=60, le=7 * 24 * 3600, description="Life of a presigned image URL"
+    )
+
+    def image_store(self) -> ImageStore:
+        """The store these settings name: the bucket when IMAGE_STORAGE_URL is set."""
+        if self.image_storage_url is None:
+            return LocalImageStorage(self.image_storage_dir, self.image_public_base_url)
+        import boto3  # only deployments that use a bucket pay for the import
+
+        bucket, _, prefix = self.image_storage_url.removeprefix("s3://").partition("/")
+        client = boto3.client(
+            "s3",
+            endpoint_url=self.s3_endpoint_url,
+            region_name=self.s3_region,
+            aws_access_key_id=_secret(self.s3_access_key_id),
+            aws_secret_access_key=_secret(self.s3_secret_access_key),
+        )
+        return S3ImageStorage(bucket, prefix, client=client, url_ttl_s=self.image_url_ttl_s)
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
 
 
 class ImageReadError(ValueError):
@@ -40,11 +82,25 @@ class ImageReadError(ValueError):
 
 @dataclass(frozen=True)
 class StoredImage:
-    """Where an image was stored and how others can reach it."""
+    """Where an image was stored and how others can reach it (``path``: None in a bucket)."""
 
     sha256: str
-    path: Path
+    path: Path | None
     uri: str
+
+
+class ImageStore(Protocol):
+    """What the generator (save, exists) and the printify stage (read, fetch_url) need."""
+
+    def save(self, data: bytes) -> StoredImage: ...
+
+    def exists(self, sha: str) -> bool: ...
+
+    def read(self, uri: str, *, sha256: str, max_bytes: int) -> bytes: ...
+
+    def fetch_url(self, uri: str) -> str | None:
+        """A URL Printify can fetch the image from, or None (then it is sent as base64)."""
+        ...
 
 
 class LocalImageStorage:
@@ -78,6 +134,10 @@ class LocalImageStorage:
         if self.public_base_url:
             return f"{self.public_base_url}/{sha[:2]}/{sha}.png"
         return self._path(sha).resolve().as_uri()
+
+    def fetch_url(self, uri: str) -> str | None:
+        """The public URL when the folder is served (``IMAGE_PUBLIC_BASE_URL``), else None."""
+        return uri if uri.startswith(("http://", "https://")) else None
 
     def read(self, uri: str, *, sha256: str, max_bytes: int) -> bytes:
         """The bytes of a stored image named by its ``file://`` URI, checked against ``sha256``.
@@ -114,6 +174,85 @@ class LocalImageStorage:
         finally:
             os.close(fd)
         data = b"".join(chunks)
+        if hashlib.sha256(data).hexdigest() != sha256:
+            raise ImageReadError("content does not match the event's sha256")
+        return data
+
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class S3ImageStorage:
+    """Stores images in ``bucket`` under ``prefix<aa>/<sha256>.png``; Printify fetches them by
+    presigned URL. Blocking (boto3): call it off the event loop, as the stages do."""
+
+    def __init__(self, bucket: str, prefix: str = "", *, client: Any, url_ttl_s: int = 3600):
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.client = client
+        self.url_ttl_s = url_ttl_s
+
+    def _key(self, sha: str) -> str:
+        return f"{self.prefix}{sha[:2]}/{sha}.png"
+
+    def _uri(self, sha: str) -> str:
+        return f"s3://{self.bucket}/{self._key(sha)}"
+
+    def save(self, data: bytes) -> StoredImage:
+        """Store ``data`` unless an identical image is already there."""
+        sha = hashlib.sha256(data).hexdigest()
+        if not self.exists(sha):
+            self.client.put_object(
+                Bucket=self.bucket, Key=self._key(sha), Body=data, ContentType="image/png"
+            )
+        return StoredImage(sha, None, self._uri(sha))
+
+    def exists(self, sha: str) -> bool:
+        """Whether the image with this digest is stored."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._key(sha))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+        return True
+
+    def _own(self, uri: str, sha256: str) -> str:
+        """The key of ``uri`` when it is the object this store wrote for ``sha256``: the key
+        follows from the digest, so no other object of the bucket can be named."""
+        if not _SHA256.match(sha256) or uri != self._uri(sha256):
+            raise ImageReadError("not an image of this store")
+        return self._key(sha256)
+
+    def fetch_url(self, uri: str) -> str | None:
+        """A presigned GET URL of the image, valid for ``url_ttl_s``."""
+        if not uri.startswith("s3://"):
+            return None
+        sha = uri.rsplit("/", 1)[-1].removesuffix(".png")
+        key = self._own(uri, sha)
+        url: str = self.client.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=self.url_ttl_s
+        )
+        return url
+
+    def read(self, uri: str, *, sha256: str, max_bytes: int) -> bytes:
+        """The bytes of a stored image, checked against ``sha256`` and ``max_bytes``."""
+        from botocore.exceptions import ClientError
+
+        key = self._own(uri, sha256)
+        try:
+            obj = self.client.get_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            raise ImageReadError(
+                f"cannot read: {exc.response.get('Error', {}).get('Code')}"
+            ) from None
+        if int(obj.get("ContentLength") or 0) > max_bytes:
+            raise ImageReadError(f"{obj['ContentLength']} bytes, over the {max_bytes}-byte limit")
+        data: bytes = obj["Body"].read(max_bytes + 1)
+        if len(data) > max_bytes:
+            raise ImageReadError(f"over the {max_bytes}-byte limit")
         if hashlib.sha256(data).hexdigest() != sha256:
             raise ImageReadError("content does not match the event's sha256")
         return data

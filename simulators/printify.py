@@ -12,6 +12,8 @@ Behaviour copied from Printify on purpose:
 - Product creation is validated like Printify does: prices are integer cents, variant ids must
   belong to the blueprint/provider, image ids must be uploads of the account, ...; errors use
   Printify's body ``{status, code, message, errors: {reason, code}}`` (HTTP 400, code 8150).
+- Uploads by URL are fetched (any size up to 64 MiB); base64 ``contents`` over 5 MB are refused
+  (Printify deprecates base64 uploads and meant them for small files).
 - Art is placed by centre (``x``, ``y``) and ``scale`` (its width over the placeholder's, which
   is sized at 300 DPI); like Printify, any resolution is accepted, and the books record the
   DPI each product prints at (``print_dpi``).
@@ -91,6 +93,7 @@ CODE_SERVER = 8500
 MAX_PRODUCTS_PAGE = 50  # Printify caps ``limit`` at 50 for products...
 MAX_UPLOADS_PAGE = 100  # ...and at 100 for uploads.
 MAX_URL_FETCH_BYTES = 64 * 1024 * 1024
+MAX_BASE64_BYTES = 5 * 1024 * 1024
 
 
 # --------------------------------------------------------------------------------------------
@@ -243,6 +246,7 @@ class Account:
     uploads: dict[str, dict[str, Any]] = field(default_factory=dict)
     products: dict[str, dict[str, Any]] = field(default_factory=dict)
     uploads_count: int = 0
+    uploads_by_url: int = 0
     products_created: int = 0
     products_deleted: int = 0
     requests: int = 0
@@ -499,6 +503,9 @@ async def _make_upload(body: dict[str, Any]) -> dict[str, Any]:
             data = base64.b64decode(contents, validate=True)
         except (binascii.Error, ValueError) as exc:
             raise _Invalid("contents is not valid base64") from exc
+        if len(data) > MAX_BASE64_BYTES:
+            # Base64 uploads are deprecated and meant for small files: print files go by URL.
+            raise _Invalid("contents: images over 5 MB must be uploaded by url")
     else:
         if not isinstance(url, str):
             raise _Invalid("url must be a string")
@@ -827,6 +834,7 @@ def _books(state: PrintifyState, limits: Limits) -> dict[str, Any]:
             "requests": acct.requests,
             "rate_limited": acct.rate_limited,
             "uploads": acct.uploads_count,
+            "uploads_by_url": acct.uploads_by_url,
             "products_created": acct.products_created,
             "products_deleted": acct.products_deleted,
             "products": [
@@ -940,6 +948,7 @@ def create_app(knobs: Knobs | None = None) -> FastAPI:
             return _validation_error(str(exc))
         acct = account_of(request)
         state.add_upload(acct, upload)
+        acct.uploads_by_url += 1 if body.get("url") is not None else 0
         logger.info("upload account=%s id=%s size=%d", acct.key, upload["id"], upload["size"])
         return _ok(upload)
 

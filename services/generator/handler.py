@@ -32,7 +32,7 @@ from shared.events import (
 from shared.printsize import PrintSizing
 from shared.runner import Handler, MessageContext, Output
 from shared.service import closing
-from shared.storage import LocalImageStorage
+from shared.storage import ImageStore, LocalImageStorage
 from shared.topics import IMAGES_GENERATED
 
 logger = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ class GeneratorHandler:
         *,
         briefs: BriefWriter,
         renderer: Renderer,
-        storage: LocalImageStorage,
+        storage: ImageStore,
         width: int = 1024,
         height: int = 1024,
         progress_dir: Path | None = None,
@@ -114,7 +114,11 @@ class GeneratorHandler:
         self.storage = storage
         self.width = width
         self.height = height
-        self.progress_dir = progress_dir or storage.root / ".progress"
+        if progress_dir is None:
+            if not isinstance(storage, LocalImageStorage):
+                raise ValueError("progress_dir is required when images are kept in a bucket")
+            progress_dir = storage.root / ".progress"
+        self.progress_dir = progress_dir
         self.render_attempts = max(1, render_attempts)
         self.render_retry_delay_s = render_retry_delay_s
 
@@ -305,7 +309,9 @@ async def build_handler(settings: GeneratorSettings) -> AsyncIterator[Handler[Jo
         yield GeneratorHandler(
             briefs=claude,
             renderer=comfy,
-            storage=LocalImageStorage(settings.image_storage_dir, settings.image_public_base_url),
+            storage=settings.image_store(),
+            # A job's briefs and finished images between attempts: always on local disk.
+            progress_dir=settings.image_storage_dir / ".progress",
             width=settings.image_width,
             height=settings.image_height,
             print_sizing=settings.print_sizing(),

@@ -1,6 +1,7 @@
 """The printify stage: an image becomes one Printify product per requested product type.
 
-The image is uploaded once (by public URL when storage is served, else as base64), the catalog
+The image is uploaded once (by URL when Printify can fetch it from storage: a presigned S3 URL or
+the served folder; else as base64, under 5 MB only), the catalog
 entry of each type is resolved to a blueprint, print provider and variants, and each product is
 created with the image on every print area, then each variant is priced from the production
 cost Printify reports for it (:mod:`shared.pricing`: never below cost, the type's margin, .99).
@@ -40,7 +41,7 @@ from shared.ledger import EffectKey, Ledger, Result
 from shared.pricing import PriceSummary, price_variants, summarise
 from shared.runner import Handler, MessageContext, Output
 from shared.service import closing
-from shared.storage import ImageReadError, LocalImageStorage
+from shared.storage import ImageReadError, ImageStore
 from shared.topics import PRINTIFY, PRODUCTS_CREATED
 from shared.vendors.printify import (
     AreaPlan,
@@ -54,6 +55,8 @@ from shared.vendors.printify import (
 logger = logging.getLogger(__name__)
 
 PRODUCER = "printify"
+# Printify takes base64 uploads (deprecated) for small files only; larger ones go by URL.
+BASE64_MAX_BYTES = 5 * 1024 * 1024
 
 
 def sku_prefix(job_id: str, image_index: int, product_type: str) -> str:
@@ -71,7 +74,7 @@ class PrintifyHandler:
         client: PrintifyClient,
         ledger: Ledger,
         catalog: dict[ProductType, CatalogEntry],
-        storage: LocalImageStorage,
+        storage: ImageStore,
         image_max_bytes: int = 64 * 1024 * 1024,
         shop_id: str | None = None,
         min_dpi: float = 150,
@@ -100,17 +103,30 @@ class PrintifyHandler:
 
         async def do() -> Result:
             name = f"{p.sha256}.png"
-            if p.uri.startswith(("http://", "https://")):
-                upload = await self.client.upload_image(file_name=name, url=p.uri)
-            else:
-                try:
-                    data = await asyncio.to_thread(
-                        self.storage.read, p.uri, sha256=p.sha256, max_bytes=self.image_max_bytes
-                    )
-                except ImageReadError as exc:
-                    # Nothing is uploaded: the URI may name a secret (/proc/self/environ).
-                    raise PermanentError(f"image {p.sha256[:12]} not readable: {exc}") from None
-                upload = await self.client.upload_image(file_name=name, contents=data)
+            try:
+                url = (
+                    p.uri
+                    if p.uri.startswith(("http://", "https://"))
+                    else await asyncio.to_thread(self.storage.fetch_url, p.uri)
+                )
+                if url is not None:  # Printify fetches it: any size
+                    upload = await self.client.upload_image(file_name=name, url=url)
+                    return {"image_id": str(upload["id"])}
+                data = await asyncio.to_thread(
+                    self.storage.read, p.uri, sha256=p.sha256, max_bytes=self.image_max_bytes
+                )
+            except ImageReadError as exc:
+                # Nothing is uploaded: the URI may name a secret (/proc/self/environ).
+                raise PermanentError(f"image {p.sha256[:12]} not readable: {exc}") from None
+            if len(data) > BASE64_MAX_BYTES:
+                raise PermanentError(
+                    f"image {p.sha256[:12]} is {len(data)} bytes: Printify takes base64 uploads "
+                    f"under {BASE64_MAX_BYTES} bytes only (and deprecates them); store images "
+                    f"where Printify can fetch them: IMAGE_STORAGE_URL (S3) or "
+                    f"IMAGE_PUBLIC_BASE_URL",
+                    vendor="printify",
+                )
+            upload = await self.client.upload_image(file_name=name, contents=data)
             return {"image_id": str(upload["id"])}
 
         # No reconcile: a duplicate upload is an orphan file, not a duplicate listing, so an
@@ -347,7 +363,7 @@ async def build_handler(settings: PrintifySettings) -> AsyncIterator[Handler[Ima
                 client=client,
                 ledger=Ledger(pool),
                 catalog=settings.catalog(),
-                storage=LocalImageStorage(settings.image_storage_dir),
+                storage=settings.image_store(),
                 image_max_bytes=settings.image_max_bytes,
                 shop_id=settings.printify_shop_id,
                 min_dpi=settings.print_min_dpi,

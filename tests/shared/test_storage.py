@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
-from shared.storage import ImageReadError, LocalImageStorage
+from shared.storage import ImageReadError, ImageStorageSettings, LocalImageStorage, S3ImageStorage
+from tests.support.s3 import KEY_ID, SECRET, client, s3_server
 
 LIMIT = 1 << 20
 
@@ -72,3 +75,58 @@ def test_oversize_and_wrong_digest_are_refused(storage: LocalImageStorage) -> No
     other = hashlib.sha256(b"other").hexdigest()
     with pytest.raises(ImageReadError, match="sha256"):
         storage.read(small.uri, sha256=other, max_bytes=LIMIT)
+
+
+# --- an S3-compatible bucket (moto in server mode, over HTTP) ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    with s3_server("pod-art") as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def bucket(s3_endpoint: str) -> S3ImageStorage:
+    settings = ImageStorageSettings(
+        image_storage_url="s3://pod-art/images/",
+        s3_endpoint_url=s3_endpoint,
+        s3_access_key_id=KEY_ID,
+        s3_secret_access_key=SECRET,
+        image_url_ttl_s=600,
+    )
+    store = settings.image_store()
+    assert isinstance(store, S3ImageStorage)
+    return store
+
+
+def test_a_bucket_stores_each_image_once_and_reads_it_back(bucket: S3ImageStorage) -> None:
+    data = os.urandom(2048)
+    sha = hashlib.sha256(data).hexdigest()
+    first, again = bucket.save(data), bucket.save(data)
+    assert first == again and first.uri == f"s3://pod-art/images/{sha[:2]}/{sha}.png"
+    assert first.path is None and bucket.exists(sha) and not bucket.exists("0" * 64)
+    assert bucket.read(first.uri, sha256=sha, max_bytes=LIMIT) == data
+    # Printify fetches it by a presigned URL, no credentials of ours needed.
+    url = bucket.fetch_url(first.uri)
+    assert url is not None and KEY_ID in url and SECRET not in url
+    fetched = httpx.get(url, timeout=10)
+    assert fetched.status_code == 200 and fetched.content == data
+
+
+def test_a_bucket_reads_only_what_it_wrote(bucket: S3ImageStorage, s3_endpoint: str) -> None:
+    stored = bucket.save(b"art")
+    client(s3_endpoint).put_object(Bucket="pod-art", Key="images/secrets.txt", Body=b"k")  # type: ignore[attr-defined]
+    other_sha = hashlib.sha256(b"k").hexdigest()
+    for uri, sha in (
+        ("s3://pod-art/images/secrets.txt", other_sha),  # not at its digest's key
+        (f"s3://other-bucket/images/{other_sha[:2]}/{other_sha}.png", other_sha),
+        (stored.uri, other_sha),  # the digest of another image
+        ("file:///etc/passwd", stored.sha256),
+    ):
+        with pytest.raises(ImageReadError):
+            bucket.read(uri, sha256=sha, max_bytes=LIMIT)
+    with pytest.raises(ImageReadError):
+        bucket.fetch_url("s3://pod-art/images/secrets.txt")
+    with pytest.raises(ImageReadError, match="limit"):
+        bucket.read(stored.uri, sha256=stored.sha256, max_bytes=2)

@@ -7,6 +7,7 @@ import base64
 import hashlib
 import http.server
 import io
+import os
 import re
 import socket
 import threading
@@ -615,3 +616,17 @@ def test_the_catalog_has_its_own_lower_limit() -> None:
         assert_printify_error(limited, 429)
         assert int(limited.headers["Retry-After"]) >= 1
         assert http.get(f"/v1/shops/{SHOP}/products.json").status_code == 200  # not the catalog
+
+
+def test_base64_uploads_over_5_mb_are_refused(sim: SimulatorProcess) -> None:
+    noise = Image.frombytes("RGB", (1400, 1400), os.urandom(1400 * 1400 * 3))
+    buf = io.BytesIO()
+    noise.save(buf, "PNG", compress_level=1)
+    assert len(buf.getvalue()) > 5 * 1024 * 1024
+    with client_for(sim) as http:
+        contents = base64.b64encode(buf.getvalue()).decode()
+        resp = http.post(
+            "/v1/uploads/images.json", json={"file_name": "big.png", "contents": contents}
+        )
+        assert_printify_error(resp, 400, "must be uploaded by url")
+        assert books_of(sim, http)["uploads"] == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -25,11 +26,12 @@ from shared.events import (
 )
 from shared.ledger import EffectKey, EffectState, Ledger
 from shared.runner import MessageContext
-from shared.storage import LocalImageStorage
+from shared.storage import ImageStorageSettings, LocalImageStorage
 from shared.topics import PRINTIFY, PRODUCTS_CREATED
 from shared.vendors.printify import PrintifyClient, build_product_payload
 from simulators.printify import SHOP_ID
 from simulators.process import SimulatorProcess
+from tests.support.s3 import KEY_ID, SECRET, s3_server
 
 CTX = MessageContext("images.generated", 2, 11, 0, "test")
 SIZE = 2250
@@ -400,4 +402,63 @@ async def test_an_image_uri_outside_the_storage_uploads_nothing(
     with pytest.raises(PermanentError, match="outside the image storage") as err:
         await handler(hostile, CTX)
     assert "environ" not in str(err.value)  # the path itself is not echoed either
+    assert uploads(printify_sim) == before
+
+
+def uploads_by_url(sim: SimulatorProcess) -> int:
+    return sum(a["uploads_by_url"] for a in books(sim)["accounts"].values())
+
+
+async def test_images_in_a_bucket_reach_printify_by_presigned_url(
+    tmp_path: Path, client: PrintifyClient, ledger: Ledger, printify_sim: SimulatorProcess
+) -> None:
+    with s3_server("pod-art") as endpoint:
+        store = ImageStorageSettings(
+            image_storage_url="s3://pod-art/art",
+            s3_endpoint_url=endpoint,
+            s3_access_key_id=KEY_ID,
+            s3_secret_access_key=SECRET,
+        ).image_store()
+        buf = io.BytesIO()
+        Image.new("RGB", (SIZE, SIZE), (200, 10, 30)).save(buf, "PNG")
+        stored = store.save(buf.getvalue())
+        event = image_event(tmp_path, ["mug"])
+        event = event.model_copy(
+            update={
+                "payload": event.payload.model_copy(
+                    update={"uri": stored.uri, "sha256": stored.sha256}
+                )
+            }
+        )
+        handler = PrintifyHandler(
+            client=client,
+            ledger=ledger,
+            catalog=DEFAULT_CATALOG,
+            storage=store,
+            shop_id=str(SHOP_ID),
+        )
+        before = uploads_by_url(printify_sim)
+        outputs = await handler(event, CTX)
+    assert [o.topic for o in outputs] == [PRODUCTS_CREATED]
+    assert uploads_by_url(printify_sim) == before + 1  # fetched from the bucket by Printify
+
+
+async def test_a_large_image_is_not_sent_as_base64(
+    tmp_path: Path, client: PrintifyClient, ledger: Ledger, printify_sim: SimulatorProcess
+) -> None:
+    # Noise does not compress: a 1400 x 1400 PNG is about 5.9 MB.
+    noise = Image.frombytes("RGB", (1400, 1400), os.urandom(1400 * 1400 * 3))
+    buf = io.BytesIO()
+    noise.save(buf, "PNG", compress_level=1)
+    assert len(buf.getvalue()) > 5 * 1024 * 1024
+    stored = LocalImageStorage(tmp_path).save(buf.getvalue())
+    event = image_event(tmp_path, ["mug"])
+    event = event.model_copy(
+        update={
+            "payload": event.payload.model_copy(update={"uri": stored.uri, "sha256": stored.sha256})
+        }
+    )
+    before = uploads(printify_sim)
+    with pytest.raises(PermanentError, match="IMAGE_STORAGE_URL"):
+        await make_handler(client, ledger, tmp_path)(event, CTX)
     assert uploads(printify_sim) == before
