@@ -219,6 +219,13 @@ def _validate_tools(tools: object, tool_choice: object) -> None:
             raise InvalidRequest(f"tools.{i}.input_schema: Field required")
         if schema.get("type") != "object":
             raise InvalidRequest(f"tools.{i}.input_schema.type: Input should be 'object'")
+        strict = tool.get("strict", False)
+        if not isinstance(strict, bool):
+            raise InvalidRequest(f"tools.{i}.strict: Input should be a valid boolean")
+        if strict:
+            problem = _strict_problem(schema, f"tools.{i}.input_schema")
+            if problem:
+                raise InvalidRequest(problem)
     if tool_choice is None:
         return
     kind = _choice_type(tool_choice)
@@ -228,6 +235,33 @@ def _validate_tools(tools: object, tool_choice: object) -> None:
         wanted = tool_choice.get("name") if isinstance(tool_choice, dict) else None
         if wanted not in {t["name"] for t in tools}:
             raise InvalidRequest(f"tool_choice.name: tool {wanted!r} is not among the tools")
+
+
+# JSON-Schema keywords strict tool use (grammar-constrained sampling) does not support.
+STRICT_UNSUPPORTED = (
+    "minLength", "maxLength", "pattern", "maxItems", "uniqueItems", "minimum", "maximum",
+    "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "minProperties", "maxProperties",
+)  # fmt: skip
+
+
+def _strict_problem(schema: object, path: str) -> str | None:
+    """Why ``schema`` cannot be used with ``strict: true``, or None: every object must close
+    its properties (``additionalProperties: false``), and only ``minItems`` 0 or 1 and no
+    length, pattern or numeric bounds are supported."""
+    if not isinstance(schema, dict):
+        return None
+    for key in STRICT_UNSUPPORTED:
+        if key in schema:
+            return f"{path}.{key}: not supported with strict tool use"
+    if schema.get("minItems", 0) not in (0, 1):
+        return f"{path}.minItems: only 0 or 1 is supported with strict tool use"
+    if schema.get("type") == "object" and schema.get("additionalProperties") is not False:
+        return f"{path}.additionalProperties: must be false for every object with strict tool use"
+    for name, sub in (schema.get("properties") or {}).items():
+        problem = _strict_problem(sub, f"{path}.properties.{name}")
+        if problem:
+            return problem
+    return _strict_problem(schema.get("items"), f"{path}.items")
 
 
 def _choice_type(tool_choice: object) -> object:
@@ -298,6 +332,12 @@ STOPWORDS = frozenset(
 _FACET_LINE = re.compile(r"^\s*[-*]?\s*([A-Za-z][A-Za-z _-]{0,30}):\s*(.+?)\s*$", re.MULTILINE)
 
 
+def _wanted(found: dict[str, str]) -> int | None:
+    raw = next((v for k, v in found.items() if k.startswith("number of")), "")
+    digits = re.match(r"\s*(\d{1,3})", raw)
+    return int(digits.group(1)) if digits else None
+
+
 @dataclass
 class Facets:
     """What the user asked for, read from ``Key: value`` lines or, failing that, keywords."""
@@ -309,6 +349,9 @@ class Facets:
     # Titles the prompt lists as already made ("- <title>" lines after one that says so):
     # Claude follows such an instruction, so the simulator does not repeat them either.
     avoid: list[str] = field(default_factory=list)
+    # How many items the user asked for ("Number of designs: 4"): Claude follows it where the
+    # schema cannot say it (strict mode has no maxItems).
+    wanted: int | None = None
 
     @classmethod
     def from_text(cls, text: str) -> Facets:
@@ -330,6 +373,7 @@ class Facets:
             niche=_clean(found.get("niche") or found.get("audience") or ""),
             keywords=keywords,
             avoid=avoid,
+            wanted=_wanted(found),
         )
 
 
@@ -459,6 +503,8 @@ class Generator:
         low = int(schema.get("minItems", 1 if not tagging else 5))
         high = int(schema.get("maxItems", max(low, 13 if tagging else 3)))
         count = max(low, min(high, 10)) if tagging else rng.randint(low, max(low, high))
+        if not tagging and "maxItems" not in schema and self.facets.wanted:
+            count = max(low, self.facets.wanted)  # as many as the message asks for
         items = self._resolve(schema.get("items", {"type": "string"}))
         if tagging and items.get("type", "string") == "string":
             return self._tags(items, rng, concept, count)

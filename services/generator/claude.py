@@ -144,24 +144,53 @@ def brief_schema() -> dict[str, Any]:
     }
 
 
-def designs_tool(count: int) -> dict[str, Any]:
-    """The forced tool whose input is exactly ``count`` briefs."""
-    return {
+# JSON-Schema keywords strict tool use cannot enforce (grammar-constrained sampling supports
+# no length, pattern or numeric bounds and minItems 0 or 1 only): the descriptions say them in
+# words and briefs_from_tool_input checks them.
+_NOT_STRICT = frozenset(
+    {"minLength", "maxLength", "pattern", "maxItems", "minimum", "maximum", "multipleOf"}
+)
+
+
+def strict_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` in the subset strict tool use supports: every object closed
+    (``additionalProperties: false``, every property required), unsupported bounds dropped,
+    ``minItems`` at most 1."""
+    out = {k: v for k, v in schema.items() if k not in _NOT_STRICT}
+    if "minItems" in out:
+        out["minItems"] = min(1, int(out["minItems"]))
+    if out.get("type") == "object":
+        props = {k: strict_schema(v) for k, v in (out.get("properties") or {}).items()}
+        out |= {"properties": props, "required": list(props), "additionalProperties": False}
+    if isinstance(out.get("items"), dict):
+        out["items"] = strict_schema(out["items"])
+    return out
+
+
+def designs_tool(count: int, *, strict: bool = True) -> dict[str, Any]:
+    """The forced tool whose input is exactly ``count`` briefs (``strict``: the input is
+    guaranteed to have the schema's shape; the count and lengths are checked on arrival)."""
+    schema = {
+        "type": "object",
+        "properties": {
+            "designs": {
+                "type": "array",
+                "items": brief_schema(),
+                "minItems": count,
+                "maxItems": count,
+                "description": f"Exactly {count} designs.",
+            }
+        },
+        "required": ["designs"],
+    }
+    tool: dict[str, Any] = {
         "name": TOOL_NAME,
         "description": f"Submit exactly {count} distinct print-on-demand designs.",
-        "input_schema": {
-            "type": "object",
-            "properties": {
-                "designs": {
-                    "type": "array",
-                    "items": brief_schema(),
-                    "minItems": count,
-                    "maxItems": count,
-                }
-            },
-            "required": ["designs"],
-        },
+        "input_schema": strict_schema(schema) if strict else schema,
     }
+    if strict:
+        tool["strict"] = True
+    return tool
 
 
 def user_message(

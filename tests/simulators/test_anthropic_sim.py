@@ -371,3 +371,25 @@ def test_a_long_marked_prefix_is_cached_and_a_short_one_is_not(sim: SimulatorPro
     assert other_key["cache_creation_input_tokens"] == first["cache_creation_input_tokens"]
     short = [call("Be brief.", "k-cache-1") for _ in range(2)]  # under the 1024-token minimum
     assert all(u["cache_creation_input_tokens"] == u["cache_read_input_tokens"] == 0 for u in short)
+
+
+def test_strict_tools_take_only_the_supported_schema_subset(sim: SimulatorProcess) -> None:
+    from services.generator.claude import designs_tool as engine_tool
+
+    # The engine's own strict tool is accepted, and the answer has the asked-for count.
+    strict = tool_request("owls", count=4, tools=[engine_tool(4)])
+    resp = post(sim, strict)
+    assert resp.status_code == 200, resp.text
+    assert len(resp.json()["content"][0]["input"]["designs"]) == 4
+    # The same schema with its bounds is refused under strict, naming the keyword.
+    for keyword, value in (("minItems", 4), ("maxItems", 4)):
+        tool = engine_tool(4)
+        tool["input_schema"]["properties"]["designs"][keyword] = value
+        refused = post(sim, tool_request("owls", tools=[tool]))
+        assert_error(refused, 400, "invalid_request_error")
+        assert keyword in refused.json()["error"]["message"]
+    unclosed = engine_tool(2)
+    del unclosed["input_schema"]["properties"]["designs"]["items"]["additionalProperties"]
+    refused = post(sim, tool_request("owls", tools=[unclosed]))
+    assert_error(refused, 400, "invalid_request_error")
+    assert "additionalProperties" in refused.json()["error"]["message"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import traceback
@@ -18,6 +19,7 @@ from services.generator.claude import (
     CreativeBrief,
     TokenUsage,
     briefs_from_tool_input,
+    designs_tool,
 )
 from shared.errors import (
     ConfigError,
@@ -346,3 +348,21 @@ def test_brief_normalises_tags_and_title() -> None:
     assert len(brief.tags) == TAGS_MAX
     assert len(set(brief.tags)) == len(brief.tags)
     assert all(0 < len(t) <= TAG_LEN_MAX for t in brief.tags)
+
+
+def test_the_strict_tool_schema_keeps_only_what_strict_mode_supports() -> None:
+    tool = designs_tool(5)
+    assert tool["strict"] is True
+    schema = tool["input_schema"]
+    designs = schema["properties"]["designs"]
+    brief = designs["items"]
+    assert designs["minItems"] == 1 and "maxItems" not in designs
+    assert "Exactly 5" in designs["description"]  # said in words instead
+    for obj in (schema, brief):
+        assert obj["additionalProperties"] is False
+        assert set(obj["required"]) == set(obj["properties"])
+    text = json.dumps(schema)
+    assert not any(k in text for k in ('"maxLength"', '"maxItems"', '"minLength"'))
+    # The bounds are still enforced on arrival.
+    loose = designs_tool(5, strict=False)
+    assert loose["input_schema"]["properties"]["designs"]["maxItems"] == 5
