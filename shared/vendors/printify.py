@@ -107,6 +107,7 @@ async def choose_shop(client: PrintifyClient, configured: str | None) -> dict[st
     Raises :class:`~shared.errors.ConfigError` listing the account's shops when the configured
     one is not among them, or when there are several and none is configured (the first one
     could be the Etsy shop when the seller meant the custom one)."""
+    configured = (configured or "").strip() or None  # compose passes an unset one as ""
     shops = await client.list_shops()
     listing = "; ".join(
         f"{s.get('id')} ({s.get('title')}, {s.get('sales_channel')})" for s in shops

@@ -17,8 +17,15 @@ import httpx
 import pytest
 from PIL import Image
 
-from shared.errors import PermanentError, PodError, RateLimited, RetryableError, VendorTimeout
-from shared.vendors.printify import PrintifyClient, build_product_payload
+from shared.errors import (
+    ConfigError,
+    PermanentError,
+    PodError,
+    RateLimited,
+    RetryableError,
+    VendorTimeout,
+)
+from shared.vendors.printify import PrintifyClient, build_product_payload, choose_shop
 from simulators.process import SimulatorProcess
 
 SHOP = 12345678
@@ -358,3 +365,23 @@ async def test_api_key_never_in_errors_or_logs(
         for text in (str(err), err.describe(), repr(err.args), repr(err.__cause__)):
             assert key not in text
     assert key not in caplog.text
+
+
+class _Shops:
+    """Just the shop list, for choosing a shop."""
+
+    def __init__(self, *ids: int) -> None:
+        self.shops = [{"id": i, "title": f"shop {i}", "sales_channel": "etsy"} for i in ids]
+
+    async def list_shops(self) -> list[dict[str, Any]]:
+        return self.shops
+
+
+@pytest.mark.parametrize("configured", [None, "", "  "])
+async def test_an_unset_shop_id_takes_the_only_shop(configured: str | None) -> None:
+    # compose.yaml passes an unset PRINTIFY_SHOP_ID as "": that is no choice, not a shop "".
+    shop = await choose_shop(_Shops(7), configured)  # type: ignore[arg-type]
+    assert shop["id"] == 7
+    with pytest.raises(ConfigError, match="2 shops"):
+        await choose_shop(_Shops(7, 8), configured)  # type: ignore[arg-type]
+    assert (await choose_shop(_Shops(7, 8), "8"))["id"] == 8  # type: ignore[arg-type]
