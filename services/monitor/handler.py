@@ -30,9 +30,9 @@ class MonitorHandler:
     """Folds each event and records its metrics, in batches (:mod:`services.monitor.batch`);
     emits nothing."""
 
-    def __init__(self, pool: AsyncConnectionPool, metrics: MetricsRecorder | None = None) -> None:
+    def __init__(self, pool: AsyncConnectionPool) -> None:
         self.folder = Folder(pool)
-        self.metrics = metrics if metrics is not None else MetricsRecorder(pool)
+        self.metrics = MetricsRecorder()
         self.batcher = FoldBatcher(pool, self.folder, self.metrics)
 
     async def __call__(self, event: Event, ctx: MessageContext) -> list[Output]:

@@ -112,9 +112,6 @@ class MetricBatch:
     def __init__(self) -> None:
         self._rows: dict[tuple[str, str, datetime, str], dict[str, Any]] = {}
 
-    def __len__(self) -> int:
-        return len(self._rows)
-
     def add(self, name: str, labels: Mapping[str, str], at: datetime, n: int = 1) -> None:
         """Add ``n`` to a counter's minute."""
         self._merge(name, labels, at, "counter", n, float(n), None)
@@ -180,45 +177,16 @@ class MetricBatch:
 class MetricsRecorder:
     """Turns events the fold saw for the first time into counters and durations."""
 
-    def __init__(self, pool: AsyncConnectionPool) -> None:
-        self.pool = pool
+    async def record_in(self, conn: AsyncConnection[Any], event: Event, batch: MetricBatch) -> bool:
+        """Add what ``event`` tells to ``batch``, inside the caller's transaction (the fold's: an
+        event's counters are then written exactly when, and as often as, the event is folded).
 
-    async def record_in(
-        self, conn: AsyncConnection[Any], event: Event, batch: MetricBatch | None = None
-    ) -> bool:
-        """Record what ``event`` tells inside the caller's transaction (the fold's: an event's
-        counters are then written exactly when, and as often as, the event is folded).
-
-        With ``batch`` the figures are added there and the job's end is not looked at: True
-        tells the caller to call :meth:`record_terminal` for the job once it is refreshed, and
+        True tells the caller to call :meth:`record_terminal` for the job once it is refreshed;
         the caller flushes the batch.
         """
         if isinstance(event, WorkerHeartbeat):
             return False
-        if batch is not None:
-            return await self._record(conn, event, batch)
-        own = MetricBatch()
-        if await self._record(conn, event, own):
-            await self.record_terminal(conn, event.job_id, event.occurred_at, own)
-        await own.flush(conn)
-        return False
-
-    async def record(self, event: Event) -> None:
-        """Record what ``event`` tells in a transaction of its own; never raises (a lost
-        sample must not stop the caller)."""
-        if isinstance(event, WorkerHeartbeat):
-            return
-        try:
-            async with self.pool.connection() as conn, conn.transaction():
-                await self.record_in(conn, event)
-        except Exception as exc:
-            # Raising would only make the runner retry an event the fold now calls a duplicate.
-            logger.warning(
-                "metrics not recorded event_id=%s type=%s error=%s",
-                event.event_id,
-                event.type,
-                type(exc).__name__,
-            )
+        return await self._record(conn, event, batch)
 
     async def _record(self, conn: AsyncConnection[Any], event: Event, batch: MetricBatch) -> bool:
         """Add the event's counters and stage duration to ``batch``; True when the event may
