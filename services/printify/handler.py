@@ -85,17 +85,15 @@ class PrintifyHandler:
         self.catalog = catalog
         self.storage = storage
         self.image_max_bytes = image_max_bytes
-        self._shop_id = shop_id
-        self._shop_checked = False
+        self._configured_shop = shop_id
+        self._shop: str | None = None  # chosen (and checked against the account) on first use
 
     async def shop_id(self) -> str:
         """The configured shop, else the account's only one (checked once: a ConfigError
         names the shops when the account has several)."""
-        if not self._shop_checked:
-            shop = await choose_shop(self.client, self._shop_id)
-            self._shop_id, self._shop_checked = str(shop["id"]), True
-        assert self._shop_id is not None
-        return self._shop_id
+        if self._shop is None:
+            self._shop = str((await choose_shop(self.client, self._configured_shop))["id"])
+        return self._shop
 
     async def _upload(self, image: ImageGenerated) -> str:
         """The image's upload id; uploaded once per (job, image) however often redelivered."""

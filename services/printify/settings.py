@@ -57,7 +57,9 @@ class PrintifySettings(
     print_min_dpi: float = Field(
         default=150, ge=0, le=1200, description="Refuse a product whose art prints below this"
     )
-    printify_shop_id: str | None = Field(default=None, description="Unset = the account's first")
+    printify_shop_id: str | None = Field(
+        default=None, description="Unset = the account's only shop (required when it has several)"
+    )
     product_catalog: dict[ProductType, CatalogEntry] = Field(default_factory=dict)
 
     def catalog(self) -> dict[ProductType, CatalogEntry]:

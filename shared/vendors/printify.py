@@ -68,6 +68,10 @@ class AreaPlan:
         return min(p.dpi for _, p in self.placements)
 
 
+# Centred at the area's full width: the placement when the placeholders are not known.
+FULL_WIDTH = Placement(scale=1.0, dpi=0.0)
+
+
 def plan_print_areas(
     variants: Sequence[dict[str, Any]],
     positions: Sequence[str],
@@ -190,9 +194,6 @@ def build_product_payload(
         ],
     }
 
-
-# Centred at the area's full width: the placement when the placeholders are not known.
-FULL_WIDTH = Placement(scale=1.0, dpi=0.0)
 
 _CLOCK_SKEW = timedelta(minutes=10)
 
