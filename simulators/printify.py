@@ -656,14 +656,14 @@ def _build_product(body: dict[str, Any], acct: Account, shop_id: int) -> dict[st
         raise _Invalid(f"print_provider_id {pp_id} is not available for blueprint {bp_id}")
     catalog = VARIANTS[(bp_id, pp_id)]
     variants = _validate_variants(body.get("variants"), catalog)
-    areas = _validate_print_areas(
-        body.get("print_areas"), {v.id for v, *_ in variants}, catalog, acct
-    )
+    sent = {v.id for v, *_ in variants}
+    areas = _validate_print_areas(body.get("print_areas"), sent, catalog, acct)
 
     product_id = secrets.token_hex(12)
     colours = list(dict.fromkeys(v.colour for v, *_ in variants))
     sizes = list(dict.fromkeys(v.size for v, *_ in variants))
     default_id = next((v.id for v, _, enabled, _ in variants if enabled), variants[0][0].id)
+    highest = max(price for _, price, _, _ in variants)
     stamp = _now().strftime("%Y-%m-%d %H:%M:%S+00:00")
     mockups = [
         {
@@ -693,38 +693,15 @@ def _build_product(body: dict[str, Any], acct: Account, shop_id: int) -> dict[st
                 "values": [{"id": _SIZE_IDS[s], "title": s} for s in sizes],
             },
         ],
-        "variants": [
-            {
-                "id": v.id,
-                "sku": sku or f"{secrets.randbelow(10**11):011d}",
-                "cost": v.cost,
-                "price": price,
-                "title": v.title,
-                "grams": 180,
-                "is_enabled": enabled,
-                "is_default": v.id == default_id,
-                "is_available": True,
-                "options": [_COLOUR_IDS[v.colour], _SIZE_IDS[v.size]],
-            }
-            for v, price, enabled, sku in variants
-        ]
         # Like Printify, the product lists the provider's whole variant matrix: the variants
         # not sent come back disabled (at the highest price sent, with generated SKUs).
+        "variants": [
+            _variant_row(v, price, enabled, sku, default_id) for v, price, enabled, sku in variants
+        ]
         + [
-            {
-                "id": v.id,
-                "sku": f"{secrets.randbelow(10**11):011d}",
-                "cost": v.cost,
-                "price": max(price for _, price, _, _ in variants),
-                "title": v.title,
-                "grams": 180,
-                "is_enabled": False,
-                "is_default": False,
-                "is_available": True,
-                "options": [_COLOUR_IDS[v.colour], _SIZE_IDS[v.size]],
-            }
+            _variant_row(v, highest, False, None, default_id)
             for v in catalog.values()
-            if v.id not in {sent.id for sent, *_ in variants}
+            if v.id not in sent
         ],
         "images": mockups,
         "created_at": stamp,
@@ -737,6 +714,24 @@ def _build_product(body: dict[str, Any], acct: Account, shop_id: int) -> dict[st
         "print_provider_id": pp_id,
         "print_areas": areas,
         "sales_channel_properties": [],
+    }
+
+
+def _variant_row(
+    v: CatalogVariant, price: int, enabled: bool, sku: str | None, default_id: int
+) -> dict[str, Any]:
+    """One variant of a product as Printify returns it (a SKU generated when none was sent)."""
+    return {
+        "id": v.id,
+        "sku": sku or f"{secrets.randbelow(10**11):011d}",
+        "cost": v.cost,
+        "price": price,
+        "title": v.title,
+        "grams": 180,
+        "is_enabled": enabled,
+        "is_default": v.id == default_id,
+        "is_available": True,
+        "options": [_COLOUR_IDS[v.colour], _SIZE_IDS[v.size]],
     }
 
 
