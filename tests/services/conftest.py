@@ -10,7 +10,7 @@ import pytest
 from shared.stack import Stack, isolated_settings
 from simulators.process import SimulatorProcess
 from tests.support.infra import TEST_STATE, free_port, wait_for
-from tests.support.pipeline import api_up
+from tests.support.pipeline import api_up, stack_env
 
 
 @pytest.fixture(scope="module")
@@ -28,14 +28,8 @@ def stack() -> Iterator[Stack]:
     shutil.rmtree(state, ignore_errors=True)
     settings = isolated_settings(state, kafka_partitions=3, restart_delay_s=1.0)
     env = {
+        **stack_env(state, 256),
         "MAX_IN_FLIGHT": "8",
-        "HEARTBEAT_INTERVAL_S": "1",
-        "IMAGE_STORAGE_DIR": str(state / "images"),
-        "IMAGE_WIDTH": "256",
-        "IMAGE_HEIGHT": "256",
-        # Small samples for speed, upscaled to a print-ready size (150 DPI) as in production.
-        "PRINT_DPI": "150",
-        "PRINT_MAX_UPSCALE": "64",
         "SIM_LATENCY_MS": "0",
         "SIM_FAILURE_RATE": "0",
         "ALERT_INTERVAL_S": "2",

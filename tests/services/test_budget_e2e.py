@@ -13,7 +13,7 @@ import pytest
 
 from shared.stack import Stack, isolated_settings
 from tests.support.infra import TEST_STATE, wait_for
-from tests.support.pipeline import api, sim_url, submit, wait_done
+from tests.support.pipeline import api, sim_url, stack_env, submit, wait_done
 from tests.support.rates import busiest_window, share_used
 
 RPM = 120
@@ -31,15 +31,9 @@ def budget_stack() -> Iterator[Stack]:
         worker_count_publisher=2,
     )
     env = {
+        **stack_env(state, 64),
         "SIM_PRINTIFY_RPM": str(RPM),
         "PRINTIFY_REQUESTS_PER_MINUTE": str(RPM),
-        "HEARTBEAT_INTERVAL_S": "1",
-        "IMAGE_STORAGE_DIR": str(state / "images"),
-        "IMAGE_WIDTH": "64",
-        "IMAGE_HEIGHT": "64",
-        # Small samples for speed, upscaled to a print-ready size (150 DPI) as in production.
-        "PRINT_DPI": "150",
-        "PRINT_MAX_UPSCALE": "64",
         "SIM_LATENCY_MS": "0",
         "SIM_FAILURE_RATE": "0",
     }

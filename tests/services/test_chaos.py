@@ -30,7 +30,7 @@ from shared.topics import (
     PUBLISHER,
 )
 from tests.support.infra import TEST_STATE, read_all, wait_for
-from tests.support.pipeline import api_up
+from tests.support.pipeline import api_up, stack_env
 
 logger = logging.getLogger(__name__)
 
@@ -44,14 +44,8 @@ def chaos_stack() -> Iterator[Stack]:
     shutil.rmtree(state, ignore_errors=True)
     settings = isolated_settings(state, kafka_partitions=3, restart_delay_s=1.0, max_restarts=5)
     env = {
+        **stack_env(state, 128),
         "MAX_IN_FLIGHT": "16",
-        "HEARTBEAT_INTERVAL_S": "1",
-        "IMAGE_STORAGE_DIR": str(state / "images"),
-        "IMAGE_WIDTH": "128",
-        "IMAGE_HEIGHT": "128",
-        # Small samples for speed, upscaled to a print-ready size (150 DPI) as in production.
-        "PRINT_DPI": "150",
-        "PRINT_MAX_UPSCALE": "64",
         # About one request in five fails: 5xx, 429 or a hang; every reply a little slow.
         "SIM_FAILURE_RATE": "0.2",
         "SIM_TIMEOUT_SHARE": "0.1",

@@ -19,7 +19,15 @@ from shared.launch.ports import free_port_run
 from shared.stack import Stack, isolated_settings
 from shared.topics import IMAGES_GENERATED, JOBS_REQUESTED, PRODUCTS_CREATED, PUBLISHED
 from tests.support.infra import TEST_STATE, wait_for
-from tests.support.pipeline import TERMINAL, api_up, job, printify_books, status, submit
+from tests.support.pipeline import (
+    TERMINAL,
+    api_up,
+    job,
+    printify_books,
+    stack_env,
+    status,
+    submit,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -43,14 +51,8 @@ def cluster_stack() -> Iterator[Stack]:
         restart_delay_s=1.0,
     )
     env = {
+        **stack_env(state, 128),
         "MAX_IN_FLIGHT": "8",
-        "HEARTBEAT_INTERVAL_S": "1",
-        "IMAGE_STORAGE_DIR": str(state / "images"),
-        "IMAGE_WIDTH": "128",
-        "IMAGE_HEIGHT": "128",
-        # Small samples for speed, upscaled to a print-ready size (150 DPI) as in production.
-        "PRINT_DPI": "150",
-        "PRINT_MAX_UPSCALE": "64",
         "SIM_LATENCY_MS": "20",
         # One GPU at 0.8 s a render: 20 images take ~16 s, so the kill lands mid-run.
         "SIM_COMFYUI_WORKERS": "1",

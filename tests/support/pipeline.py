@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,6 +14,19 @@ from shared.topics import JOBS_REQUESTED
 from tests.support.infra import wait_for
 
 TERMINAL = {"completed", "partial", "failed"}
+
+
+def stack_env(state: Path, image_size: int) -> dict[str, str]:
+    """What every end-to-end stack of the tests sets: fast heartbeats, images under ``state``,
+    and small samples (for speed) upscaled to a print-ready size (150 DPI) as in production."""
+    return {
+        "HEARTBEAT_INTERVAL_S": "1",
+        "IMAGE_STORAGE_DIR": str(state / "images"),
+        "IMAGE_WIDTH": str(image_size),
+        "IMAGE_HEIGHT": str(image_size),
+        "PRINT_DPI": "150",
+        "PRINT_MAX_UPSCALE": "64",
+    }
 
 
 def api(s: Stack) -> str:
