@@ -72,8 +72,8 @@ class GeneratorSettings(RunnerSettings, ImageStorageSettings, JobLimitSettings):
         default=4.0, ge=1, le=64, description="Most the sampled art is enlarged (the model's x4)"
     )
     print_areas: dict[ProductType, PrintArea] = Field(
-        default_factory=lambda: dict(DEFAULT_PRINT_AREAS),
-        description="Print area per product type (px at 300 DPI); JSON overrides per type",
+        default_factory=dict,
+        description="Print areas per type (px at 300 DPI), over DEFAULT_PRINT_AREAS (JSON)",
     )
 
     def print_sizing(self) -> PrintSizing:
