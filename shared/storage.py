@@ -99,7 +99,8 @@ class ImageStore(Protocol):
     def read(self, uri: str, *, sha256: str, max_bytes: int) -> bytes: ...
 
     def fetch_url(self, uri: str) -> str | None:
-        """A URL Printify can fetch the image from, or None (then it is sent as base64)."""
+        """A URL Printify can fetch this store's image from, or None (then it is sent as
+        base64). A URI that is an http(s) URL already is passed on by the caller as it is."""
         ...
 
 
@@ -136,8 +137,9 @@ class LocalImageStorage:
         return self._path(sha).resolve().as_uri()
 
     def fetch_url(self, uri: str) -> str | None:
-        """The public URL when the folder is served (``IMAGE_PUBLIC_BASE_URL``), else None."""
-        return uri if uri.startswith(("http://", "https://")) else None
+        """None: a folder has no URL of its own to give (when it is served, its images' URIs
+        are already URLs, see :meth:`uri_for`)."""
+        return None
 
     def read(self, uri: str, *, sha256: str, max_bytes: int) -> bytes:
         """The bytes of a stored image named by its ``file://`` URI, checked against ``sha256``.
