@@ -134,8 +134,21 @@ class ProductCreatedPayload(_Model):
     mockups: list[str] = Field(default_factory=list, max_length=MAX_MOCKUPS)
 
 
+class ProductPublishingPayload(_Model):
+    """Printify accepted a product's publish request; the sales channel (Etsy, Shopify, ...)
+    has not confirmed the listing yet. ``product.published`` or a ``stage.failed`` follows."""
+
+    image_index: Annotated[int, Field(ge=0)]
+    product_type: ProductType
+    product_id: NonEmpty
+    shop_id: NonEmpty
+    sales_channel: NonEmpty
+    # When the publisher stops waiting and reports the publication failed.
+    confirm_by: UtcDatetime
+
+
 class ProductPublishedPayload(_Model):
-    """A product published to the shop's sales channel."""
+    """A product published to the shop's sales channel, confirmed by the channel."""
 
     image_index: Annotated[int, Field(ge=0)]
     product_type: ProductType
@@ -248,6 +261,11 @@ class ProductPublished(Event):
     payload: ProductPublishedPayload
 
 
+class ProductPublishing(Event):
+    type: Literal["product.publishing"] = "product.publishing"
+    payload: ProductPublishingPayload
+
+
 class StageFailed(Event):
     type: Literal["stage.failed"] = "stage.failed"
     payload: StageFailedPayload
@@ -268,6 +286,7 @@ AnyEvent = (
     | JobRequested
     | ImageGenerated
     | ProductCreated
+    | ProductPublishing
     | ProductPublished
     | StageFailed
     | WorkerHeartbeat
@@ -277,6 +296,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     JobRequested,
     ImageGenerated,
     ProductCreated,
+    ProductPublishing,
     ProductPublished,
     StageFailed,
     WorkerHeartbeat,

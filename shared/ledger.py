@@ -116,6 +116,12 @@ WHERE job_id = %(job)s AND image_index = %(image)s
   AND product_type = %(type)s AND step = %(step)s
 """
 
+_FORGET = """
+DELETE FROM side_effects
+WHERE job_id = %(job)s AND image_index = %(image)s
+  AND product_type = %(type)s AND step = %(step)s
+"""
+
 
 @dataclass(frozen=True)
 class EffectKey:
@@ -259,6 +265,11 @@ class Ledger:
         state, result, attempts = row
         done = state == "done"
         return LedgerEntry(EffectState.DONE if done else EffectState.STARTED, result, attempts)
+
+    async def forget(self, key: EffectKey) -> None:
+        """Drop the record of ``key``, so the next attempt calls the vendor again: for an
+        effect the vendor later undid (a publication the sales channel refused)."""
+        await self._fetch(_FORGET, key.params())
 
     async def once(
         self,

@@ -20,6 +20,11 @@ Behaviour copied from Printify on purpose:
 - Each variant has its production cost (by size: 2XL..5XL cost more). A product may be created
   or updated at any price, but publishing refuses an enabled variant priced below its cost, and
   a product is locked (no updates, code 8252) from ``publish`` until the handshake ends.
+- Publishing to a shop of another channel (Etsy, Shopify, ...) is asynchronous, as at
+  Printify: ``publish`` locks the product and answers at once; the channel lists it
+  ``SIM_PRINTIFY_PUBLISH_MS`` later (the product then shows ``external`` {id, handle} and is
+  unlocked), or refuses it with probability ``SIM_PRINTIFY_PUBLISH_FAILURE_RATE`` (the product
+  is unlocked without ``external``).
 - Rate limits as documented: 600 requests per minute per account (of which 100 for the
   catalog) and 200 publish calls per 30 minutes; exceeding either gives 429 with a
   ``Retry-After`` header.
@@ -28,11 +33,13 @@ Knobs (environment; the fault knobs of :mod:`simulators.common` apply too):
 ``SIM_PRINTIFY_RPM`` (600), ``SIM_PRINTIFY_CATALOG_RPM`` (100), ``SIM_PRINTIFY_RATE_WINDOW_S``
 (60), ``SIM_PRINTIFY_PUBLISH_LIMIT`` (200), ``SIM_PRINTIFY_PUBLISH_WINDOW_S`` (1800),
 ``SIM_PRINTIFY_MAX_PRODUCTS`` (20000 per account; the oldest are evicted beyond it so long runs
-stay bounded).
+stay bounded), ``SIM_PRINTIFY_PUBLISH_MS`` (3000), ``SIM_PRINTIFY_PUBLISH_FAILURE_RATE`` (0).
 
 Test hooks: ``GET /_sim/books`` (what each account did, plus duplicate products),
 ``GET /_sim/request_times`` (epoch seconds of each account's accepted requests),
-``POST /_sim/reset`` (forget everything), ``GET/POST /_sim/limits`` (change the rate limits).
+``POST /_sim/reset`` (forget everything, channels back to their knobs), ``GET/POST
+/_sim/limits`` (change the rate limits),
+``GET/POST /_sim/channels`` (change ``publish_ms`` and ``failure_rate``).
 """
 
 from __future__ import annotations
@@ -41,11 +48,13 @@ import argparse
 import base64
 import binascii
 import collections
+import dataclasses
 import hashlib
 import io
 import logging
 import math
 import os
+import random
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -259,6 +268,10 @@ class Account:
     publish_calls: collections.Counter[str] = field(default_factory=collections.Counter)
     publish_succeeded: collections.Counter[str] = field(default_factory=collections.Counter)
     publish_failed: collections.Counter[str] = field(default_factory=collections.Counter)
+    # Publications a non-custom channel has yet to settle: product id -> (due, refused, channel).
+    channel_pending: dict[str, tuple[float, bool, str]] = field(default_factory=dict)
+    channel_listed: collections.Counter[str] = field(default_factory=collections.Counter)
+    channel_refused: collections.Counter[str] = field(default_factory=collections.Counter)
     # Publish calls refused because an enabled variant was priced below its production cost.
     publish_below_cost: int = 0
     # Handshake calls refused because the product's shop is not a custom integration.
@@ -267,8 +280,31 @@ class Account:
 
     def forget_product(self, product_id: str) -> None:
         self.products.pop(product_id, None)
-        for counter in (self.publish_calls, self.publish_succeeded, self.publish_failed):
+        self.channel_pending.pop(product_id, None)
+        for counter in (
+            self.publish_calls,
+            self.publish_succeeded,
+            self.publish_failed,
+            self.channel_listed,
+            self.channel_refused,
+        ):
             counter.pop(product_id, None)
+
+    def settle_channels(self, now: float) -> None:
+        """Let the channels settle every publication due by ``now``: listed, or refused."""
+        due = [pid for pid, (at, _, _) in self.channel_pending.items() if at <= now]
+        for pid in due:
+            _, refused, channel = self.channel_pending.pop(pid)
+            product = self.products.get(pid)
+            if product is None:
+                continue
+            product["is_locked"] = False
+            if refused:
+                self.channel_refused[pid] += 1
+                continue
+            listing = str(secrets.randbelow(9 * 10**9) + 10**9)
+            product["external"] = {"id": listing, "handle": _listing_url(channel, listing)}
+            self.channel_listed[pid] += 1
 
 
 class PrintifyState:
@@ -333,6 +369,26 @@ class Limits:
             "publish_window_s": self.publish_window_s,
             "catalog_rpm": self.catalog_rpm,
         }
+
+
+@dataclass
+class Channels:
+    """How the non-custom sales channels behave: how long a listing takes, how often it fails."""
+
+    publish_ms: float
+    failure_rate: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {"publish_ms": self.publish_ms, "failure_rate": self.failure_rate}
+
+
+def _listing_url(channel: str, listing: str) -> str:
+    """Where the channel lists a product (Etsy by listing id, Shopify by handle)."""
+    if channel == "etsy":
+        return f"https://www.etsy.com/listing/{listing}"
+    if channel == "shopify":
+        return f"https://pod-engine-sim.myshopify.com/products/{listing}"
+    return f"https://{channel}.example/listings/{listing}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -854,6 +910,9 @@ def _books(state: PrintifyState, limits: Limits) -> dict[str, Any]:
             "handshake_refused": acct.handshake_refused,
             "publishing_succeeded": dict(acct.publish_succeeded),
             "publishing_failed": dict(acct.publish_failed),
+            # Publications the non-custom channels listed or refused, by product id.
+            "channel_listed": dict(acct.channel_listed),
+            "channel_refused": dict(acct.channel_refused),
             "duplicates": duplicates,
         }
     return {"accounts": accounts, "duplicates": all_duplicates, "limits": limits.as_dict()}
@@ -886,6 +945,11 @@ def create_app(knobs: Knobs | None = None) -> FastAPI:
         publish_window_s=_env_number("SIM_PRINTIFY_PUBLISH_WINDOW_S", 1800.0),
         catalog_rpm=int(_env_number("SIM_PRINTIFY_CATALOG_RPM", 100)),
     )
+    channel_defaults = Channels(
+        publish_ms=_env_number("SIM_PRINTIFY_PUBLISH_MS", 3000.0),
+        failure_rate=_env_number("SIM_PRINTIFY_PUBLISH_FAILURE_RATE", 0.0),
+    )
+    channels = dataclasses.replace(channel_defaults)
     app.state.sim = state
     shops = shops_from_env()
     install_faults(app, knobs, _fault)
@@ -918,7 +982,9 @@ def create_app(knobs: Knobs | None = None) -> FastAPI:
     def product_of(request: Request, shop_id: str, product_id: str) -> dict[str, Any] | Response:
         if shop_of(shop_id) is None:
             return _not_found("Shop")
-        product = account_of(request).products.get(product_id)
+        acct = account_of(request)
+        acct.settle_channels(time.time())
+        product = acct.products.get(product_id)
         if product is None or str(product["shop_id"]) != shop_id:
             return _not_found("Product")
         return product
@@ -1015,12 +1081,10 @@ def create_app(knobs: Knobs | None = None) -> FastAPI:
         params = _page_params(request, MAX_PRODUCTS_PAGE, 10)
         if isinstance(params, str):
             return _validation_error(params)
+        acct = account_of(request)
+        acct.settle_channels(time.time())
         # Newest first, as Printify lists them.
-        products = [
-            p
-            for p in reversed(account_of(request).products.values())
-            if str(p["shop_id"]) == shop_id
-        ]
+        products = [p for p in reversed(acct.products.values()) if str(p["shop_id"]) == shop_id]
         return _ok(_paginate(products, *params))
 
     @app.get("/v1/shops/{shop_id}/products/{product_id}.json")
@@ -1083,6 +1147,12 @@ def create_app(knobs: Knobs | None = None) -> FastAPI:
             return _validation_error(below)
         acct.publish_calls[product_id] += 1
         found["is_locked"] = True
+        channel = str((shop_of(shop_id) or {}).get("sales_channel"))
+        if channel != SALES_CHANNEL:
+            # Printify pushes the product to the channel, which lists it later, or refuses it.
+            refused = random.random() < channels.failure_rate
+            due = time.time() + channels.publish_ms / 1000
+            acct.channel_pending[product_id] = (due, refused, channel)
         logger.info("publish account=%s product=%s", acct.key, product_id)
         return _ok({})
 
@@ -1137,6 +1207,9 @@ def create_app(knobs: Knobs | None = None) -> FastAPI:
     async def reset() -> Response:
         state.reset()
         limits.rebuild()
+        # The channels' behaviour is a test's setting: back to the environment's.
+        channels.publish_ms = channel_defaults.publish_ms
+        channels.failure_rate = channel_defaults.failure_rate
         return _ok({"reset": True})
 
     @app.get("/_sim/limits")
@@ -1153,6 +1226,17 @@ def create_app(knobs: Knobs | None = None) -> FastAPI:
         limits.catalog_rpm = int(body.get("catalog_rpm", limits.catalog_rpm))
         limits.rebuild()
         return _ok(limits.as_dict())
+
+    @app.get("/_sim/channels")
+    async def get_channels() -> Response:
+        return _ok(channels.as_dict())
+
+    @app.post("/_sim/channels")
+    async def set_channels(request: Request) -> Response:
+        body = await _json_body(request) or {}
+        channels.publish_ms = float(body.get("publish_ms", channels.publish_ms))
+        channels.failure_rate = float(body.get("failure_rate", channels.failure_rate))
+        return _ok(channels.as_dict())
 
     return app
 

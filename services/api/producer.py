@@ -1,69 +1,24 @@
-"""The API's Kafka side: one idempotent producer, its poll thread, and a broker probe."""
+"""The API's Kafka side: the shared acked producer plus a broker probe."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import threading
 import uuid
 
-from confluent_kafka import KafkaException, Message, Producer
+from confluent_kafka import KafkaException
 
-from shared.runner import close_producer, make_producer, produce_async
+from shared.producer import BrokerUnavailable, EventProducer
 from shared.settings import KafkaSettings
 from shared.topics import JOBS_BY_PRIORITY
 
-logger = logging.getLogger(__name__)
+__all__ = ["BrokerUnavailable", "JobProducer"]
 
 
-class BrokerUnavailable(Exception):
-    """The broker did not acknowledge a message in time (or refused it)."""
-
-
-class JobProducer:
-    """Produces events and waits for the broker's ack; owns the thread serving callbacks."""
+class JobProducer(EventProducer):
+    """The API's producer: job requests and control commands, and a readiness probe."""
 
     def __init__(self, settings: KafkaSettings, *, client_id: str | None = None) -> None:
-        self._producer: Producer = make_producer(
-            settings, client_id=client_id or f"api-{uuid.uuid4().hex[:8]}"
-        )
-        self._stop = threading.Event()
-        # Delivery callbacks fire inside poll(); without this thread no ack ever arrives.
-        self._thread = threading.Thread(target=self._pump, name="api-producer", daemon=True)
-        self._thread.start()
-
-    def _pump(self) -> None:
-        while not self._stop.is_set():
-            self._producer.poll(1.0)
-
-    async def enqueue(
-        self,
-        topic: str,
-        value: bytes,
-        *,
-        key: bytes | None,
-        headers: list[tuple[str, str | bytes | None]] | None = None,
-    ) -> asyncio.Future[Message]:
-        """Hand one message to the producer; the future resolves on the broker's ack."""
-        loop = asyncio.get_running_loop()
-        return await produce_async(self._producer, loop, topic, value, key=key, headers=headers)
-
-    async def send(self, topic: str, value: bytes, *, key: str, timeout: float) -> None:
-        """Produce one message and return once the broker acknowledged it (acks=all).
-
-        Raises BrokerUnavailable when no ack came within ``timeout`` seconds or the delivery
-        failed. After a timeout the message may still be delivered later; callers say so.
-        """
-        loop = asyncio.get_running_loop()
-        try:
-            fut = await asyncio.wait_for(
-                produce_async(self._producer, loop, topic, value, key=key.encode()), timeout
-            )
-            await asyncio.wait_for(fut, timeout)
-        except TimeoutError as exc:
-            raise BrokerUnavailable(f"no acknowledgement from Kafka within {timeout:g}s") from exc
-        except KafkaException as exc:
-            raise BrokerUnavailable(f"Kafka refused the message: {exc.args[0].name()}") from exc
+        super().__init__(settings, client_id=client_id or f"api-{uuid.uuid4().hex[:8]}")
 
     async def check(self, timeout: float) -> str:
         """``ok`` when the broker answers and the job topics exist, else a short reason."""
@@ -75,14 +30,3 @@ class JobProducer:
         if missing:
             return "missing topics: " + ",".join(missing)
         return "ok"
-
-    def close(self, flush_timeout: float) -> None:
-        """Flush what is queued (bounded), then stop the poll thread."""
-        remaining = self._producer.flush(flush_timeout)
-        self._stop.set()
-        self._thread.join(5)
-        close_producer(self._producer, remaining)
-        if remaining:
-            logger.warning("producer closed with undelivered messages count=%d", remaining)
-        else:
-            logger.info("producer closed")

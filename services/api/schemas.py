@@ -138,7 +138,10 @@ class ProductView(_Wire):
 
     image_index: int
     product_type: str
-    status: str
+    status: str = Field(
+        description="created, publishing (sent to its sales channel, awaiting the channel's"
+        " confirmation), published, failed or publish_failed"
+    )
     product_id: str | None
     shop_id: str | None
     price_cents: int | None = Field(description="Lowest retail price of its variants (cents)")

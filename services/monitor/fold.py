@@ -33,6 +33,7 @@ from shared.events import (
     JobRequested,
     ProductCreated,
     ProductPublished,
+    ProductPublishing,
     StageFailed,
     WorkerHeartbeat,
 )
@@ -70,6 +71,12 @@ def describe(event: Event) -> tuple[str, str]:
         return "info", (
             f"{c.product_type.value} created for image {c.image_index + 1}: "
             f"product {c.product_id}, {c.variant_count} variants at {prices} cents{costs}"
+        )
+    if isinstance(event, ProductPublishing):
+        w = event.payload
+        return "info", (
+            f"{w.product_type.value} for image {w.image_index + 1} sent to {w.sales_channel}, "
+            f"awaiting its confirmation (until {w.confirm_by:%Y-%m-%d %H:%M} UTC)"
         )
     if isinstance(event, ProductPublished):
         u = event.payload
@@ -149,6 +156,8 @@ class Folder:
             await self._image(conn, event)
         elif isinstance(event, ProductCreated):
             await self._product(conn, event)
+        elif isinstance(event, ProductPublishing):
+            await self._publishing(conn, event)
         elif isinstance(event, ProductPublished):
             await self._published(conn, event)
         elif isinstance(event, StageFailed) and event.payload.retryable:
@@ -300,6 +309,26 @@ class Folder:
             (*prices, e.job_id, p.image_index, p.product_type.value),
         )
 
+    async def _publishing(self, conn: AsyncConnection[Any], e: ProductPublishing) -> None:
+        p = e.payload
+        await _lock_job(conn, e.job_id)
+        # Only a created product moves on to 'publishing': a confirmation or a refusal folded
+        # first (another topic) is the later news.
+        await conn.execute(
+            "INSERT INTO products (job_id, image_index, product_type, status, product_id,"
+            " shop_id, created_at) VALUES (%s, %s, %s, 'publishing', %s, %s, %s)"
+            " ON CONFLICT (job_id, image_index, product_type) DO UPDATE SET"
+            " status = 'publishing' WHERE products.status = 'created'",
+            (
+                e.job_id,
+                p.image_index,
+                p.product_type.value,
+                p.product_id,
+                p.shop_id,
+                e.occurred_at,
+            ),
+        )
+
     async def _published(self, conn: AsyncConnection[Any], e: ProductPublished) -> None:
         p = e.payload
         await _lock_job(conn, e.job_id)
@@ -348,7 +377,7 @@ class Folder:
             return
         types = [f.product_type.value] if f.product_type else list(job["product_types"])
         status = "publish_failed" if f.stage == "publisher" else "failed"
-        downgradable = ("created",) if status == "publish_failed" else ("failed",)
+        downgradable = ("created", "publishing") if status == "publish_failed" else ("failed",)
         for product_type in types:
             await conn.execute(
                 "INSERT INTO products (job_id, image_index, product_type, status, error,"
@@ -458,7 +487,8 @@ async def refresh_job(
         "SELECT image_count, cardinality(product_types), auto_publish, images_failed, error,"
         " retrying_since IS NOT NULL,"
         " (SELECT count(*) FROM images i WHERE i.job_id = j.job_id),"
-        " (SELECT count(*) FILTER (WHERE status IN ('created', 'published', 'publish_failed'))"
+        " (SELECT count(*) FILTER"
+        "    (WHERE status IN ('created', 'publishing', 'published', 'publish_failed'))"
         "    FROM products p WHERE p.job_id = j.job_id),"
         " (SELECT count(*) FILTER (WHERE status = 'failed') FROM products p"
         "    WHERE p.job_id = j.job_id),"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from shared.runner import RunnerSettings
 from shared.settings import DatabaseSettings
 from shared.vendors.printify import PrintifyAccountSettings
@@ -14,3 +16,11 @@ class PublisherSettings(RunnerSettings, DatabaseSettings, PrintifyAccountSetting
     # For a custom-integration shop we are the sales channel: confirm the publication
     # ourselves with `publishing_succeeded`, under this storefront's base URL.
     storefront_base_url: str = "https://shop.example.com/products"
+
+    # Etsy, Shopify, ... confirm a publication on their own, minutes later or never: the
+    # product is checked after PUBLISH_CHECK_MIN_S, then at doubling intervals up to
+    # PUBLISH_CHECK_MAX_S, and the publication fails when unconfirmed after
+    # PUBLISH_CONFIRM_TIMEOUT_S.
+    publish_check_min_s: float = Field(default=5.0, gt=0)
+    publish_check_max_s: float = Field(default=300.0, gt=0)
+    publish_confirm_timeout_s: float = Field(default=3600.0, gt=0)

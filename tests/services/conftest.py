@@ -3,21 +3,37 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from psycopg_pool import AsyncConnectionPool
 
+from shared.db import open_pool
+from shared.ledger import Ledger
 from shared.stack import Stack, isolated_settings
+from simulators.printify import SHOP_ID
 from simulators.process import SimulatorProcess
 from tests.support.infra import TEST_STATE, free_port, wait_for
 from tests.support.pipeline import api_up, stack_env
 
 
+@pytest.fixture
+async def ledger(migrated_db: str) -> AsyncIterator[Ledger]:
+    """The side-effect ledger on the test database (its own small pool)."""
+    pool: AsyncConnectionPool = await open_pool(migrated_db, max_size=4)
+    yield Ledger(pool)
+    await pool.close()
+
+
+# The second shop of every simulated account when SIM_PRINTIFY_SHOPS names two channels.
+ETSY_SHOP_ID = SHOP_ID + 1
+
+
 @pytest.fixture(scope="module")
 def printify_sim() -> Iterator[SimulatorProcess]:
     """A Printify simulator of its own for the module; each account has a custom-integration
-    shop (the first) and an Etsy shop."""
-    env = {"SIM_PRINTIFY_SHOPS": "custom_integration,etsy"}
+    shop (the first) and an Etsy shop, which lists a published product 0.2 s later."""
+    env = {"SIM_PRINTIFY_SHOPS": "custom_integration,etsy", "SIM_PRINTIFY_PUBLISH_MS": "200"}
     with SimulatorProcess("printify", free_port(), env=env) as sim:
         yield sim
 
@@ -34,6 +50,11 @@ def stack() -> Iterator[Stack]:
         "SIM_FAILURE_RATE": "0",
         "ALERT_INTERVAL_S": "2",
         "WORKER_STALE_S": "6",
+        # Products go to an Etsy shop, which confirms each publication on its own, later.
+        "SIM_PRINTIFY_SHOPS": "custom_integration,etsy",
+        "PRINTIFY_SHOP_ID": str(ETSY_SHOP_ID),
+        "SIM_PRINTIFY_PUBLISH_MS": "300",
+        "PUBLISH_CHECK_MIN_S": "0.2",
     }
     s = Stack(settings, extra_env=env).start()
     try:

@@ -13,7 +13,15 @@ from shared.events import JobRequested, JobRequestedPayload, parse_event
 from shared.stack import Stack
 from shared.topics import IMAGES_GENERATED
 from tests.support.infra import read_all, wait_for
-from tests.support.pipeline import printify_books, produce_job, sim_url, submit, wait_done
+from tests.support.pipeline import (
+    api,
+    job,
+    printify_books,
+    produce_job,
+    sim_url,
+    submit,
+    wait_done,
+)
 
 
 def test_mixed_jobs_complete_with_the_right_numbers(stack: Stack) -> None:
@@ -36,6 +44,10 @@ def test_mixed_jobs_complete_with_the_right_numbers(stack: Stack) -> None:
     publish_calls = {
         pid: n for acct in books["accounts"].values() for pid, n in acct["publish_calls"].items()
     }
+    # The stack's shop is on Etsy, which lists each published product on its own, later.
+    listed = {
+        pid: n for acct in books["accounts"].values() for pid, n in acct["channel_listed"].items()
+    }
     for jid, spec in zip(ids, specs, strict=True):
         r = results[jid]
         j = r["job"]
@@ -51,6 +63,11 @@ def test_mixed_jobs_complete_with_the_right_numbers(stack: Stack) -> None:
             assert p["productId"] in all_products
             assert publish_calls.get(p["productId"], 0) == (1 if spec["autoPublish"] else 0)
             assert p["status"] == ("published" if spec["autoPublish"] else "created")
+            # Published means Etsy listed it (the job waited for that), not that Printify
+            # accepted the request.
+            assert listed.get(p["productId"], 0) == (1 if spec["autoPublish"] else 0)
+            if spec["autoPublish"]:
+                assert p["externalId"] and p["externalId"] != p["productId"]
             # Priced from Printify's costs: every variant above its cost, the range shown.
             on_printify = all_products[p["productId"]]
             assert min(on_printify["profits"].values()) == p["profitMinCents"] > 0
@@ -66,7 +83,11 @@ def test_mixed_jobs_complete_with_the_right_numbers(stack: Stack) -> None:
         assert types[0] == "job.requested"
         assert types.count("image.generated") == spec["count"]
         assert types.count("product.created") == n_products
+        if spec["autoPublish"]:
+            assert types.count("product.publishing") == types.count("product.published")
+            assert types.count("product.published") == n_products
     assert books["duplicates"] == []
+    assert all(not a["publishing_succeeded"] for a in books["accounts"].values())
     assert sum(acct["publish_below_cost"] for acct in books["accounts"].values()) == 0
 
 
@@ -145,3 +166,39 @@ def test_a_job_of_more_images_than_one_claude_call_completes(stack: Stack) -> No
     assert len(result["images"]) == 30
     assert len({i["title"] for i in result["images"]}) == 30
     assert len(result["products"]) == 30
+
+
+def test_a_publication_the_channel_refuses_reaches_the_job_and_a_replay_completes_it(
+    stack: Stack,
+) -> None:
+    channels = f"{sim_url(stack, 'printify')}/_sim/channels"
+    httpx.post(channels, json={"failure_rate": 1}, timeout=5).raise_for_status()
+    try:
+        job_id = submit(stack, theme="refused", productTypes=["tshirt", "mug"], autoPublish=True)
+        refused = wait_done(stack, [job_id])[job_id]
+    finally:
+        httpx.post(channels, json={"failure_rate": 0}, timeout=5).raise_for_status()
+    # Created on Printify, refused by Etsy: the job says so, product by product.
+    assert refused["job"]["status"] == "partial"
+    assert "2 of 2 publications failed" in refused["job"]["error"]
+    assert "without a listing on etsy" in refused["job"]["error"]
+    for p in refused["products"]:
+        assert p["status"] == "publish_failed" and "without a listing on etsy" in p["error"]
+    types = [entry["type"] for entry in refused["logs"]]
+    assert types.count("product.publishing") == 2 and "product.published" not in types
+
+    # Listed for the operator, and replayed once the channel takes it: published this time.
+    letters = wait_for(
+        lambda: httpx.get(f"{api(stack)}/dlq", params={"jobId": job_id}, timeout=5).json()[
+            "deadLetters"
+        ],
+        30,
+        "the refusals among the dead letters",
+    )
+    assert {d["errorClass"] for d in letters} == {"PublicationRefused"}
+    replay = httpx.post(f"{api(stack)}/dlq/replay", json={"jobId": job_id}, timeout=10)
+    assert replay.status_code == 202, replay.text
+    wait_for(lambda: job(stack, job_id)["job"]["status"] == "completed", 60, "the replay")
+    done = job(stack, job_id)
+    assert {p["status"] for p in done["products"]} == {"published"}
+    assert done["job"]["error"] is None

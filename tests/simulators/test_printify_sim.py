@@ -11,6 +11,7 @@ import os
 import re
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -605,6 +606,51 @@ def test_an_account_with_two_shops_keeps_their_products_apart(two_shops: Simulat
         refused = http.post(f"{path}/publishing_succeeded.json", json=done)
         assert_printify_error(refused, 400, "custom integration")
         assert books_of(two_shops, http)["handshake_refused"] == 1
+
+
+def test_an_etsy_shop_lists_a_published_product_later_or_refuses_it(
+    two_shops: SimulatorProcess,
+) -> None:
+    etsy = SHOP + 1
+    base = f"/v1/shops/{etsy}/products"
+    with client_for(two_shops) as http:
+        assert http.get("/_sim/channels").json() == {"publish_ms": 3000.0, "failure_rate": 0.0}
+        http.post("/_sim/channels", json={"publish_ms": 300}).raise_for_status()
+        image = upload(http)["id"]
+        pid = http.post(f"{base}.json", json=product_body(image)).json()["id"]
+        assert http.post(f"{base}/{pid}/publish.json", json=PUBLISH).json() == {}
+        # Accepted, not listed: locked (no edits) until Etsy has it.
+        product = http.get(f"{base}/{pid}.json").json()
+        assert product["is_locked"] is True and product.get("external") is None
+        assert http.put(f"{base}/{pid}.json", json={"title": "x"}).status_code == 400
+
+        def settled() -> dict[str, Any] | None:
+            found: dict[str, Any] = http.get(f"{base}/{pid}.json").json()
+            return None if found["is_locked"] else found
+
+        listed = wait_until(settled, 10)
+        assert listed["external"]["handle"].startswith("https://www.etsy.com/listing/")
+        assert listed["external"]["handle"].endswith(listed["external"]["id"])
+        assert books_of(two_shops, http)["channel_listed"] == {pid: 1}
+
+        http.post("/_sim/channels", json={"failure_rate": 1}).raise_for_status()
+        pid = http.post(f"{base}.json", json=product_body(image)).json()["id"]
+        http.post(f"{base}/{pid}/publish.json", json=PUBLISH).raise_for_status()
+        refused = wait_until(settled, 10)
+        assert refused.get("external") is None  # released without a listing
+        assert books_of(two_shops, http)["channel_refused"] == {pid: 1}
+
+        http.post("/_sim/reset").raise_for_status()
+        assert http.get("/_sim/channels").json() == {"publish_ms": 3000.0, "failure_rate": 0.0}
+
+
+def wait_until(predicate: Any, timeout: float) -> Any:
+    """``predicate()``'s first truthy value, polled until ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+    return value
 
 
 def test_the_catalog_has_its_own_lower_limit() -> None:

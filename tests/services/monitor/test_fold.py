@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -15,6 +16,8 @@ from shared.events import (
     JobRequestedPayload,
     ProductPublished,
     ProductPublishedPayload,
+    ProductPublishing,
+    ProductPublishingPayload,
     StageFailed,
     StageFailedPayload,
 )
@@ -230,3 +233,67 @@ async def test_a_replayed_product_failure_completes_the_job(pool: AsyncConnectio
     await fold_all(pool, [product(job, 0, "hoodie")])
     row = await job_row(pool, job.job_id)
     assert row["status"] == "completed" and row["error"] is None
+
+
+def publishing(job: JobRequested, i: int, t: str) -> ProductPublishing:
+    return job.derive(
+        ProductPublishing,
+        ProductPublishingPayload(
+            image_index=i,
+            product_type=t,
+            product_id=f"prod-{i}-{t}",
+            shop_id="2",
+            sales_channel="etsy",
+            confirm_by=datetime.now(UTC) + timedelta(hours=1),
+        ),
+        producer="publisher",
+        key=f"publishing:{i}:{t}",
+    )
+
+
+async def product_statuses(pool: AsyncConnectionPool, job_id: str) -> dict[str, str]:
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT product_type, status FROM products WHERE job_id = %s", (job_id,)
+        )
+        return dict(await cur.fetchall())
+
+
+async def test_a_publication_the_channel_has_not_confirmed_keeps_the_job_open(
+    pool: AsyncConnectionPool,
+) -> None:
+    job = new_job(count=1, types=("tshirt", "mug"))
+    created = [job, image(job, 0), product(job, 0, "tshirt"), product(job, 0, "mug")]
+    await fold_all(pool, [*created, publishing(job, 0, "tshirt"), publishing(job, 0, "mug")])
+    assert await product_statuses(pool, job.job_id) == {"tshirt": "publishing", "mug": "publishing"}
+    row = await job_row(pool, job.job_id)
+    assert row["status"] == "processing" and row["products_done"] == 2
+    assert row["publications_done"] == 0
+
+    await fold_all(pool, [published(job, 0, "tshirt")])
+    assert (await job_row(pool, job.job_id))["status"] == "processing"
+    refused = failed(job, "publisher", 0, "mug")
+    await fold_all(pool, [refused])
+    assert await product_statuses(pool, job.job_id) == {
+        "tshirt": "published",
+        "mug": "publish_failed",
+    }
+    row = await job_row(pool, job.job_id)
+    assert row["status"] == "partial"
+    assert "1 of 2 publications failed" in row["error"] and "publisher said no" in row["error"]
+
+
+async def test_news_of_the_channel_folded_before_publishing_is_not_undone(
+    pool: AsyncConnectionPool,
+) -> None:
+    # Confirmation (published topic) and refusal (DLQ) may be read before "publishing".
+    job = new_job(count=1, types=("tshirt", "mug"))
+    events: list[Event] = [job, image(job, 0), product(job, 0, "tshirt"), product(job, 0, "mug")]
+    events += [published(job, 0, "tshirt"), failed(job, "publisher", 0, "mug")]
+    events += [publishing(job, 0, "tshirt"), publishing(job, 0, "mug")]
+    await fold_all(pool, events)
+    assert await product_statuses(pool, job.job_id) == {
+        "tshirt": "published",
+        "mug": "publish_failed",
+    }
+    assert (await job_row(pool, job.job_id))["status"] == "partial"

@@ -11,11 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 from PIL import Image
-from psycopg_pool import AsyncConnectionPool
 
 from services.printify.handler import PrintifyHandler, build_handler, sku_prefix
 from services.printify.settings import DEFAULT_CATALOG, CatalogEntry, PrintifySettings
-from shared.db import open_pool
 from shared.errors import ConfigError, PermanentError
 from shared.events import (
     ImageGenerated,
@@ -42,13 +40,6 @@ async def client(printify_sim: SimulatorProcess) -> AsyncIterator[PrintifyClient
     c = PrintifyClient(api_key="tok-printify-handler", base_url=printify_sim.url)
     yield c
     await c.aclose()
-
-
-@pytest.fixture
-async def ledger(migrated_db: str) -> AsyncIterator[Ledger]:
-    pool: AsyncConnectionPool = await open_pool(migrated_db, max_size=4)
-    yield Ledger(pool)
-    await pool.close()
 
 
 def image_event(tmp_path: Path, types: list[str], job_id: str | None = None) -> ImageGenerated:

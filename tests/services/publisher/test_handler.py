@@ -2,107 +2,30 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import httpx
-import pytest
-from psycopg_pool import AsyncConnectionPool
 
-from services.publisher.handler import PublisherHandler, build_handler, handle_for
+from services.publisher.handler import build_handler, handle_for
+from services.publisher.publications import Publications
 from services.publisher.settings import PublisherSettings
-from shared.db import open_pool
-from shared.events import ProductCreated, ProductCreatedPayload, ProductPublished
-from shared.ledger import EffectKey, EffectState, Ledger
-from shared.runner import MessageContext
+from services.publisher.watch import publish_key
+from shared.events import (
+    ProductPublished,
+    ProductPublishing,
+)
+from shared.ledger import EffectState, Ledger
 from shared.topics import PUBLISHED
-from shared.vendors.printify import PrintifyClient, build_product_payload
+from shared.vendors.printify import PrintifyClient
 from simulators.process import SimulatorProcess
-
-CTX = MessageContext("products.created", 0, 3, 0, "test")
-TOKEN = "tok-publisher"
-
-
-@pytest.fixture
-async def client(printify_sim: SimulatorProcess) -> AsyncIterator[PrintifyClient]:
-    c = PrintifyClient(api_key=TOKEN, base_url=printify_sim.url)
-    yield c
-    await c.aclose()
-
-
-@pytest.fixture
-async def ledger(migrated_db: str) -> AsyncIterator[Ledger]:
-    pool: AsyncConnectionPool = await open_pool(migrated_db, max_size=4)
-    yield Ledger(pool)
-    await pool.close()
-
-
-def publisher(client: PrintifyClient, ledger: Ledger) -> PublisherHandler:
-    return PublisherHandler(client=client, ledger=ledger, storefront_base_url="https://shop.test/p")
-
-
-def publish_key(event: ProductCreated) -> EffectKey:
-    p = event.payload
-    return EffectKey(event.job_id, p.image_index, p.product_type.value, "publish")
-
-
-async def make_product(
-    client: PrintifyClient, auto_publish: bool, channel: str = "custom_integration"
-) -> ProductCreated:
-    shops = await client.list_shops()
-    shop = next(str(s["id"]) for s in shops if s["sales_channel"] == channel)
-    upload = await client.upload_image(file_name="x.png", contents=_png())
-    variants = (await client.list_variants(6, 99))[:3]
-    product = await client.create_product(
-        shop,
-        build_product_payload(
-            title="Moon Cat",
-            description="d",
-            tags=["cat"],
-            blueprint_id=6,
-            print_provider_id=99,
-            variants=variants,
-            price_cents=1999,
-            image_id=upload["id"],
-            sku_prefix="pod-test",
-        ),
-    )
-    return ProductCreated(
-        # A fresh job per product: the publish is recorded per (job, image, type).
-        job_id=f"job-pub-{uuid.uuid4().hex[:10]}",
-        producer="printify",
-        payload=ProductCreatedPayload(
-            image_index=0,
-            product_type="tshirt",
-            product_id=product["id"],
-            shop_id=shop,
-            blueprint_id=6,
-            print_provider_id=99,
-            variant_count=3,
-            price_cents=1999,
-            title="Moon Cat",
-            auto_publish=auto_publish,
-        ),
-    )
-
-
-def _png() -> bytes:
-    import io
-
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.new("RGB", (32, 32)).save(buf, "PNG")
-    return buf.getvalue()
-
-
-def publish_calls(sim: SimulatorProcess, product_id: str, counter: str = "publish_calls") -> int:
-    accounts = httpx.get(f"{sim.url}/_sim/books", timeout=5).json()["accounts"]
-    return sum(a[counter].get(product_id, 0) for a in accounts.values())
-
-
-def confirmations(sim: SimulatorProcess, product_id: str) -> int:
-    return publish_calls(sim, product_id, "publishing_succeeded")
+from tests.services.publisher.support import (
+    CTX,
+    TOKEN,
+    confirmations,
+    make_product,
+    publish_calls,
+    publisher,
+)
 
 
 async def test_auto_publish_publishes_and_confirms(
@@ -125,7 +48,7 @@ async def test_without_auto_publish_the_product_stays_a_draft(
     client: PrintifyClient, ledger: Ledger, printify_sim: SimulatorProcess
 ) -> None:
     event = await make_product(client, auto_publish=False)
-    handler = PublisherHandler(client=client, ledger=ledger, storefront_base_url="https://s")
+    handler = publisher(client, ledger)
     assert await handler(event, CTX) == []
     assert publish_calls(printify_sim, event.payload.product_id) == 0
     assert await ledger.get(publish_key(event)) is None
@@ -205,32 +128,44 @@ def test_handle_is_a_slug() -> None:
     assert handle_for("!!!", "id1") == "id1"
 
 
-async def test_other_channels_are_published_once_and_confirmed_by_the_channel(
+async def test_other_channels_are_published_once_and_left_to_the_channel_to_confirm(
     client: PrintifyClient, ledger: Ledger, printify_sim: SimulatorProcess
 ) -> None:
     # The account also has a custom-integration shop: the product's own shop decides.
     event = await make_product(client, auto_publish=True, channel="etsy")
     p = event.payload
-    handler = PublisherHandler(client=client, ledger=ledger, storefront_base_url="https://s")
-    await ledger.begin(
-        publish_key(event), lease_s=0
-    )  # an earlier attempt whose publish went through...
+    handler = publisher(client, ledger, confirm_timeout_s=600)
+    # An earlier attempt whose publish went through...
+    await ledger.begin(publish_key(event), lease_s=0)
     await client.publish(p.shop_id, p.product_id)
     outputs = await handler(event, CTX)  # ...is recognised by the lock, not repeated
-    await handler(event, CTX)
+    again = await handler(event, CTX)
     assert publish_calls(printify_sim, p.product_id) == 1
     assert confirmations(printify_sim, p.product_id) == 0  # the channel's job, not ours
     accounts = httpx.get(f"{printify_sim.url}/_sim/books", timeout=5).json()["accounts"]
     assert all(a["handshake_refused"] == 0 for a in accounts.values())
-    published = outputs[0].event
-    assert isinstance(published, ProductPublished)
-    assert published.payload.external_id is None and published.payload.handle is None
+    # Not published yet: publishing, until Etsy lists it (the watcher's part).
+    publishing = outputs[0].event
+    assert outputs[0].topic == PUBLISHED and isinstance(publishing, ProductPublishing)
+    assert publishing.payload.sales_channel == "etsy"
+    remaining = (publishing.payload.confirm_by - datetime.now(UTC)).total_seconds()
+    assert 590 < remaining <= 600
+    # A redelivery: the same event (id and payload), one watch.
+    assert (again[0].event.event_id, again[0].event.payload) == (
+        publishing.event_id,
+        publishing.payload,
+    )
+    pub = await Publications(ledger.pool).watch(
+        event, CTX, sales_channel="etsy", timeout_s=1, first_check_s=0
+    )
+    assert pub.state == "pending" and pub.confirm_by == publishing.payload.confirm_by
 
 
 async def test_build_handler_wires_the_ledger_from_settings(
-    client: PrintifyClient, migrated_db: str, printify_sim: SimulatorProcess
+    client: PrintifyClient, migrated_db: str, printify_sim: SimulatorProcess, kafka_bootstrap: str
 ) -> None:
     settings = PublisherSettings(
+        kafka_bootstrap_servers=kafka_bootstrap,
         printify_api_key=TOKEN,
         printify_api_url=printify_sim.url,
         database_url=migrated_db,

@@ -1,0 +1,210 @@
+"""The publication watcher: settles publications the sales channel confirms on its own.
+
+Printify answers ``publish`` at once and locks the product; Etsy, Shopify, ... list it minutes
+later, or refuse it. Printify then shows the listing in the product's ``external`` field, or
+releases the product (``is_locked`` false) without one. The watcher checks each publication
+of :mod:`services.publisher.publications` with a growing interval (``PUBLISH_CHECK_MIN_S``
+doubling up to ``PUBLISH_CHECK_MAX_S``) and
+
+- emits ``product.published`` once the listing is there;
+- reports ``stage.failed`` on the publisher's DLQ (with the ProductCreated, for a replay) when
+  the product was released without a listing, was deleted, or was not confirmed by
+  ``confirm_by``; the ledger forgets the publish call, so a replay publishes again.
+
+Each instance of the publisher runs one; rows are leased, so they share the work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+
+from services.publisher.publications import Publication, Publications
+from shared.errors import PermanentError, PodError
+from shared.events import (
+    Event,
+    ProductCreated,
+    ProductPublished,
+    ProductPublishedPayload,
+    StageFailed,
+    StageFailedPayload,
+)
+from shared.ledger import EffectKey, Ledger
+from shared.topics import PUBLISHED, PUBLISHER
+from shared.vendors.printify import PrintifyClient
+
+logger = logging.getLogger(__name__)
+
+PRODUCER = "publisher"
+
+# Produce one event to a topic and return once the broker has it.
+Emit = Callable[[str, Event], Awaitable[None]]
+
+
+class PublicationRefused(PermanentError):
+    """The sales channel did not list a product Printify published to it."""
+
+
+def published_event(
+    event: ProductCreated, *, external_id: str | None, handle: str | None
+) -> ProductPublished:
+    """The ``product.published`` of ``event``'s product: one event id however often (and by
+    whichever path) it is confirmed, so the monitor counts it once."""
+    p = event.payload
+    payload = ProductPublishedPayload(
+        image_index=p.image_index,
+        product_type=p.product_type,
+        product_id=p.product_id,
+        shop_id=p.shop_id,
+        external_id=external_id,
+        handle=handle,
+    )
+    return event.derive(ProductPublished, payload, producer=PRODUCER, key="published")
+
+
+def publish_key(event: ProductCreated) -> EffectKey:
+    """The ledger key of ``event``'s publish call."""
+    p = event.payload
+    return EffectKey(event.job_id, p.image_index, p.product_type.value, "publish")
+
+
+class PublicationWatcher:
+    """Checks due publications until each is confirmed or refused."""
+
+    def __init__(
+        self,
+        *,
+        publications: Publications,
+        client: PrintifyClient,
+        ledger: Ledger,
+        emit: Emit,
+        check_min_s: float = 5.0,
+        check_max_s: float = 300.0,
+        batch: int = 20,
+        lease_s: float = 60.0,
+        idle_s: float = 1.0,
+    ) -> None:
+        self.publications = publications
+        self.client = client
+        self.ledger = ledger
+        self.emit = emit
+        self.check_min_s = check_min_s
+        self.check_max_s = check_max_s
+        self.batch = batch
+        self.lease_s = lease_s
+        self.idle_s = idle_s
+
+    async def run(self) -> None:
+        """Check due publications until cancelled; a failing database is waited out."""
+        while True:
+            try:
+                checked = await self.run_once()
+            except Exception as exc:  # the database or the broker is away: try again later
+                logger.warning("publication watch failed error=%s", exc)
+                checked = 0
+            if checked < self.batch:
+                await asyncio.sleep(self.idle_s)
+
+    async def run_once(self) -> int:
+        """Claim and check the publications due now; return how many."""
+        due = await self.publications.claim_due(limit=self.batch, lease_s=self.lease_s)
+        await asyncio.gather(*(self.check(pub) for pub in due))
+        return len(due)
+
+    async def check(self, pub: Publication) -> None:
+        """Look at one publication's product and settle it, or schedule its next check."""
+        try:
+            product = await self.client.get_product(pub.shop_id, pub.product_id)
+        except PermanentError as exc:  # deleted, or the shop is gone
+            await self._fail(pub, f"the product can no longer be read: {exc.describe()}")
+            return
+        except PodError as exc:
+            logger.warning(
+                "publication check failed job_id=%s product_id=%s error=%s",
+                pub.job_id,
+                pub.product_id,
+                exc.describe(),
+            )
+            await self._later(pub)
+            return
+        external = product.get("external")
+        if isinstance(external, dict) and external.get("id"):
+            handle = external.get("handle")
+            await self._confirm(pub, str(external["id"]), None if handle is None else str(handle))
+        elif not product.get("is_locked"):
+            await self._fail(
+                pub,
+                f"Printify released the product without a listing on {pub.sales_channel}: the "
+                "channel did not accept it (Printify shows the channel's reason on the product)",
+            )
+        elif datetime.now(UTC) >= pub.confirm_by:
+            waited = (pub.confirm_by - pub.requested_at).total_seconds()
+            await self._fail(
+                pub, f"{pub.sales_channel} did not confirm the publication within {waited:.0f}s"
+            )
+        else:
+            await self._later(pub)
+
+    async def _later(self, pub: Publication) -> None:
+        delay = min(self.check_max_s, self.check_min_s * 2 ** max(0, pub.checks - 1))
+        # Never past the deadline: the last check is the one that gives up.
+        remaining = (pub.confirm_by - datetime.now(UTC)).total_seconds()
+        await self.publications.check_later(pub, max(0.0, min(delay, remaining)))
+
+    async def _confirm(self, pub: Publication, external_id: str, handle: str | None) -> None:
+        await self.emit(
+            PUBLISHED, published_event(pub.event, external_id=external_id, handle=handle)
+        )
+        await self.publications.published(pub, external_id=external_id, handle=handle)
+        logger.info(
+            "publication confirmed job_id=%s product_id=%s channel=%s external_id=%s checks=%d",
+            pub.job_id,
+            pub.product_id,
+            pub.sales_channel,
+            external_id,
+            pub.checks,
+        )
+
+    async def _fail(self, pub: Publication, reason: str) -> None:
+        event = pub.event
+        exc = PublicationRefused(reason, vendor="printify")
+        payload = StageFailedPayload(
+            stage=PRODUCER,
+            error_class=exc.error_class,
+            message=exc.describe(),
+            retryable=False,
+            image_index=event.payload.image_index,
+            product_type=event.payload.product_type,
+            input_topic=pub.input_topic,
+            input_partition=pub.input_partition,
+            input_offset=pub.input_offset,
+            input_event=event.model_dump(mode="json"),
+        )
+        failed = event.derive(StageFailed, payload, producer=PRODUCER, key="publication-failed")
+        await self.emit(PUBLISHER.dlq, failed)
+        # Forgotten before the row is settled: a crash in between checks again, never leaves
+        # a refused publication recorded as done.
+        await self.ledger.forget(publish_key(event))
+        await self.publications.failed(pub, error=reason)
+        logger.error(
+            "publication failed job_id=%s product_id=%s channel=%s error=%s",
+            pub.job_id,
+            pub.product_id,
+            pub.sales_channel,
+            reason,
+        )
+
+
+@contextlib.asynccontextmanager
+async def watching(watcher: PublicationWatcher) -> AsyncIterator[PublicationWatcher]:
+    """Run ``watcher`` in the background for the duration of the block."""
+    task = asyncio.create_task(watcher.run(), name="publication-watcher")
+    try:
+        yield watcher
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

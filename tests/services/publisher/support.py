@@ -1,0 +1,86 @@
+"""Helpers of the publisher tests: a product to publish and the simulator's books."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from typing import Any
+
+import httpx
+from PIL import Image
+
+from services.publisher.handler import PublisherHandler
+from services.publisher.publications import Publications
+from shared.events import ProductCreated, ProductCreatedPayload
+from shared.ledger import Ledger
+from shared.runner import MessageContext
+from shared.vendors.printify import PrintifyClient, build_product_payload
+from simulators.process import SimulatorProcess
+
+CTX = MessageContext("products.created", 0, 3, 0, "test")
+TOKEN = "tok-publisher"
+
+
+def publisher(client: PrintifyClient, ledger: Ledger, **kwargs: Any) -> PublisherHandler:
+    return PublisherHandler(
+        client=client,
+        ledger=ledger,
+        publications=Publications(ledger.pool),
+        storefront_base_url="https://shop.test/p",
+        **kwargs,
+    )
+
+
+async def make_product(
+    client: PrintifyClient, auto_publish: bool, channel: str = "custom_integration"
+) -> ProductCreated:
+    shops = await client.list_shops()
+    shop = next(str(s["id"]) for s in shops if s["sales_channel"] == channel)
+    upload = await client.upload_image(file_name="x.png", contents=_png())
+    variants = (await client.list_variants(6, 99))[:3]
+    product = await client.create_product(
+        shop,
+        build_product_payload(
+            title="Moon Cat",
+            description="d",
+            tags=["cat"],
+            blueprint_id=6,
+            print_provider_id=99,
+            variants=variants,
+            price_cents=1999,
+            image_id=upload["id"],
+            sku_prefix="pod-test",
+        ),
+    )
+    return ProductCreated(
+        # A fresh job per product: the publish is recorded per (job, image, type).
+        job_id=f"job-pub-{uuid.uuid4().hex[:10]}",
+        producer="printify",
+        payload=ProductCreatedPayload(
+            image_index=0,
+            product_type="tshirt",
+            product_id=product["id"],
+            shop_id=shop,
+            blueprint_id=6,
+            print_provider_id=99,
+            variant_count=3,
+            price_cents=1999,
+            title="Moon Cat",
+            auto_publish=auto_publish,
+        ),
+    )
+
+
+def _png() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (32, 32)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def publish_calls(sim: SimulatorProcess, product_id: str, counter: str = "publish_calls") -> int:
+    accounts = httpx.get(f"{sim.url}/_sim/books", timeout=5).json()["accounts"]
+    return sum(a[counter].get(product_id, 0) for a in accounts.values())
+
+
+def confirmations(sim: SimulatorProcess, product_id: str) -> int:
+    return publish_calls(sim, product_id, "publishing_succeeded")
