@@ -17,23 +17,29 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+import psycopg
+
 from services.generator.claude import MAX_BRIEFS, ClaudeClient, CreativeBrief, TokenUsage
 from services.generator.comfyui import ComfyUIClient, RenderedImage
 from services.generator.progress import JobProgress, fingerprint
 from services.generator.settings import GeneratorSettings
+from shared.catalog import read_print_areas
+from shared.db import open_pool
 from shared.errors import InvalidEventError, PodError
 from shared.events import (
     ImageGenerated,
     ImageGeneratedPayload,
     JobRequested,
     Priority,
+    ProductType,
     TokenCounts,
 )
-from shared.printsize import PrintSizing
+from shared.printsize import PrintArea, PrintSizing
 from shared.runner import Handler, MessageContext, Output
 from shared.service import closing
 from shared.storage import ImageStore, LocalImageStorage
 from shared.topics import IMAGES_GENERATED
+from shared.vendors.printify import PrintifyAccountSettings, printify_client
 
 logger = logging.getLogger(__name__)
 
@@ -282,6 +288,41 @@ async def _all_or_cancel(coros: list[Coroutine[Any, Any, T]]) -> list[T]:
     return [t.result() for t in tasks]
 
 
+async def catalog_print_areas(settings: GeneratorSettings) -> dict[ProductType, PrintArea]:
+    """Each product type's print area from Printify's catalog; none (so the defaults) when no
+    Printify account is configured or the catalog cannot be read now.
+
+    The reads count against the account's deployment-wide budget (in PostgreSQL), like every
+    other Printify call: a few requests at start must not push the others over the limit.
+    """
+    if settings.printify_api_key is None:
+        return {}
+    # The account's limits (PRINTIFY_*) as every other caller of the account reads them.
+    account = PrintifyAccountSettings(
+        printify_api_key=settings.printify_api_key, printify_api_url=settings.printify_api_url
+    )
+    try:
+        pool = await open_pool(settings.url, max_size=2, name="generator-catalog", check=False)
+    except (psycopg.Error, OSError) as exc:
+        logger.warning("print areas not read from the catalog error=%s", exc)
+        return {}
+    try:
+        client = printify_client(account, pool)
+        async with closing(client):
+            areas = await read_print_areas(client, settings.catalog())
+    except PodError as exc:
+        # Not fatal: the printify stage checks the real placeholders on every product.
+        logger.warning("print areas not read from the catalog error=%s", exc.describe())
+        return {}
+    finally:
+        await pool.close()
+    logger.info(
+        "print areas from the catalog %s",
+        " ".join(f"{t.value}={a.width}x{a.height}" for t, a in areas.items()),
+    )
+    return areas
+
+
 @asynccontextmanager
 async def build_handler(settings: GeneratorSettings) -> AsyncIterator[Handler[JobRequested]]:
     """The handler wired to the real clients named by ``settings``."""
@@ -306,6 +347,7 @@ async def build_handler(settings: GeneratorSettings) -> AsyncIterator[Handler[Jo
         # A model, node or checkpoint the vendor lacks is a configuration error, said at start.
         await claude.check_model()
         await comfy.check_workflow()
+        catalog_areas = await catalog_print_areas(settings)
         yield GeneratorHandler(
             briefs=claude,
             renderer=comfy,
@@ -314,7 +356,7 @@ async def build_handler(settings: GeneratorSettings) -> AsyncIterator[Handler[Jo
             progress_dir=settings.image_storage_dir / ".progress",
             width=settings.image_width,
             height=settings.image_height,
-            print_sizing=settings.print_sizing(),
+            print_sizing=settings.print_sizing(catalog_areas),
             render_attempts=settings.render_attempts,
             max_images_per_job=settings.max_images_per_job,
         )

@@ -6,15 +6,17 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
 
+from shared.catalog import CatalogSettings
 from shared.events import ProductType
 from shared.printsize import PrintArea, PrintSizing
 from shared.runner import RunnerSettings
-from shared.settings import JobLimitSettings
+from shared.settings import DatabaseSettings, JobLimitSettings
 from shared.storage import ImageStorageSettings
 
 # Printify's front placeholders (px at 300 DPI) of the default catalog's blueprints: the tee 6,
-# the hoodie 77 and the 11oz mug 68. The printify stage places the art on the real placeholders
-# and refuses a product that would print below PRINT_MIN_DPI, so a stale entry here is caught.
+# the hoodie 77 and the 11oz mug 68. Used when Printify's catalog cannot be read at start (the
+# printify stage still places the art on the real placeholders and refuses a product that would
+# print below PRINT_MIN_DPI).
 DEFAULT_PRINT_AREAS: dict[ProductType, PrintArea] = {
     ProductType.TSHIRT: PrintArea(width=4500, height=5100),
     ProductType.HOODIE: PrintArea(width=3852, height=3396),
@@ -22,8 +24,12 @@ DEFAULT_PRINT_AREAS: dict[ProductType, PrintArea] = {
 }
 
 
-class GeneratorSettings(RunnerSettings, ImageStorageSettings, JobLimitSettings):
-    """Claude, ComfyUI and image storage; env names follow DESIGN §3."""
+class GeneratorSettings(
+    RunnerSettings, ImageStorageSettings, JobLimitSettings, CatalogSettings, DatabaseSettings
+):
+    """Claude, ComfyUI and image storage; env names follow DESIGN §3. The Printify account,
+    PRODUCT_CATALOG and the database (the account's shared budget) only to read each product
+    type's print area at start."""
 
     claude_api_key: SecretStr = Field(description="Anthropic API key (CLAUDE_API_KEY)")
     anthropic_base_url: str | None = Field(
@@ -73,12 +79,19 @@ class GeneratorSettings(RunnerSettings, ImageStorageSettings, JobLimitSettings):
     )
     print_areas: dict[ProductType, PrintArea] = Field(
         default_factory=dict,
-        description="Print areas per type (px at 300 DPI), over DEFAULT_PRINT_AREAS (JSON)",
+        description="Print areas per type (px at 300 DPI), over the catalog's (JSON)",
     )
+    printify_api_key: SecretStr | None = Field(
+        default=None, description="Unset = print areas from DEFAULT_PRINT_AREAS, not Printify"
+    )
+    printify_api_url: str = "https://api.printify.com"
 
-    def print_sizing(self) -> PrintSizing:
-        """How large each job's art is rendered."""
-        areas = {**DEFAULT_PRINT_AREAS, **self.print_areas}
+    def print_sizing(
+        self, catalog_areas: dict[ProductType, PrintArea] | None = None
+    ) -> PrintSizing:
+        """How large each job's art is rendered: for the print areas read from Printify's
+        catalog (else the defaults), PRINT_AREAS overriding either."""
+        areas = {**DEFAULT_PRINT_AREAS, **(catalog_areas or {}), **self.print_areas}
         return PrintSizing(
             areas={t.value: a for t, a in areas.items()},
             dpi=self.print_dpi,

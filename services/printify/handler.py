@@ -135,16 +135,14 @@ class PrintifyHandler:
 
     async def _variants(self, entry: CatalogEntry) -> list[dict[str, Any]]:
         variants = await self.client.list_variants(entry.blueprint_id, entry.print_provider_id)
-        chosen = [v for v in variants if v.get("is_available", True)]
-        if entry.colours:
-            chosen = [v for v in chosen if v.get("options", {}).get("color") in entry.colours]
+        chosen = entry.select(variants)
         if not chosen:
             raise PermanentError(
                 f"no available variants for blueprint {entry.blueprint_id} "
                 f"at provider {entry.print_provider_id}",
                 vendor="printify",
             )
-        return chosen[: entry.max_variants]
+        return chosen
 
     async def _create(
         self, event: ImageGenerated, product_type: ProductType, image_id: str, shop: str
