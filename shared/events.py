@@ -32,6 +32,14 @@ class Priority(StrEnum):
     NORMAL = "normal"
     LOW = "low"
 
+    @property
+    def default_level(self) -> int:
+        """Where a job given only its band stands among numbered ones (1-10) in the band."""
+        return {Priority.HIGH: 9, Priority.NORMAL: 5, Priority.LOW: 2}[self]
+
+
+MIN_LEVEL, MAX_LEVEL = 1, 10
+
 
 class ProductType(StrEnum):
     """Product types the engine knows how to create."""
@@ -69,7 +77,15 @@ class JobRequestedPayload(_Model):
     count: Annotated[int, Field(ge=1, le=100)]
     auto_publish: bool = False
     priority: Priority = Priority.NORMAL
+    # The priority as a number (1-10, higher is more urgent) when it was given as one (the
+    # seed's API): the band comes from it, and within the band it goes first.
+    priority_level: Annotated[int, Field(ge=MIN_LEVEL, le=MAX_LEVEL)] | None = None
     submitted_by: str | None = None
+
+    @property
+    def rank(self) -> int:
+        """The job's place within its band (higher first): its number, or the band's default."""
+        return self.priority_level or self.priority.default_level
 
 
 class TokenCounts(_Model):

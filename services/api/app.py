@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 
@@ -76,6 +77,17 @@ def create_app(settings: ApiSettings) -> FastAPI:
     install_error_handlers(app)
     # Outermost of the app's own layers: an oversized body is refused before anything reads it.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    origins = settings.cors_origin_list()
+    if origins:
+        # Outside the body limit: a preflight is answered before anything else runs, and an
+        # error answer still carries the headers a browser needs to read it.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+            max_age=600,
+        )
     _add_docs(app)
     app.include_router(health.router)
     app.include_router(jobs.router)

@@ -238,11 +238,21 @@ async def stats(pool: AsyncConnectionPool) -> dict[str, Any]:
             "lag": lags.get(stage),
             "dlq_size": dlq.get(stage, 0),
         }
+    running = sum(int(w["instances"]) for w in workers.values())
+    silent = sum(int(w["silent"]) for w in workers.values())
+    total_jobs = sum(by_status.values())
     return {
-        "jobs": {"total": sum(by_status.values())} | {s: by_status.get(s, 0) for s in JOB_STATUSES},
-        "workers": {
-            "running": sum(int(w["instances"]) for w in workers.values()),
-            "error": sum(int(w["silent"]) for w in workers.values()),
+        # The seed's names: a partial job counts as completed, as its status shows it.
+        "total_workers": running + silent,
+        "running_workers": running,
+        "error_workers": silent,
+        "total_jobs": total_jobs,
+        "total_completed": by_status.get("completed", 0) + by_status.get("partial", 0),
+        "total_failed": by_status.get("failed", 0),
+        "jobs": {"total": total_jobs} | {s: by_status.get(s, 0) for s in JOB_STATUSES},
+        "worker_stats": {
+            "running": running,
+            "error": silent,
             "stages": stages,
         },
         "queue": {
@@ -253,9 +263,9 @@ async def stats(pool: AsyncConnectionPool) -> dict[str, Any]:
 
 
 def _duration_sql(values: str) -> str:
-    """count/avg/min/max/percentiles of a subquery yielding ``d`` (seconds)."""
+    """count/sum/avg/min/max/percentiles of a subquery yielding ``d`` (seconds)."""
     return f"""
-        SELECT count(d) AS count, avg(d) AS avg, min(d) AS min, max(d) AS max,
+        SELECT count(d) AS count, sum(d) AS sum, avg(d) AS avg, min(d) AS min, max(d) AS max,
                percentile_cont(0.5) WITHIN GROUP (ORDER BY d) AS p50,
                percentile_cont(0.95) WITHIN GROUP (ORDER BY d) AS p95,
                percentile_cont(0.99) WITHIN GROUP (ORDER BY d) AS p99
@@ -320,15 +330,50 @@ async def dashboard(pool: AsyncConnectionPool, hours: int) -> dict[str, Any]:
             params,
         )
         recent = await cur.fetchall()
+        await cur.execute(
+            "SELECT * FROM alerts WHERE created_at >= %(since)s"
+            " ORDER BY created_at DESC, id DESC LIMIT 10",
+            params,
+        )
+        alerts = await cur.fetchall()
+        # How many times each counter counted, and each histogram observed, in the window.
+        await cur.execute(
+            "SELECT name, sum(count)::bigint AS n FROM metrics_minute"
+            " WHERE minute >= %(since)s AND kind <> 'gauge' GROUP BY name ORDER BY name",
+            params,
+        )
+        metrics = {r["name"]: int(r["n"]) for r in await cur.fetchall()}
         await cur.execute(_duration_sql(_JOB_DURATIONS), params)
         job_duration = await cur.fetchone()
         stages = {}
         for stage, values in _STAGE_DURATIONS.items():
             await cur.execute(_duration_sql(values), params)
             stages[stage] = await cur.fetchone()
+    assert job_duration is not None
+    overview["completed_jobs"] = overview["completed"] + overview["partial"]
+    overview["failed_jobs"] = overview["failed"]
+    avg = job_duration["avg"]
+    overview["avg_processing_time"] = None if avg is None else round(avg * 1000)
+    period = f"{hours}h"
     return {
         "hours": hours,
         "overview": overview,
-        "recent": recent,
-        "performance": {"job_duration": job_duration, "stages": stages},
+        "recent": {"jobs": recent, "alerts": alerts, "metrics": metrics},
+        "performance": {
+            # The seed's aggregates, in milliseconds.
+            "job_duration": _in_ms(job_duration, period),
+            "image_generation": _in_ms(stages["generation"], period),
+            "product_creation": _in_ms(stages["product"], period),
+            "stages": stages,
+        },
     }
+
+
+def _in_ms(seconds: dict[str, Any] | None, period: str) -> dict[str, Any]:
+    """A duration aggregate in seconds as the seed's ``{count, sum, avg, ..., period}`` in ms."""
+    row = seconds or {}
+    out: dict[str, Any] = {"count": int(row.get("count") or 0), "period": period}
+    for key in ("sum", "avg", "min", "max", "p50", "p95", "p99"):
+        value = row.get(key)
+        out[key] = None if value is None else round(float(value) * 1000, 1)
+    return out

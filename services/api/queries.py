@@ -13,7 +13,7 @@ from psycopg_pool import AsyncConnectionPool
 from shared.events import JobRequested
 
 _JOB_COLUMNS = """
-    job_id, status, priority, theme, style, niche, prompt, product_types,
+    job_id, status, priority, priority_level, theme, style, niche, prompt, product_types,
     image_count AS count, auto_publish, expected_products, expected_publications,
     images_done, images_failed, products_done, products_failed, publications_done,
     publications_failed, error, retry_attempt, next_retry_at, last_error,
@@ -33,15 +33,17 @@ async def insert_queued_job(pool: AsyncConnectionPool, event: JobRequested) -> b
     async with pool.connection() as conn:
         cur = await conn.execute(
             """
-            INSERT INTO jobs (job_id, status, priority, theme, style, niche, prompt,
-                              product_types, image_count, auto_publish, expected_products,
-                              expected_publications, submitted_by, request, created_at)
-            VALUES (%s, 'queued', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+            INSERT INTO jobs (job_id, status, priority, priority_level, theme, style, niche,
+                              prompt, product_types, image_count, auto_publish,
+                              expected_products, expected_publications, submitted_by, request,
+                              created_at)
+            VALUES (%s, 'queued', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
             ON CONFLICT (job_id) DO NOTHING
             """,
             (
                 job_id,
                 payload.priority.value,
+                payload.priority_level,
                 payload.theme,
                 payload.style,
                 payload.niche,
@@ -153,8 +155,10 @@ async def list_jobs(
     where: list[str] = []
     params: list[Any] = []
     if status is not None:
-        where.append("status = %s")
-        params.append(status)
+        # `completed` is what the status field shows, so it takes the partial jobs too
+        # (their detailedStatus tells them apart; `partial` asks for those alone).
+        where.append("status = ANY(%s)")
+        params.append(["completed", "partial"] if status == "completed" else [status])
     if after is not None:
         # Row comparison = keyset pagination on (created_at DESC, job_id DESC): stable under
         # concurrent inserts, no OFFSET scan.

@@ -11,13 +11,14 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    computed_field,
     field_validator,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
 
 from services.api.text import SAFE_TEXT
-from shared.events import Priority, ProductType
+from shared.events import MAX_LEVEL, MIN_LEVEL, Priority, ProductType
 
 # Every string a request body carries goes through SAFE_TEXT (no NUL, no lone surrogate).
 Text = Annotated[
@@ -60,7 +61,24 @@ class JobRequest(_Wire):
         int, Field(strict=True, ge=1, description="Images to make (at most MAX_IMAGES_PER_JOB)")
     ]
     auto_publish: Annotated[bool, Field(strict=True)] = False
-    priority: Priority = Priority.NORMAL
+    priority: Annotated[
+        Priority | int,
+        Field(description="high, normal or low; or a number 1-10 (higher is more urgent)"),
+    ] = Priority.NORMAL
+
+    @field_validator("priority", mode="before")
+    @classmethod
+    def _priority(cls, value: object) -> object:
+        # Exactly a band name or an integer 1-10: not "10", 9.5 or true.
+        if isinstance(value, int) and not isinstance(value, bool):
+            if MIN_LEVEL <= value <= MAX_LEVEL:
+                return value
+        elif isinstance(value, str) and value in {p.value for p in Priority}:
+            return Priority(value)
+        raise ValueError(
+            f"must be one of 'high', 'normal' or 'low', or a number {MIN_LEVEL}-{MAX_LEVEL} "
+            "(higher is more urgent)"
+        )
 
     @field_validator("product_types")
     @classmethod
@@ -81,12 +99,58 @@ class JobAccepted(_Wire):
     status: Literal["accepted"] = "accepted"
 
 
+class DeliveredImage(_Wire):
+    """An image the job made."""
+
+    image_index: int
+    uri: str
+    title: str
+
+
+class DeliveredProduct(_Wire):
+    """A product made on Printify (a draft unless published)."""
+
+    image_index: int
+    product_type: str
+    product_id: str
+    status: str
+
+
+class DeliveredPublication(_Wire):
+    """A product listed on its sales channel."""
+
+    image_index: int
+    product_type: str
+    product_id: str
+    external_id: str | None
+
+
+class JobResult(_Wire):
+    """What a job delivered: its images, products and publications (the seed's ``result``)."""
+
+    images: list[DeliveredImage]
+    products: list[DeliveredProduct]
+    publications: list[DeliveredPublication]
+
+
+# The seed's job states: a job that ended with only part of its work delivered is shown to a
+# seed client as `completed` (it ended, and delivered something: `result` lists what and
+# `error` says what not); `detailedStatus` says `partial`.
+SeedJobStatus = Literal["queued", "processing", "retrying", "completed", "failed"]
+
+
 class JobView(_Wire):
-    """One job as the monitor's fold (or the API's own insert) knows it."""
+    """One job as the monitor's fold (or the API's own insert) knows it; with the seed's
+    fields (``id``, ``status``, ``priority``, ``request``, ``result``, ``created_at``,
+    ``completed_at``) beside the richer ones."""
 
     job_id: str
-    status: JobStatus
-    priority: Priority
+    status: SeedJobStatus = Field(
+        description="The seed's states; a partial job is `completed` here (see detailedStatus)"
+    )
+    detailed_status: JobStatus = Field(description="Also tells `partial` from `completed`")
+    priority: Priority | int = Field(description="As it was given: a band, or a number 1-10")
+    band: Priority = Field(description="The priority band the job runs in")
     theme: str
     style: str
     niche: str
@@ -116,6 +180,58 @@ class JobView(_Wire):
     claude_output_tokens: int | None = None
     claude_cache_read_tokens: int | None = None
     claude_cache_write_tokens: int | None = None
+
+    # Set by GET /jobs/{id}: what the job delivered (None in lists).
+    result: JobResult | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_row(cls, data: Any) -> Any:
+        # A row holds the band (priority) and the number it came from (priority_level), and
+        # the detailed status.
+        if isinstance(data, dict) and "band" not in data:
+            data = {**data, "band": data.get("priority")}
+            level = data.pop("priority_level", None)
+            if level is not None:
+                data["priority"] = level
+        if isinstance(data, dict) and "detailed_status" not in data:
+            detailed = data.get("status")
+            data["detailed_status"] = detailed
+            data["status"] = "completed" if detailed == JobStatus.PARTIAL else detailed
+        return data
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def id(self) -> str:
+        """The seed's name of ``jobId``."""
+        return self.job_id
+
+    @computed_field(alias="created_at")  # type: ignore[prop-decorator]
+    @property
+    def seed_created_at(self) -> datetime:
+        """The seed's ``created_at`` (``createdAt``)."""
+        return self.created_at
+
+    @computed_field(alias="completed_at")  # type: ignore[prop-decorator]
+    @property
+    def completed_at(self) -> datetime | None:
+        """The seed's ``completed_at``: when the job ended (``finishedAt``)."""
+        return self.finished_at
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def request(self) -> dict[str, Any]:
+        """The job as it was asked for, in the request's own shape."""
+        return {
+            "theme": self.theme,
+            "style": self.style,
+            "niche": self.niche,
+            "prompt": self.prompt,
+            "productTypes": self.product_types,
+            "count": self.count,
+            "autoPublish": self.auto_publish,
+            "priority": self.priority,
+        }
 
 
 class ImageView(_Wire):
@@ -262,10 +378,32 @@ class ReplayResult(_Wire):
     )
 
 
+class SeedWorkerHealth(BaseModel):
+    """One instance in ``GET /health``'s ``workers`` (the seed's shape): ``index`` counts the
+    instances of its ``service``; ``health`` holds ``healthy``, ``worker`` (its heartbeat is
+    fresh), ``queue`` (Kafka), ``database`` and ``orchestrator`` (ComfyUI)."""
+
+    id: str
+    index: int
+    service: str
+    healthy: bool
+    health: dict[str, bool]
+
+
 class HealthView(BaseModel):
-    """``GET /health`` answer: overall status and one short word per dependency."""
+    """``GET /health`` answer: overall status and one short word per dependency; and the
+    seed's ``healthy`` and ``workers``."""
 
     status: Literal["healthy", "unhealthy"]
+    checks: dict[str, str]
+    healthy: bool
+    workers: list[SeedWorkerHealth] = Field(default_factory=list)
+
+
+class ProbeView(BaseModel):
+    """``GET /health/live`` and ``/health/ready`` answers."""
+
+    status: Literal["ok", "unavailable"]
     checks: dict[str, str]
 
 
@@ -402,11 +540,35 @@ class QueueStats(_Wire):
     dlq_size: int
 
 
-class StatsView(_Wire):
-    """``GET /stats`` answer."""
+class WorkerView(_Wire):
+    """One service instance as its heartbeats describe it."""
 
+    id: str
+    service: str
+    host: str
+    pid: int
+    partitions: list[str]
+    status: Literal["running", "stale", "stopped"]
+    last_heartbeat: datetime
+    started_at: datetime
+    in_flight: int
+    processed: int
+    failed: int
+
+
+class StatsView(_Wire):
+    """``GET /stats`` answer: the seed's totals and ``workers`` (each instance), then the
+    richer ``jobs`` by status, ``workerStats`` per stage and the ``queue``."""
+
+    total_workers: int = Field(description="Instances heard from lately, live or silent")
+    running_workers: int
+    error_workers: int = Field(description="Instances whose heartbeat went silent")
+    total_jobs: int
+    total_completed: int = Field(description="Completed jobs, partial ones included")
+    total_failed: int
+    workers: list[WorkerView]
     jobs: JobTotals
-    workers: WorkerStats
+    worker_stats: WorkerStats
     queue: QueueStats
 
 
@@ -426,12 +588,19 @@ class Overview(_Wire):
     success_rate: float | None = Field(
         description="Percent of finished jobs that completed (null when none finished)"
     )
+    # The seed's names: partial jobs count as completed, as their status shows them.
+    completed_jobs: int
+    failed_jobs: int
+    avg_processing_time: int | None = Field(
+        description="Average time from submission to the end, in milliseconds"
+    )
 
 
 class DurationStats(_Wire):
     """Durations in seconds."""
 
     count: int
+    sum: float | None = None
     avg: float | None
     min: float | None
     max: float | None
@@ -440,11 +609,37 @@ class DurationStats(_Wire):
     p99: float | None
 
 
-class Performance(_Wire):
-    """Job durations (created to finished) and per-stage durations."""
+class Aggregate(_Wire):
+    """The seed's aggregate of a duration, in milliseconds, over ``period`` (e.g. ``24h``)."""
 
-    job_duration: DurationStats
+    count: int
+    sum: float | None
+    avg: float | None
+    min: float | None
+    max: float | None
+    p50: float | None
+    p95: float | None
+    p99: float | None
+    period: str
+
+
+class Performance(_Wire):
+    """The seed's aggregates (ms): job duration (created to finished), image generation
+    (request to image) and product creation (image to product); and per-stage durations in
+    seconds (``stages``: generation, product, publish)."""
+
+    job_duration: Aggregate
+    image_generation: Aggregate
+    product_creation: Aggregate
     stages: dict[str, DurationStats]
+
+
+class Recent(_Wire):
+    """The window's latest jobs and alerts (10 each) and how often each metric counted."""
+
+    jobs: list[JobView]
+    alerts: list[AlertView]
+    metrics: dict[str, int]
 
 
 class DashboardView(_Wire):
@@ -452,5 +647,5 @@ class DashboardView(_Wire):
 
     hours: int
     overview: Overview
-    recent: list[JobView]
+    recent: Recent
     performance: Performance

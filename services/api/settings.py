@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
+from shared.events import MAX_LEVEL, MIN_LEVEL, Priority
 from shared.settings import DatabaseSettings, JobLimitSettings, KafkaSettings
 
 
@@ -53,6 +54,36 @@ class ApiSettings(KafkaSettings, DatabaseSettings, JobLimitSettings):
     # `make up` and compose) carries out /scale and restarts; on a platform that scales by
     # itself (Kubernetes replicas, KEDA) those endpoints answer 409 saying so.
     scaling: Literal["pool", "platform"] = "pool"
+
+    # Browsers on these origins may call the API (comma-separated, "*" for any); unset: no
+    # CORS headers, so only same-origin pages can.
+    cors_origins: str | None = Field(default=None, description="Origins allowed by CORS")
+
+    def cors_origin_list(self) -> list[str]:
+        """The CORS origins (none: CORS off)."""
+        return _split(self.cors_origins) if self.cors_origins else []
+
+    # A priority given as a number (the seed's 1-10, higher is more urgent) goes to the high
+    # band from PRIORITY_HIGH_MIN, to the low band up to PRIORITY_LOW_MAX, else to normal.
+    priority_high_min: int = Field(default=8, ge=MIN_LEVEL + 1, le=MAX_LEVEL)
+    priority_low_max: int = Field(default=3, ge=MIN_LEVEL, le=MAX_LEVEL - 1)
+
+    @model_validator(mode="after")
+    def _bands_in_order(self) -> ApiSettings:
+        if self.priority_low_max >= self.priority_high_min:
+            raise ValueError(
+                f"priority_low_max ({self.priority_low_max}) must be below priority_high_min "
+                f"({self.priority_high_min})"
+            )
+        return self
+
+    def band_for(self, level: int) -> Priority:
+        """The band of a numeric priority."""
+        if level >= self.priority_high_min:
+            return Priority.HIGH
+        if level <= self.priority_low_max:
+            return Priority.LOW
+        return Priority.NORMAL
 
     @field_validator("api_keys", "admin_api_keys", mode="before")
     @classmethod

@@ -25,8 +25,9 @@ from services.api import queries
 from services.api.errors import ApiError, invalid
 from services.api.producer import BrokerUnavailable
 from services.api.schemas import JobRequest
+from services.api.settings import ApiSettings
 from services.api.state import ApiState
-from shared.events import JobRequested, JobRequestedPayload
+from shared.events import JobRequested, JobRequestedPayload, Priority
 from shared.topics import JOBS_REQUESTED
 
 logger = logging.getLogger(__name__)
@@ -57,8 +58,13 @@ def check_key(key: str) -> None:
         raise invalid("Idempotency-Key", f"must be 1..{MAX_KEY_LENGTH} printable ASCII characters")
 
 
-def build_payload(request: JobRequest, principal: str | None) -> JobRequestedPayload:
-    """The event payload (snake_case) for a validated request."""
+def build_payload(
+    request: JobRequest, principal: str | None, settings: ApiSettings
+) -> JobRequestedPayload:
+    """The event payload (snake_case) for a validated request: a numeric priority becomes
+    its band (by the settings' rule) and is kept as the job's level within it."""
+    given = request.priority
+    level = None if isinstance(given, Priority) else given
     return JobRequestedPayload(
         theme=request.theme,
         style=request.style,
@@ -67,7 +73,8 @@ def build_payload(request: JobRequest, principal: str | None) -> JobRequestedPay
         product_types=request.product_types,
         count=request.count,
         auto_publish=request.auto_publish,
-        priority=request.priority,
+        priority=given if isinstance(given, Priority) else settings.band_for(given),
+        priority_level=level,
         submitted_by=principal,
     )
 
@@ -78,7 +85,7 @@ async def submit_job(
     """Accept one job; return its id once its event is acknowledged by the broker."""
     if request.count > state.settings.max_images_per_job:
         raise invalid("count", f"must be at most {state.settings.max_images_per_job}")
-    payload = build_payload(request, principal)
+    payload = build_payload(request, principal, state.settings)
     if idempotency_key is None:
         event = _event(str(uuid.uuid4()), uuid.uuid4(), payload)
         await _produce(state, event)

@@ -2,30 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from pydantic import ConfigDict, Field
 
-from services.api.schemas import _Wire
+from services.api.schemas import WorkerView, _Wire
+
+__all__ = ["WorkerView"]
 
 StageName = Literal["generator", "printify", "publisher", "monitor"]
-
-
-class WorkerView(_Wire):
-    """One service instance as its heartbeats describe it."""
-
-    id: str
-    service: str
-    host: str
-    pid: int
-    partitions: list[str]
-    status: Literal["running", "stale", "stopped"]
-    last_heartbeat: datetime
-    started_at: datetime
-    in_flight: int
-    processed: int
-    failed: int
 
 
 class WorkerList(_Wire):

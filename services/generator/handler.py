@@ -229,8 +229,12 @@ class GeneratorHandler:
         if kept is not None and await asyncio.to_thread(self.storage.exists, kept["sha256"]):
             done[index] = kept
             return kept
-        # Older jobs first within a band, then the images of one job in order.
-        order = (event.occurred_at.timestamp(), event.job_id, index)
+        # Within a band: the higher number first (a seed client's 1-10), then older jobs, then
+        # the images of one job in order.
+        order = (-event.payload.rank, event.occurred_at.timestamp(), event.job_id, index)
+        output_size = self.print_sizing.output_size(
+            self.width, self.height, (t.value for t in event.payload.product_types)
+        )
         attempt = 1
         while True:
             try:
@@ -240,9 +244,7 @@ class GeneratorHandler:
                     seed=seed_for(event.job_id, index),
                     width=self.width,
                     height=self.height,
-                    output_size=self.print_sizing.output_size(
-                        self.width, self.height, (t.value for t in event.payload.product_types)
-                    ),
+                    output_size=output_size,
                     job_id=event.job_id,
                     band=band,
                     order=order,

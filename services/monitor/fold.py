@@ -52,7 +52,9 @@ def describe(event: Event) -> tuple[str, str]:
         p = event.payload
         types = ",".join(t.value for t in p.product_types)
         return "info", (
-            f"job accepted: {p.count} image(s) x {types}, priority {p.priority.value}, "
+            f"job accepted: {p.count} image(s) x {types}, priority "
+            f"{p.priority.value if p.priority_level is None else p.priority_level} "
+            f"({p.priority.value} band), "
             f"autoPublish {'on' if p.auto_publish else 'off'}"
         )
     if isinstance(event, ImageGenerated):
@@ -179,17 +181,18 @@ class Folder:
         p = e.payload
         expected = p.count * len(p.product_types)
         await conn.execute(
-            "INSERT INTO jobs (job_id, status, priority, theme, style, niche, prompt,"
-            " product_types, image_count, auto_publish, expected_products,"
+            "INSERT INTO jobs (job_id, status, priority, priority_level, theme, style, niche,"
+            " prompt, product_types, image_count, auto_publish, expected_products,"
             " expected_publications, submitted_by, request, created_at)"
-            " VALUES (%s, 'queued', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " VALUES (%s, 'queued', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
             " ON CONFLICT (job_id) DO UPDATE SET theme = EXCLUDED.theme,"
             " style = EXCLUDED.style, niche = EXCLUDED.niche, prompt = EXCLUDED.prompt,"
-            " priority = EXCLUDED.priority, submitted_by = EXCLUDED.submitted_by,"
-            " request = EXCLUDED.request",
+            " priority = EXCLUDED.priority, priority_level = EXCLUDED.priority_level,"
+            " submitted_by = EXCLUDED.submitted_by, request = EXCLUDED.request",
             (
                 e.job_id,
                 p.priority.value,
+                p.priority_level,
                 p.theme,
                 p.style,
                 p.niche,

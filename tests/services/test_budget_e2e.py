@@ -70,7 +70,7 @@ def test_five_callers_share_one_account_budget(budget_stack: Stack) -> None:
             )
         )
     results = wait_done(stack, ids, timeout=300)
-    assert {r["job"]["status"] for r in results.values()} == {"completed"}
+    assert {r["job"]["detailedStatus"] for r in results.values()} == {"completed"}
 
     printify = sim_url(stack, "printify")
     account = hashlib.sha256(b"sim-printify-token").hexdigest()[:12]

@@ -142,7 +142,7 @@ def test_faults_kills_and_restarts_lose_nothing_and_duplicate_nothing(chaos_stac
         for jid in ids:
             if jid not in final:
                 st = _status(stack, jid)
-                if st and st["job"]["status"] in TERMINAL:
+                if st and st["job"]["detailedStatus"] in TERMINAL:
                     final[jid] = st
         return len(final) == len(ids)
 
@@ -157,8 +157,8 @@ def test_faults_kills_and_restarts_lose_nothing_and_duplicate_nothing(chaos_stac
     outcomes = defaultdict(int)
     for jid, st in final.items():
         job = st["job"]
-        outcomes[job["status"]] += 1
-        if job["status"] != "completed":
+        outcomes[job["detailedStatus"]] += 1
+        if job["detailedStatus"] != "completed":
             assert job["error"], job
             assert jid in dlq_jobs, f"{jid} ended {job['status']} without a dead letter"
 

@@ -147,7 +147,7 @@ def test_the_leader_of_the_busiest_partitions_dies_and_nothing_is_lost(
     wait_for(all_terminal, 240, "every job to end", interval=1.0)
 
     # Nothing lost: the simulators inject no faults here, so every job completes in full.
-    outcomes = Counter(r["job"]["status"] for r in final.values())
+    outcomes = Counter(r["job"]["detailedStatus"] for r in final.values())
     assert outcomes == {"completed": JOBS}, outcomes
     assert all(len(r["products"]) == 4 for r in final.values())
     # Nothing duplicated on the vendor's side.

@@ -249,7 +249,7 @@ def test_every_poison_is_dead_lettered_and_every_group_moves_past_it(stack: Stac
 
     results = wait_done(s, list(goods.values()), timeout=120)
     for job_id, result in results.items():
-        assert result["job"]["status"] == "completed", (job_id, result["job"])
+        assert result["job"]["detailedStatus"] == "completed", (job_id, result["job"])
 
     # Every poison is in the DLQ of each group that reads it, with its reason ...
     stages = {st.name: st for st in (GENERATOR, PRINTIFY, PUBLISHER, MONITOR)}

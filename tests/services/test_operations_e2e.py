@@ -60,7 +60,7 @@ def test_a_killed_worker_is_replaced(stack: Stack) -> None:
     assert stack.instance("publisher-0")["restarts"] == before["restarts"] + 1  # type: ignore[index]
     # And it does its job.
     job_id = submit(stack, theme="after the kill", autoPublish=True)
-    assert wait_done(stack, [job_id])[job_id]["job"]["status"] == "completed"
+    assert wait_done(stack, [job_id])[job_id]["job"]["detailedStatus"] == "completed"
 
 
 def test_graceful_restart_of_one_instance(stack: Stack) -> None:
@@ -115,7 +115,7 @@ def test_scale_generator_one_three_one_mid_run(stack: Stack) -> None:
         "scale back to one generator",
     )
     results = wait_done(stack, ids)
-    assert {r["job"]["status"] for r in results.values()} == {"completed"}, table
+    assert {r["job"]["detailedStatus"] for r in results.values()} == {"completed"}, table
     # Nothing done twice: each image once on the topic (a redelivery carries the same event
     # id, which is fine; two different ids for one image would not be) and once on Printify.
     per_image: dict[tuple[str, int], set[str]] = {}
@@ -216,7 +216,7 @@ def test_an_error_burst_opens_the_error_rate_alert(stack: Stack) -> None:
         for burst in range(8):
             ids = [submit(stack, theme=f"burst {burst}.{i}") for i in range(8)]
             results = wait_done(stack, ids)
-            assert {r["job"]["status"] for r in results.values()} == {"failed"}
+            assert {r["job"]["detailedStatus"] for r in results.values()} == {"failed"}
             try:
                 found = wait_for(error_rate_alerts, 8, "the error rate alert", interval=1)
                 break

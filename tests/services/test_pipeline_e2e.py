@@ -52,7 +52,7 @@ def test_mixed_jobs_complete_with_the_right_numbers(stack: Stack) -> None:
         r = results[jid]
         j = r["job"]
         n_products = spec["count"] * len(spec["productTypes"])  # type: ignore[operator, arg-type]
-        assert j["status"] == "completed", j
+        assert j["detailedStatus"] == "completed", j
         assert j["claudeInputTokens"] > 0 and j["claudeOutputTokens"] > 0  # the briefs' cost
         assert len(r["images"]) == spec["count"]
         assert all(i["width"] > 256 for i in r["images"])  # not the sampled size
@@ -107,7 +107,7 @@ def test_a_job_produced_directly_by_another_system_is_processed(stack: Stack) ->
     )
     produce_job(stack, event)
     result = wait_done(stack, [job_id])[job_id]
-    assert result["job"]["status"] == "completed"
+    assert result["job"]["detailedStatus"] == "completed"
     assert result["job"]["theme"] == "mountain sunrise"
     assert len(result["products"]) == 2
 
@@ -162,7 +162,7 @@ def test_a_job_of_more_images_than_one_claude_call_completes(stack: Stack) -> No
         stack, theme=f"tide pools {uuid.uuid4().hex[:6]}", productTypes=["mug"], count=30
     )
     result = wait_done(stack, [job_id])[job_id]
-    assert result["job"]["status"] == "completed", result["job"]
+    assert result["job"]["detailedStatus"] == "completed", result["job"]
     assert len(result["images"]) == 30
     assert len({i["title"] for i in result["images"]}) == 30
     assert len(result["products"]) == 30
@@ -179,7 +179,10 @@ def test_a_publication_the_channel_refuses_reaches_the_job_and_a_replay_complete
     finally:
         httpx.post(channels, json={"failure_rate": 0}, timeout=5).raise_for_status()
     # Created on Printify, refused by Etsy: the job says so, product by product.
-    assert refused["job"]["status"] == "partial"
+    # A seed client sees it ended (`completed`, with what failed in `error`); `partial` is in
+    # detailedStatus.
+    assert refused["job"]["status"] == "completed"
+    assert refused["job"]["detailedStatus"] == "partial"
     assert "2 of 2 publications failed" in refused["job"]["error"]
     assert "without a listing on etsy" in refused["job"]["error"]
     for p in refused["products"]:
@@ -198,7 +201,7 @@ def test_a_publication_the_channel_refuses_reaches_the_job_and_a_replay_complete
     assert {d["errorClass"] for d in letters} == {"PublicationRefused"}
     replay = httpx.post(f"{api(stack)}/dlq/replay", json={"jobId": job_id}, timeout=10)
     assert replay.status_code == 202, replay.text
-    wait_for(lambda: job(stack, job_id)["job"]["status"] == "completed", 60, "the replay")
+    wait_for(lambda: job(stack, job_id)["job"]["detailedStatus"] == "completed", 60, "the replay")
     done = job(stack, job_id)
     assert {p["status"] for p in done["products"]} == {"published"}
     assert done["job"]["error"] is None

@@ -65,7 +65,7 @@ def status(s: Stack, job_id: str) -> str | None:
     if resp.status_code == 404:
         return None
     assert resp.status_code == 200, resp.text
-    return str(resp.json()["job"]["status"])
+    return str(resp.json()["job"]["detailedStatus"])
 
 
 def wait_done(s: Stack, job_ids: list[str], timeout: float = 90) -> dict[str, dict[str, Any]]:

@@ -1,4 +1,13 @@
-"""``/health``: is the API able to accept jobs right now (public, no auth)."""
+"""Health (public, no auth): ``/health`` is the whole system's view, in the seed's shape
+(``healthy``, ``workers``) beside ours (``status``, ``checks``); ``/health/live`` and
+``/health/ready`` are the probes for an orchestrator.
+
+Which probe for what: a *liveness* probe restarts a process that does not answer, so it must
+not fail because some other part is down (``/health/live``: the process answers). A
+*readiness* probe takes a pod out of the load balancer while it cannot do its job
+(``/health/ready``: it can accept jobs, i.e. reach the broker and the database). ``/health`` is
+for people and dashboards: every stage, ComfyUI and each worker.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +17,8 @@ import httpx
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from services.api import queries
-from services.api.schemas import HealthView, error_responses
+from services.api import queries, worker_queries
+from services.api.schemas import HealthView, ProbeView, SeedWorkerHealth, error_responses
 from services.api.state import ApiState, State
 
 router = APIRouter(tags=["health"])
@@ -25,7 +34,8 @@ router = APIRouter(tags=["health"])
     },
 )
 async def health(state: State) -> JSONResponse:
-    """Kafka, PostgreSQL, a live instance per stage, ComfyUI; 503 names the failing check."""
+    """Kafka, PostgreSQL, a live instance per stage, ComfyUI; 503 names the failing check.
+    ``workers`` lists each instance with the seed's per-worker checks."""
     settings = state.settings
     timeout = settings.health_timeout_s
     kafka, database = await asyncio.gather(state.producer.check(timeout), _database(state, timeout))
@@ -35,8 +45,77 @@ async def health(state: State) -> JSONResponse:
     if settings.comfyui_api_url:
         checks["comfyui"] = await _comfyui(settings.comfyui_api_url, timeout)
     healthy = all(v == "ok" for v in checks.values())
-    view = HealthView(status="healthy" if healthy else "unhealthy", checks=checks)
+    workers = await _workers(state, timeout, checks) if database == "ok" else []
+    view = HealthView(
+        status="healthy" if healthy else "unhealthy",
+        checks=checks,
+        healthy=healthy,
+        workers=workers,
+    )
     return JSONResponse(view.model_dump(), status_code=200 if healthy else 503)
+
+
+@router.get("/health/live", response_model=ProbeView, responses=error_responses(413, 422))
+async def live() -> ProbeView:
+    """The process answers (a liveness probe: nothing else is checked)."""
+    return ProbeView(status="ok", checks={})
+
+
+@router.get(
+    "/health/ready",
+    response_model=ProbeView,
+    responses={
+        **error_responses(413, 422),
+        503: {"model": ProbeView, "description": "Kafka or PostgreSQL is unreachable"},
+    },
+)
+async def ready(state: State) -> JSONResponse:
+    """Jobs can be accepted: Kafka and PostgreSQL answer (a readiness probe)."""
+    timeout = state.settings.health_timeout_s
+    kafka, database = await asyncio.gather(state.producer.check(timeout), _database(state, timeout))
+    checks = {"kafka": kafka, "database": database}
+    ok = all(v == "ok" for v in checks.values())
+    view = ProbeView(status="ok" if ok else "unavailable", checks=checks)
+    return JSONResponse(view.model_dump(), status_code=200 if ok else 503)
+
+
+async def _workers(
+    state: ApiState, timeout: float, checks: dict[str, str]
+) -> list[SeedWorkerHealth]:
+    """Each instance heard from lately, in the seed's shape: its own heartbeat (``worker``)
+    and what it depends on (``queue``: the broker, ``database``, ``orchestrator``: ComfyUI)."""
+    try:
+        rows = await asyncio.wait_for(
+            worker_queries.list_workers(
+                state.pool, state.settings.health_stale_s, state.settings.health_stale_s * 20
+            ),
+            timeout + 1,
+        )
+    except Exception:
+        return []
+    shared = {
+        "queue": checks["kafka"] == "ok",
+        "database": checks["database"] == "ok",
+        "orchestrator": checks.get("comfyui", "ok") == "ok",
+    }
+    index: dict[str, int] = {}
+    out = []
+    for row in rows:
+        if row["status"] == "stopped":
+            continue
+        n = index[row["service"]] = index.get(row["service"], -1) + 1
+        alive = row["status"] == "running"
+        health = {"worker": alive, **shared}
+        out.append(
+            SeedWorkerHealth(
+                id=row["id"],
+                index=n,
+                service=row["service"],
+                healthy=all(health.values()),
+                health={"healthy": all(health.values()), **health},
+            )
+        )
+    return out
 
 
 async def _stages(state: ApiState, timeout: float) -> str:

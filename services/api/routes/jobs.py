@@ -12,11 +12,15 @@ from services.api.cursor import BadCursor, decode_cursor, encode_cursor
 from services.api.errors import ApiError, invalid
 from services.api.schemas import (
     COMMON_ERRORS,
+    DeliveredImage,
+    DeliveredProduct,
+    DeliveredPublication,
     ImageView,
     JobAccepted,
     JobDetail,
     JobPage,
     JobRequest,
+    JobResult,
     JobStatus,
     JobView,
     LogView,
@@ -60,11 +64,42 @@ async def get_job(
     if row is None:
         raise ApiError(404, "not_found", f"job {job_id} not found")
     images, products, logs = await queries.get_job_children(state.pool, job_id)
+    image_views = [ImageView(**r) for r in images]
+    product_views = [ProductView(**r) for r in products]
     return JobDetail(
-        job=JobView(**row),
-        images=[ImageView(**r) for r in images],
-        products=[ProductView(**r) for r in products],
+        job=JobView(**row, result=job_result(image_views, product_views)),
+        images=image_views,
+        products=product_views,
         logs=[LogView(**r) for r in logs],
+    )
+
+
+def job_result(images: list[ImageView], products: list[ProductView]) -> JobResult:
+    """What the job delivered so far: its images, the products made and those listed."""
+    made = [p for p in products if p.product_id and p.status not in ("failed",)]
+    return JobResult(
+        images=[
+            DeliveredImage(image_index=i.image_index, uri=i.uri, title=i.title) for i in images
+        ],
+        products=[
+            DeliveredProduct(
+                image_index=p.image_index,
+                product_type=p.product_type,
+                product_id=str(p.product_id),
+                status=p.status,
+            )
+            for p in made
+        ],
+        publications=[
+            DeliveredPublication(
+                image_index=p.image_index,
+                product_type=p.product_type,
+                product_id=str(p.product_id),
+                external_id=p.external_id,
+            )
+            for p in made
+            if p.status == "published"
+        ],
     )
 
 
@@ -72,7 +107,10 @@ async def get_job(
 async def list_jobs(
     state: State,
     principal: Principal,
-    status: Annotated[JobStatus | None, Query(description="Only jobs in this state")] = None,
+    status: Annotated[
+        JobStatus | None,
+        Query(description="Only jobs in this state (`completed` includes the partial ones)"),
+    ] = None,
     limit: Annotated[int, Query(ge=1, description="Page size (at most MAX_PAGE_SIZE)")] = 20,
     cursor: Annotated[str | None, Query(max_length=500, description="nextCursor")] = None,
 ) -> JobPage:

@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from services.api import ops_queries
+from services.api import ops_queries, worker_queries
 from services.api.auth import Principal
 from services.api.schemas import (
     COMMON_ERRORS,
@@ -89,7 +89,9 @@ async def get_alerts(
 @router.get("/stats", response_model=StatsView)
 async def get_stats(state: State, principal: Principal) -> StatsView:
     """Jobs by status; per stage: live instances, in flight, processed, failed, lag, DLQ."""
-    return StatsView.model_validate(await ops_queries.stats(state.pool))
+    stats = await ops_queries.stats(state.pool)
+    workers = await worker_queries.list_workers(state.pool, state.settings.health_stale_s)
+    return StatsView.model_validate({**stats, "workers": workers})
 
 
 @router.get("/dashboard", response_model=DashboardView)

@@ -12,8 +12,10 @@ import httpx
 import psycopg
 import pytest
 from confluent_kafka import Consumer, Message, TopicPartition
+from pydantic import ValidationError
 
 from services.api.schemas import JobRequest
+from services.api.settings import ApiSettings
 from services.api.submit import _IDEMPOTENCY_NS, request_hash
 from shared.events import JobRequested, Priority, parse_event
 from shared.topics import JOBS_REQUESTED
@@ -87,7 +89,7 @@ def test_accepted_job_is_on_its_priority_topic_and_readable_at_once(
     job = detail["job"]
     assert job["jobId"] == job_id
     assert job["status"] == "queued"
-    assert job["priority"] == (priority or "normal")
+    assert job["priority"] == job["band"] == (priority or "normal")
     assert (job["theme"], job["style"], job["niche"]) == (body["theme"], "watercolor", "cat moms")
     assert job["prompt"] == "a cat in a pile of leaves"
     assert job["productTypes"] == ["tshirt", "hoodie"]
@@ -122,6 +124,31 @@ def test_strings_are_trimmed_and_defaults_apply(api: httpx.Client) -> None:
     assert job["priority"] == "normal" and job["expectedPublications"] == 0
 
 
+@pytest.mark.parametrize(
+    ("level", "band"),
+    [(10, "high"), (8, "high"), (7, "normal"), (4, "normal"), (3, "low"), (1, "low")],
+)
+def test_a_numeric_priority_picks_its_band_and_is_shown_as_given(
+    api: httpx.Client, pipeline_topics: str, level: int, band: str
+) -> None:
+    # The seed's clients send 1-10, higher more urgent: >= 8 high, <= 3 low by default.
+    resp = api.post("/jobs", json=job_body(priority=level))
+    assert resp.status_code == 202, resp.text
+    job_id = resp.json()["jobId"]
+    job = api.get(f"/jobs/{job_id}").json()["job"]
+    assert (job["priority"], job["band"]) == (level, band)
+    event = one_event(pipeline_topics, JOBS_REQUESTED[Priority(band)], job_id)
+    assert (event.payload.priority, event.payload.priority_level) == (Priority(band), level)
+    assert event.payload.rank == level
+
+
+def test_the_band_rule_is_a_setting() -> None:
+    settings = ApiSettings(priority_high_min=6, priority_low_max=1)
+    assert [settings.band_for(n) for n in (6, 5, 2, 1)] == ["high", "normal", "normal", "low"]
+    with pytest.raises(ValidationError, match="must be below priority_high_min"):
+        ApiSettings(priority_high_min=5, priority_low_max=5)
+
+
 def test_unknown_job_is_404(api: httpx.Client) -> None:
     resp = api.get(f"/jobs/{uuid.uuid4()}")
     assert resp.status_code == 404
@@ -147,6 +174,11 @@ BAD_BODIES = [
     ("theme too long", {"theme": "x" * 201}, "theme", "at most 200"),
     ("missing theme", {"theme": ...}, "theme", "required"),
     ("unknown priority", {"priority": "urgent"}, "priority", "one of"),
+    ("priority above 10", {"priority": 11}, "priority", "a number 1-10"),
+    ("priority zero", {"priority": 0}, "priority", "a number 1-10"),
+    ("priority as string number", {"priority": "10"}, "priority", "a number 1-10"),
+    ("priority as float", {"priority": 9.5}, "priority", "a number 1-10"),
+    ("priority as bool", {"priority": True}, "priority", "a number 1-10"),
     ("unknown field", {"color": "red"}, "color", "unknown field"),
     ("snake_case name", {"product_types": ["mug"]}, "product_types", "unknown field"),
 ]
@@ -327,7 +359,9 @@ def test_bad_list_parameters_are_422(api: httpx.Client, params: dict[str, Any], 
 def test_health_reports_both_dependencies(api: httpx.Client) -> None:
     resp = api.get("/health")
     assert resp.status_code == 200, resp.text
-    assert resp.json() == {"status": "healthy", "checks": {"kafka": "ok", "database": "ok"}}
+    body = resp.json()
+    assert body["status"] == "healthy" and body["checks"] == {"kafka": "ok", "database": "ok"}
+    assert body["healthy"] is True  # the seed's name
 
 
 def test_openapi_describes_the_job_request(api: httpx.Client) -> None:
@@ -360,7 +394,45 @@ def test_kafka_down_is_503_and_nothing_is_accepted(migrated_db: str) -> None:
         checks = health.json()["checks"]
         assert health.json()["status"] == "unhealthy"
         assert checks["database"] == "ok" and checks["kafka"] != "ok"
+        assert health.json()["healthy"] is False
         assert "postgresql://" not in health.text
+
+        # The probes: alive (nothing to restart), not ready (no jobs can be accepted).
+        assert down.get("/health/live").status_code == 200
+        ready = down.get("/health/ready")
+        assert ready.status_code == 503 and ready.json()["status"] == "unavailable"
+        assert ready.json()["checks"]["kafka"] != "ok"
+
+
+def test_probes_when_everything_is_up(api: httpx.Client) -> None:
+    live = api.get("/health/live")
+    assert live.status_code == 200 and live.json() == {"status": "ok", "checks": {}}
+    ready = api.get("/health/ready")
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ok", "checks": {"kafka": "ok", "database": "ok"}}
+
+
+def test_cors_is_off_unless_origins_are_configured(
+    api: httpx.Client, pipeline_topics: str, migrated_db: str
+) -> None:
+    origin = {"Origin": "https://studio.example"}
+    preflight = {**origin, "Access-Control-Request-Method": "POST"}
+    plain = api.get("/health/live", headers=origin)
+    assert "access-control-allow-origin" not in plain.headers
+    with serve(
+        kafka_bootstrap_servers=pipeline_topics,
+        database_url=migrated_db,
+        cors_origins="https://studio.example, https://admin.example",
+    ) as cors:
+        ok = cors.options("/jobs", headers=preflight)
+        assert ok.status_code == 200
+        assert ok.headers["access-control-allow-origin"] == "https://studio.example"
+        assert "POST" in ok.headers["access-control-allow-methods"]
+        got = cors.get("/health/live", headers=origin)
+        assert got.headers["access-control-allow-origin"] == "https://studio.example"
+        # Another origin gets no grant.
+        other = cors.options("/jobs", headers={**preflight, "Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in other.headers
 
 
 # ----------------------------------------------------------------------------- auth

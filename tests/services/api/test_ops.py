@@ -179,12 +179,20 @@ def test_stats(api: httpx.Client, migrated_db: str) -> None:
     jobs = body["jobs"]
     assert {"total", "queued", "processing", "completed", "failed"} <= set(jobs)
     assert jobs["total"] == sum(v for k, v in jobs.items() if k != "total")
-    publisher = body["workers"]["stages"]["publisher"]
+    publisher = body["workerStats"]["stages"]["publisher"]
     assert publisher["instances"] >= 1 and publisher["inFlight"] >= 2
     assert publisher["processed"] >= 30
     assert {"instances", "inFlight", "processed", "failed", "lag", "dlqSize"} == set(publisher)
-    assert set(body["workers"]["stages"]) >= {"generator", "printify", "publisher", "monitor"}
+    assert set(body["workerStats"]["stages"]) >= {"generator", "printify", "publisher", "monitor"}
     assert {"lag", "dlqSize"} == set(body["queue"])
+    # The seed's totals, consistent with the richer figures.
+    assert body["totalJobs"] == jobs["total"]
+    assert body["totalCompleted"] == jobs["completed"] + jobs["partial"]
+    assert body["totalFailed"] == jobs["failed"]
+    assert body["runningWorkers"] == body["workerStats"]["running"] >= 1
+    assert body["errorWorkers"] == body["workerStats"]["error"]
+    assert body["totalWorkers"] == body["runningWorkers"] + body["errorWorkers"]
+    assert any(w["service"] == "publisher" and w["processed"] >= 30 for w in body["workers"])
 
 
 def test_dashboard(api: httpx.Client, migrated_db: str) -> None:
@@ -196,17 +204,31 @@ def test_dashboard(api: httpx.Client, migrated_db: str) -> None:
     overview = body["overview"]
     assert overview["totalJobs"] >= 1 and overview["completed"] >= 1
     assert 0 <= overview["successRate"] <= 100
-    assert len(body["recent"]) <= 10
-    assert all({"jobId", "status", "createdAt"} <= set(j) for j in body["recent"])
-    assert job_id in {j["jobId"] for j in body["recent"]} or len(body["recent"]) == 10
+    assert overview["completedJobs"] == overview["completed"] + overview["partial"]
+    assert overview["failedJobs"] == overview["failed"]
+    recent = body["recent"]
+    assert set(recent) == {"jobs", "alerts", "metrics"}
+    assert len(recent["jobs"]) <= 10 and len(recent["alerts"]) <= 10
+    assert all(
+        {"jobId", "id", "status", "createdAt", "created_at"} <= set(j) for j in recent["jobs"]
+    )
+    assert job_id in {j["jobId"] for j in recent["jobs"]} or len(recent["jobs"]) == 10
     duration = body["performance"]["jobDuration"]
-    assert set(duration) == {"count", "avg", "min", "max", "p50", "p95", "p99"}
+    keys = {"count", "sum", "avg", "min", "max", "p50", "p95", "p99", "period"}
+    assert set(duration) == keys and duration["period"] == "1h"
     assert duration["count"] >= 1
     assert duration["min"] <= duration["p50"] <= duration["p95"] <= duration["p99"]
     assert duration["p99"] <= duration["max"]
+    assert duration["sum"] >= duration["max"]
     stages = body["performance"]["stages"]
     assert set(stages) == {"generation", "product", "publish"}
     assert stages["generation"]["count"] >= 1 and stages["product"]["count"] >= 1
+    # The seed's aggregates are in milliseconds; the stages stay in seconds.
+    generation = body["performance"]["imageGeneration"]
+    assert set(generation) == keys and generation["count"] == stages["generation"]["count"]
+    assert generation["max"] == round(stages["generation"]["max"] * 1000, 1)
+    assert body["performance"]["productCreation"]["count"] == stages["product"]["count"]
+    assert overview["avgProcessingTime"] == round(duration["avg"])
     assert api.get("/dashboard").json()["hours"] == 24
 
     for hours in (0, 721, "x"):

@@ -182,7 +182,24 @@ async def test_renders_go_to_the_gpu_queue_under_the_jobs_band_and_age(tmp_path:
     await handler(tmp_path, renderer)(event, CTX)
     assert {c["band"] for c in renderer.calls} == {0}
     orders = sorted(c["order"] for c in renderer.calls)  # type: ignore[type-var]
-    assert orders == [(event.occurred_at.timestamp(), "job-42", i) for i in (0, 1)]
+    # A job that named its band stands at the band's default number (high: 9).
+    assert orders == [(-9, event.occurred_at.timestamp(), "job-42", i) for i in (0, 1)]
+
+
+async def test_within_a_band_a_higher_number_renders_first_then_the_older_job(
+    tmp_path: Path,
+) -> None:
+    def numbered(job_id: str, level: int | None) -> JobRequested:
+        base = job(1)
+        payload = base.payload.model_copy(update={"priority_level": level})
+        return base.model_copy(update={"job_id": job_id, "payload": payload})
+
+    older_8, newer_10, named = numbered("job-8", 8), numbered("job-10", 10), numbered("job-h", None)
+    renderer = FakeRenderer()
+    for event in (older_8, newer_10, named):
+        await handler(tmp_path, renderer)(event, CTX)
+    ranked = sorted(renderer.calls, key=lambda c: c["order"])  # type: ignore[arg-type, return-value]
+    assert [c["job_id"] for c in ranked] == ["job-10", "job-h", "job-8"]
 
 
 async def test_a_permanent_failure_cancels_the_siblings(tmp_path: Path) -> None:
