@@ -21,6 +21,7 @@ from pydantic_settings import (
 )
 
 from shared.errors import ConfigError
+from shared.seed_config import is_seed_layout, translate
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,6 +42,8 @@ class JsonConfigSource(PydanticBaseSettingsSource):
                 raise ConfigError(f"CONFIG_PATH: {path} is not valid JSON: {exc}") from exc
             if not isinstance(raw, dict):
                 raise ConfigError(f"CONFIG_PATH: {path} must hold a JSON object")
+            if is_seed_layout(raw):
+                raw, _ = translate(raw, path)
             # Accept both `kafka_bootstrap_servers` and `KAFKA_BOOTSTRAP_SERVERS`.
             self._data = {k.lower(): v for k, v in raw.items()}
 
@@ -152,8 +155,24 @@ def load_settings(cls: type[S]) -> S:
     try:
         return cls()
     except ValidationError as exc:
+        origins = _seed_origins()
         problems = []
         for err in exc.errors():
-            key = ".".join(str(p) for p in err["loc"]).upper() or "?"
+            field = ".".join(str(p) for p in err["loc"])
+            key = field.upper() or "?"
+            if field in origins and field.upper() not in os.environ:
+                key = f"{origins[field]} (CONFIG_PATH)"
             problems.append(f"{key}: {err['msg']}")
         raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
+
+
+def _seed_origins() -> dict[str, str]:
+    """Setting -> the seed path it was read from, when CONFIG_PATH is a seed-layout file."""
+    path = os.environ.get("CONFIG_PATH")
+    try:
+        raw = json.loads(Path(path).read_text()) if path else None
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(raw, dict) or not is_seed_layout(raw):
+        return {}
+    return translate(raw, path or "", warn=False)[1]

@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from confluent_kafka.admin import AdminClient
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
 from services.pool.supervisor import ServiceProcess, describe_exit
 from shared.db import migrate
@@ -36,6 +36,9 @@ from shared.topics import STAGES, ensure_topics
 from simulators.process import SimulatorProcess
 
 logger = logging.getLogger(__name__)
+
+
+PLATFORMS = ("printify",)
 
 
 class StackSettings(KafkaSettings, DatabaseSettings, StateSettings):
@@ -61,6 +64,23 @@ class StackSettings(KafkaSettings, DatabaseSettings, StateSettings):
     kafka_nodes: int = Field(default=1, ge=1, le=5)
     restart_delay_s: float = Field(default=5.0, ge=0)
     max_restarts: int = Field(default=3, ge=0)
+    # The seed's orchestrator.platforms.enabledPlatforms: where products are made. Printify is
+    # the one platform; Etsy, Shopify, ... are reached through its shops' sales channels.
+    enabled_platforms: str = "printify"
+
+    @field_validator("enabled_platforms")
+    @classmethod
+    def _platforms(cls, value: str) -> str:
+        names = [p.strip().lower() for p in value.split(",") if p.strip()]
+        unknown = [p for p in names if p not in PLATFORMS]
+        if unknown:
+            raise ValueError(
+                f"unknown platform(s) {', '.join(unknown)}: the platforms are "
+                f"{', '.join(PLATFORMS)} (Etsy, Shopify, ... sell through Printify's shops)"
+            )
+        if "printify" not in names:
+            raise ValueError("printify must be enabled: products are made on Printify")
+        return ",".join(names)
 
     def workers_for(self, stage: str) -> int:
         """Instances of ``stage`` to start: its override, else WORKER_COUNT."""
