@@ -208,6 +208,28 @@ class WorkerHeartbeatPayload(_Model):
     stopping: bool = False
 
 
+class WorkerExitedPayload(_Model):
+    """The pool manager saw one of its instances die (not a stop it asked for)."""
+
+    service: NonEmpty
+    instance_id: NonEmpty
+    # How it ended: "exit 1" or "signal SIGKILL", and the raw return code.
+    exit: NonEmpty
+    exit_code: int | None = None
+    # Restarts before this death, and whether it will be restarted (False: given up on).
+    restarts: Annotated[int, Field(ge=0)] = 0
+    restarting: bool = True
+    max_restarts: Annotated[int, Field(ge=0)] = 0
+
+
+class PoolScaledPayload(_Model):
+    """The pool manager changed how many instances of a stage it runs."""
+
+    service: NonEmpty
+    from_count: Annotated[int, Field(ge=0)]
+    to_count: Annotated[int, Field(ge=0)]
+
+
 EventT = TypeVar("EventT", bound="Event")
 
 
@@ -292,6 +314,16 @@ class WorkerHeartbeat(Event):
     payload: WorkerHeartbeatPayload
 
 
+class WorkerExited(Event):
+    type: Literal["worker.exited"] = "worker.exited"
+    payload: WorkerExitedPayload
+
+
+class PoolScaled(Event):
+    type: Literal["pool.scaled"] = "pool.scaled"
+    payload: PoolScaledPayload
+
+
 class ControlCommand(Event):
     type: Literal["control.command"] = "control.command"
     payload: ControlCommandPayload
@@ -306,6 +338,8 @@ AnyEvent = (
     | ProductPublished
     | StageFailed
     | WorkerHeartbeat
+    | WorkerExited
+    | PoolScaled
 )
 EVENT_TYPES: tuple[type[Event], ...] = (
     ControlCommand,
@@ -316,6 +350,8 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     ProductPublished,
     StageFailed,
     WorkerHeartbeat,
+    WorkerExited,
+    PoolScaled,
 )
 _ADAPTER: TypeAdapter[AnyEvent] = TypeAdapter(Annotated[AnyEvent, Field(discriminator="type")])
 

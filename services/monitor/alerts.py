@@ -42,7 +42,24 @@ ERROR_RATE = "error_rate"
 DLQ_GROWTH = "dlq_growth"
 CONSUMER_LAG = "consumer_lag"
 WORKER_ERRORS = "worker_errors"
-KINDS = (WORKER_DOWN, STAGE_DOWN, JOB_FAILED, ERROR_RATE, DLQ_GROWTH, CONSUMER_LAG, WORKER_ERRORS)
+# The seed's worker alerts, from the pool manager's reports and the heartbeats.
+WORKER_ERROR = "worker_error"
+NO_WORKERS_RUNNING = "no_workers_running"
+HIGH_WORKER_ERRORS = "high_worker_errors"
+POOL_SCALED = "pool_scaled"
+KINDS = (
+    WORKER_DOWN,
+    STAGE_DOWN,
+    JOB_FAILED,
+    ERROR_RATE,
+    DLQ_GROWTH,
+    CONSUMER_LAG,
+    WORKER_ERRORS,
+    WORKER_ERROR,
+    NO_WORKERS_RUNNING,
+    HIGH_WORKER_ERRORS,
+    POOL_SCALED,
+)
 
 # Alerts for failed jobs are per job: a burst of failures should not write thousands of rows
 # per evaluation (the error-rate alert covers a burst).
@@ -110,13 +127,20 @@ class AlertEvaluator:
             (ERROR_RATE, self._error_rate),
             (DLQ_GROWTH, self._dlq_growth),
             (WORKER_ERRORS, self._worker_errors),
+            (WORKER_ERROR, self._worker_exits),
+            (POOL_SCALED, self._pool_scales),
         ]
         in_grace = (
             self.started_at is not None
             and (now - self.started_at).total_seconds() < s.worker_stale_s
         )
         if not in_grace:
-            conditions += [(WORKER_DOWN, self._workers_down), (STAGE_DOWN, self._stages_down)]
+            conditions += [
+                (WORKER_DOWN, self._workers_down),
+                (STAGE_DOWN, self._stages_down),
+                (NO_WORKERS_RUNNING, self._no_workers),
+                (HIGH_WORKER_ERRORS, self._high_worker_errors),
+            ]
         changes = Changes()
         for kind, condition in conditions:
             firing = await condition(now)
@@ -168,6 +192,116 @@ class AlertEvaluator:
             )
             for service in self.services
             if service not in live
+        }
+
+    async def _worker_exits(self, now: datetime) -> dict[str, Firing]:
+        """An instance the pool manager saw die within the window (its latest death)."""
+        rows = await self._fetch(
+            "SELECT DISTINCT ON (instance_id) instance_id, service, data, occurred_at"
+            " FROM worker_events WHERE kind = 'exited' AND occurred_at > %s AND occurred_at <= %s"
+            " ORDER BY instance_id, occurred_at DESC",
+            (now - timedelta(seconds=self.settings.worker_event_window_s), now),
+        )
+        firing = {}
+        for r in rows:
+            d = r["data"]
+            if d.get("restarting", True):
+                after = f"restarted (restart {d['restarts'] + 1} of {d['max_restarts']})"
+            else:
+                after = f"not restarted: it died {d['restarts'] + 1} times"
+            firing[r["instance_id"]] = Firing(
+                r["instance_id"],
+                "warning" if d.get("restarting", True) else "critical",
+                f"{r['service']} instance {r['instance_id']} died ({d['exit']}); {after}",
+                {
+                    "instanceId": r["instance_id"],
+                    "service": r["service"],
+                    "exit": d["exit"],
+                    "exitCode": d.get("exit_code"),
+                    "restarts": d["restarts"],
+                    "restarting": d.get("restarting", True),
+                    "at": r["occurred_at"].isoformat(),
+                },
+            )
+        return firing
+
+    async def _pool_scales(self, now: datetime) -> dict[str, Firing]:
+        """A stage the pool manager scaled within the window (its latest scale), for the
+        record (info)."""
+        rows = await self._fetch(
+            "SELECT DISTINCT ON (service) service, data, occurred_at FROM worker_events"
+            " WHERE kind = 'scaled' AND occurred_at > %s AND occurred_at <= %s"
+            " ORDER BY service, occurred_at DESC",
+            (now - timedelta(seconds=self.settings.worker_event_window_s), now),
+        )
+        return {
+            r["service"]: Firing(
+                r["service"],
+                "info",
+                f"{r['service']} scaled from {r['data']['from_count']} to "
+                f"{r['data']['to_count']} instances",
+                {
+                    "service": r["service"],
+                    "from": r["data"]["from_count"],
+                    "to": r["data"]["to_count"],
+                    "at": r["occurred_at"].isoformat(),
+                },
+            )
+            for r in rows
+        }
+
+    async def _instances(self, now: datetime) -> list[dict[str, Any]]:
+        """The stage instances heard from within the forget window, each with ``live``."""
+        s = self.settings
+        return await self._fetch(
+            "SELECT instance_id, service, last_heartbeat >= %s AS live FROM workers"
+            " WHERE status = 'running' AND last_heartbeat >= %s AND last_heartbeat <= %s"
+            " AND service = ANY(%s)",
+            (
+                now - timedelta(seconds=s.worker_stale_s),
+                now - timedelta(seconds=s.worker_forget_s),
+                now,
+                list(self.services),
+            ),
+        )
+
+    async def _no_workers(self, now: datetime) -> dict[str, Firing]:
+        """Not one stage instance is alive: nothing is being processed at all."""
+        if not self.services or any(r["live"] for r in await self._instances(now)):
+            return {}
+        return {
+            "pool": Firing(
+                "pool",
+                "critical",
+                "no worker is running: no stage instance sent a heartbeat within "
+                f"{self.settings.worker_stale_s:g}s",
+                {"services": list(self.services)},
+            )
+        }
+
+    async def _high_worker_errors(self, now: datetime) -> dict[str, Firing]:
+        """More than half of the instances are in error: silent, or died within the window."""
+        instances = await self._instances(now)
+        died = {
+            r["instance_id"]
+            for r in await self._fetch(
+                "SELECT DISTINCT instance_id FROM worker_events WHERE kind = 'exited'"
+                " AND occurred_at > %s AND occurred_at <= %s",
+                (now - timedelta(seconds=self.settings.worker_event_window_s), now),
+            )
+        }
+        names = {r["instance_id"] for r in instances} | died
+        errors = {r["instance_id"] for r in instances if not r["live"]} | died
+        if not names or 2 * len(errors) <= len(names):
+            return {}
+        return {
+            "pool": Firing(
+                "pool",
+                "critical",
+                f"{len(errors)} of {len(names)} worker instances are in error "
+                "(silent or died recently)",
+                {"errors": sorted(errors), "instances": len(names)},
+            )
         }
 
     async def _job_failures(self, now: datetime) -> dict[str, Firing]:

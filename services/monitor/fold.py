@@ -31,10 +31,13 @@ from shared.events import (
     Event,
     ImageGenerated,
     JobRequested,
+    PoolScaled,
     ProductCreated,
     ProductPublished,
     ProductPublishing,
     StageFailed,
+    WorkerExited,
+    WorkerExitedPayload,
     WorkerHeartbeat,
 )
 from shared.topics import MONITOR
@@ -118,6 +121,9 @@ class Folder:
         """
         if isinstance(event, WorkerHeartbeat):
             await self._heartbeat(conn, event)
+            return True
+        if isinstance(event, WorkerExited | PoolScaled):
+            await self._pool_report(conn, event)
             return True
         level, message = describe(event)
         # A dead letter is recorded by its record's coordinates, before the event-id check: a
@@ -399,6 +405,23 @@ class Folder:
                 ),
             )
         await conn.execute("UPDATE jobs SET error = %s WHERE job_id = %s", (f.message, e.job_id))
+
+    async def _pool_report(self, conn: AsyncConnection[Any], e: WorkerExited | PoolScaled) -> None:
+        # The pool's reports are not any job's: they go to worker_events (the alerts read it).
+        p = e.payload
+        await conn.execute(
+            "INSERT INTO worker_events (event_id, kind, service, instance_id, pool_id, data,"
+            " occurred_at) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (event_id) DO NOTHING",
+            (
+                e.event_id,
+                "exited" if isinstance(e, WorkerExited) else "scaled",
+                p.service,
+                p.instance_id if isinstance(p, WorkerExitedPayload) else None,
+                e.producer,
+                Jsonb(p.model_dump(mode="json")),
+                e.occurred_at,
+            ),
+        )
 
     async def _heartbeat(self, conn: AsyncConnection[Any], e: WorkerHeartbeat) -> None:
         p = e.payload

@@ -34,9 +34,11 @@ from shared.events import (
     Event,
     ImageGenerated,
     JobRequested,
+    PoolScaled,
     ProductCreated,
     ProductPublished,
     StageFailed,
+    WorkerExited,
     WorkerHeartbeat,
 )
 from shared.topics import STAGES, Stage
@@ -184,7 +186,7 @@ class MetricsRecorder:
         True tells the caller to call :meth:`record_terminal` for the job once it is refreshed;
         the caller flushes the batch.
         """
-        if isinstance(event, WorkerHeartbeat):
+        if isinstance(event, WorkerHeartbeat | WorkerExited | PoolScaled):
             return False
         return await self._record(conn, event, batch)
 

@@ -27,6 +27,8 @@ class MonitorSettings(RunnerSettings, DatabaseSettings):
     # ... and is forgotten (no longer counted nor alerted on) once silent this long.
     worker_forget_s: float = Field(default=3600.0, gt=0)
     job_alert_ttl_s: float = Field(default=3600.0, gt=0)
+    # A death or a scale the pool manager reported stays an open alert this long.
+    worker_event_window_s: float = Field(default=300.0, gt=0)
     error_rate_window_s: float = Field(default=300.0, gt=0)
     error_rate_threshold: float = Field(default=0.2, ge=0, le=1)
     error_rate_min_jobs: int = Field(default=5, ge=1)

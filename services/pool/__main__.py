@@ -26,7 +26,16 @@ from confluent_kafka import Consumer, Producer
 from services.pool.settings import PoolSettings
 from services.pool.supervisor import WorkerPool
 from shared.errors import ConfigError, InvalidEventError
-from shared.events import ControlCommand, WorkerHeartbeat, WorkerHeartbeatPayload, parse_event
+from shared.events import (
+    ControlCommand,
+    PoolScaled,
+    PoolScaledPayload,
+    WorkerExited,
+    WorkerExitedPayload,
+    WorkerHeartbeat,
+    WorkerHeartbeatPayload,
+    parse_event,
+)
 from shared.lifecycle import bind_to_parent, watch_parent
 from shared.logs import setup_logging
 from shared.runner import make_producer
@@ -87,6 +96,19 @@ def heartbeat(producer: Producer, pool: WorkerPool, instance_id: str, started: d
     producer.poll(0)
 
 
+def report(
+    producer: Producer,
+    event_cls: type[WorkerExited] | type[PoolScaled],
+    payload: WorkerExitedPayload | PoolScaledPayload,
+    instance_id: str,
+) -> None:
+    """Tell the monitor what happened to the pool (a death, a scale): it raises the alerts."""
+    event = event_cls(job_id=instance_id, producer=instance_id, payload=payload)
+    # On the workers' topic, keyed by the pool: in order with the pool's own heartbeats.
+    producer.produce(HEARTBEATS, event.to_json(), key=instance_id.encode())
+    producer.poll(0)
+
+
 def main() -> int:
     """Run the pool until SIGTERM/SIGINT; 2 = invalid configuration."""
     setup_logging(SERVICE)
@@ -121,9 +143,13 @@ def main() -> int:
         )
         next_beat = 0.0
         while not stop.wait(0.5):
-            pool.supervise_once()
+            for death in pool.supervise_once():
+                report(producer, WorkerExited, death, instance_id)
             while not commands.empty():
                 pool.apply(commands.get_nowait())
+            for scaled in pool.scaled:
+                report(producer, PoolScaled, scaled, instance_id)
+            pool.scaled.clear()
             now = time.monotonic()
             if now >= next_beat:
                 heartbeat(producer, pool, instance_id, started)

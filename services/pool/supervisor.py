@@ -25,7 +25,7 @@ import psutil
 from confluent_kafka.admin import AdminClient
 
 from services.pool.settings import PoolSettings
-from shared.events import ControlCommand
+from shared.events import ControlCommand, PoolScaledPayload, WorkerExitedPayload
 from shared.lifecycle import supervise
 from shared.topics import STAGES
 
@@ -111,6 +111,8 @@ class WorkerPool:
         self.instances: list[ServiceProcess] = []
         self.dir = settings.pool_dir
         self.stopping = False
+        # Scales carried out since the caller last took them (for reports and alerts).
+        self.scaled: list[PoolScaledPayload] = []
 
     # ------------------------------------------------------------------ start / stop
 
@@ -125,6 +127,7 @@ class WorkerPool:
             outcome = self.scale(stage, self.settings.workers_for(stage))
             if outcome.startswith("refused"):
                 logger.error("initial scale %s", outcome)
+        self.scaled.clear()  # starting is not scaling: nothing to report
 
     def stop(self) -> None:
         """Stop every instance gracefully, in parallel, and forget them."""
@@ -197,6 +200,10 @@ class WorkerPool:
             logger.info("instance retired name=%s exit=%s", svc.name, describe_exit(code))
         self._record()
         logger.info("scaled service=%s from=%d to=%d", stage, len(running), count)
+        if count != len(running):
+            self.scaled.append(
+                PoolScaledPayload(service=stage, from_count=len(running), to_count=count)
+            )
         return f"scaled {stage} from {len(running)} to {count}"
 
     def restart(self, instance_id: str) -> str:
@@ -234,10 +241,10 @@ class WorkerPool:
 
     # ------------------------------------------------------------------ supervise
 
-    def supervise_once(self) -> list[dict[str, Any]]:
+    def supervise_once(self) -> list[WorkerExitedPayload]:
         """Restart instances that died unexpectedly (after a delay, a bounded number of
-        times); returns what happened to each death seen, for reports and alerts."""
-        events: list[dict[str, Any]] = []
+        times); returns each death seen, for reports and alerts."""
+        events: list[WorkerExitedPayload] = []
         for svc in list(self.instances):
             if self.stopping or svc.failed or svc.running() or svc.proc is None:
                 continue
@@ -267,13 +274,16 @@ class WorkerPool:
             self._record()
         return events
 
-    def _death(self, svc: ServiceProcess, code: int | None) -> dict[str, Any]:
-        return {
-            "instance_id": svc.name,
-            "service": svc.service,
-            "exit": describe_exit(code),
-            "restarts": svc.restarts,
-        }
+    def _death(self, svc: ServiceProcess, code: int | None) -> WorkerExitedPayload:
+        return WorkerExitedPayload(
+            service=svc.service,
+            instance_id=svc.name,
+            exit=describe_exit(code),
+            exit_code=code,
+            restarts=svc.restarts,
+            restarting=svc.restarts < self.settings.max_restarts,
+            max_restarts=self.settings.max_restarts,
+        )
 
     def status(self) -> dict[str, Any]:
         """Every instance: name, pid, running, restarts, failed (also the status file)."""

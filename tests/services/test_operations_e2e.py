@@ -58,6 +58,20 @@ def test_a_killed_worker_is_replaced(stack: Stack) -> None:
         interval=0.3,
     )
     assert stack.instance("publisher-0")["restarts"] == before["restarts"] + 1  # type: ignore[index]
+    # The pool manager reported the death: an alert names the instance and how it ended.
+    error = wait_for(
+        lambda: [
+            a
+            for a in httpx.get(
+                f"{api(stack)}/alerts", params={"status": "open"}, timeout=10
+            ).json()["alerts"]
+            if a["type"] == "worker_error" and a["details"]["instanceId"] == "publisher-0"
+        ],
+        30,
+        "a worker_error alert for publisher-0",
+        interval=0.5,
+    )[0]
+    assert "publisher instance publisher-0 died (signal SIGKILL); restarted" in error["message"]
     # And it does its job.
     job_id = submit(stack, theme="after the kill", autoPublish=True)
     assert wait_done(stack, [job_id])[job_id]["job"]["detailedStatus"] == "completed"
@@ -116,6 +130,18 @@ def test_scale_generator_one_three_one_mid_run(stack: Stack) -> None:
     )
     results = wait_done(stack, ids)
     assert {r["job"]["detailedStatus"] for r in results.values()} == {"completed"}, table
+    # Each scale was reported: an info alert for the generator says where it went last.
+    scaled = wait_for(
+        lambda: [
+            a
+            for a in httpx.get(f"{api(stack)}/alerts", timeout=10).json()["alerts"]
+            if a["type"] == "pool_scaled" and a["details"]["service"] == "generator"
+        ],
+        30,
+        "a pool_scaled alert for the generator",
+    )
+    assert scaled[0]["severity"] == "info"
+    assert "generator scaled from" in scaled[0]["message"]
     # Nothing done twice: each image once on the topic (a redelivery carries the same event
     # id, which is fine; two different ids for one image would not be) and once on Printify.
     per_image: dict[tuple[str, int], set[str]] = {}

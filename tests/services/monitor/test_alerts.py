@@ -19,7 +19,9 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from services.monitor.alerts import AlertEvaluator, WebhookNotifier, slack_payload
+from services.monitor.fold import Folder
 from services.monitor.settings import MonitorSettings
+from shared.events import PoolScaled, PoolScaledPayload, WorkerExited, WorkerExitedPayload
 from tests.support.infra import unique
 
 HOUR = timedelta(hours=1)
@@ -111,7 +113,13 @@ async def test_worker_failure_and_missing_stage(
             "UPDATE workers SET last_heartbeat = %s WHERE instance_id = %s", (now, dead)
         )
     changes = await ev.evaluate(now + timedelta(seconds=1))
-    assert {r["type"] for r in changes.resolved} == {"worker_down", "stage_down"}
+    # With the stage's only instance silent, no worker ran and all were in error.
+    assert {r["type"] for r in changes.resolved} == {
+        "worker_down",
+        "stage_down",
+        "no_workers_running",
+        "high_worker_errors",
+    }
     rows = await alerts(pool, namespace)
     assert all(r["status"] == "resolved" and r["resolved_at"] is not None for r in rows)
 
@@ -125,7 +133,108 @@ async def test_no_liveness_alerts_right_after_start(
     await ev.evaluate(now + timedelta(seconds=5))
     assert await alerts(pool, namespace) == []
     await ev.evaluate(now + timedelta(seconds=settings.worker_stale_s + 1))
-    assert [r["type"] for r in await alerts(pool, namespace)] == ["stage_down"]
+    assert [r["type"] for r in await alerts(pool, namespace)] == [
+        "stage_down",
+        "no_workers_running",
+    ]
+
+
+async def report(pool: AsyncConnectionPool, event: WorkerExited | PoolScaled, at: datetime) -> None:
+    """Fold one of the pool manager's reports, as the monitor does."""
+    await Folder(pool).fold(event.model_copy(update={"occurred_at": at}), "workers.heartbeat", 0, 0)
+
+
+def died(service: str, instance: str, restarts: int, restarting: bool) -> WorkerExited:
+    return WorkerExited(
+        job_id="pool-test",
+        producer="pool-test",
+        payload=WorkerExitedPayload(
+            service=service,
+            instance_id=instance,
+            exit="signal SIGKILL",
+            exit_code=-9,
+            restarts=restarts,
+            restarting=restarting,
+            max_restarts=3,
+        ),
+    )
+
+
+async def test_a_worker_that_died_is_an_alert_naming_it_until_the_window_passes(
+    pool: AsyncConnectionPool, settings: MonitorSettings, now: datetime, namespace: str
+) -> None:
+    service = unique("stage")
+    alive = [await insert_worker(pool, service, now) for _ in range(3)]
+    ev = AlertEvaluator(pool, settings, namespace=namespace, services=[service])
+    await report(pool, died(service, alive[0], 0, True), now - timedelta(seconds=5))
+    await ev.evaluate(now)
+    [error] = kinds(await alerts(pool, namespace), "worker_error")
+    assert error["condition_key"] == f"{namespace}worker_error:{alive[0]}"
+    assert error["severity"] == "warning"
+    assert (
+        f"instance {alive[0]} died (signal SIGKILL); restarted (restart 1 of 3)"
+        in (error["message"])
+    )
+    assert error["details"]["exitCode"] == -9
+    # Given up on: the same alert, now critical and saying so.
+    await report(pool, died(service, alive[0], 3, False), now + timedelta(seconds=1))
+    await ev.evaluate(now + timedelta(seconds=2))
+    [error] = kinds(await alerts(pool, namespace), "worker_error")
+    assert "not restarted: it died 4 times" in error["message"]
+    # 1 of 3 in error is not "high"; the window passing resolves it.
+    assert kinds(await alerts(pool, namespace), "high_worker_errors") == []
+    later = now + timedelta(seconds=settings.worker_event_window_s + 2)
+    async with pool.connection() as conn:
+        await conn.execute(
+            "UPDATE workers SET last_heartbeat = %s WHERE instance_id = ANY(%s)", (later, alive)
+        )
+    changes = await ev.evaluate(later)
+    assert [r["type"] for r in changes.resolved] == ["worker_error"]
+
+
+async def test_more_than_half_in_error_and_none_running(
+    pool: AsyncConnectionPool, settings: MonitorSettings, now: datetime, namespace: str
+) -> None:
+    service = unique("stage")
+    a, b, c = [await insert_worker(pool, service, now) for _ in range(3)]
+    ev = AlertEvaluator(pool, settings, namespace=namespace, services=[service])
+    await report(pool, died(service, a, 0, True), now)
+    await ev.evaluate(now)
+    assert kinds(await alerts(pool, namespace), "high_worker_errors") == []
+    await report(pool, died(service, b, 0, True), now)
+    await ev.evaluate(now + timedelta(seconds=1))
+    [high] = kinds(await alerts(pool, namespace), "high_worker_errors")
+    assert high["severity"] == "critical" and "2 of 3 worker instances" in high["message"]
+    assert kinds(await alerts(pool, namespace), "no_workers_running") == []
+    # Every instance silent: nothing runs at all.
+    silent = now + timedelta(seconds=settings.worker_stale_s + 5)
+    await ev.evaluate(silent)
+    [none] = kinds(await alerts(pool, namespace), "no_workers_running")
+    assert none["severity"] == "critical" and none["status"] == "open"
+    async with pool.connection() as conn:
+        await conn.execute(
+            "UPDATE workers SET last_heartbeat = %s WHERE instance_id = ANY(%s)", (silent, [c])
+        )
+    changes = await ev.evaluate(silent + timedelta(seconds=1))
+    assert "no_workers_running" in {r["type"] for r in changes.resolved}
+
+
+async def test_a_scale_is_an_info_alert_for_the_window(
+    pool: AsyncConnectionPool, settings: MonitorSettings, now: datetime, namespace: str
+) -> None:
+    service = unique("stage")
+    ev = AlertEvaluator(pool, settings, namespace=namespace, services=[])
+    scaled = PoolScaled(
+        job_id="pool-test",
+        producer="pool-test",
+        payload=PoolScaledPayload(service=service, from_count=1, to_count=3),
+    )
+    await report(pool, scaled, now)
+    await ev.evaluate(now + timedelta(seconds=1))
+    [info] = kinds(await alerts(pool, namespace), "pool_scaled")
+    assert info["severity"] == "info" and f"{service} scaled from 1 to 3" in info["message"]
+    changes = await ev.evaluate(now + timedelta(seconds=settings.worker_event_window_s + 1))
+    assert [r["type"] for r in changes.resolved] == ["pool_scaled"]
 
 
 async def test_job_failure_alert_per_job_expires(
