@@ -24,6 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 from confluent_kafka.admin import AdminClient
 from pydantic import Field, SecretStr, field_validator
 
+from services.pool.settings import WorkerCountSettings
 from services.pool.supervisor import ServiceProcess, describe_exit
 from shared.db import migrate
 from shared.errors import ConfigError
@@ -31,7 +32,12 @@ from shared.launch.kafka import LocalKafka, LocalKafkaCluster
 from shared.launch.ports import free_port
 from shared.launch.postgres import LocalPostgres
 from shared.logs import setup_logging
-from shared.settings import DatabaseSettings, KafkaSettings, StateSettings, load_settings
+from shared.settings import (
+    DatabaseSettings,
+    KafkaSettings,
+    StateSettings,
+    load_settings,
+)
 from shared.topics import STAGES, ensure_topics
 from simulators.process import SimulatorProcess
 
@@ -41,17 +47,11 @@ logger = logging.getLogger(__name__)
 PLATFORMS = ("printify",)
 
 
-class StackSettings(KafkaSettings, DatabaseSettings, StateSettings):
+class StackSettings(KafkaSettings, DatabaseSettings, StateSettings, WorkerCountSettings):
     """What ``make up`` starts and where (env names of DESIGN §3)."""
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=3000, ge=1, le=65535)
-    worker_count: int = Field(default=1, ge=1, le=64)
-    # Per-stage overrides of WORKER_COUNT (WORKER_COUNT_GENERATOR, ...).
-    worker_count_generator: int | None = Field(default=None, ge=0, le=64)
-    worker_count_printify: int | None = Field(default=None, ge=0, le=64)
-    worker_count_publisher: int | None = Field(default=None, ge=0, le=64)
-    worker_count_monitor: int | None = Field(default=None, ge=0, le=64)
     claude_api_key: SecretStr | None = None
     anthropic_base_url: str | None = None
     comfyui_api_url: str | None = None
@@ -81,11 +81,6 @@ class StackSettings(KafkaSettings, DatabaseSettings, StateSettings):
         if "printify" not in names:
             raise ValueError("printify must be enabled: products are made on Printify")
         return ",".join(names)
-
-    def workers_for(self, stage: str) -> int:
-        """Instances of ``stage`` to start: its override, else WORKER_COUNT."""
-        override = getattr(self, f"worker_count_{stage}", None)
-        return self.worker_count if override is None else int(override)
 
 
 def isolated_settings(state_dir: Path, **overrides: object) -> StackSettings:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from enum import StrEnum
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
@@ -82,6 +83,12 @@ MONITOR = Stage(
     "monitor",
 )
 STAGES = {s.name: s for s in (GENERATOR, PRINTIFY, PUBLISHER, MONITOR)}
+# The stages that work on jobs (the monitor watches them): the ones a job's failure comes from.
+PIPELINE_STAGES = tuple(s.name for s in (GENERATOR, PRINTIFY, PUBLISHER))
+
+# Every stage's name as a type for the API (request fields, query parameters), built from the
+# registry so that a new stage needs no other list.
+StageName = StrEnum("StageName", {name.upper(): name for name in STAGES})  # type: ignore[misc]
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from pydantic.alias_generators import to_camel
 
 from services.api.text import SAFE_TEXT
 from shared.events import MAX_LEVEL, MIN_LEVEL, Priority, ProductType
+from shared.topics import StageName
 
 # Every string a request body carries goes through SAFE_TEXT (no NUL, no lone surrogate).
 Text = Annotated[
@@ -307,14 +308,8 @@ class JobPage(_Wire):
     next_cursor: str | None
 
 
-class DlqStage(StrEnum):
-    """The stages whose failures land on a DLQ topic."""
-
-    GENERATOR = "generator"
-    PRINTIFY = "printify"
-    PUBLISHER = "publisher"
-    # What the monitor itself could not record (replayed to the monitor alone).
-    MONITOR = "monitor"
+# Every stage has a DLQ, the monitor's included (what it could not record, replayed to it alone).
+DlqStage = StageName
 
 
 class DeadLetterView(_Wire):

@@ -8,6 +8,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 from shared.events import MAX_LEVEL, MIN_LEVEL, Priority
 from shared.settings import DatabaseSettings, JobLimitSettings, KafkaSettings
+from shared.topics import STAGES
 
 
 class ApiSettings(KafkaSettings, DatabaseSettings, JobLimitSettings):
@@ -40,7 +41,7 @@ class ApiSettings(KafkaSettings, DatabaseSettings, JobLimitSettings):
     )
     health_timeout_s: float = Field(default=3.0, gt=0, le=60)
     # /health also wants a live instance of each of these stages ("" = don't check) ...
-    health_stages: str = "generator,printify,publisher,monitor"
+    health_stages: str = ",".join(STAGES)
     health_stale_s: float = Field(default=15.0, gt=0, description="Heartbeat age of a live one")
     # ... and, when set, a ComfyUI that answers (one URL or a comma-separated pool).
     comfyui_api_url: str | None = None

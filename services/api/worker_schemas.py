@@ -7,10 +7,9 @@ from typing import Literal
 from pydantic import ConfigDict, Field
 
 from services.api.schemas import WorkerView, _Wire
+from shared.topics import StageName
 
 __all__ = ["WorkerView"]
-
-StageName = Literal["generator", "printify", "publisher", "monitor"]
 
 
 class WorkerList(_Wire):

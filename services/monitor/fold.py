@@ -40,7 +40,7 @@ from shared.events import (
     WorkerExitedPayload,
     WorkerHeartbeat,
 )
-from shared.topics import MONITOR
+from shared.topics import GENERATOR, MONITOR
 
 logger = logging.getLogger(__name__)
 
@@ -376,7 +376,7 @@ class Folder:
         if await unattributable(conn, e):
             return
         job = await _lock_job(conn, e.job_id)
-        if f.stage == "generator":
+        if f.stage == GENERATOR.name:
             # The whole request failed: every image not generated is lost.
             await conn.execute(
                 "UPDATE jobs SET images_failed = image_count -"

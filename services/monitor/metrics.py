@@ -41,7 +41,7 @@ from shared.events import (
     WorkerExited,
     WorkerHeartbeat,
 )
-from shared.topics import STAGES, Stage
+from shared.topics import PIPELINE_STAGES, STAGES, Stage
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ DURATION_BUCKETS: tuple[float, ...] = (1, 5, 15, 60, 300, 900, 3600, math.inf)
 # The stages of a job whose durations are measured (label ``stage`` of ``stage_duration``).
 GENERATION, PRODUCT, PUBLISH = "generation", "product", "publish"
 # The stages whose dead letters are counted (``dlq_size``); always reported, zero included.
-DLQ_STAGES = ("generator", "printify", "publisher")
+DLQ_STAGES = PIPELINE_STAGES
 TERMINAL = ("completed", "partial", "failed")
 
 _UPSERT = """

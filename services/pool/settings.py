@@ -3,23 +3,45 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pydantic import Field
+from pydantic import Field, create_model
 
-from shared.settings import KafkaSettings, StateSettings
+from shared.settings import KafkaSettings, PodSettings, StateSettings
 from shared.topics import STAGES
 
+if TYPE_CHECKING:
+    _PerStage = PodSettings
+else:
+    # WORKER_COUNT_GENERATOR, ...: one optional override per stage of the registry.
+    _PerStage = create_model(
+        "_PerStage",
+        __base__=PodSettings,
+        **{
+            f"worker_count_{stage}": (int | None, Field(default=None, ge=0, le=64))
+            for stage in STAGES
+        },
+    )
 
-class PoolSettings(KafkaSettings, StateSettings):
+
+class WorkerCountSettings(_PerStage):
+    """How many instances of each stage: WORKER_COUNT, overridden per stage by
+    WORKER_COUNT_<STAGE>."""
+
+    worker_count: int = Field(default=1, ge=0, le=64)
+
+    def workers_for(self, stage: str) -> int:
+        """Instances of ``stage`` to start: its override, else WORKER_COUNT."""
+        if stage not in STAGES:
+            raise KeyError(stage)
+        override = getattr(self, f"worker_count_{stage}", None)
+        return self.worker_count if override is None else int(override)
+
+
+class PoolSettings(KafkaSettings, StateSettings, WorkerCountSettings):
     """How many instances of each stage to run and how to restart them (the seed's
     ``workerPool``: WORKER_COUNT, restart after RESTART_DELAY_S at most MAX_RESTARTS times)."""
 
-    worker_count: int = Field(default=1, ge=0, le=64)
-    # Per-stage overrides of WORKER_COUNT (WORKER_COUNT_GENERATOR, ...).
-    worker_count_generator: int | None = Field(default=None, ge=0, le=64)
-    worker_count_printify: int | None = Field(default=None, ge=0, le=64)
-    worker_count_publisher: int | None = Field(default=None, ge=0, le=64)
-    worker_count_monitor: int | None = Field(default=None, ge=0, le=64)
     restart_delay_s: float = Field(default=5.0, ge=0)
     max_restarts: int = Field(default=3, ge=0)
     pool_id: str | None = Field(default=None, description="Its name in /workers; unset = host")
@@ -28,13 +50,6 @@ class PoolSettings(KafkaSettings, StateSettings):
     pool_log_dir: Path | None = Field(
         default=None, description="One log file per instance here; unset = inherit stdout"
     )
-
-    def workers_for(self, stage: str) -> int:
-        """Instances of ``stage`` to start: its override, else WORKER_COUNT."""
-        if stage not in STAGES:
-            raise KeyError(stage)
-        override = getattr(self, f"worker_count_{stage}", None)
-        return self.worker_count if override is None else int(override)
 
     @property
     def pool_dir(self) -> Path:
