@@ -18,8 +18,6 @@ from services.api.queries import _JOB_COLUMNS
 from services.monitor.metrics import DURATION_BUCKETS, bucket_label
 from shared.topics import STAGES
 
-# An instance is live with a heartbeat this recent (the monitor's WORKER_STALE_S default).
-LIVE_WINDOW_S = 30.0
 # A gauge not sampled for this long is not reported (the monitor is away: its values are stale).
 GAUGE_FRESH_S = 300.0
 JOB_STATUSES = ("queued", "processing", "retrying", "completed", "partial", "failed")
@@ -193,8 +191,9 @@ async def list_alerts(
         return await cur.fetchall()
 
 
-async def stats(pool: AsyncConnectionPool) -> dict[str, Any]:
-    """Jobs by status, live instances per stage, lag and dead letters (``StatsView`` shape)."""
+async def stats(pool: AsyncConnectionPool, live_s: float) -> dict[str, Any]:
+    """Jobs by status, live instances per stage (a heartbeat within ``live_s``), lag and dead
+    letters (``StatsView`` shape)."""
     async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
         await cur.execute("SELECT status, count(*) AS n FROM jobs GROUP BY status")
         by_status = {r["status"]: int(r["n"]) for r in await cur.fetchall()}
@@ -210,7 +209,7 @@ async def stats(pool: AsyncConnectionPool) -> dict[str, Any]:
                   FROM workers WHERE status = 'running') w
             GROUP BY service
             """,
-            (LIVE_WINDOW_S,),
+            (live_s,),
         )
         workers = {r["service"]: r for r in await cur.fetchall()}
         await cur.execute(

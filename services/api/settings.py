@@ -7,11 +7,16 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from shared.events import MAX_LEVEL, MIN_LEVEL, Priority
-from shared.settings import DatabaseSettings, JobLimitSettings, KafkaSettings
+from shared.settings import (
+    DatabaseSettings,
+    JobLimitSettings,
+    KafkaSettings,
+    WorkerLivenessSettings,
+)
 from shared.topics import STAGES
 
 
-class ApiSettings(KafkaSettings, DatabaseSettings, JobLimitSettings):
+class ApiSettings(KafkaSettings, DatabaseSettings, JobLimitSettings, WorkerLivenessSettings):
     """Settings of ``services.api`` (env vars, then the CONFIG_PATH JSON file)."""
 
     api_host: str = Field(default="127.0.0.1", description="Interface the API listens on")
@@ -42,7 +47,6 @@ class ApiSettings(KafkaSettings, DatabaseSettings, JobLimitSettings):
     health_timeout_s: float = Field(default=3.0, gt=0, le=60)
     # /health also wants a live instance of each of these stages ("" = don't check) ...
     health_stages: str = ",".join(STAGES)
-    health_stale_s: float = Field(default=15.0, gt=0, description="Heartbeat age of a live one")
     # ... and, when set, a ComfyUI that answers (one URL or a comma-separated pool).
     comfyui_api_url: str | None = None
 

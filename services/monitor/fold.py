@@ -26,6 +26,7 @@ from services.monitor.dlq import (
     record_dead_letter,
     unattributable,
 )
+from services.monitor.status import JobCounts, job_status
 from shared.errors import InvalidEventError, RetryableError
 from shared.events import (
     Event,
@@ -541,43 +542,22 @@ async def refresh_job(
         pubs_done,
         pubs_failed,
     ) = row
-    expected_products = image_count * n_types
-    # A generator failure counted the images missing then; a replay that made them since
-    # takes them back off (else a replayed job would stay partial for good).
-    images_failed = min(images_failed, max(0, image_count - images_done))
-    # Products of images that were never generated are failed too.
-    products_failed = product_rows_failed + images_failed * n_types
-    terminal = (
-        images_done + images_failed >= image_count
-        and products_done + products_failed >= expected_products
-        and (not auto_publish or pubs_done + pubs_failed >= products_done)
+    state = job_status(
+        JobCounts(
+            image_count=image_count,
+            product_types=n_types,
+            auto_publish=auto_publish,
+            images_done=images_done,
+            images_failed=images_failed,
+            products_done=products_done,
+            product_rows_failed=product_rows_failed,
+            publications_done=pubs_done,
+            publications_failed=pubs_failed,
+            retrying=retrying,
+            last_error=last_error,
+        )
     )
-    anything_failed = images_failed or products_failed or pubs_failed
-    error = None
-    if terminal:
-        if not anything_failed:
-            status = "completed"
-        elif products_done == 0:
-            status = "failed"
-        else:
-            status = "partial"
-        if anything_failed:
-            error = (
-                f"{products_failed} of {expected_products} products failed"
-                + (
-                    f", {pubs_failed} of {products_done} publications failed"
-                    if auto_publish
-                    else ""
-                )
-                + (f"; last error: {last_error}" if last_error else "")
-            )
-    else:
-        if retrying:
-            status = "retrying"
-        elif images_done or products_done or anything_failed:
-            status = "processing"
-        else:
-            status = "queued"
+    status = state.status
     await conn.execute(
         "UPDATE jobs SET status = %s, images_done = %s, images_failed = %s,"
         " products_done = %s, products_failed = %s, publications_done = %s,"
@@ -591,15 +571,15 @@ async def refresh_job(
         (
             status,
             images_done,
-            images_failed,
+            state.images_failed,
             products_done,
-            products_failed,
+            state.products_failed,
             pubs_done,
             pubs_failed,
             status,
-            error,
+            state.error,
             status,
-            terminal,
+            state.terminal,
             job_id,
         ),
     )

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pydantic import Field, SecretStr
 
 from shared.runner import RunnerSettings
-from shared.settings import DatabaseSettings
+from shared.settings import DatabaseSettings, WorkerLivenessSettings
 
 
-class MonitorSettings(RunnerSettings, DatabaseSettings):
+class MonitorSettings(RunnerSettings, DatabaseSettings, WorkerLivenessSettings):
     """Kafka, PostgreSQL, how patiently to wait for a job's first event, metrics and alerts."""
 
     # A product event can be read before its job's first event (different topics), and the
@@ -22,10 +22,6 @@ class MonitorSettings(RunnerSettings, DatabaseSettings):
 
     # Alerts (and gauge sampling) are evaluated this often.
     alert_interval_s: float = Field(default=10.0, gt=0)
-    # An instance silent this long (without saying it stops) has failed.
-    worker_stale_s: float = Field(default=30.0, gt=0)
-    # ... and is forgotten (no longer counted nor alerted on) once silent this long.
-    worker_forget_s: float = Field(default=3600.0, gt=0)
     job_alert_ttl_s: float = Field(default=3600.0, gt=0)
     # A death or a scale the pool manager reported stays an open alert this long.
     worker_event_window_s: float = Field(default=300.0, gt=0)

@@ -87,7 +87,7 @@ async def _workers(
     try:
         rows = await asyncio.wait_for(
             worker_queries.list_workers(
-                state.pool, state.settings.health_stale_s, state.settings.health_stale_s * 20
+                state.pool, state.settings.worker_stale_s, state.settings.worker_forget_s
             ),
             timeout + 1,
         )
@@ -121,7 +121,7 @@ async def _workers(
 async def _stages(state: ApiState, timeout: float) -> str:
     try:
         live = await asyncio.wait_for(
-            queries.live_services(state.pool, state.settings.health_stale_s), timeout + 1
+            queries.live_services(state.pool, state.settings.worker_stale_s), timeout + 1
         )
     except Exception as exc:
         return f"unavailable ({type(exc).__name__})"

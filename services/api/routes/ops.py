@@ -89,8 +89,9 @@ async def get_alerts(
 @router.get("/stats", response_model=StatsView)
 async def get_stats(state: State, principal: Principal) -> StatsView:
     """Jobs by status; per stage: live instances, in flight, processed, failed, lag, DLQ."""
-    stats = await ops_queries.stats(state.pool)
-    workers = await worker_queries.list_workers(state.pool, state.settings.health_stale_s)
+    s = state.settings
+    stats = await ops_queries.stats(state.pool, s.worker_stale_s)
+    workers = await worker_queries.list_workers(state.pool, s.worker_stale_s, s.worker_forget_s)
     return StatsView.model_validate({**stats, "workers": workers})
 
 

@@ -34,14 +34,12 @@ router = APIRouter(tags=["workers"], responses=COMMON_ERRORS)
 # What the commands may answer besides: a normal key (403), a platform-scaled deployment (409).
 _COMMAND_ERRORS = error_responses(403, 409)
 
-# Three missed heartbeats (5 s apart by default) make an instance stale.
-STALE_AFTER_S = 15.0
-
 
 @router.get("/workers", response_model=WorkerList)
 async def list_workers(state: State, principal: Principal) -> WorkerList:
     """Every service instance, from its heartbeats."""
-    rows = await worker_queries.list_workers(state.pool, STALE_AFTER_S)
+    s = state.settings
+    rows = await worker_queries.list_workers(state.pool, s.worker_stale_s, s.worker_forget_s)
     return WorkerList(workers=[WorkerView(**r) for r in rows])
 
 
@@ -99,7 +97,7 @@ async def _require_pool_manager(state: ApiState) -> None:
             "this deployment's stages are scaled by the platform (Kubernetes replicas or KEDA),"
             " not by POD Engine: change the replica count there",
         )
-    if await worker_queries.live_pool_manager(state.pool, STALE_AFTER_S) is None:
+    if await worker_queries.live_pool_manager(state.pool, state.settings.worker_stale_s) is None:
         raise ApiError(
             503,
             "pool_manager_unavailable",

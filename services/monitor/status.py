@@ -1,0 +1,78 @@
+"""The job status machine: a job's status and error from what has arrived (pure, no SQL).
+
+``queued`` -> ``processing`` (-> ``retrying`` while a retry waits) -> one of the ends:
+``completed`` (every image, product and, with autoPublish, publication arrived), ``partial``
+(it ended, something was delivered and something failed) or ``failed`` (nothing was). The fold
+counts the job's rows (:class:`JobCounts`) and stores what :func:`job_status` says.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class JobCounts:
+    """What a job asked for and what has arrived, as counted from its rows."""
+
+    image_count: int
+    product_types: int
+    auto_publish: bool
+    images_done: int
+    # Images a generator failure gave up on (counted when it failed).
+    images_failed: int
+    # Products made (in any later state: publishing, published, publish_failed) and failed.
+    products_done: int
+    product_rows_failed: int
+    publications_done: int
+    publications_failed: int
+    retrying: bool = False
+    last_error: str | None = None
+
+
+@dataclass(frozen=True)
+class JobState:
+    """Where a job stands: its status, whether it ended, the error to show, and the counters."""
+
+    status: str
+    terminal: bool
+    error: str | None
+    images_failed: int
+    products_failed: int
+
+
+def job_status(c: JobCounts) -> JobState:
+    """The status of a job with counts ``c``."""
+    expected_products = c.image_count * c.product_types
+    # A generator failure counted the images missing then; a replay that made them since
+    # takes them back off (else a replayed job would stay partial for good).
+    images_failed = min(c.images_failed, max(0, c.image_count - c.images_done))
+    # Products of images that were never generated are failed too.
+    products_failed = c.product_rows_failed + images_failed * c.product_types
+    terminal = (
+        c.images_done + images_failed >= c.image_count
+        and c.products_done + products_failed >= expected_products
+        and (not c.auto_publish or c.publications_done + c.publications_failed >= c.products_done)
+    )
+    anything_failed = bool(images_failed or products_failed or c.publications_failed)
+    error = None
+    if terminal:
+        if not anything_failed:
+            status = "completed"
+        elif c.products_done == 0:
+            status = "failed"
+        else:
+            status = "partial"
+        if anything_failed:
+            error = f"{products_failed} of {expected_products} products failed"
+            if c.auto_publish:
+                error += f", {c.publications_failed} of {c.products_done} publications failed"
+            if c.last_error:
+                error += f"; last error: {c.last_error}"
+    elif c.retrying:
+        status = "retrying"
+    elif c.images_done or c.products_done or anything_failed:
+        status = "processing"
+    else:
+        status = "queued"
+    return JobState(status, terminal, error, images_failed, products_failed)
