@@ -1,4 +1,4 @@
-"""Alerts: conditions evaluated periodically, one open alert per condition, webhook notices.
+"""Alert evaluation: conditions evaluated periodically, one open alert per condition.
 
 Each condition yields the subjects it fires for right now (an instance, a stage, a job, ...).
 Its alert's ``condition_key`` is ``<namespace><kind>:<subject>``; a partial unique index keeps
@@ -6,27 +6,23 @@ one open alert per key. A firing subject without an open alert opens one; an ope
 subject no longer fires is resolved. A condition that cannot be evaluated (e.g. Kafka away for
 the lag) leaves its alerts as they are.
 
-Opened and resolved alerts are posted to an optional Slack-compatible webhook from a queue
-worker, with retries: a slow or failing webhook never delays the evaluation (nor the fold).
+Opened and resolved alerts go to an optional ``notify`` callback (the webhook delivery of
+:mod:`services.monitor.notify`); :mod:`services.monitor.ops` runs the evaluation periodically.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-import httpx
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from services.monitor import metrics
 from services.monitor.settings import MonitorSettings
 from shared.topics import STAGES
 
@@ -64,7 +60,6 @@ KINDS = (
 # Alerts for failed jobs are per job: a burst of failures should not write thousands of rows
 # per evaluation (the error-rate alert covers a burst).
 MAX_JOB_ALERTS = 200
-_QUEUE_SIZE = 1000
 
 
 @dataclass(frozen=True)
@@ -497,188 +492,3 @@ async def _open(
 
 
 # -------------------------------------------------------------------- webhook
-
-
-def slack_payload(alert: Mapping[str, Any], action: Action) -> dict[str, Any]:
-    """A Slack-compatible message for an opened or resolved alert.
-
-    Only the alert's own fields go out: no URLs, hosts of the database or credentials.
-    """
-    severity = str(alert["severity"])
-    color = (
-        "good"
-        if action == "resolved"
-        else {"critical": "danger", "warning": "warning"}.get(severity, "#439FE0")
-    )
-    title = f"[{severity.upper()}] {alert['type']} {action}"
-    stamp = alert.get("resolved_at") if action == "resolved" else alert.get("created_at")
-    fields = [
-        {"title": "severity", "value": severity, "short": True},
-        {"title": "status", "value": str(alert["status"]), "short": True},
-        {"title": "alert", "value": str(alert["id"]), "short": True},
-        {"title": "condition", "value": str(alert["condition_key"]), "short": True},
-    ]
-    fields += [
-        {"title": str(k), "value": str(v), "short": True}
-        for k, v in (alert.get("details") or {}).items()
-    ]
-    attachment: dict[str, Any] = {
-        "color": color,
-        "title": title,
-        "text": str(alert["message"]),
-        "fields": fields,
-        "footer": "POD Engine monitor",
-    }
-    if isinstance(stamp, datetime):
-        attachment["ts"] = int(stamp.timestamp())
-    return {"text": f"{title}: {alert['message']}", "attachments": [attachment]}
-
-
-class WebhookNotifier:
-    """Posts alert notices from a queue, with retries and exponential backoff.
-
-    :meth:`notify` never waits: a full queue drops the notice with a warning. A delivered
-    notice stamps the alert's ``notified_at``.
-    """
-
-    def __init__(
-        self,
-        pool: AsyncConnectionPool,
-        url: str,
-        *,
-        attempts: int = 3,
-        backoff_s: float = 1.0,
-        timeout_s: float = 5.0,
-    ) -> None:
-        self.pool = pool
-        self._url = url
-        self.attempts = attempts
-        self.backoff_s = backoff_s
-        self._client = httpx.AsyncClient(timeout=timeout_s)
-        self._queue: asyncio.Queue[tuple[dict[str, Any], Action]] = asyncio.Queue(_QUEUE_SIZE)
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        """Start the delivery worker (in the running loop)."""
-        self._task = asyncio.create_task(self._run(), name="alert-webhook")
-
-    def notify(self, alert: dict[str, Any], action: Action) -> None:
-        """Queue a notice; never blocks."""
-        try:
-            self._queue.put_nowait((alert, action))
-        except asyncio.QueueFull:
-            logger.warning("alert notice dropped id=%s reason=queue_full", alert.get("id"))
-
-    async def join(self) -> None:
-        """Wait until every queued notice was delivered or given up."""
-        await self._queue.join()
-
-    async def close(self) -> None:
-        """Stop the worker (queued notices not yet sent are dropped) and the HTTP client."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        await self._client.aclose()
-
-    async def _run(self) -> None:
-        while True:
-            alert, action = await self._queue.get()
-            try:
-                await self.deliver(alert, action)
-            except Exception as exc:  # one bad notice must not end the worker
-                logger.warning("alert notice failed id=%s error=%s", alert.get("id"), exc)
-            finally:
-                self._queue.task_done()
-
-    async def deliver(self, alert: dict[str, Any], action: Action) -> bool:
-        """Post one notice (retrying); True once the webhook answered 2xx."""
-        body = slack_payload(alert, action)
-        for attempt in range(1, self.attempts + 1):
-            reason: str
-            try:
-                response = await self._client.post(self._url, json=body)
-                if response.is_success:
-                    await self._mark_notified(int(alert["id"]))
-                    logger.info(
-                        "alert notice sent id=%s action=%s attempt=%d", alert["id"], action, attempt
-                    )
-                    return True
-                reason = f"status {response.status_code}"
-            except httpx.HTTPError as exc:
-                # The exception's class only: its text may carry the webhook URL (a secret).
-                reason = type(exc).__name__
-            logger.warning(
-                "alert notice attempt failed id=%s action=%s attempt=%d/%d reason=%s",
-                alert["id"],
-                action,
-                attempt,
-                self.attempts,
-                reason,
-            )
-            if attempt < self.attempts:
-                await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
-        logger.error("alert notice given up id=%s action=%s", alert["id"], action)
-        return False
-
-    async def _mark_notified(self, alert_id: int) -> None:
-        async with self.pool.connection() as conn:
-            await conn.execute("UPDATE alerts SET notified_at = now() WHERE id = %s", (alert_id,))
-
-
-# -------------------------------------------------------------------- the periodic task
-
-
-class OpsLoop:
-    """Every ``ALERT_INTERVAL_S``: sample the gauges, evaluate alerts, expire old metrics."""
-
-    def __init__(
-        self,
-        pool: AsyncConnectionPool,
-        settings: MonitorSettings,
-        *,
-        lag_probe: metrics.LagProbe | None = None,
-        notifier: WebhookNotifier | None = None,
-    ) -> None:
-        self.pool = pool
-        self.settings = settings
-        self.lag_probe = lag_probe
-        self.evaluator = AlertEvaluator(
-            pool,
-            settings,
-            notify=notifier.notify if notifier else None,
-            started_at=datetime.now(UTC),
-        )
-        self._last_expiry: datetime | None = None
-
-    async def run(self) -> None:
-        """Tick until cancelled; a failing tick is logged and the next one tries again."""
-        while True:
-            try:
-                await self.tick()
-            except Exception as exc:
-                logger.warning("monitor ops tick failed error=%s", exc)
-            await asyncio.sleep(self.settings.alert_interval_s)
-
-    async def tick(self, now: datetime | None = None) -> Changes:
-        """One round: gauges (with the lag when Kafka answers), alerts, retention."""
-        now = now or datetime.now(UTC)
-        s = self.settings
-        lag: dict[str, int] | None = None
-        if self.lag_probe is not None:
-            try:
-                lag = await self.lag_probe.measure_async()
-            except Exception as exc:
-                logger.warning("consumer lag unknown error=%s", exc)
-        await metrics.sample_gauges(
-            self.pool,
-            now=now,
-            live_s=3 * s.heartbeat_interval_s,
-            forget_s=s.worker_forget_s,
-            lag=lag,
-        )
-        changes = await self.evaluator.evaluate(now, lag=lag)
-        if self._last_expiry is None or now - self._last_expiry >= timedelta(minutes=5):
-            await metrics.delete_expired(self.pool, now=now, hours=s.metrics_retention_hours)
-            self._last_expiry = now
-        return changes

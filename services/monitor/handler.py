@@ -1,7 +1,7 @@
 """The monitor stage: every pipeline event (and every dead letter) folded into PostgreSQL.
 
 Besides the fold, the monitor keeps the metrics (:mod:`services.monitor.metrics`) and, in a
-background task, samples the gauges and evaluates the alerts (:mod:`services.monitor.alerts`).
+background task, samples the gauges and evaluates the alerts (:mod:`services.monitor.ops`).
 """
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ from contextlib import asynccontextmanager
 
 from psycopg_pool import AsyncConnectionPool
 
-from services.monitor.alerts import OpsLoop, WebhookNotifier
 from services.monitor.batch import FoldBatcher
 from services.monitor.fold import Folder
 from services.monitor.metrics import LagProbe, MetricsRecorder
+from services.monitor.notify import WebhookNotifier
+from services.monitor.ops import OpsLoop
 from services.monitor.settings import MonitorSettings
 from shared.db import migrate, open_pool
 from shared.events import Event

@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from services.monitor.alerts import AlertEvaluator, WebhookNotifier, slack_payload
+from services.monitor.alerts import AlertEvaluator
 from services.monitor.fold import Folder
+from services.monitor.notify import WebhookNotifier, slack_payload
 from services.monitor.settings import MonitorSettings
 from shared.events import PoolScaled, PoolScaledPayload, WorkerExited, WorkerExitedPayload
 from tests.support.infra import unique

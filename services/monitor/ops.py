@@ -1,0 +1,71 @@
+"""The monitor's periodic task: gauges sampled, alerts evaluated, old metrics expired."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
+
+from psycopg_pool import AsyncConnectionPool
+
+from services.monitor import metrics
+from services.monitor.alerts import AlertEvaluator, Changes
+from services.monitor.notify import WebhookNotifier
+from services.monitor.settings import MonitorSettings
+
+logger = logging.getLogger(__name__)
+
+
+class OpsLoop:
+    """Every ``ALERT_INTERVAL_S``: sample the gauges, evaluate alerts, expire old metrics."""
+
+    def __init__(
+        self,
+        pool: AsyncConnectionPool,
+        settings: MonitorSettings,
+        *,
+        lag_probe: metrics.LagProbe | None = None,
+        notifier: WebhookNotifier | None = None,
+    ) -> None:
+        self.pool = pool
+        self.settings = settings
+        self.lag_probe = lag_probe
+        self.evaluator = AlertEvaluator(
+            pool,
+            settings,
+            notify=notifier.notify if notifier else None,
+            started_at=datetime.now(UTC),
+        )
+        self._last_expiry: datetime | None = None
+
+    async def run(self) -> None:
+        """Tick until cancelled; a failing tick is logged and the next one tries again."""
+        while True:
+            try:
+                await self.tick()
+            except Exception as exc:
+                logger.warning("monitor ops tick failed error=%s", exc)
+            await asyncio.sleep(self.settings.alert_interval_s)
+
+    async def tick(self, now: datetime | None = None) -> Changes:
+        """One round: gauges (with the lag when Kafka answers), alerts, retention."""
+        now = now or datetime.now(UTC)
+        s = self.settings
+        lag: dict[str, int] | None = None
+        if self.lag_probe is not None:
+            try:
+                lag = await self.lag_probe.measure_async()
+            except Exception as exc:
+                logger.warning("consumer lag unknown error=%s", exc)
+        await metrics.sample_gauges(
+            self.pool,
+            now=now,
+            live_s=s.worker_stale_s,
+            forget_s=s.worker_forget_s,
+            lag=lag,
+        )
+        changes = await self.evaluator.evaluate(now, lag=lag)
+        if self._last_expiry is None or now - self._last_expiry >= timedelta(minutes=5):
+            await metrics.delete_expired(self.pool, now=now, hours=s.metrics_retention_hours)
+            self._last_expiry = now
+        return changes
