@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 export PYTHONUNBUFFERED := 1
 
-.PHONY: bootstrap up test lint format typecheck schemas bench lock clean
+.PHONY: bootstrap up test test-unit lint format typecheck schemas bench lock clean
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -12,6 +12,10 @@ up: bootstrap
 
 test: bootstrap
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The quick loop: no broker, no database, no stack.
+test-unit: bootstrap
+	$(PY) -m pytest -m unit -q $(PYTEST_ARGS)
 
 lint: bootstrap
 	.venv/bin/ruff check .

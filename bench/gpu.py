@@ -5,8 +5,8 @@
 Runs the real ComfyUIClient (its priority scheduler and bounded queue per backend) against
 ComfyUI simulators with a fixed render time, with a backlog of renders waiting, in two layouts:
 one server with one GPU, and a pool of four one-GPU servers (a real ComfyUI process drives one
-GPU). It prints images/s, the pool's limit (GPUs / render time) and their ratio; DESIGN's bar is
-97 % or better.
+GPU). It prints images/s, the pool's limit (GPUs / render time) and their ratio; the bar
+(issue 8) is 97 % or better.
 """
 
 from __future__ import annotations

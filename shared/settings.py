@@ -1,8 +1,9 @@
 """Settings shared by every service, and the base class each service's settings extend.
 
-Values come from environment variables (the names in DESIGN §3) and, below them, from an
-optional JSON file named by ``CONFIG_PATH``. An invalid value stops the start with a message that
-names the key and the problem (:func:`load_settings`).
+Values come from environment variables (the names in the README's Configuration table) and,
+below them, from an optional JSON file named by ``CONFIG_PATH`` (flat keys, or the seed's nested
+layout: :mod:`shared.seed_config`). An invalid value stops the start with a message that names
+the key and the problem (:func:`load_settings`).
 """
 
 from __future__ import annotations

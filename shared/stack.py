@@ -48,7 +48,7 @@ PLATFORMS = ("printify",)
 
 
 class StackSettings(KafkaSettings, DatabaseSettings, StateSettings, WorkerCountSettings):
-    """What ``make up`` starts and where (env names of DESIGN §3)."""
+    """What ``make up`` starts and where (the README's Configuration table)."""
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=3000, ge=1, le=65535)

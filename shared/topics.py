@@ -1,6 +1,6 @@
 """The topic registry: every topic of the pipeline, its layout, and idempotent creation.
 
-Names follow DESIGN §1. Each stage has retry (delay) topics ``<family>.retry.<level>`` and a
+Each stage has retry (delay) topics ``<family>.retry.<level>`` and a
 dead-letter topic ``<family>.dlq``, where the family is the stage's input topic (the three priority
 topics of the generator share the family ``jobs.requested``).
 """

@@ -60,3 +60,24 @@ def migrated_db(database_url: str) -> str:
     """The test database with every migration applied."""
     migrate(database_url)
     return database_url
+
+
+# Fixtures that start (or use) the session's broker and database.
+_INFRA = {"kafka_bootstrap", "database_url"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test by what it needs: ``chaos`` (kills and restarts whole stacks), ``e2e``
+    (a whole stack of processes), ``integration`` (the real broker or database), else ``unit``
+    (`make test-unit`: no broker, no database, no stack)."""
+    for item in items:
+        name = item.path.name
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if "chaos" in name:
+            item.add_marker(pytest.mark.chaos)
+        elif name.endswith("_e2e.py") or "stack" in fixtures or name == "test_event_fuzz.py":
+            item.add_marker(pytest.mark.e2e)
+        elif fixtures & _INFRA or item.get_closest_marker("integration"):
+            item.add_marker(pytest.mark.integration)
+        else:
+            item.add_marker(pytest.mark.unit)

@@ -31,7 +31,7 @@ def main() -> int:
     bind_to_parent()
     watch_parent()
     # uvicorn stops gracefully on SIGTERM/SIGINT, then re-raises the signal to the handler it
-    # found; this one makes that an exit 0 instead of death by signal (DESIGN §5).
+    # found; this one makes that an exit 0 instead of death by signal.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _exit_cleanly)
     try:

@@ -27,7 +27,7 @@ DEFAULT_PRINT_AREAS: dict[ProductType, PrintArea] = {
 class GeneratorSettings(
     RunnerSettings, ImageStorageSettings, JobLimitSettings, CatalogSettings, DatabaseSettings
 ):
-    """Claude, ComfyUI and image storage; env names follow DESIGN §3. The Printify account,
+    """Claude, ComfyUI and image storage (env names in the README). The Printify account,
     PRODUCT_CATALOG and the database (the account's shared budget) only to read each product
     type's print area at start."""
 

@@ -6,7 +6,6 @@ import asyncio
 import hashlib
 import io
 import logging
-import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -27,14 +26,9 @@ from shared.errors import (
 )
 from shared.vendors.printify import PrintifyClient, build_product_payload, choose_shop
 from simulators.process import SimulatorProcess
+from tests.support.infra import free_port
 
 SHOP = 12345678
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def png_bytes(width: int = 48, height: int = 48) -> bytes:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,6 +9,7 @@ import httpx
 import pytest
 
 from simulators.process import SimulatorProcess
+from tests.support.infra import free_port
 
 HEADERS = {"x-api-key": "sk-ant-test-key", "anthropic-version": "2023-06-01"}
 # Pin the knobs so a SIM_* variable in the caller's environment cannot change the results.
@@ -37,13 +37,6 @@ BRIEF_SCHEMA: dict[str, Any] = {
     },
     "required": ["prompt", "negative_prompt", "title", "description", "tags", "mood", "variant"],
 }
-
-
-def free_port() -> int:
-    """A port nobody listens on right now (the OS picks it)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

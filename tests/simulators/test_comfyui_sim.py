@@ -6,7 +6,6 @@ import asyncio
 import copy
 import io
 import json
-import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ import websockets
 from PIL import Image
 
 from simulators.process import SimulatorProcess
+from tests.support.infra import free_port
 
 WORKFLOW_PATH = (
     Path(__file__).resolve().parents[2]
@@ -28,12 +28,6 @@ WORKFLOW_PATH = (
     / "sdxl_txt2img.json"
 )
 DEADLINE_S = 10.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

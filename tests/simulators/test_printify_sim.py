@@ -9,7 +9,6 @@ import http.server
 import io
 import os
 import re
-import socket
 import threading
 import time
 import uuid
@@ -21,6 +20,7 @@ import pytest
 from PIL import Image
 
 from simulators.process import SimulatorProcess
+from tests.support.infra import free_port
 
 SHOP = 12345678
 HEX24 = re.compile(r"^[0-9a-f]{24}$")
@@ -38,12 +38,6 @@ PAGE_KEYS = {
     "to",
     "total",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def png_bytes(width: int = 40, height: int = 30) -> bytes:

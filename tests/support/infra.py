@@ -2,8 +2,7 @@
 
 When ``KAFKA_BOOTSTRAP_SERVERS`` / ``DATABASE_URL`` are set, those are used and nothing is
 started. Otherwise a broker and a PostgreSQL are started once per test session in
-``.state/test`` on their own ports (so a running ``make up`` is left alone). testcontainers is
-used only when asked for (``POD_TEST_CONTAINERS=1``) and a Docker engine answers.
+``.state/test`` on their own ports (so a running ``make up`` is left alone).
 """
 
 from __future__ import annotations

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import traceback
 from collections.abc import AsyncIterator, Iterator
 
@@ -30,6 +29,7 @@ from shared.errors import (
     VendorTimeout,
 )
 from simulators.process import SimulatorProcess
+from tests.support.infra import free_port
 
 # The SDK warns that the brief's default model is deprecated; that noise is not under test.
 
@@ -41,13 +41,6 @@ QUIET_ENV = {
     "SIM_ANTHROPIC_RPM": "0",
 }
 JOB = {"theme": "cozy autumn cats", "style": "watercolor", "niche": "cat moms"}
-
-
-def free_port() -> int:
-    """A port nobody listens on right now (the OS picks it)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import socket
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from PIL import Image
 from services.generator.comfyui import ComfyUIClient, RenderedImage
 from shared.errors import ConfigError, PermanentError, RetryableError, VendorTimeout
 from simulators.process import SimulatorProcess
+from tests.support.infra import free_port
 
 SIMS = {
     # Two ordinary backends (the pool), one far slower than the timeout test allows, one that
@@ -29,12 +29,6 @@ SIMS = {
     # One GPU, as a real ComfyUI process: for the queue-order and time-limit tests.
     "one": {"SIM_COMFYUI_RENDER_MS": "300"},
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

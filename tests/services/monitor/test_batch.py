@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from services.monitor.fold import JobNotYetKnown
@@ -118,6 +119,7 @@ async def test_a_lone_event_is_folded_at_once(pool: AsyncConnectionPool) -> None
     assert await submitted_status(pool, j.job_id) == "queued"
 
 
+@pytest.mark.integration  # its own PostgreSQL, stopped and started
 async def test_a_database_outage_is_waited_out_not_failed(tmp_path: Path) -> None:
     """PostgreSQL stops with events in flight: the fold waits (however long), nothing fails,
     and once the server is back every event is folded."""

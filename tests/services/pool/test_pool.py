@@ -21,6 +21,9 @@ from shared.stack import Stack, isolated_settings
 from tests.services.api.conftest import serve
 from tests.support.infra import TEST_STATE, wait_for
 
+# Real service processes, a real broker.
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def infra() -> Iterator[Stack]:
