@@ -8,7 +8,7 @@ bootstrap:
 	@bash scripts/bootstrap.sh
 
 up: bootstrap
-	$(PY) -m shared.stack
+	$(PY) -m devstack.stack
 
 test: bootstrap
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -20,7 +20,7 @@ test-unit: bootstrap
 lint: bootstrap
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
-	.venv/bin/mypy shared services simulators bench
+	.venv/bin/mypy shared services simulators devstack bench
 
 format: bootstrap
 	.venv/bin/ruff check --fix .

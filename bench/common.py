@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psutil
 
-from shared.launch.kafka import LocalKafka
+from devstack.launch.kafka import LocalKafka
 
 
 @contextlib.contextmanager

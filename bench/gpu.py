@@ -23,8 +23,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import httpx
 
 from bench.common import table
+from devstack.launch.ports import free_port
 from services.generator.comfyui import ComfyUIClient
-from shared.launch.ports import free_port
 from simulators.process import SimulatorProcess
 
 

@@ -27,8 +27,8 @@ import httpx
 from confluent_kafka import Consumer, Producer
 
 from bench.common import cpu_by_service, cpu_delta, table
+from devstack.stack import Stack, isolated_settings
 from shared.events import JobRequested, JobRequestedPayload, Priority, parse_event
-from shared.stack import Stack, isolated_settings
 from shared.topics import IMAGES_GENERATED, JOBS_REQUESTED
 
 

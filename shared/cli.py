@@ -61,8 +61,13 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     if args.command == "up":
-        from shared.stack import main as up
-
+        try:
+            from devstack.stack import main as up
+        except ImportError:
+            sys.stderr.write(
+                "pod: up runs from a source checkout (devstack/), not the runtime image\n"
+            )
+            return 2
         up()
         return 0
     with _client() as client:

@@ -13,10 +13,9 @@ from confluent_kafka.admin import AdminClient
 
 from shared.db import migrate
 from shared.errors import ConfigError
-from shared.launch.kafka import wait_for_broker
 from shared.logs import setup_logging
 from shared.settings import DatabaseSettings, KafkaSettings, load_settings
-from shared.topics import ensure_topics
+from shared.topics import ensure_topics, wait_for_broker
 
 logger = logging.getLogger(__name__)
 

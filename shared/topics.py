@@ -187,3 +187,19 @@ def ensure_topics(
     if created:
         logger.info("topics created count=%d", len(created))
     return outcome
+
+
+def wait_for_broker(bootstrap: str, timeout: float = 60.0) -> None:
+    """Block until an AdminClient sees a broker at ``bootstrap``, or raise TimeoutError."""
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            md = admin.list_topics(timeout=2)
+            if md.brokers:
+                return
+        except Exception as exc:  # the admin raises KafkaException until the broker answers
+            last = exc
+        time.sleep(0.2)
+    raise TimeoutError(f"Kafka at {bootstrap} not ready after {timeout}s: {last}")

@@ -30,6 +30,8 @@ def test_compose_declares_the_whole_stack() -> None:
     for name in ("anthropic", "comfyui", "printify"):
         assert (ROOT / "simulators" / f"{name}.py").exists()
         assert services[f"sim-{name}"]["command"][2] == f"simulators.{name}"
+        # The simulators come from the image's dev target; the services' image has none.
+        assert services[f"sim-{name}"]["build"] == {"context": ".", "target": "dev"}
     assert services["api"]["ports"] == ["127.0.0.1:3000:3000"]
     # Both key lists are passed through and empty by default: compose starts with auth off.
     api_env = services["api"]["environment"]
@@ -44,3 +46,17 @@ def test_dockerfile_installs_the_locked_requirements() -> None:
     assert "requirements.lock" in text
     for folder in ("shared", "services", "simulators"):
         assert f"COPY {folder} ./{folder}" in text
+    # The runtime target (the last, so the default) ships neither simulators nor dev tooling.
+    runtime = text.split("FROM base AS runtime")[1]
+    assert "simulators" not in runtime and "devstack" not in text
+    base = text.split("FROM base AS dev")[0]
+    assert "simulators" not in base.split("FROM python")[1]
+
+
+def test_runtime_code_imports_no_simulator_and_no_dev_tooling() -> None:
+    for folder in ("shared", "services"):
+        for path in (ROOT / folder).rglob("*.py"):
+            text = path.read_text()
+            assert "import simulators" not in text and "from simulators" not in text, path
+            if path.name != "cli.py":  # `pod up` says it needs a source checkout
+                assert "devstack" not in text, path

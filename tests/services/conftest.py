@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
+from devstack.stack import Stack, isolated_settings
 from shared.db import open_pool
 from shared.ledger import Ledger
-from shared.stack import Stack, isolated_settings
 from simulators.printify import SHOP_ID
 from simulators.process import SimulatorProcess
 from tests.support.infra import TEST_STATE, free_port, wait_for

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from shared.stack import Stack, isolated_settings
+from devstack.stack import Stack, isolated_settings
 from tests.support.infra import TEST_STATE, wait_for
 from tests.support.pipeline import api, sim_url, stack_env, submit, wait_done
 from tests.support.rates import busiest_window, share_used

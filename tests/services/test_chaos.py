@@ -19,8 +19,8 @@ import httpx
 import psycopg
 import pytest
 
+from devstack.stack import Stack, isolated_settings
 from shared.events import parse_event
-from shared.stack import Stack, isolated_settings
 from shared.topics import (
     GENERATOR,
     JOBS_REQUESTED,

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from confluent_kafka import Message, Producer
 
+from devstack.stack import Stack
 from shared.events import (
     ImageGenerated,
     ImageGeneratedPayload,
@@ -28,7 +29,6 @@ from shared.events import (
     ProductPublished,
     ProductPublishedPayload,
 )
-from shared.stack import Stack
 from shared.topics import (
     GENERATOR,
     IMAGES_GENERATED,

@@ -9,8 +9,8 @@ from typing import Any
 
 import httpx
 
+from devstack.stack import Stack
 from shared.events import parse_event
-from shared.stack import Stack
 from shared.topics import GENERATOR, IMAGES_GENERATED
 from tests.support.infra import read_all, wait_for
 from tests.support.pipeline import api, printify_books, sim_url, submit, wait_done

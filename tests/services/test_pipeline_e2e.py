@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 
 import httpx
 
+from devstack.stack import Stack
 from shared.events import JobRequested, JobRequestedPayload, parse_event
-from shared.stack import Stack
 from shared.topics import IMAGES_GENERATED
 from tests.support.infra import read_all, wait_for
 from tests.support.pipeline import (

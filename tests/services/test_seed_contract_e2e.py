@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.stack import Stack
+from devstack.stack import Stack
 from tests.support.infra import wait_for
 from tests.support.pipeline import api, wait_done
 

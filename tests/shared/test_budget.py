@@ -12,10 +12,10 @@ import httpx
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
+from devstack.launch.ports import free_port
 from shared.budget import LocalRateBudget, SharedRateBudget, account_key
 from shared.db import open_pool
 from shared.errors import RetryableError
-from shared.launch.ports import free_port
 from shared.vendors.printify import PrintifyClient
 from simulators.process import SimulatorProcess
 from tests.support.rates import busiest_window, share_used

@@ -11,8 +11,8 @@ import httpx
 import pytest
 from aiohttp import web
 
+from devstack.launch.ports import free_port
 from shared.http import async_client
-from shared.launch.ports import free_port
 
 
 @pytest.fixture

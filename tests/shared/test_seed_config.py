@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
+from devstack.stack import StackSettings
 from services.api.settings import ApiSettings
 from services.generator.settings import GeneratorSettings
 from services.printify.settings import PrintifySettings
 from shared.errors import ConfigError
 from shared.settings import REPO_ROOT, load_settings
-from shared.stack import StackSettings
 
 EXAMPLE = REPO_ROOT / "config.example.json"
 

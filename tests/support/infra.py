@@ -17,9 +17,9 @@ from typing import Any
 
 from confluent_kafka import Consumer, Message, TopicPartition
 
-from shared.launch.kafka import LocalKafka
-from shared.launch.ports import free_port
-from shared.launch.postgres import LocalPostgres
+from devstack.launch.kafka import LocalKafka
+from devstack.launch.ports import free_port
+from devstack.launch.postgres import LocalPostgres
 from shared.settings import REPO_ROOT
 
 __all__ = ["free_port"]  # re-exported for the tests

@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 from confluent_kafka import Producer
 
+from devstack.stack import Stack
 from shared.events import JobRequested
-from shared.stack import Stack
 from shared.topics import JOBS_REQUESTED
 from tests.support.infra import wait_for
 

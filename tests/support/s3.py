@@ -8,7 +8,7 @@ from contextlib import contextmanager
 import boto3
 from moto.server import ThreadedMotoServer
 
-from shared.launch.ports import free_port
+from devstack.launch.ports import free_port
 
 KEY_ID, SECRET = "test-key-id", "test-secret"
 

@@ -11,8 +11,8 @@ import httpx
 import psycopg
 import pytest
 
+from devstack.launch.postgres import LocalPostgres
 from shared.db import migrate
-from shared.launch.postgres import LocalPostgres
 from tests.services.api.conftest import serve
 from tests.services.api.test_api import job_body
 from tests.support.infra import free_port

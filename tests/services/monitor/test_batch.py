@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
+from devstack.launch.postgres import LocalPostgres
 from services.monitor.fold import JobNotYetKnown
 from services.monitor.handler import MonitorHandler
 from shared.db import migrate, open_pool
 from shared.events import Event, JobRequested, JobRequestedPayload
-from shared.launch.postgres import LocalPostgres
 from shared.runner import MessageContext
 from tests.support.events import image, product
 from tests.support.infra import free_port

@@ -17,7 +17,7 @@ import httpx
 import psutil
 import pytest
 
-from shared.stack import Stack, isolated_settings
+from devstack.stack import Stack, isolated_settings
 from tests.services.api.conftest import serve
 from tests.support.infra import TEST_STATE, wait_for
 

@@ -16,9 +16,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from confluent_kafka.admin import AdminClient
-
 from shared.settings import REPO_ROOT
+from shared.topics import wait_for_broker
 
 logger = logging.getLogger(__name__)
 
@@ -81,22 +80,6 @@ def _server_properties(
             "",
         ]
     )
-
-
-def wait_for_broker(bootstrap: str, timeout: float = 60.0) -> None:
-    """Block until an AdminClient sees a broker at ``bootstrap``, or raise TimeoutError."""
-    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            md = admin.list_topics(timeout=2)
-            if md.brokers:
-                return
-        except Exception as exc:  # the admin raises KafkaException until the broker answers
-            last = exc
-        time.sleep(0.2)
-    raise TimeoutError(f"Kafka at {bootstrap} not ready after {timeout}s: {last}")
 
 
 class LocalKafka:
@@ -359,13 +342,19 @@ class LocalKafkaCluster:
         logger.info("kafka cluster ready nodes=%d bootstrap=%s", len(self.nodes), self.bootstrap)
         return self
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Stop every node gracefully."""
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop every node: SIGTERM to all, then SIGKILL to what still runs after ``timeout``.
+
+        Stopped together, the last nodes cannot reach a quorum for their controlled shutdown and
+        would wait out its retries (about 30 s); their logs are flushed by then, and a killed
+        node recovers its log on the next start.
+        """
         for node in self.nodes:
             if node.proc is not None and node.proc.poll() is None:
                 node.proc.terminate()
+        deadline = time.monotonic() + timeout
         for node in self.nodes:
-            node.stop(timeout)
+            node.stop(max(0.1, deadline - time.monotonic()))
 
     def node(self, node_id: int) -> LocalKafka:
         """The node with this id (1-based, as in ``node.id``)."""

@@ -1,4 +1,4 @@
-"""The whole stack on one machine: ``make up`` (``python -m shared.stack``).
+"""The whole stack on one machine: ``make up`` (``python -m devstack.stack``).
 
 Starts what is not configured — the local Kafka broker unless ``KAFKA_BOOTSTRAP_SERVERS`` is
 set, embedded PostgreSQL unless ``DATABASE_URL`` is set, a vendor simulator for each vendor
@@ -24,13 +24,13 @@ from urllib.parse import urlsplit, urlunsplit
 from confluent_kafka.admin import AdminClient
 from pydantic import Field, SecretStr, field_validator
 
+from devstack.launch.kafka import LocalKafka, LocalKafkaCluster
+from devstack.launch.ports import free_port
+from devstack.launch.postgres import LocalPostgres
 from services.pool.settings import WorkerCountSettings
 from services.pool.supervisor import ServiceProcess, describe_exit
 from shared.db import migrate
 from shared.errors import ConfigError
-from shared.launch.kafka import LocalKafka, LocalKafkaCluster
-from shared.launch.ports import free_port
-from shared.launch.postgres import LocalPostgres
 from shared.logs import setup_logging
 from shared.settings import (
     DatabaseSettings,
