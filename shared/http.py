@@ -139,10 +139,15 @@ class Aiohttp2Transport(_AiohttpSender, httpx2.AsyncBaseTransport):
 
 
 def async_client(
-    *, limits: httpx.Limits | None = None, verify: bool = True, **kwargs: Any
+    *,
+    limits: httpx.Limits | None = None,
+    verify: bool = True,
+    transport: httpx.AsyncBaseTransport | None = None,
+    **kwargs: Any,
 ) -> httpx.AsyncClient:
-    """An ``httpx.AsyncClient`` that sends through :class:`AiohttpTransport`."""
-    transport = AiohttpTransport(limits=limits, verify=verify)
+    """An ``httpx.AsyncClient`` that sends through :class:`AiohttpTransport`, or through
+    ``transport`` (tests: ``httpx.ASGITransport`` over a simulator's app, in process)."""
+    transport = transport or AiohttpTransport(limits=limits, verify=verify)
     return httpx.AsyncClient(transport=transport, **kwargs)
 
 

@@ -1,24 +1,18 @@
 """The publisher stage: with autoPublish, a created product is published to the shop's sales
 channel; without it the product stays a draft and nothing is emitted.
 
-Publishing is done once per (job, image, type) through the ledger (:mod:`shared.ledger`):
-
-- a shop connected through the API (custom integration) has us as its channel: ``publish``,
-  then ``publishing_succeeded``, and the product is published at once;
-- any other channel (Etsy, Shopify, ...) lists the product itself, minutes later or never:
-  ``publish``, then ``product.publishing`` and the publication goes to the watcher
-  (:mod:`services.publisher.watch`), which emits ``product.published`` when the channel
-  confirms it, or a failure with the reason.
-
-An attempt whose outcome is unknown is reconciled from the product itself: ``external`` set
-means published and confirmed; ``is_locked`` means publish was requested but not confirmed.
+The product's shop names its sales channel (:mod:`shared.vendors.channels`). Publishing is done
+once per (job, image, type) through the ledger (:mod:`shared.ledger`); an attempt whose outcome
+is unknown is reconciled with the channel first. A channel that lists at once (the engine's own
+storefront) gives ``product.published``; one that confirms later (Etsy, Shopify, ...) gives
+``product.publishing`` and the publication goes to the watcher (:mod:`services.publisher.watch`),
+which emits ``product.published`` when the channel lists it, or a failure with the reason.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -43,16 +37,10 @@ from shared.producer import EventProducer
 from shared.runner import Handler, MessageContext, Output
 from shared.service import closing
 from shared.topics import PUBLISHED
-from shared.vendors.printify import PrintifyClient, printify_client
+from shared.vendors.channels import ChannelRegistry, ListingState, ProductRef, load_factory
+from shared.vendors.printify import printify_client
 
 logger = logging.getLogger(__name__)
-CUSTOM_INTEGRATION = "custom_integration"
-
-
-def handle_for(title: str, product_id: str) -> str:
-    """A URL slug for the storefront: the title's words plus the product id (unique)."""
-    slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:60].strip("-")
-    return f"{slug}-{product_id[-8:]}" if slug else product_id
 
 
 class PublisherHandler:
@@ -62,75 +50,45 @@ class PublisherHandler:
     def __init__(
         self,
         *,
-        client: PrintifyClient,
+        channels: ChannelRegistry,
         ledger: Ledger,
         publications: Publications,
-        storefront_base_url: str,
         confirm_timeout_s: float = 3600.0,
         first_check_s: float = 5.0,
     ) -> None:
-        self.client = client
+        self.channels = channels
         self.ledger = ledger
         self.publications = publications
-        self.storefront_base_url = storefront_base_url.rstrip("/")
         self.confirm_timeout_s = confirm_timeout_s
         self.first_check_s = first_check_s
-        self._channels: dict[str, str] = {}  # shop id -> sales channel
-
-    async def sales_channel(self, shop_id: str) -> str:
-        """The sales channel of one of the account's shops (the list is read again when a
-        shop is new to us)."""
-        if shop_id not in self._channels:
-            shops = await self.client.list_shops()
-            self._channels = {str(s.get("id")): str(s.get("sales_channel")) for s in shops}
-        return self._channels.get(shop_id) or "unknown"
 
     async def __call__(self, event: ProductCreated, ctx: MessageContext) -> list[Output]:
         p = event.payload
         if not p.auto_publish:
             logger.info("product left as draft job_id=%s product_id=%s", event.job_id, p.product_id)
             return []
-        # The product's own shop decides who confirms, not whether the account has a custom
-        # shop somewhere.
-        channel = await self.sales_channel(p.shop_id)
-        custom = channel == CUSTOM_INTEGRATION
-        handle = handle_for(p.title, p.product_id) if custom else None
-
-        async def confirm() -> Result:
-            # We are a custom-integration shop's channel: we confirm it. Other channels
-            # confirm themselves once Printify pushed the product to them.
-            if handle is None:
-                return {"external_id": None, "handle": None, "pending": True}
-            await self.client.publishing_succeeded(
-                p.shop_id,
-                p.product_id,
-                external_id=p.product_id,
-                handle=f"{self.storefront_base_url}/{handle}",
-            )
-            return {"external_id": p.product_id, "handle": handle}
+        # The product's own shop decides the channel (and so who confirms), not whether the
+        # account has a custom shop somewhere.
+        channel = await self.channels.for_shop(p.shop_id)
+        ref = ProductRef(p.shop_id, p.product_id, p.title)
 
         async def do() -> Result:
-            await self.client.publish(p.shop_id, p.product_id)
-            return await confirm()
+            return _recorded(await channel.publish(ref))
 
         async def reconcile() -> Result | None:
-            product = await self.client.get_product(p.shop_id, p.product_id)
-            external = product.get("external")
-            if isinstance(external, dict) and external.get("id"):
-                return {"external_id": str(external["id"]), "handle": external.get("handle")}
-            if product.get("is_locked"):
+            state = await channel.reconcile(ref)
+            if state is not None and state.pending:
                 logger.warning(
                     "publish requested but unconfirmed job_id=%s product_id=%s",
                     event.job_id,
                     p.product_id,
                 )
-                return await confirm()
-            return None
+            return None if state is None else _recorded(state)
 
         published = await self.ledger.once(publish_key(event), do, reconcile)
         out: Event
         if published.get("pending"):
-            out = await self._await_channel(event, ctx, channel)
+            out = await self._await_channel(event, ctx, channel.name)
         else:
             out = _published(event, published)
         logger.info(
@@ -138,7 +96,7 @@ class PublisherHandler:
             "publishing" if isinstance(out, ProductPublishing) else "published",
             event.job_id,
             p.product_id,
-            channel,
+            channel.name,
             ctx.offset,
         )
         return [Output(PUBLISHED, out)]
@@ -169,6 +127,13 @@ class PublisherHandler:
         return event.derive(ProductPublishing, payload, producer=PRODUCER, key="publishing")
 
 
+def _recorded(state: ListingState) -> Result:
+    """What the ledger keeps of a publish call: the listing, or that it is pending."""
+    if state.listing is not None:
+        return {"external_id": state.listing.external_id, "handle": state.listing.handle}
+    return {"external_id": None, "handle": None, "pending": True}
+
+
 def _published(event: ProductCreated, result: Result) -> Event:
     external_id = result.get("external_id")
     handle = result.get("handle")
@@ -196,11 +161,14 @@ async def build_handler(settings: PublisherSettings) -> AsyncIterator[Handler[Pr
 
     try:
         client = printify_client(settings, pool)
+        channels = ChannelRegistry(client, settings.storefront_base_url)
+        for name, path in settings.sales_channel_adapters.items():
+            channels.register(name, load_factory(path))
         ledger = Ledger(pool)
         publications = Publications(pool)
         watcher = PublicationWatcher(
             publications=publications,
-            client=client,
+            channels=channels,
             ledger=ledger,
             emit=emit,
             check_min_s=settings.publish_check_min_s,
@@ -208,10 +176,9 @@ async def build_handler(settings: PublisherSettings) -> AsyncIterator[Handler[Pr
         )
         async with closing(client), watching(watcher):
             yield PublisherHandler(
-                client=client,
+                channels=channels,
                 ledger=ledger,
                 publications=publications,
-                storefront_base_url=settings.storefront_base_url,
                 confirm_timeout_s=settings.publish_confirm_timeout_s,
                 first_check_s=settings.publish_check_min_s,
             )

@@ -24,3 +24,8 @@ class PublisherSettings(RunnerSettings, DatabaseSettings, PrintifyAccountSetting
     publish_check_min_s: float = Field(default=5.0, gt=0)
     publish_check_max_s: float = Field(default=300.0, gt=0)
     publish_confirm_timeout_s: float = Field(default=3600.0, gt=0)
+    # Sales channels of our own, by the name a Printify shop's sales_channel gives (e.g.
+    # {"etsy": "mypackage.etsy:EtsyChannel"}): a class or function taking the channel's name
+    # and returning a shared.vendors.channels.SalesChannel. Unlisted channels go through
+    # Printify.
+    sales_channel_adapters: dict[str, str] = Field(default_factory=dict)

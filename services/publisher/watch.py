@@ -1,10 +1,9 @@
 """The publication watcher: settles publications the sales channel confirms on its own.
 
-Printify answers ``publish`` at once and locks the product; Etsy, Shopify, ... list it minutes
-later, or refuse it. Printify then shows the listing in the product's ``external`` field, or
-releases the product (``is_locked`` false) without one. The watcher checks each publication
-of :mod:`services.publisher.publications` with a growing interval (``PUBLISH_CHECK_MIN_S``
-doubling up to ``PUBLISH_CHECK_MAX_S``) and
+Etsy, Shopify, ... list a published product minutes later, or refuse it. The watcher asks the
+publication's channel (:meth:`shared.vendors.channels.SalesChannel.check`) about each
+publication of :mod:`services.publisher.publications` with a growing interval
+(``PUBLISH_CHECK_MIN_S`` doubling up to ``PUBLISH_CHECK_MAX_S``) and
 
 - emits ``product.published`` once the listing is there;
 - reports ``stage.failed`` on the publisher's DLQ (with the ProductCreated, for a replay) when
@@ -34,7 +33,7 @@ from shared.events import (
 )
 from shared.ledger import EffectKey, Ledger
 from shared.topics import PUBLISHED, PUBLISHER
-from shared.vendors.printify import PrintifyClient
+from shared.vendors.channels import ChannelRegistry, ProductRef
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +77,7 @@ class PublicationWatcher:
         self,
         *,
         publications: Publications,
-        client: PrintifyClient,
+        channels: ChannelRegistry,
         ledger: Ledger,
         emit: Emit,
         check_min_s: float = 5.0,
@@ -88,7 +87,7 @@ class PublicationWatcher:
         idle_s: float = 1.0,
     ) -> None:
         self.publications = publications
-        self.client = client
+        self.channels = channels
         self.ledger = ledger
         self.emit = emit
         self.check_min_s = check_min_s
@@ -115,9 +114,12 @@ class PublicationWatcher:
         return len(due)
 
     async def check(self, pub: Publication) -> None:
-        """Look at one publication's product and settle it, or schedule its next check."""
+        """Ask the publication's channel where it stands and settle it, or schedule its next
+        check."""
+        channel = self.channels.by_name(pub.sales_channel)
+        ref = ProductRef(pub.shop_id, pub.product_id, pub.event.payload.title)
         try:
-            product = await self.client.get_product(pub.shop_id, pub.product_id)
+            state = await channel.check(ref)
         except PermanentError as exc:  # deleted, or the shop is gone
             await self._fail(pub, f"the product can no longer be read: {exc.describe()}")
             return
@@ -130,16 +132,10 @@ class PublicationWatcher:
             )
             await self._later(pub)
             return
-        external = product.get("external")
-        if isinstance(external, dict) and external.get("id"):
-            handle = external.get("handle")
-            await self._confirm(pub, str(external["id"]), None if handle is None else str(handle))
-        elif not product.get("is_locked"):
-            await self._fail(
-                pub,
-                f"Printify released the product without a listing on {pub.sales_channel}: the "
-                "channel did not accept it (Printify shows the channel's reason on the product)",
-            )
+        if state.listing is not None:
+            await self._confirm(pub, state.listing.external_id, state.listing.handle)
+        elif state.refused is not None:
+            await self._fail(pub, state.refused)
         elif datetime.now(UTC) >= pub.confirm_by:
             waited = (pub.confirm_by - pub.requested_at).total_seconds()
             await self._fail(

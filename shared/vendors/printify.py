@@ -229,11 +229,13 @@ class PrintifyClient:
         max_retry_wait_s: float = 120.0,
         requests_budget: RateBudget | None = None,
         publish_budget: RateBudget | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         """``rate_window_s`` is the window of ``requests_per_minute`` (60 s; tests shrink it).
         ``requests_budget`` / ``publish_budget`` replace the in-process limits built from those
         numbers. A 429's ``Retry-After`` is capped at ``max_retry_wait_s``: the budget is
-        blocked that long, and past MAX_429_RETRIES the error is raised (retryable)."""
+        blocked that long, and past MAX_429_RETRIES the error is raised (retryable).
+        ``transport`` replaces the network (tests: the simulator's app in process)."""
         if not api_key:
             raise ValueError("api_key is required")
         self._api_key = api_key
@@ -246,6 +248,7 @@ class PrintifyClient:
                 "Accept": "application/json",
             },
             timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)),
+            transport=transport,
         )
         self._requests: RateBudget = requests_budget or LocalRateBudget(
             requests_per_minute, rate_window_s

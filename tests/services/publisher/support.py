@@ -14,6 +14,7 @@ from services.publisher.publications import Publications
 from shared.events import ProductCreated, ProductCreatedPayload
 from shared.ledger import Ledger
 from shared.runner import MessageContext
+from shared.vendors.channels import ChannelRegistry
 from shared.vendors.printify import PrintifyClient, build_product_payload
 from simulators.process import SimulatorProcess
 
@@ -21,12 +22,15 @@ CTX = MessageContext("products.created", 0, 3, 0, "test")
 TOKEN = "tok-publisher"
 
 
+def channels_of(client: PrintifyClient) -> ChannelRegistry:
+    return ChannelRegistry(client, "https://shop.test/p")
+
+
 def publisher(client: PrintifyClient, ledger: Ledger, **kwargs: Any) -> PublisherHandler:
     return PublisherHandler(
-        client=client,
+        channels=channels_of(client),
         ledger=ledger,
         publications=Publications(ledger.pool),
-        storefront_base_url="https://shop.test/p",
         **kwargs,
     )
 

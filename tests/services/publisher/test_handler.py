@@ -5,17 +5,20 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import httpx
+import pytest
 
-from services.publisher.handler import build_handler, handle_for
+from services.publisher.handler import build_handler
 from services.publisher.publications import Publications
 from services.publisher.settings import PublisherSettings
 from services.publisher.watch import publish_key
+from shared.errors import ConfigError
 from shared.events import (
     ProductPublished,
     ProductPublishing,
 )
 from shared.ledger import EffectState, Ledger
 from shared.topics import PUBLISHED
+from shared.vendors.channels import handle_for
 from shared.vendors.printify import PrintifyClient
 from simulators.process import SimulatorProcess
 from tests.services.publisher.support import (
@@ -177,3 +180,28 @@ async def test_build_handler_wires_the_ledger_from_settings(
         await handler(event, CTX)
     assert publish_calls(printify_sim, event.payload.product_id) == 1
     assert confirmations(printify_sim, event.payload.product_id) == 1
+
+
+async def test_a_channel_of_our_own_is_plugged_in_by_configuration(
+    client: PrintifyClient, migrated_db: str, printify_sim: SimulatorProcess, kafka_bootstrap: str
+) -> None:
+    # The account's Etsy shop sells through our own adapter, named in the settings.
+    settings = PublisherSettings(
+        kafka_bootstrap_servers=kafka_bootstrap,
+        printify_api_key=TOKEN,
+        printify_api_url=printify_sim.url,
+        database_url=migrated_db,
+        sales_channel_adapters={"etsy": "tests.shared.test_channels:ListsEverything"},
+    )
+    event = await make_product(client, auto_publish=True, channel="etsy")
+    async with build_handler(settings) as handler:
+        outputs = await handler(event, CTX)
+    published = outputs[0].event
+    assert isinstance(published, ProductPublished)  # listed at once, by our adapter
+    assert published.payload.external_id == f"own-{event.payload.product_id}"
+    assert publish_calls(printify_sim, event.payload.product_id) == 0  # Printify not asked
+
+    broken = settings.model_copy(update={"sales_channel_adapters": {"etsy": "nowhere:Nothing"}})
+    with pytest.raises(ConfigError, match="SALES_CHANNEL_ADAPTERS: cannot load 'nowhere:Nothing'"):
+        async with build_handler(broken):
+            pass

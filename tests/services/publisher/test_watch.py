@@ -19,7 +19,13 @@ from shared.ledger import Ledger
 from shared.topics import PUBLISHED, PUBLISHER
 from shared.vendors.printify import PrintifyClient
 from simulators.process import SimulatorProcess
-from tests.services.publisher.support import CTX, make_product, publish_calls, publisher
+from tests.services.publisher.support import (
+    CTX,
+    channels_of,
+    make_product,
+    publish_calls,
+    publisher,
+)
 
 
 class Emitted:
@@ -65,7 +71,7 @@ def watcher_for(
 ) -> PublicationWatcher:
     return PublicationWatcher(
         publications=publications,
-        client=client,
+        channels=channels_of(client),
         ledger=ledger,
         emit=emitted,
         check_min_s=0.05,

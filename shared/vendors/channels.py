@@ -1,0 +1,218 @@
+"""Sales channels: where a created product is put up for sale, behind one small Protocol.
+
+A channel publishes a product and says where it stands: listed (with the channel's id and URL
+for it), still pending (the channel confirms later), or refused (with the reason). The
+publisher drives every channel the same way (:mod:`services.publisher.handler`), and its
+watcher asks :meth:`SalesChannel.check` until a pending publication settles.
+
+Channels are looked up by name in :class:`ChannelRegistry`. Today's come through Printify:
+
+- ``custom_integration``: a shop connected through the API, where the engine itself is the
+  storefront, so it confirms the publication (``publishing_succeeded``) at once;
+- any other Printify sales channel (``etsy``, ``shopify``, ...): Printify pushes the product and
+  the channel lists it minutes later, or refuses it; the product's ``external`` field tells.
+
+A new channel is one adapter implementing :class:`SalesChannel`, registered under its name
+(``SALES_CHANNEL_ADAPTERS`` of the publisher: ``{"etsy": "mypackage.etsy:EtsyChannel"}``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
+
+from shared.errors import ConfigError
+from shared.vendors.printify import PrintifyClient
+
+CUSTOM_INTEGRATION = "custom_integration"
+
+
+@dataclass(frozen=True)
+class ProductRef:
+    """A product to sell: where it was made and what it is called."""
+
+    shop_id: str
+    product_id: str
+    title: str
+
+
+@dataclass(frozen=True)
+class Listing:
+    """A product listed on a channel: the channel's id for it and where buyers find it."""
+
+    external_id: str
+    handle: str | None = None
+
+
+@dataclass(frozen=True)
+class ListingState:
+    """Where a publication stands: ``listing`` once listed, ``refused`` (the reason) when the
+    channel will not list it, neither while it is pending."""
+
+    listing: Listing | None = None
+    refused: str | None = None
+
+    @property
+    def pending(self) -> bool:
+        return self.listing is None and self.refused is None
+
+
+# A publish call whose answer was "accepted, the channel confirms later".
+PENDING = ListingState()
+
+
+class SalesChannel(Protocol):
+    """Where products are sold."""
+
+    name: str
+
+    async def publish(self, product: ProductRef) -> ListingState:
+        """Put ``product`` up for sale: listed at once, or pending (never refused: a refusal
+        at the call is an error)."""
+        ...
+
+    async def reconcile(self, product: ProductRef) -> ListingState | None:
+        """After an attempt whose outcome is unknown: the publication as the channel has it
+        (finishing what the attempt left half done), or None when it never happened."""
+        ...
+
+    async def check(self, product: ProductRef) -> ListingState:
+        """Where a pending publication stands now."""
+        ...
+
+
+def handle_for(title: str, product_id: str) -> str:
+    """A URL slug for the storefront: the title's words plus the product id (unique)."""
+    slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:60].strip("-")
+    return f"{slug}-{product_id[-8:]}" if slug else product_id
+
+
+def _listing_of(product: dict[str, Any]) -> Listing | None:
+    external = product.get("external")
+    if isinstance(external, dict) and external.get("id"):
+        handle = external.get("handle")
+        return Listing(str(external["id"]), None if handle is None else str(handle))
+    return None
+
+
+class PrintifyStorefront:
+    """A custom-integration shop: the engine is the storefront, so it confirms at once."""
+
+    name = CUSTOM_INTEGRATION
+
+    def __init__(self, client: PrintifyClient, storefront_base_url: str) -> None:
+        self.client = client
+        self.base_url = storefront_base_url.rstrip("/")
+
+    async def publish(self, product: ProductRef) -> ListingState:
+        await self.client.publish(product.shop_id, product.product_id)
+        return await self._confirm(product)
+
+    async def _confirm(self, product: ProductRef) -> ListingState:
+        handle = handle_for(product.title, product.product_id)
+        await self.client.publishing_succeeded(
+            product.shop_id,
+            product.product_id,
+            external_id=product.product_id,
+            handle=f"{self.base_url}/{handle}",
+        )
+        return ListingState(Listing(product.product_id, handle))
+
+    async def reconcile(self, product: ProductRef) -> ListingState | None:
+        found = await self.client.get_product(product.shop_id, product.product_id)
+        listing = _listing_of(found)
+        if listing is not None:
+            return ListingState(listing)
+        if found.get("is_locked"):  # publish went through, the confirmation did not
+            return await self._confirm(product)
+        return None
+
+    async def check(self, product: ProductRef) -> ListingState:
+        found = await self.client.get_product(product.shop_id, product.product_id)
+        listing = _listing_of(found)
+        return ListingState(listing) if listing else PENDING
+
+
+class PrintifyChannel:
+    """A channel Printify publishes to (Etsy, Shopify, ...): it lists the product later, or
+    releases it unlisted when the channel refuses it."""
+
+    def __init__(self, client: PrintifyClient, name: str) -> None:
+        self.client = client
+        self.name = name
+
+    async def publish(self, product: ProductRef) -> ListingState:
+        await self.client.publish(product.shop_id, product.product_id)
+        return PENDING
+
+    async def reconcile(self, product: ProductRef) -> ListingState | None:
+        found = await self.client.get_product(product.shop_id, product.product_id)
+        listing = _listing_of(found)
+        if listing is not None:
+            return ListingState(listing)
+        return PENDING if found.get("is_locked") else None
+
+    async def check(self, product: ProductRef) -> ListingState:
+        found = await self.client.get_product(product.shop_id, product.product_id)
+        listing = _listing_of(found)
+        if listing is not None:
+            return ListingState(listing)
+        if not found.get("is_locked"):
+            return ListingState(
+                refused=f"Printify released the product without a listing on {self.name}: the "
+                "channel did not accept it (Printify shows the channel's reason on the product)"
+            )
+        return PENDING
+
+
+ChannelFactory = Callable[[str], SalesChannel]
+
+
+def load_factory(path: str) -> ChannelFactory:
+    """The adapter named ``module:attribute`` (a class or function taking the channel name);
+    ConfigError naming the path when it cannot be imported."""
+    module_name, _, attribute = path.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ConfigError(
+            f"SALES_CHANNEL_ADAPTERS: cannot load {path!r} (module:attribute): {exc}"
+        ) from None
+    if not callable(factory):
+        raise ConfigError(f"SALES_CHANNEL_ADAPTERS: {path!r} is not callable")
+    return cast(ChannelFactory, factory)
+
+
+class ChannelRegistry:
+    """The sales channels by name, and which one each Printify shop sells through."""
+
+    def __init__(self, client: PrintifyClient, storefront_base_url: str) -> None:
+        self.client = client
+        self._factories: dict[str, ChannelFactory] = {
+            CUSTOM_INTEGRATION: lambda _name: PrintifyStorefront(client, storefront_base_url)
+        }
+        self._channels: dict[str, SalesChannel] = {}
+        self._shops: dict[str, str] = {}  # shop id -> channel name
+
+    def register(self, name: str, factory: ChannelFactory) -> None:
+        """Use ``factory`` for the channel ``name`` (a direct integration, a test double)."""
+        self._factories[name] = factory
+        self._channels.pop(name, None)
+
+    def by_name(self, name: str) -> SalesChannel:
+        """The channel called ``name``; one Printify publishes to unless registered."""
+        if name not in self._channels:
+            factory = self._factories.get(name, lambda n: PrintifyChannel(self.client, n))
+            self._channels[name] = factory(name)
+        return self._channels[name]
+
+    async def for_shop(self, shop_id: str) -> SalesChannel:
+        """The channel a Printify shop sells through (the shop list is read again when a shop
+        is new to us)."""
+        if shop_id not in self._shops:
+            shops = await self.client.list_shops()
+            self._shops = {str(s.get("id")): str(s.get("sales_channel")) for s in shops}
+        return self.by_name(self._shops.get(shop_id) or "unknown")
