@@ -7,10 +7,10 @@ from datetime import datetime
 from typing import Any
 
 from psycopg.rows import dict_row
-from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from shared.events import JobRequested
+from shared.store import jobs
 
 _JOB_COLUMNS = """
     job_id, status, priority, priority_level, theme, style, niche, prompt, product_types,
@@ -23,42 +23,9 @@ _JOB_COLUMNS = """
 
 
 async def insert_queued_job(pool: AsyncConnectionPool, event: JobRequested) -> bool:
-    """Record an accepted job as ``queued``; False if a row existed (the monitor was first).
-
-    Written as the monitor folds the same event (created_at = the event's time, request = the
-    payload), so whichever of the two comes first, the row reads the same.
-    """
-    job_id, payload = event.job_id, event.payload
-    products = payload.count * len(payload.product_types)
+    """Record an accepted job as ``queued``; False if a row existed (the monitor was first)."""
     async with pool.connection() as conn:
-        cur = await conn.execute(
-            """
-            INSERT INTO jobs (job_id, status, priority, priority_level, theme, style, niche,
-                              prompt, product_types, image_count, auto_publish,
-                              expected_products, expected_publications, submitted_by, request,
-                              created_at)
-            VALUES (%s, 'queued', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-            ON CONFLICT (job_id) DO NOTHING
-            """,
-            (
-                job_id,
-                payload.priority.value,
-                payload.priority_level,
-                payload.theme,
-                payload.style,
-                payload.niche,
-                payload.prompt,
-                [t.value for t in payload.product_types],
-                payload.count,
-                payload.auto_publish,
-                products,
-                products if payload.auto_publish else 0,
-                payload.submitted_by,
-                Jsonb(payload.model_dump(mode="json")),
-                event.occurred_at,
-            ),
-        )
-        return cur.rowcount == 1
+        return await jobs.open_requested(conn, event)
 
 
 @dataclass(frozen=True)

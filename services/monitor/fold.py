@@ -41,6 +41,7 @@ from shared.events import (
     WorkerExitedPayload,
     WorkerHeartbeat,
 )
+from shared.store import jobs
 from shared.topics import GENERATOR, MONITOR
 
 logger = logging.getLogger(__name__)
@@ -185,57 +186,11 @@ class Folder:
         return True
 
     async def _job(self, conn: AsyncConnection[Any], e: JobRequested) -> None:
-        p = e.payload
-        expected = p.count * len(p.product_types)
-        await conn.execute(
-            "INSERT INTO jobs (job_id, status, priority, priority_level, theme, style, niche,"
-            " prompt, product_types, image_count, auto_publish, expected_products,"
-            " expected_publications, submitted_by, request, created_at)"
-            " VALUES (%s, 'queued', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-            " ON CONFLICT (job_id) DO UPDATE SET theme = EXCLUDED.theme,"
-            " style = EXCLUDED.style, niche = EXCLUDED.niche, prompt = EXCLUDED.prompt,"
-            " priority = EXCLUDED.priority, priority_level = EXCLUDED.priority_level,"
-            " submitted_by = EXCLUDED.submitted_by, request = EXCLUDED.request",
-            (
-                e.job_id,
-                p.priority.value,
-                p.priority_level,
-                p.theme,
-                p.style,
-                p.niche,
-                p.prompt,
-                [t.value for t in p.product_types],
-                p.count,
-                p.auto_publish,
-                expected,
-                expected if p.auto_publish else 0,
-                p.submitted_by,
-                Jsonb(p.model_dump(mode="json")),
-                e.occurred_at,
-            ),
-        )
+        await jobs.open_or_fill_requested(conn, e)
 
     async def _image(self, conn: AsyncConnection[Any], e: ImageGenerated) -> None:
         p = e.payload
-        expected = p.image_count * len(p.product_types)
-        # The image may be read before its job request (another topic): it carries enough to
-        # open the job, and the request fills in the rest when it is folded.
-        await conn.execute(
-            "INSERT INTO jobs (job_id, status, priority, theme, style, niche, product_types,"
-            " image_count, auto_publish, expected_products, expected_publications, created_at)"
-            " VALUES (%s, 'processing', %s, '', '', '', %s, %s, %s, %s, %s, %s)"
-            " ON CONFLICT (job_id) DO NOTHING",
-            (
-                e.job_id,
-                p.priority.value,
-                [t.value for t in p.product_types],
-                p.image_count,
-                p.auto_publish,
-                expected,
-                expected if p.auto_publish else 0,
-                e.occurred_at,
-            ),
-        )
+        await jobs.open_from_image(conn, e)
         await _lock_job(conn, e.job_id)
         if p.tokens is not None:  # the job's first image carries what its briefs cost
             await conn.execute(
