@@ -56,7 +56,7 @@ async def drive(urls: list[str], images: int, size: int) -> tuple[float, int, fl
 async def busy_s(urls: list[str]) -> float:
     async with httpx.AsyncClient() as http:
         books = [(await http.get(f"{u}/_sim/books")).json() for u in urls]
-    return sum(b["busy_ms"] for b in books) / 1000
+    return float(sum(b["busy_ms"] for b in books)) / 1000
 
 
 def run_layout(gpus: int, render_ms: float, per_gpu: int, size: int) -> list[str]:

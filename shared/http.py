@@ -178,6 +178,11 @@ def _timeout(spec: dict[str, float | None]) -> aiohttp.ClientTimeout:
 
 def _as_httpx(mod: Any, exc: Exception, request: Any) -> Exception:
     """aiohttp's (and asyncio's) failures as the httpx exceptions clients expect."""
+    mapped: Exception = _mapped(mod, exc, request)
+    return mapped
+
+
+def _mapped(mod: Any, exc: Exception, request: Any) -> Any:
     message = f"{type(exc).__name__}: {exc}"
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return mod.ConnectTimeout(message, request=request)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
+from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic  # type: ignore[attr-defined]
 
 from shared.events import Priority
 

@@ -457,7 +457,7 @@ def _scaled_size(prompt: dict[str, Any], output: str, width: int, height: int) -
 
 def _as_int(value: object, default: int) -> int:
     try:
-        return int(value)  # type: ignore[call-overload]
+        return int(value)  # type: ignore[call-overload, no-any-return]
     except (TypeError, ValueError):
         return default
 

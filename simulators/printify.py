@@ -959,7 +959,8 @@ def create_app(knobs: Knobs | None = None) -> FastAPI:
     @app.middleware("http")
     async def _auth_and_rate_limit(request: Request, call_next: Any) -> Response:
         if request.url.path.startswith("/_sim"):
-            return await call_next(request)
+            passed: Response = await call_next(request)
+            return passed
         token = _bearer(request)
         if token is None:
             return printify_error(401, "Unauthenticated.", code=CODE_UNAUTHENTICATED)
@@ -973,7 +974,8 @@ def create_app(knobs: Knobs | None = None) -> FastAPI:
             acct.rate_limited += 1
             return _too_many(wait, "Request")
         acct.accepted_at.append(time.time())
-        return await call_next(request)
+        answered: Response = await call_next(request)
+        return answered
 
     def account_of(request: Request) -> Account:
         # The middleware guarantees a token on every /v1 route.

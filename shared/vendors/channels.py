@@ -197,6 +197,9 @@ class ChannelRegistry:
         self._channels: dict[str, SalesChannel] = {}
         self._shops: dict[str, str] = {}  # shop id -> channel name
 
+    def _through_printify(self, name: str) -> SalesChannel:
+        return PrintifyChannel(self.client, name)
+
     def register(self, name: str, factory: ChannelFactory) -> None:
         """Use ``factory`` for the channel ``name`` (a direct integration, a test double)."""
         self._factories[name] = factory
@@ -205,7 +208,7 @@ class ChannelRegistry:
     def by_name(self, name: str) -> SalesChannel:
         """The channel called ``name``; one Printify publishes to unless registered."""
         if name not in self._channels:
-            factory = self._factories.get(name, lambda n: PrintifyChannel(self.client, n))
+            factory = self._factories.get(name, self._through_printify)
             self._channels[name] = factory(name)
         return self._channels[name]
 
