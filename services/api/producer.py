@@ -7,7 +7,7 @@ import uuid
 
 from confluent_kafka import KafkaException
 
-from shared.producer import BrokerUnavailable, EventProducer
+from shared.runner import BrokerUnavailable, EventProducer
 from shared.settings import KafkaSettings
 from shared.topics import JOBS_BY_PRIORITY
 

@@ -33,8 +33,7 @@ from shared.events import (
     ProductPublishingPayload,
 )
 from shared.ledger import Ledger, Result
-from shared.producer import EventProducer
-from shared.runner import Handler, MessageContext, Output
+from shared.runner import EventProducer, Handler, MessageContext, Output
 from shared.service import closing
 from shared.topics import PUBLISHED
 from shared.vendors.channels import ChannelRegistry, ListingState, ProductRef, load_factory

@@ -1,4 +1,4 @@
-"""A Kafka producer for code outside the stage runner: acked sends and its poll thread."""
+"""Producing: the idempotent producer every stage (and the API) uses, and acked sends."""
 
 from __future__ import annotations
 
@@ -7,12 +7,77 @@ import logging
 import threading
 import uuid
 
-from confluent_kafka import KafkaException, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from shared.runner import close_producer, make_producer, produce_async
 from shared.settings import KafkaSettings
 
 logger = logging.getLogger(__name__)
+
+
+def make_producer(settings: KafkaSettings, *, client_id: str) -> Producer:
+    """An idempotent producer (acks=all) tuned for low latency; shared by runner and API."""
+    return Producer(
+        {
+            **settings.client_config(),
+            "client.id": client_id,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 2,
+            "compression.type": "lz4",
+            "delivery.timeout.ms": 120_000,
+            "error_cb": lambda err: logger.warning("kafka producer error error=%s", err),
+        }
+    )
+
+
+def close_producer(producer: Producer, undelivered: int) -> None:
+    """Destroy a producer whose flush has returned. Left to the garbage collector it would keep
+    reconnecting to an unreachable broker for as long as the process lives; what is still
+    undelivered is dropped first, since close() would otherwise wait for it."""
+    if undelivered:
+        producer.purge()
+        producer.flush(0)
+    producer.close()
+
+
+async def produce_async(
+    producer: Producer,
+    loop: asyncio.AbstractEventLoop,
+    topic: str,
+    value: bytes | None,
+    *,
+    key: bytes | None = None,
+    headers: list[tuple[str, str | bytes | None]] | None = None,
+) -> asyncio.Future[Message]:
+    """Enqueue one message; the returned future resolves when the broker acknowledged it.
+
+    Someone must call ``producer.poll()`` for the delivery callback to fire (the runner has a
+    thread for it). Waits, rather than fails, while the local queue is full.
+    """
+    fut: asyncio.Future[Message] = loop.create_future()
+
+    def on_delivery(err: KafkaError | None, msg: Message) -> None:
+        if err is not None:
+            loop.call_soon_threadsafe(_set_exception, fut, KafkaException(err))
+        else:
+            loop.call_soon_threadsafe(_set_result, fut, msg)
+
+    while True:
+        try:
+            producer.produce(topic, value, key=key, headers=headers, on_delivery=on_delivery)
+            return fut
+        except BufferError:
+            await asyncio.sleep(0.01)
+
+
+def _set_result(fut: asyncio.Future[Message], msg: Message) -> None:
+    if not fut.done():
+        fut.set_result(msg)
+
+
+def _set_exception(fut: asyncio.Future[Message], exc: BaseException) -> None:
+    if not fut.done():
+        fut.set_exception(exc)
 
 
 class BrokerUnavailable(Exception):

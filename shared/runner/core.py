@@ -32,134 +32,47 @@ import collections
 import contextlib
 import logging
 import math
-import os
-import random
 import signal
-import socket
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from dataclasses import dataclass
+from typing import Any, Generic
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
-from pydantic import Field
 
 from shared.errors import InvalidEventError, PodError
 from shared.events import (
     EVENT_TYPES,
     Event,
-    WorkerHeartbeat,
-    WorkerHeartbeatPayload,
     parse_event,
 )
-from shared.settings import KafkaSettings
+from shared.runner.failures import (
+    attempt_of,
+    backoff,
+    coords,
+    describe,
+    failure_headers,
+    is_permanent_produce_error,
+    message_headers,
+    retry_due,
+    without_value,
+)
+from shared.runner.heartbeat import RunnerStats, heartbeat_event
+from shared.runner.model import E, Handler, MessageContext, Output, RunnerSettings
+from shared.runner.offsets import OffsetTracker
+from shared.runner.producer import close_producer, make_producer, produce_async
 from shared.topics import HEARTBEATS, RETRY_LEVELS, Stage
 
 logger = logging.getLogger(__name__)
-
-E = TypeVar("E", bound=Event)
-
-
-@dataclass(frozen=True)
-class Output:
-    """One event a handler wants produced, and the topic it goes to."""
-
-    topic: str
-    event: Event
-
-
-@dataclass(frozen=True)
-class MessageContext:
-    """Where the input came from; handlers use it for logs and idempotency keys."""
-
-    topic: str
-    partition: int
-    offset: int
-    attempt: int
-    instance_id: str
-
-
-Handler = Callable[[E, MessageContext], Awaitable[Sequence[Output]]]
-
-
-class RunnerSettings(KafkaSettings):
-    """Knobs of the shared runner (each service's settings extend this)."""
-
-    max_in_flight: int = Field(
-        default=64, ge=1, le=10_000, description="Messages worked on at once, per input band"
-    )
-    buffer_per_band: int = Field(
-        default=0, ge=0, description="Fetched messages held per band; 0 = max(512, 4 x in-flight)"
-    )
-    # Non-blocking retries through the stage's delay topics (the seed's 3 retries, 60 s base).
-    retry_attempts: int = Field(default=3, ge=0, le=50)
-    retry_base_delay_s: float = Field(default=60.0, ge=0)
-    retry_max_delay_s: float = Field(default=3600.0, ge=0)
-    shutdown_grace_s: float = Field(default=30.0, ge=0)
-    heartbeat_interval_s: float = Field(default=5.0, gt=0)
-    commit_interval_ms: int = Field(default=500, ge=50)
-    # A long poll returns as soon as data arrives: a longer wait costs no pickup latency, only
-    # fewer empty fetches (idle CPU of the stage and the broker).
-    fetch_wait_max_ms: int = Field(default=1000, ge=1, le=10_000)
-    poll_timeout_s: float = Field(default=1.0, gt=0, le=30)
-    busy_poll_s: float = Field(default=0.05, gt=0, le=5)
-    instance_id: str | None = None
-    group_id_prefix: str = "pod"
-    # The KIP-848 protocol (`consumer`) rebalances incrementally; `classic` for older brokers.
-    group_protocol: str = Field(default="consumer", pattern="^(consumer|classic)$")
-    # Per-topic ranges: every instance gets partitions of every topic (each priority band and
-    # each delay topic). KIP-848's default `uniform` may hand one instance whole topics.
-    group_assignor: str = Field(default="range", pattern="^(range|uniform)$")
-
-
-class OffsetTracker:
-    """Offsets of one partition that are in flight; tells the committable position."""
-
-    def __init__(self) -> None:
-        self._pending: collections.OrderedDict[int, bool] = collections.OrderedDict()
-        self.committable: int | None = None  # next offset to consume after the done prefix
-
-    def add(self, offset: int) -> None:
-        self._pending[offset] = False
-
-    def done(self, offset: int) -> int | None:
-        """Mark ``offset`` finished; return the new committable position if it advanced."""
-        if offset not in self._pending:
-            return None
-        self._pending[offset] = True
-        advanced = None
-        while self._pending:
-            first, finished = next(iter(self._pending.items()))
-            if not finished:
-                break
-            self._pending.popitem(last=False)
-            advanced = first + 1
-        if advanced is not None:
-            self.committable = advanced
-        return advanced
-
-    def __len__(self) -> int:
-        return len(self._pending)
 
 
 @dataclass
 class _Work:
     message: Message
     band: int
-
-
-@dataclass
-class RunnerStats:
-    """Counters reported in heartbeats."""
-
-    processed: int = 0
-    failed: int = 0
-    dead_lettered: int = 0
-    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 class StageRunner(Generic[E]):
@@ -450,11 +363,11 @@ class StageRunner(Generic[E]):
                 if err.code() != KafkaError._PARTITION_EOF:
                     logger.warning("consume error service=%s error=%s", self.stage.name, err)
                 continue
-            topic, partition, offset = _coords(msg)
+            topic, partition, offset = coords(msg)
             if (topic, partition) in self._delayed:
                 continue  # fetched before the pause took effect: it comes again on resume
             if self._band.get(topic) == 0 and self.retry_topics:
-                due = _retry_due(message_headers(msg), now, self.settings.retry_max_delay_s)
+                due = retry_due(message_headers(msg), now, self.settings.retry_max_delay_s)
                 if due > now:
                     self._delay_partition(topic, partition, offset, due)
                     continue
@@ -546,7 +459,7 @@ class StageRunner(Generic[E]):
     async def _process(self, msg: Message) -> None:
         """Work on one message; whatever happens, it ends done (output, retry or dead letter)
         or, only while stopping, left for the next owner."""
-        topic, partition, offset = _coords(msg)
+        topic, partition, offset = coords(msg)
         try:
             done = await self._handle(msg)
         except Exception as exc:
@@ -563,11 +476,11 @@ class StageRunner(Generic[E]):
         """Parse, run the handler, produce; route failures. True when the message is done."""
         headers = message_headers(msg)
         try:
-            attempt = _attempt(headers)
+            attempt = attempt_of(headers)
             event = self._parse(msg)
         except InvalidEventError as exc:
             return await self._dead_letter(msg, exc, None, headers)
-        ctx = MessageContext(*_coords(msg), attempt, self.instance_id)
+        ctx = MessageContext(*coords(msg), attempt, self.instance_id)
         try:
             outputs = await self.handler(event, ctx)  # type: ignore[arg-type]
             await self._produce_all(outputs)
@@ -607,7 +520,7 @@ class StageRunner(Generic[E]):
         False when the copy cannot be produced (e.g. larger than the broker takes once the
         failure headers are added): the caller dead-letters it instead.
         """
-        delay = _backoff(attempt, self.settings.retry_base_delay_s, self.settings.retry_max_delay_s)
+        delay = backoff(attempt, self.settings.retry_base_delay_s, self.settings.retry_max_delay_s)
         retry_after = getattr(exc, "retry_after", None)
         if isinstance(retry_after, int | float) and math.isfinite(retry_after):
             # A vendor's wait is honoured up to the longest delay we ever schedule.
@@ -615,7 +528,7 @@ class StageRunner(Generic[E]):
         due = time.time() + delay
         level = min(attempt, RETRY_LEVELS)
         retry_topic = self.stage.retry_topic(level)
-        out = _failure_headers(msg, exc, headers, self.stage.name)
+        out = failure_headers(msg, exc, headers, self.stage.name)
         out += [
             ("pod.attempt", str(attempt).encode()),
             ("pod.retry.due", str(int(due * 1000)).encode()),
@@ -630,12 +543,12 @@ class StageRunner(Generic[E]):
             attempt,
             delay,
             retry_topic,
-            _describe(exc)[:500],
+            describe(exc)[:500],
         )
         try:
             await self._produce(retry_topic, msg.value() or b"", key=msg.key(), headers=out)
         except KafkaException as err:
-            if _is_permanent_produce_error(err):
+            if is_permanent_produce_error(err):
                 logger.error(
                     "retry copy refused job_id=%s topic=%s partition=%d offset=%d error=%s",
                     event.job_id,
@@ -671,7 +584,7 @@ class StageRunner(Generic[E]):
         saying so; a broker that cannot be reached is retried until it can, or until shutdown
         (False: left uncommitted for the next owner) - never marked done without a record.
         """
-        topic, partition, offset = _coords(msg)
+        topic, partition, offset = coords(msg)
         if topic == self.stage.dlq:
             # A record of our own DLQ (the monitor reads its own): it already is a dead letter,
             # and copying it there again would loop.
@@ -681,12 +594,12 @@ class StageRunner(Generic[E]):
                 topic,
                 partition,
                 offset,
-                _describe(exc)[:500],
+                describe(exc)[:500],
             )
             return True
         self.stats.dead_lettered += 1
-        out = _failure_headers(msg, exc, headers, self.stage.name)
-        out.append(("pod.attempt", str(_attempt(headers, strict=False)).encode()))
+        out = failure_headers(msg, exc, headers, self.stage.name)
+        out.append(("pod.attempt", str(attempt_of(headers, strict=False)).encode()))
         logger.error(
             "dead-lettered job_id=%s topic=%s partition=%d offset=%d dlq=%s attempts=%s error=%s",
             event.job_id if event else "-",
@@ -695,7 +608,7 @@ class StageRunner(Generic[E]):
             offset,
             self.stage.dlq,
             headers.get("pod.attempt", "0")[:20],
-            _describe(exc)[:500],
+            describe(exc)[:500],
         )
         value: bytes | None = msg.value() or b""
         wait = 1.0
@@ -704,7 +617,7 @@ class StageRunner(Generic[E]):
                 await self._produce(self.stage.dlq, value, key=msg.key(), headers=out)
                 return True
             except KafkaException as err:
-                if _is_permanent_produce_error(err) and value:
+                if is_permanent_produce_error(err) and value:
                     size = len(value)
                     logger.error(
                         "dead letter too large, value dropped topic=%s partition=%d offset=%d "
@@ -715,7 +628,7 @@ class StageRunner(Generic[E]):
                         size,
                     )
                     value = None
-                    out = _without_value(out, size, err)
+                    out = without_value(out, size, err)
                     continue
                 if self._stop.is_set():
                     return False
@@ -838,202 +751,22 @@ class StageRunner(Generic[E]):
             return sorted(self._assigned)
 
     async def _publish_heartbeat(self, *, stopping: bool = False) -> None:
-        partitions = [f"{t}[{p}]" for t, p in self.assignment()]
-        payload = WorkerHeartbeatPayload(
+        event = heartbeat_event(
             service=self.stage.name,
             instance_id=self.instance_id,
-            host=socket.gethostname(),
-            pid=os.getpid(),
-            partitions=partitions,
+            partitions=[f"{t}[{p}]" for t, p in self.assignment()],
             in_flight=len(self._tasks),
-            processed=self.stats.processed,
-            failed=self.stats.failed,
-            started_at=self.stats.started_at,
+            stats=self.stats,
             stopping=stopping,
         )
-        event = WorkerHeartbeat(job_id=self.instance_id, producer=self.instance_id, payload=payload)
         await asyncio.wait_for(
             self._produce(HEARTBEATS, event.to_json(), key=self.instance_id.encode()), 10
         )
 
 
-# ------------------------------------------------------------------- helpers
-
-
 def parse_message(msg: Message, accept: tuple[type[Event], ...]) -> Event:
     """The default parser: the message value is one event of an accepted type."""
     return parse_event(msg.value(), accept)
-
-
-def make_producer(settings: KafkaSettings, *, client_id: str) -> Producer:
-    """An idempotent producer (acks=all) tuned for low latency; shared by runner and API."""
-    return Producer(
-        {
-            **settings.client_config(),
-            "client.id": client_id,
-            "enable.idempotence": True,
-            "acks": "all",
-            "linger.ms": 2,
-            "compression.type": "lz4",
-            "delivery.timeout.ms": 120_000,
-            "error_cb": lambda err: logger.warning("kafka producer error error=%s", err),
-        }
-    )
-
-
-def close_producer(producer: Producer, undelivered: int) -> None:
-    """Destroy a producer whose flush has returned. Left to the garbage collector it would keep
-    reconnecting to an unreachable broker for as long as the process lives; what is still
-    undelivered is dropped first, since close() would otherwise wait for it."""
-    if undelivered:
-        producer.purge()
-        producer.flush(0)
-    producer.close()
-
-
-async def produce_async(
-    producer: Producer,
-    loop: asyncio.AbstractEventLoop,
-    topic: str,
-    value: bytes | None,
-    *,
-    key: bytes | None = None,
-    headers: list[tuple[str, str | bytes | None]] | None = None,
-) -> asyncio.Future[Message]:
-    """Enqueue one message; the returned future resolves when the broker acknowledged it.
-
-    Someone must call ``producer.poll()`` for the delivery callback to fire (the runner has a
-    thread for it). Waits, rather than fails, while the local queue is full.
-    """
-    fut: asyncio.Future[Message] = loop.create_future()
-
-    def on_delivery(err: KafkaError | None, msg: Message) -> None:
-        if err is not None:
-            loop.call_soon_threadsafe(_set_exception, fut, KafkaException(err))
-        else:
-            loop.call_soon_threadsafe(_set_result, fut, msg)
-
-    while True:
-        try:
-            producer.produce(topic, value, key=key, headers=headers, on_delivery=on_delivery)
-            return fut
-        except BufferError:
-            await asyncio.sleep(0.01)
-
-
-def _set_result(fut: asyncio.Future[Message], msg: Message) -> None:
-    if not fut.done():
-        fut.set_result(msg)
-
-
-def _set_exception(fut: asyncio.Future[Message], exc: BaseException) -> None:
-    if not fut.done():
-        fut.set_exception(exc)
-
-
-def _backoff(attempt: int, base: float, cap: float) -> float:
-    # Exponential with full jitter: spreads retries of a failed burst over time.
-    return float(min(cap, base * (2 ** (attempt - 1))) * (0.5 + random.random() / 2))
-
-
-def header_int(headers: dict[str, str], name: str, *, max_digits: int = 18) -> int | None:
-    """A header holding a non-negative integer of at most ``max_digits`` digits (so within a
-    bigint); None when it is absent or holds anything else (signs, ``²``, 5,000 digits)."""
-    raw = headers.get(name, "")
-    if raw.isascii() and raw.isdigit() and len(raw) <= max_digits:
-        return int(raw)
-    return None
-
-
-def _attempt(headers: dict[str, str], *, strict: bool = True) -> int:
-    """The ``pod.attempt`` header (0 when absent). A malformed one makes the message invalid
-    (dead-lettered with the reason) unless ``strict`` is off."""
-    raw = headers.get("pod.attempt", "")
-    attempt = header_int(headers, "pod.attempt", max_digits=6)
-    if attempt is not None:
-        return attempt
-    if not raw or not strict:
-        return 0
-    raise InvalidEventError(f"header pod.attempt: not a small non-negative integer: {raw[:40]!r}")
-
-
-def _retry_due(headers: dict[str, str], now: float, max_delay: float) -> float:
-    """When a delay-topic message is due (epoch seconds). A malformed or overflowing
-    ``pod.retry.due`` is due now, and so is one further ahead than any delay the runner
-    schedules: a partition is never paused for ever on a hostile header."""
-    due_ms = header_int(headers, "pod.retry.due", max_digits=16)
-    if due_ms is None:
-        return now
-    due = due_ms / 1000
-    return now if due > now + max_delay + 1 else due
-
-
-def _is_permanent_produce_error(err: KafkaException) -> bool:
-    """A produce the broker will never take as it is (too large, invalid record)."""
-    code = err.args[0].code() if err.args and isinstance(err.args[0], KafkaError) else None
-    return code in _REFUSED
-
-
-_REFUSED = {
-    KafkaError.MSG_SIZE_TOO_LARGE,
-    KafkaError.RECORD_LIST_TOO_LARGE,
-    KafkaError.INVALID_RECORD,
-}
-
-
-def _without_value(
-    headers: list[tuple[str, str | bytes | None]], size: int, err: KafkaException
-) -> list[tuple[str, str | bytes | None]]:
-    """Failure headers for a dead letter whose value the broker refused."""
-    note = f"value of {size} bytes dropped: the broker refused the copy ({err})"
-    kept = [(k, v) for k, v in headers if k != "pod.error.message"]
-    message = next((v for k, v in headers if k == "pod.error.message"), b"") or b""
-    text = message.decode() if isinstance(message, bytes) else message
-    return [
-        *kept,
-        ("pod.error.message", f"{text} [{note}]"[:4000].encode()),
-        ("pod.value.dropped", str(size).encode()),
-    ]
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, PodError):
-        return exc.describe()
-    return f"{type(exc).__name__}: {exc}"
-
-
-def message_headers(msg: Message) -> dict[str, str]:
-    """A message's headers as text (invalid UTF-8 replaced, a null value as "")."""
-    try:
-        pairs: list[tuple[str, bytes | None]] = list(msg.headers() or [])  # type: ignore[arg-type]
-    except (UnicodeDecodeError, ValueError, TypeError):
-        # A header key that is not UTF-8 (another client's bytes): treat it as no headers.
-        return {}
-    return {str(k): v.decode(errors="replace") if v else "" for k, v in pairs}
-
-
-def _failure_headers(
-    msg: Message, exc: BaseException, headers: dict[str, str], stage: str
-) -> list[tuple[str, str | bytes | None]]:
-    """Why and where a message failed; the original coordinates survive every retry hop."""
-    topic, partition, offset = _coords(msg)
-    now = datetime.now(UTC).isoformat()
-    return [
-        ("pod.error.class", type(exc).__name__.encode()),
-        ("pod.error.message", _describe(exc)[:4000].encode()),
-        ("pod.error.retryable", b"true" if getattr(exc, "retryable", True) else b"false"),
-        ("pod.original.topic", headers.get("pod.original.topic", topic).encode()),
-        ("pod.original.partition", headers.get("pod.original.partition", str(partition)).encode()),
-        ("pod.original.offset", headers.get("pod.original.offset", str(offset)).encode()),
-        ("pod.first.failure.at", headers.get("pod.first.failure.at", now).encode()),
-        ("pod.stage", stage.encode()),
-        ("pod.failed.at", now.encode()),
-    ]
-
-
-def _coords(msg: Message) -> tuple[str, int, int]:
-    # A consumed (non-error) message always has all three.
-    return str(msg.topic()), int(msg.partition() or 0), int(msg.offset() or 0)
 
 
 def _fmt(partitions: list[TopicPartition]) -> str:

@@ -1,0 +1,49 @@
+"""The shared Kafka runner: everything a stage service does besides its handler.
+
+- :mod:`.model`: what a handler sees (``Output``, ``MessageContext``, ``Handler``) and the
+  runner's settings;
+- :mod:`.core`: ``StageRunner``, the loop: intake per band with backpressure, handling, outputs,
+  retries and dead letters, commits, heartbeats, drain;
+- :mod:`.offsets`: which offsets of a partition may be committed;
+- :mod:`.failures`: retry or dead letter, backoff, and the ``pod.*`` failure headers;
+- :mod:`.heartbeat`: the counters and the heartbeat an instance sends;
+- :mod:`.producer`: the idempotent producer and acked sends (also the API's and the
+  publisher watcher's).
+"""
+
+from shared.runner.core import (
+    StageRunner,
+    install_signal_handlers,
+    parse_message,
+)
+from shared.runner.failures import header_int, message_headers
+from shared.runner.heartbeat import RunnerStats, heartbeat_event
+from shared.runner.model import Handler, MessageContext, Output, RunnerSettings
+from shared.runner.offsets import OffsetTracker
+from shared.runner.producer import (
+    BrokerUnavailable,
+    EventProducer,
+    close_producer,
+    make_producer,
+    produce_async,
+)
+
+__all__ = [
+    "BrokerUnavailable",
+    "EventProducer",
+    "Handler",
+    "MessageContext",
+    "OffsetTracker",
+    "Output",
+    "RunnerSettings",
+    "RunnerStats",
+    "StageRunner",
+    "close_producer",
+    "header_int",
+    "heartbeat_event",
+    "install_signal_handlers",
+    "make_producer",
+    "message_headers",
+    "parse_message",
+    "produce_async",
+]
