@@ -146,14 +146,3 @@ async def ping(pool: AsyncConnectionPool, timeout: float) -> None:
     """Raise unless PostgreSQL answers a trivial query within ``timeout`` seconds."""
     async with pool.connection(timeout=timeout) as conn:
         await conn.execute("SELECT 1")
-
-
-async def live_services(pool: AsyncConnectionPool, stale_after_s: float) -> set[str]:
-    """Services with at least one running instance whose heartbeat is recent."""
-    async with pool.connection() as conn:
-        cur = await conn.execute(
-            "SELECT DISTINCT service FROM workers WHERE status = 'running'"
-            " AND last_heartbeat > now() - make_interval(secs => %s)",
-            (stale_after_s,),
-        )
-        return {row[0] for row in await cur.fetchall()}

@@ -41,7 +41,7 @@ from shared.events import (
     WorkerExitedPayload,
     WorkerHeartbeat,
 )
-from shared.store import jobs
+from shared.store import jobs, workers
 from shared.topics import GENERATOR, MONITOR
 
 logger = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ class Folder:
         noted there, and the caller refreshes each noted job once, before it commits.
         """
         if isinstance(event, WorkerHeartbeat):
-            await self._heartbeat(conn, event)
+            await workers.record_heartbeat(conn, event)
             return True
         if isinstance(event, WorkerExited | PoolScaled):
             await self._pool_report(conn, event)
@@ -375,33 +375,6 @@ class Folder:
                 p.instance_id if isinstance(p, WorkerExitedPayload) else None,
                 e.producer,
                 Jsonb(p.model_dump(mode="json")),
-                e.occurred_at,
-            ),
-        )
-
-    async def _heartbeat(self, conn: AsyncConnection[Any], e: WorkerHeartbeat) -> None:
-        p = e.payload
-        await conn.execute(
-            "INSERT INTO workers (instance_id, service, host, pid, partitions, in_flight,"
-            " processed, failed, status, started_at, last_heartbeat)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-            " ON CONFLICT (instance_id) DO UPDATE SET partitions = EXCLUDED.partitions,"
-            " pid = EXCLUDED.pid, host = EXCLUDED.host, started_at = EXCLUDED.started_at,"
-            " in_flight = EXCLUDED.in_flight, processed = EXCLUDED.processed,"
-            " failed = EXCLUDED.failed, status = EXCLUDED.status,"
-            " last_heartbeat = EXCLUDED.last_heartbeat"
-            " WHERE workers.last_heartbeat <= EXCLUDED.last_heartbeat",
-            (
-                p.instance_id,
-                p.service,
-                p.host,
-                p.pid,
-                p.partitions,
-                p.in_flight,
-                p.processed,
-                p.failed,
-                "stopped" if p.stopping else "running",
-                p.started_at,
                 e.occurred_at,
             ),
         )

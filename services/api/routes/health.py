@@ -17,9 +17,10 @@ import httpx
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from services.api import queries, worker_queries
+from services.api import queries
 from services.api.schemas import HealthView, ProbeView, SeedWorkerHealth, error_responses
 from services.api.state import ApiState, State
+from shared.store import workers as worker_store
 
 router = APIRouter(tags=["health"])
 
@@ -86,7 +87,7 @@ async def _workers(
     and what it depends on (``queue``: the broker, ``database``, ``orchestrator``: ComfyUI)."""
     try:
         rows = await asyncio.wait_for(
-            worker_queries.list_workers(
+            worker_store.list_workers(
                 state.pool, state.settings.worker_stale_s, state.settings.worker_forget_s
             ),
             timeout + 1,
@@ -121,7 +122,7 @@ async def _workers(
 async def _stages(state: ApiState, timeout: float) -> str:
     try:
         live = await asyncio.wait_for(
-            queries.live_services(state.pool, state.settings.worker_stale_s), timeout + 1
+            worker_store.live_services(state.pool, state.settings.worker_stale_s), timeout + 1
         )
     except Exception as exc:
         return f"unavailable ({type(exc).__name__})"

@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from services.api import ops_queries, worker_queries
+from services.api import ops_queries
 from services.api.auth import Principal
 from services.api.schemas import (
     COMMON_ERRORS,
@@ -25,6 +25,7 @@ from services.api.schemas import (
 )
 from services.api.state import State
 from services.api.text import IsoDateTime
+from shared.store import workers as worker_store
 
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -91,7 +92,7 @@ async def get_stats(state: State, principal: Principal) -> StatsView:
     """Jobs by status; per stage: live instances, in flight, processed, failed, lag, DLQ."""
     s = state.settings
     stats = await ops_queries.stats(state.pool, s.worker_stale_s)
-    workers = await worker_queries.list_workers(state.pool, s.worker_stale_s, s.worker_forget_s)
+    workers = await worker_store.list_workers(state.pool, s.worker_stale_s, s.worker_forget_s)
     return StatsView.model_validate({**stats, "workers": workers})
 
 

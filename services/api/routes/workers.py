@@ -15,7 +15,6 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 from fastapi import APIRouter, Path, status
 
-from services.api import worker_queries
 from services.api.auth import Admin, Principal
 from services.api.errors import ApiError, invalid
 from services.api.producer import BrokerUnavailable
@@ -28,6 +27,7 @@ from services.api.worker_schemas import (
     WorkerView,
 )
 from shared.events import ControlCommand, ControlCommandPayload
+from shared.store import workers as worker_store
 from shared.topics import CONTROL, STAGES
 
 router = APIRouter(tags=["workers"], responses=COMMON_ERRORS)
@@ -39,7 +39,7 @@ _COMMAND_ERRORS = error_responses(403, 409)
 async def list_workers(state: State, principal: Principal) -> WorkerList:
     """Every service instance, from its heartbeats."""
     s = state.settings
-    rows = await worker_queries.list_workers(state.pool, s.worker_stale_s, s.worker_forget_s)
+    rows = await worker_store.list_workers(state.pool, s.worker_stale_s, s.worker_forget_s)
     return WorkerList(workers=[WorkerView(**r) for r in rows])
 
 
@@ -56,7 +56,7 @@ async def restart_worker(
 ) -> CommandAccepted:
     """Ask the worker-pool manager to restart one instance gracefully (admin key)."""
     await _require_pool_manager(state)
-    if not await worker_queries.worker_exists(state.pool, instance_id):
+    if not await worker_store.worker_exists(state.pool, instance_id):
         raise ApiError(404, "not_found", f"worker {instance_id} not found")
     payload = ControlCommandPayload(action="restart", instance_id=instance_id)
     return await _send(state, payload)
@@ -97,7 +97,7 @@ async def _require_pool_manager(state: ApiState) -> None:
             "this deployment's stages are scaled by the platform (Kubernetes replicas or KEDA),"
             " not by POD Engine: change the replica count there",
         )
-    if await worker_queries.live_pool_manager(state.pool, state.settings.worker_stale_s) is None:
+    if await worker_store.live_pool_manager(state.pool, state.settings.worker_stale_s) is None:
         raise ApiError(
             503,
             "pool_manager_unavailable",
