@@ -154,7 +154,7 @@ def test_faults_kills_and_restarts_lose_nothing_and_duplicate_nothing(chaos_stac
     for stage in (GENERATOR, PRINTIFY, PUBLISHER):
         for m in read_all(stack.bootstrap, stage.dlq):
             dlq_jobs.add((m.key() or b"").decode())
-    outcomes = defaultdict(int)
+    outcomes: defaultdict[str, int] = defaultdict(int)
     for jid, st in final.items():
         job = st["job"]
         outcomes[job["detailedStatus"]] += 1

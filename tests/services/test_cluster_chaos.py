@@ -136,7 +136,7 @@ def test_the_leader_of_the_busiest_partitions_dies_and_nothing_is_lost(
         "cluster chaos: node=%d restarted after %.1f s", victim, time.monotonic() - killed_at
     )
 
-    final: dict[str, dict] = {}  # type: ignore[type-arg]
+    final: dict[str, dict] = {}
 
     def all_terminal() -> bool:
         for j in ids:

@@ -13,9 +13,10 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from confluent_kafka import Message, Producer
+from confluent_kafka import KafkaError, Message, Producer
 
 from devstack.stack import Stack
 from shared.events import (
@@ -169,9 +170,13 @@ def partition_of(bootstrap: str, key: bytes, partitions: int = 3) -> int:
     create_topics(bootstrap, [scratch], partitions)
     found: list[int] = []
     producer = Producer({"bootstrap.servers": bootstrap})
-    producer.produce(
-        scratch, b"{}", key=key, on_delivery=lambda err, msg: found.append(msg.partition())
-    )
+
+    def on_delivery(err: KafkaError | None, msg: Message) -> None:
+        partition = msg.partition()
+        assert partition is not None  # a delivered message has its partition
+        found.append(partition)
+
+    producer.produce(scratch, b"{}", key=key, on_delivery=on_delivery)
     producer.flush(10)
     return found[0]
 
@@ -181,10 +186,12 @@ def produce_at(bootstrap: str, topic: str, partition: int, items: list[Poison]) 
     offsets: dict[str, int] = {}
     producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
 
-    def delivered(name: str):  # type: ignore[no-untyped-def]
-        def on_delivery(err, msg: Message) -> None:  # type: ignore[no-untyped-def]
+    def delivered(name: str) -> Callable[[KafkaError | None, Message], None]:
+        def on_delivery(err: KafkaError | None, msg: Message) -> None:
             assert err is None, err
-            offsets[name] = msg.offset()
+            offset = msg.offset()
+            assert offset is not None  # a delivered message has its offset
+            offsets[name] = offset
 
         return on_delivery
 
@@ -224,7 +231,11 @@ def dead_letters_of(s: Stack, stage: Stage) -> dict[tuple[str, int], dict[str, s
     """The DLQ records of ``stage``, by the (topic, offset) they came from."""
     out: dict[tuple[str, int], dict[str, str]] = {}
     for m in read_all(s.bootstrap, stage.dlq):
-        headers = {k: (v or b"").decode(errors="replace") for k, v in m.headers() or []}
+        pairs = m.headers() or []
+        assert isinstance(pairs, list)  # a consumed message's headers: (name, value) pairs
+        headers = {
+            k: v.decode(errors="replace") if isinstance(v, bytes) else v or "" for k, v in pairs
+        }
         if "pod.original.topic" in headers:
             key = (headers["pod.original.topic"], int(headers["pod.original.offset"]))
             out[key] = headers

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from devstack.stack import Stack
-from shared.events import parse_event
+from shared.events import ImageGenerated, parse_event
 from shared.topics import GENERATOR, IMAGES_GENERATED
 from tests.support.infra import read_all, wait_for
 from tests.support.pipeline import api, printify_books, sim_url, submit, wait_done
@@ -151,7 +151,8 @@ def test_scale_generator_one_three_one_mid_run(stack: Stack) -> None:
             continue
         e = parse_event(m.value())
         if e.job_id in results:
-            per_image.setdefault((e.job_id, e.payload.image_index), set()).add(str(e.event_id))  # type: ignore[union-attr]
+            assert isinstance(e, ImageGenerated), e  # the topic carries only image events
+            per_image.setdefault((e.job_id, e.payload.image_index), set()).add(str(e.event_id))
     assert len(per_image) == 2 * len(ids)
     assert all(len(v) == 1 for v in per_image.values())
     assert printify_books(stack)["duplicates"] == []

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 
@@ -25,7 +26,7 @@ from tests.support.pipeline import (
 
 
 def test_mixed_jobs_complete_with_the_right_numbers(stack: Stack) -> None:
-    specs = [
+    specs: list[dict[str, Any]] = [  # request bodies (JSON)
         {"productTypes": ["tshirt", "hoodie"], "count": 2, "autoPublish": True, "priority": "high"},
         {"productTypes": ["hoodie"], "count": 3, "autoPublish": False, "priority": "low"},
         {"productTypes": ["tshirt", "mug"], "count": 1, "autoPublish": True, "priority": "normal"},
@@ -51,13 +52,13 @@ def test_mixed_jobs_complete_with_the_right_numbers(stack: Stack) -> None:
     for jid, spec in zip(ids, specs, strict=True):
         r = results[jid]
         j = r["job"]
-        n_products = spec["count"] * len(spec["productTypes"])  # type: ignore[operator, arg-type]
+        n_products = spec["count"] * len(spec["productTypes"])
         assert j["detailedStatus"] == "completed", j
         assert j["claudeInputTokens"] > 0 and j["claudeOutputTokens"] > 0  # the briefs' cost
         assert len(r["images"]) == spec["count"]
         assert all(i["width"] > 256 for i in r["images"])  # not the sampled size
         assert len(r["products"]) == n_products
-        assert {p["productType"] for p in r["products"]} == set(spec["productTypes"])  # type: ignore[arg-type]
+        assert {p["productType"] for p in r["products"]} == set(spec["productTypes"])
         # Every product exists on Printify, published exactly when autoPublish was asked for.
         for p in r["products"]:
             assert p["productId"] in all_products

@@ -7,7 +7,6 @@ import asyncio
 import io
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 
 import httpx
 import pytest
@@ -21,6 +20,7 @@ from shared.vendors.channels import (
     PrintifyChannel,
     PrintifyStorefront,
     ProductRef,
+    SalesChannel,
 )
 from shared.vendors.printify import PrintifyClient, build_product_payload
 from simulators.printify import create_app
@@ -75,12 +75,12 @@ async def product_in(client: PrintifyClient, shop: str) -> ProductRef:
     return ProductRef(shop, str(made["id"]), "Moon Cat")
 
 
-async def settled(channel: Any, ref: ProductRef, timeout: float = 5.0) -> ListingState:
+async def settled(channel: SalesChannel, ref: ProductRef, timeout: float = 5.0) -> ListingState:
     deadline = time.monotonic() + timeout
     while (state := await channel.check(ref)).pending:
         assert time.monotonic() < deadline, "the channel never settled"
         await asyncio.sleep(0.05)
-    return state  # type: ignore[no-any-return]
+    return state
 
 
 async def test_the_engines_storefront_lists_at_once(client: PrintifyClient) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
+from collections.abc import Callable
 
 import pytest
 
@@ -44,7 +45,7 @@ def setup_stage(bootstrap: str, partitions: int = 3) -> tuple[str, Stage]:
     return name, stage
 
 
-async def wait_async(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+async def wait_async(predicate: Callable[[], bool], timeout: float, what: str) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while not predicate():
@@ -53,7 +54,7 @@ async def wait_async(predicate, timeout: float, what: str) -> None:  # type: ign
         await asyncio.sleep(0.05)
 
 
-async def read_async(bootstrap: str, topic: str, n: int, timeout: float = 60.0) -> list:  # type: ignore[type-arg]
+async def read_async(bootstrap: str, topic: str, n: int, timeout: float = 60.0) -> list:
     return await asyncio.to_thread(
         read_topic, bootstrap, topic, until=lambda m: len(m) >= n, timeout=timeout
     )

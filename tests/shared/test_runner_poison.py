@@ -29,7 +29,7 @@ def produce_raw(
     assert producer.flush(30) == 0
 
 
-def reasons(dlq: list) -> dict[bytes, str]:  # type: ignore[type-arg]
+def reasons(dlq: list) -> dict[bytes, str]:
     return {m.key(): dict(m.headers())["pod.error.message"].decode() for m in dlq}
 
 

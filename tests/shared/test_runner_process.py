@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 from confluent_kafka import Message
@@ -41,8 +42,15 @@ def start_stage(bootstrap: str, name: str, log: Path) -> subprocess.Popen[bytes]
         )
 
 
-def outputs(bootstrap: str, name: str, until) -> list[Message]:  # type: ignore[no-untyped-def]
+def outputs(bootstrap: str, name: str, until: Callable[[list[Message]], bool]) -> list[Message]:
     return read_topic(bootstrap, output_topic(name), until=until, timeout=90)
+
+
+def is_committed(m: Message, offsets: dict[int, int]) -> bool:
+    """Whether ``m`` lies below its partition's committed offset."""
+    partition, offset = m.partition(), m.offset()
+    assert partition is not None and offset is not None  # set on every consumed message
+    return offset < offsets.get(partition, -1)
 
 
 def test_sigkill_mid_batch_loses_nothing(pipeline_topics: str, tmp_path: Path) -> None:
@@ -101,9 +109,7 @@ def test_sigterm_drains_commits_and_exits_zero(pipeline_topics: str, tmp_path: P
     done = {parse_event(m.value()).job_id for m in read_all(bootstrap, output_topic(name))}
     offsets = committed(bootstrap, f"pod.{name}", stage.inputs[0], PARTITIONS)
     inputs = read_all(bootstrap, stage.inputs[0])
-    committed_inputs = {
-        parse_event(m.value()).job_id for m in inputs if m.offset() < offsets.get(m.partition(), -1)
-    }
+    committed_inputs = {parse_event(m.value()).job_id for m in inputs if is_committed(m, offsets)}
     assert committed_inputs
     # Every committed input has its output: the drain committed nothing unfinished.
     assert committed_inputs <= done, committed_inputs - done

@@ -542,6 +542,7 @@ def test_prices_are_updated_and_publishing_refuses_a_variant_below_cost(
         assert books_of(sim, http)["publish_below_cost"] == 1
         assert product["id"] not in books_of(sim, http)["publish_calls"]
 
+        bad: dict[str, Any]
         for bad in (
             {"variants": [{"id": 99999, "price": 2999}]},  # not a variant of this product
             {"variants": [{"id": huge, "price": 29.99}]},

@@ -128,7 +128,9 @@ def read_all(bootstrap: str, topic: str, timeout: float = 30.0) -> list[Message]
             for msg in consumer.consume(500, 0.2):
                 if msg.error() is None:
                     out.append(msg)
-                    seen[msg.partition()] = msg.offset() + 1
+                    partition, offset = msg.partition(), msg.offset()
+                    assert partition is not None and offset is not None  # set on every message
+                    seen[partition] = offset + 1
         return out
     finally:
         consumer.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
@@ -29,7 +31,7 @@ def job(job_id: str, *, niche: str = "cats", theme: str = "space", count: int = 
     )
 
 
-def produce(bootstrap: str, topic: str, items: list[Event | tuple[bytes, bytes]]) -> None:
+def produce(bootstrap: str, topic: str, items: Sequence[Event | tuple[bytes, bytes]]) -> None:
     """Produce events (keyed by job id) or raw (key, value) pairs, and wait for the acks."""
     producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
     for item in items:

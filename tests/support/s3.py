@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import boto3
 from moto.server import ThreadedMotoServer
@@ -27,7 +28,7 @@ def s3_server(bucket: str = "pod-art") -> Iterator[str]:
         server.stop()
 
 
-def client(endpoint: str) -> object:
+def client(endpoint: str) -> Any:  # boto3 ships no types: its clients are built at run time
     """A boto3 S3 client of the test server."""
     return boto3.client(
         "s3",

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import os
 import sys
+from collections.abc import Awaitable, Callable
 
 from shared.events import ImageGenerated, ImageGeneratedPayload, JobRequested
 from shared.runner import (
@@ -42,7 +43,9 @@ def create_stage_topics(bootstrap: str, stage: Stage, partitions: int) -> None:
     )
 
 
-def make_echo_handler(name: str):  # type: ignore[no-untyped-def]
+def make_echo_handler(
+    name: str,
+) -> Callable[[JobRequested, MessageContext], Awaitable[list[Output]]]:
     """Handler: one ImageGenerated per JobRequested, after the delay the niche asks for."""
 
     async def handle(event: JobRequested, ctx: MessageContext) -> list[Output]:

@@ -6,6 +6,7 @@ import json
 import logging
 import traceback
 from collections.abc import AsyncIterator, Iterator
+from typing import TypedDict
 
 import httpx
 import pytest
@@ -40,7 +41,17 @@ QUIET_ENV = {
     "SIM_ANTHROPIC_TIMEOUT_SHARE": "0",
     "SIM_ANTHROPIC_RPM": "0",
 }
-JOB = {"theme": "cozy autumn cats", "style": "watercolor", "niche": "cat moms"}
+
+
+class Job(TypedDict):
+    """The job facets ``write_briefs`` takes as keywords."""
+
+    theme: str
+    style: str
+    niche: str
+
+
+JOB: Job = {"theme": "cozy autumn cats", "style": "watercolor", "niche": "cat moms"}
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +124,8 @@ async def test_briefs_differ_per_image_and_per_theme(client: ClaudeClient) -> No
     cats = await client.write_briefs(**JOB, count=3)
     assert len({b.prompt for b in cats}) == 3
     assert len({b.title for b in cats}) == 3
-    dogs = await client.write_briefs(**{**JOB, "theme": "surfing dogs"}, count=3)
+    dogs_job: Job = {**JOB, "theme": "surfing dogs"}
+    dogs = await client.write_briefs(**dogs_job, count=3)
     assert {b.prompt for b in cats}.isdisjoint({b.prompt for b in dogs})
     assert all("surfing dogs" in b.prompt for b in dogs)
 

@@ -108,7 +108,7 @@ async def test_one_image_event_per_image(tmp_path: Path) -> None:
     assert [o.topic for o in outputs] == [IMAGES_GENERATED] * 3
     events = [o.event for o in outputs]
     assert all(isinstance(e, ImageGenerated) for e in events)
-    payloads = [e.payload for e in events]  # type: ignore[union-attr]
+    payloads = [e.payload for e in events]
     assert [p.image_index for p in payloads] == [0, 1, 2]
     assert {p.image_count for p in payloads} == {3}
     assert payloads[0].product_types == ["tshirt", "hoodie"]
@@ -144,15 +144,15 @@ async def test_redelivery_yields_the_same_ids_and_images(tmp_path: Path) -> None
     h = handler(tmp_path)
     first = await h(job(2), CTX)
     again = await h(job(2).model_copy(update={"event_id": first[0].event.correlation_id}), CTX)
-    a = [(o.event.event_id, o.event.payload.sha256) for o in first]  # type: ignore[union-attr]
-    b = [(o.event.event_id, o.event.payload.sha256) for o in again]  # type: ignore[union-attr]
+    a = [(o.event.event_id, o.event.payload.sha256) for o in first]
+    b = [(o.event.event_id, o.event.payload.sha256) for o in again]
     assert a == b
     assert len(list(tmp_path.rglob("*.png"))) == 2  # identical images stored once
 
 
 async def test_user_prompt_is_used_for_every_image(tmp_path: Path) -> None:
     outputs = await handler(tmp_path)(job(2, prompt="a cat astronaut, vector"), CTX)
-    assert {o.event.payload.prompt for o in outputs} == {"a cat astronaut, vector"}  # type: ignore[union-attr]
+    assert {o.event.payload.prompt for o in outputs} == {"a cat astronaut, vector"}
 
 
 async def test_seeds_differ_per_image_and_job() -> None:
