@@ -745,6 +745,18 @@ class StageRunner(Generic[E]):
                 await self._publish_heartbeat()
             await asyncio.sleep(self.settings.heartbeat_interval_s)
 
+    def pending(self, topic: str, partition: int) -> tuple[int, int | None]:
+        """(offsets of the partition not yet committable, the position it may commit) — what
+        ``_mark_done`` keeps; (0, None) for a partition not owned."""
+        with self._lock:
+            tracker = self._trackers.get((topic, partition))
+            return (0, None) if tracker is None else (len(tracker), tracker.committable)
+
+    def paused(self) -> list[tuple[str, int]]:
+        """The partitions paused right now (backpressure or a delay), sorted."""
+        with self._lock:
+            return sorted(self._paused)
+
     def assignment(self) -> list[tuple[str, int]]:
         """The partitions this instance owns right now, sorted."""
         with self._lock:

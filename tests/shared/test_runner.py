@@ -176,10 +176,11 @@ async def test_out_of_order_completion_commits_only_the_contiguous_prefix(
 
     out = await read_async(bootstrap, output_topic(name), 4)
     assert {parse_event(m.value()).job_id for m in out} == {"j1", "j2", "j3", "j4"}
-    tracker = runner._trackers[(stage.inputs[0], 0)]
     # Offsets 1..4 are finished; offset 0 is not, so nothing may be committed yet.
-    await wait_async(lambda: len(tracker) == 5, 10, "four finished offsets recorded")
-    assert tracker.committable is None
+    await wait_async(
+        lambda: runner.pending(stage.inputs[0], 0)[0] == 5, 10, "four finished offsets recorded"
+    )
+    assert runner.pending(stage.inputs[0], 0)[1] is None
     assert committed(bootstrap, runner.group_id, stage.inputs[0], 1)[0] < 0
 
     gate.set()
@@ -221,7 +222,7 @@ async def test_in_flight_is_bounded(pipeline_topics: str) -> None:
 
     def progress() -> bool:
         nonlocal paused_seen
-        paused_seen = paused_seen or bool(runner._paused)
+        paused_seen = paused_seen or bool(runner.paused())
         return runner.stats.processed >= 200
 
     await wait_async(progress, 60, "200 processed")
