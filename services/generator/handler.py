@@ -11,16 +11,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Coroutine, Sequence
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import psycopg
 
-from services.generator.claude import MAX_BRIEFS, ClaudeClient, CreativeBrief, TokenUsage
-from services.generator.comfyui import ComfyUIClient, RenderedImage
 from services.generator.progress import JobProgress, fingerprint
 from services.generator.settings import GeneratorSettings
 from shared.catalog import read_print_areas
@@ -39,43 +37,15 @@ from shared.runner import Handler, MessageContext, Output
 from shared.service import closing
 from shared.storage import ImageStore, LocalImageStorage
 from shared.topics import IMAGES_GENERATED
+from shared.vendors.claude import MAX_BRIEFS, CreativeBrief, TokenUsage, claude_client
+from shared.vendors.comfyui import comfyui_client
 from shared.vendors.printify import PrintifyAccountSettings, printify_client
+from shared.vendors.protocols import BriefWriter, ImageBackend
 
 logger = logging.getLogger(__name__)
 
 PRODUCER = "generator"
 T = TypeVar("T")
-
-
-class BriefWriter(Protocol):
-    async def write_briefs(
-        self,
-        *,
-        theme: str,
-        style: str,
-        niche: str,
-        count: int,
-        user_prompt: str | None = None,
-        job_id: str | None = None,
-        avoid: Sequence[str] = (),
-        usage: TokenUsage | None = None,
-    ) -> list[CreativeBrief]: ...
-
-
-class Renderer(Protocol):
-    async def render(
-        self,
-        *,
-        prompt: str,
-        negative_prompt: str,
-        seed: int,
-        width: int = 1024,
-        height: int = 1024,
-        output_size: tuple[int, int] | None = None,
-        job_id: str | None = None,
-        band: int = 1,
-        order: tuple[Any, ...] = (),
-    ) -> RenderedImage: ...
 
 
 # Where each priority stands at the GPU queue (0 is served first).
@@ -102,7 +72,7 @@ class GeneratorHandler:
         self,
         *,
         briefs: BriefWriter,
-        renderer: Renderer,
+        renderer: ImageBackend,
         storage: ImageStore,
         width: int = 1024,
         height: int = 1024,
@@ -328,23 +298,8 @@ async def catalog_print_areas(settings: GeneratorSettings) -> dict[ProductType, 
 @asynccontextmanager
 async def build_handler(settings: GeneratorSettings) -> AsyncIterator[Handler[JobRequested]]:
     """The handler wired to the real clients named by ``settings``."""
-    claude = ClaudeClient(
-        api_key=settings.claude_api_key.get_secret_value(),
-        model=settings.claude_model,
-        base_url=settings.anthropic_base_url,
-        timeout_s=settings.claude_timeout_s,
-        min_tokens_per_s=settings.claude_min_tokens_per_s,
-        retry_after_max_s=settings.claude_retry_after_max_s,
-    )
-    comfy = ComfyUIClient(
-        base_urls=settings.comfyui_urls,
-        workflow=ComfyUIClient.load_workflow(settings.comfyui_workflow_path),
-        timeout_s=settings.comfyui_timeout_s,
-        queue_timeout_s=settings.comfyui_queue_timeout_s,
-        use_websocket=settings.comfyui_use_websocket,
-        parallelism=settings.comfyui_parallelism,
-        queue_factor=settings.comfyui_queue_factor,
-    )
+    claude = claude_client(settings)
+    comfy = comfyui_client(settings)
     async with closing(claude, comfy):
         # A model, node or checkpoint the vendor lacks is a configuration error, said at start.
         await claude.check_model()

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr
 
 from shared.catalog import CatalogSettings
 from shared.events import ProductType
@@ -12,6 +10,8 @@ from shared.printsize import PrintArea, PrintSizing
 from shared.runner import RunnerSettings
 from shared.settings import DatabaseSettings, JobLimitSettings
 from shared.storage import ImageStorageSettings
+from shared.vendors.claude import ClaudeSettings
+from shared.vendors.comfyui import ComfyUISettings
 
 # Printify's front placeholders (px at 300 DPI) of the default catalog's blueprints: the tee 6,
 # the hoodie 77 and the 11oz mug 68. Used when Printify's catalog cannot be read at start (the
@@ -25,47 +25,18 @@ DEFAULT_PRINT_AREAS: dict[ProductType, PrintArea] = {
 
 
 class GeneratorSettings(
-    RunnerSettings, ImageStorageSettings, JobLimitSettings, CatalogSettings, DatabaseSettings
+    RunnerSettings,
+    ClaudeSettings,
+    ComfyUISettings,
+    ImageStorageSettings,
+    JobLimitSettings,
+    CatalogSettings,
+    DatabaseSettings,
 ):
     """Claude, ComfyUI and image storage (env names in the README). The Printify account,
     PRODUCT_CATALOG and the database (the account's shared budget) only to read each product
     type's print area at start."""
 
-    claude_api_key: SecretStr = Field(description="Anthropic API key (CLAUDE_API_KEY)")
-    anthropic_base_url: str | None = Field(
-        default=None, description="Unset = api.anthropic.com; the simulator's URL locally"
-    )
-    # claude-sonnet-4-5 reaches end of life on 2026-11-30 (the SDK warns); 4-6 replaces it.
-    claude_model: str = "claude-sonnet-4-6"
-    claude_timeout_s: float = Field(
-        default=60.0, gt=0, description="Base time a Claude call may take (plus its writing)"
-    )
-    claude_retry_after_max_s: float = Field(
-        default=120.0, ge=0, description="Longest Retry-After of a 429 that is honoured"
-    )
-    claude_min_tokens_per_s: float = Field(
-        default=40.0, gt=0, description="Slowest writing speed a call is given time for"
-    )
-    comfyui_api_url: str = Field(
-        default="http://127.0.0.1:8188",
-        description="One ComfyUI URL, or several separated by commas (a pool)",
-    )
-    comfyui_workflow_path: Path | None = Field(
-        default=None, description="API-format workflow JSON; unset = bundled SDXL text-to-image"
-    )
-    comfyui_timeout_s: float = Field(
-        default=600.0, gt=0, description="Time a render may take on the GPU (from its start)"
-    )
-    comfyui_queue_timeout_s: float = Field(
-        default=600.0, gt=0, description="Time a submitted render may wait for a GPU"
-    )
-    comfyui_parallelism: int | None = Field(
-        default=None, ge=1, le=64, description="Prompts one server runs at once; unset = learn"
-    )
-    comfyui_queue_factor: int = Field(
-        default=2, ge=1, le=16, description="Renders a server may hold, per GPU (running + queued)"
-    )
-    comfyui_use_websocket: bool = True
     render_attempts: int = Field(
         default=3, ge=1, le=10, description="Tries of one image's render before the job fails"
     )
@@ -97,15 +68,3 @@ class GeneratorSettings(
             dpi=self.print_dpi,
             max_upscale=self.print_max_upscale,
         )
-
-    @field_validator("comfyui_api_url")
-    @classmethod
-    def _urls(cls, value: str) -> str:
-        urls = [u.strip() for u in value.split(",") if u.strip()]
-        if not urls or not all(u.startswith(("http://", "https://")) for u in urls):
-            raise ValueError("expected http(s) URLs separated by commas")
-        return ",".join(urls)
-
-    @property
-    def comfyui_urls(self) -> list[str]:
-        return self.comfyui_api_url.split(",")

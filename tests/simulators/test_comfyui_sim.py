@@ -9,7 +9,6 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,16 +16,11 @@ import pytest
 import websockets
 from PIL import Image
 
+from shared.vendors.comfyui import DEFAULT_WORKFLOW
 from simulators.process import SimulatorProcess
 from tests.support.infra import free_port
 
-WORKFLOW_PATH = (
-    Path(__file__).resolve().parents[2]
-    / "services"
-    / "generator"
-    / "workflows"
-    / "sdxl_txt2img.json"
-)
+WORKFLOW_PATH = DEFAULT_WORKFLOW
 DEADLINE_S = 10.0
 
 

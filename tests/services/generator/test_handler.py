@@ -9,8 +9,6 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from services.generator.claude import CreativeBrief
-from services.generator.comfyui import RenderedImage
 from services.generator.handler import GeneratorHandler, seed_for
 from services.generator.settings import GeneratorSettings
 from shared.errors import InvalidEventError, PermanentError, RetryableError
@@ -18,6 +16,8 @@ from shared.events import ImageGenerated, JobRequested, JobRequestedPayload, Pro
 from shared.runner import MessageContext
 from shared.storage import LocalImageStorage
 from shared.topics import IMAGES_GENERATED
+from shared.vendors.claude import CreativeBrief
+from shared.vendors.comfyui import RenderedImage
 
 CTX = MessageContext("jobs.requested.normal", 0, 7, 0, "test")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from services.generator.gpu import HIGH_BAND, BackendSlots, GpuScheduler
+from shared.vendors.gpu import HIGH_BAND, BackendSlots, GpuScheduler
 
 LOW, NORMAL = 2, 1
 

@@ -21,7 +21,7 @@ from typing import Any, cast
 import anthropic
 import httpx2
 from anthropic.types import MessageParam, ToolChoiceToolParam, ToolParam
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from shared.errors import (
     ConfigError,
@@ -33,6 +33,7 @@ from shared.errors import (
     parse_retry_after,
 )
 from shared.http import async_client2
+from shared.settings import PodSettings
 
 logger = logging.getLogger(__name__)
 
@@ -498,3 +499,35 @@ class ClaudeClient:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+class ClaudeSettings(PodSettings):
+    """The Anthropic account and how patient a call is (``CLAUDE_*``, ``ANTHROPIC_BASE_URL``)."""
+
+    claude_api_key: SecretStr = Field(description="Anthropic API key (CLAUDE_API_KEY)")
+    anthropic_base_url: str | None = Field(
+        default=None, description="Unset = api.anthropic.com; the simulator's URL locally"
+    )
+    # claude-sonnet-4-5 reaches end of life on 2026-11-30 (the SDK warns); 4-6 replaces it.
+    claude_model: str = "claude-sonnet-4-6"
+    claude_timeout_s: float = Field(
+        default=60.0, gt=0, description="Base time a Claude call may take (plus its writing)"
+    )
+    claude_retry_after_max_s: float = Field(
+        default=120.0, ge=0, description="Longest Retry-After of a 429 that is honoured"
+    )
+    claude_min_tokens_per_s: float = Field(
+        default=40.0, gt=0, description="Slowest writing speed a call is given time for"
+    )
+
+
+def claude_client(settings: ClaudeSettings) -> ClaudeClient:
+    """The client ``settings`` describe."""
+    return ClaudeClient(
+        api_key=settings.claude_api_key.get_secret_value(),
+        model=settings.claude_model,
+        base_url=settings.anthropic_base_url,
+        timeout_s=settings.claude_timeout_s,
+        min_tokens_per_s=settings.claude_min_tokens_per_s,
+        retry_after_max_s=settings.claude_retry_after_max_s,
+    )

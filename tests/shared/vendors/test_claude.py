@@ -11,7 +11,15 @@ from typing import TypedDict
 import httpx
 import pytest
 
-from services.generator.claude import (
+from shared.errors import (
+    ConfigError,
+    PermanentError,
+    PodError,
+    RateLimited,
+    RetryableError,
+    VendorTimeout,
+)
+from shared.vendors.claude import (
     TAG_LEN_MAX,
     TAGS_MAX,
     TITLE_MAX,
@@ -20,14 +28,6 @@ from services.generator.claude import (
     TokenUsage,
     briefs_from_tool_input,
     designs_tool,
-)
-from shared.errors import (
-    ConfigError,
-    PermanentError,
-    PodError,
-    RateLimited,
-    RetryableError,
-    VendorTimeout,
 )
 from simulators.process import SimulatorProcess
 from tests.support.infra import free_port

@@ -14,8 +14,8 @@ import httpx
 import pytest
 from PIL import Image
 
-from services.generator.comfyui import ComfyUIClient, RenderedImage
 from shared.errors import ConfigError, PermanentError, RetryableError, VendorTimeout
+from shared.vendors.comfyui import ComfyUIClient, RenderedImage
 from simulators.process import SimulatorProcess
 from tests.support.infra import free_port
 

@@ -1,7 +1,7 @@
 """The ComfyUI client of the generator stage: one workflow in, one PNG out.
 
 A render fills a copy of an API-format workflow (prompt texts, seed, size), waits for its turn in
-the :class:`~services.generator.gpu.GpuScheduler` (priority order, a bounded queue per backend),
+the :class:`~shared.vendors.gpu.GpuScheduler` (priority order, a bounded queue per backend),
 queues it with ``POST /prompt`` on the backend the scheduler chose (``front`` for the high band),
 waits for it to finish and downloads the image through ``/history`` and ``/view``.
 
@@ -33,9 +33,9 @@ from typing import Any
 
 import httpx
 from PIL import Image
+from pydantic import Field, field_validator
 from websockets.asyncio.client import connect as ws_connect
 
-from services.generator.gpu import HIGH_BAND, BackendSlots, GpuScheduler
 from shared.errors import (
     ConfigError,
     PermanentError,
@@ -46,6 +46,8 @@ from shared.errors import (
     parse_retry_after,
 )
 from shared.http import async_client
+from shared.settings import PodSettings
+from shared.vendors.gpu import HIGH_BAND, BackendSlots, GpuScheduler
 
 logger = logging.getLogger(__name__)
 
@@ -788,3 +790,53 @@ class ComfyUIClient:
     async def aclose(self) -> None:
         """Close the websockets and HTTP connections of every backend."""
         await asyncio.gather(*(b.aclose() for b in self._backends))
+
+
+class ComfyUISettings(PodSettings):
+    """The ComfyUI servers and the workflow they run (``COMFYUI_*``)."""
+
+    comfyui_api_url: str = Field(
+        default="http://127.0.0.1:8188",
+        description="One ComfyUI URL, or several separated by commas (a pool)",
+    )
+    comfyui_workflow_path: Path | None = Field(
+        default=None, description="API-format workflow JSON; unset = bundled SDXL text-to-image"
+    )
+    comfyui_timeout_s: float = Field(
+        default=600.0, gt=0, description="Time a render may take on the GPU (from its start)"
+    )
+    comfyui_queue_timeout_s: float = Field(
+        default=600.0, gt=0, description="Time a submitted render may wait for a GPU"
+    )
+    comfyui_parallelism: int | None = Field(
+        default=None, ge=1, le=64, description="Prompts one server runs at once; unset = learn"
+    )
+    comfyui_queue_factor: int = Field(
+        default=2, ge=1, le=16, description="Renders a server may hold, per GPU (running + queued)"
+    )
+    comfyui_use_websocket: bool = True
+
+    @field_validator("comfyui_api_url")
+    @classmethod
+    def _urls(cls, value: str) -> str:
+        urls = [u.strip() for u in value.split(",") if u.strip()]
+        if not urls or not all(u.startswith(("http://", "https://")) for u in urls):
+            raise ValueError("expected http(s) URLs separated by commas")
+        return ",".join(urls)
+
+    @property
+    def comfyui_urls(self) -> list[str]:
+        return self.comfyui_api_url.split(",")
+
+
+def comfyui_client(settings: ComfyUISettings) -> ComfyUIClient:
+    """The client ``settings`` describe (the workflow read from disk)."""
+    return ComfyUIClient(
+        base_urls=settings.comfyui_urls,
+        workflow=ComfyUIClient.load_workflow(settings.comfyui_workflow_path),
+        timeout_s=settings.comfyui_timeout_s,
+        queue_timeout_s=settings.comfyui_queue_timeout_s,
+        use_websocket=settings.comfyui_use_websocket,
+        parallelism=settings.comfyui_parallelism,
+        queue_factor=settings.comfyui_queue_factor,
+    )
