@@ -45,12 +45,12 @@ from shared.storage import ImageReadError, ImageStore
 from shared.topics import PRINTIFY, PRODUCTS_CREATED
 from shared.vendors.printify import (
     AreaPlan,
-    PrintifyClient,
     build_product_payload,
     choose_shop,
     plan_print_areas,
     printify_client,
 )
+from shared.vendors.protocols import ProductVendor
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ class PrintifyHandler:
     def __init__(
         self,
         *,
-        client: PrintifyClient,
+        client: ProductVendor,
         ledger: Ledger,
         catalog: dict[ProductType, CatalogEntry],
         storage: ImageStore,

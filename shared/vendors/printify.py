@@ -20,7 +20,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from psycopg_pool import AsyncConnectionPool
@@ -105,7 +105,13 @@ def plan_print_areas(
     ]
 
 
-async def choose_shop(client: PrintifyClient, configured: str | None) -> dict[str, Any]:
+class ShopLister(Protocol):
+    """What :func:`choose_shop` needs of a client."""
+
+    async def list_shops(self) -> list[dict[str, Any]]: ...
+
+
+async def choose_shop(client: ShopLister, configured: str | None) -> dict[str, Any]:
     """The shop products go to: ``configured`` (PRINTIFY_SHOP_ID), or the account's only shop.
 
     Raises :class:`~shared.errors.ConfigError` listing the account's shops when the configured

@@ -7,6 +7,7 @@ Sales channels have theirs in :mod:`shared.vendors.channels`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, Protocol
 
 from shared.vendors.claude import CreativeBrief, TokenUsage
@@ -48,3 +49,33 @@ class ImageBackend(Protocol):
         band: int = 1,
         order: tuple[Any, ...] = (),
     ) -> RenderedImage: ...
+
+
+class ProductVendor(Protocol):
+    """Makes the products: uploads art, reads the catalog, creates and prices products, and
+    finds one an earlier attempt made (Printify: :class:`shared.vendors.printify.PrintifyClient`).
+    """
+
+    async def list_shops(self) -> list[dict[str, Any]]: ...
+
+    async def upload_image(
+        self, *, file_name: str, url: str | None = None, contents: bytes | None = None
+    ) -> dict[str, Any]: ...
+
+    async def list_variants(
+        self, blueprint_id: int, print_provider_id: int
+    ) -> list[dict[str, Any]]: ...
+
+    async def create_product(
+        self, shop_id: str | int, product: dict[str, Any]
+    ) -> dict[str, Any]: ...
+
+    async def get_product(self, shop_id: str | int, product_id: str) -> dict[str, Any]: ...
+
+    async def update_product(
+        self, shop_id: str | int, product_id: str, changes: dict[str, Any]
+    ) -> dict[str, Any]: ...
+
+    async def find_product_by_marker(
+        self, shop_id: str | int, marker: str, *, since: datetime | None = None
+    ) -> dict[str, Any] | None: ...

@@ -374,8 +374,8 @@ class _Shops:
 @pytest.mark.parametrize("configured", [None, "", "  "])
 async def test_an_unset_shop_id_takes_the_only_shop(configured: str | None) -> None:
     # compose.yaml passes an unset PRINTIFY_SHOP_ID as "": that is no choice, not a shop "".
-    shop = await choose_shop(_Shops(7), configured)  # type: ignore[arg-type]
+    shop = await choose_shop(_Shops(7), configured)
     assert shop["id"] == 7
     with pytest.raises(ConfigError, match="2 shops"):
-        await choose_shop(_Shops(7, 8), configured)  # type: ignore[arg-type]
-    assert (await choose_shop(_Shops(7, 8), "8"))["id"] == 8  # type: ignore[arg-type]
+        await choose_shop(_Shops(7, 8), configured)
+    assert (await choose_shop(_Shops(7, 8), "8"))["id"] == 8
