@@ -23,8 +23,7 @@ from typing import Any
 
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Message
 from psycopg import AsyncConnection
-from psycopg.types.json import Jsonb
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from shared.errors import InvalidEventError
 from shared.events import (
@@ -37,6 +36,7 @@ from shared.events import (
     parse_event,
 )
 from shared.runner import header_int, message_headers, parse_message
+from shared.store.dead_letters import DeadLetter
 from shared.topics import GENERATOR, JOBS_REQUESTED, MONITOR, PRINTIFY, PUBLISHER, Stage
 
 logger = logging.getLogger(__name__)
@@ -50,29 +50,6 @@ _BY_FAMILY: dict[str, Stage] = {s.family: s for s in (GENERATOR, PRINTIFY, PUBLI
 # Limits of the event contract (shared/events.py) that text taken from headers must respect.
 _MAX_JOB_ID = 100
 _MAX_NAME = 500
-
-
-class DeadLetter(BaseModel):
-    """One DLQ record as the ``dead_letters`` table holds it."""
-
-    model_config = ConfigDict(frozen=True)
-
-    topic: str
-    partition: int
-    offset: int
-    stage: str
-    job_id: str | None
-    error_class: str
-    message: str
-    # The error's own class (header ``pod.error.retryable``), not whether work is still waiting.
-    retryable: bool
-    original_topic: str | None
-    replay_topic: str | None
-    replay_value: bytes | None
-    headers: dict[str, str]
-    failed_at: datetime
-    # False when the value was not a valid event: nothing in it can be attributed to a product.
-    parsed: bool
 
 
 class DeadLetterFailed(StageFailed):
@@ -255,43 +232,6 @@ def _stage_name(dlq_topic: str) -> str:
     family = dlq_topic.removesuffix(".dlq")
     stage = _BY_FAMILY.get(family)
     return stage.name if stage else family or "unknown"
-
-
-async def record_dead_letter(conn: AsyncConnection[Any], dead: DeadLetter) -> bool:
-    """Insert the dead letter unless its record was seen before; True when it was new."""
-    cur = await conn.execute(
-        "INSERT INTO dead_letters (topic, kafka_partition, kafka_offset, stage, job_id,"
-        " error_class, message, retryable, original_topic, replay_topic, replay_value, headers,"
-        " failed_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-        " ON CONFLICT (topic, kafka_partition, kafka_offset) DO NOTHING",
-        (
-            dead.topic,
-            dead.partition,
-            dead.offset,
-            dead.stage,
-            dead.job_id,
-            dead.error_class,
-            _text(dead.message),
-            dead.retryable,
-            dead.original_topic,
-            dead.replay_topic,
-            dead.replay_value,
-            Jsonb(dead.headers),
-            dead.failed_at,
-        ),
-    )
-    if cur.rowcount == 0:
-        return False
-    logger.info(
-        "dead letter recorded topic=%s partition=%d offset=%d stage=%s job_id=%s error_class=%s",
-        dead.topic,
-        dead.partition,
-        dead.offset,
-        dead.stage,
-        dead.job_id or "-",
-        dead.error_class,
-    )
-    return True
 
 
 async def unattributable(conn: AsyncConnection[Any], event: StageFailed) -> bool:

@@ -23,7 +23,6 @@ from psycopg_pool import AsyncConnectionPool
 from services.monitor.dlq import (
     UNKNOWN_JOB,
     DeadLetterFailed,
-    record_dead_letter,
     unattributable,
 )
 from services.monitor.status import JobCounts, job_status
@@ -42,6 +41,7 @@ from shared.events import (
     WorkerHeartbeat,
 )
 from shared.store import jobs, workers
+from shared.store.dead_letters import record_dead_letter
 from shared.topics import GENERATOR, MONITOR
 
 logger = logging.getLogger(__name__)

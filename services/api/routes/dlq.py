@@ -19,10 +19,8 @@ from typing import Annotated
 from confluent_kafka import KafkaException, Message
 from fastapi import APIRouter, Query, status
 
-from services.api import dlq_queries
 from services.api.auth import Admin, Principal
 from services.api.cursor import BadCursor, decode_cursor, encode_cursor
-from services.api.dlq_queries import ReplayCandidate, Replayed
 from services.api.errors import ApiError, invalid
 from services.api.schemas import (
     COMMON_ERRORS,
@@ -34,6 +32,8 @@ from services.api.schemas import (
     error_responses,
 )
 from services.api.state import ApiState, State
+from shared.store import dead_letters as dlq_queries
+from shared.store.dead_letters import ReplayCandidate, Replayed
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,9 @@
-"""The API's SQL for dead letters: the listing, and the locking and marking around a replay."""
+"""The ``dead_letters`` table: every record of a DLQ topic, as the monitor records it (one row per
+record, by its coordinates), and the API's listing, locking and marking around a replay."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,10 +13,74 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
+from pydantic import BaseModel, ConfigDict
+
+logger = logging.getLogger(__name__)
 
 # The job-log marker of a replay has an id derived from (dead letter, replay number): recording
 # the same replay twice is a no-op.
 _REPLAY_NS = uuid.UUID("9d2f6c1e-5a4b-4e0f-8b7a-1c3d5e7f9a20")
+
+
+class DeadLetter(BaseModel):
+    """One DLQ record as the ``dead_letters`` table holds it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    topic: str
+    partition: int
+    offset: int
+    stage: str
+    job_id: str | None
+    error_class: str
+    message: str
+    # The error's own class (header ``pod.error.retryable``), not whether work is still waiting.
+    retryable: bool
+    original_topic: str | None
+    replay_topic: str | None
+    replay_value: bytes | None
+    headers: dict[str, str]
+    failed_at: datetime
+    # False when the value was not a valid event: nothing in it can be attributed to a product.
+    parsed: bool
+
+
+async def record_dead_letter(conn: AsyncConnection[Any], dead: DeadLetter) -> bool:
+    """Insert the dead letter unless its record was seen before; True when it was new."""
+    cur = await conn.execute(
+        "INSERT INTO dead_letters (topic, kafka_partition, kafka_offset, stage, job_id,"
+        " error_class, message, retryable, original_topic, replay_topic, replay_value, headers,"
+        " failed_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT (topic, kafka_partition, kafka_offset) DO NOTHING",
+        (
+            dead.topic,
+            dead.partition,
+            dead.offset,
+            dead.stage,
+            dead.job_id,
+            dead.error_class,
+            dead.message.replace("\x00", ""),  # PostgreSQL text rejects NUL
+            dead.retryable,
+            dead.original_topic,
+            dead.replay_topic,
+            dead.replay_value,
+            Jsonb(dead.headers),
+            dead.failed_at,
+        ),
+    )
+    if cur.rowcount == 0:
+        return False
+    logger.info(
+        "dead letter recorded topic=%s partition=%d offset=%d stage=%s job_id=%s error_class=%s",
+        dead.topic,
+        dead.partition,
+        dead.offset,
+        dead.stage,
+        dead.job_id or "-",
+        dead.error_class,
+    )
+    return True
+
 
 _COLUMNS = """
     id, stage, job_id, error_class, message, retryable, topic,
