@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from collections.abc import AsyncIterator, Iterator
 
@@ -38,9 +39,11 @@ def printify_sim() -> Iterator[SimulatorProcess]:
         yield sim
 
 
-@pytest.fixture(scope="session")
-def stack() -> Iterator[Stack]:
-    state = TEST_STATE / "e2e"
+@contextlib.contextmanager
+def e2e_stack(name: str) -> Iterator[Stack]:
+    """A whole stack (broker, PostgreSQL, simulators, pool manager, API) in its own state
+    folder and ports, as the e2e tests run it."""
+    state = TEST_STATE / name
     shutil.rmtree(state, ignore_errors=True)
     settings = isolated_settings(state, kafka_partitions=3, restart_delay_s=1.0)
     env = {
@@ -63,3 +66,11 @@ def stack() -> Iterator[Stack]:
         yield s
     finally:
         s.stop()
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    """The stack the e2e tests share. Tests that break things (stop the broker, kill or pause
+    workers, fault the simulators) use their own (:func:`e2e_stack`)."""
+    with e2e_stack("e2e") as s:
+        yield s

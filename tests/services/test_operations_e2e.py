@@ -1,19 +1,32 @@
 """Operating the running stack through the API: workers, a killed worker replaced, scaling a
-stage from 1 to 3 instances, a graceful restart, and a refusal past the partition count."""
+stage from 1 to 3 instances, a graceful restart, and a refusal past the partition count.
+
+These tests kill, pause, restart and scale things and stop the broker: they run on a stack of
+their own, so the shared one stays as the other e2e tests expect it."""
 
 from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import pytest
 
 from devstack.stack import Stack
 from shared.events import ImageGenerated, parse_event
 from shared.topics import GENERATOR, IMAGES_GENERATED
+from tests.services.conftest import e2e_stack
 from tests.support.infra import read_all, wait_for
 from tests.support.pipeline import api, printify_books, sim_url, submit, wait_done
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    """This module's own stack (overrides the shared one)."""
+    with e2e_stack("operations") as s:
+        yield s
 
 
 def workers(stack: Stack) -> list[dict[str, Any]]:
