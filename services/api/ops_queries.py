@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from psycopg.rows import dict_row
@@ -16,6 +15,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from services.api.queries import _JOB_COLUMNS
 from services.monitor.metrics import DURATION_BUCKETS, bucket_label
+from shared.store import alerts as alert_store
 from shared.topics import STAGES
 
 # A gauge not sampled for this long is not reported (the monitor is away: its values are stale).
@@ -161,36 +161,6 @@ def prometheus_text(series: list[Series]) -> str:
     return "\n".join(lines) + "\n"
 
 
-async def list_alerts(
-    pool: AsyncConnectionPool,
-    *,
-    severity: str | None,
-    status: str | None,
-    since: datetime | None,
-    limit: int,
-) -> list[dict[str, Any]]:
-    """Alerts newest first, optionally of one severity/status, created at or after ``since``."""
-    where: list[str] = []
-    params: list[Any] = []
-    for clause, value in (
-        ("severity = %s", severity),
-        ("status = %s", status),
-        ("created_at >= %s", since),
-    ):
-        if value is not None:
-            where.append(clause)
-            params.append(value)
-    sql_where = f"WHERE {' AND '.join(where)}" if where else ""
-    params.append(limit)
-    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(
-            f"SELECT * FROM alerts {sql_where} "  # noqa: S608  # fixed fragments only
-            "ORDER BY created_at DESC, id DESC LIMIT %s",
-            params,
-        )
-        return await cur.fetchall()
-
-
 async def stats(pool: AsyncConnectionPool, live_s: float) -> dict[str, Any]:
     """Jobs by status, live instances per stage (a heartbeat within ``live_s``), lag and dead
     letters (``StatsView`` shape)."""
@@ -329,12 +299,7 @@ async def dashboard(pool: AsyncConnectionPool, hours: int) -> dict[str, Any]:
             params,
         )
         recent = await cur.fetchall()
-        await cur.execute(
-            "SELECT * FROM alerts WHERE created_at >= %(since)s"
-            " ORDER BY created_at DESC, id DESC LIMIT 10",
-            params,
-        )
-        alerts = await cur.fetchall()
+        alerts = await alert_store.recent(conn, params["since"], 10)
         # How many times each counter counted, and each histogram observed, in the window.
         await cur.execute(
             "SELECT name, sum(count)::bigint AS n FROM metrics_minute"

@@ -18,12 +18,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from psycopg import AsyncConnection
 from psycopg.rows import dict_row
-from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from services.monitor.settings import MonitorSettings
+from shared.store import alerts as alert_store
 from shared.topics import STAGES
 
 logger = logging.getLogger(__name__)
@@ -425,29 +424,21 @@ class AlertEvaluator:
         opened: list[dict[str, Any]] = []
         resolved: list[dict[str, Any]] = []
         async with self.pool.connection() as conn, conn.transaction():
-            open_keys = await _open_keys(conn, prefix)
+            open_keys = await alert_store.open_keys(conn, prefix)
             for subject, fire in firing.items():
                 key = prefix + subject
                 if key in open_keys:
                     # Still firing: keep the message and numbers current, nothing to notify.
-                    await conn.execute(
-                        "UPDATE alerts SET message = %s, details = %s, updated_at = %s"
-                        " WHERE id = %s",
-                        (fire.message, Jsonb(fire.details), now, open_keys[key]),
-                    )
+                    await alert_store.refresh(conn, open_keys[key], fire.message, fire.details, now)
                     continue
-                row = await _open(conn, key, kind, fire, now)
+                row = await alert_store.open_alert(
+                    conn, key, kind, fire.severity, fire.message, fire.details, now
+                )
                 if row is not None:
                     opened.append(row)
             stale = [i for k, i in open_keys.items() if k.removeprefix(prefix) not in firing]
             if stale:
-                async with conn.cursor(row_factory=dict_row) as cur:
-                    await cur.execute(
-                        "UPDATE alerts SET status = 'resolved', resolved_at = %s, updated_at = %s"
-                        " WHERE id = ANY(%s) AND status = 'open' RETURNING *",
-                        (now, now, stale),
-                    )
-                    resolved = await cur.fetchall()
+                resolved = await alert_store.resolve(conn, stale, now)
         for row in opened:
             logger.warning(
                 "alert opened id=%d key=%s severity=%s message=%s",
@@ -465,30 +456,3 @@ class AlertEvaluator:
                 self.notify(row, "resolved")
         changes.opened += opened
         changes.resolved += resolved
-
-
-async def _open_keys(conn: AsyncConnection[Any], prefix: str) -> dict[str, int]:
-    cur = await conn.execute(
-        "SELECT condition_key, id FROM alerts WHERE status = 'open'"
-        " AND starts_with(condition_key, %s) FOR UPDATE",
-        (prefix,),
-    )
-    return {row[0]: row[1] for row in await cur.fetchall()}
-
-
-async def _open(
-    conn: AsyncConnection[Any], key: str, kind: str, fire: Firing, now: datetime
-) -> dict[str, Any] | None:
-    async with conn.cursor(row_factory=dict_row) as cur:
-        # Another monitor instance may have opened it meanwhile: the index says who won.
-        await cur.execute(
-            "INSERT INTO alerts (condition_key, type, severity, message, details, status,"
-            " created_at, updated_at) VALUES (%s, %s, %s, %s, %s, 'open', %s, %s)"
-            " ON CONFLICT (condition_key) WHERE status = 'open' DO NOTHING"
-            " RETURNING *",
-            (key, kind, fire.severity, fire.message, Jsonb(fire.details), now, now),
-        )
-        return await cur.fetchone()
-
-
-# -------------------------------------------------------------------- webhook

@@ -17,6 +17,7 @@ import httpx
 from psycopg_pool import AsyncConnectionPool
 
 from services.monitor.alerts import Action
+from shared.store import alerts as alert_store
 
 logger = logging.getLogger(__name__)
 
@@ -146,5 +147,4 @@ class WebhookNotifier:
         return False
 
     async def _mark_notified(self, alert_id: int) -> None:
-        async with self.pool.connection() as conn:
-            await conn.execute("UPDATE alerts SET notified_at = now() WHERE id = %s", (alert_id,))
+        await alert_store.mark_notified(self.pool, alert_id)

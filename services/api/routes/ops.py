@@ -25,6 +25,7 @@ from services.api.schemas import (
 )
 from services.api.state import State
 from services.api.text import IsoDateTime
+from shared.store import alerts as alert_store
 from shared.store import workers as worker_store
 
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -77,7 +78,7 @@ async def get_alerts(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> AlertList:
     """Alerts, newest first."""
-    rows = await ops_queries.list_alerts(
+    rows = await alert_store.list_alerts(
         state.pool,
         severity=severity.value if severity else None,
         status=status.value if status else None,
