@@ -1,98 +1,29 @@
 """The API's SQL for operations: metrics, alerts, stats and the dashboard.
 
-Everything here reads what the monitor wrote: ``metrics_minute`` (rollups and gauges),
+Everything here reads what the monitor wrote (``metrics_minute`` through
+:mod:`shared.store.metrics`),
 ``alerts``, ``workers``, ``dead_letters`` and ``jobs``.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from typing import Any
 
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from services.api.queries import _JOB_COLUMNS
-from services.monitor.metrics import DURATION_BUCKETS, bucket_label
 from shared.store import alerts as alert_store
+from shared.store import metrics as metric_store
+from shared.store.metrics import (
+    DURATION_BUCKETS,
+    Series,
+    bucket_label,
+)
 from shared.topics import STAGES
 
-# A gauge not sampled for this long is not reported (the monitor is away: its values are stale).
-GAUGE_FRESH_S = 300.0
 JOB_STATUSES = ("queued", "processing", "retrying", "completed", "partial", "failed")
-
-
-async def metric_points(pool: AsyncConnectionPool, name: str, limit: int) -> list[dict[str, Any]]:
-    """A metric's latest ``limit`` per-minute rows (every label set), newest first."""
-    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(
-            """
-            SELECT name, labels, minute AS timestamp, kind, count,
-                   CASE kind WHEN 'counter' THEN count::double precision
-                             WHEN 'histogram' THEN sum / NULLIF(count, 0)
-                             ELSE last END AS value
-            FROM metrics_minute WHERE name = %s
-            ORDER BY minute DESC, labels::text LIMIT %s
-            """,
-            (name, limit),
-        )
-        return await cur.fetchall()
-
-
-@dataclass
-class Series:
-    """One metric's one label set, totalled over the retained minutes (gauges: latest)."""
-
-    name: str
-    kind: str
-    labels: dict[str, Any]
-    count: int = 0
-    sum: float = 0.0
-    value: float = 0.0
-    buckets: dict[str, int] = field(default_factory=dict)
-
-
-async def exposition_series(pool: AsyncConnectionPool) -> list[Series]:
-    """Every series to expose, ordered by name and labels."""
-    out: dict[tuple[str, str], Series] = {}
-    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(
-            """
-            SELECT name, kind, labels, labels::text AS key, sum(count) AS count, sum(sum) AS sum
-            FROM metrics_minute WHERE kind IN ('counter', 'histogram')
-            GROUP BY name, kind, labels
-            """
-        )
-        for r in await cur.fetchall():
-            out[(r["name"], r["key"])] = Series(
-                r["name"], r["kind"], r["labels"], int(r["count"]), float(r["sum"])
-            )
-        await cur.execute(
-            """
-            SELECT m.name, m.labels::text AS key, b.key AS le, sum(b.value::bigint) AS n
-            FROM metrics_minute m, jsonb_each_text(m.buckets) b
-            WHERE m.kind = 'histogram' GROUP BY m.name, m.labels, b.key
-            """
-        )
-        for r in await cur.fetchall():
-            series = out.get((r["name"], r["key"]))
-            if series is not None:
-                series.buckets[r["le"]] = int(r["n"])
-        await cur.execute(
-            """
-            SELECT DISTINCT ON (name, labels) name, labels, labels::text AS key, last
-            FROM metrics_minute
-            WHERE kind = 'gauge' AND minute >= now() - make_interval(secs => %s)
-            ORDER BY name, labels, minute DESC
-            """,
-            (GAUGE_FRESH_S,),
-        )
-        for r in await cur.fetchall():
-            out[(r["name"], r["key"])] = Series(
-                r["name"], "gauge", r["labels"], value=float(r["last"] or 0)
-            )
-    return [out[k] for k in sorted(out)]
 
 
 def _number(value: float) -> str:
@@ -182,16 +113,7 @@ async def stats(pool: AsyncConnectionPool, live_s: float) -> dict[str, Any]:
             (live_s,),
         )
         workers = {r["service"]: r for r in await cur.fetchall()}
-        await cur.execute(
-            """
-            SELECT DISTINCT ON (labels) labels ->> 'stage' AS stage, last
-            FROM metrics_minute
-            WHERE name = 'consumer_lag' AND minute >= now() - make_interval(secs => %s)
-            ORDER BY labels, minute DESC
-            """,
-            (GAUGE_FRESH_S,),
-        )
-        lags = {r["stage"]: int(r["last"]) for r in await cur.fetchall() if r["last"] is not None}
+        lags = await metric_store.latest_lag(conn)
         await cur.execute(
             "SELECT stage, count(*) AS n FROM dead_letters WHERE replayed_at IS NULL GROUP BY stage"
         )
@@ -300,13 +222,7 @@ async def dashboard(pool: AsyncConnectionPool, hours: int) -> dict[str, Any]:
         )
         recent = await cur.fetchall()
         alerts = await alert_store.recent(conn, params["since"], 10)
-        # How many times each counter counted, and each histogram observed, in the window.
-        await cur.execute(
-            "SELECT name, sum(count)::bigint AS n FROM metrics_minute"
-            " WHERE minute >= %(since)s AND kind <> 'gauge' GROUP BY name ORDER BY name",
-            params,
-        )
-        metrics = {r["name"]: int(r["n"]) for r in await cur.fetchall()}
+        metrics = await metric_store.counts_since(conn, params["since"])
         await cur.execute(_duration_sql(_JOB_DURATIONS), params)
         job_duration = await cur.fetchone()
         stages = {}

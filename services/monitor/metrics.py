@@ -19,8 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
@@ -41,65 +40,25 @@ from shared.events import (
     WorkerExited,
     WorkerHeartbeat,
 )
+from shared.store import metrics as metric_store
+from shared.store.metrics import (
+    DURATION_BUCKETS,
+    bucket_label,
+    bucket_of,
+    delete_expired,
+    set_gauge,
+)
 from shared.topics import PIPELINE_STAGES, STAGES, Stage
+
+__all__ = ["DURATION_BUCKETS", "bucket_label", "bucket_of", "delete_expired", "set_gauge"]
 
 logger = logging.getLogger(__name__)
 
-# Upper bounds (seconds) of the duration histograms' buckets; the last one catches the rest.
-DURATION_BUCKETS: tuple[float, ...] = (1, 5, 15, 60, 300, 900, 3600, math.inf)
 # The stages of a job whose durations are measured (label ``stage`` of ``stage_duration``).
 GENERATION, PRODUCT, PUBLISH = "generation", "product", "publish"
 # The stages whose dead letters are counted (``dlq_size``); always reported, zero included.
 DLQ_STAGES = PIPELINE_STAGES
 TERMINAL = ("completed", "partial", "failed")
-
-_UPSERT = """
-INSERT INTO metrics_minute AS m (name, labels, minute, kind, count, sum, min, max, last, buckets)
-VALUES (%s, %s, date_trunc('minute', %s::timestamptz), %s, %s, %s, %s, %s, %s, %s)
-ON CONFLICT (name, labels, minute) DO UPDATE SET
-    count = m.count + EXCLUDED.count,
-    sum = m.sum + EXCLUDED.sum,
-    min = LEAST(m.min, EXCLUDED.min),
-    max = GREATEST(m.max, EXCLUDED.max),
-    last = EXCLUDED.last,
-    buckets = CASE
-        WHEN m.buckets IS NULL THEN EXCLUDED.buckets
-        WHEN EXCLUDED.buckets IS NULL THEN m.buckets
-        ELSE (SELECT jsonb_object_agg(
-                  k, COALESCE((m.buckets ->> k)::bigint, 0)
-                     + COALESCE((EXCLUDED.buckets ->> k)::bigint, 0))
-              FROM jsonb_object_keys(m.buckets || EXCLUDED.buckets) AS k)
-    END,
-    updated_at = now()
-"""
-
-
-def bucket_label(bound: float) -> str:
-    """The ``le`` label of a bucket bound: ``"5"``, ``"0.5"``, ``"+Inf"``."""
-    if math.isinf(bound):
-        return "+Inf"
-    return f"{bound:g}"
-
-
-def bucket_of(value: float, bounds: Sequence[float] = DURATION_BUCKETS) -> str:
-    """The label of the first bucket whose upper bound holds ``value``."""
-    for bound in bounds:
-        if value <= bound:
-            return bucket_label(bound)
-    return "+Inf"
-
-
-async def set_gauge(
-    conn: AsyncConnection[Any],
-    name: str,
-    labels: Mapping[str, str],
-    value: float,
-    at: datetime,
-) -> None:
-    """Record one sample of a gauge; the minute's ``last`` is the value it reads as."""
-    await conn.execute(
-        _UPSERT, (name, Jsonb(dict(labels)), at, "gauge", 1, value, value, value, value, None)
-    )
 
 
 class MetricBatch:
@@ -172,8 +131,7 @@ class MetricBatch:
         ]
         self._rows.clear()
         if params:
-            async with conn.cursor() as cur:
-                await cur.executemany(_UPSERT, params)
+            await metric_store.add_rows(conn, params)
 
 
 class MetricsRecorder:
@@ -317,18 +275,6 @@ async def sample_gauges(
             key = "stage" if name in ("dlq_size", "consumer_lag") else "service"
             await set_gauge(conn, name, {key: subject}, value, now)
     return samples
-
-
-async def delete_expired(pool: AsyncConnectionPool, *, now: datetime, hours: float) -> int:
-    """Delete rollups older than ``hours`` before ``now``; return how many went."""
-    async with pool.connection() as conn:
-        cur = await conn.execute(
-            "DELETE FROM metrics_minute WHERE minute < %s", (now - timedelta(hours=hours),)
-        )
-        deleted = cur.rowcount
-    if deleted:
-        logger.info("metrics expired rows=%d hours=%g", deleted, hours)
-    return deleted
 
 
 class LagProbe:

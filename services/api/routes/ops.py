@@ -26,6 +26,7 @@ from services.api.schemas import (
 from services.api.state import State
 from services.api.text import IsoDateTime
 from shared.store import alerts as alert_store
+from shared.store import metrics as metric_store
 from shared.store import workers as worker_store
 
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -59,9 +60,9 @@ async def get_metrics(
 ) -> MetricSeries | Response:
     """One metric's latest per-minute rollups as JSON, or every metric for Prometheus."""
     if name is None:
-        text = ops_queries.prometheus_text(await ops_queries.exposition_series(state.pool))
+        text = ops_queries.prometheus_text(await metric_store.exposition_series(state.pool))
         return Response(text, media_type=PROMETHEUS_CONTENT_TYPE)
-    rows = await ops_queries.metric_points(state.pool, name, limit)
+    rows = await metric_store.metric_points(state.pool, name, limit)
     return MetricSeries(name=name, metrics=[MetricPoint(**r) for r in rows])
 
 

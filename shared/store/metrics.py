@@ -1,0 +1,190 @@
+"""The ``metrics_minute`` table: per-minute rollups of counters and histograms, and gauge
+samples. The monitor adds to it (:mod:`services.monitor.metrics`) and expires it; the API reads
+it (``GET /metrics``, the Prometheus exposition, ``/stats``' lag).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+logger = logging.getLogger(__name__)
+
+# Upper bounds (seconds) of the duration histograms' buckets; the last one catches the rest.
+DURATION_BUCKETS: tuple[float, ...] = (1, 5, 15, 60, 300, 900, 3600, math.inf)
+# A gauge not sampled for this long is not reported (the monitor is away: its values are stale).
+GAUGE_FRESH_S = 300.0
+
+_UPSERT = """
+INSERT INTO metrics_minute AS m (name, labels, minute, kind, count, sum, min, max, last, buckets)
+VALUES (%s, %s, date_trunc('minute', %s::timestamptz), %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (name, labels, minute) DO UPDATE SET
+    count = m.count + EXCLUDED.count,
+    sum = m.sum + EXCLUDED.sum,
+    min = LEAST(m.min, EXCLUDED.min),
+    max = GREATEST(m.max, EXCLUDED.max),
+    last = EXCLUDED.last,
+    buckets = CASE
+        WHEN m.buckets IS NULL THEN EXCLUDED.buckets
+        WHEN EXCLUDED.buckets IS NULL THEN m.buckets
+        ELSE (SELECT jsonb_object_agg(
+                  k, COALESCE((m.buckets ->> k)::bigint, 0)
+                     + COALESCE((EXCLUDED.buckets ->> k)::bigint, 0))
+              FROM jsonb_object_keys(m.buckets || EXCLUDED.buckets) AS k)
+    END,
+    updated_at = now()
+"""
+
+
+def bucket_label(bound: float) -> str:
+    """The ``le`` label of a bucket bound: ``"5"``, ``"0.5"``, ``"+Inf"``."""
+    if math.isinf(bound):
+        return "+Inf"
+    return f"{bound:g}"
+
+
+def bucket_of(value: float, bounds: Sequence[float] = DURATION_BUCKETS) -> str:
+    """The label of the first bucket whose upper bound holds ``value``."""
+    for bound in bounds:
+        if value <= bound:
+            return bucket_label(bound)
+    return "+Inf"
+
+
+async def set_gauge(
+    conn: AsyncConnection[Any],
+    name: str,
+    labels: Mapping[str, str],
+    value: float,
+    at: datetime,
+) -> None:
+    """Record one sample of a gauge; the minute's ``last`` is the value it reads as."""
+    await conn.execute(
+        _UPSERT, (name, Jsonb(dict(labels)), at, "gauge", 1, value, value, value, value, None)
+    )
+
+
+async def add_rows(conn: AsyncConnection[Any], rows: list[tuple[Any, ...]]) -> None:
+    """Add rows ``(name, labels, at, kind, count, sum, min, max, last, buckets)`` to their
+    minutes (in the caller's transaction; sorted by the caller, so locks come in one order)."""
+    async with conn.cursor() as cur:
+        await cur.executemany(_UPSERT, rows)
+
+
+async def delete_expired(pool: AsyncConnectionPool, *, now: datetime, hours: float) -> int:
+    """Delete rollups older than ``hours`` before ``now``; return how many went."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "DELETE FROM metrics_minute WHERE minute < %s", (now - timedelta(hours=hours),)
+        )
+        deleted = cur.rowcount
+    if deleted:
+        logger.info("metrics expired rows=%d hours=%g", deleted, hours)
+    return deleted
+
+
+async def metric_points(pool: AsyncConnectionPool, name: str, limit: int) -> list[dict[str, Any]]:
+    """A metric's latest ``limit`` per-minute rows (every label set), newest first."""
+    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            """
+            SELECT name, labels, minute AS timestamp, kind, count,
+                   CASE kind WHEN 'counter' THEN count::double precision
+                             WHEN 'histogram' THEN sum / NULLIF(count, 0)
+                             ELSE last END AS value
+            FROM metrics_minute WHERE name = %s
+            ORDER BY minute DESC, labels::text LIMIT %s
+            """,
+            (name, limit),
+        )
+        return await cur.fetchall()
+
+
+@dataclass
+class Series:
+    """One metric's one label set, totalled over the retained minutes (gauges: latest)."""
+
+    name: str
+    kind: str
+    labels: dict[str, Any]
+    count: int = 0
+    sum: float = 0.0
+    value: float = 0.0
+    buckets: dict[str, int] = field(default_factory=dict)
+
+
+async def exposition_series(pool: AsyncConnectionPool) -> list[Series]:
+    """Every series to expose, ordered by name and labels."""
+    out: dict[tuple[str, str], Series] = {}
+    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            """
+            SELECT name, kind, labels, labels::text AS key, sum(count) AS count, sum(sum) AS sum
+            FROM metrics_minute WHERE kind IN ('counter', 'histogram')
+            GROUP BY name, kind, labels
+            """
+        )
+        for r in await cur.fetchall():
+            out[(r["name"], r["key"])] = Series(
+                r["name"], r["kind"], r["labels"], int(r["count"]), float(r["sum"])
+            )
+        await cur.execute(
+            """
+            SELECT m.name, m.labels::text AS key, b.key AS le, sum(b.value::bigint) AS n
+            FROM metrics_minute m, jsonb_each_text(m.buckets) b
+            WHERE m.kind = 'histogram' GROUP BY m.name, m.labels, b.key
+            """
+        )
+        for r in await cur.fetchall():
+            series = out.get((r["name"], r["key"]))
+            if series is not None:
+                series.buckets[r["le"]] = int(r["n"])
+        await cur.execute(
+            """
+            SELECT DISTINCT ON (name, labels) name, labels, labels::text AS key, last
+            FROM metrics_minute
+            WHERE kind = 'gauge' AND minute >= now() - make_interval(secs => %s)
+            ORDER BY name, labels, minute DESC
+            """,
+            (GAUGE_FRESH_S,),
+        )
+        for r in await cur.fetchall():
+            out[(r["name"], r["key"])] = Series(
+                r["name"], "gauge", r["labels"], value=float(r["last"] or 0)
+            )
+    return [out[k] for k in sorted(out)]
+
+
+async def latest_lag(conn: AsyncConnection[Any]) -> dict[str, int]:
+    """The latest fresh ``consumer_lag`` sample per stage."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            """
+            SELECT DISTINCT ON (labels) labels ->> 'stage' AS stage, last
+            FROM metrics_minute
+            WHERE name = 'consumer_lag' AND minute >= now() - make_interval(secs => %s)
+            ORDER BY labels, minute DESC
+            """,
+            (GAUGE_FRESH_S,),
+        )
+        return {r["stage"]: int(r["last"]) for r in await cur.fetchall() if r["last"] is not None}
+
+
+async def counts_since(conn: AsyncConnection[Any], since: datetime) -> dict[str, int]:
+    """How many times each counter counted, and each histogram observed, since ``since``."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            "SELECT name, sum(count)::bigint AS n FROM metrics_minute"
+            " WHERE minute >= %s AND kind <> 'gauge' GROUP BY name ORDER BY name",
+            (since,),
+        )
+        return {r["name"]: int(r["n"]) for r in await cur.fetchall()}
