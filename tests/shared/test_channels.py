@@ -4,13 +4,11 @@ behind ``httpx.ASGITransport``, no server spawned), and a channel of our own plu
 from __future__ import annotations
 
 import asyncio
-import io
 import time
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from PIL import Image
 
 from shared.vendors.channels import (
     CUSTOM_INTEGRATION,
@@ -22,8 +20,9 @@ from shared.vendors.channels import (
     ProductRef,
     SalesChannel,
 )
-from shared.vendors.printify import PrintifyClient, build_product_payload
+from shared.vendors.printify import PrintifyClient
 from simulators.printify import create_app
+from tests.support.printify import TITLE, create_product
 
 # The simulator's shops for SIM_PRINTIFY_SHOPS="custom_integration,etsy".
 STOREFRONT, ETSY = "12345678", "12345679"
@@ -54,25 +53,10 @@ async def client(sim: httpx.AsyncClient) -> AsyncIterator[PrintifyClient]:
 
 
 async def product_in(client: PrintifyClient, shop: str) -> ProductRef:
-    buf = io.BytesIO()
-    Image.new("RGB", (32, 32)).save(buf, "PNG")
-    upload = await client.upload_image(file_name="x.png", contents=buf.getvalue())
-    variants = (await client.list_variants(6, 99))[:2]
-    made = await client.create_product(
-        shop,
-        build_product_payload(
-            title="Moon Cat",
-            description="d",
-            tags=["cat"],
-            blueprint_id=6,
-            print_provider_id=99,
-            variants=variants,
-            price_cents=2999,
-            image_id=upload["id"],
-            sku_prefix="pod-channels",
-        ),
+    made = await create_product(
+        client, shop, variant_count=2, price_cents=2999, sku_prefix="pod-channels"
     )
-    return ProductRef(shop, str(made["id"]), "Moon Cat")
+    return ProductRef(shop, str(made["id"]), TITLE)
 
 
 async def settled(channel: SalesChannel, ref: ProductRef, timeout: float = 5.0) -> ListingState:

@@ -29,6 +29,7 @@ from shared.topics import PRINTIFY, PRODUCTS_CREATED
 from shared.vendors.printify import PrintifyClient, build_product_payload
 from simulators.printify import SHOP_ID
 from simulators.process import SimulatorProcess
+from tests.support.printify import png
 from tests.support.s3 import KEY_ID, SECRET, s3_server
 
 CTX = MessageContext("images.generated", 2, 11, 0, "test")
@@ -270,7 +271,7 @@ async def test_create_with_unknown_outcome_is_found_by_sku_not_repeated(
     assert (await ledger.begin(key, lease_s=0)).state is EffectState.NEW
     entry = DEFAULT_CATALOG[ProductType.TSHIRT]
     shop = str((await client.list_shops())[0]["id"])
-    upload = await client.upload_image(file_name="crashed.png", contents=_png())
+    upload = await client.upload_image(file_name="crashed.png", contents=png())
     variants = await client.list_variants(entry.blueprint_id, entry.print_provider_id)
     crashed = await client.create_product(
         shop,
@@ -370,12 +371,6 @@ async def test_a_shop_that_cannot_be_chosen_stops_the_start_naming_the_shops(
     assert "PRINTIFY_SHOP_ID" in message
     assert f"{SHOP_ID} (POD Engine Shop, custom_integration)" in message
     assert f"{SHOP_ID + 1} (Etsy Shop, etsy)" in message
-
-
-def _png() -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (32, 32)).save(buf, "PNG")
-    return buf.getvalue()
 
 
 @pytest.mark.parametrize("uri", ["file:///proc/self/environ", "file:///dev/zero"])

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import io
 import uuid
 from typing import Any
 
 import httpx
-from PIL import Image
 
 from services.publisher.handler import PublisherHandler
 from services.publisher.publications import Publications
@@ -15,8 +13,9 @@ from shared.events import ProductCreated, ProductCreatedPayload
 from shared.ledger import Ledger
 from shared.runner import MessageContext
 from shared.vendors.channels import ChannelRegistry
-from shared.vendors.printify import PrintifyClient, build_product_payload
+from shared.vendors.printify import PrintifyClient
 from simulators.process import SimulatorProcess
+from tests.support.printify import BLUEPRINT, PROVIDER, TITLE, create_product
 
 CTX = MessageContext("products.created", 0, 3, 0, "test")
 TOKEN = "tok-publisher"
@@ -40,21 +39,8 @@ async def make_product(
 ) -> ProductCreated:
     shops = await client.list_shops()
     shop = next(str(s["id"]) for s in shops if s["sales_channel"] == channel)
-    upload = await client.upload_image(file_name="x.png", contents=_png())
-    variants = (await client.list_variants(6, 99))[:3]
-    product = await client.create_product(
-        shop,
-        build_product_payload(
-            title="Moon Cat",
-            description="d",
-            tags=["cat"],
-            blueprint_id=6,
-            print_provider_id=99,
-            variants=variants,
-            price_cents=1999,
-            image_id=upload["id"],
-            sku_prefix="pod-test",
-        ),
+    product = await create_product(
+        client, shop, variant_count=3, price_cents=1999, sku_prefix="pod-test"
     )
     return ProductCreated(
         # A fresh job per product: the publish is recorded per (job, image, type).
@@ -65,20 +51,14 @@ async def make_product(
             product_type="tshirt",
             product_id=product["id"],
             shop_id=shop,
-            blueprint_id=6,
-            print_provider_id=99,
+            blueprint_id=BLUEPRINT,
+            print_provider_id=PROVIDER,
             variant_count=3,
             price_cents=1999,
-            title="Moon Cat",
+            title=TITLE,
             auto_publish=auto_publish,
         ),
     )
-
-
-def _png() -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (32, 32)).save(buf, "PNG")
-    return buf.getvalue()
 
 
 def publish_calls(sim: SimulatorProcess, product_id: str, counter: str = "publish_calls") -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import pytest
@@ -164,15 +165,23 @@ async def test_other_channels_are_published_once_and_left_to_the_channel_to_conf
     assert pub.state == "pending" and pub.confirm_by == publishing.payload.confirm_by
 
 
+def publisher_settings(
+    bootstrap: str, sim: SimulatorProcess, database_url: str, **values: Any
+) -> PublisherSettings:
+    """The real service's settings, pointed at the test broker, simulator and database."""
+    return PublisherSettings(
+        kafka_bootstrap_servers=bootstrap,
+        printify_api_key=TOKEN,
+        printify_api_url=sim.url,
+        database_url=database_url,
+        **values,
+    )
+
+
 async def test_build_handler_wires_the_ledger_from_settings(
     client: PrintifyClient, migrated_db: str, printify_sim: SimulatorProcess, kafka_bootstrap: str
 ) -> None:
-    settings = PublisherSettings(
-        kafka_bootstrap_servers=kafka_bootstrap,
-        printify_api_key=TOKEN,
-        printify_api_url=printify_sim.url,
-        database_url=migrated_db,
-    )
+    settings = publisher_settings(kafka_bootstrap, printify_sim, migrated_db)
     event = await make_product(client, auto_publish=True)
     async with build_handler(settings) as handler:
         await handler(event, CTX)
@@ -186,11 +195,10 @@ async def test_a_channel_of_our_own_is_plugged_in_by_configuration(
     client: PrintifyClient, migrated_db: str, printify_sim: SimulatorProcess, kafka_bootstrap: str
 ) -> None:
     # The account's Etsy shop sells through our own adapter, named in the settings.
-    settings = PublisherSettings(
-        kafka_bootstrap_servers=kafka_bootstrap,
-        printify_api_key=TOKEN,
-        printify_api_url=printify_sim.url,
-        database_url=migrated_db,
+    settings = publisher_settings(
+        kafka_bootstrap,
+        printify_sim,
+        migrated_db,
         sales_channel_adapters={"etsy": "tests.shared.test_channels:ListsEverything"},
     )
     event = await make_product(client, auto_publish=True, channel="etsy")

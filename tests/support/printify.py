@@ -1,0 +1,41 @@
+"""A Printify product to work on, made through the real client (against a simulator)."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from PIL import Image
+
+from shared.vendors.printify import PrintifyClient, build_product_payload
+
+TITLE = "Moon Cat"
+BLUEPRINT, PROVIDER = 6, 99  # the tee at Printify Choice
+
+
+def png(width: int = 32, height: int = 32) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (width, height)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+async def create_product(
+    client: PrintifyClient, shop: str, *, variant_count: int, price_cents: int, sku_prefix: str
+) -> dict[str, Any]:
+    """A tee titled :data:`TITLE` in ``shop``, with its first ``variant_count`` variants."""
+    upload = await client.upload_image(file_name="x.png", contents=png())
+    variants = (await client.list_variants(BLUEPRINT, PROVIDER))[:variant_count]
+    return await client.create_product(
+        shop,
+        build_product_payload(
+            title=TITLE,
+            description="d",
+            tags=["cat"],
+            blueprint_id=BLUEPRINT,
+            print_provider_id=PROVIDER,
+            variants=variants,
+            price_cents=price_cents,
+            image_id=upload["id"],
+            sku_prefix=sku_prefix,
+        ),
+    )
