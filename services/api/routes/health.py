@@ -39,8 +39,8 @@ async def health(state: State) -> JSONResponse:
     ``workers`` lists each instance with the seed's per-worker checks."""
     settings = state.settings
     timeout = settings.health_timeout_s
-    kafka, database = await asyncio.gather(state.producer.check(timeout), _database(state, timeout))
-    checks = {"kafka": kafka, "database": database}
+    checks = await _can_accept_jobs(state)
+    database = checks["database"]
     if settings.stage_list():
         checks["stages"] = await _stages(state, timeout) if database == "ok" else "unknown"
     if settings.comfyui_api_url:
@@ -72,12 +72,17 @@ async def live() -> ProbeView:
 )
 async def ready(state: State) -> JSONResponse:
     """Jobs can be accepted: Kafka and PostgreSQL answer (a readiness probe)."""
-    timeout = state.settings.health_timeout_s
-    kafka, database = await asyncio.gather(state.producer.check(timeout), _database(state, timeout))
-    checks = {"kafka": kafka, "database": database}
+    checks = await _can_accept_jobs(state)
     ok = all(v == "ok" for v in checks.values())
     view = ProbeView(status="ok" if ok else "unavailable", checks=checks)
     return JSONResponse(view.model_dump(), status_code=200 if ok else 503)
+
+
+async def _can_accept_jobs(state: ApiState) -> dict[str, str]:
+    """What accepting a job needs: the broker and the database, checked at once."""
+    timeout = state.settings.health_timeout_s
+    kafka, database = await asyncio.gather(state.producer.check(timeout), _database(state, timeout))
+    return {"kafka": kafka, "database": database}
 
 
 async def _workers(
