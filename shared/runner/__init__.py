@@ -2,9 +2,11 @@
 
 - :mod:`.model`: what a handler sees (``Output``, ``MessageContext``, ``Handler``) and the
   runner's settings;
-- :mod:`.core`: ``StageRunner``, the loop: intake per band with backpressure, handling, outputs,
-  retries and dead letters, commits, heartbeats, drain;
-- :mod:`.offsets`: which offsets of a partition may be committed;
+- :mod:`.core`: ``StageRunner``, the loop: poll, start work, handle, produce, retry or
+  dead-letter, drain;
+- :mod:`.intake`: buffers per band, per-band slots, backpressure and delayed partitions;
+- :mod:`.consumer`: the consumer's configuration and the calls queued for its poll thread;
+- :mod:`.offsets`: the partitions owned and which of their offsets may be committed;
 - :mod:`.failures`: retry or dead letter, backoff, and the ``pod.*`` failure headers;
 - :mod:`.heartbeat`: the counters and the heartbeat an instance sends;
 - :mod:`.producer`: the idempotent producer and acked sends (also the API's and the
@@ -18,8 +20,9 @@ from shared.runner.core import (
 )
 from shared.runner.failures import header_int, message_headers
 from shared.runner.heartbeat import RunnerStats, heartbeat_event
+from shared.runner.intake import Intake
 from shared.runner.model import Handler, MessageContext, Output, RunnerSettings
-from shared.runner.offsets import OffsetTracker
+from shared.runner.offsets import OffsetTracker, OwnedPartitions
 from shared.runner.producer import (
     BrokerUnavailable,
     EventProducer,
@@ -32,9 +35,11 @@ __all__ = [
     "BrokerUnavailable",
     "EventProducer",
     "Handler",
+    "Intake",
     "MessageContext",
     "OffsetTracker",
     "Output",
+    "OwnedPartitions",
     "RunnerSettings",
     "RunnerStats",
     "StageRunner",

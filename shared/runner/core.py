@@ -8,9 +8,9 @@ input's outputs are acknowledged by the broker — at-least-once, nothing lost.
 Concurrency: up to ``max_in_flight`` messages *per input band* are worked on at once, so a
 backlog in one band never takes the slots of another (a high-priority job starts at once even
 while the low band's slots are all busy). Completion may be out of order, so each partition keeps
-an :class:`OffsetTracker` and only its contiguous completed prefix is committed. Fetched messages
-wait in a small buffer per band; when a band's buffer is full its partitions are paused
-(backpressure), and free slots go to the highest band with work waiting.
+an offset tracker (:mod:`.offsets`) and only its contiguous completed prefix is committed.
+Fetched messages wait in a small buffer per band; when a band's buffer is full its partitions are
+paused (backpressure), and free slots go to the highest band with work waiting (:mod:`.intake`).
 
 Assignment: every instance must own partitions of every band, or a burst on one band lands on one
 instance. Kafka 4's KIP-848 default assignor (``uniform``) hands out whole topics, so the runner
@@ -18,17 +18,18 @@ asks for ``range`` (per-topic ranges) under both group protocols.
 
 Polling: a long poll (``poll_timeout_s``, ``fetch.wait.max.ms``) returns as soon as a message
 arrives, so an idle stage costs almost nothing and a new high-priority job is still picked up at
-once; pause/resume and delayed-retry wake-ups are driven from the event loop, not the poll.
+once; pause/resume and delayed-retry wake-ups are driven from the event loop, not the poll, and
+queued for the poll thread, which makes every consumer call (:mod:`.consumer`).
 
 Failures: a message that cannot be parsed or validated goes to the stage's DLQ with the reason in
-headers; a handler's permanent error too; a retryable error is retried with backoff (issue #4
-moves this onto delay topics) and then dead-lettered. The partition always moves on.
+headers; a handler's permanent error too; a retryable error goes to the stage's delay topic for
+its attempt, is read again when due and, after the last attempt, dead-lettered
+(:mod:`.failures`). The partition always moves on.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
 import math
@@ -38,7 +39,6 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any, Generic
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
@@ -49,6 +49,7 @@ from shared.events import (
     Event,
     parse_event,
 )
+from shared.runner.consumer import ConsumerCalls, consumer_config, describe_partitions
 from shared.runner.failures import (
     attempt_of,
     backoff,
@@ -61,18 +62,13 @@ from shared.runner.failures import (
     without_value,
 )
 from shared.runner.heartbeat import RunnerStats, heartbeat_event
+from shared.runner.intake import Intake
 from shared.runner.model import E, Handler, MessageContext, Output, RunnerSettings
-from shared.runner.offsets import OffsetTracker
+from shared.runner.offsets import Key, OwnedPartitions
 from shared.runner.producer import close_producer, make_producer, produce_async
 from shared.topics import HEARTBEATS, RETRY_LEVELS, Stage
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class _Work:
-    message: Message
-    band: int
 
 
 class StageRunner(Generic[E]):
@@ -99,32 +95,20 @@ class StageRunner(Generic[E]):
         self.retry_topics = list(stage.retry_topics) if settings.retry_attempts else []
         self.input_topics = list(input_topics or stage.inputs)
         bands = [self.retry_topics, *([t] for t in self.input_topics)]
-        self._band = {t: i for i, group in enumerate(bands) for t in group}
-        self._n_bands = len(bands)
         self.instance_id = settings.instance_id or f"{stage.name}-{uuid.uuid4().hex[:8]}"
         self.group_id = f"{settings.group_id_prefix}.{stage.name}"
         self.stats = RunnerStats()
 
-        self._lock = threading.Lock()  # guards trackers/assignment across poll and loop threads
-        self._trackers: dict[tuple[str, int], OffsetTracker] = {}
-        self._assigned: set[tuple[str, int]] = set()
-        self._paused: set[tuple[str, int]] = set()
-        self._buffers: list[collections.deque[_Work]] = [
-            collections.deque() for _ in range(self._n_bands)
-        ]
-        # Delay-topic partitions paused until their head message is due (epoch seconds).
-        self._delayed: dict[tuple[str, int], float] = {}
+        self.offsets = OwnedPartitions()
         # Big enough that the half still buffered at a resume outlasts the refetch (up to
         # fetch.wait.max.ms) at hundreds of messages a second.
-        self._buffer_max = settings.buffer_per_band or max(512, 4 * settings.max_in_flight)
-        self._buffer_low = self._buffer_max // 2
+        self.intake: Intake[Message] = Intake(
+            {t: i for i, group in enumerate(bands) for t in group},
+            max_in_flight=settings.max_in_flight,
+            buffer_max=settings.buffer_per_band or max(512, 4 * settings.max_in_flight),
+        )
+        self.calls = ConsumerCalls(stage.name)
         self._tasks: dict[asyncio.Task[None], int] = {}  # task -> its band
-        self._band_in_flight = [0] * self._n_bands
-        self._full_bands: set[int] = set()
-        self._assignment_changed = False  # new partitions: backpressure must look at them
-        # Consumer calls queued by the event loop for the poll thread (see _fetch).
-        self._pending_stores: dict[tuple[str, int], int] = {}
-        self._pending_ops: list[tuple[str, list[TopicPartition]]] = []
         self._stop = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._consumer: Consumer | None = None
@@ -133,110 +117,56 @@ class StageRunner(Generic[E]):
         self._producer_thread: threading.Thread | None = None
         self._producer_stop = threading.Event()
 
-    # ------------------------------------------------------------------ clients
-
-    def _make_consumer(self) -> Consumer:
-        cfg: dict[str, Any] = {
-            **self.settings.client_config(),
-            "group.id": self.group_id,
-            "group.protocol": self.settings.group_protocol,
-            "client.id": self.instance_id,
-            "auto.offset.reset": "earliest",
-            # Offsets are stored by us once outputs are acked; librdkafka commits what is stored.
-            "enable.auto.commit": True,
-            "auto.commit.interval.ms": self.settings.commit_interval_ms,
-            "enable.auto.offset.store": False,
-            "enable.partition.eof": False,
-            # A new message on an idle partition (a high-priority job) is seen within this.
-            "fetch.wait.max.ms": self.settings.fetch_wait_max_ms,
-            "on_commit": self._on_commit,
-            "error_cb": self._on_client_error,
-        }
-        if self.settings.group_protocol == "classic":
-            # The classic protocol's range assignor is also per topic (but eager: a rebalance
-            # revokes everything, which _on_revoke commits). cooperative-sticky balances the
-            # total count only, so it may leave an instance without a band.
-            cfg["partition.assignment.strategy"] = (
-                "range" if self.settings.group_assignor == "range" else "cooperative-sticky"
-            )
-            cfg["session.timeout.ms"] = 10_000
-        else:
-            cfg["group.remote.assignor"] = self.settings.group_assignor
-        return Consumer(cfg)
-
-    def _make_producer(self) -> Producer:
-        return make_producer(self.settings, client_id=self.instance_id)
-
     # --------------------------------------------------------- rebalance hooks
     # These run on the poll thread, inside consume().
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        with self._lock:
-            for tp in partitions:
-                key = (tp.topic, tp.partition)
-                self._assigned.add(key)
-                self._trackers[key] = OffsetTracker()
-            self._assignment_changed = True
+        self.offsets.assign(_keys(partitions))
+        self.intake.assigned()
         logger.info(
             "partitions assigned service=%s instance=%s partitions=%s",
             self.stage.name,
             self.instance_id,
-            _fmt(partitions),
+            describe_partitions(partitions),
         )
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Commit the finished prefix of what we give up; in-flight work on it may be redone by
         # the next owner (at-least-once), and its outputs carry the same derived event ids.
         # Stored offsets first: librdkafka's own commit on revoke must not send older ones.
-        self._apply_consumer_ops()
-        to_commit = []
-        with self._lock:
-            for tp in partitions:
-                key = (tp.topic, tp.partition)
-                tracker = self._trackers.pop(key, None)
-                self._assigned.discard(key)
-                self._paused.discard(key)
-                self._delayed.pop(key, None)
-                if tracker is not None and tracker.committable is not None:
-                    to_commit.append(TopicPartition(tp.topic, tp.partition, tracker.committable))
-            self._drop_buffered(partitions)
-        if to_commit:
+        self.calls.apply(consumer)
+        released = self._release(partitions)
+        if released:
             try:
-                consumer.commit(offsets=to_commit, asynchronous=False)
+                consumer.commit(
+                    offsets=[TopicPartition(t, p, o) for (t, p), o in released],
+                    asynchronous=False,
+                )
             except KafkaException as exc:
                 logger.warning("commit on revoke failed error=%s", exc)
         logger.info(
             "partitions revoked service=%s instance=%s partitions=%s",
             self.stage.name,
             self.instance_id,
-            _fmt(partitions),
+            describe_partitions(partitions),
         )
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Someone else owns these now: commit nothing, forget everything.
-        with self._lock:
-            for tp in partitions:
-                key = (tp.topic, tp.partition)
-                self._trackers.pop(key, None)
-                self._assigned.discard(key)
-                self._paused.discard(key)
-                self._delayed.pop(key, None)
-            self._drop_buffered(partitions)
+        self._release(partitions)
         logger.warning(
             "partitions lost service=%s instance=%s partitions=%s",
             self.stage.name,
             self.instance_id,
-            _fmt(partitions),
+            describe_partitions(partitions),
         )
 
-    def _drop_buffered(self, partitions: list[TopicPartition]) -> None:
-        gone = {(tp.topic, tp.partition) for tp in partitions}
-        for key in gone:
-            self._pending_stores.pop(key, None)
-        for buf in self._buffers:
-            kept = [w for w in buf if (w.message.topic(), w.message.partition()) not in gone]
-            buf.clear()
-            buf.extend(kept)
+    def _release(self, partitions: list[TopicPartition]) -> list[tuple[Key, int]]:
+        keys = _keys(partitions)
+        released = self.offsets.release(keys)
+        self.intake.forget(keys)
+        self.calls.forget(keys)
+        return released
 
     def _on_commit(self, err: KafkaError | None, partitions: list[TopicPartition]) -> None:
         if err is not None and err.code() != KafkaError._NO_OFFSET:
@@ -255,8 +185,28 @@ class StageRunner(Generic[E]):
     async def run(self) -> None:
         """Consume until :meth:`request_stop`, then drain, commit, flush and return."""
         self._loop = asyncio.get_running_loop()
-        self._consumer = self._make_consumer()
-        self._producer = self._make_producer()
+        self._start_clients()
+        heartbeat = asyncio.create_task(self._heartbeat_loop())
+        try:
+            while not self._stop.is_set():
+                await self._poll_once()
+                self._start_work()
+                self._apply_backpressure()
+        finally:
+            heartbeat.cancel()
+            await self._drain()
+
+    def _start_clients(self) -> None:
+        self._consumer = Consumer(
+            consumer_config(
+                self.settings,
+                group_id=self.group_id,
+                client_id=self.instance_id,
+                on_commit=self._on_commit,
+                error_cb=self._on_client_error,
+            )
+        )
+        self._producer = make_producer(self.settings, client_id=self.instance_id)
         self._producer_thread = threading.Thread(
             target=self._pump_producer, name=f"{self.stage.name}-producer", daemon=True
         )
@@ -275,28 +225,16 @@ class StageRunner(Generic[E]):
             ",".join(self.input_topics),
             self.settings.max_in_flight,
         )
-        heartbeat = asyncio.create_task(self._heartbeat_loop())
-        try:
-            while not self._stop.is_set():
-                await self._poll_once()
-                self._start_work()
-                self._apply_backpressure()
-        finally:
-            heartbeat.cancel()
-            await self._drain()
 
     def _fetch(self, room: int, timeout: float) -> list[Message]:
-        """On the poll thread: apply the loop's consumer operations, then wait for one message
+        """On the poll thread: make the loop's queued consumer calls, then wait for one message
         (long poll) and take what else is ready.
 
-        Every consumer call happens on this thread, between polls: librdkafka's Python client
-        blocks any other call on a consumer while a ``poll`` is in progress (measured: a
-        ``store_offsets`` from the event loop waited out the whole poll). ``consume(n, t)``
-        would wait out its whole timeout unless ``n`` messages come; ``poll`` returns at the
-        first message, so the timeout is never a pickup latency.
+        ``consume(n, t)`` would wait out its whole timeout unless ``n`` messages come; ``poll``
+        returns at the first message, so the timeout is never a pickup latency.
         """
         assert self._consumer is not None
-        self._apply_consumer_ops()
+        self.calls.apply(self._consumer)
         first = self._consumer.poll(timeout)
         if first is None:
             return []
@@ -304,59 +242,26 @@ class StageRunner(Generic[E]):
             return [first]
         return [first, *self._consumer.consume(min(room, 500) - 1, 0)]
 
-    def _apply_consumer_ops(self) -> None:
-        """Offsets to store and partitions to pause or resume, queued by the event loop."""
-        assert self._consumer is not None
-        with self._lock:
-            stores = [TopicPartition(t, p, o) for (t, p), o in self._pending_stores.items()]
-            self._pending_stores.clear()
-            ops, self._pending_ops = self._pending_ops, []
-        for op, tps in ops:
-            try:
-                if op == "pause":
-                    self._consumer.pause(tps)
-                elif op == "seek":
-                    for tp in tps:
-                        self._consumer.seek(tp)
-                else:
-                    self._consumer.resume(tps)
-            except KafkaException as exc:
-                logger.warning(
-                    "consumer %s failed service=%s partitions=%s error=%s",
-                    op,
-                    self.stage.name,
-                    _fmt(tps),
-                    exc,
-                )
-        if stores:
-            try:
-                self._consumer.store_offsets(offsets=stores)
-            except KafkaException as exc:
-                # A partition revoked meanwhile: its new owner starts from the last commit.
-                logger.warning("store offsets failed offsets=%s error=%s", _fmt(stores), exc)
-
     def _poll_timeout(self) -> float:
         # While a band is paused for backpressure its resume must not wait out a long poll;
         # otherwise sleep until a message comes or the next delayed retry is due.
-        if self._full_bands:
+        if self.intake.backpressured():
             return self.settings.busy_poll_s
         timeout = self.settings.poll_timeout_s
-        with self._lock:
-            first_due = min(self._delayed.values(), default=None)
+        first_due = self.intake.next_due()
         if first_due is not None:
             timeout = min(timeout, max(0.0, first_due - time.time()))
         return max(timeout, 0.001)
 
     async def _poll_once(self) -> None:
         assert self._consumer is not None and self._loop is not None
-        room = sum(self._buffer_max - len(b) for b in self._buffers)
         # Keep polling even when full: the group needs us alive, and paused partitions
         # return nothing. librdkafka serves callbacks from this call.
         msgs = await self._loop.run_in_executor(
-            self._poll_pool, self._fetch, max(1, room), self._poll_timeout()
+            self._poll_pool, self._fetch, max(1, self.intake.room()), self._poll_timeout()
         )
-        self._resume_due()
         now = time.time()
+        self.calls.resume(self.intake.due(now))
         for msg in msgs:
             err = msg.error()
             if err is not None:
@@ -364,95 +269,42 @@ class StageRunner(Generic[E]):
                     logger.warning("consume error service=%s error=%s", self.stage.name, err)
                 continue
             topic, partition, offset = coords(msg)
-            if (topic, partition) in self._delayed:
+            key = (topic, partition)
+            if self.intake.is_delayed(key):
                 continue  # fetched before the pause took effect: it comes again on resume
-            if self._band.get(topic) == 0 and self.retry_topics:
+            if topic in self.retry_topics:
                 due = retry_due(message_headers(msg), now, self.settings.retry_max_delay_s)
                 if due > now:
-                    self._delay_partition(topic, partition, offset, due)
+                    # Wait for a delay-topic message by pausing its partition, never sleeping.
+                    self.calls.pause_at(key, offset)
+                    self.intake.delay(key, due)
                     continue
-            with self._lock:
-                tracker = self._trackers.get((topic, partition))
-                if tracker is None:  # revoked between fetch and now
-                    continue
-                tracker.add(offset)
-                band = self._band.get(topic, 0)
-                self._buffers[band].append(_Work(msg, band))
+            if self.offsets.track(key, offset):  # else revoked between fetch and now
+                self.intake.add(key, msg)
 
     def _start_work(self) -> None:
         """Start buffered work, highest band first, while its band has free slots."""
         if self._stop.is_set():
             return
-        for band, buf in enumerate(self._buffers):
-            while buf and self._band_in_flight[band] < self.settings.max_in_flight:
-                with self._lock:
-                    if not buf:
-                        break
-                    work = buf.popleft()
-                self._band_in_flight[band] += 1
-                task = asyncio.create_task(self._process(work.message))
-                self._tasks[task] = band
-                task.add_done_callback(self._task_done)
+        for band, msg in self.intake.take():
+            task = asyncio.create_task(self._process(msg))
+            self._tasks[task] = band
+            task.add_done_callback(self._task_done)
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         band = self._tasks.pop(task, None)
         if band is not None:
-            self._band_in_flight[band] -= 1
+            self.intake.finished(band)
         if not task.cancelled() and task.exception() is not None:
             logger.error("runner task crashed", exc_info=task.exception())
         # A freed slot goes straight to the highest band waiting, without waiting for a poll.
         self._start_work()
 
-    def _delay_partition(self, topic: str, partition: int, offset: int, due: float) -> None:
-        """Wait for a delay-topic message by pausing its partition, never by sleeping."""
-        tp = TopicPartition(topic, partition, offset)
-        with self._lock:
-            # Paused, then rewound so that it is read again once resumed.
-            self._pending_ops += [("pause", [tp]), ("seek", [tp])]
-            self._delayed[(topic, partition)] = due
-            self._paused.discard((topic, partition))
-
-    def _resume_due(self) -> None:
-        """Queue the resume of delayed partitions whose head message is due."""
-        if not self._delayed:
-            return
-        now = time.time()
-        with self._lock:
-            due = [k for k, at in self._delayed.items() if at <= now]
-            for key in due:
-                del self._delayed[key]
-            if due:
-                self._pending_ops.append(("resume", [TopicPartition(t, p) for t, p in due]))
-
     def _apply_backpressure(self) -> None:
         """Pause a band's partitions while its buffer is full; resume them once it has room."""
-        # Hysteresis: paused when full, resumed once half empty, so that the refetch after a
-        # resume (up to fetch.wait.max.ms) is hidden behind the half that is still buffered.
-        full = {
-            band
-            for band, buf in enumerate(self._buffers)
-            if len(buf) >= (self._buffer_low if band in self._full_bands else self._buffer_max)
-        }
-        if full == self._full_bands and not self._assignment_changed:
-            return
-        with self._lock:
-            self._full_bands = full
-            self._assignment_changed = False
-            to_pause, to_resume = [], []
-            for key in self._assigned:
-                if key in self._delayed:
-                    continue
-                is_full = self._band.get(key[0], 0) in full
-                if is_full and key not in self._paused:
-                    to_pause.append(TopicPartition(*key))
-                    self._paused.add(key)
-                elif not is_full and key in self._paused:
-                    to_resume.append(TopicPartition(*key))
-                    self._paused.discard(key)
-            if to_pause:
-                self._pending_ops.append(("pause", to_pause))
-            if to_resume:
-                self._pending_ops.append(("resume", to_resume))
+        to_pause, to_resume = self.intake.backpressure(self.offsets.owned)
+        self.calls.pause(to_pause)
+        self.calls.resume(to_resume)
 
     # ------------------------------------------------------------ processing
 
@@ -562,14 +414,10 @@ class StageRunner(Generic[E]):
         return True
 
     def _mark_done(self, topic: str, partition: int, offset: int) -> None:
-        with self._lock:
-            tracker = self._trackers.get((topic, partition))
-            if tracker is None:
-                return  # revoked or lost meanwhile: the new owner takes it from the last commit
-            position = tracker.done(offset)
-            if position is not None:
-                # Stored by the poll thread before its next poll; auto-commit sends it.
-                self._pending_stores[(topic, partition)] = position
+        position = self.offsets.done((topic, partition), offset)
+        if position is not None:
+            # Stored by the poll thread before its next poll; auto-commit sends it.
+            self.calls.store((topic, partition), position)
 
     async def _dead_letter(
         self,
@@ -685,9 +533,7 @@ class StageRunner(Generic[E]):
             self.instance_id,
             len(self._tasks),
         )
-        with self._lock:
-            for buf in self._buffers:
-                buf.clear()  # not started: left uncommitted for the next owner
+        self.intake.clear()  # not started: left uncommitted for the next owner
         if self._tasks:
             _done, pending = await asyncio.wait(
                 set(self._tasks), timeout=self.settings.shutdown_grace_s
@@ -723,13 +569,8 @@ class StageRunner(Generic[E]):
     def _commit_and_close(self) -> None:
         assert self._consumer is not None
         # close() commits the stored offsets: they must be the newest, not a poll behind.
-        self._apply_consumer_ops()
-        with self._lock:
-            offsets = [
-                TopicPartition(t, p, tr.committable)
-                for (t, p), tr in self._trackers.items()
-                if tr.committable is not None
-            ]
+        self.calls.apply(self._consumer)
+        offsets = [TopicPartition(t, p, o) for (t, p), o in self.offsets.committable()]
         if offsets:
             try:
                 self._consumer.commit(offsets=offsets, asynchronous=False)
@@ -748,19 +589,15 @@ class StageRunner(Generic[E]):
     def pending(self, topic: str, partition: int) -> tuple[int, int | None]:
         """(offsets of the partition not yet committable, the position it may commit) — what
         ``_mark_done`` keeps; (0, None) for a partition not owned."""
-        with self._lock:
-            tracker = self._trackers.get((topic, partition))
-            return (0, None) if tracker is None else (len(tracker), tracker.committable)
+        return self.offsets.pending((topic, partition))
 
     def paused(self) -> list[tuple[str, int]]:
-        """The partitions paused right now (backpressure or a delay), sorted."""
-        with self._lock:
-            return sorted(self._paused)
+        """The partitions paused for backpressure right now, sorted."""
+        return self.intake.paused()
 
     def assignment(self) -> list[tuple[str, int]]:
         """The partitions this instance owns right now, sorted."""
-        with self._lock:
-            return sorted(self._assigned)
+        return self.offsets.owned()
 
     async def _publish_heartbeat(self, *, stopping: bool = False) -> None:
         event = heartbeat_event(
@@ -781,8 +618,8 @@ def parse_message(msg: Message, accept: tuple[type[Event], ...]) -> Event:
     return parse_event(msg.value(), accept)
 
 
-def _fmt(partitions: list[TopicPartition]) -> str:
-    return ",".join(f"{tp.topic}[{tp.partition}]" for tp in partitions)
+def _keys(partitions: list[TopicPartition]) -> list[Key]:
+    return [(tp.topic, tp.partition) for tp in partitions]
 
 
 def install_signal_handlers(runner: StageRunner[Any]) -> None:
