@@ -17,7 +17,6 @@ from datetime import datetime
 from typing import Any
 
 from psycopg import AsyncConnection
-from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from services.monitor.dlq import (
@@ -37,12 +36,11 @@ from shared.events import (
     ProductPublishing,
     StageFailed,
     WorkerExited,
-    WorkerExitedPayload,
     WorkerHeartbeat,
 )
-from shared.store import jobs, workers
+from shared.store import images, job_events, jobs, products, workers
 from shared.store.dead_letters import record_dead_letter
-from shared.topics import GENERATOR, MONITOR
+from shared.topics import GENERATOR, MONITOR, PUBLISHER
 
 logger = logging.getLogger(__name__)
 
@@ -138,26 +136,21 @@ class Folder:
             # The monitor failed to record an event: listed for replay, but nothing failed in
             # the pipeline, so the job's state is left alone.
             return recorded
-        cur = await conn.execute(
-            "INSERT INTO job_events (event_id, job_id, type, level, message, producer, data,"
-            " topic, kafka_partition, kafka_offset, occurred_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-            " ON CONFLICT (event_id) DO NOTHING",
-            (
-                event.event_id,
-                event.job_id,
-                event.type,
-                level,
-                message,
-                event.producer,
-                Jsonb(_log_data(event)),
-                topic,
-                partition,
-                offset,
-                event.occurred_at,
-            ),
+        new = await job_events.record(
+            conn,
+            event_id=event.event_id,
+            job_id=event.job_id,
+            type=event.type,
+            level=level,
+            message=message,
+            producer=event.producer,
+            data=_log_data(event),
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            occurred_at=event.occurred_at,
         )
-        if cur.rowcount == 0:
+        if not new:
             await _same_job(conn, event)
             return recorded
         if isinstance(event, JobRequested):
@@ -189,142 +182,35 @@ class Folder:
         await jobs.open_or_fill_requested(conn, e)
 
     async def _image(self, conn: AsyncConnection[Any], e: ImageGenerated) -> None:
-        p = e.payload
         await jobs.open_from_image(conn, e)
         await _lock_job(conn, e.job_id)
-        if p.tokens is not None:  # the job's first image carries what its briefs cost
-            await conn.execute(
-                "UPDATE jobs SET claude_input_tokens = %s, claude_output_tokens = %s,"
-                " claude_cache_read_tokens = %s, claude_cache_write_tokens = %s"
-                " WHERE job_id = %s",
-                (
-                    p.tokens.input,
-                    p.tokens.output,
-                    p.tokens.cache_read,
-                    p.tokens.cache_write,
-                    e.job_id,
-                ),
-            )
-        await conn.execute(
-            "INSERT INTO images (job_id, image_index, sha256, uri, width, height, prompt, title,"
-            " description, tags, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-            " ON CONFLICT (job_id, image_index) DO NOTHING",
-            (
-                e.job_id,
-                p.image_index,
-                p.sha256,
-                p.uri,
-                p.width,
-                p.height,
-                p.prompt,
-                p.title,
-                p.description,
-                p.tags,
-                e.occurred_at,
-            ),
-        )
+        await jobs.record_tokens(conn, e)
+        await images.record(conn, e)
 
     async def _product(self, conn: AsyncConnection[Any], e: ProductCreated) -> None:
-        p = e.payload
         await _lock_job(conn, e.job_id)
-        # A later success (a replay) overrides an earlier failure; nothing downgrades 'published'.
-        prices = (
-            p.price_cents,
-            p.price_max_cents,
-            p.cost_min_cents,
-            p.cost_max_cents,
-            p.profit_min_cents,
-            p.margin_min_percent,
-            p.print_dpi,
-            p.mockups or None,
-            p.title,
-        )
-        await conn.execute(
-            "INSERT INTO products (job_id, image_index, product_type, status, product_id,"
-            " shop_id, price_cents, price_max_cents, cost_min_cents, cost_max_cents,"
-            " profit_min_cents, margin_min_percent, print_dpi, mockups, title, created_at)"
-            " VALUES (%s, %s, %s, 'created', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-            " ON CONFLICT (job_id, image_index, product_type) DO UPDATE SET"
-            " status = 'created', product_id = EXCLUDED.product_id, shop_id = EXCLUDED.shop_id,"
-            " price_cents = EXCLUDED.price_cents, price_max_cents = EXCLUDED.price_max_cents,"
-            " cost_min_cents = EXCLUDED.cost_min_cents, cost_max_cents = EXCLUDED.cost_max_cents,"
-            " profit_min_cents = EXCLUDED.profit_min_cents,"
-            " margin_min_percent = EXCLUDED.margin_min_percent, print_dpi = EXCLUDED.print_dpi,"
-            " mockups = EXCLUDED.mockups,"
-            " title = EXCLUDED.title,"
-            " error = NULL"
-            " WHERE products.status = 'failed'",
-            (
-                e.job_id,
-                p.image_index,
-                p.product_type.value,
-                p.product_id,
-                p.shop_id,
-                *prices,
-                e.occurred_at,
-            ),
-        )
-        # The publication may have been folded first; fill in what only creation knows.
-        await conn.execute(
-            "UPDATE products SET price_cents = %s, price_max_cents = %s, cost_min_cents = %s,"
-            " cost_max_cents = %s, profit_min_cents = %s, margin_min_percent = %s,"
-            " print_dpi = %s, mockups = %s, title = %s"
-            " WHERE job_id = %s AND image_index = %s AND product_type = %s"
-            " AND price_cents IS NULL",
-            (*prices, e.job_id, p.image_index, p.product_type.value),
-        )
+        await products.record_created(conn, e)
 
     async def _publishing(self, conn: AsyncConnection[Any], e: ProductPublishing) -> None:
-        p = e.payload
         await _lock_job(conn, e.job_id)
-        # Only a created product moves on to 'publishing': a confirmation or a refusal folded
-        # first (another topic) is the later news.
-        await conn.execute(
-            "INSERT INTO products (job_id, image_index, product_type, status, product_id,"
-            " shop_id, created_at) VALUES (%s, %s, %s, 'publishing', %s, %s, %s)"
-            " ON CONFLICT (job_id, image_index, product_type) DO UPDATE SET"
-            " status = 'publishing' WHERE products.status = 'created'",
-            (
-                e.job_id,
-                p.image_index,
-                p.product_type.value,
-                p.product_id,
-                p.shop_id,
-                e.occurred_at,
-            ),
-        )
+        await products.record_publishing(conn, e)
 
     async def _published(self, conn: AsyncConnection[Any], e: ProductPublished) -> None:
-        p = e.payload
         await _lock_job(conn, e.job_id)
-        await conn.execute(
-            "INSERT INTO products (job_id, image_index, product_type, status, product_id,"
-            " shop_id, external_id, created_at, published_at)"
-            " VALUES (%s, %s, %s, 'published', %s, %s, %s, %s, %s)"
-            " ON CONFLICT (job_id, image_index, product_type) DO UPDATE SET"
-            " status = 'published', external_id = EXCLUDED.external_id,"
-            " published_at = EXCLUDED.published_at, error = NULL",
-            (
-                e.job_id,
-                p.image_index,
-                p.product_type.value,
-                p.product_id,
-                p.shop_id,
-                p.external_id,
-                e.occurred_at,
-                e.occurred_at,
-            ),
-        )
+        await products.record_published(conn, e)
 
     async def _retrying(self, conn: AsyncConnection[Any], e: StageFailed) -> None:
         f = e.payload
         if e.job_id == UNKNOWN_JOB:
             return
         await _lock_job(conn, e.job_id)
-        await conn.execute(
-            "UPDATE jobs SET retry_attempt = GREATEST(retry_attempt, %s), next_retry_at = %s,"
-            " retrying_since = GREATEST(retrying_since, %s), last_error = %s WHERE job_id = %s",
-            (f.attempt, f.next_attempt_at, e.occurred_at, f.message, e.job_id),
+        await jobs.mark_retrying(
+            conn,
+            e.job_id,
+            attempt=f.attempt,
+            next_attempt_at=f.next_attempt_at,
+            at=e.occurred_at,
+            error=f.message,
         )
 
     async def _failed(self, conn: AsyncConnection[Any], e: StageFailed) -> None:
@@ -333,51 +219,24 @@ class Folder:
             return
         job = await _lock_job(conn, e.job_id)
         if f.stage == GENERATOR.name:
-            # The whole request failed: every image not generated is lost.
-            await conn.execute(
-                "UPDATE jobs SET images_failed = image_count -"
-                " (SELECT count(*) FROM images WHERE job_id = %s), error = %s WHERE job_id = %s",
-                (e.job_id, f.message, e.job_id),
-            )
+            await jobs.fail_images(conn, e.job_id, f.message)
             return
         types = [f.product_type.value] if f.product_type else list(job["product_types"])
-        status = "publish_failed" if f.stage == "publisher" else "failed"
-        downgradable = ("created", "publishing") if status == "publish_failed" else ("failed",)
         for product_type in types:
-            await conn.execute(
-                "INSERT INTO products (job_id, image_index, product_type, status, error,"
-                " created_at) VALUES (%s, %s, %s, %s, %s, %s)"
-                " ON CONFLICT (job_id, image_index, product_type) DO UPDATE SET"
-                " status = EXCLUDED.status, error = EXCLUDED.error"
-                " WHERE products.status = ANY(%s)",
-                (
-                    e.job_id,
-                    f.image_index if f.image_index is not None else 0,
-                    product_type,
-                    status,
-                    f.message,
-                    e.occurred_at,
-                    list(downgradable),
-                ),
+            await products.record_failed(
+                conn,
+                job_id=e.job_id,
+                image_index=f.image_index if f.image_index is not None else 0,
+                product_type=product_type,
+                publishing=f.stage == PUBLISHER.name,
+                error=f.message,
+                at=e.occurred_at,
             )
-        await conn.execute("UPDATE jobs SET error = %s WHERE job_id = %s", (f.message, e.job_id))
+        await jobs.set_error(conn, e.job_id, f.message)
 
     async def _pool_report(self, conn: AsyncConnection[Any], e: WorkerExited | PoolScaled) -> None:
         # The pool's reports are not any job's: they go to worker_events (the alerts read it).
-        p = e.payload
-        await conn.execute(
-            "INSERT INTO worker_events (event_id, kind, service, instance_id, pool_id, data,"
-            " occurred_at) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (event_id) DO NOTHING",
-            (
-                e.event_id,
-                "exited" if isinstance(e, WorkerExited) else "scaled",
-                p.service,
-                p.instance_id if isinstance(p, WorkerExitedPayload) else None,
-                e.producer,
-                Jsonb(p.model_dump(mode="json")),
-                e.occurred_at,
-            ),
-        )
+        await workers.record_pool_report(conn, e)
 
 
 class TouchedJobs:
@@ -406,23 +265,18 @@ class TouchedJobs:
 async def _same_job(conn: AsyncConnection[Any], event: Event) -> None:
     """A seen event_id is a redelivery only if it was seen for the same job; another job's
     event under a used id is a producer's mistake, dead-lettered rather than silently lost."""
-    cur = await conn.execute("SELECT job_id FROM job_events WHERE event_id = %s", (event.event_id,))
-    row = await cur.fetchone()
-    if row is not None and row[0] != event.job_id:
+    other = await job_events.job_of(conn, event.event_id)
+    if other is not None and other != event.job_id:
         raise InvalidEventError(
-            f"event_id: {event.event_id} was already used by another job ({row[0][:100]})"
+            f"event_id: {event.event_id} was already used by another job ({other[:100]})"
         )
 
 
 async def _lock_job(conn: AsyncConnection[Any], job_id: str) -> dict[str, Any]:
-    cur = await conn.execute(
-        "SELECT job_id, product_types, image_count FROM jobs WHERE job_id = %s FOR UPDATE",
-        (job_id,),
-    )
-    row = await cur.fetchone()
-    if row is None:
+    job = await jobs.lock(conn, job_id)
+    if job is None:
         raise JobNotYetKnown(f"job {job_id} not folded yet")
-    return {"job_id": row[0], "product_types": row[1], "image_count": row[2]}
+    return job
 
 
 async def refresh_job(
@@ -434,84 +288,26 @@ async def refresh_job(
     it is over.
     """
     if ended_retrying_at is not None:
-        await conn.execute(
-            "UPDATE jobs SET retrying_since = NULL WHERE job_id = %s AND retrying_since <= %s",
-            (job_id, ended_retrying_at),
-        )
-    cur = await conn.execute(
-        "SELECT image_count, cardinality(product_types), auto_publish, images_failed, error,"
-        " retrying_since IS NOT NULL,"
-        " (SELECT count(*) FROM images i WHERE i.job_id = j.job_id),"
-        " (SELECT count(*) FILTER"
-        "    (WHERE status IN ('created', 'publishing', 'published', 'publish_failed'))"
-        "    FROM products p WHERE p.job_id = j.job_id),"
-        " (SELECT count(*) FILTER (WHERE status = 'failed') FROM products p"
-        "    WHERE p.job_id = j.job_id),"
-        " (SELECT count(*) FILTER (WHERE status = 'published') FROM products p"
-        "    WHERE p.job_id = j.job_id),"
-        " (SELECT count(*) FILTER (WHERE status = 'publish_failed') FROM products p"
-        "    WHERE p.job_id = j.job_id)"
-        " FROM jobs j WHERE job_id = %s",
-        (job_id,),
-    )
-    row = await cur.fetchone()
+        await jobs.end_retrying(conn, job_id, ended_retrying_at)
+    row = await jobs.counts(conn, job_id)
     if row is None:
         return None
-    (
-        image_count,
-        n_types,
-        auto_publish,
-        images_failed,
-        last_error,
-        retrying,
-        images_done,
-        products_done,
-        product_rows_failed,
-        pubs_done,
-        pubs_failed,
-    ) = row
-    state = job_status(
-        JobCounts(
-            image_count=image_count,
-            product_types=n_types,
-            auto_publish=auto_publish,
-            images_done=images_done,
-            images_failed=images_failed,
-            products_done=products_done,
-            product_rows_failed=product_rows_failed,
-            publications_done=pubs_done,
-            publications_failed=pubs_failed,
-            retrying=retrying,
-            last_error=last_error,
-        )
+    counts = JobCounts(**row)
+    state = job_status(counts)
+    await jobs.save_state(
+        conn,
+        job_id,
+        status=state.status,
+        terminal=state.terminal,
+        error=state.error,
+        images_done=counts.images_done,
+        images_failed=state.images_failed,
+        products_done=counts.products_done,
+        products_failed=state.products_failed,
+        publications_done=counts.publications_done,
+        publications_failed=counts.publications_failed,
     )
-    status = state.status
-    await conn.execute(
-        "UPDATE jobs SET status = %s, images_done = %s, images_failed = %s,"
-        " products_done = %s, products_failed = %s, publications_done = %s,"
-        " publications_failed = %s,"
-        # A job that completed (after a replay, say) carries no error from before.
-        " error = CASE WHEN %s = 'completed' THEN NULL ELSE COALESCE(%s, error) END,"
-        " updated_at = now(),"
-        " started_at = CASE WHEN %s <> 'queued' THEN COALESCE(started_at, now()) END,"
-        " finished_at = CASE WHEN %s THEN COALESCE(finished_at, now()) END"
-        " WHERE job_id = %s",
-        (
-            status,
-            images_done,
-            state.images_failed,
-            products_done,
-            state.products_failed,
-            pubs_done,
-            pubs_failed,
-            status,
-            state.error,
-            status,
-            state.terminal,
-            job_id,
-        ),
-    )
-    return str(status)
+    return state.status
 
 
 def _log_data(event: Event) -> dict[str, Any]:

@@ -40,6 +40,7 @@ from shared.events import (
     WorkerExited,
     WorkerHeartbeat,
 )
+from shared.store import jobs
 from shared.store import metrics as metric_store
 from shared.store.metrics import (
     DURATION_BUCKETS,
@@ -175,16 +176,10 @@ class MetricsRecorder:
         ``at`` is the time of the event that ended it."""
         # The stamp makes this once per job, whichever event ended it and however often the
         # events are re-read; the job row is locked by the UPDATE, so concurrent hooks agree.
-        cur = await conn.execute(
-            "UPDATE jobs SET metrics_recorded_at = now()"
-            " WHERE job_id = %s AND status = ANY(%s) AND metrics_recorded_at IS NULL"
-            " RETURNING status, created_at",
-            (job_id, list(TERMINAL)),
-        )
-        row = await cur.fetchone()
-        if row is None:
+        ended = await jobs.stamp_metrics(conn, job_id, list(TERMINAL))
+        if ended is None:
             return
-        status, created_at = row
+        status, created_at = ended
         if status == "completed":
             batch.add("jobs_completed", {}, at)
         else:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -14,6 +14,8 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, ConfigDict
+
+from shared.store import job_events
 
 logger = logging.getLogger(__name__)
 
@@ -211,25 +213,22 @@ async def mark_replayed(conn: AsyncConnection[Any], replayed: list[Replayed]) ->
         row = await cur.fetchone()
         if item.job_id is None or row is None:
             continue  # no job to log it under
-        await conn.execute(
-            "INSERT INTO job_events (event_id, job_id, type, level, message, producer, data,"
-            " topic, kafka_partition, kafka_offset, occurred_at)"
-            " VALUES (%s, %s, 'dlq.replayed', 'info', %s, 'api', %s, %s, %s, %s, now())"
-            " ON CONFLICT (event_id) DO NOTHING",
-            (
-                uuid.uuid5(_REPLAY_NS, f"{letter.id}:{row[0]}"),
-                item.job_id,
-                f"replayed from {letter.topic} (dead letter {letter.id})",
-                Jsonb(
-                    {
-                        "dead_letter_id": letter.id,
-                        "dlq": letter.coordinates,
-                        "replay_topic": letter.replay_topic,
-                        "replay_count": row[0],
-                    }
-                ),
-                letter.replay_topic,
-                item.partition,
-                item.offset,
-            ),
+        await job_events.record(
+            conn,
+            event_id=uuid.uuid5(_REPLAY_NS, f"{letter.id}:{row[0]}"),
+            job_id=item.job_id,
+            type="dlq.replayed",
+            level="info",
+            message=f"replayed from {letter.topic} (dead letter {letter.id})",
+            producer="api",
+            data={
+                "dead_letter_id": letter.id,
+                "dlq": letter.coordinates,
+                "replay_topic": letter.replay_topic,
+                "replay_count": row[0],
+            },
+            topic=letter.replay_topic,
+            partition=item.partition,
+            offset=item.offset,
+            occurred_at=datetime.now(UTC),
         )

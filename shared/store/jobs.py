@@ -9,9 +9,11 @@ reads the same whichever came first. Counters and status are the monitor's
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from psycopg import AsyncConnection
+from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from shared.events import ImageGenerated, JobRequested
@@ -96,3 +98,177 @@ async def open_from_image(conn: AsyncConnection[Any], event: ImageGenerated) -> 
             "at": event.occurred_at,
         },
     )
+
+
+# ---------------------------------------------------------------- the monitor's fold
+
+_LOCK = "SELECT product_types, image_count FROM jobs WHERE job_id = %(job)s FOR UPDATE"
+
+_RECORD_TOKENS = """
+UPDATE jobs SET claude_input_tokens = %(input)s, claude_output_tokens = %(output)s,
+    claude_cache_read_tokens = %(cache_read)s, claude_cache_write_tokens = %(cache_write)s
+WHERE job_id = %(job)s
+"""
+
+_MARK_RETRYING = """
+UPDATE jobs SET retry_attempt = GREATEST(retry_attempt, %(attempt)s),
+    next_retry_at = %(next_at)s, retrying_since = GREATEST(retrying_since, %(at)s),
+    last_error = %(error)s
+WHERE job_id = %(job)s
+"""
+
+_END_RETRYING = """
+UPDATE jobs SET retrying_since = NULL WHERE job_id = %(job)s AND retrying_since <= %(at)s
+"""
+
+# The whole request failed: every image not generated is lost.
+_FAIL_IMAGES = """
+UPDATE jobs SET images_failed = image_count - (SELECT count(*) FROM images WHERE job_id = %(job)s),
+    error = %(error)s
+WHERE job_id = %(job)s
+"""
+
+_SET_ERROR = "UPDATE jobs SET error = %(error)s WHERE job_id = %(job)s"
+
+# Named as services.monitor.status.JobCounts's fields.
+_COUNTS = """
+SELECT image_count, cardinality(product_types) AS product_types, auto_publish, images_failed,
+    error AS last_error, retrying_since IS NOT NULL AS retrying,
+    (SELECT count(*) FROM images i WHERE i.job_id = j.job_id) AS images_done,
+    (SELECT count(*) FILTER
+        (WHERE status IN ('created', 'publishing', 'published', 'publish_failed'))
+        FROM products p WHERE p.job_id = j.job_id) AS products_done,
+    (SELECT count(*) FILTER (WHERE status = 'failed')
+        FROM products p WHERE p.job_id = j.job_id) AS product_rows_failed,
+    (SELECT count(*) FILTER (WHERE status = 'published')
+        FROM products p WHERE p.job_id = j.job_id) AS publications_done,
+    (SELECT count(*) FILTER (WHERE status = 'publish_failed')
+        FROM products p WHERE p.job_id = j.job_id) AS publications_failed
+FROM jobs j WHERE job_id = %(job)s
+"""
+
+# A job that completed (after a replay, say) carries no error from before.
+_SAVE_STATE = """
+UPDATE jobs SET status = %(status)s, images_done = %(images_done)s,
+    images_failed = %(images_failed)s, products_done = %(products_done)s,
+    products_failed = %(products_failed)s, publications_done = %(publications_done)s,
+    publications_failed = %(publications_failed)s,
+    error = CASE WHEN %(status)s = 'completed' THEN NULL ELSE COALESCE(%(error)s, error) END,
+    updated_at = now(),
+    started_at = CASE WHEN %(status)s <> 'queued' THEN COALESCE(started_at, now()) END,
+    finished_at = CASE WHEN %(terminal)s THEN COALESCE(finished_at, now()) END
+WHERE job_id = %(job)s
+"""
+
+# Once per job, whichever event ended it and however often the events are re-read; the UPDATE
+# locks the row, so concurrent monitors agree.
+_STAMP_METRICS = """
+UPDATE jobs SET metrics_recorded_at = now()
+WHERE job_id = %(job)s AND status = ANY(%(terminal)s) AND metrics_recorded_at IS NULL
+RETURNING status, created_at
+"""
+
+
+async def lock(conn: AsyncConnection[Any], job_id: str) -> dict[str, Any] | None:
+    """Lock the job's row for this transaction; its product types and image count, or None when
+    the job has no row yet."""
+    cur = await conn.execute(_LOCK, {"job": job_id})
+    row = await cur.fetchone()
+    return None if row is None else {"product_types": row[0], "image_count": row[1]}
+
+
+async def record_tokens(conn: AsyncConnection[Any], event: ImageGenerated) -> None:
+    """What the job's briefs cost in Claude tokens (carried by its first image)."""
+    tokens = event.payload.tokens
+    if tokens is not None:
+        await conn.execute(
+            _RECORD_TOKENS,
+            {
+                "job": event.job_id,
+                "input": tokens.input,
+                "output": tokens.output,
+                "cache_read": tokens.cache_read,
+                "cache_write": tokens.cache_write,
+            },
+        )
+
+
+async def mark_retrying(
+    conn: AsyncConnection[Any],
+    job_id: str,
+    *,
+    attempt: int,
+    next_attempt_at: datetime | None,
+    at: datetime,
+    error: str,
+) -> None:
+    """A stage scheduled a retry of the job's work at ``at``."""
+    await conn.execute(
+        _MARK_RETRYING,
+        {"job": job_id, "attempt": attempt, "next_at": next_attempt_at, "at": at, "error": error},
+    )
+
+
+async def end_retrying(conn: AsyncConnection[Any], job_id: str, at: datetime) -> None:
+    """Progress at ``at`` ends a retry scheduled before it."""
+    await conn.execute(_END_RETRYING, {"job": job_id, "at": at})
+
+
+async def fail_images(conn: AsyncConnection[Any], job_id: str, error: str) -> None:
+    """The generator gave the request up: every image not generated yet is failed."""
+    await conn.execute(_FAIL_IMAGES, {"job": job_id, "error": error})
+
+
+async def set_error(conn: AsyncConnection[Any], job_id: str, error: str) -> None:
+    """The latest failure, shown on the job."""
+    await conn.execute(_SET_ERROR, {"job": job_id, "error": error})
+
+
+async def counts(conn: AsyncConnection[Any], job_id: str) -> dict[str, Any] | None:
+    """What the job asked for and what has arrived, counted from its rows (the fields of
+    :class:`services.monitor.status.JobCounts`); None when the job has no row."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(_COUNTS, {"job": job_id})
+        return await cur.fetchone()
+
+
+async def save_state(
+    conn: AsyncConnection[Any],
+    job_id: str,
+    *,
+    status: str,
+    terminal: bool,
+    error: str | None,
+    images_done: int,
+    images_failed: int,
+    products_done: int,
+    products_failed: int,
+    publications_done: int,
+    publications_failed: int,
+) -> None:
+    """Store the job's status and counters as the status machine gave them."""
+    await conn.execute(
+        _SAVE_STATE,
+        {
+            "job": job_id,
+            "status": status,
+            "terminal": terminal,
+            "error": error,
+            "images_done": images_done,
+            "images_failed": images_failed,
+            "products_done": products_done,
+            "products_failed": products_failed,
+            "publications_done": publications_done,
+            "publications_failed": publications_failed,
+        },
+    )
+
+
+async def stamp_metrics(
+    conn: AsyncConnection[Any], job_id: str, terminal: list[str]
+) -> tuple[str, datetime] | None:
+    """Mark a job that ended as counted in the metrics; (status, created_at) the first time,
+    None when it has not ended or was counted already."""
+    cur = await conn.execute(_STAMP_METRICS, {"job": job_id, "terminal": terminal})
+    row = await cur.fetchone()
+    return None if row is None else (row[0], row[1])

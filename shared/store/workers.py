@@ -1,5 +1,6 @@
-"""The ``workers`` table: one row per service instance, from its heartbeats (the monitor writes
-it, the API and the alerts read it)."""
+"""The ``workers`` table (one row per service instance, from its heartbeats) and
+``worker_events`` (what the worker pools report). The monitor writes both; the API and the
+alerts read them."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ from typing import Any
 
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from shared.events import WorkerHeartbeat
+from shared.events import PoolScaled, WorkerExited, WorkerExitedPayload, WorkerHeartbeat
 
 # A late heartbeat (an older event read after a newer one) never moves a row back.
 _RECORD = """
@@ -41,6 +43,30 @@ async def record_heartbeat(conn: AsyncConnection[Any], event: WorkerHeartbeat) -
             "failed": p.failed,
             "status": "stopped" if p.stopping else "running",
             "started": p.started_at,
+            "at": event.occurred_at,
+        },
+    )
+
+
+_RECORD_POOL_REPORT = """
+INSERT INTO worker_events (event_id, kind, service, instance_id, pool_id, data, occurred_at)
+VALUES (%(event_id)s, %(kind)s, %(service)s, %(instance)s, %(pool)s, %(data)s, %(at)s)
+ON CONFLICT (event_id) DO NOTHING
+"""
+
+
+async def record_pool_report(conn: AsyncConnection[Any], event: WorkerExited | PoolScaled) -> None:
+    """A worker pool's report (an instance exited, the pool scaled) in ``worker_events``."""
+    p = event.payload
+    await conn.execute(
+        _RECORD_POOL_REPORT,
+        {
+            "event_id": event.event_id,
+            "kind": "exited" if isinstance(event, WorkerExited) else "scaled",
+            "service": p.service,
+            "instance": p.instance_id if isinstance(p, WorkerExitedPayload) else None,
+            "pool": event.producer,
+            "data": Jsonb(p.model_dump(mode="json")),
             "at": event.occurred_at,
         },
     )

@@ -1,0 +1,157 @@
+"""The ``products`` table: one row per (job, image, product type), from the product's creation
+on Printify to its publication (the monitor writes it; the API lists it with the job).
+
+Events about one product come from different topics, so they are folded in any order. Each
+statement therefore only moves a row forward: a later success (a replay) overrides an earlier
+failure, nothing downgrades ``published``, and a publication folded before the creation keeps
+its status while creation fills in what only it knows (prices, DPI, mockups).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from psycopg import AsyncConnection
+
+from shared.events import ProductCreated, ProductPublished, ProductPublishing
+
+_CREATED = """
+INSERT INTO products (job_id, image_index, product_type, status, product_id, shop_id,
+                      price_cents, price_max_cents, cost_min_cents, cost_max_cents,
+                      profit_min_cents, margin_min_percent, print_dpi, mockups, title,
+                      created_at)
+VALUES (%(job)s, %(index)s, %(type)s, 'created', %(product_id)s, %(shop_id)s, %(price)s,
+        %(price_max)s, %(cost_min)s, %(cost_max)s, %(profit_min)s, %(margin_min)s, %(dpi)s,
+        %(mockups)s, %(title)s, %(at)s)
+ON CONFLICT (job_id, image_index, product_type) DO UPDATE SET
+    status = 'created', product_id = EXCLUDED.product_id, shop_id = EXCLUDED.shop_id,
+    price_cents = EXCLUDED.price_cents, price_max_cents = EXCLUDED.price_max_cents,
+    cost_min_cents = EXCLUDED.cost_min_cents, cost_max_cents = EXCLUDED.cost_max_cents,
+    profit_min_cents = EXCLUDED.profit_min_cents,
+    margin_min_percent = EXCLUDED.margin_min_percent, print_dpi = EXCLUDED.print_dpi,
+    mockups = EXCLUDED.mockups, title = EXCLUDED.title, error = NULL
+WHERE products.status = 'failed'
+"""
+
+# The publication was folded first: fill in what only creation knows.
+_FILL_CREATED = """
+UPDATE products SET price_cents = %(price)s, price_max_cents = %(price_max)s,
+    cost_min_cents = %(cost_min)s, cost_max_cents = %(cost_max)s,
+    profit_min_cents = %(profit_min)s, margin_min_percent = %(margin_min)s, print_dpi = %(dpi)s,
+    mockups = %(mockups)s, title = %(title)s
+WHERE job_id = %(job)s AND image_index = %(index)s AND product_type = %(type)s
+  AND price_cents IS NULL
+"""
+
+# Only a created product moves on to 'publishing': a confirmation or a refusal folded first
+# (another topic) is the later news.
+_PUBLISHING = """
+INSERT INTO products (job_id, image_index, product_type, status, product_id, shop_id,
+                      created_at)
+VALUES (%(job)s, %(index)s, %(type)s, 'publishing', %(product_id)s, %(shop_id)s, %(at)s)
+ON CONFLICT (job_id, image_index, product_type) DO UPDATE SET status = 'publishing'
+WHERE products.status = 'created'
+"""
+
+_PUBLISHED = """
+INSERT INTO products (job_id, image_index, product_type, status, product_id, shop_id,
+                      external_id, created_at, published_at)
+VALUES (%(job)s, %(index)s, %(type)s, 'published', %(product_id)s, %(shop_id)s,
+        %(external_id)s, %(at)s, %(at)s)
+ON CONFLICT (job_id, image_index, product_type) DO UPDATE SET
+    status = 'published', external_id = EXCLUDED.external_id,
+    published_at = EXCLUDED.published_at, error = NULL
+"""
+
+_FAILED = """
+INSERT INTO products (job_id, image_index, product_type, status, error, created_at)
+VALUES (%(job)s, %(index)s, %(type)s, %(status)s, %(error)s, %(at)s)
+ON CONFLICT (job_id, image_index, product_type) DO UPDATE SET
+    status = EXCLUDED.status, error = EXCLUDED.error
+WHERE products.status = ANY(%(from)s)
+"""
+
+
+async def record_created(conn: AsyncConnection[Any], event: ProductCreated) -> None:
+    """The product exists on Printify, with its prices and print resolution."""
+    p = event.payload
+    params = {
+        "job": event.job_id,
+        "index": p.image_index,
+        "type": p.product_type.value,
+        "product_id": p.product_id,
+        "shop_id": p.shop_id,
+        "price": p.price_cents,
+        "price_max": p.price_max_cents,
+        "cost_min": p.cost_min_cents,
+        "cost_max": p.cost_max_cents,
+        "profit_min": p.profit_min_cents,
+        "margin_min": p.margin_min_percent,
+        "dpi": p.print_dpi,
+        "mockups": p.mockups or None,
+        "title": p.title,
+        "at": event.occurred_at,
+    }
+    await conn.execute(_CREATED, params)
+    await conn.execute(_FILL_CREATED, params)
+
+
+async def record_publishing(conn: AsyncConnection[Any], event: ProductPublishing) -> None:
+    """Sent to the sales channel, which has not confirmed the listing yet."""
+    p = event.payload
+    await conn.execute(
+        _PUBLISHING,
+        {
+            "job": event.job_id,
+            "index": p.image_index,
+            "type": p.product_type.value,
+            "product_id": p.product_id,
+            "shop_id": p.shop_id,
+            "at": event.occurred_at,
+        },
+    )
+
+
+async def record_published(conn: AsyncConnection[Any], event: ProductPublished) -> None:
+    """Listed on the sales channel."""
+    p = event.payload
+    await conn.execute(
+        _PUBLISHED,
+        {
+            "job": event.job_id,
+            "index": p.image_index,
+            "type": p.product_type.value,
+            "product_id": p.product_id,
+            "shop_id": p.shop_id,
+            "external_id": p.external_id,
+            "at": event.occurred_at,
+        },
+    )
+
+
+async def record_failed(
+    conn: AsyncConnection[Any],
+    *,
+    job_id: str,
+    image_index: int,
+    product_type: str,
+    publishing: bool,
+    error: str,
+    at: datetime,
+) -> None:
+    """Creation failed (``failed``) or the publication did (``publish_failed``): a later
+    success is never undone by it."""
+    status = "publish_failed" if publishing else "failed"
+    await conn.execute(
+        _FAILED,
+        {
+            "job": job_id,
+            "index": image_index,
+            "type": product_type,
+            "status": status,
+            "error": error,
+            "at": at,
+            "from": ["created", "publishing"] if publishing else ["failed"],
+        },
+    )
