@@ -20,6 +20,53 @@ _JOB_COLUMNS = """
     created_at, updated_at, started_at, finished_at, claude_input_tokens,
     claude_output_tokens, claude_cache_read_tokens, claude_cache_write_tokens
 """
+_SELECT_JOBS = f"SELECT {_JOB_COLUMNS} FROM jobs"  # noqa: S608  # fixed fragments only
+
+_CLAIM_KEY = """
+INSERT INTO api_idempotency (key, request_hash, job_id) VALUES (%(key)s, %(hash)s, %(job)s)
+ON CONFLICT (key) DO NOTHING
+RETURNING job_id
+"""
+
+_KEY_ROW = "SELECT job_id, request_hash, produced FROM api_idempotency WHERE key = %(key)s"
+
+_MARK_PRODUCED = "UPDATE api_idempotency SET produced = TRUE WHERE key = %(key)s"
+
+_GET_JOB = _SELECT_JOBS + " WHERE job_id = %(job)s"
+
+_JOB_IMAGES = """
+SELECT image_index, sha256, uri, width, height, prompt, title, description, tags, created_at
+FROM images WHERE job_id = %(job)s ORDER BY image_index
+"""
+
+_JOB_PRODUCTS = """
+SELECT image_index, product_type, status, product_id, shop_id, price_cents, price_max_cents,
+    cost_min_cents, cost_max_cents, profit_min_cents, margin_min_percent, print_dpi, mockups,
+    title, external_id, error, created_at, published_at
+FROM products WHERE job_id = %(job)s ORDER BY image_index, product_type
+"""
+
+_JOB_LOG = """
+SELECT type, level, message, data, occurred_at
+FROM job_events WHERE job_id = %(job)s ORDER BY occurred_at, recorded_at
+"""
+
+# {where}: _STATUS_IN and/or _AFTER, or nothing.
+_LIST_JOBS = (
+    _SELECT_JOBS
+    + """
+{where}
+ORDER BY created_at DESC, job_id DESC LIMIT %(limit)s
+"""
+)
+# `completed` is what the status field shows, so it takes the partial jobs too
+# (their detailedStatus tells them apart; `partial` asks for those alone).
+_STATUS_IN = "status = ANY(%(statuses)s)"
+# Row comparison = keyset pagination on (created_at DESC, job_id DESC): stable under
+# concurrent inserts, no OFFSET scan.
+_AFTER = "(created_at, job_id) < (%(after_at)s, %(after_job)s)"
+
+_PING = "SELECT 1"
 
 
 async def insert_queued_job(pool: AsyncConnectionPool, event: JobRequested) -> bool:
@@ -43,19 +90,10 @@ async def claim_idempotency_key(
 ) -> IdempotencyRecord:
     """Insert ``key`` for ``job_id`` unless present; return the row as it now stands."""
     async with pool.connection() as conn:
-        cur = await conn.execute(
-            """
-            INSERT INTO api_idempotency (key, request_hash, job_id) VALUES (%s, %s, %s)
-            ON CONFLICT (key) DO NOTHING
-            RETURNING job_id
-            """,
-            (key, request_hash, job_id),
-        )
+        cur = await conn.execute(_CLAIM_KEY, {"key": key, "hash": request_hash, "job": job_id})
         if await cur.fetchone() is not None:
             return IdempotencyRecord(job_id, request_hash, produced=False, created=True)
-        cur = await conn.execute(
-            "SELECT job_id, request_hash, produced FROM api_idempotency WHERE key = %s", (key,)
-        )
+        cur = await conn.execute(_KEY_ROW, {"key": key})
         row = await cur.fetchone()
     if row is None:  # only if someone deleted the key between our two statements
         raise RuntimeError("idempotency key vanished while being claimed")
@@ -65,13 +103,13 @@ async def claim_idempotency_key(
 async def mark_produced(pool: AsyncConnectionPool, key: str) -> None:
     """The key's event is acknowledged by the broker: later replays must not produce again."""
     async with pool.connection() as conn:
-        await conn.execute("UPDATE api_idempotency SET produced = TRUE WHERE key = %s", (key,))
+        await conn.execute(_MARK_PRODUCED, {"key": key})
 
 
 async def get_job(pool: AsyncConnectionPool, job_id: str) -> dict[str, Any] | None:
     """The job row (API field names), or None."""
     async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE job_id = %s", (job_id,))  # noqa: S608
+        await cur.execute(_GET_JOB, {"job": job_id})
         return await cur.fetchone()
 
 
@@ -80,33 +118,11 @@ async def get_job_children(
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     """A job's images, products and event log, each in its natural order."""
     async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(
-            """
-            SELECT image_index, sha256, uri, width, height, prompt, title, description, tags,
-                   created_at
-            FROM images WHERE job_id = %s ORDER BY image_index
-            """,
-            (job_id,),
-        )
+        await cur.execute(_JOB_IMAGES, {"job": job_id})
         images = await cur.fetchall()
-        await cur.execute(
-            """
-            SELECT image_index, product_type, status, product_id, shop_id, price_cents,
-                   price_max_cents, cost_min_cents, cost_max_cents, profit_min_cents,
-                   margin_min_percent, print_dpi, mockups, title, external_id, error,
-                   created_at, published_at
-            FROM products WHERE job_id = %s ORDER BY image_index, product_type
-            """,
-            (job_id,),
-        )
+        await cur.execute(_JOB_PRODUCTS, {"job": job_id})
         products = await cur.fetchall()
-        await cur.execute(
-            """
-            SELECT type, level, message, data, occurred_at
-            FROM job_events WHERE job_id = %s ORDER BY occurred_at, recorded_at
-            """,
-            (job_id,),
-        )
+        await cur.execute(_JOB_LOG, {"job": job_id})
         logs = await cur.fetchall()
     return images, products, logs
 
@@ -120,29 +136,20 @@ async def list_jobs(
 ) -> list[dict[str, Any]]:
     """Up to ``limit`` jobs, newest first, strictly after the keyset position ``after``."""
     where: list[str] = []
-    params: list[Any] = []
+    params: dict[str, Any] = {"limit": limit}
     if status is not None:
-        # `completed` is what the status field shows, so it takes the partial jobs too
-        # (their detailedStatus tells them apart; `partial` asks for those alone).
-        where.append("status = ANY(%s)")
-        params.append(["completed", "partial"] if status == "completed" else [status])
+        where.append(_STATUS_IN)
+        params["statuses"] = ["completed", "partial"] if status == "completed" else [status]
     if after is not None:
-        # Row comparison = keyset pagination on (created_at DESC, job_id DESC): stable under
-        # concurrent inserts, no OFFSET scan.
-        where.append("(created_at, job_id) < (%s, %s)")
-        params.extend(after)
-    clause = f"WHERE {' AND '.join(where)}" if where else ""
-    params.append(limit)
+        where.append(_AFTER)
+        params["after_at"], params["after_job"] = after
+    sql = _LIST_JOBS.format(where=f"WHERE {' AND '.join(where)}" if where else "")
     async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(
-            f"SELECT {_JOB_COLUMNS} FROM jobs {clause} "  # noqa: S608  # fixed fragments only
-            "ORDER BY created_at DESC, job_id DESC LIMIT %s",
-            params,
-        )
+        await cur.execute(sql, params)
         return await cur.fetchall()
 
 
 async def ping(pool: AsyncConnectionPool, timeout: float) -> None:
     """Raise unless PostgreSQL answers a trivial query within ``timeout`` seconds."""
     async with pool.connection(timeout=timeout) as conn:
-        await conn.execute("SELECT 1")
+        await conn.execute(_PING)

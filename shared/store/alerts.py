@@ -12,15 +12,55 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+_OPEN_KEYS = """
+SELECT condition_key, id FROM alerts
+WHERE status = 'open' AND starts_with(condition_key, %(prefix)s)
+FOR UPDATE
+"""
+
+# The partial unique index on open alerts decides between monitor instances opening one at once.
+_OPEN = """
+INSERT INTO alerts (condition_key, type, severity, message, details, status, created_at,
+                    updated_at)
+VALUES (%(key)s, %(type)s, %(severity)s, %(message)s, %(details)s, 'open', %(now)s, %(now)s)
+ON CONFLICT (condition_key) WHERE status = 'open' DO NOTHING
+RETURNING *
+"""
+
+_REFRESH = """
+UPDATE alerts SET message = %(message)s, details = %(details)s, updated_at = %(now)s
+WHERE id = %(id)s
+"""
+
+_RESOLVE = """
+UPDATE alerts SET status = 'resolved', resolved_at = %(now)s, updated_at = %(now)s
+WHERE id = ANY(%(ids)s) AND status = 'open'
+RETURNING *
+"""
+
+_MARK_NOTIFIED = "UPDATE alerts SET notified_at = now() WHERE id = %(id)s"
+
+# {where}: the filters asked for (from _LIST_ALERTS_FILTERS), or nothing.
+_LIST_ALERTS = """
+SELECT * FROM alerts {where}
+ORDER BY created_at DESC, id DESC LIMIT %(limit)s
+"""
+_LIST_ALERTS_FILTERS = {
+    "severity": "severity = %(severity)s",
+    "status": "status = %(status)s",
+    "since": "created_at >= %(since)s",
+}
+
+_RECENT = """
+SELECT * FROM alerts WHERE created_at >= %(since)s
+ORDER BY created_at DESC, id DESC LIMIT %(limit)s
+"""
+
 
 async def open_keys(conn: AsyncConnection[Any], prefix: str) -> dict[str, int]:
     """The open alerts whose condition key starts with ``prefix`` (locked for the caller's
     transaction): key -> id."""
-    cur = await conn.execute(
-        "SELECT condition_key, id FROM alerts WHERE status = 'open'"
-        " AND starts_with(condition_key, %s) FOR UPDATE",
-        (prefix,),
-    )
+    cur = await conn.execute(_OPEN_KEYS, {"prefix": prefix})
     return {row[0]: row[1] for row in await cur.fetchall()}
 
 
@@ -37,11 +77,15 @@ async def open_alert(
     index says who won)."""
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
-            "INSERT INTO alerts (condition_key, type, severity, message, details, status,"
-            " created_at, updated_at) VALUES (%s, %s, %s, %s, %s, 'open', %s, %s)"
-            " ON CONFLICT (condition_key) WHERE status = 'open' DO NOTHING"
-            " RETURNING *",
-            (key, kind, severity, message, Jsonb(details), now, now),
+            _OPEN,
+            {
+                "key": key,
+                "type": kind,
+                "severity": severity,
+                "message": message,
+                "details": Jsonb(details),
+                "now": now,
+            },
         )
         return await cur.fetchone()
 
@@ -51,8 +95,7 @@ async def refresh(
 ) -> None:
     """Keep a still-firing alert's message and numbers current."""
     await conn.execute(
-        "UPDATE alerts SET message = %s, details = %s, updated_at = %s WHERE id = %s",
-        (message, Jsonb(details), now, alert_id),
+        _REFRESH, {"id": alert_id, "message": message, "details": Jsonb(details), "now": now}
     )
 
 
@@ -61,18 +104,14 @@ async def resolve(
 ) -> list[dict[str, Any]]:
     """Resolve the open ones among ``alert_ids``; returns their rows."""
     async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(
-            "UPDATE alerts SET status = 'resolved', resolved_at = %s, updated_at = %s"
-            " WHERE id = ANY(%s) AND status = 'open' RETURNING *",
-            (now, now, alert_ids),
-        )
+        await cur.execute(_RESOLVE, {"ids": alert_ids, "now": now})
         return await cur.fetchall()
 
 
 async def mark_notified(pool: AsyncConnectionPool, alert_id: int) -> None:
     """The alert's notice was delivered."""
     async with pool.connection() as conn:
-        await conn.execute("UPDATE alerts SET notified_at = now() WHERE id = %s", (alert_id,))
+        await conn.execute(_MARK_NOTIFIED, {"id": alert_id})
 
 
 async def list_alerts(
@@ -84,33 +123,21 @@ async def list_alerts(
     limit: int,
 ) -> list[dict[str, Any]]:
     """Alerts newest first, optionally of one severity/status, created at or after ``since``."""
-    where: list[str] = []
-    params: list[Any] = []
-    for clause, value in (
-        ("severity = %s", severity),
-        ("status = %s", status),
-        ("created_at >= %s", since),
-    ):
-        if value is not None:
-            where.append(clause)
-            params.append(value)
-    sql_where = f"WHERE {' AND '.join(where)}" if where else ""
-    params.append(limit)
+    params: dict[str, Any] = {
+        "severity": severity,
+        "status": status,
+        "since": since,
+        "limit": limit,
+    }
+    where = [clause for name, clause in _LIST_ALERTS_FILTERS.items() if params[name] is not None]
+    sql = _LIST_ALERTS.format(where=f"WHERE {' AND '.join(where)}" if where else "")
     async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(
-            f"SELECT * FROM alerts {sql_where} "  # noqa: S608  # fixed fragments only
-            "ORDER BY created_at DESC, id DESC LIMIT %s",
-            params,
-        )
+        await cur.execute(sql, params)
         return await cur.fetchall()
 
 
 async def recent(conn: AsyncConnection[Any], since: datetime, limit: int) -> list[dict[str, Any]]:
     """Alerts created at or after ``since``, newest first."""
     async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(
-            "SELECT * FROM alerts WHERE created_at >= %s ORDER BY created_at DESC, id DESC"
-            " LIMIT %s",
-            (since, limit),
-        )
+        await cur.execute(_RECENT, {"since": since, "limit": limit})
         return await cur.fetchall()

@@ -24,6 +24,56 @@ logger = logging.getLogger(__name__)
 _REPLAY_NS = uuid.UUID("9d2f6c1e-5a4b-4e0f-8b7a-1c3d5e7f9a20")
 
 
+_RECORD = """
+INSERT INTO dead_letters (topic, kafka_partition, kafka_offset, stage, job_id, error_class,
+                          message, retryable, original_topic, replay_topic, replay_value,
+                          headers, failed_at)
+VALUES (%(topic)s, %(partition)s, %(offset)s, %(stage)s, %(job)s, %(error_class)s, %(message)s,
+        %(retryable)s, %(original_topic)s, %(replay_topic)s, %(replay_value)s, %(headers)s,
+        %(at)s)
+ON CONFLICT (topic, kafka_partition, kafka_offset) DO NOTHING
+"""
+
+# {where}: the filters asked for (from _LIST_FILTERS, and _AFTER), or nothing.
+_LIST_DEAD_LETTERS = """
+SELECT id, stage, job_id, error_class, message, retryable, topic,
+    kafka_partition AS "partition", kafka_offset AS "offset", original_topic,
+    failed_at, replayed_at, replay_count
+FROM dead_letters {where}
+ORDER BY failed_at DESC, id DESC LIMIT %(limit)s
+"""
+_LIST_FILTERS = {
+    "stage": "stage = %(stage)s",
+    "job": "job_id = %(job)s",
+    "error_class": "error_class = %(error_class)s",
+}
+# Keyset pagination on (failed_at DESC, id DESC), as for jobs: stable under inserts.
+_AFTER = "(failed_at, id) < (%(after_at)s, %(after_id)s)"
+
+_EXISTS = "SELECT 1 FROM dead_letters WHERE id = %(id)s"
+
+# {where}: the filters asked for (from _LOCK_FILTERS, and _NOT_REPLAYED).
+# Oldest first: a job's letters go back in the order they failed.
+_LOCK_FOR_REPLAY = """
+SELECT id, topic, kafka_partition, kafka_offset, job_id, replay_topic, replay_value
+FROM dead_letters WHERE {where}
+ORDER BY failed_at, id LIMIT %(limit)s
+FOR UPDATE
+"""
+_LOCK_FILTERS = {
+    "id": "id = %(id)s",
+    "job": "job_id = %(job)s",
+    "stage": "stage = %(stage)s",
+}
+_NOT_REPLAYED = "replayed_at IS NULL"
+
+_MARK_REPLAYED = """
+UPDATE dead_letters SET replayed_at = now(), replay_count = replay_count + 1
+WHERE id = %(id)s
+RETURNING replay_count
+"""
+
+
 class DeadLetter(BaseModel):
     """One DLQ record as the ``dead_letters`` table holds it."""
 
@@ -50,25 +100,22 @@ class DeadLetter(BaseModel):
 async def record_dead_letter(conn: AsyncConnection[Any], dead: DeadLetter) -> bool:
     """Insert the dead letter unless its record was seen before; True when it was new."""
     cur = await conn.execute(
-        "INSERT INTO dead_letters (topic, kafka_partition, kafka_offset, stage, job_id,"
-        " error_class, message, retryable, original_topic, replay_topic, replay_value, headers,"
-        " failed_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-        " ON CONFLICT (topic, kafka_partition, kafka_offset) DO NOTHING",
-        (
-            dead.topic,
-            dead.partition,
-            dead.offset,
-            dead.stage,
-            dead.job_id,
-            dead.error_class,
-            dead.message.replace("\x00", ""),  # PostgreSQL text rejects NUL
-            dead.retryable,
-            dead.original_topic,
-            dead.replay_topic,
-            dead.replay_value,
-            Jsonb(dead.headers),
-            dead.failed_at,
-        ),
+        _RECORD,
+        {
+            "topic": dead.topic,
+            "partition": dead.partition,
+            "offset": dead.offset,
+            "stage": dead.stage,
+            "job": dead.job_id,
+            "error_class": dead.error_class,
+            "message": dead.message.replace("\x00", ""),  # PostgreSQL text rejects NUL
+            "retryable": dead.retryable,
+            "original_topic": dead.original_topic,
+            "replay_topic": dead.replay_topic,
+            "replay_value": dead.replay_value,
+            "headers": Jsonb(dead.headers),
+            "at": dead.failed_at,
+        },
     )
     if cur.rowcount == 0:
         return False
@@ -84,13 +131,6 @@ async def record_dead_letter(conn: AsyncConnection[Any], dead: DeadLetter) -> bo
     return True
 
 
-_COLUMNS = """
-    id, stage, job_id, error_class, message, retryable, topic,
-    kafka_partition AS "partition", kafka_offset AS "offset", original_topic,
-    failed_at, replayed_at, replay_count
-"""
-
-
 async def list_dead_letters(
     pool: AsyncConnectionPool,
     *,
@@ -101,24 +141,19 @@ async def list_dead_letters(
     after: tuple[datetime, int] | None,
 ) -> list[dict[str, Any]]:
     """Up to ``limit`` dead letters, newest first, strictly after the keyset position ``after``."""
-    where: list[str] = []
-    params: list[Any] = []
-    for column, value in (("stage", stage), ("job_id", job_id), ("error_class", error_class)):
-        if value is not None:
-            where.append(f"{column} = %s")
-            params.append(value)
+    params: dict[str, Any] = {
+        "stage": stage,
+        "job": job_id,
+        "error_class": error_class,
+        "limit": limit,
+    }
+    where = [clause for name, clause in _LIST_FILTERS.items() if params[name] is not None]
     if after is not None:
-        # Keyset pagination on (failed_at DESC, id DESC), as for jobs: stable under inserts.
-        where.append("(failed_at, id) < (%s, %s)")
-        params.extend(after)
-    clause = f"WHERE {' AND '.join(where)}" if where else ""
-    params.append(limit)
+        where.append(_AFTER)
+        params["after_at"], params["after_id"] = after
+    sql = _LIST_DEAD_LETTERS.format(where=f"WHERE {' AND '.join(where)}" if where else "")
     async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(
-            f"SELECT {_COLUMNS} FROM dead_letters {clause} "  # noqa: S608  # fixed fragments only
-            "ORDER BY failed_at DESC, id DESC LIMIT %s",
-            params,
-        )
+        await cur.execute(sql, params)
         return await cur.fetchall()
 
 
@@ -142,7 +177,7 @@ class ReplayCandidate:
 
 async def dead_letter_exists(conn: AsyncConnection[Any], dead_letter_id: int) -> bool:
     """Whether a dead letter with this id was recorded."""
-    cur = await conn.execute("SELECT 1 FROM dead_letters WHERE id = %s", (dead_letter_id,))
+    cur = await conn.execute(_EXISTS, {"id": dead_letter_id})
     return await cur.fetchone() is not None
 
 
@@ -160,22 +195,11 @@ async def lock_for_replay(
     Call inside a transaction. A concurrent replay of the same letters waits for this one and
     then, unless it includes replayed letters, finds them replayed: one request, one replay.
     """
-    where: list[str] = []
-    params: list[Any] = []
-    for column, value in (("id", dead_letter_id), ("job_id", job_id), ("stage", stage)):
-        if value is not None:
-            where.append(f"{column} = %s")
-            params.append(value)
+    params: dict[str, Any] = {"id": dead_letter_id, "job": job_id, "stage": stage, "limit": limit}
+    where = [clause for name, clause in _LOCK_FILTERS.items() if params[name] is not None]
     if not include_replayed:
-        where.append("replayed_at IS NULL")
-    params.append(limit)
-    # Oldest first: a job's letters go back in the order they failed.
-    columns = "id, topic, kafka_partition, kafka_offset, job_id, replay_topic, replay_value"
-    cur = await conn.execute(
-        f"SELECT {columns} FROM dead_letters WHERE {' AND '.join(where)}"  # noqa: S608  # fixed fragments
-        " ORDER BY failed_at, id LIMIT %s FOR UPDATE",
-        params,
-    )
+        where.append(_NOT_REPLAYED)
+    cur = await conn.execute(_LOCK_FOR_REPLAY.format(where=" AND ".join(where)), params)
     return [
         ReplayCandidate(
             id=row[0],
@@ -205,11 +229,7 @@ async def mark_replayed(conn: AsyncConnection[Any], replayed: list[Replayed]) ->
     """Stamp each letter as replayed and add a ``dlq.replayed`` entry to its job's log."""
     for item in replayed:
         letter = item.candidate
-        cur = await conn.execute(
-            "UPDATE dead_letters SET replayed_at = now(), replay_count = replay_count + 1"
-            " WHERE id = %s RETURNING replay_count",
-            (letter.id,),
-        )
+        cur = await conn.execute(_MARK_REPLAYED, {"id": letter.id})
         row = await cur.fetchone()
         if item.job_id is None or row is None:
             continue  # no job to log it under

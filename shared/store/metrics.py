@@ -26,7 +26,8 @@ GAUGE_FRESH_S = 300.0
 
 _UPSERT = """
 INSERT INTO metrics_minute AS m (name, labels, minute, kind, count, sum, min, max, last, buckets)
-VALUES (%s, %s, date_trunc('minute', %s::timestamptz), %s, %s, %s, %s, %s, %s, %s)
+VALUES (%(name)s, %(labels)s, date_trunc('minute', %(at)s::timestamptz), %(kind)s, %(count)s,
+        %(sum)s, %(min)s, %(max)s, %(last)s, %(buckets)s)
 ON CONFLICT (name, labels, minute) DO UPDATE SET
     count = m.count + EXCLUDED.count,
     sum = m.sum + EXCLUDED.sum,
@@ -42,6 +43,52 @@ ON CONFLICT (name, labels, minute) DO UPDATE SET
               FROM jsonb_object_keys(m.buckets || EXCLUDED.buckets) AS k)
     END,
     updated_at = now()
+"""
+
+# The fields of add_rows' tuples, in order.
+_UPSERT_FIELDS = ("name", "labels", "at", "kind", "count", "sum", "min", "max", "last", "buckets")
+
+_DELETE_EXPIRED = "DELETE FROM metrics_minute WHERE minute < %(before)s"
+
+_METRIC_POINTS = """
+SELECT name, labels, minute AS timestamp, kind, count,
+       CASE kind WHEN 'counter' THEN count::double precision
+                 WHEN 'histogram' THEN sum / NULLIF(count, 0)
+                 ELSE last END AS value
+FROM metrics_minute WHERE name = %(name)s
+ORDER BY minute DESC, labels::text LIMIT %(limit)s
+"""
+
+_EXPOSITION_TOTALS = """
+SELECT name, kind, labels, labels::text AS key, sum(count) AS count, sum(sum) AS sum
+FROM metrics_minute WHERE kind IN ('counter', 'histogram')
+GROUP BY name, kind, labels
+"""
+
+_EXPOSITION_BUCKETS = """
+SELECT m.name, m.labels::text AS key, b.key AS le, sum(b.value::bigint) AS n
+FROM metrics_minute m, jsonb_each_text(m.buckets) b
+WHERE m.kind = 'histogram' GROUP BY m.name, m.labels, b.key
+"""
+
+_EXPOSITION_GAUGES = """
+SELECT DISTINCT ON (name, labels) name, labels, labels::text AS key, last
+FROM metrics_minute
+WHERE kind = 'gauge' AND minute >= now() - make_interval(secs => %(fresh_s)s)
+ORDER BY name, labels, minute DESC
+"""
+
+_LATEST_LAG = """
+SELECT DISTINCT ON (labels) labels ->> 'stage' AS stage, last
+FROM metrics_minute
+WHERE name = 'consumer_lag' AND minute >= now() - make_interval(secs => %(fresh_s)s)
+ORDER BY labels, minute DESC
+"""
+
+_COUNTS_SINCE = """
+SELECT name, sum(count)::bigint AS n FROM metrics_minute
+WHERE minute >= %(since)s AND kind <> 'gauge'
+GROUP BY name ORDER BY name
 """
 
 
@@ -69,7 +116,19 @@ async def set_gauge(
 ) -> None:
     """Record one sample of a gauge; the minute's ``last`` is the value it reads as."""
     await conn.execute(
-        _UPSERT, (name, Jsonb(dict(labels)), at, "gauge", 1, value, value, value, value, None)
+        _UPSERT,
+        {
+            "name": name,
+            "labels": Jsonb(dict(labels)),
+            "at": at,
+            "kind": "gauge",
+            "count": 1,
+            "sum": value,
+            "min": value,
+            "max": value,
+            "last": value,
+            "buckets": None,
+        },
     )
 
 
@@ -77,15 +136,15 @@ async def add_rows(conn: AsyncConnection[Any], rows: list[tuple[Any, ...]]) -> N
     """Add rows ``(name, labels, at, kind, count, sum, min, max, last, buckets)`` to their
     minutes (in the caller's transaction; sorted by the caller, so locks come in one order)."""
     async with conn.cursor() as cur:
-        await cur.executemany(_UPSERT, rows)
+        await cur.executemany(
+            _UPSERT, [dict(zip(_UPSERT_FIELDS, row, strict=True)) for row in rows]
+        )
 
 
 async def delete_expired(pool: AsyncConnectionPool, *, now: datetime, hours: float) -> int:
     """Delete rollups older than ``hours`` before ``now``; return how many went."""
     async with pool.connection() as conn:
-        cur = await conn.execute(
-            "DELETE FROM metrics_minute WHERE minute < %s", (now - timedelta(hours=hours),)
-        )
+        cur = await conn.execute(_DELETE_EXPIRED, {"before": now - timedelta(hours=hours)})
         deleted = cur.rowcount
     if deleted:
         logger.info("metrics expired rows=%d hours=%g", deleted, hours)
@@ -95,17 +154,7 @@ async def delete_expired(pool: AsyncConnectionPool, *, now: datetime, hours: flo
 async def metric_points(pool: AsyncConnectionPool, name: str, limit: int) -> list[dict[str, Any]]:
     """A metric's latest ``limit`` per-minute rows (every label set), newest first."""
     async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(
-            """
-            SELECT name, labels, minute AS timestamp, kind, count,
-                   CASE kind WHEN 'counter' THEN count::double precision
-                             WHEN 'histogram' THEN sum / NULLIF(count, 0)
-                             ELSE last END AS value
-            FROM metrics_minute WHERE name = %s
-            ORDER BY minute DESC, labels::text LIMIT %s
-            """,
-            (name, limit),
-        )
+        await cur.execute(_METRIC_POINTS, {"name": name, "limit": limit})
         return await cur.fetchall()
 
 
@@ -126,37 +175,17 @@ async def exposition_series(pool: AsyncConnectionPool) -> list[Series]:
     """Every series to expose, ordered by name and labels."""
     out: dict[tuple[str, str], Series] = {}
     async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(
-            """
-            SELECT name, kind, labels, labels::text AS key, sum(count) AS count, sum(sum) AS sum
-            FROM metrics_minute WHERE kind IN ('counter', 'histogram')
-            GROUP BY name, kind, labels
-            """
-        )
+        await cur.execute(_EXPOSITION_TOTALS)
         for r in await cur.fetchall():
             out[(r["name"], r["key"])] = Series(
                 r["name"], r["kind"], r["labels"], int(r["count"]), float(r["sum"])
             )
-        await cur.execute(
-            """
-            SELECT m.name, m.labels::text AS key, b.key AS le, sum(b.value::bigint) AS n
-            FROM metrics_minute m, jsonb_each_text(m.buckets) b
-            WHERE m.kind = 'histogram' GROUP BY m.name, m.labels, b.key
-            """
-        )
+        await cur.execute(_EXPOSITION_BUCKETS)
         for r in await cur.fetchall():
             series = out.get((r["name"], r["key"]))
             if series is not None:
                 series.buckets[r["le"]] = int(r["n"])
-        await cur.execute(
-            """
-            SELECT DISTINCT ON (name, labels) name, labels, labels::text AS key, last
-            FROM metrics_minute
-            WHERE kind = 'gauge' AND minute >= now() - make_interval(secs => %s)
-            ORDER BY name, labels, minute DESC
-            """,
-            (GAUGE_FRESH_S,),
-        )
+        await cur.execute(_EXPOSITION_GAUGES, {"fresh_s": GAUGE_FRESH_S})
         for r in await cur.fetchall():
             out[(r["name"], r["key"])] = Series(
                 r["name"], "gauge", r["labels"], value=float(r["last"] or 0)
@@ -167,24 +196,12 @@ async def exposition_series(pool: AsyncConnectionPool) -> list[Series]:
 async def latest_lag(conn: AsyncConnection[Any]) -> dict[str, int]:
     """The latest fresh ``consumer_lag`` sample per stage."""
     async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(
-            """
-            SELECT DISTINCT ON (labels) labels ->> 'stage' AS stage, last
-            FROM metrics_minute
-            WHERE name = 'consumer_lag' AND minute >= now() - make_interval(secs => %s)
-            ORDER BY labels, minute DESC
-            """,
-            (GAUGE_FRESH_S,),
-        )
+        await cur.execute(_LATEST_LAG, {"fresh_s": GAUGE_FRESH_S})
         return {r["stage"]: int(r["last"]) for r in await cur.fetchall() if r["last"] is not None}
 
 
 async def counts_since(conn: AsyncConnection[Any], since: datetime) -> dict[str, int]:
     """How many times each counter counted, and each histogram observed, since ``since``."""
     async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(
-            "SELECT name, sum(count)::bigint AS n FROM metrics_minute"
-            " WHERE minute >= %s AND kind <> 'gauge' GROUP BY name ORDER BY name",
-            (since,),
-        )
+        await cur.execute(_COUNTS_SINCE, {"since": since})
         return {r["name"]: int(r["n"]) for r in await cur.fetchall()}

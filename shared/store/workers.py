@@ -72,40 +72,51 @@ async def record_pool_report(conn: AsyncConnection[Any], event: WorkerExited | P
     )
 
 
+_LIST_WORKERS = """
+SELECT instance_id AS id, service, host, pid, partitions, in_flight, processed, failed,
+    started_at, last_heartbeat,
+    CASE WHEN status = 'stopped' THEN 'stopped'
+         WHEN last_heartbeat < now() - make_interval(secs => %(stale_s)s) THEN 'stale'
+         ELSE 'running' END AS status
+FROM workers WHERE last_heartbeat > now() - make_interval(secs => %(forget_s)s)
+ORDER BY service, instance_id
+"""
+
+_WORKER_EXISTS = "SELECT 1 FROM workers WHERE instance_id = %(instance)s"
+
+_LIVE_POOL_MANAGER = """
+SELECT instance_id FROM workers
+WHERE service = 'pool' AND status = 'running'
+  AND last_heartbeat > now() - make_interval(secs => %(stale_s)s)
+ORDER BY last_heartbeat DESC LIMIT 1
+"""
+
+_LIVE_SERVICES = """
+SELECT DISTINCT service FROM workers
+WHERE status = 'running' AND last_heartbeat > now() - make_interval(secs => %(stale_s)s)
+"""
+
+
 async def list_workers(
     pool: AsyncConnectionPool, stale_after_s: float, forget_after_s: float = 3600.0
 ) -> list[dict[str, Any]]:
     """Instances heard from within ``forget_after_s``, with a status from the heartbeat's age."""
     async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(
-            "SELECT instance_id AS id, service, host, pid, partitions, in_flight, processed,"
-            " failed, started_at, last_heartbeat,"
-            " CASE WHEN status = 'stopped' THEN 'stopped'"
-            "      WHEN last_heartbeat < now() - make_interval(secs => %s) THEN 'stale'"
-            "      ELSE 'running' END AS status"
-            " FROM workers WHERE last_heartbeat > now() - make_interval(secs => %s)"
-            " ORDER BY service, instance_id",
-            (stale_after_s, forget_after_s),
-        )
+        await cur.execute(_LIST_WORKERS, {"stale_s": stale_after_s, "forget_s": forget_after_s})
         return list(await cur.fetchall())
 
 
 async def worker_exists(pool: AsyncConnectionPool, instance_id: str) -> bool:
     """Whether an instance with this id has ever sent a heartbeat."""
     async with pool.connection() as conn:
-        cur = await conn.execute("SELECT 1 FROM workers WHERE instance_id = %s", (instance_id,))
+        cur = await conn.execute(_WORKER_EXISTS, {"instance": instance_id})
         return await cur.fetchone() is not None
 
 
 async def live_pool_manager(pool: AsyncConnectionPool, stale_after_s: float) -> str | None:
     """The instance id of a worker-pool manager heard from within ``stale_after_s``."""
     async with pool.connection() as conn:
-        cur = await conn.execute(
-            "SELECT instance_id FROM workers WHERE service = 'pool' AND status = 'running'"
-            " AND last_heartbeat > now() - make_interval(secs => %s)"
-            " ORDER BY last_heartbeat DESC LIMIT 1",
-            (stale_after_s,),
-        )
+        cur = await conn.execute(_LIVE_POOL_MANAGER, {"stale_s": stale_after_s})
         row = await cur.fetchone()
     return None if row is None else str(row[0])
 
@@ -113,9 +124,5 @@ async def live_pool_manager(pool: AsyncConnectionPool, stale_after_s: float) -> 
 async def live_services(pool: AsyncConnectionPool, stale_after_s: float) -> set[str]:
     """Services with at least one running instance whose heartbeat is recent."""
     async with pool.connection() as conn:
-        cur = await conn.execute(
-            "SELECT DISTINCT service FROM workers WHERE status = 'running'"
-            " AND last_heartbeat > now() - make_interval(secs => %s)",
-            (stale_after_s,),
-        )
+        cur = await conn.execute(_LIVE_SERVICES, {"stale_s": stale_after_s})
         return {row[0] for row in await cur.fetchall()}
