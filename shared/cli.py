@@ -1,4 +1,4 @@
-"""``pod``: the command-line tool (submit, status, jobs, up).
+"""``pod``: the command-line tool (submit, status, jobs, up, webhooks register).
 
 Talks to the API at ``POD_API_URL`` (default http://127.0.0.1:3000) with ``POD_API_KEY`` as the
 bearer key when the API requires one. Output is JSON on stdout, so it pipes into ``jq``.
@@ -7,6 +7,7 @@ bearer key when the API requires one. Output is JSON on stdout, so it pipes into
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sys
@@ -59,6 +60,15 @@ def main(argv: list[str] | None = None) -> int:
 
     sub.add_parser("up", help="run the whole stack (same as `make up`)")
 
+    w = sub.add_parser(
+        "webhooks",
+        help="register the API's /webhooks/printify with Printify (PRINTIFY_API_KEY, "
+        "PRINTIFY_WEBHOOK_SECRET)",
+    )
+    w.add_argument("action", choices=["register"])
+    w.add_argument("--url", required=True, help="public URL of POST /webhooks/printify")
+    w.add_argument("--shop", help="one shop id (default: every custom-integration shop)")
+
     args = parser.parse_args(argv)
     if args.command == "up":
         try:
@@ -70,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         up()
         return 0
+    if args.command == "webhooks":
+        return _register_webhooks(args.url, args.shop)
     with _client() as client:
         try:
             if args.command == "submit":
@@ -95,6 +107,27 @@ def main(argv: list[str] | None = None) -> int:
         except httpx.HTTPError as exc:
             sys.stderr.write(f"pod: cannot reach the API at {client.base_url}: {exc}\n")
             return 2
+
+
+def _register_webhooks(url: str, shop: str | None) -> int:
+    from pydantic import ValidationError
+
+    from shared.errors import PodError
+    from shared.vendors.printify_webhooks import WebhookRegistrationSettings, register_all
+
+    try:
+        settings = WebhookRegistrationSettings()
+    except ValidationError as exc:
+        missing = ", ".join(str(e["loc"][0]).upper() for e in exc.errors())
+        sys.stderr.write(f"pod: webhooks register needs {missing}\n")
+        return 2
+    try:
+        registered = asyncio.run(register_all(settings, url, shop))
+    except PodError as exc:
+        sys.stderr.write(f"pod: Printify refused: {exc}\n")
+        return 1
+    sys.stdout.write(json.dumps(registered, indent=2) + "\n")
+    return 0
 
 
 if __name__ == "__main__":

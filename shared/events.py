@@ -233,6 +233,18 @@ class PoolScaledPayload(_Model):
 EventT = TypeVar("EventT", bound="Event")
 
 
+class PrintifyWebhookPayload(_Model):
+    """One call of a Printify webhook, checked against its signature by the API."""
+
+    webhook_event_id: Annotated[str, Field(min_length=1, max_length=200)]
+    topic: Annotated[str, Field(min_length=1, max_length=100)]  # e.g. product:publish:started
+    resource_id: Annotated[str, Field(min_length=1, max_length=200)]
+    resource_type: Annotated[str, Field(min_length=1, max_length=50)]
+    shop_id: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+    sent_at: Annotated[str, Field(max_length=100)] | None = None
+
+
 class ControlCommandPayload(_Model):
     """An operator's instruction to the worker-pool manager (``pod.control``)."""
 
@@ -324,6 +336,14 @@ class PoolScaled(Event):
     payload: PoolScaledPayload
 
 
+class PrintifyWebhookReceived(Event):
+    """Not a job's event: ``job_id`` names the resource (``printify:<type>:<id>``), so that every
+    call about one product or order lands on one partition, in order."""
+
+    type: Literal["printify.webhook"] = "printify.webhook"
+    payload: PrintifyWebhookPayload
+
+
 class ControlCommand(Event):
     type: Literal["control.command"] = "control.command"
     payload: ControlCommandPayload
@@ -340,6 +360,7 @@ AnyEvent = (
     | WorkerHeartbeat
     | WorkerExited
     | PoolScaled
+    | PrintifyWebhookReceived
 )
 EVENT_TYPES: tuple[type[Event], ...] = (
     ControlCommand,
@@ -352,6 +373,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     WorkerHeartbeat,
     WorkerExited,
     PoolScaled,
+    PrintifyWebhookReceived,
 )
 _ADAPTER: TypeAdapter[AnyEvent] = TypeAdapter(Annotated[AnyEvent, Field(discriminator="type")])
 

@@ -33,6 +33,8 @@ PRODUCTS_CREATED = "products.created"
 PUBLISHED = "published"
 HEARTBEATS = "workers.heartbeat"
 CONTROL = "pod.control"
+# Printify's webhook calls, as the API received them (signature checked).
+PRINTIFY_WEBHOOKS = "printify.webhooks"
 
 RETRY_LEVELS = 3
 
@@ -60,7 +62,8 @@ class Stage:
 
 GENERATOR = Stage("generator", tuple(JOBS_BY_PRIORITY), "jobs.requested")
 PRINTIFY = Stage("printify", (IMAGES_GENERATED,), IMAGES_GENERATED)
-PUBLISHER = Stage("publisher", (PRODUCTS_CREATED,), PRODUCTS_CREATED)
+# The publisher also answers Printify's publish webhooks for the custom-integration storefront.
+PUBLISHER = Stage("publisher", (PRODUCTS_CREATED, PRINTIFY_WEBHOOKS), PRODUCTS_CREATED)
 # The monitor reads the pipeline topics, the stages' dead letters and the heartbeats.
 MONITOR = Stage(
     "monitor",
@@ -114,6 +117,7 @@ def all_topics() -> list[TopicSpec]:
         specs.append(TopicSpec(stage.dlq, 30 * DAY_MS))
     specs.append(TopicSpec(HEARTBEATS, DAY_MS))
     specs.append(TopicSpec(CONTROL, DAY_MS))
+    specs.append(TopicSpec(PRINTIFY_WEBHOOKS, 7 * DAY_MS))
     return specs
 
 

@@ -39,18 +39,30 @@ Test hooks: ``GET /_sim/books`` (what each account did, plus duplicate products)
 ``GET /_sim/request_times`` (epoch seconds of each account's accepted requests),
 ``POST /_sim/reset`` (forget everything, channels back to their knobs), ``GET/POST
 /_sim/limits`` (change the rate limits),
-``GET/POST /_sim/channels`` (change ``publish_ms`` and ``failure_rate``).
+``GET/POST /_sim/channels`` (change ``publish_ms`` and ``failure_rate``),
+``POST /_sim/webhooks/fire`` (send a webhook call of any topic, e.g. an order's).
+
+Webhooks: ``GET/POST /v1/shops/{id}/webhooks.json`` and ``DELETE
+/v1/shops/{id}/webhooks/{webhook_id}.json``. Publishing in a custom-integration shop sends
+``product:publish:started`` and deleting a product ``product:deleted`` to the shop's webhooks of
+that topic, ``SIM_PRINTIFY_WEBHOOK_DELAY_MS`` (200) later, with ``X-Pfy-Signature: sha256=<hex
+HMAC-SHA256 of the body>`` when the webhook has a secret; a call not answered 2xx is tried again
+after 1 s, doubling, ``SIM_PRINTIFY_WEBHOOK_ATTEMPTS`` (6) times in all
+(``SIM_PRINTIFY_WEBHOOK_RETRY_S``).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import binascii
 import collections
 import dataclasses
 import hashlib
+import hmac
 import io
+import json
 import logging
 import math
 import os
@@ -277,6 +289,11 @@ class Account:
     # Handshake calls refused because the product's shop is not a custom integration.
     handshake_refused: int = 0
     products_updated: int = 0
+    # Webhooks by id: {id, topic, url, shop_id, secret}; deliveries by topic, and failed tries.
+    webhooks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    webhooks_delivered: collections.Counter[str] = field(default_factory=collections.Counter)
+    webhook_attempts_failed: int = 0
+    webhooks_given_up: int = 0
 
     def forget_product(self, product_id: str) -> None:
         self.products.pop(product_id, None)
@@ -913,9 +930,90 @@ def _books(state: PrintifyState, limits: Limits) -> dict[str, Any]:
             # Publications the non-custom channels listed or refused, by product id.
             "channel_listed": dict(acct.channel_listed),
             "channel_refused": dict(acct.channel_refused),
+            "webhooks": [_webhook_view(w) for w in acct.webhooks.values()],
+            "webhooks_delivered": dict(acct.webhooks_delivered),
+            "webhook_attempts_failed": acct.webhook_attempts_failed,
+            "webhooks_given_up": acct.webhooks_given_up,
             "duplicates": duplicates,
         }
     return {"accounts": accounts, "duplicates": all_duplicates, "limits": limits.as_dict()}
+
+
+# --------------------------------------------------------------------------------------------
+# Webhooks
+
+WEBHOOK_TOPICS = frozenset(
+    {
+        "shop:disconnected",
+        "product:deleted",
+        "product:publish:started",
+        "order:created",
+        "order:updated",
+        "order:sent-to-production",
+        "order:shipment:created",
+        "order:shipment:delivered",
+    }
+)
+
+
+def _webhook_view(hook: dict[str, Any]) -> dict[str, Any]:
+    # Printify never shows a webhook's secret back.
+    return {k: hook[k] for k in ("id", "topic", "url", "shop_id")}
+
+
+def webhook_signature(secret: str, body: bytes) -> str:
+    """``X-Pfy-Signature``: ``sha256=`` and the hex HMAC-SHA256 of the raw body."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+@dataclass
+class WebhookSender:
+    """Delivers webhook calls in the background, as Printify does: a short while after the
+    event, signed when the webhook has a secret, and tried again with doubling waits while the
+    receiver does not answer 2xx (``SIM_PRINTIFY_WEBHOOK_ATTEMPTS`` tries, the first
+    ``SIM_PRINTIFY_WEBHOOK_DELAY_MS`` after the event)."""
+
+    delay_s: float
+    attempts: int
+    retry_s: float
+    tasks: set[Any] = field(default_factory=set)
+
+    def send(self, acct: Account, shop_id: int, topic: str, resource: dict[str, Any]) -> None:
+        for hook in list(acct.webhooks.values()):
+            if hook["topic"] != topic or int(hook["shop_id"]) != shop_id:
+                continue
+            call = {
+                "id": secrets.token_hex(12),
+                "type": topic,
+                "created_at": _now().strftime("%Y-%m-%d %H:%M:%S+00:00"),
+                "resource": resource,
+            }
+            task = asyncio.get_running_loop().create_task(self._deliver(acct, hook, call))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def _deliver(self, acct: Account, hook: dict[str, Any], call: dict[str, Any]) -> None:
+        body = json.dumps(call).encode()
+        headers = {"Content-Type": "application/json", "User-Agent": "Printify-Webhooks"}
+        if hook.get("secret"):
+            headers["X-Pfy-Signature"] = webhook_signature(hook["secret"], body)
+        wait = self.delay_s
+        async with httpx.AsyncClient(timeout=10.0) as client:
+            for _ in range(self.attempts):
+                await asyncio.sleep(wait)
+                wait = max(self.retry_s, wait * 2)
+                try:
+                    resp = await client.post(hook["url"], content=body, headers=headers)
+                except httpx.HTTPError as exc:
+                    logger.info("webhook delivery failed url=%s error=%s", hook["url"], exc)
+                    acct.webhook_attempts_failed += 1
+                    continue
+                if 200 <= resp.status_code < 300:
+                    acct.webhooks_delivered[call["type"]] += 1
+                    return
+                acct.webhook_attempts_failed += 1
+        acct.webhooks_given_up += 1
+        logger.warning("webhook given up topic=%s url=%s", call["type"], hook["url"])
 
 
 # --------------------------------------------------------------------------------------------
@@ -950,6 +1048,11 @@ def create_app(knobs: Knobs | None = None) -> FastAPI:
         failure_rate=_env_number("SIM_PRINTIFY_PUBLISH_FAILURE_RATE", 0.0),
     )
     channels = dataclasses.replace(channel_defaults)
+    webhooks = WebhookSender(
+        delay_s=_env_number("SIM_PRINTIFY_WEBHOOK_DELAY_MS", 200.0) / 1000,
+        attempts=int(_env_number("SIM_PRINTIFY_WEBHOOK_ATTEMPTS", 6)),
+        retry_s=_env_number("SIM_PRINTIFY_WEBHOOK_RETRY_S", 1.0),
+    )
     app.state.sim = state
     shops = shops_from_env()
     install_faults(app, knobs, _fault)
@@ -1122,6 +1225,12 @@ def create_app(knobs: Knobs | None = None) -> FastAPI:
         acct = account_of(request)
         acct.forget_product(product_id)
         acct.products_deleted += 1
+        webhooks.send(
+            acct,
+            int(shop_id),
+            "product:deleted",
+            {"id": product_id, "type": "product", "data": {"shop_id": int(shop_id)}},
+        )
         return _ok({})
 
     @app.post("/v1/shops/{shop_id}/products/{product_id}/publish.json")
@@ -1155,6 +1264,25 @@ def create_app(knobs: Knobs | None = None) -> FastAPI:
             refused = random.random() < channels.failure_rate
             due = time.time() + channels.publish_ms / 1000
             acct.channel_pending[product_id] = (due, refused, channel)
+        else:
+            # A custom integration learns of the publication from this webhook, and answers
+            # with publishing_succeeded or publishing_failed.
+            details = {k: v for k, v in body.items() if k != "keyFeatures"}
+            details["key_features"] = bool(body.get("keyFeatures", True))
+            webhooks.send(
+                acct,
+                int(shop_id),
+                "product:publish:started",
+                {
+                    "id": product_id,
+                    "type": "product",
+                    "data": {
+                        "shop_id": int(shop_id),
+                        "publish_details": details,
+                        "action": "create",
+                    },
+                },
+            )
         logger.info("publish account=%s product=%s", acct.key, product_id)
         return _ok({})
 
@@ -1195,7 +1323,62 @@ def create_app(knobs: Knobs | None = None) -> FastAPI:
         account_of(request).publish_failed[product_id] += 1
         return _ok({})
 
+    # --- webhooks ----------------------------------------------------------------------------
+
+    @app.get("/v1/shops/{shop_id}/webhooks.json")
+    async def list_webhooks(request: Request, shop_id: str) -> Response:
+        if shop_of(shop_id) is None:
+            return _not_found("Shop")
+        hooks = account_of(request).webhooks.values()
+        return _ok([_webhook_view(w) for w in hooks if str(w["shop_id"]) == shop_id])
+
+    @app.post("/v1/shops/{shop_id}/webhooks.json")
+    async def create_webhook(request: Request, shop_id: str) -> Response:
+        if shop_of(shop_id) is None:
+            return _not_found("Shop")
+        body = await _json_body(request)
+        if body is None:
+            return _validation_error("The request body must be a JSON object")
+        topic, url, secret = body.get("topic"), body.get("url"), body.get("secret")
+        if topic not in WEBHOOK_TOPICS:
+            return _validation_error(f"topic must be one of {sorted(WEBHOOK_TOPICS)}")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            return _validation_error("url must be an http(s) URL")
+        if secret is not None and not isinstance(secret, str):
+            return _validation_error("secret must be a string")
+        hook = {
+            "id": secrets.token_hex(12),
+            "topic": topic,
+            "url": url,
+            "shop_id": shop_id,
+            "secret": secret,
+        }
+        account_of(request).webhooks[hook["id"]] = hook
+        return _ok(_webhook_view(hook))
+
+    @app.delete("/v1/shops/{shop_id}/webhooks/{webhook_id}.json")
+    async def delete_webhook(request: Request, shop_id: str, webhook_id: str) -> Response:
+        hooks = account_of(request).webhooks
+        hook = hooks.get(webhook_id)
+        if hook is None or str(hook["shop_id"]) != shop_id:
+            return _not_found("Webhook")
+        del hooks[webhook_id]
+        return _ok({"id": webhook_id})
+
     # --- test hooks --------------------------------------------------------------------------
+
+    @app.post("/_sim/webhooks/fire")
+    async def fire_webhook(request: Request) -> Response:
+        """Send a webhook call of the token's account (e.g. an order's topics)."""
+        token = _bearer(request)
+        body = await _json_body(request)
+        if token is None or body is None:
+            return _validation_error("a bearer token and a JSON body are required")
+        topic, resource = body.get("topic"), body.get("resource")
+        if topic not in WEBHOOK_TOPICS or not isinstance(resource, dict):
+            return _validation_error("topic (a webhook topic) and resource (an object)")
+        webhooks.send(state.account(token), int(body.get("shop_id", SHOP_ID)), topic, resource)
+        return _ok({"sent": True})
 
     @app.get("/_sim/request_times")
     async def request_times() -> dict[str, list[float]]:

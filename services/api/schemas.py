@@ -100,6 +100,13 @@ class JobAccepted(_Wire):
     status: Literal["accepted"] = "accepted"
 
 
+class WebhookAccepted(_Wire):
+    """``POST /webhooks/printify`` answer: the call is durably on ``printify.webhooks``."""
+
+    status: Literal["received"] = "received"
+    event_id: str
+
+
 class DeliveredImage(_Wire):
     """An image the job made."""
 

@@ -32,6 +32,9 @@ class ApiSettings(KafkaSettings, DatabaseSettings, JobLimitSettings, WorkerLiven
         default=None,
         description="Comma-separated bearer keys that may also scale, restart and replay",
     )
+    # The secret Printify signs its webhook calls with (X-Pfy-Signature); unset = no
+    # /webhooks/printify. `pod webhooks register` registers the URL with this secret.
+    printify_webhook_secret: SecretStr | None = None
     # Checked before anything parses the body or authenticates the caller (services/api/limits.py).
     max_body_bytes: int = Field(
         default=1024 * 1024, ge=1024, le=64 * 1024 * 1024, description="Largest request body"
@@ -90,7 +93,7 @@ class ApiSettings(KafkaSettings, DatabaseSettings, JobLimitSettings, WorkerLiven
             return Priority.LOW
         return Priority.NORMAL
 
-    @field_validator("api_keys", "admin_api_keys", mode="before")
+    @field_validator("api_keys", "admin_api_keys", "printify_webhook_secret", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # compose passes `API_KEYS=` when none is configured: that means no keys.
@@ -101,6 +104,14 @@ class ApiSettings(KafkaSettings, DatabaseSettings, JobLimitSettings, WorkerLiven
     def _keys_not_blank(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and not _split(value.get_secret_value()):
             raise ValueError("must hold at least one non-empty key (comma-separated)")
+        return value
+
+    @field_validator("printify_webhook_secret")
+    @classmethod
+    def _secret_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        # A guessable secret would let anyone forge Printify's calls.
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters")
         return value
 
     def key_list(self) -> list[str]:

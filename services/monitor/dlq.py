@@ -37,7 +37,15 @@ from shared.events import (
 )
 from shared.runner import header_int, message_headers, parse_message
 from shared.store.dead_letters import DeadLetter
-from shared.topics import GENERATOR, JOBS_REQUESTED, MONITOR, PRINTIFY, PUBLISHER, Stage
+from shared.topics import (
+    GENERATOR,
+    JOBS_REQUESTED,
+    MONITOR,
+    PRINTIFY,
+    PRINTIFY_WEBHOOKS,
+    PUBLISHER,
+    Stage,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -213,6 +221,8 @@ def replay_topic(dlq_topic: str, source: str | None, event: dict[str, Any] | Non
 
 
 def _main_input(family: str, event: dict[str, Any] | None) -> str | None:
+    if event is not None and event.get("type") == "printify.webhook":
+        return PRINTIFY_WEBHOOKS  # the publisher's second input
     if family == GENERATOR.family:
         return JOBS_REQUESTED[_priority(event)]
     stage = _BY_FAMILY.get(family)

@@ -1,5 +1,6 @@
 """The publisher stage: with autoPublish, a created product is published to the shop's sales
-channel; without it the product stays a draft and nothing is emitted.
+channel; without it the product stays a draft and nothing is emitted. It also answers Printify's
+webhooks for the engine's own storefront (:mod:`services.publisher.storefront`).
 
 The product's shop names its sales channel (:mod:`shared.vendors.channels`). Publishing is done
 once per (job, image, type) through the ledger (:mod:`shared.ledger`); an attempt whose outcome
@@ -18,6 +19,7 @@ from contextlib import asynccontextmanager
 
 from services.publisher.publications import Publications
 from services.publisher.settings import PublisherSettings
+from services.publisher.storefront import StorefrontWebhooks
 from services.publisher.watch import (
     PRODUCER,
     PublicationWatcher,
@@ -28,6 +30,7 @@ from services.publisher.watch import (
 from shared.db import migrate, open_pool
 from shared.events import (
     Event,
+    PrintifyWebhookReceived,
     ProductCreated,
     ProductPublishing,
     ProductPublishingPayload,
@@ -56,12 +59,17 @@ class PublisherHandler:
         first_check_s: float = 5.0,
     ) -> None:
         self.channels = channels
+        self.webhooks = StorefrontWebhooks(channels)
         self.ledger = ledger
         self.publications = publications
         self.confirm_timeout_s = confirm_timeout_s
         self.first_check_s = first_check_s
 
-    async def __call__(self, event: ProductCreated, ctx: MessageContext) -> list[Output]:
+    async def __call__(
+        self, event: ProductCreated | PrintifyWebhookReceived, ctx: MessageContext
+    ) -> list[Output]:
+        if isinstance(event, PrintifyWebhookReceived):
+            return await self.webhooks(event, ctx)
         p = event.payload
         if not p.auto_publish:
             logger.info("product left as draft job_id=%s product_id=%s", event.job_id, p.product_id)
@@ -144,7 +152,9 @@ def _published(event: ProductCreated, result: Result) -> Event:
 
 
 @asynccontextmanager
-async def build_handler(settings: PublisherSettings) -> AsyncIterator[Handler[ProductCreated]]:
+async def build_handler(
+    settings: PublisherSettings,
+) -> AsyncIterator[Handler[ProductCreated | PrintifyWebhookReceived]]:
     """The handler wired to the real Printify client and the ledger, with the publication
     watcher running beside it."""
     # Idempotent and lock-serialised: a stage started on its own still finds its table.
@@ -160,7 +170,11 @@ async def build_handler(settings: PublisherSettings) -> AsyncIterator[Handler[Pr
 
     try:
         client = printify_client(settings, pool)
-        channels = ChannelRegistry(client, settings.storefront_base_url)
+        channels = ChannelRegistry(
+            client,
+            settings.storefront_base_url,
+            storefront_on_webhook=settings.printify_webhooks_enabled,
+        )
         for name, path in settings.sales_channel_adapters.items():
             channels.register(name, load_factory(path))
         ledger = Ledger(pool)

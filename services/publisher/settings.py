@@ -16,6 +16,9 @@ class PublisherSettings(RunnerSettings, DatabaseSettings, PrintifyAccountSetting
     # For a custom-integration shop we are the sales channel: confirm the publication
     # ourselves with `publishing_succeeded`, under this storefront's base URL.
     storefront_base_url: str = "https://shop.example.com/products"
+    # Confirm only when Printify's product:publish:started webhook comes (registered with
+    # `pod webhooks register`), as Printify expects of a custom integration; off = at once.
+    printify_webhooks_enabled: bool = False
 
     # Etsy, Shopify, ... confirm a publication on their own, minutes later or never: the
     # product is checked after PUBLISH_CHECK_MIN_S, then at doubling intervals up to

@@ -8,7 +8,8 @@ watcher asks :meth:`SalesChannel.check` until a pending publication settles.
 Channels are looked up by name in :class:`ChannelRegistry`. Today's come through Printify:
 
 - ``custom_integration``: a shop connected through the API, where the engine itself is the
-  storefront, so it confirms the publication (``publishing_succeeded``) at once;
+  storefront, so it confirms the publication (``publishing_succeeded``) at once, or when
+  Printify's ``product:publish:started`` webhook arrives (``PRINTIFY_WEBHOOKS_ENABLED``);
 - any other Printify sales channel (``etsy``, ``shopify``, ...): Printify pushes the product and
   the channel lists it minutes later, or refuses it; the product's ``external`` field tells.
 
@@ -90,7 +91,8 @@ def handle_for(title: str, product_id: str) -> str:
     return f"{slug}-{product_id[-8:]}" if slug else product_id
 
 
-def _listing_of(product: dict[str, Any]) -> Listing | None:
+def listing_of(product: dict[str, Any]) -> Listing | None:
+    """The listing a Printify product's ``external`` field records, if any."""
     external = product.get("external")
     if isinstance(external, dict) and external.get("id"):
         handle = external.get("handle")
@@ -99,41 +101,59 @@ def _listing_of(product: dict[str, Any]) -> Listing | None:
 
 
 class PrintifyStorefront:
-    """A custom-integration shop: the engine is the storefront, so it confirms at once."""
+    """A custom-integration shop: the engine is the storefront, so it answers Printify's publish
+    handshake itself, at once or, with ``on_webhook``, when Printify's
+    ``product:publish:started`` webhook comes (:mod:`services.publisher.storefront`)."""
 
     name = CUSTOM_INTEGRATION
 
-    def __init__(self, client: PrintifyClient, storefront_base_url: str) -> None:
+    def __init__(
+        self, client: PrintifyClient, storefront_base_url: str, *, on_webhook: bool = False
+    ) -> None:
         self.client = client
         self.base_url = storefront_base_url.rstrip("/")
+        self.on_webhook = on_webhook
 
     async def publish(self, product: ProductRef) -> ListingState:
         await self.client.publish(product.shop_id, product.product_id)
-        return await self._confirm(product)
+        if self.on_webhook:
+            return PENDING  # the webhook's handler lists it; the watcher sees the listing
+        return await self.list_product(product)
 
-    async def _confirm(self, product: ProductRef) -> ListingState:
-        handle = handle_for(product.title, product.product_id)
+    async def list_product(self, product: ProductRef) -> ListingState:
+        """List the product on the storefront and tell Printify (``publishing_succeeded``)."""
+        # The handle is where buyers find it, as Printify records it and other channels give it.
+        url = f"{self.base_url}/{handle_for(product.title, product.product_id)}"
         await self.client.publishing_succeeded(
-            product.shop_id,
-            product.product_id,
-            external_id=product.product_id,
-            handle=f"{self.base_url}/{handle}",
+            product.shop_id, product.product_id, external_id=product.product_id, handle=url
         )
-        return ListingState(Listing(product.product_id, handle))
+        return ListingState(Listing(product.product_id, url))
+
+    async def refuse(self, product: ProductRef, reason: str) -> ListingState:
+        """Tell Printify the storefront will not list the product (``publishing_failed``)."""
+        await self.client.publishing_failed(product.shop_id, product.product_id, reason=reason)
+        return ListingState(refused=reason)
 
     async def reconcile(self, product: ProductRef) -> ListingState | None:
         found = await self.client.get_product(product.shop_id, product.product_id)
-        listing = _listing_of(found)
+        listing = listing_of(found)
         if listing is not None:
             return ListingState(listing)
         if found.get("is_locked"):  # publish went through, the confirmation did not
-            return await self._confirm(product)
+            return PENDING if self.on_webhook else await self.list_product(product)
         return None
 
     async def check(self, product: ProductRef) -> ListingState:
         found = await self.client.get_product(product.shop_id, product.product_id)
-        listing = _listing_of(found)
-        return ListingState(listing) if listing else PENDING
+        listing = listing_of(found)
+        if listing is not None:
+            return ListingState(listing)
+        if self.on_webhook and not found.get("is_locked"):
+            return ListingState(
+                refused="the storefront refused the product (publishing_failed) or Printify "
+                "released it unlisted"
+            )
+        return PENDING
 
 
 class PrintifyChannel:
@@ -150,14 +170,14 @@ class PrintifyChannel:
 
     async def reconcile(self, product: ProductRef) -> ListingState | None:
         found = await self.client.get_product(product.shop_id, product.product_id)
-        listing = _listing_of(found)
+        listing = listing_of(found)
         if listing is not None:
             return ListingState(listing)
         return PENDING if found.get("is_locked") else None
 
     async def check(self, product: ProductRef) -> ListingState:
         found = await self.client.get_product(product.shop_id, product.product_id)
-        listing = _listing_of(found)
+        listing = listing_of(found)
         if listing is not None:
             return ListingState(listing)
         if not found.get("is_locked"):
@@ -189,10 +209,18 @@ def load_factory(path: str) -> ChannelFactory:
 class ChannelRegistry:
     """The sales channels by name, and which one each Printify shop sells through."""
 
-    def __init__(self, client: PrintifyClient, storefront_base_url: str) -> None:
+    def __init__(
+        self,
+        client: PrintifyClient,
+        storefront_base_url: str,
+        *,
+        storefront_on_webhook: bool = False,
+    ) -> None:
         self.client = client
         self._factories: dict[str, ChannelFactory] = {
-            CUSTOM_INTEGRATION: lambda _name: PrintifyStorefront(client, storefront_base_url)
+            CUSTOM_INTEGRATION: lambda _name: PrintifyStorefront(
+                client, storefront_base_url, on_webhook=storefront_on_webhook
+            )
         }
         self._channels: dict[str, SalesChannel] = {}
         self._shops: dict[str, str] = {}  # shop id -> channel name

@@ -487,6 +487,29 @@ class PrintifyClient:
         path = f"/v1/shops/{shop_id}/products/{product_id}/publishing_failed.json"
         await self._request("POST", path, {"reason": reason})
 
+    # --- webhooks ----------------------------------------------------------------------------
+
+    async def list_webhooks(self, shop_id: str | int) -> list[dict[str, Any]]:
+        """The shop's webhooks (``id``, ``topic``, ``url``, ``shop_id``)."""
+        found = await self._request("GET", f"/v1/shops/{shop_id}/webhooks.json")
+        return list(found) if isinstance(found, list) else []
+
+    async def create_webhook(
+        self, shop_id: str | int, *, topic: str, url: str, secret: str | None = None
+    ) -> dict[str, Any]:
+        """Have Printify POST the shop's ``topic`` events to ``url``, signed with ``secret``."""
+        body: dict[str, Any] = {"topic": topic, "url": url}
+        if secret:
+            body["secret"] = secret
+        created: dict[str, Any] = await self._request(
+            "POST", f"/v1/shops/{shop_id}/webhooks.json", body
+        )
+        return created
+
+    async def delete_webhook(self, shop_id: str | int, webhook_id: str) -> None:
+        """Stop a webhook."""
+        await self._request("DELETE", f"/v1/shops/{shop_id}/webhooks/{webhook_id}.json")
+
     async def aclose(self) -> None:
         """Close the HTTP connection pool (and hand back the budgets' last grants)."""
         await self._http.aclose()

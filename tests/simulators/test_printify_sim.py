@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import http.server
 import io
+import json
 import os
 import re
 import threading
@@ -20,7 +22,7 @@ import pytest
 from PIL import Image
 
 from simulators.process import SimulatorProcess
-from tests.support.infra import free_port
+from tests.support.infra import free_port, wait_for
 
 SHOP = 12345678
 HEX24 = re.compile(r"^[0-9a-f]{24}$")
@@ -671,3 +673,89 @@ def test_base64_uploads_over_5_mb_are_refused(sim: SimulatorProcess) -> None:
         )
         assert_printify_error(resp, 400, "must be uploaded by url")
         assert books_of(sim, http)["uploads"] == 0
+
+
+# --- webhooks ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[str, list[tuple[dict[str, str], bytes]], list[int]]]:
+    """A local HTTP server recording each POST (headers, body); it answers the statuses queued
+    in the third item first, then 200."""
+    calls: list[tuple[dict[str, str], bytes]] = []
+    answers: list[int] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            calls.append(({k.lower(): v for k, v in self.headers.items()}, body))
+            self.send_response(answers.pop(0) if answers else 200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook", calls, answers
+    server.shutdown()
+    server.server_close()
+
+
+def test_webhooks_are_registered_listed_without_secret_and_deleted(
+    sim: SimulatorProcess, receiver: Any
+) -> None:
+    url = receiver[0]
+    with client_for(sim) as http:
+        path = f"/v1/shops/{SHOP}/webhooks.json"
+        made = http.post(path, json={"topic": "order:created", "url": url, "secret": "s3cret"})
+        assert made.status_code == 200, made.text
+        hook = made.json()
+        assert HEX24.match(hook["id"])
+        assert hook == {
+            "id": hook["id"],
+            "topic": "order:created",
+            "url": url,
+            "shop_id": str(SHOP),
+        }
+        assert http.get(path).json() == [hook]  # the secret is never shown back
+        assert_printify_error(http.post(path, json={"topic": "order:eaten", "url": url}), 400, "")
+        assert_printify_error(
+            http.post(path, json={"topic": "order:created", "url": "ftp://x"}), 400, ""
+        )
+        gone = http.delete(f"/v1/shops/{SHOP}/webhooks/{hook['id']}.json")
+        assert gone.json() == {"id": hook["id"]}
+        assert http.get(path).json() == []
+        assert http.delete(f"/v1/shops/{SHOP}/webhooks/{hook['id']}.json").status_code == 404
+
+
+def test_publishing_in_a_custom_shop_calls_the_publish_webhook_signed(
+    sim: SimulatorProcess, receiver: Any
+) -> None:
+    url, calls, answers = receiver
+    answers += [500]  # the first try fails: the simulator calls again, like Printify
+    with client_for(sim) as http:
+        secret = "whsec-" + uuid.uuid4().hex
+        hook = {"topic": "product:publish:started", "url": url, "secret": secret}
+        assert http.post(f"/v1/shops/{SHOP}/webhooks.json", json=hook).status_code == 200
+        base = f"/v1/shops/{SHOP}/products"
+        pid = http.post(f"{base}.json", json=product_body(upload(http)["id"])).json()["id"]
+        assert http.post(f"{base}/{pid}/publish.json", json=PUBLISH).status_code == 200
+
+        wait_for(lambda: len(calls) >= 2, 10, "two tries of the webhook")
+        (_, body1), (headers2, body2) = calls[:2]
+        assert body1 == body2  # the same call, tried again
+        expected = "sha256=" + hmac.new(secret.encode(), body2, hashlib.sha256).hexdigest()
+        assert headers2["x-pfy-signature"] == expected
+        call = json.loads(body2)
+        assert call["type"] == "product:publish:started"
+        assert call["resource"]["id"] == pid and call["resource"]["type"] == "product"
+        assert call["resource"]["data"]["shop_id"] == SHOP
+        assert call["resource"]["data"]["action"] == "create"
+        books = books_of(sim, http)
+        assert books["webhooks_delivered"] == {"product:publish:started": 1}
+        assert books["webhook_attempts_failed"] == 1
+        # Still locked: the custom integration has to answer the handshake.
+        assert http.get(f"{base}/{pid}.json").json()["is_locked"] is True

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, Producer, TopicPartition
+from confluent_kafka import (
+    Consumer,
+    ConsumerGroupTopicPartitions,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient
 
 from shared.events import Event, JobRequested, JobRequestedPayload
@@ -53,12 +60,20 @@ def committed(bootstrap: str, group: str, topic: str, partitions: int) -> dict[i
 def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
     """Each partition's end offset (the next offset to be written) right now."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "end-offsets"})
+    deadline = time.monotonic() + 20
     try:
-        md = consumer.list_topics(topic, timeout=10)
-        return {
-            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-            for p in md.topics[topic].partitions
-        }
+        while True:
+            try:
+                md = consumer.list_topics(topic, timeout=10)
+                return {
+                    p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                    for p in md.topics[topic].partitions
+                }
+            except KafkaException:
+                # A topic created a moment ago may not have its leaders elected yet.
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
     finally:
         consumer.close()
 

@@ -111,6 +111,14 @@ async def fold(pool: AsyncConnectionPool, msg: Message) -> bool:
         # A retry topic maps back to its family's main input...
         (PRINTIFY.dlq, "images.generated.retry.2", None, "images.generated"),
         (PUBLISHER.dlq, "products.created.retry.3", None, "products.created"),
+        # ...except a Printify webhook call: the publisher's second input.
+        (
+            PUBLISHER.dlq,
+            "products.created.retry.1",
+            {"type": "printify.webhook", "payload": {}},
+            "printify.webhooks",
+        ),
+        (PUBLISHER.dlq, "printify.webhooks", {"type": "printify.webhook"}, "printify.webhooks"),
         # ...the generator's to the priority topic of the event, normal by default.
         (
             GENERATOR.dlq,

@@ -42,7 +42,9 @@ async def test_auto_publish_publishes_and_confirms(
     published = outputs[0].event
     assert isinstance(published, ProductPublished)
     assert published.payload.product_id == event.payload.product_id
-    assert published.payload.handle == handle_for("Moon Cat", event.payload.product_id)
+    assert published.payload.handle == "https://shop.test/p/" + handle_for(
+        "Moon Cat", event.payload.product_id
+    )
     product = await client.get_product(event.payload.shop_id, event.payload.product_id)
     assert product["external"]["handle"].startswith("https://shop.test/p/moon-cat-")
     assert publish_calls(printify_sim, event.payload.product_id) == 1
@@ -87,7 +89,7 @@ async def test_publish_requested_but_unconfirmed_is_only_confirmed(
     published = outputs[0].event
     assert isinstance(published, ProductPublished)
     assert published.payload.external_id == p.product_id
-    assert published.payload.handle == handle_for("Moon Cat", p.product_id)
+    assert published.payload.handle == "https://shop.test/p/" + handle_for("Moon Cat", p.product_id)
     product = await client.get_product(p.shop_id, p.product_id)
     assert product["is_locked"] is False and product["external"]["id"] == p.product_id
 
