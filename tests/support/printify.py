@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
+import httpx
 from PIL import Image
 
 from shared.vendors.printify import PrintifyClient, build_product_payload
@@ -38,4 +39,11 @@ async def create_product(
             image_id=upload["id"],
             sku_prefix=sku_prefix,
         ),
+    )
+
+
+def in_process(app: Any, token: str = "tok-test") -> PrintifyClient:
+    """A client of a Printify simulator app served in process (no server spawned)."""
+    return PrintifyClient(
+        api_key=token, base_url="http://printify", transport=httpx.ASGITransport(app=app)
     )
