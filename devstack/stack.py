@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from confluent_kafka.admin import AdminClient
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr
 
 from devstack.launch.kafka import LocalKafka, LocalKafkaCluster
 from devstack.launch.ports import free_port
@@ -33,6 +33,7 @@ from shared.db import migrate
 from shared.errors import ConfigError
 from shared.logs import setup_logging
 from shared.settings import (
+    ChannelSettings,
     DatabaseSettings,
     KafkaSettings,
     StateSettings,
@@ -40,14 +41,14 @@ from shared.settings import (
 )
 from shared.topics import STAGES, ensure_topics
 from simulators.process import SimulatorProcess
+from simulators.shopify import DEFAULT_SHOP as SIM_SHOPIFY_SHOP
 
 logger = logging.getLogger(__name__)
 
 
-PLATFORMS = ("printify",)
-
-
-class StackSettings(KafkaSettings, DatabaseSettings, StateSettings, WorkerCountSettings):
+class StackSettings(
+    KafkaSettings, DatabaseSettings, StateSettings, WorkerCountSettings, ChannelSettings
+):
     """What ``make up`` starts and where (the README's Configuration table)."""
 
     api_host: str = "127.0.0.1"
@@ -64,23 +65,9 @@ class StackSettings(KafkaSettings, DatabaseSettings, StateSettings, WorkerCountS
     kafka_nodes: int = Field(default=1, ge=1, le=5)
     restart_delay_s: float = Field(default=5.0, ge=0)
     max_restarts: int = Field(default=3, ge=0)
-    # The seed's orchestrator.platforms.enabledPlatforms: where products are made. Printify is
-    # the one platform; Etsy, Shopify, ... are reached through its shops' sales channels.
-    enabled_platforms: str = "printify"
-
-    @field_validator("enabled_platforms")
-    @classmethod
-    def _platforms(cls, value: str) -> str:
-        names = [p.strip().lower() for p in value.split(",") if p.strip()]
-        unknown = [p for p in names if p not in PLATFORMS]
-        if unknown:
-            raise ValueError(
-                f"unknown platform(s) {', '.join(unknown)}: the platforms are "
-                f"{', '.join(PLATFORMS)} (Etsy, Shopify, ... sell through Printify's shops)"
-            )
-        if "printify" not in names:
-            raise ValueError("printify must be enabled: products are made on Printify")
-        return ",".join(names)
+    shopify_access_token: SecretStr | None = None
+    shopify_api_url: str | None = None
+    sim_shopify_port: int = 8191
 
 
 def isolated_settings(state_dir: Path, **overrides: object) -> StackSettings:
@@ -95,6 +82,7 @@ def isolated_settings(state_dir: Path, **overrides: object) -> StackSettings:
             "sim_anthropic_port",
             "sim_comfyui_port",
             "sim_printify_port",
+            "sim_shopify_port",
         )
     }
     return StackSettings(pod_state_dir=state_dir, **{**ports, **overrides})  # type: ignore[arg-type]
@@ -182,6 +170,11 @@ class Stack:
             env["PRINTIFY_API_URL"] = sim.url
         elif s.printify_api_url:
             env["PRINTIFY_API_URL"] = s.printify_api_url
+        if "shopify" in s.publish_channels and s.shopify_access_token is None:
+            sim = self._simulator("shopify", s.sim_shopify_port)
+            env["SHOPIFY_SHOP_DOMAIN"] = SIM_SHOPIFY_SHOP
+            env["SHOPIFY_ACCESS_TOKEN"] = "sim-shopify-token"  # noqa: S105 (the simulator's)
+            env["SHOPIFY_API_URL"] = sim.url
         self._vendor_env = env
         return env
 
@@ -210,6 +203,7 @@ class Stack:
             "RESTART_DELAY_S": str(s.restart_delay_s),
             "MAX_RESTARTS": str(s.max_restarts),
             "PYTHONUNBUFFERED": "1",
+            "PUBLISH_CHANNELS": ",".join(s.publish_channels),
             **{f"WORKER_COUNT_{stage.upper()}": str(s.workers_for(stage)) for stage in STAGES},
         }
         self._add_service("pool", "services.pool")

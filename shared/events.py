@@ -65,6 +65,15 @@ UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
 # How far ahead of our clock an event's occurred_at may be (clock skew between producers).
 MAX_CLOCK_SKEW = timedelta(hours=1)
 
+# A sales channel's name (shared.topics.CHANNELS holds the ones this engine knows).
+ChannelName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,29}$")]
+Channels = Annotated[list[ChannelName], Field(min_length=1, max_length=10)]
+
+
+def channels_of(channels: list[str] | None) -> list[str]:
+    """A payload's channels: the named ones, else printify alone (events from before)."""
+    return list(channels) if channels else ["printify"]
+
 
 class JobRequestedPayload(_Model):
     """A design job: what to make, how many, where it goes."""
@@ -76,6 +85,9 @@ class JobRequestedPayload(_Model):
     product_types: Annotated[list[ProductType], Field(min_length=1, max_length=10)]
     count: Annotated[int, Field(ge=1, le=100)]
     auto_publish: bool = False
+    # The sales channels to publish to (autoPublish): None = "printify" only (events from
+    # before channels; the API always names them).
+    channels: Channels | None = None
     priority: Priority = Priority.NORMAL
     # The priority as a number (1-10, higher is more urgent) when it was given as one (the
     # seed's API): the band comes from it, and within the band it goes first.
@@ -114,6 +126,7 @@ class ImageGeneratedPayload(_Model):
     tags: list[str] = Field(default_factory=list)
     product_types: Annotated[list[ProductType], Field(min_length=1)]
     auto_publish: bool = False
+    channels: Channels | None = None
     priority: Priority = Priority.NORMAL
     # The job's Claude tokens, on its first image only (so that images add up to the job).
     tokens: TokenCounts | None = None
@@ -136,6 +149,7 @@ class ProductCreatedPayload(_Model):
     price_cents: Annotated[int, Field(ge=0)]
     title: str
     auto_publish: bool = False
+    channels: Channels | None = None
     priority: Priority = Priority.NORMAL
     # Price and cost ranges over the enabled variants, and the least profit and margin (None
     # from producers that priced flat, before costs were read).
@@ -159,6 +173,8 @@ class ProductPublishingPayload(_Model):
     product_id: NonEmpty
     shop_id: NonEmpty
     sales_channel: NonEmpty
+    # The engine's channel that published it (printify: through the shop's sales_channel).
+    channel: ChannelName = "printify"
     # When the publisher stops waiting and reports the publication failed.
     confirm_by: UtcDatetime
 
@@ -172,6 +188,7 @@ class ProductPublishedPayload(_Model):
     shop_id: NonEmpty
     external_id: str | None = None
     handle: str | None = None
+    channel: ChannelName = "printify"
 
 
 class StageFailedPayload(_Model):

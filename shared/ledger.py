@@ -42,7 +42,8 @@ from shared.errors import RetryableError
 
 logger = logging.getLogger(__name__)
 
-Step = Literal["upload", "create", "price", "publish"]
+# A channel of our own has its own publish step: publish:<channel> (shared.topics.CHANNELS).
+Step = Literal["upload", "create", "price", "publish", "publish:shopify", "publish:etsy"]
 Result = dict[str, Any]
 
 # Claim the row unless it is done or claimed by a live lease; either way return the row and

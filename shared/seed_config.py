@@ -51,7 +51,7 @@ SEED_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "orchestrator.storage.path": ("image_storage_dir", _same),
     "orchestrator.storage.outputDir": ("image_storage_dir", _same),
     "orchestrator.storage.url": ("image_storage_url", _same),
-    "orchestrator.platforms.enabledPlatforms": ("enabled_platforms", _listed),
+    "orchestrator.platforms.enabledPlatforms": ("publish_channels", _listed),
     "orchestrator.platforms.printify.apiKey": ("printify_api_key", _same),
     "orchestrator.platforms.printify.apiUrl": ("printify_api_url", _same),
     "orchestrator.platforms.printify.shopId": ("printify_shop_id", _same),

@@ -11,18 +11,20 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
 
 from shared.errors import ConfigError
 from shared.seed_config import is_seed_layout, translate
+from shared.topics import CHANNELS, DEFAULT_CHANNEL, stages_for
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -151,6 +153,42 @@ class WorkerLivenessSettings(PodSettings):
     worker_stale_s: float = Field(default=30.0, gt=0)
     # ... and forgotten (no longer counted, listed or alerted on) once silent this long.
     worker_forget_s: float = Field(default=3600.0, gt=0)
+
+
+class ChannelSettings(PodSettings):
+    """The sales channels this deployment publishes to (``PUBLISH_CHANNELS``, or the seed's
+    ``enabledPlatforms``): each runs its own publisher consumer group; a job may pick a subset."""
+
+    publish_channels: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: [DEFAULT_CHANNEL],
+        validation_alias=AliasChoices("publish_channels", "enabled_platforms"),
+        description="Comma-separated: printify, shopify, etsy",
+    )
+
+    @field_validator("publish_channels", mode="before")
+    @classmethod
+    def _split_channels(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.split(",")
+        if isinstance(value, list):
+            return list(dict.fromkeys(str(v).strip().lower() for v in value if str(v).strip()))
+        return value
+
+    @field_validator("publish_channels")
+    @classmethod
+    def _known_channels(cls, value: list[str]) -> list[str]:
+        unknown = [c for c in value if c not in CHANNELS]
+        if unknown:
+            raise ValueError(
+                f"unknown channel(s) {', '.join(unknown)}: the channels are {', '.join(CHANNELS)}"
+            )
+        if not value:
+            raise ValueError("name at least one channel")
+        return value
+
+    def stages(self) -> list[str]:
+        """The stages this deployment runs (the publishers of its channels only)."""
+        return stages_for(self.publish_channels)
 
 
 class StateSettings(PodSettings):

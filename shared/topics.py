@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -41,11 +42,22 @@ RETRY_LEVELS = 3
 
 @dataclass(frozen=True)
 class Stage:
-    """A consumer stage: its inputs and the family that names its retry and DLQ topics."""
+    """A consumer stage: its inputs and the family that names its retry and DLQ topics.
+
+    ``service`` is the package under ``services/`` that runs it (the stage's name unless
+    several stages share one package, as the publishers of the sales channels do), and
+    ``channel`` the sales channel a publisher stage publishes to."""
 
     name: str
     inputs: tuple[str, ...]
     family: str
+    service: str = ""
+    channel: str | None = None
+
+    @property
+    def module(self) -> str:
+        """The module a process of this stage runs (``python -m``)."""
+        return f"services.{self.service or self.name}"
 
     @property
     def dlq(self) -> str:
@@ -62,8 +74,30 @@ class Stage:
 
 GENERATOR = Stage("generator", tuple(JOBS_BY_PRIORITY), "jobs.requested")
 PRINTIFY = Stage("printify", (IMAGES_GENERATED,), IMAGES_GENERATED)
-# The publisher also answers Printify's publish webhooks for the custom-integration storefront.
-PUBLISHER = Stage("publisher", (PRODUCTS_CREATED, PRINTIFY_WEBHOOKS), PRODUCTS_CREATED)
+
+# Sales channels, each published to by its own consumer group of products.created, with its own
+# retry and dead-letter topics: "printify" publishes through the Printify shop's own channel
+# (and answers Printify's webhooks for the engine's storefront); the others list directly.
+CHANNELS = ("printify", "shopify", "etsy")
+DEFAULT_CHANNEL = "printify"
+PUBLISHER = Stage(
+    "publisher",
+    (PRODUCTS_CREATED, PRINTIFY_WEBHOOKS),
+    PRODUCTS_CREATED,
+    service="publisher",
+    channel=DEFAULT_CHANNEL,
+)
+PUBLISHERS = {
+    DEFAULT_CHANNEL: PUBLISHER,
+    **{
+        c: Stage(
+            f"publisher_{c}", (PRODUCTS_CREATED,), f"publish.{c}", service="publisher", channel=c
+        )
+        for c in CHANNELS
+        if c != DEFAULT_CHANNEL
+    },
+}
+_WORKERS = (GENERATOR, PRINTIFY, *PUBLISHERS.values())
 # The monitor reads the pipeline topics, the stages' dead letters and the heartbeats.
 MONITOR = Stage(
     "monitor",
@@ -72,22 +106,32 @@ MONITOR = Stage(
         IMAGES_GENERATED,
         PRODUCTS_CREATED,
         PUBLISHED,
-        GENERATOR.dlq,
-        PRINTIFY.dlq,
-        PUBLISHER.dlq,
+        *(s.dlq for s in _WORKERS),
         # Another stage's delay topics tell the monitor a job is waiting for a retry.
-        *GENERATOR.retry_topics,
-        *PRINTIFY.retry_topics,
-        *PUBLISHER.retry_topics,
+        *(t for s in _WORKERS for t in s.retry_topics),
         HEARTBEATS,
         # Its own dead letters too, so that they are listed and replayable like the others'.
         "monitor.dlq",
     ),
     "monitor",
 )
-STAGES = {s.name: s for s in (GENERATOR, PRINTIFY, PUBLISHER, MONITOR)}
+STAGES = {s.name: s for s in (*_WORKERS, MONITOR)}
 # The stages that work on jobs (the monitor watches them): the ones a job's failure comes from.
-PIPELINE_STAGES = tuple(s.name for s in (GENERATOR, PRINTIFY, PUBLISHER))
+PIPELINE_STAGES = tuple(s.name for s in _WORKERS)
+
+
+def stages_for(channels: Sequence[str]) -> list[str]:
+    """The stages a deployment selling on ``channels`` runs: every stage but the publishers of
+    the other channels."""
+    skipped = {PUBLISHERS[c].name for c in CHANNELS if c not in channels}
+    return [name for name in STAGES if name not in skipped]
+
+
+def channel_of(stage: str) -> str | None:
+    """The sales channel of a publisher stage (None for the others)."""
+    found = STAGES.get(stage)
+    return found.channel if found else None
+
 
 # Every stage's name as a type for the API (request fields, query parameters), built from the
 # registry so that a new stage needs no other list.

@@ -21,7 +21,6 @@ from shared.store.metrics import (
     Series,
     bucket_label,
 )
-from shared.topics import STAGES
 
 JOB_STATUSES = ("queued", "processing", "retrying", "completed", "partial", "failed")
 
@@ -92,9 +91,9 @@ def prometheus_text(series: list[Series]) -> str:
     return "\n".join(lines) + "\n"
 
 
-async def stats(pool: AsyncConnectionPool, live_s: float) -> dict[str, Any]:
+async def stats(pool: AsyncConnectionPool, live_s: float, names: list[str]) -> dict[str, Any]:
     """Jobs by status, live instances per stage (a heartbeat within ``live_s``), lag and dead
-    letters (``StatsView`` shape)."""
+    letters (``StatsView`` shape), for the stages ``names`` and any other that reports."""
     async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
         await cur.execute("SELECT status, count(*) AS n FROM jobs GROUP BY status")
         by_status = {r["status"]: int(r["n"]) for r in await cur.fetchall()}
@@ -119,7 +118,7 @@ async def stats(pool: AsyncConnectionPool, live_s: float) -> dict[str, Any]:
         )
         dlq = {r["stage"]: int(r["n"]) for r in await cur.fetchall()}
     stages: dict[str, dict[str, Any]] = {}
-    for stage in [*STAGES, *sorted(set(workers) - set(STAGES))]:
+    for stage in [*names, *sorted(set(workers) - set(names))]:
         w = workers.get(stage) or {}
         stages[stage] = {
             "instances": int(w.get("instances", 0)),

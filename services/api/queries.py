@@ -14,7 +14,8 @@ from shared.store import jobs
 
 _JOB_COLUMNS = """
     job_id, status, priority, priority_level, theme, style, niche, prompt, product_types,
-    image_count AS count, auto_publish, expected_products, expected_publications,
+    image_count AS count, auto_publish, COALESCE(channels, ARRAY['printify']) AS channels,
+    expected_products, expected_publications,
     images_done, images_failed, products_done, products_failed, publications_done,
     publications_failed, error, retry_attempt, next_retry_at, last_error,
     created_at, updated_at, started_at, finished_at, claude_input_tokens,
@@ -42,8 +43,14 @@ FROM images WHERE job_id = %(job)s ORDER BY image_index
 _JOB_PRODUCTS = """
 SELECT image_index, product_type, status, product_id, shop_id, price_cents, price_max_cents,
     cost_min_cents, cost_max_cents, profit_min_cents, margin_min_percent, print_dpi, mockups,
-    title, external_id, error, created_at, published_at
-FROM products WHERE job_id = %(job)s ORDER BY image_index, product_type
+    title, external_id, error, created_at, published_at,
+    (SELECT COALESCE(json_agg(json_build_object(
+        'channel', l.channel, 'status', l.status, 'listing_id', l.external_id, 'url', l.url,
+        'sales_channel', l.sales_channel, 'error', l.error, 'published_at', l.published_at)
+        ORDER BY l.channel), '[]'::json)
+     FROM listings l WHERE l.job_id = p.job_id AND l.image_index = p.image_index
+       AND l.product_type = p.product_type) AS listings
+FROM products p WHERE job_id = %(job)s ORDER BY image_index, product_type
 """
 
 _JOB_LOG = """

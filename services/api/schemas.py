@@ -62,6 +62,15 @@ class JobRequest(_Wire):
         int, Field(strict=True, ge=1, description="Images to make (at most MAX_IMAGES_PER_JOB)")
     ]
     auto_publish: Annotated[bool, Field(strict=True)] = False
+    channels: Annotated[
+        list[str] | None,
+        Field(
+            min_length=1,
+            max_length=10,
+            description="Sales channels to publish to with autoPublish (a subset of "
+            "PUBLISH_CHANNELS); unset: every channel of the deployment",
+        ),
+    ] = None
     priority: Annotated[
         Priority | int,
         Field(description="high, normal or low; or a number 1-10 (higher is more urgent)"),
@@ -88,9 +97,20 @@ class JobRequest(_Wire):
             raise ValueError("must not list a product type twice")
         return value
 
+    @field_validator("channels")
+    @classmethod
+    def _channel_names(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError("must not list a channel twice")
+        return value
+
     def canonical(self) -> dict[str, Any]:
-        """The request as stored and hashed: normalised values, camelCase keys."""
-        return self.model_dump(mode="json", by_alias=True)
+        """The request as stored and hashed: normalised values, camelCase keys (without
+        ``channels`` when not given, so that requests hash as they did before channels)."""
+        dumped = self.model_dump(mode="json", by_alias=True)
+        if dumped.get("channels") is None:
+            dumped.pop("channels", None)
+        return dumped
 
 
 class JobAccepted(_Wire):
@@ -166,6 +186,9 @@ class JobView(_Wire):
     product_types: list[str]
     count: int
     auto_publish: bool
+    channels: list[str] = Field(
+        default_factory=lambda: ["printify"], description="Sales channels it publishes to"
+    )
     expected_products: int
     expected_publications: int
     images_done: int
@@ -257,6 +280,20 @@ class ImageView(_Wire):
     created_at: datetime
 
 
+class ListingView(_Wire):
+    """A product on one sales channel."""
+
+    channel: str = Field(description="The engine's channel: printify, shopify or etsy")
+    status: str = Field(description="publishing, published or publish_failed")
+    listing_id: str | None = Field(description="The channel's id of the listing")
+    url: str | None = Field(description="Where buyers find it")
+    sales_channel: str | None = Field(
+        description="For printify: the shop's own channel (etsy, shopify, custom_integration)"
+    )
+    error: str | None
+    published_at: datetime | None
+
+
 class ProductView(_Wire):
     """One product of a job (one image x one product type)."""
 
@@ -287,6 +324,9 @@ class ProductView(_Wire):
     error: str | None
     created_at: datetime
     published_at: datetime | None
+    listings: list[ListingView] = Field(
+        default_factory=list, description="Its publication on each of the job's channels"
+    )
 
 
 class LogView(_Wire):

@@ -8,15 +8,17 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 from shared.events import MAX_LEVEL, MIN_LEVEL, Priority
 from shared.settings import (
+    ChannelSettings,
     DatabaseSettings,
     JobLimitSettings,
     KafkaSettings,
     WorkerLivenessSettings,
 )
-from shared.topics import STAGES
 
 
-class ApiSettings(KafkaSettings, DatabaseSettings, JobLimitSettings, WorkerLivenessSettings):
+class ApiSettings(
+    KafkaSettings, DatabaseSettings, JobLimitSettings, WorkerLivenessSettings, ChannelSettings
+):
     """Settings of ``services.api`` (env vars, then the CONFIG_PATH JSON file)."""
 
     api_host: str = Field(default="127.0.0.1", description="Interface the API listens on")
@@ -48,14 +50,15 @@ class ApiSettings(KafkaSettings, DatabaseSettings, JobLimitSettings, WorkerLiven
         default=10.0, gt=0, le=120, description="Wait this long for the broker's ack"
     )
     health_timeout_s: float = Field(default=3.0, gt=0, le=60)
-    # /health also wants a live instance of each of these stages ("" = don't check) ...
-    health_stages: str = ",".join(STAGES)
+    # /health also wants a live instance of each of these stages ("" = don't check; unset =
+    # every stage this deployment runs) ...
+    health_stages: str | None = None
     # ... and, when set, a ComfyUI that answers (one URL or a comma-separated pool).
     comfyui_api_url: str | None = None
 
     def stage_list(self) -> list[str]:
         """The stages /health requires a live instance of."""
-        return _split(self.health_stages)
+        return self.stages() if self.health_stages is None else _split(self.health_stages)
 
     shutdown_flush_s: float = Field(default=10.0, ge=0, le=120)
     # Who runs the stage processes: the worker-pool manager (`python -m services.pool`, run by

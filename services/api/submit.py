@@ -65,6 +65,14 @@ def build_payload(
     its band (by the settings' rule) and is kept as the job's level within it."""
     given = request.priority
     level = None if isinstance(given, Priority) else given
+    channels = request.channels or settings.publish_channels
+    off = [c for c in channels if c not in settings.publish_channels]
+    if off:
+        raise invalid(
+            "channels",
+            f"{', '.join(off)} not enabled here; the channels are "
+            f"{', '.join(settings.publish_channels)}",
+        )
     return JobRequestedPayload(
         theme=request.theme,
         style=request.style,
@@ -73,6 +81,7 @@ def build_payload(
         product_types=request.product_types,
         count=request.count,
         auto_publish=request.auto_publish,
+        channels=channels,
         priority=given if isinstance(given, Priority) else settings.band_for(given),
         priority_level=level,
         submitted_by=principal,

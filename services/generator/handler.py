@@ -142,6 +142,7 @@ class GeneratorHandler:
                 tags=brief.tags,
                 product_types=job.product_types,
                 auto_publish=job.auto_publish,
+                channels=job.channels,
                 priority=job.priority,
                 tokens=TokenCounts(**asdict(usage)) if i == 0 else None,
             )

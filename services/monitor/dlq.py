@@ -38,12 +38,13 @@ from shared.events import (
 from shared.runner import header_int, message_headers, parse_message
 from shared.store.dead_letters import DeadLetter
 from shared.topics import (
+    DEFAULT_CHANNEL,
     GENERATOR,
     JOBS_REQUESTED,
     MONITOR,
-    PRINTIFY,
+    PIPELINE_STAGES,
     PRINTIFY_WEBHOOKS,
-    PUBLISHER,
+    STAGES,
     Stage,
 )
 
@@ -54,7 +55,7 @@ _DLQ_NS = uuid.UUID("3b0f3f55-8f0e-4c59-9a47-2f7f1d0c9e21")
 # its dead letter keeps job_id NULL.
 UNKNOWN_JOB = "unknown"
 _RETRY_TOPIC = re.compile(r"(?P<family>.+)\.retry\.\d+")
-_BY_FAMILY: dict[str, Stage] = {s.family: s for s in (GENERATOR, PRINTIFY, PUBLISHER)}
+_BY_FAMILY: dict[str, Stage] = {STAGES[n].family: STAGES[n] for n in PIPELINE_STAGES}
 # Limits of the event contract (shared/events.py) that text taken from headers must respect.
 _MAX_JOB_ID = 100
 _MAX_NAME = 500
@@ -212,6 +213,11 @@ def replay_topic(dlq_topic: str, source: str | None, event: dict[str, Any] | Non
         # What the monitor could not fold goes back to the monitor alone (its delay topic, due
         # at once): the original topic would make every other stage redo it too.
         return MONITOR.retry_topic(1)
+    channel_stage = _BY_FAMILY.get(dlq_topic.removesuffix(".dlq"))
+    if channel_stage is not None and channel_stage.channel not in (None, DEFAULT_CHANNEL):
+        # A channel's publisher shares products.created with the others: its own delay topic
+        # (due at once) replays it to that channel alone.
+        return channel_stage.retry_topic(1)
     if source:
         retry = _RETRY_TOPIC.fullmatch(source)
         if retry is None:

@@ -38,9 +38,9 @@ from shared.events import (
     WorkerExited,
     WorkerHeartbeat,
 )
-from shared.store import images, job_events, jobs, products, workers
+from shared.store import images, job_events, jobs, listings, products, workers
 from shared.store.dead_letters import record_dead_letter
-from shared.topics import GENERATOR, MONITOR, PUBLISHER
+from shared.topics import DEFAULT_CHANNEL, GENERATOR, MONITOR, channel_of
 
 logger = logging.getLogger(__name__)
 
@@ -193,11 +193,15 @@ class Folder:
 
     async def _publishing(self, conn: AsyncConnection[Any], e: ProductPublishing) -> None:
         await _lock_job(conn, e.job_id)
-        await products.record_publishing(conn, e)
+        await listings.record_publishing(conn, e)
+        if e.payload.channel == DEFAULT_CHANNEL:  # the product row shows Printify's publication
+            await products.record_publishing(conn, e)
 
     async def _published(self, conn: AsyncConnection[Any], e: ProductPublished) -> None:
         await _lock_job(conn, e.job_id)
-        await products.record_published(conn, e)
+        await listings.record_published(conn, e)
+        if e.payload.channel == DEFAULT_CHANNEL:
+            await products.record_published(conn, e)
 
     async def _retrying(self, conn: AsyncConnection[Any], e: StageFailed) -> None:
         f = e.payload
@@ -222,16 +226,29 @@ class Folder:
             await jobs.fail_images(conn, e.job_id, f.message)
             return
         types = [f.product_type.value] if f.product_type else list(job["product_types"])
+        channel = channel_of(f.stage)
         for product_type in types:
-            await products.record_failed(
-                conn,
-                job_id=e.job_id,
-                image_index=f.image_index if f.image_index is not None else 0,
-                product_type=product_type,
-                publishing=f.stage == PUBLISHER.name,
-                error=f.message,
-                at=e.occurred_at,
-            )
+            index = f.image_index if f.image_index is not None else 0
+            if channel is not None:
+                await listings.record_failed(
+                    conn,
+                    job_id=e.job_id,
+                    image_index=index,
+                    product_type=product_type,
+                    channel=channel,
+                    error=f.message,
+                    at=e.occurred_at,
+                )
+            if channel in (None, DEFAULT_CHANNEL):
+                await products.record_failed(
+                    conn,
+                    job_id=e.job_id,
+                    image_index=index,
+                    product_type=product_type,
+                    publishing=channel is not None,
+                    error=f.message,
+                    at=e.occurred_at,
+                )
         await jobs.set_error(conn, e.job_id, f.message)
 
     async def _pool_report(self, conn: AsyncConnection[Any], e: WorkerExited | PoolScaled) -> None:

@@ -23,6 +23,7 @@ from services.monitor.settings import MonitorSettings
 from shared.db import migrate, open_pool
 from shared.events import Event
 from shared.runner import Handler, MessageContext, Output
+from shared.topics import STAGES
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,11 @@ async def build_handler(settings: MonitorSettings) -> AsyncIterator[Handler[Even
             timeout_s=settings.alert_webhook_timeout_s,
         )
         notifier.start()
-    probe = LagProbe(settings.client_config(), group_prefix=settings.group_id_prefix)
+    probe = LagProbe(
+        settings.client_config(),
+        group_prefix=settings.group_id_prefix,
+        stages=[STAGES[name] for name in settings.stages()],
+    )
     ops = asyncio.create_task(
         OpsLoop(pool, settings, lag_probe=probe, notifier=notifier).run(), name="monitor-ops"
     )

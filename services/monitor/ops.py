@@ -33,6 +33,7 @@ class OpsLoop:
         self.evaluator = AlertEvaluator(
             pool,
             settings,
+            services=settings.stages(),
             notify=notifier.notify if notifier else None,
             started_at=datetime.now(UTC),
         )
@@ -62,6 +63,7 @@ class OpsLoop:
             now=now,
             live_s=s.worker_stale_s,
             forget_s=s.worker_forget_s,
+            services=s.stages(),
             lag=lag,
         )
         changes = await self.evaluator.evaluate(now, lag=lag)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pydantic import Field, SecretStr
 
 from shared.runner import RunnerSettings
-from shared.settings import DatabaseSettings, WorkerLivenessSettings
+from shared.settings import ChannelSettings, DatabaseSettings, WorkerLivenessSettings
 
 
-class MonitorSettings(RunnerSettings, DatabaseSettings, WorkerLivenessSettings):
+class MonitorSettings(RunnerSettings, DatabaseSettings, WorkerLivenessSettings, ChannelSettings):
     """Kafka, PostgreSQL, how patiently to wait for a job's first event, metrics and alerts."""
 
     # A product event can be read before its job's first event (different topics), and the

@@ -28,6 +28,8 @@ class JobCounts:
     publications_failed: int
     retrying: bool = False
     last_error: str | None = None
+    # Sales channels each product is published to (with autoPublish).
+    channels: int = 1
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,10 @@ def job_status(c: JobCounts) -> JobState:
     terminal = (
         c.images_done + images_failed >= c.image_count
         and c.products_done + products_failed >= expected_products
-        and (not c.auto_publish or c.publications_done + c.publications_failed >= c.products_done)
+        and (
+            not c.auto_publish
+            or c.publications_done + c.publications_failed >= c.products_done * c.channels
+        )
     )
     anything_failed = bool(images_failed or products_failed or c.publications_failed)
     error = None
@@ -66,7 +71,8 @@ def job_status(c: JobCounts) -> JobState:
         if anything_failed:
             error = f"{products_failed} of {expected_products} products failed"
             if c.auto_publish:
-                error += f", {c.publications_failed} of {c.products_done} publications failed"
+                expected = c.products_done * c.channels
+                error += f", {c.publications_failed} of {expected} publications failed"
             if c.last_error:
                 error += f"; last error: {c.last_error}"
     elif c.retrying:

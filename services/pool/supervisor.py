@@ -27,7 +27,7 @@ from confluent_kafka.admin import AdminClient
 from services.pool.settings import PoolSettings
 from shared.events import ControlCommand, PoolScaledPayload, WorkerExitedPayload
 from shared.lifecycle import supervise
-from shared.topics import STAGES
+from shared.topics import STAGES, Stage
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ class WorkerPool:
             self.settings.pool_log_dir.mkdir(parents=True, exist_ok=True)
         self.stop_leftovers()
         self._record()
-        for stage in STAGES:
+        for stage in self.settings.stages():
             outcome = self.scale(stage, self.settings.workers_for(stage))
             if outcome.startswith("refused"):
                 logger.error("initial scale %s", outcome)
@@ -183,6 +183,11 @@ class WorkerPool:
         """Run ``count`` instances of ``stage``; refuse more than its partitions can feed."""
         if stage not in STAGES:
             return f"refused: unknown service {stage!r}"
+        if stage not in self.settings.stages():
+            return (
+                f"refused: {stage} publishes to a channel this deployment does not sell on "
+                f"(PUBLISH_CHANNELS={','.join(self.settings.publish_channels)})"
+            )
         if count > 0:
             ceiling = self.partitions_of(stage)
             if count > ceiling:
@@ -193,7 +198,7 @@ class WorkerPool:
                 )
         running = self.of(stage)
         for i in range(len(running), count):
-            self._add(f"{stage}-{i}", f"services.{stage}")
+            self._add(f"{stage}-{i}", STAGES[stage])
         for svc in reversed(running[count:]):
             self.instances.remove(svc)
             code = svc.stop(self.settings.stop_timeout_s)
@@ -223,18 +228,21 @@ class WorkerPool:
         if c.action == "restart" and c.instance_id:
             outcome = self.restart(c.instance_id)
         elif c.action == "scale" and c.worker_count is not None:
-            stages = [c.service] if c.service else list(STAGES)
+            stages = [c.service] if c.service else self.settings.stages()
             outcome = "; ".join(self.scale(st, c.worker_count) for st in stages)
         else:
             outcome = f"refused: incomplete command {c.model_dump_json()}"
         logger.info("control command applied action=%s outcome=%s", c.action, outcome)
         return outcome
 
-    def _add(self, name: str, module: str) -> ServiceProcess:
+    def _add(self, name: str, stage: Stage) -> ServiceProcess:
         log = None
         if self.settings.pool_log_dir is not None:
             log = self.settings.pool_log_dir / f"{name}.log"
-        svc = ServiceProcess(name, module, {**self.env, "INSTANCE_ID": name}, log)
+        env = {**self.env, "INSTANCE_ID": name}
+        if stage.channel is not None:
+            env["CHANNEL"] = stage.channel  # one publisher package, one process per channel
+        svc = ServiceProcess(name, stage.module, env, log)
         svc.start()
         self.instances.append(svc)
         return svc

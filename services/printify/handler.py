@@ -201,6 +201,7 @@ class PrintifyHandler:
             mockups=list(created.get("mockups") or []),
             title=p.title,
             auto_publish=p.auto_publish,
+            channels=p.channels,
             priority=p.priority,
         )
         return event.derive(

@@ -1,15 +1,20 @@
-"""``python -m services.publisher``: the publisher stage service."""
+"""``python -m services.publisher``: the publisher of one sales channel (``CHANNEL``, printify
+by default), its own consumer group of products.created."""
+
+import os
 
 from services.publisher.handler import build_handler
 from services.publisher.settings import PublisherSettings
-from shared.events import PrintifyWebhookReceived, ProductCreated
+from shared.events import Event, PrintifyWebhookReceived, ProductCreated
 from shared.service import main
-from shared.topics import PUBLISHER
+from shared.topics import DEFAULT_CHANNEL, PUBLISHERS
 
 if __name__ == "__main__":
-    main(
-        PUBLISHER,
-        PublisherSettings,
-        build_handler,
-        accept=(ProductCreated, PrintifyWebhookReceived),
-    )
+    channel = os.environ.get("CHANNEL", DEFAULT_CHANNEL).strip().lower() or DEFAULT_CHANNEL
+    if channel not in PUBLISHERS:
+        raise SystemExit(f"CHANNEL: unknown channel {channel!r} (have: {', '.join(PUBLISHERS)})")
+    # Printify's webhooks come to the printify publisher only (its storefront's handshake).
+    accept: tuple[type[Event], ...] = (ProductCreated,)
+    if channel == DEFAULT_CHANNEL:
+        accept = (ProductCreated, PrintifyWebhookReceived)
+    main(PUBLISHERS[channel], PublisherSettings, build_handler, accept=accept)

@@ -22,24 +22,34 @@ from services.publisher.settings import PublisherSettings
 from services.publisher.storefront import StorefrontWebhooks
 from services.publisher.watch import (
     PRODUCER,
+    PublicationRefused,
     PublicationWatcher,
     publish_key,
     published_event,
     watching,
 )
 from shared.db import migrate, open_pool
+from shared.errors import RetryableError
 from shared.events import (
     Event,
     PrintifyWebhookReceived,
     ProductCreated,
     ProductPublishing,
     ProductPublishingPayload,
+    channels_of,
 )
 from shared.ledger import Ledger, Result
 from shared.runner import EventProducer, Handler, MessageContext, Output
 from shared.service import closing
-from shared.topics import PUBLISHED
-from shared.vendors.channels import ChannelRegistry, ListingState, ProductRef, load_factory
+from shared.topics import DEFAULT_CHANNEL, PUBLISHED
+from shared.vendors.channels import (
+    ChannelRegistry,
+    ListingState,
+    ProductRef,
+    SalesChannel,
+    load_factory,
+)
+from shared.vendors.direct import direct_channel
 from shared.vendors.printify import printify_client
 
 logger = logging.getLogger(__name__)
@@ -57,8 +67,15 @@ class PublisherHandler:
         publications: Publications,
         confirm_timeout_s: float = 3600.0,
         first_check_s: float = 5.0,
+        channel: str = DEFAULT_CHANNEL,
+        direct: SalesChannel | None = None,
     ) -> None:
+        """``channel`` is the engine's channel this publisher serves: ``printify`` publishes
+        through the product's shop (``channels``); any other lists directly through
+        ``direct``, which must answer listed or fail (there is no watcher for it)."""
         self.channels = channels
+        self.channel = channel
+        self.direct = direct
         self.webhooks = StorefrontWebhooks(channels)
         self.ledger = ledger
         self.publications = publications
@@ -74,6 +91,10 @@ class PublisherHandler:
         if not p.auto_publish:
             logger.info("product left as draft job_id=%s product_id=%s", event.job_id, p.product_id)
             return []
+        if self.channel not in channels_of(p.channels):
+            return []  # the job does not sell on this channel
+        if self.direct is not None:
+            return [Output(PUBLISHED, await self._publish_direct(event, self.direct))]
         # The product's own shop decides the channel (and so who confirms), not whether the
         # account has a custom shop somewhere.
         channel = await self.channels.for_shop(p.shop_id)
@@ -108,6 +129,39 @@ class PublisherHandler:
         )
         return [Output(PUBLISHED, out)]
 
+    async def _publish_direct(self, event: ProductCreated, channel: SalesChannel) -> Event:
+        """List the product on a channel of our own, once (the ledger), and say where."""
+        p = event.payload
+        ref = ProductRef(p.shop_id, p.product_id, p.title)
+
+        async def listed(state: ListingState | None) -> Result | None:
+            if state is None:
+                return None
+            if state.refused is not None:
+                raise PublicationRefused(state.refused, vendor=channel.name)
+            if state.listing is None:
+                # Not listed yet: the runner tries again later, and reconcile finds it.
+                raise RetryableError(f"{channel.name} has not listed it yet", vendor=channel.name)
+            return _recorded(state)
+
+        async def do() -> Result:
+            result = await listed(await channel.publish(ref))
+            assert result is not None
+            return result
+
+        async def reconcile() -> Result | None:
+            return await listed(await channel.reconcile(ref))
+
+        done = await self.ledger.once(publish_key(event, self.channel), do, reconcile)
+        logger.info(
+            "product published job_id=%s product_id=%s channel=%s listing=%s",
+            event.job_id,
+            p.product_id,
+            self.channel,
+            done.get("external_id"),
+        )
+        return _published(event, done, self.channel)
+
     async def _await_channel(
         self, event: ProductCreated, ctx: MessageContext, channel: str
     ) -> Event:
@@ -141,13 +195,14 @@ def _recorded(state: ListingState) -> Result:
     return {"external_id": None, "handle": None, "pending": True}
 
 
-def _published(event: ProductCreated, result: Result) -> Event:
+def _published(event: ProductCreated, result: Result, channel: str = DEFAULT_CHANNEL) -> Event:
     external_id = result.get("external_id")
     handle = result.get("handle")
     return published_event(
         event,
         external_id=None if external_id is None else str(external_id),
         handle=None if handle is None else str(handle),
+        channel=channel,
     )
 
 
@@ -179,6 +234,11 @@ async def build_handler(
             channels.register(name, load_factory(path))
         ledger = Ledger(pool)
         publications = Publications(pool)
+        direct = (
+            None
+            if settings.channel == DEFAULT_CHANNEL
+            else direct_channel(settings.channel, client)
+        )
         watcher = PublicationWatcher(
             publications=publications,
             channels=channels,
@@ -187,14 +247,31 @@ async def build_handler(
             check_min_s=settings.publish_check_min_s,
             check_max_s=settings.publish_check_max_s,
         )
-        async with closing(client), watching(watcher):
-            yield PublisherHandler(
+        async with closing(client), _closing_channel(direct):
+            handler = PublisherHandler(
                 channels=channels,
                 ledger=ledger,
                 publications=publications,
                 confirm_timeout_s=settings.publish_confirm_timeout_s,
                 first_check_s=settings.publish_check_min_s,
+                channel=settings.channel,
+                direct=direct,
             )
+            if direct is not None:
+                yield handler  # lists at once: no publication to watch
+            else:
+                async with watching(watcher):
+                    yield handler
     finally:
         await asyncio.to_thread(producer.close, 10.0)
         await pool.close()
+
+
+@asynccontextmanager
+async def _closing_channel(channel: SalesChannel | None) -> AsyncIterator[None]:
+    try:
+        yield
+    finally:
+        close = getattr(channel, "aclose", None)
+        if close is not None:
+            await close()

@@ -6,12 +6,18 @@ from pydantic import Field
 
 from shared.runner import RunnerSettings
 from shared.settings import DatabaseSettings
+from shared.topics import CHANNELS, DEFAULT_CHANNEL
 from shared.vendors.printify import PrintifyAccountSettings
 
 
 class PublisherSettings(RunnerSettings, DatabaseSettings, PrintifyAccountSettings):
     """The Printify account and its limits (PRINTIFY_API_KEY, ...), and the database of the
     ledger and the shared budgets (DATABASE_URL)."""
+
+    # The sales channel this process publishes to (one consumer group per channel): printify
+    # (through the product's Printify shop) or a channel listed directly (shopify, etsy; its
+    # own settings, e.g. SHOPIFY_*).
+    channel: str = Field(default=DEFAULT_CHANNEL, pattern="^(" + "|".join(CHANNELS) + ")$")
 
     # For a custom-integration shop we are the sales channel: confirm the publication
     # ourselves with `publishing_succeeded`, under this storefront's base URL.

@@ -20,6 +20,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
+from typing import cast
 
 from services.publisher.publications import Publication, Publications
 from shared.errors import PermanentError, PodError
@@ -31,8 +32,8 @@ from shared.events import (
     StageFailed,
     StageFailedPayload,
 )
-from shared.ledger import EffectKey, Ledger
-from shared.topics import PUBLISHED, PUBLISHER
+from shared.ledger import EffectKey, Ledger, Step
+from shared.topics import DEFAULT_CHANNEL, PUBLISHED, PUBLISHER
 from shared.vendors.channels import ChannelRegistry, ProductRef
 
 logger = logging.getLogger(__name__)
@@ -48,10 +49,15 @@ class PublicationRefused(PermanentError):
 
 
 def published_event(
-    event: ProductCreated, *, external_id: str | None, handle: str | None
+    event: ProductCreated,
+    *,
+    external_id: str | None,
+    handle: str | None,
+    channel: str = DEFAULT_CHANNEL,
 ) -> ProductPublished:
-    """The ``product.published`` of ``event``'s product: one event id however often (and by
-    whichever path) it is confirmed, so the monitor counts it once."""
+    """The ``product.published`` of ``event``'s product on ``channel``: one event id however
+    often (and by whichever path) it is confirmed, so the monitor counts it once; another id
+    per channel, so that each channel's counts."""
     p = event.payload
     payload = ProductPublishedPayload(
         image_index=p.image_index,
@@ -60,14 +66,17 @@ def published_event(
         shop_id=p.shop_id,
         external_id=external_id,
         handle=handle,
+        channel=channel,
     )
-    return event.derive(ProductPublished, payload, producer=PRODUCER, key="published")
+    key = "published" if channel == DEFAULT_CHANNEL else f"published:{channel}"
+    return event.derive(ProductPublished, payload, producer=PRODUCER, key=key)
 
 
-def publish_key(event: ProductCreated) -> EffectKey:
-    """The ledger key of ``event``'s publish call."""
+def publish_key(event: ProductCreated, channel: str = DEFAULT_CHANNEL) -> EffectKey:
+    """The ledger key of ``event``'s publish call to ``channel``."""
     p = event.payload
-    return EffectKey(event.job_id, p.image_index, p.product_type.value, "publish")
+    step = "publish" if channel == DEFAULT_CHANNEL else f"publish:{channel}"
+    return EffectKey(event.job_id, p.image_index, p.product_type.value, cast(Step, step))
 
 
 class PublicationWatcher:

@@ -16,15 +16,15 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from shared.events import ImageGenerated, JobRequested
+from shared.events import ImageGenerated, JobRequested, channels_of
 
 _INSERT_REQUESTED = """
 INSERT INTO jobs (job_id, status, priority, priority_level, theme, style, niche, prompt,
-                  product_types, image_count, auto_publish, expected_products,
+                  product_types, image_count, auto_publish, channels, expected_products,
                   expected_publications, submitted_by, request, created_at)
 VALUES (%(job)s, 'queued', %(priority)s, %(level)s, %(theme)s, %(style)s, %(niche)s, %(prompt)s,
-        %(types)s, %(count)s, %(auto)s, %(expected)s, %(publications)s, %(by)s, %(request)s,
-        %(at)s)
+        %(types)s, %(count)s, %(auto)s, %(channels)s, %(expected)s, %(publications)s, %(by)s,
+        %(request)s, %(at)s)
 """
 _OPEN_REQUESTED = _INSERT_REQUESTED + "ON CONFLICT (job_id) DO NOTHING"
 # The request's own fields win over a row an image opened first (it had only the image's).
@@ -39,9 +39,9 @@ _OPEN_OR_FILL_REQUESTED = (
 
 _OPEN_FROM_IMAGE = """
 INSERT INTO jobs (job_id, status, priority, theme, style, niche, product_types, image_count,
-                  auto_publish, expected_products, expected_publications, created_at)
+                  auto_publish, channels, expected_products, expected_publications, created_at)
 VALUES (%(job)s, 'processing', %(priority)s, '', '', '', %(types)s, %(count)s, %(auto)s,
-        %(expected)s, %(publications)s, %(at)s)
+        %(channels)s, %(expected)s, %(publications)s, %(at)s)
 ON CONFLICT (job_id) DO NOTHING
 """
 
@@ -60,8 +60,9 @@ def _requested(event: JobRequested) -> dict[str, Any]:
         "types": [t.value for t in p.product_types],
         "count": p.count,
         "auto": p.auto_publish,
+        "channels": channels_of(p.channels),
         "expected": expected,
-        "publications": expected if p.auto_publish else 0,
+        "publications": expected * len(channels_of(p.channels)) if p.auto_publish else 0,
         "by": p.submitted_by,
         "request": Jsonb(p.model_dump(mode="json")),
         "at": event.occurred_at,
@@ -93,8 +94,9 @@ async def open_from_image(conn: AsyncConnection[Any], event: ImageGenerated) -> 
             "types": [t.value for t in p.product_types],
             "count": p.image_count,
             "auto": p.auto_publish,
+            "channels": channels_of(p.channels),
             "expected": expected,
-            "publications": expected if p.auto_publish else 0,
+            "publications": expected * len(channels_of(p.channels)) if p.auto_publish else 0,
             "at": event.occurred_at,
         },
     )
@@ -141,9 +143,10 @@ SELECT image_count, cardinality(product_types) AS product_types, auto_publish, i
     (SELECT count(*) FILTER (WHERE status = 'failed')
         FROM products p WHERE p.job_id = j.job_id) AS product_rows_failed,
     (SELECT count(*) FILTER (WHERE status = 'published')
-        FROM products p WHERE p.job_id = j.job_id) AS publications_done,
+        FROM listings l WHERE l.job_id = j.job_id) AS publications_done,
     (SELECT count(*) FILTER (WHERE status = 'publish_failed')
-        FROM products p WHERE p.job_id = j.job_id) AS publications_failed
+        FROM listings l WHERE l.job_id = j.job_id) AS publications_failed,
+    COALESCE(cardinality(channels), 1) AS channels
 FROM jobs j WHERE job_id = %(job)s
 """
 

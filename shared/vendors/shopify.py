@@ -285,6 +285,10 @@ class ShopifyChannel:
         self.vendor = vendor
         self._publication_id = publication_id
 
+    async def aclose(self) -> None:
+        """Close the store's client (the Printify client belongs to the caller)."""
+        await self.shopify.aclose()
+
     def handle(self, product: ProductRef) -> str:
         """The product's handle on the store: its title's words and the Printify id (unique)."""
         return handle_for(product.title, product.product_id)

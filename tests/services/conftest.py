@@ -40,12 +40,17 @@ def printify_sim() -> Iterator[SimulatorProcess]:
 
 
 @contextlib.contextmanager
-def e2e_stack(name: str) -> Iterator[Stack]:
+def e2e_stack(
+    name: str, *, env: dict[str, str] | None = None, **overrides: object
+) -> Iterator[Stack]:
     """A whole stack (broker, PostgreSQL, simulators, pool manager, API) in its own state
-    folder and ports, as the e2e tests run it."""
+    folder and ports, as the e2e tests run it; ``env`` and ``overrides`` (StackSettings) on
+    top."""
     state = TEST_STATE / name
     shutil.rmtree(state, ignore_errors=True)
-    settings = isolated_settings(state, kafka_partitions=3, restart_delay_s=1.0)
+    settings = isolated_settings(
+        state, **{"kafka_partitions": 3, "restart_delay_s": 1.0, **overrides}
+    )
     env = {
         **stack_env(state, 256),
         "MAX_IN_FLIGHT": "8",
@@ -58,6 +63,7 @@ def e2e_stack(name: str) -> Iterator[Stack]:
         "PRINTIFY_SHOP_ID": str(ETSY_SHOP_ID),
         "SIM_PRINTIFY_PUBLISH_MS": "300",
         "PUBLISH_CHECK_MIN_S": "0.2",
+        **(env or {}),
     }
     s = Stack(settings, extra_env=env).start()
     try:

@@ -40,7 +40,7 @@ def test_the_shipped_example_configures_every_service(
     use(tmp_path, monkeypatch, data)
     stack = load_settings(StackSettings)
     assert (stack.worker_count, stack.max_restarts, stack.restart_delay_s) == (3, 3, 2.5)
-    assert stack.api_port == 3000 and stack.enabled_platforms == "printify"
+    assert stack.api_port == 3000 and stack.publish_channels == ["printify"]
     api = load_settings(ApiSettings)
     assert api.cors_origin_list() == ["http://localhost:5173"]
     assert api.key_list() == []  # auth.enabled false: the keys are not used

@@ -93,7 +93,7 @@ async def get_alerts(
 async def get_stats(state: State, principal: Principal) -> StatsView:
     """Jobs by status; per stage: live instances, in flight, processed, failed, lag, DLQ."""
     s = state.settings
-    stats = await ops_queries.stats(state.pool, s.worker_stale_s)
+    stats = await ops_queries.stats(state.pool, s.worker_stale_s, s.stages())
     workers = await worker_store.list_workers(state.pool, s.worker_stale_s, s.worker_forget_s)
     return StatsView.model_validate({**stats, "workers": workers})
 

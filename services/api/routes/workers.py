@@ -70,8 +70,15 @@ async def restart_worker(
 )
 async def scale(body: ScaleRequest, state: State, principal: Admin) -> CommandAccepted:
     """Run ``workerCount`` instances of ``service`` (every stage; admin key)."""
+    enabled = state.settings.stages()
+    if body.service and body.service not in enabled:
+        raise invalid(
+            "service",
+            f"{body.service} does not run in this deployment (PUBLISH_CHANNELS="
+            f"{','.join(state.settings.publish_channels)})",
+        )
     await _require_pool_manager(state)
-    stages = [body.service] if body.service else list(STAGES)
+    stages = [body.service] if body.service else enabled
     for stage in stages:
         try:
             ceiling = await asyncio.to_thread(_partitions, state, stage)

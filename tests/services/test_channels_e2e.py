@@ -1,0 +1,111 @@
+"""Sales channels end to end: a stack selling on printify (through its Etsy shop) and on
+Shopify directly, each channel its own publisher consumer group.
+
+Every product is listed exactly once on each channel (the simulators' books); with Shopify
+failing every call, only Shopify's publications wait and dead-letter while Printify's complete,
+the job shows each channel's outcome, and a replay of Shopify's dead letters completes it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from devstack.stack import Stack
+from tests.services.conftest import e2e_stack
+from tests.support.infra import wait_for
+from tests.support.pipeline import api, job, printify_books, sim_url, submit, wait_done
+
+CHANNELS = ["printify", "shopify"]
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    env = {"RETRY_ATTEMPTS": "1", "RETRY_BASE_DELAY_S": "0.3", "RETRY_MAX_DELAY_S": "1"}
+    with e2e_stack("channels", env=env, publish_channels=CHANNELS) as s:
+        yield s
+
+
+def shopify_books(s: Stack) -> dict[str, Any]:
+    books = httpx.get(f"{sim_url(s, 'shopify')}/_sim/books", timeout=5).json()
+    return dict(books)
+
+
+def listings(detail: dict[str, Any]) -> dict[tuple[int, str, str], dict[str, Any]]:
+    return {
+        (p["imageIndex"], p["productType"], entry["channel"]): entry
+        for p in detail["products"]
+        for entry in p["listings"]
+    }
+
+
+def test_every_product_is_listed_once_on_every_channel(stack: Stack) -> None:
+    job_id = submit(
+        stack, theme="two channels", productTypes=["tshirt", "mug"], count=2, autoPublish=True
+    )
+    detail = wait_done(stack, [job_id], timeout=120)[job_id]
+
+    assert detail["job"]["detailedStatus"] == "completed", detail["job"]["error"]
+    assert detail["job"]["channels"] == CHANNELS
+    assert detail["job"]["publicationsDone"] == detail["job"]["expectedPublications"] == 8
+    found = listings(detail)
+    assert len(found) == 8 and {e["status"] for e in found.values()} == {"published"}
+    products = {p["productId"] for p in detail["products"]}
+
+    # Shopify: one product per Printify product, published, never twice.
+    shop = next(iter(shopify_books(stack)["shops"].values()))
+    mine = [p for p in shop["products"] if p["marker"] in products]
+    assert sorted(p["marker"] for p in mine) == sorted(products)
+    assert all(p["published"] and p["status"] == "ACTIVE" for p in mine)
+    assert shopify_books(stack)["duplicates"] == []
+    for p in mine:
+        entry = found[next(k for k, v in found.items() if v["listingId"] == p["id"])]
+        assert entry["url"].endswith(f"/products/{p['handle']}")
+    # Printify: each product published once to its shop's channel (Etsy), and listed.
+    account = next(iter(printify_books(stack)["accounts"].values()))
+    assert {pid: account["publish_calls"].get(pid) for pid in products} == dict.fromkeys(
+        products, 1
+    )
+    assert {found[(i, t, "printify")]["salesChannel"] for i, t, _ in found} == {"etsy"}
+
+
+def test_a_failing_channel_waits_alone_and_a_replay_completes_it(stack: Stack) -> None:
+    config = f"{sim_url(stack, 'shopify')}/_sim/config"
+    httpx.post(config, json={"failure_rate": 1.0}, timeout=5).raise_for_status()
+    try:
+        job_id = submit(
+            stack, theme="shopify down", productTypes=["tshirt"], count=2, autoPublish=True
+        )
+        detail = wait_done(stack, [job_id], timeout=120)[job_id]
+    finally:
+        httpx.post(config, json={"failure_rate": 0.0}, timeout=5).raise_for_status()
+
+    found = listings(detail)
+    assert {k[2]: v["status"] for k, v in found.items() if k[2] == "printify"} == {
+        "printify": "published"
+    }
+    shopify = [v for k, v in found.items() if k[2] == "shopify"]
+    assert len(shopify) == 2 and {v["status"] for v in shopify} == {"publish_failed"}
+    assert all(v["error"] for v in shopify)
+    assert detail["job"]["detailedStatus"] == "partial"
+    assert "2 of 4 publications failed" in detail["job"]["error"]
+
+    letters = wait_for(
+        lambda: httpx.get(
+            f"{api(stack)}/dlq", params={"jobId": job_id, "stage": "publisher_shopify"}, timeout=5
+        ).json()["deadLetters"],
+        30,
+        "Shopify's dead letters",
+    )
+    assert len(letters) == 2
+    replay = httpx.post(f"{api(stack)}/dlq/replay", json={"jobId": job_id}, timeout=10)
+    assert replay.status_code == 202, replay.text
+    wait_for(lambda: job(stack, job_id)["job"]["detailedStatus"] == "completed", 60, "the replay")
+    done = listings(job(stack, job_id))
+    assert {v["status"] for v in done.values()} == {"published"}
+    # The replay went to Shopify's publisher alone: Printify published each product once.
+    account = next(iter(printify_books(stack)["accounts"].values()))
+    products = {p["productId"] for p in detail["products"]}
+    assert all(account["publish_calls"].get(pid) == 1 for pid in products)
