@@ -1,7 +1,8 @@
 """Chaos: vendor faults, a SIGKILL of every stage service, a broker restart and a PostgreSQL
-restart, all during one run. Every job must still end completed, or failed/partial with its
-reason and its messages in a DLQ; no product and no publication may be duplicated; the monitor's
-tables must agree with the topics.
+restart, all during one run, selling on two channels (printify, and shopify directly). Every job
+must still end completed, or failed/partial with its reason and its messages in a DLQ; no
+product and no publication may be duplicated on any channel; the monitor's tables must agree
+with the topics.
 """
 
 from __future__ import annotations
@@ -20,14 +21,13 @@ import psycopg
 import pytest
 
 from devstack.stack import Stack, isolated_settings
-from shared.events import parse_event
+from shared.events import ProductPublished, parse_event
 from shared.topics import (
-    GENERATOR,
     JOBS_REQUESTED,
-    PRINTIFY,
+    PIPELINE_STAGES,
     PRODUCTS_CREATED,
     PUBLISHED,
-    PUBLISHER,
+    STAGES,
 )
 from tests.support.infra import TEST_STATE, read_all, wait_for
 from tests.support.pipeline import api_up, stack_env
@@ -42,7 +42,13 @@ JOBS = 30
 def chaos_stack() -> Iterator[Stack]:
     state = TEST_STATE / "chaos"
     shutil.rmtree(state, ignore_errors=True)
-    settings = isolated_settings(state, kafka_partitions=3, restart_delay_s=1.0, max_restarts=5)
+    settings = isolated_settings(
+        state,
+        kafka_partitions=3,
+        restart_delay_s=1.0,
+        max_restarts=5,
+        publish_channels=["printify", "shopify"],
+    )
     env = {
         **stack_env(state, 128),
         "MAX_IN_FLIGHT": "16",
@@ -126,7 +132,7 @@ def test_faults_kills_and_restarts_lose_nothing_and_duplicate_nothing(chaos_stac
     for name in ("generator-0", "printify-0"):
         _kill(stack, name)
     time.sleep(0.5)  # let the supervisor notice one death before the next
-    for name in ("publisher-0", "monitor-0"):
+    for name in ("publisher-0", "publisher_shopify-0", "monitor-0"):
         _kill(stack, name)
     assert stack.kafka is not None and stack.postgres is not None
     stack.kafka.stop()
@@ -151,7 +157,7 @@ def test_faults_kills_and_restarts_lose_nothing_and_duplicate_nothing(chaos_stac
 
     # Nothing lost: every job ended; one that did not complete says why and has dead letters.
     dlq_jobs: set[str] = set()
-    for stage in (GENERATOR, PRINTIFY, PUBLISHER):
+    for stage in (STAGES[n] for n in PIPELINE_STAGES):
         for m in read_all(stack.bootstrap, stage.dlq):
             dlq_jobs.add((m.key() or b"").decode())
     outcomes: defaultdict[str, int] = defaultdict(int)
@@ -170,24 +176,38 @@ def test_faults_kills_and_restarts_lose_nothing_and_duplicate_nothing(chaos_stac
         n for acct in books["accounts"].values() for n in acct["publish_calls"].values()
     ]
     assert all(n == 1 for n in publish_calls), publish_calls
+    shopify = next(s for s in stack.simulators if s.name == "shopify")
+    store = httpx.get(f"{shopify.url}/_sim/books", timeout=5).json()
+    assert store["duplicates"] == []
+    markers = [p["marker"] for shop in store["shops"].values() for p in shop["products"]]
+    assert len(markers) == len(set(markers))
 
     # The monitor's tables agree with the topics.
     created = {
         (e.job_id, e.payload.image_index, e.payload.product_type.value)  # type: ignore[union-attr]
         for e in (parse_event(m.value()) for m in read_all(stack.bootstrap, PRODUCTS_CREATED))
     }
-    published = {
-        (e.job_id, e.payload.image_index, e.payload.product_type.value)  # type: ignore[union-attr]
+    listed = {
+        (e.job_id, e.payload.image_index, e.payload.product_type.value, e.payload.channel)
         for e in (parse_event(m.value()) for m in read_all(stack.bootstrap, PUBLISHED))
+        if isinstance(e, ProductPublished)
     }
+    published = {(j, i, t) for j, i, t, c in listed if c == "printify"}
     with psycopg.connect(stack.database_url) as conn:
         rows = conn.execute(
             "SELECT job_id, image_index, product_type, status FROM products"
+        ).fetchall()
+        listings = conn.execute(
+            "SELECT job_id, image_index, product_type, channel FROM listings"
+            " WHERE status = 'published'"
         ).fetchall()
     in_db = {(r[0], r[1], r[2]) for r in rows if r[3] in ("created", "published", "publish_failed")}
     in_db_published = {(r[0], r[1], r[2]) for r in rows if r[3] == "published"}
     assert in_db == created | published
     assert in_db_published == published
+    # Every listing on every channel, as the topic has it; Shopify's match its store.
+    assert {tuple(r) for r in listings} == listed
+    assert len([x for x in listed if x[3] == "shopify"]) == len(markers)
 
     # Metrics counted exactly once (written in the fold's transaction): through kills and
     # restarts, the counters equal the events on the topics.
@@ -198,7 +218,7 @@ def test_faults_kills_and_restarts_lose_nothing_and_duplicate_nothing(chaos_stac
     }
     retries = sum(
         len(read_all(stack.bootstrap, topic))
-        for stage in (GENERATOR, PRINTIFY, PUBLISHER)
+        for stage in (STAGES[n] for n in PIPELINE_STAGES)
         for topic in stage.retry_topics
     )
 
@@ -221,14 +241,16 @@ def test_faults_kills_and_restarts_lose_nothing_and_duplicate_nothing(chaos_stac
     restarts = {i["name"]: i["restarts"] for i in stack.instances()}
     logger.warning(
         "chaos figures: jobs=%d outcomes=%s faults=%s restarts=%s products=%d "
-        "publications=%d duplicates=0 elapsed_s=%.0f",
+        "publications=%d shopify_listings=%d duplicates=0 elapsed_s=%.0f",
         len(ids),
         dict(outcomes),
         dict(faults),
         restarts,
         len(created | published),
         len(published),
+        len(markers),
         elapsed,
     )
-    assert all(restarts[n] >= 1 for n in ("generator-0", "printify-0", "publisher-0", "monitor-0"))
+    killed = ("generator-0", "printify-0", "publisher-0", "publisher_shopify-0", "monitor-0")
+    assert all(restarts[n] >= 1 for n in killed)
     assert sum(faults.values()) > 0
