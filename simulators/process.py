@@ -11,7 +11,13 @@ from pathlib import Path
 import httpx
 
 # Default ports: ComfyUI's own default, then the ones the pipeline issue fixed.
-DEFAULT_PORTS = {"anthropic": 8190, "comfyui": 8188, "printify": 8189, "shopify": 8191}
+DEFAULT_PORTS = {
+    "anthropic": 8190,
+    "comfyui": 8188,
+    "printify": 8189,
+    "shopify": 8191,
+    "etsy": 8192,
+}
 
 
 class SimulatorProcess:

@@ -1,0 +1,972 @@
+"""Etsy as a direct sales channel: a client for Etsy's Open API v3 and the channel built on it.
+
+:class:`EtsyClient` makes the listing calls a channel needs (createDraftListing,
+getListingsByShop, getListing, updateListing, updateListingInventory, uploadListingImage), with
+Etsy's two credentials on every call: ``x-api-key: <keystring>:<shared secret>`` (the app) and
+``Authorization: Bearer <token>`` (the shop owner's OAuth token, scopes ``listings_r`` and
+``listings_w``). Failures become the POD Engine error classes (:mod:`shared.errors`) with
+``vendor="etsy"`` and never carry a credential.
+
+Throttling follows Etsy's documented limits, per app: requests per second and per rolling day,
+reported on every answer (``x-limit-per-second``, ``x-remaining-this-second``,
+``x-limit-per-day``, ``x-remaining-today``). The client keeps to the per-second limit Etsy
+reports (sends are spaced under one lock, waiting, never spinning) and, when Etsy says this
+second's budget is spent (other processes of the app count too), waits a full second before the
+next call. When Etsy says the day's budget is spent, calls raise :class:`RateLimited` without
+being sent, for ``ETSY_DAY_EXHAUSTED_WAIT_S`` (Etsy frees the daily budget bucket by bucket
+over a rolling 24 hours, so no exact reset time exists). A 429 blocks every caller for its
+``Retry-After``; a short one is waited out and the call sent again, a long one (the day's
+limit) is raised.
+
+:class:`EtsyChannel` lists a Printify product on Etsy (:class:`~shared.vendors.channels.
+SalesChannel`): a draft listing, its inventory (one product per enabled variant, with its SKU,
+option values and price), its mockups as images, then activation. The marker that finds a
+listing again is a tag: ``pod-`` and the last 15 characters of the Printify product id. It is
+written with the draft itself, in the one call that creates the listing, so even a listing whose
+creation was the last thing a crashed attempt did is found (a SKU marker would not be: the SKUs
+come one call later, with the inventory); it is searched in every state, so a redelivery never
+makes a second listing, and a half-made one is finished (inventory, images, activation).
+
+Etsy cannot search a shop by tag or SKU, so looking for a marker reads the shop's listings,
+state by state: a product never listed costs five getListingsByShop calls, plus one per further
+hundred listings in a state. A listing the channel made or saw is remembered (in process), so a
+redelivery to the same process costs one getListing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import re
+import time
+import unicodedata
+import weakref
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any, Literal
+
+import httpx
+from pydantic import Field, SecretStr
+
+from shared.catalog import DEFAULT_CATALOG, CatalogEntry
+from shared.errors import (
+    ConfigError,
+    PermanentError,
+    PodError,
+    RateLimited,
+    RetryableError,
+    VendorTimeout,
+    classify_http_status,
+    parse_retry_after,
+)
+from shared.events import ProductType
+from shared.http import async_client
+from shared.settings import PodSettings
+from shared.vendors.channels import PENDING, Listing, ListingState, ProductRef
+from shared.vendors.listing import DraftVariant, ListingDraft, draft_from_printify
+from shared.vendors.printify import PrintifyClient
+
+logger = logging.getLogger(__name__)
+
+VENDOR = "etsy"
+MAX_429_RETRIES = 3
+
+# Etsy's rules for listing text (Open API v3 reference, createDraftListing).
+MAX_TITLE = 140
+MAX_TAGS = 13
+MAX_TAG_CHARS = 20
+MAX_SKU = 32
+ONCE_IN_TITLE = {"%": " percent", ":": " -", "&": " and ", "+": " plus "}
+# A seller's own variations: Etsy's two custom property ids.
+CUSTOM_PROPERTY_IDS = (513, 514)
+MARKER_PREFIX = "pod-"
+MARKER_CHARS = 15
+# Every state a listing can be in, the half-made (draft) first: where a marker is looked for.
+SCAN_STATES = ("draft", "active", "inactive", "expired", "sold_out")
+PAGE_LIMIT = 100
+LISTING_URL = "https://www.etsy.com/listing/{}"
+
+# Seller taxonomy nodes by product type (GET /v3/application/seller-taxonomy/nodes). 482 is
+# Etsy's "T-shirts" node; the hoodie and mug ids are best guesses, not confirmed against Etsy's
+# tree: check them with getSellerTaxonomyNodes and override with ETSY_TAXONOMY_IDS.
+DEFAULT_TAXONOMY_IDS: dict[str, int] = {"tshirt": 482, "hoodie": 2202, "mug": 1062}
+
+WhoMade = Literal["i_did", "someone_else", "collective"]
+WhenMade = Literal[
+    "made_to_order", "2020_2026", "2010_2019", "2007_2009", "before_2007", "2000_2006",
+    "1990s", "1980s", "1970s", "1960s", "1950s", "1940s", "1930s", "1920s", "1910s", "1900s",
+    "1800s", "1700s", "before_1700",
+]  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------
+# Etsy's text rules
+
+
+def _title_char_ok(ch: str) -> bool:
+    # Letters, numbers, punctuation, math symbols, space separators, ™ © ® (Etsy's title regex).
+    cat = unicodedata.category(ch)
+    return cat[0] in "LP" or cat in ("Nd", "Sm", "Zs") or ch in "™©®"
+
+
+def _tag_char_ok(ch: str) -> bool:
+    # Letters, numbers, space separators, - ' ™ © ® (Etsy's tag regex).
+    cat = unicodedata.category(ch)
+    return cat[0] == "L" or cat in ("Nd", "Zs") or ch in "-'™©®"
+
+
+def _clip(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, at a word boundary when there is one."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    space = cut.rfind(" ")
+    if text[limit] != " " and space >= limit // 2:
+        cut = cut[:space]  # not inside a word
+    return cut.rstrip(" -,;/|")
+
+
+def etsy_title(text: str) -> str:
+    """A title Etsy accepts: only allowed characters (others become spaces), each of
+    ``% : & +`` once (later ones spelled out), at most 140 characters, cut at a word."""
+    seen: set[str] = set()
+    out: list[str] = []
+    for ch in unicodedata.normalize("NFC", text):
+        if ch in ONCE_IN_TITLE:
+            out.append(ONCE_IN_TITLE[ch] if ch in seen else ch)
+            seen.add(ch)
+        else:
+            out.append(ch if _title_char_ok(ch) else " ")
+    return _clip(" ".join("".join(out).split()), MAX_TITLE)
+
+
+def etsy_tag(text: str) -> str:
+    """A tag Etsy accepts: allowed characters only, at most 20 of them, cut at a word."""
+    cleaned = "".join(ch if _tag_char_ok(ch) else " " for ch in unicodedata.normalize("NFC", text))
+    return _clip(" ".join(cleaned.split()), MAX_TAG_CHARS)
+
+
+def etsy_tags(tags: Iterable[str], limit: int = MAX_TAGS) -> list[str]:
+    """At most ``limit`` valid tags, without empty ones or repeats (Etsy ignores case)."""
+    out: list[str] = []
+    seen: set[str] = set()
+    for raw in tags:
+        tag = etsy_tag(raw)
+        if tag and tag.lower() not in seen:
+            seen.add(tag.lower())
+            out.append(tag)
+        if len(out) >= limit:
+            break
+    return out
+
+
+def marker_tag(marker: str) -> str:
+    """The tag that names a product on Etsy: ``pod-`` and the marker's last 15 letters or
+    digits, lowercase (19 characters, a valid tag)."""
+    return MARKER_PREFIX + re.sub(r"[^0-9a-z]", "", marker.lower())[-MARKER_CHARS:]
+
+
+def _variation_value(text: str) -> str:
+    # Etsy refuses parentheses in property values.
+    return " ".join(text.replace("(", " ").replace(")", " ").split()) or "-"
+
+
+# --------------------------------------------------------------------------------------------
+# Throttling
+
+
+def _header_int(headers: httpx.Headers, name: str) -> int | None:
+    raw = headers.get(name)
+    try:
+        return None if raw is None else int(raw.strip())
+    except ValueError:
+        return None
+
+
+class EtsyThrottle:
+    """Keeps one client within the app's limits, as Etsy reports them on each answer.
+
+    Sends pass one at a time through an asyncio lock, which sleeps (never spins) while:
+    the last ``limit`` sends happened within a second, plus ``margin_s`` (the limit Etsy
+    reports; until it has reported one, a single request is in flight); Etsy said this second's
+    budget is spent (``x-remaining-this-second: 0``, which counts the app's other clients too)
+    less than that ago; or a 429's ``Retry-After`` has not passed. When Etsy says the day's
+    budget is spent, :meth:`acquire` raises :class:`RateLimited` for ``day_wait_s``.
+
+    It paces one client (one process); several processes of one app share Etsy's budget and
+    see each other only through ``x-remaining-this-second``."""
+
+    def __init__(
+        self, *, day_wait_s: float = 3600.0, window_s: float = 1.0, margin_s: float = 0.1
+    ) -> None:
+        self.day_wait_s = day_wait_s
+        # Etsy counts requests when they arrive, we when they leave: sends are spaced a little
+        # more than a second apart, so that uneven travel times never bunch them up at Etsy.
+        self.window_s = window_s + margin_s
+        self.limit: int | None = None  # x-limit-per-second, once Etsy has said it
+        self._lock = asyncio.Lock()
+        self._answered = asyncio.Event()
+        self._sent: collections.deque[float] = collections.deque()
+        self._in_flight = 0
+        self._paused_until = 0.0  # monotonic: a spent second or a 429's Retry-After
+        self._day_until = 0.0  # wall clock: the day's budget is spent until then
+
+    def day_blocked_for(self) -> float:
+        """Seconds left before calls may be sent again after the day's budget ran out."""
+        return max(0.0, self._day_until - time.time())
+
+    async def acquire(self) -> None:
+        """Wait for the right to send one request (raises RateLimited for the day's limit)."""
+        async with self._lock:
+            while True:
+                left = self.day_blocked_for()
+                if left > 0:
+                    raise RateLimited(
+                        f"Etsy's daily request budget is spent (x-remaining-today: 0); no "
+                        f"calls for {left:.0f}s",
+                        vendor=VENDOR,
+                        status=429,
+                        retry_after=left,
+                    )
+                now = time.monotonic()
+                while self._sent and self._sent[0] <= now - self.window_s:
+                    self._sent.popleft()
+                if self.limit is None and self._in_flight > 0:
+                    # Etsy has not told us the app's limit yet: one request at a time.
+                    self._answered.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._answered.wait(), timeout=self.window_s)
+                    continue
+                wait = self._paused_until - now
+                if self.limit is not None and len(self._sent) >= self.limit:
+                    wait = max(wait, self._sent[0] + self.window_s - now)
+                if wait <= 0:
+                    break
+                await asyncio.sleep(wait)
+            self._sent.append(time.monotonic())
+            self._in_flight += 1
+
+    def observe(self, headers: httpx.Headers) -> None:
+        """Take in what an answer says of the budgets (call once per acquired request)."""
+        self._in_flight = max(0, self._in_flight - 1)
+        limit = _header_int(headers, "x-limit-per-second")
+        if limit is not None and limit > 0:
+            self.limit = limit
+        if _header_int(headers, "x-remaining-this-second") == 0:
+            self.pause(self.window_s)
+        if _header_int(headers, "x-remaining-today") == 0:
+            self.block_day(self.day_wait_s)
+        self._answered.set()
+
+    def abandon(self) -> None:
+        """The acquired request got no answer (timeout, dropped connection)."""
+        self._in_flight = max(0, self._in_flight - 1)
+        self._answered.set()
+
+    def pause(self, seconds: float) -> None:
+        """No sends for ``seconds`` (a spent second, a 429's Retry-After)."""
+        self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+
+    def block_day(self, seconds: float) -> None:
+        """The day's budget is spent: calls raise RateLimited for ``seconds``."""
+        self._day_until = max(self._day_until, time.time() + seconds)
+
+
+# --------------------------------------------------------------------------------------------
+# Client
+
+
+def _form_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return ",".join(str(v) for v in value)  # Etsy's lists: comma-separated
+    return str(value)
+
+
+def _form(fields: Mapping[str, object]) -> dict[str, str]:
+    return {k: _form_value(v) for k, v in fields.items() if v is not None}
+
+
+def _image_type(data: bytes) -> tuple[str, str]:
+    """File extension and MIME type of image bytes, by their signature."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png", "image/png"
+    if data.startswith(b"GIF8"):
+        return "gif", "image/gif"
+    return "jpg", "image/jpeg"
+
+
+class EtsyClient:
+    """One Etsy app acting for one shop owner (an OAuth token)."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        access_token: str,
+        shared_secret: str | None = None,
+        base_url: str = "https://openapi.etsy.com",
+        timeout_s: float = 30.0,
+        max_retry_wait_s: float = 5.0,
+        day_wait_s: float = 3600.0,
+        user_agent: str = "pod-engine",
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        """``api_key`` is the app's keystring (``keystring:secret`` is accepted as it is);
+        ``shared_secret`` its shared secret, sent with it as Etsy requires. A 429 waiting
+        longer than ``max_retry_wait_s`` is raised instead of waited out; ``day_wait_s`` is how
+        long calls stop once Etsy reports the day's budget spent. ``transport`` replaces the
+        network (tests: the simulator's app in process)."""
+        if not api_key or not access_token:
+            raise ValueError("api_key and access_token are required")
+        key = api_key if ":" in api_key or not shared_secret else f"{api_key}:{shared_secret}"
+        self._secrets = [s for s in (key, api_key, shared_secret, access_token) if s]
+        self._max_retry_wait_s = max_retry_wait_s
+        self.throttle = EtsyThrottle(day_wait_s=day_wait_s)
+        self._http = async_client(
+            base_url=base_url.rstrip("/"),
+            headers={
+                "x-api-key": key,
+                "Authorization": f"Bearer {access_token}",
+                "User-Agent": user_agent,
+                "Accept": "application/json",
+            },
+            timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)),
+            transport=transport,
+        )
+
+    # --- plumbing ------------------------------------------------------------------------------
+
+    def _redact(self, text: str) -> str:
+        # Nothing we raise or log may carry a credential, even one Etsy echoes back.
+        for secret in sorted(self._secrets, key=len, reverse=True):
+            text = text.replace(secret, "***")
+        return text
+
+    def _error(self, method: str, path: str, resp: httpx.Response) -> PodError:
+        message = resp.reason_phrase or "error"
+        try:
+            body = resp.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict) and body.get("error"):
+            message = str(body["error"])
+            if body.get("error_description"):
+                message = f"{message}: {body['error_description']}"
+        cls = classify_http_status(resp.status_code)
+        return cls(
+            self._redact(f"{method} {path}: {message}"),
+            vendor=VENDOR,
+            status=resp.status_code,
+            retry_after=parse_retry_after(resp.headers.get("retry-after")),
+        )
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        data: Mapping[str, str] | None = None,
+        json: object | None = None,
+        files: Mapping[str, tuple[str, bytes, str]] | None = None,
+    ) -> Any:
+        """Send one call within the budgets; wait out short 429s; map failures to PodError."""
+        for attempt in range(MAX_429_RETRIES + 1):
+            await self.throttle.acquire()
+            started = time.monotonic()
+            try:
+                resp = await self._http.request(
+                    method, path, params=params, data=data, json=json, files=files
+                )
+            except httpx.TimeoutException as exc:
+                self.throttle.abandon()
+                raise VendorTimeout(
+                    f"{method} {path}: timed out ({type(exc).__name__})", vendor=VENDOR
+                ) from None
+            except httpx.TransportError as exc:
+                self.throttle.abandon()
+                raise RetryableError(
+                    self._redact(f"{method} {path}: {type(exc).__name__}: {exc}"), vendor=VENDOR
+                ) from None
+            self.throttle.observe(resp.headers)
+            logger.debug(
+                "etsy request method=%s path=%s status=%d elapsed_ms=%.0f remaining_second=%s "
+                "remaining_today=%s",
+                method,
+                path,
+                resp.status_code,
+                (time.monotonic() - started) * 1000,
+                resp.headers.get("x-remaining-this-second"),
+                resp.headers.get("x-remaining-today"),
+            )
+            if resp.status_code < 400:
+                return resp.json() if resp.content else {}
+            error = self._error(method, path, resp)
+            if resp.status_code != 429:
+                raise error
+            wait = error.retry_after if error.retry_after is not None else 1.0 + attempt
+            error.retry_after = wait
+            if _header_int(resp.headers, "x-remaining-today") == 0 or wait > 60:
+                self.throttle.block_day(wait)  # the day's limit: nobody sends until then
+                raise error
+            self.throttle.pause(wait)  # every caller of this client waits, not only this one
+            logger.warning(
+                "etsy rate limited method=%s path=%s attempt=%d retry_after_s=%.1f",
+                method,
+                path,
+                attempt + 1,
+                wait,
+            )
+            if wait > self._max_retry_wait_s or attempt == MAX_429_RETRIES:
+                raise error
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # --- listings ------------------------------------------------------------------------------
+
+    async def create_draft_listing(
+        self, shop_id: int, fields: Mapping[str, object]
+    ) -> dict[str, Any]:
+        """createDraftListing: a draft listing from form fields (lists comma-separated)."""
+        created: dict[str, Any] = await self._request(
+            "POST", f"/v3/application/shops/{int(shop_id)}/listings", data=_form(fields)
+        )
+        logger.info(
+            "etsy listing created shop_id=%s listing_id=%s", shop_id, created.get("listing_id")
+        )
+        return created
+
+    async def get_listings_by_shop(
+        self,
+        shop_id: int,
+        *,
+        state: str = "active",
+        limit: int = 25,
+        offset: int = 0,
+        includes: Sequence[str] = (),
+    ) -> dict[str, Any]:
+        """getListingsByShop: one page (``{"count": <all matching>, "results": [...]}``)."""
+        params: dict[str, str | int] = {"state": state, "limit": limit, "offset": offset}
+        if includes:
+            params["includes"] = ",".join(includes)
+        page: dict[str, Any] = await self._request(
+            "GET", f"/v3/application/shops/{int(shop_id)}/listings", params=params
+        )
+        return page
+
+    async def get_listing(self, listing_id: int, *, includes: Sequence[str] = ()) -> dict[str, Any]:
+        """getListing (``includes``: e.g. ``Images``, ``Inventory``)."""
+        params: dict[str, str | int] = {"includes": ",".join(includes)} if includes else {}
+        listing: dict[str, Any] = await self._request(
+            "GET", f"/v3/application/listings/{int(listing_id)}", params=params
+        )
+        return listing
+
+    async def update_listing(
+        self, shop_id: int, listing_id: int, fields: Mapping[str, object]
+    ) -> dict[str, Any]:
+        """updateListing (PATCH, form fields): e.g. ``{"state": "active"}`` publishes."""
+        listing: dict[str, Any] = await self._request(
+            "PATCH",
+            f"/v3/application/shops/{int(shop_id)}/listings/{int(listing_id)}",
+            data=_form(fields),
+        )
+        return listing
+
+    async def update_listing_inventory(
+        self, listing_id: int, inventory: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """updateListingInventory (PUT, JSON): replaces the listing's products."""
+        stored: dict[str, Any] = await self._request(
+            "PUT", f"/v3/application/listings/{int(listing_id)}/inventory", json=dict(inventory)
+        )
+        return stored
+
+    async def upload_listing_image(
+        self,
+        shop_id: int,
+        listing_id: int,
+        image: bytes,
+        *,
+        rank: int,
+        file_name: str | None = None,
+        overwrite: bool = False,
+        alt_text: str | None = None,
+    ) -> dict[str, Any]:
+        """uploadListingImage (multipart ``image`` file): the image at ``rank`` (1 = first);
+        ``overwrite`` replaces the one already there."""
+        ext, mime = _image_type(image)
+        fields = _form({"rank": rank, "overwrite": overwrite, "alt_text": alt_text})
+        uploaded: dict[str, Any] = await self._request(
+            "POST",
+            f"/v3/application/shops/{int(shop_id)}/listings/{int(listing_id)}/images",
+            data=fields,
+            files={"image": (file_name or f"image-{rank}.{ext}", image, mime)},
+        )
+        return uploaded
+
+    async def aclose(self) -> None:
+        """Close the HTTP connection pool."""
+        await self._http.aclose()
+
+    async def __aenter__(self) -> EtsyClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+# --------------------------------------------------------------------------------------------
+# Settings
+
+
+class EtsySettings(PodSettings):
+    """One Etsy shop and the app that lists in it (``ETSY_*``)."""
+
+    etsy_api_url: str = "https://openapi.etsy.com"
+    etsy_api_key: SecretStr = Field(description="The app's keystring (x-api-key)")
+    etsy_shared_secret: SecretStr | None = Field(
+        default=None, description="The app's shared secret, sent as x-api-key keystring:secret"
+    )
+    etsy_access_token: SecretStr = Field(description="OAuth2 token of the shop's owner")
+    etsy_shop_id: int = Field(ge=1)
+    etsy_taxonomy_ids: dict[str, int] = Field(
+        default_factory=lambda: dict(DEFAULT_TAXONOMY_IDS),
+        description="Seller taxonomy id by product type (JSON); types not given keep defaults",
+    )
+    etsy_shipping_profile_id: int | None = Field(
+        default=None, ge=1, description="Required: Etsy refuses physical listings without it"
+    )
+    etsy_readiness_state_id: int | None = Field(
+        default=None, ge=1, description="Processing profile of the listings' products"
+    )
+    etsy_return_policy_id: int | None = Field(default=None, ge=1)
+    etsy_who_made: WhoMade = "i_did"
+    etsy_when_made: WhenMade = "made_to_order"
+    etsy_quantity: int = Field(default=999, ge=1, le=999, description="Stock of each product")
+    etsy_timeout_s: float = Field(default=30.0, gt=0)
+    etsy_max_images: int = Field(default=10, ge=1, le=20)
+    etsy_retry_after_max_s: float = Field(
+        default=5.0, ge=0, description="Longest 429 Retry-After waited out; longer ones raise"
+    )
+    etsy_day_exhausted_wait_s: float = Field(
+        default=3600.0, gt=0, description="Calls stop this long once the day's budget is spent"
+    )
+
+    def taxonomy_ids(self) -> dict[str, int]:
+        """The defaults, overridden per product type by ETSY_TAXONOMY_IDS (JSON)."""
+        return {**DEFAULT_TAXONOMY_IDS, **self.etsy_taxonomy_ids}
+
+
+def etsy_client(
+    settings: EtsySettings, *, transport: httpx.AsyncBaseTransport | None = None
+) -> EtsyClient:
+    """The shop's client from its settings."""
+    secret = settings.etsy_shared_secret
+    return EtsyClient(
+        api_key=settings.etsy_api_key.get_secret_value(),
+        shared_secret=secret.get_secret_value() if secret is not None else None,
+        access_token=settings.etsy_access_token.get_secret_value(),
+        base_url=settings.etsy_api_url,
+        timeout_s=settings.etsy_timeout_s,
+        max_retry_wait_s=settings.etsy_retry_after_max_s,
+        day_wait_s=settings.etsy_day_exhausted_wait_s,
+        transport=transport,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Listing a draft
+
+
+def _depends_on(
+    variants: Sequence[DraftVariant],
+    props: Mapping[str, int],
+    value: Callable[[DraftVariant], object],
+) -> list[int]:
+    """The fewest properties ``value`` depends on across ``variants`` (Etsy's
+    ``*_on_property``): none when it is the same for all."""
+    names = list(props)
+    candidates: list[list[str]] = [[], *([n] for n in names)]
+    if len(names) > 1:
+        candidates.append(names)
+    for chosen in candidates:
+        seen: dict[tuple[str | None, ...], object] = {}
+        if all(
+            seen.setdefault(tuple(v.option(n) for n in chosen), value(v)) == value(v)
+            for v in variants
+        ):
+            return [props[n] for n in chosen]
+    return [props[n] for n in names]
+
+
+def inventory_for(
+    draft: ListingDraft, *, quantity: int, readiness_state_id: int | None = None
+) -> dict[str, Any]:
+    """updateListingInventory's body for ``draft``: one product per variant with its SKU, its
+    option values on Etsy's custom properties (513, 514) and its price.
+
+    Raises PermanentError when Etsy cannot take it (more than two options, a SKU too long)."""
+    if len(draft.options) > len(CUSTOM_PROPERTY_IDS):
+        raise PermanentError(
+            f"product {draft.marker} has {len(draft.options)} options; Etsy lists at most "
+            f"{len(CUSTOM_PROPERTY_IDS)} variations",
+            vendor=VENDOR,
+        )
+    props = {name: CUSTOM_PROPERTY_IDS[i] for i, (name, _) in enumerate(draft.options)}
+    products: list[dict[str, Any]] = []
+    for v in draft.variants:
+        if len(v.sku) > MAX_SKU:
+            raise PermanentError(
+                f"SKU {v.sku!r} of product {draft.marker} is longer than Etsy's {MAX_SKU}",
+                vendor=VENDOR,
+            )
+        offering: dict[str, Any] = {
+            "price": round(v.price_cents / 100, 2),
+            "quantity": quantity,
+            "is_enabled": True,
+        }
+        if readiness_state_id is not None:
+            offering["readiness_state_id"] = readiness_state_id
+        products.append(
+            {
+                "sku": v.sku,
+                "property_values": [
+                    {
+                        "property_id": props[name],
+                        "property_name": name,
+                        "value_ids": [],
+                        "values": [_variation_value(value)],
+                    }
+                    for name, value in v.options
+                    if name in props
+                ],
+                "offerings": [offering],
+            }
+        )
+    return {
+        "products": products,
+        "price_on_property": _depends_on(draft.variants, props, lambda v: v.price_cents),
+        "quantity_on_property": [],
+        "sku_on_property": _depends_on(draft.variants, props, lambda v: v.sku),
+    }
+
+
+def _skus(listing: Mapping[str, Any]) -> list[str]:
+    inventory = listing.get("inventory") or {}
+    return sorted(str(p.get("sku") or "") for p in inventory.get("products") or [])
+
+
+def _tags(listing: Mapping[str, Any]) -> set[str]:
+    return {str(t).lower() for t in listing.get("tags") or []}
+
+
+class HttpImageFetcher:
+    """Fetches a mockup by URL (Printify's image servers) for uploadListingImage."""
+
+    def __init__(self, timeout_s: float = 30.0) -> None:
+        self._http = async_client(
+            timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)), follow_redirects=True
+        )
+
+    async def __call__(self, url: str) -> bytes:
+        try:
+            resp = await self._http.get(url)
+        except httpx.TimeoutException:
+            raise VendorTimeout(f"GET {url}: timed out", vendor="printify") from None
+        except httpx.TransportError as exc:
+            raise RetryableError(f"GET {url}: {type(exc).__name__}", vendor="printify") from None
+        if resp.status_code >= 400:
+            cls = classify_http_status(resp.status_code)
+            raise cls(
+                f"GET {url}: HTTP {resp.status_code}", vendor="printify", status=resp.status_code
+            )
+        return resp.content
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+
+ImageFetcher = Callable[[str], Awaitable[bytes]]
+
+
+class EtsyChannel:
+    """Lists Printify products in an Etsy shop (a :class:`SalesChannel`).
+
+    ``source`` reads the product (its draft: :func:`~shared.vendors.listing.draft_from_printify`);
+    its Printify blueprint gives the product type (``catalog``, the default catalog unless given),
+    whose Etsy taxonomy is ``ETSY_TAXONOMY_IDS``'s. ``fetch_image`` gets a mockup's bytes by URL
+    (Etsy takes image files, the draft has URLs)."""
+
+    name = "etsy"
+
+    def __init__(
+        self,
+        etsy: EtsyClient,
+        source: PrintifyClient,
+        settings: EtsySettings,
+        *,
+        catalog: Mapping[ProductType, CatalogEntry] | None = None,
+        fetch_image: ImageFetcher | None = None,
+    ) -> None:
+        self.etsy = etsy
+        self.source = source
+        self.settings = settings
+        self.shop_id = settings.etsy_shop_id
+        self.catalog = dict(catalog if catalog is not None else DEFAULT_CATALOG)
+        self._own_fetcher: HttpImageFetcher | None = None
+        if fetch_image is None:
+            self._own_fetcher = fetch_image = HttpImageFetcher(settings.etsy_timeout_s)
+        self.fetch_image: ImageFetcher = fetch_image
+        # Marker tag -> listing id, for listings seen or made: a redelivery costs one getListing.
+        self._known: collections.OrderedDict[str, int] = collections.OrderedDict()
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    # --- SalesChannel ----------------------------------------------------------------------------
+
+    async def publish(self, product: ProductRef) -> ListingState:
+        """List the product: the listing with its marker if there is one (finished when half
+        made), else a new one. Raises PermanentError when its listing was deactivated or
+        expired on Etsy (a human decides whether to list it again)."""
+        async with self._lock(product.product_id):
+            found = await self.find_listing(product.product_id)
+            if found is None:
+                return await self._create(product)
+            state = await self._settle(product, found)
+            if state.refused is not None:
+                raise PermanentError(state.refused, vendor=VENDOR)
+            return state
+
+    async def reconcile(self, product: ProductRef) -> ListingState | None:
+        """The listing with the product's marker (finished when half made), or None."""
+        async with self._lock(product.product_id):
+            found = await self.find_listing(product.product_id)
+            return None if found is None else await self._settle(product, found)
+
+    async def check(self, product: ProductRef) -> ListingState:
+        """Listed when the listing is active (or sold out); refused when it was deleted,
+        deactivated or expired on Etsy; pending while it is a draft."""
+        found = await self.find_listing(product.product_id)
+        if found is None:
+            return ListingState(
+                refused=f"no Etsy listing carries the marker {marker_tag(product.product_id)}: "
+                "it was deleted on Etsy, or never made"
+            )
+        refused = self._refusal(found)
+        if refused is not None:
+            return ListingState(refused=refused)
+        if found.get("state") == "draft":
+            return PENDING
+        return self._listed(int(found["listing_id"]))
+
+    # --- finding -------------------------------------------------------------------------------
+
+    async def find_listing(self, marker: str) -> dict[str, Any] | None:
+        """The shop's listing tagged with ``marker``'s tag, in any state, or None.
+
+        A listing seen before is read again (one call); otherwise the shop's listings are read,
+        state by state (drafts first), a page of 100 at a time."""
+        tag = marker_tag(marker)
+        known = self._known.get(tag)
+        if known is not None:
+            try:
+                listing = await self.etsy.get_listing(known)
+            except PermanentError as exc:
+                if exc.status != 404:
+                    raise
+                listing = None
+            if listing is not None and tag in _tags(listing):
+                return listing
+            self._known.pop(tag, None)
+        for state in SCAN_STATES:
+            offset = 0
+            while True:
+                page = await self.etsy.get_listings_by_shop(
+                    self.shop_id, state=state, limit=PAGE_LIMIT, offset=offset
+                )
+                results = list(page.get("results") or [])
+                found = None
+                for listing in results:
+                    self._remember(listing)
+                    if found is None and tag in _tags(listing):
+                        found = listing
+                if found is not None:
+                    logger.info(
+                        "etsy listing found marker=%s listing_id=%s state=%s",
+                        tag,
+                        found.get("listing_id"),
+                        found.get("state"),
+                    )
+                    return dict(found)
+                offset += len(results)
+                if not results or offset >= int(page.get("count") or 0):
+                    break
+        return None
+
+    def _remember(self, listing: Mapping[str, Any]) -> None:
+        for tag in _tags(listing):
+            if tag.startswith(MARKER_PREFIX):
+                self._known[tag] = int(listing["listing_id"])
+                self._known.move_to_end(tag)
+        while len(self._known) > 50_000:
+            self._known.popitem(last=False)
+
+    def _lock(self, product_id: str) -> asyncio.Lock:
+        # One publication of a product at a time in this process.
+        lock = self._locks.get(product_id)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[product_id] = lock
+        return lock
+
+    # --- listing -------------------------------------------------------------------------------
+
+    def _listed(self, listing_id: int) -> ListingState:
+        return ListingState(Listing(str(listing_id), LISTING_URL.format(listing_id)))
+
+    @staticmethod
+    def _refusal(listing: Mapping[str, Any]) -> str | None:
+        state, lid = listing.get("state"), listing.get("listing_id")
+        if state == "inactive":
+            return f"the Etsy listing {lid} was deactivated (by the seller or by Etsy)"
+        if state == "expired":
+            return f"the Etsy listing {lid} expired and was not renewed"
+        return None
+
+    async def _draft(self, product: ProductRef) -> tuple[ListingDraft, dict[str, Any]]:
+        found = await self.source.get_product(product.shop_id, product.product_id)
+        try:
+            return draft_from_printify(found), found
+        except ValueError as exc:
+            raise PermanentError(str(exc), vendor=VENDOR) from None
+
+    def _taxonomy(self, printify_product: Mapping[str, Any]) -> int:
+        blueprint = printify_product.get("blueprint_id")
+        ids = self.settings.taxonomy_ids()
+        for product_type, entry in self.catalog.items():
+            if entry.blueprint_id == blueprint and product_type.value in ids:
+                return ids[product_type.value]
+        raise ConfigError(
+            f"ETSY_TAXONOMY_IDS: no Etsy taxonomy for Printify blueprint {blueprint} (product "
+            f"types with a taxonomy: {sorted(ids)})"
+        )
+
+    async def _create(self, product: ProductRef) -> ListingState:
+        settings = self.settings
+        if settings.etsy_shipping_profile_id is None:
+            raise ConfigError(
+                "ETSY_SHIPPING_PROFILE_ID: Etsy lists physical products only with one"
+            )
+        draft, printify_product = await self._draft(product)
+        title = etsy_title(draft.title)
+        if not title:
+            raise PermanentError(f"product {draft.marker} has no title to list", vendor=VENDOR)
+        tag = marker_tag(draft.marker)
+        fields: dict[str, object] = {
+            "quantity": settings.etsy_quantity,
+            "title": title,
+            "description": draft.description or title,
+            "price": f"{draft.min_price_cents / 100:.2f}",
+            "who_made": settings.etsy_who_made,
+            "when_made": settings.etsy_when_made,
+            "taxonomy_id": self._taxonomy(printify_product),
+            "shipping_profile_id": settings.etsy_shipping_profile_id,
+            "readiness_state_id": settings.etsy_readiness_state_id,
+            "return_policy_id": settings.etsy_return_policy_id,
+            "is_supply": False,
+            "type": "physical",
+            # The marker first, so the product's own tags never push it out.
+            "tags": [tag, *etsy_tags(draft.tags, MAX_TAGS - 1)],
+        }
+        created = await self.etsy.create_draft_listing(self.shop_id, fields)
+        listing_id = int(created["listing_id"])
+        self._known[tag] = listing_id
+        await self._finish(listing_id, draft, images=0, skus=_skus(created))
+        return self._listed(listing_id)
+
+    async def _settle(self, product: ProductRef, found: Mapping[str, Any]) -> ListingState:
+        """A found listing as it stands; a draft is finished first."""
+        refused = self._refusal(found)
+        if refused is not None:
+            return ListingState(refused=refused)
+        listing_id = int(found["listing_id"])
+        if found.get("state") != "draft":
+            return self._listed(listing_id)
+        draft, _ = await self._draft(product)
+        full = await self.etsy.get_listing(listing_id, includes=("Images", "Inventory"))
+        if full.get("state") != "draft":  # finished meanwhile
+            return await self._settle(product, full)
+        logger.info("etsy listing half made, finishing listing_id=%s", listing_id)
+        await self._finish(
+            listing_id, draft, images=len(full.get("images") or []), skus=_skus(full)
+        )
+        return self._listed(listing_id)
+
+    async def _finish(
+        self, listing_id: int, draft: ListingDraft, *, images: int, skus: list[str]
+    ) -> None:
+        """Give a draft listing what it lacks (inventory, images from rank ``images + 1``),
+        then publish it."""
+        settings = self.settings
+        if skus != sorted(v.sku for v in draft.variants):
+            await self.etsy.update_listing_inventory(
+                listing_id,
+                inventory_for(
+                    draft,
+                    quantity=settings.etsy_quantity,
+                    readiness_state_id=settings.etsy_readiness_state_id,
+                ),
+            )
+        wanted = draft.images[: settings.etsy_max_images]
+        if not wanted and images == 0:
+            raise PermanentError(
+                f"product {draft.marker} has no mockup: Etsy publishes no listing without an image",
+                vendor=VENDOR,
+            )
+        # Ranks in order, each overwritten if there: an upload that landed before a crash is
+        # replaced, not doubled.
+        for rank in range(images + 1, len(wanted) + 1):
+            data = await self.fetch_image(wanted[rank - 1])
+            ext, _ = _image_type(data)
+            await self.etsy.upload_listing_image(
+                self.shop_id,
+                listing_id,
+                data,
+                rank=rank,
+                overwrite=True,
+                file_name=f"{marker_tag(draft.marker)}-{rank}.{ext}",
+            )
+        await self.etsy.update_listing(self.shop_id, listing_id, {"state": "active"})
+        logger.info(
+            "etsy listing active listing_id=%s marker=%s products=%d images=%d",
+            listing_id,
+            marker_tag(draft.marker),
+            len(draft.variants),
+            max(images, len(wanted)),
+        )
+
+    async def aclose(self) -> None:
+        """Close the Etsy client and the image fetcher it made (not ``source``)."""
+        await self.etsy.aclose()
+        if self._own_fetcher is not None:
+            await self._own_fetcher.aclose()
+
+
+def etsy_channel(
+    settings: EtsySettings,
+    source: PrintifyClient,
+    *,
+    catalog: Mapping[ProductType, CatalogEntry] | None = None,
+    fetch_image: ImageFetcher | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> EtsyChannel:
+    """The Etsy channel of ``settings``' shop, reading products through ``source``."""
+    return EtsyChannel(
+        etsy_client(settings, transport=transport),
+        source,
+        settings,
+        catalog=catalog,
+        fetch_image=fetch_image,
+    )

@@ -1,0 +1,1272 @@
+"""Etsy Open API v3 simulator: a real HTTP server speaking Etsy's wire format for listings.
+
+It covers what a direct Etsy channel needs, as Etsy documents it (developers.etsy.com, the
+Open API v3 reference and its listings, rate-limit and processing-profile pages):
+
+- ``POST /v3/application/shops/{shop_id}/listings`` (createDraftListing, form-encoded, 201),
+  ``GET`` the same path (getListingsByShop: ``state``, ``limit`` 1..100 (25), ``offset``,
+  ``includes``; ``{"count": <all matching>, "results": [...]}``, newest first);
+- ``GET``/``DELETE /v3/application/listings/{listing_id}`` (getListing with ``includes``,
+  deleteListing 204);
+- ``PATCH /v3/application/shops/{shop_id}/listings/{listing_id}`` (updateListing, form-encoded;
+  ``PUT`` is the deprecated alias);
+- ``GET``/``PUT /v3/application/listings/{listing_id}/inventory`` (getListingInventory,
+  updateListingInventory: JSON);
+- ``POST``/``GET /v3/application/shops/{shop_id}/listings/{listing_id}/images``
+  (uploadListingImage: multipart ``image`` file + ``rank``, ``overwrite``, ``alt_text``; 201).
+
+Behaviour copied from Etsy on purpose:
+
+- Every request needs ``x-api-key: <keystring>:<shared secret>`` (Etsy's format since 2026);
+  without it 403. ``SIM_ETSY_API_KEYS`` (comma-separated ``keystring:secret``) restricts the
+  accepted ones; unset, any is accepted. Listing calls also need ``Authorization: Bearer
+  <token>`` (401 without). Every error is Etsy's body ``{"error": "<message>"}``.
+- createDraftListing requires quantity, title, description, price, who_made, when_made and
+  taxonomy_id, and shipping_profile_id for a physical listing (the default type); enums are
+  checked (who_made, when_made, type, units); the title holds at most 140 characters of
+  letters, numbers, punctuation, math symbols, spaces, ™ © ®, and each of ``% : & +`` once;
+  at most 13 tags of at most 20 letters, numbers, spaces, ``- ' ™ © ®``; at most 13 materials;
+  a price of 0.20 to 50000, a quantity of 1 to 999. A new listing is a draft with an inventory
+  of one product (its price and quantity), as Etsy creates it.
+- updateListingInventory replaces the inventory: each product exactly one offering (price
+  0.20..50000, quantity 0..999, is_enabled), property values of at most two properties (custom
+  ones, 513 and 514, need a ``property_name``), the same properties on every product, no
+  combination twice, SKUs of at most 32 characters, at least one enabled offering; prices,
+  quantities and SKUs that differ between products must be listed in ``price_on_property`` /
+  ``quantity_on_property`` / ``sku_on_property`` and depend only on those properties.
+- uploadListingImage takes a JPEG, PNG or GIF (checked with PIL) at a rank (1 = first; a rank
+  in use shifts the others, or is replaced with ``overwrite``); at most 20 images.
+- updateListing ``state=active`` publishes: it is refused (400) without an image, without an
+  enabled offering in stock, or, for a physical listing, without a shipping profile. ``inactive``
+  deactivates an active listing. Listings are ``draft``, ``active``, ``inactive``, ``expired``
+  or ``sold_out``; a deleted one is gone (404).
+- Rate limits per app (keystring), as Etsy's are: ``SIM_ETSY_QPS`` requests per second
+  (default 10) and ``SIM_ETSY_QPD`` per rolling day (default 10000; ``SIM_ETSY_DAY_S`` long,
+  86400). Every answer to a known app carries ``x-limit-per-second``,
+  ``x-remaining-this-second``, ``x-limit-per-day`` and ``x-remaining-today``; beyond either
+  limit, 429 with ``Retry-After`` (whole seconds until the window frees a request).
+
+Any positive shop id works: a shop is created when first used. The fault knobs of
+:mod:`simulators.common` apply (``SIM_LATENCY_MS``, ``SIM_FAILURE_RATE``, ``SIM_ETSY_*``).
+
+Test hooks: ``GET /_sim/books`` (per shop: its listings with state, tags, SKUs and image count;
+listings created and activated; per app: requests and rate-limited ones; ``duplicates``: markers,
+a ``pod-`` tag or a SKU, on more than one live listing of a shop), ``GET /_sim/request_times``
+(epoch seconds of each app's admitted requests), ``POST /_sim/reset``, ``GET/POST /_sim/limits``
+(``qps``, ``qpd``, ``day_s``), ``POST /_sim/listings/{listing_id}`` ``{"state": ...}`` (what
+Etsy or the seller does: expire a listing, sell it out, ...), and ``/_sim/config`` (fault knobs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import email.parser
+import email.policy
+import hashlib
+import io
+import json
+import logging
+import math
+import os
+import secrets
+import time
+import unicodedata
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeGuard
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from PIL import Image, UnidentifiedImageError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from simulators.common import Knobs, SlidingWindowLimiter, error_json, install_faults, serve
+
+logger = logging.getLogger(__name__)
+
+WHO_MADE = ("i_did", "someone_else", "collective")
+WHEN_MADE = (
+    "made_to_order", "2020_2026", "2010_2019", "2007_2009", "before_2007", "2000_2006",
+    "1990s", "1980s", "1970s", "1960s", "1950s", "1940s", "1930s", "1920s", "1910s", "1900s",
+    "1800s", "1700s", "before_1700",
+)  # fmt: skip
+LISTING_TYPES = ("physical", "download", "both")
+WEIGHT_UNITS = ("oz", "lb", "g", "kg")
+DIMENSION_UNITS = ("in", "ft", "mm", "cm", "m", "yd", "inches")
+STATES = ("active", "inactive", "sold_out", "draft", "expired")
+INCLUDES = (
+    "Shipping", "Images", "Shop", "User", "Translations", "Inventory", "Videos",
+    "Personalization", "BuyerPrice",
+)  # fmt: skip
+CUSTOM_PROPERTIES = (513, 514)  # Etsy's ids for a seller's own variations
+
+MAX_TITLE = 140
+MAX_TAGS = 13
+MAX_TAG_CHARS = 20
+MAX_MATERIALS = 13
+MAX_IMAGES = 20
+MAX_SKU = 32
+MAX_VARIATIONS = 2
+MIN_PRICE, MAX_PRICE = 0.20, 50000.0
+MAX_QUANTITY = 999
+MAX_PAGE, DEFAULT_PAGE = 100, 25
+RENEWAL_S = 120 * 86400  # a listing is active for four months
+IMAGE_FORMATS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif"}
+CURRENCY = "USD"
+
+
+# --------------------------------------------------------------------------------------------
+# Errors and responses
+
+
+class _Invalid(Exception):
+    """A request Etsy answers 400; ``str(exc)`` is the ``error`` message."""
+
+
+def etsy_error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """An error in Etsy's format: ``{"error": "<message>"}``."""
+    return error_json(status, {"error": message}, headers)
+
+
+def _fault(request: Request, status: int) -> Response:
+    """An injected fault in Etsy's format (see :func:`simulators.common.install_faults`)."""
+    if status == 429:
+        return etsy_error(429, "Too many requests", {"Retry-After": "1"})
+    if status >= 500:
+        return etsy_error(status, "The server encountered an internal error.")
+    return etsy_error(status, "There was a problem with the request data.")
+
+
+def _not_found(what: str) -> JSONResponse:
+    return etsy_error(404, f"{what} not found")
+
+
+# --------------------------------------------------------------------------------------------
+# Text rules
+
+
+def _title_problem(title: str) -> str | None:
+    """Why Etsy refuses ``title``, or None."""
+    if not title.strip():
+        return "title must not be empty"
+    if len(title) > MAX_TITLE:
+        return f"title must be at most {MAX_TITLE} characters, got {len(title)}"
+    for ch in title:
+        cat = unicodedata.category(ch)
+        if not (cat[0] in "LP" or cat in ("Nd", "Sm", "Zs") or ch in "™©®"):
+            return (
+                f"title contains {ch!r}: only letters, numbers, punctuation, mathematical "
+                "symbols, whitespace, ™, © and ® are allowed"
+            )
+    for ch in "%:&+":
+        if title.count(ch) > 1:
+            return f"title may use the character {ch!r} only once"
+    return None
+
+
+def _tag_problem(tag: str) -> str | None:
+    if not tag.strip():
+        return "tags must not be empty"
+    if len(tag) > MAX_TAG_CHARS:
+        return f"tag {tag!r} is longer than {MAX_TAG_CHARS} characters"
+    for ch in tag:
+        cat = unicodedata.category(ch)
+        if not (cat[0] == "L" or cat in ("Nd", "Zs") or ch in "-'™©®"):
+            return (
+                f"tag {tag!r} contains {ch!r}: only letters, numbers, whitespace, -, ', ™, © "
+                "and ® are allowed"
+            )
+    return None
+
+
+def _material_problem(material: str) -> str | None:
+    for ch in material:
+        cat = unicodedata.category(ch)
+        if not (cat[0] == "L" or cat in ("Nd", "Zs")):
+            return f"material {material!r} contains {ch!r}: only letters, numbers and spaces"
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Request bodies
+
+
+async def _form(request: Request) -> dict[str, list[str]]:
+    """An ``application/x-www-form-urlencoded`` body (Etsy's format for listing fields)."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype != "application/x-www-form-urlencoded":
+        raise _Invalid("The request body must be application/x-www-form-urlencoded")
+    raw = (await request.body()).decode("utf-8", errors="replace")
+    return urllib.parse.parse_qs(raw, keep_blank_values=True)
+
+
+async def _multipart(request: Request) -> dict[str, tuple[bytes, str | None]]:
+    """A ``multipart/form-data`` body: field name -> (content, file name or None)."""
+    ctype = request.headers.get("content-type", "")
+    if not ctype.lower().startswith("multipart/form-data"):
+        raise _Invalid("The request body must be multipart/form-data")
+    body = await request.body()
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + ctype.encode("latin-1") + b"\r\n\r\n" + body
+    )
+    if not message.is_multipart():
+        raise _Invalid("The multipart body could not be parsed")
+    parts: dict[str, tuple[bytes, str | None]] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if not isinstance(name, str):
+            continue
+        payload = part.get_payload(decode=True)
+        content = payload if isinstance(payload, bytes) else b""
+        parts[name] = (content, part.get_filename())
+    return parts
+
+
+class _Fields:
+    """Typed access to form fields, with Etsy's 400 for a bad value."""
+
+    def __init__(self, raw: dict[str, list[str]]) -> None:
+        self.raw = raw
+
+    def has(self, name: str) -> bool:
+        return name in self.raw or f"{name}[]" in self.raw
+
+    def text(self, name: str) -> str | None:
+        values = self.raw.get(name)
+        return None if not values else values[-1]
+
+    def required(self, name: str) -> str:
+        value = self.text(name)
+        if value is None:
+            raise _Invalid(f"Missing required parameter: {name}")
+        return value
+
+    def integer(self, name: str, *, low: int | None = None, high: int | None = None) -> int | None:
+        value = self.text(name)
+        if value is None or value == "":
+            return None
+        try:
+            number = int(value)
+        except ValueError:
+            raise _Invalid(f"{name} must be an integer, got {value!r}") from None
+        if low is not None and number < low:
+            raise _Invalid(f"{name} must be at least {low}, got {number}")
+        if high is not None and number > high:
+            raise _Invalid(f"{name} must be at most {high}, got {number}")
+        return number
+
+    def number(self, name: str) -> float | None:
+        value = self.text(name)
+        if value is None or value == "":
+            return None
+        try:
+            number = float(value)
+        except ValueError:
+            raise _Invalid(f"{name} must be a number, got {value!r}") from None
+        if not math.isfinite(number):
+            raise _Invalid(f"{name} must be a finite number")
+        return number
+
+    def boolean(self, name: str) -> bool | None:
+        value = self.text(name)
+        if value is None or value == "":
+            return None
+        lowered = value.strip().lower()
+        if lowered in ("true", "1"):
+            return True
+        if lowered in ("false", "0"):
+            return False
+        raise _Invalid(f"{name} must be a boolean, got {value!r}")
+
+    def choice(self, name: str, allowed: tuple[str, ...]) -> str | None:
+        value = self.text(name)
+        if value is None:
+            return None
+        if value not in allowed:
+            raise _Invalid(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+        return value
+
+    def strings(self, name: str) -> list[str] | None:
+        """A list sent as repeated fields (``tags``, ``tags[]``) or comma-separated."""
+        values = self.raw.get(name, []) + self.raw.get(f"{name}[]", [])
+        if not values and not self.has(name):
+            return None
+        out = [item.strip() for value in values for item in value.split(",")]
+        return [item for item in out if item]
+
+
+def _price(value: object, where: str) -> int:
+    """A price in the shop's currency as cents; Etsy takes 0.20 to 50000.00."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise _Invalid(f"{where} must be a number")
+    if not MIN_PRICE <= value <= MAX_PRICE:
+        raise _Invalid(f"{where} must be between {MIN_PRICE:.2f} and {MAX_PRICE:.2f}, got {value}")
+    return round(value * 100)
+
+
+def _money(cents: int) -> dict[str, Any]:
+    return {"amount": cents, "divisor": 100, "currency_code": CURRENCY}
+
+
+def _is_int(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# --------------------------------------------------------------------------------------------
+# State
+
+
+def _new_id() -> int:
+    return secrets.randbelow(9 * 10**9) + 10**9
+
+
+def _value_id(property_id: int, value: str) -> int:
+    """A stable id for a custom property value (Etsy assigns them on first use)."""
+    digest = hashlib.sha256(f"{property_id}:{value}".encode()).hexdigest()
+    return int(digest[:9], 16) + 1
+
+
+@dataclass
+class Listing:
+    """One listing: its ShopListing fields, inventory and images."""
+
+    listing_id: int
+    shop_id: int
+    user_id: int
+    fields: dict[str, Any]
+    state: str = "draft"
+    created: int = field(default_factory=lambda: int(time.time()))
+    updated: int = field(default_factory=lambda: int(time.time()))
+    state_changed: int = field(default_factory=lambda: int(time.time()))
+    ending: int | None = None
+    inventory: dict[str, Any] = field(default_factory=dict)
+    images: list[dict[str, Any]] = field(default_factory=list)
+
+    def enabled_offerings(self) -> list[dict[str, Any]]:
+        return [
+            p["offerings"][0]
+            for p in self.inventory.get("products", [])
+            if p["offerings"][0]["is_enabled"]
+        ]
+
+    def quantity(self) -> int:
+        return sum(o["quantity"] for o in self.enabled_offerings())
+
+    def price_cents(self) -> int:
+        prices = [o["price"]["amount"] for o in self.enabled_offerings()]
+        return min(prices) if prices else 0
+
+    def skus(self) -> list[str]:
+        return [p["sku"] for p in self.inventory.get("products", []) if p["sku"]]
+
+    def set_state(self, state: str) -> None:
+        now = int(time.time())
+        self.state = state
+        self.state_changed = self.updated = now
+        if state == "active":
+            self.ending = now + RENEWAL_S
+
+    def as_json(self, includes: tuple[str, ...] = ()) -> dict[str, Any]:
+        f = self.fields
+        body: dict[str, Any] = {
+            "listing_id": self.listing_id,
+            "user_id": self.user_id,
+            "shop_id": self.shop_id,
+            "title": f["title"],
+            "description": f["description"],
+            "state": self.state,
+            "creation_timestamp": self.created,
+            "created_timestamp": self.created,
+            "ending_timestamp": self.ending,
+            "original_creation_timestamp": self.created,
+            "last_modified_timestamp": self.updated,
+            "updated_timestamp": self.updated,
+            "state_timestamp": self.state_changed,
+            "quantity": self.quantity(),
+            "shop_section_id": f.get("shop_section_id"),
+            "featured_rank": -1,
+            "url": f"https://www.etsy.com/listing/{self.listing_id}",
+            "num_favorers": 0,
+            "non_taxable": not f.get("is_taxable", True),
+            "is_taxable": f.get("is_taxable", True),
+            "is_customizable": f.get("is_customizable", True),
+            "is_personalizable": False,
+            "listing_type": f.get("type", "physical"),
+            "tags": list(f.get("tags") or []),
+            "materials": list(f.get("materials") or []),
+            "shipping_profile_id": f.get("shipping_profile_id"),
+            "return_policy_id": f.get("return_policy_id"),
+            "processing_min": f.get("processing_min"),
+            "processing_max": f.get("processing_max"),
+            "who_made": f.get("who_made"),
+            "when_made": f.get("when_made"),
+            "is_supply": f.get("is_supply", False),
+            "item_weight": f.get("item_weight"),
+            "item_weight_unit": f.get("item_weight_unit"),
+            "item_length": f.get("item_length"),
+            "item_width": f.get("item_width"),
+            "item_height": f.get("item_height"),
+            "item_dimensions_unit": f.get("item_dimensions_unit"),
+            "is_private": False,
+            "style": list(f.get("styles") or []),
+            "file_data": "",
+            "has_variations": any(p["property_values"] for p in self.inventory["products"]),
+            "should_auto_renew": f.get("should_auto_renew", False),
+            "language": "en-US",
+            "price": _money(self.price_cents()),
+            "taxonomy_id": f.get("taxonomy_id"),
+            "readiness_state_id": f.get("readiness_state_id"),
+        }
+        if "Images" in includes:
+            body["images"] = [dict(i) for i in self.images]
+        if "Inventory" in includes:
+            body["inventory"] = json.loads(json.dumps(self.inventory))
+        return body
+
+
+@dataclass
+class Shop:
+    """A shop's listings (in creation order) and what was done to them."""
+
+    shop_id: int
+    listing_ids: list[int] = field(default_factory=list)
+    created: int = 0
+    activated: int = 0
+    deleted: int = 0
+    inventory_updates: int = 0
+    images_uploaded: int = 0
+
+
+@dataclass
+class App:
+    """One API key (keystring): its requests and how many the rate limits refused."""
+
+    requests: int = 0
+    rate_limited: int = 0
+    rate_limited_day: int = 0
+    accepted_at: collections.deque[float] = field(
+        default_factory=lambda: collections.deque(maxlen=100_000)
+    )
+
+
+class EtsyState:
+    """Shops and listings (any shop id, created on first use) and the apps that called."""
+
+    def __init__(self) -> None:
+        self.shops: dict[int, Shop] = {}
+        self.listings: dict[int, Listing] = {}
+        self.apps: dict[str, App] = {}
+
+    def shop(self, shop_id: int) -> Shop:
+        if shop_id not in self.shops:
+            self.shops[shop_id] = Shop(shop_id)
+        return self.shops[shop_id]
+
+    def app(self, key: str) -> App:
+        if key not in self.apps:
+            self.apps[key] = App()
+        return self.apps[key]
+
+    def add(self, listing: Listing) -> None:
+        self.listings[listing.listing_id] = listing
+        shop = self.shop(listing.shop_id)
+        shop.listing_ids.append(listing.listing_id)
+        shop.created += 1
+
+    def delete(self, listing: Listing) -> None:
+        self.listings.pop(listing.listing_id, None)
+        shop = self.shop(listing.shop_id)
+        shop.listing_ids.remove(listing.listing_id)
+        shop.deleted += 1
+
+    def reset(self) -> None:
+        self.shops.clear()
+        self.listings.clear()
+        self.apps.clear()
+
+
+class _Window(SlidingWindowLimiter):
+    """A sliding-window limit that also tells how many requests it has left."""
+
+    def remaining(self, key: str, now: float) -> int:
+        events = self._events[key]
+        while events and events[0] <= now - self.window_s:
+            events.popleft()
+        return max(0, self.limit - len(events))
+
+
+@dataclass
+class Limits:
+    """Etsy's per-app limits: requests per second and per rolling day."""
+
+    qps: int
+    qpd: int
+    day_s: float
+    second: _Window = field(init=False)
+    day: _Window = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.rebuild()
+
+    def rebuild(self) -> None:
+        self.second = _Window(self.qps, 1.0)
+        self.day = _Window(self.qpd, self.day_s)
+
+    def headers(self, key: str, now: float) -> dict[str, str]:
+        return {
+            "x-limit-per-second": str(self.qps),
+            "x-remaining-this-second": str(self.second.remaining(key, now)),
+            "x-limit-per-day": str(self.qpd),
+            "x-remaining-today": str(self.day.remaining(key, now)),
+        }
+
+    def as_dict(self) -> dict[str, float]:
+        return {"qps": self.qps, "qpd": self.qpd, "day_s": self.day_s}
+
+
+# --------------------------------------------------------------------------------------------
+# Validation
+
+
+def _listing_fields(
+    form: _Fields, *, creating: bool, current: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The listing fields of a createDraftListing / updateListing form, validated like Etsy."""
+    out: dict[str, Any] = {}
+    if creating:
+        for name in (
+            "quantity", "title", "description", "price", "who_made", "when_made", "taxonomy_id"
+        ):  # fmt: skip
+            form.required(name)
+    title = form.text("title")
+    if title is not None:
+        problem = _title_problem(title)
+        if problem:
+            raise _Invalid(problem)
+        out["title"] = title
+    description = form.text("description")
+    if description is not None:
+        if not description.strip():
+            raise _Invalid("description must not be empty")
+        out["description"] = description
+    if creating:
+        out["quantity"] = form.integer("quantity", low=1, high=MAX_QUANTITY)
+        out["price_cents"] = _price(form.number("price"), "price")
+    for name, allowed in (
+        ("who_made", WHO_MADE),
+        ("when_made", WHEN_MADE),
+        ("type", LISTING_TYPES),
+        ("item_weight_unit", WEIGHT_UNITS),
+        ("item_dimensions_unit", DIMENSION_UNITS),
+    ):
+        value = form.choice(name, allowed)
+        if value is not None:
+            out[name] = value
+    for name in (
+        "taxonomy_id", "shipping_profile_id", "return_policy_id", "shop_section_id",
+        "readiness_state_id",
+    ):  # fmt: skip
+        number = form.integer(name, low=1)
+        if number is not None:
+            out[name] = number
+    for name in ("processing_min", "processing_max"):
+        number = form.integer(name, low=0)
+        if number is not None:
+            out[name] = number
+    for name in ("item_weight", "item_length", "item_width", "item_height"):
+        size = form.number(name)
+        if size is not None:
+            if size <= 0:
+                raise _Invalid(f"{name} must be greater than 0")
+            out[name] = size
+    for name in ("is_supply", "is_customizable", "should_auto_renew", "is_taxable"):
+        flag = form.boolean(name)
+        if flag is not None:
+            out[name] = flag
+    tags = form.strings("tags")
+    if tags is not None:
+        if len(tags) > MAX_TAGS:
+            raise _Invalid(f"A listing may have at most {MAX_TAGS} tags, got {len(tags)}")
+        for tag in tags:
+            problem = _tag_problem(tag)
+            if problem:
+                raise _Invalid(problem)
+        out["tags"] = tags
+    materials = form.strings("materials")
+    if materials is not None:
+        if len(materials) > MAX_MATERIALS:
+            raise _Invalid(f"A listing may have at most {MAX_MATERIALS} materials")
+        for material in materials:
+            problem = _material_problem(material)
+            if problem:
+                raise _Invalid(problem)
+        out["materials"] = materials
+    styles = form.strings("styles")
+    if styles is not None:
+        if len(styles) > 2:
+            raise _Invalid("A listing may have at most 2 styles")
+        out["styles"] = styles
+    merged = {**(current or {}), **out}
+    if merged.get("type", "physical") != "download" and not merged.get("shipping_profile_id"):
+        raise _Invalid("shipping_profile_id is required when the listing type is physical")
+    return out
+
+
+def _property_values(raw: object, where: str) -> list[dict[str, Any]]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise _Invalid(f"{where}.property_values must be an array")
+    out: list[dict[str, Any]] = []
+    for j, pv in enumerate(raw):
+        at = f"{where}.property_values[{j}]"
+        if not isinstance(pv, dict):
+            raise _Invalid(f"{at} must be an object")
+        pid = pv.get("property_id")
+        if not _is_int(pid) or pid < 1:
+            raise _Invalid(f"{at}.property_id must be a positive integer")
+        values = pv.get("values")
+        if (
+            not isinstance(values, list)
+            or len(values) != 1
+            or not isinstance(values[0], str)
+            or not values[0].strip()
+        ):
+            raise _Invalid(f"{at}.values must hold exactly one non-empty string")
+        if "(" in values[0] or ")" in values[0]:
+            raise _Invalid(f"{at}.values: parenthesis characters are not allowed")
+        name = pv.get("property_name")
+        if name is not None and not isinstance(name, str):
+            raise _Invalid(f"{at}.property_name must be a string")
+        if pid in CUSTOM_PROPERTIES and not (name or "").strip():
+            raise _Invalid(f"{at}.property_name is required for a custom property ({pid})")
+        ids = pv.get("value_ids", [])
+        if not isinstance(ids, list) or not all(_is_int(i) and i > 0 for i in ids):
+            raise _Invalid(f"{at}.value_ids must be an array of positive integers")
+        scale = pv.get("scale_id")
+        if scale is not None and (not _is_int(scale) or scale < 1):
+            raise _Invalid(f"{at}.scale_id must be a positive integer")
+        out.append(
+            {
+                "property_id": pid,
+                "property_name": name,
+                "scale_id": scale,
+                "scale_name": None,
+                "value_ids": list(ids) or [_value_id(pid, values[0])],
+                "values": [values[0]],
+            }
+        )
+    return out
+
+
+def _inventory(body: object, listing: Listing, max_variations: int) -> dict[str, Any]:
+    """Validate an updateListingInventory body like Etsy; the inventory to store."""
+    if not isinstance(body, dict):
+        raise _Invalid("The request body must be a JSON object")
+    products = body.get("products")
+    if not isinstance(products, list) or not products:
+        raise _Invalid("products is required and must be a non-empty array")
+    stored: list[dict[str, Any]] = []
+    property_ids: tuple[int, ...] | None = None
+    combos: set[tuple[str, ...]] = set()
+    for i, product in enumerate(products):
+        where = f"products[{i}]"
+        if not isinstance(product, dict):
+            raise _Invalid(f"{where} must be an object")
+        sku = product.get("sku") or ""
+        if not isinstance(sku, str):
+            raise _Invalid(f"{where}.sku must be a string")
+        if len(sku) > MAX_SKU:
+            raise _Invalid(f"{where}.sku must be at most {MAX_SKU} characters")
+        values = _property_values(product.get("property_values"), where)
+        ids = tuple(v["property_id"] for v in values)
+        if len(set(ids)) != len(ids):
+            raise _Invalid(f"{where}.property_values names a property twice")
+        if len(ids) > max_variations:
+            raise _Invalid(f"A listing may vary on at most {max_variations} properties")
+        if property_ids is None:
+            property_ids = ids
+        elif set(ids) != set(property_ids):
+            raise _Invalid(f"{where} must have values for the same properties as products[0]")
+        combo = tuple(v["values"][0] for v in sorted(values, key=lambda v: v["property_id"]))
+        if combo in combos:
+            raise _Invalid(f"{where} repeats the property values {list(combo)}")
+        combos.add(combo)
+        offerings = product.get("offerings")
+        if not isinstance(offerings, list) or len(offerings) != 1:
+            raise _Invalid(f"{where}.offerings must hold exactly one offering")
+        offering = offerings[0]
+        if not isinstance(offering, dict):
+            raise _Invalid(f"{where}.offerings[0] must be an object")
+        price = _price(offering.get("price"), f"{where}.offerings[0].price")
+        quantity = offering.get("quantity")
+        if not _is_int(quantity) or not 0 <= quantity <= MAX_QUANTITY:
+            raise _Invalid(f"{where}.offerings[0].quantity must be an integer from 0 to 999")
+        enabled = offering.get("is_enabled", True)
+        if not isinstance(enabled, bool):
+            raise _Invalid(f"{where}.offerings[0].is_enabled must be a boolean")
+        readiness = offering.get("readiness_state_id", listing.fields.get("readiness_state_id"))
+        if readiness is not None and (not _is_int(readiness) or readiness < 1):
+            raise _Invalid(f"{where}.offerings[0].readiness_state_id must be a positive integer")
+        stored.append(
+            {
+                "product_id": _new_id(),
+                "sku": sku,
+                "is_deleted": False,
+                "offerings": [
+                    {
+                        "offering_id": _new_id(),
+                        "quantity": quantity,
+                        "is_enabled": enabled,
+                        "is_deleted": False,
+                        "price": _money(price),
+                        "readiness_state_id": readiness,
+                    }
+                ],
+                "property_values": values,
+            }
+        )
+    if not any(p["offerings"][0]["is_enabled"] for p in stored):
+        raise _Invalid("At least one offering must be enabled")
+    used = set(property_ids or ())
+    on_property: dict[str, list[int]] = {}
+    varying: tuple[tuple[str, Callable[[dict[str, Any]], object]], ...] = (
+        ("price_on_property", lambda p: p["offerings"][0]["price"]["amount"]),
+        ("quantity_on_property", lambda p: p["offerings"][0]["quantity"]),
+        ("sku_on_property", lambda p: p["sku"]),
+        ("readiness_state_on_property", lambda p: p["offerings"][0]["readiness_state_id"]),
+    )
+    for key, value_of in varying:
+        listed = body.get(key, [])
+        if not isinstance(listed, list) or not all(_is_int(x) for x in listed):
+            raise _Invalid(f"{key} must be an array of property ids")
+        unknown = sorted(set(listed) - used)
+        if unknown:
+            raise _Invalid(f"{key} names properties {unknown} that no product has")
+        # What varies between products must depend only on the properties listed.
+        seen: dict[tuple[str, ...], object] = {}
+        for p in stored:
+            group = tuple(
+                v["values"][0] for v in p["property_values"] if v["property_id"] in listed
+            )
+            value = value_of(p)
+            if seen.setdefault(group, value) != value:
+                what = key.removesuffix("_on_property")
+                raise _Invalid(
+                    f"products differ in {what} but {key} does not name the property it "
+                    f"depends on ({key}={listed})"
+                )
+        on_property[key] = list(listed)
+    return {"products": stored, **on_property}
+
+
+def _image(data: bytes) -> tuple[int, int, str, tuple[int, int, int]]:
+    """Width, height, extension and average colour of an image Etsy accepts."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            fmt = img.format or ""
+            width, height = img.size
+            r, g, b = img.convert("RGB").resize((1, 1)).getpixel((0, 0))  # type: ignore[misc]
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise _Invalid("image is not a valid image file") from exc
+    ext = IMAGE_FORMATS.get(fmt)
+    if ext is None:
+        raise _Invalid(f"image format {fmt or 'unknown'} is not supported; use JPEG, PNG or GIF")
+    return width, height, ext, (int(r), int(g), int(b))
+
+
+def _includes(request: Request) -> tuple[str, ...]:
+    raw = request.query_params.getlist("includes") + request.query_params.getlist("includes[]")
+    names = tuple(n.strip() for value in raw for n in value.split(",") if n.strip())
+    unknown = [n for n in names if n not in INCLUDES]
+    if unknown:
+        raise _Invalid(f"includes must be among {', '.join(INCLUDES)}; got {unknown}")
+    return names
+
+
+def _positive_id(raw: str, name: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise _Invalid(f"{name} must be a positive integer, got {raw!r}") from None
+    if value < 1:
+        raise _Invalid(f"{name} must be a positive integer, got {raw!r}")
+    return value
+
+
+# --------------------------------------------------------------------------------------------
+# Books
+
+
+def _duplicates(state: EtsyState) -> list[dict[str, Any]]:
+    """Markers (a ``pod-`` tag, or a SKU) carried by more than one live listing of a shop."""
+    out: list[dict[str, Any]] = []
+    for shop in state.shops.values():
+        by_marker: dict[str, list[int]] = collections.defaultdict(list)
+        for lid in shop.listing_ids:
+            listing = state.listings[lid]
+            keys = {
+                f"tag:{t.lower()}"
+                for t in listing.fields.get("tags") or []
+                if t.lower().startswith("pod-")
+            }
+            keys |= {f"sku:{s}" for s in listing.skus()}
+            for key in keys:
+                by_marker[key].append(lid)
+        out += [
+            {"shop_id": shop.shop_id, "marker": k, "listing_ids": ids}
+            for k, ids in by_marker.items()
+            if len(ids) > 1
+        ]
+    return out
+
+
+def _books(state: EtsyState, limits: Limits) -> dict[str, Any]:
+    shops: dict[str, Any] = {}
+    for shop in state.shops.values():
+        listings = [state.listings[lid] for lid in shop.listing_ids]
+        shops[str(shop.shop_id)] = {
+            "listings": [
+                {
+                    "listing_id": lst.listing_id,
+                    "state": lst.state,
+                    "title": lst.fields["title"],
+                    "tags": list(lst.fields.get("tags") or []),
+                    "skus": lst.skus(),
+                    "products": len(lst.inventory["products"]),
+                    "images": len(lst.images),
+                    "quantity": lst.quantity(),
+                    "price_cents": lst.price_cents(),
+                }
+                for lst in listings
+            ],
+            "created": shop.created,
+            "activated": shop.activated,
+            "deleted": shop.deleted,
+            "inventory_updates": shop.inventory_updates,
+            "images_uploaded": shop.images_uploaded,
+        }
+    apps = {
+        key: {
+            "requests": app.requests,
+            "rate_limited": app.rate_limited,
+            "rate_limited_day": app.rate_limited_day,
+        }
+        for key, app in state.apps.items()
+    }
+    return {
+        "shops": shops,
+        "apps": apps,
+        "created": sum(s.created for s in state.shops.values()),
+        "activated": sum(s.activated for s in state.shops.values()),
+        "rate_limited": sum(a.rate_limited + a.rate_limited_day for a in state.apps.values()),
+        "duplicates": _duplicates(state),
+        "limits": limits.as_dict(),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# App
+
+
+def _env_number(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise SystemExit(f"{name}: expected a number, got {raw!r}") from exc
+
+
+def app_key(keystring: str) -> str:
+    """How the books name an app: a hash of its keystring (never the key itself)."""
+    return hashlib.sha256(keystring.encode()).hexdigest()[:12]
+
+
+def _api_key(request: Request, allowed: set[str] | None) -> str | JSONResponse:
+    """The keystring of a valid ``x-api-key`` (``keystring:shared_secret``), or Etsy's 403."""
+    raw = request.headers.get("x-api-key", "").strip()
+    keystring, sep, secret = raw.partition(":")
+    if not keystring:
+        return etsy_error(
+            403, "Invalid API key: should be in the format 'keystring:shared_secret'."
+        )
+    if not sep or not secret:
+        return etsy_error(403, "Shared secret is required in x-api-key header.")
+    if allowed is not None and raw not in allowed:
+        return etsy_error(403, "Invalid API key")
+    return keystring
+
+
+def _user_of(request: Request) -> int | None:
+    """The user an OAuth bearer token belongs to (Etsy's tokens start ``<user_id>.``)."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        return None
+    prefix = token.split(".", 1)[0]
+    if prefix.isdigit() and int(prefix) > 0:
+        return int(prefix)
+    return int(hashlib.sha256(token.encode()).hexdigest()[:8], 16) + 1
+
+
+def create_app(knobs: Knobs | None = None) -> FastAPI:
+    """Build the simulator app (knobs default to ``Knobs.from_env("etsy")``)."""
+    knobs = knobs or Knobs.from_env("etsy")
+    app = FastAPI(title="Etsy simulator", docs_url=None, redoc_url=None)
+    state = EtsyState()
+    defaults = Limits(
+        qps=int(_env_number("SIM_ETSY_QPS", 10)),
+        qpd=int(_env_number("SIM_ETSY_QPD", 10000)),
+        day_s=_env_number("SIM_ETSY_DAY_S", 86400.0),
+    )
+    limits = Limits(defaults.qps, defaults.qpd, defaults.day_s)
+    keys_env = os.environ.get("SIM_ETSY_API_KEYS", "").strip()
+    allowed = {k.strip() for k in keys_env.split(",") if k.strip()} if keys_env else None
+    app.state.sim = state
+    install_faults(app, knobs, _fault)
+
+    # Registered after install_faults, so it runs first: a request without a valid API key or
+    # over the app's limits never reaches the fault injector, as at Etsy.
+    @app.middleware("http")
+    async def _key_and_limits(request: Request, call_next: Any) -> Response:
+        if request.url.path.startswith("/_sim"):
+            passed: Response = await call_next(request)
+            return passed
+        keystring = _api_key(request, allowed)
+        if isinstance(keystring, Response):
+            return keystring
+        key = app_key(keystring)
+        account = state.app(key)
+        account.requests += 1
+        now = time.monotonic()
+        # Evaluated in order, as Etsy does: this second's budget, then the day's.
+        wait = limits.second.check(key, now)
+        day = False
+        if wait is None:
+            wait = limits.day.check(key, now)
+            day = wait is not None
+        if wait is not None:
+            if day:
+                account.rate_limited_day += 1
+            else:
+                account.rate_limited += 1
+            headers = limits.headers(key, now)
+            # Whole seconds (RFC 9110), rounded up so an obedient client is never early.
+            headers["Retry-After"] = str(max(1, math.ceil(wait)))
+            which = "per-day" if day else "per-second"
+            return etsy_error(429, f"Rate limit exceeded ({which} limit)", headers)
+        account.accepted_at.append(time.time())
+        response: Response = await call_next(request)
+        response.headers.update(limits.headers(key, time.monotonic()))
+        return response
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> Response:
+        # Unknown routes and methods answer in Etsy's format too, not FastAPI's.
+        return etsy_error(exc.status_code, str(exc.detail))
+
+    def listing_of(listing_id: str, shop_id: str | None = None) -> Listing:
+        lid = _positive_id(listing_id, "listing_id")
+        listing = state.listings.get(lid)
+        if listing is None:
+            raise LookupError(f"Listing {lid}")
+        if shop_id is not None and listing.shop_id != _positive_id(shop_id, "shop_id"):
+            raise LookupError(f"Listing {lid} in shop {shop_id}")
+        return listing
+
+    async def guarded(request: Request, handler: Any) -> Response:
+        """Run ``handler(user_id)`` with Etsy's 401 / 400 / 404 answers for what it raises."""
+        user = _user_of(request)
+        if user is None:
+            return etsy_error(401, "Invalid or missing OAuth access token (Authorization: Bearer)")
+        try:
+            result: Response = await handler(user)
+        except _Invalid as exc:
+            return etsy_error(400, str(exc))
+        except LookupError as exc:
+            return _not_found(str(exc.args[0]))
+        return result
+
+    # --- listings ------------------------------------------------------------------------------
+
+    @app.get("/v3/application/openapi-ping")
+    async def ping(request: Request) -> Response:
+        keystring = request.headers.get("x-api-key", "").partition(":")[0]
+        return JSONResponse({"application_id": int(app_key(keystring)[:8], 16)})
+
+    @app.post("/v3/application/shops/{shop_id}/listings")
+    async def create_draft_listing(request: Request, shop_id: str) -> Response:
+        async def handle(user: int) -> Response:
+            sid = _positive_id(shop_id, "shop_id")
+            fields = _listing_fields(_Fields(await _form(request)), creating=True)
+            quantity, price = fields.pop("quantity"), fields.pop("price_cents")
+            listing = Listing(_new_id(), sid, user, fields)
+            listing.inventory = {
+                "products": [
+                    {
+                        "product_id": _new_id(),
+                        "sku": "",
+                        "is_deleted": False,
+                        "offerings": [
+                            {
+                                "offering_id": _new_id(),
+                                "quantity": quantity,
+                                "is_enabled": True,
+                                "is_deleted": False,
+                                "price": _money(price),
+                                "readiness_state_id": fields.get("readiness_state_id"),
+                            }
+                        ],
+                        "property_values": [],
+                    }
+                ],
+                "price_on_property": [],
+                "quantity_on_property": [],
+                "sku_on_property": [],
+                "readiness_state_on_property": [],
+            }
+            state.add(listing)
+            logger.info("listing created shop_id=%d listing_id=%d", sid, listing.listing_id)
+            return JSONResponse(listing.as_json(), status_code=201)
+
+        return await guarded(request, handle)
+
+    @app.get("/v3/application/shops/{shop_id}/listings")
+    async def get_listings_by_shop(request: Request, shop_id: str) -> Response:
+        async def handle(_user: int) -> Response:
+            sid = _positive_id(shop_id, "shop_id")
+            q = _Fields({k: request.query_params.getlist(k) for k in request.query_params})
+            wanted = q.choice("state", STATES) or "active"
+            limit = q.integer("limit", low=1, high=MAX_PAGE) or DEFAULT_PAGE
+            offset = q.integer("offset", low=0) or 0
+            includes = _includes(request)
+            shop = state.shop(sid)
+            # Newest first (Etsy sorts on ``created``, descending, by default).
+            found = [
+                state.listings[lid]
+                for lid in reversed(shop.listing_ids)
+                if state.listings[lid].state == wanted
+            ]
+            page = found[offset : offset + limit]
+            return JSONResponse(
+                {"count": len(found), "results": [lst.as_json(includes) for lst in page]}
+            )
+
+        return await guarded(request, handle)
+
+    @app.get("/v3/application/listings/{listing_id}")
+    async def get_listing(request: Request, listing_id: str) -> Response:
+        async def handle(_user: int) -> Response:
+            return JSONResponse(listing_of(listing_id).as_json(_includes(request)))
+
+        return await guarded(request, handle)
+
+    @app.delete("/v3/application/listings/{listing_id}")
+    async def delete_listing(request: Request, listing_id: str) -> Response:
+        async def handle(_user: int) -> Response:
+            state.delete(listing_of(listing_id))
+            return Response(status_code=204)
+
+        return await guarded(request, handle)
+
+    @app.api_route(
+        "/v3/application/shops/{shop_id}/listings/{listing_id}", methods=["PATCH", "PUT"]
+    )
+    async def update_listing(request: Request, shop_id: str, listing_id: str) -> Response:
+        async def handle(_user: int) -> Response:
+            listing = listing_of(listing_id, shop_id)
+            form = _Fields(await _form(request))
+            wanted = form.choice("state", ("active", "inactive"))
+            changes = _listing_fields(form, creating=False, current=listing.fields)
+            if wanted == "active" and listing.state != "active":
+                merged = {**listing.fields, **changes}
+                if not listing.images:
+                    raise _Invalid("A listing needs at least one image to be active")
+                if listing.quantity() < 1:
+                    raise _Invalid("A listing needs an enabled offering in stock to be active")
+                if merged.get("type", "physical") != "download" and not merged.get(
+                    "shipping_profile_id"
+                ):
+                    raise _Invalid("An active physical listing requires a shipping_profile_id")
+            if wanted == "inactive" and listing.state not in ("active", "inactive"):
+                raise _Invalid(f"A {listing.state} listing cannot be deactivated")
+            listing.fields.update(changes)
+            listing.updated = int(time.time())
+            if wanted is not None and wanted != listing.state:
+                listing.set_state(wanted)
+                if wanted == "active":
+                    state.shop(listing.shop_id).activated += 1
+                    logger.info("listing activated listing_id=%d", listing.listing_id)
+            return JSONResponse(listing.as_json())
+
+        return await guarded(request, handle)
+
+    @app.get("/v3/application/listings/{listing_id}/inventory")
+    async def get_listing_inventory(request: Request, listing_id: str) -> Response:
+        async def handle(_user: int) -> Response:
+            return JSONResponse(listing_of(listing_id).as_json(("Inventory",))["inventory"])
+
+        return await guarded(request, handle)
+
+    @app.put("/v3/application/listings/{listing_id}/inventory")
+    async def update_listing_inventory(request: Request, listing_id: str) -> Response:
+        async def handle(_user: int) -> Response:
+            listing = listing_of(listing_id)
+            try:
+                body = json.loads(await request.body())
+            except ValueError:
+                raise _Invalid("The request body must be JSON") from None
+            q = _Fields({k: request.query_params.getlist(k) for k in request.query_params})
+            most = q.integer("max_variations_supported", low=2, high=3) or MAX_VARIATIONS
+            listing.inventory = _inventory(body, listing, most)
+            listing.updated = int(time.time())
+            state.shop(listing.shop_id).inventory_updates += 1
+            return JSONResponse(listing.as_json(("Inventory",))["inventory"])
+
+        return await guarded(request, handle)
+
+    @app.post("/v3/application/shops/{shop_id}/listings/{listing_id}/images")
+    async def upload_listing_image(request: Request, shop_id: str, listing_id: str) -> Response:
+        async def handle(_user: int) -> Response:
+            listing = listing_of(listing_id, shop_id)
+            parts = await _multipart(request)
+            form = _Fields(
+                {
+                    k: [v.decode("utf-8", errors="replace")]
+                    for k, (v, f) in parts.items()
+                    if f is None
+                }
+            )
+            image = parts.get("image")
+            if image is None or not image[0]:
+                raise _Invalid("image (a file) or listing_image_id is required")
+            rank = form.integer("rank", low=1) or 1
+            overwrite = bool(form.boolean("overwrite"))
+            alt_text = form.text("alt_text") or ""
+            width, height, ext, (r, g, b) = _image(image[0])
+            replacing = overwrite and rank <= len(listing.images)
+            if not replacing and len(listing.images) >= MAX_IMAGES:
+                raise _Invalid(f"A listing may have at most {MAX_IMAGES} images")
+            image_id = _new_id()
+            base = f"https://i.etsystatic.com/sim/{listing.listing_id}/{image_id}"
+            hue, sat, val = _hsv(r, g, b)
+            record: dict[str, Any] = {
+                "listing_id": listing.listing_id,
+                "listing_image_id": image_id,
+                "hex_code": f"{r:02X}{g:02X}{b:02X}",
+                "red": r,
+                "green": g,
+                "blue": b,
+                "hue": hue,
+                "saturation": sat,
+                "brightness": val,
+                "is_black_and_white": r == g == b,
+                "creation_tsz": int(time.time()),
+                "created_timestamp": int(time.time()),
+                "rank": rank,
+                "url_75x75": f"{base}/il_75x75.{ext}",
+                "url_170x135": f"{base}/il_170x135.{ext}",
+                "url_570xN": f"{base}/il_570xN.{ext}",
+                "url_fullxfull": f"{base}/il_fullxfull.{ext}",
+                "full_height": height,
+                "full_width": width,
+                "alt_text": alt_text,
+            }
+            if replacing:
+                listing.images[rank - 1] = record
+            else:
+                listing.images.insert(min(rank, len(listing.images) + 1) - 1, record)
+            for i, img in enumerate(listing.images, start=1):
+                img["rank"] = i
+            listing.updated = int(time.time())
+            state.shop(listing.shop_id).images_uploaded += 1
+            return JSONResponse(record, status_code=201)
+
+        return await guarded(request, handle)
+
+    @app.get("/v3/application/shops/{shop_id}/listings/{listing_id}/images")
+    async def get_listing_images(request: Request, shop_id: str, listing_id: str) -> Response:
+        async def handle(_user: int) -> Response:
+            listing = listing_of(listing_id, shop_id)
+            return JSONResponse({"count": len(listing.images), "results": listing.images})
+
+        return await guarded(request, handle)
+
+    # --- test hooks ----------------------------------------------------------------------------
+
+    @app.get("/_sim/books")
+    async def books() -> Response:
+        return JSONResponse(_books(state, limits))
+
+    @app.get("/_sim/request_times")
+    async def request_times() -> Response:
+        return JSONResponse({key: list(a.accepted_at) for key, a in state.apps.items()})
+
+    @app.post("/_sim/reset")
+    async def reset() -> Response:
+        state.reset()
+        limits.qps, limits.qpd, limits.day_s = defaults.qps, defaults.qpd, defaults.day_s
+        limits.rebuild()
+        return JSONResponse({"reset": True})
+
+    @app.get("/_sim/limits")
+    async def get_limits() -> Response:
+        return JSONResponse(limits.as_dict())
+
+    @app.post("/_sim/limits")
+    async def set_limits(request: Request) -> Response:
+        body = json.loads(await request.body() or b"{}")
+        limits.qps = int(body.get("qps", limits.qps))
+        limits.qpd = int(body.get("qpd", limits.qpd))
+        limits.day_s = float(body.get("day_s", limits.day_s))
+        limits.rebuild()
+        return JSONResponse(limits.as_dict())
+
+    @app.post("/_sim/listings/{listing_id}")
+    async def set_listing_state(request: Request, listing_id: str) -> Response:
+        body = json.loads(await request.body() or b"{}")
+        wanted = body.get("state")
+        if wanted not in STATES:
+            return etsy_error(400, f"state must be one of {', '.join(STATES)}")
+        try:
+            listing = listing_of(listing_id)
+        except (LookupError, _Invalid) as exc:
+            return _not_found(str(exc))
+        listing.set_state(wanted)
+        return JSONResponse(listing.as_json())
+
+    return app
+
+
+def _hsv(r: int, g: int, b: int) -> tuple[int, int, int]:
+    """Etsy's hue (0-360), saturation and brightness (0-100) of an average colour."""
+    high, low = max(r, g, b), min(r, g, b)
+    value = round(high / 255 * 100)
+    saturation = 0 if high == 0 else round((high - low) / high * 100)
+    if high == low:
+        return 0, saturation, value
+    span = high - low
+    if high == r:
+        hue = 60 * (((g - b) / span) % 6)
+    elif high == g:
+        hue = 60 * ((b - r) / span + 2)
+    else:
+        hue = 60 * ((r - g) / span + 4)
+    return round(hue) % 360, saturation, value
+
+
+def main() -> None:
+    """Entry point: ``python -m simulators.etsy [--host H] [--port N]``."""
+    parser = argparse.ArgumentParser(description="Etsy Open API v3 simulator")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8192)
+    args = parser.parse_args()
+    serve(create_app(), args.host, args.port)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,562 @@
+"""The Etsy channel against the Etsy simulator's app in process (``httpx.ASGITransport``), with
+the Printify simulator's app as the source of products, and mockups fetched as PNG bytes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from shared.errors import PermanentError, PodError, RateLimited, RetryableError
+from shared.vendors.channels import PENDING, ProductRef, SalesChannel
+from shared.vendors.etsy import (
+    CUSTOM_PROPERTY_IDS,
+    MARKER_PREFIX,
+    EtsyChannel,
+    EtsyClient,
+    EtsySettings,
+    etsy_channel,
+    etsy_client,
+    etsy_tags,
+    etsy_title,
+    inventory_for,
+    marker_tag,
+)
+from shared.vendors.listing import DraftVariant, ListingDraft, draft_from_printify
+from shared.vendors.printify import PrintifyClient
+from simulators import etsy as etsy_sim
+from simulators import printify as printify_sim
+from tests.support.printify import TITLE, create_product, in_process, png
+
+SHOP = 51234567  # the Etsy shop
+PRINTIFY_SHOP = str(printify_sim.SHOP_ID)
+KEYSTRING, SECRET, TOKEN = "ks-KEYSTRING-1a2b", "ss-SHARED-SECRET-3c4d", "4242.tok-ACCESS-5e6f"
+
+
+def settings(**over: Any) -> EtsySettings:
+    values: dict[str, Any] = {
+        "etsy_api_url": "http://etsy",
+        "etsy_api_key": KEYSTRING,
+        "etsy_shared_secret": SECRET,
+        "etsy_access_token": TOKEN,
+        "etsy_shop_id": SHOP,
+        "etsy_shipping_profile_id": 9001,
+        "etsy_readiness_state_id": 777,
+        "etsy_max_images": 2,
+    }
+    return EtsySettings(**{**values, **over})
+
+
+class Mockups:
+    """An injected ``fetch_image``: PNG bytes for any URL, the URLs asked recorded; it fails
+    (a crash mid-publish) from the ``fail_at``-th call on."""
+
+    def __init__(self, fail_at: int | None = None) -> None:
+        self.urls: list[str] = []
+        self.fail_at = fail_at
+
+    async def __call__(self, url: str) -> bytes:
+        self.urls.append(url)
+        if self.fail_at is not None and len(self.urls) >= self.fail_at:
+            raise RetryableError("the process died while fetching a mockup")
+        return png(48, 40)
+
+
+@pytest.fixture
+async def source() -> AsyncIterator[PrintifyClient]:
+    client = in_process(printify_sim.create_app())
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def etsy_app(monkeypatch: pytest.MonkeyPatch) -> FastAPI:
+    # A roomy budget: throttling has its own tests (below), these test the listings.
+    monkeypatch.setenv("SIM_ETSY_QPS", "50")
+    return etsy_sim.create_app()
+
+
+def hooks(app: FastAPI) -> httpx.AsyncClient:
+    """Raw access to the Etsy simulator: its test hooks, and Etsy's API as another app (so the
+    test's own reads never spend the channel's budget)."""
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://etsy",
+        headers={"x-api-key": "inspector:secret", "Authorization": f"Bearer {TOKEN}"},
+    )
+
+
+async def channel_app(app: FastAPI) -> dict[str, int]:
+    """The books of the channel's app (its API key)."""
+    return dict((await books(app))["apps"][etsy_sim.app_key(KEYSTRING)])
+
+
+async def books(app: FastAPI) -> dict[str, Any]:
+    async with hooks(app) as http:
+        return dict((await http.get("/_sim/books")).json())
+
+
+async def shop_books(app: FastAPI) -> dict[str, Any]:
+    return dict((await books(app))["shops"].get(str(SHOP), {"listings": [], "created": 0}))
+
+
+def channel_on(
+    app: FastAPI, source: PrintifyClient, mockups: Mockups | None = None, **over: Any
+) -> EtsyChannel:
+    return etsy_channel(
+        settings(**over),
+        source,
+        fetch_image=mockups or Mockups(),
+        transport=httpx.ASGITransport(app=app),
+    )
+
+
+async def new_product(
+    source: PrintifyClient, variant_count: int = 3, *, bigger_costs_more: bool = False
+) -> ProductRef:
+    # Each product its own SKUs, as the printify stage makes them (pod-<16 hex>-<variant>).
+    made = await create_product(
+        source,
+        PRINTIFY_SHOP,
+        variant_count=variant_count,
+        price_cents=2499,
+        sku_prefix=f"pod-{uuid.uuid4().hex[:16]}",
+    )
+    if bigger_costs_more:
+        # One size sells for more: Etsy must be told the price depends on the size.
+        enabled = [v for v in made["variants"] if v["is_enabled"]]
+        await source.update_product(
+            PRINTIFY_SHOP, made["id"], {"variants": [{"id": enabled[-1]["id"], "price": 2999}]}
+        )
+    return ProductRef(PRINTIFY_SHOP, str(made["id"]), TITLE)
+
+
+async def draft_of(source: PrintifyClient, ref: ProductRef) -> ListingDraft:
+    return draft_from_printify(await source.get_product(ref.shop_id, ref.product_id))
+
+
+async def listing_with(app: FastAPI, listing_id: str) -> dict[str, Any]:
+    async with hooks(app) as http:
+        resp = await http.get(
+            f"/v3/application/listings/{listing_id}", params={"includes": "Images,Inventory"}
+        )
+    assert resp.status_code == 200, resp.text
+    return dict(resp.json())
+
+
+# --- publishing ---------------------------------------------------------------------------------
+
+
+async def test_publish_makes_one_active_listing_with_a_product_per_variant_and_its_images(
+    etsy_app: FastAPI, source: PrintifyClient
+) -> None:
+    mockups = Mockups()
+    channel = channel_on(etsy_app, source, mockups)
+    ref = await new_product(source, 3, bigger_costs_more=True)
+    draft = await draft_of(source, ref)
+
+    state = await channel.publish(ref)
+
+    assert state.listing is not None and state.refused is None
+    lid = state.listing.external_id
+    assert state.listing.handle == f"https://www.etsy.com/listing/{lid}"
+    shop = await shop_books(etsy_app)
+    assert (shop["created"], shop["activated"], len(shop["listings"])) == (1, 1, 1)
+    booked = shop["listings"][0]
+    assert str(booked["listing_id"]) == lid and booked["state"] == "active"
+    assert sorted(booked["skus"]) == sorted(v.sku for v in draft.variants)
+    assert booked["products"] == len(draft.variants) == 3
+    assert booked["images"] == 2 == min(len(draft.images), 2)
+    assert marker_tag(ref.product_id) in booked["tags"]
+    # The mockups, default first, in rank order.
+    assert mockups.urls == list(draft.images[:2])
+
+    listing = await listing_with(etsy_app, lid)
+    assert listing["title"] == TITLE and listing["taxonomy_id"] == 482  # a tee
+    assert listing["shipping_profile_id"] == 9001
+    assert [i["rank"] for i in listing["images"]] == [1, 2]
+    inventory = listing["inventory"]
+    by_sku = {p["sku"]: p for p in inventory["products"]}
+    for variant in draft.variants:
+        product = by_sku[variant.sku]
+        offering = product["offerings"][0]
+        assert offering["price"]["amount"] == variant.price_cents
+        assert offering["is_enabled"] and offering["quantity"] == 999
+        assert offering["readiness_state_id"] == 777
+        values = {pv["property_name"]: pv["values"][0] for pv in product["property_values"]}
+        assert values == dict(variant.options)
+    sizes = CUSTOM_PROPERTY_IDS[1]
+    assert inventory["price_on_property"] == [sizes]  # only the size changes the price
+    assert inventory["quantity_on_property"] == []
+
+
+async def test_publishing_again_makes_no_duplicate(
+    etsy_app: FastAPI, source: PrintifyClient
+) -> None:
+    ref = await new_product(source)
+    first = await channel_on(etsy_app, source).publish(ref)
+    # A redelivery to another process: it knows nothing, and finds the listing by its marker.
+    again = await channel_on(etsy_app, source).publish(ref)
+    assert again == first
+    # A redelivery to the same process: one getListing call.
+    channel = channel_on(etsy_app, source)
+    await channel.publish(ref)
+    before = await channel_app(etsy_app)
+    assert await channel.publish(ref) == first
+    assert (await channel_app(etsy_app))["requests"] - before["requests"] == 1
+
+    everything = await books(etsy_app)
+    assert everything["duplicates"] == []
+    assert everything["created"] == 1 and everything["activated"] == 1
+    # Another product is another listing.
+    other = await channel_on(etsy_app, source).publish(await new_product(source))
+    assert other.listing is not None and first.listing is not None
+    assert other.listing.external_id != first.listing.external_id
+    assert (await books(etsy_app))["duplicates"] == []
+
+
+async def test_a_listing_left_half_made_is_finished_never_duplicated(
+    etsy_app: FastAPI, source: PrintifyClient
+) -> None:
+    # 1. The attempt died after creating the draft (no inventory, no image).
+    ref = await new_product(source)
+    draft = await draft_of(source, ref)
+    async with etsy_client(settings(), transport=httpx.ASGITransport(app=etsy_app)) as etsy:
+        created = await etsy.create_draft_listing(
+            SHOP,
+            {
+                "quantity": 999, "title": TITLE, "description": "d", "price": "24.99",
+                "who_made": "i_did", "when_made": "made_to_order", "taxonomy_id": 482,
+                "shipping_profile_id": 9001, "tags": [marker_tag(ref.product_id)],
+            },
+        )  # fmt: skip
+    channel = channel_on(etsy_app, source)
+    assert (await channel.check(ref)) == PENDING  # a draft: not listed yet
+    finished = await channel.reconcile(ref)
+    assert finished is not None and finished.listing is not None
+    assert finished.listing.external_id == str(created["listing_id"])
+    listing = await listing_with(etsy_app, finished.listing.external_id)
+    assert listing["state"] == "active" and len(listing["images"]) == 2
+    assert sorted(p["sku"] for p in listing["inventory"]["products"]) == sorted(
+        v.sku for v in draft.variants
+    )
+
+    # 2. The attempt died fetching the second mockup: inventory and one image are there.
+    half = await new_product(source)
+    crashing = Mockups(fail_at=2)
+    with pytest.raises(RetryableError):
+        await channel_on(etsy_app, source, crashing).publish(half)
+    [stuck] = [
+        lst
+        for lst in (await shop_books(etsy_app))["listings"]
+        if marker_tag(half.product_id) in lst["tags"]
+    ]
+    assert (stuck["state"], stuck["images"], stuck["products"]) == ("draft", 1, 3)
+    # The redelivery (publish, not reconcile) uploads only what is missing, then activates.
+    redo = Mockups()
+    state = await channel_on(etsy_app, source, redo).publish(half)
+    assert state.listing is not None and state.listing.external_id == str(stuck["listing_id"])
+    assert redo.urls == [(await draft_of(source, half)).images[1]]
+    listing = await listing_with(etsy_app, state.listing.external_id)
+    assert listing["state"] == "active" and len(listing["images"]) == 2
+
+    everything = await books(etsy_app)
+    assert everything["created"] == 2 and everything["duplicates"] == []
+    # Never published at all: nothing to reconcile.
+    assert await channel.reconcile(await new_product(source)) is None
+
+
+async def test_check_tells_listed_refused_and_pending(
+    etsy_app: FastAPI, source: PrintifyClient
+) -> None:
+    channel = channel_on(etsy_app, source)
+    listed = await new_product(source)
+    state = await channel.publish(listed)
+    assert (await channel.check(listed)) == state and state.listing is not None
+
+    async with hooks(etsy_app) as http:
+        # The seller deactivates it.
+        resp = await http.patch(
+            f"/v3/application/shops/{SHOP}/listings/{state.listing.external_id}",
+            data={"state": "inactive"},
+        )
+        assert resp.status_code == 200, resp.text
+    refused = await channel.check(listed)
+    assert refused.refused is not None and "deactivated" in refused.refused
+    reconciled = await channel.reconcile(listed)
+    assert reconciled is not None and reconciled.refused == refused.refused
+    with pytest.raises(PermanentError, match="deactivated"):
+        await channel.publish(listed)  # not listed again behind the seller's back
+    assert (await books(etsy_app))["created"] == 1
+
+    expired = await new_product(source)
+    expired_state = await channel.publish(expired)
+    assert expired_state.listing is not None
+    deleted = await new_product(source)
+    deleted_state = await channel.publish(deleted)
+    assert deleted_state.listing is not None
+    async with hooks(etsy_app) as http:
+        resp = await http.post(
+            f"/_sim/listings/{expired_state.listing.external_id}", json={"state": "expired"}
+        )
+        assert resp.status_code == 200
+        resp = await http.delete(f"/v3/application/listings/{deleted_state.listing.external_id}")
+        assert resp.status_code == 204
+    refused = await channel.check(expired)
+    assert refused.refused is not None and "expired" in refused.refused
+    refused = await channel.check(deleted)
+    assert refused.refused is not None and "deleted" in refused.refused
+
+
+# --- throttling ---------------------------------------------------------------------------------
+
+
+async def test_publishing_several_products_keeps_to_the_per_second_budget(
+    monkeypatch: pytest.MonkeyPatch, source: PrintifyClient
+) -> None:
+    monkeypatch.setenv("SIM_ETSY_QPS", "2")
+    app = etsy_sim.create_app()
+    channel = channel_on(app, source, etsy_max_images=1)
+    refs = [await new_product(source, 2) for _ in range(3)]
+
+    states = await asyncio.gather(*(channel.publish(ref) for ref in refs))
+
+    assert all(s.listing is not None for s in states)
+    everything = await books(app)
+    assert everything["rate_limited"] == 0
+    assert everything["created"] == everything["activated"] == 3
+    assert everything["duplicates"] == []
+    async with hooks(app) as http:
+        times = (await http.get("/_sim/request_times")).json()[etsy_sim.app_key(KEYSTRING)]
+    assert len(times) > 6
+    # Never more than two requests within one second.
+    assert all(later - earlier >= 0.99 for earlier, later in zip(times, times[2:], strict=False))
+
+
+async def test_a_spent_day_budget_raises_rate_limited(
+    monkeypatch: pytest.MonkeyPatch, source: PrintifyClient
+) -> None:
+    monkeypatch.setenv("SIM_ETSY_QPD", "4")
+    app = etsy_sim.create_app()
+    ref = await new_product(source)
+    channel = channel_on(app, source, etsy_day_exhausted_wait_s=1800)
+    # Scanning the shop for the marker takes five calls: the fourth answer says the day's
+    # budget is spent, and the fifth is not sent.
+    with pytest.raises(RateLimited) as caught:
+        await channel.publish(ref)
+    assert caught.value.retry_after is not None and 1790 <= caught.value.retry_after <= 1800
+    assert caught.value.vendor == "etsy"
+    app_books = await channel_app(app)
+    assert app_books["requests"] == 4 and app_books["rate_limited_day"] == 0
+
+    # A client that has not seen it yet is told by Etsy: 429 with the window's Retry-After.
+    fresh = channel_on(app, source)
+    with pytest.raises(RateLimited) as told:
+        await fresh.check(ref)
+    assert told.value.status == 429
+    assert told.value.retry_after is not None and told.value.retry_after > 80_000
+    assert (await channel_app(app))["rate_limited_day"] == 1
+    # ... and from then on it sends nothing either.
+    with pytest.raises(RateLimited):
+        await fresh.check(ref)
+    assert (await channel_app(app))["requests"] == 5
+
+
+def _mock_etsy(
+    answer: Callable[[httpx.Request, int], httpx.Response],
+) -> tuple[EtsyClient, list[float]]:
+    sent: list[float] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(time.monotonic())
+        return answer(request, len(sent))
+
+    client = EtsyClient(
+        api_key=KEYSTRING,
+        shared_secret=SECRET,
+        access_token=TOKEN,
+        base_url="http://etsy",
+        transport=httpx.MockTransport(handler),
+    )
+    return client, sent
+
+
+async def test_a_spent_second_is_waited_out_before_the_next_call() -> None:
+    def answer(_request: httpx.Request, n: int) -> httpx.Response:
+        # Other clients of the app used this second: Etsy says none is left.
+        remaining = "0" if n == 1 else "5"
+        headers = {"x-limit-per-second": "10", "x-remaining-this-second": remaining}
+        return httpx.Response(200, json={"listing_id": n}, headers=headers)
+
+    client, sent = _mock_etsy(answer)
+    async with client:
+        await client.get_listing(1)
+        answered = time.monotonic()
+        await asyncio.gather(client.get_listing(2), client.get_listing(3))
+    assert len(sent) == 3
+    assert sent[1] - answered >= 0.95
+
+
+async def test_a_short_429_is_waited_out_a_long_one_raised() -> None:
+    def answer(_request: httpx.Request, n: int) -> httpx.Response:
+        if n == 1:
+            return httpx.Response(429, json={"error": "slow down"}, headers={"Retry-After": "0"})
+        if n == 3:
+            return httpx.Response(429, json={"error": "slow down"}, headers={"Retry-After": "30"})
+        return httpx.Response(200, json={"listing_id": n})
+
+    client, sent = _mock_etsy(answer)
+    async with client:
+        assert (await client.get_listing(1))["listing_id"] == 2  # sent again
+        with pytest.raises(RateLimited) as caught:
+            await client.get_listing(1)
+    assert caught.value.retry_after == 30.0 and len(sent) == 3
+
+
+# --- secrets ------------------------------------------------------------------------------------
+
+
+def _assert_clean(error: PodError) -> None:
+    for text in (str(error), error.describe(), repr(error), error.message):
+        for secret in (KEYSTRING, SECRET, TOKEN):
+            assert secret not in text, (secret, text)
+
+
+async def test_no_error_carries_a_credential(
+    monkeypatch: pytest.MonkeyPatch, source: PrintifyClient
+) -> None:
+    errors: list[PodError] = []
+
+    async def caught(call: Awaitable[object]) -> None:
+        try:
+            await call
+        except PodError as exc:
+            errors.append(exc)
+        else:
+            raise AssertionError("expected a failure")
+
+    # An API key Etsy does not know (403), a validation error (400), a rate limit (429 and
+    # the day's budget), a dropped connection and an answer that echoes the credentials.
+    monkeypatch.setenv("SIM_ETSY_API_KEYS", "other:key")
+    monkeypatch.setenv("SIM_ETSY_QPD", "1")
+    unknown_key = etsy_sim.create_app()
+    monkeypatch.delenv("SIM_ETSY_API_KEYS")
+    limited = etsy_sim.create_app()
+    ref = await new_product(source)
+    await caught(channel_on(unknown_key, source).publish(ref))
+    async with etsy_client(settings(), transport=httpx.ASGITransport(app=limited)) as etsy:
+        await caught(etsy.create_draft_listing(SHOP, {"title": "no price"}))
+        await caught(etsy.get_listing(1))
+    await caught(channel_on(limited, source).check(ref))
+
+    def echo(request: httpx.Request, n: int) -> httpx.Response:
+        if n == 1:
+            raise httpx.ConnectError(f"refused: {request.headers['x-api-key']}", request=request)
+        body = {"error": f"bad {request.headers['authorization']} {request.headers['x-api-key']}"}
+        return httpx.Response(401, json=body)
+
+    client, _ = _mock_etsy(echo)
+    async with client:
+        await caught(client.get_listing(1))
+        await caught(client.get_listing(1))
+
+    assert [e.status for e in errors] == [403, 400, 429, 429, None, 401]
+    assert isinstance(errors[2], RateLimited) and isinstance(errors[3], RateLimited)
+    for error in errors:
+        _assert_clean(error)
+    assert "***" in str(errors[-1])
+
+
+# --- Etsy's rules -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "title",
+    [
+        "Moon Cat Tee",
+        "Cats & Dogs & Birds: 100% + 50% + more: tee",
+        "Price $20 — best ♥ tee 😺 for cats ™ ©",
+        "word " * 60,
+        "\tTabs\nand  lines\r\n",
+        "x" * 200,
+    ],
+)
+def test_titles_are_made_acceptable_to_etsy(title: str) -> None:
+    made = etsy_title(title)
+    assert made and len(made) <= 140
+    assert etsy_sim._title_problem(made) is None, made
+    # What was allowed is kept: the words survive.
+    if title == "Moon Cat Tee":
+        assert made == title
+    if title.startswith("Cats"):
+        assert made.count("&") == made.count(":") == made.count("%") == made.count("+") == 1
+        assert "Dogs and Birds" in made
+
+
+def test_tags_are_made_acceptable_to_etsy() -> None:
+    raw = [
+        "Home & Living",
+        "cat",
+        "CAT",
+        "a very long tag that goes on and on",
+        "!!!",
+        "t-shirt",
+        "mom's gift",
+        *[f"tag{i}" for i in range(20)],
+    ]
+    tags = etsy_tags(raw)
+    assert len(tags) == 13
+    assert all(etsy_sim._tag_problem(t) is None for t in tags), tags
+    assert tags[:5] == ["Home Living", "cat", "a very long tag that", "t-shirt", "mom's gift"]
+    assert etsy_tags(raw, 3) == tags[:3]
+    marker = marker_tag("5d39b411749d0a000f30e0f4")
+    assert marker == "pod-49d0a000f30e0f4" and marker.startswith(MARKER_PREFIX)
+    assert etsy_sim._tag_problem(marker) is None
+
+
+def test_the_inventory_names_what_prices_and_skus_depend_on() -> None:
+    colours, sizes = CUSTOM_PROPERTY_IDS
+
+    def variant(sku: str, colour: str, size: str, price: int) -> DraftVariant:
+        return DraftVariant(sku, price, (("Colors", colour), ("Sizes", size)))
+
+    draft = ListingDraft(
+        marker="m",
+        title="t",
+        description="d",
+        tags=(),
+        options=(("Colors", ("White", "Black")), ("Sizes", ("S (slim)", "XL"))),
+        variants=(
+            variant("a", "White", "S (slim)", 2000),
+            variant("b", "Black", "S (slim)", 2000),
+            variant("c", "White", "XL", 2500),
+        ),
+        images=(),
+    )
+    inventory = inventory_for(draft, quantity=5)
+    assert inventory["price_on_property"] == [sizes]
+    assert inventory["sku_on_property"] == [colours, sizes]
+    values = [pv["values"][0] for pv in inventory["products"][0]["property_values"]]
+    assert values == ["White", "S slim"]  # Etsy refuses parentheses
+    same = ListingDraft(**{**draft.__dict__, "variants": draft.variants[:2]})
+    assert inventory_for(same, quantity=5)["price_on_property"] == []
+    too_many = ListingDraft(**{**draft.__dict__, "options": (*draft.options, ("Fit", ("a",)))})
+    with pytest.raises(PermanentError, match="at most 2"):
+        inventory_for(too_many, quantity=5)
+    # What the channel builds, the simulator takes.
+    body = json.loads(json.dumps(inventory))
+    listing = etsy_sim.Listing(1, 1, 1, {"title": "t", "description": "d"})
+    stored = etsy_sim._inventory(body, listing, 2)
+    assert len(stored["products"]) == 3
+
+
+async def test_the_channel_is_a_sales_channel(source: PrintifyClient, etsy_app: FastAPI) -> None:
+    channel: SalesChannel = channel_on(etsy_app, source)
+    assert channel.name == "etsy"
