@@ -68,6 +68,19 @@ class StackSettings(
     shopify_access_token: SecretStr | None = None
     shopify_api_url: str | None = None
     sim_shopify_port: int = 8191
+    etsy_access_token: SecretStr | None = None
+    sim_etsy_port: int = 8192
+
+
+# The Etsy simulator's app and shop (any keystring:secret and token are accepted).
+SIM_ETSY_ENV = {
+    "ETSY_API_KEY": "sim-etsy-keystring",
+    "ETSY_SHARED_SECRET": "sim-etsy-secret",
+    "ETSY_ACCESS_TOKEN": "1.sim-etsy-token",
+    "ETSY_SHOP_ID": "51234567",
+    "ETSY_SHIPPING_PROFILE_ID": "9001",
+    "ETSY_READINESS_STATE_ID": "777",
+}
 
 
 def isolated_settings(state_dir: Path, **overrides: object) -> StackSettings:
@@ -83,6 +96,7 @@ def isolated_settings(state_dir: Path, **overrides: object) -> StackSettings:
             "sim_comfyui_port",
             "sim_printify_port",
             "sim_shopify_port",
+            "sim_etsy_port",
         )
     }
     return StackSettings(pod_state_dir=state_dir, **{**ports, **overrides})  # type: ignore[arg-type]
@@ -175,6 +189,10 @@ class Stack:
             env["SHOPIFY_SHOP_DOMAIN"] = SIM_SHOPIFY_SHOP
             env["SHOPIFY_ACCESS_TOKEN"] = "sim-shopify-token"  # noqa: S105 (the simulator's)
             env["SHOPIFY_API_URL"] = sim.url
+        if "etsy" in s.publish_channels and s.etsy_access_token is None:
+            sim = self._simulator("etsy", s.sim_etsy_port)
+            env.update(SIM_ETSY_ENV)
+            env["ETSY_API_URL"] = sim.url
         self._vendor_env = env
         return env
 

@@ -711,8 +711,11 @@ def _validate_print_areas(
     return areas
 
 
-def _build_product(body: dict[str, Any], acct: Account, shop_id: int) -> dict[str, Any]:
-    """Validate a create-product body like Printify and return the stored product."""
+def _build_product(
+    body: dict[str, Any], acct: Account, shop_id: int, mockup_base: str
+) -> dict[str, Any]:
+    """Validate a create-product body like Printify and return the stored product; its mockups
+    are served under ``mockup_base`` (Printify's image servers are this simulator)."""
     title, description = body.get("title"), body.get("description")
     if not isinstance(title, str) or not title.strip():
         raise _Invalid("title is required")
@@ -740,7 +743,7 @@ def _build_product(body: dict[str, Any], acct: Account, shop_id: int) -> dict[st
     stamp = _now().strftime("%Y-%m-%d %H:%M:%S+00:00")
     mockups = [
         {
-            "src": f"https://images-api.printify.com/mockup/{product_id}/{v.id}/{pos}.jpg",
+            "src": f"{mockup_base}/mockup/{product_id}/{v.id}/{pos}.jpg",
             "variant_ids": [v.id],
             "position": pos,
             "is_default": v.id == default_id and pos == "front",
@@ -1061,7 +1064,8 @@ def create_app(knobs: Knobs | None = None) -> FastAPI:
     # account's rate limit never reaches the fault injector, as at Printify.
     @app.middleware("http")
     async def _auth_and_rate_limit(request: Request, call_next: Any) -> Response:
-        if request.url.path.startswith("/_sim"):
+        if request.url.path.startswith(("/_sim", "/mockup/")):
+            # Test hooks, and the mockups: public image URLs, as on Printify's image servers.
             passed: Response = await call_next(request)
             return passed
         token = _bearer(request)
@@ -1172,7 +1176,8 @@ def create_app(knobs: Knobs | None = None) -> FastAPI:
             return _validation_error("The request body must be a JSON object")
         acct = account_of(request)
         try:
-            product = _build_product(body, acct, int(shop_id))
+            base = str(request.base_url).rstrip("/")
+            product = _build_product(body, acct, int(shop_id), base)
         except _Invalid as exc:
             return _validation_error(str(exc))
         state.add_product(acct, product)
@@ -1322,6 +1327,16 @@ def create_app(knobs: Knobs | None = None) -> FastAPI:
         found["is_locked"] = False
         account_of(request).publish_failed[product_id] += 1
         return _ok({})
+
+    # --- mockups -----------------------------------------------------------------------------
+
+    @app.get("/mockup/{product_id}/{variant_id}/{position}.jpg")
+    async def mockup(product_id: str, variant_id: int, position: str) -> Response:
+        """A product's mockup image (a small JPEG, the same bytes for the same URL)."""
+        seed = hashlib.sha256(f"{product_id}:{variant_id}:{position}".encode()).digest()
+        buf = io.BytesIO()
+        Image.new("RGB", (64, 64), (seed[0], seed[1], seed[2])).save(buf, "JPEG")
+        return Response(buf.getvalue(), media_type="image/jpeg")
 
     # --- webhooks ----------------------------------------------------------------------------
 

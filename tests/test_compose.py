@@ -13,7 +13,7 @@ def test_compose_declares_the_whole_stack() -> None:
     doc = yaml.safe_load((ROOT / "compose.yaml").read_text())
     services = doc["services"]
     expected = {"kafka", "kafka-ui", "postgres", "init", "api", "workers"}
-    expected |= {"sim-anthropic", "sim-comfyui", "sim-printify", "sim-shopify"}
+    expected |= {"sim-anthropic", "sim-comfyui", "sim-printify", "sim-shopify", "sim-etsy"}
     assert expected <= set(services)
     # The stages run under the worker-pool manager, so /scale and restarts act under compose.
     assert services["workers"]["command"] == ["python", "-m", "services.pool"]
@@ -27,7 +27,7 @@ def test_compose_declares_the_whole_stack() -> None:
         assert svc["depends_on"]["init"]["condition"] == "service_completed_successfully"
         # Each command names a module that exists in this repo.
         assert (ROOT / "services" / module / "__main__.py").exists()
-    for name in ("anthropic", "comfyui", "printify", "shopify"):
+    for name in ("anthropic", "comfyui", "printify", "shopify", "etsy"):
         assert (ROOT / "simulators" / f"{name}.py").exists()
         assert services[f"sim-{name}"]["command"][2] == f"simulators.{name}"
         # The simulators come from the image's dev target; the services' image has none.

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from shared.errors import ConfigError
 from shared.settings import load_settings
 from shared.vendors.channels import SalesChannel
+from shared.vendors.etsy import EtsySettings, etsy_channel
 from shared.vendors.printify import PrintifyClient
 from shared.vendors.shopify import ShopifySettings, shopify_channel
 
@@ -23,7 +24,11 @@ def _shopify(source: PrintifyClient) -> SalesChannel:
     return shopify_channel(load_settings(ShopifySettings), source)
 
 
-DIRECT_CHANNELS: dict[str, DirectFactory] = {"shopify": _shopify}
+def _etsy(source: PrintifyClient) -> SalesChannel:
+    return etsy_channel(load_settings(EtsySettings), source)
+
+
+DIRECT_CHANNELS: dict[str, DirectFactory] = {"shopify": _shopify, "etsy": _etsy}
 
 
 def direct_channel(name: str, source: PrintifyClient) -> SalesChannel:

@@ -71,6 +71,14 @@ logger = logging.getLogger(__name__)
 
 VENDOR = "etsy"
 MAX_429_RETRIES = 3
+# Server errors and dropped connections on calls that are safe to send again (not POST).
+TRANSIENT_RETRIES = 2
+TRANSIENT_BACKOFF_S = 0.25
+
+
+class _TryAgain(Exception):
+    """A 429 was waited out: send the call again."""
+
 
 # Etsy's rules for listing text (Open API v3 reference, createDraftListing).
 MAX_TITLE = 140
@@ -372,57 +380,95 @@ class EtsyClient:
         data: Mapping[str, str] | None = None,
         json: object | None = None,
         files: Mapping[str, tuple[str, bytes, str]] | None = None,
+        repeatable: bool | None = None,
     ) -> Any:
-        """Send one call within the budgets; wait out short 429s; map failures to PodError."""
-        for attempt in range(MAX_429_RETRIES + 1):
-            await self.throttle.acquire()
-            started = time.monotonic()
+        """Send one call within the budgets; wait out short 429s; map failures to PodError.
+
+        A ``repeatable`` call (by default every method but POST: one that cannot make a second
+        listing or image) is sent again after a server error or a dropped connection, up to
+        TRANSIENT_RETRIES times: a publication is a chain of a dozen calls, and one 5xx should
+        not start the whole chain over."""
+        if repeatable is None:
+            repeatable = method != "POST"
+        transient = 0
+        for attempt in range(MAX_429_RETRIES + TRANSIENT_RETRIES + 1):
             try:
-                resp = await self._http.request(
-                    method, path, params=params, data=data, json=json, files=files
+                return await self._send(method, path, attempt, params, data, json, files)
+            except _TryAgain:
+                continue
+            except RetryableError as exc:
+                if not repeatable or exc.status == 429 or transient >= TRANSIENT_RETRIES:
+                    raise
+                transient += 1
+                logger.info(
+                    "etsy call failed, sending again method=%s path=%s try=%d error=%s",
+                    method,
+                    path,
+                    transient,
+                    exc.describe()[:200],
                 )
-            except httpx.TimeoutException as exc:
-                self.throttle.abandon()
-                raise VendorTimeout(
-                    f"{method} {path}: timed out ({type(exc).__name__})", vendor=VENDOR
-                ) from None
-            except httpx.TransportError as exc:
-                self.throttle.abandon()
-                raise RetryableError(
-                    self._redact(f"{method} {path}: {type(exc).__name__}: {exc}"), vendor=VENDOR
-                ) from None
-            self.throttle.observe(resp.headers)
-            logger.debug(
-                "etsy request method=%s path=%s status=%d elapsed_ms=%.0f remaining_second=%s "
-                "remaining_today=%s",
-                method,
-                path,
-                resp.status_code,
-                (time.monotonic() - started) * 1000,
-                resp.headers.get("x-remaining-this-second"),
-                resp.headers.get("x-remaining-today"),
-            )
-            if resp.status_code < 400:
-                return resp.json() if resp.content else {}
-            error = self._error(method, path, resp)
-            if resp.status_code != 429:
-                raise error
-            wait = error.retry_after if error.retry_after is not None else 1.0 + attempt
-            error.retry_after = wait
-            if _header_int(resp.headers, "x-remaining-today") == 0 or wait > 60:
-                self.throttle.block_day(wait)  # the day's limit: nobody sends until then
-                raise error
-            self.throttle.pause(wait)  # every caller of this client waits, not only this one
-            logger.warning(
-                "etsy rate limited method=%s path=%s attempt=%d retry_after_s=%.1f",
-                method,
-                path,
-                attempt + 1,
-                wait,
-            )
-            if wait > self._max_retry_wait_s or attempt == MAX_429_RETRIES:
-                raise error
+                await asyncio.sleep(TRANSIENT_BACKOFF_S * 2 ** (transient - 1))
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        attempt: int,
+        params: Mapping[str, str | int] | None,
+        data: Mapping[str, str] | None,
+        json: object | None,
+        files: Mapping[str, tuple[str, bytes, str]] | None,
+    ) -> Any:
+        """One send; raises _TryAgain after a 429 it waited out."""
+        await self.throttle.acquire()
+        started = time.monotonic()
+        try:
+            resp = await self._http.request(
+                method, path, params=params, data=data, json=json, files=files
+            )
+        except httpx.TimeoutException as exc:
+            self.throttle.abandon()
+            raise VendorTimeout(
+                f"{method} {path}: timed out ({type(exc).__name__})", vendor=VENDOR
+            ) from None
+        except httpx.TransportError as exc:
+            self.throttle.abandon()
+            raise RetryableError(
+                self._redact(f"{method} {path}: {type(exc).__name__}: {exc}"), vendor=VENDOR
+            ) from None
+        self.throttle.observe(resp.headers)
+        logger.debug(
+            "etsy request method=%s path=%s status=%d elapsed_ms=%.0f remaining_second=%s "
+            "remaining_today=%s",
+            method,
+            path,
+            resp.status_code,
+            (time.monotonic() - started) * 1000,
+            resp.headers.get("x-remaining-this-second"),
+            resp.headers.get("x-remaining-today"),
+        )
+        if resp.status_code < 400:
+            return resp.json() if resp.content else {}
+        error = self._error(method, path, resp)
+        if resp.status_code != 429:
+            raise error
+        wait = error.retry_after if error.retry_after is not None else 1.0 + attempt
+        error.retry_after = wait
+        if _header_int(resp.headers, "x-remaining-today") == 0 or wait > 60:
+            self.throttle.block_day(wait)  # the day's limit: nobody sends until then
+            raise error
+        self.throttle.pause(wait)  # every caller of this client waits, not only this one
+        logger.warning(
+            "etsy rate limited method=%s path=%s attempt=%d retry_after_s=%.1f",
+            method,
+            path,
+            attempt + 1,
+            wait,
+        )
+        if wait > self._max_retry_wait_s or attempt >= MAX_429_RETRIES:
+            raise error
+        raise _TryAgain
 
     # --- listings ------------------------------------------------------------------------------
 
@@ -504,6 +550,8 @@ class EtsyClient:
             f"/v3/application/shops/{int(shop_id)}/listings/{int(listing_id)}/images",
             data=fields,
             files={"image": (file_name or f"image-{rank}.{ext}", image, mime)},
+            # Overwriting its rank, a second send replaces the image instead of adding one.
+            repeatable=overwrite,
         )
         return uploaded
 

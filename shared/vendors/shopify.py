@@ -50,6 +50,8 @@ logger = logging.getLogger(__name__)
 VENDOR = "shopify"
 MARKER_NAMESPACE, MARKER_KEY = "pod", "printify_product_id"
 MAX_THROTTLED = 5
+TRANSIENT_RETRIES = 2
+TRANSIENT_BACKOFF_S = 0.25
 
 _PRODUCT_FIELDS = """
   id handle status onlineStoreUrl resourcePublicationsCount
@@ -166,7 +168,7 @@ class ShopifyClient:
                         "shopify waits for its bucket operation=%s wait_s=%.2f", operation, wait
                     )
                     await asyncio.sleep(wait)
-                body = await self._post(operation, query, variables)
+                body = await self._post_again_on_5xx(operation, query, variables)
             cost = (body.get("extensions") or {}).get("cost") or {}
             if cost.get("throttleStatus"):
                 self.throttle.update(cost["throttleStatus"], time.monotonic())
@@ -188,6 +190,26 @@ class ShopifyClient:
                 code=",".join(sorted(c for c in codes if c)) or None,
                 retry_after=retry if cls is RateLimited else None,
             )
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _post_again_on_5xx(
+        self, operation: str, query: str, variables: dict[str, Any]
+    ) -> Any:
+        """:meth:`_post`, sent again after a server error or a dropped connection (up to
+        TRANSIENT_RETRIES times): every operation here is a read or an upsert by handle, so a
+        second send never makes a second product."""
+        for transient in range(TRANSIENT_RETRIES + 1):
+            try:
+                return await self._post(operation, query, variables)
+            except RetryableError as exc:
+                if isinstance(exc, RateLimited) or transient == TRANSIENT_RETRIES:
+                    raise
+                logger.info(
+                    "shopify call failed, sending again operation=%s error=%s",
+                    operation,
+                    exc.describe()[:200],
+                )
+                await asyncio.sleep(TRANSIENT_BACKOFF_S * 2**transient)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _post(self, operation: str, query: str, variables: dict[str, Any]) -> Any:

@@ -1,8 +1,8 @@
-"""Sales channels end to end: a stack selling on printify (through its Etsy shop) and on
-Shopify directly, each channel its own publisher consumer group.
+"""Sales channels end to end: a stack selling on printify (through its Printify-connected Etsy
+shop), on Shopify directly and on Etsy directly, each channel its own publisher consumer group.
 
 Every product is listed exactly once on each channel (the simulators' books); with Shopify
-failing every call, only Shopify's publications wait and dead-letter while Printify's complete,
+failing every call, only Shopify's publications wait and dead-letter while the others complete,
 the job shows each channel's outcome, and a replay of Shopify's dead letters completes it."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from tests.services.conftest import e2e_stack
 from tests.support.infra import wait_for
 from tests.support.pipeline import api, job, printify_books, sim_url, submit, wait_done
 
-CHANNELS = ["printify", "shopify"]
+CHANNELS = ["printify", "shopify", "etsy"]
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +31,10 @@ def stack() -> Iterator[Stack]:
 def shopify_books(s: Stack) -> dict[str, Any]:
     books = httpx.get(f"{sim_url(s, 'shopify')}/_sim/books", timeout=5).json()
     return dict(books)
+
+
+def etsy_books(s: Stack) -> dict[str, Any]:
+    return dict(httpx.get(f"{sim_url(s, 'etsy')}/_sim/books", timeout=5).json())
 
 
 def listings(detail: dict[str, Any]) -> dict[tuple[int, str, str], dict[str, Any]]:
@@ -49,9 +53,9 @@ def test_every_product_is_listed_once_on_every_channel(stack: Stack) -> None:
 
     assert detail["job"]["detailedStatus"] == "completed", detail["job"]["error"]
     assert detail["job"]["channels"] == CHANNELS
-    assert detail["job"]["publicationsDone"] == detail["job"]["expectedPublications"] == 8
+    assert detail["job"]["publicationsDone"] == detail["job"]["expectedPublications"] == 12
     found = listings(detail)
-    assert len(found) == 8 and {e["status"] for e in found.values()} == {"published"}
+    assert len(found) == 12 and {e["status"] for e in found.values()} == {"published"}
     products = {p["productId"] for p in detail["products"]}
 
     # Shopify: one product per Printify product, published, never twice.
@@ -63,6 +67,22 @@ def test_every_product_is_listed_once_on_every_channel(stack: Stack) -> None:
     for p in mine:
         entry = found[next(k for k, v in found.items() if v["listingId"] == p["id"])]
         assert entry["url"].endswith(f"/products/{p['handle']}")
+    # Etsy, directly: one active listing per product, with its images and every variant.
+    etsy = etsy_books(stack)
+    assert etsy["duplicates"] == [] and etsy["rate_limited"] == 0
+    mine_on_etsy = {
+        str(lst["listing_id"]): lst
+        for shop in etsy["shops"].values()
+        for lst in shop["listings"]
+        if any(
+            t.startswith("pod-") and any(pid.endswith(t[4:]) for pid in products)
+            for t in lst["tags"]
+        )
+    }
+    assert len(mine_on_etsy) == 4
+    assert all(lst["state"] == "active" and lst["images"] > 0 for lst in mine_on_etsy.values())
+    etsy_listings = [v for k, v in found.items() if k[2] == "etsy"]
+    assert {v["listingId"] for v in etsy_listings} == set(mine_on_etsy)
     # Printify: each product published once to its shop's channel (Etsy), and listed.
     account = next(iter(printify_books(stack)["accounts"].values()))
     assert {pid: account["publish_calls"].get(pid) for pid in products} == dict.fromkeys(
@@ -83,14 +103,13 @@ def test_a_failing_channel_waits_alone_and_a_replay_completes_it(stack: Stack) -
         httpx.post(config, json={"failure_rate": 0.0}, timeout=5).raise_for_status()
 
     found = listings(detail)
-    assert {k[2]: v["status"] for k, v in found.items() if k[2] == "printify"} == {
-        "printify": "published"
-    }
+    assert {v["status"] for k, v in found.items() if k[2] != "shopify"} == {"published"}
+    assert len([k for k in found if k[2] != "shopify"]) == 4
     shopify = [v for k, v in found.items() if k[2] == "shopify"]
     assert len(shopify) == 2 and {v["status"] for v in shopify} == {"publish_failed"}
     assert all(v["error"] for v in shopify)
     assert detail["job"]["detailedStatus"] == "partial"
-    assert "2 of 4 publications failed" in detail["job"]["error"]
+    assert "2 of 6 publications failed" in detail["job"]["error"]
 
     letters = wait_for(
         lambda: httpx.get(

@@ -1,5 +1,6 @@
 """Chaos: vendor faults, a SIGKILL of every stage service, a broker restart and a PostgreSQL
-restart, all during one run, selling on two channels (printify, and shopify directly). Every job
+restart, all during one run, selling on three channels (printify, and Shopify and Etsy
+directly). Every job
 must still end completed, or failed/partial with its reason and its messages in a DLQ; no
 product and no publication may be duplicated on any channel; the monitor's tables must agree
 with the topics.
@@ -47,7 +48,7 @@ def chaos_stack() -> Iterator[Stack]:
         kafka_partitions=3,
         restart_delay_s=1.0,
         max_restarts=5,
-        publish_channels=["printify", "shopify"],
+        publish_channels=["printify", "shopify", "etsy"],
     )
     env = {
         **stack_env(state, 128),
@@ -63,6 +64,9 @@ def chaos_stack() -> Iterator[Stack]:
         "COMFYUI_TIMEOUT_S": "6",
         "PRINTIFY_TIMEOUT_S": "3",
         "SHUTDOWN_GRACE_S": "5",
+        # Etsy's per-second limit paced far above what the faults leave of it: the test is
+        # about faults and kills, not Etsy's rate (tests/shared/vendors/test_etsy.py is).
+        "SIM_ETSY_QPS": "100",
     }
     stack = Stack(settings, extra_env=env).start()
     try:
@@ -132,7 +136,7 @@ def test_faults_kills_and_restarts_lose_nothing_and_duplicate_nothing(chaos_stac
     for name in ("generator-0", "printify-0"):
         _kill(stack, name)
     time.sleep(0.5)  # let the supervisor notice one death before the next
-    for name in ("publisher-0", "publisher_shopify-0", "monitor-0"):
+    for name in ("publisher-0", "publisher_shopify-0", "publisher_etsy-0", "monitor-0"):
         _kill(stack, name)
     assert stack.kafka is not None and stack.postgres is not None
     stack.kafka.stop()
@@ -165,6 +169,7 @@ def test_faults_kills_and_restarts_lose_nothing_and_duplicate_nothing(chaos_stac
         job = st["job"]
         outcomes[job["detailedStatus"]] += 1
         if job["detailedStatus"] != "completed":
+            logger.warning("chaos: %s ended %s: %s", jid, job["detailedStatus"], job["error"])
             assert job["error"], job
             assert jid in dlq_jobs, f"{jid} ended {job['status']} without a dead letter"
 
@@ -181,6 +186,15 @@ def test_faults_kills_and_restarts_lose_nothing_and_duplicate_nothing(chaos_stac
     assert store["duplicates"] == []
     markers = [p["marker"] for shop in store["shops"].values() for p in shop["products"]]
     assert len(markers) == len(set(markers))
+    etsy = next(s for s in stack.simulators if s.name == "etsy")
+    etsy_books = httpx.get(f"{etsy.url}/_sim/books", timeout=5).json()
+    assert etsy_books["duplicates"] == []
+    etsy_live = [
+        lst
+        for shop in etsy_books["shops"].values()
+        for lst in shop["listings"]
+        if lst["state"] == "active"
+    ]
 
     # The monitor's tables agree with the topics.
     created = {
@@ -208,6 +222,7 @@ def test_faults_kills_and_restarts_lose_nothing_and_duplicate_nothing(chaos_stac
     # Every listing on every channel, as the topic has it; Shopify's match its store.
     assert {tuple(r) for r in listings} == listed
     assert len([x for x in listed if x[3] == "shopify"]) == len(markers)
+    assert len([x for x in listed if x[3] == "etsy"]) == len(etsy_live)
 
     # Metrics counted exactly once (written in the fold's transaction): through kills and
     # restarts, the counters equal the events on the topics.
@@ -241,7 +256,7 @@ def test_faults_kills_and_restarts_lose_nothing_and_duplicate_nothing(chaos_stac
     restarts = {i["name"]: i["restarts"] for i in stack.instances()}
     logger.warning(
         "chaos figures: jobs=%d outcomes=%s faults=%s restarts=%s products=%d "
-        "publications=%d shopify_listings=%d duplicates=0 elapsed_s=%.0f",
+        "publications=%d shopify_listings=%d etsy_listings=%d duplicates=0 elapsed_s=%.0f",
         len(ids),
         dict(outcomes),
         dict(faults),
@@ -249,8 +264,16 @@ def test_faults_kills_and_restarts_lose_nothing_and_duplicate_nothing(chaos_stac
         len(created | published),
         len(published),
         len(markers),
+        len(etsy_live),
         elapsed,
     )
-    killed = ("generator-0", "printify-0", "publisher-0", "publisher_shopify-0", "monitor-0")
+    killed = (
+        "generator-0",
+        "printify-0",
+        "publisher-0",
+        "publisher_shopify-0",
+        "publisher_etsy-0",
+        "monitor-0",
+    )
     assert all(restarts[n] >= 1 for n in killed)
     assert sum(faults.values()) > 0

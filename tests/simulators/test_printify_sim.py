@@ -291,8 +291,11 @@ def test_create_product_ok_then_get(sim: SimulatorProcess) -> None:
             assert {"cost", "price", "title", "is_enabled", "is_default", "is_available"} <= set(v)
             assert v["price"] == 2499 and v["cost"] > 0
         mockups = product["images"]
-        assert mockups and all(m["src"].startswith("https://") for m in mockups)
-        assert sum(m["is_default"] for m in mockups) == 1
+        assert mockups and sum(m["is_default"] for m in mockups) == 1
+        # Public images (no token), as on Printify's image servers.
+        shot = httpx.get(mockups[0]["src"], timeout=5)
+        assert shot.status_code == 200 and shot.headers["content-type"] == "image/jpeg"
+        assert Image.open(io.BytesIO(shot.content)).format == "JPEG"
         assert product["print_areas"][0]["placeholders"][0]["images"][0]["id"] == image["id"]
         assert product["images"] and product["is_locked"] is False
         assert (product["blueprint_id"], product["print_provider_id"]) == (6, 99)

@@ -19,6 +19,7 @@ from shared.vendors.channels import PENDING, ProductRef, SalesChannel
 from shared.vendors.etsy import (
     CUSTOM_PROPERTY_IDS,
     MARKER_PREFIX,
+    TRANSIENT_RETRIES,
     EtsyChannel,
     EtsyClient,
     EtsySettings,
@@ -388,6 +389,25 @@ def _mock_etsy(
     return client, sent
 
 
+async def test_a_server_error_is_sent_again_unless_the_call_could_list_twice() -> None:
+    methods: list[str] = []
+
+    def flaky(request: httpx.Request, n: int) -> httpx.Response:
+        methods.append(request.method)
+        if n == 1 or request.method == "POST":
+            return httpx.Response(502, json={"error": "bad gateway"})
+        return httpx.Response(200, json={"listing_id": 7, "state": "draft"})
+
+    client, _ = _mock_etsy(flaky)
+    async with client:
+        assert (await client.get_listing(7))["listing_id"] == 7
+        with pytest.raises(RetryableError):
+            await client.create_draft_listing(SHOP, {"title": "x"})
+    # A GET may be sent again; a createDraftListing could make a second listing, so it is not
+    # (the next attempt finds a listing it made by its marker instead).
+    assert methods == ["GET", "GET", "POST"]
+
+
 async def test_a_spent_second_is_waited_out_before_the_next_call() -> None:
     def answer(_request: httpx.Request, n: int) -> httpx.Response:
         # Other clients of the app used this second: Etsy says none is left.
@@ -457,7 +477,7 @@ async def test_no_error_carries_a_credential(
     await caught(channel_on(limited, source).check(ref))
 
     def echo(request: httpx.Request, n: int) -> httpx.Response:
-        if n == 1:
+        if n <= 1 + TRANSIENT_RETRIES:  # the first call, sent again and again
             raise httpx.ConnectError(f"refused: {request.headers['x-api-key']}", request=request)
         body = {"error": f"bad {request.headers['authorization']} {request.headers['x-api-key']}"}
         return httpx.Response(401, json=body)

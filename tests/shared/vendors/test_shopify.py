@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.errors import PermanentError
+from shared.errors import PermanentError, RetryableError
 from shared.vendors.channels import ProductRef
 from shared.vendors.listing import draft_from_printify
 from shared.vendors.printify import PrintifyClient
@@ -188,3 +188,37 @@ async def test_a_bad_token_is_a_permanent_error_without_the_token(
         await ShopifyChannel(strict.client(bad), printify).publish(ref)
     assert caught.value.status == 401 and bad not in str(caught.value)
     await strict.hooks.aclose()
+
+
+class FailingFirst(httpx.AsyncBaseTransport):
+    """The store behind a gateway that answers 502 to the first ``n`` requests."""
+
+    def __init__(self, app: Any, n: int) -> None:
+        self.inner = httpx.ASGITransport(app=app)
+        self.left = n
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.left > 0:
+            self.left -= 1
+            return httpx.Response(502, json={"errors": "Bad Gateway"})
+        return await self.inner.handle_async_request(request)
+
+
+@pytest.mark.parametrize(("failures", "listed"), [(2, True), (3, False)])
+async def test_a_server_error_is_sent_again_a_few_times(
+    store: Store, printify: PrintifyClient, failures: int, listed: bool
+) -> None:
+    ref = await a_product(printify)
+    client = ShopifyClient(
+        shop_domain=SHOP,
+        access_token=TOKEN,
+        base_url=f"http://{SHOP}",
+        transport=FailingFirst(store.app, failures),
+    )
+    channel = ShopifyChannel(client, printify)
+    if listed:
+        assert (await channel.publish(ref)).listing is not None
+    else:
+        with pytest.raises(RetryableError):
+            await channel.publish(ref)
+    assert len((await store.books())["products"]) == int(listed)
