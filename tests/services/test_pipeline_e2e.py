@@ -77,7 +77,10 @@ def test_mixed_jobs_complete_with_the_right_numbers(stack: Stack) -> None:
             # Print-ready: upscaled from the 256 px sample, placed to print at >= 150 DPI
             # (as Printify would compute it from the upload and the placement).
             assert p["printDpi"] == on_printify["print_dpi"] >= 150
-            assert p["mockups"] and all(m.startswith("https://") for m in p["mockups"])
+            # Printify's mockups (the simulator serves them), shown to the seller as they are.
+            assert p["mockups"] and all(
+                m.startswith(sim_url(stack, "printify") + "/mockup/") for m in p["mockups"]
+            )
         # Each image has its own copy; the log tells the story in order.
         assert len({i["title"] for i in r["images"]}) == spec["count"]
         types = [entry["type"] for entry in r["logs"]]
