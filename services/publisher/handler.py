@@ -1,8 +1,11 @@
-"""The publisher stage: with autoPublish, a created product is published to the shop's sales
-channel; without it the product stays a draft and nothing is emitted. It also answers Printify's
-webhooks for the engine's own storefront (:mod:`services.publisher.storefront`).
+"""The publisher stage: with autoPublish, a created product is published to each sales channel
+of its job, one process group per channel (``CHANNEL``); without autoPublish it stays a draft
+and nothing is emitted. The printify publisher also answers Printify's webhooks for the
+engine's own storefront (:mod:`services.publisher.storefront`).
 
-The product's shop names its sales channel (:mod:`shared.vendors.channels`). Publishing is done
+A channel listed directly (shopify, etsy: :mod:`shared.vendors.direct`) lists the product at
+once, through the ledger, or fails. For the printify channel, the product's shop names its sales
+channel (:mod:`shared.vendors.channels`). Publishing is done
 once per (job, image, type) through the ledger (:mod:`shared.ledger`); an attempt whose outcome
 is unknown is reconciled with the channel first. A channel that lists at once (the engine's own
 storefront) gives ``product.published``; one that confirms later (Etsy, Shopify, ...) gives
