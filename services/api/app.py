@@ -6,11 +6,13 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib import resources
 
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 
 from services.api.auth import KeyRing, authenticate
 from services.api.errors import install_error_handlers
@@ -98,9 +100,17 @@ def create_app(settings: ApiSettings) -> FastAPI:
     return app
 
 
+# Swagger UI's and ReDoc's files, from the fastapi-offline wheel: nothing the API serves loads
+# from a CDN (FastAPI's defaults do), so /docs works on a network without one.
+DOCS_ASSETS = "/docs-assets"
+
+
 def _add_docs(app: FastAPI) -> None:
-    """``/openapi.json``, ``/docs`` and ``/redoc``, open only to a valid key when auth is on."""
+    """``/openapi.json``, ``/docs`` and ``/redoc``, open only to a valid key when auth is on;
+    their scripts and styles under ``/docs-assets`` (public: the same files for everyone)."""
     guarded = [Depends(authenticate)]
+    assets = resources.files("fastapi_offline") / "static"
+    app.mount(DOCS_ASSETS, StaticFiles(directory=str(assets)), name="docs-assets")
 
     @app.get("/openapi.json", include_in_schema=False, dependencies=guarded)
     async def openapi() -> JSONResponse:
@@ -110,8 +120,22 @@ def _add_docs(app: FastAPI) -> None:
     # they are for a client that adds the header (or fetch the schema with curl instead).
     @app.get("/docs", include_in_schema=False, dependencies=guarded)
     async def docs() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} - docs")
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title=f"{app.title} - docs",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon.png",
+            # Swagger UI would fetch a badge from validator.swagger.io for every schema.
+            swagger_ui_parameters={"validatorUrl": None},
+        )
 
     @app.get("/redoc", include_in_schema=False, dependencies=guarded)
     async def redoc() -> HTMLResponse:
-        return get_redoc_html(openapi_url="/openapi.json", title=f"{app.title} - ReDoc")
+        return get_redoc_html(
+            openapi_url="/openapi.json",
+            title=f"{app.title} - ReDoc",
+            redoc_js_url=f"{DOCS_ASSETS}/redoc.standalone.js",
+            redoc_favicon_url=f"{DOCS_ASSETS}/favicon.png",
+            with_google_fonts=False,
+        )

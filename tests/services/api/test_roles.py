@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import httpx
 import pytest
@@ -83,6 +84,19 @@ def test_docs_and_schema_need_a_key_when_auth_is_on(api_roles: httpx.Client) -> 
 def test_docs_are_public_when_auth_is_off(api: httpx.Client) -> None:
     for path in DOCS:
         assert api.get(path).status_code == 200, path
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_the_docs_pages_load_nothing_from_another_host(api: httpx.Client, page: str) -> None:
+    html = api.get(page).text
+    # Every script, style, icon and font the page names is the API's own.
+    refs = re.findall(r"""(?:src|href)\s*[=:]\s*["']([^"']+)["']""", html)
+    assert refs and all(r.startswith("/") for r in refs), refs
+    assert "cdn." not in html and "fonts.googleapis" not in html
+    for ref in refs:
+        if ref.startswith("/docs-assets/"):
+            got = api.get(ref)
+            assert got.status_code == 200 and len(got.content) > 1000, ref
 
 
 def test_only_admin_keys_set_turns_auth_on_for_admins_only(
