@@ -1,7 +1,17 @@
-"""``pod``: the command-line tool (submit, status, jobs, up, webhooks register).
+"""``pod``: the command-line tool.
+
+    pod submit --theme … --style … --niche … [--types tshirt,mug] [--channels shopify] [--wait]
+    pod status <job id>          pod watch <job id>        pod jobs [--status …]
+    pod dlq [--stage …]          pod replay (--id N | --job ID | --stage S)
+    pod top [--once]             pod up                    pod webhooks register --url …
 
 Talks to the API at ``POD_API_URL`` (default http://127.0.0.1:3000) with ``POD_API_KEY`` as the
-bearer key when the API requires one. Output is JSON on stdout, so it pipes into ``jq``.
+bearer key when the API requires one. On a terminal the output is for people (tables, live
+progress); piped, or with ``--json``, it is JSON on stdout, so it pipes into ``jq`` (``--text``
+forces the tables).
+
+Exit codes: 0 done (a waited-for job completed), 1 refused or a job that ended ``partial`` or
+``failed``, 2 the API cannot be reached or the command is incomplete, 3 a wait that timed out.
 """
 
 from __future__ import annotations
@@ -11,9 +21,14 @@ import asyncio
 import json
 import os
 import sys
+import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
+
+TERMINAL = ("completed", "partial", "failed")
+EXIT_OK, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_TIMEOUT = 0, 1, 2, 3
 
 
 def _client() -> httpx.Client:
@@ -25,18 +40,238 @@ def _client() -> httpx.Client:
     return httpx.Client(base_url=base, headers=headers, timeout=30)
 
 
-def _emit(resp: httpx.Response) -> int:
-    try:
-        body: Any = resp.json()
-    except ValueError:
-        body = {"status": resp.status_code, "body": resp.text}
-    sys.stdout.write(json.dumps(body, indent=2) + "\n")
-    return 0 if resp.is_success else 1
+class Output:
+    """JSON for scripts, tables and live progress for people."""
+
+    def __init__(self, as_json: bool) -> None:
+        from rich.console import Console
+
+        self.json = as_json
+        self.console = Console()
+        self.err = Console(stderr=True)
+
+    def emit(self, body: Any, render: Callable[[Any], Any] | None = None) -> None:
+        """One result: JSON on stdout, or ``render(body)`` on the console."""
+        if self.json or render is None:
+            sys.stdout.write(json.dumps(body, indent=2) + "\n")
+        else:
+            self.console.print(render(body))
+
+    def answer(self, resp: httpx.Response, render: Callable[[Any], Any] | None = None) -> int:
+        """An API answer: the body (or the error), and the exit code it means."""
+        try:
+            body: Any = resp.json()
+        except ValueError:
+            body = {"status": resp.status_code, "body": resp.text}
+        if resp.is_success:
+            self.emit(body, render)
+            return EXIT_OK
+        if self.json:
+            sys.stdout.write(json.dumps(body, indent=2) + "\n")
+        else:
+            self.err.print(f"[red]{resp.status_code}[/red] {_problem(body)}")
+        return EXIT_REFUSED
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``pod`` script."""
+def _problem(body: Any) -> str:
+    if not isinstance(body, dict):
+        return str(body)
+    detail = body.get("detail")
+    if isinstance(detail, list):
+        return "; ".join(f"{d.get('field')}: {d.get('message')}" for d in detail)
+    return f"{body.get('error', '')} {detail or ''}".strip()
+
+
+# ------------------------------------------------------------------------------- renderers
+
+
+def _progress_table(detail: dict[str, Any]) -> Any:
+    """A job's progress per stage: what is done, failed and expected."""
+    from rich.table import Table
+
+    job = detail["job"]
+    table = Table(title=f"job {job['jobId']}  {job['detailedStatus']}", title_justify="left")
+    for col in ("stage", "done", "failed", "expected"):
+        table.add_column(col, justify="left" if col == "stage" else "right")
+    rows = [
+        ("images", job["imagesDone"], job["imagesFailed"], job["count"]),
+        ("products", job["productsDone"], job["productsFailed"], job["expectedProducts"]),
+    ]
+    if job["autoPublish"]:
+        channels = ",".join(job.get("channels") or [])
+        rows.append(
+            (
+                f"publications ({channels})",
+                job["publicationsDone"],
+                job["publicationsFailed"],
+                job["expectedPublications"],
+            )
+        )
+    for name, done, failed, expected in rows:
+        table.add_row(name, str(done), str(failed or ""), str(expected))
+    if job.get("error"):
+        table.caption = job["error"]
+    return table
+
+
+def _jobs_table(body: dict[str, Any]) -> Any:
+    from rich.table import Table
+
+    table = Table()
+    for col in ("job", "status", "theme", "types", "count", "created"):
+        table.add_column(col)
+    for j in body.get("jobs", []):
+        table.add_row(
+            j["jobId"],
+            j["detailedStatus"],
+            j["theme"],
+            ",".join(j["productTypes"]),
+            str(j["count"]),
+            str(j["createdAt"])[:19],
+        )
+    return table
+
+
+def _dlq_table(body: dict[str, Any]) -> Any:
+    from rich.table import Table
+
+    table = Table()
+    for col in ("id", "stage", "job", "error", "failed at", "replays"):
+        table.add_column(col)
+    for d in body.get("deadLetters", []):
+        table.add_row(
+            str(d["id"]),
+            d["stage"],
+            d["jobId"] or "-",
+            f"{d['errorClass']}: {d['message']}"[:80],
+            str(d["failedAt"])[:19],
+            str(d["replayCount"]),
+        )
+    return table
+
+
+def _stages_table(stats: dict[str, Any]) -> Any:
+    from rich.table import Table
+
+    table = Table(title="stages", title_justify="left")
+    for col in ("stage", "instances", "in flight", "processed", "failed", "lag", "dlq"):
+        table.add_column(col, justify="left" if col == "stage" else "right")
+    for name, s in stats["workerStats"]["stages"].items():
+        table.add_row(
+            name,
+            str(s["instances"]),
+            str(s["inFlight"]),
+            str(s["processed"]),
+            str(s["failed"]),
+            "-" if s["lag"] is None else str(s["lag"]),
+            str(s["dlqSize"]),
+        )
+    jobs = stats["jobs"]
+    table.caption = " ".join(f"{k} {v}" for k, v in jobs.items())
+    return table
+
+
+# ---------------------------------------------------------------------------------- follow
+
+
+def follow(
+    client: httpx.Client, out: Output, job_id: str, *, timeout_s: float, interval_s: float = 0.5
+) -> int:
+    """Show a job's progress until it ends (or ``timeout_s``); the exit code of its outcome."""
+    from rich.live import Live
+
+    deadline = time.monotonic() + timeout_s
+    seen: tuple[Any, ...] | None = None
+
+    def fetch() -> dict[str, Any] | None:
+        resp = client.get(f"/jobs/{job_id}")
+        if resp.status_code == 404:
+            return None  # not folded yet (a job produced straight to Kafka)
+        resp.raise_for_status()
+        return dict(resp.json())
+
+    def step(detail: dict[str, Any] | None) -> bool:
+        nonlocal seen
+        if detail is None:
+            return False
+        job = detail["job"]
+        now = (
+            job["detailedStatus"],
+            job["imagesDone"],
+            job["productsDone"],
+            job["publicationsDone"],
+            job["imagesFailed"],
+            job["productsFailed"],
+            job["publicationsFailed"],
+        )
+        if now != seen and out.json:
+            # Scripts get the final answer on stdout; people piping it see progress here.
+            out.err.print(
+                f"{job_id} {now[0]}: images {now[1]}/{job['count']}, products "
+                f"{now[2]}/{job['expectedProducts']}, publications "
+                f"{now[3]}/{job['expectedPublications']}",
+                highlight=False,
+                soft_wrap=True,  # one line per change, whatever the width
+            )
+        seen = now
+        return job["detailedStatus"] in TERMINAL
+
+    detail = fetch()
+    if out.json:
+        while not step(detail):
+            if time.monotonic() > deadline:
+                out.err.print(f"{job_id}: still not done after {timeout_s:.0f} s")
+                return EXIT_TIMEOUT
+            time.sleep(interval_s)
+            detail = fetch()
+    else:
+        with Live(console=out.console, auto_refresh=False) as live:
+            while True:
+                done = step(detail)
+                if detail is not None:
+                    live.update(_progress_table(detail), refresh=True)
+                if done:
+                    break
+                if time.monotonic() > deadline:
+                    out.err.print(f"{job_id}: still not done after {timeout_s:.0f} s")
+                    return EXIT_TIMEOUT
+                time.sleep(interval_s)
+                detail = fetch()
+    assert detail is not None
+    if out.json:
+        out.emit(detail)
+    return EXIT_OK if detail["job"]["detailedStatus"] == "completed" else EXIT_REFUSED
+
+
+def top(client: httpx.Client, out: Output, *, once: bool, interval_s: float) -> int:
+    """The stages, live (or once): instances, in-flight work, lag and dead letters."""
+    from rich.live import Live
+
+    def stats() -> dict[str, Any]:
+        resp = client.get("/stats")
+        resp.raise_for_status()
+        return dict(resp.json())
+
+    if once or out.json:
+        out.emit(stats(), _stages_table)
+        return EXIT_OK
+    with Live(console=out.console, auto_refresh=False) as live:
+        try:
+            while True:
+                live.update(_stages_table(stats()), refresh=True)
+                time.sleep(interval_s)
+        except KeyboardInterrupt:
+            return EXIT_OK
+
+
+# ------------------------------------------------------------------------------------ main
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pod", description="POD Engine command line")
+    fmt = parser.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="JSON on stdout (default when piped)")
+    fmt.add_argument("--text", action="store_true", help="tables (default on a terminal)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("submit", help="submit a design job")
@@ -46,30 +281,56 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--prompt")
     s.add_argument("--types", default="tshirt", help="product types, comma-separated")
     s.add_argument("--count", type=int, default=1)
-    s.add_argument("--priority", choices=["high", "normal", "low"], default="normal")
+    s.add_argument("--priority", default="normal", help="high, normal, low or 1-10")
     s.add_argument("--auto-publish", action="store_true")
+    s.add_argument("--channels", help="sales channels, comma-separated (default: all)")
     s.add_argument("--idempotency-key")
+    s.add_argument("--wait", action="store_true", help="follow the job until it ends")
+    s.add_argument("--timeout", type=float, default=3600.0, help="seconds to --wait at most")
 
     st = sub.add_parser("status", help="show one job with its images, products and log")
     st.add_argument("job_id")
+
+    w = sub.add_parser("watch", help="follow a job's progress until it ends")
+    w.add_argument("job_id")
+    w.add_argument("--timeout", type=float, default=3600.0)
 
     j = sub.add_parser("jobs", help="list jobs, newest first")
     j.add_argument("--status")
     j.add_argument("--limit", type=int, default=20)
     j.add_argument("--cursor")
 
+    d = sub.add_parser("dlq", help="list dead letters, newest first")
+    d.add_argument("--stage")
+    d.add_argument("--job")
+    d.add_argument("--limit", type=int, default=20)
+
+    r = sub.add_parser("replay", help="replay dead letters (an admin key)")
+    which = r.add_mutually_exclusive_group(required=True)
+    which.add_argument("--id", type=int)
+    which.add_argument("--job")
+    which.add_argument("--stage")
+
+    t = sub.add_parser("top", help="a live table of the stages")
+    t.add_argument("--once", action="store_true")
+    t.add_argument("--interval", type=float, default=2.0)
+
     sub.add_parser("up", help="run the whole stack (same as `make up`)")
 
-    w = sub.add_parser(
+    wh = sub.add_parser(
         "webhooks",
         help="register the API's /webhooks/printify with Printify (PRINTIFY_API_KEY, "
         "PRINTIFY_WEBHOOK_SECRET)",
     )
-    w.add_argument("action", choices=["register"])
-    w.add_argument("--url", required=True, help="public URL of POST /webhooks/printify")
-    w.add_argument("--shop", help="one shop id (default: every custom-integration shop)")
+    wh.add_argument("action", choices=["register"])
+    wh.add_argument("--url", required=True, help="public URL of POST /webhooks/printify")
+    wh.add_argument("--shop", help="one shop id (default: every custom-integration shop)")
+    return parser
 
-    args = parser.parse_args(argv)
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``pod`` script."""
+    args = _parser().parse_args(argv)
     if args.command == "up":
         try:
             from devstack.stack import main as up
@@ -77,36 +338,73 @@ def main(argv: list[str] | None = None) -> int:
             sys.stderr.write(
                 "pod: up runs from a source checkout (devstack/), not the runtime image\n"
             )
-            return 2
+            return EXIT_UNREACHABLE
         up()
-        return 0
+        return EXIT_OK
     if args.command == "webhooks":
         return _register_webhooks(args.url, args.shop)
+    out = Output(as_json=args.json or (not args.text and not sys.stdout.isatty()))
     with _client() as client:
         try:
-            if args.command == "submit":
-                body: dict[str, Any] = {
-                    "theme": args.theme,
-                    "style": args.style,
-                    "niche": args.niche,
-                    "productTypes": [t.strip() for t in args.types.split(",") if t.strip()],
-                    "count": args.count,
-                    "autoPublish": args.auto_publish,
-                    "priority": args.priority,
-                }
-                if args.prompt:
-                    body["prompt"] = args.prompt
-                headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else {}
-                return _emit(client.post("/jobs", json=body, headers=headers))
-            if args.command == "status":
-                return _emit(client.get(f"/jobs/{args.job_id}"))
-            params = {"limit": args.limit} | {
-                k: v for k, v in (("status", args.status), ("cursor", args.cursor)) if v
-            }
-            return _emit(client.get("/jobs", params=params))
+            return _run(args, client, out)
         except httpx.HTTPError as exc:
             sys.stderr.write(f"pod: cannot reach the API at {client.base_url}: {exc}\n")
-            return 2
+            return EXIT_UNREACHABLE
+
+
+def _run(args: argparse.Namespace, client: httpx.Client, out: Output) -> int:
+    if args.command == "submit":
+        body: dict[str, Any] = {
+            "theme": args.theme,
+            "style": args.style,
+            "niche": args.niche,
+            "productTypes": _listed(args.types),
+            "count": args.count,
+            "autoPublish": args.auto_publish,
+            "priority": int(args.priority) if args.priority.isdigit() else args.priority,
+        }
+        if args.prompt:
+            body["prompt"] = args.prompt
+        if args.channels:
+            body["channels"] = _listed(args.channels)
+        headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else {}
+        resp = client.post("/jobs", json=body, headers=headers)
+        if not args.wait or not resp.is_success:
+            return out.answer(resp, lambda b: f"accepted: job {b['jobId']}")
+        job_id = str(resp.json()["jobId"])
+        if not out.json:
+            out.console.print(f"accepted: job {job_id}")
+        return follow(client, out, job_id, timeout_s=args.timeout)
+    if args.command == "status":
+        return out.answer(client.get(f"/jobs/{args.job_id}"), _progress_table)
+    if args.command == "watch":
+        return follow(client, out, args.job_id, timeout_s=args.timeout)
+    if args.command == "dlq":
+        params = {"limit": args.limit} | {
+            k: v for k, v in (("stage", args.stage), ("jobId", args.job)) if v
+        }
+        return out.answer(client.get("/dlq", params=params), _dlq_table)
+    if args.command == "replay":
+        target: dict[str, Any] = (
+            {"id": args.id}
+            if args.id
+            else {"jobId": args.job}
+            if args.job
+            else {"stage": args.stage}
+        )
+        return out.answer(
+            client.post("/dlq/replay", json=target), lambda b: f"replayed {b['replayed']}"
+        )
+    if args.command == "top":
+        return top(client, out, once=args.once, interval_s=args.interval)
+    params = {"limit": args.limit} | {
+        k: v for k, v in (("status", args.status), ("cursor", args.cursor)) if v
+    }
+    return out.answer(client.get("/jobs", params=params), _jobs_table)
+
+
+def _listed(raw: str) -> list[str]:
+    return [t.strip() for t in raw.split(",") if t.strip()]
 
 
 def _register_webhooks(url: str, shop: str | None) -> int:
@@ -120,14 +418,14 @@ def _register_webhooks(url: str, shop: str | None) -> int:
     except ValidationError as exc:
         missing = ", ".join(str(e["loc"][0]).upper() for e in exc.errors())
         sys.stderr.write(f"pod: webhooks register needs {missing}\n")
-        return 2
+        return EXIT_UNREACHABLE
     try:
         registered = asyncio.run(register_all(settings, url, shop))
     except PodError as exc:
         sys.stderr.write(f"pod: Printify refused: {exc}\n")
-        return 1
+        return EXIT_REFUSED
     sys.stdout.write(json.dumps(registered, indent=2) + "\n")
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -54,3 +54,41 @@ def test_unreachable_api(
     monkeypatch.setenv("POD_API_URL", "http://127.0.0.1:9")
     assert main(["status", "nope"]) == 2
     assert "cannot reach the API" in capsys.readouterr().err
+
+
+def test_a_job_that_does_not_end_in_time_exits_3(
+    api: httpx.Client, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # No stage runs beside this API: the job stays queued.
+    monkeypatch.setenv("POD_API_URL", str(api.base_url))
+    code, body = run(capsys, "submit", "--theme", "t", "--style", "s", "--niche", "n")
+    assert code == 0
+    job_id = body["jobId"]  # type: ignore[index]
+    assert main(["--json", "watch", job_id, "--timeout", "1"]) == 3
+    assert "still not done after 1 s" in capsys.readouterr().err
+
+
+def test_text_output_is_a_table_and_json_is_json(
+    api: httpx.Client, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("POD_API_URL", str(api.base_url))
+    code, body = run(capsys, "submit", "--theme", "t", "--style", "s", "--niche", "n",
+                     "--types", "mug", "--count", "2", "--auto-publish")  # fmt: skip
+    assert code == 0
+    job_id = body["jobId"]  # type: ignore[index]
+    assert main(["--text", "status", job_id]) == 0
+    table = capsys.readouterr().out
+    assert f"job {job_id}" in table and "queued" in table
+    assert "images" in table and "products" in table and "publications" in table
+    code, stats = run(capsys, "--json", "top", "--once")
+    assert code == 0 and "generator" in stats["workerStats"]["stages"]  # type: ignore[index]
+    code, letters = run(capsys, "dlq", "--job", job_id)
+    assert code == 0 and letters["deadLetters"] == []  # type: ignore[index]
+
+
+def test_a_refused_command_exits_1_with_the_reason(
+    api: httpx.Client, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("POD_API_URL", str(api.base_url))
+    assert main(["--text", "replay", "--stage", "nowhere"]) == 1
+    assert "stage" in capsys.readouterr().err
