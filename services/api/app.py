@@ -18,7 +18,7 @@ from services.api.auth import KeyRing, authenticate
 from services.api.errors import install_error_handlers
 from services.api.limits import BodyLimitMiddleware
 from services.api.producer import JobProducer
-from services.api.routes import dlq, health, jobs, ops, webhooks, workers
+from services.api.routes import dlq, events, health, jobs, ops, webhooks, workers
 from services.api.settings import ApiSettings
 from services.api.state import ApiState
 from services.api.text import reject_unsafe_params
@@ -93,6 +93,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     _add_docs(app)
     app.include_router(health.router)
     app.include_router(jobs.router)
+    app.include_router(events.router)
     app.include_router(dlq.router)
     app.include_router(ops.router)
     app.include_router(workers.router)

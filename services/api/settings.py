@@ -46,6 +46,8 @@ class ApiSettings(
     db_acquire_timeout_s: float = Field(default=5.0, gt=0, le=120)
     db_statement_timeout_s: float = Field(default=10.0, gt=0, le=600)
     max_page_size: int = Field(default=100, ge=1, le=1000)
+    # How often a live stream (/jobs/{id}/events, /events) looks for newly folded events.
+    events_poll_s: float = Field(default=0.5, gt=0, le=60)
     produce_timeout_s: float = Field(
         default=10.0, gt=0, le=120, description="Wait this long for the broker's ack"
     )

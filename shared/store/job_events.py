@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from psycopg import AsyncConnection
+from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 _RECORD = """
@@ -19,6 +20,17 @@ ON CONFLICT (event_id) DO NOTHING
 """
 
 _JOB_OF = "SELECT job_id FROM job_events WHERE event_id = %(event_id)s"
+
+# {where}: the filters of the stream, joined with AND (fixed fragments only).
+_AFTER = """
+SELECT seq, event_id, job_id, type, level, message, data, producer, occurred_at
+FROM job_events WHERE seq > %(after)s {where}
+ORDER BY seq LIMIT %(limit)s
+"""
+_OF_JOB = "AND job_id = %(job)s"
+_OF_TYPE = "AND type = ANY(%(types)s)"
+_AT_LEVEL = "AND level = %(level)s"
+_LAST = "SELECT COALESCE(max(seq), 0) FROM job_events"
 
 
 async def record(
@@ -61,3 +73,32 @@ async def job_of(conn: AsyncConnection[Any], event_id: uuid.UUID) -> str | None:
     cur = await conn.execute(_JOB_OF, {"event_id": event_id})
     row = await cur.fetchone()
     return None if row is None else str(row[0])
+
+
+async def after(
+    conn: AsyncConnection[Any],
+    after_seq: int,
+    *,
+    job_id: str | None = None,
+    types: list[str] | None = None,
+    level: str | None = None,
+    limit: int = 200,
+) -> list[dict[str, Any]]:
+    """Log entries folded after ``after_seq``, oldest first (a job's, of some types, at a
+    level)."""
+    where = " ".join(
+        clause
+        for clause, wanted in ((_OF_JOB, job_id), (_OF_TYPE, types), (_AT_LEVEL, level))
+        if wanted
+    )
+    params = {"after": after_seq, "job": job_id, "types": types, "level": level, "limit": limit}
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(_AFTER.format(where=where), params)
+        return list(await cur.fetchall())
+
+
+async def last_seq(conn: AsyncConnection[Any]) -> int:
+    """The sequence number of the newest entry (0: none)."""
+    cur = await conn.execute(_LAST)
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0

@@ -89,6 +89,10 @@ def test_fuzz_every_operation_from_the_openapi_document(
     operations = []
     for result in schema.get_all_operations():
         assert isinstance(result, Ok), result.err()  # every operation in the document loads
+        # A live stream never ends, so a generated request would only time out; their bad
+        # requests and their events are tested in test_events.py.
+        if result.ok().path.endswith("/events"):
+            continue
         operations.append(result.ok())
     assert len(operations) >= 13, [op.label for op in operations]
 
