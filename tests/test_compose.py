@@ -39,6 +39,11 @@ def test_compose_declares_the_whole_stack() -> None:
     assert api_env["ADMIN_API_KEYS"] == "${ADMIN_API_KEYS:-}"
     assert services["kafka"]["image"].startswith("apache/kafka:4.")
     assert services["kafka-ui"]["image"].startswith("ghcr.io/kafbat/kafka-ui")
+    # Every image pinned to a version: `latest` changes under a deployment.
+    for name, svc in services.items():
+        if "image" in svc:
+            tag = svc["image"].rpartition(":")[2]
+            assert ":" in svc["image"] and tag and tag != "latest", name
 
 
 def test_dockerfile_installs_the_locked_requirements() -> None:
