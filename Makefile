@@ -28,6 +28,7 @@ format: bootstrap
 
 schemas: bootstrap
 	$(PY) -m shared.schemas
+	$(PY) -m shared.asyncapi
 
 bench: bootstrap
 	$(PY) bench/broker.py

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,6 +23,7 @@ from services.api.routes import dlq, events, health, jobs, ops, webhooks, worker
 from services.api.settings import ApiSettings
 from services.api.state import ApiState
 from services.api.text import reject_unsafe_params
+from shared.asyncapi import render_asyncapi
 from shared.db import open_pool
 
 logger = logging.getLogger(__name__)
@@ -107,7 +109,8 @@ DOCS_ASSETS = "/docs-assets"
 
 
 def _add_docs(app: FastAPI) -> None:
-    """``/openapi.json``, ``/docs`` and ``/redoc``, open only to a valid key when auth is on;
+    """``/openapi.json``, ``/asyncapi.json``, ``/docs`` and ``/redoc``, open only to a valid key
+    when auth is on;
     their scripts and styles under ``/docs-assets`` (public: the same files for everyone)."""
     guarded = [Depends(authenticate)]
     assets = resources.files("fastapi_offline") / "static"
@@ -116,6 +119,13 @@ def _add_docs(app: FastAPI) -> None:
     @app.get("/openapi.json", include_in_schema=False, dependencies=guarded)
     async def openapi() -> JSONResponse:
         return JSONResponse(app.openapi())
+
+    # The topics and events (AsyncAPI 3.0, docs/asyncapi.yaml), rendered once on first use.
+    asyncapi_document = functools.cache(render_asyncapi)
+
+    @app.get("/asyncapi.json", include_in_schema=False, dependencies=guarded)
+    async def asyncapi() -> JSONResponse:
+        return JSONResponse(asyncapi_document())
 
     # The pages load /openapi.json from the browser, which sends no bearer key: with auth on
     # they are for a client that adds the header (or fetch the schema with curl instead).

@@ -10,6 +10,7 @@ import pytest
 
 from services.api.auth import KeyRing, principal_of
 from services.api.settings import ApiSettings
+from shared.asyncapi import render_asyncapi
 from tests.services.api.conftest import ADMIN_KEY, API_KEY, serve
 from tests.services.api.test_api import job_body
 
@@ -18,7 +19,7 @@ ADMIN_ROUTES = [
     ("POST", "/workers/generator-0/restart", None),
     ("POST", "/dlq/replay", {"stage": "printify"}),
 ]
-DOCS = ["/openapi.json", "/docs", "/redoc"]
+DOCS = ["/openapi.json", "/asyncapi.json", "/docs", "/redoc"]
 
 
 def bearer(key: str) -> dict[str, str]:
@@ -84,6 +85,24 @@ def test_docs_and_schema_need_a_key_when_auth_is_on(api_roles: httpx.Client) -> 
 def test_docs_are_public_when_auth_is_off(api: httpx.Client) -> None:
     for path in DOCS:
         assert api.get(path).status_code == 200, path
+
+
+def test_the_asyncapi_document_is_served_outside_the_openapi_schema(api: httpx.Client) -> None:
+    resp = api.get("/asyncapi.json")
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["content-type"] == "application/json"
+    doc = resp.json()
+    assert doc["asyncapi"] == "3.0.0"
+    assert doc == render_asyncapi()
+    assert "/asyncapi.json" not in api.get("/openapi.json").json()["paths"]
+
+
+def test_the_asyncapi_document_needs_a_key_when_auth_is_on(api_roles: httpx.Client) -> None:
+    resp = api_roles.get("/asyncapi.json")
+    assert resp.status_code == 401, resp.text
+    assert resp.json()["error"] == "unauthorized"
+    doc = api_roles.get("/asyncapi.json", headers=bearer(API_KEY)).json()
+    assert doc["asyncapi"] == "3.0.0"
 
 
 @pytest.mark.parametrize("page", ["/docs", "/redoc"])
