@@ -4,12 +4,14 @@
 FROM python:3.11-slim AS base
 WORKDIR /app
 ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
-COPY requirements.lock pyproject.toml ./
-RUN pip install -r requirements.lock
+COPY requirements-runtime.lock requirements.lock pyproject.toml ./
+RUN pip install -r requirements-runtime.lock
 COPY shared ./shared
 COPY services ./services
 
 FROM base AS dev
+# The simulators need what only the development lock has (graphql-core for Shopify's).
+RUN pip install -r requirements.lock
 COPY simulators ./simulators
 RUN pip install --no-deps .
 USER nobody

@@ -48,7 +48,21 @@ def test_compose_declares_the_whole_stack() -> None:
 
 def test_dockerfile_installs_the_locked_requirements() -> None:
     text = (ROOT / "Dockerfile").read_text()
-    assert "requirements.lock" in text
+    base = text.split("FROM base AS dev")[0]
+    # The production image: the runtime lock only, no test or lint tools.
+    assert "pip install -r requirements-runtime.lock" in base
+    assert "pip install -r requirements.lock" not in base
+    runtime_lock = (ROOT / "requirements-runtime.lock").read_text()
+    dev_lock = (ROOT / "requirements.lock").read_text()
+
+    def pinned(lock: str) -> set[str]:
+        # pip writes a name as it was published (fastapi_offline / fastapi-offline).
+        return {line.lower().replace("_", "-") for line in lock.splitlines() if "==" in line}
+
+    pins = pinned(runtime_lock)
+    assert pins and pins <= pinned(dev_lock)  # the same versions
+    for tool in ("pytest", "ruff", "mypy", "schemathesis", "moto"):
+        assert not any(p.lower().startswith(f"{tool}==") for p in pins), tool
     for folder in ("shared", "services", "simulators"):
         assert f"COPY {folder} ./{folder}" in text
     # The runtime target (the last, so the default) ships neither simulators nor dev tooling.
