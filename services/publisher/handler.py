@@ -250,7 +250,8 @@ async def build_handler(
             check_min_s=settings.publish_check_min_s,
             check_max_s=settings.publish_check_max_s,
         )
-        async with closing(client), _closing_channel(direct):
+        # The direct channel (Shopify, Etsy) has its own client to close.
+        async with closing(client, *filter(None, [direct])):
             handler = PublisherHandler(
                 channels=channels,
                 ledger=ledger,
@@ -268,13 +269,3 @@ async def build_handler(
     finally:
         await asyncio.to_thread(producer.close, 10.0)
         await pool.close()
-
-
-@asynccontextmanager
-async def _closing_channel(channel: SalesChannel | None) -> AsyncIterator[None]:
-    try:
-        yield
-    finally:
-        close = getattr(channel, "aclose", None)
-        if close is not None:
-            await close()

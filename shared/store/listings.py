@@ -40,13 +40,6 @@ ON CONFLICT (job_id, image_index, product_type, channel) DO UPDATE SET
 WHERE listings.status <> 'published'
 """
 
-_OF_JOB = """
-SELECT image_index, product_type, channel, status, external_id, url, sales_channel, error,
-       published_at
-FROM listings WHERE job_id = %(job)s
-ORDER BY image_index, product_type, channel
-"""
-
 
 async def record_publishing(conn: AsyncConnection[Any], event: ProductPublishing) -> None:
     """Sent to the channel, which has not listed it yet."""
@@ -103,10 +96,3 @@ async def record_failed(
             "at": at,
         },
     )
-
-
-async def of_job(conn: AsyncConnection[Any], job_id: str) -> list[tuple[Any, ...]]:
-    """The job's listings: (image, type, channel, status, external id, url, sales channel,
-    error, published at), in order."""
-    cur = await conn.execute(_OF_JOB, {"job": job_id})
-    return list(await cur.fetchall())
