@@ -165,15 +165,19 @@ def all_topics() -> list[TopicSpec]:
     return specs
 
 
-def _partition_count(admin: AdminClient, name: str, timeout: float) -> int:
-    """Partitions of an existing topic, once the broker's metadata shows it."""
+def _partition_count(admin: AdminClient, name: str, timeout: float, at_least: int = 1) -> int:
+    """Partitions of an existing topic, once the broker's metadata shows ``at_least`` of them.
+
+    Metadata lags a create or grow by a moment; a service started right after
+    ``ensure_topics`` must see the layout it was promised, so callers wait here.
+    """
     deadline = time.monotonic() + timeout
     while True:
         topic = admin.list_topics(topic=name, timeout=timeout).topics.get(name)
-        if topic is not None and topic.error is None and topic.partitions:
+        if topic is not None and topic.error is None and len(topic.partitions) >= at_least:
             return len(topic.partitions)
         if time.monotonic() > deadline:
-            raise KafkaException(f"topic {name} exists but its metadata never showed")
+            raise KafkaException(f"topic {name} never showed {at_least} partitions in its metadata")
         time.sleep(0.1)
 
 
@@ -231,6 +235,8 @@ def ensure_topics(
         for name, fut in admin.create_partitions(to_grow, operation_timeout=timeout).items():
             fut.result()
             logger.warning("topic partitions grown topic=%s change=%s", name, outcome[name])
+        for grown in to_grow:
+            _partition_count(admin, grown.topic, timeout, at_least=grown.new_total_count)
     created = [n for n, o in outcome.items() if o == "created"]
     if created:
         logger.info("topics created count=%d", len(created))
