@@ -13,6 +13,7 @@ publication has arrived; when something failed it ends ``partial`` (something wa
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -93,6 +94,16 @@ def describe(event: Event) -> tuple[str, str]:
     return "info", event.type
 
 
+@dataclass(frozen=True)
+class Read:
+    """An event as read: where from, so its log entry can point at the record."""
+
+    event: Event
+    topic: str
+    partition: int
+    offset: int
+
+
 class Folder:
     """Folds events into the monitor's tables."""
 
@@ -111,117 +122,125 @@ class Folder:
         topic: str,
         partition: int,
         offset: int,
-        touched: TouchedJobs | None = None,
     ) -> bool:
-        """Fold one event inside the caller's transaction; False when it had been folded
+        """Fold one event, and refresh its job, inside the caller's transaction; False when it
+        had been folded before."""
+        touched = TouchedJobs()
+        [new] = await self.fold_many(conn, [Read(event, topic, partition, offset)], touched)
+        await touched.refresh(conn)
+        return new
+
+    async def fold_many(
+        self, conn: AsyncConnection[Any], reads: list[Read], touched: TouchedJobs
+    ) -> list[bool]:
+        """Fold events inside the caller's transaction; per event, False when it had been folded
         before (so that its metrics are not counted twice).
 
-        With ``touched`` the job's counters and status are not recomputed here: the job is
-        noted there, and the caller refreshes each noted job once, before it commits.
+        The jobs' counters and status are not recomputed here: each job is noted in
+        ``touched``, which the caller refreshes once, before it commits. The statements whose
+        answers are needed (the log's, the locks) go once for the whole batch, so in pipeline
+        mode a batch costs a few round trips however many events it holds.
         """
-        if isinstance(event, WorkerHeartbeat):
-            await workers.record_heartbeat(conn, event)
-            return True
-        if isinstance(event, WorkerExited | PoolScaled):
-            await self._pool_report(conn, event)
-            return True
-        level, message = describe(event)
-        # A dead letter is recorded by its record's coordinates, before the event-id check: a
-        # stage's report of the same input failing again after a replay has the same event
-        # id, yet it is a new dead letter to list (and to replay again).
-        recorded = isinstance(event, DeadLetterFailed) and await record_dead_letter(
-            conn, event.dead_letter
-        )
-        if isinstance(event, DeadLetterFailed) and event.dead_letter.topic == MONITOR.dlq:
-            # The monitor failed to record an event: listed for replay, but nothing failed in
-            # the pipeline, so the job's state is left alone.
-            return recorded
-        new = await job_events.record(
-            conn,
-            event_id=event.event_id,
-            job_id=event.job_id,
-            type=event.type,
-            level=level,
-            message=message,
-            producer=event.producer,
-            data=_log_data(event),
-            topic=topic,
-            partition=partition,
-            offset=offset,
-            occurred_at=event.occurred_at,
-        )
-        if not new:
-            await _same_job(conn, event)
-            return recorded
-        if isinstance(event, JobRequested):
-            await self._job(conn, event)
-        elif isinstance(event, ImageGenerated):
-            await self._image(conn, event)
-        elif isinstance(event, ProductCreated):
-            await self._product(conn, event)
-        elif isinstance(event, ProductPublishing):
-            await self._publishing(conn, event)
-        elif isinstance(event, ProductPublished):
-            await self._published(conn, event)
-        elif isinstance(event, StageFailed) and event.payload.retryable:
-            await self._retrying(conn, event)
-        elif isinstance(event, StageFailed):
-            await self._failed(conn, event)
-        # Progress (or a final outcome) after a retry was scheduled ends 'retrying'.
-        ends_retrying = not isinstance(event, JobRequested) and not (
-            isinstance(event, StageFailed) and event.payload.retryable
-        )
-        ended_retrying_at = event.occurred_at if ends_retrying else None
-        if touched is None:
-            await refresh_job(conn, event.job_id, ended_retrying_at=ended_retrying_at)
-        else:
-            touched.add(event.job_id, ended_retrying_at)
-        return True
+        new = [False] * len(reads)
+        logged: list[int] = []  # events that go to a job's log
+        dead_recorded: dict[int, bool] = {}
+        for i, read in enumerate(reads):
+            event = read.event
+            if isinstance(event, WorkerHeartbeat):
+                await workers.record_heartbeat(conn, event)
+                new[i] = True
+            elif isinstance(event, WorkerExited | PoolScaled):
+                # Not any job's: they go to worker_events (the alerts read it).
+                await workers.record_pool_report(conn, event)
+                new[i] = True
+            elif isinstance(event, DeadLetterFailed):
+                # Recorded by its record's coordinates, before the event-id check: a stage's
+                # report of the same input failing again after a replay has the same event id,
+                # yet it is a new dead letter to list (and to replay again).
+                recorded = await record_dead_letter(conn, event.dead_letter)
+                if event.dead_letter.topic == MONITOR.dlq:
+                    # The monitor failed to record an event: listed for replay, but nothing
+                    # failed in the pipeline, so the job's state is left alone.
+                    new[i] = recorded
+                else:
+                    dead_recorded[i] = recorded
+                    logged.append(i)
+            else:
+                logged.append(i)
+        first = await job_events.record_many(conn, [_log_entry(reads[i]) for i in logged])
+        fresh: list[Event] = []
+        for i, is_new in zip(logged, first, strict=True):
+            if is_new:
+                new[i] = True
+                fresh.append(reads[i].event)
+            else:
+                await _same_job(conn, reads[i].event)
+                new[i] = dead_recorded.get(i, False)
+        await self._apply(conn, fresh)
+        for event in fresh:
+            # Progress (or a final outcome) after a retry was scheduled ends 'retrying'.
+            ends_retrying = not isinstance(event, JobRequested) and not (
+                isinstance(event, StageFailed) and event.payload.retryable
+            )
+            touched.add(event.job_id, event.occurred_at if ends_retrying else None)
+        return new
 
-    async def _job(self, conn: AsyncConnection[Any], e: JobRequested) -> None:
-        await jobs.open_or_fill_requested(conn, e)
+    async def _apply(self, conn: AsyncConnection[Any], events: list[Event]) -> None:
+        """Write what each event (folded for the first time) tells into its job's rows."""
+        # Rows first opened by these events, then every job's row locked at once.
+        for event in events:
+            if isinstance(event, JobRequested):
+                await jobs.open_or_fill_requested(conn, event)
+            elif isinstance(event, ImageGenerated):
+                await jobs.open_from_image(conn, event)
+        locking: list[Event] = []
+        for event in events:
+            if isinstance(event, StageFailed) and (
+                event.job_id == UNKNOWN_JOB
+                if event.payload.retryable
+                else await unattributable(conn, event)
+            ):
+                continue
+            if not isinstance(event, JobRequested):
+                locking.append(event)
+        locked = await jobs.lock(conn, [e.job_id for e in locking])
+        for event in locking:
+            job = locked.get(event.job_id)
+            if job is None:
+                raise JobNotYetKnown(f"job {event.job_id} not folded yet")
+            await self._write(conn, event, job)
 
-    async def _image(self, conn: AsyncConnection[Any], e: ImageGenerated) -> None:
-        await jobs.open_from_image(conn, e)
-        await _lock_job(conn, e.job_id)
-        await jobs.record_tokens(conn, e)
-        await images.record(conn, e)
+    async def _write(self, conn: AsyncConnection[Any], e: Event, job: dict[str, Any]) -> None:
+        if isinstance(e, ImageGenerated):
+            await jobs.record_tokens(conn, e)
+            await images.record(conn, e)
+        elif isinstance(e, ProductCreated):
+            await products.record_created(conn, e)
+        elif isinstance(e, ProductPublishing):
+            await listings.record_publishing(conn, e)
+            if e.payload.channel == DEFAULT_CHANNEL:  # the product row shows Printify's
+                await products.record_publishing(conn, e)
+        elif isinstance(e, ProductPublished):
+            await listings.record_published(conn, e)
+            if e.payload.channel == DEFAULT_CHANNEL:
+                await products.record_published(conn, e)
+        elif isinstance(e, StageFailed) and e.payload.retryable:
+            f = e.payload
+            await jobs.mark_retrying(
+                conn,
+                e.job_id,
+                attempt=f.attempt,
+                next_attempt_at=f.next_attempt_at,
+                at=e.occurred_at,
+                error=f.message,
+            )
+        elif isinstance(e, StageFailed):
+            await self._failed(conn, e, job)
 
-    async def _product(self, conn: AsyncConnection[Any], e: ProductCreated) -> None:
-        await _lock_job(conn, e.job_id)
-        await products.record_created(conn, e)
-
-    async def _publishing(self, conn: AsyncConnection[Any], e: ProductPublishing) -> None:
-        await _lock_job(conn, e.job_id)
-        await listings.record_publishing(conn, e)
-        if e.payload.channel == DEFAULT_CHANNEL:  # the product row shows Printify's publication
-            await products.record_publishing(conn, e)
-
-    async def _published(self, conn: AsyncConnection[Any], e: ProductPublished) -> None:
-        await _lock_job(conn, e.job_id)
-        await listings.record_published(conn, e)
-        if e.payload.channel == DEFAULT_CHANNEL:
-            await products.record_published(conn, e)
-
-    async def _retrying(self, conn: AsyncConnection[Any], e: StageFailed) -> None:
+    async def _failed(
+        self, conn: AsyncConnection[Any], e: StageFailed, job: dict[str, Any]
+    ) -> None:
         f = e.payload
-        if e.job_id == UNKNOWN_JOB:
-            return
-        await _lock_job(conn, e.job_id)
-        await jobs.mark_retrying(
-            conn,
-            e.job_id,
-            attempt=f.attempt,
-            next_attempt_at=f.next_attempt_at,
-            at=e.occurred_at,
-            error=f.message,
-        )
-
-    async def _failed(self, conn: AsyncConnection[Any], e: StageFailed) -> None:
-        f = e.payload
-        if await unattributable(conn, e):
-            return
-        job = await _lock_job(conn, e.job_id)
         if f.stage == GENERATOR.name:
             await jobs.fail_images(conn, e.job_id, f.message)
             return
@@ -251,10 +270,6 @@ class Folder:
                 )
         await jobs.set_error(conn, e.job_id, f.message)
 
-    async def _pool_report(self, conn: AsyncConnection[Any], e: WorkerExited | PoolScaled) -> None:
-        # The pool's reports are not any job's: they go to worker_events (the alerts read it).
-        await workers.record_pool_report(conn, e)
-
 
 class TouchedJobs:
     """Jobs that a batch of events changed, each refreshed once at the batch's end.
@@ -268,15 +283,38 @@ class TouchedJobs:
         self.jobs: dict[str, datetime | None] = {}
 
     def add(self, job_id: str, ended_retrying_at: datetime | None) -> None:
-        """Note ``job_id``; ``ended_retrying_at`` as for :func:`refresh_job`."""
+        """Note ``job_id``; ``ended_retrying_at``: an event of that time showed progress, so a
+        retry scheduled before it is over."""
         before = self.jobs.get(job_id)
         if before is None or (ended_retrying_at is not None and ended_retrying_at > before):
             self.jobs[job_id] = ended_retrying_at
 
-    async def refresh(self, conn: AsyncConnection[Any]) -> None:
-        """Refresh every noted job (in a stable order: concurrent monitors lock alike)."""
-        for job_id in sorted(self.jobs):
-            await refresh_job(conn, job_id, ended_retrying_at=self.jobs[job_id])
+    async def refresh(self, conn: AsyncConnection[Any]) -> dict[str, str]:
+        """Recompute every noted job's counters and status from its rows; return the statuses."""
+        if not self.jobs:
+            return {}
+        for job_id, ended_at in sorted(self.jobs.items()):
+            if ended_at is not None:
+                await jobs.end_retrying(conn, job_id, ended_at)
+        statuses: dict[str, str] = {}
+        for job_id, row in sorted((await jobs.counts(conn, list(self.jobs))).items()):
+            counts = JobCounts(**row)
+            state = job_status(counts)
+            await jobs.save_state(
+                conn,
+                job_id,
+                status=state.status,
+                terminal=state.terminal,
+                error=state.error,
+                images_done=counts.images_done,
+                images_failed=state.images_failed,
+                products_done=counts.products_done,
+                products_failed=state.products_failed,
+                publications_done=counts.publications_done,
+                publications_failed=counts.publications_failed,
+            )
+            statuses[job_id] = state.status
+        return statuses
 
 
 async def _same_job(conn: AsyncConnection[Any], event: Event) -> None:
@@ -289,42 +327,22 @@ async def _same_job(conn: AsyncConnection[Any], event: Event) -> None:
         )
 
 
-async def _lock_job(conn: AsyncConnection[Any], job_id: str) -> dict[str, Any]:
-    job = await jobs.lock(conn, job_id)
-    if job is None:
-        raise JobNotYetKnown(f"job {job_id} not folded yet")
-    return job
-
-
-async def refresh_job(
-    conn: AsyncConnection[Any], job_id: str, *, ended_retrying_at: datetime | None = None
-) -> str | None:
-    """Recompute a job's counters and status from its images and products; return the status.
-
-    ``ended_retrying_at``: an event of that time showed progress, so a retry scheduled before
-    it is over.
-    """
-    if ended_retrying_at is not None:
-        await jobs.end_retrying(conn, job_id, ended_retrying_at)
-    row = await jobs.counts(conn, job_id)
-    if row is None:
-        return None
-    counts = JobCounts(**row)
-    state = job_status(counts)
-    await jobs.save_state(
-        conn,
-        job_id,
-        status=state.status,
-        terminal=state.terminal,
-        error=state.error,
-        images_done=counts.images_done,
-        images_failed=state.images_failed,
-        products_done=counts.products_done,
-        products_failed=state.products_failed,
-        publications_done=counts.publications_done,
-        publications_failed=counts.publications_failed,
-    )
-    return state.status
+def _log_entry(read: Read) -> dict[str, Any]:
+    level, message = describe(read.event)
+    e = read.event
+    return {
+        "event_id": e.event_id,
+        "job_id": e.job_id,
+        "type": e.type,
+        "level": level,
+        "message": message,
+        "producer": e.producer,
+        "data": _log_data(e),
+        "topic": read.topic,
+        "partition": read.partition,
+        "offset": read.offset,
+        "occurred_at": e.occurred_at,
+    }
 
 
 def _log_data(event: Event) -> dict[str, Any]:

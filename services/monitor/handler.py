@@ -32,10 +32,10 @@ class MonitorHandler:
     """Folds each event and records its metrics, in batches (:mod:`services.monitor.batch`);
     emits nothing."""
 
-    def __init__(self, pool: AsyncConnectionPool) -> None:
+    def __init__(self, pool: AsyncConnectionPool, *, linger_s: float = 0.0) -> None:
         self.folder = Folder(pool)
         self.metrics = MetricsRecorder()
-        self.batcher = FoldBatcher(pool, self.folder, self.metrics)
+        self.batcher = FoldBatcher(pool, self.folder, self.metrics, linger_s=linger_s)
 
     async def __call__(self, event: Event, ctx: MessageContext) -> list[Output]:
         await self.batcher.submit(event, ctx)
@@ -72,7 +72,7 @@ async def build_handler(settings: MonitorSettings) -> AsyncIterator[Handler[Even
         "on" if notifier else "off",
     )
     try:
-        yield MonitorHandler(pool)
+        yield MonitorHandler(pool, linger_s=settings.fold_linger_ms / 1000)
     finally:
         ops.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, AsyncCursor
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
@@ -135,89 +135,107 @@ class MetricBatch:
             await metric_store.add_rows(conn, params)
 
 
+# When a stage of a job started, for the stage durations.
+_REQUESTED_AT = """
+SELECT min(occurred_at) FROM job_events WHERE job_id = %(job)s AND type = 'job.requested'
+"""
+_IMAGE_AT = "SELECT created_at FROM images WHERE job_id = %(job)s AND image_index = %(image)s"
+_CREATED_AT = """
+SELECT min(occurred_at) FROM job_events
+WHERE job_id = %(job)s AND type = 'product.created' AND (data ->> 'image_index')::int = %(image)s
+  AND data ->> 'product_type' = %(type)s
+"""
+
+
 class MetricsRecorder:
     """Turns events the fold saw for the first time into counters and durations."""
 
-    async def record_in(self, conn: AsyncConnection[Any], event: Event, batch: MetricBatch) -> bool:
-        """Add what ``event`` tells to ``batch``, inside the caller's transaction (the fold's: an
+    async def record_in(
+        self, conn: AsyncConnection[Any], events: list[Event], batch: MetricBatch
+    ) -> dict[str, datetime]:
+        """Add what ``events`` tell to ``batch``, inside the caller's transaction (the fold's: an
         event's counters are then written exactly when, and as often as, the event is folded).
 
-        True tells the caller to call :meth:`record_terminal` for the job once it is refreshed;
-        the caller flushes the batch.
+        Returns the jobs these events may have ended, each with its latest such event's time:
+        the caller passes them to :meth:`record_terminal` once the jobs are refreshed, then
+        flushes the batch. The stage starts are all asked before any is read (one round trip
+        in pipeline mode).
         """
-        if isinstance(event, WorkerHeartbeat | WorkerExited | PoolScaled):
-            return False
-        return await self._record(conn, event, batch)
-
-    async def _record(self, conn: AsyncConnection[Any], event: Event, batch: MetricBatch) -> bool:
-        """Add the event's counters and stage duration to ``batch``; True when the event may
-        have ended its job."""
-        at = event.occurred_at
-        if isinstance(event, JobRequested):
-            batch.add("jobs_submitted", {"priority": event.payload.priority.value}, at)
-            return False
-        if isinstance(event, StageFailed) and event.payload.retryable:
-            batch.add("jobs_retried", {"stage": event.payload.stage}, at)
-            return False
-        if isinstance(event, ImageGenerated) and event.payload.tokens is not None:
-            for kind, n in event.payload.tokens.model_dump().items():
-                if n:
-                    batch.add("claude_tokens", {"kind": kind}, at, n)
-        started = await _stage_start(conn, event)
-        if started is not None:
-            stage, since = started
-            batch.observe("stage_duration", {"stage": stage}, (at - since).total_seconds(), at)
-        return True
+        ended_at: dict[str, datetime] = {}
+        asked: list[tuple[Event, str, AsyncCursor[Any]]] = []
+        for event in events:
+            if isinstance(event, WorkerHeartbeat | WorkerExited | PoolScaled):
+                continue
+            at = event.occurred_at
+            if isinstance(event, JobRequested):
+                batch.add("jobs_submitted", {"priority": event.payload.priority.value}, at)
+                continue
+            if isinstance(event, StageFailed) and event.payload.retryable:
+                batch.add("jobs_retried", {"stage": event.payload.stage}, at)
+                continue
+            if isinstance(event, ImageGenerated) and event.payload.tokens is not None:
+                for kind, n in event.payload.tokens.model_dump().items():
+                    if n:
+                        batch.add("claude_tokens", {"kind": kind}, at, n)
+            ended_at[event.job_id] = max(at, ended_at.get(event.job_id, at))
+            started = await _ask_stage_start(conn, event)
+            if started is not None:
+                asked.append((event, *started))
+        for event, stage, cur in asked:
+            row = await cur.fetchone()
+            if row and row[0]:
+                seconds = (event.occurred_at - row[0]).total_seconds()
+                batch.observe("stage_duration", {"stage": stage}, seconds, event.occurred_at)
+        return ended_at
 
     async def record_terminal(
-        self, conn: AsyncConnection[Any], job_id: str, at: datetime, batch: MetricBatch
+        self,
+        conn: AsyncConnection[Any],
+        ended_at: dict[str, datetime],
+        statuses: dict[str, str],
+        batch: MetricBatch,
     ) -> None:
-        """Count the job's end if its (refreshed) status is final and it was not counted yet;
-        ``at`` is the time of the event that ended it."""
-        # The stamp makes this once per job, whichever event ended it and however often the
-        # events are re-read; the job row is locked by the UPDATE, so concurrent hooks agree.
-        ended = await jobs.stamp_metrics(conn, job_id, list(TERMINAL))
-        if ended is None:
+        """Count the end of each job in ``ended_at`` whose (refreshed) status in ``statuses``
+        is final and that was not counted yet; its time is that of the event that ended it."""
+        ending = [job for job in ended_at if statuses.get(job) in TERMINAL]
+        if not ending:
             return
-        status, created_at = ended
-        if status == "completed":
-            batch.add("jobs_completed", {}, at)
-        else:
-            batch.add("jobs_failed", {"status": status}, at)
-        # The event that ended the job is its finish time (not the fold's clock: a monitor
-        # catching up on a backlog would otherwise stretch every duration).
-        batch.observe("job_duration", {}, (at - created_at).total_seconds(), at)
+        # The stamp makes this once per job, whichever event ended it and however often the
+        # events are re-read; the job rows are locked by the UPDATE, so concurrent hooks agree.
+        for job_id, (status, created_at) in sorted(
+            (await jobs.stamp_metrics(conn, ending, list(TERMINAL))).items()
+        ):
+            at = ended_at[job_id]
+            if status == "completed":
+                batch.add("jobs_completed", {}, at)
+            else:
+                batch.add("jobs_failed", {"status": status}, at)
+            # The event that ended the job is its finish time (not the fold's clock: a monitor
+            # catching up on a backlog would otherwise stretch every duration).
+            batch.observe("job_duration", {}, (at - created_at).total_seconds(), at)
 
 
-async def _stage_start(conn: AsyncConnection[Any], event: Event) -> tuple[str, datetime] | None:
-    """(stage, when it started) for an event that ends a stage of its job; None otherwise."""
+async def _ask_stage_start(
+    conn: AsyncConnection[Any], event: Event
+) -> tuple[str, AsyncCursor[Any]] | None:
+    """For an event that ends a stage of its job: the stage, and the cursor that will hold when
+    it started (one row, None when unknown). None for other events."""
     if isinstance(event, ImageGenerated):
         # Prompt + image generation starts at the request. An image read before its request
         # (another topic) has nothing to measure from; it is skipped rather than guessed.
-        cur = await conn.execute(
-            "SELECT min(occurred_at) FROM job_events WHERE job_id = %s AND type = 'job.requested'",
-            (event.job_id,),
-        )
-        row = await cur.fetchone()
-        return (GENERATION, row[0]) if row and row[0] else None
+        return GENERATION, await conn.execute(_REQUESTED_AT, {"job": event.job_id})
     if isinstance(event, ProductCreated):
-        cur = await conn.execute(
-            "SELECT created_at FROM images WHERE job_id = %s AND image_index = %s",
-            (event.job_id, event.payload.image_index),
-        )
-        row = await cur.fetchone()
-        return (PRODUCT, row[0]) if row else None
+        params = {"job": event.job_id, "image": event.payload.image_index}
+        return PRODUCT, await conn.execute(_IMAGE_AT, params)
     if isinstance(event, ProductPublished):
         # products.created_at is the publication's time when it was folded first: the
         # creation event in the job's log is the reliable start.
-        cur = await conn.execute(
-            "SELECT min(occurred_at) FROM job_events WHERE job_id = %s"
-            " AND type = 'product.created' AND (data ->> 'image_index')::int = %s"
-            " AND data ->> 'product_type' = %s",
-            (event.job_id, event.payload.image_index, event.payload.product_type.value),
-        )
-        row = await cur.fetchone()
-        return (PUBLISH, row[0]) if row and row[0] else None
+        params = {
+            "job": event.job_id,
+            "image": event.payload.image_index,
+            "type": event.payload.product_type.value,
+        }
+        return PUBLISH, await conn.execute(_CREATED_AT, params)
     return None
 
 

@@ -17,6 +17,10 @@ class MonitorSettings(RunnerSettings, DatabaseSettings, WorkerLivenessSettings, 
     retry_base_delay_s: float = Field(default=0.5, ge=0)
     retry_max_delay_s: float = Field(default=30.0, ge=0)
 
+    # A batch of events is folded in one transaction of a few round trips; while events trickle
+    # in, the fold waits this long to gather more (a job's status shows that much later).
+    fold_linger_ms: float = Field(default=25.0, ge=0, le=1000)
+
     # Metrics: per-minute rollups kept this long.
     metrics_retention_hours: float = Field(default=168, gt=0)
 

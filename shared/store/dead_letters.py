@@ -32,6 +32,7 @@ VALUES (%(topic)s, %(partition)s, %(offset)s, %(stage)s, %(job)s, %(error_class)
         %(retryable)s, %(original_topic)s, %(replay_topic)s, %(replay_value)s, %(headers)s,
         %(at)s)
 ON CONFLICT (topic, kafka_partition, kafka_offset) DO NOTHING
+RETURNING 1
 """
 
 # {where}: the filters asked for (from _LIST_FILTERS, and _AFTER), or nothing.
@@ -117,7 +118,7 @@ async def record_dead_letter(conn: AsyncConnection[Any], dead: DeadLetter) -> bo
             "at": dead.failed_at,
         },
     )
-    if cur.rowcount == 0:
+    if await cur.fetchone() is None:  # (a fetch, not rowcount: the fold may be pipelined)
         return False
     logger.info(
         "dead letter recorded topic=%s partition=%d offset=%d stage=%s job_id=%s error_class=%s",

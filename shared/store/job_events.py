@@ -17,6 +17,7 @@ INSERT INTO job_events (event_id, job_id, type, level, message, producer, data, 
 VALUES (%(event_id)s, %(job)s, %(type)s, %(level)s, %(message)s, %(producer)s, %(data)s,
         %(topic)s, %(partition)s, %(offset)s, %(at)s)
 ON CONFLICT (event_id) DO NOTHING
+RETURNING 1
 """
 
 _JOB_OF = "SELECT job_id FROM job_events WHERE event_id = %(event_id)s"
@@ -51,21 +52,59 @@ async def record(
     """Add one entry to a job's log; False when an entry with this event id is there already."""
     cur = await conn.execute(
         _RECORD,
-        {
-            "event_id": event_id,
-            "job": job_id,
-            "type": type,
-            "level": level,
-            "message": message,
-            "producer": producer,
-            "data": Jsonb(data),
-            "topic": topic,
-            "partition": partition,
-            "offset": offset,
-            "at": occurred_at,
-        },
+        _params(
+            event_id=event_id,
+            job_id=job_id,
+            type=type,
+            level=level,
+            message=message,
+            producer=producer,
+            data=data,
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            occurred_at=occurred_at,
+        ),
     )
-    return cur.rowcount == 1
+    # RETURNING rather than rowcount: in pipeline mode only a fetch waits for the result.
+    return await cur.fetchone() is not None
+
+
+def _params(
+    *,
+    event_id: uuid.UUID,
+    job_id: str,
+    type: str,
+    level: str,
+    message: str,
+    producer: str,
+    data: dict[str, Any],
+    topic: str | None,
+    partition: int | None,
+    offset: int | None,
+    occurred_at: datetime,
+) -> dict[str, Any]:
+    return {
+        "event_id": event_id,
+        "job": job_id,
+        "type": type,
+        "level": level,
+        "message": message,
+        "producer": producer,
+        "data": Jsonb(data),
+        "topic": topic,
+        "partition": partition,
+        "offset": offset,
+        "at": occurred_at,
+    }
+
+
+async def record_many(conn: AsyncConnection[Any], entries: list[dict[str, Any]]) -> list[bool]:
+    """Add several entries (each :func:`record`'s keyword arguments); per entry, False when its
+    event id was there already. Every statement is sent before any answer is read, so in
+    pipeline mode the batch costs one round trip."""
+    cursors = [await conn.execute(_RECORD, _params(**entry)) for entry in entries]
+    return [await cur.fetchone() is not None for cur in cursors]
 
 
 async def job_of(conn: AsyncConnection[Any], event_id: uuid.UUID) -> str | None:

@@ -104,7 +104,11 @@ async def open_from_image(conn: AsyncConnection[Any], event: ImageGenerated) -> 
 
 # ---------------------------------------------------------------- the monitor's fold
 
-_LOCK = "SELECT product_types, image_count FROM jobs WHERE job_id = %(job)s FOR UPDATE"
+# In one order for every transaction, so two monitors locking overlapping jobs cannot deadlock.
+_LOCK = """
+SELECT job_id, product_types, image_count FROM jobs WHERE job_id = ANY(%(jobs)s)
+ORDER BY job_id FOR UPDATE
+"""
 
 _RECORD_TOKENS = """
 UPDATE jobs SET claude_input_tokens = %(input)s, claude_output_tokens = %(output)s,
@@ -132,10 +136,10 @@ WHERE job_id = %(job)s
 
 _SET_ERROR = "UPDATE jobs SET error = %(error)s WHERE job_id = %(job)s"
 
-# Named as services.monitor.status.JobCounts's fields.
+# Named as services.monitor.status.JobCounts's fields, with the job's id.
 _COUNTS = """
-SELECT image_count, cardinality(product_types) AS product_types, auto_publish, images_failed,
-    error AS last_error, retrying_since IS NOT NULL AS retrying,
+SELECT job_id, image_count, cardinality(product_types) AS product_types, auto_publish,
+    images_failed, error AS last_error, retrying_since IS NOT NULL AS retrying,
     (SELECT count(*) FROM images i WHERE i.job_id = j.job_id) AS images_done,
     (SELECT count(*) FILTER
         (WHERE status IN ('created', 'publishing', 'published', 'publish_failed'))
@@ -147,7 +151,7 @@ SELECT image_count, cardinality(product_types) AS product_types, auto_publish, i
     (SELECT count(*) FILTER (WHERE status = 'publish_failed')
         FROM listings l WHERE l.job_id = j.job_id) AS publications_failed,
     COALESCE(cardinality(channels), 1) AS channels
-FROM jobs j WHERE job_id = %(job)s
+FROM jobs j WHERE job_id = ANY(%(jobs)s)
 """
 
 # A job that completed (after a replay, say) carries no error from before.
@@ -167,17 +171,18 @@ WHERE job_id = %(job)s
 # locks the row, so concurrent monitors agree.
 _STAMP_METRICS = """
 UPDATE jobs SET metrics_recorded_at = now()
-WHERE job_id = %(job)s AND status = ANY(%(terminal)s) AND metrics_recorded_at IS NULL
-RETURNING status, created_at
+WHERE job_id = ANY(%(jobs)s) AND status = ANY(%(terminal)s) AND metrics_recorded_at IS NULL
+RETURNING job_id, status, created_at
 """
 
 
-async def lock(conn: AsyncConnection[Any], job_id: str) -> dict[str, Any] | None:
-    """Lock the job's row for this transaction; its product types and image count, or None when
-    the job has no row yet."""
-    cur = await conn.execute(_LOCK, {"job": job_id})
-    row = await cur.fetchone()
-    return None if row is None else {"product_types": row[0], "image_count": row[1]}
+async def lock(conn: AsyncConnection[Any], job_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Lock the rows of ``job_ids`` for this transaction; by job, its product types and image
+    count (jobs without a row yet are left out)."""
+    cur = await conn.execute(_LOCK, {"jobs": sorted(set(job_ids))})
+    return {
+        row[0]: {"product_types": row[1], "image_count": row[2]} for row in await cur.fetchall()
+    }
 
 
 async def record_tokens(conn: AsyncConnection[Any], event: ImageGenerated) -> None:
@@ -227,12 +232,12 @@ async def set_error(conn: AsyncConnection[Any], job_id: str, error: str) -> None
     await conn.execute(_SET_ERROR, {"job": job_id, "error": error})
 
 
-async def counts(conn: AsyncConnection[Any], job_id: str) -> dict[str, Any] | None:
-    """What the job asked for and what has arrived, counted from its rows (the fields of
-    :class:`services.monitor.status.JobCounts`); None when the job has no row."""
+async def counts(conn: AsyncConnection[Any], job_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """What each job asked for and what has arrived, counted from its rows (the fields of
+    :class:`services.monitor.status.JobCounts`), by job; jobs without a row are left out."""
     async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(_COUNTS, {"job": job_id})
-        return await cur.fetchone()
+        await cur.execute(_COUNTS, {"jobs": sorted(set(job_ids))})
+        return {row.pop("job_id"): row for row in await cur.fetchall()}
 
 
 async def save_state(
@@ -268,10 +273,9 @@ async def save_state(
 
 
 async def stamp_metrics(
-    conn: AsyncConnection[Any], job_id: str, terminal: list[str]
-) -> tuple[str, datetime] | None:
-    """Mark a job that ended as counted in the metrics; (status, created_at) the first time,
-    None when it has not ended or was counted already."""
-    cur = await conn.execute(_STAMP_METRICS, {"job": job_id, "terminal": terminal})
-    row = await cur.fetchone()
-    return None if row is None else (row[0], row[1])
+    conn: AsyncConnection[Any], job_ids: list[str], terminal: list[str]
+) -> dict[str, tuple[str, datetime]]:
+    """Mark the jobs that ended as counted in the metrics; (status, created_at) by job, for
+    those stamped now (not ended, or counted already: left out)."""
+    cur = await conn.execute(_STAMP_METRICS, {"jobs": sorted(set(job_ids)), "terminal": terminal})
+    return {row[0]: (row[1], row[2]) for row in await cur.fetchall()}
