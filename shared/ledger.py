@@ -17,18 +17,25 @@ attempt then
 Claiming and completing are one statement each; the lease is renewed while a long call runs, and
 released at once when the call fails. Nothing is locked while the vendor, or a rate budget in
 front of it, is awaited.
+
+A handler that makes several calls for one message (upload, create, price) takes them as one
+:meth:`Ledger.steps`: every step is claimed in one round trip before the first call and every
+result recorded in one round trip after the last. A crash in between leaves the steps
+``started``, which the next attempt settles as above (reconcile, or call again where a duplicate
+is harmless): the same guarantee as step by step, for two round trips instead of two per step.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -181,6 +188,73 @@ def _owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+class Steps:
+    """The steps of one :meth:`Ledger.steps` block (claimed together, recorded together)."""
+
+    def __init__(
+        self, ledger: Ledger, owner: str, claimed: dict[EffectKey, LedgerEntry | None]
+    ) -> None:
+        self.ledger = ledger
+        self.owner = owner
+        # Claims taken by the block and not yet used by a step (None: claimed elsewhere first).
+        self.claimed = claimed
+        self.results: dict[EffectKey, Result] = {}  # run here, to record on exit
+        self.keys = set(claimed)  # every key the block may hold a claim on
+
+    async def once(
+        self,
+        key: EffectKey,
+        do: Callable[[], Awaitable[Result]],
+        reconcile: Callable[[], Awaitable[Result | None]] | None = None,
+    ) -> Result:
+        """:meth:`Ledger.once` for one of the block's keys; its result is recorded on exit."""
+        entry = self.claimed.pop(key, None)
+        self.keys.add(key)
+        if entry is None or entry.state is EffectState.BUSY:
+            entry = await self.ledger._claim(key, self.owner)
+        if entry.state is EffectState.DONE:
+            assert entry.result is not None
+            return entry.result
+        try:
+            if entry.state is EffectState.STARTED and reconcile is not None:
+                found = await reconcile()
+                if found is not None:
+                    logger.warning(
+                        "side effect reconciled %s attempts=%d", key.describe(), entry.attempts
+                    )
+                    self.results[key] = found
+                    return found
+            result = await do()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(
+                    self.ledger._fetch(_RELEASE, {**key.params(), "owner": self.owner})
+                )
+            raise
+        self.results[key] = result
+        return result
+
+    async def settle(self) -> None:
+        """Record every result (one round trip) and release the claims no step used.
+
+        A result another attempt recorded first (only possible once our lease ran out) wins:
+        ours was already handed on, so this raises RetryableError and the next attempt
+        reuses the recorded ones.
+        """
+        keys = list(self.results)
+        done = [(_COMPLETE, {**k.params(), "result": Jsonb(self.results[k])}) for k in keys]
+        unused = [k for k, e in self.claimed.items() if e is not None]
+        release = [(_RELEASE, {**k.params(), "owner": self.owner}) for k in unused]
+        rows = await self.ledger._fetch_many(done + release)
+        for key, row in zip(keys, rows, strict=False):
+            ours = json.loads(json.dumps(self.results[key]))  # as the row holds it
+            if row is not None and row[0] is not None and row[0] != ours:
+                raise RetryableError(
+                    f"side effect recorded by another attempt meanwhile: {key.describe()}"
+                )
+            logger.info("side effect done %s", key.describe())
+
+
 class Ledger:
     """The ``side_effects`` table behind an async pool (autocommit connections)."""
 
@@ -312,6 +386,54 @@ class Ledger:
             renewer.cancel()
         logger.info("side effect done %s attempts=%d", key.describe(), entry.attempts)
         return recorded
+
+    @contextlib.asynccontextmanager
+    async def steps(self, keys: list[EffectKey]) -> AsyncIterator[Steps]:
+        """Claim ``keys`` together (one round trip); on exit record the results of the steps
+        run through :meth:`Steps.once` together and release the claims of steps not run."""
+        owner = _owner()
+        lease = {"owner": owner, "lease": self.lease_s}
+        rows = await self._fetch_many([(_CLAIM, {**k.params(), **lease}) for k in keys])
+        # No row: a concurrent first claim won; Steps.once waits for it as once() does.
+        claimed = {k: None if r is None else _entry(r) for k, r in zip(keys, rows, strict=True)}
+        steps = Steps(self, owner, claimed)
+        renewer = asyncio.create_task(self._renew_all(steps))
+        try:
+            yield steps
+        finally:
+            renewer.cancel()
+            await asyncio.shield(steps.settle())
+
+    async def _fetch_many(
+        self, statements: list[tuple[str, dict[str, Any]]]
+    ) -> list[tuple[Any, ...] | None]:
+        """Each statement, all sent before any answer is read (pipeline mode: one round trip);
+        the first row of each (None when it has none). Retried as :meth:`_fetch` is."""
+        if not statements:
+            return []
+        for attempt in (1, 2):
+            try:
+                async with (
+                    self.pool.connection(timeout=self.connection_timeout_s) as conn,
+                    conn.pipeline() as pipeline,
+                ):
+                    cursors = [await conn.execute(sql, p) for sql, p in statements]
+                    await pipeline.sync()  # every answer in: each cursor knows if it has rows
+                    return [await c.fetchone() if c.description else None for c in cursors]
+            except psycopg.OperationalError as exc:
+                if attempt == 2:
+                    raise RetryableError(f"side-effect ledger unavailable: {exc}") from exc
+            except psycopg.Error as exc:
+                raise RetryableError(f"side-effect ledger unavailable: {exc}") from exc
+        raise AssertionError("unreachable")
+
+    async def _renew_all(self, steps: Steps) -> None:
+        # As _renew, for every key of the block (a step done or not ours is left alone).
+        while True:
+            await asyncio.sleep(self.lease_s / 3)
+            lease = {"owner": steps.owner, "lease": self.lease_s}
+            with contextlib.suppress(RetryableError):
+                await self._fetch_many([(_RENEW, {**k.params(), **lease}) for k in steps.keys])
 
     async def _claim(self, key: EffectKey, owner: str) -> LedgerEntry:
         """Claim ``key``, waiting (with no connection held) while another attempt has it."""

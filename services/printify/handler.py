@@ -37,7 +37,7 @@ from shared.events import (
     StageFailed,
     StageFailedPayload,
 )
-from shared.ledger import EffectKey, Ledger, Result
+from shared.ledger import EffectKey, Ledger, Result, Steps
 from shared.pricing import PriceSummary, price_variants, summarise
 from shared.runner import Handler, MessageContext, Output
 from shared.service import closing
@@ -95,7 +95,7 @@ class PrintifyHandler:
             self._shop = str((await choose_shop(self.client, self._configured_shop))["id"])
         return self._shop
 
-    async def _upload(self, image: ImageGenerated) -> str:
+    async def _upload(self, image: ImageGenerated, steps: Steps) -> str:
         """The image's upload id; uploaded once per (job, image) however often redelivered."""
         p = image.payload
 
@@ -129,8 +129,7 @@ class PrintifyHandler:
 
         # No reconcile: a duplicate upload is an orphan file, not a duplicate listing, so an
         # unknown outcome is settled by uploading again.
-        key = EffectKey(image.job_id, p.image_index, "", "upload")
-        result = await self.ledger.once(key, do)
+        result = await steps.once(_upload_key(image), do)
         return str(result["image_id"])
 
     async def _variants(self, entry: CatalogEntry) -> list[dict[str, Any]]:
@@ -145,7 +144,12 @@ class PrintifyHandler:
         return chosen
 
     async def _create(
-        self, event: ImageGenerated, product_type: ProductType, image_id: str, shop: str
+        self,
+        event: ImageGenerated,
+        product_type: ProductType,
+        image_id: str,
+        shop: str,
+        steps: Steps,
     ) -> ProductCreated:
         p = event.payload
         entry = self.catalog.get(product_type)
@@ -171,7 +175,7 @@ class PrintifyHandler:
         async def do() -> Result:
             return _created(await self.client.create_product(shop, body))
 
-        key = EffectKey(event.job_id, p.image_index, product_type.value, "create")
+        key = _create_key(event, product_type)
 
         async def reconcile() -> Result | None:
             # Every variant's SKU carries the marker (whichever variants an attempt chose), and
@@ -180,9 +184,9 @@ class PrintifyHandler:
             found = await self.client.find_product_by_marker(shop, marker, since=since)
             return None if found is None else _created(found)
 
-        created = await self.ledger.once(key, do, reconcile)
+        created = await steps.once(key, do, reconcile)
         product_id = str(created["product_id"])
-        price = await self._price(key, entry, shop, product_id, created.get("costs"))
+        price = await self._price(key, entry, shop, product_id, created.get("costs"), steps)
         payload = ProductCreatedPayload(
             image_index=p.image_index,
             product_type=product_type,
@@ -241,6 +245,7 @@ class PrintifyHandler:
         shop: str,
         product_id: str,
         costs: dict[str, int] | None,
+        steps: Steps,
     ) -> PriceSummary:
         """Price every enabled variant from its production cost (once per product): Printify
         reveals costs only on a product it has made, and refuses to publish below them."""
@@ -260,22 +265,28 @@ class PrintifyHandler:
             return summarise(known, prices).model_dump()
 
         # An update is idempotent: an unknown outcome is settled by sending it again.
-        key = EffectKey(created.job_id, created.image_index, created.product_type, "price")
-        return PriceSummary.model_validate(await self.ledger.once(key, do))
+        key = _price_key(created)
+        return PriceSummary.model_validate(await steps.once(key, do))
 
     async def __call__(self, event: ImageGenerated, ctx: MessageContext) -> list[Output]:
         shop = await self.shop_id()
-        image_id = await self._upload(event)
         outputs: list[Output] = []
-        for product_type in event.payload.product_types:
-            try:
-                created = await self._create(event, product_type, image_id, shop)
-            except PodError as exc:
-                if exc.retryable:
-                    raise
-                outputs.append(Output(PRINTIFY.dlq, self._failure(event, product_type, exc, ctx)))
-                continue
-            outputs.append(Output(PRODUCTS_CREATED, created))
+        # Every call this image may take, claimed in one round trip and recorded in another.
+        types = event.payload.product_types
+        creates = [_create_key(event, t) for t in types]
+        keys = [_upload_key(event), *creates, *(_price_key(k) for k in creates)]
+        async with self.ledger.steps(keys) as steps:
+            image_id = await self._upload(event, steps)
+            for product_type in types:
+                try:
+                    created = await self._create(event, product_type, image_id, shop, steps)
+                except PodError as exc:
+                    if exc.retryable:
+                        raise
+                    failure = self._failure(event, product_type, exc, ctx)
+                    outputs.append(Output(PRINTIFY.dlq, failure))
+                    continue
+                outputs.append(Output(PRODUCTS_CREATED, created))
         logger.info(
             "products created job_id=%s image_index=%d created=%d failed=%d",
             event.job_id,
@@ -372,3 +383,15 @@ async def build_handler(settings: PrintifySettings) -> AsyncIterator[Handler[Ima
             yield handler
     finally:
         await pool.close()
+
+
+def _upload_key(image: ImageGenerated) -> EffectKey:
+    return EffectKey(image.job_id, image.payload.image_index, "", "upload")
+
+
+def _create_key(image: ImageGenerated, product_type: ProductType) -> EffectKey:
+    return EffectKey(image.job_id, image.payload.image_index, product_type.value, "create")
+
+
+def _price_key(created: EffectKey) -> EffectKey:
+    return EffectKey(created.job_id, created.image_index, created.product_type, "price")

@@ -263,3 +263,76 @@ async def test_an_unreachable_database_gives_a_retryable_error() -> None:
             await ledger.begin(new_key())
     finally:
         await pool.close()
+
+
+# ------------------------------------------------------------------ steps (claimed together)
+
+
+def keys_of_one_image() -> list[EffectKey]:
+    job = f"ledger-{uuid.uuid4().hex[:12]}"
+    return [
+        EffectKey(job, 0, "", "upload"),
+        EffectKey(job, 0, "tshirt", "create"),
+        EffectKey(job, 0, "tshirt", "price"),
+    ]
+
+
+async def test_steps_are_claimed_together_and_recorded_together(ledger: Ledger) -> None:
+    upload, create, price = keys_of_one_image()
+    effects = [Effect({"n": i}) for i in range(3)]
+    async with ledger.steps([upload, create, price]) as steps:
+        for key in (upload, create, price):
+            # Claimed by the block before any call: another attempt would wait.
+            assert (await ledger.begin(key, owner="someone-else")).state is EffectState.BUSY
+        results = [await steps.once(k, e) for k, e in zip((upload, create, price), effects)]
+        # Not recorded yet: a crash here leaves every step started, settled by the next try.
+        assert (await ledger.get(create)).state is EffectState.STARTED  # type: ignore[union-attr]
+    assert results == [{"n": 0}, {"n": 1}, {"n": 2}]
+    for key, effect in zip((upload, create, price), effects, strict=True):
+        entry = await ledger.get(key)
+        assert entry is not None and entry.state is EffectState.DONE
+        assert entry.result == effect.result
+    # A redelivery calls nothing again.
+    async with ledger.steps([upload, create, price]) as again:
+        assert await again.once(create, never_called) == {"n": 1}
+    assert [e.calls for e in effects] == [1, 1, 1]
+
+
+async def never_called() -> Result:
+    raise AssertionError("a recorded step must not run again")
+
+
+async def test_a_failing_step_keeps_the_steps_before_and_frees_the_rest(ledger: Ledger) -> None:
+    upload, create, price = keys_of_one_image()
+    done = Effect({"image_id": "i1"})
+
+    async def refused() -> Result:
+        raise PermanentError("Printify said no")
+
+    with pytest.raises(PermanentError):
+        async with ledger.steps([upload, create, price]) as steps:
+            await steps.once(upload, done)
+            await steps.once(create, refused)
+    up, cr, pr = [await ledger.get(k) for k in (upload, create, price)]
+    assert up is not None and up.state is EffectState.DONE and up.result == {"image_id": "i1"}
+    assert cr is not None and cr.state is EffectState.STARTED  # outcome unknown: reconcile next
+    assert pr is not None and pr.state is EffectState.STARTED
+    # Nothing is left claimed: the next attempt starts at once, without waiting for a lease.
+    for key in (create, price):
+        assert (await ledger.begin(key, owner="next")).state is EffectState.STARTED
+
+
+async def test_a_block_waits_for_another_attempt_holding_its_steps(ledger: Ledger) -> None:
+    upload, create, price = keys_of_one_image()
+    slow = [Effect({"n": i}, delay_s=0.3) for i in range(3)]
+    fast = [Effect({"n": 10 + i}) for i in range(3)]
+
+    async def attempt(effects: list[Effect]) -> list[Result]:
+        async with ledger.steps([upload, create, price]) as steps:
+            return [await steps.once(k, e) for k, e in zip((upload, create, price), effects)]
+
+    first = asyncio.create_task(attempt(slow))
+    await asyncio.sleep(0.05)  # the first block holds its claims
+    second = await attempt(fast)
+    assert await first == second == [{"n": 0}, {"n": 1}, {"n": 2}]
+    assert [e.calls for e in slow] == [1, 1, 1] and [e.calls for e in fast] == [0, 0, 0]
