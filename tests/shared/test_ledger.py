@@ -284,7 +284,9 @@ async def test_steps_are_claimed_together_and_recorded_together(ledger: Ledger) 
         for key in (upload, create, price):
             # Claimed by the block before any call: another attempt would wait.
             assert (await ledger.begin(key, owner="someone-else")).state is EffectState.BUSY
-        results = [await steps.once(k, e) for k, e in zip((upload, create, price), effects)]
+        results = [
+            await steps.once(k, e) for k, e in zip((upload, create, price), effects, strict=True)
+        ]
         # Not recorded yet: a crash here leaves every step started, settled by the next try.
         assert (await ledger.get(create)).state is EffectState.STARTED  # type: ignore[union-attr]
     assert results == [{"n": 0}, {"n": 1}, {"n": 2}]
@@ -329,7 +331,10 @@ async def test_a_block_waits_for_another_attempt_holding_its_steps(ledger: Ledge
 
     async def attempt(effects: list[Effect]) -> list[Result]:
         async with ledger.steps([upload, create, price]) as steps:
-            return [await steps.once(k, e) for k, e in zip((upload, create, price), effects)]
+            return [
+                await steps.once(k, e)
+                for k, e in zip((upload, create, price), effects, strict=True)
+            ]
 
     first = asyncio.create_task(attempt(slow))
     await asyncio.sleep(0.05)  # the first block holds its claims
