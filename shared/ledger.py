@@ -23,6 +23,8 @@ A handler that makes several calls for one message (upload, create, price) takes
 result recorded in one round trip after the last. A crash in between leaves the steps
 ``started``, which the next attempt settles as above (reconcile, or call again where a duplicate
 is harmless): the same guarantee as step by step, for two round trips instead of two per step.
+A block claims all of its steps or none: when another attempt holds one of them, it lets the
+rest go and runs step by step, so no attempt ever waits for a claim while holding another.
 """
 
 from __future__ import annotations
@@ -192,14 +194,15 @@ class Steps:
     """The steps of one :meth:`Ledger.steps` block (claimed together, recorded together)."""
 
     def __init__(
-        self, ledger: Ledger, owner: str, claimed: dict[EffectKey, LedgerEntry | None]
+        self, ledger: Ledger, owner: str, claimed: dict[EffectKey, LedgerEntry] | None
     ) -> None:
+        """``claimed``: the block's claims, each used by one step; None when the block could
+        not claim every key, and each step then runs as :meth:`Ledger.once` does."""
         self.ledger = ledger
         self.owner = owner
-        # Claims taken by the block and not yet used by a step (None: claimed elsewhere first).
         self.claimed = claimed
+        self.keys = set(claimed or ())  # the keys whose claims the block renews
         self.results: dict[EffectKey, Result] = {}  # run here, to record on exit
-        self.keys = set(claimed)  # every key the block may hold a claim on
 
     async def once(
         self,
@@ -208,10 +211,9 @@ class Steps:
         reconcile: Callable[[], Awaitable[Result | None]] | None = None,
     ) -> Result:
         """:meth:`Ledger.once` for one of the block's keys; its result is recorded on exit."""
-        entry = self.claimed.pop(key, None)
-        self.keys.add(key)
-        if entry is None or entry.state is EffectState.BUSY:
-            entry = await self.ledger._claim(key, self.owner)
+        if self.claimed is None or key not in self.claimed:
+            return await self.ledger.once(key, do, reconcile)
+        entry = self.claimed.pop(key)
         if entry.state is EffectState.DONE:
             assert entry.result is not None
             return entry.result
@@ -243,7 +245,7 @@ class Steps:
         """
         keys = list(self.results)
         done = [(_COMPLETE, {**k.params(), "result": Jsonb(self.results[k])}) for k in keys]
-        unused = [k for k, e in self.claimed.items() if e is not None]
+        unused = [k for k, e in (self.claimed or {}).items() if e.state is not EffectState.DONE]
         release = [(_RELEASE, {**k.params(), "owner": self.owner}) for k in unused]
         rows = await self.ledger._fetch_many(done + release)
         for key, row in zip(keys, rows, strict=False):
@@ -394,9 +396,23 @@ class Ledger:
         owner = _owner()
         lease = {"owner": owner, "lease": self.lease_s}
         rows = await self._fetch_many([(_CLAIM, {**k.params(), **lease}) for k in keys])
-        # No row: a concurrent first claim won; Steps.once waits for it as once() does.
-        claimed = {k: None if r is None else _entry(r) for k, r in zip(keys, rows, strict=True)}
-        steps = Steps(self, owner, claimed)
+        # No row: a concurrent first claim won the key.
+        entries = [None if r is None else _entry(r) for r in rows]
+        held = {k: e for k, e in zip(keys, entries, strict=True) if e is not None}
+        if len(held) == len(keys) and all(e.state is not EffectState.BUSY for e in held.values()):
+            steps = Steps(self, owner, held)
+        else:
+            # Another attempt holds one of them. Holding the others while waiting for it could
+            # wait in a circle (it may wait for one of ours): let ours go and run step by step,
+            # holding one claim at a time, as once() does.
+            mine = [
+                k
+                for k, e in zip(keys, entries, strict=True)
+                if e is not None and e.state in (EffectState.NEW, EffectState.STARTED)
+            ]
+            await self._fetch_many([(_RELEASE, {**k.params(), "owner": owner}) for k in mine])
+            logger.info("side effects claimed elsewhere, one at a time keys=%d", len(keys))
+            steps = Steps(self, owner, None)
         renewer = asyncio.create_task(self._renew_all(steps))
         try:
             yield steps

@@ -341,3 +341,30 @@ async def test_a_block_waits_for_another_attempt_holding_its_steps(ledger: Ledge
     second = await attempt(fast)
     assert await first == second == [{"n": 0}, {"n": 1}, {"n": 2}]
     assert [e.calls for e in slow] == [1, 1, 1] and [e.calls for e in fast] == [0, 0, 0]
+
+
+async def test_a_block_that_cannot_claim_every_step_holds_none_while_it_waits(
+    pool: AsyncConnectionPool,
+) -> None:
+    # Another attempt holds `create` and, to finish it, needs `upload`: a block that kept
+    # `upload` claimed (its record deferred) while waiting for `create` would wait in a circle.
+    ledger = Ledger(pool, wait_timeout_s=5)
+    upload, create, _ = keys_of_one_image()
+    assert (await ledger.begin(create, owner="other")).state is EffectState.NEW
+    uploaded = Effect({"image_id": "i1"})
+    block_create = Effect({"product_id": "mine"})
+
+    async def block() -> list[Result]:
+        async with ledger.steps([upload, create]) as steps:
+            return [await steps.once(upload, uploaded), await steps.once(create, block_create)]
+
+    task = asyncio.create_task(block())
+    for _ in range(100):  # until the block's upload ran
+        if uploaded.calls:
+            break
+        await asyncio.sleep(0.02)
+    # The other attempt gets `upload` (recorded already), then records its `create`.
+    assert await ledger.once(upload, never_called) == {"image_id": "i1"}
+    await ledger.complete(create, {"product_id": "theirs"})
+    assert await task == [{"image_id": "i1"}, {"product_id": "theirs"}]
+    assert (uploaded.calls, block_create.calls) == (1, 0)
