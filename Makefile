@@ -29,6 +29,7 @@ format: bootstrap
 schemas: bootstrap
 	$(PY) -m shared.schemas
 	$(PY) -m shared.asyncapi
+	$(PY) -m devstack.k8s
 
 bench: bootstrap
 	$(PY) bench/broker.py
