@@ -100,6 +100,83 @@ WHERE job_id = %(job)s AND image_index = %(image)s
   AND NOT EXISTS (SELECT 1 FROM up)
 """
 
+# The same for several keys at once (a block of steps): one statement each, keys as arrays.
+_CLAIM_MANY = """
+WITH k AS (
+    SELECT * FROM unnest(%(jobs)s::text[], %(images)s::int[], %(types)s::text[],
+                         %(steps)s::text[])
+        WITH ORDINALITY AS k(job_id, image_index, product_type, step, n)
+),
+claim AS (
+    INSERT INTO side_effects AS s
+        (job_id, image_index, product_type, step, claimed_by, claimed_until)
+    SELECT job_id, image_index, product_type, step, %(owner)s,
+           clock_timestamp() + make_interval(secs => %(lease)s)
+    FROM k ORDER BY job_id, image_index, product_type, step
+    ON CONFLICT (job_id, image_index, product_type, step) DO UPDATE
+    SET attempts = s.attempts + 1, claimed_by = EXCLUDED.claimed_by,
+        claimed_until = EXCLUDED.claimed_until, updated_at = now()
+    WHERE s.state <> 'done'
+      AND (s.claimed_until IS NULL OR s.claimed_until <= clock_timestamp()
+           OR s.claimed_by = EXCLUDED.claimed_by)
+    RETURNING s.job_id, s.image_index, s.product_type, s.step, s.state, s.result, s.attempts,
+              true AS claimed
+)
+SELECT * FROM claim
+UNION ALL
+SELECT job_id, image_index, product_type, step, s.state, s.result, s.attempts, false
+FROM k JOIN side_effects s USING (job_id, image_index, product_type, step)
+WHERE NOT EXISTS (SELECT 1 FROM claim c
+                  WHERE (c.job_id, c.image_index, c.product_type, c.step)
+                      = (k.job_id, k.image_index, k.product_type, k.step))
+"""
+
+# Results as a JSON array in the keys' order (one jsonb value, not an array of them).
+_COMPLETE_MANY = """
+WITH k AS (
+    SELECT k.*, r.result
+    FROM unnest(%(jobs)s::text[], %(images)s::int[], %(types)s::text[], %(steps)s::text[])
+        WITH ORDINALITY AS k(job_id, image_index, product_type, step, n)
+    JOIN jsonb_array_elements(%(results)s) WITH ORDINALITY AS r(result, n)
+      ON r.n = k.n
+),
+up AS (
+    INSERT INTO side_effects AS s (job_id, image_index, product_type, step, state, result)
+    SELECT job_id, image_index, product_type, step, 'done', result
+    FROM k ORDER BY job_id, image_index, product_type, step
+    ON CONFLICT (job_id, image_index, product_type, step) DO UPDATE
+    SET state = 'done', result = EXCLUDED.result, claimed_by = NULL, claimed_until = NULL,
+        updated_at = now()
+    WHERE s.state <> 'done'
+    RETURNING s.job_id, s.image_index, s.product_type, s.step, s.result
+)
+SELECT * FROM up
+UNION ALL
+SELECT job_id, image_index, product_type, step, s.result
+FROM k JOIN side_effects s USING (job_id, image_index, product_type, step)
+WHERE NOT EXISTS (SELECT 1 FROM up u
+                  WHERE (u.job_id, u.image_index, u.product_type, u.step)
+                      = (k.job_id, k.image_index, k.product_type, k.step))
+"""
+
+_RENEW_MANY = """
+UPDATE side_effects s SET claimed_until = clock_timestamp() + make_interval(secs => %(lease)s)
+FROM unnest(%(jobs)s::text[], %(images)s::int[], %(types)s::text[], %(steps)s::text[])
+    AS k(job_id, image_index, product_type, step)
+WHERE (s.job_id, s.image_index, s.product_type, s.step)
+    = (k.job_id, k.image_index, k.product_type, k.step)
+  AND s.claimed_by = %(owner)s AND s.state <> 'done'
+"""
+
+_RELEASE_MANY = """
+UPDATE side_effects s SET claimed_until = NULL, claimed_by = NULL
+FROM unnest(%(jobs)s::text[], %(images)s::int[], %(types)s::text[], %(steps)s::text[])
+    AS k(job_id, image_index, product_type, step)
+WHERE (s.job_id, s.image_index, s.product_type, s.step)
+    = (k.job_id, k.image_index, k.product_type, k.step)
+  AND s.claimed_by = %(owner)s AND s.state <> 'done'
+"""
+
 _RENEW = """
 UPDATE side_effects SET claimed_until = clock_timestamp() + make_interval(secs => %(lease)s)
 WHERE job_id = %(job)s AND image_index = %(image)s
@@ -244,17 +321,36 @@ class Steps:
         reuses the recorded ones.
         """
         keys = list(self.results)
-        done = [(_COMPLETE, {**k.params(), "result": Jsonb(self.results[k])}) for k in keys]
         unused = [k for k, e in (self.claimed or {}).items() if e.state is not EffectState.DONE]
-        release = [(_RELEASE, {**k.params(), "owner": self.owner}) for k in unused]
-        rows = await self.ledger._fetch_many(done + release)
-        for key, row in zip(keys, rows, strict=False):
+        recorded: dict[tuple[Any, ...], Any] = {}
+        if keys:
+            params = {**_arrays(keys), "results": Jsonb([self.results[k] for k in keys])}
+            rows = await self.ledger._fetch_all(_COMPLETE_MANY, params)
+            recorded = {tuple(row[:4]): row[4] for row in rows}
+        if unused:
+            await self.ledger._fetch_all(_RELEASE_MANY, {**_arrays(unused), "owner": self.owner})
+        for key in keys:
             ours = json.loads(json.dumps(self.results[key]))  # as the row holds it
-            if row is not None and row[0] is not None and row[0] != ours:
+            theirs = recorded.get(_row_key(key))
+            if theirs is not None and theirs != ours:
                 raise RetryableError(
                     f"side effect recorded by another attempt meanwhile: {key.describe()}"
                 )
             logger.info("side effect done %s", key.describe())
+
+
+def _arrays(keys: list[EffectKey]) -> dict[str, list[Any]]:
+    """Keys as the array parameters of the statements for several keys."""
+    return {
+        "jobs": [k.job_id for k in keys],
+        "images": [k.image_index for k in keys],
+        "types": [k.product_type for k in keys],
+        "steps": [k.step for k in keys],
+    }
+
+
+def _row_key(key: EffectKey) -> tuple[Any, ...]:
+    return (key.job_id, key.image_index, key.product_type, key.step)
 
 
 class Ledger:
@@ -391,26 +487,28 @@ class Ledger:
 
     @contextlib.asynccontextmanager
     async def steps(self, keys: list[EffectKey]) -> AsyncIterator[Steps]:
-        """Claim ``keys`` together (one round trip); on exit record the results of the steps
-        run through :meth:`Steps.once` together and release the claims of steps not run."""
+        """Claim ``keys`` together (one statement); on exit record the results of the steps run
+        through :meth:`Steps.once` together (one more) and release the claims of steps not
+        run."""
         owner = _owner()
-        lease = {"owner": owner, "lease": self.lease_s}
-        rows = await self._fetch_many([(_CLAIM, {**k.params(), **lease}) for k in keys])
-        # No row: a concurrent first claim won the key.
-        entries = [None if r is None else _entry(r) for r in rows]
-        held = {k: e for k, e in zip(keys, entries, strict=True) if e is not None}
-        if len(held) == len(keys) and all(e.state is not EffectState.BUSY for e in held.values()):
-            steps = Steps(self, owner, held)
+        keys = list(dict.fromkeys(keys))
+        params = {**_arrays(keys), "owner": owner, "lease": self.lease_s}
+        rows = {tuple(r[:4]): r[4:] for r in await self._fetch_all(_CLAIM_MANY, params)}
+        # No row: a concurrent first claim won the key (its row is newer than our snapshot).
+        entries = {k: _entry(rows[_row_key(k)]) for k in keys if _row_key(k) in rows}
+        if len(entries) == len(keys) and all(
+            e.state is not EffectState.BUSY for e in entries.values()
+        ):
+            steps = Steps(self, owner, entries)
         else:
             # Another attempt holds one of them. Holding the others while waiting for it could
             # wait in a circle (it may wait for one of ours): let ours go and run step by step,
             # holding one claim at a time, as once() does.
             mine = [
-                k
-                for k, e in zip(keys, entries, strict=True)
-                if e is not None and e.state in (EffectState.NEW, EffectState.STARTED)
+                k for k, e in entries.items() if e.state in (EffectState.NEW, EffectState.STARTED)
             ]
-            await self._fetch_many([(_RELEASE, {**k.params(), "owner": owner}) for k in mine])
+            if mine:
+                await self._fetch_all(_RELEASE_MANY, {**_arrays(mine), "owner": owner})
             logger.info("side effects claimed elsewhere, one at a time keys=%d", len(keys))
             steps = Steps(self, owner, None)
         renewer = asyncio.create_task(self._renew_all(steps))
@@ -420,22 +518,13 @@ class Ledger:
             renewer.cancel()
             await asyncio.shield(steps.settle())
 
-    async def _fetch_many(
-        self, statements: list[tuple[str, dict[str, Any]]]
-    ) -> list[tuple[Any, ...] | None]:
-        """Each statement, all sent before any answer is read (pipeline mode: one round trip);
-        the first row of each (None when it has none). Retried as :meth:`_fetch` is."""
-        if not statements:
-            return []
+    async def _fetch_all(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """Every row of ``sql`` (none for a statement without rows); retried as :meth:`_fetch`."""
         for attempt in (1, 2):
             try:
-                async with (
-                    self.pool.connection(timeout=self.connection_timeout_s) as conn,
-                    conn.pipeline() as pipeline,
-                ):
-                    cursors = [await conn.execute(sql, p) for sql, p in statements]
-                    await pipeline.sync()  # every answer in: each cursor knows if it has rows
-                    return [await c.fetchone() if c.description else None for c in cursors]
+                async with self.pool.connection(timeout=self.connection_timeout_s) as conn:
+                    cur = await conn.execute(sql, params)
+                    return await cur.fetchall() if cur.description else []
             except psycopg.OperationalError as exc:
                 if attempt == 2:
                     raise RetryableError(f"side-effect ledger unavailable: {exc}") from exc
@@ -447,9 +536,11 @@ class Ledger:
         # As _renew, for every key of the block (a step done or not ours is left alone).
         while True:
             await asyncio.sleep(self.lease_s / 3)
-            lease = {"owner": steps.owner, "lease": self.lease_s}
+            if not steps.keys:
+                continue
+            params = {**_arrays(list(steps.keys)), "owner": steps.owner, "lease": self.lease_s}
             with contextlib.suppress(RetryableError):
-                await self._fetch_many([(_RENEW, {**k.params(), **lease}) for k in steps.keys])
+                await self._fetch_all(_RENEW_MANY, params)
 
     async def _claim(self, key: EffectKey, owner: str) -> LedgerEntry:
         """Claim ``key``, waiting (with no connection held) while another attempt has it."""

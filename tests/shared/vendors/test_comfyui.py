@@ -470,3 +470,25 @@ async def test_cancelled_renders_leave_the_gpu(
             await asyncio.sleep(0.05)
     finally:
         await client.aclose()
+
+
+def test_filling_the_workflow_leaves_the_template_as_it_was() -> None:
+    import copy
+    import json
+
+    from shared.vendors.comfyui import DEFAULT_WORKFLOW, fill_workflow
+
+    template = json.loads(DEFAULT_WORKFLOW.read_text())
+    before = copy.deepcopy(template)
+    first = fill_workflow(
+        template, prompt="a cat", negative_prompt="blur", seed=7, width=64, height=64,
+        output_size=(256, 256),
+    )  # fmt: skip
+    second = fill_workflow(
+        template, prompt="a dog", negative_prompt="", seed=8, width=32, height=32,
+        output_size=(128, 128),
+    )  # fmt: skip
+    assert template == before  # every render starts from the same graph
+    assert json.dumps(first) != json.dumps(second)
+    texts = {json.dumps(n["inputs"]) for n in first.values()}
+    assert any("a cat" in t for t in texts) and not any("a dog" in t for t in texts)
