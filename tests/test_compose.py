@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import yaml
@@ -79,3 +81,64 @@ def test_runtime_code_imports_no_simulator_and_no_dev_tooling() -> None:
             assert "import simulators" not in text and "from simulators" not in text, path
             if path.name != "cli.py":  # `pod up` says it needs a source checkout
                 assert "devstack" not in text, path
+
+
+def _recorded_metrics() -> set[str]:
+    """The metric names the monitor records (counters, durations and sampled gauges)."""
+    source = (ROOT / "services" / "monitor" / "metrics.py").read_text()
+    pairs = re.findall(r'(?:add|observe)\(\s*"(\w+)"|samples\[\("(\w+)"', source)
+    return {name for pair in pairs for name in pair if name}
+
+
+def _exposed(metric: str) -> str:
+    """The recorded name behind a name of the API's Prometheus exposition
+    (services/api/ops_queries.py): pod_<name>_total, pod_<name>_seconds_*, pod_<name>."""
+    base = metric.removeprefix("pod_")
+    for suffix in ("_seconds_bucket", "_seconds_sum", "_seconds_count", "_total"):
+        if base.endswith(suffix):
+            return base.removesuffix(suffix)
+    return base
+
+
+def test_prometheus_and_grafana_show_what_the_api_exposes() -> None:
+    services = yaml.safe_load((ROOT / "compose.yaml").read_text())["services"]
+    api_port = services["api"]["environment"]["API_PORT"]
+    # Prometheus scrapes the API's /metrics at its compose address.
+    prom_mount = next(v for v in services["prometheus"]["volumes"] if v.endswith(":ro"))
+    host_dir, container_dir = prom_mount.removesuffix(":ro").split(":")
+    config = yaml.safe_load((ROOT / host_dir / "prometheus.yml").read_text())
+    assert f"--config.file={container_dir}/prometheus.yml" in services["prometheus"]["command"]
+    [job] = config["scrape_configs"]
+    assert job["metrics_path"] == "/metrics"
+    assert job["static_configs"][0]["targets"] == [f"api:{api_port}"]
+    # Grafana: the provisioned source is that Prometheus, the provider reads the mounted folder.
+    grafana = services["grafana"]
+    mounts = dict(
+        v.removesuffix(":ro").split(":") for v in grafana["volumes"] if v.startswith("./")
+    )
+    provisioning = ROOT / next(h for h, c in mounts.items() if c == "/etc/grafana/provisioning")
+    [source] = yaml.safe_load((provisioning / "datasources" / "prometheus.yaml").read_text())[
+        "datasources"
+    ]
+    assert source["url"] == "http://prometheus:9090" and source["type"] == "prometheus"
+    [provider] = yaml.safe_load((provisioning / "dashboards" / "pod-engine.yaml").read_text())[
+        "providers"
+    ]
+    dashboards_host = next(h for h, c in mounts.items() if c == provider["options"]["path"])
+    # Every series the dashboard charts is one the monitor records and the API exposes.
+    recorded = _recorded_metrics()
+    assert {"jobs_completed", "job_duration", "consumer_lag", "dlq_size"} <= recorded
+    files = list((ROOT / dashboards_host).glob("*.json"))
+    assert files
+    charted: set[str] = set()
+    for path in files:
+        dashboard = json.loads(path.read_text())
+        assert dashboard["uid"] and dashboard["panels"]
+        for panel in dashboard["panels"]:
+            assert panel["datasource"]["uid"] == source["uid"]
+            for target in panel["targets"]:
+                charted |= {_exposed(m) for m in re.findall(r"\bpod_\w+", target["expr"])}
+    assert charted and charted <= recorded, charted - recorded
+    assert grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"].startswith(
+        provider["options"]["path"]
+    )
