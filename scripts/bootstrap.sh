@@ -37,3 +37,18 @@ if [ "$(cat "$KSTAMP" 2>/dev/null)" != "$kwant" ]; then
     -DoutputDirectory=lib -DincludeScope=runtime
   echo "$kwant" > "$KSTAMP"
 fi
+
+# Headless Chromium for the dashboard's browser tests (tests/services/api/test_ui_browser.py):
+# Debian's package where this user may install it; elsewhere those tests say they were skipped.
+if ! command -v chromium >/dev/null && [ "${POD_SKIP_CHROMIUM:-}" != 1 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "bootstrap: installing chromium (apt-get) for the dashboard's browser tests" >&2
+    if ! apt-get install -y --no-install-recommends chromium >/tmp/pod-chromium.log 2>&1; then
+      apt-get update >>/tmp/pod-chromium.log 2>&1 || true
+      apt-get install -y --no-install-recommends chromium >>/tmp/pod-chromium.log 2>&1 \
+        || echo "bootstrap: chromium not installed (see /tmp/pod-chromium.log); browser tests will skip" >&2
+    fi
+  else
+    echo "bootstrap: no chromium (install Debian's chromium package); browser tests will skip" >&2
+  fi
+fi

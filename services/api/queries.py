@@ -73,6 +73,14 @@ _STATUS_IN = "status = ANY(%(statuses)s)"
 # concurrent inserts, no OFFSET scan.
 _AFTER = "(created_at, job_id) < (%(after_at)s, %(after_job)s)"
 
+# Search: the id's start, or a word anywhere in the theme, niche, style or prompt.
+_MATCHES = (
+    "(job_id LIKE %(q_prefix)s OR theme ILIKE %(q_any)s OR niche ILIKE %(q_any)s"
+    " OR style ILIKE %(q_any)s OR COALESCE(prompt, '') ILIKE %(q_any)s)"
+)
+
+_IMAGE = "SELECT uri, sha256 FROM images WHERE job_id = %(job)s AND image_index = %(index)s"
+
 _PING = "SELECT 1"
 
 
@@ -140,10 +148,16 @@ async def list_jobs(
     status: str | None,
     limit: int,
     after: tuple[datetime, str] | None,
+    q: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Up to ``limit`` jobs, newest first, strictly after the keyset position ``after``."""
+    """Up to ``limit`` jobs, newest first, strictly after the keyset position ``after``;
+    ``q`` matches the start of the id or any part of the theme, niche, style or prompt."""
     where: list[str] = []
     params: dict[str, Any] = {"limit": limit}
+    if q:
+        where.append(_MATCHES)
+        escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        params["q_prefix"], params["q_any"] = f"{escaped}%", f"%{escaped}%"
     if status is not None:
         where.append(_STATUS_IN)
         params["statuses"] = ["completed", "partial"] if status == "completed" else [status]
@@ -154,6 +168,14 @@ async def list_jobs(
     async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(sql, params)
         return await cur.fetchall()
+
+
+async def image_of(pool: AsyncConnectionPool, job_id: str, index: int) -> tuple[str, str] | None:
+    """(uri, sha256) of a job's image, None when it was not generated (yet)."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(_IMAGE, {"job": job_id, "index": index})
+        row = await cur.fetchone()
+    return None if row is None else (str(row[0]), str(row[1]))
 
 
 async def ping(pool: AsyncConnectionPool, timeout: float) -> None:

@@ -14,10 +14,16 @@ from shared.settings import (
     KafkaSettings,
     WorkerLivenessSettings,
 )
+from shared.storage import ImageStorageSettings
 
 
 class ApiSettings(
-    KafkaSettings, DatabaseSettings, JobLimitSettings, WorkerLivenessSettings, ChannelSettings
+    KafkaSettings,
+    DatabaseSettings,
+    JobLimitSettings,
+    WorkerLivenessSettings,
+    ChannelSettings,
+    ImageStorageSettings,
 ):
     """Settings of ``services.api`` (env vars, then the CONFIG_PATH JSON file)."""
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -10,6 +10,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from services.api.producer import JobProducer
 from services.api.settings import ApiSettings
+from shared.storage import ImageStore
 
 
 @dataclass
@@ -19,6 +20,13 @@ class ApiState:
     settings: ApiSettings
     producer: JobProducer
     pool: AsyncConnectionPool
+    _images: ImageStore | None = field(default=None, repr=False)
+
+    def image_store(self) -> ImageStore:
+        """Where the generator stores images (opened on first use: the dashboard's reads)."""
+        if self._images is None:
+            self._images = self.settings.image_store()
+        return self._images
 
 
 def _state(request: Request) -> ApiState:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query, status
+from fastapi.responses import RedirectResponse, Response
 
 from services.api import queries
 from services.api.auth import Principal
@@ -29,6 +31,7 @@ from services.api.schemas import (
 )
 from services.api.state import State
 from services.api.submit import submit_job
+from shared.storage import ImageReadError
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses=COMMON_ERRORS)
 
@@ -113,6 +116,15 @@ async def list_jobs(
     ] = None,
     limit: Annotated[int, Query(ge=1, description="Page size (at most MAX_PAGE_SIZE)")] = 20,
     cursor: Annotated[str | None, Query(max_length=500, description="nextCursor")] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=100,
+            description="Search: the start of the job id, or text in its theme, niche, style "
+            "or prompt",
+        ),
+    ] = None,
 ) -> JobPage:
     """Jobs, newest first, one page at a time."""
     if limit > state.settings.max_page_size:
@@ -123,9 +135,46 @@ async def list_jobs(
         raise invalid("cursor", str(exc)) from exc
     # One extra row tells whether another page exists without a COUNT.
     rows = await queries.list_jobs(
-        state.pool, status=status.value if status else None, limit=limit + 1, after=after
+        state.pool, status=status.value if status else None, limit=limit + 1, after=after, q=q
     )
     page = rows[:limit]
     more = len(rows) > limit
     next_cursor = encode_cursor(page[-1]["created_at"], page[-1]["job_id"]) if more else None
     return JobPage(jobs=[JobView(**r) for r in page], next_cursor=next_cursor)
+
+
+@router.get(
+    "/{job_id}/images/{image_index}",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/png": {}}, "description": "The stored art"},
+        307: {"description": "Where the bucket serves it (a presigned URL)"},
+        **error_responses(404),
+    },
+)
+async def get_job_image(
+    job_id: Annotated[str, Path(min_length=1, max_length=100)],
+    image_index: Annotated[int, Path(ge=0, le=1000)],
+    state: State,
+    principal: Principal,
+) -> Response:
+    """One of the job's images, as stored (the dashboard's thumbnails)."""
+    found = await queries.image_of(state.pool, job_id, image_index)
+    if found is None:
+        raise ApiError(404, "not_found", f"job {job_id} has no image {image_index}")
+    uri, sha256 = found
+    store = state.image_store()
+    try:
+        url = await asyncio.to_thread(store.fetch_url, uri)
+        if url is not None:
+            return RedirectResponse(url, status_code=307)
+        data = await asyncio.to_thread(
+            store.read, uri, sha256=sha256, max_bytes=state.settings.image_max_bytes
+        )
+    except ImageReadError:
+        raise ApiError(
+            404, "not_found", f"image {image_index} of job {job_id} is not stored"
+        ) from None
+    return Response(
+        data, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"}
+    )
