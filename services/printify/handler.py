@@ -275,7 +275,8 @@ class PrintifyHandler:
         types = event.payload.product_types
         creates = [_create_key(event, t) for t in types]
         keys = [_upload_key(event), *creates, *(_price_key(k) for k in creates)]
-        async with self.ledger.steps(keys) as steps:
+        # Their requests too: an upload, then a create and a price update per type.
+        async with self.ledger.steps(keys) as steps, self.client.reserving(1 + 2 * len(types)):
             image_id = await self._upload(event, steps)
             for product_type in types:
                 try:
