@@ -23,6 +23,9 @@ import certifi
 import httpx
 import httpx2
 import yarl
+from opentelemetry.trace import SpanKind
+
+from shared import tracing
 
 # Headers aiohttp derives from the request itself; sending httpx's copies would double them.
 _DERIVED = frozenset({b"host", b"content-length", b"transfer-encoding"})
@@ -76,6 +79,31 @@ class _AiohttpSender:
         body = await request.aread()
         # Already percent-encoded by httpx: sent as it is.
         url = yarl.URL(str(request.url), encoded=True)
+        # A vendor call is a child span of the message's (no query string: it may hold keys).
+        attributes: dict[str, str | int] = {
+            "http.request.method": request.method,
+            "server.address": url.host or "",
+            "url.path": url.path,
+        }
+        with tracing.span(
+            f"{request.method} {url.host}", kind=SpanKind.CLIENT, attributes=attributes
+        ) as span:
+            resp, content = await self._send(request, url, headers, body, timeout)
+            span.set_attribute("http.response.status_code", resp.status)
+        response_headers = [
+            (k, v) for k, v in resp.raw_headers if k.decode("latin-1").lower() not in _DECODED
+        ]
+        return self.mod.Response(
+            resp.status,
+            headers=response_headers,
+            content=content,
+            request=request,
+            extensions={"http_version": b"HTTP/1.1", "reason_phrase": (resp.reason or "").encode()},
+        )
+
+    async def _send(
+        self, request: Any, url: yarl.URL, headers: list[tuple[str, str]], body: bytes, timeout: Any
+    ) -> tuple[Any, bytes]:
         for attempt in (1, 2):
             try:
                 async with self._get_session().request(
@@ -87,24 +115,14 @@ class _AiohttpSender:
                     allow_redirects=False,
                     timeout=timeout,
                 ) as resp:
-                    content = await resp.read()
-                break
+                    return resp, await resp.read()
             except Exception as exc:
                 # A pooled connection the server closed (a restart) before the loop saw it
                 # go: nothing was written, so once more on a fresh one does nothing twice.
                 if attempt == 1 and _never_written(exc):
                     continue
                 raise _as_httpx(self.mod, exc, request) from exc
-        response_headers = [
-            (k, v) for k, v in resp.raw_headers if k.decode("latin-1").lower() not in _DECODED
-        ]
-        return self.mod.Response(
-            resp.status,
-            headers=response_headers,
-            content=content,
-            request=request,
-            extensions={"http_version": b"HTTP/1.1", "reason_phrase": (resp.reason or "").encode()},
-        )
+        raise AssertionError("unreachable")
 
     def _proxy(self, url: yarl.URL) -> yarl.URL | None:
         """The proxy for ``url`` from HTTP(S)_PROXY / NO_PROXY (credentials may be in it)."""

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
+from shared import tracing
 from shared.errors import ConfigError
 from shared.events import Event
 from shared.lifecycle import bind_to_parent, watch_parent
@@ -50,6 +51,7 @@ def main(
 ) -> None:
     """Process entry point: exit 2 with a clear message on bad configuration, else 0 on stop."""
     setup_logging(stage.name)
+    tracing.setup(stage.name)
     bind_to_parent()
     watch_parent()
     try:

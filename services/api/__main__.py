@@ -12,6 +12,7 @@ import uvicorn
 
 from services.api.app import create_app
 from services.api.settings import ApiSettings
+from shared import tracing
 from shared.db import migrate
 from shared.errors import ConfigError
 from shared.lifecycle import bind_to_parent, watch_parent
@@ -28,6 +29,7 @@ def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
 def main() -> int:
     """Run the API; returns the process exit code (2 = invalid configuration)."""
     setup_logging("api")
+    tracing.setup("api")
     bind_to_parent()
     watch_parent()
     # uvicorn stops gracefully on SIGTERM/SIGINT, then re-raises the signal to the handler it

@@ -19,6 +19,7 @@ import logging
 import uuid
 import weakref
 
+from opentelemetry.trace import SpanKind
 from psycopg import Error as DbError
 
 from services.api import queries
@@ -27,6 +28,7 @@ from services.api.producer import BrokerUnavailable
 from services.api.schemas import JobRequest
 from services.api.settings import ApiSettings
 from services.api.state import ApiState
+from shared import tracing
 from shared.events import JobRequested, JobRequestedPayload, Priority
 from shared.topics import JOBS_REQUESTED
 
@@ -137,10 +139,17 @@ def _event(job_id: str, event_id: uuid.UUID, payload: JobRequestedPayload) -> Jo
 async def _produce(state: ApiState, event: JobRequested) -> None:
     job_id, payload = event.job_id, event.payload
     topic = JOBS_REQUESTED[payload.priority]
+    attributes: dict[str, str | int] = {"pod.job_id": job_id, "messaging.destination.name": topic}
     try:
-        await state.producer.send(
-            topic, event.to_json(), key=job_id, timeout=state.settings.produce_timeout_s
-        )
+        # The job's trace starts here; its context rides on the message to every stage.
+        with tracing.span("job submit", kind=SpanKind.PRODUCER, attributes=attributes):
+            await state.producer.send(
+                topic,
+                event.to_json(),
+                key=job_id,
+                timeout=state.settings.produce_timeout_s,
+                headers=tracing.headers_now(),
+            )
     except BrokerUnavailable as exc:
         logger.error("job not accepted job_id=%s topic=%s reason=%s", job_id, topic, exc)
         raise ApiError(

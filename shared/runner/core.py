@@ -42,7 +42,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Generic
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from opentelemetry.trace import SpanKind
 
+from shared import tracing
 from shared.errors import InvalidEventError, PodError
 from shared.events import (
     EVENT_TYPES,
@@ -334,8 +336,22 @@ class StageRunner(Generic[E]):
             return await self._dead_letter(msg, exc, None, headers)
         ctx = MessageContext(*coords(msg), attempt, self.instance_id)
         try:
-            outputs = await self.handler(event, ctx)  # type: ignore[arg-type]
-            await self._produce_all(outputs)
+            # One span per message, in the trace the message carries (the job's).
+            with tracing.span(
+                f"{self.stage.name} handle",
+                kind=SpanKind.CONSUMER,
+                parent=tracing.context_from(headers),
+                attributes={
+                    "pod.job_id": event.job_id,
+                    "pod.stage": self.stage.name,
+                    "pod.attempt": attempt,
+                    "messaging.destination.name": ctx.topic,
+                    "messaging.kafka.partition": ctx.partition,
+                    "messaging.kafka.offset": ctx.offset,
+                },
+            ):
+                outputs = await self.handler(event, ctx)  # type: ignore[arg-type]
+                await self._produce_all(outputs, tracing.headers_now())
             self.stats.processed += 1
             return True
         except Exception as exc:
@@ -492,11 +508,18 @@ class StageRunner(Generic[E]):
             await asyncio.sleep(wait)
             wait = min(wait * 2, 30.0)
 
-    async def _produce_all(self, outputs: Sequence[Output]) -> None:
+    async def _produce_all(
+        self, outputs: Sequence[Output], headers: list[tuple[str, str | bytes | None]]
+    ) -> None:
         if outputs:
             await asyncio.gather(
                 *(
-                    self._produce(o.topic, o.event.to_json(), key=o.event.job_id.encode())
+                    self._produce(
+                        o.topic,
+                        o.event.to_json(),
+                        key=o.event.job_id.encode(),
+                        headers=headers or None,
+                    )
                     for o in outputs
                 )
             )

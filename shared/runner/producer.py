@@ -112,7 +112,15 @@ class EventProducer:
         loop = asyncio.get_running_loop()
         return await produce_async(self._producer, loop, topic, value, key=key, headers=headers)
 
-    async def send(self, topic: str, value: bytes, *, key: str, timeout: float) -> None:
+    async def send(
+        self,
+        topic: str,
+        value: bytes,
+        *,
+        key: str,
+        timeout: float,
+        headers: list[tuple[str, str | bytes | None]] | None = None,
+    ) -> None:
         """Produce one message and return once the broker acknowledged it (acks=all).
 
         Raises BrokerUnavailable when no ack came within ``timeout`` seconds or the delivery
@@ -121,7 +129,10 @@ class EventProducer:
         loop = asyncio.get_running_loop()
         try:
             fut = await asyncio.wait_for(
-                produce_async(self._producer, loop, topic, value, key=key.encode()), timeout
+                produce_async(
+                    self._producer, loop, topic, value, key=key.encode(), headers=headers
+                ),
+                timeout,
             )
             await asyncio.wait_for(fut, timeout)
         except TimeoutError as exc:
