@@ -115,13 +115,10 @@ class PrintifyStorefront:
         self.on_webhook = on_webhook
 
     async def publish(self, product: ProductRef) -> ListingState:
+        await self.client.publish(product.shop_id, product.product_id)
         if self.on_webhook:
-            await self.client.publish(product.shop_id, product.product_id)
             return PENDING  # the webhook's handler lists it; the watcher sees the listing
-        # Two calls back to back: their budget taken in one go.
-        async with self.client.reserving(2):
-            await self.client.publish(product.shop_id, product.product_id)
-            return await self.list_product(product)
+        return await self.list_product(product)
 
     async def list_product(self, product: ProductRef) -> ListingState:
         """List the product on the storefront and tell Printify (``publishing_succeeded``)."""
