@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import contextvars
 import hashlib
 import logging
 import time
@@ -48,12 +47,6 @@ class RateBudget(Protocol):
 
     async def block(self, seconds: float) -> None:
         """The vendor said 429, retry after ``seconds``: stop every sender that long."""
-        ...
-
-    def reserve(self, count: int) -> contextlib.AbstractAsyncContextManager[None]:
-        """``async with budget.reserve(n):`` around work that sends about ``n`` requests: the
-        grants are taken together up front and the block's slots use them; those left over
-        are handed back at its end."""
         ...
 
 
@@ -114,11 +107,6 @@ class LocalRateBudget:
         finally:
             await self.release()
 
-    @asynccontextmanager
-    async def reserve(self, count: int) -> AsyncIterator[None]:
-        """In-process, a slot costs no round trip: nothing to take ahead."""
-        yield
-
     async def block(self, seconds: float) -> None:
         """Send nothing for ``seconds``."""
         async with self._cond:
@@ -166,46 +154,15 @@ class SharedRateBudget:
         self._wake = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
         self.round_trips = 0  # for benchmarks: database calls made
-        # Grants a reserve() block took ahead for its own slots (per task tree: a context var).
-        self._reserved: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
-            f"rate-budget-reserve-{name}", default=None
-        )
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
         """``async with budget.slot():`` around one request."""
-        reserved = self._reserved.get()
-        grant = reserved.pop() if reserved else await self.acquire()
+        grant = await self.acquire()
         try:
             yield
         finally:
             self.release(grant)
-
-    @asynccontextmanager
-    async def reserve(self, count: int) -> AsyncIterator[None]:
-        """Take ``count`` grants in one round trip for the block's slots (a job's sequential
-        calls would otherwise each wait for a take of their own); hand back the rest at the
-        end. A grant held unused counts like one in flight, so reserve what the work sends."""
-        if count < 1 or self._reserved.get() is not None:
-            yield  # nested: the outer block's grants serve
-            return
-        takes = [asyncio.ensure_future(self.acquire()) for _ in range(count)]
-        try:
-            grants = list(await asyncio.gather(*takes))
-        except BaseException:
-            for take in takes:  # hand back what was granted; stop waiting for the rest
-                if take.done() and not take.cancelled() and take.exception() is None:
-                    self.release(take.result())
-                else:
-                    take.cancel()
-            raise
-        token = self._reserved.set(grants)
-        try:
-            yield
-        finally:
-            self._reserved.reset(token)
-            for grant in grants:  # the ones no slot used
-                self.release(grant)
 
     async def acquire(self) -> int:
         """Wait for a grant of this budget; returns its id for :meth:`release`."""

@@ -275,8 +275,7 @@ class PrintifyHandler:
         types = event.payload.product_types
         creates = [_create_key(event, t) for t in types]
         keys = [_upload_key(event), *creates, *(_price_key(k) for k in creates)]
-        # Their requests too: an upload, then a create and a price update per type.
-        async with self.ledger.steps(keys) as steps, self.client.reserving(1 + 2 * len(types)):
+        async with self.ledger.steps(keys) as steps:
             image_id = await self._upload(event, steps)
             for product_type in types:
                 try:

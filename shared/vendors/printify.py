@@ -15,7 +15,6 @@ Product creation is not idempotent at Printify. When a create call ends in an un
 from __future__ import annotations
 
 import base64
-import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -295,11 +294,6 @@ class PrintifyClient:
             code=code,
             retry_after=_retry_after(resp),
         )
-
-    def reserving(self, requests: int) -> contextlib.AbstractAsyncContextManager[None]:
-        """``async with client.reserving(n):`` around work that sends about ``n`` requests:
-        their share of the account's budget is taken in one go (see RateBudget.reserve)."""
-        return self._requests.reserve(requests)
 
     async def _send(self, method: str, path: str, json: object | None) -> httpx.Response:
         started = time.monotonic()

@@ -7,7 +7,6 @@ Sales channels have theirs in :mod:`shared.vendors.channels`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -58,10 +57,6 @@ class ProductVendor(Protocol):
     """
 
     async def list_shops(self) -> list[dict[str, Any]]: ...
-
-    def reserving(self, requests: int) -> AbstractAsyncContextManager[None]:
-        """Around work sending about ``requests`` calls: their rate budget taken in one go."""
-        ...
 
     async def upload_image(
         self, *, file_name: str, url: str | None = None, contents: bytes | None = None

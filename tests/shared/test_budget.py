@@ -165,36 +165,3 @@ async def test_local_budget_counts_from_the_answer() -> None:
     await asyncio.sleep(0.01)
     assert not third.done()
     third.cancel()
-
-
-async def test_a_reserve_takes_a_jobs_grants_in_one_round_trip(
-    pools: list[AsyncConnectionPool],
-) -> None:
-    budget = SharedRateBudget(pools[0], f"t:{uuid.uuid4().hex}", limit=3, window_s=0.5)
-    try:
-        async with asyncio.timeout(10):
-            async with budget.reserve(3):
-                taken = budget.round_trips
-                assert taken == 1  # three grants, one take
-                for _ in range(2):  # the block's slots use them: no more takes
-                    async with budget.slot():
-                        pass
-                # Nested: the outer grants serve.
-                async with budget.reserve(5), budget.slot():
-                    pass
-                assert budget.round_trips == taken
-            # Every grant was handed back (two answered, none left in flight): after one
-            # window the whole budget is free again.
-            await asyncio.sleep(0.6)
-            started = time.monotonic()
-            await asyncio.gather(*(budget.acquire() for _ in range(3)))
-            assert time.monotonic() - started < 0.4
-    finally:
-        await budget.aclose()
-
-
-async def test_an_unused_reserve_is_handed_back() -> None:
-    budget = LocalRateBudget(2, 60)
-    async with budget.reserve(2), budget.slot():  # in-process: nothing to take ahead
-        pass
-    await asyncio.wait_for(budget.acquire(), 1)  # one slot still free
