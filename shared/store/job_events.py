@@ -50,61 +50,42 @@ async def record(
     occurred_at: datetime,
 ) -> bool:
     """Add one entry to a job's log; False when an entry with this event id is there already."""
-    cur = await conn.execute(
-        _RECORD,
-        _params(
-            event_id=event_id,
-            job_id=job_id,
-            type=type,
-            level=level,
-            message=message,
-            producer=producer,
-            data=data,
-            topic=topic,
-            partition=partition,
-            offset=offset,
-            occurred_at=occurred_at,
-        ),
+    [new] = await record_many(
+        conn,
+        [
+            {
+                "event_id": event_id,
+                "job_id": job_id,
+                "type": type,
+                "level": level,
+                "message": message,
+                "producer": producer,
+                "data": data,
+                "topic": topic,
+                "partition": partition,
+                "offset": offset,
+                "occurred_at": occurred_at,
+            }
+        ],
     )
-    # RETURNING rather than rowcount: in pipeline mode only a fetch waits for the result.
-    return await cur.fetchone() is not None
-
-
-def _params(
-    *,
-    event_id: uuid.UUID,
-    job_id: str,
-    type: str,
-    level: str,
-    message: str,
-    producer: str,
-    data: dict[str, Any],
-    topic: str | None,
-    partition: int | None,
-    offset: int | None,
-    occurred_at: datetime,
-) -> dict[str, Any]:
-    return {
-        "event_id": event_id,
-        "job": job_id,
-        "type": type,
-        "level": level,
-        "message": message,
-        "producer": producer,
-        "data": Jsonb(data),
-        "topic": topic,
-        "partition": partition,
-        "offset": offset,
-        "at": occurred_at,
-    }
+    return new
 
 
 async def record_many(conn: AsyncConnection[Any], entries: list[dict[str, Any]]) -> list[bool]:
     """Add several entries (each :func:`record`'s keyword arguments); per entry, False when its
     event id was there already. Every statement is sent before any answer is read, so in
-    pipeline mode the batch costs one round trip."""
-    cursors = [await conn.execute(_RECORD, _params(**entry)) for entry in entries]
+    pipeline mode the batch costs one round trip (RETURNING rather than rowcount: there only
+    a fetch waits for the result)."""
+    cursors = [await conn.execute(_RECORD, _params(entry)) for entry in entries]
     return [await cur.fetchone() is not None for cur in cursors]
+
+
+def _params(entry: dict[str, Any]) -> dict[str, Any]:
+    """An entry (record's keyword arguments) as the statement's parameters."""
+    renamed = {"job_id": "job", "occurred_at": "at"}
+    params = {renamed.get(k, k): v for k, v in entry.items()}
+    params["data"] = Jsonb(entry["data"])
+    return params
 
 
 async def job_of(conn: AsyncConnection[Any], event_id: uuid.UUID) -> str | None:
