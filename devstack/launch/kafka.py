@@ -1,5 +1,6 @@
 """Local Apache Kafka (KRaft, each node a combined broker+controller) run from the jars that
-``infra/kafka/pom.xml`` fetches, with data and logs in the state folder: one node
+``infra/kafka/jars.lock`` names (fetched and verified by ``devstack.jars``) on the Java that
+``devstack.launch.java`` picks, with data and logs in the state folder: one node
 (:class:`LocalKafka`), or a three-node cluster (:class:`LocalKafkaCluster`, ``KAFKA_NODES=3``)
 whose topics are replicated three times with ``min.insync.replicas=2``, so that any one node
 may die without losing an acknowledged write.
@@ -16,6 +17,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from devstack.launch.java import java_executable
 from shared.settings import REPO_ROOT
 from shared.topics import wait_for_broker
 
@@ -127,10 +129,10 @@ class LocalKafka:
         if not KAFKA_LIB.is_dir():
             raise RuntimeError(
                 f"Kafka jars missing in {KAFKA_LIB}: "
-                "run `make bootstrap` (needs Java 17+ and Maven)"
+                "run `make bootstrap` (fetches them from infra/kafka/jars.lock)"
             )
         return [
-            "java",
+            java_executable(),
             f"-Xmx{self.heap}",
             # A small heap on a small machine: the serial collector idles cheapest (measured).
             "-XX:+UseSerialGC",
