@@ -96,7 +96,9 @@ def parse_lock(text: str) -> tuple[str, list[Artifact]]:
             coordinates, sha = line.split()
             group, artifact, version, *classifier = coordinates.split(":")
         except ValueError:
-            raise JarError(f"{LOCK.name} line {number}: expected 'group:artifact:version sha256'")
+            raise JarError(
+                f"{LOCK.name} line {number}: expected 'group:artifact:version sha256'"
+            ) from None
         if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha) or len(classifier) > 1:
             raise JarError(f"{LOCK.name} line {number}: malformed entry {line!r}")
         artifacts.append(Artifact(group, artifact, version, sha, "".join(classifier)))
@@ -161,8 +163,9 @@ def write_lock(lock: Path = LOCK, pom: Path = POM) -> int:
 
 
 def _download(url: str, into: Path) -> None:
-    request = urllib.request.Request(url, headers={"User-Agent": "pod-engine-bootstrap"})
-    with urllib.request.urlopen(request, timeout=120) as response, into.open("wb") as out:
+    # The scheme is checked in fetch(): only http(s) repositories are accepted.
+    request = urllib.request.Request(url, headers={"User-Agent": "pod-engine-bootstrap"})  # noqa: S310
+    with urllib.request.urlopen(request, timeout=120) as response, into.open("wb") as out:  # noqa: S310
         shutil.copyfileobj(response, out, 1 << 20)
 
 
@@ -204,6 +207,8 @@ def fetch(
     raw = lock.read_bytes()
     _, artifacts = parse_lock(raw.decode())
     repository = repository or os.environ.get("MAVEN_REPOSITORY_URL") or CENTRAL
+    if not repository.startswith(("https://", "http://")):
+        raise JarError(f"MAVEN_REPOSITORY_URL must be an http(s) URL, not {repository!r}")
     local_repo = local_repo or Path.home() / ".m2" / "repository"
     lib.mkdir(parents=True, exist_ok=True)
     wanted = {a.filename: a for a in artifacts}

