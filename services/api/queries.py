@@ -40,16 +40,23 @@ SELECT image_index, sha256, uri, width, height, prompt, title, description, tags
 FROM images WHERE job_id = %(job)s ORDER BY image_index
 """
 
+# A product's listing on each channel that has one, and, for a job that publishes, every channel
+# of the job that has none yet as ``pending`` (a product that failed is never published).
 _JOB_PRODUCTS = """
 SELECT image_index, product_type, status, product_id, shop_id, price_cents, price_max_cents,
     cost_min_cents, cost_max_cents, profit_min_cents, margin_min_percent, print_dpi, mockups,
     title, external_id, error, created_at, published_at,
     (SELECT COALESCE(json_agg(json_build_object(
-        'channel', l.channel, 'status', l.status, 'listing_id', l.external_id, 'url', l.url,
-        'sales_channel', l.sales_channel, 'error', l.error, 'published_at', l.published_at)
-        ORDER BY l.channel), '[]'::json)
-     FROM listings l WHERE l.job_id = p.job_id AND l.image_index = p.image_index
-       AND l.product_type = p.product_type) AS listings
+        'channel', c.channel, 'status', COALESCE(l.status, 'pending'), 'listing_id',
+        l.external_id, 'url', l.url, 'sales_channel', l.sales_channel, 'error', l.error,
+        'published_at', l.published_at) ORDER BY c.channel), '[]'::json)
+     FROM (SELECT ls.channel FROM listings ls WHERE ls.job_id = p.job_id
+             AND ls.image_index = p.image_index AND ls.product_type = p.product_type
+           UNION
+           SELECT unnest(COALESCE(j.channels, ARRAY['printify'])) FROM jobs j
+           WHERE j.job_id = p.job_id AND j.auto_publish AND p.status <> 'failed') c
+     LEFT JOIN listings l ON l.job_id = p.job_id AND l.image_index = p.image_index
+       AND l.product_type = p.product_type AND l.channel = c.channel) AS listings
 FROM products p WHERE job_id = %(job)s ORDER BY image_index, product_type
 """
 

@@ -284,7 +284,11 @@ class ListingView(_Wire):
     """A product on one sales channel."""
 
     channel: str = Field(description="The engine's channel: printify, shopify or etsy")
-    status: str = Field(description="publishing, published or publish_failed")
+    status: str = Field(
+        description="pending (not sent yet), publishing (sent, awaiting the channel's"
+        " confirmation), retrying (the channel's publisher will try again; error says why),"
+        " published or publish_failed"
+    )
     listing_id: str | None = Field(description="The channel's id of the listing")
     url: str | None = Field(description="Where buyers find it")
     sales_channel: str | None = Field(

@@ -36,6 +36,7 @@ from shared.events import (
     ProductPublished,
     ProductPublishing,
     StageFailed,
+    StageFailedPayload,
     WorkerExited,
     WorkerHeartbeat,
 )
@@ -234,6 +235,18 @@ class Folder:
                 at=e.occurred_at,
                 error=f.message,
             )
+            channel = channel_of(f.stage)
+            if channel is not None:  # which channel waits, product by product
+                for index, product_type in _products_of(f, job):
+                    await listings.record_retrying(
+                        conn,
+                        job_id=e.job_id,
+                        image_index=index,
+                        product_type=product_type,
+                        channel=channel,
+                        error=f.message,
+                        at=e.occurred_at,
+                    )
         elif isinstance(e, StageFailed):
             await self._failed(conn, e, job)
 
@@ -244,10 +257,8 @@ class Folder:
         if f.stage == GENERATOR.name:
             await jobs.fail_images(conn, e.job_id, f.message)
             return
-        types = [f.product_type.value] if f.product_type else list(job["product_types"])
         channel = channel_of(f.stage)
-        for product_type in types:
-            index = f.image_index if f.image_index is not None else 0
+        for index, product_type in _products_of(f, job):
             if channel is not None:
                 await listings.record_failed(
                     conn,
@@ -269,6 +280,14 @@ class Folder:
                     at=e.occurred_at,
                 )
         await jobs.set_error(conn, e.job_id, f.message)
+
+
+def _products_of(f: StageFailedPayload, job: dict[str, Any]) -> list[tuple[int, str]]:
+    """The (image index, product type) pairs a failure is about: its product, or each of the
+    job's types when it names none."""
+    types = [f.product_type.value] if f.product_type else list(job["product_types"])
+    index = f.image_index if f.image_index is not None else 0
+    return [(index, t) for t in types]
 
 
 class TouchedJobs:

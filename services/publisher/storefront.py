@@ -81,8 +81,11 @@ class StorefrontWebhooks:
                 logger.warning("publish webhook for a product gone product_id=%s", p.resource_id)
                 return []
             raise
-        if listing_of(product) is not None:
-            return []  # answered before: a redelivered call
+        if listing_of(product) is not None or not product.get("is_locked"):
+            # Answered before (listed, or refused: Printify unlocks the product either way), a
+            # redelivered call: Printify is told once.
+            logger.info("publish webhook answered before product_id=%s", p.resource_id)
+            return []
         ref = ProductRef(p.shop_id, p.resource_id, str(product.get("title") or ""))
         reason = storefront_refusal(product)
         if reason is None:

@@ -2,8 +2,9 @@
 a product on one sales channel (the monitor writes it; the API shows it per product).
 
 Events about one listing come from different topics, so each statement only moves a row
-forward: ``publishing`` is only ever the first state, ``published`` wins over anything (a
-replay that listed it after a refusal), and a refusal never undoes a listing.
+forward: ``publishing`` and ``retrying`` (the channel's publisher will try again) follow each
+other by time and never undo an outcome, ``published`` wins over anything (a replay that
+listed it after a refusal), and a refusal never undoes a listing.
 """
 
 from __future__ import annotations
@@ -19,7 +20,18 @@ _PUBLISHING = """
 INSERT INTO listings (job_id, image_index, product_type, channel, status, sales_channel,
                       updated_at)
 VALUES (%(job)s, %(index)s, %(type)s, %(channel)s, 'publishing', %(sales_channel)s, %(at)s)
-ON CONFLICT (job_id, image_index, product_type, channel) DO NOTHING
+ON CONFLICT (job_id, image_index, product_type, channel) DO UPDATE SET
+    status = 'publishing', sales_channel = EXCLUDED.sales_channel, error = NULL,
+    updated_at = EXCLUDED.updated_at
+WHERE listings.status = 'retrying' AND listings.updated_at <= EXCLUDED.updated_at
+"""
+
+_RETRYING = """
+INSERT INTO listings (job_id, image_index, product_type, channel, status, error, updated_at)
+VALUES (%(job)s, %(index)s, %(type)s, %(channel)s, 'retrying', %(error)s, %(at)s)
+ON CONFLICT (job_id, image_index, product_type, channel) DO UPDATE SET
+    status = 'retrying', error = EXCLUDED.error, updated_at = EXCLUDED.updated_at
+WHERE listings.status IN ('publishing', 'retrying') AND listings.updated_at <= EXCLUDED.updated_at
 """
 
 _PUBLISHED = """
@@ -70,6 +82,30 @@ async def record_published(conn: AsyncConnection[Any], event: ProductPublished) 
             "external_id": p.external_id,
             "url": p.handle,
             "at": event.occurred_at,
+        },
+    )
+
+
+async def record_retrying(
+    conn: AsyncConnection[Any],
+    *,
+    job_id: str,
+    image_index: int,
+    product_type: str,
+    channel: str,
+    error: str,
+    at: datetime,
+) -> None:
+    """The channel's publisher failed and will try again (the error says why)."""
+    await conn.execute(
+        _RETRYING,
+        {
+            "job": job_id,
+            "index": image_index,
+            "type": product_type,
+            "channel": channel,
+            "error": error,
+            "at": at,
         },
     )
 

@@ -3,7 +3,9 @@ shop), on Shopify directly and on Etsy directly, each channel its own publisher 
 
 Every product is listed exactly once on each channel (the simulators' books); with Shopify
 failing every call, only Shopify's publications wait and dead-letter while the others complete,
-the job shows each channel's outcome, and a replay of Shopify's dead letters completes it."""
+the job shows each channel's outcome, and a replay of Shopify's dead letters completes it. The
+tests that make a channel refuse run here, on this module's own stack, never on the shared one.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import httpx
 import pytest
 
 from devstack.stack import Stack
+from shared.cli import main
 from tests.services.conftest import e2e_stack
 from tests.support.infra import wait_for
 from tests.support.pipeline import api, job, printify_books, sim_url, submit, wait_done
@@ -128,3 +131,65 @@ def test_a_failing_channel_waits_alone_and_a_replay_completes_it(stack: Stack) -
     account = next(iter(printify_books(stack)["accounts"].values()))
     products = {p["productId"] for p in detail["products"]}
     assert all(account["publish_calls"].get(pid) == 1 for pid in products)
+
+
+def test_a_publication_the_channel_refuses_reaches_the_job_and_a_replay_completes_it(
+    stack: Stack,
+) -> None:
+    channels = f"{sim_url(stack, 'printify')}/_sim/channels"
+    httpx.post(channels, json={"failure_rate": 1}, timeout=5).raise_for_status()
+    try:
+        job_id = submit(
+            stack,
+            theme="refused",
+            productTypes=["tshirt", "mug"],
+            autoPublish=True,
+            channels=["printify"],
+        )
+        refused = wait_done(stack, [job_id])[job_id]
+    finally:
+        httpx.post(channels, json={"failure_rate": 0}, timeout=5).raise_for_status()
+    # Created on Printify, refused by Etsy: the job says so, product by product.
+    # A seed client sees it ended (`completed`, with what failed in `error`); `partial` is in
+    # detailedStatus.
+    assert refused["job"]["status"] == "completed"
+    assert refused["job"]["detailedStatus"] == "partial"
+    assert "2 of 2 publications failed" in refused["job"]["error"]
+    assert "without a listing on etsy" in refused["job"]["error"]
+    for p in refused["products"]:
+        assert p["status"] == "publish_failed" and "without a listing on etsy" in p["error"]
+    types = [entry["type"] for entry in refused["logs"]]
+    assert types.count("product.publishing") == 2 and "product.published" not in types
+
+    # Listed for the operator, and replayed once the channel takes it: published this time.
+    letters = wait_for(
+        lambda: httpx.get(f"{api(stack)}/dlq", params={"jobId": job_id}, timeout=5).json()[
+            "deadLetters"
+        ],
+        30,
+        "the refusals among the dead letters",
+    )
+    assert {d["errorClass"] for d in letters} == {"PublicationRefused"}
+    replay = httpx.post(f"{api(stack)}/dlq/replay", json={"jobId": job_id}, timeout=10)
+    assert replay.status_code == 202, replay.text
+    wait_for(lambda: job(stack, job_id)["job"]["detailedStatus"] == "completed", 60, "the replay")
+    done = job(stack, job_id)
+    assert {p["status"] for p in done["products"]} == {"published"}
+    assert done["job"]["error"] is None
+
+
+def test_a_job_that_ends_partial_exits_1(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("POD_API_URL", api(stack))
+    channels = f"{sim_url(stack, 'printify')}/_sim/channels"
+    httpx.post(channels, json={"failure_rate": 1}, timeout=5).raise_for_status()
+    try:
+        code = main(["--text", "submit", "--theme", "cli refused", "--style", "flat", "--niche",
+                     "owls", "--auto-publish", "--wait", "--timeout", "120"])  # fmt: skip
+    finally:
+        httpx.post(channels, json={"failure_rate": 0}, timeout=5).raise_for_status()
+    out = capsys.readouterr().out
+    assert code == 1
+    # Printify's channel refused; Shopify and Etsy listed it.
+    assert "partial" in out and "1 of 3 publications failed" in out

@@ -8,12 +8,13 @@ with the topics.
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import signal
 import time
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,14 +23,16 @@ import psycopg
 import pytest
 
 from devstack.stack import Stack, isolated_settings
-from shared.events import ProductPublished, parse_event
+from shared.events import ProductCreated, ProductPublished, parse_event
 from shared.topics import (
     JOBS_REQUESTED,
     PIPELINE_STAGES,
     PRODUCTS_CREATED,
     PUBLISHED,
+    PUBLISHERS,
     STAGES,
 )
+from shared.vendors.etsy import MARKER_PREFIX, marker_tag
 from tests.support.infra import TEST_STATE, read_all, wait_for
 from tests.support.pipeline import api_up, stack_env
 
@@ -37,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 TERMINAL = {"completed", "partial", "failed"}
 JOBS = 30
+CHANNELS = ["printify", "shopify", "etsy"]
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +52,7 @@ def chaos_stack() -> Iterator[Stack]:
         kafka_partitions=3,
         restart_delay_s=1.0,
         max_restarts=5,
-        publish_channels=["printify", "shopify", "etsy"],
+        publish_channels=CHANNELS,
     )
     env = {
         **stack_env(state, 128),
@@ -197,10 +201,12 @@ def test_faults_kills_and_restarts_lose_nothing_and_duplicate_nothing(chaos_stac
     ]
 
     # The monitor's tables agree with the topics.
-    created = {
-        (e.job_id, e.payload.image_index, e.payload.product_type.value)  # type: ignore[union-attr]
+    product_ids = {
+        (e.job_id, e.payload.image_index, e.payload.product_type.value): e.payload.product_id
         for e in (parse_event(m.value()) for m in read_all(stack.bootstrap, PRODUCTS_CREATED))
+        if isinstance(e, ProductCreated)
     }
+    created = set(product_ids)
     listed = {
         (e.job_id, e.payload.image_index, e.payload.product_type.value, e.payload.channel)
         for e in (parse_event(m.value()) for m in read_all(stack.bootstrap, PUBLISHED))
@@ -223,6 +229,26 @@ def test_faults_kills_and_restarts_lose_nothing_and_duplicate_nothing(chaos_stac
     assert {tuple(r) for r in listings} == listed
     assert len([x for x in listed if x[3] == "shopify"]) == len(markers)
     assert len([x for x in listed if x[3] == "etsy"]) == len(etsy_live)
+
+    # Every product of a job that completed is listed exactly once on each channel, in the
+    # vendors' own books: published once by Printify, one Shopify product, one live Etsy listing.
+    etsy_tags = Counter(t for lst in etsy_live for t in lst["tags"] if t.startswith(MARKER_PREFIX))
+    publishes = Counter(
+        {pid: n for acct in books["accounts"].values() for pid, n in acct["publish_calls"].items()}
+    )
+    shopify_markers = Counter(markers)
+    done = {jid for jid, st in final.items() if st["job"]["detailedStatus"] == "completed"}
+    completed_products = 0
+    for (jid, index, ptype), pid in product_ids.items():
+        if jid not in done or not final[jid]["job"]["autoPublish"]:
+            continue
+        completed_products += 1
+        key = (jid, index, ptype)
+        assert {c for j, i, t, c in listed if (j, i, t) == key} == set(CHANNELS), key
+        assert publishes[pid] == 1, (key, pid)
+        assert shopify_markers[pid] == 1, (key, pid)
+        assert etsy_tags[marker_tag(pid)] == 1, (key, pid)
+    assert completed_products > 0, "no completed job published anything: nothing was checked"
 
     # Metrics counted exactly once (written in the fold's transaction): through kills and
     # restarts, the counters equal the events on the topics.
@@ -249,23 +275,45 @@ def test_faults_kills_and_restarts_lose_nothing_and_duplicate_nothing(chaos_stac
     assert counter("jobs_submitted") == len(requested)
     assert counter("jobs_retried") == retries
 
-    faults: dict[str, int] = defaultdict(int)
-    for sim in stack.simulators:
-        for kind, n in httpx.get(f"{sim.url}/_sim/faults", timeout=5).json().items():
-            faults[kind] += n
+    faults = {
+        sim.name: httpx.get(f"{sim.url}/_sim/faults", timeout=5).json() for sim in stack.simulators
+    }
     restarts = {i["name"]: i["restarts"] for i in stack.instances()}
+    with psycopg.connect(stack.database_url) as conn:
+        by_channel = conn.execute(
+            "SELECT channel, status, count(*) FROM listings GROUP BY 1, 2 ORDER BY 1, 2"
+        ).fetchall()
+    per_channel = {
+        c: {
+            "listed": len([x for x in listed if x[3] == c]),
+            "rows": {status: n for ch, status, n in by_channel if ch == c},
+            "dead_letters": len(read_all(stack.bootstrap, PUBLISHERS[c].dlq)),
+            "simulator_faults": faults[c],
+        }
+        for c in CHANNELS
+    }
+    figures = {
+        "jobs": len(ids),
+        "outcomes": dict(outcomes),
+        "products": len(created | published),
+        "completed_products": completed_products,
+        "elapsed_s": round(elapsed),
+        "per_channel": per_channel,
+        "faults": faults,
+        "restarts": restarts,
+    }
+    (TEST_STATE / "chaos" / "figures.json").write_text(json.dumps(figures, indent=2))
     logger.warning(
-        "chaos figures: jobs=%d outcomes=%s faults=%s restarts=%s products=%d "
-        "publications=%d shopify_listings=%d etsy_listings=%d duplicates=0 elapsed_s=%.0f",
+        "chaos figures: jobs=%d outcomes=%s restarts=%s products=%d completed_products=%d "
+        "duplicates=0 elapsed_s=%.0f per_channel=%s faults=%s",
         len(ids),
         dict(outcomes),
-        dict(faults),
         restarts,
         len(created | published),
-        len(published),
-        len(markers),
-        len(etsy_live),
+        completed_products,
         elapsed,
+        per_channel,
+        faults,
     )
     killed = (
         "generator-0",
@@ -276,4 +324,4 @@ def test_faults_kills_and_restarts_lose_nothing_and_duplicate_nothing(chaos_stac
         "monitor-0",
     )
     assert all(restarts[n] >= 1 for n in killed)
-    assert sum(faults.values()) > 0
+    assert sum(n for counts in faults.values() for n in counts.values()) > 0

@@ -1,16 +1,16 @@
 """`pod submit --wait` against the whole stack: it follows the job to its end and its exit code
-says how it ended (0 completed, 1 partial or failed)."""
+says how it ended (0 completed; 1 partial or failed: tests/services/test_channels_e2e.py, whose
+stack may be made to fail)."""
 
 from __future__ import annotations
 
 import json
 
-import httpx
 import pytest
 
 from devstack.stack import Stack
 from shared.cli import main
-from tests.support.pipeline import api, sim_url
+from tests.support.pipeline import api
 
 SUBMIT = ["submit", "--theme", "cli wait", "--style", "flat", "--niche", "owls"]
 
@@ -30,18 +30,3 @@ def test_submit_wait_follows_the_job_to_completion(
     lines = captured.err.strip().splitlines()
     assert len(lines) >= 2 and lines[-1].endswith("publications 2/2")
     assert "completed" in lines[-1]
-
-
-def test_a_job_that_ends_partial_exits_1(
-    stack: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setenv("POD_API_URL", api(stack))
-    channels = f"{sim_url(stack, 'printify')}/_sim/channels"
-    httpx.post(channels, json={"failure_rate": 1}, timeout=5).raise_for_status()
-    try:
-        code = main(["--text", *SUBMIT, "--auto-publish", "--wait", "--timeout", "120"])
-    finally:
-        httpx.post(channels, json={"failure_rate": 0}, timeout=5).raise_for_status()
-    out = capsys.readouterr().out
-    assert code == 1
-    assert "partial" in out and "1 of 1 publications failed" in out

@@ -15,8 +15,6 @@ from shared.events import JobRequested, JobRequestedPayload, parse_event
 from shared.topics import IMAGES_GENERATED
 from tests.support.infra import read_all, wait_for
 from tests.support.pipeline import (
-    api,
-    job,
     printify_books,
     produce_job,
     sim_url,
@@ -170,42 +168,3 @@ def test_a_job_of_more_images_than_one_claude_call_completes(stack: Stack) -> No
     assert len(result["images"]) == 30
     assert len({i["title"] for i in result["images"]}) == 30
     assert len(result["products"]) == 30
-
-
-def test_a_publication_the_channel_refuses_reaches_the_job_and_a_replay_completes_it(
-    stack: Stack,
-) -> None:
-    channels = f"{sim_url(stack, 'printify')}/_sim/channels"
-    httpx.post(channels, json={"failure_rate": 1}, timeout=5).raise_for_status()
-    try:
-        job_id = submit(stack, theme="refused", productTypes=["tshirt", "mug"], autoPublish=True)
-        refused = wait_done(stack, [job_id])[job_id]
-    finally:
-        httpx.post(channels, json={"failure_rate": 0}, timeout=5).raise_for_status()
-    # Created on Printify, refused by Etsy: the job says so, product by product.
-    # A seed client sees it ended (`completed`, with what failed in `error`); `partial` is in
-    # detailedStatus.
-    assert refused["job"]["status"] == "completed"
-    assert refused["job"]["detailedStatus"] == "partial"
-    assert "2 of 2 publications failed" in refused["job"]["error"]
-    assert "without a listing on etsy" in refused["job"]["error"]
-    for p in refused["products"]:
-        assert p["status"] == "publish_failed" and "without a listing on etsy" in p["error"]
-    types = [entry["type"] for entry in refused["logs"]]
-    assert types.count("product.publishing") == 2 and "product.published" not in types
-
-    # Listed for the operator, and replayed once the channel takes it: published this time.
-    letters = wait_for(
-        lambda: httpx.get(f"{api(stack)}/dlq", params={"jobId": job_id}, timeout=5).json()[
-            "deadLetters"
-        ],
-        30,
-        "the refusals among the dead letters",
-    )
-    assert {d["errorClass"] for d in letters} == {"PublicationRefused"}
-    replay = httpx.post(f"{api(stack)}/dlq/replay", json={"jobId": job_id}, timeout=10)
-    assert replay.status_code == 202, replay.text
-    wait_for(lambda: job(stack, job_id)["job"]["detailedStatus"] == "completed", 60, "the replay")
-    done = job(stack, job_id)
-    assert {p["status"] for p in done["products"]} == {"published"}
-    assert done["job"]["error"] is None

@@ -3,15 +3,20 @@ by default, carried on the event and shown on the job; /scale knows which publis
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from shared.events import Priority
+from services.monitor.fold import Folder
+from shared.db import open_pool
+from shared.events import Event, Priority
 from shared.topics import JOBS_REQUESTED
 from tests.services.api.conftest import serve
 from tests.services.api.test_api import job_body, one_event, problems
+from tests.services.monitor.test_fold_channels import listed, refused
+from tests.support.events import image, product
 
 
 @pytest.fixture(scope="module")
@@ -63,3 +68,37 @@ def test_scale_refuses_a_publisher_the_deployment_does_not_run(api: httpx.Client
     resp = api.post("/scale", json={"service": "publisher_etsy", "workerCount": 1})
     assert resp.status_code == 422, resp.text
     assert "publisher_etsy does not run" in problems(resp)["service"]
+
+
+def test_each_product_shows_every_channel_of_its_job_until_the_channel_lists_it(
+    api: httpx.Client, pipeline_topics: str, migrated_db: str
+) -> None:
+    resp = api.post("/jobs", json=job_body(priority="low", productTypes=["tshirt"], count=2))
+    assert resp.status_code == 202, resp.text
+    job_id = resp.json()["jobId"]
+    j = one_event(pipeline_topics, JOBS_REQUESTED[Priority.LOW], job_id)
+    # What the monitor folds: two products; the first listed on printify while Shopify retries.
+    events: list[Event] = [image(j, 0), image(j, 1), product(j, 0, "tshirt")]
+    events += [product(j, 1, "tshirt"), listed(j, 0, "printify")]
+    events += [refused(j, 0, "shopify", retryable=True)]
+
+    async def fold() -> None:
+        pool = await open_pool(migrated_db, max_size=2)
+        try:
+            folder = Folder(pool)
+            for n, e in enumerate(events):
+                await folder.fold(e, "t", 0, n)
+        finally:
+            await pool.close()
+
+    asyncio.run(fold())
+    products = api.get(f"/jobs/{job_id}").json()["products"]
+    view = {(p["imageIndex"], e["channel"]): e for p in products for e in p["listings"]}
+    assert {k: e["status"] for k, e in view.items()} == {
+        (0, "printify"): "published",
+        (0, "shopify"): "retrying",
+        (1, "printify"): "pending",
+        (1, "shopify"): "pending",
+    }
+    assert view[(0, "shopify")]["error"] == "shopify answered 503"
+    assert view[(0, "printify")]["listingId"] == "printify-0"

@@ -4,6 +4,7 @@ completes when every (product, channel) listing is in, and shows each channel's 
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
@@ -15,6 +16,8 @@ from shared.events import (
     JobRequestedPayload,
     ProductPublished,
     ProductPublishedPayload,
+    ProductPublishing,
+    ProductPublishingPayload,
     StageFailed,
     StageFailedPayload,
 )
@@ -57,19 +60,39 @@ def listed(j: JobRequested, i: int, channel: str) -> ProductPublished:
     )
 
 
-def refused(j: JobRequested, i: int, channel: str) -> StageFailed:
+def refused(j: JobRequested, i: int, channel: str, *, retryable: bool = False) -> StageFailed:
     stage = PUBLISHERS[channel].name
     return j.derive(
         StageFailed,
         StageFailedPayload(
             stage=stage,
-            error_class="PermanentError",
-            message=f"{channel} said no",
+            error_class="RetryableError" if retryable else "PermanentError",
+            message=f"{channel} answered 503" if retryable else f"{channel} said no",
             image_index=i,
             product_type="tshirt",
+            retryable=retryable,
+            attempt=1 if retryable else 0,
+            next_attempt_at=datetime.now(UTC) + timedelta(seconds=5) if retryable else None,
         ),
         producer=stage,
-        key=f"failed:{channel}:{i}",
+        key=f"failed:{channel}:{i}:{uuid.uuid4().hex[:6]}",
+    )
+
+
+def sent(j: JobRequested, i: int, channel: str) -> ProductPublishing:
+    return j.derive(
+        ProductPublishing,
+        ProductPublishingPayload(
+            image_index=i,
+            product_type="tshirt",
+            product_id=f"prod-{i}",
+            shop_id="1",
+            sales_channel=channel,
+            channel=channel,
+            confirm_by=datetime.now(UTC) + timedelta(hours=1),
+        ),
+        producer="publisher",
+        key=f"publishing:{channel}:{i}",
     )
 
 
@@ -154,3 +177,44 @@ async def test_a_job_from_before_channels_publishes_to_printify_alone(
     await fold(pool, [*events, listed(j, 0, "printify"), listed(j, 1, "printify")])
     row, _ = await state(pool, j.job_id)
     assert (row["status"], row["expected"], row["channels"]) == ("completed", 2, ["printify"])
+
+
+async def test_a_waiting_channel_shows_retrying_per_product_until_it_lists_or_gives_up(
+    pool: AsyncConnectionPool,
+) -> None:
+    j = job()
+    events: list[Event] = [j, image(j, 0), image(j, 1)]
+    events += [product(j, i, "tshirt") for i in (0, 1)]
+    events += [listed(j, i, c) for i in (0, 1) for c in ("printify", "etsy")]
+    events += [refused(j, i, "shopify", retryable=True) for i in (0, 1)]
+    await fold(pool, events)
+    row, rows = await state(pool, j.job_id)
+    # Shopify waits alone: the others are listed, the job is open, not failed.
+    assert (row["status"], row["done"], row["failed"]) == ("retrying", 4, 0)
+    assert {(i, c): s for i, c, s in rows} == {
+        **{(i, c): "published" for i in (0, 1) for c in ("printify", "etsy")},
+        **{(i, "shopify"): "retrying" for i in (0, 1)},
+    }
+
+    # Sent again (a channel that confirms later), then listed; the other one gives up.
+    await fold(pool, [sent(j, 0, "shopify"), refused(j, 1, "shopify")])
+    _, rows = await state(pool, j.job_id)
+    assert {(i, c): s for i, c, s in rows if c == "shopify"} == {
+        (0, "shopify"): "publishing",
+        (1, "shopify"): "publish_failed",
+    }
+    await fold(pool, [listed(j, 0, "shopify")])
+    row, rows = await state(pool, j.job_id)
+    assert (row["status"], row["done"], row["failed"]) == ("partial", 5, 1)
+
+
+async def test_a_late_retry_notice_never_undoes_an_outcome(pool: AsyncConnectionPool) -> None:
+    j = job(["shopify"])
+    await fold(pool, [j, image(j, 0), image(j, 1)])
+    await fold(pool, [product(j, i, "tshirt") for i in (0, 1)])
+    early = [refused(j, i, "shopify", retryable=True) for i in (0, 1)]
+    # The outcomes are folded first, the retry notices that came before them later (another
+    # topic, another partition).
+    await fold(pool, [listed(j, 0, "shopify"), refused(j, 1, "shopify"), *early])
+    _, rows = await state(pool, j.job_id)
+    assert [s for _, _, s in rows] == ["published", "publish_failed"]

@@ -7,6 +7,7 @@ the call on Kafka; the storefront handler answers Printify; the channel then sho
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -20,15 +21,22 @@ from services.api.settings import ApiSettings
 from services.publisher.handler import PublisherHandler
 from services.publisher.publications import Publications
 from services.publisher.storefront import storefront_refusal
+from shared import cli
 from shared.events import PrintifyWebhookReceived, ProductPublishing, parse_event
 from shared.ledger import Ledger
 from shared.topics import PRINTIFY_WEBHOOKS
 from shared.vendors.channels import ChannelRegistry, PrintifyStorefront, ProductRef
 from shared.vendors.printify import PrintifyClient
-from shared.vendors.printify_webhooks import register_webhooks, sign
+from shared.vendors.printify_webhooks import TOPICS, register_webhooks, sign
 from simulators.process import SimulatorProcess
 from tests.services.api.conftest import serve
-from tests.services.publisher.support import CTX, confirmations, make_product
+from tests.services.publisher.support import (
+    CTX,
+    TOKEN,
+    confirmations,
+    make_product,
+    publish_calls,
+)
 from tests.support.infra import wait_for
 from tests.support.kafka import end_offsets
 
@@ -186,6 +194,93 @@ async def test_the_publish_webhook_drives_the_storefront_handshake(
     # Printify calling again, or a redelivery: the handshake is not answered twice.
     assert await handler(call, CTX) == []
     assert confirmations(printify_sim, p.product_id) == 1
+
+
+async def test_a_product_the_storefront_cannot_sell_is_refused_to_printify_once(
+    api: httpx.Client,
+    webhooks_topic: Topic,
+    client: PrintifyClient,
+    ledger: Ledger,
+    printify_sim: SimulatorProcess,
+) -> None:
+    event = await make_product(client, auto_publish=True)
+    p = event.payload
+    # Every variant switched off after creation: nothing a buyer could order.
+    variants = (await client.get_product(p.shop_id, p.product_id))["variants"]
+    await client.update_product(
+        p.shop_id,
+        p.product_id,
+        {"variants": [{"id": v["id"], "is_enabled": False} for v in variants]},
+    )
+    await register_webhooks(client, p.shop_id, f"{api.base_url}/webhooks/printify", SECRET)
+    channels = ChannelRegistry(client, "https://shop.test/p", storefront_on_webhook=True)
+    handler = PublisherHandler(
+        channels=channels, ledger=ledger, publications=Publications(ledger.pool)
+    )
+    [out] = await handler(event, CTX)
+    assert isinstance(out.event, ProductPublishing)
+
+    def arrived() -> list[PrintifyWebhookReceived]:
+        return [e for e in webhooks_topic.read() if e.payload.resource_id == p.product_id]
+
+    wait_for(lambda: arrived(), 15, "Printify's publish webhook on the topic")
+    call = arrived()[0]
+    assert await handler(call, CTX) == []
+    assert publish_calls(printify_sim, p.product_id, "publishing_failed") == 1
+    assert confirmations(printify_sim, p.product_id) == 0
+    # The channel now reports the refusal, which the publication watcher settles the job on.
+    storefront = channels.by_name("custom_integration")
+    assert isinstance(storefront, PrintifyStorefront)
+    state = await storefront.check(ProductRef(p.shop_id, p.product_id, p.title))
+    assert state.listing is None and "publishing_failed" in (state.refused or "")
+
+    # A redelivered call is not answered twice.
+    assert await handler(call, CTX) == []
+    assert publish_calls(printify_sim, p.product_id, "publishing_failed") == 1
+
+
+def test_pod_webhooks_register_subscribes_each_custom_integration_shop_once(
+    printify_sim: SimulatorProcess,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url = f"https://pod.example/{uuid.uuid4().hex[:8]}/webhooks/printify"
+    monkeypatch.setenv("PRINTIFY_API_KEY", TOKEN)
+    monkeypatch.setenv("PRINTIFY_API_URL", printify_sim.url)
+    monkeypatch.setenv("PRINTIFY_WEBHOOK_SECRET", SECRET)
+    monkeypatch.delenv("PRINTIFY_SHOP_ID", raising=False)
+
+    assert cli.main(["webhooks", "register", "--url", url]) == 0
+    first = json.loads(capsys.readouterr().out)
+    # Run again (a redeploy): nothing is registered twice.
+    assert cli.main(["webhooks", "register", "--url", url]) == 0
+    assert json.loads(capsys.readouterr().out) == first
+
+    books = httpx.get(f"{printify_sim.url}/_sim/books", timeout=5).json()["accounts"]
+    hooks = [h for acct in books.values() for h in acct["webhooks"] if h["url"] == url]
+    shops = {
+        str(s["id"]): s["sales_channel"]
+        for s in httpx.get(
+            f"{printify_sim.url}/v1/shops.json",
+            headers={"Authorization": f"Bearer {TOKEN}"},
+            timeout=5,
+        ).json()
+    }
+    # Only the shop whose publish handshake is ours; every topic once.
+    assert {shops[str(h["shop_id"])] for h in hooks} == {"custom_integration"}
+    assert sorted(h["topic"] for h in hooks) == sorted(TOPICS)
+    assert list(first) == [str(h["shop_id"]) for h in hooks[:1]]
+    assert "whsec" not in json.dumps(first), "the secret is never printed"
+
+
+def test_pod_webhooks_register_names_what_is_missing(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("PRINTIFY_API_KEY", "PRINTIFY_WEBHOOK_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    assert cli.main(["webhooks", "register", "--url", "https://x.test/w"]) != 0
+    err = capsys.readouterr().err
+    assert "PRINTIFY_API_KEY" in err and "PRINTIFY_WEBHOOK_SECRET" in err
 
 
 def _product(**changes: Any) -> dict[str, Any]:
