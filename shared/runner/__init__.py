@@ -8,6 +8,7 @@
 - :mod:`.consumer`: the consumer's configuration and the calls queued for its poll thread;
 - :mod:`.offsets`: the partitions owned and which of their offsets may be committed;
 - :mod:`.failures`: retry or dead letter, backoff, and the ``pod.*`` failure headers;
+- :mod:`.headers`: the names of the ``pod.*`` headers, defined once;
 - :mod:`.heartbeat`: the counters and the heartbeat an instance sends;
 - :mod:`.producer`: the idempotent producer and acked sends (also the API's and the
   publisher watcher's).

@@ -51,6 +51,7 @@ from shared.events import (
     Event,
     parse_event,
 )
+from shared.runner import headers as hdr
 from shared.runner.consumer import ConsumerCalls, consumer_config, describe_partitions
 from shared.runner.failures import (
     attempt_of,
@@ -398,8 +399,8 @@ class StageRunner(Generic[E]):
         retry_topic = self.stage.retry_topic(level)
         out = failure_headers(msg, exc, headers, self.stage.name)
         out += [
-            ("pod.attempt", str(attempt).encode()),
-            ("pod.retry.due", str(int(due * 1000)).encode()),
+            (hdr.ATTEMPT, str(attempt).encode()),
+            (hdr.RETRY_DUE, str(int(due * 1000)).encode()),
         ]
         logger.warning(
             "retry scheduled job_id=%s topic=%s partition=%d offset=%d attempt=%d "
@@ -463,7 +464,7 @@ class StageRunner(Generic[E]):
             return True
         self.stats.dead_lettered += 1
         out = failure_headers(msg, exc, headers, self.stage.name)
-        out.append(("pod.attempt", str(attempt_of(headers, strict=False)).encode()))
+        out.append((hdr.ATTEMPT, str(attempt_of(headers, strict=False)).encode()))
         logger.error(
             "dead-lettered job_id=%s topic=%s partition=%d offset=%d dlq=%s attempts=%s error=%s",
             event.job_id if event else "-",
@@ -471,7 +472,7 @@ class StageRunner(Generic[E]):
             partition,
             offset,
             self.stage.dlq,
-            headers.get("pod.attempt", "0")[:20],
+            headers.get(hdr.ATTEMPT, "0")[:20],
             describe(exc)[:500],
         )
         value: bytes | None = msg.value() or b""

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from confluent_kafka import KafkaError, KafkaException, Message
 
 from shared.errors import InvalidEventError, PodError
+from shared.runner import headers as hdr
 
 
 def backoff(attempt: int, base: float, cap: float) -> float:
@@ -28,20 +29,20 @@ def header_int(headers: dict[str, str], name: str, *, max_digits: int = 18) -> i
 def attempt_of(headers: dict[str, str], *, strict: bool = True) -> int:
     """The ``pod.attempt`` header (0 when absent). A malformed one makes the message invalid
     (dead-lettered with the reason) unless ``strict`` is off."""
-    raw = headers.get("pod.attempt", "")
-    attempt = header_int(headers, "pod.attempt", max_digits=6)
+    raw = headers.get(hdr.ATTEMPT, "")
+    attempt = header_int(headers, hdr.ATTEMPT, max_digits=6)
     if attempt is not None:
         return attempt
     if not raw or not strict:
         return 0
-    raise InvalidEventError(f"header pod.attempt: not a small non-negative integer: {raw[:40]!r}")
+    raise InvalidEventError(f"header {hdr.ATTEMPT}: not a small non-negative integer: {raw[:40]!r}")
 
 
 def retry_due(headers: dict[str, str], now: float, max_delay: float) -> float:
     """When a delay-topic message is due (epoch seconds). A malformed or overflowing
     ``pod.retry.due`` is due now, and so is one further ahead than any delay the runner
     schedules: a partition is never paused for ever on a hostile header."""
-    due_ms = header_int(headers, "pod.retry.due", max_digits=16)
+    due_ms = header_int(headers, hdr.RETRY_DUE, max_digits=16)
     if due_ms is None:
         return now
     due = due_ms / 1000
@@ -66,13 +67,13 @@ def without_value(
 ) -> list[tuple[str, str | bytes | None]]:
     """Failure headers for a dead letter whose value the broker refused."""
     note = f"value of {size} bytes dropped: the broker refused the copy ({err})"
-    kept = [(k, v) for k, v in headers if k != "pod.error.message"]
-    message = next((v for k, v in headers if k == "pod.error.message"), b"") or b""
+    kept = [(k, v) for k, v in headers if k != hdr.ERROR_MESSAGE]
+    message = next((v for k, v in headers if k == hdr.ERROR_MESSAGE), b"") or b""
     text = message.decode() if isinstance(message, bytes) else message
     return [
         *kept,
-        ("pod.error.message", f"{text} [{note}]"[:4000].encode()),
-        ("pod.value.dropped", str(size).encode()),
+        (hdr.ERROR_MESSAGE, f"{text} [{note}]"[:4000].encode()),
+        (hdr.VALUE_DROPPED, str(size).encode()),
     ]
 
 
@@ -99,15 +100,15 @@ def failure_headers(
     topic, partition, offset = coords(msg)
     now = datetime.now(UTC).isoformat()
     return [
-        ("pod.error.class", type(exc).__name__.encode()),
-        ("pod.error.message", describe(exc)[:4000].encode()),
-        ("pod.error.retryable", b"true" if getattr(exc, "retryable", True) else b"false"),
-        ("pod.original.topic", headers.get("pod.original.topic", topic).encode()),
-        ("pod.original.partition", headers.get("pod.original.partition", str(partition)).encode()),
-        ("pod.original.offset", headers.get("pod.original.offset", str(offset)).encode()),
-        ("pod.first.failure.at", headers.get("pod.first.failure.at", now).encode()),
-        ("pod.stage", stage.encode()),
-        ("pod.failed.at", now.encode()),
+        (hdr.ERROR_CLASS, type(exc).__name__.encode()),
+        (hdr.ERROR_MESSAGE, describe(exc)[:4000].encode()),
+        (hdr.ERROR_RETRYABLE, b"true" if getattr(exc, "retryable", True) else b"false"),
+        (hdr.ORIGINAL_TOPIC, headers.get(hdr.ORIGINAL_TOPIC, topic).encode()),
+        (hdr.ORIGINAL_PARTITION, headers.get(hdr.ORIGINAL_PARTITION, str(partition)).encode()),
+        (hdr.ORIGINAL_OFFSET, headers.get(hdr.ORIGINAL_OFFSET, str(offset)).encode()),
+        (hdr.FIRST_FAILURE_AT, headers.get(hdr.FIRST_FAILURE_AT, now).encode()),
+        (hdr.STAGE, stage.encode()),
+        (hdr.FAILED_AT, now.encode()),
     ]
 
 
