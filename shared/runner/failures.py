@@ -1,15 +1,33 @@
 """Failures: retry or dead letter, the backoff, and the ``pod.*`` headers that carry why and
-where a message failed (the monitor and the API read them too)."""
+where a message failed (the monitor and the API read them too).
+
+:class:`FailureRouter` sends a failed message on: to the delay topic of its next attempt, or to
+the stage's DLQ. It produces through the runner's acked send, so it is tested with a fake one.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import math
 import random
+import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Protocol
 
 from confluent_kafka import KafkaError, KafkaException, Message
 
 from shared.errors import InvalidEventError, PodError
+from shared.events import Event
 from shared.runner import headers as hdr
+from shared.runner.heartbeat import RunnerStats
+from shared.runner.model import RunnerSettings
+from shared.topics import RETRY_LEVELS, Stage
+
+logger = logging.getLogger(__name__)
+
+Headers = list[tuple[str, str | bytes | None]]
 
 
 def backoff(attempt: int, base: float, cap: float) -> float:
@@ -62,9 +80,7 @@ _REFUSED = {
 }
 
 
-def without_value(
-    headers: list[tuple[str, str | bytes | None]], size: int, err: KafkaException
-) -> list[tuple[str, str | bytes | None]]:
+def without_value(headers: Headers, size: int, err: KafkaException) -> Headers:
     """Failure headers for a dead letter whose value the broker refused."""
     note = f"value of {size} bytes dropped: the broker refused the copy ({err})"
     kept = [(k, v) for k, v in headers if k != hdr.ERROR_MESSAGE]
@@ -95,7 +111,7 @@ def message_headers(msg: Message) -> dict[str, str]:
 
 def failure_headers(
     msg: Message, exc: BaseException, headers: dict[str, str], stage: str
-) -> list[tuple[str, str | bytes | None]]:
+) -> Headers:
     """Why and where a message failed; the original coordinates survive every retry hop."""
     topic, partition, offset = coords(msg)
     now = datetime.now(UTC).isoformat()
@@ -115,3 +131,200 @@ def failure_headers(
 def coords(msg: Message) -> tuple[str, int, int]:
     # A consumed (non-error) message always has all three.
     return str(msg.topic()), int(msg.partition() or 0), int(msg.offset() or 0)
+
+
+def retry_delay(exc: BaseException, attempt: int, base: float, cap: float) -> float:
+    """How long before ``attempt``: the backoff, or the vendor's wait (``retry_after``) when
+    longer, up to the longest delay ever scheduled (``cap``)."""
+    delay = backoff(attempt, base, cap)
+    retry_after = getattr(exc, "retry_after", None)
+    if isinstance(retry_after, int | float) and math.isfinite(retry_after):
+        delay = min(max(delay, float(retry_after)), cap)
+    return delay
+
+
+def retry_headers(
+    msg: Message,
+    exc: BaseException,
+    headers: dict[str, str],
+    stage: str,
+    *,
+    attempt: int,
+    due: float,
+) -> Headers:
+    """A delay-topic copy's headers: why and where it failed, its attempt, when it is due."""
+    return [
+        *failure_headers(msg, exc, headers, stage),
+        (hdr.ATTEMPT, str(attempt).encode()),
+        (hdr.RETRY_DUE, str(int(due * 1000)).encode()),
+    ]
+
+
+def dead_letter_headers(
+    msg: Message, exc: BaseException, headers: dict[str, str], stage: str
+) -> Headers:
+    """A dead letter's headers: why and where it failed, and the retries it had."""
+    return [
+        *failure_headers(msg, exc, headers, stage),
+        (hdr.ATTEMPT, str(attempt_of(headers, strict=False)).encode()),
+    ]
+
+
+class Produce(Protocol):
+    """The runner's send: produce one record and wait for the broker's ack."""
+
+    def __call__(
+        self,
+        topic: str,
+        value: bytes | None,
+        *,
+        key: bytes | None,
+        headers: Headers | None = None,
+    ) -> Awaitable[None]: ...
+
+
+class FailureRouter:
+    """Sends a stage's failed messages on: to a delay topic, or to the stage's DLQ.
+
+    Each call returns True once the copy is acknowledged, when the runner may mark the input
+    done. ``stopping`` says the runner is shutting down; ``sleep`` and ``clock`` are there for
+    tests.
+    """
+
+    def __init__(
+        self,
+        stage: Stage,
+        settings: RunnerSettings,
+        produce: Produce,
+        stats: RunnerStats,
+        *,
+        stopping: Callable[[], bool],
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.stage = stage
+        self.settings = settings
+        self.produce = produce
+        self.stats = stats
+        self.stopping = stopping
+        self.sleep = sleep
+        self.clock = clock
+
+    async def retry(
+        self,
+        msg: Message,
+        exc: BaseException,
+        event: Event,
+        attempt: int,
+        headers: dict[str, str],
+    ) -> bool:
+        """Hand the message to the delay topic of ``attempt``; the partition moves on.
+
+        False when the copy cannot be produced (e.g. larger than the broker takes once the
+        failure headers are added): the caller dead-letters it instead.
+        """
+        s = self.settings
+        delay = retry_delay(exc, attempt, s.retry_base_delay_s, s.retry_max_delay_s)
+        retry_topic = self.stage.retry_topic(min(attempt, RETRY_LEVELS))
+        out = retry_headers(
+            msg, exc, headers, self.stage.name, attempt=attempt, due=self.clock() + delay
+        )
+        logger.warning(
+            "retry scheduled job_id=%s topic=%s partition=%d offset=%d attempt=%d "
+            "delay_s=%.2f retry_topic=%s error=%s",
+            event.job_id,
+            msg.topic(),
+            msg.partition(),
+            msg.offset(),
+            attempt,
+            delay,
+            retry_topic,
+            describe(exc)[:500],
+        )
+        try:
+            await self.produce(retry_topic, msg.value() or b"", key=msg.key(), headers=out)
+        except KafkaException as err:
+            if is_permanent_produce_error(err):
+                logger.error(
+                    "retry copy refused job_id=%s topic=%s partition=%d offset=%d error=%s",
+                    event.job_id,
+                    msg.topic(),
+                    msg.partition(),
+                    msg.offset(),
+                    err,
+                )
+                return False
+            raise
+        return True
+
+    async def dead_letter(
+        self,
+        msg: Message,
+        exc: BaseException,
+        event: Event | None,
+        headers: dict[str, str],
+    ) -> bool:
+        """Put the message on the stage's DLQ with why it failed. True once it is there.
+
+        A copy the broker refuses (too large once the reason is added) goes without its value,
+        saying so; a broker that cannot be reached is retried until it can, or until shutdown
+        (False: left uncommitted for the next owner) - never marked done without a record.
+        """
+        topic, partition, offset = coords(msg)
+        if topic == self.stage.dlq:
+            # A record of our own DLQ (the monitor reads its own): it already is a dead letter,
+            # and copying it there again would loop.
+            logger.error(
+                "dead letter not recorded, left on the dlq topic=%s partition=%d offset=%d "
+                "error=%s",
+                topic,
+                partition,
+                offset,
+                describe(exc)[:500],
+            )
+            return True
+        self.stats.dead_lettered += 1
+        out = dead_letter_headers(msg, exc, headers, self.stage.name)
+        logger.error(
+            "dead-lettered job_id=%s topic=%s partition=%d offset=%d dlq=%s attempts=%s error=%s",
+            event.job_id if event else "-",
+            topic,
+            partition,
+            offset,
+            self.stage.dlq,
+            headers.get(hdr.ATTEMPT, "0")[:20],
+            describe(exc)[:500],
+        )
+        value: bytes | None = msg.value() or b""
+        wait = 1.0
+        while True:
+            try:
+                await self.produce(self.stage.dlq, value, key=msg.key(), headers=out)
+                return True
+            except KafkaException as err:
+                if is_permanent_produce_error(err) and value:
+                    size = len(value)
+                    logger.error(
+                        "dead letter too large, value dropped topic=%s partition=%d offset=%d "
+                        "bytes=%d",
+                        topic,
+                        partition,
+                        offset,
+                        size,
+                    )
+                    value = None
+                    out = without_value(out, size, err)
+                    continue
+                if self.stopping():
+                    return False
+                logger.warning(
+                    "dead letter not produced, retrying topic=%s partition=%d offset=%d "
+                    "wait_s=%.0f error=%s",
+                    topic,
+                    partition,
+                    offset,
+                    wait,
+                    err,
+                )
+            await self.sleep(wait)
+            wait = min(wait * 2, 30.0)
