@@ -37,6 +37,7 @@ from shared.events import (
 )
 from shared.runner import header_int, message_headers, parse_message
 from shared.runner import headers as hdr
+from shared.store import jobs
 from shared.store.dead_letters import DeadLetter
 from shared.topics import (
     DEFAULT_CHANNEL,
@@ -262,8 +263,7 @@ async def unattributable(conn: AsyncConnection[Any], event: StageFailed) -> bool
         return False
     if event.dead_letter.job_id is None:
         return True
-    cur = await conn.execute("SELECT 1 FROM jobs WHERE job_id = %s", (event.job_id,))
-    return await cur.fetchone() is None
+    return not await jobs.exists(conn, event.job_id)
 
 
 def _headers(msg: Message) -> dict[str, str]:
