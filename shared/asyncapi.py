@@ -10,7 +10,7 @@ API serves it at ``/asyncapi.json``. A test fails when the checked-in file is st
   reference). Its Kafka key is the envelope's ``job_id``, whatever that names for the type.
 - What goes on each pipeline topic is the one table here (``_TOPIC_EVENTS``). The delay and
   dead-letter topics carry what their stage reads, as :data:`shared.topics.STAGES` says, copied
-  with the ``pod.*`` headers of :mod:`shared.runner.failures`.
+  with the ``pod.*`` headers of :mod:`shared.runner.headers`.
 - Operations per service: every stage receives its inputs and its delay topics, and sends its
   outputs, its delay and dead-letter topics and its heartbeats; the API and the pool manager
   send and receive what they do.
@@ -44,6 +44,7 @@ from shared.events import (
     WorkerExited,
     WorkerHeartbeat,
 )
+from shared.runner import headers as hdr
 from shared.runner.model import RunnerSettings
 from shared.settings import REPO_ROOT, KafkaSettings
 from shared.topics import (
@@ -119,45 +120,46 @@ _KEY_OF: dict[type[Event], str] = {
     PrintifyWebhookReceived: "resource",
 }
 
-# The pod.* headers (shared/runner/failures.py, shared/runner/core.py, services/api/routes/dlq.py).
+# The pod.* headers (names in shared/runner/headers.py; written by shared/runner/failures.py and
+# services/api/routes/dlq.py).
 # Kafka header values are bytes; these are UTF-8 text.
 FAILURE_HEADERS: dict[str, Json] = {
-    "pod.error.class": {
+    hdr.ERROR_CLASS: {
         "description": "The error's class (`RetryableError`, `InvalidEventError`...)."
     },
-    "pod.error.message": {"description": "What went wrong (at most 4000 characters)."},
-    "pod.error.retryable": {
+    hdr.ERROR_MESSAGE: {"description": "What went wrong (at most 4000 characters)."},
+    hdr.ERROR_RETRYABLE: {
         "enum": ["true", "false"],
         "description": "Whether another attempt could succeed.",
     },
-    "pod.original.topic": {
+    hdr.ORIGINAL_TOPIC: {
         "description": "The stage input the message was first consumed from (kept on every hop)."
     },
-    "pod.original.partition": {"pattern": "^[0-9]+$", "description": "Its partition there."},
-    "pod.original.offset": {"pattern": "^[0-9]+$", "description": "Its offset there."},
-    "pod.first.failure.at": {
+    hdr.ORIGINAL_PARTITION: {"pattern": "^[0-9]+$", "description": "Its partition there."},
+    hdr.ORIGINAL_OFFSET: {"pattern": "^[0-9]+$", "description": "Its offset there."},
+    hdr.FIRST_FAILURE_AT: {
         "format": "date-time",
         "description": "When it first failed (ISO 8601, UTC; kept on every hop).",
     },
-    "pod.stage": {"description": "The stage that failed it."},
-    "pod.failed.at": {"format": "date-time", "description": "When it failed this time."},
+    hdr.STAGE: {"description": "The stage that failed it."},
+    hdr.FAILED_AT: {"format": "date-time", "description": "When it failed this time."},
 }
 RETRY_HEADERS: dict[str, Json] = {
-    "pod.attempt": {
+    hdr.ATTEMPT: {
         "pattern": "^[0-9]+$",
         "description": "The attempt this delivery is (1 = the first retry).",
     },
-    "pod.retry.due": {
+    hdr.RETRY_DUE: {
         "pattern": "^[0-9]+$",
         "description": "When it is due, in epoch milliseconds: the stage holds it until then.",
     },
 }
 DEAD_LETTER_HEADERS: dict[str, Json] = {
-    "pod.attempt": {
+    hdr.ATTEMPT: {
         "pattern": "^[0-9]+$",
         "description": "Retries made before it was given up (0: it failed on its first delivery).",
     },
-    "pod.value.dropped": {
+    hdr.VALUE_DROPPED: {
         "pattern": "^[0-9]+$",
         "description": (
             "Only when the broker refused the copy: the size in bytes of the value, which was "
@@ -166,8 +168,8 @@ DEAD_LETTER_HEADERS: dict[str, Json] = {
     },
 }
 REPLAY_HEADERS: dict[str, Json] = {
-    "pod.replay": {"enum": ["true"], "description": "A dead letter the API replayed."},
-    "pod.replay.of": {
+    hdr.REPLAY: {"enum": ["true"], "description": "A dead letter the API replayed."},
+    hdr.REPLAY_OF: {
         "pattern": "^.+:[0-9]+:[0-9]+$",
         "description": "`<dlq topic>:<partition>:<offset>` of the dead letter it copies.",
     },
@@ -360,7 +362,7 @@ def _header_schema(
 
 
 def _header_schemas() -> dict[str, Json]:
-    stage = {"pod.stage": {**FAILURE_HEADERS["pod.stage"], "enum": list(STAGES)}}
+    stage = {hdr.STAGE: {**FAILURE_HEADERS[hdr.STAGE], "enum": list(STAGES)}}
     failure = {**FAILURE_HEADERS, **stage}
     retry = _header_schema(
         "RetryHeaders",
@@ -381,7 +383,7 @@ def _header_schemas() -> dict[str, Json]:
             "A dead letter: the input a stage gave up on, as it was consumed, with why and where "
             "it failed.",
             {**failure, **DEAD_LETTER_HEADERS},
-            [*failure, "pod.attempt"],
+            [*failure, hdr.ATTEMPT],
         ),
         "ReplayHeaders": _header_schema(
             "ReplayHeaders",

@@ -113,6 +113,18 @@ class LocalRateBudget:
             self._blocked_until = max(self._blocked_until, self._clock() + seconds)
 
 
+# The functions of migration 0007 and what they keep (``rate_grants``, ``rate_budgets``).
+_TAKE = """
+SELECT granted, wait_s
+FROM pod_rate_take(%(name)s, %(limit)s, %(window_s)s, %(want)s, %(release)s, %(hold_s)s)
+"""
+_BLOCK = "SELECT pod_rate_block(%(name)s, %(seconds)s)"
+_USAGE = """
+SELECT (SELECT count(*) FROM rate_grants WHERE name = %(name)s),
+    COALESCE((SELECT rate_limited FROM rate_budgets WHERE name = %(name)s), 0)
+"""
+
+
 class SharedRateBudget:
     """One budget, ``limit`` requests per ``window_s``, kept in PostgreSQL for every process.
 
@@ -187,18 +199,14 @@ class SharedRateBudget:
         """Stop every process's requests on this budget for ``seconds`` (a 429's Retry-After)."""
         try:
             async with self.pool.connection(timeout=self.db_timeout_s) as conn:
-                await conn.execute("SELECT pod_rate_block(%s, %s)", (self.name, float(seconds)))
+                await conn.execute(_BLOCK, {"name": self.name, "seconds": float(seconds)})
         except (psycopg.Error, TimeoutError) as exc:
             logger.warning("rate budget block not recorded budget=%s error=%s", self.name, exc)
 
     async def usage(self) -> tuple[int, int]:
         """(grants counting now, 429s recorded): for benchmarks and operators."""
         async with self.pool.connection(timeout=10) as conn:
-            cur = await conn.execute(
-                "SELECT (SELECT count(*) FROM rate_grants WHERE name = %s),"
-                " COALESCE((SELECT rate_limited FROM rate_budgets WHERE name = %s), 0)",
-                (self.name, self.name),
-            )
+            cur = await conn.execute(_USAGE, {"name": self.name})
             row = await cur.fetchone()
         assert row is not None
         return int(row[0]), int(row[1])
@@ -293,8 +301,15 @@ class SharedRateBudget:
         try:
             async with self.pool.connection(timeout=self.db_timeout_s) as conn:
                 cur = await conn.execute(
-                    "SELECT granted, wait_s FROM pod_rate_take(%s, %s, %s, %s, %s, %s)",
-                    (self.name, self.limit, self.window_s, want, release, self.hold_s),
+                    _TAKE,
+                    {
+                        "name": self.name,
+                        "limit": self.limit,
+                        "window_s": self.window_s,
+                        "want": want,
+                        "release": release,
+                        "hold_s": self.hold_s,
+                    },
                 )
                 row = await cur.fetchone()
         except BaseException:

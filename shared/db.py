@@ -15,6 +15,15 @@ _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 # Any constant works; it only serialises concurrent starts of several services.
 _MIGRATION_LOCK = 0x504F44
 
+_CREATE_MIGRATIONS = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())
+"""
+_LOCK = "SELECT pg_advisory_lock(%(key)s)"
+_UNLOCK = "SELECT pg_advisory_unlock(%(key)s)"
+_APPLIED = "SELECT version FROM schema_migrations"
+_RECORD = "INSERT INTO schema_migrations (version, name) VALUES (%(version)s, %(name)s)"
+
 
 def migrations() -> list[tuple[int, str, str]]:
     """The bundled migrations as (version, name, sql), in order."""
@@ -34,27 +43,20 @@ def migrate(url: str) -> list[str]:
     """
     applied_now: list[str] = []
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations ("
-            " version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
-            " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
-        )
-        conn.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
+        conn.execute(_CREATE_MIGRATIONS)
+        conn.execute(_LOCK, {"key": _MIGRATION_LOCK})
         try:
-            done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+            done = {row[0] for row in conn.execute(_APPLIED)}
             for version, name, sql in migrations():
                 if version in done:
                     continue
                 with conn.transaction():
                     conn.execute(sql.encode())
-                    conn.execute(
-                        "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
-                        (version, name),
-                    )
+                    conn.execute(_RECORD, {"version": version, "name": name})
                 applied_now.append(name)
                 logger.info("migration applied name=%s", name)
         finally:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
+            conn.execute(_UNLOCK, {"key": _MIGRATION_LOCK})
     return applied_now
 
 

@@ -91,31 +91,37 @@ def prometheus_text(series: list[Series]) -> str:
     return "\n".join(lines) + "\n"
 
 
+_JOBS_BY_STATUS = "SELECT status, count(*) AS n FROM jobs GROUP BY status"
+
+# Per stage: its instances live (a heartbeat within %(live_s)s seconds) and silent, and the live
+# ones' counters.
+_INSTANCES_BY_STAGE = """
+SELECT service,
+       count(*) FILTER (WHERE live) AS instances,
+       count(*) FILTER (WHERE NOT live) AS silent,
+       COALESCE(sum(in_flight) FILTER (WHERE live), 0) AS in_flight,
+       COALESCE(sum(processed) FILTER (WHERE live), 0) AS processed,
+       COALESCE(sum(failed) FILTER (WHERE live), 0) AS failed
+FROM (SELECT *, last_heartbeat >= now() - make_interval(secs => %(live_s)s) AS live
+      FROM workers WHERE status = 'running') w
+GROUP BY service
+"""
+
+_DEAD_LETTERS_BY_STAGE = """
+SELECT stage, count(*) AS n FROM dead_letters WHERE replayed_at IS NULL GROUP BY stage
+"""
+
+
 async def stats(pool: AsyncConnectionPool, live_s: float, names: list[str]) -> dict[str, Any]:
     """Jobs by status, live instances per stage (a heartbeat within ``live_s``), lag and dead
     letters (``StatsView`` shape), for the stages ``names`` and any other that reports."""
     async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute("SELECT status, count(*) AS n FROM jobs GROUP BY status")
+        await cur.execute(_JOBS_BY_STATUS)
         by_status = {r["status"]: int(r["n"]) for r in await cur.fetchall()}
-        await cur.execute(
-            """
-            SELECT service,
-                   count(*) FILTER (WHERE live) AS instances,
-                   count(*) FILTER (WHERE NOT live) AS silent,
-                   COALESCE(sum(in_flight) FILTER (WHERE live), 0) AS in_flight,
-                   COALESCE(sum(processed) FILTER (WHERE live), 0) AS processed,
-                   COALESCE(sum(failed) FILTER (WHERE live), 0) AS failed
-            FROM (SELECT *, last_heartbeat >= now() - make_interval(secs => %s) AS live
-                  FROM workers WHERE status = 'running') w
-            GROUP BY service
-            """,
-            (live_s,),
-        )
+        await cur.execute(_INSTANCES_BY_STAGE, {"live_s": live_s})
         workers = {r["service"]: r for r in await cur.fetchall()}
         lags = await metric_store.latest_lag(conn)
-        await cur.execute(
-            "SELECT stage, count(*) AS n FROM dead_letters WHERE replayed_at IS NULL GROUP BY stage"
-        )
+        await cur.execute(_DEAD_LETTERS_BY_STAGE)
         dlq = {r["stage"]: int(r["n"]) for r in await cur.fetchall()}
     stages: dict[str, dict[str, Any]] = {}
     for stage in [*names, *sorted(set(workers) - set(names))]:
@@ -185,40 +191,44 @@ _JOB_DURATIONS = """
     FROM jobs WHERE created_at >= %(since)s AND finished_at IS NOT NULL"""
 
 
+# The start of the last %(hours)s hours, by the database's clock.
+_SINCE = "SELECT now() - make_interval(hours => %(hours)s) AS since"
+
+_OVERVIEW = """
+SELECT count(*) AS total_jobs,
+       count(*) FILTER (WHERE status = 'queued') AS queued,
+       count(*) FILTER (WHERE status = 'processing') AS processing,
+       count(*) FILTER (WHERE status = 'retrying') AS retrying,
+       count(*) FILTER (WHERE status = 'completed') AS completed,
+       count(*) FILTER (WHERE status = 'partial') AS partial,
+       count(*) FILTER (WHERE status = 'failed') AS failed,
+       COALESCE(sum(images_done), 0) AS images,
+       COALESCE(sum(products_done), 0) AS products,
+       COALESCE(sum(publications_done), 0) AS published
+FROM jobs WHERE created_at >= %(since)s
+"""
+
+_RECENT_JOBS = f"""
+SELECT {_JOB_COLUMNS} FROM jobs WHERE created_at >= %(since)s
+ORDER BY created_at DESC, job_id DESC LIMIT 10
+"""  # noqa: S608  # fixed columns only
+
+
 async def dashboard(pool: AsyncConnectionPool, hours: int) -> dict[str, Any]:
     """Overview, the 10 latest jobs and durations over jobs created in the last ``hours``."""
     async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute("SELECT now() - make_interval(hours => %s) AS since", (hours,))
+        await cur.execute(_SINCE, {"hours": hours})
         row = await cur.fetchone()
         assert row is not None
         params = {"since": row["since"]}
-        await cur.execute(
-            """
-            SELECT count(*) AS total_jobs,
-                   count(*) FILTER (WHERE status = 'queued') AS queued,
-                   count(*) FILTER (WHERE status = 'processing') AS processing,
-                   count(*) FILTER (WHERE status = 'retrying') AS retrying,
-                   count(*) FILTER (WHERE status = 'completed') AS completed,
-                   count(*) FILTER (WHERE status = 'partial') AS partial,
-                   count(*) FILTER (WHERE status = 'failed') AS failed,
-                   COALESCE(sum(images_done), 0) AS images,
-                   COALESCE(sum(products_done), 0) AS products,
-                   COALESCE(sum(publications_done), 0) AS published
-            FROM jobs WHERE created_at >= %(since)s
-            """,
-            params,
-        )
+        await cur.execute(_OVERVIEW, params)
         overview = await cur.fetchone()
         assert overview is not None
         finished = overview["completed"] + overview["partial"] + overview["failed"]
         overview["success_rate"] = (
             round(100.0 * overview["completed"] / finished, 2) if finished else None
         )
-        await cur.execute(
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE created_at >= %(since)s"  # noqa: S608
-            " ORDER BY created_at DESC, job_id DESC LIMIT 10",
-            params,
-        )
+        await cur.execute(_RECENT_JOBS, params)
         recent = await cur.fetchall()
         alerts = await alert_store.recent(conn, params["since"], 10)
         metrics = await metric_store.counts_since(conn, params["since"])

@@ -60,6 +60,75 @@ KINDS = (
 # per evaluation (the error-rate alert covers a burst).
 MAX_JOB_ALERTS = 200
 
+# What the conditions read. %(now)s is the evaluation's time; %(stale)s the heartbeat before
+# which an instance is silent, %(forget)s the one before which it is forgotten; %(since)s the
+# start of a condition's window.
+
+# Instances silent, but not yet forgotten.
+_SILENT_INSTANCES = """
+SELECT instance_id, service, host, pid, last_heartbeat FROM workers
+WHERE status = 'running' AND last_heartbeat < %(stale)s AND last_heartbeat >= %(forget)s
+"""
+
+# The stages among %(services)s with a live instance.
+_LIVE_SERVICES = """
+SELECT DISTINCT service FROM workers WHERE status = 'running'
+    AND last_heartbeat >= %(stale)s AND last_heartbeat <= %(now)s AND service = ANY(%(services)s)
+"""
+
+# The stage instances not forgotten, each with whether it is live.
+_INSTANCES = """
+SELECT instance_id, service, last_heartbeat >= %(stale)s AS live FROM workers
+WHERE status = 'running' AND last_heartbeat >= %(forget)s AND last_heartbeat <= %(now)s
+    AND service = ANY(%(services)s)
+"""
+
+# Each instance's latest death the pool manager reported within the window.
+_LATEST_EXITS = """
+SELECT DISTINCT ON (instance_id) instance_id, service, data, occurred_at
+FROM worker_events WHERE kind = 'exited' AND occurred_at > %(since)s AND occurred_at <= %(now)s
+ORDER BY instance_id, occurred_at DESC
+"""
+
+# Each stage's latest scale the pool manager reported within the window.
+_LATEST_SCALES = """
+SELECT DISTINCT ON (service) service, data, occurred_at FROM worker_events
+WHERE kind = 'scaled' AND occurred_at > %(since)s AND occurred_at <= %(now)s
+ORDER BY service, occurred_at DESC
+"""
+
+# The instances that died within the window.
+_EXITED = """
+SELECT DISTINCT instance_id FROM worker_events WHERE kind = 'exited'
+    AND occurred_at > %(since)s AND occurred_at <= %(now)s
+"""
+
+# The running instances' heartbeat counters of failed messages.
+_FAILED_COUNTERS = """
+SELECT instance_id, service, failed FROM workers WHERE status = 'running'
+    AND last_heartbeat >= %(forget)s AND last_heartbeat <= %(now)s
+"""
+
+_FAILED_JOBS = """
+SELECT job_id, status, error, finished_at FROM jobs
+WHERE status IN ('failed', 'partial') AND finished_at > %(since)s AND finished_at <= %(now)s
+ORDER BY finished_at DESC LIMIT %(limit)s
+"""
+
+_JOB_OUTCOMES = """
+SELECT count(*) FILTER (WHERE status = 'completed') AS completed,
+    count(*) FILTER (WHERE status IN ('failed', 'partial')) AS failed
+FROM jobs WHERE status IN ('completed', 'failed', 'partial')
+    AND finished_at > %(since)s AND finished_at <= %(now)s
+"""
+
+# Dead letters not replayed, per stage, where at least %(threshold)s came within the window.
+_DLQ_GROWTH = """
+SELECT stage, count(*) AS grown FROM dead_letters WHERE replayed_at IS NULL
+    AND failed_at > %(since)s AND failed_at <= %(now)s
+GROUP BY stage HAVING count(*) >= %(threshold)s
+"""
+
 
 @dataclass(frozen=True)
 class Firing:
@@ -149,9 +218,11 @@ class AlertEvaluator:
     async def _workers_down(self, now: datetime) -> dict[str, Firing]:
         s = self.settings
         rows = await self._fetch(
-            "SELECT instance_id, service, host, pid, last_heartbeat FROM workers"
-            " WHERE status = 'running' AND last_heartbeat < %s AND last_heartbeat >= %s",
-            (now - timedelta(seconds=s.worker_stale_s), now - timedelta(seconds=s.worker_forget_s)),
+            _SILENT_INSTANCES,
+            {
+                "stale": now - timedelta(seconds=s.worker_stale_s),
+                "forget": now - timedelta(seconds=s.worker_forget_s),
+            },
         )
         return {
             r["instance_id"]: Firing(
@@ -172,9 +243,12 @@ class AlertEvaluator:
 
     async def _stages_down(self, now: datetime) -> dict[str, Firing]:
         rows = await self._fetch(
-            "SELECT DISTINCT service FROM workers WHERE status = 'running'"
-            " AND last_heartbeat >= %s AND last_heartbeat <= %s AND service = ANY(%s)",
-            (now - timedelta(seconds=self.settings.worker_stale_s), now, list(self.services)),
+            _LIVE_SERVICES,
+            {
+                "stale": now - timedelta(seconds=self.settings.worker_stale_s),
+                "now": now,
+                "services": list(self.services),
+            },
         )
         live = {r["service"] for r in rows}
         return {
@@ -190,12 +264,7 @@ class AlertEvaluator:
 
     async def _worker_exits(self, now: datetime) -> dict[str, Firing]:
         """An instance the pool manager saw die within the window (its latest death)."""
-        rows = await self._fetch(
-            "SELECT DISTINCT ON (instance_id) instance_id, service, data, occurred_at"
-            " FROM worker_events WHERE kind = 'exited' AND occurred_at > %s AND occurred_at <= %s"
-            " ORDER BY instance_id, occurred_at DESC",
-            (now - timedelta(seconds=self.settings.worker_event_window_s), now),
-        )
+        rows = await self._fetch(_LATEST_EXITS, self._event_window(now))
         firing = {}
         for r in rows:
             d = r["data"]
@@ -222,12 +291,7 @@ class AlertEvaluator:
     async def _pool_scales(self, now: datetime) -> dict[str, Firing]:
         """A stage the pool manager scaled within the window (its latest scale), for the
         record (info)."""
-        rows = await self._fetch(
-            "SELECT DISTINCT ON (service) service, data, occurred_at FROM worker_events"
-            " WHERE kind = 'scaled' AND occurred_at > %s AND occurred_at <= %s"
-            " ORDER BY service, occurred_at DESC",
-            (now - timedelta(seconds=self.settings.worker_event_window_s), now),
-        )
+        rows = await self._fetch(_LATEST_SCALES, self._event_window(now))
         return {
             r["service"]: Firing(
                 r["service"],
@@ -248,15 +312,13 @@ class AlertEvaluator:
         """The stage instances heard from within the forget window, each with ``live``."""
         s = self.settings
         return await self._fetch(
-            "SELECT instance_id, service, last_heartbeat >= %s AS live FROM workers"
-            " WHERE status = 'running' AND last_heartbeat >= %s AND last_heartbeat <= %s"
-            " AND service = ANY(%s)",
-            (
-                now - timedelta(seconds=s.worker_stale_s),
-                now - timedelta(seconds=s.worker_forget_s),
-                now,
-                list(self.services),
-            ),
+            _INSTANCES,
+            {
+                "stale": now - timedelta(seconds=s.worker_stale_s),
+                "forget": now - timedelta(seconds=s.worker_forget_s),
+                "now": now,
+                "services": list(self.services),
+            },
         )
 
     async def _no_workers(self, now: datetime) -> dict[str, Firing]:
@@ -276,14 +338,7 @@ class AlertEvaluator:
     async def _high_worker_errors(self, now: datetime) -> dict[str, Firing]:
         """More than half of the instances are in error: silent, or died within the window."""
         instances = await self._instances(now)
-        died = {
-            r["instance_id"]
-            for r in await self._fetch(
-                "SELECT DISTINCT instance_id FROM worker_events WHERE kind = 'exited'"
-                " AND occurred_at > %s AND occurred_at <= %s",
-                (now - timedelta(seconds=self.settings.worker_event_window_s), now),
-            )
-        }
+        died = {r["instance_id"] for r in await self._fetch(_EXITED, self._event_window(now))}
         names = {r["instance_id"] for r in instances} | died
         errors = {r["instance_id"] for r in instances if not r["live"]} | died
         if not names or 2 * len(errors) <= len(names):
@@ -300,10 +355,12 @@ class AlertEvaluator:
 
     async def _job_failures(self, now: datetime) -> dict[str, Firing]:
         rows = await self._fetch(
-            "SELECT job_id, status, error, finished_at FROM jobs"
-            " WHERE status IN ('failed', 'partial') AND finished_at > %s AND finished_at <= %s"
-            " ORDER BY finished_at DESC LIMIT %s",
-            (now - timedelta(seconds=self.settings.job_alert_ttl_s), now, MAX_JOB_ALERTS),
+            _FAILED_JOBS,
+            {
+                "since": now - timedelta(seconds=self.settings.job_alert_ttl_s),
+                "now": now,
+                "limit": MAX_JOB_ALERTS,
+            },
         )
         return {
             r["job_id"]: Firing(
@@ -318,11 +375,7 @@ class AlertEvaluator:
     async def _error_rate(self, now: datetime) -> dict[str, Firing]:
         s = self.settings
         rows = await self._fetch(
-            "SELECT count(*) FILTER (WHERE status = 'completed') AS completed,"
-            " count(*) FILTER (WHERE status IN ('failed', 'partial')) AS failed"
-            " FROM jobs WHERE status IN ('completed', 'failed', 'partial')"
-            " AND finished_at > %s AND finished_at <= %s",
-            (now - timedelta(seconds=s.error_rate_window_s), now),
+            _JOB_OUTCOMES, {"since": now - timedelta(seconds=s.error_rate_window_s), "now": now}
         )
         completed, failed = rows[0]["completed"], rows[0]["failed"]
         total = completed + failed
@@ -342,9 +395,12 @@ class AlertEvaluator:
     async def _dlq_growth(self, now: datetime) -> dict[str, Firing]:
         s = self.settings
         rows = await self._fetch(
-            "SELECT stage, count(*) AS grown FROM dead_letters WHERE replayed_at IS NULL"
-            " AND failed_at > %s AND failed_at <= %s GROUP BY stage HAVING count(*) >= %s",
-            (now - timedelta(seconds=s.dlq_growth_window_s), now, s.dlq_growth_threshold),
+            _DLQ_GROWTH,
+            {
+                "since": now - timedelta(seconds=s.dlq_growth_window_s),
+                "now": now,
+                "threshold": s.dlq_growth_threshold,
+            },
         )
         return {
             r["stage"]: Firing(
@@ -376,9 +432,7 @@ class AlertEvaluator:
         # instance only sets the baseline: when its earlier failures happened is unknown.
         s = self.settings
         rows = await self._fetch(
-            "SELECT instance_id, service, failed FROM workers WHERE status = 'running'"
-            " AND last_heartbeat >= %s AND last_heartbeat <= %s",
-            (now - timedelta(seconds=s.worker_forget_s), now),
+            _FAILED_COUNTERS, {"forget": now - timedelta(seconds=s.worker_forget_s), "now": now}
         )
         window = timedelta(seconds=s.error_rate_window_s)
         firing: dict[str, Firing] = {}
@@ -412,7 +466,11 @@ class AlertEvaluator:
 
     # ---------------------------------------------------------------- storage
 
-    async def _fetch(self, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
+    def _event_window(self, now: datetime) -> dict[str, Any]:
+        """The pool manager's reports a condition looks at: within the window up to ``now``."""
+        return {"since": now - timedelta(seconds=self.settings.worker_event_window_s), "now": now}
+
+    async def _fetch(self, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(sql, params)
             return await cur.fetchall()

@@ -36,6 +36,8 @@ from shared.events import (
     parse_event,
 )
 from shared.runner import header_int, message_headers, parse_message
+from shared.runner import headers as hdr
+from shared.store import jobs
 from shared.store.dead_letters import DeadLetter
 from shared.topics import (
     DEFAULT_CHANNEL,
@@ -121,11 +123,11 @@ def _raw(msg: Message, original: Event | None, headers: dict[str, str]) -> DeadL
         job_id: str | None = original.job_id
     else:
         job_id = _text((msg.key() or b"").decode(errors="replace"))[:_MAX_JOB_ID] or None
-    original_topic = headers.get("pod.original.topic") or None
-    stage = _clip(headers.get("pod.stage") or _stage_name(topic))
-    error_class = _clip(headers.get("pod.error.class") or "Unknown")
-    message = headers.get("pod.error.message") or "no reason recorded"
-    failed_at = _timestamp(headers.get("pod.failed.at")) or _record_time(msg)
+    original_topic = headers.get(hdr.ORIGINAL_TOPIC) or None
+    stage = _clip(headers.get(hdr.STAGE) or _stage_name(topic))
+    error_class = _clip(headers.get(hdr.ERROR_CLASS) or "Unknown")
+    message = headers.get(hdr.ERROR_MESSAGE) or "no reason recorded"
+    failed_at = _timestamp(headers.get(hdr.FAILED_AT)) or _record_time(msg)
     dead = DeadLetter(
         topic=topic,
         partition=partition,
@@ -134,7 +136,7 @@ def _raw(msg: Message, original: Event | None, headers: dict[str, str]) -> DeadL
         job_id=job_id,
         error_class=error_class,
         message=message,
-        retryable=headers.get("pod.error.retryable") == "true",
+        retryable=headers.get(hdr.ERROR_RETRYABLE) == "true",
         original_topic=original_topic,
         replay_topic=replay_topic(topic, original_topic, _json_object(value)),
         replay_value=value,
@@ -149,12 +151,12 @@ def _raw(msg: Message, original: Event | None, headers: dict[str, str]) -> DeadL
         message=message,
         # On the DLQ the work has been given up, whatever the error's class.
         retryable=False,
-        attempt=header_int(headers, "pod.attempt") or 0,
+        attempt=header_int(headers, hdr.ATTEMPT) or 0,
         image_index=getattr(payload, "image_index", None),
         product_type=getattr(payload, "product_type", None),
         input_topic=original_topic,
-        input_partition=header_int(headers, "pod.original.partition"),
-        input_offset=header_int(headers, "pod.original.offset"),
+        input_partition=header_int(headers, hdr.ORIGINAL_PARTITION),
+        input_offset=header_int(headers, hdr.ORIGINAL_OFFSET),
         input_event=json.loads(original.to_json()) if original else None,
     )
     # The id comes from the record's coordinates: folding the same record twice is a no-op.
@@ -178,23 +180,23 @@ def _retrying(msg: Message) -> StageFailed:
     except InvalidEventError:
         original = None
     job_id = original.job_id if original else _text((msg.key() or b"").decode(errors="replace"))
-    due_ms = header_int(headers, "pod.retry.due", max_digits=16)
+    due_ms = header_int(headers, hdr.RETRY_DUE, max_digits=16)
     payload: Any = original.payload if original else None
     failed = StageFailedPayload(
-        stage=_clip(headers.get("pod.stage") or "unknown"),
-        error_class=_clip(headers.get("pod.error.class") or "Unknown"),
-        message=headers.get("pod.error.message") or "no reason recorded",
+        stage=_clip(headers.get(hdr.STAGE) or "unknown"),
+        error_class=_clip(headers.get(hdr.ERROR_CLASS) or "Unknown"),
+        message=headers.get(hdr.ERROR_MESSAGE) or "no reason recorded",
         retryable=True,
-        attempt=header_int(headers, "pod.attempt") or 0,
+        attempt=header_int(headers, hdr.ATTEMPT) or 0,
         next_attempt_at=datetime.fromtimestamp(due_ms / 1000, UTC) if due_ms else None,
         image_index=getattr(payload, "image_index", None),
         product_type=getattr(payload, "product_type", None),
-        input_topic=headers.get("pod.original.topic") or None,
+        input_topic=headers.get(hdr.ORIGINAL_TOPIC) or None,
     )
     return StageFailed(
         event_id=uuid.uuid5(_DLQ_NS, f"{topic}:{msg.partition()}:{msg.offset()}"),
         job_id=job_id[:_MAX_JOB_ID] or UNKNOWN_JOB,
-        occurred_at=_timestamp(headers.get("pod.failed.at")) or _record_time(msg),
+        occurred_at=_timestamp(headers.get(hdr.FAILED_AT)) or _record_time(msg),
         producer="monitor",
         payload=failed,
     )
@@ -261,8 +263,7 @@ async def unattributable(conn: AsyncConnection[Any], event: StageFailed) -> bool
         return False
     if event.dead_letter.job_id is None:
         return True
-    cur = await conn.execute("SELECT 1 FROM jobs WHERE job_id = %s", (event.job_id,))
-    return await cur.fetchone() is None
+    return not await jobs.exists(conn, event.job_id)
 
 
 def _headers(msg: Message) -> dict[str, str]:

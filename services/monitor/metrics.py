@@ -239,6 +239,19 @@ async def _ask_stage_start(
     return None
 
 
+# Per service: its instances running (a heartbeat since %(live)s) and silent, not forgotten.
+_INSTANCES_BY_SERVICE = """
+SELECT service,
+    count(*) FILTER (WHERE status = 'running' AND last_heartbeat >= %(live)s),
+    count(*) FILTER (WHERE status = 'running' AND last_heartbeat < %(live)s)
+FROM workers WHERE last_heartbeat >= %(forget)s AND last_heartbeat <= %(now)s
+GROUP BY service
+"""
+_DEAD_LETTERS_BY_STAGE = """
+SELECT stage, count(*) FROM dead_letters WHERE replayed_at IS NULL GROUP BY stage
+"""
+
+
 async def sample_gauges(
     pool: AsyncConnectionPool,
     *,
@@ -263,11 +276,7 @@ async def sample_gauges(
         samples[("dlq_size", stage)] = 0
     async with pool.connection() as conn, conn.transaction():
         cur = await conn.execute(
-            "SELECT service,"
-            " count(*) FILTER (WHERE status = 'running' AND last_heartbeat >= %(live)s),"
-            " count(*) FILTER (WHERE status = 'running' AND last_heartbeat < %(live)s)"
-            " FROM workers WHERE last_heartbeat >= %(forget)s AND last_heartbeat <= %(now)s"
-            " GROUP BY service",
+            _INSTANCES_BY_SERVICE,
             {
                 "live": now - timedelta(seconds=live_s),
                 "forget": now - timedelta(seconds=forget_s),
@@ -277,9 +286,7 @@ async def sample_gauges(
         for service, running, errored in await cur.fetchall():
             samples[("workers_running", service)] = running
             samples[("workers_error", service)] = errored
-        cur = await conn.execute(
-            "SELECT stage, count(*) FROM dead_letters WHERE replayed_at IS NULL GROUP BY stage"
-        )
+        cur = await conn.execute(_DEAD_LETTERS_BY_STAGE)
         for stage, size in await cur.fetchall():
             samples[("dlq_size", stage)] = size
         for stage, behind in (lag or {}).items():

@@ -7,7 +7,9 @@
 - :mod:`.intake`: buffers per band, per-band slots, backpressure and delayed partitions;
 - :mod:`.consumer`: the consumer's configuration and the calls queued for its poll thread;
 - :mod:`.offsets`: the partitions owned and which of their offsets may be committed;
-- :mod:`.failures`: retry or dead letter, backoff, and the ``pod.*`` failure headers;
+- :mod:`.failures`: where a failed message goes (``FailureRouter``: a delay topic or the DLQ),
+  backoff, and the ``pod.*`` failure headers;
+- :mod:`.headers`: the names of the ``pod.*`` headers, defined once;
 - :mod:`.heartbeat`: the counters and the heartbeat an instance sends;
 - :mod:`.producer`: the idempotent producer and acked sends (also the API's and the
   publisher watcher's).

@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import signal
 import threading
 import time
@@ -53,22 +52,18 @@ from shared.events import (
 )
 from shared.runner.consumer import ConsumerCalls, consumer_config, describe_partitions
 from shared.runner.failures import (
+    FailureRouter,
     attempt_of,
-    backoff,
     coords,
-    describe,
-    failure_headers,
-    is_permanent_produce_error,
     message_headers,
     retry_due,
-    without_value,
 )
 from shared.runner.heartbeat import RunnerStats, heartbeat_event
 from shared.runner.intake import Intake
 from shared.runner.model import E, Handler, MessageContext, Output, RunnerSettings
 from shared.runner.offsets import Key, OwnedPartitions
 from shared.runner.producer import close_producer, make_producer, produce_async
-from shared.topics import HEARTBEATS, RETRY_LEVELS, Stage
+from shared.topics import HEARTBEATS, Stage
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +107,9 @@ class StageRunner(Generic[E]):
         self.calls = ConsumerCalls(stage.name)
         self._tasks: dict[asyncio.Task[None], int] = {}  # task -> its band
         self._stop = asyncio.Event()
+        self.failures = FailureRouter(
+            stage, settings, self._produce, self.stats, stopping=self._stop.is_set
+        )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
@@ -322,7 +320,7 @@ class StageRunner(Generic[E]):
             logger.exception(
                 "failure handling failed topic=%s partition=%d offset=%d", topic, partition, offset
             )
-            done = await self._dead_letter(msg, exc, None, message_headers(msg))
+            done = await self.failures.dead_letter(msg, exc, None, message_headers(msg))
         if done:
             self._mark_done(topic, partition, offset)
 
@@ -333,7 +331,7 @@ class StageRunner(Generic[E]):
             attempt = attempt_of(headers)
             event = self._parse(msg)
         except InvalidEventError as exc:
-            return await self._dead_letter(msg, exc, None, headers)
+            return await self.failures.dead_letter(msg, exc, None, headers)
         ctx = MessageContext(*coords(msg), attempt, self.instance_id)
         try:
             # One span per message, in the trace the message carries (the job's).
@@ -361,9 +359,9 @@ class StageRunner(Generic[E]):
                 return False
             self.stats.failed += 1
             can_retry = retryable and attempt < self.settings.retry_attempts
-            if can_retry and await self._schedule_retry(msg, exc, event, attempt + 1, headers):
+            if can_retry and await self.failures.retry(msg, exc, event, attempt + 1, headers):
                 return True
-            return await self._dead_letter(msg, exc, event, headers)
+            return await self.failures.dead_letter(msg, exc, event, headers)
 
     def _parse(self, msg: Message) -> Event:
         """The stage's parser, with any failure of it (deep JSON's RecursionError, a bad
@@ -375,138 +373,11 @@ class StageRunner(Generic[E]):
         except (Exception, RecursionError) as exc:
             raise InvalidEventError(f"unreadable message: {type(exc).__name__}: {exc}") from None
 
-    async def _schedule_retry(
-        self,
-        msg: Message,
-        exc: BaseException,
-        event: Event,
-        attempt: int,
-        headers: dict[str, str],
-    ) -> bool:
-        """Hand the message to the delay topic of its next attempt; the partition moves on.
-
-        False when the copy cannot be produced (e.g. larger than the broker takes once the
-        failure headers are added): the caller dead-letters it instead.
-        """
-        delay = backoff(attempt, self.settings.retry_base_delay_s, self.settings.retry_max_delay_s)
-        retry_after = getattr(exc, "retry_after", None)
-        if isinstance(retry_after, int | float) and math.isfinite(retry_after):
-            # A vendor's wait is honoured up to the longest delay we ever schedule.
-            delay = min(max(delay, float(retry_after)), self.settings.retry_max_delay_s)
-        due = time.time() + delay
-        level = min(attempt, RETRY_LEVELS)
-        retry_topic = self.stage.retry_topic(level)
-        out = failure_headers(msg, exc, headers, self.stage.name)
-        out += [
-            ("pod.attempt", str(attempt).encode()),
-            ("pod.retry.due", str(int(due * 1000)).encode()),
-        ]
-        logger.warning(
-            "retry scheduled job_id=%s topic=%s partition=%d offset=%d attempt=%d "
-            "delay_s=%.2f retry_topic=%s error=%s",
-            event.job_id,
-            msg.topic(),
-            msg.partition(),
-            msg.offset(),
-            attempt,
-            delay,
-            retry_topic,
-            describe(exc)[:500],
-        )
-        try:
-            await self._produce(retry_topic, msg.value() or b"", key=msg.key(), headers=out)
-        except KafkaException as err:
-            if is_permanent_produce_error(err):
-                logger.error(
-                    "retry copy refused job_id=%s topic=%s partition=%d offset=%d error=%s",
-                    event.job_id,
-                    msg.topic(),
-                    msg.partition(),
-                    msg.offset(),
-                    err,
-                )
-                return False
-            raise
-        return True
-
     def _mark_done(self, topic: str, partition: int, offset: int) -> None:
         position = self.offsets.done((topic, partition), offset)
         if position is not None:
             # Stored by the poll thread before its next poll; auto-commit sends it.
             self.calls.store((topic, partition), position)
-
-    async def _dead_letter(
-        self,
-        msg: Message,
-        exc: BaseException,
-        event: Event | None,
-        headers: dict[str, str],
-    ) -> bool:
-        """Put the message on the stage's DLQ with why it failed. True once it is there.
-
-        A copy the broker refuses (too large once the reason is added) goes without its value,
-        saying so; a broker that cannot be reached is retried until it can, or until shutdown
-        (False: left uncommitted for the next owner) - never marked done without a record.
-        """
-        topic, partition, offset = coords(msg)
-        if topic == self.stage.dlq:
-            # A record of our own DLQ (the monitor reads its own): it already is a dead letter,
-            # and copying it there again would loop.
-            logger.error(
-                "dead letter not recorded, left on the dlq topic=%s partition=%d offset=%d "
-                "error=%s",
-                topic,
-                partition,
-                offset,
-                describe(exc)[:500],
-            )
-            return True
-        self.stats.dead_lettered += 1
-        out = failure_headers(msg, exc, headers, self.stage.name)
-        out.append(("pod.attempt", str(attempt_of(headers, strict=False)).encode()))
-        logger.error(
-            "dead-lettered job_id=%s topic=%s partition=%d offset=%d dlq=%s attempts=%s error=%s",
-            event.job_id if event else "-",
-            topic,
-            partition,
-            offset,
-            self.stage.dlq,
-            headers.get("pod.attempt", "0")[:20],
-            describe(exc)[:500],
-        )
-        value: bytes | None = msg.value() or b""
-        wait = 1.0
-        while True:
-            try:
-                await self._produce(self.stage.dlq, value, key=msg.key(), headers=out)
-                return True
-            except KafkaException as err:
-                if is_permanent_produce_error(err) and value:
-                    size = len(value)
-                    logger.error(
-                        "dead letter too large, value dropped topic=%s partition=%d offset=%d "
-                        "bytes=%d",
-                        topic,
-                        partition,
-                        offset,
-                        size,
-                    )
-                    value = None
-                    out = without_value(out, size, err)
-                    continue
-                if self._stop.is_set():
-                    return False
-                logger.warning(
-                    "dead letter not produced, retrying topic=%s partition=%d offset=%d "
-                    "wait_s=%.0f error=%s",
-                    topic,
-                    partition,
-                    offset,
-                    wait,
-                    err,
-                )
-            await asyncio.sleep(wait)
-            wait = min(wait * 2, 30.0)
 
     async def _produce_all(
         self, outputs: Sequence[Output], headers: list[tuple[str, str | bytes | None]]

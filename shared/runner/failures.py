@@ -1,14 +1,33 @@
 """Failures: retry or dead letter, the backoff, and the ``pod.*`` headers that carry why and
-where a message failed (the monitor and the API read them too)."""
+where a message failed (the monitor and the API read them too).
+
+:class:`FailureRouter` sends a failed message on: to the delay topic of its next attempt, or to
+the stage's DLQ. It produces through the runner's acked send, so it is tested with a fake one.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import math
 import random
+import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Protocol
 
 from confluent_kafka import KafkaError, KafkaException, Message
 
 from shared.errors import InvalidEventError, PodError
+from shared.events import Event
+from shared.runner import headers as hdr
+from shared.runner.heartbeat import RunnerStats
+from shared.runner.model import RunnerSettings
+from shared.topics import RETRY_LEVELS, Stage
+
+logger = logging.getLogger(__name__)
+
+Headers = list[tuple[str, str | bytes | None]]
 
 
 def backoff(attempt: int, base: float, cap: float) -> float:
@@ -28,20 +47,20 @@ def header_int(headers: dict[str, str], name: str, *, max_digits: int = 18) -> i
 def attempt_of(headers: dict[str, str], *, strict: bool = True) -> int:
     """The ``pod.attempt`` header (0 when absent). A malformed one makes the message invalid
     (dead-lettered with the reason) unless ``strict`` is off."""
-    raw = headers.get("pod.attempt", "")
-    attempt = header_int(headers, "pod.attempt", max_digits=6)
+    raw = headers.get(hdr.ATTEMPT, "")
+    attempt = header_int(headers, hdr.ATTEMPT, max_digits=6)
     if attempt is not None:
         return attempt
     if not raw or not strict:
         return 0
-    raise InvalidEventError(f"header pod.attempt: not a small non-negative integer: {raw[:40]!r}")
+    raise InvalidEventError(f"header {hdr.ATTEMPT}: not a small non-negative integer: {raw[:40]!r}")
 
 
 def retry_due(headers: dict[str, str], now: float, max_delay: float) -> float:
     """When a delay-topic message is due (epoch seconds). A malformed or overflowing
     ``pod.retry.due`` is due now, and so is one further ahead than any delay the runner
     schedules: a partition is never paused for ever on a hostile header."""
-    due_ms = header_int(headers, "pod.retry.due", max_digits=16)
+    due_ms = header_int(headers, hdr.RETRY_DUE, max_digits=16)
     if due_ms is None:
         return now
     due = due_ms / 1000
@@ -61,18 +80,16 @@ _REFUSED = {
 }
 
 
-def without_value(
-    headers: list[tuple[str, str | bytes | None]], size: int, err: KafkaException
-) -> list[tuple[str, str | bytes | None]]:
+def without_value(headers: Headers, size: int, err: KafkaException) -> Headers:
     """Failure headers for a dead letter whose value the broker refused."""
     note = f"value of {size} bytes dropped: the broker refused the copy ({err})"
-    kept = [(k, v) for k, v in headers if k != "pod.error.message"]
-    message = next((v for k, v in headers if k == "pod.error.message"), b"") or b""
+    kept = [(k, v) for k, v in headers if k != hdr.ERROR_MESSAGE]
+    message = next((v for k, v in headers if k == hdr.ERROR_MESSAGE), b"") or b""
     text = message.decode() if isinstance(message, bytes) else message
     return [
         *kept,
-        ("pod.error.message", f"{text} [{note}]"[:4000].encode()),
-        ("pod.value.dropped", str(size).encode()),
+        (hdr.ERROR_MESSAGE, f"{text} [{note}]"[:4000].encode()),
+        (hdr.VALUE_DROPPED, str(size).encode()),
     ]
 
 
@@ -94,23 +111,220 @@ def message_headers(msg: Message) -> dict[str, str]:
 
 def failure_headers(
     msg: Message, exc: BaseException, headers: dict[str, str], stage: str
-) -> list[tuple[str, str | bytes | None]]:
+) -> Headers:
     """Why and where a message failed; the original coordinates survive every retry hop."""
     topic, partition, offset = coords(msg)
     now = datetime.now(UTC).isoformat()
     return [
-        ("pod.error.class", type(exc).__name__.encode()),
-        ("pod.error.message", describe(exc)[:4000].encode()),
-        ("pod.error.retryable", b"true" if getattr(exc, "retryable", True) else b"false"),
-        ("pod.original.topic", headers.get("pod.original.topic", topic).encode()),
-        ("pod.original.partition", headers.get("pod.original.partition", str(partition)).encode()),
-        ("pod.original.offset", headers.get("pod.original.offset", str(offset)).encode()),
-        ("pod.first.failure.at", headers.get("pod.first.failure.at", now).encode()),
-        ("pod.stage", stage.encode()),
-        ("pod.failed.at", now.encode()),
+        (hdr.ERROR_CLASS, type(exc).__name__.encode()),
+        (hdr.ERROR_MESSAGE, describe(exc)[:4000].encode()),
+        (hdr.ERROR_RETRYABLE, b"true" if getattr(exc, "retryable", True) else b"false"),
+        (hdr.ORIGINAL_TOPIC, headers.get(hdr.ORIGINAL_TOPIC, topic).encode()),
+        (hdr.ORIGINAL_PARTITION, headers.get(hdr.ORIGINAL_PARTITION, str(partition)).encode()),
+        (hdr.ORIGINAL_OFFSET, headers.get(hdr.ORIGINAL_OFFSET, str(offset)).encode()),
+        (hdr.FIRST_FAILURE_AT, headers.get(hdr.FIRST_FAILURE_AT, now).encode()),
+        (hdr.STAGE, stage.encode()),
+        (hdr.FAILED_AT, now.encode()),
     ]
 
 
 def coords(msg: Message) -> tuple[str, int, int]:
     # A consumed (non-error) message always has all three.
     return str(msg.topic()), int(msg.partition() or 0), int(msg.offset() or 0)
+
+
+def retry_delay(exc: BaseException, attempt: int, base: float, cap: float) -> float:
+    """How long before ``attempt``: the backoff, or the vendor's wait (``retry_after``) when
+    longer, up to the longest delay ever scheduled (``cap``)."""
+    delay = backoff(attempt, base, cap)
+    retry_after = getattr(exc, "retry_after", None)
+    if isinstance(retry_after, int | float) and math.isfinite(retry_after):
+        delay = min(max(delay, float(retry_after)), cap)
+    return delay
+
+
+def retry_headers(
+    msg: Message,
+    exc: BaseException,
+    headers: dict[str, str],
+    stage: str,
+    *,
+    attempt: int,
+    due: float,
+) -> Headers:
+    """A delay-topic copy's headers: why and where it failed, its attempt, when it is due."""
+    return [
+        *failure_headers(msg, exc, headers, stage),
+        (hdr.ATTEMPT, str(attempt).encode()),
+        (hdr.RETRY_DUE, str(int(due * 1000)).encode()),
+    ]
+
+
+def dead_letter_headers(
+    msg: Message, exc: BaseException, headers: dict[str, str], stage: str
+) -> Headers:
+    """A dead letter's headers: why and where it failed, and the retries it had."""
+    return [
+        *failure_headers(msg, exc, headers, stage),
+        (hdr.ATTEMPT, str(attempt_of(headers, strict=False)).encode()),
+    ]
+
+
+class Produce(Protocol):
+    """The runner's send: produce one record and wait for the broker's ack."""
+
+    def __call__(
+        self,
+        topic: str,
+        value: bytes | None,
+        *,
+        key: bytes | None,
+        headers: Headers | None = None,
+    ) -> Awaitable[None]: ...
+
+
+class FailureRouter:
+    """Sends a stage's failed messages on: to a delay topic, or to the stage's DLQ.
+
+    Each call returns True once the copy is acknowledged, when the runner may mark the input
+    done. ``stopping`` says the runner is shutting down; ``sleep`` and ``clock`` are there for
+    tests.
+    """
+
+    def __init__(
+        self,
+        stage: Stage,
+        settings: RunnerSettings,
+        produce: Produce,
+        stats: RunnerStats,
+        *,
+        stopping: Callable[[], bool],
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.stage = stage
+        self.settings = settings
+        self.produce = produce
+        self.stats = stats
+        self.stopping = stopping
+        self.sleep = sleep
+        self.clock = clock
+
+    async def retry(
+        self,
+        msg: Message,
+        exc: BaseException,
+        event: Event,
+        attempt: int,
+        headers: dict[str, str],
+    ) -> bool:
+        """Hand the message to the delay topic of ``attempt``; the partition moves on.
+
+        False when the copy cannot be produced (e.g. larger than the broker takes once the
+        failure headers are added): the caller dead-letters it instead.
+        """
+        s = self.settings
+        delay = retry_delay(exc, attempt, s.retry_base_delay_s, s.retry_max_delay_s)
+        retry_topic = self.stage.retry_topic(min(attempt, RETRY_LEVELS))
+        out = retry_headers(
+            msg, exc, headers, self.stage.name, attempt=attempt, due=self.clock() + delay
+        )
+        logger.warning(
+            "retry scheduled job_id=%s topic=%s partition=%d offset=%d attempt=%d "
+            "delay_s=%.2f retry_topic=%s error=%s",
+            event.job_id,
+            msg.topic(),
+            msg.partition(),
+            msg.offset(),
+            attempt,
+            delay,
+            retry_topic,
+            describe(exc)[:500],
+        )
+        try:
+            await self.produce(retry_topic, msg.value() or b"", key=msg.key(), headers=out)
+        except KafkaException as err:
+            if is_permanent_produce_error(err):
+                logger.error(
+                    "retry copy refused job_id=%s topic=%s partition=%d offset=%d error=%s",
+                    event.job_id,
+                    msg.topic(),
+                    msg.partition(),
+                    msg.offset(),
+                    err,
+                )
+                return False
+            raise
+        return True
+
+    async def dead_letter(
+        self,
+        msg: Message,
+        exc: BaseException,
+        event: Event | None,
+        headers: dict[str, str],
+    ) -> bool:
+        """Put the message on the stage's DLQ with why it failed. True once it is there.
+
+        A copy the broker refuses (too large once the reason is added) goes without its value,
+        saying so; a broker that cannot be reached is retried until it can, or until shutdown
+        (False: left uncommitted for the next owner) - never marked done without a record.
+        """
+        topic, partition, offset = coords(msg)
+        if topic == self.stage.dlq:
+            # A record of our own DLQ (the monitor reads its own): it already is a dead letter,
+            # and copying it there again would loop.
+            logger.error(
+                "dead letter not recorded, left on the dlq topic=%s partition=%d offset=%d "
+                "error=%s",
+                topic,
+                partition,
+                offset,
+                describe(exc)[:500],
+            )
+            return True
+        self.stats.dead_lettered += 1
+        out = dead_letter_headers(msg, exc, headers, self.stage.name)
+        logger.error(
+            "dead-lettered job_id=%s topic=%s partition=%d offset=%d dlq=%s attempts=%s error=%s",
+            event.job_id if event else "-",
+            topic,
+            partition,
+            offset,
+            self.stage.dlq,
+            headers.get(hdr.ATTEMPT, "0")[:20],
+            describe(exc)[:500],
+        )
+        value: bytes | None = msg.value() or b""
+        wait = 1.0
+        while True:
+            try:
+                await self.produce(self.stage.dlq, value, key=msg.key(), headers=out)
+                return True
+            except KafkaException as err:
+                if is_permanent_produce_error(err) and value:
+                    size = len(value)
+                    logger.error(
+                        "dead letter too large, value dropped topic=%s partition=%d offset=%d "
+                        "bytes=%d",
+                        topic,
+                        partition,
+                        offset,
+                        size,
+                    )
+                    value = None
+                    out = without_value(out, size, err)
+                    continue
+                if self.stopping():
+                    return False
+                logger.warning(
+                    "dead letter not produced, retrying topic=%s partition=%d offset=%d "
+                    "wait_s=%.0f error=%s",
+                    topic,
+                    partition,
+                    offset,
+                    wait,
+                    err,
+                )
+            await self.sleep(wait)
+            wait = min(wait * 2, 30.0)

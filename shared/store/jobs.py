@@ -104,6 +104,8 @@ async def open_from_image(conn: AsyncConnection[Any], event: ImageGenerated) -> 
 
 # ---------------------------------------------------------------- the monitor's fold
 
+_EXISTS = "SELECT 1 FROM jobs WHERE job_id = %(job)s"
+
 # In one order for every transaction, so two monitors locking overlapping jobs cannot deadlock.
 _LOCK = """
 SELECT job_id, product_types, image_count FROM jobs WHERE job_id = ANY(%(jobs)s)
@@ -174,6 +176,12 @@ UPDATE jobs SET metrics_recorded_at = now()
 WHERE job_id = ANY(%(jobs)s) AND status = ANY(%(terminal)s) AND metrics_recorded_at IS NULL
 RETURNING job_id, status, created_at
 """
+
+
+async def exists(conn: AsyncConnection[Any], job_id: str) -> bool:
+    """Whether the job has a row (the API or the fold opened it)."""
+    cur = await conn.execute(_EXISTS, {"job": job_id})
+    return await cur.fetchone() is not None
 
 
 async def lock(conn: AsyncConnection[Any], job_ids: list[str]) -> dict[str, dict[str, Any]]:

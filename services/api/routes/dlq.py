@@ -32,6 +32,7 @@ from services.api.schemas import (
     error_responses,
 )
 from services.api.state import ApiState, State
+from shared.runner import headers as hdr
 from shared.store import dead_letters as dlq_queries
 from shared.store.dead_letters import ReplayCandidate, Replayed
 
@@ -189,8 +190,8 @@ async def _produce(
         for letter, value, key in ready:
             assert letter.replay_topic is not None  # replay_message() was only asked otherwise
             headers: list[tuple[str, str | bytes | None]] = [
-                ("pod.replay", b"true"),
-                ("pod.replay.of", letter.coordinates.encode()),
+                (hdr.REPLAY, b"true"),
+                (hdr.REPLAY_OF, letter.coordinates.encode()),
             ]
             futures.append(
                 await state.producer.enqueue(

@@ -54,7 +54,7 @@ def new_job(priority: Priority = Priority.NORMAL) -> JobRequested:
 def runner_headers(
     stage: str, original_topic: str, *, error: str = "PermanentError", retryable: bool = False
 ) -> Headers:
-    """Headers as StageRunner._dead_letter writes them (plus the retry engineer's extras)."""
+    """Headers as FailureRouter.dead_letter writes them (plus the retry engineer's extras)."""
     return [
         ("pod.error.class", error.encode()),
         ("pod.error.message", b"vendor said no"),
