@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar, cast
 
 from shared.errors import ConfigError
+from shared.events import CHANNEL_NAME_PATTERN
 from shared.settings import PodSettings, load_settings
 from shared.vendors.printify import PrintifyClient
 
@@ -194,10 +195,10 @@ class PrintifyChannel:
         return PENDING
 
 
-# A channel's name is part of topic names (publish.<name>.dlq), of its ledger step
-# (publish:<name>, which the side_effects table checks against this pattern) and, with "_" as
-# "-", of Kubernetes object names.
-CHANNEL_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+# A channel's name is in events (a job's channels), topic names (publish.<name>.dlq), its ledger
+# step (publish:<name>, which the side_effects table checks) and, with "_" as "-", Kubernetes
+# object names.
+CHANNEL_NAME = re.compile(CHANNEL_NAME_PATTERN)
 
 SettingsT = TypeVar("SettingsT", bound=PodSettings)
 
