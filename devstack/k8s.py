@@ -22,6 +22,7 @@ from typing import Any
 
 from shared.settings import DatabaseSettings, KafkaSettings, PodSettings
 from shared.topics import CHANNELS, DEFAULT_CHANNEL, PUBLISHERS, STAGES, Stage, stages_for
+from shared.vendors.direct import DIRECT_CHANNELS
 
 logger = logging.getLogger(__name__)
 
@@ -80,8 +81,6 @@ def settings_of(module: str, channel: str | None = None) -> list[type[PodSetting
     from services.monitor.settings import MonitorSettings
     from services.printify.settings import PrintifySettings
     from services.publisher.settings import PublisherSettings
-    from shared.vendors.etsy import EtsySettings
-    from shared.vendors.shopify import ShopifySettings
 
     by_module: dict[str, list[type[PodSettings]]] = {
         "services.api": [ApiSettings],
@@ -91,7 +90,7 @@ def settings_of(module: str, channel: str | None = None) -> list[type[PodSetting
         "services.monitor": [MonitorSettings],
         "shared.init": [KafkaSettings, DatabaseSettings],
     }
-    direct: dict[str, type[PodSettings]] = {"shopify": ShopifySettings, "etsy": EtsySettings}
+    direct: dict[str, type[PodSettings]] = {spec.name: spec.settings for spec in DIRECT_CHANNELS}
     return [*by_module[module], *([direct[channel]] if channel in direct else [])]
 
 

@@ -18,11 +18,11 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from confluent_kafka.admin import AdminClient
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, create_model
 
 from devstack.launch.kafka import LocalKafka, LocalKafkaCluster
 from devstack.launch.ports import free_port
@@ -36,20 +36,52 @@ from shared.settings import (
     ChannelSettings,
     DatabaseSettings,
     KafkaSettings,
+    PodSettings,
     StateSettings,
     load_settings,
 )
 from shared.topics import STAGES, ensure_topics
+from shared.vendors.channels import ChannelSpec
+from shared.vendors.direct import DIRECT_CHANNELS
 from simulators.process import SimulatorProcess
-from simulators.shopify import DEFAULT_SHOP as SIM_SHOPIFY_SHOP
 
 logger = logging.getLogger(__name__)
 
 
+def sim_port_setting(simulator: str) -> str:
+    """The setting of a simulator's port under ``make up`` (``SIM_<SIMULATOR>_PORT``)."""
+    return f"sim_{simulator}_port"
+
+
+def direct_channel_settings(specs: tuple[ChannelSpec[Any], ...]) -> type[PodSettings]:
+    """For each direct sales channel, the settings ``make up`` reads of it: its simulator's port
+    and its credential (unset: the simulator is started for it)."""
+    fields: dict[str, Any] = {}
+    for spec in specs:
+        fields[sim_port_setting(spec.simulator)] = (int, spec.simulator_port)
+        fields[spec.credential.lower()] = (SecretStr | None, None)
+    return create_model("DirectChannelStackSettings", __base__=PodSettings, **fields)
+
+
+# Built from the registry (shared.vendors.direct), so a new channel adds no field here; mypy
+# sees the base class only (read them with StackSettings.simulator_port / .credential_of).
+if TYPE_CHECKING:
+    _DirectChannelStackSettings = PodSettings
+else:
+    _DirectChannelStackSettings = direct_channel_settings(DIRECT_CHANNELS)
+
+
 class StackSettings(
-    KafkaSettings, DatabaseSettings, StateSettings, WorkerCountSettings, ChannelSettings
+    KafkaSettings,
+    DatabaseSettings,
+    StateSettings,
+    WorkerCountSettings,
+    ChannelSettings,
+    _DirectChannelStackSettings,
 ):
-    """What ``make up`` starts and where (the README's Configuration table)."""
+    """What ``make up`` starts and where (the README's Configuration table); each direct sales
+    channel adds its simulator's port and its credential (``SIM_SHOPIFY_PORT``,
+    ``SHOPIFY_ACCESS_TOKEN``)."""
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=3000, ge=1, le=65535)
@@ -65,22 +97,15 @@ class StackSettings(
     kafka_nodes: int = Field(default=1, ge=1, le=5)
     restart_delay_s: float = Field(default=5.0, ge=0)
     max_restarts: int = Field(default=3, ge=0)
-    shopify_access_token: SecretStr | None = None
-    shopify_api_url: str | None = None
-    sim_shopify_port: int = 8191
-    etsy_access_token: SecretStr | None = None
-    sim_etsy_port: int = 8192
 
+    def simulator_port(self, simulator: str) -> int:
+        """The port a simulator is started on (``SIM_<SIMULATOR>_PORT``)."""
+        return int(getattr(self, sim_port_setting(simulator)))
 
-# The Etsy simulator's app and shop (any keystring:secret and token are accepted).
-SIM_ETSY_ENV = {
-    "ETSY_API_KEY": "sim-etsy-keystring",
-    "ETSY_SHARED_SECRET": "sim-etsy-secret",
-    "ETSY_ACCESS_TOKEN": "1.sim-etsy-token",
-    "ETSY_SHOP_ID": "51234567",
-    "ETSY_SHIPPING_PROFILE_ID": "9001",
-    "ETSY_READINESS_STATE_ID": "777",
-}
+    def credential_of(self, spec: ChannelSpec[Any]) -> SecretStr | None:
+        """A direct channel's credential, None when unset (the simulator stands in)."""
+        value = getattr(self, spec.credential.lower())
+        return value if isinstance(value, SecretStr) else None
 
 
 def isolated_settings(state_dir: Path, **overrides: object) -> StackSettings:
@@ -95,8 +120,7 @@ def isolated_settings(state_dir: Path, **overrides: object) -> StackSettings:
             "sim_anthropic_port",
             "sim_comfyui_port",
             "sim_printify_port",
-            "sim_shopify_port",
-            "sim_etsy_port",
+            *(sim_port_setting(spec.simulator) for spec in DIRECT_CHANNELS),
         )
     }
     return StackSettings(pod_state_dir=state_dir, **{**ports, **overrides})  # type: ignore[arg-type]
@@ -184,15 +208,12 @@ class Stack:
             env["PRINTIFY_API_URL"] = sim.url
         elif s.printify_api_url:
             env["PRINTIFY_API_URL"] = s.printify_api_url
-        if "shopify" in s.publish_channels and s.shopify_access_token is None:
-            sim = self._simulator("shopify", s.sim_shopify_port)
-            env["SHOPIFY_SHOP_DOMAIN"] = SIM_SHOPIFY_SHOP
-            env["SHOPIFY_ACCESS_TOKEN"] = "sim-shopify-token"  # noqa: S105 (the simulator's)
-            env["SHOPIFY_API_URL"] = sim.url
-        if "etsy" in s.publish_channels and s.etsy_access_token is None:
-            sim = self._simulator("etsy", s.sim_etsy_port)
-            env.update(SIM_ETSY_ENV)
-            env["ETSY_API_URL"] = sim.url
+        # A direct sales channel that is sold on without an account of its own: its simulator.
+        for spec in DIRECT_CHANNELS:
+            if spec.name in s.publish_channels and s.credential_of(spec) is None:
+                sim = self._simulator(spec.simulator, s.simulator_port(spec.simulator))
+                env.update(spec.simulator_env)
+                env[spec.url_setting] = sim.url
         self._vendor_env = env
         return env
 

@@ -66,7 +66,8 @@ UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
 MAX_CLOCK_SKEW = timedelta(hours=1)
 
 # A sales channel's name (shared.topics.CHANNELS holds the ones this engine knows).
-ChannelName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,29}$")]
+CHANNEL_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,29}$"
+ChannelName = Annotated[str, Field(pattern=CHANNEL_NAME_PATTERN)]
 Channels = Annotated[list[ChannelName], Field(min_length=1, max_length=10)]
 
 

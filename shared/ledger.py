@@ -41,7 +41,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -51,8 +51,10 @@ from shared.errors import RetryableError
 
 logger = logging.getLogger(__name__)
 
-# A channel of our own has its own publish step: publish:<channel> (shared.topics.CHANNELS).
-Step = Literal["upload", "create", "price", "publish", "publish:shopify", "publish:etsy"]
+# upload, create, price, publish (through Printify) or, for a channel the engine lists on itself,
+# publish:<channel> (shared.vendors.direct): a string, so that a new channel adds no step here.
+# The side_effects table checks the form (migration 0016).
+Step = str
 Result = dict[str, Any]
 
 # Claim the row unless it is done or claimed by a live lease; either way return the row and

@@ -24,7 +24,6 @@ from pydantic_settings import (
 
 from shared.errors import ConfigError
 from shared.seed_config import is_seed_layout, translate
-from shared.topics import CHANNELS, DEFAULT_CHANNEL, stages_for
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -155,14 +154,22 @@ class WorkerLivenessSettings(PodSettings):
     worker_forget_s: float = Field(default=3600.0, gt=0)
 
 
+def _default_channels() -> list[str]:
+    # shared.topics lists the channels from their adapters (shared.vendors.direct), whose
+    # settings extend PodSettings: it is imported when first needed, not with this module.
+    from shared.topics import DEFAULT_CHANNEL
+
+    return [DEFAULT_CHANNEL]
+
+
 class ChannelSettings(PodSettings):
     """The sales channels this deployment publishes to (``PUBLISH_CHANNELS``, or the seed's
     ``enabledPlatforms``): each runs its own publisher consumer group; a job may pick a subset."""
 
     publish_channels: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: [DEFAULT_CHANNEL],
+        default_factory=_default_channels,
         validation_alias=AliasChoices("publish_channels", "enabled_platforms"),
-        description="Comma-separated: printify, shopify, etsy",
+        description="Comma-separated channel names (shared.topics.CHANNELS)",
     )
 
     @field_validator("publish_channels", mode="before")
@@ -177,6 +184,8 @@ class ChannelSettings(PodSettings):
     @field_validator("publish_channels")
     @classmethod
     def _known_channels(cls, value: list[str]) -> list[str]:
+        from shared.topics import CHANNELS  # see _default_channels
+
         unknown = [c for c in value if c not in CHANNELS]
         if unknown:
             raise ValueError(
@@ -188,6 +197,8 @@ class ChannelSettings(PodSettings):
 
     def stages(self) -> list[str]:
         """The stages this deployment runs (the publishers of its channels only)."""
+        from shared.topics import stages_for  # see _default_channels
+
         return stages_for(self.publish_channels)
 
 

@@ -17,6 +17,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic  # type: ignore[attr-defined]
 
 from shared.events import Priority
+from shared.vendors.direct import DIRECT_CHANNELS
 
 logger = logging.getLogger(__name__)
 
@@ -77,9 +78,10 @@ PRINTIFY = Stage("printify", (IMAGES_GENERATED,), IMAGES_GENERATED)
 
 # Sales channels, each published to by its own consumer group of products.created, with its own
 # retry and dead-letter topics: "printify" publishes through the Printify shop's own channel
-# (and answers Printify's webhooks for the engine's storefront); the others list directly.
-CHANNELS = ("printify", "shopify", "etsy")
+# (and answers Printify's webhooks for the engine's storefront); the others list directly, one
+# for each adapter registered in shared.vendors.direct.
 DEFAULT_CHANNEL = "printify"
+CHANNELS = (DEFAULT_CHANNEL, *(spec.name for spec in DIRECT_CHANNELS))
 PUBLISHER = Stage(
     "publisher",
     (PRODUCTS_CREATED, PRINTIFY_WEBHOOKS),

@@ -10,13 +10,15 @@ from pathlib import Path
 
 import httpx
 
-# Default ports: ComfyUI's own default, then the ones the pipeline issue fixed.
+from shared.vendors.direct import DIRECT_CHANNELS
+
+# Default ports: ComfyUI's own default, then the ones the pipeline issue fixed, then each
+# direct sales channel's, as its adapter declares it.
 DEFAULT_PORTS = {
     "anthropic": 8190,
     "comfyui": 8188,
     "printify": 8189,
-    "shopify": 8191,
-    "etsy": 8192,
+    **{spec.simulator: spec.simulator_port for spec in DIRECT_CHANNELS},
 }
 
 

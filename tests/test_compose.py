@@ -8,14 +8,18 @@ from pathlib import Path
 
 import yaml
 
+from shared.vendors.direct import DIRECT_CHANNELS
+
 ROOT = Path(__file__).resolve().parent.parent
+# The vendors' simulators, then one per direct sales channel.
+SIMULATORS = ("anthropic", "comfyui", "printify", *(s.simulator for s in DIRECT_CHANNELS))
 
 
 def test_compose_declares_the_whole_stack() -> None:
     doc = yaml.safe_load((ROOT / "compose.yaml").read_text())
     services = doc["services"]
     expected = {"kafka", "kafka-ui", "postgres", "init", "api", "workers"}
-    expected |= {"sim-anthropic", "sim-comfyui", "sim-printify", "sim-shopify", "sim-etsy"}
+    expected |= {f"sim-{name}" for name in SIMULATORS}
     assert expected <= set(services)
     # The stages run under the worker-pool manager, so /scale and restarts act under compose.
     assert services["workers"]["command"] == ["python", "-m", "services.pool"]
@@ -29,7 +33,7 @@ def test_compose_declares_the_whole_stack() -> None:
         assert svc["depends_on"]["init"]["condition"] == "service_completed_successfully"
         # Each command names a module that exists in this repo.
         assert (ROOT / "services" / module / "__main__.py").exists()
-    for name in ("anthropic", "comfyui", "printify", "shopify", "etsy"):
+    for name in SIMULATORS:
         assert (ROOT / "simulators" / f"{name}.py").exists()
         assert services[f"sim-{name}"]["command"][2] == f"simulators.{name}"
         # The simulators come from the image's dev target; the services' image has none.

@@ -19,7 +19,7 @@ from pydantic.alias_generators import to_camel
 
 from services.api.text import SAFE_TEXT
 from shared.events import MAX_LEVEL, MIN_LEVEL, Priority, ProductType
-from shared.topics import StageName
+from shared.topics import CHANNELS, StageName
 
 # Every string a request body carries goes through SAFE_TEXT (no NUL, no lone surrogate).
 Text = Annotated[
@@ -280,10 +280,14 @@ class ImageView(_Wire):
     created_at: datetime
 
 
+# The engine's channels as a phrase: "printify, shopify or etsy".
+_CHANNELS = " or ".join(filter(None, (", ".join(CHANNELS[:-1]), CHANNELS[-1])))
+
+
 class ListingView(_Wire):
     """A product on one sales channel."""
 
-    channel: str = Field(description="The engine's channel: printify, shopify or etsy")
+    channel: str = Field(description=f"The engine's channel: {_CHANNELS}")
     status: str = Field(
         description="pending (not sent yet), publishing (sent, awaiting the channel's"
         " confirmation), retrying (the channel's publisher will try again; error says why),"

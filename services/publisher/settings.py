@@ -15,8 +15,8 @@ class PublisherSettings(RunnerSettings, DatabaseSettings, PrintifyAccountSetting
     ledger and the shared budgets (DATABASE_URL)."""
 
     # The sales channel this process publishes to (one consumer group per channel): printify
-    # (through the product's Printify shop) or a channel listed directly (shopify, etsy; its
-    # own settings, e.g. SHOPIFY_*).
+    # (through the product's Printify shop) or a channel listed directly (one registered in
+    # shared.vendors.direct, e.g. shopify, with its own settings: SHOPIFY_*).
     channel: str = Field(default=DEFAULT_CHANNEL, pattern="^(" + "|".join(CHANNELS) + ")$")
 
     # For a custom-integration shop we are the sales channel: confirm the publication

@@ -20,7 +20,6 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
-from typing import cast
 
 from services.publisher.publications import Publication, Publications
 from shared.errors import PermanentError, PodError
@@ -32,7 +31,7 @@ from shared.events import (
     StageFailed,
     StageFailedPayload,
 )
-from shared.ledger import EffectKey, Ledger, Step
+from shared.ledger import EffectKey, Ledger
 from shared.topics import DEFAULT_CHANNEL, PUBLISHED, PUBLISHER
 from shared.vendors.channels import ChannelRegistry, ProductRef
 
@@ -76,7 +75,7 @@ def publish_key(event: ProductCreated, channel: str = DEFAULT_CHANNEL) -> Effect
     """The ledger key of ``event``'s publish call to ``channel``."""
     p = event.payload
     step = "publish" if channel == DEFAULT_CHANNEL else f"publish:{channel}"
-    return EffectKey(event.job_id, p.image_index, p.product_type.value, cast(Step, step))
+    return EffectKey(event.job_id, p.image_index, p.product_type.value, step)
 
 
 class PublicationWatcher:

@@ -15,17 +15,24 @@ Channels are looked up by name in :class:`ChannelRegistry`. Today's come through
 
 A new channel is one adapter implementing :class:`SalesChannel`, registered under its name
 (``SALES_CHANNEL_ADAPTERS`` of the publisher: ``{"etsy": "mypackage.etsy:EtsyChannel"}``).
+
+A channel the engine lists on itself, with its own publisher consumer group (Shopify, Etsy), is
+described by a :class:`ChannelSpec` in its adapter module and registered in
+:mod:`shared.vendors.direct`; the topics, stages, ledger steps, simulators, ``make up`` and
+``deploy/k8s`` are all derived from that list.
 """
 
 from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 from shared.errors import ConfigError
+from shared.events import CHANNEL_NAME_PATTERN
+from shared.settings import PodSettings, load_settings
 from shared.vendors.printify import PrintifyClient
 
 CUSTOM_INTEGRATION = "custom_integration"
@@ -186,6 +193,59 @@ class PrintifyChannel:
                 "channel did not accept it (Printify shows the channel's reason on the product)"
             )
         return PENDING
+
+
+# A channel's name is in events (a job's channels), topic names (publish.<name>.dlq), its ledger
+# step (publish:<name>, which the side_effects table checks) and, with "_" as "-", Kubernetes
+# object names.
+CHANNEL_NAME = re.compile(CHANNEL_NAME_PATTERN)
+
+SettingsT = TypeVar("SettingsT", bound=PodSettings)
+
+
+@dataclass(frozen=True)
+class ChannelSpec(Generic[SettingsT]):
+    """A sales channel the engine lists on itself (not through a Printify shop), declared by its
+    adapter module and registered in :data:`shared.vendors.direct.DIRECT_CHANNELS`.
+
+    Everything else is derived from it: the channel's name in ``PUBLISH_CHANNELS`` and
+    ``CHANNEL``, its publisher stage ``publisher_<name>`` (consumer group, ``publish.<name>.*``
+    retry and dead-letter topics), its ledger step ``publish:<name>``, the settings its
+    publisher reads (and deploy/k8s references as secrets), and, for tests and ``make up``, its
+    simulator (``python -m simulators.<simulator>``) and what a client of it is configured with.
+    """
+
+    name: str
+    # Its settings (e.g. ``SHOPIFY_*``), read by the publisher with CHANNEL=<name>.
+    settings: type[SettingsT]
+    # The channel from its settings, reading the products Printify made through the client.
+    build: Callable[[SettingsT, PrintifyClient], SalesChannel]
+    # Its simulator: the module under simulators/ and the port it listens on by default
+    # (``SIM_<SIMULATOR>_PORT`` under ``make up``).
+    simulator: str
+    simulator_port: int
+    # The setting whose absence means "no account of your own": ``make up`` then starts the
+    # simulator and gives the publisher ``simulator_env`` and the simulator's URL as
+    # ``url_setting``.
+    credential: str
+    url_setting: str
+    simulator_env: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not CHANNEL_NAME.match(self.name):
+            raise ValueError(f"channel name {self.name!r} does not match {CHANNEL_NAME.pattern}")
+        fields = {f.upper() for f in self.settings.model_fields}
+        named = [self.credential, self.url_setting, *self.simulator_env]
+        unknown = [n for n in named if n not in fields]
+        if unknown:
+            raise ValueError(
+                f"channel {self.name!r}: {', '.join(unknown)} not among the settings of "
+                f"{self.settings.__name__}"
+            )
+
+    def channel(self, source: PrintifyClient) -> SalesChannel:
+        """The channel configured from the environment; ConfigError naming a bad setting."""
+        return self.build(load_settings(self.settings), source)
 
 
 ChannelFactory = Callable[[str], SalesChannel]

@@ -63,7 +63,7 @@ from shared.errors import (
 from shared.events import ProductType
 from shared.http import async_client
 from shared.settings import PodSettings
-from shared.vendors.channels import PENDING, Listing, ListingState, ProductRef
+from shared.vendors.channels import PENDING, ChannelSpec, Listing, ListingState, ProductRef
 from shared.vendors.listing import DraftVariant, ListingDraft, draft_from_printify
 from shared.vendors.printify import PrintifyClient
 
@@ -1018,3 +1018,24 @@ def etsy_channel(
         catalog=catalog,
         fetch_image=fetch_image,
     )
+
+
+# The channel as the engine registers it (shared.vendors.direct), with the simulator's app and
+# shop (any keystring:secret and token are accepted unless SIM_ETSY_API_KEYS restricts them).
+SPEC = ChannelSpec(
+    name="etsy",
+    settings=EtsySettings,
+    build=etsy_channel,
+    simulator="etsy",
+    simulator_port=8192,
+    credential="ETSY_ACCESS_TOKEN",
+    url_setting="ETSY_API_URL",
+    simulator_env={
+        "ETSY_API_KEY": "sim-etsy-keystring",
+        "ETSY_SHARED_SECRET": "sim-etsy-secret",
+        "ETSY_ACCESS_TOKEN": "1.sim-etsy-token",
+        "ETSY_SHOP_ID": "51234567",
+        "ETSY_SHIPPING_PROFILE_ID": "9001",
+        "ETSY_READINESS_STATE_ID": "777",
+    },
+)

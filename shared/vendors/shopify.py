@@ -37,6 +37,7 @@ from shared.http import async_client
 from shared.settings import PodSettings
 from shared.vendors.channels import (
     PENDING,
+    ChannelSpec,
     Listing,
     ListingState,
     ProductRef,
@@ -419,3 +420,20 @@ def shopify_channel(settings: ShopifySettings, source: PrintifyClient) -> Shopif
         vendor=settings.shopify_vendor,
         publication_id=settings.shopify_publication_id,
     )
+
+
+# The channel as the engine registers it (shared.vendors.direct), with the simulator's shop
+# (its DEFAULT_SHOP; any token is accepted unless SIM_SHOPIFY_TOKENS lists the valid ones).
+SPEC = ChannelSpec(
+    name="shopify",
+    settings=ShopifySettings,
+    build=shopify_channel,
+    simulator="shopify",
+    simulator_port=8191,
+    credential="SHOPIFY_ACCESS_TOKEN",
+    url_setting="SHOPIFY_API_URL",
+    simulator_env={
+        "SHOPIFY_SHOP_DOMAIN": "pod-engine-sim.myshopify.com",
+        "SHOPIFY_ACCESS_TOKEN": "sim-shopify-token",
+    },
+)

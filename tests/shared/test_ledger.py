@@ -33,7 +33,7 @@ def ledger(pool: AsyncConnectionPool) -> Ledger:
 
 
 def new_key(step: str = "create", product_type: str = "tshirt") -> EffectKey:
-    return EffectKey(f"ledger-{uuid.uuid4().hex[:12]}", 0, product_type, step)  # type: ignore[arg-type]
+    return EffectKey(f"ledger-{uuid.uuid4().hex[:12]}", 0, product_type, step)
 
 
 class Effect:
