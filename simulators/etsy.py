@@ -34,6 +34,13 @@ Behaviour copied from Etsy on purpose:
   combination twice, SKUs of at most 32 characters, at least one enabled offering; prices,
   quantities and SKUs that differ between products must be listed in ``price_on_property`` /
   ``quantity_on_property`` / ``sku_on_property`` and depend only on those properties.
+- Processing profiles (Etsy's readiness state definitions): every shop has two, one
+  ``made_to_order`` (1-3 days, id ``shop_id * 10 + 1``) and one ``ready_to_ship`` (1 day,
+  ``shop_id * 10 + 2``), listed by getShopReadinessStateDefinitions (``GET
+  /v3/application/shops/{shop_id}/readiness-state-definitions``, ``limit``, ``offset``). A
+  physical listing must name one of its shop's: without ``readiness_state_id``
+  createDraftListing answers 400 "A readiness_state_id is required for physical listings.", as
+  the live API does (its reference marks it optional).
 - uploadListingImage takes a JPEG, PNG or GIF (checked with PIL) at a rank (1 = first; a rank
   in use shifts the others, or is replaced with ``overwrite``); at most 20 images.
 - updateListing ``state=active`` publishes: it is refused (400) without an image, without an
@@ -432,6 +439,7 @@ class Shop:
 
     shop_id: int
     listing_ids: list[int] = field(default_factory=list)
+    profiles: list[dict[str, Any]] = field(default_factory=list)
     created: int = 0
     activated: int = 0
     deleted: int = 0
@@ -451,6 +459,24 @@ class App:
     )
 
 
+def processing_profiles(shop_id: int) -> list[dict[str, Any]]:
+    """A shop's processing profiles as Etsy shows them (ShopProcessingProfile)."""
+    return [
+        {
+            "shop_id": shop_id,
+            "readiness_state_id": shop_id * 10 + n,
+            "readiness_state": readiness,
+            "min_processing_days": low,
+            "max_processing_days": high,
+            "processing_days_display_label": label,
+        }
+        for n, readiness, low, high, label in (
+            (1, "made_to_order", 1, 3, "1-3 days"),
+            (2, "ready_to_ship", 1, 1, "1 day"),
+        )
+    ]
+
+
 class EtsyState:
     """Shops and listings (any shop id, created on first use) and the apps that called."""
 
@@ -461,7 +487,7 @@ class EtsyState:
 
     def shop(self, shop_id: int) -> Shop:
         if shop_id not in self.shops:
-            self.shops[shop_id] = Shop(shop_id)
+            self.shops[shop_id] = Shop(shop_id, profiles=processing_profiles(shop_id))
         return self.shops[shop_id]
 
     def app(self, key: str) -> App:
@@ -611,6 +637,12 @@ def _listing_fields(
     merged = {**(current or {}), **out}
     if merged.get("type", "physical") != "download" and not merged.get("shipping_profile_id"):
         raise _Invalid("shipping_profile_id is required when the listing type is physical")
+    if (
+        creating
+        and merged.get("type", "physical") != "download"
+        and not merged.get("readiness_state_id")
+    ):
+        raise _Invalid("A readiness_state_id is required for physical listings.")
     return out
 
 
@@ -1003,6 +1035,12 @@ def create_app(knobs: Knobs | None = None) -> FastAPI:
         async def handle(user: int) -> Response:
             sid = _positive_id(shop_id, "shop_id")
             fields = _listing_fields(_Fields(await _form(request)), creating=True)
+            readiness = fields.get("readiness_state_id")
+            owned = {p["readiness_state_id"] for p in state.shop(sid).profiles}
+            if readiness is not None and readiness not in owned:
+                raise _Invalid(
+                    f"readiness_state_id {readiness} is not a processing profile of shop {sid}"
+                )
             quantity, price = fields.pop("quantity"), fields.pop("price_cents")
             listing = Listing(_new_id(), sid, user, fields)
             listing.inventory = {
@@ -1185,6 +1223,20 @@ def create_app(knobs: Knobs | None = None) -> FastAPI:
             listing.updated = int(time.time())
             state.shop(listing.shop_id).images_uploaded += 1
             return JSONResponse(record, status_code=201)
+
+        return await guarded(request, handle)
+
+    @app.get("/v3/application/shops/{shop_id}/readiness-state-definitions")
+    async def get_readiness_state_definitions(request: Request, shop_id: str) -> Response:
+        async def handle(_user: int) -> Response:
+            sid = _positive_id(shop_id, "shop_id")
+            q = _Fields({k: request.query_params.getlist(k) for k in request.query_params})
+            limit = q.integer("limit", low=1, high=MAX_PAGE) or DEFAULT_PAGE
+            offset = q.integer("offset", low=0) or 0
+            profiles = state.shop(sid).profiles
+            return JSONResponse(
+                {"count": len(profiles), "results": profiles[offset : offset + limit]}
+            )
 
         return await guarded(request, handle)
 

@@ -484,6 +484,15 @@ class EtsyClient:
         )
         return created
 
+    async def get_readiness_state_definitions(self, shop_id: int) -> list[dict[str, Any]]:
+        """getShopReadinessStateDefinitions: the shop's processing profiles (first 100)."""
+        page: dict[str, Any] = await self._request(
+            "GET",
+            f"/v3/application/shops/{int(shop_id)}/readiness-state-definitions",
+            params={"limit": 100},
+        )
+        return list(page.get("results") or [])
+
     async def get_listings_by_shop(
         self,
         shop_id: int,
@@ -588,7 +597,10 @@ class EtsySettings(PodSettings):
         default=None, ge=1, description="Required: Etsy refuses physical listings without it"
     )
     etsy_readiness_state_id: int | None = Field(
-        default=None, ge=1, description="Processing profile of the listings' products"
+        default=None,
+        ge=1,
+        description="Processing profile of the listings' products (Etsy requires one for a"
+        " physical listing); unset, the shop's first made_to_order profile",
     )
     etsy_return_policy_id: int | None = Field(default=None, ge=1)
     etsy_who_made: WhoMade = "i_did"
@@ -771,6 +783,7 @@ class EtsyChannel:
         # Marker tag -> listing id, for listings seen or made: a redelivery costs one getListing.
         self._known: collections.OrderedDict[str, int] = collections.OrderedDict()
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._readiness: int | None = settings.etsy_readiness_state_id
 
     # --- SalesChannel ----------------------------------------------------------------------------
 
@@ -901,12 +914,35 @@ class EtsyChannel:
             f"types with a taxonomy: {sorted(ids)})"
         )
 
+    async def readiness_state_id(self) -> int:
+        """The processing profile of the listings' products: ``ETSY_READINESS_STATE_ID``, else
+        the shop's first ``made_to_order`` profile (print on demand is made to order), read
+        once. Etsy refuses a physical listing without one."""
+        if self._readiness is None:
+            profiles = await self.etsy.get_readiness_state_definitions(self.shop_id)
+            made = [p for p in profiles if p.get("readiness_state") == "made_to_order"]
+            if not made:
+                raise ConfigError(
+                    f"ETSY_READINESS_STATE_ID: Etsy shop {self.shop_id} has no made_to_order "
+                    "processing profile; create one in Shop Manager or set the id"
+                )
+            self._readiness = int(made[0]["readiness_state_id"])
+            logger.info(
+                "etsy processing profile shop_id=%s readiness_state_id=%s days=%s-%s",
+                self.shop_id,
+                self._readiness,
+                made[0].get("min_processing_days"),
+                made[0].get("max_processing_days"),
+            )
+        return self._readiness
+
     async def _create(self, product: ProductRef) -> ListingState:
         settings = self.settings
         if settings.etsy_shipping_profile_id is None:
             raise ConfigError(
                 "ETSY_SHIPPING_PROFILE_ID: Etsy lists physical products only with one"
             )
+        readiness = await self.readiness_state_id()
         draft, printify_product = await self._draft(product)
         title = etsy_title(draft.title)
         if not title:
@@ -921,7 +957,7 @@ class EtsyChannel:
             "when_made": settings.etsy_when_made,
             "taxonomy_id": self._taxonomy(printify_product),
             "shipping_profile_id": settings.etsy_shipping_profile_id,
-            "readiness_state_id": settings.etsy_readiness_state_id,
+            "readiness_state_id": readiness,
             "return_policy_id": settings.etsy_return_policy_id,
             "is_supply": False,
             "type": "physical",
@@ -964,7 +1000,7 @@ class EtsyChannel:
                 inventory_for(
                     draft,
                     quantity=settings.etsy_quantity,
-                    readiness_state_id=settings.etsy_readiness_state_id,
+                    readiness_state_id=await self.readiness_state_id(),
                 ),
             )
         wanted = draft.images[: settings.etsy_max_images]

@@ -64,7 +64,12 @@ def shop_books(proc: SimulatorProcess, shop: int) -> dict[str, Any]:
     return dict(books_of(proc)["shops"].get(str(shop), {"listings": [], "created": 0}))
 
 
-def draft_fields(**over: Any) -> dict[str, Any]:
+def profile_of(shop: int, readiness: str = "made_to_order") -> int:
+    """The shop's processing profile's id, as the simulator numbers them."""
+    return shop * 10 + (1 if readiness == "made_to_order" else 2)
+
+
+def draft_fields(shop: int, **over: Any) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "quantity": "999",
         "title": "Retro Sunset Tee: soft & warm",
@@ -74,6 +79,7 @@ def draft_fields(**over: Any) -> dict[str, Any]:
         "when_made": "made_to_order",
         "taxonomy_id": "482",
         "shipping_profile_id": "9001",
+        "readiness_state_id": str(profile_of(shop)),
         "tags": "retro,sunset,pod-abc",
     }
     fields.update(over)
@@ -81,7 +87,7 @@ def draft_fields(**over: Any) -> dict[str, Any]:
 
 
 def create(http: httpx.Client, shop: int, **over: Any) -> dict[str, Any]:
-    resp = http.post(f"/v3/application/shops/{shop}/listings", data=draft_fields(**over))
+    resp = http.post(f"/v3/application/shops/{shop}/listings", data=draft_fields(shop, **over))
     assert resp.status_code == 201, resp.text
     return dict(resp.json())
 
@@ -188,12 +194,40 @@ def test_create_draft_listing(sim: SimulatorProcess) -> None:
     assert shop_books(sim, shop)["created"] == 2
 
 
+def test_processing_profiles_are_listed_per_shop(sim: SimulatorProcess) -> None:
+    shop = new_shop()
+    with client_for(sim) as http:
+        resp = http.get(f"/v3/application/shops/{shop}/readiness-state-definitions")
+        assert resp.status_code == 200, resp.text
+        page = resp.json()
+        assert page["count"] == 2
+        by_state = {p["readiness_state"]: p for p in page["results"]}
+        assert by_state["made_to_order"]["readiness_state_id"] == profile_of(shop)
+        assert by_state["made_to_order"]["shop_id"] == shop
+        assert by_state["ready_to_ship"]["min_processing_days"] == 1
+        one = http.get(
+            f"/v3/application/shops/{shop}/readiness-state-definitions",
+            params={"limit": 1, "offset": 1},
+        ).json()
+        assert one["count"] == 2 and len(one["results"]) == 1
+        # A listing made to order names the made-to-order profile; another shop's is refused.
+        listing = create(http, shop, readiness_state_id=str(profile_of(shop, "ready_to_ship")))
+        assert listing["listing_id"]
+        other = http.post(
+            f"/v3/application/shops/{shop}/listings",
+            data=draft_fields(shop, readiness_state_id=str(profile_of(shop + 1))),
+        )
+        assert_etsy_error(other, 400, "not a processing profile")
+
+
 @pytest.mark.parametrize(
     ("over", "part"),
     [
         *[({name: None}, name) for name in ("quantity", "title", "description", "price")],
         *[({name: None}, name) for name in ("who_made", "when_made", "taxonomy_id")],
         ({"shipping_profile_id": None}, "shipping_profile_id"),
+        ({"readiness_state_id": None}, "A readiness_state_id is required for physical listings"),
+        ({"readiness_state_id": "12345"}, "not a processing profile of shop"),
         ({"who_made": "robot"}, "who_made"),
         ({"when_made": "2031"}, "when_made"),
         ({"type": "service"}, "type"),
@@ -224,10 +258,10 @@ def test_create_draft_listing_validation(
 ) -> None:
     shop = new_shop()
     with client_for(sim) as http:
-        resp = http.post(f"/v3/application/shops/{shop}/listings", data=draft_fields(**over))
+        resp = http.post(f"/v3/application/shops/{shop}/listings", data=draft_fields(shop, **over))
         assert_etsy_error(resp, 400, part)
         # Etsy's listing fields are form-encoded; JSON is refused.
-        as_json = http.post(f"/v3/application/shops/{shop}/listings", json=draft_fields())
+        as_json = http.post(f"/v3/application/shops/{shop}/listings", json=draft_fields(shop))
         assert_etsy_error(as_json, 400, "x-www-form-urlencoded")
     assert shop_books(sim, shop)["created"] == 0
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from shared.errors import PermanentError, PodError, RateLimited, RetryableError
+from shared.errors import ConfigError, PermanentError, PodError, RateLimited, RetryableError
 from shared.vendors.channels import PENDING, ProductRef, SalesChannel
 from shared.vendors.etsy import (
     CUSTOM_PROPERTY_IDS,
@@ -37,6 +37,8 @@ from simulators import printify as printify_sim
 from tests.support.printify import TITLE, create_product, in_process, png
 
 SHOP = 51234567  # the Etsy shop
+# Its processing profiles, as the simulator numbers them (made to order, ready to ship).
+MADE_TO_ORDER, READY_TO_SHIP = SHOP * 10 + 1, SHOP * 10 + 2
 PRINTIFY_SHOP = str(printify_sim.SHOP_ID)
 KEYSTRING, SECRET, TOKEN = "ks-KEYSTRING-1a2b", "ss-SHARED-SECRET-3c4d", "4242.tok-ACCESS-5e6f"
 
@@ -49,7 +51,6 @@ def settings(**over: Any) -> EtsySettings:
         "etsy_access_token": TOKEN,
         "etsy_shop_id": SHOP,
         "etsy_shipping_profile_id": 9001,
-        "etsy_readiness_state_id": 777,
         "etsy_max_images": 2,
     }
     return EtsySettings(**{**values, **over})
@@ -155,6 +156,50 @@ async def listing_with(app: FastAPI, listing_id: str) -> dict[str, Any]:
 # --- publishing ---------------------------------------------------------------------------------
 
 
+async def test_the_processing_profile_is_the_configured_one_or_the_shops_made_to_order(
+    etsy_app: FastAPI, source: PrintifyClient
+) -> None:
+    resolved = channel_on(etsy_app, source)
+    assert await resolved.readiness_state_id() == MADE_TO_ORDER
+    before = (await channel_app(etsy_app))["requests"]
+    assert await resolved.readiness_state_id() == MADE_TO_ORDER  # read once
+    assert (await channel_app(etsy_app))["requests"] == before
+
+    configured = channel_on(etsy_app, source, etsy_readiness_state_id=READY_TO_SHIP)
+    state = await configured.publish(await new_product(source, 2))
+    assert state.listing is not None
+    listing = await listing_with(etsy_app, state.listing.external_id)
+    offerings = [p["offerings"][0] for p in listing["inventory"]["products"]]
+    assert {o["readiness_state_id"] for o in offerings} == {READY_TO_SHIP}
+
+
+async def test_a_processing_profile_of_another_shop_is_refused_by_etsy(
+    etsy_app: FastAPI, source: PrintifyClient
+) -> None:
+    wrong = channel_on(etsy_app, source, etsy_readiness_state_id=MADE_TO_ORDER + 10)
+    with pytest.raises(PermanentError, match="not a processing profile"):
+        await wrong.publish(await new_product(source, 1))
+    assert (await shop_books(etsy_app))["created"] == 0
+
+
+async def test_a_shop_without_a_made_to_order_profile_is_a_configuration_error(
+    source: PrintifyClient,
+) -> None:
+    async def profiles(request: httpx.Request) -> httpx.Response:
+        assert request.url.path.endswith("/readiness-state-definitions")
+        body = {
+            "count": 1,
+            "results": [{"readiness_state_id": 5, "readiness_state": "ready_to_ship"}],
+        }
+        return httpx.Response(200, json=body)
+
+    channel = etsy_channel(
+        settings(), source, fetch_image=Mockups(), transport=httpx.MockTransport(profiles)
+    )
+    with pytest.raises(ConfigError, match=r"ETSY_READINESS_STATE_ID: .* no made_to_order"):
+        await channel.readiness_state_id()
+
+
 async def test_publish_makes_one_active_listing_with_a_product_per_variant_and_its_images(
     etsy_app: FastAPI, source: PrintifyClient
 ) -> None:
@@ -190,7 +235,8 @@ async def test_publish_makes_one_active_listing_with_a_product_per_variant_and_i
         offering = product["offerings"][0]
         assert offering["price"]["amount"] == variant.price_cents
         assert offering["is_enabled"] and offering["quantity"] == 999
-        assert offering["readiness_state_id"] == 777
+        # No ETSY_READINESS_STATE_ID: the shop's made-to-order processing profile.
+        assert offering["readiness_state_id"] == MADE_TO_ORDER
         values = {pv["property_name"]: pv["values"][0] for pv in product["property_values"]}
         assert values == dict(variant.options)
     sizes = CUSTOM_PROPERTY_IDS[1]
@@ -235,7 +281,8 @@ async def test_a_listing_left_half_made_is_finished_never_duplicated(
             {
                 "quantity": 999, "title": TITLE, "description": "d", "price": "24.99",
                 "who_made": "i_did", "when_made": "made_to_order", "taxonomy_id": 482,
-                "shipping_profile_id": 9001, "tags": [marker_tag(ref.product_id)],
+                "shipping_profile_id": 9001, "readiness_state_id": MADE_TO_ORDER,
+                "tags": [marker_tag(ref.product_id)],
             },
         )  # fmt: skip
     channel = channel_on(etsy_app, source)
