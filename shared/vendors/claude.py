@@ -340,7 +340,10 @@ class ClaudeClient:
         max_retries: int = 2,
         min_tokens_per_s: float = 40.0,
         retry_after_max_s: float = 120.0,
+        transport: httpx2.AsyncBaseTransport | None = None,
     ) -> None:
+        """``transport`` replaces the network (tests: ``httpx2.ASGITransport`` over the
+        simulator's app, in process)."""
         self.model = model
         self.retry_after_max_s = retry_after_max_s
         self.timeout_s = timeout_s
@@ -358,7 +361,9 @@ class ClaudeClient:
                 timeout=timeout_s,
                 limits=httpx2.Limits(max_connections=100, max_keepalive_connections=20),
                 follow_redirects=True,
-            ),
+            )
+            if transport is None
+            else httpx2.AsyncClient(transport=transport, timeout=timeout_s),
         )
 
     def __repr__(self) -> str:
@@ -521,8 +526,10 @@ class ClaudeSettings(PodSettings):
     )
 
 
-def claude_client(settings: ClaudeSettings) -> ClaudeClient:
-    """The client ``settings`` describe."""
+def claude_client(
+    settings: ClaudeSettings, *, transport: httpx2.AsyncBaseTransport | None = None
+) -> ClaudeClient:
+    """The client ``settings`` describe (``transport``: see :class:`ClaudeClient`)."""
     return ClaudeClient(
         api_key=settings.claude_api_key.get_secret_value(),
         model=settings.claude_model,
@@ -530,4 +537,5 @@ def claude_client(settings: ClaudeSettings) -> ClaudeClient:
         timeout_s=settings.claude_timeout_s,
         min_tokens_per_s=settings.claude_min_tokens_per_s,
         retry_after_max_s=settings.claude_retry_after_max_s,
+        transport=transport,
     )

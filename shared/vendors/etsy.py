@@ -47,7 +47,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 import httpx
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
 from shared.catalog import DEFAULT_CATALOG, CatalogEntry
 from shared.errors import (
@@ -615,6 +615,17 @@ class EtsySettings(PodSettings):
         default=3600.0, gt=0, description="Calls stop this long once the day's budget is spent"
     )
 
+    @field_validator(
+        "etsy_shipping_profile_id",
+        "etsy_readiness_state_id",
+        "etsy_return_policy_id",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # compose passes `ETSY_READINESS_STATE_ID=` when none is configured: that means none.
+        return None if isinstance(value, str) and not value.strip() else value
+
     def taxonomy_ids(self) -> dict[str, int]:
         """The defaults, overridden per product type by ETSY_TAXONOMY_IDS (JSON)."""
         return {**DEFAULT_TAXONOMY_IDS, **self.etsy_taxonomy_ids}
@@ -1072,6 +1083,5 @@ SPEC = ChannelSpec(
         "ETSY_ACCESS_TOKEN": "1.sim-etsy-token",
         "ETSY_SHOP_ID": "51234567",
         "ETSY_SHIPPING_PROFILE_ID": "9001",
-        "ETSY_READINESS_STATE_ID": "777",
     },
 )

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import TypedDict
 
 import httpx
+import httpx2
 import pytest
 
 from shared.errors import (
@@ -29,6 +30,8 @@ from shared.vendors.claude import (
     briefs_from_tool_input,
     designs_tool,
 )
+from simulators import anthropic as anthropic_sim
+from simulators.common import Knobs
 from simulators.process import SimulatorProcess
 from tests.support.infra import free_port
 
@@ -371,3 +374,16 @@ def test_the_strict_tool_schema_keeps_only_what_strict_mode_supports() -> None:
     # The bounds are still enforced on arrival.
     loose = designs_tool(5, strict=False)
     assert loose["input_schema"]["properties"]["designs"]["maxItems"] == 5
+
+
+async def test_the_client_runs_in_process_on_the_simulators_app() -> None:
+    """No server: the SDK's HTTP goes through ``httpx2.ASGITransport`` into the simulator's app,
+    so a test of the client needs no process of its own."""
+    app = anthropic_sim.create_app(Knobs.from_env("anthropic"))
+    transport = httpx2.ASGITransport(app=app)
+    async with ClaudeClient(
+        api_key=SECRET, base_url="http://anthropic", transport=transport, max_retries=0
+    ) as c:
+        briefs = await c.write_briefs(**JOB, count=3, job_id="job-in-process")
+    assert len(briefs) == 3 and all(b.title for b in briefs)
+    assert "cozy autumn cats" in briefs[0].prompt

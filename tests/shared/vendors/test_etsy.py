@@ -159,7 +159,9 @@ async def listing_with(app: FastAPI, listing_id: str) -> dict[str, Any]:
 async def test_the_processing_profile_is_the_configured_one_or_the_shops_made_to_order(
     etsy_app: FastAPI, source: PrintifyClient
 ) -> None:
-    resolved = channel_on(etsy_app, source)
+    # compose passes ETSY_READINESS_STATE_ID= when none is configured.
+    assert settings(etsy_readiness_state_id="").etsy_readiness_state_id is None
+    resolved = channel_on(etsy_app, source, etsy_readiness_state_id="")
     assert await resolved.readiness_state_id() == MADE_TO_ORDER
     before = (await channel_app(etsy_app))["requests"]
     assert await resolved.readiness_state_id() == MADE_TO_ORDER  # read once
