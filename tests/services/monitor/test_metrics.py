@@ -324,3 +324,40 @@ def test_consumer_lag_from_kafka(pipeline_topics: str) -> None:
         consumer.close()
     assert probe.measure() == {"printify": 0}
     probe.close()
+
+
+def test_stages_reading_one_topic_lag_by_their_own_commits(pipeline_topics: str) -> None:
+    """Offsets are read once for every stage, commits per group: two groups on one topic (as
+    each channel's publisher reads products.created) lag apart."""
+    config = {"bootstrap.servers": pipeline_topics}
+    ahead = Stage("ahead", (IMAGES_GENERATED,), IMAGES_GENERATED)
+    behind = Stage("behind", (IMAGES_GENERATED,), IMAGES_GENERATED)
+    prefix = unique("lagshared")
+    probe = LagProbe(config, group_prefix=prefix, stages=[ahead, behind], timeout_s=60)
+    try:
+        producer = Producer(config)
+        for n in range(4):
+            producer.produce(IMAGES_GENERATED, value=b"{}", key=f"shared-{n}".encode())
+        assert producer.flush(30) == 0
+        everything = probe.measure()
+        assert everything["ahead"] == everything["behind"] >= 4
+
+        consumer = Consumer({**config, "group.id": f"{prefix}.ahead"})
+        try:
+            parts = consumer.list_topics(IMAGES_GENERATED, timeout=10).topics[IMAGES_GENERATED]
+            ends = [
+                TopicPartition(
+                    IMAGES_GENERATED,
+                    p,
+                    consumer.get_watermark_offsets(TopicPartition(IMAGES_GENERATED, p), 10)[1],
+                )
+                for p in parts.partitions
+            ]
+            consumer.commit(offsets=ends, asynchronous=False)
+        finally:
+            consumer.close()
+        after = probe.measure()
+        assert after["ahead"] == 0
+        assert after["behind"] >= everything["behind"]
+    finally:
+        probe.close()
