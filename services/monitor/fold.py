@@ -235,20 +235,29 @@ class Folder:
                 at=e.occurred_at,
                 error=f.message,
             )
-            channel = channel_of(f.stage)
-            if channel is not None:  # which channel waits, product by product
-                for index, product_type in _products_of(f, job):
-                    await listings.record_retrying(
-                        conn,
-                        job_id=e.job_id,
-                        image_index=index,
-                        product_type=product_type,
-                        channel=channel,
-                        error=f.message,
-                        at=e.occurred_at,
-                    )
+            await self._listings_failed(conn, e, job, retrying=True)  # which channel waits
         elif isinstance(e, StageFailed):
             await self._failed(conn, e, job)
+
+    async def _listings_failed(
+        self, conn: AsyncConnection[Any], e: StageFailed, job: dict[str, Any], *, retrying: bool
+    ) -> None:
+        """A channel's publisher failed on a product (each of the job's, when it names none)."""
+        f = e.payload
+        channel = channel_of(f.stage)
+        if channel is None:
+            return
+        for index, product_type in _products_of(f, job):
+            await listings.record_failed(
+                conn,
+                job_id=e.job_id,
+                image_index=index,
+                product_type=product_type,
+                channel=channel,
+                error=f.message,
+                at=e.occurred_at,
+                retrying=retrying,
+            )
 
     async def _failed(
         self, conn: AsyncConnection[Any], e: StageFailed, job: dict[str, Any]
@@ -257,19 +266,10 @@ class Folder:
         if f.stage == GENERATOR.name:
             await jobs.fail_images(conn, e.job_id, f.message)
             return
+        await self._listings_failed(conn, e, job, retrying=False)
         channel = channel_of(f.stage)
-        for index, product_type in _products_of(f, job):
-            if channel is not None:
-                await listings.record_failed(
-                    conn,
-                    job_id=e.job_id,
-                    image_index=index,
-                    product_type=product_type,
-                    channel=channel,
-                    error=f.message,
-                    at=e.occurred_at,
-                )
-            if channel in (None, DEFAULT_CHANNEL):
+        if channel in (None, DEFAULT_CHANNEL):  # the product row shows Printify's
+            for index, product_type in _products_of(f, job):
                 await products.record_failed(
                     conn,
                     job_id=e.job_id,

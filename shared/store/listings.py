@@ -86,30 +86,6 @@ async def record_published(conn: AsyncConnection[Any], event: ProductPublished) 
     )
 
 
-async def record_retrying(
-    conn: AsyncConnection[Any],
-    *,
-    job_id: str,
-    image_index: int,
-    product_type: str,
-    channel: str,
-    error: str,
-    at: datetime,
-) -> None:
-    """The channel's publisher failed and will try again (the error says why)."""
-    await conn.execute(
-        _RETRYING,
-        {
-            "job": job_id,
-            "index": image_index,
-            "type": product_type,
-            "channel": channel,
-            "error": error,
-            "at": at,
-        },
-    )
-
-
 async def record_failed(
     conn: AsyncConnection[Any],
     *,
@@ -119,10 +95,12 @@ async def record_failed(
     channel: str,
     error: str,
     at: datetime,
+    retrying: bool = False,
 ) -> None:
-    """The channel will not list it (or the publisher gave up)."""
+    """The channel will not list it (or the publisher gave up); with ``retrying``, the channel's
+    publisher failed and will try again. ``error`` says why."""
     await conn.execute(
-        _FAILED,
+        _RETRYING if retrying else _FAILED,
         {
             "job": job_id,
             "index": image_index,

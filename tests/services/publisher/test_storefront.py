@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -22,7 +23,12 @@ from services.publisher.handler import PublisherHandler
 from services.publisher.publications import Publications
 from services.publisher.storefront import storefront_refusal
 from shared import cli
-from shared.events import PrintifyWebhookReceived, ProductPublishing, parse_event
+from shared.events import (
+    PrintifyWebhookReceived,
+    ProductCreated,
+    ProductPublishing,
+    parse_event,
+)
 from shared.ledger import Ledger
 from shared.topics import PRINTIFY_WEBHOOKS
 from shared.vendors.channels import ChannelRegistry, PrintifyStorefront, ProductRef
@@ -157,6 +163,44 @@ def test_a_short_secret_is_refused_at_start() -> None:
         ApiSettings(printify_webhook_secret="short")
 
 
+@dataclass
+class Handshake:
+    """A product published in the custom-integration shop with the webhook on: the publisher's
+    handler, the storefront, and Printify's ``product:publish:started`` call as it arrived."""
+
+    handler: PublisherHandler
+    storefront: PrintifyStorefront
+    call: PrintifyWebhookReceived
+
+
+async def publish_for_the_webhook(
+    event: ProductCreated,
+    api: httpx.Client,
+    webhooks_topic: Topic,
+    client: PrintifyClient,
+    ledger: Ledger,
+    printify_sim: SimulatorProcess,
+) -> Handshake:
+    p = event.payload
+    await register_webhooks(client, p.shop_id, f"{api.base_url}/webhooks/printify", SECRET)
+    channels = ChannelRegistry(client, "https://shop.test/p", storefront_on_webhook=True)
+    handler = PublisherHandler(
+        channels=channels, ledger=ledger, publications=Publications(ledger.pool)
+    )
+    [out] = await handler(event, CTX)
+    # Asked to publish, not answered by us: that is the webhook's job.
+    assert isinstance(out.event, ProductPublishing)
+    assert confirmations(printify_sim, p.product_id) == 0
+
+    def arrived() -> list[PrintifyWebhookReceived]:
+        return [e for e in webhooks_topic.read() if e.payload.resource_id == p.product_id]
+
+    wait_for(lambda: arrived(), 15, "Printify's publish webhook on the topic")
+    storefront = channels.by_name("custom_integration")
+    assert isinstance(storefront, PrintifyStorefront)
+    return Handshake(handler, storefront, arrived()[0])
+
+
 async def test_the_publish_webhook_drives_the_storefront_handshake(
     api: httpx.Client,
     webhooks_topic: Topic,
@@ -166,33 +210,16 @@ async def test_the_publish_webhook_drives_the_storefront_handshake(
 ) -> None:
     event = await make_product(client, auto_publish=True)
     p = event.payload
-    await register_webhooks(client, p.shop_id, f"{api.base_url}/webhooks/printify", SECRET)
-    channels = ChannelRegistry(client, "https://shop.test/p", storefront_on_webhook=True)
-    handler = PublisherHandler(
-        channels=channels, ledger=ledger, publications=Publications(ledger.pool)
-    )
+    shake = await publish_for_the_webhook(event, api, webhooks_topic, client, ledger, printify_sim)
 
-    [out] = await handler(event, CTX)
-    # Asked to publish, not confirmed by us: that is the webhook's job now.
-    assert isinstance(out.event, ProductPublishing)
-    assert confirmations(printify_sim, p.product_id) == 0
-
-    def arrived() -> list[PrintifyWebhookReceived]:
-        return [e for e in webhooks_topic.read() if e.payload.resource_id == p.product_id]
-
-    wait_for(lambda: arrived(), 15, "Printify's publish webhook on the topic")
-    call = arrived()[0]
-    assert await handler(call, CTX) == []
+    assert await shake.handler(shake.call, CTX) == []
     assert confirmations(printify_sim, p.product_id) == 1
-    storefront = channels.by_name("custom_integration")
-    assert isinstance(storefront, PrintifyStorefront)
-    ref = ProductRef(p.shop_id, p.product_id, p.title)
-    state = await storefront.check(ref)
+    state = await shake.storefront.check(ProductRef(p.shop_id, p.product_id, p.title))
     assert state.listing is not None and state.listing.external_id == p.product_id
     assert (state.listing.handle or "").startswith("https://shop.test/p/moon-cat-")
 
     # Printify calling again, or a redelivery: the handshake is not answered twice.
-    assert await handler(call, CTX) == []
+    assert await shake.handler(shake.call, CTX) == []
     assert confirmations(printify_sim, p.product_id) == 1
 
 
@@ -212,30 +239,17 @@ async def test_a_product_the_storefront_cannot_sell_is_refused_to_printify_once(
         p.product_id,
         {"variants": [{"id": v["id"], "is_enabled": False} for v in variants]},
     )
-    await register_webhooks(client, p.shop_id, f"{api.base_url}/webhooks/printify", SECRET)
-    channels = ChannelRegistry(client, "https://shop.test/p", storefront_on_webhook=True)
-    handler = PublisherHandler(
-        channels=channels, ledger=ledger, publications=Publications(ledger.pool)
-    )
-    [out] = await handler(event, CTX)
-    assert isinstance(out.event, ProductPublishing)
+    shake = await publish_for_the_webhook(event, api, webhooks_topic, client, ledger, printify_sim)
 
-    def arrived() -> list[PrintifyWebhookReceived]:
-        return [e for e in webhooks_topic.read() if e.payload.resource_id == p.product_id]
-
-    wait_for(lambda: arrived(), 15, "Printify's publish webhook on the topic")
-    call = arrived()[0]
-    assert await handler(call, CTX) == []
+    assert await shake.handler(shake.call, CTX) == []
     assert publish_calls(printify_sim, p.product_id, "publishing_failed") == 1
     assert confirmations(printify_sim, p.product_id) == 0
     # The channel now reports the refusal, which the publication watcher settles the job on.
-    storefront = channels.by_name("custom_integration")
-    assert isinstance(storefront, PrintifyStorefront)
-    state = await storefront.check(ProductRef(p.shop_id, p.product_id, p.title))
+    state = await shake.storefront.check(ProductRef(p.shop_id, p.product_id, p.title))
     assert state.listing is None and "publishing_failed" in (state.refused or "")
 
     # A redelivered call is not answered twice.
-    assert await handler(call, CTX) == []
+    assert await shake.handler(shake.call, CTX) == []
     assert publish_calls(printify_sim, p.product_id, "publishing_failed") == 1
 
 
