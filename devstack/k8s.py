@@ -22,7 +22,7 @@ from typing import Any
 
 from shared.settings import DatabaseSettings, KafkaSettings, PodSettings
 from shared.topics import CHANNELS, DEFAULT_CHANNEL, PUBLISHERS, STAGES, Stage, stages_for
-from shared.vendors.direct import DIRECT_CHANNELS
+from shared.vendors.direct import direct_specs
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ def settings_of(module: str, channel: str | None = None) -> list[type[PodSetting
         "services.monitor": [MonitorSettings],
         "shared.init": [KafkaSettings, DatabaseSettings],
     }
-    direct: dict[str, type[PodSettings]] = {spec.name: spec.settings for spec in DIRECT_CHANNELS}
+    direct: dict[str, type[PodSettings]] = {spec.name: spec.settings for spec in direct_specs()}
     return [*by_module[module], *([direct[channel]] if channel in direct else [])]
 
 

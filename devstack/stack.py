@@ -42,7 +42,7 @@ from shared.settings import (
 )
 from shared.topics import STAGES, ensure_topics
 from shared.vendors.channels import ChannelSpec
-from shared.vendors.direct import DIRECT_CHANNELS
+from shared.vendors.direct import direct_specs
 from simulators.process import SimulatorProcess
 
 logger = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ def direct_channel_settings(specs: tuple[ChannelSpec[Any], ...]) -> type[PodSett
 if TYPE_CHECKING:
     _DirectChannelStackSettings = PodSettings
 else:
-    _DirectChannelStackSettings = direct_channel_settings(DIRECT_CHANNELS)
+    _DirectChannelStackSettings = direct_channel_settings(direct_specs())
 
 
 class StackSettings(
@@ -120,7 +120,7 @@ def isolated_settings(state_dir: Path, **overrides: object) -> StackSettings:
             "sim_anthropic_port",
             "sim_comfyui_port",
             "sim_printify_port",
-            *(sim_port_setting(spec.simulator) for spec in DIRECT_CHANNELS),
+            *(sim_port_setting(spec.simulator) for spec in direct_specs()),
         )
     }
     return StackSettings(pod_state_dir=state_dir, **{**ports, **overrides})  # type: ignore[arg-type]
@@ -209,7 +209,7 @@ class Stack:
         elif s.printify_api_url:
             env["PRINTIFY_API_URL"] = s.printify_api_url
         # A direct sales channel that is sold on without an account of its own: its simulator.
-        for spec in DIRECT_CHANNELS:
+        for spec in direct_specs():
             if spec.name in s.publish_channels and s.credential_of(spec) is None:
                 sim = self._simulator(spec.simulator, s.simulator_port(spec.simulator))
                 env.update(spec.simulator_env)

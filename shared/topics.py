@@ -81,7 +81,7 @@ PRINTIFY = Stage("printify", (IMAGES_GENERATED,), IMAGES_GENERATED)
 # (and answers Printify's webhooks for the engine's storefront); the others list directly, one
 # for each adapter registered in shared.vendors.direct.
 DEFAULT_CHANNEL = "printify"
-CHANNELS = (DEFAULT_CHANNEL, *(spec.name for spec in DIRECT_CHANNELS))
+CHANNELS = (DEFAULT_CHANNEL, *DIRECT_CHANNELS)
 PUBLISHER = Stage(
     "publisher",
     (PRODUCTS_CREATED, PRINTIFY_WEBHOOKS),

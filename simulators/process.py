@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from shared.vendors.direct import DIRECT_CHANNELS
+from shared.vendors.direct import direct_specs
 
 # Default ports: ComfyUI's own default, then the ones the pipeline issue fixed, then each
 # direct sales channel's, as its adapter declares it.
@@ -18,7 +18,7 @@ DEFAULT_PORTS = {
     "anthropic": 8190,
     "comfyui": 8188,
     "printify": 8189,
-    **{spec.simulator: spec.simulator_port for spec in DIRECT_CHANNELS},
+    **{spec.simulator: spec.simulator_port for spec in direct_specs()},
 }
 
 

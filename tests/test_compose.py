@@ -8,11 +8,11 @@ from pathlib import Path
 
 import yaml
 
-from shared.vendors.direct import DIRECT_CHANNELS
+from shared.vendors.direct import direct_specs
 
 ROOT = Path(__file__).resolve().parent.parent
 # The vendors' simulators, then one per direct sales channel.
-SIMULATORS = ("anthropic", "comfyui", "printify", *(s.simulator for s in DIRECT_CHANNELS))
+SIMULATORS = ("anthropic", "comfyui", "printify", *(s.simulator for s in direct_specs()))
 
 
 def test_compose_declares_the_whole_stack() -> None:

@@ -10,30 +10,46 @@ channels, publisher stages and their topics (:mod:`shared.topics`), the ledger's
 
 A new direct channel: its adapter module declaring ``SPEC``, its simulator
 (``simulators/<name>.py``), one entry below, and its settings in compose.yaml.
+
+The entries name where each spec is declared rather than import it: :mod:`shared.topics`
+needs only the names, and every process (``pod``, ``shared.init``) imports it, while an
+adapter brings its HTTP stack along. A spec is imported when something asks for it.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from shared.errors import ConfigError
-from shared.vendors import etsy, shopify
-from shared.vendors.channels import ChannelSpec, SalesChannel
-from shared.vendors.printify import PrintifyClient
 
-DIRECT_CHANNELS: tuple[ChannelSpec[Any], ...] = (
-    shopify.SPEC,
-    etsy.SPEC,
-)
+if TYPE_CHECKING:
+    from shared.vendors.channels import ChannelSpec, SalesChannel
+    from shared.vendors.printify import PrintifyClient
+
+# Channel name -> ``module:attribute`` of its ChannelSpec.
+DIRECT_CHANNELS: dict[str, str] = {
+    "shopify": "shared.vendors.shopify:SPEC",
+    "etsy": "shared.vendors.etsy:SPEC",
+}
 
 
 def direct_spec(name: str) -> ChannelSpec[Any]:
     """The registered channel ``name``; ConfigError when there is none."""
-    for spec in DIRECT_CHANNELS:
-        if spec.name == name:
-            return spec
-    have = ", ".join(s.name for s in DIRECT_CHANNELS)
-    raise ConfigError(f"CHANNEL: no direct adapter for {name!r} (have: {have})")
+    path = DIRECT_CHANNELS.get(name)
+    if path is None:
+        have = ", ".join(DIRECT_CHANNELS)
+        raise ConfigError(f"CHANNEL: no direct adapter for {name!r} (have: {have})")
+    module, _, attribute = path.partition(":")
+    spec: ChannelSpec[Any] = getattr(importlib.import_module(module), attribute)
+    if spec.name != name:
+        raise ConfigError(f"{path} declares channel {spec.name!r}, registered as {name!r}")
+    return spec
+
+
+def direct_specs() -> tuple[ChannelSpec[Any], ...]:
+    """Every registered channel's spec, in the registry's order."""
+    return tuple(direct_spec(name) for name in DIRECT_CHANNELS)
 
 
 def direct_channel(name: str, source: PrintifyClient) -> SalesChannel:

@@ -71,7 +71,7 @@ def register() -> None:
 
     if "shared.topics" in sys.modules:
         raise RuntimeError("shared.topics was imported before the channel was registered")
-    direct.DIRECT_CHANNELS = (*direct.DIRECT_CHANNELS, SPEC)
+    direct.DIRECT_CHANNELS[NAME] = "tests.support.fake_channel:SPEC"
 
 
 def derived() -> dict[str, Any]:

@@ -21,14 +21,14 @@ from shared.errors import ConfigError
 from shared.events import CHANNEL_NAME_PATTERN
 from shared.topics import CHANNELS, DEFAULT_CHANNEL, PUBLISHERS, STAGES, all_topics
 from shared.vendors.channels import ChannelSpec
-from shared.vendors.direct import DIRECT_CHANNELS, direct_channel, direct_spec
+from shared.vendors.direct import DIRECT_CHANNELS, direct_channel, direct_spec, direct_specs
 from shared.vendors.shopify import ShopifySettings
 from simulators.process import DEFAULT_PORTS
 from tests.test_compose import ROOT
 
 pytestmark = pytest.mark.unit
 
-NAMES = [spec.name for spec in DIRECT_CHANNELS]
+NAMES = list(DIRECT_CHANNELS)
 # The channel tests/support/fake_channel.py registers (not imported here: its settings class
 # would join the PodSettings subclasses that the environment-name checks read).
 FAKE, FAKE_PORT = "fakemarket", 8199
@@ -41,7 +41,7 @@ def test_every_derived_list_names_the_registered_channels() -> None:
     assert (DEFAULT_CHANNEL, *NAMES) == CHANNELS
     topics = {t.name for t in all_topics()}
     stack_fields = set(StackSettings.model_fields)
-    for spec in DIRECT_CHANNELS:
+    for spec in direct_specs():
         stage = PUBLISHERS[spec.name]
         assert (stage.name, stage.family, stage.channel) == (
             f"publisher_{spec.name}",
@@ -72,7 +72,7 @@ def test_the_same_ports_env_names_and_simulator_settings_as_before_the_registry(
     assert settings.simulator_port("shopify") == 8191
     assert settings.simulator_port("etsy") == 8192
     assert {"shopify_access_token", "etsy_access_token"} <= set(StackSettings.model_fields)
-    shopify, etsy = DIRECT_CHANNELS
+    shopify, etsy = direct_specs()
     assert shopify.simulator_env == {
         "SHOPIFY_SHOP_DOMAIN": "pod-engine-sim.myshopify.com",
         "SHOPIFY_ACCESS_TOKEN": "sim-shopify-token",
@@ -90,7 +90,7 @@ def test_compose_runs_each_registered_simulator_and_configures_its_channel() -> 
 
     services = yaml.safe_load((ROOT / "compose.yaml").read_text())["services"]
     workers = services["workers"]["environment"]
-    for spec in DIRECT_CHANNELS:
+    for spec in direct_specs():
         sim = services[f"sim-{spec.simulator}"]
         assert sim["command"][2] == f"simulators.{spec.simulator}"
         assert sim["command"][-1] == str(spec.simulator_port)
