@@ -179,20 +179,6 @@ WHERE (s.job_id, s.image_index, s.product_type, s.step)
   AND s.claimed_by = %(owner)s AND s.state <> 'done'
 """
 
-_RENEW = """
-UPDATE side_effects SET claimed_until = clock_timestamp() + make_interval(secs => %(lease)s)
-WHERE job_id = %(job)s AND image_index = %(image)s
-  AND product_type = %(type)s AND step = %(step)s
-  AND claimed_by = %(owner)s AND state <> 'done'
-"""
-
-_RELEASE = """
-UPDATE side_effects SET claimed_until = NULL, claimed_by = NULL
-WHERE job_id = %(job)s AND image_index = %(image)s
-  AND product_type = %(type)s AND step = %(step)s
-  AND claimed_by = %(owner)s AND state <> 'done'
-"""
-
 _STARTED_AT = """
 SELECT started_at FROM side_effects
 WHERE job_id = %(job)s AND image_index = %(image)s
@@ -308,9 +294,7 @@ class Steps:
             result = await do()
         except BaseException:
             with contextlib.suppress(Exception):
-                await asyncio.shield(
-                    self.ledger._fetch(_RELEASE, {**key.params(), "owner": self.owner})
-                )
+                await asyncio.shield(self.ledger._release([key], self.owner))
             raise
         self.results[key] = result
         return result
@@ -330,7 +314,7 @@ class Steps:
             rows = await self.ledger._fetch_all(_COMPLETE_MANY, params)
             recorded = {tuple(row[:4]): row[4] for row in rows}
         if unused:
-            await self.ledger._fetch_all(_RELEASE_MANY, {**_arrays(unused), "owner": self.owner})
+            await self.ledger._release(unused, self.owner)
         for key in keys:
             ours = json.loads(json.dumps(self.results[key]))  # as the row holds it
             theirs = recorded.get(_row_key(key))
@@ -480,7 +464,7 @@ class Ledger:
             recorded = await self.complete(key, result)
         except BaseException:
             with contextlib.suppress(Exception):
-                await asyncio.shield(self._fetch(_RELEASE, {**key.params(), "owner": owner}))
+                await asyncio.shield(self._release([key], owner))
             raise
         finally:
             renewer.cancel()
@@ -510,7 +494,7 @@ class Ledger:
                 k for k, e in entries.items() if e.state in (EffectState.NEW, EffectState.STARTED)
             ]
             if mine:
-                await self._fetch_all(_RELEASE_MANY, {**_arrays(mine), "owner": owner})
+                await self._release(mine, owner)
             logger.info("side effects claimed elsewhere, one at a time keys=%d", len(keys))
             steps = Steps(self, owner, None)
         renewer = asyncio.create_task(self._renew_all(steps))
@@ -534,15 +518,22 @@ class Ledger:
                 raise RetryableError(f"side-effect ledger unavailable: {exc}") from exc
         raise AssertionError("unreachable")
 
+    async def _release(self, keys: list[EffectKey], owner: str) -> None:
+        """Let ``owner``'s claims on ``keys`` go (a step done or not ours is left alone)."""
+        await self._fetch_all(_RELEASE_MANY, {**_arrays(keys), "owner": owner})
+
+    async def _extend(self, keys: list[EffectKey], owner: str) -> None:
+        """Renew ``owner``'s leases on ``keys``; a failure leaves them to run out."""
+        params = {**_arrays(keys), "owner": owner, "lease": self.lease_s}
+        with contextlib.suppress(RetryableError):
+            await self._fetch_all(_RENEW_MANY, params)
+
     async def _renew_all(self, steps: Steps) -> None:
-        # As _renew, for every key of the block (a step done or not ours is left alone).
+        # As _renew, for every key of the block.
         while True:
             await asyncio.sleep(self.lease_s / 3)
-            if not steps.keys:
-                continue
-            params = {**_arrays(list(steps.keys)), "owner": steps.owner, "lease": self.lease_s}
-            with contextlib.suppress(RetryableError):
-                await self._fetch_all(_RENEW_MANY, params)
+            if steps.keys:
+                await self._extend(list(steps.keys), steps.owner)
 
     async def _claim(self, key: EffectKey, owner: str) -> LedgerEntry:
         """Claim ``key``, waiting (with no connection held) while another attempt has it."""
@@ -566,5 +557,4 @@ class Ledger:
         # A call that outlives a third of the lease keeps its claim; a crash lets it run out.
         while True:
             await asyncio.sleep(self.lease_s / 3)
-            with contextlib.suppress(RetryableError):
-                await self._fetch(_RENEW, {**key.params(), "owner": owner, "lease": self.lease_s})
+            await self._extend([key], owner)
