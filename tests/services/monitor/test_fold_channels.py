@@ -96,6 +96,11 @@ def sent(j: JobRequested, i: int, channel: str) -> ProductPublishing:
     )
 
 
+def made(j: JobRequested) -> list[Event]:
+    """The job, its two images and a tshirt of each."""
+    return [j, image(j, 0), image(j, 1), *(product(j, i, "tshirt") for i in (0, 1))]
+
+
 async def fold(pool: AsyncConnectionPool, events: list[Event]) -> None:
     folder = Folder(pool)
     for n, e in enumerate(events):
@@ -124,8 +129,7 @@ async def test_the_job_completes_when_every_channel_listed_every_product(
     pool: AsyncConnectionPool,
 ) -> None:
     j = job()
-    made = [j, image(j, 0), image(j, 1), product(j, 0, "tshirt"), product(j, 1, "tshirt")]
-    await fold(pool, made + [listed(j, i, c) for i in (0, 1) for c in ("printify", "shopify")])
+    await fold(pool, made(j) + [listed(j, i, c) for i in (0, 1) for c in ("printify", "shopify")])
     row, _ = await state(pool, j.job_id)
     # Etsy has listed nothing yet: four of six publications in, the job is still open.
     assert (row["status"], row["expected"], row["done"]) == ("processing", 6, 4)
@@ -141,8 +145,7 @@ async def test_one_channel_refusing_makes_a_partial_job_with_the_others_listed(
     pool: AsyncConnectionPool,
 ) -> None:
     j = job()
-    events: list[Event] = [j, image(j, 0), image(j, 1)]
-    events += [product(j, i, "tshirt") for i in (0, 1)]
+    events = made(j)
     events += [listed(j, i, c) for i in (0, 1) for c in ("printify", "etsy")]
     events += [refused(j, i, "shopify") for i in (0, 1)]
     await fold(pool, events)
@@ -159,8 +162,7 @@ async def test_a_refusal_never_undoes_a_listing_whatever_the_order(
     pool: AsyncConnectionPool,
 ) -> None:
     j = job(["shopify"])
-    await fold(pool, [j, image(j, 0), image(j, 1)])
-    await fold(pool, [product(j, i, "tshirt") for i in (0, 1)])
+    await fold(pool, made(j))
     # Listed (after a replay) and the earlier refusal read later, from another topic.
     await fold(pool, [listed(j, 0, "shopify"), refused(j, 0, "shopify"), listed(j, 1, "shopify")])
     row, rows = await state(pool, j.job_id)
@@ -172,8 +174,7 @@ async def test_a_job_from_before_channels_publishes_to_printify_alone(
     pool: AsyncConnectionPool,
 ) -> None:
     j = job(None)
-    events: list[Event] = [j, image(j, 0), image(j, 1)]
-    events += [product(j, i, "tshirt") for i in (0, 1)]
+    events = made(j)
     await fold(pool, [*events, listed(j, 0, "printify"), listed(j, 1, "printify")])
     row, _ = await state(pool, j.job_id)
     assert (row["status"], row["expected"], row["channels"]) == ("completed", 2, ["printify"])
@@ -183,8 +184,7 @@ async def test_a_waiting_channel_shows_retrying_per_product_until_it_lists_or_gi
     pool: AsyncConnectionPool,
 ) -> None:
     j = job()
-    events: list[Event] = [j, image(j, 0), image(j, 1)]
-    events += [product(j, i, "tshirt") for i in (0, 1)]
+    events = made(j)
     events += [listed(j, i, c) for i in (0, 1) for c in ("printify", "etsy")]
     events += [refused(j, i, "shopify", retryable=True) for i in (0, 1)]
     await fold(pool, events)
@@ -210,8 +210,7 @@ async def test_a_waiting_channel_shows_retrying_per_product_until_it_lists_or_gi
 
 async def test_a_late_retry_notice_never_undoes_an_outcome(pool: AsyncConnectionPool) -> None:
     j = job(["shopify"])
-    await fold(pool, [j, image(j, 0), image(j, 1)])
-    await fold(pool, [product(j, i, "tshirt") for i in (0, 1)])
+    await fold(pool, made(j))
     early = [refused(j, i, "shopify", retryable=True) for i in (0, 1)]
     # The outcomes are folded first, the retry notices that came before them later (another
     # topic, another partition).
