@@ -65,6 +65,11 @@ class JsonConfigSource(PydanticBaseSettingsSource):
         return out
 
 
+def empty_is_unset(value: object) -> object:
+    """A blank string as None: compose passes ``NAME=`` for a setting nobody configured."""
+    return None if isinstance(value, str) and not value.strip() else value
+
+
 class PodSettings(BaseSettings):
     """Base of every settings class: env vars first, then the CONFIG_PATH JSON file."""
 

@@ -13,6 +13,7 @@ from shared.settings import (
     JobLimitSettings,
     KafkaSettings,
     WorkerLivenessSettings,
+    empty_is_unset,
 )
 from shared.storage import ImageStorageSettings
 
@@ -107,8 +108,7 @@ class ApiSettings(
     @field_validator("api_keys", "admin_api_keys", "printify_webhook_secret", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
-        # compose passes `API_KEYS=` when none is configured: that means no keys.
-        return None if isinstance(value, str) and not value.strip() else value
+        return empty_is_unset(value)  # compose's `API_KEYS=`: no keys
 
     @field_validator("api_keys", "admin_api_keys")
     @classmethod

@@ -62,7 +62,7 @@ from shared.errors import (
 )
 from shared.events import ProductType
 from shared.http import async_client
-from shared.settings import PodSettings
+from shared.settings import PodSettings, empty_is_unset
 from shared.vendors.channels import PENDING, ChannelSpec, Listing, ListingState, ProductRef
 from shared.vendors.listing import DraftVariant, ListingDraft, draft_from_printify
 from shared.vendors.printify import PrintifyClient
@@ -623,8 +623,7 @@ class EtsySettings(PodSettings):
     )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
-        # compose passes `ETSY_READINESS_STATE_ID=` when none is configured: that means none.
-        return None if isinstance(value, str) and not value.strip() else value
+        return empty_is_unset(value)  # compose's `ETSY_READINESS_STATE_ID=`: the shop's own
 
     def taxonomy_ids(self) -> dict[str, int]:
         """The defaults, overridden per product type by ETSY_TAXONOMY_IDS (JSON)."""
