@@ -152,8 +152,8 @@ class WorkerLivenessSettings(PodSettings):
     """When an instance counts as live: one threshold for the API (/health, /workers, /stats)
     and the monitor's alerts alike."""
 
-    # Silent this long (without saying it stops): no longer live (six missed heartbeats at the
-    # default HEARTBEAT_INTERVAL_S of 5 s) ...
+    # Silent this long (without saying it stops): no longer live (three missed heartbeats at
+    # the default HEARTBEAT_INTERVAL_S of 10 s) ...
     worker_stale_s: float = Field(default=30.0, gt=0)
     # ... and forgotten (no longer counted, listed or alerted on) once silent this long.
     worker_forget_s: float = Field(default=3600.0, gt=0)

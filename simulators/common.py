@@ -27,6 +27,8 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
+from shared.httpserver import QuietServer
+
 logger = logging.getLogger(__name__)
 
 # A fault is a vendor-formatted error response for the given request and injected status.
@@ -182,4 +184,5 @@ def serve(app: FastAPI, host: str, port: int) -> None:
     """Run ``app`` with uvicorn until SIGINT/SIGTERM."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logger.info("simulator listening host=%s port=%d", host, port)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
+    QuietServer(config).run()

@@ -15,6 +15,7 @@ from services.api.settings import ApiSettings
 from shared import tracing
 from shared.db import migrate
 from shared.errors import ConfigError
+from shared.httpserver import QuietServer
 from shared.lifecycle import bind_to_parent, watch_parent
 from shared.logs import setup_logging
 from shared.settings import load_settings
@@ -57,7 +58,7 @@ def main() -> int:
     )
     # uvicorn turns SIGTERM/SIGINT into a graceful stop: no new connections, in-flight
     # requests finish, then the lifespan flushes the producer and closes the pool.
-    uvicorn.Server(config).run()
+    QuietServer(config).run()
     return 0
 
 

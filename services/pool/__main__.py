@@ -58,6 +58,9 @@ def listen(
             "group.id": f"pod.pool.{uuid.uuid4().hex[:8]}",
             "auto.offset.reset": "latest",
             "enable.auto.commit": False,
+            # Commands are rare: a long poll still returns at once when one comes, and an idle
+            # manager's empty fetches (librdkafka's default: two a second) cost the broker.
+            "fetch.wait.max.ms": 5000,
         }
     )
     consumer.subscribe([CONTROL])

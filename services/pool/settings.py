@@ -45,7 +45,7 @@ class PoolSettings(KafkaSettings, StateSettings, WorkerCountSettings, ChannelSet
     restart_delay_s: float = Field(default=5.0, ge=0)
     max_restarts: int = Field(default=3, ge=0)
     pool_id: str | None = Field(default=None, description="Its name in /workers; unset = host")
-    heartbeat_interval_s: float = Field(default=5.0, gt=0)
+    heartbeat_interval_s: float = Field(default=10.0, gt=0)  # as the stages' (RunnerSettings)
     stop_timeout_s: float = Field(default=40.0, gt=0)
     pool_log_dir: Path | None = Field(
         default=None, description="One log file per instance here; unset = inherit stdout"
