@@ -31,13 +31,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -163,11 +164,11 @@ WHERE NOT EXISTS (SELECT 1 FROM up u
 
 _RENEW_MANY = """
 UPDATE side_effects s SET claimed_until = clock_timestamp() + make_interval(secs => %(lease)s)
-FROM unnest(%(jobs)s::text[], %(images)s::int[], %(types)s::text[], %(steps)s::text[])
-    AS k(job_id, image_index, product_type, step)
+FROM unnest(%(jobs)s::text[], %(images)s::int[], %(types)s::text[], %(steps)s::text[],
+    %(owners)s::text[]) AS k(job_id, image_index, product_type, step, owner)
 WHERE (s.job_id, s.image_index, s.product_type, s.step)
     = (k.job_id, k.image_index, k.product_type, k.step)
-  AND s.claimed_by = %(owner)s AND s.state <> 'done'
+  AND s.claimed_by = k.owner AND s.state <> 'done'
 """
 
 _RELEASE_MANY = """
@@ -359,6 +360,11 @@ class Ledger:
         self.lease_s = lease_s
         self.wait_timeout_s = wait_timeout_s
         self.connection_timeout_s = connection_timeout_s
+        # The claims held right now, {hold: (owner, keys)}, renewed together by one task: a
+        # backlog of blocks waiting on a vendor's budget cost a statement and a task each.
+        self._held: dict[int, tuple[str, Collection[EffectKey]]] = {}
+        self._holds = itertools.count()
+        self._renewer: asyncio.Task[None] | None = None
 
     async def _fetch(self, sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
         # Each statement is idempotent or conditional, so a connection that broke (a restarted
@@ -450,7 +456,7 @@ class Ledger:
             assert entry.result is not None  # the table's CHECK: done rows have a result
             logger.info("side effect reused %s", key.describe())
             return entry.result
-        renewer = asyncio.create_task(self._renew(key, owner))
+        hold = self._hold(owner, (key,))
         try:
             if entry.state is EffectState.STARTED and reconcile is not None:
                 found = await reconcile()
@@ -467,7 +473,7 @@ class Ledger:
                 await asyncio.shield(self._release([key], owner))
             raise
         finally:
-            renewer.cancel()
+            self._held.pop(hold, None)
         logger.info("side effect done %s attempts=%d", key.describe(), entry.attempts)
         return recorded
 
@@ -497,11 +503,11 @@ class Ledger:
                 await self._release(mine, owner)
             logger.info("side effects claimed elsewhere, one at a time keys=%d", len(keys))
             steps = Steps(self, owner, None)
-        renewer = asyncio.create_task(self._renew_all(steps))
+        hold = self._hold(owner, steps.keys)
         try:
             yield steps
         finally:
-            renewer.cancel()
+            self._held.pop(hold, None)
             await asyncio.shield(steps.settle())
 
     async def _fetch_all(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
@@ -522,18 +528,30 @@ class Ledger:
         """Let ``owner``'s claims on ``keys`` go (a step done or not ours is left alone)."""
         await self._fetch_all(_RELEASE_MANY, {**_arrays(keys), "owner": owner})
 
-    async def _extend(self, keys: list[EffectKey], owner: str) -> None:
-        """Renew ``owner``'s leases on ``keys``; a failure leaves them to run out."""
-        params = {**_arrays(keys), "owner": owner, "lease": self.lease_s}
+    def _hold(self, owner: str, keys: Collection[EffectKey]) -> int:
+        """Keep ``owner``'s claims on ``keys`` (read at each renewal) renewed until the
+        returned hold is dropped from ``_held``."""
+        hold = next(self._holds)
+        self._held[hold] = (owner, keys)
+        loop = asyncio.get_running_loop()
+        if self._renewer is None or self._renewer.done() or self._renewer.get_loop() is not loop:
+            self._renewer = loop.create_task(self._renew_held(), name="ledger-renew")
+        return hold
+
+    async def _renew_held(self) -> None:
+        # A call that outlives a third of the lease keeps its claim (every claim held, in one
+        # statement); a crash lets it run out. Ends when nothing is held.
+        while self._held:
+            await asyncio.sleep(self.lease_s / 3)
+            pairs = [(k, owner) for owner, keys in list(self._held.values()) for k in list(keys)]
+            if pairs:
+                await self._extend([k for k, _ in pairs], [o for _, o in pairs])
+
+    async def _extend(self, keys: list[EffectKey], owners: list[str]) -> None:
+        """Renew each key's lease held by its owner; a failure leaves them to run out."""
+        params = {**_arrays(keys), "owners": owners, "lease": self.lease_s}
         with contextlib.suppress(RetryableError):
             await self._fetch_all(_RENEW_MANY, params)
-
-    async def _renew_all(self, steps: Steps) -> None:
-        # As _renew, for every key of the block.
-        while True:
-            await asyncio.sleep(self.lease_s / 3)
-            if steps.keys:
-                await self._extend(list(steps.keys), steps.owner)
 
     async def _claim(self, key: EffectKey, owner: str) -> LedgerEntry:
         """Claim ``key``, waiting (with no connection held) while another attempt has it."""
@@ -552,9 +570,3 @@ class Ledger:
                 )
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
-
-    async def _renew(self, key: EffectKey, owner: str) -> None:
-        # A call that outlives a third of the lease keeps its claim; a crash lets it run out.
-        while True:
-            await asyncio.sleep(self.lease_s / 3)
-            await self._extend([key], owner)

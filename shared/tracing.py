@@ -25,6 +25,10 @@ logger = logging.getLogger(__name__)
 
 TRACER = "pod-engine"
 _HEADERS = ("traceparent", "tracestate")
+# Off, the helpers below skip OpenTelemetry altogether: its no-op spans still attach a context
+# and look the provider up in os.environ on every call, 8 % of the generator's event loop
+# under load (py-spy, bench/pipeline.py).
+_on = False
 
 
 def setup(service: str) -> bool:
@@ -40,9 +44,16 @@ def setup(service: str) -> bool:
     name = os.environ.get("OTEL_SERVICE_NAME") or f"pod-{service}"
     provider = TracerProvider(resource=Resource.create({SERVICE_NAME: name}))
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-    trace.set_tracer_provider(provider)
+    install(provider)
     logger.info("tracing on service=%s exporter=otlp-http", name)
     return True
+
+
+def install(provider: trace.TracerProvider) -> None:
+    """Record spans with ``provider`` from now on (:func:`setup`'s exporter, or a test's)."""
+    global _on
+    trace.set_tracer_provider(provider)
+    _on = True
 
 
 def tracer() -> trace.Tracer:
@@ -52,12 +63,16 @@ def tracer() -> trace.Tracer:
 
 def context_from(headers: dict[str, str]) -> Context:
     """The trace context a message carries in its headers (empty when none)."""
+    if not _on:
+        return Context()
     carrier = {k: v for k, v in headers.items() if k in _HEADERS}
     return propagate.extract(carrier) if carrier else Context()
 
 
 def headers_now() -> list[tuple[str, str | bytes | None]]:
     """Kafka headers carrying the current span's context (none while tracing is off)."""
+    if not _on:
+        return []
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
     return [(k, v) for k, v in carrier.items() if k in _HEADERS]
@@ -72,6 +87,9 @@ def span(
     attributes: dict[str, str | int] | None = None,
 ) -> Iterator[Span]:
     """A span around a block, current within it; an exception escaping it is recorded."""
+    if not _on:
+        yield trace.INVALID_SPAN
+        return
     with tracer().start_as_current_span(
         name, context=parent, kind=kind, attributes=attributes
     ) as current:

@@ -233,6 +233,39 @@ async def test_a_long_call_keeps_its_claim(pool: AsyncConnectionPool) -> None:
     assert effect.calls == 1
 
 
+async def test_every_claim_held_at_once_is_kept_by_the_one_renewal(
+    pool: AsyncConnectionPool,
+) -> None:
+    """A block of steps and a single call, each with its own owner, both outlive several
+    leases: another process (a second ledger) finds every key still claimed, and after the
+    renewals stop (the block and the call ended) nothing stays claimed."""
+    ledger = Ledger(pool, lease_s=0.3)
+    other = Ledger(pool, lease_s=0.3)
+    block_keys = [new_key(), new_key()]
+    single = new_key()
+    release = asyncio.Event()
+
+    async def slow() -> Result:
+        await asyncio.wait_for(release.wait(), timeout=10)
+        return {"ok": True}
+
+    async def block() -> None:
+        async with ledger.steps(block_keys) as steps:
+            await steps.once(block_keys[0], slow)
+
+    running = [asyncio.create_task(block()), asyncio.create_task(ledger.once(single, slow))]
+    await asyncio.sleep(1.0)  # more than three leases: only the renewals can keep the claims
+    for key in [*block_keys, single]:
+        entry = await other.begin(key, owner="another-process", lease_s=0)
+        assert entry.state is EffectState.BUSY, key
+    release.set()
+    await asyncio.wait_for(asyncio.gather(*running), timeout=10)
+    # The unused step's claim was released and the used ones are done: none is busy.
+    for key in [*block_keys, single]:
+        entry = await other.begin(key, owner="another-process", lease_s=0)
+        assert entry.state is not EffectState.BUSY, key
+
+
 async def test_no_connection_is_held_during_the_call(migrated_db: str) -> None:
     """One pooled connection, two effects in their vendor calls at once."""
     small = await open_pool(migrated_db, max_size=1)

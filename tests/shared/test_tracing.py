@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from aiohttp import web
 from confluent_kafka import Producer
-from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -33,7 +32,7 @@ def spans() -> Iterator[InMemorySpanExporter]:
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    trace.set_tracer_provider(provider)  # once per process: later modules record nothing
+    tracing.install(provider)  # once per process: later modules record nothing
     yield exporter
     provider.shutdown()
 
