@@ -22,6 +22,7 @@ import aiohttp
 import certifi
 import httpx
 import httpx2
+import orjson
 import yarl
 from opentelemetry.trace import SpanKind
 
@@ -175,6 +176,20 @@ def async_client2(
     """An ``httpx2.AsyncClient`` that sends through :class:`Aiohttp2Transport`."""
     transport = Aiohttp2Transport(limits=limits, verify=verify)
     return httpx2.AsyncClient(transport=transport, **kwargs)
+
+
+JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+def json_content(body: object) -> bytes:
+    """``body`` as a JSON request body: what httpx's ``json=`` sends, made by orjson, which
+    takes a fifth of the stdlib's CPU on a Printify product (measured, bench/pipeline.py)."""
+    return orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS)
+
+
+def json_of(response: httpx.Response) -> Any:
+    """A response's JSON body (httpx's ``response.json()``, parsed by orjson)."""
+    return orjson.loads(response.content)
 
 
 def _never_written(exc: Exception) -> bool:

@@ -36,7 +36,7 @@ from shared.errors import (
     parse_retry_after,
 )
 from shared.events import as_utc
-from shared.http import async_client
+from shared.http import JSON_HEADERS, async_client, json_content, json_of
 from shared.printsize import Placement, PrintArea, place
 from shared.settings import PodSettings
 
@@ -299,7 +299,13 @@ class PrintifyClient:
         started = time.monotonic()
         try:
             async with self._requests.slot():
-                resp = await self._http.request(method, path, json=json)
+                if json is None:
+                    resp = await self._http.request(method, path)
+                else:
+                    content = json_content(json)
+                    resp = await self._http.request(
+                        method, path, content=content, headers=JSON_HEADERS
+                    )
         except httpx.TimeoutException as exc:
             raise VendorTimeout(
                 f"{method} {path}: timed out ({type(exc).__name__})", vendor=VENDOR
@@ -322,7 +328,7 @@ class PrintifyClient:
         for attempt in range(MAX_429_RETRIES + 1):
             resp = await self._send(method, path, json)
             if resp.status_code < 400:
-                return resp.json() if resp.content else {}
+                return json_of(resp) if resp.content else {}
             error = self._error_from_response(method, path, resp)
             if resp.status_code != 429:
                 raise error
