@@ -312,28 +312,30 @@ class TouchedJobs:
         """Recompute every noted job's counters and status from its rows; return the statuses."""
         if not self.jobs:
             return {}
-        for job_id, ended_at in sorted(self.jobs.items()):
-            if ended_at is not None:
-                await jobs.end_retrying(conn, job_id, ended_at)
-        statuses: dict[str, str] = {}
+        # The statements below change every job at once, in whatever order the plan takes:
+        # the rows are locked first in job order, so concurrent monitors cannot deadlock.
+        await jobs.lock(conn, list(self.jobs))
+        await jobs.end_retrying(conn, {job: at for job, at in self.jobs.items() if at is not None})
+        saved: list[jobs.JobState] = []
         for job_id, row in sorted((await jobs.counts(conn, list(self.jobs))).items()):
             counts = JobCounts(**row)
             state = job_status(counts)
-            await jobs.save_state(
-                conn,
-                job_id,
-                status=state.status,
-                terminal=state.terminal,
-                error=state.error,
-                images_done=counts.images_done,
-                images_failed=state.images_failed,
-                products_done=counts.products_done,
-                products_failed=state.products_failed,
-                publications_done=counts.publications_done,
-                publications_failed=counts.publications_failed,
+            saved.append(
+                jobs.JobState(
+                    job_id=job_id,
+                    status=state.status,
+                    terminal=state.terminal,
+                    error=state.error,
+                    images_done=counts.images_done,
+                    images_failed=state.images_failed,
+                    products_done=counts.products_done,
+                    products_failed=state.products_failed,
+                    publications_done=counts.publications_done,
+                    publications_failed=counts.publications_failed,
+                )
             )
-            statuses[job_id] = state.status
-        return statuses
+        await jobs.save_states(conn, saved)
+        return {st.job_id: st.status for st in saved}
 
 
 async def _same_job(conn: AsyncConnection[Any], event: Event) -> None:

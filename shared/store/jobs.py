@@ -9,6 +9,7 @@ reads the same whichever came first. Counters and status are the monitor's
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -126,7 +127,9 @@ WHERE job_id = %(job)s
 """
 
 _END_RETRYING = """
-UPDATE jobs SET retrying_since = NULL WHERE job_id = %(job)s AND retrying_since <= %(at)s
+UPDATE jobs j SET retrying_since = NULL
+FROM unnest(%(jobs)s::text[], %(ats)s::timestamptz[]) AS e(job_id, at)
+WHERE j.job_id = e.job_id AND j.retrying_since <= e.at
 """
 
 # The whole request failed: every image not generated is lost.
@@ -157,16 +160,22 @@ FROM jobs j WHERE job_id = ANY(%(jobs)s)
 """
 
 # A job that completed (after a replay, say) carries no error from before.
-_SAVE_STATE = """
-UPDATE jobs SET status = %(status)s, images_done = %(images_done)s,
-    images_failed = %(images_failed)s, products_done = %(products_done)s,
-    products_failed = %(products_failed)s, publications_done = %(publications_done)s,
-    publications_failed = %(publications_failed)s,
-    error = CASE WHEN %(status)s = 'completed' THEN NULL ELSE COALESCE(%(error)s, error) END,
+# One row per job of JobState's fields, in its order.
+_SAVE_STATES = """
+UPDATE jobs j SET status = s.status, images_done = s.images_done,
+    images_failed = s.images_failed, products_done = s.products_done,
+    products_failed = s.products_failed, publications_done = s.publications_done,
+    publications_failed = s.publications_failed,
+    error = CASE WHEN s.status = 'completed' THEN NULL ELSE COALESCE(s.error, j.error) END,
     updated_at = now(),
-    started_at = CASE WHEN %(status)s <> 'queued' THEN COALESCE(started_at, now()) END,
-    finished_at = CASE WHEN %(terminal)s THEN COALESCE(finished_at, now()) END
-WHERE job_id = %(job)s
+    started_at = CASE WHEN s.status <> 'queued' THEN COALESCE(j.started_at, now()) END,
+    finished_at = CASE WHEN s.terminal THEN COALESCE(j.finished_at, now()) END
+FROM unnest(%(job_id)s::text[], %(status)s::text[], %(terminal)s::bool[], %(error)s::text[],
+    %(images_done)s::int[], %(images_failed)s::int[], %(products_done)s::int[],
+    %(products_failed)s::int[], %(publications_done)s::int[], %(publications_failed)s::int[])
+    AS s(job_id, status, terminal, error, images_done, images_failed, products_done,
+        products_failed, publications_done, publications_failed)
+WHERE j.job_id = s.job_id
 """
 
 # Once per job, whichever event ended it and however often the events are re-read; the UPDATE
@@ -225,9 +234,11 @@ async def mark_retrying(
     )
 
 
-async def end_retrying(conn: AsyncConnection[Any], job_id: str, at: datetime) -> None:
-    """Progress at ``at`` ends a retry scheduled before it."""
-    await conn.execute(_END_RETRYING, {"job": job_id, "at": at})
+async def end_retrying(conn: AsyncConnection[Any], ended: dict[str, datetime]) -> None:
+    """Progress at ``ended[job]`` ends each job's retry scheduled before it (one statement)."""
+    if ended:
+        jobs = sorted(ended)  # one lock order for every monitor
+        await conn.execute(_END_RETRYING, {"jobs": jobs, "ats": [ended[j] for j in jobs]})
 
 
 async def fail_images(conn: AsyncConnection[Any], job_id: str, error: str) -> None:
@@ -248,35 +259,30 @@ async def counts(conn: AsyncConnection[Any], job_ids: list[str]) -> dict[str, di
         return {row.pop("job_id"): row for row in await cur.fetchall()}
 
 
-async def save_state(
-    conn: AsyncConnection[Any],
-    job_id: str,
-    *,
-    status: str,
-    terminal: bool,
-    error: str | None,
-    images_done: int,
-    images_failed: int,
-    products_done: int,
-    products_failed: int,
-    publications_done: int,
-    publications_failed: int,
-) -> None:
-    """Store the job's status and counters as the status machine gave them."""
+@dataclass(frozen=True)
+class JobState:
+    """A job's status and counters as the status machine gave them."""
+
+    job_id: str
+    status: str
+    terminal: bool
+    error: str | None
+    images_done: int
+    images_failed: int
+    products_done: int
+    products_failed: int
+    publications_done: int
+    publications_failed: int
+
+
+async def save_states(conn: AsyncConnection[Any], states: list[JobState]) -> None:
+    """Store each job's status and counters (one statement, in job order)."""
+    if not states:
+        return
+    ordered = sorted(states, key=lambda st: st.job_id)
+    names = [f.name for f in fields(JobState)]
     await conn.execute(
-        _SAVE_STATE,
-        {
-            "job": job_id,
-            "status": status,
-            "terminal": terminal,
-            "error": error,
-            "images_done": images_done,
-            "images_failed": images_failed,
-            "products_done": products_done,
-            "products_failed": products_failed,
-            "publications_done": publications_done,
-            "publications_failed": publications_failed,
-        },
+        _SAVE_STATES, {name: [getattr(st, name) for st in ordered] for name in names}
     )
 
 

@@ -79,18 +79,22 @@ class Db:
 
     def end(self, job_id: str) -> None:
         self.run(
-            lambda conn: jobs.save_state(
+            lambda conn: jobs.save_states(
                 conn,
-                job_id,
-                status="completed",
-                terminal=True,
-                error=None,
-                images_done=1,
-                images_failed=0,
-                products_done=1,
-                products_failed=0,
-                publications_done=0,
-                publications_failed=0,
+                [
+                    jobs.JobState(
+                        job_id=job_id,
+                        status="completed",
+                        terminal=True,
+                        error=None,
+                        images_done=1,
+                        images_failed=0,
+                        products_done=1,
+                        products_failed=0,
+                        publications_done=0,
+                        publications_failed=0,
+                    )
+                ],
             )
         )
 
