@@ -38,7 +38,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -456,24 +456,24 @@ class Ledger:
             assert entry.result is not None  # the table's CHECK: done rows have a result
             logger.info("side effect reused %s", key.describe())
             return entry.result
-        hold = self._hold(owner, (key,))
-        try:
-            if entry.state is EffectState.STARTED and reconcile is not None:
-                found = await reconcile()
-                if found is not None:
-                    recorded = await self.complete(key, found)
-                    logger.warning(
-                        "side effect reconciled %s attempts=%d", key.describe(), entry.attempts
-                    )
-                    return recorded
-            result = await do()
-            recorded = await self.complete(key, result)
-        except BaseException:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(self._release([key], owner))
-            raise
-        finally:
-            self._held.pop(hold, None)
+        with self._holding(owner, (key,)):
+            try:
+                if entry.state is EffectState.STARTED and reconcile is not None:
+                    found = await reconcile()
+                    if found is not None:
+                        recorded = await self.complete(key, found)
+                        logger.warning(
+                            "side effect reconciled %s attempts=%d",
+                            key.describe(),
+                            entry.attempts,
+                        )
+                        return recorded
+                result = await do()
+                recorded = await self.complete(key, result)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self._release([key], owner))
+                raise
         logger.info("side effect done %s attempts=%d", key.describe(), entry.attempts)
         return recorded
 
@@ -503,11 +503,10 @@ class Ledger:
                 await self._release(mine, owner)
             logger.info("side effects claimed elsewhere, one at a time keys=%d", len(keys))
             steps = Steps(self, owner, None)
-        hold = self._hold(owner, steps.keys)
         try:
-            yield steps
+            with self._holding(owner, steps.keys):
+                yield steps
         finally:
-            self._held.pop(hold, None)
             await asyncio.shield(steps.settle())
 
     async def _fetch_all(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
@@ -528,15 +527,18 @@ class Ledger:
         """Let ``owner``'s claims on ``keys`` go (a step done or not ours is left alone)."""
         await self._fetch_all(_RELEASE_MANY, {**_arrays(keys), "owner": owner})
 
-    def _hold(self, owner: str, keys: Collection[EffectKey]) -> int:
-        """Keep ``owner``'s claims on ``keys`` (read at each renewal) renewed until the
-        returned hold is dropped from ``_held``."""
+    @contextlib.contextmanager
+    def _holding(self, owner: str, keys: Collection[EffectKey]) -> Iterator[None]:
+        """Keep ``owner``'s claims on ``keys`` (read at each renewal) renewed while inside."""
         hold = next(self._holds)
         self._held[hold] = (owner, keys)
         loop = asyncio.get_running_loop()
         if self._renewer is None or self._renewer.done() or self._renewer.get_loop() is not loop:
             self._renewer = loop.create_task(self._renew_held(), name="ledger-renew")
-        return hold
+        try:
+            yield
+        finally:
+            del self._held[hold]
 
     async def _renew_held(self) -> None:
         # A call that outlives a third of the lease keeps its claim (every claim held, in one

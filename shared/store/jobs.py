@@ -235,10 +235,10 @@ async def mark_retrying(
 
 
 async def end_retrying(conn: AsyncConnection[Any], ended: dict[str, datetime]) -> None:
-    """Progress at ``ended[job]`` ends each job's retry scheduled before it (one statement)."""
+    """Progress at ``ended[job]`` ends each job's retry scheduled before it (one statement,
+    whose row order is the plan's: the caller locks the rows first, :func:`lock`)."""
     if ended:
-        jobs = sorted(ended)  # one lock order for every monitor
-        await conn.execute(_END_RETRYING, {"jobs": jobs, "ats": [ended[j] for j in jobs]})
+        await conn.execute(_END_RETRYING, {"jobs": list(ended), "ats": list(ended.values())})
 
 
 async def fail_images(conn: AsyncConnection[Any], job_id: str, error: str) -> None:
@@ -276,14 +276,12 @@ class JobState:
 
 
 async def save_states(conn: AsyncConnection[Any], states: list[JobState]) -> None:
-    """Store each job's status and counters (one statement, in job order)."""
+    """Store each job's status and counters (one statement, whose row order is the plan's: the
+    caller locks the rows first, :func:`lock`)."""
     if not states:
         return
-    ordered = sorted(states, key=lambda st: st.job_id)
     names = [f.name for f in fields(JobState)]
-    await conn.execute(
-        _SAVE_STATES, {name: [getattr(st, name) for st in ordered] for name in names}
-    )
+    await conn.execute(_SAVE_STATES, {name: [getattr(st, name) for st in states] for name in names})
 
 
 async def stamp_metrics(
