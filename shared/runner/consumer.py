@@ -43,7 +43,7 @@ def consumer_config(
         "enable.auto.offset.store": False,
         "enable.partition.eof": False,
         # A new message on an idle partition (a high-priority job) is seen within this.
-        "fetch.wait.max.ms": settings.fetch_wait_ms(),
+        "fetch.wait.max.ms": settings.fetch_wait_max_ms,
         "on_commit": on_commit,
         "error_cb": error_cb,
     }

@@ -23,8 +23,9 @@ queued for the poll thread, which makes every consumer call (:mod:`.consumer`).
 
 Failures: a message that cannot be parsed or validated goes to the stage's DLQ with the reason in
 headers; a handler's permanent error too; a retryable error goes to the stage's delay topic for
-its attempt, is read again when due and, after the last attempt, dead-lettered
-(:mod:`.failures`). The partition always moves on.
+its attempt and, after the last attempt, dead-lettered (:mod:`.failures`). The partition always
+moves on. A delay topic's first message not yet due is held in memory while its partition is
+paused, and started when due: no refetch, so the long poll never delays a retry's start.
 """
 
 from __future__ import annotations
@@ -261,7 +262,10 @@ class StageRunner(Generic[E]):
             self._poll_pool, self._fetch, max(1, self.intake.room()), self._poll_timeout()
         )
         now = time.time()
-        self.calls.resume(self.intake.due(now))
+        for key, head in self.intake.due(now):
+            if self.offsets.track(key, coords(head)[2]):  # else revoked meanwhile
+                self.intake.add(key, head)
+            self.calls.resume([key])
         for msg in msgs:
             err = msg.error()
             if err is not None:
@@ -276,8 +280,10 @@ class StageRunner(Generic[E]):
                 due = retry_due(message_headers(msg), now, self.settings.retry_max_delay_s)
                 if due > now:
                     # Wait for a delay-topic message by pausing its partition, never sleeping.
-                    self.calls.pause_at(key, offset)
-                    self.intake.delay(key, due)
+                    # The message itself is held: when due it starts at once, not a long poll
+                    # later; the partition's next messages are read again after it.
+                    self.calls.pause_at(key, offset + 1)
+                    self.intake.delay(key, due, msg)
                     continue
             if self.offsets.track(key, offset):  # else revoked between fetch and now
                 self.intake.add(key, msg)

@@ -41,7 +41,9 @@ class Intake(Generic[W]):
         self._in_flight = [0] * n_bands
         self._full: set[int] = set()
         self._paused: set[Key] = set()  # for backpressure
-        self._delayed: dict[Key, float] = {}  # delay-topic partition -> when its head is due
+        # Delay-topic partition -> when its head message is due, and that message (held here,
+        # so a due retry never waits for a refetch behind a long poll).
+        self._delayed: dict[Key, tuple[float, W]] = {}
         self._assignment_changed = False
 
     def band(self, topic: str) -> int:
@@ -112,25 +114,26 @@ class Intake(Generic[W]):
         with self._lock:
             return key in self._delayed
 
-    def delay(self, key: Key, due: float) -> None:
-        """Pause ``key`` until ``due`` (epoch seconds). The caller pauses and rewinds it."""
+    def delay(self, key: Key, due: float, head: W) -> None:
+        """Hold ``head``, the first message of ``key`` not yet due, until ``due`` (epoch
+        seconds). The caller pauses the partition and rewinds it to just after ``head``."""
         with self._lock:
-            self._delayed[key] = due
+            self._delayed[key] = (due, head)
             self._paused.discard(key)
 
-    def due(self, now: float) -> list[Key]:
-        """Delayed partitions whose head message is due now; they are no longer delayed and
-        the caller resumes them."""
+    def due(self, now: float) -> list[tuple[Key, W]]:
+        """Delayed partitions whose head message is due now, with that message; they are no
+        longer delayed, and the caller starts the message and resumes the partition."""
         with self._lock:
-            keys = [k for k, at in self._delayed.items() if at <= now]
-            for key in keys:
+            ready = [(k, head) for k, (at, head) in self._delayed.items() if at <= now]
+            for key, _head in ready:
                 del self._delayed[key]
-            return keys
+            return ready
 
     def next_due(self) -> float | None:
         """When the first delayed partition is due, if any."""
         with self._lock:
-            return min(self._delayed.values(), default=None)
+            return min((at for at, _head in self._delayed.values()), default=None)
 
     def backpressured(self) -> bool:
         """True while some band is full: its resume must not wait out a long poll."""

@@ -57,8 +57,9 @@ class RunnerSettings(KafkaSettings):
     # A long poll returns as soon as data arrives: a longer wait costs no pickup latency, only
     # fewer empty fetches (idle CPU of the stage and the broker: five idle consumers cost the
     # broker 2.3 % of a core at 1 s, 2.0 % at 5 s). What it delays is a partition resumed while
-    # a fetch is out: a due retry (hence fetch_wait_ms), never a band resumed after
-    # backpressure (it resumes with half its buffer still to work through).
+    # a fetch is out: never a band resumed after backpressure (it resumes with half its buffer
+    # still to work through), nor a due retry (its message is held, not refetched), only the
+    # messages behind a retry in its delay topic, by one wait at most.
     fetch_wait_max_ms: int = Field(default=5000, ge=1, le=10_000)
     poll_timeout_s: float = Field(default=1.0, gt=0, le=30)
     busy_poll_s: float = Field(default=0.05, gt=0, le=5)
@@ -69,10 +70,3 @@ class RunnerSettings(KafkaSettings):
     # Per-topic ranges: every instance gets partitions of every topic (each priority band and
     # each delay topic). KIP-848's default `uniform` may hand one instance whole topics.
     group_assignor: str = Field(default="range", pattern="^(range|uniform)$")
-
-    def fetch_wait_ms(self) -> int:
-        """The consumer's long poll: ``fetch_wait_max_ms``, but no longer than the first retry's
-        delay (at least 100 ms). A delay-topic partition resumed when its head falls due is
-        fetched only once the fetch in flight returns, so a due retry waits up to this too:
-        with the monitor's 0.5 s retries, 500 ms; with the stages' 60 s, the full wait."""
-        return min(self.fetch_wait_max_ms, max(100, round(self.retry_base_delay_s * 1000)))

@@ -340,6 +340,50 @@ async def test_retryable_failures_wait_in_delay_topics_without_blocking(
     assert committed(bootstrap, runner.group_id, stage.inputs[0], 1) == {0: 3}
 
 
+async def test_a_due_retry_starts_without_waiting_out_the_long_poll(
+    pipeline_topics: str,
+) -> None:
+    """Each retry is due 0.1-0.2 s after its failure while the consumer long-polls 5 s (the
+    default). Had the due message to be fetched again, it would wait for the fetch in flight,
+    which nothing else arrives to end: about 5 s. The message behind it in the delay topic is
+    read again after it (one long poll later): every job is done once and the delay topic's
+    offsets are all committed."""
+    bootstrap = pipeline_topics
+    name, stage = setup_stage(bootstrap, partitions=1)
+    echo = make_echo_handler(name)
+    seen_at: dict[str, list[float]] = {}
+
+    async def handler(event: JobRequested, ctx: MessageContext) -> list[Output]:
+        seen_at.setdefault(event.job_id, []).append(asyncio.get_running_loop().time())
+        if ctx.attempt == 0:
+            raise RetryableError("503 from vendor", vendor="comfyui", status=503)
+        return await echo(event, ctx)
+
+    runner: StageRunner[JobRequested] = StageRunner(
+        stage=stage,
+        handler=handler,
+        settings=settings(
+            bootstrap, retry_attempts=1, retry_base_delay_s=0.2, fetch_wait_max_ms=5000
+        ),
+        accept=(JobRequested,),
+    )
+    task = asyncio.create_task(runner.run())
+    await asyncio.to_thread(produce, bootstrap, stage.inputs[0], [job("first"), job("second")])
+    out = await read_async(bootstrap, output_topic(name), 2)
+    first_retry = seen_at["first"][1] - seen_at["first"][0]
+    await wait_async(
+        lambda: committed(bootstrap, runner.group_id, stage.retry_topics[0], 1) == {0: 2},
+        30,
+        "the delay topic's offsets committed",
+    )
+    runner.request_stop()
+    await asyncio.wait_for(task, 30)
+
+    assert sorted(parse_event(m.value()).job_id for m in out) == ["first", "second"]
+    assert {job_id: len(t) for job_id, t in seen_at.items()} == {"first": 2, "second": 2}
+    assert first_retry < 2.5, f"the due retry waited {first_retry:.1f} s"
+
+
 @pytest.mark.parametrize("protocol", ["consumer", "classic"])
 async def test_three_instances_each_own_every_band(pipeline_topics: str, protocol: str) -> None:
     """With the range assignor each instance gets partitions of every input and delay topic;

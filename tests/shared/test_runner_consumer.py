@@ -149,22 +149,3 @@ def test_the_runner_stores_offsets_itself_and_asks_for_per_topic_ranges(
     assert cfg["enable.auto.offset.store"] is False and cfg["enable.auto.commit"] is True
     assert (cfg["group.id"], cfg["group.protocol"]) == ("pod.echo", protocol)
     assert expected.items() <= cfg.items()
-
-
-@pytest.mark.parametrize(
-    ("base_delay_s", "wait_max_ms", "expected_ms"),
-    [
-        (60.0, 5000, 5000),  # the stages: the full long poll
-        (0.5, 5000, 500),  # the monitor: a due retry never waits a whole long poll
-        (0.0, 5000, 100),  # retries at once: still a long poll, a short one
-        (60.0, 250, 250),  # a configured short poll is kept
-    ],
-)
-def test_the_long_poll_is_no_longer_than_the_first_retry_delay(
-    base_delay_s: float, wait_max_ms: int, expected_ms: int
-) -> None:
-    settings = RunnerSettings(retry_base_delay_s=base_delay_s, fetch_wait_max_ms=wait_max_ms)
-    cfg = consumer_config(
-        settings, group_id="pod.echo", client_id="echo-0", on_commit=print, error_cb=print
-    )
-    assert cfg["fetch.wait.max.ms"] == expected_ms

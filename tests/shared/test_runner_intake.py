@@ -68,12 +68,12 @@ def test_backpressure_pauses_partitions_assigned_while_their_band_is_full() -> N
 
 def test_delayed_partitions_wait_until_due_and_backpressure_leaves_them_alone() -> None:
     intake = _intake(buffer_max=2)
-    intake.delay((RETRY, 0), 100.0)
-    intake.delay((RETRY, 1), 50.0)
+    intake.delay((RETRY, 0), 100.0, "later")
+    intake.delay((RETRY, 1), 50.0, "sooner")
     assert intake.is_delayed((RETRY, 0))
     assert intake.next_due() == 50.0
     assert intake.due(49.0) == []
-    assert intake.due(60.0) == [(RETRY, 1)]
+    assert intake.due(60.0) == [((RETRY, 1), "sooner")]  # the held head comes back with it
     assert not intake.is_delayed((RETRY, 1))
     assert intake.next_due() == 100.0
 
@@ -89,12 +89,13 @@ def test_forget_drops_a_revoked_partitions_buffer_pause_and_delay() -> None:
     intake.add((LOW, 1), "revoked")
     intake.add((LOW, 1), "revoked too")
     intake.backpressure(lambda: [(LOW, 0), (LOW, 1)])
-    intake.delay((RETRY, 1), 10.0)
+    intake.delay((RETRY, 1), 10.0, "held")
 
     intake.forget([(LOW, 1), (RETRY, 1)])
 
     assert intake.paused() == [(LOW, 0)]
     assert not intake.is_delayed((RETRY, 1))
+    assert intake.due(20.0) == []  # its held message went with it
     assert intake.take() == [(2, "mine")]
     assert intake.room() == 3 * 3  # three bands, every buffer empty again
 
