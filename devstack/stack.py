@@ -95,6 +95,9 @@ class StackSettings(
     sim_printify_port: int = 8189
     # 3 = a local three-node KRaft cluster (replication factor 3, min.insync.replicas 2).
     kafka_nodes: int = Field(default=1, ge=1, le=5)
+    # How often each consumer group member beats (KIP-848); a member is fenced after three
+    # missed beats. Every beat is a request: shorter moves partitions sooner, costs more at rest.
+    kafka_group_heartbeat_ms: int = Field(default=5000, ge=500, le=30_000)
     restart_delay_s: float = Field(default=5.0, ge=0)
     max_restarts: int = Field(default=3, ge=0)
 
@@ -159,6 +162,7 @@ class Stack:
                 port=s.kafka_port,
                 controller_port=s.kafka_controller_port,
                 partitions=s.kafka_partitions,
+                group_heartbeat_ms=s.kafka_group_heartbeat_ms,
             ).start()
             self.bootstrap = self.kafka.bootstrap
             replicas = max(replicas, self.kafka.replicas)
@@ -168,6 +172,7 @@ class Stack:
                 port=s.kafka_port,
                 controller_port=s.kafka_controller_port,
                 partitions=s.kafka_partitions,
+                group_heartbeat_ms=s.kafka_group_heartbeat_ms,
             ).start()
             self.bootstrap = self.kafka.bootstrap
         if s.database_url is None:

@@ -21,7 +21,7 @@ import uuid
 from datetime import UTC, datetime
 from types import FrameType
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import OFFSET_END, Consumer, KafkaException, Producer, TopicPartition
 
 from services.pool.settings import PoolSettings
 from services.pool.supervisor import WorkerPool
@@ -47,6 +47,20 @@ logger = logging.getLogger("services.pool")
 SERVICE = "pool"
 
 
+def _partitions(consumer: Consumer, stop: threading.Event) -> list[int]:
+    """The control topic's partitions, once the broker knows the topic (or [] when stopped)."""
+    while not stop.is_set():
+        try:
+            topic = consumer.list_topics(CONTROL, timeout=5.0).topics.get(CONTROL)
+        except KafkaException as exc:
+            logger.warning("control topic unknown yet error=%s", exc)
+            topic = None
+        if topic is not None and topic.error is None and topic.partitions:
+            return sorted(topic.partitions)
+        stop.wait(1.0)
+    return []
+
+
 def listen(
     settings: PoolSettings, commands: queue.Queue[ControlCommand], stop: threading.Event
 ) -> None:
@@ -54,16 +68,17 @@ def listen(
     consumer = Consumer(
         {
             **settings.client_config(),
-            # A fresh group starting at the end: only commands sent from now on.
+            # Required by the client, never joined: the partitions are assigned, not subscribed
+            # to, so an idle manager sends no group heartbeats (a third of its requests).
             "group.id": f"pod.pool.{uuid.uuid4().hex[:8]}",
-            "auto.offset.reset": "latest",
             "enable.auto.commit": False,
             # Commands are rare: a long poll still returns at once when one comes, and an idle
             # manager's empty fetches (librdkafka's default: two a second) cost the broker.
             "fetch.wait.max.ms": 5000,
         }
     )
-    consumer.subscribe([CONTROL])
+    # From the end: only commands sent from now on.
+    consumer.assign([TopicPartition(CONTROL, p, OFFSET_END) for p in _partitions(consumer, stop)])
     try:
         while not stop.is_set():
             msg = consumer.poll(0.5)

@@ -53,6 +53,9 @@ def chaos_stack() -> Iterator[Stack]:
         restart_delay_s=1.0,
         max_restarts=5,
         publish_channels=CHANNELS,
+        # A killed instance's partitions move on after three missed beats: 6 s rather than
+        # make up's 15 s, so the run (every stage process killed once) stays short.
+        kafka_group_heartbeat_ms=2000,
     )
     env = {
         **stack_env(state, 128),

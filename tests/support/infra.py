@@ -43,9 +43,14 @@ def fresh_state() -> Path:
 
 
 def start_kafka() -> LocalKafka:
-    """The session broker (caller stops it)."""
+    """The session broker (caller stops it). Its consumer groups beat every 2 s, not 5: the
+    tests start, scale and stop hundreds of groups, and each rebalance step waits for a beat."""
     return LocalKafka(
-        TEST_STATE, port=KAFKA_PORT, controller_port=KAFKA_PORT + 1, heap="512m"
+        TEST_STATE,
+        port=KAFKA_PORT,
+        controller_port=KAFKA_PORT + 1,
+        heap="512m",
+        group_heartbeat_ms=2000,
     ).start()
 
 
