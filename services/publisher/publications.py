@@ -9,6 +9,7 @@ crashed one's rows are taken over once its lease runs out.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -77,6 +78,13 @@ RETURNING job_id, image_index, product_type, product_id, shop_id, sales_channel,
     external_id, handle, error
 """
 
+# When the first pending publication can next be claimed (its check due and no lease held).
+_NEXT_DUE = """
+SELECT EXTRACT(EPOCH FROM min(GREATEST(next_check_at, COALESCE(leased_until, next_check_at)))
+                          - now())::float8 AS wait
+FROM publications WHERE state = 'pending'
+"""
+
 _CHECK_LATER = """
 UPDATE publications SET leased_until = NULL,
     next_check_at = now() + make_interval(secs => %(delay)s)
@@ -132,6 +140,8 @@ class Publications:
 
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self.pool = pool
+        # Set when this process records a publication: a sleeping watcher looks again.
+        self.recorded = asyncio.Event()
 
     async def _rows(self, sql: str, params: dict[str, Any]) -> list[Publication]:
         async with self.pool.connection() as conn:
@@ -171,11 +181,20 @@ class Publications:
             # A concurrent first insert committed while this statement waited for it: its row
             # is newer than this statement's snapshot. A fresh read sees it.
             rows = await self._rows(_GET, params)
+        self.recorded.set()
         return rows[0]
 
     async def claim_due(self, *, limit: int, lease_s: float) -> list[Publication]:
         """Lease up to ``limit`` pending publications whose next check is due."""
         return await self._rows(_CLAIM, {"limit": limit, "lease": lease_s})
+
+    async def next_due_in(self) -> float | None:
+        """Seconds until a pending publication can next be claimed (0 or less: now); None
+        when none is pending."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(_NEXT_DUE)
+            row = await cur.fetchone()
+        return None if row is None or row[0] is None else float(row[0])
 
     async def check_later(self, pub: Publication, delay_s: float) -> None:
         """Release ``pub`` until its next check, ``delay_s`` from now."""

@@ -92,7 +92,8 @@ class PublicationWatcher:
         check_max_s: float = 300.0,
         batch: int = 20,
         lease_s: float = 60.0,
-        idle_s: float = 1.0,
+        error_wait_s: float = 1.0,
+        idle_max_s: float = 30.0,
     ) -> None:
         self.publications = publications
         self.channels = channels
@@ -102,18 +103,30 @@ class PublicationWatcher:
         self.check_max_s = check_max_s
         self.batch = batch
         self.lease_s = lease_s
-        self.idle_s = idle_s
+        self.error_wait_s = error_wait_s
+        self.idle_max_s = idle_max_s
 
     async def run(self) -> None:
-        """Check due publications until cancelled; a failing database is waited out."""
+        """Check due publications until cancelled; a failing database is waited out.
+
+        Between rounds it sleeps until the first pending publication falls due, or this
+        process records a new one, or ``idle_max_s`` passed (another instance's rows, should
+        that instance die): asking the table every second was most of an idle publisher's
+        CPU and a share of PostgreSQL's."""
+        recorded = self.publications.recorded
         while True:
+            recorded.clear()  # before looking: a row recorded from now on wakes the sleep
             try:
-                checked = await self.run_once()
+                if await self.run_once() >= self.batch:
+                    continue  # more may be due at once
+                wait = await self.publications.next_due_in()
             except Exception as exc:  # the database or the broker is away: try again later
                 logger.warning("publication watch failed error=%s", exc)
-                checked = 0
-            if checked < self.batch:
-                await asyncio.sleep(self.idle_s)
+                wait = self.error_wait_s
+            # Never a busy loop on a row another instance holds for a moment.
+            seconds = self.idle_max_s if wait is None else min(self.idle_max_s, max(0.05, wait))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(recorded.wait(), seconds)
 
     async def run_once(self) -> int:
         """Claim and check the publications due now; return how many."""

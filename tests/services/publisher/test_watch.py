@@ -13,7 +13,12 @@ import pytest
 
 from services.publisher.handler import PublisherHandler
 from services.publisher.publications import Publications
-from services.publisher.watch import PublicationWatcher, publish_key, published_event
+from services.publisher.watch import (
+    PublicationWatcher,
+    publish_key,
+    published_event,
+    watching,
+)
 from shared.events import Event, ProductPublished, ProductPublishing, StageFailed
 from shared.ledger import Ledger
 from shared.topics import PUBLISHED, PUBLISHER
@@ -212,3 +217,39 @@ async def test_instances_share_the_publications_each_checked_by_one_at_a_time(
     # Leased: nobody else checks them until the lease runs out (a crashed instance's are then
     # taken over).
     assert await publications.claim_due(limit=10, lease_s=30) == []
+
+
+async def test_a_sleeping_watcher_wakes_for_a_publication_recorded_here(
+    client: PrintifyClient,
+    ledger: Ledger,
+    publications: Publications,
+) -> None:
+    """Nothing is pending, so the running watcher sleeps for up to ``idle_max_s`` (10 min).
+    A publication recorded by this process wakes it; it then sleeps only until that row's
+    first check is due and confirms it, minutes before the sleep would have ended."""
+    emitted = Emitted()
+    watcher = PublicationWatcher(
+        publications=publications,
+        channels=channels_of(client),
+        ledger=ledger,
+        emit=emitted,
+        check_min_s=0.05,
+        check_max_s=0.2,
+        idle_max_s=600,
+    )
+    handler = PublisherHandler(
+        channels=channels_of(client),
+        ledger=ledger,
+        publications=publications,
+        first_check_s=0.3,
+    )
+    async with watching(watcher):
+        await asyncio.sleep(0.5)  # its first round found nothing: it sleeps
+        event, _ = await publish_to_etsy(handler, client)
+        deadline = time.monotonic() + 30
+        while not emitted.on(PUBLISHED):
+            assert time.monotonic() < deadline, "the watcher slept through a new publication"
+            await asyncio.sleep(0.05)
+    [confirmed] = emitted.on(PUBLISHED)
+    assert confirmed.job_id == event.job_id
+    assert await publications.next_due_in() is None  # settled: nothing left to wait for
