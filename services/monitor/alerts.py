@@ -205,12 +205,16 @@ class AlertEvaluator:
                 (HIGH_WORKER_ERRORS, self._high_worker_errors),
             ]
         changes = Changes()
+        # One read of what is open: a condition neither firing nor open needs no transaction
+        # (at rest that is every one of them: 33 round trips every tick saved).
+        async with self.pool.connection() as conn:
+            open_now = await alert_store.any_open(conn, self.namespace)
         for kind, condition in conditions:
             firing = await condition(now)
             if firing is not None:
-                await self._reconcile(kind, firing, now, changes)
+                await self._reconcile(kind, firing, now, changes, open_now)
         if lag is not None:
-            await self._reconcile(CONSUMER_LAG, self._lag(lag), now, changes)
+            await self._reconcile(CONSUMER_LAG, self._lag(lag), now, changes, open_now)
         return changes
 
     # ---------------------------------------------------------------- conditions
@@ -476,9 +480,16 @@ class AlertEvaluator:
             return await cur.fetchall()
 
     async def _reconcile(
-        self, kind: str, firing: dict[str, Firing], now: datetime, changes: Changes
+        self,
+        kind: str,
+        firing: dict[str, Firing],
+        now: datetime,
+        changes: Changes,
+        open_now: set[str] | None = None,
     ) -> None:
         prefix = f"{self.namespace}{kind}:"
+        if not firing and open_now is not None and not any(k.startswith(prefix) for k in open_now):
+            return  # nothing to open, nothing to resolve (another instance's opens: next tick)
         opened: list[dict[str, Any]] = []
         resolved: list[dict[str, Any]] = []
         async with self.pool.connection() as conn, conn.transaction():

@@ -299,9 +299,14 @@ async def sample_gauges(
             samples[("dlq_size", stage)] = size
         for stage, behind in (lag or {}).items():
             samples[("consumer_lag", stage)] = behind
-        for (name, subject), value in samples.items():
-            key = "stage" if name in ("dlq_size", "consumer_lag") else "service"
-            await set_gauge(conn, name, {key: subject}, value, now)
+        await metric_store.set_gauges(
+            conn,
+            [
+                (name, {"stage" if name in ("dlq_size", "consumer_lag") else "service": subject}, v)
+                for (name, subject), v in samples.items()
+            ],
+            now,
+        )
     return samples
 
 

@@ -12,6 +12,10 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+_ANY_OPEN = """
+SELECT condition_key FROM alerts WHERE status = 'open' AND starts_with(condition_key, %(prefix)s)
+"""
+
 _OPEN_KEYS = """
 SELECT condition_key, id FROM alerts
 WHERE status = 'open' AND starts_with(condition_key, %(prefix)s)
@@ -55,6 +59,12 @@ _RECENT = """
 SELECT * FROM alerts WHERE created_at >= %(since)s
 ORDER BY created_at DESC, id DESC LIMIT %(limit)s
 """
+
+
+async def any_open(conn: AsyncConnection[Any], prefix: str) -> set[str]:
+    """The condition keys of the open alerts that start with ``prefix`` (a plain read)."""
+    cur = await conn.execute(_ANY_OPEN, {"prefix": prefix})
+    return {row[0] for row in await cur.fetchall()}
 
 
 async def open_keys(conn: AsyncConnection[Any], prefix: str) -> dict[str, int]:

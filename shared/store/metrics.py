@@ -132,6 +132,21 @@ async def set_gauge(
     )
 
 
+async def set_gauges(
+    conn: AsyncConnection[Any], samples: list[tuple[str, Mapping[str, str], float]], at: datetime
+) -> None:
+    """Record one sample of each gauge ``(name, labels, value)`` in one round trip (sorted, so
+    two monitor instances lock the same minutes in the same order)."""
+    rows = sorted(
+        (
+            (name, Jsonb(dict(labels)), at, "gauge", 1, value, value, value, value, None)
+            for name, labels, value in samples
+        ),
+        key=lambda r: (r[0], sorted(r[1].obj.items())),
+    )
+    await add_rows(conn, rows)
+
+
 async def add_rows(conn: AsyncConnection[Any], rows: list[tuple[Any, ...]]) -> None:
     """Add rows ``(name, labels, at, kind, count, sum, min, max, last, buckets)`` to their
     minutes (in the caller's transaction; sorted by the caller, so locks come in one order)."""
