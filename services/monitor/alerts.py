@@ -485,10 +485,10 @@ class AlertEvaluator:
         firing: dict[str, Firing],
         now: datetime,
         changes: Changes,
-        open_now: set[str] | None = None,
+        open_now: set[str],
     ) -> None:
         prefix = f"{self.namespace}{kind}:"
-        if not firing and open_now is not None and not any(k.startswith(prefix) for k in open_now):
+        if not firing and not any(k.startswith(prefix) for k in open_now):
             return  # nothing to open, nothing to resolve (another instance's opens: next tick)
         opened: list[dict[str, Any]] = []
         resolved: list[dict[str, Any]] = []

@@ -262,10 +262,10 @@ class StageRunner(Generic[E]):
             self._poll_pool, self._fetch, max(1, self.intake.room()), self._poll_timeout()
         )
         now = time.time()
-        for key, head in self.intake.due(now):
-            if self.offsets.track(key, coords(head)[2]):  # else revoked meanwhile
-                self.intake.add(key, head)
-            self.calls.resume([key])
+        released = self.intake.due(now)
+        for key, head in released:
+            self._accept(key, coords(head)[2], head)
+        self.calls.resume([key for key, _head in released])
         for msg in msgs:
             err = msg.error()
             if err is not None:
@@ -285,8 +285,13 @@ class StageRunner(Generic[E]):
                     self.calls.pause_at(key, offset + 1)
                     self.intake.delay(key, due, msg)
                     continue
-            if self.offsets.track(key, offset):  # else revoked between fetch and now
-                self.intake.add(key, msg)
+            self._accept(key, offset, msg)
+
+    def _accept(self, key: Key, offset: int, msg: Message) -> None:
+        """Track a message and buffer it for its band, unless its partition was revoked since
+        it was fetched (or held)."""
+        if self.offsets.track(key, offset):
+            self.intake.add(key, msg)
 
     def _start_work(self) -> None:
         """Start buffered work, highest band first, while its band has free slots."""

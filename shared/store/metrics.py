@@ -115,21 +115,7 @@ async def set_gauge(
     at: datetime,
 ) -> None:
     """Record one sample of a gauge; the minute's ``last`` is the value it reads as."""
-    await conn.execute(
-        _UPSERT,
-        {
-            "name": name,
-            "labels": Jsonb(dict(labels)),
-            "at": at,
-            "kind": "gauge",
-            "count": 1,
-            "sum": value,
-            "min": value,
-            "max": value,
-            "last": value,
-            "buckets": None,
-        },
-    )
+    await set_gauges(conn, [(name, labels, value)], at)
 
 
 async def set_gauges(

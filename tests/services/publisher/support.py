@@ -26,12 +26,8 @@ def channels_of(client: PrintifyClient) -> ChannelRegistry:
 
 
 def publisher(client: PrintifyClient, ledger: Ledger, **kwargs: Any) -> PublisherHandler:
-    return PublisherHandler(
-        channels=channels_of(client),
-        ledger=ledger,
-        publications=Publications(ledger.pool),
-        **kwargs,
-    )
+    kwargs.setdefault("publications", Publications(ledger.pool))
+    return PublisherHandler(channels=channels_of(client), ledger=ledger, **kwargs)
 
 
 async def make_product(

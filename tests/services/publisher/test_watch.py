@@ -73,6 +73,7 @@ def watcher_for(
     ledger: Ledger,
     publications: Publications,
     emitted: Emitted,
+    **kwargs: Any,
 ) -> PublicationWatcher:
     return PublicationWatcher(
         publications=publications,
@@ -81,6 +82,7 @@ def watcher_for(
         emit=emitted,
         check_min_s=0.05,
         check_max_s=0.2,
+        **kwargs,
     )
 
 
@@ -228,21 +230,9 @@ async def test_a_sleeping_watcher_wakes_for_a_publication_recorded_here(
     A publication recorded by this process wakes it; it then sleeps only until that row's
     first check is due and confirms it, minutes before the sleep would have ended."""
     emitted = Emitted()
-    watcher = PublicationWatcher(
-        publications=publications,
-        channels=channels_of(client),
-        ledger=ledger,
-        emit=emitted,
-        check_min_s=0.05,
-        check_max_s=0.2,
-        idle_max_s=600,
-    )
-    handler = PublisherHandler(
-        channels=channels_of(client),
-        ledger=ledger,
-        publications=publications,
-        first_check_s=0.3,
-    )
+    watcher = watcher_for(client, ledger, publications, emitted, idle_max_s=600)
+    # The same Publications as the watcher's: recording a row is what wakes it.
+    handler = publisher(client, ledger, publications=publications, first_check_s=0.3)
     async with watching(watcher):
         await asyncio.sleep(0.5)  # its first round found nothing: it sleeps
         event, _ = await publish_to_etsy(handler, client)
