@@ -28,6 +28,7 @@ from typing import Protocol
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
+from shared.aio import cancel_and_wait
 from shared.errors import RetryableError
 
 logger = logging.getLogger(__name__)
@@ -214,9 +215,7 @@ class SharedRateBudget:
     async def aclose(self) -> None:
         """Flush pending releases and stop the worker."""
         if self._worker is not None:
-            self._worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._worker
+            await cancel_and_wait(self._worker)
             self._worker = None
         if self._released:
             with contextlib.suppress(Exception):

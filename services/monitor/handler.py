@@ -7,7 +7,6 @@ background task, samples the gauges and evaluates the alerts (:mod:`services.mon
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,6 +19,7 @@ from services.monitor.metrics import LagProbe, MetricsRecorder
 from services.monitor.notify import WebhookNotifier
 from services.monitor.ops import OpsLoop
 from services.monitor.settings import MonitorSettings
+from shared.aio import cancel_and_wait
 from shared.db import migrate, open_pool
 from shared.events import Event
 from shared.runner import Handler, MessageContext, Output
@@ -74,9 +74,7 @@ async def build_handler(settings: MonitorSettings) -> AsyncIterator[Handler[Even
     try:
         yield MonitorHandler(pool, linger_s=settings.fold_linger_ms / 1000)
     finally:
-        ops.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await ops
+        await cancel_and_wait(ops)
         if notifier is not None:
             await notifier.close()
         await asyncio.to_thread(probe.close)

@@ -7,7 +7,6 @@ A queue worker posts them with retries: a slow or failing webhook never delays t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Mapping
 from datetime import datetime
@@ -17,6 +16,7 @@ import httpx
 from psycopg_pool import AsyncConnectionPool
 
 from services.monitor.alerts import Action
+from shared.aio import cancel_and_wait
 from shared.store import alerts as alert_store
 
 logger = logging.getLogger(__name__)
@@ -101,9 +101,7 @@ class WebhookNotifier:
     async def close(self) -> None:
         """Stop the worker (queued notices not yet sent are dropped) and the HTTP client."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
         await self._client.aclose()
 
     async def _run(self) -> None:

@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 
 from services.publisher.publications import Publication, Publications
+from shared.aio import cancel_and_wait
 from shared.errors import PermanentError, PodError
 from shared.events import (
     Event,
@@ -222,6 +223,4 @@ async def watching(watcher: PublicationWatcher) -> AsyncIterator[PublicationWatc
     try:
         yield watcher
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)

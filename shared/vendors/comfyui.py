@@ -35,6 +35,7 @@ from PIL import Image
 from pydantic import Field, field_validator
 from websockets.asyncio.client import connect as ws_connect
 
+from shared.aio import cancel_and_wait
 from shared.errors import (
     ConfigError,
     PermanentError,
@@ -369,9 +370,7 @@ class _Backend:
 
     async def aclose(self) -> None:
         if self._ws_task is not None:
-            self._ws_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ws_task
+            await cancel_and_wait(self._ws_task)
         await self.http.aclose()
 
 
