@@ -15,6 +15,7 @@ from shared.errors import ConfigError
 from shared.events import Event
 from shared.lifecycle import bind_to_parent, watch_parent
 from shared.logs import setup_logging
+from shared.memory import settle_after_startup
 from shared.runner import Handler, RunnerSettings, StageRunner, install_signal_handlers
 from shared.settings import load_settings
 from shared.topics import Stage
@@ -38,6 +39,7 @@ async def serve_stage(
             stage=stage, handler=handler, settings=settings, accept=accept, **runner_kwargs
         )
         install_signal_handlers(runner)
+        settle_after_startup()
         await runner.run()
 
 

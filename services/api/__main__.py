@@ -18,6 +18,7 @@ from shared.errors import ConfigError
 from shared.httpserver import QuietServer
 from shared.lifecycle import bind_to_parent, watch_parent
 from shared.logs import setup_logging
+from shared.memory import settle_after_startup
 from shared.settings import load_settings
 
 logger = logging.getLogger("services.api")
@@ -56,6 +57,7 @@ def main() -> int:
         timeout_graceful_shutdown=30,
         lifespan="on",
     )
+    settle_after_startup()
     # uvicorn turns SIGTERM/SIGINT into a graceful stop: no new connections, in-flight
     # requests finish, then the lifespan flushes the producer and closes the pool.
     QuietServer(config).run()
