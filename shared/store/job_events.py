@@ -11,14 +11,35 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-_RECORD = """
+# One statement for a batch; ORDINALITY keeps the rows (and so their seq) in the batch's order.
+_RECORD_MANY = """
 INSERT INTO job_events (event_id, job_id, type, level, message, producer, data, topic,
                         kafka_partition, kafka_offset, occurred_at)
-VALUES (%(event_id)s, %(job)s, %(type)s, %(level)s, %(message)s, %(producer)s, %(data)s,
-        %(topic)s, %(partition)s, %(offset)s, %(at)s)
+SELECT event_id, job_id, type, level, message, producer, data, topic, kafka_partition,
+       kafka_offset, occurred_at
+FROM unnest(%(event_id)s::uuid[], %(job_id)s::text[], %(type)s::text[], %(level)s::text[],
+            %(message)s::text[], %(producer)s::text[], %(data)s::jsonb[], %(topic)s::text[],
+            %(partition)s::integer[], %(offset)s::bigint[], %(occurred_at)s::timestamptz[])
+    WITH ORDINALITY AS e(event_id, job_id, type, level, message, producer, data, topic,
+                         kafka_partition, kafka_offset, occurred_at, n)
+ORDER BY n
 ON CONFLICT (event_id) DO NOTHING
-RETURNING 1
+RETURNING event_id
 """
+# record()'s keyword arguments, in the statement's column order.
+_FIELDS = (
+    "event_id",
+    "job_id",
+    "type",
+    "level",
+    "message",
+    "producer",
+    "data",
+    "topic",
+    "partition",
+    "offset",
+    "occurred_at",
+)
 
 _JOB_OF = "SELECT job_id FROM job_events WHERE event_id = %(event_id)s"
 
@@ -72,20 +93,19 @@ async def record(
 
 
 async def record_many(conn: AsyncConnection[Any], entries: list[dict[str, Any]]) -> list[bool]:
-    """Add several entries (each :func:`record`'s keyword arguments); per entry, False when its
-    event id was there already. Every statement is sent before any answer is read, so in
-    pipeline mode the batch costs one round trip (RETURNING rather than rowcount: there only
-    a fetch waits for the result)."""
-    cursors = [await conn.execute(_RECORD, _params(entry)) for entry in entries]
-    return [await cur.fetchone() is not None for cur in cursors]
-
-
-def _params(entry: dict[str, Any]) -> dict[str, Any]:
-    """An entry (record's keyword arguments) as the statement's parameters."""
-    renamed = {"job_id": "job", "occurred_at": "at"}
-    params = {renamed.get(k, k): v for k, v in entry.items()}
-    params["data"] = Jsonb(entry["data"])
-    return params
+    """Add several entries (each :func:`record`'s keyword arguments) in one statement; per
+    entry, False when its event id was there already (or earlier in ``entries``)."""
+    if not entries:
+        return []
+    params = {field: [entry[field] for entry in entries] for field in _FIELDS}
+    params["data"] = [Jsonb(data) for data in params["data"]]
+    cur = await conn.execute(_RECORD_MANY, params)
+    added = {row[0] for row in await cur.fetchall()}
+    new = []
+    for entry in entries:
+        new.append(entry["event_id"] in added)
+        added.discard(entry["event_id"])  # a second entry with the same id is not new
+    return new
 
 
 async def job_of(conn: AsyncConnection[Any], event_id: uuid.UUID) -> str | None:
