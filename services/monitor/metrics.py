@@ -33,7 +33,7 @@ from confluent_kafka import (
     KafkaException,
     TopicPartition,
 )
-from psycopg import AsyncConnection, AsyncCursor
+from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
@@ -144,14 +144,24 @@ class MetricBatch:
 
 
 # When a stage of a job started, for the stage durations.
-_REQUESTED_AT = """
-SELECT min(occurred_at) FROM job_events WHERE job_id = %(job)s AND type = 'job.requested'
-"""
-_IMAGE_AT = "SELECT created_at FROM images WHERE job_id = %(job)s AND image_index = %(image)s"
-_CREATED_AT = """
-SELECT min(occurred_at) FROM job_events
-WHERE job_id = %(job)s AND type = 'product.created' AND (data ->> 'image_index')::int = %(image)s
-  AND data ->> 'product_type' = %(type)s
+# When the stage that each asked event ends started, in one statement for a batch: a job's
+# request (generation), its image (product), its product's creation in the job's log (publish:
+# products.created_at is the publication's time when that was folded first). NULL: unknown.
+_STAGE_STARTS = """
+SELECT CASE q.stage
+    WHEN 'generation' THEN (
+        SELECT min(occurred_at) FROM job_events
+        WHERE job_id = q.job AND type = 'job.requested')
+    WHEN 'product' THEN (
+        SELECT created_at FROM images WHERE job_id = q.job AND image_index = q.image)
+    WHEN 'publish' THEN (
+        SELECT min(occurred_at) FROM job_events
+        WHERE job_id = q.job AND type = 'product.created'
+          AND (data ->> 'image_index')::int = q.image AND data ->> 'product_type' = q.type)
+    END
+FROM unnest(%(stage)s::text[], %(job)s::text[], %(image)s::int[], %(type)s::text[])
+    WITH ORDINALITY AS q(stage, job, image, type, n)
+ORDER BY q.n
 """
 
 
@@ -166,11 +176,10 @@ class MetricsRecorder:
 
         Returns the jobs these events may have ended, each with its latest such event's time:
         the caller passes them to :meth:`record_terminal` once the jobs are refreshed, then
-        flushes the batch. The stage starts are all asked before any is read (one round trip
-        in pipeline mode).
+        flushes the batch. The stage starts are all asked in one statement.
         """
         ended_at: dict[str, datetime] = {}
-        asked: list[tuple[Event, str, AsyncCursor[Any]]] = []
+        asked: list[tuple[Event, _StageQuery]] = []
         for event in events:
             if isinstance(event, WorkerHeartbeat | WorkerExited | PoolScaled):
                 continue
@@ -186,13 +195,14 @@ class MetricsRecorder:
                     if n:
                         batch.add("claude_tokens", {"kind": kind}, at, n)
             ended_at[event.job_id] = max(at, ended_at.get(event.job_id, at))
-            started = await _ask_stage_start(conn, event)
+            ends = _stage_ended(event)
+            if ends is not None:
+                asked.append((event, ends))
+        for (event, (stage, *_)), started in zip(
+            asked, await _stage_starts(conn, [q for _, q in asked]), strict=True
+        ):
             if started is not None:
-                asked.append((event, *started))
-        for event, stage, cur in asked:
-            row = await cur.fetchone()
-            if row and row[0]:
-                seconds = (event.occurred_at - row[0]).total_seconds()
+                seconds = (event.occurred_at - started).total_seconds()
                 batch.observe("stage_duration", {"stage": stage}, seconds, event.occurred_at)
         return ended_at
 
@@ -223,28 +233,34 @@ class MetricsRecorder:
             batch.observe("job_duration", {}, (at - created_at).total_seconds(), at)
 
 
-async def _ask_stage_start(
-    conn: AsyncConnection[Any], event: Event
-) -> tuple[str, AsyncCursor[Any]] | None:
-    """For an event that ends a stage of its job: the stage, and the cursor that will hold when
-    it started (one row, None when unknown). None for other events."""
+_StageQuery = tuple[str, str, int | None, str | None]
+
+
+def _stage_ended(event: Event) -> _StageQuery | None:
+    """For an event that ends a stage of its job: the stage, and what finds when it started
+    (its job, image index and product type). None for other events. An image read before its
+    request (another topic) has nothing to measure from: it is skipped rather than guessed."""
     if isinstance(event, ImageGenerated):
-        # Prompt + image generation starts at the request. An image read before its request
-        # (another topic) has nothing to measure from; it is skipped rather than guessed.
-        return GENERATION, await conn.execute(_REQUESTED_AT, {"job": event.job_id})
+        return GENERATION, event.job_id, None, None
     if isinstance(event, ProductCreated):
-        params = {"job": event.job_id, "image": event.payload.image_index}
-        return PRODUCT, await conn.execute(_IMAGE_AT, params)
+        return PRODUCT, event.job_id, event.payload.image_index, None
     if isinstance(event, ProductPublished):
-        # products.created_at is the publication's time when it was folded first: the
-        # creation event in the job's log is the reliable start.
-        params = {
-            "job": event.job_id,
-            "image": event.payload.image_index,
-            "type": event.payload.product_type.value,
-        }
-        return PUBLISH, await conn.execute(_CREATED_AT, params)
+        p = event.payload
+        return PUBLISH, event.job_id, p.image_index, p.product_type.value
     return None
+
+
+async def _stage_starts(
+    conn: AsyncConnection[Any], asked: list[_StageQuery]
+) -> list[datetime | None]:
+    """When each asked stage started (None when unknown), in the order asked."""
+    if not asked:
+        return []
+    stages, job_ids, images, types = (list(column) for column in zip(*asked, strict=True))
+    cur = await conn.execute(
+        _STAGE_STARTS, {"stage": stages, "job": job_ids, "image": images, "type": types}
+    )
+    return [row[0] for row in await cur.fetchall()]
 
 
 # Per service: its instances running (a heartbeat since %(live)s) and silent, not forgotten.
