@@ -143,10 +143,10 @@ class MetricBatch:
             await metric_store.add_rows(conn, params)
 
 
-# When a stage of a job started, for the stage durations.
-# When the stage that each asked event ends started, in one statement for a batch: a job's
-# request (generation), its image (product), its product's creation in the job's log (publish:
-# products.created_at is the publication's time when that was folded first). NULL: unknown.
+# For the stage durations: when the stage each asked event ends started, one statement for a
+# batch (the CASE names GENERATION, PRODUCT and PUBLISH). Generation starts at the job's
+# request, product at its image, publish at the product's creation in the job's log
+# (products.created_at is the publication's time when that was folded first). NULL: unknown.
 _STAGE_STARTS = """
 SELECT CASE q.stage
     WHEN 'generation' THEN (
