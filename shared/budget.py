@@ -42,6 +42,9 @@ def account_key(vendor: str, secret: str) -> str:
 class RateBudget(Protocol):
     """What a vendor client needs from a budget."""
 
+    # Requests per window; a client may lower it to what the vendor reports.
+    limit: int
+
     def slot(self) -> contextlib.AbstractAsyncContextManager[None]:
         """``async with budget.slot():`` around one request: waits for budget first."""
         ...
@@ -49,6 +52,14 @@ class RateBudget(Protocol):
     async def block(self, seconds: float) -> None:
         """The vendor said 429, retry after ``seconds``: stop every sender that long."""
         ...
+
+
+async def aclose_budgets(*budgets: RateBudget | None) -> None:
+    """Close the budgets that hold resources (a shared one's worker and its last releases)."""
+    for budget in budgets:
+        close = getattr(budget, "aclose", None)
+        if close is not None:
+            await close()
 
 
 class LocalRateBudget:

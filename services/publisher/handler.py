@@ -240,7 +240,7 @@ async def build_handler(
         direct = (
             None
             if settings.channel == DEFAULT_CHANNEL
-            else direct_channel(settings.channel, client)
+            else direct_channel(settings.channel, client, pool)
         )
         watcher = PublicationWatcher(
             publications=publications,

@@ -30,6 +30,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar, cast
 
+from psycopg_pool import AsyncConnectionPool
+
 from shared.errors import ConfigError
 from shared.events import CHANNEL_NAME_PATTERN
 from shared.settings import PodSettings, load_settings
@@ -230,6 +232,9 @@ class ChannelSpec(Generic[SettingsT]):
     credential: str
     url_setting: str
     simulator_env: Mapping[str, str] = field(default_factory=dict)
+    # ``build`` also takes ``pool=``: the deployment's database pool (None without one), for a
+    # vendor limit shared by every process of the account (Etsy's requests per second).
+    takes_pool: bool = False
 
     def __post_init__(self) -> None:
         if not CHANNEL_NAME.match(self.name):
@@ -243,9 +248,14 @@ class ChannelSpec(Generic[SettingsT]):
                 f"{self.settings.__name__}"
             )
 
-    def channel(self, source: PrintifyClient) -> SalesChannel:
+    def channel(
+        self, source: PrintifyClient, pool: AsyncConnectionPool | None = None
+    ) -> SalesChannel:
         """The channel configured from the environment; ConfigError naming a bad setting."""
-        return self.build(load_settings(self.settings), source)
+        settings = load_settings(self.settings)
+        if self.takes_pool:
+            return cast(Callable[..., SalesChannel], self.build)(settings, source, pool=pool)
+        return self.build(settings, source)
 
 
 ChannelFactory = Callable[[str], SalesChannel]

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 from shared.errors import ConfigError
 
 if TYPE_CHECKING:
+    from psycopg_pool import AsyncConnectionPool
+
     from shared.vendors.channels import ChannelSpec, SalesChannel
     from shared.vendors.printify import PrintifyClient
 
@@ -52,6 +54,9 @@ def direct_specs() -> tuple[ChannelSpec[Any], ...]:
     return tuple(direct_spec(name) for name in DIRECT_CHANNELS)
 
 
-def direct_channel(name: str, source: PrintifyClient) -> SalesChannel:
-    """The channel ``name``, configured from the environment; ConfigError when unknown."""
-    return direct_spec(name).channel(source)
+def direct_channel(
+    name: str, source: PrintifyClient, pool: AsyncConnectionPool | None = None
+) -> SalesChannel:
+    """The channel ``name``, configured from the environment (``pool``: the database, for its
+    shared budgets); ConfigError when unknown."""
+    return direct_spec(name).channel(source, pool)

@@ -16,7 +16,11 @@ next call. When Etsy says the day's budget is spent, calls raise :class:`RateLim
 being sent, for ``ETSY_DAY_EXHAUSTED_WAIT_S`` (Etsy frees the daily budget bucket by bucket
 over a rolling 24 hours, so no exact reset time exists). A 429 blocks every caller for its
 ``Retry-After``; a short one is waited out and the call sent again, a long one (the day's
-limit) is raised.
+limit) is raised. The per-second limit belongs to the app, not to a process: with a database, every
+publisher of the app (any number of instances, on any machine) also takes each call from one
+budget in PostgreSQL (:class:`~shared.budget.SharedRateBudget`, ``ETSY_REQUESTS_PER_SECOND``,
+lowered to the ``x-limit-per-second`` Etsy reports when that is less), so two instances never
+send twice the app's limit and learn of it from 429s.
 
 :class:`EtsyChannel` lists a Printify product on Etsy (:class:`~shared.vendors.channels.
 SalesChannel`): a draft listing, its inventory (one product per enabled variant, with its SKU,
@@ -47,8 +51,10 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 import httpx
+from psycopg_pool import AsyncConnectionPool
 from pydantic import Field, SecretStr, field_validator
 
+from shared.budget import RateBudget, SharedRateBudget, account_key, aclose_budgets
 from shared.catalog import DEFAULT_CATALOG, CatalogEntry
 from shared.errors import (
     ConfigError,
@@ -320,19 +326,22 @@ class EtsyClient:
         max_retry_wait_s: float = 5.0,
         day_wait_s: float = 3600.0,
         user_agent: str = "pod-engine",
+        budget: RateBudget | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         """``api_key`` is the app's keystring (``keystring:secret`` is accepted as it is);
         ``shared_secret`` its shared secret, sent with it as Etsy requires. A 429 waiting
         longer than ``max_retry_wait_s`` is raised instead of waited out; ``day_wait_s`` is how
-        long calls stop once Etsy reports the day's budget spent. ``transport`` replaces the
-        network (tests: the simulator's app in process)."""
+        long calls stop once Etsy reports the day's budget spent. ``budget``: the app's
+        per-second budget shared with its other clients (each call takes a slot first).
+        ``transport`` replaces the network (tests: the simulator's app in process)."""
         if not api_key or not access_token:
             raise ValueError("api_key and access_token are required")
         key = api_key if ":" in api_key or not shared_secret else f"{api_key}:{shared_secret}"
         self._secrets = [s for s in (key, api_key, shared_secret, access_token) if s]
         self._max_retry_wait_s = max_retry_wait_s
         self.throttle = EtsyThrottle(day_wait_s=day_wait_s)
+        self.budget = budget
         self._http = async_client(
             base_url=base_url.rstrip("/"),
             headers={
@@ -421,6 +430,21 @@ class EtsyClient:
         files: Mapping[str, tuple[str, bytes, str]] | None,
     ) -> Any:
         """One send; raises _TryAgain after a 429 it waited out."""
+        if self.budget is None:
+            return await self._send_paced(method, path, attempt, params, data, json, files)
+        async with self.budget.slot():
+            return await self._send_paced(method, path, attempt, params, data, json, files)
+
+    async def _send_paced(
+        self,
+        method: str,
+        path: str,
+        attempt: int,
+        params: Mapping[str, str | int] | None,
+        data: Mapping[str, str] | None,
+        json: object | None,
+        files: Mapping[str, tuple[str, bytes, str]] | None,
+    ) -> Any:
         await self.throttle.acquire()
         started = time.monotonic()
         try:
@@ -438,6 +462,15 @@ class EtsyClient:
                 self._redact(f"{method} {path}: {type(exc).__name__}: {exc}"), vendor=VENDOR
             ) from None
         self.throttle.observe(resp.headers)
+        reported = self.throttle.limit
+        if self.budget is not None and reported is not None and reported < self.budget.limit:
+            # The app's real limit is lower than configured: the shared budget keeps to it.
+            logger.warning(
+                "etsy reports a lower limit than configured limit_per_second=%d configured=%d",
+                reported,
+                self.budget.limit,
+            )
+            self.budget.limit = reported
         logger.debug(
             "etsy request method=%s path=%s status=%d elapsed_ms=%.0f remaining_second=%s "
             "remaining_today=%s",
@@ -459,6 +492,8 @@ class EtsyClient:
             self.throttle.block_day(wait)  # the day's limit: nobody sends until then
             raise error
         self.throttle.pause(wait)  # every caller of this client waits, not only this one
+        if self.budget is not None:
+            await self.budget.block(wait)  # and every other client of the app
         logger.warning(
             "etsy rate limited method=%s path=%s attempt=%d retry_after_s=%.1f",
             method,
@@ -565,8 +600,9 @@ class EtsyClient:
         return uploaded
 
     async def aclose(self) -> None:
-        """Close the HTTP connection pool."""
+        """Close the HTTP connection pool (and hand back the budget's last grants)."""
         await self._http.aclose()
+        await aclose_budgets(self.budget)
 
     async def __aenter__(self) -> EtsyClient:
         return self
@@ -611,6 +647,12 @@ class EtsySettings(PodSettings):
     etsy_retry_after_max_s: float = Field(
         default=5.0, ge=0, description="Longest 429 Retry-After waited out; longer ones raise"
     )
+    etsy_requests_per_second: int = Field(
+        default=10,
+        ge=1,
+        description="The app's requests per second (Etsy's x-limit-per-second), shared by"
+        " every publisher of the app",
+    )
     etsy_day_exhausted_wait_s: float = Field(
         default=3600.0, gt=0, description="Calls stop this long once the day's budget is spent"
     )
@@ -631,12 +673,28 @@ class EtsySettings(PodSettings):
 
 
 def etsy_client(
-    settings: EtsySettings, *, transport: httpx.AsyncBaseTransport | None = None
+    settings: EtsySettings,
+    *,
+    pool: AsyncConnectionPool | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
 ) -> EtsyClient:
-    """The shop's client from its settings."""
+    """The shop's client from its settings; with a database pool, its per-second budget is
+    the app's deployment-wide one in PostgreSQL (named after a hash of the keystring)."""
     secret = settings.etsy_shared_secret
+    api_key = settings.etsy_api_key.get_secret_value()
+    budget = None
+    if pool is not None:
+        budget = SharedRateBudget(
+            pool,
+            f"{account_key(VENDOR, api_key.split(':', 1)[0])}:requests",
+            limit=settings.etsy_requests_per_second,
+            window_s=1.0,
+            # A grant whose holder died keeps counting this long: longer than any call lasts.
+            hold_s=3 * settings.etsy_timeout_s + 10,
+        )
     return EtsyClient(
-        api_key=settings.etsy_api_key.get_secret_value(),
+        api_key=api_key,
+        budget=budget,
         shared_secret=secret.get_secret_value() if secret is not None else None,
         access_token=settings.etsy_access_token.get_secret_value(),
         base_url=settings.etsy_api_url,
@@ -1054,11 +1112,13 @@ def etsy_channel(
     *,
     catalog: Mapping[ProductType, CatalogEntry] | None = None,
     fetch_image: ImageFetcher | None = None,
+    pool: AsyncConnectionPool | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> EtsyChannel:
-    """The Etsy channel of ``settings``' shop, reading products through ``source``."""
+    """The Etsy channel of ``settings``' shop, reading products through ``source``; ``pool``
+    holds the app's shared request budget."""
     return EtsyChannel(
-        etsy_client(settings, transport=transport),
+        etsy_client(settings, pool=pool, transport=transport),
         source,
         settings,
         catalog=catalog,
@@ -1072,6 +1132,7 @@ SPEC = ChannelSpec(
     name="etsy",
     settings=EtsySettings,
     build=etsy_channel,
+    takes_pool=True,
     simulator="etsy",
     simulator_port=8192,
     credential="ETSY_ACCESS_TOKEN",

@@ -26,7 +26,13 @@ import httpx
 from psycopg_pool import AsyncConnectionPool
 from pydantic import Field, SecretStr
 
-from shared.budget import LocalRateBudget, RateBudget, SharedRateBudget, account_key
+from shared.budget import (
+    LocalRateBudget,
+    RateBudget,
+    SharedRateBudget,
+    account_key,
+    aclose_budgets,
+)
 from shared.errors import (
     ConfigError,
     PodError,
@@ -519,10 +525,7 @@ class PrintifyClient:
     async def aclose(self) -> None:
         """Close the HTTP connection pool (and hand back the budgets' last grants)."""
         await self._http.aclose()
-        for budget in (self._requests, self._publishes):
-            close = getattr(budget, "aclose", None)
-            if close is not None:
-                await close()
+        await aclose_budgets(self._requests, self._publishes)
 
     async def __aenter__(self) -> PrintifyClient:
         return self

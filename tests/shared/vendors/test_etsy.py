@@ -14,6 +14,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from shared.db import open_pool
 from shared.errors import ConfigError, PermanentError, PodError, RateLimited, RetryableError
 from shared.vendors.channels import PENDING, ProductRef, SalesChannel
 from shared.vendors.etsy import (
@@ -389,6 +390,45 @@ async def test_publishing_several_products_keeps_to_the_per_second_budget(
     assert len(times) > 16
     # Never more than eight requests within one second.
     assert all(later - earlier >= 0.99 for earlier, later in zip(times, times[8:], strict=False))
+
+
+@pytest.mark.parametrize("shared", [True, False], ids=["one-budget", "per-process"])
+async def test_two_publishers_of_one_app_share_its_per_second_budget(
+    monkeypatch: pytest.MonkeyPatch, source: PrintifyClient, migrated_db: str, shared: bool
+) -> None:
+    """Two publishers (two processes: each its own client and budget object) list at once for
+    one app allowed 5 requests a second. Sharing the budget in PostgreSQL, Etsy never answers
+    429; each pacing itself to the app's limit alone, together they send twice that."""
+    monkeypatch.setenv("SIM_ETSY_QPS", "5")
+    app = etsy_sim.create_app()
+    keystring = f"ks-{uuid.uuid4().hex[:12]}"  # a budget of its own in the session's database
+    pools = [await open_pool(migrated_db, max_size=2) for _ in range(2)]
+    channels = [
+        etsy_channel(
+            settings(etsy_api_key=keystring, etsy_max_images=1),
+            source,
+            fetch_image=Mockups(),
+            pool=pool if shared else None,
+            transport=httpx.ASGITransport(app=app),
+        )
+        for pool in pools
+    ]
+    refs = [await new_product(source, 2) for _ in channels]
+    try:
+        states = await asyncio.gather(*(c.publish(r) for c, r in zip(channels, refs, strict=True)))
+    finally:
+        for channel in channels:
+            await channel.aclose()
+        for pool in pools:
+            await pool.close()
+
+    assert all(state.listing is not None for state in states)
+    app_books = (await books(app))["apps"][etsy_sim.app_key(keystring)]
+    assert app_books["requests"] > 16  # enough to meet the limit: 2 listings of a dozen calls
+    if shared:
+        assert app_books["rate_limited"] == 0
+    else:  # the control: the test can tell the difference
+        assert app_books["rate_limited"] > 0
 
 
 async def test_a_spent_day_budget_raises_rate_limited(
