@@ -429,81 +429,68 @@ class EtsyClient:
         json: object | None,
         files: Mapping[str, tuple[str, bytes, str]] | None,
     ) -> Any:
-        """One send; raises _TryAgain after a 429 it waited out."""
-        if self.budget is None:
-            return await self._send_paced(method, path, attempt, params, data, json, files)
-        async with self.budget.slot():
-            return await self._send_paced(method, path, attempt, params, data, json, files)
-
-    async def _send_paced(
-        self,
-        method: str,
-        path: str,
-        attempt: int,
-        params: Mapping[str, str | int] | None,
-        data: Mapping[str, str] | None,
-        json: object | None,
-        files: Mapping[str, tuple[str, bytes, str]] | None,
-    ) -> Any:
-        await self.throttle.acquire()
-        started = time.monotonic()
-        try:
-            resp = await self._http.request(
-                method, path, params=params, data=data, json=json, files=files
+        """One send (within the app's shared budget, when there is one); raises _TryAgain
+        after a 429 it waited out."""
+        async with self.budget.slot() if self.budget is not None else contextlib.nullcontext():
+            await self.throttle.acquire()
+            started = time.monotonic()
+            try:
+                resp = await self._http.request(
+                    method, path, params=params, data=data, json=json, files=files
+                )
+            except httpx.TimeoutException as exc:
+                self.throttle.abandon()
+                raise VendorTimeout(
+                    f"{method} {path}: timed out ({type(exc).__name__})", vendor=VENDOR
+                ) from None
+            except httpx.TransportError as exc:
+                self.throttle.abandon()
+                raise RetryableError(
+                    self._redact(f"{method} {path}: {type(exc).__name__}: {exc}"), vendor=VENDOR
+                ) from None
+            self.throttle.observe(resp.headers)
+            reported = self.throttle.limit
+            if self.budget is not None and reported is not None and reported < self.budget.limit:
+                # The app's real limit is lower than configured: the shared budget keeps to it.
+                logger.warning(
+                    "etsy reports a lower limit than configured limit_per_second=%d configured=%d",
+                    reported,
+                    self.budget.limit,
+                )
+                self.budget.limit = reported
+            logger.debug(
+                "etsy request method=%s path=%s status=%d elapsed_ms=%.0f remaining_second=%s "
+                "remaining_today=%s",
+                method,
+                path,
+                resp.status_code,
+                (time.monotonic() - started) * 1000,
+                resp.headers.get("x-remaining-this-second"),
+                resp.headers.get("x-remaining-today"),
             )
-        except httpx.TimeoutException as exc:
-            self.throttle.abandon()
-            raise VendorTimeout(
-                f"{method} {path}: timed out ({type(exc).__name__})", vendor=VENDOR
-            ) from None
-        except httpx.TransportError as exc:
-            self.throttle.abandon()
-            raise RetryableError(
-                self._redact(f"{method} {path}: {type(exc).__name__}: {exc}"), vendor=VENDOR
-            ) from None
-        self.throttle.observe(resp.headers)
-        reported = self.throttle.limit
-        if self.budget is not None and reported is not None and reported < self.budget.limit:
-            # The app's real limit is lower than configured: the shared budget keeps to it.
+            if resp.status_code < 400:
+                return resp.json() if resp.content else {}
+            error = self._error(method, path, resp)
+            if resp.status_code != 429:
+                raise error
+            wait = error.retry_after if error.retry_after is not None else 1.0 + attempt
+            error.retry_after = wait
+            if _header_int(resp.headers, "x-remaining-today") == 0 or wait > 60:
+                self.throttle.block_day(wait)  # the day's limit: nobody sends until then
+                raise error
+            self.throttle.pause(wait)  # every caller of this client waits, not only this one
+            if self.budget is not None:
+                await self.budget.block(wait)  # and every other client of the app
             logger.warning(
-                "etsy reports a lower limit than configured limit_per_second=%d configured=%d",
-                reported,
-                self.budget.limit,
+                "etsy rate limited method=%s path=%s attempt=%d retry_after_s=%.1f",
+                method,
+                path,
+                attempt + 1,
+                wait,
             )
-            self.budget.limit = reported
-        logger.debug(
-            "etsy request method=%s path=%s status=%d elapsed_ms=%.0f remaining_second=%s "
-            "remaining_today=%s",
-            method,
-            path,
-            resp.status_code,
-            (time.monotonic() - started) * 1000,
-            resp.headers.get("x-remaining-this-second"),
-            resp.headers.get("x-remaining-today"),
-        )
-        if resp.status_code < 400:
-            return resp.json() if resp.content else {}
-        error = self._error(method, path, resp)
-        if resp.status_code != 429:
-            raise error
-        wait = error.retry_after if error.retry_after is not None else 1.0 + attempt
-        error.retry_after = wait
-        if _header_int(resp.headers, "x-remaining-today") == 0 or wait > 60:
-            self.throttle.block_day(wait)  # the day's limit: nobody sends until then
-            raise error
-        self.throttle.pause(wait)  # every caller of this client waits, not only this one
-        if self.budget is not None:
-            await self.budget.block(wait)  # and every other client of the app
-        logger.warning(
-            "etsy rate limited method=%s path=%s attempt=%d retry_after_s=%.1f",
-            method,
-            path,
-            attempt + 1,
-            wait,
-        )
-        if wait > self._max_retry_wait_s or attempt >= MAX_429_RETRIES:
-            raise error
-        raise _TryAgain
+            if wait > self._max_retry_wait_s or attempt >= MAX_429_RETRIES:
+                raise error
+            raise _TryAgain
 
     # --- listings ------------------------------------------------------------------------------
 
