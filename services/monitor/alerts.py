@@ -23,6 +23,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from services.monitor.settings import MonitorSettings
 from shared.store import alerts as alert_store
+from shared.store import credentials as credential_store
 from shared.topics import STAGES
 
 logger = logging.getLogger(__name__)
@@ -42,6 +43,8 @@ WORKER_ERROR = "worker_error"
 NO_WORKERS_RUNNING = "no_workers_running"
 HIGH_WORKER_ERRORS = "high_worker_errors"
 POOL_SCALED = "pool_scaled"
+# A vendor refused an account's OAuth grant: its work waits until the seller authorises again.
+CREDENTIAL_REVOKED = "credential_revoked"
 KINDS = (
     WORKER_DOWN,
     STAGE_DOWN,
@@ -54,6 +57,7 @@ KINDS = (
     NO_WORKERS_RUNNING,
     HIGH_WORKER_ERRORS,
     POOL_SCALED,
+    CREDENTIAL_REVOKED,
 )
 
 # Alerts for failed jobs are per job: a burst of failures should not write thousands of rows
@@ -192,6 +196,7 @@ class AlertEvaluator:
             (WORKER_ERRORS, self._worker_errors),
             (WORKER_ERROR, self._worker_exits),
             (POOL_SCALED, self._pool_scales),
+            (CREDENTIAL_REVOKED, self._credentials_revoked),
         ]
         in_grace = (
             self.started_at is not None
@@ -355,6 +360,26 @@ class AlertEvaluator:
                 "(silent or died recently)",
                 {"errors": sorted(errors), "instances": len(names)},
             )
+        }
+
+    async def _credentials_revoked(self, now: datetime) -> dict[str, Firing]:
+        """An account whose grant the vendor refused: every call to it waits (nothing is
+        dead-lettered), so only the seller's new authorisation moves that work again."""
+        return {
+            r.account: Firing(
+                r.account,
+                "critical",
+                f"{r.vendor} refused the engine's authorisation ({r.reason or 'revoked'}): "
+                f"its work waits until the seller authorises the app again and configures the "
+                f"new grant",
+                {
+                    "account": r.account,
+                    "vendor": r.vendor,
+                    "reason": r.reason,
+                    "revokedAt": r.revoked_at.isoformat(),
+                },
+            )
+            for r in await credential_store.revoked(self.pool)
         }
 
     async def _job_failures(self, now: datetime) -> dict[str, Firing]:
