@@ -238,6 +238,8 @@ class Stack:
             **self.extra_env,
             **self.vendor_env(),
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            # The layout the topics were made with: what `pod doctor` checks them against.
+            "KAFKA_PARTITIONS": str(s.kafka_partitions),
             "DATABASE_URL": self.database_url,
             "API_HOST": s.api_host,
             "API_PORT": str(s.api_port),

@@ -4,6 +4,7 @@
     pod status <job id>          pod watch <job id>        pod jobs [--status …]
     pod dlq [--stage …]          pod replay (--id N | --job ID | --stage S)
     pod top [--once]             pod up                    pod webhooks register --url …
+    pod doctor [--api]           read-only preflight of every configured vendor
 
 Talks to the API at ``POD_API_URL`` (default http://127.0.0.1:3000) with ``POD_API_KEY`` as the
 bearer key when the API requires one. On a terminal the output is for people (tables, live
@@ -129,6 +130,20 @@ def _jobs_table(body: dict[str, Any]) -> Any:
             str(j["count"]),
             str(j["createdAt"])[:19],
         )
+    return table
+
+
+def _doctor_table(body: dict[str, Any]) -> Any:
+    from rich.table import Table
+
+    marks = {"pass": "[green]pass[/green]", "fail": "[red]FAIL[/red]", "skip": "[dim]skip[/dim]"}
+    table = Table(title="pod doctor", title_justify="left")
+    for col in ("", "check", "found", "fix"):
+        table.add_column(col, overflow="fold")
+    for c in body.get("checks", []):
+        table.add_row(marks.get(c["status"], c["status"]), c["name"], c["detail"], c["fix"] or "")
+    failed = sum(1 for c in body.get("checks", []) if c["status"] == "fail")
+    table.caption = f"{failed} failed" if failed else "everything configured passed"
     return table
 
 
@@ -317,6 +332,17 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("up", help="run the whole stack (same as `make up`)")
 
+    doc = sub.add_parser(
+        "doctor",
+        help="read-only preflight: credentials, shops, catalog, models, bucket, broker, "
+        "database (exit 0 only when nothing fails)",
+    )
+    doc.add_argument(
+        "--api",
+        action="store_true",
+        help="ask the running API (GET /doctor, an admin key) instead of checking from here",
+    )
+
     wh = sub.add_parser(
         "webhooks",
         help="register the API's /webhooks/printify with Printify (PRINTIFY_API_KEY, "
@@ -344,6 +370,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "webhooks":
         return _register_webhooks(args.url, args.shop)
     out = Output(as_json=args.json or (not args.text and not sys.stdout.isatty()))
+    if args.command == "doctor" and not args.api:
+        return _doctor(out)
     with _client() as client:
         try:
             return _run(args, client, out)
@@ -397,6 +425,12 @@ def _run(args: argparse.Namespace, client: httpx.Client, out: Output) -> int:
         )
     if args.command == "top":
         return top(client, out, once=args.once, interval_s=args.interval)
+    if args.command == "doctor":
+        resp = client.get("/doctor", timeout=120)
+        code = out.answer(resp, _doctor_table)
+        if code == EXIT_OK and not resp.json().get("ok", False):
+            return EXIT_REFUSED
+        return code
     params = {"limit": args.limit} | {
         k: v for k, v in (("status", args.status), ("cursor", args.cursor)) if v
     }
@@ -405,6 +439,20 @@ def _run(args: argparse.Namespace, client: httpx.Client, out: Output) -> int:
 
 def _listed(raw: str) -> list[str]:
     return [t.strip() for t in raw.split(",") if t.strip()]
+
+
+def _doctor(out: Output) -> int:
+    """The preflight from this process's own settings (what the services would read here)."""
+    import logging
+
+    from shared.doctor import all_passed, run
+
+    # The table is the output; the clients' own warnings still reach stderr.
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "WARNING").upper(), stream=sys.stderr)
+    checks = asyncio.run(run())
+    body = {"ok": all_passed(checks), "checks": [c.as_dict() for c in checks]}
+    out.emit(body, _doctor_table)
+    return EXIT_OK if body["ok"] else EXIT_REFUSED
 
 
 def _register_webhooks(url: str, shop: str | None) -> int:

@@ -4,8 +4,9 @@ It speaks the documented wire format so the official ``anthropic`` SDK runs agai
 (point ``base_url`` at it):
 
 - headers: an API key (any non-empty ``x-api-key``, or ``Authorization: Bearer <key>``, which is
-  how SDK 2.x sends it) and ``anthropic-version`` are required; every answer carries a
-  ``request-id`` header;
+  how SDK 2.x sends it; with ``SIM_ANTHROPIC_KEYS`` set, only the keys it lists, comma-separated:
+  another is a 401 ``authentication_error`` "invalid x-api-key", as Anthropic answers it) and
+  ``anthropic-version`` are required; every answer carries a ``request-id`` header;
 - answers: a ``message`` object with text content, or a ``tool_use`` block whose ``input`` is
   generated from the tool's ``input_schema`` when tools are offered (forced, ``any`` or ``auto``);
 - errors: ``{"type": "error", "error": {"type", "message"}, "request_id"}`` with the documented
@@ -36,6 +37,7 @@ from __future__ import annotations
 import argparse
 import collections
 import hashlib
+import hmac
 import json
 import math
 import os
@@ -737,6 +739,14 @@ def _credential(request: Request) -> str:
     return hashlib.sha256(key.encode()).hexdigest() if key else ""
 
 
+def _keys_from_env() -> frozenset[str]:
+    """Digests of the keys ``SIM_ANTHROPIC_KEYS`` lists (empty: any non-empty key is valid)."""
+    raw = os.environ.get("SIM_ANTHROPIC_KEYS", "")
+    return frozenset(
+        hashlib.sha256(k.strip().encode()).hexdigest() for k in raw.split(",") if k.strip()
+    )
+
+
 def _rpm_from_env() -> int:
     raw = os.environ.get("SIM_ANTHROPIC_RPM", "").strip()
     try:
@@ -752,6 +762,7 @@ def create_app(knobs: Knobs | None = None, *, rpm: int | None = None) -> FastAPI
         knobs.fault_statuses = ANTHROPIC_FAULT_STATUSES
     rpm = _rpm_from_env() if rpm is None else rpm
     limiter = SlidingWindowLimiter(rpm, 60.0) if rpm > 0 else None
+    valid_keys = _keys_from_env()
     books = Books()
     cache: dict[str, float] = {}  # cached prompt prefix -> when it expires (monotonic)
     app = FastAPI(title="Anthropic Messages API simulator")
@@ -766,11 +777,18 @@ def create_app(knobs: Knobs | None = None, *, rpm: int | None = None) -> FastAPI
         # Unknown routes and methods answer in Anthropic's format too, not FastAPI's.
         return refuse(exc.status_code, str(exc.detail))
 
+    def unauthorized(api_key: str) -> JSONResponse | None:
+        if not api_key:
+            return refuse(401, "x-api-key header is required")
+        if valid_keys and not any(hmac.compare_digest(api_key, k) for k in valid_keys):
+            return refuse(401, "invalid x-api-key")
+        return None
+
     @app.post("/v1/messages")
     async def messages(request: Request) -> Response:
         api_key = _credential(request)
-        if not api_key:
-            return refuse(401, "x-api-key header is required")
+        if (refused := unauthorized(api_key)) is not None:
+            return refused
         if not request.headers.get("anthropic-version", "").strip():
             return refuse(400, "anthropic-version: header is required")
         if limiter is not None:
@@ -801,8 +819,8 @@ def create_app(knobs: Knobs | None = None, *, rpm: int | None = None) -> FastAPI
 
     @app.get("/v1/models")
     async def list_models(request: Request) -> Response:
-        if not _credential(request):
-            return refuse(401, "x-api-key header is required")
+        if (refused := unauthorized(_credential(request))) is not None:
+            return refused
         data = [model_info(m) for m in _models()]
         return JSONResponse(
             {
@@ -815,8 +833,8 @@ def create_app(knobs: Knobs | None = None, *, rpm: int | None = None) -> FastAPI
 
     @app.get("/v1/models/{model_id}")
     async def get_model(request: Request, model_id: str) -> Response:
-        if not _credential(request):
-            return refuse(401, "x-api-key header is required")
+        if (refused := unauthorized(_credential(request))) is not None:
+            return refused
         if model_id not in _models():
             return refuse(404, f"model: {model_id}")
         return JSONResponse(model_info(model_id), headers={"request-id": _new_id("req_")})

@@ -19,7 +19,7 @@ from services.api.auth import KeyRing, authenticate
 from services.api.errors import install_error_handlers
 from services.api.limits import BodyLimitMiddleware
 from services.api.producer import JobProducer
-from services.api.routes import dlq, events, health, jobs, ops, webhooks, workers
+from services.api.routes import dlq, doctor, events, health, jobs, ops, webhooks, workers
 from services.api.routes.ui import add_ui
 from services.api.settings import ApiSettings
 from services.api.state import ApiState
@@ -100,6 +100,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(dlq.router)
     app.include_router(ops.router)
     app.include_router(workers.router)
+    app.include_router(doctor.router)
     app.include_router(webhooks.router)
     add_ui(app)
     return app

@@ -30,11 +30,6 @@ Status = Literal["pass", "fail", "skip"]
 SOURCES: tuple[str, ...] = (
     "shared.doctor.platform",
     "shared.doctor.claude",
-    "shared.doctor.comfyui",
-    "shared.doctor.storage",
-    "shared.doctor.printify",
-    "shared.doctor.shopify",
-    "shared.doctor.etsy",
 )
 
 # A source that has not answered in this long fails (a vendor that hangs is a finding too).

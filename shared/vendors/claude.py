@@ -380,11 +380,9 @@ class ClaudeClient:
         the key (:class:`~shared.errors.ConfigError`). Other failures (the API unreachable)
         are only logged: calls retry them later."""
         try:
-            await self._client.models.retrieve(self.model)
+            await self.model_info()
         except anthropic.NotFoundError:
-            known: list[str] = []
-            with contextlib.suppress(anthropic.AnthropicError):
-                known = [m.id async for m in await self._client.models.list(limit=20)]
+            known = await self.known_models()
             raise ConfigError(
                 f"CLAUDE_MODEL: the API does not know {self.model!r}"
                 + (f"; this key may use: {', '.join(known)}" if known else "")
@@ -397,6 +395,20 @@ class ClaudeClient:
                 self.model,
                 map_error(exc, secret=self._secret).describe(),
             )
+
+    async def model_info(self) -> anthropic.types.ModelInfo:
+        """``GET /v1/models/{model}``: raises the SDK's errors (NotFoundError: unknown model)."""
+        return await self._client.models.retrieve(self.model)
+
+    async def known_models(self, limit: int = 50) -> list[str]:
+        """The models this key may use (empty when the API will not say)."""
+        with contextlib.suppress(anthropic.AnthropicError):
+            return [m.id async for m in await self._client.models.list(limit=limit)]
+        return []
+
+    @property
+    def base_url(self) -> str:
+        return str(self._client.base_url)
 
     async def write_briefs(
         self,

@@ -109,6 +109,24 @@ def test_the_replay_button_replays_a_dead_letter(stack: Stack, page: Page) -> No
     assert replayed[0]["replayCount"] == 1
 
 
+def test_the_preflight_page_shows_the_doctor_of_a_correct_stack(stack: Stack, page: Page) -> None:
+    """The stack as make up runs it (simulators for every vendor) passes every check it
+    configures, and the page shows the same checks the API answers."""
+    page.goto(f"{api(stack)}/ui/doctor")
+    page.wait_for("document.querySelector('#run-doctor') !== null", 20, "the preflight page")
+    page.evaluate("document.querySelector('#run-doctor').click()")
+    rows = "document.querySelectorAll('#checks tr[data-check]')"
+    page.wait_for(f"{rows}.length > 0", 120, "the checks shown")
+    shown = page.evaluate(f"[...{rows}].map((r) => [r.dataset.check, r.dataset.status])")
+    page.screenshot("ui-doctor")
+    report = httpx.get(f"{api(stack)}/doctor", timeout=120).json()
+    assert shown == [[c["name"], c["status"]] for c in report["checks"]]
+    assert report["ok"], [c for c in report["checks"] if c["status"] == "fail"]
+    assert {"platform.broker", "platform.database", "claude.model"} <= {
+        c["name"] for c in report["checks"] if c["status"] == "pass"
+    }
+
+
 # Last: by now the job and the dead letter above give the pages something to draw.
 PAGES = [
     ("jobs", "#jobs tr"),

@@ -80,7 +80,7 @@ function route() {
   const job = path.match(/^\/ui\/jobs\/([^/]+)$/);
   const name = job ? "jobs" : path.split("/")[2] || "jobs";
   document.querySelectorAll("[data-nav]").forEach((a) => a.classList.toggle("active", a.dataset.nav === name));
-  const pages = { jobs: jobsPage, flow: flowPage, dlq: dlqPage, alerts: alertsPage, charts: chartsPage };
+  const pages = { jobs: jobsPage, flow: flowPage, dlq: dlqPage, alerts: alertsPage, charts: chartsPage, doctor: doctorPage };
   const render = job ? () => jobPage(decodeURIComponent(job[1])) : pages[name] || notFound;
   render().catch(showError);
 }
@@ -392,6 +392,45 @@ async function alertsPage() {
   $("#f-alert").addEventListener("change", () => load().catch(showError));
   await load();
   every(5000, load);
+}
+
+// ------------------------------------------------------------------ preflight
+
+// The preflight (GET /doctor, an admin key) runs when asked: it calls every configured vendor,
+// some of them rate-limited, so it is never put on a timer.
+async function doctorPage() {
+  $("#page").innerHTML = `
+    <h2>Preflight</h2>
+    <p class="muted">Read-only checks of every configured vendor, the broker and the database,
+      from the API's own settings: what <code>pod doctor</code> prints. Needs an admin key.</p>
+    <div class="filters"><button id="run-doctor">Run the checks</button>
+      <span id="doctor-summary" class="muted"></span></div>
+    <table><thead><tr><th></th><th>Check</th><th>Found</th><th>Fix</th></tr></thead>
+      <tbody id="checks"><tr><td colspan="4" class="muted">Not run yet.</td></tr></tbody></table>`;
+  const mark = { pass: "completed", fail: "failed", skip: "" };
+  const run = async () => {
+    const button = $("#run-doctor");
+    button.disabled = true;
+    $("#doctor-summary").textContent = "checking…";
+    try {
+      const report = await api("/doctor");
+      const failed = report.checks.filter((c) => c.status === "fail").length;
+      $("#doctor-summary").textContent = failed ? `${failed} failed` : "everything configured passed";
+      $("#checks").innerHTML = report.checks
+        .map(
+          (c) => `<tr data-check="${esc(c.name)}" data-status="${esc(c.status)}">
+            <td><span class="status ${mark[c.status] || ""}">${esc(c.status)}</span></td>
+            <td><strong>${esc(c.name)}</strong></td><td>${esc(c.detail)}</td>
+            <td>${esc(c.fix || "")}</td></tr>`,
+        )
+        .join("");
+      window.__pod = { ...(window.__pod || {}), doctor: report };
+    } finally {
+      button.disabled = false;
+      if ($("#doctor-summary").textContent === "checking…") $("#doctor-summary").textContent = "";
+    }
+  };
+  $("#run-doctor").addEventListener("click", () => run().catch(showError));
 }
 
 // ------------------------------------------------------------------ charts
