@@ -112,7 +112,34 @@ def _progress_table(detail: dict[str, Any]) -> Any:
         table.add_row(name, str(done), str(failed or ""), str(expected))
     if job.get("error"):
         table.caption = job["error"]
-    return table
+    waits = detail.get("waits") or []
+    if not waits:
+        return table
+    from rich.console import Group
+
+    waiting = Table(title="waiting for", title_justify="left")
+    for col in ("stage", "what", "messages", "until about", "gives up at"):
+        waiting.add_column(col)
+    for w in waits:
+        waiting.add_row(
+            w.get("stage") or "",
+            w["what"],
+            str(w["count"]),
+            _clock(w.get("until")),
+            _clock(w.get("deadline")),
+        )
+    return Group(table, waiting)
+
+
+def _clock(iso: str | None) -> str:
+    """An API timestamp as local time of day (the date too when it is not today)."""
+    if not iso:
+        return ""
+    from datetime import datetime
+
+    at = datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone()
+    today = datetime.now(at.tzinfo).date()
+    return at.strftime("%H:%M:%S" if at.date() == today else "%Y-%m-%d %H:%M:%S")
 
 
 def _jobs_table(body: dict[str, Any]) -> Any:

@@ -211,6 +211,17 @@ class StageFailedPayload(_Model):
     input_event: dict[str, Any] | None = None
 
 
+class JobWait(_Model):
+    """One message of a job waiting inside an instance (for a vendor's limit, a GPU, a
+    credential the seller must renew), and until about when."""
+
+    job_id: NonEmpty
+    kind: Literal["vendor_limit", "gpu", "credential"]
+    what: NonEmpty
+    since: UtcDatetime
+    until: UtcDatetime | None = None
+
+
 class WorkerHeartbeatPayload(_Model):
     """Periodic liveness and progress report of one service instance."""
 
@@ -224,6 +235,8 @@ class WorkerHeartbeatPayload(_Model):
     failed: int = 0
     started_at: UtcDatetime
     stopping: bool = False
+    # What its in-flight work waits for, oldest first (shared.waits.MAX_REPORTED at most).
+    waits: list[JobWait] = Field(default_factory=list, max_length=500)
 
 
 class WorkerExitedPayload(_Model):

@@ -16,6 +16,7 @@ from psycopg_pool import AsyncConnectionPool
 from services.api.queries import _JOB_COLUMNS
 from shared.store import alerts as alert_store
 from shared.store import metrics as metric_store
+from shared.store import workers as worker_store
 from shared.store.metrics import (
     DURATION_BUCKETS,
     Series,
@@ -112,6 +113,35 @@ SELECT stage, count(*) AS n FROM dead_letters WHERE replayed_at IS NULL GROUP BY
 """
 
 
+# Each shared rate budget that described itself: its limit, how much of it counts now, whether
+# a vendor's 429 stopped it, and how many 429s it met.
+_BUDGETS = """
+SELECT b.name, b.label, b.lim AS limit, b.window_s,
+    CASE WHEN b.blocked_until > now() THEN b.blocked_until END AS blocked_until, b.rate_limited,
+    (SELECT count(*) FROM rate_grants g WHERE g.name = b.name
+        AND (g.released_at IS NULL
+             OR g.released_at > now() - make_interval(secs => b.window_s))) AS used
+FROM rate_budgets b WHERE b.label IS NOT NULL ORDER BY b.label, b.name
+"""
+
+
+async def budgets(pool: AsyncConnectionPool, live_s: float) -> list[dict[str, Any]]:
+    """The shared rate budgets, each with the messages waiting for it on the live instances."""
+    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(_BUDGETS)
+        rows = list(await cur.fetchall())
+    waiting = {
+        r["what"]: r
+        for r in await worker_store.waiting(pool, live_s)
+        if r["kind"] == "vendor_limit"
+    }
+    for row in rows:
+        w = waiting.get(row["label"]) or {}
+        row["waiting"] = int(w.get("waiting", 0))
+        row["jobs_waiting"] = int(w.get("jobs", 0))
+    return rows
+
+
 async def stats(pool: AsyncConnectionPool, live_s: float, names: list[str]) -> dict[str, Any]:
     """Jobs by status, live instances per stage (a heartbeat within ``live_s``), lag and dead
     letters (``StatsView`` shape), for the stages ``names`` and any other that reports."""
@@ -155,6 +185,7 @@ async def stats(pool: AsyncConnectionPool, live_s: float, names: list[str]) -> d
             "lag": sum(lags.values()) if lags else None,
             "dlq_size": sum(dlq.values()),
         },
+        "budgets": await budgets(pool, live_s),
     }
 
 

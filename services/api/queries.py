@@ -149,6 +149,22 @@ async def get_job_children(
     return images, products, logs
 
 
+# Publications of the job still waiting for their channel to confirm the listing, per channel.
+_JOB_CONFIRMATIONS = """
+SELECT sales_channel, count(*) AS count, min(requested_at) AS since,
+    min(next_check_at) AS next_check_at, max(confirm_by) AS confirm_by
+FROM publications WHERE job_id = %(job)s AND state = 'pending'
+GROUP BY sales_channel ORDER BY sales_channel
+"""
+
+
+async def job_confirmations(pool: AsyncConnectionPool, job_id: str) -> list[dict[str, Any]]:
+    """The job's publications awaiting their channel's confirmation, per channel."""
+    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(_JOB_CONFIRMATIONS, {"job": job_id})
+        return list(await cur.fetchall())
+
+
 async def list_jobs(
     pool: AsyncConnectionPool,
     *,

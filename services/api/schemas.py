@@ -347,6 +347,27 @@ class LogView(_Wire):
     occurred_at: datetime
 
 
+class WaitView(_Wire):
+    """Something the job is waiting for right now, and until about when."""
+
+    kind: Literal["vendor_limit", "gpu", "credential", "retry", "confirmation"] = Field(
+        description="vendor_limit (a vendor's rate limit shared by the deployment), gpu (a "
+        "render waits for a GPU), credential (a vendor refused the engine's authorisation: "
+        "the seller must authorise again), retry (a failed step waits for its next try), "
+        "confirmation (a sales channel has not confirmed the listing yet)"
+    )
+    stage: str | None = Field(description="The stage whose work waits")
+    what: str = Field(description="What it waits for, in words")
+    count: int = Field(description="How many of the job's messages wait for it")
+    since: datetime | None = Field(description="Since when (the oldest of them)")
+    until: datetime | None = Field(
+        description="About when it ends (an estimate; null when nobody can know)"
+    )
+    deadline: datetime | None = Field(
+        default=None, description="When waiting stops and the step fails (confirmations)"
+    )
+
+
 class JobDetail(_Wire):
     """``GET /jobs/{id}`` answer."""
 
@@ -354,6 +375,10 @@ class JobDetail(_Wire):
     images: list[ImageView]
     products: list[ProductView]
     logs: list[LogView]
+    waits: list[WaitView] = Field(
+        default_factory=list,
+        description="What the job waits for right now: empty when it is moving (or ended)",
+    )
 
 
 class JobPage(_Wire):
@@ -606,6 +631,22 @@ class WorkerView(_Wire):
     failed: int
 
 
+class BudgetView(_Wire):
+    """A vendor's rate limit, shared by every process of the deployment that calls it."""
+
+    name: str = Field(description="The budget's name (the account is a digest, never a key)")
+    label: str = Field(description="What it limits, e.g. Printify publishes (200 per 1800 s)")
+    limit: int | None = Field(description="Requests allowed per window")
+    window_s: float | None
+    used: int = Field(description="Requests counting against the window now")
+    blocked_until: datetime | None = Field(
+        description="Set while a vendor's 429 stopped every sender (its Retry-After)"
+    )
+    rate_limited: int = Field(description="429 answers met in all")
+    waiting: int = Field(description="Messages waiting for a slot on the live instances")
+    jobs_waiting: int = Field(description="Jobs those messages belong to")
+
+
 class StatsView(_Wire):
     """``GET /stats`` answer: the seed's totals and ``workers`` (each instance), then the
     richer ``jobs`` by status, ``workerStats`` per stage and the ``queue``."""
@@ -620,6 +661,9 @@ class StatsView(_Wire):
     jobs: JobTotals
     worker_stats: WorkerStats
     queue: QueueStats
+    budgets: list[BudgetView] = Field(
+        default_factory=list, description="Each vendor rate limit: its use and who waits on it"
+    )
 
 
 class Overview(_Wire):

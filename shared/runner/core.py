@@ -44,7 +44,7 @@ from typing import Any, Generic
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from opentelemetry.trace import SpanKind
 
-from shared import tracing
+from shared import tracing, waits
 from shared.errors import InvalidEventError, PodError
 from shared.events import (
     EVENT_TYPES,
@@ -344,6 +344,9 @@ class StageRunner(Generic[E]):
         except InvalidEventError as exc:
             return await self.failures.dead_letter(msg, exc, None, headers)
         ctx = MessageContext(*coords(msg), attempt, self.instance_id)
+        # Whatever this message's work waits for is reported as the job's (the task is its own
+        # context: nothing to reset).
+        waits.working_for(event.job_id)
         try:
             # One span per message, in the trace the message carries (the job's).
             with tracing.span(

@@ -7,7 +7,8 @@ import socket
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from shared.events import WorkerHeartbeat, WorkerHeartbeatPayload
+from shared import waits
+from shared.events import JobWait, WorkerHeartbeat, WorkerHeartbeatPayload
 
 
 @dataclass
@@ -41,5 +42,9 @@ def heartbeat_event(
         failed=stats.failed,
         started_at=stats.started_at,
         stopping=stopping,
+        waits=[
+            JobWait(job_id=w.job_id, kind=w.kind, what=w.what, since=w.since, until=w.until)
+            for w in waits.snapshot()
+        ],
     )
     return WorkerHeartbeat(job_id=instance_id, producer=instance_id, payload=payload)

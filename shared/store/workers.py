@@ -16,13 +16,13 @@ from shared.events import PoolScaled, WorkerExited, WorkerExitedPayload, WorkerH
 # A late heartbeat (an older event read after a newer one) never moves a row back.
 _RECORD = """
 INSERT INTO workers (instance_id, service, host, pid, partitions, in_flight, processed, failed,
-                     status, started_at, last_heartbeat)
+                     status, started_at, last_heartbeat, waits)
 VALUES (%(instance)s, %(service)s, %(host)s, %(pid)s, %(partitions)s, %(in_flight)s,
-        %(processed)s, %(failed)s, %(status)s, %(started)s, %(at)s)
+        %(processed)s, %(failed)s, %(status)s, %(started)s, %(at)s, %(waits)s)
 ON CONFLICT (instance_id) DO UPDATE SET partitions = EXCLUDED.partitions, pid = EXCLUDED.pid,
     host = EXCLUDED.host, started_at = EXCLUDED.started_at, in_flight = EXCLUDED.in_flight,
     processed = EXCLUDED.processed, failed = EXCLUDED.failed, status = EXCLUDED.status,
-    last_heartbeat = EXCLUDED.last_heartbeat
+    last_heartbeat = EXCLUDED.last_heartbeat, waits = EXCLUDED.waits
 WHERE workers.last_heartbeat <= EXCLUDED.last_heartbeat
 """
 
@@ -44,6 +44,7 @@ async def record_heartbeat(conn: AsyncConnection[Any], event: WorkerHeartbeat) -
             "status": "stopped" if p.stopping else "running",
             "started": p.started_at,
             "at": event.occurred_at,
+            "waits": Jsonb([w.model_dump(mode="json") for w in p.waits]),
         },
     )
 
@@ -103,6 +104,46 @@ async def list_workers(
     """Instances heard from within ``forget_after_s``, with a status from the heartbeat's age."""
     async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(_LIST_WORKERS, {"stale_s": stale_after_s, "forget_s": forget_after_s})
+        return list(await cur.fetchall())
+
+
+# A job's waits on the live instances, one row per stage and kind of wait: how many of its
+# messages wait there, since when, and until about when.
+_JOB_WAITS = """
+SELECT w.service AS stage, x.kind, x.what, count(*) AS count, min(x.since) AS since,
+    max(x.until) AS until
+FROM workers w, jsonb_to_recordset(w.waits) AS x(job_id TEXT, kind TEXT, what TEXT,
+                                                 since TIMESTAMPTZ, until TIMESTAMPTZ)
+WHERE w.status = 'running' AND w.last_heartbeat >= now() - make_interval(secs => %(stale_s)s)
+    AND w.waits <> '[]'::jsonb AND x.job_id = %(job)s
+GROUP BY w.service, x.kind, x.what
+ORDER BY min(x.since)
+"""
+
+# Every live instance's waits per kind and what: the dashboard's "who waits on which budget".
+_WAITING = """
+SELECT x.kind, x.what, count(*) AS waiting, count(DISTINCT x.job_id) AS jobs
+FROM workers w, jsonb_to_recordset(w.waits) AS x(job_id TEXT, kind TEXT, what TEXT)
+WHERE w.status = 'running' AND w.last_heartbeat >= now() - make_interval(secs => %(stale_s)s)
+    AND w.waits <> '[]'::jsonb
+GROUP BY x.kind, x.what
+"""
+
+
+async def job_waits(
+    pool: AsyncConnectionPool, job_id: str, stale_after_s: float
+) -> list[dict[str, Any]]:
+    """What the job's messages wait for on the live instances (stage, kind, what, count,
+    since, until)."""
+    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(_JOB_WAITS, {"job": job_id, "stale_s": stale_after_s})
+        return list(await cur.fetchall())
+
+
+async def waiting(pool: AsyncConnectionPool, stale_after_s: float) -> list[dict[str, Any]]:
+    """Messages waiting on the live instances, per kind and what (with how many jobs)."""
+    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(_WAITING, {"stale_s": stale_after_s})
         return list(await cur.fetchall())
 
 

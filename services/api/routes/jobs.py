@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, status
 from fastapi.responses import RedirectResponse, Response
@@ -27,11 +27,13 @@ from services.api.schemas import (
     JobView,
     LogView,
     ProductView,
+    WaitView,
     error_responses,
 )
-from services.api.state import State
+from services.api.state import ApiState, State
 from services.api.submit import submit_job
 from shared.storage import ImageReadError
+from shared.store import workers as worker_store
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses=COMMON_ERRORS)
 
@@ -74,7 +76,48 @@ async def get_job(
         images=image_views,
         products=product_views,
         logs=[LogView(**r) for r in logs],
+        waits=await job_waits(state, row),
     )
+
+
+_ENDED = (JobStatus.COMPLETED, JobStatus.PARTIAL, JobStatus.FAILED)
+
+
+async def job_waits(state: ApiState, row: dict[str, Any]) -> list[WaitView]:
+    """What a job still in progress waits for: its messages inside the stages (a vendor's
+    limit, a GPU, a credential, from the live instances' heartbeats), a retry's delay, and
+    channels that have not confirmed its listings yet."""
+    if row["status"] in _ENDED:
+        return []
+    job_id = row["job_id"]
+    waits = [
+        WaitView(**r)
+        for r in await worker_store.job_waits(state.pool, job_id, state.settings.worker_stale_s)
+    ]
+    if row["status"] == JobStatus.RETRYING and row["next_retry_at"] is not None:
+        waits.append(
+            WaitView(
+                kind="retry",
+                stage=None,
+                what=f"retry {row['retry_attempt']} after: {row['last_error'] or 'an error'}",
+                count=1,
+                since=None,
+                until=row["next_retry_at"],
+            )
+        )
+    waits += [
+        WaitView(
+            kind="confirmation",
+            stage="publisher",
+            what=f"{r['sales_channel']} to confirm the listing",
+            count=r["count"],
+            since=r["since"],
+            until=r["next_check_at"],
+            deadline=r["confirm_by"],
+        )
+        for r in await queries.job_confirmations(state.pool, job_id)
+    ]
+    return waits
 
 
 def job_result(images: list[ImageView], products: list[ProductView]) -> JobResult:

@@ -215,6 +215,7 @@ async function jobPage(id) {
   $("#page").innerHTML = `
     <h2>Job <code>${esc(id)}</code> <span class="muted" id="live"></span></h2>
     <div id="summary" class="cards"></div>
+    <div id="waits"></div>
     <h3>Images</h3><div id="images" class="thumbs"></div>
     <h3>Products</h3>
     <table><thead><tr><th>Image</th><th>Type</th><th>Status</th><th>Product</th><th>Price</th>
@@ -238,6 +239,18 @@ async function jobPage(id) {
       card("Request", `${esc(j.theme)} · ${esc(j.style)} · ${esc(j.niche)}`,
         `priority ${esc(j.priority)} · ${esc(j.productTypes.join(", "))}`),
     ].join("");
+    window.__pod.waits = detail.waits;
+    $("#waits").innerHTML = detail.waits.length
+      ? `<h3>Waiting for</h3><table><thead><tr><th>Stage</th><th>What</th><th>Messages</th>
+          <th>Since</th><th>Until about</th><th>Gives up at</th></tr></thead><tbody>
+          ${detail.waits
+            .map(
+              (w) => `<tr data-wait="${esc(w.kind)}"><td>${esc(w.stage || "")}</td><td>${esc(w.what)}</td>
+                <td>${w.count}</td><td class="muted">${fmtTime(w.since)}</td><td>${fmtTime(w.until)}</td>
+                <td class="muted">${fmtTime(w.deadline)}</td></tr>`,
+            )
+            .join("")}</tbody></table>`
+      : "";
     for (const image of detail.images) {
       if (thumbs.has(image.imageIndex)) continue;
       thumbs.add(image.imageIndex);
@@ -267,6 +280,10 @@ async function jobPage(id) {
   };
   await render();
   $("#live").textContent = "· following";
+  // A wait (a vendor's limit, a GPU) moves without an event: look again while there is one.
+  every(10000, async () => {
+    if ((window.__pod.waits || []).length) await render();
+  });
   follow(
     `${path}/events`,
     async () => {
@@ -300,7 +317,12 @@ async function flowPage() {
     <h2>Stage flow</h2>
     <p class="muted">jobs.requested.{high,normal,low} → generator → images.generated → printify →
       products.created → publisher(s) → published; the monitor folds every topic into PostgreSQL.</p>
-    <div id="flow" class="cards"></div><p class="muted" id="flow-at"></p>`;
+    <div id="flow" class="cards"></div><p class="muted" id="flow-at"></p>
+    <h3>Vendor limits</h3>
+    <p class="muted">Each is one budget for the whole deployment, shared by every instance that calls
+      the account.</p>
+    <table><thead><tr><th>Limit</th><th>Used now</th><th>Waiting</th><th>Stopped by a 429 until</th>
+      <th>429s</th></tr></thead><tbody id="budgets"></tbody></table>`;
   let last = null;
   const load = async () => {
     const stats = await api("/stats");
@@ -317,6 +339,16 @@ async function flowPage() {
       })
       .join('<span class="arrow">→</span>');
     last = { at: now, stages };
+    $("#budgets").innerHTML =
+      stats.budgets
+        .map(
+          (b) => `<tr data-budget="${esc(b.name)}"><td><strong>${esc(b.label)}</strong></td>
+            <td>${b.used}${b.limit ? ` / ${b.limit}` : ""}
+              ${b.limit ? `<div class="bar"><span style="width:${Math.min(100, (100 * b.used) / b.limit).toFixed(0)}%"></span></div>` : ""}</td>
+            <td>${b.waiting ? `${b.waiting} messages of ${b.jobsWaiting} jobs` : "—"}</td>
+            <td>${b.blockedUntil ? fmtTime(b.blockedUntil) : "—"}</td><td>${b.rateLimited}</td></tr>`,
+        )
+        .join("") || `<tr><td colspan="5" class="muted">No vendor call made yet.</td></tr>`;
     $("#flow-at").textContent = `${stats.runningWorkers} running, ${stats.errorWorkers} silent · updated ${new Date().toLocaleTimeString()}`;
   };
   await load();
