@@ -45,6 +45,7 @@ from pydantic import Field, SecretStr, field_validator
 from shared.errors import ConfigError, PermanentError
 from shared.settings import PodSettings, empty_is_unset
 from shared.store import credentials as store
+from shared.waits import waiting
 
 logger = logging.getLogger(__name__)
 
@@ -412,7 +413,11 @@ class ManagedToken:
                         exc.message,
                     )
                 self.revoked = exc.message
-                await asyncio.sleep(self.revoked_poll_s)
+                with waiting(
+                    "credential",
+                    f"{self.vendor} authorisation: the seller must authorise the app again",
+                ):
+                    await asyncio.sleep(self.revoked_poll_s)
                 continue
             if waited_since is not None:
                 logger.info(

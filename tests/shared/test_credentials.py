@@ -16,6 +16,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from services.monitor.alerts import CREDENTIAL_REVOKED, AlertEvaluator
 from services.monitor.settings import MonitorSettings
+from shared import waits
 from shared.credentials import (
     CredentialRevoked,
     CredentialSettings,
@@ -204,10 +205,18 @@ async def test_a_revoked_grant_waits_raises_an_alert_and_resumes_on_a_new_seed(
     token = ManagedToken(
         PgTokenStore(pools[0], box), account, grant, vendor="etsy", seed=seed, revoked_poll_s=0.05
     )
-    waiting = asyncio.create_task(token.get())
+
+    async def publish() -> str:
+        waits.working_for("job-waiting-for-etsy")  # as the runner does for a message
+        return await token.get()
+
+    waiting = asyncio.create_task(publish())
     await asyncio.sleep(0.5)
     assert not waiting.done(), "a revoked grant must wait, not fail the work"
     assert token.revoked and "invalid_grant" in token.revoked
+    assert [(w.job_id, w.kind) for w in waits.snapshot()] == [
+        ("job-waiting-for-etsy", "credential")
+    ]
 
     evaluator = AlertEvaluator(pools[0], MonitorSettings(), namespace=f"t{uuid.uuid4().hex}:")
     changes = await evaluator.evaluate()
