@@ -70,9 +70,15 @@ class ImageStorageSettings(PodSettings):
         """The store these settings name: the bucket when IMAGE_STORAGE_URL is set."""
         if self.image_storage_url is None:
             return LocalImageStorage(self.image_storage_dir, self.image_public_base_url)
+        return self.s3_store()
+
+    def s3_store(self, **config: Any) -> S3ImageStorage:
+        """The bucket IMAGE_STORAGE_URL names, through :meth:`s3_client` (``config``)."""
+        if self.image_storage_url is None:
+            raise ValueError("IMAGE_STORAGE_URL is unset: images are stored in a folder")
         bucket, _, prefix = self.image_storage_url.removeprefix("s3://").partition("/")
         return S3ImageStorage(
-            bucket, prefix, client=self.s3_client(), url_ttl_s=self.image_url_ttl_s
+            bucket, prefix, client=self.s3_client(**config), url_ttl_s=self.image_url_ttl_s
         )
 
     def s3_client(self, **config: Any) -> Any:  # boto3 builds its clients' types at run time
