@@ -30,6 +30,7 @@ Status = Literal["pass", "fail", "skip"]
 SOURCES: tuple[str, ...] = (
     "shared.doctor.platform",
     "shared.doctor.claude",
+    "shared.doctor.storage",
 )
 
 # A source that has not answered in this long fails (a vendor that hangs is a finding too).
