@@ -802,7 +802,11 @@ class Interpreter:
                 kwargs[kw.arg] = self.eval(kw.value, frame)
         try:
             return self.call(fn, args, kwargs)
-        except (ExtractError, _Return, _Break, _Continue):
+        except ExtractError as exc:
+            if ".py:" in str(exc):
+                raise
+            raise type(exc)(f"{frame.where(node)}: {exc}") from exc  # where it was called
+        except (_Return, _Break, _Continue):
             raise
         except Exception as exc:
             raise ExtractError(f"{frame.where(node)}: {ast.unparse(node)}: {exc!r}") from exc
