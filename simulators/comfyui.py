@@ -850,7 +850,7 @@ class Combo:
 
     options: tuple[Any, ...]
     v3: bool  # written ["COMBO", {"options": [...]}] (a V3 node) rather than [[...], {...}]
-    spec: list[Any]
+    spec: list[Any]  # as validate_inputs reports it: [type or choices, settings]
 
 
 def _combo(class_type: str, name: str) -> Combo | None:
@@ -869,7 +869,7 @@ def _combo(class_type: str, name: str) -> Combo | None:
         return Combo(tuple(options), True, [spec[0], {**spec[1], "options": list(options)}])
     if isinstance(spec[0], list):
         options = folder_files(folder) if folder is not None else tuple(spec[0])
-        return Combo(tuple(options), False, [list(options), *spec[1:]])
+        return Combo(tuple(options), False, [list(options), spec[1] if len(spec) > 1 else {}])
     return None
 
 
@@ -888,11 +888,14 @@ def _object_info() -> dict[str, Any]:
     """``GET /object_info``: the extract, its models folders filled with this server's."""
     info = copy.deepcopy(OBJECT_INFO)
     for cls, inputs in FOLDER_INPUTS.items():
-        for name in inputs:
+        for name, folder in inputs.items():
             spec = _input_spec(info[cls], name)
-            combo = _combo(cls, name)
-            if spec is not None and combo is not None:
-                spec[:] = combo.spec
+            if spec is None:
+                continue
+            if spec[0] == "COMBO":
+                spec[1]["options"] = list(folder_files(folder))
+            else:
+                spec[0] = list(folder_files(folder))
     return info
 
 
