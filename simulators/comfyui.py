@@ -4,8 +4,17 @@ Clients written against it work unchanged against a real ComfyUI:
 
 - ``POST /prompt`` validates an API-format workflow and queues it (``{prompt_id, number,
   node_errors}``, or 400 ``{error, node_errors}`` exactly as ComfyUI reports a bad graph);
+- ``GET /object_info[/{node_class}]``: ComfyUI's own description of the nodes the simulator
+  knows, extracted from its source (simulators/contracts/comfyui/object_info.json, by
+  ``extract.py`` there), dropdowns in both of ComfyUI's forms (V1 ``[[...], {...}]``, V3
+  ``["COMBO", {"options": [...]}]``), models folders filled with this server's models:
+  ``SIM_COMFYUI_CHECKPOINTS`` and ``SIM_COMFYUI_UPSCALE_MODELS`` (comma-separated) replace the
+  default ones. Required inputs and dropdown values are checked from the same description. A
+  V3 dropdown's value is checked when its node runs (``SIM_COMFYUI_COMBO_CHECK=execution``,
+  ComfyUI 0.3.64: a missing upscale model fails every prompt with ``FileNotFoundError``) or
+  at ``/prompt`` (``prompt``, a later ComfyUI: 400 ``value_not_in_list``);
 - ``GET /history[/{prompt_id}]``, ``GET /view``, ``GET/POST /queue``, ``POST /interrupt``,
-  ``GET /system_stats``, ``GET /object_info``;
+  ``GET /system_stats``;
 - ``/ws?clientId=...`` streams ``status``, ``execution_start``, ``execution_cached``,
   ``executing``, ``progress``, ``executed``, ``execution_success`` / ``execution_error`` to the
   client that submitted the prompt.
@@ -23,8 +32,8 @@ sampler as a CUDA out-of-memory would. Only the newest ``SIM_COMFYUI_HISTORY_MAX
 memory stays small however many prompts run.
 
 Simulator-only endpoints: ``GET /_sim/books`` (counts) and ``GET/POST /_sim/comfyui`` (read or
-change ``render_ms`` / ``exec_failure_rate`` at run time), besides ``/_sim/config`` from
-:func:`simulators.common.install_faults`.
+change ``render_ms`` / ``exec_failure_rate`` / ``combo_check`` at run time), besides
+``/_sim/config`` from :func:`simulators.common.install_faults`.
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ import argparse
 import asyncio
 import collections
 import contextlib
+import copy
 import functools
 import hashlib
 import heapq
@@ -40,13 +50,14 @@ import io
 import json
 import logging
 import os
-import platform
 import random
+import re
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Query, Request, WebSocket, WebSocketDisconnect
@@ -57,46 +68,31 @@ from simulators.common import Knobs, _env_float, error_json, install_faults, ser
 
 logger = logging.getLogger(__name__)
 
-COMFYUI_VERSION = "0.3.40-sim"
-OUTPUT_NODES = frozenset({"SaveImage", "PreviewImage"})
+# ComfyUI's /object_info for the nodes the simulator knows, derived from ComfyUI's source by
+# simulators/contracts/comfyui/extract.py (its "_source" says which commit): served as is, with
+# the models folders it leaves empty filled from this simulator's models.
+CONTRACT_PATH = Path(__file__).resolve().parent / "contracts" / "comfyui" / "object_info.json"
+CONTRACT: dict[str, Any] = json.loads(CONTRACT_PATH.read_text(encoding="utf-8"))
+OBJECT_INFO: dict[str, Any] = CONTRACT["object_info"]
+FOLDER_INPUTS: dict[str, dict[str, str]] = CONTRACT["_folder_inputs"]
+COMFYUI_VERSION = str(CONTRACT["_source"]["comfyui_version"])
+OUTPUT_NODES = frozenset(c for c, info in OBJECT_INFO.items() if info["output_node"])
 SAMPLER_SEED_INPUT = {"KSampler": "seed", "KSamplerAdvanced": "noise_seed"}
 TEXT_INPUTS = {"CLIPTextEncode": ("text",), "CLIPTextEncodeSDXL": ("text_g", "text_l")}
 LATENT_SOURCES = frozenset({"EmptyLatentImage", "EmptySD3LatentImage"})
 # ComfyUI allows 16384; the simulator stops lower so one bad request cannot eat gigabytes.
 MAX_RESOLUTION = 8192
 MAX_BATCH = 16
-# Required inputs of the core nodes the simulator knows; unknown node types are accepted as
-# pass-through nodes so custom workflows still run (real ComfyUI would need the custom node).
+# Required inputs of the core nodes the simulator knows, as ComfyUI declares them; unknown node
+# types are accepted as pass-through nodes so custom workflows still run (real ComfyUI would
+# need the custom node).
 REQUIRED_INPUTS: dict[str, tuple[str, ...]] = {
-    "CheckpointLoaderSimple": ("ckpt_name",),
-    "CLIPTextEncode": ("text", "clip"),
-    "CLIPTextEncodeSDXL": ("clip", "text_g", "text_l"),
-    "EmptyLatentImage": ("width", "height", "batch_size"),
-    "KSampler": (
-        "model",
-        "seed",
-        "steps",
-        "cfg",
-        "sampler_name",
-        "scheduler",
-        "positive",
-        "negative",
-        "latent_image",
-        "denoise",
-    ),
-    "VAEDecode": ("samples", "vae"),
-    "UpscaleModelLoader": ("model_name",),
-    "ImageUpscaleWithModel": ("upscale_model", "image"),
-    "ImageScale": ("image", "upscale_method", "width", "height", "crop"),
-    "ImageScaleBy": ("image", "upscale_method", "scale_by"),
-    "SaveImage": ("images",),
-    "PreviewImage": ("images",),
+    cls: tuple(info["input_order"].get("required", ())) for cls, info in OBJECT_INFO.items()
 }
-# The upscale models in the simulated server's models/upscale_models folder, with their factor.
+# The upscale models in the simulated server's models/upscale_models folder, with their factor
+# (``SIM_COMFYUI_UPSCALE_MODELS``, comma-separated, replaces them; a name's "4x"/"x2" gives
+# the factor of one not listed here).
 UPSCALE_MODELS = {"4x-UltraSharp.pth": 4, "RealESRGAN_x4plus.pth": 4, "RealESRGAN_x2plus.pth": 2}
-# ComfyUI's choices for the image-scaling nodes.
-UPSCALE_METHODS = ("nearest-exact", "bilinear", "area", "bicubic", "lanczos")
-CROP_METHODS = ("disabled", "center")
 # The checkpoints in the simulated server's models/checkpoints folder
 # (``SIM_COMFYUI_CHECKPOINTS``, comma-separated, replaces them).
 CHECKPOINTS = (
@@ -104,30 +100,40 @@ CHECKPOINTS = (
     "sd_xl_refiner_1.0.safetensors",
     "v1-5-pruned-emaonly.safetensors",
 )
-# ComfyUI's KSampler choices (a subset of its lists; a name outside them is a 400).
-SAMPLERS = (
-    "euler", "euler_ancestral", "heun", "dpm_2", "dpm_2_ancestral", "lms", "dpmpp_2s_ancestral",
-    "dpmpp_sde", "dpmpp_2m", "dpmpp_2m_sde", "dpmpp_3m_sde", "ddpm", "lcm", "ddim", "uni_pc",
-)  # fmt: skip
-SCHEDULERS = ("normal", "karras", "exponential", "sgm_uniform", "simple", "ddim_uniform", "beta")
+# When a V3 node's dropdown ("COMBO" form) is checked: ComfyUI 0.3.64 (the extract's source)
+# checks only V1 lists in /prompt, so a missing upscale model fails when its node runs
+# ("execution"); a later ComfyUI's validate_inputs checks both at /prompt ("prompt").
+COMBO_CHECKS = ("execution", "prompt")
 
 
-def _checkpoints() -> tuple[str, ...]:
-    raw = os.environ.get("SIM_COMFYUI_CHECKPOINTS", "").strip()
-    return tuple(c.strip() for c in raw.split(",") if c.strip()) if raw else CHECKPOINTS
+def _files(env: str, default: Iterable[str]) -> tuple[str, ...]:
+    raw = os.environ.get(env, "").strip()
+    names = [c.strip() for c in raw.split(",") if c.strip()] if raw else list(default)
+    return tuple(sorted(names))  # folder_paths.get_filename_list sorts
 
 
-# Inputs whose value must be one of a list (ComfyUI answers ``value_not_in_list``).
-LISTED_INPUTS: dict[tuple[str, str], tuple[str, ...]] = {
-    ("KSampler", "sampler_name"): SAMPLERS,
-    ("KSampler", "scheduler"): SCHEDULERS,
-    ("KSamplerAdvanced", "sampler_name"): SAMPLERS,
-    ("KSamplerAdvanced", "scheduler"): SCHEDULERS,
-    ("UpscaleModelLoader", "model_name"): tuple(UPSCALE_MODELS),
-    ("ImageScale", "upscale_method"): UPSCALE_METHODS,
-    ("ImageScale", "crop"): CROP_METHODS,
-    ("ImageScaleBy", "upscale_method"): UPSCALE_METHODS,
-}
+def folder_files(folder: str) -> tuple[str, ...]:
+    """The files of one of the simulated server's models folders."""
+    if folder == "checkpoints":
+        return _files("SIM_COMFYUI_CHECKPOINTS", CHECKPOINTS)
+    if folder == "upscale_models":
+        return _files("SIM_COMFYUI_UPSCALE_MODELS", UPSCALE_MODELS)
+    return ()
+
+
+def _upscale_factor(name: str) -> int:
+    if name in UPSCALE_MODELS:
+        return UPSCALE_MODELS[name]
+    found = re.search(r"(\d+)x|x(\d+)", name)
+    return int(found.group(1) or found.group(2)) if found else 1
+
+
+def _input_spec(info: dict[str, Any], name: str) -> list[Any] | None:
+    inputs = info["input"]
+    spec = inputs.get("required", {}).get(name) or inputs.get("optional", {}).get(name)
+    return spec if isinstance(spec, list) else None
+
+
 # Per-websocket outbox; a client that falls this far behind is disconnected, not buffered.
 WS_OUTBOX_MAX = 10_000
 IMAGE_CACHE_MAX = 64
@@ -141,15 +147,20 @@ class ComfyConfig:
     render_ms: float = 0.0
     exec_failure_rate: float = 0.0
     history_max: int = 10_000
+    combo_check: str = "execution"  # one of COMBO_CHECKS
 
     @classmethod
     def from_env(cls) -> ComfyConfig:
-        """Read ``SIM_COMFYUI_{WORKERS,RENDER_MS,EXEC_FAILURE_RATE,HISTORY_MAX}``."""
+        """Read ``SIM_COMFYUI_{WORKERS,RENDER_MS,EXEC_FAILURE_RATE,HISTORY_MAX,COMBO_CHECK}``."""
+        combo_check = os.environ.get("SIM_COMFYUI_COMBO_CHECK", "execution")
+        if combo_check not in COMBO_CHECKS:
+            raise ValueError(f"SIM_COMFYUI_COMBO_CHECK: one of {', '.join(COMBO_CHECKS)}")
         return cls(
             workers=max(1, int(_env_float(["SIM_COMFYUI_WORKERS"], 1))),
             render_ms=_env_float(["SIM_COMFYUI_RENDER_MS"], 0.0),
             exec_failure_rate=_env_float(["SIM_COMFYUI_EXEC_FAILURE_RATE"], 0.0),
             history_max=max(1, int(_env_float(["SIM_COMFYUI_HISTORY_MAX"], 10_000))),
+            combo_check=combo_check,
         )
 
 
@@ -230,8 +241,11 @@ def _error(type_: str, message: str, details: str = "", **extra: Any) -> dict[st
     return {"type": type_, "message": message, "details": details, "extra_info": extra}
 
 
-def validate_prompt(prompt: object) -> tuple[dict[str, Any] | None, dict[str, Any]]:
-    """ComfyUI's checks on a submitted graph: ``(error or None, node_errors)``."""
+def validate_prompt(
+    prompt: object, *, v3_combos_at_prompt: bool = False
+) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """ComfyUI's checks on a submitted graph: ``(error or None, node_errors)``. A V3 node's
+    dropdown is checked here only with ``v3_combos_at_prompt`` (see COMBO_CHECKS)."""
     if not isinstance(prompt, dict) or not prompt:
         return _error("invalid_prompt", "Prompt must be a non-empty object of nodes"), {}
     for node_id, node in prompt.items():
@@ -270,18 +284,24 @@ def validate_prompt(prompt: object) -> tuple[dict[str, Any] | None, dict[str, An
                     )
                 )
         for name, value in inputs.items():
-            allowed = _listed(node["class_type"], name)
-            if allowed is not None and not _is_link(value) and value not in allowed:
+            combo = _combo(node["class_type"], name)
+            if combo is None or _is_link(value) or (combo.v3 and not v3_combos_at_prompt):
+                continue
+            if value not in combo.options:
+                # As execution.py's validate_inputs words it, long lists (models) summarised.
+                listed = len(combo.options) > 20
                 errors.append(
                     _error(
                         "value_not_in_list",
                         "Value not in list",
-                        f"{name}: '{value}' not in {list(allowed)}",
+                        f"{name}: '{value}' not in "
+                        + (f"(list of length {len(combo.options)})" if listed else
+                           str(list(combo.options))),
                         input_name=name,
-                        input_config=[list(allowed)],
+                        input_config=None if listed else combo.spec,
                         received_value=value,
                     )
-                )
+                )  # fmt: skip
         if node["class_type"] == "ImageScale":
             for name in ("width", "height"):
                 value = inputs.get(name)
@@ -439,7 +459,7 @@ def _scaled_size(prompt: dict[str, Any], output: str, width: int, height: int) -
         if node["class_type"] == "ImageUpscaleWithModel":
             loader = inputs.get("upscale_model")
             name = prompt[str(loader[0])]["inputs"].get("model_name") if _is_link(loader) else None
-            factor = UPSCALE_MODELS.get(str(name), 1)
+            factor = _upscale_factor(str(name))
             width, height = width * factor, height * factor
         elif node["class_type"] == "ImageScaleBy":
             by = float(inputs.get("scale_by", 1) or 1)
@@ -487,8 +507,31 @@ class _Interrupted(Exception):
     """Raised inside an execution when ``POST /interrupt`` targeted it."""
 
 
-class _SimulatedOOM(Exception):
+class _NodeFailed(Exception):
+    """A node that raised while running: ComfyUI reports its exception's type and frames."""
+
+    exception_type = "Exception"
+    frames: tuple[str, ...] = ()
+
+
+class _SimulatedOOM(_NodeFailed):
     """The injected execution failure (what a GPU out-of-memory looks like)."""
+
+    exception_type = "torch.OutOfMemoryError"
+    frames = (
+        '  File "execution.py", line 327, in execute\n',
+        '  File "comfy/samplers.py", line 1034, in sample\n',
+    )
+
+
+class _ModelNotFound(_NodeFailed):
+    """A loader given a file its models folder lacks (folder_paths.get_full_path_or_raise)."""
+
+    exception_type = "FileNotFoundError"
+    frames = (
+        '  File "execution.py", line 277, in _async_map_node_over_list\n',
+        '  File "folder_paths.py", line 308, in get_full_path_or_raise\n',
+    )
 
 
 @dataclass
@@ -678,6 +721,11 @@ class SimState:
             for node_id in plan.order:
                 current = node_id
                 emit("executing", {"node": node_id, "display_node": node_id, "prompt_id": pid})
+                missing = _missing_model(job.prompt[node_id])
+                if missing is not None:
+                    raise _ModelNotFound(
+                        f"Model in folder '{missing[0]}' with filename '{missing[1]}' not found."
+                    )
                 if node_id == plan.sampler:
                     await self._sample(job, node_id, plan.steps, fail_now)
                 if node_id in plan.recipes:
@@ -698,7 +746,7 @@ class SimState:
                         },
                     )
                 executed.append(node_id)
-        except (_Interrupted, _SimulatedOOM) as exc:
+        except (_Interrupted, _NodeFailed) as exc:
             node_type = job.prompt[current]["class_type"]
             if isinstance(exc, _Interrupted):
                 self.books["interrupted"] += 1
@@ -723,11 +771,8 @@ class SimState:
                         "node_type": node_type,
                         "executed": executed,
                         "exception_message": str(exc),
-                        "exception_type": "torch.OutOfMemoryError",
-                        "traceback": [
-                            '  File "execution.py", line 327, in execute\n',
-                            '  File "comfy/samplers.py", line 1034, in sample\n',
-                        ],
+                        "exception_type": getattr(exc, "exception_type", "Exception"),
+                        "traceback": list(getattr(exc, "frames", ())),
                         "current_inputs": {},
                         "current_outputs": {},
                         "timestamp": _ms(),
@@ -799,31 +844,58 @@ def _fault(request: Request, status: int) -> Response:
     return error_json(status, body, headers)
 
 
-def _listed(class_type: str, name: str) -> tuple[str, ...] | None:
-    """The values an input may take, when it is a list (a combo in ComfyUI's terms)."""
-    if (class_type, name) == ("CheckpointLoaderSimple", "ckpt_name"):
-        return _checkpoints()
-    return LISTED_INPUTS.get((class_type, name))
+@dataclass(frozen=True)
+class Combo:
+    """A dropdown input as the simulated server serves it."""
+
+    options: tuple[Any, ...]
+    v3: bool  # written ["COMBO", {"options": [...]}] (a V3 node) rather than [[...], {...}]
+    spec: list[Any]  # as validate_inputs reports it: [type or choices, settings]
+
+
+def _combo(class_type: str, name: str) -> Combo | None:
+    """The choices of ``class_type``'s input ``name`` when it is a dropdown."""
+    info = OBJECT_INFO.get(class_type)
+    spec = _input_spec(info, name) if info is not None else None
+    if spec is None:
+        return None
+    folder = FOLDER_INPUTS.get(class_type, {}).get(name)
+    if spec[0] == "COMBO":
+        options = spec[1].get("options") if len(spec) > 1 else None
+        if folder is not None:
+            options = folder_files(folder)
+        if options is None:
+            return None
+        return Combo(tuple(options), True, [spec[0], {**spec[1], "options": list(options)}])
+    if isinstance(spec[0], list):
+        options = folder_files(folder) if folder is not None else tuple(spec[0])
+        return Combo(tuple(options), False, [list(options), spec[1] if len(spec) > 1 else {}])
+    return None
+
+
+def _missing_model(node: dict[str, Any]) -> tuple[str, str] | None:
+    """``(folder, file)`` when ``node`` loads a model its server does not have: what a
+    loader's ``folder_paths.get_full_path_or_raise`` fails on when the node runs."""
+    inputs = node.get("inputs") or {}
+    for name, folder in FOLDER_INPUTS.get(node["class_type"], {}).items():
+        value = inputs.get(name)
+        if isinstance(value, str) and value not in folder_files(folder):
+            return folder, value
+    return None
 
 
 def _object_info() -> dict[str, Any]:
-    info: dict[str, Any] = {}
-    for cls, required in REQUIRED_INPUTS.items():
-        info[cls] = {
-            "input": {
-                # A combo's choices as a list; any other input by its type name.
-                "required": {
-                    name: [list(listed), {}] if (listed := _listed(cls, name)) else ["*", {}]
-                    for name in required
-                }
-            },
-            "output": [] if cls in OUTPUT_NODES else ["*"],
-            "output_node": cls in OUTPUT_NODES,
-            "name": cls,
-            "display_name": cls,
-            "category": "simulated",
-            "description": "",
-        }
+    """``GET /object_info``: the extract, its models folders filled with this server's."""
+    info = copy.deepcopy(OBJECT_INFO)
+    for cls, inputs in FOLDER_INPUTS.items():
+        for name, folder in inputs.items():
+            spec = _input_spec(info[cls], name)
+            if spec is None:
+                continue
+            if spec[0] == "COMBO":
+                spec[1]["options"] = list(folder_files(folder))
+            else:
+                spec[0] = list(folder_files(folder))
     return info
 
 
@@ -857,7 +929,9 @@ def create_app(knobs: Knobs | None = None, config: ComfyConfig | None = None) ->
                 400, {"error": _error("no_prompt", "No prompt provided"), "node_errors": {}}
             )
         prompt = body["prompt"]
-        error, node_errors = validate_prompt(prompt)
+        error, node_errors = validate_prompt(
+            prompt, v3_combos_at_prompt=sim.config.combo_check == "prompt"
+        )
         if error is not None:
             return error_json(400, {"error": error, "node_errors": node_errors})
         # Newer ComfyUI accepts a client-chosen prompt_id so the client can listen before submit.
@@ -962,11 +1036,14 @@ def create_app(knobs: Knobs | None = None, config: ComfyConfig | None = None) ->
                 "ram_total": 64 * gib,
                 "ram_free": 48 * gib,
                 "comfyui_version": COMFYUI_VERSION,
+                # What ComfyUI 0.3.64's requirements.txt pins (server.py reads them from there).
+                "required_frontend_version": "1.27.10",
+                "installed_templates_version": "0.1.95",
+                "required_templates_version": "0.1.95",
                 "python_version": sys.version,
                 "pytorch_version": "2.5.1+cu124 (simulated)",
                 "embedded_python": False,
                 "argv": ["main.py", "--listen"],
-                "machine": platform.machine(),
             },
             "devices": [
                 {
@@ -1013,14 +1090,19 @@ def create_app(knobs: Knobs | None = None, config: ComfyConfig | None = None) ->
             "render_ms": c.render_ms,
             "exec_failure_rate": c.exec_failure_rate,
             "history_max": c.history_max,
+            "combo_check": c.combo_check,
         }
 
-    @app.post("/_sim/comfyui")
-    async def set_sim_config(request: Request) -> dict[str, Any]:
+    @app.post("/_sim/comfyui", response_model=None)
+    async def set_sim_config(request: Request) -> dict[str, Any] | JSONResponse:
         body = await request.json()
         for key in ("render_ms", "exec_failure_rate"):
             if key in body:
                 setattr(sim.config, key, float(body[key]))
+        if "combo_check" in body:
+            if body["combo_check"] not in COMBO_CHECKS:
+                return JSONResponse({"error": f"combo_check: one of {COMBO_CHECKS}"}, 400)
+            sim.config.combo_check = body["combo_check"]
         return await get_sim_config()
 
     @app.websocket("/ws")

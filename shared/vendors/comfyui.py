@@ -24,11 +24,13 @@ import contextlib
 import io
 import json
 import logging
+import reprlib
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from PIL import Image
@@ -50,6 +52,7 @@ from shared.settings import PodSettings
 from shared.vendors.gpu import HIGH_BAND, BackendSlots, GpuScheduler
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Tries of an idempotent read (/history, /view) before its error reaches the runner.
 GET_ATTEMPTS = 3
@@ -90,6 +93,69 @@ class RenderedImage:
     height: int
     backend: str
     prompt_id: str
+
+
+@dataclass(frozen=True)
+class Device:
+    """One compute device a server reports (``/system_stats`` ``devices``)."""
+
+    name: str
+    type: str  # "cuda", "cpu", "mps", ...
+    vram_total: int | None
+    vram_free: int | None
+
+
+@dataclass(frozen=True)
+class SystemStats:
+    """What ``GET /system_stats`` says of a server (server.py ``system_stats``)."""
+
+    comfyui_version: str | None
+    devices: tuple[Device, ...]
+
+    @classmethod
+    def parse(cls, body: object) -> SystemStats:
+        """Read the server's answer; ValueError when it is not one."""
+        system = body.get("system") if isinstance(body, dict) else None
+        devices = body.get("devices") if isinstance(body, dict) else None
+        if not isinstance(system, dict) or not isinstance(devices, list):
+            raise ValueError(f"not a /system_stats answer: {reprlib.repr(body)}")
+        found = []
+        for raw in devices:
+            if not isinstance(raw, dict):
+                raise ValueError(f"a device is not an object: {reprlib.repr(raw)}")
+            vram = [raw.get(k) for k in ("vram_total", "vram_free")]
+            found.append(
+                Device(
+                    name=str(raw.get("name", "?")),
+                    type=str(raw.get("type", "?")),
+                    vram_total=vram[0] if isinstance(vram[0], int) else None,
+                    vram_free=vram[1] if isinstance(vram[1], int) else None,
+                )
+            )
+        version = system.get("comfyui_version")
+        return cls(str(version) if version is not None else None, tuple(found))
+
+    @property
+    def gpus(self) -> int:
+        """Prompts the server runs at once: one per GPU (at least one, a CPU-only server's)."""
+        return max(1, sum(d.type != "cpu" for d in self.devices) or len(self.devices))
+
+
+@dataclass(frozen=True)
+class QueueState:
+    """``GET /queue``: prompts running and waiting on a server (ours and anyone else's)."""
+
+    running: int
+    pending: int
+
+    @classmethod
+    def parse(cls, body: object) -> QueueState:
+        """Read the server's answer; ValueError when it is not one."""
+        if isinstance(body, dict):
+            running, pending = body.get("queue_running"), body.get("queue_pending")
+            if isinstance(running, list) and isinstance(pending, list):
+                return cls(len(running), len(pending))
+        raise ValueError(f"not a /queue answer: {reprlib.repr(body)}")
 
 
 # --------------------------------------------------------------------------- workflow filling
@@ -181,27 +247,74 @@ def fill_workflow(
     return wf
 
 
+def input_choices(spec: object) -> tuple[Any, ...] | None:
+    """The values a dropdown input allows, read from its ``/object_info`` spec; None for an
+    input that is not a dropdown, or whose choices are not listed there (a remote dropdown).
+
+    ComfyUI writes a dropdown two ways (server.py ``node_info``): a V1 node's as
+    ``[[choice, ...], {...}]`` (the dict may be absent), a V3 node's (``comfy_api`` ``Combo``,
+    the core ``UpscaleModelLoader`` among them) and a V1 node's written the newer way as
+    ``["COMBO", {"options": [choice, ...], ...}]``. Anything else raises ValueError: the
+    answer is the server's, and a check that skipped what it cannot read would pass a
+    workflow it never looked at.
+    """
+    if not isinstance(spec, list) or not spec:
+        raise ValueError(f"not an input description: {reprlib.repr(spec)}")
+    kind = spec[0]
+    extra = spec[1] if len(spec) > 1 else {}
+    if not isinstance(extra, dict):
+        raise ValueError(f"its settings are not an object: {reprlib.repr(extra)}")
+    if isinstance(kind, list):
+        return tuple(kind)
+    if not isinstance(kind, str):
+        raise ValueError(f"its type is neither a name nor a list: {reprlib.repr(kind)}")
+    if kind != "COMBO" or extra.get("options") is None:
+        return None
+    options = extra["options"]
+    if not isinstance(options, list):
+        raise ValueError(f"its options are not a list: {reprlib.repr(options)}")
+    return tuple(options)
+
+
 def workflow_problems(workflow: dict[str, Any], object_info: object) -> list[str]:
     """What a server's ``/object_info`` says it lacks to run ``workflow``: node classes, and
-    values outside an input's choices (its checkpoints, upscale models, samplers, ...)."""
+    values outside an input's choices (its checkpoints, upscale models, samplers, ...), in
+    either of ComfyUI's dropdown forms (:func:`input_choices`). A description it cannot read
+    is a problem too, named as the server's."""
     if not isinstance(object_info, dict):
         return ["/object_info did not answer an object"]
     problems: list[str] = []
     for node_id, node in workflow.items():
         cls = str(node.get("class_type"))
-        spec = object_info.get(cls)
-        if not isinstance(spec, dict):
+        if cls not in object_info:
             problems.append(f"node {node_id}: {cls} is not installed")
             continue
-        declared = spec.get("input") or {}
-        inputs = {**(declared.get("optional") or {}), **(declared.get("required") or {})}
+        spec = object_info[cls]
+        declared = spec.get("input") if isinstance(spec, dict) else spec
+        sections = (
+            [declared.get("optional", {}), declared.get("required", {})]
+            if isinstance(declared, dict)
+            else []
+        )
+        if len(sections) != 2 or not all(isinstance(s, dict) for s in sections):
+            problems.append(
+                f"node {node_id}: /object_info describes the inputs of {cls} in a form not "
+                f"understood: {reprlib.repr(declared)}"
+            )
+            continue
+        inputs = {**sections[0], **sections[1]}
         for name, value in (node.get("inputs") or {}).items():
-            if isinstance(value, list):  # a link to another node's output
+            if isinstance(value, list) or name not in inputs:  # a link, or an input it ignores
                 continue
-            choice = inputs.get(name)
-            options = choice[0] if isinstance(choice, list) and choice else None
-            if isinstance(options, list) and value not in options:
-                shown = ", ".join(str(o) for o in options[:8]) or "nothing"
+            try:
+                choices = input_choices(inputs[name])
+            except ValueError as exc:
+                problems.append(f"node {node_id} {cls}: /object_info input {name}: {exc}")
+                continue
+            if choices is not None and value not in choices:
+                shown = ", ".join(str(o) for o in choices[:8]) or "nothing"
+                if len(choices) > 8:
+                    shown += f" and {len(choices) - 8} more"
                 problems.append(
                     f"node {node_id} {cls}: {name} {value!r} is not on the server (it has: {shown})"
                 )
@@ -442,19 +555,21 @@ class ComfyUIClient:
     async def check_workflow(self) -> None:
         """Fail at start, naming what is missing, when a server cannot run the workflow: a node
         class it lacks, or a value not in its lists (a checkpoint, an upscale model, a sampler).
-        Otherwise every render would fail the same way. A server that does not answer is only
-        logged (it may come up later)."""
+        Otherwise every render would fail the same way. A server that does not answer (or
+        answers 5xx) is only logged: it may come up later. One that answers what no ComfyUI
+        does (a 404, a proxy's page) is a wrong URL, said at start too."""
         for backend in self._backends:
             try:
                 async with asyncio.timeout(10.0):
-                    resp = await self._request_once(
-                        backend, "GET", "/object_info", "ComfyUI GET /object_info"
-                    )
-                info = resp.json()
-            except (PodError, TimeoutError, ValueError) as exc:
+                    problems = await self.missing_for_workflow(backend.url)
+            except (RetryableError, TimeoutError) as exc:
                 logger.warning("comfyui workflow not checked backend=%s error=%s", backend.url, exc)
                 continue
-            problems = workflow_problems(self.workflow, info)
+            except PermanentError as exc:
+                raise ConfigError(
+                    f"COMFYUI_API_URL: {backend.url} is not a ComfyUI server as far as "
+                    f"/object_info tells: {exc.message}"
+                ) from exc
             if problems:
                 raise ConfigError(
                     f"COMFYUI_WORKFLOW_PATH: {backend.url} cannot run the workflow: "
@@ -488,12 +603,38 @@ class ComfyUIClient:
 
     async def _device_count(self, backend: _Backend) -> int:
         async with asyncio.timeout(5.0):
-            resp = await self._request_once(
-                backend, "GET", "/system_stats", "ComfyUI GET /system_stats"
-            )
-        devices = resp.json().get("devices") or []
-        gpus = [d for d in devices if isinstance(d, dict) and d.get("type") != "cpu"]
-        return max(1, len(gpus) or len(devices))
+            return (await self._read(backend, "/system_stats", SystemStats.parse)).gpus
+
+    @property
+    def urls(self) -> list[str]:
+        """The servers of the pool, as configured."""
+        return [b.url for b in self._backends]
+
+    async def system_stats(self, url: str) -> SystemStats:
+        """``GET /system_stats`` of one server: its version and devices."""
+        return await self._read(self._by_url[url.rstrip("/")], "/system_stats", SystemStats.parse)
+
+    async def queue_state(self, url: str) -> QueueState:
+        """``GET /queue`` of one server: how many prompts run and wait there."""
+        return await self._read(self._by_url[url.rstrip("/")], "/queue", QueueState.parse)
+
+    async def missing_for_workflow(self, url: str) -> list[str]:
+        """What one server lacks to run the workflow (:func:`workflow_problems`)."""
+        info = await self._read(self._by_url[url.rstrip("/")], "/object_info", lambda b: b)
+        return workflow_problems(self.workflow, info)
+
+    async def _read(self, backend: _Backend, path: str, parse: Callable[[object], T]) -> T:
+        """One GET whose JSON answer ``parse`` reads; an answer it refuses is the server's
+        fault, said as such."""
+        resp = await self._request_once(backend, "GET", path, f"ComfyUI GET {path}")
+        try:
+            return parse(resp.json())
+        except ValueError as exc:
+            raise PermanentError(
+                f"ComfyUI GET {path} answered something else than ComfyUI does: {exc} "
+                f"backend={backend.url}",
+                vendor=VENDOR,
+            ) from exc
 
     async def render(
         self,

@@ -17,6 +17,13 @@ import websockets
 from PIL import Image
 
 from shared.vendors.comfyui import DEFAULT_WORKFLOW
+from simulators.comfyui import (
+    CHECKPOINTS,
+    CONTRACT_PATH,
+    LATENT_SOURCES,
+    SAMPLER_SEED_INPUT,
+    TEXT_INPUTS,
+)
 from simulators.process import SimulatorProcess
 from tests.support.infra import free_port
 
@@ -169,7 +176,6 @@ async def test_the_upscale_nodes_set_the_saved_size(sim: SimulatorProcess) -> No
             ("4", "ckpt_name", "sd_xl_turbo_1.0.safetensors"),
             ("3", "sampler_name", "euler_fast"),
             ("3", "scheduler", "linear"),
-            ("10", "model_name", "8x-Missing.pth"),
             ("12", "upscale_method", "sharpest"),
             ("12", "crop", "sideways"),
         ):
@@ -181,10 +187,42 @@ async def test_the_upscale_nodes_set_the_saved_size(sim: SimulatorProcess) -> No
             assert errors[0]["type"] == "value_not_in_list" and value in errors[0]["details"]
         too_big = workflow(out=(9000, 9000))
         assert (await http.post("/prompt", json={"prompt": too_big})).status_code == 400
-        info = (await http.get("/object_info/UpscaleModelLoader")).json()
-        assert (
-            "4x-UltraSharp.pth" in info["UpscaleModelLoader"]["input"]["required"]["model_name"][0]
+
+
+async def test_a_missing_upscale_model_fails_as_the_comfyui_version_does(
+    sim: SimulatorProcess,
+) -> None:
+    """UpscaleModelLoader is a V3 node: ComfyUI 0.3.64 does not check its dropdown at /prompt,
+    so the prompt is queued and fails when the loader runs; a later ComfyUI answers 400."""
+    bad = workflow()
+    bad["10"]["inputs"]["model_name"] = "8x-Missing.pth"
+    async with httpx.AsyncClient(base_url=sim.url) as http:
+        assert (await http.get("/_sim/comfyui")).json()["combo_check"] == "execution"
+        prompt_id = await submit(http, bad)
+        entry = await wait_history(http, prompt_id)
+        assert entry["status"]["status_str"] == "error" and not entry["outputs"]
+        event, error = entry["status"]["messages"][-1]
+        assert event == "execution_error"
+        assert (error["node_id"], error["node_type"]) == ("10", "UpscaleModelLoader")
+        assert error["exception_type"] == "FileNotFoundError"
+        assert error["exception_message"] == (
+            "Model in folder 'upscale_models' with filename '8x-Missing.pth' not found."
         )
+        await http.post("/_sim/comfyui", json={"combo_check": "prompt"})
+        try:
+            resp = await http.post("/prompt", json={"prompt": bad})
+        finally:
+            await http.post("/_sim/comfyui", json={"combo_check": "execution"})
+        assert resp.status_code == 400, resp.text
+        (error,) = resp.json()["node_errors"]["10"]["errors"]
+        assert error["type"] == "value_not_in_list"
+        assert error["details"] == (
+            "model_name: '8x-Missing.pth' not in "
+            "['4x-UltraSharp.pth', 'RealESRGAN_x2plus.pth', 'RealESRGAN_x4plus.pth']"
+        )
+        assert error["extra_info"]["input_config"][0] == "COMBO"
+        bogus = await http.post("/_sim/comfyui", json={"combo_check": "never"})
+        assert bogus.status_code == 400
 
 
 async def test_rendering_is_deterministic(sim: SimulatorProcess) -> None:
@@ -334,3 +372,67 @@ async def test_one_gpu_runs_in_comfyui_queue_order_with_front() -> None:
                 await wait_history(http, pid)
             done_order = [names[pid] for pid in (await http.get("/history")).json()]
     assert done_order == ["running", "front-2", "front-1", "given-0.5", "a", "b"]
+
+
+def _dropdown(spec: list[Any]) -> tuple[str, list[Any]] | None:
+    """``("v1", options)`` or ``("v3", options)`` when ``spec`` is a dropdown, else None."""
+    if isinstance(spec[0], list):
+        return "v1", spec[0]
+    if spec[0] == "COMBO":
+        return "v3", spec[1]["options"]
+    return None
+
+
+async def test_object_info_is_comfyuis_as_extracted() -> None:
+    """The served /object_info is the extract from ComfyUI's source, node for node and input
+    for input, with only the models folders filled (from this server's models)."""
+    contract = json.loads(CONTRACT_PATH.read_text())
+    extract, folders = contract["object_info"], contract["_folder_inputs"]
+    source = contract["_source"]
+    assert source["repository"].startswith("https://github.com/") and len(source["commit"]) == 40
+    # Every node the bundled workflow and the simulator's execution use is in it.
+    used = {n["class_type"] for n in json.loads(WORKFLOW_PATH.read_text()).values()}
+    used |= set(SAMPLER_SEED_INPUT) | set(TEXT_INPUTS) | LATENT_SOURCES | {"PreviewImage"}
+    assert used <= set(extract)
+    env = {"SIM_COMFYUI_UPSCALE_MODELS": "b-2x.pth,a-4x.pth"}
+    with SimulatorProcess("comfyui", free_port(), env=env) as proc:
+        async with httpx.AsyncClient(base_url=proc.url) as http:
+            served = (await http.get("/object_info")).json()
+            one = (await http.get("/object_info/UpscaleModelLoader")).json()
+            assert (await http.get("/object_info/NoSuchNode")).json() == {}
+    assert list(served) == list(extract)
+    assert one == {"UpscaleModelLoader": served["UpscaleModelLoader"]}
+    filled = {
+        "checkpoints": sorted(CHECKPOINTS),  # the default models
+        "upscale_models": ["a-4x.pth", "b-2x.pth"],  # as configured, sorted as ComfyUI does
+    }
+    forms = set()
+    for cls, want in extract.items():
+        got = served[cls]
+        assert list(got) == list(want), cls  # the same keys in the same order
+        assert {k: v for k, v in got.items() if k != "input"} == {
+            k: v for k, v in want.items() if k != "input"
+        }, cls
+        assert list(got["input"]) == list(want["input"]), cls
+        for section, inputs in want["input"].items():
+            assert list(got["input"][section]) == list(inputs), (cls, section)
+            for name, spec in inputs.items():
+                served_spec = got["input"][section][name]
+                folder = folders.get(cls, {}).get(name)
+                if folder is None:
+                    assert served_spec == spec, (cls, name)
+                    continue
+                form, options = _dropdown(spec) or ("", [])
+                assert options == [], (cls, name)  # the extract leaves the folder empty
+                forms.add(form)
+                assert _dropdown(served_spec) == (form, filled[folder]), (cls, name)
+                if form == "v3":
+                    assert {**served_spec[1], "options": []} == spec[1]
+                else:
+                    assert served_spec[1:] == spec[1:]
+    # ComfyUI writes a V1 node's dropdown as a list, a V3 node's as "COMBO": both are served.
+    assert forms == {"v1", "v3"}
+    upscaler = served["UpscaleModelLoader"]["input"]["required"]["model_name"]
+    assert _dropdown(upscaler) == ("v3", filled["upscale_models"])
+    checkpoint = served["CheckpointLoaderSimple"]["input"]["required"]["ckpt_name"]
+    assert _dropdown(checkpoint) == ("v1", filled["checkpoints"])

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import io
+import json
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -15,7 +17,8 @@ import pytest
 from PIL import Image
 
 from shared.errors import ConfigError, PermanentError, RetryableError, VendorTimeout
-from shared.vendors.comfyui import ComfyUIClient, RenderedImage
+from shared.vendors.comfyui import ComfyUIClient, RenderedImage, workflow_problems
+from simulators.comfyui import CONTRACT_PATH
 from simulators.process import SimulatorProcess
 from tests.support.infra import free_port
 
@@ -28,6 +31,10 @@ SIMS = {
     "failing": {"SIM_COMFYUI_RENDER_MS": "50", "SIM_COMFYUI_EXEC_FAILURE_RATE": "1"},
     # One GPU, as a real ComfyUI process: for the queue-order and time-limit tests.
     "one": {"SIM_COMFYUI_RENDER_MS": "300"},
+    # Servers without the workflow's upscale model (a V3 node's dropdown, "COMBO" form) or
+    # checkpoint (a V1 node's, a list).
+    "no_upscaler": {"SIM_COMFYUI_UPSCALE_MODELS": "RealESRGAN_x2plus.pth,RealESRGAN_x4plus.pth"},
+    "no_checkpoint": {"SIM_COMFYUI_CHECKPOINTS": "sd_xl_turbo_1.0.safetensors"},
 }
 
 
@@ -94,19 +101,34 @@ async def test_the_upscale_nodes_bring_the_art_to_its_print_size(
                 )  # fmt: skip
         finally:
             await unscaled.aclose()
-        # An upscale model the server does not have is ComfyUI's own 400.
+        # An upscale model the server does not have is permanent whichever ComfyUI says so:
+        # 0.3.64 queues the prompt and fails it when the loader runs, a later one answers 400.
         unknown = {k: dict(v) for k, v in workflow.items()}
         unknown["10"] = {**unknown["10"], "inputs": {"model_name": "8x-Missing.pth"}}
         missing = ComfyUIClient(base_urls=[sims["a"]], workflow=unknown, timeout_s=20)
         try:
-            with pytest.raises(PermanentError, match=r"8x-Missing\.pth") as info:
-                await missing.render(prompt="x", negative_prompt="", seed=1)
-            assert info.value.status == 400
+            for combo_check, status in (("execution", None), ("prompt", 400)):
+                httpx.post(f"{sims['a']}/_sim/comfyui", json={"combo_check": combo_check})
+                with pytest.raises(PermanentError, match=r"8x-Missing\.pth") as info:
+                    await missing.render(prompt="x", negative_prompt="", seed=1)
+                assert info.value.status == status
         finally:
+            httpx.post(f"{sims['a']}/_sim/comfyui", json={"combo_check": "execution"})
             await missing.aclose()
     finally:
         await client.aclose()
     assert png_size(image.data) == (2250, 2250) == (image.width, image.height)
+
+
+async def start_refused(urls: list[str], workflow: dict[str, Any]) -> str:
+    """The ConfigError the start-up check raises, as text."""
+    client = ComfyUIClient(base_urls=urls, workflow=workflow)
+    try:
+        with pytest.raises(ConfigError) as info:
+            await client.check_workflow()
+    finally:
+        await client.aclose()
+    return str(info.value)
 
 
 async def test_a_workflow_the_server_cannot_run_stops_the_start(
@@ -121,13 +143,7 @@ async def test_a_workflow_the_server_cannot_run_stops_the_start(
     broken["4"]["inputs"]["ckpt_name"] = "sd_xl_turbo_1.0.safetensors"
     broken["3"]["inputs"]["sampler_name"] = "euler_fast"
     broken["13"] = {"class_type": "SuperUpscaler", "inputs": {"image": ["8", 0]}}
-    client = ComfyUIClient(base_urls=[sims["a"]], workflow=broken)
-    try:
-        with pytest.raises(ConfigError) as info:
-            await client.check_workflow()
-    finally:
-        await client.aclose()
-    message = str(info.value)
+    message = await start_refused([sims["a"]], broken)
     assert "COMFYUI_WORKFLOW_PATH" in message and sims["a"] in message
     assert "ckpt_name 'sd_xl_turbo_1.0.safetensors' is not on the server" in message
     assert "sd_xl_base_1.0.safetensors" in message  # what it has instead
@@ -139,6 +155,75 @@ async def test_a_workflow_the_server_cannot_run_stops_the_start(
         await gone.check_workflow()
     finally:
         await gone.aclose()
+
+
+async def test_the_start_check_reads_both_dropdown_forms(
+    sims: dict[str, str], workflow: dict[str, Any]
+) -> None:
+    """A model the server lacks stops the start, whichever way ComfyUI writes the dropdown:
+    UpscaleModelLoader is a V3 node (``["COMBO", {"options": [...]}]``), the checkpoint loader
+    a V1 one (``[[...], {...}]``). Before, the V3 form was skipped and every job failed."""
+    for sim, missing, has in (
+        ("no_upscaler", "model_name '4x-UltraSharp.pth'", "RealESRGAN_x2plus.pth, RealESRGAN_x4"),
+        ("no_checkpoint", "ckpt_name 'sd_xl_base_1.0.safetensors'", "sd_xl_turbo_1.0"),
+    ):
+        message = await start_refused([sims["a"], sims[sim]], workflow)
+        assert message.startswith(f"COMFYUI_WORKFLOW_PATH: {sims[sim]} cannot run the workflow")
+        assert f"{missing} is not on the server (it has: {has}" in message
+        assert message.count("is not on the server") == 1  # only what this server lacks
+
+
+async def test_the_start_check_refuses_a_server_that_is_not_comfyui(
+    workflow: dict[str, Any],
+) -> None:
+    # COMFYUI_API_URL pointed at another service: a 404 for /object_info, said at start.
+    with SimulatorProcess("anthropic", free_port()) as other:
+        message = await start_refused([other.url], workflow)
+    assert message.startswith(f"COMFYUI_API_URL: {other.url} is not a ComfyUI server")
+    assert "GET /object_info failed: Not Found" in message
+
+
+def test_workflow_problems_read_both_forms_and_refuse_garbage(workflow: dict[str, Any]) -> None:
+    """Against ComfyUI's own /object_info (the extract from its source): both dropdown forms
+    read, and an answer in neither form is named as the server's, not skipped."""
+    info = copy.deepcopy(json.loads(CONTRACT_PATH.read_text())["object_info"])
+    loader = info["UpscaleModelLoader"]["input"]["required"]["model_name"]
+    checkpoint = info["CheckpointLoaderSimple"]["input"]["required"]["ckpt_name"]
+    assert loader[0] == "COMBO" and isinstance(checkpoint[0], list)
+    loader[1]["options"] = ["4x-UltraSharp.pth"]
+    checkpoint[0] = ["sd_xl_base_1.0.safetensors"]
+    assert workflow_problems(workflow, info) == []
+    loader[1]["options"] = [f"{i}x-Other.pth" for i in range(10)]
+    assert workflow_problems(workflow, info) == [
+        "node 10 UpscaleModelLoader: model_name '4x-UltraSharp.pth' is not on the server "
+        "(it has: 0x-Other.pth, 1x-Other.pth, 2x-Other.pth, 3x-Other.pth, 4x-Other.pth, "
+        "5x-Other.pth, 6x-Other.pth, 7x-Other.pth and 2 more)"
+    ]
+    # A remote dropdown lists its choices elsewhere: nothing to compare with here.
+    loader[1] = {"remote": {"route": "/internal/files/upscale_models"}}
+    assert workflow_problems(workflow, info) == []
+    for garbage, said in (
+        ({"options": "4x-UltraSharp.pth"}, "its options are not a list: '4x-UltraSharp.pth'"),
+        ("COMBO", "its settings are not an object: 'COMBO'"),
+    ):
+        info["UpscaleModelLoader"]["input"]["required"]["model_name"] = ["COMBO", garbage]
+        assert workflow_problems(workflow, info) == [
+            f"node 10 UpscaleModelLoader: /object_info input model_name: {said}"
+        ]
+    info["UpscaleModelLoader"]["input"]["required"]["model_name"] = [{"COMBO": []}]
+    assert workflow_problems(workflow, info) == [
+        "node 10 UpscaleModelLoader: /object_info input model_name: its type is neither a name "
+        "nor a list: {'COMBO': []}"
+    ]
+    info["UpscaleModelLoader"]["input"] = ["model_name"]
+    info["KSampler"] = "KSampler"
+    assert workflow_problems(workflow, info) == [
+        "node 3: /object_info describes the inputs of KSampler in a form not understood: "
+        "'KSampler'",
+        "node 10: /object_info describes the inputs of UpscaleModelLoader in a form not "
+        "understood: ['model_name']",
+    ]
+    assert workflow_problems(workflow, ["KSampler"]) == ["/object_info did not answer an object"]
 
 
 async def test_fifty_concurrent_renders_over_websocket(
