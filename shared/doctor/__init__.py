@@ -30,6 +30,7 @@ Status = Literal["pass", "fail", "skip"]
 SOURCES: tuple[str, ...] = (
     "shared.doctor.platform",
     "shared.doctor.claude",
+    "shared.doctor.comfyui",
     "shared.doctor.storage",
 )
 
