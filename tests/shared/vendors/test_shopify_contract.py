@@ -5,6 +5,7 @@ is involved. Deprecated fields fail too: Shopify removes them in a later version
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from shared.vendors.listing import DraftVariant, ListingDraft
 from shared.vendors.shopify import DOCUMENTS, PRODUCT_SET, product_set_input
 from shared.vendors.shopify_contract import API_VERSION, OPERATION_SCOPES
 from simulators.contracts.shopify.extract import load_schema
+from simulators.shopify import supported_versions
 
 SCHEMA = load_schema(API_VERSION)
 
@@ -71,3 +73,14 @@ def test_the_product_set_input_the_client_builds_is_shopifys() -> None:
     wrong = {"input": {**variables["input"], "images": ["https://images.test/x.png"]}}
     refused = _variables(PRODUCT_SET, wrong)
     assert isinstance(refused, list) and "images" in str(refused[0])
+
+
+def test_the_pinned_version_is_supported_for_another_quarter() -> None:
+    """Shopify supports a version 12 months and then answers it with another (it falls
+    forward): 2025-10 was pinned past that. This fails 90 days before the pinned version's
+    end, to re-pin while it is still served (docs/decisions.md, the Shopify API version)."""
+    soon = datetime.now(UTC).date() + timedelta(days=90)
+    assert API_VERSION in supported_versions(soon), (
+        f"Shopify stops supporting {API_VERSION} within 90 days: extract a newer version "
+        "(python -m simulators.contracts.shopify.extract --version <v>) and re-pin"
+    )
