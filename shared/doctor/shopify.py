@@ -1,7 +1,8 @@
 """``pod doctor``'s Shopify checks: run when ``shopify`` is among PUBLISH_CHANNELS, with the
 settings its publisher reads (``SHOPIFY_*``).
 
-- ``shopify.settings``: one credential, configured whole (an admin token, or an app's pair);
+- ``shopify.settings``: one credential, configured whole (an admin token, or an app's pair and
+  the CREDENTIALS_KEY its tokens are sealed with in the database);
 - ``shopify.credentials``: the Dev Dashboard app's client credentials give a token (the grant
   asked once; nothing is stored), or the admin token is accepted;
 - ``shopify.api_version``: SHOPIFY_API_VERSION is one Shopify still supports (an unsupported one
@@ -80,14 +81,15 @@ async def checks() -> list[Check]:
     try:
         settings = load_settings(ShopifySettings)
         app = settings.uses_client_credentials()
+        if app:
+            settings.box()  # the publisher keeps the app's tokens in PostgreSQL, sealed
     except ConfigError as exc:
-        return [
-            Check.failed(
-                f"{PART}.settings",
-                exc.message,
-                "set the SHOPIFY_* settings of the store (README, Configuration)",
-            )
-        ]
+        fix = (
+            "set CREDENTIALS_KEY, the same in every process of the deployment"
+            if exc.message.startswith("CREDENTIALS_KEY")
+            else "set the SHOPIFY_* settings of the store (README, Configuration)"
+        )
+        return [Check.failed(f"{PART}.settings", exc.message, fix)]
     token, found = await _credential(settings, app)
     if token is None:
         return [found, *_skipped(("api_version", "scopes", "publication"), "no credential")]

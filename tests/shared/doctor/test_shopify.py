@@ -4,6 +4,8 @@ check carries a credential."""
 
 from __future__ import annotations
 
+import base64
+import secrets
 from collections.abc import Iterator
 
 import httpx
@@ -45,6 +47,9 @@ def store(sim: SimulatorProcess, monkeypatch: pytest.MonkeyPatch) -> Iterator[Si
     monkeypatch.setenv("SHOPIFY_API_URL", sim.url)
     monkeypatch.setenv("SHOPIFY_CLIENT_ID", CLIENT_ID)
     monkeypatch.setenv("SHOPIFY_CLIENT_SECRET", CLIENT_SECRET)
+    monkeypatch.setenv(
+        "CREDENTIALS_KEY", base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+    )
     yield sim
     httpx.post(f"{sim.url}/_sim/reset", timeout=5).raise_for_status()
 
@@ -179,3 +184,13 @@ async def test_both_credentials_set(
     check = failed(found, "shopify.settings")
     assert "SHOPIFY_ACCESS_TOKEN and SHOPIFY_CLIENT_ID and SHOPIFY_CLIENT_SECRET" in check.detail
     assert list(found) == ["shopify.settings"]
+
+
+async def test_an_app_without_credentials_key(
+    store: SimulatorProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CREDENTIALS_KEY")
+    check = failed(await run(), "shopify.settings")
+    assert check.detail.startswith("CREDENTIALS_KEY: required")
+    assert "secrets.token_bytes(32)" in check.detail
+    assert check.fix and check.fix.startswith("set CREDENTIALS_KEY")
