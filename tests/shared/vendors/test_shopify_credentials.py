@@ -180,7 +180,8 @@ async def test_a_publisher_whose_token_expires_mid_run_keeps_publishing(
     the first token it got as a fixed one, as SHOPIFY_ACCESS_TOKEN did before: Shopify (the
     simulator) refuses it once it expired, and the publication fails for good."""
     caplog.set_level(logging.DEBUG)
-    client = app_client(sim)
+    sent = Recording(sim.transport())
+    client = shopify_client(settings(sim.shop), sent)
     if not managed:
         grant = grant_of(sim)
         first = await grant(UNISSUED)
@@ -190,7 +191,7 @@ async def test_a_publisher_whose_token_expires_mid_run_keeps_publishing(
             shop_domain=sim.shop,
             token=StaticToken(first.access_token),
             base_url=f"http://{sim.shop}",
-            transport=sim.transport(),
+            transport=sent,
         )
     channel = ShopifyChannel(client, printify)
     refs = [await a_product(printify) for _ in range(2)]
@@ -198,14 +199,30 @@ async def test_a_publisher_whose_token_expires_mid_run_keeps_publishing(
     await asyncio.sleep(1.6)  # the token's 1.5 s are over
     if managed:
         assert (await channel.publish(refs[1])).listing is not None
-        assert await sim.grants() == 2
-        issued = [r.getMessage() for r in caplog.records]
-        assert not any(CLIENT_SECRET in line for line in issued)
+        assert await sim.grants() == 2 and len(sent.tokens) == 2
     else:
         with pytest.raises(PermanentError) as caught:
             await channel.publish(refs[1])
         assert caught.value.status == 401
+        assert first.access_token not in str(caught.value)
+    # Neither the secret nor a token ever reaches a log line.
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert sent.tokens and not any(t in logged for t in (*sent.tokens, CLIENT_SECRET))
     await channel.aclose()
+
+
+class Recording(httpx.AsyncBaseTransport):
+    """The transport to the simulator, noting each token sent."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.tokens: set[str] = set()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        token = request.headers.get("x-shopify-access-token")
+        if token:
+            self.tokens.add(token)
+        return await self.inner.handle_async_request(request)
 
 
 # Only the tokens it issued (and this admin token) are taken: a token it forgot is unknown.
