@@ -59,7 +59,8 @@ def direct_channel_settings(specs: tuple[ChannelSpec[Any], ...]) -> type[PodSett
     fields: dict[str, Any] = {}
     for spec in specs:
         fields[sim_port_setting(spec.simulator)] = (int, spec.simulator_port)
-        fields[spec.credential.lower()] = (SecretStr | None, None)
+        for credential in (spec.credential, *spec.other_credentials):
+            fields[credential.lower()] = (SecretStr | None, None)
     return create_model("DirectChannelStackSettings", __base__=PodSettings, **fields)
 
 
@@ -106,9 +107,13 @@ class StackSettings(
         return int(getattr(self, sim_port_setting(simulator)))
 
     def credential_of(self, spec: ChannelSpec[Any]) -> SecretStr | None:
-        """A direct channel's credential, None when unset (the simulator stands in)."""
-        value = getattr(self, spec.credential.lower())
-        return value if isinstance(value, SecretStr) else None
+        """A direct channel's credential (or one of its others), None when none is set (the
+        simulator stands in)."""
+        for credential in (spec.credential, *spec.other_credentials):
+            value = getattr(self, credential.lower())
+            if isinstance(value, SecretStr) and value.get_secret_value():
+                return value
+        return None
 
 
 def isolated_settings(state_dir: Path, **overrides: object) -> StackSettings:

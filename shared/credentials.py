@@ -42,7 +42,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from psycopg_pool import AsyncConnectionPool
 from pydantic import Field, SecretStr, field_validator
 
-from shared.errors import ConfigError, PermanentError
+from shared.errors import ConfigError, PermanentError, PodError
 from shared.settings import PodSettings, empty_is_unset
 from shared.store import credentials as store
 from shared.waits import waiting
@@ -342,7 +342,10 @@ class ManagedToken:
 
     ``seed`` is the credential the settings give (stored once, see :class:`TokenStore`);
     ``margin_s`` how long before its end a token is renewed. While the grant is revoked,
-    :meth:`get` waits for a new seed, reading the store every ``revoked_poll_s``.
+    :meth:`get` waits for a new seed, reading the store every ``revoked_poll_s``; with
+    ``regrant_revoked`` (a grant that spends nothing, like a client credentials grant, where
+    the seller restores access by installing the app again, not by authorising anew) it also
+    asks the grant again each time, and a token it gives is seeded.
     """
 
     def __init__(
@@ -355,6 +358,7 @@ class ManagedToken:
         seed: TokenSet | None = None,
         margin_s: float = 300.0,
         revoked_poll_s: float = 30.0,
+        regrant_revoked: bool = False,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.store = store
@@ -365,6 +369,7 @@ class ManagedToken:
         self._seeded = seed is None
         self.margin_s = margin_s
         self.revoked_poll_s = revoked_poll_s
+        self.regrant_revoked = regrant_revoked
         self._clock = clock
         self._current: TokenSet | None = None
         self._rejected: set[str] = set()
@@ -418,6 +423,8 @@ class ManagedToken:
                     f"{self.vendor} authorisation: the seller must authorise the app again",
                 ):
                     await asyncio.sleep(self.revoked_poll_s)
+                if self.regrant_revoked:
+                    await self._regrant()
                 continue
             if waited_since is not None:
                 logger.info(
@@ -427,6 +434,20 @@ class ManagedToken:
                 )
             self.revoked = None
             return tokens.access_token
+
+    async def _regrant(self) -> None:
+        """Ask a revoked grant again; what it gives replaces the revoked row (a new seed)."""
+        try:
+            fresh = await self._grant(self._seed or TokenSet(""))
+        except PermanentError as exc:
+            logger.info("grant still refused account=%s reason=%s", self.account, exc.message)
+            return
+        except PodError as exc:
+            logger.info("grant not reached account=%s error=%s", self.account, exc.describe())
+            return
+        async with self._lock:
+            await self.store.seed(self.account, self.vendor, fresh)
+            self._current = None
 
     def rejected(self, token: str) -> None:
         self._rejected.add(token)

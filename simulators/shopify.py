@@ -1,16 +1,38 @@
 """Shopify Admin GraphQL API simulator: a real HTTP server speaking Shopify's wire format.
 
 It covers what a sales channel needs to list a product: ``productSet`` (create or update in one
-call, synchronous), ``productByIdentifier`` / ``product``, ``publications`` and
-``publishablePublish`` (put the product on the Online Store). Queries are parsed and validated
-against a GraphQL schema (graphql-core), so an unknown field or a wrong argument type is refused
-with Shopify's ``errors`` list, as the real API does.
+call, synchronous), ``productByIdentifier`` / ``product``, ``publications`` / ``publication`` and
+``publishablePublish`` (put the product on the Online Store), and what ``pod doctor`` asks:
+``shop``, ``currentAppInstallation { accessScopes }``, ``publicApiVersions``. Its schema is not
+written here: it is the extract of Shopify's published schema for the pinned API version
+(:mod:`simulators.contracts.shopify`, ``admin-<version>.graphql``), so every document is parsed
+and validated against what Shopify would validate it against (graphql-core), and a field
+Shopify does not have, a missing sub-selection (``resourcePublicationsCount`` is a ``Count``
+object), a wrong argument or input type is refused with Shopify's ``errors`` list.
 
 Behaviour copied from Shopify on purpose:
 
-- ``POST /admin/api/{version}/graphql.json`` with ``X-Shopify-Access-Token``; a missing or
-  unknown token is a 401 ``{"errors": "[API] Invalid API key or access token ..."}``; a version
-  older than 2024-07 (``productSet`` became synchronous-capable then) or malformed is a 404.
+- ``POST /admin/api/{version}/graphql.json`` with ``X-Shopify-Access-Token``. The versions
+  served follow Shopify's calendar (a stable version each quarter, supported 12 months, the
+  next quarter's as release candidate, ``unstable``), as of ``SIM_SHOPIFY_TODAY`` (default:
+  today, UTC): a stable version no longer supported *falls forward* to the oldest supported one
+  (as Shopify documents), a version not released yet or malformed is a 404. Every answer says
+  the version served in ``X-Shopify-API-Version``. (Each version is served with the one
+  extracted schema.)
+- **Tokens.** ``POST /admin/oauth/access_token`` is the client credentials grant of a Dev
+  Dashboard app (``grant_type=client_credentials``, ``client_id``, ``client_secret``, form or
+  JSON): ``{"access_token", "scope", "expires_in"}``, the token living
+  ``SIM_SHOPIFY_TOKEN_TTL_S`` (86399, as Shopify's); wrong credentials or an uninstalled app are
+  a 400 ``{"error": "invalid_client", ...}``. The app is ``SIM_SHOPIFY_CLIENT_ID`` /
+  ``SIM_SHOPIFY_CLIENT_SECRET`` (``sim-shopify-client`` / ``sim-shopify-secret``). An issued
+  token that expired, or whose app was uninstalled, is a 401 ``{"errors": "[API] Invalid API
+  key or access token ..."}``, like a missing or unknown one. Admin tokens of legacy custom
+  apps (``shpat_``) never expire: any token the simulator did not issue is taken for one unless
+  ``SIM_SHOPIFY_TOKENS`` lists the valid ones.
+- **Access scopes.** A token carries the app's scopes (``SIM_SHOPIFY_SCOPES``, default
+  ``write_products,write_publications``; a write_ scope grants the read_ one). A field or type
+  whose scopes (the extract's ``.scopes.json``, from Shopify's ``offline_scopes``) the token
+  lacks resolves to null with an ``ACCESS_DENIED`` error naming the required access.
 - **Rate limit: a leaky bucket of query cost per shop** (``SIM_SHOPIFY_BUCKET`` points, 2000,
   restored at ``SIM_SHOPIFY_RESTORE_RATE`` per second, 100). Every answer carries
   ``extensions.cost`` with ``requestedQueryCost``, ``actualQueryCost`` and ``throttleStatus``
@@ -19,46 +41,57 @@ Behaviour copied from Shopify on purpose:
   "THROTTLED"}}]``. Cost: a mutation 10, each object 1, a connection ``first`` times its node.
 - ``productSet``: upsert by ``identifier`` (``id``, ``handle`` or a ``customId`` metafield);
   list fields (``variants``, ``files``, ``productOptions``, ``metafields``) replace what was
-  there. ``userErrors`` (``field``, ``message``, ``code``) as Shopify words them: a blank title,
+  there. ``userErrors`` (``field``, ``message``, ``code`` from Shopify's ProductSetUserErrorCode;
+  which code Shopify picks for each case is our reading) as Shopify words them: a blank title,
   more than 3 options, a variant whose option value is not declared, two variants with the same
   options, a bad price, a file that is not an http(s) URL, a handle already taken.
 - Product media are processed asynchronously: ``PROCESSING`` for ``SIM_SHOPIFY_MEDIA_MS`` (500),
   then ``READY``.
-- ``onlineStoreUrl`` is null until the product is ACTIVE and published to the Online Store.
+- ``onlineStoreUrl`` is null until the product is ACTIVE and published to the Online Store (the
+  publication whose catalog is titled "Online Store").
 
-Tokens: any non-empty token is accepted unless ``SIM_SHOPIFY_TOKENS`` lists the valid ones. The
-shop is the request's host (``<shop>.myshopify.com``) or ``SIM_SHOPIFY_SHOP``.
+The shop is the request's host (``<shop>.myshopify.com``) or ``SIM_SHOPIFY_SHOP``.
 
 Test hooks: ``GET /_sim/books`` (per shop: products with handle, status, variants, files,
-publications; ``throttled`` answers; ``duplicates``: handles or markers listed twice),
-``POST /_sim/reset``, ``GET/POST /_sim/config`` (fault knobs, :mod:`simulators.common`),
-``GET/POST /_sim/limits`` (bucket size and restore rate).
+publications; ``throttled`` answers; ``duplicates``: handles or markers listed twice; ``grants``
+and ``unauthorized`` per app and shop), ``POST /_sim/reset``, ``GET/POST /_sim/config`` (fault
+knobs, :mod:`simulators.common`), ``GET/POST /_sim/limits`` (bucket size and restore rate),
+``GET/POST /_sim/app`` (the app: ``client_id``, ``client_secret``, ``scopes``, ``installed``,
+``token_ttl_s``), ``POST /_sim/app/uninstall`` and ``/_sim/app/install``, ``POST
+/_sim/publications`` (``{"shop": ..., "publications": [{"id", "name"}]}``: a shop's sales
+channels; by default the Online Store and Point of Sale).
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import hmac
 import json
 import logging
 import os
 import re
 import secrets
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from urllib.parse import parse_qs
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from graphql import (
     FieldNode,
     GraphQLError,
+    GraphQLResolveInfo,
     GraphQLSchema,
     OperationDefinitionNode,
     OperationType,
     build_schema,
     execute_sync,
+    get_named_type,
     parse,
     validate,
 )
@@ -69,117 +102,191 @@ from graphql.language import (
     SelectionSetNode,
 )
 
+from shared.vendors.shopify_contract import API_VERSION
 from simulators.common import Knobs, error_json, install_faults, serve
+from simulators.contracts.shopify import load_scopes, sdl_path
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_SHOP = "pod-engine-sim.myshopify.com"
-ONLINE_STORE = "gid://shopify/Publication/1"
-MIN_VERSION = "2024-07"
+ONLINE_STORE_NAME = "Online Store"
+DEFAULT_PUBLICATIONS = (
+    {"id": "gid://shopify/Publication/1", "name": ONLINE_STORE_NAME},
+    {"id": "gid://shopify/Publication/2", "name": "Point of Sale"},
+)
 UNAUTHORIZED = "[API] Invalid API key or access token (unrecognized login or wrong password)"
+DEFAULT_CLIENT_ID = "sim-shopify-client"
+DEFAULT_CLIENT_SECRET = "sim-shopify-secret"  # noqa: S105  # the simulator's own app
+DEFAULT_SCOPES = "write_products,write_publications"
+TOKEN_TTL_S = 86399  # Shopify's expires_in for a client credentials token (24 hours)
+ACCESS_SCOPES_DOC = "https://shopify.dev/api/usage/access-scopes"
+QUARTERS = (1, 4, 7, 10)
 
-SCHEMA_SDL = """
-scalar Money
-scalar URL
-
-enum ProductStatus { ACTIVE ARCHIVED DRAFT }
-enum FileContentType { IMAGE FILE VIDEO EXTERNAL_VIDEO MODEL_3D }
-enum MediaStatus { UPLOADED PROCESSING READY FAILED }
-
-input UniqueMetafieldValueInput { namespace: String, key: String!, value: String! }
-input ProductIdentifierInput { id: ID, handle: String, customId: UniqueMetafieldValueInput }
-input ProductSetIdentifiers { id: ID, handle: String, customId: UniqueMetafieldValueInput }
-input OptionValueSetInput { name: String }
-input OptionSetInput { name: String, position: Int, values: [OptionValueSetInput!] }
-input VariantOptionValueInput { optionName: String, name: String }
-input InventoryItemInput { sku: String, tracked: Boolean, requiresShipping: Boolean }
-input ProductVariantSetInput {
-  optionValues: [VariantOptionValueInput!]!
-  price: Money
-  compareAtPrice: Money
-  sku: String
-  inventoryItem: InventoryItemInput
-}
-input FileSetInput {
-  originalSource: String
-  contentType: FileContentType
-  alt: String
-  filename: String
-}
-input MetafieldInput { namespace: String, key: String!, value: String!, type: String }
-input ProductSetInput {
-  title: String
-  descriptionHtml: String
-  handle: String
-  productType: String
-  vendor: String
-  tags: [String!]
-  status: ProductStatus
-  productOptions: [OptionSetInput!]
-  variants: [ProductVariantSetInput!]
-  files: [FileSetInput!]
-  metafields: [MetafieldInput!]
-}
-input PublicationInput { publicationId: ID }
-
-type UserError { field: [String!], message: String! }
-type ProductSetUserError { field: [String!], message: String!, code: String }
-type Metafield { namespace: String!, key: String!, value: String!, type: String! }
-type ProductOptionValue { name: String! }
-type ProductOption { name: String!, position: Int!, optionValues: [ProductOptionValue!]! }
-type SelectedOption { name: String!, value: String! }
-type ProductVariant {
-  id: ID!
-  title: String!
-  sku: String
-  price: Money!
-  selectedOptions: [SelectedOption!]!
-}
-type ProductVariantConnection { nodes: [ProductVariant!]! }
-type MediaImage { id: ID!, alt: String, status: MediaStatus!, originalSource: String }
-type MediaConnection { nodes: [MediaImage!]! }
-type Publication { id: ID!, name: String! }
-type PublicationConnection { nodes: [Publication!]! }
-type Product {
-  id: ID!
-  handle: String!
-  title: String!
-  descriptionHtml: String!
-  vendor: String!
-  productType: String!
-  tags: [String!]!
-  status: ProductStatus!
-  onlineStoreUrl: URL
-  createdAt: String!
-  updatedAt: String!
-  options: [ProductOption!]!
-  variants(first: Int, after: String): ProductVariantConnection!
-  media(first: Int, after: String): MediaConnection!
-  metafield(namespace: String, key: String!): Metafield
-  resourcePublicationsCount: Int!
-}
-type ProductSetPayload { product: Product, userErrors: [ProductSetUserError!]! }
-type PublishablePublishPayload { publishable: Product, userErrors: [UserError!]! }
-type Shop { name: String!, myshopifyDomain: String! }
-
-type Query {
-  shop: Shop!
-  product(id: ID!): Product
-  productByIdentifier(identifier: ProductIdentifierInput!): Product
-  publications(first: Int): PublicationConnection!
-}
-type Mutation {
-  productSet(
-    input: ProductSetInput!
-    synchronous: Boolean = true
-    identifier: ProductSetIdentifiers
-  ): ProductSetPayload
-  publishablePublish(id: ID!, input: [PublicationInput!]!): PublishablePublishPayload
-}
-"""
-
-_VERSION = re.compile(r"^\d{4}-(01|04|07|10)$|^unstable$")
+_VERSION = re.compile(r"^(\d{4})-(01|04|07|10)$")
 _HANDLE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+
+
+# ------------------------------------------------------------------------------- versions
+
+
+def _release(version: str) -> date:
+    year, month = version.split("-")
+    return date(int(year), int(month), 1)
+
+
+def _version(day: date) -> str:
+    return f"{day.year}-{day.month:02d}"
+
+
+def _next(version: str) -> str:
+    day = _release(version)
+    return _version(date(day.year + (day.month == 10), day.month + 3 if day.month < 10 else 1, 1))
+
+
+def _previous(version: str) -> str:
+    day = _release(version)
+    return _version(date(day.year - (day.month == 1), (day.month - 4) % 12 + 1, 1))
+
+
+def supported_versions(today: date) -> list[str]:
+    """The stable versions Shopify supports on ``today``, oldest first: each quarter's, for 12
+    months from its release (Shopify's versioning page: "supported for a minimum of 12
+    months", its 2023 example ending each on the same day a year later)."""
+    out = [_version(date(today.year, max(m for m in QUARTERS if m <= today.month), 1))]
+    while True:
+        older = _previous(out[-1])
+        release = _release(older)
+        if today >= release.replace(year=release.year + 1):
+            return out[::-1]
+        out.append(older)
+
+
+def served_version(requested: str, today: date) -> str | None:
+    """The version Shopify answers a request for ``requested`` with: itself when supported, the
+    release candidate or ``unstable``; the oldest supported one for an older stable version (it
+    falls forward); None (404) for a version not released yet or not a version."""
+    if requested == "unstable":
+        return requested
+    if not _VERSION.match(requested):
+        return None
+    stable = supported_versions(today)
+    if requested in stable or requested == _next(stable[-1]):
+        return requested
+    if requested < stable[0]:
+        return stable[0]
+    return None
+
+
+def public_api_versions(today: date) -> list[dict[str, Any]]:
+    """``publicApiVersions``: the supported versions, the release candidate and unstable."""
+    stable = supported_versions(today)
+    candidate = _next(stable[-1])
+    return [
+        *({"handle": v, "displayName": v, "supported": True} for v in stable),
+        {
+            "handle": candidate,
+            "displayName": f"{candidate} (Release candidate)",
+            "supported": False,
+        },
+        {"handle": "unstable", "displayName": "unstable", "supported": False},
+    ]
+
+
+# --------------------------------------------------------------------------------- scopes
+
+
+def _scopes(raw: str | Iterable[str]) -> frozenset[str]:
+    items = raw.split(",") if isinstance(raw, str) else raw
+    return frozenset(s.strip() for s in items if s.strip())
+
+
+def has_access(granted: frozenset[str], any_of: Iterable[str]) -> bool:
+    """Whether ``granted`` holds one of ``any_of``: a write_ scope also grants its read_ one
+    (Shopify's access-scopes page: "any scope that writes a resource also grants read access
+    to it")."""
+    implied = granted | {"read_" + s[len("write_") :] for s in granted if s.startswith("write_")}
+    return any(s in implied for s in any_of)
+
+
+class Requirements:
+    """The access each type and field of the extract requires (its ``.scopes.json``)."""
+
+    def __init__(self, items: Iterable[dict[str, Any]]) -> None:
+        self.fields: dict[tuple[str, str], dict[str, Any]] = {}
+        self.types: dict[str, dict[str, Any]] = {}
+        for item in items:
+            if item["field"]:
+                self.fields[(item["type"], item["field"])] = item
+            else:
+                self.types[item["type"]] = item
+
+    def denied(
+        self, info: GraphQLResolveInfo[Any], granted: frozenset[str]
+    ) -> dict[str, Any] | None:
+        """The requirement resolving this field breaks, if any: the field's own, the type it
+        belongs to, or the (object) type it returns."""
+        returns = get_named_type(info.return_type).name
+        for item in (
+            self.fields.get((info.parent_type.name, info.field_name)),
+            self.types.get(info.parent_type.name),
+            self.types.get(returns),
+        ):
+            if item is not None and not has_access(granted, item["anyOf"]):
+                return item
+        return None
+
+    def guard(self) -> Callable[..., Any]:
+        """graphql-core middleware: a field the token may not read resolves to an
+        ACCESS_DENIED error, as Shopify answers it."""
+
+        def middleware(
+            next_: Callable[..., Any], root: Any, info: GraphQLResolveInfo[Any], **args: Any
+        ) -> Any:
+            denied = self.denied(info, info.context["scopes"])
+            if denied is not None:
+                raise GraphQLError(
+                    f"Access denied for {info.field_name} field. Required access: "
+                    f"{denied['requiredAccess']}",
+                    extensions={
+                        "code": "ACCESS_DENIED",
+                        "documentation": ACCESS_SCOPES_DOC,
+                        "requiredAccess": denied["requiredAccess"],
+                    },
+                )
+            return next_(root, info, **args)
+
+        return middleware
+
+
+# ---------------------------------------------------------------------------------- tokens
+
+
+@dataclass
+class App:
+    """The Dev Dashboard app whose client credentials the token endpoint takes."""
+
+    client_id: str
+    client_secret: str
+    scopes: frozenset[str]
+    token_ttl_s: float
+    installed: bool = True
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "client_id": self.client_id,
+            "scopes": sorted(self.scopes),
+            "installed": self.installed,
+            "token_ttl_s": self.token_ttl_s,
+        }
+
+
+@dataclass(frozen=True)
+class Issued:
+    """A token the token endpoint gave."""
+
+    client_id: str
+    scopes: frozenset[str]
+    expires_at: float  # time.monotonic()
 
 
 def _slug(text: str) -> str:
@@ -222,6 +329,14 @@ class Store:
     product_sets: int = 0
     created: int = 0
     publishes: int = 0
+    unauthorized: int = 0
+    publications: list[dict[str, str]] = field(
+        default_factory=lambda: [dict(p) for p in DEFAULT_PUBLICATIONS]
+    )
+
+    def online_store(self) -> str | None:
+        """The id of the shop's Online Store publication (products on it have a URL)."""
+        return next((p["id"] for p in self.publications if p["name"] == ONLINE_STORE_NAME), None)
 
     def new_id(self, kind: str) -> str:
         self.next_id += 1
@@ -291,9 +406,9 @@ def _money(raw: object, path: list[str]) -> str:
     try:
         value = Decimal(str(raw))
     except (InvalidOperation, ValueError):
-        raise Invalid(path, "Price is invalid", "INVALID") from None
+        raise Invalid(path, "Price is invalid", "INVALID_VARIANT") from None
     if value < 0 or value.as_tuple().exponent < -2:  # type: ignore[operator]
-        raise Invalid(path, "Price must be a decimal amount of at least 0", "INVALID")
+        raise Invalid(path, "Price must be a decimal amount of at least 0", "INVALID_VARIANT")
     return f"{value:.2f}"
 
 
@@ -311,13 +426,15 @@ def _options(raw: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
         name = (option.get("name") or "").strip()
         if not name:
             raise Invalid(
-                ["input", "productOptions", str(i), "name"], "Option name can't be blank", "BLANK"
+                ["input", "productOptions", str(i), "name"],
+                "Option name can't be blank",
+                "INVALID_INPUT",
             )
         if name in seen:
             raise Invalid(
                 ["input", "productOptions", str(i)],
                 f"Duplicated option name '{name}'",
-                "OPTION_ALREADY_EXISTS",
+                "DUPLICATED_OPTION_NAME",
             )
         seen.add(name)
         values = [(v.get("name") or "").strip() for v in option.get("values") or []]
@@ -372,7 +489,7 @@ def _variants(
             raise Invalid(
                 path,
                 f"The variant '{' / '.join(chosen.values())}' already exists.",
-                "VARIANT_ALREADY_EXISTS",
+                "INVALID_VARIANT",
             )
         seen.add(combo)
         sku = (variant.get("inventoryItem") or {}).get("sku") or variant.get("sku")
@@ -398,7 +515,7 @@ def _files(raw: list[dict[str, Any]] | None, store: Store, ready_at: float) -> l
             raise Invalid(
                 ["input", "files", str(i), "originalSource"],
                 "Original source is not a valid URL",
-                "INVALID",
+                "INVALID_INPUT",
             )
         out.append(
             {
@@ -427,10 +544,10 @@ def product_set(store: Store, args: dict[str, Any], media_s: float) -> dict[str,
         existing = store.by_custom_id(c.get("namespace"), c["key"], c["value"])
     title = data.get("title", existing["title"] if existing else None)
     if not title or not str(title).strip():
-        raise Invalid(["input", "title"], "Title can't be blank", "BLANK")
+        raise Invalid(["input", "title"], "Title can't be blank", "INVALID_PRODUCT")
     if len(title) > 255:
         raise Invalid(
-            ["input", "title"], "Title is too long (maximum is 255 characters)", "INVALID"
+            ["input", "title"], "Title is too long (maximum is 255 characters)", "INVALID_PRODUCT"
         )
     handle = data.get("handle") or (existing["handle"] if existing else None)
     if handle is None:
@@ -440,7 +557,7 @@ def product_set(store: Store, args: dict[str, Any], media_s: float) -> dict[str,
             n += 1
             handle = f"{base}-{n}"
     elif not _HANDLE.match(handle):
-        raise Invalid(["input", "handle"], "Handle is invalid", "INVALID")
+        raise Invalid(["input", "handle"], "Handle is invalid", "INVALID_PRODUCT")
     other = store.by_handle(handle)
     if other is not None and other is not existing:
         raise Invalid(
@@ -458,7 +575,9 @@ def product_set(store: Store, args: dict[str, Any], media_s: float) -> dict[str,
         if not variants:
             if options:
                 raise Invalid(
-                    ["input", "variants"], "Variants can't be blank when options are set", "INVALID"
+                    ["input", "variants"],
+                    "Variants can't be blank when options are set",
+                    "VARIANTS_INPUT_MISSING",
                 )
             variants = [
                 {
@@ -523,14 +642,34 @@ def product_set(store: Store, args: dict[str, Any], media_s: float) -> dict[str,
     return product
 
 
+def _count(n: int) -> dict[str, Any]:
+    return {"count": n, "precision": "EXACT"}
+
+
+def publication_view(publication: dict[str, str]) -> dict[str, Any]:
+    """A publication as the schema resolves it: its title on its (app) catalog."""
+    return {
+        "id": publication["id"],
+        "name": publication["name"],
+        "catalog": {
+            "__typename": "AppCatalog",
+            "id": publication["id"].replace("Publication", "AppCatalog"),
+            "title": publication["name"],
+        },
+    }
+
+
 def product_view(store: Store, product: dict[str, Any] | None) -> dict[str, Any] | None:
     """The product as the schema resolves it."""
     if product is None:
         return None
     now = time.monotonic()
-    published = ONLINE_STORE in product["publications"] and product["status"] == "ACTIVE"
+    online = store.online_store()
+    published = online in product["publications"] and product["status"] == "ACTIVE"
     metafields = product["metafields"]
+    publications = _count(len(product["publications"]))
     return {
+        "__typename": "Product",
         **{
             k: product[k]
             for k in (
@@ -550,13 +689,15 @@ def product_view(store: Store, product: dict[str, Any] | None) -> dict[str, Any]
         "onlineStoreUrl": f"https://{store.domain}/products/{product['handle']}"
         if published
         else None,
-        "variants": {"nodes": product["variants"]},
+        "variants": {
+            "nodes": [{**v, "resourcePublicationsCount": publications} for v in product["variants"]]
+        },
         "media": {
             "nodes": [
                 {
+                    "__typename": "MediaImage",
                     "id": m["id"],
                     "alt": m["alt"],
-                    "originalSource": m["originalSource"],
                     "status": "READY" if now >= m["ready_at"] else "PROCESSING",
                 }
                 for m in product["media"]
@@ -570,7 +711,7 @@ def product_view(store: Store, product: dict[str, Any] | None) -> dict[str, Any]
             ),
             None,
         ),
-        "resourcePublicationsCount": len(product["publications"]),
+        "resourcePublicationsCount": publications,
     }
 
 
@@ -582,15 +723,31 @@ def _env_number(name: str, default: float) -> float:
     return float(raw) if raw not in (None, "") else default
 
 
-class Root:
-    """Resolvers of Query and Mutation for one request's shop."""
+def _today() -> date:
+    raw = os.environ.get("SIM_SHOPIFY_TODAY")
+    return date.fromisoformat(raw) if raw else datetime.now(UTC).date()
 
-    def __init__(self, store: Store, media_s: float) -> None:
+
+class Root:
+    """Resolvers of QueryRoot and Mutation for one request's shop and token."""
+
+    def __init__(self, store: Store, media_s: float, scopes: frozenset[str], today: date) -> None:
         self.store = store
         self.media_s = media_s
+        self.scopes = scopes
+        self.today = today
 
     def shop(self, _info: Any) -> dict[str, str]:
         return {"name": self.store.domain.split(".")[0], "myshopifyDomain": self.store.domain}
+
+    def currentAppInstallation(self, _info: Any) -> dict[str, Any]:
+        return {
+            "id": "gid://shopify/AppInstallation/1",
+            "accessScopes": [{"handle": s} for s in sorted(self.scopes)],
+        }
+
+    def publicApiVersions(self, _info: Any) -> list[dict[str, Any]]:
+        return public_api_versions(self.today)
 
     def product(self, _info: Any, id: str) -> dict[str, Any] | None:
         return product_view(self.store, self.store.products.get(id))
@@ -606,13 +763,13 @@ class Root:
             found = self.store.by_custom_id(c.get("namespace"), c["key"], c["value"])
         return product_view(self.store, found)
 
-    def publications(self, _info: Any, first: int | None = None) -> dict[str, Any]:
-        return {
-            "nodes": [
-                {"id": ONLINE_STORE, "name": "Online Store"},
-                {"id": "gid://shopify/Publication/2", "name": "Point of Sale"},
-            ]
-        }
+    def publications(self, _info: Any, first: int | None = None, **_: Any) -> dict[str, Any]:
+        chosen = self.store.publications[: first if first is not None else None]
+        return {"nodes": [publication_view(p) for p in chosen]}
+
+    def publication(self, _info: Any, id: str) -> dict[str, Any] | None:
+        found = next((p for p in self.store.publications if p["id"] == id), None)
+        return publication_view(found) if found else None
 
     def productSet(
         self,
@@ -629,7 +786,7 @@ class Root:
                     {
                         "field": ["synchronous"],
                         "message": "asynchronous mode is not simulated",
-                        "code": "INVALID",
+                        "code": "GENERIC_ERROR",
                     }
                 ],
             }
@@ -653,7 +810,7 @@ class Root:
                 "publishable": None,
                 "userErrors": [{"field": ["id"], "message": "Product does not exist"}],
             }
-        known = {ONLINE_STORE, "gid://shopify/Publication/2"}
+        known = {p["id"] for p in self.store.publications}
         for i, pub in enumerate(input):
             if pub.get("publicationId") not in known:
                 return {
@@ -670,7 +827,7 @@ class Root:
         return {"publishable": product_view(self.store, product), "userErrors": []}
 
 
-def _books(stores: dict[str, Store]) -> dict[str, Any]:
+def _books(stores: dict[str, Store], grants: collections.Counter[str]) -> dict[str, Any]:
     shops = {}
     duplicates = []
     for domain, store in stores.items():
@@ -683,9 +840,11 @@ def _books(stores: dict[str, Store]) -> dict[str, Any]:
         duplicates += [
             {"shop": domain, "marker": m, "count": n} for m, n in markers.items() if n > 1
         ]
+        online = store.online_store()
         shops[domain] = {
             "requests": store.requests,
             "throttled": store.throttled,
+            "unauthorized": store.unauthorized,
             "product_sets": store.product_sets,
             "created": store.created,
             "publishes": store.publishes,
@@ -699,7 +858,7 @@ def _books(stores: dict[str, Store]) -> dict[str, Any]:
                     "skus": [v["sku"] for v in p["variants"]],
                     "prices": [v["price"] for v in p["variants"]],
                     "files": len(p["media"]),
-                    "published": ONLINE_STORE in p["publications"],
+                    "published": online is not None and online in p["publications"],
                     "marker": next(
                         (m["value"] for m in p["metafields"] if m["key"] == "printify_product_id"),
                         None,
@@ -708,22 +867,53 @@ def _books(stores: dict[str, Store]) -> dict[str, Any]:
                 for p in store.products.values()
             ],
         }
-    return {"shops": shops, "duplicates": duplicates}
+    return {"shops": shops, "duplicates": duplicates, "grants": dict(grants)}
+
+
+def _token_error(error: str, description: str) -> JSONResponse:
+    return JSONResponse({"error": error, "error_description": description}, status_code=400)
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """The token request's parameters: form-encoded (Shopify's docs) or JSON (its libraries)."""
+    raw = await request.body()
+    if "json" in (request.headers.get("content-type") or ""):
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            return {}
+        return {str(k): str(v) for k, v in body.items()} if isinstance(body, dict) else {}
+    return {k: v[-1] for k, v in parse_qs(raw.decode(errors="replace")).items()}
 
 
 def create_app(knobs: Knobs | None = None) -> FastAPI:
     """Build the simulator app (knobs default to ``Knobs.from_env("shopify")``)."""
     knobs = knobs or Knobs.from_env("shopify")
     app = FastAPI(title="Shopify simulator", docs_url=None, redoc_url=None)
-    schema: GraphQLSchema = build_schema(SCHEMA_SDL)
+    schema: GraphQLSchema = build_schema(sdl_path(API_VERSION).read_text())
+    requirements = Requirements(load_scopes(API_VERSION)["requirements"])
+    guard = requirements.guard()
     limits = {
         "bucket": _env_number("SIM_SHOPIFY_BUCKET", 2000.0),
         "restore_rate": _env_number("SIM_SHOPIFY_RESTORE_RATE", 100.0),
     }
     media_s = _env_number("SIM_SHOPIFY_MEDIA_MS", 500.0) / 1000
-    tokens = {t.strip() for t in os.environ.get("SIM_SHOPIFY_TOKENS", "").split(",") if t.strip()}
+    static_tokens = _scopes(os.environ.get("SIM_SHOPIFY_TOKENS", ""))
+    shop_scopes = _scopes(os.environ.get("SIM_SHOPIFY_SCOPES") or DEFAULT_SCOPES)
     fixed_shop = os.environ.get("SIM_SHOPIFY_SHOP") or None
+
+    def default_app() -> App:
+        return App(
+            client_id=os.environ.get("SIM_SHOPIFY_CLIENT_ID") or DEFAULT_CLIENT_ID,
+            client_secret=os.environ.get("SIM_SHOPIFY_CLIENT_SECRET") or DEFAULT_CLIENT_SECRET,
+            scopes=shop_scopes,
+            token_ttl_s=_env_number("SIM_SHOPIFY_TOKEN_TTL_S", TOKEN_TTL_S),
+        )
+
+    state: dict[str, Any] = {"app": default_app(), "static_scopes": shop_scopes}
     stores: dict[str, Store] = {}
+    issued: dict[str, Issued] = {}
+    grants: collections.Counter[str] = collections.Counter()
 
     def store_for(request: Request) -> Store:
         host = (request.headers.get("host") or "").split(":")[0]
@@ -732,6 +922,22 @@ def create_app(knobs: Knobs | None = None) -> FastAPI:
             size = limits["bucket"]
             stores[domain] = Store(domain, Bucket(size, limits["restore_rate"], size))
         return stores[domain]
+
+    def scopes_of(token: str | None) -> frozenset[str] | None:
+        """The scopes a token carries; None when Shopify would refuse it (401)."""
+        if not token:
+            return None
+        found = issued.get(token)
+        if found is not None:
+            app_now: App = state["app"]
+            alive = time.monotonic() < found.expires_at
+            if alive and app_now.installed and found.client_id == app_now.client_id:
+                return found.scopes
+            return None
+        if static_tokens and not any(hmac.compare_digest(token, t) for t in static_tokens):
+            return None
+        scopes: frozenset[str] = state["static_scopes"]
+        return scopes
 
     install_faults(
         app,
@@ -743,34 +949,66 @@ def create_app(knobs: Knobs | None = None) -> FastAPI:
         ),
     )
 
+    @app.post("/admin/oauth/access_token")
+    async def access_token(request: Request) -> Response:
+        form = await _form(request)
+        if form.get("grant_type") != "client_credentials":
+            return _token_error(
+                "unsupported_grant_type", "The authorization grant type is not supported"
+            )
+        if not form.get("client_id") or not form.get("client_secret"):
+            return _token_error("invalid_request", "client_id and client_secret are required")
+        current: App = state["app"]
+        known = hmac.compare_digest(form["client_id"], current.client_id) and hmac.compare_digest(
+            form["client_secret"], current.client_secret
+        )
+        if not known or not current.installed:
+            return _token_error("invalid_client", "Client authentication failed")
+        token = secrets.token_hex(16)
+        issued[token] = Issued(
+            current.client_id, current.scopes, time.monotonic() + current.token_ttl_s
+        )
+        grants[f"{current.client_id}@{store_for(request).domain}"] += 1
+        return JSONResponse(
+            {
+                "access_token": token,
+                "scope": ",".join(sorted(current.scopes)),
+                "expires_in": int(current.token_ttl_s),
+            }
+        )
+
     @app.post("/admin/api/{version}/graphql.json")
     async def graphql(request: Request, version: str) -> Response:
-        if not _VERSION.match(version) or (version != "unstable" and version < MIN_VERSION):
+        today = _today()
+        served = served_version(version, today)
+        if served is None:
             return JSONResponse({"errors": "Not Found"}, status_code=404)
-        token = request.headers.get("x-shopify-access-token")
-        if not token or (tokens and token not in tokens):
-            return JSONResponse({"errors": UNAUTHORIZED}, status_code=401)
+        headers = {"X-Shopify-API-Version": served}
         store = store_for(request)
+        scopes = scopes_of(request.headers.get("x-shopify-access-token"))
+        if scopes is None:
+            store.unauthorized += 1
+            return JSONResponse({"errors": UNAUTHORIZED}, status_code=401, headers=headers)
         store.requests += 1
         try:
             body = json.loads(await request.body())
         except ValueError:
-            return JSONResponse(
-                {"errors": {"query": "Required parameter missing or invalid"}}, status_code=400
-            )
+            body = None
         query = body.get("query") if isinstance(body, dict) else None
         if not isinstance(query, str) or not query.strip():
             return JSONResponse(
-                {"errors": {"query": "Required parameter missing or invalid"}}, status_code=400
+                {"errors": {"query": "Required parameter missing or invalid"}},
+                status_code=400,
+                headers=headers,
             )
-        variables = body.get("variables") or {}
+        variables = body.get("variables") or {} if isinstance(body, dict) else {}
         try:
             document = parse(query)
         except GraphQLError as exc:
-            return JSONResponse({"errors": [exc.formatted]})
+            return JSONResponse({"errors": [exc.formatted]}, headers=headers)
         problems = validate(schema, document)
         if problems:
-            return JSONResponse({"errors": [p.formatted for p in problems]})
+            return JSONResponse({"errors": [p.formatted for p in problems]}, headers=headers)
         operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
         fragments = {
             d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
@@ -799,15 +1037,18 @@ def create_app(knobs: Knobs | None = None) -> FastAPI:
                             "throttleStatus": bucket.status(),
                         }
                     },
-                }
+                },
+                headers=headers,
             )
         bucket.available -= cost
         result = execute_sync(
             schema,
             document,
-            root_value=Root(store, media_s),
+            root_value=Root(store, media_s, scopes, today),
+            context_value={"scopes": scopes},
             variable_values=variables,
-            operation_name=body.get("operationName"),
+            operation_name=body.get("operationName") if isinstance(body, dict) else None,
+            middleware=[guard],
         )
         answer: dict[str, Any] = {}
         if result.errors:
@@ -822,15 +1063,19 @@ def create_app(knobs: Knobs | None = None) -> FastAPI:
                 "throttleStatus": bucket.status(),
             }
         }
-        return JSONResponse(answer)
+        return JSONResponse(answer, headers=headers)
 
     @app.get("/_sim/books")
     async def books() -> dict[str, Any]:
-        return _books(stores)
+        return _books(stores, grants)
 
     @app.post("/_sim/reset")
     async def reset() -> dict[str, bool]:
         stores.clear()
+        issued.clear()
+        grants.clear()
+        state["app"] = default_app()
+        state["static_scopes"] = shop_scopes
         return {"reset": True}
 
     @app.get("/_sim/limits")
@@ -846,6 +1091,54 @@ def create_app(knobs: Knobs | None = None) -> FastAPI:
         for store in stores.values():
             store.bucket = Bucket(limits["bucket"], limits["restore_rate"], limits["bucket"])
         return limits
+
+    @app.get("/_sim/app")
+    async def get_app() -> dict[str, Any]:
+        current: App = state["app"]
+        return current.view()
+
+    @app.post("/_sim/app")
+    async def set_app(request: Request) -> dict[str, Any]:
+        """Change the app (and the admin tokens' scopes with ``scopes``)."""
+        body = await request.json()
+        current: App = state["app"]
+        for key in ("client_id", "client_secret"):
+            if key in body:
+                setattr(current, key, str(body[key]))
+        if "scopes" in body:
+            current.scopes = _scopes(body["scopes"])
+            state["static_scopes"] = current.scopes
+        if "token_ttl_s" in body:
+            current.token_ttl_s = float(body["token_ttl_s"])
+        if "installed" in body:
+            current.installed = bool(body["installed"])
+        return current.view()
+
+    @app.post("/_sim/app/uninstall")
+    async def uninstall() -> dict[str, Any]:
+        """The merchant uninstalls the app: its tokens stop working, its grant is refused."""
+        current: App = state["app"]
+        current.installed = False
+        return current.view()
+
+    @app.post("/_sim/app/install")
+    async def install() -> dict[str, Any]:
+        current: App = state["app"]
+        current.installed = True
+        return current.view()
+
+    @app.post("/_sim/publications")
+    async def set_publications(request: Request) -> dict[str, Any]:
+        body = await request.json()
+        domain = str(body.get("shop") or fixed_shop or DEFAULT_SHOP)
+        if domain not in stores:
+            stores[domain] = Store(
+                domain, Bucket(limits["bucket"], limits["restore_rate"], limits["bucket"])
+            )
+        stores[domain].publications = [
+            {"id": str(p["id"]), "name": str(p["name"])} for p in body["publications"]
+        ]
+        return {"shop": domain, "publications": stores[domain].publications}
 
     return app
 

@@ -32,6 +32,7 @@ SOURCES: tuple[str, ...] = (
     "shared.doctor.claude",
     "shared.doctor.comfyui",
     "shared.doctor.storage",
+    "shared.doctor.shopify",
 )
 
 # A source that has not answered in this long fails (a vendor that hangs is a finding too).

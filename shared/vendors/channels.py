@@ -232,6 +232,9 @@ class ChannelSpec(Generic[SettingsT]):
     credential: str
     url_setting: str
     simulator_env: Mapping[str, str] = field(default_factory=dict)
+    # Settings that, set instead of ``credential``, also mean an account of one's own (a
+    # Shopify Dev Dashboard app's client secret instead of an admin token).
+    other_credentials: tuple[str, ...] = ()
     # ``build`` also takes ``pool=``: the deployment's database pool (None without one), for a
     # vendor limit shared by every process of the account (Etsy's requests per second).
     takes_pool: bool = False
@@ -240,7 +243,7 @@ class ChannelSpec(Generic[SettingsT]):
         if not CHANNEL_NAME.match(self.name):
             raise ValueError(f"channel name {self.name!r} does not match {CHANNEL_NAME.pattern}")
         fields = {f.upper() for f in self.settings.model_fields}
-        named = [self.credential, self.url_setting, *self.simulator_env]
+        named = [self.credential, *self.other_credentials, self.url_setting, *self.simulator_env]
         unknown = [n for n in named if n not in fields]
         if unknown:
             raise ValueError(

@@ -6,6 +6,19 @@
 it made before instead of making a second one; the Printify product id is also kept in a
 ``pod.printify_product_id`` metafield. ``publishablePublish`` then puts it on the Online Store.
 
+Every GraphQL document the client sends is in :data:`DOCUMENTS`; the tests validate each one
+against the schema Shopify publishes for the pinned API version
+(:mod:`simulators.contracts.shopify`), and the simulator serves that schema, so a document
+Shopify would refuse is refused in the tests too. The version, and the access scopes each
+document needs, come from :mod:`shared.vendors.shopify_contract` (generated from that extract).
+
+Credentials: a legacy custom app's admin token (``SHOPIFY_ACCESS_TOKEN``, ``shpat_``, never
+expires), or a Dev Dashboard app's client id and secret (``SHOPIFY_CLIENT_ID``,
+``SHOPIFY_CLIENT_SECRET``), exchanged by :class:`ClientCredentialsGrant` for tokens that live
+24 hours, renewed before they end (:class:`shared.credentials.ManagedToken`). A 401 renews the
+token once and sends the call again; a grant Shopify refuses (wrong secret, app uninstalled)
+marks the account revoked and the work waits (:class:`shared.credentials.GrantRevoked`).
+
 Throttling follows Shopify's leaky bucket (``extensions.cost.throttleStatus``): the client keeps
 what the last answer said was available, restores it at ``restoreRate`` per second, and waits
 before a call whose cost (as last requested for that operation) is not available yet, instead
@@ -17,14 +30,31 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
+from collections import deque
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from pydantic import Field, SecretStr
+from psycopg_pool import AsyncConnectionPool
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 
+from shared.credentials import (
+    AccessToken,
+    CredentialSettings,
+    GrantRevoked,
+    ManagedToken,
+    MemoryTokenStore,
+    PgTokenStore,
+    StaticToken,
+    TokenSet,
+    TokenStore,
+    expires_in,
+)
 from shared.errors import (
+    ConfigError,
     PermanentError,
     PodError,
     RateLimited,
@@ -34,7 +64,7 @@ from shared.errors import (
     parse_retry_after,
 )
 from shared.http import async_client
-from shared.settings import PodSettings
+from shared.settings import empty_is_unset
 from shared.vendors.channels import (
     PENDING,
     ChannelSpec,
@@ -45,6 +75,7 @@ from shared.vendors.channels import (
 )
 from shared.vendors.listing import ListingDraft, draft_from_printify
 from shared.vendors.printify import PrintifyClient
+from shared.vendors.shopify_contract import API_VERSION
 
 logger = logging.getLogger(__name__)
 
@@ -53,9 +84,19 @@ MARKER_NAMESPACE, MARKER_KEY = "pod", "printify_product_id"
 MAX_THROTTLED = 5
 TRANSIENT_RETRIES = 2
 TRANSIENT_BACKOFF_S = 0.25
+# The publication a product goes to unless SHOPIFY_PUBLICATION_ID names another: the title of
+# its catalog (Publication.name is deprecated for Catalog.title).
+ONLINE_STORE = "Online Store"
+TOKEN_PATH = "/admin/oauth/access_token"  # noqa: S105  # a URL path
+# Shopify's API versions: a quarter's first month (or the development version).
+API_VERSION_PATTERN = r"^(\d{4}-(01|04|07|10)|unstable)$"
+# The client credentials grant's refusals that only the seller can undo (another secret, the
+# app installed again): Shopify's libraries read ``invalid_client`` as "the credentials are
+# invalid or the app was uninstalled".
+REVOKED_GRANT_ERRORS = {"invalid_client", "unauthorized_client", "invalid_grant"}
 
 _PRODUCT_FIELDS = """
-  id handle status onlineStoreUrl resourcePublicationsCount
+  id handle status onlineStoreUrl
   variants(first: 100) { nodes { id sku price } }
 """
 
@@ -73,7 +114,11 @@ query PodProduct($handle: String!) {{
 }}"""
 
 PUBLICATIONS = """
-query PodPublications { publications(first: 20) { nodes { id name } } }
+query PodPublications { publications(first: 50) { nodes { id catalog { title } } } }
+"""
+
+PUBLICATION = """
+query PodPublication($id: ID!) { publication(id: $id) { id catalog { title } } }
 """
 
 PUBLISH = """
@@ -85,19 +130,95 @@ mutation PodPublish($id: ID!, $input: [PublicationInput!]!) {
 }
 """
 
+# pod doctor's: who the token is, what it may do, which versions the store serves.
+INSTALLATION = """
+query PodInstallation {
+  shop { name myshopifyDomain }
+  currentAppInstallation { accessScopes { handle } }
+  publicApiVersions { handle supported }
+}
+"""
 
-class ShopifySettings(PodSettings):
-    """One Shopify store (``SHOPIFY_*``)."""
+# Every document the client sends, by operation name (each document's own).
+DOCUMENTS: dict[str, str] = {
+    "PodProductSet": PRODUCT_SET,
+    "PodProduct": PRODUCT_BY_HANDLE,
+    "PodPublications": PUBLICATIONS,
+    "PodPublication": PUBLICATION,
+    "PodPublish": PUBLISH,
+    "PodInstallation": INSTALLATION,
+}
+
+
+class ShopifySettings(CredentialSettings):
+    """One Shopify store (``SHOPIFY_*``); ``CREDENTIALS_KEY`` when a Dev Dashboard app's tokens
+    are kept in the database."""
 
     shopify_shop_domain: str = Field(description="e.g. my-shop.myshopify.com")
-    shopify_access_token: SecretStr
-    shopify_api_version: str = "2025-10"
+    shopify_access_token: SecretStr | None = Field(
+        default=None, description="A legacy custom app's admin API token (shpat_...)"
+    )
+    shopify_client_id: str | None = Field(
+        default=None, description="A Dev Dashboard app's client id (with its client secret)"
+    )
+    shopify_client_secret: SecretStr | None = Field(
+        default=None, description="A Dev Dashboard app's client secret (shpss_...)"
+    )
+    shopify_api_version: str = Field(default=API_VERSION, pattern=API_VERSION_PATTERN)
     # The API's base URL; unset = https://<shop domain>. (The simulator in tests and make up.)
     shopify_api_url: str | None = None
     shopify_timeout_s: float = Field(default=30.0, gt=0)
+    # A client-credentials token (24 h) is renewed this long before it ends.
+    shopify_token_margin_s: float = Field(default=300.0, ge=0)
     # Where products are published; unset = the store's "Online Store" publication.
     shopify_publication_id: str | None = None
     shopify_vendor: str = "POD Engine"
+
+    @field_validator(
+        "shopify_access_token",
+        "shopify_client_id",
+        "shopify_client_secret",
+        "shopify_api_url",
+        "shopify_publication_id",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return empty_is_unset(value)  # compose's `SHOPIFY_CLIENT_ID=`: not configured
+
+    def uses_client_credentials(self) -> bool:
+        """True for a Dev Dashboard app, False for an admin token; ConfigError naming the
+        settings when neither or both are configured, or half of the app's pair."""
+        app = {
+            "SHOPIFY_CLIENT_ID": self.shopify_client_id,
+            "SHOPIFY_CLIENT_SECRET": self.shopify_client_secret,
+        }
+        given = [name for name, value in app.items() if value is not None]
+        if self.shopify_access_token is not None and given:
+            raise ConfigError(
+                f"SHOPIFY_ACCESS_TOKEN and {' and '.join(given)} are both set: set either "
+                "SHOPIFY_ACCESS_TOKEN (a legacy custom app's admin token, shpat_...) or "
+                "SHOPIFY_CLIENT_ID and SHOPIFY_CLIENT_SECRET (a Dev Dashboard app), not both"
+            )
+        if self.shopify_access_token is not None:
+            return False
+        if not given:
+            raise ConfigError(
+                "no Shopify credential: set SHOPIFY_ACCESS_TOKEN (a legacy custom app's admin "
+                "token, shpat_...) or SHOPIFY_CLIENT_ID and SHOPIFY_CLIENT_SECRET (a Dev "
+                "Dashboard app: its Settings page)"
+            )
+        missing = [name for name, value in app.items() if value is None]
+        if missing:
+            raise ConfigError(
+                f"{missing[0]} is not set: a Dev Dashboard app needs both SHOPIFY_CLIENT_ID "
+                "and SHOPIFY_CLIENT_SECRET (its Settings page)"
+            )
+        return True
+
+    def account(self) -> str:
+        """The name the app's tokens are kept under (store and app, no secret)."""
+        return f"{VENDOR}:{self.shopify_shop_domain}:{self.shopify_client_id}"
 
 
 @dataclass
@@ -123,6 +244,137 @@ class Throttle:
         self.at = now
 
 
+class _Redactor:
+    """The tokens this client sent lately: never in an error or a log line."""
+
+    def __init__(self, keep: int = 4) -> None:
+        self._secrets: deque[str] = deque(maxlen=keep)
+
+    def remember(self, secret: str) -> None:
+        if secret and secret not in self._secrets:
+            self._secrets.append(secret)
+
+    def __call__(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+
+class TokenAnswer(BaseModel):
+    """The token endpoint's answer to a client credentials grant."""
+
+    access_token: str = Field(min_length=1)
+    scope: str = ""
+    expires_in: int = Field(gt=0)
+
+
+class ClientCredentialsGrant:
+    """Shopify's client credentials grant for a Dev Dashboard app installed on the store:
+    ``POST https://{shop}/admin/oauth/access_token`` with ``grant_type=client_credentials``,
+    ``client_id`` and ``client_secret`` (form-encoded); the answer is ``access_token``,
+    ``scope`` and ``expires_in`` (86399). No refresh token: the same request makes the next
+    token. A refusal of the credentials (400 ``invalid_client``: wrong secret, app uninstalled)
+    is :class:`GrantRevoked`; the secret never leaves this object in any text."""
+
+    def __init__(
+        self,
+        *,
+        shop_domain: str,
+        client_id: str,
+        client_secret: str,
+        base_url: str | None = None,
+        timeout_s: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        if not client_id or not client_secret:
+            raise ValueError("client_id and client_secret are required")
+        self.client_id = client_id
+        self._secret = client_secret
+        self._redact = _Redactor()
+        self._redact.remember(client_secret)
+        self._http = async_client(
+            base_url=(base_url or f"https://{shop_domain}").rstrip("/"),
+            headers={"Accept": "application/json"},
+            timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)),
+            transport=transport,
+        )
+        # What the last grant gave (for the doctor and the logs; not secret).
+        self.granted_scopes: list[str] = []
+
+    async def __call__(self, current: TokenSet) -> TokenSet:
+        form = {
+            "grant_type": "client_credentials",
+            "client_id": self.client_id,
+            "client_secret": self._secret,
+        }
+        try:
+            resp = await self._http.post(TOKEN_PATH, data=form)
+        except httpx.TimeoutException as exc:
+            raise VendorTimeout(
+                f"token endpoint: timed out ({type(exc).__name__})", vendor=VENDOR
+            ) from None
+        except httpx.TransportError as exc:
+            raise RetryableError(
+                self._redact(f"token endpoint: {type(exc).__name__}: {exc}"), vendor=VENDOR
+            ) from None
+        body = _json_or_none(resp)
+        if resp.status_code >= 400:
+            raise self._refusal(resp, body)
+        try:
+            answer = TokenAnswer.model_validate(body)
+        except ValidationError:
+            raise RetryableError(
+                "token endpoint: the answer has no usable access_token/expires_in",
+                vendor=VENDOR,
+                status=resp.status_code,
+            ) from None
+        self._redact.remember(answer.access_token)
+        self.granted_scopes = [s for s in answer.scope.split(",") if s]
+        logger.info(
+            "shopify token granted client_id=%s expires_in_s=%d scopes=%s",
+            self.client_id,
+            answer.expires_in,
+            answer.scope,
+        )
+        return TokenSet(answer.access_token, None, expires_in(answer.expires_in))
+
+    def _refusal(self, resp: httpx.Response, body: Any) -> PodError:
+        error = description = None
+        if isinstance(body, dict):
+            error = str(body.get("error") or "") or None
+            description = str(body.get("error_description") or "") or None
+        said = self._redact(
+            ": ".join(p for p in (error, description) if p)[:300] or resp.reason_phrase
+        )
+        if error in REVOKED_GRANT_ERRORS or resp.status_code in (401, 403):
+            return GrantRevoked(
+                f"Shopify refused the app's client credentials ({said}): check "
+                "SHOPIFY_CLIENT_ID / SHOPIFY_CLIENT_SECRET and that the app is installed on "
+                "the store",
+                vendor=VENDOR,
+                status=resp.status_code,
+                code=error,
+            )
+        cls = classify_http_status(resp.status_code)
+        return cls(
+            f"token endpoint: {said}",
+            vendor=VENDOR,
+            status=resp.status_code,
+            code=error,
+            retry_after=parse_retry_after(resp.headers.get("retry-after")),
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+
+def _json_or_none(resp: httpx.Response) -> Any:
+    try:
+        return resp.json()
+    except ValueError:
+        return None
+
+
 class ShopifyClient:
     """The Admin GraphQL API of one store."""
 
@@ -130,33 +382,33 @@ class ShopifyClient:
         self,
         *,
         shop_domain: str,
-        access_token: str,
-        api_version: str = "2025-10",
+        token: AccessToken,
+        api_version: str = API_VERSION,
         base_url: str | None = None,
         timeout_s: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        grant: ClientCredentialsGrant | None = None,
     ) -> None:
-        if not access_token:
-            raise ValueError("access_token is required")
-        self._token = access_token
+        if not re.match(API_VERSION_PATTERN, api_version):
+            raise ValueError(f"{api_version!r} is not a Shopify API version (YYYY-MM)")
+        self._token = token
+        self._grant = grant  # closed with the client
         self.shop_domain = shop_domain
+        self.api_version = api_version
         self._path = f"/admin/api/{api_version}/graphql.json"
         self._http = async_client(
             base_url=(base_url or f"https://{shop_domain}").rstrip("/"),
-            headers={
-                "X-Shopify-Access-Token": access_token,
-                "Content-Type": "application/json",
-                "Accept": "application/json",
-            },
+            headers={"Content-Type": "application/json", "Accept": "application/json"},
             timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)),
             transport=transport,
         )
+        self._redact = _Redactor()
         self.throttle = Throttle()
         self._costs: dict[str, float] = {}  # operation -> requested cost last time
         self._lock = asyncio.Lock()
-
-    def _redact(self, text: str) -> str:
-        return text.replace(self._token, "***")
+        # The version Shopify last said it served (X-Shopify-API-Version): another one than
+        # asked means the asked one is no longer supported and Shopify fell forward.
+        self.served_version: str | None = None
 
     async def graphql(self, operation: str, query: str, variables: dict[str, Any]) -> Any:
         """Run one operation; its ``data``. Waits for the bucket first; raises PodError on an
@@ -214,26 +466,21 @@ class ShopifyClient:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _post(self, operation: str, query: str, variables: dict[str, Any]) -> Any:
-        try:
-            resp = await self._http.post(
-                self._path,
-                json={"query": query, "variables": variables, "operationName": operation},
-            )
-        except httpx.TimeoutException as exc:
-            raise VendorTimeout(
-                f"{operation}: timed out ({type(exc).__name__})", vendor=VENDOR
-            ) from None
-        except httpx.TransportError as exc:
-            raise RetryableError(
-                self._redact(f"{operation}: {type(exc).__name__}: {exc}"), vendor=VENDOR
-            ) from None
+        """One call; a 401 renews the token (when it can be renewed) and sends it once more."""
+        token = await self._token.get()
+        resp = await self._send(operation, query, variables, token)
+        if resp.status_code == 401:
+            self._token.rejected(token)
+            renewed = await self._token.get()
+            if renewed != token:
+                logger.info("shopify refused the token, sent again with a renewed one")
+                resp = await self._send(operation, query, variables, renewed)
+        self._note_version(resp)
         if resp.status_code >= 400:
-            try:
-                detail = resp.json().get("errors")
-            except ValueError:
-                detail = resp.reason_phrase
+            found = _json_or_none(resp)
+            detail = found.get("errors") if isinstance(found, dict) else None
             raise classify_http_status(resp.status_code)(
-                self._redact(f"{operation}: {detail}"),
+                self._redact(f"{operation}: {detail or resp.reason_phrase}"),
                 vendor=VENDOR,
                 status=resp.status_code,
                 retry_after=parse_retry_after(resp.headers.get("retry-after")),
@@ -243,9 +490,43 @@ class ShopifyClient:
         except ValueError:
             raise RetryableError(f"{operation}: answer is not JSON", vendor=VENDOR) from None
 
+    async def _send(
+        self, operation: str, query: str, variables: dict[str, Any], token: str
+    ) -> httpx.Response:
+        self._redact.remember(token)
+        try:
+            return await self._http.post(
+                self._path,
+                json={"query": query, "variables": variables, "operationName": operation},
+                headers={"X-Shopify-Access-Token": token},
+            )
+        except httpx.TimeoutException as exc:
+            raise VendorTimeout(
+                f"{operation}: timed out ({type(exc).__name__})", vendor=VENDOR
+            ) from None
+        except httpx.TransportError as exc:
+            raise RetryableError(
+                self._redact(f"{operation}: {type(exc).__name__}: {exc}"), vendor=VENDOR
+            ) from None
+
+    def _note_version(self, resp: httpx.Response) -> None:
+        served = resp.headers.get("x-shopify-api-version")
+        if not served or served == self.served_version:
+            return
+        self.served_version = served
+        if served != self.api_version:
+            logger.warning(
+                "shopify no longer serves the API version asked for, it answered with "
+                "another requested=%s served=%s: set SHOPIFY_API_VERSION to a supported one",
+                self.api_version,
+                served,
+            )
+
     async def aclose(self) -> None:
-        """Close the HTTP connection pool."""
+        """Close the HTTP connection pools."""
         await self._http.aclose()
+        if self._grant is not None:
+            await self._grant.aclose()
 
 
 def product_set_input(draft: ListingDraft, handle: str, vendor: str) -> dict[str, Any]:
@@ -364,14 +645,13 @@ class ShopifyChannel:
     async def _publication(self) -> str:
         if self._publication_id is None:
             data = await self.shopify.graphql("PodPublications", PUBLICATIONS, {})
-            nodes = (data.get("publications") or {}).get("nodes") or []
-            online = next((n for n in nodes if n.get("name") == "Online Store"), None)
-            if online is None:
+            found = online_store(data)
+            if found is None:
                 raise PermanentError(
-                    "the store has no Online Store publication; set SHOPIFY_PUBLICATION_ID",
+                    f"the store has no {ONLINE_STORE} publication; set SHOPIFY_PUBLICATION_ID",
                     vendor=VENDOR,
                 )
-            self._publication_id = str(online["id"])
+            self._publication_id = found
         return self._publication_id
 
     async def _find(self, product: ProductRef) -> dict[str, Any] | None:
@@ -398,24 +678,97 @@ class ShopifyChannel:
         return PENDING
 
 
-def shopify_client(
-    settings: ShopifySettings, transport: httpx.AsyncBaseTransport | None = None
-) -> ShopifyClient:
-    """The store's client from its settings."""
-    return ShopifyClient(
+def online_store(data: dict[str, Any]) -> str | None:
+    """The id of the "Online Store" publication in a PodPublications answer, if any."""
+    for node in (data.get("publications") or {}).get("nodes") or []:
+        if ((node or {}).get("catalog") or {}).get("title") == ONLINE_STORE:
+            return str(node["id"])
+    return None
+
+
+# A token that was never issued: renewed on first use (client credentials have no seed token).
+_UNISSUED = TokenSet("", None, datetime(1970, 1, 1, tzinfo=UTC))
+
+
+def shopify_token(
+    settings: ShopifySettings,
+    *,
+    pool: AsyncConnectionPool | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    store: TokenStore | None = None,
+    revoked_poll_s: float = 30.0,
+) -> tuple[AccessToken, ClientCredentialsGrant | None]:
+    """The store's credential: its admin token as is, or the Dev Dashboard app's tokens from
+    the client credentials grant, kept in PostgreSQL when there is a ``pool`` (every publisher
+    of the app shares one token; CREDENTIALS_KEY seals it) and in memory otherwise. With the
+    grant, which the caller closes."""
+    if not settings.uses_client_credentials():
+        assert settings.shopify_access_token is not None  # uses_client_credentials said so
+        return StaticToken(settings.shopify_access_token.get_secret_value()), None
+    assert settings.shopify_client_id and settings.shopify_client_secret
+    if store is None and pool is not None:
+        try:
+            box = settings.box()
+        except ConfigError as exc:
+            raise ConfigError(
+                f"{exc.message} (SHOPIFY_CLIENT_ID/SHOPIFY_CLIENT_SECRET: the app's tokens "
+                "are shared by every publisher through the database, sealed with it)"
+            ) from None
+        store = PgTokenStore(pool, box)
+    grant = ClientCredentialsGrant(
         shop_domain=settings.shopify_shop_domain,
-        access_token=settings.shopify_access_token.get_secret_value(),
-        api_version=settings.shopify_api_version,
+        client_id=settings.shopify_client_id,
+        client_secret=settings.shopify_client_secret.get_secret_value(),
         base_url=settings.shopify_api_url,
         timeout_s=settings.shopify_timeout_s,
         transport=transport,
     )
+    token = ManagedToken(
+        store or MemoryTokenStore(),
+        settings.account(),
+        grant,
+        vendor=VENDOR,
+        seed=_UNISSUED,
+        margin_s=settings.shopify_token_margin_s,
+        revoked_poll_s=revoked_poll_s,
+        # Nothing rotates: while refused, ask again (the app reinstalled, the secret fixed).
+        regrant_revoked=True,
+    )
+    return token, grant
 
 
-def shopify_channel(settings: ShopifySettings, source: PrintifyClient) -> ShopifyChannel:
-    """The Shopify channel of the store in ``settings``, listing products read from ``source``."""
+def shopify_client(
+    settings: ShopifySettings,
+    transport: httpx.AsyncBaseTransport | None = None,
+    *,
+    pool: AsyncConnectionPool | None = None,
+    store: TokenStore | None = None,
+) -> ShopifyClient:
+    """The store's client from its settings (ConfigError naming a missing or conflicting
+    credential); ``pool``: where a Dev Dashboard app's tokens are shared."""
+    token, grant = shopify_token(settings, pool=pool, transport=transport, store=store)
+    return ShopifyClient(
+        shop_domain=settings.shopify_shop_domain,
+        token=token,
+        api_version=settings.shopify_api_version,
+        base_url=settings.shopify_api_url,
+        timeout_s=settings.shopify_timeout_s,
+        transport=transport,
+        grant=grant,
+    )
+
+
+def shopify_channel(
+    settings: ShopifySettings,
+    source: PrintifyClient,
+    *,
+    pool: AsyncConnectionPool | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> ShopifyChannel:
+    """The Shopify channel of the store in ``settings``, listing products read from ``source``;
+    ``pool`` keeps a Dev Dashboard app's tokens for every publisher."""
     return ShopifyChannel(
-        shopify_client(settings),
+        shopify_client(settings, transport, pool=pool),
         source,
         vendor=settings.shopify_vendor,
         publication_id=settings.shopify_publication_id,
@@ -423,14 +776,17 @@ def shopify_channel(settings: ShopifySettings, source: PrintifyClient) -> Shopif
 
 
 # The channel as the engine registers it (shared.vendors.direct), with the simulator's shop
-# (its DEFAULT_SHOP; any token is accepted unless SIM_SHOPIFY_TOKENS lists the valid ones).
+# (its DEFAULT_SHOP; any admin token is accepted unless SIM_SHOPIFY_TOKENS lists the valid ones).
 SPEC = ChannelSpec(
     name="shopify",
     settings=ShopifySettings,
     build=shopify_channel,
+    takes_pool=True,
     simulator="shopify",
     simulator_port=8191,
     credential="SHOPIFY_ACCESS_TOKEN",
+    # A Dev Dashboard app instead of an admin token: an account of one's own too.
+    other_credentials=("SHOPIFY_CLIENT_SECRET",),
     url_setting="SHOPIFY_API_URL",
     simulator_env={
         "SHOPIFY_SHOP_DOMAIN": "pod-engine-sim.myshopify.com",

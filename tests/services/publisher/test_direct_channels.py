@@ -13,6 +13,7 @@ import pytest
 from services.publisher.handler import PublisherHandler
 from services.publisher.publications import Publications
 from services.publisher.watch import PublicationRefused, published_event
+from shared.credentials import StaticToken
 from shared.errors import RetryableError
 from shared.events import ProductCreated, ProductPublished
 from shared.ledger import Ledger
@@ -31,7 +32,7 @@ async def shopify() -> AsyncIterator[tuple[httpx.AsyncClient, ShopifyClient]]:
     hooks = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=f"http://{SHOP}")
     client = ShopifyClient(
         shop_domain=SHOP,
-        access_token="shpat_direct",
+        token=StaticToken("shpat_direct"),
         base_url=f"http://{SHOP}",
         transport=httpx.ASGITransport(app=app),
     )

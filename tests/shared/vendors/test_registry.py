@@ -96,9 +96,10 @@ def test_compose_runs_each_registered_simulator_and_configures_its_channel() -> 
         assert sim["command"][-1] == str(spec.simulator_port)
         url = f"http://sim-{spec.simulator}:{spec.simulator_port}"
         assert workers[spec.url_setting] == f"${{{spec.url_setting}:-{url}}}"
-        # Unless set in .env, the channel's settings are the simulator's, as under make up.
+        # Unless set in .env, the channel's settings are the simulator's, as under make up
+        # (``-`` rather than ``:-``: set empty to turn it off, for another credential).
         for name, value in spec.simulator_env.items():
-            assert workers[name] == f"${{{name}:-{value}}}"
+            assert workers[name] in (f"${{{name}:-{value}}}", f"${{{name}-{value}}}")
 
 
 def test_an_unregistered_channel_is_refused_by_name() -> None:

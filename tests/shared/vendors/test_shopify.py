@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from shared.credentials import StaticToken
 from shared.errors import PermanentError, RetryableError
 from shared.vendors.channels import ProductRef
 from shared.vendors.listing import draft_from_printify
@@ -41,7 +42,7 @@ class Store:
     def client(self, token: str = TOKEN) -> ShopifyClient:
         return ShopifyClient(
             shop_domain=SHOP,
-            access_token=token,
+            token=StaticToken(token),
             base_url=f"http://{SHOP}",
             transport=httpx.ASGITransport(app=self.app),
         )
@@ -211,7 +212,7 @@ async def test_a_server_error_is_sent_again_a_few_times(
     ref = await a_product(printify)
     client = ShopifyClient(
         shop_domain=SHOP,
-        access_token=TOKEN,
+        token=StaticToken(TOKEN),
         base_url=f"http://{SHOP}",
         transport=FailingFirst(store.app, failures),
     )
