@@ -29,6 +29,13 @@ Behaviour copied from Printify on purpose:
   catalog) and 200 publish calls per 30 minutes; exceeding either gives 429 with a
   ``Retry-After`` header.
 
+What Printify's reference leaves open is chosen by ``SIM_PRINTIFY_KEEPS_SKU`` (true),
+``SIM_PRINTIFY_PRODUCTS_ORDER`` (newest_first | oldest_first), ``SIM_PRINTIFY_VARIANT_UPDATE``
+(require_all | replace | merge), ``SIM_PRINTIFY_UNSENT_VARIANTS`` (disabled | enabled | absent)
+and ``SIM_PRINTIFY_PUBLISH_LOCKED`` (accept | refuse), per test through ``GET/POST
+/_sim/behaviour`` (see :class:`Behaviour`). ``SIM_PRINTIFY_TOKENS`` (comma-separated) makes
+every other token a 401, as an unknown or revoked personal access token is.
+
 Knobs (environment; the fault knobs of :mod:`simulators.common` apply too):
 ``SIM_PRINTIFY_RPM`` (600), ``SIM_PRINTIFY_CATALOG_RPM`` (100), ``SIM_PRINTIFY_RATE_WINDOW_S``
 (60), ``SIM_PRINTIFY_PUBLISH_LIMIT`` (200), ``SIM_PRINTIFY_PUBLISH_WINDOW_S`` (1800),
@@ -1181,6 +1188,8 @@ def create_app(knobs: Knobs | None = None) -> FastAPI:
     )
     app.state.sim = state
     shops = shops_from_env()
+    # The tokens Printify knows (comma-separated); unset, any token is an account of its own.
+    tokens = [t for t in os.environ.get("SIM_PRINTIFY_TOKENS", "").split(",") if t.strip()]
     install_faults(app, knobs, _fault)
 
     # Registered after install_faults, so it runs first: a request without a token or over the
@@ -1192,7 +1201,7 @@ def create_app(knobs: Knobs | None = None) -> FastAPI:
             passed: Response = await call_next(request)
             return passed
         token = _bearer(request)
-        if token is None:
+        if token is None or (tokens and not any(hmac.compare_digest(token, t) for t in tokens)):
             return printify_error(401, "Unauthenticated.", code=CODE_UNAUTHENTICATED)
         acct = state.account(token)
         acct.requests += 1
