@@ -61,3 +61,14 @@ def behaving(sim_url: str, **values: object) -> Iterator[None]:
         yield
     finally:
         httpx.post(f"{sim_url}/_sim/behaviour", json=before, trust_env=False).raise_for_status()
+
+
+async def reprice(
+    client: PrintifyClient, shop: str, product: dict[str, Any], prices: dict[int, int]
+) -> dict[str, Any]:
+    """Set some variants' ``prices``: the update names every variant, as Printify requires."""
+    variants = [
+        {"id": v["id"], "price": prices.get(v["id"], v["price"]), "is_enabled": v["is_enabled"]}
+        for v in product["variants"]
+    ]
+    return await client.update_product(shop, str(product["id"]), {"variants": variants})
