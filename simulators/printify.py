@@ -29,6 +29,13 @@ Behaviour copied from Printify on purpose:
   catalog) and 200 publish calls per 30 minutes; exceeding either gives 429 with a
   ``Retry-After`` header.
 
+What Printify's reference leaves open is chosen by ``SIM_PRINTIFY_KEEPS_SKU`` (true),
+``SIM_PRINTIFY_PRODUCTS_ORDER`` (newest_first | oldest_first), ``SIM_PRINTIFY_VARIANT_UPDATE``
+(require_all | replace | merge), ``SIM_PRINTIFY_UNSENT_VARIANTS`` (disabled | enabled | absent)
+and ``SIM_PRINTIFY_PUBLISH_LOCKED`` (accept | refuse), per test through ``GET/POST
+/_sim/behaviour`` (see :class:`Behaviour`). ``SIM_PRINTIFY_TOKENS`` (comma-separated) makes
+every other token a 401, as an unknown or revoked personal access token is.
+
 Knobs (environment; the fault knobs of :mod:`simulators.common` apply too):
 ``SIM_PRINTIFY_RPM`` (600), ``SIM_PRINTIFY_CATALOG_RPM`` (100), ``SIM_PRINTIFY_RATE_WINDOW_S``
 (60), ``SIM_PRINTIFY_PUBLISH_LIMIT`` (200), ``SIM_PRINTIFY_PUBLISH_WINDOW_S`` (1800),
@@ -399,6 +406,70 @@ class Channels:
         return {"publish_ms": self.publish_ms, "failure_rate": self.failure_rate}
 
 
+# What Printify's documentation leaves open, each possibility selectable (docs/vendor-calls.md,
+# "Printify"): the engine must be right under every one, and the tests run under each.
+KEEPS_SKU = (True, False)
+PRODUCTS_ORDERS = ("newest_first", "oldest_first")
+# "When updating variants, all variants must be present in the request": refused when some are
+# missing (require_all), or the list sent replaces the product's (replace), or merged (merge).
+VARIANT_UPDATES = ("require_all", "replace", "merge")
+# The blueprint variants a create did not send: listed disabled, listed enabled, or not listed.
+UNSENT_VARIANTS = ("disabled", "enabled", "absent")
+# A publish call on a product still locked by an earlier one: accepted again, or refused (8252).
+PUBLISH_LOCKED = ("accept", "refuse")
+
+
+@dataclass
+class Behaviour:
+    """Printify's undocumented choices, as ``SIM_PRINTIFY_*`` set them and ``/_sim/behaviour``
+    changes them for one test."""
+
+    keeps_sku: bool = True
+    products_order: str = "newest_first"
+    variant_update: str = "require_all"
+    unsent_variants: str = "disabled"
+    publish_locked: str = "accept"
+
+    @classmethod
+    def from_env(cls) -> Behaviour:
+        raw_sku = os.environ.get("SIM_PRINTIFY_KEEPS_SKU", "true").strip().lower()
+        if raw_sku not in ("true", "false"):
+            raise SystemExit(f"SIM_PRINTIFY_KEEPS_SKU: true or false, got {raw_sku!r}")
+        made = cls(keeps_sku=raw_sku == "true")
+        made.update(
+            {
+                key: os.environ[env]
+                for key, env in (
+                    ("products_order", "SIM_PRINTIFY_PRODUCTS_ORDER"),
+                    ("variant_update", "SIM_PRINTIFY_VARIANT_UPDATE"),
+                    ("unsent_variants", "SIM_PRINTIFY_UNSENT_VARIANTS"),
+                    ("publish_locked", "SIM_PRINTIFY_PUBLISH_LOCKED"),
+                )
+                if os.environ.get(env)
+            },
+            error=SystemExit,
+        )
+        return made
+
+    def update(self, values: dict[str, Any], error: type[BaseException] = ValueError) -> None:
+        """Apply ``values`` (a partial update); ``error`` on an unknown key or value."""
+        choices: dict[str, tuple[object, ...]] = {
+            "keeps_sku": KEEPS_SKU,
+            "products_order": PRODUCTS_ORDERS,
+            "variant_update": VARIANT_UPDATES,
+            "unsent_variants": UNSENT_VARIANTS,
+            "publish_locked": PUBLISH_LOCKED,
+        }
+        for key, value in values.items():
+            if key not in choices or value not in choices[key]:
+                raise error(f"{key}: one of {list(choices.get(key, ()))}, got {value!r}")
+        for key, value in values.items():
+            setattr(self, key, value)
+
+    def as_dict(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+
 def _listing_url(channel: str, listing: str) -> str:
     """Where the channel lists a product (Etsy by listing id, Shopify by handle)."""
     if channel == "etsy":
@@ -712,10 +783,11 @@ def _validate_print_areas(
 
 
 def _build_product(
-    body: dict[str, Any], acct: Account, shop_id: int, mockup_base: str
+    body: dict[str, Any], acct: Account, shop_id: int, mockup_base: str, behaviour: Behaviour
 ) -> dict[str, Any]:
     """Validate a create-product body like Printify and return the stored product; its mockups
-    are served under ``mockup_base`` (Printify's image servers are this simulator)."""
+    are served under ``mockup_base`` (Printify's image servers are this simulator). The SKUs
+    sent are kept or replaced, and the variants not sent listed, as ``behaviour`` says."""
     title, description = body.get("title"), body.get("description")
     if not isinstance(title, str) or not title.strip():
         raise _Invalid("title is required")
@@ -734,6 +806,13 @@ def _build_product(
     variants = _validate_variants(body.get("variants"), catalog)
     sent = {v.id for v, *_ in variants}
     areas = _validate_print_areas(body.get("print_areas"), sent, catalog, acct)
+    # "Each variant has a print area attached to it."
+    covered = {vid for area in areas for vid in area["variant_ids"]}
+    bare = sorted(v.id for v, _, enabled, _ in variants if enabled and v.id not in covered)
+    if bare:
+        raise _Invalid(f"variants {bare} have no print area")
+    if not behaviour.keeps_sku:
+        variants = [(v, price, enabled, None) for v, price, enabled, _ in variants]
 
     product_id = secrets.token_hex(12)
     colours = list(dict.fromkeys(v.colour for v, *_ in variants))
@@ -769,15 +848,15 @@ def _build_product(
                 "values": [{"id": _SIZE_IDS[s], "title": s} for s in sizes],
             },
         ],
-        # Like Printify, the product lists the provider's whole variant matrix: the variants
-        # not sent come back disabled (at the highest price sent, with generated SKUs).
+        # The provider's other variants, at the highest price sent with generated SKUs: listed
+        # disabled, enabled or not at all (Printify's documentation does not say which).
         "variants": [
             _variant_row(v, price, enabled, sku, default_id) for v, price, enabled, sku in variants
         ]
         + [
-            _variant_row(v, highest, False, None, default_id)
+            _variant_row(v, highest, behaviour.unsent_variants == "enabled", None, default_id)
             for v in catalog.values()
-            if v.id not in sent
+            if v.id not in sent and behaviour.unsent_variants != "absent"
         ],
         "images": mockups,
         "created_at": stamp,
@@ -799,7 +878,7 @@ def _variant_row(
     """One variant of a product as Printify returns it (a SKU generated when none was sent)."""
     return {
         "id": v.id,
-        "sku": sku or f"{secrets.randbelow(10**11):011d}",
+        "sku": sku or _generated_sku(),
         "cost": v.cost,
         "price": price,
         "title": v.title,
@@ -809,6 +888,11 @@ def _variant_row(
         "is_available": True,
         "options": [_COLOUR_IDS[v.colour], _SIZE_IDS[v.size]],
     }
+
+
+def _generated_sku() -> str:
+    """A SKU as Printify makes one (digits, e.g. "866375988")."""
+    return f"{secrets.randbelow(10**11):011d}"
 
 
 def _below_cost(product: dict[str, Any]) -> str | None:
@@ -845,8 +929,13 @@ def _print_dpi(product: dict[str, Any]) -> float | None:
     return None if worst is None else round(worst, 1)
 
 
-def _apply_update(product: dict[str, Any], body: dict[str, Any]) -> None:
-    """Validate an update like Printify and apply it to ``product``; raise :class:`_Invalid`."""
+def _apply_update(product: dict[str, Any], body: dict[str, Any], behaviour: Behaviour) -> None:
+    """Validate an update like Printify and apply it to ``product``; raise :class:`_Invalid`.
+
+    ``variants``: "all variants must be present in the request". Under ``require_all`` a list
+    that misses some is refused; under ``replace`` it is the product's new list (variants left
+    out are disabled; a variant's fields left out take their create defaults: enabled, a new
+    SKU); under ``merge`` only what is sent changes."""
     for key in ("title", "description"):
         if key in body and (not isinstance(body[key], str) or not body[key].strip()):
             raise _Invalid(f"{key} must be a non-empty string")
@@ -854,7 +943,7 @@ def _apply_update(product: dict[str, Any], body: dict[str, Any]) -> None:
         not isinstance(body["tags"], list) or not all(isinstance(t, str) for t in body["tags"])
     ):
         raise _Invalid("tags must be a list of strings")
-    changes: list[tuple[dict[str, Any], int | None, bool | None]] = []
+    changes: list[tuple[dict[str, Any], int | None, bool | None, str | None]] = []
     if "variants" in body:
         raw = body["variants"]
         if not isinstance(raw, list) or not raw:
@@ -866,20 +955,40 @@ def _apply_update(product: dict[str, Any], body: dict[str, Any]) -> None:
             variant = own.get(item["id"])
             if variant is None:
                 raise _Invalid(f"variants.{i}.id {item['id']} is not a variant of this product")
-            price, enabled = item.get("price"), item.get("is_enabled")
+            price, enabled, sku = item.get("price"), item.get("is_enabled"), item.get("sku")
             if price is not None and (not _is_int(price) or price <= 0):
                 raise _Invalid(f"variants.{i}.price must be a positive integer (cents)")
             if enabled is not None and not isinstance(enabled, bool):
                 raise _Invalid(f"variants.{i}.is_enabled must be a boolean")
-            changes.append((variant, price, enabled))
+            if sku is not None and (not isinstance(sku, str) or not sku):
+                raise _Invalid(f"variants.{i}.sku must be a non-empty string")
+            changes.append((variant, price, enabled, sku))
+        missing = sorted(set(own) - {v["id"] for v, *_ in changes})
+        if missing and behaviour.variant_update == "require_all":
+            raise _Invalid(
+                f"variants: all variants of the product must be present; missing {missing}"
+            )
+        if behaviour.variant_update == "replace":
+            for vid in missing:
+                own[vid]["is_enabled"] = False
+            # A variant sent is replaced whole: what it leaves out takes the create defaults.
+            changes = [
+                (variant, price, True if enabled is None else enabled, sku)
+                for variant, price, enabled, sku in changes
+            ]
+            for variant, _, _, sku in changes:
+                if sku is None:
+                    variant["sku"] = _generated_sku()
     for key in ("title", "description", "tags"):
         if key in body:
             product[key] = body[key]
-    for variant, price, enabled in changes:
+    for variant, price, enabled, sku in changes:
         if price is not None:
             variant["price"] = price
         if enabled is not None:
             variant["is_enabled"] = enabled
+        if sku is not None and behaviour.keeps_sku:
+            variant["sku"] = sku
     product["updated_at"] = _now().strftime("%Y-%m-%d %H:%M:%S+00:00")
 
 
@@ -889,9 +998,26 @@ def _duplicates(acct: Account) -> list[dict[str, Any]]:
     for pid, product in acct.products.items():
         keys = {f"sku:{product['variants'][0]['sku']}"} if product["variants"] else set()
         keys |= {f"tag:{t}" for t in product["tags"] if t.startswith("pod:")}
+        if not any(str(v["sku"]).endswith(f"-{v['id']}") for v in product["variants"]):
+            # No SKU of the seller's (Printify did not keep them): the same upload on the same
+            # blueprint and provider twice is one design made twice.
+            art = (product["blueprint_id"], product["print_provider_id"], _image_ids(product))
+            keys.add(f"art:{art}")
         for key in keys:
             by_key[key].append(pid)
     return [{"key": k, "product_ids": ids} for k, ids in by_key.items() if len(ids) > 1]
+
+
+def _image_ids(product: dict[str, Any]) -> list[str]:
+    """The uploads a product prints, in order."""
+    return sorted(
+        {
+            img["id"]
+            for area in product["print_areas"]
+            for ph in area["placeholders"]
+            for img in ph["images"]
+        }
+    )
 
 
 def _books(state: PrintifyState, limits: Limits) -> dict[str, Any]:
@@ -914,6 +1040,8 @@ def _books(state: PrintifyState, limits: Limits) -> dict[str, Any]:
                     "title": p["title"],
                     "tags": p["tags"],
                     "skus": [v["sku"] for v in p["variants"] if v["is_enabled"]],
+                    "image_ids": _image_ids(p),
+                    "blueprint_id": p["blueprint_id"],
                     "print_dpi": _print_dpi(p),
                     # Profit of each enabled variant (price - production cost), in cents.
                     "profits": {
@@ -1051,6 +1179,8 @@ def create_app(knobs: Knobs | None = None) -> FastAPI:
         failure_rate=_env_number("SIM_PRINTIFY_PUBLISH_FAILURE_RATE", 0.0),
     )
     channels = dataclasses.replace(channel_defaults)
+    behaviour_defaults = Behaviour.from_env()
+    behaviour = dataclasses.replace(behaviour_defaults)
     webhooks = WebhookSender(
         delay_s=_env_number("SIM_PRINTIFY_WEBHOOK_DELAY_MS", 200.0) / 1000,
         attempts=int(_env_number("SIM_PRINTIFY_WEBHOOK_ATTEMPTS", 6)),
@@ -1058,6 +1188,8 @@ def create_app(knobs: Knobs | None = None) -> FastAPI:
     )
     app.state.sim = state
     shops = shops_from_env()
+    # The tokens Printify knows (comma-separated); unset, any token is an account of its own.
+    tokens = [t for t in os.environ.get("SIM_PRINTIFY_TOKENS", "").split(",") if t.strip()]
     install_faults(app, knobs, _fault)
 
     # Registered after install_faults, so it runs first: a request without a token or over the
@@ -1069,7 +1201,7 @@ def create_app(knobs: Knobs | None = None) -> FastAPI:
             passed: Response = await call_next(request)
             return passed
         token = _bearer(request)
-        if token is None:
+        if token is None or (tokens and not any(hmac.compare_digest(token, t) for t in tokens)):
             return printify_error(401, "Unauthenticated.", code=CODE_UNAUTHENTICATED)
         acct = state.account(token)
         acct.requests += 1
@@ -1177,7 +1309,7 @@ def create_app(knobs: Knobs | None = None) -> FastAPI:
         acct = account_of(request)
         try:
             base = str(request.base_url).rstrip("/")
-            product = _build_product(body, acct, int(shop_id), base)
+            product = _build_product(body, acct, int(shop_id), base, behaviour)
         except _Invalid as exc:
             return _validation_error(str(exc))
         state.add_product(acct, product)
@@ -1193,8 +1325,9 @@ def create_app(knobs: Knobs | None = None) -> FastAPI:
             return _validation_error(params)
         acct = account_of(request)
         acct.settle_channels(time.time())
-        # Newest first, as Printify lists them.
-        products = [p for p in reversed(acct.products.values()) if str(p["shop_id"]) == shop_id]
+        products = [p for p in acct.products.values() if str(p["shop_id"]) == shop_id]
+        if behaviour.products_order == "newest_first":
+            products.reverse()
         return _ok(_paginate(products, *params))
 
     @app.get("/v1/shops/{shop_id}/products/{product_id}.json")
@@ -1216,7 +1349,7 @@ def create_app(knobs: Knobs | None = None) -> FastAPI:
         if body is None:
             return _validation_error("The request body must be a JSON object")
         try:
-            _apply_update(found, body)
+            _apply_update(found, body, behaviour)
         except _Invalid as exc:
             return _validation_error(str(exc))
         account_of(request).products_updated += 1
@@ -1257,6 +1390,11 @@ def create_app(knobs: Knobs | None = None) -> FastAPI:
         if wait is not None:
             acct.rate_limited += 1
             return _too_many(wait, "Publishing")
+        if found["is_locked"] and behaviour.publish_locked == "refuse":
+            return printify_error(
+                400, "Product is disabled for editing.", code=CODE_LOCKED,
+                reason="the product is being published",
+            )  # fmt: skip
         below = _below_cost(found)
         if below is not None:
             acct.publish_below_cost += 1
@@ -1410,7 +1548,22 @@ def create_app(knobs: Knobs | None = None) -> FastAPI:
         # The channels' behaviour is a test's setting: back to the environment's.
         channels.publish_ms = channel_defaults.publish_ms
         channels.failure_rate = channel_defaults.failure_rate
+        behaviour.__dict__.update(behaviour_defaults.as_dict())
         return _ok({"reset": True})
+
+    @app.get("/_sim/behaviour")
+    async def get_behaviour() -> Response:
+        return _ok(behaviour.as_dict())
+
+    @app.post("/_sim/behaviour")
+    async def set_behaviour(request: Request) -> Response:
+        """Choose among the possibilities the documentation leaves open (see Behaviour)."""
+        body = await _json_body(request)
+        try:
+            behaviour.update(body or {})
+        except ValueError as exc:
+            return _validation_error(str(exc))
+        return _ok(behaviour.as_dict())
 
     @app.get("/_sim/limits")
     async def get_limits() -> Response:

@@ -23,7 +23,7 @@ import hashlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 from services.printify.settings import CatalogEntry, PrintifySettings
 from shared.db import migrate, open_pool
@@ -172,21 +172,39 @@ class PrintifyHandler:
             areas=areas,
         )
 
+        chosen = {int(v["id"]) for v in variants}
+
         async def do() -> Result:
-            return _created(await self.client.create_product(shop, body))
+            return _created(await self.client.create_product(shop, body), chosen)
 
         key = _create_key(event, product_type)
 
         async def reconcile() -> Result | None:
-            # Every variant's SKU carries the marker (whichever variants an attempt chose), and
-            # the product cannot be older than the first attempt.
+            # Every attempt printed the same upload (made once per image) on the same blueprint
+            # with the marker in its SKUs (when Printify keeps them), and the product cannot be
+            # older than the first attempt.
             since = await self.ledger.started_at(key)
-            found = await self.client.find_product_by_marker(shop, marker, since=since)
-            return None if found is None else _created(found)
+            found = await self.client.find_product_by_marker(
+                shop,
+                marker,
+                image_id=image_id,
+                blueprint_id=entry.blueprint_id,
+                print_provider_id=entry.print_provider_id,
+                since=since,
+            )
+            if found is None:
+                return None
+            # The variants the earlier attempt chose, where its SKUs say; else this attempt's.
+            marked = {
+                int(v["id"])
+                for v in found.get("variants") or []
+                if v.get("sku") == f"{marker}-{v.get('id')}"
+            }
+            return _created(found, marked or chosen)
 
         created = await steps.once(key, do, reconcile)
         product_id = str(created["product_id"])
-        price = await self._price(key, entry, shop, product_id, created.get("costs"), steps)
+        price = await self._price(key, entry, shop, product_id, created, steps)
         payload = ProductCreatedPayload(
             image_index=p.image_index,
             product_type=product_type,
@@ -240,32 +258,42 @@ class PrintifyHandler:
 
     async def _price(
         self,
-        created: EffectKey,
+        created_key: EffectKey,
         entry: CatalogEntry,
         shop: str,
         product_id: str,
-        costs: dict[str, int] | None,
+        created: Result,
         steps: Steps,
     ) -> PriceSummary:
-        """Price every enabled variant from its production cost (once per product): Printify
-        reveals costs only on a product it has made, and refuses to publish below them."""
+        """Price each chosen variant from its production cost (once per product): Printify
+        reveals costs only on a product it has made, and refuses to publish below them.
+
+        The update names every variant of the product with its whole state (price, enabled or
+        not, SKU): Printify's reference says all variants must be present, and does not say
+        whether a list that misses some is refused, replaces the product's (disabling the rest,
+        resetting what a variant leaves out) or is merged into it; sent whole, it means the same
+        under each. It is also what disables the variants the create did not choose, whether
+        Printify listed them disabled, enabled or not at all."""
 
         async def do() -> Result:
-            known = {int(v): int(c) for v, c in (costs or {}).items()}
-            if not known:  # a product created before costs were kept in the ledger
-                known = _costs(await self.client.get_product(shop, product_id))
+            known = {int(v): int(c) for v, c in (created.get("costs") or {}).items()}
+            rows = [_VariantRow(*row) for row in created.get("variants") or []]
+            if not known or not rows:  # recorded by an older version: read what Printify has
+                product = await self.client.get_product(shop, product_id)
+                rows = _variant_rows(product)
+                known = known or _costs(product, _enabled(product))
             if not known:
                 raise PermanentError(
                     f"Printify gave no production costs for product {product_id}",
                     vendor="printify",
                 )
             prices = price_variants(known, entry.pricing())
-            changes = [{"id": vid, "price": prices[vid]} for vid in sorted(prices)]
+            changes = [_variant_change(row, prices.get(row.id)) for row in rows]
             await self.client.update_product(shop, product_id, {"variants": changes})
             return summarise(known, prices).model_dump()
 
         # An update is idempotent: an unknown outcome is settled by sending it again.
-        key = _price_key(created)
+        key = _price_key(created_key)
         return PriceSummary.model_validate(await steps.once(key, do))
 
     async def __call__(self, event: ImageGenerated, ctx: MessageContext) -> list[Output]:
@@ -331,26 +359,68 @@ class PrintifyHandler:
         )
 
 
-def _costs(product: dict[str, Any]) -> dict[int, int]:
-    """``{variant id: production cost}`` of a product's enabled variants."""
+class _VariantRow(NamedTuple):
+    """A variant as the product lists it: what an update must send back unchanged."""
+
+    id: int
+    price: int
+    sku: str | None
+    chosen: bool
+
+
+def _enabled(product: dict[str, Any]) -> set[int]:
+    return {int(v["id"]) for v in product.get("variants") or [] if v.get("is_enabled")}
+
+
+def _costs(product: dict[str, Any], chosen: set[int]) -> dict[int, int]:
+    """``{variant id: production cost}`` of the ``chosen`` variants of a product."""
     return {
         int(v["id"]): int(v["cost"])
-        for v in product.get("variants", [])
-        if v.get("is_enabled", True) and isinstance(v.get("cost"), int)
+        for v in product.get("variants") or []
+        if int(v["id"]) in chosen and isinstance(v.get("cost"), int)
     }
 
 
-def _created(product: dict[str, Any]) -> Result:
-    """What the ledger keeps of a created product: its id, enabled variants and their costs
-    (Printify lists the blueprint's other variants too, disabled)."""
-    costs = _costs(product)
-    enabled = sum(1 for v in product.get("variants", []) if v.get("is_enabled", True))
+def _variant_rows(product: dict[str, Any], chosen: set[int] | None = None) -> list[_VariantRow]:
+    """Every variant the product lists; ``chosen`` (default: the enabled ones) are sold."""
+    chosen = _enabled(product) if chosen is None else chosen
+    return [
+        _VariantRow(
+            int(v["id"]),
+            int(v["price"]),
+            str(v["sku"]) if v.get("sku") else None,
+            int(v["id"]) in chosen,
+        )
+        for v in product.get("variants") or []
+        if isinstance(v.get("price"), int) and not isinstance(v.get("price"), bool)
+    ]
+
+
+def _variant_change(row: _VariantRow, price: int | None) -> dict[str, Any]:
+    """A variant's whole state for an update: sold at ``price``, or left as it is, disabled."""
+    change: dict[str, Any] = {
+        "id": row.id,
+        "price": price if row.chosen and price is not None else row.price,
+        "is_enabled": row.chosen and price is not None,
+    }
+    if row.sku is not None:
+        change["sku"] = row.sku
+    return change
+
+
+def _created(product: dict[str, Any], chosen: set[int]) -> Result:
+    """What the ledger keeps of a created product: its id, every variant it lists (to send them
+    all back when pricing), the ``chosen`` ones' costs, and its mockups. The chosen variants
+    are the ones sold, whatever Printify made of the others (disabled, enabled or absent)."""
+    rows = _variant_rows(product, chosen)
+    costs = _costs(product, chosen)
     images = [i for i in product.get("images") or [] if isinstance(i, dict) and i.get("src")]
     images.sort(key=lambda i: not i.get("is_default"))  # the default mockup first
     return {
         "product_id": str(product["id"]),
-        "variant_count": enabled,
+        "variant_count": sum(1 for r in rows if r.chosen),
         "costs": {str(v): c for v, c in costs.items()},
+        "variants": [list(r) for r in rows],
         "mockups": [str(i["src"]) for i in images[:MAX_MOCKUPS]],
     }
 

@@ -32,6 +32,7 @@ SOURCES: tuple[str, ...] = (
     "shared.doctor.claude",
     "shared.doctor.comfyui",
     "shared.doctor.storage",
+    "shared.doctor.printify",
     "shared.doctor.shopify",
 )
 

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import base64
 import logging
+import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -50,6 +51,10 @@ logger = logging.getLogger(__name__)
 
 VENDOR = "printify"
 MAX_429_RETRIES = 3
+# ``limit`` of GET .../products.json: at most 50 since 2024-10-03 (the reference's History).
+PRODUCTS_PAGE_MAX = 50
+# A walk over a shop's products that has read this many pages without settling gives up.
+MAX_SCAN_PAGES = 2000
 DEFAULT_PUBLISH_PARTS = {
     "title": True,
     "description": True,
@@ -216,6 +221,57 @@ def _created_at(product: dict[str, Any]) -> datetime | None:
         return as_utc(datetime.fromisoformat(str(product.get("created_at") or "")))
     except ValueError:
         return None
+
+
+def _page_data(envelope: dict[str, Any]) -> list[dict[str, Any]]:
+    data = envelope.get("data")
+    return [p for p in data if isinstance(p, dict)] if isinstance(data, list) else []
+
+
+def _listing_order(products: list[dict[str, Any]]) -> str | None:
+    """``newest_first`` or ``oldest_first`` from the first and last products' ``created_at``;
+    None when they do not tell (one product, equal or missing times)."""
+    if len(products) < 2:
+        return None
+    first, last = _created_at(products[0]), _created_at(products[-1])
+    if first is None or last is None or first == last:
+        return None
+    return "newest_first" if first > last else "oldest_first"
+
+
+def _marker_skus(product: dict[str, Any]) -> list[tuple[str, int]]:
+    return [
+        (str(v.get("sku") or ""), int(v["id"]))
+        for v in product.get("variants") or []
+        if isinstance(v, dict) and isinstance(v.get("id"), int)
+    ]
+
+
+def _carries_marker(product: dict[str, Any], marker: str) -> bool:
+    """Whether a variant's SKU is ``<marker>-<its id>`` (the SKUs build_product_payload
+    writes; Printify may list the blueprint's other variants too, with SKUs of its own)."""
+    return any(sku == f"{marker}-{vid}" for sku, vid in _marker_skus(product))
+
+
+def _marked(product: dict[str, Any]) -> bool:
+    """Whether the product's SKUs carry some marker (``<marker>-<variant id>``)."""
+    return any(sku.endswith(f"-{vid}") for sku, vid in _marker_skus(product))
+
+
+def _prints(product: dict[str, Any], image_id: str, blueprint_id: int, provider_id: int) -> bool:
+    """Whether ``product`` is of ``blueprint_id`` at ``provider_id`` and prints ``image_id``."""
+    if product.get("blueprint_id") != blueprint_id:
+        return False
+    if product.get("print_provider_id") != provider_id:
+        return False
+    return any(
+        isinstance(image, dict) and image.get("id") == image_id
+        for area in product.get("print_areas") or []
+        if isinstance(area, dict)
+        for placeholder in area.get("placeholders") or []
+        if isinstance(placeholder, dict)
+        for image in placeholder.get("images") or []
+    )
 
 
 def _retry_after(resp: httpx.Response) -> float | None:
@@ -429,42 +485,128 @@ class PrintifyClient:
         return product
 
     async def list_products(
-        self, shop_id: str | int, *, page: int = 1, limit: int = 50
+        self, shop_id: str | int, *, page: int = 1, limit: int = PRODUCTS_PAGE_MAX
     ) -> dict[str, Any]:
-        """One page of products (newest first) in Printify's pagination envelope."""
+        """One page of products in Printify's pagination envelope (in Printify's order, which
+        its documentation does not give)."""
         envelope: dict[str, Any] = await self._request(
             "GET", f"/v1/shops/{shop_id}/products.json?page={int(page)}&limit={int(limit)}"
         )
         return envelope
 
     async def find_product_by_marker(
-        self, shop_id: str | int, marker: str, *, since: datetime | None = None
+        self,
+        shop_id: str | int,
+        marker: str,
+        *,
+        image_id: str | None = None,
+        blueprint_id: int | None = None,
+        print_provider_id: int | None = None,
+        since: datetime | None = None,
     ) -> dict[str, Any] | None:
-        """The newest product whose every variant's SKU is ``<marker>-<variant id>``, or None.
+        """The product a create call with an unknown outcome made, or None.
 
-        Used to reconcile a create call whose outcome is unknown. Printify cannot search by
-        SKU, so products are listed newest first, page by page, however many the shop has;
-        ``since`` (when the create was first attempted) stops the walk at the first page that
-        reaches older products, so a recent create costs a page or two even in a large shop.
+        It is the product with a variant whose SKU is ``<marker>-<variant id>``
+        (:func:`build_product_payload`); when Printify did not keep the SKUs, the one that prints
+        upload ``image_id`` on ``blueprint_id`` at ``print_provider_id`` (an upload is made once
+        per image, so only this product's attempts print it there), unless its SKUs carry
+        another marker. Printify cannot search by either, so the shop's products are read page
+        by page, in whichever order Printify lists them (found from the products' ``created_at``;
+        unknown, every page is read), each page's envelope re-read so that products made or
+        deleted meanwhile cannot hide the one looked for. ``since`` (when the create was first
+        tried) stops the walk at products older than that.
         """
-        # Printify's clock and ours may differ a little.
         horizon = since - _CLOCK_SKEW if since is not None else None
-        page = 1
-        while True:
-            envelope = await self.list_products(shop_id, page=page, limit=50)
-            products = envelope.get("data", [])
+        art = (
+            (image_id, int(blueprint_id), int(print_provider_id))
+            if image_id is not None and blueprint_id is not None and print_provider_id is not None
+            else None
+        )
+
+        def ours(products: list[dict[str, Any]]) -> dict[str, Any] | None:
             for product in products:
-                # build_product_payload writes exactly this SKU on every variant it enables
-                # (Printify may list the blueprint's other variants too, disabled).
-                ours = [v for v in product.get("variants", []) if v.get("is_enabled", True)]
-                if ours and all(v.get("sku") == f"{marker}-{v.get('id')}" for v in ours):
+                made = _created_at(product)
+                if horizon is not None and made is not None and made < horizon:
+                    continue  # older than the first attempt: not its product
+                if _carries_marker(product, marker) or (
+                    art is not None and _prints(product, *art) and not _marked(product)
+                ):
                     return dict(product)
+            return None
+
+        first = await self.list_products(shop_id, page=1)
+        first_page = _page_data(first)
+        found = ours(first_page)
+        last_page = int(first.get("last_page") or 1)
+        if found is not None or last_page <= 1:
+            return found
+        order = _listing_order(first_page)
+        if order is None:
+            tail = await self.list_products(shop_id, page=last_page)
+            found = ours(_page_data(tail))
+            if found is not None:
+                return found
+            order = _listing_order([*first_page[:1], *_page_data(tail)[-1:]])
+        if order == "oldest_first":
+            return await self._walk_back(shop_id, last_page, ours, horizon)
+        # Newest first (a horizon applies), or unknown (every page is read).
+        return await self._walk_forward(
+            shop_id, int(first.get("total") or 0), ours, horizon if order else None
+        )
+
+    async def _walk_forward(
+        self,
+        shop_id: str | int,
+        total: int,
+        ours: Callable[[list[dict[str, Any]]], dict[str, Any] | None],
+        horizon: datetime | None,
+    ) -> dict[str, Any] | None:
+        """Pages 2.. while products are listed newest first (or in an unknown order). A product
+        made meanwhile pushes the others one place later (read twice, never missed); one
+        deleted pulls them earlier, onto the pages already read: those are read again."""
+        for page in range(2, MAX_SCAN_PAGES):
+            envelope = await self.list_products(shop_id, page=page)
+            products = _page_data(envelope)
+            found = ours(products)
+            if found is not None:
+                return found
+            now_total = int(envelope.get("total") or 0)
+            if now_total < total:
+                # Deleted meanwhile: as many products moved back onto the pages before this one.
+                back = math.ceil((total - now_total) / PRODUCTS_PAGE_MAX)
+                for earlier in range(max(1, page - back), page):
+                    found = ours(_page_data(await self.list_products(shop_id, page=earlier)))
+                    if found is not None:
+                        return found
+            total = now_total
             if not products or page >= int(envelope.get("last_page") or page):
                 return None
             oldest = _created_at(products[-1])
             if horizon is not None and oldest is not None and oldest < horizon:
                 return None
-            page += 1
+        raise RetryableError(
+            f"products of shop {shop_id} kept changing over {MAX_SCAN_PAGES} pages", vendor=VENDOR
+        )
+
+    async def _walk_back(
+        self,
+        shop_id: str | int,
+        last_page: int,
+        ours: Callable[[list[dict[str, Any]]], dict[str, Any] | None],
+        horizon: datetime | None,
+    ) -> dict[str, Any] | None:
+        """From the last page down while products are listed oldest first: a product made
+        meanwhile is added after the ones looked at (nothing moves), one deleted pulls the
+        others earlier, onto pages still to read."""
+        for page in range(last_page, 1, -1):
+            products = _page_data(await self.list_products(shop_id, page=page))
+            found = ours(products)
+            if found is not None:
+                return found
+            oldest = _created_at(products[0]) if products else None
+            if horizon is not None and oldest is not None and oldest < horizon:
+                return None
+        return None
 
     async def delete_product(self, shop_id: str | int, product_id: str) -> None:
         """Delete a product."""

@@ -77,5 +77,12 @@ class ProductVendor(Protocol):
     ) -> dict[str, Any]: ...
 
     async def find_product_by_marker(
-        self, shop_id: str | int, marker: str, *, since: datetime | None = None
+        self,
+        shop_id: str | int,
+        marker: str,
+        *,
+        image_id: str | None = None,
+        blueprint_id: int | None = None,
+        print_provider_id: int | None = None,
+        since: datetime | None = None,
     ) -> dict[str, Any] | None: ...

@@ -379,3 +379,125 @@ async def test_an_unset_shop_id_takes_the_only_shop(configured: str | None) -> N
     with pytest.raises(ConfigError, match="2 shops"):
         await choose_shop(_Shops(7, 8), configured)
     assert (await choose_shop(_Shops(7, 8), "8"))["id"] == 8
+
+
+# --- what Printify's documentation leaves open -------------------------------------------------
+
+
+def set_behaviour(proc: SimulatorProcess, **values: Any) -> None:
+    resp = httpx.post(f"{proc.url}/_sim/behaviour", json=values, trust_env=False)
+    resp.raise_for_status()
+
+
+@pytest.fixture
+def behaviour(sim: SimulatorProcess) -> Iterator[SimulatorProcess]:
+    """The simulator, its undocumented behaviour back to the defaults after the test."""
+    yield sim
+    set_behaviour(
+        sim,
+        keeps_sku=True,
+        products_order="newest_first",
+        variant_update="require_all",
+        unsent_variants="disabled",
+        publish_locked="accept",
+    )
+
+
+class ChangingShop(httpx.AsyncBaseTransport):
+    """The network, with the seller (or another process) making or deleting a product just
+    before each listing of products after the first: the shop changes while a scan reads it."""
+
+    def __init__(self, url: str, key: str, mutation: str, body: dict[str, Any]) -> None:
+        self._inner = httpx.AsyncHTTPTransport()
+        self._side = httpx.AsyncClient(
+            base_url=url, headers={"Authorization": f"Bearer {key}"}, trust_env=False
+        )
+        self._mutation, self._body, self._listings = mutation, body, 0
+        self.changed = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "GET" and request.url.path.endswith(f"/{SHOP}/products.json"):
+            self._listings += 1
+            if self._listings > 1:
+                await self._change()
+        return await self._inner.handle_async_request(request)
+
+    async def _change(self) -> None:
+        path = f"/v1/shops/{SHOP}/products.json"
+        if self._mutation == "create":
+            (await self._side.post(path, json=self._body)).raise_for_status()
+        else:  # delete the newest product
+            listed = (await self._side.get(f"{path}?limit=50")).json()["data"]
+            newest = max(listed, key=lambda p: (p["created_at"], p["id"]))
+            (
+                await self._side.delete(f"/v1/shops/{SHOP}/products/{newest['id']}.json")
+            ).raise_for_status()
+        self.changed += 1
+
+    async def aclose(self) -> None:
+        await self._side.aclose()
+        await self._inner.aclose()
+
+
+@pytest.mark.parametrize("mutation", ["create", "delete"])
+@pytest.mark.parametrize("keeps_sku", [True, False])
+@pytest.mark.parametrize("order", ["newest_first", "oldest_first"])
+async def test_find_product_by_marker_under_every_listing_order_and_sku_behaviour(
+    behaviour: SimulatorProcess, order: str, keeps_sku: bool, mutation: str
+) -> None:
+    """The product a create with an unknown outcome made is found whether Printify lists
+    products newest or oldest first, keeps the SKUs sent or makes its own, and while products
+    are made or deleted during the scan; and no other product is taken for it."""
+    set_behaviour(behaviour, products_order=order, keeps_sku=keeps_sku)
+    key = new_key()
+    async with PrintifyClient(api_key=key, base_url=behaviour.url) as c:
+        other = await c.upload_image(file_name="other.png", contents=png_bytes())
+        variants = (await c.list_variants(6, 99))[:2]
+
+        def body(image_id: str, prefix: str) -> dict[str, Any]:
+            return build_product_payload(
+                title=prefix,
+                description="d",
+                tags=[],
+                blueprint_id=6,
+                print_provider_id=99,
+                variants=variants,
+                price_cents=1500,
+                image_id=image_id,
+                sku_prefix=prefix,
+            )
+
+        for i in range(60):
+            await c.create_product(SHOP, body(other["id"], f"old-{i}"))
+        await asyncio.sleep(1.1)  # Printify's created_at is to the second
+        since = datetime.now(UTC)
+        art = await c.upload_image(file_name="art.png", contents=png_bytes())
+        target = await c.create_product(SHOP, body(art["id"], "pod-target"))
+        # The same art on another blueprint (another product type of the same image).
+        mug = (await c.list_variants(68, 1))[:1]
+        mug_body = build_product_payload(
+            title="mug", description="d", tags=[], blueprint_id=68, print_provider_id=1,
+            variants=mug, price_cents=1500, image_id=art["id"], sku_prefix="pod-mug",
+        )  # fmt: skip
+        await c.create_product(SHOP, mug_body)
+        for i in range(60):
+            await c.create_product(SHOP, body(other["id"], f"new-{i}"))
+
+    changing = ChangingShop(behaviour.url, key, mutation, body(other["id"], "meanwhile"))
+    scanner = PrintifyClient(api_key=key, base_url=behaviour.url, transport=changing)
+    try:
+        found = await scanner.find_product_by_marker(
+            SHOP,
+            "pod-target",
+            image_id=art["id"],
+            blueprint_id=6,
+            print_provider_id=99,
+            since=since,
+        )
+        assert found is not None and found["id"] == target["id"]
+        assert changing.changed >= 1  # the shop did change under the scan
+        # Neither a product of another marker nor the same art on another blueprint.
+        assert await scanner.find_product_by_marker(SHOP, "pod-nothing", since=since) is None
+    finally:
+        await scanner.aclose()
+        await changing.aclose()

@@ -555,7 +555,14 @@ def test_prices_are_updated_and_publishing_refuses_a_variant_below_cost(
             {"title": ""},
         ):
             assert_printify_error(http.put(f"{path}.json", json=bad), 400)
-        updated = http.put(f"{path}.json", json={"variants": [{"id": huge, "price": 2999}]})
+        # "When updating variants, all variants must be present in the request."
+        partial = http.put(f"{path}.json", json={"variants": [{"id": huge, "price": 2999}]})
+        assert_printify_error(partial, 400, "all variants of the product must be present")
+        whole = [
+            {"id": v["id"], "price": 2999 if v["id"] == huge else v["price"]}
+            for v in product["variants"]
+        ]
+        updated = http.put(f"{path}.json", json={"variants": whole})
         assert updated.status_code == 200, updated.text
         assert {v["id"]: v["price"] for v in updated.json()["variants"] if v["is_enabled"]} == {
             small: 1999,
@@ -565,7 +572,7 @@ def test_prices_are_updated_and_publishing_refuses_a_variant_below_cost(
         assert books_of(sim, http)["products_updated"] == 1
 
         assert http.post(f"{path}/publish.json", json=parts).status_code == 200
-        locked = http.put(f"{path}.json", json={"variants": [{"id": huge, "price": 3999}]})
+        locked = http.put(f"{path}.json", json={"variants": whole})
         assert_printify_error(locked, 400)
         assert locked.json()["code"] == 8252
         done = {"external": {"id": "x1", "handle": "https://shop.example/x1"}}

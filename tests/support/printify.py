@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -47,3 +49,26 @@ def in_process(app: Any, token: str = "tok-test") -> PrintifyClient:
     return PrintifyClient(
         api_key=token, base_url="http://printify", transport=httpx.ASGITransport(app=app)
     )
+
+
+@contextlib.contextmanager
+def behaving(sim_url: str, **values: object) -> Iterator[None]:
+    """The Printify simulator at ``sim_url`` choosing ``values`` among what Printify's reference
+    leaves open (``/_sim/behaviour``), as it was again afterwards."""
+    before = httpx.get(f"{sim_url}/_sim/behaviour", trust_env=False).json()
+    httpx.post(f"{sim_url}/_sim/behaviour", json=values, trust_env=False).raise_for_status()
+    try:
+        yield
+    finally:
+        httpx.post(f"{sim_url}/_sim/behaviour", json=before, trust_env=False).raise_for_status()
+
+
+async def reprice(
+    client: PrintifyClient, shop: str, product: dict[str, Any], prices: dict[int, int]
+) -> dict[str, Any]:
+    """Set some variants' ``prices``: the update names every variant, as Printify requires."""
+    variants = [
+        {"id": v["id"], "price": prices.get(v["id"], v["price"]), "is_enabled": v["is_enabled"]}
+        for v in product["variants"]
+    ]
+    return await client.update_product(shop, str(product["id"]), {"variants": variants})

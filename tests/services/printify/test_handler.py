@@ -26,10 +26,11 @@ from shared.ledger import EffectKey, EffectState, Ledger
 from shared.runner import MessageContext
 from shared.storage import ImageStorageSettings, LocalImageStorage
 from shared.topics import PRINTIFY, PRODUCTS_CREATED
+from shared.vendors.listing import draft_from_printify
 from shared.vendors.printify import PrintifyClient, build_product_payload
 from simulators.printify import SHOP_ID
 from simulators.process import SimulatorProcess
-from tests.support.printify import png
+from tests.support.printify import behaving, png
 from tests.support.s3 import KEY_ID, SECRET, s3_server
 
 CTX = MessageContext("images.generated", 2, 11, 0, "test")
@@ -448,3 +449,131 @@ async def test_a_large_image_is_not_sent_as_base64(
     with pytest.raises(PermanentError, match="IMAGE_STORAGE_URL"):
         await make_handler(client, ledger, tmp_path)(event, CTX)
     assert uploads(printify_sim) == before
+
+
+# --- what Printify's reference leaves open -----------------------------------------------------
+
+BLACK_TEES = {
+    **DEFAULT_CATALOG,
+    # One colour of the provider's five: most of its variants are not chosen.
+    ProductType.TSHIRT: DEFAULT_CATALOG[ProductType.TSHIRT].model_copy(
+        update={"colours": ("Black",)}
+    ),
+}
+
+
+@pytest.mark.parametrize("keeps_sku", [True, False])
+@pytest.mark.parametrize("unsent", ["disabled", "enabled", "absent"])
+@pytest.mark.parametrize("variant_update", ["require_all", "replace", "merge"])
+async def test_only_the_chosen_variants_sell_at_their_prices_whatever_printify_does(
+    tmp_path: Path,
+    client: PrintifyClient,
+    ledger: Ledger,
+    printify_sim: SimulatorProcess,
+    variant_update: str,
+    unsent: str,
+    keeps_sku: bool,
+) -> None:
+    """Whether a variant update is refused unless whole, replaces or merges; whether the
+    variants a create did not send come back disabled, enabled or not at all; whether the SKUs
+    sent are kept: the product sells exactly the chosen variants, each above its cost, keeps
+    its SKUs through the price update, and lists as a draft of those variants."""
+    with behaving(
+        printify_sim.url,
+        variant_update=variant_update,
+        unsent_variants=unsent,
+        keeps_sku=keeps_sku,
+    ):
+        handler = make_handler(client, ledger, tmp_path, catalog=BLACK_TEES)
+        event = image_event(tmp_path, ["tshirt"])
+        outputs = await handler(event, CTX)
+        assert [o.topic for o in outputs] == [PRODUCTS_CREATED], outputs
+        made = outputs[0].event.payload
+        catalog = await client.list_variants(6, 99)
+        chosen = {v["id"] for v in catalog if v["options"]["color"] == "Black"}
+        product = await client.get_product(made.shop_id, made.product_id)
+        enabled = {v["id"]: v for v in product["variants"] if v["is_enabled"]}
+        assert set(enabled) == chosen and made.variant_count == len(chosen)
+        assert all(v["price"] >= v["cost"] for v in enabled.values())
+        marker = sku_prefix(event.job_id, 1, "tshirt")
+        if keeps_sku:
+            assert {v["sku"] for v in enabled.values()} == {f"{marker}-{vid}" for vid in chosen}
+        # The channels list the chosen variants, under SKUs that stay what they are.
+        draft = draft_from_printify(product)
+        assert sorted(v.sku for v in draft.variants) == sorted(v["sku"] for v in enabled.values())
+        again = draft_from_printify(await client.get_product(made.shop_id, made.product_id))
+        assert again.variants == draft.variants
+        # Printify publishes it: no enabled variant below its cost.
+        await client.publish(made.shop_id, made.product_id)
+
+
+@pytest.mark.parametrize("unsent", ["disabled", "enabled", "absent"])
+@pytest.mark.parametrize("order", ["newest_first", "oldest_first"])
+@pytest.mark.parametrize("keeps_sku", [True, False])
+async def test_a_create_with_unknown_outcome_is_found_whatever_printify_does(
+    tmp_path: Path,
+    client: PrintifyClient,
+    ledger: Ledger,
+    printify_sim: SimulatorProcess,
+    keeps_sku: bool,
+    order: str,
+    unsent: str,
+) -> None:
+    """An attempt created the product and crashed before recording it; the next attempt finds
+    it (not a second one) whether Printify kept the marker SKUs, in either listing order, with
+    more products made after it, and sells the variants the first attempt chose."""
+    with behaving(
+        printify_sim.url, keeps_sku=keeps_sku, products_order=order, unsent_variants=unsent
+    ):
+        event = image_event(tmp_path, ["tshirt"])
+        marker = sku_prefix(event.job_id, 1, "tshirt")
+        entry = BLACK_TEES[ProductType.TSHIRT]
+        shop = str(SHOP_ID)
+        # The first attempt: the upload done and recorded, the create sent, then the crash.
+        upload_key = EffectKey(event.job_id, 1, "", "upload")
+        upload = await client.upload_image(file_name="first.png", contents=png(SIZE, SIZE))
+        await ledger.begin(upload_key, lease_s=0)
+        await ledger.complete(upload_key, {"image_id": upload["id"]})
+        create_key = EffectKey(event.job_id, 1, "tshirt", "create")
+        assert (await ledger.begin(create_key, lease_s=0)).state is EffectState.NEW
+        variants = entry.select(await client.list_variants(6, 99))
+        crashed = await client.create_product(
+            shop,
+            build_product_payload(
+                title="Green Blob Tee",
+                description="A blob.",
+                tags=["blob", "green"],
+                blueprint_id=6,
+                print_provider_id=99,
+                variants=variants,
+                price_cents=entry.price_cents,
+                image_id=upload["id"],
+                sku_prefix=marker,
+            ),
+        )
+        # The shop goes on: more products than a page holds come after it.
+        other = await client.upload_image(file_name="other.png", contents=png())
+        for i in range(55):
+            await client.create_product(
+                shop,
+                build_product_payload(
+                    title=f"other {i}", description="d", tags=[], blueprint_id=6,
+                    print_provider_id=99, variants=variants[:1], price_cents=2999,
+                    image_id=other["id"], sku_prefix=f"other-{event.job_id}-{i}",
+                ),
+            )  # fmt: skip
+        before = sum(a["products_created"] for a in books(printify_sim)["accounts"].values())
+
+        outputs = await make_handler(client, ledger, tmp_path, catalog=BLACK_TEES)(event, CTX)
+
+        assert [o.topic for o in outputs] == [PRODUCTS_CREATED], outputs
+        made = outputs[0].event.payload
+        assert made.product_id == crashed["id"]
+        after = sum(a["products_created"] for a in books(printify_sim)["accounts"].values())
+        assert after == before
+        assert made.variant_count == len(variants)
+        product = await client.get_product(shop, made.product_id)
+        assert {v["id"] for v in product["variants"] if v["is_enabled"]} == {
+            v["id"] for v in variants
+        }
+        assert not any(crashed["id"] in d["product_ids"] for d in books(printify_sim)["duplicates"])

@@ -35,7 +35,7 @@ from shared.vendors.listing import DraftVariant, ListingDraft, draft_from_printi
 from shared.vendors.printify import PrintifyClient
 from simulators import etsy as etsy_sim
 from simulators import printify as printify_sim
-from tests.support.printify import TITLE, create_product, in_process, png
+from tests.support.printify import TITLE, create_product, in_process, png, reprice
 
 SHOP = 51234567  # the Etsy shop
 # Its processing profiles, as the simulator numbers them (made to order, ready to ship).
@@ -135,9 +135,7 @@ async def new_product(
     if bigger_costs_more:
         # One size sells for more: Etsy must be told the price depends on the size.
         enabled = [v for v in made["variants"] if v["is_enabled"]]
-        await source.update_product(
-            PRINTIFY_SHOP, made["id"], {"variants": [{"id": enabled[-1]["id"], "price": 2999}]}
-        )
+        await reprice(source, PRINTIFY_SHOP, made, {enabled[-1]["id"]: 2999})
     return ProductRef(PRINTIFY_SHOP, str(made["id"]), TITLE)
 
 
