@@ -27,9 +27,10 @@ OPERATIONS: dict[str, str] = {
     "updateListingInventory": "EtsyClient.update_listing_inventory",
     "uploadListingImage": "EtsyClient.upload_listing_image",
     "getShopReadinessStateDefinitions": "EtsyClient.get_readiness_state_definitions",
-    # Served by the simulator and read back by the engine's tests and the preflight
+    # Served by the simulator for the engine's tests
     "getListingInventory": "the simulator (tests read an inventory back)",
     "getListingImages": "the simulator (tests read a listing's images back)",
+    "deleteListing": "the simulator (tests delete a listing, as a seller does on Etsy)",
     # pod doctor's Etsy checks (read-only)
     "ping": "pod doctor: the app's keystring:shared_secret is accepted",
     "getMe": "pod doctor: the token is valid and whose shop it is",
