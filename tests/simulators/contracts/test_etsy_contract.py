@@ -16,7 +16,7 @@ from shared.vendors.etsy import EtsyClient, EtsySettings, etsy_channel, etsy_cli
 from simulators import etsy as etsy_sim
 from simulators import printify as printify_sim
 from simulators.contracts.etsy import OPERATIONS, contract
-from simulators.contracts.openapi import CheckedRequest
+from simulators.contracts.openapi import CheckedRequest, error_body
 from tests.support.printify import create_product, in_process, png
 
 SHOP = 51234567
@@ -91,6 +91,10 @@ def test_etsys_contract_refuses_what_etsys_document_refuses() -> None:
         "query.state: 'removed' is not one of 'active', 'inactive', 'sold_out', 'draft', 'expired'",
         "query.limit: 101 is above the maximum 100",
     ]
+    # A refusal answered as Etsy answers a 400: its ErrorSchema, {"error": "..."}.
+    refused = sent("POST", LISTINGS, data=missing)
+    assert error_body(refused) == {"error": "body.taxonomy_id: required"}
+    assert contract().check_response("createDraftListing", 400, error_body(refused)) == []
     # Etsy documents its lists as comma-separated: both forms are taken.
     assert sent("GET", "/v3/application/listings/77", params={"includes": "Images,Inventory"}).ok
     assert sent("GET", "/v3/application/listings/77?includes=Images&includes=Inventory").ok
