@@ -76,6 +76,7 @@ from shared.vendors.channels import (
 from shared.vendors.listing import ListingDraft, draft_from_printify
 from shared.vendors.printify import PrintifyClient
 from shared.vendors.shopify_contract import API_VERSION
+from shared.waits import waiting
 
 logger = logging.getLogger(__name__)
 
@@ -420,7 +421,12 @@ class ShopifyClient:
                     logger.info(
                         "shopify waits for its bucket operation=%s wait_s=%.2f", operation, wait
                     )
-                    await asyncio.sleep(wait)
+                    bucket = (
+                        f"Shopify's query-cost bucket ({self.throttle.maximum:g} points, "
+                        f"{self.throttle.restore_rate:g} per second)"
+                    )
+                    with waiting("vendor_limit", bucket, until=time.time() + wait):
+                        await asyncio.sleep(wait)
                 body = await self._post_again_on_5xx(operation, query, variables)
             cost = (body.get("extensions") or {}).get("cost") or {}
             if cost.get("throttleStatus"):

@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
+from shared import waits
 from shared.credentials import StaticToken
 from shared.errors import PermanentError, RetryableError
 from shared.vendors.channels import ProductRef
@@ -155,11 +157,26 @@ async def test_the_client_waits_for_the_bucket_instead_of_being_throttled(
     # would be THROTTLED unless the client waits for the restore.
     refs = [await a_product(printify, variants=2) for _ in range(3)]
     channel = ShopifyChannel(store.client(), printify)
-    for ref in refs:
-        assert (await channel.publish(ref)).listing is not None
+    seen: list[waits.WaitReport] = []
+
+    async def watch() -> None:  # what a heartbeat would carry while the client waits
+        while True:
+            seen.extend(waits.snapshot())
+            await asyncio.sleep(0.01)
+
+    waits.working_for("job-on-shopify")
+    watcher = asyncio.create_task(watch())
+    try:
+        for ref in refs:
+            assert (await channel.publish(ref)).listing is not None
+    finally:
+        watcher.cancel()
     books = await store.books()
     assert books["throttled"] == 0
     assert sum(p["published"] for p in books["products"]) == 3
+    # The job said what it waited for while the bucket refilled.
+    assert {(w.job_id, w.kind) for w in seen} == {("job-on-shopify", "vendor_limit")}
+    assert all("Shopify's query-cost bucket" in w.what and w.until for w in seen)
 
 
 @pytest.mark.parametrize(
