@@ -183,6 +183,7 @@ class Stack:
             admin,
             default_partitions=s.kafka_partitions,
             replication_factor=replicas,
+            min_insync_replicas=s.kafka_min_insync_replicas,
         )
         logger.info(
             "topics ready created=%d total=%d",
