@@ -5,12 +5,15 @@ image's user writes only its own folders."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import anthropic
+import pytest
 import yaml
 
 from shared.settings import PodSettings
@@ -352,3 +355,42 @@ def test_prometheus_and_grafana_show_what_the_api_exposes() -> None:
     assert grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"].startswith(
         provider["options"]["path"]
     )
+
+
+def _compose_cli() -> list[str] | None:
+    """``docker compose`` (v2 or later), where one is installed: it reads the files without an
+    engine (``config``)."""
+    for cli in (["docker", "compose"], ["docker-compose"]):
+        try:
+            done = subprocess.run(
+                [*cli, "version", "--short"], capture_output=True, text=True, timeout=30
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        major = done.stdout.strip().lstrip("v").split(".")[0]
+        if done.returncode == 0 and ((major.isdigit() and int(major) >= 2) or major == "dev"):
+            return cli
+    return None
+
+
+@pytest.mark.skipif(_compose_cli() is None, reason="no docker compose v2+ installed")
+def test_docker_compose_reads_the_files_as_these_tests_do(tmp_path: Path) -> None:
+    """The same two cases through Compose itself (no engine needed for `config`)."""
+    cli = _compose_cli()
+    assert cli is not None
+    for args, env in (([], {}), (["--env-file", str(SIMULATORS_ENV)], env_file(SIMULATORS_ENV))):
+        done = subprocess.run(
+            [*cli, "-f", str(ROOT / "compose.yaml"), *args, "config", "--format", "json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,  # no .env of the developer's
+            env={k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")},
+        )
+        assert done.returncode == 0, done.stderr
+        config = json.loads(done.stdout)["services"]
+        ours = active(env)
+        assert set(config) == set(ours), args
+        for name in ("api", "workers", "init"):
+            theirs = {k: v or "" for k, v in config[name]["environment"].items()}
+            assert theirs == ours[name]["environment"], (args, name)
