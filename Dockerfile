@@ -1,9 +1,24 @@
 # The runtime image: every POD Engine process (compose.yaml picks the module per service). It
 # ships no simulators and no development tooling; the `dev` target adds the simulators, for the
-# sim-* services of compose.yaml.
+# sim-* services of compose.yaml (the `simulators` profile).
 FROM python:3.11-slim AS base
 WORKDIR /app
-ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+# No bytecode written beside the code: the code is root's and read-only to the services.
+ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1
+
+# The services' own unprivileged user, with fixed ids so that a volume, a Kubernetes
+# securityContext (runAsNonRoot needs a numeric USER) and a host folder can name them; no home,
+# no shell. Everything else in the image stays root's: the user reads the code and the packages
+# and writes only the two folders below (and /tmp). They are made here, owned by the user, so a
+# named volume mounted on one starts out with this owner instead of root's.
+RUN groupadd --system --gid 10001 pod \
+    && useradd --system --uid 10001 --gid pod --no-create-home --home-dir /nonexistent \
+       --shell /usr/sbin/nologin pod \
+    && install -d -o pod -g pod -m 0750 /var/lib/pod-engine/state /var/lib/pod-engine/images
+# The pool manager's pid records and status (POD_STATE_DIR), the generator's images and its
+# progress notes (IMAGE_STORAGE_DIR).
+ENV POD_STATE_DIR=/var/lib/pod-engine/state IMAGE_STORAGE_DIR=/var/lib/pod-engine/images
+
 COPY requirements-runtime.lock requirements.lock pyproject.toml ./
 RUN pip install -r requirements-runtime.lock
 COPY shared ./shared
@@ -14,8 +29,8 @@ FROM base AS dev
 RUN pip install -r requirements.lock
 COPY simulators ./simulators
 RUN pip install --no-deps .
-USER nobody
+USER 10001:10001
 
 FROM base AS runtime
 RUN pip install --no-deps .
-USER nobody
+USER 10001:10001

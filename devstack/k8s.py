@@ -4,9 +4,17 @@
 
 One Deployment per stage, each running ``python -m <the stage's module>`` on its own (no pool
 manager: the platform scales, so ``SCALING=platform`` and ``/scale`` answers 409); a KEDA
-ScaledObject per stage on its consumer group's lag, at most one replica per partition; the API
-with liveness and readiness probes behind a Service; a Job for ``python -m shared.init``
-(topics and migrations). Secrets are referenced by name (``pod-secrets``), never written here.
+ScaledObject per stage with one trigger per input topic at that stage's own lag threshold, at
+most one replica per partition, authenticated to the broker as the pods are
+(TriggerAuthentication ``pod-kafka``); the API with liveness and readiness probes behind a
+Service, its pods running ``python -m shared.init`` (topics and migrations) first as an init
+container. Every setting a process reads is derived from its settings classes: secrets
+(``SecretStr``) by reference to the ``pod-secrets`` Secret, the rest from the ``pod-config``
+ConfigMap; the required ones (:data:`REQUIRED`, and every field without a default) by name, so
+that a pod without one does not start and says which. Secrets are never written here.
+
+The pods run as the image's user with a read-only root file system: only the image's state and
+images folders and /tmp are writable (empty volumes).
 
 The base runs the stages of the default channel; each other sales channel is a kustomize
 Component under ``channels/<name>`` adding its publisher and its ScaledObject. The files are
@@ -20,7 +28,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from shared.settings import DatabaseSettings, KafkaSettings, PodSettings
+from shared.settings import InitSettings, PodSettings
 from shared.topics import CHANNELS, DEFAULT_CHANNEL, PUBLISHERS, STAGES, Stage, stages_for
 from shared.vendors.direct import direct_specs
 
@@ -35,15 +43,61 @@ HEADER = (
 IMAGE = "pod-engine"
 CONFIG = "pod-config"
 SECRETS = "pod-secrets"
+KAFKA_AUTH = "pod-kafka"
 GROUP_PREFIX = "pod"
 PARTITIONS = 6
 API_PORT = 3000
-# Lag per replica KEDA aims for: a stage adds a replica when each has more than this waiting.
-LAG_PER_REPLICA = 50
+# The image's user and its writable folders (Dockerfile; a test checks they agree).
+RUN_AS = 10001
+STATE_DIR = "/var/lib/pod-engine/state"
+IMAGES_DIR = "/var/lib/pod-engine/images"
 
-# The secrets a deployment cannot run without (the others may be absent from pod-secrets: a
-# vendor it does not use, authentication off, no alert webhook).
-REQUIRED_SECRETS = {"DATABASE_URL", "CLAUDE_API_KEY", "PRINTIFY_API_KEY"}
+# Lag per replica KEDA aims for, per stage service: a stage adds a replica when more than this
+# waits on one of its input topics for each replica it has.
+LAG_PER_REPLICA = {
+    # Jobs: each is up to 50 renders of tens of seconds, and one replica keeps its ComfyUI
+    # servers' GPUs busy (COMFYUI_QUEUE_FACTOR renders each) with a handful of jobs waiting.
+    # More than that is work for another replica, if there are more GPUs to give it.
+    "generator": 4,
+    # Images: about ten Printify calls each, from an account allowing 600 a minute shared by
+    # every replica: a minute of the account's budget per replica.
+    "printify": 60,
+    # Products to publish: publishes are limited per account or shop (Printify 200 per 30
+    # minutes, Etsy 10 calls a second, Shopify's leaky bucket), which more replicas do not
+    # raise: one Printify window's worth per replica.
+    "publisher": 200,
+    # Events: the monitor folds thousands a second (2.6-2.9 ms of CPU per job of about ten
+    # events, README's benchmarks); a few seconds of its work per replica.
+    "monitor": 10_000,
+}
+
+# Settings a cluster must give although their settings class has a default, each with why: a
+# pod that reads one does not start without it (kubelet: "couldn't find key ... in
+# ConfigMap/Secret"), instead of running on a default that fits only `make up` on one machine.
+# Every field without a default (CLAUDE_API_KEY, SHOPIFY_SHOP_DOMAIN, ETSY_SHOP_ID, ...) is
+# required as well, found in the classes.
+REQUIRED = {
+    "DATABASE_URL": "the default is make up's embedded PostgreSQL",
+    "KAFKA_BOOTSTRAP_SERVERS": "the default is make up's local broker",
+    "COMFYUI_API_URL": "the default is a ComfyUI on the pod's own 127.0.0.1",
+    "IMAGE_STORAGE_URL": "pods share no disk: images go to a bucket that the generator "
+    "writes and the printify stage and the API read",
+    "PRINTIFY_API_KEY": "the generator reads the print areas from Printify's catalog",
+    "ETSY_SHIPPING_PROFILE_ID": "Etsy refuses a physical listing without one",
+}
+# Not secrets to their settings class, but kept in pod-secrets beside the broker's password,
+# where KEDA's TriggerAuthentication reads them too.
+KAFKA_AUTH_IN_SECRET = ("KAFKA_SASL_USERNAME", "KAFKA_SSL_CA_PEM")
+# The keys of pod-secrets KEDA's kafka scaler reads (its own vocabulary for the first two:
+# sasl plaintext|scram_sha256|scram_sha512, tls enable|disable); an absent key is empty to
+# KEDA, which then uses neither SASL nor TLS, as for a plaintext broker.
+KEDA_KAFKA_AUTH = {
+    "sasl": "KEDA_KAFKA_SASL",
+    "tls": "KEDA_KAFKA_TLS",
+    "username": "KAFKA_SASL_USERNAME",
+    "password": "KAFKA_SASL_PASSWORD",
+    "ca": "KAFKA_SSL_CA_PEM",
+}
 
 Doc = dict[str, Any]
 
@@ -62,12 +116,14 @@ def config_map() -> Doc:
         "data": {
             "KAFKA_BOOTSTRAP_SERVERS": "kafka:9092",
             "KAFKA_PARTITIONS": str(PARTITIONS),
+            # A production cluster: three copies of every topic, an acknowledged write on two
+            # at least (producers use acks=all), so one broker may die and nothing is lost.
+            "KAFKA_REPLICATION_FACTOR": "3",
+            "KAFKA_MIN_INSYNC_REPLICAS": "2",
             "GROUP_ID_PREFIX": GROUP_PREFIX,
             # Replicas are the platform's (KEDA): the API's /scale answers 409 saying so.
             "SCALING": "platform",
             "PUBLISH_CHANNELS": DEFAULT_CHANNEL,
-            # Pods share no disk: images go to a bucket Printify fetches them from.
-            "IMAGE_STORAGE_URL": "s3://pod-art/images",
             "LOG_LEVEL": "INFO",
         },
     }
@@ -88,37 +144,62 @@ def settings_of(module: str, channel: str | None = None) -> list[type[PodSetting
         "services.printify": [PrintifySettings],
         "services.publisher": [PublisherSettings],
         "services.monitor": [MonitorSettings],
-        "shared.init": [KafkaSettings, DatabaseSettings],
+        "shared.init": [InitSettings],
     }
     direct: dict[str, type[PodSettings]] = {spec.name: spec.settings for spec in direct_specs()}
     return [*by_module[module], *([direct[channel]] if channel in direct else [])]
 
 
+def setting_names(module: str, channel: str | None = None) -> list[str]:
+    """The environment names of every setting a process reads."""
+    names: dict[str, None] = {}
+    for cls in settings_of(module, channel):
+        for field in cls.model_fields:
+            names[field.upper()] = None
+    return list(names)
+
+
 def secret_names(module: str, channel: str | None = None) -> list[str]:
-    """The environment names of the secrets (``SecretStr`` settings) a process reads."""
+    """The settings a process reads from pod-secrets: its ``SecretStr`` settings, and the
+    broker's user and CA (:data:`KAFKA_AUTH_IN_SECRET`)."""
     names: dict[str, None] = {}
     for cls in settings_of(module, channel):
         for field, info in cls.model_fields.items():
-            if "SecretStr" in str(info.annotation):
+            if "SecretStr" in str(info.annotation) or field.upper() in KAFKA_AUTH_IN_SECRET:
                 names[field.upper()] = None
     return list(names)
 
 
+def required_names(module: str, channel: str | None = None) -> list[str]:
+    """The settings a process cannot start without: :data:`REQUIRED` and every field without
+    a default, of those it reads."""
+    required = set(REQUIRED)
+    for cls in settings_of(module, channel):
+        required |= {f.upper() for f, info in cls.model_fields.items() if info.is_required()}
+    return [name for name in setting_names(module, channel) if name in required]
+
+
 def _env(module: str, channel: str | None) -> list[Doc]:
-    """Each secret the process reads, by reference to its key in the pod-secrets Secret."""
+    """Each secret the process reads, by reference to its key in pod-secrets, and each required
+    setting of pod-config by name (the others reach it through ``envFrom``)."""
+    secrets = secret_names(module, channel)
+    required = set(required_names(module, channel))
     env = []
-    for name in secret_names(module, channel):
-        ref: Doc = {"name": SECRETS, "key": name}
-        required = name in REQUIRED_SECRETS or any(
-            info.is_required()
-            for cls in settings_of(module, channel)
-            for field, info in cls.model_fields.items()
-            if field.upper() == name
-        )
-        if not required:
-            ref["optional"] = True
-        env.append({"name": name, "valueFrom": {"secretKeyRef": ref}})
+    for name in setting_names(module, channel):
+        if name in secrets:
+            ref: Doc = {"name": SECRETS, "key": name}
+            if name not in required:
+                ref["optional"] = True
+            env.append({"name": name, "valueFrom": {"secretKeyRef": ref}})
+        elif name in required:
+            ref = {"name": CONFIG, "key": name}
+            env.append({"name": name, "valueFrom": {"configMapKeyRef": ref}})
     return env
+
+
+# The folders the image's user may write, each an empty volume: the root file system is
+# read-only.
+WRITABLE = {"state": STATE_DIR, "images": IMAGES_DIR, "tmp": "/tmp"}  # noqa: S108 — a mount point
 
 
 def _container(
@@ -134,6 +215,28 @@ def _container(
             "requests": {"cpu": "100m", "memory": "256Mi"},
             "limits": {"memory": "1Gi"},
         },
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [{"name": vol, "mountPath": path} for vol, path in WRITABLE.items()],
+    }
+
+
+def _pod_spec(containers: list[Doc], **extra: Any) -> Doc:
+    """A pod of the image's user, with its writable folders."""
+    return {
+        **extra,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": RUN_AS,
+            "runAsGroup": RUN_AS,
+            "fsGroup": RUN_AS,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": containers,
+        "volumes": [{"name": vol, "emptyDir": {}} for vol in WRITABLE],
     }
 
 
@@ -152,19 +255,34 @@ def stage_deployment(stage: Stage) -> Doc:
                 "metadata": {
                     "labels": {"app.kubernetes.io/name": name, "pod-engine/stage": stage.name}
                 },
-                "spec": {
-                    # The runner drains in-flight work within its 30 s grace (SHUTDOWN_GRACE_S).
-                    "terminationGracePeriodSeconds": 60,
-                    "containers": [_container(name, stage.module, extra, stage.channel)],
-                },
+                # The runner drains in-flight work within its 30 s grace (SHUTDOWN_GRACE_S).
+                "spec": _pod_spec(
+                    [_container(name, stage.module, extra, stage.channel)],
+                    terminationGracePeriodSeconds=60,
+                ),
             },
         },
     }
 
 
+def lag_per_replica(stage: Stage) -> int:
+    """The stage's lag threshold (:data:`LAG_PER_REPLICA`, by its service)."""
+    return LAG_PER_REPLICA[stage.service or stage.name]
+
+
+def scaling_topics(stage: Stage) -> list[str]:
+    """The input topics whose lag is work for more replicas: the stage's inputs without any
+    retry or dead-letter topic. A stage's own retry topics hold messages on purpose until they
+    are due (lag that no replica can work off), and those the monitor reads of every stage
+    carry a trickle beside the pipeline's topics."""
+    parked = {t for s in STAGES.values() for t in (*s.retry_topics, s.dlq)}
+    return [t for t in stage.inputs if t not in parked]
+
+
 def scaled_object(stage: Stage) -> Doc:
-    """KEDA scales the stage on its consumer group's lag over all of its topics (no ``topic``:
-    every priority band and delay topic), one replica per partition at most."""
+    """KEDA scales the stage on its consumer group's lag, one trigger per input topic
+    (:func:`scaling_topics`: the priority bands, never a retry topic), at the stage's threshold;
+    one replica per partition at most."""
     name = dns_name(stage)
     return {
         "apiVersion": "keda.sh/v1alpha1",
@@ -179,22 +297,42 @@ def scaled_object(stage: Stage) -> Doc:
             "triggers": [
                 {
                     "type": "kafka",
+                    "name": topic.replace(".", "-"),
                     "metadata": {
-                        "bootstrapServers": "kafka:9092",
+                        # Read from the stage's container, as the pods read it (pod-config).
+                        "bootstrapServersFromEnv": "KAFKA_BOOTSTRAP_SERVERS",
                         "consumerGroup": f"{GROUP_PREFIX}.{stage.name}",
-                        "lagThreshold": str(LAG_PER_REPLICA),
+                        "topic": topic,
+                        "lagThreshold": str(lag_per_replica(stage)),
                         "offsetResetPolicy": "earliest",
                         "allowIdleConsumers": "false",
                     },
+                    "authenticationRef": {"name": KAFKA_AUTH},
                 }
+                for topic in scaling_topics(stage)
             ],
+        },
+    }
+
+
+def trigger_authentication() -> Doc:
+    """How KEDA reaches the broker: SASL and TLS from pod-secrets (:data:`KEDA_KAFKA_AUTH`)."""
+    return {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "TriggerAuthentication",
+        "metadata": {"name": KAFKA_AUTH},
+        "spec": {
+            "secretTargetRef": [
+                {"parameter": parameter, "name": SECRETS, "key": key}
+                for parameter, key in KEDA_KAFKA_AUTH.items()
+            ]
         },
     }
 
 
 def api() -> list[Doc]:
     """The API's Deployment (probes: liveness never looks past the process, readiness needs the
-    broker and the database) and its Service."""
+    broker and the database; ``shared.init`` first, as an init container) and its Service."""
     container = _container("api", "services.api", [{"name": "API_HOST", "value": "0.0.0.0"}])
     container["ports"] = [{"name": "http", "containerPort": API_PORT}]
 
@@ -217,7 +355,15 @@ def api() -> list[Doc]:
             "spec": {
                 "replicas": 2,
                 "selector": {"matchLabels": labels},
-                "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}},
+                "template": {
+                    "metadata": {"labels": labels},
+                    # Topics and migrations before each API pod (docs/decisions.md §8): both are
+                    # idempotent and safe side by side, and a pod template may change with every
+                    # apply, where a Job's may not.
+                    "spec": _pod_spec(
+                        [container], initContainers=[_container("init", "shared.init")]
+                    ),
+                },
             },
         },
         {
@@ -232,29 +378,14 @@ def api() -> list[Doc]:
     ]
 
 
-def init_job() -> Doc:
-    """Topics and migrations, before the services (they also wait for them)."""
-    container = _container("init", "shared.init")
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": "pod-init"},
-        "spec": {
-            "backoffLimit": 6,
-            "template": {"spec": {"restartPolicy": "OnFailure", "containers": [container]}},
-        },
-    }
-
-
 def render() -> dict[str, list[Doc]]:
     """Every file of ``deploy/k8s`` (relative path -> its documents)."""
     base = [STAGES[name] for name in stages_for([DEFAULT_CHANNEL])]
     files: dict[str, list[Doc]] = {
         "config.yaml": [config_map()],
-        "init-job.yaml": [init_job()],
         "api.yaml": api(),
         "stages.yaml": [stage_deployment(s) for s in base],
-        "scaling.yaml": [scaled_object(s) for s in base],
+        "scaling.yaml": [trigger_authentication(), *(scaled_object(s) for s in base)],
     }
     files["kustomization.yaml"] = [
         {

@@ -17,6 +17,7 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -134,13 +135,34 @@ def isolated_settings(state_dir: Path, **overrides: object) -> StackSettings:
     return StackSettings(pod_state_dir=state_dir, **{**ports, **overrides})  # type: ignore[arg-type]
 
 
+@dataclass(frozen=True)
+class ServiceUser:
+    """Run the services (the pool manager, hence every stage, and the API) as another user, as
+    the image does: ``state_dir`` is their POD_STATE_DIR (the infrastructure keeps the stack's),
+    ``python`` an interpreter that user may run. Needs a stack started by root."""
+
+    uid: int
+    gid: int
+    state_dir: Path
+    python: str
+
+
 class Stack:
     """Infrastructure, simulators and services, started and stopped together."""
 
-    def __init__(self, settings: StackSettings, *, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        settings: StackSettings,
+        *,
+        extra_env: dict[str, str] | None = None,
+        run_as: ServiceUser | None = None,
+    ) -> None:
         self.settings = settings
         self.extra_env = extra_env or {}
+        self.run_as = run_as
         self.state_dir = settings.pod_state_dir
+        # The services' own state (the pool manager's records): the stack's, or their user's.
+        self.services_state_dir = run_as.state_dir if run_as else self.state_dir
         self.log_dir = self.state_dir / "logs"
         self.kafka: LocalKafka | LocalKafkaCluster | None = None
         self.postgres: LocalPostgres | None = None
@@ -188,6 +210,7 @@ class Stack:
             admin,
             default_partitions=s.kafka_partitions,
             replication_factor=replicas,
+            min_insync_replicas=s.kafka_min_insync_replicas,
         )
         logger.info(
             "topics ready created=%d total=%d",
@@ -248,7 +271,7 @@ class Stack:
             "DATABASE_URL": self.database_url,
             "API_HOST": s.api_host,
             "API_PORT": str(s.api_port),
-            "POD_STATE_DIR": str(self.state_dir),
+            "POD_STATE_DIR": str(self.services_state_dir),
             "POOL_LOG_DIR": str(self.log_dir),
             "WORKER_COUNT": str(s.worker_count),
             "RESTART_DELAY_S": str(s.restart_delay_s),
@@ -257,12 +280,19 @@ class Stack:
             "PUBLISH_CHANNELS": ",".join(s.publish_channels),
             **{f"WORKER_COUNT_{stage.upper()}": str(s.workers_for(stage)) for stage in STAGES},
         }
+        if self.run_as is not None:
+            # As in a container: each stage's output goes to the manager's, not to a file in a
+            # folder the user may not write.
+            del self._env["POOL_LOG_DIR"]
         self._add_service("pool", "services.pool")
         self._add_service("api", "services.api")
 
     def _add_service(self, name: str, module: str) -> ServiceProcess:
         env = {**self._env, "INSTANCE_ID": name}
         svc = ServiceProcess(name, module, env, self.log_dir / f"{name}.log")
+        if self.run_as is not None:
+            svc.user = (self.run_as.uid, self.run_as.gid)
+            svc.python = self.run_as.python
         svc.start()
         self.services.append(svc)
         return svc
@@ -272,7 +302,7 @@ class Stack:
     def instances(self) -> list[dict[str, Any]]:
         """The pool manager's instances (name, service, pid, running, restarts, failed)."""
         try:
-            status = json.loads((self.state_dir / "pool" / "status.json").read_text())
+            status = json.loads((self.services_state_dir / "pool" / "status.json").read_text())
         except (OSError, ValueError):
             return []
         return list(status.get("instances", []))

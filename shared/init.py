@@ -14,29 +14,35 @@ from confluent_kafka.admin import AdminClient
 from shared.db import migrate
 from shared.errors import ConfigError
 from shared.logs import setup_logging
-from shared.settings import DatabaseSettings, KafkaSettings, load_settings
+from shared.settings import InitSettings, load_settings
 from shared.topics import ensure_topics, wait_for_broker
 
 logger = logging.getLogger(__name__)
 
 
 def main() -> int:
-    """Topics and migrations; exit 0 when both are in place."""
+    """Topics and migrations; exit 0 when both are in place, 2 when the configuration is wrong
+    (a bad setting, credentials the broker refuses), 1 when the broker never answered."""
     setup_logging("init")
     try:
-        kafka = load_settings(KafkaSettings)
-        db = load_settings(DatabaseSettings)
+        settings = load_settings(InitSettings)
+        # With the settings' security protocol, SASL and TLS: a secured broker answers nothing
+        # else.
+        wait_for_broker(settings.client_config(), timeout=settings.init_kafka_wait_s)
     except ConfigError as exc:
         logger.error("cannot start: %s", exc)
         return 2
-    wait_for_broker(kafka.bootstrap, timeout=120)
+    except TimeoutError as exc:
+        logger.error("cannot start: %s", exc)
+        return 1
     outcome = ensure_topics(
-        AdminClient(kafka.client_config()),
-        default_partitions=kafka.kafka_partitions,
-        replication_factor=kafka.kafka_replication_factor,
+        AdminClient(settings.client_config()),
+        default_partitions=settings.kafka_partitions,
+        replication_factor=settings.kafka_replication_factor,
+        min_insync_replicas=settings.min_insync_replicas,
     )
     logger.info("topics ready changed=%s", {k: v for k, v in outcome.items() if v != "ok"})
-    logger.info("migrations applied names=%s", migrate(db.url))
+    logger.info("migrations applied names=%s", migrate(settings.url))
     return 0
 
 

@@ -13,7 +13,14 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -97,10 +104,59 @@ class KafkaSettings(PodSettings):
     kafka_controller_port: int = Field(default=9093, ge=1, le=65535)
     kafka_partitions: int = Field(default=6, ge=1, le=1000)
     kafka_replication_factor: int = Field(default=1, ge=1)
-    kafka_security_protocol: str | None = None
+    # Unset: 2 when topics have 3 replicas or more (one node may die, nothing acknowledged is
+    # lost), else the broker's default.
+    kafka_min_insync_replicas: int | None = Field(default=None, ge=1)
+    # librdkafka's names: PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL.
+    kafka_security_protocol: str | None = Field(
+        default=None, pattern=r"^(?i:PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL)$"
+    )
+    # PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (or OAUTHBEARER, GSSAPI with librdkafka's own keys).
     kafka_sasl_mechanism: str | None = None
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
+    # The CA that signed the brokers' certificates (SSL, SASL_SSL), as a file or as PEM text
+    # (a Kubernetes Secret's value); unset: the system's CA store.
+    kafka_ssl_ca_location: str | None = None
+    kafka_ssl_ca_pem: str | None = None
+
+    @field_validator(
+        "kafka_security_protocol",
+        "kafka_sasl_mechanism",
+        "kafka_sasl_username",
+        "kafka_ssl_ca_location",
+        "kafka_ssl_ca_pem",
+        "kafka_min_insync_replicas",
+        mode="before",
+    )
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return empty_is_unset(value)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> KafkaSettings:
+        if self.kafka_min_insync_replicas is not None and (
+            self.kafka_min_insync_replicas > self.kafka_replication_factor
+        ):
+            raise ValueError(
+                "KAFKA_MIN_INSYNC_REPLICAS must not exceed KAFKA_REPLICATION_FACTOR "
+                f"({self.kafka_min_insync_replicas} > {self.kafka_replication_factor}): "
+                "no write could ever be acknowledged"
+            )
+        protocol = (self.kafka_security_protocol or "PLAINTEXT").upper()
+        if self.kafka_sasl_mechanism and not protocol.startswith("SASL"):
+            raise ValueError(
+                "KAFKA_SASL_MECHANISM is set but KAFKA_SECURITY_PROTOCOL is not SASL_PLAINTEXT "
+                "or SASL_SSL: the credentials would never be sent"
+            )
+        return self
+
+    @property
+    def min_insync_replicas(self) -> int | None:
+        """``min.insync.replicas`` for the topics the engine creates (None: the broker's)."""
+        if self.kafka_min_insync_replicas is not None:
+            return self.kafka_min_insync_replicas
+        return 2 if self.kafka_replication_factor >= 3 else None
 
     @property
     def bootstrap(self) -> str:
@@ -118,6 +174,10 @@ class KafkaSettings(PodSettings):
             cfg["sasl.username"] = self.kafka_sasl_username
         if self.kafka_sasl_password:
             cfg["sasl.password"] = self.kafka_sasl_password.get_secret_value()
+        if self.kafka_ssl_ca_location:
+            cfg["ssl.ca.location"] = self.kafka_ssl_ca_location
+        if self.kafka_ssl_ca_pem:
+            cfg["ssl.ca.pem"] = self.kafka_ssl_ca_pem
         return cfg
 
 
@@ -136,6 +196,13 @@ class DatabaseSettings(PodSettings):
         if self.database_url is not None:
             return self.database_url.get_secret_value()
         return f"postgresql://postgres@127.0.0.1:{self.postgres_port}/postgres"
+
+
+class InitSettings(KafkaSettings, DatabaseSettings):
+    """``python -m shared.init``: the broker and database it prepares, and how long it waits for
+    the broker (one started beside it may take a minute to answer)."""
+
+    init_kafka_wait_s: float = Field(default=120.0, gt=0)
 
 
 class JobLimitSettings(PodSettings):

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic  # type: ignore[attr-defined]
 
+from shared.errors import ConfigError
 from shared.events import Priority
 from shared.vendors.direct import DIRECT_CHANNELS
 
@@ -188,13 +190,18 @@ def ensure_topics(
     *,
     default_partitions: int,
     replication_factor: int = 1,
+    min_insync_replicas: int | None = None,
     specs: list[TopicSpec] | None = None,
     timeout: float = 30.0,
 ) -> dict[str, str]:
     """Create missing topics and grow ones with too few partitions; leave the rest alone.
 
+    ``min_insync_replicas`` unset: 2 with three replicas or more, else the broker's default.
     Returns what happened per topic: ``created``, ``grown <old>-><new>`` or ``ok``.
     """
+    if min_insync_replicas is None and replication_factor >= 3:
+        # acks=all then means on two replicas at least: one node may die, nothing lost.
+        min_insync_replicas = 2
     specs = specs if specs is not None else all_topics()
     metadata = admin.list_topics(timeout=timeout)
     outcome: dict[str, str] = {}
@@ -205,9 +212,8 @@ def ensure_topics(
         existing = metadata.topics.get(spec.name)
         if existing is None or existing.error is not None:
             config = spec.config()
-            if replication_factor >= 3:
-                # acks=all then means on two replicas at least: one node may die, nothing lost.
-                config["min.insync.replicas"] = "2"
+            if min_insync_replicas is not None:
+                config["min.insync.replicas"] = str(min_insync_replicas)
             to_create.append(NewTopic(spec.name, want, replication_factor, config=config))
             outcome[spec.name] = "created"
         elif len(existing.partitions) < want:
@@ -245,17 +251,53 @@ def ensure_topics(
     return outcome
 
 
-def wait_for_broker(bootstrap: str, timeout: float = 60.0) -> None:
-    """Block until an AdminClient sees a broker at ``bootstrap``, or raise TimeoutError."""
-    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+class BrokerAuthError(ConfigError):
+    """The broker refused the client's credentials (SASL) or its TLS handshake."""
+
+
+def wait_for_broker(config: Mapping[str, Any], timeout: float = 60.0) -> None:
+    """Block until an AdminClient built from ``config`` (``KafkaSettings.client_config()``:
+    security protocol, SASL, TLS) sees a broker.
+
+    Raises :class:`BrokerAuthError` as soon as the broker refuses the credentials (waiting would
+    not change them), TimeoutError when no broker answered in time; neither message holds a
+    secret.
+    """
+    refused: list[KafkaError] = []
+    last: list[KafkaError] = []
+
+    def on_error(err: KafkaError) -> None:
+        if err.code() in _AUTH_ERRORS:
+            refused.append(err)
+        last[:] = [err]
+
+    admin_config: dict[str, Any] = {**config, "log_level": 0, "error_cb": on_error}
+    admin = AdminClient(admin_config)
+    bootstrap = config.get("bootstrap.servers")
     deadline = time.monotonic() + timeout
-    last: Exception | None = None
     while time.monotonic() < deadline:
         try:
             md = admin.list_topics(timeout=2)
             if md.brokers:
                 return
-        except Exception as exc:  # the admin raises KafkaException until the broker answers
-            last = exc
+        except KafkaException as exc:  # raised until the broker answers
+            last[:] = [exc.args[0]] if exc.args and isinstance(exc.args[0], KafkaError) else []
+        admin.poll(0)  # serves error_cb: a refused login is reported there, not by list_topics
+        if refused:
+            raise BrokerAuthError(
+                f"Kafka at {bootstrap} refused the client: {refused[0].str()} "
+                f"(security protocol {config.get('security.protocol', 'PLAINTEXT')}, "
+                f"SASL mechanism {config.get('sasl.mechanism', 'none')}, user "
+                f"{config.get('sasl.username', 'none')}): check KAFKA_SECURITY_PROTOCOL, "
+                "KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"
+            )
         time.sleep(0.2)
-    raise TimeoutError(f"Kafka at {bootstrap} not ready after {timeout}s: {last}")
+    reason = last[0].str() if last else "no answer"
+    raise TimeoutError(
+        f"Kafka at {bootstrap} not ready after {timeout}s: {reason} (a listener that expects "
+        "another security protocol only disconnects: check KAFKA_SECURITY_PROTOCOL)"
+    )
+
+
+# What a broker answers to wrong credentials or a failed TLS handshake.
+_AUTH_ERRORS = {KafkaError._AUTHENTICATION, KafkaError._SSL, KafkaError.SASL_AUTHENTICATION_FAILED}

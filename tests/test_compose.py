@@ -1,23 +1,100 @@
-"""compose.yaml checked statically (no Docker engine here): every part is declared and wired."""
+"""compose.yaml and the Dockerfile checked statically (no Docker engine here): every part is
+declared and wired; the real vendors by default and the simulators only with their profile; the
+image's user writes only its own folders."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
+import anthropic
+import pytest
 import yaml
 
+from shared.settings import PodSettings
 from shared.vendors.direct import direct_specs
 
 ROOT = Path(__file__).resolve().parent.parent
 # The vendors' simulators, then one per direct sales channel.
 SIMULATORS = ("anthropic", "comfyui", "printify", *(s.simulator for s in direct_specs()))
+# Each vendor's URL setting and the simulator that stands in for it.
+VENDOR_URLS = {
+    "ANTHROPIC_BASE_URL": "anthropic",
+    "COMFYUI_API_URL": "comfyui",
+    "PRINTIFY_API_URL": "printify",
+    **{s.url_setting: s.simulator for s in direct_specs()},
+}
+PROFILE = "simulators"
+SIMULATORS_ENV = ROOT / "simulators.env"
+
+
+def compose() -> dict[str, Any]:
+    return dict(yaml.safe_load((ROOT / "compose.yaml").read_text()))
+
+
+def env_file(path: Path) -> dict[str, str]:
+    """An env file as compose reads it (NAME=value lines, # comments)."""
+    out = {}
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            name, _, value = line.partition("=")
+            out[name.strip()] = value.strip()
+    return out
+
+
+_VAR = re.compile(r"\$\{(\w+)(?:(:?)([-?])([^}]*))?\}")
+
+
+def interpolate(value: object, env: dict[str, str]) -> str:
+    """Compose's ``${NAME}``, ``${NAME:-default}`` and ``${NAME-default}`` (``$$`` a dollar)."""
+
+    def one(m: re.Match[str]) -> str:
+        name, colon, op, default = m.groups()
+        have = env.get(name)
+        if op == "-" and (have is None or (colon and have == "")):
+            return str(default)
+        if op == "?" and (have is None or (colon and have == "")):
+            raise AssertionError(f"compose needs {name}: {default}")
+        return have or ""
+
+    return _VAR.sub(one, str(value)).replace("$$", "$")
+
+
+def active(env: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """The services ``docker compose up`` starts with this environment (its profiles), each with
+    its environment interpolated."""
+    profiles = {p for p in env.get("COMPOSE_PROFILES", "").split(",") if p}
+    out = {}
+    for name, svc in compose()["services"].items():
+        if set(svc.get("profiles", [])) and not set(svc["profiles"]) & profiles:
+            continue
+        resolved = dict(svc)
+        resolved["environment"] = {
+            k: interpolate(v, env) for k, v in (svc.get("environment") or {}).items()
+        }
+        out[name] = resolved
+    return out
+
+
+def _field_default(env_name: str) -> object:
+    """The default the settings classes give ``env_name`` (None when unset means 'derive')."""
+    from tests.support.envnames import _subclasses, known_env_names
+
+    known_env_names()  # imports every settings module
+    for cls in _subclasses(PodSettings):
+        info = cls.model_fields.get(env_name.lower())  # type: ignore[attr-defined]
+        if info is not None:
+            return info.default
+    raise AssertionError(f"no setting reads {env_name}")
 
 
 def test_compose_declares_the_whole_stack() -> None:
-    doc = yaml.safe_load((ROOT / "compose.yaml").read_text())
-    services = doc["services"]
+    services = compose()["services"]
     expected = {"kafka", "kafka-ui", "postgres", "init", "api", "workers"}
     expected |= {f"sim-{name}" for name in SIMULATORS}
     assert expected <= set(services)
@@ -52,6 +129,84 @@ def test_compose_declares_the_whole_stack() -> None:
             assert ":" in svc["image"] and tag and tag != "latest", name
 
 
+def _real_endpoint(setting: str) -> str:
+    """Where a vendor's client goes when its URL setting is unset: the settings' default, or the
+    client library's own (Anthropic's SDK), or "" when the client derives it (Shopify's URL from
+    the shop's domain) or there is none (your own ComfyUI)."""
+    if setting == "ANTHROPIC_BASE_URL":
+        # The SDK takes "" for a URL: compose must give it the real one, read from the SDK.
+        return str(anthropic.Anthropic(api_key="unused").base_url).rstrip("/")
+    if setting == "COMFYUI_API_URL":
+        return ""  # its default (127.0.0.1) is make up's, not a container's
+    default = _field_default(setting)
+    return "" if default is None else str(default)
+
+
+def test_without_the_profile_every_vendor_is_the_real_one_and_no_simulator_runs() -> None:
+    # What a seller gets with only their credentials set (here: none at all).
+    services = active({})
+    assert not [name for name in services if name.startswith("sim-")]
+    for name, svc in services.items():
+        depends = svc.get("depends_on") or {}
+        assert not [d for d in depends if d.startswith("sim-")], name
+        for key, value in svc["environment"].items():
+            assert "sim-" not in value and "sim_" not in value.lower(), (name, key, value)
+    for name in ("api", "workers", "init"):
+        env = services[name]["environment"]
+        for setting in VENDOR_URLS:
+            assert env[setting] == _real_endpoint(setting), (name, setting)
+        # A real key set in .env reaches the service as it is (nothing overrides it).
+        with_key = active({"CLAUDE_API_KEY": "sk-ant-real"})[name]["environment"]
+        assert with_key["CLAUDE_API_KEY"] == "sk-ant-real"
+        assert with_key["ANTHROPIC_BASE_URL"] == _real_endpoint("ANTHROPIC_BASE_URL")
+
+
+def test_with_the_profile_every_vendor_is_its_simulator() -> None:
+    sim_env = env_file(SIMULATORS_ENV)
+    assert PROFILE in sim_env["COMPOSE_PROFILES"].split(",")
+    services = active(sim_env)
+    assert {f"sim-{name}" for name in SIMULATORS} <= set(services)
+    for name in ("api", "workers", "init"):
+        env = services[name]["environment"]
+        for setting, simulator in VENDOR_URLS.items():
+            url = urlsplit(env[setting])
+            assert url.hostname == f"sim-{simulator}", (name, setting, env[setting])
+            # The port the simulator listens on (its command's --port).
+            command = services[f"sim-{simulator}"]["command"]
+            assert str(url.port) == command[command.index("--port") + 1], (setting, command)
+        # Each direct channel's simulator gets the settings `make up` gives it.
+        for spec in direct_specs():
+            for key, value in spec.simulator_env.items():
+                assert env[key] == value, (name, key)
+        for key in ("CLAUDE_API_KEY", "PRINTIFY_API_KEY"):
+            assert env[key].startswith("sim-"), key
+    shop = services["sim-shopify"]["environment"]["SIM_SHOPIFY_SHOP"]
+    assert services["workers"]["environment"]["SHOPIFY_SHOP_DOMAIN"] == shop
+
+
+def test_every_setting_a_service_needs_is_passed_either_way() -> None:
+    """The settings a process cannot start without (no default), over every stage and channel
+    the pool may run, plus the ComfyUI server (its default is a local one), are in the
+    service's environment with or without the profile: compose passes only what it lists."""
+    from devstack.k8s import settings_of
+    from shared.topics import STAGES
+
+    needed = {"COMFYUI_API_URL", "KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL"}
+    for stage in STAGES.values():
+        for cls in settings_of(stage.module, stage.channel):
+            needed |= {f.upper() for f, i in cls.model_fields.items() if i.is_required()}
+    for env in ({}, env_file(SIMULATORS_ENV)):
+        workers = active(env)["workers"]["environment"]
+        missing = needed - set(workers)
+        assert not missing, missing
+    # With the simulators, each has a value: the stack runs with nothing else set.
+    workers = active(env_file(SIMULATORS_ENV))["workers"]["environment"]
+    assert not [name for name in needed if not workers[name]]
+    # Every name in simulators.env is one compose passes on (or compose's own profile switch).
+    listed = set(compose()["x-service"]["environment"])
+    assert set(env_file(SIMULATORS_ENV)) - {"COMPOSE_PROFILES"} <= listed
+
+
 def test_dockerfile_installs_the_locked_requirements() -> None:
     text = (ROOT / "Dockerfile").read_text()
     base = text.split("FROM base AS dev")[0]
@@ -76,6 +231,60 @@ def test_dockerfile_installs_the_locked_requirements() -> None:
     assert "simulators" not in runtime and "devstack" not in text
     base = text.split("FROM base AS dev")[0]
     assert "simulators" not in base.split("FROM python")[1]
+
+
+def dockerfile_stages() -> dict[str, list[tuple[str, str]]]:
+    """The Dockerfile's stages by name, each its instructions (continuations joined)."""
+    text = re.sub(r"\\\n", " ", (ROOT / "Dockerfile").read_text())
+    stages: dict[str, list[tuple[str, str]]] = {}
+    current: list[tuple[str, str]] = []
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        op, _, args = line.strip().partition(" ")
+        if op.upper() == "FROM":
+            current = []
+            stages[args.split(" AS ")[-1].strip()] = current
+        current.append((op.upper(), " ".join(args.split())))
+    return stages
+
+
+def test_the_image_runs_as_its_own_user_who_writes_only_its_two_folders() -> None:
+    stages = dockerfile_stages()
+    base = stages["base"]
+    run = " && ".join(args for op, args in base if op == "RUN")
+    uid = re.search(r"useradd [^&]*--uid (\d+) --gid (\w+)", run)
+    gid = re.search(r"groupadd [^&]*--gid (\d+) (\w+)", run)
+    assert uid and gid and uid.group(2) == gid.group(2), run
+    user, group = uid.group(2), gid.group(2)
+    assert int(uid.group(1)) >= 1000 and int(gid.group(1)) >= 1000  # not a system account's
+    # No login, no home to write to.
+    assert "--shell /usr/sbin/nologin" in run and "--no-create-home" in run
+    env: dict[str, str] = {}
+    for op, args in base:
+        if op == "ENV":
+            env |= dict(pair.split("=", 1) for pair in args.split())
+    state, images = Path(env["POD_STATE_DIR"]), Path(env["IMAGE_STORAGE_DIR"])
+    # Both names are the settings the services read them by.
+    assert _field_default("POD_STATE_DIR") is not None
+    assert _field_default("IMAGE_STORAGE_DIR") is not None
+    made = re.search(rf"install -d -o {user} -g {group} -m (0?7[0-5]0) (.+?)(?: &&|$)", run)
+    assert made, run
+    assert {Path(p) for p in made.group(2).split()} == {state, images}
+    # Nothing else is handed to the user: the code and the packages stay root's.
+    assert run.count(f"-o {user}") == 1 and "chown" not in run and "chmod" not in run
+    assert not [args for op, args in base if op == "USER"]  # pip installs as root
+    # Every stage that runs something ends as the user, by number (runAsNonRoot checks that).
+    for name in ("dev", "runtime"):
+        users = [args for op, args in stages[name] if op == "USER"]
+        assert users and users[-1] == f"{uid.group(1)}:{gid.group(1)}", (name, users)
+        assert stages[name][-1][0] == "USER"  # nothing after it runs as root
+    # compose mounts the images volume on that folder (it then starts owned by the user), and
+    # no service points either setting elsewhere.
+    services = compose()["services"]
+    for name in ("api", "workers"):
+        assert f"images:{images}" in services[name]["volumes"], name
+        assert not {"POD_STATE_DIR", "IMAGE_STORAGE_DIR"} & set(services[name]["environment"])
 
 
 def test_runtime_code_imports_no_simulator_and_no_dev_tooling() -> None:
@@ -146,3 +355,42 @@ def test_prometheus_and_grafana_show_what_the_api_exposes() -> None:
     assert grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"].startswith(
         provider["options"]["path"]
     )
+
+
+def _compose_cli() -> list[str] | None:
+    """``docker compose`` (v2 or later), where one is installed: it reads the files without an
+    engine (``config``)."""
+    for cli in (["docker", "compose"], ["docker-compose"]):
+        try:
+            done = subprocess.run(
+                [*cli, "version", "--short"], capture_output=True, text=True, timeout=30
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        major = done.stdout.strip().lstrip("v").split(".")[0]
+        if done.returncode == 0 and ((major.isdigit() and int(major) >= 2) or major == "dev"):
+            return cli
+    return None
+
+
+@pytest.mark.skipif(_compose_cli() is None, reason="no docker compose v2+ installed")
+def test_docker_compose_reads_the_files_as_these_tests_do(tmp_path: Path) -> None:
+    """The same two cases through Compose itself (no engine needed for `config`)."""
+    cli = _compose_cli()
+    assert cli is not None
+    for args, env in (([], {}), (["--env-file", str(SIMULATORS_ENV)], env_file(SIMULATORS_ENV))):
+        done = subprocess.run(
+            [*cli, "-f", str(ROOT / "compose.yaml"), *args, "config", "--format", "json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,  # no .env of the developer's
+            env={k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")},
+        )
+        assert done.returncode == 0, done.stderr
+        config = json.loads(done.stdout)["services"]
+        ours = active(env)
+        assert set(config) == set(ours), args
+        for name in ("api", "workers", "init"):
+            theirs = {k: v or "" for k, v in config[name]["environment"].items()}
+            assert theirs == ours[name]["environment"], (args, name)

@@ -15,6 +15,8 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from devstack.launch.java import java_executable
@@ -27,6 +29,37 @@ KAFKA_LIB = REPO_ROOT / "infra" / "kafka" / "lib"
 LOG4J_CONFIG = REPO_ROOT / "infra" / "kafka" / "log4j2.yaml"
 
 
+@dataclass(frozen=True)
+class SaslListener:
+    """A client listener beside the plaintext one that authenticates with SASL/SCRAM
+    (``SASL_PLAINTEXT``), as a managed cluster's does: ``users`` (name -> password) are created
+    in the cluster's metadata when the storage is formatted (KRaft keeps SCRAM credentials
+    there), so they exist before the node first answers."""
+
+    port: int
+    users: Mapping[str, str]
+    mechanism: str = "SCRAM-SHA-512"
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def properties(self) -> list[str]:
+        """The listener's lines of server.properties."""
+        return [
+            f"sasl.enabled.mechanisms={self.mechanism}",
+            f"listener.name.sasl_plaintext.{self.mechanism.lower()}.sasl.jaas.config="
+            "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+        ]
+
+    def format_args(self) -> list[str]:
+        """``kafka-storage format`` arguments that create the users."""
+        args = []
+        for name, password in self.users.items():
+            args += ["--add-scram", f"{self.mechanism}=[name={name},password={password}]"]
+        return args
+
+
 def _server_properties(
     data_dir: Path,
     port: int,
@@ -37,6 +70,7 @@ def _server_properties(
     voters: str | None = None,
     replicas: int = 1,
     group_heartbeat_ms: int = 5000,
+    sasl: SaslListener | None = None,
 ) -> str:
     """One node's configuration; ``voters`` (``1@host:port,...``) makes it one of a cluster."""
     min_isr = min(2, replicas)
@@ -45,15 +79,22 @@ def _server_properties(
         if voters
         else f"controller.quorum.bootstrap.servers=127.0.0.1:{controller_port}"
     )
+    listeners = f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}"
+    protocols = "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+    if sasl is not None:
+        listeners += f",SASL_PLAINTEXT://127.0.0.1:{sasl.port}"
+        protocols += ",SASL_PLAINTEXT:SASL_PLAINTEXT"
     return "\n".join(
         [
             "process.roles=broker,controller",
             f"node.id={node_id}",
-            f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+            f"listeners={listeners}",
+            f"advertised.listeners={listeners}",
             "controller.listener.names=CONTROLLER",
-            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            f"listener.security.protocol.map={protocols}",
+            # Brokers and controllers talk plaintext among themselves (loopback only).
             "inter.broker.listener.name=PLAINTEXT",
+            *(sasl.properties() if sasl is not None else []),
             quorum,
             f"log.dirs={data_dir}",
             f"num.partitions={partitions}",
@@ -119,8 +160,10 @@ class LocalKafka:
         cluster_id: str | None = None,
         home: Path | None = None,
         group_heartbeat_ms: int = 5000,
+        sasl: SaslListener | None = None,
     ) -> None:
         self.home = home or state_dir / "kafka"
+        self.sasl = sasl
         self.data_dir = self.home / "data"
         self.port = port
         self.controller_port = controller_port
@@ -194,6 +237,7 @@ class LocalKafka:
                 cluster_id,
                 "-c",
                 str(props),
+                *(self.sasl.format_args() if self.sasl is not None else []),
             ),
             check=True,
             capture_output=True,
@@ -240,6 +284,7 @@ class LocalKafka:
                 voters=self.voters,
                 replicas=self.replicas,
                 group_heartbeat_ms=self.group_heartbeat_ms,
+                sasl=self.sasl,
             )
         )
         self._format_if_needed(props)
@@ -265,7 +310,7 @@ class LocalKafka:
                         f"see {self.home / 'broker.log'}"
                     )
                 try:
-                    wait_for_broker(self.bootstrap, timeout=2)
+                    wait_for_broker({"bootstrap.servers": self.bootstrap}, timeout=2)
                     break
                 except TimeoutError:
                     if time.monotonic() > deadline:

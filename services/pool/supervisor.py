@@ -45,6 +45,10 @@ class ServiceProcess:
     failed: bool = False
     died_at: float | None = None
     started_at: float = field(default=0.0)
+    # Run as this (uid, gid) with no supplementary groups (a parent that is root only), and with
+    # this interpreter (one that user may run); unset: as this process, with its interpreter.
+    user: tuple[int, int] | None = None
+    python: str = sys.executable
 
     @property
     def service(self) -> str:
@@ -64,11 +68,14 @@ class ServiceProcess:
             log = open(self.log_path, "ab")  # noqa: SIM115 — the child keeps it open
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", self.module],
+                [self.python, "-m", self.module],
                 env=supervise(self.env),
                 stdout=log,
                 stderr=subprocess.STDOUT if log is not None else None,
                 start_new_session=True,  # Ctrl+C reaches the supervisor, which stops us in order
+                user=None if self.user is None else self.user[0],
+                group=None if self.user is None else self.user[1],
+                extra_groups=None if self.user is None else [],
             )
         finally:
             if log is not None:

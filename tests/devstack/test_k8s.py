@@ -1,6 +1,7 @@
 """deploy/k8s checked statically (no cluster here): generated from the registry, every stage
-deployed and scaled on its own consumer group, secrets only by reference, every environment
-name one the services read."""
+deployed and scaled on its own consumer group's input topics, every setting a process reads
+delivered (secrets only by reference), every object valid against its schema (Kubernetes' own,
+KEDA's CRDs) offline, and nothing that a second `kubectl apply` would refuse."""
 
 from __future__ import annotations
 
@@ -13,12 +14,14 @@ from typing import Any
 import pytest
 import yaml
 
+from devstack import k8s
 from devstack.k8s import K8S_DIR, render, to_yaml
 from services.api.app import create_app
 from services.api.settings import ApiSettings
 from shared.runner import RunnerSettings
 from shared.topics import CHANNELS, DEFAULT_CHANNEL, PUBLISHERS, STAGES, stages_for
 from tests.support.envnames import known_env_names
+from tests.support.k8s_schemas import KUBERNETES_VERSIONS, validate
 
 pytestmark = pytest.mark.unit
 
@@ -54,7 +57,11 @@ def _deployed() -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
     return found
 
 
-def test_every_stage_runs_its_module_and_scales_on_its_own_group() -> None:
+def _parked(topic: str) -> bool:
+    return ".retry." in topic or topic.endswith(".dlq")
+
+
+def test_every_stage_runs_its_module_and_scales_on_its_input_topics() -> None:
     config = load("config.yaml")[0]["data"]
     deployed = _deployed()
     assert set(deployed) == set(STAGES)
@@ -62,6 +69,8 @@ def test_every_stage_runs_its_module_and_scales_on_its_own_group() -> None:
     base = {d["metadata"]["name"] for d in load("stages.yaml")}
     assert base == {name.replace("_", "-") for name in stages_for([DEFAULT_CHANNEL])}
     prefix = config.get("GROUP_ID_PREFIX", RunnerSettings().group_id_prefix)
+    [auth] = [d for d in load("scaling.yaml") if d["kind"] == "TriggerAuthentication"]
+    thresholds = {}
     for name, (deployment, scaled) in deployed.items():
         stage = STAGES[name]
         [container] = deployment["spec"]["template"]["spec"]["containers"]
@@ -69,14 +78,27 @@ def test_every_stage_runs_its_module_and_scales_on_its_own_group() -> None:
         env = {e["name"]: e for e in container["env"]}
         if stage.channel is not None:
             assert env["CHANNEL"]["value"] == stage.channel
-        [trigger] = scaled["spec"]["triggers"]
-        assert trigger["type"] == "kafka"
-        # The group the runner joins (shared/runner/core.py): KEDA reads that group's lag.
-        assert trigger["metadata"]["consumerGroup"] == f"{prefix}.{stage.name}"
-        assert "topic" not in trigger["metadata"]  # every band and delay topic of the group
+        triggers = scaled["spec"]["triggers"]
+        # One trigger per input topic: the priority bands, not a retry topic (parked until
+        # due: lag no replica can work off) nor a dead-letter topic.
+        topics = [t["metadata"]["topic"] for t in triggers]
+        assert topics == [t for t in stage.inputs if not _parked(t)]
+        assert topics and not set(topics) & {*stage.retry_topics, stage.dlq}
+        for trigger in triggers:
+            meta = trigger["metadata"]
+            assert trigger["type"] == "kafka"
+            # The group the runner joins (shared/runner/core.py): KEDA reads that group's lag.
+            assert meta["consumerGroup"] == f"{prefix}.{stage.name}"
+            # The broker as the stage's container has it (KEDA resolves env and envFrom).
+            assert "bootstrapServers" not in meta
+            assert meta["bootstrapServersFromEnv"] in env
+            assert trigger["authenticationRef"]["name"] == auth["metadata"]["name"]
+            thresholds[name] = int(meta["lagThreshold"])
         # More replicas than partitions would sit idle.
         assert scaled["spec"]["maxReplicaCount"] == int(config["KAFKA_PARTITIONS"])
         assert scaled["spec"]["minReplicaCount"] >= 1
+    # A GPU stage keeps busy with a handful of jobs; the monitor folds thousands a second.
+    assert thresholds["generator"] < thresholds["printify"] < thresholds["monitor"]
     for channel in CHANNELS:
         if channel != DEFAULT_CHANNEL:
             component = load(f"channels/{channel}/kustomization.yaml")[0]
@@ -84,16 +106,36 @@ def test_every_stage_runs_its_module_and_scales_on_its_own_group() -> None:
             assert PUBLISHERS[channel].name in deployed
 
 
-def _containers() -> list[dict[str, Any]]:
+def _pods() -> list[dict[str, Any]]:
     docs: list[dict[str, Any]] = []
     for path in K8S_DIR.rglob("*.yaml"):
         docs += load(str(path.relative_to(K8S_DIR)))
+    return [d["spec"]["template"]["spec"] for d in docs if "template" in d.get("spec", {})]
+
+
+def _containers() -> list[dict[str, Any]]:
     out = []
-    for d in docs:
-        spec = d.get("spec", {})
-        template = spec.get("template", {}).get("spec", {})
-        out += template.get("containers", [])
+    for pod in _pods():
+        out += pod.get("initContainers", []) + pod["containers"]
     return out
+
+
+def test_keda_authenticates_to_the_broker_from_the_pods_secret() -> None:
+    [auth] = [d for d in load("scaling.yaml") if d["kind"] == "TriggerAuthentication"]
+    refs = {r["parameter"]: r for r in auth["spec"]["secretTargetRef"]}
+    # The kafka scaler's parameters (KEDA 2.x: pkg/scalers/kafka_scaler.go's authParams).
+    assert set(refs) == {"sasl", "tls", "username", "password", "ca"}
+    assert {r["name"] for r in refs.values()} == {"pod-secrets"}
+    # The user, password and CA are the keys the pods read them from.
+    by_key = {}
+    for container in _containers():
+        for entry in container["env"]:
+            secret = entry.get("valueFrom", {}).get("secretKeyRef")
+            if secret:
+                by_key[secret["key"]] = entry["name"]
+    for parameter in ("username", "password", "ca"):
+        key = refs[parameter]["key"]
+        assert by_key.get(key) == key and key.startswith("KAFKA_"), parameter
 
 
 def test_secrets_only_by_reference_and_every_name_is_read_by_a_service() -> None:
@@ -116,7 +158,8 @@ def test_secrets_only_by_reference_and_every_name_is_read_by_a_service() -> None
 
 def test_the_api_is_probed_on_routes_it_serves_and_init_runs_first() -> None:
     api = by_kind(load("api.yaml"), "Deployment")["api"]
-    [container] = api["spec"]["template"]["spec"]["containers"]
+    pod = api["spec"]["template"]["spec"]
+    [container] = pod["containers"]
     app = create_app(ApiSettings(database_url="postgresql://unused@127.0.0.1/none"))
     paths = set(app.openapi()["paths"])
     live = container["livenessProbe"]["httpGet"]["path"]
@@ -124,9 +167,131 @@ def test_the_api_is_probed_on_routes_it_serves_and_init_runs_first() -> None:
     assert {live, ready} <= paths and live != ready
     service = by_kind(load("api.yaml"), "Service")["api"]
     assert service["spec"]["selector"] == api["spec"]["selector"]["matchLabels"]
-    [job] = load("init-job.yaml")
-    assert job["kind"] == "Job"
-    assert job["spec"]["template"]["spec"]["containers"][0]["command"][-1] == "shared.init"
+    # Topics and migrations before each API pod takes traffic, as an init container.
+    [init] = pod["initContainers"]
+    assert init["command"] == ["python", "-m", "shared.init"]
+
+
+def test_a_second_apply_changes_nothing_it_may_not() -> None:
+    """`kubectl apply -k` twice, or after a new image: a Job's pod template is immutable (the
+    second apply fails), so there is none; every kind here is updated in place."""
+    kinds = set()
+    for path in K8S_DIR.rglob("*.yaml"):
+        kinds |= {d["kind"] for d in load(str(path.relative_to(K8S_DIR)))}
+    kinds -= {"Kustomization", "Component"}
+    assert kinds == {"ConfigMap", "Deployment", "Service", "ScaledObject", "TriggerAuthentication"}
+
+
+def test_every_setting_a_process_reads_reaches_it() -> None:
+    """Each container gets, from its settings classes: every secret by reference to pod-secrets
+    (optional unless required), every required setting by name (the pod does not start without
+    it), the rest through pod-config (envFrom); COMFYUI_API_URL, the shops' ids and the broker
+    included, and a new setting without a default cannot be forgotten."""
+    checked = 0
+    for container in _containers():
+        module = container["command"][-1]
+        env = {e["name"]: e for e in container["env"]}
+        channel = env["CHANNEL"]["value"] if "CHANNEL" in env else None
+        settings = k8s.settings_of(module, channel)
+        names = {f.upper() for cls in settings for f in cls.model_fields}
+        required = {
+            f.upper() for cls in settings for f, i in cls.model_fields.items() if i.is_required()
+        } | (set(k8s.REQUIRED) & names)
+        secrets = {
+            f.upper()
+            for cls in settings
+            for f, i in cls.model_fields.items()
+            if "SecretStr" in str(i.annotation)
+        }
+        assert {"configMapRef": {"name": "pod-config"}} in container["envFrom"]
+        for name in names:
+            ref = env.get(name, {}).get("valueFrom", {})
+            if name in secrets:
+                assert ref["secretKeyRef"]["key"] == name, (module, name)
+                assert ref["secretKeyRef"].get("optional", False) == (name not in required)
+            elif name in required:
+                assert ref == {"configMapKeyRef": {"name": "pod-config", "key": name}}, name
+        checked += 1
+    assert checked == len(STAGES) + 2  # every stage, the API and its init container
+    # What the issue found missing, now named in the pods that read them.
+    by_container = {c["name"]: {e["name"] for e in c["env"]} for c in _containers()}
+    assert "COMFYUI_API_URL" in by_container["generator"]
+    assert "ETSY_SHOP_ID" in by_container["publisher-etsy"]
+    assert "SHOPIFY_SHOP_DOMAIN" in by_container["publisher-shopify"]
+    # Every entry of the explicit list is a setting some process reads (none left stale).
+    read = {n for names in by_container.values() for n in names}
+    assert set(k8s.REQUIRED) <= read, set(k8s.REQUIRED) - read
+
+
+def test_a_production_cluster_keeps_three_copies_of_every_topic() -> None:
+    from shared.settings import InitSettings
+
+    data = load("config.yaml")[0]["data"]
+    # The settings shared.init creates the topics with (read from pod-config).
+    settings = InitSettings(**{k.lower(): v for k, v in data.items() if k.startswith("KAFKA_")})
+    assert settings.kafka_replication_factor == 3
+    assert settings.min_insync_replicas == 2
+
+
+def test_the_pods_run_as_the_images_user_writing_only_its_folders() -> None:
+    from tests.test_compose import dockerfile_stages
+
+    stages = dockerfile_stages()
+    [user] = [args for op, args in stages["runtime"] if op == "USER"]
+    assert user == f"{k8s.RUN_AS}:{k8s.RUN_AS}"
+    env: dict[str, str] = {}
+    for op, args in stages["base"]:
+        if op == "ENV":
+            env |= dict(pair.split("=", 1) for pair in args.split())
+    assert (env["POD_STATE_DIR"], env["IMAGE_STORAGE_DIR"]) == (k8s.STATE_DIR, k8s.IMAGES_DIR)
+    for pod in _pods():
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["runAsUser"] == k8s.RUN_AS
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        for container in pod.get("initContainers", []) + pod["containers"]:
+            assert container["securityContext"]["readOnlyRootFilesystem"] is True
+            assert container["securityContext"]["allowPrivilegeEscalation"] is False
+            mounts = {m["mountPath"]: volumes[m["name"]] for m in container["volumeMounts"]}
+            assert set(mounts) == {k8s.STATE_DIR, k8s.IMAGES_DIR, "/tmp"}
+            assert all("emptyDir" in v for v in mounts.values())
+
+
+def test_every_object_is_valid_against_its_schema() -> None:
+    """Offline: the Kubernetes objects against the Kubernetes JSON schemas (strict: no unknown
+    field), KEDA's against its CRDs' schema."""
+    docs = [d for rel, ds in render().items() for d in ds if "kustomization" not in rel]
+    assert {d["kind"] for d in docs} >= {"Deployment", "ScaledObject", "TriggerAuthentication"}
+    for doc in docs:
+        validate(doc)
+
+
+def test_the_validation_catches_what_a_cluster_would_refuse() -> None:
+    deployment = by_kind(load("stages.yaml"), "Deployment")["generator"]
+    broken = yaml.safe_load(yaml.safe_dump(deployment))
+    broken["spec"]["template"]["spec"]["containers"][0]["envFrom"][0]["configMapRef"] = {
+        "nmae": "pod-config"
+    }
+    with pytest.raises(AssertionError, match="nmae"):
+        validate(broken)
+    broken = yaml.safe_load(yaml.safe_dump(deployment))
+    broken["spec"]["template"]["spec"]["securityContext"]["runAsUser"] = "pod"
+    with pytest.raises(AssertionError, match="runAsUser"):
+        validate(broken)
+    scaled = by_kind(load("scaling.yaml"), "ScaledObject")["generator"]
+    for field, value in (("maxReplicaCount", "six"), ("triggerz", []), ("scaleTargetRef", None)):
+        broken = yaml.safe_load(yaml.safe_dump(scaled))
+        if value is None:
+            del broken["spec"][field]
+        else:
+            broken["spec"][field] = value
+        with pytest.raises(AssertionError, match=field):
+            validate(broken)
+    [auth] = [d for d in load("scaling.yaml") if d["kind"] == "TriggerAuthentication"]
+    broken = yaml.safe_load(yaml.safe_dump(auth))
+    del broken["spec"]["secretTargetRef"][0]["key"]
+    with pytest.raises(AssertionError, match="key"):
+        validate(broken)
+    assert len(KUBERNETES_VERSIONS) == 2
 
 
 def test_every_environment_name_in_compose_is_read_by_a_service() -> None:
@@ -146,6 +311,43 @@ def test_every_environment_name_in_compose_is_read_by_a_service() -> None:
     assert checked >= 3  # init, api, workers
 
 
+def seller_config() -> dict[str, str]:
+    """What a seller's overlay adds to pod-config (README, On Kubernetes): the required settings
+    no default fits, for the base and every channel component."""
+    return {
+        "COMFYUI_API_URL": "http://comfyui.gpu.svc:8188",
+        "IMAGE_STORAGE_URL": "s3://my-shop-art/images",
+        "PUBLISH_CHANNELS": ",".join(CHANNELS),
+        "SHOPIFY_SHOP_DOMAIN": "my-shop.myshopify.com",
+        "ETSY_SHOP_ID": "12345678",
+        "ETSY_SHIPPING_PROFILE_ID": "9001",
+    }
+
+
+def _required_refs(kind: str) -> set[str]:
+    """The keys of pod-config (``configMapKeyRef``) or pod-secrets (``secretKeyRef``) that
+    some container cannot start without."""
+    return {
+        e["valueFrom"][kind]["key"]
+        for c in _containers()
+        for e in c["env"]
+        if kind in e.get("valueFrom", {}) and not e["valueFrom"][kind].get("optional")
+    }
+
+
+def test_the_readme_names_every_setting_a_cluster_must_give() -> None:
+    from tests.test_compose import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### On Kubernetes") :]
+    section = section[: section.index("\n## ")]
+    base = set(load("config.yaml")[0]["data"])
+    to_give = (_required_refs("configMapKeyRef") - base) | _required_refs("secretKeyRef")
+    assert _required_refs("configMapKeyRef") - base == set(seller_config()) - {"PUBLISH_CHANNELS"}
+    missing = [name for name in sorted(to_give) if f"`{name}`" not in section]
+    assert not missing, missing
+
+
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl not installed")
 def test_kustomize_builds_the_base_and_every_channel_component(tmp_path: Path) -> None:
     overlay = tmp_path / "overlay"
@@ -160,6 +362,14 @@ def test_kustomize_builds_the_base_and_every_channel_component(tmp_path: Path) -
                 "components": [
                     os.path.relpath(K8S_DIR / "channels" / c, overlay) for c in channels
                 ],
+                # As the README's overlay does: the seller's settings merged into pod-config.
+                "configMapGenerator": [
+                    {
+                        "name": "pod-config",
+                        "behavior": "merge",
+                        "literals": [f"{k}={v}" for k, v in seller_config().items()],
+                    }
+                ],
             }
         )
     )
@@ -171,3 +381,13 @@ def test_kustomize_builds_the_base_and_every_channel_component(tmp_path: Path) -
     deployments = {d["metadata"]["name"] for d in docs if d["kind"] == "Deployment"}
     assert deployments == {"api", *(n.replace("_", "-") for n in STAGES)}
     assert sum(d["kind"] == "ScaledObject" for d in docs) == len(STAGES)
+    # Every key a pod cannot start without is in the ConfigMap the pods are given.
+    [config] = [d for d in docs if d["kind"] == "ConfigMap"]
+    missing = _required_refs("configMapKeyRef") - set(config["data"])
+    assert not missing, missing
+    for doc in docs:
+        if doc["kind"] == "Deployment":
+            pod = doc["spec"]["template"]["spec"]
+            for c in pod.get("initContainers", []) + pod["containers"]:
+                assert c["envFrom"] == [{"configMapRef": {"name": config["metadata"]["name"]}}]
+        validate(doc)

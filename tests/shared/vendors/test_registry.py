@@ -86,20 +86,22 @@ def test_the_same_ports_env_names_and_simulator_settings_as_before_the_registry(
 
 
 def test_compose_runs_each_registered_simulator_and_configures_its_channel() -> None:
-    import yaml
+    from tests.test_compose import SIMULATORS_ENV, active, env_file
 
-    services = yaml.safe_load((ROOT / "compose.yaml").read_text())["services"]
-    workers = services["workers"]["environment"]
+    plain, simulated = active({}), active(env_file(SIMULATORS_ENV))
     for spec in direct_specs():
-        sim = services[f"sim-{spec.simulator}"]
+        # Its simulator runs only under the simulators profile.
+        assert f"sim-{spec.simulator}" not in plain
+        sim = simulated[f"sim-{spec.simulator}"]
         assert sim["command"][2] == f"simulators.{spec.simulator}"
         assert sim["command"][-1] == str(spec.simulator_port)
-        url = f"http://sim-{spec.simulator}:{spec.simulator_port}"
-        assert workers[spec.url_setting] == f"${{{spec.url_setting}:-{url}}}"
-        # Unless set in .env, the channel's settings are the simulator's, as under make up
-        # (``-`` rather than ``:-``: set empty to turn it off, for another credential).
+        workers = simulated["workers"]["environment"]
+        assert workers[spec.url_setting] == f"http://sim-{spec.simulator}:{spec.simulator_port}"
+        # With the simulators, the channel's settings are the simulator's, as under make up;
+        # without, each is passed through from .env and none is the simulator's.
         for name, value in spec.simulator_env.items():
-            assert workers[name] in (f"${{{name}:-{value}}}", f"${{{name}-{value}}}")
+            assert workers[name] == value
+            assert plain["workers"]["environment"][name] != value
 
 
 def test_an_unregistered_channel_is_refused_by_name() -> None:
