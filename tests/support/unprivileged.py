@@ -90,8 +90,11 @@ def as_user(
     )
 
 
-def owned_by(uid: int, roots: list[Path]) -> list[Path]:
-    """Every file and folder ``uid`` owns under ``roots`` (each root's own file system only)."""
+def owned_by(uid: int, roots: list[Path], *, changed_since: Path | None = None) -> list[Path]:
+    """Every file and folder ``uid`` owns under ``roots`` (each root's own file system only);
+    with ``changed_since``, only those created or changed after that file was (what one run
+    wrote, not what an earlier run on this machine left)."""
+    since = ["(", "-newer", str(changed_since), "-o", "-cnewer", str(changed_since), ")"]
     found = subprocess.run(
         [
             "find",
@@ -108,6 +111,7 @@ def owned_by(uid: int, roots: list[Path]) -> list[Path]:
             "-o",
             "-uid",
             str(uid),
+            *(since if changed_since is not None else []),
             "-print",
         ],
         capture_output=True,
