@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 
+from shared.lifecycle import die_with_parent
 from shared.vendors.direct import direct_specs
 
 # Default ports: ComfyUI's own default, then the ones the pipeline issue fixed, then each
@@ -51,6 +52,7 @@ class SimulatorProcess:
             env={**os.environ, **self.env},
             stdout=out,
             stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent(),  # never outlives its starter (shared.lifecycle)
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from devstack.launch.java import java_executable
+from shared.lifecycle import die_with_parent
 from shared.settings import REPO_ROOT
 from shared.topics import wait_for_broker
 
@@ -248,7 +249,10 @@ class LocalKafka:
             self._java("kafka.Kafka", str(props)),
             stdout=log,
             stderr=subprocess.STDOUT,
+            # Its own session (Ctrl+C reaches make up, which stops the broker last), and it
+            # dies with us (shared.lifecycle): a broker left running holds the next one's ports.
             start_new_session=True,
+            preexec_fn=die_with_parent(),
         )
         log.close()
         self._pid_file.write_text(str(self.proc.pid))
