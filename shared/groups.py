@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from confluent_kafka import ConsumerGroupState, KafkaException
+from confluent_kafka import ConsumerGroupState, KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 
 from shared.topics import Stage
@@ -83,8 +83,11 @@ def stage_groups(
         try:
             description = futures[group_id].result(timeout=timeout_s + 1)
         except KafkaException as exc:
-            # The coordinator is still loading its groups after a start: not ready yet.
-            views.append(GroupView(stage.name, False, f"group {group_id}: {exc.args[0]}"))
+            error = exc.args[0] if exc.args else None
+            reason = error.name() if isinstance(error, KafkaError) else str(exc)
+            # NOT_COORDINATOR and the like: the broker is still loading its groups after a
+            # start, or moving them.
+            views.append(GroupView(stage.name, False, f"group {group_id} not described: {reason}"))
             continue
         members = list(description.members)
         if not members:
