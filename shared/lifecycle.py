@@ -5,13 +5,14 @@ the API) and every stage process the pool manager starts must never outlive its 
 process left behind by a killed stack would otherwise join the next stack's consumer groups and
 take its partitions, and a broker or PostgreSQL left running holds the ports the next one wants.
 
-- On Linux each child is started with :func:`die_with_parent` as its ``preexec_fn``: in the child,
-  between fork and exec, ``prctl(PR_SET_PDEATHSIG)`` asks the kernel to signal it the moment its
-  parent dies (whatever the parent dies of: SIGKILL included), then exec keeps that for the JVM or
-  ``postgres`` as for Python. The kernel's notion of the parent is the *thread* that forked, not
-  the process: a child forked from a thread that ends (an executor's worker, a per-request
-  thread) is signalled when that thread ends. Start children from the main thread, or from a
-  thread that lives as long as the process (the stack's and the pool's supervisor loops do).
+- On Linux each child is started by :func:`popen` with :func:`die_with_parent` as its
+  ``preexec_fn``: in the child, between fork and exec, ``prctl(PR_SET_PDEATHSIG)`` asks the kernel
+  to signal it the moment its parent dies (whatever the parent dies of: SIGKILL included), then
+  exec keeps that for the JVM or ``postgres`` as for Python. The kernel's notion of the parent is
+  the *thread* that forked, not the process: a child forked from a thread that ends (an
+  executor's worker, a test fixture's helper thread) is signalled when that thread ends, though
+  its process lives on. So :func:`popen` forks on one thread of its own that lives as long as the
+  process, whichever thread asks.
 - Python children started with ``POD_PARENT_PID`` (:func:`supervise`) also check their parent
   once at start (:func:`bind_to_parent`: a parent that died between fork and prctl) and every few
   seconds after (:func:`watch_parent`: the portable fallback where there is no prctl).
@@ -33,10 +34,12 @@ import json
 import logging
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -108,9 +111,39 @@ def supervise(proc_env: dict[str, str]) -> dict[str, str]:
     return {**proc_env, PARENT_ENV: str(os.getpid())}
 
 
+_spawner: ThreadPoolExecutor | None = None
+_spawner_lock = threading.Lock()
+
+
+def _spawn_thread() -> ThreadPoolExecutor:
+    # One worker, never retired: the thread every bound child is forked from.
+    global _spawner
+    with _spawner_lock:
+        if _spawner is None:
+            _spawner = ThreadPoolExecutor(1, thread_name_prefix="child-spawner")
+        return _spawner
+
+
+def popen(
+    args: list[str], *, death_signal: int = signal.SIGTERM, **kwargs: Any
+) -> subprocess.Popen[bytes]:
+    """``subprocess.Popen(args, **kwargs)`` whose child gets ``death_signal`` when this process
+    dies (Linux; elsewhere a plain Popen). Forked on the spawner thread, which lives as long as
+    the process: the parent-death signal follows the forking thread, not the caller's."""
+    preexec = die_with_parent(death_signal)
+
+    def start() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(args, preexec_fn=preexec, **kwargs)
+
+    if preexec is None:
+        return start()
+    return _spawn_thread().submit(start).result()
+
+
 def die_with_parent(sig: int = signal.SIGTERM) -> Callable[[], None] | None:
-    """A ``preexec_fn`` for ``subprocess.Popen``: the child gets ``sig`` when the calling thread
+    """A ``preexec_fn`` for ``subprocess.Popen``: the child gets ``sig`` when the forking thread
     (see the module's note: the thread, not the process) ends; None where there is no prctl.
+    :func:`popen` uses it from a thread that lives as long as the process.
 
     A parent that died between the fork and the prctl is not seen by the kernel: the child then
     exits at once instead of running as an orphan."""

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from devstack.launch.java import java_executable
-from shared.lifecycle import die_with_parent
+from shared.lifecycle import popen
 from shared.settings import REPO_ROOT
 from shared.topics import wait_for_broker
 
@@ -245,14 +245,13 @@ class LocalKafka:
         )
         self._format_if_needed(props)
         log = open(self.home / "broker.log", "ab")  # noqa: SIM115 — the child keeps it open
-        self.proc = subprocess.Popen(
+        # Its own session (Ctrl+C reaches make up, which stops the broker last), and it dies
+        # with us (shared.lifecycle): a broker left running holds the next one's ports.
+        self.proc = popen(
             self._java("kafka.Kafka", str(props)),
             stdout=log,
             stderr=subprocess.STDOUT,
-            # Its own session (Ctrl+C reaches make up, which stops the broker last), and it
-            # dies with us (shared.lifecycle): a broker left running holds the next one's ports.
             start_new_session=True,
-            preexec_fn=die_with_parent(),
         )
         log.close()
         self._pid_file.write_text(str(self.proc.pid))

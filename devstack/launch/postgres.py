@@ -23,7 +23,7 @@ from pathlib import Path
 
 import psycopg
 
-from shared.lifecycle import die_with_parent
+from shared.lifecycle import popen
 
 with warnings.catch_warnings():
     # platformdirs warns about XDG_RUNTIME_DIR at import time; we never use its runtime dir.
@@ -116,7 +116,7 @@ class LocalPostgres:
         # A postmaster.pid left by a killed server is checked and replaced by the server itself.
         log = open(self.home / "postgres.log", "ab")  # noqa: SIM115 — the child keeps it open
         try:
-            self.proc = subprocess.Popen(
+            self.proc = popen(
                 [
                     str(POSTGRES_BIN_PATH / "postgres"),
                     "-D",
@@ -131,7 +131,7 @@ class LocalPostgres:
                 # Its own session: a Ctrl+C on the terminal reaches make up, which stops the
                 # server last, after the services that use it.
                 start_new_session=True,
-                preexec_fn=die_with_parent(STOP_SIGNALS["fast"]),
+                death_signal=STOP_SIGNALS["fast"],
             )
         finally:
             log.close()

@@ -26,7 +26,7 @@ from confluent_kafka.admin import AdminClient
 from services.pool.settings import PoolSettings
 from shared.events import ControlCommand, PoolScaledPayload, WorkerExitedPayload
 from shared.lifecycle import (
-    die_with_parent,
+    popen,
     read_records,
     record_of,
     stop_recorded,
@@ -69,15 +69,14 @@ class ServiceProcess:
         if self.log_path is not None:
             log = open(self.log_path, "ab")  # noqa: SIM115 — the child keeps it open
         try:
-            self.proc = subprocess.Popen(
+            # Dies with this process (shared.lifecycle); Ctrl+C reaches the supervisor, which
+            # stops us in order.
+            self.proc = popen(
                 [sys.executable, "-m", self.module],
                 env=supervise(self.env),
                 stdout=log,
                 stderr=subprocess.STDOUT if log is not None else None,
-                start_new_session=True,  # Ctrl+C reaches the supervisor, which stops us in order
-                # Dies with the thread that starts it (shared.lifecycle): call from the main
-                # thread or a supervisor loop that lives as long as this process.
-                preexec_fn=die_with_parent(),
+                start_new_session=True,
             )
         finally:
             if log is not None:

@@ -100,11 +100,13 @@ def test_stop_recorded_stops_live_records_kills_the_stubborn_and_spares_others(
     assert f"name=polite pid={polite.pid}" in caplog.text
 
 
-def test_a_child_dies_with_the_parent_that_started_it_even_a_non_python_one(
+def test_a_child_dies_with_the_process_that_started_it_not_with_the_thread(
     procs: list[subprocess.Popen[bytes]],
 ) -> None:
     """The parent-death signal is set between fork and exec, so it holds for any program (here
-    coreutils' sleep): the parent is SIGKILLed and its child goes with it."""
+    coreutils' sleep). Asked for from a thread that then ends (the kernel signals a child when
+    the thread that forked it ends), the child still lives as long as its process, and dies when
+    the process is SIGKILLed."""
     parent = spawn(
         procs,
         [
@@ -112,10 +114,14 @@ def test_a_child_dies_with_the_parent_that_started_it_even_a_non_python_one(
             "-c",
             textwrap.dedent(
                 """
-                import subprocess, time
-                from shared.lifecycle import die_with_parent
-                child = subprocess.Popen(["sleep", "600"], preexec_fn=die_with_parent())
-                print(child.pid, flush=True)
+                import threading, time
+                from shared.lifecycle import popen
+                started = []
+                helper = threading.Thread(target=lambda: started.append(popen(["sleep", "600"])))
+                helper.start()
+                helper.join()
+                time.sleep(0.5)  # past the helper thread's end
+                print(started[0].pid, flush=True)
                 time.sleep(600)
                 """
             ),
@@ -123,7 +129,7 @@ def test_a_child_dies_with_the_parent_that_started_it_even_a_non_python_one(
     )
     assert parent.stdout is not None
     child = int(parent.stdout.readline())
-    assert alive(child)
+    assert alive(child), "the child died with the thread that asked for it"
     parent.kill()
     parent.wait()
     wait_for(lambda: not alive(child), 10, "the child to die with its parent")
