@@ -33,6 +33,7 @@ from shared.errors import (
     classify_http_status,
     parse_retry_after,
 )
+from shared.handback import permission
 from shared.http import async_client
 from shared.settings import PodSettings
 from shared.vendors.channels import (
@@ -162,14 +163,21 @@ class ShopifyClient:
         """Run one operation; its ``data``. Waits for the bucket first; raises PodError on an
         HTTP error or GraphQL ``errors`` (THROTTLED is waited out, up to MAX_THROTTLED times)."""
         for attempt in range(MAX_THROTTLED + 1):
-            async with self._lock:
+            # Waiting for the lock or the bucket is waiting for permission to send: a stopping
+            # stage hands back a message that has sent nothing yet (shared.handback).
+            async with permission():
+                await self._lock.acquire()
+            try:
                 wait = self.throttle.wait_for(self._costs.get(operation, 0), time.monotonic())
                 if wait > 0:
                     logger.info(
                         "shopify waits for its bucket operation=%s wait_s=%.2f", operation, wait
                     )
-                    await asyncio.sleep(wait)
+                    async with permission():
+                        await asyncio.sleep(wait)
                 body = await self._post_again_on_5xx(operation, query, variables)
+            finally:
+                self._lock.release()
             cost = (body.get("extensions") or {}).get("cost") or {}
             if cost.get("throttleStatus"):
                 self.throttle.update(cost["throttleStatus"], time.monotonic())
