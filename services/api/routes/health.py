@@ -104,8 +104,11 @@ async def ready(
 
 
 async def _stage_groups(state: ApiState) -> dict[str, str]:
-    """Per stage of the deployment: ``ok`` once its group holds every input partition."""
-    names = state.settings.stages()
+    """Per stage of the deployment (those /health wants live, ``HEALTH_STAGES``): ``ok`` once
+    its group holds every input partition."""
+    names = [n for n in state.settings.stage_list() if n in STAGES]
+    if not names:
+        return {}
     timeout = state.settings.health_timeout_s
     try:
         views = await asyncio.wait_for(
