@@ -6,6 +6,15 @@ without credentials — creates the topics, applies the migrations, then runs th
 manager (``python -m services.pool``, which runs ``WORKER_COUNT`` processes per stage, as it does
 under compose) and the API until Ctrl+C, and stops everything gracefully in reverse order. Tests
 and benchmarks use :class:`Stack` on their own ports and state folders.
+
+"POD Engine is up" is said once the API answers ``/health/ready?stages=true``: the broker and
+the database answer and every stage holds its input partitions, so a job submitted the moment
+it is printed is picked up at once.
+
+Nothing it starts outlives it (:mod:`shared.lifecycle`): each child dies with it, even when it is
+SIGKILLed or its terminal closes, and ``stack.json`` in the state folder records every process
+it started (pid and start time), so that the next ``make up`` on the same folder stops whatever a
+killed one left before it binds a port, and refuses to start while that one still runs.
 """
 
 from __future__ import annotations
@@ -22,16 +31,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
+import httpx
 from confluent_kafka.admin import AdminClient
 from pydantic import Field, SecretStr, create_model
 
 from devstack.launch.kafka import LocalKafka, LocalKafkaCluster
 from devstack.launch.ports import free_port
-from devstack.launch.postgres import LocalPostgres
+from devstack.launch.postgres import STOP_SIGNALS, LocalPostgres
 from services.pool.settings import WorkerCountSettings
 from services.pool.supervisor import ServiceProcess, describe_exit
 from shared.db import migrate
 from shared.errors import ConfigError
+from shared.lifecycle import (
+    read_records,
+    record_of,
+    still_running,
+    stop_recorded,
+    write_records,
+)
 from shared.logs import setup_logging
 from shared.settings import (
     ChannelSettings,
@@ -102,6 +119,10 @@ class StackSettings(
     kafka_group_heartbeat_ms: int = Field(default=5000, ge=500, le=30_000)
     restart_delay_s: float = Field(default=5.0, ge=0)
     max_restarts: int = Field(default=3, ge=0)
+    # How long "up" may take: the API answering and every stage holding its partitions.
+    ready_timeout_s: float = Field(default=180.0, gt=0)
+    # A process left by a killed stack gets its stop signal, then SIGKILL after this.
+    stale_grace_s: float = Field(default=20.0, gt=0)
 
     def simulator_port(self, simulator: str) -> int:
         """The port a simulator is started on (``SIM_<SIMULATOR>_PORT``)."""
@@ -147,6 +168,10 @@ class ServiceUser:
     python: str
 
 
+class StackBusy(RuntimeError):
+    """Another stack runs on the same state folder (its ports and its data)."""
+
+
 class Stack:
     """Infrastructure, simulators and services, started and stopped together."""
 
@@ -173,12 +198,73 @@ class Stack:
         self._stopping = threading.Event()
         self._env: dict[str, str] = {}
         self._vendor_env: dict[str, str] | None = None
+        self._claimed = False
+
+    # ------------------------------------------------------------ what it started
+
+    @property
+    def records_path(self) -> Path:
+        """Every process this stack started, with its start time (``shared.lifecycle``)."""
+        return self.state_dir / "stack.json"
+
+    def claim(self) -> None:
+        """Make the state folder ours: refuse while another stack runs on it (StackBusy), and
+        stop whatever a killed one left running (its broker, PostgreSQL, simulators, pool
+        manager and API, and the stage processes its pool manager recorded), before anything
+        of ours binds a port."""
+        if self._claimed:
+            return
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        recorded = read_records(self.records_path)
+        owner = recorded.get("stack")
+        if isinstance(owner, dict) and still_running(owner) is not None:
+            raise StackBusy(
+                f"another stack runs on {self.state_dir} (pid {owner['pid']}): stop it first "
+                "(Ctrl+C in its terminal)"
+            )
+        pool_records = read_records(self.state_dir / "pool" / "children.json")
+        stop_recorded(
+            [*recorded.get("processes", []), *pool_records.get("processes", [])],
+            grace_s=self.settings.stale_grace_s,
+            left_by="a stack that was killed",
+        )
+        self._claimed = True
+        self._record()
+
+    def _started(self) -> list[tuple[str, int | None, int]]:
+        """(name, pid, stop signal) of every process started and maybe still running."""
+        out: list[tuple[str, int | None, int]] = []
+        nodes = self.kafka.nodes if isinstance(self.kafka, LocalKafkaCluster) else [self.kafka]
+        for node in nodes:
+            if node is not None and node.proc is not None:
+                out.append((f"kafka-{node.node_id}", node.proc.pid, signal.SIGTERM))
+        if self.postgres is not None and self.postgres.proc is not None:
+            out.append(("postgres", self.postgres.proc.pid, STOP_SIGNALS["fast"]))
+        for sim in self.simulators:
+            if sim.proc is not None:
+                out.append((f"sim-{sim.name}", sim.proc.pid, signal.SIGTERM))
+        for svc in self.services:
+            out.append((svc.name, svc.pid, signal.SIGTERM))
+        return out
+
+    def _record(self) -> None:
+        if not self._claimed:
+            return
+        write_records(
+            self.records_path,
+            (
+                record_of(name, pid, stop_signal=sig)
+                for name, pid, sig in self._started()
+                if pid is not None
+            ),
+            stack=record_of("stack", os.getpid()),
+        )
 
     # ------------------------------------------------------------------ start
 
     def start_infra(self) -> None:
         """Broker and database (local ones unless configured), topics, migrations."""
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.claim()
         self.log_dir.mkdir(parents=True, exist_ok=True)
         s = self.settings
         replicas = s.kafka_replication_factor
@@ -193,6 +279,7 @@ class Stack:
             ).start()
             self.bootstrap = self.kafka.bootstrap
             replicas = max(replicas, self.kafka.replicas)
+            self._record()
         elif s.kafka_bootstrap_servers is None:
             self.kafka = LocalKafka(
                 self.state_dir,
@@ -202,9 +289,11 @@ class Stack:
                 group_heartbeat_ms=s.kafka_group_heartbeat_ms,
             ).start()
             self.bootstrap = self.kafka.bootstrap
+            self._record()
         if s.database_url is None:
             self.postgres = LocalPostgres(self.state_dir, port=s.postgres_port).start()
             self.database_url = self.postgres.url
+            self._record()
         admin = AdminClient({**s.client_config(), "bootstrap.servers": self.bootstrap})
         outcome = ensure_topics(
             admin,
@@ -255,6 +344,7 @@ class Stack:
             name, port, env=self.extra_env, log_path=self.log_dir / f"sim-{name}.log"
         ).start()
         self.simulators.append(sim)
+        self._record()
         logger.info("simulator started name=%s url=%s", name, sim.url)
         return sim
 
@@ -295,6 +385,7 @@ class Stack:
             svc.python = self.run_as.python
         svc.start()
         self.services.append(svc)
+        self._record()
         return svc
 
     # ------------------------------------------------------------ the pool, as seen from here
@@ -351,6 +442,7 @@ class Stack:
             elif time.monotonic() - svc.died_at >= self.settings.restart_delay_s:
                 svc.restarts += 1
                 svc.start()
+                self._record()
 
     def supervise_in_background(self, interval: float = 0.5) -> threading.Thread:
         """Supervise from a thread until :meth:`stop` (used by tests)."""
@@ -363,12 +455,62 @@ class Stack:
         thread.start()
         return thread
 
+    @property
+    def stopping(self) -> bool:
+        """Asked to stop (a signal, or :meth:`stop`)."""
+        return self._stopping.is_set()
+
+    def stop_on_signals(self) -> None:
+        """SIGINT (Ctrl+C), SIGTERM and SIGHUP (its terminal closed) stop the stack gracefully."""
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, lambda *_: self._stopping.set())
+
     def run_forever(self) -> None:
-        """Supervise until SIGINT/SIGTERM."""
-        signal.signal(signal.SIGTERM, lambda *_: self._stopping.set())
-        signal.signal(signal.SIGINT, lambda *_: self._stopping.set())
+        """Supervise until SIGINT/SIGTERM/SIGHUP."""
+        self.stop_on_signals()
         while not self._stopping.wait(0.5):
             self.supervise_once()
+
+    def readiness(self) -> dict[str, Any] | None:
+        """The API's ``/health/ready?stages=true`` answer (None while the API does not answer)."""
+        url = f"http://{self.settings.api_host}:{self.settings.api_port}/health/ready"
+        try:
+            resp = httpx.get(url, params={"stages": "true"}, timeout=10)
+        except httpx.HTTPError:
+            return None
+        try:
+            body = resp.json()
+        except ValueError:
+            return None
+        return body if isinstance(body, dict) else None
+
+    def wait_ready(self, timeout: float | None = None, interval: float = 0.2) -> bool:
+        """Supervise until the API answers and every stage holds its input partitions (True);
+        False after ``timeout`` (``ready_timeout_s``) or once stopping. Logs what it waits for
+        every few seconds."""
+        timeout = timeout or self.settings.ready_timeout_s
+        started = time.monotonic()
+        deadline = started + timeout
+        next_log = time.monotonic() + 5
+        waiting_for = "the API to answer"
+        while not self._stopping.is_set():
+            view = self.readiness()
+            if view is not None:
+                if view.get("status") == "ok":
+                    logger.info("ready waited_s=%.1f", time.monotonic() - started)
+                    return True
+                checks = view.get("checks") or {}
+                waiting_for = ", ".join(f"{k}: {v}" for k, v in checks.items() if v != "ok")
+            now = time.monotonic()
+            if now > deadline:
+                logger.error("not ready after %.0fs waiting_for=%s", timeout, waiting_for)
+                return False
+            if now >= next_log:
+                logger.info("waiting until ready waiting_for=%s", waiting_for)
+                next_log = now + 5
+            self.supervise_once()
+            self._stopping.wait(interval)
+        return False
 
     # -------------------------------------------------------------------- stop
 
@@ -385,6 +527,8 @@ class Stack:
             self.postgres.stop()
         if self.kafka is not None:
             self.kafka.stop()
+        if self._claimed:
+            self.records_path.unlink(missing_ok=True)
 
 
 def redact_url(url: str) -> str:
@@ -405,28 +549,49 @@ def main() -> None:
         logger.error("cannot start: %s", exc)
         sys.exit(2)
     stack = Stack(settings)
-    stack.start()
+    try:
+        stack.start()
+    except StackBusy as exc:
+        logger.error("cannot start: %s", exc)
+        sys.exit(2)
+    try:
+        stack.stop_on_signals()
+        # "Up" only once a job submitted now is picked up at once: the API answers and every
+        # stage holds its partitions (a newcomer's script submits the moment it reads this).
+        ready = stack.wait_ready()
+        if not stack.stopping:
+            sys.stderr.write("\n".join(banner(stack, ready)) + "\n")
+            stack.run_forever()
+    finally:
+        logger.info("shutting down")
+        stack.stop()
+        logger.info("stopped")
+
+
+def banner(stack: Stack, ready: bool) -> list[str]:
+    """What ``make up`` prints once it is up (or has waited ``READY_TIMEOUT_S`` in vain)."""
+    settings = stack.settings
     api = f"http://{settings.api_host}:{settings.api_port}"
-    banner = [
+    if ready:
+        headline = "POD Engine is up."
+    else:
+        headline = (
+            "POD Engine started, but is NOT ready: a stage does not hold its partitions "
+            f"(see {api}/health/ready?stages=true and the logs)."
+        )
+    return [
         "",
-        "POD Engine is up.",
+        headline,
         f"  API        {api}   (OpenAPI docs: {api}/docs)",
         f"  Kafka      {stack.bootstrap}",
         f"  PostgreSQL {redact_url(stack.database_url)}",
         *(f"  simulator  {sim.name:<10} {sim.url}" for sim in stack.simulators),
         "  workers    pool manager: "
-        + ", ".join(f"{st} x{settings.workers_for(st)}" for st in STAGES),
+        + ", ".join(f"{st} x{settings.workers_for(st)}" for st in settings.stages()),
         f"  logs       {stack.log_dir}",
         "Press Ctrl+C to stop.",
         "",
     ]
-    sys.stderr.write("\n".join(banner) + "\n")
-    try:
-        stack.run_forever()
-    finally:
-        logger.info("shutting down")
-        stack.stop()
-        logger.info("stopped")
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from shared.aio import cancel_and_wait
 from shared.errors import RetryableError
+from shared.handback import permission
 
 logger = logging.getLogger(__name__)
 
@@ -87,8 +88,9 @@ class LocalRateBudget:
             self._done.popleft()
 
     async def acquire(self) -> None:
-        """Wait until a slot is free and take it."""
-        async with self._cond:
+        """Wait until a slot is free and take it (a stopping stage hands back a message that
+        waits here having sent nothing: :mod:`shared.handback`)."""
+        async with permission(), self._cond:
             while True:
                 now = self._clock()
                 self._prune(now)
@@ -189,17 +191,19 @@ class SharedRateBudget:
             self.release(grant)
 
     async def acquire(self) -> int:
-        """Wait for a grant of this budget; returns its id for :meth:`release`."""
-        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._waiters.append(fut)
-        self._ensure_worker()
-        self._wake.set()
-        try:
-            return await fut
-        except asyncio.CancelledError:
-            if fut.done() and not fut.cancelled() and fut.exception() is None:
-                self.release(fut.result())  # granted as we were cancelled: hand it back
-            raise
+        """Wait for a grant of this budget; returns its id for :meth:`release` (a stopping
+        stage hands back a message that waits here having sent nothing: :mod:`shared.handback`)."""
+        async with permission():
+            fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+            self._waiters.append(fut)
+            self._ensure_worker()
+            self._wake.set()
+            try:
+                return await fut
+            except asyncio.CancelledError:
+                if fut.done() and not fut.cancelled() and fut.exception() is None:
+                    self.release(fut.result())  # granted as we were cancelled: hand it back
+                raise
 
     def release(self, grant: int) -> None:
         """The request of ``grant`` was answered (or failed): its window starts now."""

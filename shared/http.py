@@ -27,6 +27,7 @@ import yarl
 from opentelemetry.trace import SpanKind
 
 from shared import tracing
+from shared.handback import mark_sent
 
 # Headers aiohttp derives from the request itself; sending httpx's copies would double them.
 _DERIVED = frozenset({b"host", b"content-length", b"transfer-encoding"})
@@ -71,6 +72,8 @@ class _AiohttpSender:
 
     async def handle_async_request(self, request: Any) -> Any:
         """Send ``request`` with aiohttp; the whole body is read before returning."""
+        # From here the vendor may act on it: the message is no longer handed back at shutdown.
+        mark_sent()
         timeout = _timeout(request.extensions.get("timeout") or {})
         headers = [
             (k.decode("latin-1"), v.decode("latin-1"))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 
+from shared.lifecycle import popen
 from shared.vendors.direct import direct_specs
 
 # Default ports: ComfyUI's own default, then the ones the pipeline issue fixed, then each
@@ -46,7 +47,8 @@ class SimulatorProcess:
     def start(self, timeout: float = 20.0) -> SimulatorProcess:
         """Spawn the process and block until ``/_sim/config`` answers."""
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
-        self.proc = subprocess.Popen(
+        # Never outlives its starter (shared.lifecycle).
+        self.proc = popen(
             [sys.executable, "-m", f"simulators.{self.name}", "--port", str(self.port)],
             env={**os.environ, **self.env},
             stdout=out,

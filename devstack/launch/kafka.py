@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from devstack.launch.java import java_executable
+from shared.lifecycle import popen
 from shared.settings import REPO_ROOT
 from shared.topics import wait_for_broker
 
@@ -289,7 +290,9 @@ class LocalKafka:
         )
         self._format_if_needed(props)
         log = open(self.home / "broker.log", "ab")  # noqa: SIM115 — the child keeps it open
-        self.proc = subprocess.Popen(
+        # Its own session (Ctrl+C reaches make up, which stops the broker last), and it dies
+        # with us (shared.lifecycle): a broker left running holds the next one's ports.
+        self.proc = popen(
             self._java("kafka.Kafka", str(props)),
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -48,7 +48,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         except BaseException:
             await asyncio.to_thread(producer.close, 0)
             raise
-        app.state.api = ApiState(settings=settings, producer=producer, pool=pool)
+        app.state.api = state = ApiState(settings=settings, producer=producer, pool=pool)
         # Counts only: the keys themselves are never logged.
         logger.info(
             "api ready bootstrap=%s auth=%s keys=%d admin_keys=%d max_body_bytes=%d",
@@ -63,6 +63,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         finally:
             # Requests have finished (uvicorn waits for them); deliver anything still queued.
             await asyncio.to_thread(producer.close, settings.shutdown_flush_s)
+            await asyncio.to_thread(state.close)
             await pool.close()
             logger.info("api stopped")
 

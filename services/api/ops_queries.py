@@ -55,8 +55,8 @@ def prometheus_text(series: list[Series]) -> str:
 
     Counters: ``pod_<name>_total``; histograms (durations, seconds):
     ``pod_<name>_seconds_bucket{le=...}`` (cumulative), ``_sum``, ``_count``; gauges:
-    ``pod_<name>``. Counters total the retained minutes, so they drop when old minutes expire
-    (Prometheus reads a drop as a counter reset).
+    ``pod_<name>``. Counters and histograms are running totals (``metric_totals``), so they
+    never fall when the monitor expires old minutes (Prometheus would read a drop as a reset).
     """
     lines: list[str] = []
     typed: set[str] = set()

@@ -65,6 +65,13 @@ class ApiSettings(
     # ... and, when set, a ComfyUI that answers (one URL or a comma-separated pool).
     comfyui_api_url: str | None = None
 
+    # The stages' consumer groups are `<GROUP_ID_PREFIX>.<stage>` (the runner's setting):
+    # `/health/ready?stages=true` asks the broker who holds their partitions ...
+    group_id_prefix: str = "pod"
+    # ... and wants them held this long (the stages' own FETCH_WAIT_MAX_MS: a partition taken
+    # while a long poll is out is first fetched when it returns).
+    fetch_wait_max_ms: int = Field(default=5000, ge=0, le=10_000)
+
     def stage_list(self) -> list[str]:
         """The stages /health requires a live instance of."""
         return self.stages() if self.health_stages is None else _split(self.health_stages)

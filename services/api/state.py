@@ -10,6 +10,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from services.api.producer import JobProducer
 from services.api.settings import ApiSettings
+from shared.groups import GroupProbe
 from shared.storage import ImageStore
 
 
@@ -21,12 +22,30 @@ class ApiState:
     producer: JobProducer
     pool: AsyncConnectionPool
     _images: ImageStore | None = field(default=None, repr=False)
+    _groups: GroupProbe | None = field(default=None, repr=False)
 
     def image_store(self) -> ImageStore:
         """Where the generator stores images (opened on first use: the dashboard's reads)."""
         if self._images is None:
             self._images = self.settings.image_store()
         return self._images
+
+    def group_probe(self) -> GroupProbe:
+        """The stages' consumer groups as the broker sees them (opened on first use:
+        ``/health/ready?stages=true``)."""
+        if self._groups is None:
+            self._groups = GroupProbe(
+                self.settings.client_config(),
+                group_prefix=self.settings.group_id_prefix,
+                settle_s=self.settings.fetch_wait_max_ms / 1000,
+            )
+        return self._groups
+
+    def close(self) -> None:
+        """Close what was opened on first use."""
+        if self._groups is not None:
+            self._groups.close()
+            self._groups = None
 
 
 def _state(request: Request) -> ApiState:

@@ -11,7 +11,9 @@ Three kinds, all rolled up per (name, labels, minute):
   periodically by :func:`sample_gauges`; a minute keeps its latest sample in ``last``.
 
 Each write is an upsert that adds to its minute (count, sum, min, max, bucket counts), so
-several monitor instances can record into the same minute.
+several monitor instances can record into the same minute; counters and histograms also add to
+their running total in ``metric_totals``, in the same transaction, which retention never deletes:
+the Prometheus exposition reads those, so its counters never fall.
 """
 
 from __future__ import annotations

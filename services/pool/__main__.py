@@ -36,7 +36,7 @@ from shared.events import (
     WorkerHeartbeatPayload,
     parse_event,
 )
-from shared.lifecycle import bind_to_parent, watch_parent
+from shared.lifecycle import bind_to_parent, parent_gone, watch_parent
 from shared.logs import setup_logging
 from shared.runner import make_producer
 from shared.settings import load_settings
@@ -174,9 +174,17 @@ def main() -> int:
                 next_beat = now + settings.heartbeat_interval_s
     finally:
         logger.info("pool manager stopping instances=%d", len(pool.instances))
-        pool.stop()
+        orphaned = parent_gone()
+        if orphaned:
+            logger.warning(
+                "supervisor gone: stopping the stages without a full drain timeout_s=%g",
+                settings.orphan_stop_timeout_s,
+            )
+            pool.stop(settings.orphan_stop_timeout_s)
+        else:
+            pool.stop()
         heartbeat(producer, pool, instance_id, started)
-        producer.flush(5)
+        producer.flush(1 if orphaned else 5)
         stop.set()
         listener.join(5)
         logger.info("pool manager stopped")

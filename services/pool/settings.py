@@ -47,6 +47,11 @@ class PoolSettings(KafkaSettings, StateSettings, WorkerCountSettings, ChannelSet
     pool_id: str | None = Field(default=None, description="Its name in /workers; unset = host")
     heartbeat_interval_s: float = Field(default=10.0, gt=0)  # as the stages' (RunnerSettings)
     stop_timeout_s: float = Field(default=40.0, gt=0)
+    # When the manager stops because its own supervisor is gone (`make up` killed hard), the
+    # broker and the database it started are going too: a stage draining against them would
+    # only wait out its timeouts (a minute measured), so it gets this long before SIGKILL. Its
+    # unfinished messages are uncommitted and redone by the next stack.
+    orphan_stop_timeout_s: float = Field(default=5.0, gt=0)
     pool_log_dir: Path | None = Field(
         default=None, description="One log file per instance here; unset = inherit stdout"
     )

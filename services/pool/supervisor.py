@@ -21,12 +21,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-import psutil
 from confluent_kafka.admin import AdminClient
 
 from services.pool.settings import PoolSettings
 from shared.events import ControlCommand, PoolScaledPayload, WorkerExitedPayload
-from shared.lifecycle import supervise
+from shared.lifecycle import (
+    popen,
+    read_records,
+    record_of,
+    stop_recorded,
+    supervise,
+    write_records,
+)
 from shared.topics import STAGES, Stage
 
 logger = logging.getLogger(__name__)
@@ -67,12 +73,14 @@ class ServiceProcess:
         if self.log_path is not None:
             log = open(self.log_path, "ab")  # noqa: SIM115 — the child keeps it open
         try:
-            self.proc = subprocess.Popen(
+            # Dies with this process (shared.lifecycle); Ctrl+C reaches the supervisor, which
+            # stops us in order.
+            self.proc = popen(
                 [self.python, "-m", self.module],
                 env=supervise(self.env),
                 stdout=log,
                 stderr=subprocess.STDOUT if log is not None else None,
-                start_new_session=True,  # Ctrl+C reaches the supervisor, which stops us in order
+                start_new_session=True,
                 user=None if self.user is None else self.user[0],
                 group=None if self.user is None else self.user[1],
                 extra_groups=None if self.user is None else [],
@@ -136,15 +144,17 @@ class WorkerPool:
                 logger.error("initial scale %s", outcome)
         self.scaled.clear()  # starting is not scaling: nothing to report
 
-    def stop(self) -> None:
-        """Stop every instance gracefully, in parallel, and forget them."""
+    def stop(self, timeout_s: float | None = None) -> None:
+        """Stop every instance gracefully, in parallel (SIGKILL after ``timeout_s``, by default
+        ``stop_timeout_s``), and forget them."""
         self.stopping = True
         for svc in self.instances:
             if svc.running():
                 assert svc.proc is not None
                 svc.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + (timeout_s or self.settings.stop_timeout_s)
         for svc in self.instances:
-            code = svc.stop(self.settings.stop_timeout_s)
+            code = svc.stop(max(0.1, deadline - time.monotonic()))
             logger.info("service stopped name=%s exit=%s", svc.name, describe_exit(code))
         self.instances.clear()
         self._record()
@@ -152,26 +162,17 @@ class WorkerPool:
     def stop_leftovers(self) -> list[int]:
         """Stop processes recorded by an earlier manager of this state folder that outlived
         it; returns their pids. A pid is only touched if it is still the recorded process."""
-        stopped: list[int] = []
-        try:
-            recorded = json.loads((self.dir / "children.json").read_text())
-        except (OSError, ValueError):
-            return stopped
-        for entry in recorded.get("children", []):
-            try:
-                proc = psutil.Process(int(entry["pid"]))
-                if abs(proc.create_time() - float(entry["created"])) > 1.0:
-                    continue  # the pid was reused by something else
-                logger.warning("stopping leftover instance name=%s pid=%d", entry["name"], proc.pid)
-                proc.terminate()
-                try:
-                    proc.wait(self.settings.stop_timeout_s)
-                except psutil.TimeoutExpired:
-                    proc.kill()
-                stopped.append(proc.pid)
-            except (psutil.Error, KeyError, ValueError, TypeError):
-                continue
-        return stopped
+        return stop_recorded(
+            read_records(self.records_path)["processes"],
+            grace_s=self.settings.stop_timeout_s,
+            left_by="a pool manager that was killed",
+        )
+
+    @property
+    def records_path(self) -> Path:
+        """The stage processes this manager runs (pid and start time): what a successor on the
+        same state folder stops if this manager was killed (``make up`` reads it too)."""
+        return self.dir / "children.json"
 
     # ------------------------------------------------------------------ scale / restart
 
@@ -320,15 +321,10 @@ class WorkerPool:
     def _record(self) -> None:
         # The pids of what runs now, with their start times: what a successor must stop if
         # this manager is killed; and a status file for operators and tests.
-        children = []
-        for s in self.instances:
-            if s.running() and s.pid is not None:
-                try:
-                    created = psutil.Process(s.pid).create_time()
-                except psutil.Error:
-                    continue
-                children.append({"name": s.name, "pid": s.pid, "created": created})
-        _write_json(self.dir / "children.json", {"children": children})
+        write_records(
+            self.records_path,
+            (record_of(s.name, s.pid) for s in self.instances if s.running() and s.pid),
+        )
         _write_json(self.dir / "status.json", self.status())
 
     def record(self) -> None:

@@ -26,6 +26,12 @@ headers; a handler's permanent error too; a retryable error goes to the stage's 
 its attempt and, after the last attempt, dead-lettered (:mod:`.failures`). The partition always
 moves on. A delay topic's first message not yet due is held in memory while its partition is
 paused, and started when due: no refetch, so the long poll never delays a retry's start.
+
+Shutdown (SIGTERM, Ctrl+C): nothing new starts; a message that has sent nothing to a vendor and
+is waiting for permission to (a rate budget, a throttle, the GPU queue) is handed back at once
+(:mod:`shared.handback`: cancelled, so not committed, not failed, read again by the partition's
+next owner); the others get ``shutdown_grace_s`` to finish; then the finished prefix of each
+partition is committed.
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ from typing import Any, Generic
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from opentelemetry.trace import SpanKind
 
-from shared import tracing, waits
+from shared import handback, tracing, waits
 from shared.errors import InvalidEventError, PodError
 from shared.events import (
     EVENT_TYPES,
@@ -107,6 +113,7 @@ class StageRunner(Generic[E]):
         )
         self.calls = ConsumerCalls(stage.name)
         self._tasks: dict[asyncio.Task[None], int] = {}  # task -> its band
+        self._deliveries: dict[asyncio.Task[None], handback.Delivery] = {}
         self._stop = asyncio.Event()
         self.failures = FailureRouter(
             stage, settings, self._produce, self.stats, stopping=self._stop.is_set
@@ -180,8 +187,16 @@ class StageRunner(Generic[E]):
     # -------------------------------------------------------------- main loop
 
     def request_stop(self) -> None:
-        """Ask the runner to drain and stop (safe from signal handlers on the loop)."""
+        """Ask the runner to drain and stop (safe from signal handlers on the loop). Messages
+        waiting for permission to make their first vendor call are handed back now."""
         self._stop.set()
+        handed = sum(1 for delivery in list(self._deliveries.values()) if delivery.hand_back())
+        if handed:
+            logger.info(
+                "stopping: messages that sent nothing handed back service=%s count=%d",
+                self.stage.name,
+                handed,
+            )
 
     async def run(self) -> None:
         """Consume until :meth:`request_stop`, then drain, commit, flush and return."""
@@ -298,12 +313,14 @@ class StageRunner(Generic[E]):
         if self._stop.is_set():
             return
         for band, msg in self.intake.take():
-            task = asyncio.create_task(self._process(msg))
+            task, delivery = handback.start(self._process(msg), stopping=self._stop.is_set)
             self._tasks[task] = band
+            self._deliveries[task] = delivery
             task.add_done_callback(self._task_done)
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         band = self._tasks.pop(task, None)
+        self._deliveries.pop(task, None)
         if band is not None:
             self.intake.finished(band)
         if not task.cancelled() and task.exception() is not None:
@@ -325,6 +342,18 @@ class StageRunner(Generic[E]):
         topic, partition, offset = coords(msg)
         try:
             done = await self._handle(msg)
+        except asyncio.CancelledError:
+            delivery = handback.current()
+            if delivery is not None and delivery.handed_back:
+                self.stats.handed_back += 1
+                logger.info(
+                    "handed back, nothing sent: left for the next owner topic=%s partition=%d "
+                    "offset=%d",
+                    topic,
+                    partition,
+                    offset,
+                )
+            raise
         except Exception as exc:
             # The failure path itself failed. No header, payload or vendor answer may leave
             # the offset behind for good.
@@ -466,11 +495,13 @@ class StageRunner(Generic[E]):
         await loop.run_in_executor(self._poll_pool, self._commit_and_close)
         self._poll_pool.shutdown(wait=True)
         logger.info(
-            "runner stopped service=%s instance=%s processed=%d failed=%d unflushed=%d",
+            "runner stopped service=%s instance=%s processed=%d failed=%d handed_back=%d "
+            "unflushed=%d",
             self.stage.name,
             self.instance_id,
             self.stats.processed,
             self.stats.failed,
+            self.stats.handed_back,
             remaining,
         )
 

@@ -18,6 +18,7 @@ class RunnerStats:
     processed: int = 0
     failed: int = 0
     dead_lettered: int = 0
+    handed_back: int = 0  # left uncommitted at shutdown, having sent nothing (shared.handback)
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 

@@ -1,10 +1,14 @@
 """The ``metrics_minute`` table: per-minute rollups of counters and histograms, and gauge
-samples. The monitor adds to it (:mod:`services.monitor.metrics`) and expires it; the API reads
-it (``GET /metrics``, the Prometheus exposition, ``/stats``' lag).
+samples; and ``metric_totals``: each counter's and histogram's running total. The monitor adds
+to both in one transaction (:mod:`services.monitor.metrics`) and expires minutes only; the API
+reads minutes for ``GET /metrics?name=`` and ``/stats``' lag, and totals for the Prometheus
+exposition, whose counters must never fall when old minutes expire (Prometheus would read a
+reset).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -48,6 +52,23 @@ ON CONFLICT (name, labels, minute) DO UPDATE SET
 # The fields of add_rows' tuples, in order.
 _UPSERT_FIELDS = ("name", "labels", "at", "kind", "count", "sum", "min", "max", "last", "buckets")
 
+_ADD_TOTAL = """
+INSERT INTO metric_totals AS t (name, labels, kind, count, sum, buckets)
+VALUES (%(name)s, %(labels)s, %(kind)s, %(count)s, %(sum)s, %(buckets)s)
+ON CONFLICT (name, labels) DO UPDATE SET
+    count = t.count + EXCLUDED.count,
+    sum = t.sum + EXCLUDED.sum,
+    buckets = CASE
+        WHEN t.buckets IS NULL THEN EXCLUDED.buckets
+        WHEN EXCLUDED.buckets IS NULL THEN t.buckets
+        ELSE (SELECT jsonb_object_agg(
+                  k, COALESCE((t.buckets ->> k)::bigint, 0)
+                     + COALESCE((EXCLUDED.buckets ->> k)::bigint, 0))
+              FROM jsonb_object_keys(t.buckets || EXCLUDED.buckets) AS k)
+    END,
+    updated_at = now()
+"""
+
 _DELETE_EXPIRED = "DELETE FROM metrics_minute WHERE minute < %(before)s"
 
 _METRIC_POINTS = """
@@ -60,15 +81,7 @@ ORDER BY minute DESC, labels::text LIMIT %(limit)s
 """
 
 _EXPOSITION_TOTALS = """
-SELECT name, kind, labels, labels::text AS key, sum(count) AS count, sum(sum) AS sum
-FROM metrics_minute WHERE kind IN ('counter', 'histogram')
-GROUP BY name, kind, labels
-"""
-
-_EXPOSITION_BUCKETS = """
-SELECT m.name, m.labels::text AS key, b.key AS le, sum(b.value::bigint) AS n
-FROM metrics_minute m, jsonb_each_text(m.buckets) b
-WHERE m.kind = 'histogram' GROUP BY m.name, m.labels, b.key
+SELECT name, kind, labels, labels::text AS key, count, sum, buckets FROM metric_totals
 """
 
 _EXPOSITION_GAUGES = """
@@ -135,11 +148,34 @@ async def set_gauges(
 
 async def add_rows(conn: AsyncConnection[Any], rows: list[tuple[Any, ...]]) -> None:
     """Add rows ``(name, labels, at, kind, count, sum, min, max, last, buckets)`` to their
-    minutes (in the caller's transaction; sorted by the caller, so locks come in one order)."""
+    minutes, and the counters' and histograms' among them to their running totals, in the
+    caller's transaction: a total is then added to exactly when, and as often as, its minutes
+    are. Locks come in one order: minutes as the caller sorted them, then totals sorted here
+    (the caller adds once per transaction)."""
+    params = [dict(zip(_UPSERT_FIELDS, row, strict=True)) for row in rows]
+    totals: dict[tuple[str, str], dict[str, Any]] = {}
+    for p in params:
+        if p["kind"] == "gauge":
+            continue
+        labels = p["labels"].obj if isinstance(p["labels"], Jsonb) else p["labels"]
+        key = (p["name"], json.dumps(labels, sort_keys=True))
+        total = totals.setdefault(
+            key,
+            {"name": p["name"], "labels": Jsonb(labels), "kind": p["kind"], "count": 0,
+             "sum": 0.0, "buckets": None},
+        )  # fmt: skip
+        total["count"] += p["count"]
+        total["sum"] += p["sum"]
+        buckets = p["buckets"].obj if isinstance(p["buckets"], Jsonb) else p["buckets"]
+        if buckets:
+            merged = dict(total["buckets"].obj) if total["buckets"] is not None else {}
+            for le, n in buckets.items():
+                merged[le] = merged.get(le, 0) + int(n)
+            total["buckets"] = Jsonb(merged)
     async with conn.cursor() as cur:
-        await cur.executemany(
-            _UPSERT, [dict(zip(_UPSERT_FIELDS, row, strict=True)) for row in rows]
-        )
+        await cur.executemany(_UPSERT, params)
+        if totals:
+            await cur.executemany(_ADD_TOTAL, [totals[k] for k in sorted(totals)])
 
 
 async def delete_expired(pool: AsyncConnectionPool, *, now: datetime, hours: float) -> int:
@@ -161,7 +197,7 @@ async def metric_points(pool: AsyncConnectionPool, name: str, limit: int) -> lis
 
 @dataclass
 class Series:
-    """One metric's one label set, totalled over the retained minutes (gauges: latest)."""
+    """One metric's one label set: its running total (gauges: latest sample)."""
 
     name: str
     kind: str
@@ -179,13 +215,13 @@ async def exposition_series(pool: AsyncConnectionPool) -> list[Series]:
         await cur.execute(_EXPOSITION_TOTALS)
         for r in await cur.fetchall():
             out[(r["name"], r["key"])] = Series(
-                r["name"], r["kind"], r["labels"], int(r["count"]), float(r["sum"])
+                r["name"],
+                r["kind"],
+                r["labels"],
+                int(r["count"]),
+                float(r["sum"]),
+                buckets={le: int(n) for le, n in (r["buckets"] or {}).items()},
             )
-        await cur.execute(_EXPOSITION_BUCKETS)
-        for r in await cur.fetchall():
-            series = out.get((r["name"], r["key"]))
-            if series is not None:
-                series.buckets[r["le"]] = int(r["n"])
         await cur.execute(_EXPOSITION_GAUGES, {"fresh_s": GAUGE_FRESH_S})
         for r in await cur.fetchall():
             out[(r["name"], r["key"])] = Series(

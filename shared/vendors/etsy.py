@@ -67,6 +67,7 @@ from shared.errors import (
     parse_retry_after,
 )
 from shared.events import ProductType
+from shared.handback import permission
 from shared.http import async_client
 from shared.settings import PodSettings, empty_is_unset
 from shared.vendors.channels import PENDING, ChannelSpec, Listing, ListingState, ProductRef
@@ -231,8 +232,9 @@ class EtsyThrottle:
         return max(0.0, self._day_until - time.time())
 
     async def acquire(self) -> None:
-        """Wait for the right to send one request (raises RateLimited for the day's limit)."""
-        async with self._lock:
+        """Wait for the right to send one request (raises RateLimited for the day's limit; a
+        stopping stage hands back a message waiting here with nothing sent, shared.handback)."""
+        async with permission(), self._lock:
             while True:
                 left = self.day_blocked_for()
                 if left > 0:

@@ -25,6 +25,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.handback import permission
+
 HIGH_BAND = 0
 
 
@@ -85,18 +87,20 @@ class GpuScheduler:
 
     async def acquire(self, band: int, key: tuple[Any, ...] = ()) -> BackendSlots:
         """Wait for this render's turn and a backend with room; the slot is taken on return
-        and must be given back with :meth:`release`."""
-        loop = asyncio.get_running_loop()
-        ticket = _Ticket((band, *key), next(self._seq), band, loop.create_future())
-        heapq.heappush(self._heap, ticket)
-        self.dispatch()
-        try:
-            return await ticket.future
-        except asyncio.CancelledError:
-            if ticket.future.done() and not ticket.future.cancelled():
-                # Granted in the same tick we were cancelled: give the slot back.
-                self.release(ticket.future.result())
-            raise
+        and must be given back with :meth:`release`. A stopping stage hands back a message
+        waiting here with nothing sent yet (:mod:`shared.handback`)."""
+        async with permission():
+            loop = asyncio.get_running_loop()
+            ticket = _Ticket((band, *key), next(self._seq), band, loop.create_future())
+            heapq.heappush(self._heap, ticket)
+            self.dispatch()
+            try:
+                return await ticket.future
+            except asyncio.CancelledError:
+                if ticket.future.done() and not ticket.future.cancelled():
+                    # Granted in the same tick we were cancelled: give the slot back.
+                    self.release(ticket.future.result())
+                raise
 
     def release(self, backend: BackendSlots) -> None:
         """A render left the backend (finished, failed or abandoned)."""

@@ -63,6 +63,7 @@ from shared.errors import (
     classify_http_status,
     parse_retry_after,
 )
+from shared.handback import permission
 from shared.http import async_client
 from shared.settings import empty_is_unset
 from shared.vendors.channels import (
@@ -415,7 +416,11 @@ class ShopifyClient:
         """Run one operation; its ``data``. Waits for the bucket first; raises PodError on an
         HTTP error or GraphQL ``errors`` (THROTTLED is waited out, up to MAX_THROTTLED times)."""
         for attempt in range(MAX_THROTTLED + 1):
-            async with self._lock:
+            # Waiting for the lock or the bucket is waiting for permission to send: a stopping
+            # stage hands back a message that has sent nothing yet (shared.handback).
+            async with permission():
+                await self._lock.acquire()
+            try:
                 wait = self.throttle.wait_for(self._costs.get(operation, 0), time.monotonic())
                 if wait > 0:
                     logger.info(
@@ -426,8 +431,11 @@ class ShopifyClient:
                         f"{self.throttle.restore_rate:g} per second)"
                     )
                     with waiting("vendor_limit", bucket, until=time.time() + wait):
+                      async with permission():
                         await asyncio.sleep(wait)
                 body = await self._post_again_on_5xx(operation, query, variables)
+            finally:
+                self._lock.release()
             cost = (body.get("extensions") or {}).get("cost") or {}
             if cost.get("throttleStatus"):
                 self.throttle.update(cost["throttleStatus"], time.monotonic())

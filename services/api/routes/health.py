@@ -7,20 +7,28 @@ not fail because some other part is down (``/health/live``: the process answers)
 *readiness* probe takes a pod out of the load balancer while it cannot do its job
 (``/health/ready``: it can accept jobs, i.e. reach the broker and the database). ``/health`` is
 for people and dashboards: every stage, ComfyUI and each worker.
+
+``/health/ready?stages=true`` also wants every stage of the deployment to hold its input
+partitions (:mod:`shared.groups`): a job submitted now is picked up at once. ``make up`` waits
+for it before it says "up". It is not the readiness probe's condition: a stage's rollout, or a
+stage scaled to zero until there is work, must not take the API out of its Service, since a job
+it accepts waits safely in Kafka for the stage (docs/decisions.md).
 """
 
 from __future__ import annotations
 
 import asyncio
+from typing import Annotated
 
 import httpx
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from services.api import queries
 from services.api.schemas import HealthView, ProbeView, SeedWorkerHealth, error_responses
 from services.api.state import ApiState, State
 from shared.store import workers as worker_store
+from shared.topics import STAGES
 
 router = APIRouter(tags=["health"])
 
@@ -67,15 +75,48 @@ async def live() -> ProbeView:
     response_model=ProbeView,
     responses={
         **error_responses(413, 422),
-        503: {"model": ProbeView, "description": "Kafka or PostgreSQL is unreachable"},
+        503: {
+            "model": ProbeView,
+            "description": "Kafka or PostgreSQL is unreachable (or, with stages=true, a stage "
+            "does not hold its partitions yet)",
+        },
     },
 )
-async def ready(state: State) -> JSONResponse:
-    """Jobs can be accepted: Kafka and PostgreSQL answer (a readiness probe)."""
+async def ready(
+    state: State,
+    stages: Annotated[
+        bool,
+        Query(
+            description="Also require every stage of the deployment to hold all its input "
+            "partitions, so that a job submitted now is picked up at once (what `make up` "
+            "waits for); not for a readiness probe",
+        ),
+    ] = False,
+) -> JSONResponse:
+    """Jobs can be accepted: Kafka and PostgreSQL answer (a readiness probe); with
+    ``stages=true``, one check per stage too (``ok`` or what it still lacks)."""
     checks = await _can_accept_jobs(state)
+    if stages:
+        checks.update(await _stage_groups(state))
     ok = all(v == "ok" for v in checks.values())
     view = ProbeView(status="ok" if ok else "unavailable", checks=checks)
     return JSONResponse(view.model_dump(), status_code=200 if ok else 503)
+
+
+async def _stage_groups(state: ApiState) -> dict[str, str]:
+    """Per stage of the deployment (those /health wants live, ``HEALTH_STAGES``): ``ok`` once
+    its group holds every input partition."""
+    names = [n for n in state.settings.stage_list() if n in STAGES]
+    if not names:
+        return {}
+    timeout = state.settings.health_timeout_s
+    try:
+        views = await asyncio.wait_for(
+            state.group_probe().views((STAGES[n] for n in names), timeout), timeout + 2
+        )
+    except Exception as exc:
+        return {f"stage.{n}": f"unknown ({type(exc).__name__})" for n in names}
+    return {f"stage.{v.stage}": "ok" if v.ok else v.detail for v in views}
 
 
 async def _can_accept_jobs(state: ApiState) -> dict[str, str]:

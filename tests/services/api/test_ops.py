@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -11,6 +12,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from services.monitor.handler import MonitorHandler
+from services.monitor.metrics import delete_expired
 from shared.db import open_pool
 from shared.events import (
     Event,
@@ -234,3 +236,87 @@ def test_dashboard(api: httpx.Client, migrated_db: str) -> None:
     for hours in (0, 721, "x"):
         r = api.get("/dashboard", params={"hours": hours})
         assert r.status_code == 422, hours
+
+
+def exposition(api: httpx.Client) -> dict[str, float]:
+    """``GET /metrics`` (Prometheus text) as ``{series: value}``."""
+    r = api.get("/metrics")
+    assert r.status_code == 200
+    samples: dict[str, float] = {}
+    for line in r.text.splitlines():
+        if line and not line.startswith("#"):
+            m = SAMPLE.match(line)
+            assert m, f"not an exposition line: {line!r}"
+            samples[line.rsplit(" ", 1)[0]] = float(m["value"].replace("Inf", "inf"))
+    return samples
+
+
+async def fold_old_jobs(database_url: str, t0: datetime, n: int) -> None:
+    """``n`` low-priority jobs requested at ``t0``, each completed 9 s later, folded twice (a
+    redelivery: the fold counts an event once)."""
+    events: list[Event] = []
+    for _ in range(n):
+        job = JobRequested(
+            job_id=unique("old"),
+            producer="api",
+            occurred_at=t0,
+            payload=JobRequestedPayload(
+                theme="t", style="s", niche="n", product_types=["mug"], count=1, priority="low"
+            ),
+        )
+        img = image(job).model_copy(update={"occurred_at": t0 + timedelta(seconds=4)})
+        created = job.derive(
+            ProductCreated,
+            ProductCreatedPayload(
+                image_index=0,
+                product_type="mug",
+                product_id="p1",
+                shop_id="1",
+                blueprint_id=68,
+                print_provider_id=1,
+                variant_count=1,
+                price_cents=1499,
+                title="x",
+            ),
+            producer="printify",
+            key="product:0:mug",
+        ).model_copy(update={"occurred_at": t0 + timedelta(seconds=9)})
+        events += [job, img, created]
+    pool = await open_pool(database_url, max_size=2)
+    try:
+        handler = MonitorHandler(pool)
+        for offset, event in enumerate([*events, *events]):
+            ctx = MessageContext(topic="t", partition=0, offset=offset, attempt=0, instance_id="t")
+            await handler(event, ctx)
+        # The monitor's own retention: every minute older than an hour before "now" goes.
+        deleted = await delete_expired(pool, now=t0 + timedelta(hours=2), hours=1)
+        assert deleted >= 1
+    finally:
+        await pool.close()
+
+
+def test_prometheus_counters_never_fall_when_old_minutes_expire(
+    api: httpx.Client, migrated_db: str
+) -> None:
+    """Counters and histogram counts on /metrics equal every event ever folded (each once,
+    though delivered twice), and stay so after retention deleted the minutes they were
+    counted in: Prometheus must never see them fall."""
+    watched = (
+        'pod_jobs_submitted_total{priority="low"}',
+        "pod_jobs_completed_total",
+        "pod_job_duration_seconds_count",
+        'pod_job_duration_seconds_bucket{le="15"}',
+        'pod_stage_duration_seconds_count{stage="product"}',
+    )
+    before = exposition(api)
+    # A minute of a past year, its own: the rollups written for it are these jobs' alone.
+    t0 = datetime(1995, 1, 1, tzinfo=UTC) + timedelta(minutes=int(uuid.uuid4().int % 10**6))
+    asyncio.run(fold_old_jobs(migrated_db, t0, 3))
+    with psycopg.connect(migrated_db) as conn:
+        left = conn.execute(
+            "SELECT count(*) FROM metrics_minute WHERE minute = %s", (t0,)
+        ).fetchone()
+    assert left == (0,), "retention left the minute's rows"
+    after = exposition(api)
+    for series in watched:
+        assert after.get(series, 0) == before.get(series, 0) + 3, series
