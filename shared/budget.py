@@ -19,6 +19,7 @@ import asyncio
 import collections
 import contextlib
 import hashlib
+import itertools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -30,7 +31,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from shared.aio import cancel_and_wait
 from shared.errors import RetryableError
-from shared.handback import permission
+from shared.waits import for_permission
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +39,15 @@ logger = logging.getLogger(__name__)
 def account_key(vendor: str, secret: str) -> str:
     """A stable name for the account behind a credential, without the credential in it."""
     return f"{vendor}:{hashlib.sha256(secret.encode()).hexdigest()[:16]}"
+
+
+def per_window(limit: int, window_s: float) -> str:
+    """``200 per 30 minutes``: a limit as people say it."""
+    for unit, seconds in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
+        if window_s >= seconds and window_s % seconds == 0:
+            n = int(window_s // seconds)
+            return f"{limit} per {unit}" if n == 1 else f"{limit} per {n} {unit}s"
+    return f"{limit} per {window_s:g} s"
 
 
 class RateBudget(Protocol):
@@ -71,17 +81,28 @@ class LocalRateBudget:
     """
 
     def __init__(
-        self, limit: int, window_s: float, clock: Callable[[], float] = time.monotonic
+        self,
+        limit: int,
+        window_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        purpose: str = "requests",
     ) -> None:
         if limit < 1 or window_s <= 0:
             raise ValueError("limit must be >= 1 and window_s > 0")
         self.limit = limit
         self.window_s = window_s
+        self.purpose = purpose
         self._clock = clock
         self._done: collections.deque[float] = collections.deque()
         self._in_flight = 0
         self._blocked_until = 0.0
         self._cond = asyncio.Condition()
+
+    @property
+    def label(self) -> str:
+        """What a job waiting here waits for: ``Printify publishes (200 per 30 minutes)``."""
+        return f"{self.purpose} ({per_window(self.limit, self.window_s)})"
 
     def _prune(self, now: float) -> None:
         while self._done and self._done[0] <= now - self.window_s:
@@ -90,7 +111,7 @@ class LocalRateBudget:
     async def acquire(self) -> None:
         """Wait until a slot is free and take it (a stopping stage hands back a message that
         waits here having sent nothing: :mod:`shared.handback`)."""
-        async with permission(), self._cond:
+        async with for_permission("vendor_limit", self.label), self._cond:
             while True:
                 now = self._clock()
                 self._prune(now)
@@ -133,6 +154,16 @@ SELECT granted, wait_s
 FROM pod_rate_take(%(name)s, %(limit)s, %(window_s)s, %(want)s, %(release)s, %(hold_s)s)
 """
 _BLOCK = "SELECT pod_rate_block(%(name)s, %(seconds)s)"
+# What the budget is, for the people watching it (the flow page, /stats): written when it
+# changes, which is once per process unless a vendor lowers the limit.
+_DESCRIBE = """
+INSERT INTO rate_budgets AS b (name, label, lim, window_s)
+VALUES (%(name)s, %(label)s, %(limit)s, %(window_s)s)
+ON CONFLICT (name) DO UPDATE SET label = EXCLUDED.label, lim = EXCLUDED.lim,
+    window_s = EXCLUDED.window_s
+WHERE (b.label, b.lim, b.window_s)
+    IS DISTINCT FROM (EXCLUDED.label, EXCLUDED.lim, EXCLUDED.window_s)
+"""
 _USAGE = """
 SELECT (SELECT count(*) FROM rate_grants WHERE name = %(name)s),
     COALESCE((SELECT rate_limited FROM rate_budgets WHERE name = %(name)s), 0)
@@ -162,11 +193,14 @@ class SharedRateBudget:
         release_delay_s: float = 0.02,
         unavailable_after_s: float = 60.0,
         db_timeout_s: float = 10.0,
+        purpose: str | None = None,
     ) -> None:
         if limit < 1 or window_s <= 0:
             raise ValueError("limit must be >= 1 and window_s > 0")
         self.pool = pool
         self.name = name
+        # What it limits, in words (``Printify publishes``); the name is an account digest.
+        self.purpose = purpose or name
         self.limit = limit
         self.window_s = window_s
         self.hold_s = hold_s
@@ -180,6 +214,26 @@ class SharedRateBudget:
         self._wake = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
         self.round_trips = 0  # for benchmarks: database calls made
+        # When the database last said the next slot frees (epoch seconds), while short.
+        self._free_at: float | None = None
+        self._described: tuple[str, int, float] | None = None
+
+    @property
+    def label(self) -> str:
+        """What a job waiting here waits for: ``Printify publishes (200 per 30 minutes)``."""
+        return f"{self.purpose} ({per_window(self.limit, self.window_s)})"
+
+    def _until(self, mine: list[asyncio.Future[int]]) -> float | None:
+        """About when the waiter ``mine`` holds gets its grant: the next slot's time, plus a
+        slot's share of the window for each waiter ahead (slots free as old grants age out)."""
+        if not mine or self._free_at is None:
+            return None
+        ahead = sum(
+            1
+            for f in itertools.takewhile(lambda f: f is not mine[0], self._waiters)
+            if not f.done()
+        )
+        return self._free_at + ahead * self.window_s / self.limit
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
@@ -193,8 +247,10 @@ class SharedRateBudget:
     async def acquire(self) -> int:
         """Wait for a grant of this budget; returns its id for :meth:`release` (a stopping
         stage hands back a message that waits here having sent nothing: :mod:`shared.handback`)."""
-        async with permission():
+        mine: list[asyncio.Future[int]] = []
+        async with for_permission("vendor_limit", self.label, lambda: self._until(mine)):
             fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+            mine.append(fut)
             self._waiters.append(fut)
             self._ensure_worker()
             self._wake.set()
@@ -281,7 +337,9 @@ class SharedRateBudget:
                     self._released.append(grant)  # its requester gave up meanwhile
                 else:
                     fut.set_result(grant)
-            if want and len(granted) < want:
+            short = bool(want) and len(granted) < want
+            self._free_at = time.time() + wait_s if short and wait_s >= 0 else None
+            if short:
                 delay = self.poll_s if wait_s < 0 else min(max(wait_s, 0.005), 1.0)
                 # A release of our own may free a slot sooner than the database's estimate.
                 with contextlib.suppress(TimeoutError):
@@ -312,8 +370,20 @@ class SharedRateBudget:
 
     async def _take(self, want: int) -> tuple[list[int], float]:
         release, self._released = self._released, []
+        described = (self.label, self.limit, self.window_s)
         try:
             async with self.pool.connection(timeout=self.db_timeout_s) as conn:
+                if described != self._described:
+                    await conn.execute(
+                        _DESCRIBE,
+                        {
+                            "name": self.name,
+                            "label": self.label,
+                            "limit": self.limit,
+                            "window_s": self.window_s,
+                        },
+                    )
+                    self._described = described
                 cur = await conn.execute(
                     _TAKE,
                     {

@@ -45,7 +45,7 @@ from pydantic import Field, SecretStr, field_validator
 from shared.errors import ConfigError, PermanentError, PodError
 from shared.settings import PodSettings, empty_is_unset
 from shared.store import credentials as store
-from shared.waits import waiting
+from shared.waits import for_permission
 
 logger = logging.getLogger(__name__)
 
@@ -418,7 +418,7 @@ class ManagedToken:
                         exc.message,
                     )
                 self.revoked = exc.message
-                with waiting(
+                async with for_permission(
                     "credential",
                     f"{self.vendor} authorisation: the seller must authorise the app again",
                 ):

@@ -18,10 +18,12 @@ import contextlib
 import contextvars
 import itertools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
+
+from shared import handback
 
 WaitKind = Literal["vendor_limit", "gpu", "credential"]
 
@@ -91,6 +93,18 @@ def waiting(
         yield
     finally:
         _waits.pop(key, None)
+
+
+@contextlib.asynccontextmanager
+async def for_permission(
+    kind: WaitKind, what: str, until: Callable[[], float | None] | float | None = None
+) -> AsyncIterator[None]:
+    """:func:`waiting` around a wait for permission to make a vendor call (a budget's slot, a
+    throttle, a GPU's turn): the job says what it waits for, and a stopping stage hands back a
+    message waiting here that has sent nothing yet (:func:`shared.handback.permission`)."""
+    with waiting(kind, what, until):
+        async with handback.permission():
+            yield
 
 
 def snapshot(limit: int = MAX_REPORTED) -> list[WaitReport]:

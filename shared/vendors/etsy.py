@@ -680,6 +680,7 @@ def etsy_client(
             window_s=1.0,
             # A grant whose holder died keeps counting this long: longer than any call lasts.
             hold_s=3 * settings.etsy_timeout_s + 10,
+            purpose="Etsy requests",
         )
     return EtsyClient(
         api_key=api_key,

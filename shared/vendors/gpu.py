@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.handback import permission
+from shared.waits import for_permission
 
 HIGH_BAND = 0
 
@@ -89,7 +89,7 @@ class GpuScheduler:
         """Wait for this render's turn and a backend with room; the slot is taken on return
         and must be given back with :meth:`release`. A stopping stage hands back a message
         waiting here with nothing sent yet (:mod:`shared.handback`)."""
-        async with permission():
+        async with for_permission("gpu", "a GPU"):
             loop = asyncio.get_running_loop()
             ticket = _Ticket((band, *key), next(self._seq), band, loop.create_future())
             heapq.heappush(self._heap, ticket)

@@ -319,10 +319,10 @@ class PrintifyClient:
             transport=transport,
         )
         self._requests: RateBudget = requests_budget or LocalRateBudget(
-            requests_per_minute, rate_window_s
+            requests_per_minute, rate_window_s, purpose="Printify requests"
         )
         self._publishes: RateBudget = publish_budget or LocalRateBudget(
-            publishes_per_window, publish_window_s
+            publishes_per_window, publish_window_s, purpose="Printify publishes"
         )
         self._variants_cache: dict[tuple[int, int], list[dict[str, Any]]] = {}
 
@@ -712,6 +712,7 @@ def printify_client(
             limit=settings.printify_requests_per_minute,
             window_s=settings.printify_rate_window_s,
             hold_s=hold,
+            purpose="Printify requests",
         )
         publishes = SharedRateBudget(
             pool,
@@ -719,6 +720,7 @@ def printify_client(
             limit=settings.printify_publishes_per_window,
             window_s=settings.printify_publish_window_s,
             hold_s=hold,
+            purpose="Printify publishes",
         )
     return PrintifyClient(
         api_key=key,

@@ -77,7 +77,7 @@ from shared.vendors.channels import (
 from shared.vendors.listing import ListingDraft, draft_from_printify
 from shared.vendors.printify import PrintifyClient
 from shared.vendors.shopify_contract import API_VERSION
-from shared.waits import waiting
+from shared.waits import for_permission
 
 logger = logging.getLogger(__name__)
 
@@ -430,8 +430,7 @@ class ShopifyClient:
                         f"Shopify's query-cost bucket ({self.throttle.maximum:g} points, "
                         f"{self.throttle.restore_rate:g} per second)"
                     )
-                    with waiting("vendor_limit", bucket, until=time.time() + wait):
-                      async with permission():
+                    async with for_permission("vendor_limit", bucket, time.time() + wait):
                         await asyncio.sleep(wait)
                 body = await self._post_again_on_5xx(operation, query, variables)
             finally:

@@ -13,11 +13,13 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from devstack.launch.ports import free_port
+from shared import waits
 from shared.budget import LocalRateBudget, SharedRateBudget, account_key
 from shared.db import open_pool
 from shared.errors import RetryableError
 from shared.vendors.printify import PrintifyClient
 from simulators.process import SimulatorProcess
+from tests.support.infra import wait_for
 from tests.support.rates import busiest_window, share_used
 
 LIMIT, WINDOW = 10, 2.0
@@ -165,3 +167,42 @@ async def test_local_budget_counts_from_the_answer() -> None:
     await asyncio.sleep(0.01)
     assert not third.done()
     third.cancel()
+
+
+async def test_a_job_waiting_for_a_budget_says_which_and_until_about_when(
+    pools: list[AsyncConnectionPool],
+) -> None:
+    """Three publishes of a 2-per-30-minutes budget: the third job's wait is reported with the
+    budget's label and an estimate inside the window, and the budget describes itself for
+    the flow page."""
+    name = f"t:{uuid.uuid4().hex}:publish"
+    budget = SharedRateBudget(pools[0], name, limit=2, window_s=1800, purpose="Printify publishes")
+    assert budget.label == "Printify publishes (2 per 30 minutes)"
+
+    async def publish(job: str) -> None:
+        waits.working_for(job)  # as the runner does, per message
+        grant = await budget.acquire()
+        budget.release(grant)  # answered now: its window starts
+
+    try:
+        async with asyncio.timeout(10):
+            await asyncio.gather(publish("first"), publish("second"))
+        third = asyncio.create_task(publish("third"))
+        reported = await asyncio.to_thread(
+            wait_for,
+            lambda: [w for w in waits.snapshot() if w.job_id == "third" and w.until],
+            10,
+            "the third job's wait with an estimate",
+        )
+        (wait,) = reported
+        assert wait.kind == "vendor_limit" and wait.what == budget.label
+        now = time.time()
+        assert wait.until is not None and now + 1700 < wait.until.timestamp() <= now + 1801
+        async with pools[0].connection() as conn:
+            cur = await conn.execute(
+                "SELECT label, lim, window_s FROM rate_budgets WHERE name = %s", (name,)
+            )
+            assert await cur.fetchone() == (budget.label, 2, 1800.0)
+        third.cancel()
+    finally:
+        await budget.aclose()

@@ -14,6 +14,7 @@ import pytest
 
 from shared import handback
 from shared.budget import LocalRateBudget, SharedRateBudget
+from shared.credentials import StaticToken
 from shared.db import open_pool
 from shared.http import async_client
 from shared.vendors.etsy import EtsyThrottle
@@ -99,7 +100,7 @@ async def test_shopifys_bucket_wait_is_handed_back_and_its_lock_let_go() -> None
     # Nothing listens there: a request sent would fail the test's "nothing sent" check.
     client = ShopifyClient(
         shop_domain="pod.myshopify.com",
-        access_token="shpat_test",
+        token=StaticToken("shpat_test"),
         base_url=f"http://127.0.0.1:{free_port()}",
     )
     try:
