@@ -29,7 +29,7 @@ import psutil
 import pytest
 
 from devstack.stack import isolated_settings, sim_port_setting
-from shared.lifecycle import record_of, write_records
+from shared.lifecycle import popen, record_of, write_records
 from shared.vendors.direct import direct_specs
 from tests.support.infra import TEST_STATE, wait_for
 from tests.support.pipeline import stack_env
@@ -135,7 +135,8 @@ def test_up_means_picked_at_once_and_a_killed_stack_leaves_nothing(
             "PYTHONUNBUFFERED": "1",
         }
     )
-    proc = subprocess.Popen(
+    # Started as make up's own children are: it dies with this test process, should that die.
+    proc = popen(
         [sys.executable, "-m", "devstack.stack"],
         env=env,
         stdout=subprocess.PIPE,
