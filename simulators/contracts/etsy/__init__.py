@@ -39,6 +39,7 @@ OPERATIONS: dict[str, str] = {
     "getShopShippingProfile": "pod doctor: the configured shipping profile",
     "getSellerTaxonomyNodes": "pod doctor: the configured taxonomy ids exist",
     "getShopReturnPolicies": "pod doctor: the configured return policy exists",
+    "tokenScopes": "pod doctor: the scopes the shop owner granted the app",
 }
 
 
