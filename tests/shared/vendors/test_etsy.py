@@ -648,16 +648,17 @@ def test_the_inventory_names_what_prices_and_skus_depend_on() -> None:
         ),
         images=(),
     )
-    inventory = inventory_for(draft, quantity=5)
+    inventory = inventory_for(draft, quantity=5, readiness_state_id=MADE_TO_ORDER)
     assert inventory["price_on_property"] == [sizes]
     assert inventory["sku_on_property"] == [colours, sizes]
     values = [pv["values"][0] for pv in inventory["products"][0]["property_values"]]
     assert values == ["White", "S slim"]  # Etsy refuses parentheses
     same = ListingDraft(**{**draft.__dict__, "variants": draft.variants[:2]})
-    assert inventory_for(same, quantity=5)["price_on_property"] == []
+    same_price = inventory_for(same, quantity=5, readiness_state_id=MADE_TO_ORDER)
+    assert same_price["price_on_property"] == []
     too_many = ListingDraft(**{**draft.__dict__, "options": (*draft.options, ("Fit", ("a",)))})
     with pytest.raises(PermanentError, match="at most 2"):
-        inventory_for(too_many, quantity=5)
+        inventory_for(too_many, quantity=5, readiness_state_id=MADE_TO_ORDER)
     # What the channel builds, the simulator takes.
     body = json.loads(json.dumps(inventory))
     listing = etsy_sim.Listing(1, 1, 1, {"title": "t", "description": "d"})
