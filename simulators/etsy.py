@@ -1649,6 +1649,14 @@ def create_app(knobs: Knobs | None = None) -> FastAPI:
         )
         return JSONResponse({"revoked": revoked})
 
+    @app.post("/_sim/oauth/expire")
+    async def sim_expire(request: Request) -> Response:
+        """Every access token (of ``{"user_id": N}``) ends now, before its hour is over: the
+        next call with one is answered 401 invalid_token."""
+        body = json.loads(await request.body() or b"{}")
+        user = body.get("user_id")
+        return JSONResponse({"expired": oauth.expire_access(None if user is None else int(user))})
+
     @app.get("/_sim/oauth")
     async def sim_oauth() -> Response:
         return JSONResponse(oauth.as_dict())

@@ -263,6 +263,16 @@ class OAuth:
             self.revoke_grant(grant, "the seller removed the app")
         return len({g.grant_id for g in targets})
 
+    def expire_access(self, user_id: int | None = None) -> int:
+        """Every live access token (of ``user_id``) ends now; how many."""
+        now = time.time()
+        ended = 0
+        for issued in self.access.values():
+            if (user_id is None or issued.grant.user_id == user_id) and issued.expires_at > now:
+                issued.expires_at = now
+                ended += 1
+        return ended
+
     def as_dict(self) -> dict[str, object]:
         return {
             "grants": len(self.grants),

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from PIL import Image
 
+from simulators.contracts.etsy import answer_problems
 from simulators.etsy import app_key
 from simulators.process import SimulatorProcess
 from tests.support.infra import free_port, wait_for
@@ -41,14 +42,28 @@ def limited_sim() -> Iterator[SimulatorProcess]:
     proc.stop()
 
 
+def held_to_etsys_document(response: httpx.Response) -> None:
+    """Every answer the simulator gives is one Etsy's document allows (an event hook)."""
+    response.read()
+    if response.request.url.path.startswith("/_sim"):
+        return
+    body = response.json() if response.content else None
+    found = answer_problems(
+        response.request.method, response.request.url.path, response.status_code, body
+    )
+    assert found == [], (response.request.method, response.request.url.path, found)
+
+
 def client_for(proc: SimulatorProcess, keystring: str | None = None) -> httpx.Client:
-    """An app of its own (rate limits are per app) acting for one shop owner."""
+    """An app of its own (rate limits are per app) acting for one shop owner; each answer is
+    checked against Etsy's document."""
     keystring = keystring or f"app-{uuid.uuid4().hex[:12]}"
     return httpx.Client(
         base_url=proc.url,
         headers={"x-api-key": f"{keystring}:shh", "Authorization": f"Bearer {TOKEN}"},
         timeout=10.0,
         trust_env=False,
+        event_hooks={"response": [held_to_etsys_document]},
     )
 
 

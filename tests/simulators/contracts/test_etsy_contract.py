@@ -3,6 +3,7 @@ refuses, and every request today's Etsy client and channel send, replayed throug
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,7 +16,7 @@ from shared.vendors.channels import PENDING, ProductRef
 from shared.vendors.etsy import EtsyClient, EtsySettings, etsy_channel, etsy_client, marker_tag
 from simulators import etsy as etsy_sim
 from simulators import printify as printify_sim
-from simulators.contracts.etsy import OPERATIONS, contract
+from simulators.contracts.etsy import OPERATIONS, answer_problems, contract
 from simulators.contracts.openapi import CheckedRequest, error_body
 from tests.support.printify import create_product, in_process, png
 
@@ -161,11 +162,13 @@ def test_the_scopes_each_operation_needs_come_from_the_document() -> None:
 
 class Contracted(httpx.AsyncBaseTransport):
     """A transport that checks every request against Etsy's contract before handing it to the
-    simulator; it keeps what each request was and what was wrong with it."""
+    simulator, and the simulator's answer after; it keeps what each request was and what was
+    wrong with it and with its answer."""
 
     def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
         self.inner = inner
         self.seen: list[tuple[str, list[str]]] = []
+        self.answers: list[tuple[str, list[str]]] = []
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         body = await request.aread()
@@ -178,10 +181,25 @@ class Contracted(httpx.AsyncBaseTransport):
         )
         name = checked.operation.operation_id if checked.operation else request.url.path
         self.seen.append((f"{request.method} {name}", problems(checked)))
-        return await self.inner.handle_async_request(request)
+        response = await self.inner.handle_async_request(request)
+        content = await response.aread()
+        wrong = answer_problems(
+            request.method,
+            request.url.path,
+            response.status_code,
+            json.loads(content) if content else None,
+        )
+        self.answers.append((f"{response.status_code} {name}", [str(p) for p in wrong]))
+        return httpx.Response(
+            response.status_code, headers=response.headers, content=content, request=request
+        )
 
     def refused(self) -> list[tuple[str, list[str]]]:
         return [(call, found) for call, found in self.seen if found]
+
+    def wrong_answers(self) -> list[tuple[str, list[str]]]:
+        """The simulator's answers Etsy's document does not allow."""
+        return [(call, found) for call, found in self.answers if found]
 
     def operations(self) -> set[str]:
         return {call.split(" ", 1)[1] for call, _ in self.seen}
@@ -265,6 +283,7 @@ async def test_every_request_the_etsy_channel_sends_conforms_to_etsys_document(
     assert finished is not None and finished.listing is not None
 
     assert checked.refused() == [], "requests Etsy's document refuses"
+    assert checked.wrong_answers() == [], "answers Etsy's document does not allow"
     assert checked.operations() == {
         "getListingsByShop",
         "getShopReadinessStateDefinitions",
@@ -307,4 +326,5 @@ async def test_every_call_of_the_etsy_client_conforms_to_etsys_document(
         await etsy.get_listing(listing_id, includes=("Images",))
         await etsy.get_readiness_state_definitions(SHOP)
     assert checked.refused() == [], "requests Etsy's document refuses"
+    assert checked.wrong_answers() == [], "answers Etsy's document does not allow"
     assert len(checked.seen) == 5
