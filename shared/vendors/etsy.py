@@ -115,6 +115,20 @@ SCAN_STATES = ("draft", "active", "inactive", "expired", "sold_out")
 PAGE_LIMIT = 100
 LISTING_URL = "https://www.etsy.com/listing/{}"
 
+# The OAuth scopes the engine's Etsy calls need, and which calls need each: each operation's
+# `security` in Etsy's OAS 3.0.0 (simulators/contracts/etsy/openapi-subset.json; a test holds
+# this to it). The seller grants them when authorising the app.
+ENGINE_SCOPES: dict[str, tuple[str, ...]] = {
+    "listings_r": ("getListingsByShop",),
+    "listings_w": (
+        "createDraftListing",
+        "updateListing",
+        "updateListingInventory",
+        "uploadListingImage",
+    ),
+    "shops_r": ("getShopReadinessStateDefinitions",),
+}
+
 # Seller taxonomy nodes by product type (GET /v3/application/seller-taxonomy/nodes). 482 is
 # Etsy's "T-shirts" node; the hoodie and mug ids are best guesses, not confirmed against Etsy's
 # tree: check them with getSellerTaxonomyNodes and override with ETSY_TAXONOMY_IDS.
@@ -341,6 +355,66 @@ class EtsyThrottle:
 
 
 # --------------------------------------------------------------------------------------------
+# Etsy's answers the preflight reads (typed: only the fields used, others ignored)
+
+
+class EtsyMe(BaseModel):
+    """getMe: whose token it is and their shop."""
+
+    user_id: int
+    shop_id: int | None = None
+
+
+class EtsyShop(BaseModel):
+    """getShop (the fields the preflight shows)."""
+
+    shop_id: int
+    shop_name: str = ""
+    user_id: int | None = None
+
+
+class ShippingProfile(BaseModel):
+    shipping_profile_id: int
+    title: str | None = None
+
+
+class ProcessingProfile(BaseModel):
+    """A readiness state definition (Etsy's processing profile)."""
+
+    readiness_state_id: int
+    readiness_state: str
+    min_processing_days: int | None = None
+    max_processing_days: int | None = None
+
+
+class ReturnPolicy(BaseModel):
+    return_policy_id: int
+    accepts_returns: bool | None = None
+    accepts_exchanges: bool | None = None
+    return_deadline: int | None = None
+
+
+class TaxonomyNode(BaseModel):
+    id: int
+    name: str = ""
+    children: list[TaxonomyNode] = Field(default_factory=list)
+
+    def walk(self) -> Iterable[TaxonomyNode]:
+        yield self
+        for child in self.children:
+            yield from child.walk()
+
+
+def _typed(model: type[Any], value: Any, what: str) -> Any:
+    try:
+        return model.model_validate(value)
+    except ValidationError:
+        raise PermanentError(
+            f"Etsy's answer to {what} is not what its document describes", vendor=VENDOR
+        ) from None
+
+
+# --------------------------------------------------------------------------------------------
 # Client
 
 
@@ -481,8 +555,10 @@ class EtsyClient:
         json: object | None = None,
         files: Mapping[str, tuple[str, bytes, str]] | None = None,
         repeatable: bool | None = None,
+        authorized: bool = True,
     ) -> Any:
         """Send one call within the budgets; wait out short 429s; map failures to PodError.
+        ``authorized``: with the shop owner's token (else the app's key alone).
 
         A ``repeatable`` call (by default every method but POST: one that cannot make a second
         listing or image) is sent again after a server error or a dropped connection, up to
@@ -495,8 +571,9 @@ class EtsyClient:
         for attempt in range(MAX_429_RETRIES + TRANSIENT_RETRIES + 2):
             # Asked outside the budgets: a token being renewed (or a grant waiting for the
             # seller) holds no request slot.
-            token = await self._token.get()
-            self._redact.remember(token)
+            token = await self._token.get() if authorized else None
+            if token is not None:
+                self._redact.remember(token)
             try:
                 return await self._send(method, path, attempt, params, data, json, files, token)
             except _TryAgain:
@@ -504,7 +581,7 @@ class EtsyClient:
             except PermanentError as exc:
                 # Etsy refused the token (expired, revoked): renewed, the call is sent once
                 # more (a 401 changed nothing, so even a POST may go again).
-                if exc.status != 401 or renewed:
+                if exc.status != 401 or renewed or token is None:
                     raise
                 renewed = True
                 self._token.rejected(token)
@@ -540,7 +617,7 @@ class EtsyClient:
         data: Mapping[str, str] | None,
         json: object | None,
         files: Mapping[str, tuple[str, bytes, str]] | None,
-        token: str,
+        token: str | None,
     ) -> Any:
         """One send with ``token`` (within the app's shared budget, when there is one); raises
         _TryAgain after a 429 it waited out."""
@@ -555,7 +632,7 @@ class EtsyClient:
                     data=data,
                     json=json,
                     files=files,
-                    headers={"Authorization": f"Bearer {token}"},
+                    headers={"Authorization": f"Bearer {token}"} if token else None,
                 )
             except httpx.TimeoutException as exc:
                 self.throttle.abandon()
@@ -634,6 +711,68 @@ class EtsyClient:
             params={"limit": 100},
         )
         return list(page.get("results") or [])
+
+    # --- what the preflight reads ------------------------------------------------------------
+
+    async def ping(self) -> int:
+        """ping (the app's key alone): the application id."""
+        pong: dict[str, Any] = await self._request(
+            "GET", "/v3/application/openapi-ping", authorized=False
+        )
+        return int(pong.get("application_id") or 0)
+
+    async def get_me(self) -> EtsyMe:
+        """getMe: the token's user and their shop."""
+        me: EtsyMe = _typed(EtsyMe, await self._request("GET", "/v3/application/users/me"), "getMe")
+        return me
+
+    async def get_shop(self, shop_id: int) -> EtsyShop:
+        answer = await self._request("GET", f"/v3/application/shops/{int(shop_id)}")
+        shop: EtsyShop = _typed(EtsyShop, answer, "getShop")
+        return shop
+
+    async def get_shipping_profiles(self, shop_id: int) -> list[ShippingProfile]:
+        page = await self._request("GET", f"/v3/application/shops/{int(shop_id)}/shipping-profiles")
+        results = page.get("results") if isinstance(page, dict) else None
+        return [_typed(ShippingProfile, p, "getShopShippingProfiles") for p in results or []]
+
+    async def get_shipping_profile(self, shop_id: int, profile_id: int) -> ShippingProfile:
+        answer = await self._request(
+            "GET", f"/v3/application/shops/{int(shop_id)}/shipping-profiles/{int(profile_id)}"
+        )
+        profile: ShippingProfile = _typed(ShippingProfile, answer, "getShopShippingProfile")
+        return profile
+
+    async def get_processing_profiles(self, shop_id: int) -> list[ProcessingProfile]:
+        return [
+            _typed(ProcessingProfile, p, "getShopReadinessStateDefinitions")
+            for p in await self.get_readiness_state_definitions(shop_id)
+        ]
+
+    async def get_return_policies(self, shop_id: int) -> list[ReturnPolicy]:
+        page = await self._request("GET", f"/v3/application/shops/{int(shop_id)}/policies/return")
+        results = page.get("results") if isinstance(page, dict) else None
+        return [_typed(ReturnPolicy, p, "getShopReturnPolicies") for p in results or []]
+
+    async def get_seller_taxonomy(self) -> list[TaxonomyNode]:
+        """getSellerTaxonomyNodes: the seller taxonomy's trees."""
+        page = await self._request("GET", "/v3/application/seller-taxonomy/nodes")
+        results = page.get("results") if isinstance(page, dict) else None
+        return [_typed(TaxonomyNode, n, "getSellerTaxonomyNodes") for n in results or []]
+
+    async def token_scopes(self) -> list[str] | None:
+        """tokenScopes: the scopes of the token this client sends, or None when Etsy's answer
+        does not say them in a form known here (its document leaves the answer's shape open)."""
+        token = await self._token.get()
+        answer = await self._request(
+            "POST", "/v3/application/scopes", data={"token": token}, authorized=False
+        )
+        found = answer.get("scopes") if isinstance(answer, dict) else answer
+        if isinstance(found, str):
+            found = found.replace(",", " ").split()
+        if isinstance(found, list) and all(isinstance(x, str) for x in found):
+            return sorted(found)
+        return None
 
     async def get_listings_by_shop(
         self,

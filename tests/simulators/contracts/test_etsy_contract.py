@@ -13,7 +13,14 @@ import pytest
 from fastapi import FastAPI
 
 from shared.vendors.channels import PENDING, ProductRef
-from shared.vendors.etsy import EtsyClient, EtsySettings, etsy_channel, etsy_client, marker_tag
+from shared.vendors.etsy import (
+    ENGINE_SCOPES,
+    EtsyClient,
+    EtsySettings,
+    etsy_channel,
+    etsy_client,
+    marker_tag,
+)
 from simulators import etsy as etsy_sim
 from simulators import printify as printify_sim
 from simulators.contracts.etsy import OPERATIONS, answer_problems, contract
@@ -157,6 +164,28 @@ def test_the_scopes_each_operation_needs_come_from_the_document() -> None:
     assert problems(no_key)[0].startswith("header.x-api-key: required")
 
 
+CHANNEL_OPERATIONS = {
+    "getListingsByShop",
+    "getShopReadinessStateDefinitions",
+    "createDraftListing",
+    "updateListingInventory",
+    "uploadListingImage",
+    "updateListing",
+    "getListing",
+}
+
+
+def test_the_scopes_the_engine_asks_for_are_the_documents() -> None:
+    """ENGINE_SCOPES (what pod doctor checks a token for) is what Etsy's document asks of the
+    calls the channel makes, not a list written from memory."""
+    needed: dict[str, set[str]] = {}
+    for operation in CHANNEL_OPERATIONS:
+        for alternative in contract().required_scopes(operation):
+            for scope in alternative:
+                needed.setdefault(scope, set()).add(operation)
+    assert {s: set(ops) for s, ops in ENGINE_SCOPES.items()} == needed
+
+
 # --- today's client, replayed through the contract ---------------------------------------------
 
 
@@ -284,15 +313,7 @@ async def test_every_request_the_etsy_channel_sends_conforms_to_etsys_document(
 
     assert checked.refused() == [], "requests Etsy's document refuses"
     assert checked.wrong_answers() == [], "answers Etsy's document does not allow"
-    assert checked.operations() == {
-        "getListingsByShop",
-        "getShopReadinessStateDefinitions",
-        "createDraftListing",
-        "updateListingInventory",
-        "uploadListingImage",
-        "updateListing",
-        "getListing",
-    }
+    assert checked.operations() == CHANNEL_OPERATIONS
     assert checked.operations() <= set(OPERATIONS)
 
 
@@ -325,6 +346,26 @@ async def test_every_call_of_the_etsy_client_conforms_to_etsys_document(
         await etsy.get_listings_by_shop(SHOP, state="draft", includes=("Images", "Inventory"))
         await etsy.get_listing(listing_id, includes=("Images",))
         await etsy.get_readiness_state_definitions(SHOP)
+        # What pod doctor reads (shared/doctor/etsy.py).
+        assert await etsy.ping() > 0
+        assert (await etsy.get_me()).user_id == 4242
+        assert (await etsy.get_shop(SHOP)).shop_id == SHOP
+        assert [p.shipping_profile_id for p in await etsy.get_shipping_profiles(SHOP)] == [9001]
+        assert (await etsy.get_shipping_profile(SHOP, 9001)).shipping_profile_id == 9001
+        assert len(await etsy.get_processing_profiles(SHOP)) == 2
+        assert len(await etsy.get_return_policies(SHOP)) == 1
+        assert any(n.id == 482 for t in await etsy.get_seller_taxonomy() for n in t.walk())
+        assert await etsy.token_scopes() == ["listings_d", "listings_r", "listings_w", "shops_r"]
     assert checked.refused() == [], "requests Etsy's document refuses"
     assert checked.wrong_answers() == [], "answers Etsy's document does not allow"
-    assert len(checked.seen) == 5
+    assert len(checked.seen) == 14
+    assert {call.split(" ", 1)[1] for call, _ in checked.seen} >= {
+        "ping",
+        "getMe",
+        "getShop",
+        "getShopShippingProfiles",
+        "getShopShippingProfile",
+        "getShopReturnPolicies",
+        "getSellerTaxonomyNodes",
+        "tokenScopes",
+    }
