@@ -2,10 +2,21 @@
 
 :class:`EtsyClient` makes the listing calls a channel needs (createDraftListing,
 getListingsByShop, getListing, updateListing, updateListingInventory, uploadListingImage), with
-Etsy's two credentials on every call: ``x-api-key: <keystring>:<shared secret>`` (the app) and
-``Authorization: Bearer <token>`` (the shop owner's OAuth token, scopes ``listings_r`` and
-``listings_w``). Failures become the POD Engine error classes (:mod:`shared.errors`) with
-``vendor="etsy"`` and never carry a credential.
+Etsy's two credentials on every call: ``x-api-key: <keystring>:<shared secret>`` (the app; Etsy
+refuses the bare keystring since February 2026, so the client does not start without the
+secret) and ``Authorization: Bearer <token>`` (the shop owner's OAuth token, scopes
+:data:`ENGINE_SCOPES`), and the reads ``pod doctor`` makes. Failures become the POD Engine error
+classes (:mod:`shared.errors`) with ``vendor="etsy"`` and never carry a credential.
+
+The shop owner's access token lives an hour. With ``ETSY_REFRESH_TOKEN`` it is renewed before
+it ends, and after a 401 (the call is then sent once more), by :class:`EtsyRefreshGrant`
+(Etsy's refresh_token grant, which replaces the refresh token at every renewal) through a
+:class:`~shared.credentials.ManagedToken`; with a database the tokens live in
+``vendor_credentials`` (:class:`~shared.credentials.PgTokenStore`, sealed with
+``CREDENTIALS_KEY``), so every publisher shares the newest refresh token, a renewal happens
+under a row lock (no refresh token is spent twice), and a restart keeps it. A grant Etsy
+refuses (the seller removed the app) makes the work wait and raises ``credential_revoked``.
+``ETSY_ACCESS_TOKEN`` alone still works, until its hour is over (said at start).
 
 Throttling follows Etsy's documented limits, per app: requests per second and per rolling day,
 reported on every answer (``x-limit-per-second``, ``x-remaining-this-second``,
