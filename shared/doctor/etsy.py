@@ -21,11 +21,11 @@ does an hour after the last one).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 from psycopg_pool import AsyncConnectionPool
 
-from shared.credentials import CredentialRevoked, ManagedToken, StaticToken
+from shared.credentials import AccessToken, CredentialRevoked, ManagedToken, StaticToken
 from shared.db import open_pool
 from shared.doctor import Check
 from shared.errors import ConfigError, PodError
@@ -63,10 +63,10 @@ class _NoToken:
         """Nothing to renew."""
 
 
-def _client(settings: EtsySettings, token: object) -> EtsyClient:
+def _client(settings: EtsySettings, token: AccessToken) -> EtsyClient:
     return EtsyClient(
         api_key=settings.api_key_header(),
-        token=token,  # type: ignore[arg-type]  # an AccessToken
+        token=token,
         base_url=settings.etsy_api_url,
         timeout_s=settings.etsy_timeout_s,
         # A preflight reports a 429 rather than waiting it out.
@@ -419,11 +419,6 @@ async def _returns(client: EtsyClient, settings: EtsySettings) -> Check:
     return Check.failed(
         name,
         f"ETSY_RETURN_POLICY_ID={wanted} is not a return policy of shop {shop} (it has: "
-        f"{_ids(p.return_policy_id for p in policies)})",
+        f"{', '.join(str(p.return_policy_id) for p in policies) or 'none'})",
         "set ETSY_RETURN_POLICY_ID to one of those ids, or unset it",
     )
-
-
-def _ids(ids: Iterable[int] | Sequence[int]) -> str:
-    shown = ", ".join(str(i) for i in ids)
-    return shown or "none"
