@@ -174,10 +174,11 @@ async def _with_token(
                 ]
             return [_unreachable(settings, "token", exc), *_skipped(LATER, "no token")]
         how = (
-            "renewed it through the database the publishers share (the new refresh token is "
-            "kept there)"
+            "the shop owner's grant is good: renewed it through the database the publishers "
+            "share (the new refresh token is kept there)"
             if grant.granted
-            else "the token the publishers keep in the database is still valid"
+            else "the shop owner's grant is good: the token the publishers keep in the "
+            "database is still valid"
         )
         client = _client(settings, token)
     else:
@@ -193,7 +194,13 @@ async def _with_token(
                 ),
                 *_skipped(LATER, "no token to check with"),
             ]
-        how = "ETSY_ACCESS_TOKEN is accepted"
+        how = (
+            "ETSY_ACCESS_TOKEN is accepted; ETSY_REFRESH_TOKEN was not tried (a renewal "
+            "rotates it, and without DATABASE_URL and CREDENTIALS_KEY, the publishers' store, "
+            "the new one would be lost)"
+            if renews
+            else "ETSY_ACCESS_TOKEN is accepted"
+        )
         client = _client(settings, StaticToken(access.get_secret_value()))
     try:
         found += await _owner(client, settings, renews, how)
@@ -244,7 +251,7 @@ async def _owner(client: EtsyClient, settings: EtsySettings, renews: bool, how: 
             ]
         return [_unreachable(settings, "token", exc)]
     if renews:
-        token = Check.passed(f"{PART}.token", f"the shop owner's grant is good: {how}")
+        token = Check.passed(f"{PART}.token", how)
     else:
         token = Check.failed(
             f"{PART}.token",
