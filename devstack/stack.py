@@ -19,9 +19,11 @@ killed one left before it binds a port, and refuses to start while that one stil
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
+import secrets
 import signal
 import sys
 import threading
@@ -40,6 +42,7 @@ from devstack.launch.ports import free_port
 from devstack.launch.postgres import STOP_SIGNALS, LocalPostgres
 from services.pool.settings import WorkerCountSettings
 from services.pool.supervisor import ServiceProcess, describe_exit
+from shared.credentials import CredentialSettings
 from shared.db import migrate
 from shared.errors import ConfigError
 from shared.lifecycle import (
@@ -339,6 +342,29 @@ class Stack:
         self._vendor_env = env
         return env
 
+    def credentials_key_env(self) -> dict[str, str]:
+        """CREDENTIALS_KEY for the services when none is set: one made once in the state
+        folder and reused, so the OAuth tokens sealed with it (Etsy's rotating refresh token)
+        stay readable across restarts."""
+        if (
+            self.extra_env.get("CREDENTIALS_KEY")
+            or load_settings(CredentialSettings).credentials_key
+        ):
+            return {}  # the deployment's own (the environment or CONFIG_PATH)
+        path = self.state_dir / "credentials.key"
+        if not path.exists():
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                pass  # made meanwhile: read below
+            else:
+                with os.fdopen(fd, "w") as out:
+                    out.write(key + "\n")
+                logger.info("credentials key made path=%s", path)
+        return {"CREDENTIALS_KEY": path.read_text().strip()}
+
     def _simulator(self, name: str, port: int) -> SimulatorProcess:
         sim = SimulatorProcess(
             name, port, env=self.extra_env, log_path=self.log_dir / f"sim-{name}.log"
@@ -354,6 +380,7 @@ class Stack:
         self._env = {
             **os.environ,
             **self.extra_env,
+            **self.credentials_key_env(),
             **self.vendor_env(),
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
             # The layout the topics were made with: what `pod doctor` checks them against.

@@ -1,28 +1,51 @@
 """Etsy Open API v3 simulator: a real HTTP server speaking Etsy's wire format for listings.
 
-It covers what a direct Etsy channel needs, as Etsy documents it (developers.etsy.com, the
-Open API v3 reference and its listings, rate-limit and processing-profile pages):
+It covers what a direct Etsy channel and its preflight (``pod doctor``) need, as Etsy documents
+it (developers.etsy.com, the Open API v3 reference and its authentication, listings, rate-limit
+and processing-profile pages):
 
 - ``POST /v3/application/shops/{shop_id}/listings`` (createDraftListing, form-encoded, 201),
   ``GET`` the same path (getListingsByShop: ``state``, ``limit`` 1..100 (25), ``offset``,
   ``includes``; ``{"count": <all matching>, "results": [...]}``, newest first);
 - ``GET``/``DELETE /v3/application/listings/{listing_id}`` (getListing with ``includes``,
   deleteListing 204);
-- ``PATCH /v3/application/shops/{shop_id}/listings/{listing_id}`` (updateListing, form-encoded;
-  ``PUT`` is the deprecated alias);
+- ``PATCH /v3/application/shops/{shop_id}/listings/{listing_id}`` (updateListing, form-encoded);
 - ``GET``/``PUT /v3/application/listings/{listing_id}/inventory`` (getListingInventory,
   updateListingInventory: JSON);
-- ``POST``/``GET /v3/application/shops/{shop_id}/listings/{listing_id}/images``
-  (uploadListingImage: multipart ``image`` file + ``rank``, ``overwrite``, ``alt_text``; 201).
+- ``POST /v3/application/shops/{shop_id}/listings/{listing_id}/images`` (uploadListingImage:
+  multipart ``image`` file + ``rank``, ``overwrite``, ``alt_text``; 201) and ``GET
+  /v3/application/listings/{listing_id}/images`` (getListingImages);
+- what the preflight reads: ping, getMe (``/users/me``: the token's user and the shop they
+  own, ``SIM_ETSY_SHOP_ID`` (51234567) unless ``/_sim/users/{id}`` says otherwise), getShop,
+  getShopShippingProfiles / getShopShippingProfile (every shop has profile 9001),
+  getShopReturnPolicies (``shop_id * 10 + 5``), getSellerTaxonomyNodes (a stand-in tree with the
+  engine's default ids), tokenScopes (``POST /v3/application/scopes``; the document leaves the
+  answer's shape open, this one answers ``{"scopes": [...]}``);
+- Etsy's token endpoint, ``POST /v3/public/oauth/token`` (:mod:`simulators.etsy_oauth`).
+
+Every request is first checked against the subset of Etsy's published OpenAPI document the
+engine uses (:mod:`simulators.contracts.etsy`): what the document refuses is answered 400
+``{"error": "<what is wrong>"}`` (404 for a path that is no operation, 405 for a method the path
+does not take, 401 without a token where the operation needs one, 403 ``insufficient_scope``
+when the token's grant lacks a scope the operation names), before any rule of its own.
 
 Behaviour copied from Etsy on purpose:
 
 - Every request needs ``x-api-key: <keystring>:<shared secret>`` (Etsy's format since 2026);
-  without it 403. ``SIM_ETSY_API_KEYS`` (comma-separated ``keystring:secret``) restricts the
-  accepted ones; unset, any is accepted. Listing calls also need ``Authorization: Bearer
-  <token>`` (401 without). Every error is Etsy's body ``{"error": "<message>"}``.
+  without it 403 (the bare keystring: "Shared secret is required in x-api-key header.").
+  ``SIM_ETSY_API_KEYS`` (comma-separated ``keystring:secret``) restricts the accepted ones;
+  unset, any is accepted. Every error is Etsy's body ``{"error": "<message>"}`` (OAuth's refusals
+  add ``error_description``).
+- OAuth (:mod:`simulators.etsy_oauth`): access tokens end ``SIM_ETSY_TOKEN_TTL_S`` (3600) after
+  they are issued (401 ``invalid_token`` "access token is expired"), refresh tokens after
+  ``SIM_ETSY_REFRESH_TTL_S`` (90 days); each refresh token is good once, and a spent one
+  presented again revokes the grant (``SIM_ETSY_REFRESH_REUSE``). A token it did not issue is
+  taken as issued when first seen unless ``SIM_ETSY_STRICT_TOKENS=1``; ``SIM_ETSY_REFRESH_TOKENS``
+  names refresh tokens known from the start; ``SIM_ETSY_SCOPES`` the scopes of a grant it did not
+  make (listings_d listings_r listings_w shops_r).
 - createDraftListing requires quantity, title, description, price, who_made, when_made and
-  taxonomy_id, and shipping_profile_id for a physical listing (the default type); enums are
+  taxonomy_id (a node of its seller taxonomy), and one of the shop's shipping profiles for a
+  physical listing (the default type); enums are
   checked (who_made, when_made, type, units); the title holds at most 140 characters of
   letters, numbers, punctuation, math symbols, spaces, ™ © ®, and each of ``% : & +`` once;
   at most 13 tags of at most 20 letters, numbers, spaces, ``- ' ™ © ®``; at most 13 materials;
@@ -56,8 +79,14 @@ Behaviour copied from Etsy on purpose:
 Any positive shop id works: a shop is created when first used. The fault knobs of
 :mod:`simulators.common` apply (``SIM_LATENCY_MS``, ``SIM_FAILURE_RATE``, ``SIM_ETSY_*``).
 
-Test hooks: ``GET /_sim/books`` (per shop: its listings with state, tags, SKUs and image count;
-listings created and activated; per app: requests and rate-limited ones; ``duplicates``: markers,
+Test hooks: ``POST /_sim/oauth/authorize`` (the seller authorises the app: ``user_id``,
+``client_id``, ``scopes``; the first tokens), ``POST /_sim/oauth/revoke`` (the seller removes the
+app: ``user_id`` or ``refresh_token``), ``POST /_sim/oauth/expire`` (access tokens end now),
+``GET /_sim/oauth`` (grants, refreshes, refusals, reuse detected), ``POST /_sim/users/{id}``
+(``{"shop_id": ...}``: whose shop), ``POST /_sim/shops/{shop_id}`` (``processing_profiles``,
+``shipping_profile_ids``, ``return_policy_ids``: a shop set up otherwise), ``GET /_sim/books``
+(per shop: its listings with state, tags, SKUs and image count; listings created and activated;
+per app: requests, rate-limited and refused ones; ``oauth``; ``duplicates``: markers,
 a ``pod-`` tag or a SKU, on more than one live listing of a shop), ``GET /_sim/request_times``
 (epoch seconds of each app's admitted requests), ``POST /_sim/reset``, ``GET/POST /_sim/limits``
 (``qps``, ``qpd``, ``day_s``), ``POST /_sim/listings/{listing_id}`` ``{"state": ...}`` (what
@@ -80,7 +109,7 @@ import secrets
 import time
 import unicodedata
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
@@ -90,6 +119,14 @@ from PIL import Image, UnidentifiedImageError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from simulators.common import Knobs, SlidingWindowLimiter, error_json, install_faults, serve
+from simulators.contracts.etsy import contract
+from simulators.etsy_oauth import (
+    ACCESS_TTL_S,
+    DEFAULT_SCOPES,
+    REFRESH_TTL_S,
+    OAuth,
+    OAuthError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +159,9 @@ MAX_PAGE, DEFAULT_PAGE = 100, 25
 RENEWAL_S = 120 * 86400  # a listing is active for four months
 IMAGE_FORMATS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif"}
 CURRENCY = "USD"
+# Etsy's token endpoint (api.etsy.com/v3/public/oauth/token), served on the same host here.
+OAUTH_PREFIX = "/v3/public/oauth/"
+TOKEN_PATH = OAUTH_PREFIX + "token"  # a URL path
 
 
 # --------------------------------------------------------------------------------------------
@@ -347,7 +387,9 @@ class Listing:
     created: int = field(default_factory=lambda: int(time.time()))
     updated: int = field(default_factory=lambda: int(time.time()))
     state_changed: int = field(default_factory=lambda: int(time.time()))
-    ending: int | None = None
+    # Etsy's document gives every listing an integer ending_timestamp (not nullable): for a
+    # draft, when it would end if activated now; set again on activation.
+    ending: int = field(default_factory=lambda: int(time.time()) + RENEWAL_S)
     inventory: dict[str, Any] = field(default_factory=dict)
     images: list[dict[str, Any]] = field(default_factory=list)
 
@@ -435,11 +477,15 @@ class Listing:
 
 @dataclass
 class Shop:
-    """A shop's listings (in creation order) and what was done to them."""
+    """A shop: its owner, its listings (in creation order), its shipping profiles, processing
+    profiles and return policies, and what was done to its listings."""
 
     shop_id: int
+    user_id: int = 1
     listing_ids: list[int] = field(default_factory=list)
     profiles: list[dict[str, Any]] = field(default_factory=list)
+    shipping: list[dict[str, Any]] = field(default_factory=list)
+    returns: list[dict[str, Any]] = field(default_factory=list)
     created: int = 0
     activated: int = 0
     deleted: int = 0
@@ -454,41 +500,162 @@ class App:
     requests: int = 0
     rate_limited: int = 0
     rate_limited_day: int = 0
+    refused: int = 0  # by Etsy's document or for the token (4xx before any handler ran)
     accepted_at: collections.deque[float] = field(
         default_factory=lambda: collections.deque(maxlen=100_000)
     )
 
 
-def processing_profiles(shop_id: int) -> list[dict[str, Any]]:
-    """A shop's processing profiles as Etsy shows them (ShopProcessingProfile)."""
-    return [
-        {
-            "shop_id": shop_id,
-            "readiness_state_id": shop_id * 10 + n,
-            "readiness_state": readiness,
-            "min_processing_days": low,
-            "max_processing_days": high,
-            "processing_days_display_label": label,
-        }
-        for n, readiness, low, high, label in (
-            (1, "made_to_order", 1, 3, "1-3 days"),
-            (2, "ready_to_ship", 1, 1, "1 day"),
+PROFILE_KINDS = {
+    "made_to_order": (1, 1, 3, "1-3 days"),
+    "ready_to_ship": (2, 1, 1, "1 day"),
+}
+
+
+def processing_profiles(
+    shop_id: int, kinds: tuple[str, ...] = ("made_to_order", "ready_to_ship")
+) -> list[dict[str, Any]]:
+    """A shop's processing profiles as Etsy shows them (ShopProcessingProfile): by default one
+    made to order (id ``shop_id * 10 + 1``) and one ready to ship (``shop_id * 10 + 2``)."""
+    out = []
+    for readiness in kinds:
+        n, low, high, label = PROFILE_KINDS[readiness]
+        out.append(
+            {
+                "shop_id": shop_id,
+                "readiness_state_id": shop_id * 10 + n,
+                "readiness_state": readiness,
+                "min_processing_days": low,
+                "max_processing_days": high,
+                "processing_days_display_label": label,
+            }
         )
-    ]
+    return out
+
+
+# Every shop's shipping profile unless configured otherwise (the engine's tests and `make up`
+# name it in ETSY_SHIPPING_PROFILE_ID).
+DEFAULT_SHIPPING_PROFILE_ID = 9001
+
+
+def shipping_profile(shop: Shop, profile_id: int, title: str | None = None) -> dict[str, Any]:
+    """A manual shipping profile from the US to everywhere (ShopShippingProfile)."""
+    return {
+        "shipping_profile_id": profile_id,
+        "title": title or "Standard shipping",
+        "user_id": shop.user_id,
+        "origin_country_iso": "US",
+        "is_deleted": False,
+        "shipping_profile_destinations": [
+            {
+                "shipping_profile_destination_id": profile_id * 10 + 1,
+                "shipping_profile_id": profile_id,
+                "origin_country_iso": "US",
+                "destination_country_iso": "US",
+                "destination_region": "none",
+                "primary_cost": _money(499),
+                "secondary_cost": _money(199),
+                "shipping_carrier_id": 0,
+                "mail_class": None,
+                "min_delivery_days": 3,
+                "max_delivery_days": 7,
+            },
+            {
+                "shipping_profile_destination_id": profile_id * 10 + 2,
+                "shipping_profile_id": profile_id,
+                "origin_country_iso": "US",
+                "destination_country_iso": "",
+                "destination_region": "none",
+                "primary_cost": _money(1499),
+                "secondary_cost": _money(499),
+                "shipping_carrier_id": 0,
+                "mail_class": None,
+                "min_delivery_days": 7,
+                "max_delivery_days": 21,
+            },
+        ],
+        "shipping_profile_upgrades": [],
+        "origin_postal_code": "10001",
+        "profile_type": "manual",
+        "domestic_handling_fee": 0,
+        "international_handling_fee": 0,
+    }
+
+
+def return_policy(shop_id: int, policy_id: int) -> dict[str, Any]:
+    """A 30-day returns and exchanges policy (ShopReturnPolicy)."""
+    return {
+        "return_policy_id": policy_id,
+        "shop_id": shop_id,
+        "accepts_returns": True,
+        "accepts_exchanges": True,
+        "return_deadline": 30,
+    }
+
+
+def _node(
+    node_id: int, name: str, path: tuple[int, ...], children: tuple[dict[str, Any], ...] = ()
+) -> dict[str, Any]:
+    return {
+        "id": node_id,
+        "level": len(path) - 1,
+        "name": name,
+        "parent_id": path[-2] if len(path) > 1 else None,
+        "children": list(children),
+        "full_path_taxonomy_ids": list(path),
+    }
+
+
+# A stand-in for Etsy's seller taxonomy (getSellerTaxonomyNodes), not a copy of it: the ids the
+# engine names by default (shared.vendors.etsy.DEFAULT_TAXONOMY_IDS: 482 for T-shirts, and 2202
+# and 1062, which the engine calls best guesses) under parents of this simulator's own.
+TAXONOMY: tuple[dict[str, Any], ...] = (
+    _node(1, "Accessories", (1,)),
+    _node(
+        374,
+        "Clothing",
+        (374,),
+        (
+            _node(482, "T-shirts", (374, 482)),
+            _node(2202, "Hoodies & Sweatshirts", (374, 2202)),
+        ),
+    ),
+    _node(891, "Home & Living", (891,), (_node(1062, "Mugs", (891, 1062)),)),
+)
+
+
+def taxonomy_ids(nodes: Iterable[dict[str, Any]] = TAXONOMY) -> set[int]:
+    """Every node id of a taxonomy tree."""
+    out: set[int] = set()
+    for node in nodes:
+        out.add(int(node["id"]))
+        out |= taxonomy_ids(node["children"])
+    return out
 
 
 class EtsyState:
-    """Shops and listings (any shop id, created on first use) and the apps that called."""
+    """Shops and listings (any shop id, created on first use), the apps that called, and whose
+    shop each user is (``default_shop``, unless a test said otherwise)."""
 
-    def __init__(self) -> None:
+    def __init__(self, default_shop: int = 51234567) -> None:
+        self.default_shop = default_shop
         self.shops: dict[int, Shop] = {}
         self.listings: dict[int, Listing] = {}
         self.apps: dict[str, App] = {}
+        self.user_shops: dict[int, int] = {}
 
     def shop(self, shop_id: int) -> Shop:
         if shop_id not in self.shops:
-            self.shops[shop_id] = Shop(shop_id, profiles=processing_profiles(shop_id))
+            owner = next((u for u, s in self.user_shops.items() if s == shop_id), 1)
+            shop = Shop(shop_id, user_id=owner, profiles=processing_profiles(shop_id))
+            shop.shipping = [shipping_profile(shop, DEFAULT_SHIPPING_PROFILE_ID)]
+            shop.returns = [return_policy(shop_id, shop_id * 10 + 5)]
+            self.shops[shop_id] = shop
         return self.shops[shop_id]
+
+    def shop_of(self, user_id: int) -> int:
+        """The shop a user owns (getMe's ``shop_id``)."""
+        return self.user_shops.get(user_id, self.default_shop)
 
     def app(self, key: str) -> App:
         if key not in self.apps:
@@ -511,6 +678,7 @@ class EtsyState:
         self.shops.clear()
         self.listings.clear()
         self.apps.clear()
+        self.user_shops.clear()
 
 
 class _Window(SlidingWindowLimiter):
@@ -885,6 +1053,7 @@ def _books(state: EtsyState, limits: Limits) -> dict[str, Any]:
             "requests": app.requests,
             "rate_limited": app.rate_limited,
             "rate_limited_day": app.rate_limited_day,
+            "refused": app.refused,
         }
         for key, app in state.apps.items()
     }
@@ -896,6 +1065,62 @@ def _books(state: EtsyState, limits: Limits) -> dict[str, Any]:
         "rate_limited": sum(a.rate_limited + a.rate_limited_day for a in state.apps.values()),
         "duplicates": _duplicates(state),
         "limits": limits.as_dict(),
+    }
+
+
+def _shop_json(shop: Shop, state: EtsyState) -> dict[str, Any]:
+    """A shop as getShop answers it (Shop)."""
+    listings = [state.listings[lid] for lid in shop.listing_ids]
+    now = int(time.time())
+    return {
+        "shop_id": shop.shop_id,
+        "user_id": shop.user_id,
+        "shop_name": f"PodSimShop{shop.shop_id}",
+        "create_date": now,
+        "created_timestamp": now,
+        "title": "Print on demand, simulated",
+        "announcement": None,
+        "currency_code": CURRENCY,
+        "is_vacation": False,
+        "vacation_message": None,
+        "sale_message": None,
+        "digital_sale_message": None,
+        "update_date": now,
+        "updated_timestamp": now,
+        "listing_active_count": sum(1 for lst in listings if lst.state == "active"),
+        "digital_listing_count": sum(
+            1 for lst in listings if lst.fields.get("type", "physical") == "download"
+        ),
+        "login_name": f"podsim{shop.user_id}",
+        "accepts_custom_requests": False,
+        "policy_welcome": None,
+        "policy_payment": None,
+        "policy_shipping": None,
+        "policy_refunds": None,
+        "policy_additional": None,
+        "policy_seller_info": None,
+        "policy_update_date": now,
+        "policy_has_private_receipt_info": False,
+        "has_unstructured_policies": False,
+        "vacation_autoreply": None,
+        "url": f"https://www.etsy.com/shop/PodSimShop{shop.shop_id}",
+        "image_url_760x100": None,
+        "num_favorers": 0,
+        "languages": ["en-US"],
+        "icon_url_fullxfull": None,
+        "is_using_structured_policies": True,
+        "has_onboarded_structured_policies": True,
+        "include_dispute_form_link": False,
+        "is_direct_checkout_onboarded": True,
+        "is_etsy_payments_onboarded": True,
+        "is_calculated_eligible": True,
+        "is_opted_in_to_buyer_promise": False,
+        "is_shop_us_based": True,
+        "transaction_sold_count": 0,
+        "shipping_from_country_iso": "US",
+        "shop_location_country_iso": "US",
+        "review_count": 0,
+        "review_average": None,
     }
 
 
@@ -933,23 +1158,50 @@ def _api_key(request: Request, allowed: set[str] | None) -> str | JSONResponse:
     return keystring
 
 
-def _user_of(request: Request) -> int | None:
-    """The user an OAuth bearer token belongs to (Etsy's tokens start ``<user_id>.``)."""
+def _bearer(request: Request) -> str | None:
+    """The bearer token of ``Authorization: Bearer <token>``, or None."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         return None
-    prefix = token.split(".", 1)[0]
-    if prefix.isdigit() and int(prefix) > 0:
-        return int(prefix)
-    return int(hashlib.sha256(token.encode()).hexdigest()[:8], 16) + 1
+    return token
+
+
+def _oauth_error(exc: OAuthError) -> JSONResponse:
+    return error_json(exc.status, exc.body())
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _oauth_from_env() -> OAuth:
+    reuse = os.environ.get("SIM_ETSY_REFRESH_REUSE", "revoke").strip() or "revoke"
+    if reuse not in ("revoke", "refuse"):
+        raise SystemExit(f"SIM_ETSY_REFRESH_REUSE: revoke or refuse, got {reuse!r}")
+    scopes = os.environ.get("SIM_ETSY_SCOPES", "").replace(",", " ").split()
+    known = os.environ.get("SIM_ETSY_REFRESH_TOKENS", "").split(",")
+    return OAuth(
+        access_ttl_s=_env_number("SIM_ETSY_TOKEN_TTL_S", ACCESS_TTL_S),
+        refresh_ttl_s=_env_number("SIM_ETSY_REFRESH_TTL_S", REFRESH_TTL_S),
+        strict=_env_flag("SIM_ETSY_STRICT_TOKENS"),
+        reuse="refuse" if reuse == "refuse" else "revoke",
+        scopes=scopes or DEFAULT_SCOPES,
+        known_refresh_tokens=[t.strip() for t in known if t.strip()],
+    )
+
+
+# The statuses the contract's kinds of problem are answered with (Etsy's, in Etsy's format).
+_PROBLEM_STATUS = {"route": 404, "method": 405, "auth": 401, "request": 400}
 
 
 def create_app(knobs: Knobs | None = None) -> FastAPI:
     """Build the simulator app (knobs default to ``Knobs.from_env("etsy")``)."""
     knobs = knobs or Knobs.from_env("etsy")
     app = FastAPI(title="Etsy simulator", docs_url=None, redoc_url=None)
-    state = EtsyState()
+    state = EtsyState(default_shop=int(_env_number("SIM_ETSY_SHOP_ID", 51234567)))
+    oauth = _oauth_from_env()
+    checker = contract()
     defaults = Limits(
         qps=int(_env_number("SIM_ETSY_QPS", 10)),
         qpd=int(_env_number("SIM_ETSY_QPD", 10000)),
@@ -959,13 +1211,14 @@ def create_app(knobs: Knobs | None = None) -> FastAPI:
     keys_env = os.environ.get("SIM_ETSY_API_KEYS", "").strip()
     allowed = {k.strip() for k in keys_env.split(",") if k.strip()} if keys_env else None
     app.state.sim = state
+    app.state.oauth = oauth
     install_faults(app, knobs, _fault)
 
-    # Registered after install_faults, so it runs first: a request without a valid API key or
-    # over the app's limits never reaches the fault injector, as at Etsy.
+    # Registered after install_faults, so it runs first: a request without a valid API key, over
+    # the app's limits or refused by Etsy's document never reaches the fault injector.
     @app.middleware("http")
     async def _key_and_limits(request: Request, call_next: Any) -> Response:
-        if request.url.path.startswith("/_sim"):
+        if request.url.path.startswith(("/_sim", OAUTH_PREFIX)):
             passed: Response = await call_next(request)
             return passed
         keystring = _api_key(request, allowed)
@@ -992,9 +1245,45 @@ def create_app(knobs: Knobs | None = None) -> FastAPI:
             which = "per-day" if day else "per-second"
             return etsy_error(429, f"Rate limit exceeded ({which} limit)", headers)
         account.accepted_at.append(time.time())
+        refused = await _refusal(request)
+        if refused is not None:
+            account.refused += 1
+            refused.headers.update(limits.headers(key, time.monotonic()))
+            return refused
         response: Response = await call_next(request)
         response.headers.update(limits.headers(key, time.monotonic()))
         return response
+
+    async def _refusal(request: Request) -> Response | None:
+        """Etsy's answer to a request its token or its document refuses, else None (the
+        token's user is left in ``request.state.etsy_user``)."""
+        request.state.etsy_user = None
+        scopes: tuple[str, ...] | None = None
+        token = _bearer(request)
+        if token is not None:
+            try:
+                grant = oauth.check_access(token)
+            except OAuthError as exc:
+                return _oauth_error(exc)
+            request.state.etsy_user, scopes = grant.user_id, grant.scopes
+        checked = checker.check_request(
+            request.method,
+            request.url.path,
+            query=request.query_params.multi_items(),
+            headers=request.headers,
+            body=await request.body(),
+            scopes=scopes,
+        )
+        kind = checked.first_kind()
+        if kind is None:
+            return None
+        if kind == "scope":
+            return error_json(
+                403, {"error": "insufficient_scope", "error_description": "Insufficient scope"}
+            )
+        if kind == "auth":
+            return etsy_error(401, "Invalid or missing OAuth access token (Authorization: Bearer)")
+        return etsy_error(_PROBLEM_STATUS[kind], checked.message())
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> Response:
@@ -1011,10 +1300,9 @@ def create_app(knobs: Knobs | None = None) -> FastAPI:
         return listing
 
     async def guarded(request: Request, handler: Any) -> Response:
-        """Run ``handler(user_id)`` with Etsy's 401 / 400 / 404 answers for what it raises."""
-        user = _user_of(request)
-        if user is None:
-            return etsy_error(401, "Invalid or missing OAuth access token (Authorization: Bearer)")
+        """Run ``handler(user_id)`` (the token's user, None without a token: the operations
+        Etsy's document serves on the API key alone) with Etsy's 400 / 404 answers."""
+        user: int | None = getattr(request.state, "etsy_user", None)
         try:
             result: Response = await handler(user)
         except _Invalid as exc:
@@ -1022,6 +1310,11 @@ def create_app(knobs: Knobs | None = None) -> FastAPI:
         except LookupError as exc:
             return _not_found(str(exc.args[0]))
         return result
+
+    def owner(user: int | None) -> int:
+        if user is None:  # the contract asks every operation that needs an owner for a token
+            raise _Invalid("this operation needs the shop owner's OAuth token")
+        return user
 
     # --- listings ------------------------------------------------------------------------------
 
@@ -1032,17 +1325,29 @@ def create_app(knobs: Knobs | None = None) -> FastAPI:
 
     @app.post("/v3/application/shops/{shop_id}/listings")
     async def create_draft_listing(request: Request, shop_id: str) -> Response:
-        async def handle(user: int) -> Response:
+        async def handle(user: int | None) -> Response:
             sid = _positive_id(shop_id, "shop_id")
             fields = _listing_fields(_Fields(await _form(request)), creating=True)
+            shop = state.shop(sid)
             readiness = fields.get("readiness_state_id")
-            owned = {p["readiness_state_id"] for p in state.shop(sid).profiles}
+            owned = {p["readiness_state_id"] for p in shop.profiles}
             if readiness is not None and readiness not in owned:
                 raise _Invalid(
                     f"readiness_state_id {readiness} is not a processing profile of shop {sid}"
                 )
+            shipping = fields.get("shipping_profile_id")
+            if shipping is not None and shipping not in {
+                p["shipping_profile_id"] for p in shop.shipping
+            }:
+                raise _Invalid(
+                    f"shipping_profile_id {shipping} is not a shipping profile of shop {sid}"
+                )
+            if fields["taxonomy_id"] not in taxonomy_ids():
+                raise _Invalid(
+                    f"taxonomy_id {fields['taxonomy_id']} is not a node of the seller taxonomy"
+                )
             quantity, price = fields.pop("quantity"), fields.pop("price_cents")
-            listing = Listing(_new_id(), sid, user, fields)
+            listing = Listing(_new_id(), sid, owner(user), fields)
             listing.inventory = {
                 "products": [
                     {
@@ -1075,7 +1380,7 @@ def create_app(knobs: Knobs | None = None) -> FastAPI:
 
     @app.get("/v3/application/shops/{shop_id}/listings")
     async def get_listings_by_shop(request: Request, shop_id: str) -> Response:
-        async def handle(_user: int) -> Response:
+        async def handle(_user: int | None) -> Response:
             sid = _positive_id(shop_id, "shop_id")
             q = _Fields({k: request.query_params.getlist(k) for k in request.query_params})
             wanted = q.choice("state", STATES) or "active"
@@ -1098,24 +1403,22 @@ def create_app(knobs: Knobs | None = None) -> FastAPI:
 
     @app.get("/v3/application/listings/{listing_id}")
     async def get_listing(request: Request, listing_id: str) -> Response:
-        async def handle(_user: int) -> Response:
+        async def handle(_user: int | None) -> Response:
             return JSONResponse(listing_of(listing_id).as_json(_includes(request)))
 
         return await guarded(request, handle)
 
     @app.delete("/v3/application/listings/{listing_id}")
     async def delete_listing(request: Request, listing_id: str) -> Response:
-        async def handle(_user: int) -> Response:
+        async def handle(_user: int | None) -> Response:
             state.delete(listing_of(listing_id))
             return Response(status_code=204)
 
         return await guarded(request, handle)
 
-    @app.api_route(
-        "/v3/application/shops/{shop_id}/listings/{listing_id}", methods=["PATCH", "PUT"]
-    )
+    @app.api_route("/v3/application/shops/{shop_id}/listings/{listing_id}", methods=["PATCH"])
     async def update_listing(request: Request, shop_id: str, listing_id: str) -> Response:
-        async def handle(_user: int) -> Response:
+        async def handle(_user: int | None) -> Response:
             listing = listing_of(listing_id, shop_id)
             form = _Fields(await _form(request))
             wanted = form.choice("state", ("active", "inactive"))
@@ -1145,14 +1448,14 @@ def create_app(knobs: Knobs | None = None) -> FastAPI:
 
     @app.get("/v3/application/listings/{listing_id}/inventory")
     async def get_listing_inventory(request: Request, listing_id: str) -> Response:
-        async def handle(_user: int) -> Response:
+        async def handle(_user: int | None) -> Response:
             return JSONResponse(listing_of(listing_id).as_json(("Inventory",))["inventory"])
 
         return await guarded(request, handle)
 
     @app.put("/v3/application/listings/{listing_id}/inventory")
     async def update_listing_inventory(request: Request, listing_id: str) -> Response:
-        async def handle(_user: int) -> Response:
+        async def handle(_user: int | None) -> Response:
             listing = listing_of(listing_id)
             try:
                 body = json.loads(await request.body())
@@ -1169,7 +1472,7 @@ def create_app(knobs: Knobs | None = None) -> FastAPI:
 
     @app.post("/v3/application/shops/{shop_id}/listings/{listing_id}/images")
     async def upload_listing_image(request: Request, shop_id: str, listing_id: str) -> Response:
-        async def handle(_user: int) -> Response:
+        async def handle(_user: int | None) -> Response:
             listing = listing_of(listing_id, shop_id)
             parts = await _multipart(request)
             form = _Fields(
@@ -1228,7 +1531,7 @@ def create_app(knobs: Knobs | None = None) -> FastAPI:
 
     @app.get("/v3/application/shops/{shop_id}/readiness-state-definitions")
     async def get_readiness_state_definitions(request: Request, shop_id: str) -> Response:
-        async def handle(_user: int) -> Response:
+        async def handle(_user: int | None) -> Response:
             sid = _positive_id(shop_id, "shop_id")
             q = _Fields({k: request.query_params.getlist(k) for k in request.query_params})
             limit = q.integer("limit", low=1, high=MAX_PAGE) or DEFAULT_PAGE
@@ -1240,27 +1543,190 @@ def create_app(knobs: Knobs | None = None) -> FastAPI:
 
         return await guarded(request, handle)
 
-    @app.get("/v3/application/shops/{shop_id}/listings/{listing_id}/images")
-    async def get_listing_images(request: Request, shop_id: str, listing_id: str) -> Response:
-        async def handle(_user: int) -> Response:
-            listing = listing_of(listing_id, shop_id)
+    @app.get("/v3/application/listings/{listing_id}/images")
+    async def get_listing_images(request: Request, listing_id: str) -> Response:
+        async def handle(_user: int | None) -> Response:
+            listing = listing_of(listing_id)
             return JSONResponse({"count": len(listing.images), "results": listing.images})
 
         return await guarded(request, handle)
+
+    # --- what pod doctor reads ----------------------------------------------------------------
+
+    @app.get("/v3/application/users/me")
+    async def get_me(request: Request) -> Response:
+        async def handle(user: int | None) -> Response:
+            me = owner(user)
+            return JSONResponse({"user_id": me, "shop_id": state.shop_of(me)})
+
+        return await guarded(request, handle)
+
+    @app.get("/v3/application/shops/{shop_id}")
+    async def get_shop(request: Request, shop_id: str) -> Response:
+        async def handle(_user: int | None) -> Response:
+            shop = state.shop(_positive_id(shop_id, "shop_id"))
+            return JSONResponse(_shop_json(shop, state))
+
+        return await guarded(request, handle)
+
+    @app.get("/v3/application/shops/{shop_id}/shipping-profiles")
+    async def get_shipping_profiles(request: Request, shop_id: str) -> Response:
+        async def handle(_user: int | None) -> Response:
+            shop = state.shop(_positive_id(shop_id, "shop_id"))
+            return JSONResponse({"count": len(shop.shipping), "results": shop.shipping})
+
+        return await guarded(request, handle)
+
+    @app.get("/v3/application/shops/{shop_id}/shipping-profiles/{shipping_profile_id}")
+    async def get_shipping_profile(
+        request: Request, shop_id: str, shipping_profile_id: str
+    ) -> Response:
+        async def handle(_user: int | None) -> Response:
+            shop = state.shop(_positive_id(shop_id, "shop_id"))
+            wanted = _positive_id(shipping_profile_id, "shipping_profile_id")
+            for profile in shop.shipping:
+                if profile["shipping_profile_id"] == wanted:
+                    return JSONResponse(profile)
+            raise LookupError(f"Shipping profile {wanted} of shop {shop.shop_id}")
+
+        return await guarded(request, handle)
+
+    @app.get("/v3/application/shops/{shop_id}/policies/return")
+    async def get_return_policies(request: Request, shop_id: str) -> Response:
+        async def handle(_user: int | None) -> Response:
+            shop = state.shop(_positive_id(shop_id, "shop_id"))
+            return JSONResponse({"count": len(shop.returns), "results": shop.returns})
+
+        return await guarded(request, handle)
+
+    @app.get("/v3/application/seller-taxonomy/nodes")
+    async def get_seller_taxonomy_nodes(request: Request) -> Response:
+        async def handle(_user: int | None) -> Response:
+            return JSONResponse({"count": len(TAXONOMY), "results": list(TAXONOMY)})
+
+        return await guarded(request, handle)
+
+    @app.post("/v3/application/scopes")
+    async def token_scopes(request: Request) -> Response:
+        # The document leaves the answer's shape open (Scopes: an object, no properties
+        # named); this simulator answers {"scopes": [...]}, a guess.
+        async def handle(_user: int | None) -> Response:
+            form = _Fields(await _form(request))
+            scopes = oauth.scopes_of(form.required("token"))
+            if scopes is None:
+                return error_json(
+                    401, {"error": "invalid_token", "error_description": "token is not valid"}
+                )
+            return JSONResponse({"scopes": list(scopes)})
+
+        return await guarded(request, handle)
+
+    # --- Etsy's token endpoint ------------------------------------------------------------------
+
+    @app.post(TOKEN_PATH)
+    async def token(request: Request) -> Response:
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype != "application/x-www-form-urlencoded":
+            return error_json(
+                400,
+                {
+                    "error": "invalid_request",
+                    "error_description": "the body must be application/x-www-form-urlencoded",
+                },
+            )
+        raw = (await request.body()).decode("utf-8", errors="replace")
+        form = {k: v[-1] for k, v in urllib.parse.parse_qs(raw, keep_blank_values=True).items()}
+        try:
+            answer = oauth.refresh_grant(form)
+        except OAuthError as exc:
+            logger.info("token refused error=%s reason=%s", exc.error, exc.description)
+            return _oauth_error(exc)
+        return JSONResponse(answer, headers={"Cache-Control": "no-store"})
 
     # --- test hooks ----------------------------------------------------------------------------
 
     @app.get("/_sim/books")
     async def books() -> Response:
-        return JSONResponse(_books(state, limits))
+        return JSONResponse({**_books(state, limits), "oauth": oauth.as_dict()})
 
     @app.get("/_sim/request_times")
     async def request_times() -> Response:
         return JSONResponse({key: list(a.accepted_at) for key, a in state.apps.items()})
 
+    @app.post("/_sim/oauth/authorize")
+    async def sim_authorize(request: Request) -> Response:
+        """The seller authorises the app (Etsy's consent screen and the code exchange in one):
+        ``{"user_id": 1, "client_id": <keystring>, "scopes": [...]}`` (all optional); the
+        grant's first tokens, as the token endpoint answers them."""
+        body = json.loads(await request.body() or b"{}")
+        scopes = body.get("scopes")
+        tokens = oauth.authorize(
+            int(body.get("user_id", 1)),
+            body.get("client_id"),
+            [str(x) for x in scopes] if isinstance(scopes, list) else None,
+        )
+        return JSONResponse(tokens)
+
+    @app.post("/_sim/oauth/revoke")
+    async def sim_revoke(request: Request) -> Response:
+        """The seller removes the app: ``{"user_id": N}`` (every grant of the user) or
+        ``{"refresh_token": ...}`` (that grant); every token of the grants stops working."""
+        body = json.loads(await request.body() or b"{}")
+        user = body.get("user_id")
+        revoked = oauth.revoke(
+            user_id=None if user is None else int(user), refresh_token=body.get("refresh_token")
+        )
+        return JSONResponse({"revoked": revoked})
+
+    @app.post("/_sim/oauth/expire")
+    async def sim_expire(request: Request) -> Response:
+        """Every access token (of ``{"user_id": N}``) ends now, before its hour is over: the
+        next call with one is answered 401 invalid_token."""
+        body = json.loads(await request.body() or b"{}")
+        user = body.get("user_id")
+        return JSONResponse({"expired": oauth.expire_access(None if user is None else int(user))})
+
+    @app.get("/_sim/oauth")
+    async def sim_oauth() -> Response:
+        return JSONResponse(oauth.as_dict())
+
+    @app.post("/_sim/users/{user_id}")
+    async def sim_user(request: Request, user_id: int) -> Response:
+        """Which shop a user owns (getMe): ``{"shop_id": N}``."""
+        body = json.loads(await request.body() or b"{}")
+        state.user_shops[user_id] = int(body["shop_id"])
+        state.shop(int(body["shop_id"])).user_id = user_id
+        return JSONResponse({"user_id": user_id, "shop_id": state.user_shops[user_id]})
+
+    @app.post("/_sim/shops/{shop_id}")
+    async def sim_shop(request: Request, shop_id: int) -> Response:
+        """A shop set up otherwise (misconfiguration tests): ``{"processing_profiles":
+        ["ready_to_ship"], "shipping_profile_ids": [9001, ...], "return_policy_ids": [...]}``,
+        each optional."""
+        body = json.loads(await request.body() or b"{}")
+        shop = state.shop(shop_id)
+        if "processing_profiles" in body:
+            kinds = tuple(str(k) for k in body["processing_profiles"])
+            unknown = [k for k in kinds if k not in PROFILE_KINDS]
+            if unknown:
+                return etsy_error(400, f"unknown processing profiles {unknown}")
+            shop.profiles = processing_profiles(shop_id, kinds)
+        if "shipping_profile_ids" in body:
+            shop.shipping = [shipping_profile(shop, int(i)) for i in body["shipping_profile_ids"]]
+        if "return_policy_ids" in body:
+            shop.returns = [return_policy(shop_id, int(i)) for i in body["return_policy_ids"]]
+        return JSONResponse(
+            {
+                "processing_profiles": shop.profiles,
+                "shipping_profile_ids": [p["shipping_profile_id"] for p in shop.shipping],
+                "return_policy_ids": [p["return_policy_id"] for p in shop.returns],
+            }
+        )
+
     @app.post("/_sim/reset")
     async def reset() -> Response:
         state.reset()
+        oauth.reset()
         limits.qps, limits.qpd, limits.day_s = defaults.qps, defaults.qpd, defaults.day_s
         limits.rebuild()
         return JSONResponse({"reset": True})

@@ -34,6 +34,7 @@ SOURCES: tuple[str, ...] = (
     "shared.doctor.storage",
     "shared.doctor.printify",
     "shared.doctor.shopify",
+    "shared.doctor.etsy",
 )
 
 # A source that has not answered in this long fails (a vendor that hangs is a finding too).

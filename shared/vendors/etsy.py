@@ -2,10 +2,21 @@
 
 :class:`EtsyClient` makes the listing calls a channel needs (createDraftListing,
 getListingsByShop, getListing, updateListing, updateListingInventory, uploadListingImage), with
-Etsy's two credentials on every call: ``x-api-key: <keystring>:<shared secret>`` (the app) and
-``Authorization: Bearer <token>`` (the shop owner's OAuth token, scopes ``listings_r`` and
-``listings_w``). Failures become the POD Engine error classes (:mod:`shared.errors`) with
-``vendor="etsy"`` and never carry a credential.
+Etsy's two credentials on every call: ``x-api-key: <keystring>:<shared secret>`` (the app; Etsy
+refuses the bare keystring since February 2026, so the client does not start without the
+secret) and ``Authorization: Bearer <token>`` (the shop owner's OAuth token, scopes
+:data:`ENGINE_SCOPES`), and the reads ``pod doctor`` makes. Failures become the POD Engine error
+classes (:mod:`shared.errors`) with ``vendor="etsy"`` and never carry a credential.
+
+The shop owner's access token lives an hour. With ``ETSY_REFRESH_TOKEN`` it is renewed before
+it ends, and after a 401 (the call is then sent once more), by :class:`EtsyRefreshGrant`
+(Etsy's refresh_token grant, which replaces the refresh token at every renewal) through a
+:class:`~shared.credentials.ManagedToken`; with a database the tokens live in
+``vendor_credentials`` (:class:`~shared.credentials.PgTokenStore`, sealed with
+``CREDENTIALS_KEY``), so every publisher shares the newest refresh token, a renewal happens
+under a row lock (no refresh token is spent twice), and a restart keeps it. A grant Etsy
+refuses (the seller removed the app) makes the work wait and raises ``credential_revoked``.
+``ETSY_ACCESS_TOKEN`` alone still works, until its hour is over (said at start).
 
 Throttling follows Etsy's documented limits, per app: requests per second and per rolling day,
 reported on every answer (``x-limit-per-second``, ``x-remaining-this-second``,
@@ -48,14 +59,27 @@ import time
 import unicodedata
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import httpx
 from psycopg_pool import AsyncConnectionPool
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 
 from shared.budget import RateBudget, SharedRateBudget, account_key, aclose_budgets
 from shared.catalog import DEFAULT_CATALOG, CatalogEntry
+from shared.credentials import (
+    AccessToken,
+    CredentialSettings,
+    GrantRevoked,
+    ManagedToken,
+    MemoryTokenStore,
+    PgTokenStore,
+    StaticToken,
+    TokenSet,
+    TokenStore,
+    expires_in,
+)
 from shared.errors import (
     ConfigError,
     PermanentError,
@@ -69,10 +93,11 @@ from shared.errors import (
 from shared.events import ProductType
 from shared.handback import permission
 from shared.http import async_client
-from shared.settings import PodSettings, empty_is_unset
+from shared.settings import empty_is_unset
 from shared.vendors.channels import PENDING, ChannelSpec, Listing, ListingState, ProductRef
 from shared.vendors.listing import DraftVariant, ListingDraft, draft_from_printify
 from shared.vendors.printify import PrintifyClient
+from shared.waits import for_permission
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +126,20 @@ MARKER_CHARS = 15
 SCAN_STATES = ("draft", "active", "inactive", "expired", "sold_out")
 PAGE_LIMIT = 100
 LISTING_URL = "https://www.etsy.com/listing/{}"
+
+# The OAuth scopes the engine's Etsy calls need, and which calls need each: each operation's
+# `security` in Etsy's OAS 3.0.0 (simulators/contracts/etsy/openapi-subset.json; a test holds
+# this to it). The seller grants them when authorising the app.
+ENGINE_SCOPES: dict[str, tuple[str, ...]] = {
+    "listings_r": ("getListingsByShop",),
+    "listings_w": (
+        "createDraftListing",
+        "updateListing",
+        "updateListingInventory",
+        "uploadListingImage",
+    ),
+    "shops_r": ("getShopReadinessStateDefinitions",),
+}
 
 # Seller taxonomy nodes by product type (GET /v3/application/seller-taxonomy/nodes). 482 is
 # Etsy's "T-shirts" node; the hoodie and mug ids are best guesses, not confirmed against Etsy's
@@ -225,16 +264,43 @@ class EtsyThrottle:
         self._sent: collections.deque[float] = collections.deque()
         self._in_flight = 0
         self._paused_until = 0.0  # monotonic: a spent second or a 429's Retry-After
+        self._pause_reason: str | None = None
         self._day_until = 0.0  # wall clock: the day's budget is spent until then
 
     def day_blocked_for(self) -> float:
         """Seconds left before calls may be sent again after the day's budget ran out."""
         return max(0.0, self._day_until - time.time())
 
+    def describe(self) -> str:
+        """What a call waiting here waits for (``shared.waits``: why a job waits)."""
+        if time.monotonic() < self._paused_until and self._pause_reason:
+            return self._pause_reason
+        if self.limit is None:
+            return "Etsy requests (one at a time until Etsy reports the app's limit)"
+        return f"Etsy requests ({self.limit} per second)"
+
+    def _free_at(self) -> float:
+        """About when (epoch seconds) the next send may leave."""
+        now = time.monotonic()
+        wait = max(0.0, self._paused_until - now)
+        if self.limit is not None and len(self._sent) >= self.limit:
+            wait = max(wait, self._sent[0] + self.window_s - now)
+        return time.time() + wait
+
     async def acquire(self) -> None:
-        """Wait for the right to send one request (raises RateLimited for the day's limit; a
-        stopping stage hands back a message waiting here with nothing sent, shared.handback)."""
-        async with permission(), self._lock:
+        """Wait for the right to send one request (raises RateLimited for the day's limit).
+
+        A call that waits says so, and while the stage stops is handed back having sent nothing
+        (:func:`shared.waits.for_permission`): behind the sends before it, for a spent second,
+        or for a 429's Retry-After."""
+        behind = (
+            for_permission("vendor_limit", self.describe(), until=self._free_at)
+            if self._lock.locked()
+            else permission()
+        )
+        async with behind:
+            await self._lock.acquire()
+        try:
             while True:
                 left = self.day_blocked_for()
                 if left > 0:
@@ -251,17 +317,23 @@ class EtsyThrottle:
                 if self.limit is None and self._in_flight > 0:
                     # Etsy has not told us the app's limit yet: one request at a time.
                     self._answered.clear()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._answered.wait(), timeout=self.window_s)
+                    async with for_permission("vendor_limit", self.describe()):
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(self._answered.wait(), timeout=self.window_s)
                     continue
                 wait = self._paused_until - now
                 if self.limit is not None and len(self._sent) >= self.limit:
                     wait = max(wait, self._sent[0] + self.window_s - now)
                 if wait <= 0:
                     break
-                await asyncio.sleep(wait)
+                async with for_permission(
+                    "vendor_limit", self.describe(), until=time.time() + wait
+                ):
+                    await asyncio.sleep(wait)
             self._sent.append(time.monotonic())
             self._in_flight += 1
+        finally:
+            self._lock.release()
 
     def observe(self, headers: httpx.Headers) -> None:
         """Take in what an answer says of the budgets (call once per acquired request)."""
@@ -270,7 +342,11 @@ class EtsyThrottle:
         if limit is not None and limit > 0:
             self.limit = limit
         if _header_int(headers, "x-remaining-this-second") == 0:
-            self.pause(self.window_s)
+            self.pause(
+                self.window_s,
+                "Etsy requests: this second's budget of the app is spent "
+                "(x-remaining-this-second: 0)",
+            )
         if _header_int(headers, "x-remaining-today") == 0:
             self.block_day(self.day_wait_s)
         self._answered.set()
@@ -280,13 +356,77 @@ class EtsyThrottle:
         self._in_flight = max(0, self._in_flight - 1)
         self._answered.set()
 
-    def pause(self, seconds: float) -> None:
-        """No sends for ``seconds`` (a spent second, a 429's Retry-After)."""
-        self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+    def pause(self, seconds: float, reason: str | None = None) -> None:
+        """No sends for ``seconds`` (a spent second, a 429's Retry-After); ``reason`` is what
+        the calls held back wait for."""
+        until = time.monotonic() + seconds
+        if until >= self._paused_until:
+            self._paused_until = until
+            self._pause_reason = reason
 
     def block_day(self, seconds: float) -> None:
         """The day's budget is spent: calls raise RateLimited for ``seconds``."""
         self._day_until = max(self._day_until, time.time() + seconds)
+
+
+# --------------------------------------------------------------------------------------------
+# Etsy's answers the preflight reads (typed: only the fields used, others ignored)
+
+
+class EtsyMe(BaseModel):
+    """getMe: whose token it is and their shop."""
+
+    user_id: int
+    shop_id: int | None = None
+
+
+class EtsyShop(BaseModel):
+    """getShop (the fields the preflight shows)."""
+
+    shop_id: int
+    shop_name: str = ""
+    user_id: int | None = None
+
+
+class ShippingProfile(BaseModel):
+    shipping_profile_id: int
+    title: str | None = None
+
+
+class ProcessingProfile(BaseModel):
+    """A readiness state definition (Etsy's processing profile)."""
+
+    readiness_state_id: int
+    readiness_state: str
+    min_processing_days: int | None = None
+    max_processing_days: int | None = None
+
+
+class ReturnPolicy(BaseModel):
+    return_policy_id: int
+    accepts_returns: bool | None = None
+    accepts_exchanges: bool | None = None
+    return_deadline: int | None = None
+
+
+class TaxonomyNode(BaseModel):
+    id: int
+    name: str = ""
+    children: list[TaxonomyNode] = Field(default_factory=list)
+
+    def walk(self) -> Iterable[TaxonomyNode]:
+        yield self
+        for child in self.children:
+            yield from child.walk()
+
+
+def _typed(model: type[Any], value: Any, what: str) -> Any:
+    try:
+        return model.model_validate(value)
+    except ValidationError:
+        raise PermanentError(
+            f"Etsy's answer to {what} is not what its document describes", vendor=VENDOR
+        ) from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -314,6 +454,43 @@ def _image_type(data: bytes) -> tuple[str, str]:
     return "jpg", "image/jpeg"
 
 
+def api_key_header(api_key: str, shared_secret: str | None) -> str:
+    """The ``x-api-key`` Etsy takes: ``keystring:shared_secret`` (required since February
+    2026; a bare keystring is refused with 403). ConfigError naming ETSY_SHARED_SECRET when
+    there is no secret to send."""
+    keystring, sep, secret = api_key.strip().partition(":")
+    if not keystring:
+        raise ConfigError("ETSY_API_KEY: empty (the app's keystring, from Your Apps on Etsy)")
+    if sep and secret:
+        return f"{keystring}:{secret}"  # given whole, as Etsy shows it
+    if not shared_secret:
+        raise ConfigError(
+            "ETSY_SHARED_SECRET: required: Etsy refuses every call whose x-api-key is the bare "
+            "keystring (403, since February 2026); copy the app's shared secret from "
+            "https://www.etsy.com/developers/your-apps (or set ETSY_API_KEY to "
+            "keystring:shared_secret)"
+        )
+    return f"{keystring}:{shared_secret}"
+
+
+class _Redactor:
+    """The credentials this client sent (the app's key, the latest tokens): never in an error
+    or a log line, even when Etsy echoes one back."""
+
+    def __init__(self, *fixed: str | None, keep: int = 4) -> None:
+        self._fixed = [s for s in fixed if s]
+        self._recent: collections.deque[str] = collections.deque(maxlen=keep)
+
+    def remember(self, secret: str) -> None:
+        if secret and secret not in self._recent:
+            self._recent.append(secret)
+
+    def __call__(self, text: str) -> str:
+        for secret in sorted([*self._fixed, *self._recent], key=len, reverse=True):
+            text = text.replace(secret, "***")
+        return text
+
+
 class EtsyClient:
     """One Etsy app acting for one shop owner (an OAuth token)."""
 
@@ -321,7 +498,8 @@ class EtsyClient:
         self,
         *,
         api_key: str,
-        access_token: str,
+        access_token: str | None = None,
+        token: AccessToken | None = None,
         shared_secret: str | None = None,
         base_url: str = "https://openapi.etsy.com",
         timeout_s: float = 30.0,
@@ -330,17 +508,24 @@ class EtsyClient:
         user_agent: str = "pod-engine",
         budget: RateBudget | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        closing: Sequence[Any] = (),
     ) -> None:
         """``api_key`` is the app's keystring (``keystring:secret`` is accepted as it is);
-        ``shared_secret`` its shared secret, sent with it as Etsy requires. A 429 waiting
-        longer than ``max_retry_wait_s`` is raised instead of waited out; ``day_wait_s`` is how
-        long calls stop once Etsy reports the day's budget spent. ``budget``: the app's
-        per-second budget shared with its other clients (each call takes a slot first).
-        ``transport`` replaces the network (tests: the simulator's app in process)."""
-        if not api_key or not access_token:
-            raise ValueError("api_key and access_token are required")
-        key = api_key if ":" in api_key or not shared_secret else f"{api_key}:{shared_secret}"
-        self._secrets = [s for s in (key, api_key, shared_secret, access_token) if s]
+        ``shared_secret`` its shared secret, sent with it as Etsy requires (ConfigError
+        without one). The shop owner's OAuth token: ``token`` (renewed by it, e.g. a
+        :class:`~shared.credentials.ManagedToken`), or a fixed ``access_token``. A 401 tells
+        ``token`` its token was refused and the call is sent once more with the renewed one.
+        A 429 waiting longer than ``max_retry_wait_s`` is raised instead of waited out;
+        ``day_wait_s`` is how long calls stop once Etsy reports the day's budget spent.
+        ``budget``: the app's per-second budget shared with its other clients (each call takes
+        a slot first). ``transport`` replaces the network (tests: the simulator's app in
+        process). ``closing``: what to close with the client (the token's grant)."""
+        if not api_key or (token is None and not access_token):
+            raise ValueError("api_key and an access token are required")
+        key = api_key_header(api_key, shared_secret)
+        self._token: AccessToken = token if token is not None else StaticToken(access_token or "")
+        self._redact = _Redactor(key, api_key, shared_secret, access_token)
+        self._closing = list(closing)
         self._max_retry_wait_s = max_retry_wait_s
         self.throttle = EtsyThrottle(day_wait_s=day_wait_s)
         self.budget = budget
@@ -348,7 +533,6 @@ class EtsyClient:
             base_url=base_url.rstrip("/"),
             headers={
                 "x-api-key": key,
-                "Authorization": f"Bearer {access_token}",
                 "User-Agent": user_agent,
                 "Accept": "application/json",
             },
@@ -357,12 +541,6 @@ class EtsyClient:
         )
 
     # --- plumbing ------------------------------------------------------------------------------
-
-    def _redact(self, text: str) -> str:
-        # Nothing we raise or log may carry a credential, even one Etsy echoes back.
-        for secret in sorted(self._secrets, key=len, reverse=True):
-            text = text.replace(secret, "***")
-        return text
 
     def _error(self, method: str, path: str, resp: httpx.Response) -> PodError:
         message = resp.reason_phrase or "error"
@@ -392,8 +570,10 @@ class EtsyClient:
         json: object | None = None,
         files: Mapping[str, tuple[str, bytes, str]] | None = None,
         repeatable: bool | None = None,
+        authorized: bool = True,
     ) -> Any:
         """Send one call within the budgets; wait out short 429s; map failures to PodError.
+        ``authorized``: with the shop owner's token (else the app's key alone).
 
         A ``repeatable`` call (by default every method but POST: one that cannot make a second
         listing or image) is sent again after a server error or a dropped connection, up to
@@ -402,10 +582,32 @@ class EtsyClient:
         if repeatable is None:
             repeatable = method != "POST"
         transient = 0
-        for attempt in range(MAX_429_RETRIES + TRANSIENT_RETRIES + 1):
+        renewed = False
+        for attempt in range(MAX_429_RETRIES + TRANSIENT_RETRIES + 2):
+            # Asked outside the budgets: a token being renewed (or a grant waiting for the
+            # seller) holds no request slot.
+            token = await self._token.get() if authorized else None
+            if token is not None:
+                self._redact.remember(token)
             try:
-                return await self._send(method, path, attempt, params, data, json, files)
+                return await self._send(method, path, attempt, params, data, json, files, token)
             except _TryAgain:
+                continue
+            except PermanentError as exc:
+                # Etsy refused the token (expired, revoked): renewed, the call is sent once
+                # more (a 401 changed nothing, so even a POST may go again).
+                if exc.status != 401 or renewed or token is None:
+                    raise
+                renewed = True
+                self._token.rejected(token)
+                if await self._token.get() == token:
+                    raise  # a fixed token: nothing to renew it with
+                logger.info(
+                    "etsy refused the access token, sending again with a renewed one "
+                    "method=%s path=%s",
+                    method,
+                    path,
+                )
                 continue
             except RetryableError as exc:
                 if not repeatable or exc.status == 429 or transient >= TRANSIENT_RETRIES:
@@ -430,15 +632,22 @@ class EtsyClient:
         data: Mapping[str, str] | None,
         json: object | None,
         files: Mapping[str, tuple[str, bytes, str]] | None,
+        token: str | None,
     ) -> Any:
-        """One send (within the app's shared budget, when there is one); raises _TryAgain
-        after a 429 it waited out."""
+        """One send with ``token`` (within the app's shared budget, when there is one); raises
+        _TryAgain after a 429 it waited out."""
         async with self.budget.slot() if self.budget is not None else contextlib.nullcontext():
             await self.throttle.acquire()
             started = time.monotonic()
             try:
                 resp = await self._http.request(
-                    method, path, params=params, data=data, json=json, files=files
+                    method,
+                    path,
+                    params=params,
+                    data=data,
+                    json=json,
+                    files=files,
+                    headers={"Authorization": f"Bearer {token}"} if token else None,
                 )
             except httpx.TimeoutException as exc:
                 self.throttle.abandon()
@@ -480,7 +689,8 @@ class EtsyClient:
             if _header_int(resp.headers, "x-remaining-today") == 0 or wait > 60:
                 self.throttle.block_day(wait)  # the day's limit: nobody sends until then
                 raise error
-            self.throttle.pause(wait)  # every caller of this client waits, not only this one
+            # Every caller of this client waits, not only this one.
+            self.throttle.pause(wait, f"Etsy's rate limit (429: Retry-After {wait:.0f}s)")
             if self.budget is not None:
                 await self.budget.block(wait)  # and every other client of the app
             logger.warning(
@@ -516,6 +726,68 @@ class EtsyClient:
             params={"limit": 100},
         )
         return list(page.get("results") or [])
+
+    # --- what the preflight reads ------------------------------------------------------------
+
+    async def ping(self) -> int:
+        """ping (the app's key alone): the application id."""
+        pong: dict[str, Any] = await self._request(
+            "GET", "/v3/application/openapi-ping", authorized=False
+        )
+        return int(pong.get("application_id") or 0)
+
+    async def get_me(self) -> EtsyMe:
+        """getMe: the token's user and their shop."""
+        me: EtsyMe = _typed(EtsyMe, await self._request("GET", "/v3/application/users/me"), "getMe")
+        return me
+
+    async def get_shop(self, shop_id: int) -> EtsyShop:
+        answer = await self._request("GET", f"/v3/application/shops/{int(shop_id)}")
+        shop: EtsyShop = _typed(EtsyShop, answer, "getShop")
+        return shop
+
+    async def get_shipping_profiles(self, shop_id: int) -> list[ShippingProfile]:
+        page = await self._request("GET", f"/v3/application/shops/{int(shop_id)}/shipping-profiles")
+        results = page.get("results") if isinstance(page, dict) else None
+        return [_typed(ShippingProfile, p, "getShopShippingProfiles") for p in results or []]
+
+    async def get_shipping_profile(self, shop_id: int, profile_id: int) -> ShippingProfile:
+        answer = await self._request(
+            "GET", f"/v3/application/shops/{int(shop_id)}/shipping-profiles/{int(profile_id)}"
+        )
+        profile: ShippingProfile = _typed(ShippingProfile, answer, "getShopShippingProfile")
+        return profile
+
+    async def get_processing_profiles(self, shop_id: int) -> list[ProcessingProfile]:
+        return [
+            _typed(ProcessingProfile, p, "getShopReadinessStateDefinitions")
+            for p in await self.get_readiness_state_definitions(shop_id)
+        ]
+
+    async def get_return_policies(self, shop_id: int) -> list[ReturnPolicy]:
+        page = await self._request("GET", f"/v3/application/shops/{int(shop_id)}/policies/return")
+        results = page.get("results") if isinstance(page, dict) else None
+        return [_typed(ReturnPolicy, p, "getShopReturnPolicies") for p in results or []]
+
+    async def get_seller_taxonomy(self) -> list[TaxonomyNode]:
+        """getSellerTaxonomyNodes: the seller taxonomy's trees."""
+        page = await self._request("GET", "/v3/application/seller-taxonomy/nodes")
+        results = page.get("results") if isinstance(page, dict) else None
+        return [_typed(TaxonomyNode, n, "getSellerTaxonomyNodes") for n in results or []]
+
+    async def token_scopes(self) -> list[str] | None:
+        """tokenScopes: the scopes of the token this client sends, or None when Etsy's answer
+        does not say them in a form known here (its document leaves the answer's shape open)."""
+        token = await self._token.get()
+        answer = await self._request(
+            "POST", "/v3/application/scopes", data={"token": token}, authorized=False
+        )
+        found = answer.get("scopes") if isinstance(answer, dict) else answer
+        if isinstance(found, str):
+            found = found.replace(",", " ").split()
+        if isinstance(found, list) and all(isinstance(x, str) for x in found):
+            return sorted(found)
+        return None
 
     async def get_listings_by_shop(
         self,
@@ -591,6 +863,8 @@ class EtsyClient:
     async def aclose(self) -> None:
         """Close the HTTP connection pool (and hand back the budget's last grants)."""
         await self._http.aclose()
+        for item in self._closing:
+            await item.aclose()
         await aclose_budgets(self.budget)
 
     async def __aenter__(self) -> EtsyClient:
@@ -604,15 +878,46 @@ class EtsyClient:
 # Settings
 
 
-class EtsySettings(PodSettings):
-    """One Etsy shop and the app that lists in it (``ETSY_*``)."""
+ETSY_API_URL = "https://openapi.etsy.com"
+# Etsy's token endpoint as its authentication page gives it (the OAS's tokenUrl names
+# openapi.etsy.com instead; the page's host is the one Etsy's examples and libraries use).
+ETSY_TOKEN_URL = "https://api.etsy.com/v3/public/oauth/token"  # noqa: S105  # a URL
+TOKEN_PATH = "/v3/public/oauth/token"  # noqa: S105  # a URL path
+# A token endpoint's refusals that only the seller can undo: the grant revoked, expired or
+# spent (invalid_grant), the app's keystring unknown or not allowed (invalid_client,
+# unauthorized_client).
+REVOKED_GRANT_ERRORS = {"invalid_grant", "invalid_client", "unauthorized_client"}
+# A seed whose expiry nobody knows is treated as ending at once: renewed before its first use.
+_UNKNOWN_EXPIRY = datetime(1970, 1, 1, tzinfo=UTC)
 
-    etsy_api_url: str = "https://openapi.etsy.com"
+
+class EtsySettings(CredentialSettings):
+    """One Etsy shop and the app that lists in it (``ETSY_*``); ``CREDENTIALS_KEY`` seals the
+    shop owner's rotating OAuth tokens in the database."""
+
+    etsy_api_url: str = ETSY_API_URL
+    etsy_token_url: str | None = Field(
+        default=None,
+        description="Etsy's OAuth token endpoint; unset: Etsy's own, or <ETSY_API_URL>"
+        "/v3/public/oauth/token when ETSY_API_URL points elsewhere (the simulator)",
+    )
     etsy_api_key: SecretStr = Field(description="The app's keystring (x-api-key)")
     etsy_shared_secret: SecretStr | None = Field(
         default=None, description="The app's shared secret, sent as x-api-key keystring:secret"
     )
-    etsy_access_token: SecretStr = Field(description="OAuth2 token of the shop's owner")
+    etsy_refresh_token: SecretStr | None = Field(
+        default=None,
+        description="The shop owner's OAuth refresh token (from Etsy's OAuth with PKCE): the "
+        "seed of tokens the engine renews, rotates and keeps in the database",
+    )
+    etsy_access_token: SecretStr | None = Field(
+        default=None,
+        description="The shop owner's OAuth access token; alone (no ETSY_REFRESH_TOKEN) it "
+        "stops working an hour after Etsy issued it",
+    )
+    etsy_token_margin_s: float = Field(
+        default=300.0, ge=0, description="An access token (1 hour) is renewed this long before"
+    )
     etsy_shop_id: int = Field(ge=1)
     etsy_taxonomy_ids: dict[str, int] = Field(
         default_factory=lambda: dict(DEFAULT_TAXONOMY_IDS),
@@ -650,6 +955,10 @@ class EtsySettings(PodSettings):
         "etsy_shipping_profile_id",
         "etsy_readiness_state_id",
         "etsy_return_policy_id",
+        "etsy_token_url",
+        "etsy_shared_secret",
+        "etsy_refresh_token",
+        "etsy_access_token",
         mode="before",
     )
     @classmethod
@@ -660,22 +969,244 @@ class EtsySettings(PodSettings):
         """The defaults, overridden per product type by ETSY_TAXONOMY_IDS (JSON)."""
         return {**DEFAULT_TAXONOMY_IDS, **self.etsy_taxonomy_ids}
 
+    def keystring(self) -> str:
+        """The app's keystring (ETSY_API_KEY without a ``:secret`` given with it)."""
+        return self.etsy_api_key.get_secret_value().split(":", 1)[0].strip()
+
+    def api_key_header(self) -> str:
+        """``x-api-key`` as Etsy takes it; ConfigError naming ETSY_SHARED_SECRET without one."""
+        secret = self.etsy_shared_secret
+        return api_key_header(
+            self.etsy_api_key.get_secret_value(),
+            None if secret is None else secret.get_secret_value(),
+        )
+
+    def token_url(self) -> str:
+        """Where tokens are renewed: ETSY_TOKEN_URL, else Etsy's, else (ETSY_API_URL points
+        elsewhere: the simulator) the same path on ETSY_API_URL."""
+        if self.etsy_token_url:
+            return self.etsy_token_url
+        api = self.etsy_api_url.rstrip("/")
+        return ETSY_TOKEN_URL if api == ETSY_API_URL else api + TOKEN_PATH
+
+    def renews_tokens(self) -> bool:
+        """True with a refresh token (the engine renews the access token); False with an
+        access token alone (it stops working within the hour). ConfigError with neither."""
+        if self.etsy_refresh_token is not None:
+            return True
+        if self.etsy_access_token is None:
+            raise ConfigError(
+                "no Etsy credential: set ETSY_REFRESH_TOKEN, the shop owner's OAuth refresh "
+                "token from Etsy's OAuth with PKCE (README, Sales channels: Etsy)"
+            )
+        return False
+
+    def account(self) -> str:
+        """The name the shop owner's tokens are kept under: the app (a digest of its
+        keystring, never the keystring) and the shop."""
+        return f"{account_key(VENDOR, self.keystring())}:{self.etsy_shop_id}"
+
+
+class TokenAnswer(BaseModel):
+    """The token endpoint's answer to a refresh_token grant."""
+
+    access_token: str = Field(min_length=1)
+    token_type: str = "Bearer"  # noqa: S105  # a token type, not a token
+    expires_in: int = Field(gt=0)
+    refresh_token: str = Field(min_length=1)
+
+
+class EtsyRefreshGrant:
+    """Etsy's refresh_token grant (developers.etsy.com, Authentication, "Requesting a Refresh
+    OAuth Token"): ``POST https://api.etsy.com/v3/public/oauth/token``, form-encoded
+    ``grant_type=refresh_token``, ``client_id`` (the keystring) and ``refresh_token``; the
+    answer is ``access_token``, ``token_type``, ``expires_in`` (3600) and a NEW
+    ``refresh_token``: the one sent is spent (Etsy's libraries report it stops working at
+    once), so the caller must keep the new one before anything else (the
+    :class:`~shared.credentials.TokenStore` does, under its lock).
+
+    A refusal of the grant (400 ``invalid_grant``: revoked by the seller, expired after 90
+    days, already spent) is :class:`GrantRevoked`; a server error, a timeout or a dropped
+    connection is retryable and spends nothing we know of. No token, key or secret ever leaves
+    this object in any text."""
+
+    def __init__(
+        self,
+        *,
+        keystring: str,
+        api_key: str,
+        token_url: str = ETSY_TOKEN_URL,
+        timeout_s: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        if not keystring:
+            raise ValueError("keystring is required")
+        self.keystring = keystring
+        self.token_url = token_url
+        self._redact = _Redactor(keystring, api_key)
+        self._http = async_client(
+            # The app's key as every other call sends it (Etsy's 2026 rule is for every
+            # request; the token endpoint is documented with client_id alone).
+            headers={"Accept": "application/json", "x-api-key": api_key},
+            timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)),
+            transport=transport,
+        )
+        self.granted = 0  # refreshes made by this object (for logs and tests)
+
+    async def __call__(self, current: TokenSet) -> TokenSet:
+        refresh = current.refresh_token
+        if not refresh:
+            raise GrantRevoked(
+                "no refresh token to renew the Etsy access token with: set ETSY_REFRESH_TOKEN",
+                vendor=VENDOR,
+            )
+        self._redact.remember(refresh)
+        self._redact.remember(current.access_token)
+        form = {
+            "grant_type": "refresh_token",
+            "client_id": self.keystring,
+            "refresh_token": refresh,
+        }
+        try:
+            resp = await self._http.post(self.token_url, data=form)
+        except httpx.TimeoutException as exc:
+            raise VendorTimeout(
+                f"Etsy token endpoint: timed out ({type(exc).__name__})", vendor=VENDOR
+            ) from None
+        except httpx.TransportError as exc:
+            raise RetryableError(
+                self._redact(f"Etsy token endpoint: {type(exc).__name__}: {exc}"), vendor=VENDOR
+            ) from None
+        try:
+            body = resp.json()
+        except ValueError:
+            body = None
+        if resp.status_code >= 400:
+            raise self._refusal(resp, body)
+        try:
+            answer = TokenAnswer.model_validate(body)
+        except ValidationError:
+            raise RetryableError(
+                "Etsy token endpoint: the answer has no usable access_token/refresh_token/"
+                "expires_in",
+                vendor=VENDOR,
+                status=resp.status_code,
+            ) from None
+        self._redact.remember(answer.access_token)
+        self._redact.remember(answer.refresh_token)
+        self.granted += 1
+        logger.info("etsy access token renewed expires_in_s=%d", answer.expires_in)
+        return TokenSet(answer.access_token, answer.refresh_token, expires_in(answer.expires_in))
+
+    def _refusal(self, resp: httpx.Response, body: Any) -> PodError:
+        error = description = None
+        if isinstance(body, dict):
+            error = str(body.get("error") or "") or None
+            description = str(body.get("error_description") or "") or None
+        said = self._redact(
+            ": ".join(p for p in (error, description) if p)[:300] or resp.reason_phrase
+        )
+        if error in REVOKED_GRANT_ERRORS:
+            return GrantRevoked(
+                f"Etsy refused the shop owner's grant ({said}): the seller must authorise the "
+                "app again (Etsy's OAuth with PKCE) and set the new ETSY_REFRESH_TOKEN",
+                vendor=VENDOR,
+                status=resp.status_code,
+                code=error,
+            )
+        cls = classify_http_status(resp.status_code)
+        return cls(
+            f"Etsy token endpoint: {said}",
+            vendor=VENDOR,
+            status=resp.status_code,
+            code=error,
+            retry_after=parse_retry_after(resp.headers.get("retry-after")),
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+
+def etsy_token(
+    settings: EtsySettings,
+    *,
+    pool: AsyncConnectionPool | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    store: TokenStore | None = None,
+    revoked_poll_s: float = 30.0,
+) -> tuple[AccessToken, EtsyRefreshGrant | None]:
+    """The shop owner's token: renewed through the refresh grant with ETSY_REFRESH_TOKEN, kept
+    in PostgreSQL when there is a ``pool`` (every publisher shares the newest refresh token;
+    CREDENTIALS_KEY seals it) and in memory otherwise; or ETSY_ACCESS_TOKEN as it is (it
+    stops working an hour after Etsy issued it: said at start). With the grant, which the
+    caller closes."""
+    if not settings.renews_tokens():
+        assert settings.etsy_access_token is not None  # renews_tokens said so
+        logger.warning(
+            "etsy has an access token and no refresh token: Etsy's access tokens live one "
+            "hour, after which every Etsy call is refused; set ETSY_REFRESH_TOKEN "
+            "shop_id=%s",
+            settings.etsy_shop_id,
+        )
+        return StaticToken(settings.etsy_access_token.get_secret_value()), None
+    assert settings.etsy_refresh_token is not None
+    key = settings.api_key_header()
+    if store is None and pool is not None:
+        try:
+            box = settings.box()
+        except ConfigError as exc:
+            raise ConfigError(
+                f"{exc.message} (ETSY_REFRESH_TOKEN: Etsy's refresh token rotates at every "
+                "renewal, so the newest is kept in the database for every publisher, sealed "
+                "with it)"
+            ) from None
+        store = PgTokenStore(pool, box)
+    grant = EtsyRefreshGrant(
+        keystring=settings.keystring(),
+        api_key=key,
+        token_url=settings.token_url(),
+        timeout_s=settings.etsy_timeout_s,
+        transport=transport,
+    )
+    access = settings.etsy_access_token
+    seed = TokenSet(
+        "" if access is None else access.get_secret_value(),
+        settings.etsy_refresh_token.get_secret_value(),
+        _UNKNOWN_EXPIRY,
+    )
+    token = ManagedToken(
+        store or MemoryTokenStore(),
+        settings.account(),
+        grant,
+        vendor=VENDOR,
+        seed=seed,
+        margin_s=settings.etsy_token_margin_s,
+        revoked_poll_s=revoked_poll_s,
+    )
+    return token, grant
+
 
 def etsy_client(
     settings: EtsySettings,
     *,
     pool: AsyncConnectionPool | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
+    store: TokenStore | None = None,
+    token: AccessToken | None = None,
 ) -> EtsyClient:
-    """The shop's client from its settings; with a database pool, its per-second budget is
-    the app's deployment-wide one in PostgreSQL (named after a hash of the keystring)."""
-    secret = settings.etsy_shared_secret
-    api_key = settings.etsy_api_key.get_secret_value()
+    """The shop's client from its settings (ConfigError naming a missing setting); with a
+    database pool, its per-second budget is the app's deployment-wide one in PostgreSQL (named
+    after a hash of the keystring) and the owner's tokens are kept there too. ``store`` keeps
+    the tokens instead (tests); ``token`` replaces them altogether."""
+    key = settings.api_key_header()
+    grant: EtsyRefreshGrant | None = None
+    if token is None:
+        token, grant = etsy_token(settings, pool=pool, transport=transport, store=store)
     budget = None
     if pool is not None:
         budget = SharedRateBudget(
             pool,
-            f"{account_key(VENDOR, api_key.split(':', 1)[0])}:requests",
+            f"{account_key(VENDOR, settings.keystring())}:requests",
             limit=settings.etsy_requests_per_second,
             window_s=1.0,
             # A grant whose holder died keeps counting this long: longer than any call lasts.
@@ -683,15 +1214,15 @@ def etsy_client(
             purpose="Etsy requests",
         )
     return EtsyClient(
-        api_key=api_key,
+        api_key=key,
         budget=budget,
-        shared_secret=secret.get_secret_value() if secret is not None else None,
-        access_token=settings.etsy_access_token.get_secret_value(),
+        token=token,
         base_url=settings.etsy_api_url,
         timeout_s=settings.etsy_timeout_s,
         max_retry_wait_s=settings.etsy_retry_after_max_s,
         day_wait_s=settings.etsy_day_exhausted_wait_s,
         transport=transport,
+        closing=[grant] if grant is not None else [],
     )
 
 
@@ -720,11 +1251,10 @@ def _depends_on(
     return [props[n] for n in names]
 
 
-def inventory_for(
-    draft: ListingDraft, *, quantity: int, readiness_state_id: int | None = None
-) -> dict[str, Any]:
+def inventory_for(draft: ListingDraft, *, quantity: int, readiness_state_id: int) -> dict[str, Any]:
     """updateListingInventory's body for ``draft``: one product per variant with its SKU, its
-    option values on Etsy's custom properties (513, 514) and its price.
+    option values on Etsy's custom properties (513, 514), its price and its processing profile
+    (each offering's ``readiness_state_id``, which Etsy's document requires).
 
     Raises PermanentError when Etsy cannot take it (more than two options, a SKU too long)."""
     if len(draft.options) > len(CUSTOM_PROPERTY_IDS):
@@ -745,9 +1275,8 @@ def inventory_for(
             "price": round(v.price_cents / 100, 2),
             "quantity": quantity,
             "is_enabled": True,
+            "readiness_state_id": readiness_state_id,
         }
-        if readiness_state_id is not None:
-            offering["readiness_state_id"] = readiness_state_id
         products.append(
             {
                 "sku": v.sku,
@@ -1116,8 +1645,13 @@ def etsy_channel(
     )
 
 
+# The simulator's shop owner's refresh token under `make up`: the simulator takes a refresh token
+# it has not seen as one it issued (a grant made before it started), then rotates it as Etsy
+# does. Etsy's tokens start with the user's numeric id.
+SIM_REFRESH_TOKEN = "1.sim-etsy-refresh-token"  # noqa: S105  # the simulator's, not a secret
+
 # The channel as the engine registers it (shared.vendors.direct), with the simulator's app and
-# shop (any keystring:secret and token are accepted unless SIM_ETSY_API_KEYS restricts them).
+# shop (any keystring:secret is accepted unless SIM_ETSY_API_KEYS restricts them).
 SPEC = ChannelSpec(
     name="etsy",
     settings=EtsySettings,
@@ -1125,12 +1659,14 @@ SPEC = ChannelSpec(
     takes_pool=True,
     simulator="etsy",
     simulator_port=8192,
-    credential="ETSY_ACCESS_TOKEN",
+    credential="ETSY_REFRESH_TOKEN",
+    # An access token alone is an account of one's own too (for an hour).
+    other_credentials=("ETSY_ACCESS_TOKEN",),
     url_setting="ETSY_API_URL",
     simulator_env={
         "ETSY_API_KEY": "sim-etsy-keystring",
         "ETSY_SHARED_SECRET": "sim-etsy-secret",
-        "ETSY_ACCESS_TOKEN": "1.sim-etsy-token",
+        "ETSY_REFRESH_TOKEN": SIM_REFRESH_TOKEN,
         "ETSY_SHOP_ID": "51234567",
         "ETSY_SHIPPING_PROFILE_ID": "9001",
     },

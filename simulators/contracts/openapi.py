@@ -618,10 +618,14 @@ class OpenApiContract:
         does not name are reported too)."""
         op = self.by_id[operation_id]
         responses: Mapping[str, Any] = op.definition.get("responses", {})
-        spec = (
-            responses.get(str(status))
-            or responses.get(f"{str(status)[0]}XX")
-            or responses.get("default")
+        # By presence, not truth: a declared answer without a body (a 204) is an empty mapping.
+        spec = next(
+            (
+                responses[key]
+                for key in (str(status), f"{str(status)[0]}XX", "default")
+                if key in responses
+            ),
+            None,
         )
         if spec is None:
             return [

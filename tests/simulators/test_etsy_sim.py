@@ -13,6 +13,7 @@ import httpx
 import pytest
 from PIL import Image
 
+from simulators.contracts.etsy import answer_problems
 from simulators.etsy import app_key
 from simulators.process import SimulatorProcess
 from tests.support.infra import free_port, wait_for
@@ -41,14 +42,28 @@ def limited_sim() -> Iterator[SimulatorProcess]:
     proc.stop()
 
 
+def held_to_etsys_document(response: httpx.Response) -> None:
+    """Every answer the simulator gives is one Etsy's document allows (an event hook)."""
+    response.read()
+    if response.request.url.path.startswith("/_sim"):
+        return
+    body = response.json() if response.content else None
+    found = answer_problems(
+        response.request.method, response.request.url.path, response.status_code, body
+    )
+    assert found == [], (response.request.method, response.request.url.path, found)
+
+
 def client_for(proc: SimulatorProcess, keystring: str | None = None) -> httpx.Client:
-    """An app of its own (rate limits are per app) acting for one shop owner."""
+    """An app of its own (rate limits are per app) acting for one shop owner; each answer is
+    checked against Etsy's document."""
     keystring = keystring or f"app-{uuid.uuid4().hex[:12]}"
     return httpx.Client(
         base_url=proc.url,
         headers={"x-api-key": f"{keystring}:shh", "Authorization": f"Bearer {TOKEN}"},
         timeout=10.0,
         trust_env=False,
+        event_hooks={"response": [held_to_etsys_document]},
     )
 
 
@@ -92,17 +107,39 @@ def create(http: httpx.Client, shop: int, **over: Any) -> dict[str, Any]:
     return dict(resp.json())
 
 
+# Any positive id: the simulator checks an offering's processing profile is one, not whose.
+READINESS = 1
+
+
 def inventory(*rows: tuple[str, str, str, float], **over: Any) -> dict[str, Any]:
-    """An updateListingInventory body: (sku, colour, size, price) per product."""
+    """An updateListingInventory body: (sku, colour, size, price) per product, with what Etsy's
+    document requires of each (value_ids, an offering's readiness_state_id)."""
     body: dict[str, Any] = {
         "products": [
             {
                 "sku": sku,
                 "property_values": [
-                    {"property_id": 513, "property_name": "Colors", "values": [colour]},
-                    {"property_id": 514, "property_name": "Sizes", "values": [size]},
+                    {
+                        "property_id": 513,
+                        "property_name": "Colors",
+                        "value_ids": [],
+                        "values": [colour],
+                    },
+                    {
+                        "property_id": 514,
+                        "property_name": "Sizes",
+                        "value_ids": [],
+                        "values": [size],
+                    },
                 ],
-                "offerings": [{"price": price, "quantity": 999, "is_enabled": True}],
+                "offerings": [
+                    {
+                        "price": price,
+                        "quantity": 999,
+                        "is_enabled": True,
+                        "readiness_state_id": READINESS,
+                    }
+                ],
             }
             for sku, colour, size, price in rows
         ],
@@ -182,15 +219,25 @@ def test_create_draft_listing(sim: SimulatorProcess) -> None:
         # Etsy makes the inventory record at once: one product at the listing's price.
         inv = http.get(f"/v3/application/listings/{listing['listing_id']}/inventory").json()
         assert [p["offerings"][0]["price"]["amount"] for p in inv["products"]] == [2499]
-        # Lists may also come as repeated fields; a digital listing needs no shipping profile.
+        # Lists may also come as repeated fields (OpenAPI's form encoding; PHP's `tags[]` is
+        # not a field of Etsy's document); a digital listing needs no shipping profile.
+        form = (
+            "quantity=1&title=Files&description=d&price=3&who_made=i_did"
+            "&when_made=made_to_order&taxonomy_id=1&type=download&tags=a&tags=b"
+        )
         resp = http.post(
             f"/v3/application/shops/{shop}/listings",
-            content="quantity=1&title=Files&description=d&price=3&who_made=i_did"
-            "&when_made=made_to_order&taxonomy_id=1&type=download&tags[]=a&tags[]=b",
+            content=form,
             headers={"Content-Type": "application/x-www-form-urlencoded"},
         )
         assert resp.status_code == 201, resp.text
         assert resp.json()["tags"] == ["a", "b"] and resp.json()["shipping_profile_id"] is None
+        php = http.post(
+            f"/v3/application/shops/{shop}/listings",
+            content=form.replace("tags=", "tags[]="),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert_etsy_error(php, 400, "body.tags[]: not a field of this request")
     assert shop_books(sim, shop)["created"] == 2
 
 
@@ -298,7 +345,7 @@ def test_draft_inventory_images_then_active(sim: SimulatorProcess) -> None:
         bad_bodies.append((nameless, "property_name"))
         three = inventory(ROWS[0])
         three["products"][0]["property_values"].append(
-            {"property_id": 200, "property_name": "Fit", "values": ["Slim"]}
+            {"property_id": 200, "property_name": "Fit", "value_ids": [], "values": ["Slim"]}
         )
         bad_bodies.append((three, "at most 2"))
         mixed = inventory(*ROWS)
@@ -343,7 +390,9 @@ def test_draft_inventory_images_then_active(sim: SimulatorProcess) -> None:
             data={"rank": "2", "overwrite": "true"},
         )
         assert second.status_code == replaced.status_code == 201
-        ranks = http.get(images_url).json()
+        # getListingImages is a listing's, not a shop's (the shop's path takes POST only).
+        assert_etsy_error(http.get(images_url), 405, "takes POST")
+        ranks = http.get(f"/v3/application/listings/{lid}/images").json()
         assert ranks["count"] == 2
         assert [(i["rank"], i["full_width"]) for i in ranks["results"]] == [(1, 50), (2, 30)]
 

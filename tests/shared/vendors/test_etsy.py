@@ -14,6 +14,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from shared import waits
 from shared.db import open_pool
 from shared.errors import ConfigError, PermanentError, PodError, RateLimited, RetryableError
 from shared.vendors.channels import PENDING, ProductRef, SalesChannel
@@ -512,6 +513,50 @@ async def test_a_spent_second_is_waited_out_before_the_next_call() -> None:
     assert sent[1] - answered >= 0.95
 
 
+async def test_a_call_held_back_by_etsys_limits_says_what_it_waits_for() -> None:
+    """A job whose Etsy call waits (a spent second, a 429's Retry-After, the sends before it)
+    says so (shared.waits), with the limit it waits for and until about when."""
+
+    def answer(_request: httpx.Request, n: int) -> httpx.Response:
+        headers = {"x-limit-per-second": "10", "x-remaining-this-second": "5"}
+        if n == 1:
+            headers["x-remaining-this-second"] = "0"  # the app's second is spent
+        if n == 2:
+            return httpx.Response(429, json={"error": "slow down"}, headers={"Retry-After": "1"})
+        return httpx.Response(200, json={"listing_id": n}, headers=headers)
+
+    client, _ = _mock_etsy(answer)
+    seen: list[tuple[str, str, str, float]] = []
+    stop = asyncio.Event()
+
+    async def watch() -> None:
+        while not stop.is_set():
+            for w in waits.snapshot():
+                until = w.until.timestamp() - time.time() if w.until else -1.0
+                seen.append((w.job_id, w.kind, w.what, until))
+            await asyncio.sleep(0.02)
+
+    async def job(name: str, listing_id: int) -> None:
+        waits.working_for(name)
+        await client.get_listing(listing_id)
+
+    watcher = asyncio.create_task(watch())
+    async with client:
+        await job("job-first", 1)
+        await asyncio.gather(job("job-second", 2), job("job-third", 3))
+    stop.set()
+    await watcher
+    whats = {(job_id, what) for job_id, kind, what, _ in seen if kind == "vendor_limit"}
+    assert {what for _, what in whats} >= {
+        "Etsy requests: this second's budget of the app is spent (x-remaining-this-second: 0)",
+        "Etsy's rate limit (429: Retry-After 1s)",
+    }
+    # Both later jobs waited (the first was sent at once), each named.
+    assert {job_id for job_id, _ in whats} == {"job-second", "job-third"}
+    assert all(0 <= until <= 1.2 for *_, until in seen if until >= 0)
+    assert waits.snapshot() == []
+
+
 async def test_a_short_429_is_waited_out_a_long_one_raised() -> None:
     def answer(_request: httpx.Request, n: int) -> httpx.Response:
         if n == 1:
@@ -648,16 +693,17 @@ def test_the_inventory_names_what_prices_and_skus_depend_on() -> None:
         ),
         images=(),
     )
-    inventory = inventory_for(draft, quantity=5)
+    inventory = inventory_for(draft, quantity=5, readiness_state_id=MADE_TO_ORDER)
     assert inventory["price_on_property"] == [sizes]
     assert inventory["sku_on_property"] == [colours, sizes]
     values = [pv["values"][0] for pv in inventory["products"][0]["property_values"]]
     assert values == ["White", "S slim"]  # Etsy refuses parentheses
     same = ListingDraft(**{**draft.__dict__, "variants": draft.variants[:2]})
-    assert inventory_for(same, quantity=5)["price_on_property"] == []
+    same_price = inventory_for(same, quantity=5, readiness_state_id=MADE_TO_ORDER)
+    assert same_price["price_on_property"] == []
     too_many = ListingDraft(**{**draft.__dict__, "options": (*draft.options, ("Fit", ("a",)))})
     with pytest.raises(PermanentError, match="at most 2"):
-        inventory_for(too_many, quantity=5)
+        inventory_for(too_many, quantity=5, readiness_state_id=MADE_TO_ORDER)
     # What the channel builds, the simulator takes.
     body = json.loads(json.dumps(inventory))
     listing = etsy_sim.Listing(1, 1, 1, {"title": "t", "description": "d"})

@@ -78,7 +78,9 @@ def test_the_same_ports_env_names_and_simulator_settings_as_before_the_registry(
         "SHOPIFY_ACCESS_TOKEN": "sim-shopify-token",
     }
     assert (shopify.credential, shopify.url_setting) == ("SHOPIFY_ACCESS_TOKEN", "SHOPIFY_API_URL")
-    assert (etsy.credential, etsy.url_setting) == ("ETSY_ACCESS_TOKEN", "ETSY_API_URL")
+    # Etsy's account is its refresh token now (an access token alone lasts an hour).
+    assert (etsy.credential, etsy.url_setting) == ("ETSY_REFRESH_TOKEN", "ETSY_API_URL")
+    assert etsy.other_credentials == ("ETSY_ACCESS_TOKEN",)
     assert etsy.simulator_env["ETSY_SHOP_ID"] == "51234567"
     from simulators.shopify import DEFAULT_SHOP
 

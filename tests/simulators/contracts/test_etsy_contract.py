@@ -3,6 +3,7 @@ refuses, and every request today's Etsy client and channel send, replayed throug
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -12,10 +13,17 @@ import pytest
 from fastapi import FastAPI
 
 from shared.vendors.channels import PENDING, ProductRef
-from shared.vendors.etsy import EtsyClient, EtsySettings, etsy_channel, etsy_client, marker_tag
+from shared.vendors.etsy import (
+    ENGINE_SCOPES,
+    EtsyClient,
+    EtsySettings,
+    etsy_channel,
+    etsy_client,
+    marker_tag,
+)
 from simulators import etsy as etsy_sim
 from simulators import printify as printify_sim
-from simulators.contracts.etsy import OPERATIONS, contract
+from simulators.contracts.etsy import OPERATIONS, answer_problems, contract
 from simulators.contracts.openapi import CheckedRequest, error_body
 from tests.support.printify import create_product, in_process, png
 
@@ -156,16 +164,40 @@ def test_the_scopes_each_operation_needs_come_from_the_document() -> None:
     assert problems(no_key)[0].startswith("header.x-api-key: required")
 
 
+CHANNEL_OPERATIONS = {
+    "getListingsByShop",
+    "getShopReadinessStateDefinitions",
+    "createDraftListing",
+    "updateListingInventory",
+    "uploadListingImage",
+    "updateListing",
+    "getListing",
+}
+
+
+def test_the_scopes_the_engine_asks_for_are_the_documents() -> None:
+    """ENGINE_SCOPES (what pod doctor checks a token for) is what Etsy's document asks of the
+    calls the channel makes, not a list written from memory."""
+    needed: dict[str, set[str]] = {}
+    for operation in CHANNEL_OPERATIONS:
+        for alternative in contract().required_scopes(operation):
+            for scope in alternative:
+                needed.setdefault(scope, set()).add(operation)
+    assert {s: set(ops) for s, ops in ENGINE_SCOPES.items()} == needed
+
+
 # --- today's client, replayed through the contract ---------------------------------------------
 
 
 class Contracted(httpx.AsyncBaseTransport):
     """A transport that checks every request against Etsy's contract before handing it to the
-    simulator; it keeps what each request was and what was wrong with it."""
+    simulator, and the simulator's answer after; it keeps what each request was and what was
+    wrong with it and with its answer."""
 
     def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
         self.inner = inner
         self.seen: list[tuple[str, list[str]]] = []
+        self.answers: list[tuple[str, list[str]]] = []
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         body = await request.aread()
@@ -178,10 +210,25 @@ class Contracted(httpx.AsyncBaseTransport):
         )
         name = checked.operation.operation_id if checked.operation else request.url.path
         self.seen.append((f"{request.method} {name}", problems(checked)))
-        return await self.inner.handle_async_request(request)
+        response = await self.inner.handle_async_request(request)
+        content = await response.aread()
+        wrong = answer_problems(
+            request.method,
+            request.url.path,
+            response.status_code,
+            json.loads(content) if content else None,
+        )
+        self.answers.append((f"{response.status_code} {name}", [str(p) for p in wrong]))
+        return httpx.Response(
+            response.status_code, headers=response.headers, content=content, request=request
+        )
 
     def refused(self) -> list[tuple[str, list[str]]]:
         return [(call, found) for call, found in self.seen if found]
+
+    def wrong_answers(self) -> list[tuple[str, list[str]]]:
+        """The simulator's answers Etsy's document does not allow."""
+        return [(call, found) for call, found in self.answers if found]
 
     def operations(self) -> set[str]:
         return {call.split(" ", 1)[1] for call, _ in self.seen}
@@ -265,15 +312,8 @@ async def test_every_request_the_etsy_channel_sends_conforms_to_etsys_document(
     assert finished is not None and finished.listing is not None
 
     assert checked.refused() == [], "requests Etsy's document refuses"
-    assert checked.operations() == {
-        "getListingsByShop",
-        "getShopReadinessStateDefinitions",
-        "createDraftListing",
-        "updateListingInventory",
-        "uploadListingImage",
-        "updateListing",
-        "getListing",
-    }
+    assert checked.wrong_answers() == [], "answers Etsy's document does not allow"
+    assert checked.operations() == CHANNEL_OPERATIONS
     assert checked.operations() <= set(OPERATIONS)
 
 
@@ -306,5 +346,26 @@ async def test_every_call_of_the_etsy_client_conforms_to_etsys_document(
         await etsy.get_listings_by_shop(SHOP, state="draft", includes=("Images", "Inventory"))
         await etsy.get_listing(listing_id, includes=("Images",))
         await etsy.get_readiness_state_definitions(SHOP)
+        # What pod doctor reads (shared/doctor/etsy.py).
+        assert await etsy.ping() > 0
+        assert (await etsy.get_me()).user_id == 4242
+        assert (await etsy.get_shop(SHOP)).shop_id == SHOP
+        assert [p.shipping_profile_id for p in await etsy.get_shipping_profiles(SHOP)] == [9001]
+        assert (await etsy.get_shipping_profile(SHOP, 9001)).shipping_profile_id == 9001
+        assert len(await etsy.get_processing_profiles(SHOP)) == 2
+        assert len(await etsy.get_return_policies(SHOP)) == 1
+        assert any(n.id == 482 for t in await etsy.get_seller_taxonomy() for n in t.walk())
+        assert await etsy.token_scopes() == ["listings_d", "listings_r", "listings_w", "shops_r"]
     assert checked.refused() == [], "requests Etsy's document refuses"
-    assert len(checked.seen) == 5
+    assert checked.wrong_answers() == [], "answers Etsy's document does not allow"
+    assert len(checked.seen) == 14
+    assert {call.split(" ", 1)[1] for call, _ in checked.seen} >= {
+        "ping",
+        "getMe",
+        "getShop",
+        "getShopShippingProfiles",
+        "getShopShippingProfile",
+        "getShopReturnPolicies",
+        "getSellerTaxonomyNodes",
+        "tokenScopes",
+    }

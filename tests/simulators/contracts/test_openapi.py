@@ -438,6 +438,23 @@ def test_responses(contract: OpenApiContract) -> None:
     ]
 
 
+def test_an_answer_declared_without_a_body_is_declared() -> None:
+    """An extract drops descriptions, so a 204 is declared as ``{}``: still declared."""
+    doc = {
+        "openapi": "3.0.2",
+        "paths": {
+            "/items/{id}": {
+                "delete": {"operationId": "deleteItem", "responses": {"204": {}, "404": {}}}
+            }
+        },
+    }
+    checker = OpenApiContract(doc)
+    assert checker.check_response("deleteItem", 204, None) == []
+    assert [str(p) for p in checker.check_response("deleteItem", 200, None)] == [
+        "status: 200 is not an answer deleteItem declares (204, 404)"
+    ]
+
+
 def test_a_document_that_is_not_openapi_3_is_refused() -> None:
     with pytest.raises(ValueError, match="not an OpenAPI 3 document"):
         OpenApiContract({"swagger": "2.0"})
