@@ -61,6 +61,8 @@ def e2e_stack(
         # Products go to an Etsy shop, which confirms each publication on its own, later.
         "SIM_PRINTIFY_SHOPS": "custom_integration,etsy",
         "PRINTIFY_SHOP_ID": str(ETSY_SHOP_ID),
+        # ... which the deployment says it expects (pod doctor checks the shop's channel).
+        "PRINTIFY_SALES_CHANNEL": "etsy",
         "SIM_PRINTIFY_PUBLISH_MS": "300",
         "PUBLISH_CHECK_MIN_S": "0.2",
         **(env or {}),

@@ -39,7 +39,10 @@ SIZE = 2250
 
 @pytest.fixture
 async def client(printify_sim: SimulatorProcess) -> AsyncIterator[PrintifyClient]:
-    c = PrintifyClient(api_key="tok-printify-handler", base_url=printify_sim.url)
+    # An account per test: Printify's 600 requests a minute are per account, and the tests
+    # that fill a shop with products would otherwise spend the next tests' minute.
+    key = f"tok-printify-handler-{uuid.uuid4().hex[:8]}"
+    c = PrintifyClient(api_key=key, base_url=printify_sim.url)
     yield c
     await c.aclose()
 
