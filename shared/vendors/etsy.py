@@ -93,6 +93,7 @@ from shared.errors import (
 from shared.events import ProductType
 from shared.handback import permission
 from shared.http import async_client
+from shared.oauth import Redactor, TokenEndpoint
 from shared.settings import empty_is_unset
 from shared.vendors.channels import PENDING, ChannelSpec, Listing, ListingState, ProductRef
 from shared.vendors.listing import DraftVariant, ListingDraft, draft_from_printify
@@ -473,24 +474,6 @@ def api_key_header(api_key: str, shared_secret: str | None) -> str:
     return f"{keystring}:{shared_secret}"
 
 
-class _Redactor:
-    """The credentials this client sent (the app's key, the latest tokens): never in an error
-    or a log line, even when Etsy echoes one back."""
-
-    def __init__(self, *fixed: str | None, keep: int = 4) -> None:
-        self._fixed = [s for s in fixed if s]
-        self._recent: collections.deque[str] = collections.deque(maxlen=keep)
-
-    def remember(self, secret: str) -> None:
-        if secret and secret not in self._recent:
-            self._recent.append(secret)
-
-    def __call__(self, text: str) -> str:
-        for secret in sorted([*self._fixed, *self._recent], key=len, reverse=True):
-            text = text.replace(secret, "***")
-        return text
-
-
 class EtsyClient:
     """One Etsy app acting for one shop owner (an OAuth token)."""
 
@@ -524,7 +507,7 @@ class EtsyClient:
             raise ValueError("api_key and an access token are required")
         key = api_key_header(api_key, shared_secret)
         self._token: AccessToken = token if token is not None else StaticToken(access_token or "")
-        self._redact = _Redactor(key, api_key, shared_secret, access_token)
+        self._redact = Redactor(key, api_key, shared_secret, access_token)
         self._closing = list(closing)
         self._max_retry_wait_s = max_retry_wait_s
         self.throttle = EtsyThrottle(day_wait_s=day_wait_s)
@@ -886,7 +869,6 @@ TOKEN_PATH = "/v3/public/oauth/token"  # noqa: S105  # a URL path
 # A token endpoint's refusals that only the seller can undo: the grant revoked, expired or
 # spent (invalid_grant), the app's keystring unknown or not allowed (invalid_client,
 # unauthorized_client).
-REVOKED_GRANT_ERRORS = {"invalid_grant", "invalid_client", "unauthorized_client"}
 # A seed whose expiry nobody knows is treated as ending at once: renewed before its first use.
 _UNKNOWN_EXPIRY = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -1007,15 +989,6 @@ class EtsySettings(CredentialSettings):
         return f"{account_key(VENDOR, self.keystring())}:{self.etsy_shop_id}"
 
 
-class TokenAnswer(BaseModel):
-    """The token endpoint's answer to a refresh_token grant."""
-
-    access_token: str = Field(min_length=1)
-    token_type: str = "Bearer"  # noqa: S105  # a token type, not a token
-    expires_in: int = Field(gt=0)
-    refresh_token: str = Field(min_length=1)
-
-
 class EtsyRefreshGrant:
     """Etsy's refresh_token grant (developers.etsy.com, Authentication, "Requesting a Refresh
     OAuth Token"): ``POST https://api.etsy.com/v3/public/oauth/token``, form-encoded
@@ -1028,7 +1001,7 @@ class EtsyRefreshGrant:
     A refusal of the grant (400 ``invalid_grant``: revoked by the seller, expired after 90
     days, already spent) is :class:`GrantRevoked`; a server error, a timeout or a dropped
     connection is retryable and spends nothing we know of. No token, key or secret ever leaves
-    this object in any text."""
+    this object in any text (:mod:`shared.oauth`)."""
 
     def __init__(
         self,
@@ -1043,12 +1016,17 @@ class EtsyRefreshGrant:
             raise ValueError("keystring is required")
         self.keystring = keystring
         self.token_url = token_url
-        self._redact = _Redactor(keystring, api_key)
-        self._http = async_client(
+        self._endpoint = TokenEndpoint(
+            token_url,
+            vendor=VENDOR,
+            what="Etsy's token endpoint",
+            revoked_hint="the seller must authorise the app again (Etsy's OAuth with PKCE) and "
+            "set the new ETSY_REFRESH_TOKEN",
+            redact=Redactor(keystring, api_key),
             # The app's key as every other call sends it (Etsy's 2026 rule is for every
             # request; the token endpoint is documented with client_id alone).
-            headers={"Accept": "application/json", "x-api-key": api_key},
-            timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)),
+            headers={"x-api-key": api_key},
+            timeout_s=timeout_s,
             transport=transport,
         )
         self.granted = 0  # refreshes made by this object (for logs and tests)
@@ -1060,71 +1038,22 @@ class EtsyRefreshGrant:
                 "no refresh token to renew the Etsy access token with: set ETSY_REFRESH_TOKEN",
                 vendor=VENDOR,
             )
-        self._redact.remember(refresh)
-        self._redact.remember(current.access_token)
-        form = {
-            "grant_type": "refresh_token",
-            "client_id": self.keystring,
-            "refresh_token": refresh,
-        }
-        try:
-            resp = await self._http.post(self.token_url, data=form)
-        except httpx.TimeoutException as exc:
-            raise VendorTimeout(
-                f"Etsy token endpoint: timed out ({type(exc).__name__})", vendor=VENDOR
-            ) from None
-        except httpx.TransportError as exc:
+        self._endpoint.redact.remember(current.access_token)
+        answer = await self._endpoint.request(
+            {"grant_type": "refresh_token", "client_id": self.keystring, "refresh_token": refresh}
+        )
+        if answer.refresh_token is None:
             raise RetryableError(
-                self._redact(f"Etsy token endpoint: {type(exc).__name__}: {exc}"), vendor=VENDOR
-            ) from None
-        try:
-            body = resp.json()
-        except ValueError:
-            body = None
-        if resp.status_code >= 400:
-            raise self._refusal(resp, body)
-        try:
-            answer = TokenAnswer.model_validate(body)
-        except ValidationError:
-            raise RetryableError(
-                "Etsy token endpoint: the answer has no usable access_token/refresh_token/"
-                "expires_in",
+                "Etsy's token endpoint: the answer has no refresh_token (the one sent may be "
+                "spent)",
                 vendor=VENDOR,
-                status=resp.status_code,
-            ) from None
-        self._redact.remember(answer.access_token)
-        self._redact.remember(answer.refresh_token)
+            )
         self.granted += 1
         logger.info("etsy access token renewed expires_in_s=%d", answer.expires_in)
         return TokenSet(answer.access_token, answer.refresh_token, expires_in(answer.expires_in))
 
-    def _refusal(self, resp: httpx.Response, body: Any) -> PodError:
-        error = description = None
-        if isinstance(body, dict):
-            error = str(body.get("error") or "") or None
-            description = str(body.get("error_description") or "") or None
-        said = self._redact(
-            ": ".join(p for p in (error, description) if p)[:300] or resp.reason_phrase
-        )
-        if error in REVOKED_GRANT_ERRORS:
-            return GrantRevoked(
-                f"Etsy refused the shop owner's grant ({said}): the seller must authorise the "
-                "app again (Etsy's OAuth with PKCE) and set the new ETSY_REFRESH_TOKEN",
-                vendor=VENDOR,
-                status=resp.status_code,
-                code=error,
-            )
-        cls = classify_http_status(resp.status_code)
-        return cls(
-            f"Etsy token endpoint: {said}",
-            vendor=VENDOR,
-            status=resp.status_code,
-            code=error,
-            retry_after=parse_retry_after(resp.headers.get("retry-after")),
-        )
-
     async def aclose(self) -> None:
-        await self._http.aclose()
+        await self._endpoint.aclose()
 
 
 def etsy_token(

@@ -32,19 +32,17 @@ import asyncio
 import logging
 import re
 import time
-from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 from psycopg_pool import AsyncConnectionPool
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, field_validator
 
 from shared.credentials import (
     AccessToken,
     CredentialSettings,
-    GrantRevoked,
     ManagedToken,
     MemoryTokenStore,
     PgTokenStore,
@@ -65,6 +63,7 @@ from shared.errors import (
 )
 from shared.handback import permission
 from shared.http import async_client
+from shared.oauth import Redactor, TokenEndpoint
 from shared.settings import empty_is_unset
 from shared.vendors.channels import (
     PENDING,
@@ -95,8 +94,6 @@ API_VERSION_PATTERN = r"^(\d{4}-(01|04|07|10)|unstable)$"
 # The client credentials grant's refusals that only the seller can undo (another secret, the
 # app installed again): Shopify's libraries read ``invalid_client`` as "the credentials are
 # invalid or the app was uninstalled".
-REVOKED_GRANT_ERRORS = {"invalid_client", "unauthorized_client", "invalid_grant"}
-
 _PRODUCT_FIELDS = """
   id handle status onlineStoreUrl
   variants(first: 100) { nodes { id sku price } }
@@ -246,37 +243,14 @@ class Throttle:
         self.at = now
 
 
-class _Redactor:
-    """The tokens this client sent lately: never in an error or a log line."""
-
-    def __init__(self, keep: int = 4) -> None:
-        self._secrets: deque[str] = deque(maxlen=keep)
-
-    def remember(self, secret: str) -> None:
-        if secret and secret not in self._secrets:
-            self._secrets.append(secret)
-
-    def __call__(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
-
-
-class TokenAnswer(BaseModel):
-    """The token endpoint's answer to a client credentials grant."""
-
-    access_token: str = Field(min_length=1)
-    scope: str = ""
-    expires_in: int = Field(gt=0)
-
-
 class ClientCredentialsGrant:
     """Shopify's client credentials grant for a Dev Dashboard app installed on the store:
     ``POST https://{shop}/admin/oauth/access_token`` with ``grant_type=client_credentials``,
     ``client_id`` and ``client_secret`` (form-encoded); the answer is ``access_token``,
     ``scope`` and ``expires_in`` (86399). No refresh token: the same request makes the next
-    token. A refusal of the credentials (400 ``invalid_client``: wrong secret, app uninstalled)
-    is :class:`GrantRevoked`; the secret never leaves this object in any text."""
+    token. A refusal of the credentials (400 ``invalid_client``: wrong secret, app uninstalled;
+    Shopify also answers 401/403) is :class:`GrantRevoked`; the secret never leaves this object
+    in any text (:mod:`shared.oauth`)."""
 
     def __init__(
         self,
@@ -292,45 +266,28 @@ class ClientCredentialsGrant:
             raise ValueError("client_id and client_secret are required")
         self.client_id = client_id
         self._secret = client_secret
-        self._redact = _Redactor()
-        self._redact.remember(client_secret)
-        self._http = async_client(
-            base_url=(base_url or f"https://{shop_domain}").rstrip("/"),
-            headers={"Accept": "application/json"},
-            timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)),
+        self._endpoint = TokenEndpoint(
+            (base_url or f"https://{shop_domain}").rstrip("/") + TOKEN_PATH,
+            vendor=VENDOR,
+            what="Shopify's token endpoint",
+            revoked_hint="check SHOPIFY_CLIENT_ID / SHOPIFY_CLIENT_SECRET and that the app is "
+            "installed on the store",
+            redact=Redactor(client_secret),
+            revoked_statuses=(401, 403),
+            timeout_s=timeout_s,
             transport=transport,
         )
         # What the last grant gave (for the doctor and the logs; not secret).
         self.granted_scopes: list[str] = []
 
     async def __call__(self, current: TokenSet) -> TokenSet:
-        form = {
-            "grant_type": "client_credentials",
-            "client_id": self.client_id,
-            "client_secret": self._secret,
-        }
-        try:
-            resp = await self._http.post(TOKEN_PATH, data=form)
-        except httpx.TimeoutException as exc:
-            raise VendorTimeout(
-                f"token endpoint: timed out ({type(exc).__name__})", vendor=VENDOR
-            ) from None
-        except httpx.TransportError as exc:
-            raise RetryableError(
-                self._redact(f"token endpoint: {type(exc).__name__}: {exc}"), vendor=VENDOR
-            ) from None
-        body = _json_or_none(resp)
-        if resp.status_code >= 400:
-            raise self._refusal(resp, body)
-        try:
-            answer = TokenAnswer.model_validate(body)
-        except ValidationError:
-            raise RetryableError(
-                "token endpoint: the answer has no usable access_token/expires_in",
-                vendor=VENDOR,
-                status=resp.status_code,
-            ) from None
-        self._redact.remember(answer.access_token)
+        answer = await self._endpoint.request(
+            {
+                "grant_type": "client_credentials",
+                "client_id": self.client_id,
+                "client_secret": self._secret,
+            }
+        )
         self.granted_scopes = [s for s in answer.scope.split(",") if s]
         logger.info(
             "shopify token granted client_id=%s expires_in_s=%d scopes=%s",
@@ -340,34 +297,8 @@ class ClientCredentialsGrant:
         )
         return TokenSet(answer.access_token, None, expires_in(answer.expires_in))
 
-    def _refusal(self, resp: httpx.Response, body: Any) -> PodError:
-        error = description = None
-        if isinstance(body, dict):
-            error = str(body.get("error") or "") or None
-            description = str(body.get("error_description") or "") or None
-        said = self._redact(
-            ": ".join(p for p in (error, description) if p)[:300] or resp.reason_phrase
-        )
-        if error in REVOKED_GRANT_ERRORS or resp.status_code in (401, 403):
-            return GrantRevoked(
-                f"Shopify refused the app's client credentials ({said}): check "
-                "SHOPIFY_CLIENT_ID / SHOPIFY_CLIENT_SECRET and that the app is installed on "
-                "the store",
-                vendor=VENDOR,
-                status=resp.status_code,
-                code=error,
-            )
-        cls = classify_http_status(resp.status_code)
-        return cls(
-            f"token endpoint: {said}",
-            vendor=VENDOR,
-            status=resp.status_code,
-            code=error,
-            retry_after=parse_retry_after(resp.headers.get("retry-after")),
-        )
-
     async def aclose(self) -> None:
-        await self._http.aclose()
+        await self._endpoint.aclose()
 
 
 def _json_or_none(resp: httpx.Response) -> Any:
@@ -404,7 +335,7 @@ class ShopifyClient:
             timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)),
             transport=transport,
         )
-        self._redact = _Redactor()
+        self._redact = Redactor()
         self.throttle = Throttle()
         self._costs: dict[str, float] = {}  # operation -> requested cost last time
         self._lock = asyncio.Lock()
