@@ -337,6 +337,21 @@ class PgTokenStore:
         raise CredentialRevoked(f"{account}: {revoked.message}")
 
 
+def token_store(
+    settings: CredentialSettings, pool: AsyncConnectionPool | None, *, why: str
+) -> TokenStore:
+    """Where a grant's tokens live: with a database, in ``vendor_credentials`` for every
+    process (sealed with CREDENTIALS_KEY, whose absence is a ConfigError saying ``why`` the
+    grant needs it); without one, in this process only."""
+    if pool is None:
+        return MemoryTokenStore()
+    try:
+        box = settings.box()
+    except ConfigError as exc:
+        raise ConfigError(f"{exc.message} ({why})") from None
+    return PgTokenStore(pool, box)
+
+
 class ManagedToken:
     """An account's token, renewed through ``grant`` before it ends, kept in ``store``.
 

@@ -73,12 +73,11 @@ from shared.credentials import (
     CredentialSettings,
     GrantRevoked,
     ManagedToken,
-    MemoryTokenStore,
-    PgTokenStore,
     StaticToken,
     TokenSet,
     TokenStore,
     expires_in,
+    token_store,
 )
 from shared.errors import (
     ConfigError,
@@ -1080,16 +1079,12 @@ def etsy_token(
         return StaticToken(settings.etsy_access_token.get_secret_value()), None
     assert settings.etsy_refresh_token is not None
     key = settings.api_key_header()
-    if store is None and pool is not None:
-        try:
-            box = settings.box()
-        except ConfigError as exc:
-            raise ConfigError(
-                f"{exc.message} (ETSY_REFRESH_TOKEN: Etsy's refresh token rotates at every "
-                "renewal, so the newest is kept in the database for every publisher, sealed "
-                "with it)"
-            ) from None
-        store = PgTokenStore(pool, box)
+    store = store or token_store(
+        settings,
+        pool,
+        why="ETSY_REFRESH_TOKEN: Etsy's refresh token rotates at every renewal, so the newest "
+        "is kept in the database for every publisher, sealed with it",
+    )
     grant = EtsyRefreshGrant(
         keystring=settings.keystring(),
         api_key=key,
@@ -1104,7 +1099,7 @@ def etsy_token(
         _UNKNOWN_EXPIRY,
     )
     token = ManagedToken(
-        store or MemoryTokenStore(),
+        store,
         settings.account(),
         grant,
         vendor=VENDOR,

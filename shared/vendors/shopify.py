@@ -44,12 +44,11 @@ from shared.credentials import (
     AccessToken,
     CredentialSettings,
     ManagedToken,
-    MemoryTokenStore,
-    PgTokenStore,
     StaticToken,
     TokenSet,
     TokenStore,
     expires_in,
+    token_store,
 )
 from shared.errors import (
     ConfigError,
@@ -650,15 +649,12 @@ def shopify_token(
         assert settings.shopify_access_token is not None  # uses_client_credentials said so
         return StaticToken(settings.shopify_access_token.get_secret_value()), None
     assert settings.shopify_client_id and settings.shopify_client_secret
-    if store is None and pool is not None:
-        try:
-            box = settings.box()
-        except ConfigError as exc:
-            raise ConfigError(
-                f"{exc.message} (SHOPIFY_CLIENT_ID/SHOPIFY_CLIENT_SECRET: the app's tokens "
-                "are shared by every publisher through the database, sealed with it)"
-            ) from None
-        store = PgTokenStore(pool, box)
+    store = store or token_store(
+        settings,
+        pool,
+        why="SHOPIFY_CLIENT_ID/SHOPIFY_CLIENT_SECRET: the app's tokens are shared by every "
+        "publisher through the database, sealed with it",
+    )
     grant = ClientCredentialsGrant(
         shop_domain=settings.shopify_shop_domain,
         client_id=settings.shopify_client_id,
@@ -668,7 +664,7 @@ def shopify_token(
         transport=transport,
     )
     token = ManagedToken(
-        store or MemoryTokenStore(),
+        store,
         settings.account(),
         grant,
         vendor=VENDOR,
