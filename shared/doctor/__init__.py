@@ -119,6 +119,21 @@ async def run(
     return [check for found in results for check in found]
 
 
+def unless_selling_on(channel: str) -> list[Check] | None:
+    """None when ``channel`` is among PUBLISH_CHANNELS (its checks apply); else the one check
+    that says why they do not (or that PUBLISH_CHANNELS itself is wrong)."""
+    from shared.errors import ConfigError
+    from shared.settings import ChannelSettings, load_settings
+
+    try:
+        channels = load_settings(ChannelSettings).publish_channels
+    except ConfigError as exc:
+        return [Check.failed(f"{channel}.settings", exc.message, "fix PUBLISH_CHANNELS")]
+    if channel not in channels:
+        return [Check.skipped(f"{channel}.configured", f"{channel} is not in PUBLISH_CHANNELS")]
+    return None
+
+
 def all_passed(checks: Sequence[Check]) -> bool:
     """True when nothing failed (skipped checks do not count against)."""
     return all(check.ok for check in checks)

@@ -27,9 +27,9 @@ from psycopg_pool import AsyncConnectionPool
 
 from shared.credentials import AccessToken, CredentialRevoked, ManagedToken, StaticToken
 from shared.db import open_pool
-from shared.doctor import Check
+from shared.doctor import Check, unless_selling_on
 from shared.errors import ConfigError, PodError
-from shared.settings import ChannelSettings, DatabaseSettings, load_settings
+from shared.settings import DatabaseSettings, load_settings
 from shared.vendors.etsy import (
     ENGINE_SCOPES,
     EtsyClient,
@@ -75,12 +75,8 @@ def _client(settings: EtsySettings, token: AccessToken) -> EtsyClient:
 
 
 async def checks() -> list[Check]:
-    try:
-        channels = load_settings(ChannelSettings).publish_channels
-    except ConfigError as exc:
-        return [Check.failed(f"{PART}.settings", exc.message, "fix PUBLISH_CHANNELS")]
-    if PART not in channels:
-        return [Check.skipped(f"{PART}.configured", "etsy is not in PUBLISH_CHANNELS")]
+    if (not_selling := unless_selling_on(PART)) is not None:
+        return not_selling
     try:
         settings = load_settings(EtsySettings)
         settings.api_key_header()

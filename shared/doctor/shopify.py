@@ -23,9 +23,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shared.credentials import AccessToken, GrantRevoked, StaticToken, TokenSet
-from shared.doctor import Check
+from shared.doctor import Check, unless_selling_on
 from shared.errors import ConfigError, PodError
-from shared.settings import ChannelSettings, load_settings
+from shared.settings import load_settings
 from shared.vendors.shopify import (
     INSTALLATION,
     ONLINE_STORE,
@@ -72,12 +72,8 @@ def _skipped(names: Iterable[str], why: str) -> list[Check]:
 
 
 async def checks() -> list[Check]:
-    try:
-        channels = load_settings(ChannelSettings).publish_channels
-    except ConfigError as exc:
-        return [Check.failed(f"{PART}.settings", exc.message, "fix PUBLISH_CHANNELS")]
-    if PART not in channels:
-        return [Check.skipped(f"{PART}.configured", "shopify is not in PUBLISH_CHANNELS")]
+    if (not_selling := unless_selling_on(PART)) is not None:
+        return not_selling
     try:
         settings = load_settings(ShopifySettings)
         app = settings.uses_client_credentials()
