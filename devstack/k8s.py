@@ -378,6 +378,29 @@ def api() -> list[Doc]:
     ]
 
 
+def doctor_pod() -> Doc:
+    """``pod doctor`` as a one-off Pod with every setting of every stage: the API's own
+    ``GET /doctor`` holds no vendor secret (its pod reads only what the API needs), so the
+    preflight of a cluster runs here (``kubectl apply -k deploy/k8s/doctor``, then
+    ``kubectl logs -f pod/pod-doctor``; delete the pod to run it again)."""
+    # The API's container (image, limits, security, writable folders), running the doctor
+    # with every setting instead of the API's own.
+    container = _container("pod-doctor", "services.api")
+    container["command"] = ["pod", "--text", "doctor"]
+    container["env"] = []
+    # Every key of pod-secrets, as each stage gets its own: the doctor checks them all.
+    container["envFrom"] = [
+        {"configMapRef": {"name": CONFIG}},
+        {"secretRef": {"name": SECRETS, "optional": True}},
+    ]
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "pod-doctor", "labels": {"app.kubernetes.io/name": "pod-doctor"}},
+        "spec": _pod_spec([container], restartPolicy="Never"),
+    }
+
+
 def render() -> dict[str, list[Doc]]:
     """Every file of ``deploy/k8s`` (relative path -> its documents)."""
     base = [STAGES[name] for name in stages_for([DEFAULT_CHANNEL])]
@@ -393,6 +416,15 @@ def render() -> dict[str, list[Doc]]:
             "kind": "Kustomization",
             "resources": [n for n in files if n != "kustomization.yaml"],
             # The image `docker build .` makes, at the project's version: set your registry's.
+            "images": [{"name": IMAGE, "newName": IMAGE, "newTag": project_version()}],
+        }
+    ]
+    files["doctor/pod.yaml"] = [doctor_pod()]
+    files["doctor/kustomization.yaml"] = [
+        {
+            "apiVersion": "kustomize.config.k8s.io/v1beta1",
+            "kind": "Kustomization",
+            "resources": ["pod.yaml"],
             "images": [{"name": IMAGE, "newName": IMAGE, "newTag": project_version()}],
         }
     ]

@@ -14,7 +14,12 @@ from shared.vendors.claude import ClaudeClient, ClaudeSettings, claude_client
 
 async def checks() -> list[Check]:
     if not os.environ.get("CLAUDE_API_KEY"):
-        return [Check.skipped("claude.key", "CLAUDE_API_KEY unset: make up starts the simulator")]
+        return [
+            Check.skipped(
+                "claude.key",
+                "CLAUDE_API_KEY unset here: not checked (under make up the simulator stands in)",
+            )
+        ]
     try:
         settings = load_settings(ClaudeSettings)
     except ConfigError as exc:

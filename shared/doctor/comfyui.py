@@ -24,7 +24,8 @@ async def checks() -> list[Check]:
     if "comfyui_api_url" not in settings.model_fields_set:
         return [
             Check.skipped(
-                "comfyui.reachable", "COMFYUI_API_URL unset: make up starts the simulator"
+                "comfyui.reachable",
+                "COMFYUI_API_URL unset here: not checked (under make up the simulator stands in)",
             )
         ]
     try:

@@ -42,7 +42,8 @@ def _broker(settings: KafkaSettings) -> list[Check]:
     if settings.kafka_bootstrap_servers is None:
         return [
             Check.skipped(
-                "platform.broker", "KAFKA_BOOTSTRAP_SERVERS unset: make up starts a local broker"
+                "platform.broker",
+                "KAFKA_BOOTSTRAP_SERVERS unset here: not checked (make up starts a local broker)",
             )
         ]
     admin = AdminClient({**settings.client_config(), "log_level": 0})
@@ -102,7 +103,8 @@ def _database(settings: DatabaseSettings) -> list[Check]:
     if settings.database_url is None:
         return [
             Check.skipped(
-                "platform.database", "DATABASE_URL unset: make up starts an embedded PostgreSQL"
+                "platform.database",
+                "DATABASE_URL unset here: not checked (make up starts an embedded PostgreSQL)",
             )
         ]
     try:

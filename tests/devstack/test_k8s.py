@@ -177,9 +177,23 @@ def test_a_second_apply_changes_nothing_it_may_not() -> None:
     second apply fails), so there is none; every kind here is updated in place."""
     kinds = set()
     for path in K8S_DIR.rglob("*.yaml"):
-        kinds |= {d["kind"] for d in load(str(path.relative_to(K8S_DIR)))}
+        rel = path.relative_to(K8S_DIR)
+        if rel.parts[0] == "doctor":
+            continue  # a one-off preflight, applied on its own and deleted after (README)
+        kinds |= {d["kind"] for d in load(str(rel))}
     kinds -= {"Kustomization", "Component"}
     assert kinds == {"ConfigMap", "Deployment", "Service", "ScaledObject", "TriggerAuthentication"}
+    (base,) = load("kustomization.yaml")
+    assert not any("doctor" in r for r in base["resources"])
+
+
+def test_the_preflight_pod_has_every_setting_and_runs_pod_doctor() -> None:
+    (pod,) = load("doctor/pod.yaml")
+    (container,) = pod["spec"]["containers"]
+    assert container["command"] == ["pod", "--text", "doctor"]
+    assert pod["spec"]["restartPolicy"] == "Never"
+    sources = {next(iter(ref)): ref[next(iter(ref))]["name"] for ref in container["envFrom"]}
+    assert sources == {"configMapRef": k8s.CONFIG, "secretRef": k8s.SECRETS}
 
 
 def test_every_setting_a_process_reads_reaches_it() -> None:

@@ -52,7 +52,10 @@ def named(found: list[Check], name: str) -> list[Check]:
 
 async def test_unset_url_is_skipped(env: pytest.MonkeyPatch) -> None:
     assert await checks() == [
-        Check.skipped("comfyui.reachable", "COMFYUI_API_URL unset: make up starts the simulator")
+        Check.skipped(
+            "comfyui.reachable",
+            "COMFYUI_API_URL unset here: not checked (under make up the simulator stands in)",
+        )
     ]
 
 
