@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from shared import waits
 from shared.vendors.gpu import HIGH_BAND, BackendSlots, GpuScheduler
 
 LOW, NORMAL = 2, 1
@@ -104,3 +105,22 @@ async def test_a_cancelled_waiter_leaves_no_hole() -> None:
     sched.release(held)
     await settle()
     assert behind.done() and a.in_flight == 1
+
+
+async def test_a_render_waiting_for_a_gpu_is_its_jobs_wait() -> None:
+    backend = BackendSlots("gpu", parallelism=1, depth=1)
+    sched = GpuScheduler([backend])
+    held = await sched.acquire(LOW, (0,))
+
+    async def render(job: str) -> BackendSlots:
+        waits.working_for(job)  # as the runner does, per message
+        return await sched.acquire(LOW, (1,))
+
+    waiting = asyncio.create_task(render("job-behind-the-gpu"))
+    await settle()
+    assert [(w.job_id, w.kind, w.what) for w in waits.snapshot()] == [
+        ("job-behind-the-gpu", "gpu", "a GPU")
+    ]
+    sched.release(held)
+    assert await waiting is backend
+    assert waits.snapshot() == []
