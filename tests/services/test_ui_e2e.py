@@ -127,6 +127,17 @@ def test_the_preflight_page_shows_the_doctor_of_a_correct_stack(stack: Stack, pa
     }
 
 
+def test_the_flow_page_shows_each_vendor_budgets_use(stack: Stack, page: Page) -> None:
+    """By now the jobs above took Printify's budgets: the flow page lists them as /stats does."""
+    budgets = httpx.get(f"{api(stack)}/stats", timeout=10).json()["budgets"]
+    assert any(b["label"].startswith("Printify requests") for b in budgets), budgets
+    page.goto(f"{api(stack)}/ui/flow")
+    rows = "document.querySelectorAll('#budgets tr[data-budget]')"
+    page.wait_for(f"{rows}.length === {len(budgets)}", 20, "the budgets drawn")
+    shown = page.evaluate("document.querySelector('#budgets').textContent")
+    assert all(b["label"] in shown for b in budgets)
+
+
 # Last: by now the job and the dead letter above give the pages something to draw.
 PAGES = [
     ("jobs", "#jobs tr"),
