@@ -26,6 +26,7 @@ from types import TracebackType
 
 from devstack.launch.java import java_executable
 from devstack.launch.ports import free_port
+from shared.lifecycle import popen
 from shared.settings import REPO_ROOT
 
 logger = logging.getLogger(__name__)
@@ -118,9 +119,9 @@ class LocalS3Proxy:
             fh.write(self._properties())
         command = self._command(properties)
         with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
+            # Dies with us (shared.lifecycle), as the broker and PostgreSQL do; the pid file
+            # below still lets a later session stop one where there is no parent-death signal.
+            self.proc = popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         # Which process, and whose: a later session stops it if this one was killed.
         (self.home / PID_FILE).write_text(f"{self.proc.pid} {os.getpid()}\n")
         try:
