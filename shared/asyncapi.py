@@ -8,9 +8,11 @@ API serves it at ``/asyncapi.json``. A test fails when the checked-in file is st
   Schema, with the nested models in ``components.schemas`` (the standalone files of
   ``docs/events/`` keep theirs under ``$defs``, which a schema inside this document could not
   reference). Its Kafka key is the envelope's ``job_id``, whatever that names for the type.
-- What goes on each pipeline topic is the one table here (``_TOPIC_EVENTS``). The delay and
-  dead-letter topics carry what their stage reads, as :data:`shared.topics.STAGES` says, copied
-  with the ``pod.*`` headers of :mod:`shared.runner.headers`.
+- What goes on each pipeline topic is the registry's table
+  (:data:`shared.topics.TOPIC_EVENTS`). The delay and dead-letter topics carry what their
+  stage reads, as :data:`shared.topics.STAGES` says, copied with the ``pod.*`` headers of
+  :mod:`shared.runner.headers`. :func:`topic_events` and :func:`operations` give the same
+  tables to the consumers' allow-lists and the broker's ACLs.
 - Operations per service: every stage receives its inputs and its delay topics, and sends its
   outputs, its delay and dead-letter topics and its heartbeats; the API and the pool manager
   send and receive what they do.
@@ -33,13 +35,9 @@ from shared.events import (
     SCHEMA_VERSION,
     ControlCommand,
     Event,
-    ImageGenerated,
     JobRequested,
     PoolScaled,
     PrintifyWebhookReceived,
-    ProductCreated,
-    ProductPublished,
-    ProductPublishing,
     StageFailed,
     WorkerExited,
     WorkerHeartbeat,
@@ -50,19 +48,14 @@ from shared.settings import REPO_ROOT, KafkaSettings
 from shared.topics import (
     CONTROL,
     DEFAULT_CHANNEL,
-    GENERATOR,
     HEARTBEATS,
-    IMAGES_GENERATED,
     JOBS_BY_PRIORITY,
     MONITOR,
     PIPELINE_STAGES,
-    PRINTIFY,
     PRINTIFY_WEBHOOKS,
-    PRODUCTS_CREATED,
-    PUBLISHED,
-    PUBLISHER,
     PUBLISHERS,
     STAGES,
+    TOPIC_EVENTS,
     Stage,
     TopicSpec,
     all_topics,
@@ -76,28 +69,6 @@ KAFKA_BINDING_VERSION = "0.5.0"
 
 Json = dict[str, Any]
 Kind = Literal["event", "retry", "dead_letter"]
-
-# What the services produce on each pipeline topic. The delay and dead-letter topics are not
-# listed: they carry what their stage reads (below, from STAGES).
-_TOPIC_EVENTS: dict[str, tuple[type[Event], ...]] = {
-    **{t: (JobRequested,) for t in JOBS_BY_PRIORITY},
-    IMAGES_GENERATED: (ImageGenerated,),
-    PRODUCTS_CREATED: (ProductCreated,),
-    PUBLISHED: (ProductPublishing, ProductPublished),
-    HEARTBEATS: (WorkerHeartbeat, WorkerExited, PoolScaled),
-    CONTROL: (ControlCommand,),
-    PRINTIFY_WEBHOOKS: (PrintifyWebhookReceived,),
-}
-# The topics a stage's handler produces to (besides its delay and dead-letter topics and its
-# heartbeats, which every stage sends).
-_STAGE_OUTPUTS: dict[str, tuple[str, ...]] = {
-    GENERATOR.name: (IMAGES_GENERATED,),
-    PRINTIFY.name: (PRODUCTS_CREATED,),
-    **{s.name: (PUBLISHED,) for s in PUBLISHERS.values()},
-}
-# Stages that put a stage.failed report of their own on their dead-letter topic: the printify
-# stage per failed product type, the Printify channel's publication watcher per refused listing.
-_REPORTS_ON_DLQ = frozenset({PRINTIFY.name, PUBLISHER.name})
 
 # What the Kafka key (always the envelope's job_id) names, per event type; the job id otherwise.
 _KEYS: dict[str, str] = {
@@ -200,7 +171,7 @@ class _Copy:
 
 
 @dataclass(frozen=True)
-class _Operation:
+class Operation:
     service: str
     action: Literal["send", "receive"]
     topic: str
@@ -231,12 +202,13 @@ def _carried(topics: list[str], copies: dict[str, _Copy]) -> dict[str, dict[str,
     for topic in topics:
         if topic in copies:
             carried[topic] = {}
-        elif topic in _TOPIC_EVENTS:
-            carried[topic] = {type_name(c): "event" for c in _TOPIC_EVENTS[topic]}
+        elif topic in TOPIC_EVENTS:
+            carried[topic] = {type_name(c): "event" for c in TOPIC_EVENTS[topic]}
         else:
-            raise ValueError(f"no event types known for topic {topic}: add it to _TOPIC_EVENTS")
-    for name in _REPORTS_ON_DLQ:
-        carried[STAGES[name].dlq][type_name(StageFailed)] = "event"
+            raise ValueError(f"no event types known for topic {topic}: add it to TOPIC_EVENTS")
+    for stage in STAGES.values():
+        if stage.reports_on_dlq:
+            carried[stage.dlq][type_name(StageFailed)] = "event"
     changed = True
     while changed:
         changed = False
@@ -257,6 +229,19 @@ def _carried(topics: list[str], copies: dict[str, _Copy]) -> dict[str, dict[str,
     }
 
 
+def topic_events() -> dict[str, dict[str, Kind]]:
+    """Every topic of :func:`shared.topics.all_topics` -> the event types it carries, each as
+    produced (``event``) or as a stage's copy (``retry``, ``dead_letter``): what a consumer of
+    the topic may accept, and nothing else."""
+    return _carried([s.name for s in all_topics()], _copies())
+
+
+def operations() -> list[Operation]:
+    """What each service (every stage, the API, the pool manager) sends and receives, topic by
+    topic: the document's operations, and what a broker's ACLs must allow each one."""
+    return _operations(topic_events())
+
+
 def replay_targets() -> list[str]:
     """The topics the API replays dead letters onto (services/monitor/dlq.py ``replay_topic``):
     the pipeline stages' inputs, and the first delay topic of a stage whose letters go back to
@@ -267,44 +252,44 @@ def replay_targets() -> list[str]:
     return list(dict.fromkeys(targets))
 
 
-def _operations(carried: dict[str, dict[str, Kind]]) -> list[_Operation]:
+def _operations(carried: dict[str, dict[str, Kind]]) -> list[Operation]:
     prefix = RunnerSettings.model_fields["group_id_prefix"].default
-    ops: list[_Operation] = []
+    ops: list[Operation] = []
     heartbeat = (type_name(WorkerHeartbeat),)
     for stage in STAGES.values():
         group = {"type": "string", "enum": [f"{prefix}.{stage.name}"]}
         for topic in stage.inputs:
-            ops.append(_Operation(stage.name, "receive", topic, f"Reads {topic}.", group=group))
+            ops.append(Operation(stage.name, "receive", topic, f"Reads {topic}.", group=group))
         for topic in stage.retry_topics:
             summary = f"Reads its delay topic {topic} (each message once it is due)."
-            ops.append(_Operation(stage.name, "receive", topic, summary, group=group))
-        for topic in _STAGE_OUTPUTS.get(stage.name, ()):
-            ops.append(_Operation(stage.name, "send", topic, f"Produces its results to {topic}."))
+            ops.append(Operation(stage.name, "receive", topic, summary, group=group))
+        for topic in stage.outputs:
+            ops.append(Operation(stage.name, "send", topic, f"Produces its results to {topic}."))
         for level, topic in enumerate(stage.retry_topics, start=1):
             summary = f"Schedules retry {level} of a failed input."
             if level == len(stage.retry_topics):
                 summary = f"Schedules retry {level}, and every later one, of a failed input."
-            ops.append(_Operation(stage.name, "send", topic, summary))
+            ops.append(Operation(stage.name, "send", topic, summary))
         dlq = "Dead-letters an input it gives up on."
-        if stage.name in _REPORTS_ON_DLQ:
+        if stage.reports_on_dlq:
             dlq += " Reports a failed part of a job as a stage.failed of its own."
-        ops.append(_Operation(stage.name, "send", stage.dlq, dlq))
+        ops.append(Operation(stage.name, "send", stage.dlq, dlq))
         beat = "Reports its liveness and progress."
-        ops.append(_Operation(stage.name, "send", HEARTBEATS, beat, events=heartbeat))
+        ops.append(Operation(stage.name, "send", HEARTBEATS, beat, events=heartbeat))
 
     api = [
         *(
-            _Operation("api", "send", t, "Submits a job (POST /jobs).", (type_name(JobRequested),))
+            Operation("api", "send", t, "Submits a job (POST /jobs).", (type_name(JobRequested),))
             for t in JOBS_BY_PRIORITY
         ),
-        _Operation(
+        Operation(
             "api",
             "send",
             CONTROL,
             "Sends an operator's command to the pool manager (POST /scale, /workers/{id}/restart).",
             (type_name(ControlCommand),),
         ),
-        _Operation(
+        Operation(
             "api",
             "send",
             PRINTIFY_WEBHOOKS,
@@ -317,15 +302,15 @@ def _operations(carried: dict[str, dict[str, Kind]]) -> list[_Operation]:
     for topic in replay_targets():
         found = next((o for o in api if o.topic == topic), None)
         if found is None:
-            api.append(_Operation("api", "send", topic, replay))
+            api.append(Operation("api", "send", topic, replay))
         else:
-            api[api.index(found)] = _Operation(
+            api[api.index(found)] = Operation(
                 "api", "send", topic, f"{found.summary} {replay}", found.events
             )
     ops += api
 
     ops += [
-        _Operation(
+        Operation(
             "pool",
             "receive",
             CONTROL,
@@ -333,7 +318,7 @@ def _operations(carried: dict[str, dict[str, Kind]]) -> list[_Operation]:
             "it runs).",
             group={"type": "string", "pattern": r"^pod\.pool\.[0-9a-f]{8}$"},
         ),
-        _Operation(
+        Operation(
             "pool",
             "send",
             HEARTBEATS,
@@ -442,7 +427,7 @@ def _copy_message(component: Json, copy: _Copy) -> Json:
 
 
 def _channel_description(
-    spec: TopicSpec, events: dict[str, Kind], copy: _Copy | None, ops: list[_Operation]
+    spec: TopicSpec, events: dict[str, Kind], copy: _Copy | None, ops: list[Operation]
 ) -> str:
     writers = list(dict.fromkeys(o.service for o in ops if o.action == "send"))
     readers = list(dict.fromkeys(o.service for o in ops if o.action == "receive"))
@@ -490,7 +475,7 @@ def _channel(
     events: dict[str, Kind],
     messages: dict[str, Json],
     copy: _Copy | None,
-    ops: list[_Operation],
+    ops: list[Operation],
 ) -> Json:
     config = spec.config()
     binding: Json = {"topic": spec.name}
@@ -516,7 +501,7 @@ def _channel(
     }
 
 
-def _operation(op: _Operation, channel: Json) -> Json:
+def _operation(op: Operation, channel: Json) -> Json:
     events = op.events if op.events is not None else tuple(channel["messages"])
     out: Json = {
         "action": op.action,
@@ -530,7 +515,7 @@ def _operation(op: _Operation, channel: Json) -> Json:
     return out
 
 
-def _services(ops: Iterable[_Operation]) -> list[Json]:
+def _services(ops: Iterable[Operation]) -> list[Json]:
     """A tag per service, saying which process it is."""
     names = list(dict.fromkeys(o.service for o in ops))
     modules = {s.name: s.module for s in STAGES.values()} | {

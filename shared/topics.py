@@ -18,7 +18,20 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic  # type: ignore[attr-defined]
 
 from shared.errors import ConfigError
-from shared.events import Priority
+from shared.events import (
+    ControlCommand,
+    Event,
+    ImageGenerated,
+    JobRequested,
+    PoolScaled,
+    PrintifyWebhookReceived,
+    Priority,
+    ProductCreated,
+    ProductPublished,
+    ProductPublishing,
+    WorkerExited,
+    WorkerHeartbeat,
+)
 from shared.vendors.direct import DIRECT_CHANNELS
 
 logger = logging.getLogger(__name__)
@@ -56,6 +69,11 @@ class Stage:
     family: str
     service: str = ""
     channel: str | None = None
+    # The topics its handler produces to, besides its delay and dead-letter topics and the
+    # heartbeats, which every stage sends.
+    outputs: tuple[str, ...] = ()
+    # It puts a stage.failed report of its own on its dead-letter topic (a failed part of a job).
+    reports_on_dlq: bool = False
 
     @property
     def module(self) -> str:
@@ -75,8 +93,17 @@ class Stage:
         return tuple(self.retry_topic(level) for level in range(1, RETRY_LEVELS + 1))
 
 
-GENERATOR = Stage("generator", tuple(JOBS_BY_PRIORITY), "jobs.requested")
-PRINTIFY = Stage("printify", (IMAGES_GENERATED,), IMAGES_GENERATED)
+GENERATOR = Stage(
+    "generator", tuple(JOBS_BY_PRIORITY), "jobs.requested", outputs=(IMAGES_GENERATED,)
+)
+# Reports each failed product type of a job on its dead-letter topic.
+PRINTIFY = Stage(
+    "printify",
+    (IMAGES_GENERATED,),
+    IMAGES_GENERATED,
+    outputs=(PRODUCTS_CREATED,),
+    reports_on_dlq=True,
+)
 
 # Sales channels, each published to by its own consumer group of products.created, with its own
 # retry and dead-letter topics: "printify" publishes through the Printify shop's own channel
@@ -90,12 +117,20 @@ PUBLISHER = Stage(
     PRODUCTS_CREATED,
     service="publisher",
     channel=DEFAULT_CHANNEL,
+    outputs=(PUBLISHED,),
+    # Its publication watcher reports each listing Printify refused.
+    reports_on_dlq=True,
 )
 PUBLISHERS = {
     DEFAULT_CHANNEL: PUBLISHER,
     **{
         c: Stage(
-            f"publisher_{c}", (PRODUCTS_CREATED,), f"publish.{c}", service="publisher", channel=c
+            f"publisher_{c}",
+            (PRODUCTS_CREATED,),
+            f"publish.{c}",
+            service="publisher",
+            channel=c,
+            outputs=(PUBLISHED,),
         )
         for c in CHANNELS
         if c != DEFAULT_CHANNEL
@@ -120,6 +155,18 @@ MONITOR = Stage(
     "monitor",
 )
 STAGES = {s.name: s for s in (*_WORKERS, MONITOR)}
+
+# What the services produce on each pipeline topic. The delay and dead-letter topics carry what
+# their stage reads (shared.asyncapi works that out from STAGES).
+TOPIC_EVENTS: dict[str, tuple[type[Event], ...]] = {
+    **{t: (JobRequested,) for t in JOBS_BY_PRIORITY},
+    IMAGES_GENERATED: (ImageGenerated,),
+    PRODUCTS_CREATED: (ProductCreated,),
+    PUBLISHED: (ProductPublishing, ProductPublished),
+    HEARTBEATS: (WorkerHeartbeat, WorkerExited, PoolScaled),
+    CONTROL: (ControlCommand,),
+    PRINTIFY_WEBHOOKS: (PrintifyWebhookReceived,),
+}
 # The stages that work on jobs (the monitor watches them): the ones a job's failure comes from.
 PIPELINE_STAGES = tuple(s.name for s in _WORKERS)
 
