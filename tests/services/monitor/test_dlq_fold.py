@@ -137,9 +137,18 @@ async def fold(pool: AsyncConnectionPool, msg: Message) -> bool:
         # No source header: the DLQ's own family decides.
         (PUBLISHER.dlq, None, None, "products.created"),
         (GENERATOR.dlq, None, {"payload": {"priority": "low"}}, "jobs.requested.low"),
-        # A family this engine does not know: left as it was, or nothing to go on.
-        ("other.dlq", "other.retry.1", None, "other.retry.1"),
+        # A DLQ that is no stage's: nowhere, whatever its header says.
+        ("other.dlq", "other.retry.1", None, None),
         ("other.dlq", None, None, None),
+        # A header naming a topic that is not an input of the DLQ's stage is ignored: the
+        # replay goes to the stage's own input (a forged pod.original.topic=pod.control must
+        # not aim a replay at the control topic).
+        (GENERATOR.dlq, "pod.control", {"payload": {"priority": "high"}}, "jobs.requested.high"),
+        (GENERATOR.dlq, "images.generated", None, "jobs.requested.normal"),
+        (PRINTIFY.dlq, "pod.control", None, "images.generated"),
+        (PRINTIFY.dlq, "jobs.requested.retry.1", None, "images.generated"),
+        (PUBLISHER.dlq, "workers.heartbeat", None, "products.created"),
+        (MONITOR.dlq, "pod.control", None, MONITOR.retry_topic(1)),
     ],
 )
 def test_replay_topic_rules(
