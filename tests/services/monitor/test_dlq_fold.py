@@ -443,7 +443,8 @@ async def test_a_forged_stage_failed_dead_lettered_by_a_stage_leaves_its_victim_
     victim = new_job()
     await Folder(pool).fold(victim, "jobs.requested.normal", 0, 0)
     before = await job_row(pool, victim.job_id)
-    reason = f"unexpected event type 'stage.failed' on {source} (accepts: job.requested)"
+    carried = "image.generated" if source == "images.generated" else "job.requested"
+    reason = f"unexpected event type 'stage.failed' on {source} (accepts: {carried})"
     headers = [
         (k, reason.encode() if k == "pod.error.message" else v)
         for k, v in runner_headers(stage, source, error="InvalidEventError")
