@@ -143,7 +143,9 @@ def one_of_each(job_id: str) -> dict[type[Event], Event]:
             job_id=job_id,
             producer="forger",
             payload=PrintifyWebhookPayload(
-                webhook_event_id="w", topic="product:deleted", resource_id="r",
+                webhook_event_id="w",
+                topic="product:deleted",
+                resource_id="r",
                 resource_type="product",
             ),
         ),
