@@ -47,19 +47,22 @@ from shared.runner.model import RunnerSettings
 from shared.settings import REPO_ROOT, KafkaSettings
 from shared.topics import (
     CONTROL,
-    DEFAULT_CHANNEL,
     HEARTBEATS,
     JOBS_BY_PRIORITY,
-    MONITOR,
-    PIPELINE_STAGES,
     PRINTIFY_WEBHOOKS,
-    PUBLISHERS,
     STAGES,
-    TOPIC_EVENTS,
-    Stage,
     TopicSpec,
     all_topics,
 )
+
+# Re-exported: the consumers' allow-lists and the broker's ACLs read them from here or there.
+from shared.topics import Kind as Kind
+from shared.topics import TopicCopy as _Copy
+from shared.topics import carried_events as _carried
+from shared.topics import replay_targets as replay_targets
+from shared.topics import topic_copies as _copies
+from shared.topics import topic_events as topic_events
+from shared.topics import type_name as type_name
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +71,6 @@ ASYNCAPI_VERSION = "3.0.0"
 KAFKA_BINDING_VERSION = "0.5.0"
 
 Json = dict[str, Any]
-Kind = Literal["event", "retry", "dead_letter"]
 
 # What the Kafka key (always the envelope's job_id) names, per event type; the job id otherwise.
 _KEYS: dict[str, str] = {
@@ -147,11 +149,6 @@ REPLAY_HEADERS: dict[str, Json] = {
 }
 
 
-def type_name(cls: type[Event]) -> str:
-    """An event class's ``type`` (``job.requested``)."""
-    return str(cls.model_fields["type"].default)
-
-
 def pointer(*parts: str) -> str:
     """A reference to a place in this document (JSON Pointer, RFC 6901)."""
     return "#/" + "/".join(p.replace("~", "~0").replace("/", "~1") for p in parts)
@@ -159,15 +156,6 @@ def pointer(*parts: str) -> str:
 
 def ref(*parts: str) -> Json:
     return {"$ref": pointer(*parts)}
-
-
-@dataclass(frozen=True)
-class _Copy:
-    """A delay or dead-letter topic: the stage whose failures it holds."""
-
-    stage: Stage
-    kind: Kind
-    level: int = 0
 
 
 @dataclass(frozen=True)
@@ -185,71 +173,10 @@ class Operation:
         return f"{self.service}.{self.action}.{self.topic}"
 
 
-def _copies() -> dict[str, _Copy]:
-    copies: dict[str, _Copy] = {}
-    for stage in STAGES.values():
-        for level, topic in enumerate(stage.retry_topics, start=1):
-            copies[topic] = _Copy(stage, "retry", level)
-        copies[stage.dlq] = _Copy(stage, "dead_letter")
-    return copies
-
-
-def _carried(topics: list[str], copies: dict[str, _Copy]) -> dict[str, dict[str, Kind]]:
-    """Topic -> the event types on it, each as produced (``event``) or as a stage's copy with
-    failure headers (``retry``, ``dead_letter``): a stage's delay and dead-letter topics carry
-    whatever its inputs carry (the monitor's, what the others' copies carry)."""
-    carried: dict[str, dict[str, Kind]] = {}
-    for topic in topics:
-        if topic in copies:
-            carried[topic] = {}
-        elif topic in TOPIC_EVENTS:
-            carried[topic] = {type_name(c): "event" for c in TOPIC_EVENTS[topic]}
-        else:
-            raise ValueError(f"no event types known for topic {topic}: add it to TOPIC_EVENTS")
-    for stage in STAGES.values():
-        if stage.reports_on_dlq:
-            carried[stage.dlq][type_name(StageFailed)] = "event"
-    changed = True
-    while changed:
-        changed = False
-        for stage in STAGES.values():
-            read = [e for t in stage.inputs for e in carried[t]]
-            for topic in (*stage.retry_topics, stage.dlq):
-                kind = copies[topic].kind
-                for event in read:
-                    have = carried[topic].get(event)
-                    if have is None:
-                        carried[topic][event] = kind
-                        changed = True
-                    elif have != kind:
-                        raise ValueError(f"{topic} would carry {event} both as {have} and {kind}")
-    order = [type_name(c) for c in EVENT_TYPES]
-    return {
-        t: dict(sorted(e.items(), key=lambda kv: order.index(kv[0]))) for t, e in carried.items()
-    }
-
-
-def topic_events() -> dict[str, dict[str, Kind]]:
-    """Every topic of :func:`shared.topics.all_topics` -> the event types it carries, each as
-    produced (``event``) or as a stage's copy (``retry``, ``dead_letter``): what a consumer of
-    the topic may accept, and nothing else."""
-    return _carried([s.name for s in all_topics()], _copies())
-
-
 def operations() -> list[Operation]:
     """What each service (every stage, the API, the pool manager) sends and receives, topic by
     topic: the document's operations, and what a broker's ACLs must allow each one."""
     return _operations(topic_events())
-
-
-def replay_targets() -> list[str]:
-    """The topics the API replays dead letters onto (services/monitor/dlq.py ``replay_topic``):
-    the pipeline stages' inputs, and the first delay topic of a stage whose letters go back to
-    it alone (the monitor, and a channel's publisher, which shares products.created)."""
-    targets = [t for n in PIPELINE_STAGES for t in STAGES[n].inputs]
-    targets.append(MONITOR.retry_topic(1))
-    targets += [s.retry_topic(1) for s in PUBLISHERS.values() if s.channel != DEFAULT_CHANNEL]
-    return list(dict.fromkeys(targets))
 
 
 def _operations(carried: dict[str, dict[str, Kind]]) -> list[Operation]:

@@ -2,7 +2,7 @@
 
     pod submit --theme … --style … --niche … [--types tshirt,mug] [--channels shopify] [--wait]
     pod status <job id>          pod watch <job id>        pod jobs [--status …]
-    pod dlq [--stage …]          pod replay (--id N | --job ID | --stage S)
+    pod dlq [--stage …]          pod replay (--id N | --job ID | --stage S) [--yes]
     pod top [--once]             pod up                    pod webhooks register --url …
     pod doctor [--api]           read-only preflight of every configured vendor
 
@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -30,6 +31,39 @@ import httpx
 
 TERMINAL = ("completed", "partial", "failed")
 EXIT_OK, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_TIMEOUT = 0, 1, 2, 3
+
+
+# Terminal escape sequences: CSI (ESC [ ... final), OSC (ESC ] ... BEL or ST: titles,
+# hyperlinks), DCS/SOS/PM/APC strings, and the two-byte ESC sequences; their C1 forms too.
+_ESCAPES = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"
+    r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
+    r"|\x1b[ -/]*[0-~]?"
+)
+# C0 and C1 controls, DEL, and the bidirectional overrides that reorder what a line shows.
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def safe_text(value: object) -> str:
+    """``value`` as text a terminal shows as it is: escape sequences and control characters
+    removed (a line break or tab becomes a space), rich markup escaped (``[red]`` is printed,
+    not obeyed). Every value the CLI prints came from a producer it does not control."""
+    from rich.markup import escape
+
+    text = _ESCAPES.sub("", str(value))
+    text = _CONTROLS.sub(lambda m: " " if m.group() in "\t\n\r" else "", text)
+    return escape(text)
+
+
+def safe_body(body: Any) -> Any:
+    """An API answer with :func:`safe_text` applied to every string in it (keys included)."""
+    if isinstance(body, str):
+        return safe_text(body)
+    if isinstance(body, dict):
+        return {safe_text(k): safe_body(v) for k, v in body.items()}
+    if isinstance(body, list):
+        return [safe_body(v) for v in body]
+    return body
 
 
 def _client() -> httpx.Client:
@@ -54,9 +88,10 @@ class Output:
     def emit(self, body: Any, render: Callable[[Any], Any] | None = None) -> None:
         """One result: JSON on stdout, or ``render(body)`` on the console."""
         if self.json or render is None:
+            # JSON escapes every control character itself; markup means nothing there.
             sys.stdout.write(json.dumps(body, indent=2) + "\n")
         else:
-            self.console.print(render(body))
+            self.console.print(render(safe_body(body)))
 
     def answer(self, resp: httpx.Response, render: Callable[[Any], Any] | None = None) -> int:
         """An API answer: the body (or the error), and the exit code it means."""
@@ -70,7 +105,7 @@ class Output:
         if self.json:
             sys.stdout.write(json.dumps(body, indent=2) + "\n")
         else:
-            self.err.print(f"[red]{resp.status_code}[/red] {_problem(body)}")
+            self.err.print(f"[red]{resp.status_code}[/red] {_problem(safe_body(body))}")
         return EXIT_REFUSED
 
 
@@ -178,7 +213,7 @@ def _dlq_table(body: dict[str, Any]) -> Any:
     from rich.table import Table
 
     table = Table()
-    for col in ("id", "stage", "job", "error", "failed at", "replays"):
+    for col in ("id", "stage", "job", "error", "failed at", "replays", "replays to"):
         table.add_column(col)
     for d in body.get("deadLetters", []):
         table.add_row(
@@ -188,6 +223,7 @@ def _dlq_table(body: dict[str, Any]) -> Any:
             f"{d['errorClass']}: {d['message']}"[:80],
             str(d["failedAt"])[:19],
             str(d["replayCount"]),
+            d.get("replayTo") or "not replayable",
         )
     return table
 
@@ -230,7 +266,7 @@ def follow(
         if resp.status_code == 404:
             return None  # not folded yet (a job produced straight to Kafka)
         resp.raise_for_status()
-        return dict(resp.json())
+        return dict(safe_body(resp.json())) if not out.json else dict(resp.json())
 
     def step(detail: dict[str, Any] | None) -> bool:
         nonlocal seen
@@ -249,8 +285,8 @@ def follow(
         if now != seen and out.json:
             # Scripts get the final answer on stdout; people piping it see progress here.
             out.err.print(
-                f"{job_id} {now[0]}: images {now[1]}/{job['count']}, products "
-                f"{now[2]}/{job['expectedProducts']}, publications "
+                f"{safe_text(job_id)} {safe_text(now[0])}: images {now[1]}/{job['count']}, "
+                f"products {now[2]}/{job['expectedProducts']}, publications "
                 f"{now[3]}/{job['expectedPublications']}",
                 highlight=False,
                 soft_wrap=True,  # one line per change, whatever the width
@@ -262,7 +298,7 @@ def follow(
     if out.json:
         while not step(detail):
             if time.monotonic() > deadline:
-                out.err.print(f"{job_id}: still not done after {timeout_s:.0f} s")
+                out.err.print(f"{safe_text(job_id)}: still not done after {timeout_s:.0f} s")
                 return EXIT_TIMEOUT
             time.sleep(interval_s)
             detail = fetch()
@@ -275,7 +311,7 @@ def follow(
                 if done:
                     break
                 if time.monotonic() > deadline:
-                    out.err.print(f"{job_id}: still not done after {timeout_s:.0f} s")
+                    out.err.print(f"{safe_text(job_id)}: still not done after {timeout_s:.0f} s")
                     return EXIT_TIMEOUT
                 time.sleep(interval_s)
                 detail = fetch()
@@ -294,16 +330,79 @@ def top(client: httpx.Client, out: Output, *, once: bool, interval_s: float) -> 
         resp.raise_for_status()
         return dict(resp.json())
 
+    def shown() -> Any:
+        return _stages_table(safe_body(stats()))
+
     if once or out.json:
         out.emit(stats(), _stages_table)
         return EXIT_OK
     with Live(console=out.console, auto_refresh=False) as live:
         try:
             while True:
-                live.update(_stages_table(stats()), refresh=True)
+                live.update(shown(), refresh=True)
                 time.sleep(interval_s)
         except KeyboardInterrupt:
             return EXIT_OK
+
+
+def _replay_table(plan: dict[str, Any]) -> Any:
+    from rich.table import Table
+
+    table = Table(title="to replay", title_justify="left")
+    for col in ("id", "job", "dead letter", "replays to"):
+        table.add_column(col)
+    for t in plan.get("targets", []):
+        table.add_row(str(t["id"]), t["jobId"] or "-", t["deadLetter"], t["replayTo"])
+    skipped = plan.get("skipped") or []
+    if skipped:
+        table.caption = f"{len(skipped)} not replayable (nothing to re-produce, or no input of "
+        table.caption += "their stage to go to): " + ", ".join(str(i) for i in skipped[:20])
+    return table
+
+
+def replay(client: httpx.Client, out: Output, args: argparse.Namespace) -> int:
+    """Show which letters would go where (the API's dry run), ask, then replay those letters
+    (one by one by id: what was confirmed, not what matches by then)."""
+    which: dict[str, Any] = (
+        {"id": args.id} if args.id else {"jobId": args.job} if args.job else {"stage": args.stage}
+    )
+    preview = client.post("/dlq/replay", json={**which, "dryRun": True})
+    if not preview.is_success:
+        return out.answer(preview)
+    plan = dict(preview.json())
+    targets = plan.get("targets", [])
+    shown = safe_body(plan)
+    if out.json:
+        for t in shown.get("targets", []):
+            out.err.print(f"{t['id']} {t['deadLetter']} -> {t['replayTo']}", highlight=False)
+    else:
+        out.console.print(_replay_table(shown))
+    if not targets:
+        out.err.print("nothing to replay")
+        return EXIT_OK if not plan.get("skipped") else EXIT_REFUSED
+    if not args.yes:
+        if not sys.stdin.isatty():
+            out.err.print("not replayed: confirm with --yes")
+            return EXIT_REFUSED
+        answer = input(f"replay {len(targets)} dead letter(s) as shown? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            out.err.print("not replayed")
+            return EXIT_REFUSED
+    replayed: list[dict[str, Any]] = []
+    for t in targets:
+        resp = client.post("/dlq/replay", json={"id": t["id"]})
+        if not resp.is_success:
+            out.err.print(f"replayed {len(replayed)} of {len(targets)}, then:")
+            return out.answer(resp)
+        replayed += resp.json().get("targets", [])
+    body = {
+        "replayed": len(replayed),
+        "ids": [t["id"] for t in replayed],
+        "targets": replayed,
+        "skipped": plan.get("skipped", []),
+    }
+    out.emit(body, lambda b: f"replayed {b['replayed']}")
+    return EXIT_OK
 
 
 # ------------------------------------------------------------------------------------ main
@@ -347,11 +446,15 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--job")
     d.add_argument("--limit", type=int, default=20)
 
-    r = sub.add_parser("replay", help="replay dead letters (an admin key)")
+    r = sub.add_parser(
+        "replay",
+        help="replay dead letters (an admin key): shows where each goes, then asks",
+    )
     which = r.add_mutually_exclusive_group(required=True)
     which.add_argument("--id", type=int)
     which.add_argument("--job")
     which.add_argument("--stage")
+    r.add_argument("--yes", action="store_true", help="replay without asking")
 
     t = sub.add_parser("top", help="a live table of the stages")
     t.add_argument("--once", action="store_true")
@@ -428,7 +531,7 @@ def _run(args: argparse.Namespace, client: httpx.Client, out: Output) -> int:
             return out.answer(resp, lambda b: f"accepted: job {b['jobId']}")
         job_id = str(resp.json()["jobId"])
         if not out.json:
-            out.console.print(f"accepted: job {job_id}")
+            out.console.print(f"accepted: job {safe_text(job_id)}")
         return follow(client, out, job_id, timeout_s=args.timeout)
     if args.command == "status":
         return out.answer(client.get(f"/jobs/{args.job_id}"), _progress_table)
@@ -440,16 +543,7 @@ def _run(args: argparse.Namespace, client: httpx.Client, out: Output) -> int:
         }
         return out.answer(client.get("/dlq", params=params), _dlq_table)
     if args.command == "replay":
-        target: dict[str, Any] = (
-            {"id": args.id}
-            if args.id
-            else {"jobId": args.job}
-            if args.job
-            else {"stage": args.stage}
-        )
-        return out.answer(
-            client.post("/dlq/replay", json=target), lambda b: f"replayed {b['replayed']}"
-        )
+        return replay(client, out, args)
     if args.command == "top":
         return top(client, out, once=args.once, interval_s=args.interval)
     if args.command == "doctor":

@@ -419,8 +419,14 @@ def _location(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(p) for p in loc)
 
 
-def parse_event(raw: bytes | str | None, accept: tuple[type[Event], ...] = EVENT_TYPES) -> AnyEvent:
-    """Parse and validate one message value; raise InvalidEventError saying what is wrong."""
+def parse_event(
+    raw: bytes | str | None,
+    accept: tuple[type[Event], ...] = EVENT_TYPES,
+    *,
+    topic: str | None = None,
+) -> AnyEvent:
+    """Parse and validate one message value; raise InvalidEventError saying what is wrong
+    (``topic``: where it was read, named in the reason for a type that does not belong there)."""
     if raw is None:
         raise InvalidEventError("message has no value")
     try:
@@ -432,7 +438,8 @@ def parse_event(raw: bytes | str | None, accept: tuple[type[Event], ...] = EVENT
         raise InvalidEventError(f"invalid event: {problems}") from None
     if not isinstance(event, accept):
         names = ", ".join(sorted(c.model_fields["type"].default for c in accept))
-        raise InvalidEventError(f"unexpected event type {event.type!r} here (accepts: {names})")
+        place = f"on {topic}" if topic else "here"
+        raise InvalidEventError(f"unexpected event type {event.type!r} {place} (accepts: {names})")
     if event.schema_version > SCHEMA_VERSION:
         raise InvalidEventError(
             f"schema_version {event.schema_version} is newer than supported {SCHEMA_VERSION}"

@@ -7,18 +7,20 @@ topics of the generator share the family ``jobs.requested``).
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic  # type: ignore[attr-defined]
 
 from shared.errors import ConfigError
 from shared.events import (
+    EVENT_TYPES,
     ControlCommand,
     Event,
     ImageGenerated,
@@ -29,6 +31,7 @@ from shared.events import (
     ProductCreated,
     ProductPublished,
     ProductPublishing,
+    StageFailed,
     WorkerExited,
     WorkerHeartbeat,
 )
@@ -187,6 +190,122 @@ def channel_of(stage: str) -> str | None:
 # Every stage's name as a type for the API (request fields, query parameters), built from the
 # registry so that a new stage needs no other list.
 StageName = StrEnum("StageName", {name.upper(): name for name in STAGES})  # type: ignore[misc]
+
+
+# ------------------------------------------------------------ what each topic carries
+# The consumers' allow-lists (shared.runner), the replay targets (services/monitor/dlq.py, the
+# API), the AsyncAPI document and the broker's ACLs are all read from these tables.
+
+Kind = Literal["event", "retry", "dead_letter"]
+
+
+def type_name(cls: type[Event]) -> str:
+    """An event class's ``type`` (``job.requested``)."""
+    return str(cls.model_fields["type"].default)
+
+
+@dataclass(frozen=True)
+class TopicCopy:
+    """A delay or dead-letter topic: the stage whose failures it holds."""
+
+    stage: Stage
+    kind: Kind
+    level: int = 0
+
+
+def topic_copies() -> dict[str, TopicCopy]:
+    """Every delay and dead-letter topic -> the stage whose failed inputs it holds."""
+    copies: dict[str, TopicCopy] = {}
+    for stage in STAGES.values():
+        for level, topic in enumerate(stage.retry_topics, start=1):
+            copies[topic] = TopicCopy(stage, "retry", level)
+        copies[stage.dlq] = TopicCopy(stage, "dead_letter")
+    return copies
+
+
+def carried_events(topics: list[str], copies: dict[str, TopicCopy]) -> dict[str, dict[str, Kind]]:
+    """Topic -> the event types on it, each as produced (``event``) or as a stage's copy with
+    failure headers (``retry``, ``dead_letter``): a stage's delay and dead-letter topics carry
+    whatever its inputs carry (the monitor's, what the others' copies carry)."""
+    carried: dict[str, dict[str, Kind]] = {}
+    for topic in topics:
+        if topic in copies:
+            carried[topic] = {}
+        elif topic in TOPIC_EVENTS:
+            carried[topic] = {type_name(c): "event" for c in TOPIC_EVENTS[topic]}
+        else:
+            raise ValueError(f"no event types known for topic {topic}: add it to TOPIC_EVENTS")
+    for stage in STAGES.values():
+        if stage.reports_on_dlq:
+            carried[stage.dlq][type_name(StageFailed)] = "event"
+    changed = True
+    while changed:
+        changed = False
+        for stage in STAGES.values():
+            read = [e for t in stage.inputs for e in carried[t]]
+            for topic in (*stage.retry_topics, stage.dlq):
+                kind = copies[topic].kind
+                for event in read:
+                    have = carried[topic].get(event)
+                    if have is None:
+                        carried[topic][event] = kind
+                        changed = True
+                    elif have != kind:
+                        raise ValueError(f"{topic} would carry {event} both as {have} and {kind}")
+    order = [type_name(c) for c in EVENT_TYPES]
+    return {
+        t: dict(sorted(e.items(), key=lambda kv: order.index(kv[0]))) for t, e in carried.items()
+    }
+
+
+def topic_events() -> dict[str, dict[str, Kind]]:
+    """Every topic of :func:`all_topics` -> the event types it carries, each as produced
+    (``event``) or as a stage's copy (``retry``, ``dead_letter``): what a consumer of the topic
+    may accept, and nothing else."""
+    return carried_events([s.name for s in all_topics()], topic_copies())
+
+
+@functools.cache
+def _accepted() -> dict[str, tuple[type[Event], ...]]:
+    by_name = {type_name(c): c for c in EVENT_TYPES}
+    return {t: tuple(by_name[e] for e in events) for t, events in topic_events().items()}
+
+
+def accepted_on(
+    topic: str, kinds: tuple[Kind, ...] = ("event", "retry", "dead_letter")
+) -> tuple[type[Event], ...] | None:
+    """The event classes that belong on ``topic`` (only those carried as one of ``kinds``);
+    None for a topic the registry does not know. Whatever else arrives there is forged or
+    misrouted: a consumer dead-letters it, never handles or folds it."""
+    if topic not in _accepted():
+        return None
+    if len(kinds) == 3:
+        return _accepted()[topic]
+    events = topic_events()[topic]
+    return tuple(c for c in _accepted()[topic] if events[type_name(c)] in kinds)
+
+
+def replay_targets() -> list[str]:
+    """The topics the API replays dead letters onto (services/monitor/dlq.py ``replay_topic``):
+    the pipeline stages' inputs, and the first delay topic of a stage whose letters go back to
+    it alone (the monitor, and a channel's publisher, which shares products.created)."""
+    targets = [t for n in PIPELINE_STAGES for t in STAGES[n].inputs]
+    targets.append(MONITOR.retry_topic(1))
+    targets += [s.retry_topic(1) for s in PUBLISHERS.values() if s.channel != DEFAULT_CHANNEL]
+    return list(dict.fromkeys(targets))
+
+
+def replay_targets_of(dlq_topic: str) -> tuple[str, ...]:
+    """Where a dead letter of ``dlq_topic`` may be replayed: its stage's inputs, or its stage's
+    first delay topic for the monitor and a channel's publisher (which share their inputs with
+    other stages). Nothing for a topic that is no stage's DLQ. A replay goes nowhere else,
+    whatever a record's headers say."""
+    stage = next((s for s in STAGES.values() if s.dlq == dlq_topic), None)
+    if stage is None:
+        return ()
+    if stage is MONITOR or stage.channel not in (None, DEFAULT_CHANNEL):
+        return (stage.retry_topic(1),)
+    return stage.inputs
 
 
 @dataclass(frozen=True)

@@ -405,6 +405,10 @@ class DeadLetterView(_Wire):
     partition: int
     offset: int
     original_topic: str | None
+    replay_to: str | None = Field(
+        description="The topic a replay re-produces it onto (one of its stage's inputs, or its "
+        "stage's first delay topic); null when it has nothing replayable"
+    )
     failed_at: datetime
     replayed_at: datetime | None
     replay_count: int
@@ -434,6 +438,13 @@ class ReplayRequest(_Wire):
     include_replayed: Annotated[
         bool, Field(strict=True, description="Replay again what was replayed before")
     ] = False
+    dry_run: Annotated[
+        bool,
+        Field(
+            strict=True,
+            description="Produce nothing: answer which letters would go where (``targets``)",
+        ),
+    ] = False
 
     @model_validator(mode="after")
     def _exactly_one(self) -> ReplayRequest:
@@ -443,6 +454,15 @@ class ReplayRequest(_Wire):
         return self
 
 
+class ReplayTarget(_Wire):
+    """One dead letter of a replay and the topic its copy goes to."""
+
+    id: int
+    job_id: str | None
+    dead_letter: str = Field(description="``topic:partition:offset`` of the DLQ record")
+    replay_to: str
+
+
 class ReplayResult(_Wire):
     """``POST /dlq/replay`` answer: what was re-produced, and what had nothing to replay."""
 
@@ -450,6 +470,10 @@ class ReplayResult(_Wire):
     ids: list[int]
     skipped: list[int] = Field(
         default_factory=list, description="Matching dead letters with nothing replayable"
+    )
+    targets: list[ReplayTarget] = Field(
+        default_factory=list,
+        description="Each letter replayed (or, with dryRun, that would be) and where it goes",
     )
 
 

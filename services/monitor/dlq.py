@@ -40,14 +40,14 @@ from shared.runner import headers as hdr
 from shared.store import jobs
 from shared.store.dead_letters import DeadLetter
 from shared.topics import (
-    DEFAULT_CHANNEL,
     GENERATOR,
     JOBS_REQUESTED,
-    MONITOR,
     PIPELINE_STAGES,
     PRINTIFY_WEBHOOKS,
     STAGES,
     Stage,
+    accepted_on,
+    replay_targets_of,
 )
 
 logger = logging.getLogger(__name__)
@@ -58,6 +58,7 @@ _DLQ_NS = uuid.UUID("3b0f3f55-8f0e-4c59-9a47-2f7f1d0c9e21")
 UNKNOWN_JOB = "unknown"
 _RETRY_TOPIC = re.compile(r"(?P<family>.+)\.retry\.\d+")
 _BY_FAMILY: dict[str, Stage] = {STAGES[n].family: STAGES[n] for n in PIPELINE_STAGES}
+_BY_DLQ: dict[str, Stage] = {s.dlq: s for s in STAGES.values()}
 # Limits of the event contract (shared/events.py) that text taken from headers must respect.
 _MAX_JOB_ID = 100
 _MAX_NAME = 500
@@ -67,27 +68,64 @@ class DeadLetterFailed(StageFailed):
     """A StageFailed read off a DLQ topic, with the dead letter to record (never serialised)."""
 
     dead_letter: DeadLetter = Field(exclude=True)
+    # Its record is an event of a type its topic never carries: listed, never folded.
+    misplaced: bool = Field(default=False, exclude=True)
 
 
 def parse_record(msg: Message, accept: tuple[type[Event], ...]) -> Event:
-    """Parse a message of any monitor input; DLQ records become StageFailed events."""
+    """Parse a message of any monitor input; DLQ records become StageFailed events.
+
+    ``accept`` is what the record's topic may carry (the runner's allow-list): an event of
+    another type is never folded into a job. On a DLQ only a stage that reports there
+    (``Stage.reports_on_dlq``) puts a StageFailed of its own; a record with the runner's failure
+    headers is a copy of a failed input, read as what that input may carry."""
     topic = msg.topic() or ""
     retry = _RETRY_TOPIC.fullmatch(topic)
     if retry is not None and retry["family"] in _BY_FAMILY:
-        return _retrying(msg)
+        return _retrying(msg, accept)
     if not topic.endswith(".dlq"):
         return parse_message(msg, accept)
+    headers = _headers(msg)
+    stage = _BY_DLQ.get(topic)
+    if hdr.ERROR_CLASS not in headers and stage is not None and stage.reports_on_dlq:
+        try:
+            report = parse_event(msg.value(), (StageFailed,), topic=topic)
+        except InvalidEventError:
+            pass
+        else:
+            assert isinstance(report, StageFailed)
+            if report.payload.retryable:
+                # A notice that the work waits in a delay topic: nothing has been given up yet.
+                return report
+            return _reported(msg, report, headers)
+    copied = _copied_types(topic, headers)
     try:
-        original: Event | None = parse_event(msg.value(), EVENT_TYPES)
+        original: Event | None = parse_event(msg.value(), copied)
     except InvalidEventError:
         original = None
-    headers = _headers(msg)
-    if isinstance(original, StageFailed):
-        if original.payload.retryable:
-            # A notice that the work waits in a delay topic: nothing has been given up yet.
-            return original
-        return _reported(msg, original, headers)
-    return _raw(msg, original, headers)
+    return _raw(msg, original, headers, misplaced=original is None and _is_event(msg.value()))
+
+
+def _copied_types(dlq_topic: str, headers: dict[str, str]) -> tuple[type[Event], ...]:
+    """What a runner's copy on ``dlq_topic`` may hold: what the input it was read from carries
+    (its pod.original.topic, when that is an input of the DLQ's stage), else any of the stage's
+    inputs' types."""
+    stage = _BY_DLQ.get(dlq_topic)
+    source = headers.get(hdr.ORIGINAL_TOPIC)
+    if stage is not None and source in (*stage.inputs, *stage.retry_topics):
+        found = accepted_on(source)
+        if found is not None:
+            return found
+    return accepted_on(dlq_topic, ("dead_letter",)) or ()
+
+
+def _is_event(value: bytes | None) -> bool:
+    """True when ``value`` is a valid event of some type (then one where it does not belong)."""
+    try:
+        parse_event(value, EVENT_TYPES)
+    except (InvalidEventError, RecursionError):
+        return False
+    return True
 
 
 def _reported(msg: Message, event: StageFailed, headers: dict[str, str]) -> DeadLetterFailed:
@@ -114,8 +152,12 @@ def _reported(msg: Message, event: StageFailed, headers: dict[str, str]) -> Dead
     return DeadLetterFailed.model_validate({**dict(event), "dead_letter": dead})
 
 
-def _raw(msg: Message, original: Event | None, headers: dict[str, str]) -> DeadLetterFailed:
-    """A record the runner dead-lettered: the original value, the reason in headers."""
+def _raw(
+    msg: Message, original: Event | None, headers: dict[str, str], *, misplaced: bool = False
+) -> DeadLetterFailed:
+    """A record the runner dead-lettered: the original value, the reason in headers.
+    ``misplaced``: its value is an event of a type its topic does not carry (forged or
+    misrouted), which tells nothing about the job its key names."""
     topic = msg.topic() or ""
     partition, offset = msg.partition() or 0, msg.offset() or 0
     value = msg.value()
@@ -168,15 +210,16 @@ def _raw(msg: Message, original: Event | None, headers: dict[str, str]) -> DeadL
         correlation_id=original.correlation_id if original else None,
         payload=failed,
         dead_letter=dead,
+        misplaced=misplaced,
     )
 
 
-def _retrying(msg: Message) -> StageFailed:
+def _retrying(msg: Message, accept: tuple[type[Event], ...]) -> StageFailed:
     """A record in another stage's delay topic: its job waits for another attempt."""
     topic = msg.topic() or ""
     headers = _headers(msg)
     try:
-        original: Event | None = parse_event(msg.value(), EVENT_TYPES)
+        original: Event | None = parse_event(msg.value(), accept)
     except InvalidEventError:
         original = None
     job_id = original.job_id if original else _text((msg.key() or b"").decode(errors="replace"))
@@ -211,21 +254,23 @@ def replay_topic(dlq_topic: str, source: str | None, event: dict[str, Any] | Non
     generator's family has one input per priority: the event's own priority picks it (normal
     when it has none). Without a source, the DLQ's own family decides; None when unknown.
     """
-    if dlq_topic == MONITOR.dlq:
-        # What the monitor could not fold goes back to the monitor alone (its delay topic, due
-        # at once): the original topic would make every other stage redo it too.
-        return MONITOR.retry_topic(1)
-    channel_stage = _BY_FAMILY.get(dlq_topic.removesuffix(".dlq"))
-    if channel_stage is not None and channel_stage.channel not in (None, DEFAULT_CHANNEL):
-        # A channel's publisher shares products.created with the others: its own delay topic
-        # (due at once) replays it to that channel alone.
-        return channel_stage.retry_topic(1)
-    if source:
-        retry = _RETRY_TOPIC.fullmatch(source)
-        if retry is None:
+    allowed = replay_targets_of(dlq_topic)
+    if len(allowed) == 1:
+        # The monitor's own letters go back to the monitor alone (its delay topic, due at once):
+        # the original topic would make every other stage redo them too; and a channel's
+        # publisher shares products.created with the others, so its delay topic replays a
+        # letter to that channel alone.
+        return allowed[0]
+    stage = _BY_DLQ.get(dlq_topic)
+    if source and stage is not None:
+        if source in stage.inputs:
             return source
-        return _main_input(retry["family"], event) or source
-    return _main_input(dlq_topic.removesuffix(".dlq"), event)
+        if source in stage.retry_topics:
+            return _main_input(stage.family, event)
+    # No source, or one that is none of the stage's inputs (a producer's header copied by an
+    # older runner): the DLQ's own stage decides, never the header.
+    found = _main_input(dlq_topic.removesuffix(".dlq"), event)
+    return found if found in allowed else None
 
 
 def _main_input(family: str, event: dict[str, Any] | None) -> str | None:
@@ -261,6 +306,10 @@ async def unattributable(conn: AsyncConnection[Any], event: StageFailed) -> bool
     """
     if not isinstance(event, DeadLetterFailed) or event.dead_letter.parsed:
         return False
+    if event.misplaced:
+        # A stage.failed produced onto jobs.requested.normal under another job's id, say: the
+        # stage refused it as forged, and the job it names is left alone.
+        return True
     if event.dead_letter.job_id is None:
         return True
     return not await jobs.exists(conn, event.job_id)

@@ -40,7 +40,7 @@ from shared.lifecycle import bind_to_parent, parent_gone, watch_parent
 from shared.logs import setup_logging
 from shared.runner import make_producer
 from shared.settings import load_settings
-from shared.topics import CONTROL, HEARTBEATS
+from shared.topics import CONTROL, HEARTBEATS, accepted_on
 
 logger = logging.getLogger("services.pool")
 
@@ -59,6 +59,10 @@ def _partitions(consumer: Consumer, stop: threading.Event) -> list[int]:
             return sorted(topic.partitions)
         stop.wait(1.0)
     return []
+
+
+# What the control topic carries (the registry's): anything else there is ignored, said why.
+_CONTROL_EVENTS = accepted_on(CONTROL) or ()
 
 
 def listen(
@@ -85,7 +89,7 @@ def listen(
             if msg is None or msg.error() is not None:
                 continue
             try:
-                command = parse_event(msg.value(), (ControlCommand,))
+                command = parse_event(msg.value(), _CONTROL_EVENTS, topic=CONTROL)
             except InvalidEventError as exc:
                 logger.warning("control message ignored error=%s", exc)
                 continue

@@ -110,22 +110,36 @@ def message_headers(msg: Message) -> dict[str, str]:
 
 
 def failure_headers(
-    msg: Message, exc: BaseException, headers: dict[str, str], stage: str
+    msg: Message, exc: BaseException, headers: dict[str, str], stage: Stage
 ) -> Headers:
     """Why and where a message failed; the original coordinates survive every retry hop."""
-    topic, partition, offset = coords(msg)
     now = datetime.now(UTC).isoformat()
+    topic, partition, offset = coords(msg)
+    first = now
+    if topic in stage.retry_topics and headers.get(hdr.ORIGINAL_TOPIC) in stage.inputs:
+        # A retry hop: where the stage first read it, as the hop before this one wrote it.
+        topic = headers[hdr.ORIGINAL_TOPIC]
+        partition = _int_or(header_int(headers, hdr.ORIGINAL_PARTITION), partition)
+        offset = _int_or(header_int(headers, hdr.ORIGINAL_OFFSET), offset)
+        first = headers.get(hdr.FIRST_FAILURE_AT, now)
+    # Otherwise the topic it was consumed from, whatever a producer's headers claim: the replay
+    # target is derived from it (a forged pod.original.topic must not aim a replay at another
+    # topic, pod.control say).
     return [
         (hdr.ERROR_CLASS, type(exc).__name__.encode()),
         (hdr.ERROR_MESSAGE, describe(exc)[:4000].encode()),
         (hdr.ERROR_RETRYABLE, b"true" if getattr(exc, "retryable", True) else b"false"),
-        (hdr.ORIGINAL_TOPIC, headers.get(hdr.ORIGINAL_TOPIC, topic).encode()),
-        (hdr.ORIGINAL_PARTITION, headers.get(hdr.ORIGINAL_PARTITION, str(partition)).encode()),
-        (hdr.ORIGINAL_OFFSET, headers.get(hdr.ORIGINAL_OFFSET, str(offset)).encode()),
-        (hdr.FIRST_FAILURE_AT, headers.get(hdr.FIRST_FAILURE_AT, now).encode()),
-        (hdr.STAGE, stage.encode()),
+        (hdr.ORIGINAL_TOPIC, topic.encode()),
+        (hdr.ORIGINAL_PARTITION, str(partition).encode()),
+        (hdr.ORIGINAL_OFFSET, str(offset).encode()),
+        (hdr.FIRST_FAILURE_AT, first.encode()),
+        (hdr.STAGE, stage.name.encode()),
         (hdr.FAILED_AT, now.encode()),
     ]
+
+
+def _int_or(value: int | None, default: int) -> int:
+    return default if value is None else value
 
 
 def coords(msg: Message) -> tuple[str, int, int]:
@@ -147,7 +161,7 @@ def retry_headers(
     msg: Message,
     exc: BaseException,
     headers: dict[str, str],
-    stage: str,
+    stage: Stage,
     *,
     attempt: int,
     due: float,
@@ -161,7 +175,7 @@ def retry_headers(
 
 
 def dead_letter_headers(
-    msg: Message, exc: BaseException, headers: dict[str, str], stage: str
+    msg: Message, exc: BaseException, headers: dict[str, str], stage: Stage
 ) -> Headers:
     """A dead letter's headers: why and where it failed, and the retries it had."""
     return [
@@ -227,7 +241,7 @@ class FailureRouter:
         delay = retry_delay(exc, attempt, s.retry_base_delay_s, s.retry_max_delay_s)
         retry_topic = self.stage.retry_topic(min(attempt, RETRY_LEVELS))
         out = retry_headers(
-            msg, exc, headers, self.stage.name, attempt=attempt, due=self.clock() + delay
+            msg, exc, headers, self.stage, attempt=attempt, due=self.clock() + delay
         )
         logger.warning(
             "retry scheduled job_id=%s topic=%s partition=%d offset=%d attempt=%d "
@@ -284,7 +298,7 @@ class FailureRouter:
             )
             return True
         self.stats.dead_lettered += 1
-        out = dead_letter_headers(msg, exc, headers, self.stage.name)
+        out = dead_letter_headers(msg, exc, headers, self.stage)
         logger.error(
             "dead-lettered job_id=%s topic=%s partition=%d offset=%d dlq=%s attempts=%s error=%s",
             event.job_id if event else "-",

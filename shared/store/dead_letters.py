@@ -38,7 +38,7 @@ RETURNING 1
 # {where}: the filters asked for (from _LIST_FILTERS, and _AFTER), or nothing.
 _LIST_DEAD_LETTERS = """
 SELECT id, stage, job_id, error_class, message, retryable, topic,
-    kafka_partition AS "partition", kafka_offset AS "offset", original_topic,
+    kafka_partition AS "partition", kafka_offset AS "offset", original_topic, replay_topic,
     failed_at, replayed_at, replay_count
 FROM dead_letters {where}
 ORDER BY failed_at DESC, id DESC LIMIT %(limit)s

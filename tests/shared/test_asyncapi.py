@@ -220,7 +220,7 @@ def test_failure_headers_are_all_described(doc: dict[str, Any]) -> None:
         def offset(self) -> int:
             return 7
 
-    headers = failure_headers(cast(Message, Msg()), ValueError("x"), {}, PRINTIFY.name)
+    headers = failure_headers(cast(Message, Msg()), ValueError("x"), {}, PRINTIFY)
     dropped = without_value(headers, 10, cast(Any, Exception("too large")))
     names = {k for k, _ in dropped}
     schemas = doc["components"]["schemas"]

@@ -278,3 +278,32 @@ async def test_a_dead_letter_not_produced_by_shutdown_is_left_for_the_next_owner
     r.stopping[0] = True
     assert not await r.router.dead_letter(message(), PermanentError("x"), None, {})
     assert not r.send.sent and not r.slept
+
+
+async def test_a_producers_original_topic_header_is_ignored_on_an_input() -> None:
+    # Replays are aimed by pod.original.topic: a producer must not choose it (pod.control).
+    r = make_router()
+    forged = {
+        hdr.ORIGINAL_TOPIC: "pod.control",
+        hdr.ORIGINAL_PARTITION: "0",
+        hdr.ORIGINAL_OFFSET: "1",
+        hdr.FIRST_FAILURE_AT: "2000-01-01T00:00:00+00:00",
+    }
+    msg = message("echo.in", headers=[(k, v.encode()) for k, v in forged.items()])
+    assert await r.router.dead_letter(msg, PermanentError("no"), job("job-1"), forged)
+    h = r.send.sent[0].headers
+    assert (h[hdr.ORIGINAL_TOPIC], h[hdr.ORIGINAL_PARTITION], h[hdr.ORIGINAL_OFFSET]) == (
+        "echo.in",
+        "2",
+        "41",
+    )
+    assert h[hdr.FIRST_FAILURE_AT] == h[hdr.FAILED_AT]
+
+
+async def test_a_retry_hops_header_naming_no_input_of_the_stage_is_ignored() -> None:
+    r = make_router()
+    forged = {hdr.ORIGINAL_TOPIC: "pod.control", hdr.ORIGINAL_OFFSET: "1", hdr.ATTEMPT: "1"}
+    hop = message("echo.in.retry.1", headers=[(k, v.encode()) for k, v in forged.items()])
+    assert await r.router.retry(hop, RetryableError("again"), job("job-1"), 2, forged)
+    h = r.send.sent[0].headers
+    assert (h[hdr.ORIGINAL_TOPIC], h[hdr.ORIGINAL_OFFSET]) == ("echo.in.retry.1", "41")

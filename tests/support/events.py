@@ -2,12 +2,32 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from shared.events import (
+    ControlCommand,
+    ControlCommandPayload,
+    Event,
     ImageGenerated,
     ImageGeneratedPayload,
     JobRequested,
+    JobRequestedPayload,
+    PoolScaled,
+    PoolScaledPayload,
+    PrintifyWebhookPayload,
+    PrintifyWebhookReceived,
     ProductCreated,
     ProductCreatedPayload,
+    ProductPublished,
+    ProductPublishedPayload,
+    ProductPublishing,
+    ProductPublishingPayload,
+    StageFailed,
+    StageFailedPayload,
+    WorkerExited,
+    WorkerExitedPayload,
+    WorkerHeartbeat,
+    WorkerHeartbeatPayload,
 )
 
 
@@ -57,3 +77,77 @@ def product(job: JobRequested, i: int, t: str) -> ProductCreated:
         producer="printify",
         key=f"product:{i}:{t}",
     )
+
+
+def one_of_each(job_id: str) -> dict[type[Event], Event]:
+    """A valid event of every type, each naming ``job_id`` (as a forger would)."""
+    job = JobRequested(
+        job_id=job_id,
+        producer="forger",
+        payload=JobRequestedPayload(
+            theme="t", style="s", niche="n", product_types=["tshirt"], count=1
+        ),
+    )
+    now = datetime.now(UTC)
+    made = [
+        job,
+        image(job, 0),
+        product(job, 0, "tshirt"),
+        ProductPublishing(
+            job_id=job_id,
+            producer="forger",
+            payload=ProductPublishingPayload(
+                image_index=0,
+                product_type="tshirt",
+                product_id="p",
+                shop_id="1",
+                sales_channel="etsy",
+                confirm_by=now + timedelta(hours=1),
+            ),
+        ),
+        ProductPublished(
+            job_id=job_id,
+            producer="forger",
+            payload=ProductPublishedPayload(
+                image_index=0, product_type="tshirt", product_id="p", shop_id="1"
+            ),
+        ),
+        StageFailed(
+            job_id=job_id,
+            producer="forger",
+            payload=StageFailedPayload(stage="generator", error_class="Forged", message="x"),
+        ),
+        WorkerHeartbeat(
+            job_id=job_id,
+            producer="forger",
+            payload=WorkerHeartbeatPayload(
+                service="generator", instance_id=job_id, host="h", pid=1, started_at=now
+            ),
+        ),
+        WorkerExited(
+            job_id=job_id,
+            producer="forger",
+            payload=WorkerExitedPayload(service="generator", instance_id=job_id, exit="killed"),
+        ),
+        PoolScaled(
+            job_id=job_id,
+            producer="forger",
+            payload=PoolScaledPayload(service="generator", from_count=1, to_count=0),
+        ),
+        ControlCommand(
+            job_id=job_id,
+            producer="forger",
+            payload=ControlCommandPayload(action="scale", service="generator", worker_count=0),
+        ),
+        PrintifyWebhookReceived(
+            job_id=job_id,
+            producer="forger",
+            payload=PrintifyWebhookPayload(
+                webhook_event_id="w",
+                topic="product:deleted",
+                resource_id="r",
+                resource_type="product",
+            ),
+        ),
+    ]
+    return {type(e): e for e in made}

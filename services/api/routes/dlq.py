@@ -14,7 +14,7 @@ import asyncio
 import json
 import logging
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from confluent_kafka import KafkaException, Message
 from fastapi import APIRouter, Query, status
@@ -29,12 +29,14 @@ from services.api.schemas import (
     DlqStage,
     ReplayRequest,
     ReplayResult,
+    ReplayTarget,
     error_responses,
 )
 from services.api.state import ApiState, State
 from shared.runner import headers as hdr
 from shared.store import dead_letters as dlq_queries
 from shared.store.dead_letters import ReplayCandidate, Replayed
+from shared.topics import replay_targets_of
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +83,20 @@ async def list_dead_letters(
     page = rows[:limit]
     more = len(rows) > limit
     next_cursor = encode_cursor(page[-1]["failed_at"], str(page[-1]["id"])) if more else None
-    return DeadLetterPage(dead_letters=[DeadLetterView(**r) for r in page], next_cursor=next_cursor)
+    return DeadLetterPage(dead_letters=[_view(r) for r in page], next_cursor=next_cursor)
+
+
+def _view(row: dict[str, Any]) -> DeadLetterView:
+    replay_topic = row.pop("replay_topic")
+    return DeadLetterView(**row, replay_to=replay_to(row["topic"], replay_topic))
+
+
+def replay_to(dlq_topic: str, replay_topic: str | None) -> str | None:
+    """Where a letter of ``dlq_topic`` recorded with ``replay_topic`` may go: that topic only
+    when it is one of the letter's stage's replay targets (its inputs, or its first delay
+    topic). A letter recorded with any other (a producer's pod.original.topic copied by an
+    older runner, pod.control say) is not replayable."""
+    return replay_topic if replay_topic in replay_targets_of(dlq_topic) else None
 
 
 @router.post(
@@ -146,8 +161,17 @@ async def _replay(state: ApiState, body: ReplayRequest) -> ReplayResult:
         ready: list[tuple[ReplayCandidate, bytes, str | None]] = []
         skipped: list[int] = []
         for letter in letters:
-            message = replay_message(letter.replay_value) if letter.replay_topic else None
+            target = replay_to(letter.topic, letter.replay_topic)
+            message = replay_message(letter.replay_value) if target else None
             if message is None:
+                if letter.replay_topic and not target:
+                    logger.warning(
+                        "dead letter not replayed: target is not its stage's input id=%d "
+                        "dlq=%s replay_topic=%s",
+                        letter.id,
+                        letter.coordinates,
+                        letter.replay_topic[:200],
+                    )
                 skipped.append(letter.id)
             else:
                 ready.append((letter, message[0], letter.job_id or message[1]))
@@ -155,8 +179,19 @@ async def _replay(state: ApiState, body: ReplayRequest) -> ReplayResult:
             raise invalid(
                 "id",
                 f"dead letter {body.id} has nothing replayable "
-                "(its record is not a JSON event, or its stage input is unknown)",
+                "(its record is not a JSON event, or it names no input of its stage to go to)",
             )
+        targets = [
+            ReplayTarget(
+                id=letter.id,
+                job_id=key,
+                dead_letter=letter.coordinates,
+                replay_to=str(letter.replay_topic),
+            )
+            for letter, _value, key in ready
+        ]
+        if body.dry_run:
+            return ReplayResult(replayed=0, ids=[], skipped=skipped, targets=targets)
         replayed = await _produce(state, ready)
         await dlq_queries.mark_replayed(conn, replayed)
     for item in replayed:
@@ -173,7 +208,10 @@ async def _replay(state: ApiState, body: ReplayRequest) -> ReplayResult:
     if skipped:
         logger.warning("dead letters not replayable count=%d ids=%s", len(skipped), skipped)
     return ReplayResult(
-        replayed=len(replayed), ids=[r.candidate.id for r in replayed], skipped=skipped
+        replayed=len(replayed),
+        ids=[r.candidate.id for r in replayed],
+        skipped=skipped,
+        targets=targets,
     )
 
 

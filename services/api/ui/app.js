@@ -361,7 +361,7 @@ async function dlqPage() {
   $("#page").innerHTML = `
     <h2>Dead letters</h2>
     <p class="muted">Replaying needs an admin key when the API has keys.</p>
-    <table><thead><tr><th>Failed</th><th>Stage</th><th>Job</th><th>Reason</th><th></th></tr></thead>
+    <table><thead><tr><th>Failed</th><th>Stage</th><th>Job</th><th>Reason</th><th>Replays to</th><th></th></tr></thead>
       <tbody id="dlq"></tbody></table>`;
   const load = async () => {
     const page = await api("/dlq?limit=100");
@@ -373,9 +373,10 @@ async function dlqPage() {
             <td>${d.jobId ? `<a href="/ui/jobs/${encodeURIComponent(d.jobId)}">${esc(d.jobId.slice(0, 8))}</a>` : "—"}</td>
             <td><strong>${esc(d.errorClass)}</strong> ${esc(d.message)}
               <div class="muted">${esc(d.topic)}[${d.partition}]@${d.offset}${d.retryable ? " · retryable" : ""}</div></td>
-            <td>${d.replayedAt ? `<span class="status resolved">replayed ×${d.replayCount}</span>` : `<button data-replay="${d.id}">Replay</button>`}</td></tr>`,
+            <td data-replay-to>${d.replayTo ? `<code>${esc(d.replayTo)}</code>` : `<span class="muted">not replayable</span>`}</td>
+            <td>${d.replayedAt ? `<span class="status resolved">replayed ×${d.replayCount}</span>` : d.replayTo ? `<button data-replay="${d.id}" title="Replay onto ${esc(d.replayTo)}">Replay</button>` : ""}</td></tr>`,
         )
-        .join("") || `<tr><td colspan="5" class="muted">No dead letters waiting.</td></tr>`;
+        .join("") || `<tr><td colspan="6" class="muted">No dead letters waiting.</td></tr>`;
   };
   $("#page").addEventListener("click", async (event) => {
     const button = event.target.closest("button[data-replay]");

@@ -32,9 +32,12 @@ from shared.events import (
     StageFailed,
     StageFailedPayload,
 )
-from shared.topics import GENERATOR, PRINTIFY, PUBLISHER
+from shared.topics import CONTROL, GENERATOR, PRINTIFY, PUBLISHER
 from tests.support.events import image
 from tests.support.infra import read_topic, unique
+from tests.support.kafka import end_offsets
+
+NORMAL = "jobs.requested.normal"
 
 Headers = list[tuple[str, str | bytes | None]]
 # Synthetic DLQ records get offsets nothing else in the session uses.
@@ -52,6 +55,7 @@ VIEW_FIELDS = {
     "partition",
     "offset",
     "originalTopic",
+    "replayTo",
     "failedAt",
     "replayedAt",
     "replayCount",
@@ -293,6 +297,7 @@ async def test_list_filters_and_pages(api: httpx.Client, seed: Seeder) -> None:
         GENERATOR.dlq,
     )
     assert gen["originalTopic"] == "jobs.requested.normal"
+    assert gen["replayTo"] == "jobs.requested.normal"
     assert gen["replayedAt"] is None and gen["replayCount"] == 0
     assert datetime.fromisoformat(gen["failedAt"]) == _T0 - timedelta(hours=1)
 
@@ -341,9 +346,19 @@ async def test_replay_one_letter(api: httpx.Client, seed: Seeder, pipeline_topic
     )
     resp = api.post("/dlq/replay", json={"id": dead_id})
     assert resp.status_code == 202, resp.text
-    assert resp.json() == {"replayed": 1, "ids": [dead_id], "skipped": []}
+    body = resp.json()
+    targets = body.pop("targets")
+    assert body == {"replayed": 1, "ids": [dead_id], "skipped": []}
 
     [view] = letters(api, jobId=job.job_id)
+    assert targets == [
+        {
+            "id": dead_id,
+            "jobId": job.job_id,
+            "deadLetter": coordinates_of(view),
+            "replayTo": "jobs.requested.high",
+        }
+    ]
     assert view["replayCount"] == 1 and view["replayedAt"] is not None
     # A retry topic is not a replay target: the job goes back onto its priority's topic.
     [copy] = copies(pipeline_topics, "jobs.requested.high", coordinates_of(view))
@@ -357,7 +372,7 @@ async def test_replay_one_letter(api: httpx.Client, seed: Seeder, pipeline_topic
     # Replayed already: without includeReplayed nothing happens.
     again = api.post("/dlq/replay", json={"id": dead_id})
     assert again.status_code == 202, again.text
-    assert again.json() == {"replayed": 0, "ids": [], "skipped": []}
+    assert again.json() == {"replayed": 0, "ids": [], "skipped": [], "targets": []}
     assert letters(api, jobId=job.job_id)[0]["replayCount"] == 1
 
     forced = api.post("/dlq/replay", json={"id": dead_id, "includeReplayed": True})
@@ -410,7 +425,7 @@ async def test_replay_a_job(api: httpx.Client, seed: Seeder, pipeline_topics: st
 
     again = api.post("/dlq/replay", json={"jobId": job.job_id})
     assert again.status_code == 202, again.text
-    assert again.json() == {"replayed": 0, "ids": [], "skipped": [junk_id]}
+    assert again.json() == {"replayed": 0, "ids": [], "skipped": [junk_id], "targets": []}
 
 
 async def test_replay_a_stage(api: httpx.Client, seed: Seeder, pipeline_topics: str) -> None:
@@ -443,6 +458,51 @@ async def test_replay_of_a_letter_with_nothing_replayable(api: httpx.Client, see
     )
     assert "id" in problems(api.post("/dlq/replay", json={"id": junk_id}))
     assert letters(api, jobId=job.job_id)[0]["replayedAt"] is None
+
+
+async def test_a_letter_aimed_at_another_topic_is_never_replayed_there(
+    api: httpx.Client, seed: Seeder, pipeline_topics: str
+) -> None:
+    # A row an older monitor recorded from a producer's pod.original.topic=pod.control.
+    job = await seed.job()
+    dead_id = await seed.raw(
+        GENERATOR.dlq, job.to_json(), key=job.job_id, stage="generator", source=NORMAL
+    )
+    async with seed.pool.connection() as conn:
+        await conn.execute(
+            "UPDATE dead_letters SET replay_topic = %s WHERE id = %s", (CONTROL, dead_id)
+        )
+    [view] = letters(api, jobId=job.job_id)
+    assert view["replayTo"] is None
+    control_before = end_offsets(pipeline_topics, CONTROL)
+
+    assert "id" in problems(api.post("/dlq/replay", json={"id": dead_id}))
+    resp = api.post("/dlq/replay", json={"jobId": job.job_id})
+    assert resp.status_code == 202, resp.text
+    assert resp.json() == {"replayed": 0, "ids": [], "skipped": [dead_id], "targets": []}
+    assert letters(api, jobId=job.job_id)[0]["replayedAt"] is None
+    assert end_offsets(pipeline_topics, CONTROL) == control_before
+
+
+async def test_a_dry_run_says_where_each_letter_goes_and_sends_nothing(
+    api: httpx.Client, seed: Seeder, pipeline_topics: str
+) -> None:
+    job = await seed.job(Priority.LOW)
+    dead_id = await seed.raw(
+        GENERATOR.dlq,
+        job.to_json(),
+        key=job.job_id,
+        stage="generator",
+        source="jobs.requested.retry.1",
+    )
+    before = end_offsets(pipeline_topics, "jobs.requested.low")
+    resp = api.post("/dlq/replay", json={"jobId": job.job_id, "dryRun": True})
+    assert resp.status_code == 202, resp.text
+    body = resp.json()
+    assert (body["replayed"], body["ids"]) == (0, [])
+    assert [(t["id"], t["replayTo"]) for t in body["targets"]] == [(dead_id, "jobs.requested.low")]
+    assert letters(api, jobId=job.job_id)[0]["replayedAt"] is None
+    assert end_offsets(pipeline_topics, "jobs.requested.low") == before
 
 
 def test_replay_of_an_unknown_letter(api: httpx.Client) -> None:

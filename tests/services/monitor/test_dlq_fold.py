@@ -137,9 +137,18 @@ async def fold(pool: AsyncConnectionPool, msg: Message) -> bool:
         # No source header: the DLQ's own family decides.
         (PUBLISHER.dlq, None, None, "products.created"),
         (GENERATOR.dlq, None, {"payload": {"priority": "low"}}, "jobs.requested.low"),
-        # A family this engine does not know: left as it was, or nothing to go on.
-        ("other.dlq", "other.retry.1", None, "other.retry.1"),
+        # A DLQ that is no stage's: nowhere, whatever its header says.
+        ("other.dlq", "other.retry.1", None, None),
         ("other.dlq", None, None, None),
+        # A header naming a topic that is not an input of the DLQ's stage is ignored: the
+        # replay goes to the stage's own input (a forged pod.original.topic=pod.control must
+        # not aim a replay at the control topic).
+        (GENERATOR.dlq, "pod.control", {"payload": {"priority": "high"}}, "jobs.requested.high"),
+        (GENERATOR.dlq, "images.generated", None, "jobs.requested.normal"),
+        (PRINTIFY.dlq, "pod.control", None, "images.generated"),
+        (PRINTIFY.dlq, "jobs.requested.retry.1", None, "images.generated"),
+        (PUBLISHER.dlq, "workers.heartbeat", None, "products.created"),
+        (MONITOR.dlq, "pod.control", None, MONITOR.retry_topic(1)),
     ],
 )
 def test_replay_topic_rules(
@@ -397,3 +406,71 @@ async def test_the_monitors_own_dead_letter_is_listed_and_goes_back_to_the_monit
         assert await cur.fetchone() == (0,)
         cur = await conn.execute("SELECT status FROM jobs WHERE job_id = %s", (job.job_id,))
         assert await cur.fetchone() == ("queued",)
+
+
+async def job_row(pool: AsyncConnectionPool, job_id: str) -> tuple[Any, ...] | None:
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT status, error, retry_attempt FROM jobs WHERE job_id = %s", (job_id,)
+        )
+        return await cur.fetchone()
+
+
+def forged_failure(victim: JobRequested, *, retryable: bool = False) -> bytes:
+    return StageFailed(
+        job_id=victim.job_id,
+        producer="forger",
+        payload=StageFailedPayload(
+            stage="generator", error_class="Forged", message="gotcha", retryable=retryable
+        ),
+    ).to_json()
+
+
+@pytest.mark.parametrize(
+    ("dlq", "stage", "source"),
+    [
+        # The generator refused it on its input, the monitor on the same topic.
+        (GENERATOR.dlq, "generator", "jobs.requested.normal"),
+        (MONITOR.dlq, "monitor", "jobs.requested.normal"),
+        # Printify reports on its DLQ, but a copy of a failed input is not a report.
+        (PRINTIFY.dlq, "printify", "images.generated"),
+    ],
+)
+@pytest.mark.parametrize("retryable", [False, True])
+async def test_a_forged_stage_failed_dead_lettered_by_a_stage_leaves_its_victim_alone(
+    pool: AsyncConnectionPool, dlq: str, stage: str, source: str, retryable: bool
+) -> None:
+    victim = new_job()
+    await Folder(pool).fold(victim, "jobs.requested.normal", 0, 0)
+    before = await job_row(pool, victim.job_id)
+    carried = "image.generated" if source == "images.generated" else "job.requested"
+    reason = f"unexpected event type 'stage.failed' on {source} (accepts: {carried})"
+    headers = [
+        (k, reason.encode() if k == "pod.error.message" else v)
+        for k, v in runner_headers(stage, source, error="InvalidEventError")
+    ]
+    msg = record(
+        dlq, forged_failure(victim, retryable=retryable), key=victim.job_id.encode(),
+        headers=headers,
+    )  # fmt: skip
+    event = parse_record(msg, EVENT_TYPES)
+    assert isinstance(event, DeadLetterFailed) and event.misplaced
+    assert await fold(pool, msg) is True
+    # Listed as a dead letter of the victim's id, with the reason ...
+    [row] = await dead_letters(pool, "topic = %s AND kafka_offset = %s", dlq, msg.offset())
+    assert row["message"] == reason
+    # ... and never folded into the job: not failed, not retrying, no error.
+    assert await job_row(pool, victim.job_id) == before
+    assert before is not None and before[0] not in ("failed", "retrying")
+
+
+async def test_a_stage_failed_on_the_dlq_of_a_stage_that_never_reports_there_is_no_report(
+    pool: AsyncConnectionPool,
+) -> None:
+    # Only printify and the publisher put stage.failed reports of their own on their DLQs.
+    victim = new_job()
+    await Folder(pool).fold(victim, "jobs.requested.normal", 0, 0)
+    before = await job_row(pool, victim.job_id)
+    msg = record(GENERATOR.dlq, forged_failure(victim), key=victim.job_id.encode())
+    assert await fold(pool, msg) is True
+    assert await job_row(pool, victim.job_id) == before
