@@ -660,6 +660,9 @@ HTTP_KINDS = (
     "thumbnail",
 )
 HUGE_BODY_BYTES = 4 * 1024 * 1024
+# Requests the API must refuse whatever the load: another site's Host (DNS rebinding), a form
+# (a cross-site post), a body over the limit, a job nobody has.
+MUST_REFUSE = ("bad-host", "form-post", "huge-body", "probe-job-events")
 
 
 class HostileHttp:
@@ -697,7 +700,10 @@ class HostileHttp:
             ]
             while not self._stop.is_set():
                 await asyncio.sleep(0.1)
-            for t in tasks:
+            # Held streams and slow requests see the stop within a few seconds and count
+            # themselves; whatever is still waiting for an answer then is cut off.
+            _done, pending = await asyncio.wait(tasks, timeout=5)
+            for t in pending:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
@@ -713,18 +719,22 @@ class HostileHttp:
                 outcome = await self._once(client, kind, rng)
             except (httpx.HTTPError, OSError) as exc:
                 outcome = type(exc).__name__
-            self.outcomes[(kind, outcome)] += 1
-            await asyncio.sleep(rng.uniform(1.0, 3.0))
+            if outcome is not None:
+                self.outcomes[(kind, outcome)] += 1
+            if not self._stop.is_set():
+                await asyncio.sleep(rng.uniform(1.0, 3.0))
 
-    async def _once(self, client: httpx.AsyncClient, kind: str, rng: random.Random) -> str:
+    async def _once(self, client: httpx.AsyncClient, kind: str, rng: random.Random) -> str | None:
+        """One hostile request; its outcome (None: counted already)."""
         if kind == "sse-hold":
             # Open a stream and never read it: the server's writes pile up until it gives up.
             path = "/events" if rng.random() < 0.5 else f"/jobs/{self._job(rng)}/events"
             async with client.stream("GET", path, timeout=httpx.Timeout(10, read=None)) as r:
-                status = str(r.status_code)
+                # Counted once open: it may be held until the attack ends.
+                self.outcomes[(kind, outcome_of(r))] += 1
                 while not self._stop.is_set() and r.status_code == 200:
                     await asyncio.sleep(0.5)
-                return status
+                return None
         if kind == "slowloris":
             return await self._slowloris()
         if kind == "bad-host":
@@ -854,7 +864,9 @@ class Findings:
             "every good job completed with its own art and products": self.unfinished,
             "no forged event folded": self.folded,
             "every accepted forged message dead-lettered with a reason": self.not_dead_lettered,
-            "the API answered throughout (pool never exhausted)": self.pool,
+            "the API answered throughout (pool never exhausted) and refused what it must": (
+                self.pool
+            ),
             "every stream saw each of its job's events once": self.streams,
             "replays go only to the stage's inputs": self.replays,
         }
@@ -892,7 +904,7 @@ def settle(
     bootstrap: str,
     database_url: str,
     *,
-    timeout: float = 120,
+    timeout: float = 90,
 ) -> Findings:
     """Wait (up to ``timeout`` each) for the good jobs to end and the forged messages to reach
     a dead-letter topic, then check everything against the database and the topics."""
@@ -915,7 +927,7 @@ def settle(
             if all((d or {}).get("job", {}).get("status") in terminal for d in details.values()):
                 break
             time.sleep(0.5)
-        traffic.finish(30)
+        traffic.finish(15)
 
         unfinished = [p for job in jobs for p in _job_problems(job, details.get(job.job_id))]
         if traffic.submit_failures:
@@ -930,12 +942,12 @@ def settle(
                 "SELECT instance_id FROM workers WHERE instance_id LIKE %s",
                 (f"{FORGED_PRODUCER}-%",),
             ).fetchall()
-            stored: dict[str, list[str]] = {}
-            for job_id, event_id in db.execute(
-                "SELECT job_id, event_id::text FROM job_events WHERE job_id = ANY(%s)",
+            stored: dict[str, dict[str, int]] = {}
+            for job_id, event_id, seq in db.execute(
+                "SELECT job_id, event_id::text, seq FROM job_events WHERE job_id = ANY(%s)",
                 ([j.job_id for j in jobs],),
             ).fetchall():
-                stored.setdefault(job_id, []).append(event_id)
+                stored.setdefault(job_id, {})[event_id] = seq
         folded = [f"folded {n} forged {t} event(s)" for t, n in folded_rows]
         folded += [f"forged heartbeat made worker {w}" for (w,) in workers]
 
@@ -949,7 +961,7 @@ def settle(
             missing = unaccounted(accepted, letters)
             return not missing
 
-        deadline = time.monotonic() + (timeout if accepted else 0)
+        deadline = time.monotonic() + (timeout / 2 if accepted else 0)
         while not all_dead_lettered() and time.monotonic() < deadline:
             time.sleep(1)
         missing_kinds = Counter(f.kind for f in missing)
@@ -970,6 +982,11 @@ def settle(
                 (s.phase, s.outcome) for s in traffic.health if s.outcome != "200"
             ).items()
         ]
+        pool += [
+            f"{kind} answered {o} {n} time(s): it must be refused"
+            for (kind, o), n in sorted(run.http.items())
+            if kind in MUST_REFUSE and o.startswith("2")
+        ]
         exhausted = sum(n for (_k, o), n in run.http.items() if "database_unavailable" in o)
         if exhausted:
             pool.append(f"hostile clients got 503 database_unavailable {exhausted} time(s)")
@@ -978,15 +995,22 @@ def settle(
         for job in jobs:
             seen = [e for _seq, e, _t in job.streamed]
             repeated = sorted({e for e in seen if seen.count(e) > 1})
-            in_db = set(stored.get(job.job_id, []))
+            in_db = stored.get(job.job_id, {})
+            last = max((seq for seq, _e, _t in job.streamed), default=0)
+            # Skipped: behind what the stream had reached (it will never come); late: folded
+            # after the stream said the job was over.
+            skipped = sorted(e for e, seq in in_db.items() if seq <= last and e not in seen)
+            late = sorted(e for e, seq in in_db.items() if seq > last)
             if job.ended is None:
                 streams.append(f"job {job.job_id}: stream never ended ({job.stream_errors})")
             if repeated:
                 streams.append(f"job {job.job_id}: stream repeated {repeated}")
-            if in_db - set(seen):
-                streams.append(f"job {job.job_id}: stream missed {sorted(in_db - set(seen))}")
-            if set(seen) - in_db:
-                streams.append(f"job {job.job_id}: stream sent {sorted(set(seen) - in_db)}")
+            if skipped:
+                streams.append(f"job {job.job_id}: stream skipped {skipped}")
+            if late and job.ended is not None:
+                streams.append(f"job {job.job_id}: {len(late)} event(s) folded after its end")
+            if set(seen) - set(in_db):
+                streams.append(f"job {job.job_id}: stream sent {sorted(set(seen) - set(in_db))}")
 
         replays = replay_forged_targets(client, bootstrap, database_url, run.forged)
 
