@@ -11,7 +11,9 @@ without the attack) go to ``hostile-summary.json`` in the stack's state folder a
 terminal.
 
 POD_HOSTILE_SECONDS sets the attack's length (default 60; 0 runs the normal traffic alone,
-which checks the harness itself).
+which checks the harness itself). POD_HOSTILE_KINDS (comma-separated, see
+tests.support.hostile.FORGE_KINDS) narrows the forgeries to a few kinds, to look at one defence
+without the others' effects.
 """
 
 from __future__ import annotations
@@ -25,12 +27,13 @@ import pytest
 
 from devstack.stack import Stack
 from tests.services.conftest import e2e_stack
-from tests.support.hostile import attack, settle, submitter_config
+from tests.support.hostile import FORGE_KINDS, RARE_KINDS, attack, settle, submitter_config
 from tests.support.pipeline import api
 
 logger = logging.getLogger(__name__)
 
 BASELINE_S = 20.0
+ALL_KINDS = FORGE_KINDS + RARE_KINDS
 
 
 @pytest.fixture(scope="module")
@@ -44,11 +47,13 @@ def test_good_jobs_hold_under_hostile_producers_and_clients(
     stack: Stack, request: pytest.FixtureRequest
 ) -> None:
     seconds = float(os.environ.get("POD_HOSTILE_SECONDS", "60"))
+    kinds = os.environ.get("POD_HOSTILE_KINDS", "")
     run = attack(
         api(stack),
         submitter_config(stack.state_dir, stack.bootstrap),
         baseline_s=BASELINE_S,
         attack_s=seconds,
+        kinds=tuple(k.strip() for k in kinds.split(",") if k.strip()) or ALL_KINDS,
     )
     found = settle(run, api(stack), stack.bootstrap, stack.database_url)
 

@@ -530,7 +530,13 @@ class HostileProducers:
         *,
         count: int = 30,
         every: float = 0.5,
+        kinds: tuple[str, ...] = FORGE_KINDS + RARE_KINDS,
     ) -> None:
+        unknown = set(kinds) - set(FORGE_KINDS + RARE_KINDS)
+        if unknown or not kinds:
+            raise ValueError(f"unknown forging kinds {sorted(unknown)}")
+        self.kinds = tuple(k for k in kinds if k in FORGE_KINDS)
+        self.rare = tuple(k for k in kinds if k in RARE_KINDS)
         self.config = config
         self.targets = targets
         self.count = count
@@ -564,7 +570,10 @@ class HostileProducers:
         while not self._stop.is_set():
             jobs = self.targets()
             if jobs:
-                kind = RARE_KINDS[0] if step == n + 10 else FORGE_KINDS[step % len(FORGE_KINDS)]
+                if self.rare and (step == n + 10 or not self.kinds):
+                    kind = self.rare[step % len(self.rare)]
+                else:
+                    kind = self.kinds[step % len(self.kinds)]
                 for out in forge(kind, rng.choice(jobs), n):
                     self._produce(producer, out)
                 step += 1
@@ -820,6 +829,7 @@ def attack(
     producers: int = 30,
     clients: int = 200,
     submit_every: float = 2.0,
+    kinds: tuple[str, ...] = FORGE_KINDS + RARE_KINDS,
 ) -> Attack:
     """Normal traffic alone for ``baseline_s``, then beside the hostile producers and
     clients for ``attack_s`` (0: no attack at all, the harness checked on its own)."""
@@ -830,7 +840,8 @@ def attack(
     http: Counter[tuple[str, str]] = Counter()
     if attack_s > 0:
         traffic.phase = "attack"
-        forgers = HostileProducers(submitter, traffic.known, count=producers).start()
+        forgers = HostileProducers(submitter, traffic.known, count=producers, kinds=kinds)
+        forgers.start()
         hostile = HostileHttp(api, traffic.known, count=clients).start()
         done.wait(attack_s)
         forged = forgers.stop()
@@ -1064,7 +1075,9 @@ def replay_forged_targets(
         ids = [
             row[0]
             for row in db.execute(
-                "SELECT id FROM dead_letters WHERE job_id LIKE %s ORDER BY id LIMIT 5",
+                # The generator's first: the stage whose input the forgery was produced onto.
+                "SELECT id FROM dead_letters WHERE job_id LIKE %s"
+                " ORDER BY (stage = 'generator') DESC, id LIMIT 10",
                 (f"{FORGED_PRODUCER}-replay-%",),
             ).fetchall()
         ]
