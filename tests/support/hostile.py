@@ -954,11 +954,13 @@ def settle(
                 (f"{FORGED_PRODUCER}-%",),
             ).fetchall()
             stored: dict[str, dict[str, int]] = {}
-            for job_id, event_id, seq in db.execute(
-                "SELECT job_id, event_id::text, seq FROM job_events WHERE job_id = ANY(%s)",
+            types: dict[str, str] = {}
+            for job_id, event_id, seq, kind in db.execute(
+                "SELECT job_id, event_id::text, seq, type FROM job_events WHERE job_id = ANY(%s)",
                 ([j.job_id for j in jobs],),
             ).fetchall():
                 stored.setdefault(job_id, {})[event_id] = seq
+                types[event_id] = kind
         folded = [f"folded {n} forged {t} event(s)" for t, n in folded_rows]
         folded += [f"forged heartbeat made worker {w}" for (w,) in workers]
 
@@ -1011,7 +1013,7 @@ def settle(
             # Skipped: behind what the stream had reached (it will never come); late: folded
             # after the stream said the job was over.
             skipped = sorted(e for e, seq in in_db.items() if seq <= last and e not in seen)
-            late = sorted(e for e, seq in in_db.items() if seq > last)
+            late = sorted(f"{types[e]} {e}" for e, seq in in_db.items() if seq > last)
             if job.ended is None:
                 streams.append(f"job {job.job_id}: stream never ended ({job.stream_errors})")
             if repeated:
@@ -1019,7 +1021,7 @@ def settle(
             if skipped:
                 streams.append(f"job {job.job_id}: stream skipped {skipped}")
             if late and job.ended is not None:
-                streams.append(f"job {job.job_id}: {len(late)} event(s) folded after its end")
+                streams.append(f"job {job.job_id}: folded after its stream ended: {late}")
             if set(seen) - set(in_db):
                 streams.append(f"job {job.job_id}: stream sent {sorted(set(seen) - set(in_db))}")
 
@@ -1071,19 +1073,30 @@ def replay_forged_targets(
     }
     if not tokens:
         return []
-    with psycopg.connect(database_url, autocommit=True) as db:
-        ids = [
-            row[0]
-            for row in db.execute(
-                # The generator's first: the stage whose input the forgery was produced onto.
-                "SELECT id FROM dead_letters WHERE job_id LIKE %s"
-                " ORDER BY (stage = 'generator') DESC, id LIMIT 10",
-                (f"{FORGED_PRODUCER}-replay-%",),
-            ).fetchall()
-        ]
+
+    def letters() -> list[int]:
+        with psycopg.connect(database_url, autocommit=True) as db:
+            return [
+                row[0]
+                for row in db.execute(
+                    # The generator's first: the stage whose input the forgery was produced on.
+                    "SELECT id FROM dead_letters WHERE job_id LIKE %s OR original_topic = %s"
+                    " ORDER BY (stage = 'generator') DESC, id LIMIT 10",
+                    (f"{FORGED_PRODUCER}-replay-%", CONTROL),
+                ).fetchall()
+            ]
+
+    # The monitor records a dead letter a moment after it is on the topic.
+    deadline = time.monotonic() + 30
+    while not (ids := letters()) and time.monotonic() < deadline:
+        time.sleep(0.5)
     out = []
+    if not ids:
+        out.append("no dead letter recorded for the commands that claimed pod.control")
     for letter in ids:
         resp = client.post("/dlq/replay", json={"id": letter})
+        logger.info("forged letter replayed id=%d status=%d answer=%s", letter, resp.status_code,
+                    resp.text[:300])  # fmt: skip
         if resp.status_code >= 500:
             out.append(f"replay of dead letter {letter} answered {resp.status_code}")
     reached = [m for m in read_all(bootstrap, CONTROL) if set(dead_letter(m).tokens) & tokens]
