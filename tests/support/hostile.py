@@ -1013,15 +1013,15 @@ def settle(
             # Skipped: behind what the stream had reached (it will never come); late: folded
             # after the stream said the job was over.
             skipped = sorted(e for e, seq in in_db.items() if seq <= last and e not in seen)
-            late = sorted(f"{types[e]} {e}" for e, seq in in_db.items() if seq > last)
+            late = Counter(types[e] for e, seq in in_db.items() if seq > last)
             if job.ended is None:
                 streams.append(f"job {job.job_id}: stream never ended ({job.stream_errors})")
             if repeated:
-                streams.append(f"job {job.job_id}: stream repeated {repeated}")
+                streams.append(f"job {job.job_id}: stream repeated {repeated[:5]}")
             if skipped:
-                streams.append(f"job {job.job_id}: stream skipped {skipped}")
+                streams.append(f"job {job.job_id}: stream skipped {skipped[:5]}")
             if late and job.ended is not None:
-                streams.append(f"job {job.job_id}: folded after its stream ended: {late}")
+                streams.append(f"job {job.job_id}: folded after its stream ended: {dict(late)}")
             if set(seen) - set(in_db):
                 streams.append(f"job {job.job_id}: stream sent {sorted(set(seen) - set(in_db))}")
 
