@@ -451,6 +451,12 @@ def forge(kind: str, job: GoodJob, n: int) -> list[Outgoing]:
         scale = ControlCommandPayload(action="scale", service="generator", worker_count=0)
         event = _event(ControlCommand, f"{FORGED_PRODUCER}-replay-{uuid.uuid4().hex[:8]}", scale)
         value, token = _stamp(event)
+        if n % 2:
+            # Half of them break the contract too (a count below zero): the monitor records such
+            # a letter at once, for no job, so it is listed and replayable straight away.
+            broken = json.loads(value)
+            broken["payload"]["worker_count"] = -1
+            value = json.dumps(broken).encode()
         headers: list[tuple[str, str | bytes | None]] = [
             (hdr.ORIGINAL_TOPIC, CONTROL.encode()),
             (hdr.ORIGINAL_PARTITION, b"0"),
