@@ -31,7 +31,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from confluent_kafka.admin import AdminClient
@@ -52,7 +51,7 @@ from shared.lifecycle import (
     stop_recorded,
     write_records,
 )
-from shared.logs import setup_logging
+from shared.logs import redact_url, setup_logging
 from shared.settings import (
     ChannelSettings,
     DatabaseSettings,
@@ -556,15 +555,6 @@ class Stack:
             self.kafka.stop()
         if self._claimed:
             self.records_path.unlink(missing_ok=True)
-
-
-def redact_url(url: str) -> str:
-    """The URL with any password replaced, fit for a banner or a log."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def main() -> None:
