@@ -396,7 +396,7 @@ async def test_hostile_label_values_make_no_new_series(pool: AsyncConnectionPool
             " WHERE minute = %s AND name IN ('jobs_retried', 'workers_running') GROUP BY name",
             (t0.replace(second=0),),
         )
-        series = dict(await cur.fetchall())
+        series: dict[str, list[str]] = dict(await cur.fetchall())
         cur = await conn.execute(
             "SELECT count(*) FROM metric_totals WHERE labels ->> 'stage' LIKE 'bogus-%'"
         )
