@@ -38,7 +38,7 @@ from pydantic import Field, SecretStr, create_model
 
 from devstack.launch.kafka import LocalKafka, LocalKafkaCluster
 from devstack.launch.ports import free_port
-from devstack.launch.postgres import STOP_SIGNALS, LocalPostgres
+from devstack.launch.postgres import SERVICE_ROLE, STOP_SIGNALS, LocalPostgres
 from services.pool.settings import WorkerCountSettings
 from services.pool.supervisor import ServiceProcess, describe_exit
 from shared.credentials import CredentialSettings
@@ -601,7 +601,12 @@ def banner(stack: Stack, ready: bool) -> list[str]:
         headline,
         f"  API        {api}   (OpenAPI docs: {api}/docs)",
         f"  Kafka      {stack.bootstrap}",
-        f"  PostgreSQL {redact_url(stack.database_url)}",
+        f"  PostgreSQL {redact_url(stack.database_url)}"
+        + (
+            f"   (password: {stack.postgres.password_path(SERVICE_ROLE)})"
+            if stack.postgres is not None
+            else ""
+        ),
         *(f"  simulator  {sim.name:<10} {sim.url}" for sim in stack.simulators),
         "  workers    pool manager: "
         + ", ".join(f"{st} x{settings.workers_for(st)}" for st in settings.stages()),
