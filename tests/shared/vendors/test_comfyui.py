@@ -36,6 +36,8 @@ SIMS = {
     # checkpoint (a V1 node's, a list).
     "no_upscaler": {"SIM_COMFYUI_UPSCALE_MODELS": "RealESRGAN_x2plus.pth,RealESRGAN_x4plus.pth"},
     "no_checkpoint": {"SIM_COMFYUI_CHECKPOINTS": "sd_xl_turbo_1.0.safetensors"},
+    # Behind a proxy that asks for a login (ComfyUI has none of its own).
+    "proxied": {"SIM_COMFYUI_BASIC_AUTH": "render:s3cret-proxy-pw"},
 }
 
 
@@ -587,15 +589,20 @@ async def test_credentials_in_the_url_show_nowhere_but_still_reach_the_server(
     neither its logs, its image's backend nor an error name the password."""
     caplog.set_level(logging.DEBUG)
     secret = "s3cret-proxy-pw"
-    with_creds = sims["a"].replace("http://", f"http://render:{secret}@")
+    with_creds = sims["proxied"].replace("http://", f"http://render:{secret}@")
     down = f"http://render:{secret}@127.0.0.1:{free_port()}"
     client = ComfyUIClient(base_urls=[with_creds], workflow=workflow, timeout_s=20)
     try:
         image = await client.render(prompt="x", negative_prompt="", seed=1, job_id="creds-1")
         await client.check_workflow()
+        ws_up = client._backends[0].ws_up  # the websocket passed the proxy's login too
     finally:
         await client.aclose()
-    assert image.backend == sims["a"] and client.urls == [sims["a"]]
+    assert image.backend == sims["proxied"] and client.urls == [sims["proxied"]]
+    assert ws_up
+    # Without the login the proxy refuses: the credentials above did reach it.
+    anonymous = httpx.get(f"{sims['proxied']}/system_stats", timeout=10)
+    assert anonymous.status_code == 401
     unreachable = ComfyUIClient(base_urls=[down], workflow=workflow, timeout_s=5)
     try:
         with pytest.raises(RetryableError) as info:
