@@ -31,7 +31,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from confluent_kafka.admin import AdminClient
@@ -39,7 +38,7 @@ from pydantic import Field, SecretStr, create_model
 
 from devstack.launch.kafka import LocalKafka, LocalKafkaCluster
 from devstack.launch.ports import free_port
-from devstack.launch.postgres import STOP_SIGNALS, LocalPostgres
+from devstack.launch.postgres import SERVICE_ROLE, STOP_SIGNALS, LocalPostgres
 from services.pool.settings import WorkerCountSettings
 from services.pool.supervisor import ServiceProcess, describe_exit
 from shared.credentials import CredentialSettings
@@ -52,7 +51,7 @@ from shared.lifecycle import (
     stop_recorded,
     write_records,
 )
-from shared.logs import setup_logging
+from shared.logs import redact_url, setup_logging
 from shared.settings import (
     ChannelSettings,
     DatabaseSettings,
@@ -558,15 +557,6 @@ class Stack:
             self.records_path.unlink(missing_ok=True)
 
 
-def redact_url(url: str) -> str:
-    """The URL with any password replaced, fit for a banner or a log."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
 def main() -> None:
     """``make up``."""
     setup_logging("stack")
@@ -611,7 +601,12 @@ def banner(stack: Stack, ready: bool) -> list[str]:
         headline,
         f"  API        {api}   (OpenAPI docs: {api}/docs)",
         f"  Kafka      {stack.bootstrap}",
-        f"  PostgreSQL {redact_url(stack.database_url)}",
+        f"  PostgreSQL {redact_url(stack.database_url)}"
+        + (
+            f"   (password: {stack.postgres.password_path(SERVICE_ROLE)})"
+            if stack.postgres is not None
+            else ""
+        ),
         *(f"  simulator  {sim.name:<10} {sim.url}" for sim in stack.simulators),
         "  workers    pool manager: "
         + ", ".join(f"{st} x{settings.workers_for(st)}" for st in settings.stages()),

@@ -12,6 +12,8 @@ import math
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
+from shared.logs import redact_urls
+
 
 class PodError(Exception):
     """Root of every error raised on purpose by POD Engine."""
@@ -27,6 +29,8 @@ class PodError(Exception):
         code: str | None = None,
         retry_after: float | None = None,
     ) -> None:
+        # Messages reach logs, dead letters, job logs and the dashboard: no URL's credentials.
+        message = redact_urls(message)
         super().__init__(message)
         self.message = message
         self.vendor = vendor

@@ -31,6 +31,11 @@ sampler as a CUDA out-of-memory would. Only the newest ``SIM_COMFYUI_HISTORY_MAX
 10000) prompts are remembered; images are kept as their recipe and re-rendered on demand, so
 memory stays small however many prompts run.
 
+ComfyUI has no login of its own; one reached over a network sits behind a proxy that asks for
+one. ``SIM_COMFYUI_BASIC_AUTH=user:password`` plays that proxy (nginx's ``auth_basic``): every
+request, the websocket's included, needs those credentials as Basic auth, else 401 (the
+websocket handshake is refused).
+
 Simulator-only endpoints: ``GET /_sim/books`` (counts) and ``GET/POST /_sim/comfyui`` (read or
 change ``render_ms`` / ``exec_failure_rate`` / ``combo_check`` at run time), besides
 ``/_sim/config`` from :func:`simulators.common.install_faults`.
@@ -40,12 +45,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import collections
 import contextlib
 import copy
 import functools
 import hashlib
 import heapq
+import hmac
 import io
 import json
 import logging
@@ -899,6 +906,38 @@ def _object_info() -> dict[str, Any]:
     return info
 
 
+class _BasicAuthProxy:
+    """A proxy's Basic-auth gate in front of the app (``SIM_COMFYUI_BASIC_AUTH``): HTTP 401
+    with ``WWW-Authenticate`` as nginx answers, and a refused websocket handshake."""
+
+    def __init__(self, app: Any, credentials: str) -> None:
+        self.app = app
+        self.expected = b"Basic " + base64.b64encode(credentials.encode())
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] in ("http", "websocket") and not scope["path"].startswith("/_sim"):
+            given = dict(scope["headers"]).get(b"authorization", b"")
+            if not hmac.compare_digest(given, self.expected):
+                if scope["type"] == "websocket":
+                    await send({"type": "websocket.close", "code": 1008})
+                    return
+                body = b"<html><head><title>401 Authorization Required</title></head></html>"
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 401,
+                        "headers": [
+                            (b"www-authenticate", b'Basic realm="comfyui"'),
+                            (b"content-type", b"text/html"),
+                            (b"content-length", str(len(body)).encode()),
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+
 def create_app(knobs: Knobs | None = None, config: ComfyConfig | None = None) -> FastAPI:
     """Build the simulator app (fault knobs from ``SIM_COMFYUI_*`` unless given)."""
     knobs = knobs or Knobs.from_env("comfyui")
@@ -916,6 +955,8 @@ def create_app(knobs: Knobs | None = None, config: ComfyConfig | None = None) ->
 
     app = FastAPI(title="ComfyUI simulator", lifespan=lifespan)
     app.state.sim = sim
+    if credentials := os.environ.get("SIM_COMFYUI_BASIC_AUTH"):
+        app.add_middleware(_BasicAuthProxy, credentials=credentials)
     install_faults(app, knobs, _fault, exempt_prefixes=("/_sim", "/ws"))
 
     @app.post("/prompt")

@@ -43,7 +43,8 @@ def database_url(test_state: None) -> Iterator[str]:
         return
     server = infra.start_postgres()
     try:
-        yield server.url
+        # The harness's own access (the services' role is tested in tests/devstack).
+        yield server.superuser_url
     finally:
         server.stop()
 

@@ -31,6 +31,8 @@ VENDOR_URLS = {
 }
 PROFILE = "simulators"
 SIMULATORS_ENV = ROOT / "simulators.env"
+# What compose refuses to start without: the operator's own, in their .env.
+DB_PASSWORDS = {"POSTGRES_PASSWORD": "superuser-pw-1", "POD_DB_PASSWORD": "pod-pw-2"}
 
 
 def compose() -> dict[str, Any]:
@@ -135,6 +137,36 @@ def test_compose_declares_the_whole_stack() -> None:
             assert ":" in svc["image"] and tag and tag != "latest", name
 
 
+def test_postgres_needs_passwords_trusts_no_one_and_the_services_are_no_superuser() -> None:
+    for missing in DB_PASSWORDS:
+        given = {k: v for k, v in DB_PASSWORDS.items() if k != missing}
+        with pytest.raises(AssertionError, match=f"compose needs {missing}"):
+            active(given)
+    services = active(DB_PASSWORDS)
+    pg = services["postgres"]
+    env = pg["environment"]
+    assert env["POSTGRES_PASSWORD"] == DB_PASSWORDS["POSTGRES_PASSWORD"]
+    # initdb's own default is trust for the socket and loopback: both asked for, by name.
+    initdb_args = env["POSTGRES_INITDB_ARGS"].split()
+    assert {"--auth-local=scram-sha-256", "--auth-host=scram-sha-256"} <= set(initdb_args)
+    assert env["POSTGRES_HOST_AUTH_METHOD"] == "scram-sha-256"
+    assert not [k for k, v in env.items() if "trust" in v], env
+    # The services connect as the role the init script makes, with its password.
+    for name in ("api", "workers", "init"):
+        url = urlsplit(services[name]["environment"]["DATABASE_URL"])
+        assert (url.username, url.password) == ("pod", DB_PASSWORDS["POD_DB_PASSWORD"]), name
+        assert url.path == "/pod"
+    mount = next(v for v in pg["volumes"] if v.endswith(":/docker-entrypoint-initdb.d:ro"))
+    folder = ROOT / mount.split(":")[0]
+    script = "\n".join(p.read_text() for p in sorted(folder.iterdir()))
+    assert "CREATE ROLE pod LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE" in script
+    assert "CREATE DATABASE pod OWNER pod" in script
+    # The password comes from the environment, never written in the script.
+    assert DB_PASSWORDS["POD_DB_PASSWORD"] not in script and "$POD_DB_PASSWORD" in script
+    # Healthy only once the real server listens (the first-start one has no TCP).
+    assert "-h 127.0.0.1" in pg["healthcheck"]["test"][1]
+
+
 def _real_endpoint(setting: str) -> str:
     """Where a vendor's client goes when its URL setting is unset: the settings' default, or the
     client library's own (Anthropic's SDK), or "" when the client derives it (Shopify's URL from
@@ -150,7 +182,7 @@ def _real_endpoint(setting: str) -> str:
 
 def test_without_the_profile_every_vendor_is_the_real_one_and_no_simulator_runs() -> None:
     # What a seller gets with only their credentials set (here: none at all).
-    services = active({})
+    services = active(DB_PASSWORDS)
     assert not [name for name in services if name.startswith("sim-")]
     for name, svc in services.items():
         depends = svc.get("depends_on") or {}
@@ -162,7 +194,7 @@ def test_without_the_profile_every_vendor_is_the_real_one_and_no_simulator_runs(
         for setting in VENDOR_URLS:
             assert env[setting] == _real_endpoint(setting), (name, setting)
         # A real key set in .env reaches the service as it is (nothing overrides it).
-        with_key = active({"CLAUDE_API_KEY": "sk-ant-real"})[name]["environment"]
+        with_key = active({**DB_PASSWORDS, "CLAUDE_API_KEY": "sk-ant-real"})[name]["environment"]
         assert with_key["CLAUDE_API_KEY"] == "sk-ant-real"
         assert with_key["ANTHROPIC_BASE_URL"] == _real_endpoint("ANTHROPIC_BASE_URL")
 
@@ -170,7 +202,7 @@ def test_without_the_profile_every_vendor_is_the_real_one_and_no_simulator_runs(
 def test_with_the_profile_every_vendor_is_its_simulator() -> None:
     sim_env = env_file(SIMULATORS_ENV)
     assert PROFILE in sim_env["COMPOSE_PROFILES"].split(",")
-    services = active(sim_env)
+    services = active({**sim_env, **DB_PASSWORDS})
     assert {f"sim-{name}" for name in SIMULATORS} <= set(services)
     for name in ("api", "workers", "init"):
         env = services[name]["environment"]
@@ -202,11 +234,11 @@ def test_every_setting_a_service_needs_is_passed_either_way() -> None:
         for cls in settings_of(stage.module, stage.channel):
             needed |= {f.upper() for f, i in cls.model_fields.items() if i.is_required()}
     for env in ({}, env_file(SIMULATORS_ENV)):
-        workers = active(env)["workers"]["environment"]
+        workers = active({**env, **DB_PASSWORDS})["workers"]["environment"]
         missing = needed - set(workers)
         assert not missing, missing
     # With the simulators, each has a value: the stack runs with nothing else set.
-    workers = active(env_file(SIMULATORS_ENV))["workers"]["environment"]
+    workers = active({**env_file(SIMULATORS_ENV), **DB_PASSWORDS})["workers"]["environment"]
     assert not [name for name in needed if not workers[name]]
     # Every name in simulators.env is one compose passes on (or compose's own profile switch).
     listed = set(compose()["x-service"]["environment"])
@@ -385,13 +417,17 @@ def test_docker_compose_reads_the_files_as_these_tests_do(tmp_path: Path) -> Non
     cli = _compose_cli()
     assert cli is not None
     for args, env in (([], {}), (["--env-file", str(SIMULATORS_ENV)], env_file(SIMULATORS_ENV))):
+        env = {**env, **DB_PASSWORDS}
         done = subprocess.run(
             [*cli, "-f", str(ROOT / "compose.yaml"), *args, "config", "--format", "json"],
             capture_output=True,
             text=True,
             timeout=60,
             cwd=tmp_path,  # no .env of the developer's
-            env={k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")},
+            env={
+                **{k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")},
+                **DB_PASSWORDS,
+            },
         )
         assert done.returncode == 0, done.stderr
         config = json.loads(done.stdout)["services"]

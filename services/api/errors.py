@@ -18,6 +18,8 @@ from fastapi.responses import JSONResponse
 from psycopg import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared.logs import redact_urls
+
 logger = logging.getLogger(__name__)
 
 
@@ -41,7 +43,9 @@ class ApiError(Exception):
     def response(self) -> JSONResponse:
         """The JSON answer for this error."""
         body: dict[str, Any] = {"error": self.error}
-        if self.detail is not None:
+        if isinstance(self.detail, str):
+            body["detail"] = redact_urls(self.detail)
+        elif self.detail is not None:
             body["detail"] = self.detail
         return JSONResponse(body, status_code=self.status, headers=self.headers)
 

@@ -10,6 +10,10 @@ Three kinds, all rolled up per (name, labels, minute):
 - gauges (``workers_running``, ``workers_error``, ``dlq_size``, ``consumer_lag``): sampled
   periodically by :func:`sample_gauges`; a minute keeps its latest sample in ``last``.
 
+Label values are bounded (:func:`bounded_labels`): each label takes its values from the
+registry or an enum, anything else (a stage named by a hostile producer, a forged heartbeat's
+service) is counted under ``other``, so no producer can grow the metric tables or ``/metrics``.
+
 Each write is an upsert that adds to its minute (count, sum, min, max, bucket counts), so
 several monitor instances can record into the same minute; counters and histograms also add to
 their running total in ``metric_totals``, in the same transaction, which retention never deletes:
@@ -44,9 +48,11 @@ from shared.events import (
     ImageGenerated,
     JobRequested,
     PoolScaled,
+    Priority,
     ProductCreated,
     ProductPublished,
     StageFailed,
+    TokenCounts,
     WorkerExited,
     WorkerHeartbeat,
 )
@@ -70,6 +76,33 @@ GENERATION, PRODUCT, PUBLISH = "generation", "product", "publish"
 # The stages whose dead letters are counted (``dlq_size``); always reported, zero included.
 DLQ_STAGES = PIPELINE_STAGES
 TERMINAL = ("completed", "partial", "failed")
+
+# What an unknown label value is counted as, and the longest value kept.
+OTHER = "other"
+LABEL_VALUE_MAX = 64
+# Every label a metric here carries, with the values it may take: the registry's stages (and
+# the job's measured stages), its services, the enums. A label not listed takes only OTHER.
+LABEL_VALUES: dict[str, frozenset[str]] = {
+    "stage": frozenset(STAGES) | {GENERATION, PRODUCT, PUBLISH},
+    "service": frozenset(STAGES) | {s.service for s in STAGES.values() if s.service},
+    "priority": frozenset(p.value for p in Priority),
+    "kind": frozenset(TokenCounts.model_fields),
+    "status": frozenset(TERMINAL),
+}
+
+
+def bounded_value(label: str, value: object, also: Iterable[str] = ()) -> str:
+    """``value`` if it is one ``label`` may take (or one of ``also``, values the caller's
+    settings vouch for), else :data:`OTHER`."""
+    text = str(value)
+    if len(text) <= LABEL_VALUE_MAX and (text in LABEL_VALUES.get(label, ()) or text in also):
+        return text
+    return OTHER
+
+
+def bounded_labels(labels: Mapping[str, object]) -> dict[str, str]:
+    """Each label's value bounded to its known set (:func:`bounded_value`)."""
+    return {key: bounded_value(key, value) for key, value in labels.items()}
 
 
 class MetricBatch:
@@ -104,7 +137,9 @@ class MetricBatch:
         bucket: str | None,
     ) -> None:
         minute = at.replace(second=0, microsecond=0)
-        key = (name, json.dumps(dict(labels), sort_keys=True), minute, kind)
+        # Bounded before they key anything: unknown values share one row.
+        labels = bounded_labels(labels)
+        key = (name, json.dumps(labels, sort_keys=True), minute, kind)
         row = self._rows.get(key)
         if row is None:
             row = self._rows[key] = {
@@ -294,6 +329,7 @@ async def sample_gauges(
     stop (and not yet forgotten, ``forget_s``); ``dlq_size``: dead letters not replayed, per
     stage; ``consumer_lag``: as measured by :class:`LagProbe` (skipped when unknown).
     """
+    services = tuple(services)
     samples: dict[tuple[str, str], float] = {}
     for service in services:
         samples[("workers_running", service)] = 0
@@ -309,12 +345,17 @@ async def sample_gauges(
                 "now": now,
             },
         )
+        # Services and stages as the rows name them, which heartbeats and dead letters set:
+        # bounded to the registry's and the configured ones, the rest summed under OTHER.
         for service, running, errored in await cur.fetchall():
-            samples[("workers_running", service)] = running
-            samples[("workers_error", service)] = errored
+            service = bounded_value("service", service, services)
+            for name, n in (("workers_running", running), ("workers_error", errored)):
+                key = (name, service)
+                samples[key] = (samples[key] if service == OTHER and key in samples else 0) + n
         cur = await conn.execute(_DEAD_LETTERS_BY_STAGE)
         for stage, size in await cur.fetchall():
-            samples[("dlq_size", stage)] = size
+            key = ("dlq_size", bounded_value("stage", stage))
+            samples[key] = (samples[key] if key[1] == OTHER and key in samples else 0) + size
         for stage, behind in (lag or {}).items():
             samples[("consumer_lag", stage)] = behind
         await metric_store.set_gauges(

@@ -21,6 +21,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Literal
 
+from shared.logs import redact_urls
+
 logger = logging.getLogger(__name__)
 
 Status = Literal["pass", "fail", "skip"]
@@ -51,17 +53,18 @@ class Check:
     detail: str
     fix: str | None = None
 
+    # A detail may quote a configured URL (COMFYUI_API_URL, DATABASE_URL): never its password.
     @classmethod
     def passed(cls, name: str, detail: str) -> Check:
-        return cls(name, "pass", detail)
+        return cls(name, "pass", redact_urls(detail))
 
     @classmethod
     def failed(cls, name: str, detail: str, fix: str) -> Check:
-        return cls(name, "fail", detail, fix)
+        return cls(name, "fail", redact_urls(detail), redact_urls(fix))
 
     @classmethod
     def skipped(cls, name: str, detail: str) -> Check:
-        return cls(name, "skip", detail)
+        return cls(name, "skip", redact_urls(detail))
 
     @property
     def ok(self) -> bool:

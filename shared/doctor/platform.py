@@ -3,7 +3,8 @@
 Unset (``KAFKA_BOOTSTRAP_SERVERS``, ``DATABASE_URL``) means ``make up`` starts its own: those
 checks are skipped, saying so. Given, the broker must answer with the client settings every
 service uses (``KafkaSettings.client_config``: SASL and TLS included) and hold every topic of
-the registry with its partitions; PostgreSQL must accept a connection and have every migration.
+the registry with its partitions; PostgreSQL must accept a connection, as a role that is no
+superuser (a leaked DATABASE_URL must not hand over the server), and have every migration.
 The credentials key, when set, must be a valid key.
 """
 
@@ -110,6 +111,9 @@ def _database(settings: DatabaseSettings) -> list[Check]:
     try:
         with psycopg.connect(settings.url, connect_timeout=int(TIMEOUT_S)) as conn:
             version = conn.execute("SHOW server_version").fetchone()
+            role = conn.execute(
+                "SELECT rolname, rolsuper FROM pg_roles WHERE rolname = current_user"
+            ).fetchone()
             applied = {
                 row[0]
                 for row in conn.execute(
@@ -129,7 +133,10 @@ def _database(settings: DatabaseSettings) -> list[Check]:
                 "accepts connections from here",
             )
         ]
-    found = [Check.passed("platform.database", f"PostgreSQL {version[0] if version else '?'}")]
+    found = [
+        Check.passed("platform.database", f"PostgreSQL {version[0] if version else '?'}"),
+        _role(role),
+    ]
     pending = [name for number, name, _ in migrations() if number not in applied]
     if pending:
         found.append(
@@ -142,6 +149,20 @@ def _database(settings: DatabaseSettings) -> list[Check]:
     else:
         found.append(Check.passed("platform.migrations", f"all {len(migrations())} applied"))
     return found
+
+
+def _role(role: tuple[object, ...] | None) -> Check:
+    name = str(role[0]) if role else "?"
+    if role is None or role[1] is not False:
+        return Check.failed(
+            "platform.database_role",
+            f"the services connect as {name!r}, a superuser: anyone holding DATABASE_URL can "
+            "run programs on the database server (COPY ... TO PROGRAM) and read every password",
+            "create a login role with NOSUPERUSER NOCREATEDB NOCREATEROLE that owns the "
+            "services' database (compose: deploy/postgres/initdb; make up makes `pod`), and "
+            "put it in DATABASE_URL",
+        )
+    return Check.passed("platform.database_role", f"the services connect as {name!r}, no superuser")
 
 
 def _has_migrations_table(conn: psycopg.Connection[tuple[object, ...]]) -> bool:

@@ -48,6 +48,7 @@ from shared.errors import (
     parse_retry_after,
 )
 from shared.http import async_client
+from shared.logs import split_credentials
 from shared.settings import PodSettings
 from shared.vendors.gpu import HIGH_BAND, BackendSlots, GpuScheduler
 
@@ -397,10 +398,18 @@ class _Backend:
     """One ComfyUI server: its HTTP client, its shared websocket and the renders on it."""
 
     def __init__(
-        self, url: str, client_id: str, http: httpx.AsyncClient, scheduler: GpuScheduler
+        self,
+        url: str,
+        client_id: str,
+        http: httpx.AsyncClient,
+        scheduler: GpuScheduler,
+        ws_base: str | None = None,
     ) -> None:
+        """``url`` names the server in logs, errors and events: it carries no credentials.
+        ``ws_base`` is the configured URL, credentials included (the websocket handshake sends
+        them as Basic auth); the HTTP client has them as its ``auth``."""
         self.url = url.rstrip("/")
-        scheme, rest = self.url.split("://", 1)
+        scheme, rest = (ws_base or self.url).rstrip("/").split("://", 1)
         self.ws_url = f"{'wss' if scheme == 'https' else 'ws'}://{rest}/ws?clientId={client_id}"
         self.http = http
         self.scheduler = scheduler
@@ -523,7 +532,11 @@ class ComfyUIClient:
         # With the websocket up, still re-check /history this often in case an event was lost.
         self.safety_poll_s = max(2.0, poll_interval_s * 20)
         self.client_id = uuid.uuid4().hex
-        urls = [u.rstrip("/") for u in base_urls]
+        # A server behind a proxy may be configured as https://user:password@host: the
+        # credentials go in a header, and only the bare URL is ever logged, raised or recorded.
+        configured = [u.rstrip("/") for u in base_urls]
+        split = [split_credentials(u) for u in configured]
+        urls = [bare for bare, _ in split]
         start = parallelism or 1
         self.scheduler = GpuScheduler(
             [BackendSlots(u, parallelism=start, depth=start * queue_factor) for u in urls]
@@ -532,10 +545,19 @@ class ComfyUIClient:
         # One render has at most two requests open at once; the scheduler bounds the renders.
         limits = httpx.Limits(max_connections=32, max_keepalive_connections=16)
         self._backends = [
-            _Backend(u, self.client_id, async_client(timeout=per_request, limits=limits),
-                     self.scheduler)
-            for u in urls
-        ]  # fmt: skip
+            _Backend(
+                bare,
+                self.client_id,
+                async_client(
+                    timeout=per_request,
+                    limits=limits,
+                    auth=httpx.BasicAuth(*credentials) if credentials else None,
+                ),
+                self.scheduler,
+                ws_base=raw,
+            )
+            for raw, (bare, credentials) in zip(configured, split, strict=True)
+        ]
         self._by_url = {b.url: b for b in self._backends}
         self._learned_at = 0.0 if parallelism is None else float("inf")
         self._learn_lock = asyncio.Lock()

@@ -405,3 +405,24 @@ def test_kustomize_builds_the_base_and_every_channel_component(tmp_path: Path) -
             for c in pod.get("initContainers", []) + pod["containers"]:
                 assert c["envFrom"] == [{"configMapRef": {"name": config["metadata"]["name"]}}]
         validate(doc)
+
+
+def test_the_database_url_is_a_secret_every_database_user_gets_and_the_preflight_checks() -> None:
+    """The cluster runs no PostgreSQL of ours: DATABASE_URL (its role's password inside) comes
+    from pod-secrets, required, to every container that reads it (the init containers that
+    migrate included), and the preflight pod, which checks that its role is no superuser
+    (``platform.database_role``), gets all of pod-secrets."""
+    readers = [
+        entry
+        for container in _containers()
+        for entry in container["env"]
+        if entry["name"] == "DATABASE_URL"
+    ]
+    assert len(readers) >= len(STAGES) + 1  # every stage and the API
+    for entry in readers:
+        ref = entry["valueFrom"]["secretKeyRef"]
+        assert ref == {"name": k8s.SECRETS, "key": "DATABASE_URL"}, entry
+    assert "DATABASE_URL" in k8s.REQUIRED
+    (pod,) = load("doctor/pod.yaml")
+    (container,) = pod["spec"]["containers"]
+    assert {"secretRef": {"name": k8s.SECRETS, "optional": True}} in container["envFrom"]

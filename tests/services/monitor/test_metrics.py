@@ -36,7 +36,7 @@ from shared.events import (
     StageFailedPayload,
 )
 from shared.runner import MessageContext
-from shared.topics import IMAGES_GENERATED, Stage
+from shared.topics import IMAGES_GENERATED, STAGES, Stage
 from tests.support.events import image as image_of
 from tests.support.infra import unique
 
@@ -361,3 +361,49 @@ def test_stages_reading_one_topic_lag_by_their_own_commits(pipeline_topics: str)
         assert after["behind"] >= everything["behind"]
     finally:
         probe.close()
+
+
+async def test_hostile_label_values_make_no_new_series(pool: AsyncConnectionPool) -> None:
+    """A producer that names a new stage in every failure, and forged heartbeats that name a
+    new service each: the series stay the known ones plus `other`, however many events."""
+    t0 = past_minute()
+    n = 200
+    job = job_request(t0, auto=False)
+    forged: list[Event] = [job, image(job, t0 + timedelta(seconds=1))]
+    for i in range(n):
+        failure = stage_failed(job, t0 + timedelta(seconds=2), retryable=True)
+        payload = failure.payload.model_copy(update={"stage": f"bogus-{i}-" + "x" * i})
+        forged.append(failure.model_copy(update={"payload": payload, "event_id": uuid.uuid4()}))
+    await handle(MonitorHandler(pool), forged)
+    prefix = unique("forged-svc")
+    now = t0 + timedelta(seconds=30)
+    async with pool.connection() as conn:
+        for i in range(n):
+            await conn.execute(
+                "INSERT INTO workers (instance_id, service, host, pid, status, started_at,"
+                " last_heartbeat) VALUES (%s, %s, 'h', 1, 'running', %s, %s)",
+                (f"{prefix}-{i}", f"{prefix}-{i}", now - timedelta(hours=1), now),
+            )
+    try:
+        samples = await sample_gauges(pool, now=now, live_s=15, forget_s=3600)
+    finally:
+        async with pool.connection() as conn:
+            await conn.execute("DELETE FROM workers WHERE instance_id LIKE %s", (f"{prefix}-%",))
+    assert samples[("workers_running", "other")] >= n
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT name, array_agg(DISTINCT labels::text) FROM metrics_minute"
+            " WHERE minute = %s AND name IN ('jobs_retried', 'workers_running') GROUP BY name",
+            (t0.replace(second=0),),
+        )
+        series: dict[str, list[str]] = dict(await cur.fetchall())
+        cur = await conn.execute(
+            "SELECT count(*) FROM metric_totals WHERE labels ->> 'stage' LIKE 'bogus-%'"
+        )
+        totals_bogus = await cur.fetchone()
+    assert series["jobs_retried"] == ['{"stage": "other"}']
+    known = {f'{{"service": "{s}"}}' for s in STAGES} | {'{"service": "other"}'}
+    assert set(series["workers_running"]) <= known
+    assert totals_bogus == (0,)
+    retried = await rollup(pool, "jobs_retried", {"stage": "other"}, t0)
+    assert retried is not None and retried["count"] == n

@@ -160,3 +160,18 @@ async def test_bad_settings_are_named(env: pytest.MonkeyPatch) -> None:
     (settings,) = await checks()
     assert settings.name == "comfyui.settings" and settings.status == "fail"
     assert "COMFYUI_API_URL" in settings.detail
+
+
+async def test_credentials_in_the_url_are_used_and_never_shown(
+    env: pytest.MonkeyPatch, sims: dict[str, str]
+) -> None:
+    """A ComfyUI behind a proxy (https://user:secret@host) and one that does not answer: the
+    checks run, and no detail or fix carries the password."""
+    secret = "s3cret-proxy-pw"
+    good = sims["good"].replace("http://", f"http://render:{secret}@")
+    down = f"http://render:{secret}@127.0.0.1:{free_port()}"
+    env.setenv("COMFYUI_API_URL", f"{good},{down}")
+    found = await checks()
+    assert secret not in json.dumps([c.as_dict() for c in found])
+    assert [c for c in found if c.status == "pass"], found
+    assert [c for c in found if c.status == "fail" and "127.0.0.1" in c.detail], found

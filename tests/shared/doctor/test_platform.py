@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import base64
 import secrets
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
 from devstack.launch.ports import free_port
+from devstack.launch.postgres import SERVICE_ROLE, LocalPostgres
 from shared.doctor import Check
 from shared.doctor.platform import checks
+from tests.support import infra
 
 
 def by_name(found: list[Check]) -> dict[str, Check]:
@@ -60,14 +63,34 @@ async def test_a_broker_that_does_not_answer_fails_naming_the_settings(
 async def test_a_wrong_database_password_fails_without_showing_it(
     configured: pytest.MonkeyPatch, migrated_db: str
 ) -> None:
-    # The embedded server trusts local connections: a database that does not exist is the
-    # refusal it can give; the URL's password must not show either way.
-    url = migrated_db.replace("postgres@", "postgres:hunter2-secret@").rsplit("/", 1)[0]
-    configured.setenv("DATABASE_URL", url + "/no_such_database")
+    # The server asks every connection for its password: a wrong one is refused, and the
+    # URL's password shows nowhere.
+    url = urlsplit(migrated_db)
+    wrong = url._replace(netloc=f"{url.username}:hunter2-secret@{url.hostname}:{url.port}")
+    configured.setenv("DATABASE_URL", urlunsplit(wrong))
     found = by_name(await checks())
     db = found["platform.database"]
-    assert db.status == "fail" and "no_such_database" in db.detail
+    assert db.status == "fail" and "password authentication failed" in db.detail
     assert "hunter2-secret" not in repr(found)
+
+
+async def test_a_superuser_in_database_url_fails_with_the_fix(
+    configured: pytest.MonkeyPatch, migrated_db: str
+) -> None:
+    configured.setenv("DATABASE_URL", migrated_db)  # the test harness's: the superuser
+    role = by_name(await checks())["platform.database_role"]
+    assert role.status == "fail" and "'postgres', a superuser" in role.detail
+    assert "NOSUPERUSER" in (role.fix or "") and "DATABASE_URL" in (role.fix or "")
+    assert (urlsplit(migrated_db).password or "\0") not in repr(role)
+
+
+async def test_the_services_role_passes(configured: pytest.MonkeyPatch, migrated_db: str) -> None:
+    embedded = LocalPostgres(infra.TEST_STATE, port=infra.PG_PORT)
+    if not embedded.password_path(SERVICE_ROLE).exists():
+        pytest.skip("a given DATABASE_URL: no embedded server with the services' role")
+    configured.setenv("DATABASE_URL", embedded.url)
+    role = by_name(await checks())["platform.database_role"]
+    assert role.status == "pass" and "'pod', no superuser" in role.detail
 
 
 async def test_a_malformed_credentials_key_fails(configured: pytest.MonkeyPatch) -> None:

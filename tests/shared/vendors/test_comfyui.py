@@ -6,6 +6,7 @@ import asyncio
 import copy
 import io
 import json
+import logging
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -35,6 +36,8 @@ SIMS = {
     # checkpoint (a V1 node's, a list).
     "no_upscaler": {"SIM_COMFYUI_UPSCALE_MODELS": "RealESRGAN_x2plus.pth,RealESRGAN_x4plus.pth"},
     "no_checkpoint": {"SIM_COMFYUI_CHECKPOINTS": "sd_xl_turbo_1.0.safetensors"},
+    # Behind a proxy that asks for a login (ComfyUI has none of its own).
+    "proxied": {"SIM_COMFYUI_BASIC_AUTH": "render:s3cret-proxy-pw"},
 }
 
 
@@ -577,3 +580,37 @@ def test_filling_the_workflow_leaves_the_template_as_it_was() -> None:
     assert json.dumps(first) != json.dumps(second)
     texts = {json.dumps(n["inputs"]) for n in first.values()}
     assert any("a cat" in t for t in texts) and not any("a dog" in t for t in texts)
+
+
+async def test_credentials_in_the_url_show_nowhere_but_still_reach_the_server(
+    sims: dict[str, str], workflow: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A ComfyUI behind a proxy, configured as http://user:secret@host: a render works, and
+    neither its logs, its image's backend nor an error name the password."""
+    caplog.set_level(logging.DEBUG)
+    secret = "s3cret-proxy-pw"
+    with_creds = sims["proxied"].replace("http://", f"http://render:{secret}@")
+    down = f"http://render:{secret}@127.0.0.1:{free_port()}"
+    client = ComfyUIClient(base_urls=[with_creds], workflow=workflow, timeout_s=20)
+    try:
+        image = await client.render(prompt="x", negative_prompt="", seed=1, job_id="creds-1")
+        await client.check_workflow()
+        ws_up = client._backends[0].ws_up  # the websocket passed the proxy's login too
+    finally:
+        await client.aclose()
+    assert image.backend == sims["proxied"] and client.urls == [sims["proxied"]]
+    assert ws_up
+    # Without the login the proxy refuses: the credentials above did reach it.
+    anonymous = httpx.get(f"{sims['proxied']}/system_stats", timeout=10)
+    assert anonymous.status_code == 401
+    unreachable = ComfyUIClient(base_urls=[down], workflow=workflow, timeout_s=5)
+    try:
+        with pytest.raises(RetryableError) as info:
+            await unreachable.render(prompt="x", negative_prompt="", seed=1, job_id="creds-2")
+        await unreachable.check_workflow()  # logs the server it could not ask
+    finally:
+        await unreachable.aclose()
+    assert "127.0.0.1" in str(info.value)
+    shown = [caplog.text, str(info.value), info.value.describe(), repr(image.backend)]
+    assert not [text for text in shown if secret in text]
+    assert "comfyui" in caplog.text  # the client did log (the URL without its password)

@@ -88,9 +88,10 @@ def test_the_same_ports_env_names_and_simulator_settings_as_before_the_registry(
 
 
 def test_compose_runs_each_registered_simulator_and_configures_its_channel() -> None:
-    from tests.test_compose import SIMULATORS_ENV, active, env_file
+    from tests.test_compose import DB_PASSWORDS, SIMULATORS_ENV, active, env_file
 
-    plain, simulated = active({}), active(env_file(SIMULATORS_ENV))
+    plain = active(DB_PASSWORDS)
+    simulated = active({**env_file(SIMULATORS_ENV), **DB_PASSWORDS})
     for spec in direct_specs():
         # Its simulator runs only under the simulators profile.
         assert f"sim-{spec.simulator}" not in plain
