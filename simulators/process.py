@@ -44,8 +44,9 @@ class SimulatorProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 20.0) -> SimulatorProcess:
-        """Spawn the process and block until ``/_sim/config`` answers."""
+    def start(self, timeout: float = 60.0) -> SimulatorProcess:
+        """Spawn the process and block until ``/_sim/config`` answers (a deadline, not a wait:
+        on a loaded 2-core machine eight Python start-ups in parallel took over 20 s)."""
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         # Never outlives its starter (shared.lifecycle).
         self.proc = popen(
