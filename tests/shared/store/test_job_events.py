@@ -43,7 +43,8 @@ async def test_a_batch_is_recorded_in_order_and_each_event_once(migrated_db: str
         third = await job_events.record_many(
             conn, [_entry(repeat, job_id, 20), _entry(repeat, job_id, 21)]
         )
-        rows = await job_events.after(conn, 0, job_id=job_id, limit=100)
+        page = await job_events.final_after(conn, job_events.START, job_id=job_id, limit=100)
+        rows = page.rows
 
     assert first == [True] * 5
     assert second == [False, False, True, False]
