@@ -32,6 +32,7 @@ class Subscription:
 
     def __init__(self, job_id: str | None) -> None:
         self.job_id = job_id
+        self.waiting = False
         self._rung = asyncio.Event()
 
     def ring(self) -> None:
@@ -41,8 +42,12 @@ class Subscription:
     async def wait(self, timeout: float) -> None:
         """Until rung or ``timeout`` s passed; then unrung. Ring-before-read is kept: a
         notification that came while the stream was reading makes this return at once."""
-        with suppress(TimeoutError):
-            await asyncio.wait_for(self._rung.wait(), timeout)
+        self.waiting = True
+        try:
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._rung.wait(), timeout)
+        finally:
+            self.waiting = False
         self._rung.clear()
 
 
@@ -94,8 +99,14 @@ class EventFeed:
 
     @property
     def subscribers(self) -> int:
-        """Streams currently waiting on the feed."""
+        """Streams following the feed."""
         return len(self._all) + sum(len(subs) for subs in self._by_job.values())
+
+    @property
+    def waiting(self) -> int:
+        """Streams idle now: waiting for a notification (or a re-check)."""
+        subs = [*self._all, *(sub for group in self._by_job.values() for sub in group)]
+        return sum(sub.waiting for sub in subs)
 
     def _ring(self, job_id: str) -> None:
         self.notifications += 1

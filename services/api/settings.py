@@ -64,8 +64,8 @@ class ApiSettings(
     sse_max_streams: int = Field(default=200, ge=1, le=100_000)
     sse_max_streams_per_caller: int = Field(default=20, ge=1, le=100_000)
     # uvicorn's limit_concurrency: past this many connections and requests at once, new ones
-    # get a 503 instead of queueing on the process. Above SSE_MAX_STREAMS, so that streams at
-    # their cap still leave room for the other routes.
+    # get a 503 instead of queueing on the process. Well above SSE_MAX_STREAMS, so that
+    # streams at their cap still leave room for the other routes.
     api_limit_concurrency: int = Field(default=500, ge=2, le=1_000_000)
     produce_timeout_s: float = Field(
         default=10.0, gt=0, le=120, description="Wait this long for the broker's ack"
@@ -114,11 +114,13 @@ class ApiSettings(
                 f"sse_max_streams_per_caller ({self.sse_max_streams_per_caller}) must not be "
                 f"above sse_max_streams ({self.sse_max_streams})"
             )
-        if self.api_limit_concurrency <= self.sse_max_streams:
+        # uvicorn counts the connection of the request it admits: a stream cap of N leaves
+        # room for one other request from N + 2.
+        if self.api_limit_concurrency < self.sse_max_streams + 2:
             raise ValueError(
-                f"api_limit_concurrency ({self.api_limit_concurrency}) must be above "
-                f"sse_max_streams ({self.sse_max_streams}): streams at their cap would leave "
-                "no room for any other request"
+                f"api_limit_concurrency ({self.api_limit_concurrency}) must be at least "
+                f"sse_max_streams + 2 ({self.sse_max_streams + 2}): streams at their cap "
+                "would leave no room for any other request"
             )
         return self
 
