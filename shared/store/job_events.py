@@ -47,13 +47,17 @@ _JOB_OF = "SELECT job_id FROM job_events WHERE event_id = %(event_id)s"
 # Streams read in (xid, seq) order, the order in which entries become final (migration
 # 0025): {where} holds the stream's filters, joined with AND (fixed fragments only). The
 # horizon comes from the statement's own snapshot, so a row below it is visible to the same
-# read, and so is every row that will ever sort before it.
+# read, and so is every row that will ever sort before it; it comes back even with no row.
 _AFTER = """
-SELECT seq, xid::text::bigint AS xid, event_id, job_id, type, level, message, data, producer,
-       occurred_at, pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon
-FROM job_events
-WHERE (xid, seq) > (%(xid)s::bigint::text::xid8, %(seq)s) {where}
-ORDER BY xid, seq LIMIT %(limit)s
+SELECT h.horizon, e.*
+FROM (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon) AS h
+LEFT JOIN LATERAL (
+    SELECT seq, xid::text::bigint AS xid_n, event_id, job_id, type, level, message, data,
+           producer, occurred_at
+    FROM job_events
+    WHERE (xid, seq) > (%(xid)s::bigint::text::xid8, %(seq)s) {where}
+    ORDER BY job_events.xid, job_events.seq LIMIT %(limit)s
+) AS e ON true
 """
 _OF_JOB = "AND job_id = %(job)s"
 _OF_TYPE = "AND type = ANY(%(types)s)"
@@ -178,20 +182,22 @@ async def final_after(
     }
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(_AFTER.format(where=where), params)
-        fetched = list(await cur.fetchall())
+        got = await cur.fetchall()
+    horizon = int(got[0]["horizon"])  # the LEFT JOIN's one row when no entry matched
+    fetched = [row for row in got if row["seq"] is not None]
     rows = []
     for row in fetched:
-        if row["xid"] >= row["horizon"]:
+        if row["xid_n"] >= horizon:
             break  # its writer (or an older one) may still be in flight
         rows.append(row)
+    full = len(fetched) == limit and len(rows) == len(fetched)
     if rows:
-        position = Position(rows[-1]["xid"], rows[-1]["seq"])
-    return Page(
-        rows=rows,
-        position=position,
-        held_back=len(rows) < len(fetched),
-        full=len(fetched) == limit and len(rows) == len(fetched),
-    )
+        position = Position(rows[-1]["xid_n"], rows[-1]["seq"])
+    if not full:
+        # Every entry of this stream below the horizon is handed out, and any to come sorts
+        # after it: the next read starts there, not back at the last entry it matched.
+        position = max(position, Position(horizon, 0))
+    return Page(rows=rows, position=position, held_back=len(rows) < len(fetched), full=full)
 
 
 async def position_of(conn: AsyncConnection[Any], seq: int) -> Position:

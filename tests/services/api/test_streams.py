@@ -67,9 +67,7 @@ def _state(app: Any) -> ApiState:
     return state
 
 
-def test_streams_are_capped_per_key_and_in_total(
-    pipeline_topics: str, migrated_db: str
-) -> None:
+def test_streams_are_capped_per_key_and_in_total(pipeline_topics: str, migrated_db: str) -> None:
     with (
         serve_app(
             kafka_bootstrap_servers=pipeline_topics,
