@@ -126,7 +126,7 @@ class EventFeed:
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(
-                    self._url, autocommit=True
+                    self._url, autocommit=True, connect_timeout=10
                 ) as conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
                     self.listening = True
@@ -139,6 +139,8 @@ class EventFeed:
                 # The driver's first line names host and port, never the password.
                 first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 logger.warning("event feed lost error=%s retry_s=%s", first, self._retry_s)
+            except Exception as exc:  # the feed must outlive anything; streams poll meanwhile
+                logger.error("event feed failed error=%s", type(exc).__name__)
             self.listening = False
             self._ring_everyone()  # they poll until the feed is back
             await asyncio.sleep(self._retry_s)

@@ -59,8 +59,8 @@ class ApiSettings(
     # safety net.
     events_poll_s: float = Field(default=0.5, gt=0, le=60)
     events_recheck_s: float = Field(default=30.0, gt=0, le=3600)
-    # Open streams per caller (an API key, or the client's address with auth off) and in all;
-    # past either, a 429 with Retry-After.
+    # Open streams per caller (an API key, or the client's address with auth off) and in all,
+    # per API process; past either, a 429 with Retry-After.
     sse_max_streams: int = Field(default=200, ge=1, le=100_000)
     sse_max_streams_per_caller: int = Field(default=20, ge=1, le=100_000)
     # uvicorn's limit_concurrency: past this many connections and requests at once, new ones
