@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import threading
 import uuid
 from collections.abc import Iterator
@@ -274,3 +275,41 @@ async def test_rows_committed_out_of_seq_order_reach_every_stream_once(
     assert sorted(e["event"] for e in resumed) == ["a.first", "b.second", "end"]
     again = await asyncio.to_thread(read, api, "/events", 2, params={"after": seqs["c.third"]})
     assert sorted(e["event"] for e in again) == ["a.first", "b.second"]
+
+
+async def test_concurrent_writers_committing_in_any_order_lose_nothing(
+    api: httpx.Client, db: Db
+) -> None:
+    """Four writers, each transaction sleeping a random while between its inserts and its
+    commit: a live stream gets every entry once, and a resume from any point gets the rest."""
+    job_id = await asyncio.to_thread(db.job)
+    start = await asyncio.to_thread(db.run, job_events.last_seq)
+    rng = random.Random(25)
+    plan = [[rng.randint(1, 3) for _ in range(15)] for _ in range(4)]
+    total = sum(map(sum, plan))
+    live: list[dict[str, Any]] = []
+    reader = threading.Thread(
+        target=lambda: read(api, "/events", total, live, params={"after": start}), daemon=True
+    )
+    reader.start()
+
+    async def writer(batches: list[int], seed: int) -> None:
+        pause = random.Random(seed)
+        async with await AsyncConnection.connect(db.url) as conn:
+            for size in batches:
+                for _ in range(size):
+                    await job_events.record_many(conn, [_entry(job_id, "image.generated")])
+                await asyncio.sleep(pause.uniform(0, 0.03))
+                await conn.commit()
+
+    await asyncio.gather(*(writer(batches, n) for n, batches in enumerate(plan)))
+    await asyncio.to_thread(reader.join, 30)
+    assert not reader.is_alive(), f"the stream got {len(live)} of {total} entries"
+    ids = [int(e["id"]) for e in live]
+    assert len(set(ids)) == total == len(ids)
+
+    cut = total // 3
+    rest = await asyncio.to_thread(
+        read, api, "/events", total - cut - 1, headers={"Last-Event-ID": str(ids[cut])}
+    )
+    assert [int(e["id"]) for e in rest] == ids[cut + 1 :]
