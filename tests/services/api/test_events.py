@@ -285,7 +285,7 @@ async def test_concurrent_writers_committing_in_any_order_lose_nothing(
     job_id = await asyncio.to_thread(db.job)
     start = await asyncio.to_thread(db.run, job_events.last_seq)
     rng = random.Random(25)
-    plan = [[rng.randint(1, 3) for _ in range(15)] for _ in range(4)]
+    plan = [[rng.randint(1, 3) for _ in range(12)] for _ in range(4)]
     total = sum(map(sum, plan))
     live: list[dict[str, Any]] = []
     reader = threading.Thread(
@@ -299,7 +299,8 @@ async def test_concurrent_writers_committing_in_any_order_lose_nothing(
             for size in batches:
                 for _ in range(size):
                     await job_events.record_many(conn, [_entry(job_id, "image.generated")])
-                await asyncio.sleep(pause.uniform(0, 0.03))
+                # Open long enough that a stream reading every 0.5 s reads while one is open.
+                await asyncio.sleep(pause.uniform(0.02, 0.25))
                 await conn.commit()
 
     await asyncio.gather(*(writer(batches, n) for n, batches in enumerate(plan)))
