@@ -116,13 +116,23 @@ async def _position(state: ApiState, start: int | None) -> Position:
         return await job_events.position_of(conn, start)
 
 
-async def _wait(state: ApiState, sub: Subscription, page: job_events.Page) -> None:
+# While an entry stays held back, a stream looks again after EVENTS_POLL_S, doubled at most this
+# many times: a writing transaction left open somewhere must not make every stream a poller.
+_HELD_DOUBLINGS = 3
+
+
+async def _wait(state: ApiState, sub: Subscription, page: job_events.Page, held: int) -> None:
     """Until the log may hold more for this stream: a notification, or a short poll while an
-    entry is held back behind an older transaction (its commit may notify another job) or
-    while the feed is down, else the slow safety re-check."""
+    entry is held back behind an older transaction (its commit may notify another job; the
+    ``held``-th time in a row) or while the feed is down, else the slow safety re-check."""
     settings = state.settings
-    quick = page.held_back or not state.feed.listening
-    await sub.wait(settings.events_poll_s if quick else settings.events_recheck_s)
+    if not state.feed.listening:
+        timeout = settings.events_poll_s
+    elif page.held_back:
+        timeout = settings.events_poll_s * 2 ** min(max(held - 1, 0), _HELD_DOUBLINGS)
+    else:
+        timeout = settings.events_recheck_s
+    await sub.wait(timeout)
 
 
 @router.get(
@@ -137,10 +147,12 @@ async def job_events_stream(
     """The job's log, then live: one event per entry (``event`` = its type), and a last
     ``end`` event with the job's final status."""
     position = job_events.START if start is None else await _position(state, start)
+    held = 0
     with state.feed.subscribe(job_id) as sub:
         while True:
             page = await _next(state, position, job_id=job_id)
             position = page.position
+            held = held + 1 if page.held_back and not page.rows else 0
             for row in page.rows:
                 yield _sse(row)
             if page.full:
@@ -158,7 +170,7 @@ async def job_events_stream(
                         )
                         return
                     continue
-            await _wait(state, sub, page)
+            await _wait(state, sub, page, held)
 
 
 @router.get(
@@ -178,11 +190,13 @@ async def events_stream(
 ) -> AsyncIterator[ServerSentEvent]:
     """Every job's log entries from now (or after ``Last-Event-ID`` / ``after``), live."""
     position = await _position(state, start)
+    held = 0
     with state.feed.subscribe(None) as sub:
         while True:
             page = await _next(state, position, types=type or None, level=level)
             position = page.position
+            held = held + 1 if page.held_back and not page.rows else 0
             for row in page.rows:
                 yield _sse(row)
             if not page.full:
-                await _wait(state, sub, page)
+                await _wait(state, sub, page, held)

@@ -128,10 +128,9 @@ def test_idle_streams_hold_no_connection_and_make_no_query(
         idle_requests = state.pool.get_stats()["requests_num"] - before
         assert idle_requests == 0, f"{idle_requests} pool requests by idle streams"
 
-        started = time.monotonic()
+        # An exhausted pool would answer 503 after DB_ACQUIRE_TIMEOUT_S.
         answer = api.get(f"/jobs/{job_id}")
         assert answer.status_code == 200, answer.text
-        assert time.monotonic() - started < 1.0
 
 
 def test_a_commit_wakes_the_streams_without_polling(
