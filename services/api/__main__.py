@@ -6,9 +6,11 @@ import logging
 import signal
 import sys
 from types import FrameType
+from typing import Any
 
 import psycopg
 import uvicorn
+from fastapi import FastAPI
 
 from services.api.app import create_app
 from services.api.settings import ApiSettings
@@ -26,6 +28,22 @@ logger = logging.getLogger("services.api")
 
 def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(0)
+
+
+def server_config(app: FastAPI, settings: ApiSettings, **overrides: Any) -> uvicorn.Config:
+    """How uvicorn serves the API (``overrides``: the tests' own host, port, shutdown)."""
+    options: dict[str, Any] = {
+        "host": settings.api_host,
+        "port": settings.api_port,
+        "log_config": None,  # keep setup_logging's format
+        "timeout_graceful_shutdown": 30,
+        "lifespan": "on",
+        # Past this many connections and requests at once, a new request gets a 503 at once
+        # rather than a share of an exhausted process (its pool, its memory).
+        "limit_concurrency": settings.api_limit_concurrency,
+        **overrides,
+    }
+    return uvicorn.Config(app, **options)
 
 
 def main() -> int:
@@ -49,14 +67,7 @@ def main() -> int:
         # The driver's first line names host and port, never the password.
         logger.error("database unreachable error=%s", str(exc).splitlines()[0] if str(exc) else "")
         return 1
-    config = uvicorn.Config(
-        create_app(settings),
-        host=settings.api_host,
-        port=settings.api_port,
-        log_config=None,  # keep setup_logging's format
-        timeout_graceful_shutdown=30,
-        lifespan="on",
-    )
+    config = server_config(create_app(settings), settings)
     settle_after_startup()
     # uvicorn turns SIGTERM/SIGINT into a graceful stop: no new connections, in-flight
     # requests finish, then the lifespan flushes the producer and closes the pool.

@@ -17,6 +17,7 @@ from fastapi.staticfiles import StaticFiles
 
 from services.api.auth import KeyRing, authenticate
 from services.api.errors import install_error_handlers
+from services.api.feed import EventFeed, StreamLimits
 from services.api.limits import BodyLimitMiddleware
 from services.api.producer import JobProducer
 from services.api.routes import dlq, doctor, events, health, jobs, ops, webhooks, workers
@@ -48,7 +49,18 @@ def create_app(settings: ApiSettings) -> FastAPI:
         except BaseException:
             await asyncio.to_thread(producer.close, 0)
             raise
-        app.state.api = state = ApiState(settings=settings, producer=producer, pool=pool)
+        feed = EventFeed(settings.url)
+        feed.start()
+        app.state.api = state = ApiState(
+            settings=settings,
+            producer=producer,
+            pool=pool,
+            feed=feed,
+            streams=StreamLimits(
+                total=settings.sse_max_streams, per_caller=settings.sse_max_streams_per_caller
+            ),
+            stream_reads=asyncio.Semaphore(max(1, settings.db_pool_max // 2)),
+        )
         # Counts only: the keys themselves are never logged.
         logger.info(
             "api ready bootstrap=%s auth=%s keys=%d admin_keys=%d max_body_bytes=%d",
@@ -64,6 +76,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
             # Requests have finished (uvicorn waits for them); deliver anything still queued.
             await asyncio.to_thread(producer.close, settings.shutdown_flush_s)
             await asyncio.to_thread(state.close)
+            await feed.close()
             await pool.close()
             logger.info("api stopped")
 

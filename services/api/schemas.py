@@ -528,6 +528,7 @@ _ERROR_DESCRIPTIONS = {
     409: "Not possible in this deployment",
     413: "Request body larger than MAX_BODY_BYTES (refused before it is read)",
     422: "Invalid request, with one entry per bad field",
+    429: "Too many open event streams (for this caller or in all); retry after Retry-After s",
     503: "A dependency (Kafka or PostgreSQL) is unavailable; retry later",
 }
 

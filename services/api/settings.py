@@ -53,8 +53,20 @@ class ApiSettings(
     db_acquire_timeout_s: float = Field(default=5.0, gt=0, le=120)
     db_statement_timeout_s: float = Field(default=10.0, gt=0, le=600)
     max_page_size: int = Field(default=100, ge=1, le=1000)
-    # How often a live stream (/jobs/{id}/events, /events) looks for newly folded events.
+    # Live streams (/jobs/{id}/events, /events) wait on PostgreSQL's notifications. They look
+    # again every EVENTS_POLL_S only while an entry is held back behind a transaction still in
+    # flight, or while the listening connection is down; otherwise every EVENTS_RECHECK_S as a
+    # safety net.
     events_poll_s: float = Field(default=0.5, gt=0, le=60)
+    events_recheck_s: float = Field(default=30.0, gt=0, le=3600)
+    # Open streams per caller (an API key, or the client's address with auth off) and in all,
+    # per API process; past either, a 429 with Retry-After.
+    sse_max_streams: int = Field(default=200, ge=1, le=100_000)
+    sse_max_streams_per_caller: int = Field(default=20, ge=1, le=100_000)
+    # uvicorn's limit_concurrency: past this many connections and requests at once, new ones
+    # get a 503 instead of queueing on the process. Well above SSE_MAX_STREAMS, so that
+    # streams at their cap still leave room for the other routes.
+    api_limit_concurrency: int = Field(default=500, ge=2, le=1_000_000)
     produce_timeout_s: float = Field(
         default=10.0, gt=0, le=120, description="Wait this long for the broker's ack"
     )
@@ -94,6 +106,23 @@ class ApiSettings(
     # band from PRIORITY_HIGH_MIN, to the low band up to PRIORITY_LOW_MAX, else to normal.
     priority_high_min: int = Field(default=8, ge=MIN_LEVEL + 1, le=MAX_LEVEL)
     priority_low_max: int = Field(default=3, ge=MIN_LEVEL, le=MAX_LEVEL - 1)
+
+    @model_validator(mode="after")
+    def _streams_leave_room(self) -> ApiSettings:
+        if self.sse_max_streams_per_caller > self.sse_max_streams:
+            raise ValueError(
+                f"sse_max_streams_per_caller ({self.sse_max_streams_per_caller}) must not be "
+                f"above sse_max_streams ({self.sse_max_streams})"
+            )
+        # uvicorn counts the connection of the request it admits: a stream cap of N leaves
+        # room for one other request from N + 2.
+        if self.api_limit_concurrency < self.sse_max_streams + 2:
+            raise ValueError(
+                f"api_limit_concurrency ({self.api_limit_concurrency}) must be at least "
+                f"sse_max_streams + 2 ({self.sse_max_streams + 2}): streams at their cap "
+                "would leave no room for any other request"
+            )
+        return self
 
     @model_validator(mode="after")
     def _bands_in_order(self) -> ApiSettings:

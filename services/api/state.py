@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
 from psycopg_pool import AsyncConnectionPool
 
+from services.api.feed import EventFeed, StreamLimits
 from services.api.producer import JobProducer
 from services.api.settings import ApiSettings
 from shared.groups import GroupProbe
@@ -21,6 +23,10 @@ class ApiState:
     settings: ApiSettings
     producer: JobProducer
     pool: AsyncConnectionPool
+    feed: EventFeed
+    streams: StreamLimits
+    # Reads by live streams at once: at most half the pool, the rest stays for the routes.
+    stream_reads: asyncio.Semaphore
     _images: ImageStore | None = field(default=None, repr=False)
     _groups: GroupProbe | None = field(default=None, repr=False)
 

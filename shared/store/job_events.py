@@ -4,6 +4,7 @@ redelivered event is recorded once) and per operator action such as a replay."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -43,16 +44,55 @@ _FIELDS = (
 
 _JOB_OF = "SELECT job_id FROM job_events WHERE event_id = %(event_id)s"
 
-# {where}: the filters of the stream, joined with AND (fixed fragments only).
+# Streams read in (xid, seq) order, the order in which entries become final (migration
+# 0025): {where} holds the stream's filters, joined with AND (fixed fragments only). The
+# horizon comes from the statement's own snapshot, so a row below it is visible to the same
+# read, and so is every row that will ever sort before it; it comes back even with no row.
 _AFTER = """
-SELECT seq, event_id, job_id, type, level, message, data, producer, occurred_at
-FROM job_events WHERE seq > %(after)s {where}
-ORDER BY seq LIMIT %(limit)s
+SELECT h.horizon, e.*
+FROM (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon) AS h
+LEFT JOIN LATERAL (
+    SELECT seq, xid::text::bigint AS xid_n, event_id, job_id, type, level, message, data,
+           producer, occurred_at
+    FROM job_events
+    WHERE (xid, seq) > (%(xid)s::bigint::text::xid8, %(seq)s) {where}
+    ORDER BY job_events.xid, job_events.seq LIMIT %(limit)s
+) AS e ON true
 """
 _OF_JOB = "AND job_id = %(job)s"
 _OF_TYPE = "AND type = ANY(%(types)s)"
 _AT_LEVEL = "AND level = %(level)s"
 _LAST = "SELECT COALESCE(max(seq), 0) FROM job_events"
+# Where the entry a client last saw stands in that order; for an id that is not (or no longer)
+# in the log, the entry before it.
+_POSITION_OF = """
+SELECT xid::text::bigint, seq FROM job_events WHERE seq <= %(seq)s ORDER BY seq DESC LIMIT 1
+"""
+# Now: past everything already final. Entries still in flight are ahead of it.
+_NOW = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+
+
+@dataclass(frozen=True, order=True)
+class Position:
+    """A place in the log's delivery order: after the entry (xid, seq)."""
+
+    xid: int
+    seq: int
+
+
+START = Position(0, 0)
+"""Before every entry."""
+
+
+@dataclass(frozen=True)
+class Page:
+    """What a stream may hand out now, and whether more is held back behind a transaction
+    still in flight (then it is worth looking again soon: no notification may say so)."""
+
+    rows: list[dict[str, Any]]
+    position: Position
+    held_back: bool
+    full: bool
 
 
 async def record(
@@ -115,26 +155,65 @@ async def job_of(conn: AsyncConnection[Any], event_id: uuid.UUID) -> str | None:
     return None if row is None else str(row[0])
 
 
-async def after(
+async def final_after(
     conn: AsyncConnection[Any],
-    after_seq: int,
+    position: Position,
     *,
     job_id: str | None = None,
     types: list[str] | None = None,
     level: str | None = None,
     limit: int = 200,
-) -> list[dict[str, Any]]:
-    """Log entries folded after ``after_seq``, oldest first (a job's, of some types, at a
-    level)."""
+) -> Page:
+    """Log entries after ``position`` (a job's, of some types, at a level) that are final:
+    no entry can later appear before them, so a stream that hands them out in this order and
+    resumes from the last one never skips one."""
     where = " ".join(
         clause
         for clause, wanted in ((_OF_JOB, job_id), (_OF_TYPE, types), (_AT_LEVEL, level))
         if wanted
     )
-    params = {"after": after_seq, "job": job_id, "types": types, "level": level, "limit": limit}
+    params = {
+        "xid": position.xid,
+        "seq": position.seq,
+        "job": job_id,
+        "types": types,
+        "level": level,
+        "limit": limit,
+    }
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(_AFTER.format(where=where), params)
-        return list(await cur.fetchall())
+        got = await cur.fetchall()
+    horizon = int(got[0]["horizon"])  # the LEFT JOIN's one row when no entry matched
+    fetched = [row for row in got if row["seq"] is not None]
+    rows = []
+    for row in fetched:
+        if row["xid_n"] >= horizon:
+            break  # its writer (or an older one) may still be in flight
+        rows.append(row)
+    full = len(fetched) == limit and len(rows) == len(fetched)
+    if rows:
+        position = Position(rows[-1]["xid_n"], rows[-1]["seq"])
+    if not full:
+        # Every entry of this stream below the horizon is handed out, and any to come sorts
+        # after it: the next read starts there, not back at the last entry it matched.
+        position = max(position, Position(horizon, 0))
+    return Page(rows=rows, position=position, held_back=len(rows) < len(fetched), full=full)
+
+
+async def position_of(conn: AsyncConnection[Any], seq: int) -> Position:
+    """The position just after the entry numbered ``seq`` (an SSE id a client saw)."""
+    cur = await conn.execute(_POSITION_OF, {"seq": seq})
+    row = await cur.fetchone()
+    return START if row is None else Position(int(row[0]), int(row[1]))
+
+
+async def now(conn: AsyncConnection[Any]) -> Position:
+    """A position past every entry already final: what a stream "from now" starts after."""
+    cur = await conn.execute(_NOW)
+    row = await cur.fetchone()
+    assert row is not None
+    # Entries of the oldest running transaction come next: (horizon, 0) sorts before them.
+    return Position(int(row[0]), 0)
 
 
 async def last_seq(conn: AsyncConnection[Any]) -> int:

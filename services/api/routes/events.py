@@ -2,26 +2,32 @@
 ``GET /events`` (every job, with filters, until the client leaves).
 
 Each event is one entry of a job's log as the monitor folded it, with the log's sequence number
-as its SSE ``id``. A client that reconnects sends ``Last-Event-ID`` (browsers do on their own)
-and gets what it missed, nothing twice. The streams poll PostgreSQL every ``EVENTS_POLL_S``
-without holding a connection in between, so an idle stream costs one small query per poll.
+as its SSE ``id``. Entries go out in the order in which they become final (their transaction,
+then seq; see ``job_events.final_after``), not in seq order: two writers commit out of seq
+order, and a stream that went by seq would skip the entry committed last. A client that
+reconnects sends ``Last-Event-ID`` (browsers do on their own) and gets what it missed, nothing
+twice.
+
+A stream waits on PostgreSQL's notifications (``services.api.feed``) and holds no pooled
+connection in between; each caller and the process have a cap on open streams.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Query
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from services.api import queries
 from services.api.auth import Principal
 from services.api.errors import ApiError, invalid
+from services.api.feed import Subscription
 from services.api.schemas import COMMON_ERRORS, error_responses
 from services.api.state import ApiState, State
 from shared.store import job_events
+from shared.store.job_events import Position
 
 router = APIRouter(tags=["events"], responses=COMMON_ERRORS)
 
@@ -47,8 +53,19 @@ def _resume_from(
     return after
 
 
+async def _stream_slot(request: Request, state: State, principal: Principal) -> AsyncIterator[None]:
+    """One of the caller's and the process's stream slots, held until the stream ends; the
+    key is checked first (an unknown caller gets its 401, not a 429 or a job lookup)."""
+    caller = principal or f"addr-{request.client.host if request.client else 'unknown'}"
+    with state.streams.admit(caller):
+        yield
+
+
+StreamSlot = Annotated[None, Depends(_stream_slot)]
+
+
 async def _known_job(
-    job_id: Annotated[str, Path(min_length=1, max_length=100)], state: State
+    job_id: Annotated[str, Path(min_length=1, max_length=100)], state: State, slot: StreamSlot
 ) -> str:
     if await queries.get_job(state.pool, job_id) is None:
         raise ApiError(404, "not_found", f"job {job_id} not found")
@@ -86,56 +103,85 @@ def _sse(row: dict[str, Any]) -> ServerSentEvent:
     )
 
 
-async def _rows(state: ApiState, after: int, **filters: Any) -> list[dict[str, Any]]:
-    async with state.pool.connection() as conn:
-        return await job_events.after(conn, after, **filters)
+async def _next(state: ApiState, position: Position, **filters: Any) -> job_events.Page:
+    async with state.stream_reads, state.pool.connection() as conn:
+        return await job_events.final_after(conn, position, **filters)
+
+
+async def _position(state: ApiState, start: int | None) -> Position:
+    """Where a stream starts: after the entry the client saw last, or (None) now."""
+    async with state.stream_reads, state.pool.connection() as conn:
+        if start is None:
+            return await job_events.now(conn)
+        return await job_events.position_of(conn, start)
+
+
+# While an entry stays held back, a stream looks again after EVENTS_POLL_S, doubled at most this
+# many times: a writing transaction left open somewhere must not make every stream a poller.
+_HELD_DOUBLINGS = 3
+
+
+async def _wait(state: ApiState, sub: Subscription, page: job_events.Page, held: int) -> None:
+    """Until the log may hold more for this stream: a notification, or a short poll while an
+    entry is held back behind an older transaction (its commit may notify another job; the
+    ``held``-th time in a row) or while the feed is down, else the slow safety re-check."""
+    settings = state.settings
+    if not state.feed.listening:
+        timeout = settings.events_poll_s
+    elif page.held_back:
+        timeout = settings.events_poll_s * 2 ** min(max(held - 1, 0), _HELD_DOUBLINGS)
+    else:
+        timeout = settings.events_recheck_s
+    await sub.wait(timeout)
 
 
 @router.get(
     "/jobs/{job_id}/events",
     response_class=EventSourceResponse,
-    responses=error_responses(404),
+    responses=error_responses(404, 429),
     summary="Follow one job: its events as they are folded, then `end` when it is over",
 )
 async def job_events_stream(
-    job_id: KnownJob, state: State, principal: Principal, start: ResumeFrom
+    job_id: KnownJob, state: State, start: ResumeFrom
 ) -> AsyncIterator[ServerSentEvent]:
     """The job's log, then live: one event per entry (``event`` = its type), and a last
     ``end`` event with the job's final status."""
-    seen = start or 0
-
-    async def stream() -> AsyncIterator[ServerSentEvent]:
-        nonlocal seen
+    position = job_events.START if start is None else await _position(state, start)
+    held = 0
+    with state.feed.subscribe(job_id) as sub:
         while True:
-            rows = await _rows(state, seen, job_id=job_id)
-            for row in rows:
-                seen = row["seq"]
+            page = await _next(state, position, job_id=job_id)
+            position = page.position
+            held = held + 1 if page.held_back and not page.rows else 0
+            for row in page.rows:
                 yield _sse(row)
-            if rows:
+            if page.full:
                 continue  # more may be waiting
-            job = await queries.get_job(state.pool, job_id)
-            if job is not None and job["status"] in TERMINAL:
-                # The last entries may have been folded with the status: drained above.
-                if not await _rows(state, seen, job_id=job_id, limit=1):
-                    yield ServerSentEvent(
-                        event="end", data={"jobId": job_id, "status": job["status"]}
-                    )
-                    return
-                continue
-            await asyncio.sleep(state.settings.events_poll_s)
-
-    async for event in stream():
-        yield event
+            if not page.held_back:
+                async with state.stream_reads:
+                    job = await queries.get_job(state.pool, job_id)
+                if job is not None and job["status"] in TERMINAL:
+                    # The job's last entries commit with its status (or before): one more
+                    # read after seeing it ended hands out any that came meanwhile.
+                    last = await _next(state, position, job_id=job_id)
+                    if not last.rows and not last.held_back:
+                        yield ServerSentEvent(
+                            event="end", data={"jobId": job_id, "status": job["status"]}
+                        )
+                        return
+                    continue
+            await _wait(state, sub, page, held)
 
 
 @router.get(
     "/events",
     response_class=EventSourceResponse,
+    responses=error_responses(429),
     summary="Follow every job: events as they are folded, optionally by type and level",
 )
 async def events_stream(
+    slot: StreamSlot,
     state: State,
-    principal: Principal,
     start: ResumeFrom,
     level: Level,
     type: Annotated[
@@ -143,15 +189,14 @@ async def events_stream(
     ] = None,
 ) -> AsyncIterator[ServerSentEvent]:
     """Every job's log entries from now (or after ``Last-Event-ID`` / ``after``), live."""
-    if start is None:
-        async with state.pool.connection() as conn:
-            seen = await job_events.last_seq(conn)
-    else:
-        seen = start
-    while True:
-        rows = await _rows(state, seen, types=type or None, level=level)
-        for row in rows:
-            seen = row["seq"]
-            yield _sse(row)
-        if not rows:
-            await asyncio.sleep(state.settings.events_poll_s)
+    position = await _position(state, start)
+    held = 0
+    with state.feed.subscribe(None) as sub:
+        while True:
+            page = await _next(state, position, types=type or None, level=level)
+            position = page.position
+            held = held + 1 if page.held_back and not page.rows else 0
+            for row in page.rows:
+                yield _sse(row)
+            if not page.full:
+                await _wait(state, sub, page, held)

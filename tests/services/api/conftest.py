@@ -10,7 +10,9 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from fastapi import FastAPI
 
+from services.api.__main__ import server_config
 from services.api.app import create_app
 from services.api.settings import ApiSettings
 from tests.support.infra import free_port, wait_for
@@ -23,11 +25,19 @@ ADMIN_KEY = "pod-admin-key-5e0c8d17a9b24f63"
 @contextmanager
 def serve(**overrides: Any) -> Iterator[httpx.Client]:
     """Run the API with these settings until the block ends; yield a client bound to it."""
+    with serve_app(**overrides) as (client, _):
+        yield client
+
+
+@contextmanager
+def serve_app(**overrides: Any) -> Iterator[tuple[httpx.Client, FastAPI]]:
+    """As :func:`serve`, and the app (whose ``state.api`` the lifespan fills)."""
     # These tests run the API alone: no stage instances, no ComfyUI to require.
     settings = ApiSettings(**{"health_stages": "", "comfyui_api_url": None, **overrides})
     port = free_port()
-    config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_config=None, lifespan="on"
+    app = create_app(settings)
+    config = server_config(
+        app, settings, host="127.0.0.1", port=port, timeout_graceful_shutdown=None
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"api-{port}", daemon=True)
@@ -37,7 +47,7 @@ def serve(**overrides: Any) -> Iterator[httpx.Client]:
         wait_for(lambda: server.started or not thread.is_alive(), 30, "the API to start")
         assert server.started, "the API failed to start (see the log above)"
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-            yield client
+            yield client, app
     finally:
         server.should_exit = True
         thread.join(30)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import threading
 import uuid
 from collections.abc import Iterator
@@ -180,3 +181,136 @@ def test_every_jobs_events_filtered_by_type_and_level(api: httpx.Client, db: Db)
     ]
     errors = read(api, "/events", 1, params={"after": start, "level": "error"})
     assert [(e["event"], e["data"]["jobId"]) for e in errors] == [("stage.failed", second)]
+
+
+def _entry(job_id: str, type_: str) -> dict[str, Any]:
+    return {
+        "event_id": uuid.uuid4(),
+        "job_id": job_id,
+        "type": type_,
+        "level": "info",
+        "message": f"{type_} happened",
+        "producer": "test",
+        "data": {},
+        "topic": None,
+        "partition": None,
+        "offset": None,
+        "occurred_at": datetime.now(UTC),
+    }
+
+
+async def _seq_of(conn: AsyncConnection[Any], job_id: str, type_: str) -> int:
+    cur = await conn.execute(
+        "SELECT seq FROM job_events WHERE job_id = %s AND type = %s", (job_id, type_)
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def test_rows_committed_out_of_seq_order_reach_every_stream_once(
+    api: httpx.Client, db: Db
+) -> None:
+    """Three writers: A takes seq n and stays open; B takes n+1 and commits; C (whose
+    transaction began before A's) takes n+2 and commits; the streams read; then A commits. A
+    stream resuming from n+2 (what `seq > last` streams had seen) must still get A's and B's."""
+    job_id = await asyncio.to_thread(db.job)
+    start = await asyncio.to_thread(db.run, job_events.last_seq)
+    whole: list[dict[str, Any]] = []
+    everyone: list[dict[str, Any]] = []
+    readers = [
+        threading.Thread(target=lambda: read(api, f"/jobs/{job_id}/events", 4, whole), daemon=True),
+        threading.Thread(
+            target=lambda: read(api, "/events", 3, everyone, params={"after": start}),
+            daemon=True,
+        ),
+    ]
+    for reader in readers:
+        reader.start()
+    url = db.url
+    async with (
+        await AsyncConnection.connect(url) as a,
+        await AsyncConnection.connect(url, autocommit=True) as b,
+        await AsyncConnection.connect(url) as c,
+    ):
+        await c.execute("SELECT pg_current_xact_id()")  # C's transaction id comes first
+        await job_events.record_many(a, [_entry(job_id, "a.first")])
+        await job_events.record_many(b, [_entry(job_id, "b.second")])
+        await job_events.record_many(c, [_entry(job_id, "c.third")])
+        await c.commit()
+        # C's entry is final (its transaction began before A's): both streams hand it out ...
+        await asyncio.to_thread(
+            wait_for,
+            lambda: (
+                any(e["event"] == "c.third" for e in whole)
+                and any(e["event"] == "c.third" for e in everyone)
+            ),
+            10,
+            "C's entry on both streams",
+        )
+        await a.commit()
+    await asyncio.to_thread(db.end, job_id)
+    for reader in readers:
+        await asyncio.to_thread(reader.join, 20)
+        assert not reader.is_alive(), "a stream did not deliver every entry"
+
+    # ... and A's and B's come after it, each once, whatever their seq.
+    entries = {"a.first", "b.second", "c.third"}
+    assert sorted(e["event"] for e in whole[:-1]) == sorted(entries)
+    assert whole[-1]["event"] == "end"
+    assert sorted(e["event"] for e in everyone) == sorted(entries)
+    async with await AsyncConnection.connect(url, autocommit=True) as conn:
+        seqs = {t: await _seq_of(conn, job_id, t) for t in entries}
+    assert seqs["a.first"] < seqs["b.second"] < seqs["c.third"]
+    assert {int(e["id"]) for e in whole[:-1]} == set(seqs.values())
+
+    # A client that saw only C's entry (the highest seq) resumes and gets the other two.
+    resumed = await asyncio.to_thread(
+        read,
+        api,
+        f"/jobs/{job_id}/events",
+        10,
+        headers={"Last-Event-ID": str(seqs["c.third"])},
+    )
+    assert sorted(e["event"] for e in resumed) == ["a.first", "b.second", "end"]
+    again = await asyncio.to_thread(read, api, "/events", 2, params={"after": seqs["c.third"]})
+    assert sorted(e["event"] for e in again) == ["a.first", "b.second"]
+
+
+async def test_concurrent_writers_committing_in_any_order_lose_nothing(
+    api: httpx.Client, db: Db
+) -> None:
+    """Four writers, each transaction sleeping a random while between its inserts and its
+    commit: a live stream gets every entry once, and a resume from any point gets the rest."""
+    job_id = await asyncio.to_thread(db.job)
+    start = await asyncio.to_thread(db.run, job_events.last_seq)
+    rng = random.Random(25)
+    plan = [[rng.randint(1, 3) for _ in range(12)] for _ in range(4)]
+    total = sum(map(sum, plan))
+    live: list[dict[str, Any]] = []
+    reader = threading.Thread(
+        target=lambda: read(api, "/events", total, live, params={"after": start}), daemon=True
+    )
+    reader.start()
+
+    async def writer(batches: list[int], seed: int) -> None:
+        pause = random.Random(seed)
+        async with await AsyncConnection.connect(db.url) as conn:
+            for size in batches:
+                for _ in range(size):
+                    await job_events.record_many(conn, [_entry(job_id, "image.generated")])
+                # Open long enough that a stream reading every 0.5 s reads while one is open.
+                await asyncio.sleep(pause.uniform(0.02, 0.25))
+                await conn.commit()
+
+    await asyncio.gather(*(writer(batches, n) for n, batches in enumerate(plan)))
+    await asyncio.to_thread(reader.join, 30)
+    assert not reader.is_alive(), f"the stream got {len(live)} of {total} entries"
+    ids = [int(e["id"]) for e in live]
+    assert len(set(ids)) == total == len(ids)
+
+    cut = total // 3
+    rest = await asyncio.to_thread(
+        read, api, "/events", total - cut - 1, headers={"Last-Event-ID": str(ids[cut])}
+    )
+    assert [int(e["id"]) for e in rest] == ids[cut + 1 :]
