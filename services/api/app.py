@@ -17,6 +17,7 @@ from fastapi.staticfiles import StaticFiles
 
 from services.api.auth import KeyRing, authenticate
 from services.api.errors import install_error_handlers
+from services.api.guards import BrowserGuardMiddleware, HostPolicy, document_guards
 from services.api.limits import BodyLimitMiddleware
 from services.api.producer import JobProducer
 from services.api.routes import dlq, doctor, events, health, jobs, ops, webhooks, workers
@@ -83,6 +84,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
     install_error_handlers(app)
     # Outermost of the app's own layers: an oversized body is refused before anything reads it.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    # Outside the body limit: a foreign Host, Origin or form body is refused before it is read.
+    app.add_middleware(BrowserGuardMiddleware, policy=HostPolicy(settings))
     origins = settings.cors_origin_list()
     if origins:
         # Outside the body limit: a preflight is answered before anything else runs, and an
@@ -104,6 +107,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(doctor.router)
     app.include_router(webhooks.router)
     add_ui(app)
+    document_guards(app)
     return app
 
 

@@ -86,6 +86,18 @@ class ApiSettings(
     # CORS headers, so only same-origin pages can.
     cors_origins: str | None = Field(default=None, description="Origins allowed by CORS")
 
+    # The names this API answers to besides localhost and IP addresses (comma-separated; "*" for
+    # any). With no API keys the check is always on (a guard against DNS rebinding: a page on
+    # another site reaching the operator's local API under its own name); with keys it is on
+    # only when this is set.
+    api_allowed_hosts: str | None = Field(
+        default=None, description="Host names the API answers to besides localhost"
+    )
+
+    def allowed_host_list(self) -> list[str]:
+        """The configured host names (none: localhost and IP addresses only, without keys)."""
+        return _split(self.api_allowed_hosts) if self.api_allowed_hosts else []
+
     def cors_origin_list(self) -> list[str]:
         """The CORS origins (none: CORS off)."""
         return _split(self.cors_origins) if self.cors_origins else []
