@@ -164,8 +164,8 @@ async def list_jobs(
         Query(
             min_length=1,
             max_length=100,
-            description="Search: the start of the job id, or text in its theme, niche, style "
-            "or prompt",
+            description="Search: the start of the job id, or words starting with the query's "
+            "words in its theme, niche, style or prompt (a 400 past 10000 matches)",
         ),
     ] = None,
 ) -> JobPage:
@@ -177,9 +177,13 @@ async def list_jobs(
     except BadCursor as exc:
         raise invalid("cursor", str(exc)) from exc
     # One extra row tells whether another page exists without a COUNT.
-    rows = await queries.list_jobs(
-        state.pool, status=status.value if status else None, limit=limit + 1, after=after, q=q
-    )
+    try:
+        rows = await queries.list_jobs(
+            state.pool, status=status.value if status else None, limit=limit + 1, after=after, q=q
+        )
+    except queries.SearchTooBroad as exc:
+        # Past the cap a page would sort an unbounded number of rows: refused, not slow.
+        raise ApiError(400, "search_too_broad", [{"field": "q", "message": str(exc)}]) from None
     page = rows[:limit]
     more = len(rows) > limit
     next_cursor = encode_cursor(page[-1]["created_at"], page[-1]["job_id"]) if more else None
