@@ -25,3 +25,12 @@ CREATE TABLE IF NOT EXISTS api_label_secret (
 INSERT INTO api_label_secret (secret)
 VALUES (replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''))
 ON CONFLICT DO NOTHING;
+-- Labels stored by older versions (an unsalted digest of the key) are replaced when the API
+-- starts (services/api/labels.py); these partial indexes hold only such rows, so once they are
+-- gone that check costs a lookup in an empty index.
+CREATE INDEX IF NOT EXISTS jobs_legacy_label_idx ON jobs (submitted_by)
+    WHERE submitted_by ~ '^key-[0-9a-f]{16}$';
+CREATE INDEX IF NOT EXISTS job_events_legacy_label_idx ON job_events ((data->>'submitted_by'))
+    WHERE type = 'job.requested' AND data->>'submitted_by' ~ '^key-[0-9a-f]{16}$';
+CREATE INDEX IF NOT EXISTS api_idempotency_legacy_idx ON api_idempotency (key)
+    WHERE key ~ '^key-[0-9a-f]{16}:';
