@@ -19,6 +19,7 @@ from services.api.labels import legacy_replacement
 from services.api.schemas import JobRequest
 from services.api.submit import request_hash
 from shared.db import migrate
+from shared.events import Priority
 from shared.topics import JOBS_REQUESTED
 from tests.services.api.conftest import API_KEY, OTHER_KEY, serve
 from tests.services.api.test_api import job_body, one_event
@@ -65,7 +66,7 @@ def test_submitted_by_is_a_deployment_label_not_a_digest_of_the_key(
             kafka_bootstrap_servers=pipeline_topics, database_url=url, api_keys=API_KEY
         ) as api:
             job_id = api.post("/jobs", json=job_body(), headers=bearer(API_KEY)).json()["jobId"]
-        event = one_event(pipeline_topics, JOBS_REQUESTED["high"], job_id)
+        event = one_event(pipeline_topics, JOBS_REQUESTED[Priority.HIGH], job_id)
         stored = _submitted_by(url, job_id)
         assert event.payload.submitted_by == stored == label_of(API_KEY, _secret(url))
         labels[url] = stored
