@@ -90,10 +90,11 @@ def create_app(settings: ApiSettings) -> FastAPI:
         dependencies=[Depends(reject_unsafe_params)],
     )
     install_error_handlers(app)
+    # Inside the body limit (it reads nothing, so a body too large is a 413 whatever its type):
+    # a foreign Host, Origin or form body is refused before any route runs.
+    app.add_middleware(BrowserGuardMiddleware, policy=HostPolicy(settings))
     # Outermost of the app's own layers: an oversized body is refused before anything reads it.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    # Outside the body limit: a foreign Host, Origin or form body is refused before it is read.
-    app.add_middleware(BrowserGuardMiddleware, policy=HostPolicy(settings))
     origins = settings.cors_origin_list()
     if origins:
         # Outside the body limit: a preflight is answered before anything else runs, and an
