@@ -11,6 +11,9 @@ Three checks, in one ASGI layer in front of every route (the dashboard, SSE and 
 - ``Content-Type`` on a state-changing request: JSON only. Forms (urlencoded, multipart) and
   text/plain are the "simple" requests a page may send cross-site without a CORS preflight;
   a body without a type is one too (a Blob). Those are a 415, naming the header.
+
+Vendors' signed calls (``/webhooks/``) are exempt from the ``Host`` and type checks (see
+:data:`VENDOR_CALLS`).
 """
 
 from __future__ import annotations
@@ -31,6 +34,10 @@ logger = logging.getLogger(__name__)
 # Requests a page could use to change something (GET, HEAD and OPTIONS must not).
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 LOCAL_NAMES = frozenset({"localhost", "localhost."})
+# Vendors' calls (Printify's webhooks): they come from the internet under the public name the
+# webhook was registered with, in whatever type the vendor sends, and prove themselves by their
+# signature over the body, which no page can make. Host and Content-Type do not apply to them.
+VENDOR_CALLS = ("/webhooks/",)
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -167,7 +174,8 @@ class BrowserGuardMiddleware:
 
     def _refusal(self, scope: Scope) -> tuple[int, str, Any] | None:
         host = _header(scope, b"host")
-        if not self.policy.host_allowed(host):
+        vendor_call = str(scope.get("path", "")).startswith(VENDOR_CALLS)
+        if not vendor_call and not self.policy.host_allowed(host):
             return (
                 400,
                 "host_not_allowed",
@@ -195,8 +203,8 @@ class BrowserGuardMiddleware:
                 ],
             )
         content_type = _header(scope, b"content-type")
-        if content_type is None and not _has_body(scope):
-            return None  # nothing sent: nothing a form could have forged
+        if vendor_call or (content_type is None and not _has_body(scope)):
+            return None  # a vendor's signed call, or nothing sent a form could have forged
         if content_type is None or not is_json(content_type):
             got = "none" if content_type is None else content_type.split(";", 1)[0].strip()[:50]
             return (

@@ -4,11 +4,13 @@ foreign ``Host``), a cross-origin POST, a form or text body sent without a prefl
 from __future__ import annotations
 
 import json
+import uuid
 
 import httpx
 import pytest
 
 from services.api.guards import split_host
+from shared.vendors.printify_webhooks import SIGNATURE_HEADER, sign
 from tests.services.api.conftest import API_KEY, serve
 from tests.services.api.test_api import job_body
 
@@ -179,3 +181,34 @@ def test_the_guards_answers_are_in_the_openapi_document(api: httpx.Client) -> No
 )
 def test_host_headers_are_parsed_strictly(raw: str, parsed: tuple[str, int | None] | None) -> None:
     assert split_host(raw) == parsed
+
+
+WEBHOOK_SECRET = "whsec-guards-3f1c9a7e5b"
+
+
+def test_printifys_signed_calls_come_under_the_public_name_in_any_type(
+    pipeline_topics: str, migrated_db: str
+) -> None:
+    """A webhook is registered at a public URL, so its calls carry that name as Host (no keys
+    needed for it to be refused otherwise); its signature, not the browser rules, is its proof."""
+    call = (
+        f'{{"id":"guards-{uuid.uuid4().hex[:8]}","type":"product:publish:started",'
+        '"created_at":"2026-11-29 10:00:00+00:00","resource":{"id":"p-guards",'
+        '"type":"product","data":{"shop_id":12345678,"action":"create"}}}'
+    ).encode()
+    public = {"Host": "hooks.shop.example"}
+    with serve(
+        kafka_bootstrap_servers=pipeline_topics,
+        database_url=migrated_db,
+        printify_webhook_secret=WEBHOOK_SECRET,
+    ) as api:
+        for ctype in ("application/json", None, "text/plain"):
+            headers = {**public, SIGNATURE_HEADER: sign(WEBHOOK_SECRET, call)}
+            if ctype is not None:
+                headers["Content-Type"] = ctype
+            resp = api.post("/webhooks/printify", content=call, headers=headers)
+            assert resp.status_code == 200, (ctype, resp.text)
+        unsigned = api.post("/webhooks/printify", content=call, headers=public)
+        assert unsigned.status_code == 401  # the signature still decides
+        # Every other route still answers only to the allowed names.
+        assert api.get("/jobs", headers=public).status_code == 400
