@@ -97,7 +97,9 @@ class HostPolicy:
         return _is_ip(name) or name.rstrip(".") in self.names or name in self.names
 
     def origin_allowed(self, origin: str, host: str | None) -> bool:
-        """The API's own origin (same authority as ``Host``) or one of ``CORS_ORIGINS``."""
+        """The API's own origin (same authority as ``Host``, or a name of API_ALLOWED_HOSTS:
+        behind a proxy that rewrites ``Host`` the page's name is one of those) or one of
+        ``CORS_ORIGINS``."""
         if "*" in self.cors or origin in self.cors:
             return True
         try:
@@ -105,8 +107,11 @@ class HostPolicy:
             port = parts.port
         except ValueError:
             return False
-        if parts.scheme not in _DEFAULT_PORTS or not parts.hostname or host is None:
+        if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
             return False  # "null" (a sandboxed frame, a file) is nobody's origin
+        named = self.names is not None and parts.hostname.lower() in self.names - LOCAL_NAMES
+        if named or host is None:
+            return named
         own = split_host(host)
         if own is None:
             return False

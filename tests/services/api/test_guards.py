@@ -76,6 +76,12 @@ def test_with_keys_and_hosts_configured_the_configured_names_work(
             assert resp.status_code == 200, (host, resp.text)
         resp = client.get("/jobs", headers={**auth, "Host": "evil.example"})
         assert resp.status_code == 400 and resp.json()["error"] == "host_not_allowed"
+        # Behind a proxy that rewrites Host, the page's own (configured) name may post.
+        port = _port(client)
+        behind = {**auth, "Host": f"127.0.0.1:{port}", "Origin": "https://pod.example.com"}
+        assert client.post("/jobs", json=job_body(), headers=behind).status_code == 202
+        foreign = {**behind, "Origin": "https://evil.example"}
+        assert client.post("/jobs", json=job_body(), headers=foreign).status_code == 403
         # Refused before authentication: the page learns nothing from the answer either way.
         assert client.get("/jobs", headers={"Host": "evil.example"}).status_code == 400
 
