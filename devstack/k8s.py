@@ -333,7 +333,16 @@ def trigger_authentication() -> Doc:
 def api() -> list[Doc]:
     """The API's Deployment (probes: liveness never looks past the process, readiness needs the
     broker and the database; ``shared.init`` first, as an init container) and its Service."""
-    container = _container("api", "services.api", [{"name": "API_HOST", "value": "0.0.0.0"}])
+    container = _container(
+        "api",
+        "services.api",
+        [
+            {"name": "API_HOST", "value": "0.0.0.0"},
+            # In-cluster clients call it by its Service's name; without keys any other Host is
+            # refused (DNS rebinding), IP addresses (the probes) always answered.
+            {"name": "API_ALLOWED_HOSTS", "value": "api"},
+        ],
+    )
     container["ports"] = [{"name": "http", "containerPort": API_PORT}]
 
     def probe(path: str, period: int) -> Doc:

@@ -18,7 +18,7 @@ import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, BinaryIO, Literal, Protocol
 from urllib.parse import unquote, urlparse
 
 from pydantic import Field, SecretStr
@@ -145,6 +145,11 @@ class ImageStore(Protocol):
 
     def read(self, uri: str, *, sha256: str, max_bytes: int) -> bytes: ...
 
+    def open(self, uri: str, *, sha256: str, max_bytes: int) -> BinaryIO:
+        """As :meth:`read`, as a file at its start, never held whole in memory (the caller
+        closes it)."""
+        ...
+
     def fetch_url(self, uri: str) -> str | None:
         """A URL Printify can fetch this store's image from, or None (then it is sent as
         base64). A URI that is an http(s) URL already is passed on by the caller as it is."""
@@ -196,6 +201,35 @@ class LocalImageStorage:
         non-blocking so it cannot hang us), files over ``max_bytes`` and content whose digest
         differs. Blocking: call it off the event loop.
         """
+        fd = self._open_confined(uri, max_bytes)
+        try:
+            chunks, size = [], 0
+            while chunk := os.read(fd, 1 << 20):
+                size += len(chunk)
+                if size > max_bytes:  # grew while we read
+                    raise ImageReadError(f"over the {max_bytes}-byte limit")
+                chunks.append(chunk)
+        finally:
+            os.close(fd)
+        data = b"".join(chunks)
+        if hashlib.sha256(data).hexdigest() != sha256:
+            raise ImageReadError("content does not match the event's sha256")
+        return data
+
+    def open(self, uri: str, *, sha256: str, max_bytes: int) -> BinaryIO:
+        """As :meth:`read` (the same confinement and checks), as an open file at its start:
+        its digest is checked by reading it through in blocks, never whole into memory."""
+        file = os.fdopen(self._open_confined(uri, max_bytes), "rb")
+        try:
+            _check_stream(file, sha256, max_bytes)
+            file.seek(0)
+        except BaseException:
+            file.close()
+            raise
+        return file
+
+    def _open_confined(self, uri: str, max_bytes: int) -> int:
+        """A descriptor of the regular file ``uri`` names under the root, within ``max_bytes``."""
         parsed = urlparse(uri)
         if parsed.scheme != "file" or parsed.netloc not in ("", "localhost"):
             raise ImageReadError("not a file URI of this host")
@@ -214,18 +248,30 @@ class LocalImageStorage:
                 raise ImageReadError("not a regular file")
             if info.st_size > max_bytes:
                 raise ImageReadError(f"{info.st_size} bytes, over the {max_bytes}-byte limit")
-            chunks, size = [], 0
-            while chunk := os.read(fd, 1 << 20):
-                size += len(chunk)
-                if size > max_bytes:  # grew while we read
-                    raise ImageReadError(f"over the {max_bytes}-byte limit")
-                chunks.append(chunk)
-        finally:
+        except BaseException:
             os.close(fd)
-        data = b"".join(chunks)
-        if hashlib.sha256(data).hexdigest() != sha256:
-            raise ImageReadError("content does not match the event's sha256")
-        return data
+            raise
+        return fd
+
+
+_BLOCK = 1 << 20
+
+
+def _check_stream(
+    source: BinaryIO, sha256: str, max_bytes: int, copy: BinaryIO | None = None
+) -> None:
+    """Read ``source`` through in blocks (copying them to ``copy``): ImageReadError when it is
+    over ``max_bytes`` or its digest is not ``sha256``."""
+    digest, size = hashlib.sha256(), 0
+    while block := source.read(_BLOCK):
+        size += len(block)
+        if size > max_bytes:
+            raise ImageReadError(f"over the {max_bytes}-byte limit")
+        digest.update(block)
+        if copy is not None:
+            copy.write(block)
+    if digest.hexdigest() != sha256:
+        raise ImageReadError("content does not match the event's sha256")
 
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -312,3 +358,28 @@ class S3ImageStorage:
         if hashlib.sha256(data).hexdigest() != sha256:
             raise ImageReadError("content does not match the event's sha256")
         return data
+
+    def open(self, uri: str, *, sha256: str, max_bytes: int) -> BinaryIO:
+        """As :meth:`read`, spooled to a temporary file in blocks while its digest is checked:
+        the object is never held whole in memory."""
+        from botocore.exceptions import ClientError
+
+        key = self._own(uri, sha256)
+        try:
+            obj = self.client.get_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            raise ImageReadError(
+                f"cannot read: {exc.response.get('Error', {}).get('Code')}"
+            ) from None
+        if int(obj.get("ContentLength") or 0) > max_bytes:
+            raise ImageReadError(f"{obj['ContentLength']} bytes, over the {max_bytes}-byte limit")
+        spool = tempfile.TemporaryFile()  # noqa: SIM115  # returned open: the caller closes it
+        try:
+            _check_stream(obj["Body"], sha256, max_bytes, copy=spool)
+            spool.seek(0)
+        except BaseException:
+            spool.close()
+            raise
+        finally:
+            obj["Body"].close()
+        return spool

@@ -14,10 +14,14 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from psycopg import Error as DbError
+from psycopg_pool import AsyncConnectionPool
 
+from services.api import labels
 from services.api.auth import KeyRing, authenticate
 from services.api.errors import install_error_handlers
 from services.api.feed import EventFeed, StreamLimits
+from services.api.guards import BrowserGuardMiddleware, HostPolicy, document_guards
 from services.api.limits import BodyLimitMiddleware
 from services.api.producer import JobProducer
 from services.api.routes import dlq, doctor, events, health, jobs, ops, webhooks, workers
@@ -33,7 +37,6 @@ logger = logging.getLogger(__name__)
 
 def create_app(settings: ApiSettings) -> FastAPI:
     """A ready-to-serve app; Kafka and PostgreSQL clients live as long as its lifespan."""
-    keys = KeyRing.from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -49,6 +52,13 @@ def create_app(settings: ApiSettings) -> FastAPI:
         except BaseException:
             await asyncio.to_thread(producer.close, 0)
             raise
+        try:
+            secret = await _label_secret(settings, pool)
+        except BaseException:
+            await asyncio.to_thread(producer.close, 0)
+            await pool.close()
+            raise
+        app.state.keyring = keys = KeyRing.from_settings(settings, secret)
         feed = EventFeed(settings.url)
         feed.start()
         app.state.api = state = ApiState(
@@ -92,8 +102,10 @@ def create_app(settings: ApiSettings) -> FastAPI:
         # Path and query parameters of every route: no NUL, no lone surrogate (a 422).
         dependencies=[Depends(reject_unsafe_params)],
     )
-    app.state.keyring = keys
     install_error_handlers(app)
+    # Inside the body limit (it reads nothing, so a body too large is a 413 whatever its type):
+    # a foreign Host, Origin or form body is refused before any route runs.
+    app.add_middleware(BrowserGuardMiddleware, policy=HostPolicy(settings))
     # Outermost of the app's own layers: an oversized body is refused before anything reads it.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     origins = settings.cors_origin_list()
@@ -117,7 +129,24 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(doctor.router)
     app.include_router(webhooks.router)
     add_ui(app)
+    document_guards(app)
     return app
+
+
+async def _label_secret(settings: ApiSettings, pool: AsyncConnectionPool) -> bytes:
+    """The deployment's label secret, once legacy labels are replaced (services/api/labels.py).
+
+    Without keys the API may start while PostgreSQL is down (nothing to label yet); with keys
+    it cannot name its callers without the secret, so it does not start."""
+    try:
+        secret = await labels.load_secret(pool)
+        await labels.relabel(pool, settings, secret)
+    except (DbError, OSError) as exc:
+        if settings.auth_enabled():
+            raise
+        logger.warning("caller labels not checked error=%s", type(exc).__name__)
+        return b""
+    return secret
 
 
 # Swagger UI's and ReDoc's files, from the fastapi-offline wheel: nothing the API serves loads

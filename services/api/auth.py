@@ -5,7 +5,9 @@
   stages, restart a worker, replay dead letters (the routes that take :data:`Admin`).
 
 No key or an unknown one is a 401, a normal key on an admin route a 403. Keys never appear in
-logs or answers: callers are named by :func:`principal_of`, a digest.
+logs or answers: callers are named by :func:`label_of`, an HMAC of the key under the
+deployment's own secret (services/api/labels.py), so a label cannot be tested against a guessed
+key nor linked to the same key in another deployment.
 """
 
 from __future__ import annotations
@@ -26,9 +28,18 @@ _bearer = HTTPBearer(
     auto_error=False, description="One of the keys in API_KEYS (or ADMIN_API_KEYS)"
 )
 
+LABEL_PREFIX = "caller-"
 
-def principal_of(key: str) -> str:
-    """A stable, non-secret name for an API key (for scoping and ``submitted_by``)."""
+
+def label_of(key: str, secret: bytes) -> str:
+    """A stable, non-secret name for an API key within this deployment (for scoping and
+    ``submitted_by``): 64 bits of an HMAC-SHA256 under the deployment's secret."""
+    mac = hmac.new(secret, key.encode("utf-8", "surrogatepass"), hashlib.sha256)
+    return LABEL_PREFIX + mac.hexdigest()[:16]
+
+
+def legacy_label(key: str) -> str:
+    """What callers were named before labels (an unsalted digest): found and replaced at start."""
     return "key-" + hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
@@ -39,7 +50,7 @@ def _digest(key: str) -> bytes:
 
 @dataclass(frozen=True)
 class Caller:
-    """Who is calling: a principal (see :func:`principal_of`) and whether it holds an admin key."""
+    """Who is calling: a principal (see :func:`label_of`) and whether it holds an admin key."""
 
     principal: str
     admin: bool
@@ -53,11 +64,13 @@ class KeyRing:
     admin_keys: tuple[tuple[bytes, str], ...] = ()
 
     @classmethod
-    def from_settings(cls, settings: ApiSettings) -> KeyRing:
-        """The keys of ``API_KEYS`` and ``ADMIN_API_KEYS``."""
+    def from_settings(cls, settings: ApiSettings, label_secret: bytes) -> KeyRing:
+        """The keys of ``API_KEYS`` and ``ADMIN_API_KEYS``, labelled under ``label_secret``."""
         return cls(
-            keys=tuple((_digest(k), principal_of(k)) for k in settings.key_list()),
-            admin_keys=tuple((_digest(k), principal_of(k)) for k in settings.admin_key_list()),
+            keys=tuple((_digest(k), label_of(k, label_secret)) for k in settings.key_list()),
+            admin_keys=tuple(
+                (_digest(k), label_of(k, label_secret)) for k in settings.admin_key_list()
+            ),
         )
 
     @property
@@ -78,7 +91,7 @@ class KeyRing:
 
 
 def keyring(request: Request) -> KeyRing:
-    """The app's keys (set by ``create_app``, so available before the lifespan's clients)."""
+    """The app's keys (set by the lifespan once the label secret is read, before any request)."""
     ring: KeyRing = request.app.state.keyring
     return ring
 

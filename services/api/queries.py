@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from psycopg import AsyncCursor
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
@@ -80,11 +81,27 @@ _STATUS_IN = "status = ANY(%(statuses)s)"
 # concurrent inserts, no OFFSET scan.
 _AFTER = "(created_at, job_id) < (%(after_at)s, %(after_job)s)"
 
-# Search: the id's start, or a word anywhere in the theme, niche, style or prompt.
-_MATCHES = (
-    "(job_id LIKE %(q_prefix)s OR theme ILIKE %(q_any)s OR niche ILIKE %(q_any)s"
-    " OR style ILIKE %(q_any)s OR COALESCE(prompt, '') ILIKE %(q_any)s)"
+# Search: the id's start (jobs_id_prefix_idx), or words of the theme, niche, style or prompt
+# starting with each of the query's words (jobs_search_idx, over this very expression: the
+# migration 0026 repeats it). A substring anywhere (ILIKE '%x%') has no index: not offered.
+_SEARCH_DOCUMENT = (
+    "to_tsvector('simple', theme || ' ' || niche || ' ' || style || ' ' || COALESCE(prompt, ''))"
 )
+_BY_ID_PREFIX = "SELECT job_id FROM jobs WHERE job_id LIKE %(q_prefix)s"
+_BY_WORDS = (
+    f"SELECT job_id FROM jobs WHERE {_SEARCH_DOCUMENT}"  # noqa: S608  # fixed fragments only
+    " @@ to_tsquery('simple', %(q_words)s)"
+)
+# The matches come from the search indexes alone, at most MAX_SEARCH_MATCHES + 1 of them, then
+# are sorted: the planner cannot walk the newest-first index filtering row by row instead (a
+# rare word would read the whole table), and a word that matches everything costs no more.
+# {matches}: _BY_ID_PREFIX, alone or UNION _BY_WORDS.
+_MATCHED = "matched AS MATERIALIZED (SELECT job_id FROM ({matches}) m LIMIT %(cap)s)"
+_IN_MATCHED = "job_id IN (SELECT job_id FROM matched)"
+_COUNT_MATCHED = "WITH {matched} SELECT count(*) FROM matched"
+# The words of a query as PostgreSQL's parser splits the searched text (the same 'simple' config).
+_LEXEMES = "SELECT lexeme FROM unnest(to_tsvector('simple', %(q)s)) ORDER BY lexeme LIMIT 16"
+MAX_SEARCH_MATCHES = 10_000
 
 _IMAGE = "SELECT uri, sha256 FROM images WHERE job_id = %(job)s AND image_index = %(index)s"
 
@@ -174,23 +191,67 @@ async def list_jobs(
     q: str | None = None,
 ) -> list[dict[str, Any]]:
     """Up to ``limit`` jobs, newest first, strictly after the keyset position ``after``;
-    ``q`` matches the start of the id or any part of the theme, niche, style or prompt."""
+    ``q`` matches the start of the id, or jobs with words in the theme, niche, style or prompt
+    starting with every word of ``q`` (both by index)."""
+    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        sql, params = await list_jobs_statement(cur, status=status, limit=limit, after=after, q=q)
+        await cur.execute(sql, params)
+        return await cur.fetchall()
+
+
+class SearchTooBroad(ValueError):
+    """A search that matches more jobs than one page of results may sort."""
+
+
+async def list_jobs_statement(
+    cur: AsyncCursor[Any],
+    *,
+    status: str | None,
+    limit: int,
+    after: tuple[datetime, str] | None,
+    q: str | None,
+) -> tuple[str, dict[str, Any]]:
+    """The statement :func:`list_jobs` runs (the search's words split by PostgreSQL on ``cur``);
+    :class:`SearchTooBroad` when ``q`` matches more than :data:`MAX_SEARCH_MATCHES` jobs."""
     where: list[str] = []
     params: dict[str, Any] = {"limit": limit}
+    prefix = ""
     if q:
-        where.append(_MATCHES)
         escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        params["q_prefix"], params["q_any"] = f"{escaped}%", f"%{escaped}%"
+        params["q_prefix"], params["cap"] = f"{escaped}%", MAX_SEARCH_MATCHES + 1
+        await cur.execute(_LEXEMES, {"q": q})
+        words = [str(_first(row)) for row in await cur.fetchall()]
+        matches = _BY_ID_PREFIX
+        if words:  # else no word in it: an id's start only
+            matches += " UNION " + _BY_WORDS
+            params["q_words"] = " & ".join(f"{_ts_quote(w)}:*" for w in words)
+        matched = _MATCHED.format(matches=matches)
+        await cur.execute(_COUNT_MATCHED.format(matched=matched), params)
+        if _first(await cur.fetchone()) > MAX_SEARCH_MATCHES:
+            raise SearchTooBroad(
+                f"matches more than {MAX_SEARCH_MATCHES} jobs: add a word, or more of the id"
+            )
+        prefix = f"WITH {matched} "
+        where.append(_IN_MATCHED)
     if status is not None:
         where.append(_STATUS_IN)
         params["statuses"] = ["completed", "partial"] if status == "completed" else [status]
     if after is not None:
         where.append(_AFTER)
         params["after_at"], params["after_job"] = after
-    sql = _LIST_JOBS.format(where=f"WHERE {' AND '.join(where)}" if where else "")
-    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(sql, params)
-        return await cur.fetchall()
+    return prefix + _LIST_JOBS.format(where=f"WHERE {' AND '.join(where)}" if where else ""), params
+
+
+def _first(row: Any) -> Any:
+    """The first column of a row of either row factory (tuple or dict)."""
+    if row is None:
+        raise RuntimeError("a query that always returns a row returned none")
+    return next(iter(row.values())) if isinstance(row, dict) else row[0]
+
+
+def _ts_quote(lexeme: str) -> str:
+    """A lexeme as a quoted tsquery operand (its quotes and backslashes escaped)."""
+    return "'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
 async def image_of(pool: AsyncConnectionPool, job_id: str, index: int) -> tuple[str, str] | None:

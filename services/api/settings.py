@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -97,6 +98,28 @@ class ApiSettings(
     # Browsers on these origins may call the API (comma-separated, "*" for any); unset: no
     # CORS headers, so only same-origin pages can.
     cors_origins: str | None = Field(default=None, description="Origins allowed by CORS")
+
+    # The dashboard's previews of each image (services/api/thumbnails.py), rendered once and
+    # kept here (unset: IMAGE_STORAGE_DIR/thumbnails); an image of more pixels than this is not
+    # decoded for one (the memory a render takes: about 4 bytes a pixel).
+    thumbnail_dir: Path | None = None
+    thumbnail_max_pixels: int = Field(default=64_000_000, ge=1_000_000, le=400_000_000)
+
+    def thumbnail_root(self) -> Path:
+        """Where previews are kept."""
+        return self.thumbnail_dir or self.image_storage_dir / "thumbnails"
+
+    # The names this API answers to besides localhost and IP addresses (comma-separated; "*" for
+    # any). With no API keys the check is always on (a guard against DNS rebinding: a page on
+    # another site reaching the operator's local API under its own name); with keys it is on
+    # only when this is set.
+    api_allowed_hosts: str | None = Field(
+        default=None, description="Host names the API answers to besides localhost"
+    )
+
+    def allowed_host_list(self) -> list[str]:
+        """The configured host names (none: localhost and IP addresses only, without keys)."""
+        return _split(self.api_allowed_hosts) if self.api_allowed_hosts else []
 
     def cors_origin_list(self) -> list[str]:
         """The CORS origins (none: CORS off)."""

@@ -249,3 +249,36 @@ def test_presigned_urls_are_sigv4_at_the_right_host(
     region = settings.get("s3_region", "us-east-1")
     assert query["X-Amz-Credential"][0].split("/")[2:] == [region, "s3", "aws4_request"]
     assert SECRET not in url
+
+
+# --- open(): what read() checks, without the image held whole (the API's previews, downloads) -
+
+
+def test_open_checks_as_read_does_and_gives_the_file_from_its_start(
+    storage: LocalImageStorage, tmp_path: Path
+) -> None:
+    data = os.urandom(3 * 1024 * 1024 + 5)  # more than one block
+    stored = storage.save(data)
+    with storage.open(stored.uri, sha256=stored.sha256, max_bytes=len(data)) as file:
+        assert file.read() == data
+    with pytest.raises(ImageReadError, match="limit"):
+        storage.open(stored.uri, sha256=stored.sha256, max_bytes=len(data) - 1)
+    with pytest.raises(ImageReadError, match="sha256"):
+        storage.open(stored.uri, sha256="0" * 64, max_bytes=len(data))
+    with pytest.raises(ImageReadError, match="outside"):
+        storage.open("file:///proc/self/environ", sha256="0" * 64, max_bytes=LIMIT)
+    fifo = storage.root / "fifo-open.png"
+    os.mkfifo(fifo)
+    with pytest.raises(ImageReadError, match="not a regular file"):
+        storage.open(fifo.as_uri(), sha256="0" * 64, max_bytes=LIMIT)
+
+
+def test_a_bucket_opens_only_what_it_wrote_spooled(bucket: S3ImageStorage) -> None:
+    data = os.urandom(2 * 1024 * 1024 + 7)
+    stored = bucket.save(data)
+    with bucket.open(stored.uri, sha256=stored.sha256, max_bytes=len(data)) as file:
+        assert file.read() == data
+    with pytest.raises(ImageReadError, match="limit"):
+        bucket.open(stored.uri, sha256=stored.sha256, max_bytes=len(data) - 1)
+    with pytest.raises(ImageReadError):
+        bucket.open("s3://pod-art/images/secrets.txt", sha256=stored.sha256, max_bytes=LIMIT)

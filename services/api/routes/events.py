@@ -67,6 +67,8 @@ StreamSlot = Annotated[None, Depends(_stream_slot)]
 async def _known_job(
     job_id: Annotated[str, Path(min_length=1, max_length=100)], state: State, slot: StreamSlot
 ) -> str:
+    # The key first (the slot's ``principal``): a caller without one must not learn which ids
+    # exist.
     if await queries.get_job(state.pool, job_id) is None:
         raise ApiError(404, "not_found", f"job {job_id} not found")
     return job_id

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, BinaryIO
 
 from fastapi import APIRouter, Header, Path, Query, status
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import FileResponse, RedirectResponse, Response, StreamingResponse
 
-from services.api import queries
+from services.api import queries, thumbnails
 from services.api.auth import Principal
 from services.api.cursor import BadCursor, decode_cursor, encode_cursor
 from services.api.errors import ApiError, invalid
@@ -164,8 +165,8 @@ async def list_jobs(
         Query(
             min_length=1,
             max_length=100,
-            description="Search: the start of the job id, or text in its theme, niche, style "
-            "or prompt",
+            description="Search: the start of the job id, or words starting with the query's "
+            "words in its theme, niche, style or prompt (a 400 past 10000 matches)",
         ),
     ] = None,
 ) -> JobPage:
@@ -177,9 +178,13 @@ async def list_jobs(
     except BadCursor as exc:
         raise invalid("cursor", str(exc)) from exc
     # One extra row tells whether another page exists without a COUNT.
-    rows = await queries.list_jobs(
-        state.pool, status=status.value if status else None, limit=limit + 1, after=after, q=q
-    )
+    try:
+        rows = await queries.list_jobs(
+            state.pool, status=status.value if status else None, limit=limit + 1, after=after, q=q
+        )
+    except queries.SearchTooBroad as exc:
+        # Past the cap a page would sort an unbounded number of rows: refused, not slow.
+        raise ApiError(400, "search_too_broad", [{"field": "q", "message": str(exc)}]) from None
     page = rows[:limit]
     more = len(rows) > limit
     next_cursor = encode_cursor(page[-1]["created_at"], page[-1]["job_id"]) if more else None
@@ -190,7 +195,11 @@ async def list_jobs(
     "/{job_id}/images/{image_index}",
     response_class=Response,
     responses={
-        200: {"content": {"image/png": {}}, "description": "The stored art"},
+        200: {
+            "content": {"image/png": {}, "image/webp": {}},
+            "description": "The stored art (PNG), or with `size` a preview of it (WebP)",
+        },
+        304: {"description": "The preview named by If-None-Match is still current"},
         307: {"description": "Where the bucket serves it (a presigned URL)"},
         **error_responses(404),
     },
@@ -200,24 +209,67 @@ async def get_job_image(
     image_index: Annotated[int, Path(ge=0, le=1000)],
     state: State,
     principal: Principal,
+    size: Annotated[
+        int | None,
+        Query(description=f"A preview this long on its longest side: one of {thumbnails.SIZES}"),
+    ] = None,
+    if_none_match: Annotated[str | None, Header(max_length=200)] = None,
 ) -> Response:
-    """One of the job's images, as stored (the dashboard's thumbnails)."""
+    """One of the job's images: as stored, or a preview (the dashboard's thumbnails)."""
+    if size is not None and size not in thumbnails.SIZES:
+        raise invalid("size", f"must be one of {', '.join(map(str, thumbnails.SIZES))}")
     found = await queries.image_of(state.pool, job_id, image_index)
     if found is None:
         raise ApiError(404, "not_found", f"job {job_id} has no image {image_index}")
     uri, sha256 = found
     store = state.image_store()
+    max_bytes = state.settings.image_max_bytes
     try:
+        if size is not None:
+            return await _preview(state, uri, sha256, size, if_none_match)
         url = await asyncio.to_thread(store.fetch_url, uri)
         if url is not None:
             return RedirectResponse(url, status_code=307)
-        data = await asyncio.to_thread(
-            store.read, uri, sha256=sha256, max_bytes=state.settings.image_max_bytes
-        )
+        source = await asyncio.to_thread(store.open, uri, sha256=sha256, max_bytes=max_bytes)
+    except thumbnails.TooLarge as exc:
+        raise ApiError(422, "too_large", [{"field": "size", "message": str(exc)}]) from None
     except ImageReadError:
         raise ApiError(
             404, "not_found", f"image {image_index} of job {job_id} is not stored"
         ) from None
-    return Response(
-        data, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"}
+    # Streamed in blocks: a 64 MiB print file is never held whole.
+    return StreamingResponse(
+        _blocks(source),
+        media_type="image/png",
+        headers={"Cache-Control": "private, max-age=3600", "ETag": f'"{sha256}"'},
     )
+
+
+async def _preview(
+    state: ApiState, uri: str, sha256: str, size: int, if_none_match: str | None
+) -> Response:
+    etag = thumbnails.ThumbnailCache.etag(sha256, size)
+    # Revalidated rather than cached for long: a regenerated image keeps its URL.
+    headers = {"ETag": etag, "Cache-Control": "private, max-age=60"}
+    if if_none_match is not None and etag in (t.strip() for t in if_none_match.split(",")):
+        return Response(status_code=304, headers=headers)
+    cache = thumbnails.ThumbnailCache(
+        state.settings.thumbnail_root(), max_pixels=state.settings.thumbnail_max_pixels
+    )
+    path = await asyncio.to_thread(
+        cache.get,
+        state.image_store(),
+        uri,
+        sha256=sha256,
+        size=size,
+        max_bytes=state.settings.image_max_bytes,
+    )
+    return FileResponse(path, media_type="image/webp", headers=headers)
+
+
+async def _blocks(source: BinaryIO) -> AsyncIterator[bytes]:
+    try:
+        while block := await asyncio.to_thread(source.read, 1 << 20):
+            yield block
+    finally:
+        source.close()

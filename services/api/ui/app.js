@@ -299,7 +299,8 @@ async function jobPage(id) {
 
 async function thumbnail(jobPath, index) {
   try {
-    const response = await fetch(`${jobPath}/images/${index}`, { headers: headers() });
+    // A preview (WebP, 320 px: the 156 px frame at 2x), not the print file.
+    const response = await fetch(`${jobPath}/images/${index}?size=320`, { headers: headers() });
     if (!response.ok) return;
     const img = $(`figure[data-image="${index}"] img`);
     if (!img) return;

@@ -52,6 +52,8 @@ EXAMPLES_PER_ROUND = 50
 # NUL_ONE_IN gets one put into its first string, the input that PostgreSQL refuses.
 NUL_ONE_IN = 5
 TIME_BUDGET_S = 60.0
+# uvicorn's answer to a request its parser cannot read (h11 and httptools alike).
+SERVER_REFUSAL = "Invalid HTTP request received."
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -126,6 +128,10 @@ def test_fuzz_every_operation_from_the_openapi_document(
             where = f"{case.method} {case.formatted_path} -> {response.status_code}"
             if response.status_code >= 500:
                 server_errors.append(f"{where}: {response.text[:300]}")
+            if response.status_code == 400 and response.text == SERVER_REFUSAL:
+                # Refused by the HTTP server's parser (e.g. a generated Transfer-Encoding value)
+                # before the app saw it: a 4xx as it should be, in the server's own plain text.
+                return
             try:
                 case.validate_response(
                     response,

@@ -8,7 +8,7 @@ import re
 import httpx
 import pytest
 
-from services.api.auth import KeyRing, principal_of
+from services.api.auth import KeyRing, label_of
 from services.api.settings import ApiSettings
 from shared.asyncapi import render_asyncapi
 from tests.services.api.conftest import ADMIN_KEY, API_KEY, serve
@@ -156,7 +156,7 @@ def test_empty_key_lists_mean_no_authentication() -> None:
     settings = ApiSettings(api_keys="", admin_api_keys=" ")
     assert settings.api_keys is None and settings.admin_api_keys is None
     assert not settings.auth_enabled()
-    assert not KeyRing.from_settings(settings).enabled
+    assert not KeyRing.from_settings(settings, b"secret").enabled
     # Keys are secrets in the settings object too.
     shown = repr(ApiSettings(api_keys=API_KEY, admin_api_keys=ADMIN_KEY))
     assert API_KEY not in shown and ADMIN_KEY not in shown
@@ -164,10 +164,10 @@ def test_empty_key_lists_mean_no_authentication() -> None:
 
 def test_keyring_roles() -> None:
     ring = KeyRing.from_settings(
-        ApiSettings(api_keys=f"{API_KEY},both", admin_api_keys=f"{ADMIN_KEY}, both")
+        ApiSettings(api_keys=f"{API_KEY},both", admin_api_keys=f"{ADMIN_KEY}, both"), b"s"
     )
     normal, admin, both = ring.lookup(API_KEY), ring.lookup(ADMIN_KEY), ring.lookup("both")
-    assert normal is not None and not normal.admin and normal.principal == principal_of(API_KEY)
+    assert normal is not None and not normal.admin and normal.principal == label_of(API_KEY, b"s")
     assert admin is not None and admin.admin
     assert both is not None and both.admin  # listed in both: the larger role
     assert ring.lookup("") is None and ring.lookup(API_KEY[:-1]) is None

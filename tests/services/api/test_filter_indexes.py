@@ -1,0 +1,167 @@
+"""Every filter of the read routes is served by an index: ``/jobs?q=`` (the id's start, words of
+the text) and ``/events?type=`` / ``?level=``. Shown by the planner on a database with enough
+rows that a sequential scan would be its choice if no index applied."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from services.api.queries import MAX_SEARCH_MATCHES, SearchTooBroad, list_jobs_statement
+from shared.db import migrate
+from shared.store import job_events
+from tests.services.api.conftest import serve
+
+JOBS = 40_000
+EVENTS = 200_000
+
+
+@pytest.fixture(scope="module")
+def big_db(database_url: str) -> Iterator[str]:
+    """A database of its own (migrated) with many jobs and events, analysed."""
+    name = f"pod_filters_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(database_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = make_conninfo(database_url, dbname=name)
+    try:
+        migrate(url)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(
+                "INSERT INTO jobs (job_id, theme, style, niche, prompt, product_types,"
+                " image_count, expected_products, expected_publications, created_at)"
+                " SELECT 'job-' || lpad(i::text, 6, '0'), 'theme ' || (i %% 500), 'flat',"
+                " 'niche' || (i %% 97), 'a prompt about thing' || i, ARRAY['tshirt'], 1, 1, 0,"
+                " now() - i * interval '1 second' FROM generate_series(1, %s) AS i",
+                (JOBS,),
+            )
+            conn.execute(
+                "INSERT INTO job_events (event_id, job_id, type, level, message, producer,"
+                " occurred_at) SELECT gen_random_uuid(), 'job-' || lpad((i %% %s + 1)::text,"
+                " 6, '0'),"
+                " (ARRAY['image.generated', 'product.created', 'stage.progress'])[i %% 3 + 1],"
+                " CASE WHEN i %% 1000 = 0 THEN 'error' ELSE 'info' END, 'm', 'test', now()"
+                " FROM generate_series(1, %s) AS i",
+                (JOBS, EVENTS),
+            )
+            conn.execute(
+                "INSERT INTO job_events (event_id, job_id, type, level, message, producer,"
+                " occurred_at) VALUES (gen_random_uuid(), 'job-000001', 'rare.type', 'warning',"
+                " 'm', 'test', now())"
+            )
+            conn.execute("ANALYZE jobs")
+            conn.execute("ANALYZE job_events")
+        yield url
+    finally:
+        with psycopg.connect(database_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _plan(url: str, sql: str, params: dict[str, Any]) -> str:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("EXPLAIN " + sql, params).fetchall()
+    return "\n".join(str(r[0]) for r in rows)
+
+
+async def _statement(url: str, q: str, status: str | None = None) -> tuple[str, dict[str, Any]]:
+    async with await psycopg.AsyncConnection.connect(url) as conn, conn.cursor() as cur:
+        return await list_jobs_statement(cur, status=status, limit=21, after=None, q=q)
+
+
+@pytest.mark.parametrize(
+    ("q", "index"),
+    [
+        ("job-0123", "jobs_id_prefix_idx"),  # an id's start
+        ("thing1234", "jobs_search_idx"),  # a word of the prompt
+        ("nothing-matches-this", "jobs_search_idx"),
+        ("%_", "jobs_id_prefix_idx"),  # no word at all: the id's start only
+    ],
+)
+def test_the_job_search_uses_its_indexes(big_db: str, q: str, index: str) -> None:
+    sql, params = asyncio.run(_statement(big_db, q))
+    plan = _plan(big_db, sql, params)
+    assert index in plan, plan
+    assert "Seq Scan" not in plan, plan
+
+
+def test_the_job_search_finds_by_word_start_and_id_start(big_db: str) -> None:
+    def found(q: str) -> list[str]:
+        sql, params = asyncio.run(_statement(big_db, q))
+        with psycopg.connect(big_db) as conn:
+            return [r[0] for r in conn.execute(sql, params).fetchall()]
+
+    assert found("thing12345") == ["job-012345"]
+    # Every word a prefix (newest first: the smaller i, the newer the job).
+    assert found("THING1234") == [f"job-{i:06d}" for i in [1234, *range(12340, 12350)]]
+    assert found("job-00000") == [f"job-{i:06d}" for i in range(1, 10)]
+    # Several words: all of them, in any of the fields.
+    both = [
+        i for i in range(1, JOBS + 1) if str(i % 97).startswith("5") and str(i).startswith("40")
+    ]
+    assert found("niche5 thing40") == [f"job-{i:06d}" for i in both[:21]]
+    assert found("nothing-matches-this") == []
+
+
+@pytest.mark.parametrize(
+    ("filters", "index"),
+    [
+        ({"types": ["rare.type"]}, "job_events_type_xid_seq_idx"),
+        ({"level": "warning"}, "job_events_level_xid_seq_idx"),
+    ],
+)
+def test_event_filters_use_their_indexes(big_db: str, filters: dict[str, Any], index: str) -> None:
+    """The stream's own query (shared.store.job_events.final_after): the index's scan counter moves,
+    and the rare row is found from the start of the log."""
+
+    async def run() -> tuple[int, list[dict[str, Any]]]:
+        async with await psycopg.AsyncConnection.connect(big_db, autocommit=True) as conn:
+            # Counters read fresh each time, not from a snapshot taken at the first read.
+            await conn.execute("SET stats_fetch_consistency = none")
+            before = await _scans(conn, index)
+            page = await job_events.final_after(conn, job_events.START, **filters)
+            return (await _scans(conn, index)) - before, page.rows
+
+    scans, rows = asyncio.run(run())
+    assert [r["job_id"] for r in rows] == ["job-000001"]
+    assert scans >= 1, f"{index} not used"
+
+
+async def _scans(conn: psycopg.AsyncConnection[Any], index: str) -> int:
+    await conn.execute("SELECT pg_stat_force_next_flush()")
+    cur = await conn.execute(
+        "SELECT idx_scan FROM pg_stat_user_indexes WHERE indexrelname = %s", (index,)
+    )
+    row = await cur.fetchone()
+    assert row is not None, index
+    return int(row[0])
+
+
+def test_the_scratch_database_is_not_the_sessions(big_db: str, database_url: str) -> None:
+    assert conninfo_to_dict(big_db)["dbname"] != conninfo_to_dict(database_url).get("dbname")
+
+
+def test_a_search_matching_too_many_jobs_is_refused_with_the_reason(
+    big_db: str, pipeline_topics: str
+) -> None:
+    with pytest.raises(SearchTooBroad):
+        asyncio.run(_statement(big_db, "theme"))  # every job has that word
+    with serve(kafka_bootstrap_servers=pipeline_topics, database_url=big_db) as api:
+        resp = api.get("/jobs", params={"q": "prompt"})
+        assert resp.status_code == 400, resp.text
+        assert resp.json()["error"] == "search_too_broad"
+        assert resp.json()["detail"][0]["field"] == "q"
+        assert f"more than {MAX_SEARCH_MATCHES}" in resp.json()["detail"][0]["message"]
+        page = api.get("/jobs", params={"q": "thing1234", "limit": 5})
+        assert page.status_code == 200, page.text
+        assert [j["jobId"] for j in page.json()["jobs"]] == [
+            f"job-{i:06d}" for i in [1234, 12340, 12341, 12342, 12343]
+        ]
+        rest = api.get("/jobs", params={"q": "thing1234", "cursor": page.json()["nextCursor"]})
+        assert [j["jobId"] for j in rest.json()["jobs"]] == [
+            f"job-{i:06d}" for i in range(12344, 12350)
+        ]
