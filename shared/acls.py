@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import (  # type: ignore[attr-defined]
@@ -31,8 +31,10 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     UserScramCredentialAlteration,
     UserScramCredentialUpsertion,
 )
+from pydantic import SecretStr, create_model
 
 from shared.runner.model import RunnerSettings
+from shared.settings import PodSettings
 from shared.topics import JOBS_BY_PRIORITY, STAGES, all_topics
 
 logger = logging.getLogger(__name__)
@@ -231,3 +233,22 @@ def submitter_properties(bootstrap: str, password: str, protocol: str = "SASL_PL
             "",
         ]
     )
+
+
+def principal_passwords_model() -> type[PodSettings]:
+    """Settings of the principals' passwords the init step sets (``KAFKA_SASL_PASSWORD_<P>``
+    for each principal of :func:`principals`), built from the registry."""
+    fields: dict[str, Any] = {
+        stage_credential_env(p).lower(): (SecretStr | None, None) for p in principals()
+    }
+    return create_model("PrincipalPasswords", __base__=PodSettings, **fields)
+
+
+def principal_passwords(settings: PodSettings) -> dict[str, str]:
+    """Principal -> password, for each principal whose password ``settings`` hold."""
+    out: dict[str, str] = {}
+    for p in principals():
+        value = getattr(settings, stage_credential_env(p).lower(), None)
+        if isinstance(value, SecretStr) and value.get_secret_value():
+            out[p] = value.get_secret_value()
+    return out

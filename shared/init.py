@@ -1,4 +1,6 @@
-"""``python -m shared.init``: create the topics and apply the migrations, then exit.
+"""``python -m shared.init``: create the topics and apply the migrations, then exit; with
+``KAFKA_ACLS=true`` (run as the broker's super user) also create each service's SCRAM login
+(from ``KAFKA_SASL_PASSWORD_<PRINCIPAL>``) and apply the ACL table of :mod:`shared.acls`.
 
 For deployments where the broker and database are given (compose, production); ``make up`` does
 the same itself.
@@ -11,6 +13,7 @@ import sys
 
 from confluent_kafka.admin import AdminClient
 
+from shared.acls import apply_acls, ensure_users, principal_passwords, principal_passwords_model
 from shared.db import migrate
 from shared.errors import ConfigError
 from shared.logs import setup_logging
@@ -35,13 +38,19 @@ def main() -> int:
     except TimeoutError as exc:
         logger.error("cannot start: %s", exc)
         return 1
+    admin = AdminClient(settings.client_config())
     outcome = ensure_topics(
-        AdminClient(settings.client_config()),
+        admin,
         default_partitions=settings.kafka_partitions,
         replication_factor=settings.kafka_replication_factor,
         min_insync_replicas=settings.min_insync_replicas,
     )
     logger.info("topics ready changed=%s", {k: v for k, v in outcome.items() if v != "ok"})
+    if settings.kafka_acls:
+        # As the broker's super user: each service's login and the ACL table (shared.acls).
+        passwords = principal_passwords(load_settings(principal_passwords_model()))
+        ensure_users(admin, passwords)
+        logger.info("acls applied outcome=%s users=%s", apply_acls(admin), sorted(passwords))
     logger.info("migrations applied names=%s", migrate(settings.url))
     return 0
 

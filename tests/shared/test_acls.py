@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -255,3 +257,40 @@ def test_applying_the_table_again_changes_nothing(secured: dict[str, str]) -> No
     infra.wait_for(
         lambda: apply_acls(admin) == {"created": 0, "deleted": 0}, 20, "a no-op application"
     )
+
+
+def test_init_as_admin_makes_the_logins_and_the_acls(
+    secured: dict[str, str], database_url: str
+) -> None:
+    """compose's and Kubernetes' init step: ``python -m shared.init`` with ``KAFKA_ACLS=true``
+    logs in as the super user and sets each login it is given (a new submitter password here)
+    and the table."""
+    sasl = infra.session_sasl()
+    new_password = secrets.token_urlsafe(12)
+    base = {
+        k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "DATABASE_", "CONFIG_"))
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "shared.init"],
+        env={
+            **base,
+            "KAFKA_BOOTSTRAP_SERVERS": sasl.bootstrap,
+            "KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+            "KAFKA_SASL_MECHANISM": acls.MECHANISM,
+            "KAFKA_SASL_USERNAME": acls.ADMIN,
+            "KAFKA_SASL_PASSWORD": infra.KAFKA_ADMIN_PASSWORD,
+            "KAFKA_PARTITIONS": "6",
+            "KAFKA_ACLS": "true",
+            acls.stage_credential_env(SUBMITTER): new_password,
+            "DATABASE_URL": database_url,
+            "INIT_KAFKA_WAIT_S": "30",
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert new_password not in done.stdout + done.stderr
+    secured[SUBMITTER] = new_password
+    outcome = produce_everywhere(login(SUBMITTER, new_password))
+    assert {t for t, err in outcome.items() if err is None} == set(JOBS_BY_PRIORITY)
