@@ -270,24 +270,35 @@ def test_init_as_admin_makes_the_logins_and_the_acls(
     base = {
         k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "DATABASE_", "CONFIG_"))
     }
+    env = {
+        **base,
+        "KAFKA_BOOTSTRAP_SERVERS": sasl.bootstrap,
+        "KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+        "KAFKA_SASL_MECHANISM": acls.MECHANISM,
+        "KAFKA_SASL_USERNAME": acls.ADMIN,
+        "KAFKA_SASL_PASSWORD": infra.KAFKA_ADMIN_PASSWORD,
+        "KAFKA_PARTITIONS": "6",
+        "KAFKA_ACLS": "true",
+        **{acls.stage_credential_env(p): pw for p, pw in secured.items()},
+        acls.stage_credential_env(SUBMITTER): new_password,
+        "DATABASE_URL": database_url,
+        "INIT_KAFKA_WAIT_S": "30",
+    }
+    # One login missing: refused before anything is changed, naming the variable.
+    short = {**env, acls.stage_credential_env("monitor"): "short"}
     done = subprocess.run(
         [sys.executable, "-m", "shared.init"],
-        env={
-            **base,
-            "KAFKA_BOOTSTRAP_SERVERS": sasl.bootstrap,
-            "KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
-            "KAFKA_SASL_MECHANISM": acls.MECHANISM,
-            "KAFKA_SASL_USERNAME": acls.ADMIN,
-            "KAFKA_SASL_PASSWORD": infra.KAFKA_ADMIN_PASSWORD,
-            "KAFKA_PARTITIONS": "6",
-            "KAFKA_ACLS": "true",
-            acls.stage_credential_env(SUBMITTER): new_password,
-            "DATABASE_URL": database_url,
-            "INIT_KAFKA_WAIT_S": "30",
-        },
+        env=short,
         capture_output=True,
         text=True,
         timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "KAFKA_SASL_PASSWORD_MONITOR" in done.stderr and "short" not in done.stderr.replace(
+        "shorter", ""
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "shared.init"], env=env, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
     assert new_password not in done.stdout + done.stderr
