@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import (  # type: ignore[attr-defined]
@@ -235,13 +235,16 @@ def submitter_properties(bootstrap: str, password: str, protocol: str = "SASL_PL
     )
 
 
-def principal_passwords_model() -> type[PodSettings]:
-    """Settings of the principals' passwords the init step sets (``KAFKA_SASL_PASSWORD_<P>``
-    for each principal of :func:`principals`), built from the registry."""
-    fields: dict[str, Any] = {
-        stage_credential_env(p).lower(): (SecretStr | None, None) for p in principals()
-    }
-    return create_model("PrincipalPasswords", __base__=PodSettings, **fields)
+if TYPE_CHECKING:
+    PrincipalPasswordSettings = PodSettings
+else:
+    # KAFKA_SASL_PASSWORD_<PRINCIPAL> for each principal of the registry: what the init step
+    # makes the logins with, and the pool manager hands its stages.
+    PrincipalPasswordSettings = create_model(
+        "PrincipalPasswordSettings",
+        __base__=PodSettings,
+        **{stage_credential_env(p).lower(): (SecretStr | None, None) for p in principals()},
+    )
 
 
 def principal_passwords(settings: PodSettings) -> dict[str, str]:

@@ -14,10 +14,10 @@ import sys
 from confluent_kafka.admin import AdminClient
 
 from shared.acls import (
+    PrincipalPasswordSettings,
     apply_acls,
     ensure_users,
     principal_passwords,
-    principal_passwords_model,
     principals,
     stage_credential_env,
 )
@@ -57,7 +57,7 @@ def main() -> int:
     setup_logging("init")
     try:
         settings = load_settings(InitSettings)
-        passwords = principal_passwords(load_settings(principal_passwords_model()))
+        passwords = principal_passwords(load_settings(PrincipalPasswordSettings))
         if settings.kafka_acls:
             check_passwords(settings, passwords)
         # With the settings' security protocol, SASL and TLS: a secured broker answers nothing
