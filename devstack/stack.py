@@ -62,7 +62,7 @@ from shared.settings import (
     StateSettings,
     load_settings,
 )
-from shared.topics import STAGES, ensure_topics
+from shared.topics import JOBS_BY_PRIORITY, STAGES, ensure_topics
 from shared.vendors.channels import ChannelSpec
 from shared.vendors.direct import direct_specs
 from simulators.process import SimulatorProcess
@@ -343,9 +343,36 @@ class Stack:
             # the ACL table as the registry has it now.
             acls.ensure_users(admin, self.kafka_users)
             acls.apply_acls(admin)
+            self._wait_acls_in_effect()
             self.write_submitter_properties()
         applied = migrate(self.database_url)
         logger.info("migrations applied count=%d", len(applied))
+
+    def _wait_acls_in_effect(self, timeout: float = 60.0) -> None:
+        """Wait until every node enforces the ACL table: a node applies new ACLs when its copy
+        of the cluster's metadata catches up, a moment after the controller took them (seconds
+        on a three-node cluster, measured), and a service started before would be refused."""
+        nodes = self.kafka.nodes if isinstance(self.kafka, LocalKafkaCluster) else [self.kafka]
+        wanted = set(JOBS_BY_PRIORITY)
+        deadline = time.monotonic() + timeout
+        for node in nodes:
+            if node is None or node.sasl is None:
+                continue
+            # The submitter's view, asked of this node alone (a new client's first metadata
+            # request goes to its bootstrap server): its job topics, once the node has its ACLs.
+            config = {
+                **node.sasl.admin_config(),
+                "sasl.username": acls.SUBMITTER,
+                "sasl.password": self.kafka_users[acls.SUBMITTER],
+            }
+            while True:
+                md = AdminClient(config).list_topics(timeout=10)
+                seen = {name for name, t in md.topics.items() if t.error is None}
+                if wanted <= seen:
+                    break
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"kafka node {node.node_id} never applied the ACLs")
+                time.sleep(0.2)
 
     @property
     def users_path(self) -> Path:
