@@ -28,6 +28,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from shared.acls import principals, stage_credential_env
 from shared.settings import InitSettings, PodSettings
 from shared.topics import CHANNELS, DEFAULT_CHANNEL, PUBLISHERS, STAGES, Stage, stages_for
 from shared.vendors.direct import direct_specs
@@ -91,12 +92,20 @@ KAFKA_AUTH_IN_SECRET = ("KAFKA_SASL_USERNAME", "KAFKA_SSL_CA_PEM")
 # The keys of pod-secrets KEDA's kafka scaler reads (its own vocabulary for the first two:
 # sasl plaintext|scram_sha256|scram_sha512, tls enable|disable); an absent key is empty to
 # KEDA, which then uses neither SASL nor TLS, as for a plaintext broker.
+# KEDA logs in as the monitor, whose ACLs describe every topic and every stage's group (its
+# lag metrics need the same): KEDA_KAFKA_USERNAME holds "monitor".
 KEDA_KAFKA_AUTH = {
     "sasl": "KEDA_KAFKA_SASL",
     "tls": "KEDA_KAFKA_TLS",
-    "username": "KAFKA_SASL_USERNAME",
-    "password": "KAFKA_SASL_PASSWORD",
+    "username": "KEDA_KAFKA_USERNAME",
+    "password": stage_credential_env("monitor"),
     "ca": "KAFKA_SSL_CA_PEM",
+}
+# The init container logs in as the broker's super user (its name and password in pod-secrets)
+# to make every service's login and the ACL table (shared.acls).
+INIT_ADMIN = {
+    "KAFKA_SASL_USERNAME": "KAFKA_ADMIN_USERNAME",
+    "KAFKA_SASL_PASSWORD": "KAFKA_ADMIN_PASSWORD",
 }
 
 Doc = dict[str, Any]
@@ -124,6 +133,9 @@ def config_map() -> Doc:
             # Replicas are the platform's (KEDA): the API's /scale answers 409 saying so.
             "SCALING": "platform",
             "PUBLISH_CHANNELS": DEFAULT_CHANNEL,
+            # The init container makes each service's SCRAM login and the ACL table as the
+            # broker's super user; "false" where the broker's operator manages them.
+            "KAFKA_ACLS": "true",
             "LOG_LEVEL": "INFO",
         },
     }
@@ -202,15 +214,51 @@ def _env(module: str, channel: str | None) -> list[Doc]:
 WRITABLE = {"state": STATE_DIR, "images": IMAGES_DIR, "tmp": "/tmp"}  # noqa: S108 — a mount point
 
 
+def _login(env: list[Doc], principal: str) -> list[Doc]:
+    """The process's broker login: its own principal (shared.acls) with that principal's
+    password from pod-secrets (``KAFKA_SASL_PASSWORD_<PRINCIPAL>``); the init container the
+    super user, with every principal's password, which it sets."""
+    secret = {"name": SECRETS}
+    out = []
+    for entry in env:
+        if entry["name"] == "KAFKA_SASL_USERNAME" and principal != "admin":
+            entry = {"name": entry["name"], "value": principal}
+        elif entry["name"] == "KAFKA_SASL_USERNAME":
+            ref = {**secret, "key": INIT_ADMIN[entry["name"]]}
+            entry = {"name": entry["name"], "valueFrom": {"secretKeyRef": ref}}
+        elif entry["name"] == "KAFKA_SASL_PASSWORD":
+            key = (
+                INIT_ADMIN[entry["name"]]
+                if principal == "admin"
+                else stage_credential_env(principal)
+            )
+            entry = {"name": entry["name"], "valueFrom": {"secretKeyRef": {**secret, "key": key}}}
+        out.append(entry)
+    if principal == "admin":
+        out += [
+            {
+                "name": stage_credential_env(p),
+                "valueFrom": {"secretKeyRef": {**secret, "key": stage_credential_env(p)}},
+            }
+            for p in principals()
+        ]
+    return out
+
+
 def _container(
-    name: str, module: str, extra_env: list[Doc] | None = None, channel: str | None = None
+    name: str,
+    module: str,
+    extra_env: list[Doc] | None = None,
+    channel: str | None = None,
+    *,
+    principal: str,
 ) -> Doc:
     return {
         "name": name,
         "image": IMAGE,
         "command": ["python", "-m", module],
         "envFrom": [{"configMapRef": {"name": CONFIG}}],
-        "env": [*(extra_env or []), *_env(module, channel)],
+        "env": [*(extra_env or []), *_login(_env(module, channel), principal)],
         "resources": {
             "requests": {"cpu": "100m", "memory": "256Mi"},
             "limits": {"memory": "1Gi"},
@@ -257,7 +305,7 @@ def stage_deployment(stage: Stage) -> Doc:
                 },
                 # The runner drains in-flight work within its 30 s grace (SHUTDOWN_GRACE_S).
                 "spec": _pod_spec(
-                    [_container(name, stage.module, extra, stage.channel)],
+                    [_container(name, stage.module, extra, stage.channel, principal=stage.name)],
                     terminationGracePeriodSeconds=60,
                 ),
             },
@@ -342,6 +390,7 @@ def api() -> list[Doc]:
             # refused (DNS rebinding), IP addresses (the probes) always answered.
             {"name": "API_ALLOWED_HOSTS", "value": "api"},
         ],
+        principal="api",
     )
     container["ports"] = [{"name": "http", "containerPort": API_PORT}]
 
@@ -370,7 +419,8 @@ def api() -> list[Doc]:
                     # idempotent and safe side by side, and a pod template may change with every
                     # apply, where a Job's may not.
                     "spec": _pod_spec(
-                        [container], initContainers=[_container("init", "shared.init")]
+                        [container],
+                        initContainers=[_container("init", "shared.init", principal="admin")],
                     ),
                 },
             },
@@ -394,7 +444,7 @@ def doctor_pod() -> Doc:
     ``kubectl logs -f pod/pod-doctor``; delete the pod to run it again)."""
     # The API's container (image, limits, security, writable folders), running the doctor
     # with every setting instead of the API's own.
-    container = _container("pod-doctor", "services.api")
+    container = _container("pod-doctor", "services.api", principal="api")
     container["command"] = ["pod", "--text", "doctor"]
     container["env"] = []
     # Every key of pod-secrets, as each stage gets its own: the doctor checks them all.

@@ -36,11 +36,12 @@ import httpx
 from confluent_kafka.admin import AdminClient
 from pydantic import Field, SecretStr, create_model
 
-from devstack.launch.kafka import LocalKafka, LocalKafkaCluster
+from devstack.launch.kafka import LocalKafka, LocalKafkaCluster, SaslListener
 from devstack.launch.ports import free_port
 from devstack.launch.postgres import SERVICE_ROLE, STOP_SIGNALS, LocalPostgres
 from services.pool.settings import WorkerCountSettings
 from services.pool.supervisor import ServiceProcess, describe_exit
+from shared import acls
 from shared.credentials import CredentialSettings
 from shared.db import migrate
 from shared.errors import ConfigError
@@ -60,7 +61,7 @@ from shared.settings import (
     StateSettings,
     load_settings,
 )
-from shared.topics import STAGES, ensure_topics
+from shared.topics import JOBS_BY_PRIORITY, STAGES, ensure_topics
 from shared.vendors.channels import ChannelSpec
 from shared.vendors.direct import direct_specs
 from simulators.process import SimulatorProcess
@@ -125,6 +126,10 @@ class StackSettings(
     ready_timeout_s: float = Field(default=180.0, gt=0)
     # A process left by a killed stack gets its stop signal, then SIGKILL after this.
     stale_grace_s: float = Field(default=20.0, gt=0)
+    # The local broker's clients log in with SASL/SCRAM, one principal per service; this adds
+    # a loopback PLAINTEXT listener whose anonymous user may do anything: for test harnesses
+    # (isolated_settings) only, never `make up`.
+    kafka_test_listener_port: int | None = Field(default=None, ge=1, le=65535)
 
     def simulator_port(self, simulator: str) -> int:
         """The port a simulator is started on (``SIM_<SIMULATOR>_PORT``)."""
@@ -152,6 +157,7 @@ def isolated_settings(state_dir: Path, **overrides: object) -> StackSettings:
             "sim_anthropic_port",
             "sim_comfyui_port",
             "sim_printify_port",
+            "kafka_test_listener_port",
             *(sim_port_setting(spec.simulator) for spec in direct_specs()),
         )
     }
@@ -195,7 +201,12 @@ class Stack:
         self.postgres: LocalPostgres | None = None
         self.simulators: list[SimulatorProcess] = []
         self.services: list[ServiceProcess] = []
+        # Where the services connect (the SASL listener of a local broker) ...
+        self.client_bootstrap = settings.bootstrap
+        # ... and the test harness (the local broker's anonymous listener, if it has one).
         self.bootstrap = settings.bootstrap
+        # Each principal's password (shared.acls), when the stack runs the broker.
+        self.kafka_users: dict[str, str] = {}
         self.database_url = settings.url
         self._stopping = threading.Event()
         self._env: dict[str, str] = {}
@@ -270,33 +281,51 @@ class Stack:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         s = self.settings
         replicas = s.kafka_replication_factor
-        if s.kafka_bootstrap_servers is None and s.kafka_nodes >= 3:
-            self.kafka = LocalKafkaCluster(
-                self.state_dir,
-                nodes=s.kafka_nodes,
-                port=s.kafka_port,
-                controller_port=s.kafka_controller_port,
-                partitions=s.kafka_partitions,
-                group_heartbeat_ms=s.kafka_group_heartbeat_ms,
-            ).start()
+        admin_config = s.client_config()
+        if s.kafka_bootstrap_servers is None:
+            sasl = SaslListener(port=s.kafka_port, users=self._kafka_users(), admin=acls.ADMIN)
+            # Without the test listener, nothing but SASL: `make up`'s broker has no listener
+            # where an anonymous client may read or write.
+            test_port = s.kafka_test_listener_port
+            plaintext = test_port is not None
+            if s.kafka_nodes >= 3:
+                self.kafka = LocalKafkaCluster(
+                    self.state_dir,
+                    nodes=s.kafka_nodes,
+                    port=test_port or s.kafka_port,
+                    controller_port=s.kafka_controller_port,
+                    partitions=s.kafka_partitions,
+                    group_heartbeat_ms=s.kafka_group_heartbeat_ms,
+                    sasl=sasl,
+                    plaintext=plaintext,
+                )
+                replicas = max(replicas, self.kafka.replicas)
+                self.client_bootstrap = ",".join(
+                    n.sasl.bootstrap for n in self.kafka.nodes if n.sasl is not None
+                )
+            else:
+                self.kafka = LocalKafka(
+                    self.state_dir,
+                    port=test_port or s.kafka_port,
+                    controller_port=s.kafka_controller_port,
+                    partitions=s.kafka_partitions,
+                    group_heartbeat_ms=s.kafka_group_heartbeat_ms,
+                    sasl=sasl,
+                    plaintext=plaintext,
+                )
+                self.client_bootstrap = sasl.bootstrap
+            self.kafka.start()
             self.bootstrap = self.kafka.bootstrap
-            replicas = max(replicas, self.kafka.replicas)
-            self._record()
-        elif s.kafka_bootstrap_servers is None:
-            self.kafka = LocalKafka(
-                self.state_dir,
-                port=s.kafka_port,
-                controller_port=s.kafka_controller_port,
-                partitions=s.kafka_partitions,
-                group_heartbeat_ms=s.kafka_group_heartbeat_ms,
-            ).start()
-            self.bootstrap = self.kafka.bootstrap
+            admin_config = {
+                **self.kafka.admin_config(),
+                "bootstrap.servers": self.bootstrap,
+            }
             self._record()
         if s.database_url is None:
             self.postgres = LocalPostgres(self.state_dir, port=s.postgres_port).start()
             self.database_url = self.postgres.url
             self._record()
-        admin = AdminClient({**s.client_config(), "bootstrap.servers": self.bootstrap})
+        admin = AdminClient({**admin_config, "bootstrap.servers": self.bootstrap})
         outcome = ensure_topics(
             admin,
             default_partitions=s.kafka_partitions,
@@ -308,8 +337,103 @@ class Stack:
             sum(1 for v in outcome.values() if v == "created"),
             len(outcome),
         )
+        if self.kafka is not None:
+            # Principals added since the broker's storage was formatted (a new stage), and
+            # the ACL table as the registry has it now.
+            acls.ensure_users(admin, self.kafka_users)
+            acls.apply_acls(admin)
+            self._wait_acls_in_effect()
+            self.write_submitter_properties()
         applied = migrate(self.database_url)
         logger.info("migrations applied count=%d", len(applied))
+
+    def _wait_acls_in_effect(self, timeout: float = 60.0) -> None:
+        """Wait until every node enforces the ACL table: a node applies new ACLs when its copy
+        of the cluster's metadata catches up, a moment after the controller took them (seconds
+        on a three-node cluster, measured), and a service started before would be refused."""
+        nodes = self.kafka.nodes if isinstance(self.kafka, LocalKafkaCluster) else [self.kafka]
+        wanted = set(JOBS_BY_PRIORITY)
+        deadline = time.monotonic() + timeout
+        for node in nodes:
+            if node is None or node.sasl is None:
+                continue
+            # The submitter's view, asked of this node alone (a new client's first metadata
+            # request goes to its bootstrap server): its job topics, once the node has its ACLs.
+            config = {
+                **node.sasl.admin_config(),
+                "sasl.username": acls.SUBMITTER,
+                "sasl.password": self.kafka_users[acls.SUBMITTER],
+            }
+            while True:
+                md = AdminClient(config).list_topics(timeout=10)
+                seen = {name for name, t in md.topics.items() if t.error is None}
+                if wanted <= seen:
+                    break
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"kafka node {node.node_id} never applied the ACLs")
+                time.sleep(0.2)
+
+    @property
+    def users_path(self) -> Path:
+        """The local broker's principals and their passwords (made at the first start, mode
+        0600), beside its data: the two are only valid together."""
+        return self.state_dir / "kafka" / "users.json"
+
+    @property
+    def submitter_properties_path(self) -> Path:
+        """The submitter's client settings, for another system to submit jobs with."""
+        return self.state_dir / "submitter.properties"
+
+    def _kafka_users(self) -> dict[str, str]:
+        """Every principal's password: kept from an earlier start, made for new principals."""
+        path = self.users_path
+        users: dict[str, str] = {}
+        if path.exists():
+            users = {str(k): str(v) for k, v in json.loads(path.read_text()).items()}
+        elif (path.parent / "data" / "meta.properties").exists() or any(
+            path.parent.glob("node-*/data/meta.properties")
+        ):
+            raise ConfigError(
+                f"the broker's data in {path.parent} was made before it required SASL logins "
+                f"(no {path.name} beside it): remove {path.parent} to start from an empty broker"
+            )
+        wanted = [acls.ADMIN, *acls.principals()]
+        if all(name in users for name in wanted):
+            self.kafka_users = users
+            return users
+        users.update({n: secrets.token_urlsafe(24) for n in wanted if n not in users})
+        _write_private(path, json.dumps(users, indent=2) + "\n")
+        logger.info("kafka principals made path=%s count=%d", path, len(users))
+        self.kafka_users = users
+        return users
+
+    def write_submitter_properties(self) -> None:
+        """``.state/submitter.properties``: what another system needs to submit jobs."""
+        _write_private(
+            self.submitter_properties_path,
+            acls.submitter_properties(self.client_bootstrap, self.kafka_users[acls.SUBMITTER]),
+        )
+
+    def kafka_env(self, principal: str) -> dict[str, str]:
+        """A service's Kafka settings: the client listener and, on the stack's own broker, its
+        principal's login."""
+        env = {"KAFKA_BOOTSTRAP_SERVERS": self.client_bootstrap}
+        if self.kafka is not None:
+            env |= {
+                "KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+                "KAFKA_SASL_MECHANISM": acls.MECHANISM,
+                "KAFKA_SASL_USERNAME": principal,
+                "KAFKA_SASL_PASSWORD": self.kafka_users[principal],
+            }
+        return env
+
+    def pool_kafka_env(self) -> dict[str, str]:
+        """The pool manager's own login, and each stage's, which it hands to that stage alone."""
+        env = self.kafka_env(acls.POOL)
+        if self.kafka is not None:
+            for stage in STAGES:
+                env[acls.stage_credential_env(stage)] = self.kafka_users[stage]
+        return env
 
     def vendor_env(self) -> dict[str, str]:
         """Vendor settings for the services: real ones when configured, else a simulator's
@@ -381,7 +505,6 @@ class Stack:
             **self.extra_env,
             **self.credentials_key_env(),
             **self.vendor_env(),
-            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
             # The layout the topics were made with: what `pod doctor` checks them against.
             "KAFKA_PARTITIONS": str(s.kafka_partitions),
             "DATABASE_URL": self.database_url,
@@ -400,11 +523,12 @@ class Stack:
             # As in a container: each stage's output goes to the manager's, not to a file in a
             # folder the user may not write.
             del self._env["POOL_LOG_DIR"]
-        self._add_service("pool", "services.pool")
-        self._add_service("api", "services.api")
+        self._add_service("pool", "services.pool", self.pool_kafka_env())
+        self._add_service("api", "services.api", self.kafka_env(acls.API))
 
-    def _add_service(self, name: str, module: str) -> ServiceProcess:
-        env = {**self._env, "INSTANCE_ID": name}
+    def _add_service(self, name: str, module: str, kafka_env: dict[str, str]) -> ServiceProcess:
+        base = _without_kafka_logins(self._env) if self.kafka is not None else self._env
+        env = {**base, **kafka_env, "INSTANCE_ID": name}
         svc = ServiceProcess(name, module, env, self.log_dir / f"{name}.log")
         if self.run_as is not None:
             svc.user = (self.run_as.uid, self.run_as.gid)
@@ -557,6 +681,20 @@ class Stack:
             self.records_path.unlink(missing_ok=True)
 
 
+def _without_kafka_logins(env: dict[str, str]) -> dict[str, str]:
+    """The environment without any Kafka login (the stack gives each service its own)."""
+    return {k: v for k, v in env.items() if not k.startswith("KAFKA_SASL_")}
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file only its owner may read (it holds passwords)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+
+
 def main() -> None:
     """``make up``."""
     setup_logging("stack")
@@ -568,7 +706,7 @@ def main() -> None:
     stack = Stack(settings)
     try:
         stack.start()
-    except StackBusy as exc:
+    except (StackBusy, ConfigError) as exc:
         logger.error("cannot start: %s", exc)
         sys.exit(2)
     try:
@@ -600,7 +738,16 @@ def banner(stack: Stack, ready: bool) -> list[str]:
         "",
         headline,
         f"  API        {api}   (OpenAPI docs: {api}/docs)",
-        f"  Kafka      {stack.bootstrap}",
+        f"  Kafka      {stack.client_bootstrap}"
+        + ("   (SASL/SCRAM, one principal per service)" if stack.kafka is not None else ""),
+        *(
+            [
+                f"  submit     {stack.submitter_properties_path}   (Kafka client settings of "
+                "the `submitter` principal: it may write jobs.requested.* only)"
+            ]
+            if stack.kafka is not None
+            else []
+        ),
         f"  PostgreSQL {redact_url(stack.database_url)}"
         + (
             f"   (password: {stack.postgres.password_path(SERVICE_ROLE)})"

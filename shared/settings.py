@@ -203,6 +203,9 @@ class InitSettings(KafkaSettings, DatabaseSettings):
     the broker (one started beside it may take a minute to answer)."""
 
     init_kafka_wait_s: float = Field(default=120.0, gt=0)
+    # Create the services' SCRAM logins and apply the ACL table (shared.acls): the broker
+    # enforces ACLs and init logs in as its super user.
+    kafka_acls: bool = False
 
 
 class JobLimitSettings(PodSettings):

@@ -240,8 +240,10 @@ def test_every_setting_a_service_needs_is_passed_either_way() -> None:
     # With the simulators, each has a value: the stack runs with nothing else set.
     workers = active({**env_file(SIMULATORS_ENV), **DB_PASSWORDS})["workers"]["environment"]
     assert not [name for name in needed if not workers[name]]
-    # Every name in simulators.env is one compose passes on (or compose's own profile switch).
+    # Every name in simulators.env is one compose passes on or reads (or compose's own profile
+    # switch).
     listed = set(compose()["x-service"]["environment"])
+    listed |= {m.group(1) for m in _VAR.finditer((ROOT / "compose.yaml").read_text())}
     assert set(env_file(SIMULATORS_ENV)) - {"COMPOSE_PROFILES"} <= listed
 
 
@@ -436,3 +438,44 @@ def test_docker_compose_reads_the_files_as_these_tests_do(tmp_path: Path) -> Non
         for name in ("api", "workers", "init"):
             theirs = {k: v or "" for k, v in config[name]["environment"].items()}
             assert theirs == ours[name]["environment"], (args, name)
+
+
+def test_the_broker_takes_sasl_logins_only_and_each_service_logs_in_as_itself() -> None:
+    """compose's broker: no listener an anonymous client may use, ACLs enforced with admin as
+    the only super user; each service its own principal (shared.acls), init the super user who
+    makes every principal's login."""
+    from shared.acls import ADMIN, MECHANISM, principals, stage_credential_env
+    from shared.topics import STAGES
+
+    services = compose()["services"]
+    kafka = services["kafka"]["environment"]
+    protocols = dict(p.split(":") for p in kafka["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+    listeners = [entry.split(":")[0] for entry in kafka["KAFKA_LISTENERS"].split(",")]
+    assert {protocols[name] for name in listeners} == {"SASL_PLAINTEXT"}
+    assert kafka["KAFKA_AUTHORIZER_CLASS_NAME"].endswith("authorizer.StandardAuthorizer")
+    assert kafka["KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"] == "false"
+    assert kafka["KAFKA_SUPER_USERS"] == f"User:{ADMIN}"
+    assert MECHANISM in kafka["KAFKA_SASL_ENABLED_MECHANISMS"].split(",")
+    # No port of the broker is published: it is reached on compose's network only.
+    assert "ports" not in services["kafka"]
+
+    env = active({**DB_PASSWORDS, **env_file(SIMULATORS_ENV)})
+    for name, principal in (("api", "api"), ("workers", "pool")):
+        svc = env[name]["environment"]
+        assert svc["KAFKA_SECURITY_PROTOCOL"] == "SASL_PLAINTEXT"
+        assert svc["KAFKA_SASL_MECHANISM"] == MECHANISM
+        assert svc["KAFKA_SASL_USERNAME"] == principal
+        password = env_file(SIMULATORS_ENV)[stage_credential_env(principal)]
+        assert svc["KAFKA_SASL_PASSWORD"] == password
+    workers = env["workers"]["environment"]
+    assert {stage_credential_env(s) for s in STAGES} <= set(workers)
+    # The API holds no stage's password, the pool manager not the submitter's.
+    assert not [k for k in env["api"]["environment"] if k.startswith("KAFKA_SASL_PASSWORD_")]
+    assert stage_credential_env("submitter") not in workers
+    init = env["init"]["environment"]
+    assert init["KAFKA_ACLS"] == "true"
+    assert init["KAFKA_SASL_USERNAME"] == ADMIN
+    assert {stage_credential_env(p) for p in principals()} <= set(init)
+    # Every login has a value with the simulators (and each its own).
+    values = [init[stage_credential_env(p)] for p in principals()]
+    assert all(values) and len(set(values)) == len(values)

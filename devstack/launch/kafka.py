@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import subprocess
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from devstack.launch.java import java_executable
@@ -32,25 +33,76 @@ LOG4J_CONFIG = REPO_ROOT / "infra" / "kafka" / "log4j2.yaml"
 
 @dataclass(frozen=True)
 class SaslListener:
-    """A client listener beside the plaintext one that authenticates with SASL/SCRAM
-    (``SASL_PLAINTEXT``), as a managed cluster's does: ``users`` (name -> password) are created
-    in the cluster's metadata when the storage is formatted (KRaft keeps SCRAM credentials
-    there), so they exist before the node first answers."""
+    """A client listener that authenticates with SASL/SCRAM (``SASL_PLAINTEXT``), as a managed
+    cluster's does: ``users`` (name -> password) are created in the cluster's metadata when the
+    storage is formatted (KRaft keeps SCRAM credentials there), so they exist before the node
+    first answers.
+
+    With ``admin`` (one of ``users``) the node also enforces ACLs (Kafka's
+    ``StandardAuthorizer``, nothing allowed that no ACL grants) and nobody reaches it
+    unauthenticated but through the loopback PLAINTEXT listener, if the node keeps one (the
+    test harness's, whose ``User:ANONYMOUS`` is then a super user): brokers talk to each other
+    over this listener as ``admin``, and to the controllers over SASL/PLAIN as ``admin`` (SCRAM
+    credentials live in the metadata the controllers serve, so the controller listener cannot
+    use them), and ``admin`` is the only super user besides."""
 
     port: int
     users: Mapping[str, str]
     mechanism: str = "SCRAM-SHA-512"
+    admin: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.admin is not None:
+            password = self.users.get(self.admin)
+            # It goes into a JAAS line between double quotes.
+            if not password or not re.fullmatch(r"[A-Za-z0-9_.~-]+", password):
+                raise ValueError(
+                    "the admin's password must be set and of letters, digits and -_.~ only"
+                )
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def properties(self) -> list[str]:
-        """The listener's lines of server.properties."""
+    @property
+    def enforces_acls(self) -> bool:
+        return self.admin is not None
+
+    def admin_config(self) -> dict[str, str | int | float | bool]:
+        """librdkafka settings of a client logged in as the super user ``admin``."""
+        if self.admin is None:
+            raise ValueError("this listener has no admin")
+        return {
+            "bootstrap.servers": self.bootstrap,
+            "security.protocol": "SASL_PLAINTEXT",
+            "sasl.mechanism": self.mechanism,
+            "sasl.username": self.admin,
+            "sasl.password": self.users[self.admin],
+        }
+
+    def properties(self, *, anonymous_super_user: bool = False) -> list[str]:
+        """The listener's lines of server.properties (and the authorizer's, with an admin)."""
+        login = "org.apache.kafka.common.security.scram.ScramLoginModule required"
+        if self.admin is None:
+            return [
+                f"sasl.enabled.mechanisms={self.mechanism}",
+                f"listener.name.sasl_plaintext.{self.mechanism.lower()}.sasl.jaas.config={login};",
+            ]
+        password = self.users[self.admin]
+        me = f'username="{self.admin}" password="{password}"'
+        supers = [f"User:{self.admin}", *(["User:ANONYMOUS"] if anonymous_super_user else [])]
         return [
             f"sasl.enabled.mechanisms={self.mechanism}",
-            f"listener.name.sasl_plaintext.{self.mechanism.lower()}.sasl.jaas.config="
-            "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+            f"listener.name.sasl_plaintext.{self.mechanism.lower()}.sasl.jaas.config={login} {me};",
+            f"sasl.mechanism.inter.broker.protocol={self.mechanism}",
+            "sasl.mechanism.controller.protocol=PLAIN",
+            "listener.name.controller.sasl.enabled.mechanisms=PLAIN",
+            "listener.name.controller.plain.sasl.jaas.config="
+            "org.apache.kafka.common.security.plain.PlainLoginModule required "
+            f'{me} user_{self.admin}="{password}";',
+            "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "allow.everyone.if.no.acl.found=false",
+            f"super.users={';'.join(supers)}",
         ]
 
     def format_args(self) -> list[str]:
@@ -72,16 +124,25 @@ def _server_properties(
     replicas: int = 1,
     group_heartbeat_ms: int = 5000,
     sasl: SaslListener | None = None,
+    plaintext: bool = True,
 ) -> str:
-    """One node's configuration; ``voters`` (``1@host:port,...``) makes it one of a cluster."""
+    """One node's configuration; ``voters`` (``1@host:port,...``) makes it one of a cluster.
+    ``plaintext=False``: no unauthenticated client listener (``sasl`` is the only one)."""
     min_isr = min(2, replicas)
     quorum = (
         f"controller.quorum.voters={voters}"
         if voters
         else f"controller.quorum.bootstrap.servers=127.0.0.1:{controller_port}"
     )
-    listeners = f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}"
-    protocols = "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+    secured = sasl is not None and sasl.enforces_acls
+    if not plaintext and not secured:
+        raise ValueError("a node without a plaintext listener needs a SASL listener with an admin")
+    controller_protocol = "SASL_PLAINTEXT" if secured else "PLAINTEXT"
+    listeners = f"CONTROLLER://127.0.0.1:{controller_port}"
+    protocols = f"CONTROLLER:{controller_protocol}"
+    if plaintext:
+        listeners = f"PLAINTEXT://127.0.0.1:{port},{listeners}"
+        protocols = f"PLAINTEXT:PLAINTEXT,{protocols}"
     if sasl is not None:
         listeners += f",SASL_PLAINTEXT://127.0.0.1:{sasl.port}"
         protocols += ",SASL_PLAINTEXT:SASL_PLAINTEXT"
@@ -93,9 +154,10 @@ def _server_properties(
             f"advertised.listeners={listeners}",
             "controller.listener.names=CONTROLLER",
             f"listener.security.protocol.map={protocols}",
-            # Brokers and controllers talk plaintext among themselves (loopback only).
-            "inter.broker.listener.name=PLAINTEXT",
-            *(sasl.properties() if sasl is not None else []),
+            # Brokers talk plaintext among themselves (loopback only), or as admin over SASL
+            # where the node enforces ACLs.
+            f"inter.broker.listener.name={'SASL_PLAINTEXT' if secured else 'PLAINTEXT'}",
+            *(sasl.properties(anonymous_super_user=plaintext) if sasl is not None else []),
             quorum,
             f"log.dirs={data_dir}",
             f"num.partitions={partitions}",
@@ -162,9 +224,11 @@ class LocalKafka:
         home: Path | None = None,
         group_heartbeat_ms: int = 5000,
         sasl: SaslListener | None = None,
+        plaintext: bool = True,
     ) -> None:
         self.home = home or state_dir / "kafka"
         self.sasl = sasl
+        self.plaintext = plaintext
         self.data_dir = self.home / "data"
         self.port = port
         self.controller_port = controller_port
@@ -179,7 +243,17 @@ class LocalKafka:
 
     @property
     def bootstrap(self) -> str:
+        """The plaintext listener, or the SASL one where there is no plaintext listener."""
+        if not self.plaintext and self.sasl is not None:
+            return self.sasl.bootstrap
         return f"127.0.0.1:{self.port}"
+
+    def admin_config(self) -> dict[str, str | int | float | bool]:
+        """librdkafka settings of a client with every right: the plaintext listener's anonymous
+        user, or the SASL listener's admin where there is no plaintext listener."""
+        if not self.plaintext and self.sasl is not None:
+            return self.sasl.admin_config()
+        return {"bootstrap.servers": self.bootstrap}
 
     @property
     def _pid_file(self) -> Path:
@@ -275,6 +349,9 @@ class LocalKafka:
         self.home.mkdir(parents=True, exist_ok=True)
         self._kill_leftover()
         props = self.home / "server.properties"
+        # It may hold the admin's password.
+        props.touch(mode=0o600)
+        props.chmod(0o600)
         props.write_text(
             _server_properties(
                 self.data_dir,
@@ -286,6 +363,7 @@ class LocalKafka:
                 replicas=self.replicas,
                 group_heartbeat_ms=self.group_heartbeat_ms,
                 sasl=self.sasl,
+                plaintext=self.plaintext,
             )
         )
         self._format_if_needed(props)
@@ -313,7 +391,7 @@ class LocalKafka:
                         f"see {self.home / 'broker.log'}"
                     )
                 try:
-                    wait_for_broker({"bootstrap.servers": self.bootstrap}, timeout=2)
+                    wait_for_broker(self.admin_config(), timeout=2)
                     break
                 except TimeoutError:
                     if time.monotonic() > deadline:
@@ -367,7 +445,10 @@ class LocalKafkaCluster:
         partitions: int = 6,
         heap: str = "512m",
         group_heartbeat_ms: int = 5000,
+        sasl: SaslListener | None = None,
+        plaintext: bool = True,
     ) -> None:
+        """``sasl``: each node's SASL listener, node ``i`` on ``sasl.port + 2i``."""
         if nodes < 3:
             raise ValueError("a replicated cluster needs at least 3 nodes")
         self.home = state_dir / "kafka"
@@ -385,6 +466,8 @@ class LocalKafkaCluster:
                 replicas=self.replicas,
                 home=self.home / f"node-{i + 1}",
                 group_heartbeat_ms=group_heartbeat_ms,
+                sasl=None if sasl is None else replace(sasl, port=sasl.port + 2 * i),
+                plaintext=plaintext,
             )
             for i in range(nodes)
         ]
@@ -392,6 +475,10 @@ class LocalKafkaCluster:
     @property
     def bootstrap(self) -> str:
         return ",".join(n.bootstrap for n in self.nodes)
+
+    def admin_config(self) -> dict[str, str | int | float | bool]:
+        """A client with every right on any node (:meth:`LocalKafka.admin_config`)."""
+        return {**self.nodes[0].admin_config(), "bootstrap.servers": self.bootstrap}
 
     def _cluster_id(self) -> str:
         # Every node is formatted with the same id, kept for restarts of the whole cluster.

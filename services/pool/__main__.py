@@ -25,6 +25,7 @@ from confluent_kafka import OFFSET_END, Consumer, KafkaException, Producer, Topi
 
 from services.pool.settings import PoolSettings
 from services.pool.supervisor import WorkerPool
+from shared.acls import POOL_GROUP_PREFIX
 from shared.errors import ConfigError, InvalidEventError
 from shared.events import (
     ControlCommand,
@@ -74,7 +75,7 @@ def listen(
             **settings.client_config(),
             # Required by the client, never joined: the partitions are assigned, not subscribed
             # to, so an idle manager sends no group heartbeats (a third of its requests).
-            "group.id": f"pod.pool.{uuid.uuid4().hex[:8]}",
+            "group.id": f"{POOL_GROUP_PREFIX}{uuid.uuid4().hex[:8]}",
             "enable.auto.commit": False,
             # Commands are rare: a long poll still returns at once when one comes, and an idle
             # manager's empty fetches (librdkafka's default: two a second) cost the broker.

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field, create_model
 
+from shared.acls import PrincipalPasswordSettings
 from shared.settings import ChannelSettings, KafkaSettings, PodSettings, StateSettings
 from shared.topics import STAGES
 
@@ -38,7 +39,9 @@ class WorkerCountSettings(_PerStage):
         return self.worker_count if override is None else int(override)
 
 
-class PoolSettings(KafkaSettings, StateSettings, WorkerCountSettings, ChannelSettings):
+class PoolSettings(
+    KafkaSettings, StateSettings, WorkerCountSettings, ChannelSettings, PrincipalPasswordSettings
+):
     """How many instances of each stage to run and how to restart them (the seed's
     ``workerPool``: WORKER_COUNT, restart after RESTART_DELAY_S at most MAX_RESTARTS times)."""
 

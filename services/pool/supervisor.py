@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -24,6 +25,7 @@ from typing import IO, Any
 from confluent_kafka.admin import AdminClient
 
 from services.pool.settings import PoolSettings
+from shared.acls import STAGE_PASSWORD_PREFIX, stage_credential_env
 from shared.events import ControlCommand, PoolScaledPayload, WorkerExitedPayload
 from shared.lifecycle import (
     popen,
@@ -36,6 +38,18 @@ from shared.lifecycle import (
 from shared.topics import STAGES, Stage
 
 logger = logging.getLogger(__name__)
+
+
+def stage_env(env: Mapping[str, str], stage: str) -> dict[str, str]:
+    """A stage process's environment: the manager's, with the stage's own Kafka login
+    (``KAFKA_SASL_PASSWORD_<STAGE>``, principal = the stage's name) in place of the manager's
+    when one is given, and no stage's login but its own."""
+    password_var = stage_credential_env(stage)
+    out = {k: v for k, v in env.items() if not k.startswith(STAGE_PASSWORD_PREFIX)}
+    if env.get(password_var):
+        out["KAFKA_SASL_USERNAME"] = stage
+        out["KAFKA_SASL_PASSWORD"] = env[password_var]
+    return out
 
 
 @dataclass
@@ -247,7 +261,7 @@ class WorkerPool:
         log = None
         if self.settings.pool_log_dir is not None:
             log = self.settings.pool_log_dir / f"{name}.log"
-        env = {**self.env, "INSTANCE_ID": name}
+        env = {**stage_env(self.env, stage.name), "INSTANCE_ID": name}
         if stage.channel is not None:
             env["CHANNEL"] = stage.channel  # one publisher package, one process per channel
         svc = ServiceProcess(name, stage.module, env, log)

@@ -133,9 +133,13 @@ def test_keda_authenticates_to_the_broker_from_the_pods_secret() -> None:
             secret = entry.get("valueFrom", {}).get("secretKeyRef")
             if secret:
                 by_key[secret["key"]] = entry["name"]
-    for parameter in ("username", "password", "ca"):
-        key = refs[parameter]["key"]
-        assert by_key.get(key) == key and key.startswith("KAFKA_"), parameter
+    assert by_key.get(refs["ca"]["key"]) == refs["ca"]["key"] == "KAFKA_SSL_CA_PEM"
+    # KEDA logs in as the monitor, whose ACLs describe every topic and stage group: the
+    # password is the one the monitor's pods log in with.
+    [monitor] = [c for c in _containers() if c["name"] == "monitor"]
+    password = next(e for e in monitor["env"] if e["name"] == "KAFKA_SASL_PASSWORD")
+    assert password["valueFrom"]["secretKeyRef"]["key"] == refs["password"]["key"]
+    assert refs["username"]["key"] == "KEDA_KAFKA_USERNAME"
 
 
 def test_secrets_only_by_reference_and_every_name_is_read_by_a_service() -> None:
@@ -220,7 +224,11 @@ def test_every_setting_a_process_reads_reaches_it() -> None:
         assert {"configMapRef": {"name": "pod-config"}} in container["envFrom"]
         for name in names:
             ref = env.get(name, {}).get("valueFrom", {})
-            if name in secrets:
+            if name == "KAFKA_SASL_PASSWORD":
+                # Its own principal's (shared.acls), the super user's for init.
+                assert ref["secretKeyRef"]["key"].startswith("KAFKA_"), module
+                assert not ref["secretKeyRef"].get("optional"), module
+            elif name in secrets:
                 assert ref["secretKeyRef"]["key"] == name, (module, name)
                 assert ref["secretKeyRef"].get("optional", False) == (name not in required)
             elif name in required:
@@ -426,3 +434,31 @@ def test_the_database_url_is_a_secret_every_database_user_gets_and_the_preflight
     (pod,) = load("doctor/pod.yaml")
     (container,) = pod["spec"]["containers"]
     assert {"secretRef": {"name": k8s.SECRETS, "optional": True}} in container["envFrom"]
+
+
+def test_each_process_logs_in_to_the_broker_as_its_own_principal() -> None:
+    """Each stage's pods as the stage, the API's as ``api``, with that principal's password;
+    the init container as the super user, holding every principal's password to set it."""
+    from shared.acls import principals, stage_credential_env
+
+    logins = {}
+    for container in _containers():
+        env = {e["name"]: e for e in container["env"]}
+        user = env["KAFKA_SASL_USERNAME"]
+        password = env["KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"]["key"]
+        if container["name"] == "init":
+            assert user["valueFrom"]["secretKeyRef"]["key"] == "KAFKA_ADMIN_USERNAME"
+            assert password == "KAFKA_ADMIN_PASSWORD"
+            assert {stage_credential_env(p) for p in principals()} <= set(env)
+            continue
+        logins[container["name"]] = (user["value"], password)
+        if user["value"] != "api":  # pod doctor checks as the API does
+            assert not [n for n in env if n.startswith("KAFKA_SASL_PASSWORD_")], container["name"]
+    for name, (user, password) in logins.items():
+        assert password == stage_credential_env(user), name
+    stages = {k8s.dns_name(s): s.name for s in STAGES.values()}
+    assert {n: u for n, (u, _) in logins.items() if n in stages} == {
+        n: stages[n] for n in logins if n in stages
+    }
+    assert logins["api"][0] == "api"
+    assert load("config.yaml")[0]["data"]["KAFKA_ACLS"] == "true"

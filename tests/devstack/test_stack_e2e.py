@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -27,9 +28,11 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+from confluent_kafka import KafkaError, Producer
 
 from devstack.stack import isolated_settings, sim_port_setting
 from shared.lifecycle import popen, record_of, write_records
+from shared.topics import wait_for_broker
 from shared.vendors.direct import direct_specs
 from tests.support.infra import TEST_STATE, wait_for
 from tests.support.pipeline import stack_env
@@ -178,6 +181,11 @@ def test_up_means_picked_at_once_and_a_killed_stack_leaves_nothing(
         )
         picked_s = time.monotonic() - picked_at
 
+        # The broker has no anonymous listener, and another system gets the submitter's
+        # settings, which may write job requests and nothing else.
+        check_submitter_settings(state, ports["kafka_port"], out)
+        check_each_stage_logs_in_as_itself(state)
+
         # The start stopped the leftover, said so, and spared the recycled pid.
         assert leftover.wait(1) is not None
         assert out.has(f"stopping a process left behind by a stack that was killed name=kafka-1 "
@@ -210,6 +218,52 @@ def test_up_means_picked_at_once_and_a_killed_stack_leaves_nothing(
                 proc.wait(120)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+def check_each_stage_logs_in_as_itself(state: Path) -> None:
+    """Every stage process the pool manager runs has its own principal's login, and no other's
+    password."""
+    status = json.loads((state / "pool" / "status.json").read_text())
+    seen = set()
+    for instance in status["instances"]:
+        raw = Path(f"/proc/{instance['pid']}/environ").read_bytes().split(b"\0")
+        env = dict(e.decode().split("=", 1) for e in raw if b"=" in e)
+        assert env["KAFKA_SASL_USERNAME"] == instance["service"], instance
+        assert env["KAFKA_SECURITY_PROTOCOL"] == "SASL_PLAINTEXT"
+        assert not [k for k in env if k.startswith("KAFKA_SASL_PASSWORD_")], instance
+        seen.add(instance["service"])
+    assert {"generator", "printify", "publisher", "monitor"} <= seen, seen
+
+
+def check_submitter_settings(state: Path, kafka_port: int, out: Output) -> None:
+    path = state / "submitter.properties"
+    assert out.has(str(path)), out.text()
+    assert path.stat().st_mode & 0o777 == 0o600
+    lines = [ln for ln in path.read_text().splitlines() if "=" in ln and not ln.startswith("#")]
+    config: dict[str, str | int | float | bool] = {
+        k: v for k, v in (ln.split("=", 1) for ln in lines)
+    }
+    assert set(config) == {
+        "bootstrap.servers",
+        "security.protocol",
+        "sasl.mechanism",
+        "sasl.username",
+        "sasl.password",
+    }
+    assert config["bootstrap.servers"] == f"127.0.0.1:{kafka_port}"
+    with pytest.raises(TimeoutError):
+        wait_for_broker({"bootstrap.servers": f"127.0.0.1:{kafka_port}"}, timeout=3)
+    outcome: dict[str, KafkaError | None] = {}
+    producer = Producer({**config, "message.timeout.ms": 20_000})
+    for topic in ("jobs.requested.low", "images.generated", "pod.control"):
+        producer.produce(
+            topic, b"{}", on_delivery=lambda e, m: outcome.__setitem__(str(m.topic()), e)
+        )
+    assert producer.flush(30) == 0
+    assert outcome["jobs.requested.low"] is None
+    for topic in ("images.generated", "pod.control"):
+        err = outcome[topic]
+        assert err is not None and err.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED, err
 
 
 def test_a_second_stack_on_the_same_state_folder_is_refused(tmp_path: Path) -> None:

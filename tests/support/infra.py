@@ -8,6 +8,7 @@ started. Otherwise a broker and a PostgreSQL are started once per test session i
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import time
 import uuid
@@ -17,9 +18,10 @@ from typing import Any
 
 from confluent_kafka import Consumer, Message, TopicPartition
 
-from devstack.launch.kafka import LocalKafka
+from devstack.launch.kafka import LocalKafka, SaslListener
 from devstack.launch.ports import free_port
 from devstack.launch.postgres import LocalPostgres
+from shared.acls import ADMIN
 from shared.settings import REPO_ROOT
 
 __all__ = ["free_port"]  # re-exported for the tests
@@ -42,15 +44,29 @@ def fresh_state() -> Path:
     return TEST_STATE
 
 
+# The session broker's super user on its SASL listener (the password is made per session).
+KAFKA_ADMIN_PASSWORD = secrets.token_urlsafe(18)
+
+
+def session_sasl() -> SaslListener:
+    """The session broker's SASL/SCRAM listener (port ``POD_TEST_KAFKA_PORT`` + 2), where ACLs
+    are enforced: the tests of the principals' rights log in there (``shared.acls``)."""
+    return SaslListener(port=KAFKA_PORT + 2, users={ADMIN: KAFKA_ADMIN_PASSWORD}, admin=ADMIN)
+
+
 def start_kafka() -> LocalKafka:
     """The session broker (caller stops it). Its consumer groups beat every 2 s, not 5: the
-    tests start, scale and stop hundreds of groups, and each rebalance step waits for a beat."""
+    tests start, scale and stop hundreds of groups, and each rebalance step waits for a beat.
+
+    It enforces ACLs as `make up`'s does, on its SASL listener; its loopback PLAINTEXT listener,
+    which the harness and most tests use, is anonymous and a super user."""
     return LocalKafka(
         TEST_STATE,
         port=KAFKA_PORT,
         controller_port=KAFKA_PORT + 1,
         heap="512m",
         group_heartbeat_ms=2000,
+        sasl=session_sasl(),
     ).start()
 
 

@@ -93,9 +93,21 @@ def api_up(s: Stack) -> bool:
         return False
 
 
+def submitter_config(s: Stack) -> dict[str, str | int | float | bool]:
+    """The client settings in the stack's ``submitter.properties`` (the bootstrap servers
+    alone for a stack on a given broker)."""
+    path = s.submitter_properties_path
+    if s.kafka is None or not path.exists():
+        return {"bootstrap.servers": s.bootstrap}
+    lines = [ln for ln in path.read_text().splitlines() if "=" in ln and not ln.startswith("#")]
+    return {k.strip(): v.strip() for k, v in (ln.split("=", 1) for ln in lines)}
+
+
 def produce_job(s: Stack, event: JobRequested) -> None:
-    """Put a job on its priority topic as another system would (keyed by its job id)."""
-    producer = Producer({"bootstrap.servers": s.bootstrap, "enable.idempotence": True})
+    """Put a job on its priority topic as another system would (keyed by its job id), with
+    the settings `make up` gives other systems (the ``submitter`` principal's) when the stack
+    runs its own broker."""
+    producer = Producer({**submitter_config(s), "enable.idempotence": True})
     producer.produce(
         JOBS_REQUESTED[event.payload.priority], event.to_json(), key=event.job_id.encode()
     )
