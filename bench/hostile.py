@@ -26,9 +26,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.common import table
 from devstack.stack import Stack, isolated_settings
-from tests.support.hostile import attack, settle, submitter_config
+from tests.support.hostile import attack, settle
 from tests.support.infra import wait_for
-from tests.support.pipeline import api, api_up, stack_env
+from tests.support.pipeline import api, api_up, stack_env, submitter_config
 
 
 def run(seconds: float, baseline: float, producers: int, clients: int, every: float) -> None:
@@ -48,7 +48,7 @@ def run(seconds: float, baseline: float, producers: int, clients: int, every: fl
             stack.supervise_in_background(0.2)
             done = attack(
                 api(stack),
-                submitter_config(stack.state_dir, stack.bootstrap),
+                submitter_config(stack),
                 baseline_s=baseline,
                 attack_s=seconds,
                 producers=producers,

@@ -27,8 +27,8 @@ import pytest
 
 from devstack.stack import Stack
 from tests.services.conftest import e2e_stack
-from tests.support.hostile import FORGE_KINDS, RARE_KINDS, attack, settle, submitter_config
-from tests.support.pipeline import api
+from tests.support.hostile import FORGE_KINDS, RARE_KINDS, attack, settle
+from tests.support.pipeline import api, submitter_config
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def test_good_jobs_hold_under_hostile_producers_and_clients(
     kinds = os.environ.get("POD_HOSTILE_KINDS", "")
     run = attack(
         api(stack),
-        submitter_config(stack.state_dir, stack.bootstrap),
+        submitter_config(stack),
         baseline_s=BASELINE_S,
         attack_s=seconds,
         kinds=tuple(k.strip() for k in kinds.split(",") if k.strip()) or ALL_KINDS,

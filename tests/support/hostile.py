@@ -7,8 +7,9 @@ Used by tests/services/test_hostile_e2e.py (which asserts outcomes) and bench/ho
 - :class:`NormalTraffic`: good jobs through ``POST /jobs`` at a steady rate, each followed by
   an SSE stream to its end, ``GET /jobs/{id}`` latency sampled, ``/health`` polled.
 - :class:`HostileProducers`: threads producing forged events with the submitter's client
-  settings (:func:`submitter_config`), every message counted: acknowledged (with its
-  partition and offset, to find it on a dead-letter topic later) or refused, and why.
+  settings (:func:`tests.support.pipeline.submitter_config`), every message counted:
+  acknowledged (with its partition and offset, to find it on a dead-letter topic later) or
+  refused, and why.
 - :class:`HostileHttp`: asyncio clients that hold SSE streams without reading, send requests
   slowly, lie about the Host, post forms and huge bodies, probe job ids, run filters and fetch
   thumbnails, every answer counted by outcome.
@@ -29,10 +30,9 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -71,38 +71,12 @@ logger = logging.getLogger(__name__)
 
 FORGED_PRODUCER = "hostile"
 # Where `make up` writes the submitter principal's librdkafka settings (issue 25, item 1).
-SUBMITTER_PROPERTIES = "submitter.properties"
 # Just under the producer's default message.max.bytes (1,000,000): accepted by the broker, too
 # big for a dead letter with its failure headers, so dead-lettered without its value.
 OVERSIZED_BYTES = 999_000
 # Every dead-letter topic of the pipeline, from the registry.
 DLQ_TOPICS = tuple(sorted({s.dlq for s in STAGES.values()}))
 _UUID = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-
-
-def read_properties(path: Path) -> dict[str, str]:
-    """A Java-style .properties file (``key=value`` lines, ``#``/``!`` comments)."""
-    out: dict[str, str] = {}
-    for raw in path.read_text().splitlines():
-        line = raw.strip()
-        if not line or line[0] in "#!":
-            continue
-        key, sep, value = line.partition("=")
-        if not sep:
-            key, sep, value = line.partition(":")
-        if sep:
-            out[key.strip()] = value.strip()
-    return out
-
-
-def submitter_config(state_dir: Path, bootstrap: str) -> dict[str, str]:
-    """The librdkafka settings of a system that may only submit jobs: the stack's
-    ``submitter.properties`` where `make up` wrote them (SASL, the submitter principal), else
-    the stack's plain bootstrap (a broker that trusts everyone)."""
-    path = state_dir / SUBMITTER_PROPERTIES
-    if path.exists():
-        return read_properties(path)
-    return {"bootstrap.servers": bootstrap}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -531,7 +505,7 @@ class HostileProducers:
 
     def __init__(
         self,
-        config: dict[str, str],
+        config: Mapping[str, str | int | float | bool],
         targets: Callable[[], list[GoodJob]],
         *,
         count: int = 30,
@@ -828,7 +802,7 @@ class Attack:
 
 def attack(
     api: str,
-    submitter: dict[str, str],
+    submitter: Mapping[str, str | int | float | bool],
     *,
     baseline_s: float,
     attack_s: float,
