@@ -1,7 +1,10 @@
 """Folding events into PostgreSQL.
 
-Each event is folded in one transaction that first records it in ``job_events`` by its event id:
-an event seen before changes nothing, so replaying a topic from the start is harmless. Counters
+Each event is folded in one transaction that first records it in ``job_events`` by its job and
+event id: an event seen before changes nothing, so replaying a topic from the start is harmless.
+A ``job.requested`` first claims its job id (:mod:`shared.store.job_claims`): the same request
+again changes nothing, another request under the id is dead-lettered (``job id in use``). A
+stage's output is folded only if its job asked for it (:mod:`services.monitor.belongs`). Counters
 and the job's status are recomputed from the child tables, never incremented, so the fold does
 not depend on the order in which the topics are read.
 
@@ -20,13 +23,14 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
+from services.monitor.belongs import ForeignOutput, JobShape, check
 from services.monitor.dlq import (
     UNKNOWN_JOB,
     DeadLetterFailed,
     unattributable,
 )
 from services.monitor.status import JobCounts, job_status
-from shared.errors import InvalidEventError, RetryableError
+from shared.errors import RetryableError
 from shared.events import (
     Event,
     ImageGenerated,
@@ -40,7 +44,7 @@ from shared.events import (
     WorkerExited,
     WorkerHeartbeat,
 )
-from shared.store import images, job_events, jobs, listings, products, workers
+from shared.store import images, job_claims, job_events, jobs, listings, products, workers
 from shared.store.dead_letters import record_dead_letter
 from shared.topics import DEFAULT_CHANNEL, GENERATOR, MONITOR, channel_of
 
@@ -48,7 +52,11 @@ logger = logging.getLogger(__name__)
 
 
 class JobNotYetKnown(RetryableError):
-    """A product event arrived before its job's first event; retry shortly."""
+    """An event of a claimed job arrived before its request was folded; retry shortly."""
+
+
+class UnknownJob(ForeignOutput):
+    """An output of a job nobody requested: no request claimed its id."""
 
 
 def describe(event: Event) -> tuple[str, str]:
@@ -159,15 +167,17 @@ class Folder:
                 # report of the same input failing again after a replay has the same event id,
                 # yet it is a new dead letter to list (and to replay again).
                 recorded = await record_dead_letter(conn, event.dead_letter)
-                if event.dead_letter.topic == MONITOR.dlq:
-                    # The monitor failed to record an event: listed for replay, but nothing
-                    # failed in the pipeline, so the job's state is left alone.
+                if event.dead_letter.topic == MONITOR.dlq or _refused_request(event):
+                    # The monitor failed to record an event, or a stage refused a request
+                    # under another's job id: listed for replay, but nothing failed in the
+                    # job's pipeline, so its state (and its log) is left alone.
                     new[i] = recorded
                 else:
                     dead_recorded[i] = recorded
                     logged.append(i)
             else:
                 logged.append(i)
+        logged = await _owners(conn, reads, logged)
         first = await job_events.record_many(conn, [_log_entry(reads[i]) for i in logged])
         fresh: list[Event] = []
         for i, is_new in zip(logged, first, strict=True):
@@ -175,7 +185,6 @@ class Folder:
                 new[i] = True
                 fresh.append(reads[i].event)
             else:
-                await _same_job(conn, reads[i].event)
                 new[i] = dead_recorded.get(i, False)
         await self._apply(conn, fresh)
         for event in fresh:
@@ -192,8 +201,6 @@ class Folder:
         for event in events:
             if isinstance(event, JobRequested):
                 await jobs.open_or_fill_requested(conn, event)
-            elif isinstance(event, ImageGenerated):
-                await jobs.open_from_image(conn, event)
         locking: list[Event] = []
         for event in events:
             if isinstance(event, StageFailed) and (
@@ -208,7 +215,13 @@ class Folder:
         for event in locking:
             job = locked.get(event.job_id)
             if job is None:
+                if not await job_claims.claimed(conn, event.job_id):
+                    raise UnknownJob(
+                        f"job_id: no job {event.job_id[:100]} was requested "
+                        f"(a {event.type} of a job that does not exist)"
+                    )
                 raise JobNotYetKnown(f"job {event.job_id} not folded yet")
+            await check(conn, event, JobShape.of(job))
             await self._write(conn, event, job)
 
     async def _write(self, conn: AsyncConnection[Any], e: Event, job: dict[str, Any]) -> None:
@@ -338,14 +351,25 @@ class TouchedJobs:
         return {st.job_id: st.status for st in saved}
 
 
-async def _same_job(conn: AsyncConnection[Any], event: Event) -> None:
-    """A seen event_id is a redelivery only if it was seen for the same job; another job's
-    event under a used id is a producer's mistake, dead-lettered rather than silently lost."""
-    other = await job_events.job_of(conn, event.event_id)
-    if other is not None and other != event.job_id:
-        raise InvalidEventError(
-            f"event_id: {event.event_id} was already used by another job ({other[:100]})"
-        )
+async def _owners(conn: AsyncConnection[Any], reads: list[Read], logged: list[int]) -> list[int]:
+    """``logged`` without the requests that are duplicates of their job's first (the same
+    request under another event id: nothing to fold); a request under a job id another request
+    owns raises :class:`shared.store.job_claims.JobIdInUse`."""
+    asked = [(i, e) for i in logged if isinstance(e := reads[i].event, JobRequested)]
+    owned = await job_claims.claim_many(conn, [e for _, e in asked])
+    duplicates: set[int] = set()
+    for (i, event), ownership in zip(asked, owned, strict=True):
+        if ownership is job_claims.Ownership.CONFLICT:
+            raise job_claims.refusal(event)
+        if ownership is job_claims.Ownership.DUPLICATE:
+            logger.info("duplicate request job_id=%s event_id=%s", event.job_id, event.event_id)
+            duplicates.add(i)
+    return [i for i in logged if i not in duplicates]
+
+
+def _refused_request(event: DeadLetterFailed) -> bool:
+    """A stage's dead letter of a request refused because another request owns its job id."""
+    return event.dead_letter.error_class == job_claims.JobIdInUse.__name__
 
 
 def _log_entry(read: Read) -> dict[str, Any]:

@@ -17,6 +17,14 @@ VALUES (%(job)s, %(index)s, %(sha256)s, %(uri)s, %(width)s, %(height)s, %(prompt
 ON CONFLICT (job_id, image_index) DO NOTHING
 """
 
+_EXISTS = "SELECT 1 FROM images WHERE job_id = %(job)s AND image_index = %(index)s"
+
+
+async def exists(conn: AsyncConnection[Any], job_id: str, image_index: int) -> bool:
+    """Whether the job's image ``image_index`` has been folded."""
+    cur = await conn.execute(_EXISTS, {"job": job_id, "index": image_index})
+    return await cur.fetchone() is not None
+
 
 async def record(conn: AsyncConnection[Any], event: ImageGenerated) -> None:
     """Add the image; the first event of an index wins (a regenerated duplicate is the same)."""
