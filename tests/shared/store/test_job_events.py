@@ -60,3 +60,17 @@ async def test_a_batch_is_recorded_in_order_and_each_event_once(migrated_db: str
 async def test_an_empty_batch_records_nothing(migrated_db: str) -> None:
     async with await psycopg.AsyncConnection.connect(migrated_db, autocommit=True) as conn:
         assert await job_events.record_many(conn, []) == []
+
+
+async def test_an_event_id_is_unique_within_its_job_only(migrated_db: str) -> None:
+    """Output ids are predictable: an id taken first under another job must not make this
+    job's event a duplicate (event-id squatting)."""
+    shared_id = uuid.uuid4()
+    mine, theirs = (f"job-{uuid.uuid4().hex[:10]}" for _ in range(2))
+    async with await psycopg.AsyncConnection.connect(migrated_db, autocommit=True) as conn:
+        assert await job_events.record_many(conn, [_entry(shared_id, theirs, 1)]) == [True]
+        got = await job_events.record_many(
+            conn, [_entry(shared_id, mine, 2), _entry(shared_id, mine, 3)]
+        )
+        assert got == [True, False]
+        assert await job_events.record_many(conn, [_entry(shared_id, theirs, 4)]) == [False]
