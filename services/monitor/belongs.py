@@ -14,8 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from psycopg import AsyncConnection
-
 from shared.errors import InvalidEventError, RetryableError
 from shared.events import (
     Event,
@@ -25,7 +23,6 @@ from shared.events import (
     ProductPublishing,
     channels_of,
 )
-from shared.store import images
 
 _MAX_ID = 100  # of a job id in a message (the contract's limit)
 
@@ -63,8 +60,9 @@ class JobShape:
         return channels_of(self.channels) if self.auto_publish else []
 
 
-async def check(conn: AsyncConnection[Any], event: Event, job: JobShape) -> None:
-    """Raise unless ``event`` is an output ``job`` asked for (other events pass)."""
+def check(event: Event, job: JobShape, images: set[tuple[str, int]]) -> None:
+    """Raise unless ``event`` is an output ``job`` asked for (other events pass); ``images``:
+    the (job id, image index) of the images folded so far."""
     if isinstance(event, ImageGenerated):
         image = event.payload
         _index(event, image.image_index, job)
@@ -82,7 +80,7 @@ async def check(conn: AsyncConnection[Any], event: Event, job: JobShape) -> None
                 f"{p.product_type.value} (it asked for {', '.join(job.product_types)})"
             )
         if isinstance(event, ProductCreated):
-            if not await images.exists(conn, event.job_id, p.image_index):
+            if (event.job_id, p.image_index) not in images:
                 raise ImageNotYetKnown(
                     f"payload.image_index: image {p.image_index} of job "
                     f"{event.job_id[:_MAX_ID]} was never generated (or not folded yet)"

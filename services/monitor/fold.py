@@ -212,6 +212,12 @@ class Folder:
             if not isinstance(event, JobRequested):
                 locking.append(event)
         locked = await jobs.lock(conn, [e.job_id for e in locking])
+        # The images the batch's products are made from, asked once; the batch's own images
+        # are added as they are written.
+        have = await images.existing(
+            conn,
+            [(e.job_id, e.payload.image_index) for e in locking if isinstance(e, ProductCreated)],
+        )
         for event in locking:
             job = locked.get(event.job_id)
             if job is None:
@@ -221,8 +227,10 @@ class Folder:
                         f"(a {event.type} of a job that does not exist)"
                     )
                 raise JobNotYetKnown(f"job {event.job_id} not folded yet")
-            await check(conn, event, JobShape.of(job))
+            check(event, JobShape.of(job), have)
             await self._write(conn, event, job)
+            if isinstance(event, ImageGenerated):
+                have.add((event.job_id, event.payload.image_index))
 
     async def _write(self, conn: AsyncConnection[Any], e: Event, job: dict[str, Any]) -> None:
         if isinstance(e, ImageGenerated):

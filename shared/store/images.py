@@ -17,13 +17,23 @@ VALUES (%(job)s, %(index)s, %(sha256)s, %(uri)s, %(width)s, %(height)s, %(prompt
 ON CONFLICT (job_id, image_index) DO NOTHING
 """
 
-_EXISTS = "SELECT 1 FROM images WHERE job_id = %(job)s AND image_index = %(index)s"
+_EXISTING = """
+SELECT i.job_id, i.image_index FROM images i
+JOIN unnest(%(jobs)s::text[], %(indexes)s::int[]) AS w(job_id, image_index)
+    ON i.job_id = w.job_id AND i.image_index = w.image_index
+"""
 
 
-async def exists(conn: AsyncConnection[Any], job_id: str, image_index: int) -> bool:
-    """Whether the job's image ``image_index`` has been folded."""
-    cur = await conn.execute(_EXISTS, {"job": job_id, "index": image_index})
-    return await cur.fetchone() is not None
+async def existing(
+    conn: AsyncConnection[Any], wanted: list[tuple[str, int]]
+) -> set[tuple[str, int]]:
+    """Which of the (job id, image index) pairs have been folded (one statement)."""
+    if not wanted:
+        return set()
+    cur = await conn.execute(
+        _EXISTING, {"jobs": [j for j, _ in wanted], "indexes": [i for _, i in wanted]}
+    )
+    return {(str(j), int(i)) for j, i in await cur.fetchall()}
 
 
 async def record(conn: AsyncConnection[Any], event: ImageGenerated) -> None:
