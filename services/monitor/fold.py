@@ -167,14 +167,21 @@ class Folder:
                 # report of the same input failing again after a replay has the same event id,
                 # yet it is a new dead letter to list (and to replay again).
                 recorded = await record_dead_letter(conn, event.dead_letter)
-                if event.dead_letter.topic == MONITOR.dlq or _refused_request(event):
+                if (
+                    event.dead_letter.topic == MONITOR.dlq
+                    or _refused_request(event)
+                    or not await _fits_its_job(conn, event)
+                ):
                     # The monitor failed to record an event, or a stage refused a request
-                    # under another's job id: listed for replay, but nothing failed in the
-                    # job's pipeline, so its state (and its log) is left alone.
+                    # under another's job id or an input the job never asked for (a forged
+                    # image 999): listed for replay, but nothing failed in the job's
+                    # pipeline, so its state (and its log) is left alone.
                     new[i] = recorded
                 else:
                     dead_recorded[i] = recorded
                     logged.append(i)
+            elif isinstance(event, StageFailed) and not await _fits_its_job(conn, event):
+                pass  # a retry of an input the job never asked for: not the job's news
             else:
                 logged.append(i)
         logged = await _owners(conn, reads, logged)
@@ -373,6 +380,28 @@ async def _owners(conn: AsyncConnection[Any], reads: list[Read], logged: list[in
             logger.info("duplicate request job_id=%s event_id=%s", event.job_id, event.event_id)
             duplicates.add(i)
     return [i for i in logged if i not in duplicates]
+
+
+async def _fits_its_job(conn: AsyncConnection[Any], event: StageFailed) -> bool:
+    """Whether a stage's failure is about a part of its job the job asked for: a stage that
+    fails on a forged input (an image 999, a type the job never asked for) says nothing about
+    the job it names. A job without a row yet is left to the fold's own rules."""
+    f = event.payload
+    if f.image_index is None and f.product_type is None:
+        return True
+    asked = await jobs.asked(conn, event.job_id)
+    if asked is None:
+        return True
+    image_count, product_types = asked
+    if f.image_index is not None and not 0 <= f.image_index < image_count:
+        logger.warning("failure outside its job ignored job_id=%s image_index=%d stage=%s",
+                       event.job_id, f.image_index, f.stage)  # fmt: skip
+        return False
+    if f.product_type is not None and f.product_type.value not in product_types:
+        logger.warning("failure outside its job ignored job_id=%s product_type=%s stage=%s",
+                       event.job_id, f.product_type.value, f.stage)  # fmt: skip
+        return False
+    return True
 
 
 def _refused_request(event: DeadLetterFailed) -> bool:

@@ -79,6 +79,7 @@ async def open_or_fill_requested(conn: AsyncConnection[Any], event: JobRequested
 # ---------------------------------------------------------------- the monitor's fold
 
 _EXISTS = "SELECT 1 FROM jobs WHERE job_id = %(job)s"
+_ASKED = "SELECT image_count, product_types FROM jobs WHERE job_id = %(job)s"
 
 # In one order for every transaction, so two monitors locking overlapping jobs cannot deadlock.
 _LOCK = """
@@ -164,6 +165,13 @@ async def exists(conn: AsyncConnection[Any], job_id: str) -> bool:
     """Whether the job has a row (the API or the fold opened it)."""
     cur = await conn.execute(_EXISTS, {"job": job_id})
     return await cur.fetchone() is not None
+
+
+async def asked(conn: AsyncConnection[Any], job_id: str) -> tuple[int, list[str]] | None:
+    """What the job asked for: its image count and product types (None: no row yet)."""
+    cur = await conn.execute(_ASKED, {"job": job_id})
+    row = await cur.fetchone()
+    return None if row is None else (int(row[0]), list(row[1]))
 
 
 async def lock(conn: AsyncConnection[Any], job_ids: list[str]) -> dict[str, dict[str, Any]]:

@@ -309,3 +309,42 @@ async def test_news_of_the_channel_folded_before_publishing_is_not_undone(
         "mug": "publish_failed",
     }
     assert (await job_row(pool, job.job_id))["status"] == "partial"
+
+
+async def test_a_failure_of_a_part_the_job_never_asked_for_is_not_the_jobs(
+    pool: AsyncConnectionPool,
+) -> None:
+    """A stage that fails on a forged input (image 999, a type the job did not ask for) neither
+    fails the job it names nor shows it retrying; the job completes from its own outputs."""
+    job = new_job(count=1, types=("mug",), auto=False)
+    retry = job.derive(
+        StageFailed,
+        StageFailedPayload(
+            stage="printify",
+            error_class="RetryableError",
+            message="image not readable",
+            retryable=True,
+            attempt=1,
+            image_index=999,
+            product_type="mug",
+        ),
+        producer="monitor",
+        key="retry:999",
+    )
+    forged = [failed(job, "printify", 999, "mug"), failed(job, "printify", 0, "hoodie"), retry]
+    await fold_all(pool, [job, *forged])
+    row = await job_row(pool, job.job_id)
+    assert (row["status"], row["products_failed"], row["error"]) == ("queued", 0, None)
+    assert row["retrying_since"] is None
+    await fold_all(pool, [image(job, 0), product(job, 0, "mug")])
+    row = await job_row(pool, job.job_id)
+    assert (row["status"], row["products_failed"]) == ("completed", 0)
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT type FROM job_events WHERE job_id = %s ORDER BY seq", (job.job_id,)
+        )
+        assert [t for (t,) in await cur.fetchall()] == [
+            "job.requested",
+            "image.generated",
+            "product.created",
+        ]
