@@ -9,6 +9,8 @@ job id, so one job's events stay ordered within a topic.
 from __future__ import annotations
 
 import builtins
+import hashlib
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -99,6 +101,14 @@ class JobRequestedPayload(_Model):
     def rank(self) -> int:
         """The job's place within its band (higher first): its number, or the band's default."""
         return self.priority_level or self.priority.default_level
+
+    def digest(self) -> str:
+        """What makes two requests under one job id the same request (the job id belongs to
+        the first): every field of the payload, defaults filled in, as canonical JSON. The
+        envelope (event_id, occurred_at, producer, attempt) does not count, so a redelivery, a
+        delayed retry or a replay of the request is the same request."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 class TokenCounts(_Model):

@@ -11,7 +11,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from shared.events import JobRequested
-from shared.store import jobs
+from shared.store import job_claims, jobs
 
 _JOB_COLUMNS = """
     job_id, status, priority, priority_level, theme, style, niche, prompt, product_types,
@@ -109,8 +109,11 @@ _PING = "SELECT 1"
 
 
 async def insert_queued_job(pool: AsyncConnectionPool, event: JobRequested) -> bool:
-    """Record an accepted job as ``queued``; False if a row existed (the monitor was first)."""
-    async with pool.connection() as conn:
+    """Claim the job's id for its request and record the job as ``queued``; False if a row
+    existed (the monitor was first). Claimed here, before the id is shown anywhere (GET /jobs
+    lists the row), so no other request can take the id before the job's own is folded."""
+    async with pool.connection() as conn, conn.transaction():
+        await job_claims.claim(conn, event)  # a fresh id: this request owns it
         return await jobs.open_requested(conn, event)
 
 

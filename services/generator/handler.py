@@ -4,6 +4,11 @@ Claude writes one brief per image (prompt, title, description, tags) unless the 
 prompt, in which case Claude still writes the copy. ComfyUI renders each image, in priority order
 at the GPUs; storage keeps it content-addressed. Seeds derive from the job id and image index, so a
 redelivered job renders the same images and its output events carry the same ids.
+
+A job id belongs to its first request (:mod:`shared.store.job_claims`): before anything is
+written or rendered the request claims its id, so another request under the same id is
+dead-lettered (``job id in use``) instead of rendered under the first job's id, and the same
+request sent again under another event id is not rendered twice.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import psycopg
+from psycopg_pool import AsyncConnectionPool
 
 from services.generator.progress import JobProgress, fingerprint
 from services.generator.settings import GeneratorSettings
@@ -36,6 +42,7 @@ from shared.printsize import PrintArea, PrintSizing
 from shared.runner import Handler, MessageContext, Output
 from shared.service import closing
 from shared.storage import ImageStore, LocalImageStorage
+from shared.store import job_claims
 from shared.topics import IMAGES_GENERATED
 from shared.vendors.claude import MAX_BRIEFS, CreativeBrief, TokenUsage, claude_client
 from shared.vendors.comfyui import comfyui_client
@@ -81,8 +88,11 @@ class GeneratorHandler:
         render_retry_delay_s: float = 1.0,
         max_images_per_job: int = 50,
         print_sizing: PrintSizing | None = None,
+        claims: AsyncConnectionPool | None = None,
     ) -> None:
         self.briefs = briefs
+        # Where job ids are claimed (None: no check, for tests of the rendering alone).
+        self.claims = claims
         # None: art is kept at the sampled size (no print areas known).
         self.print_sizing = print_sizing or PrintSizing()
         self.max_images_per_job = max_images_per_job
@@ -107,6 +117,8 @@ class GeneratorHandler:
                 f"payload.count: must be at most {self.max_images_per_job} "
                 f"(MAX_IMAGES_PER_JOB), got {job.count}"
             )
+        if not await self._owns(event):
+            return []
         progress = JobProgress(self.progress_dir, event.job_id, fingerprint(job))
         earlier = await asyncio.to_thread(progress.exists)
         usage = TokenUsage()
@@ -159,6 +171,21 @@ class GeneratorHandler:
             ctx.offset,
         )
         return outputs
+
+    async def _owns(self, event: JobRequested) -> bool:
+        """Whether ``event`` is its job id's own request (False: a duplicate, nothing to do);
+        raise :class:`shared.store.job_claims.JobIdInUse` when another request owns the id."""
+        if self.claims is None:
+            return True
+        async with self.claims.connection() as conn:
+            ownership = await job_claims.claim(conn, event)
+        if ownership is job_claims.Ownership.CONFLICT:
+            logger.warning("request refused, job id in use job_id=%s", event.job_id)
+            raise job_claims.refusal(event)
+        if ownership is job_claims.Ownership.DUPLICATE:
+            logger.info("duplicate request job_id=%s event_id=%s", event.job_id, event.event_id)
+            return False
+        return True
 
     async def _briefs(
         self, event: JobRequested, progress: JobProgress | None, usage: TokenUsage
@@ -306,15 +333,21 @@ async def build_handler(settings: GeneratorSettings) -> AsyncIterator[Handler[Jo
         await claude.check_model()
         await comfy.check_workflow()
         catalog_areas = await catalog_print_areas(settings)
-        yield GeneratorHandler(
-            briefs=claude,
-            renderer=comfy,
-            storage=settings.image_store(),
-            # A job's briefs and finished images between attempts: always on local disk.
-            progress_dir=settings.image_storage_dir / ".progress",
-            width=settings.image_width,
-            height=settings.image_height,
-            print_sizing=settings.print_sizing(catalog_areas),
-            render_attempts=settings.render_attempts,
-            max_images_per_job=settings.max_images_per_job,
-        )
+        # Unchecked: a round trip saved on every use; a broken connection is retried.
+        claims = await open_pool(settings.url, max_size=2, name="generator-claims", check=False)
+        try:
+            yield GeneratorHandler(
+                briefs=claude,
+                renderer=comfy,
+                storage=settings.image_store(),
+                # A job's briefs and finished images between attempts: always on local disk.
+                progress_dir=settings.image_storage_dir / ".progress",
+                width=settings.image_width,
+                height=settings.image_height,
+                print_sizing=settings.print_sizing(catalog_areas),
+                render_attempts=settings.render_attempts,
+                max_images_per_job=settings.max_images_per_job,
+                claims=claims,
+            )
+        finally:
+            await claims.close()

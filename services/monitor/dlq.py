@@ -37,7 +37,7 @@ from shared.events import (
 )
 from shared.runner import header_int, message_headers, parse_message
 from shared.runner import headers as hdr
-from shared.store import jobs
+from shared.store import job_claims, jobs
 from shared.store.dead_letters import DeadLetter
 from shared.topics import (
     GENERATOR,
@@ -301,10 +301,11 @@ async def unattributable(conn: AsyncConnection[Any], event: StageFailed) -> bool
     """True when a dead letter's failure cannot be folded into a job's state.
 
     A record without a valid event says nothing about images or products: it counts against its
-    job only when that job is already known (waiting for it would not teach us more). Either way
-    its dead letter is recorded and listed.
+    job only when that job is already known (waiting for it would not teach us more). A valid
+    event of a job nobody requested (a forged output a stage refused) has no job to count
+    against. Either way its dead letter is recorded and listed.
     """
-    if not isinstance(event, DeadLetterFailed) or event.dead_letter.parsed:
+    if not isinstance(event, DeadLetterFailed):
         return False
     if event.misplaced:
         # A stage.failed produced onto jobs.requested.normal under another job's id, say: the
@@ -312,7 +313,9 @@ async def unattributable(conn: AsyncConnection[Any], event: StageFailed) -> bool
         return True
     if event.dead_letter.job_id is None:
         return True
-    return not await jobs.exists(conn, event.job_id)
+    if await jobs.exists(conn, event.job_id):
+        return False
+    return not event.dead_letter.parsed or not await job_claims.claimed(conn, event.job_id)
 
 
 def _headers(msg: Message) -> dict[str, str]:

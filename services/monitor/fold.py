@@ -1,7 +1,10 @@
 """Folding events into PostgreSQL.
 
-Each event is folded in one transaction that first records it in ``job_events`` by its event id:
-an event seen before changes nothing, so replaying a topic from the start is harmless. Counters
+Each event is folded in one transaction that first records it in ``job_events`` by its job and
+event id: an event seen before changes nothing, so replaying a topic from the start is harmless.
+A ``job.requested`` first claims its job id (:mod:`shared.store.job_claims`): the same request
+again changes nothing, another request under the id is dead-lettered (``job id in use``). A
+stage's output is folded only if its job asked for it (:mod:`services.monitor.belongs`). Counters
 and the job's status are recomputed from the child tables, never incremented, so the fold does
 not depend on the order in which the topics are read.
 
@@ -20,13 +23,14 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
+from services.monitor.belongs import ForeignOutput, JobShape, check
 from services.monitor.dlq import (
     UNKNOWN_JOB,
     DeadLetterFailed,
     unattributable,
 )
 from services.monitor.status import JobCounts, job_status
-from shared.errors import InvalidEventError, RetryableError
+from shared.errors import RetryableError
 from shared.events import (
     Event,
     ImageGenerated,
@@ -40,7 +44,7 @@ from shared.events import (
     WorkerExited,
     WorkerHeartbeat,
 )
-from shared.store import images, job_events, jobs, listings, products, workers
+from shared.store import images, job_claims, job_events, jobs, listings, products, workers
 from shared.store.dead_letters import record_dead_letter
 from shared.topics import DEFAULT_CHANNEL, GENERATOR, MONITOR, channel_of
 
@@ -48,7 +52,11 @@ logger = logging.getLogger(__name__)
 
 
 class JobNotYetKnown(RetryableError):
-    """A product event arrived before its job's first event; retry shortly."""
+    """An event of a claimed job arrived before its request was folded; retry shortly."""
+
+
+class UnknownJob(ForeignOutput):
+    """An output of a job nobody requested: no request claimed its id."""
 
 
 def describe(event: Event) -> tuple[str, str]:
@@ -159,15 +167,24 @@ class Folder:
                 # report of the same input failing again after a replay has the same event id,
                 # yet it is a new dead letter to list (and to replay again).
                 recorded = await record_dead_letter(conn, event.dead_letter)
-                if event.dead_letter.topic == MONITOR.dlq:
-                    # The monitor failed to record an event: listed for replay, but nothing
-                    # failed in the pipeline, so the job's state is left alone.
+                if (
+                    event.dead_letter.topic == MONITOR.dlq
+                    or _refused_request(event)
+                    or not await _fits_its_job(conn, event)
+                ):
+                    # The monitor failed to record an event, or a stage refused a request
+                    # under another's job id or an input the job never asked for (a forged
+                    # image 999): listed for replay, but nothing failed in the job's
+                    # pipeline, so its state (and its log) is left alone.
                     new[i] = recorded
                 else:
                     dead_recorded[i] = recorded
                     logged.append(i)
+            elif isinstance(event, StageFailed) and not await _fits_its_job(conn, event):
+                pass  # a retry of an input the job never asked for: not the job's news
             else:
                 logged.append(i)
+        logged = await _owners(conn, reads, logged)
         first = await job_events.record_many(conn, [_log_entry(reads[i]) for i in logged])
         fresh: list[Event] = []
         for i, is_new in zip(logged, first, strict=True):
@@ -175,7 +192,6 @@ class Folder:
                 new[i] = True
                 fresh.append(reads[i].event)
             else:
-                await _same_job(conn, reads[i].event)
                 new[i] = dead_recorded.get(i, False)
         await self._apply(conn, fresh)
         for event in fresh:
@@ -192,8 +208,6 @@ class Folder:
         for event in events:
             if isinstance(event, JobRequested):
                 await jobs.open_or_fill_requested(conn, event)
-            elif isinstance(event, ImageGenerated):
-                await jobs.open_from_image(conn, event)
         locking: list[Event] = []
         for event in events:
             if isinstance(event, StageFailed) and (
@@ -205,11 +219,25 @@ class Folder:
             if not isinstance(event, JobRequested):
                 locking.append(event)
         locked = await jobs.lock(conn, [e.job_id for e in locking])
+        # The images the batch's products are made from, asked once; the batch's own images
+        # are added as they are written.
+        have = await images.existing(
+            conn,
+            [(e.job_id, e.payload.image_index) for e in locking if isinstance(e, ProductCreated)],
+        )
         for event in locking:
             job = locked.get(event.job_id)
             if job is None:
+                if not await job_claims.claimed(conn, event.job_id):
+                    raise UnknownJob(
+                        f"job_id: no job {event.job_id[:100]} was requested "
+                        f"(a {event.type} of a job that does not exist)"
+                    )
                 raise JobNotYetKnown(f"job {event.job_id} not folded yet")
+            check(event, JobShape.of(job), have)
             await self._write(conn, event, job)
+            if isinstance(event, ImageGenerated):
+                have.add((event.job_id, event.payload.image_index))
 
     async def _write(self, conn: AsyncConnection[Any], e: Event, job: dict[str, Any]) -> None:
         if isinstance(e, ImageGenerated):
@@ -338,14 +366,47 @@ class TouchedJobs:
         return {st.job_id: st.status for st in saved}
 
 
-async def _same_job(conn: AsyncConnection[Any], event: Event) -> None:
-    """A seen event_id is a redelivery only if it was seen for the same job; another job's
-    event under a used id is a producer's mistake, dead-lettered rather than silently lost."""
-    other = await job_events.job_of(conn, event.event_id)
-    if other is not None and other != event.job_id:
-        raise InvalidEventError(
-            f"event_id: {event.event_id} was already used by another job ({other[:100]})"
-        )
+async def _owners(conn: AsyncConnection[Any], reads: list[Read], logged: list[int]) -> list[int]:
+    """``logged`` without the requests that are duplicates of their job's first (the same
+    request under another event id: nothing to fold); a request under a job id another request
+    owns raises :class:`shared.store.job_claims.JobIdInUse`."""
+    asked = [(i, e) for i in logged if isinstance(e := reads[i].event, JobRequested)]
+    owned = await job_claims.claim_many(conn, [e for _, e in asked])
+    duplicates: set[int] = set()
+    for (i, event), ownership in zip(asked, owned, strict=True):
+        if ownership is job_claims.Ownership.CONFLICT:
+            raise job_claims.refusal(event)
+        if ownership is job_claims.Ownership.DUPLICATE:
+            logger.info("duplicate request job_id=%s event_id=%s", event.job_id, event.event_id)
+            duplicates.add(i)
+    return [i for i in logged if i not in duplicates]
+
+
+async def _fits_its_job(conn: AsyncConnection[Any], event: StageFailed) -> bool:
+    """Whether a stage's failure is about a part of its job the job asked for: a stage that
+    fails on a forged input (an image 999, a type the job never asked for) says nothing about
+    the job it names. A job without a row yet is left to the fold's own rules."""
+    f = event.payload
+    if f.image_index is None and f.product_type is None:
+        return True
+    asked = await jobs.asked(conn, event.job_id)
+    if asked is None:
+        return True
+    image_count, product_types = asked
+    if f.image_index is not None and not 0 <= f.image_index < image_count:
+        logger.warning("failure outside its job ignored job_id=%s image_index=%d stage=%s",
+                       event.job_id, f.image_index, f.stage)  # fmt: skip
+        return False
+    if f.product_type is not None and f.product_type.value not in product_types:
+        logger.warning("failure outside its job ignored job_id=%s product_type=%s stage=%s",
+                       event.job_id, f.product_type.value, f.stage)  # fmt: skip
+        return False
+    return True
+
+
+def _refused_request(event: DeadLetterFailed) -> bool:
+    """A stage's dead letter of a request refused because another request owns its job id."""
+    return event.dead_letter.error_class == job_claims.JobIdInUse.__name__
 
 
 def _log_entry(read: Read) -> dict[str, Any]:

@@ -1,5 +1,9 @@
-"""The ``job_events`` table: each job's log, one row per event folded (by its event id, so a
-redelivered event is recorded once) and per operator action such as a replay."""
+"""The ``job_events`` table: each job's log, one row per event folded (by its job and event id,
+so a redelivered event is recorded once) and per operator action such as a replay.
+
+An event id is unique within its job only: output ids follow from input ids anyone can read on
+``/events``, so an id first used under another job must never make a job's real event look
+like a duplicate (migration 0024)."""
 
 from __future__ import annotations
 
@@ -24,8 +28,8 @@ FROM unnest(%(event_id)s::uuid[], %(job_id)s::text[], %(type)s::text[], %(level)
     WITH ORDINALITY AS e(event_id, job_id, type, level, message, producer, data, topic,
                          kafka_partition, kafka_offset, occurred_at, n)
 ORDER BY n
-ON CONFLICT (event_id) DO NOTHING
-RETURNING event_id
+ON CONFLICT (job_id, event_id) DO NOTHING
+RETURNING job_id, event_id
 """
 # record()'s keyword arguments, in the statement's column order.
 _FIELDS = (
@@ -41,8 +45,6 @@ _FIELDS = (
     "offset",
     "occurred_at",
 )
-
-_JOB_OF = "SELECT job_id FROM job_events WHERE event_id = %(event_id)s"
 
 # Streams read in (xid, seq) order, the order in which entries become final (migration
 # 0025): {where} holds the stream's filters, joined with AND (fixed fragments only). The
@@ -110,7 +112,7 @@ async def record(
     offset: int | None,
     occurred_at: datetime,
 ) -> bool:
-    """Add one entry to a job's log; False when an entry with this event id is there already."""
+    """Add one entry to a job's log; False when the job has an entry with this event id."""
     [new] = await record_many(
         conn,
         [
@@ -134,25 +136,20 @@ async def record(
 
 async def record_many(conn: AsyncConnection[Any], entries: list[dict[str, Any]]) -> list[bool]:
     """Add several entries (each :func:`record`'s keyword arguments) in one statement; per
-    entry, False when its event id was there already (or earlier in ``entries``)."""
+    entry, False when its job had an entry with its event id already (or earlier in
+    ``entries``)."""
     if not entries:
         return []
     params = {field: [entry[field] for entry in entries] for field in _FIELDS}
     params["data"] = [Jsonb(data) for data in params["data"]]
     cur = await conn.execute(_RECORD_MANY, params)
-    added = {row[0] for row in await cur.fetchall()}
+    added = {(row[0], row[1]) for row in await cur.fetchall()}
     new = []
     for entry in entries:
-        new.append(entry["event_id"] in added)
-        added.discard(entry["event_id"])  # a second entry with the same id is not new
+        key = (entry["job_id"], entry["event_id"])
+        new.append(key in added)
+        added.discard(key)  # a second entry with the same id is not new
     return new
-
-
-async def job_of(conn: AsyncConnection[Any], event_id: uuid.UUID) -> str | None:
-    """The job an event id was recorded for, if it was."""
-    cur = await conn.execute(_JOB_OF, {"event_id": event_id})
-    row = await cur.fetchone()
-    return None if row is None else str(row[0])
 
 
 async def final_after(

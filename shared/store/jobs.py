@@ -1,5 +1,5 @@
 """The ``jobs`` table's rows as they are opened: by the API when it accepts a job, by the
-monitor when it folds the request (or, first, one of its images).
+monitor when it folds the request (its images wait for it).
 
 Whoever comes first writes the row; the API's insert and the monitor's fold of the same
 JobRequested write it alike (created_at = the event's time, request = the payload), so the row
@@ -28,23 +28,17 @@ VALUES (%(job)s, 'queued', %(priority)s, %(level)s, %(theme)s, %(style)s, %(nich
         %(request)s, %(at)s)
 """
 _OPEN_REQUESTED = _INSERT_REQUESTED + "ON CONFLICT (job_id) DO NOTHING"
-# The request's own fields win over a row an image opened first (it had only the image's).
+# A row opened before claims from one of its images (migration 0024) gets the request's fields;
+# a row that holds a request is never overwritten (a job id belongs to its first request).
 _OPEN_OR_FILL_REQUESTED = (
     _INSERT_REQUESTED
     + """ON CONFLICT (job_id) DO UPDATE SET
     theme = EXCLUDED.theme, style = EXCLUDED.style, niche = EXCLUDED.niche,
     prompt = EXCLUDED.prompt, priority = EXCLUDED.priority,
     priority_level = EXCLUDED.priority_level, submitted_by = EXCLUDED.submitted_by,
-    request = EXCLUDED.request"""
+    request = EXCLUDED.request
+    WHERE jobs.request IS NULL"""
 )
-
-_OPEN_FROM_IMAGE = """
-INSERT INTO jobs (job_id, status, priority, theme, style, niche, product_types, image_count,
-                  auto_publish, channels, expected_products, expected_publications, created_at)
-VALUES (%(job)s, 'processing', %(priority)s, '', '', '', %(types)s, %(count)s, %(auto)s,
-        %(channels)s, %(expected)s, %(publications)s, %(at)s)
-ON CONFLICT (job_id) DO NOTHING
-"""
 
 
 def _requested(event: JobRequested) -> dict[str, Any]:
@@ -77,40 +71,20 @@ async def open_requested(conn: AsyncConnection[Any], event: JobRequested) -> boo
 
 
 async def open_or_fill_requested(conn: AsyncConnection[Any], event: JobRequested) -> None:
-    """Open the job's row from its request, or give a row opened earlier (from an image, or by
-    the API) the request's fields."""
+    """Open the job's row from its request, or give a row opened from an image (before claims)
+    the request's fields; a row holding a request is left as it is."""
     await conn.execute(_OPEN_OR_FILL_REQUESTED, _requested(event))
-
-
-async def open_from_image(conn: AsyncConnection[Any], event: ImageGenerated) -> None:
-    """Open the job's row from one of its images, read before the request (another topic):
-    the image carries enough to count; the request fills in the rest when it is folded."""
-    p = event.payload
-    expected = p.image_count * len(p.product_types)
-    await conn.execute(
-        _OPEN_FROM_IMAGE,
-        {
-            "job": event.job_id,
-            "priority": p.priority.value,
-            "types": [t.value for t in p.product_types],
-            "count": p.image_count,
-            "auto": p.auto_publish,
-            "channels": channels_of(p.channels),
-            "expected": expected,
-            "publications": expected * len(channels_of(p.channels)) if p.auto_publish else 0,
-            "at": event.occurred_at,
-        },
-    )
 
 
 # ---------------------------------------------------------------- the monitor's fold
 
 _EXISTS = "SELECT 1 FROM jobs WHERE job_id = %(job)s"
+_ASKED = "SELECT image_count, product_types FROM jobs WHERE job_id = %(job)s"
 
 # In one order for every transaction, so two monitors locking overlapping jobs cannot deadlock.
 _LOCK = """
-SELECT job_id, product_types, image_count FROM jobs WHERE job_id = ANY(%(jobs)s)
-ORDER BY job_id FOR UPDATE
+SELECT job_id, product_types, image_count, auto_publish, channels FROM jobs
+WHERE job_id = ANY(%(jobs)s) ORDER BY job_id FOR UPDATE
 """
 
 _RECORD_TOKENS = """
@@ -193,13 +167,19 @@ async def exists(conn: AsyncConnection[Any], job_id: str) -> bool:
     return await cur.fetchone() is not None
 
 
+async def asked(conn: AsyncConnection[Any], job_id: str) -> tuple[int, list[str]] | None:
+    """What the job asked for: its image count and product types (None: no row yet)."""
+    cur = await conn.execute(_ASKED, {"job": job_id})
+    row = await cur.fetchone()
+    return None if row is None else (int(row[0]), list(row[1]))
+
+
 async def lock(conn: AsyncConnection[Any], job_ids: list[str]) -> dict[str, dict[str, Any]]:
-    """Lock the rows of ``job_ids`` for this transaction; by job, its product types and image
-    count (jobs without a row yet are left out)."""
-    cur = await conn.execute(_LOCK, {"jobs": sorted(set(job_ids))})
-    return {
-        row[0]: {"product_types": row[1], "image_count": row[2]} for row in await cur.fetchall()
-    }
+    """Lock the rows of ``job_ids`` for this transaction; by job, what it asked for (its
+    product types, image count, autoPublish and channels; jobs without a row are left out)."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(_LOCK, {"jobs": sorted(set(job_ids))})
+        return {row.pop("job_id"): row for row in await cur.fetchall()}
 
 
 async def record_tokens(conn: AsyncConnection[Any], event: ImageGenerated) -> None:

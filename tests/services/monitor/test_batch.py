@@ -11,7 +11,7 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from devstack.launch.postgres import LocalPostgres
-from services.monitor.fold import JobNotYetKnown
+from services.monitor.fold import UnknownJob
 from services.monitor.handler import MonitorHandler
 from shared.db import migrate, open_pool
 from shared.events import Event, JobRequested, JobRequestedPayload
@@ -46,14 +46,14 @@ async def test_many_events_one_transaction_and_a_bad_one_fails_alone(
 ) -> None:
     handler = MonitorHandler(pool)
     jobs = [job() for _ in range(20)]
-    orphan = job()  # its product comes before anything of its job
+    orphan = job()  # never requested: its product is refused
     events: list[Event] = [e for j in jobs for e in (j, image(j, 0), product(j, 0, "mug"))]
     calls = [handler(e, ctx(n)) for n, e in enumerate(events)]
     calls.insert(30, handler(product(orphan, 0, "mug"), ctx(999)))
     results = await asyncio.gather(*calls, return_exceptions=True)
 
     failures = [r for r in results if isinstance(r, BaseException)]
-    assert len(failures) == 1 and isinstance(failures[0], JobNotYetKnown)
+    assert len(failures) == 1 and isinstance(failures[0], UnknownJob)
     assert [await submitted_status(pool, j.job_id) for j in jobs] == ["completed"] * 20
     assert await submitted_status(pool, orphan.job_id) is None
     # Many events per transaction: far fewer batches than events (and a retry alone).

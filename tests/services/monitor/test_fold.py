@@ -21,6 +21,7 @@ from shared.events import (
     StageFailed,
     StageFailedPayload,
 )
+from shared.store import job_claims
 from tests.support.events import image, product
 
 
@@ -151,18 +152,27 @@ async def test_generator_failure_fails_the_job(pool: AsyncConnectionPool) -> Non
     assert row["images_failed"] == 3 and row["products_failed"] == 6
 
 
+async def claim(pool: AsyncConnectionPool, job: JobRequested) -> None:
+    """Claim the job's id, as the generator does before it renders (ahead of the monitor)."""
+    async with pool.connection() as conn:
+        assert await job_claims.claim(conn, job) is job_claims.Ownership.OWNER
+
+
 async def test_events_out_of_topic_order_still_fold(pool: AsyncConnectionPool) -> None:
     job = new_job(count=1, types=("tshirt",), auto=True)
-    # The publication and the image are read before the request and the creation.
-    await fold_all(pool, [image(job, 0)])
+    await claim(pool, job)
+    # The image is read before the request: it waits for it (retried), then folds.
+    with pytest.raises(JobNotYetKnown):
+        await fold_all(pool, [image(job, 0)])
+    await fold_all(pool, [job, image(job, 0)])
     assert (await job_row(pool, job.job_id))["status"] == "processing"
+    # The publication is read before the creation: a publication proves its product exists.
     await fold_all(pool, [published(job, 0, "tshirt")])
-    # A publication proves its product exists: nothing is missing any more.
     assert (await job_row(pool, job.job_id))["status"] == "completed"
-    await fold_all(pool, [product(job, 0, "tshirt"), job])
+    await fold_all(pool, [product(job, 0, "tshirt")])
     row = await job_row(pool, job.job_id)
     assert row["status"] == "completed"
-    assert row["theme"] == "t"  # filled in by the request folded last
+    assert row["theme"] == "t"
     async with pool.connection() as conn:
         cur = await conn.execute(
             "SELECT status, price_cents FROM products WHERE job_id = %s", (job.job_id,)
@@ -172,10 +182,12 @@ async def test_events_out_of_topic_order_still_fold(pool: AsyncConnectionPool) -
 
 async def test_a_product_before_its_job_is_retried(pool: AsyncConnectionPool) -> None:
     job = new_job()
+    await claim(pool, job)
     with pytest.raises(JobNotYetKnown):
         await Folder(pool).fold(product(job, 0, "tshirt"), "t", 0, 0)
     # Nothing half-written: the event is not recorded as seen.
     assert await Folder(pool).fold(job, "t", 0, 1) is True
+    assert await Folder(pool).fold(image(job, 0), "t", 0, 2) is True
     assert await Folder(pool).fold(product(job, 0, "tshirt"), "t", 0, 0) is True
 
 
@@ -297,3 +309,42 @@ async def test_news_of_the_channel_folded_before_publishing_is_not_undone(
         "mug": "publish_failed",
     }
     assert (await job_row(pool, job.job_id))["status"] == "partial"
+
+
+async def test_a_failure_of_a_part_the_job_never_asked_for_is_not_the_jobs(
+    pool: AsyncConnectionPool,
+) -> None:
+    """A stage that fails on a forged input (image 999, a type the job did not ask for) neither
+    fails the job it names nor shows it retrying; the job completes from its own outputs."""
+    job = new_job(count=1, types=("mug",), auto=False)
+    retry = job.derive(
+        StageFailed,
+        StageFailedPayload(
+            stage="printify",
+            error_class="RetryableError",
+            message="image not readable",
+            retryable=True,
+            attempt=1,
+            image_index=999,
+            product_type="mug",
+        ),
+        producer="monitor",
+        key="retry:999",
+    )
+    forged = [failed(job, "printify", 999, "mug"), failed(job, "printify", 0, "hoodie"), retry]
+    await fold_all(pool, [job, *forged])
+    row = await job_row(pool, job.job_id)
+    assert (row["status"], row["products_failed"], row["error"]) == ("queued", 0, None)
+    assert row["retrying_since"] is None
+    await fold_all(pool, [image(job, 0), product(job, 0, "mug")])
+    row = await job_row(pool, job.job_id)
+    assert (row["status"], row["products_failed"]) == ("completed", 0)
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT type FROM job_events WHERE job_id = %s ORDER BY seq", (job.job_id,)
+        )
+        assert [t for (t,) in await cur.fetchall()] == [
+            "job.requested",
+            "image.generated",
+            "product.created",
+        ]

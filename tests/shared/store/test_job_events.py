@@ -103,3 +103,17 @@ async def test_a_filtered_stream_moves_past_entries_it_does_not_match(migrated_d
             (page.position.xid, page.position.seq, other),
         )
         assert await cur.fetchone() == (0,)
+
+
+async def test_an_event_id_is_unique_within_its_job_only(migrated_db: str) -> None:
+    """Output ids are predictable: an id taken first under another job must not make this
+    job's event a duplicate (event-id squatting)."""
+    shared_id = uuid.uuid4()
+    mine, theirs = (f"job-{uuid.uuid4().hex[:10]}" for _ in range(2))
+    async with await psycopg.AsyncConnection.connect(migrated_db, autocommit=True) as conn:
+        assert await job_events.record_many(conn, [_entry(shared_id, theirs, 1)]) == [True]
+        got = await job_events.record_many(
+            conn, [_entry(shared_id, mine, 2), _entry(shared_id, mine, 3)]
+        )
+        assert got == [True, False]
+        assert await job_events.record_many(conn, [_entry(shared_id, theirs, 4)]) == [False]

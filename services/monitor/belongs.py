@@ -1,0 +1,101 @@
+"""Stage outputs checked against their job before the monitor folds them.
+
+Anyone who can produce onto a topic could otherwise finish someone else's job: an
+``image.generated`` with ``image_index`` 999 plus a ``product.created`` would mark a job that
+never rendered ``completed``. So an output counts only if it is one the job asked for: an image
+within the job's count, a product of a type the job asked for made from an image the job really
+got, a publication on a channel the job publishes to. What does not fit is dead-lettered with
+the reason (:class:`ForeignOutput`, permanent) and never folded; what may simply not have been
+folded yet (events of one job come on several topics, read in no fixed order) is retried.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from shared.errors import InvalidEventError, RetryableError
+from shared.events import (
+    Event,
+    ImageGenerated,
+    ProductCreated,
+    ProductPublished,
+    ProductPublishing,
+    channels_of,
+)
+
+_MAX_ID = 100  # of a job id in a message (the contract's limit)
+
+
+class ForeignOutput(InvalidEventError):
+    """An output that is not one its job asked for."""
+
+
+class ImageNotYetKnown(RetryableError):
+    """A product of an image not folded yet (or never generated: retried, then dead-lettered
+    with this reason)."""
+
+
+@dataclass(frozen=True)
+class JobShape:
+    """What a job asked for, as its row holds it (the fields :func:`check` needs)."""
+
+    image_count: int
+    product_types: list[str]
+    auto_publish: bool
+    channels: list[str] | None
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> JobShape:
+        return cls(
+            image_count=row["image_count"],
+            product_types=list(row["product_types"]),
+            auto_publish=row["auto_publish"],
+            channels=row["channels"],
+        )
+
+    @property
+    def publishes_to(self) -> list[str]:
+        """The channels the job's products are published to (none without autoPublish)."""
+        return channels_of(self.channels) if self.auto_publish else []
+
+
+def check(event: Event, job: JobShape, images: set[tuple[str, int]]) -> None:
+    """Raise unless ``event`` is an output ``job`` asked for (other events pass); ``images``:
+    the (job id, image index) of the images folded so far."""
+    if isinstance(event, ImageGenerated):
+        image = event.payload
+        _index(event, image.image_index, job)
+        if image.image_count != job.image_count:
+            raise ForeignOutput(
+                f"payload.image_count: {image.image_count}, but job {event.job_id[:_MAX_ID]} "
+                f"asked for {job.image_count} image(s)"
+            )
+    elif isinstance(event, ProductCreated | ProductPublishing | ProductPublished):
+        p = event.payload
+        _index(event, p.image_index, job)
+        if p.product_type.value not in job.product_types:
+            raise ForeignOutput(
+                f"payload.product_type: job {event.job_id[:_MAX_ID]} did not ask for a "
+                f"{p.product_type.value} (it asked for {', '.join(job.product_types)})"
+            )
+        if isinstance(event, ProductCreated):
+            if (event.job_id, p.image_index) not in images:
+                raise ImageNotYetKnown(
+                    f"payload.image_index: image {p.image_index} of job "
+                    f"{event.job_id[:_MAX_ID]} was never generated (or not folded yet)"
+                )
+        elif event.payload.channel not in job.publishes_to:
+            where = ", ".join(job.publishes_to) or "no channel (autoPublish is off)"
+            raise ForeignOutput(
+                f"payload.channel: job {event.job_id[:_MAX_ID]} does not publish to "
+                f"{event.payload.channel} (it publishes to {where})"
+            )
+
+
+def _index(event: Event, index: int, job: JobShape) -> None:
+    if index >= job.image_count:
+        raise ForeignOutput(
+            f"payload.image_index: {index} is outside job {event.job_id[:_MAX_ID]}'s "
+            f"{job.image_count} image(s)"
+        )
