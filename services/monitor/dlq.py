@@ -300,22 +300,19 @@ def _stage_name(dlq_topic: str) -> str:
 async def unattributable(conn: AsyncConnection[Any], event: StageFailed) -> bool:
     """True when a dead letter's failure cannot be folded into a job's state.
 
-    A record without a valid event says nothing about images or products: it counts against its
-    job only when that job is already known (waiting for it would not teach us more). A valid
-    event of a job nobody requested (a forged output a stage refused) has no job to count
-    against. Either way its dead letter is recorded and listed.
+    A record without a valid event of its topic (malformed, or a type the topic never carries)
+    names its job only by its Kafka key, which is whatever its producer wrote: it never counts
+    against a job (a producer allowed to submit could otherwise fail anyone's job with one bad
+    record under its id). A valid event of a job nobody requested (a forged output a stage
+    refused) has no job to count against. Either way its dead letter is recorded and listed.
     """
     if not isinstance(event, DeadLetterFailed):
         return False
-    if event.misplaced:
-        # A stage.failed produced onto jobs.requested.normal under another job's id, say: the
-        # stage refused it as forged, and the job it names is left alone.
-        return True
-    if event.dead_letter.job_id is None:
+    if event.misplaced or not event.dead_letter.parsed or event.dead_letter.job_id is None:
         return True
     if await jobs.exists(conn, event.job_id):
         return False
-    return not event.dead_letter.parsed or not await job_claims.claimed(conn, event.job_id)
+    return not await job_claims.claimed(conn, event.job_id)
 
 
 def _headers(msg: Message) -> dict[str, str]:

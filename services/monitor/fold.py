@@ -169,10 +169,13 @@ class Folder:
                 recorded = await record_dead_letter(conn, event.dead_letter)
                 if (
                     event.dead_letter.topic == MONITOR.dlq
+                    or not event.dead_letter.parsed
                     or _refused_request(event)
                     or not await _fits_its_job(conn, event)
                 ):
-                    # The monitor failed to record an event, or a stage refused a request
+                    # The monitor failed to record an event, or a stage refused a record that
+                    # is no event of the job its key names (malformed, or a type its topic
+                    # never carries: the key is the producer's word, not the job's), a request
                     # under another's job id or an input the job never asked for (a forged
                     # image 999): listed for replay, but nothing failed in the job's
                     # pipeline, so its state (and its log) is left alone.

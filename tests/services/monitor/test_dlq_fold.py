@@ -474,3 +474,31 @@ async def test_a_stage_failed_on_the_dlq_of_a_stage_that_never_reports_there_is_
     msg = record(GENERATOR.dlq, forged_failure(victim), key=victim.job_id.encode())
     assert await fold(pool, msg) is True
     assert await job_row(pool, victim.job_id) == before
+
+
+@pytest.mark.parametrize("value", [b"{not json", b"\x00\xff", b'{"type": "job.requested"}'])
+async def test_a_malformed_record_under_a_known_jobs_id_leaves_that_job_alone(
+    pool: AsyncConnectionPool, value: bytes
+) -> None:
+    # The key is the producer's word: one bad record produced under another job's id (anyone
+    # allowed to submit can) must not fail that job nor reach its log, only the DLQ listing.
+    victim = new_job()
+    await Folder(pool).fold(victim, "jobs.requested.normal", 0, 0)
+    before = await job_row(pool, victim.job_id)
+    msg = record(
+        GENERATOR.dlq,
+        value,
+        key=victim.job_id.encode(),
+        headers=runner_headers("generator", "jobs.requested.normal", error="InvalidEventError"),
+    )
+    assert await fold(pool, msg) is True
+    [row] = await dead_letters(
+        pool, "topic = %s AND kafka_offset = %s", GENERATOR.dlq, msg.offset()
+    )
+    assert row["error_class"] == "InvalidEventError"
+    assert await job_row(pool, victim.job_id) == before
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT type FROM job_events WHERE job_id = %s ORDER BY seq", (victim.job_id,)
+        )
+        assert [r[0] for r in await cur.fetchall()] == ["job.requested"]
