@@ -13,6 +13,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from services.api.app import create_app
+from services.api.connections import head_deadline_protocol
 from services.api.settings import ApiSettings
 from shared import tracing
 from shared.db import migrate
@@ -41,6 +42,8 @@ def server_config(app: FastAPI, settings: ApiSettings, **overrides: Any) -> uvic
         # Past this many connections and requests at once, a new request gets a 503 at once
         # rather than a share of an exhausted process (its pool, its memory).
         "limit_concurrency": settings.api_limit_concurrency,
+        # A connection must send its request's head in time (slowloris; services/api/connections).
+        "http": head_deadline_protocol(settings.api_head_timeout_s),
         **overrides,
     }
     return uvicorn.Config(app, **options)

@@ -68,6 +68,9 @@ class ApiSettings(
     # get a 503 instead of queueing on the process. Well above SSE_MAX_STREAMS, so that
     # streams at their cap still leave room for the other routes.
     api_limit_concurrency: int = Field(default=500, ge=2, le=1_000_000)
+    # A connection's request line and headers must all be in this long after its first byte
+    # (or after it opened): a client dribbling a header, or sending nothing, is cut off.
+    api_head_timeout_s: float = Field(default=10.0, gt=0, le=300)
     produce_timeout_s: float = Field(
         default=10.0, gt=0, le=120, description="Wait this long for the broker's ack"
     )
