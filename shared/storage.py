@@ -341,17 +341,7 @@ class S3ImageStorage:
 
     def read(self, uri: str, *, sha256: str, max_bytes: int) -> bytes:
         """The bytes of a stored image, checked against ``sha256`` and ``max_bytes``."""
-        from botocore.exceptions import ClientError
-
-        key = self._own(uri, sha256)
-        try:
-            obj = self.client.get_object(Bucket=self.bucket, Key=key)
-        except ClientError as exc:
-            raise ImageReadError(
-                f"cannot read: {exc.response.get('Error', {}).get('Code')}"
-            ) from None
-        if int(obj.get("ContentLength") or 0) > max_bytes:
-            raise ImageReadError(f"{obj['ContentLength']} bytes, over the {max_bytes}-byte limit")
+        obj = self._get(uri, sha256, max_bytes)
         data: bytes = obj["Body"].read(max_bytes + 1)
         if len(data) > max_bytes:
             raise ImageReadError(f"over the {max_bytes}-byte limit")
@@ -359,20 +349,27 @@ class S3ImageStorage:
             raise ImageReadError("content does not match the event's sha256")
         return data
 
-    def open(self, uri: str, *, sha256: str, max_bytes: int) -> BinaryIO:
-        """As :meth:`read`, spooled to a temporary file in blocks while its digest is checked:
-        the object is never held whole in memory."""
+    def _get(self, uri: str, sha256: str, max_bytes: int) -> dict[str, Any]:
+        """The GetObject answer for one of our own objects, refused when it says it is over
+        ``max_bytes`` (its body is checked as it is read: the header is the object's word)."""
         from botocore.exceptions import ClientError
 
-        key = self._own(uri, sha256)
         try:
-            obj = self.client.get_object(Bucket=self.bucket, Key=key)
+            obj: dict[str, Any] = self.client.get_object(
+                Bucket=self.bucket, Key=self._own(uri, sha256)
+            )
         except ClientError as exc:
             raise ImageReadError(
                 f"cannot read: {exc.response.get('Error', {}).get('Code')}"
             ) from None
         if int(obj.get("ContentLength") or 0) > max_bytes:
             raise ImageReadError(f"{obj['ContentLength']} bytes, over the {max_bytes}-byte limit")
+        return obj
+
+    def open(self, uri: str, *, sha256: str, max_bytes: int) -> BinaryIO:
+        """As :meth:`read`, spooled to a temporary file in blocks while its digest is checked:
+        the object is never held whole in memory."""
+        obj = self._get(uri, sha256, max_bytes)
         spool = tempfile.TemporaryFile()  # noqa: SIM115  # returned open: the caller closes it
         try:
             _check_stream(obj["Body"], sha256, max_bytes, copy=spool)
