@@ -39,6 +39,7 @@ from pydantic import Field, SecretStr, create_model
 from devstack.launch.kafka import LocalKafka, LocalKafkaCluster, SaslListener
 from devstack.launch.ports import free_port
 from devstack.launch.postgres import SERVICE_ROLE, STOP_SIGNALS, LocalPostgres
+from devstack.launch.private import secret_once, write_private
 from services.pool.settings import WorkerCountSettings
 from services.pool.supervisor import ServiceProcess, describe_exit
 from shared import acls
@@ -402,14 +403,14 @@ class Stack:
             self.kafka_users = users
             return users
         users.update({n: secrets.token_urlsafe(24) for n in wanted if n not in users})
-        _write_private(path, json.dumps(users, indent=2) + "\n")
+        write_private(path, json.dumps(users, indent=2) + "\n")
         logger.info("kafka principals made path=%s count=%d", path, len(users))
         self.kafka_users = users
         return users
 
     def write_submitter_properties(self) -> None:
         """``.state/submitter.properties``: what another system needs to submit jobs."""
-        _write_private(
+        write_private(
             self.submitter_properties_path,
             acls.submitter_properties(self.client_bootstrap, self.kafka_users[acls.SUBMITTER]),
         )
@@ -475,18 +476,12 @@ class Stack:
         ):
             return {}  # the deployment's own (the environment or CONFIG_PATH)
         path = self.state_dir / "credentials.key"
-        if not path.exists():
-            self.state_dir.mkdir(parents=True, exist_ok=True)
-            key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                pass  # made meanwhile: read below
-            else:
-                with os.fdopen(fd, "w") as out:
-                    out.write(key + "\n")
-                logger.info("credentials key made path=%s", path)
-        return {"CREDENTIALS_KEY": path.read_text().strip()}
+        key, made = secret_once(
+            path, lambda: base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+        )
+        if made:
+            logger.info("credentials key made path=%s", path)
+        return {"CREDENTIALS_KEY": key}
 
     def _simulator(self, name: str, port: int) -> SimulatorProcess:
         sim = SimulatorProcess(
@@ -684,15 +679,6 @@ class Stack:
 def _without_kafka_logins(env: dict[str, str]) -> dict[str, str]:
     """The environment without any Kafka login (the stack gives each service its own)."""
     return {k: v for k, v in env.items() if not k.startswith("KAFKA_SASL_")}
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Write a file only its owner may read (it holds passwords)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(text)
 
 
 def main() -> None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from devstack.launch.java import java_executable
+from devstack.launch.private import write_private
 from shared.lifecycle import popen
 from shared.settings import REPO_ROOT
 from shared.topics import wait_for_broker
@@ -350,9 +351,8 @@ class LocalKafka:
         self._kill_leftover()
         props = self.home / "server.properties"
         # It may hold the admin's password.
-        props.touch(mode=0o600)
-        props.chmod(0o600)
-        props.write_text(
+        write_private(
+            props,
             _server_properties(
                 self.data_dir,
                 self.port,
@@ -364,7 +364,7 @@ class LocalKafka:
                 group_heartbeat_ms=self.group_heartbeat_ms,
                 sasl=self.sasl,
                 plaintext=self.plaintext,
-            )
+            ),
         )
         self._format_if_needed(props)
         log = open(self.home / "broker.log", "ab")  # noqa: SIM115 — the child keeps it open

@@ -32,6 +32,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from devstack.launch.private import secret_once, write_private
 from shared.lifecycle import popen
 
 with warnings.catch_warnings():
@@ -105,17 +106,7 @@ class LocalPostgres:
 
     def _password(self, role: str) -> str:
         """A role's password, made on first use. URL-safe, so it goes into a URL as it is."""
-        path = self.password_path(role)
-        if not path.exists():
-            self.home.mkdir(parents=True, exist_ok=True)
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                pass  # made meanwhile: read below
-            else:
-                with os.fdopen(fd, "w") as out:
-                    out.write(secrets.token_urlsafe(24) + "\n")
-        return path.read_text().strip()
+        return secret_once(self.password_path(role), lambda: secrets.token_urlsafe(24))[0]
 
     def _run(self, exe: str, *args: str, timeout: float = 60) -> None:
         subprocess.run(
@@ -148,9 +139,8 @@ class LocalPostgres:
         """A new cluster whose superuser has a password and no connection is trusted. initdb
         reads the password from a file its user can read; that copy lives only meanwhile."""
         pwfile = self.home / "initdb.pw"
-        pwfile.write_text(self._password(SUPERUSER) + "\n")
         try:
-            os.chmod(pwfile, 0o600)
+            write_private(pwfile, self._password(SUPERUSER) + "\n")
             user = _as_user()
             if user is not None:
                 pw = pwd.getpwnam(user)

@@ -26,6 +26,7 @@ from types import TracebackType
 
 from devstack.launch.java import java_executable
 from devstack.launch.ports import free_port
+from devstack.launch.private import write_private
 from shared.lifecycle import popen
 from shared.settings import REPO_ROOT
 
@@ -114,9 +115,7 @@ class LocalS3Proxy:
         (self.home / "data").mkdir(parents=True, exist_ok=True)
         properties = self.home / "s3proxy.conf"
         # It holds the credential: readable by us only.
-        fd = os.open(properties, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(self._properties())
+        write_private(properties, self._properties())
         command = self._command(properties)
         with self.log_path.open("ab") as log:
             # Dies with us (shared.lifecycle), as the broker and PostgreSQL do; the pid file
