@@ -65,7 +65,7 @@ def check(event: Event, job: JobShape, images: set[tuple[str, int]]) -> None:
     the (job id, image index) of the images folded so far."""
     if isinstance(event, ImageGenerated):
         image = event.payload
-        _index(event, image.image_index, job)
+        _refuse(outside(event.job_id, job, image_index=image.image_index))
         if image.image_count != job.image_count:
             raise ForeignOutput(
                 f"payload.image_count: {image.image_count}, but job {event.job_id[:_MAX_ID]} "
@@ -73,12 +73,9 @@ def check(event: Event, job: JobShape, images: set[tuple[str, int]]) -> None:
             )
     elif isinstance(event, ProductCreated | ProductPublishing | ProductPublished):
         p = event.payload
-        _index(event, p.image_index, job)
-        if p.product_type.value not in job.product_types:
-            raise ForeignOutput(
-                f"payload.product_type: job {event.job_id[:_MAX_ID]} did not ask for a "
-                f"{p.product_type.value} (it asked for {', '.join(job.product_types)})"
-            )
+        _refuse(
+            outside(event.job_id, job, image_index=p.image_index, product_type=p.product_type.value)
+        )
         if isinstance(event, ProductCreated):
             if (event.job_id, p.image_index) not in images:
                 raise ImageNotYetKnown(
@@ -93,9 +90,28 @@ def check(event: Event, job: JobShape, images: set[tuple[str, int]]) -> None:
             )
 
 
-def _index(event: Event, index: int, job: JobShape) -> None:
-    if index >= job.image_count:
-        raise ForeignOutput(
-            f"payload.image_index: {index} is outside job {event.job_id[:_MAX_ID]}'s "
+def outside(
+    job_id: str,
+    job: JobShape,
+    *,
+    image_index: int | None = None,
+    product_type: str | None = None,
+) -> str | None:
+    """Why a part of a job (an image, a product type) is not one ``job`` asked for, or None:
+    an output's check here, and the fold's for a stage's failure of such a part."""
+    if image_index is not None and not 0 <= image_index < job.image_count:
+        return (
+            f"payload.image_index: {image_index} is outside job {job_id[:_MAX_ID]}'s "
             f"{job.image_count} image(s)"
         )
+    if product_type is not None and product_type not in job.product_types:
+        return (
+            f"payload.product_type: job {job_id[:_MAX_ID]} did not ask for a "
+            f"{product_type} (it asked for {', '.join(job.product_types)})"
+        )
+    return None
+
+
+def _refuse(reason: str | None) -> None:
+    if reason is not None:
+        raise ForeignOutput(reason)

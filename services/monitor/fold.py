@@ -23,7 +23,7 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from services.monitor.belongs import ForeignOutput, JobShape, check
+from services.monitor.belongs import ForeignOutput, JobShape, check, outside
 from services.monitor.dlq import (
     UNKNOWN_JOB,
     DeadLetterFailed,
@@ -392,17 +392,18 @@ async def _fits_its_job(conn: AsyncConnection[Any], event: StageFailed) -> bool:
     f = event.payload
     if f.image_index is None and f.product_type is None:
         return True
-    asked = await jobs.asked(conn, event.job_id)
-    if asked is None:
+    row = await jobs.asked(conn, event.job_id)
+    if row is None:
         return True
-    image_count, product_types = asked
-    if f.image_index is not None and not 0 <= f.image_index < image_count:
-        logger.warning("failure outside its job ignored job_id=%s image_index=%d stage=%s",
-                       event.job_id, f.image_index, f.stage)  # fmt: skip
-        return False
-    if f.product_type is not None and f.product_type.value not in product_types:
-        logger.warning("failure outside its job ignored job_id=%s product_type=%s stage=%s",
-                       event.job_id, f.product_type.value, f.stage)  # fmt: skip
+    reason = outside(
+        event.job_id,
+        JobShape.of(row),
+        image_index=f.image_index,
+        product_type=f.product_type.value if f.product_type is not None else None,
+    )
+    if reason is not None:
+        logger.warning("failure outside its job ignored job_id=%s stage=%s reason=%s",
+                       event.job_id, f.stage, reason)  # fmt: skip
         return False
     return True
 

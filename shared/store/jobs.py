@@ -79,7 +79,9 @@ async def open_or_fill_requested(conn: AsyncConnection[Any], event: JobRequested
 # ---------------------------------------------------------------- the monitor's fold
 
 _EXISTS = "SELECT 1 FROM jobs WHERE job_id = %(job)s"
-_ASKED = "SELECT image_count, product_types FROM jobs WHERE job_id = %(job)s"
+_ASKED = """
+SELECT product_types, image_count, auto_publish, channels FROM jobs WHERE job_id = %(job)s
+"""
 
 # In one order for every transaction, so two monitors locking overlapping jobs cannot deadlock.
 _LOCK = """
@@ -167,11 +169,11 @@ async def exists(conn: AsyncConnection[Any], job_id: str) -> bool:
     return await cur.fetchone() is not None
 
 
-async def asked(conn: AsyncConnection[Any], job_id: str) -> tuple[int, list[str]] | None:
-    """What the job asked for: its image count and product types (None: no row yet)."""
-    cur = await conn.execute(_ASKED, {"job": job_id})
-    row = await cur.fetchone()
-    return None if row is None else (int(row[0]), list(row[1]))
+async def asked(conn: AsyncConnection[Any], job_id: str) -> dict[str, Any] | None:
+    """What the job asked for, as :func:`lock` gives it, without the lock (None: no row yet)."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(_ASKED, {"job": job_id})
+        return await cur.fetchone()
 
 
 async def lock(conn: AsyncConnection[Any], job_ids: list[str]) -> dict[str, dict[str, Any]]:
