@@ -20,7 +20,7 @@ test-unit: bootstrap
 lint: bootstrap
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
-	.venv/bin/mypy shared services simulators devstack bench tests
+	.venv/bin/mypy shared services simulators devstack bench scripts tests
 
 format: bootstrap
 	.venv/bin/ruff check --fix .
