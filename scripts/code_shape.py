@@ -147,6 +147,13 @@ def main() -> None:
     log.info("dict[str, Any] in shared/ and services/: %d", untyped)
     log.info("largest module: %s (%d lines)", biggest_module[1], biggest_module[0])
     log.info("largest class: %s (%d lines)", biggest_class.where, biggest_class.lines)
+    for tree in ("shared", "services"):
+        mine = [c for c in classes if c.where.startswith(tree + "/")]
+        big = max(mine, key=lambda s: s.lines)
+        size, path = max(m for m in modules if str(m[1]).startswith(tree + "/"))
+        log.info(
+            "  in %s/: module %s (%d lines), class %s (%d)", tree, path, size, big.where, big.lines
+        )
     trees = ", ".join(TREES)
     log.info("functions over %d lines (%s): %d", LONG_FUNCTION, trees, len(long_functions))
     for span in long_functions if args.list else long_functions[:5]:
