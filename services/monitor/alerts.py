@@ -16,7 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, NotRequired, TypedDict
 
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
@@ -141,18 +141,51 @@ class Firing:
     subject: str
     severity: Severity
     message: str
-    details: dict[str, Any] = field(default_factory=dict)
+    details: dict[str, object] = field(default_factory=dict)
+
+
+class AlertRow(TypedDict):
+    """An alert as its row holds it: what an evaluation opened or resolved, and notifies."""
+
+    id: int
+    condition_key: str
+    type: str
+    severity: str
+    message: str
+    details: dict[str, object]
+    status: str
+    created_at: NotRequired[datetime]
+    updated_at: NotRequired[datetime]
+    resolved_at: NotRequired[datetime | None]
+    notified_at: NotRequired[datetime | None]
+
+
+def alert_row(row: Mapping[str, Any]) -> AlertRow:
+    """The row ``shared.store.alerts`` returned, as an :class:`AlertRow`."""
+    return AlertRow(
+        id=row["id"],
+        condition_key=row["condition_key"],
+        type=row["type"],
+        severity=row["severity"],
+        message=row["message"],
+        details=dict(row["details"]),
+        status=row["status"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        resolved_at=row["resolved_at"],
+        notified_at=row["notified_at"],
+    )
 
 
 @dataclass
 class Changes:
-    """What one evaluation opened and resolved (alert rows as dicts)."""
+    """What one evaluation opened and resolved."""
 
-    opened: list[dict[str, Any]] = field(default_factory=list)
-    resolved: list[dict[str, Any]] = field(default_factory=list)
+    opened: list[AlertRow] = field(default_factory=list)
+    resolved: list[AlertRow] = field(default_factory=list)
 
 
-Notify = Callable[[dict[str, Any], Action], None]
+Notify = Callable[[AlertRow, Action], None]
 
 
 class AlertEvaluator:
@@ -515,8 +548,8 @@ class AlertEvaluator:
         prefix = f"{self.namespace}{kind}:"
         if not firing and not any(k.startswith(prefix) for k in open_now):
             return  # nothing to open, nothing to resolve (another instance's opens: next tick)
-        opened: list[dict[str, Any]] = []
-        resolved: list[dict[str, Any]] = []
+        opened: list[AlertRow] = []
+        resolved: list[AlertRow] = []
         async with self.pool.connection() as conn, conn.transaction():
             open_keys = await alert_store.open_keys(conn, prefix)
             for subject, fire in firing.items():
@@ -525,14 +558,14 @@ class AlertEvaluator:
                     # Still firing: keep the message and numbers current, nothing to notify.
                     await alert_store.refresh(conn, open_keys[key], fire.message, fire.details, now)
                     continue
-                row = await alert_store.open_alert(
+                new = await alert_store.open_alert(
                     conn, key, kind, fire.severity, fire.message, fire.details, now
                 )
-                if row is not None:
-                    opened.append(row)
+                if new is not None:
+                    opened.append(alert_row(new))
             stale = [i for k, i in open_keys.items() if k.removeprefix(prefix) not in firing]
             if stale:
-                resolved = await alert_store.resolve(conn, stale, now)
+                resolved = [alert_row(r) for r in await alert_store.resolve(conn, stale, now)]
         for row in opened:
             logger.warning(
                 "alert opened id=%d key=%s severity=%s message=%s",
