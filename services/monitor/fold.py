@@ -123,7 +123,10 @@ class Folder:
         for event in events:
             await folder_of(event).open(conn, event)
         locking = [e for e in events if await folder_of(e).locks(conn, e)]
-        locked = await jobs.lock(conn, [e.job_id for e in locking])
+        locked = {
+            job_id: JobShape.of(row)
+            for job_id, row in (await jobs.lock(conn, [e.job_id for e in locking])).items()
+        }
         # The images the batch's products are made from, asked once; the batch's own images
         # are added as they are written.
         have = await images.existing(
@@ -139,13 +142,13 @@ class Folder:
 
 
 async def _job_of(
-    conn: AsyncConnection[Any], event: Event, locked: dict[str, dict[str, Any]]
+    conn: AsyncConnection[Any], event: Event, locked: dict[str, JobShape]
 ) -> JobShape:
     """What ``event``'s job asked for, from its locked row; raises when it has none: a job
     nobody requested, or one whose request is not folded yet."""
-    row = locked.get(event.job_id)
-    if row is not None:
-        return JobShape.of(row)
+    job = locked.get(event.job_id)
+    if job is not None:
+        return job
     if not await job_claims.claimed(conn, event.job_id):
         raise UnknownJob(
             f"job_id: no job {event.job_id[:100]} was requested "
