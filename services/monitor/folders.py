@@ -56,6 +56,11 @@ StageQuery = tuple[str, str, int | None, str | None]
 Count = tuple[str, dict[str, str], int]
 
 
+def counter(name: str, labels: dict[str, str], n: int = 1) -> Count:
+    """``n`` to add to the counter ``name`` (tests/test_compose.py finds the names by this)."""
+    return name, labels, n
+
+
 @dataclass(frozen=True)
 class Admit:
     """What the fold does with an event before the job's log. ``logged``: it goes to the log
@@ -165,7 +170,7 @@ class RequestFolder(EventFolder[JobRequested]):
         return False
 
     def measure(self, event: JobRequested) -> Measure:
-        submitted = ("jobs_submitted", {"priority": event.payload.priority.value}, 1)
+        submitted = counter("jobs_submitted", {"priority": event.payload.priority.value})
         return Measure(counts=(submitted,), progress=False)
 
 
@@ -187,7 +192,7 @@ class ImageFolder(EventFolder[ImageGenerated]):
     def measure(self, event: ImageGenerated) -> Measure:
         tokens = event.payload.tokens
         counts = tuple(
-            ("claude_tokens", {"kind": kind}, n)
+            counter("claude_tokens", {"kind": kind}, n)
             for kind, n in (tokens.model_dump().items() if tokens is not None else ())
             if n
         )
@@ -300,7 +305,7 @@ class FailureFolder(EventFolder[F]):
 
     def measure(self, event: F) -> Measure:
         if event.payload.retryable:
-            retried = ("jobs_retried", {"stage": event.payload.stage}, 1)
+            retried = counter("jobs_retried", {"stage": event.payload.stage})
             return Measure(counts=(retried,), progress=False)
         return Measure()
 
