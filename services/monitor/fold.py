@@ -8,6 +8,10 @@ stage's output is folded only if its job asked for it (:mod:`services.monitor.be
 and the job's status are recomputed from the child tables, never incremented, so the fold does
 not depend on the order in which the topics are read.
 
+What each event type does at each step (admitted, opening or locking its job, checked, written)
+is its folder's (:mod:`services.monitor.folders`, a table from event type to folder); this
+module runs the steps for a batch, in the order that keeps its round trips few.
+
 A job is ``completed`` only when every expected image, product and (with autoPublish)
 publication has arrived; when something failed it ends ``partial`` (something was delivered) or
 ``failed`` (nothing was), with an error saying exactly what failed.
