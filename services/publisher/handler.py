@@ -229,6 +229,15 @@ class ByEventType:
         return tuple(self.routes)
 
 
+def accepts(channel: str) -> tuple[type[Event], ...]:
+    """What ``channel``'s publisher reads (the runner's allow-list): Printify's webhooks come
+    to the printify channel's alone (its storefront's handshake), routed as
+    :func:`printify_publisher` does."""
+    if channel == DEFAULT_CHANNEL:
+        return (ProductCreated, PrintifyWebhookReceived)
+    return (ProductCreated,)
+
+
 def printify_publisher(
     *,
     channels: ChannelRegistry,
