@@ -16,7 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, NotRequired, TypedDict
 
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
@@ -141,90 +141,85 @@ class Firing:
     subject: str
     severity: Severity
     message: str
-    details: dict[str, Any] = field(default_factory=dict)
+    details: dict[str, object] = field(default_factory=dict)
+
+
+class AlertRow(TypedDict):
+    """An alert as its row holds it: what an evaluation opened or resolved, and notifies."""
+
+    id: int
+    condition_key: str
+    type: str
+    severity: str
+    message: str
+    details: dict[str, object]
+    status: str
+    created_at: NotRequired[datetime]
+    updated_at: NotRequired[datetime]
+    resolved_at: NotRequired[datetime | None]
+    notified_at: NotRequired[datetime | None]
+
+
+def alert_row(row: Mapping[str, Any]) -> AlertRow:
+    """The row ``shared.store.alerts`` returned, as an :class:`AlertRow`."""
+    return AlertRow(
+        id=row["id"],
+        condition_key=row["condition_key"],
+        type=row["type"],
+        severity=row["severity"],
+        message=row["message"],
+        details=dict(row["details"]),
+        status=row["status"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        resolved_at=row["resolved_at"],
+        notified_at=row["notified_at"],
+    )
 
 
 @dataclass
 class Changes:
-    """What one evaluation opened and resolved (alert rows as dicts)."""
+    """What one evaluation opened and resolved."""
 
-    opened: list[dict[str, Any]] = field(default_factory=list)
-    resolved: list[dict[str, Any]] = field(default_factory=list)
-
-
-Notify = Callable[[dict[str, Any], Action], None]
+    opened: list[AlertRow] = field(default_factory=list)
+    resolved: list[AlertRow] = field(default_factory=list)
 
 
-class AlertEvaluator:
-    """Evaluates every condition and keeps the ``alerts`` table in step with them.
+Notify = Callable[[AlertRow, Action], None]
 
-    ``namespace`` prefixes every condition key this evaluator owns (tests use it to stay out of
-    each other's way); ``services`` are the stages that must each have a live instance.
-    """
+
+class _Conditions:
+    """The reads behind a group of conditions: the database and the settings' windows."""
 
     def __init__(
-        self,
-        pool: AsyncConnectionPool,
-        settings: MonitorSettings,
-        *,
-        namespace: str = "",
-        services: Iterable[str] = tuple(STAGES),
-        notify: Notify | None = None,
-        started_at: datetime | None = None,
+        self, pool: AsyncConnectionPool, settings: MonitorSettings, services: tuple[str, ...]
     ) -> None:
         self.pool = pool
         self.settings = settings
-        self.namespace = namespace
-        self.services = tuple(services)
-        self.notify = notify
-        # Right after a start, instances have not sent a heartbeat yet: no liveness alerts.
-        self.started_at = started_at
+        self.services = services
+
+    def _event_window(self, now: datetime) -> dict[str, datetime]:
+        """The pool manager's reports a condition looks at: within the window up to ``now``."""
+        return {"since": now - timedelta(seconds=self.settings.worker_event_window_s), "now": now}
+
+    async def _fetch(self, sql: str, params: Mapping[str, object]) -> list[dict[str, Any]]:
+        async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(sql, params)
+            return await cur.fetchall()
+
+
+class WorkerConditions(_Conditions):
+    """Conditions on the stage instances: their heartbeats, the deaths and scales the pool
+    manager reports, their counters of failed messages."""
+
+    def __init__(
+        self, pool: AsyncConnectionPool, settings: MonitorSettings, services: tuple[str, ...]
+    ) -> None:
+        super().__init__(pool, settings, services)
         # instance -> (last failed counter seen, when it last grew)
         self._failed_seen: dict[str, tuple[int, datetime | None]] = {}
 
-    async def evaluate(
-        self, now: datetime | None = None, *, lag: Mapping[str, int] | None = None
-    ) -> Changes:
-        """Evaluate every condition at ``now``; ``lag`` per stage, or None when unknown."""
-        now = now or datetime.now(UTC)
-        s = self.settings
-        conditions: list[tuple[str, Callable[[datetime], Awaitable[dict[str, Firing] | None]]]]
-        conditions = [
-            (JOB_FAILED, self._job_failures),
-            (ERROR_RATE, self._error_rate),
-            (DLQ_GROWTH, self._dlq_growth),
-            (WORKER_ERRORS, self._worker_errors),
-            (WORKER_ERROR, self._worker_exits),
-            (POOL_SCALED, self._pool_scales),
-            (CREDENTIAL_REVOKED, self._credentials_revoked),
-        ]
-        in_grace = (
-            self.started_at is not None
-            and (now - self.started_at).total_seconds() < s.worker_stale_s
-        )
-        if not in_grace:
-            conditions += [
-                (WORKER_DOWN, self._workers_down),
-                (STAGE_DOWN, self._stages_down),
-                (NO_WORKERS_RUNNING, self._no_workers),
-                (HIGH_WORKER_ERRORS, self._high_worker_errors),
-            ]
-        changes = Changes()
-        # One read of what is open: a condition neither firing nor open needs no transaction
-        # (at rest that is every one of them: 33 round trips every tick saved).
-        async with self.pool.connection() as conn:
-            open_now = await alert_store.any_open(conn, self.namespace)
-        for kind, condition in conditions:
-            firing = await condition(now)
-            if firing is not None:
-                await self._reconcile(kind, firing, now, changes, open_now)
-        if lag is not None:
-            await self._reconcile(CONSUMER_LAG, self._lag(lag), now, changes, open_now)
-        return changes
-
-    # ---------------------------------------------------------------- conditions
-
-    async def _workers_down(self, now: datetime) -> dict[str, Firing]:
+    async def workers_down(self, now: datetime) -> dict[str, Firing]:
         s = self.settings
         rows = await self._fetch(
             _SILENT_INSTANCES,
@@ -250,7 +245,7 @@ class AlertEvaluator:
             for r in rows
         }
 
-    async def _stages_down(self, now: datetime) -> dict[str, Firing]:
+    async def stages_down(self, now: datetime) -> dict[str, Firing]:
         rows = await self._fetch(
             _LIVE_SERVICES,
             {
@@ -271,7 +266,7 @@ class AlertEvaluator:
             if service not in live
         }
 
-    async def _worker_exits(self, now: datetime) -> dict[str, Firing]:
+    async def worker_exits(self, now: datetime) -> dict[str, Firing]:
         """An instance the pool manager saw die within the window (its latest death)."""
         rows = await self._fetch(_LATEST_EXITS, self._event_window(now))
         firing = {}
@@ -297,7 +292,7 @@ class AlertEvaluator:
             )
         return firing
 
-    async def _pool_scales(self, now: datetime) -> dict[str, Firing]:
+    async def pool_scales(self, now: datetime) -> dict[str, Firing]:
         """A stage the pool manager scaled within the window (its latest scale), for the
         record (info)."""
         rows = await self._fetch(_LATEST_SCALES, self._event_window(now))
@@ -330,7 +325,7 @@ class AlertEvaluator:
             },
         )
 
-    async def _no_workers(self, now: datetime) -> dict[str, Firing]:
+    async def no_workers(self, now: datetime) -> dict[str, Firing]:
         """Not one stage instance is alive: nothing is being processed at all."""
         if not self.services or any(r["live"] for r in await self._instances(now)):
             return {}
@@ -344,7 +339,7 @@ class AlertEvaluator:
             )
         }
 
-    async def _high_worker_errors(self, now: datetime) -> dict[str, Firing]:
+    async def high_worker_errors(self, now: datetime) -> dict[str, Firing]:
         """More than half of the instances are in error: silent, or died within the window."""
         instances = await self._instances(now)
         died = {r["instance_id"] for r in await self._fetch(_EXITED, self._event_window(now))}
@@ -362,100 +357,7 @@ class AlertEvaluator:
             )
         }
 
-    async def _credentials_revoked(self, now: datetime) -> dict[str, Firing]:
-        """An account whose grant the vendor refused: every call to it waits (nothing is
-        dead-lettered), so only the seller's new authorisation moves that work again."""
-        return {
-            r.account: Firing(
-                r.account,
-                "critical",
-                f"{r.vendor} refused the engine's authorisation ({r.reason or 'revoked'}): "
-                f"its work waits until the seller authorises the app again and configures the "
-                f"new grant",
-                {
-                    "account": r.account,
-                    "vendor": r.vendor,
-                    "reason": r.reason,
-                    "revokedAt": r.revoked_at.isoformat(),
-                },
-            )
-            for r in await credential_store.revoked(self.pool)
-        }
-
-    async def _job_failures(self, now: datetime) -> dict[str, Firing]:
-        rows = await self._fetch(
-            _FAILED_JOBS,
-            {
-                "since": now - timedelta(seconds=self.settings.job_alert_ttl_s),
-                "now": now,
-                "limit": MAX_JOB_ALERTS,
-            },
-        )
-        return {
-            r["job_id"]: Firing(
-                r["job_id"],
-                "warning",
-                f"job {r['job_id']} ended {r['status']}: {r['error'] or 'no error recorded'}",
-                {"jobId": r["job_id"], "status": r["status"]},
-            )
-            for r in rows
-        }
-
-    async def _error_rate(self, now: datetime) -> dict[str, Firing]:
-        s = self.settings
-        rows = await self._fetch(
-            _JOB_OUTCOMES, {"since": now - timedelta(seconds=s.error_rate_window_s), "now": now}
-        )
-        completed, failed = rows[0]["completed"], rows[0]["failed"]
-        total = completed + failed
-        if total < s.error_rate_min_jobs or failed / total <= s.error_rate_threshold:
-            return {}
-        rate = failed / total
-        return {
-            "all": Firing(
-                "all",
-                "critical",
-                f"{rate:.0%} of jobs failed in the last {s.error_rate_window_s:g}s "
-                f"({failed} of {total}; threshold {s.error_rate_threshold:.0%})",
-                {"rate": round(rate, 4), "failed": failed, "completed": completed},
-            )
-        }
-
-    async def _dlq_growth(self, now: datetime) -> dict[str, Firing]:
-        s = self.settings
-        rows = await self._fetch(
-            _DLQ_GROWTH,
-            {
-                "since": now - timedelta(seconds=s.dlq_growth_window_s),
-                "now": now,
-                "threshold": s.dlq_growth_threshold,
-            },
-        )
-        return {
-            r["stage"]: Firing(
-                r["stage"],
-                "warning",
-                f"{r['grown']} new dead letters from {r['stage']} in the last "
-                f"{s.dlq_growth_window_s:g}s (threshold {s.dlq_growth_threshold})",
-                {"stage": r["stage"], "grown": r["grown"]},
-            )
-            for r in rows
-        }
-
-    def _lag(self, lag: Mapping[str, int]) -> dict[str, Firing]:
-        threshold = self.settings.lag_threshold
-        return {
-            stage: Firing(
-                stage,
-                "warning",
-                f"{stage} is {value} messages behind (threshold {threshold})",
-                {"stage": stage, "lag": value},
-            )
-            for stage, value in lag.items()
-            if value > threshold
-        }
-
-    async def _worker_errors(self, now: datetime) -> dict[str, Firing]:
+    async def worker_errors(self, now: datetime) -> dict[str, Firing]:
         # The heartbeat's `failed` counter only grows within an instance's life; an increase
         # means the runner gave up on messages (unhandled errors). The first sighting of an
         # instance only sets the baseline: when its earlier failures happened is unknown.
@@ -493,16 +395,171 @@ class AlertEvaluator:
             del self._failed_seen[gone]
         return firing
 
-    # ---------------------------------------------------------------- storage
 
-    def _event_window(self, now: datetime) -> dict[str, Any]:
-        """The pool manager's reports a condition looks at: within the window up to ``now``."""
-        return {"since": now - timedelta(seconds=self.settings.worker_event_window_s), "now": now}
+class PipelineConditions(_Conditions):
+    """Conditions on the jobs' pipeline: failed jobs, the error rate, dead letters, consumer
+    lag, and vendor grants refused."""
 
-    async def _fetch(self, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-        async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute(sql, params)
-            return await cur.fetchall()
+    async def credentials_revoked(self, now: datetime) -> dict[str, Firing]:
+        """An account whose grant the vendor refused: every call to it waits (nothing is
+        dead-lettered), so only the seller's new authorisation moves that work again."""
+        return {
+            r.account: Firing(
+                r.account,
+                "critical",
+                f"{r.vendor} refused the engine's authorisation ({r.reason or 'revoked'}): "
+                f"its work waits until the seller authorises the app again and configures the "
+                f"new grant",
+                {
+                    "account": r.account,
+                    "vendor": r.vendor,
+                    "reason": r.reason,
+                    "revokedAt": r.revoked_at.isoformat(),
+                },
+            )
+            for r in await credential_store.revoked(self.pool)
+        }
+
+    async def job_failures(self, now: datetime) -> dict[str, Firing]:
+        rows = await self._fetch(
+            _FAILED_JOBS,
+            {
+                "since": now - timedelta(seconds=self.settings.job_alert_ttl_s),
+                "now": now,
+                "limit": MAX_JOB_ALERTS,
+            },
+        )
+        return {
+            r["job_id"]: Firing(
+                r["job_id"],
+                "warning",
+                f"job {r['job_id']} ended {r['status']}: {r['error'] or 'no error recorded'}",
+                {"jobId": r["job_id"], "status": r["status"]},
+            )
+            for r in rows
+        }
+
+    async def error_rate(self, now: datetime) -> dict[str, Firing]:
+        s = self.settings
+        rows = await self._fetch(
+            _JOB_OUTCOMES, {"since": now - timedelta(seconds=s.error_rate_window_s), "now": now}
+        )
+        completed, failed = rows[0]["completed"], rows[0]["failed"]
+        total = completed + failed
+        if total < s.error_rate_min_jobs or failed / total <= s.error_rate_threshold:
+            return {}
+        rate = failed / total
+        return {
+            "all": Firing(
+                "all",
+                "critical",
+                f"{rate:.0%} of jobs failed in the last {s.error_rate_window_s:g}s "
+                f"({failed} of {total}; threshold {s.error_rate_threshold:.0%})",
+                {"rate": round(rate, 4), "failed": failed, "completed": completed},
+            )
+        }
+
+    async def dlq_growth(self, now: datetime) -> dict[str, Firing]:
+        s = self.settings
+        rows = await self._fetch(
+            _DLQ_GROWTH,
+            {
+                "since": now - timedelta(seconds=s.dlq_growth_window_s),
+                "now": now,
+                "threshold": s.dlq_growth_threshold,
+            },
+        )
+        return {
+            r["stage"]: Firing(
+                r["stage"],
+                "warning",
+                f"{r['grown']} new dead letters from {r['stage']} in the last "
+                f"{s.dlq_growth_window_s:g}s (threshold {s.dlq_growth_threshold})",
+                {"stage": r["stage"], "grown": r["grown"]},
+            )
+            for r in rows
+        }
+
+    def lag(self, lag: Mapping[str, int]) -> dict[str, Firing]:
+        threshold = self.settings.lag_threshold
+        return {
+            stage: Firing(
+                stage,
+                "warning",
+                f"{stage} is {value} messages behind (threshold {threshold})",
+                {"stage": stage, "lag": value},
+            )
+            for stage, value in lag.items()
+            if value > threshold
+        }
+
+
+class AlertEvaluator:
+    """Evaluates every condition and keeps the ``alerts`` table in step with them.
+
+    ``namespace`` prefixes every condition key this evaluator owns (tests use it to stay out of
+    each other's way); ``services`` are the stages that must each have a live instance.
+    """
+
+    def __init__(
+        self,
+        pool: AsyncConnectionPool,
+        settings: MonitorSettings,
+        *,
+        namespace: str = "",
+        services: Iterable[str] = tuple(STAGES),
+        notify: Notify | None = None,
+        started_at: datetime | None = None,
+    ) -> None:
+        self.pool = pool
+        self.settings = settings
+        self.namespace = namespace
+        self.services = tuple(services)
+        self.notify = notify
+        # Right after a start, instances have not sent a heartbeat yet: no liveness alerts.
+        self.started_at = started_at
+        self.workers = WorkerConditions(pool, settings, self.services)
+        self.pipeline = PipelineConditions(pool, settings, self.services)
+
+    async def evaluate(
+        self, now: datetime | None = None, *, lag: Mapping[str, int] | None = None
+    ) -> Changes:
+        """Evaluate every condition at ``now``; ``lag`` per stage, or None when unknown."""
+        now = now or datetime.now(UTC)
+        s = self.settings
+        conditions: list[tuple[str, Callable[[datetime], Awaitable[dict[str, Firing] | None]]]]
+        conditions = [
+            (JOB_FAILED, self.pipeline.job_failures),
+            (ERROR_RATE, self.pipeline.error_rate),
+            (DLQ_GROWTH, self.pipeline.dlq_growth),
+            (WORKER_ERRORS, self.workers.worker_errors),
+            (WORKER_ERROR, self.workers.worker_exits),
+            (POOL_SCALED, self.workers.pool_scales),
+            (CREDENTIAL_REVOKED, self.pipeline.credentials_revoked),
+        ]
+        in_grace = (
+            self.started_at is not None
+            and (now - self.started_at).total_seconds() < s.worker_stale_s
+        )
+        if not in_grace:
+            conditions += [
+                (WORKER_DOWN, self.workers.workers_down),
+                (STAGE_DOWN, self.workers.stages_down),
+                (NO_WORKERS_RUNNING, self.workers.no_workers),
+                (HIGH_WORKER_ERRORS, self.workers.high_worker_errors),
+            ]
+        changes = Changes()
+        # One read of what is open: a condition neither firing nor open needs no transaction
+        # (at rest that is every one of them: 33 round trips every tick saved).
+        async with self.pool.connection() as conn:
+            open_now = await alert_store.any_open(conn, self.namespace)
+        for kind, condition in conditions:
+            firing = await condition(now)
+            if firing is not None:
+                await self._reconcile(kind, firing, now, changes, open_now)
+        if lag is not None:
+            await self._reconcile(CONSUMER_LAG, self.pipeline.lag(lag), now, changes, open_now)
+        return changes
 
     async def _reconcile(
         self,
@@ -515,8 +572,8 @@ class AlertEvaluator:
         prefix = f"{self.namespace}{kind}:"
         if not firing and not any(k.startswith(prefix) for k in open_now):
             return  # nothing to open, nothing to resolve (another instance's opens: next tick)
-        opened: list[dict[str, Any]] = []
-        resolved: list[dict[str, Any]] = []
+        opened: list[AlertRow] = []
+        resolved: list[AlertRow] = []
         async with self.pool.connection() as conn, conn.transaction():
             open_keys = await alert_store.open_keys(conn, prefix)
             for subject, fire in firing.items():
@@ -525,14 +582,14 @@ class AlertEvaluator:
                     # Still firing: keep the message and numbers current, nothing to notify.
                     await alert_store.refresh(conn, open_keys[key], fire.message, fire.details, now)
                     continue
-                row = await alert_store.open_alert(
+                new = await alert_store.open_alert(
                     conn, key, kind, fire.severity, fire.message, fire.details, now
                 )
-                if row is not None:
-                    opened.append(row)
+                if new is not None:
+                    opened.append(alert_row(new))
             stale = [i for k, i in open_keys.items() if k.removeprefix(prefix) not in firing]
             if stale:
-                resolved = await alert_store.resolve(conn, stale, now)
+                resolved = [alert_row(r) for r in await alert_store.resolve(conn, stale, now)]
         for row in opened:
             logger.warning(
                 "alert opened id=%d key=%s severity=%s message=%s",

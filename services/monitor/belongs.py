@@ -16,15 +16,19 @@ from typing import Any
 
 from shared.errors import InvalidEventError, RetryableError
 from shared.events import (
-    Event,
     ImageGenerated,
     ProductCreated,
+    ProductCreatedPayload,
     ProductPublished,
+    ProductPublishedPayload,
     ProductPublishing,
+    ProductPublishingPayload,
     channels_of,
 )
 
 _MAX_ID = 100  # of a job id in a message (the contract's limit)
+# A payload about one product of a job (an output's, or a publication's).
+ProductPart = ProductCreatedPayload | ProductPublishingPayload | ProductPublishedPayload
 
 
 class ForeignOutput(InvalidEventError):
@@ -60,34 +64,46 @@ class JobShape:
         return channels_of(self.channels) if self.auto_publish else []
 
 
-def check(event: Event, job: JobShape, images: set[tuple[str, int]]) -> None:
-    """Raise unless ``event`` is an output ``job`` asked for (other events pass); ``images``:
-    the (job id, image index) of the images folded so far."""
-    if isinstance(event, ImageGenerated):
-        image = event.payload
-        _refuse(outside(event.job_id, job, image_index=image.image_index))
-        if image.image_count != job.image_count:
-            raise ForeignOutput(
-                f"payload.image_count: {image.image_count}, but job {event.job_id[:_MAX_ID]} "
-                f"asked for {job.image_count} image(s)"
-            )
-    elif isinstance(event, ProductCreated | ProductPublishing | ProductPublished):
-        p = event.payload
-        _refuse(
-            outside(event.job_id, job, image_index=p.image_index, product_type=p.product_type.value)
+def check_image(event: ImageGenerated, job: JobShape) -> None:
+    """Raise unless the image is one ``job`` asked for: within its count, of its count."""
+    image = event.payload
+    _refuse(outside(event.job_id, job, image_index=image.image_index))
+    if image.image_count != job.image_count:
+        raise ForeignOutput(
+            f"payload.image_count: {image.image_count}, but job {event.job_id[:_MAX_ID]} "
+            f"asked for {job.image_count} image(s)"
         )
-        if isinstance(event, ProductCreated):
-            if (event.job_id, p.image_index) not in images:
-                raise ImageNotYetKnown(
-                    f"payload.image_index: image {p.image_index} of job "
-                    f"{event.job_id[:_MAX_ID]} was never generated (or not folded yet)"
-                )
-        elif event.payload.channel not in job.publishes_to:
-            where = ", ".join(job.publishes_to) or "no channel (autoPublish is off)"
-            raise ForeignOutput(
-                f"payload.channel: job {event.job_id[:_MAX_ID]} does not publish to "
-                f"{event.payload.channel} (it publishes to {where})"
-            )
+
+
+def check_product(event: ProductCreated, job: JobShape, images: set[tuple[str, int]]) -> None:
+    """Raise unless the product is of a type ``job`` asked for, made from an image it got;
+    ``images``: the (job id, image index) of the images folded so far."""
+    _refuse_part(event.job_id, job, event.payload)
+    p = event.payload
+    if (event.job_id, p.image_index) not in images:
+        raise ImageNotYetKnown(
+            f"payload.image_index: image {p.image_index} of job "
+            f"{event.job_id[:_MAX_ID]} was never generated (or not folded yet)"
+        )
+
+
+def check_publication(event: ProductPublishing | ProductPublished, job: JobShape) -> None:
+    """Raise unless the publication is of a product ``job`` asked for, on a channel it
+    publishes to."""
+    _refuse_part(event.job_id, job, event.payload)
+    channel = event.payload.channel
+    if channel not in job.publishes_to:
+        where = ", ".join(job.publishes_to) or "no channel (autoPublish is off)"
+        raise ForeignOutput(
+            f"payload.channel: job {event.job_id[:_MAX_ID]} does not publish to "
+            f"{channel} (it publishes to {where})"
+        )
+
+
+def _refuse_part(job_id: str, job: JobShape, part: ProductPart) -> None:
+    _refuse(
+        outside(job_id, job, image_index=part.image_index, product_type=part.product_type.value)
+    )
 
 
 def outside(

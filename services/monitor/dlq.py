@@ -18,6 +18,8 @@ import json
 import logging
 import re
 import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -245,7 +247,31 @@ def _retrying(msg: Message, accept: tuple[type[Event], ...]) -> StageFailed:
     )
 
 
-def replay_topic(dlq_topic: str, source: str | None, event: dict[str, Any] | None) -> str | None:
+@dataclass(frozen=True)
+class _Head:
+    """What a replay's target depends on in a dead letter's value: its event type and the
+    priority of its payload, read leniently (the value is whatever was dead-lettered)."""
+
+    type: str | None = None
+    priority: Priority = Priority.NORMAL
+
+    @classmethod
+    def of(cls, event: Mapping[str, object] | None) -> _Head:
+        if event is None:
+            return cls()
+        kind = event.get("type")
+        payload = event.get("payload")
+        raw = payload.get("priority") if isinstance(payload, dict) else None
+        try:
+            priority = Priority(raw) if raw else Priority.NORMAL
+        except ValueError:
+            priority = Priority.NORMAL
+        return cls(type=kind if isinstance(kind, str) else None, priority=priority)
+
+
+def replay_topic(
+    dlq_topic: str, source: str | None, event: Mapping[str, object] | None
+) -> str | None:
     """The stage input a dead letter is replayed onto.
 
     The monitor's own dead letters go to the monitor's first delay topic. Otherwise the topic
@@ -266,29 +292,20 @@ def replay_topic(dlq_topic: str, source: str | None, event: dict[str, Any] | Non
         if source in stage.inputs:
             return source
         if source in stage.retry_topics:
-            return _main_input(stage.family, event)
+            return _main_input(stage.family, _Head.of(event))
     # No source, or one that is none of the stage's inputs (a producer's header copied by an
     # older runner): the DLQ's own stage decides, never the header.
-    found = _main_input(dlq_topic.removesuffix(".dlq"), event)
+    found = _main_input(dlq_topic.removesuffix(".dlq"), _Head.of(event))
     return found if found in allowed else None
 
 
-def _main_input(family: str, event: dict[str, Any] | None) -> str | None:
-    if event is not None and event.get("type") == "printify.webhook":
+def _main_input(family: str, head: _Head) -> str | None:
+    if head.type == "printify.webhook":
         return PRINTIFY_WEBHOOKS  # the publisher's second input
     if family == GENERATOR.family:
-        return JOBS_REQUESTED[_priority(event)]
+        return JOBS_REQUESTED[head.priority]
     stage = _BY_FAMILY.get(family)
     return stage.inputs[0] if stage else None
-
-
-def _priority(event: dict[str, Any] | None) -> Priority:
-    payload = event.get("payload") if event else None
-    raw = payload.get("priority") if isinstance(payload, dict) else None
-    try:
-        return Priority(raw) if raw else Priority.NORMAL
-    except ValueError:
-        return Priority.NORMAL
 
 
 def _stage_name(dlq_topic: str) -> str:
@@ -319,7 +336,7 @@ def _headers(msg: Message) -> dict[str, str]:
     return {_text(k): _text(v) for k, v in message_headers(msg).items()}
 
 
-def _json_object(value: bytes | None) -> dict[str, Any] | None:
+def _json_object(value: bytes | None) -> Mapping[str, object] | None:
     try:
         data = json.loads(value) if value else None
     except (ValueError, RecursionError):  # nested 5,000 deep is not a ValueError

@@ -8,6 +8,10 @@ stage's output is folded only if its job asked for it (:mod:`services.monitor.be
 and the job's status are recomputed from the child tables, never incremented, so the fold does
 not depend on the order in which the topics are read.
 
+What each event type does at each step (admitted, opening or locking its job, checked, written)
+is its folder's (:mod:`services.monitor.folders`, a table from event type to folder); this
+module runs the steps for a batch, in the order that keeps its round trips few.
+
 A job is ``completed`` only when every expected image, product and (with autoPublish)
 publication has arrived; when something failed it ends ``partial`` (something was delivered) or
 ``failed`` (nothing was), with an error saying exactly what failed.
@@ -23,30 +27,12 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from services.monitor.belongs import ForeignOutput, JobShape, check, outside
-from services.monitor.dlq import (
-    UNKNOWN_JOB,
-    DeadLetterFailed,
-    unattributable,
-)
+from services.monitor.belongs import ForeignOutput, JobShape
+from services.monitor.folders import folder_of
 from services.monitor.status import JobCounts, job_status
 from shared.errors import RetryableError
-from shared.events import (
-    Event,
-    ImageGenerated,
-    JobRequested,
-    PoolScaled,
-    ProductCreated,
-    ProductPublished,
-    ProductPublishing,
-    StageFailed,
-    StageFailedPayload,
-    WorkerExited,
-    WorkerHeartbeat,
-)
-from shared.store import images, job_claims, job_events, jobs, listings, products, workers
-from shared.store.dead_letters import record_dead_letter
-from shared.topics import DEFAULT_CHANNEL, GENERATOR, MONITOR, channel_of
+from shared.events import Event, JobRequested
+from shared.store import images, job_claims, job_events, jobs
 
 logger = logging.getLogger(__name__)
 
@@ -61,46 +47,7 @@ class UnknownJob(ForeignOutput):
 
 def describe(event: Event) -> tuple[str, str]:
     """(level, message) of an event for the job's log."""
-    if isinstance(event, JobRequested):
-        p = event.payload
-        types = ",".join(t.value for t in p.product_types)
-        return "info", (
-            f"job accepted: {p.count} image(s) x {types}, priority "
-            f"{p.priority.value if p.priority_level is None else p.priority_level} "
-            f"({p.priority.value} band), "
-            f"autoPublish {'on' if p.auto_publish else 'off'}"
-        )
-    if isinstance(event, ImageGenerated):
-        q = event.payload
-        return "info", f"image {q.image_index + 1}/{q.image_count} generated: {q.title}"
-    if isinstance(event, ProductCreated):
-        c = event.payload
-        prices = f"{c.price_cents}"
-        if c.price_max_cents is not None and c.price_max_cents != c.price_cents:
-            prices += f"-{c.price_max_cents}"
-        costs = (
-            f" (cost {c.cost_min_cents}-{c.cost_max_cents})"
-            if c.cost_min_cents is not None and c.cost_max_cents is not None
-            else ""
-        )
-        return "info", (
-            f"{c.product_type.value} created for image {c.image_index + 1}: "
-            f"product {c.product_id}, {c.variant_count} variants at {prices} cents{costs}"
-        )
-    if isinstance(event, ProductPublishing):
-        w = event.payload
-        return "info", (
-            f"{w.product_type.value} for image {w.image_index + 1} sent to {w.sales_channel}, "
-            f"awaiting its confirmation (until {w.confirm_by:%Y-%m-%d %H:%M} UTC)"
-        )
-    if isinstance(event, ProductPublished):
-        u = event.payload
-        return "info", f"{u.product_type.value} for image {u.image_index + 1} published"
-    if isinstance(event, StageFailed):
-        f = event.payload
-        where = f" ({f.product_type.value})" if f.product_type else ""
-        return "error", f"{f.stage} failed{where}: {f.message}"
-    return "info", event.type
+    return folder_of(event).describe(event)
 
 
 @dataclass(frozen=True)
@@ -152,173 +99,66 @@ class Folder:
         """
         new = [False] * len(reads)
         logged: list[int] = []  # events that go to a job's log
-        dead_recorded: dict[int, bool] = {}
+        answer: dict[int, bool] = {}  # theirs when the log had them already
         for i, read in enumerate(reads):
-            event = read.event
-            if isinstance(event, WorkerHeartbeat):
-                await workers.record_heartbeat(conn, event)
-                new[i] = True
-            elif isinstance(event, WorkerExited | PoolScaled):
-                # Not any job's: they go to worker_events (the alerts read it).
-                await workers.record_pool_report(conn, event)
-                new[i] = True
-            elif isinstance(event, DeadLetterFailed):
-                # Recorded by its record's coordinates, before the event-id check: a stage's
-                # report of the same input failing again after a replay has the same event id,
-                # yet it is a new dead letter to list (and to replay again).
-                recorded = await record_dead_letter(conn, event.dead_letter)
-                if (
-                    event.dead_letter.topic == MONITOR.dlq
-                    or not event.dead_letter.parsed
-                    or _refused_request(event)
-                    or not await _fits_its_job(conn, event)
-                ):
-                    # The monitor failed to record an event, or a stage refused a record that
-                    # is no event of the job its key names (malformed, or a type its topic
-                    # never carries: the key is the producer's word, not the job's), a request
-                    # under another's job id or an input the job never asked for (a forged
-                    # image 999): listed for replay, but nothing failed in the job's
-                    # pipeline, so its state (and its log) is left alone.
-                    new[i] = recorded
-                else:
-                    dead_recorded[i] = recorded
-                    logged.append(i)
-            elif isinstance(event, StageFailed) and not await _fits_its_job(conn, event):
-                pass  # a retry of an input the job never asked for: not the job's news
-            else:
+            admit = await folder_of(read.event).admit(conn, read.event)
+            if admit.logged:
                 logged.append(i)
+                answer[i] = admit.new
+            else:
+                new[i] = admit.new
         logged = await _owners(conn, reads, logged)
         first = await job_events.record_many(conn, [_log_entry(reads[i]) for i in logged])
         fresh: list[Event] = []
         for i, is_new in zip(logged, first, strict=True):
+            new[i] = is_new or answer[i]
             if is_new:
-                new[i] = True
                 fresh.append(reads[i].event)
-            else:
-                new[i] = dead_recorded.get(i, False)
         await self._apply(conn, fresh)
         for event in fresh:
             # Progress (or a final outcome) after a retry was scheduled ends 'retrying'.
-            ends_retrying = not isinstance(event, JobRequested) and not (
-                isinstance(event, StageFailed) and event.payload.retryable
-            )
-            touched.add(event.job_id, event.occurred_at if ends_retrying else None)
+            ends = folder_of(event).ends_retrying(event)
+            touched.add(event.job_id, event.occurred_at if ends else None)
         return new
 
     async def _apply(self, conn: AsyncConnection[Any], events: list[Event]) -> None:
         """Write what each event (folded for the first time) tells into its job's rows."""
         # Rows first opened by these events, then every job's row locked at once.
         for event in events:
-            if isinstance(event, JobRequested):
-                await jobs.open_or_fill_requested(conn, event)
-        locking: list[Event] = []
-        for event in events:
-            if isinstance(event, StageFailed) and (
-                event.job_id == UNKNOWN_JOB
-                if event.payload.retryable
-                else await unattributable(conn, event)
-            ):
-                continue
-            if not isinstance(event, JobRequested):
-                locking.append(event)
-        locked = await jobs.lock(conn, [e.job_id for e in locking])
+            await folder_of(event).open(conn, event)
+        locking = [e for e in events if await folder_of(e).locks(conn, e)]
+        locked = {
+            job_id: JobShape.of(row)
+            for job_id, row in (await jobs.lock(conn, [e.job_id for e in locking])).items()
+        }
         # The images the batch's products are made from, asked once; the batch's own images
         # are added as they are written.
         have = await images.existing(
-            conn,
-            [(e.job_id, e.payload.image_index) for e in locking if isinstance(e, ProductCreated)],
+            conn, [k for e in locking if (k := folder_of(e).image_needed(e)) is not None]
         )
         for event in locking:
-            job = locked.get(event.job_id)
-            if job is None:
-                if not await job_claims.claimed(conn, event.job_id):
-                    raise UnknownJob(
-                        f"job_id: no job {event.job_id[:100]} was requested "
-                        f"(a {event.type} of a job that does not exist)"
-                    )
-                raise JobNotYetKnown(f"job {event.job_id} not folded yet")
-            check(event, JobShape.of(job), have)
-            await self._write(conn, event, job)
-            if isinstance(event, ImageGenerated):
-                have.add((event.job_id, event.payload.image_index))
-
-    async def _write(self, conn: AsyncConnection[Any], e: Event, job: dict[str, Any]) -> None:
-        if isinstance(e, ImageGenerated):
-            await jobs.record_tokens(conn, e)
-            await images.record(conn, e)
-        elif isinstance(e, ProductCreated):
-            await products.record_created(conn, e)
-        elif isinstance(e, ProductPublishing):
-            await listings.record_publishing(conn, e)
-            if e.payload.channel == DEFAULT_CHANNEL:  # the product row shows Printify's
-                await products.record_publishing(conn, e)
-        elif isinstance(e, ProductPublished):
-            await listings.record_published(conn, e)
-            if e.payload.channel == DEFAULT_CHANNEL:
-                await products.record_published(conn, e)
-        elif isinstance(e, StageFailed) and e.payload.retryable:
-            f = e.payload
-            await jobs.mark_retrying(
-                conn,
-                e.job_id,
-                attempt=f.attempt,
-                next_attempt_at=f.next_attempt_at,
-                at=e.occurred_at,
-                error=f.message,
-            )
-            await self._listings_failed(conn, e, job, retrying=True)  # which channel waits
-        elif isinstance(e, StageFailed):
-            await self._failed(conn, e, job)
-
-    async def _listings_failed(
-        self, conn: AsyncConnection[Any], e: StageFailed, job: dict[str, Any], *, retrying: bool
-    ) -> None:
-        """A channel's publisher failed on a product (each of the job's, when it names none)."""
-        f = e.payload
-        channel = channel_of(f.stage)
-        if channel is None:
-            return
-        for index, product_type in _products_of(f, job):
-            await listings.record_failed(
-                conn,
-                job_id=e.job_id,
-                image_index=index,
-                product_type=product_type,
-                channel=channel,
-                error=f.message,
-                at=e.occurred_at,
-                retrying=retrying,
-            )
-
-    async def _failed(
-        self, conn: AsyncConnection[Any], e: StageFailed, job: dict[str, Any]
-    ) -> None:
-        f = e.payload
-        if f.stage == GENERATOR.name:
-            await jobs.fail_images(conn, e.job_id, f.message)
-            return
-        await self._listings_failed(conn, e, job, retrying=False)
-        channel = channel_of(f.stage)
-        if channel in (None, DEFAULT_CHANNEL):  # the product row shows Printify's
-            for index, product_type in _products_of(f, job):
-                await products.record_failed(
-                    conn,
-                    job_id=e.job_id,
-                    image_index=index,
-                    product_type=product_type,
-                    publishing=channel is not None,
-                    error=f.message,
-                    at=e.occurred_at,
-                )
-        await jobs.set_error(conn, e.job_id, f.message)
+            folder = folder_of(event)
+            job = await _job_of(conn, event, locked)
+            folder.check(event, job, have)
+            await folder.write(conn, event, job)
+            if (made := folder.image_made(event)) is not None:
+                have.add(made)
 
 
-def _products_of(f: StageFailedPayload, job: dict[str, Any]) -> list[tuple[int, str]]:
-    """The (image index, product type) pairs a failure is about: its product, or each of the
-    job's types when it names none."""
-    types = [f.product_type.value] if f.product_type else list(job["product_types"])
-    index = f.image_index if f.image_index is not None else 0
-    return [(index, t) for t in types]
+async def _job_of(
+    conn: AsyncConnection[Any], event: Event, locked: dict[str, JobShape]
+) -> JobShape:
+    """What ``event``'s job asked for, from its locked row; raises when it has none: a job
+    nobody requested, or one whose request is not folded yet."""
+    job = locked.get(event.job_id)
+    if job is not None:
+        return job
+    if not await job_claims.claimed(conn, event.job_id):
+        raise UnknownJob(
+            f"job_id: no job {event.job_id[:100]} was requested "
+            f"(a {event.type} of a job that does not exist)"
+        )
+    raise JobNotYetKnown(f"job {event.job_id} not folded yet")
 
 
 class TouchedJobs:
@@ -383,34 +223,6 @@ async def _owners(conn: AsyncConnection[Any], reads: list[Read], logged: list[in
             logger.info("duplicate request job_id=%s event_id=%s", event.job_id, event.event_id)
             duplicates.add(i)
     return [i for i in logged if i not in duplicates]
-
-
-async def _fits_its_job(conn: AsyncConnection[Any], event: StageFailed) -> bool:
-    """Whether a stage's failure is about a part of its job the job asked for: a stage that
-    fails on a forged input (an image 999, a type the job never asked for) says nothing about
-    the job it names. A job without a row yet is left to the fold's own rules."""
-    f = event.payload
-    if f.image_index is None and f.product_type is None:
-        return True
-    row = await jobs.asked(conn, event.job_id)
-    if row is None:
-        return True
-    reason = outside(
-        event.job_id,
-        JobShape.of(row),
-        image_index=f.image_index,
-        product_type=f.product_type.value if f.product_type is not None else None,
-    )
-    if reason is not None:
-        logger.warning("failure outside its job ignored job_id=%s stage=%s reason=%s",
-                       event.job_id, f.stage, reason)  # fmt: skip
-        return False
-    return True
-
-
-def _refused_request(event: DeadLetterFailed) -> bool:
-    """A stage's dead letter of a request refused because another request owns its job id."""
-    return event.dead_letter.error_class == job_claims.JobIdInUse.__name__
 
 
 def _log_entry(read: Read) -> dict[str, Any]:

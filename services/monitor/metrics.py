@@ -43,19 +43,8 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from shared.events import (
-    Event,
-    ImageGenerated,
-    JobRequested,
-    PoolScaled,
-    Priority,
-    ProductCreated,
-    ProductPublished,
-    StageFailed,
-    TokenCounts,
-    WorkerExited,
-    WorkerHeartbeat,
-)
+from services.monitor.folders import GENERATION, PRODUCT, PUBLISH, StageQuery, folder_of
+from shared.events import Event, Priority, TokenCounts
 from shared.store import jobs
 from shared.store import metrics as metric_store
 from shared.store.metrics import (
@@ -71,8 +60,6 @@ __all__ = ["DURATION_BUCKETS", "bucket_label", "bucket_of", "delete_expired", "s
 
 logger = logging.getLogger(__name__)
 
-# The stages of a job whose durations are measured (label ``stage`` of ``stage_duration``).
-GENERATION, PRODUCT, PUBLISH = "generation", "product", "publish"
 # The stages whose dead letters are counted (``dlq_size``); always reported, zero included.
 DLQ_STAGES = PIPELINE_STAGES
 TERMINAL = ("completed", "partial", "failed")
@@ -216,25 +203,17 @@ class MetricsRecorder:
         flushes the batch. The stage starts are all asked in one statement.
         """
         ended_at: dict[str, datetime] = {}
-        asked: list[tuple[Event, _StageQuery]] = []
+        asked: list[tuple[Event, StageQuery]] = []
         for event in events:
-            if isinstance(event, WorkerHeartbeat | WorkerExited | PoolScaled):
-                continue
+            measure = folder_of(event).measure(event)
             at = event.occurred_at
-            if isinstance(event, JobRequested):
-                batch.add("jobs_submitted", {"priority": event.payload.priority.value}, at)
+            for name, labels, n in measure.counts:
+                batch.add(name, labels, at, n)
+            if not measure.progress:
                 continue
-            if isinstance(event, StageFailed) and event.payload.retryable:
-                batch.add("jobs_retried", {"stage": event.payload.stage}, at)
-                continue
-            if isinstance(event, ImageGenerated) and event.payload.tokens is not None:
-                for kind, n in event.payload.tokens.model_dump().items():
-                    if n:
-                        batch.add("claude_tokens", {"kind": kind}, at, n)
             ended_at[event.job_id] = max(at, ended_at.get(event.job_id, at))
-            ends = _stage_ended(event)
-            if ends is not None:
-                asked.append((event, ends))
+            if measure.stage is not None:
+                asked.append((event, measure.stage))
         for (event, (stage, *_)), started in zip(
             asked, await _stage_starts(conn, [q for _, q in asked]), strict=True
         ):
@@ -270,25 +249,8 @@ class MetricsRecorder:
             batch.observe("job_duration", {}, (at - created_at).total_seconds(), at)
 
 
-_StageQuery = tuple[str, str, int | None, str | None]
-
-
-def _stage_ended(event: Event) -> _StageQuery | None:
-    """For an event that ends a stage of its job: the stage, and what finds when it started
-    (its job, image index and product type). None for other events. An image read before its
-    request (another topic) has nothing to measure from: it is skipped rather than guessed."""
-    if isinstance(event, ImageGenerated):
-        return GENERATION, event.job_id, None, None
-    if isinstance(event, ProductCreated):
-        return PRODUCT, event.job_id, event.payload.image_index, None
-    if isinstance(event, ProductPublished):
-        p = event.payload
-        return PUBLISH, event.job_id, p.image_index, p.product_type.value
-    return None
-
-
 async def _stage_starts(
-    conn: AsyncConnection[Any], asked: list[_StageQuery]
+    conn: AsyncConnection[Any], asked: list[StageQuery]
 ) -> list[datetime | None]:
     """When each asked stage started (None when unknown), in the order asked."""
     if not asked:

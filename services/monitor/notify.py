@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import NotRequired, TypedDict
 
 import httpx
 from psycopg_pool import AsyncConnectionPool
 
-from services.monitor.alerts import Action
+from services.monitor.alerts import Action, AlertRow
 from shared.aio import cancel_and_wait
 from shared.store import alerts as alert_store
 
@@ -24,7 +23,29 @@ logger = logging.getLogger(__name__)
 _QUEUE_SIZE = 1000
 
 
-def slack_payload(alert: Mapping[str, Any], action: Action) -> dict[str, Any]:
+class SlackField(TypedDict):
+    title: str
+    value: str
+    short: bool
+
+
+class SlackAttachment(TypedDict):
+    color: str
+    title: str
+    text: str
+    fields: list[SlackField]
+    footer: str
+    ts: NotRequired[int]
+
+
+class SlackMessage(TypedDict):
+    """The body of an incoming-webhook call (Slack's ``text`` with one ``attachments``)."""
+
+    text: str
+    attachments: list[SlackAttachment]
+
+
+def slack_payload(alert: AlertRow, action: Action) -> SlackMessage:
     """A Slack-compatible message for an opened or resolved alert.
 
     Only the alert's own fields go out: no URLs, hosts of the database or credentials.
@@ -37,7 +58,7 @@ def slack_payload(alert: Mapping[str, Any], action: Action) -> dict[str, Any]:
     )
     title = f"[{severity.upper()}] {alert['type']} {action}"
     stamp = alert.get("resolved_at") if action == "resolved" else alert.get("created_at")
-    fields = [
+    fields: list[SlackField] = [
         {"title": "severity", "value": severity, "short": True},
         {"title": "status", "value": str(alert["status"]), "short": True},
         {"title": "alert", "value": str(alert["id"]), "short": True},
@@ -47,7 +68,7 @@ def slack_payload(alert: Mapping[str, Any], action: Action) -> dict[str, Any]:
         {"title": str(k), "value": str(v), "short": True}
         for k, v in (alert.get("details") or {}).items()
     ]
-    attachment: dict[str, Any] = {
+    attachment: SlackAttachment = {
         "color": color,
         "title": title,
         "text": str(alert["message"]),
@@ -80,14 +101,14 @@ class WebhookNotifier:
         self.attempts = attempts
         self.backoff_s = backoff_s
         self._client = httpx.AsyncClient(timeout=timeout_s)
-        self._queue: asyncio.Queue[tuple[dict[str, Any], Action]] = asyncio.Queue(_QUEUE_SIZE)
+        self._queue: asyncio.Queue[tuple[AlertRow, Action]] = asyncio.Queue(_QUEUE_SIZE)
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         """Start the delivery worker (in the running loop)."""
         self._task = asyncio.create_task(self._run(), name="alert-webhook")
 
-    def notify(self, alert: dict[str, Any], action: Action) -> None:
+    def notify(self, alert: AlertRow, action: Action) -> None:
         """Queue a notice; never blocks."""
         try:
             self._queue.put_nowait((alert, action))
@@ -114,7 +135,7 @@ class WebhookNotifier:
             finally:
                 self._queue.task_done()
 
-    async def deliver(self, alert: dict[str, Any], action: Action) -> bool:
+    async def deliver(self, alert: AlertRow, action: Action) -> bool:
         """Post one notice (retrying); True once the webhook answered 2xx."""
         body = slack_payload(alert, action)
         for attempt in range(1, self.attempts + 1):

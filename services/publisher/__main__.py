@@ -3,9 +3,8 @@ by default), its own consumer group of products.created."""
 
 import os
 
-from services.publisher.handler import build_handler
+from services.publisher.handler import accepts, build_handler
 from services.publisher.settings import PublisherSettings
-from shared.events import Event, PrintifyWebhookReceived, ProductCreated
 from shared.service import main
 from shared.topics import DEFAULT_CHANNEL, PUBLISHERS
 
@@ -13,8 +12,4 @@ if __name__ == "__main__":
     channel = os.environ.get("CHANNEL", DEFAULT_CHANNEL).strip().lower() or DEFAULT_CHANNEL
     if channel not in PUBLISHERS:
         raise SystemExit(f"CHANNEL: unknown channel {channel!r} (have: {', '.join(PUBLISHERS)})")
-    # Printify's webhooks come to the printify publisher only (its storefront's handshake).
-    accept: tuple[type[Event], ...] = (ProductCreated,)
-    if channel == DEFAULT_CHANNEL:
-        accept = (ProductCreated, PrintifyWebhookReceived)
-    main(PUBLISHERS[channel], PublisherSettings, build_handler, accept=accept)
+    main(PUBLISHERS[channel], PublisherSettings, build_handler, accept=accepts(channel))

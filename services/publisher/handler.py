@@ -1,24 +1,34 @@
 """The publisher stage: with autoPublish, a created product is published to each sales channel
 of its job, one process group per channel (``CHANNEL``); without autoPublish it stays a draft
-and nothing is emitted. The printify publisher also answers Printify's webhooks for the
-engine's own storefront (:mod:`services.publisher.storefront`).
+and nothing is emitted.
 
-A channel listed directly (shopify, etsy: :mod:`shared.vendors.direct`) lists the product at
-once, through the ledger, or fails. For the printify channel, the product's shop names its sales
-channel (:mod:`shared.vendors.channels`). Publishing is done
-once per (job, image, type) through the ledger (:mod:`shared.ledger`); an attempt whose outcome
-is unknown is reconciled with the channel first. A channel that lists at once (the engine's own
-storefront) gives ``product.published``; one that confirms later (Etsy, Shopify, ...) gives
-``product.publishing`` and the publication goes to the watcher (:mod:`services.publisher.watch`),
-which emits ``product.published`` when the channel lists it, or a failure with the reason.
+Each channel's process runs one of three handlers, chosen in :func:`build_handler`:
+
+- :class:`ShopPublisher` (the printify channel): the product's shop names its sales channel
+  (:mod:`shared.vendors.channels`). A channel that lists at once (the engine's own storefront)
+  gives ``product.published``; one that confirms later (Etsy, Shopify, ...) gives
+  ``product.publishing`` and the publication goes to the watcher
+  (:mod:`services.publisher.watch`), which emits ``product.published`` when the channel lists
+  it, or a failure with the reason.
+- :class:`DirectPublisher` (shopify, etsy: :mod:`shared.vendors.direct`): lists the product at
+  once, or fails; there is no watcher.
+- :class:`~services.publisher.storefront.StorefrontWebhooks`: Printify's webhooks for the
+  engine's own storefront, which come to the printify channel's process beside its products
+  (:class:`ByEventType` routes the two).
+
+Publishing is done once per (job, image, type, channel) through the ledger
+(:mod:`shared.ledger`); an attempt whose outcome is unknown is reconciled with the channel first.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
+from typing import Any
+
+from psycopg_pool import AsyncConnectionPool
 
 from services.publisher.publications import Publications
 from services.publisher.settings import PublisherSettings
@@ -53,14 +63,29 @@ from shared.vendors.channels import (
     load_factory,
 )
 from shared.vendors.direct import direct_channel
-from shared.vendors.printify import printify_client
+from shared.vendors.printify import PrintifyClient, printify_client
 
 logger = logging.getLogger(__name__)
 
 
-class PublisherHandler:
-    """ProductCreated -> ProductPublished, or ProductPublishing until the channel confirms
-    (only with autoPublish)."""
+def sells_here(event: ProductCreated, channel: str) -> bool:
+    """Whether ``channel``'s publisher publishes ``event``'s product: only with autoPublish
+    (else it stays a draft), and only when the job sells on that channel."""
+    p = event.payload
+    if not p.auto_publish:
+        logger.info("product left as draft job_id=%s product_id=%s", event.job_id, p.product_id)
+        return False
+    return channel in channels_of(p.channels)
+
+
+def product_ref(event: ProductCreated) -> ProductRef:
+    p = event.payload
+    return ProductRef(p.shop_id, p.product_id, p.title)
+
+
+class ShopPublisher:
+    """The printify channel: ProductCreated -> ProductPublished, or ProductPublishing until
+    the channel of the product's shop confirms (only with autoPublish)."""
 
     def __init__(
         self,
@@ -70,38 +95,20 @@ class PublisherHandler:
         publications: Publications,
         confirm_timeout_s: float = 3600.0,
         first_check_s: float = 5.0,
-        channel: str = DEFAULT_CHANNEL,
-        direct: SalesChannel | None = None,
     ) -> None:
-        """``channel`` is the engine's channel this publisher serves: ``printify`` publishes
-        through the product's shop (``channels``); any other lists directly through
-        ``direct``, which must answer listed or fail (there is no watcher for it)."""
         self.channels = channels
-        self.channel = channel
-        self.direct = direct
-        self.webhooks = StorefrontWebhooks(channels)
         self.ledger = ledger
         self.publications = publications
         self.confirm_timeout_s = confirm_timeout_s
         self.first_check_s = first_check_s
 
-    async def __call__(
-        self, event: ProductCreated | PrintifyWebhookReceived, ctx: MessageContext
-    ) -> list[Output]:
-        if isinstance(event, PrintifyWebhookReceived):
-            return await self.webhooks(event, ctx)
-        p = event.payload
-        if not p.auto_publish:
-            logger.info("product left as draft job_id=%s product_id=%s", event.job_id, p.product_id)
+    async def __call__(self, event: ProductCreated, ctx: MessageContext) -> list[Output]:
+        if not sells_here(event, DEFAULT_CHANNEL):
             return []
-        if self.channel not in channels_of(p.channels):
-            return []  # the job does not sell on this channel
-        if self.direct is not None:
-            return [Output(PUBLISHED, await self._publish_direct(event, self.direct))]
         # The product's own shop decides the channel (and so who confirms), not whether the
         # account has a custom shop somewhere.
-        channel = await self.channels.for_shop(p.shop_id)
-        ref = ProductRef(p.shop_id, p.product_id, p.title)
+        channel = await self.channels.for_shop(event.payload.shop_id)
+        ref = product_ref(event)
 
         async def do() -> Result:
             return _recorded(await channel.publish(ref))
@@ -112,7 +119,7 @@ class PublisherHandler:
                 logger.warning(
                     "publish requested but unconfirmed job_id=%s product_id=%s",
                     event.job_id,
-                    p.product_id,
+                    ref.product_id,
                 )
             return None if state is None else _recorded(state)
 
@@ -126,44 +133,11 @@ class PublisherHandler:
             "product %s job_id=%s product_id=%s channel=%s offset=%d",
             "publishing" if isinstance(out, ProductPublishing) else "published",
             event.job_id,
-            p.product_id,
+            ref.product_id,
             channel.name,
             ctx.offset,
         )
         return [Output(PUBLISHED, out)]
-
-    async def _publish_direct(self, event: ProductCreated, channel: SalesChannel) -> Event:
-        """List the product on a channel of our own, once (the ledger), and say where."""
-        p = event.payload
-        ref = ProductRef(p.shop_id, p.product_id, p.title)
-
-        async def listed(state: ListingState | None) -> Result | None:
-            if state is None:
-                return None
-            if state.refused is not None:
-                raise PublicationRefused(state.refused, vendor=channel.name)
-            if state.listing is None:
-                # Not listed yet: the runner tries again later, and reconcile finds it.
-                raise RetryableError(f"{channel.name} has not listed it yet", vendor=channel.name)
-            return _recorded(state)
-
-        async def do() -> Result:
-            result = await listed(await channel.publish(ref))
-            assert result is not None
-            return result
-
-        async def reconcile() -> Result | None:
-            return await listed(await channel.reconcile(ref))
-
-        done = await self.ledger.once(publish_key(event, self.channel), do, reconcile)
-        logger.info(
-            "product published job_id=%s product_id=%s channel=%s listing=%s",
-            event.job_id,
-            p.product_id,
-            self.channel,
-            done.get("external_id"),
-        )
-        return _published(event, done, self.channel)
 
     async def _await_channel(
         self, event: ProductCreated, ctx: MessageContext, channel: str
@@ -191,6 +165,100 @@ class PublisherHandler:
         return event.derive(ProductPublishing, payload, producer=PRODUCER, key="publishing")
 
 
+class DirectPublisher:
+    """A channel listed directly (Shopify, Etsy): ProductCreated -> ProductPublished once the
+    channel lists it, or a failure; the channel must answer listed or fail (there is no
+    watcher for it)."""
+
+    def __init__(self, *, name: str, channel: SalesChannel, ledger: Ledger) -> None:
+        """``name``: the engine's channel this publisher serves (its consumer group)."""
+        self.name = name
+        self.channel = channel
+        self.ledger = ledger
+
+    async def __call__(self, event: ProductCreated, ctx: MessageContext) -> list[Output]:
+        if not sells_here(event, self.name):
+            return []
+        ref = product_ref(event)
+
+        async def do() -> Result:
+            result = self._listed(await self.channel.publish(ref))
+            assert result is not None
+            return result
+
+        async def reconcile() -> Result | None:
+            return self._listed(await self.channel.reconcile(ref))
+
+        done = await self.ledger.once(publish_key(event, self.name), do, reconcile)
+        logger.info(
+            "product published job_id=%s product_id=%s channel=%s listing=%s",
+            event.job_id,
+            ref.product_id,
+            self.name,
+            done.get("external_id"),
+        )
+        return [Output(PUBLISHED, _published(event, done, self.name))]
+
+    def _listed(self, state: ListingState | None) -> Result | None:
+        """What the ledger keeps of a listing; raises when the channel refused it or has not
+        listed it yet (the runner tries again later, and reconcile finds it)."""
+        if state is None:
+            return None
+        vendor = self.channel.name
+        if state.refused is not None:
+            raise PublicationRefused(state.refused, vendor=vendor)
+        if state.listing is None:
+            raise RetryableError(f"{vendor} has not listed it yet", vendor=vendor)
+        return _recorded(state)
+
+
+class ByEventType:
+    """One handler for a process that reads several event types: each type to its own
+    handler (the printify channel's products and Printify's webhooks)."""
+
+    def __init__(self, routes: Mapping[type[Event], Handler[Any]]) -> None:
+        self.routes = dict(routes)
+
+    async def __call__(self, event: Event, ctx: MessageContext) -> list[Output]:
+        handler = self.routes.get(type(event))
+        if handler is None:  # the runner's allow-list is the same table: a wiring error
+            raise TypeError(f"no handler for {event.type} (have: {self.accepts()})")
+        return list(await handler(event, ctx))
+
+    def accepts(self) -> tuple[type[Event], ...]:
+        return tuple(self.routes)
+
+
+def accepts(channel: str) -> tuple[type[Event], ...]:
+    """What ``channel``'s publisher reads (the runner's allow-list): Printify's webhooks come
+    to the printify channel's alone (its storefront's handshake), routed as
+    :func:`printify_publisher` does."""
+    if channel == DEFAULT_CHANNEL:
+        return (ProductCreated, PrintifyWebhookReceived)
+    return (ProductCreated,)
+
+
+def printify_publisher(
+    *,
+    channels: ChannelRegistry,
+    ledger: Ledger,
+    publications: Publications,
+    confirm_timeout_s: float = 3600.0,
+    first_check_s: float = 5.0,
+) -> ByEventType:
+    """The printify channel's handler: its products through their shops, and the storefront's
+    side of Printify's publish webhooks."""
+    shop = ShopPublisher(
+        channels=channels,
+        ledger=ledger,
+        publications=publications,
+        confirm_timeout_s=confirm_timeout_s,
+        first_check_s=first_check_s,
+    )
+    webhooks = StorefrontWebhooks(channels)
+    return ByEventType({ProductCreated: shop, PrintifyWebhookReceived: webhooks})
+
+
 def _recorded(state: ListingState) -> Result:
     """What the ledger keeps of a publish call: the listing, or that it is pending."""
     if state.listing is not None:
@@ -212,60 +280,67 @@ def _published(event: ProductCreated, result: Result, channel: str = DEFAULT_CHA
 @asynccontextmanager
 async def build_handler(
     settings: PublisherSettings,
-) -> AsyncIterator[Handler[ProductCreated | PrintifyWebhookReceived]]:
-    """The handler wired to the real Printify client and the ledger, with the publication
-    watcher running beside it."""
+) -> AsyncIterator[Handler[ProductCreated] | Handler[Event]]:
+    """The handler of ``settings.channel``, wired to the real clients and the ledger; the
+    printify channel's with the publication watcher running beside it."""
     # Idempotent and lock-serialised: a stage started on its own still finds its table.
     await asyncio.to_thread(migrate, settings.url)
     # Unchecked: a round trip saved on every use; a broken connection is retried.
     pool = await open_pool(
         settings.url, max_size=settings.db_pool_max, name="publisher", check=False
     )
-    producer = EventProducer(settings, client_id=f"{settings.instance_id or 'publisher'}-watch")
-
-    async def emit(topic: str, event: Event) -> None:
-        await producer.send(topic, event.to_json(), key=event.job_id, timeout=30.0)
-
     try:
         client = printify_client(settings, pool)
-        channels = ChannelRegistry(
-            client,
-            settings.storefront_base_url,
-            storefront_on_webhook=settings.printify_webhooks_enabled,
-        )
-        for name, path in settings.sales_channel_adapters.items():
-            channels.register(name, load_factory(path))
-        ledger = Ledger(pool)
-        publications = Publications(pool)
-        direct = (
-            None
-            if settings.channel == DEFAULT_CHANNEL
-            else direct_channel(settings.channel, client, pool)
-        )
+        if settings.channel == DEFAULT_CHANNEL:
+            async with closing(client), _shop_path(settings, client, pool) as handler:
+                yield handler
+        else:
+            direct = direct_channel(settings.channel, client, pool)
+            # The direct channel (Shopify, Etsy) has its own client to close.
+            async with closing(client, direct):
+                yield DirectPublisher(name=settings.channel, channel=direct, ledger=Ledger(pool))
+    finally:
+        await pool.close()
+
+
+@asynccontextmanager
+async def _shop_path(
+    settings: PublisherSettings, client: PrintifyClient, pool: AsyncConnectionPool
+) -> AsyncIterator[ByEventType]:
+    """The printify channel's handler, with the watcher that emits what channels confirm."""
+    channels = ChannelRegistry(
+        client,
+        settings.storefront_base_url,
+        storefront_on_webhook=settings.printify_webhooks_enabled,
+    )
+    for name, path in settings.sales_channel_adapters.items():
+        channels.register(name, load_factory(path))
+    ledger = Ledger(pool)
+    publications = Publications(pool)
+    producer = EventProducer(settings, client_id=f"{settings.instance_id or 'publisher'}-watch")
+    try:
         watcher = PublicationWatcher(
             publications=publications,
             channels=channels,
             ledger=ledger,
-            emit=emit,
+            emit=_emitter(producer),
             check_min_s=settings.publish_check_min_s,
             check_max_s=settings.publish_check_max_s,
         )
-        # The direct channel (Shopify, Etsy) has its own client to close.
-        async with closing(client, *filter(None, [direct])):
-            handler = PublisherHandler(
+        async with watching(watcher):
+            yield printify_publisher(
                 channels=channels,
                 ledger=ledger,
                 publications=publications,
                 confirm_timeout_s=settings.publish_confirm_timeout_s,
                 first_check_s=settings.publish_check_min_s,
-                channel=settings.channel,
-                direct=direct,
             )
-            if direct is not None:
-                yield handler  # lists at once: no publication to watch
-            else:
-                async with watching(watcher):
-                    yield handler
     finally:
         await asyncio.to_thread(producer.close, 10.0)
-        await pool.close()
+
+
+def _emitter(producer: EventProducer) -> Callable[[str, Event], Awaitable[None]]:
+    async def emit(topic: str, event: Event) -> None:
+        await producer.send(topic, event.to_json(), key=event.job_id, timeout=30.0)
+
+    return emit

@@ -10,9 +10,10 @@ crashed one's rows are taken over once its lease runs out.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
@@ -104,6 +105,12 @@ WHERE job_id = %(job)s AND image_index = %(image)s AND product_type = %(type)s A
 """
 
 
+class _Key(TypedDict):
+    job: str
+    image: int
+    type: str
+
+
 @dataclass(frozen=True)
 class Publication:
     """One row: a publication and where it stands."""
@@ -130,7 +137,7 @@ class Publication:
     def from_row(cls, row: dict[str, Any]) -> Publication:
         return cls(**{**row, "event": ProductCreated.model_validate(row["event"])})
 
-    def key(self) -> dict[str, Any]:
+    def key(self) -> _Key:
         """The row's primary key as named SQL parameters."""
         return {"job": self.job_id, "image": self.image_index, "type": self.product_type}
 
@@ -143,7 +150,7 @@ class Publications:
         # Set when this process records a publication: a sleeping watcher looks again.
         self.recorded = asyncio.Event()
 
-    async def _rows(self, sql: str, params: dict[str, Any]) -> list[Publication]:
+    async def _rows(self, sql: str, params: Mapping[str, object]) -> list[Publication]:
         async with self.pool.connection() as conn:
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(sql, params)
@@ -217,6 +224,6 @@ class Publications:
             {**pub.key(), "error": error},
         )
 
-    async def _execute(self, sql: str, params: dict[str, Any]) -> None:
+    async def _execute(self, sql: str, params: Mapping[str, object]) -> None:
         async with self.pool.connection() as conn:
             await conn.execute(sql, params)

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from services.monitor.alerts import AlertEvaluator
+from services.monitor.alerts import AlertEvaluator, AlertRow
 from services.monitor.fold import Folder
 from services.monitor.notify import WebhookNotifier, slack_payload
 from services.monitor.settings import MonitorSettings
@@ -423,7 +423,7 @@ async def test_webhook_gives_up_after_its_attempts(pool: AsyncConnectionPool) ->
     # Nothing listens on this port: every attempt fails, deliver() says so without raising.
     notifier = WebhookNotifier(pool, "http://127.0.0.1:9/hook", attempts=2, backoff_s=0.01)
     try:
-        alert = {
+        alert: AlertRow = {
             "id": -1,
             "condition_key": "x",
             "type": "t",
@@ -438,7 +438,7 @@ async def test_webhook_gives_up_after_its_attempts(pool: AsyncConnectionPool) ->
 
 
 def test_slack_payload_has_no_secrets() -> None:
-    alert = {
+    alert: AlertRow = {
         "id": 7,
         "condition_key": "worker_down:gen-1",
         "type": "worker_down",

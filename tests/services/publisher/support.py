@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from services.publisher.handler import PublisherHandler
+from services.publisher.handler import ShopPublisher
 from services.publisher.publications import Publications
 from shared.events import ProductCreated, ProductCreatedPayload
 from shared.ledger import Ledger
@@ -25,9 +25,9 @@ def channels_of(client: PrintifyClient) -> ChannelRegistry:
     return ChannelRegistry(client, "https://shop.test/p")
 
 
-def publisher(client: PrintifyClient, ledger: Ledger, **kwargs: Any) -> PublisherHandler:
+def publisher(client: PrintifyClient, ledger: Ledger, **kwargs: Any) -> ShopPublisher:
     kwargs.setdefault("publications", Publications(ledger.pool))
-    return PublisherHandler(channels=channels_of(client), ledger=ledger, **kwargs)
+    return ShopPublisher(channels=channels_of(client), ledger=ledger, **kwargs)
 
 
 async def make_product(

@@ -10,8 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from services.publisher.handler import PublisherHandler
-from services.publisher.publications import Publications
+from services.publisher.handler import DirectPublisher
 from services.publisher.watch import PublicationRefused, published_event
 from shared.credentials import StaticToken
 from shared.errors import RetryableError
@@ -21,7 +20,7 @@ from shared.vendors.channels import PENDING, ListingState, ProductRef
 from shared.vendors.printify import PrintifyClient
 from shared.vendors.shopify import ShopifyChannel, ShopifyClient
 from simulators.shopify import create_app as shopify_app
-from tests.services.publisher.support import CTX, channels_of, make_product
+from tests.services.publisher.support import CTX, make_product
 
 SHOP = "direct-test.myshopify.com"
 
@@ -41,16 +40,8 @@ async def shopify() -> AsyncIterator[tuple[httpx.AsyncClient, ShopifyClient]]:
     await hooks.aclose()
 
 
-def handler_for(
-    client: PrintifyClient, ledger: Ledger, channel: str, direct: Any
-) -> PublisherHandler:
-    return PublisherHandler(
-        channels=channels_of(client),
-        ledger=ledger,
-        publications=Publications(ledger.pool),
-        channel=channel,
-        direct=direct,
-    )
+def handler_for(ledger: Ledger, channel: str, direct: Any) -> DirectPublisher:
+    return DirectPublisher(name=channel, channel=direct, ledger=ledger)
 
 
 def selling_on(event: ProductCreated, channels: list[str]) -> ProductCreated:
@@ -65,7 +56,7 @@ async def test_a_product_is_listed_once_on_shopify_with_its_own_event(
 ) -> None:
     hooks, store = shopify
     event = selling_on(await make_product(client, auto_publish=True), ["printify", "shopify"])
-    handler = handler_for(client, ledger, "shopify", ShopifyChannel(store, client))
+    handler = handler_for(ledger, "shopify", ShopifyChannel(store, client))
 
     [out] = await handler(event, CTX)
     again = await handler(event, CTX)  # a redelivery
@@ -90,7 +81,7 @@ async def test_a_job_that_does_not_sell_on_the_channel_is_left_alone(
 ) -> None:
     hooks, store = shopify
     event = selling_on(await make_product(client, auto_publish=True), ["printify"])
-    handler = handler_for(client, ledger, "shopify", ShopifyChannel(store, client))
+    handler = handler_for(ledger, "shopify", ShopifyChannel(store, client))
     assert await handler(event, CTX) == []
     assert (await hooks.get("/_sim/books")).json()["shops"] == {}
 
@@ -121,6 +112,6 @@ async def test_a_direct_channel_must_list_or_fail(
     client: PrintifyClient, ledger: Ledger, state: ListingState, error: type[Exception]
 ) -> None:
     event = selling_on(await make_product(client, auto_publish=True), ["etsy"])
-    handler = handler_for(client, ledger, "etsy", Stub(state))
+    handler = handler_for(ledger, "etsy", Stub(state))
     with pytest.raises(error):
         await handler(event, CTX)

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from services.publisher.handler import build_handler
+from services.publisher.handler import ByEventType, accepts, build_handler
 from services.publisher.publications import Publications
 from services.publisher.settings import PublisherSettings
 from services.publisher.watch import publish_key
@@ -18,7 +18,7 @@ from shared.events import (
     ProductPublishing,
 )
 from shared.ledger import EffectState, Ledger
-from shared.topics import PUBLISHED
+from shared.topics import DEFAULT_CHANNEL, PUBLISHED
 from shared.vendors.channels import handle_for
 from shared.vendors.printify import PrintifyClient
 from simulators.process import SimulatorProcess
@@ -191,6 +191,17 @@ async def test_build_handler_wires_the_ledger_from_settings(
         await handler(event, CTX)
     assert publish_calls(printify_sim, event.payload.product_id) == 1
     assert confirmations(printify_sim, event.payload.product_id) == 1
+
+
+async def test_the_printify_publisher_routes_exactly_what_its_process_reads(
+    migrated_db: str, printify_sim: SimulatorProcess, kafka_bootstrap: str
+) -> None:
+    # __main__ gives the runner accepts(channel) as its allow-list: a type routed but not
+    # read would never arrive, one read but not routed would fail every message.
+    settings = publisher_settings(kafka_bootstrap, printify_sim, migrated_db)
+    async with build_handler(settings) as handler:
+        assert isinstance(handler, ByEventType)
+        assert handler.accepts() == accepts(DEFAULT_CHANNEL)
 
 
 async def test_a_channel_of_our_own_is_plugged_in_by_configuration(

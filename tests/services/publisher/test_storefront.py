@@ -19,7 +19,7 @@ from confluent_kafka import Consumer, TopicPartition
 from pydantic import ValidationError
 
 from services.api.settings import ApiSettings
-from services.publisher.handler import PublisherHandler
+from services.publisher.handler import ByEventType, printify_publisher
 from services.publisher.publications import Publications
 from services.publisher.storefront import storefront_refusal
 from shared import cli
@@ -168,7 +168,7 @@ class Handshake:
     """A product published in the custom-integration shop with the webhook on: the publisher's
     handler, the storefront, and Printify's ``product:publish:started`` call as it arrived."""
 
-    handler: PublisherHandler
+    handler: ByEventType
     storefront: PrintifyStorefront
     call: PrintifyWebhookReceived
 
@@ -184,7 +184,7 @@ async def publish_for_the_webhook(
     p = event.payload
     await register_webhooks(client, p.shop_id, f"{api.base_url}/webhooks/printify", SECRET)
     channels = ChannelRegistry(client, "https://shop.test/p", storefront_on_webhook=True)
-    handler = PublisherHandler(
+    handler = printify_publisher(
         channels=channels, ledger=ledger, publications=Publications(ledger.pool)
     )
     [out] = await handler(event, CTX)

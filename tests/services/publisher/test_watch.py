@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from services.publisher.handler import PublisherHandler
+from services.publisher.handler import ShopPublisher
 from services.publisher.publications import Publications
 from services.publisher.watch import (
     PublicationWatcher,
@@ -97,7 +97,7 @@ async def drive(watcher: PublicationWatcher, done: Any, timeout: float, what: st
 
 
 async def publish_to_etsy(
-    handler: PublisherHandler,
+    handler: ShopPublisher,
     client: PrintifyClient,
 ) -> tuple[Any, ProductPublishing]:
     event = await make_product(client, auto_publish=True, channel="etsy")
