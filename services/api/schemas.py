@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AliasChoices,
     BaseModel,
     ConfigDict,
     Field,
@@ -16,9 +17,19 @@ from pydantic import (
     model_validator,
 )
 from pydantic.alias_generators import to_camel
+from pydantic.json_schema import SkipJsonSchema
+from pydantic_core import PydanticCustomError
 
 from services.api.text import SAFE_TEXT
-from shared.events import MAX_LEVEL, MIN_LEVEL, Priority, ProductType
+from shared.events import (
+    DEFAULT_CHANNEL,
+    MAX_LEVEL,
+    MIN_LEVEL,
+    JobRequestedPayload,
+    JobSpec,
+    Priority,
+    ProductType,
+)
 from shared.topics import CHANNELS, StageName
 
 # Every string a request body carries goes through SAFE_TEXT (no NUL, no lone surrogate).
@@ -45,23 +56,32 @@ class _Wire(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
 
-class JobRequest(_Wire):
-    """``POST /jobs`` body: what to design, for which products, how many, how urgent."""
+class JobRequest(JobSpec):
+    """``POST /jobs`` body: the job's spec (:class:`shared.events.JobSpec`, its field list) under
+    its camelCase names. The front door is stricter than the topic where people type: text is
+    stripped and bounded, numbers and booleans are not read from strings, and the priority is
+    a band or a number (the band the settings give a number comes at submission)."""
 
     # Only the documented camelCase names; anything else is an unknown field.
-    model_config = ConfigDict(extra="forbid", populate_by_name=False)
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        validate_by_alias=True,
+        validate_by_name=False,
+        serialize_by_alias=True,
+        extra="forbid",
+    )
 
     theme: Text
     style: Text
     niche: Text
     prompt: PromptText | None = None
-    product_types: Annotated[list[ProductType], Field(min_length=1, max_length=10)]
     # Strict: a JSON API should not read "5" or 5.5 as five images, nor "yes" as true.
     # The upper bound is a setting (MAX_IMAGES_PER_JOB), checked at submission.
     count: Annotated[
         int, Field(strict=True, ge=1, description="Images to make (at most MAX_IMAGES_PER_JOB)")
     ]
     auto_publish: Annotated[bool, Field(strict=True)] = False
+    # Any names here: they are checked against the deployment's channels at submission.
     channels: Annotated[
         list[str] | None,
         Field(
@@ -71,10 +91,18 @@ class JobRequest(_Wire):
             "PUBLISH_CHANNELS); unset: every channel of the deployment",
         ),
     ] = None
+    # As given: the spec's band and level are made of it at submission (a band by the rule).
     priority: Annotated[
         Priority | int,
         Field(description="high, normal or low; or a number 1-10 (higher is more urgent)"),
-    ] = Priority.NORMAL
+    ] = Priority.NORMAL  # type: ignore[assignment]  # wider than the spec's: a band or a number
+    # Not the request's: a number goes in `priority` (the spec's level is made of it).
+    priority_level: SkipJsonSchema[int | None] = Field(default=None, exclude=True)
+
+    @field_validator("priority_level", mode="before")
+    @classmethod
+    def _not_given(cls, value: object) -> object:
+        raise PydanticCustomError("extra_forbidden", "Extra inputs are not permitted")
 
     @field_validator("priority", mode="before")
     @classmethod
@@ -107,10 +135,23 @@ class JobRequest(_Wire):
     def canonical(self) -> dict[str, Any]:
         """The request as stored and hashed: normalised values, camelCase keys (without
         ``channels`` when not given, so that requests hash as they did before channels)."""
-        dumped = self.model_dump(mode="json", by_alias=True)
+        dumped = self.model_dump(mode="json")
         if dumped.get("channels") is None:
             dumped.pop("channels", None)
         return dumped
+
+    def spec(self, band: Priority, channels: list[str]) -> JobSpec:
+        """The job's spec: its band and level (``priority`` as a band, or a number in the band
+        the settings give it) and the channels it publishes to."""
+        given = self.priority
+        return JobSpec.model_validate(
+            {
+                **self.model_dump(by_alias=False, exclude={"priority", "channels"}),
+                "priority": band,
+                "priority_level": None if isinstance(given, Priority) else given,
+                "channels": channels,
+            }
+        )
 
 
 class JobAccepted(_Wire):
@@ -187,7 +228,7 @@ class JobView(_Wire):
     count: int
     auto_publish: bool
     channels: list[str] = Field(
-        default_factory=lambda: ["printify"], description="Sales channels it publishes to"
+        default_factory=lambda: [DEFAULT_CHANNEL], description="Sales channels it publishes to"
     )
     expected_products: int
     expected_publications: int
@@ -211,25 +252,16 @@ class JobView(_Wire):
     claude_output_tokens: int | None = None
     claude_cache_read_tokens: int | None = None
     claude_cache_write_tokens: int | None = None
+    # The job.requested payload as the row keeps it (None for a row written without one).
+    spec: JobRequestedPayload | None = Field(default=None, exclude=True)
 
     # Set by GET /jobs/{id}: what the job delivered (None in lists).
     result: JobResult | None = None
 
-    @model_validator(mode="before")
+    @field_validator("spec", mode="before")
     @classmethod
-    def _from_row(cls, data: Any) -> Any:
-        # A row holds the band (priority) and the number it came from (priority_level), and
-        # the detailed status.
-        if isinstance(data, dict) and "band" not in data:
-            data = {**data, "band": data.get("priority")}
-            level = data.pop("priority_level", None)
-            if level is not None:
-                data["priority"] = level
-        if isinstance(data, dict) and "detailed_status" not in data:
-            detailed = data.get("status")
-            data["detailed_status"] = detailed
-            data["status"] = "completed" if detailed == JobStatus.PARTIAL else detailed
-        return data
+    def _stored(cls, value: object) -> object:
+        return value or None  # '{}': a row written by hand, without its request
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -251,18 +283,16 @@ class JobView(_Wire):
 
     @computed_field  # type: ignore[prop-decorator]
     @property
-    def request(self) -> dict[str, Any]:
-        """The job as it was asked for, in the request's own shape."""
-        return {
-            "theme": self.theme,
-            "style": self.style,
-            "niche": self.niche,
-            "prompt": self.prompt,
-            "productTypes": self.product_types,
-            "count": self.count,
-            "autoPublish": self.auto_publish,
-            "priority": self.priority,
-        }
+    def request(self) -> dict[str, Any] | None:
+        """The job as it was asked for, in the request's own shape: its stored spec by the
+        request's names, the priority as given."""
+        if self.spec is None:
+            return None
+        shown = self.spec.model_dump(
+            mode="json", by_alias=True, exclude={"priority_level", "submitted_by"}
+        )
+        shown["priority"] = self.priority
+        return shown
 
 
 class ImageView(_Wire):
@@ -313,7 +343,11 @@ class ProductView(_Wire):
     )
     product_id: str | None
     shop_id: str | None
-    price_cents: int | None = Field(description="Lowest retail price of its variants (cents)")
+    # Stored as PriceSummary names it (price_min_cents); shown by the seed's name.
+    price_cents: int | None = Field(
+        validation_alias=AliasChoices("price_min_cents", "priceCents"),
+        description="Lowest retail price of its variants (cents)",
+    )
     price_max_cents: int | None = Field(description="Highest retail price (cents)")
     cost_min_cents: int | None = Field(description="Lowest production cost (cents)")
     cost_max_cents: int | None = Field(description="Highest production cost (cents)")

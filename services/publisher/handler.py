@@ -91,10 +91,10 @@ class PublisherHandler:
         if isinstance(event, PrintifyWebhookReceived):
             return await self.webhooks(event, ctx)
         p = event.payload
-        if not p.auto_publish:
+        if not p.routing.auto_publish:
             logger.info("product left as draft job_id=%s product_id=%s", event.job_id, p.product_id)
             return []
-        if self.channel not in channels_of(p.channels):
+        if self.channel not in channels_of(p.routing.channels):
             return []  # the job does not sell on this channel
         if self.direct is not None:
             return [Output(PUBLISHED, await self._publish_direct(event, self.direct))]
