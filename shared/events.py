@@ -141,6 +141,26 @@ class JobSpec(JobRouting):
         """The job's place within its band (higher first): its number, or the band's default."""
         return self.priority_level or self.priority.default_level
 
+    @classmethod
+    def request_body(cls, **fields: Any) -> dict[str, Any]:
+        """A ``POST /jobs`` body of spec fields given by their names here: under the request's
+        (camelCase) names, fields given as None left out. Not checked: the API says what is
+        wrong (``priority`` may be a band or a number there)."""
+        unknown = sorted(set(fields) - set(cls.model_fields))
+        if unknown:
+            raise TypeError(f"not fields of a job: {', '.join(unknown)}")
+        return {
+            cls.model_fields[name].serialization_alias or name: value
+            for name, value in fields.items()
+            if value is not None
+        }
+
+    def as_request(self) -> dict[str, Any]:
+        """The ``POST /jobs`` body that asks for this spec (its priority as given)."""
+        fields = self.model_dump(mode="json", include=set(JobSpec.model_fields))
+        level = fields.pop("priority_level")
+        return JobSpec.request_body(**fields | {"priority": level or fields["priority"]})
+
     @property
     def routing(self) -> JobRouting:
         """What the later stages carry of it."""

@@ -18,6 +18,7 @@ from shared.errors import ConfigError, PermanentError
 from shared.events import (
     ImageGenerated,
     ImageGeneratedPayload,
+    JobRouting,
     ProductCreated,
     ProductType,
     StageFailed,
@@ -69,8 +70,7 @@ def image_event(tmp_path: Path, types: list[str], job_id: str | None = None) -> 
             title="Green Blob Tee",
             description="A blob.",
             tags=["blob", "green"],
-            product_types=types,
-            auto_publish=True,
+            routing=JobRouting(product_types=types, auto_publish=True),
         ),
     )
 
@@ -237,7 +237,7 @@ async def test_permanent_failure_of_one_type_spares_the_others(
     assert failed.payload.input_offset == 11
     # The replayable input asks only for what failed.
     assert failed.payload.input_event is not None
-    assert failed.payload.input_event["payload"]["product_types"] == ["hoodie"]
+    assert failed.payload.input_event["payload"]["routing"]["product_types"] == ["hoodie"]
 
 
 async def test_redelivery_creates_each_product_and_uploads_the_image_once(
