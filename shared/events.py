@@ -142,7 +142,7 @@ class JobSpec(JobRouting):
         return self.priority_level or self.priority.default_level
 
     @classmethod
-    def request_body(cls, **fields: Any) -> dict[str, Any]:
+    def request_body(cls, **fields: object) -> dict[str, object]:
         """A ``POST /jobs`` body of spec fields given by their names here: under the request's
         (camelCase) names, fields given as None left out. Not checked: the API says what is
         wrong (``priority`` may be a band or a number there)."""
@@ -155,7 +155,7 @@ class JobSpec(JobRouting):
             if value is not None
         }
 
-    def as_request(self) -> dict[str, Any]:
+    def as_request(self) -> dict[str, object]:
         """The ``POST /jobs`` body that asks for this spec (its priority as given)."""
         fields = self.model_dump(mode="json", include=set(JobSpec.model_fields))
         level = fields.pop("priority_level")
