@@ -117,21 +117,26 @@ class JobRouting(_Model):
         return {**rest, "routing": flat}
 
 
-class JobSpec(JobRouting):
-    """One job as it is asked for: what to design, how many, where it goes, how urgent. The
-    single list of a job's fields: the API's request is this model with camelCase names
-    (``services.api.schemas.JobRequest``), job.requested carries it flat, the store keeps it
-    whole (``jobs.request``) and GET /jobs/{id} shows it back (dumped by alias)."""
-
-    model_config = ConfigDict(
-        alias_generator=AliasGenerator(serialization_alias=to_camel), serialize_by_alias=False
-    )
+class JobDesign(_Model):
+    """What a job makes: the designs' subject and how many (the generator's part of a spec)."""
 
     theme: NonEmpty
     style: NonEmpty
     niche: NonEmpty
     prompt: Annotated[str, Field(min_length=1, max_length=4000)] | None = None
     count: Annotated[int, Field(ge=1, le=100)]
+
+
+class JobSpec(JobRouting, JobDesign):
+    """One job as it is asked for: what to design, how many, where it goes, how urgent. The
+    single list of a job's fields: the API's request is this model with camelCase names
+    (``services.api.schemas.jobs.JobRequest``), job.requested carries it flat, the store keeps it
+    whole (``jobs.request``) and GET /jobs/{id} shows it back (dumped by alias)."""
+
+    model_config = ConfigDict(
+        alias_generator=AliasGenerator(serialization_alias=to_camel), serialize_by_alias=False
+    )
+
     # The priority as a number (1-10, higher is more urgent) when it was given as one (the
     # seed's API): the band comes from it, and within the band it goes first.
     priority_level: Annotated[int, Field(ge=MIN_LEVEL, le=MAX_LEVEL)] | None = None

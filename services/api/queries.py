@@ -13,7 +13,7 @@ from psycopg_pool import AsyncConnectionPool
 from shared.events import DEFAULT_CHANNEL, JobRequested
 from shared.store import job_claims, jobs, products
 
-# Named for what services.api.schemas.JobView shows: the seed's status (a partial job is
+# Named for what services.api.schemas.jobs.JobView shows: the seed's status (a partial job is
 # `completed` there) beside the detailed one, the priority as given (its number, else the band).
 _JOB_COLUMNS = f"""
     job_id, CASE WHEN status = 'partial' THEN 'completed' ELSE status END AS status,

@@ -25,7 +25,7 @@ from psycopg import Error as DbError
 from services.api import queries
 from services.api.errors import ApiError, invalid
 from services.api.producer import BrokerUnavailable
-from services.api.schemas import JobRequest
+from services.api.schemas.jobs import JobRequest
 from services.api.settings import ApiSettings
 from services.api.state import ApiState
 from shared import tracing

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from services.api.schemas import JobRequest
+from services.api.schemas.jobs import JobRequest
 from shared.events import (
     ImageGenerated,
     JobRequested,

@@ -13,8 +13,8 @@ from services.api import queries, thumbnails
 from services.api.auth import Principal
 from services.api.cursor import BadCursor, decode_cursor, encode_cursor
 from services.api.errors import ApiError, invalid
-from services.api.schemas import (
-    COMMON_ERRORS,
+from services.api.schemas.common import COMMON_ERRORS, error_responses
+from services.api.schemas.jobs import (
     DeliveredImage,
     DeliveredProduct,
     DeliveredPublication,
@@ -29,7 +29,6 @@ from services.api.schemas import (
     LogView,
     ProductView,
     WaitView,
-    error_responses,
 )
 from services.api.state import ApiState, State
 from services.api.submit import submit_job

@@ -1,4 +1,4 @@
-"""Request and response bodies of the HTTP API (camelCase on the wire, as in the seed)."""
+"""``/jobs``: the request (the job's spec under camelCase names) and the job as it is shown."""
 
 from __future__ import annotations
 
@@ -8,21 +8,17 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AliasChoices,
-    BaseModel,
     ConfigDict,
     Field,
-    StringConstraints,
     ValidationError,
-    ValidatorFunctionWrapHandler,
     computed_field,
     field_validator,
-    model_validator,
 )
 from pydantic.alias_generators import to_camel
 from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
-from services.api.text import SAFE_TEXT
+from services.api.schemas.common import PromptText, Text, _Wire
 from shared.events import (
     DEFAULT_CHANNEL,
     MAX_LEVEL,
@@ -32,15 +28,7 @@ from shared.events import (
     Priority,
     ProductType,
 )
-from shared.topics import CHANNELS, StageName
-
-# Every string a request body carries goes through SAFE_TEXT (no NUL, no lone surrogate).
-Text = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), SAFE_TEXT
-]
-PromptText = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000), SAFE_TEXT
-]
+from shared.topics import CHANNELS
 
 
 class JobStatus(StrEnum):
@@ -54,15 +42,13 @@ class JobStatus(StrEnum):
     FAILED = "failed"
 
 
-class _Wire(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
-
-
 class JobRequest(JobSpec):
-    """``POST /jobs`` body: the job's spec (:class:`shared.events.JobSpec`, its field list) under
-    its camelCase names. The front door is stricter than the topic where people type: text is
-    stripped and bounded, numbers and booleans are not read from strings, and the priority is
-    a band or a number (the band the settings give a number comes at submission)."""
+    """``POST /jobs`` body: what to design, for which products, how many, how urgent."""
+
+    # The job's spec (shared.events.JobSpec holds the field list) under its camelCase names.
+    # The front door is stricter than the topic where people type: text is stripped and
+    # bounded, numbers and booleans are not read from strings, and the priority is a band or a
+    # number (the band the settings give a number comes at submission).
 
     # Only the documented camelCase names; anything else is an unknown field.
     model_config = ConfigDict(
@@ -163,13 +149,6 @@ class JobAccepted(_Wire):
     status: Literal["accepted"] = "accepted"
 
 
-class WebhookAccepted(_Wire):
-    """``POST /webhooks/printify`` answer: the call is durably on ``printify.webhooks``."""
-
-    status: Literal["received"] = "received"
-    event_id: str
-
-
 class DeliveredImage(_Wire):
     """An image the job made."""
 
@@ -254,24 +233,25 @@ class JobView(_Wire):
     claude_output_tokens: int | None = None
     claude_cache_read_tokens: int | None = None
     claude_cache_write_tokens: int | None = None
-    # The job.requested payload as the row keeps it (None for a row written without one).
-    spec: JobRequestedPayload | None = Field(default=None, exclude=True)
+    # The job.requested payload as the row keeps it (None for a row written without one). Not
+    # an answer's field (`request` shows it): typed loosely so that the documented schema does
+    # not list the payload's model; the validator below makes it one.
+    spec: SkipJsonSchema[object] = Field(default=None, exclude=True)
 
     # Set by GET /jobs/{id}: what the job delivered (None in lists).
     result: JobResult | None = None
 
-    @field_validator("spec", mode="wrap")
+    @field_validator("spec", mode="before")
     @classmethod
-    def _stored(cls, value: object, handler: ValidatorFunctionWrapHandler) -> object:
+    def _stored(cls, value: object) -> JobRequestedPayload | None:
         # What an older version stored is read by today's fields (one since dropped is left
         # out); a row written by hand without a whole request ('{}') shows none, and its own
         # fields are still shown: one such row must not fail a whole list.
-        if not isinstance(value, dict) or not value:
-            return None
+        if isinstance(value, JobRequestedPayload) or not isinstance(value, dict) or not value:
+            return value if isinstance(value, JobRequestedPayload) else None
+        known = {k: v for k, v in value.items() if k in JobRequestedPayload.model_fields}
         try:
-            return handler(
-                {k: v for k, v in value.items() if k in JobRequestedPayload.model_fields}
-            )
+            return JobRequestedPayload.model_validate(known)
         except ValidationError:
             return None
 
@@ -295,11 +275,11 @@ class JobView(_Wire):
 
     @computed_field  # type: ignore[prop-decorator]
     @property
-    def request(self) -> dict[str, Any] | None:
+    def request(self) -> dict[str, Any]:
         """The job as it was asked for, in the request's own shape: its stored spec by the
-        request's names, the priority as given."""
-        if self.spec is None:
-            return None
+        request's names, the priority as given (empty for a row without a readable one)."""
+        if not isinstance(self.spec, JobRequestedPayload):
+            return {}
         shown = self.spec.model_dump(
             mode="json", by_alias=True, exclude={"priority_level", "submitted_by"}
         )
@@ -432,385 +412,3 @@ class JobPage(_Wire):
 
     jobs: list[JobView]
     next_cursor: str | None
-
-
-# Every stage has a DLQ, the monitor's included (what it could not record, replayed to it alone).
-DlqStage = StageName
-
-
-class DeadLetterView(_Wire):
-    """One dead letter: where it sits in Kafka, why it failed, whether it was replayed."""
-
-    id: int
-    stage: str
-    job_id: str | None
-    error_class: str
-    message: str
-    retryable: bool
-    topic: str
-    partition: int
-    offset: int
-    original_topic: str | None
-    replay_to: str | None = Field(
-        description="The topic a replay re-produces it onto (one of its stage's inputs, or its "
-        "stage's first delay topic); null when it has nothing replayable"
-    )
-    failed_at: datetime
-    replayed_at: datetime | None
-    replay_count: int
-
-
-class DeadLetterPage(_Wire):
-    """``GET /dlq`` answer: newest first; pass ``nextCursor`` back for the next page."""
-
-    dead_letters: list[DeadLetterView]
-    next_cursor: str | None
-
-
-JobIdText = Annotated[str, Field(min_length=1, max_length=100, description="One job's"), SAFE_TEXT]
-
-
-class ReplayRequest(_Wire):
-    """``POST /dlq/replay`` body: exactly one of ``id``, ``jobId``, ``stage``."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=False)
-
-    # le: ids are bigints; a larger number cannot name a letter.
-    id: (
-        Annotated[int, Field(strict=True, ge=1, le=2**63 - 1, description="One dead letter")] | None
-    ) = None
-    job_id: JobIdText | None = None
-    stage: Annotated[DlqStage, Field(description="Every dead letter of a stage")] | None = None
-    include_replayed: Annotated[
-        bool, Field(strict=True, description="Replay again what was replayed before")
-    ] = False
-    dry_run: Annotated[
-        bool,
-        Field(
-            strict=True,
-            description="Produce nothing: answer which letters would go where (``targets``)",
-        ),
-    ] = False
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> ReplayRequest:
-        given = [n for n in ("id", "job_id", "stage") if getattr(self, n) is not None]
-        if len(given) != 1:
-            raise ValueError("give exactly one of id, jobId, stage")
-        return self
-
-
-class ReplayTarget(_Wire):
-    """One dead letter of a replay and the topic its copy goes to."""
-
-    id: int
-    job_id: str | None
-    dead_letter: str = Field(description="``topic:partition:offset`` of the DLQ record")
-    replay_to: str
-
-
-class ReplayResult(_Wire):
-    """``POST /dlq/replay`` answer: what was re-produced, and what had nothing to replay."""
-
-    replayed: int
-    ids: list[int]
-    skipped: list[int] = Field(
-        default_factory=list, description="Matching dead letters with nothing replayable"
-    )
-    targets: list[ReplayTarget] = Field(
-        default_factory=list,
-        description="Each letter replayed (or, with dryRun, that would be) and where it goes",
-    )
-
-
-class SeedWorkerHealth(BaseModel):
-    """One instance in ``GET /health``'s ``workers`` (the seed's shape): ``index`` counts the
-    instances of its ``service``; ``health`` holds ``healthy``, ``worker`` (its heartbeat is
-    fresh), ``queue`` (Kafka), ``database`` and ``orchestrator`` (ComfyUI)."""
-
-    id: str
-    index: int
-    service: str
-    healthy: bool
-    health: dict[str, bool]
-
-
-class HealthView(BaseModel):
-    """``GET /health`` answer: overall status and one short word per dependency; and the
-    seed's ``healthy`` and ``workers``."""
-
-    status: Literal["healthy", "unhealthy"]
-    checks: dict[str, str]
-    healthy: bool
-    workers: list[SeedWorkerHealth] = Field(default_factory=list)
-
-
-class ProbeView(BaseModel):
-    """``GET /health/live`` and ``/health/ready`` answers."""
-
-    status: Literal["ok", "unavailable"]
-    checks: dict[str, str]
-
-
-class FieldProblem(BaseModel):
-    """One thing wrong with a request, and where."""
-
-    field: str
-    message: str
-
-
-class ErrorBody(BaseModel):
-    """Every error answer: a stable code, and a message or a list of field problems."""
-
-    error: str
-    detail: str | list[FieldProblem] | None = None
-
-
-_ERROR_DESCRIPTIONS = {
-    400: "Malformed JSON, not JSON, or a bad parameter",
-    401: "Missing or wrong API key",
-    403: "A valid key without the role this operation needs (an admin key)",
-    404: "No such resource",
-    409: "Not possible in this deployment",
-    413: "Request body larger than MAX_BODY_BYTES (refused before it is read)",
-    422: "Invalid request, with one entry per bad field",
-    429: "Too many open event streams (for this caller or in all); retry after Retry-After s",
-    503: "A dependency (Kafka or PostgreSQL) is unavailable; retry later",
-}
-
-
-def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses=`` entries, all with :class:`ErrorBody`, for these status codes."""
-    return {code: {"model": ErrorBody, "description": _ERROR_DESCRIPTIONS[code]} for code in codes}
-
-
-# What any route may answer: the body limit and the text check apply to every request, and
-# every route but /health reads PostgreSQL (503 when it is down or slow).
-COMMON_ERRORS = error_responses(401, 413, 422, 503)
-
-
-# ------------------------------------------------------------------ metrics, alerts, stats
-
-
-class MetricPoint(_Wire):
-    """One metric's one minute: ``value`` is the count (counter), the average (histogram) or
-    the latest sample (gauge)."""
-
-    name: str
-    value: float
-    labels: dict[str, Any]
-    timestamp: datetime
-    kind: Literal["counter", "histogram", "gauge"]
-    count: int
-
-
-class MetricSeries(_Wire):
-    """``GET /metrics?name=`` answer: the metric's latest per-minute rollups, newest first."""
-
-    name: str
-    metrics: list[MetricPoint]
-
-
-class AlertSeverity(StrEnum):
-    """How urgent an alert is."""
-
-    INFO = "info"
-    WARNING = "warning"
-    CRITICAL = "critical"
-
-
-class AlertStatus(StrEnum):
-    """An alert is open while its condition holds, then resolved."""
-
-    OPEN = "open"
-    RESOLVED = "resolved"
-
-
-class AlertView(_Wire):
-    """One alert raised by the monitor."""
-
-    id: int
-    type: str
-    severity: AlertSeverity
-    message: str
-    status: AlertStatus
-    condition_key: str
-    details: dict[str, Any]
-    created_at: datetime
-    updated_at: datetime
-    resolved_at: datetime | None
-    notified_at: datetime | None
-
-
-class AlertList(_Wire):
-    """``GET /alerts`` answer: newest first."""
-
-    alerts: list[AlertView]
-
-
-class JobTotals(_Wire):
-    """Jobs by status."""
-
-    total: int
-    queued: int
-    processing: int
-    retrying: int
-    completed: int
-    partial: int
-    failed: int
-
-
-class StageStats(_Wire):
-    """One stage: its live instances and their counters, its consumer lag and dead letters."""
-
-    instances: int
-    in_flight: int
-    processed: int
-    failed: int
-    lag: int | None = Field(description="Messages behind (latest sample); null when unknown")
-    dlq_size: int
-
-
-class WorkerStats(_Wire):
-    """Live instances (a heartbeat within 30 s) and silent ones, per stage."""
-
-    running: int
-    error: int
-    stages: dict[str, StageStats]
-
-
-class QueueStats(_Wire):
-    """What waits: consumer lag summed over the stages, and dead letters not replayed."""
-
-    lag: int | None
-    dlq_size: int
-
-
-class WorkerView(_Wire):
-    """One service instance as its heartbeats describe it."""
-
-    id: str
-    service: str
-    host: str
-    pid: int
-    partitions: list[str]
-    status: Literal["running", "stale", "stopped"]
-    last_heartbeat: datetime
-    started_at: datetime
-    in_flight: int
-    processed: int
-    failed: int
-
-
-class BudgetView(_Wire):
-    """A vendor's rate limit, shared by every process of the deployment that calls it."""
-
-    name: str = Field(description="The budget's name (the account is a digest, never a key)")
-    label: str = Field(description="What it limits, e.g. Printify publishes (200 per 1800 s)")
-    limit: int | None = Field(description="Requests allowed per window")
-    window_s: float | None
-    used: int = Field(description="Requests counting against the window now")
-    blocked_until: datetime | None = Field(
-        description="Set while a vendor's 429 stopped every sender (its Retry-After)"
-    )
-    rate_limited: int = Field(description="429 answers met in all")
-    waiting: int = Field(description="Messages waiting for a slot on the live instances")
-    jobs_waiting: int = Field(description="Jobs those messages belong to")
-
-
-class StatsView(_Wire):
-    """``GET /stats`` answer: the seed's totals and ``workers`` (each instance), then the
-    richer ``jobs`` by status, ``workerStats`` per stage and the ``queue``."""
-
-    total_workers: int = Field(description="Instances heard from lately, live or silent")
-    running_workers: int
-    error_workers: int = Field(description="Instances whose heartbeat went silent")
-    total_jobs: int
-    total_completed: int = Field(description="Completed jobs, partial ones included")
-    total_failed: int
-    workers: list[WorkerView]
-    jobs: JobTotals
-    worker_stats: WorkerStats
-    queue: QueueStats
-    budgets: list[BudgetView] = Field(
-        default_factory=list, description="Each vendor rate limit: its use and who waits on it"
-    )
-
-
-class Overview(_Wire):
-    """Totals of the jobs created in the dashboard's window."""
-
-    total_jobs: int
-    queued: int
-    processing: int
-    retrying: int
-    completed: int
-    partial: int
-    failed: int
-    images: int
-    products: int
-    published: int
-    success_rate: float | None = Field(
-        description="Percent of finished jobs that completed (null when none finished)"
-    )
-    # The seed's names: partial jobs count as completed, as their status shows them.
-    completed_jobs: int
-    failed_jobs: int
-    avg_processing_time: int | None = Field(
-        description="Average time from submission to the end, in milliseconds"
-    )
-
-
-class DurationStats(_Wire):
-    """Durations in seconds."""
-
-    count: int
-    sum: float | None = None
-    avg: float | None
-    min: float | None
-    max: float | None
-    p50: float | None
-    p95: float | None
-    p99: float | None
-
-
-class Aggregate(_Wire):
-    """The seed's aggregate of a duration, in milliseconds, over ``period`` (e.g. ``24h``)."""
-
-    count: int
-    sum: float | None
-    avg: float | None
-    min: float | None
-    max: float | None
-    p50: float | None
-    p95: float | None
-    p99: float | None
-    period: str
-
-
-class Performance(_Wire):
-    """The seed's aggregates (ms): job duration (created to finished), image generation
-    (request to image) and product creation (image to product); and per-stage durations in
-    seconds (``stages``: generation, product, publish)."""
-
-    job_duration: Aggregate
-    image_generation: Aggregate
-    product_creation: Aggregate
-    stages: dict[str, DurationStats]
-
-
-class Recent(_Wire):
-    """The window's latest jobs and alerts (10 each) and how often each metric counted."""
-
-    jobs: list[JobView]
-    alerts: list[AlertView]
-    metrics: dict[str, int]
-
-
-class DashboardView(_Wire):
-    """``GET /dashboard`` answer."""
-
-    hours: int
-    overview: Overview
-    recent: Recent
-    performance: Performance
