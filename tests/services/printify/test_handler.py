@@ -137,12 +137,13 @@ async def test_one_product_per_type_each_variant_priced_from_its_cost(
             least = max(v["cost"] * 1.4, v["cost"] + 400, entry)
             assert least <= v["price"] < least + 100 and v["price"] % 100 == 99, v
         # The event tells the ranges that are on Printify.
-        assert made.price_cents == min(v["price"] for v in enabled) == entry
-        assert made.price_max_cents == max(v["price"] for v in enabled)
-        assert made.cost_min_cents == min(v["cost"] for v in enabled)
-        assert made.cost_max_cents == max(v["cost"] for v in enabled)
-        assert made.profit_min_cents == min(v["price"] - v["cost"] for v in enabled)
-        assert made.margin_min_percent is not None and made.margin_min_percent >= 25
+        prices = made.prices
+        assert prices.price_min_cents == min(v["price"] for v in enabled) == entry
+        assert prices.price_max_cents == max(v["price"] for v in enabled)
+        assert prices.cost_min_cents == min(v["cost"] for v in enabled)
+        assert prices.cost_max_cents == max(v["cost"] for v in enabled)
+        assert prices.profit_min_cents == min(v["price"] - v["cost"] for v in enabled)
+        assert prices.margin_min_percent is not None and prices.margin_min_percent >= 25
         # The seller can review Printify's mockups, its default one first.
         default = next(i["src"] for i in product["images"] if i["is_default"])
         assert made.mockups and made.mockups[0] == default
