@@ -25,9 +25,12 @@ import re
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
+
+if TYPE_CHECKING:
+    from rich.live import Live
 
 TERMINAL = ("completed", "partial", "failed")
 EXIT_OK, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_TIMEOUT = 0, 1, 2, 3
@@ -293,14 +296,15 @@ class _Progress:
         return bool(job["detailedStatus"] in TERMINAL)
 
     def until_done(
-        self, deadline: float, interval_s: float, show: Callable[[dict[str, Any]], None]
+        self, deadline: float, interval_s: float, live: Live | None
     ) -> dict[str, Any] | None:
-        """Poll until the job ends (its last detail) or the deadline passes (None)."""
+        """Poll until the job ends (its last detail) or the deadline passes (None); shown as
+        a table on ``live`` (for people) when there is one."""
         detail = self.fetch()
         while True:
             done = self.step(detail)
-            if detail is not None:
-                show(detail)
+            if live is not None and detail is not None:
+                live.update(_progress_table(detail), refresh=True)
             if done:
                 return detail
             if time.monotonic() > deadline:
@@ -318,12 +322,10 @@ def follow(
     deadline = time.monotonic() + timeout_s
     progress = _Progress(client, out, job_id)
     if out.json:
-        detail = progress.until_done(deadline, interval_s, lambda _: None)
+        detail = progress.until_done(deadline, interval_s, None)
     else:
         with Live(console=out.console, auto_refresh=False) as live:
-            detail = progress.until_done(
-                deadline, interval_s, lambda d: live.update(_progress_table(d), refresh=True)
-            )
+            detail = progress.until_done(deadline, interval_s, live)
     if detail is None:
         out.err.print(f"{safe_text(job_id)}: still not done after {timeout_s:.0f} s")
         return EXIT_TIMEOUT
