@@ -169,18 +169,29 @@ def post_all(stack: Stack, events: list[JobRequested]) -> dict[str, str]:
     url = f"http://127.0.0.1:{stack.settings.api_port}/jobs"
 
     def post(e: JobRequested) -> tuple[str, str]:
-        p = e.payload
-        body = {
-            "theme": p.theme, "style": p.style, "niche": p.niche, "productTypes": ["tshirt"],
-            "count": 1, "autoPublish": True, "priority": "normal",
-        }  # fmt: skip
         with httpx.Client(timeout=30) as client:
-            resp = client.post(url, json=body)
+            resp = client.post(url, json=e.payload.as_request())
         resp.raise_for_status()
         return e.job_id, str(resp.json()["jobId"])
 
     with ThreadPoolExecutor(8) as pool:
         return dict(pool.map(post, events))
+
+
+def submit_all(stack: Stack, events: list[JobRequested], submit: str) -> set[str]:
+    """Submit the jobs through the API (``api``) or straight onto their topics; their ids."""
+    if submit == "api":
+        return set(post_all(stack, events).values())
+    producer = Producer(
+        {"bootstrap.servers": stack.bootstrap, "enable.idempotence": True, "linger.ms": 5}
+    )
+    for event in events:
+        producer.produce(
+            JOBS_REQUESTED[event.payload.priority], event.to_json(), key=event.job_id.encode()
+        )
+        producer.poll(0)
+    producer.flush(30)
+    return {e.job_id for e in events}
 
 
 def drive(stack: Stack, jobs: int, submit: str) -> tuple[float, dict[str, list[float]]]:
@@ -212,19 +223,7 @@ def drive(stack: Stack, jobs: int, submit: str) -> tuple[float, dict[str, list[f
     run_id = uuid.uuid4().hex[:6]
     events = job_events(run_id, jobs)
     start = time.monotonic()
-    if submit == "api":
-        ours = set(post_all(stack, events).values())
-    else:
-        ours = {e.job_id for e in events}
-        producer = Producer(
-            {"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5}
-        )
-        for event in events:
-            producer.produce(
-                JOBS_REQUESTED[event.payload.priority], event.to_json(), key=event.job_id.encode()
-            )
-            producer.poll(0)
-        producer.flush(30)
+    ours = submit_all(stack, events, submit)
     seen: dict[str, dict[str, float]] = {}
     published = 0
     timeout = time.monotonic() + max(120, jobs / 2)

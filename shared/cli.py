@@ -25,9 +25,12 @@ import re
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
+
+if TYPE_CHECKING:
+    from rich.live import Live
 
 TERMINAL = ("completed", "partial", "failed")
 EXIT_OK, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_TIMEOUT = 0, 1, 2, 3
@@ -252,24 +255,22 @@ def _stages_table(stats: dict[str, Any]) -> Any:
 # ---------------------------------------------------------------------------------- follow
 
 
-def follow(
-    client: httpx.Client, out: Output, job_id: str, *, timeout_s: float, interval_s: float = 0.5
-) -> int:
-    """Show a job's progress until it ends (or ``timeout_s``); the exit code of its outcome."""
-    from rich.live import Live
+class _Progress:
+    """One job's progress as :func:`follow` polls it: its detail, and whether it changed."""
 
-    deadline = time.monotonic() + timeout_s
-    seen: tuple[Any, ...] | None = None
+    def __init__(self, client: httpx.Client, out: Output, job_id: str) -> None:
+        self.client, self.out, self.job_id = client, out, job_id
+        self.seen: tuple[Any, ...] | None = None
 
-    def fetch() -> dict[str, Any] | None:
-        resp = client.get(f"/jobs/{job_id}")
+    def fetch(self) -> dict[str, Any] | None:
+        resp = self.client.get(f"/jobs/{self.job_id}")
         if resp.status_code == 404:
             return None  # not folded yet (a job produced straight to Kafka)
         resp.raise_for_status()
-        return dict(safe_body(resp.json())) if not out.json else dict(resp.json())
+        return dict(safe_body(resp.json())) if not self.out.json else dict(resp.json())
 
-    def step(detail: dict[str, Any] | None) -> bool:
-        nonlocal seen
+    def step(self, detail: dict[str, Any] | None) -> bool:
+        """Note the detail (a line on stderr when it changed, for scripts); True once it ended."""
         if detail is None:
             return False
         job = detail["job"]
@@ -282,40 +283,52 @@ def follow(
             job["productsFailed"],
             job["publicationsFailed"],
         )
-        if now != seen and out.json:
+        if now != self.seen and self.out.json:
             # Scripts get the final answer on stdout; people piping it see progress here.
-            out.err.print(
-                f"{safe_text(job_id)} {safe_text(now[0])}: images {now[1]}/{job['count']}, "
+            self.out.err.print(
+                f"{safe_text(self.job_id)} {safe_text(now[0])}: images {now[1]}/{job['count']}, "
                 f"products {now[2]}/{job['expectedProducts']}, publications "
                 f"{now[3]}/{job['expectedPublications']}",
                 highlight=False,
                 soft_wrap=True,  # one line per change, whatever the width
             )
-        seen = now
-        return job["detailedStatus"] in TERMINAL
+        self.seen = now
+        return bool(job["detailedStatus"] in TERMINAL)
 
-    detail = fetch()
-    if out.json:
-        while not step(detail):
+    def until_done(
+        self, deadline: float, interval_s: float, live: Live | None
+    ) -> dict[str, Any] | None:
+        """Poll until the job ends (its last detail) or the deadline passes (None); shown as
+        a table on ``live`` (for people) when there is one."""
+        detail = self.fetch()
+        while True:
+            done = self.step(detail)
+            if live is not None and detail is not None:
+                live.update(_progress_table(detail), refresh=True)
+            if done:
+                return detail
             if time.monotonic() > deadline:
-                out.err.print(f"{safe_text(job_id)}: still not done after {timeout_s:.0f} s")
-                return EXIT_TIMEOUT
+                return None
             time.sleep(interval_s)
-            detail = fetch()
+            detail = self.fetch()
+
+
+def follow(
+    client: httpx.Client, out: Output, job_id: str, *, timeout_s: float, interval_s: float = 0.5
+) -> int:
+    """Show a job's progress until it ends (or ``timeout_s``); the exit code of its outcome."""
+    from rich.live import Live
+
+    deadline = time.monotonic() + timeout_s
+    progress = _Progress(client, out, job_id)
+    if out.json:
+        detail = progress.until_done(deadline, interval_s, None)
     else:
         with Live(console=out.console, auto_refresh=False) as live:
-            while True:
-                done = step(detail)
-                if detail is not None:
-                    live.update(_progress_table(detail), refresh=True)
-                if done:
-                    break
-                if time.monotonic() > deadline:
-                    out.err.print(f"{safe_text(job_id)}: still not done after {timeout_s:.0f} s")
-                    return EXIT_TIMEOUT
-                time.sleep(interval_s)
-                detail = fetch()
-    assert detail is not None
+            detail = progress.until_done(deadline, interval_s, live)
+    if detail is None:
+        out.err.print(f"{safe_text(job_id)}: still not done after {timeout_s:.0f} s")
+        return EXIT_TIMEOUT
     if out.json:
         out.emit(detail)
     return EXIT_OK if detail["job"]["detailedStatus"] == "completed" else EXIT_REFUSED
@@ -510,29 +523,34 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_UNREACHABLE
 
 
+def _submit(args: argparse.Namespace, client: httpx.Client, out: Output) -> int:
+    """POST /jobs with the spec the arguments give (and, with --wait, follow it)."""
+    from shared.events import JobSpec  # the contract loads pydantic: only a submit needs it
+
+    body = JobSpec.request_body(
+        theme=args.theme,
+        style=args.style,
+        niche=args.niche,
+        prompt=args.prompt or None,
+        product_types=_listed(args.types),
+        count=args.count,
+        auto_publish=args.auto_publish,
+        channels=_listed(args.channels) if args.channels else None,
+        priority=int(args.priority) if args.priority.isdigit() else args.priority,
+    )
+    headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else {}
+    resp = client.post("/jobs", json=body, headers=headers)
+    if not args.wait or not resp.is_success:
+        return out.answer(resp, lambda b: f"accepted: job {b['jobId']}")
+    job_id = str(resp.json()["jobId"])
+    if not out.json:
+        out.console.print(f"accepted: job {safe_text(job_id)}")
+    return follow(client, out, job_id, timeout_s=args.timeout)
+
+
 def _run(args: argparse.Namespace, client: httpx.Client, out: Output) -> int:
     if args.command == "submit":
-        body: dict[str, Any] = {
-            "theme": args.theme,
-            "style": args.style,
-            "niche": args.niche,
-            "productTypes": _listed(args.types),
-            "count": args.count,
-            "autoPublish": args.auto_publish,
-            "priority": int(args.priority) if args.priority.isdigit() else args.priority,
-        }
-        if args.prompt:
-            body["prompt"] = args.prompt
-        if args.channels:
-            body["channels"] = _listed(args.channels)
-        headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else {}
-        resp = client.post("/jobs", json=body, headers=headers)
-        if not args.wait or not resp.is_success:
-            return out.answer(resp, lambda b: f"accepted: job {b['jobId']}")
-        job_id = str(resp.json()["jobId"])
-        if not out.json:
-            out.console.print(f"accepted: job {safe_text(job_id)}")
-        return follow(client, out, job_id, timeout_s=args.timeout)
+        return _submit(args, client, out)
     if args.command == "status":
         return out.answer(client.get(f"/jobs/{args.job_id}"), _progress_table)
     if args.command == "watch":

@@ -16,7 +16,17 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import (
+    AfterValidator,
+    AliasGenerator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
 
 from shared.errors import InvalidEventError
 
@@ -41,6 +51,9 @@ class Priority(StrEnum):
 
 
 MIN_LEVEL, MAX_LEVEL = 1, 10
+
+# The channel of a job that names none (jobs from before channels): Printify's own shop.
+DEFAULT_CHANNEL = "printify"
 
 
 class ProductType(StrEnum):
@@ -74,33 +87,100 @@ Channels = Annotated[list[ChannelName], Field(min_length=1, max_length=10)]
 
 
 def channels_of(channels: list[str] | None) -> list[str]:
-    """A payload's channels: the named ones, else printify alone (events from before)."""
-    return list(channels) if channels else ["printify"]
+    """A payload's channels: the named ones, else the default channel alone (events from
+    before channels)."""
+    return list(channels) if channels else [DEFAULT_CHANNEL]
 
 
-class JobRequestedPayload(_Model):
-    """A design job: what to make, how many, where it goes."""
+class JobRouting(_Model):
+    """Where a job's work goes after the generator: the part of its request every later stage
+    reads (product types, publishing, channels, band), carried whole on every later event."""
+
+    product_types: Annotated[list[ProductType], Field(min_length=1, max_length=10)]
+    auto_publish: bool = False
+    # The sales channels to publish to (autoPublish): None = DEFAULT_CHANNEL only (events from
+    # before channels; the API always names them).
+    channels: Channels | None = None
+    priority: Priority = Priority.NORMAL
+
+    @staticmethod
+    def lift(data: Any) -> Any:
+        """An output payload as it was before routing was one field (flat product_types,
+        auto_publish, channels, priority): those fields moved into ``routing``. Events of that
+        shape stay on the topics across an upgrade."""
+        if not isinstance(data, dict) or "routing" in data:
+            return data
+        flat = {k: data[k] for k in JobRouting.model_fields if k in data}
+        if not flat:
+            return data
+        rest = {k: v for k, v in data.items() if k not in flat}
+        return {**rest, "routing": flat}
+
+
+class JobDesign(_Model):
+    """What a job makes: the designs' subject and how many (the generator's part of a spec)."""
 
     theme: NonEmpty
     style: NonEmpty
     niche: NonEmpty
     prompt: Annotated[str, Field(min_length=1, max_length=4000)] | None = None
-    product_types: Annotated[list[ProductType], Field(min_length=1, max_length=10)]
     count: Annotated[int, Field(ge=1, le=100)]
-    auto_publish: bool = False
-    # The sales channels to publish to (autoPublish): None = "printify" only (events from
-    # before channels; the API always names them).
-    channels: Channels | None = None
-    priority: Priority = Priority.NORMAL
+
+
+class JobSpec(JobRouting, JobDesign):
+    """One job as it is asked for: what to design, how many, where it goes, how urgent. The
+    single list of a job's fields: the API's request is this model with camelCase names
+    (``services.api.schemas.jobs.JobRequest``), job.requested carries it flat, the store keeps it
+    whole (``jobs.request``) and GET /jobs/{id} shows it back (dumped by alias)."""
+
+    model_config = ConfigDict(
+        alias_generator=AliasGenerator(serialization_alias=to_camel), serialize_by_alias=False
+    )
+
     # The priority as a number (1-10, higher is more urgent) when it was given as one (the
     # seed's API): the band comes from it, and within the band it goes first.
     priority_level: Annotated[int, Field(ge=MIN_LEVEL, le=MAX_LEVEL)] | None = None
-    submitted_by: str | None = None
 
     @property
     def rank(self) -> int:
         """The job's place within its band (higher first): its number, or the band's default."""
         return self.priority_level or self.priority.default_level
+
+    @classmethod
+    def request_body(cls, **fields: object) -> dict[str, object]:
+        """A ``POST /jobs`` body of spec fields given by their names here: under the request's
+        (camelCase) names, fields given as None left out. Not checked: the API says what is
+        wrong (``priority`` may be a band or a number there)."""
+        unknown = sorted(set(fields) - set(cls.model_fields))
+        if unknown:
+            raise TypeError(f"not fields of a job: {', '.join(unknown)}")
+        return {
+            cls.model_fields[name].serialization_alias or name: value
+            for name, value in fields.items()
+            if value is not None
+        }
+
+    def as_request(self) -> dict[str, object]:
+        """The ``POST /jobs`` body that asks for this spec (its priority as given)."""
+        fields = self.model_dump(mode="json", include=set(JobSpec.model_fields))
+        level = fields.pop("priority_level")
+        return JobSpec.request_body(**fields | {"priority": level or fields["priority"]})
+
+    @property
+    def routing(self) -> JobRouting:
+        """What the later stages carry of it."""
+        return JobRouting.model_validate(self.model_dump(include=set(JobRouting.model_fields)))
+
+
+class JobRequestedPayload(JobSpec):
+    """A design job (flat on the wire, as other systems produce it): its spec and who asked."""
+
+    submitted_by: str | None = None
+
+    @property
+    def spec(self) -> JobSpec:
+        """The job's request without who made it."""
+        return JobSpec.model_validate(self.model_dump(exclude={"submitted_by"}))
 
     def digest(self) -> str:
         """What makes two requests under one job id the same request (the job id belongs to
@@ -109,6 +189,18 @@ class JobRequestedPayload(_Model):
         delayed retry or a replay of the request is the same request."""
         canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class _Routed(_Model):
+    """An output of a job's later stages: its routing as one field (``JobRouting.lift`` reads
+    the flat shape of events from before)."""
+
+    routing: JobRouting
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lift_routing(cls, data: Any) -> Any:
+        return JobRouting.lift(data)
 
 
 class TokenCounts(_Model):
@@ -120,7 +212,7 @@ class TokenCounts(_Model):
     cache_write: Annotated[int, Field(ge=0)] = 0
 
 
-class ImageGeneratedPayload(_Model):
+class ImageGeneratedPayload(_Routed):
     """One finished image of a job, with the listing copy written for it."""
 
     image_index: Annotated[int, Field(ge=0)]
@@ -135,18 +227,49 @@ class ImageGeneratedPayload(_Model):
     title: NonEmpty
     description: str
     tags: list[str] = Field(default_factory=list)
-    product_types: Annotated[list[ProductType], Field(min_length=1)]
-    auto_publish: bool = False
-    channels: Channels | None = None
-    priority: Priority = Priority.NORMAL
     # The job's Claude tokens, on its first image only (so that images add up to the job).
     tokens: TokenCounts | None = None
 
 
 MAX_MOCKUPS = 8
 
+# The flat names product.created used for its prices before PriceSummary was one field.
+_FLAT_PRICES = {
+    "price_cents": "price_min_cents",
+    "price_max_cents": "price_max_cents",
+    "cost_min_cents": "cost_min_cents",
+    "cost_max_cents": "cost_max_cents",
+    "profit_min_cents": "profit_min_cents",
+    "margin_min_percent": "margin_min_percent",
+}
 
-class ProductCreatedPayload(_Model):
+
+class PriceSummary(_Model):
+    """The range of a product's prices and costs over its enabled variants, and its least
+    profit and margin (cents). Only the lowest price from producers that priced flat, before
+    costs were read."""
+
+    price_min_cents: Annotated[int, Field(ge=0)]
+    price_max_cents: Annotated[int, Field(ge=0)] | None = None
+    cost_min_cents: Annotated[int, Field(ge=0)] | None = None
+    cost_max_cents: Annotated[int, Field(ge=0)] | None = None
+    profit_min_cents: int | None = None
+    margin_min_percent: float | None = Field(
+        default=None, description="Least gross margin (profit / price), in %"
+    )
+
+    @staticmethod
+    def lift(data: Any) -> Any:
+        """A product.created payload from before ``prices`` (flat, ``price_cents`` the lowest):
+        its price fields moved into ``prices`` under these names."""
+        if not isinstance(data, dict) or "prices" in data or "price_cents" not in data:
+            return data
+        prices = {new: data[old] for old, new in _FLAT_PRICES.items() if old in data}
+        rest = {k: v for k, v in data.items() if k not in _FLAT_PRICES}
+        return {**rest, "prices": prices}
+
+
+class ProductCreatedPayload(_Routed):
     """One product created on Printify for one image and one product type."""
 
     image_index: Annotated[int, Field(ge=0)]
@@ -156,19 +279,23 @@ class ProductCreatedPayload(_Model):
     blueprint_id: int
     print_provider_id: int
     variant_count: Annotated[int, Field(ge=1)]
-    # The lowest retail price (every variant is priced from its own production cost).
-    price_cents: Annotated[int, Field(ge=0)]
     title: str
-    auto_publish: bool = False
-    channels: Channels | None = None
-    priority: Priority = Priority.NORMAL
-    # Price and cost ranges over the enabled variants, and the least profit and margin (None
-    # from producers that priced flat, before costs were read).
-    price_max_cents: Annotated[int, Field(ge=0)] | None = None
-    cost_min_cents: Annotated[int, Field(ge=0)] | None = None
-    cost_max_cents: Annotated[int, Field(ge=0)] | None = None
-    profit_min_cents: int | None = None
-    margin_min_percent: float | None = None
+    # Price and cost ranges over the enabled variants, and the least profit and margin.
+    prices: PriceSummary
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lift_routing(cls, data: Any) -> Any:
+        # The flat shape carried no product types: the product's own is the one it knew of.
+        if isinstance(data, dict) and "routing" not in data and "product_type" in data:
+            data = {"product_types": [data["product_type"]], **data}
+        return JobRouting.lift(data)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lift_prices(cls, data: Any) -> Any:
+        return PriceSummary.lift(data)
+
     # The lowest resolution the art prints at on any of the product's print areas.
     print_dpi: float | None = None
     # Printify's mockup images of the product (its default first), for the seller to review.
@@ -185,7 +312,7 @@ class ProductPublishingPayload(_Model):
     shop_id: NonEmpty
     sales_channel: NonEmpty
     # The engine's channel that published it (printify: through the shop's sales_channel).
-    channel: ChannelName = "printify"
+    channel: ChannelName = DEFAULT_CHANNEL
     # When the publisher stops waiting and reports the publication failed.
     confirm_by: UtcDatetime
 
@@ -199,7 +326,7 @@ class ProductPublishedPayload(_Model):
     shop_id: NonEmpty
     external_id: str | None = None
     handle: str | None = None
-    channel: ChannelName = "printify"
+    channel: ChannelName = DEFAULT_CHANNEL
 
 
 class StageFailedPayload(_Model):

@@ -15,6 +15,8 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel, Field
 
+from shared.events import PriceSummary as PriceSummary  # its home is the event contract
+
 
 class PricingRule(BaseModel):
     """How one product type is priced from its variants' costs (all amounts in cents)."""
@@ -25,17 +27,6 @@ class PricingRule(BaseModel):
     min_profit_cents: int = Field(default=400, ge=0, description="Least profit per item")
     floor_cents: int = Field(default=0, ge=0, description="List price: no variant sells below")
     ending_cents: int = Field(default=99, ge=0, le=99, description="Retail ending: 99 = x.99")
-
-
-class PriceSummary(BaseModel):
-    """The range of a product's prices and costs, and its least profit (cents)."""
-
-    price_min_cents: int
-    price_max_cents: int
-    cost_min_cents: int
-    cost_max_cents: int
-    profit_min_cents: int
-    margin_min_percent: float = Field(description="Least gross margin (profit / price), in %")
 
 
 def retail_price(cost_cents: int, rule: PricingRule) -> int:

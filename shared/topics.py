@@ -20,6 +20,9 @@ from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic  # type: 
 
 from shared.errors import ConfigError
 from shared.events import (
+    DEFAULT_CHANNEL as DEFAULT_CHANNEL,  # defined by the contract, re-exported here
+)
+from shared.events import (
     EVENT_TYPES,
     ControlCommand,
     Event,
@@ -112,7 +115,6 @@ PRINTIFY = Stage(
 # retry and dead-letter topics: "printify" publishes through the Printify shop's own channel
 # (and answers Printify's webhooks for the engine's storefront); the others list directly, one
 # for each adapter registered in shared.vendors.direct.
-DEFAULT_CHANNEL = "printify"
 CHANNELS = (DEFAULT_CHANNEL, *DIRECT_CHANNELS)
 PUBLISHER = Stage(
     "publisher",

@@ -10,12 +10,16 @@ from psycopg import AsyncCursor
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from shared.events import JobRequested
-from shared.store import job_claims, jobs
+from shared.events import DEFAULT_CHANNEL, JobRequested
+from shared.store import job_claims, jobs, products
 
-_JOB_COLUMNS = """
-    job_id, status, priority, priority_level, theme, style, niche, prompt, product_types,
-    image_count AS count, auto_publish, COALESCE(channels, ARRAY['printify']) AS channels,
+# Named for what services.api.schemas.jobs.JobView shows: the seed's status (a partial job is
+# `completed` there) beside the detailed one, the priority as given (its number, else the band).
+_JOB_COLUMNS = f"""
+    job_id, CASE WHEN status = 'partial' THEN 'completed' ELSE status END AS status,
+    status AS detailed_status, COALESCE(to_jsonb(priority_level), to_jsonb(band)) AS priority,
+    band, theme, style, niche, prompt, product_types, image_count AS count, auto_publish,
+    COALESCE(channels, ARRAY['{DEFAULT_CHANNEL}']) AS channels, request AS spec,
     expected_products, expected_publications,
     images_done, images_failed, products_done, products_failed, publications_done,
     publications_failed, error, retry_attempt, next_retry_at, last_error,
@@ -43,10 +47,10 @@ FROM images WHERE job_id = %(job)s ORDER BY image_index
 
 # A product's listing on each channel that has one, and, for a job that publishes, every channel
 # of the job that has none yet as ``pending`` (a product that failed is never published).
-_JOB_PRODUCTS = """
-SELECT image_index, product_type, status, product_id, shop_id, price_cents, price_max_cents,
-    cost_min_cents, cost_max_cents, profit_min_cents, margin_min_percent, print_dpi, mockups,
-    title, external_id, error, created_at, published_at,
+_PRODUCT_CREATED = ", ".join(products.CREATED_COLUMNS)
+_JOB_PRODUCTS = f"""
+SELECT image_index, product_type, status, product_id, shop_id, {_PRODUCT_CREATED},
+    external_id, error, created_at, published_at,
     (SELECT COALESCE(json_agg(json_build_object(
         'channel', c.channel, 'status', COALESCE(l.status, 'pending'), 'listing_id',
         l.external_id, 'url', l.url, 'sales_channel', l.sales_channel, 'error', l.error,
@@ -54,12 +58,12 @@ SELECT image_index, product_type, status, product_id, shop_id, price_cents, pric
      FROM (SELECT ls.channel FROM listings ls WHERE ls.job_id = p.job_id
              AND ls.image_index = p.image_index AND ls.product_type = p.product_type
            UNION
-           SELECT unnest(COALESCE(j.channels, ARRAY['printify'])) FROM jobs j
+           SELECT unnest(COALESCE(j.channels, ARRAY['{DEFAULT_CHANNEL}'])) FROM jobs j
            WHERE j.job_id = p.job_id AND j.auto_publish AND p.status <> 'failed') c
      LEFT JOIN listings l ON l.job_id = p.job_id AND l.image_index = p.image_index
        AND l.product_type = p.product_type AND l.channel = c.channel) AS listings
 FROM products p WHERE job_id = %(job)s ORDER BY image_index, product_type
-"""
+"""  # noqa: S608  # constants, no input
 
 _JOB_LOG = """
 SELECT type, level, message, data, occurred_at

@@ -25,7 +25,7 @@ from psycopg import Error as DbError
 from services.api import queries
 from services.api.errors import ApiError, invalid
 from services.api.producer import BrokerUnavailable
-from services.api.schemas import JobRequest
+from services.api.schemas.jobs import JobRequest
 from services.api.settings import ApiSettings
 from services.api.state import ApiState
 from shared import tracing
@@ -66,7 +66,6 @@ def build_payload(
     """The event payload (snake_case) for a validated request: a numeric priority becomes
     its band (by the settings' rule) and is kept as the job's level within it."""
     given = request.priority
-    level = None if isinstance(given, Priority) else given
     channels = request.channels or settings.publish_channels
     off = [c for c in channels if c not in settings.publish_channels]
     if off:
@@ -75,19 +74,9 @@ def build_payload(
             f"{', '.join(off)} not enabled here; the channels are "
             f"{', '.join(settings.publish_channels)}",
         )
-    return JobRequestedPayload(
-        theme=request.theme,
-        style=request.style,
-        niche=request.niche,
-        prompt=request.prompt,
-        product_types=request.product_types,
-        count=request.count,
-        auto_publish=request.auto_publish,
-        channels=channels,
-        priority=given if isinstance(given, Priority) else settings.band_for(given),
-        priority_level=level,
-        submitted_by=principal,
-    )
+    band = given if isinstance(given, Priority) else settings.band_for(given)
+    spec = request.spec(band, list(channels))
+    return JobRequestedPayload(**dict(spec), submitted_by=principal)
 
 
 async def submit_job(

@@ -152,10 +152,7 @@ class GeneratorHandler:
                 title=brief.title,
                 description=brief.description,
                 tags=brief.tags,
-                product_types=job.product_types,
-                auto_publish=job.auto_publish,
-                channels=job.channels,
-                priority=job.priority,
+                routing=job.routing,
                 tokens=TokenCounts(**asdict(usage)) if i == 0 else None,
             )
             out = event.derive(ImageGenerated, payload, producer=PRODUCER, key=f"image:{i}")

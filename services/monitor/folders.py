@@ -202,12 +202,13 @@ class ImageFolder(EventFolder[ImageGenerated]):
 class ProductFolder(EventFolder[ProductCreated]):
     def describe(self, event: ProductCreated) -> tuple[str, str]:
         c = event.payload
-        prices = f"{c.price_cents}"
-        if c.price_max_cents is not None and c.price_max_cents != c.price_cents:
-            prices += f"-{c.price_max_cents}"
+        pr = c.prices
+        prices = f"{pr.price_min_cents}"
+        if pr.price_max_cents is not None and pr.price_max_cents != pr.price_min_cents:
+            prices += f"-{pr.price_max_cents}"
         costs = (
-            f" (cost {c.cost_min_cents}-{c.cost_max_cents})"
-            if c.cost_min_cents is not None and c.cost_max_cents is not None
+            f" (cost {pr.cost_min_cents}-{pr.cost_max_cents})"
+            if pr.cost_min_cents is not None and pr.cost_max_cents is not None
             else ""
         )
         return "info", (

@@ -213,18 +213,11 @@ class PrintifyHandler:
             blueprint_id=entry.blueprint_id,
             print_provider_id=entry.print_provider_id,
             variant_count=int(created["variant_count"]),
-            price_cents=price.price_min_cents,
-            price_max_cents=price.price_max_cents,
-            cost_min_cents=price.cost_min_cents,
-            cost_max_cents=price.cost_max_cents,
-            profit_min_cents=price.profit_min_cents,
-            margin_min_percent=price.margin_min_percent,
+            prices=price,
             print_dpi=min(a.min_dpi for a in areas),
             mockups=list(created.get("mockups") or []),
             title=p.title,
-            auto_publish=p.auto_publish,
-            channels=p.channels,
-            priority=p.priority,
+            routing=p.routing,
         )
         return event.derive(
             ProductCreated, payload, producer=PRODUCER, key=f"product:{product_type.value}"
@@ -300,7 +293,7 @@ class PrintifyHandler:
         shop = await self.shop_id()
         outputs: list[Output] = []
         # Every call this image may take, claimed in one round trip and recorded in another.
-        types = event.payload.product_types
+        types = event.payload.routing.product_types
         creates = [_create_key(event, t) for t in types]
         keys = [_upload_key(event), *creates, *(_price_key(k) for k in creates)]
         async with self.ledger.steps(keys) as steps:
@@ -339,8 +332,9 @@ class PrintifyHandler:
             exc.describe(),
         )
         # The input narrowed to the failed type: replaying it redoes only what failed.
+        routing = event.payload.routing.model_copy(update={"product_types": [product_type]})
         replay = event.model_copy(
-            update={"payload": event.payload.model_copy(update={"product_types": [product_type]})}
+            update={"payload": event.payload.model_copy(update={"routing": routing})}
         )
         payload = StageFailedPayload(
             stage=PRODUCER,

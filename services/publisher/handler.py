@@ -72,10 +72,10 @@ def sells_here(event: ProductCreated, channel: str) -> bool:
     """Whether ``channel``'s publisher publishes ``event``'s product: only with autoPublish
     (else it stays a draft), and only when the job sells on that channel."""
     p = event.payload
-    if not p.auto_publish:
+    if not p.routing.auto_publish:
         logger.info("product left as draft job_id=%s product_id=%s", event.job_id, p.product_id)
         return False
-    return channel in channels_of(p.channels)
+    return channel in channels_of(p.routing.channels)
 
 
 def product_ref(event: ProductCreated) -> ProductRef:

@@ -20,10 +20,10 @@ from psycopg.types.json import Jsonb
 from shared.events import ImageGenerated, JobRequested, channels_of
 
 _INSERT_REQUESTED = """
-INSERT INTO jobs (job_id, status, priority, priority_level, theme, style, niche, prompt,
+INSERT INTO jobs (job_id, status, band, priority_level, theme, style, niche, prompt,
                   product_types, image_count, auto_publish, channels, expected_products,
                   expected_publications, submitted_by, request, created_at)
-VALUES (%(job)s, 'queued', %(priority)s, %(level)s, %(theme)s, %(style)s, %(niche)s, %(prompt)s,
+VALUES (%(job)s, 'queued', %(band)s, %(level)s, %(theme)s, %(style)s, %(niche)s, %(prompt)s,
         %(types)s, %(count)s, %(auto)s, %(channels)s, %(expected)s, %(publications)s, %(by)s,
         %(request)s, %(at)s)
 """
@@ -34,7 +34,7 @@ _OPEN_OR_FILL_REQUESTED = (
     _INSERT_REQUESTED
     + """ON CONFLICT (job_id) DO UPDATE SET
     theme = EXCLUDED.theme, style = EXCLUDED.style, niche = EXCLUDED.niche,
-    prompt = EXCLUDED.prompt, priority = EXCLUDED.priority,
+    prompt = EXCLUDED.prompt, band = EXCLUDED.band,
     priority_level = EXCLUDED.priority_level, submitted_by = EXCLUDED.submitted_by,
     request = EXCLUDED.request
     WHERE jobs.request IS NULL"""
@@ -46,7 +46,7 @@ def _requested(event: JobRequested) -> dict[str, Any]:
     expected = p.count * len(p.product_types)
     return {
         "job": event.job_id,
-        "priority": p.priority.value,
+        "band": p.priority.value,
         "level": p.priority_level,
         "theme": p.theme,
         "style": p.style,

@@ -14,35 +14,31 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-from shared.events import ProductCreated, ProductPublished, ProductPublishing
+from shared.events import PriceSummary, ProductCreated, ProductPublished, ProductPublishing
 
-_CREATED = """
+# What creation alone knows of a product: its prices (shared.events.PriceSummary's fields, by
+# the same names), print resolution, mockups and title. Read back by the API in this order.
+CREATED_COLUMNS = (*PriceSummary.model_fields, "print_dpi", "mockups", "title")
+_CREATED_LIST = ", ".join(CREATED_COLUMNS)
+_CREATED_VALUES = ", ".join(f"%({c})s" for c in CREATED_COLUMNS)
+
+_CREATED = f"""
 INSERT INTO products (job_id, image_index, product_type, status, product_id, shop_id,
-                      price_cents, price_max_cents, cost_min_cents, cost_max_cents,
-                      profit_min_cents, margin_min_percent, print_dpi, mockups, title,
-                      created_at)
-VALUES (%(job)s, %(index)s, %(type)s, 'created', %(product_id)s, %(shop_id)s, %(price)s,
-        %(price_max)s, %(cost_min)s, %(cost_max)s, %(profit_min)s, %(margin_min)s, %(dpi)s,
-        %(mockups)s, %(title)s, %(at)s)
+                      {_CREATED_LIST}, created_at)
+VALUES (%(job)s, %(index)s, %(type)s, 'created', %(product_id)s, %(shop_id)s, {_CREATED_VALUES},
+        %(at)s)
 ON CONFLICT (job_id, image_index, product_type) DO UPDATE SET
     status = 'created', product_id = EXCLUDED.product_id, shop_id = EXCLUDED.shop_id,
-    price_cents = EXCLUDED.price_cents, price_max_cents = EXCLUDED.price_max_cents,
-    cost_min_cents = EXCLUDED.cost_min_cents, cost_max_cents = EXCLUDED.cost_max_cents,
-    profit_min_cents = EXCLUDED.profit_min_cents,
-    margin_min_percent = EXCLUDED.margin_min_percent, print_dpi = EXCLUDED.print_dpi,
-    mockups = EXCLUDED.mockups, title = EXCLUDED.title, error = NULL
+    ({_CREATED_LIST}) = ROW({", ".join(f"EXCLUDED.{c}" for c in CREATED_COLUMNS)}), error = NULL
 WHERE products.status = 'failed'
-"""
+"""  # noqa: S608  # column names from the model, no input
 
 # The publication was folded first: fill in what only creation knows.
-_FILL_CREATED = """
-UPDATE products SET price_cents = %(price)s, price_max_cents = %(price_max)s,
-    cost_min_cents = %(cost_min)s, cost_max_cents = %(cost_max)s,
-    profit_min_cents = %(profit_min)s, margin_min_percent = %(margin_min)s, print_dpi = %(dpi)s,
-    mockups = %(mockups)s, title = %(title)s
+_FILL_CREATED = f"""
+UPDATE products SET ({_CREATED_LIST}) = ROW({_CREATED_VALUES})
 WHERE job_id = %(job)s AND image_index = %(index)s AND product_type = %(type)s
-  AND price_cents IS NULL
-"""
+  AND price_min_cents IS NULL
+"""  # noqa: S608  # column names from the model, no input
 
 # Only a created product moves on to 'publishing': a confirmation or a refusal folded first
 # (another topic) is the later news.
@@ -82,13 +78,8 @@ async def record_created(conn: AsyncConnection[Any], event: ProductCreated) -> N
         "type": p.product_type.value,
         "product_id": p.product_id,
         "shop_id": p.shop_id,
-        "price": p.price_cents,
-        "price_max": p.price_max_cents,
-        "cost_min": p.cost_min_cents,
-        "cost_max": p.cost_max_cents,
-        "profit_min": p.profit_min_cents,
-        "margin_min": p.margin_min_percent,
-        "dpi": p.print_dpi,
+        **p.prices.model_dump(),
+        "print_dpi": p.print_dpi,
         "mockups": p.mockups or None,
         "title": p.title,
         "at": event.occurred_at,

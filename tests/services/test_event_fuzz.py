@@ -24,6 +24,8 @@ from shared.events import (
     ImageGeneratedPayload,
     JobRequested,
     JobRequestedPayload,
+    JobRouting,
+    PriceSummary,
     Priority,
     ProductCreated,
     ProductCreatedPayload,
@@ -95,7 +97,7 @@ def valid_event(topic: str, job_id: str) -> bytes:
                 seed=1,
                 title="t",
                 description="d",
-                product_types=["mug"],
+                routing=JobRouting(product_types=["mug"]),
             ),
         ).to_json()
     if topic == PRODUCTS_CREATED:
@@ -110,8 +112,9 @@ def valid_event(topic: str, job_id: str) -> bytes:
                 blueprint_id=1,
                 print_provider_id=1,
                 variant_count=1,
-                price_cents=100,
                 title="t",
+                routing=JobRouting(product_types=["mug"]),
+                prices=PriceSummary(price_min_cents=100),
             ),
         ).to_json()
     return ProductPublished(

@@ -46,6 +46,8 @@ from shared.events import (
     ImageGeneratedPayload,
     JobRequested,
     JobRequestedPayload,
+    JobRouting,
+    PriceSummary,
     Priority,
     ProductCreated,
     ProductCreatedPayload,
@@ -338,7 +340,7 @@ def _image(job: GoodJob, index: int) -> ImageGeneratedPayload:
         seed=index,
         title="forged art",
         description="forged",
-        product_types=job.product_types,
+        routing=JobRouting(product_types=job.product_types),
     )
 
 
@@ -351,8 +353,9 @@ def _product(job: GoodJob, index: int) -> ProductCreatedPayload:
         blueprint_id=6,
         print_provider_id=99,
         variant_count=1,
-        price_cents=100,
         title="forged",
+        routing=JobRouting(product_types=[job.product_types[0]]),
+        prices=PriceSummary(price_min_cents=100),
     )
 
 

@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Awaitable, Callable
 
-from shared.events import ImageGenerated, ImageGeneratedPayload, JobRequested
+from shared.events import ImageGenerated, ImageGeneratedPayload, JobRequested, JobRouting
 from shared.runner import (
     MessageContext,
     Output,
@@ -63,7 +63,7 @@ def make_echo_handler(
             seed=ctx.offset,
             title=event.payload.theme,
             description="",
-            product_types=event.payload.product_types,
+            routing=JobRouting(product_types=event.payload.product_types),
         )
         out = event.derive(ImageGenerated, payload, producer=name, key="image:0")
         return [Output(output_topic(name), out)]

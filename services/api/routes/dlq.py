@@ -22,15 +22,14 @@ from fastapi import APIRouter, Query, status
 from services.api.auth import Admin, Principal
 from services.api.cursor import BadCursor, decode_cursor, encode_cursor
 from services.api.errors import ApiError, invalid
-from services.api.schemas import (
-    COMMON_ERRORS,
+from services.api.schemas.common import COMMON_ERRORS, error_responses
+from services.api.schemas.dlq import (
     DeadLetterPage,
     DeadLetterView,
     DlqStage,
     ReplayRequest,
     ReplayResult,
     ReplayTarget,
-    error_responses,
 )
 from services.api.state import ApiState, State
 from shared.runner import headers as hdr

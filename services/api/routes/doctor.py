@@ -13,7 +13,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from services.api.auth import Admin
-from services.api.schemas import COMMON_ERRORS, error_responses
+from services.api.schemas.common import COMMON_ERRORS, error_responses
 from shared import doctor
 
 router = APIRouter(tags=["operations"], responses={**COMMON_ERRORS, **error_responses(403)})

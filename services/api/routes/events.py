@@ -24,7 +24,7 @@ from services.api import queries
 from services.api.auth import Principal
 from services.api.errors import ApiError, invalid
 from services.api.feed import Subscription
-from services.api.schemas import COMMON_ERRORS, error_responses
+from services.api.schemas.common import COMMON_ERRORS, error_responses
 from services.api.state import ApiState, State
 from shared.store import job_events
 from shared.store.job_events import Position

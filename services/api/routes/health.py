@@ -25,7 +25,8 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from services.api import queries
-from services.api.schemas import HealthView, ProbeView, SeedWorkerHealth, error_responses
+from services.api.schemas.common import error_responses
+from services.api.schemas.health import HealthView, ProbeView, SeedWorkerHealth
 from services.api.state import ApiState, State
 from shared.store import workers as worker_store
 from shared.topics import STAGES

@@ -13,8 +13,8 @@ from services.api import queries, thumbnails
 from services.api.auth import Principal
 from services.api.cursor import BadCursor, decode_cursor, encode_cursor
 from services.api.errors import ApiError, invalid
-from services.api.schemas import (
-    COMMON_ERRORS,
+from services.api.schemas.common import COMMON_ERRORS, error_responses
+from services.api.schemas.jobs import (
     DeliveredImage,
     DeliveredProduct,
     DeliveredPublication,
@@ -29,7 +29,6 @@ from services.api.schemas import (
     LogView,
     ProductView,
     WaitView,
-    error_responses,
 )
 from services.api.state import ApiState, State
 from services.api.submit import submit_job
@@ -88,14 +87,14 @@ async def job_waits(state: ApiState, row: dict[str, Any]) -> list[WaitView]:
     """What a job still in progress waits for: its messages inside the stages (a vendor's
     limit, a GPU, a credential, from the live instances' heartbeats), a retry's delay, and
     channels that have not confirmed its listings yet."""
-    if row["status"] in _ENDED:
+    if row["detailed_status"] in _ENDED:
         return []
     job_id = row["job_id"]
     waits = [
         WaitView(**r)
         for r in await worker_store.job_waits(state.pool, job_id, state.settings.worker_stale_s)
     ]
-    if row["status"] == JobStatus.RETRYING and row["next_retry_at"] is not None:
+    if row["detailed_status"] == JobStatus.RETRYING and row["next_retry_at"] is not None:
         waits.append(
             WaitView(
                 kind="retry",

@@ -12,8 +12,8 @@ from fastapi.responses import Response
 
 from services.api import ops_queries
 from services.api.auth import Principal
-from services.api.schemas import (
-    COMMON_ERRORS,
+from services.api.schemas.common import COMMON_ERRORS
+from services.api.schemas.ops import (
     AlertList,
     AlertSeverity,
     AlertStatus,

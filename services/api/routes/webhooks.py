@@ -19,7 +19,8 @@ from fastapi import APIRouter, Header, Request
 from pydantic import ValidationError
 
 from services.api.errors import ApiError, field_name
-from services.api.schemas import WebhookAccepted, error_responses
+from services.api.schemas.common import error_responses
+from services.api.schemas.webhooks import WebhookAccepted
 from services.api.state import State
 from shared.events import PrintifyWebhookPayload, PrintifyWebhookReceived
 from shared.runner import BrokerUnavailable

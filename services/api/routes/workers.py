@@ -18,14 +18,10 @@ from fastapi import APIRouter, Path, status
 from services.api.auth import Admin, Principal
 from services.api.errors import ApiError, invalid
 from services.api.producer import BrokerUnavailable
-from services.api.schemas import COMMON_ERRORS, error_responses
+from services.api.schemas.common import COMMON_ERRORS, error_responses
+from services.api.schemas.ops import WorkerView
+from services.api.schemas.workers import CommandAccepted, ScaleRequest, WorkerList
 from services.api.state import ApiState, State
-from services.api.worker_schemas import (
-    CommandAccepted,
-    ScaleRequest,
-    WorkerList,
-    WorkerView,
-)
 from shared.events import ControlCommand, ControlCommandPayload
 from shared.store import workers as worker_store
 from shared.topics import CONTROL, STAGES

@@ -13,7 +13,7 @@ import pytest
 from confluent_kafka import Consumer, Message, TopicPartition
 from pydantic import ValidationError
 
-from services.api.schemas import JobRequest
+from services.api.schemas.jobs import JobRequest
 from services.api.settings import ApiSettings
 from services.api.submit import _IDEMPOTENCY_NS, request_hash
 from shared.events import JobRequested, Priority, parse_event

@@ -25,6 +25,8 @@ from shared.events import (
     ImageGenerated,
     JobRequested,
     JobRequestedPayload,
+    JobRouting,
+    PriceSummary,
     Priority,
     ProductCreated,
     ProductCreatedPayload,
@@ -146,7 +148,11 @@ class Seeder:
             update={
                 "attempt": 1,
                 "payload": image.payload.model_copy(
-                    update={"product_types": [ProductType(product_type)]}
+                    update={
+                        "routing": image.payload.routing.model_copy(
+                            update={"product_types": [ProductType(product_type)]}
+                        )
+                    }
                 ),
             }
         )
@@ -183,8 +189,9 @@ def product_of(job: JobRequested, product_type: str) -> ProductCreated:
             blueprint_id=5,
             print_provider_id=1,
             variant_count=3,
-            price_cents=1999,
             title="T",
+            routing=JobRouting(product_types=[ProductType(product_type)]),
+            prices=PriceSummary(price_min_cents=1999),
         ),
         producer="printify",
         key=f"product:{product_type}",
@@ -420,7 +427,7 @@ async def test_replay_a_job(api: httpx.Client, seed: Seeder, pipeline_topics: st
     sent = json.loads(copy.value() or b"")
     assert sent["attempt"] == 0 and hoodie_input.attempt == 1
     assert sent["event_id"] == str(hoodie_input.event_id)
-    assert sent["payload"]["product_types"] == ["hoodie"]
+    assert sent["payload"]["routing"]["product_types"] == ["hoodie"]
     assert copy.key() == job.job_id.encode()
 
     again = api.post("/dlq/replay", json={"jobId": job.job_id})

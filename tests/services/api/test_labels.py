@@ -16,7 +16,7 @@ from psycopg.types.json import Jsonb
 
 from services.api.auth import label_of, legacy_label
 from services.api.labels import legacy_replacement
-from services.api.schemas import JobRequest
+from services.api.schemas.jobs import JobRequest
 from services.api.submit import request_hash
 from shared.db import migrate
 from shared.events import Priority

@@ -111,8 +111,9 @@ async def test_one_image_event_per_image(tmp_path: Path) -> None:
     payloads = [e.payload for e in events]
     assert [p.image_index for p in payloads] == [0, 1, 2]
     assert {p.image_count for p in payloads} == {3}
-    assert payloads[0].product_types == ["tshirt", "hoodie"]
-    assert payloads[0].auto_publish is True and payloads[0].priority == "high"
+    routing = payloads[0].routing
+    assert routing.product_types == ["tshirt", "hoodie"]
+    assert routing.auto_publish is True and routing.priority == "high"
     assert (payloads[0].width, payloads[0].height) == (64, 48)
     # The job's Claude tokens ride on its first image only, so images add up to the job.
     assert payloads[0].tokens is not None and {p.tokens for p in payloads[1:]} == {None}

@@ -244,7 +244,11 @@ def stage_failed(job: JobRequested, product_type: str = "hoodie") -> StageFailed
         update={
             "attempt": 2,
             "payload": image.payload.model_copy(
-                update={"product_types": [ProductType(product_type)]}
+                update={
+                    "routing": image.payload.routing.model_copy(
+                        update={"product_types": [ProductType(product_type)]}
+                    )
+                }
             ),
         }
     )
@@ -276,7 +280,7 @@ async def test_stage_failed_report_replays_its_input_event(pool: AsyncConnection
     assert row["replay_topic"] == "images.generated"
     replay = json.loads(bytes(row["replay_value"]))
     assert replay == report.payload.input_event
-    assert replay["payload"]["product_types"] == ["hoodie"]
+    assert replay["payload"]["routing"]["product_types"] == ["hoodie"]
     assert (row["stage"], row["error_class"], row["message"]) == (
         "printify",
         "PermanentError",

@@ -175,7 +175,7 @@ async def test_events_out_of_topic_order_still_fold(pool: AsyncConnectionPool) -
     assert row["theme"] == "t"
     async with pool.connection() as conn:
         cur = await conn.execute(
-            "SELECT status, price_cents FROM products WHERE job_id = %s", (job.job_id,)
+            "SELECT status, price_min_cents FROM products WHERE job_id = %s", (job.job_id,)
         )
         assert await cur.fetchall() == [("published", 1999)]
 

@@ -18,6 +18,7 @@ from shared.errors import ConfigError, PermanentError
 from shared.events import (
     ImageGenerated,
     ImageGeneratedPayload,
+    JobRouting,
     ProductCreated,
     ProductType,
     StageFailed,
@@ -69,8 +70,7 @@ def image_event(tmp_path: Path, types: list[str], job_id: str | None = None) -> 
             title="Green Blob Tee",
             description="A blob.",
             tags=["blob", "green"],
-            product_types=types,
-            auto_publish=True,
+            routing=JobRouting(product_types=types, auto_publish=True),
         ),
     )
 
@@ -137,12 +137,13 @@ async def test_one_product_per_type_each_variant_priced_from_its_cost(
             least = max(v["cost"] * 1.4, v["cost"] + 400, entry)
             assert least <= v["price"] < least + 100 and v["price"] % 100 == 99, v
         # The event tells the ranges that are on Printify.
-        assert made.price_cents == min(v["price"] for v in enabled) == entry
-        assert made.price_max_cents == max(v["price"] for v in enabled)
-        assert made.cost_min_cents == min(v["cost"] for v in enabled)
-        assert made.cost_max_cents == max(v["cost"] for v in enabled)
-        assert made.profit_min_cents == min(v["price"] - v["cost"] for v in enabled)
-        assert made.margin_min_percent is not None and made.margin_min_percent >= 25
+        prices = made.prices
+        assert prices.price_min_cents == min(v["price"] for v in enabled) == entry
+        assert prices.price_max_cents == max(v["price"] for v in enabled)
+        assert prices.cost_min_cents == min(v["cost"] for v in enabled)
+        assert prices.cost_max_cents == max(v["cost"] for v in enabled)
+        assert prices.profit_min_cents == min(v["price"] - v["cost"] for v in enabled)
+        assert prices.margin_min_percent is not None and prices.margin_min_percent >= 25
         # The seller can review Printify's mockups, its default one first.
         default = next(i["src"] for i in product["images"] if i["is_default"])
         assert made.mockups and made.mockups[0] == default
@@ -237,7 +238,7 @@ async def test_permanent_failure_of_one_type_spares_the_others(
     assert failed.payload.input_offset == 11
     # The replayable input asks only for what failed.
     assert failed.payload.input_event is not None
-    assert failed.payload.input_event["payload"]["product_types"] == ["hoodie"]
+    assert failed.payload.input_event["payload"]["routing"]["product_types"] == ["hoodie"]
 
 
 async def test_redelivery_creates_each_product_and_uploads_the_image_once(

@@ -9,7 +9,7 @@ import httpx
 
 from services.publisher.handler import ShopPublisher
 from services.publisher.publications import Publications
-from shared.events import ProductCreated, ProductCreatedPayload
+from shared.events import JobRouting, PriceSummary, ProductCreated, ProductCreatedPayload
 from shared.ledger import Ledger
 from shared.runner import MessageContext
 from shared.vendors.channels import ChannelRegistry
@@ -50,9 +50,9 @@ async def make_product(
             blueprint_id=BLUEPRINT,
             print_provider_id=PROVIDER,
             variant_count=3,
-            price_cents=1999,
             title=TITLE,
-            auto_publish=auto_publish,
+            routing=JobRouting(product_types=["tshirt"], auto_publish=auto_publish),
+            prices=PriceSummary(price_min_cents=1999),
         ),
     )
 

@@ -45,7 +45,8 @@ def handler_for(ledger: Ledger, channel: str, direct: Any) -> DirectPublisher:
 
 
 def selling_on(event: ProductCreated, channels: list[str]) -> ProductCreated:
-    payload = event.payload.model_copy(update={"channels": channels})
+    routing = event.payload.routing.model_copy(update={"channels": channels})
+    payload = event.payload.model_copy(update={"routing": routing})
     return event.model_copy(update={"payload": payload, "job_id": f"job-{uuid.uuid4().hex[:8]}"})
 
 

@@ -6,7 +6,8 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field
 
-from services.api.schemas import WorkerView, _Wire
+from services.api.schemas.common import _Wire
+from services.api.schemas.ops import WorkerView
 from shared.topics import StageName
 
 __all__ = ["WorkerView"]
