@@ -8,9 +8,11 @@ Playwright release (pyproject) is the one built for the installed Chromium's maj
 
 from __future__ import annotations
 
+import logging
 import re
 import shutil
 from dataclasses import dataclass, field
+from importlib.metadata import version
 from pathlib import Path
 
 from playwright.async_api import Browser, ConsoleMessage, Page, Playwright, ViewportSize
@@ -18,6 +20,8 @@ from playwright.async_api import Browser, ConsoleMessage, Page, Playwright, View
 # What Chromium is started with, beyond Playwright's own headless flags: no sandbox (root in CI
 # containers; Playwright's default too, said here so it does not depend on that), and no /dev/shm
 # (small in containers) nor GPU.
+log = logging.getLogger(__name__)
+
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"]
 VIEWPORT: ViewportSize = {"width": 1280, "height": 900}
 
@@ -33,9 +37,18 @@ def chromium_path() -> str | None:
 
 async def launch(playwright: Playwright, executable: str) -> Browser:
     """A headless Chromium from ``executable`` (never one of Playwright's downloads)."""
-    return await playwright.chromium.launch(
+    browser = await playwright.chromium.launch(
         executable_path=executable, headless=True, args=CHROMIUM_ARGS
     )
+    # Both versions in the log: a Chromium whose major version drifts from the one the pinned
+    # Playwright was built for is the first suspect when these tests break after an upgrade.
+    log.info(
+        "browser launched executable=%s chromium=%s playwright=%s",
+        executable,
+        browser.version,
+        version("playwright"),
+    )
+    return browser
 
 
 @dataclass
