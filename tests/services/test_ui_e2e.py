@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import quote_plus
 
 import httpx
@@ -34,6 +34,14 @@ pytestmark = [
 # Waits on the page (Playwright's expect) in ms: the stack answers in well under a second, the
 # slack is for a loaded CI machine.
 DRAWN = 20_000
+
+
+class DeadLetter(TypedDict):
+    """The fields of a /dlq answer's dead letter these tests read."""
+
+    id: int
+    replayedAt: str | None  # the API's camelCase
+    replayCount: int
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
@@ -111,7 +119,7 @@ async def test_the_replay_button_replays_a_dead_letter(stack: Stack, page: Page)
     produce_job(stack, job)
     base = api(stack)
 
-    def letters() -> list[dict[str, Any]]:
+    def letters() -> list[DeadLetter]:
         found = httpx.get(f"{base}/dlq", params={"jobId": job.job_id}, timeout=5).json()
         return list(found["deadLetters"])
 
@@ -129,7 +137,7 @@ async def test_the_replay_button_replays_a_dead_letter(stack: Stack, page: Page)
     await screenshot(page, SCREENSHOTS, "ui-dlq-replayed")
 
     # The API agrees (and the replayed record failed again: a new dead letter).
-    def replayed() -> dict[str, Any] | None:
+    def replayed() -> DeadLetter | None:
         same = [d for d in letters() if d["id"] == dead["id"]]
         return same[0] if same and same[0]["replayedAt"] is not None else None
 
