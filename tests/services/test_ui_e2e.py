@@ -1,74 +1,112 @@
 """The dashboard (/ui) in headless Chromium against the whole stack: every page loads without a
 console error, a job advances live on its page, and the replay button replays a dead letter.
-Screenshots go to .state/test/screenshots."""
+Playwright drives the system Chromium (tests/support/browser.py): one browser for the session,
+a fresh context (cookies, storage, tab) per test. Screenshots go to .state/test/screenshots."""
 
 from __future__ import annotations
 
-import json
-import time
+import asyncio
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
+from typing import Any, TypedDict
+from urllib.parse import quote_plus
 
 import httpx
 import pytest
+import pytest_asyncio
+from playwright.async_api import Browser, Page, async_playwright, expect
 
 from devstack.stack import Stack
 from shared.events import JobRequested, JobRequestedPayload
-from tests.support.browser import Page, chromium, chromium_path
+from tests.support.browser import VIEWPORT, PageErrors, chromium_path, launch, screenshot
 from tests.support.infra import TEST_STATE, wait_for
 from tests.support.pipeline import api, produce_job, submit
 
 SCREENSHOTS = TEST_STATE / "screenshots"
 CHROMIUM = chromium_path()
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="no chromium: scripts/bootstrap.sh installs Debian's where it can"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        CHROMIUM is None, reason="no chromium: scripts/bootstrap.sh installs Debian's where it can"
+    ),
+    # The browser lives on the session's event loop: the tests must run on that loop too.
+    pytest.mark.asyncio(loop_scope="session"),
+]
+# Waits on the page (Playwright's expect) in ms: the stack answers in well under a second, the
+# slack is for a loaded CI machine.
+DRAWN = 20_000
 
 
-@pytest.fixture(scope="module")
-def page() -> Iterator[Page]:
+class DeadLetter(TypedDict):
+    """The fields of a /dlq answer's dead letter these tests read."""
+
+    id: int
+    replayedAt: str | None  # the API's camelCase
+    replayCount: int
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def browser() -> AsyncIterator[Browser]:
     assert CHROMIUM is not None
-    with chromium(CHROMIUM, SCREENSHOTS) as tab:
-        yield tab
+    async with async_playwright() as playwright:
+        chromium = await launch(playwright, CHROMIUM)
+        yield chromium
+        await chromium.close()
 
 
-@pytest.fixture(autouse=True)
-def no_console_errors(page: Page) -> Iterator[None]:
-    page.errors.clear()
-    yield
-    assert page.errors == [], page.errors
+@pytest_asyncio.fixture(loop_scope="session")
+async def page(browser: Browser) -> AsyncIterator[Page]:
+    """A tab in a context of its own; the test fails if the page logged an error."""
+    context = await browser.new_context(viewport=VIEWPORT)
+    tab = await context.new_page()
+    seen = PageErrors()
+    seen.watch(tab)
+    yield tab
+    errors = list(seen.errors)  # before closing: a closed page's aborted streams are not errors
+    await context.close()
+    assert errors == [], errors
 
 
-def test_a_submitted_job_appears_and_advances_live(stack: Stack, page: Page) -> None:
+async def get_json(url: str, timeout: float = 10, **params: str) -> Any:
+    async with httpx.AsyncClient(timeout=timeout) as client:
+        resp = await client.get(url, params=params)
+        resp.raise_for_status()
+        return resp.json()
+
+
+async def test_a_submitted_job_appears_and_advances_live(stack: Stack, page: Page) -> None:
     theme = f"ui live {uuid.uuid4().hex[:6]}"
     job_id = submit(stack, theme=theme, autoPublish=True, productTypes=["tshirt", "mug"])
     # The list finds it by search, and links to its page.
-    page.goto(f"{api(stack)}/ui/jobs?q={theme.replace(' ', '+')}")
-    page.wait_for(f"document.querySelector('tr[data-job=\"{job_id}\"]') !== null", 20, "listed")
-    assert page.evaluate("document.querySelectorAll('#jobs tr[data-job]').length") == 1
-    page.evaluate(f"document.querySelector('tr[data-job=\"{job_id}\"] a').click()")
-    page.wait_for("window.__pod && window.__pod.renders > 0", 20, "the job page drawn")
-    first = page.evaluate("window.__pod.status")
-    page.evaluate("window.__stayed = true")  # gone if the page reloaded
-    page.screenshot("ui-job-started")
-    page.wait_for("window.__pod.status === 'completed'", 120, "the job completed on the page")
+    await page.goto(f"{api(stack)}/ui/jobs?q={quote_plus(theme)}")
+    row = page.locator(f'tr[data-job="{job_id}"]')
+    await expect(row).to_have_count(1, timeout=DRAWN)
+    await expect(page.locator("#jobs tr[data-job]")).to_have_count(1)
+    await row.locator("a").click()
+    # Waits go through the page's DOM, not wait_for_function: that evaluates a string in the
+    # page, which the dashboard's CSP (script-src 'self') refuses, as it should.
+    status = page.locator("#job-status")  # drawn in the same step that counts a render
+    await expect(status).to_be_attached(timeout=DRAWN)
+    assert await page.evaluate("window.__pod.renders") > 0
+    first = await page.evaluate("window.__pod.status")
+    await page.evaluate("window.__stayed = true")  # gone if the page reloaded
+    await screenshot(page, SCREENSHOTS, "ui-job-started")
+    await expect(status).to_have_text("completed", timeout=120_000)
+    assert await page.evaluate("window.__pod.status") == "completed"
     # It advanced through server-sent events, on the same page, without a reload.
-    assert page.evaluate("window.__stayed") is True
-    assert page.evaluate("window.__pod.events") >= 4
-    assert first != "completed" or page.evaluate("window.__pod.renders") > 1
-    thumbnails = "[...document.querySelectorAll('#images img')]"
-    page.wait_for(
-        f"{thumbnails}.some(i => i.dataset.loaded && i.naturalWidth > 0)", 20, "a thumbnail"
-    )
-    products = page.evaluate("document.querySelectorAll('#products tr').length")
-    assert products == 2
-    assert page.evaluate("document.querySelector('#products').textContent").count("published") >= 2
-    assert page.evaluate("document.querySelectorAll('#log div').length") >= 5
-    page.screenshot("ui-job-completed")
+    assert await page.evaluate("window.__stayed") is True
+    assert await page.evaluate("window.__pod.events") >= 4
+    assert first != "completed" or await page.evaluate("window.__pod.renders") > 1
+    # A thumbnail drawn from the image itself (its bytes decoded), not only a tag.
+    thumbnail = page.locator("#images img[data-loaded]").first
+    await expect(thumbnail).to_be_attached(timeout=DRAWN)
+    await expect(thumbnail).not_to_have_js_property("naturalWidth", 0)
+    await expect(page.locator("#products tr")).to_have_count(2)
+    assert (await page.locator("#products").text_content() or "").count("published") >= 2
+    assert await page.locator("#log div").count() >= 5
+    await screenshot(page, SCREENSHOTS, "ui-job-completed")
 
 
-def test_the_replay_button_replays_a_dead_letter(stack: Stack, page: Page) -> None:
+async def test_the_replay_button_replays_a_dead_letter(stack: Stack, page: Page) -> None:
     # A job over the image limit, put on the topic directly (the API would refuse it): the
     # generator dead-letters it with the reason.
     job = JobRequested(
@@ -81,45 +119,44 @@ def test_the_replay_button_replays_a_dead_letter(stack: Stack, page: Page) -> No
     produce_job(stack, job)
     base = api(stack)
 
-    def letter() -> dict[str, object] | None:
+    def letters() -> list[DeadLetter]:
         found = httpx.get(f"{base}/dlq", params={"jobId": job.job_id}, timeout=5).json()
-        return found["deadLetters"][0] if found["deadLetters"] else None
+        return list(found["deadLetters"])
 
-    dead = wait_for(letter, 60, "the dead letter listed")
-    assert dead is not None and dead["replayedAt"] is None
-    page.goto(f"{base}/ui/dlq")
-    button = f'button[data-replay="{dead["id"]}"]'
-    page.wait_for(f"document.querySelector('{button}') !== null", 20, "its replay button")
-    assert "MAX_IMAGES_PER_JOB" in page.evaluate(
-        f"document.querySelector('tr[data-dead-letter=\"{dead['id']}\"]').textContent"
-    )
-    page.screenshot("ui-dlq-before-replay")
-    page.evaluate(f"document.querySelector('{button}').click()")
-    row = f"document.querySelector('tr[data-dead-letter=\"{dead['id']}\"]').textContent"
-    page.wait_for(f"{row}.includes('replayed')", 20, "the row says replayed")
-    page.screenshot("ui-dlq-replayed")
-    deadline = time.monotonic() + 20
-    while True:  # the API agrees (and the replayed record failed again: a new dead letter)
-        again = httpx.get(f"{base}/dlq", params={"jobId": job.job_id}, timeout=5).json()
-        replayed = [d for d in again["deadLetters"] if d["id"] == dead["id"]]
-        if replayed and replayed[0]["replayedAt"] is not None:
-            break
-        assert time.monotonic() < deadline, again
-        time.sleep(0.3)
-    assert replayed[0]["replayCount"] == 1
+    listed = await asyncio.to_thread(wait_for, letters, 60, "the dead letter listed")
+    dead = listed[0]
+    assert dead["replayedAt"] is None
+    await page.goto(f"{base}/ui/dlq")
+    row = page.locator(f'tr[data-dead-letter="{dead["id"]}"]')
+    button = page.locator(f'button[data-replay="{dead["id"]}"]')
+    await expect(button).to_be_visible(timeout=DRAWN)
+    await expect(row).to_contain_text("MAX_IMAGES_PER_JOB")
+    await screenshot(page, SCREENSHOTS, "ui-dlq-before-replay")
+    await button.click()
+    await expect(row).to_contain_text("replayed", timeout=DRAWN)
+    await screenshot(page, SCREENSHOTS, "ui-dlq-replayed")
+
+    # The API agrees (and the replayed record failed again: a new dead letter).
+    def replayed() -> DeadLetter | None:
+        same = [d for d in letters() if d["id"] == dead["id"]]
+        return same[0] if same and same[0]["replayedAt"] is not None else None
+
+    again = await asyncio.to_thread(wait_for, replayed, 20, "the API to say replayed")
+    assert again["replayCount"] == 1
 
 
-def test_the_preflight_page_shows_the_doctor_of_a_correct_stack(stack: Stack, page: Page) -> None:
+async def test_the_preflight_page_shows_the_doctor_of_a_correct_stack(
+    stack: Stack, page: Page
+) -> None:
     """The stack as make up runs it (simulators for every vendor) passes every check it
     configures, and the page shows the same checks the API answers."""
-    page.goto(f"{api(stack)}/ui/doctor")
-    page.wait_for("document.querySelector('#run-doctor') !== null", 20, "the preflight page")
-    page.evaluate("document.querySelector('#run-doctor').click()")
-    rows = "document.querySelectorAll('#checks tr[data-check]')"
-    page.wait_for(f"{rows}.length > 0", 120, "the checks shown")
-    shown = page.evaluate(f"[...{rows}].map((r) => [r.dataset.check, r.dataset.status])")
-    page.screenshot("ui-doctor")
-    report = httpx.get(f"{api(stack)}/doctor", timeout=120).json()
+    await page.goto(f"{api(stack)}/ui/doctor")
+    await page.locator("#run-doctor").click(timeout=DRAWN)
+    rows = page.locator("#checks tr[data-check]")
+    await expect(rows.first).to_be_attached(timeout=120_000)
+    shown = await rows.evaluate_all("(rs) => rs.map((r) => [r.dataset.check, r.dataset.status])")
+    await screenshot(page, SCREENSHOTS, "ui-doctor")
+    report = await get_json(f"{api(stack)}/doctor", timeout=120)
     assert shown == [[c["name"], c["status"]] for c in report["checks"]]
     assert report["ok"], [c for c in report["checks"] if c["status"] == "fail"]
     assert {"platform.broker", "platform.database", "claude.model"} <= {
@@ -127,14 +164,15 @@ def test_the_preflight_page_shows_the_doctor_of_a_correct_stack(stack: Stack, pa
     }
 
 
-def test_the_flow_page_shows_each_vendor_budgets_use(stack: Stack, page: Page) -> None:
+async def test_the_flow_page_shows_each_vendor_budgets_use(stack: Stack, page: Page) -> None:
     """By now the jobs above took Printify's budgets: the flow page lists them as /stats does."""
-    budgets = httpx.get(f"{api(stack)}/stats", timeout=10).json()["budgets"]
+    budgets = (await get_json(f"{api(stack)}/stats"))["budgets"]
     assert any(b["label"].startswith("Printify requests") for b in budgets), budgets
-    page.goto(f"{api(stack)}/ui/flow")
-    rows = "document.querySelectorAll('#budgets tr[data-budget]')"
-    page.wait_for(f"{rows}.length === {len(budgets)}", 20, "the budgets drawn")
-    shown = page.evaluate("document.querySelector('#budgets').textContent")
+    await page.goto(f"{api(stack)}/ui/flow")
+    await expect(page.locator("#budgets tr[data-budget]")).to_have_count(
+        len(budgets), timeout=DRAWN
+    )
+    shown = await page.locator("#budgets").text_content() or ""
     assert all(b["label"] in shown for b in budgets)
 
 
@@ -149,9 +187,11 @@ PAGES = [
 
 
 @pytest.mark.parametrize(("name", "drawn"), PAGES)
-def test_every_page_loads_without_errors(stack: Stack, page: Page, name: str, drawn: str) -> None:
-    page.goto(f"{api(stack)}/ui/{name}")
-    page.wait_for(f"document.querySelector({json.dumps(drawn)}) !== null", 20, f"{name} drawn")
-    assert page.evaluate("document.querySelector('#error').hidden") is True
-    assert page.evaluate("document.querySelector('a.active').dataset.nav") == name
-    assert Path(page.screenshot(f"ui-{name}")).stat().st_size > 1000
+async def test_every_page_loads_without_errors(
+    stack: Stack, page: Page, name: str, drawn: str
+) -> None:
+    await page.goto(f"{api(stack)}/ui/{name}")
+    await expect(page.locator(drawn).first).to_be_attached(timeout=DRAWN)
+    await expect(page.locator("#error")).to_have_js_property("hidden", True)
+    await expect(page.locator("a.active")).to_have_attribute("data-nav", name)
+    assert (await screenshot(page, SCREENSHOTS, f"ui-{name}")).stat().st_size > 1000
