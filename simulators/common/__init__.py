@@ -9,7 +9,6 @@ from simulators.common.faults import (
     FaultFactory,
     Knobs,
     SlidingWindowLimiter,
-    _env_float,
     error_json,
     install_faults,
 )
@@ -24,7 +23,6 @@ __all__ = [
     "SimControl",
     "SimSettings",
     "SlidingWindowLimiter",
-    "_env_float",
     "error_json",
     "install_faults",
     "main",
