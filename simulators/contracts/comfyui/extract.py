@@ -48,7 +48,7 @@ logger = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[3]
 WORKFLOWS = ROOT / "shared" / "vendors" / "workflows"
 OUT = Path(__file__).resolve().parent / "object_info.json"
-# Nodes the simulator understands besides those of the bundled workflows (simulators/comfyui.py:
+# Nodes the simulator understands besides those of the bundled workflows (simulators/comfyui/:
 # samplers, text encoders, latent sources and outputs it reads, and the scaling chain).
 SIMULATOR_NODES = (
     "KSamplerAdvanced",

@@ -73,7 +73,7 @@ VERSIONS_MEMBER = "package/dist/data/supported-versions-schema.json"
 OPERATIONS_MODULE = HERE.parents[2] / "shared" / "vendors" / "shopify_contract.py"
 TIMEOUT_S = 120.0
 
-# The fields the simulator resolves, per output type (simulators/shopify.py). Everything else
+# The fields the simulator resolves, per output type (simulators/shopify/). Everything else
 # about them (arguments, types, nullability, deprecation, which interfaces a type implements)
 # comes from Shopify's schema: a name here that Shopify does not have stops the extraction.
 SIMULATED: dict[str, tuple[str, ...]] = {
