@@ -260,25 +260,39 @@ class Module:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             return Function(self, node)
         if isinstance(node, ast.Import):
-            for alias in node.names:
-                if alias.asname == name:
-                    return world.module_ref(alias.name)
-                if alias.asname is None and alias.name.split(".")[0] == name:
-                    return world.module_ref(name)
+            found = self._imported(name, node)
+            if found is not None:
+                return found
         if isinstance(node, ast.ImportFrom):
-            source = self.absolute(node)
-            for alias in node.names:
-                if (alias.asname or alias.name) != name:
-                    continue
-                if world.module(f"{source}.{alias.name}") is not None:
-                    return ModuleRef(f"{source}.{alias.name}")
-                module = world.module(source)
-                if module is None:
-                    return External(f"{source}.{alias.name}")
-                return module.get(alias.name)
+            found = self._imported_from(name, node)
+            if found is not None:
+                return found
         if isinstance(node, ast.expr):
             return world.interp.eval(node, Frame(self, {}))
         raise ExtractError(f"{self.name}: cannot read the binding of {name!r}")
+
+    def _imported(self, name: str, node: ast.Import) -> Any:
+        """What ``import a.b [as name]`` binds to ``name``, or None."""
+        for alias in node.names:
+            if alias.asname == name:
+                return self.world.module_ref(alias.name)
+            if alias.asname is None and alias.name.split(".")[0] == name:
+                return self.world.module_ref(name)
+        return None
+
+    def _imported_from(self, name: str, node: ast.ImportFrom) -> Any:
+        """What ``from m import x [as name]`` binds to ``name``, or None."""
+        source = self.absolute(node)
+        for alias in node.names:
+            if (alias.asname or alias.name) != name:
+                continue
+            if self.world.module(f"{source}.{alias.name}") is not None:
+                return ModuleRef(f"{source}.{alias.name}")
+            module = self.world.module(source)
+            if module is None:
+                return External(f"{source}.{alias.name}")
+            return module.get(alias.name)
+        return None
 
     def function(self, name: str, *, within: str | None = None) -> Function:
         """A top-level function, or one nested anywhere inside top-level ``within``."""
@@ -471,45 +485,16 @@ class Interpreter:
 
     def getattr(self, obj: Any, name: str, node: ast.AST | None = None) -> Any:
         if isinstance(obj, ModuleRef):
-            sub = f"{obj.name}.{name}"
-            if self.world.module(sub) is not None:
-                return ModuleRef(sub)
-            module = self.world.module(obj.name)
-            if module is None:
-                raise Missing(f"namespace package {obj.name} has no module {name!r}")
-            return module.get(name)
+            return self._module_attr(obj, name)
         if isinstance(obj, External):
             return External(f"{obj.name}.{name}")
         if isinstance(obj, ClassRef):
             value = self.class_attr(obj, name)
             return self._bind_class(obj, value)
         if isinstance(obj, Instance):
-            if name in obj.attrs:
-                return obj.attrs[name]
-            if name == "Parent" and obj.cls.owner is not None:
-                return obj.cls.owner
-            value = self.class_attr(obj.cls, name)
-            if isinstance(value, Function):
-                decs = _decorators(value.node)
-                if "property" in decs:
-                    return self.call(value, [obj], {})
-                if "classmethod" in decs:
-                    return Bound(value, obj.cls)
-                if "staticmethod" in decs:
-                    return value
-                return Bound(value, obj)
-            return value
+            return self._instance_attr(obj, name)
         if isinstance(obj, Super):
-            start = obj.first.cls if isinstance(obj.first, Instance) else obj.first
-            value = self.class_attr(start, name, start_after=obj.owner)
-            if isinstance(value, Function):
-                decs = _decorators(value.node)
-                if "property" in decs:
-                    return self.call(value, [obj.first], {})
-                if "classmethod" in decs and isinstance(obj.first, Instance):
-                    return Bound(value, obj.first.cls)
-                return Bound(value, obj.first)
-            return value
+            return self._super_attr(obj, name)
         if isinstance(obj, EnumMember):
             if name == "name":
                 return obj.name
@@ -517,6 +502,44 @@ class Interpreter:
                 return obj.value
             raise Missing(f"enum member {obj.name} has no attribute {name!r}")
         return _python_methods(obj, name)
+
+    def _module_attr(self, obj: ModuleRef, name: str) -> Any:
+        sub = f"{obj.name}.{name}"
+        if self.world.module(sub) is not None:
+            return ModuleRef(sub)
+        module = self.world.module(obj.name)
+        if module is None:
+            raise Missing(f"namespace package {obj.name} has no module {name!r}")
+        return module.get(name)
+
+    def _instance_attr(self, obj: Instance, name: str) -> Any:
+        if name in obj.attrs:
+            return obj.attrs[name]
+        if name == "Parent" and obj.cls.owner is not None:
+            return obj.cls.owner
+        value = self.class_attr(obj.cls, name)
+        if not isinstance(value, Function):
+            return value
+        decs = _decorators(value.node)
+        if "property" in decs:
+            return self.call(value, [obj], {})
+        if "classmethod" in decs:
+            return Bound(value, obj.cls)
+        if "staticmethod" in decs:
+            return value
+        return Bound(value, obj)
+
+    def _super_attr(self, obj: Super, name: str) -> Any:
+        start = obj.first.cls if isinstance(obj.first, Instance) else obj.first
+        value = self.class_attr(start, name, start_after=obj.owner)
+        if not isinstance(value, Function):
+            return value
+        decs = _decorators(value.node)
+        if "property" in decs:
+            return self.call(value, [obj.first], {})
+        if "classmethod" in decs and isinstance(obj.first, Instance):
+            return Bound(value, obj.first.cls)
+        return Bound(value, obj.first)
 
     def _bind_class(self, cls: ClassRef, value: Any) -> Any:
         if isinstance(value, ClassRef):
@@ -584,8 +607,20 @@ class Interpreter:
         return inst
 
     def _run(self, fn: Function, args: list[Any], kwargs: dict[str, Any]) -> Any:
-        spec = fn.node.args
         frame = Frame(fn.module, dict(fn.enclosing or {}), fn)
+        self._bind_positional(fn, frame, args, kwargs)
+        self._bind_keywords(fn, frame, kwargs)
+        try:
+            self.exec_block(fn.node.body, frame)
+        except _Return as ret:
+            return ret.value
+        return None
+
+    def _bind_positional(
+        self, fn: Function, frame: Frame, args: list[Any], kwargs: dict[str, Any]
+    ) -> None:
+        """The positional parameters (and ``*args``) from the call, its keywords or defaults."""
+        spec = fn.node.args
         positional = [*spec.posonlyargs, *spec.args]
         defaults = [None] * (len(positional) - len(spec.defaults)) + list(spec.defaults)
         for i, (param, default) in enumerate(zip(positional, defaults, strict=True)):
@@ -602,6 +637,10 @@ class Interpreter:
             raise ExtractError(f"{frame.where(fn.node)}: {fn.node.name}: too many arguments")
         if spec.vararg is not None:
             frame.locals[spec.vararg.arg] = tuple(extra)
+
+    def _bind_keywords(self, fn: Function, frame: Frame, kwargs: dict[str, Any]) -> None:
+        """The keyword-only parameters, then ``**kwargs`` (or a refusal of what is left)."""
+        spec = fn.node.args
         for param, kw_default in zip(spec.kwonlyargs, spec.kw_defaults, strict=True):
             if param.arg in kwargs:
                 frame.locals[param.arg] = kwargs.pop(param.arg)
@@ -615,11 +654,6 @@ class Interpreter:
             raise ExtractError(
                 f"{frame.where(fn.node)}: {fn.node.name}: unexpected {sorted(kwargs)}"
             )
-        try:
-            self.exec_block(fn.node.body, frame)
-        except _Return as ret:
-            return ret.value
-        return None
 
     # ---- statements
 
@@ -635,26 +669,12 @@ class Interpreter:
             return
         elif isinstance(stmt, ast.Return):
             raise _Return(None if stmt.value is None else self.eval(stmt.value, frame))
-        elif isinstance(stmt, ast.Assign):
-            value = self.eval(stmt.value, frame)
-            for target in stmt.targets:
-                self.assign(target, value, frame)
-        elif isinstance(stmt, ast.AnnAssign):
-            if stmt.value is not None:
-                self.assign(stmt.target, self.eval(stmt.value, frame), frame)
+        elif isinstance(stmt, ast.Assign | ast.AnnAssign):
+            self._exec_assign(stmt, frame)
         elif isinstance(stmt, ast.If):
             self.exec_block(stmt.body if self.eval(stmt.test, frame) else stmt.orelse, frame)
         elif isinstance(stmt, ast.For):
-            for item in self.eval(stmt.iter, frame):
-                self.assign(stmt.target, item, frame)
-                try:
-                    self.exec_block(stmt.body, frame)
-                except _Break:
-                    break
-                except _Continue:
-                    continue
-            else:
-                self.exec_block(stmt.orelse, frame)
+            self._exec_for(stmt, frame)
         elif isinstance(stmt, ast.Break):
             raise _Break
         elif isinstance(stmt, ast.Continue):
@@ -663,6 +683,27 @@ class Interpreter:
             raise ExtractError(f"{frame.where(stmt)}: the code read raises {ast.unparse(stmt)}")
         else:
             raise ExtractError(f"{frame.where(stmt)}: cannot run {type(stmt).__name__}")
+
+    def _exec_assign(self, stmt: ast.Assign | ast.AnnAssign, frame: Frame) -> None:
+        if isinstance(stmt, ast.AnnAssign):
+            if stmt.value is not None:
+                self.assign(stmt.target, self.eval(stmt.value, frame), frame)
+            return
+        value = self.eval(stmt.value, frame)
+        for target in stmt.targets:
+            self.assign(target, value, frame)
+
+    def _exec_for(self, stmt: ast.For, frame: Frame) -> None:
+        for item in self.eval(stmt.iter, frame):
+            self.assign(stmt.target, item, frame)
+            try:
+                self.exec_block(stmt.body, frame)
+            except _Break:
+                break
+            except _Continue:
+                continue
+        else:
+            self.exec_block(stmt.orelse, frame)
 
     def assign(self, target: ast.expr, value: Any, frame: Frame) -> None:
         if isinstance(target, ast.Name):
@@ -713,70 +754,57 @@ class Interpreter:
         return lambda: Super(owner, first)
 
     def eval(self, node: ast.expr, frame: Frame) -> Any:
-        if isinstance(node, ast.Constant):
-            return node.value
-        if isinstance(node, ast.Name):
-            return self.lookup(node.id, frame, node)
-        if isinstance(node, ast.Attribute):
-            return self.getattr(self.eval(node.value, frame), node.attr, node)
-        if isinstance(node, ast.Call):
-            return self._eval_call(node, frame)
-        if isinstance(node, ast.Tuple):
-            return tuple(self._elements(node.elts, frame))
-        if isinstance(node, ast.List):
-            return list(self._elements(node.elts, frame))
-        if isinstance(node, ast.Set):
-            return set(self._elements(node.elts, frame))
-        if isinstance(node, ast.Dict):
-            out: dict[Any, Any] = {}
-            for key, value in zip(node.keys, node.values, strict=True):
-                if key is None:
-                    out.update(self.eval(value, frame))
-                else:
-                    out[self.eval(key, frame)] = self.eval(value, frame)
-            return out
-        if isinstance(node, ast.IfExp):
-            return self.eval(node.body if self.eval(node.test, frame) else node.orelse, frame)
-        if isinstance(node, ast.BoolOp):
-            result: Any = None
-            for value_node in node.values:
-                result = self.eval(value_node, frame)
-                if isinstance(node.op, ast.And) and not result:
-                    return result
-                if isinstance(node.op, ast.Or) and result:
-                    return result
-            return result
-        if isinstance(node, ast.UnaryOp):
-            operand = self.eval(node.operand, frame)
-            if isinstance(node.op, ast.Not):
-                return not operand
-            if isinstance(node.op, ast.USub):
-                return -operand
-        if isinstance(node, ast.BinOp):
-            return _BINOPS[type(node.op)](self.eval(node.left, frame), self.eval(node.right, frame))
-        if isinstance(node, ast.Compare):
-            left = self.eval(node.left, frame)
-            for op, right_node in zip(node.ops, node.comparators, strict=True):
-                right = self.eval(right_node, frame)
-                if not _COMPARE[type(op)](left, right):
-                    return False
-                left = right
-            return True
-        if isinstance(node, ast.Subscript):
-            return self.eval(node.value, frame)[self.eval(node.slice, frame)]
-        if isinstance(node, ast.JoinedStr):
-            parts = []
-            for part in node.values:
-                if isinstance(part, ast.FormattedValue) and part.format_spec is None:
-                    parts.append(str(self.eval(part.value, frame)))
-                elif isinstance(part, ast.Constant):
-                    parts.append(str(part.value))
-                else:
-                    raise ExtractError(f"{frame.where(node)}: cannot format {ast.unparse(node)}")
-            return "".join(parts)
-        if isinstance(node, ast.ListComp | ast.SetComp | ast.GeneratorExp | ast.DictComp):
-            return self._comprehension(node, frame)
+        evaluate = _EVALUATORS.get(type(node))
+        if evaluate is None:
+            raise ExtractError(f"{frame.where(node)}: cannot evaluate {ast.unparse(node)}")
+        return evaluate(self, node, frame)
+
+    def _eval_dict(self, node: ast.Dict, frame: Frame) -> dict[Any, Any]:
+        out: dict[Any, Any] = {}
+        for key, value in zip(node.keys, node.values, strict=True):
+            if key is None:
+                out.update(self.eval(value, frame))
+            else:
+                out[self.eval(key, frame)] = self.eval(value, frame)
+        return out
+
+    def _eval_boolop(self, node: ast.BoolOp, frame: Frame) -> Any:
+        result: Any = None
+        for value_node in node.values:
+            result = self.eval(value_node, frame)
+            if isinstance(node.op, ast.And) and not result:
+                return result
+            if isinstance(node.op, ast.Or) and result:
+                return result
+        return result
+
+    def _eval_unary(self, node: ast.UnaryOp, frame: Frame) -> Any:
+        operand = self.eval(node.operand, frame)
+        if isinstance(node.op, ast.Not):
+            return not operand
+        if isinstance(node.op, ast.USub):
+            return -operand
         raise ExtractError(f"{frame.where(node)}: cannot evaluate {ast.unparse(node)}")
+
+    def _eval_compare(self, node: ast.Compare, frame: Frame) -> bool:
+        left = self.eval(node.left, frame)
+        for op, right_node in zip(node.ops, node.comparators, strict=True):
+            right = self.eval(right_node, frame)
+            if not _COMPARE[type(op)](left, right):
+                return False
+            left = right
+        return True
+
+    def _eval_fstring(self, node: ast.JoinedStr, frame: Frame) -> str:
+        parts = []
+        for part in node.values:
+            if isinstance(part, ast.FormattedValue) and part.format_spec is None:
+                parts.append(str(self.eval(part.value, frame)))
+            elif isinstance(part, ast.Constant):
+                parts.append(str(part.value))
+            else:
+                raise ExtractError(f"{frame.where(node)}: cannot format {ast.unparse(node)}")
+        return "".join(parts)
 
     def _elements(self, elts: list[ast.expr], frame: Frame) -> Iterator[Any]:
         for elt in elts:
@@ -908,6 +936,32 @@ _COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], bool]] = {
 # --------------------------------------------------------------------------- ComfyUI at load time
 
 
+# How the interpreter evaluates each kind of expression it reads (anything else is refused).
+_EVALUATORS: dict[type[ast.expr], Callable[[Interpreter, Any, Frame], Any]] = {
+    ast.Constant: lambda _i, node, _f: node.value,
+    ast.Name: lambda i, node, f: i.lookup(node.id, f, node),
+    ast.Attribute: lambda i, node, f: i.getattr(i.eval(node.value, f), node.attr, node),
+    ast.Call: lambda i, node, f: i._eval_call(node, f),
+    ast.Tuple: lambda i, node, f: tuple(i._elements(node.elts, f)),
+    ast.List: lambda i, node, f: list(i._elements(node.elts, f)),
+    ast.Set: lambda i, node, f: set(i._elements(node.elts, f)),
+    ast.Dict: lambda i, node, f: i._eval_dict(node, f),
+    ast.IfExp: lambda i, node, f: i.eval(node.body if i.eval(node.test, f) else node.orelse, f),
+    ast.BoolOp: lambda i, node, f: i._eval_boolop(node, f),
+    ast.UnaryOp: lambda i, node, f: i._eval_unary(node, f),
+    ast.BinOp: lambda i, node, f: _BINOPS[type(node.op)](
+        i.eval(node.left, f), i.eval(node.right, f)
+    ),
+    ast.Compare: lambda i, node, f: i._eval_compare(node, f),
+    ast.Subscript: lambda i, node, f: i.eval(node.value, f)[i.eval(node.slice, f)],
+    ast.JoinedStr: lambda i, node, f: i._eval_fstring(node, f),
+    ast.ListComp: lambda i, node, f: i._comprehension(node, f),
+    ast.SetComp: lambda i, node, f: i._comprehension(node, f),
+    ast.GeneratorExp: lambda i, node, f: i._comprehension(node, f),
+    ast.DictComp: lambda i, node, f: i._comprehension(node, f),
+}
+
+
 def _asdict(value: Any) -> Any:
     """``dataclasses.asdict``: a dataclass as a dict of its fields in order, recursively."""
     if isinstance(value, Instance) and value.fields is not None:
@@ -957,12 +1011,8 @@ def _v3_nodes(module: Module) -> dict[str, ClassRef]:
     return found
 
 
-def load_nodes(world: World, interp: Interpreter, wanted: Iterable[str]) -> dict[str, ClassRef]:
-    """``nodes.NODE_CLASS_MAPPINGS`` after the built-in extras loaded, for ``wanted`` only."""
-    nodes = world.module("nodes")
-    if nodes is None:
-        raise ExtractError("no nodes.py: is this a ComfyUI checkout?")
-    want = set(wanted)
+def _core_nodes(nodes: Module, interp: Interpreter, want: set[str]) -> dict[str, ClassRef]:
+    """The wanted classes of nodes.py's own ``NODE_CLASS_MAPPINGS`` literal."""
     mapping: dict[str, ClassRef] = {}
     core = nodes.bindings.get("NODE_CLASS_MAPPINGS")
     if not isinstance(core, ast.Dict):
@@ -973,23 +1023,40 @@ def load_nodes(world: World, interp: Interpreter, wanted: Iterable[str]) -> dict
             if not isinstance(found, ClassRef):
                 raise ExtractError(f"nodes.py: {ast.unparse(key)} is not a class")
             mapping[str(ast.literal_eval(key))] = found
+    return mapping
+
+
+def _extras_registered(
+    module: Module, interp: Interpreter, display: dict[str, Any]
+) -> dict[str, ClassRef]:
+    """The classes an extras file registers (V1 mappings, or a V3 entry point); its display
+    names are added to ``display``."""
+    v1 = module.bindings.get("NODE_CLASS_MAPPINGS")
+    if v1 is None:
+        return _v3_nodes(module) if "comfy_entrypoint" in module.bindings else {}
+    registered: dict[str, ClassRef] = {}
+    for name, cls in interp.eval(v1, Frame(module, {})).items():  # type: ignore[arg-type]
+        registered[name] = cls
+    names = module.bindings.get("NODE_DISPLAY_NAME_MAPPINGS")
+    if names is not None:
+        display.update(interp.eval(names, Frame(module, {})))  # type: ignore[arg-type]
+    return registered
+
+
+def load_nodes(world: World, interp: Interpreter, wanted: Iterable[str]) -> dict[str, ClassRef]:
+    """``nodes.NODE_CLASS_MAPPINGS`` after the built-in extras loaded, for ``wanted`` only."""
+    nodes = world.module("nodes")
+    if nodes is None:
+        raise ExtractError("no nodes.py: is this a ComfyUI checkout?")
+    want = set(wanted)
+    mapping = _core_nodes(nodes, interp, want)
     display = dict(interp.eval(nodes.bindings["NODE_DISPLAY_NAME_MAPPINGS"], Frame(nodes, {})))  # type: ignore[arg-type]
     for file in _extras_files(nodes):
         stem = file.removesuffix(".py")
         module = world.module(f"comfy_extras.{stem}")
         if module is None:
             continue
-        registered: dict[str, ClassRef] = {}
-        v1 = module.bindings.get("NODE_CLASS_MAPPINGS")
-        if v1 is not None:
-            for name, cls in interp.eval(v1, Frame(module, {})).items():  # type: ignore[arg-type]
-                registered[name] = cls
-            names = module.bindings.get("NODE_DISPLAY_NAME_MAPPINGS")
-            if names is not None:
-                display.update(interp.eval(names, Frame(module, {})))  # type: ignore[arg-type]
-        elif "comfy_entrypoint" in module.bindings:
-            registered = _v3_nodes(module)
-        for name, cls in registered.items():
+        for name, cls in _extras_registered(module, interp, display).items():
             if name in want:
                 mapping[name] = cls
                 # What load_custom_node sets on every class of an extras file.
