@@ -15,7 +15,16 @@ from simulators.etsy.deps import Sim, User, app_key, owner
 from simulators.etsy.errors import Invalid
 from simulators.etsy.forms import Fields, form_body, query_fields
 from simulators.etsy.rules import DEFAULT_PAGE, MAX_PAGE, MAX_VARIATIONS, STATES
-from simulators.etsy.state import Listing, Shop, money, new_id, taxonomy_ids
+from simulators.etsy.state import (
+    Inventory,
+    InventoryProduct,
+    Listing,
+    Offering,
+    Shop,
+    money,
+    new_id,
+    taxonomy_ids,
+)
 from simulators.etsy.validation import includes, inventory, listing_fields, positive_id
 
 logger = logging.getLogger(__name__)
@@ -43,9 +52,9 @@ def _shop_refs(shop: Shop, fields: dict[str, Any]) -> None:
         raise Invalid(f"taxonomy_id {fields['taxonomy_id']} is not a node of the seller taxonomy")
 
 
-def _first_inventory(quantity: int, price: int, readiness: int | None) -> dict[str, Any]:
+def _first_inventory(quantity: int, price: int, readiness: int | None) -> Inventory:
     """A new listing's inventory: one product with its price and quantity, as Etsy makes it."""
-    offering = {
+    offering: Offering = {
         "offering_id": new_id(),
         "quantity": quantity,
         "is_enabled": True,
@@ -53,7 +62,7 @@ def _first_inventory(quantity: int, price: int, readiness: int | None) -> dict[s
         "price": money(price),
         "readiness_state_id": readiness,
     }
-    product = {
+    product: InventoryProduct = {
         "product_id": new_id(),
         "sku": "",
         "is_deleted": False,

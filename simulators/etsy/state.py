@@ -11,15 +11,91 @@ import secrets
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 from simulators.common import SlidingWindowLimiter
 from simulators.common.control import Json, as_float, as_int
 from simulators.etsy.rules import CURRENCY, RENEWAL_S
 
 
-def money(cents: int) -> dict[str, Any]:
+class Money(TypedDict):
+    amount: int
+    divisor: int
+    currency_code: str
+
+
+def money(cents: int) -> Money:
     return {"amount": cents, "divisor": 100, "currency_code": CURRENCY}
+
+
+class Offering(TypedDict):
+    offering_id: int
+    quantity: int
+    is_enabled: bool
+    is_deleted: bool
+    price: Money
+    readiness_state_id: int | None
+
+
+class PropertyValue(TypedDict):
+    property_id: int
+    property_name: str | None
+    scale_id: int | None
+    scale_name: str | None
+    value_ids: list[int]
+    values: list[str]
+
+
+class InventoryProduct(TypedDict):
+    product_id: int
+    sku: str
+    is_deleted: bool
+    offerings: list[Offering]
+    property_values: list[PropertyValue]
+
+
+class Inventory(TypedDict):
+    products: list[InventoryProduct]
+    price_on_property: list[int]
+    quantity_on_property: list[int]
+    sku_on_property: list[int]
+    readiness_state_on_property: list[int]
+
+
+def empty_inventory() -> Inventory:
+    return {
+        "products": [],
+        "price_on_property": [],
+        "quantity_on_property": [],
+        "sku_on_property": [],
+        "readiness_state_on_property": [],
+    }
+
+
+class ProcessingProfile(TypedDict):
+    shop_id: int
+    readiness_state_id: int
+    readiness_state: str
+    min_processing_days: int
+    max_processing_days: int
+    processing_days_display_label: str
+
+
+class ReturnPolicy(TypedDict):
+    return_policy_id: int
+    shop_id: int
+    accepts_returns: bool
+    accepts_exchanges: bool
+    return_deadline: int
+
+
+class TaxonomyNode(TypedDict):
+    id: int
+    level: int
+    name: str
+    parent_id: int | None
+    children: list[TaxonomyNode]
+    full_path_taxonomy_ids: list[int]
 
 
 def new_id() -> int:
@@ -47,14 +123,12 @@ class Listing:
     # Etsy's document gives every listing an integer ending_timestamp (not nullable): for a
     # draft, when it would end if activated now; set again on activation.
     ending: int = field(default_factory=lambda: int(time.time()) + RENEWAL_S)
-    inventory: dict[str, Any] = field(default_factory=dict)
+    inventory: Inventory = field(default_factory=empty_inventory)
     images: list[dict[str, Any]] = field(default_factory=list)
 
-    def enabled_offerings(self) -> list[dict[str, Any]]:
+    def enabled_offerings(self) -> list[Offering]:
         return [
-            p["offerings"][0]
-            for p in self.inventory.get("products", [])
-            if p["offerings"][0]["is_enabled"]
+            p["offerings"][0] for p in self.inventory["products"] if p["offerings"][0]["is_enabled"]
         ]
 
     def quantity(self) -> int:
@@ -65,7 +139,7 @@ class Listing:
         return min(prices) if prices else 0
 
     def skus(self) -> list[str]:
-        return [p["sku"] for p in self.inventory.get("products", []) if p["sku"]]
+        return [p["sku"] for p in self.inventory["products"] if p["sku"]]
 
     def set_state(self, state: str) -> None:
         now = int(time.time())
@@ -140,9 +214,9 @@ class Shop:
     shop_id: int
     user_id: int = 1
     listing_ids: list[int] = field(default_factory=list)
-    profiles: list[dict[str, Any]] = field(default_factory=list)
+    profiles: list[ProcessingProfile] = field(default_factory=list)
     shipping: list[dict[str, Any]] = field(default_factory=list)
-    returns: list[dict[str, Any]] = field(default_factory=list)
+    returns: list[ReturnPolicy] = field(default_factory=list)
     created: int = 0
     activated: int = 0
     deleted: int = 0
@@ -171,10 +245,10 @@ PROFILE_KINDS = {
 
 def processing_profiles(
     shop_id: int, kinds: tuple[str, ...] = ("made_to_order", "ready_to_ship")
-) -> list[dict[str, Any]]:
+) -> list[ProcessingProfile]:
     """A shop's processing profiles as Etsy shows them (ShopProcessingProfile): by default one
     made to order (id ``shop_id * 10 + 1``) and one ready to ship (``shop_id * 10 + 2``)."""
-    out = []
+    out: list[ProcessingProfile] = []
     for readiness in kinds:
         n, low, high, label = PROFILE_KINDS[readiness]
         out.append(
@@ -239,7 +313,7 @@ def shipping_profile(shop: Shop, profile_id: int, title: str | None = None) -> d
     }
 
 
-def return_policy(shop_id: int, policy_id: int) -> dict[str, Any]:
+def return_policy(shop_id: int, policy_id: int) -> ReturnPolicy:
     """A 30-day returns and exchanges policy (ShopReturnPolicy)."""
     return {
         "return_policy_id": policy_id,
@@ -251,8 +325,8 @@ def return_policy(shop_id: int, policy_id: int) -> dict[str, Any]:
 
 
 def _node(
-    node_id: int, name: str, path: tuple[int, ...], children: tuple[dict[str, Any], ...] = ()
-) -> dict[str, Any]:
+    node_id: int, name: str, path: tuple[int, ...], children: tuple[TaxonomyNode, ...] = ()
+) -> TaxonomyNode:
     return {
         "id": node_id,
         "level": len(path) - 1,
@@ -266,7 +340,7 @@ def _node(
 # A stand-in for Etsy's seller taxonomy (getSellerTaxonomyNodes), not a copy of it: the ids the
 # engine names by default (shared.vendors.etsy.DEFAULT_TAXONOMY_IDS: 482 for T-shirts, and 2202
 # and 1062, which the engine calls best guesses) under parents of this simulator's own.
-TAXONOMY: tuple[dict[str, Any], ...] = (
+TAXONOMY: tuple[TaxonomyNode, ...] = (
     _node(1, "Accessories", (1,)),
     _node(
         374,
@@ -281,7 +355,7 @@ TAXONOMY: tuple[dict[str, Any], ...] = (
 )
 
 
-def taxonomy_ids(nodes: Iterable[dict[str, Any]] = TAXONOMY) -> set[int]:
+def taxonomy_ids(nodes: Iterable[TaxonomyNode] = TAXONOMY) -> set[int]:
     """Every node id of a taxonomy tree."""
     out: set[int] = set()
     for node in nodes:

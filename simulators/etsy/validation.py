@@ -32,7 +32,16 @@ from simulators.etsy.rules import (
     tag_problem,
     title_problem,
 )
-from simulators.etsy.state import Listing, money, new_id, value_id
+from simulators.etsy.state import (
+    Inventory,
+    InventoryProduct,
+    Listing,
+    Offering,
+    PropertyValue,
+    money,
+    new_id,
+    value_id,
+)
 
 
 def price_cents(value: object, where: str) -> int:
@@ -147,12 +156,12 @@ def listing_fields(
     return out
 
 
-def property_values(raw: object, where: str) -> list[dict[str, Any]]:
+def property_values(raw: object, where: str) -> list[PropertyValue]:
     if raw is None:
         return []
     if not isinstance(raw, list):
         raise Invalid(f"{where}.property_values must be an array")
-    out: list[dict[str, Any]] = []
+    out: list[PropertyValue] = []
     for j, pv in enumerate(raw):
         at = f"{where}.property_values[{j}]"
         if not isinstance(pv, dict):
@@ -203,7 +212,7 @@ def _sku(where: str, product: dict[str, Any]) -> str:
     return sku
 
 
-def _offering(where: str, product: dict[str, Any], listing: Listing) -> dict[str, Any]:
+def _offering(where: str, product: dict[str, Any], listing: Listing) -> Offering:
     offerings = product.get("offerings")
     if not isinstance(offerings, list) or len(offerings) != 1:
         raise Invalid(f"{where}.offerings must hold exactly one offering")
@@ -239,7 +248,7 @@ class _Variations:
         self.property_ids: tuple[int, ...] | None = None
         self.combos: set[tuple[str, ...]] = set()
 
-    def check(self, where: str, values: list[dict[str, Any]]) -> None:
+    def check(self, where: str, values: list[PropertyValue]) -> None:
         ids = tuple(v["property_id"] for v in values)
         if len(set(ids)) != len(ids):
             raise Invalid(f"{where}.property_values names a property twice")
@@ -255,7 +264,7 @@ class _Variations:
         self.combos.add(combo)
 
 
-def _product(i: int, product: object, listing: Listing, seen: _Variations) -> dict[str, Any]:
+def _product(i: int, product: object, listing: Listing, seen: _Variations) -> InventoryProduct:
     where = f"products[{i}]"
     if not isinstance(product, dict):
         raise Invalid(f"{where} must be an object")
@@ -272,7 +281,7 @@ def _product(i: int, product: object, listing: Listing, seen: _Variations) -> di
     }
 
 
-_VARYING: tuple[tuple[str, Callable[[dict[str, Any]], object]], ...] = (
+_VARYING: tuple[tuple[str, Callable[[InventoryProduct], object]], ...] = (
     ("price_on_property", lambda p: p["offerings"][0]["price"]["amount"]),
     ("quantity_on_property", lambda p: p["offerings"][0]["quantity"]),
     ("sku_on_property", lambda p: p["sku"]),
@@ -283,8 +292,8 @@ _VARYING: tuple[tuple[str, Callable[[dict[str, Any]], object]], ...] = (
 def _on_property(
     body: dict[str, Any],
     key: str,
-    value_of: Callable[[dict[str, Any]], object],
-    stored: list[dict[str, Any]],
+    value_of: Callable[[InventoryProduct], object],
+    stored: list[InventoryProduct],
     used: set[int],
 ) -> list[int]:
     listed = body.get(key, [])
@@ -307,7 +316,7 @@ def _on_property(
     return list(listed)
 
 
-def inventory(body: object, listing: Listing, max_variations: int) -> dict[str, Any]:
+def inventory(body: object, listing: Listing, max_variations: int) -> Inventory:
     """Validate an updateListingInventory body like Etsy; the inventory to store."""
     if not isinstance(body, dict):
         raise Invalid("The request body must be a JSON object")
@@ -322,7 +331,13 @@ def inventory(body: object, listing: Listing, max_variations: int) -> dict[str, 
     on_property = {
         key: _on_property(body, key, value_of, stored, used) for key, value_of in _VARYING
     }
-    return {"products": stored, **on_property}
+    return {
+        "products": stored,
+        "price_on_property": on_property["price_on_property"],
+        "quantity_on_property": on_property["quantity_on_property"],
+        "sku_on_property": on_property["sku_on_property"],
+        "readiness_state_on_property": on_property["readiness_state_on_property"],
+    }
 
 
 ImageInfo = tuple[int, int, str, tuple[int, int, int]]
