@@ -364,122 +364,8 @@ class Interpreter:
 
     def __init__(self, world: World) -> None:
         self.world = world
-        # Class attributes set at run time (load_custom_node's RELATIVE_PYTHON_MODULE).
-        self.class_overrides: dict[int, dict[str, Any]] = {}
-        self.builtins: dict[str, Any] = {
-            "isinstance": self._isinstance,
-            "issubclass": self._issubclass,
-            "hasattr": self._hasattr,
-            "getattr": self._getattr_builtin,
-            "len": len,
-            "list": list,
-            "dict": dict,
-            "tuple": tuple,
-            "set": set,
-            "str": str,
-            "int": int,
-            "float": float,
-            "bool": bool,
-            "enumerate": enumerate,
-            "range": range,
-            "sorted": sorted,
-            "zip": zip,
-            "any": any,
-            "all": all,
-            "min": min,
-            "max": max,
-            "type": type,
-        }
-
-    # ---- classes
-
-    def mro(self, cls: ClassRef) -> list[ClassRef | External]:
-        order: list[ClassRef | External] = [cls]
-        for base_node in cls.node.bases:
-            base = self.eval(base_node, Frame(cls.module, {}))
-            chain: list[ClassRef | External]
-            if isinstance(base, ClassRef):
-                chain = self.mro(base)
-            elif isinstance(base, External):
-                chain = [base]
-            elif isinstance(base, type):
-                chain = [External(base.__name__)]
-            else:
-                raise ExtractError(f"{cls!r}: base {ast.unparse(base_node)} is not a class")
-            for item in chain:
-                if not any(
-                    (isinstance(item, ClassRef) and item.same(o)) or item == o for o in order
-                ):
-                    order.append(item)
-        return order
-
-    def is_enum(self, cls: ClassRef) -> bool:
-        return any(
-            isinstance(c, External) and c.name.rpartition(".")[2] in {"Enum", "StrEnum", "IntEnum"}
-            for c in self.mro(cls)
-        )
-
-    def class_attr(self, cls: ClassRef, name: str, start_after: ClassRef | None = None) -> Any:
-        chain = self.mro(cls)
-        if start_after is not None:
-            index = next(i for i, c in enumerate(chain) if start_after.same(c))
-            chain = chain[index + 1 :]
-        for owner in chain:
-            if not isinstance(owner, ClassRef):
-                continue
-            overrides = self.class_overrides.get(id(owner.node), {})
-            if name in overrides:
-                return overrides[name]
-            if name == "io_type":
-                bound = self._comfytype_io_type(owner)
-                if bound is not None:
-                    return bound
-            found = self._in_body(owner, name)
-            if found is not _NOTHING:
-                return found
-        raise Missing(f"{cls!r} has no attribute {name!r}")
-
-    def _comfytype_io_type(self, cls: ClassRef) -> Any:
-        for dec in cls.node.decorator_list:
-            if isinstance(dec, ast.Call) and _decorators(cls.node) & {"comfytype"}:
-                for kw in dec.keywords:
-                    if kw.arg == "io_type":
-                        return self.eval(kw.value, Frame(cls.module, {}))
-        return None
-
-    def _in_body(self, cls: ClassRef, name: str) -> Any:
-        found: Any = _NOTHING
-        for stmt in cls.node.body:
-            if isinstance(stmt, ast.ClassDef) and stmt.name == name:
-                found = ClassRef(cls.module, stmt)
-            elif isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef) and stmt.name == name:
-                found = Function(cls.module, stmt, owner=cls)
-            elif isinstance(stmt, ast.Assign) and any(
-                isinstance(t, ast.Name) and t.id == name for t in stmt.targets
-            ):
-                found = self.eval(stmt.value, Frame(cls.module, {}))
-                if self.is_enum(cls):
-                    found = EnumMember(name, found)
-            elif (
-                isinstance(stmt, ast.AnnAssign)
-                and stmt.value is not None
-                and isinstance(stmt.target, ast.Name)
-                and stmt.target.id == name
-            ):
-                found = self.eval(stmt.value, Frame(cls.module, {}))
-        return found
-
-    def dataclass_fields(self, cls: ClassRef) -> list[tuple[str, ast.expr | None, ClassRef]]:
-        fields: dict[str, tuple[str, ast.expr | None, ClassRef]] = {}
-        for owner in reversed(self.mro(cls)):
-            if not isinstance(owner, ClassRef) or "dataclass" not in _decorators(owner.node):
-                continue
-            for stmt in owner.node.body:
-                if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
-                    if "ClassVar" in ast.unparse(stmt.annotation):
-                        continue
-                    fields[stmt.target.id] = (stmt.target.id, stmt.value, owner)
-        return list(fields.values())
+        self.classes = ClassModel(self)
+        self.builtins = Builtins(self).table()
 
     # ---- attributes
 
@@ -489,7 +375,7 @@ class Interpreter:
         if isinstance(obj, External):
             return External(f"{obj.name}.{name}")
         if isinstance(obj, ClassRef):
-            value = self.class_attr(obj, name)
+            value = self.classes.class_attr(obj, name)
             return self._bind_class(obj, value)
         if isinstance(obj, Instance):
             return self._instance_attr(obj, name)
@@ -517,7 +403,7 @@ class Interpreter:
             return obj.attrs[name]
         if name == "Parent" and obj.cls.owner is not None:
             return obj.cls.owner
-        value = self.class_attr(obj.cls, name)
+        value = self.classes.class_attr(obj.cls, name)
         if not isinstance(value, Function):
             return value
         decs = _decorators(value.node)
@@ -531,7 +417,7 @@ class Interpreter:
 
     def _super_attr(self, obj: Super, name: str) -> Any:
         start = obj.first.cls if isinstance(obj.first, Instance) else obj.first
-        value = self.class_attr(start, name, start_after=obj.owner)
+        value = self.classes.class_attr(start, name, start_after=obj.owner)
         if not isinstance(value, Function):
             return value
         decs = _decorators(value.node)
@@ -575,10 +461,10 @@ class Interpreter:
         raise ExtractError(f"cannot call {fn!r}")
 
     def _instantiate(self, cls: ClassRef, args: list[Any], kwargs: dict[str, Any]) -> Any:
-        chain = self.mro(cls)
+        chain = self.classes.mro(cls)
         if "dataclass" in _decorators(cls.node):
             inst = Instance(cls, fields=[])
-            fields = self.dataclass_fields(cls)
+            fields = self.classes.dataclass_fields(cls)
             for i, (name, default, owner) in enumerate(fields):
                 if i < len(args):
                     value = args[i]
@@ -598,7 +484,7 @@ class Interpreter:
             return str(*args)
         inst = Instance(cls)
         try:
-            init = self.class_attr(cls, "__init__")
+            init = self.classes.class_attr(cls, "__init__")
         except Missing:
             if args or kwargs:
                 raise ExtractError(f"{cls!r} takes no arguments") from None
@@ -719,7 +605,7 @@ class Interpreter:
             if isinstance(obj, Instance):
                 obj.attrs[target.attr] = value
             elif isinstance(obj, ClassRef):
-                self.class_overrides.setdefault(id(obj.node), {})[target.attr] = value
+                self.classes.overrides.setdefault(id(obj.node), {})[target.attr] = value
             else:
                 raise ExtractError(f"{frame.where(target)}: cannot set {ast.unparse(target)}")
         elif isinstance(target, ast.Subscript):
@@ -865,15 +751,147 @@ class Interpreter:
             return set(results)
         return results
 
-    # ---- builtins that must know the interpreter's classes
 
-    def _class_matches(self, value: Any, kind: Any) -> bool:
+class ClassModel:
+    """Classes of the code read: their MRO, attributes (with run-time overrides), enums and
+    dataclass fields."""
+
+    def __init__(self, interp: Interpreter) -> None:
+        self.interp = interp
+        # Class attributes set at run time (load_custom_node's RELATIVE_PYTHON_MODULE).
+        self.overrides: dict[int, dict[str, Any]] = {}
+
+    def mro(self, cls: ClassRef) -> list[ClassRef | External]:
+        order: list[ClassRef | External] = [cls]
+        for base_node in cls.node.bases:
+            base = self.interp.eval(base_node, Frame(cls.module, {}))
+            chain: list[ClassRef | External]
+            if isinstance(base, ClassRef):
+                chain = self.mro(base)
+            elif isinstance(base, External):
+                chain = [base]
+            elif isinstance(base, type):
+                chain = [External(base.__name__)]
+            else:
+                raise ExtractError(f"{cls!r}: base {ast.unparse(base_node)} is not a class")
+            for item in chain:
+                if not any(
+                    (isinstance(item, ClassRef) and item.same(o)) or item == o for o in order
+                ):
+                    order.append(item)
+        return order
+
+    def is_enum(self, cls: ClassRef) -> bool:
+        return any(
+            isinstance(c, External) and c.name.rpartition(".")[2] in {"Enum", "StrEnum", "IntEnum"}
+            for c in self.mro(cls)
+        )
+
+    def class_attr(self, cls: ClassRef, name: str, start_after: ClassRef | None = None) -> Any:
+        chain = self.mro(cls)
+        if start_after is not None:
+            index = next(i for i, c in enumerate(chain) if start_after.same(c))
+            chain = chain[index + 1 :]
+        for owner in chain:
+            if not isinstance(owner, ClassRef):
+                continue
+            overrides = self.overrides.get(id(owner.node), {})
+            if name in overrides:
+                return overrides[name]
+            if name == "io_type":
+                bound = self._comfytype_io_type(owner)
+                if bound is not None:
+                    return bound
+            found = self._in_body(owner, name)
+            if found is not _NOTHING:
+                return found
+        raise Missing(f"{cls!r} has no attribute {name!r}")
+
+    def _comfytype_io_type(self, cls: ClassRef) -> Any:
+        for dec in cls.node.decorator_list:
+            if isinstance(dec, ast.Call) and _decorators(cls.node) & {"comfytype"}:
+                for kw in dec.keywords:
+                    if kw.arg == "io_type":
+                        return self.interp.eval(kw.value, Frame(cls.module, {}))
+        return None
+
+    def _in_body(self, cls: ClassRef, name: str) -> Any:
+        found: Any = _NOTHING
+        for stmt in cls.node.body:
+            if isinstance(stmt, ast.ClassDef) and stmt.name == name:
+                found = ClassRef(cls.module, stmt)
+            elif isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef) and stmt.name == name:
+                found = Function(cls.module, stmt, owner=cls)
+            elif isinstance(stmt, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == name for t in stmt.targets
+            ):
+                found = self.interp.eval(stmt.value, Frame(cls.module, {}))
+                if self.is_enum(cls):
+                    found = EnumMember(name, found)
+            elif (
+                isinstance(stmt, ast.AnnAssign)
+                and stmt.value is not None
+                and isinstance(stmt.target, ast.Name)
+                and stmt.target.id == name
+            ):
+                found = self.interp.eval(stmt.value, Frame(cls.module, {}))
+        return found
+
+    def dataclass_fields(self, cls: ClassRef) -> list[tuple[str, ast.expr | None, ClassRef]]:
+        fields: dict[str, tuple[str, ast.expr | None, ClassRef]] = {}
+        for owner in reversed(self.mro(cls)):
+            if not isinstance(owner, ClassRef) or "dataclass" not in _decorators(owner.node):
+                continue
+            for stmt in owner.node.body:
+                if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
+                    if "ClassVar" in ast.unparse(stmt.annotation):
+                        continue
+                    fields[stmt.target.id] = (stmt.target.id, stmt.value, owner)
+        return list(fields.values())
+
+
+class Builtins:
+    """The builtins that must know the interpreter's classes (``isinstance`` of a class read
+    from the source, ``getattr`` through the interpreter), and the plain ones it allows."""
+
+    def __init__(self, interp: Interpreter) -> None:
+        self.interp = interp
+
+    def table(self) -> dict[str, Any]:
+        return {
+            "isinstance": self._isinstance,
+            "issubclass": self._issubclass,
+            "hasattr": self._hasattr,
+            "getattr": self._getattr_builtin,
+            "len": len,
+            "list": list,
+            "dict": dict,
+            "tuple": tuple,
+            "set": set,
+            "str": str,
+            "int": int,
+            "float": float,
+            "bool": bool,
+            "enumerate": enumerate,
+            "range": range,
+            "sorted": sorted,
+            "zip": zip,
+            "any": any,
+            "all": all,
+            "min": min,
+            "max": max,
+            "type": type,
+        }
+
+    def class_matches(self, value: Any, kind: Any) -> bool:
         if isinstance(kind, tuple):
-            return any(self._class_matches(value, k) for k in kind)
+            return any(self.class_matches(value, k) for k in kind)
         if kind is type:
             return isinstance(value, ClassRef | type)
         if isinstance(kind, ClassRef):
-            return isinstance(value, Instance) and any(kind.same(c) for c in self.mro(value.cls))
+            return isinstance(value, Instance) and any(
+                kind.same(c) for c in self.interp.classes.mro(value.cls)
+            )
         if isinstance(kind, External):
             if kind.name.rpartition(".")[2] in {"Enum", "StrEnum", "IntEnum"}:
                 return isinstance(value, EnumMember)
@@ -883,20 +901,23 @@ class Interpreter:
         raise ExtractError(f"isinstance against {kind!r}")
 
     def _isinstance(self, value: Any, kind: Any) -> bool:
-        return self._class_matches(value, kind)
+        return self.class_matches(value, kind)
 
     def _issubclass(self, cls: Any, kind: Any) -> bool:
         if not isinstance(cls, ClassRef):
             raise ExtractError(f"issubclass of {cls!r}")
         kinds = kind if isinstance(kind, tuple) else (kind,)
         return any(
-            any((isinstance(k, ClassRef) and k.same(c)) or k == c for c in self.mro(cls))
+            any(
+                (isinstance(k, ClassRef) and k.same(c)) or k == c
+                for c in self.interp.classes.mro(cls)
+            )
             for k in kinds
         )
 
     def _getattr_builtin(self, obj: Any, name: str, *default: Any) -> Any:
         try:
-            return self.getattr(obj, name)
+            return self.interp.getattr(obj, name)
         except Missing:
             if default:
                 return default[0]
@@ -904,7 +925,7 @@ class Interpreter:
 
     def _hasattr(self, obj: Any, name: str) -> bool:
         try:
-            self.getattr(obj, name)
+            self.interp.getattr(obj, name)
         except Missing:
             return False
         return True
@@ -1060,7 +1081,7 @@ def load_nodes(world: World, interp: Interpreter, wanted: Iterable[str]) -> dict
             if name in want:
                 mapping[name] = cls
                 # What load_custom_node sets on every class of an extras file.
-                interp.class_overrides.setdefault(id(cls.node), {})["RELATIVE_PYTHON_MODULE"] = (
+                interp.classes.overrides.setdefault(id(cls.node), {})["RELATIVE_PYTHON_MODULE"] = (
                     f"comfy_extras.{stem}"
                 )
     nodes.overrides["NODE_CLASS_MAPPINGS"] = mapping
