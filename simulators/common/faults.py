@@ -23,7 +23,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 logger = logging.getLogger(__name__)
@@ -132,20 +132,28 @@ def install_faults(
             return fault(request, status)
         return await call_next(request)
 
-    @app.get("/_sim/config")
-    async def _get_config() -> dict[str, object]:
+    app.include_router(_fault_routes(knobs, book))
+    return book
+
+
+def _fault_routes(knobs: Knobs, book: FaultBook) -> APIRouter:
+    """``GET/POST /_sim/config`` (read / change the knobs) and ``GET /_sim/faults``."""
+    router = APIRouter(prefix="/_sim")
+
+    @router.get("/config")
+    async def get_config() -> dict[str, object]:
         return knobs.as_dict()
 
-    @app.post("/_sim/config")
-    async def _set_config(request: Request) -> dict[str, object]:
+    @router.post("/config")
+    async def set_config(request: Request) -> dict[str, object]:
         knobs.update(await request.json())
         return knobs.as_dict()
 
-    @app.get("/_sim/faults")
-    async def _faults() -> dict[str, int]:
+    @router.get("/faults")
+    async def faults() -> dict[str, int]:
         return book.as_dict()
 
-    return book
+    return router
 
 
 class SlidingWindowLimiter:
