@@ -15,7 +15,7 @@ def books(stores: dict[str, Store], grants: collections.Counter[str]) -> dict[st
         markers = collections.Counter(
             m["value"]
             for p in store.products.values()
-            for m in p["metafields"]
+            for m in p.metafields
             if m["key"] == "printify_product_id"
         )
         duplicates += [
@@ -31,19 +31,16 @@ def books(stores: dict[str, Store], grants: collections.Counter[str]) -> dict[st
             "publishes": store.publishes,
             "products": [
                 {
-                    "id": p["id"],
-                    "handle": p["handle"],
-                    "title": p["title"],
-                    "status": p["status"],
-                    "tags": p["tags"],
-                    "skus": [v["sku"] for v in p["variants"]],
-                    "prices": [v["price"] for v in p["variants"]],
-                    "files": len(p["media"]),
-                    "published": online is not None and online in p["publications"],
-                    "marker": next(
-                        (m["value"] for m in p["metafields"] if m["key"] == "printify_product_id"),
-                        None,
-                    ),
+                    "id": p.id,
+                    "handle": p.handle,
+                    "title": p.title,
+                    "status": p.status,
+                    "tags": p.tags,
+                    "skus": [v["sku"] for v in p.variants],
+                    "prices": [v["price"] for v in p.variants],
+                    "files": len(p.media),
+                    "published": online is not None and online in p.publications,
+                    "marker": p.marker(),
                 }
                 for p in store.products.values()
             ],

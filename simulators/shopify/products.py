@@ -8,7 +8,14 @@ import time
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from simulators.shopify.state import Store
+from simulators.shopify.state import (
+    MediaFile,
+    Metafield,
+    Product,
+    ProductOption,
+    Store,
+    Variant,
+)
 
 _HANDLE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
@@ -35,7 +42,7 @@ def _money(raw: object, path: list[str]) -> str:
     return f"{value:.2f}"
 
 
-def _options(raw: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+def _options(raw: list[dict[str, Any]] | None) -> list[ProductOption]:
     options = raw or []
     if len(options) > 3:
         raise Invalid(
@@ -44,7 +51,7 @@ def _options(raw: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
             "OPTIONS_OVER_LIMIT",
         )
     seen: set[str] = set()
-    out = []
+    out: list[ProductOption] = []
     for i, option in enumerate(options):
         name = (option.get("name") or "").strip()
         if not name:
@@ -78,11 +85,11 @@ def _options(raw: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
 
 
 def _variants(
-    raw: list[dict[str, Any]] | None, options: list[dict[str, Any]], store: Store
-) -> list[dict[str, Any]]:
+    raw: list[dict[str, Any]] | None, options: list[ProductOption], store: Store
+) -> list[Variant]:
     declared = {o["name"]: {v["name"] for v in o["optionValues"]} for o in options}
     seen: set[tuple[tuple[str, str], ...]] = set()
-    out = []
+    out: list[Variant] = []
     for i, variant in enumerate(raw or []):
         path = ["input", "variants", str(i)]
         chosen: dict[str, str] = {}
@@ -130,8 +137,8 @@ def _variants(
     return out
 
 
-def _files(raw: list[dict[str, Any]] | None, store: Store, ready_at: float) -> list[dict[str, Any]]:
-    out = []
+def _files(raw: list[dict[str, Any]] | None, store: Store, ready_at: float) -> list[MediaFile]:
+    out: list[MediaFile] = []
     for i, f in enumerate(raw or []):
         source = f.get("originalSource") or ""
         if not re.match(r"^https?://[^\s/]+/\S*$", source):
@@ -151,7 +158,7 @@ def _files(raw: list[dict[str, Any]] | None, store: Store, ready_at: float) -> l
     return out
 
 
-def _existing(store: Store, ident: dict[str, Any]) -> dict[str, Any] | None:
+def _existing(store: Store, ident: dict[str, Any]) -> Product | None:
     """The product ``identifier`` names (by id, handle or customId metafield), or None."""
     if ident.get("id"):
         existing = store.products.get(ident["id"])
@@ -166,8 +173,8 @@ def _existing(store: Store, ident: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-def _title(data: dict[str, Any], existing: dict[str, Any] | None) -> str:
-    title = data.get("title", existing["title"] if existing else None)
+def _title(data: dict[str, Any], existing: Product | None) -> str:
+    title = data.get("title", existing.title if existing else None)
     if not title or not str(title).strip():
         raise Invalid(["input", "title"], "Title can't be blank", "INVALID_PRODUCT")
     if len(title) > 255:
@@ -181,10 +188,10 @@ def _handle(
     store: Store,
     data: dict[str, Any],
     ident: dict[str, Any],
-    existing: dict[str, Any] | None,
+    existing: Product | None,
     title: str,
 ) -> str:
-    handle = data.get("handle") or (existing["handle"] if existing else None)
+    handle = data.get("handle") or (existing.handle if existing else None)
     if handle is None:
         handle = ident.get("handle") or _slug(title)
         base, n = handle, 1
@@ -203,7 +210,7 @@ def _handle(
     return str(handle)
 
 
-def _default_variant(store: Store) -> dict[str, Any]:
+def _default_variant(store: Store) -> Variant:
     return {
         "id": store.new_id("ProductVariant"),
         "title": "Default Title",
@@ -216,11 +223,11 @@ def _default_variant(store: Store) -> dict[str, Any]:
 def _product_variants(
     store: Store,
     data: dict[str, Any],
-    existing: dict[str, Any] | None,
-    options: list[dict[str, Any]],
-) -> list[dict[str, Any]]:
+    existing: Product | None,
+    options: list[ProductOption],
+) -> list[Variant]:
     if existing is not None and "variants" not in data:
-        return list(existing["variants"])
+        return list(existing.variants)
     variants = _variants(data.get("variants"), options, store)
     if variants:
         return variants
@@ -233,9 +240,9 @@ def _product_variants(
     return [_default_variant(store)]
 
 
-def _metafields(data: dict[str, Any], existing: dict[str, Any] | None) -> list[dict[str, Any]]:
+def _metafields(data: dict[str, Any], existing: Product | None) -> list[Metafield]:
     if "metafields" not in data:
-        return list(existing["metafields"]) if existing else []
+        return list(existing.metafields) if existing else []
     return [
         {
             "namespace": m.get("namespace") or "custom",
@@ -247,20 +254,21 @@ def _metafields(data: dict[str, Any], existing: dict[str, Any] | None) -> list[d
     ]
 
 
-def _new_product(store: Store, stamp: str) -> dict[str, Any]:
-    return {
-        "id": store.new_id("Product"),
-        "createdAt": stamp,
-        "publications": set(),
-        "vendor": store.domain.split(".")[0],
-        "productType": "",
-        "descriptionHtml": "",
-        "tags": [],
-        "status": "ACTIVE",
-    }
+def _scalars(product: Product, data: dict[str, Any]) -> None:
+    """The fields productSet sets only when sent."""
+    if data.get("descriptionHtml") is not None:
+        product.description_html = str(data["descriptionHtml"])
+    if data.get("vendor") is not None:
+        product.vendor = str(data["vendor"])
+    if data.get("productType") is not None:
+        product.product_type = str(data["productType"])
+    if data.get("status") is not None:
+        product.status = str(data["status"])
+    if data.get("tags") is not None:
+        product.tags = sorted(dict.fromkeys(t.strip() for t in data["tags"] if t.strip()))
 
 
-def product_set(store: Store, args: dict[str, Any], media_s: float) -> dict[str, Any]:
+def product_set(store: Store, args: dict[str, Any], media_s: float) -> Product:
     """The ``productSet`` mutation: create or update, all list fields replaced."""
     data = args["input"]
     ident = args.get("identifier") or {}
@@ -270,35 +278,37 @@ def product_set(store: Store, args: dict[str, Any], media_s: float) -> dict[str,
     options = (
         _options(data.get("productOptions"))
         if "productOptions" in data or existing is None
-        else existing["options"]
+        else existing.options
     )
     variants = _product_variants(store, data, existing, options)
     files = (
         _files(data.get("files"), store, time.monotonic() + media_s)
         if "files" in data
-        else (existing["media"] if existing else [])
+        else (existing.media if existing else [])
     )
     metafields = _metafields(data, existing)
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    product = existing or _new_product(store, stamp)
-    product.update(
-        {
-            "title": title,
-            "handle": handle,
-            "options": options,
-            "variants": variants,
-            "media": files,
-            "metafields": metafields,
-            "updatedAt": stamp,
-        }
-    )
-    for key in ("descriptionHtml", "vendor", "productType", "status"):
-        if data.get(key) is not None:
-            product[key] = data[key]
-    if data.get("tags") is not None:
-        product["tags"] = sorted(dict.fromkeys(t.strip() for t in data["tags"] if t.strip()))
     if existing is None:
-        store.products[product["id"]] = product
+        product = Product(
+            id=store.new_id("Product"),
+            created_at=stamp,
+            updated_at=stamp,
+            title=title,
+            handle=handle,
+            vendor=store.domain.split(".")[0],
+            options=options,
+            variants=variants,
+            media=files,
+            metafields=metafields,
+        )
+    else:
+        product = existing
+        product.title, product.handle, product.updated_at = title, handle, stamp
+        product.options, product.variants = options, variants
+        product.media, product.metafields = files, metafields
+    _scalars(product, data)
+    if existing is None:
+        store.products[product.id] = product
         store.created += 1
     store.product_sets += 1
     return product

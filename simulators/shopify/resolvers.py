@@ -105,6 +105,6 @@ class Root:
                         }
                     ],
                 }
-        product["publications"] |= {p["publicationId"] for p in input}
+        product.publications |= {p["publicationId"] for p in input}
         self.store.publishes += 1
         return {"publishable": product_view(self.store, product), "userErrors": []}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 DEFAULT_SHOP = "pod-engine-sim.myshopify.com"
 ONLINE_STORE_NAME = "Online Store"
@@ -67,13 +67,77 @@ class Bucket:
         }
 
 
+class OptionValue(TypedDict):
+    name: str
+
+
+class ProductOption(TypedDict):
+    name: str
+    position: int
+    optionValues: list[OptionValue]  # the schema's names, camelCase
+
+
+class SelectedOption(TypedDict):
+    name: str
+    value: str
+
+
+class Variant(TypedDict):
+    id: str
+    title: str
+    sku: str | None
+    price: str
+    selectedOptions: list[SelectedOption]
+
+
+class MediaFile(TypedDict):
+    id: str
+    alt: str | None
+    originalSource: str
+    ready_at: float  # time.monotonic() when processing ends
+
+
+class Metafield(TypedDict):
+    namespace: str
+    key: str
+    value: str
+    type: str
+
+
+@dataclass
+class Product:
+    """A product of a shop, as productSet made it."""
+
+    id: str
+    created_at: str
+    updated_at: str
+    title: str
+    handle: str
+    vendor: str
+    options: list[ProductOption]
+    variants: list[Variant]
+    media: list[MediaFile]
+    metafields: list[Metafield]
+    product_type: str = ""
+    description_html: str = ""
+    tags: list[str] = field(default_factory=list)
+    status: str = "ACTIVE"
+    publications: set[str] = field(default_factory=set)
+
+    def marker(self) -> str | None:
+        """The engine's marker metafield (the Printify product it came from), if any."""
+        return next(
+            (m["value"] for m in self.metafields if m["key"] == "printify_product_id"), None
+        )
+
+
 @dataclass
 class Store:
     """One shop: its products, and what happened to it."""
 
     domain: str
     bucket: Bucket
-    products: dict[str, dict[str, Any]] = field(default_factory=dict)  # gid -> product
+    products: dict[str, Product] = field(default_factory=dict)  # gid -> product
     next_id: int = 1000
     requests: int = 0
     throttled: int = 0
@@ -93,12 +157,12 @@ class Store:
         self.next_id += 1
         return f"gid://shopify/{kind}/{self.next_id}{secrets.randbelow(1000):03d}"
 
-    def by_handle(self, handle: str) -> dict[str, Any] | None:
-        return next((p for p in self.products.values() if p["handle"] == handle), None)
+    def by_handle(self, handle: str) -> Product | None:
+        return next((p for p in self.products.values() if p.handle == handle), None)
 
-    def by_custom_id(self, namespace: str | None, key: str, value: str) -> dict[str, Any] | None:
+    def by_custom_id(self, namespace: str | None, key: str, value: str) -> Product | None:
         for p in self.products.values():
-            for m in p["metafields"]:
+            for m in p.metafields:
                 if (m["namespace"], m["key"], m["value"]) == (namespace or "custom", key, value):
                     return p
         return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from simulators.shopify.state import Store
+from simulators.shopify.state import MediaFile, Product, Store
 
 
 def _count(n: int) -> dict[str, Any]:
@@ -25,50 +25,40 @@ def publication_view(publication: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def product_view(store: Store, product: dict[str, Any] | None) -> dict[str, Any] | None:
+def _media_view(m: MediaFile, now: float) -> dict[str, Any]:
+    status = "READY" if now >= m["ready_at"] else "PROCESSING"
+    return {"__typename": "MediaImage", "id": m["id"], "alt": m["alt"], "status": status}
+
+
+def product_view(store: Store, product: Product | None) -> dict[str, Any] | None:
     """The product as the schema resolves it."""
     if product is None:
         return None
     now = time.monotonic()
     online = store.online_store()
-    published = online in product["publications"] and product["status"] == "ACTIVE"
-    metafields = product["metafields"]
-    publications = _count(len(product["publications"]))
+    published = online in product.publications and product.status == "ACTIVE"
+    metafields = product.metafields
+    publications = _count(len(product.publications))
     return {
         "__typename": "Product",
-        **{
-            k: product[k]
-            for k in (
-                "id",
-                "handle",
-                "title",
-                "descriptionHtml",
-                "vendor",
-                "productType",
-                "tags",
-                "status",
-                "createdAt",
-                "updatedAt",
-                "options",
-            )
-        },
-        "onlineStoreUrl": f"https://{store.domain}/products/{product['handle']}"
+        "id": product.id,
+        "handle": product.handle,
+        "title": product.title,
+        "descriptionHtml": product.description_html,
+        "vendor": product.vendor,
+        "productType": product.product_type,
+        "tags": product.tags,
+        "status": product.status,
+        "createdAt": product.created_at,
+        "updatedAt": product.updated_at,
+        "options": product.options,
+        "onlineStoreUrl": f"https://{store.domain}/products/{product.handle}"
         if published
         else None,
         "variants": {
-            "nodes": [{**v, "resourcePublicationsCount": publications} for v in product["variants"]]
+            "nodes": [{**v, "resourcePublicationsCount": publications} for v in product.variants]
         },
-        "media": {
-            "nodes": [
-                {
-                    "__typename": "MediaImage",
-                    "id": m["id"],
-                    "alt": m["alt"],
-                    "status": "READY" if now >= m["ready_at"] else "PROCESSING",
-                }
-                for m in product["media"]
-            ]
-        },
+        "media": {"nodes": [_media_view(m, now) for m in product.media]},
         "metafield": lambda _info, key, namespace=None: next(
             (
                 m
