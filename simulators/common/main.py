@@ -31,7 +31,9 @@ def main(
     argv: Sequence[str] | None = None,
 ) -> None:
     """Parse ``--host``/``--port`` (defaulting to the vendor's ``port``), build, serve."""
-    parser = argparse.ArgumentParser(description=description)
+    # create_app lives in simulators.<vendor>.app: name the package the user runs.
+    package = create_app.__module__.rpartition(".")[0]
+    parser = argparse.ArgumentParser(prog=f"python -m {package}", description=description)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=port)
     args = parser.parse_args(argv)
