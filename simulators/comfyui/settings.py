@@ -19,10 +19,11 @@ class ComfySettings(SimSettings):
 
     model_config = SettingsConfigDict(env_prefix="SIM_COMFYUI_")
 
-    workers: int = Field(default=1, ge=1)
+    # Fewer than one GPU or one remembered prompt is taken as one, as it always was.
+    workers: int = 1
     render_ms: float = Field(default=0.0, ge=0)
     exec_failure_rate: float = Field(default=0.0, ge=0, le=1)
-    history_max: int = Field(default=10_000, ge=1)
+    history_max: int = 10_000
     combo_check: Literal["execution", "prompt"] = "execution"
     # Comma-separated file names replacing the default ones.
     checkpoints: str = ""
@@ -32,10 +33,10 @@ class ComfySettings(SimSettings):
 
     def config(self) -> ComfyConfig:
         return ComfyConfig(
-            workers=self.workers,
+            workers=max(1, self.workers),
             render_ms=self.render_ms,
             exec_failure_rate=self.exec_failure_rate,
-            history_max=self.history_max,
+            history_max=max(1, self.history_max),
             combo_check=self.combo_check,
         )
 
