@@ -119,7 +119,7 @@ def test_compose_declares_the_whole_stack() -> None:
         # Each command names a module that exists in this repo.
         assert (ROOT / "services" / module / "__main__.py").exists()
     for name in SIMULATORS:
-        assert (ROOT / "simulators" / f"{name}.py").exists()
+        assert (ROOT / "simulators" / name / "__main__.py").exists()
         assert services[f"sim-{name}"]["command"][2] == f"simulators.{name}"
         # The simulators come from the image's dev target; the services' image has none.
         assert services[f"sim-{name}"]["build"] == {"context": ".", "target": "dev"}

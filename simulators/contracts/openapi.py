@@ -368,14 +368,7 @@ class OpenApiContract:
             return
         content: Mapping[str, Any] = spec.get("content", {})
         if not body and not given:
-            if spec.get("required"):
-                problems.append(Problem("body", "a request body is required"))
-                return
-            # Nothing sent: checked as an empty body, so required fields are still asked for.
-            first = next(iter(content), None)
-            if first is not None:
-                schema = self._resolve(content[first].get("schema", {}))
-                self._check_value({}, schema, "body", problems)
+            self._check_empty_body(spec, problems)
             return
         if given not in content:
             problems.append(
@@ -387,6 +380,29 @@ class OpenApiContract:
             )
             return
         schema = self._resolve(content[given].get("schema", {}))
+        self._check_media(given, body, content_type, schema, problems)
+
+    def _check_empty_body(self, spec: Mapping[str, Any], problems: list[Problem]) -> None:
+        """Nothing sent: refused when a body is required, else checked as an empty one, so
+        required fields are still asked for."""
+        if spec.get("required"):
+            problems.append(Problem("body", "a request body is required"))
+            return
+        content: Mapping[str, Any] = spec.get("content", {})
+        first = next(iter(content), None)
+        if first is not None:
+            schema = self._resolve(content[first].get("schema", {}))
+            self._check_value({}, schema, "body", problems)
+
+    def _check_media(
+        self,
+        given: str,
+        body: bytes,
+        content_type: str | None,
+        schema: Mapping[str, Any],
+        problems: list[Problem],
+    ) -> None:
+        """A body of the media type ``given`` (JSON, form or multipart) against ``schema``."""
         if given == JSON_MEDIA or given.endswith("+json"):
             try:
                 value = json.loads(body.decode("utf-8")) if body else None
@@ -515,18 +531,7 @@ class OpenApiContract:
             return
         for sub in schema.get("allOf", ()):
             self._check_value(value, sub, where, problems)
-        for key in ("oneOf", "anyOf"):
-            options = schema.get(key)
-            if isinstance(options, list) and options:
-                matching = 0
-                for sub in options:
-                    trial: list[Problem] = []
-                    self._check_value(value, sub, where, trial)
-                    matching += not trial
-                if matching == 0 or (key == "oneOf" and matching > 1):
-                    problems.append(
-                        Problem(where, f"matches {matching} of the {len(options)} allowed shapes")
-                    )
+        self._check_alternatives(value, schema, where, problems)
         kind = schema.get("type")
         if kind is not None and not _is_type(value, str(kind)):
             problems.append(
@@ -539,27 +544,45 @@ class OpenApiContract:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             self._check_number(value, schema, where, problems)
         elif isinstance(value, str):
-            if "minLength" in schema and len(value) < schema["minLength"]:
-                problems.append(Problem(where, f"shorter than {schema['minLength']} characters"))
-            if "maxLength" in schema and len(value) > schema["maxLength"]:
-                problems.append(Problem(where, f"longer than {schema['maxLength']} characters"))
-            if "pattern" in schema and re.search(str(schema["pattern"]), value) is None:
-                problems.append(Problem(where, f"does not match {schema['pattern']!r}"))
+            _check_string(value, schema, where, problems)
         elif isinstance(value, list):
-            if "minItems" in schema and len(value) < schema["minItems"]:
-                problems.append(Problem(where, f"fewer than {schema['minItems']} items"))
-            if "maxItems" in schema and len(value) > schema["maxItems"]:
-                problems.append(Problem(where, f"more than {schema['maxItems']} items"))
-            if schema.get("uniqueItems") and len(
-                {json.dumps(v, sort_keys=True) for v in value}
-            ) < len(value):
-                problems.append(Problem(where, "items must be unique"))
-            items = schema.get("items")
-            if items is not None:
-                for i, item in enumerate(value):
-                    self._check_value(item, items, f"{where}[{i}]", problems)
+            self._check_array(value, schema, where, problems)
         elif isinstance(value, dict):
             self._check_object(value, schema, where, problems)
+
+    def _check_alternatives(
+        self, value: Any, schema: Mapping[str, Any], where: str, problems: list[Problem]
+    ) -> None:
+        """``oneOf`` (exactly one shape matches) and ``anyOf`` (at least one)."""
+        for key in ("oneOf", "anyOf"):
+            options = schema.get(key)
+            if not isinstance(options, list) or not options:
+                continue
+            matching = 0
+            for sub in options:
+                trial: list[Problem] = []
+                self._check_value(value, sub, where, trial)
+                matching += not trial
+            if matching == 0 or (key == "oneOf" and matching > 1):
+                problems.append(
+                    Problem(where, f"matches {matching} of the {len(options)} allowed shapes")
+                )
+
+    def _check_array(
+        self, value: list[Any], schema: Mapping[str, Any], where: str, problems: list[Problem]
+    ) -> None:
+        if "minItems" in schema and len(value) < schema["minItems"]:
+            problems.append(Problem(where, f"fewer than {schema['minItems']} items"))
+        if "maxItems" in schema and len(value) > schema["maxItems"]:
+            problems.append(Problem(where, f"more than {schema['maxItems']} items"))
+        if schema.get("uniqueItems") and len({json.dumps(v, sort_keys=True) for v in value}) < len(
+            value
+        ):
+            problems.append(Problem(where, "items must be unique"))
+        items = schema.get("items")
+        if items is not None:
+            for i, item in enumerate(value):
+                self._check_value(item, items, f"{where}[{i}]", problems)
 
     def _check_number(
         self, value: float, schema: Mapping[str, Any], where: str, problems: list[Problem]
@@ -747,3 +770,14 @@ def _multipart_fields(
 def error_body(checked: CheckedRequest, key: str = "error") -> dict[str, str]:
     """A vendor's one-message error body (``{"error": "..."}`` by default) for a refusal."""
     return {key: checked.message()}
+
+
+def _check_string(
+    value: str, schema: Mapping[str, Any], where: str, problems: list[Problem]
+) -> None:
+    if "minLength" in schema and len(value) < schema["minLength"]:
+        problems.append(Problem(where, f"shorter than {schema['minLength']} characters"))
+    if "maxLength" in schema and len(value) > schema["maxLength"]:
+        problems.append(Problem(where, f"longer than {schema['maxLength']} characters"))
+    if "pattern" in schema and re.search(str(schema["pattern"]), value) is None:
+        problems.append(Problem(where, f"does not match {schema['pattern']!r}"))

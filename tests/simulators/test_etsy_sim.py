@@ -316,6 +316,72 @@ def test_create_draft_listing_validation(
 # --- the listing's life ---------------------------------------------------------------------------
 
 
+def bad_inventory_bodies() -> list[tuple[dict[str, Any], str]]:
+    """Inventories Etsy refuses, each with a word its error names."""
+    bad_bodies = [
+        (inventory(*ROWS, price_on_property=[]), "price"),
+        (inventory(*ROWS, sku_on_property=[513]), "sku"),
+        (inventory(*ROWS, price_on_property=[999]), "999"),
+        (inventory(ROWS[0], ROWS[0]), "repeats"),
+        (inventory(("x" * 33, "White", "S", 19.99)), "32"),
+        (inventory(("a", "White (matte)", "S", 19.99)), "parenthesis"),
+        (inventory(("a", "White", "S", 0.1)), "price"),
+        ({"products": []}, "products"),
+    ]
+    two_offerings = inventory(ROWS[0])
+    two_offerings["products"][0]["offerings"] *= 2
+    bad_bodies.append((two_offerings, "exactly one offering"))
+    nameless = inventory(ROWS[0])
+    del nameless["products"][0]["property_values"][0]["property_name"]
+    bad_bodies.append((nameless, "property_name"))
+    three = inventory(ROWS[0])
+    three["products"][0]["property_values"].append(
+        {"property_id": 200, "property_name": "Fit", "value_ids": [], "values": ["Slim"]}
+    )
+    bad_bodies.append((three, "at most 2"))
+    mixed = inventory(*ROWS)
+    mixed["products"][1]["property_values"].pop()
+    bad_bodies.append((mixed, "same properties"))
+    disabled = inventory(ROWS[0])
+    disabled["products"][0]["offerings"][0]["is_enabled"] = False
+    bad_bodies.append((disabled, "enabled"))
+    return bad_bodies
+
+
+def upload_images(http: httpx.Client, images_url: str, lid: int) -> None:
+    """Two images at ranks 1 and 2, after the refused uploads, as the listing needs."""
+    # Images: only real images, in multipart.
+    not_image = http.post(images_url, files={"image": ("x.png", b"nope", "image/png")})
+    assert_etsy_error(not_image, 400, "image")
+    no_file = http.post(images_url, files={"rank": (None, "1")})
+    assert_etsy_error(no_file, 400, "image")
+    first = http.post(
+        images_url,
+        files={"image": ("a.png", png_bytes(64, 48), "image/png")},
+        data={"rank": "1"},
+    )
+    assert first.status_code == 201, first.text
+    assert (first.json()["full_width"], first.json()["full_height"]) == (64, 48)
+    assert first.json()["rank"] == 1 and first.json()["hex_code"] == "0A78C8"
+    # A second at rank 1 goes first; with overwrite it replaces.
+    second = http.post(
+        images_url,
+        files={"image": ("b.png", png_bytes(50, 50), "image/png")},
+        data={"rank": "1"},
+    )
+    replaced = http.post(
+        images_url,
+        files={"image": ("c.png", png_bytes(30, 20), "image/png")},
+        data={"rank": "2", "overwrite": "true"},
+    )
+    assert second.status_code == replaced.status_code == 201
+    # getListingImages is a listing's, not a shop's (the shop's path takes POST only).
+    assert_etsy_error(http.get(images_url), 405, "takes POST")
+    ranks = http.get(f"/v3/application/listings/{lid}/images").json()
+    assert ranks["count"] == 2
+    assert [(i["rank"], i["full_width"]) for i in ranks["results"]] == [(1, 50), (2, 30)]
+
+
 def test_draft_inventory_images_then_active(sim: SimulatorProcess) -> None:
     shop = new_shop()
     with client_for(sim) as http:
@@ -327,33 +393,7 @@ def test_draft_inventory_images_then_active(sim: SimulatorProcess) -> None:
         # No image yet: Etsy will not publish it.
         assert_etsy_error(http.patch(listing_url, data={"state": "active"}), 400, "image")
 
-        bad_bodies = [
-            (inventory(*ROWS, price_on_property=[]), "price"),
-            (inventory(*ROWS, sku_on_property=[513]), "sku"),
-            (inventory(*ROWS, price_on_property=[999]), "999"),
-            (inventory(ROWS[0], ROWS[0]), "repeats"),
-            (inventory(("x" * 33, "White", "S", 19.99)), "32"),
-            (inventory(("a", "White (matte)", "S", 19.99)), "parenthesis"),
-            (inventory(("a", "White", "S", 0.1)), "price"),
-            ({"products": []}, "products"),
-        ]
-        two_offerings = inventory(ROWS[0])
-        two_offerings["products"][0]["offerings"] *= 2
-        bad_bodies.append((two_offerings, "exactly one offering"))
-        nameless = inventory(ROWS[0])
-        del nameless["products"][0]["property_values"][0]["property_name"]
-        bad_bodies.append((nameless, "property_name"))
-        three = inventory(ROWS[0])
-        three["products"][0]["property_values"].append(
-            {"property_id": 200, "property_name": "Fit", "value_ids": [], "values": ["Slim"]}
-        )
-        bad_bodies.append((three, "at most 2"))
-        mixed = inventory(*ROWS)
-        mixed["products"][1]["property_values"].pop()
-        bad_bodies.append((mixed, "same properties"))
-        disabled = inventory(ROWS[0])
-        disabled["products"][0]["offerings"][0]["is_enabled"] = False
-        bad_bodies.append((disabled, "enabled"))
+        bad_bodies = bad_inventory_bodies()
         for body, part in bad_bodies:
             assert_etsy_error(http.put(inventory_url, json=body), 400, part)
 
@@ -365,36 +405,7 @@ def test_draft_inventory_images_then_active(sim: SimulatorProcess) -> None:
         assert all(p["product_id"] and p["offerings"][0]["offering_id"] for p in products)
         assert all(pv["value_ids"] for p in products for pv in p["property_values"])
 
-        # Images: only real images, in multipart.
-        not_image = http.post(images_url, files={"image": ("x.png", b"nope", "image/png")})
-        assert_etsy_error(not_image, 400, "image")
-        no_file = http.post(images_url, files={"rank": (None, "1")})
-        assert_etsy_error(no_file, 400, "image")
-        first = http.post(
-            images_url,
-            files={"image": ("a.png", png_bytes(64, 48), "image/png")},
-            data={"rank": "1"},
-        )
-        assert first.status_code == 201, first.text
-        assert (first.json()["full_width"], first.json()["full_height"]) == (64, 48)
-        assert first.json()["rank"] == 1 and first.json()["hex_code"] == "0A78C8"
-        # A second at rank 1 goes first; with overwrite it replaces.
-        second = http.post(
-            images_url,
-            files={"image": ("b.png", png_bytes(50, 50), "image/png")},
-            data={"rank": "1"},
-        )
-        replaced = http.post(
-            images_url,
-            files={"image": ("c.png", png_bytes(30, 20), "image/png")},
-            data={"rank": "2", "overwrite": "true"},
-        )
-        assert second.status_code == replaced.status_code == 201
-        # getListingImages is a listing's, not a shop's (the shop's path takes POST only).
-        assert_etsy_error(http.get(images_url), 405, "takes POST")
-        ranks = http.get(f"/v3/application/listings/{lid}/images").json()
-        assert ranks["count"] == 2
-        assert [(i["rank"], i["full_width"]) for i in ranks["results"]] == [(1, 50), (2, 30)]
+        upload_images(http, images_url, lid)
 
         active = http.patch(listing_url, data={"state": "active"})
         assert active.status_code == 200, active.text

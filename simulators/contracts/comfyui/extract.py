@@ -48,7 +48,7 @@ logger = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[3]
 WORKFLOWS = ROOT / "shared" / "vendors" / "workflows"
 OUT = Path(__file__).resolve().parent / "object_info.json"
-# Nodes the simulator understands besides those of the bundled workflows (simulators/comfyui.py:
+# Nodes the simulator understands besides those of the bundled workflows (simulators/comfyui/:
 # samplers, text encoders, latent sources and outputs it reads, and the scaling chain).
 SIMULATOR_NODES = (
     "KSamplerAdvanced",
@@ -260,25 +260,39 @@ class Module:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             return Function(self, node)
         if isinstance(node, ast.Import):
-            for alias in node.names:
-                if alias.asname == name:
-                    return world.module_ref(alias.name)
-                if alias.asname is None and alias.name.split(".")[0] == name:
-                    return world.module_ref(name)
+            found = self._imported(name, node)
+            if found is not None:
+                return found
         if isinstance(node, ast.ImportFrom):
-            source = self.absolute(node)
-            for alias in node.names:
-                if (alias.asname or alias.name) != name:
-                    continue
-                if world.module(f"{source}.{alias.name}") is not None:
-                    return ModuleRef(f"{source}.{alias.name}")
-                module = world.module(source)
-                if module is None:
-                    return External(f"{source}.{alias.name}")
-                return module.get(alias.name)
+            found = self._imported_from(name, node)
+            if found is not None:
+                return found
         if isinstance(node, ast.expr):
             return world.interp.eval(node, Frame(self, {}))
         raise ExtractError(f"{self.name}: cannot read the binding of {name!r}")
+
+    def _imported(self, name: str, node: ast.Import) -> Any:
+        """What ``import a.b [as name]`` binds to ``name``, or None."""
+        for alias in node.names:
+            if alias.asname == name:
+                return self.world.module_ref(alias.name)
+            if alias.asname is None and alias.name.split(".")[0] == name:
+                return self.world.module_ref(name)
+        return None
+
+    def _imported_from(self, name: str, node: ast.ImportFrom) -> Any:
+        """What ``from m import x [as name]`` binds to ``name``, or None."""
+        source = self.absolute(node)
+        for alias in node.names:
+            if (alias.asname or alias.name) != name:
+                continue
+            if self.world.module(f"{source}.{alias.name}") is not None:
+                return ModuleRef(f"{source}.{alias.name}")
+            module = self.world.module(source)
+            if module is None:
+                return External(f"{source}.{alias.name}")
+            return module.get(alias.name)
+        return None
 
     def function(self, name: str, *, within: str | None = None) -> Function:
         """A top-level function, or one nested anywhere inside top-level ``within``."""
@@ -350,166 +364,23 @@ class Interpreter:
 
     def __init__(self, world: World) -> None:
         self.world = world
-        # Class attributes set at run time (load_custom_node's RELATIVE_PYTHON_MODULE).
-        self.class_overrides: dict[int, dict[str, Any]] = {}
-        self.builtins: dict[str, Any] = {
-            "isinstance": self._isinstance,
-            "issubclass": self._issubclass,
-            "hasattr": self._hasattr,
-            "getattr": self._getattr_builtin,
-            "len": len,
-            "list": list,
-            "dict": dict,
-            "tuple": tuple,
-            "set": set,
-            "str": str,
-            "int": int,
-            "float": float,
-            "bool": bool,
-            "enumerate": enumerate,
-            "range": range,
-            "sorted": sorted,
-            "zip": zip,
-            "any": any,
-            "all": all,
-            "min": min,
-            "max": max,
-            "type": type,
-        }
-
-    # ---- classes
-
-    def mro(self, cls: ClassRef) -> list[ClassRef | External]:
-        order: list[ClassRef | External] = [cls]
-        for base_node in cls.node.bases:
-            base = self.eval(base_node, Frame(cls.module, {}))
-            chain: list[ClassRef | External]
-            if isinstance(base, ClassRef):
-                chain = self.mro(base)
-            elif isinstance(base, External):
-                chain = [base]
-            elif isinstance(base, type):
-                chain = [External(base.__name__)]
-            else:
-                raise ExtractError(f"{cls!r}: base {ast.unparse(base_node)} is not a class")
-            for item in chain:
-                if not any(
-                    (isinstance(item, ClassRef) and item.same(o)) or item == o for o in order
-                ):
-                    order.append(item)
-        return order
-
-    def is_enum(self, cls: ClassRef) -> bool:
-        return any(
-            isinstance(c, External) and c.name.rpartition(".")[2] in {"Enum", "StrEnum", "IntEnum"}
-            for c in self.mro(cls)
-        )
-
-    def class_attr(self, cls: ClassRef, name: str, start_after: ClassRef | None = None) -> Any:
-        chain = self.mro(cls)
-        if start_after is not None:
-            index = next(i for i, c in enumerate(chain) if start_after.same(c))
-            chain = chain[index + 1 :]
-        for owner in chain:
-            if not isinstance(owner, ClassRef):
-                continue
-            overrides = self.class_overrides.get(id(owner.node), {})
-            if name in overrides:
-                return overrides[name]
-            if name == "io_type":
-                bound = self._comfytype_io_type(owner)
-                if bound is not None:
-                    return bound
-            found = self._in_body(owner, name)
-            if found is not _NOTHING:
-                return found
-        raise Missing(f"{cls!r} has no attribute {name!r}")
-
-    def _comfytype_io_type(self, cls: ClassRef) -> Any:
-        for dec in cls.node.decorator_list:
-            if isinstance(dec, ast.Call) and _decorators(cls.node) & {"comfytype"}:
-                for kw in dec.keywords:
-                    if kw.arg == "io_type":
-                        return self.eval(kw.value, Frame(cls.module, {}))
-        return None
-
-    def _in_body(self, cls: ClassRef, name: str) -> Any:
-        found: Any = _NOTHING
-        for stmt in cls.node.body:
-            if isinstance(stmt, ast.ClassDef) and stmt.name == name:
-                found = ClassRef(cls.module, stmt)
-            elif isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef) and stmt.name == name:
-                found = Function(cls.module, stmt, owner=cls)
-            elif isinstance(stmt, ast.Assign) and any(
-                isinstance(t, ast.Name) and t.id == name for t in stmt.targets
-            ):
-                found = self.eval(stmt.value, Frame(cls.module, {}))
-                if self.is_enum(cls):
-                    found = EnumMember(name, found)
-            elif (
-                isinstance(stmt, ast.AnnAssign)
-                and stmt.value is not None
-                and isinstance(stmt.target, ast.Name)
-                and stmt.target.id == name
-            ):
-                found = self.eval(stmt.value, Frame(cls.module, {}))
-        return found
-
-    def dataclass_fields(self, cls: ClassRef) -> list[tuple[str, ast.expr | None, ClassRef]]:
-        fields: dict[str, tuple[str, ast.expr | None, ClassRef]] = {}
-        for owner in reversed(self.mro(cls)):
-            if not isinstance(owner, ClassRef) or "dataclass" not in _decorators(owner.node):
-                continue
-            for stmt in owner.node.body:
-                if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
-                    if "ClassVar" in ast.unparse(stmt.annotation):
-                        continue
-                    fields[stmt.target.id] = (stmt.target.id, stmt.value, owner)
-        return list(fields.values())
+        self.classes = ClassModel(self)
+        self.builtins = Builtins(self).table()
 
     # ---- attributes
 
     def getattr(self, obj: Any, name: str, node: ast.AST | None = None) -> Any:
         if isinstance(obj, ModuleRef):
-            sub = f"{obj.name}.{name}"
-            if self.world.module(sub) is not None:
-                return ModuleRef(sub)
-            module = self.world.module(obj.name)
-            if module is None:
-                raise Missing(f"namespace package {obj.name} has no module {name!r}")
-            return module.get(name)
+            return self._module_attr(obj, name)
         if isinstance(obj, External):
             return External(f"{obj.name}.{name}")
         if isinstance(obj, ClassRef):
-            value = self.class_attr(obj, name)
+            value = self.classes.class_attr(obj, name)
             return self._bind_class(obj, value)
         if isinstance(obj, Instance):
-            if name in obj.attrs:
-                return obj.attrs[name]
-            if name == "Parent" and obj.cls.owner is not None:
-                return obj.cls.owner
-            value = self.class_attr(obj.cls, name)
-            if isinstance(value, Function):
-                decs = _decorators(value.node)
-                if "property" in decs:
-                    return self.call(value, [obj], {})
-                if "classmethod" in decs:
-                    return Bound(value, obj.cls)
-                if "staticmethod" in decs:
-                    return value
-                return Bound(value, obj)
-            return value
+            return self._instance_attr(obj, name)
         if isinstance(obj, Super):
-            start = obj.first.cls if isinstance(obj.first, Instance) else obj.first
-            value = self.class_attr(start, name, start_after=obj.owner)
-            if isinstance(value, Function):
-                decs = _decorators(value.node)
-                if "property" in decs:
-                    return self.call(value, [obj.first], {})
-                if "classmethod" in decs and isinstance(obj.first, Instance):
-                    return Bound(value, obj.first.cls)
-                return Bound(value, obj.first)
-            return value
+            return self._super_attr(obj, name)
         if isinstance(obj, EnumMember):
             if name == "name":
                 return obj.name
@@ -517,6 +388,44 @@ class Interpreter:
                 return obj.value
             raise Missing(f"enum member {obj.name} has no attribute {name!r}")
         return _python_methods(obj, name)
+
+    def _module_attr(self, obj: ModuleRef, name: str) -> Any:
+        sub = f"{obj.name}.{name}"
+        if self.world.module(sub) is not None:
+            return ModuleRef(sub)
+        module = self.world.module(obj.name)
+        if module is None:
+            raise Missing(f"namespace package {obj.name} has no module {name!r}")
+        return module.get(name)
+
+    def _instance_attr(self, obj: Instance, name: str) -> Any:
+        if name in obj.attrs:
+            return obj.attrs[name]
+        if name == "Parent" and obj.cls.owner is not None:
+            return obj.cls.owner
+        value = self.classes.class_attr(obj.cls, name)
+        if not isinstance(value, Function):
+            return value
+        decs = _decorators(value.node)
+        if "property" in decs:
+            return self.call(value, [obj], {})
+        if "classmethod" in decs:
+            return Bound(value, obj.cls)
+        if "staticmethod" in decs:
+            return value
+        return Bound(value, obj)
+
+    def _super_attr(self, obj: Super, name: str) -> Any:
+        start = obj.first.cls if isinstance(obj.first, Instance) else obj.first
+        value = self.classes.class_attr(start, name, start_after=obj.owner)
+        if not isinstance(value, Function):
+            return value
+        decs = _decorators(value.node)
+        if "property" in decs:
+            return self.call(value, [obj.first], {})
+        if "classmethod" in decs and isinstance(obj.first, Instance):
+            return Bound(value, obj.first.cls)
+        return Bound(value, obj.first)
 
     def _bind_class(self, cls: ClassRef, value: Any) -> Any:
         if isinstance(value, ClassRef):
@@ -552,10 +461,10 @@ class Interpreter:
         raise ExtractError(f"cannot call {fn!r}")
 
     def _instantiate(self, cls: ClassRef, args: list[Any], kwargs: dict[str, Any]) -> Any:
-        chain = self.mro(cls)
+        chain = self.classes.mro(cls)
         if "dataclass" in _decorators(cls.node):
             inst = Instance(cls, fields=[])
-            fields = self.dataclass_fields(cls)
+            fields = self.classes.dataclass_fields(cls)
             for i, (name, default, owner) in enumerate(fields):
                 if i < len(args):
                     value = args[i]
@@ -575,7 +484,7 @@ class Interpreter:
             return str(*args)
         inst = Instance(cls)
         try:
-            init = self.class_attr(cls, "__init__")
+            init = self.classes.class_attr(cls, "__init__")
         except Missing:
             if args or kwargs:
                 raise ExtractError(f"{cls!r} takes no arguments") from None
@@ -584,8 +493,20 @@ class Interpreter:
         return inst
 
     def _run(self, fn: Function, args: list[Any], kwargs: dict[str, Any]) -> Any:
-        spec = fn.node.args
         frame = Frame(fn.module, dict(fn.enclosing or {}), fn)
+        self._bind_positional(fn, frame, args, kwargs)
+        self._bind_keywords(fn, frame, kwargs)
+        try:
+            self.exec_block(fn.node.body, frame)
+        except _Return as ret:
+            return ret.value
+        return None
+
+    def _bind_positional(
+        self, fn: Function, frame: Frame, args: list[Any], kwargs: dict[str, Any]
+    ) -> None:
+        """The positional parameters (and ``*args``) from the call, its keywords or defaults."""
+        spec = fn.node.args
         positional = [*spec.posonlyargs, *spec.args]
         defaults = [None] * (len(positional) - len(spec.defaults)) + list(spec.defaults)
         for i, (param, default) in enumerate(zip(positional, defaults, strict=True)):
@@ -602,6 +523,10 @@ class Interpreter:
             raise ExtractError(f"{frame.where(fn.node)}: {fn.node.name}: too many arguments")
         if spec.vararg is not None:
             frame.locals[spec.vararg.arg] = tuple(extra)
+
+    def _bind_keywords(self, fn: Function, frame: Frame, kwargs: dict[str, Any]) -> None:
+        """The keyword-only parameters, then ``**kwargs`` (or a refusal of what is left)."""
+        spec = fn.node.args
         for param, kw_default in zip(spec.kwonlyargs, spec.kw_defaults, strict=True):
             if param.arg in kwargs:
                 frame.locals[param.arg] = kwargs.pop(param.arg)
@@ -615,11 +540,6 @@ class Interpreter:
             raise ExtractError(
                 f"{frame.where(fn.node)}: {fn.node.name}: unexpected {sorted(kwargs)}"
             )
-        try:
-            self.exec_block(fn.node.body, frame)
-        except _Return as ret:
-            return ret.value
-        return None
 
     # ---- statements
 
@@ -635,26 +555,12 @@ class Interpreter:
             return
         elif isinstance(stmt, ast.Return):
             raise _Return(None if stmt.value is None else self.eval(stmt.value, frame))
-        elif isinstance(stmt, ast.Assign):
-            value = self.eval(stmt.value, frame)
-            for target in stmt.targets:
-                self.assign(target, value, frame)
-        elif isinstance(stmt, ast.AnnAssign):
-            if stmt.value is not None:
-                self.assign(stmt.target, self.eval(stmt.value, frame), frame)
+        elif isinstance(stmt, ast.Assign | ast.AnnAssign):
+            self._exec_assign(stmt, frame)
         elif isinstance(stmt, ast.If):
             self.exec_block(stmt.body if self.eval(stmt.test, frame) else stmt.orelse, frame)
         elif isinstance(stmt, ast.For):
-            for item in self.eval(stmt.iter, frame):
-                self.assign(stmt.target, item, frame)
-                try:
-                    self.exec_block(stmt.body, frame)
-                except _Break:
-                    break
-                except _Continue:
-                    continue
-            else:
-                self.exec_block(stmt.orelse, frame)
+            self._exec_for(stmt, frame)
         elif isinstance(stmt, ast.Break):
             raise _Break
         elif isinstance(stmt, ast.Continue):
@@ -663,6 +569,27 @@ class Interpreter:
             raise ExtractError(f"{frame.where(stmt)}: the code read raises {ast.unparse(stmt)}")
         else:
             raise ExtractError(f"{frame.where(stmt)}: cannot run {type(stmt).__name__}")
+
+    def _exec_assign(self, stmt: ast.Assign | ast.AnnAssign, frame: Frame) -> None:
+        if isinstance(stmt, ast.AnnAssign):
+            if stmt.value is not None:
+                self.assign(stmt.target, self.eval(stmt.value, frame), frame)
+            return
+        value = self.eval(stmt.value, frame)
+        for target in stmt.targets:
+            self.assign(target, value, frame)
+
+    def _exec_for(self, stmt: ast.For, frame: Frame) -> None:
+        for item in self.eval(stmt.iter, frame):
+            self.assign(stmt.target, item, frame)
+            try:
+                self.exec_block(stmt.body, frame)
+            except _Break:
+                break
+            except _Continue:
+                continue
+        else:
+            self.exec_block(stmt.orelse, frame)
 
     def assign(self, target: ast.expr, value: Any, frame: Frame) -> None:
         if isinstance(target, ast.Name):
@@ -678,7 +605,7 @@ class Interpreter:
             if isinstance(obj, Instance):
                 obj.attrs[target.attr] = value
             elif isinstance(obj, ClassRef):
-                self.class_overrides.setdefault(id(obj.node), {})[target.attr] = value
+                self.classes.overrides.setdefault(id(obj.node), {})[target.attr] = value
             else:
                 raise ExtractError(f"{frame.where(target)}: cannot set {ast.unparse(target)}")
         elif isinstance(target, ast.Subscript):
@@ -713,70 +640,57 @@ class Interpreter:
         return lambda: Super(owner, first)
 
     def eval(self, node: ast.expr, frame: Frame) -> Any:
-        if isinstance(node, ast.Constant):
-            return node.value
-        if isinstance(node, ast.Name):
-            return self.lookup(node.id, frame, node)
-        if isinstance(node, ast.Attribute):
-            return self.getattr(self.eval(node.value, frame), node.attr, node)
-        if isinstance(node, ast.Call):
-            return self._eval_call(node, frame)
-        if isinstance(node, ast.Tuple):
-            return tuple(self._elements(node.elts, frame))
-        if isinstance(node, ast.List):
-            return list(self._elements(node.elts, frame))
-        if isinstance(node, ast.Set):
-            return set(self._elements(node.elts, frame))
-        if isinstance(node, ast.Dict):
-            out: dict[Any, Any] = {}
-            for key, value in zip(node.keys, node.values, strict=True):
-                if key is None:
-                    out.update(self.eval(value, frame))
-                else:
-                    out[self.eval(key, frame)] = self.eval(value, frame)
-            return out
-        if isinstance(node, ast.IfExp):
-            return self.eval(node.body if self.eval(node.test, frame) else node.orelse, frame)
-        if isinstance(node, ast.BoolOp):
-            result: Any = None
-            for value_node in node.values:
-                result = self.eval(value_node, frame)
-                if isinstance(node.op, ast.And) and not result:
-                    return result
-                if isinstance(node.op, ast.Or) and result:
-                    return result
-            return result
-        if isinstance(node, ast.UnaryOp):
-            operand = self.eval(node.operand, frame)
-            if isinstance(node.op, ast.Not):
-                return not operand
-            if isinstance(node.op, ast.USub):
-                return -operand
-        if isinstance(node, ast.BinOp):
-            return _BINOPS[type(node.op)](self.eval(node.left, frame), self.eval(node.right, frame))
-        if isinstance(node, ast.Compare):
-            left = self.eval(node.left, frame)
-            for op, right_node in zip(node.ops, node.comparators, strict=True):
-                right = self.eval(right_node, frame)
-                if not _COMPARE[type(op)](left, right):
-                    return False
-                left = right
-            return True
-        if isinstance(node, ast.Subscript):
-            return self.eval(node.value, frame)[self.eval(node.slice, frame)]
-        if isinstance(node, ast.JoinedStr):
-            parts = []
-            for part in node.values:
-                if isinstance(part, ast.FormattedValue) and part.format_spec is None:
-                    parts.append(str(self.eval(part.value, frame)))
-                elif isinstance(part, ast.Constant):
-                    parts.append(str(part.value))
-                else:
-                    raise ExtractError(f"{frame.where(node)}: cannot format {ast.unparse(node)}")
-            return "".join(parts)
-        if isinstance(node, ast.ListComp | ast.SetComp | ast.GeneratorExp | ast.DictComp):
-            return self._comprehension(node, frame)
+        evaluate = _EVALUATORS.get(type(node))
+        if evaluate is None:
+            raise ExtractError(f"{frame.where(node)}: cannot evaluate {ast.unparse(node)}")
+        return evaluate(self, node, frame)
+
+    def _eval_dict(self, node: ast.Dict, frame: Frame) -> dict[Any, Any]:
+        out: dict[Any, Any] = {}
+        for key, value in zip(node.keys, node.values, strict=True):
+            if key is None:
+                out.update(self.eval(value, frame))
+            else:
+                out[self.eval(key, frame)] = self.eval(value, frame)
+        return out
+
+    def _eval_boolop(self, node: ast.BoolOp, frame: Frame) -> Any:
+        result: Any = None
+        for value_node in node.values:
+            result = self.eval(value_node, frame)
+            if isinstance(node.op, ast.And) and not result:
+                return result
+            if isinstance(node.op, ast.Or) and result:
+                return result
+        return result
+
+    def _eval_unary(self, node: ast.UnaryOp, frame: Frame) -> Any:
+        operand = self.eval(node.operand, frame)
+        if isinstance(node.op, ast.Not):
+            return not operand
+        if isinstance(node.op, ast.USub):
+            return -operand
         raise ExtractError(f"{frame.where(node)}: cannot evaluate {ast.unparse(node)}")
+
+    def _eval_compare(self, node: ast.Compare, frame: Frame) -> bool:
+        left = self.eval(node.left, frame)
+        for op, right_node in zip(node.ops, node.comparators, strict=True):
+            right = self.eval(right_node, frame)
+            if not _COMPARE[type(op)](left, right):
+                return False
+            left = right
+        return True
+
+    def _eval_fstring(self, node: ast.JoinedStr, frame: Frame) -> str:
+        parts = []
+        for part in node.values:
+            if isinstance(part, ast.FormattedValue) and part.format_spec is None:
+                parts.append(str(self.eval(part.value, frame)))
+            elif isinstance(part, ast.Constant):
+                parts.append(str(part.value))
+            else:
+                raise ExtractError(f"{frame.where(node)}: cannot format {ast.unparse(node)}")
+        return "".join(parts)
 
     def _elements(self, elts: list[ast.expr], frame: Frame) -> Iterator[Any]:
         for elt in elts:
@@ -837,15 +751,147 @@ class Interpreter:
             return set(results)
         return results
 
-    # ---- builtins that must know the interpreter's classes
 
-    def _class_matches(self, value: Any, kind: Any) -> bool:
+class ClassModel:
+    """Classes of the code read: their MRO, attributes (with run-time overrides), enums and
+    dataclass fields."""
+
+    def __init__(self, interp: Interpreter) -> None:
+        self.interp = interp
+        # Class attributes set at run time (load_custom_node's RELATIVE_PYTHON_MODULE).
+        self.overrides: dict[int, dict[str, Any]] = {}
+
+    def mro(self, cls: ClassRef) -> list[ClassRef | External]:
+        order: list[ClassRef | External] = [cls]
+        for base_node in cls.node.bases:
+            base = self.interp.eval(base_node, Frame(cls.module, {}))
+            chain: list[ClassRef | External]
+            if isinstance(base, ClassRef):
+                chain = self.mro(base)
+            elif isinstance(base, External):
+                chain = [base]
+            elif isinstance(base, type):
+                chain = [External(base.__name__)]
+            else:
+                raise ExtractError(f"{cls!r}: base {ast.unparse(base_node)} is not a class")
+            for item in chain:
+                if not any(
+                    (isinstance(item, ClassRef) and item.same(o)) or item == o for o in order
+                ):
+                    order.append(item)
+        return order
+
+    def is_enum(self, cls: ClassRef) -> bool:
+        return any(
+            isinstance(c, External) and c.name.rpartition(".")[2] in {"Enum", "StrEnum", "IntEnum"}
+            for c in self.mro(cls)
+        )
+
+    def class_attr(self, cls: ClassRef, name: str, start_after: ClassRef | None = None) -> Any:
+        chain = self.mro(cls)
+        if start_after is not None:
+            index = next(i for i, c in enumerate(chain) if start_after.same(c))
+            chain = chain[index + 1 :]
+        for owner in chain:
+            if not isinstance(owner, ClassRef):
+                continue
+            overrides = self.overrides.get(id(owner.node), {})
+            if name in overrides:
+                return overrides[name]
+            if name == "io_type":
+                bound = self._comfytype_io_type(owner)
+                if bound is not None:
+                    return bound
+            found = self._in_body(owner, name)
+            if found is not _NOTHING:
+                return found
+        raise Missing(f"{cls!r} has no attribute {name!r}")
+
+    def _comfytype_io_type(self, cls: ClassRef) -> Any:
+        for dec in cls.node.decorator_list:
+            if isinstance(dec, ast.Call) and _decorators(cls.node) & {"comfytype"}:
+                for kw in dec.keywords:
+                    if kw.arg == "io_type":
+                        return self.interp.eval(kw.value, Frame(cls.module, {}))
+        return None
+
+    def _in_body(self, cls: ClassRef, name: str) -> Any:
+        found: Any = _NOTHING
+        for stmt in cls.node.body:
+            if isinstance(stmt, ast.ClassDef) and stmt.name == name:
+                found = ClassRef(cls.module, stmt)
+            elif isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef) and stmt.name == name:
+                found = Function(cls.module, stmt, owner=cls)
+            elif isinstance(stmt, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == name for t in stmt.targets
+            ):
+                found = self.interp.eval(stmt.value, Frame(cls.module, {}))
+                if self.is_enum(cls):
+                    found = EnumMember(name, found)
+            elif (
+                isinstance(stmt, ast.AnnAssign)
+                and stmt.value is not None
+                and isinstance(stmt.target, ast.Name)
+                and stmt.target.id == name
+            ):
+                found = self.interp.eval(stmt.value, Frame(cls.module, {}))
+        return found
+
+    def dataclass_fields(self, cls: ClassRef) -> list[tuple[str, ast.expr | None, ClassRef]]:
+        fields: dict[str, tuple[str, ast.expr | None, ClassRef]] = {}
+        for owner in reversed(self.mro(cls)):
+            if not isinstance(owner, ClassRef) or "dataclass" not in _decorators(owner.node):
+                continue
+            for stmt in owner.node.body:
+                if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
+                    if "ClassVar" in ast.unparse(stmt.annotation):
+                        continue
+                    fields[stmt.target.id] = (stmt.target.id, stmt.value, owner)
+        return list(fields.values())
+
+
+class Builtins:
+    """The builtins that must know the interpreter's classes (``isinstance`` of a class read
+    from the source, ``getattr`` through the interpreter), and the plain ones it allows."""
+
+    def __init__(self, interp: Interpreter) -> None:
+        self.interp = interp
+
+    def table(self) -> dict[str, Any]:
+        return {
+            "isinstance": self._isinstance,
+            "issubclass": self._issubclass,
+            "hasattr": self._hasattr,
+            "getattr": self._getattr_builtin,
+            "len": len,
+            "list": list,
+            "dict": dict,
+            "tuple": tuple,
+            "set": set,
+            "str": str,
+            "int": int,
+            "float": float,
+            "bool": bool,
+            "enumerate": enumerate,
+            "range": range,
+            "sorted": sorted,
+            "zip": zip,
+            "any": any,
+            "all": all,
+            "min": min,
+            "max": max,
+            "type": type,
+        }
+
+    def class_matches(self, value: Any, kind: Any) -> bool:
         if isinstance(kind, tuple):
-            return any(self._class_matches(value, k) for k in kind)
+            return any(self.class_matches(value, k) for k in kind)
         if kind is type:
             return isinstance(value, ClassRef | type)
         if isinstance(kind, ClassRef):
-            return isinstance(value, Instance) and any(kind.same(c) for c in self.mro(value.cls))
+            return isinstance(value, Instance) and any(
+                kind.same(c) for c in self.interp.classes.mro(value.cls)
+            )
         if isinstance(kind, External):
             if kind.name.rpartition(".")[2] in {"Enum", "StrEnum", "IntEnum"}:
                 return isinstance(value, EnumMember)
@@ -855,20 +901,23 @@ class Interpreter:
         raise ExtractError(f"isinstance against {kind!r}")
 
     def _isinstance(self, value: Any, kind: Any) -> bool:
-        return self._class_matches(value, kind)
+        return self.class_matches(value, kind)
 
     def _issubclass(self, cls: Any, kind: Any) -> bool:
         if not isinstance(cls, ClassRef):
             raise ExtractError(f"issubclass of {cls!r}")
         kinds = kind if isinstance(kind, tuple) else (kind,)
         return any(
-            any((isinstance(k, ClassRef) and k.same(c)) or k == c for c in self.mro(cls))
+            any(
+                (isinstance(k, ClassRef) and k.same(c)) or k == c
+                for c in self.interp.classes.mro(cls)
+            )
             for k in kinds
         )
 
     def _getattr_builtin(self, obj: Any, name: str, *default: Any) -> Any:
         try:
-            return self.getattr(obj, name)
+            return self.interp.getattr(obj, name)
         except Missing:
             if default:
                 return default[0]
@@ -876,7 +925,7 @@ class Interpreter:
 
     def _hasattr(self, obj: Any, name: str) -> bool:
         try:
-            self.getattr(obj, name)
+            self.interp.getattr(obj, name)
         except Missing:
             return False
         return True
@@ -906,6 +955,32 @@ _COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], bool]] = {
 
 
 # --------------------------------------------------------------------------- ComfyUI at load time
+
+
+# How the interpreter evaluates each kind of expression it reads (anything else is refused).
+_EVALUATORS: dict[type[ast.expr], Callable[[Interpreter, Any, Frame], Any]] = {
+    ast.Constant: lambda _i, node, _f: node.value,
+    ast.Name: lambda i, node, f: i.lookup(node.id, f, node),
+    ast.Attribute: lambda i, node, f: i.getattr(i.eval(node.value, f), node.attr, node),
+    ast.Call: lambda i, node, f: i._eval_call(node, f),
+    ast.Tuple: lambda i, node, f: tuple(i._elements(node.elts, f)),
+    ast.List: lambda i, node, f: list(i._elements(node.elts, f)),
+    ast.Set: lambda i, node, f: set(i._elements(node.elts, f)),
+    ast.Dict: lambda i, node, f: i._eval_dict(node, f),
+    ast.IfExp: lambda i, node, f: i.eval(node.body if i.eval(node.test, f) else node.orelse, f),
+    ast.BoolOp: lambda i, node, f: i._eval_boolop(node, f),
+    ast.UnaryOp: lambda i, node, f: i._eval_unary(node, f),
+    ast.BinOp: lambda i, node, f: _BINOPS[type(node.op)](
+        i.eval(node.left, f), i.eval(node.right, f)
+    ),
+    ast.Compare: lambda i, node, f: i._eval_compare(node, f),
+    ast.Subscript: lambda i, node, f: i.eval(node.value, f)[i.eval(node.slice, f)],
+    ast.JoinedStr: lambda i, node, f: i._eval_fstring(node, f),
+    ast.ListComp: lambda i, node, f: i._comprehension(node, f),
+    ast.SetComp: lambda i, node, f: i._comprehension(node, f),
+    ast.GeneratorExp: lambda i, node, f: i._comprehension(node, f),
+    ast.DictComp: lambda i, node, f: i._comprehension(node, f),
+}
 
 
 def _asdict(value: Any) -> Any:
@@ -957,12 +1032,8 @@ def _v3_nodes(module: Module) -> dict[str, ClassRef]:
     return found
 
 
-def load_nodes(world: World, interp: Interpreter, wanted: Iterable[str]) -> dict[str, ClassRef]:
-    """``nodes.NODE_CLASS_MAPPINGS`` after the built-in extras loaded, for ``wanted`` only."""
-    nodes = world.module("nodes")
-    if nodes is None:
-        raise ExtractError("no nodes.py: is this a ComfyUI checkout?")
-    want = set(wanted)
+def _core_nodes(nodes: Module, interp: Interpreter, want: set[str]) -> dict[str, ClassRef]:
+    """The wanted classes of nodes.py's own ``NODE_CLASS_MAPPINGS`` literal."""
     mapping: dict[str, ClassRef] = {}
     core = nodes.bindings.get("NODE_CLASS_MAPPINGS")
     if not isinstance(core, ast.Dict):
@@ -973,27 +1044,44 @@ def load_nodes(world: World, interp: Interpreter, wanted: Iterable[str]) -> dict
             if not isinstance(found, ClassRef):
                 raise ExtractError(f"nodes.py: {ast.unparse(key)} is not a class")
             mapping[str(ast.literal_eval(key))] = found
+    return mapping
+
+
+def _extras_registered(
+    module: Module, interp: Interpreter, display: dict[str, Any]
+) -> dict[str, ClassRef]:
+    """The classes an extras file registers (V1 mappings, or a V3 entry point); its display
+    names are added to ``display``."""
+    v1 = module.bindings.get("NODE_CLASS_MAPPINGS")
+    if v1 is None:
+        return _v3_nodes(module) if "comfy_entrypoint" in module.bindings else {}
+    registered: dict[str, ClassRef] = {}
+    for name, cls in interp.eval(v1, Frame(module, {})).items():  # type: ignore[arg-type]
+        registered[name] = cls
+    names = module.bindings.get("NODE_DISPLAY_NAME_MAPPINGS")
+    if names is not None:
+        display.update(interp.eval(names, Frame(module, {})))  # type: ignore[arg-type]
+    return registered
+
+
+def load_nodes(world: World, interp: Interpreter, wanted: Iterable[str]) -> dict[str, ClassRef]:
+    """``nodes.NODE_CLASS_MAPPINGS`` after the built-in extras loaded, for ``wanted`` only."""
+    nodes = world.module("nodes")
+    if nodes is None:
+        raise ExtractError("no nodes.py: is this a ComfyUI checkout?")
+    want = set(wanted)
+    mapping = _core_nodes(nodes, interp, want)
     display = dict(interp.eval(nodes.bindings["NODE_DISPLAY_NAME_MAPPINGS"], Frame(nodes, {})))  # type: ignore[arg-type]
     for file in _extras_files(nodes):
         stem = file.removesuffix(".py")
         module = world.module(f"comfy_extras.{stem}")
         if module is None:
             continue
-        registered: dict[str, ClassRef] = {}
-        v1 = module.bindings.get("NODE_CLASS_MAPPINGS")
-        if v1 is not None:
-            for name, cls in interp.eval(v1, Frame(module, {})).items():  # type: ignore[arg-type]
-                registered[name] = cls
-            names = module.bindings.get("NODE_DISPLAY_NAME_MAPPINGS")
-            if names is not None:
-                display.update(interp.eval(names, Frame(module, {})))  # type: ignore[arg-type]
-        elif "comfy_entrypoint" in module.bindings:
-            registered = _v3_nodes(module)
-        for name, cls in registered.items():
+        for name, cls in _extras_registered(module, interp, display).items():
             if name in want:
                 mapping[name] = cls
                 # What load_custom_node sets on every class of an extras file.
-                interp.class_overrides.setdefault(id(cls.node), {})["RELATIVE_PYTHON_MODULE"] = (
+                interp.classes.overrides.setdefault(id(cls.node), {})["RELATIVE_PYTHON_MODULE"] = (
                     f"comfy_extras.{stem}"
                 )
     nodes.overrides["NODE_CLASS_MAPPINGS"] = mapping

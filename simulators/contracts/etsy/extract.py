@@ -137,29 +137,39 @@ def _component(document: Mapping[str, Any], ref: str) -> tuple[str, str, Any]:
         raise ExtractError(f"$ref {ref!r} names no component of the document") from None
 
 
-def prune(document: Mapping[str, Any], operation_ids: Iterable[str]) -> dict[str, Any]:
-    """The subset of ``document`` with the given operations and what they reference."""
-    wanted = list(dict.fromkeys(operation_ids))
+Found = dict[str, tuple[str, str, Mapping[str, Any]]]
+
+
+def _operations(
+    document: Mapping[str, Any], wanted: list[str]
+) -> tuple[dict[str, dict[str, Any]], Found]:
+    """The paths holding the wanted operations (with their shared parameters), and each
+    operation's method, path template and definition."""
     paths: dict[str, dict[str, Any]] = {}
-    found: dict[str, tuple[str, str, Mapping[str, Any]]] = {}
+    found: Found = {}
     for template, item in document.get("paths", {}).items():
         for method, op in item.items():
-            if method in HTTP_METHODS and op.get("operationId") in wanted:
-                opid = str(op["operationId"])
-                if opid in found:
-                    raise ExtractError(f"operationId {opid} appears twice in the document")
-                found[opid] = (method, template, op)
-                entry = paths.setdefault(template, {})
-                entry[method] = op
-                if "parameters" in item:
-                    entry["parameters"] = item["parameters"]
+            if method not in HTTP_METHODS or op.get("operationId") not in wanted:
+                continue
+            opid = str(op["operationId"])
+            if opid in found:
+                raise ExtractError(f"operationId {opid} appears twice in the document")
+            found[opid] = (method, template, op)
+            entry = paths.setdefault(template, {})
+            entry[method] = op
+            if "parameters" in item:
+                entry["parameters"] = item["parameters"]
     missing = [opid for opid in wanted if opid not in found]
     if missing:
         raise ExtractError(
             f"the document has no operation {', '.join(missing)}: Etsy renamed or removed "
             "it; the engine's call needs checking against the new document"
         )
-    security = document.get("security")
+    return paths, found
+
+
+def _referenced(document: Mapping[str, Any], paths: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every component the paths reference, transitively."""
     components: dict[str, dict[str, Any]] = {}
     pending = list(_refs(paths))
     seen: set[str] = set()
@@ -171,15 +181,41 @@ def prune(document: Mapping[str, Any], operation_ids: Iterable[str]) -> dict[str
         kind, name, definition = _component(document, ref)
         components.setdefault(kind, {})[name] = definition
         pending.extend(_refs(definition))
-    schemes: dict[str, Any] = document.get("components", {}).get("securitySchemes", {})
+    return components
+
+
+def _used_schemes(security: list[Any], found: Found, schemes: Mapping[str, Any]) -> list[str]:
+    """The security schemes the document's and the operations' requirements name."""
     used: set[str] = set()
-    requirement_lists = [security or [], *(op.get("security", []) for *_, op in found.values())]
-    for requirements in requirement_lists:
+    for requirements in [security, *(op.get("security", []) for *_, op in found.values())]:
         for requirement in requirements:
             used.update(requirement)
     for name in sorted(used):
         if name not in schemes:
             raise ExtractError(f"security scheme {name!r} is used but not defined")
+    return sorted(used)
+
+
+def _scopes(op: Mapping[str, Any], security: list[Any], schemes: Mapping[str, Any]) -> list[str]:
+    """The OAuth scopes an operation's security names."""
+    return sorted(
+        {
+            str(scope)
+            for requirement in op.get("security", security)
+            for name, scopes in requirement.items()
+            if schemes.get(name, {}).get("type") == "oauth2"
+            for scope in scopes
+        }
+    )
+
+
+def prune(document: Mapping[str, Any], operation_ids: Iterable[str]) -> dict[str, Any]:
+    """The subset of ``document`` with the given operations and what they reference."""
+    paths, found = _operations(document, list(dict.fromkeys(operation_ids)))
+    security = document.get("security") or []
+    components = _referenced(document, paths)
+    schemes: dict[str, Any] = document.get("components", {}).get("securitySchemes", {})
+    for name in _used_schemes(security, found, schemes):
         components.setdefault("securitySchemes", {})[name] = schemes[name]
     subset: dict[str, Any] = {
         key: value
@@ -190,19 +226,7 @@ def prune(document: Mapping[str, Any], operation_ids: Iterable[str]) -> dict[str
     subset["components"] = components
     subset = _strip(subset)
     subset["x-pod-operations"] = {
-        opid: {
-            "method": method.upper(),
-            "path": template,
-            "scopes": sorted(
-                {
-                    str(scope)
-                    for requirement in op.get("security", security or [])
-                    for name, scopes in requirement.items()
-                    if schemes.get(name, {}).get("type") == "oauth2"
-                    for scope in scopes
-                }
-            ),
-        }
+        opid: {"method": method.upper(), "path": template, "scopes": _scopes(op, security, schemes)}
         for opid, (method, template, op) in found.items()
     }
     return subset

@@ -73,7 +73,7 @@ VERSIONS_MEMBER = "package/dist/data/supported-versions-schema.json"
 OPERATIONS_MODULE = HERE.parents[2] / "shared" / "vendors" / "shopify_contract.py"
 TIMEOUT_S = 120.0
 
-# The fields the simulator resolves, per output type (simulators/shopify.py). Everything else
+# The fields the simulator resolves, per output type (simulators/shopify/). Everything else
 # about them (arguments, types, nullability, deprecation, which interfaces a type implements)
 # comes from Shopify's schema: a name here that Shopify does not have stops the extraction.
 SIMULATED: dict[str, tuple[str, ...]] = {
@@ -289,17 +289,14 @@ def _ref(kind: str, name: str) -> dict[str, Any]:
     return {"kind": kind, "name": name, "ofType": None}
 
 
-def prune(schema: Mapping[str, Any], simulated: Mapping[str, Sequence[str]]) -> dict[str, Any]:
-    """The introspection ``__schema`` cut down to ``simulated`` (output type -> its fields) and
-    what those fields need: their result types (each output one must be listed too), their
-    arguments' types, and every input type closed transitively, kept whole. Descriptions are
-    dropped; names, types, defaults and deprecations are Shopify's."""
-    types = {t["name"]: t for t in schema["types"]}
-    roots = [schema["queryType"]["name"]]
-    if schema.get("mutationType"):
-        roots.append(schema["mutationType"]["name"])
+Types = Mapping[str, Mapping[str, Any]]
+Simulated = Mapping[str, Sequence[str]]
+
+
+def _outputs(types: Types, roots: list[str], simulated: Simulated) -> dict[str, Mapping[str, Any]]:
+    """The output types of the subset, each checked to exist with the fields listed."""
     problems = [f"root type {r} is not in the subset" for r in roots if r not in simulated]
-    outputs: dict[str, dict[str, Any]] = {}
+    outputs: dict[str, Mapping[str, Any]] = {}
     for name, wanted in simulated.items():
         found = types.get(name)
         if found is None:
@@ -313,8 +310,18 @@ def prune(schema: Mapping[str, Any], simulated: Mapping[str, Sequence[str]]) -> 
         outputs[name] = found
     if problems:
         raise ExtractError("; ".join(problems))
+    return outputs
 
-    needed: set[str] = set(outputs)
+
+def _needed(
+    types: Types,
+    outputs: Mapping[str, Mapping[str, Any]],
+    simulated: Simulated,
+    directives: list[Mapping[str, Any]],
+) -> set[str]:
+    """Every type the subset's fields, their arguments and the directives name, input types
+    closed transitively."""
+    problems: list[str] = []
     pending: list[str] = []
     for name, found in outputs.items():
         for field in found.get("fields") or []:
@@ -327,8 +334,8 @@ def prune(schema: Mapping[str, Any], simulated: Mapping[str, Sequence[str]]) -> 
             pending += [_named(a["type"]) for a in field.get("args") or []]
     if problems:
         raise ExtractError("; ".join(problems))
-    directives = [d for d in schema.get("directives") or []]
     pending += [_named(a["type"]) for d in directives for a in d.get("args") or []]
+    needed: set[str] = set(outputs)
     while pending:
         name = pending.pop()
         if name in needed:
@@ -336,72 +343,93 @@ def prune(schema: Mapping[str, Any], simulated: Mapping[str, Sequence[str]]) -> 
         needed.add(name)
         if types[name]["kind"] == "INPUT_OBJECT":
             pending += [_named(f["type"]) for f in types[name]["inputFields"]]
+    return needed
 
-    def kept_interfaces(found: Mapping[str, Any]) -> list[dict[str, Any]]:
-        out = []
-        for iface in found.get("interfaces") or []:
-            if iface["name"] not in outputs:
-                continue
-            missing = set(simulated[iface["name"]]) - set(simulated[found["name"]])
-            if missing:
-                raise ExtractError(
-                    f"{found['name']} implements {iface['name']}: also list "
-                    f"{', '.join(sorted(missing))} for it"
-                )
-            out.append(_ref("INTERFACE", iface["name"]))
-        return out
 
-    def kept(name: str) -> dict[str, Any]:
-        found = types[name]
-        kind = found["kind"]
-        out: dict[str, Any] = {"kind": kind, "name": name, "description": None}
-        if kind == "SCALAR":
-            out["specifiedByURL"] = found.get("specifiedByURL")
-        elif kind in ("OBJECT", "INTERFACE"):
-            out["fields"] = [_field(f) for f in found["fields"] if f["name"] in simulated[name]]
-            out["interfaces"] = kept_interfaces(found)
-            if kind == "INTERFACE":
-                out["possibleTypes"] = [
-                    _ref(t["kind"], t["name"])
-                    for t in found.get("possibleTypes") or []
-                    if t["name"] in outputs
-                ]
-        elif kind == "UNION":
-            out["possibleTypes"] = [
-                _ref(t["kind"], t["name"])
-                for t in found.get("possibleTypes") or []
-                if t["name"] in outputs
-            ]
-        elif kind == "ENUM":
-            out["enumValues"] = [
-                {
-                    "name": v["name"],
-                    "description": None,
-                    "isDeprecated": bool(v.get("isDeprecated")),
-                    "deprecationReason": v.get("deprecationReason"),
-                }
-                for v in found["enumValues"]
-            ]
-        elif kind == "INPUT_OBJECT":
-            out["inputFields"] = [_input_value(f) for f in found["inputFields"]]
-            out["isOneOf"] = bool(found.get("isOneOf"))
-        return out
+def _kept_interfaces(
+    found: Mapping[str, Any], outputs: Mapping[str, Any], simulated: Simulated
+) -> list[dict[str, Any]]:
+    out = []
+    for iface in found.get("interfaces") or []:
+        if iface["name"] not in outputs:
+            continue
+        missing = set(simulated[iface["name"]]) - set(simulated[found["name"]])
+        if missing:
+            raise ExtractError(
+                f"{found['name']} implements {iface['name']}: also list "
+                f"{', '.join(sorted(missing))} for it"
+            )
+        out.append(_ref("INTERFACE", iface["name"]))
+    return out
 
+
+def _possible(found: Mapping[str, Any], outputs: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return [
+        _ref(t["kind"], t["name"]) for t in found.get("possibleTypes") or [] if t["name"] in outputs
+    ]
+
+
+def _enum_value(v: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "name": v["name"],
+        "description": None,
+        "isDeprecated": bool(v.get("isDeprecated")),
+        "deprecationReason": v.get("deprecationReason"),
+    }
+
+
+def _kept(
+    name: str, types: Types, outputs: Mapping[str, Any], simulated: Simulated
+) -> dict[str, Any]:
+    """One type of the subset, cut to the simulated fields, descriptions dropped."""
+    found = types[name]
+    kind = found["kind"]
+    out: dict[str, Any] = {"kind": kind, "name": name, "description": None}
+    if kind == "SCALAR":
+        out["specifiedByURL"] = found.get("specifiedByURL")
+    elif kind in ("OBJECT", "INTERFACE"):
+        out["fields"] = [_field(f) for f in found["fields"] if f["name"] in simulated[name]]
+        out["interfaces"] = _kept_interfaces(found, outputs, simulated)
+        if kind == "INTERFACE":
+            out["possibleTypes"] = _possible(found, outputs)
+    elif kind == "UNION":
+        out["possibleTypes"] = _possible(found, outputs)
+    elif kind == "ENUM":
+        out["enumValues"] = [_enum_value(v) for v in found["enumValues"]]
+    elif kind == "INPUT_OBJECT":
+        out["inputFields"] = [_input_value(f) for f in found["inputFields"]]
+        out["isOneOf"] = bool(found.get("isOneOf"))
+    return out
+
+
+def _directive(d: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "name": d["name"],
+        "description": None,
+        "isRepeatable": bool(d.get("isRepeatable")),
+        "locations": d["locations"],
+        "args": [_input_value(a) for a in d.get("args") or []],
+    }
+
+
+def prune(schema: Mapping[str, Any], simulated: Simulated) -> dict[str, Any]:
+    """The introspection ``__schema`` cut down to ``simulated`` (output type -> its fields) and
+    what those fields need: their result types (each output one must be listed too), their
+    arguments' types, and every input type closed transitively, kept whole. Descriptions are
+    dropped; names, types, defaults and deprecations are Shopify's."""
+    types = {t["name"]: t for t in schema["types"]}
+    roots = [schema["queryType"]["name"]]
+    if schema.get("mutationType"):
+        roots.append(schema["mutationType"]["name"])
+    outputs = _outputs(types, roots, simulated)
+    directives = list(schema.get("directives") or [])
+    needed = _needed(types, outputs, simulated, directives)
     return {
         "queryType": {"name": roots[0]},
         "mutationType": {"name": roots[1]} if len(roots) > 1 else None,
         "subscriptionType": None,
-        "types": [kept(n) for n in sorted(needed)],
-        "directives": [
-            {
-                "name": d["name"],
-                "description": None,
-                "isRepeatable": bool(d.get("isRepeatable")),
-                "locations": d["locations"],
-                "args": [_input_value(a) for a in d.get("args") or []],
-            }
-            for d in directives
-        ],
+        "types": [_kept(n, types, outputs, simulated) for n in sorted(needed)],
+        "directives": [_directive(d) for d in directives],
     }
 
 

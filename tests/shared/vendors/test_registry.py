@@ -53,7 +53,7 @@ def test_every_derived_list_names_the_registered_channels() -> None:
         assert PublisherSettings(channel=spec.name, printify_api_key="k").channel == spec.name
         assert LEDGER_STEP.match(f"publish:{spec.name}")
         assert DEFAULT_PORTS[spec.simulator] == spec.simulator_port
-        assert (ROOT / "simulators" / f"{spec.simulator}.py").exists()
+        assert (ROOT / "simulators" / spec.simulator / "__main__.py").exists()
         assert {sim_port_setting(spec.simulator), spec.credential.lower()} <= stack_fields
         assert StackSettings.model_fields[sim_port_setting(spec.simulator)].default == (
             spec.simulator_port

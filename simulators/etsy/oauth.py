@@ -23,9 +23,9 @@ What Etsy does not document, and the simulator settles strictly (each a knob):
   the scopes the engine needs, and expires like any other (``SIM_ETSY_STRICT_TOKENS=1``:
   refused, as Etsy refuses a token it does not know).
 
-Hooks for tests (mounted by :mod:`simulators.etsy`): the seller authorising the app (Etsy's
-consent screen and the code exchange in one step) and the seller removing it (every token of
-the grant revoked).
+Hooks for tests (mounted by :mod:`simulators.etsy.routes_sim`): the seller authorising the
+app (Etsy's consent screen and the code exchange in one step) and the seller removing it
+(every token of the grant revoked).
 """
 
 from __future__ import annotations

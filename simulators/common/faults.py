@@ -1,5 +1,5 @@
-"""What every vendor simulator shares: the fault knobs, the fault-injection middleware, a
-sliding-window rate limiter and the entry point that serves an app with uvicorn.
+"""The fault knobs, the fault-injection middleware and a sliding-window rate limiter every
+vendor simulator shares.
 
 Knobs come from the environment and can be changed at run time through ``POST /_sim/config``
 (tests use that to inject a burst of faults without restarting the simulator):
@@ -23,11 +23,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-import uvicorn
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-
-from shared.httpserver import QuietServer
 
 logger = logging.getLogger(__name__)
 
@@ -135,20 +132,28 @@ def install_faults(
             return fault(request, status)
         return await call_next(request)
 
-    @app.get("/_sim/config")
-    async def _get_config() -> dict[str, object]:
+    app.include_router(_fault_routes(knobs, book))
+    return book
+
+
+def _fault_routes(knobs: Knobs, book: FaultBook) -> APIRouter:
+    """``GET/POST /_sim/config`` (read / change the knobs) and ``GET /_sim/faults``."""
+    router = APIRouter(prefix="/_sim")
+
+    @router.get("/config")
+    async def get_config() -> dict[str, object]:
         return knobs.as_dict()
 
-    @app.post("/_sim/config")
-    async def _set_config(request: Request) -> dict[str, object]:
+    @router.post("/config")
+    async def set_config(request: Request) -> dict[str, object]:
         knobs.update(await request.json())
         return knobs.as_dict()
 
-    @app.get("/_sim/faults")
-    async def _faults() -> dict[str, int]:
+    @router.get("/faults")
+    async def faults() -> dict[str, int]:
         return book.as_dict()
 
-    return book
+    return router
 
 
 class SlidingWindowLimiter:
@@ -178,11 +183,3 @@ def error_json(
 ) -> JSONResponse:
     """A JSON error response with the given status and body."""
     return JSONResponse(status_code=status, content=body, headers=headers)
-
-
-def serve(app: FastAPI, host: str, port: int) -> None:
-    """Run ``app`` with uvicorn until SIGINT/SIGTERM."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logger.info("simulator listening host=%s port=%d", host, port)
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
-    QuietServer(config).run()
