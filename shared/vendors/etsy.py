@@ -96,7 +96,7 @@ from shared.oauth import Redactor, TokenEndpoint
 from shared.settings import empty_is_unset
 from shared.vendors.channels import PENDING, ChannelSpec, Listing, ListingState, ProductRef
 from shared.vendors.listing import DraftVariant, ListingDraft, draft_from_printify
-from shared.vendors.printify import PrintifyClient
+from shared.vendors.printify import PrintifyClient, Product
 from shared.waits import for_permission
 
 logger = logging.getLogger(__name__)
@@ -1407,15 +1407,15 @@ class EtsyChannel:
             return f"the Etsy listing {lid} expired and was not renewed"
         return None
 
-    async def _draft(self, product: ProductRef) -> tuple[ListingDraft, dict[str, Any]]:
+    async def _draft(self, product: ProductRef) -> tuple[ListingDraft, Product]:
         found = await self.source.get_product(product.shop_id, product.product_id)
         try:
             return draft_from_printify(found), found
         except ValueError as exc:
             raise PermanentError(str(exc), vendor=VENDOR) from None
 
-    def _taxonomy(self, printify_product: Mapping[str, Any]) -> int:
-        blueprint = printify_product.get("blueprint_id")
+    def _taxonomy(self, printify_product: Product) -> int:
+        blueprint = printify_product.blueprint_id
         ids = self.settings.taxonomy_ids()
         for product_type, entry in self.catalog.items():
             if entry.blueprint_id == blueprint and product_type.value in ids:

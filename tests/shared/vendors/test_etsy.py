@@ -135,9 +135,9 @@ async def new_product(
     )
     if bigger_costs_more:
         # One size sells for more: Etsy must be told the price depends on the size.
-        enabled = [v for v in made["variants"] if v["is_enabled"]]
-        await reprice(source, PRINTIFY_SHOP, made, {enabled[-1]["id"]: 2999})
-    return ProductRef(PRINTIFY_SHOP, str(made["id"]), TITLE)
+        enabled = [v for v in made.variants if v.is_enabled]
+        await reprice(source, PRINTIFY_SHOP, made, {enabled[-1].id: 2999})
+    return ProductRef(PRINTIFY_SHOP, str(made.id), TITLE)
 
 
 async def draft_of(source: PrintifyClient, ref: ProductRef) -> ListingDraft:

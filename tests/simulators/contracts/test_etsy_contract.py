@@ -269,7 +269,7 @@ async def new_product(source: Any, variants: int) -> ProductRef:
         price_cents=2499,
         sku_prefix=f"pod-{uuid.uuid4().hex[:16]}",
     )
-    return ProductRef(str(printify_sim.SHOP_ID), str(made["id"]), "Moon Cat")
+    return ProductRef(str(printify_sim.SHOP_ID), str(made.id), "Moon Cat")
 
 
 async def mockup(url: str) -> bytes:
