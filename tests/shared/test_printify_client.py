@@ -124,7 +124,8 @@ async def test_full_flow(sim: SimulatorProcess) -> None:
         assert 6 in {b.id for b in await c.list_blueprints()}
         assert {p.id for p in await c.list_print_providers(6)} == {99, 29}
         variants = await c.list_variants(6, 99)
-        assert variants and {"id", "title", "options", "placeholders"} <= set(variants[0].model_dump())
+        listed = variants[0].model_dump()
+        assert variants and {"id", "title", "options", "placeholders"} <= set(listed)
 
         prefix = f"job-{uuid.uuid4().hex[:8]}"
         body = build_product_payload(
