@@ -51,7 +51,7 @@ from shared.vendors.printify.search import (
     horizon_of,
 )
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("shared.vendors.printify")  # the package's, as before the split
 
 MAX_429_RETRIES = 3
 DEFAULT_PUBLISH_PARTS = {

@@ -291,7 +291,7 @@ async def test_a_listing_left_half_made_is_finished_never_duplicated(
     assert (await channel.check(ref)) == PENDING  # a draft: not listed yet
     finished = await channel.reconcile(ref)
     assert finished is not None and finished.listing is not None
-    assert finished.listing.external_id == str(created["listing_id"])
+    assert finished.listing.external_id == str(created.listing_id)
     listing = await listing_with(etsy_app, finished.listing.external_id)
     assert listing["state"] == "active" and len(listing["images"]) == 2
     assert sorted(p["sku"] for p in listing["inventory"]["products"]) == sorted(
@@ -489,7 +489,7 @@ async def test_a_server_error_is_sent_again_unless_the_call_could_list_twice() -
 
     client, _ = _mock_etsy(flaky)
     async with client:
-        assert (await client.get_listing(7))["listing_id"] == 7
+        assert (await client.get_listing(7)).listing_id == 7
         with pytest.raises(RetryableError):
             await client.create_draft_listing(SHOP, {"title": "x"})
     # A GET may be sent again; a createDraftListing could make a second listing, so it is not
@@ -567,7 +567,7 @@ async def test_a_short_429_is_waited_out_a_long_one_raised() -> None:
 
     client, sent = _mock_etsy(answer)
     async with client:
-        assert (await client.get_listing(1))["listing_id"] == 2  # sent again
+        assert (await client.get_listing(1)).listing_id == 2  # sent again
         with pytest.raises(RateLimited) as caught:
             await client.get_listing(1)
     assert caught.value.retry_after == 30.0 and len(sent) == 3
