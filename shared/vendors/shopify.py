@@ -32,6 +32,7 @@ import asyncio
 import logging
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -75,6 +76,19 @@ from shared.vendors.channels import (
 from shared.vendors.listing import ListingDraft, draft_from_printify
 from shared.vendors.printify import PrintifyClient
 from shared.vendors.shopify_contract import API_VERSION
+from shared.vendors.shopify_models import (
+    Envelope,
+    M,
+    ProductData,
+    ProductSetData,
+    ProductSetResult,
+    PublicationsData,
+    PublishData,
+    PublishResult,
+    ShopifyProduct,
+    ThrottleStatus,
+    parse,
+)
 from shared.waits import for_permission
 
 logger = logging.getLogger(__name__)
@@ -235,10 +249,10 @@ class Throttle:
         now_available = min(self.maximum, self.available + (now - self.at) * self.restore_rate)
         return max(0.0, (cost - now_available) / self.restore_rate)
 
-    def update(self, status: dict[str, Any], now: float) -> None:
-        self.available = float(status.get("currentlyAvailable", 0))
-        self.maximum = float(status.get("maximumAvailable", 0))
-        self.restore_rate = float(status.get("restoreRate", 0))
+    def update(self, status: ThrottleStatus, now: float) -> None:
+        self.available = status.currently_available
+        self.maximum = status.maximum_available
+        self.restore_rate = status.restore_rate
         self.at = now
 
 
@@ -342,9 +356,16 @@ class ShopifyClient:
         # asked means the asked one is no longer supported and Shopify fell forward.
         self.served_version: str | None = None
 
-    async def graphql(self, operation: str, query: str, variables: dict[str, Any]) -> Any:
-        """Run one operation; its ``data``. Waits for the bucket first; raises PodError on an
-        HTTP error or GraphQL ``errors`` (THROTTLED is waited out, up to MAX_THROTTLED times)."""
+    async def query(
+        self, model: type[M], operation: str, query: str, variables: Mapping[str, object]
+    ) -> M:
+        """:meth:`graphql`, its ``data`` read as ``model``."""
+        return parse(model, await self.graphql(operation, query, variables), operation)
+
+    async def graphql(self, operation: str, query: str, variables: Mapping[str, object]) -> Any:
+        """Run one operation; its ``data`` (JSON: :meth:`query` reads it as a model). Waits for
+        the bucket first; raises PodError on an HTTP error or GraphQL ``errors`` (THROTTLED is
+        waited out, up to MAX_THROTTLED times)."""
         for attempt in range(MAX_THROTTLED + 1):
             # Waiting for the lock or the bucket is waiting for permission to send: a stopping
             # stage hands back a message that has sent nothing yet (shared.handback).
@@ -362,22 +383,23 @@ class ShopifyClient:
                     )
                     async with for_permission("vendor_limit", bucket, time.time() + wait):
                         await asyncio.sleep(wait)
-                body = await self._post_again_on_5xx(operation, query, variables)
+                answer = await self._post_again_on_5xx(operation, query, variables)
             finally:
                 self._lock.release()
-            cost = (body.get("extensions") or {}).get("cost") or {}
-            if cost.get("throttleStatus"):
-                self.throttle.update(cost["throttleStatus"], time.monotonic())
-            if cost.get("requestedQueryCost") is not None:
-                self._costs[operation] = float(cost["requestedQueryCost"])
-            errors = body.get("errors")
+            body = parse(Envelope, answer, operation)
+            cost = body.extensions.cost if body.extensions is not None else None
+            if cost is not None and cost.throttle_status is not None:
+                self.throttle.update(cost.throttle_status, time.monotonic())
+            if cost is not None and cost.requested_query_cost is not None:
+                self._costs[operation] = cost.requested_query_cost
+            errors = body.errors
             if not errors:
-                return body.get("data") or {}
-            codes = {((e.get("extensions") or {}).get("code")) for e in errors}
+                return body.data or {}
+            codes = {e.extensions.code if e.extensions else None for e in errors}
             if "THROTTLED" in codes and attempt < MAX_THROTTLED:
                 logger.warning("shopify throttled operation=%s attempt=%d", operation, attempt + 1)
                 continue  # the bucket state just read makes the next wait long enough
-            message = "; ".join(str(e.get("message")) for e in errors)[:500]
+            message = "; ".join(str(e.message) for e in errors)[:500]
             cls: type[PodError] = RateLimited if "THROTTLED" in codes else PermanentError
             retry = self.throttle.wait_for(self._costs.get(operation, 0), time.monotonic())
             raise cls(
@@ -389,7 +411,7 @@ class ShopifyClient:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _post_again_on_5xx(
-        self, operation: str, query: str, variables: dict[str, Any]
+        self, operation: str, query: str, variables: Mapping[str, object]
     ) -> Any:
         """:meth:`_post`, sent again after a server error or a dropped connection (up to
         TRANSIENT_RETRIES times): every operation here is a read or an upsert by handle, so a
@@ -408,7 +430,7 @@ class ShopifyClient:
                 await asyncio.sleep(TRANSIENT_BACKOFF_S * 2**transient)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _post(self, operation: str, query: str, variables: dict[str, Any]) -> Any:
+    async def _post(self, operation: str, query: str, variables: Mapping[str, object]) -> Any:
         """One call; a 401 renews the token (when it can be renewed) and sends it once more."""
         token = await self._token.get()
         resp = await self._send(operation, query, variables, token)
@@ -434,7 +456,7 @@ class ShopifyClient:
             raise RetryableError(f"{operation}: answer is not JSON", vendor=VENDOR) from None
 
     async def _send(
-        self, operation: str, query: str, variables: dict[str, Any], token: str
+        self, operation: str, query: str, variables: Mapping[str, object], token: str
     ) -> httpx.Response:
         self._redact.remember(token)
         try:
@@ -547,7 +569,8 @@ class ShopifyChannel:
         except ValueError as exc:
             raise PermanentError(str(exc), vendor=VENDOR) from None
         handle = self.handle(product)
-        data = await self.shopify.graphql(
+        data = await self.shopify.query(
+            ProductSetData,
             "PodProductSet",
             PRODUCT_SET,
             {
@@ -555,39 +578,37 @@ class ShopifyChannel:
                 "identifier": {"handle": handle},
             },
         )
-        result = data.get("productSet") or {}
-        errors = result.get("userErrors") or []
-        if errors or not result.get("product"):
-            reason = "; ".join(
-                f"{'.'.join(e.get('field') or [])}: {e.get('message')}" for e in errors
-            )
+        result = data.product_set or ProductSetResult()
+        errors = result.user_errors
+        if errors or result.product is None:
+            reason = "; ".join(e.describe() for e in errors)
             raise PermanentError(
                 f"productSet refused: {reason or 'no product'}",
                 vendor=VENDOR,
-                code=",".join(str(e.get("code")) for e in errors) or None,
+                code=",".join(str(e.code) for e in errors) or None,
             )
-        return await self._published(result["product"])
+        return await self._published(result.product)
 
-    async def _published(self, made: dict[str, Any]) -> ListingState:
+    async def _published(self, made: ShopifyProduct) -> ListingState:
         """Put the product on the Online Store (when it is not there yet): the listing."""
-        url = made.get("onlineStoreUrl")
+        url = made.online_store_url
         if not url:
-            data = await self.shopify.graphql(
+            data = await self.shopify.query(
+                PublishData,
                 "PodPublish",
                 PUBLISH,
-                {"id": made["id"], "input": [{"publicationId": await self._publication()}]},
+                {"id": made.id, "input": [{"publicationId": await self._publication()}]},
             )
-            result = data.get("publishablePublish") or {}
-            if result.get("userErrors"):
-                raise PermanentError(
-                    f"publishablePublish refused: {result['userErrors']}", vendor=VENDOR
-                )
-            url = (result.get("publishable") or {}).get("onlineStoreUrl")
-        return ListingState(Listing(str(made["id"]), url or None))
+            result = data.publishable_publish or PublishResult()
+            if result.user_errors:
+                shown = [e.model_dump(exclude_none=True) for e in result.user_errors]
+                raise PermanentError(f"publishablePublish refused: {shown}", vendor=VENDOR)
+            url = result.publishable.online_store_url if result.publishable else None
+        return ListingState(Listing(made.id, url or None))
 
     async def _publication(self) -> str:
         if self._publication_id is None:
-            data = await self.shopify.graphql("PodPublications", PUBLICATIONS, {})
+            data = await self.shopify.query(PublicationsData, "PodPublications", PUBLICATIONS, {})
             found = online_store(data)
             if found is None:
                 raise PermanentError(
@@ -597,12 +618,11 @@ class ShopifyChannel:
             self._publication_id = found
         return self._publication_id
 
-    async def _find(self, product: ProductRef) -> dict[str, Any] | None:
-        data = await self.shopify.graphql(
-            "PodProduct", PRODUCT_BY_HANDLE, {"handle": self.handle(product)}
+    async def _find(self, product: ProductRef) -> ShopifyProduct | None:
+        data = await self.shopify.query(
+            ProductData, "PodProduct", PRODUCT_BY_HANDLE, {"handle": self.handle(product)}
         )
-        found: dict[str, Any] | None = data.get("productByIdentifier")
-        return found
+        return data.product
 
     async def reconcile(self, product: ProductRef) -> ListingState | None:
         found = await self._find(product)
@@ -614,18 +634,18 @@ class ShopifyChannel:
         found = await self._find(product)
         if found is None:
             return ListingState(refused="the product is no longer on the Shopify store")
-        if found.get("status") == "ARCHIVED":
+        if found.status == "ARCHIVED":
             return ListingState(refused="the product was archived on the Shopify store")
-        if found.get("onlineStoreUrl"):
-            return ListingState(Listing(str(found["id"]), str(found["onlineStoreUrl"])))
+        if found.online_store_url:
+            return ListingState(Listing(found.id, found.online_store_url))
         return PENDING
 
 
-def online_store(data: dict[str, Any]) -> str | None:
+def online_store(data: PublicationsData) -> str | None:
     """The id of the "Online Store" publication in a PodPublications answer, if any."""
-    for node in (data.get("publications") or {}).get("nodes") or []:
-        if ((node or {}).get("catalog") or {}).get("title") == ONLINE_STORE:
-            return str(node["id"])
+    for node in data.listed():
+        if node.title == ONLINE_STORE:
+            return node.id
     return None
 
 
