@@ -38,7 +38,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -232,7 +232,7 @@ class EffectKey:
     product_type: str
     step: Step
 
-    def params(self) -> dict[str, Any]:
+    def params(self) -> dict[str, object]:
         """The key as named SQL parameters."""
         return {
             "job": self.job_id,
@@ -446,7 +446,7 @@ class Ledger:
         self._holds = itertools.count()
         self._renewer: asyncio.Task[None] | None = None
 
-    async def _fetch(self, sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
+    async def _fetch(self, sql: str, params: Mapping[str, object]) -> tuple[Any, ...] | None:
         # Each statement is idempotent or conditional, so a connection that broke (a restarted
         # server) is simply retried once on a fresh one; an outage must retry the message,
         # never dead-letter it.
@@ -620,7 +620,7 @@ class Ledger:
         finally:
             await asyncio.shield(steps.settle())
 
-    async def _fetch_all(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    async def _fetch_all(self, sql: str, params: Mapping[str, object]) -> list[tuple[Any, ...]]:
         """Every row of ``sql`` (none for a statement without rows); retried as :meth:`_fetch`."""
         for attempt in (1, 2):
             try:

@@ -23,7 +23,7 @@ import hashlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, NamedTuple
+from typing import NamedTuple, NotRequired, TypedDict
 
 from pydantic import BaseModel, Field
 
@@ -400,9 +400,18 @@ def _variant_rows(product: Product, chosen: set[int] | None = None) -> list[_Var
     ]
 
 
-def _variant_change(row: _VariantRow, price: int | None) -> dict[str, Any]:
+class _VariantChange(TypedDict):
+    """A variant in an update's body."""
+
+    id: int
+    price: int
+    is_enabled: bool
+    sku: NotRequired[str]
+
+
+def _variant_change(row: _VariantRow, price: int | None) -> _VariantChange:
     """A variant's whole state for an update: sold at ``price``, or left as it is, disabled."""
-    change: dict[str, Any] = {
+    change: _VariantChange = {
         "id": row.id,
         "price": price if row.chosen and price is not None else row.price,
         "is_enabled": row.chosen and price is not None,
