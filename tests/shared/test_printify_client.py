@@ -510,3 +510,33 @@ async def test_find_product_by_marker_under_every_listing_order_and_sku_behaviou
     finally:
         await scanner.aclose()
         await changing.aclose()
+
+
+# --- answers of another shape ------------------------------------------------------------------
+
+
+def answering(body: object) -> PrintifyClient:
+    """A client whose every call Printify answers with ``body`` (200)."""
+    return PrintifyClient(
+        api_key="tok-test",
+        base_url="http://printify",
+        transport=httpx.MockTransport(lambda request: httpx.Response(200, json=body)),
+    )
+
+
+async def test_an_answer_without_a_field_the_engine_reads_is_a_permanent_error_naming_it() -> None:
+    async with answering({"title": "no id", "variants": []}) as c:
+        with pytest.raises(PermanentError, match=r"created product: .*no usable id") as caught:
+            await c.create_product(SHOP, {"title": "t"})
+    assert caught.value.vendor == "printify"
+    async with answering({"id": "p1", "variants": [{"id": 1, "price": "19.99"}]}) as c:
+        with pytest.raises(PermanentError, match=r"no usable variants\.0\.price"):
+            await c.get_product(SHOP, "p1")
+
+
+async def test_fields_printify_adds_are_kept_and_the_ones_read_are_typed() -> None:
+    body = {"id": "p1", "is_locked": True, "new_field": {"a": 1}, "variants": [{"id": 7}]}
+    async with answering(body) as c:
+        product = await c.get_product(SHOP, "p1")
+    assert product.is_locked is True and product.variants[0].price is None
+    assert product.model_extra == {"new_field": {"a": 1}}

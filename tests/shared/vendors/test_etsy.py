@@ -714,3 +714,14 @@ def test_the_inventory_names_what_prices_and_skus_depend_on() -> None:
 async def test_the_channel_is_a_sales_channel(source: PrintifyClient, etsy_app: FastAPI) -> None:
     channel: SalesChannel = channel_on(etsy_app, source)
     assert channel.name == "etsy"
+
+
+async def test_a_listing_without_its_id_is_a_permanent_error_naming_it() -> None:
+    def no_id(request: httpx.Request, n: int) -> httpx.Response:
+        return httpx.Response(200, json={"state": "draft", "tags": ["pod-x"]})
+
+    client, _ = _mock_etsy(no_id)
+    async with client:
+        with pytest.raises(PermanentError, match=r"getListing.*listing_id") as caught:
+            await client.get_listing(7)
+    assert caught.value.vendor == "etsy"
