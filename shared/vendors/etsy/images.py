@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 
 import httpx
@@ -13,8 +12,6 @@ from shared.errors import (
     classify_http_status,
 )
 from shared.http import async_client
-
-logger = logging.getLogger("shared.vendors.etsy")  # the package's, as before the split
 
 
 class HttpImageFetcher:

@@ -3,12 +3,9 @@ the marker tag that finds a listing again, variation values."""
 
 from __future__ import annotations
 
-import logging
 import re
 import unicodedata
 from collections.abc import Iterable
-
-logger = logging.getLogger("shared.vendors.etsy")  # the package's, as before the split
 
 # Etsy's rules for listing text (Open API v3 reference, createDraftListing).
 MAX_TITLE = 140

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import logging
 import time
 
 import httpx
@@ -17,8 +16,6 @@ from shared.errors import (
 from shared.handback import permission
 from shared.vendors.etsy.models import VENDOR
 from shared.waits import for_permission
-
-logger = logging.getLogger("shared.vendors.etsy")  # the package's, as before the split
 
 # --------------------------------------------------------------------------------------------
 # Throttling
