@@ -50,6 +50,7 @@ from shared.errors import (
 from shared.http import async_client
 from shared.logs import split_credentials
 from shared.settings import PodSettings
+from shared.vendors.answers import read_answer
 from shared.vendors.comfyui_models import (
     ExecutionFailure,
     HistoryEntry,
@@ -400,18 +401,9 @@ M = TypeVar("M", bound=BaseModel)
 
 
 def _parse(model: type[M], body: object, what: str, backend: _Backend) -> M:
-    """ComfyUI's answer as ``model``; one of another shape is a permanent error naming the
-    first field it lacks."""
-    try:
-        return model.model_validate(body)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field_name = ".".join(str(part) for part in first["loc"]) or "the answer"
-        raise PermanentError(
-            f"{what}: ComfyUI's answer has no usable {field_name} ({first['msg']}) "
-            f"backend={backend.url}",
-            vendor=VENDOR,
-        ) from None
+    """ComfyUI's answer as ``model`` (:func:`~shared.vendors.answers.read_answer`; the error
+    names the backend)."""
+    return read_answer(model, body, vendor=VENDOR, what=f"{what} backend={backend.url}")
 
 
 # --------------------------------------------------------------------------- backends

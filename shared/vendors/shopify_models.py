@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from shared.errors import PermanentError
+from shared.vendors.answers import read_answer
 
 VENDOR = "shopify"
 M = TypeVar("M", bound=BaseModel)
@@ -23,16 +23,9 @@ class ShopifyModel(BaseModel):
 
 
 def parse(model: type[M], value: object, what: str) -> M:
-    """Shopify's answer ``value`` to ``what`` as ``model``; a permanent error naming the first
-    field it lacks or gives in another shape."""
-    try:
-        return model.model_validate(value)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or "the answer"
-        raise PermanentError(
-            f"{what}: Shopify's answer has no usable {field} ({first['msg']})", vendor=VENDOR
-        ) from None
+    """Shopify's answer ``value`` to ``what`` as ``model`` (:func:`~shared.vendors.answers.
+    read_answer`)."""
+    return read_answer(model, value, vendor=VENDOR, what=what)
 
 
 # --- the envelope --------------------------------------------------------------------------

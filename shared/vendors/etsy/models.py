@@ -7,9 +7,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from shared.errors import PermanentError
+from shared.vendors.answers import read_answer
 
 VENDOR = "etsy"
 M = TypeVar("M", bound=BaseModel)
@@ -66,17 +66,9 @@ class TaxonomyNode(BaseModel):
 
 
 def parse(model: type[M], value: object, what: str) -> M:
-    """Etsy's answer ``value`` to ``what`` as ``model``; a permanent error naming the first
-    field the answer lacks or gives in another shape."""
-    try:
-        return model.model_validate(value)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or "the answer"
-        raise PermanentError(
-            f"Etsy's answer to {what} is not what its document describes: {field} ({first['msg']})",
-            vendor=VENDOR,
-        ) from None
+    """Etsy's answer ``value`` to ``what`` as ``model`` (:func:`~shared.vendors.answers.
+    read_answer`)."""
+    return read_answer(model, value, vendor=VENDOR, what=what)
 
 
 # --------------------------------------------------------------------------------------------

@@ -19,14 +19,12 @@ import logging
 import time
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
-from pydantic import TypeAdapter, ValidationError
 
 from shared.budget import LocalRateBudget, RateBudget, aclose_budgets
 from shared.errors import (
-    PermanentError,
     PodError,
     RetryableError,
     VendorTimeout,
@@ -34,6 +32,7 @@ from shared.errors import (
     parse_retry_after,
 )
 from shared.http import JSON_HEADERS, async_client, json_content, json_of
+from shared.vendors.answers import T, read_answer
 from shared.vendors.printify.models import (
     Blueprint,
     CatalogVariant,
@@ -65,34 +64,14 @@ DEFAULT_PUBLISH_PARTS = {
 }
 
 
-T = TypeVar("T")
-
-
-_ADAPTERS: dict[object, TypeAdapter[Any]] = {}  # built once per kind: a build is not cheap
-
-
-def _adapter(kind: Any) -> TypeAdapter[Any]:
-    if kind not in _ADAPTERS:
-        _ADAPTERS[kind] = TypeAdapter(kind)
-    return _ADAPTERS[kind]
-
-
 def _retry_after(resp: httpx.Response) -> float | None:
     return parse_retry_after(resp.headers.get("retry-after"))
 
 
 def parse(kind: type[T], body: object, what: str) -> T:
-    """Printify's answer ``body`` as ``kind`` (a model, or a list of them); an answer that lacks
-    a field the engine reads, or has it in another shape, is a permanent error naming it."""
-    try:
-        validated: T = _adapter(kind).validate_python(body)
-        return validated
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or "the answer"
-        raise PermanentError(
-            f"{what}: Printify's answer has no usable {field} ({first['msg']})", vendor=VENDOR
-        ) from None
+    """Printify's answer ``body`` to ``what`` as ``kind`` (:func:`~shared.vendors.answers.
+    read_answer`)."""
+    return read_answer(kind, body, vendor=VENDOR, what=what)
 
 
 class PrintifyClient:
