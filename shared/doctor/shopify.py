@@ -35,8 +35,8 @@ from shared.vendors.shopify import (
     ShopifySettings,
     online_store,
 )
+from shared.vendors.shopify.models import InstallationData, PublicationData, PublicationsData
 from shared.vendors.shopify_contract import API_VERSION, OPERATION_SCOPES
-from shared.vendors.shopify_models import InstallationData, PublicationData, PublicationsData
 
 PART = "shopify"
 _UNISSUED = TokenSet("", None, datetime(1970, 1, 1, tzinfo=UTC))

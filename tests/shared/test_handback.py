@@ -20,7 +20,7 @@ from shared.http import async_client
 from shared.vendors.etsy import EtsyThrottle
 from shared.vendors.gpu import BackendSlots, GpuScheduler
 from shared.vendors.shopify import ShopifyClient
-from shared.vendors.shopify_models import ThrottleStatus
+from shared.vendors.shopify.models import ThrottleStatus
 from tests.support.infra import free_port, unique
 
 
