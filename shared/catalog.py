@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Protocol, TypeVar
 
 from pydantic import BaseModel, Field
 
@@ -20,6 +20,32 @@ from shared.printsize import PrintArea
 from shared.settings import PodSettings
 
 logger = logging.getLogger(__name__)
+
+
+class PlaceholderLike(Protocol):
+    """A print area of a catalog variant, as a vendor model has it."""
+
+    @property
+    def position(self) -> str | None: ...
+    @property
+    def width(self) -> int | None: ...
+    @property
+    def height(self) -> int | None: ...
+
+
+class VariantLike(Protocol):
+    """What the catalog reads of a catalog variant
+    (:class:`shared.vendors.printify.CatalogVariant`)."""
+
+    @property
+    def is_available(self) -> bool: ...
+    @property
+    def options(self) -> Mapping[str, object]: ...
+    @property
+    def placeholders(self) -> Sequence[PlaceholderLike]: ...
+
+
+V = TypeVar("V", bound=VariantLike)
 
 
 class CatalogEntry(BaseModel):
@@ -47,12 +73,12 @@ class CatalogEntry(BaseModel):
             floor_cents=self.price_cents,
         )
 
-    def select(self, variants: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    def select(self, variants: Sequence[V]) -> list[V]:
         """The variants a product of this type offers: available, of the chosen colours, at
         most ``max_variants`` (possibly none)."""
-        chosen = [v for v in variants if v.get("is_available", True)]
+        chosen = [v for v in variants if v.is_available]
         if self.colours:
-            chosen = [v for v in chosen if v.get("options", {}).get("color") in self.colours]
+            chosen = [v for v in chosen if v.options.get("color") in self.colours]
         return chosen[: self.max_variants]
 
 
@@ -75,14 +101,14 @@ class CatalogSettings(PodSettings):
         return {**DEFAULT_CATALOG, **self.product_catalog}
 
 
-def print_area(variants: Sequence[dict[str, Any]], positions: Sequence[str]) -> PrintArea | None:
+def print_area(variants: Sequence[VariantLike], positions: Sequence[str]) -> PrintArea | None:
     """The smallest area that covers every placeholder at ``positions`` of ``variants``: art
     sized for it prints at least as sharp on each of them. None when they have none."""
     sizes = [
-        (int(ph.get("width") or 0), int(ph.get("height") or 0))
+        (ph.width or 0, ph.height or 0)
         for v in variants
-        for ph in v.get("placeholders") or []
-        if isinstance(ph, dict) and ph.get("position") in positions
+        for ph in v.placeholders
+        if ph.position in positions
     ]
     sizes = [(w, h) for w, h in sizes if w > 0 and h > 0]
     if not sizes:
@@ -95,7 +121,7 @@ class CatalogReader(Protocol):
 
     async def list_variants(
         self, blueprint_id: int, print_provider_id: int
-    ) -> list[dict[str, Any]]: ...
+    ) -> Sequence[VariantLike]: ...
 
 
 async def read_print_areas(

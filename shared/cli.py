@@ -611,7 +611,8 @@ def _register_webhooks(url: str, shop: str | None) -> int:
     except PodError as exc:
         sys.stderr.write(f"pod: Printify refused: {exc}\n")
         return EXIT_REFUSED
-    sys.stdout.write(json.dumps(registered, indent=2) + "\n")
+    shown = {shop: [w.model_dump(mode="json") for w in hooks] for shop, hooks in registered.items()}
+    sys.stdout.write(json.dumps(shown, indent=2) + "\n")
     return EXIT_OK
 
 

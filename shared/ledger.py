@@ -38,17 +38,18 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar, overload
 
 import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
+from pydantic import BaseModel, ValidationError
 
-from shared.errors import RetryableError
+from shared.errors import PermanentError, RetryableError
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +57,30 @@ logger = logging.getLogger(__name__)
 # publish:<channel> (shared.vendors.direct): a string, so that a new channel adds no step here.
 # The side_effects table checks the form (migration 0016).
 Step = str
+# A result as the row holds it (JSON). A caller that names its result's model (``model=``) gets
+# that model back instead: dumped to JSON on the way in, validated again on the way out.
 Result = dict[str, Any]
+M = TypeVar("M", bound=BaseModel)
+
+
+def _stored(result: BaseModel | Result) -> Result:
+    """A result as the row holds it."""
+    return result.model_dump(mode="json") if isinstance(result, BaseModel) else result
+
+
+def _typed(key: EffectKey, model: type[M] | None, stored: Result) -> M | Result:
+    """A recorded result as ``model`` (as it is without one); a row the model cannot read
+    (recorded by an incompatible version) is a permanent error naming the key."""
+    if model is None:
+        return stored
+    try:
+        return model.model_validate(stored)
+    except ValidationError as exc:
+        raise PermanentError(
+            f"side effect recorded as something {model.__name__} cannot read: "
+            f"{key.describe()}: {exc.error_count()} error(s)"
+        ) from None
+
 
 # Claim the row unless it is done or claimed by a live lease; either way return the row and
 # whether this statement claimed it. (The second SELECT sees the row as it was before the
@@ -208,7 +232,7 @@ class EffectKey:
     product_type: str
     step: Step
 
-    def params(self) -> dict[str, Any]:
+    def params(self) -> dict[str, object]:
         """The key as named SQL parameters."""
         return {
             "job": self.job_id,
@@ -270,15 +294,46 @@ class Steps:
         self.keys = set(claimed or ())  # the keys whose claims the block renews
         self.results: dict[EffectKey, Result] = {}  # run here, to record on exit
 
+    @overload
+    async def once(
+        self,
+        key: EffectKey,
+        do: Callable[[], Awaitable[M]],
+        reconcile: Callable[[], Awaitable[M | None]] | None = None,
+        *,
+        model: type[M],
+    ) -> M: ...
+
+    @overload
     async def once(
         self,
         key: EffectKey,
         do: Callable[[], Awaitable[Result]],
         reconcile: Callable[[], Awaitable[Result | None]] | None = None,
-    ) -> Result:
+    ) -> Result: ...
+
+    async def once(
+        self,
+        key: EffectKey,
+        do: Callable[[], Awaitable[Any]],
+        reconcile: Callable[[], Awaitable[Any]] | None = None,
+        *,
+        model: type[M] | None = None,
+    ) -> M | Result:
         """:meth:`Ledger.once` for one of the block's keys; its result is recorded on exit."""
         if self.claimed is None or key not in self.claimed:
-            return await self.ledger.once(key, do, reconcile)
+            stored = await self.ledger._once(key, _storing(do), _storing(reconcile))
+        else:
+            stored = await self._once(key, _storing(do), _storing(reconcile))
+        return _typed(key, model, stored)
+
+    async def _once(
+        self,
+        key: EffectKey,
+        do: Callable[[], Awaitable[Result | None]],
+        reconcile: Callable[[], Awaitable[Result | None]] | None,
+    ) -> Result:
+        assert self.claimed is not None  # the caller checked the key is the block's
         entry = self.claimed.pop(key)
         if entry.state is EffectState.DONE:
             assert entry.result is not None
@@ -293,6 +348,7 @@ class Steps:
                     self.results[key] = found
                     return found
             result = await do()
+            assert result is not None  # an effect answers; only a reconcile finds nothing
         except BaseException:
             with contextlib.suppress(Exception):
                 await asyncio.shield(self.ledger._release([key], self.owner))
@@ -324,6 +380,30 @@ class Steps:
                     f"side effect recorded by another attempt meanwhile: {key.describe()}"
                 )
             logger.info("side effect done %s", key.describe())
+
+
+@overload
+def _storing(
+    call: Callable[[], Awaitable[BaseModel | Result | None]],
+) -> Callable[[], Awaitable[Result | None]]: ...
+
+
+@overload
+def _storing(call: None) -> None: ...
+
+
+def _storing(
+    call: Callable[[], Awaitable[BaseModel | Result | None]] | None,
+) -> Callable[[], Awaitable[Result | None]] | None:
+    """``call`` answering in the form the row holds (a model's JSON)."""
+    if call is None:
+        return None
+
+    async def stored() -> Result | None:
+        result = await call()
+        return None if result is None else _stored(result)
+
+    return stored
 
 
 def _arrays(keys: list[EffectKey]) -> dict[str, list[Any]]:
@@ -366,7 +446,7 @@ class Ledger:
         self._holds = itertools.count()
         self._renewer: asyncio.Task[None] | None = None
 
-    async def _fetch(self, sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
+    async def _fetch(self, sql: str, params: Mapping[str, object]) -> tuple[Any, ...] | None:
         # Each statement is idempotent or conditional, so a connection that broke (a restarted
         # server) is simply retried once on a fresh one; an outage must retry the message,
         # never dead-letter it.
@@ -436,20 +516,50 @@ class Ledger:
         effect the vendor later undid (a publication the sales channel refused)."""
         await self._fetch(_FORGET, key.params())
 
+    @overload
+    async def once(
+        self,
+        key: EffectKey,
+        do: Callable[[], Awaitable[M]],
+        reconcile: Callable[[], Awaitable[M | None]] | None = None,
+        *,
+        model: type[M],
+    ) -> M: ...
+
+    @overload
     async def once(
         self,
         key: EffectKey,
         do: Callable[[], Awaitable[Result]],
         reconcile: Callable[[], Awaitable[Result | None]] | None = None,
-    ) -> Result:
+    ) -> Result: ...
+
+    async def once(
+        self,
+        key: EffectKey,
+        do: Callable[[], Awaitable[Any]],
+        reconcile: Callable[[], Awaitable[Any]] | None = None,
+        *,
+        model: type[M] | None = None,
+    ) -> M | Result:
         """Run the side effect ``do`` at most once for ``key``; return its (recorded) result.
 
         ``reconcile`` looks at the vendor for an effect an earlier attempt may have caused and
         returns its result, or None when there is none; without it, an unknown outcome is
         resolved by calling ``do`` again (for effects whose duplicate is harmless). Exceptions
         of ``do`` and ``reconcile`` propagate unchanged and leave the row ``started``, with the
-        claim released so the next attempt need not wait for the lease.
+        claim released so the next attempt need not wait for the lease. With ``model`` the effect
+        returns that model, recorded as its JSON and read back through it.
         """
+        stored = await self._once(key, _storing(do), _storing(reconcile))
+        return _typed(key, model, stored)
+
+    async def _once(
+        self,
+        key: EffectKey,
+        do: Callable[[], Awaitable[Result | None]],
+        reconcile: Callable[[], Awaitable[Result | None]] | None,
+    ) -> Result:
         owner = _owner()
         entry = await self._claim(key, owner)
         if entry.state is EffectState.DONE:
@@ -469,6 +579,7 @@ class Ledger:
                         )
                         return recorded
                 result = await do()
+                assert result is not None  # an effect answers; only reconcile finds nothing
                 recorded = await self.complete(key, result)
             except BaseException:
                 with contextlib.suppress(Exception):
@@ -509,7 +620,7 @@ class Ledger:
         finally:
             await asyncio.shield(steps.settle())
 
-    async def _fetch_all(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    async def _fetch_all(self, sql: str, params: Mapping[str, object]) -> list[tuple[Any, ...]]:
         """Every row of ``sql`` (none for a statement without rows); retried as :meth:`_fetch`."""
         for attempt in (1, 2):
             try:

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from services.generator.progress import JobProgress, fingerprint
+from services.generator.progress import ImageNote, JobProgress, fingerprint
 from services.generator.settings import GeneratorSettings
 from shared.catalog import read_print_areas
 from shared.db import open_pool
@@ -124,7 +124,7 @@ class GeneratorHandler:
         usage = TokenUsage()
         briefs = await self._briefs(event, progress if earlier else None, usage)
         band = BANDS[job.priority]
-        done: dict[int, dict[str, Any]] = {}
+        done: dict[int, ImageNote] = {}
         try:
             images = await _all_or_cancel(
                 [
@@ -217,8 +217,8 @@ class GeneratorHandler:
         brief: CreativeBrief,
         band: int,
         progress: JobProgress | None,
-        done: dict[int, dict[str, Any]],
-    ) -> dict[str, Any]:
+        done: dict[int, ImageNote],
+    ) -> ImageNote:
         """One stored image: kept from an earlier attempt, or rendered (retried on its own)."""
         kept = await asyncio.to_thread(progress.image, index) if progress is not None else None
         if kept is not None and await asyncio.to_thread(self.storage.exists, kept["sha256"]):
@@ -256,7 +256,7 @@ class GeneratorHandler:
                 await asyncio.sleep(delay)
                 attempt += 1
         stored = await asyncio.to_thread(self.storage.save, rendered.data)
-        image = {
+        image: ImageNote = {
             "sha256": stored.sha256,
             "uri": stored.uri,
             "width": rendered.width,

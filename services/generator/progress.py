@@ -18,9 +18,26 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+from typing_extensions import TypedDict  # pydantic reads typing's only from Python 3.12
 
 from shared.events import JobRequestedPayload
+
+# A brief as noted: CreativeBrief's JSON (the handler validates it again when it reads it).
+BriefNote = dict[str, object]
+
+
+class ImageNote(TypedDict):
+    """A stored image as noted: enough to hand it on without rendering it again."""
+
+    sha256: str
+    uri: str
+    width: int
+    height: int
+
+
+_IMAGE = TypeAdapter(ImageNote)
 
 
 def fingerprint(payload: JobRequestedPayload) -> str:
@@ -40,13 +57,13 @@ class JobProgress:
         """Whether an earlier attempt left notes."""
         return self.dir.is_dir()
 
-    def save(self, briefs: list[dict[str, Any]], images: dict[int, dict[str, Any]]) -> None:
+    def save(self, briefs: list[BriefNote], images: dict[int, ImageNote]) -> None:
         """Note what this attempt got before it failed."""
         self.save_briefs(briefs)
         for index, image in images.items():
             self.save_image(index, image)
 
-    def _read(self, name: str) -> Any | None:
+    def _read(self, name: str) -> object:
         try:
             note = json.loads((self.dir / name).read_text())
         except (OSError, ValueError):
@@ -55,27 +72,32 @@ class JobProgress:
             return None
         return note.get("value")
 
-    def _write(self, name: str, value: Any) -> None:
+    def _write(self, name: str, value: object) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.dir, suffix=".tmp")
         with os.fdopen(fd, "w") as fh:
             json.dump({"fingerprint": self.print, "value": value}, fh)
         os.replace(tmp, self.dir / name)
 
-    def briefs(self) -> list[dict[str, Any]] | None:
+    def briefs(self) -> list[BriefNote] | None:
         """The briefs written by an earlier attempt, if any."""
         value = self._read("briefs.json")
-        return value if isinstance(value, list) else None
+        if not isinstance(value, list) or not all(isinstance(b, dict) for b in value):
+            return None
+        return value
 
-    def save_briefs(self, briefs: list[dict[str, Any]]) -> None:
+    def save_briefs(self, briefs: list[BriefNote]) -> None:
         self._write("briefs.json", briefs)
 
-    def image(self, index: int) -> dict[str, Any] | None:
-        """The stored image of ``index`` from an earlier attempt, if any."""
-        value = self._read(f"image-{index}.json")
-        return value if isinstance(value, dict) else None
+    def image(self, index: int) -> ImageNote | None:
+        """The stored image of ``index`` from an earlier attempt, if any (a note of another
+        shape is none: that image is rendered again)."""
+        try:
+            return _IMAGE.validate_python(self._read(f"image-{index}.json"))
+        except ValidationError:
+            return None
 
-    def save_image(self, index: int, image: dict[str, Any]) -> None:
+    def save_image(self, index: int, image: ImageNote) -> None:
         self._write(f"image-{index}.json", image)
 
     def clear(self) -> None:

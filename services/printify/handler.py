@@ -23,7 +23,9 @@ import hashlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, NamedTuple
+from typing import NamedTuple, NotRequired, TypedDict
+
+from pydantic import BaseModel, Field
 
 from services.printify.settings import CatalogEntry, PrintifySettings
 from shared.db import migrate, open_pool
@@ -37,7 +39,7 @@ from shared.events import (
     StageFailed,
     StageFailedPayload,
 )
-from shared.ledger import EffectKey, Ledger, Result, Steps
+from shared.ledger import EffectKey, Ledger, Steps
 from shared.pricing import PriceSummary, price_variants, summarise
 from shared.runner import Handler, MessageContext, Output
 from shared.service import closing
@@ -45,6 +47,8 @@ from shared.storage import ImageReadError, ImageStore
 from shared.topics import PRINTIFY, PRODUCTS_CREATED
 from shared.vendors.printify import (
     AreaPlan,
+    CatalogVariant,
+    Product,
     build_product_payload,
     choose_shop,
     plan_print_areas,
@@ -92,14 +96,14 @@ class PrintifyHandler:
         """The configured shop, else the account's only one (checked once: a ConfigError
         names the shops when the account has several)."""
         if self._shop is None:
-            self._shop = str((await choose_shop(self.client, self._configured_shop))["id"])
+            self._shop = str((await choose_shop(self.client, self._configured_shop)).id)
         return self._shop
 
     async def _upload(self, image: ImageGenerated, steps: Steps) -> str:
         """The image's upload id; uploaded once per (job, image) however often redelivered."""
         p = image.payload
 
-        async def do() -> Result:
+        async def do() -> Uploaded:
             name = f"{p.sha256}.png"
             try:
                 url = (
@@ -109,7 +113,7 @@ class PrintifyHandler:
                 )
                 if url is not None:  # Printify fetches it: any size
                     upload = await self.client.upload_image(file_name=name, url=url)
-                    return {"image_id": str(upload["id"])}
+                    return Uploaded(image_id=upload.id)
                 data = await asyncio.to_thread(
                     self.storage.read, p.uri, sha256=p.sha256, max_bytes=self.image_max_bytes
                 )
@@ -125,14 +129,14 @@ class PrintifyHandler:
                     vendor="printify",
                 )
             upload = await self.client.upload_image(file_name=name, contents=data)
-            return {"image_id": str(upload["id"])}
+            return Uploaded(image_id=upload.id)
 
         # No reconcile: a duplicate upload is an orphan file, not a duplicate listing, so an
         # unknown outcome is settled by uploading again.
-        result = await steps.once(_upload_key(image), do)
-        return str(result["image_id"])
+        result = await steps.once(_upload_key(image), do, model=Uploaded)
+        return result.image_id
 
-    async def _variants(self, entry: CatalogEntry) -> list[dict[str, Any]]:
+    async def _variants(self, entry: CatalogEntry) -> list[CatalogVariant]:
         variants = await self.client.list_variants(entry.blueprint_id, entry.print_provider_id)
         chosen = entry.select(variants)
         if not chosen:
@@ -172,14 +176,14 @@ class PrintifyHandler:
             areas=areas,
         )
 
-        chosen = {int(v["id"]) for v in variants}
+        chosen = {v.id for v in variants}
 
-        async def do() -> Result:
+        async def do() -> Created:
             return _created(await self.client.create_product(shop, body), chosen)
 
         key = _create_key(event, product_type)
 
-        async def reconcile() -> Result | None:
+        async def reconcile() -> Created | None:
             # Every attempt printed the same upload (made once per image) on the same blueprint
             # with the marker in its SKUs (when Printify keeps them), and the product cannot be
             # older than the first attempt.
@@ -195,15 +199,11 @@ class PrintifyHandler:
             if found is None:
                 return None
             # The variants the earlier attempt chose, where its SKUs say; else this attempt's.
-            marked = {
-                int(v["id"])
-                for v in found.get("variants") or []
-                if v.get("sku") == f"{marker}-{v.get('id')}"
-            }
+            marked = {v.id for v in found.variants if v.sku == f"{marker}-{v.id}"}
             return _created(found, marked or chosen)
 
-        created = await steps.once(key, do, reconcile)
-        product_id = str(created["product_id"])
+        created = await steps.once(key, do, reconcile, model=Created)
+        product_id = created.product_id
         price = await self._price(key, entry, shop, product_id, created, steps)
         payload = ProductCreatedPayload(
             image_index=p.image_index,
@@ -212,10 +212,10 @@ class PrintifyHandler:
             shop_id=shop,
             blueprint_id=entry.blueprint_id,
             print_provider_id=entry.print_provider_id,
-            variant_count=int(created["variant_count"]),
+            variant_count=created.variant_count,
             prices=price,
             print_dpi=min(a.min_dpi for a in areas),
-            mockups=list(created.get("mockups") or []),
+            mockups=list(created.mockups),
             title=p.title,
             routing=p.routing,
         )
@@ -229,7 +229,7 @@ class PrintifyHandler:
         height: int,
         product_type: ProductType,
         entry: CatalogEntry,
-        variants: list[dict[str, Any]],
+        variants: list[CatalogVariant],
     ) -> list[AreaPlan]:
         """The art's placement on each print area of the catalog's variants; a permanent error
         when it would print below ``min_dpi`` anywhere (Printify does not check: the seller
@@ -255,7 +255,7 @@ class PrintifyHandler:
         entry: CatalogEntry,
         shop: str,
         product_id: str,
-        created: Result,
+        created: Created,
         steps: Steps,
     ) -> PriceSummary:
         """Price each chosen variant from its production cost (once per product): Printify
@@ -268,13 +268,13 @@ class PrintifyHandler:
         under each. It is also what disables the variants the create did not choose, whether
         Printify listed them disabled, enabled or not at all."""
 
-        async def do() -> Result:
-            known = {int(v): int(c) for v, c in (created.get("costs") or {}).items()}
-            rows = [_VariantRow(*row) for row in created.get("variants") or []]
+        async def do() -> PriceSummary:
+            known = {int(v): c for v, c in created.costs.items()}
+            rows = [_VariantRow(*row) for row in created.variants]
             if not known or not rows:  # recorded by an older version: read what Printify has
                 product = await self.client.get_product(shop, product_id)
                 rows = _variant_rows(product)
-                known = known or _costs(product, _enabled(product))
+                known = known or _costs(product, product.enabled_ids())
             if not known:
                 raise PermanentError(
                     f"Printify gave no production costs for product {product_id}",
@@ -283,11 +283,10 @@ class PrintifyHandler:
             prices = price_variants(known, entry.pricing())
             changes = [_variant_change(row, prices.get(row.id)) for row in rows]
             await self.client.update_product(shop, product_id, {"variants": changes})
-            return summarise(known, prices).model_dump()
+            return summarise(known, prices)
 
         # An update is idempotent: an unknown outcome is settled by sending it again.
-        key = _price_key(created_key)
-        return PriceSummary.model_validate(await steps.once(key, do))
+        return await steps.once(_price_key(created_key), do, model=PriceSummary)
 
     async def __call__(self, event: ImageGenerated, ctx: MessageContext) -> list[Output]:
         shop = await self.shop_id()
@@ -362,37 +361,51 @@ class _VariantRow(NamedTuple):
     chosen: bool
 
 
-def _enabled(product: dict[str, Any]) -> set[int]:
-    return {int(v["id"]) for v in product.get("variants") or [] if v.get("is_enabled")}
+class Uploaded(BaseModel):
+    """What the ledger keeps of an upload."""
+
+    image_id: str
 
 
-def _costs(product: dict[str, Any], chosen: set[int]) -> dict[int, int]:
+class Created(BaseModel):
+    """What the ledger keeps of a created product: its id, every variant it lists (to send them
+    all back when pricing), the chosen ones' costs (by variant id, as JSON keys them), and its
+    mockups. Rows recorded by an older version lack costs and variants: pricing reads them."""
+
+    product_id: str
+    variant_count: int
+    costs: dict[str, int] = Field(default_factory=dict)
+    variants: list[tuple[int, int, str | None, bool]] = Field(default_factory=list)
+    mockups: list[str] = Field(default_factory=list)
+
+
+def _costs(product: Product, chosen: set[int]) -> dict[int, int]:
     """``{variant id: production cost}`` of the ``chosen`` variants of a product."""
-    return {
-        int(v["id"]): int(v["cost"])
-        for v in product.get("variants") or []
-        if int(v["id"]) in chosen and isinstance(v.get("cost"), int)
-    }
+    return {v.id: v.cost for v in product.variants if v.id in chosen and v.cost is not None}
 
 
-def _variant_rows(product: dict[str, Any], chosen: set[int] | None = None) -> list[_VariantRow]:
+def _variant_rows(product: Product, chosen: set[int] | None = None) -> list[_VariantRow]:
     """Every variant the product lists; ``chosen`` (default: the enabled ones) are sold."""
-    chosen = _enabled(product) if chosen is None else chosen
+    chosen = product.enabled_ids() if chosen is None else chosen
     return [
-        _VariantRow(
-            int(v["id"]),
-            int(v["price"]),
-            str(v["sku"]) if v.get("sku") else None,
-            int(v["id"]) in chosen,
-        )
-        for v in product.get("variants") or []
-        if isinstance(v.get("price"), int) and not isinstance(v.get("price"), bool)
+        _VariantRow(v.id, v.price, v.sku or None, v.id in chosen)
+        for v in product.variants
+        if v.price is not None
     ]
 
 
-def _variant_change(row: _VariantRow, price: int | None) -> dict[str, Any]:
+class _VariantChange(TypedDict):
+    """A variant in an update's body."""
+
+    id: int
+    price: int
+    is_enabled: bool
+    sku: NotRequired[str]
+
+
+def _variant_change(row: _VariantRow, price: int | None) -> _VariantChange:
     """A variant's whole state for an update: sold at ``price``, or left as it is, disabled."""
-    change: dict[str, Any] = {
+    change: _VariantChange = {
         "id": row.id,
         "price": price if row.chosen and price is not None else row.price,
         "is_enabled": row.chosen and price is not None,
@@ -402,21 +415,20 @@ def _variant_change(row: _VariantRow, price: int | None) -> dict[str, Any]:
     return change
 
 
-def _created(product: dict[str, Any], chosen: set[int]) -> Result:
-    """What the ledger keeps of a created product: its id, every variant it lists (to send them
-    all back when pricing), the ``chosen`` ones' costs, and its mockups. The chosen variants
-    are the ones sold, whatever Printify made of the others (disabled, enabled or absent)."""
+def _created(product: Product, chosen: set[int]) -> Created:
+    """What the ledger keeps of a created product. The ``chosen`` variants are the ones sold,
+    whatever Printify made of the others (disabled, enabled or absent)."""
     rows = _variant_rows(product, chosen)
     costs = _costs(product, chosen)
-    images = [i for i in product.get("images") or [] if isinstance(i, dict) and i.get("src")]
-    images.sort(key=lambda i: not i.get("is_default"))  # the default mockup first
-    return {
-        "product_id": str(product["id"]),
-        "variant_count": sum(1 for r in rows if r.chosen),
-        "costs": {str(v): c for v, c in costs.items()},
-        "variants": [list(r) for r in rows],
-        "mockups": [str(i["src"]) for i in images[:MAX_MOCKUPS]],
-    }
+    images = [i for i in product.images if i.src]
+    images.sort(key=lambda i: not i.is_default)  # the default mockup first
+    return Created(
+        product_id=product.id,
+        variant_count=sum(1 for r in rows if r.chosen),
+        costs={str(v): c for v, c in costs.items()},
+        variants=[(r.id, r.price, r.sku, r.chosen) for r in rows],
+        mockups=[str(i.src) for i in images[:MAX_MOCKUPS]],
+    )
 
 
 @asynccontextmanager

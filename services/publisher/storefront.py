@@ -13,28 +13,28 @@ Other topics (orders, deletions) are logged: the event on ``printify.webhooks`` 
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from shared.errors import PermanentError
 from shared.events import PrintifyWebhookReceived
 from shared.runner import MessageContext, Output
 from shared.vendors.channels import ChannelRegistry, PrintifyStorefront, ProductRef, listing_of
+from shared.vendors.printify import Product
 from shared.vendors.printify_webhooks import PUBLISH_STARTED
 
 logger = logging.getLogger(__name__)
 
 
-def storefront_refusal(product: dict[str, Any]) -> str | None:
+def storefront_refusal(product: Product) -> str | None:
     """Why the storefront cannot sell a product, or None: it needs a title, an enabled variant
     with a price, and an image to show."""
-    if not str(product.get("title") or "").strip():
+    if not (product.title or "").strip():
         return "the product has no title"
-    variants = [v for v in product.get("variants") or [] if v.get("is_enabled")]
+    variants = [v for v in product.variants if v.is_enabled]
     if not variants:
         return "the product has no enabled variant"
-    if not all(isinstance(v.get("price"), int) and v["price"] > 0 for v in variants):
+    if not all(v.price is not None and v.price > 0 for v in variants):
         return "an enabled variant has no price"
-    if not product.get("images"):
+    if not product.images:
         return "the product has no images to show"
     return None
 
@@ -81,12 +81,12 @@ class StorefrontWebhooks:
                 logger.warning("publish webhook for a product gone product_id=%s", p.resource_id)
                 return []
             raise
-        if listing_of(product) is not None or not product.get("is_locked"):
+        if listing_of(product) is not None or not product.is_locked:
             # Answered before (listed, or refused: Printify unlocks the product either way), a
             # redelivered call: Printify is told once.
             logger.info("publish webhook answered before product_id=%s", p.resource_id)
             return []
-        ref = ProductRef(p.shop_id, p.resource_id, str(product.get("title") or ""))
+        ref = ProductRef(p.shop_id, p.resource_id, product.title or "")
         reason = storefront_refusal(product)
         if reason is None:
             await channel.list_product(ref)

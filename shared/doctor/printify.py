@@ -13,8 +13,6 @@ catalog is read once per blueprint and provider, and the last check says how man
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import Field, SecretStr
 
 from shared.catalog import CatalogEntry, CatalogSettings, print_area
@@ -25,7 +23,15 @@ from shared.printsize import PLACEHOLDER_DPI
 from shared.settings import ChannelSettings, load_settings
 from shared.topics import DEFAULT_CHANNEL
 from shared.vendors.channels import CUSTOM_INTEGRATION
-from shared.vendors.printify import PrintifyAccountSettings, PrintifyClient, choose_shop
+from shared.vendors.printify import (
+    Blueprint,
+    CatalogVariant,
+    PrintifyAccountSettings,
+    PrintifyClient,
+    PrintProvider,
+    Shop,
+    choose_shop,
+)
 
 PART = "printify"
 KEY_FIX = (
@@ -75,7 +81,7 @@ async def _account_checks(client: PrintifyClient, settings: PrintifyDoctorSettin
     ]
 
     class Listed:
-        async def list_shops(self) -> list[dict[str, Any]]:
+        async def list_shops(self) -> list[Shop]:
             return shops
 
     try:
@@ -88,9 +94,7 @@ async def _account_checks(client: PrintifyClient, settings: PrintifyDoctorSettin
         )
         return [*found, Check.failed(f"{PART}.shop", str(exc), fix)]
     found.append(
-        Check.passed(
-            f"{PART}.shop", f"shop {shop.get('id')} ({shop.get('title')}) receives the products"
-        )
+        Check.passed(f"{PART}.shop", f"shop {shop.id} ({shop.title}) receives the products")
     )
     found.append(_sales_channel(shop, settings))
     catalog = _CatalogReader(client)
@@ -124,9 +128,9 @@ def _credentials_failed(exc: PodError, url: str) -> Check:
     return Check.failed(name, f"listing the shops failed: {exc.describe()}", KEY_FIX)
 
 
-def _sales_channel(shop: dict[str, Any], settings: PrintifyDoctorSettings) -> Check:
+def _sales_channel(shop: Shop, settings: PrintifyDoctorSettings) -> Check:
     name = f"{PART}.sales_channel"
-    channel = str(shop.get("sales_channel"))
+    channel = str(shop.sales_channel)
     expected = settings.printify_sales_channel
     direct = [c for c in settings.publish_channels if c != DEFAULT_CHANNEL]
     if channel == expected:
@@ -137,7 +141,7 @@ def _sales_channel(shop: dict[str, Any], settings: PrintifyDoctorSettings) -> Ch
             )
         else:
             how = f"Printify publishes each product to {channel} itself and records the listing"
-        return Check.passed(name, f"shop {shop.get('id')} is connected to {channel}: {how}")
+        return Check.passed(name, f"shop {shop.id} is connected to {channel}: {how}")
     if channel == CUSTOM_INTEGRATION:
         consequence = (
             "the engine answers the publish handshake itself instead of Printify publishing to "
@@ -155,7 +159,7 @@ def _sales_channel(shop: dict[str, Any], settings: PrintifyDoctorSettings) -> Ch
             )
     return Check.failed(
         name,
-        f"shop {shop.get('id')} is connected to {channel}, not {expected}: {consequence}",
+        f"shop {shop.id} is connected to {channel}, not {expected}: {consequence}",
         f"set PRINTIFY_SHOP_ID to a shop connected to {expected}, or PRINTIFY_SALES_CHANNEL="
         f"{channel} if Printify is meant to publish to {channel}",
     )
@@ -167,17 +171,17 @@ class _CatalogReader:
     def __init__(self, client: PrintifyClient) -> None:
         self.client = client
         self.calls = 0
-        self._blueprints: dict[int, dict[str, Any]] | None = None
-        self._providers: dict[int, list[dict[str, Any]] | PodError] = {}
-        self._variants: dict[tuple[int, int], list[dict[str, Any]] | PodError] = {}
+        self._blueprints: dict[int, Blueprint] | None = None
+        self._providers: dict[int, list[PrintProvider] | PodError] = {}
+        self._variants: dict[tuple[int, int], list[CatalogVariant] | PodError] = {}
 
-    async def blueprints(self) -> dict[int, dict[str, Any]]:
+    async def blueprints(self) -> dict[int, Blueprint]:
         if self._blueprints is None:
             self.calls += 1
-            self._blueprints = {int(b["id"]): b for b in await self.client.list_blueprints()}
+            self._blueprints = {b.id: b for b in await self.client.list_blueprints()}
         return self._blueprints
 
-    async def providers(self, blueprint_id: int) -> list[dict[str, Any]] | PodError:
+    async def providers(self, blueprint_id: int) -> list[PrintProvider] | PodError:
         if blueprint_id not in self._providers:
             self.calls += 1
             try:
@@ -188,7 +192,7 @@ class _CatalogReader:
 
     async def variants(
         self, blueprint_id: int, provider_id: int
-    ) -> list[dict[str, Any]] | PodError:
+    ) -> list[CatalogVariant] | PodError:
         key = (blueprint_id, provider_id)
         if key not in self._variants:
             self.calls += 1
@@ -216,14 +220,12 @@ async def _catalog_checks(
             )
         ]
     found = [
-        Check.passed(
-            f"{PART}.{t}.blueprint", f"blueprint {entry.blueprint_id}: {blueprint.get('title')}"
-        )
+        Check.passed(f"{PART}.{t}.blueprint", f"blueprint {entry.blueprint_id}: {blueprint.title}")
     ]
     providers = await catalog.providers(entry.blueprint_id)
     if isinstance(providers, PodError):
         return [*found, _read_failed(f"{PART}.{t}.provider", providers)]
-    offered = {int(p["id"]): p.get("title") for p in providers}
+    offered = {p.id: p.title for p in providers}
     if entry.print_provider_id not in offered:
         listing = ", ".join(f"{i} ({title})" for i, title in offered.items()) or "none"
         return [
@@ -267,14 +269,14 @@ async def _catalog_checks(
 
 
 def _print_areas(
-    t: str, where: str, entry: CatalogEntry, chosen: list[dict[str, Any]], print_dpi: float
+    t: str, where: str, entry: CatalogEntry, chosen: list[CatalogVariant], print_dpi: float
 ) -> Check:
     name = f"{PART}.{t}.print_areas"
     have: dict[str, int] = {}
     for variant in chosen:
-        for ph in variant.get("placeholders") or []:
-            if isinstance(ph, dict) and ph.get("position"):
-                have[str(ph["position"])] = have.get(str(ph["position"]), 0) + 1
+        for ph in variant.placeholders:
+            if ph.position:
+                have[ph.position] = have.get(ph.position, 0) + 1
     missing = [p for p in entry.positions if p not in have]
     partial = [p for p in entry.positions if 0 < have.get(p, 0) < len(chosen)]
     if missing:

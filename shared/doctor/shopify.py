@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
 
 from shared.credentials import AccessToken, GrantRevoked, StaticToken, TokenSet
 from shared.doctor import Check, unless_selling_on
@@ -36,6 +35,7 @@ from shared.vendors.shopify import (
     ShopifySettings,
     online_store,
 )
+from shared.vendors.shopify.models import InstallationData, PublicationData, PublicationsData
 from shared.vendors.shopify_contract import API_VERSION, OPERATION_SCOPES
 
 PART = "shopify"
@@ -153,7 +153,7 @@ async def _with_client(
     shop = settings.shopify_shop_domain
     later = ("api_version", "scopes", "publication")
     try:
-        data = await client.graphql("PodInstallation", INSTALLATION, {})
+        data = await client.query(InstallationData, "PodInstallation", INSTALLATION, {})
     except PodError as exc:
         if exc.status == 404:
             return [
@@ -187,10 +187,9 @@ async def _with_client(
     return [*found, await _publication(client, settings)]
 
 
-def _version(client: ShopifyClient, settings: ShopifySettings, data: dict[str, Any]) -> Check:
+def _version(client: ShopifyClient, settings: ShopifySettings, data: InstallationData) -> Check:
     asked = settings.shopify_api_version
-    versions = [v for v in data.get("publicApiVersions") or [] if isinstance(v, dict)]
-    supported = [str(v.get("handle")) for v in versions if v.get("supported")]
+    supported = [str(v.handle) for v in data.public_api_versions or [] if v.supported]
     served = client.served_version or asked
     if served != asked or (supported and asked not in supported and asked != "unstable"):
         return Check.failed(
@@ -207,11 +206,9 @@ def _version(client: ShopifyClient, settings: ShopifySettings, data: dict[str, A
     )
 
 
-def _scopes(data: dict[str, Any]) -> Check:
-    installation = data.get("currentAppInstallation") or {}
-    granted = [
-        str(s.get("handle")) for s in installation.get("accessScopes") or [] if isinstance(s, dict)
-    ]
+def _scopes(data: InstallationData) -> Check:
+    scopes = data.installation.access_scopes if data.installation is not None else None
+    granted = [str(s.handle) for s in scopes or []]
     missing = missing_scopes(granted)
     if missing:
         lacking = "; ".join(f"{scope} (for {', '.join(ops)})" for scope, ops in missing.items())
@@ -229,7 +226,7 @@ def _scopes(data: dict[str, Any]) -> Check:
 async def _publication(client: ShopifyClient, settings: ShopifySettings) -> Check:
     name = f"{PART}.publication"
     try:
-        listed = await client.graphql("PodPublications", PUBLICATIONS, {})
+        listed = await client.query(PublicationsData, "PodPublications", PUBLICATIONS, {})
         wanted = settings.shopify_publication_id
         if wanted is None:
             online = online_store(listed)
@@ -243,15 +240,15 @@ async def _publication(client: ShopifyClient, settings: ShopifySettings) -> Chec
                 "sales channels), or set SHOPIFY_PUBLICATION_ID to the publication to publish "
                 "to",
             )
-        found = await client.graphql("PodPublication", PUBLICATION, {"id": wanted})
+        found = await client.query(PublicationData, "PodPublication", PUBLICATION, {"id": wanted})
     except PodError as exc:
         return Check.failed(
             name,
             f"the publications could not be read: {exc.describe()[:200]}",
             "see shopify.scopes (the app needs read_publications)",
         )
-    publication = found.get("publication")
-    if not publication:
+    publication = found.publication
+    if publication is None:
         return Check.failed(
             name,
             f"SHOPIFY_PUBLICATION_ID={wanted} is not a publication of "
@@ -259,11 +256,10 @@ async def _publication(client: ShopifyClient, settings: ShopifySettings) -> Chec
             "set SHOPIFY_PUBLICATION_ID to one of those ids, or unset it to publish to the "
             f"{ONLINE_STORE}",
         )
-    title = (publication.get("catalog") or {}).get("title") or "untitled"
+    title = publication.title or "untitled"
     return Check.passed(name, f"products are published to {title} ({wanted})")
 
 
-def _titles(data: dict[str, Any]) -> str:
-    nodes = (data.get("publications") or {}).get("nodes") or []
-    shown = [f"{((n.get('catalog') or {}).get('title')) or '?'} ({n.get('id')})" for n in nodes]
+def _titles(data: PublicationsData) -> str:
+    shown = [f"{n.title or '?'} ({n.id})" for n in data.listed()]
     return ", ".join(shown) or "none"

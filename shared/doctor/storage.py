@@ -23,10 +23,11 @@ import asyncio
 import ipaddress
 import re
 import secrets
-from typing import Any
+from typing import TypedDict
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.doctor import Check
 from shared.errors import ConfigError
@@ -34,8 +35,23 @@ from shared.settings import load_settings
 from shared.storage import ImageStorageSettings, S3ImageStorage
 
 PROBE_DIR = "pod-doctor/"
+
+
 # Short: a doctor that waits a minute on a black-holed endpoint says nothing for that minute.
-CLIENT_CONFIG: dict[str, Any] = {
+class _Retries(TypedDict):
+    mode: str
+    total_max_attempts: int
+
+
+class _ClientConfig(TypedDict):
+    """What the doctor adds to botocore's ``Config``."""
+
+    connect_timeout: int
+    read_timeout: int
+    retries: _Retries
+
+
+CLIENT_CONFIG: _ClientConfig = {
     "connect_timeout": 5,
     "read_timeout": 10,
     "retries": {"mode": "standard", "total_max_attempts": 2},
@@ -132,10 +148,30 @@ async def _bucket(settings: ImageStorageSettings) -> list[Check]:
 
 def _code(exc: Exception) -> tuple[str, int]:
     """The S3 error code and HTTP status of a botocore ClientError."""
-    response: dict[str, Any] = getattr(exc, "response", {})
-    code = str(response.get("Error", {}).get("Code") or "?")
-    status = int(response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-    return code, status
+    try:
+        response = _S3Failure.model_validate(getattr(exc, "response", {}))
+    except ValidationError:
+        return "?", 0
+    code = response.error.code if response.error is not None else None
+    meta = response.metadata
+    return code or "?", (meta.status if meta is not None else None) or 0
+
+
+class _S3Error(BaseModel):
+    model_config = ConfigDict(coerce_numbers_to_str=True)
+
+    code: str | None = Field(None, alias="Code")
+
+
+class _S3Metadata(BaseModel):
+    status: int | None = Field(None, alias="HTTPStatusCode")
+
+
+class _S3Failure(BaseModel):
+    """The parts of a botocore ClientError's ``response`` the doctor reads."""
+
+    error: _S3Error | None = Field(None, alias="Error")
+    metadata: _S3Metadata | None = Field(None, alias="ResponseMetadata")
 
 
 def _credential_failure(name: str, code: str, where: str) -> Check | None:

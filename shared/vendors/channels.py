@@ -28,14 +28,14 @@ import importlib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar, cast
+from typing import Generic, Protocol, TypeVar, cast
 
 from psycopg_pool import AsyncConnectionPool
 
 from shared.errors import ConfigError
 from shared.events import CHANNEL_NAME_PATTERN
 from shared.settings import PodSettings, load_settings
-from shared.vendors.printify import PrintifyClient
+from shared.vendors.printify import PrintifyClient, Product
 
 CUSTOM_INTEGRATION = "custom_integration"
 
@@ -100,12 +100,11 @@ def handle_for(title: str, product_id: str) -> str:
     return f"{slug}-{product_id[-8:]}" if slug else product_id
 
 
-def listing_of(product: dict[str, Any]) -> Listing | None:
+def listing_of(product: Product) -> Listing | None:
     """The listing a Printify product's ``external`` field records, if any."""
-    external = product.get("external")
-    if isinstance(external, dict) and external.get("id"):
-        handle = external.get("handle")
-        return Listing(str(external["id"]), None if handle is None else str(handle))
+    external = product.external
+    if external is not None and external.id:
+        return Listing(external.id, external.handle)
     return None
 
 
@@ -148,7 +147,7 @@ class PrintifyStorefront:
         listing = listing_of(found)
         if listing is not None:
             return ListingState(listing)
-        if found.get("is_locked"):  # publish went through, the confirmation did not
+        if found.is_locked:  # publish went through, the confirmation did not
             return PENDING if self.on_webhook else await self.list_product(product)
         return None
 
@@ -157,7 +156,7 @@ class PrintifyStorefront:
         listing = listing_of(found)
         if listing is not None:
             return ListingState(listing)
-        if self.on_webhook and not found.get("is_locked"):
+        if self.on_webhook and not found.is_locked:
             return ListingState(
                 refused="the storefront refused the product (publishing_failed) or Printify "
                 "released it unlisted"
@@ -182,14 +181,14 @@ class PrintifyChannel:
         listing = listing_of(found)
         if listing is not None:
             return ListingState(listing)
-        return PENDING if found.get("is_locked") else None
+        return PENDING if found.is_locked else None
 
     async def check(self, product: ProductRef) -> ListingState:
         found = await self.client.get_product(product.shop_id, product.product_id)
         listing = listing_of(found)
         if listing is not None:
             return ListingState(listing)
-        if not found.get("is_locked"):
+        if not found.is_locked:
             return ListingState(
                 refused=f"Printify released the product without a listing on {self.name}: the "
                 "channel did not accept it (Printify shows the channel's reason on the product)"
@@ -318,5 +317,5 @@ class ChannelRegistry:
         is new to us)."""
         if shop_id not in self._shops:
             shops = await self.client.list_shops()
-            self._shops = {str(s.get("id")): str(s.get("sales_channel")) for s in shops}
+            self._shops = {str(s.id): str(s.sales_channel) for s in shops}
         return self.by_name(self._shops.get(shop_id) or "unknown")

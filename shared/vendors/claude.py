@@ -20,7 +20,7 @@ from typing import Any, cast
 
 import anthropic
 import httpx2
-from anthropic.types import MessageParam, ToolChoiceToolParam, ToolParam
+from anthropic.types import MessageParam, ToolChoiceToolParam, ToolParam, Usage
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from shared.errors import (
@@ -319,12 +319,12 @@ class TokenUsage:
     cache_read: int = 0
     cache_write: int = 0
 
-    def add(self, usage: Any) -> None:
-        """Add one answer's ``usage`` (the SDK's object)."""
-        self.input += int(getattr(usage, "input_tokens", 0) or 0)
-        self.output += int(getattr(usage, "output_tokens", 0) or 0)
-        self.cache_read += int(getattr(usage, "cache_read_input_tokens", 0) or 0)
-        self.cache_write += int(getattr(usage, "cache_creation_input_tokens", 0) or 0)
+    def add(self, usage: Usage) -> None:
+        """Add one answer's ``usage`` (the SDK's typed object)."""
+        self.input += usage.input_tokens
+        self.output += usage.output_tokens
+        self.cache_read += usage.cache_read_input_tokens or 0
+        self.cache_write += usage.cache_creation_input_tokens or 0
 
 
 class ClaudeClient:

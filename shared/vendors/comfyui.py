@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 
 import httpx
 from PIL import Image
-from pydantic import Field, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 from websockets.asyncio.client import connect as ws_connect
 
 from shared.aio import cancel_and_wait
@@ -50,6 +50,14 @@ from shared.errors import (
 from shared.http import async_client
 from shared.logs import split_credentials
 from shared.settings import PodSettings
+from shared.vendors.answers import read_answer
+from shared.vendors.comfyui_models import (
+    ExecutionFailure,
+    HistoryEntry,
+    HistoryStatus,
+    NodeOutput,
+    PromptAccepted,
+)
 from shared.vendors.gpu import HIGH_BAND, BackendSlots, GpuScheduler
 
 logger = logging.getLogger(__name__)
@@ -349,13 +357,13 @@ def _describe_rejection(body: object) -> tuple[str, str | None]:
     return " | ".join(p for p in parts if p) or "rejected", code
 
 
-def execution_error(data: dict[str, Any], *, backend: str) -> PodError:
+def execution_error(data: ExecutionFailure, *, backend: str) -> PodError:
     """Map an ``execution_error`` payload onto retryable (GPU trouble) or permanent (bad input)."""
-    exc_type = str(data.get("exception_type") or "")
+    exc_type = data.exception_type or ""
     message = (
-        f"ComfyUI execution failed at node {data.get('node_id')} ({data.get('node_type')}): "
-        f"{exc_type}: {data.get('exception_message', '')} "
-        f"prompt_id={data.get('prompt_id')} backend={backend}"
+        f"ComfyUI execution failed at node {data.node_id} ({data.node_type}): "
+        f"{exc_type}: {data.exception_message or ''} "
+        f"prompt_id={data.prompt_id} backend={backend}"
     )
     short = exc_type.rsplit(".", 1)[-1]
     permanent = short in PERMANENT_EXCEPTIONS or "Validation" in short
@@ -380,6 +388,24 @@ def _http_error(resp: httpx.Response, what: str, backend: str) -> PodError:
     )
 
 
+def _failure(event: str, data: dict[str, Any]) -> ExecutionFailure:
+    """An execution failure event's data; fields of another shape are left unknown (the
+    failure itself is what matters)."""
+    try:
+        return ExecutionFailure.model_validate({**data, "event": event})
+    except ValidationError:
+        return ExecutionFailure(event=event, prompt_id=str(data.get("prompt_id")))
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _parse(model: type[M], body: object, what: str, backend: _Backend) -> M:
+    """ComfyUI's answer as ``model`` (:func:`~shared.vendors.answers.read_answer`; the error
+    names the backend)."""
+    return read_answer(model, body, vendor=VENDOR, what=f"{what} backend={backend.url}")
+
+
 # --------------------------------------------------------------------------- backends
 
 
@@ -389,9 +415,9 @@ class _Waiter:
 
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     finished: bool = False
-    error: dict[str, Any] | None = None
+    error: ExecutionFailure | None = None
     started_at: float | None = None  # monotonic time of its execution_start event
-    outputs: dict[str, Any] = field(default_factory=dict)  # from `executed` events
+    outputs: dict[str, NodeOutput] = field(default_factory=dict)  # from `executed` events
 
 
 class _Backend:
@@ -480,10 +506,11 @@ class _Backend:
             # The images an output node saved: with execution_success, all /history would say.
             output = data.get("output")
             if isinstance(output, dict) and data.get("node") is not None:
-                waiter.outputs[str(data["node"])] = output
+                with contextlib.suppress(ValidationError):  # not an output we can read
+                    waiter.outputs[str(data["node"])] = NodeOutput.model_validate(output)
             return
         if kind in ("execution_error", "execution_interrupted"):
-            waiter.error = {**data, "_event": kind}
+            waiter.error = _failure(kind, data)
         elif kind == "execution_success" or (kind == "executing" and data.get("node") is None):
             waiter.finished = True
         else:
@@ -779,24 +806,26 @@ class ComfyUIClient:
         if front:
             body["front"] = True
         resp = await self._request(backend, "POST", "/prompt", "ComfyUI POST /prompt", json=body)
-        answer = resp.json()
-        got = str(answer.get("prompt_id") or prompt_id)
+        answer = _parse(PromptAccepted, resp.json(), "ComfyUI POST /prompt", backend)
+        got = answer.prompt_id or prompt_id
         if got != prompt_id:
             # An older ComfyUI ignores client-chosen ids: listen under the one it assigned.
             backend.waiters.pop(prompt_id, None)
             backend.waiters[got] = waiter
-        if answer.get("node_errors"):
+        if answer.node_errors:
             logger.warning(
                 "comfyui prompt has node errors job_id=%s prompt_id=%s backend=%s errors=%s",
-                job_id, got, backend.url, _describe_rejection(answer)[0],
+                job_id, got, backend.url, _describe_rejection(answer.model_dump())[0],
             )  # fmt: skip
         logger.debug("comfyui queued job_id=%s prompt_id=%s backend=%s", job_id, got, backend.url)
         return got
 
-    async def _history(self, backend: _Backend, prompt_id: str) -> dict[str, Any] | None:
+    async def _history(self, backend: _Backend, prompt_id: str) -> HistoryEntry | None:
         resp = await self._request(backend, "GET", f"/history/{prompt_id}", "ComfyUI GET /history")
         entry = resp.json().get(prompt_id)
-        return entry if isinstance(entry, dict) else None
+        if not isinstance(entry, dict):
+            return None
+        return _parse(HistoryEntry, entry, "ComfyUI GET /history", backend)
 
     def _deadline(self, waiter: _Waiter, submitted_at: float) -> float:
         """When the prompt must be finished: from its start when seen, else from submission."""
@@ -811,7 +840,7 @@ class ComfyUIClient:
         waiter: _Waiter,
         submitted_at: float,
         job_id: str | None,
-    ) -> dict[str, Any]:
+    ) -> HistoryEntry:
         """Until ``/history`` shows the prompt finished; websocket events say when to look.
 
         Past its time (on the GPU, or waiting for one) the prompt is taken off the backend and
@@ -834,15 +863,15 @@ class ComfyUIClient:
             polling = not (self.use_websocket and backend.ws_up)
             if waiter.finished and waiter.outputs:
                 # Told everything over the websocket: no /history round trip.
-                return {"outputs": waiter.outputs, "status": {"completed": True}}
+                return HistoryEntry(outputs=waiter.outputs, status=HistoryStatus(completed=True))
             if waiter.finished or polling or now - last_poll >= self.safety_poll_s:
                 last_poll = now
                 entry = await self._history(backend, prompt_id)
                 if entry is not None:
-                    status = entry.get("status") or {}
-                    if status.get("status_str") == "error":
+                    status = entry.status or HistoryStatus()
+                    if status.status_str == "error":
                         raise self._history_error(status, prompt_id, backend)
-                    if status.get("completed", True) or entry.get("outputs"):
+                    if status.completed or entry.outputs:
                         return entry
             # Finished-but-not-yet-in-history is a short window: poll it at the fast rate.
             fast = polling or waiter.finished
@@ -866,25 +895,25 @@ class ComfyUIClient:
             vendor=VENDOR,
         )
 
-    def _event_error(self, data: dict[str, Any], backend: _Backend) -> PodError:
-        if data.get("_event") == "execution_interrupted":
+    def _event_error(self, data: ExecutionFailure, backend: _Backend) -> PodError:
+        if data.event == "execution_interrupted":
             return RetryableError(
-                f"ComfyUI execution interrupted at node {data.get('node_id')} "
-                f"prompt_id={data.get('prompt_id')} backend={backend.url}",
+                f"ComfyUI execution interrupted at node {data.node_id} "
+                f"prompt_id={data.prompt_id} backend={backend.url}",
                 vendor=VENDOR,
                 code="execution_interrupted",
             )
         return execution_error(data, backend=backend.url)
 
-    def _history_error(self, status: dict[str, Any], prompt_id: str, backend: _Backend) -> PodError:
-        for item in status.get("messages") or []:
+    def _history_error(self, status: HistoryStatus, prompt_id: str, backend: _Backend) -> PodError:
+        for item in status.messages or []:
             if (
                 isinstance(item, list)
                 and len(item) == 2
                 and item[0] in ("execution_error", "execution_interrupted")
                 and isinstance(item[1], dict)
             ):
-                return self._event_error({**item[1], "_event": item[0]}, backend)
+                return self._event_error(_failure(item[0], item[1]), backend)
         return RetryableError(
             f"ComfyUI execution failed prompt_id={prompt_id} backend={backend.url}",
             vendor=VENDOR,
@@ -892,14 +921,10 @@ class ComfyUIClient:
         )
 
     async def _download(
-        self, backend: _Backend, entry: dict[str, Any], prompt_id: str
+        self, backend: _Backend, entry: HistoryEntry, prompt_id: str
     ) -> RenderedImage:
-        images = [
-            img
-            for out in (entry.get("outputs") or {}).values()
-            for img in (out.get("images") or [])
-            if isinstance(img, dict) and img.get("type", "output") == "output"
-        ]
+        outputs = (entry.outputs or {}).values()
+        images = [img for out in outputs for img in out.images or [] if img.type == "output"]
         if not images:
             raise PermanentError(
                 f"ComfyUI prompt produced no output image (does the workflow end in SaveImage?) "
@@ -907,11 +932,7 @@ class ComfyUIClient:
                 vendor=VENDOR,
             )
         ref = images[0]
-        params = {
-            "filename": ref["filename"],
-            "subfolder": ref.get("subfolder", ""),
-            "type": ref.get("type", "output"),
-        }
+        params = {"filename": ref.filename, "subfolder": ref.subfolder, "type": ref.type}
         resp = await self._request(backend, "GET", "/view", "ComfyUI GET /view", params=params)
         data = resp.content
         try:

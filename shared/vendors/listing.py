@@ -12,7 +12,8 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass
-from typing import Any
+
+from shared.vendors.printify.models import Product, ProductVariant
 
 
 @dataclass(frozen=True)
@@ -50,38 +51,44 @@ def _plain(text: str) -> str:
     return html.unescape(re.sub(r"<[^>]+>", " ", text)).strip()
 
 
-def draft_from_printify(product: dict[str, Any]) -> ListingDraft:
+def draft_from_printify(product: Product) -> ListingDraft:
     """The draft of a Printify product (``GET /v1/shops/{shop}/products/{id}.json``): its enabled
     variants with their option values, and its mockups (the default first).
 
     Raises ValueError when the product has nothing to sell (no enabled variant)."""
     names: dict[int, tuple[str, str]] = {}  # option value id -> (option name, value title)
     options: list[tuple[str, tuple[str, ...]]] = []
-    enabled = [v for v in product.get("variants") or [] if v.get("is_enabled")]
-    used = {vid for v in enabled for vid in v.get("options") or []}
-    for option in product.get("options") or []:
-        values = [val for val in option.get("values") or [] if val.get("id") in used]
+    enabled = [v for v in product.variants if v.is_enabled]
+    used = {vid for v in enabled for vid in v.options}
+    for option in product.options:
+        values = [val for val in option.values if val.id in used]
         for val in values:
-            names[val["id"]] = (str(option["name"]), str(val["title"]))
+            names[val.id] = (option.name, val.title)
         if values:
-            options.append((str(option["name"]), tuple(str(val["title"]) for val in values)))
+            options.append((option.name, tuple(val.title for val in values)))
     variants = tuple(
         DraftVariant(
-            sku=str(v.get("sku") or v["id"]),
-            price_cents=int(v["price"]),
-            options=tuple(names[o] for o in v.get("options") or [] if o in names),
+            sku=v.sku or str(v.id),
+            price_cents=_price(product, v),
+            options=tuple(names[o] for o in v.options if o in names),
         )
         for v in enabled
     )
     if not variants:
-        raise ValueError(f"product {product.get('id')} has no enabled variant to sell")
-    images = sorted(product.get("images") or [], key=lambda i: not i.get("is_default"))
+        raise ValueError(f"product {product.id} has no enabled variant to sell")
+    images = sorted(product.images, key=lambda i: not i.is_default)
     return ListingDraft(
-        marker=str(product["id"]),
-        title=str(product.get("title") or "").strip(),
-        description=_plain(str(product.get("description") or "")),
-        tags=tuple(str(t) for t in product.get("tags") or []),
+        marker=product.id,
+        title=(product.title or "").strip(),
+        description=_plain(product.description or ""),
+        tags=tuple(product.tags),
         options=tuple(options),
         variants=variants,
-        images=tuple(dict.fromkeys(str(i["src"]) for i in images if i.get("src"))),
+        images=tuple(dict.fromkeys(i.src for i in images if i.src)),
     )
+
+
+def _price(product: Product, variant: ProductVariant) -> int:
+    if variant.price is None:
+        raise ValueError(f"product {product.id}: enabled variant {variant.id} has no price")
+    return variant.price

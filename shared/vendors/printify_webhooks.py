@@ -25,7 +25,12 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from shared.vendors.printify import PrintifyAccountSettings, PrintifyClient, printify_client
+from shared.vendors.printify import (
+    PrintifyAccountSettings,
+    PrintifyClient,
+    Webhook,
+    printify_client,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -83,19 +88,19 @@ async def register_webhooks(
     url: str,
     secret: str,
     topics: tuple[str, ...] = TOPICS,
-) -> list[dict[str, Any]]:
+) -> list[Webhook]:
     """Register ``url`` for each topic of the shop, once: a topic already registered for the URL
     is left alone. Returns the shop's webhooks for the URL afterwards."""
     existing = await client.list_webhooks(shop_id)
-    have = {w.get("topic") for w in existing if w.get("url") == url}
+    have = {w.topic for w in existing if w.url == url}
     for topic in topics:
         if topic in have:
             continue
         created = await client.create_webhook(shop_id, topic=topic, url=url, secret=secret)
         logger.info(
-            "printify webhook registered shop_id=%s topic=%s id=%s", shop_id, topic, created["id"]
+            "printify webhook registered shop_id=%s topic=%s id=%s", shop_id, topic, created.id
         )
-    return [w for w in await client.list_webhooks(shop_id) if w.get("url") == url]
+    return [w for w in await client.list_webhooks(shop_id) if w.url == url]
 
 
 class WebhookRegistrationSettings(PrintifyAccountSettings):
@@ -107,7 +112,7 @@ class WebhookRegistrationSettings(PrintifyAccountSettings):
 
 async def register_all(
     settings: WebhookRegistrationSettings, url: str, shop_id: str | None = None
-) -> dict[str, list[dict[str, Any]]]:
+) -> dict[str, list[Webhook]]:
     """Register ``url`` for :data:`TOPICS` in ``shop_id``, else ``PRINTIFY_SHOP_ID``, else every
     custom-integration shop of the account (the ones whose publish handshake is ours)."""
     async with printify_client(settings, None) as client:
@@ -116,9 +121,9 @@ async def register_all(
             shops = [shop]
         else:
             shops = [
-                str(s["id"])
+                str(s.id)
                 for s in await client.list_shops()
-                if s.get("sales_channel") == "custom_integration"
+                if s.sales_channel == "custom_integration"
             ]
         secret = settings.printify_webhook_secret.get_secret_value()
         return {s: await register_webhooks(client, s, url, secret) for s in shops}

@@ -6,12 +6,13 @@ Sales channels have theirs in :mod:`shared.vendors.channels`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
 from shared.vendors.claude import CreativeBrief, TokenUsage
 from shared.vendors.comfyui import RenderedImage
+from shared.vendors.printify.models import CatalogVariant, Product, Shop, Upload
 
 
 class BriefWriter(Protocol):
@@ -56,25 +57,25 @@ class ProductVendor(Protocol):
     finds one an earlier attempt made (Printify: :class:`shared.vendors.printify.PrintifyClient`).
     """
 
-    async def list_shops(self) -> list[dict[str, Any]]: ...
+    async def list_shops(self) -> list[Shop]: ...
 
     async def upload_image(
         self, *, file_name: str, url: str | None = None, contents: bytes | None = None
-    ) -> dict[str, Any]: ...
+    ) -> Upload: ...
 
     async def list_variants(
         self, blueprint_id: int, print_provider_id: int
-    ) -> list[dict[str, Any]]: ...
+    ) -> list[CatalogVariant]: ...
 
     async def create_product(
-        self, shop_id: str | int, product: dict[str, Any]
-    ) -> dict[str, Any]: ...
+        self, shop_id: str | int, product: Mapping[str, object]
+    ) -> Product: ...
 
-    async def get_product(self, shop_id: str | int, product_id: str) -> dict[str, Any]: ...
+    async def get_product(self, shop_id: str | int, product_id: str) -> Product: ...
 
     async def update_product(
-        self, shop_id: str | int, product_id: str, changes: dict[str, Any]
-    ) -> dict[str, Any]: ...
+        self, shop_id: str | int, product_id: str, changes: Mapping[str, object]
+    ) -> Product: ...
 
     async def find_product_by_marker(
         self,
@@ -85,4 +86,4 @@ class ProductVendor(Protocol):
         blueprint_id: int | None = None,
         print_provider_id: int | None = None,
         since: datetime | None = None,
-    ) -> dict[str, Any] | None: ...
+    ) -> Product | None: ...

@@ -9,7 +9,7 @@ import pytest
 from shared.catalog import DEFAULT_CATALOG, CatalogEntry, print_area, read_print_areas
 from shared.events import ProductType
 from shared.printsize import PrintArea
-from shared.vendors.printify import PrintifyClient
+from shared.vendors.printify import CatalogVariant, PrintifyClient
 from simulators.process import SimulatorProcess
 from tests.support.infra import free_port
 
@@ -27,11 +27,13 @@ async def client(sim: SimulatorProcess) -> AsyncIterator[PrintifyClient]:
     await c.aclose()
 
 
-def variant(vid: int, *placeholders: tuple[str, int, int]) -> dict[str, object]:
-    return {
-        "id": vid,
-        "placeholders": [{"position": p, "width": w, "height": h} for p, w, h in placeholders],
-    }
+def variant(vid: int, *placeholders: tuple[str, int, int]) -> CatalogVariant:
+    return CatalogVariant.model_validate(
+        {
+            "id": vid,
+            "placeholders": [{"position": p, "width": w, "height": h} for p, w, h in placeholders],
+        }
+    )
 
 
 def test_the_area_covers_every_placeholder_at_the_positions_printed() -> None:

@@ -56,7 +56,7 @@ async def product_in(client: PrintifyClient, shop: str) -> ProductRef:
     made = await create_product(
         client, shop, variant_count=2, price_cents=2999, sku_prefix="pod-channels"
     )
-    return ProductRef(shop, str(made["id"]), TITLE)
+    return ProductRef(shop, str(made.id), TITLE)
 
 
 async def settled(channel: SalesChannel, ref: ProductRef, timeout: float = 5.0) -> ListingState:

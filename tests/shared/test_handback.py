@@ -20,6 +20,7 @@ from shared.http import async_client
 from shared.vendors.etsy import EtsyThrottle
 from shared.vendors.gpu import BackendSlots, GpuScheduler
 from shared.vendors.shopify import ShopifyClient
+from shared.vendors.shopify.models import ThrottleStatus
 from tests.support.infra import free_port, unique
 
 
@@ -107,7 +108,9 @@ async def test_shopifys_bucket_wait_is_handed_back_and_its_lock_let_go() -> None
         # The bucket as Shopify last reported it: empty, refilling at 1 point a second, and
         # this operation costs 100.
         client.throttle.update(
-            {"currentlyAvailable": 0, "maximumAvailable": 1000, "restoreRate": 1},
+            ThrottleStatus.model_validate(
+                {"currentlyAvailable": 0, "maximumAvailable": 1000, "restoreRate": 1}
+            ),
             time.monotonic(),
         )
         client._costs["PodPublications"] = 100

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from psycopg_pool import AsyncConnectionPool
+from pydantic import BaseModel
 
 from shared.db import open_pool
 from shared.errors import PermanentError, RetryableError
@@ -401,3 +402,44 @@ async def test_a_block_that_cannot_claim_every_step_holds_none_while_it_waits(
     await ledger.complete(create, {"product_id": "theirs"})
     assert await task == [{"image_id": "i1"}, {"product_id": "theirs"}]
     assert (uploaded.calls, block_create.calls) == (1, 0)
+
+
+class Made(BaseModel):
+    """A result model, as a stage records it."""
+
+    product_id: str
+    variant_count: int
+
+
+async def test_a_typed_result_is_recorded_as_json_and_read_back_as_its_model(
+    ledger: Ledger,
+) -> None:
+    key = new_key()
+    calls = 0
+
+    async def make() -> Made:
+        nonlocal calls
+        calls += 1
+        return Made(product_id="p1", variant_count=3)
+
+    first = await ledger.once(key, make, model=Made)
+    again = await ledger.once(key, make, model=Made)
+    assert first == again == Made(product_id="p1", variant_count=3) and calls == 1
+    entry = await ledger.get(key)
+    assert entry is not None and entry.result == {"product_id": "p1", "variant_count": 3}
+    async with ledger.steps([key]) as steps:
+        assert await steps.once(key, make, model=Made) == first
+    assert calls == 1
+
+
+async def test_a_recorded_result_its_model_cannot_read_is_a_permanent_error(
+    ledger: Ledger,
+) -> None:
+    key = new_key()
+    await ledger.complete(key, {"product_id": "p1"})  # an older version's record
+
+    async def make() -> Made:
+        raise AssertionError("a done effect is not made again")
+
+    with pytest.raises(PermanentError, match=r"Made cannot read.*step=create"):
+        await ledger.once(key, make, model=Made)

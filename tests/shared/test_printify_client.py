@@ -24,7 +24,15 @@ from shared.errors import (
     RetryableError,
     VendorTimeout,
 )
-from shared.vendors.printify import PrintifyClient, build_product_payload, choose_shop
+from shared.vendors.printify import (
+    CatalogVariant,
+    External,
+    PrintifyClient,
+    Product,
+    Shop,
+    build_product_payload,
+    choose_shop,
+)
 from simulators.process import SimulatorProcess
 from tests.support.infra import free_port
 
@@ -86,7 +94,7 @@ async def client(sim: SimulatorProcess) -> AsyncIterator[PrintifyClient]:
     await c.aclose()
 
 
-async def make_product(c: PrintifyClient, prefix: str, n_variants: int = 3) -> dict[str, Any]:
+async def make_product(c: PrintifyClient, prefix: str, n_variants: int = 3) -> Product:
     image = await c.upload_image(file_name="d.png", contents=png_bytes())
     variants = (await c.list_variants(6, 99))[:n_variants]
     body = build_product_payload(
@@ -97,7 +105,7 @@ async def make_product(c: PrintifyClient, prefix: str, n_variants: int = 3) -> d
         print_provider_id=99,
         variants=variants,
         price_cents=2499,
-        image_id=image["id"],
+        image_id=image.id,
         sku_prefix=prefix,
     )
     return await c.create_product(SHOP, body)
@@ -110,13 +118,14 @@ async def test_full_flow(sim: SimulatorProcess) -> None:
     key = new_key()
     async with PrintifyClient(api_key=key, base_url=sim.url) as c:
         shops = await c.list_shops()
-        assert shops[0]["id"] == SHOP
+        assert shops[0].id == SHOP
         image = await c.upload_image(file_name="design.png", contents=png_bytes(64, 32))
-        assert (image["width"], image["height"]) == (64, 32)
-        assert 6 in {b["id"] for b in await c.list_blueprints()}
-        assert {p["id"] for p in await c.list_print_providers(6)} == {99, 29}
+        assert (image.model_dump()["width"], image.model_dump()["height"]) == (64, 32)
+        assert 6 in {b.id for b in await c.list_blueprints()}
+        assert {p.id for p in await c.list_print_providers(6)} == {99, 29}
         variants = await c.list_variants(6, 99)
-        assert variants and {"id", "title", "options", "placeholders"} <= set(variants[0])
+        listed = variants[0].model_dump()
+        assert variants and {"id", "title", "options", "placeholders"} <= set(listed)
 
         prefix = f"job-{uuid.uuid4().hex[:8]}"
         body = build_product_payload(
@@ -127,31 +136,31 @@ async def test_full_flow(sim: SimulatorProcess) -> None:
             print_provider_id=99,
             variants=variants[:4],
             price_cents=2499,
-            image_id=image["id"],
+            image_id=image.id,
             positions=("front", "back"),
             sku_prefix=prefix,
         )
         created = await c.create_product(SHOP, body)
         # The variants sent, enabled; the rest of the provider's matrix comes back disabled.
-        assert [v["sku"] for v in created["variants"] if v["is_enabled"]] == [
-            f"{prefix}-{v['id']}" for v in variants[:4]
+        assert [v.sku for v in created.variants if v.is_enabled] == [
+            f"{prefix}-{v.id}" for v in variants[:4]
         ]
-        assert await c.get_product(SHOP, created["id"]) == created
+        assert await c.get_product(SHOP, created.id) == created
         found = await c.find_product_by_marker(SHOP, prefix)
-        assert found is not None and found["id"] == created["id"]
+        assert found is not None and found.id == created.id
         assert await c.find_product_by_marker(SHOP, "no-such-marker") is None
 
-        await c.publish(SHOP, created["id"])
-        assert (await c.get_product(SHOP, created["id"]))["is_locked"] is True
-        await c.publishing_succeeded(SHOP, created["id"], external_id="ext-1", handle="h/1")
-        product = await c.get_product(SHOP, created["id"])
-        assert product["external"] == {"id": "ext-1", "handle": "h/1"}
-        assert product["is_locked"] is False
+        await c.publish(SHOP, created.id)
+        assert (await c.get_product(SHOP, created.id)).is_locked is True
+        await c.publishing_succeeded(SHOP, created.id, external_id="ext-1", handle="h/1")
+        product = await c.get_product(SHOP, created.id)
+        assert product.external == External(id="ext-1", handle="h/1")
+        assert product.is_locked is False
 
     books = books_for(sim, key)
     assert books["products_created"] == 1 and books["uploads"] == 1
-    assert books["publish_calls"] == {created["id"]: 1}
-    assert books["publishing_succeeded"] == {created["id"]: 1}
+    assert books["publish_calls"] == {created.id: 1}
+    assert books["publishing_succeeded"] == {created.id: 1}
 
 
 async def test_list_variants_is_cached(sim: SimulatorProcess) -> None:
@@ -177,15 +186,15 @@ async def test_find_product_by_marker_walks_every_page(client: PrintifyClient) -
             # Another attempt may choose other variants: any of them identifies the product.
             variants=variants[i % 3 :],
             price_cents=1500,
-            image_id=image["id"],
+            image_id=image.id,
             sku_prefix=prefix,
         )
         await client.create_product(SHOP, body)
     envelope = await client.list_products(SHOP, page=1, limit=50)
-    assert envelope["last_page"] == 3
+    assert envelope.last_page == 3
     # The oldest product is on the last page: found however deep it is.
     found = await client.find_product_by_marker(SHOP, prefixes[0])
-    assert found is not None and found["title"] == prefixes[0]
+    assert found is not None and found.title == prefixes[0]
     # A marker is not a prefix of another's: walk-1 must not match walk-10.
     assert await client.find_product_by_marker(SHOP, "walk-1") is None
     # Bounded by when the create was first tried: products older than that are not read.
@@ -200,7 +209,7 @@ def test_build_product_payload_rejects_non_int_price() -> None:
         "tags": [],
         "blueprint_id": 6,
         "print_provider_id": 99,
-        "variants": [{"id": 17390}],
+        "variants": [CatalogVariant(id=17390)],
         "image_id": "a" * 24,
         "sku_prefix": "p",
     }
@@ -228,7 +237,7 @@ async def test_client_limiter_keeps_burst_under_sim_limit(limited_sim: Simulator
         started = time.monotonic()
         results = await asyncio.gather(*(c.list_shops() for _ in range(30)))
         elapsed = time.monotonic() - started
-    assert all(r[0]["id"] == SHOP for r in results)
+    assert all(r[0].id == SHOP for r in results)
     books = books_for(limited_sim, key)
     # The sim never had to say 429: the client paced itself (30 requests at 10 per 2 s).
     assert books["rate_limited"] == 0
@@ -248,11 +257,11 @@ async def test_client_publish_limiter(limited_sim: SimulatorProcess) -> None:
     ) as c:
         product = await make_product(c, f"pub-{uuid.uuid4().hex[:6]}")
         started = time.monotonic()
-        await asyncio.gather(*(c.publish(SHOP, product["id"]) for _ in range(4)))
+        await asyncio.gather(*(c.publish(SHOP, product.id) for _ in range(4)))
         elapsed = time.monotonic() - started
     books = books_for(limited_sim, key)
     assert books["rate_limited"] == 0
-    assert books["publish_calls"] == {product["id"]: 4}
+    assert books["publish_calls"] == {product.id: 4}
     assert elapsed >= 1.9
 
 
@@ -263,7 +272,7 @@ async def test_429_is_waited_out_and_retried(limited_sim: SimulatorProcess) -> N
         api_key=key, base_url=limited_sim.url, requests_per_minute=10_000
     ) as c:
         for _ in range(13):
-            assert (await c.list_shops())[0]["id"] == SHOP
+            assert (await c.list_shops())[0].id == SHOP
     books = books_for(limited_sim, key)
     assert books["rate_limited"] >= 1
     assert books["requests"] == 13 + books["rate_limited"]
@@ -293,9 +302,9 @@ async def test_validation_error_is_permanent_with_printify_code(client: Printify
         tags=[],
         blueprint_id=6,
         print_provider_id=99,
-        variants=[{"id": 17390}],
+        variants=[CatalogVariant(id=17390)],
         price_cents=1999,
-        image_id=image["id"],
+        image_id=image.id,
         sku_prefix="x",
     )
     body["variants"][0]["price"] = 19.99
@@ -365,9 +374,9 @@ class _Shops:
     """Just the shop list, for choosing a shop."""
 
     def __init__(self, *ids: int) -> None:
-        self.shops = [{"id": i, "title": f"shop {i}", "sales_channel": "etsy"} for i in ids]
+        self.shops = [Shop(id=i, title=f"shop {i}", sales_channel="etsy") for i in ids]
 
-    async def list_shops(self) -> list[dict[str, Any]]:
+    async def list_shops(self) -> list[Shop]:
         return self.shops
 
 
@@ -375,10 +384,10 @@ class _Shops:
 async def test_an_unset_shop_id_takes_the_only_shop(configured: str | None) -> None:
     # compose.yaml passes an unset PRINTIFY_SHOP_ID as "": that is no choice, not a shop "".
     shop = await choose_shop(_Shops(7), configured)
-    assert shop["id"] == 7
+    assert shop.id == 7
     with pytest.raises(ConfigError, match="2 shops"):
         await choose_shop(_Shops(7, 8), configured)
-    assert (await choose_shop(_Shops(7, 8), "8"))["id"] == 8
+    assert (await choose_shop(_Shops(7, 8), "8")).id == 8
 
 
 # --- what Printify's documentation leaves open -------------------------------------------------
@@ -468,36 +477,66 @@ async def test_find_product_by_marker_under_every_listing_order_and_sku_behaviou
             )
 
         for i in range(60):
-            await c.create_product(SHOP, body(other["id"], f"old-{i}"))
+            await c.create_product(SHOP, body(other.id, f"old-{i}"))
         await asyncio.sleep(1.1)  # Printify's created_at is to the second
         since = datetime.now(UTC)
         art = await c.upload_image(file_name="art.png", contents=png_bytes())
-        target = await c.create_product(SHOP, body(art["id"], "pod-target"))
+        target = await c.create_product(SHOP, body(art.id, "pod-target"))
         # The same art on another blueprint (another product type of the same image).
         mug = (await c.list_variants(68, 1))[:1]
         mug_body = build_product_payload(
             title="mug", description="d", tags=[], blueprint_id=68, print_provider_id=1,
-            variants=mug, price_cents=1500, image_id=art["id"], sku_prefix="pod-mug",
+            variants=mug, price_cents=1500, image_id=art.id, sku_prefix="pod-mug",
         )  # fmt: skip
         await c.create_product(SHOP, mug_body)
         for i in range(60):
-            await c.create_product(SHOP, body(other["id"], f"new-{i}"))
+            await c.create_product(SHOP, body(other.id, f"new-{i}"))
 
-    changing = ChangingShop(behaviour.url, key, mutation, body(other["id"], "meanwhile"))
+    changing = ChangingShop(behaviour.url, key, mutation, body(other.id, "meanwhile"))
     scanner = PrintifyClient(api_key=key, base_url=behaviour.url, transport=changing)
     try:
         found = await scanner.find_product_by_marker(
             SHOP,
             "pod-target",
-            image_id=art["id"],
+            image_id=art.id,
             blueprint_id=6,
             print_provider_id=99,
             since=since,
         )
-        assert found is not None and found["id"] == target["id"]
+        assert found is not None and found.id == target.id
         assert changing.changed >= 1  # the shop did change under the scan
         # Neither a product of another marker nor the same art on another blueprint.
         assert await scanner.find_product_by_marker(SHOP, "pod-nothing", since=since) is None
     finally:
         await scanner.aclose()
         await changing.aclose()
+
+
+# --- answers of another shape ------------------------------------------------------------------
+
+
+def answering(body: object) -> PrintifyClient:
+    """A client whose every call Printify answers with ``body`` (200)."""
+    return PrintifyClient(
+        api_key="tok-test",
+        base_url="http://printify",
+        transport=httpx.MockTransport(lambda request: httpx.Response(200, json=body)),
+    )
+
+
+async def test_an_answer_without_a_field_the_engine_reads_is_a_permanent_error_naming_it() -> None:
+    async with answering({"title": "no id", "variants": []}) as c:
+        with pytest.raises(PermanentError, match=r"created product: .*no usable id") as caught:
+            await c.create_product(SHOP, {"title": "t"})
+    assert caught.value.vendor == "printify"
+    async with answering({"id": "p1", "variants": [{"id": 1, "price": "19.99"}]}) as c:
+        with pytest.raises(PermanentError, match=r"no usable variants\.0\.price"):
+            await c.get_product(SHOP, "p1")
+
+
+async def test_fields_printify_adds_are_kept_and_the_ones_read_are_typed() -> None:
+    body = {"id": "p1", "is_locked": True, "new_field": {"a": 1}, "variants": [{"id": 7}]}
+    async with answering(body) as c:
+        product = await c.get_product(SHOP, "p1")
+    assert product.is_locked is True and product.variants[0].price is None
+    assert product.model_extra == {"new_field": {"a": 1}}

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 from PIL import Image
 
-from shared.vendors.printify import PrintifyClient, build_product_payload
+from shared.vendors.printify import PrintifyClient, Product, build_product_payload
 
 TITLE = "Moon Cat"
 BLUEPRINT, PROVIDER = 6, 99  # the tee at Printify Choice
@@ -24,7 +24,7 @@ def png(width: int = 32, height: int = 32) -> bytes:
 
 async def create_product(
     client: PrintifyClient, shop: str, *, variant_count: int, price_cents: int, sku_prefix: str
-) -> dict[str, Any]:
+) -> Product:
     """A tee titled :data:`TITLE` in ``shop``, with its first ``variant_count`` variants."""
     upload = await client.upload_image(file_name="x.png", contents=png())
     variants = (await client.list_variants(BLUEPRINT, PROVIDER))[:variant_count]
@@ -38,7 +38,7 @@ async def create_product(
             print_provider_id=PROVIDER,
             variants=variants,
             price_cents=price_cents,
-            image_id=upload["id"],
+            image_id=upload.id,
             sku_prefix=sku_prefix,
         ),
     )
@@ -64,11 +64,11 @@ def behaving(sim_url: str, **values: object) -> Iterator[None]:
 
 
 async def reprice(
-    client: PrintifyClient, shop: str, product: dict[str, Any], prices: dict[int, int]
-) -> dict[str, Any]:
+    client: PrintifyClient, shop: str, product: Product, prices: dict[int, int]
+) -> Product:
     """Set some variants' ``prices``: the update names every variant, as Printify requires."""
     variants = [
-        {"id": v["id"], "price": prices.get(v["id"], v["price"]), "is_enabled": v["is_enabled"]}
-        for v in product["variants"]
+        {"id": v.id, "price": prices.get(v.id, v.price), "is_enabled": v.is_enabled}
+        for v in product.variants
     ]
-    return await client.update_product(shop, str(product["id"]), {"variants": variants})
+    return await client.update_product(shop, product.id, {"variants": variants})

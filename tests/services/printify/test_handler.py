@@ -129,7 +129,7 @@ async def test_one_product_per_type_each_variant_priced_from_its_cost(
     for product_type, entry in ((ProductType.TSHIRT, 1999), (ProductType.HOODIE, 3499)):
         made = by_type[product_type]
         product = await client.get_product(made.shop_id, made.product_id)
-        enabled = [v for v in product["variants"] if v["is_enabled"]]
+        enabled = [v for v in product.model_dump()["variants"] if v["is_enabled"]]
         assert len(enabled) == made.variant_count
         # The large sizes cost more than the seed's flat list price: a flat price loses money.
         assert max(v["cost"] for v in enabled) > entry
@@ -145,7 +145,7 @@ async def test_one_product_per_type_each_variant_priced_from_its_cost(
         assert prices.profit_min_cents == min(v["price"] - v["cost"] for v in enabled)
         assert prices.margin_min_percent is not None and prices.margin_min_percent >= 25
         # The seller can review Printify's mockups, its default one first.
-        default = next(i["src"] for i in product["images"] if i["is_default"])
+        default = next(i.src for i in product.images if i.is_default)
         assert made.mockups and made.mockups[0] == default
         # Printify publishes it (it refuses a variant below cost).
         await client.publish(made.shop_id, made.product_id)
@@ -153,11 +153,11 @@ async def test_one_product_per_type_each_variant_priced_from_its_cost(
     tee = await client.get_product(
         by_type[ProductType.TSHIRT].shop_id, by_type[ProductType.TSHIRT].product_id
     )
-    assert tee["title"] == "Green Blob Tee"
-    assert tee["tags"] == ["blob", "green"]
+    assert tee.title == "Green Blob Tee"
+    assert tee.tags == ["blob", "green"]
     marker = sku_prefix(event.job_id, 1, "tshirt")
-    assert all(v["sku"].startswith(marker) for v in tee["variants"] if v["is_enabled"])
-    assert tee["print_areas"][0]["placeholders"][0]["position"] == "front"
+    assert all((v.sku or "").startswith(marker) for v in tee.variants if v.is_enabled)
+    assert tee.print_areas[0].placeholders[0].position == "front"
     # Redelivered: neither created nor priced again.
     updated = sum(a["products_updated"] for a in books(printify_sim)["accounts"].values())
     again = await handler(event, CTX)
@@ -183,7 +183,7 @@ async def test_art_is_placed_to_fit_each_print_area_at_a_print_resolution(
     assert set(made) == {ProductType.TSHIRT, ProductType.MUG}
     for product_type, payload in made.items():
         product = await client.get_product(payload.shop_id, payload.product_id)
-        placed = product["print_areas"][0]["placeholders"][0]["images"][0]
+        placed = product.print_areas[0].placeholders[0].images[0].model_dump()
         assert (placed["x"], placed["y"]) == (0.5, 0.5)
         if product_type is ProductType.TSHIRT:  # 4500 x 5100: the art spans its width
             assert placed["scale"] == 1.0
@@ -275,7 +275,7 @@ async def test_create_with_unknown_outcome_is_found_by_sku_not_repeated(
     key = EffectKey(event.job_id, 1, "tshirt", "create")
     assert (await ledger.begin(key, lease_s=0)).state is EffectState.NEW
     entry = DEFAULT_CATALOG[ProductType.TSHIRT]
-    shop = str((await client.list_shops())[0]["id"])
+    shop = str((await client.list_shops())[0].id)
     upload = await client.upload_image(file_name="crashed.png", contents=png())
     variants = await client.list_variants(entry.blueprint_id, entry.print_provider_id)
     crashed = await client.create_product(
@@ -288,7 +288,7 @@ async def test_create_with_unknown_outcome_is_found_by_sku_not_repeated(
             print_provider_id=entry.print_provider_id,
             variants=variants,
             price_cents=entry.price_cents,
-            image_id=upload["id"],
+            image_id=upload.id,
             sku_prefix=marker,
         ),
     )
@@ -306,15 +306,15 @@ async def test_create_with_unknown_outcome_is_found_by_sku_not_repeated(
     assert [o.topic for o in outputs] == [PRODUCTS_CREATED]
     created = outputs[0].event
     assert isinstance(created, ProductCreated)
-    assert created.payload.product_id == crashed["id"]
+    assert created.payload.product_id == crashed.id
     assert created.payload.variant_count == len(variants)
     created_after = sum(a["products_created"] for a in books(printify_sim)["accounts"].values())
     assert created_after == created_before
-    assert products_marked(printify_sim, marker) == [crashed["id"]]
+    assert products_marked(printify_sim, marker) == [crashed.id]
     # Reconciled and recorded: the next redelivery does not even look the product up.
     recorded = await ledger.get(key)
     assert recorded is not None and recorded.state is EffectState.DONE
-    assert recorded.result is not None and recorded.result["product_id"] == crashed["id"]
+    assert recorded.result is not None and recorded.result["product_id"] == crashed.id
 
 
 async def test_create_that_never_reached_printify_is_made_on_the_next_attempt(
@@ -494,9 +494,9 @@ async def test_only_the_chosen_variants_sell_at_their_prices_whatever_printify_d
         assert [o.topic for o in outputs] == [PRODUCTS_CREATED], outputs
         made = outputs[0].event.payload
         catalog = await client.list_variants(6, 99)
-        chosen = {v["id"] for v in catalog if v["options"]["color"] == "Black"}
+        chosen = {v.id for v in catalog if v.options["color"] == "Black"}
         product = await client.get_product(made.shop_id, made.product_id)
-        enabled = {v["id"]: v for v in product["variants"] if v["is_enabled"]}
+        enabled = {v["id"]: v for v in product.model_dump()["variants"] if v["is_enabled"]}
         assert set(enabled) == chosen and made.variant_count == len(chosen)
         assert all(v["price"] >= v["cost"] for v in enabled.values())
         marker = sku_prefix(event.job_id, 1, "tshirt")
@@ -537,7 +537,7 @@ async def test_a_create_with_unknown_outcome_is_found_whatever_printify_does(
         upload_key = EffectKey(event.job_id, 1, "", "upload")
         upload = await client.upload_image(file_name="first.png", contents=png(SIZE, SIZE))
         await ledger.begin(upload_key, lease_s=0)
-        await ledger.complete(upload_key, {"image_id": upload["id"]})
+        await ledger.complete(upload_key, {"image_id": upload.id})
         create_key = EffectKey(event.job_id, 1, "tshirt", "create")
         assert (await ledger.begin(create_key, lease_s=0)).state is EffectState.NEW
         variants = entry.select(await client.list_variants(6, 99))
@@ -551,7 +551,7 @@ async def test_a_create_with_unknown_outcome_is_found_whatever_printify_does(
                 print_provider_id=99,
                 variants=variants,
                 price_cents=entry.price_cents,
-                image_id=upload["id"],
+                image_id=upload.id,
                 sku_prefix=marker,
             ),
         )
@@ -563,7 +563,7 @@ async def test_a_create_with_unknown_outcome_is_found_whatever_printify_does(
                 build_product_payload(
                     title=f"other {i}", description="d", tags=[], blueprint_id=6,
                     print_provider_id=99, variants=variants[:1], price_cents=2999,
-                    image_id=other["id"], sku_prefix=f"other-{event.job_id}-{i}",
+                    image_id=other.id, sku_prefix=f"other-{event.job_id}-{i}",
                 ),
             )  # fmt: skip
         before = sum(a["products_created"] for a in books(printify_sim)["accounts"].values())
@@ -572,12 +572,10 @@ async def test_a_create_with_unknown_outcome_is_found_whatever_printify_does(
 
         assert [o.topic for o in outputs] == [PRODUCTS_CREATED], outputs
         made = outputs[0].event.payload
-        assert made.product_id == crashed["id"]
+        assert made.product_id == crashed.id
         after = sum(a["products_created"] for a in books(printify_sim)["accounts"].values())
         assert after == before
         assert made.variant_count == len(variants)
         product = await client.get_product(shop, made.product_id)
-        assert {v["id"] for v in product["variants"] if v["is_enabled"]} == {
-            v["id"] for v in variants
-        }
-        assert not any(crashed["id"] in d["product_ids"] for d in books(printify_sim)["duplicates"])
+        assert {v.id for v in product.variants if v.is_enabled} == {v.id for v in variants}
+        assert not any(crashed.id in d["product_ids"] for d in books(printify_sim)["duplicates"])

@@ -34,7 +34,7 @@ async def make_product(
     client: PrintifyClient, auto_publish: bool, channel: str = "custom_integration"
 ) -> ProductCreated:
     shops = await client.list_shops()
-    shop = next(str(s["id"]) for s in shops if s["sales_channel"] == channel)
+    shop = next(str(s.id) for s in shops if s.sales_channel == channel)
     product = await create_product(
         client, shop, variant_count=3, price_cents=1999, sku_prefix="pod-test"
     )
@@ -45,7 +45,7 @@ async def make_product(
         payload=ProductCreatedPayload(
             image_index=0,
             product_type="tshirt",
-            product_id=product["id"],
+            product_id=product.id,
             shop_id=shop,
             blueprint_id=BLUEPRINT,
             print_provider_id=PROVIDER,

@@ -46,7 +46,8 @@ async def test_auto_publish_publishes_and_confirms(
         "Moon Cat", event.payload.product_id
     )
     product = await client.get_product(event.payload.shop_id, event.payload.product_id)
-    assert product["external"]["handle"].startswith("https://shop.test/p/moon-cat-")
+    assert product.external is not None
+    assert (product.external.handle or "").startswith("https://shop.test/p/moon-cat-")
     assert publish_calls(printify_sim, event.payload.product_id) == 1
 
 
@@ -80,7 +81,7 @@ async def test_publish_requested_but_unconfirmed_is_only_confirmed(
     # An earlier attempt recorded `started`, asked Printify to publish, and crashed.
     await ledger.begin(publish_key(event), lease_s=0)
     await client.publish(p.shop_id, p.product_id)
-    assert (await client.get_product(p.shop_id, p.product_id))["is_locked"] is True
+    assert (await client.get_product(p.shop_id, p.product_id)).is_locked is True
 
     outputs = await publisher(client, ledger)(event, CTX)
 
@@ -91,7 +92,8 @@ async def test_publish_requested_but_unconfirmed_is_only_confirmed(
     assert published.payload.external_id == p.product_id
     assert published.payload.handle == "https://shop.test/p/" + handle_for("Moon Cat", p.product_id)
     product = await client.get_product(p.shop_id, p.product_id)
-    assert product["is_locked"] is False and product["external"]["id"] == p.product_id
+    assert product.is_locked is False
+    assert product.external is not None and product.external.id == p.product_id
 
 
 async def test_confirmed_publication_is_recorded_without_any_call(

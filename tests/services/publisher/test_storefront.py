@@ -32,7 +32,7 @@ from shared.events import (
 from shared.ledger import Ledger
 from shared.topics import PRINTIFY_WEBHOOKS
 from shared.vendors.channels import ChannelRegistry, PrintifyStorefront, ProductRef
-from shared.vendors.printify import PrintifyClient
+from shared.vendors.printify import PrintifyClient, Product
 from shared.vendors.printify_webhooks import TOPICS, register_webhooks, sign
 from simulators.process import SimulatorProcess
 from tests.services.api.conftest import serve
@@ -233,11 +233,11 @@ async def test_a_product_the_storefront_cannot_sell_is_refused_to_printify_once(
     event = await make_product(client, auto_publish=True)
     p = event.payload
     # Every variant switched off after creation: nothing a buyer could order.
-    variants = (await client.get_product(p.shop_id, p.product_id))["variants"]
+    variants = (await client.get_product(p.shop_id, p.product_id)).variants
     await client.update_product(
         p.shop_id,
         p.product_id,
-        {"variants": [{"id": v["id"], "is_enabled": False} for v in variants]},
+        {"variants": [{"id": v.id, "is_enabled": False} for v in variants]},
     )
     shake = await publish_for_the_webhook(event, api, webhooks_topic, client, ledger, printify_sim)
 
@@ -317,5 +317,5 @@ def _product(**changes: Any) -> dict[str, Any]:
     ],
 )
 def test_what_the_storefront_will_not_sell(changes: dict[str, Any], reason: str | None) -> None:
-    refusal = storefront_refusal(_product(**changes))
+    refusal = storefront_refusal(Product.model_validate({"id": "p1", **_product(**changes)}))
     assert (refusal is None) if reason is None else (reason in (refusal or ""))

@@ -122,11 +122,11 @@ async def test_a_listing_the_channel_made_is_confirmed(
 
     await drive(watcher, lambda: emitted.on(PUBLISHED), 10, "the confirmation")
 
-    product = await client.get_product(p.shop_id, p.product_id)
+    external = (await client.get_product(p.shop_id, p.product_id)).external
     [confirmed] = emitted.on(PUBLISHED)
-    assert isinstance(confirmed, ProductPublished)
-    assert confirmed.payload.external_id == product["external"]["id"]
-    assert confirmed.payload.handle == product["external"]["handle"]
+    assert isinstance(confirmed, ProductPublished) and external is not None
+    assert confirmed.payload.external_id == external.id
+    assert confirmed.payload.handle == external.handle
     assert (confirmed.payload.handle or "").startswith("https://www.etsy.com/listing/")
     # The same event id as any other path would give it: the monitor counts it once.
     same = published_event(event, external_id="x", handle=None)

@@ -135,9 +135,9 @@ async def new_product(
     )
     if bigger_costs_more:
         # One size sells for more: Etsy must be told the price depends on the size.
-        enabled = [v for v in made["variants"] if v["is_enabled"]]
-        await reprice(source, PRINTIFY_SHOP, made, {enabled[-1]["id"]: 2999})
-    return ProductRef(PRINTIFY_SHOP, str(made["id"]), TITLE)
+        enabled = [v for v in made.variants if v.is_enabled]
+        await reprice(source, PRINTIFY_SHOP, made, {enabled[-1].id: 2999})
+    return ProductRef(PRINTIFY_SHOP, str(made.id), TITLE)
 
 
 async def draft_of(source: PrintifyClient, ref: ProductRef) -> ListingDraft:
@@ -291,7 +291,7 @@ async def test_a_listing_left_half_made_is_finished_never_duplicated(
     assert (await channel.check(ref)) == PENDING  # a draft: not listed yet
     finished = await channel.reconcile(ref)
     assert finished is not None and finished.listing is not None
-    assert finished.listing.external_id == str(created["listing_id"])
+    assert finished.listing.external_id == str(created.listing_id)
     listing = await listing_with(etsy_app, finished.listing.external_id)
     assert listing["state"] == "active" and len(listing["images"]) == 2
     assert sorted(p["sku"] for p in listing["inventory"]["products"]) == sorted(
@@ -489,7 +489,7 @@ async def test_a_server_error_is_sent_again_unless_the_call_could_list_twice() -
 
     client, _ = _mock_etsy(flaky)
     async with client:
-        assert (await client.get_listing(7))["listing_id"] == 7
+        assert (await client.get_listing(7)).listing_id == 7
         with pytest.raises(RetryableError):
             await client.create_draft_listing(SHOP, {"title": "x"})
     # A GET may be sent again; a createDraftListing could make a second listing, so it is not
@@ -567,7 +567,7 @@ async def test_a_short_429_is_waited_out_a_long_one_raised() -> None:
 
     client, sent = _mock_etsy(answer)
     async with client:
-        assert (await client.get_listing(1))["listing_id"] == 2  # sent again
+        assert (await client.get_listing(1)).listing_id == 2  # sent again
         with pytest.raises(RateLimited) as caught:
             await client.get_listing(1)
     assert caught.value.retry_after == 30.0 and len(sent) == 3
@@ -714,3 +714,14 @@ def test_the_inventory_names_what_prices_and_skus_depend_on() -> None:
 async def test_the_channel_is_a_sales_channel(source: PrintifyClient, etsy_app: FastAPI) -> None:
     channel: SalesChannel = channel_on(etsy_app, source)
     assert channel.name == "etsy"
+
+
+async def test_a_listing_without_its_id_is_a_permanent_error_naming_it() -> None:
+    def no_id(request: httpx.Request, n: int) -> httpx.Response:
+        return httpx.Response(200, json={"state": "draft", "tags": ["pod-x"]})
+
+    client, _ = _mock_etsy(no_id)
+    async with client:
+        with pytest.raises(PermanentError, match=r"getListing.*listing_id") as caught:
+            await client.get_listing(7)
+    assert caught.value.vendor == "etsy"

@@ -158,7 +158,7 @@ async def a_product(source: PrintifyClient) -> ProductRef:
         price_cents=2499,
         sku_prefix=f"pod-{uuid.uuid4().hex[:16]}",
     )
-    return ProductRef(str(printify_sim.SHOP_ID), str(made["id"]), "Moon Cat")
+    return ProductRef(str(printify_sim.SHOP_ID), str(made.id), "Moon Cat")
 
 
 def channel(sim: Sim, source: PrintifyClient, s: EtsySettings, **kw: Any) -> EtsyChannel:

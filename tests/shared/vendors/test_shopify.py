@@ -72,7 +72,7 @@ async def a_product(printify: PrintifyClient, variants: int = 3) -> ProductRef:
     made = await create_product(
         printify, str(SHOP_ID), variant_count=variants, price_cents=2499, sku_prefix="pod-shop"
     )
-    return ProductRef(str(SHOP_ID), str(made["id"]), TITLE)
+    return ProductRef(str(SHOP_ID), str(made.id), TITLE)
 
 
 async def test_publish_lists_the_product_with_its_variants_images_and_marker(

@@ -125,7 +125,7 @@ async def a_product(printify: PrintifyClient) -> ProductRef:
     made = await create_product(
         printify, str(SHOP_ID), variant_count=2, price_cents=1999, sku_prefix="pod-cc"
     )
-    return ProductRef(str(SHOP_ID), str(made["id"]), TITLE)
+    return ProductRef(str(SHOP_ID), str(made.id), TITLE)
 
 
 SHOP_QUERY = "query PodShop { shop { name } }"

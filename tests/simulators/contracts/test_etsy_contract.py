@@ -269,7 +269,7 @@ async def new_product(source: Any, variants: int) -> ProductRef:
         price_cents=2499,
         sku_prefix=f"pod-{uuid.uuid4().hex[:16]}",
     )
-    return ProductRef(str(printify_sim.SHOP_ID), str(made["id"]), "Moon Cat")
+    return ProductRef(str(printify_sim.SHOP_ID), str(made.id), "Moon Cat")
 
 
 async def mockup(url: str) -> bytes:
@@ -341,7 +341,7 @@ async def test_every_call_of_the_etsy_client_conforms_to_etsys_document(
                 "is_supply": False, "type": "physical", "tags": ["pod-abc", "moon cat"],
             },
         )  # fmt: skip
-        listing_id = int(created["listing_id"])
+        listing_id = created.listing_id
         await etsy.upload_listing_image(SHOP, listing_id, png(8, 8), rank=1, alt_text="a cat")
         await etsy.get_listings_by_shop(SHOP, state="draft", includes=("Images", "Inventory"))
         await etsy.get_listing(listing_id, includes=("Images",))
