@@ -29,6 +29,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
+from pydantic import BaseModel, ConfigDict
 
 from services.publisher.publications import Publications
 from services.publisher.settings import PublisherSettings
@@ -51,7 +52,7 @@ from shared.events import (
     ProductPublishingPayload,
     channels_of,
 )
-from shared.ledger import Ledger, Result
+from shared.ledger import Ledger
 from shared.runner import EventProducer, Handler, MessageContext, Output
 from shared.service import closing
 from shared.topics import DEFAULT_CHANNEL, PUBLISHED
@@ -110,10 +111,10 @@ class ShopPublisher:
         channel = await self.channels.for_shop(event.payload.shop_id)
         ref = product_ref(event)
 
-        async def do() -> Result:
+        async def do() -> Publication:
             return _recorded(await channel.publish(ref))
 
-        async def reconcile() -> Result | None:
+        async def reconcile() -> Publication | None:
             state = await channel.reconcile(ref)
             if state is not None and state.pending:
                 logger.warning(
@@ -123,9 +124,9 @@ class ShopPublisher:
                 )
             return None if state is None else _recorded(state)
 
-        published = await self.ledger.once(publish_key(event), do, reconcile)
+        published = await self.ledger.once(publish_key(event), do, reconcile, model=Publication)
         out: Event
-        if published.get("pending"):
+        if published.pending:
             out = await self._await_channel(event, ctx, channel.name)
         else:
             out = _published(event, published)
@@ -181,25 +182,27 @@ class DirectPublisher:
             return []
         ref = product_ref(event)
 
-        async def do() -> Result:
+        async def do() -> Publication:
             result = self._listed(await self.channel.publish(ref))
             assert result is not None
             return result
 
-        async def reconcile() -> Result | None:
+        async def reconcile() -> Publication | None:
             return self._listed(await self.channel.reconcile(ref))
 
-        done = await self.ledger.once(publish_key(event, self.name), do, reconcile)
+        done = await self.ledger.once(
+            publish_key(event, self.name), do, reconcile, model=Publication
+        )
         logger.info(
             "product published job_id=%s product_id=%s channel=%s listing=%s",
             event.job_id,
             ref.product_id,
             self.name,
-            done.get("external_id"),
+            done.external_id,
         )
         return [Output(PUBLISHED, _published(event, done, self.name))]
 
-    def _listed(self, state: ListingState | None) -> Result | None:
+    def _listed(self, state: ListingState | None) -> Publication | None:
         """What the ledger keeps of a listing; raises when the channel refused it or has not
         listed it yet (the runner tries again later, and reconcile finds it)."""
         if state is None:
@@ -259,21 +262,27 @@ def printify_publisher(
     return ByEventType({ProductCreated: shop, PrintifyWebhookReceived: webhooks})
 
 
-def _recorded(state: ListingState) -> Result:
-    """What the ledger keeps of a publish call: the listing, or that it is pending."""
+class Publication(BaseModel):
+    """What the ledger keeps of a publish call: the listing, or that it is pending (the JSON
+    layout rows recorded before this model have; an id some channel gave as a number reads as
+    the text it was published with)."""
+
+    model_config = ConfigDict(coerce_numbers_to_str=True)
+
+    external_id: str | None = None
+    handle: str | None = None
+    pending: bool = False
+
+
+def _recorded(state: ListingState) -> Publication:
     if state.listing is not None:
-        return {"external_id": state.listing.external_id, "handle": state.listing.handle}
-    return {"external_id": None, "handle": None, "pending": True}
+        return Publication(external_id=state.listing.external_id, handle=state.listing.handle)
+    return Publication(pending=True)
 
 
-def _published(event: ProductCreated, result: Result, channel: str = DEFAULT_CHANNEL) -> Event:
-    external_id = result.get("external_id")
-    handle = result.get("handle")
+def _published(event: ProductCreated, result: Publication, channel: str = DEFAULT_CHANNEL) -> Event:
     return published_event(
-        event,
-        external_id=None if external_id is None else str(external_id),
-        handle=None if handle is None else str(handle),
-        channel=channel,
+        event, external_id=result.external_id, handle=result.handle, channel=channel
     )
 
 
