@@ -36,6 +36,7 @@ import httpx
 from confluent_kafka.admin import AdminClient
 from pydantic import Field, SecretStr, create_model
 
+from devstack.channel_sims import channel_simulator, simulator_env
 from devstack.launch.kafka import LocalKafka, LocalKafkaCluster, SaslListener
 from devstack.launch.ports import free_port
 from devstack.launch.postgres import SERVICE_ROLE, STOP_SIGNALS, LocalPostgres
@@ -55,14 +56,13 @@ from shared.lifecycle import (
 )
 from shared.logs import redact_url, setup_logging
 from shared.settings import (
-    ChannelSettings,
     DatabaseSettings,
     KafkaSettings,
     PodSettings,
     StateSettings,
     load_settings,
 )
-from shared.topics import JOBS_BY_PRIORITY, STAGES, ensure_topics
+from shared.topics import JOBS_BY_PRIORITY, STAGES, ChannelSettings, ensure_topics
 from shared.vendors.channels import ChannelSpec
 from shared.vendors.direct import direct_specs
 from simulators.process import SimulatorProcess
@@ -80,7 +80,8 @@ def direct_channel_settings(specs: tuple[ChannelSpec[Any], ...]) -> type[PodSett
     and its credential (unset: the simulator is started for it)."""
     fields: dict[str, Any] = {}
     for spec in specs:
-        fields[sim_port_setting(spec.simulator)] = (int, spec.simulator_port)
+        sim = channel_simulator(spec.name)
+        fields[sim_port_setting(sim.module)] = (int, sim.port)
         for credential in (spec.credential, *spec.other_credentials):
             fields[credential.lower()] = (SecretStr | None, None)
     return create_model("DirectChannelStackSettings", __base__=PodSettings, **fields)
@@ -159,7 +160,7 @@ def isolated_settings(state_dir: Path, **overrides: object) -> StackSettings:
             "sim_comfyui_port",
             "sim_printify_port",
             "kafka_test_listener_port",
-            *(sim_port_setting(spec.simulator) for spec in direct_specs()),
+            *(sim_port_setting(channel_simulator(s.name).module) for s in direct_specs()),
         )
     }
     return StackSettings(pod_state_dir=state_dir, **{**ports, **overrides})  # type: ignore[arg-type]
@@ -460,9 +461,9 @@ class Stack:
         # A direct sales channel that is sold on without an account of its own: its simulator.
         for spec in direct_specs():
             if spec.name in s.publish_channels and s.credential_of(spec) is None:
-                sim = self._simulator(spec.simulator, s.simulator_port(spec.simulator))
-                env.update(spec.simulator_env)
-                env[spec.url_setting] = sim.url
+                module = channel_simulator(spec.name).module
+                sim = self._simulator(module, s.simulator_port(module))
+                env.update(simulator_env(spec, sim.url))
         self._vendor_env = env
         return env
 

@@ -29,6 +29,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from shared.errors import InvalidEventError
+from shared.sales_channels import DEFAULT_CHANNEL
 
 SCHEMA_VERSION = 1
 
@@ -53,7 +54,6 @@ class Priority(StrEnum):
 MIN_LEVEL, MAX_LEVEL = 1, 10
 
 # The channel of a job that names none (jobs from before channels): Printify's own shop.
-DEFAULT_CHANNEL = "printify"
 
 
 class ProductType(StrEnum):

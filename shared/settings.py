@@ -11,10 +11,9 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Any, TypeVar
 
 from pydantic import (
-    AliasChoices,
     Field,
     SecretStr,
     ValidationError,
@@ -24,7 +23,6 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
-    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
@@ -32,7 +30,9 @@ from pydantic_settings import (
 from shared.errors import ConfigError
 from shared.seed_config import is_seed_layout, translate
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+# The folder holding the ``shared`` package (a checkout, or the image's /app), however deep in
+# the package this module sits.
+REPO_ROOT = next(p.parent for p in Path(__file__).resolve().parents if p.name == "shared")
 
 
 class JsonConfigSource(PydanticBaseSettingsSource):
@@ -227,54 +227,6 @@ class WorkerLivenessSettings(PodSettings):
     worker_stale_s: float = Field(default=30.0, gt=0)
     # ... and forgotten (no longer counted, listed or alerted on) once silent this long.
     worker_forget_s: float = Field(default=3600.0, gt=0)
-
-
-def _default_channels() -> list[str]:
-    # shared.topics lists the channels from their adapters (shared.vendors.direct), whose
-    # settings extend PodSettings: it is imported when first needed, not with this module.
-    from shared.topics import DEFAULT_CHANNEL
-
-    return [DEFAULT_CHANNEL]
-
-
-class ChannelSettings(PodSettings):
-    """The sales channels this deployment publishes to (``PUBLISH_CHANNELS``, or the seed's
-    ``enabledPlatforms``): each runs its own publisher consumer group; a job may pick a subset."""
-
-    publish_channels: Annotated[list[str], NoDecode] = Field(
-        default_factory=_default_channels,
-        validation_alias=AliasChoices("publish_channels", "enabled_platforms"),
-        description="Comma-separated channel names (shared.topics.CHANNELS)",
-    )
-
-    @field_validator("publish_channels", mode="before")
-    @classmethod
-    def _split_channels(cls, value: object) -> object:
-        if isinstance(value, str):
-            value = value.split(",")
-        if isinstance(value, list):
-            return list(dict.fromkeys(str(v).strip().lower() for v in value if str(v).strip()))
-        return value
-
-    @field_validator("publish_channels")
-    @classmethod
-    def _known_channels(cls, value: list[str]) -> list[str]:
-        from shared.topics import CHANNELS  # see _default_channels
-
-        unknown = [c for c in value if c not in CHANNELS]
-        if unknown:
-            raise ValueError(
-                f"unknown channel(s) {', '.join(unknown)}: the channels are {', '.join(CHANNELS)}"
-            )
-        if not value:
-            raise ValueError("name at least one channel")
-        return value
-
-    def stages(self) -> list[str]:
-        """The stages this deployment runs (the publishers of its channels only)."""
-        from shared.topics import stages_for  # see _default_channels
-
-        return stages_for(self.publish_channels)
 
 
 class StateSettings(PodSettings):

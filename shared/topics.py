@@ -13,15 +13,14 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic  # type: ignore[attr-defined]
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import NoDecode
 
 from shared.errors import ConfigError
-from shared.events import (
-    DEFAULT_CHANNEL as DEFAULT_CHANNEL,  # defined by the contract, re-exported here
-)
 from shared.events import (
     EVENT_TYPES,
     ControlCommand,
@@ -38,7 +37,9 @@ from shared.events import (
     WorkerExited,
     WorkerHeartbeat,
 )
-from shared.vendors.direct import DIRECT_CHANNELS
+from shared.sales_channels import DEFAULT_CHANNEL as DEFAULT_CHANNEL
+from shared.sales_channels import DIRECT_CHANNELS
+from shared.settings import PodSettings
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +115,7 @@ PRINTIFY = Stage(
 # Sales channels, each published to by its own consumer group of products.created, with its own
 # retry and dead-letter topics: "printify" publishes through the Printify shop's own channel
 # (and answers Printify's webhooks for the engine's storefront); the others list directly, one
-# for each adapter registered in shared.vendors.direct.
+# for each adapter registered in shared.sales_channels.
 CHANNELS = (DEFAULT_CHANNEL, *DIRECT_CHANNELS)
 PUBLISHER = Stage(
     "publisher",
@@ -181,6 +182,46 @@ def stages_for(channels: Sequence[str]) -> list[str]:
     the other channels."""
     skipped = {PUBLISHERS[c].name for c in CHANNELS if c not in channels}
     return [name for name in STAGES if name not in skipped]
+
+
+def _default_channels() -> list[str]:
+    return [DEFAULT_CHANNEL]
+
+
+class ChannelSettings(PodSettings):
+    """The sales channels this deployment publishes to (``PUBLISH_CHANNELS``, or the seed's
+    ``enabledPlatforms``): each runs its own publisher consumer group; a job may pick a subset."""
+
+    publish_channels: Annotated[list[str], NoDecode] = Field(
+        default_factory=_default_channels,
+        validation_alias=AliasChoices("publish_channels", "enabled_platforms"),
+        description="Comma-separated channel names (shared.topics.CHANNELS)",
+    )
+
+    @field_validator("publish_channels", mode="before")
+    @classmethod
+    def _split_channels(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.split(",")
+        if isinstance(value, list):
+            return list(dict.fromkeys(str(v).strip().lower() for v in value if str(v).strip()))
+        return value
+
+    @field_validator("publish_channels")
+    @classmethod
+    def _known_channels(cls, value: list[str]) -> list[str]:
+        unknown = [c for c in value if c not in CHANNELS]
+        if unknown:
+            raise ValueError(
+                f"unknown channel(s) {', '.join(unknown)}: the channels are {', '.join(CHANNELS)}"
+            )
+        if not value:
+            raise ValueError("name at least one channel")
+        return value
+
+    def stages(self) -> list[str]:
+        """The stages this deployment runs (the publishers of its channels only)."""
+        return stages_for(self.publish_channels)
 
 
 def channel_of(stage: str) -> str | None:

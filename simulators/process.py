@@ -10,16 +10,16 @@ from pathlib import Path
 
 import httpx
 
+from devstack.channel_sims import CHANNEL_SIMULATORS
 from shared.lifecycle import popen
-from shared.vendors.direct import direct_specs
 
 # Default ports: ComfyUI's own default, then the ones the pipeline issue fixed, then each
-# direct sales channel's, as its adapter declares it.
+# direct sales channel's, as the dev stack's table lists it.
 DEFAULT_PORTS = {
     "anthropic": 8190,
     "comfyui": 8188,
     "printify": 8189,
-    **{spec.simulator: spec.simulator_port for spec in direct_specs()},
+    **{sim.module: sim.port for sim in CHANNEL_SIMULATORS.values()},
 }
 
 

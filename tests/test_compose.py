@@ -16,18 +16,24 @@ import anthropic
 import pytest
 import yaml
 
+from devstack.channel_sims import channel_simulator
 from shared.settings import PodSettings
 from shared.vendors.direct import direct_specs
 
 ROOT = Path(__file__).resolve().parent.parent
 # The vendors' simulators, then one per direct sales channel.
-SIMULATORS = ("anthropic", "comfyui", "printify", *(s.simulator for s in direct_specs()))
+SIMULATORS = (
+    "anthropic",
+    "comfyui",
+    "printify",
+    *(channel_simulator(s.name).module for s in direct_specs()),
+)
 # Each vendor's URL setting and the simulator that stands in for it.
 VENDOR_URLS = {
     "ANTHROPIC_BASE_URL": "anthropic",
     "COMFYUI_API_URL": "comfyui",
     "PRINTIFY_API_URL": "printify",
-    **{s.url_setting: s.simulator for s in direct_specs()},
+    **{s.url_setting: channel_simulator(s.name).module for s in direct_specs()},
 }
 PROFILE = "simulators"
 SIMULATORS_ENV = ROOT / "simulators.env"
@@ -214,7 +220,7 @@ def test_with_the_profile_every_vendor_is_its_simulator() -> None:
             assert str(url.port) == command[command.index("--port") + 1], (setting, command)
         # Each direct channel's simulator gets the settings `make up` gives it.
         for spec in direct_specs():
-            for key, value in spec.simulator_env.items():
+            for key, value in channel_simulator(spec.name).env.items():
                 assert env[key] == value, (name, key)
         for key in ("CLAUDE_API_KEY", "PRINTIFY_API_KEY"):
             assert env[key].startswith("sim-"), key

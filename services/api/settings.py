@@ -9,7 +9,6 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 from shared.events import MAX_LEVEL, MIN_LEVEL, Priority
 from shared.settings import (
-    ChannelSettings,
     DatabaseSettings,
     JobLimitSettings,
     KafkaSettings,
@@ -17,6 +16,7 @@ from shared.settings import (
     empty_is_unset,
 )
 from shared.storage import ImageStorageSettings
+from shared.topics import ChannelSettings
 
 
 class ApiSettings(

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pydantic import Field, SecretStr
 
 from shared.runner import RunnerSettings
-from shared.settings import ChannelSettings, DatabaseSettings, WorkerLivenessSettings
+from shared.settings import DatabaseSettings, WorkerLivenessSettings
+from shared.topics import ChannelSettings
 
 
 class MonitorSettings(RunnerSettings, DatabaseSettings, WorkerLivenessSettings, ChannelSettings):

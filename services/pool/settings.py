@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 from pydantic import Field, create_model
 
 from shared.acls import PrincipalPasswordSettings
-from shared.settings import ChannelSettings, KafkaSettings, PodSettings, StateSettings
-from shared.topics import STAGES
+from shared.settings import KafkaSettings, PodSettings, StateSettings
+from shared.topics import STAGES, ChannelSettings
 
 if TYPE_CHECKING:
     _PerStage = PodSettings

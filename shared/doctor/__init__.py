@@ -126,7 +126,8 @@ def unless_selling_on(channel: str) -> list[Check] | None:
     """None when ``channel`` is among PUBLISH_CHANNELS (its checks apply); else the one check
     that says why they do not (or that PUBLISH_CHANNELS itself is wrong)."""
     from shared.errors import ConfigError
-    from shared.settings import ChannelSettings, load_settings
+    from shared.settings import load_settings
+    from shared.topics import ChannelSettings
 
     try:
         channels = load_settings(ChannelSettings).publish_channels

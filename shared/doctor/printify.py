@@ -20,8 +20,8 @@ from shared.doctor import Check
 from shared.errors import ConfigError, PodError
 from shared.events import ProductType
 from shared.printsize import PLACEHOLDER_DPI
-from shared.settings import ChannelSettings, load_settings
-from shared.topics import DEFAULT_CHANNEL
+from shared.settings import load_settings
+from shared.topics import DEFAULT_CHANNEL, ChannelSettings
 from shared.vendors.channels import CUSTOM_INTEGRATION
 from shared.vendors.printify import (
     Blueprint,

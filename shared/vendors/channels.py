@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Generic, Protocol, TypeVar, cast
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 from psycopg_pool import AsyncConnectionPool
 
@@ -207,13 +207,13 @@ SettingsT = TypeVar("SettingsT", bound=PodSettings)
 @dataclass(frozen=True)
 class ChannelSpec(Generic[SettingsT]):
     """A sales channel the engine lists on itself (not through a Printify shop), declared by its
-    adapter module and registered in :data:`shared.vendors.direct.DIRECT_CHANNELS`.
+    adapter module and registered in :data:`shared.sales_channels.DIRECT_CHANNELS`.
 
     Everything else is derived from it: the channel's name in ``PUBLISH_CHANNELS`` and
     ``CHANNEL``, its publisher stage ``publisher_<name>`` (consumer group, ``publish.<name>.*``
     retry and dead-letter topics), its ledger step ``publish:<name>``, the settings its
-    publisher reads (and deploy/k8s references as secrets), and, for tests and ``make up``, its
-    simulator (``python -m simulators.<simulator>``) and what a client of it is configured with.
+    publisher reads (and deploy/k8s references as secrets). Its simulator, for tests and
+    ``make up``, is the dev stack's knowledge (its table of channel simulators).
     """
 
     name: str
@@ -221,16 +221,10 @@ class ChannelSpec(Generic[SettingsT]):
     settings: type[SettingsT]
     # The channel from its settings, reading the products Printify made through the client.
     build: Callable[[SettingsT, PrintifyClient], SalesChannel]
-    # Its simulator: the module under simulators/ and the port it listens on by default
-    # (``SIM_<SIMULATOR>_PORT`` under ``make up``).
-    simulator: str
-    simulator_port: int
-    # The setting whose absence means "no account of your own": ``make up`` then starts the
-    # simulator and gives the publisher ``simulator_env`` and the simulator's URL as
-    # ``url_setting``.
+    # The setting whose absence means "no account of your own" (``make up`` then starts a
+    # simulator and gives the publisher its URL as ``url_setting``).
     credential: str
     url_setting: str
-    simulator_env: Mapping[str, str] = field(default_factory=dict)
     # Settings that, set instead of ``credential``, also mean an account of one's own (a
     # Shopify Dev Dashboard app's client secret instead of an admin token).
     other_credentials: tuple[str, ...] = ()
@@ -242,7 +236,7 @@ class ChannelSpec(Generic[SettingsT]):
         if not CHANNEL_NAME.match(self.name):
             raise ValueError(f"channel name {self.name!r} does not match {CHANNEL_NAME.pattern}")
         fields = {f.upper() for f in self.settings.model_fields}
-        named = [self.credential, *self.other_credentials, self.url_setting, *self.simulator_env]
+        named = [self.credential, *self.other_credentials, self.url_setting]
         unknown = [n for n in named if n not in fields]
         if unknown:
             raise ValueError(

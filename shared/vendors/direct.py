@@ -1,15 +1,13 @@
-"""Sales channels the engine lists on directly (not through a Printify shop): the one list.
+"""Sales channels the engine lists on directly (not through a Printify shop), by their specs.
 
-Each is declared by its adapter module as a :class:`~shared.vendors.channels.ChannelSpec`
+The list itself is :data:`shared.sales_channels.DIRECT_CHANNELS` (plain data). Each is declared
+by its adapter module as a :class:`~shared.vendors.channels.ChannelSpec`
 (``SPEC`` in ``shared/vendors/<name>.py``): built from its own settings (``SHOPIFY_*``,
 ``ETSY_*``), it lists the products Printify made, read through the Printify client it is given.
 The publisher of channel ``<name>`` (its own consumer group, ``CHANNEL=<name>``) uses the one
 registered here, and everything else that names the channels is derived from this list: the
 channels, publisher stages and their topics (:mod:`shared.topics`), the ledger's
-``publish:<name>`` steps, the simulators' default ports, ``make up`` and ``deploy/k8s``.
-
-A new direct channel: its adapter module declaring ``SPEC``, its simulator
-(``simulators/<name>.py``), one entry below, and its settings in compose.yaml.
+``publish:<name>`` steps, ``make up`` and ``deploy/k8s``.
 
 The entries name where each spec is declared rather than import it: :mod:`shared.topics`
 needs only the names, and every process (``pod``, ``shared.init``) imports it, while an
@@ -22,6 +20,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from shared.errors import ConfigError
+from shared.sales_channels import DIRECT_CHANNELS
 
 if TYPE_CHECKING:
     from psycopg_pool import AsyncConnectionPool
@@ -29,11 +28,7 @@ if TYPE_CHECKING:
     from shared.vendors.channels import ChannelSpec, SalesChannel
     from shared.vendors.printify import PrintifyClient
 
-# Channel name -> ``module:attribute`` of its ChannelSpec.
-DIRECT_CHANNELS: dict[str, str] = {
-    "shopify": "shared.vendors.shopify:SPEC",
-    "etsy": "shared.vendors.etsy:SPEC",
-}
+__all__ = ["DIRECT_CHANNELS", "direct_channel", "direct_spec", "direct_specs"]
 
 
 def direct_spec(name: str) -> ChannelSpec[Any]:

@@ -30,6 +30,7 @@ import psutil
 import pytest
 from confluent_kafka import KafkaError, Producer
 
+from devstack.channel_sims import channel_simulator
 from devstack.stack import isolated_settings, sim_port_setting
 from shared.lifecycle import popen, record_of, write_records
 from shared.topics import wait_for_broker
@@ -48,7 +49,7 @@ PORT_SETTINGS = (
     "sim_anthropic_port",
     "sim_comfyui_port",
     "sim_printify_port",
-    *(sim_port_setting(spec.simulator) for spec in direct_specs()),
+    *(sim_port_setting(channel_simulator(spec.name).module) for spec in direct_specs()),
 )
 
 

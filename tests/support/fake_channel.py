@@ -1,6 +1,7 @@
 """A direct sales channel that exists only here, registered the way a new one is (one more entry
-in ``shared.vendors.direct.DIRECT_CHANNELS``), and what the engine derives from the registry once
-it is there: run as ``python -m tests.support.fake_channel``, it prints that as JSON.
+in ``shared.sales_channels.DIRECT_CHANNELS``, and its simulator in the dev stack's table), and
+what the engine derives from the registry once it is there: run as
+``python -m tests.support.fake_channel``, it prints that as JSON.
 
 It runs in a process of its own because the registry is read when ``shared.topics`` is first
 imported: the entry has to be there before, and must not leak into other tests.
@@ -18,6 +19,7 @@ from unittest.mock import patch
 
 from pydantic import SecretStr
 
+from devstack.channel_sims import CHANNEL_SIMULATORS, ChannelSimulator
 from shared.settings import PodSettings
 from shared.vendors.channels import PENDING, ChannelSpec, ListingState, ProductRef
 from shared.vendors.printify import PrintifyClient
@@ -57,21 +59,21 @@ SPEC = ChannelSpec(
     name=NAME,
     settings=FakeMarketSettings,
     build=FakeMarketChannel,
-    simulator=NAME,
-    simulator_port=PORT,
     credential="FAKEMARKET_TOKEN",
     url_setting="FAKEMARKET_API_URL",
-    simulator_env={"FAKEMARKET_TOKEN": "sim-token", "FAKEMARKET_SHOP": "sim-shop"},
 )
 
 
 def register() -> None:
     """Add :data:`SPEC` to the registry, before anything has derived a table from it."""
-    import shared.vendors.direct as direct
+    import shared.sales_channels as sales_channels
 
     if "shared.topics" in sys.modules:
         raise RuntimeError("shared.topics was imported before the channel was registered")
-    direct.DIRECT_CHANNELS[NAME] = "tests.support.fake_channel:SPEC"
+    sales_channels.DIRECT_CHANNELS[NAME] = "tests.support.fake_channel:SPEC"
+    CHANNEL_SIMULATORS[NAME] = ChannelSimulator(
+        NAME, PORT, {"FAKEMARKET_TOKEN": "sim-token", "FAKEMARKET_SHOP": "sim-shop"}
+    )
 
 
 def derived() -> dict[str, Any]:
@@ -112,7 +114,7 @@ def derived() -> dict[str, Any]:
     }
 
     # The publisher builds the registered adapter from its settings.
-    with patch.dict(os.environ, SPEC.simulator_env):
+    with patch.dict(os.environ, CHANNEL_SIMULATORS[NAME].env):
         built = direct_channel(NAME, cast(PrintifyClient, None))
     out["built"] = [type(built).__name__, built.name]
 

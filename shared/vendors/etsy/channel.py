@@ -340,29 +340,14 @@ def etsy_channel(
     )
 
 
-# The simulator's shop owner's refresh token under `make up`: the simulator takes a refresh token
-# it has not seen as one it issued (a grant made before it started), then rotates it as Etsy
-# does. Etsy's tokens start with the user's numeric id.
-SIM_REFRESH_TOKEN = "1.sim-etsy-refresh-token"  # noqa: S105  # the simulator's, not a secret
-
-# The channel as the engine registers it (shared.vendors.direct), with the simulator's app and
-# shop (any keystring:secret is accepted unless SIM_ETSY_API_KEYS restricts them).
+# The channel as the engine registers it (shared.sales_channels).
 SPEC = ChannelSpec(
     name="etsy",
     settings=EtsySettings,
     build=etsy_channel,
     takes_pool=True,
-    simulator="etsy",
-    simulator_port=8192,
     credential="ETSY_REFRESH_TOKEN",
     # An access token alone is an account of one's own too (for an hour).
     other_credentials=("ETSY_ACCESS_TOKEN",),
     url_setting="ETSY_API_URL",
-    simulator_env={
-        "ETSY_API_KEY": "sim-etsy-keystring",
-        "ETSY_SHARED_SECRET": "sim-etsy-secret",
-        "ETSY_REFRESH_TOKEN": SIM_REFRESH_TOKEN,
-        "ETSY_SHOP_ID": "51234567",
-        "ETSY_SHIPPING_PROFILE_ID": "9001",
-    },
 )

@@ -217,21 +217,14 @@ def shopify_channel(
     )
 
 
-# The channel as the engine registers it (shared.vendors.direct), with the simulator's shop
-# (its DEFAULT_SHOP; any admin token is accepted unless SIM_SHOPIFY_TOKENS lists the valid ones).
+# The channel as the engine registers it (shared.sales_channels).
 SPEC = ChannelSpec(
     name="shopify",
     settings=ShopifySettings,
     build=shopify_channel,
     takes_pool=True,
-    simulator="shopify",
-    simulator_port=8191,
     credential="SHOPIFY_ACCESS_TOKEN",
     # A Dev Dashboard app instead of an admin token: an account of one's own too.
     other_credentials=("SHOPIFY_CLIENT_SECRET",),
     url_setting="SHOPIFY_API_URL",
-    simulator_env={
-        "SHOPIFY_SHOP_DOMAIN": "pod-engine-sim.myshopify.com",
-        "SHOPIFY_ACCESS_TOKEN": "sim-shopify-token",
-    },
 )

@@ -1,6 +1,6 @@
-"""The direct sales channels come from one list (shared.vendors.direct.DIRECT_CHANNELS): every
-table that names them is derived from it, so a new channel is its adapter module, its simulator,
-one entry in that list and its compose settings."""
+"""The direct sales channels come from one list (shared.sales_channels.DIRECT_CHANNELS): every
+table that names them is derived from it, so a new channel is its adapter module, its simulator
+(and its entry in devstack/channel_sims.py), one entry in that list and its compose settings."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import pytest
 from pydantic import ValidationError
 
 from devstack import k8s
+from devstack.channel_sims import CHANNEL_SIMULATORS, channel_simulator, simulator_env
 from devstack.stack import StackSettings, sim_port_setting
 from services.publisher.settings import PublisherSettings
 from shared.errors import ConfigError
@@ -52,13 +53,15 @@ def test_every_derived_list_names_the_registered_channels() -> None:
         assert {stage.dlq, *stage.retry_topics} <= topics
         assert PublisherSettings(channel=spec.name, printify_api_key="k").channel == spec.name
         assert LEDGER_STEP.match(f"publish:{spec.name}")
-        assert DEFAULT_PORTS[spec.simulator] == spec.simulator_port
-        assert (ROOT / "simulators" / spec.simulator / "__main__.py").exists()
-        assert {sim_port_setting(spec.simulator), spec.credential.lower()} <= stack_fields
-        assert StackSettings.model_fields[sim_port_setting(spec.simulator)].default == (
-            spec.simulator_port
-        )
+        sim = channel_simulator(spec.name)
+        assert DEFAULT_PORTS[sim.module] == sim.port
+        assert (ROOT / "simulators" / sim.module / "__main__.py").exists()
+        assert {sim_port_setting(sim.module), spec.credential.lower()} <= stack_fields
+        assert StackSettings.model_fields[sim_port_setting(sim.module)].default == sim.port
+        assert simulator_env(spec, "http://sim")[spec.url_setting] == "http://sim"
         assert spec.settings in k8s.settings_of("services.publisher", spec.name)
+    # The dev stack's table lists the registered channels' simulators, and nothing else.
+    assert list(CHANNEL_SIMULATORS) == NAMES
     # One port per simulator, fixed and direct channels' alike.
     assert len(set(DEFAULT_PORTS.values())) == len(DEFAULT_PORTS)
     components = {f for f in k8s.render() if f.startswith("channels/")}
@@ -73,7 +76,8 @@ def test_the_same_ports_env_names_and_simulator_settings_as_before_the_registry(
     assert settings.simulator_port("etsy") == 8192
     assert {"shopify_access_token", "etsy_access_token"} <= set(StackSettings.model_fields)
     shopify, etsy = direct_specs()
-    assert shopify.simulator_env == {
+    shopify_sim, etsy_sim = CHANNEL_SIMULATORS["shopify"], CHANNEL_SIMULATORS["etsy"]
+    assert shopify_sim.env == {
         "SHOPIFY_SHOP_DOMAIN": "pod-engine-sim.myshopify.com",
         "SHOPIFY_ACCESS_TOKEN": "sim-shopify-token",
     }
@@ -81,10 +85,10 @@ def test_the_same_ports_env_names_and_simulator_settings_as_before_the_registry(
     # Etsy's account is its refresh token now (an access token alone lasts an hour).
     assert (etsy.credential, etsy.url_setting) == ("ETSY_REFRESH_TOKEN", "ETSY_API_URL")
     assert etsy.other_credentials == ("ETSY_ACCESS_TOKEN",)
-    assert etsy.simulator_env["ETSY_SHOP_ID"] == "51234567"
+    assert etsy_sim.env["ETSY_SHOP_ID"] == "51234567"
     from simulators.shopify import DEFAULT_SHOP
 
-    assert shopify.simulator_env["SHOPIFY_SHOP_DOMAIN"] == DEFAULT_SHOP
+    assert shopify_sim.env["SHOPIFY_SHOP_DOMAIN"] == DEFAULT_SHOP
 
 
 def test_compose_runs_each_registered_simulator_and_configures_its_channel() -> None:
@@ -93,16 +97,17 @@ def test_compose_runs_each_registered_simulator_and_configures_its_channel() -> 
     plain = active(DB_PASSWORDS)
     simulated = active({**env_file(SIMULATORS_ENV), **DB_PASSWORDS})
     for spec in direct_specs():
+        table = channel_simulator(spec.name)
         # Its simulator runs only under the simulators profile.
-        assert f"sim-{spec.simulator}" not in plain
-        sim = simulated[f"sim-{spec.simulator}"]
-        assert sim["command"][2] == f"simulators.{spec.simulator}"
-        assert sim["command"][-1] == str(spec.simulator_port)
+        assert f"sim-{table.module}" not in plain
+        sim = simulated[f"sim-{table.module}"]
+        assert sim["command"][2] == f"simulators.{table.module}"
+        assert sim["command"][-1] == str(table.port)
         workers = simulated["workers"]["environment"]
-        assert workers[spec.url_setting] == f"http://sim-{spec.simulator}:{spec.simulator_port}"
+        assert workers[spec.url_setting] == f"http://sim-{table.module}:{table.port}"
         # With the simulators, the channel's settings are the simulator's, as under make up;
         # without, each is passed through from .env and none is the simulator's.
-        for name, value in spec.simulator_env.items():
+        for name, value in table.env.items():
             assert workers[name] == value
             assert plain["workers"]["environment"][name] != value
 
@@ -118,7 +123,7 @@ def test_the_publisher_builds_the_registered_adapter_from_its_settings(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     shopify = direct_spec("shopify")
-    for name, value in shopify.simulator_env.items():
+    for name, value in CHANNEL_SIMULATORS["shopify"].env.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv(shopify.url_setting, "http://127.0.0.1:1")
     channel = direct_channel("shopify", None)  # type: ignore[arg-type]  # not called here
@@ -134,8 +139,6 @@ def test_a_spec_names_settings_its_adapter_reads() -> None:
             "name": "shop2",
             "settings": ShopifySettings,
             "build": direct_spec("shopify").build,
-            "simulator": "shop2",
-            "simulator_port": 9999,
             "credential": "SHOPIFY_ACCESS_TOKEN",
             "url_setting": "SHOPIFY_API_URL",
         }
@@ -145,7 +148,7 @@ def test_a_spec_names_settings_its_adapter_reads() -> None:
     with pytest.raises(ValueError, match="SHOPIFY_TOKEN"):
         spec(credential="SHOPIFY_TOKEN")
     with pytest.raises(ValueError, match="SHOP2_URL"):
-        spec(simulator_env={"SHOP2_URL": "x"})
+        spec(url_setting="SHOP2_URL")
     for bad in ("Shop", "shop-2", "2shop", "s" * 31):
         with pytest.raises(ValueError, match=re.escape(CHANNEL_NAME_PATTERN)):
             spec(name=bad)
