@@ -10,7 +10,8 @@ from psycopg import AsyncCursor
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from shared.events import DEFAULT_CHANNEL, JobRequested
+from shared.events import JobRequested
+from shared.sales_channels import DEFAULT_CHANNEL
 from shared.store import job_claims, jobs, products
 
 # Named for what services.api.schemas.jobs.JobView shows: the seed's status (a partial job is

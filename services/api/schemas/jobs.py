@@ -20,7 +20,6 @@ from pydantic_core import PydanticCustomError
 
 from services.api.schemas.common import PromptText, Text, _Wire
 from shared.events import (
-    DEFAULT_CHANNEL,
     MAX_LEVEL,
     MIN_LEVEL,
     JobRequestedPayload,
@@ -28,6 +27,7 @@ from shared.events import (
     Priority,
     ProductType,
 )
+from shared.sales_channels import DEFAULT_CHANNEL
 from shared.topics import CHANNELS
 
 
