@@ -11,7 +11,7 @@ import functools
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -394,6 +394,68 @@ def _partition_count(admin: AdminClient, name: str, timeout: float, at_least: in
         time.sleep(0.1)
 
 
+@dataclass
+class _Plan:
+    """What ``ensure_topics`` does: each topic's outcome, the topics to create and to grow."""
+
+    outcome: dict[str, str] = field(default_factory=dict)
+    to_create: list[NewTopic] = field(default_factory=list)
+    to_grow: list[NewPartitions] = field(default_factory=list)
+
+
+def _plan(
+    specs: list[TopicSpec],
+    topics: Mapping[str, Any],
+    default_partitions: int,
+    replication_factor: int,
+    min_insync_replicas: int | None,
+) -> _Plan:
+    plan = _Plan()
+    for spec in specs:
+        want = spec.partitions or default_partitions
+        existing = topics.get(spec.name)
+        if existing is None or existing.error is not None:
+            config = spec.config()
+            if min_insync_replicas is not None:
+                config["min.insync.replicas"] = str(min_insync_replicas)
+            plan.to_create.append(NewTopic(spec.name, want, replication_factor, config=config))
+            plan.outcome[spec.name] = "created"
+        elif len(existing.partitions) < want:
+            # Growing re-maps keys to partitions for new messages only; per-job ordering holds
+            # for everything produced after the change, which is what the stages rely on.
+            plan.to_grow.append(NewPartitions(spec.name, want))
+            plan.outcome[spec.name] = f"grown {len(existing.partitions)}->{want}"
+        else:
+            plan.outcome[spec.name] = "ok"
+    return plan
+
+
+def _create(admin: AdminClient, plan: _Plan, timeout: float) -> None:
+    wanted = {t.topic: t.num_partitions for t in plan.to_create}
+    for name, fut in admin.create_topics(plan.to_create, operation_timeout=timeout).items():
+        try:
+            fut.result()
+        except KafkaException as exc:
+            if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
+                raise
+            # Created by another process, or so recently that our metadata did not show
+            # it yet: it may still have too few partitions.
+            have = _partition_count(admin, name, timeout)
+            if have < wanted[name]:
+                plan.to_grow.append(NewPartitions(name, wanted[name]))
+                plan.outcome[name] = f"grown {have}->{wanted[name]}"
+            else:
+                plan.outcome[name] = "ok"
+
+
+def _grow(admin: AdminClient, plan: _Plan, timeout: float) -> None:
+    for name, fut in admin.create_partitions(plan.to_grow, operation_timeout=timeout).items():
+        fut.result()
+        logger.warning("topic partitions grown topic=%s change=%s", name, plan.outcome[name])
+    for grown in plan.to_grow:
+        _partition_count(admin, grown.topic, timeout, at_least=grown.new_total_count)
+
+
 def ensure_topics(
     admin: AdminClient,
     *,
@@ -413,51 +475,17 @@ def ensure_topics(
         min_insync_replicas = 2
     specs = specs if specs is not None else all_topics()
     metadata = admin.list_topics(timeout=timeout)
-    outcome: dict[str, str] = {}
-    to_create: list[NewTopic] = []
-    to_grow: list[NewPartitions] = []
-    for spec in specs:
-        want = spec.partitions or default_partitions
-        existing = metadata.topics.get(spec.name)
-        if existing is None or existing.error is not None:
-            config = spec.config()
-            if min_insync_replicas is not None:
-                config["min.insync.replicas"] = str(min_insync_replicas)
-            to_create.append(NewTopic(spec.name, want, replication_factor, config=config))
-            outcome[spec.name] = "created"
-        elif len(existing.partitions) < want:
-            # Growing re-maps keys to partitions for new messages only; per-job ordering holds
-            # for everything produced after the change, which is what the stages rely on.
-            to_grow.append(NewPartitions(spec.name, want))
-            outcome[spec.name] = f"grown {len(existing.partitions)}->{want}"
-        else:
-            outcome[spec.name] = "ok"
-    if to_create:
-        wanted = {t.topic: t.num_partitions for t in to_create}
-        for name, fut in admin.create_topics(to_create, operation_timeout=timeout).items():
-            try:
-                fut.result()
-            except KafkaException as exc:
-                if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
-                    raise
-                # Created by another process, or so recently that our metadata did not show
-                # it yet: it may still have too few partitions.
-                have = _partition_count(admin, name, timeout)
-                if have < wanted[name]:
-                    to_grow.append(NewPartitions(name, wanted[name]))
-                    outcome[name] = f"grown {have}->{wanted[name]}"
-                else:
-                    outcome[name] = "ok"
-    if to_grow:
-        for name, fut in admin.create_partitions(to_grow, operation_timeout=timeout).items():
-            fut.result()
-            logger.warning("topic partitions grown topic=%s change=%s", name, outcome[name])
-        for grown in to_grow:
-            _partition_count(admin, grown.topic, timeout, at_least=grown.new_total_count)
-    created = [n for n, o in outcome.items() if o == "created"]
+    plan = _plan(
+        specs, metadata.topics, default_partitions, replication_factor, min_insync_replicas
+    )
+    if plan.to_create:
+        _create(admin, plan, timeout)
+    if plan.to_grow:
+        _grow(admin, plan, timeout)
+    created = [n for n, o in plan.outcome.items() if o == "created"]
     if created:
         logger.info("topics created count=%d", len(created))
-    return outcome
+    return plan.outcome
 
 
 class BrokerAuthError(ConfigError):
