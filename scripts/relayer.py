@@ -294,22 +294,125 @@ def rewrite_from_shared(source: str) -> str:
     return "".join(lines)
 
 
-def rewrap_comments(source: str) -> str:
-    """Full-line comments the longer names pushed past the line length, split at a space."""
-    out: list[str] = []
-    for line in source.splitlines(keepends=True):
-        body = line.rstrip("\n")
+def _docstring_lines(source: str) -> set[int]:
+    """The 0-based numbers of the lines inside docstrings (module, class, function)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set()
+    found: set[int] = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        first = node.body[0] if node.body else None
+        if (
+            isinstance(first, ast.Expr)
+            and isinstance(first.value, ast.Constant)
+            and isinstance(first.value.value, str)
+        ):
+            found.update(range(first.lineno - 1, first.end_lineno or first.lineno))
+    return found
+
+
+# A line that is one string literal, maybe after ``name = `` or ``name=``: in brackets (or put
+# in parentheses) two adjacent literals are one value.
+STRING_LINE = re.compile(
+    r"^(?P<indent>\s*)(?P<lead>[\w.]+ ?= ?)?(?P<prefix>[fu]?)"
+    r'"(?P<body>(?:[^"\\]|\\.)*)"(?P<tail>[,)]*)$'
+)
+# Where prose in a comment or docstring does not go on with the line before.
+NOT_PROSE = re.compile(r'^(- |\* |>>>|\.\. |:|"""|\||```|\d+\. |$)')
+
+
+def _cut(text: str, width: int) -> int:
+    """Where to break ``text`` to fit ``width`` (a space; -1 when there is none)."""
+    return text.rfind(" ", 1, width + 1)
+
+
+def _split_string(body: str) -> list[str] | None:
+    """A long string-literal line as adjacent literals of the same value (None: it is no such
+    line, or has no space to cut at outside an f-string's braces)."""
+    found = STRING_LINE.match(body)
+    if found is None:
+        return None
+    indent, lead, prefix, text, tail = found.group("indent", "lead", "prefix", "body", "tail")
+    inner = f"{indent}    " if lead else indent
+    pieces: list[str] = []
+    # After ``name =`` it takes two literals at least: ruff format unwraps a lone one.
+    while len(inner) + len(prefix) + len(text) + 2 > LINE_LENGTH or (lead and not pieces):
+        cut = _cut(text, LINE_LENGTH - len(inner) - len(prefix) - 3)
+        while cut > 0 and prefix == "f" and text[: cut + 1].count("{") != text[:cut].count("}"):
+            cut = text.rfind(" ", 1, cut)
+        if cut <= 0:
+            break
+        pieces.append(f'{inner}{prefix}"{text[: cut + 1]}"')
+        text = text[cut + 1 :]
+    if not pieces:
+        return None
+    if lead:
+        return [f"{indent}{lead}(", *pieces, f'{inner}{prefix}"{text}"', f"{indent}){tail}"]
+    return [*pieces, f'{inner}{prefix}"{text}"{tail}']
+
+
+class _Reflow:
+    """Comment and docstring lines cut to the line length, what is cut off carried into the next
+    line of the same paragraph (or onto a line of its own)."""
+
+    def __init__(self) -> None:
+        self.out: list[str] = []
+        self.carry = ""
+        self.where: tuple[str, str] = ("", "")  # (indent, "# " or "") of the carried text
+
+    def flush(self) -> None:
+        if self.carry:
+            indent, mark = self.where
+            self.out.append(f"{indent}{mark}{self.carry}\n")
+            self.carry = ""
+
+    def prose(self, body: str, end: str, mark: str) -> None:
         stripped = body.lstrip()
-        while len(body) > LINE_LENGTH and stripped.startswith("# "):
-            indent = body[: len(body) - len(stripped)]
-            cut = body.rfind(" ", len(indent) + 2, LINE_LENGTH + 1)
-            if cut <= len(indent) + 2:
-                break
-            out.append(body[:cut] + "\n")
-            body = f"{indent}# {body[cut + 1 :]}"
-            stripped = body.lstrip()
-        out.append(body + ("\n" if line.endswith("\n") else ""))
-    return "".join(out)
+        indent = body[: len(body) - len(stripped)]
+        text = stripped[len(mark) :]
+        if self.carry and (indent, mark) == self.where and not NOT_PROSE.match(text):
+            text = f"{self.carry} {text}"
+            self.carry = ""
+        self.flush()
+        line = f"{indent}{mark}{text}"
+        cut = _cut(line, LINE_LENGTH) if len(line) > LINE_LENGTH else -1
+        if cut <= len(indent) + len(mark):
+            self.out.append(line + end)
+            return
+        self.out.append(line[:cut] + "\n")
+        self.carry = line[cut + 1 :]
+        # A list item goes on under its text, not under its dash.
+        self.where = (indent + "  " if text.startswith(("- ", "* ")) else indent, mark)
+        if not end:
+            self.flush()
+
+    def code(self, line: str) -> None:
+        self.flush()
+        self.out.append(line)
+
+
+def rewrap(source: str) -> str:
+    """Full-line comments, docstrings and one-literal lines the longer names pushed past the
+    line length, cut at spaces (the rest of the code is ruff format's)."""
+    docstrings = _docstring_lines(source)
+    flow = _Reflow()
+    for number, line in enumerate(source.splitlines(keepends=True)):
+        body = line.rstrip("\n")
+        end = line[len(body) :]
+        stripped = body.lstrip()
+        if stripped.startswith("# ") and (len(body) > LINE_LENGTH or flow.carry):
+            flow.prose(body, end, "# ")
+        elif number in docstrings and (len(body) > LINE_LENGTH or flow.carry):
+            flow.prose(body, end, "")
+        elif len(body) > LINE_LENGTH and (pieces := _split_string(body)) is not None:
+            flow.code("".join(f"{piece}\n" for piece in pieces[:-1]) + pieces[-1] + end)
+        else:
+            flow.code(line)
+    flow.flush()
+    return "".join(flow.out)
 
 
 def package_data(text: str) -> str:
@@ -356,19 +459,24 @@ def rewrite_all(moves: dict[Path, Path], dry_run: bool) -> list[Path]:
 
 
 def tidy(changed: list[Path]) -> None:
-    """Sort the imports the new names reordered, format, and rewrap long comments."""
+    """Sort the imports the new names reordered, format, and rewrap long comments and
+    docstrings."""
     python = [str(p) for p in changed if p.suffix == ".py"]
     if not python:
         return
     ruff = [sys.executable, "-m", "ruff"]
     subprocess.run([*ruff, "check", "--select", "I", "--fix", "-q", *python], cwd=ROOT, check=False)
     subprocess.run([*ruff, "format", "-q", *python], cwd=ROOT, check=True)
+    rewrapped = []
     for name in python:
         path = Path(name)
         text = path.read_text()
-        wrapped = rewrap_comments(text)
+        wrapped = rewrap(text)
         if wrapped != text:
             path.write_text(wrapped)
+            rewrapped.append(name)
+    if rewrapped:  # a literal cut in two after ``name=`` is put in parentheses
+        subprocess.run([*ruff, "format", "-q", *rewrapped], cwd=ROOT, check=True)
     long = subprocess.run(
         [*ruff, "check", "--select", "E501", "--output-format", "concise", "-q", *python],
         cwd=ROOT,
