@@ -17,11 +17,12 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import psycopg
 import pytest
+from pydantic import BaseModel, Field
 
 from devstack.stack import Stack, isolated_settings
 from shared.events import ProductCreated, ProductPublished, parse_event
@@ -92,12 +93,26 @@ def _api(stack: Stack) -> str:
     return f"http://127.0.0.1:{stack.settings.api_port}"
 
 
-def _status(stack: Stack, job_id: str) -> dict[str, Any] | None:
+class _Job(BaseModel):
+    """The fields of ``GET /jobs/{id}``'s job that the test reads."""
+
+    status: str
+    detailed_status: str = Field(alias="detailedStatus")
+    error: str | None
+    auto_publish: bool = Field(alias="autoPublish")
+    products_done: int = Field(alias="productsDone")
+
+
+class _Answer(BaseModel):
+    job: _Job
+
+
+def _status(stack: Stack, job_id: str) -> _Job | None:
     try:
         resp = httpx.get(f"{_api(stack)}/jobs/{job_id}", timeout=5)
     except httpx.HTTPError:
         return None
-    return dict(resp.json()) if resp.status_code == 200 else None
+    return _Answer.model_validate_json(resp.content).job if resp.status_code == 200 else None
 
 
 def _submit(stack: Stack, i: int) -> str:
@@ -136,19 +151,59 @@ KILLED = (
 )
 
 
+# The parts of the simulators' /_sim/books answers that the test reads.
+class _PrintifyAccount(BaseModel):
+    publish_calls: dict[str, int]
+
+
+class _PrintifyBooks(BaseModel):
+    duplicates: list[object]
+    accounts: dict[str, _PrintifyAccount]
+
+
+class _ShopifyProduct(BaseModel):
+    marker: str | None
+
+
+class _ShopifyShop(BaseModel):
+    products: list[_ShopifyProduct]
+
+
+class _ShopifyBooks(BaseModel):
+    duplicates: list[object]
+    shops: dict[str, _ShopifyShop]
+
+
+class _EtsyListing(BaseModel):
+    state: str
+    tags: list[str]
+
+
+class _EtsyShop(BaseModel):
+    listings: list[_EtsyListing]
+
+
+class _EtsyBooks(BaseModel):
+    duplicates: list[object]
+    shops: dict[str, _EtsyShop]
+
+
+Books = TypeVar("Books", _PrintifyBooks, _ShopifyBooks, _EtsyBooks)
+
+
 @dataclass
 class _VendorBooks:
     """What the three vendors' simulators hold at the end of the run."""
 
-    printify: dict[str, Any]
-    shopify_markers: list[str]
-    etsy_live: list[dict[str, Any]]
+    printify: _PrintifyBooks
+    shopify_markers: list[str | None]
+    etsy_live: list[_EtsyListing]
 
     @property
     def publishes(self) -> Counter[str]:
         """Printify's publish calls per product id."""
-        accounts = self.printify["accounts"].values()
-        return Counter({pid: n for acct in accounts for pid, n in acct["publish_calls"].items()})
+        accounts = self.printify.accounts.values()
+        return Counter({pid: n for acct in accounts for pid, n in acct.publish_calls.items()})
 
 
 @dataclass
@@ -215,7 +270,7 @@ def _progressed(stack: Stack, ids: list[str], n: int) -> bool:
     done = 0
     for jid in ids:
         st = _status(stack, jid)
-        if st and st["job"]["productsDone"] > 0:
+        if st and st.products_done > 0:
             done += 1
     return done >= n
 
@@ -236,15 +291,15 @@ def _wreak_chaos(stack: Stack) -> None:
     logger.info("chaos: postgres restarted")
 
 
-def _wait_all_terminal(stack: Stack, ids: list[str]) -> dict[str, dict[str, Any]]:
+def _wait_all_terminal(stack: Stack, ids: list[str]) -> dict[str, _Job]:
     """Each job's last answer, once every job has ended."""
-    final: dict[str, dict[str, Any]] = {}
+    final: dict[str, _Job] = {}
 
     def all_terminal() -> bool:
         for jid in ids:
             if jid not in final:
                 st = _status(stack, jid)
-                if st and st["job"]["detailedStatus"] in TERMINAL:
+                if st and st.detailed_status in TERMINAL:
                     final[jid] = st
         return len(final) == len(ids)
 
@@ -252,47 +307,41 @@ def _wait_all_terminal(stack: Stack, ids: list[str]) -> dict[str, dict[str, Any]
     return final
 
 
-def _assert_nothing_lost(stack: Stack, final: dict[str, dict[str, Any]]) -> dict[str, int]:
+def _assert_nothing_lost(stack: Stack, final: dict[str, _Job]) -> dict[str, int]:
     """Every job ended; one that did not complete says why and has dead letters."""
     dlq_jobs: set[str] = set()
     for stage in (STAGES[n] for n in PIPELINE_STAGES):
         for m in read_all(stack.bootstrap, stage.dlq):
             dlq_jobs.add((m.key() or b"").decode())
     outcomes: defaultdict[str, int] = defaultdict(int)
-    for jid, st in final.items():
-        job = st["job"]
-        outcomes[job["detailedStatus"]] += 1
-        if job["detailedStatus"] != "completed":
-            logger.warning("chaos: %s ended %s: %s", jid, job["detailedStatus"], job["error"])
-            assert job["error"], job
-            assert jid in dlq_jobs, f"{jid} ended {job['status']} without a dead letter"
+    for jid, job in final.items():
+        outcomes[job.detailed_status] += 1
+        if job.detailed_status != "completed":
+            logger.warning("chaos: %s ended %s: %s", jid, job.detailed_status, job.error)
+            assert job.error, job
+            assert jid in dlq_jobs, f"{jid} ended {job.status} without a dead letter"
     return dict(outcomes)
 
 
-def _books(stack: Stack, name: str) -> dict[str, Any]:
+def _books(stack: Stack, name: str, model: type[Books]) -> Books:
     sim = next(s for s in stack.simulators if s.name == name)
-    return dict(httpx.get(f"{sim.url}/_sim/books", timeout=5).json())
+    return model.model_validate_json(httpx.get(f"{sim.url}/_sim/books", timeout=5).content)
 
 
 def _assert_nothing_duplicated(stack: Stack) -> _VendorBooks:
     """No duplicate product or publication in any vendor's books."""
-    printify = _books(stack, "printify")
-    assert printify["duplicates"] == []
-    publish_calls = [
-        n for acct in printify["accounts"].values() for n in acct["publish_calls"].values()
-    ]
+    printify = _books(stack, "printify", _PrintifyBooks)
+    assert printify.duplicates == []
+    publish_calls = [n for acct in printify.accounts.values() for n in acct.publish_calls.values()]
     assert all(n == 1 for n in publish_calls), publish_calls
-    store = _books(stack, "shopify")
-    assert store["duplicates"] == []
-    markers = [p["marker"] for shop in store["shops"].values() for p in shop["products"]]
+    store = _books(stack, "shopify", _ShopifyBooks)
+    assert store.duplicates == []
+    markers = [p.marker for shop in store.shops.values() for p in shop.products]
     assert len(markers) == len(set(markers))
-    etsy = _books(stack, "etsy")
-    assert etsy["duplicates"] == []
+    etsy = _books(stack, "etsy", _EtsyBooks)
+    assert etsy.duplicates == []
     etsy_live = [
-        lst
-        for shop in etsy["shops"].values()
-        for lst in shop["listings"]
-        if lst["state"] == "active"
+        lst for shop in etsy.shops.values() for lst in shop.listings if lst.state == "active"
     ]
     return _VendorBooks(printify, markers, etsy_live)
 
@@ -332,20 +381,20 @@ def _assert_tables_agree(stack: Stack, topics: _FromTopics, books: _VendorBooks)
 
 
 def _assert_listed_once_everywhere(
-    final: dict[str, dict[str, Any]], topics: _FromTopics, books: _VendorBooks
+    final: dict[str, _Job], topics: _FromTopics, books: _VendorBooks
 ) -> int:
     """Every product of a job that completed is listed exactly once on each channel, in the
     vendors' own books: published once by Printify, one Shopify product, one live Etsy listing.
     Returns how many products were checked."""
     etsy_tags = Counter(
-        t for lst in books.etsy_live for t in lst["tags"] if t.startswith(MARKER_PREFIX)
+        t for lst in books.etsy_live for t in lst.tags if t.startswith(MARKER_PREFIX)
     )
     publishes = books.publishes
     shopify_markers = Counter(books.shopify_markers)
-    done = {jid for jid, st in final.items() if st["job"]["detailedStatus"] == "completed"}
+    done = {jid for jid, job in final.items() if job.detailed_status == "completed"}
     completed_products = 0
     for (jid, index, ptype), pid in topics.product_ids.items():
-        if jid not in done or not final[jid]["job"]["autoPublish"]:
+        if jid not in done or not final[jid].auto_publish:
             continue
         completed_products += 1
         key = (jid, index, ptype)
