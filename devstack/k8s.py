@@ -415,7 +415,7 @@ def api() -> list[Doc]:
                 "selector": {"matchLabels": labels},
                 "template": {
                     "metadata": {"labels": labels},
-                    # Topics and migrations before each API pod (docs/decisions.md §8): both are
+                    # Topics and migrations before each API pod (docs/decisions.md §11): both are
                     # idempotent and safe side by side, and a pod template may change with every
                     # apply, where a Job's may not.
                     "spec": _pod_spec(

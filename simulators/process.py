@@ -48,13 +48,17 @@ class SimulatorProcess:
         """Spawn the process and block until ``/_sim/config`` answers (a deadline, not a wait:
         on a loaded 2-core machine eight Python start-ups in parallel took over 20 s)."""
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
-        # Never outlives its starter (shared.lifecycle).
-        self.proc = popen(
-            [sys.executable, "-m", f"simulators.{self.name}", "--port", str(self.port)],
-            env={**os.environ, **self.env},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+        try:
+            # Never outlives its starter (shared.lifecycle).
+            self.proc = popen(
+                [sys.executable, "-m", f"simulators.{self.name}", "--port", str(self.port)],
+                env={**os.environ, **self.env},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        finally:
+            if not isinstance(out, int):  # the child has its own copy of the log's descriptor
+                out.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

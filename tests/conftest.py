@@ -66,19 +66,31 @@ def migrated_db(database_url: str) -> str:
 # Fixtures that start (or use) the session's broker and database.
 _INFRA = {"kafka_bootstrap", "database_url"}
 
+# Per-test timeouts (pytest-timeout, fixtures included) above pyproject's default of 300 s, for
+# the kinds that start a whole stack: about three times the slowest run seen in CI (chaos 138 s
+# plus its stack's start; hostile e2e 85 s, stack e2e 53 s), so only a hang reaches them.
+_TIMEOUTS = {"chaos": 900, "e2e": 600}
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark each test by what it needs: ``chaos`` (kills and restarts whole stacks), ``e2e``
     (a whole stack of processes), ``integration`` (the real broker or database), else ``unit``
     (`make test-unit`: no broker, no database, no stack)."""
     for item in items:
-        name = item.path.name
-        fixtures = set(getattr(item, "fixturenames", ()))
-        if "chaos" in name:
-            item.add_marker(pytest.mark.chaos)
-        elif name.endswith("_e2e.py") or "stack" in fixtures or name == "test_event_fuzz.py":
-            item.add_marker(pytest.mark.e2e)
-        elif fixtures & _INFRA or item.get_closest_marker("integration"):
-            item.add_marker(pytest.mark.integration)
-        else:
-            item.add_marker(pytest.mark.unit)
+        kind = _kind(item)
+        item.add_marker(kind)
+        # A test's own timeout marker, if any, stays the closest.
+        if kind.name in _TIMEOUTS and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(_TIMEOUTS[kind.name]))
+
+
+def _kind(item: pytest.Item) -> pytest.MarkDecorator:
+    name = item.path.name
+    fixtures = set(getattr(item, "fixturenames", ()))
+    if "chaos" in name:
+        return pytest.mark.chaos
+    if name.endswith("_e2e.py") or "stack" in fixtures or name == "test_event_fuzz.py":
+        return pytest.mark.e2e
+    if fixtures & _INFRA or item.get_closest_marker("integration"):
+        return pytest.mark.integration
+    return pytest.mark.unit

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -69,42 +69,45 @@ def field_name(loc: Sequence[int | str]) -> str:
     return out or "body"
 
 
+# Short, stable messages for the common cases; pydantic's own text for the rest.
+_FIXED_MESSAGES: dict[str, str] = {
+    "extra_forbidden": "unknown field",
+    "model_attributes_type": "must be a JSON object",
+    "dict_type": "must be a JSON object",
+    "model_type": "must be a JSON object",
+    "string_too_short": "must not be empty",
+    "int_type": "must be an integer",
+    "int_parsing": "must be an integer",
+    "int_from_float": "must be an integer",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "string_type": "must be a string",
+    # JSON may escape a lone surrogate (\ud800); no UTF-8 text can carry it.
+    "string_unicode": "must be valid Unicode text",
+    "list_type": "must be a list",
+}
+
+# Messages that name the bound pydantic reports in the error's context.
+_BOUND_MESSAGES: dict[str, Callable[[Mapping[str, Any]], str]] = {
+    "string_too_long": lambda ctx: f"must be at most {ctx.get('max_length')} characters",
+    "too_short": lambda ctx: f"must have at least {ctx.get('min_length')} item(s)",
+    "too_long": lambda ctx: f"must have at most {ctx.get('max_length')} item(s)",
+    "greater_than_equal": lambda ctx: f"must be at least {ctx.get('ge')}",
+    "less_than_equal": lambda ctx: f"must be at most {ctx.get('le')}",
+    "enum": lambda ctx: f"must be one of: {ctx.get('expected')}",
+}
+
+
 def _message(err: Mapping[str, Any]) -> str:
-    # Short, stable messages for the common cases; pydantic's own text for the rest.
     kind = err.get("type", "")
     ctx = err.get("ctx") or {}
-    loc = tuple(err.get("loc", ()))
     if kind == "missing":
-        return "request body is required (a JSON object)" if loc == ("body",) else "is required"
-    if kind == "extra_forbidden":
-        return "unknown field"
-    if kind in ("model_attributes_type", "dict_type", "model_type"):
-        return "must be a JSON object"
-    if kind == "string_too_short":
-        return "must not be empty"
-    if kind == "string_too_long":
-        return f"must be at most {ctx.get('max_length')} characters"
-    if kind in ("too_short", "too_long"):
-        bound = ctx.get("min_length") if kind == "too_short" else ctx.get("max_length")
-        word = "at least" if kind == "too_short" else "at most"
-        return f"must have {word} {bound} item(s)"
-    if kind == "greater_than_equal":
-        return f"must be at least {ctx.get('ge')}"
-    if kind == "less_than_equal":
-        return f"must be at most {ctx.get('le')}"
-    if kind == "enum":
-        return f"must be one of: {ctx.get('expected')}"
-    if kind in ("int_type", "int_parsing", "int_from_float"):
-        return "must be an integer"
-    if kind in ("bool_type", "bool_parsing"):
-        return "must be true or false"
-    if kind == "string_type":
-        return "must be a string"
-    if kind == "string_unicode":
-        # JSON may escape a lone surrogate (\ud800); no UTF-8 text can carry it.
-        return "must be valid Unicode text"
-    if kind == "list_type":
-        return "must be a list"
+        body_missing = tuple(err.get("loc", ())) == ("body",)
+        return "request body is required (a JSON object)" if body_missing else "is required"
+    if kind in _FIXED_MESSAGES:
+        return _FIXED_MESSAGES[kind]
+    if kind in _BOUND_MESSAGES:
+        return _BOUND_MESSAGES[kind](ctx)
     if kind == "value_error":
         return str(ctx.get("error", err.get("msg", "is invalid")))
     return str(err.get("msg", "is invalid"))

@@ -58,8 +58,16 @@ class Output:
 
     def __init__(self, proc: subprocess.Popen[bytes]) -> None:
         self.lines: list[str] = []
+        self._proc = proc
         self._thread = threading.Thread(target=self._read, args=(proc,), daemon=True)
         self._thread.start()
+
+    def close(self, timeout: float = 30) -> None:
+        """Read to the end (every writer gone), then close the pipe."""
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), "a process still holds the stack's output open"
+        assert self._proc.stdout is not None
+        self._proc.stdout.close()
 
     def _read(self, proc: subprocess.Popen[bytes]) -> None:
         assert proc.stdout is not None
@@ -124,25 +132,10 @@ def test_up_means_picked_at_once_and_a_killed_stack_leaves_nothing(
         stack={**recycled_record, "name": "stack", "start": "ticks:1"},
     )
 
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL") and not k.endswith("_API_KEY")
-    }
-    env.update({name.upper(): str(port) for name, port in ports.items()})
-    env.update(
-        {
-            **stack_env(state, 256),
-            "POD_STATE_DIR": str(state),
-            "KAFKA_PARTITIONS": "3",
-            "SIM_LATENCY_MS": "0",
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
     # Started as make up's own children are: it dies with this test process, should that die.
     proc = popen(
         [sys.executable, "-m", "devstack.stack"],
-        env=env,
+        env=up_env(state, ports),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
@@ -219,6 +212,28 @@ def test_up_means_picked_at_once_and_a_killed_stack_leaves_nothing(
                 proc.wait(120)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        out.close()
+
+
+def up_env(state: Path, ports: dict[str, int]) -> dict[str, str]:
+    """``make up``'s environment for a stack in ``state`` on ``ports``: this process's, without
+    the test session's broker, database and vendor keys."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL") and not k.endswith("_API_KEY")
+    }
+    env.update({name.upper(): str(port) for name, port in ports.items()})
+    env.update(
+        {
+            **stack_env(state, 256),
+            "POD_STATE_DIR": str(state),
+            "KAFKA_PARTITIONS": "3",
+            "SIM_LATENCY_MS": "0",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env
 
 
 def check_each_stage_logs_in_as_itself(state: Path) -> None:

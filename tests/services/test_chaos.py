@@ -16,11 +16,13 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterator
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import httpx
 import psycopg
 import pytest
+from pydantic import BaseModel, Field
 
 from devstack.stack import Stack, isolated_settings
 from shared.events import ProductCreated, ProductPublished, parse_event
@@ -91,12 +93,26 @@ def _api(stack: Stack) -> str:
     return f"http://127.0.0.1:{stack.settings.api_port}"
 
 
-def _status(stack: Stack, job_id: str) -> dict[str, Any] | None:
+class _Job(BaseModel):
+    """The fields of ``GET /jobs/{id}``'s job that the test reads."""
+
+    status: str
+    detailed_status: str = Field(alias="detailedStatus")
+    error: str | None
+    auto_publish: bool = Field(alias="autoPublish")
+    products_done: int = Field(alias="productsDone")
+
+
+class _Answer(BaseModel):
+    job: _Job
+
+
+def _status(stack: Stack, job_id: str) -> _Job | None:
     try:
         resp = httpx.get(f"{_api(stack)}/jobs/{job_id}", timeout=5)
     except httpx.HTTPError:
         return None
-    return dict(resp.json()) if resp.status_code == 200 else None
+    return _Answer.model_validate_json(resp.content).job if resp.status_code == 200 else None
 
 
 def _submit(stack: Stack, i: int) -> str:
@@ -125,25 +141,146 @@ def _kill(stack: Stack, name: str) -> None:
     logger.info("chaos: SIGKILL %s pid=%d", name, pid)
 
 
+KILLED = (
+    "generator-0",
+    "printify-0",
+    "publisher-0",
+    "publisher_shopify-0",
+    "publisher_etsy-0",
+    "monitor-0",
+)
+
+
+# The parts of the simulators' /_sim/books answers that the test reads.
+class _PrintifyAccount(BaseModel):
+    publish_calls: dict[str, int]
+
+
+class _PrintifyBooks(BaseModel):
+    duplicates: list[object]
+    accounts: dict[str, _PrintifyAccount]
+
+
+class _ShopifyProduct(BaseModel):
+    marker: str | None
+
+
+class _ShopifyShop(BaseModel):
+    products: list[_ShopifyProduct]
+
+
+class _ShopifyBooks(BaseModel):
+    duplicates: list[object]
+    shops: dict[str, _ShopifyShop]
+
+
+class _EtsyListing(BaseModel):
+    state: str
+    tags: list[str]
+
+
+class _EtsyShop(BaseModel):
+    listings: list[_EtsyListing]
+
+
+class _EtsyBooks(BaseModel):
+    duplicates: list[object]
+    shops: dict[str, _EtsyShop]
+
+
+Books = TypeVar("Books", _PrintifyBooks, _ShopifyBooks, _EtsyBooks)
+
+
+@dataclass
+class _VendorBooks:
+    """What the three vendors' simulators hold at the end of the run."""
+
+    printify: _PrintifyBooks
+    shopify_markers: list[str | None]
+    etsy_live: list[_EtsyListing]
+
+    @property
+    def publishes(self) -> Counter[str]:
+        """Printify's publish calls per product id."""
+        accounts = self.printify.accounts.values()
+        return Counter({pid: n for acct in accounts for pid, n in acct.publish_calls.items()})
+
+
+@dataclass
+class _FromTopics:
+    """The products and listings as the topics have them."""
+
+    # (job_id, image_index, product_type) -> product_id
+    product_ids: dict[tuple[str, int, str], str]
+    # (job_id, image_index, product_type, channel)
+    listed: set[tuple[str, int, str, str]]
+
+    @property
+    def created(self) -> set[tuple[str, int, str]]:
+        return set(self.product_ids)
+
+    @property
+    def published(self) -> set[tuple[str, int, str]]:
+        return {(j, i, t) for j, i, t, c in self.listed if c == "printify"}
+
+    def on(self, channel: str) -> int:
+        return len([x for x in self.listed if x[3] == channel])
+
+
 def test_faults_kills_and_restarts_lose_nothing_and_duplicate_nothing(chaos_stack: Stack) -> None:
     stack = chaos_stack
     ids = [_submit(stack, i) for i in range(JOBS)]
     started = time.monotonic()
-
-    def progressed(n: int) -> bool:
-        done = 0
-        for jid in ids:
-            st = _status(stack, jid)
-            if st and st["job"]["productsDone"] > 0:
-                done += 1
-        return done >= n
-
     # Mid-run: kill every stage service once, restart the broker and the database once.
-    wait_for(lambda: progressed(3), 120, "some progress before the chaos", interval=0.5)
-    for name in ("generator-0", "printify-0"):
+    wait_for(
+        lambda: _progressed(stack, ids, 3), 120, "some progress before the chaos", interval=0.5
+    )
+    _wreak_chaos(stack)
+    final = _wait_all_terminal(stack, ids)
+    elapsed = time.monotonic() - started
+
+    outcomes = _assert_nothing_lost(stack, final)
+    books = _assert_nothing_duplicated(stack)
+    topics = _read_topics(stack)
+    _assert_tables_agree(stack, topics, books)
+    completed_products = _assert_listed_once_everywhere(final, topics, books)
+    _assert_metrics_counted_once(stack)
+
+    faults = {
+        sim.name: httpx.get(f"{sim.url}/_sim/faults", timeout=5).json() for sim in stack.simulators
+    }
+    restarts = {i["name"]: i["restarts"] for i in stack.instances()}
+    _report(
+        {
+            "jobs": len(ids),
+            "outcomes": dict(outcomes),
+            "products": len(topics.created | topics.published),
+            "completed_products": completed_products,
+            "elapsed_s": round(elapsed),
+            "per_channel": _per_channel(stack, topics, faults),
+            "faults": faults,
+            "restarts": restarts,
+        },
+    )
+    assert all(restarts[n] >= 1 for n in KILLED)
+    assert sum(n for counts in faults.values() for n in counts.values()) > 0
+
+
+def _progressed(stack: Stack, ids: list[str], n: int) -> bool:
+    done = 0
+    for jid in ids:
+        st = _status(stack, jid)
+        if st and st.products_done > 0:
+            done += 1
+    return done >= n
+
+
+def _wreak_chaos(stack: Stack) -> None:
+    """SIGKILL every stage service once, then restart the broker and PostgreSQL."""
+    for name in KILLED[:2]:
         _kill(stack, name)
     time.sleep(0.5)  # let the supervisor notice one death before the next
-    for name in ("publisher-0", "publisher_shopify-0", "publisher_etsy-0", "monitor-0"):
+    for name in KILLED[2:]:
         _kill(stack, name)
     assert stack.kafka is not None and stack.postgres is not None
     stack.kafka.stop()
@@ -153,69 +290,78 @@ def test_faults_kills_and_restarts_lose_nothing_and_duplicate_nothing(chaos_stac
     stack.postgres.start()
     logger.info("chaos: postgres restarted")
 
-    final: dict[str, dict[str, Any]] = {}
+
+def _wait_all_terminal(stack: Stack, ids: list[str]) -> dict[str, _Job]:
+    """Each job's last answer, once every job has ended."""
+    final: dict[str, _Job] = {}
 
     def all_terminal() -> bool:
         for jid in ids:
             if jid not in final:
                 st = _status(stack, jid)
-                if st and st["job"]["detailedStatus"] in TERMINAL:
+                if st and st.detailed_status in TERMINAL:
                     final[jid] = st
         return len(final) == len(ids)
 
     wait_for(all_terminal, 420, "every job to end", interval=1.0)
-    elapsed = time.monotonic() - started
+    return final
 
-    # Nothing lost: every job ended; one that did not complete says why and has dead letters.
+
+def _assert_nothing_lost(stack: Stack, final: dict[str, _Job]) -> dict[str, int]:
+    """Every job ended; one that did not complete says why and has dead letters."""
     dlq_jobs: set[str] = set()
     for stage in (STAGES[n] for n in PIPELINE_STAGES):
         for m in read_all(stack.bootstrap, stage.dlq):
             dlq_jobs.add((m.key() or b"").decode())
     outcomes: defaultdict[str, int] = defaultdict(int)
-    for jid, st in final.items():
-        job = st["job"]
-        outcomes[job["detailedStatus"]] += 1
-        if job["detailedStatus"] != "completed":
-            logger.warning("chaos: %s ended %s: %s", jid, job["detailedStatus"], job["error"])
-            assert job["error"], job
-            assert jid in dlq_jobs, f"{jid} ended {job['status']} without a dead letter"
+    for jid, job in final.items():
+        outcomes[job.detailed_status] += 1
+        if job.detailed_status != "completed":
+            logger.warning("chaos: %s ended %s: %s", jid, job.detailed_status, job.error)
+            assert job.error, job
+            assert jid in dlq_jobs, f"{jid} ended {job.status} without a dead letter"
+    return dict(outcomes)
 
-    # Nothing duplicated on the vendor's side.
-    printify = next(s for s in stack.simulators if s.name == "printify")
-    books = httpx.get(f"{printify.url}/_sim/books", timeout=5).json()
-    assert books["duplicates"] == []
-    publish_calls = [
-        n for acct in books["accounts"].values() for n in acct["publish_calls"].values()
-    ]
+
+def _books(stack: Stack, name: str, model: type[Books]) -> Books:
+    sim = next(s for s in stack.simulators if s.name == name)
+    return model.model_validate_json(httpx.get(f"{sim.url}/_sim/books", timeout=5).content)
+
+
+def _assert_nothing_duplicated(stack: Stack) -> _VendorBooks:
+    """No duplicate product or publication in any vendor's books."""
+    printify = _books(stack, "printify", _PrintifyBooks)
+    assert printify.duplicates == []
+    publish_calls = [n for acct in printify.accounts.values() for n in acct.publish_calls.values()]
     assert all(n == 1 for n in publish_calls), publish_calls
-    shopify = next(s for s in stack.simulators if s.name == "shopify")
-    store = httpx.get(f"{shopify.url}/_sim/books", timeout=5).json()
-    assert store["duplicates"] == []
-    markers = [p["marker"] for shop in store["shops"].values() for p in shop["products"]]
+    store = _books(stack, "shopify", _ShopifyBooks)
+    assert store.duplicates == []
+    markers = [p.marker for shop in store.shops.values() for p in shop.products]
     assert len(markers) == len(set(markers))
-    etsy = next(s for s in stack.simulators if s.name == "etsy")
-    etsy_books = httpx.get(f"{etsy.url}/_sim/books", timeout=5).json()
-    assert etsy_books["duplicates"] == []
+    etsy = _books(stack, "etsy", _EtsyBooks)
+    assert etsy.duplicates == []
     etsy_live = [
-        lst
-        for shop in etsy_books["shops"].values()
-        for lst in shop["listings"]
-        if lst["state"] == "active"
+        lst for shop in etsy.shops.values() for lst in shop.listings if lst.state == "active"
     ]
+    return _VendorBooks(printify, markers, etsy_live)
 
-    # The monitor's tables agree with the topics.
+
+def _read_topics(stack: Stack) -> _FromTopics:
     product_ids = {
         (e.job_id, e.payload.image_index, e.payload.product_type.value): e.payload.product_id
         for e in (parse_event(m.value()) for m in read_all(stack.bootstrap, PRODUCTS_CREATED))
         if isinstance(e, ProductCreated)
     }
-    created = set(product_ids)
     listed = {
         (e.job_id, e.payload.image_index, e.payload.product_type.value, e.payload.channel)
         for e in (parse_event(m.value()) for m in read_all(stack.bootstrap, PUBLISHED))
         if isinstance(e, ProductPublished)
     }
-    published = {(j, i, t) for j, i, t, c in listed if c == "printify"}
+    return _FromTopics(product_ids, listed)
+
+
+def _assert_tables_agree(stack: Stack, topics: _FromTopics, books: _VendorBooks) -> None:
+    """The monitor's tables agree with the topics."""
     with psycopg.connect(stack.database_url) as conn:
         rows = conn.execute(
             "SELECT job_id, image_index, product_type, status FROM products"
@@ -226,35 +372,43 @@ def test_faults_kills_and_restarts_lose_nothing_and_duplicate_nothing(chaos_stac
         ).fetchall()
     in_db = {(r[0], r[1], r[2]) for r in rows if r[3] in ("created", "published", "publish_failed")}
     in_db_published = {(r[0], r[1], r[2]) for r in rows if r[3] == "published"}
-    assert in_db == created | published
-    assert in_db_published == published
+    assert in_db == topics.created | topics.published
+    assert in_db_published == topics.published
     # Every listing on every channel, as the topic has it; Shopify's match its store.
-    assert {tuple(r) for r in listings} == listed
-    assert len([x for x in listed if x[3] == "shopify"]) == len(markers)
-    assert len([x for x in listed if x[3] == "etsy"]) == len(etsy_live)
+    assert {tuple(r) for r in listings} == topics.listed
+    assert topics.on("shopify") == len(books.shopify_markers)
+    assert topics.on("etsy") == len(books.etsy_live)
 
-    # Every product of a job that completed is listed exactly once on each channel, in the
-    # vendors' own books: published once by Printify, one Shopify product, one live Etsy listing.
-    etsy_tags = Counter(t for lst in etsy_live for t in lst["tags"] if t.startswith(MARKER_PREFIX))
-    publishes = Counter(
-        {pid: n for acct in books["accounts"].values() for pid, n in acct["publish_calls"].items()}
+
+def _assert_listed_once_everywhere(
+    final: dict[str, _Job], topics: _FromTopics, books: _VendorBooks
+) -> int:
+    """Every product of a job that completed is listed exactly once on each channel, in the
+    vendors' own books: published once by Printify, one Shopify product, one live Etsy listing.
+    Returns how many products were checked."""
+    etsy_tags = Counter(
+        t for lst in books.etsy_live for t in lst.tags if t.startswith(MARKER_PREFIX)
     )
-    shopify_markers = Counter(markers)
-    done = {jid for jid, st in final.items() if st["job"]["detailedStatus"] == "completed"}
+    publishes = books.publishes
+    shopify_markers = Counter(books.shopify_markers)
+    done = {jid for jid, job in final.items() if job.detailed_status == "completed"}
     completed_products = 0
-    for (jid, index, ptype), pid in product_ids.items():
-        if jid not in done or not final[jid]["job"]["autoPublish"]:
+    for (jid, index, ptype), pid in topics.product_ids.items():
+        if jid not in done or not final[jid].auto_publish:
             continue
         completed_products += 1
         key = (jid, index, ptype)
-        assert {c for j, i, t, c in listed if (j, i, t) == key} == set(CHANNELS), key
+        assert {c for j, i, t, c in topics.listed if (j, i, t) == key} == set(CHANNELS), key
         assert publishes[pid] == 1, (key, pid)
         assert shopify_markers[pid] == 1, (key, pid)
         assert etsy_tags[marker_tag(pid)] == 1, (key, pid)
     assert completed_products > 0, "no completed job published anything: nothing was checked"
+    return completed_products
 
-    # Metrics counted exactly once (written in the fold's transaction): through kills and
-    # restarts, the counters equal the events on the topics.
+
+def _assert_metrics_counted_once(stack: Stack) -> None:
+    """Metrics counted exactly once (written in the fold's transaction): through kills and
+    restarts, the counters equal the events on the topics."""
     requested = {
         parse_event(m.value()).event_id
         for topic in JOBS_REQUESTED.values()
@@ -278,53 +432,36 @@ def test_faults_kills_and_restarts_lose_nothing_and_duplicate_nothing(chaos_stac
     assert counter("jobs_submitted") == len(requested)
     assert counter("jobs_retried") == retries
 
-    faults = {
-        sim.name: httpx.get(f"{sim.url}/_sim/faults", timeout=5).json() for sim in stack.simulators
-    }
-    restarts = {i["name"]: i["restarts"] for i in stack.instances()}
+
+def _per_channel(
+    stack: Stack, topics: _FromTopics, faults: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
     with psycopg.connect(stack.database_url) as conn:
         by_channel = conn.execute(
             "SELECT channel, status, count(*) FROM listings GROUP BY 1, 2 ORDER BY 1, 2"
         ).fetchall()
-    per_channel = {
+    return {
         c: {
-            "listed": len([x for x in listed if x[3] == c]),
+            "listed": topics.on(c),
             "rows": {status: n for ch, status, n in by_channel if ch == c},
             "dead_letters": len(read_all(stack.bootstrap, PUBLISHERS[c].dlq)),
             "simulator_faults": faults[c],
         }
         for c in CHANNELS
     }
-    figures = {
-        "jobs": len(ids),
-        "outcomes": dict(outcomes),
-        "products": len(created | published),
-        "completed_products": completed_products,
-        "elapsed_s": round(elapsed),
-        "per_channel": per_channel,
-        "faults": faults,
-        "restarts": restarts,
-    }
+
+
+def _report(figures: dict[str, Any]) -> None:
     (TEST_STATE / "chaos" / "figures.json").write_text(json.dumps(figures, indent=2))
     logger.warning(
         "chaos figures: jobs=%d outcomes=%s restarts=%s products=%d completed_products=%d "
         "duplicates=0 elapsed_s=%.0f per_channel=%s faults=%s",
-        len(ids),
-        dict(outcomes),
-        restarts,
-        len(created | published),
-        completed_products,
-        elapsed,
-        per_channel,
-        faults,
+        figures["jobs"],
+        figures["outcomes"],
+        figures["restarts"],
+        figures["products"],
+        figures["completed_products"],
+        figures["elapsed_s"],
+        figures["per_channel"],
+        figures["faults"],
     )
-    killed = (
-        "generator-0",
-        "printify-0",
-        "publisher-0",
-        "publisher_shopify-0",
-        "publisher_etsy-0",
-        "monitor-0",
-    )
-    assert all(restarts[n] >= 1 for n in killed)
-    assert sum(n for counts in faults.values() for n in counts.values()) > 0

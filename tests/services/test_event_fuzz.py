@@ -237,11 +237,15 @@ def dead_letters_of(s: Stack, stage: Stage) -> dict[tuple[str, int], dict[str, s
     return out
 
 
-def test_every_poison_is_dead_lettered_and_every_group_moves_past_it(stack: Stack) -> None:
-    s = stack
-    # Every event of a good job lands on its key's partition: poison that partition.
-    goods = {p: f"good-{p.value}-{uuid.uuid4().hex[:8]}" for p in Priority}
-    planted: list[tuple[str, int, int, Poison]] = []  # topic, partition, offset, poison
+# A poison planted on a topic: where it went and what it was.
+Planted = tuple[str, int, int, Poison]  # topic, partition, offset, poison
+# One DLQ record owed: the group that must dead-letter the poison.
+Owed = tuple[str, str, int, Poison]  # group, topic, offset, poison
+
+
+def plant_poisons(s: Stack, goods: dict[Priority, str]) -> list[Planted]:
+    """Every topic's poisons on the partition its band's good job will use."""
+    planted: list[Planted] = []
     for topic, reader in READERS.items():
         band = next((p for p, t in JOBS_REQUESTED.items() if t == topic), Priority.NORMAL)
         partition = partition_of(s.bootstrap, goods[band].encode())
@@ -250,34 +254,39 @@ def test_every_poison_is_dead_lettered_and_every_group_moves_past_it(stack: Stac
         planted += [(topic, partition, o, p) for o, p in zip(offsets, items, strict=True)]
         logger.info("poisoned topic=%s partition=%d count=%d reader=%s", topic, partition,
                     len(items), reader.name)  # fmt: skip
-    for band, job_id in goods.items():
-        good_job(s, job_id, band)
+    return planted
 
-    results = wait_done(s, list(goods.values()), timeout=120)
-    for job_id, result in results.items():
-        assert result["job"]["detailedStatus"] == "completed", (job_id, result["job"])
 
-    # Every poison is in the DLQ of each group that reads it, with its reason ...
-    stages = {st.name: st for st in (GENERATOR, PRINTIFY, PUBLISHER, MONITOR)}
-    wanted: list[tuple[str, str, int, Poison]] = []  # group, topic, offset, poison
+def owed_dead_letters(planted: list[Planted]) -> list[Owed]:
+    """Each (group, poison) pair that must end on the group's DLQ."""
+    owed: list[Owed] = []
     for topic, _partition, offset, poison in planted:
         groups = poison.dead_lettered_by
         if groups is None:
             groups = tuple({READERS[topic].name, MONITOR.name})
-        wanted += [(group, topic, offset, poison) for group in groups]
+        owed += [(group, topic, offset, poison) for group in groups]
+    return owed
+
+
+def assert_dead_lettered(s: Stack, owed: list[Owed]) -> None:
+    """Every owed poison is on its group's DLQ, with its reason."""
+    stages = {st.name: st for st in (GENERATOR, PRINTIFY, PUBLISHER, MONITOR)}
     letters: dict[str, dict[tuple[str, int], dict[str, str]]] = {}
 
     def all_dead_lettered() -> bool:
-        for name in {g for g, *_ in wanted}:
+        for name in {g for g, *_ in owed}:
             letters[name] = dead_letters_of(s, stages[name])
-        return all((t, o) in letters[g] for g, t, o, _ in wanted)
+        return all((t, o) in letters[g] for g, t, o, _ in owed)
 
     wait_for(all_dead_lettered, 60, "every poison on its readers' DLQs", interval=0.5)
-    for group, topic, offset, poison in wanted:
+    for group, topic, offset, poison in owed:
         record = letters[group][(topic, offset)]
         assert poison.reason in record["pod.error.message"], (poison.name, group, record)
 
-    # ... and every group's committed offset is past every poison of its topics.
+
+def assert_commits_past(s: Stack, planted: list[Planted]) -> None:
+    """Every reading group's committed offset passes every poison of its topics."""
+
     def commits_past() -> bool:
         for topic, partition, offset, _poison in planted:
             for group in {READERS[topic].name, MONITOR.name}:
@@ -287,8 +296,27 @@ def test_every_poison_is_dead_lettered_and_every_group_moves_past_it(stack: Stac
         return True
 
     wait_for(commits_past, 60, "every group's commit past every poison", interval=0.5)
+
+
+def test_every_poison_is_dead_lettered_and_every_group_moves_past_it(stack: Stack) -> None:
+    s = stack
+    # Every event of a good job lands on its key's partition: poison that partition.
+    goods = {p: f"good-{p.value}-{uuid.uuid4().hex[:8]}" for p in Priority}
+    planted = plant_poisons(s, goods)
+    for band, job_id in goods.items():
+        good_job(s, job_id, band)
+
+    results = wait_done(s, list(goods.values()), timeout=120)
+    for job_id, result in results.items():
+        assert result["job"]["detailedStatus"] == "completed", (job_id, result["job"])
+
+    # Every poison is in the DLQ of each group that reads it, with its reason ...
+    owed = owed_dead_letters(planted)
+    assert_dead_lettered(s, owed)
+    # ... and every group's committed offset is past every poison of its topics.
+    assert_commits_past(s, planted)
     logger.info(
-        "event fuzz poison=%d dead_lettered=%d good_jobs=%d", len(planted), len(wanted), len(goods)
+        "event fuzz poison=%d dead_lettered=%d good_jobs=%d", len(planted), len(owed), len(goods)
     )
     # The second job under a used event_id was still made (outputs of its own ids).
     pair = [p for _t, _pa, _o, p in planted if p.name == "duplicate-event-id"]

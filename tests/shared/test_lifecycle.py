@@ -47,9 +47,9 @@ def procs() -> Iterator[list[subprocess.Popen[bytes]]]:
     started: list[subprocess.Popen[bytes]] = []
     yield started
     for proc in started:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        with proc:  # on leaving: its stdout pipe closed, the process reaped
+            if proc.poll() is None:
+                proc.kill()
 
 
 def spawn(procs: list[subprocess.Popen[bytes]], argv: list[str]) -> subprocess.Popen[bytes]:

@@ -5,7 +5,8 @@ child span of its stage's. Recorded with OpenTelemetry's in-memory exporter."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from confluent_kafka import Producer
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import Span, SpanKind
 
 from shared import tracing
 from shared.events import ImageGenerated, JobRequested
@@ -37,8 +38,35 @@ def spans() -> Iterator[InMemorySpanExporter]:
     provider.shutdown()
 
 
+@dataclass
+class _Vendor:
+    url: str
+    traceparents: list[str | None]
+
+
+@pytest.fixture
+async def vendor() -> AsyncIterator[_Vendor]:
+    """A vendor: a real HTTP server on a free port recording each request's traceparent."""
+    seen: list[str | None] = []
+
+    async def thing(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("traceparent"))
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_get("/v1/thing", thing)
+    http_runner = web.AppRunner(app)
+    await http_runner.setup()
+    try:
+        port = free_port()
+        await web.TCPSite(http_runner, "127.0.0.1", port).start()
+        yield _Vendor(f"http://127.0.0.1:{port}", seen)
+    finally:
+        await http_runner.cleanup()
+
+
 async def test_one_job_is_one_trace_across_stages_with_vendor_calls_inside(
-    pipeline_topics: str, spans: InMemorySpanExporter
+    pipeline_topics: str, spans: InMemorySpanExporter, vendor: _Vendor
 ) -> None:
     bootstrap = pipeline_topics
     first_name = unique("traced")
@@ -47,20 +75,8 @@ async def test_one_job_is_one_trace_across_stages_with_vendor_calls_inside(
     second = Stage(unique("traced2"), (output_topic(first_name),), unique("traced2f"))
     create_topics(bootstrap, [*second.retry_topics, second.dlq, f"{second.name}.out"], 2)
 
-    # A vendor for the second stage: a real HTTP server, called through the project's client.
-    seen: list[str | None] = []
-
-    async def vendor(request: web.Request) -> web.Response:
-        seen.append(request.headers.get("traceparent"))
-        return web.json_response({"ok": True})
-
-    app = web.Application()
-    app.router.add_get("/v1/thing", vendor)
-    http_runner = web.AppRunner(app)
-    await http_runner.setup()
-    port = free_port()
-    await web.TCPSite(http_runner, "127.0.0.1", port).start()
-    client = async_client(base_url=f"http://127.0.0.1:{port}")
+    # The second stage calls the vendor through the project's client.
+    client = async_client(base_url=vendor.url)
 
     async def call_vendor(event: ImageGenerated, ctx: MessageContext) -> list[Output]:
         (await client.get("/v1/thing")).raise_for_status()
@@ -96,30 +112,36 @@ async def test_one_job_is_one_trace_across_stages_with_vendor_calls_inside(
             r.request_stop()
         await asyncio.wait_for(asyncio.gather(*tasks), 30)
         await client.aclose()
-        await http_runner.cleanup()
 
+    _assert_one_trace(spans, root, first_name, second.name, submitted.job_id)
+    # No trace context leaks to the vendor, and the last output carries the trace on.
+    assert vendor.traceparents == [None]
+    out_headers = dict(out.headers() or [])
+    trace_id = root.get_span_context().trace_id
+    assert f"{trace_id:032x}" in out_headers["traceparent"].decode()
+
+
+def _assert_one_trace(
+    spans: InMemorySpanExporter, root: Span, first_name: str, second_name: str, job_id: str
+) -> None:
+    """submit -> first stage -> second stage -> its vendor call: one trace, each a child."""
     trace_id = root.get_span_context().trace_id
     mine = [s for s in spans.get_finished_spans() if s.context.trace_id == trace_id]
     by_name = {s.name: s for s in mine}
     first_span = by_name[f"{first_name} handle"]
-    second_span = by_name[f"{second.name} handle"]
+    second_span = by_name[f"{second_name} handle"]
     [call] = [s for s in mine if s.kind is SpanKind.CLIENT]
 
     def parent(s: ReadableSpan) -> int | None:
         return s.parent.span_id if s.parent else None
 
-    # submit -> first stage -> second stage -> its vendor call: one trace, each a child.
     assert parent(first_span) == root.get_span_context().span_id
     assert parent(second_span) == first_span.context.span_id
     assert parent(call) == second_span.context.span_id
     assert first_span.kind is SpanKind.CONSUMER
     assert first_span.attributes is not None
-    assert first_span.attributes["pod.job_id"] == submitted.job_id
+    assert first_span.attributes["pod.job_id"] == job_id
     assert call.attributes is not None and call.attributes["http.response.status_code"] == 200
-    # No trace context leaks to the vendor, and the last output carries the trace on.
-    assert seen == [None]
-    out_headers = dict(out.headers() or [])
-    assert f"{trace_id:032x}" in out_headers["traceparent"].decode()
 
 
 def test_off_without_an_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:

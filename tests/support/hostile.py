@@ -363,119 +363,166 @@ def _event(cls: type[Event], job_id: str, payload: Any) -> Event:
     return cls(job_id=job_id, producer=FORGED_PRODUCER, payload=payload)  # type: ignore[call-arg]  # subclasses default `type`
 
 
+def _on(kind: str, job: GoodJob, default: str) -> str:
+    """The topic a ``kind@topic`` forgery goes to: the job's request topic or ``default``."""
+    return _job_topic(job) if kind.endswith("jobs.requested") else default
+
+
+def _one(kind: str, topic: str, job: GoodJob, event: Event) -> list[Outgoing]:
+    """One stamped forged event on ``topic`` under the job's key."""
+    value, token = _stamp(event)
+    return [Outgoing(kind, topic, job.job_id.encode(), value, [], token)]
+
+
+def _forge_stage_failed(kind: str, job: GoodJob, n: int) -> list[Outgoing]:
+    payload = StageFailedPayload(
+        stage="generator", error_class="PermanentError", message="forged failure"
+    )
+    event = _event(StageFailed, job.job_id, payload)
+    return _one(kind, _on(kind, job, IMAGES_GENERATED), job, event)
+
+
+def _forge_image(kind: str, job: GoodJob, n: int) -> list[Outgoing]:
+    event = _event(ImageGenerated, job.job_id, _image(job, 999))
+    return _one(kind, _on(kind, job, IMAGES_GENERATED), job, event)
+
+
+def _forge_product_created(kind: str, job: GoodJob, n: int) -> list[Outgoing]:
+    event = _event(ProductCreated, job.job_id, _product(job, 999))
+    topic = PUBLISHED if kind.endswith("published") else PRODUCTS_CREATED
+    return _one(kind, topic, job, event)
+
+
+def _forge_product_published(kind: str, job: GoodJob, n: int) -> list[Outgoing]:
+    published = ProductPublishedPayload(
+        image_index=0,
+        product_type=job.product_types[0],
+        product_id="forged",
+        shop_id="1",
+    )
+    event = _event(ProductPublished, job.job_id, published)
+    return _one(kind, _on(kind, job, PUBLISHED), job, event)
+
+
+def _forge_heartbeat(kind: str, job: GoodJob, n: int) -> list[Outgoing]:
+    instance = f"{FORGED_PRODUCER}-{n}"
+    beat = WorkerHeartbeatPayload(
+        service="generator",
+        instance_id=instance,
+        host="evil",
+        pid=1,
+        started_at=datetime.now(UTC),
+    )
+    value, token = _stamp(_event(WorkerHeartbeat, instance, beat))
+    topic = _on(kind, job, HEARTBEATS)
+    return [Outgoing(kind, topic, instance.encode(), value, [], token)]
+
+
+def _forge_control(kind: str, job: GoodJob, n: int) -> list[Outgoing]:
+    scale = ControlCommandPayload(action="scale", service="generator", worker_count=0)
+    event = _event(ControlCommand, f"{FORGED_PRODUCER}-control", scale)
+    return _one(kind, _on(kind, job, CONTROL), job, event)
+
+
+def _forge_second_request(kind: str, job: GoodJob, n: int) -> list[Outgoing]:
+    # The victim's id with another request: must be refused, the first job untouched.
+    request = JobRequestedPayload(
+        theme=f"hijacked{uuid.uuid4().hex[:8]}",
+        style="stolen",
+        niche="nowhere",
+        product_types=["mug"],
+        count=job.count + 1,
+        priority=Priority.HIGH,
+        submitted_by="attacker",
+    )
+    event = _event(JobRequested, job.job_id, request)
+    return _one(kind, JOBS_REQUESTED[Priority.HIGH], job, event)
+
+
+def _forge_claimed_origin(kind: str, job: GoodJob, n: int) -> list[Outgoing]:
+    # A control command that says it came from the control topic: once dead-lettered, a
+    # replay must still go to a declared input of the stage, never to pod.control.
+    scale = ControlCommandPayload(action="scale", service="generator", worker_count=0)
+    event = _event(ControlCommand, f"{FORGED_PRODUCER}-replay-{uuid.uuid4().hex[:8]}", scale)
+    value, token = _stamp(event)
+    if n % 2:
+        # Half of them break the contract too (a count below zero): the monitor records such
+        # a letter at once, for no job, so it is listed and replayable straight away.
+        broken = json.loads(value)
+        broken["payload"]["worker_count"] = -1
+        value = json.dumps(broken).encode()
+    headers: list[tuple[str, str | bytes | None]] = [
+        (hdr.ORIGINAL_TOPIC, CONTROL.encode()),
+        (hdr.ORIGINAL_PARTITION, b"0"),
+        (hdr.ORIGINAL_OFFSET, b"0"),
+    ]
+    return [Outgoing(kind, _job_topic(job), event.job_id.encode(), value, headers, token)]
+
+
+def _forge_squat(kind: str, job: GoodJob, n: int) -> list[Outgoing]:
+    # The ids the generator will give the job's images: claimed first, by someone else.
+    if job.request_event_id is None:
+        return []
+    parent = JobRequested(
+        event_id=uuid.UUID(job.request_event_id),
+        job_id=job.job_id,
+        producer="api",
+        payload=JobRequestedPayload(
+            theme=job.theme,
+            style="retro",
+            niche="astronomy",
+            product_types=job.product_types,
+            count=job.count,
+        ),
+    )
+    topic = _on(kind, job, IMAGES_GENERATED)
+    out = []
+    for i in range(job.count):
+        event = parent.derive(
+            ImageGenerated, _image(job, i), producer=FORGED_PRODUCER, key=f"image:{i}"
+        )
+        out.append(Outgoing(kind, topic, job.job_id.encode(), event.to_json(), [], None))
+    return out
+
+
+def _forge_malformed(kind: str, job: GoodJob, n: int) -> list[Outgoing]:
+    nonce = str(uuid.uuid4())
+    value = b'{"event_id": "' + nonce.encode() + b'", "type": "stage.failed", "job_id": '
+    topic = _on(kind, job, IMAGES_GENERATED)
+    return [Outgoing(kind, topic, job.job_id.encode(), value, [], nonce)]
+
+
+def _forge_oversized(kind: str, job: GoodJob, n: int) -> list[Outgoing]:
+    payload = StageFailedPayload(stage="generator", error_class="PermanentError", message="")
+    event = _event(StageFailed, job.job_id, payload)
+    body = event.to_json()
+    pad = OVERSIZED_BYTES - len(body)
+    value = body.replace(b'"message":""', b'"message":"' + b"x" * pad + b'"')
+    key = job.job_id.encode()
+    return [Outgoing(kind, _job_topic(job), key, value, [], str(event.event_id))]
+
+
+# Each forging kind's maker, by the start of the kind's name.
+_FORGERS: dict[str, Callable[[str, GoodJob, int], list[Outgoing]]] = {
+    "stage.failed@": _forge_stage_failed,
+    "image.generated#999@": _forge_image,
+    "product.created@": _forge_product_created,
+    "product.published@": _forge_product_published,
+    "worker.heartbeat@": _forge_heartbeat,
+    "control.command@": _forge_control,
+    "job.requested#second": _forge_second_request,
+    "header:original-topic=pod.control": _forge_claimed_origin,
+    "squat:": _forge_squat,
+    "malformed@": _forge_malformed,
+    "oversized@jobs.requested": _forge_oversized,
+}
+
+
 def forge(kind: str, job: GoodJob, n: int) -> list[Outgoing]:
     """The message(s) of one forging ``kind`` against ``job`` (``n``: the producer's number)."""
-    key = job.job_id.encode()
-    to_requested = _job_topic(job)
-    if kind.startswith("stage.failed@"):
-        payload = StageFailedPayload(
-            stage="generator", error_class="PermanentError", message="forged failure"
-        )
-        value, token = _stamp(_event(StageFailed, job.job_id, payload))
-        topic = to_requested if kind.endswith("jobs.requested") else IMAGES_GENERATED
-        return [Outgoing(kind, topic, key, value, [], token)]
-    if kind.startswith("image.generated#999@"):
-        value, token = _stamp(_event(ImageGenerated, job.job_id, _image(job, 999)))
-        topic = to_requested if kind.endswith("jobs.requested") else IMAGES_GENERATED
-        return [Outgoing(kind, topic, key, value, [], token)]
-    if kind.startswith("product.created@"):
-        value, token = _stamp(_event(ProductCreated, job.job_id, _product(job, 999)))
-        topic = PUBLISHED if kind.endswith("published") else PRODUCTS_CREATED
-        return [Outgoing(kind, topic, key, value, [], token)]
-    if kind.startswith("product.published@"):
-        published = ProductPublishedPayload(
-            image_index=0,
-            product_type=job.product_types[0],
-            product_id="forged",
-            shop_id="1",
-        )
-        value, token = _stamp(_event(ProductPublished, job.job_id, published))
-        topic = to_requested if kind.endswith("jobs.requested") else PUBLISHED
-        return [Outgoing(kind, topic, key, value, [], token)]
-    if kind.startswith("worker.heartbeat@"):
-        instance = f"{FORGED_PRODUCER}-{n}"
-        beat = WorkerHeartbeatPayload(
-            service="generator",
-            instance_id=instance,
-            host="evil",
-            pid=1,
-            started_at=datetime.now(UTC),
-        )
-        value, token = _stamp(_event(WorkerHeartbeat, instance, beat))
-        topic = to_requested if kind.endswith("jobs.requested") else HEARTBEATS
-        return [Outgoing(kind, topic, instance.encode(), value, [], token)]
-    if kind.startswith("control.command@"):
-        scale = ControlCommandPayload(action="scale", service="generator", worker_count=0)
-        value, token = _stamp(_event(ControlCommand, f"{FORGED_PRODUCER}-control", scale))
-        topic = to_requested if kind.endswith("jobs.requested") else CONTROL
-        return [Outgoing(kind, topic, key, value, [], token)]
-    if kind == "job.requested#second":
-        # The victim's id with another request: must be refused, the first job untouched.
-        request = JobRequestedPayload(
-            theme=f"hijacked{uuid.uuid4().hex[:8]}",
-            style="stolen",
-            niche="nowhere",
-            product_types=["mug"],
-            count=job.count + 1,
-            priority=Priority.HIGH,
-            submitted_by="attacker",
-        )
-        value, token = _stamp(_event(JobRequested, job.job_id, request))
-        return [Outgoing(kind, JOBS_REQUESTED[Priority.HIGH], key, value, [], token)]
-    if kind == "header:original-topic=pod.control":
-        # A control command that says it came from the control topic: once dead-lettered, a
-        # replay must still go to a declared input of the stage, never to pod.control.
-        scale = ControlCommandPayload(action="scale", service="generator", worker_count=0)
-        event = _event(ControlCommand, f"{FORGED_PRODUCER}-replay-{uuid.uuid4().hex[:8]}", scale)
-        value, token = _stamp(event)
-        if n % 2:
-            # Half of them break the contract too (a count below zero): the monitor records such
-            # a letter at once, for no job, so it is listed and replayable straight away.
-            broken = json.loads(value)
-            broken["payload"]["worker_count"] = -1
-            value = json.dumps(broken).encode()
-        headers: list[tuple[str, str | bytes | None]] = [
-            (hdr.ORIGINAL_TOPIC, CONTROL.encode()),
-            (hdr.ORIGINAL_PARTITION, b"0"),
-            (hdr.ORIGINAL_OFFSET, b"0"),
-        ]
-        return [Outgoing(kind, to_requested, event.job_id.encode(), value, headers, token)]
-    if kind.startswith("squat:"):
-        # The ids the generator will give the job's images: claimed first, by someone else.
-        if job.request_event_id is None:
-            return []
-        parent = JobRequested(
-            event_id=uuid.UUID(job.request_event_id),
-            job_id=job.job_id,
-            producer="api",
-            payload=JobRequestedPayload(
-                theme=job.theme,
-                style="retro",
-                niche="astronomy",
-                product_types=job.product_types,
-                count=job.count,
-            ),
-        )
-        topic = to_requested if kind.endswith("jobs.requested") else IMAGES_GENERATED
-        out = []
-        for i in range(job.count):
-            event = parent.derive(
-                ImageGenerated, _image(job, i), producer=FORGED_PRODUCER, key=f"image:{i}"
-            )
-            out.append(Outgoing(kind, topic, key, event.to_json(), [], None))
-        return out
-    if kind.startswith("malformed@"):
-        nonce = str(uuid.uuid4())
-        value = b'{"event_id": "' + nonce.encode() + b'", "type": "stage.failed", "job_id": '
-        topic = to_requested if kind.endswith("jobs.requested") else IMAGES_GENERATED
-        return [Outgoing(kind, topic, key, value, [], nonce)]
-    if kind == "oversized@jobs.requested":
-        payload = StageFailedPayload(stage="generator", error_class="PermanentError", message="")
-        event = _event(StageFailed, job.job_id, payload)
-        body = event.to_json()
-        pad = OVERSIZED_BYTES - len(body)
-        value = body.replace(b'"message":""', b'"message":"' + b"x" * pad + b'"')
-        return [Outgoing(kind, to_requested, key, value, [], str(event.event_id))]
+    for prefix, make in _FORGERS.items():
+        if kind.startswith(prefix):
+            return make(kind, job, n)
     raise ValueError(f"unknown forging kind {kind}")
 
 
@@ -892,6 +939,137 @@ def _job_problems(job: GoodJob, detail: dict[str, Any] | None) -> list[str]:
     return out
 
 
+_TERMINAL = {"completed", "partial", "failed"}
+
+
+def _status_of(detail: dict[str, Any] | None) -> str | None:
+    return (detail or {}).get("job", {}).get("status")
+
+
+def _wait_terminal(
+    client: httpx.Client, jobs: list[GoodJob], timeout: float
+) -> dict[str, dict[str, Any] | None]:
+    """Each good job's last answer, polled until every one has ended or ``timeout``."""
+    details: dict[str, dict[str, Any] | None] = {}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for job in jobs:
+            if _status_of(details.get(job.job_id)) in _TERMINAL:
+                continue
+            resp = client.get(f"/jobs/{job.job_id}")
+            details[job.job_id] = resp.json() if resp.status_code == 200 else None
+        if all(_status_of(d) in _TERMINAL for d in details.values()):
+            break
+        time.sleep(0.5)
+    return details
+
+
+@dataclass
+class _Folded:
+    """What the monitor wrote to the database for the run."""
+
+    forged_rows: list[tuple[str, int]]  # job_events of the forged producer: (type, count)
+    workers: list[str]  # workers rows a forged heartbeat made
+    stored: dict[str, dict[str, int]]  # job_id -> event_id -> seq, for the good jobs
+    types: dict[str, str]  # event_id -> type
+
+    @property
+    def problems(self) -> list[str]:
+        folded = [f"folded {n} forged {t} event(s)" for t, n in self.forged_rows]
+        return folded + [f"forged heartbeat made worker {w}" for w in self.workers]
+
+
+def _read_folded(database_url: str, jobs: list[GoodJob]) -> _Folded:
+    import psycopg  # the stack's database, read as the monitor wrote it
+
+    with psycopg.connect(database_url, autocommit=True) as db:
+        forged_rows = db.execute(
+            "SELECT type, count(*) FROM job_events WHERE producer = %s GROUP BY type",
+            (FORGED_PRODUCER,),
+        ).fetchall()
+        workers = db.execute(
+            "SELECT instance_id FROM workers WHERE instance_id LIKE %s",
+            (f"{FORGED_PRODUCER}-%",),
+        ).fetchall()
+        stored: dict[str, dict[str, int]] = {}
+        types: dict[str, str] = {}
+        for job_id, event_id, seq, kind in db.execute(
+            "SELECT job_id, event_id::text, seq, type FROM job_events WHERE job_id = ANY(%s)",
+            ([j.job_id for j in jobs],),
+        ).fetchall():
+            stored.setdefault(job_id, {})[event_id] = seq
+            types[event_id] = kind
+    return _Folded([(t, n) for t, n in forged_rows], [w for (w,) in workers], stored, types)
+
+
+def _undead(run: Attack, bootstrap: str, timeout: float) -> list[Forged]:
+    """The accepted forged messages on no dead-letter topic once ``timeout`` has passed."""
+    from tests.support.infra import read_all
+
+    accepted = [f for f in run.forged if f.accepted]
+    missing: list[Forged] = list(accepted)
+
+    def all_dead_lettered() -> bool:
+        nonlocal missing
+        letters = [dead_letter(m) for t in DLQ_TOPICS for m in read_all(bootstrap, t)]
+        missing = unaccounted(accepted, letters)
+        return not missing
+
+    deadline = time.monotonic() + (timeout if accepted else 0)
+    while not all_dead_lettered() and time.monotonic() < deadline:
+        time.sleep(1)
+    return missing
+
+
+def _pool_problems(run: Attack) -> list[str]:
+    """Answers that were not 200 to the normal traffic, and hostile requests let through."""
+    traffic = run.traffic
+    pool = [
+        f"GET /jobs/{{id}} answered {o} {n} time(s) ({phase})"
+        for (phase, o), n in Counter(
+            (s.phase, s.outcome) for s in traffic.latency if s.outcome != "200"
+        ).items()
+    ]
+    pool += [
+        f"/health answered {o} {n} time(s) ({phase})"
+        for (phase, o), n in Counter(
+            (s.phase, s.outcome) for s in traffic.health if s.outcome != "200"
+        ).items()
+    ]
+    pool += [
+        f"{kind} answered {o} {n} time(s): it must be refused"
+        for (kind, o), n in sorted(run.http.items())
+        if kind in MUST_REFUSE and o.startswith("2")
+    ]
+    exhausted = sum(n for (_k, o), n in run.http.items() if "database_unavailable" in o)
+    if exhausted:
+        pool.append(f"hostile clients got 503 database_unavailable {exhausted} time(s)")
+    return pool
+
+
+def _stream_problems(job: GoodJob, in_db: dict[str, int], types: dict[str, str]) -> list[str]:
+    """What the job's SSE stream missed, repeated or invented against what was folded."""
+    out = []
+    seen = [e for _seq, e, _t in job.streamed]
+    repeated = sorted({e for e in seen if seen.count(e) > 1})
+    last = max((seq for seq, _e, _t in job.streamed), default=0)
+    # Skipped: behind what the stream had reached (it will never come); late: folded
+    # after the stream said the job was over.
+    skipped = sorted(e for e, seq in in_db.items() if seq <= last and e not in seen)
+    late = Counter(types[e] for e, seq in in_db.items() if seq > last)
+    if job.ended is None:
+        out.append(f"job {job.job_id}: stream never ended ({job.stream_errors})")
+    if repeated:
+        out.append(f"job {job.job_id}: stream repeated {repeated[:5]}")
+    if skipped:
+        out.append(f"job {job.job_id}: stream skipped {skipped[:5]}")
+    if late and job.ended is not None:
+        out.append(f"job {job.job_id}: folded after its stream ended: {dict(late)}")
+    if set(seen) - set(in_db):
+        out.append(f"job {job.job_id}: stream sent {sorted(set(seen) - set(in_db))}")
+    return out
+
+
 def settle(
     run: Attack,
     api: str,
@@ -902,116 +1080,51 @@ def settle(
 ) -> Findings:
     """Wait (up to ``timeout`` each) for the good jobs to end and the forged messages to reach
     a dead-letter topic, then check everything against the database and the topics."""
-    import psycopg  # the stack's database, read as the monitor wrote it
-
-    from tests.support.infra import read_all
-
     traffic = run.traffic
     jobs = traffic.known()
-    details: dict[str, dict[str, Any] | None] = {}
-    terminal = {"completed", "partial", "failed"}
-    deadline = time.monotonic() + timeout
     with httpx.Client(base_url=api, timeout=20) as client:
-        while time.monotonic() < deadline:
-            for job in jobs:
-                if (details.get(job.job_id) or {}).get("job", {}).get("status") in terminal:
-                    continue
-                resp = client.get(f"/jobs/{job.job_id}")
-                details[job.job_id] = resp.json() if resp.status_code == 200 else None
-            if all((d or {}).get("job", {}).get("status") in terminal for d in details.values()):
-                break
-            time.sleep(0.5)
+        details = _wait_terminal(client, jobs, timeout)
         traffic.finish(15)
 
         unfinished = [p for job in jobs for p in _job_problems(job, details.get(job.job_id))]
         if traffic.submit_failures:
             unfinished.append(f"submissions refused: {Counter(traffic.submit_failures)}")
-
-        with psycopg.connect(database_url, autocommit=True) as db:
-            folded_rows = db.execute(
-                "SELECT type, count(*) FROM job_events WHERE producer = %s GROUP BY type",
-                (FORGED_PRODUCER,),
-            ).fetchall()
-            workers = db.execute(
-                "SELECT instance_id FROM workers WHERE instance_id LIKE %s",
-                (f"{FORGED_PRODUCER}-%",),
-            ).fetchall()
-            stored: dict[str, dict[str, int]] = {}
-            types: dict[str, str] = {}
-            for job_id, event_id, seq, kind in db.execute(
-                "SELECT job_id, event_id::text, seq, type FROM job_events WHERE job_id = ANY(%s)",
-                ([j.job_id for j in jobs],),
-            ).fetchall():
-                stored.setdefault(job_id, {})[event_id] = seq
-                types[event_id] = kind
-        folded = [f"folded {n} forged {t} event(s)" for t, n in folded_rows]
-        folded += [f"forged heartbeat made worker {w}" for (w,) in workers]
-
-        accepted = [f for f in run.forged if f.accepted]
-        letters: list[DeadLetter] = []
-        missing: list[Forged] = list(accepted)
-
-        def all_dead_lettered() -> bool:
-            nonlocal letters, missing
-            letters = [dead_letter(m) for t in DLQ_TOPICS for m in read_all(bootstrap, t)]
-            missing = unaccounted(accepted, letters)
-            return not missing
-
-        deadline = time.monotonic() + (timeout / 2 if accepted else 0)
-        while not all_dead_lettered() and time.monotonic() < deadline:
-            time.sleep(1)
-        missing_kinds = Counter(f.kind for f in missing)
+        folded = _read_folded(database_url, jobs)
+        missing = _undead(run, bootstrap, timeout / 2)
         not_dead_lettered = [
             f"{n} accepted forged {kind} message(s) on no dead-letter topic"
-            for kind, n in sorted(missing_kinds.items())
+            for kind, n in sorted(Counter(f.kind for f in missing).items())
         ]
-
-        pool = [
-            f"GET /jobs/{{id}} answered {o} {n} time(s) ({phase})"
-            for (phase, o), n in Counter(
-                (s.phase, s.outcome) for s in traffic.latency if s.outcome != "200"
-            ).items()
+        streams = [
+            p
+            for job in jobs
+            for p in _stream_problems(job, folded.stored.get(job.job_id, {}), folded.types)
         ]
-        pool += [
-            f"/health answered {o} {n} time(s) ({phase})"
-            for (phase, o), n in Counter(
-                (s.phase, s.outcome) for s in traffic.health if s.outcome != "200"
-            ).items()
-        ]
-        pool += [
-            f"{kind} answered {o} {n} time(s): it must be refused"
-            for (kind, o), n in sorted(run.http.items())
-            if kind in MUST_REFUSE and o.startswith("2")
-        ]
-        exhausted = sum(n for (_k, o), n in run.http.items() if "database_unavailable" in o)
-        if exhausted:
-            pool.append(f"hostile clients got 503 database_unavailable {exhausted} time(s)")
-
-        streams = []
-        for job in jobs:
-            seen = [e for _seq, e, _t in job.streamed]
-            repeated = sorted({e for e in seen if seen.count(e) > 1})
-            in_db = stored.get(job.job_id, {})
-            last = max((seq for seq, _e, _t in job.streamed), default=0)
-            # Skipped: behind what the stream had reached (it will never come); late: folded
-            # after the stream said the job was over.
-            skipped = sorted(e for e, seq in in_db.items() if seq <= last and e not in seen)
-            late = Counter(types[e] for e, seq in in_db.items() if seq > last)
-            if job.ended is None:
-                streams.append(f"job {job.job_id}: stream never ended ({job.stream_errors})")
-            if repeated:
-                streams.append(f"job {job.job_id}: stream repeated {repeated[:5]}")
-            if skipped:
-                streams.append(f"job {job.job_id}: stream skipped {skipped[:5]}")
-            if late and job.ended is not None:
-                streams.append(f"job {job.job_id}: folded after its stream ended: {dict(late)}")
-            if set(seen) - set(in_db):
-                streams.append(f"job {job.job_id}: stream sent {sorted(set(seen) - set(in_db))}")
-
         replays = replay_forged_targets(client, bootstrap, database_url, run.forged)
 
+    return Findings(
+        figures=_figures(run, jobs, details, unfinished, folded, missing),
+        unfinished=unfinished,
+        folded=folded.problems,
+        not_dead_lettered=not_dead_lettered,
+        pool=_pool_problems(run),
+        streams=streams,
+        replays=replays,
+    )
+
+
+def _figures(
+    run: Attack,
+    jobs: list[GoodJob],
+    details: dict[str, dict[str, Any] | None],
+    unfinished: list[str],
+    folded: _Folded,
+    missing: list[Forged],
+) -> dict[str, Any]:
+    traffic = run.traffic
     latency = traffic.latency
-    figures: dict[str, Any] = {
+    accepted = [f for f in run.forged if f.accepted]
+    return {
         "attack_seconds": run.seconds,
         "good_jobs": len(jobs),
         "good_jobs_completed": sum(
@@ -1024,7 +1137,7 @@ def settle(
         "forged_refused_by_broker": sum(1 for f in run.forged if f.error is not None),
         "forged_accepted": len(accepted),
         "forged_dead_lettered": len(accepted) - len(missing),
-        "forged_folded": sum(n for _t, n in folded_rows),
+        "forged_folded": sum(n for _t, n in folded.forged_rows),
         "forged_by_kind": {k: dict(c) for k, c in sorted(by_kind(run.forged).items())},
         "http_hostile_requests": sum(run.http.values()),
         "http_hostile_by_outcome": http_summary(run.http),
@@ -1035,7 +1148,6 @@ def settle(
         "get_job_p95_ms_attack": _ms(traffic.p95("attack")),
         "sse_reconnects": sum(j.reconnects for j in jobs),
     }
-    return Findings(figures, unfinished, folded, not_dead_lettered, pool, streams, replays)
 
 
 def _ms(seconds: float | None) -> float | None:

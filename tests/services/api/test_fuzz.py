@@ -18,6 +18,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -81,31 +82,25 @@ def live_pool_manager(migrated_db: str) -> Iterator[None]:
             conn.execute("DELETE FROM workers WHERE instance_id = %s", (manager,))
 
 
-def test_fuzz_every_operation_from_the_openapi_document(
-    api_roles: httpx.Client, live_pool_manager: None
-) -> None:
-    auth = {"Authorization": f"Bearer {ADMIN_KEY}"}
-    base_url = str(api_roles.base_url).rstrip("/")
-    document = api_roles.get("/openapi.json", headers=auth).json()
-    schema = schemathesis.openapi.from_dict(document)
-    operations = []
-    for result in schema.get_all_operations():
-        assert isinstance(result, Ok), result.err()  # every operation in the document loads
-        # A live stream never ends, so a generated request would only time out; their bad
-        # requests and their events are tested in test_events.py.
-        if result.ok().path.endswith("/events"):
-            continue
-        operations.append(result.ok())
-    assert len(operations) >= 13, [op.label for op in operations]
+@dataclass
+class _Fuzz:
+    """One fuzzing session against the live app: what was sent and what came back."""
 
-    statuses: Counter[int] = Counter()
-    per_operation: Counter[str] = Counter()
-    server_errors: list[str] = []
-    failures: list[str] = []
-    session = requests.Session()
-    deadline = time.monotonic() + TIME_BUDGET_S
+    base_url: str
+    auth: dict[str, str]
+    session: requests.Session = field(default_factory=requests.Session)
+    statuses: Counter[int] = field(default_factory=Counter)
+    per_operation: Counter[str] = field(default_factory=Counter)
+    server_errors: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
 
-    def run(operation: Any, mode: GenerationMode) -> None:
+    @property
+    def sent(self) -> int:
+        return sum(self.statuses.values())
+
+    def run(self, operation: Any, mode: GenerationMode) -> None:
+        """One hypothesis round of generated cases of ``mode`` for ``operation``."""
+
         @given(case=operation.as_strategy(generation_mode=mode), nul=st.integers(0, NUL_ONE_IN - 1))
         @settings(
             max_examples=EXAMPLES_PER_ROUND,
@@ -118,65 +113,95 @@ def test_fuzz_every_operation_from_the_openapi_document(
         def probe(case: Any, nul: int) -> None:
             if nul == 0:
                 _inject_nul(case)
-            # A case whose headers break the schema may have dropped or mangled Authorization on
-            # purpose: adding the key back would make it valid again. Send it as generated then
-            # (the answer must be a 4xx all the same: here, 401).
-            headers = None if _negated(case, ParameterLocation.HEADER) else auth
-            response = case.call(base_url=base_url, session=session, headers=headers, timeout=30)
-            statuses[response.status_code] += 1
-            per_operation[operation.label] += 1
-            where = f"{case.method} {case.formatted_path} -> {response.status_code}"
-            if response.status_code >= 500:
-                server_errors.append(f"{where}: {response.text[:300]}")
-            if response.status_code == 400 and response.text == SERVER_REFUSAL:
-                # Refused by the HTTP server's parser (e.g. a generated Transfer-Encoding value)
-                # before the app saw it: a 4xx as it should be, in the server's own plain text.
-                return
-            try:
-                case.validate_response(
-                    response,
-                    checks=CHECKS,
-                    headers=headers,
-                    transport_kwargs={"base_url": base_url},
-                )
-            except FailureGroup as exc:
-                failures.append(f"[{mode.value}] {where}: {exc}"[:2000])
+            self.send(operation, case, mode)
 
         try:
             probe()
         except HypothesisException as exc:  # e.g. nothing negative to make of a bare GET
             logger.info("no %s cases for %s: %s", mode.value, operation.label, exc)
 
+    def send(self, operation: Any, case: Any, mode: GenerationMode) -> None:
+        """Send one case and record its status and every check it fails."""
+        # A case whose headers break the schema may have dropped or mangled Authorization on
+        # purpose: adding the key back would make it valid again. Send it as generated then
+        # (the answer must be a 4xx all the same: here, 401).
+        headers = None if _negated(case, ParameterLocation.HEADER) else self.auth
+        response = case.call(
+            base_url=self.base_url, session=self.session, headers=headers, timeout=30
+        )
+        self.statuses[response.status_code] += 1
+        self.per_operation[operation.label] += 1
+        where = f"{case.method} {case.formatted_path} -> {response.status_code}"
+        if response.status_code >= 500:
+            self.server_errors.append(f"{where}: {response.text[:300]}")
+        if response.status_code == 400 and response.text == SERVER_REFUSAL:
+            # Refused by the HTTP server's parser (e.g. a generated Transfer-Encoding value)
+            # before the app saw it: a 4xx as it should be, in the server's own plain text.
+            return
+        try:
+            case.validate_response(
+                response,
+                checks=CHECKS,
+                headers=headers,
+                transport_kwargs={"base_url": self.base_url},
+            )
+        except FailureGroup as exc:
+            self.failures.append(f"[{mode.value}] {where}: {exc}"[:2000])
+
+
+def _operations(document: dict[str, Any]) -> list[Any]:
+    """Every operation of the document that a generated request can finish against."""
+    schema = schemathesis.openapi.from_dict(document)
+    operations = []
+    for result in schema.get_all_operations():
+        assert isinstance(result, Ok), result.err()  # every operation in the document loads
+        # A live stream never ends, so a generated request would only time out; their bad
+        # requests and their events are tested in test_events.py.
+        if result.ok().path.endswith("/events"):
+            continue
+        operations.append(result.ok())
+    return operations
+
+
+def test_fuzz_every_operation_from_the_openapi_document(
+    api_roles: httpx.Client, live_pool_manager: None
+) -> None:
+    auth = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    document = api_roles.get("/openapi.json", headers=auth).json()
+    operations = _operations(document)
+    assert len(operations) >= 13, [op.label for op in operations]
+
+    fuzz = _Fuzz(base_url=str(api_roles.base_url).rstrip("/"), auth=auth)
+    deadline = time.monotonic() + TIME_BUDGET_S
     rounds = 0
-    while (sum(statuses.values()) < MIN_REQUESTS or rounds == 0) and time.monotonic() < deadline:
+    while (fuzz.sent < MIN_REQUESTS or rounds == 0) and time.monotonic() < deadline:
         rounds += 1
         for operation in operations:
             for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-                run(operation, mode)
+                fuzz.run(operation, mode)
 
-    sent = sum(statuses.values())
     figures: dict[str, Any] = {
-        "requests": sent,
-        "server_errors": len(server_errors),
+        "requests": fuzz.sent,
+        "server_errors": len(fuzz.server_errors),
         # Negative cases that break the Authorization header stop at 401; the rest got in.
-        "past_auth": sent - statuses[401],
-        "conformance_failures": len(failures),
+        "past_auth": fuzz.sent - fuzz.statuses[401],
+        "conformance_failures": len(fuzz.failures),
         "rounds": rounds,
         "operations": len(operations),
-        "statuses": dict(sorted(statuses.items())),
-        "per_operation": dict(sorted(per_operation.items())),
+        "statuses": dict(sorted(fuzz.statuses.items())),
+        "per_operation": dict(sorted(fuzz.per_operation.items())),
         "seconds": round(TIME_BUDGET_S - (deadline - time.monotonic()), 1),
     }
     out = REPO_ROOT / ".state" / "test" / "fuzz.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({**figures, "failures": failures[:50]}, indent=2) + "\n")
+    out.write_text(json.dumps({**figures, "failures": fuzz.failures[:50]}, indent=2) + "\n")
     logger.warning("fuzz figures %s", json.dumps(figures))
 
-    assert server_errors == [], "\n".join(server_errors[:20])
-    assert failures == [], "\n\n".join(failures[:10])
-    assert sent >= MIN_REQUESTS, figures
+    assert fuzz.server_errors == [], "\n".join(fuzz.server_errors[:20])
+    assert fuzz.failures == [], "\n\n".join(fuzz.failures[:10])
+    assert fuzz.sent >= MIN_REQUESTS, figures
     assert figures["past_auth"] >= MIN_REQUESTS // 2, figures
-    assert set(per_operation) == {op.label for op in operations}, figures
+    assert set(fuzz.per_operation) == {op.label for op in operations}, figures
 
 
 def _negated(case: Any, location: ParameterLocation) -> bool:

@@ -55,10 +55,11 @@ def pool_env(infra: Stack) -> dict[str, str]:
 
 
 def start_pool(infra: Stack) -> subprocess.Popen[bytes]:
-    log = open(infra.log_dir / "pool.log", "ab")  # noqa: SIM115
-    return subprocess.Popen(
-        [sys.executable, "-m", "services.pool"], env=pool_env(infra), stdout=log, stderr=log
-    )
+    # The child gets its own copy of the descriptor: ours is closed at once.
+    with open(infra.log_dir / "pool.log", "ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "services.pool"], env=pool_env(infra), stdout=log, stderr=log
+        )
 
 
 def running(api: httpx.Client, service: str) -> list[dict[str, Any]]:
