@@ -27,8 +27,8 @@ format: bootstrap
 	.venv/bin/ruff format .
 
 schemas: bootstrap
-	$(PY) -m shared.schemas
-	$(PY) -m shared.asyncapi
+	$(PY) -m shared.contract.schemas
+	$(PY) -m shared.pipeline.asyncapi
 	$(PY) -m devstack.k8s
 
 bench: bootstrap

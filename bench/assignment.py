@@ -20,9 +20,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from confluent_kafka.admin import AdminClient
 
 from bench.common import broker, table
-from shared.events import Event
-from shared.runner import MessageContext, Output, RunnerSettings, StageRunner
-from shared.topics import GENERATOR, HEARTBEATS, TopicSpec, ensure_topics
+from shared.contract.events import Event
+from shared.contract.topics import GENERATOR, HEARTBEATS, TopicSpec, ensure_topics
+from shared.pipeline.runner import MessageContext, Output, RunnerSettings, StageRunner
 
 
 async def nothing(event: Event, ctx: MessageContext) -> list[Output]:

@@ -21,9 +21,9 @@ from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient
 
 from bench.common import broker, table
-from shared.runner import make_producer
-from shared.settings import KafkaSettings
-from shared.topics import TopicSpec, ensure_topics
+from shared.contract.topics import TopicSpec, ensure_topics
+from shared.pipeline.runner import make_producer
+from shared.platform.settings import KafkaSettings
 
 
 @dataclass

@@ -24,7 +24,7 @@ import httpx
 
 from bench.common import table
 from devstack.launch.ports import free_port
-from shared.vendors.comfyui import ComfyUIClient
+from shared.adapters.vendors.comfyui import ComfyUIClient
 from simulators.process import SimulatorProcess
 
 

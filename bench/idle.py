@@ -28,8 +28,8 @@ from confluent_kafka import Consumer, Producer
 
 from bench.common import cpu_by_service, cpu_delta, table
 from devstack.stack import Stack, isolated_settings
-from shared.events import JobRequested, JobRequestedPayload, Priority, parse_event
-from shared.topics import IMAGES_GENERATED, JOBS_REQUESTED
+from shared.contract.events import JobRequested, JobRequestedPayload, Priority, parse_event
+from shared.contract.topics import IMAGES_GENERATED, JOBS_REQUESTED
 
 
 def healthy(stack: Stack) -> bool:

@@ -36,8 +36,8 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from bench.broker import measure, render
 from bench.common import cpu_by_service, cpu_delta, table
 from devstack.stack import Stack, isolated_settings
-from shared.events import JobRequested, JobRequestedPayload, parse_event
-from shared.topics import IMAGES_GENERATED, JOBS_REQUESTED, PRODUCTS_CREATED, PUBLISHED
+from shared.contract.events import JobRequested, JobRequestedPayload, parse_event
+from shared.contract.topics import IMAGES_GENERATED, JOBS_REQUESTED, PRODUCTS_CREATED, PUBLISHED
 
 HOPS = [
     ("request -> image", "job.requested", "image.generated"),

@@ -1,10 +1,11 @@
 """Each direct sales channel's simulator, as ``make up``, compose and the tests run it.
 
-Dev-stack knowledge, keyed by the channel's name (:data:`shared.sales_channels.DIRECT_CHANNELS`):
-the engine's :class:`~shared.vendors.channels.ChannelSpec` says which settings make an account
-of one's own (``credential``) and where the vendor is (``url_setting``); this table says which
-simulator stands in when there is none, its default port (``SIM_<SIMULATOR>_PORT`` under
-``make up``) and the settings the publisher is given to use it. ``shared`` never imports it.
+Dev-stack knowledge, keyed by the channel's name
+(:data:`shared.contract.sales_channels.DIRECT_CHANNELS`): the engine's
+:class:`~shared.adapters.vendors.channels.ChannelSpec` says which settings make an account of one's
+own (``credential``) and where the vendor is (``url_setting``); this table says which simulator
+stands in when there is none, its default port (``SIM_<SIMULATOR>_PORT`` under ``make up``) and the
+settings the publisher is given to use it. ``shared`` never imports it.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from shared.errors import ConfigError
+from shared.platform.errors import ConfigError
 
 if TYPE_CHECKING:
-    from shared.vendors.channels import ChannelSpec
+    from shared.adapters.vendors.channels import ChannelSpec
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ and benchmarks use :class:`Stack` on their own ports and state folders.
 the database answer and every stage holds its input partitions, so a job submitted the moment
 it is printed is picked up at once.
 
-Nothing it starts outlives it (:mod:`shared.lifecycle`): each child dies with it, even when it is
-SIGKILLed or its terminal closes, and ``stack.json`` in the state folder records every process
+Nothing it starts outlives it (:mod:`shared.platform.lifecycle`): each child dies with it, even when
+it is SIGKILLed or its terminal closes, and ``stack.json`` in the state folder records every process
 it started (pid and start time), so that the next ``make up`` on the same folder stops whatever a
 killed one left before it binds a port, and refuses to start while that one still runs.
 """
@@ -43,28 +43,28 @@ from devstack.launch.postgres import SERVICE_ROLE, STOP_SIGNALS, LocalPostgres
 from devstack.launch.private import secret_once, write_private
 from services.pool.settings import WorkerCountSettings
 from services.pool.supervisor import ServiceProcess, describe_exit
-from shared import acls
-from shared.credentials import CredentialSettings
-from shared.db import migrate
-from shared.errors import ConfigError
-from shared.lifecycle import (
+from shared.adapters.credentials import CredentialSettings
+from shared.adapters.vendors.channels import ChannelSpec
+from shared.adapters.vendors.direct import direct_specs
+from shared.contract.topics import JOBS_BY_PRIORITY, STAGES, ChannelSettings, ensure_topics
+from shared.pipeline import acls
+from shared.platform.db import migrate
+from shared.platform.errors import ConfigError
+from shared.platform.lifecycle import (
     read_records,
     record_of,
     still_running,
     stop_recorded,
     write_records,
 )
-from shared.logs import redact_url, setup_logging
-from shared.settings import (
+from shared.platform.logs import redact_url, setup_logging
+from shared.platform.settings import (
     DatabaseSettings,
     KafkaSettings,
     PodSettings,
     StateSettings,
     load_settings,
 )
-from shared.topics import JOBS_BY_PRIORITY, STAGES, ChannelSettings, ensure_topics
-from shared.vendors.channels import ChannelSpec
-from shared.vendors.direct import direct_specs
 from simulators.process import SimulatorProcess
 
 logger = logging.getLogger(__name__)
@@ -87,8 +87,8 @@ def direct_channel_settings(specs: tuple[ChannelSpec[Any], ...]) -> type[PodSett
     return create_model("DirectChannelStackSettings", __base__=PodSettings, **fields)
 
 
-# Built from the registry (shared.vendors.direct), so a new channel adds no field here; mypy
-# sees the base class only (read them with StackSettings.simulator_port / .credential_of).
+# Built from the registry (shared.adapters.vendors.direct), so a new channel adds no field here;
+# mypy sees the base class only (read them with StackSettings.simulator_port / .credential_of).
 if TYPE_CHECKING:
     _DirectChannelStackSettings = PodSettings
 else:
@@ -207,7 +207,7 @@ class Stack:
         self.client_bootstrap = settings.bootstrap
         # ... and the test harness (the local broker's anonymous listener, if it has one).
         self.bootstrap = settings.bootstrap
-        # Each principal's password (shared.acls), when the stack runs the broker.
+        # Each principal's password (shared.pipeline.acls), when the stack runs the broker.
         self.kafka_users: dict[str, str] = {}
         self.database_url = settings.url
         self._stopping = threading.Event()
@@ -219,7 +219,7 @@ class Stack:
 
     @property
     def records_path(self) -> Path:
-        """Every process this stack started, with its start time (``shared.lifecycle``)."""
+        """Every process this stack started, with its start time (``shared.platform.lifecycle``)."""
         return self.state_dir / "stack.json"
 
     def claim(self) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 
 from devstack.channel_sims import CHANNEL_SIMULATORS
-from shared.lifecycle import popen
+from shared.platform.lifecycle import popen
 
 # Default ports: ComfyUI's own default, then the ones the pipeline issue fixed, then each
 # direct sales channel's, as the dev stack's table lists it.
@@ -49,7 +49,7 @@ class SimulatorProcess:
         on a loaded 2-core machine eight Python start-ups in parallel took over 20 s)."""
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         try:
-            # Never outlives its starter (shared.lifecycle).
+            # Never outlives its starter (shared.platform.lifecycle).
             self.proc = popen(
                 [sys.executable, "-m", f"simulators.{self.name}", "--port", str(self.port)],
                 env={**os.environ, **self.env},

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from shared.db import migrate
-from shared.topics import ensure_topics
+from shared.contract.topics import ensure_topics
+from shared.platform.db import migrate
 from tests.support import infra
 
 

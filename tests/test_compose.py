@@ -17,8 +17,8 @@ import pytest
 import yaml
 
 from devstack.channel_sims import channel_simulator
-from shared.settings import PodSettings
-from shared.vendors.direct import direct_specs
+from shared.adapters.vendors.direct import direct_specs
+from shared.platform.settings import PodSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 # The vendors' simulators, then one per direct sales channel.
@@ -233,7 +233,7 @@ def test_every_setting_a_service_needs_is_passed_either_way() -> None:
     the pool may run, plus the ComfyUI server (its default is a local one), are in the
     service's environment with or without the profile: compose passes only what it lists."""
     from devstack.k8s import settings_of
-    from shared.topics import STAGES
+    from shared.contract.topics import STAGES
 
     needed = {"COMFYUI_API_URL", "KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL"}
     for stage in STAGES.values():
@@ -450,10 +450,10 @@ def test_docker_compose_reads_the_files_as_these_tests_do(tmp_path: Path) -> Non
 
 def test_the_broker_takes_sasl_logins_only_and_each_service_logs_in_as_itself() -> None:
     """compose's broker: no listener an anonymous client may use, ACLs enforced with admin as
-    the only super user; each service its own principal (shared.acls), init the super user who
-    makes every principal's login."""
-    from shared.acls import ADMIN, MECHANISM, principals, stage_credential_env
-    from shared.topics import STAGES
+    the only super user; each service its own principal (shared.pipeline.acls), init the super user
+    who makes every principal's login."""
+    from shared.contract.topics import STAGES
+    from shared.pipeline.acls import ADMIN, MECHANISM, principals, stage_credential_env
 
     services = compose()["services"]
     kafka = services["kafka"]["environment"]

@@ -22,9 +22,9 @@ from pathlib import Path
 
 from devstack.launch.java import java_executable
 from devstack.launch.private import write_private
-from shared.lifecycle import popen
-from shared.settings import REPO_ROOT
-from shared.topics import wait_for_broker
+from shared.contract.topics import wait_for_broker
+from shared.platform.lifecycle import popen
+from shared.platform.settings import REPO_ROOT
 
 logger = logging.getLogger(__name__)
 
@@ -369,7 +369,7 @@ class LocalKafka:
         self._format_if_needed(props)
         log = open(self.home / "broker.log", "ab")  # noqa: SIM115 — the child keeps it open
         # Its own session (Ctrl+C reaches make up, which stops the broker last), and it dies
-        # with us (shared.lifecycle): a broker left running holds the next one's ports.
+        # with us (shared.platform.lifecycle): a broker left running holds the next one's ports.
         self.proc = popen(
             self._java("kafka.Kafka", str(props)),
             stdout=log,

@@ -6,8 +6,8 @@ processes that take a URL, so this module runs ``initdb`` and the server itself 
 
 The server (the postmaster) runs in the foreground as our child, not through ``pg_ctl start``,
 whose postmaster daemonizes and so outlives whoever started it: a ``make up`` killed hard left it
-holding its port. As our child it gets the parent-death signal (:mod:`shared.lifecycle`, SIGINT:
-PostgreSQL's fast shutdown) and is stopped by a signal to it directly.
+holding its port. As our child it gets the parent-death signal (:mod:`shared.platform.lifecycle`,
+SIGINT: PostgreSQL's fast shutdown) and is stopped by a signal to it directly.
 
 Nothing is trusted: every connection, the local socket and loopback included, authenticates
 with scram-sha-256. The superuser's password is made at first start and kept in
@@ -33,7 +33,7 @@ import psycopg
 from psycopg import sql
 
 from devstack.launch.private import secret_once, write_private
-from shared.lifecycle import popen
+from shared.platform.lifecycle import popen
 
 with warnings.catch_warnings():
     # platformdirs warns about XDG_RUNTIME_DIR at import time; we never use its runtime dir.

@@ -27,8 +27,8 @@ from types import TracebackType
 from devstack.launch.java import java_executable
 from devstack.launch.ports import free_port
 from devstack.launch.private import write_private
-from shared.lifecycle import popen
-from shared.settings import REPO_ROOT
+from shared.platform.lifecycle import popen
+from shared.platform.settings import REPO_ROOT
 
 logger = logging.getLogger(__name__)
 
@@ -118,8 +118,8 @@ class LocalS3Proxy:
         write_private(properties, self._properties())
         command = self._command(properties)
         with self.log_path.open("ab") as log:
-            # Dies with us (shared.lifecycle), as the broker and PostgreSQL do; the pid file
-            # below still lets a later session stop one where there is no parent-death signal.
+            # Dies with us (shared.platform.lifecycle), as the broker and PostgreSQL do; the pid
+            # file below still lets a later session stop one where there is no parent-death signal.
             self.proc = popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         # Which process, and whose: a later session stops it if this one was killed.
         (self.home / PID_FILE).write_text(f"{self.proc.pid} {os.getpid()}\n")

@@ -15,14 +15,14 @@ from fastapi import FastAPI
 from services.api.app import create_app
 from services.api.connections import head_deadline_protocol
 from services.api.settings import ApiSettings
-from shared import tracing
-from shared.db import migrate
-from shared.errors import ConfigError
-from shared.httpserver import QuietServer
-from shared.lifecycle import bind_to_parent, watch_parent
-from shared.logs import setup_logging
-from shared.memory import settle_after_startup
-from shared.settings import load_settings
+from shared.platform import tracing
+from shared.platform.db import migrate
+from shared.platform.errors import ConfigError
+from shared.platform.httpserver import QuietServer
+from shared.platform.lifecycle import bind_to_parent, watch_parent
+from shared.platform.logs import setup_logging
+from shared.platform.memory import settle_after_startup
+from shared.platform.settings import load_settings
 
 logger = logging.getLogger("services.api")
 

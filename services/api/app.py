@@ -29,8 +29,8 @@ from services.api.routes.ui import add_ui
 from services.api.settings import ApiSettings
 from services.api.state import ApiState
 from services.api.text import reject_unsafe_params
-from shared.asyncapi import render_asyncapi
-from shared.db import open_pool
+from shared.pipeline.asyncapi import render_asyncapi
+from shared.platform.db import open_pool
 
 logger = logging.getLogger(__name__)
 

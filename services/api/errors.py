@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from psycopg import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shared.logs import redact_urls
+from shared.platform.logs import redact_urls
 
 logger = logging.getLogger(__name__)
 

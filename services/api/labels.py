@@ -21,7 +21,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from services.api.auth import LABEL_PREFIX, label_of, legacy_label
 from services.api.settings import ApiSettings
-from shared.errors import ConfigError
+from shared.platform.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,9 @@ async def load_secret(pool: AsyncConnectionPool) -> bytes:
         cur = await conn.execute(_LOAD)
         row = await cur.fetchone()
     if row is None or not row[0]:
-        raise ConfigError("api_label_secret is empty: run the migrations (python -m shared.init)")
+        raise ConfigError(
+            "api_label_secret is empty: run the migrations (python -m shared.tools.init)"
+        )
     return str(row[0]).encode()
 
 

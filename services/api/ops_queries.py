@@ -1,7 +1,7 @@
 """The API's SQL for operations: metrics, alerts, stats and the dashboard.
 
 Everything here reads what the monitor wrote (``metrics_minute`` through
-:mod:`shared.store.metrics`),
+:mod:`shared.adapters.store.metrics`),
 ``alerts``, ``workers``, ``dead_letters`` and ``jobs``.
 """
 
@@ -14,10 +14,10 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from services.api.queries import _JOB_COLUMNS
-from shared.store import alerts as alert_store
-from shared.store import metrics as metric_store
-from shared.store import workers as worker_store
-from shared.store.metrics import (
+from shared.adapters.store import alerts as alert_store
+from shared.adapters.store import metrics as metric_store
+from shared.adapters.store import workers as worker_store
+from shared.adapters.store.metrics import (
     DURATION_BUCKETS,
     Series,
     bucket_label,

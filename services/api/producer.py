@@ -7,9 +7,9 @@ import uuid
 
 from confluent_kafka import KafkaException
 
-from shared.runner import BrokerUnavailable, EventProducer
-from shared.settings import KafkaSettings
-from shared.topics import JOBS_BY_PRIORITY
+from shared.contract.topics import JOBS_BY_PRIORITY
+from shared.pipeline.runner import BrokerUnavailable, EventProducer
+from shared.platform.settings import KafkaSettings
 
 __all__ = ["BrokerUnavailable", "JobProducer"]
 

@@ -10,9 +10,9 @@ from psycopg import AsyncCursor
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from shared.events import JobRequested
-from shared.sales_channels import DEFAULT_CHANNEL
-from shared.store import job_claims, jobs, products
+from shared.adapters.store import job_claims, jobs, products
+from shared.contract.events import JobRequested
+from shared.contract.sales_channels import DEFAULT_CHANNEL
 
 # Named for what services.api.schemas.jobs.JobView shows: the seed's status (a partial job is
 # `completed` there) beside the detailed one, the priority as given (its number, else the band).

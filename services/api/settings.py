@@ -7,16 +7,16 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from shared.events import MAX_LEVEL, MIN_LEVEL, Priority
-from shared.settings import (
+from shared.adapters.storage import ImageStorageSettings
+from shared.contract.events import MAX_LEVEL, MIN_LEVEL, Priority
+from shared.contract.topics import ChannelSettings
+from shared.platform.settings import (
     DatabaseSettings,
     JobLimitSettings,
     KafkaSettings,
     WorkerLivenessSettings,
     empty_is_unset,
 )
-from shared.storage import ImageStorageSettings
-from shared.topics import ChannelSettings
 
 
 class ApiSettings(

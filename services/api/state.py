@@ -12,8 +12,8 @@ from psycopg_pool import AsyncConnectionPool
 from services.api.feed import EventFeed, StreamLimits
 from services.api.producer import JobProducer
 from services.api.settings import ApiSettings
-from shared.groups import GroupProbe
-from shared.storage import ImageStore
+from shared.adapters.storage import ImageStore
+from shared.pipeline.groups import GroupProbe
 
 
 @dataclass

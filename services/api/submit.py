@@ -28,9 +28,9 @@ from services.api.producer import BrokerUnavailable
 from services.api.schemas.jobs import JobRequest
 from services.api.settings import ApiSettings
 from services.api.state import ApiState
-from shared import tracing
-from shared.events import JobRequested, JobRequestedPayload, Priority
-from shared.topics import JOBS_REQUESTED
+from shared.contract.events import JobRequested, JobRequestedPayload, Priority
+from shared.contract.topics import JOBS_REQUESTED
+from shared.platform import tracing
 
 logger = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from typing import BinaryIO
 
 from PIL import Image, UnidentifiedImageError
 
-from shared.storage import ImageReadError, ImageStore
+from shared.adapters.storage import ImageReadError, ImageStore
 
 logger = logging.getLogger(__name__)
 

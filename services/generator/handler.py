@@ -5,7 +5,7 @@ prompt, in which case Claude still writes the copy. ComfyUI renders each image, 
 at the GPUs; storage keeps it content-addressed. Seeds derive from the job id and image index, so a
 redelivered job renders the same images and its output events carry the same ids.
 
-A job id belongs to its first request (:mod:`shared.store.job_claims`): before anything is
+A job id belongs to its first request (:mod:`shared.adapters.store.job_claims`): before anything is
 written or rendered the request claims its id, so another request under the same id is
 dead-lettered (``job id in use``) instead of rendered under the first job's id, and the same
 request sent again under another event id is not rendered twice.
@@ -27,10 +27,13 @@ from psycopg_pool import AsyncConnectionPool
 
 from services.generator.progress import ImageNote, JobProgress, fingerprint
 from services.generator.settings import GeneratorSettings
-from shared.catalog import read_print_areas
-from shared.db import open_pool
-from shared.errors import InvalidEventError, PodError
-from shared.events import (
+from shared.adapters.storage import ImageStore, LocalImageStorage
+from shared.adapters.store import job_claims
+from shared.adapters.vendors.claude import MAX_BRIEFS, CreativeBrief, TokenUsage, claude_client
+from shared.adapters.vendors.comfyui import comfyui_client
+from shared.adapters.vendors.printify import PrintifyAccountSettings, printify_client
+from shared.adapters.vendors.protocols import BriefWriter, ImageBackend
+from shared.contract.events import (
     ImageGenerated,
     ImageGeneratedPayload,
     JobRequested,
@@ -38,16 +41,13 @@ from shared.events import (
     ProductType,
     TokenCounts,
 )
-from shared.printsize import PrintArea, PrintSizing
-from shared.runner import Handler, MessageContext, Output
-from shared.service import closing
-from shared.storage import ImageStore, LocalImageStorage
-from shared.store import job_claims
-from shared.topics import IMAGES_GENERATED
-from shared.vendors.claude import MAX_BRIEFS, CreativeBrief, TokenUsage, claude_client
-from shared.vendors.comfyui import comfyui_client
-from shared.vendors.printify import PrintifyAccountSettings, printify_client
-from shared.vendors.protocols import BriefWriter, ImageBackend
+from shared.contract.topics import IMAGES_GENERATED
+from shared.domain.catalog import read_print_areas
+from shared.domain.printsize import PrintArea, PrintSizing
+from shared.pipeline.runner import Handler, MessageContext, Output
+from shared.pipeline.service import closing
+from shared.platform.db import open_pool
+from shared.platform.errors import InvalidEventError, PodError
 
 logger = logging.getLogger(__name__)
 
@@ -171,7 +171,8 @@ class GeneratorHandler:
 
     async def _owns(self, event: JobRequested) -> bool:
         """Whether ``event`` is its job id's own request (False: a duplicate, nothing to do);
-        raise :class:`shared.store.job_claims.JobIdInUse` when another request owns the id."""
+        raise :class:`shared.adapters.store.job_claims.JobIdInUse` when another request owns the
+        id."""
         if self.claims is None:
             return True
         async with self.claims.connection() as conn:

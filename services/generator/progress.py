@@ -22,7 +22,7 @@ from pathlib import Path
 from pydantic import TypeAdapter, ValidationError
 from typing_extensions import TypedDict  # pydantic reads typing's only from Python 3.12
 
-from shared.events import JobRequestedPayload
+from shared.contract.events import JobRequestedPayload
 
 # A brief as noted: CreativeBrief's JSON (the handler validates it again when it reads it).
 BriefNote = dict[str, object]

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr
 
-from shared.catalog import CatalogSettings
-from shared.events import ProductType
-from shared.printsize import PrintArea, PrintSizing
-from shared.runner import RunnerSettings
-from shared.settings import DatabaseSettings, JobLimitSettings
-from shared.storage import ImageStorageSettings
-from shared.vendors.claude import ClaudeSettings
-from shared.vendors.comfyui import ComfyUISettings
+from shared.adapters.storage import ImageStorageSettings
+from shared.adapters.vendors.claude import ClaudeSettings
+from shared.adapters.vendors.comfyui import ComfyUISettings
+from shared.contract.events import ProductType
+from shared.domain.catalog import CatalogSettings
+from shared.domain.printsize import PrintArea, PrintSizing
+from shared.pipeline.runner import RunnerSettings
+from shared.platform.settings import DatabaseSettings, JobLimitSettings
 
 # Printify's front placeholders (px at 300 DPI) of the default catalog's blueprints: the tee 6,
 # the hoodie 77 and the 11oz mug 68. Used when Printify's catalog cannot be read at start (the

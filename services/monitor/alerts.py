@@ -22,9 +22,9 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from services.monitor.settings import MonitorSettings
-from shared.store import alerts as alert_store
-from shared.store import credentials as credential_store
-from shared.topics import STAGES
+from shared.adapters.store import alerts as alert_store
+from shared.adapters.store import credentials as credential_store
+from shared.contract.topics import STAGES
 
 logger = logging.getLogger(__name__)
 
@@ -161,7 +161,7 @@ class AlertRow(TypedDict):
 
 
 def alert_row(row: Mapping[str, Any]) -> AlertRow:
-    """The row ``shared.store.alerts`` returned, as an :class:`AlertRow`."""
+    """The row ``shared.adapters.store.alerts`` returned, as an :class:`AlertRow`."""
     return AlertRow(
         id=row["id"],
         condition_key=row["condition_key"],

@@ -29,9 +29,9 @@ from psycopg_pool import AsyncConnectionPool
 
 from services.monitor.fold import Folder, Read, TouchedJobs
 from services.monitor.metrics import MetricBatch, MetricsRecorder
-from shared.db import db_unavailable
-from shared.events import Event
-from shared.runner import MessageContext
+from shared.contract.events import Event
+from shared.pipeline.runner import MessageContext
+from shared.platform.db import db_unavailable
 
 logger = logging.getLogger(__name__)
 

@@ -14,8 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from shared.errors import InvalidEventError, RetryableError
-from shared.events import (
+from shared.contract.events import (
     ImageGenerated,
     ProductCreated,
     ProductCreatedPayload,
@@ -25,6 +24,7 @@ from shared.events import (
     ProductPublishingPayload,
     channels_of,
 )
+from shared.platform.errors import InvalidEventError, RetryableError
 
 _MAX_ID = 100  # of a job id in a message (the contract's limit)
 # A payload about one product of a job (an output's, or a publication's).

@@ -27,8 +27,9 @@ from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Message
 from psycopg import AsyncConnection
 from pydantic import Field
 
-from shared.errors import InvalidEventError
-from shared.events import (
+from shared.adapters.store import job_claims, jobs
+from shared.adapters.store.dead_letters import DeadLetter
+from shared.contract.events import (
     EVENT_TYPES,
     Event,
     Priority,
@@ -37,11 +38,7 @@ from shared.events import (
     as_utc,
     parse_event,
 )
-from shared.runner import header_int, message_headers, parse_message
-from shared.runner import headers as hdr
-from shared.store import job_claims, jobs
-from shared.store.dead_letters import DeadLetter
-from shared.topics import (
+from shared.contract.topics import (
     GENERATOR,
     JOBS_REQUESTED,
     PIPELINE_STAGES,
@@ -51,6 +48,9 @@ from shared.topics import (
     accepted_on,
     replay_targets_of,
 )
+from shared.pipeline.runner import header_int, message_headers, parse_message
+from shared.pipeline.runner import headers as hdr
+from shared.platform.errors import InvalidEventError
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +61,8 @@ UNKNOWN_JOB = "unknown"
 _RETRY_TOPIC = re.compile(r"(?P<family>.+)\.retry\.\d+")
 _BY_FAMILY: dict[str, Stage] = {STAGES[n].family: STAGES[n] for n in PIPELINE_STAGES}
 _BY_DLQ: dict[str, Stage] = {s.dlq: s for s in STAGES.values()}
-# Limits of the event contract (shared/events.py) that text taken from headers must respect.
+# Limits of the event contract (shared/contract/events.py) that text taken from headers must
+# respect.
 _MAX_JOB_ID = 100
 _MAX_NAME = 500
 

@@ -2,8 +2,8 @@
 
 Each event is folded in one transaction that first records it in ``job_events`` by its job and
 event id: an event seen before changes nothing, so replaying a topic from the start is harmless.
-A ``job.requested`` first claims its job id (:mod:`shared.store.job_claims`): the same request
-again changes nothing, another request under the id is dead-lettered (``job id in use``). A
+A ``job.requested`` first claims its job id (:mod:`shared.adapters.store.job_claims`): the same
+request again changes nothing, another request under the id is dead-lettered (``job id in use``). A
 stage's output is folded only if its job asked for it (:mod:`services.monitor.belongs`). Counters
 and the job's status are recomputed from the child tables, never incremented, so the fold does
 not depend on the order in which the topics are read.
@@ -30,9 +30,9 @@ from psycopg_pool import AsyncConnectionPool
 from services.monitor.belongs import ForeignOutput, JobShape
 from services.monitor.folders import folder_of
 from services.monitor.status import JobCounts, job_status
-from shared.errors import RetryableError
-from shared.events import Event, JobRequested
-from shared.store import images, job_claims, job_events, jobs
+from shared.adapters.store import images, job_claims, job_events, jobs
+from shared.contract.events import Event, JobRequested
+from shared.platform.errors import RetryableError
 
 logger = logging.getLogger(__name__)
 
@@ -212,7 +212,7 @@ class TouchedJobs:
 async def _owners(conn: AsyncConnection[Any], reads: list[Read], logged: list[int]) -> list[int]:
     """``logged`` without the requests that are duplicates of their job's first (the same
     request under another event id: nothing to fold); a request under a job id another request
-    owns raises :class:`shared.store.job_claims.JobIdInUse`."""
+    owns raises :class:`shared.adapters.store.job_claims.JobIdInUse`."""
     asked = [(i, e) for i in logged if isinstance(e := reads[i].event, JobRequested)]
     owned = await job_claims.claim_many(conn, [e for _, e in asked])
     duplicates: set[int] = set()

@@ -5,7 +5,7 @@ A folder handles one event type and says what its fold needs at each step of
 it against the job, writing it, what it tells the metrics); the defaults are those of a job's
 event with nothing of its own to write. Adding an event type is one row here: the drift test
 (tests/services/monitor/test_folders.py) checks that every type the monitor reads, from the
-registry (:mod:`shared.topics`), has exactly one.
+registry (:mod:`shared.contract.topics`), has exactly one.
 """
 
 from __future__ import annotations
@@ -24,8 +24,10 @@ from services.monitor.belongs import (
     outside,
 )
 from services.monitor.dlq import UNKNOWN_JOB, DeadLetterFailed, unattributable
-from shared.errors import InvalidEventError
-from shared.events import (
+from shared.adapters.store import images, jobs, listings, products, workers
+from shared.adapters.store.dead_letters import record_dead_letter
+from shared.adapters.store.job_claims import JobIdInUse
+from shared.contract.events import (
     Event,
     ImageGenerated,
     JobRequested,
@@ -38,10 +40,8 @@ from shared.events import (
     WorkerExited,
     WorkerHeartbeat,
 )
-from shared.store import images, jobs, listings, products, workers
-from shared.store.dead_letters import record_dead_letter
-from shared.store.job_claims import JobIdInUse
-from shared.topics import DEFAULT_CHANNEL, GENERATOR, MONITOR, channel_of
+from shared.contract.topics import DEFAULT_CHANNEL, GENERATOR, MONITOR, channel_of
+from shared.platform.errors import InvalidEventError
 
 logger = logging.getLogger(__name__)
 

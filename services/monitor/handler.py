@@ -19,11 +19,11 @@ from services.monitor.metrics import LagProbe, MetricsRecorder
 from services.monitor.notify import WebhookNotifier
 from services.monitor.ops import OpsLoop
 from services.monitor.settings import MonitorSettings
-from shared.aio import cancel_and_wait
-from shared.db import migrate, open_pool
-from shared.events import Event
-from shared.runner import Handler, MessageContext, Output
-from shared.topics import STAGES
+from shared.contract.events import Event
+from shared.contract.topics import STAGES
+from shared.pipeline.runner import Handler, MessageContext, Output
+from shared.platform.aio import cancel_and_wait
+from shared.platform.db import migrate, open_pool
 
 logger = logging.getLogger(__name__)
 

@@ -44,17 +44,17 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from services.monitor.folders import GENERATION, PRODUCT, PUBLISH, StageQuery, folder_of
-from shared.events import Event, Priority, TokenCounts
-from shared.store import jobs
-from shared.store import metrics as metric_store
-from shared.store.metrics import (
+from shared.adapters.store import jobs
+from shared.adapters.store import metrics as metric_store
+from shared.adapters.store.metrics import (
     DURATION_BUCKETS,
     bucket_label,
     bucket_of,
     delete_expired,
     set_gauge,
 )
-from shared.topics import PIPELINE_STAGES, STAGES, Stage
+from shared.contract.events import Event, Priority, TokenCounts
+from shared.contract.topics import PIPELINE_STAGES, STAGES, Stage
 
 __all__ = ["DURATION_BUCKETS", "bucket_label", "bucket_of", "delete_expired", "set_gauge"]
 

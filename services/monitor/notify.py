@@ -15,8 +15,8 @@ import httpx
 from psycopg_pool import AsyncConnectionPool
 
 from services.monitor.alerts import Action, AlertRow
-from shared.aio import cancel_and_wait
-from shared.store import alerts as alert_store
+from shared.adapters.store import alerts as alert_store
+from shared.platform.aio import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 

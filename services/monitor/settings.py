@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr
 
-from shared.runner import RunnerSettings
-from shared.settings import DatabaseSettings, WorkerLivenessSettings
-from shared.topics import ChannelSettings
+from shared.contract.topics import ChannelSettings
+from shared.pipeline.runner import RunnerSettings
+from shared.platform.settings import DatabaseSettings, WorkerLivenessSettings
 
 
 class MonitorSettings(RunnerSettings, DatabaseSettings, WorkerLivenessSettings, ChannelSettings):

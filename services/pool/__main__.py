@@ -25,9 +25,7 @@ from confluent_kafka import OFFSET_END, Consumer, KafkaException, Producer, Topi
 
 from services.pool.settings import PoolSettings
 from services.pool.supervisor import WorkerPool
-from shared.acls import POOL_GROUP_PREFIX
-from shared.errors import ConfigError, InvalidEventError
-from shared.events import (
+from shared.contract.events import (
     ControlCommand,
     PoolScaled,
     PoolScaledPayload,
@@ -37,11 +35,13 @@ from shared.events import (
     WorkerHeartbeatPayload,
     parse_event,
 )
-from shared.lifecycle import bind_to_parent, parent_gone, watch_parent
-from shared.logs import setup_logging
-from shared.runner import make_producer
-from shared.settings import load_settings
-from shared.topics import CONTROL, HEARTBEATS, accepted_on
+from shared.contract.topics import CONTROL, HEARTBEATS, accepted_on
+from shared.pipeline.acls import POOL_GROUP_PREFIX
+from shared.pipeline.runner import make_producer
+from shared.platform.errors import ConfigError, InvalidEventError
+from shared.platform.lifecycle import bind_to_parent, parent_gone, watch_parent
+from shared.platform.logs import setup_logging
+from shared.platform.settings import load_settings
 
 logger = logging.getLogger("services.pool")
 

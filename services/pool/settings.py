@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field, create_model
 
-from shared.acls import PrincipalPasswordSettings
-from shared.settings import KafkaSettings, PodSettings, StateSettings
-from shared.topics import STAGES, ChannelSettings
+from shared.contract.topics import STAGES, ChannelSettings
+from shared.pipeline.acls import PrincipalPasswordSettings
+from shared.platform.settings import KafkaSettings, PodSettings, StateSettings
 
 if TYPE_CHECKING:
     _PerStage = PodSettings

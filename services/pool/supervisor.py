@@ -4,7 +4,7 @@ Each instance is a child process (``python -m services.<stage>``) named by its s
 ``<stage>-<n>``, which is also its ``INSTANCE_ID`` (heartbeats, ``/workers`` and restarts use it).
 A child that dies unexpectedly is restarted after ``restart_delay_s``, at most ``max_restarts``
 times; then it is left failed (the monitor's missing-heartbeat alert names it). Children are bound
-to the manager (:mod:`shared.lifecycle`), and the manager records their pids so that a new
+to the manager (:mod:`shared.platform.lifecycle`), and the manager records their pids so that a new
 manager on the same state folder stops any left behind by one that was killed.
 """
 
@@ -25,9 +25,10 @@ from typing import IO, Any
 from confluent_kafka.admin import AdminClient
 
 from services.pool.settings import PoolSettings
-from shared.acls import STAGE_PASSWORD_PREFIX, stage_credential_env
-from shared.events import ControlCommand, PoolScaledPayload, WorkerExitedPayload
-from shared.lifecycle import (
+from shared.contract.events import ControlCommand, PoolScaledPayload, WorkerExitedPayload
+from shared.contract.topics import STAGES, Stage
+from shared.pipeline.acls import STAGE_PASSWORD_PREFIX, stage_credential_env
+from shared.platform.lifecycle import (
     popen,
     read_records,
     record_of,
@@ -35,7 +36,6 @@ from shared.lifecycle import (
     supervise,
     write_records,
 )
-from shared.topics import STAGES, Stage
 
 logger = logging.getLogger(__name__)
 
@@ -87,8 +87,8 @@ class ServiceProcess:
         if self.log_path is not None:
             log = open(self.log_path, "ab")  # noqa: SIM115 — the child keeps it open
         try:
-            # Dies with this process (shared.lifecycle); Ctrl+C reaches the supervisor, which
-            # stops us in order.
+            # Dies with this process (shared.platform.lifecycle); Ctrl+C reaches the supervisor,
+            # which stops us in order.
             self.proc = popen(
                 [self.python, "-m", self.module],
                 env=supervise(self.env),

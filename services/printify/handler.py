@@ -4,13 +4,13 @@ The image is uploaded once (by URL when Printify can fetch it from storage: a pr
 the served folder; else as base64, under 5 MB only), the catalog
 entry of each type is resolved to a blueprint, print provider and variants, and each product is
 created with the image on every print area, then each variant is priced from the production
-cost Printify reports for it (:mod:`shared.pricing`: never below cost, the type's margin, .99).
-A type that fails permanently is reported on the stage's DLQ (with its input, for replay) while
-the other types still go through; anything retryable fails the whole message so the runner
+cost Printify reports for it (:mod:`shared.domain.pricing`: never below cost, the type's margin,
+.99). A type that fails permanently is reported on the stage's DLQ (with its input, for replay)
+while the other types still go through; anything retryable fails the whole message so the runner
 retries it.
 
 Delivery is at-least-once, so every external side effect goes through the ledger
-(:mod:`shared.ledger`): the upload once per (job, image), the create and the pricing once per
+(:mod:`shared.domain.ledger`): the upload once per (job, image), the create and the pricing once per
 (job, image, type).
 A create whose outcome is unknown (crash or timeout after the call) is reconciled by looking the
 product up by its deterministic marker SKU, so a redelivery names the same product id.
@@ -28,24 +28,8 @@ from typing import NamedTuple, NotRequired, TypedDict
 from pydantic import BaseModel, Field
 
 from services.printify.settings import CatalogEntry, PrintifySettings
-from shared.db import migrate, open_pool
-from shared.errors import PermanentError, PodError, RetryableError
-from shared.events import (
-    MAX_MOCKUPS,
-    ImageGenerated,
-    ProductCreated,
-    ProductCreatedPayload,
-    ProductType,
-    StageFailed,
-    StageFailedPayload,
-)
-from shared.ledger import EffectKey, Ledger, Steps
-from shared.pricing import PriceSummary, price_variants, summarise
-from shared.runner import Handler, MessageContext, Output
-from shared.service import closing
-from shared.storage import ImageReadError, ImageStore
-from shared.topics import PRINTIFY, PRODUCTS_CREATED
-from shared.vendors.printify import (
+from shared.adapters.storage import ImageReadError, ImageStore
+from shared.adapters.vendors.printify import (
     AreaPlan,
     CatalogVariant,
     Product,
@@ -54,7 +38,23 @@ from shared.vendors.printify import (
     plan_print_areas,
     printify_client,
 )
-from shared.vendors.protocols import ProductVendor
+from shared.adapters.vendors.protocols import ProductVendor
+from shared.contract.events import (
+    MAX_MOCKUPS,
+    ImageGenerated,
+    ProductCreated,
+    ProductCreatedPayload,
+    ProductType,
+    StageFailed,
+    StageFailedPayload,
+)
+from shared.contract.topics import PRINTIFY, PRODUCTS_CREATED
+from shared.domain.ledger import EffectKey, Ledger, Steps
+from shared.domain.pricing import PriceSummary, price_variants, summarise
+from shared.pipeline.runner import Handler, MessageContext, Output
+from shared.pipeline.service import closing
+from shared.platform.db import migrate, open_pool
+from shared.platform.errors import PermanentError, PodError, RetryableError
 
 logger = logging.getLogger(__name__)
 

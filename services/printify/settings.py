@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from shared.catalog import DEFAULT_CATALOG, CatalogEntry, CatalogSettings
-from shared.runner import RunnerSettings
-from shared.settings import DatabaseSettings
-from shared.storage import ImageStorageSettings
-from shared.vendors.printify import PrintifyAccountSettings
+from shared.adapters.storage import ImageStorageSettings
+from shared.adapters.vendors.printify import PrintifyAccountSettings
+from shared.domain.catalog import DEFAULT_CATALOG, CatalogEntry, CatalogSettings
+from shared.pipeline.runner import RunnerSettings
+from shared.platform.settings import DatabaseSettings
 
 __all__ = ["DEFAULT_CATALOG", "CatalogEntry", "PrintifySettings"]
 

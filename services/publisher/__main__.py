@@ -5,8 +5,8 @@ import os
 
 from services.publisher.handler import accepts, build_handler
 from services.publisher.settings import PublisherSettings
-from shared.service import main
-from shared.topics import DEFAULT_CHANNEL, PUBLISHERS
+from shared.contract.topics import DEFAULT_CHANNEL, PUBLISHERS
+from shared.pipeline.service import main
 
 if __name__ == "__main__":
     channel = os.environ.get("CHANNEL", DEFAULT_CHANNEL).strip().lower() or DEFAULT_CHANNEL

@@ -5,19 +5,20 @@ and nothing is emitted.
 Each channel's process runs one of three handlers, chosen in :func:`build_handler`:
 
 - :class:`ShopPublisher` (the printify channel): the product's shop names its sales channel
-  (:mod:`shared.vendors.channels`). A channel that lists at once (the engine's own storefront)
-  gives ``product.published``; one that confirms later (Etsy, Shopify, ...) gives
+  (:mod:`shared.adapters.vendors.channels`). A channel that lists at once (the engine's own
+  storefront) gives ``product.published``; one that confirms later (Etsy, Shopify, ...) gives
   ``product.publishing`` and the publication goes to the watcher
   (:mod:`services.publisher.watch`), which emits ``product.published`` when the channel lists
   it, or a failure with the reason.
-- :class:`DirectPublisher` (shopify, etsy: :mod:`shared.vendors.direct`): lists the product at
-  once, or fails; there is no watcher.
+- :class:`DirectPublisher` (shopify, etsy: :mod:`shared.adapters.vendors.direct`): lists the product
+  at once, or fails; there is no watcher.
 - :class:`~services.publisher.storefront.StorefrontWebhooks`: Printify's webhooks for the
   engine's own storefront, which come to the printify channel's process beside its products
   (:class:`ByEventType` routes the two).
 
 Publishing is done once per (job, image, type, channel) through the ledger
-(:mod:`shared.ledger`); an attempt whose outcome is unknown is reconciled with the channel first.
+(:mod:`shared.domain.ledger`); an attempt whose outcome is unknown is reconciled with the channel
+first.
 """
 
 from __future__ import annotations
@@ -42,9 +43,16 @@ from services.publisher.watch import (
     published_event,
     watching,
 )
-from shared.db import migrate, open_pool
-from shared.errors import RetryableError
-from shared.events import (
+from shared.adapters.vendors.channels import (
+    ChannelRegistry,
+    ListingState,
+    ProductRef,
+    SalesChannel,
+    load_factory,
+)
+from shared.adapters.vendors.direct import direct_channel
+from shared.adapters.vendors.printify import PrintifyClient, printify_client
+from shared.contract.events import (
     Event,
     PrintifyWebhookReceived,
     ProductCreated,
@@ -52,19 +60,12 @@ from shared.events import (
     ProductPublishingPayload,
     channels_of,
 )
-from shared.ledger import Ledger
-from shared.runner import EventProducer, Handler, MessageContext, Output
-from shared.service import closing
-from shared.topics import DEFAULT_CHANNEL, PUBLISHED
-from shared.vendors.channels import (
-    ChannelRegistry,
-    ListingState,
-    ProductRef,
-    SalesChannel,
-    load_factory,
-)
-from shared.vendors.direct import direct_channel
-from shared.vendors.printify import PrintifyClient, printify_client
+from shared.contract.topics import DEFAULT_CHANNEL, PUBLISHED
+from shared.domain.ledger import Ledger
+from shared.pipeline.runner import EventProducer, Handler, MessageContext, Output
+from shared.pipeline.service import closing
+from shared.platform.db import migrate, open_pool
+from shared.platform.errors import RetryableError
 
 logger = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from shared.events import ProductCreated
-from shared.runner import MessageContext
+from shared.contract.events import ProductCreated
+from shared.pipeline.runner import MessageContext
 
 # A new row, or a fresh start for one that failed (a replay publishes again); a pending or
 # published row is left as it is (a redelivery). Either way the row is returned.

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from shared.runner import RunnerSettings
-from shared.settings import DatabaseSettings
-from shared.topics import CHANNELS, DEFAULT_CHANNEL
-from shared.vendors.printify import PrintifyAccountSettings
+from shared.adapters.vendors.printify import PrintifyAccountSettings
+from shared.contract.topics import CHANNELS, DEFAULT_CHANNEL
+from shared.pipeline.runner import RunnerSettings
+from shared.platform.settings import DatabaseSettings
 
 
 class PublisherSettings(RunnerSettings, DatabaseSettings, PrintifyAccountSettings):
@@ -16,7 +16,7 @@ class PublisherSettings(RunnerSettings, DatabaseSettings, PrintifyAccountSetting
 
     # The sales channel this process publishes to (one consumer group per channel): printify
     # (through the product's Printify shop) or a channel listed directly (one registered in
-    # shared.vendors.direct, e.g. shopify, with its own settings: SHOPIFY_*).
+    # shared.adapters.vendors.direct, e.g. shopify, with its own settings: SHOPIFY_*).
     channel: str = Field(default=DEFAULT_CHANNEL, pattern="^(" + "|".join(CHANNELS) + ")$")
 
     # For a custom-integration shop we are the sales channel: confirm the publication
@@ -35,6 +35,6 @@ class PublisherSettings(RunnerSettings, DatabaseSettings, PrintifyAccountSetting
     publish_confirm_timeout_s: float = Field(default=3600.0, gt=0)
     # Sales channels of our own, by the name a Printify shop's sales_channel gives (e.g.
     # {"etsy": "mypackage.etsy:EtsyChannel"}): a class or function taking the channel's name
-    # and returning a shared.vendors.channels.SalesChannel. Unlisted channels go through
+    # and returning a shared.adapters.vendors.channels.SalesChannel. Unlisted channels go through
     # Printify.
     sales_channel_adapters: dict[str, str] = Field(default_factory=dict)

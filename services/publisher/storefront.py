@@ -14,12 +14,17 @@ from __future__ import annotations
 
 import logging
 
-from shared.errors import PermanentError
-from shared.events import PrintifyWebhookReceived
-from shared.runner import MessageContext, Output
-from shared.vendors.channels import ChannelRegistry, PrintifyStorefront, ProductRef, listing_of
-from shared.vendors.printify import Product
-from shared.vendors.printify_webhooks import PUBLISH_STARTED
+from shared.adapters.vendors.channels import (
+    ChannelRegistry,
+    PrintifyStorefront,
+    ProductRef,
+    listing_of,
+)
+from shared.adapters.vendors.printify import Product
+from shared.adapters.vendors.printify_webhooks import PUBLISH_STARTED
+from shared.contract.events import PrintifyWebhookReceived
+from shared.pipeline.runner import MessageContext, Output
+from shared.platform.errors import PermanentError
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The publication watcher: settles publications the sales channel confirms on its own.
 
 Etsy, Shopify, ... list a published product minutes later, or refuse it. The watcher asks the
-publication's channel (:meth:`shared.vendors.channels.SalesChannel.check`) about each
+publication's channel (:meth:`shared.adapters.vendors.channels.SalesChannel.check`) about each
 publication of :mod:`services.publisher.publications` with a growing interval
 (``PUBLISH_CHECK_MIN_S`` doubling up to ``PUBLISH_CHECK_MAX_S``) and
 
@@ -22,9 +22,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 
 from services.publisher.publications import Publication, Publications
-from shared.aio import cancel_and_wait
-from shared.errors import PermanentError, PodError
-from shared.events import (
+from shared.adapters.vendors.channels import ChannelRegistry, ProductRef
+from shared.contract.events import (
     Event,
     ProductCreated,
     ProductPublished,
@@ -32,9 +31,10 @@ from shared.events import (
     StageFailed,
     StageFailedPayload,
 )
-from shared.ledger import EffectKey, Ledger
-from shared.topics import DEFAULT_CHANNEL, PUBLISHED, PUBLISHER
-from shared.vendors.channels import ChannelRegistry, ProductRef
+from shared.contract.topics import DEFAULT_CHANNEL, PUBLISHED, PUBLISHER
+from shared.domain.ledger import EffectKey, Ledger
+from shared.platform.aio import cancel_and_wait
+from shared.platform.errors import PermanentError, PodError
 
 logger = logging.getLogger(__name__)
 

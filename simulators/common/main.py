@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 import uvicorn
 from fastapi import FastAPI
 
-from shared.httpserver import QuietServer
+from shared.platform.httpserver import QuietServer
 
 logger = logging.getLogger(__name__)
 

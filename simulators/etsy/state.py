@@ -338,8 +338,8 @@ def _node(
 
 
 # A stand-in for Etsy's seller taxonomy (getSellerTaxonomyNodes), not a copy of it: the ids the
-# engine names by default (shared.vendors.etsy.DEFAULT_TAXONOMY_IDS: 482 for T-shirts, and 2202
-# and 1062, which the engine calls best guesses) under parents of this simulator's own.
+# engine names by default (shared.adapters.vendors.etsy.DEFAULT_TAXONOMY_IDS: 482 for T-shirts, and
+# 2202 and 1062, which the engine calls best guesses) under parents of this simulator's own.
 TAXONOMY: tuple[TaxonomyNode, ...] = (
     _node(1, "Accessories", (1,)),
     _node(

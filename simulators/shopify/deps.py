@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from graphql import GraphQLSchema, build_schema
 
-from shared.vendors.shopify_contract import API_VERSION
+from shared.adapters.vendors.shopify_contract import API_VERSION
 from simulators.common.control import Json, as_float
 from simulators.contracts.shopify import load_scopes, sdl_path
 from simulators.shopify.access import Requirements, scope_set

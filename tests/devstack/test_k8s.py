@@ -18,8 +18,8 @@ from devstack import k8s
 from devstack.k8s import K8S_DIR, render, to_yaml
 from services.api.app import create_app
 from services.api.settings import ApiSettings
-from shared.runner import RunnerSettings
-from shared.topics import CHANNELS, DEFAULT_CHANNEL, PUBLISHERS, STAGES, stages_for
+from shared.contract.topics import CHANNELS, DEFAULT_CHANNEL, PUBLISHERS, STAGES, stages_for
+from shared.pipeline.runner import RunnerSettings
 from tests.support.envnames import known_env_names
 from tests.support.k8s_schemas import KUBERNETES_VERSIONS, validate
 
@@ -87,7 +87,8 @@ def test_every_stage_runs_its_module_and_scales_on_its_input_topics() -> None:
         for trigger in triggers:
             meta = trigger["metadata"]
             assert trigger["type"] == "kafka"
-            # The group the runner joins (shared/runner/core.py): KEDA reads that group's lag.
+            # The group the runner joins (shared/pipeline/runner/core.py): KEDA reads that group's
+            # lag.
             assert meta["consumerGroup"] == f"{prefix}.{stage.name}"
             # The broker as the stage's container has it (KEDA resolves env and envFrom).
             assert "bootstrapServers" not in meta
@@ -173,7 +174,7 @@ def test_the_api_is_probed_on_routes_it_serves_and_init_runs_first() -> None:
     assert service["spec"]["selector"] == api["spec"]["selector"]["matchLabels"]
     # Topics and migrations before each API pod takes traffic, as an init container.
     [init] = pod["initContainers"]
-    assert init["command"] == ["python", "-m", "shared.init"]
+    assert init["command"] == ["python", "-m", "shared.tools.init"]
 
 
 def test_a_second_apply_changes_nothing_it_may_not() -> None:
@@ -225,7 +226,7 @@ def test_every_setting_a_process_reads_reaches_it() -> None:
         for name in names:
             ref = env.get(name, {}).get("valueFrom", {})
             if name == "KAFKA_SASL_PASSWORD":
-                # Its own principal's (shared.acls), the super user's for init.
+                # Its own principal's (shared.pipeline.acls), the super user's for init.
                 assert ref["secretKeyRef"]["key"].startswith("KAFKA_"), module
                 assert not ref["secretKeyRef"].get("optional"), module
             elif name in secrets:
@@ -246,10 +247,10 @@ def test_every_setting_a_process_reads_reaches_it() -> None:
 
 
 def test_a_production_cluster_keeps_three_copies_of_every_topic() -> None:
-    from shared.settings import InitSettings
+    from shared.platform.settings import InitSettings
 
     data = load("config.yaml")[0]["data"]
-    # The settings shared.init creates the topics with (read from pod-config).
+    # The settings shared.tools.init creates the topics with (read from pod-config).
     settings = InitSettings(**{k.lower(): v for k, v in data.items() if k.startswith("KAFKA_")})
     assert settings.kafka_replication_factor == 3
     assert settings.min_insync_replicas == 2
@@ -439,7 +440,7 @@ def test_the_database_url_is_a_secret_every_database_user_gets_and_the_preflight
 def test_each_process_logs_in_to_the_broker_as_its_own_principal() -> None:
     """Each stage's pods as the stage, the API's as ``api``, with that principal's password;
     the init container as the super user, holding every principal's password to set it."""
-    from shared.acls import principals, stage_credential_env
+    from shared.pipeline.acls import principals, stage_credential_env
 
     logins = {}
     for container in _containers():

@@ -14,9 +14,9 @@ import pytest
 
 from devstack.launch.postgres import SERVICE_ROLE, SUPERUSER, LocalPostgres
 from services.monitor.handler import MonitorHandler
-from shared.db import migrate, open_pool
-from shared.events import JobRequested, JobRequestedPayload
-from shared.runner import MessageContext
+from shared.contract.events import JobRequested, JobRequestedPayload
+from shared.pipeline.runner import MessageContext
+from shared.platform.db import migrate, open_pool
 from tests.services.api.conftest import serve
 from tests.support.events import image, product
 from tests.support.infra import free_port

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from devstack.stack import Stack, isolated_settings
-from shared.credentials import SecretBox
+from shared.adapters.credentials import SecretBox
 
 
 def test_a_key_is_made_once_and_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

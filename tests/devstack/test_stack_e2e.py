@@ -32,9 +32,9 @@ from confluent_kafka import KafkaError, Producer
 
 from devstack.channel_sims import channel_simulator
 from devstack.stack import isolated_settings, sim_port_setting
-from shared.lifecycle import popen, record_of, write_records
-from shared.topics import wait_for_broker
-from shared.vendors.direct import direct_specs
+from shared.adapters.vendors.direct import direct_specs
+from shared.contract.topics import wait_for_broker
+from shared.platform.lifecycle import popen, record_of, write_records
 from tests.support.infra import TEST_STATE, wait_for
 from tests.support.pipeline import stack_env
 

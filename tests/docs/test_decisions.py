@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.settings import REPO_ROOT
+from shared.platform.settings import REPO_ROOT
 
 DECISIONS = REPO_ROOT / "docs" / "decisions.md"
 HEADING = re.compile(r"^## (\d+)\. (\S.*)$", re.MULTILINE)

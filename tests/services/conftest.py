@@ -10,8 +10,8 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from devstack.stack import Stack, isolated_settings
-from shared.db import open_pool
-from shared.ledger import Ledger
+from shared.domain.ledger import Ledger
+from shared.platform.db import open_pool
 from simulators.printify import SHOP_ID
 from simulators.process import SimulatorProcess
 from tests.support.infra import TEST_STATE, free_port, wait_for

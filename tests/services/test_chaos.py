@@ -25,8 +25,9 @@ import pytest
 from pydantic import BaseModel, Field
 
 from devstack.stack import Stack, isolated_settings
-from shared.events import ProductCreated, ProductPublished, parse_event
-from shared.topics import (
+from shared.adapters.vendors.etsy import MARKER_PREFIX, marker_tag
+from shared.contract.events import ProductCreated, ProductPublished, parse_event
+from shared.contract.topics import (
     JOBS_REQUESTED,
     PIPELINE_STAGES,
     PRODUCTS_CREATED,
@@ -34,7 +35,6 @@ from shared.topics import (
     PUBLISHERS,
     STAGES,
 )
-from shared.vendors.etsy import MARKER_PREFIX, marker_tag
 from tests.support.infra import TEST_STATE, read_all, wait_for
 from tests.support.pipeline import api_up, stack_env
 
@@ -74,7 +74,7 @@ def chaos_stack() -> Iterator[Stack]:
         "PRINTIFY_TIMEOUT_S": "3",
         "SHUTDOWN_GRACE_S": "5",
         # Etsy's per-second limit paced far above what the faults leave of it: the test is
-        # about faults and kills, not Etsy's rate (tests/shared/vendors/test_etsy.py is).
+        # about faults and kills, not Etsy's rate (tests/shared/adapters/vendors/test_etsy.py is).
         "SIM_ETSY_QPS": "100",
     }
     stack = Stack(settings, extra_env=env).start()

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from devstack.stack import Stack
-from shared.cli import main
+from shared.tools.cli import main
 from tests.support.pipeline import api
 
 SUBMIT = ["submit", "--theme", "cli wait", "--style", "flat", "--niche", "owls"]

@@ -17,7 +17,7 @@ from confluent_kafka.admin import AdminClient
 from devstack.launch.kafka import LocalKafkaCluster
 from devstack.launch.ports import free_port_run
 from devstack.stack import Stack, isolated_settings
-from shared.topics import IMAGES_GENERATED, JOBS_REQUESTED, PRODUCTS_CREATED, PUBLISHED
+from shared.contract.topics import IMAGES_GENERATED, JOBS_REQUESTED, PRODUCTS_CREATED, PUBLISHED
 from tests.support.infra import TEST_STATE, wait_for
 from tests.support.pipeline import (
     TERMINAL,

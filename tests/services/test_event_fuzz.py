@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from confluent_kafka import KafkaError, Message, Producer
 
 from devstack.stack import Stack
-from shared.events import (
+from shared.contract.events import (
     ImageGenerated,
     ImageGeneratedPayload,
     JobRequested,
@@ -32,7 +32,7 @@ from shared.events import (
     ProductPublished,
     ProductPublishedPayload,
 )
-from shared.topics import (
+from shared.contract.topics import (
     GENERATOR,
     IMAGES_GENERATED,
     JOBS_REQUESTED,

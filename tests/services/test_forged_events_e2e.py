@@ -13,7 +13,7 @@ import httpx
 from confluent_kafka import KafkaError, Message, Producer
 
 from devstack.stack import Stack
-from shared.events import (
+from shared.contract.events import (
     Event,
     ImageGenerated,
     JobRequested,
@@ -22,7 +22,7 @@ from shared.events import (
     StageFailed,
     WorkerHeartbeat,
 )
-from shared.topics import (
+from shared.contract.topics import (
     CONTROL,
     GENERATOR,
     IMAGES_GENERATED,

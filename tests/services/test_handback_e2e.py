@@ -22,7 +22,7 @@ import psycopg
 
 from devstack.stack import Stack
 from services.printify.handler import sku_prefix
-from shared.budget import account_key
+from shared.domain.budget import account_key
 from tests.services.conftest import e2e_stack
 from tests.support.infra import wait_for
 from tests.support.pipeline import printify_books, sim_url, submit, wait_done

@@ -23,8 +23,9 @@ from psycopg_pool import AsyncConnectionPool
 from services.generator.handler import GeneratorHandler
 from services.monitor.dlq import parse_record
 from services.monitor.handler import MonitorHandler
-from shared.db import open_pool
-from shared.events import (
+from shared.adapters.storage import LocalImageStorage
+from shared.adapters.vendors.comfyui import RenderedImage
+from shared.contract.events import (
     EVENT_TYPES,
     Event,
     ImageGenerated,
@@ -34,10 +35,9 @@ from shared.events import (
     ProductPublishedPayload,
     parse_event,
 )
-from shared.runner import MessageContext, Output, RunnerSettings, StageRunner
-from shared.storage import LocalImageStorage
-from shared.topics import IMAGES_GENERATED, RETRY_LEVELS, Stage
-from shared.vendors.comfyui import RenderedImage
+from shared.contract.topics import IMAGES_GENERATED, RETRY_LEVELS, Stage
+from shared.pipeline.runner import MessageContext, Output, RunnerSettings, StageRunner
+from shared.platform.db import open_pool
 from tests.services.generator.test_handler import FakeBriefs, FakeRenderer
 from tests.support.events import image, product
 from tests.support.infra import read_all, unique

@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from devstack.stack import Stack
-from shared.events import ImageGenerated, parse_event
-from shared.topics import GENERATOR, IMAGES_GENERATED
+from shared.contract.events import ImageGenerated, parse_event
+from shared.contract.topics import GENERATOR, IMAGES_GENERATED
 from tests.services.conftest import e2e_stack
 from tests.support.infra import read_all, wait_for
 from tests.support.pipeline import api, printify_books, sim_url, submit, wait_done

@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 
 from devstack.stack import Stack
-from shared.events import JobRequested, JobRequestedPayload, parse_event
-from shared.topics import IMAGES_GENERATED
+from shared.contract.events import JobRequested, JobRequestedPayload, parse_event
+from shared.contract.topics import IMAGES_GENERATED
 from tests.support.infra import read_all, wait_for
 from tests.support.pipeline import (
     printify_books,

@@ -17,7 +17,7 @@ import pytest_asyncio
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from devstack.stack import Stack
-from shared.events import JobRequested, JobRequestedPayload
+from shared.contract.events import JobRequested, JobRequestedPayload
 from tests.support.browser import VIEWPORT, PageErrors, chromium_path, launch, screenshot
 from tests.support.infra import TEST_STATE, wait_for
 from tests.support.pipeline import api, produce_job, submit

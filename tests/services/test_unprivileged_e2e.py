@@ -20,7 +20,7 @@ import psutil
 import pytest
 
 from devstack.stack import ServiceUser, Stack, isolated_settings
-from shared.settings import REPO_ROOT
+from shared.platform.settings import REPO_ROOT
 from tests.services.conftest import ETSY_SHOP_ID
 from tests.support.infra import TEST_STATE, wait_for
 from tests.support.pipeline import api_up, stack_env, submit, wait_done

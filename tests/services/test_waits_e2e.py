@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from devstack.stack import Stack
-from shared.cli import main
+from shared.tools.cli import main
 from tests.services.conftest import e2e_stack
 from tests.support.infra import wait_for
 from tests.support.pipeline import api, submit

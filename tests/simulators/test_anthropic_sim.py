@@ -367,7 +367,7 @@ def test_a_long_marked_prefix_is_cached_and_a_short_one_is_not(sim: SimulatorPro
 
 
 def test_strict_tools_take_only_the_supported_schema_subset(sim: SimulatorProcess) -> None:
-    from shared.vendors.claude import designs_tool as engine_tool
+    from shared.adapters.vendors.claude import designs_tool as engine_tool
 
     # The engine's own strict tool is accepted, and the answer has the asked-for count.
     strict = tool_request("owls", count=4, tools=[engine_tool(4)])

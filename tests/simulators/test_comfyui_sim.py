@@ -16,7 +16,7 @@ import pytest
 import websockets
 from PIL import Image
 
-from shared.vendors.comfyui import DEFAULT_WORKFLOW
+from shared.adapters.vendors.comfyui import DEFAULT_WORKFLOW
 from simulators.comfyui import (
     CHECKPOINTS,
     CONTRACT_PATH,

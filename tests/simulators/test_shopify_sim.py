@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.vendors.shopify_contract import API_VERSION
+from shared.adapters.vendors.shopify_contract import API_VERSION
 from simulators.process import SimulatorProcess
 from tests.support.infra import free_port, wait_for
 

@@ -10,7 +10,7 @@ from pydantic import AliasChoices, AliasPath
 
 import services
 import shared
-from shared.settings import PodSettings
+from shared.platform.settings import PodSettings
 
 # Read with os.environ, not through a settings class.
 PROCESS_ENV = {
@@ -36,9 +36,9 @@ def known_env_names() -> set[str]:
     # Every module that may define a settings class, imported so that it is a subclass now.
     for package in (shared, services):
         for mod in pkgutil.walk_packages(package.__path__, f"{package.__name__}."):
-            if mod.name.endswith(".settings") or mod.name.startswith("shared.vendors."):
+            if mod.name.endswith(".settings") or mod.name.startswith("shared.adapters.vendors."):
                 importlib.import_module(mod.name)
-    importlib.import_module("shared.catalog")
+    importlib.import_module("shared.domain.catalog")
     names = set(PROCESS_ENV)
     for cls in _subclasses(PodSettings):
         for field, info in cls.model_fields.items():  # type: ignore[attr-defined]

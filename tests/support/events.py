@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from shared.events import (
+from shared.contract.events import (
     ControlCommand,
     ControlCommandPayload,
     Event,

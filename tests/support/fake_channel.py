@@ -1,10 +1,10 @@
 """A direct sales channel that exists only here, registered the way a new one is (one more entry
-in ``shared.sales_channels.DIRECT_CHANNELS``, and its simulator in the dev stack's table), and
-what the engine derives from the registry once it is there: run as
+in ``shared.contract.sales_channels.DIRECT_CHANNELS``, and its simulator in the dev stack's table),
+and what the engine derives from the registry once it is there: run as
 ``python -m tests.support.fake_channel``, it prints that as JSON.
 
-It runs in a process of its own because the registry is read when ``shared.topics`` is first
-imported: the entry has to be there before, and must not leak into other tests.
+It runs in a process of its own because the registry is read when ``shared.contract.topics`` is
+first imported: the entry has to be there before, and must not leak into other tests.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from unittest.mock import patch
 from pydantic import SecretStr
 
 from devstack.channel_sims import CHANNEL_SIMULATORS, ChannelSimulator
-from shared.settings import PodSettings
-from shared.vendors.channels import PENDING, ChannelSpec, ListingState, ProductRef
-from shared.vendors.printify import PrintifyClient
+from shared.adapters.vendors.channels import PENDING, ChannelSpec, ListingState, ProductRef
+from shared.adapters.vendors.printify import PrintifyClient
+from shared.platform.settings import PodSettings
 
 NAME = "fakemarket"
 PORT = 8199
@@ -66,10 +66,10 @@ SPEC = ChannelSpec(
 
 def register() -> None:
     """Add :data:`SPEC` to the registry, before anything has derived a table from it."""
-    import shared.sales_channels as sales_channels
+    import shared.contract.sales_channels as sales_channels
 
-    if "shared.topics" in sys.modules:
-        raise RuntimeError("shared.topics was imported before the channel was registered")
+    if "shared.contract.topics" in sys.modules:
+        raise RuntimeError("shared.contract.topics was imported before the channel was registered")
     sales_channels.DIRECT_CHANNELS[NAME] = "tests.support.fake_channel:SPEC"
     CHANNEL_SIMULATORS[NAME] = ChannelSimulator(
         NAME, PORT, {"FAKEMARKET_TOKEN": "sim-token", "FAKEMARKET_SHOP": "sim-shop"}
@@ -82,9 +82,9 @@ def derived() -> dict[str, Any]:
     from devstack.stack import Stack, StackSettings
     from services.publisher.settings import PublisherSettings
     from services.publisher.watch import publish_key
-    from shared import topics
-    from shared.asyncapi import render_asyncapi
-    from shared.vendors.direct import direct_channel
+    from shared.adapters.vendors.direct import direct_channel
+    from shared.contract import topics
+    from shared.pipeline.asyncapi import render_asyncapi
     from simulators.process import DEFAULT_PORTS, SimulatorProcess
     from tests.support.events import product
     from tests.support.kafka import job

@@ -38,7 +38,7 @@ from typing import Any
 import httpx
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from shared.events import (
+from shared.contract.events import (
     ControlCommand,
     ControlCommandPayload,
     Event,
@@ -58,8 +58,7 @@ from shared.events import (
     WorkerHeartbeat,
     WorkerHeartbeatPayload,
 )
-from shared.runner import headers as hdr
-from shared.topics import (
+from shared.contract.topics import (
     CONTROL,
     HEARTBEATS,
     IMAGES_GENERATED,
@@ -68,6 +67,7 @@ from shared.topics import (
     PUBLISHED,
     STAGES,
 )
+from shared.pipeline.runner import headers as hdr
 
 logger = logging.getLogger(__name__)
 

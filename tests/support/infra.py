@@ -21,8 +21,8 @@ from confluent_kafka import Consumer, Message, TopicPartition
 from devstack.launch.kafka import LocalKafka, SaslListener
 from devstack.launch.ports import free_port
 from devstack.launch.postgres import LocalPostgres
-from shared.acls import ADMIN
-from shared.settings import REPO_ROOT
+from shared.pipeline.acls import ADMIN
+from shared.platform.settings import REPO_ROOT
 
 __all__ = ["free_port"]  # re-exported for the tests
 
@@ -50,7 +50,7 @@ KAFKA_ADMIN_PASSWORD = secrets.token_urlsafe(18)
 
 def session_sasl() -> SaslListener:
     """The session broker's SASL/SCRAM listener (port ``POD_TEST_KAFKA_PORT`` + 2), where ACLs
-    are enforced: the tests of the principals' rights log in there (``shared.acls``)."""
+    are enforced: the tests of the principals' rights log in there (``shared.pipeline.acls``)."""
     return SaslListener(port=KAFKA_PORT + 2, users={ADMIN: KAFKA_ADMIN_PASSWORD}, admin=ADMIN)
 
 

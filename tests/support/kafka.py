@@ -14,8 +14,8 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient
 
-from shared.events import Event, JobRequested, JobRequestedPayload
-from shared.topics import TopicSpec, ensure_topics
+from shared.contract.events import Event, JobRequested, JobRequestedPayload
+from shared.contract.topics import TopicSpec, ensure_topics
 
 
 def create_topics(bootstrap: str, names: list[str], partitions: int) -> None:

@@ -9,8 +9,8 @@ import httpx
 from confluent_kafka import Producer
 
 from devstack.stack import Stack
-from shared.events import JobRequested
-from shared.topics import JOBS_REQUESTED
+from shared.contract.events import JobRequested
+from shared.contract.topics import JOBS_REQUESTED
 from tests.support.infra import wait_for
 
 TERMINAL = {"completed", "partial", "failed"}

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 from PIL import Image
 
-from shared.vendors.printify import PrintifyClient, Product, build_product_payload
+from shared.adapters.vendors.printify import PrintifyClient, Product, build_product_payload
 
 TITLE = "Moon Cat"
 BLUEPRINT, PROVIDER = 6, 99  # the tee at Printify Choice

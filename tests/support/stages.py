@@ -12,16 +12,16 @@ import os
 import sys
 from collections.abc import Awaitable, Callable
 
-from shared.events import ImageGenerated, ImageGeneratedPayload, JobRequested, JobRouting
-from shared.runner import (
+from shared.contract.events import ImageGenerated, ImageGeneratedPayload, JobRequested, JobRouting
+from shared.contract.topics import HEARTBEATS, Stage
+from shared.pipeline.runner import (
     MessageContext,
     Output,
     RunnerSettings,
     StageRunner,
     install_signal_handlers,
 )
-from shared.settings import load_settings
-from shared.topics import HEARTBEATS, Stage
+from shared.platform.settings import load_settings
 from tests.support.kafka import create_topics
 
 

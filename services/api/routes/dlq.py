@@ -32,10 +32,10 @@ from services.api.schemas.dlq import (
     ReplayTarget,
 )
 from services.api.state import ApiState, State
-from shared.runner import headers as hdr
-from shared.store import dead_letters as dlq_queries
-from shared.store.dead_letters import ReplayCandidate, Replayed
-from shared.topics import replay_targets_of
+from shared.adapters.store import dead_letters as dlq_queries
+from shared.adapters.store.dead_letters import ReplayCandidate, Replayed
+from shared.contract.topics import replay_targets_of
+from shared.pipeline.runner import headers as hdr
 
 logger = logging.getLogger(__name__)
 

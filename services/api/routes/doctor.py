@@ -1,4 +1,4 @@
-"""``/doctor``: the preflight (:mod:`shared.doctor`) run by the API, with its own settings.
+"""``/doctor``: the preflight (:mod:`shared.tools.doctor`) run by the API, with its own settings.
 
 Admin only: it makes read-only calls to every configured vendor (some of them rate-limited, e.g.
 Printify's catalog), so it runs when asked, never on a timer. The answer is what ``pod doctor``
@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from services.api.auth import Admin
 from services.api.schemas.common import COMMON_ERRORS, error_responses
-from shared import doctor
+from shared.tools import doctor
 
 router = APIRouter(tags=["operations"], responses={**COMMON_ERRORS, **error_responses(403)})
 

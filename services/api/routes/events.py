@@ -26,8 +26,8 @@ from services.api.errors import ApiError, invalid
 from services.api.feed import Subscription
 from services.api.schemas.common import COMMON_ERRORS, error_responses
 from services.api.state import ApiState, State
-from shared.store import job_events
-from shared.store.job_events import Position
+from shared.adapters.store import job_events
+from shared.adapters.store.job_events import Position
 
 router = APIRouter(tags=["events"], responses=COMMON_ERRORS)
 

@@ -9,8 +9,8 @@ not fail because some other part is down (``/health/live``: the process answers)
 for people and dashboards: every stage, ComfyUI and each worker.
 
 ``/health/ready?stages=true`` also wants every stage of the deployment to hold its input
-partitions (:mod:`shared.groups`): a job submitted now is picked up at once. ``make up`` waits
-for it before it says "up". It is not the readiness probe's condition: a stage's rollout, or a
+partitions (:mod:`shared.pipeline.groups`): a job submitted now is picked up at once. ``make up``
+waits for it before it says "up". It is not the readiness probe's condition: a stage's rollout, or a
 stage scaled to zero until there is work, must not take the API out of its Service, since a job
 it accepts waits safely in Kafka for the stage (docs/decisions.md).
 """
@@ -28,8 +28,8 @@ from services.api import queries
 from services.api.schemas.common import error_responses
 from services.api.schemas.health import HealthView, ProbeView, SeedWorkerHealth
 from services.api.state import ApiState, State
-from shared.store import workers as worker_store
-from shared.topics import STAGES
+from shared.adapters.store import workers as worker_store
+from shared.contract.topics import STAGES
 
 router = APIRouter(tags=["health"])
 

@@ -32,8 +32,8 @@ from services.api.schemas.jobs import (
 )
 from services.api.state import ApiState, State
 from services.api.submit import submit_job
-from shared.storage import ImageReadError
-from shared.store import workers as worker_store
+from shared.adapters.storage import ImageReadError
+from shared.adapters.store import workers as worker_store
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses=COMMON_ERRORS)
 

@@ -25,9 +25,9 @@ from services.api.schemas.ops import (
 )
 from services.api.state import State
 from services.api.text import IsoDateTime
-from shared.store import alerts as alert_store
-from shared.store import metrics as metric_store
-from shared.store import workers as worker_store
+from shared.adapters.store import alerts as alert_store
+from shared.adapters.store import metrics as metric_store
+from shared.adapters.store import workers as worker_store
 
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 

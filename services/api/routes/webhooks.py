@@ -22,10 +22,10 @@ from services.api.errors import ApiError, field_name
 from services.api.schemas.common import error_responses
 from services.api.schemas.webhooks import WebhookAccepted
 from services.api.state import State
-from shared.events import PrintifyWebhookPayload, PrintifyWebhookReceived
-from shared.runner import BrokerUnavailable
-from shared.topics import PRINTIFY_WEBHOOKS
-from shared.vendors.printify_webhooks import SIGNATURE_HEADER, WebhookCall, signature_ok
+from shared.adapters.vendors.printify_webhooks import SIGNATURE_HEADER, WebhookCall, signature_ok
+from shared.contract.events import PrintifyWebhookPayload, PrintifyWebhookReceived
+from shared.contract.topics import PRINTIFY_WEBHOOKS
+from shared.pipeline.runner import BrokerUnavailable
 
 logger = logging.getLogger(__name__)
 

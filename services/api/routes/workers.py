@@ -22,9 +22,9 @@ from services.api.schemas.common import COMMON_ERRORS, error_responses
 from services.api.schemas.ops import WorkerView
 from services.api.schemas.workers import CommandAccepted, ScaleRequest, WorkerList
 from services.api.state import ApiState, State
-from shared.events import ControlCommand, ControlCommandPayload
-from shared.store import workers as worker_store
-from shared.topics import CONTROL, STAGES
+from shared.adapters.store import workers as worker_store
+from shared.contract.events import ControlCommand, ControlCommandPayload
+from shared.contract.topics import CONTROL, STAGES
 
 router = APIRouter(tags=["workers"], responses=COMMON_ERRORS)
 # What the commands may answer besides: a normal key (403), a platform-scaled deployment (409).

@@ -13,7 +13,7 @@ from pydantic import (
 
 from services.api.schemas.common import _Wire
 from services.api.text import SAFE_TEXT
-from shared.topics import StageName
+from shared.contract.topics import StageName
 
 # Every stage has a DLQ, the monitor's included (what it could not record, replayed to it alone).
 DlqStage = StageName

@@ -19,7 +19,7 @@ from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
 from services.api.schemas.common import PromptText, Text, _Wire
-from shared.events import (
+from shared.contract.events import (
     MAX_LEVEL,
     MIN_LEVEL,
     JobRequestedPayload,
@@ -27,8 +27,8 @@ from shared.events import (
     Priority,
     ProductType,
 )
-from shared.sales_channels import DEFAULT_CHANNEL
-from shared.topics import CHANNELS
+from shared.contract.sales_channels import DEFAULT_CHANNEL
+from shared.contract.topics import CHANNELS
 
 
 class JobStatus(StrEnum):
@@ -45,8 +45,8 @@ class JobStatus(StrEnum):
 class JobRequest(JobSpec):
     """``POST /jobs`` body: what to design, for which products, how many, how urgent."""
 
-    # The job's spec (shared.events.JobSpec holds the field list) under its camelCase names.
-    # The front door is stricter than the topic where people type: text is stripped and
+    # The job's spec (shared.contract.events.JobSpec holds the field list) under its camelCase
+    # names. The front door is stricter than the topic where people type: text is stripped and
     # bounded, numbers and booleans are not read from strings, and the priority is a band or a
     # number (the band the settings give a number comes at submission).
 

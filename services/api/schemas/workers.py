@@ -8,7 +8,7 @@ from pydantic import ConfigDict, Field
 
 from services.api.schemas.common import _Wire
 from services.api.schemas.ops import WorkerView
-from shared.topics import StageName
+from shared.contract.topics import StageName
 
 __all__ = ["WorkerView"]
 

@@ -46,7 +46,7 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[3]
-WORKFLOWS = ROOT / "shared" / "vendors" / "workflows"
+WORKFLOWS = ROOT / "shared" / "adapters" / "vendors" / "workflows"
 OUT = Path(__file__).resolve().parent / "object_info.json"
 # Nodes the simulator understands besides those of the bundled workflows (simulators/comfyui/:
 # samplers, text encoders, latent sources and outputs it reads, and the scaling chain).

@@ -20,7 +20,7 @@ SOURCE_URL = "https://www.etsy.com/openapi/generated/oas/3.0.0.json"
 # Every Etsy operation the engine calls, by Etsy's operationId, and who calls it. The extract
 # keeps these and nothing else; a name Etsy no longer publishes makes the extraction fail.
 OPERATIONS: dict[str, str] = {
-    # shared/vendors/etsy.py (EtsyClient, used by EtsyChannel to list a product)
+    # shared/adapters/vendors/etsy.py (EtsyClient, used by EtsyChannel to list a product)
     "createDraftListing": "EtsyClient.create_draft_listing",
     "getListingsByShop": "EtsyClient.get_listings_by_shop (finding a product's listing)",
     "getListing": "EtsyClient.get_listing",

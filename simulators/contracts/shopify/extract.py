@@ -16,9 +16,9 @@ registry's ``sha512`` integrity, and writes beside itself:
   closed transitively and kept whole (a client sending a field Shopify does not know is refused);
 - ``admin-<version>.scopes.json``: what each kept type and field requires (``anyOf``: any one of
   the scopes Shopify lists), as ``offline_scopes`` says;
-- ``shared/vendors/shopify_contract.py``: the pinned version and, per GraphQL document the
-  client sends (``shared.vendors.shopify.DOCUMENTS``), the scopes it needs, derived by walking
-  the document over the extract (``--operations`` regenerates only this, from the committed
+- ``shared/adapters/vendors/shopify_contract.py``: the pinned version and, per GraphQL document the
+  client sends (``shared.adapters.vendors.shopify.DOCUMENTS``), the scopes it needs, derived by
+  walking the document over the extract (``--operations`` regenerates only this, from the committed
   extract, when a document changed).
 
 Each file records its source (package, version, tarball URL and integrity, the member read), the
@@ -70,7 +70,7 @@ PACKAGE = "@shopify/dev-mcp"
 PACKAGE_VERSION = "1.16.0"
 REGISTRY = "https://registry.npmjs.org"
 VERSIONS_MEMBER = "package/dist/data/supported-versions-schema.json"
-OPERATIONS_MODULE = HERE.parents[2] / "shared" / "vendors" / "shopify_contract.py"
+OPERATIONS_MODULE = HERE.parents[2] / "shared" / "adapters" / "vendors" / "shopify_contract.py"
 TIMEOUT_S = 120.0
 
 # The fields the simulator resolves, per output type (simulators/shopify/). Everything else
@@ -577,7 +577,8 @@ def _literal(scopes: Sequence[tuple[str, ...]]) -> list[str]:
 
 
 def render_operations(api_version: str, documents: Mapping[str, str]) -> str:
-    """``shared/vendors/shopify_contract.py``: the pinned version, and each document's scopes."""
+    """``shared/adapters/vendors/shopify_contract.py``: the pinned version, and each document's
+    scopes."""
     schema = load_schema(api_version)
     scopes = json.loads(scopes_path(api_version).read_text())
     rows = []
@@ -590,7 +591,8 @@ def render_operations(api_version: str, documents: Mapping[str, str]) -> str:
     return "\n".join(
         [
             '"""Shopify\'s Admin API as the engine uses it: the pinned version, and the access',
-            "scopes each GraphQL document the client sends (shared.vendors.shopify.DOCUMENTS)",
+            "scopes each GraphQL document the client sends "
+            "(shared.adapters.vendors.shopify.DOCUMENTS)",
             f"needs, derived from the extract of that version ({origin},",
             f"from npm {source['package']}@{source['version']}).",
             "",
@@ -611,7 +613,7 @@ def render_operations(api_version: str, documents: Mapping[str, str]) -> str:
 
 
 def write_operations(api_version: str) -> None:
-    from shared.vendors.shopify import DOCUMENTS
+    from shared.adapters.vendors.shopify import DOCUMENTS
 
     OPERATIONS_MODULE.write_text(render_operations(api_version, DOCUMENTS))
     logger.info("wrote %s", OPERATIONS_MODULE)
@@ -624,7 +626,9 @@ def main() -> None:
     parser.add_argument(
         "--operations",
         action="store_true",
-        help="only regenerate shared/vendors/shopify_contract.py from the committed extract",
+        help=(
+            "only regenerate shared/adapters/vendors/shopify_contract.py from the committed extract"
+        ),
     )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")

@@ -16,8 +16,8 @@ from pydantic import ValidationError
 from services.api.schemas.jobs import JobRequest
 from services.api.settings import ApiSettings
 from services.api.submit import _IDEMPOTENCY_NS, request_hash
-from shared.events import JobRequested, Priority, parse_event
-from shared.topics import JOBS_REQUESTED
+from shared.contract.events import JobRequested, Priority, parse_event
+from shared.contract.topics import JOBS_REQUESTED
 from tests.services.api.conftest import API_KEY, OTHER_KEY, serve
 from tests.support.infra import free_port, read_topic, unique
 

@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 from services.monitor.fold import Folder
-from shared.db import open_pool
-from shared.events import Event, Priority
-from shared.topics import JOBS_REQUESTED
+from shared.contract.events import Event, Priority
+from shared.contract.topics import JOBS_REQUESTED
+from shared.platform.db import open_pool
 from tests.services.api.conftest import serve
 from tests.services.api.test_api import job_body, one_event, problems
 from tests.services.monitor.test_fold_channels import listed, refused

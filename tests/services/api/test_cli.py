@@ -8,7 +8,7 @@ import uuid
 import httpx
 import pytest
 
-from shared.cli import main
+from shared.tools.cli import main
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, object]:

@@ -19,8 +19,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from services.monitor.dlq import parse_record
 from services.monitor.fold import Folder
-from shared.db import open_pool
-from shared.events import (
+from shared.contract.events import (
     EVENT_TYPES,
     ImageGenerated,
     JobRequested,
@@ -34,7 +33,8 @@ from shared.events import (
     StageFailed,
     StageFailedPayload,
 )
-from shared.topics import CONTROL, GENERATOR, PRINTIFY, PUBLISHER
+from shared.contract.topics import CONTROL, GENERATOR, PRINTIFY, PUBLISHER
+from shared.platform.db import open_pool
 from tests.support.events import image
 from tests.support.infra import read_topic, unique
 from tests.support.kafka import end_offsets

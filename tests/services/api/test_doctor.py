@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from devstack.launch.ports import free_port
-from shared.cli import main
+from shared.tools.cli import main
 from tests.services.api.conftest import ADMIN_KEY, API_KEY
 
 

@@ -17,8 +17,8 @@ import httpx
 import pytest
 from psycopg import AsyncConnection
 
-from shared.events import JobRequested, JobRequestedPayload
-from shared.store import job_events, jobs
+from shared.adapters.store import job_events, jobs
+from shared.contract.events import JobRequested, JobRequestedPayload
 from tests.support.infra import wait_for
 
 

@@ -14,8 +14,8 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from services.api.queries import MAX_SEARCH_MATCHES, SearchTooBroad, list_jobs_statement
-from shared.db import migrate
-from shared.store import job_events
+from shared.adapters.store import job_events
+from shared.platform.db import migrate
 from tests.services.api.conftest import serve
 
 JOBS = 40_000
@@ -115,8 +115,8 @@ def test_the_job_search_finds_by_word_start_and_id_start(big_db: str) -> None:
     ],
 )
 def test_event_filters_use_their_indexes(big_db: str, filters: dict[str, Any], index: str) -> None:
-    """The stream's own query (shared.store.job_events.final_after): the index's scan counter moves,
-    and the rare row is found from the start of the log."""
+    """The stream's own query (shared.adapters.store.job_events.final_after): the index's scan
+    counter moves, and the rare row is found from the start of the log."""
 
     async def run() -> tuple[int, list[dict[str, Any]]]:
         async with await psycopg.AsyncConnection.connect(big_db, autocommit=True) as conn:

@@ -42,7 +42,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from shared.settings import REPO_ROOT
+from shared.platform.settings import REPO_ROOT
 from tests.services.api.conftest import ADMIN_KEY
 
 logger = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from services.api.guards import split_host
-from shared.vendors.printify_webhooks import SIGNATURE_HEADER, sign
+from shared.adapters.vendors.printify_webhooks import SIGNATURE_HEADER, sign
 from tests.services.api.conftest import API_KEY, serve
 from tests.services.api.test_api import job_body
 

@@ -6,10 +6,10 @@ import httpx
 import pytest
 
 from services.monitor.fold import Folder
-from shared.db import open_pool
-from shared.events import JobRequested, Priority
-from shared.store.job_claims import JobIdInUse
-from shared.topics import JOBS_REQUESTED
+from shared.adapters.store.job_claims import JobIdInUse
+from shared.contract.events import JobRequested, Priority
+from shared.contract.topics import JOBS_REQUESTED
+from shared.platform.db import open_pool
 from tests.services.api.test_api import job_body, one_event
 
 

@@ -18,9 +18,9 @@ from services.api.auth import label_of, legacy_label
 from services.api.labels import legacy_replacement
 from services.api.schemas.jobs import JobRequest
 from services.api.submit import request_hash
-from shared.db import migrate
-from shared.events import Priority
-from shared.topics import JOBS_REQUESTED
+from shared.contract.events import Priority
+from shared.contract.topics import JOBS_REQUESTED
+from shared.platform.db import migrate
 from tests.services.api.conftest import API_KEY, OTHER_KEY, serve
 from tests.services.api.test_api import job_body, one_event
 from tests.services.api.test_roles import bearer

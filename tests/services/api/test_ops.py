@@ -13,8 +13,7 @@ from psycopg.types.json import Jsonb
 
 from services.monitor.handler import MonitorHandler
 from services.monitor.metrics import delete_expired
-from shared.db import open_pool
-from shared.events import (
+from shared.contract.events import (
     Event,
     JobRequested,
     JobRequestedPayload,
@@ -23,7 +22,8 @@ from shared.events import (
     ProductCreated,
     ProductCreatedPayload,
 )
-from shared.runner import MessageContext
+from shared.pipeline.runner import MessageContext
+from shared.platform.db import open_pool
 from tests.support.events import image
 from tests.support.infra import unique
 

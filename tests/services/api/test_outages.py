@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from devstack.launch.postgres import LocalPostgres
-from shared.db import migrate
+from shared.platform.db import migrate
 from tests.services.api.conftest import serve
 from tests.services.api.test_api import job_body
 from tests.support.infra import free_port

@@ -10,8 +10,8 @@ from contextlib import contextmanager
 
 from confluent_kafka import Consumer
 
-from shared.groups import GroupProbe, GroupView
-from shared.topics import STAGES
+from shared.contract.topics import STAGES
+from shared.pipeline.groups import GroupProbe, GroupView
 from tests.services.api.conftest import serve
 from tests.support.infra import unique, wait_for
 

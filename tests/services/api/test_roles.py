@@ -10,7 +10,7 @@ import pytest
 
 from services.api.auth import KeyRing, label_of
 from services.api.settings import ApiSettings
-from shared.asyncapi import render_asyncapi
+from shared.pipeline.asyncapi import render_asyncapi
 from tests.services.api.conftest import ADMIN_KEY, API_KEY, serve
 from tests.services.api.test_api import job_body
 

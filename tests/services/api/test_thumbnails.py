@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from PIL import Image
 
-from shared.storage import LocalImageStorage, StoredImage
+from shared.adapters.storage import LocalImageStorage, StoredImage
 from tests.services.api.conftest import serve
 
 MiB = 1 << 20

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from services.api.routes.ui import UI_DIR
-from shared.storage import LocalImageStorage
+from shared.adapters.storage import LocalImageStorage
 from tests.services.api.conftest import API_KEY, serve
 from tests.services.api.test_api import job_body
 

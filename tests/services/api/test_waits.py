@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import psycopg
 
-from shared.events import JobWait, WorkerHeartbeat, WorkerHeartbeatPayload
-from shared.store import workers as worker_store
+from shared.adapters.store import workers as worker_store
+from shared.contract.events import JobWait, WorkerHeartbeat, WorkerHeartbeatPayload
 from tests.support.infra import unique
 
 LABEL = "Printify publishes (200 per 1800 s)"

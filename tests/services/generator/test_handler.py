@@ -11,13 +11,13 @@ from PIL import Image
 
 from services.generator.handler import GeneratorHandler, seed_for
 from services.generator.settings import GeneratorSettings
-from shared.errors import InvalidEventError, PermanentError, RetryableError
-from shared.events import ImageGenerated, JobRequested, JobRequestedPayload, ProductType
-from shared.runner import MessageContext
-from shared.storage import LocalImageStorage
-from shared.topics import IMAGES_GENERATED
-from shared.vendors.claude import CreativeBrief
-from shared.vendors.comfyui import RenderedImage
+from shared.adapters.storage import LocalImageStorage
+from shared.adapters.vendors.claude import CreativeBrief
+from shared.adapters.vendors.comfyui import RenderedImage
+from shared.contract.events import ImageGenerated, JobRequested, JobRequestedPayload, ProductType
+from shared.contract.topics import IMAGES_GENERATED
+from shared.pipeline.runner import MessageContext
+from shared.platform.errors import InvalidEventError, PermanentError, RetryableError
 
 CTX = MessageContext("jobs.requested.normal", 0, 7, 0, "test")
 

@@ -9,8 +9,8 @@ import pytest
 
 from services.generator.handler import catalog_print_areas
 from services.generator.settings import DEFAULT_PRINT_AREAS, GeneratorSettings
-from shared.events import ProductType
-from shared.printsize import PrintArea
+from shared.contract.events import ProductType
+from shared.domain.printsize import PrintArea
 from simulators.process import SimulatorProcess
 from tests.support.infra import free_port
 

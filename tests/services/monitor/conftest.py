@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from shared.db import open_pool
+from shared.platform.db import open_pool
 
 
 @pytest.fixture

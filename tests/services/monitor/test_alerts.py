@@ -22,7 +22,7 @@ from services.monitor.alerts import AlertEvaluator, AlertRow
 from services.monitor.fold import Folder
 from services.monitor.notify import WebhookNotifier, slack_payload
 from services.monitor.settings import MonitorSettings
-from shared.events import PoolScaled, PoolScaledPayload, WorkerExited, WorkerExitedPayload
+from shared.contract.events import PoolScaled, PoolScaledPayload, WorkerExited, WorkerExitedPayload
 from tests.support.infra import unique
 
 HOUR = timedelta(hours=1)

@@ -13,9 +13,9 @@ from psycopg_pool import AsyncConnectionPool
 from devstack.launch.postgres import LocalPostgres
 from services.monitor.fold import UnknownJob
 from services.monitor.handler import MonitorHandler
-from shared.db import migrate, open_pool
-from shared.events import Event, JobRequested, JobRequestedPayload
-from shared.runner import MessageContext
+from shared.contract.events import Event, JobRequested, JobRequestedPayload
+from shared.pipeline.runner import MessageContext
+from shared.platform.db import migrate, open_pool
 from tests.support.events import image, product
 from tests.support.infra import free_port
 

@@ -18,7 +18,7 @@ from services.monitor.dlq import (
     replay_topic,
 )
 from services.monitor.fold import Folder
-from shared.events import (
+from shared.contract.events import (
     EVENT_TYPES,
     JobRequested,
     JobRequestedPayload,
@@ -27,7 +27,7 @@ from shared.events import (
     StageFailed,
     StageFailedPayload,
 )
-from shared.topics import GENERATOR, MONITOR, PRINTIFY, PUBLISHER
+from shared.contract.topics import GENERATOR, MONITOR, PRINTIFY, PUBLISHER
 from tests.support.events import image as image_of
 from tests.support.infra import read_topic
 

@@ -10,7 +10,8 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from services.monitor.fold import Folder, JobNotYetKnown
-from shared.events import (
+from shared.adapters.store import job_claims
+from shared.contract.events import (
     Event,
     JobRequested,
     JobRequestedPayload,
@@ -21,7 +22,6 @@ from shared.events import (
     StageFailed,
     StageFailedPayload,
 )
-from shared.store import job_claims
 from tests.support.events import image, product
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 
 from services.monitor.fold import Folder
-from shared.events import (
+from shared.contract.events import (
     Event,
     JobRequested,
     JobRequestedPayload,
@@ -21,7 +21,7 @@ from shared.events import (
     StageFailed,
     StageFailedPayload,
 )
-from shared.topics import PUBLISHERS
+from shared.contract.topics import PUBLISHERS
 from tests.support.events import image, product
 
 CHANNELS = ["printify", "shopify", "etsy"]

@@ -7,9 +7,9 @@ import pytest
 
 from services.monitor.dlq import DeadLetterFailed
 from services.monitor.folders import FOLDERS, folder_of
-from shared.errors import InvalidEventError
-from shared.events import ControlCommand, ControlCommandPayload, Event, StageFailed
-from shared.topics import MONITOR, STAGES, accepted_on
+from shared.contract.events import ControlCommand, ControlCommandPayload, Event, StageFailed
+from shared.contract.topics import MONITOR, STAGES, accepted_on
+from shared.platform.errors import InvalidEventError
 
 
 def _read_by_the_monitor() -> set[type[Event]]:

@@ -23,7 +23,7 @@ from services.monitor.metrics import (
     sample_gauges,
     set_gauge,
 )
-from shared.events import (
+from shared.contract.events import (
     Event,
     ImageGenerated,
     JobRequested,
@@ -37,8 +37,8 @@ from shared.events import (
     StageFailed,
     StageFailedPayload,
 )
-from shared.runner import MessageContext
-from shared.topics import IMAGES_GENERATED, STAGES, Stage
+from shared.contract.topics import IMAGES_GENERATED, STAGES, Stage
+from shared.pipeline.runner import MessageContext
 from tests.support.events import image as image_of
 from tests.support.infra import unique
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from services.pool.supervisor import stage_env
-from shared.acls import stage_credential_env
+from shared.pipeline.acls import stage_credential_env
 
 
 def test_a_stage_gets_its_own_login_and_no_other_password() -> None:

@@ -14,8 +14,10 @@ from PIL import Image
 
 from services.printify.handler import PrintifyHandler, build_handler, sku_prefix
 from services.printify.settings import DEFAULT_CATALOG, CatalogEntry, PrintifySettings
-from shared.errors import ConfigError, PermanentError
-from shared.events import (
+from shared.adapters.storage import ImageStorageSettings, LocalImageStorage
+from shared.adapters.vendors.listing import draft_from_printify
+from shared.adapters.vendors.printify import PrintifyClient, build_product_payload
+from shared.contract.events import (
     ImageGenerated,
     ImageGeneratedPayload,
     JobRouting,
@@ -23,12 +25,10 @@ from shared.events import (
     ProductType,
     StageFailed,
 )
-from shared.ledger import EffectKey, EffectState, Ledger
-from shared.runner import MessageContext
-from shared.storage import ImageStorageSettings, LocalImageStorage
-from shared.topics import PRINTIFY, PRODUCTS_CREATED
-from shared.vendors.listing import draft_from_printify
-from shared.vendors.printify import PrintifyClient, build_product_payload
+from shared.contract.topics import PRINTIFY, PRODUCTS_CREATED
+from shared.domain.ledger import EffectKey, EffectState, Ledger
+from shared.pipeline.runner import MessageContext
+from shared.platform.errors import ConfigError, PermanentError
 from simulators.printify import SHOP_ID
 from simulators.process import SimulatorProcess
 from tests.support.printify import behaving, png

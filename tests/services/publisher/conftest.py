@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from shared.vendors.printify import PrintifyClient
+from shared.adapters.vendors.printify import PrintifyClient
 from simulators.process import SimulatorProcess
 from tests.services.publisher.support import TOKEN
 

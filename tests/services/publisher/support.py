@@ -9,11 +9,11 @@ import httpx
 
 from services.publisher.handler import ShopPublisher
 from services.publisher.publications import Publications
-from shared.events import JobRouting, PriceSummary, ProductCreated, ProductCreatedPayload
-from shared.ledger import Ledger
-from shared.runner import MessageContext
-from shared.vendors.channels import ChannelRegistry
-from shared.vendors.printify import PrintifyClient
+from shared.adapters.vendors.channels import ChannelRegistry
+from shared.adapters.vendors.printify import PrintifyClient
+from shared.contract.events import JobRouting, PriceSummary, ProductCreated, ProductCreatedPayload
+from shared.domain.ledger import Ledger
+from shared.pipeline.runner import MessageContext
 from simulators.process import SimulatorProcess
 from tests.support.printify import BLUEPRINT, PROVIDER, TITLE, create_product
 

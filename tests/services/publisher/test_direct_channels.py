@@ -12,13 +12,13 @@ import pytest
 
 from services.publisher.handler import DirectPublisher
 from services.publisher.watch import PublicationRefused, published_event
-from shared.credentials import StaticToken
-from shared.errors import RetryableError
-from shared.events import ProductCreated, ProductPublished
-from shared.ledger import Ledger
-from shared.vendors.channels import PENDING, ListingState, ProductRef
-from shared.vendors.printify import PrintifyClient
-from shared.vendors.shopify import ShopifyChannel, ShopifyClient
+from shared.adapters.credentials import StaticToken
+from shared.adapters.vendors.channels import PENDING, ListingState, ProductRef
+from shared.adapters.vendors.printify import PrintifyClient
+from shared.adapters.vendors.shopify import ShopifyChannel, ShopifyClient
+from shared.contract.events import ProductCreated, ProductPublished
+from shared.domain.ledger import Ledger
+from shared.platform.errors import RetryableError
 from simulators.shopify import create_app as shopify_app
 from tests.services.publisher.support import CTX, make_product
 

@@ -12,15 +12,15 @@ from services.publisher.handler import ByEventType, accepts, build_handler
 from services.publisher.publications import Publications
 from services.publisher.settings import PublisherSettings
 from services.publisher.watch import publish_key
-from shared.errors import ConfigError
-from shared.events import (
+from shared.adapters.vendors.channels import handle_for
+from shared.adapters.vendors.printify import PrintifyClient
+from shared.contract.events import (
     ProductPublished,
     ProductPublishing,
 )
-from shared.ledger import EffectState, Ledger
-from shared.topics import DEFAULT_CHANNEL, PUBLISHED
-from shared.vendors.channels import handle_for
-from shared.vendors.printify import PrintifyClient
+from shared.contract.topics import DEFAULT_CHANNEL, PUBLISHED
+from shared.domain.ledger import EffectState, Ledger
+from shared.platform.errors import ConfigError
 from simulators.process import SimulatorProcess
 from tests.services.publisher.support import (
     CTX,
@@ -214,7 +214,9 @@ async def test_a_channel_of_our_own_is_plugged_in_by_configuration(
         kafka_bootstrap,
         printify_sim,
         migrated_db,
-        sales_channel_adapters={"etsy": "tests.shared.test_channels:ListsEverything"},
+        sales_channel_adapters={
+            "etsy": "tests.shared.adapters.vendors.test_channels:ListsEverything"
+        },
     )
     event = await make_product(client, auto_publish=True, channel="etsy")
     async with build_handler(settings) as handler:

@@ -22,18 +22,18 @@ from services.api.settings import ApiSettings
 from services.publisher.handler import ByEventType, printify_publisher
 from services.publisher.publications import Publications
 from services.publisher.storefront import storefront_refusal
-from shared import cli
-from shared.events import (
+from shared.adapters.vendors.channels import ChannelRegistry, PrintifyStorefront, ProductRef
+from shared.adapters.vendors.printify import PrintifyClient, Product
+from shared.adapters.vendors.printify_webhooks import TOPICS, register_webhooks, sign
+from shared.contract.events import (
     PrintifyWebhookReceived,
     ProductCreated,
     ProductPublishing,
     parse_event,
 )
-from shared.ledger import Ledger
-from shared.topics import PRINTIFY_WEBHOOKS
-from shared.vendors.channels import ChannelRegistry, PrintifyStorefront, ProductRef
-from shared.vendors.printify import PrintifyClient, Product
-from shared.vendors.printify_webhooks import TOPICS, register_webhooks, sign
+from shared.contract.topics import PRINTIFY_WEBHOOKS
+from shared.domain.ledger import Ledger
+from shared.tools import cli
 from simulators.process import SimulatorProcess
 from tests.services.api.conftest import serve
 from tests.services.publisher.support import (

@@ -19,10 +19,10 @@ from services.publisher.watch import (
     published_event,
     watching,
 )
-from shared.events import Event, ProductPublished, ProductPublishing, StageFailed
-from shared.ledger import Ledger
-from shared.topics import PUBLISHED, PUBLISHER
-from shared.vendors.printify import PrintifyClient
+from shared.adapters.vendors.printify import PrintifyClient
+from shared.contract.events import Event, ProductPublished, ProductPublishing, StageFailed
+from shared.contract.topics import PUBLISHED, PUBLISHER
+from shared.domain.ledger import Ledger
 from simulators.process import SimulatorProcess
 from tests.services.publisher.support import (
     CTX,

@@ -12,8 +12,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from shared.vendors.channels import PENDING, ProductRef
-from shared.vendors.etsy import (
+from shared.adapters.vendors.channels import PENDING, ProductRef
+from shared.adapters.vendors.etsy import (
     ENGINE_SCOPES,
     EtsyClient,
     EtsySettings,
@@ -346,7 +346,7 @@ async def test_every_call_of_the_etsy_client_conforms_to_etsys_document(
         await etsy.get_listings_by_shop(SHOP, state="draft", includes=("Images", "Inventory"))
         await etsy.get_listing(listing_id, includes=("Images",))
         await etsy.get_readiness_state_definitions(SHOP)
-        # What pod doctor reads (shared/doctor/etsy.py).
+        # What pod doctor reads (shared/tools/doctor/etsy.py).
         assert await etsy.ping() > 0
         assert (await etsy.get_me()).user_id == 4242
         assert (await etsy.get_shop(SHOP)).shop_id == SHOP

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from graphql import build_client_schema, print_schema
 
-from shared.vendors.shopify import DOCUMENTS
-from shared.vendors.shopify_contract import API_VERSION
+from shared.adapters.vendors.shopify import DOCUMENTS
+from shared.adapters.vendors.shopify_contract import API_VERSION
 from simulators.contracts.shopify import scopes_path, sdl_path
 from simulators.contracts.shopify.extract import (
     OPERATIONS_MODULE,

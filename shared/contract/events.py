@@ -1,0 +1,615 @@
+"""The event contract: one envelope for every event, and a payload model per event type.
+
+Every message on a POD Engine topic is a JSON object with the envelope fields of :class:`Event`;
+``type`` selects the payload model. Other systems may produce these directly (the JSON Schemas
+are exported to ``docs/events/`` by ``python -m shared.contract.schemas``). The key of every message
+is the job id, so one job's events stay ordered within a topic.
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import (
+    AfterValidator,
+    AliasGenerator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from shared.contract.sales_channels import DEFAULT_CHANNEL
+from shared.platform.errors import InvalidEventError
+
+SCHEMA_VERSION = 1
+
+# Namespace for event ids derived from a parent event, so a redelivered input yields outputs
+# with the same event_id and consumers can recognise the duplicate.
+_DERIVED_NS = uuid.UUID("6f1c1f6e-3d2a-4b7e-9a51-2f0e8d7c4b10")
+
+
+class Priority(StrEnum):
+    """Priority band of a job; each band has its own topic."""
+
+    HIGH = "high"
+    NORMAL = "normal"
+    LOW = "low"
+
+    @property
+    def default_level(self) -> int:
+        """Where a job given only its band stands among numbered ones (1-10) in the band."""
+        return {Priority.HIGH: 9, Priority.NORMAL: 5, Priority.LOW: 2}[self]
+
+
+MIN_LEVEL, MAX_LEVEL = 1, 10
+
+# The channel of a job that names none (jobs from before channels): Printify's own shop.
+
+
+class ProductType(StrEnum):
+    """Product types the engine knows how to create."""
+
+    TSHIRT = "tshirt"
+    HOODIE = "hoodie"
+    MUG = "mug"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+NonEmpty = Annotated[str, Field(min_length=1, max_length=500)]
+
+
+def as_utc(value: datetime) -> datetime:
+    """A timestamp without a zone read as UTC (compared with aware ones it would raise)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
+# How far ahead of our clock an event's occurred_at may be (clock skew between producers).
+MAX_CLOCK_SKEW = timedelta(hours=1)
+
+# A sales channel's name (shared.contract.topics.CHANNELS holds the ones this engine knows).
+CHANNEL_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,29}$"
+ChannelName = Annotated[str, Field(pattern=CHANNEL_NAME_PATTERN)]
+Channels = Annotated[list[ChannelName], Field(min_length=1, max_length=10)]
+
+
+def channels_of(channels: list[str] | None) -> list[str]:
+    """A payload's channels: the named ones, else the default channel alone (events from
+    before channels)."""
+    return list(channels) if channels else [DEFAULT_CHANNEL]
+
+
+class JobRouting(_Model):
+    """Where a job's work goes after the generator: the part of its request every later stage
+    reads (product types, publishing, channels, band), carried whole on every later event."""
+
+    product_types: Annotated[list[ProductType], Field(min_length=1, max_length=10)]
+    auto_publish: bool = False
+    # The sales channels to publish to (autoPublish): None = DEFAULT_CHANNEL only (events from
+    # before channels; the API always names them).
+    channels: Channels | None = None
+    priority: Priority = Priority.NORMAL
+
+    @staticmethod
+    def lift(data: Any) -> Any:
+        """An output payload as it was before routing was one field (flat product_types,
+        auto_publish, channels, priority): those fields moved into ``routing``. Events of that
+        shape stay on the topics across an upgrade."""
+        if not isinstance(data, dict) or "routing" in data:
+            return data
+        flat = {k: data[k] for k in JobRouting.model_fields if k in data}
+        if not flat:
+            return data
+        rest = {k: v for k, v in data.items() if k not in flat}
+        return {**rest, "routing": flat}
+
+
+class JobDesign(_Model):
+    """What a job makes: the designs' subject and how many (the generator's part of a spec)."""
+
+    theme: NonEmpty
+    style: NonEmpty
+    niche: NonEmpty
+    prompt: Annotated[str, Field(min_length=1, max_length=4000)] | None = None
+    count: Annotated[int, Field(ge=1, le=100)]
+
+
+class JobSpec(JobRouting, JobDesign):
+    """One job as it is asked for: what to design, how many, where it goes, how urgent. The
+    single list of a job's fields: the API's request is this model with camelCase names
+    (``services.api.schemas.jobs.JobRequest``), job.requested carries it flat, the store keeps it
+    whole (``jobs.request``) and GET /jobs/{id} shows it back (dumped by alias)."""
+
+    model_config = ConfigDict(
+        alias_generator=AliasGenerator(serialization_alias=to_camel), serialize_by_alias=False
+    )
+
+    # The priority as a number (1-10, higher is more urgent) when it was given as one (the
+    # seed's API): the band comes from it, and within the band it goes first.
+    priority_level: Annotated[int, Field(ge=MIN_LEVEL, le=MAX_LEVEL)] | None = None
+
+    @property
+    def rank(self) -> int:
+        """The job's place within its band (higher first): its number, or the band's default."""
+        return self.priority_level or self.priority.default_level
+
+    @classmethod
+    def request_body(cls, **fields: object) -> dict[str, object]:
+        """A ``POST /jobs`` body of spec fields given by their names here: under the request's
+        (camelCase) names, fields given as None left out. Not checked: the API says what is
+        wrong (``priority`` may be a band or a number there)."""
+        unknown = sorted(set(fields) - set(cls.model_fields))
+        if unknown:
+            raise TypeError(f"not fields of a job: {', '.join(unknown)}")
+        return {
+            cls.model_fields[name].serialization_alias or name: value
+            for name, value in fields.items()
+            if value is not None
+        }
+
+    def as_request(self) -> dict[str, object]:
+        """The ``POST /jobs`` body that asks for this spec (its priority as given)."""
+        fields = self.model_dump(mode="json", include=set(JobSpec.model_fields))
+        level = fields.pop("priority_level")
+        return JobSpec.request_body(**fields | {"priority": level or fields["priority"]})
+
+    @property
+    def routing(self) -> JobRouting:
+        """What the later stages carry of it."""
+        return JobRouting.model_validate(self.model_dump(include=set(JobRouting.model_fields)))
+
+
+class JobRequestedPayload(JobSpec):
+    """A design job (flat on the wire, as other systems produce it): its spec and who asked."""
+
+    submitted_by: str | None = None
+
+    @property
+    def spec(self) -> JobSpec:
+        """The job's request without who made it."""
+        return JobSpec.model_validate(self.model_dump(exclude={"submitted_by"}))
+
+    def digest(self) -> str:
+        """What makes two requests under one job id the same request (the job id belongs to
+        the first): every field of the payload, defaults filled in, as canonical JSON. The
+        envelope (event_id, occurred_at, producer, attempt) does not count, so a redelivery, a
+        delayed retry or a replay of the request is the same request."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class _Routed(_Model):
+    """An output of a job's later stages: its routing as one field (``JobRouting.lift`` reads
+    the flat shape of events from before)."""
+
+    routing: JobRouting
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lift_routing(cls, data: Any) -> Any:
+        return JobRouting.lift(data)
+
+
+class TokenCounts(_Model):
+    """Claude tokens a job's briefs cost (the API's ``usage``, summed over its calls)."""
+
+    input: Annotated[int, Field(ge=0)] = 0
+    output: Annotated[int, Field(ge=0)] = 0
+    cache_read: Annotated[int, Field(ge=0)] = 0
+    cache_write: Annotated[int, Field(ge=0)] = 0
+
+
+class ImageGeneratedPayload(_Routed):
+    """One finished image of a job, with the listing copy written for it."""
+
+    image_index: Annotated[int, Field(ge=0)]
+    image_count: Annotated[int, Field(ge=1)]
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    uri: NonEmpty
+    width: Annotated[int, Field(ge=1)]
+    height: Annotated[int, Field(ge=1)]
+    prompt: str
+    negative_prompt: str = ""
+    seed: int
+    title: NonEmpty
+    description: str
+    tags: list[str] = Field(default_factory=list)
+    # The job's Claude tokens, on its first image only (so that images add up to the job).
+    tokens: TokenCounts | None = None
+
+
+MAX_MOCKUPS = 8
+
+# The flat names product.created used for its prices before PriceSummary was one field.
+_FLAT_PRICES = {
+    "price_cents": "price_min_cents",
+    "price_max_cents": "price_max_cents",
+    "cost_min_cents": "cost_min_cents",
+    "cost_max_cents": "cost_max_cents",
+    "profit_min_cents": "profit_min_cents",
+    "margin_min_percent": "margin_min_percent",
+}
+
+
+class PriceSummary(_Model):
+    """The range of a product's prices and costs over its enabled variants, and its least
+    profit and margin (cents). Only the lowest price from producers that priced flat, before
+    costs were read."""
+
+    price_min_cents: Annotated[int, Field(ge=0)]
+    price_max_cents: Annotated[int, Field(ge=0)] | None = None
+    cost_min_cents: Annotated[int, Field(ge=0)] | None = None
+    cost_max_cents: Annotated[int, Field(ge=0)] | None = None
+    profit_min_cents: int | None = None
+    margin_min_percent: float | None = Field(
+        default=None, description="Least gross margin (profit / price), in %"
+    )
+
+    @staticmethod
+    def lift(data: Any) -> Any:
+        """A product.created payload from before ``prices`` (flat, ``price_cents`` the lowest):
+        its price fields moved into ``prices`` under these names."""
+        if not isinstance(data, dict) or "prices" in data or "price_cents" not in data:
+            return data
+        prices = {new: data[old] for old, new in _FLAT_PRICES.items() if old in data}
+        rest = {k: v for k, v in data.items() if k not in _FLAT_PRICES}
+        return {**rest, "prices": prices}
+
+
+class ProductCreatedPayload(_Routed):
+    """One product created on Printify for one image and one product type."""
+
+    image_index: Annotated[int, Field(ge=0)]
+    product_type: ProductType
+    product_id: NonEmpty
+    shop_id: NonEmpty
+    blueprint_id: int
+    print_provider_id: int
+    variant_count: Annotated[int, Field(ge=1)]
+    title: str
+    # Price and cost ranges over the enabled variants, and the least profit and margin.
+    prices: PriceSummary
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lift_routing(cls, data: Any) -> Any:
+        # The flat shape carried no product types: the product's own is the one it knew of.
+        if isinstance(data, dict) and "routing" not in data and "product_type" in data:
+            data = {"product_types": [data["product_type"]], **data}
+        return JobRouting.lift(data)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lift_prices(cls, data: Any) -> Any:
+        return PriceSummary.lift(data)
+
+    # The lowest resolution the art prints at on any of the product's print areas.
+    print_dpi: float | None = None
+    # Printify's mockup images of the product (its default first), for the seller to review.
+    mockups: list[str] = Field(default_factory=list, max_length=MAX_MOCKUPS)
+
+
+class ProductPublishingPayload(_Model):
+    """Printify accepted a product's publish request; the sales channel (Etsy, Shopify, ...)
+    has not confirmed the listing yet. ``product.published`` or a ``stage.failed`` follows."""
+
+    image_index: Annotated[int, Field(ge=0)]
+    product_type: ProductType
+    product_id: NonEmpty
+    shop_id: NonEmpty
+    sales_channel: NonEmpty
+    # The engine's channel that published it (printify: through the shop's sales_channel).
+    channel: ChannelName = DEFAULT_CHANNEL
+    # When the publisher stops waiting and reports the publication failed.
+    confirm_by: UtcDatetime
+
+
+class ProductPublishedPayload(_Model):
+    """A product published to the shop's sales channel, confirmed by the channel."""
+
+    image_index: Annotated[int, Field(ge=0)]
+    product_type: ProductType
+    product_id: NonEmpty
+    shop_id: NonEmpty
+    external_id: str | None = None
+    handle: str | None = None
+    channel: ChannelName = DEFAULT_CHANNEL
+
+
+class StageFailedPayload(_Model):
+    """A stage gave up on part of a job (permanent error or retries exhausted)."""
+
+    stage: NonEmpty
+    error_class: NonEmpty
+    message: str
+    # True while the work is waiting in a delay topic for another attempt; False once given up.
+    retryable: bool = False
+    attempt: Annotated[int, Field(ge=0)] = 0
+    next_attempt_at: UtcDatetime | None = None
+    image_index: int | None = None
+    product_type: ProductType | None = None
+    input_topic: str | None = None
+    input_partition: int | None = None
+    input_offset: int | None = None
+    # The input event as it was consumed, so the failed part can be replayed.
+    input_event: dict[str, Any] | None = None
+
+
+class JobWait(_Model):
+    """One message of a job waiting inside an instance (for a vendor's limit, a GPU, a
+    credential the seller must renew), and until about when."""
+
+    job_id: NonEmpty
+    kind: Literal["vendor_limit", "gpu", "credential"]
+    what: NonEmpty
+    since: UtcDatetime
+    until: UtcDatetime | None = None
+
+
+class WorkerHeartbeatPayload(_Model):
+    """Periodic liveness and progress report of one service instance."""
+
+    service: NonEmpty
+    instance_id: NonEmpty
+    host: str
+    pid: int
+    partitions: list[str] = Field(default_factory=list)
+    in_flight: int = 0
+    processed: int = 0
+    failed: int = 0
+    started_at: UtcDatetime
+    stopping: bool = False
+    # What its in-flight work waits for, oldest first (shared.platform.waits.MAX_REPORTED at most).
+    waits: list[JobWait] = Field(default_factory=list, max_length=500)
+
+
+class WorkerExitedPayload(_Model):
+    """The pool manager saw one of its instances die (not a stop it asked for)."""
+
+    service: NonEmpty
+    instance_id: NonEmpty
+    # How it ended: "exit 1" or "signal SIGKILL", and the raw return code.
+    exit: NonEmpty
+    exit_code: int | None = None
+    # Restarts before this death, and whether it will be restarted (False: given up on).
+    restarts: Annotated[int, Field(ge=0)] = 0
+    restarting: bool = True
+    max_restarts: Annotated[int, Field(ge=0)] = 0
+
+
+class PoolScaledPayload(_Model):
+    """The pool manager changed how many instances of a stage it runs."""
+
+    service: NonEmpty
+    from_count: Annotated[int, Field(ge=0)]
+    to_count: Annotated[int, Field(ge=0)]
+
+
+EventT = TypeVar("EventT", bound="Event")
+
+
+class PrintifyWebhookPayload(_Model):
+    """One call of a Printify webhook, checked against its signature by the API."""
+
+    webhook_event_id: Annotated[str, Field(min_length=1, max_length=200)]
+    topic: Annotated[str, Field(min_length=1, max_length=100)]  # e.g. product:publish:started
+    resource_id: Annotated[str, Field(min_length=1, max_length=200)]
+    resource_type: Annotated[str, Field(min_length=1, max_length=50)]
+    shop_id: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+    sent_at: Annotated[str, Field(max_length=100)] | None = None
+
+
+class ControlCommandPayload(_Model):
+    """An operator's instruction to the worker-pool manager (``pod.control``)."""
+
+    action: Literal["scale", "restart"]
+    service: Annotated[str, Field(min_length=1, max_length=50)] | None = None
+    worker_count: Annotated[int, Field(ge=0, le=1000)] | None = None
+    instance_id: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    requested_by: str | None = None
+
+
+class Event(_Model):
+    """The envelope shared by every event."""
+
+    event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    type: str
+    schema_version: int = SCHEMA_VERSION
+    job_id: Annotated[str, Field(min_length=1, max_length=100)]
+    occurred_at: UtcDatetime = Field(default_factory=lambda: datetime.now(UTC))
+    producer: Annotated[str, Field(min_length=1, max_length=200)]
+    correlation_id: str | None = None
+    attempt: Annotated[int, Field(ge=0)] = 0
+    payload: Any
+
+    def to_json(self) -> bytes:
+        """The wire form of this event."""
+        return self.model_dump_json().encode()
+
+    def derive(
+        self, event_cls: builtins.type[EventT], payload: BaseModel, *, producer: str, key: str
+    ) -> EventT:
+        """A child event of this one, with an event_id derived from this event's id and ``key``.
+
+        Deriving the id makes processing idempotent on the wire: re-processing the same input
+        produces outputs with the same ids, so a duplicate from a redelivery is recognisable.
+        """
+        return event_cls(  # type: ignore[call-arg]  # subclasses default `type`
+            # The job id too: two jobs sent under one event_id (a producer's mistake) must not
+            # make outputs that look like duplicates of each other.
+            event_id=uuid.uuid5(_DERIVED_NS, f"{self.event_id}:{self.job_id}:{key}"),
+            job_id=self.job_id,
+            producer=producer,
+            correlation_id=self.correlation_id or str(self.event_id),
+            payload=payload,
+        )
+
+
+class JobRequested(Event):
+    type: Literal["job.requested"] = "job.requested"
+    payload: JobRequestedPayload
+
+
+class ImageGenerated(Event):
+    type: Literal["image.generated"] = "image.generated"
+    payload: ImageGeneratedPayload
+
+
+class ProductCreated(Event):
+    type: Literal["product.created"] = "product.created"
+    payload: ProductCreatedPayload
+
+
+class ProductPublished(Event):
+    type: Literal["product.published"] = "product.published"
+    payload: ProductPublishedPayload
+
+
+class ProductPublishing(Event):
+    type: Literal["product.publishing"] = "product.publishing"
+    payload: ProductPublishingPayload
+
+
+class StageFailed(Event):
+    type: Literal["stage.failed"] = "stage.failed"
+    payload: StageFailedPayload
+
+
+class WorkerHeartbeat(Event):
+    type: Literal["worker.heartbeat"] = "worker.heartbeat"
+    payload: WorkerHeartbeatPayload
+
+
+class WorkerExited(Event):
+    type: Literal["worker.exited"] = "worker.exited"
+    payload: WorkerExitedPayload
+
+
+class PoolScaled(Event):
+    type: Literal["pool.scaled"] = "pool.scaled"
+    payload: PoolScaledPayload
+
+
+class PrintifyWebhookReceived(Event):
+    """Not a job's event: ``job_id`` names the resource (``printify:<type>:<id>``), so that every
+    call about one product or order lands on one partition, in order."""
+
+    type: Literal["printify.webhook"] = "printify.webhook"
+    payload: PrintifyWebhookPayload
+
+
+class ControlCommand(Event):
+    type: Literal["control.command"] = "control.command"
+    payload: ControlCommandPayload
+
+
+AnyEvent = (
+    ControlCommand
+    | JobRequested
+    | ImageGenerated
+    | ProductCreated
+    | ProductPublishing
+    | ProductPublished
+    | StageFailed
+    | WorkerHeartbeat
+    | WorkerExited
+    | PoolScaled
+    | PrintifyWebhookReceived
+)
+EVENT_TYPES: tuple[type[Event], ...] = (
+    ControlCommand,
+    JobRequested,
+    ImageGenerated,
+    ProductCreated,
+    ProductPublishing,
+    ProductPublished,
+    StageFailed,
+    WorkerHeartbeat,
+    WorkerExited,
+    PoolScaled,
+    PrintifyWebhookReceived,
+)
+_ADAPTER: TypeAdapter[AnyEvent] = TypeAdapter(Annotated[AnyEvent, Field(discriminator="type")])
+
+
+_TYPE_NAMES = {cls.model_fields["type"].default for cls in EVENT_TYPES}
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    # pydantic puts the discriminator value first; the field path is what helps a producer.
+    if loc and loc[0] in _TYPE_NAMES:
+        loc = loc[1:]
+    return ".".join(str(p) for p in loc)
+
+
+def parse_event(
+    raw: bytes | str | None,
+    accept: tuple[type[Event], ...] = EVENT_TYPES,
+    *,
+    topic: str | None = None,
+) -> AnyEvent:
+    """Parse and validate one message value; raise InvalidEventError saying what is wrong
+    (``topic``: where it was read, named in the reason for a type that does not belong there)."""
+    if raw is None:
+        raise InvalidEventError("message has no value")
+    try:
+        event = _ADAPTER.validate_json(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{_location(e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()[:10]
+        )
+        raise InvalidEventError(f"invalid event: {problems}") from None
+    if not isinstance(event, accept):
+        names = ", ".join(sorted(c.model_fields["type"].default for c in accept))
+        place = f"on {topic}" if topic else "here"
+        raise InvalidEventError(f"unexpected event type {event.type!r} {place} (accepts: {names})")
+    if event.schema_version > SCHEMA_VERSION:
+        raise InvalidEventError(
+            f"schema_version {event.schema_version} is newer than supported {SCHEMA_VERSION}"
+        )
+    if event.occurred_at > datetime.now(UTC) + MAX_CLOCK_SKEW:
+        raise InvalidEventError(
+            f"occurred_at: {event.occurred_at.isoformat()} is in the future "
+            f"(more than {MAX_CLOCK_SKEW} ahead)"
+        )
+    # JSON can only carry NUL escaped; PostgreSQL text cannot hold it at all. Cheap test first.
+    marker: bytes | str = b"\\u0000" if isinstance(raw, bytes) else "\\u0000"
+    if marker in raw:  # type: ignore[operator]
+        where = _nul_path(event.model_dump(mode="python"))
+        if where is not None:
+            raise InvalidEventError(f"{where or '<root>'}: NUL characters are not allowed")
+    return event
+
+
+def _nul_path(value: Any, path: str = "") -> str | None:
+    """The path of the first string holding a NUL, if any."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            key_path = f"{path}.{k}" if path else str(k)
+            if "\x00" in str(k):
+                return key_path
+            found = _nul_path(v, key_path)
+            if found is not None:
+                return found
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            found = _nul_path(v, f"{path}.{i}" if path else str(i))
+            if found is not None:
+                return found
+    return None
