@@ -21,6 +21,7 @@ lint: bootstrap
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy shared services simulators devstack bench scripts tests
+	.venv/bin/lint-imports
 
 format: bootstrap
 	.venv/bin/ruff check --fix .
