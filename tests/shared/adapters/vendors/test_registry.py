@@ -16,7 +16,12 @@ import pytest
 from pydantic import ValidationError
 
 from devstack import k8s
-from devstack.channel_sims import CHANNEL_SIMULATORS, channel_simulator, simulator_env
+from devstack.channel_sims import (
+    CHANNEL_SIMULATORS,
+    ChannelSimulator,
+    channel_simulator,
+    simulator_env,
+)
 from devstack.stack import StackSettings, sim_port_setting
 from services.publisher.settings import PublisherSettings
 from shared.adapters.vendors.channels import ChannelSpec
@@ -158,6 +163,20 @@ def test_a_spec_names_settings_its_adapter_reads() -> None:
     for bad in ("Shop", "shop-2", "2shop", "s" * 31):
         with pytest.raises(ValueError, match=re.escape(CHANNEL_NAME_PATTERN)):
             spec(name=bad)
+
+
+def test_a_simulator_names_settings_its_channel_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The dev stack's table of channel simulators: what it gives a publisher must be among the
+    channel's settings, and a channel without an entry is refused by name."""
+    shopify = direct_spec("shopify")
+    env = simulator_env(shopify, "http://sim:1")
+    assert env == {**CHANNEL_SIMULATORS["shopify"].env, "SHOPIFY_API_URL": "http://sim:1"}
+    wrong = ChannelSimulator("shopify", 8191, {"SHOP2_URL": "x"})
+    monkeypatch.setitem(CHANNEL_SIMULATORS, "shopify", wrong)
+    with pytest.raises(ConfigError, match="SHOP2_URL not among the settings of ShopifySettings"):
+        simulator_env(shopify, "http://sim:1")
+    with pytest.raises(ConfigError, match=f"no simulator for the direct channel '{FAKE}'"):
+        channel_simulator(FAKE)
 
 
 def test_a_new_channel_reaches_every_derived_table_without_editing_them() -> None:
