@@ -193,6 +193,7 @@ class ProcessRecord(TypedDict):
 
 class RecordsFile(TypedDict):
     processes: list[ProcessRecord]
+    stack: NotRequired[ProcessRecord]  # the devstack's own process (written as an extra)
 
 
 def record_of(name: str, pid: int, *, stop_signal: int = signal.SIGTERM) -> ProcessRecord | None:
@@ -240,9 +241,14 @@ def read_records(path: Path) -> RecordsFile:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
         return {"processes": []}
-    raw = data.get("processes") if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        return {"processes": []}
+    raw = data.get("processes")
     parsed = (_parsed_record(r) for r in (raw if isinstance(raw, list) else []))
-    return {"processes": [r for r in parsed if r is not None]}
+    records: RecordsFile = {"processes": [r for r in parsed if r is not None]}
+    if (stack := _parsed_record(data.get("stack"))) is not None:
+        records["stack"] = stack
+    return records
 
 
 def still_running(record: ProcessRecord) -> psutil.Process | None:
