@@ -12,7 +12,6 @@ folded yet (events of one job come on several topics, read in no fixed order) is
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from shared.errors import InvalidEventError, RetryableError
 from shared.events import (
@@ -25,6 +24,7 @@ from shared.events import (
     ProductPublishingPayload,
     channels_of,
 )
+from shared.store.jobs import Asked
 
 _MAX_ID = 100  # of a job id in a message (the contract's limit)
 # A payload about one product of a job (an output's, or a publication's).
@@ -50,7 +50,7 @@ class JobShape:
     channels: list[str] | None
 
     @classmethod
-    def of(cls, row: dict[str, Any]) -> JobShape:
+    def of(cls, row: Asked) -> JobShape:
         return cls(
             image_count=row["image_count"],
             product_types=list(row["product_types"]),
