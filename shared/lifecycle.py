@@ -193,7 +193,7 @@ class ProcessRecord(TypedDict):
 
 class RecordsFile(TypedDict):
     processes: list[ProcessRecord]
-    stack: NotRequired[ProcessRecord]  # the devstack's own process (written as an extra)
+    stack: NotRequired[ProcessRecord]  # the local stack's own process (written as an extra)
 
 
 def record_of(name: str, pid: int, *, stop_signal: int = signal.SIGTERM) -> ProcessRecord | None:
