@@ -232,7 +232,7 @@ class Stack:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         recorded = read_records(self.records_path)
         owner = recorded.get("stack")
-        if isinstance(owner, dict) and still_running(owner) is not None:
+        if owner is not None and still_running(owner) is not None:
             raise StackBusy(
                 f"another stack runs on {self.state_dir} (pid {owner['pid']}): stop it first "
                 "(Ctrl+C in its terminal)"

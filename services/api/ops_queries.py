@@ -8,12 +8,26 @@ Everything here reads what the monitor wrote (``metrics_minute`` through
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, TypedDict
 
-from psycopg.rows import dict_row
+from psycopg import AsyncConnection
+from psycopg.rows import class_row, dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from services.api.queries import _JOB_COLUMNS
+from services.api.schemas.jobs import JobView
+from services.api.schemas.ops import (
+    Aggregate,
+    BudgetView,
+    DashboardView,
+    Overview,
+    QueueStats,
+    StageStats,
+    StatsView,
+    WorkerStats,
+)
 from shared.adapters.store import alerts as alert_store
 from shared.adapters.store import metrics as metric_store
 from shared.adapters.store import workers as worker_store
@@ -22,6 +36,7 @@ from shared.adapters.store.metrics import (
     Series,
     bucket_label,
 )
+from shared.adapters.store.workers import WorkerRecord
 
 JOB_STATUSES = ("queued", "processing", "retrying", "completed", "partial", "failed")
 
@@ -43,7 +58,7 @@ def _name(raw: str) -> str:
     return cleaned if cleaned and not cleaned[0].isdigit() else f"_{cleaned}"
 
 
-def _labels(labels: dict[str, Any], extra: dict[str, str] | None = None) -> str:
+def _labels(labels: Mapping[str, object], extra: dict[str, str] | None = None) -> str:
     items = {**{_name(k): v for k, v in sorted(labels.items())}, **(extra or {})}
     if not items:
         return ""
@@ -92,7 +107,7 @@ def prometheus_text(series: list[Series]) -> str:
     return "\n".join(lines) + "\n"
 
 
-_JOBS_BY_STATUS = "SELECT status, count(*) AS n FROM jobs GROUP BY status"
+_JOBS_BY_STATUS = "SELECT status AS key, count(*) AS n FROM jobs GROUP BY status"
 
 # Per stage: its instances live (a heartbeat within %(live_s)s seconds) and silent, and the live
 # ones' counters.
@@ -109,7 +124,7 @@ GROUP BY service
 """
 
 _DEAD_LETTERS_BY_STAGE = """
-SELECT stage, count(*) AS n FROM dead_letters WHERE replayed_at IS NULL GROUP BY stage
+SELECT stage AS key, count(*) AS n FROM dead_letters WHERE replayed_at IS NULL GROUP BY stage
 """
 
 
@@ -125,68 +140,113 @@ FROM rate_budgets b WHERE b.label IS NOT NULL ORDER BY b.label, b.name
 """
 
 
-async def budgets(pool: AsyncConnectionPool, live_s: float) -> list[dict[str, Any]]:
+class _BudgetRow(TypedDict):
+    name: str
+    label: str
+    limit: int | None
+    window_s: float | None
+    blocked_until: datetime | None
+    rate_limited: int
+    used: int
+
+
+class _StageRow(TypedDict):
+    service: str
+    instances: int
+    silent: int
+    in_flight: int
+    processed: int
+    failed: int
+
+
+class _CountRow(TypedDict):
+    key: str
+    n: int
+
+
+async def budgets(pool: AsyncConnectionPool, live_s: float) -> list[BudgetView]:
     """The shared rate budgets, each with the messages waiting for it on the live instances."""
-    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+    async with pool.connection() as conn, conn.cursor(row_factory=class_row(_BudgetRow)) as cur:
         await cur.execute(_BUDGETS)
-        rows = list(await cur.fetchall())
+        rows = await cur.fetchall()
     waiting = {
         r["what"]: r
         for r in await worker_store.waiting(pool, live_s)
         if r["kind"] == "vendor_limit"
     }
+    views = []
     for row in rows:
-        w = waiting.get(row["label"]) or {}
-        row["waiting"] = int(w.get("waiting", 0))
-        row["jobs_waiting"] = int(w.get("jobs", 0))
-    return rows
+        w = waiting.get(row["label"])
+        views.append(
+            BudgetView.model_validate(
+                {
+                    **row,
+                    "waiting": int(w["waiting"]) if w else 0,
+                    "jobs_waiting": int(w["jobs"]) if w else 0,
+                }
+            )
+        )
+    return views
 
 
-async def stats(pool: AsyncConnectionPool, live_s: float, names: list[str]) -> dict[str, Any]:
-    """Jobs by status, live instances per stage (a heartbeat within ``live_s``), lag and dead
-    letters (``StatsView`` shape), for the stages ``names`` and any other that reports."""
-    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(_JOBS_BY_STATUS)
-        by_status = {r["status"]: int(r["n"]) for r in await cur.fetchall()}
+async def _counts(conn: AsyncConnection[Any], sql: str) -> dict[str, int]:
+    async with conn.cursor(row_factory=class_row(_CountRow)) as cur:
+        await cur.execute(sql)
+        return {r["key"]: int(r["n"]) for r in await cur.fetchall()}
+
+
+async def _stage_rows(conn: AsyncConnection[Any], live_s: float) -> dict[str, _StageRow]:
+    async with conn.cursor(row_factory=class_row(_StageRow)) as cur:
         await cur.execute(_INSTANCES_BY_STAGE, {"live_s": live_s})
-        workers = {r["service"]: r for r in await cur.fetchall()}
+        return {r["service"]: r for r in await cur.fetchall()}
+
+
+def _stage(row: _StageRow | None, lag: int | None, dlq_size: int) -> StageStats:
+    return StageStats(
+        instances=int(row["instances"]) if row else 0,
+        in_flight=int(row["in_flight"]) if row else 0,
+        processed=int(row["processed"]) if row else 0,
+        failed=int(row["failed"]) if row else 0,
+        lag=lag,
+        dlq_size=dlq_size,
+    )
+
+
+async def stats(
+    pool: AsyncConnectionPool, live_s: float, names: list[str], workers: list[WorkerRecord]
+) -> StatsView:
+    """Jobs by status, live instances per stage (a heartbeat within ``live_s``), lag and dead
+    letters, for the stages ``names`` and any other that reports; ``workers`` listed whole."""
+    async with pool.connection() as conn:
+        by_status = await _counts(conn, _JOBS_BY_STATUS)
+        per_stage = await _stage_rows(conn, live_s)
         lags = await metric_store.latest_lag(conn)
-        await cur.execute(_DEAD_LETTERS_BY_STAGE)
-        dlq = {r["stage"]: int(r["n"]) for r in await cur.fetchall()}
-    stages: dict[str, dict[str, Any]] = {}
-    for stage in [*names, *sorted(set(workers) - set(names))]:
-        w = workers.get(stage) or {}
-        stages[stage] = {
-            "instances": int(w.get("instances", 0)),
-            "in_flight": int(w.get("in_flight", 0)),
-            "processed": int(w.get("processed", 0)),
-            "failed": int(w.get("failed", 0)),
-            "lag": lags.get(stage),
-            "dlq_size": dlq.get(stage, 0),
-        }
-    running = sum(int(w["instances"]) for w in workers.values())
-    silent = sum(int(w["silent"]) for w in workers.values())
-    total_jobs = sum(by_status.values())
-    return {
-        # The seed's names: a partial job counts as completed, as its status shows it.
-        "total_workers": running + silent,
-        "running_workers": running,
-        "error_workers": silent,
-        "total_jobs": total_jobs,
-        "total_completed": by_status.get("completed", 0) + by_status.get("partial", 0),
-        "total_failed": by_status.get("failed", 0),
-        "jobs": {"total": total_jobs} | {s: by_status.get(s, 0) for s in JOB_STATUSES},
-        "worker_stats": {
-            "running": running,
-            "error": silent,
-            "stages": stages,
-        },
-        "queue": {
-            "lag": sum(lags.values()) if lags else None,
-            "dlq_size": sum(dlq.values()),
-        },
-        "budgets": await budgets(pool, live_s),
+        dlq = await _counts(conn, _DEAD_LETTERS_BY_STAGE)
+    stages = {
+        stage: _stage(per_stage.get(stage), lags.get(stage), dlq.get(stage, 0))
+        for stage in [*names, *sorted(set(per_stage) - set(names))]
     }
+    running = sum(int(w["instances"]) for w in per_stage.values())
+    silent = sum(int(w["silent"]) for w in per_stage.values())
+    total_jobs = sum(by_status.values())
+    return StatsView.model_validate(
+        {
+            # The seed's names: a partial job counts as completed, as its status shows it.
+            "total_workers": running + silent,
+            "running_workers": running,
+            "error_workers": silent,
+            "total_jobs": total_jobs,
+            "total_completed": by_status.get("completed", 0) + by_status.get("partial", 0),
+            "total_failed": by_status.get("failed", 0),
+            "workers": workers,
+            "jobs": {"total": total_jobs} | {s: by_status.get(s, 0) for s in JOB_STATUSES},
+            "worker_stats": WorkerStats(running=running, error=silent, stages=stages),
+            "queue": QueueStats(
+                lag=sum(lags.values()) if lags else None, dlq_size=sum(dlq.values())
+            ),
+            "budgets": await budgets(pool, live_s),
+        }
+    )
 
 
 def _duration_sql(values: str) -> str:
@@ -245,55 +305,104 @@ ORDER BY created_at DESC, job_id DESC LIMIT 10
 """  # noqa: S608  # fixed columns only
 
 
-async def dashboard(pool: AsyncConnectionPool, hours: int) -> dict[str, Any]:
-    """Overview, the 10 latest jobs and durations over jobs created in the last ``hours``."""
-    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(_SINCE, {"hours": hours})
+class _DurationRow(TypedDict):
+    count: int
+    sum: float | None
+    avg: float | None
+    min: float | None
+    max: float | None
+    p50: float | None
+    p95: float | None
+    p99: float | None
+
+
+class _OverviewRow(TypedDict):
+    total_jobs: int
+    queued: int
+    processing: int
+    retrying: int
+    completed: int
+    partial: int
+    failed: int
+    images: int
+    products: int
+    published: int
+
+
+async def _durations(conn: AsyncConnection[Any], sql: str, since: datetime) -> _DurationRow:
+    async with conn.cursor(row_factory=class_row(_DurationRow)) as cur:
+        await cur.execute(_duration_sql(sql), {"since": since})
         row = await cur.fetchone()
-        assert row is not None
-        params = {"since": row["since"]}
-        await cur.execute(_OVERVIEW, params)
-        overview = await cur.fetchone()
-        assert overview is not None
-        finished = overview["completed"] + overview["partial"] + overview["failed"]
-        overview["success_rate"] = (
-            round(100.0 * overview["completed"] / finished, 2) if finished else None
-        )
-        await cur.execute(_RECENT_JOBS, params)
-        recent = await cur.fetchall()
-        alerts = await alert_store.recent(conn, params["since"], 10)
-        metrics = await metric_store.counts_since(conn, params["since"])
-        await cur.execute(_duration_sql(_JOB_DURATIONS), params)
-        job_duration = await cur.fetchone()
-        stages = {}
-        for stage, values in _STAGE_DURATIONS.items():
-            await cur.execute(_duration_sql(values), params)
-            stages[stage] = await cur.fetchone()
-    assert job_duration is not None
-    overview["completed_jobs"] = overview["completed"] + overview["partial"]
-    overview["failed_jobs"] = overview["failed"]
-    avg = job_duration["avg"]
-    overview["avg_processing_time"] = None if avg is None else round(avg * 1000)
+    assert row is not None  # an aggregate has one row
+    return row
+
+
+async def _overview(conn: AsyncConnection[Any], since: datetime, avg_s: float | None) -> Overview:
+    async with conn.cursor(row_factory=class_row(_OverviewRow)) as cur:
+        await cur.execute(_OVERVIEW, {"since": since})
+        row = await cur.fetchone()
+    assert row is not None
+    finished = row["completed"] + row["partial"] + row["failed"]
+    return Overview.model_validate(
+        {
+            **row,
+            "success_rate": round(100.0 * row["completed"] / finished, 2) if finished else None,
+            "completed_jobs": row["completed"] + row["partial"],
+            "failed_jobs": row["failed"],
+            "avg_processing_time": None if avg_s is None else round(avg_s * 1000),
+        }
+    )
+
+
+async def dashboard(pool: AsyncConnectionPool, hours: int) -> DashboardView:
+    """Overview, the 10 latest jobs and durations over jobs created in the last ``hours``."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(_SINCE, {"hours": hours})
+        since_row = await cur.fetchone()
+        assert since_row is not None
+        since: datetime = since_row[0]
+        async with conn.cursor(row_factory=dict_row) as rows:
+            await rows.execute(_RECENT_JOBS, {"since": since})
+            recent = [JobView.model_validate(r) for r in await rows.fetchall()]
+        alerts = await alert_store.recent(conn, since, 10)
+        metrics = await metric_store.counts_since(conn, since)
+        job_duration = await _durations(conn, _JOB_DURATIONS, since)
+        stages = {
+            stage: await _durations(conn, values, since)
+            for stage, values in _STAGE_DURATIONS.items()
+        }
+        overview = await _overview(conn, since, job_duration["avg"])
     period = f"{hours}h"
-    return {
-        "hours": hours,
-        "overview": overview,
-        "recent": {"jobs": recent, "alerts": alerts, "metrics": metrics},
-        "performance": {
-            # The seed's aggregates, in milliseconds.
-            "job_duration": _in_ms(job_duration, period),
-            "image_generation": _in_ms(stages["generation"], period),
-            "product_creation": _in_ms(stages["product"], period),
-            "stages": stages,
-        },
-    }
+    return DashboardView.model_validate(
+        {
+            "hours": hours,
+            "overview": overview,
+            "recent": {"jobs": recent, "alerts": alerts, "metrics": metrics},
+            "performance": {
+                # The seed's aggregates, in milliseconds.
+                "job_duration": _in_ms(job_duration, period),
+                "image_generation": _in_ms(stages["generation"], period),
+                "product_creation": _in_ms(stages["product"], period),
+                "stages": stages,
+            },
+        }
+    )
 
 
-def _in_ms(seconds: dict[str, Any] | None, period: str) -> dict[str, Any]:
+def _in_ms(seconds: _DurationRow, period: str) -> Aggregate:
     """A duration aggregate in seconds as the seed's ``{count, sum, avg, ..., period}`` in ms."""
-    row = seconds or {}
-    out: dict[str, Any] = {"count": int(row.get("count") or 0), "period": period}
-    for key in ("sum", "avg", "min", "max", "p50", "p95", "p99"):
-        value = row.get(key)
-        out[key] = None if value is None else round(float(value) * 1000, 1)
-    return out
+
+    def ms(value: float | None) -> float | None:
+        return None if value is None else round(float(value) * 1000, 1)
+
+    return Aggregate(
+        count=int(seconds["count"] or 0),
+        sum=ms(seconds["sum"]),
+        avg=ms(seconds["avg"]),
+        min=ms(seconds["min"]),
+        max=ms(seconds["max"]),
+        p50=ms(seconds["p50"]),
+        p95=ms(seconds["p95"]),
+        p99=ms(seconds["p99"]),
+        period=period,
+    )

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from psycopg import AsyncCursor
-from psycopg.rows import dict_row
+from psycopg.rows import class_row
 from psycopg_pool import AsyncConnectionPool
 
+from services.api.schemas.jobs import ImageView, LogView, ProductView
 from shared.adapters.store import job_claims, jobs, products
 from shared.contract.events import JobRequested
 from shared.contract.sales_channels import DEFAULT_CHANNEL
@@ -27,6 +28,57 @@ _JOB_COLUMNS = f"""
     created_at, updated_at, started_at, finished_at, claude_input_tokens,
     claude_output_tokens, claude_cache_read_tokens, claude_cache_write_tokens
 """
+
+
+class JobRecord(TypedDict):
+    """A job as :data:`_JOB_COLUMNS` reads it (the names ``JobView`` shows)."""
+
+    job_id: str
+    status: str  # the seed's: a partial job is completed here
+    detailed_status: str
+    priority: int | str  # the number given, else the band
+    band: str
+    theme: str
+    style: str
+    niche: str
+    prompt: str | None
+    product_types: list[str]
+    count: int
+    auto_publish: bool
+    channels: list[str]
+    spec: dict[str, object] | None  # the job.requested payload, validated by JobView
+    expected_products: int
+    expected_publications: int
+    images_done: int
+    images_failed: int
+    products_done: int
+    products_failed: int
+    publications_done: int
+    publications_failed: int
+    error: str | None
+    retry_attempt: int
+    next_retry_at: datetime | None
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    claude_input_tokens: int | None
+    claude_output_tokens: int | None
+    claude_cache_read_tokens: int | None
+    claude_cache_write_tokens: int | None
+
+
+class ConfirmationRecord(TypedDict):
+    """A job's publications on one channel awaiting the channel's confirmation."""
+
+    sales_channel: str
+    count: int
+    since: datetime
+    next_check_at: datetime | None
+    confirm_by: datetime | None
+
+
 _SELECT_JOBS = f"SELECT {_JOB_COLUMNS} FROM jobs"  # noqa: S608  # fixed fragments only
 
 _CLAIM_KEY = """
@@ -153,25 +205,28 @@ async def mark_produced(pool: AsyncConnectionPool, key: str) -> None:
         await conn.execute(_MARK_PRODUCED, {"key": key})
 
 
-async def get_job(pool: AsyncConnectionPool, job_id: str) -> dict[str, Any] | None:
+async def get_job(pool: AsyncConnectionPool, job_id: str) -> JobRecord | None:
     """The job row (API field names), or None."""
-    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+    async with pool.connection() as conn, conn.cursor(row_factory=class_row(JobRecord)) as cur:
         await cur.execute(_GET_JOB, {"job": job_id})
         return await cur.fetchone()
 
 
 async def get_job_children(
     pool: AsyncConnectionPool, job_id: str
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+) -> tuple[list[ImageView], list[ProductView], list[LogView]]:
     """A job's images, products and event log, each in its natural order."""
-    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(_JOB_IMAGES, {"job": job_id})
-        images = await cur.fetchall()
-        await cur.execute(_JOB_PRODUCTS, {"job": job_id})
-        products = await cur.fetchall()
-        await cur.execute(_JOB_LOG, {"job": job_id})
-        logs = await cur.fetchall()
-    return images, products, logs
+    async with pool.connection() as conn:
+        async with conn.cursor(row_factory=class_row(ImageView)) as images:
+            await images.execute(_JOB_IMAGES, {"job": job_id})
+            image_rows = await images.fetchall()
+        async with conn.cursor(row_factory=class_row(ProductView)) as products:
+            await products.execute(_JOB_PRODUCTS, {"job": job_id})
+            product_rows = await products.fetchall()
+        async with conn.cursor(row_factory=class_row(LogView)) as logs:
+            await logs.execute(_JOB_LOG, {"job": job_id})
+            log_rows = await logs.fetchall()
+    return image_rows, product_rows, log_rows
 
 
 # Publications of the job still waiting for their channel to confirm the listing, per channel.
@@ -183,9 +238,10 @@ GROUP BY sales_channel ORDER BY sales_channel
 """
 
 
-async def job_confirmations(pool: AsyncConnectionPool, job_id: str) -> list[dict[str, Any]]:
+async def job_confirmations(pool: AsyncConnectionPool, job_id: str) -> list[ConfirmationRecord]:
     """The job's publications awaiting their channel's confirmation, per channel."""
-    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+    rows = class_row(ConfirmationRecord)
+    async with pool.connection() as conn, conn.cursor(row_factory=rows) as cur:
         await cur.execute(_JOB_CONFIRMATIONS, {"job": job_id})
         return list(await cur.fetchall())
 
@@ -197,11 +253,11 @@ async def list_jobs(
     limit: int,
     after: tuple[datetime, str] | None,
     q: str | None = None,
-) -> list[dict[str, Any]]:
+) -> list[JobRecord]:
     """Up to ``limit`` jobs, newest first, strictly after the keyset position ``after``;
     ``q`` matches the start of the id, or jobs with words in the theme, niche, style or prompt
     starting with every word of ``q`` (both by index)."""
-    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+    async with pool.connection() as conn, conn.cursor(row_factory=class_row(JobRecord)) as cur:
         sql, params = await list_jobs_statement(cur, status=status, limit=limit, after=after, q=q)
         await cur.execute(sql, params)
         return await cur.fetchall()
@@ -218,11 +274,11 @@ async def list_jobs_statement(
     limit: int,
     after: tuple[datetime, str] | None,
     q: str | None,
-) -> tuple[str, dict[str, Any]]:
+) -> tuple[str, dict[str, object]]:
     """The statement :func:`list_jobs` runs (the search's words split by PostgreSQL on ``cur``);
     :class:`SearchTooBroad` when ``q`` matches more than :data:`MAX_SEARCH_MATCHES` jobs."""
     where: list[str] = []
-    params: dict[str, Any] = {"limit": limit}
+    params: dict[str, object] = {"limit": limit}
     prefix = ""
     if q:
         escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -12,8 +12,8 @@ folded yet (events of one job come on several topics, read in no fixed order) is
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
+from shared.adapters.store.jobs import Asked
 from shared.contract.events import (
     ImageGenerated,
     ProductCreated,
@@ -50,7 +50,7 @@ class JobShape:
     channels: list[str] | None
 
     @classmethod
-    def of(cls, row: dict[str, Any]) -> JobShape:
+    def of(cls, row: Asked) -> JobShape:
         return cls(
             image_count=row["image_count"],
             product_types=list(row["product_types"]),

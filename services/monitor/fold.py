@@ -225,7 +225,7 @@ async def _owners(conn: AsyncConnection[Any], reads: list[Read], logged: list[in
     return [i for i in logged if i not in duplicates]
 
 
-def _log_entry(read: Read) -> dict[str, Any]:
+def _log_entry(read: Read) -> job_events.LogEntry:
     level, message = describe(read.event)
     e = read.event
     return {
@@ -243,8 +243,8 @@ def _log_entry(read: Read) -> dict[str, Any]:
     }
 
 
-def _log_data(event: Event) -> dict[str, Any]:
-    data: dict[str, Any] = event.payload.model_dump(mode="json")
+def _log_data(event: Event) -> dict[str, object]:
+    data: dict[str, object] = event.payload.model_dump(mode="json")
     data.pop("input_event", None)  # the replayable copy stays in Kafka; keep the log small
     data["attempt"] = event.attempt
     return data

@@ -28,6 +28,7 @@ import logging
 import time
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -92,6 +93,19 @@ def bounded_labels(labels: Mapping[str, object]) -> dict[str, str]:
     return {key: bounded_value(key, value) for key, value in labels.items()}
 
 
+@dataclass
+class _Minute:
+    """One (name, labels, minute, kind) row of a batch, as added up so far."""
+
+    labels: dict[str, str]
+    min: float
+    max: float
+    last: float
+    count: int = 0
+    sum: float = 0.0
+    buckets: dict[str, int] | None = None
+
+
 class MetricBatch:
     """Counter additions and observations of one transaction, summed per (name, labels,
     minute) and written with one upsert each by :meth:`flush`.
@@ -102,7 +116,7 @@ class MetricBatch:
     """
 
     def __init__(self) -> None:
-        self._rows: dict[tuple[str, str, datetime, str], dict[str, Any]] = {}
+        self._rows: dict[tuple[str, str, datetime, str], _Minute] = {}
 
     def add(self, name: str, labels: Mapping[str, str], at: datetime, n: int = 1) -> None:
         """Add ``n`` to a counter's minute."""
@@ -129,36 +143,32 @@ class MetricBatch:
         key = (name, json.dumps(labels, sort_keys=True), minute, kind)
         row = self._rows.get(key)
         if row is None:
-            row = self._rows[key] = {
-                "labels": dict(labels),
-                "count": 0,
-                "sum": 0.0,
-                "min": value,
-                "max": value,
-                "buckets": {} if bucket else None,
-            }
-        row["count"] += count
-        row["sum"] += value
-        row["min"] = min(row["min"], value)
-        row["max"] = max(row["max"], value)
-        row["last"] = value
-        if bucket:
-            row["buckets"][bucket] = row["buckets"].get(bucket, 0) + 1
+            buckets: dict[str, int] | None = {} if bucket else None
+            row = self._rows[key] = _Minute(
+                labels=dict(labels), min=value, max=value, last=value, buckets=buckets
+            )
+        row.count += count
+        row.sum += value
+        row.min = min(row.min, value)
+        row.max = max(row.max, value)
+        row.last = value
+        if bucket and row.buckets is not None:
+            row.buckets[bucket] = row.buckets.get(bucket, 0) + 1
 
     async def flush(self, conn: AsyncConnection[Any]) -> None:
         """Write what was added, in key order, and start empty again."""
         params = [
             (
                 name,
-                Jsonb(row["labels"]),
+                Jsonb(row.labels),
                 minute,
                 kind,
-                row["count"],
-                row["sum"],
-                row["min"],
-                row["max"],
-                row["last"],
-                Jsonb(row["buckets"]) if row["buckets"] is not None else None,
+                row.count,
+                row.sum,
+                row.min,
+                row.max,
+                row.last,
+                Jsonb(row.buckets) if row.buckets is not None else None,
             )
             for (name, _, minute, kind), row in sorted(self._rows.items(), key=lambda kv: kv[0])
         ]

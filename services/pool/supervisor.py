@@ -20,7 +20,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TypedDict
 
 from confluent_kafka.admin import AdminClient
 
@@ -315,7 +315,7 @@ class WorkerPool:
             max_restarts=self.settings.max_restarts,
         )
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> PoolStatus:
         """Every instance: name, pid, running, restarts, failed (also the status file)."""
         return {
             "manager_pid": os.getpid(),
@@ -344,6 +344,24 @@ class WorkerPool:
     def record(self) -> None:
         """Write the pid records and status file now."""
         self._record()
+
+
+class InstanceStatus(TypedDict):
+    """One instance as the pool's status file shows it."""
+
+    name: str
+    service: str
+    pid: int | None
+    running: bool
+    restarts: int
+    failed: bool
+
+
+class PoolStatus(TypedDict):
+    """The pool's status file (``status.json``): for operators and tests."""
+
+    manager_pid: int
+    instances: list[InstanceStatus]
 
 
 def _write_json(path: Path, data: object) -> None:

@@ -18,7 +18,7 @@ import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Literal, Protocol
+from typing import Any, BinaryIO, Literal, NotRequired, Protocol, TypedDict
 from urllib.parse import unquote, urlparse
 
 from pydantic import Field, SecretStr
@@ -257,6 +257,13 @@ class LocalImageStorage:
 _BLOCK = 1 << 20
 
 
+class _StoredObject(TypedDict):
+    """The fields of S3's GetObject answer read here (boto3 gives the answer untyped)."""
+
+    Body: BinaryIO  # botocore's StreamingBody: read(n), as a file
+    ContentLength: NotRequired[int]
+
+
 def _check_stream(
     source: BinaryIO, sha256: str, max_bytes: int, copy: BinaryIO | None = None
 ) -> None:
@@ -349,13 +356,13 @@ class S3ImageStorage:
             raise ImageReadError("content does not match the event's sha256")
         return data
 
-    def _get(self, uri: str, sha256: str, max_bytes: int) -> dict[str, Any]:
+    def _get(self, uri: str, sha256: str, max_bytes: int) -> _StoredObject:
         """The GetObject answer for one of our own objects, refused when it says it is over
         ``max_bytes`` (its body is checked as it is read: the header is the object's word)."""
         from botocore.exceptions import ClientError
 
         try:
-            obj: dict[str, Any] = self.client.get_object(
+            obj: _StoredObject = self.client.get_object(
                 Bucket=self.bucket, Key=self._own(uri, sha256)
             )
         except ClientError as exc:

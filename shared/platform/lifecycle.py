@@ -38,10 +38,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 import psutil
 
@@ -181,9 +181,23 @@ def process_start(pid: int) -> str | None:
         return None
 
 
-def record_of(name: str, pid: int, *, stop_signal: int = signal.SIGTERM) -> dict[str, Any] | None:
-    """A record of a process we started (None if it is already gone): enough for a successor to
-    find it again, and to know it is the same process, not a recycled pid."""
+class ProcessRecord(TypedDict):
+    """A process we started, as the records file keeps it: enough for a successor to find it
+    again, and to know it is the same process, not a recycled pid."""
+
+    pid: int
+    start: str  # process_start() at the time: a recycled pid has another
+    name: NotRequired[str]
+    signal: NotRequired[str]  # the stop signal's name; SIGTERM when missing
+
+
+class RecordsFile(TypedDict):
+    processes: list[ProcessRecord]
+    stack: NotRequired[ProcessRecord]  # the local stack's own process (written as an extra)
+
+
+def record_of(name: str, pid: int, *, stop_signal: int = signal.SIGTERM) -> ProcessRecord | None:
+    """A record of a process we started (None if it is already gone)."""
     start = process_start(pid)
     if start is None:
         return None
@@ -195,7 +209,9 @@ def record_of(name: str, pid: int, *, stop_signal: int = signal.SIGTERM) -> dict
     }
 
 
-def write_records(path: Path, records: Iterable[dict[str, Any] | None], **extra: Any) -> None:
+def write_records(
+    path: Path, records: Iterable[Mapping[str, object] | None], **extra: object
+) -> None:
     """Replace the records file atomically (a reader never sees half of it)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -203,23 +219,42 @@ def write_records(path: Path, records: Iterable[dict[str, Any] | None], **extra:
     os.replace(tmp, path)
 
 
-def read_records(path: Path) -> dict[str, Any]:
-    """The records file as written, or an empty one when missing or unreadable."""
+def _parsed_record(raw: object) -> ProcessRecord | None:
+    """A record read back from the file, or None when it lacks a pid and start (written by
+    something else, or damaged): such a record names no process we could safely stop."""
+    if not isinstance(raw, dict):
+        return None
+    try:
+        record = ProcessRecord(pid=int(raw["pid"]), start=str(raw["start"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+    if isinstance(name := raw.get("name"), str):
+        record["name"] = name
+    if isinstance(stop := raw.get("signal"), str):
+        record["signal"] = stop
+    return record
+
+
+def read_records(path: Path) -> RecordsFile:
+    """The records file's well-formed records, or none when it is missing or unreadable."""
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
         return {"processes": []}
-    return data if isinstance(data, dict) else {"processes": []}
+    if not isinstance(data, dict):
+        return {"processes": []}
+    raw = data.get("processes")
+    parsed = (_parsed_record(r) for r in (raw if isinstance(raw, list) else []))
+    records: RecordsFile = {"processes": [r for r in parsed if r is not None]}
+    if (stack := _parsed_record(data.get("stack"))) is not None:
+        records["stack"] = stack
+    return records
 
 
-def still_running(record: dict[str, Any]) -> psutil.Process | None:
+def still_running(record: ProcessRecord) -> psutil.Process | None:
     """The recorded process if it still runs as recorded (same pid, same start), else None.
     A pid that now belongs to another process is never returned."""
-    try:
-        pid = int(record["pid"])
-        start = str(record["start"])
-    except (KeyError, TypeError, ValueError):
-        return None
+    pid, start = record["pid"], record["start"]
     if pid == os.getpid() or process_start(pid) != start:
         return None
     try:
@@ -230,12 +265,12 @@ def still_running(record: dict[str, Any]) -> psutil.Process | None:
 
 
 def stop_recorded(
-    records: Iterable[dict[str, Any]], *, grace_s: float = 15.0, left_by: str = "an earlier run"
+    records: Iterable[ProcessRecord], *, grace_s: float = 15.0, left_by: str = "an earlier run"
 ) -> list[int]:
     """Stop every recorded process still running as recorded: its stop signal (SIGTERM unless
     recorded otherwise) to all at once, SIGKILL to those still there after ``grace_s``. Returns
     the pids stopped; each is logged."""
-    found: list[tuple[dict[str, Any], psutil.Process]] = []
+    found: list[tuple[ProcessRecord, psutil.Process]] = []
     for record in records:
         proc = still_running(record)
         if proc is None:

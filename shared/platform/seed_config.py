@@ -76,13 +76,13 @@ SEED_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
 _SWITCHES = {"workerPool.autoRestart", "api.auth.enabled", "api.cors.enabled"}
 
 
-def is_seed_layout(data: dict[str, Any]) -> bool:
+def is_seed_layout(data: dict[str, object]) -> bool:
     """Whether a config file is laid out in the seed's sections (rather than flat keys)."""
     return any(isinstance(data.get(s), dict) for s in SECTIONS)
 
 
-def _leaves(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def _leaves(data: dict[str, object], prefix: str = "") -> dict[str, object]:
+    out: dict[str, object] = {}
     for key, value in data.items():
         path = f"{prefix}{key}"
         # A known leaf holds a list or an object as a value (a key list); a section recurses.
@@ -94,13 +94,13 @@ def _leaves(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def translate(
-    data: dict[str, Any], source: str, *, warn: bool = True
-) -> tuple[dict[str, Any], dict[str, str]]:
+    data: dict[str, object], source: str, *, warn: bool = True
+) -> tuple[dict[str, object], dict[str, str]]:
     """(flat settings, flat setting -> the seed path it came from) of a seed-layout file.
 
     Keys outside the seed's sections are kept as flat keys (a file may mix both).
     """
-    flat: dict[str, Any] = {k.lower(): v for k, v in data.items() if k not in SECTIONS}
+    flat: dict[str, object] = {k.lower(): v for k, v in data.items() if k not in SECTIONS}
     origins: dict[str, str] = {}
     leaves = _leaves({k: v for k, v in data.items() if k in SECTIONS})
     for path, value in leaves.items():

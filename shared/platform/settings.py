@@ -40,7 +40,7 @@ class JsonConfigSource(PydanticBaseSettingsSource):
 
     def __init__(self, settings_cls: type[BaseSettings]) -> None:
         super().__init__(settings_cls)
-        self._data: dict[str, Any] = {}
+        self._data: dict[str, object] = {}
         path = os.environ.get("CONFIG_PATH")
         if path:
             try:
@@ -63,8 +63,8 @@ class JsonConfigSource(PydanticBaseSettingsSource):
                 return self._data[key.lower()], field_name, False
         return None, field_name, False
 
-    def __call__(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
+    def __call__(self) -> dict[str, object]:
+        out: dict[str, object] = {}
         for name, field in self.settings_cls.model_fields.items():
             value, key, _ = self.get_field_value(field, name)
             if value is not None:

@@ -25,7 +25,7 @@ import re
 import sys
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, cast
 
 import httpx
 
@@ -121,10 +121,109 @@ def _problem(body: Any) -> str:
     return f"{body.get('error', '')} {detail or ''}".strip()
 
 
+# ------------------------------------------------------------------------------- answers
+# The API answers the renderers read (the fields they read, as the API's schemas name them).
+# Declared here rather than imported from services/api: the CLI ships without the services.
+
+
+class JobAnswer(TypedDict):
+    jobId: str
+    detailedStatus: str
+    theme: str
+    productTypes: list[str]
+    count: int
+    createdAt: str
+    autoPublish: bool
+    channels: NotRequired[list[str] | None]
+    error: NotRequired[str | None]
+    imagesDone: int
+    imagesFailed: int
+    productsDone: int
+    productsFailed: int
+    expectedProducts: int
+    publicationsDone: int
+    publicationsFailed: int
+    expectedPublications: int
+
+
+class WaitAnswer(TypedDict):
+    stage: NotRequired[str | None]
+    what: str
+    count: int
+    until: NotRequired[str | None]
+    deadline: NotRequired[str | None]
+
+
+class JobDetailAnswer(TypedDict):
+    job: JobAnswer
+    waits: NotRequired[list[WaitAnswer] | None]
+
+
+class JobsAnswer(TypedDict):
+    jobs: NotRequired[list[JobAnswer]]
+
+
+class CheckAnswer(TypedDict):
+    status: str
+    name: str
+    detail: str
+    fix: str | None
+
+
+class DoctorAnswer(TypedDict):
+    ok: NotRequired[bool]
+    checks: NotRequired[list[CheckAnswer]]
+
+
+class DeadLetterAnswer(TypedDict):
+    id: int
+    stage: str
+    jobId: str | None
+    errorClass: str
+    message: str
+    failedAt: str
+    replayCount: int
+    replayTo: NotRequired[str | None]
+
+
+class DeadLettersAnswer(TypedDict):
+    deadLetters: NotRequired[list[DeadLetterAnswer]]
+
+
+class StageAnswer(TypedDict):
+    instances: int
+    inFlight: int
+    processed: int
+    failed: int
+    lag: int | None
+    dlqSize: int
+
+
+class WorkerStatsAnswer(TypedDict):
+    stages: dict[str, StageAnswer]
+
+
+class StatsAnswer(TypedDict):
+    workerStats: WorkerStatsAnswer
+    jobs: dict[str, int]
+
+
+class ReplayTargetAnswer(TypedDict):
+    id: int
+    jobId: str | None
+    deadLetter: str
+    replayTo: str
+
+
+class ReplayAnswer(TypedDict):
+    targets: NotRequired[list[ReplayTargetAnswer]]
+    skipped: NotRequired[list[int]]
+
+
 # ------------------------------------------------------------------------------- renderers
 
 
-def _progress_table(detail: dict[str, Any]) -> Any:
+def _progress_table(detail: JobDetailAnswer) -> Any:
     """A job's progress per stage: what is done, failed and expected."""
     from rich.table import Table
 
@@ -180,7 +279,7 @@ def _clock(iso: str | None) -> str:
     return at.strftime("%H:%M:%S" if at.date() == today else "%Y-%m-%d %H:%M:%S")
 
 
-def _jobs_table(body: dict[str, Any]) -> Any:
+def _jobs_table(body: JobsAnswer) -> Any:
     from rich.table import Table
 
     table = Table()
@@ -198,7 +297,7 @@ def _jobs_table(body: dict[str, Any]) -> Any:
     return table
 
 
-def _doctor_table(body: dict[str, Any]) -> Any:
+def _doctor_table(body: DoctorAnswer) -> Any:
     from rich.table import Table
 
     marks = {"pass": "[green]pass[/green]", "fail": "[red]FAIL[/red]", "skip": "[dim]skip[/dim]"}
@@ -212,7 +311,7 @@ def _doctor_table(body: dict[str, Any]) -> Any:
     return table
 
 
-def _dlq_table(body: dict[str, Any]) -> Any:
+def _dlq_table(body: DeadLettersAnswer) -> Any:
     from rich.table import Table
 
     table = Table()
@@ -231,7 +330,7 @@ def _dlq_table(body: dict[str, Any]) -> Any:
     return table
 
 
-def _stages_table(stats: dict[str, Any]) -> Any:
+def _stages_table(stats: StatsAnswer) -> Any:
     from rich.table import Table
 
     table = Table(title="stages", title_justify="left")
@@ -262,14 +361,15 @@ class _Progress:
         self.client, self.out, self.job_id = client, out, job_id
         self.seen: tuple[Any, ...] | None = None
 
-    def fetch(self) -> dict[str, Any] | None:
+    def fetch(self) -> JobDetailAnswer | None:
         resp = self.client.get(f"/jobs/{self.job_id}")
         if resp.status_code == 404:
             return None  # not folded yet (a job produced straight to Kafka)
         resp.raise_for_status()
-        return dict(safe_body(resp.json())) if not self.out.json else dict(resp.json())
+        body = safe_body(resp.json()) if not self.out.json else resp.json()
+        return cast(JobDetailAnswer, dict(body))
 
-    def step(self, detail: dict[str, Any] | None) -> bool:
+    def step(self, detail: JobDetailAnswer | None) -> bool:
         """Note the detail (a line on stderr when it changed, for scripts); True once it ended."""
         if detail is None:
             return False
@@ -297,7 +397,7 @@ class _Progress:
 
     def until_done(
         self, deadline: float, interval_s: float, live: Live | None
-    ) -> dict[str, Any] | None:
+    ) -> JobDetailAnswer | None:
         """Poll until the job ends (its last detail) or the deadline passes (None); shown as
         a table on ``live`` (for people) when there is one."""
         detail = self.fetch()
@@ -338,10 +438,10 @@ def top(client: httpx.Client, out: Output, *, once: bool, interval_s: float) -> 
     """The stages, live (or once): instances, in-flight work, lag and dead letters."""
     from rich.live import Live
 
-    def stats() -> dict[str, Any]:
+    def stats() -> StatsAnswer:
         resp = client.get("/stats")
         resp.raise_for_status()
-        return dict(resp.json())
+        return cast(StatsAnswer, dict(resp.json()))
 
     def shown() -> Any:
         return _stages_table(safe_body(stats()))
@@ -358,7 +458,7 @@ def top(client: httpx.Client, out: Output, *, once: bool, interval_s: float) -> 
             return EXIT_OK
 
 
-def _replay_table(plan: dict[str, Any]) -> Any:
+def _replay_table(plan: ReplayAnswer) -> Any:
     from rich.table import Table
 
     table = Table(title="to replay", title_justify="left")
@@ -376,13 +476,13 @@ def _replay_table(plan: dict[str, Any]) -> Any:
 def replay(client: httpx.Client, out: Output, args: argparse.Namespace) -> int:
     """Show which letters would go where (the API's dry run), ask, then replay those letters
     (one by one by id: what was confirmed, not what matches by then)."""
-    which: dict[str, Any] = (
+    which: dict[str, object] = (
         {"id": args.id} if args.id else {"jobId": args.job} if args.job else {"stage": args.stage}
     )
     preview = client.post("/dlq/replay", json={**which, "dryRun": True})
     if not preview.is_success:
         return out.answer(preview)
-    plan = dict(preview.json())
+    plan = cast(ReplayAnswer, dict(preview.json()))
     targets = plan.get("targets", [])
     shown = safe_body(plan)
     if out.json:
@@ -401,7 +501,7 @@ def replay(client: httpx.Client, out: Output, args: argparse.Namespace) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             out.err.print("not replayed")
             return EXIT_REFUSED
-    replayed: list[dict[str, Any]] = []
+    replayed: list[ReplayTargetAnswer] = []
     for t in targets:
         resp = client.post("/dlq/replay", json={"id": t["id"]})
         if not resp.is_success:

@@ -14,7 +14,7 @@ import asyncio
 import json
 import logging
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from confluent_kafka import KafkaException, Message
 from fastapi import APIRouter, Query, status
@@ -33,7 +33,7 @@ from services.api.schemas.dlq import (
 )
 from services.api.state import ApiState, State
 from shared.adapters.store import dead_letters as dlq_queries
-from shared.adapters.store.dead_letters import ReplayCandidate, Replayed
+from shared.adapters.store.dead_letters import DeadLetterRecord, ReplayCandidate, Replayed
 from shared.contract.topics import replay_targets_of
 from shared.pipeline.runner import headers as hdr
 
@@ -85,9 +85,23 @@ async def list_dead_letters(
     return DeadLetterPage(dead_letters=[_view(r) for r in page], next_cursor=next_cursor)
 
 
-def _view(row: dict[str, Any]) -> DeadLetterView:
-    replay_topic = row.pop("replay_topic")
-    return DeadLetterView(**row, replay_to=replay_to(row["topic"], replay_topic))
+def _view(row: DeadLetterRecord) -> DeadLetterView:
+    return DeadLetterView(
+        id=row["id"],
+        stage=row["stage"],
+        job_id=row["job_id"],
+        error_class=row["error_class"],
+        message=row["message"],
+        retryable=row["retryable"],
+        topic=row["topic"],
+        partition=row["partition"],
+        offset=row["offset"],
+        original_topic=row["original_topic"],
+        replay_to=replay_to(row["topic"], row["replay_topic"]),
+        failed_at=row["failed_at"],
+        replayed_at=row["replayed_at"],
+        replay_count=row["replay_count"],
+    )
 
 
 def replay_to(dlq_topic: str, replay_topic: str | None) -> str | None:

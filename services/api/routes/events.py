@@ -87,7 +87,7 @@ KnownJob = Annotated[str, Depends(_known_job)]
 Level = Annotated[str | None, Depends(_level)]
 
 
-def _sse(row: dict[str, Any]) -> ServerSentEvent:
+def _sse(row: job_events.LogRow) -> ServerSentEvent:
     return ServerSentEvent(
         id=str(row["seq"]),
         event=row["type"],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Annotated, Any, BinaryIO
+from typing import Annotated, BinaryIO
 
 from fastapi import APIRouter, Header, Path, Query, status
 from fastapi.responses import FileResponse, RedirectResponse, Response, StreamingResponse
@@ -26,7 +26,6 @@ from services.api.schemas.jobs import (
     JobResult,
     JobStatus,
     JobView,
-    LogView,
     ProductView,
     WaitView,
 )
@@ -69,13 +68,11 @@ async def get_job(
     if row is None:
         raise ApiError(404, "not_found", f"job {job_id} not found")
     images, products, logs = await queries.get_job_children(state.pool, job_id)
-    image_views = [ImageView(**r) for r in images]
-    product_views = [ProductView(**r) for r in products]
     return JobDetail(
-        job=JobView(**row, result=job_result(image_views, product_views)),
-        images=image_views,
-        products=product_views,
-        logs=[LogView(**r) for r in logs],
+        job=JobView(**row, result=job_result(images, products)),
+        images=images,
+        products=products,
+        logs=logs,
         waits=await job_waits(state, row),
     )
 
@@ -83,7 +80,7 @@ async def get_job(
 _ENDED = (JobStatus.COMPLETED, JobStatus.PARTIAL, JobStatus.FAILED)
 
 
-async def job_waits(state: ApiState, row: dict[str, Any]) -> list[WaitView]:
+async def job_waits(state: ApiState, row: queries.JobRecord) -> list[WaitView]:
     """What a job still in progress waits for: its messages inside the stages (a vendor's
     limit, a GPU, a credential, from the live instances' heartbeats), a retry's delay, and
     channels that have not confirmed its listings yet."""

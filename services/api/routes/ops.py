@@ -93,9 +93,8 @@ async def get_alerts(
 async def get_stats(state: State, principal: Principal) -> StatsView:
     """Jobs by status; per stage: live instances, in flight, processed, failed, lag, DLQ."""
     s = state.settings
-    stats = await ops_queries.stats(state.pool, s.worker_stale_s, s.stages())
     workers = await worker_store.list_workers(state.pool, s.worker_stale_s, s.worker_forget_s)
-    return StatsView.model_validate({**stats, "workers": workers})
+    return await ops_queries.stats(state.pool, s.worker_stale_s, s.stages(), workers)
 
 
 @router.get("/dashboard", response_model=DashboardView)
@@ -105,4 +104,4 @@ async def get_dashboard(
     hours: Annotated[int, Query(ge=1, le=720, description="Window in hours")] = 24,
 ) -> DashboardView:
     """Overview with success rate, the 10 latest jobs, and job and stage durations."""
-    return DashboardView.model_validate(await ops_queries.dashboard(state.pool, hours))
+    return await ops_queries.dashboard(state.pool, hours)

@@ -120,10 +120,10 @@ class JobRequest(JobSpec):
             raise ValueError("must not list a channel twice")
         return value
 
-    def canonical(self) -> dict[str, Any]:
+    def canonical(self) -> dict[str, object]:
         """The request as stored and hashed: normalised values, camelCase keys (without
         ``channels`` when not given, so that requests hash as they did before channels)."""
-        dumped = self.model_dump(mode="json")
+        dumped: dict[str, object] = self.model_dump(mode="json")
         if dumped.get("channels") is None:
             dumped.pop("channels", None)
         return dumped

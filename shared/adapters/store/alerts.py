@@ -5,12 +5,29 @@ listed by the API."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from psycopg import AsyncConnection
-from psycopg.rows import dict_row
+from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
+
+
+class AlertRecord(TypedDict):
+    """A row of ``alerts`` as every query here returns it (``SELECT *``/``RETURNING *``)."""
+
+    id: int
+    condition_key: str
+    type: str
+    severity: str
+    message: str
+    details: dict[str, object]  # the firing condition's numbers, stored and shown whole
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    resolved_at: datetime | None
+    notified_at: datetime | None
+
 
 _ANY_OPEN = """
 SELECT condition_key FROM alerts WHERE status = 'open' AND starts_with(condition_key, %(prefix)s)
@@ -80,12 +97,12 @@ async def open_alert(
     kind: str,
     severity: str,
     message: str,
-    details: dict[str, Any],
+    details: dict[str, object],
     now: datetime,
-) -> dict[str, Any] | None:
+) -> AlertRecord | None:
     """Open an alert for ``key``; None when another monitor instance opened it meanwhile (the
     index says who won)."""
-    async with conn.cursor(row_factory=dict_row) as cur:
+    async with conn.cursor(row_factory=class_row(AlertRecord)) as cur:
         await cur.execute(
             _OPEN,
             {
@@ -101,7 +118,11 @@ async def open_alert(
 
 
 async def refresh(
-    conn: AsyncConnection[Any], alert_id: int, message: str, details: dict[str, Any], now: datetime
+    conn: AsyncConnection[Any],
+    alert_id: int,
+    message: str,
+    details: dict[str, object],
+    now: datetime,
 ) -> None:
     """Keep a still-firing alert's message and numbers current."""
     await conn.execute(
@@ -111,9 +132,9 @@ async def refresh(
 
 async def resolve(
     conn: AsyncConnection[Any], alert_ids: list[int], now: datetime
-) -> list[dict[str, Any]]:
+) -> list[AlertRecord]:
     """Resolve the open ones among ``alert_ids``; returns their rows."""
-    async with conn.cursor(row_factory=dict_row) as cur:
+    async with conn.cursor(row_factory=class_row(AlertRecord)) as cur:
         await cur.execute(_RESOLVE, {"ids": alert_ids, "now": now})
         return await cur.fetchall()
 
@@ -131,9 +152,9 @@ async def list_alerts(
     status: str | None,
     since: datetime | None,
     limit: int,
-) -> list[dict[str, Any]]:
+) -> list[AlertRecord]:
     """Alerts newest first, optionally of one severity/status, created at or after ``since``."""
-    params: dict[str, Any] = {
+    params: dict[str, object] = {
         "severity": severity,
         "status": status,
         "since": since,
@@ -141,13 +162,13 @@ async def list_alerts(
     }
     where = [clause for name, clause in _LIST_ALERTS_FILTERS.items() if params[name] is not None]
     sql = _LIST_ALERTS.format(where=f"WHERE {' AND '.join(where)}" if where else "")
-    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+    async with pool.connection() as conn, conn.cursor(row_factory=class_row(AlertRecord)) as cur:
         await cur.execute(sql, params)
         return await cur.fetchall()
 
 
-async def recent(conn: AsyncConnection[Any], since: datetime, limit: int) -> list[dict[str, Any]]:
+async def recent(conn: AsyncConnection[Any], since: datetime, limit: int) -> list[AlertRecord]:
     """Alerts created at or after ``since``, newest first."""
-    async with conn.cursor(row_factory=dict_row) as cur:
+    async with conn.cursor(row_factory=class_row(AlertRecord)) as cur:
         await cur.execute(_RECENT, {"since": since, "limit": limit})
         return await cur.fetchall()

@@ -7,15 +7,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from psycopg import AsyncConnection
-from psycopg.rows import dict_row
+from psycopg.rows import class_row, dict_row
 from psycopg_pool import AsyncConnectionPool
 
-_GET = "SELECT * FROM vendor_credentials WHERE account = %(account)s"
+_COLUMNS = (
+    "account, vendor, key_id, access_token, refresh_token, expires_at, revoked_at, revoked_reason"
+)
+_GET = f"SELECT {_COLUMNS} FROM vendor_credentials WHERE account = %(account)s"  # noqa: S608
 
-_LOCK = "SELECT * FROM vendor_credentials WHERE account = %(account)s FOR UPDATE"
+_LOCK = f"SELECT {_COLUMNS} FROM vendor_credentials WHERE account = %(account)s FOR UPDATE"  # noqa: S608
 
 # A seed replaces the row only when it is new to it (another authorisation): the same seed at
 # every restart must never overwrite the refresh token that rotated since.
@@ -50,6 +53,19 @@ WHERE revoked_at IS NOT NULL ORDER BY revoked_at
 """
 
 
+class _Stored(TypedDict):
+    """A row as :data:`_COLUMNS` reads it (BYTEA comes back as bytes or a memoryview)."""
+
+    account: str
+    vendor: str
+    key_id: str
+    access_token: bytes | memoryview
+    refresh_token: bytes | memoryview | None
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    revoked_reason: str | None
+
+
 @dataclass(frozen=True)
 class SealedRow:
     """A row as stored: the tokens still sealed."""
@@ -64,7 +80,7 @@ class SealedRow:
     revoked_reason: str | None
 
     @classmethod
-    def of(cls, row: dict[str, Any]) -> SealedRow:
+    def of(cls, row: _Stored) -> SealedRow:
         refresh = row["refresh_token"]
         return cls(
             account=row["account"],
@@ -91,14 +107,14 @@ class RevokedCredential:
 async def get(pool: AsyncConnectionPool, account: str) -> SealedRow | None:
     """The account's row, None before it was seeded."""
     async with pool.connection() as conn:
-        cur = await conn.cursor(row_factory=dict_row).execute(_GET, {"account": account})
+        cur = await conn.cursor(row_factory=class_row(_Stored)).execute(_GET, {"account": account})
         row = await cur.fetchone()
     return None if row is None else SealedRow.of(row)
 
 
 async def lock(conn: AsyncConnection[Any], account: str) -> SealedRow | None:
     """The account's row, locked until ``conn``'s transaction ends (one refresher at a time)."""
-    cur = await conn.cursor(row_factory=dict_row).execute(_LOCK, {"account": account})
+    cur = await conn.cursor(row_factory=class_row(_Stored)).execute(_LOCK, {"account": account})
     row = await cur.fetchone()
     return None if row is None else SealedRow.of(row)
 

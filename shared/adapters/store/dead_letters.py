@@ -7,10 +7,10 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from psycopg import AsyncConnection
-from psycopg.rows import dict_row
+from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, ConfigDict
@@ -35,7 +35,27 @@ ON CONFLICT (topic, kafka_partition, kafka_offset) DO NOTHING
 RETURNING 1
 """
 
+
 # {where}: the filters asked for (from _LIST_FILTERS, and _AFTER), or nothing.
+class DeadLetterRecord(TypedDict):
+    """A dead letter as :func:`list_dead_letters` reads it."""
+
+    id: int
+    stage: str
+    job_id: str | None
+    error_class: str
+    message: str
+    retryable: bool
+    topic: str
+    partition: int
+    offset: int
+    original_topic: str | None
+    replay_topic: str | None
+    failed_at: datetime
+    replayed_at: datetime | None
+    replay_count: int
+
+
 _LIST_DEAD_LETTERS = """
 SELECT id, stage, job_id, error_class, message, retryable, topic,
     kafka_partition AS "partition", kafka_offset AS "offset", original_topic, replay_topic,
@@ -140,9 +160,9 @@ async def list_dead_letters(
     error_class: str | None,
     limit: int,
     after: tuple[datetime, int] | None,
-) -> list[dict[str, Any]]:
+) -> list[DeadLetterRecord]:
     """Up to ``limit`` dead letters, newest first, strictly after the keyset position ``after``."""
-    params: dict[str, Any] = {
+    params: dict[str, object] = {
         "stage": stage,
         "job": job_id,
         "error_class": error_class,
@@ -153,7 +173,8 @@ async def list_dead_letters(
         where.append(_AFTER)
         params["after_at"], params["after_id"] = after
     sql = _LIST_DEAD_LETTERS.format(where=f"WHERE {' AND '.join(where)}" if where else "")
-    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+    rows = class_row(DeadLetterRecord)
+    async with pool.connection() as conn, conn.cursor(row_factory=rows) as cur:
         await cur.execute(sql, params)
         return await cur.fetchall()
 
@@ -196,7 +217,12 @@ async def lock_for_replay(
     Call inside a transaction. A concurrent replay of the same letters waits for this one and
     then, unless it includes replayed letters, finds them replayed: one request, one replay.
     """
-    params: dict[str, Any] = {"id": dead_letter_id, "job": job_id, "stage": stage, "limit": limit}
+    params: dict[str, object] = {
+        "id": dead_letter_id,
+        "job": job_id,
+        "stage": stage,
+        "limit": limit,
+    }
     where = [clause for name, clause in _LOCK_FILTERS.items() if params[name] is not None]
     if not include_replayed:
         where.append(_NOT_REPLAYED)

@@ -10,10 +10,10 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict, cast
 
 from psycopg import AsyncConnection
-from psycopg.rows import dict_row
+from psycopg.rows import kwargs_row
 from psycopg.types.json import Jsonb
 
 # One statement for a batch; ORDINALITY keeps the rows (and so their seq) in the batch's order.
@@ -74,6 +74,43 @@ SELECT xid::text::bigint, seq FROM job_events WHERE seq <= %(seq)s ORDER BY seq 
 _NOW = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
 
 
+class LogEntry(TypedDict):
+    """One entry to record (:func:`record`'s keyword arguments)."""
+
+    event_id: uuid.UUID
+    job_id: str
+    type: str
+    level: str
+    message: str
+    producer: str
+    data: dict[str, object]  # stored whole (JSONB), shown whole
+    topic: str | None
+    partition: int | None
+    offset: int | None
+    occurred_at: datetime
+
+
+class LogRow(TypedDict):
+    """One entry as a stream reads it (:func:`final_after`)."""
+
+    seq: int
+    xid_n: int  # the writing transaction: the order entries become final in
+    event_id: uuid.UUID
+    job_id: str
+    type: str
+    level: str
+    message: str
+    data: object  # the JSONB as stored
+    producer: str
+    occurred_at: datetime
+
+
+def _after_row(*, horizon: int, **entry: object) -> tuple[int, LogRow | None]:
+    """A row of :data:`_AFTER`: the horizon, and the entry (None in the LEFT JOIN's one row
+    when nothing matched). The entry's columns are the ones :data:`_AFTER` names."""
+    return int(horizon), cast(LogRow, entry) if entry["seq"] is not None else None
+
+
 @dataclass(frozen=True, order=True)
 class Position:
     """A place in the log's delivery order: after the entry (xid, seq)."""
@@ -91,7 +128,7 @@ class Page:
     """What a stream may hand out now, and whether more is held back behind a transaction
     still in flight (then it is worth looking again soon: no notification may say so)."""
 
-    rows: list[dict[str, Any]]
+    rows: list[LogRow]
     position: Position
     held_back: bool
     full: bool
@@ -106,7 +143,7 @@ async def record(
     level: str,
     message: str,
     producer: str,
-    data: dict[str, Any],
+    data: dict[str, object],
     topic: str | None,
     partition: int | None,
     offset: int | None,
@@ -134,14 +171,15 @@ async def record(
     return new
 
 
-async def record_many(conn: AsyncConnection[Any], entries: list[dict[str, Any]]) -> list[bool]:
+async def record_many(conn: AsyncConnection[Any], entries: list[LogEntry]) -> list[bool]:
     """Add several entries (each :func:`record`'s keyword arguments) in one statement; per
     entry, False when its job had an entry with its event id already (or earlier in
     ``entries``)."""
     if not entries:
         return []
-    params = {field: [entry[field] for entry in entries] for field in _FIELDS}
-    params["data"] = [Jsonb(data) for data in params["data"]]
+    columns = [dict(entry) for entry in entries]
+    params = {field: [column[field] for column in columns] for field in _FIELDS}
+    params["data"] = [Jsonb(entry["data"]) for entry in entries]
     cur = await conn.execute(_RECORD_MANY, params)
     added = {(row[0], row[1]) for row in await cur.fetchall()}
     new = []
@@ -177,11 +215,11 @@ async def final_after(
         "level": level,
         "limit": limit,
     }
-    async with conn.cursor(row_factory=dict_row) as cur:
+    async with conn.cursor(row_factory=kwargs_row(_after_row)) as cur:
         await cur.execute(_AFTER.format(where=where), params)
         got = await cur.fetchall()
-    horizon = int(got[0]["horizon"])  # the LEFT JOIN's one row when no entry matched
-    fetched = [row for row in got if row["seq"] is not None]
+    horizon = got[0][0]  # the LEFT JOIN's one row when no entry matched
+    fetched = [row for _, row in got if row is not None]
     rows = []
     for row in fetched:
         if row["xid_n"] >= horizon:

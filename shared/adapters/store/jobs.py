@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from psycopg import AsyncConnection
-from psycopg.rows import dict_row
+from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
 from shared.contract.events import ImageGenerated, JobRequested, channels_of
@@ -41,7 +41,7 @@ _OPEN_OR_FILL_REQUESTED = (
 )
 
 
-def _requested(event: JobRequested) -> dict[str, Any]:
+def _requested(event: JobRequested) -> dict[str, object]:
     p = event.payload
     expected = p.count * len(p.product_types)
     return {
@@ -163,25 +163,67 @@ RETURNING job_id, status, created_at
 """
 
 
+class Asked(TypedDict):
+    """What a job asked for, as its row holds it."""
+
+    product_types: list[str]
+    image_count: int
+    auto_publish: bool
+    channels: list[str] | None  # None: the default channel
+
+
+class _LockedRow(Asked):
+    job_id: str
+
+
+class Counted(TypedDict):
+    """What a job asked for and what has arrived, counted from its rows (:data:`_COUNTS`)."""
+
+    image_count: int
+    product_types: int
+    auto_publish: bool
+    images_failed: int
+    last_error: str | None
+    retrying: bool
+    images_done: int
+    products_done: int
+    product_rows_failed: int
+    publications_done: int
+    publications_failed: int
+    channels: int
+
+
+class _CountedRow(Counted):
+    job_id: str
+
+
 async def exists(conn: AsyncConnection[Any], job_id: str) -> bool:
     """Whether the job has a row (the API or the fold opened it)."""
     cur = await conn.execute(_EXISTS, {"job": job_id})
     return await cur.fetchone() is not None
 
 
-async def asked(conn: AsyncConnection[Any], job_id: str) -> dict[str, Any] | None:
+async def asked(conn: AsyncConnection[Any], job_id: str) -> Asked | None:
     """What the job asked for, as :func:`lock` gives it, without the lock (None: no row yet)."""
-    async with conn.cursor(row_factory=dict_row) as cur:
+    async with conn.cursor(row_factory=class_row(Asked)) as cur:
         await cur.execute(_ASKED, {"job": job_id})
         return await cur.fetchone()
 
 
-async def lock(conn: AsyncConnection[Any], job_ids: list[str]) -> dict[str, dict[str, Any]]:
+async def lock(conn: AsyncConnection[Any], job_ids: list[str]) -> dict[str, Asked]:
     """Lock the rows of ``job_ids`` for this transaction; by job, what it asked for (its
     product types, image count, autoPublish and channels; jobs without a row are left out)."""
-    async with conn.cursor(row_factory=dict_row) as cur:
+    async with conn.cursor(row_factory=class_row(_LockedRow)) as cur:
         await cur.execute(_LOCK, {"jobs": sorted(set(job_ids))})
-        return {row.pop("job_id"): row for row in await cur.fetchall()}
+        return {
+            row["job_id"]: Asked(
+                product_types=row["product_types"],
+                image_count=row["image_count"],
+                auto_publish=row["auto_publish"],
+                channels=row["channels"],
+            )
+            for row in await cur.fetchall()
+        }
 
 
 async def record_tokens(conn: AsyncConnection[Any], event: ImageGenerated) -> None:
@@ -233,12 +275,29 @@ async def set_error(conn: AsyncConnection[Any], job_id: str, error: str) -> None
     await conn.execute(_SET_ERROR, {"job": job_id, "error": error})
 
 
-async def counts(conn: AsyncConnection[Any], job_ids: list[str]) -> dict[str, dict[str, Any]]:
+async def counts(conn: AsyncConnection[Any], job_ids: list[str]) -> dict[str, Counted]:
     """What each job asked for and what has arrived, counted from its rows (the fields of
     :class:`services.monitor.status.JobCounts`), by job; jobs without a row are left out."""
-    async with conn.cursor(row_factory=dict_row) as cur:
+    async with conn.cursor(row_factory=class_row(_CountedRow)) as cur:
         await cur.execute(_COUNTS, {"jobs": sorted(set(job_ids))})
-        return {row.pop("job_id"): row for row in await cur.fetchall()}
+        return {row["job_id"]: _counted(row) for row in await cur.fetchall()}
+
+
+def _counted(row: _CountedRow) -> Counted:
+    return Counted(
+        image_count=row["image_count"],
+        product_types=row["product_types"],
+        auto_publish=row["auto_publish"],
+        images_failed=row["images_failed"],
+        last_error=row["last_error"],
+        retrying=row["retrying"],
+        images_done=row["images_done"],
+        products_done=row["products_done"],
+        product_rows_failed=row["product_rows_failed"],
+        publications_done=row["publications_done"],
+        publications_failed=row["publications_failed"],
+        channels=row["channels"],
+    )
 
 
 @dataclass(frozen=True)

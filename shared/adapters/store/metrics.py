@@ -14,10 +14,10 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict
 
 from psycopg import AsyncConnection
-from psycopg.rows import dict_row
+from psycopg.rows import class_row, dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
@@ -146,6 +146,17 @@ async def set_gauges(
     await add_rows(conn, rows)
 
 
+class _Total(TypedDict):
+    """A running total's row to add to (:data:`_ADD_TOTAL`'s parameters)."""
+
+    name: str
+    labels: Jsonb
+    kind: str
+    count: int
+    sum: float
+    buckets: Jsonb | None
+
+
 async def add_rows(conn: AsyncConnection[Any], rows: list[tuple[Any, ...]]) -> None:
     """Add rows ``(name, labels, at, kind, count, sum, min, max, last, buckets)`` to their
     minutes, and the counters' and histograms' among them to their running totals, in the
@@ -153,7 +164,7 @@ async def add_rows(conn: AsyncConnection[Any], rows: list[tuple[Any, ...]]) -> N
     are. Locks come in one order: minutes as the caller sorted them, then totals sorted here
     (the caller adds once per transaction)."""
     params = [dict(zip(_UPSERT_FIELDS, row, strict=True)) for row in rows]
-    totals: dict[tuple[str, str], dict[str, Any]] = {}
+    totals: dict[tuple[str, str], _Total] = {}
     for p in params:
         if p["kind"] == "gauge":
             continue
@@ -161,8 +172,8 @@ async def add_rows(conn: AsyncConnection[Any], rows: list[tuple[Any, ...]]) -> N
         key = (p["name"], json.dumps(labels, sort_keys=True))
         total = totals.setdefault(
             key,
-            {"name": p["name"], "labels": Jsonb(labels), "kind": p["kind"], "count": 0,
-             "sum": 0.0, "buckets": None},
+            _Total(name=p["name"], labels=Jsonb(labels), kind=p["kind"], count=0, sum=0.0,
+                   buckets=None),
         )  # fmt: skip
         total["count"] += p["count"]
         total["sum"] += p["sum"]
@@ -188,9 +199,23 @@ async def delete_expired(pool: AsyncConnectionPool, *, now: datetime, hours: flo
     return deleted
 
 
-async def metric_points(pool: AsyncConnectionPool, name: str, limit: int) -> list[dict[str, Any]]:
+class MetricPointRecord(TypedDict):
+    """One metric's one minute (:data:`_METRIC_POINTS`)."""
+
+    name: str
+    labels: dict[str, str]
+    timestamp: datetime
+    kind: str
+    count: int
+    value: float | None  # count, average or latest sample; None: a histogram that saw none
+
+
+async def metric_points(
+    pool: AsyncConnectionPool, name: str, limit: int
+) -> list[MetricPointRecord]:
     """A metric's latest ``limit`` per-minute rows (every label set), newest first."""
-    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+    rows = class_row(MetricPointRecord)
+    async with pool.connection() as conn, conn.cursor(row_factory=rows) as cur:
         await cur.execute(_METRIC_POINTS, {"name": name, "limit": limit})
         return await cur.fetchall()
 
@@ -201,7 +226,7 @@ class Series:
 
     name: str
     kind: str
-    labels: dict[str, Any]
+    labels: dict[str, str]
     count: int = 0
     sum: float = 0.0
     value: float = 0.0

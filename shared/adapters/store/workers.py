@@ -4,10 +4,11 @@ alerts read them."""
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, TypedDict
 
 from psycopg import AsyncConnection
-from psycopg.rows import dict_row
+from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
@@ -73,6 +74,42 @@ async def record_pool_report(conn: AsyncConnection[Any], event: WorkerExited | P
     )
 
 
+class WorkerRecord(TypedDict):
+    """An instance as :func:`list_workers` reads it (``status`` from the heartbeat's age)."""
+
+    id: str
+    service: str
+    host: str
+    pid: int
+    partitions: list[str]
+    in_flight: int
+    processed: int
+    failed: int
+    started_at: datetime
+    last_heartbeat: datetime
+    status: str  # running, stale or stopped
+
+
+class JobWaitRecord(TypedDict):
+    """One kind of wait of a job's messages on one stage (:func:`job_waits`)."""
+
+    stage: str
+    kind: str
+    what: str
+    count: int
+    since: datetime | None
+    until: datetime | None
+
+
+class WaitingRecord(TypedDict):
+    """Messages waiting on the live instances for one kind and what (:func:`waiting`)."""
+
+    kind: str
+    what: str
+    waiting: int
+    jobs: int
+
+
 _LIST_WORKERS = """
 SELECT instance_id AS id, service, host, pid, partitions, in_flight, processed, failed,
     started_at, last_heartbeat,
@@ -100,9 +137,9 @@ WHERE status = 'running' AND last_heartbeat > now() - make_interval(secs => %(st
 
 async def list_workers(
     pool: AsyncConnectionPool, stale_after_s: float, forget_after_s: float = 3600.0
-) -> list[dict[str, Any]]:
+) -> list[WorkerRecord]:
     """Instances heard from within ``forget_after_s``, with a status from the heartbeat's age."""
-    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+    async with pool.connection() as conn, conn.cursor(row_factory=class_row(WorkerRecord)) as cur:
         await cur.execute(_LIST_WORKERS, {"stale_s": stale_after_s, "forget_s": forget_after_s})
         return list(await cur.fetchall())
 
@@ -132,17 +169,17 @@ GROUP BY x.kind, x.what
 
 async def job_waits(
     pool: AsyncConnectionPool, job_id: str, stale_after_s: float
-) -> list[dict[str, Any]]:
+) -> list[JobWaitRecord]:
     """What the job's messages wait for on the live instances (stage, kind, what, count,
     since, until)."""
-    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+    async with pool.connection() as conn, conn.cursor(row_factory=class_row(JobWaitRecord)) as cur:
         await cur.execute(_JOB_WAITS, {"job": job_id, "stale_s": stale_after_s})
         return list(await cur.fetchall())
 
 
-async def waiting(pool: AsyncConnectionPool, stale_after_s: float) -> list[dict[str, Any]]:
+async def waiting(pool: AsyncConnectionPool, stale_after_s: float) -> list[WaitingRecord]:
     """Messages waiting on the live instances, per kind and what (with how many jobs)."""
-    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+    async with pool.connection() as conn, conn.cursor(row_factory=class_row(WaitingRecord)) as cur:
         await cur.execute(_WAITING, {"stale_s": stale_after_s})
         return list(await cur.fetchall())
 

@@ -27,10 +27,10 @@ import logging
 import reprlib
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NotRequired, TypedDict, TypeVar, cast
 
 import httpx
 from PIL import Image
@@ -170,15 +170,41 @@ class QueueState:
 # --------------------------------------------------------------------------- workflow filling
 
 
-def _link_target(workflow: dict[str, Any], link: object, what: str) -> str:
+class WorkflowNode(TypedDict):
+    """A node of an API-format workflow (the body of ComfyUI's ``POST /prompt``, as its
+    ``execution.py`` reads it): the node class, and its inputs, each a literal value or a
+    link ``[node_id, output_index]`` to another node's output."""
+
+    class_type: str
+    inputs: dict[str, object]
+    _meta: NotRequired[dict[str, object]]  # the editor's title; the server ignores it
+
+
+# node id -> node, as ComfyUI keys them (ids are strings; never assumed here).
+Workflow = dict[str, WorkflowNode]
+
+
+def _nodes_problem(data: object) -> str | None:
+    """What keeps ``data`` from being an API-format workflow, or None."""
+    if not isinstance(data, dict):
+        return "not an API-format object"
+    for node_id, node in data.items():
+        if not isinstance(node, dict):
+            return "not an API-format object of nodes"
+        if not isinstance(node.get("class_type"), str):
+            return f"node {node_id} has no class_type"
+        if not isinstance(node.get("inputs", {}), dict):
+            return f"node {node_id}: its inputs are not an object"
+    return None
+
+
+def _link_target(workflow: Workflow, link: object, what: str) -> str:
     if not (isinstance(link, list) and len(link) == 2 and str(link[0]) in workflow):
         raise PermanentError(f"workflow: {what} is not a link to an existing node", vendor=VENDOR)
     return str(link[0])
 
 
-def _follow(
-    workflow: dict[str, Any], link: object, wanted: frozenset[str], via: str, what: str
-) -> str:
+def _follow(workflow: Workflow, link: object, wanted: frozenset[str], via: str, what: str) -> str:
     """Walk ``link`` upstream through ``via`` inputs to the first node of a ``wanted`` class."""
     for _ in range(16):  # bounded: a cyclic graph must not hang the worker
         node_id = _link_target(workflow, link, what)
@@ -193,8 +219,14 @@ def _follow(
     )
 
 
+def _with_own_inputs(node: WorkflowNode) -> WorkflowNode:
+    copy = node.copy()
+    copy["inputs"] = dict(node.get("inputs") or {})
+    return copy
+
+
 def fill_workflow(
-    workflow: dict[str, Any],
+    workflow: Workflow,
     *,
     prompt: str,
     negative_prompt: str,
@@ -202,7 +234,7 @@ def fill_workflow(
     width: int,
     height: int,
     output_size: tuple[int, int] | None = None,
-) -> dict[str, Any]:
+) -> Workflow:
     """A copy of ``workflow`` with texts, seed and sizes set, found by graph links.
 
     Every sampler gets the seed; the text encoders its ``positive``/``negative`` inputs lead to
@@ -215,7 +247,7 @@ def fill_workflow(
         raise PermanentError("workflow: not an API-format object of nodes", vendor=VENDOR)
     # Only the nodes' input maps are written below: copying those is enough (a deep copy of
     # the whole graph was a tenth of the generator's CPU per render).
-    wf = {k: {**n, "inputs": dict(n.get("inputs") or {})} for k, n in workflow.items()}
+    wf = {k: _with_own_inputs(n) for k, n in workflow.items()}
     samplers = [k for k, n in wf.items() if n.get("class_type") in SAMPLER_SEED_INPUT]
     if not samplers:
         raise PermanentError(
@@ -285,7 +317,7 @@ def input_choices(spec: object) -> tuple[Any, ...] | None:
     return tuple(options)
 
 
-def workflow_problems(workflow: dict[str, Any], object_info: object) -> list[str]:
+def workflow_problems(workflow: Workflow, object_info: object) -> list[str]:
     """What a server's ``/object_info`` says it lacks to run ``workflow``: node classes, and
     values outside an input's choices (its checkpoints, upscale models, samplers, ...), in
     either of ComfyUI's dropdown forms (:func:`input_choices`). A description it cannot read
@@ -388,7 +420,7 @@ def _http_error(resp: httpx.Response, what: str, backend: str) -> PodError:
     )
 
 
-def _failure(event: str, data: dict[str, Any]) -> ExecutionFailure:
+def _failure(event: str, data: Mapping[str, object]) -> ExecutionFailure:
     """An execution failure event's data; fields of another shape are left unknown (the
     failure itself is what matters)."""
     try:
@@ -534,7 +566,7 @@ class ComfyUIClient:
         self,
         *,
         base_urls: list[str],
-        workflow: dict[str, Any],
+        workflow: Workflow,
         timeout_s: float = 600.0,
         queue_timeout_s: float = 600.0,
         use_websocket: bool = True,
@@ -590,16 +622,16 @@ class ComfyUIClient:
         self._learn_lock = asyncio.Lock()
 
     @classmethod
-    def load_workflow(cls, path: str | Path | None) -> dict[str, Any]:
+    def load_workflow(cls, path: str | Path | None) -> Workflow:
         """Read an API-format workflow JSON; None means the bundled SDXL text-to-image one."""
         file = Path(path) if path is not None else DEFAULT_WORKFLOW
         try:
             data = json.loads(file.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise PermanentError(f"workflow {file}: cannot load: {exc}", vendor=VENDOR) from exc
-        if not isinstance(data, dict):
-            raise PermanentError(f"workflow {file}: not an API-format object", vendor=VENDOR)
-        return data
+        if problem := _nodes_problem(data):
+            raise PermanentError(f"workflow {file}: {problem}", vendor=VENDOR)
+        return cast(Workflow, data)
 
     async def check_workflow(self) -> None:
         """Fail at start, naming what is missing, when a server cannot run the workflow: a node
@@ -795,14 +827,18 @@ class ComfyUIClient:
     async def _submit(
         self,
         backend: _Backend,
-        wf: dict[str, Any],
+        wf: Workflow,
         prompt_id: str,
         waiter: _Waiter,
         job_id: str | None,
         *,
         front: bool = False,
     ) -> str:
-        body: dict[str, Any] = {"prompt": wf, "client_id": self.client_id, "prompt_id": prompt_id}
+        body: dict[str, object] = {
+            "prompt": wf,
+            "client_id": self.client_id,
+            "prompt_id": prompt_id,
+        }
         if front:
             body["front"] = True
         resp = await self._request(backend, "POST", "/prompt", "ComfyUI POST /prompt", json=body)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
@@ -29,9 +28,9 @@ def consumer_config(
     client_id: str,
     on_commit: Callable[[KafkaError | None, list[TopicPartition]], None],
     error_cb: Callable[[KafkaError], None],
-) -> dict[str, Any]:
+) -> dict[str, object]:
     """The consumer's librdkafka configuration: offsets stored by the runner, per-topic ranges."""
-    cfg: dict[str, Any] = {
+    cfg: dict[str, object] = {
         **settings.client_config(),
         "group.id": group_id,
         "group.protocol": settings.group_protocol,

@@ -183,7 +183,7 @@ def test_every_jobs_events_filtered_by_type_and_level(api: httpx.Client, db: Db)
     assert [(e["event"], e["data"]["jobId"]) for e in errors] == [("stage.failed", second)]
 
 
-def _entry(job_id: str, type_: str) -> dict[str, Any]:
+def _entry(job_id: str, type_: str) -> job_events.LogEntry:
     return {
         "event_id": uuid.uuid4(),
         "job_id": job_id,

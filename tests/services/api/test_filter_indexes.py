@@ -118,7 +118,7 @@ def test_event_filters_use_their_indexes(big_db: str, filters: dict[str, Any], i
     """The stream's own query (shared.adapters.store.job_events.final_after): the index's scan
     counter moves, and the rare row is found from the start of the log."""
 
-    async def run() -> tuple[int, list[dict[str, Any]]]:
+    async def run() -> tuple[int, list[job_events.LogRow]]:
         async with await psycopg.AsyncConnection.connect(big_db, autocommit=True) as conn:
             # Counters read fresh each time, not from a snapshot taken at the first read.
             await conn.execute("SET stats_fetch_consistency = none")

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
 
 import psycopg
 
 from shared.adapters.store import job_events
 
 
-def _entry(event_id: uuid.UUID, job_id: str, n: int) -> dict[str, Any]:
+def _entry(event_id: uuid.UUID, job_id: str, n: int) -> job_events.LogEntry:
     return {
         "event_id": event_id,
         "job_id": job_id,

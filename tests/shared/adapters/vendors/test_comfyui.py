@@ -17,7 +17,12 @@ import httpx
 import pytest
 from PIL import Image
 
-from shared.adapters.vendors.comfyui import ComfyUIClient, RenderedImage, workflow_problems
+from shared.adapters.vendors.comfyui import (
+    ComfyUIClient,
+    RenderedImage,
+    Workflow,
+    workflow_problems,
+)
 from shared.platform.errors import ConfigError, PermanentError, RetryableError, VendorTimeout
 from simulators.comfyui import CONTRACT_PATH
 from simulators.process import SimulatorProcess
@@ -55,7 +60,7 @@ def sims() -> Iterator[dict[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def workflow() -> dict[str, Any]:
+def workflow() -> Workflow:
     return ComfyUIClient.load_workflow(None)
 
 
@@ -65,7 +70,7 @@ def png_size(data: bytes) -> tuple[int, int]:
         return img.size
 
 
-async def test_render_has_requested_size(sims: dict[str, str], workflow: dict[str, Any]) -> None:
+async def test_render_has_requested_size(sims: dict[str, str], workflow: Workflow) -> None:
     client = ComfyUIClient(base_urls=[sims["a"]], workflow=workflow, timeout_s=20)
     try:
         image = await client.render(
@@ -84,7 +89,7 @@ async def test_render_has_requested_size(sims: dict[str, str], workflow: dict[st
 
 
 async def test_the_upscale_nodes_bring_the_art_to_its_print_size(
-    sims: dict[str, str], workflow: dict[str, Any]
+    sims: dict[str, str], workflow: Workflow
 ) -> None:
     client = ComfyUIClient(base_urls=[sims["a"]], workflow=workflow, timeout_s=20)
     try:
@@ -106,7 +111,7 @@ async def test_the_upscale_nodes_bring_the_art_to_its_print_size(
             await unscaled.aclose()
         # An upscale model the server does not have is permanent whichever ComfyUI says so:
         # 0.3.64 queues the prompt and fails it when the loader runs, a later one answers 400.
-        unknown = {k: dict(v) for k, v in workflow.items()}
+        unknown = dict(workflow)
         unknown["10"] = {**unknown["10"], "inputs": {"model_name": "8x-Missing.pth"}}
         missing = ComfyUIClient(base_urls=[sims["a"]], workflow=unknown, timeout_s=20)
         try:
@@ -123,7 +128,7 @@ async def test_the_upscale_nodes_bring_the_art_to_its_print_size(
     assert png_size(image.data) == (2250, 2250) == (image.width, image.height)
 
 
-async def start_refused(urls: list[str], workflow: dict[str, Any]) -> str:
+async def start_refused(urls: list[str], workflow: Workflow) -> str:
     """The ConfigError the start-up check raises, as text."""
     client = ComfyUIClient(base_urls=urls, workflow=workflow)
     try:
@@ -135,14 +140,16 @@ async def start_refused(urls: list[str], workflow: dict[str, Any]) -> str:
 
 
 async def test_a_workflow_the_server_cannot_run_stops_the_start(
-    sims: dict[str, str], workflow: dict[str, Any]
+    sims: dict[str, str], workflow: Workflow
 ) -> None:
     client = ComfyUIClient(base_urls=[sims["a"], sims["b"]], workflow=workflow)
     try:
         await client.check_workflow()  # the bundled workflow runs: nothing said
     finally:
         await client.aclose()
-    broken = {k: {**v, "inputs": dict(v.get("inputs", {}))} for k, v in workflow.items()}
+    broken: Workflow = {
+        k: {"class_type": v["class_type"], "inputs": dict(v["inputs"])} for k, v in workflow.items()
+    }
     broken["4"]["inputs"]["ckpt_name"] = "sd_xl_turbo_1.0.safetensors"
     broken["3"]["inputs"]["sampler_name"] = "euler_fast"
     broken["13"] = {"class_type": "SuperUpscaler", "inputs": {"image": ["8", 0]}}
@@ -161,7 +168,7 @@ async def test_a_workflow_the_server_cannot_run_stops_the_start(
 
 
 async def test_the_start_check_reads_both_dropdown_forms(
-    sims: dict[str, str], workflow: dict[str, Any]
+    sims: dict[str, str], workflow: Workflow
 ) -> None:
     """A model the server lacks stops the start, whichever way ComfyUI writes the dropdown:
     UpscaleModelLoader is a V3 node (``["COMBO", {"options": [...]}]``), the checkpoint loader
@@ -177,7 +184,7 @@ async def test_the_start_check_reads_both_dropdown_forms(
 
 
 async def test_the_start_check_refuses_a_server_that_is_not_comfyui(
-    workflow: dict[str, Any],
+    workflow: Workflow,
 ) -> None:
     # COMFYUI_API_URL pointed at another service: a 404 for /object_info, said at start.
     with SimulatorProcess("anthropic", free_port()) as other:
@@ -186,7 +193,7 @@ async def test_the_start_check_refuses_a_server_that_is_not_comfyui(
     assert "GET /object_info failed: Not Found" in message
 
 
-def test_workflow_problems_read_both_forms_and_refuse_garbage(workflow: dict[str, Any]) -> None:
+def test_workflow_problems_read_both_forms_and_refuse_garbage(workflow: Workflow) -> None:
     """Against ComfyUI's own /object_info (the extract from its source): both dropdown forms
     read, and an answer in neither form is named as the server's, not skipped."""
     info = copy.deepcopy(json.loads(CONTRACT_PATH.read_text())["object_info"])
@@ -230,7 +237,7 @@ def test_workflow_problems_read_both_forms_and_refuse_garbage(workflow: dict[str
 
 
 async def test_fifty_concurrent_renders_over_websocket(
-    sims: dict[str, str], workflow: dict[str, Any]
+    sims: dict[str, str], workflow: Workflow
 ) -> None:
     # A 30 s poll interval makes /history polling useless within the deadline, so finishing
     # in time proves completion is signalled over the shared websocket.
@@ -254,7 +261,7 @@ async def test_fifty_concurrent_renders_over_websocket(
     assert all((img.width, img.height) == (128, 128) for img in images)
 
 
-async def test_pool_uses_both_backends(sims: dict[str, str], workflow: dict[str, Any]) -> None:
+async def test_pool_uses_both_backends(sims: dict[str, str], workflow: Workflow) -> None:
     client = ComfyUIClient(base_urls=[sims["a"], sims["b"]], workflow=workflow, timeout_s=20)
     try:
         images = await asyncio.gather(
@@ -270,7 +277,7 @@ async def test_pool_uses_both_backends(sims: dict[str, str], workflow: dict[str,
     assert used[sims["a"]] == used[sims["b"]] == 8  # least-busy with round-robin ties
 
 
-async def test_timeout_is_vendor_timeout(sims: dict[str, str], workflow: dict[str, Any]) -> None:
+async def test_timeout_is_vendor_timeout(sims: dict[str, str], workflow: Workflow) -> None:
     client = ComfyUIClient(base_urls=[sims["slow"]], workflow=workflow, timeout_s=0.75)
     started = time.monotonic()
     try:
@@ -282,9 +289,7 @@ async def test_timeout_is_vendor_timeout(sims: dict[str, str], workflow: dict[st
     assert info.value.retryable and info.value.vendor == "comfyui"
 
 
-async def test_execution_failure_is_retryable(
-    sims: dict[str, str], workflow: dict[str, Any]
-) -> None:
+async def test_execution_failure_is_retryable(sims: dict[str, str], workflow: Workflow) -> None:
     client = ComfyUIClient(base_urls=[sims["failing"]], workflow=workflow, timeout_s=20)
     try:
         with pytest.raises(RetryableError) as info:
@@ -298,7 +303,7 @@ async def test_execution_failure_is_retryable(
 
 
 async def test_execution_failure_seen_by_polling_too(
-    sims: dict[str, str], workflow: dict[str, Any]
+    sims: dict[str, str], workflow: Workflow
 ) -> None:
     client = ComfyUIClient(
         base_urls=[sims["failing"]], workflow=workflow, timeout_s=20, use_websocket=False,
@@ -311,7 +316,7 @@ async def test_execution_failure_seen_by_polling_too(
         await client.aclose()
 
 
-async def test_polling_mode(sims: dict[str, str], workflow: dict[str, Any]) -> None:
+async def test_polling_mode(sims: dict[str, str], workflow: Workflow) -> None:
     client = ComfyUIClient(
         base_urls=[sims["b"]], workflow=workflow, timeout_s=20, use_websocket=False,
         poll_interval_s=0.05,
@@ -329,7 +334,7 @@ async def test_polling_mode(sims: dict[str, str], workflow: dict[str, Any]) -> N
     assert len({img.data for img in images}) == 5
 
 
-async def test_same_inputs_same_image(sims: dict[str, str], workflow: dict[str, Any]) -> None:
+async def test_same_inputs_same_image(sims: dict[str, str], workflow: Workflow) -> None:
     client = ComfyUIClient(base_urls=[sims["a"], sims["b"]], workflow=workflow, timeout_s=20)
     try:
         first, second = await asyncio.gather(
@@ -345,7 +350,7 @@ async def test_same_inputs_same_image(sims: dict[str, str], workflow: dict[str, 
 
 
 async def test_workflow_without_sampler_is_permanent(
-    sims: dict[str, str], workflow: dict[str, Any]
+    sims: dict[str, str], workflow: Workflow
 ) -> None:
     broken = {k: v for k, v in workflow.items() if v["class_type"] != "KSampler"}
     client = ComfyUIClient(base_urls=[sims["a"]], workflow=broken, timeout_s=20)
@@ -357,7 +362,7 @@ async def test_workflow_without_sampler_is_permanent(
 
 
 async def test_workflow_rejected_by_comfyui_is_permanent(
-    sims: dict[str, str], workflow: dict[str, Any]
+    sims: dict[str, str], workflow: Workflow
 ) -> None:
     # Fills fine (sampler, encoders and latent are there) but has no output node.
     no_output = {k: v for k, v in workflow.items() if v["class_type"] != "SaveImage"}
@@ -370,7 +375,7 @@ async def test_workflow_rejected_by_comfyui_is_permanent(
     assert info.value.status == 400 and info.value.code == "prompt_no_outputs"
 
 
-async def test_unreachable_backend_is_retryable(workflow: dict[str, Any]) -> None:
+async def test_unreachable_backend_is_retryable(workflow: Workflow) -> None:
     client = ComfyUIClient(
         base_urls=[f"http://127.0.0.1:{free_port()}"], workflow=workflow, timeout_s=10
     )
@@ -382,9 +387,7 @@ async def test_unreachable_backend_is_retryable(workflow: dict[str, Any]) -> Non
     assert not isinstance(info.value, VendorTimeout)
 
 
-async def test_fills_workflow_by_links_not_ids(
-    sims: dict[str, str], workflow: dict[str, Any]
-) -> None:
+async def test_fills_workflow_by_links_not_ids(sims: dict[str, str], workflow: Workflow) -> None:
     # Same graph under different node ids: the client must still find every node.
     renamed_ids = {old: f"n{old}" for old in workflow}
 
@@ -393,7 +396,7 @@ async def test_fills_workflow_by_links_not_ids(
             return [renamed_ids[value[0]], value[1]]
         return value
 
-    renamed = {
+    renamed: Workflow = {
         renamed_ids[k]: {**v, "inputs": {n: relink(x) for n, x in v["inputs"].items()}}
         for k, v in workflow.items()
     }
@@ -420,7 +423,7 @@ async def test_fills_workflow_by_links_not_ids(
     assert nodes["n3"]["inputs"]["seed"] == 4
 
 
-async def test_survives_backend_restart(workflow: dict[str, Any]) -> None:
+async def test_survives_backend_restart(workflow: Workflow) -> None:
     # The shared websocket drops with the server; renders after the restart must still finish
     # (by polling while the socket reconnects, then by websocket again).
     port = free_port()
@@ -451,7 +454,7 @@ async def sim_books(url: str) -> dict[str, int]:
 
 
 async def test_a_high_render_waits_only_for_the_gpu_not_the_backlog(
-    sims: dict[str, str], workflow: dict[str, Any]
+    sims: dict[str, str], workflow: Workflow
 ) -> None:
     """Twenty low renders wait in the client, not in ComfyUI: ComfyUI never holds more than its
     depth, and a high render finishes before all but the render already on the GPU (the promise
@@ -493,7 +496,7 @@ async def test_a_high_render_waits_only_for_the_gpu_not_the_backlog(
 
 
 async def test_time_limit_counts_on_the_gpu_not_in_the_queue(
-    sims: dict[str, str], workflow: dict[str, Any]
+    sims: dict[str, str], workflow: Workflow
 ) -> None:
     # Six 300 ms renders on one GPU take ~1.8 s; each may take 1 s on the GPU: none times out.
     client = ComfyUIClient(base_urls=[sims["one"]], workflow=workflow, timeout_s=1.0)
@@ -510,7 +513,7 @@ async def test_time_limit_counts_on_the_gpu_not_in_the_queue(
 
 
 async def test_a_timed_out_running_prompt_is_interrupted(
-    sims: dict[str, str], workflow: dict[str, Any]
+    sims: dict[str, str], workflow: Workflow
 ) -> None:
     before = await sim_books(sims["slow"])
     client = ComfyUIClient(base_urls=[sims["slow"]], workflow=workflow, timeout_s=0.5)
@@ -528,9 +531,7 @@ async def test_a_timed_out_running_prompt_is_interrupted(
         await asyncio.sleep(0.05)
 
 
-async def test_cancelled_renders_leave_the_gpu(
-    sims: dict[str, str], workflow: dict[str, Any]
-) -> None:
+async def test_cancelled_renders_leave_the_gpu(sims: dict[str, str], workflow: Workflow) -> None:
     """A job whose sibling render failed cancels the rest: submitted ones are deleted from
     the queue or interrupted, so the GPU is free for other work."""
     client = ComfyUIClient(base_urls=[sims["slow"]], workflow=workflow, timeout_s=60)
@@ -583,7 +584,7 @@ def test_filling_the_workflow_leaves_the_template_as_it_was() -> None:
 
 
 async def test_credentials_in_the_url_show_nowhere_but_still_reach_the_server(
-    sims: dict[str, str], workflow: dict[str, Any], caplog: pytest.LogCaptureFixture
+    sims: dict[str, str], workflow: Workflow, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A ComfyUI behind a proxy, configured as http://user:secret@host: a render works, and
     neither its logs, its image's backend nor an error name the password."""
