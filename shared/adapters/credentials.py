@@ -43,9 +43,10 @@ from psycopg_pool import AsyncConnectionPool
 from pydantic import Field, SecretStr, field_validator
 
 from shared.adapters.store import credentials as store
+from shared.platform import handback
 from shared.platform.errors import ConfigError, PermanentError, PodError
 from shared.platform.settings import PodSettings, empty_is_unset
-from shared.platform.waits import for_permission
+from shared.platform.waits import waiting
 
 logger = logging.getLogger(__name__)
 
@@ -420,35 +421,47 @@ class ManagedToken:
             return self._current
 
     async def get(self) -> str:
-        waited_since: float | None = None
-        while True:
-            try:
-                tokens = await self.current()
-            except CredentialRevoked as exc:
-                if waited_since is None:
-                    waited_since = time.monotonic()
-                    logger.error(
-                        "credential revoked, waiting for a new grant account=%s reason=%s",
-                        self.account,
-                        exc.message,
-                    )
-                self.revoked = exc.message
-                async with for_permission(
-                    "credential",
-                    f"{self.vendor} authorisation: the seller must authorise the app again",
-                ):
+        try:
+            return (await self.current()).access_token
+        except CredentialRevoked as exc:
+            return await self._wait_for_new_grant(exc)
+
+    async def _wait_for_new_grant(self, refused: CredentialRevoked) -> str:
+        """Wait until the seller authorises again (a new seed, or a re-asked grant that is no
+        longer refused). The wait stays registered for the job the whole time, not only while
+        sleeping between polls: a poll (a database read, a call to the token endpoint) can take
+        longer than the sleep on a loaded machine, and the job showed no wait meanwhile."""
+        waited_since = time.monotonic()
+        logger.error(
+            "credential revoked, waiting for a new grant account=%s reason=%s",
+            self.account,
+            refused.message,
+        )
+        with waiting(
+            "credential",
+            f"{self.vendor} authorisation: the seller must authorise the app again",
+        ):
+            while True:
+                self.revoked = refused.message
+                # Only the sleep may be handed back to a stopping stage: a poll can be a token
+                # refresh under way, whose rotated token must not be lost mid-call.
+                async with handback.permission():
                     await asyncio.sleep(self.revoked_poll_s)
                 if self.regrant_revoked:
                     await self._regrant()
-                continue
-            if waited_since is not None:
-                logger.info(
-                    "credential restored account=%s waited_s=%.0f",
-                    self.account,
-                    time.monotonic() - waited_since,
-                )
-            self.revoked = None
-            return tokens.access_token
+                try:
+                    tokens = await self.current()
+                except CredentialRevoked as exc:
+                    refused = exc
+                    continue
+                break
+        logger.info(
+            "credential restored account=%s waited_s=%.0f",
+            self.account,
+            time.monotonic() - waited_since,
+        )
+        self.revoked = None
+        return tokens.access_token
 
     async def _regrant(self) -> None:
         """Ask a revoked grant again; what it gives replaces the revoked row (a new seed)."""
