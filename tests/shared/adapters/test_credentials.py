@@ -235,6 +235,40 @@ async def test_a_revoked_grant_waits_raises_an_alert_and_resumes_on_a_new_seed(
     assert [a["details"]["account"] for a in changes.resolved] == [account]
 
 
+class SlowStore(MemoryTokenStore):
+    """A store whose reads take longer than the revoked poll's sleep, as a loaded database
+    does: what the job shows between two sleeps is then what it shows most of the time."""
+
+    async def read(self, account: str) -> TokenSet:
+        await asyncio.sleep(0.2)
+        return await super().read(account)
+
+
+async def test_a_revoked_grant_is_shown_as_the_jobs_wait_the_whole_time() -> None:
+    grant = RotatingGrant()
+    expired = grant.issue()
+    expired = TokenSet(expired.access_token, expired.refresh_token, datetime.now(UTC))
+    grant.revoked = True
+    token = ManagedToken(SlowStore(), "a", grant, vendor="etsy", seed=expired, revoked_poll_s=0.05)
+
+    async def work() -> str:
+        waits.working_for("job-slow-store")  # as the runner does for a message
+        return await token.get()
+
+    waiting = asyncio.create_task(work())
+    try:
+        while token.revoked is None:
+            assert not waiting.done(), "a revoked grant must wait, not fail the work"
+            await asyncio.sleep(0.01)
+        seen = []
+        for _ in range(40):  # 0.8 s: several polls, each mostly a slow read
+            seen.append([(w.job_id, w.kind) for w in waits.snapshot()])
+            await asyncio.sleep(0.02)
+        assert all(s == [("job-slow-store", "credential")] for s in seen), seen
+    finally:
+        waiting.cancel()
+
+
 async def test_a_failing_token_endpoint_is_retryable_and_changes_nothing(
     pools: list[AsyncConnectionPool], account: str
 ) -> None:
