@@ -10,7 +10,7 @@ from psycopg import AsyncCursor
 from psycopg.rows import class_row
 from psycopg_pool import AsyncConnectionPool
 
-from services.api.schemas.jobs import ImageView, LogView, ProductView
+from services.api.schemas.jobs import ImageView, JobView, LogView, ProductView
 from shared.adapters.store import job_claims, jobs, products
 from shared.contract.events import JobRequested
 from shared.contract.sales_channels import DEFAULT_CHANNEL
@@ -28,45 +28,6 @@ _JOB_COLUMNS = f"""
     created_at, updated_at, started_at, finished_at, claude_input_tokens,
     claude_output_tokens, claude_cache_read_tokens, claude_cache_write_tokens
 """
-
-
-class JobRecord(TypedDict):
-    """A job as :data:`_JOB_COLUMNS` reads it (the names ``JobView`` shows)."""
-
-    job_id: str
-    status: str  # the seed's: a partial job is completed here
-    detailed_status: str
-    priority: int | str  # the number given, else the band
-    band: str
-    theme: str
-    style: str
-    niche: str
-    prompt: str | None
-    product_types: list[str]
-    count: int
-    auto_publish: bool
-    channels: list[str]
-    spec: dict[str, object] | None  # the job.requested payload, validated by JobView
-    expected_products: int
-    expected_publications: int
-    images_done: int
-    images_failed: int
-    products_done: int
-    products_failed: int
-    publications_done: int
-    publications_failed: int
-    error: str | None
-    retry_attempt: int
-    next_retry_at: datetime | None
-    last_error: str | None
-    created_at: datetime
-    updated_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    claude_input_tokens: int | None
-    claude_output_tokens: int | None
-    claude_cache_read_tokens: int | None
-    claude_cache_write_tokens: int | None
 
 
 class ConfirmationRecord(TypedDict):
@@ -205,9 +166,9 @@ async def mark_produced(pool: AsyncConnectionPool, key: str) -> None:
         await conn.execute(_MARK_PRODUCED, {"key": key})
 
 
-async def get_job(pool: AsyncConnectionPool, job_id: str) -> JobRecord | None:
-    """The job row (API field names), or None."""
-    async with pool.connection() as conn, conn.cursor(row_factory=class_row(JobRecord)) as cur:
+async def get_job(pool: AsyncConnectionPool, job_id: str) -> JobView | None:
+    """The job as the API shows it (without its result), or None."""
+    async with pool.connection() as conn, conn.cursor(row_factory=class_row(JobView)) as cur:
         await cur.execute(_GET_JOB, {"job": job_id})
         return await cur.fetchone()
 
@@ -253,14 +214,18 @@ async def list_jobs(
     limit: int,
     after: tuple[datetime, str] | None,
     q: str | None = None,
-) -> list[JobRecord]:
+) -> list[JobView]:
     """Up to ``limit`` jobs, newest first, strictly after the keyset position ``after``;
     ``q`` matches the start of the id, or jobs with words in the theme, niche, style or prompt
     starting with every word of ``q`` (both by index)."""
-    async with pool.connection() as conn, conn.cursor(row_factory=class_row(JobRecord)) as cur:
-        sql, params = await list_jobs_statement(cur, status=status, limit=limit, after=after, q=q)
-        await cur.execute(sql, params)
-        return await cur.fetchall()
+    async with pool.connection() as conn:
+        async with conn.cursor() as cur:
+            sql, params = await list_jobs_statement(
+                cur, status=status, limit=limit, after=after, q=q
+            )
+        async with conn.cursor(row_factory=class_row(JobView)) as jobs_cur:
+            await jobs_cur.execute(sql, params)
+            return await jobs_cur.fetchall()
 
 
 class SearchTooBroad(ValueError):

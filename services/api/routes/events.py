@@ -162,13 +162,13 @@ async def job_events_stream(
             if not page.held_back:
                 async with state.stream_reads:
                     job = await queries.get_job(state.pool, job_id)
-                if job is not None and job["status"] in TERMINAL:
+                if job is not None and job.status in TERMINAL:
                     # The job's last entries commit with its status (or before): one more
                     # read after seeing it ended hands out any that came meanwhile.
                     last = await _next(state, position, job_id=job_id)
                     if not last.rows and not last.held_back:
                         yield ServerSentEvent(
-                            event="end", data={"jobId": job_id, "status": job["status"]}
+                            event="end", data={"jobId": job_id, "status": job.status}
                         )
                         return
                     continue

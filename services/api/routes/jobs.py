@@ -69,7 +69,7 @@ async def get_job(
         raise ApiError(404, "not_found", f"job {job_id} not found")
     images, products, logs = await queries.get_job_children(state.pool, job_id)
     return JobDetail(
-        job=JobView(**row, result=job_result(images, products)),
+        job=row.model_copy(update={"result": job_result(images, products)}),
         images=images,
         products=products,
         logs=logs,
@@ -80,26 +80,26 @@ async def get_job(
 _ENDED = (JobStatus.COMPLETED, JobStatus.PARTIAL, JobStatus.FAILED)
 
 
-async def job_waits(state: ApiState, row: queries.JobRecord) -> list[WaitView]:
+async def job_waits(state: ApiState, row: JobView) -> list[WaitView]:
     """What a job still in progress waits for: its messages inside the stages (a vendor's
     limit, a GPU, a credential, from the live instances' heartbeats), a retry's delay, and
     channels that have not confirmed its listings yet."""
-    if row["detailed_status"] in _ENDED:
+    if row.detailed_status in _ENDED:
         return []
-    job_id = row["job_id"]
+    job_id = row.job_id
     waits = [
         WaitView(**r)
         for r in await worker_store.job_waits(state.pool, job_id, state.settings.worker_stale_s)
     ]
-    if row["detailed_status"] == JobStatus.RETRYING and row["next_retry_at"] is not None:
+    if row.detailed_status == JobStatus.RETRYING and row.next_retry_at is not None:
         waits.append(
             WaitView(
                 kind="retry",
                 stage=None,
-                what=f"retry {row['retry_attempt']} after: {row['last_error'] or 'an error'}",
+                what=f"retry {row.retry_attempt} after: {row.last_error or 'an error'}",
                 count=1,
                 since=None,
-                until=row["next_retry_at"],
+                until=row.next_retry_at,
             )
         )
     waits += [
@@ -183,8 +183,8 @@ async def list_jobs(
         raise ApiError(400, "search_too_broad", [{"field": "q", "message": str(exc)}]) from None
     page = rows[:limit]
     more = len(rows) > limit
-    next_cursor = encode_cursor(page[-1]["created_at"], page[-1]["job_id"]) if more else None
-    return JobPage(jobs=[JobView(**r) for r in page], next_cursor=next_cursor)
+    next_cursor = encode_cursor(page[-1].created_at, page[-1].job_id) if more else None
+    return JobPage(jobs=page, next_cursor=next_cursor)
 
 
 @router.get(
