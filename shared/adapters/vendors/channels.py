@@ -47,6 +47,10 @@ class ProductRef:
     shop_id: str
     product_id: str
     title: str
+    # What the channel said to check a pending publication by (``ListingState.pending_ref``:
+    # Meta's batch handle, TikTok's product id), when the watcher has it; None after a
+    # reconcile or for a channel that needs none (it finds the product by its marker).
+    pending_ref: str | None = None
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,10 @@ class ListingState:
 
     listing: Listing | None = None
     refused: str | None = None
+    # While pending: what the channel needs to check it later (a batch handle, the vendor's id
+    # of the product under review); kept with the publication and given back as
+    # ``ProductRef.pending_ref``.
+    pending_ref: str | None = None
 
     @property
     def pending(self) -> bool:
