@@ -10,8 +10,9 @@ Each channel's process runs one of three handlers, chosen in :func:`build_handle
   ``product.publishing`` and the publication goes to the watcher
   (:mod:`services.publisher.watch`), which emits ``product.published`` when the channel lists
   it, or a failure with the reason.
-- :class:`DirectPublisher` (shopify, etsy: :mod:`shared.adapters.vendors.direct`): lists the product
-  at once, or fails; there is no watcher.
+- :class:`DirectPublisher` (the channels of :mod:`shared.adapters.vendors.direct`): lists the
+  product at once (Shopify, Etsy), or hands it to its own watcher while the channel reviews it
+  (TikTok's audit, Meta's catalog batch), which confirms or refuses it later.
 - :class:`~services.publisher.storefront.StorefrontWebhooks`: Printify's webhooks for the
   engine's own storefront, which come to the printify channel's process beside its products
   (:class:`ByEventType` routes the two).
@@ -37,6 +38,8 @@ from services.publisher.settings import PublisherSettings
 from services.publisher.storefront import StorefrontWebhooks
 from services.publisher.watch import (
     PRODUCER,
+    ChannelLookup,
+    OneChannel,
     PublicationRefused,
     PublicationWatcher,
     publish_key,
@@ -65,7 +68,6 @@ from shared.domain.ledger import Ledger
 from shared.pipeline.runner import EventProducer, Handler, MessageContext, Output
 from shared.pipeline.service import closing
 from shared.platform.db import migrate, open_pool
-from shared.platform.errors import RetryableError
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +130,14 @@ class ShopPublisher:
         published = await self.ledger.once(publish_key(event), do, reconcile, model=Publication)
         out: Event
         if published.pending:
-            out = await self._await_channel(event, ctx, channel.name)
+            out = await awaiting(
+                self.publications,
+                event,
+                ctx,
+                sales_channel=channel.name,
+                timeout_s=self.confirm_timeout_s,
+                first_check_s=self.first_check_s,
+            )
         else:
             out = _published(event, published)
         logger.info(
@@ -141,42 +150,30 @@ class ShopPublisher:
         )
         return [Output(PUBLISHED, out)]
 
-    async def _await_channel(
-        self, event: ProductCreated, ctx: MessageContext, channel: str
-    ) -> Event:
-        """Hand the publication to the watcher; ``product.published`` when a redelivery finds
-        it confirmed already, else ``product.publishing``."""
-        pub = await self.publications.watch(
-            event,
-            ctx,
-            sales_channel=channel,
-            timeout_s=self.confirm_timeout_s,
-            first_check_s=self.first_check_s,
-        )
-        if pub.state == "published":
-            return published_event(event, external_id=pub.external_id, handle=pub.handle)
-        p = event.payload
-        payload = ProductPublishingPayload(
-            image_index=p.image_index,
-            product_type=p.product_type,
-            product_id=p.product_id,
-            shop_id=p.shop_id,
-            sales_channel=channel,
-            confirm_by=pub.confirm_by,
-        )
-        return event.derive(ProductPublishing, payload, producer=PRODUCER, key="publishing")
-
 
 class DirectPublisher:
-    """A channel listed directly (Shopify, Etsy): ProductCreated -> ProductPublished once the
-    channel lists it, or a failure; the channel must answer listed or fail (there is no
-    watcher for it)."""
+    """A channel listed directly (Shopify, Etsy, TikTok Shop, the Meta catalog):
+    ProductCreated -> ProductPublished once the channel lists it, or ProductPublishing while
+    the channel reviews it (TikTok's audit, Meta's batch); the publication is then watched
+    like the printify channel's, and confirmed or refused later."""
 
-    def __init__(self, *, name: str, channel: SalesChannel, ledger: Ledger) -> None:
+    def __init__(
+        self,
+        *,
+        name: str,
+        channel: SalesChannel,
+        ledger: Ledger,
+        publications: Publications,
+        confirm_timeout_s: float = 3600.0,
+        first_check_s: float = 5.0,
+    ) -> None:
         """``name``: the engine's channel this publisher serves (its consumer group)."""
         self.name = name
         self.channel = channel
         self.ledger = ledger
+        self.publications = publications
+        self.confirm_timeout_s = confirm_timeout_s
+        self.first_check_s = first_check_s
 
     async def __call__(self, event: ProductCreated, ctx: MessageContext) -> list[Output]:
         if not sells_here(event, self.name):
@@ -184,36 +181,85 @@ class DirectPublisher:
         ref = product_ref(event)
 
         async def do() -> Publication:
-            result = self._listed(await self.channel.publish(ref))
-            assert result is not None
-            return result
+            return self._recorded(await self.channel.publish(ref))
 
         async def reconcile() -> Publication | None:
-            return self._listed(await self.channel.reconcile(ref))
+            state = await self.channel.reconcile(ref)
+            return None if state is None else self._recorded(state)
 
         done = await self.ledger.once(
             publish_key(event, self.name), do, reconcile, model=Publication
         )
+        out: Event
+        if done.pending:
+            out = await awaiting(
+                self.publications,
+                event,
+                ctx,
+                sales_channel=self.name,
+                timeout_s=self.confirm_timeout_s,
+                first_check_s=self.first_check_s,
+                pending_ref=done.pending_ref,
+            )
+        else:
+            out = _published(event, done, self.name)
         logger.info(
-            "product published job_id=%s product_id=%s channel=%s listing=%s",
+            "product %s job_id=%s product_id=%s channel=%s listing=%s",
+            "publishing" if isinstance(out, ProductPublishing) else "published",
             event.job_id,
             ref.product_id,
             self.name,
             done.external_id,
         )
-        return [Output(PUBLISHED, _published(event, done, self.name))]
+        return [Output(PUBLISHED, out)]
 
-    def _listed(self, state: ListingState | None) -> Publication | None:
-        """What the ledger keeps of a listing; raises when the channel refused it or has not
-        listed it yet (the runner tries again later, and reconcile finds it)."""
-        if state is None:
-            return None
-        vendor = self.channel.name
+    def _recorded(self, state: ListingState) -> Publication:
+        """What the ledger keeps of a listing, or of a publication the channel confirms later;
+        raises when the channel refused it."""
         if state.refused is not None:
-            raise PublicationRefused(state.refused, vendor=vendor)
-        if state.listing is None:
-            raise RetryableError(f"{vendor} has not listed it yet", vendor=vendor)
+            raise PublicationRefused(state.refused, vendor=self.channel.name)
         return _recorded(state)
+
+
+async def awaiting(
+    publications: Publications,
+    event: ProductCreated,
+    ctx: MessageContext,
+    *,
+    sales_channel: str,
+    timeout_s: float,
+    first_check_s: float,
+    pending_ref: str | None = None,
+) -> Event:
+    """Hand a publication the channel confirms later to the watcher of ``publications``'
+    channel: ``product.published`` when a redelivery finds it confirmed already, else
+    ``product.publishing``."""
+    pub = await publications.watch(
+        event,
+        ctx,
+        sales_channel=sales_channel,
+        timeout_s=timeout_s,
+        first_check_s=first_check_s,
+        pending_ref=pending_ref,
+    )
+    channel = publications.channel
+    if pub.state == "published":
+        return published_event(
+            event, external_id=pub.external_id, handle=pub.handle, channel=channel
+        )
+    p = event.payload
+    payload = ProductPublishingPayload(
+        image_index=p.image_index,
+        product_type=p.product_type,
+        product_id=p.product_id,
+        shop_id=p.shop_id,
+        sales_channel=sales_channel,
+        channel=channel,
+        confirm_by=pub.confirm_by,
+    )
+    # One id per channel, as published_event's: each channel's is folded.
+    key = "publishing" if channel == DEFAULT_CHANNEL else f"publishing:{channel}"
+    return event.derive(ProductPublishing, payload, producer=PRODUCER, key=key)
 
 
 class ByEventType:
@@ -273,12 +319,14 @@ class Publication(BaseModel):
     external_id: str | None = None
     handle: str | None = None
     pending: bool = False
+    # What the channel checks a pending one by (ListingState.pending_ref).
+    pending_ref: str | None = None
 
 
 def _recorded(state: ListingState) -> Publication:
     if state.listing is not None:
         return Publication(external_id=state.listing.external_id, handle=state.listing.handle)
-    return Publication(pending=True)
+    return Publication(pending=True, pending_ref=state.pending_ref)
 
 
 def _published(event: ProductCreated, result: Publication, channel: str = DEFAULT_CHANNEL) -> Event:
@@ -291,8 +339,8 @@ def _published(event: ProductCreated, result: Publication, channel: str = DEFAUL
 async def build_handler(
     settings: PublisherSettings,
 ) -> AsyncIterator[Handler[ProductCreated] | Handler[Event]]:
-    """The handler of ``settings.channel``, wired to the real clients and the ledger; the
-    printify channel's with the publication watcher running beside it."""
+    """The handler of ``settings.channel``, wired to the real clients and the ledger, with the
+    publication watcher of its channel running beside it."""
     # Idempotent and lock-serialised: a stage started on its own still finds its table.
     await asyncio.to_thread(migrate, settings.url)
     # Unchecked: a round trip saved on every use; a broken connection is retried.
@@ -306,11 +354,35 @@ async def build_handler(
                 yield handler
         else:
             direct = direct_channel(settings.channel, client, pool)
-            # The direct channel (Shopify, Etsy) has its own client to close.
-            async with closing(client, direct):
-                yield DirectPublisher(name=settings.channel, channel=direct, ledger=Ledger(pool))
+            # The direct channel has its own client to close.
+            async with closing(client, direct), _direct_path(settings, direct, pool) as handler:
+                yield handler
     finally:
         await pool.close()
+
+
+@asynccontextmanager
+async def _watched(
+    settings: PublisherSettings,
+    publications: Publications,
+    channels: ChannelLookup,
+    ledger: Ledger,
+) -> AsyncIterator[None]:
+    """The channel's publication watcher, running for the duration of the block."""
+    producer = EventProducer(settings, client_id=f"{settings.instance_id or 'publisher'}-watch")
+    try:
+        watcher = PublicationWatcher(
+            publications=publications,
+            channels=channels,
+            ledger=ledger,
+            emit=_emitter(producer),
+            check_min_s=settings.publish_check_min_s,
+            check_max_s=settings.publish_check_max_s,
+        )
+        async with watching(watcher):
+            yield
+    finally:
+        await asyncio.to_thread(producer.close, 10.0)
 
 
 @asynccontextmanager
@@ -327,26 +399,32 @@ async def _shop_path(
         channels.register(name, load_factory(path))
     ledger = Ledger(pool)
     publications = Publications(pool)
-    producer = EventProducer(settings, client_id=f"{settings.instance_id or 'publisher'}-watch")
-    try:
-        watcher = PublicationWatcher(
-            publications=publications,
+    async with _watched(settings, publications, channels, ledger):
+        yield printify_publisher(
             channels=channels,
             ledger=ledger,
-            emit=_emitter(producer),
-            check_min_s=settings.publish_check_min_s,
-            check_max_s=settings.publish_check_max_s,
+            publications=publications,
+            confirm_timeout_s=settings.publish_confirm_timeout_s,
+            first_check_s=settings.publish_check_min_s,
         )
-        async with watching(watcher):
-            yield printify_publisher(
-                channels=channels,
-                ledger=ledger,
-                publications=publications,
-                confirm_timeout_s=settings.publish_confirm_timeout_s,
-                first_check_s=settings.publish_check_min_s,
-            )
-    finally:
-        await asyncio.to_thread(producer.close, 10.0)
+
+
+@asynccontextmanager
+async def _direct_path(
+    settings: PublisherSettings, channel: SalesChannel, pool: AsyncConnectionPool
+) -> AsyncIterator[DirectPublisher]:
+    """A direct channel's handler, with the watcher of the publications it confirms later."""
+    ledger = Ledger(pool)
+    publications = Publications(pool, settings.channel)
+    async with _watched(settings, publications, OneChannel(channel), ledger):
+        yield DirectPublisher(
+            name=settings.channel,
+            channel=channel,
+            ledger=ledger,
+            publications=publications,
+            confirm_timeout_s=settings.publish_confirm_timeout_s,
+            first_check_s=settings.publish_check_min_s,
+        )
 
 
 def _emitter(producer: EventProducer) -> Callable[[str, Event], Awaitable[None]]:

@@ -1,10 +1,12 @@
 """The ``publications`` table: publications waiting for their sales channel's confirmation.
 
-The publisher records one row when Printify has accepted a publish request for a shop whose
-channel (Etsy, Shopify, ...) confirms on its own; the watcher (:mod:`services.publisher.watch`)
-claims due rows, looks at the product and settles each as ``published`` or ``failed``. Claims
-are leases taken with ``SKIP LOCKED``, so any number of publisher instances share the work and a
-crashed one's rows are taken over once its lease runs out.
+A publisher records one row when its channel has taken a publish request and confirms it
+later: Printify for a shop whose channel (Etsy, Shopify, ...) lists on its own; TikTok Shop,
+whose audit reviews a new product; Meta's catalog, which finishes a batch later. The watcher
+(:mod:`services.publisher.watch`) of the same channel claims due rows, asks the channel and
+settles each as ``published`` or ``failed``. Each channel's publisher sees only its own rows
+(``channel``). Claims are leases taken with ``SKIP LOCKED``, so any number of instances share
+the work and a crashed one's rows are taken over once its lease runs out.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from shared.contract.events import ProductCreated
+from shared.contract.sales_channels import DEFAULT_CHANNEL
 from shared.pipeline.runner import MessageContext
 
 # A new row, or a fresh start for one that failed (a replay publishes again); a pending or
@@ -27,48 +30,51 @@ from shared.pipeline.runner import MessageContext
 _WATCH = """
 WITH up AS (
     INSERT INTO publications AS p
-        (job_id, image_index, product_type, product_id, shop_id, sales_channel, event,
-         input_topic, input_partition, input_offset, confirm_by, next_check_at)
-    VALUES (%(job)s, %(image)s, %(type)s, %(product)s, %(shop)s, %(channel)s, %(event)s,
-            %(topic)s, %(partition)s, %(offset)s,
-            now() + make_interval(secs => %(timeout)s), now() + make_interval(secs => %(first)s))
-    ON CONFLICT (job_id, image_index, product_type) DO UPDATE SET
+        (job_id, image_index, product_type, channel, product_id, shop_id, sales_channel, event,
+         input_topic, input_partition, input_offset, confirm_by, next_check_at, pending_ref)
+    VALUES (%(job)s, %(image)s, %(type)s, %(engine)s, %(product)s, %(shop)s, %(channel)s,
+            %(event)s, %(topic)s, %(partition)s, %(offset)s,
+            now() + make_interval(secs => %(timeout)s), now() + make_interval(secs => %(first)s),
+            %(ref)s)
+    ON CONFLICT (job_id, image_index, product_type, channel) DO UPDATE SET
         product_id = EXCLUDED.product_id, shop_id = EXCLUDED.shop_id,
         sales_channel = EXCLUDED.sales_channel, event = EXCLUDED.event,
         input_topic = EXCLUDED.input_topic, input_partition = EXCLUDED.input_partition,
         input_offset = EXCLUDED.input_offset, state = 'pending', requested_at = now(),
         confirm_by = EXCLUDED.confirm_by, checks = 0, next_check_at = EXCLUDED.next_check_at,
         leased_until = NULL, external_id = NULL, handle = NULL, error = NULL,
-        finished_at = NULL
+        finished_at = NULL, pending_ref = EXCLUDED.pending_ref
     WHERE p.state = 'failed'
     RETURNING job_id, image_index, product_type, product_id, shop_id, sales_channel, state, event,
               input_topic, input_partition, input_offset, requested_at, confirm_by, checks,
-              external_id, handle, error
+              external_id, handle, error, channel, pending_ref
 )
 SELECT * FROM up
 UNION ALL
 SELECT job_id, image_index, product_type, product_id, shop_id, sales_channel, state, event,
     input_topic, input_partition, input_offset, requested_at, confirm_by, checks,
-    external_id, handle, error
+    external_id, handle, error, channel, pending_ref
 FROM publications
 WHERE job_id = %(job)s AND image_index = %(image)s AND product_type = %(type)s
+  AND channel = %(engine)s
   AND NOT EXISTS (SELECT 1 FROM up)
 """
 
 _GET = """
 SELECT job_id, image_index, product_type, product_id, shop_id, sales_channel, state, event,
     input_topic, input_partition, input_offset, requested_at, confirm_by, checks,
-    external_id, handle, error
+    external_id, handle, error, channel, pending_ref
 FROM publications
 WHERE job_id = %(job)s AND image_index = %(image)s AND product_type = %(type)s
+  AND channel = %(engine)s
 """
 
 _CLAIM = """
 UPDATE publications SET leased_until = now() + make_interval(secs => %(lease)s),
     checks = checks + 1
-WHERE (job_id, image_index, product_type) IN (
+WHERE channel = %(engine)s AND (job_id, image_index, product_type) IN (
     SELECT job_id, image_index, product_type FROM publications
-    WHERE state = 'pending' AND next_check_at <= now()
+    WHERE channel = %(engine)s AND state = 'pending' AND next_check_at <= now()
       AND (leased_until IS NULL OR leased_until <= now())
     ORDER BY next_check_at
     LIMIT %(limit)s
@@ -76,32 +82,35 @@ WHERE (job_id, image_index, product_type) IN (
 )
 RETURNING job_id, image_index, product_type, product_id, shop_id, sales_channel, state, event,
     input_topic, input_partition, input_offset, requested_at, confirm_by, checks,
-    external_id, handle, error
+    external_id, handle, error, channel, pending_ref
 """
 
 # When the first pending publication can next be claimed (its check due and no lease held).
 _NEXT_DUE = """
 SELECT EXTRACT(EPOCH FROM min(GREATEST(next_check_at, COALESCE(leased_until, next_check_at)))
                           - now())::float8 AS wait
-FROM publications WHERE state = 'pending'
+FROM publications WHERE channel = %(engine)s AND state = 'pending'
 """
 
 _CHECK_LATER = """
 UPDATE publications SET leased_until = NULL,
     next_check_at = now() + make_interval(secs => %(delay)s)
-WHERE job_id = %(job)s AND image_index = %(image)s AND product_type = %(type)s AND state = 'pending'
+WHERE job_id = %(job)s AND image_index = %(image)s AND product_type = %(type)s
+  AND channel = %(engine)s AND state = 'pending'
 """
 
 _PUBLISHED = """
 UPDATE publications SET state = 'published', external_id = %(external)s, handle = %(handle)s,
     leased_until = NULL, finished_at = now()
-WHERE job_id = %(job)s AND image_index = %(image)s AND product_type = %(type)s AND state = 'pending'
+WHERE job_id = %(job)s AND image_index = %(image)s AND product_type = %(type)s
+  AND channel = %(engine)s AND state = 'pending'
 """
 
 _FAILED = """
 UPDATE publications SET state = 'failed', error = %(error)s, leased_until = NULL,
     finished_at = now()
-WHERE job_id = %(job)s AND image_index = %(image)s AND product_type = %(type)s AND state = 'pending'
+WHERE job_id = %(job)s AND image_index = %(image)s AND product_type = %(type)s
+  AND channel = %(engine)s AND state = 'pending'
 """
 
 
@@ -109,6 +118,7 @@ class _Key(TypedDict):
     job: str
     image: int
     type: str
+    engine: str
 
 
 @dataclass(frozen=True)
@@ -132,6 +142,10 @@ class Publication:
     external_id: str | None
     handle: str | None
     error: str | None
+    # The engine's channel whose publisher watches it (its consumer group).
+    channel: str
+    # What the channel checks it by (ListingState.pending_ref), when it said.
+    pending_ref: str | None
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Publication:
@@ -139,14 +153,21 @@ class Publication:
 
     def key(self) -> _Key:
         """The row's primary key as named SQL parameters."""
-        return {"job": self.job_id, "image": self.image_index, "type": self.product_type}
+        return {
+            "job": self.job_id,
+            "image": self.image_index,
+            "type": self.product_type,
+            "engine": self.channel,
+        }
 
 
 class Publications:
-    """The ``publications`` table behind an async pool (autocommit connections)."""
+    """The ``publications`` table behind an async pool (autocommit connections): the rows of
+    one engine channel (``channel``: its publisher's)."""
 
-    def __init__(self, pool: AsyncConnectionPool) -> None:
+    def __init__(self, pool: AsyncConnectionPool, channel: str = DEFAULT_CHANNEL) -> None:
         self.pool = pool
+        self.channel = channel
         # Set when this process records a publication: a sleeping watcher looks again.
         self.recorded = asyncio.Event()
 
@@ -165,9 +186,11 @@ class Publications:
         sales_channel: str,
         timeout_s: float,
         first_check_s: float,
+        pending_ref: str | None = None,
     ) -> Publication:
         """Record that ``event``'s product awaits its channel (checked first after
-        ``first_check_s``, given up after ``timeout_s``); return the row as it now stands."""
+        ``first_check_s``, given up after ``timeout_s``; ``pending_ref``: what the channel
+        checks it by); return the row as it now stands."""
         p = event.payload
         params = {
             "job": event.job_id,
@@ -182,6 +205,8 @@ class Publications:
             "offset": ctx.offset,
             "timeout": timeout_s,
             "first": first_check_s,
+            "engine": self.channel,
+            "ref": pending_ref,
         }
         rows = await self._rows(_WATCH, params)
         if not rows:
@@ -193,13 +218,13 @@ class Publications:
 
     async def claim_due(self, *, limit: int, lease_s: float) -> list[Publication]:
         """Lease up to ``limit`` pending publications whose next check is due."""
-        return await self._rows(_CLAIM, {"limit": limit, "lease": lease_s})
+        return await self._rows(_CLAIM, {"limit": limit, "lease": lease_s, "engine": self.channel})
 
     async def next_due_in(self) -> float | None:
         """Seconds until a pending publication can next be claimed (0 or less: now); None
         when none is pending."""
         async with self.pool.connection() as conn:
-            cur = await conn.execute(_NEXT_DUE)
+            cur = await conn.execute(_NEXT_DUE, {"engine": self.channel})
             row = await cur.fetchone()
         return None if row is None or row[0] is None else float(row[0])
 

@@ -1,14 +1,17 @@
 """The publication watcher: settles publications the sales channel confirms on its own.
 
-Etsy, Shopify, ... list a published product minutes later, or refuse it. The watcher asks the
-publication's channel (:meth:`shared.adapters.vendors.channels.SalesChannel.check`) about each
-publication of :mod:`services.publisher.publications` with a growing interval
+Etsy, Shopify, ... list a product Printify published minutes later, or refuse it; TikTok Shop
+audits a new product, Meta's catalog finishes a batch later. The watcher of a channel's
+publisher asks the publication's channel
+(:meth:`shared.adapters.vendors.channels.SalesChannel.check`) about each of its publications
+in :mod:`services.publisher.publications` with a growing interval
 (``PUBLISH_CHECK_MIN_S`` doubling up to ``PUBLISH_CHECK_MAX_S``) and
 
 - emits ``product.published`` once the listing is there;
 - reports ``stage.failed`` on the publisher's DLQ (with the ProductCreated, for a replay) when
-  the product was released without a listing, was deleted, or was not confirmed by
-  ``confirm_by``; the ledger forgets the publish call, so a replay publishes again.
+  the channel refused it (released without a listing, a failed audit, an item the catalog
+  rejected), it was deleted, or it was not confirmed by ``confirm_by``; the ledger forgets the
+  publish call, so a replay publishes again.
 
 Each instance of the publisher runs one; rows are leased, so they share the work.
 """
@@ -20,9 +23,10 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Protocol
 
 from services.publisher.publications import Publication, Publications
-from shared.adapters.vendors.channels import ChannelRegistry, ProductRef
+from shared.adapters.vendors.channels import ProductRef, SalesChannel
 from shared.contract.events import (
     Event,
     ProductCreated,
@@ -31,7 +35,7 @@ from shared.contract.events import (
     StageFailed,
     StageFailedPayload,
 )
-from shared.contract.topics import DEFAULT_CHANNEL, PUBLISHED, PUBLISHER
+from shared.contract.topics import DEFAULT_CHANNEL, PUBLISHED, PUBLISHERS
 from shared.domain.ledger import EffectKey, Ledger
 from shared.platform.aio import cancel_and_wait
 from shared.platform.errors import PermanentError, PodError
@@ -45,7 +49,24 @@ Emit = Callable[[str, Event], Awaitable[None]]
 
 
 class PublicationRefused(PermanentError):
-    """The sales channel did not list a product Printify published to it."""
+    """The sales channel did not list a product published to it."""
+
+
+class ChannelLookup(Protocol):
+    """Where the watcher finds a publication's channel by its name: the printify channel's
+    registry (each shop's channel), or a direct channel's one adapter."""
+
+    def by_name(self, name: str) -> SalesChannel: ...
+
+
+class OneChannel:
+    """A direct channel's publisher: every publication it watches is on its one channel."""
+
+    def __init__(self, channel: SalesChannel) -> None:
+        self.channel = channel
+
+    def by_name(self, name: str) -> SalesChannel:
+        return self.channel
 
 
 def published_event(
@@ -86,7 +107,7 @@ class PublicationWatcher:
         self,
         *,
         publications: Publications,
-        channels: ChannelRegistry,
+        channels: ChannelLookup,
         ledger: Ledger,
         emit: Emit,
         check_min_s: float = 5.0,
@@ -139,7 +160,9 @@ class PublicationWatcher:
         """Ask the publication's channel where it stands and settle it, or schedule its next
         check."""
         channel = self.channels.by_name(pub.sales_channel)
-        ref = ProductRef(pub.shop_id, pub.product_id, pub.event.payload.title)
+        ref = ProductRef(
+            pub.shop_id, pub.product_id, pub.event.payload.title, pending_ref=pub.pending_ref
+        )
         try:
             state = await channel.check(ref)
         except PermanentError as exc:  # deleted, or the shop is gone
@@ -174,7 +197,8 @@ class PublicationWatcher:
 
     async def _confirm(self, pub: Publication, external_id: str, handle: str | None) -> None:
         await self.emit(
-            PUBLISHED, published_event(pub.event, external_id=external_id, handle=handle)
+            PUBLISHED,
+            published_event(pub.event, external_id=external_id, handle=handle, channel=pub.channel),
         )
         await self.publications.published(pub, external_id=external_id, handle=handle)
         logger.info(
@@ -188,9 +212,11 @@ class PublicationWatcher:
 
     async def _fail(self, pub: Publication, reason: str) -> None:
         event = pub.event
-        exc = PublicationRefused(reason, vendor="printify")
+        # Printify released it (the printify channel), or the direct channel refused it.
+        exc = PublicationRefused(reason, vendor=pub.channel)
+        stage = PUBLISHERS[pub.channel]
         payload = StageFailedPayload(
-            stage=PRODUCER,
+            stage=stage.name,
             error_class=exc.error_class,
             message=exc.describe(),
             retryable=False,
@@ -201,11 +227,15 @@ class PublicationWatcher:
             input_offset=pub.input_offset,
             input_event=event.model_dump(mode="json"),
         )
-        failed = event.derive(StageFailed, payload, producer=PRODUCER, key="publication-failed")
-        await self.emit(PUBLISHER.dlq, failed)
+        # One id per channel, as published_event's: each channel's refusal is counted.
+        key = "publication-failed"
+        if pub.channel != DEFAULT_CHANNEL:
+            key = f"{key}:{pub.channel}"
+        failed = event.derive(StageFailed, payload, producer=PRODUCER, key=key)
+        await self.emit(stage.dlq, failed)
         # Forgotten before the row is settled: a crash in between checks again, never leaves
         # a refused publication recorded as done.
-        await self.ledger.forget(publish_key(event))
+        await self.ledger.forget(publish_key(event, pub.channel))
         await self.publications.failed(pub, error=reason)
         logger.error(
             "publication failed job_id=%s product_id=%s channel=%s error=%s",

@@ -137,6 +137,8 @@ PUBLISHERS = {
             service="publisher",
             channel=c,
             outputs=(PUBLISHED,),
+            # Its publication watcher reports each listing the channel refused after review.
+            reports_on_dlq=True,
         )
         for c in CHANNELS
         if c != DEFAULT_CHANNEL

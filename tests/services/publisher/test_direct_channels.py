@@ -3,6 +3,8 @@ sells there once, whatever the redeliveries, and leaves the other channels' prod
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -11,14 +13,26 @@ import httpx
 import pytest
 
 from services.publisher.handler import DirectPublisher
-from services.publisher.watch import PublicationRefused, published_event
+from services.publisher.publications import Publications
+from services.publisher.watch import (
+    OneChannel,
+    PublicationRefused,
+    PublicationWatcher,
+    published_event,
+)
 from shared.adapters.credentials import StaticToken
-from shared.adapters.vendors.channels import PENDING, ListingState, ProductRef
+from shared.adapters.vendors.channels import PENDING, Listing, ListingState, ProductRef
 from shared.adapters.vendors.printify import PrintifyClient
 from shared.adapters.vendors.shopify import ShopifyChannel, ShopifyClient
-from shared.contract.events import ProductCreated, ProductPublished
+from shared.contract.events import (
+    Event,
+    ProductCreated,
+    ProductPublished,
+    ProductPublishing,
+    StageFailed,
+)
+from shared.contract.topics import PUBLISHED, PUBLISHERS
 from shared.domain.ledger import Ledger
-from shared.platform.errors import RetryableError
 from simulators.shopify import create_app as shopify_app
 from tests.services.publisher.support import CTX, make_product
 
@@ -41,7 +55,13 @@ async def shopify() -> AsyncIterator[tuple[httpx.AsyncClient, ShopifyClient]]:
 
 
 def handler_for(ledger: Ledger, channel: str, direct: Any) -> DirectPublisher:
-    return DirectPublisher(name=channel, channel=direct, ledger=ledger)
+    return DirectPublisher(
+        name=channel,
+        channel=direct,
+        ledger=ledger,
+        publications=Publications(ledger.pool, channel),
+        first_check_s=0,
+    )
 
 
 def selling_on(event: ProductCreated, channels: list[str]) -> ProductCreated:
@@ -88,31 +108,114 @@ async def test_a_job_that_does_not_sell_on_the_channel_is_left_alone(
 
 
 class Stub:
-    """A channel that answers what it is told (the outcomes Shopify and Etsy do not give)."""
+    """A channel that answers what it is told (the outcomes Shopify and Etsy do not give):
+    ``publish`` the first state, ``check`` the next ones in turn; the refs check() was given."""
 
     name = "stub"
 
-    def __init__(self, state: ListingState) -> None:
-        self.state = state
+    def __init__(self, *states: ListingState) -> None:
+        self.states = list(states)
+        self.published = 0
+        self.checked: list[str | None] = []
 
     async def publish(self, product: ProductRef) -> ListingState:
-        return self.state
+        self.published += 1
+        return self.states[0]
 
     async def reconcile(self, product: ProductRef) -> ListingState | None:
         return None
 
     async def check(self, product: ProductRef) -> ListingState:
-        return self.state
+        self.checked.append(product.pending_ref)
+        return self.states[min(len(self.checked), len(self.states) - 1)]
 
 
-@pytest.mark.parametrize(
-    ("state", "error"),
-    [(PENDING, RetryableError), (ListingState(refused="no cats"), PublicationRefused)],
-)
-async def test_a_direct_channel_must_list_or_fail(
-    client: PrintifyClient, ledger: Ledger, state: ListingState, error: type[Exception]
+class Emitted:
+    """What a watcher produced, by topic (an in-process stand-in for the broker)."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, Event]] = []
+
+    async def __call__(self, topic: str, event: Event) -> None:
+        self.events.append((topic, event))
+
+
+def watcher_of(handler: DirectPublisher, emitted: Emitted) -> PublicationWatcher:
+    return PublicationWatcher(
+        publications=handler.publications,
+        channels=OneChannel(handler.channel),
+        ledger=handler.ledger,
+        emit=emitted,
+        check_min_s=0.01,
+        check_max_s=0.05,
+    )
+
+
+async def settle(watcher: PublicationWatcher, emitted: Emitted, what: str) -> None:
+    """Run the watcher's rounds until it has emitted something, or fail naming ``what``."""
+    deadline = time.monotonic() + 10
+    while not emitted.events:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        if await watcher.run_once() == 0:
+            await asyncio.sleep(0.02)
+
+
+async def test_a_refusal_at_the_call_fails_the_publication(
+    client: PrintifyClient, ledger: Ledger
 ) -> None:
     event = selling_on(await make_product(client, auto_publish=True), ["etsy"])
-    handler = handler_for(ledger, "etsy", Stub(state))
-    with pytest.raises(error):
+    handler = handler_for(ledger, "etsy", Stub(ListingState(refused="no cats")))
+    with pytest.raises(PublicationRefused, match="no cats"):
         await handler(event, CTX)
+
+
+async def test_a_publication_under_review_is_confirmed_by_the_channels_own_watcher(
+    client: PrintifyClient, ledger: Ledger
+) -> None:
+    """TikTok's audit, Meta's batch: publishing until the channel says; then published on the
+    channel, checked by the ref the channel gave, and a redelivery publishes nothing again."""
+    event = selling_on(await make_product(client, auto_publish=True), ["etsy"])
+    listed = ListingState(Listing("tt-1", "https://shop.example/tt-1"))
+    stub = Stub(ListingState(pending_ref="audit-7"), PENDING, listed)
+    handler = handler_for(ledger, "etsy", stub)
+
+    [out] = await handler(event, CTX)
+    [again] = await handler(event, CTX)
+    # Due at once, but the printify channel's watcher never claims another channel's rows.
+    claimed = await Publications(ledger.pool).claim_due(limit=1000, lease_s=0.01)
+    assert event.job_id not in {p.job_id for p in claimed}
+    emitted = Emitted()
+    await settle(watcher_of(handler, emitted), emitted, "the confirmation")
+
+    assert isinstance(out.event, ProductPublishing)
+    assert (out.event.payload.channel, out.event.payload.sales_channel) == ("etsy", "etsy")
+    assert again.event.event_id == out.event.event_id
+    assert stub.published == 1
+    assert stub.checked == ["audit-7", "audit-7"]
+    [(topic, confirmed)] = emitted.events
+    assert topic == PUBLISHED
+    assert isinstance(confirmed, ProductPublished)
+    assert (confirmed.payload.channel, confirmed.payload.external_id) == ("etsy", "tt-1")
+
+
+async def test_a_refused_review_reaches_the_channels_dead_letters_and_can_be_replayed(
+    client: PrintifyClient, ledger: Ledger
+) -> None:
+    event = selling_on(await make_product(client, auto_publish=True), ["etsy"])
+    refused = ListingState(refused="audit failed: the image shows a brand logo")
+    stub = Stub(ListingState(pending_ref="audit-8"), refused)
+    handler = handler_for(ledger, "etsy", stub)
+    await handler(event, CTX)
+
+    emitted = Emitted()
+    await settle(watcher_of(handler, emitted), emitted, "the refusal")
+
+    [(topic, failed)] = emitted.events
+    assert topic == PUBLISHERS["etsy"].dlq
+    assert isinstance(failed, StageFailed)
+    assert failed.payload.stage == PUBLISHERS["etsy"].name
+    assert "brand logo" in failed.payload.message
+    # The ledger forgot the call: a replay publishes again.
+    await handler(event, CTX)
+    assert stub.published == 2

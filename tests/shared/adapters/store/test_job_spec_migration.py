@@ -4,41 +4,18 @@ contract), and a product's lowest price moves to PriceSummary's name."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-
 import psycopg
 import pytest
-from psycopg.conninfo import make_conninfo
 
 from shared.contract.events import JobRequestedPayload
-from shared.platform.db import migrate, migrations
-
-_RECORD = "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)"
+from shared.platform.db import migrate
+from tests.shared.adapters.store.conftest import DatabaseBefore
 
 
 @pytest.fixture
-def before_0027(database_url: str) -> Iterator[str]:
-    """A database of its own, migrated up to 0026 (as a deployment stood before this one)."""
-    name = f"pod_spec_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(database_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = make_conninfo(database_url, dbname=name)
-    try:
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(
-                "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
-                " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
-            )
-            for version, file, sql in migrations():
-                if version < 27:
-                    with conn.transaction():
-                        conn.execute(sql.encode())
-                        conn.execute(_RECORD, (version, file))
-        yield url
-    finally:
-        with psycopg.connect(database_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def before_0027(database_before: DatabaseBefore) -> str:
+    """A database migrated up to 0026 (as a deployment stood before this one)."""
+    return database_before(27)
 
 
 def test_rows_from_before_read_by_their_new_names(before_0027: str) -> None:
@@ -62,7 +39,7 @@ def test_rows_from_before_read_by_their_new_names(before_0027: str) -> None:
             " now())"
         )
 
-    assert migrate(before_0027) == ["0027_job_spec.sql"]
+    assert migrate(before_0027)[0] == "0027_job_spec.sql"
 
     with psycopg.connect(before_0027) as conn:
         bands: dict[str, str] = dict(conn.execute("SELECT job_id, band FROM jobs").fetchall())
