@@ -143,6 +143,10 @@ def derived() -> dict[str, Any]:
     out["make_up_on_port"] = vendor_env({"SIM_FAKEMARKET_PORT": "18199"})
     out["make_up_with_token"] = vendor_env({"FAKEMARKET_TOKEN": "mine"})
 
+    from shared.tools.doctor import SOURCES
+
+    out["doctor_sources"] = list(SOURCES)
+
     files = k8s.render()
     out["k8s_files"] = sorted(files)
     out["k8s_publisher"] = files.get(f"channels/{NAME}/publisher.yaml")

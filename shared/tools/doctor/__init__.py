@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Literal
 
+from shared.contract.sales_channels import DIRECT_CHANNELS
 from shared.platform.logs import redact_urls
 
 logger = logging.getLogger(__name__)
@@ -28,15 +29,15 @@ logger = logging.getLogger(__name__)
 Status = Literal["pass", "fail", "skip"]
 
 # Every part's checks, in the order they are shown: the platform first, then the vendors in
-# pipeline order. Each names a module with ``async def checks() -> list[Check]``.
+# pipeline order, then each direct sales channel's, as registered (its module here bears the
+# channel's name). Each names a module with ``async def checks() -> list[Check]``.
 SOURCES: tuple[str, ...] = (
     "shared.tools.doctor.platform",
     "shared.tools.doctor.claude",
     "shared.tools.doctor.comfyui",
     "shared.tools.doctor.storage",
     "shared.tools.doctor.printify",
-    "shared.tools.doctor.shopify",
-    "shared.tools.doctor.etsy",
+    *(f"shared.tools.doctor.{channel}" for channel in DIRECT_CHANNELS),
 )
 
 # A source that has not answered in this long fails (a vendor that hangs is a finding too).

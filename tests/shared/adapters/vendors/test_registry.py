@@ -215,6 +215,8 @@ def test_a_new_channel_reaches_every_derived_table_without_editing_them() -> Non
     assert got["publisher_channel"] == name
     assert got["ledger_step"] == f"publish:{name}" and LEDGER_STEP.match(got["ledger_step"])
     assert got["built"] == ["FakeMarketChannel", name]
+    # pod doctor runs the channel's own checks (its module bears the channel's name).
+    assert got["doctor_sources"][-1] == f"shared.tools.doctor.{name}"
 
     # make up: SIM_FAKEMARKET_PORT and FAKEMARKET_TOKEN are its settings; without a token the
     # simulator is started and the publisher gets its settings and URL.
