@@ -1,9 +1,9 @@
 """Chaos: vendor faults, a SIGKILL of every stage service, a broker restart and a PostgreSQL
-restart, all during one run, selling on three channels (printify, and Shopify and Etsy
-directly). Every job
-must still end completed, or failed/partial with its reason and its messages in a DLQ; no
-product and no publication may be duplicated on any channel; the monitor's tables must agree
-with the topics.
+restart, all during one run, selling on every registered channel (printify, and each direct
+channel: Shopify, Etsy, TikTok Shop, the Meta catalog). Every job must still end completed, or
+failed/partial with its reason and its messages in a DLQ; no product and no publication may be
+duplicated on any channel, in the vendors' own books; the monitor's tables must agree with the
+topics.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import psycopg
@@ -25,9 +25,10 @@ import pytest
 from pydantic import BaseModel, Field
 
 from devstack.stack import Stack, isolated_settings
-from shared.adapters.vendors.etsy import MARKER_PREFIX, marker_tag
 from shared.contract.events import ProductCreated, ProductPublished, parse_event
 from shared.contract.topics import (
+    CHANNELS,
+    DEFAULT_CHANNEL,
     JOBS_REQUESTED,
     PIPELINE_STAGES,
     PRODUCTS_CREATED,
@@ -35,6 +36,7 @@ from shared.contract.topics import (
     PUBLISHERS,
     STAGES,
 )
+from tests.support.channel_books import books_of
 from tests.support.infra import TEST_STATE, read_all, wait_for
 from tests.support.pipeline import api_up, stack_env
 
@@ -42,7 +44,7 @@ logger = logging.getLogger(__name__)
 
 TERMINAL = {"completed", "partial", "failed"}
 JOBS = 30
-CHANNELS = ["printify", "shopify", "etsy"]
+DIRECT = [c for c in CHANNELS if c != DEFAULT_CHANNEL]
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +56,7 @@ def chaos_stack() -> Iterator[Stack]:
         kafka_partitions=3,
         restart_delay_s=1.0,
         max_restarts=5,
-        publish_channels=CHANNELS,
+        publish_channels=list(CHANNELS),
         # A killed instance's partitions move on after three missed beats: 6 s rather than
         # make up's 15 s, so the run (every stage process killed once) stays short.
         kafka_group_heartbeat_ms=2000,
@@ -144,9 +146,7 @@ def _kill(stack: Stack, name: str) -> None:
 KILLED = (
     "generator-0",
     "printify-0",
-    "publisher-0",
-    "publisher_shopify-0",
-    "publisher_etsy-0",
+    *(f"{PUBLISHERS[c].name}-0" for c in CHANNELS),
     "monitor-0",
 )
 
@@ -161,43 +161,13 @@ class _PrintifyBooks(BaseModel):
     accounts: dict[str, _PrintifyAccount]
 
 
-class _ShopifyProduct(BaseModel):
-    marker: str | None
-
-
-class _ShopifyShop(BaseModel):
-    products: list[_ShopifyProduct]
-
-
-class _ShopifyBooks(BaseModel):
-    duplicates: list[object]
-    shops: dict[str, _ShopifyShop]
-
-
-class _EtsyListing(BaseModel):
-    state: str
-    tags: list[str]
-
-
-class _EtsyShop(BaseModel):
-    listings: list[_EtsyListing]
-
-
-class _EtsyBooks(BaseModel):
-    duplicates: list[object]
-    shops: dict[str, _EtsyShop]
-
-
-Books = TypeVar("Books", _PrintifyBooks, _ShopifyBooks, _EtsyBooks)
-
-
 @dataclass
 class _VendorBooks:
-    """What the three vendors' simulators hold at the end of the run."""
+    """What the vendors' simulators hold at the end of the run."""
 
     printify: _PrintifyBooks
-    shopify_markers: list[str | None]
-    etsy_live: list[_EtsyListing]
+    # Per direct channel: live listings per product marker (tests/support/channel_books).
+    live: dict[str, Counter[str]]
 
     @property
     def publishes(self) -> Counter[str]:
@@ -323,27 +293,25 @@ def _assert_nothing_lost(stack: Stack, final: dict[str, _Job]) -> dict[str, int]
     return dict(outcomes)
 
 
-def _books(stack: Stack, name: str, model: type[Books]) -> Books:
+def _sim_books(stack: Stack, name: str) -> bytes:
     sim = next(s for s in stack.simulators if s.name == name)
-    return model.model_validate_json(httpx.get(f"{sim.url}/_sim/books", timeout=5).content)
+    return httpx.get(f"{sim.url}/_sim/books", timeout=5).content
 
 
 def _assert_nothing_duplicated(stack: Stack) -> _VendorBooks:
     """No duplicate product or publication in any vendor's books."""
-    printify = _books(stack, "printify", _PrintifyBooks)
+    printify = _PrintifyBooks.model_validate_json(_sim_books(stack, "printify"))
     assert printify.duplicates == []
     publish_calls = [n for acct in printify.accounts.values() for n in acct.publish_calls.values()]
     assert all(n == 1 for n in publish_calls), publish_calls
-    store = _books(stack, "shopify", _ShopifyBooks)
-    assert store.duplicates == []
-    markers = [p.marker for shop in store.shops.values() for p in shop.products]
-    assert len(markers) == len(set(markers))
-    etsy = _books(stack, "etsy", _EtsyBooks)
-    assert etsy.duplicates == []
-    etsy_live = [
-        lst for shop in etsy.shops.values() for lst in shop.listings if lst.state == "active"
-    ]
-    return _VendorBooks(printify, markers, etsy_live)
+    live: dict[str, Counter[str]] = {}
+    for channel in DIRECT:
+        reader = books_of(channel)
+        books = json.loads(_sim_books(stack, channel))
+        assert reader.duplicates(books) == [], channel
+        live[channel] = reader.live_listings(books)
+        assert all(n == 1 for n in live[channel].values()), (channel, live[channel])
+    return _VendorBooks(printify, live)
 
 
 def _read_topics(stack: Stack) -> _FromTopics:
@@ -376,21 +344,19 @@ def _assert_tables_agree(stack: Stack, topics: _FromTopics, books: _VendorBooks)
     assert in_db_published == topics.published
     # Every listing on every channel, as the topic has it; Shopify's match its store.
     assert {tuple(r) for r in listings} == topics.listed
-    assert topics.on("shopify") == len(books.shopify_markers)
-    assert topics.on("etsy") == len(books.etsy_live)
+    # Every listing the topics have on a direct channel is in its vendor's books, and no other.
+    for channel in DIRECT:
+        assert topics.on(channel) == sum(books.live[channel].values()), channel
 
 
 def _assert_listed_once_everywhere(
     final: dict[str, _Job], topics: _FromTopics, books: _VendorBooks
 ) -> int:
     """Every product of a job that completed is listed exactly once on each channel, in the
-    vendors' own books: published once by Printify, one Shopify product, one live Etsy listing.
+    vendors' own books: published once by Printify, one live listing on each direct channel.
     Returns how many products were checked."""
-    etsy_tags = Counter(
-        t for lst in books.etsy_live for t in lst.tags if t.startswith(MARKER_PREFIX)
-    )
     publishes = books.publishes
-    shopify_markers = Counter(books.shopify_markers)
+    markers = {c: books_of(c).marker for c in DIRECT}
     done = {jid for jid, job in final.items() if job.detailed_status == "completed"}
     completed_products = 0
     for (jid, index, ptype), pid in topics.product_ids.items():
@@ -400,8 +366,8 @@ def _assert_listed_once_everywhere(
         key = (jid, index, ptype)
         assert {c for j, i, t, c in topics.listed if (j, i, t) == key} == set(CHANNELS), key
         assert publishes[pid] == 1, (key, pid)
-        assert shopify_markers[pid] == 1, (key, pid)
-        assert etsy_tags[marker_tag(pid)] == 1, (key, pid)
+        for channel in DIRECT:
+            assert books.live[channel][markers[channel](pid)] == 1, (channel, key, pid)
     assert completed_products > 0, "no completed job published anything: nothing was checked"
     return completed_products
 
