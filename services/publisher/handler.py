@@ -53,7 +53,7 @@ from shared.adapters.vendors.channels import (
     SalesChannel,
     load_factory,
 )
-from shared.adapters.vendors.direct import direct_channel
+from shared.adapters.vendors.direct import direct_spec
 from shared.adapters.vendors.printify import PrintifyClient, printify_client
 from shared.contract.events import (
     Event,
@@ -353,9 +353,14 @@ async def build_handler(
             async with closing(client), _shop_path(settings, client, pool) as handler:
                 yield handler
         else:
-            direct = direct_channel(settings.channel, client, pool)
+            spec = direct_spec(settings.channel)
+            direct = spec.channel(client, pool)
+            timeout_s = settings.confirm_timeout_for(spec.confirm_timeout_s)
             # The direct channel has its own client to close.
-            async with closing(client, direct), _direct_path(settings, direct, pool) as handler:
+            async with (
+                closing(client, direct),
+                _direct_path(settings, direct, pool, timeout_s) as handler,
+            ):
                 yield handler
     finally:
         await pool.close()
@@ -411,7 +416,10 @@ async def _shop_path(
 
 @asynccontextmanager
 async def _direct_path(
-    settings: PublisherSettings, channel: SalesChannel, pool: AsyncConnectionPool
+    settings: PublisherSettings,
+    channel: SalesChannel,
+    pool: AsyncConnectionPool,
+    confirm_timeout_s: float,
 ) -> AsyncIterator[DirectPublisher]:
     """A direct channel's handler, with the watcher of the publications it confirms later."""
     ledger = Ledger(pool)
@@ -422,7 +430,7 @@ async def _direct_path(
             channel=channel,
             ledger=ledger,
             publications=publications,
-            confirm_timeout_s=settings.publish_confirm_timeout_s,
+            confirm_timeout_s=confirm_timeout_s,
             first_check_s=settings.publish_check_min_s,
         )
 

@@ -33,6 +33,14 @@ class PublisherSettings(RunnerSettings, DatabaseSettings, PrintifyAccountSetting
     publish_check_min_s: float = Field(default=5.0, gt=0)
     publish_check_max_s: float = Field(default=300.0, gt=0)
     publish_confirm_timeout_s: float = Field(default=3600.0, gt=0)
+
+    def confirm_timeout_for(self, channel_default: float | None) -> float:
+        """How long a publication may await its channel: PUBLISH_CONFIRM_TIMEOUT_S when set,
+        else the channel's own (its spec's ``confirm_timeout_s``), else the setting's default."""
+        if "publish_confirm_timeout_s" in self.model_fields_set or channel_default is None:
+            return self.publish_confirm_timeout_s
+        return channel_default
+
     # Sales channels of our own, by the name a Printify shop's sales_channel gives (e.g.
     # {"etsy": "mypackage.etsy:EtsyChannel"}): a class or function taking the channel's name
     # and returning a shared.adapters.vendors.channels.SalesChannel. Unlisted channels go through

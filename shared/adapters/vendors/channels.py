@@ -239,6 +239,10 @@ class ChannelSpec(Generic[SettingsT]):
     # ``build`` also takes ``pool=``: the deployment's database pool (None without one), for a
     # vendor limit shared by every process of the account (Etsy's requests per second).
     takes_pool: bool = False
+    # How long the channel may take to confirm a publication it reviews (TikTok's audit takes
+    # up to days): the publisher's default, unless PUBLISH_CONFIRM_TIMEOUT_S is set. None: that
+    # setting's own default.
+    confirm_timeout_s: float | None = None
 
     def __post_init__(self) -> None:
         if not CHANNEL_NAME.match(self.name):

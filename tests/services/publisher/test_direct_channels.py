@@ -14,6 +14,7 @@ import pytest
 
 from services.publisher.handler import DirectPublisher
 from services.publisher.publications import Publications
+from services.publisher.settings import PublisherSettings
 from services.publisher.watch import (
     OneChannel,
     PublicationRefused,
@@ -219,3 +220,12 @@ async def test_a_refused_review_reaches_the_channels_dead_letters_and_can_be_rep
     # The ledger forgot the call: a replay publishes again.
     await handler(event, CTX)
     assert stub.published == 2
+
+
+def test_a_channel_that_reviews_for_days_is_waited_for_unless_the_seller_says_otherwise() -> None:
+    """A channel's own confirmation time (TikTok's audit) is the default; the setting wins."""
+    default = PublisherSettings(channel="etsy", printify_api_key="k")
+    chosen = PublisherSettings(channel="etsy", printify_api_key="k", publish_confirm_timeout_s=600)
+    assert default.confirm_timeout_for(259200.0) == 259200.0
+    assert default.confirm_timeout_for(None) == default.publish_confirm_timeout_s
+    assert chosen.confirm_timeout_for(259200.0) == 600
