@@ -20,7 +20,9 @@ from shared.contract.events import (
     parse_event,
 )
 from shared.contract.topics import (
+    CHANNELS,
     CONTROL,
+    DEFAULT_CHANNEL,
     GENERATOR,
     MONITOR,
     PRINTIFY,
@@ -92,7 +94,13 @@ def _produced_on(cls: type[Event]) -> set[str]:
 
 def test_where_each_forgeable_type_belongs() -> None:
     # A stage.failed as an event of its own only on the DLQ of a stage that reports there.
-    assert _produced_on(StageFailed) == {"images.generated.dlq", "products.created.dlq"}
+    # The printify stage (a failed product of an image), every channel's publisher (its watcher's
+    # refusals after review); never the generator's, the monitor's or a pipeline topic.
+    assert _produced_on(StageFailed) == {
+        "images.generated.dlq",
+        "products.created.dlq",
+        *(f"publish.{c}.dlq" for c in CHANNELS if c != DEFAULT_CHANNEL),
+    }
     assert {s.dlq for s in STAGES.values() if s.reports_on_dlq} == _produced_on(StageFailed)
     assert _produced_on(WorkerHeartbeat) == {"workers.heartbeat"}
     assert _produced_on(JobRequested) == {

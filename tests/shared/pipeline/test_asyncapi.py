@@ -146,7 +146,8 @@ def test_delay_and_dead_letter_topics_carry_their_stage_inputs(doc: dict[str, An
     # The stages that report a failed part of a job themselves, on their dead-letter topic.
     assert message_names(doc, PRINTIFY.dlq) == {"image.generated", "stage.failed"}
     assert "stage.failed" in message_names(doc, PUBLISHERS["printify"].dlq)
-    assert message_names(doc, PUBLISHERS["shopify"].dlq) == {"product.created"}
+    # A direct channel's: its input, and the refusals its watcher reports after review.
+    assert message_names(doc, PUBLISHERS["shopify"].dlq) == {"product.created", "stage.failed"}
 
 
 def test_operations_refer_to_their_channel_and_its_messages(doc: dict[str, Any]) -> None:
