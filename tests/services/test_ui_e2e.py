@@ -102,6 +102,11 @@ async def test_a_submitted_job_appears_and_advances_live(stack: Stack, page: Pag
     await expect(thumbnail).not_to_have_js_property("naturalWidth", 0)
     await expect(page.locator("#products tr")).to_have_count(2)
     assert (await page.locator("#products").text_content() or "").count("published") >= 2
+    # Each listing links to where buyers find it (a web address, opened in a tab of its own).
+    links = page.locator('#products a[data-listing="printify"]')
+    await expect(links).to_have_count(2)
+    for href in [await links.nth(i).get_attribute("href") for i in range(2)]:
+        assert (href or "").startswith(("http://", "https://")), href
     assert await page.locator("#log div").count() >= 5
     await screenshot(page, SCREENSHOTS, "ui-job-completed")
 

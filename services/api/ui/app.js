@@ -10,6 +10,24 @@ const esc = (value) =>
   String(value ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
 const fmtTime = (iso) => (iso ? new Date(iso).toLocaleString() : "");
 const money = (cents) => (cents == null ? "" : `$${(cents / 100).toFixed(2)}`);
+// A listing's URL comes from the vendor: only a web address becomes a link (never javascript:).
+const webUrl = (value) => {
+  try {
+    const url = new URL(value);
+    return url.protocol === "https:" || url.protocol === "http:" ? url.href : null;
+  } catch {
+    return null;
+  }
+};
+// A product on one channel: a link to the listing when there is one, the reason when it failed.
+const listing = (l) => {
+  const label = `${esc(l.channel)}: ${esc(l.status)}`;
+  const url = l.url ? webUrl(l.url) : null;
+  const badge = url
+    ? `<a class="status ${esc(l.status)}" data-listing="${esc(l.channel)}" href="${esc(url)}" target="_blank" rel="noopener noreferrer">${label}</a>`
+    : `<span class="status ${esc(l.status)}" data-listing="${esc(l.channel)}">${label}</span>`;
+  return `<div class="listing">${badge}${l.error ? ` <span class="muted reason">${esc(l.error)}</span>` : ""}</div>`;
+};
 
 // ------------------------------------------------------------------ API and errors
 
@@ -269,9 +287,7 @@ async function jobPage(id) {
               ${p.error ? `<div class="muted">${esc(p.error)}</div>` : ""}</td>
             <td>${esc(p.productId || "")}</td>
             <td>${money(p.priceCents)}${p.priceMaxCents && p.priceMaxCents !== p.priceCents ? `–${money(p.priceMaxCents)}` : ""}</td>
-            <td>${(p.listings || [])
-              .map((l) => `<span class="status ${esc(l.status)}" title="${esc(l.error || l.url || "")}">${esc(l.channel)}: ${esc(l.status)}</span>`)
-              .join(" ")}</td></tr>`,
+            <td>${(p.listings || []).map(listing).join("")}</td></tr>`,
         )
         .join("") || `<tr><td colspan="6" class="muted">None yet.</td></tr>`;
     $("#log").innerHTML = detail.logs
