@@ -27,6 +27,7 @@ from shared.platform.db import open_pool
 from shared.platform.errors import ConfigError, PermanentError, RateLimited
 from simulators import meta as meta_sim
 from simulators import printify as printify_sim
+from tests.support.channel_books import meta as channel_books
 from tests.support.printify import TITLE, create_product, in_process, reprice
 
 PRINTIFY_SHOP = str(printify_sim.SHOP_ID)
@@ -293,3 +294,16 @@ async def test_a_spent_business_budget_stops_every_publisher_on_the_database(
             await client.aclose()
         for pool in pools:
             await pool.close()
+
+
+async def test_the_chaos_tests_reading_of_the_books_counts_one_listing_per_product(
+    channel: MetaChannel, meta_app: FastAPI, source: PrintifyClient
+) -> None:
+    refs = [await new_product(source), await new_product(source, 2)]
+    for ref in refs:
+        first = await channel.publish(ref)
+        await channel.publish(ref)  # a redelivery
+        await settled(channel, with_ref(ref, first))
+    shelf = await books(meta_app)
+    assert channel_books.live_listings(shelf) == {ref.product_id: 1 for ref in refs}
+    assert channel_books.duplicates(shelf) == []
