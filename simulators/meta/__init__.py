@@ -15,7 +15,8 @@ version, as Graph allows), with the contract taken from Meta's SDK codegen specs
   ``{method: CREATE|UPDATE|DELETE, data: {...}}``): answers a handle at once; the batch
   finishes ``SIM_META_BATCH_DELAY_S`` later, item by item: a missing required field, a value
   outside its enum, a malformed price or URL, or a rejection (``SIM_META_REJECT_SHARE`` of the
-  valid items, with ``SIM_META_REJECT_REASON``) is an error of that item (not saved), not a
+  valid items at random, or every ``SIM_META_REJECT_EVERY``-th, with ``SIM_META_REJECT_REASON``:
+  an image Meta cannot fetch, a policy) is an error of that item (not saved), not a
   refusal of the call, as Meta does; unknown fields are warnings;
 - ``GET /{catalog_id}/check_batch_request_status?handle=``: ``started`` until then, then
   ``finished`` with ``errors``/``warnings`` (``line``, ``id``, ``message``);

@@ -36,7 +36,14 @@ def _set_limits(state: MetaState, values: dict[str, object] | Any) -> None:
         state.settings.window_s = max(0.001, as_float(values["window_s"]))
 
 
-BEHAVIOUR = ("batch_delay_s", "reject_share", "reject_reason", "require_proof", "token_ttl_s")
+BEHAVIOUR = (
+    "batch_delay_s",
+    "reject_share",
+    "reject_every",
+    "reject_reason",
+    "require_proof",
+    "token_ttl_s",
+)
 
 
 def _behaviour(state: MetaState) -> dict[str, object]:

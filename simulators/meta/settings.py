@@ -33,6 +33,8 @@ class MetaSettings(SimSettings):
     batch_delay_s: float = Field(default=2.0, ge=0)
     # Share of valid items Meta rejects anyway (an image it cannot fetch, a policy reason).
     reject_share: float = Field(default=0.0, ge=0, le=1)
+    # Every Nth valid item is rejected too (0: none): a deterministic share, for tests.
+    reject_every: int = Field(default=0, ge=0)
     reject_reason: str = (
         "image_link: the image could not be downloaded (Meta's crawler got no image at this URL)"
     )

@@ -110,6 +110,7 @@ class MetaState:
         self.expired: set[str] = set()
         self.usage: dict[str, Usage] = collections.defaultdict(Usage)
         self.calls = 0
+        self.valid = 0  # valid items seen (reject_every counts them)
 
     # --- credentials ---------------------------------------------------------------------
 
@@ -260,7 +261,11 @@ class MetaState:
             return problem, notes, rid
         if "item_group_id" not in merged and ("size" in merged or "color" in merged):
             notes.append("A variant (size or color) should carry its item_group_id")
-        if self.settings.reject_share > 0 and self.rng.random() < self.settings.reject_share:
+        self.valid += 1
+        every = self.settings.reject_every
+        if (every > 0 and self.valid % every == 0) or (
+            self.settings.reject_share > 0 and self.rng.random() < self.settings.reject_share
+        ):
             return self.settings.reject_reason, notes, rid
         now = time.time()
         if existing is None:

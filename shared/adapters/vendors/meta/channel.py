@@ -88,12 +88,12 @@ class MetaChannel:
         """With the batch's handle: pending until Meta finished it, then listed, or refused
         with Meta's message for each of the product's items it rejected. Without one: by the
         items in the catalog."""
-        draft = await self._draft(product)
         if product.pending_ref is not None:
             status = await self.meta.batch_status(self.catalog_id, product.pending_ref)
             if not status.finished:
                 return ListingState(pending_ref=product.pending_ref)
-            return await self._settled(product, draft, status)
+            return await self._settled(product, await self._draft(product), status)
+        draft = await self._draft(product)
         found = await self._items(draft)
         if not found:
             return ListingState(
@@ -206,21 +206,23 @@ class MetaChannel:
     async def _settled(
         self, product: ProductRef, draft: ListingDraft, status: BatchStatus
     ) -> ListingState:
+        """A finished batch's outcome. The batch holds this product's items alone, so each of
+        its errors is one of them (Meta lists a sample: ``errors_total_count`` counts all)."""
         ids = {retailer_id(draft.marker, v) for v in draft.variants}
         for warning in status.warnings:
-            if warning.id in ids:
-                logger.warning(
-                    "meta item warning marker=%s retailer_id=%s message=%s",
-                    draft.marker,
-                    warning.id,
-                    warning.message[:300],
-                )
-        errors = [e for e in status.errors if e.id in ids or e.id is None]
-        if errors:
-            reasons = "; ".join(f"{e.id or 'the batch'}: {e.message}" for e in errors)
+            logger.warning(
+                "meta item warning marker=%s retailer_id=%s message=%s",
+                draft.marker,
+                warning.id,
+                warning.message[:300],
+            )
+        refused = max(status.errors_total_count, len(status.errors))
+        if refused:
+            reasons = "; ".join(f"{e.id or 'the batch'}: {e.message}" for e in status.errors)
+            await self._withdraw(draft, ids)
             return ListingState(
-                refused=f"Meta refused {len(errors)} of the product's {len(ids)} catalog "
-                f"items: {reasons}"[:2000]
+                refused=f"Meta refused {refused} of the product's {len(ids)} catalog items: "
+                f"{reasons or 'no message given'}"[:2000]
             )
         if status.status.lower() != "finished":  # canceled, or ended in an error: read back
             found = await self._items(draft)
@@ -230,6 +232,22 @@ class MetaChannel:
                     f"product's {len(ids)} items in the catalog"
                 )
         return self._listed(product, draft)
+
+    async def _withdraw(self, draft: ListingDraft, ids: set[str]) -> None:
+        """Delete the items of a refused product that Meta did save (the valid variants of a
+        batch with errors), so no part of a product the job reports refused is for sale."""
+        saved = await self._items(draft)
+        if not saved:
+            return
+        await self.meta.items_batch(
+            self.catalog_id, [{"method": "DELETE", "data": {"id": rid}} for rid in sorted(saved)]
+        )
+        logger.info(
+            "meta refused product withdrawn marker=%s items=%d of=%d",
+            draft.marker,
+            len(saved),
+            len(ids),
+        )
 
     async def aclose(self) -> None:
         await self.meta.aclose()
@@ -264,6 +282,7 @@ def meta_client(
         base_url=settings.meta_graph_url,
         api_version=settings.meta_api_version,
         usage_block_pct=settings.meta_usage_block_pct,
+        throttle_wait_s=settings.meta_throttle_wait_s,
         timeout_s=settings.meta_timeout_s,
         transport=transport,
     )

@@ -78,6 +78,7 @@ class MetaClient:
         base_url: str = "https://graph.facebook.com",
         api_version: str = "v25.0",
         usage_block_pct: float = 95.0,
+        throttle_wait_s: float = DEFAULT_THROTTLE_WAIT_S,
         timeout_s: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
@@ -89,6 +90,7 @@ class MetaClient:
         self.budget = budget
         self.version = api_version
         self.usage_block_pct = usage_block_pct
+        self.throttle_wait_s = throttle_wait_s
         self._blocked_until = 0.0  # wall clock: the latest block this client made
         self._http = async_client(
             base_url=base_url.rstrip("/"),
@@ -190,7 +192,7 @@ class MetaClient:
             for entry in entries:
                 regain = max(0.0, entry.estimated_time_to_regain_access) * 60
                 if regain > 0 or entry.highest >= self.usage_block_pct:
-                    wait = max(wait or 0.0, regain or DEFAULT_THROTTLE_WAIT_S)
+                    wait = max(wait or 0.0, regain or self.throttle_wait_s)
                     logger.warning(
                         "meta usage high business=%s type=%s call_count=%s total_cputime=%s "
                         "total_time=%s regain_min=%s",
@@ -249,7 +251,7 @@ class MetaClient:
                 code="100",
             )
         if code in THROTTLE_CODES:
-            wait = regain_s or DEFAULT_THROTTLE_WAIT_S
+            wait = regain_s or self.throttle_wait_s
             await self._block(wait)
             return RateLimited(
                 self._redact(f"{where}: Meta throttled the call (code {code}: {text})"),

@@ -51,6 +51,13 @@ class MetaSettings(PodSettings):
         "case's budget used",
     )
 
+    meta_throttle_wait_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="How long every publisher stops when Meta throttles without estimating "
+        "when access comes back (its estimates are whole minutes)",
+    )
+
     @field_validator("meta_business_id", "meta_product_url_template", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:

@@ -24,7 +24,7 @@ from shared.adapters.vendors.meta import (
 )
 from shared.adapters.vendors.printify import PrintifyClient
 from shared.platform.db import open_pool
-from shared.platform.errors import ConfigError, PermanentError, RateLimited
+from shared.platform.errors import ConfigError, PermanentError, RateLimited, RetryableError
 from simulators import meta as meta_sim
 from simulators import printify as printify_sim
 from tests.support.channel_books import meta as channel_books
@@ -307,3 +307,56 @@ async def test_the_chaos_tests_reading_of_the_books_counts_one_listing_per_produ
     shelf = await books(meta_app)
     assert channel_books.live_listings(shelf) == {ref.product_id: 1 for ref in refs}
     assert channel_books.duplicates(shelf) == []
+
+
+async def test_a_product_meta_refuses_in_part_is_withdrawn_whole(
+    channel: MetaChannel, meta_app: FastAPI, source: PrintifyClient
+) -> None:
+    """Meta saves a batch's valid items and refuses the others: the product is refused, and the
+    variants Meta did save are deleted, so no part of it stays for sale."""
+    await behave(meta_app, reject_every=2)
+    ref = await new_product(source, 3)
+    state = await settled(channel, with_ref(ref, await channel.publish(ref)))
+
+    assert state.refused is not None and "Meta refused 1 of the product's 3" in state.refused
+    deadline = time.monotonic() + 5
+    while await catalog_items(meta_app):
+        assert time.monotonic() < deadline, "the saved variants were never withdrawn"
+        await asyncio.sleep(0.05)
+    assert channel_books.live_listings(await books(meta_app)) == {}
+
+
+async def test_a_server_fault_is_retryable_and_the_retry_lists_once(
+    channel: MetaChannel, meta_app: FastAPI, source: PrintifyClient
+) -> None:
+    ref = await new_product(source)
+    async with hooks(meta_app) as http:
+        await http.post("/_sim/config", json={"failure_rate": 1.0, "fault_statuses": [500, 503]})
+    with pytest.raises(RetryableError):
+        await channel.publish(ref)
+    async with hooks(meta_app) as http:
+        await http.post("/_sim/config", json={"failure_rate": 0.0})
+    state = await settled(channel, with_ref(ref, await channel.publish(ref)))
+    assert state.listing is not None
+    shelf = await books(meta_app)
+    assert channel_books.live_listings(shelf) == {ref.product_id: 1}
+    assert len(shelf["catalogs"][CATALOG]["items"]) == 3
+
+
+async def test_throttling_without_an_estimate_waits_the_configured_time(meta_app: FastAPI) -> None:
+    async with hooks(meta_app) as http:
+        await http.post("/_sim/config", json={"failure_rate": 1.0, "fault_statuses": [429]})
+    client = meta_client(
+        settings(meta_throttle_wait_s=7), transport=httpx.ASGITransport(app=meta_app)
+    )
+    try:
+        with pytest.raises(RateLimited) as caught:
+            await client.products(CATALOG, ["x"])
+        # Every later call of this budget waits too, without reaching Meta.
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(client.products(CATALOG, ["x"]), 0.5)
+    finally:
+        await client.aclose()
+    assert (caught.value.code, caught.value.retry_after) == ("4", 7)
+    async with hooks(meta_app) as http:
+        assert (await http.get("/_sim/faults")).json() == {"429": 1}
