@@ -183,3 +183,17 @@ async def test_the_usage_header_counts_and_the_business_is_throttled_over_budget
     assert error_of(third)["code"] == 80014
     (entry,) = json.loads(third.headers["x-business-use-case-usage"])[meta_sim.DEFAULT_BUSINESS]
     assert entry["estimated_time_to_regain_access"] == 10  # minutes, rounded up
+
+
+async def test_a_token_stops_working_its_lifetime_after_first_use(
+    http: httpx.AsyncClient,
+) -> None:
+    params = {"appsecret_proof": PROOF}
+    assert (await http.get(f"/v25.0/{CATALOG}", headers=AUTH, params=params)).status_code == 200
+    await http.post("/_sim/behaviour", json={"token_ttl_s": 0.05})
+    deadline = time.monotonic() + 5
+    while (resp := await http.get(f"/v25.0/{CATALOG}", headers=AUTH, params=params)).is_success:
+        assert time.monotonic() < deadline, "the token never expired"
+        await asyncio.sleep(0.02)
+    error = error_of(resp)
+    assert (error["code"], error["error_subcode"]) == (190, 463)

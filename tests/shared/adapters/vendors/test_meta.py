@@ -360,3 +360,23 @@ async def test_throttling_without_an_estimate_waits_the_configured_time(meta_app
     assert (caught.value.code, caught.value.retry_after) == ("4", 7)
     async with hooks(meta_app) as http:
         assert (await http.get("/_sim/faults")).json() == {"429": 1}
+
+
+async def test_reconcile_after_a_crash_that_lost_the_handle_finds_the_listing(
+    channel: MetaChannel, meta_app: FastAPI, source: PrintifyClient
+) -> None:
+    """The attempt sent the batch and died before recording its handle: once Meta ingested
+    it, reconcile reports the product listed and writes nothing more."""
+    ref = await new_product(source)
+    await channel.publish(ref)  # its answer (the handle) lost with the process
+    deadline = time.monotonic() + 5
+    while len(await catalog_items(meta_app)) < 3:
+        assert time.monotonic() < deadline, "Meta never ingested the batch"
+        await asyncio.sleep(0.05)
+    batches = (await books(meta_app))["batches"]["total"]
+
+    state = await channel.reconcile(ref)
+
+    assert state is not None and state.listing is not None
+    assert state.listing.external_id == ref.product_id
+    assert (await books(meta_app))["batches"]["total"] == batches
