@@ -60,6 +60,18 @@ CHANNEL_SIMULATORS: dict[str, ChannelSimulator] = {
             "ETSY_SHIPPING_PROFILE_ID": "9001",
         },
     ),
+    # The simulator's business, catalog, app secret and system user's token (its defaults:
+    # simulators/meta/settings.py).
+    "meta": ChannelSimulator(
+        "meta",
+        8194,
+        {
+            "META_ACCESS_TOKEN": "sim-meta-system-user-token",
+            "META_APP_SECRET": "sim-meta-app-secret",
+            "META_CATALOG_ID": "1234567890123456",
+            "META_BUSINESS_ID": "987654321098765",
+        },
+    ),
 }
 
 

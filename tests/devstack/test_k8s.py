@@ -344,6 +344,7 @@ def seller_config() -> dict[str, str]:
         "SHOPIFY_SHOP_DOMAIN": "my-shop.myshopify.com",
         "ETSY_SHOP_ID": "12345678",
         "ETSY_SHIPPING_PROFILE_ID": "9001",
+        "META_CATALOG_ID": "1234567890123456",
     }
 
 
