@@ -1,5 +1,6 @@
 """Sales channels end to end: a stack selling on printify (through its Printify-connected Etsy
-shop), on Shopify directly and on Etsy directly, each channel its own publisher consumer group.
+shop) and on every direct channel (Shopify, Etsy, TikTok Shop, the Meta catalog), each channel
+its own publisher consumer group.
 
 Every product is listed exactly once on each channel (the simulators' books); with Shopify
 failing every call, only Shopify's publications wait and dead-letter while the others complete,
@@ -16,12 +17,16 @@ import httpx
 import pytest
 
 from devstack.stack import Stack
+from shared.contract.topics import CHANNELS as REGISTERED
+from shared.contract.topics import DEFAULT_CHANNEL
 from shared.tools.cli import main
 from tests.services.conftest import e2e_stack
+from tests.support.channel_books import books_of
 from tests.support.infra import wait_for
 from tests.support.pipeline import api, job, printify_books, sim_url, submit, wait_done
 
-CHANNELS = ["printify", "shopify", "etsy"]
+CHANNELS = list(REGISTERED)
+DIRECT = [c for c in CHANNELS if c != DEFAULT_CHANNEL]
 
 
 @pytest.fixture(scope="module")
@@ -31,13 +36,16 @@ def stack() -> Iterator[Stack]:
         yield s
 
 
+def books(s: Stack, channel: str) -> dict[str, Any]:
+    return dict(httpx.get(f"{sim_url(s, channel)}/_sim/books", timeout=5).json())
+
+
 def shopify_books(s: Stack) -> dict[str, Any]:
-    books = httpx.get(f"{sim_url(s, 'shopify')}/_sim/books", timeout=5).json()
-    return dict(books)
+    return books(s, "shopify")
 
 
 def etsy_books(s: Stack) -> dict[str, Any]:
-    return dict(httpx.get(f"{sim_url(s, 'etsy')}/_sim/books", timeout=5).json())
+    return books(s, "etsy")
 
 
 def listings(detail: dict[str, Any]) -> dict[tuple[int, str, str], dict[str, Any]]:
@@ -56,10 +64,21 @@ def test_every_product_is_listed_once_on_every_channel(stack: Stack) -> None:
 
     assert detail["job"]["detailedStatus"] == "completed", detail["job"]["error"]
     assert detail["job"]["channels"] == CHANNELS
-    assert detail["job"]["publicationsDone"] == detail["job"]["expectedPublications"] == 12
+    expected = 4 * len(CHANNELS)
+    assert detail["job"]["publicationsDone"] == detail["job"]["expectedPublications"] == expected
     found = listings(detail)
-    assert len(found) == 12 and {e["status"] for e in found.values()} == {"published"}
+    assert len(found) == expected and {e["status"] for e in found.values()} == {"published"}
     products = {p["productId"] for p in detail["products"]}
+    # Every direct channel: one live listing per product in the vendor's own books, none twice,
+    # and the job shows where buyers find it.
+    for channel in DIRECT:
+        reader, held = books_of(channel), books(stack, channel)
+        live = reader.live_listings(held)
+        assert {pid: live[reader.marker(pid)] for pid in products} == dict.fromkeys(products, 1), (
+            channel
+        )
+        assert reader.duplicates(held) == [], channel
+        assert all(v["url"] for k, v in found.items() if k[2] == channel), channel
 
     # Shopify: one product per Printify product, published, never twice.
     shop = next(iter(shopify_books(stack)["shops"].values()))
@@ -107,12 +126,12 @@ def test_a_failing_channel_waits_alone_and_a_replay_completes_it(stack: Stack) -
 
     found = listings(detail)
     assert {v["status"] for k, v in found.items() if k[2] != "shopify"} == {"published"}
-    assert len([k for k in found if k[2] != "shopify"]) == 4
+    assert len([k for k in found if k[2] != "shopify"]) == 2 * (len(CHANNELS) - 1)
     shopify = [v for k, v in found.items() if k[2] == "shopify"]
     assert len(shopify) == 2 and {v["status"] for v in shopify} == {"publish_failed"}
     assert all(v["error"] for v in shopify)
     assert detail["job"]["detailedStatus"] == "partial"
-    assert "2 of 6 publications failed" in detail["job"]["error"]
+    assert f"2 of {2 * len(CHANNELS)} publications failed" in detail["job"]["error"]
 
     letters = wait_for(
         lambda: httpx.get(
@@ -191,5 +210,52 @@ def test_a_job_that_ends_partial_exits_1(
         httpx.post(channels, json={"failure_rate": 0}, timeout=5).raise_for_status()
     out = capsys.readouterr().out
     assert code == 1
-    # Printify's channel refused; Shopify and Etsy listed it.
-    assert "partial" in out and "1 of 3 publications failed" in out
+    # Printify's channel refused; every direct channel listed it.
+    assert "partial" in out and f"1 of {len(CHANNELS)} publications failed" in out
+
+
+def test_an_item_the_catalog_rejects_reaches_the_job_and_a_replay_lists_it(stack: Stack) -> None:
+    """Meta takes the batch and rejects the items later: the listing waits (publishing), then
+    fails with Meta's reason on Meta alone; replayed once Meta takes it, it is listed."""
+    behaviour = f"{sim_url(stack, 'meta')}/_sim/behaviour"
+    httpx.post(behaviour, json={"reject_share": 1.0}, timeout=5).raise_for_status()
+    try:
+        job_id = submit(
+            stack,
+            theme="meta rejects",
+            productTypes=["mug"],
+            autoPublish=True,
+            channels=["printify", "meta"],
+        )
+        detail = wait_done(stack, [job_id], timeout=120)[job_id]
+    finally:
+        httpx.post(behaviour, json={"reject_share": 0.0}, timeout=5).raise_for_status()
+
+    found = listings(detail)
+    assert found[(0, "mug", "printify")]["status"] == "published"
+    meta = found[(0, "mug", "meta")]
+    assert meta["status"] == "publish_failed"
+    assert "image could not be downloaded" in meta["error"]
+    assert detail["job"]["detailedStatus"] == "partial"
+    types = [entry["type"] for entry in detail["logs"]]
+    assert "product.publishing" in types  # it waited for Meta's batch before the refusal
+
+    letters = wait_for(
+        lambda: httpx.get(
+            f"{api(stack)}/dlq", params={"jobId": job_id, "stage": "publisher_meta"}, timeout=5
+        ).json()["deadLetters"],
+        30,
+        "Meta's refusal among the dead letters",
+    )
+    assert {d["errorClass"] for d in letters} == {"PublicationRefused"}
+    replay = httpx.post(f"{api(stack)}/dlq/replay", json={"jobId": job_id}, timeout=10)
+    assert replay.status_code == 202, replay.text
+    wait_for(lambda: job(stack, job_id)["job"]["detailedStatus"] == "completed", 60, "the replay")
+    done = listings(job(stack, job_id))
+    assert done[(0, "mug", "meta")]["status"] == "published"
+    assert done[(0, "mug", "meta")]["url"]
+    # Listed once in Meta's books, whatever was rejected and written again.
+    reader, held = books_of("meta"), books(stack, "meta")
+    product_id = detail["products"][0]["productId"]
+    assert reader.live_listings(held)[reader.marker(product_id)] == 1
+    assert reader.duplicates(held) == []
