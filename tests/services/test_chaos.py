@@ -78,6 +78,10 @@ def chaos_stack() -> Iterator[Stack]:
         # Etsy's per-second limit paced far above what the faults leave of it: the test is
         # about faults and kills, not Etsy's rate (tests/shared/adapters/vendors/test_etsy.py is).
         "SIM_ETSY_QPS": "100",
+        # Meta's injected throttles (code 4, no estimate) pause Meta's publishers 2 s, not the
+        # minute a real one would; its business budget is far above the run's calls.
+        "META_THROTTLE_WAIT_S": "2",
+        "SIM_META_CALL_BUDGET": "100000",
     }
     stack = Stack(settings, extra_env=env).start()
     try:
