@@ -29,6 +29,7 @@ from shared.adapters.vendors.tiktok import (
 from shared.platform.errors import ConfigError, PermanentError, RetryableError, VendorTimeout
 from simulators import printify as printify_sim
 from simulators import tiktok as tiktok_sim
+from simulators.contracts import tiktok as contract
 from simulators.tiktok.settings import APP_KEY, APP_SECRET
 from tests.support.printify import TITLE, create_product, in_process, png
 
@@ -360,3 +361,36 @@ async def test_concurrent_publications_in_one_process_make_one_product(
     assert len(ids) == 1 and None not in ids
     assert (await books(app))["created"] == 1
     await channel.aclose()
+
+
+async def test_every_call_the_client_makes_is_an_operation_of_the_contract() -> None:
+    seen: list[tuple[str, str]] = []
+
+    async def record(request: httpx.Request) -> httpx.Response:
+        seen.append((request.method, request.url.path))
+        return httpx.Response(200, json={"code": 0, "message": "Success", "data": {}})
+
+    client = tiktok_client(
+        settings(tiktok_shop_cipher="ROW_c"),
+        token=StaticToken("t"),
+        transport=httpx.MockTransport(record),
+    )
+    calls = [
+        client.get_authorized_shops(),
+        client.get_warehouses(),
+        client.get_categories(),
+        client.get_attributes("601226"),
+        client.search_products(seller_skus=["x"]),
+    ]
+    for c in calls:
+        await c
+    for c2 in (client.recommend_category("t"), client.upload_image(png(), "a.png", "image/png")):
+        with pytest.raises(PermanentError):  # the recorded answer has none of their fields
+            await c2
+    for c3 in (client.create_product({}), client.get_product("1")):
+        with pytest.raises(PermanentError):
+            await c3
+    await client.aclose()
+    assert len(seen) == 9
+    unknown = [s for s in seen if contract.find(*s) is None]
+    assert unknown == []
