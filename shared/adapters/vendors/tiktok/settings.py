@@ -47,7 +47,7 @@ class TikTokSettings(CredentialSettings):
         description="TikTok's token host; unset: auth.tiktok-shops.com, or TIKTOK_API_URL when "
         "that points elsewhere (the simulator)",
     )
-    tiktok_app_key: str = Field(min_length=1, description="The app's key (Partner Center)")
+    tiktok_app_key: SecretStr = Field(description="The app's key (Partner Center)")
     tiktok_app_secret: SecretStr = Field(description="The app's secret: signs every request")
     tiktok_refresh_token: SecretStr | None = Field(
         default=None,
@@ -120,7 +120,14 @@ class TikTokSettings(CredentialSettings):
     def account(self) -> str:
         """The name the seller's tokens are kept under: a digest of the app key and the shop."""
         shop = self.tiktok_shop_id or self.tiktok_shop_cipher or "shop"
-        return f"{account_key(VENDOR, self.tiktok_app_key)}:{account_key(VENDOR, shop)[-8:]}"
+        return f"{account_key(VENDOR, self.app_key())}:{account_key(VENDOR, shop)[-8:]}"
+
+    def app_key(self) -> str:
+        """The app's key; ConfigError when empty."""
+        key = self.tiktok_app_key.get_secret_value().strip()
+        if not key:
+            raise ConfigError("TIKTOK_APP_KEY: empty (the app's key, from TikTok Partner Center)")
+        return key
 
 
 class TikTokRefreshGrant:
@@ -233,7 +240,7 @@ def tiktok_token(
         "every publisher, sealed with it",
     )
     grant = TikTokRefreshGrant(
-        app_key=settings.tiktok_app_key,
+        app_key=settings.app_key(),
         app_secret=settings.tiktok_app_secret.get_secret_value(),
         auth_url=settings.auth_url(),
         timeout_s=settings.tiktok_timeout_s,
@@ -273,14 +280,14 @@ def tiktok_client(
     if pool is not None:
         budget = SharedRateBudget(
             pool,
-            f"{account_key(VENDOR, settings.tiktok_app_key)}:requests",
+            f"{account_key(VENDOR, settings.app_key())}:requests",
             limit=settings.tiktok_requests_per_second,
             window_s=1.0,
             hold_s=3 * settings.tiktok_timeout_s + 10,
             purpose="TikTok Shop requests",
         )
     return TikTokClient(
-        app_key=settings.tiktok_app_key,
+        app_key=settings.app_key(),
         app_secret=settings.tiktok_app_secret.get_secret_value(),
         token=token,
         shop_cipher=settings.tiktok_shop_cipher,
