@@ -118,9 +118,10 @@ class TikTokSettings(CredentialSettings):
         return False
 
     def account(self) -> str:
-        """The name the seller's tokens are kept under: a digest of the app key and the shop."""
-        shop = self.tiktok_shop_id or self.tiktok_shop_cipher or "shop"
-        return f"{account_key(VENDOR, self.app_key())}:{account_key(VENDOR, shop)[-8:]}"
+        """The name the seller's tokens are kept under: a digest of the app key, and the shop
+        when TIKTOK_SHOP_ID names one (a token is the seller's, whichever cipher is used)."""
+        app = account_key(VENDOR, self.app_key())
+        return f"{app}:{self.tiktok_shop_id}" if self.tiktok_shop_id else app
 
     def app_key(self) -> str:
         """The app's key; ConfigError when empty."""

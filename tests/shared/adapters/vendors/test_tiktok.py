@@ -31,6 +31,7 @@ from simulators import printify as printify_sim
 from simulators import tiktok as tiktok_sim
 from simulators.contracts import tiktok as contract
 from simulators.tiktok.settings import APP_KEY, APP_SECRET
+from tests.support.channel_books import tiktok as channel_books
 from tests.support.printify import TITLE, create_product, in_process, png
 
 PRINTIFY_SHOP = str(printify_sim.SHOP_ID)
@@ -394,3 +395,16 @@ async def test_every_call_the_client_makes_is_an_operation_of_the_contract() -> 
     assert len(seen) == 9
     unknown = [s for s in seen if contract.find(*s) is None]
     assert unknown == []
+
+
+async def test_the_chaos_tests_reading_of_the_books_counts_live_products(
+    app: FastAPI, source: PrintifyClient
+) -> None:
+    ref = await new_product(source)
+    channel = channel_on(app, source)
+    await channel.publish(ref)
+    assert channel_books.live_listings(await books(app))[ref.product_id] == 0  # under audit
+    await settle(channel, ref)
+    assert channel_books.live_listings(await books(app)) == {ref.product_id: 1}
+    assert channel_books.duplicates(await books(app)) == []
+    await channel.aclose()
