@@ -285,3 +285,18 @@ def test_the_contract_names_its_source_and_finds_missing_fields() -> None:
     assert "main_images" in lacking and "title" not in lacking
     assert find("GET", "/product/202309/products/123") is not None
     assert find("DELETE", "/product/202309/products/123") is None
+
+
+async def test_the_common_fault_knobs_answer_in_tiktoks_format(
+    http: httpx.AsyncClient, access: str
+) -> None:
+    await http.post("/_sim/config", json={"failure_rate": 1, "fault_statuses": [503, 429]})
+    seen = set()
+    for _ in range(12):
+        resp = await call(http, "GET", "/logistics/202309/warehouses", access)
+        seen.add((resp.status_code, resp.json()["code"]))
+    assert seen <= {(503, 36009003), (429, 36009004)} and seen
+    faults = (await http.get("/_sim/faults")).json()
+    assert sum(faults.values()) == 12
+    await http.post("/_sim/config", json={"failure_rate": 0})
+    assert (await call(http, "GET", "/logistics/202309/warehouses", access)).json()["code"] == 0

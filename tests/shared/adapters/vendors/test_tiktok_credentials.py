@@ -19,7 +19,7 @@ from psycopg_pool import AsyncConnectionPool
 from shared.adapters.credentials import StaticToken
 from shared.adapters.vendors.tiktok import TikTokClient, TikTokSettings, tiktok_client
 from shared.platform.db import open_pool
-from shared.platform.errors import PermanentError
+from shared.platform.errors import PermanentError, RetryableError
 from simulators import tiktok as tiktok_sim
 from simulators.tiktok.settings import APP_KEY, APP_SECRET
 
@@ -181,3 +181,21 @@ async def test_publishers_of_one_app_share_its_qps_budget(
         async with pools[0].connection() as conn:
             await conn.execute("DELETE FROM vendor_credentials WHERE account = %s", (s.account(),))
             await conn.execute("DELETE FROM rate_budgets WHERE name LIKE 'tiktok:%%'")
+
+
+async def test_server_errors_are_retryable_and_a_get_is_sent_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app = app_with(monkeypatch)
+    client = client_of(app, settings())
+    await client.get_warehouses()  # the token first
+    await hook(app, "/_sim/config", {"failure_rate": 1, "fault_statuses": [503]})
+    with pytest.raises(RetryableError) as caught:
+        await client.get_warehouses()
+    assert caught.value.status == 503 and caught.value.code == "36009003"
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://tiktok"
+    ) as http:
+        faults = (await http.get("/_sim/faults")).json()
+    assert faults == {"503": 3}  # sent, then sent again twice (a read lists nothing twice)
+    await client.aclose()
