@@ -198,7 +198,7 @@ class TikTokChannel:
         out: list[dict[str, object]] = []
         wanted = self.settings.tiktok_attribute_values
         for attr in self._attributes[category_id]:
-            if attr.type != "PRODUCT_PROPERTY" or not attr.is_requried:
+            if attr.type != "PRODUCT_PROPERTY" or not attr.required:
                 continue
             name = wanted.get(attr.name)
             value: dict[str, str] | None = None

@@ -87,10 +87,16 @@ class Attribute(TikTokModel):
     id: str
     name: str = ""
     type: str = ""
-    # TikTok's spelling in the 202309 answer.
+    # TikTok's spelling in the 202309 answer; the correct one is read too, in case a later
+    # version fixes it (not seen in a live answer here).
     is_requried: bool = False
+    is_required: bool = False
     is_customizable: bool = False
     values: list[AttributeValue] = []
+
+    @property
+    def required(self) -> bool:
+        return self.is_requried or self.is_required
 
 
 class Attributes(TikTokModel):
