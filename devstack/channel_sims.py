@@ -60,6 +60,17 @@ CHANNEL_SIMULATORS: dict[str, ChannelSimulator] = {
             "ETSY_SHIPPING_PROFILE_ID": "9001",
         },
     ),
+    # The simulator's app (its signatures are checked with this secret) and a refresh token it
+    # knows from the start, rotated at each renewal; the shop's cipher is read from it.
+    "tiktok": ChannelSimulator(
+        "tiktok",
+        8193,
+        {
+            "TIKTOK_APP_KEY": "sim-tiktok-app-key",
+            "TIKTOK_APP_SECRET": "sim-tiktok-app-secret",
+            "TIKTOK_REFRESH_TOKEN": "sim-tiktok-refresh-token",
+        },
+    ),
     # The simulator's business, catalog, app secret and system user's token (its defaults:
     # simulators/meta/settings.py).
     "meta": ChannelSimulator(

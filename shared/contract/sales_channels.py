@@ -21,6 +21,7 @@ DEFAULT_CHANNEL = "printify"
 DIRECT_CHANNELS: dict[str, str] = {
     "shopify": "shared.adapters.vendors.shopify:SPEC",
     "etsy": "shared.adapters.vendors.etsy:SPEC",
+    "tiktok": "shared.adapters.vendors.tiktok:SPEC",
     "meta": "shared.adapters.vendors.meta:SPEC",
 }
 

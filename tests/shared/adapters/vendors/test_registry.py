@@ -49,7 +49,7 @@ LEDGER_STEP = re.compile(r"^publish:[a-z][a-z0-9_]*$")
 
 
 def test_every_derived_list_names_the_registered_channels() -> None:
-    assert NAMES == ["shopify", "etsy", "meta"]
+    assert NAMES == ["shopify", "etsy", "tiktok", "meta"]
     assert (DEFAULT_CHANNEL, *NAMES) == CHANNELS
     topics = {t.name for t in all_topics()}
     stack_fields = set(StackSettings.model_fields)
