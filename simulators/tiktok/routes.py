@@ -290,22 +290,32 @@ async def create_product(request: Request) -> Response:
     if problem is not None:
         kind = "category_attribute_missing" if "required attribute" in problem else "invalid_params"
         return tiktok_error(kind, f"Invalid params: {problem}")
-    product = state.create(body)
+    return _saved(state, state.create(body))
+
+
+@router.put("/product/202309/products/{product_id}")
+async def edit_product(request: Request, product_id: str) -> Response:
+    """Edit Product: the whole product again (as created), which TikTok audits afresh."""
+    state = _state(request)
+    product = state.products.get(product_id)
+    if product is None or product.status == "DELETED":
+        return tiktok_error("product_not_found", f"Product {product_id} does not exist.")
+    body: dict[str, Any] = request.state.body
+    problem = _product_problem(state, body)
+    if problem is not None:
+        kind = "category_attribute_missing" if "required attribute" in problem else "invalid_params"
+        return tiktok_error(kind, f"Invalid params: {problem}")
+    return _saved(state, state.resubmit(product, body))
+
+
+def _saved(state: TikTokState, product: Product) -> Response:
+    """Create and Edit Product's answer: the product's id and its SKUs' ids."""
     shown = _product_json(product, state.settings.shop_id)
-    return ok(
-        {
-            "product_id": product.id,
-            "skus": [
-                {
-                    "id": s["id"],
-                    "seller_sku": s["seller_sku"],
-                    "sales_attributes": s["sales_attributes"],
-                }
-                for s in shown["skus"]
-            ],
-            "warnings": [],
-        }
-    )
+    skus = [
+        {"id": s["id"], "seller_sku": s["seller_sku"], "sales_attributes": s["sales_attributes"]}
+        for s in shown["skus"]
+    ]
+    return ok({"product_id": product.id, "skus": skus, "warnings": []})
 
 
 @router.get("/product/202309/products/{product_id}")

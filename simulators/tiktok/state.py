@@ -179,11 +179,31 @@ class TikTokState:
 
     def create(self, body: dict[str, Any]) -> Product:
         now = time.time()
+        product = Product(self.new_id(), body, now, now, False)
+        self._audit(product, body, now)
+        self.products[product.id] = product
+        self.counts["created"] += 1
+        return product
+
+    def resubmit(self, product: Product, body: dict[str, Any]) -> Product:
+        """Edit Product: the product takes the new body and goes through the audit again
+        (a product that failed it, or a live one, is reviewed afresh)."""
+        product.body = body
+        product.status = "PENDING"
+        self._audit(product, body, time.time())
+        self.counts["edited"] += 1
+        return product
+
+    def _audit(self, product: Product, body: dict[str, Any], now: float) -> None:
+        """When the audit ends and how: failed for the configured word in the title, or at the
+        configured rate, with TikTok's reasons."""
         title = str(body.get("title") or "")
         word = self.settings.audit_failure_word.strip().lower()
         worded = bool(word and word in title.lower())
         fails = worded or self.rng.random() < self.settings.audit_failure_rate
-        product = Product(self.new_id(), body, now, now + self.settings.audit_s, fails)
+        product.audit_due = now + self.settings.audit_s
+        product.fails_audit = fails
+        product.reasons = []
         if worded:
             product.reasons = [
                 {
@@ -202,9 +222,6 @@ class TikTokState:
                     "listing_platform": "TIKTOK_SHOP",
                 }
             ]
-        self.products[product.id] = product
-        self.counts["created"] += 1
-        return product
 
     def settled(self, product: Product) -> Product:
         product.settle(time.time())
@@ -244,6 +261,7 @@ class TikTokState:
                 }
             },
             "created": self.counts["created"],
+            "edited": self.counts["edited"],
             "activated": sum(1 for p in products if p.status == "ACTIVATE"),
             "failed_audit": sum(1 for p in products if p.status == "FAILED"),
             "images_uploaded": self.counts["images_uploaded"],

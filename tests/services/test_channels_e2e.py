@@ -214,48 +214,63 @@ def test_a_job_that_ends_partial_exits_1(
     assert "partial" in out and f"1 of {len(CHANNELS)} publications failed" in out
 
 
-def test_an_item_the_catalog_rejects_reaches_the_job_and_a_replay_lists_it(stack: Stack) -> None:
-    """Meta takes the batch and rejects the items later: the listing waits (publishing), then
-    fails with Meta's reason on Meta alone; replayed once Meta takes it, it is listed."""
-    behaviour = f"{sim_url(stack, 'meta')}/_sim/behaviour"
-    httpx.post(behaviour, json={"reject_share": 1.0}, timeout=5).raise_for_status()
+# Each channel that reviews what it is given, made to refuse: its simulator's control, the body
+# that makes it refuse and the body that makes it take, and the words of its reason.
+REVIEWS = {
+    "meta": ("behaviour", {"reject_share": 1.0}, {"reject_share": 0.0}, "could not be downloaded"),
+    "tiktok": ("audit", {"failure_rate": 1.0}, {"failure_rate": 0.0}, "does not clearly show"),
+}
+
+
+@pytest.mark.parametrize("channel", list(REVIEWS))
+def test_a_listing_the_channel_refuses_after_review_reaches_the_job_and_a_replay_lists_it(
+    stack: Stack, channel: str
+) -> None:
+    """Meta takes the batch and rejects the items later; TikTok audits the product and fails
+    it: the listing waits (publishing), then fails with the vendor's reason on that channel
+    alone; replayed once the channel takes it, it is listed, once."""
+    route, refuse, take, reason = REVIEWS[channel]
+    control = f"{sim_url(stack, channel)}/_sim/{route}"
+    httpx.post(control, json=refuse, timeout=5).raise_for_status()
     try:
         job_id = submit(
             stack,
-            theme="meta rejects",
+            theme=f"{channel} refuses",
             productTypes=["mug"],
             autoPublish=True,
-            channels=["printify", "meta"],
+            channels=["printify", channel],
         )
         detail = wait_done(stack, [job_id], timeout=120)[job_id]
     finally:
-        httpx.post(behaviour, json={"reject_share": 0.0}, timeout=5).raise_for_status()
+        httpx.post(control, json=take, timeout=5).raise_for_status()
 
     found = listings(detail)
     assert found[(0, "mug", "printify")]["status"] == "published"
-    meta = found[(0, "mug", "meta")]
-    assert meta["status"] == "publish_failed"
-    assert "image could not be downloaded" in meta["error"]
+    refused = found[(0, "mug", channel)]
+    assert refused["status"] == "publish_failed"
+    assert reason in refused["error"]
     assert detail["job"]["detailedStatus"] == "partial"
     types = [entry["type"] for entry in detail["logs"]]
-    assert "product.publishing" in types  # it waited for Meta's batch before the refusal
+    assert "product.publishing" in types  # it waited for the review before the refusal
 
     letters = wait_for(
         lambda: httpx.get(
-            f"{api(stack)}/dlq", params={"jobId": job_id, "stage": "publisher_meta"}, timeout=5
+            f"{api(stack)}/dlq",
+            params={"jobId": job_id, "stage": f"publisher_{channel}"},
+            timeout=5,
         ).json()["deadLetters"],
         30,
-        "Meta's refusal among the dead letters",
+        f"{channel}'s refusal among the dead letters",
     )
     assert {d["errorClass"] for d in letters} == {"PublicationRefused"}
     replay = httpx.post(f"{api(stack)}/dlq/replay", json={"jobId": job_id}, timeout=10)
     assert replay.status_code == 202, replay.text
     wait_for(lambda: job(stack, job_id)["job"]["detailedStatus"] == "completed", 60, "the replay")
     done = listings(job(stack, job_id))
-    assert done[(0, "mug", "meta")]["status"] == "published"
-    assert done[(0, "mug", "meta")]["url"]
-    # Listed once in Meta's books, whatever was rejected and written again.
-    reader, held = books_of("meta"), books(stack, "meta")
+    assert done[(0, "mug", channel)]["status"] == "published"
+    assert done[(0, "mug", channel)]["url"]
+    # Listed once in the vendor's books, whatever was refused and written again.
+    reader, held = books_of(channel), books(stack, channel)
     product_id = detail["products"][0]["productId"]
     assert reader.live_listings(held)[reader.marker(product_id)] == 1
     assert reader.duplicates(held) == []

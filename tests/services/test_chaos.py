@@ -82,6 +82,8 @@ def chaos_stack() -> Iterator[Stack]:
         # minute a real one would; its business budget is far above the run's calls.
         "META_THROTTLE_WAIT_S": "2",
         "SIM_META_CALL_BUDGET": "100000",
+        # TikTok audits each product for a moment, so publications wait through the kills.
+        "SIM_TIKTOK_AUDIT_S": "1",
     }
     stack = Stack(settings, extra_env=env).start()
     try:

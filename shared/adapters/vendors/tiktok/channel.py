@@ -73,11 +73,27 @@ class TikTokChannel:
 
     async def publish(self, product: ProductRef) -> ListingState:
         """Create the product, or take the one a previous attempt made (found by its marker):
-        pending while TikTok audits it. Raises PermanentError when TikTok refused it."""
+        pending while TikTok audits it. A product whose audit failed is submitted again
+        (Edit Product: a replay after the seller fixed the cause, and TikTok audits it afresh);
+        raises PermanentError when TikTok took it down otherwise (deactivated, frozen)."""
         async with self._lock(product.product_id):
             found = await self.find(product.product_id)
             if found is None:
-                return await self._create(product)
+                created = await self.tiktok.create_product(await self._body(product))
+                logger.info(
+                    "tiktok product created, under audit product_id=%s marker=%s",
+                    created.product_id,
+                    marker_sku(product.product_id),
+                )
+                return ListingState(pending_ref=created.product_id)
+            if found.status == "FAILED":
+                await self.tiktok.edit_product(found.id, await self._body(product))
+                logger.info(
+                    "tiktok product submitted again after a failed audit product_id=%s marker=%s",
+                    found.id,
+                    marker_sku(product.product_id),
+                )
+                return ListingState(pending_ref=found.id)
             state = self._state(found)
             if state.refused is not None:
                 raise PermanentError(state.refused, vendor=VENDOR)
@@ -240,7 +256,8 @@ class TikTokChannel:
             uris.append({"uri": uploaded.uri})
         return uris
 
-    async def _create(self, product: ProductRef) -> ListingState:
+    async def _body(self, product: ProductRef) -> dict[str, object]:
+        """The whole product as Create Product (and Edit Product) take it."""
         s = self.settings
         draft, printify_product = await self._draft(product)
         title = draft.title.strip()[:MAX_TITLE]
@@ -283,15 +300,7 @@ class TikTokChannel:
             },
             "save_mode": "LISTING",
         }
-        created = await self.tiktok.create_product(body)
-        logger.info(
-            "tiktok product created, under audit product_id=%s marker=%s skus=%d images=%d",
-            created.product_id,
-            marker_sku(product.product_id),
-            len(skus),
-            len(images),
-        )
-        return ListingState(pending_ref=created.product_id)
+        return body
 
     async def aclose(self) -> None:
         await self.tiktok.aclose()
@@ -327,4 +336,8 @@ SPEC = ChannelSpec(
     credential="TIKTOK_REFRESH_TOKEN",
     other_credentials=("TIKTOK_ACCESS_TOKEN",),
     url_setting="TIKTOK_API_URL",
+    # TikTok's audit of a new product takes minutes to days: the watcher waits three days
+    # for it (PUBLISH_CONFIRM_TIMEOUT_S overrides), where a publication through Printify
+    # waits an hour.
+    confirm_timeout_s=3 * 86400.0,
 )

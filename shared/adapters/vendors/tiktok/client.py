@@ -308,6 +308,12 @@ class TikTokClient:
     async def create_product(self, body: Mapping[str, object]) -> Created:
         return await self._call(Created, "POST", "/product/202309/products", body=dict(body))
 
+    async def edit_product(self, product_id: str, body: Mapping[str, object]) -> Created:
+        """Edit Product: TikTok takes the whole product again and audits it afresh."""
+        return await self._call(
+            Created, "PUT", f"/product/202309/products/{product_id}", body=dict(body)
+        )
+
     async def get_product(self, product_id: str) -> ProductDetail:
         return await self._call(ProductDetail, "GET", f"/product/202309/products/{product_id}")
 

@@ -257,11 +257,21 @@ async def test_a_failed_audit_is_refused_with_tiktoks_reason(
     assert refused.refused is not None
     assert state.pending_ref is not None and state.pending_ref in refused.refused
     assert "prohibited word" in refused.refused
-    # A redelivery of the refused publication raises, and makes nothing new.
-    with pytest.raises(PermanentError, match="prohibited word"):
-        await channel_on(app, source).publish(ref)
-    assert (await books(app))["created"] == 1
+    # A replay (the seller fixed the cause) submits the same product again, which TikTok
+    # audits afresh: nothing new is created, and this time it goes live.
+    async with hooks(app) as http:
+        await http.post("/_sim/audit", json={"failure_word": ""})
+    again = await channel_on(app, source).publish(ref)
+    assert again.pending and again.pending_ref == state.pending_ref
+    listed = await settle(channel, again_ref(ref, again))
+    assert listed.listing is not None and listed.listing.external_id == state.pending_ref
+    held = await books(app)
+    assert (held["created"], held["edited"]) == (1, 1)
     await channel.aclose()
+
+
+def again_ref(ref: ProductRef, state: ListingState) -> ProductRef:
+    return ProductRef(ref.shop_id, ref.product_id, ref.title, state.pending_ref)
 
 
 async def test_a_product_deleted_on_tiktok_is_refused_on_check(
