@@ -8,6 +8,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from simulators.common import Knobs, SimControl, install_faults, sim_router
+from simulators.common.bodies import BodyInvalid
 from simulators.etsy import (
     routes_images,
     routes_listings,
@@ -17,7 +18,7 @@ from simulators.etsy import (
 )
 from simulators.etsy.books import books
 from simulators.etsy.deps import EtsySim
-from simulators.etsy.errors import Invalid, etsy_error, fault, not_found
+from simulators.etsy.errors import etsy_error, fault, not_found
 from simulators.etsy.middleware import key_and_limits
 from simulators.etsy.settings import EtsySettings
 
@@ -58,7 +59,8 @@ def create_app(knobs: Knobs | None = None) -> FastAPI:
     # app's limits or refused by Etsy's document never reaches the fault injector.
     app.middleware("http")(key_and_limits(sim))
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Invalid, _invalid)
+    # Etsy's own refusals, and a body the common parsers refuse.
+    app.add_exception_handler(BodyInvalid, _invalid)
     # Anything an operation looks up and does not find (a listing, a profile) is Etsy's 404.
     app.add_exception_handler(LookupError, _missing)
     for router in (

@@ -7,13 +7,14 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
 from simulators.common import error_json
+from simulators.common.bodies import BodyInvalid
 from simulators.etsy.oauth import OAuthError
 
 # The statuses the contract's kinds of problem are answered with (Etsy's, in Etsy's format).
 PROBLEM_STATUS = {"route": 404, "method": 405, "auth": 401, "request": 400}
 
 
-class Invalid(Exception):
+class Invalid(BodyInvalid):
     """A request Etsy answers 400; ``str(exc)`` is the ``error`` message."""
 
 

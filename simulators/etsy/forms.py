@@ -3,14 +3,15 @@ access to their fields with Etsy's 400 for a bad value."""
 
 from __future__ import annotations
 
-import email.parser
-import email.policy
 import math
 import urllib.parse
 
 from fastapi import Request
 
+from simulators.common.bodies import multipart_body
 from simulators.etsy.errors import Invalid
+
+__all__ = ["Fields", "form_body", "multipart_body"]
 
 
 async def form_body(request: Request) -> dict[str, list[str]]:
@@ -20,28 +21,6 @@ async def form_body(request: Request) -> dict[str, list[str]]:
         raise Invalid("The request body must be application/x-www-form-urlencoded")
     raw = (await request.body()).decode("utf-8", errors="replace")
     return urllib.parse.parse_qs(raw, keep_blank_values=True)
-
-
-async def multipart_body(request: Request) -> dict[str, tuple[bytes, str | None]]:
-    """A ``multipart/form-data`` body: field name -> (content, file name or None)."""
-    ctype = request.headers.get("content-type", "")
-    if not ctype.lower().startswith("multipart/form-data"):
-        raise Invalid("The request body must be multipart/form-data")
-    body = await request.body()
-    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-        b"Content-Type: " + ctype.encode("latin-1") + b"\r\n\r\n" + body
-    )
-    if not message.is_multipart():
-        raise Invalid("The multipart body could not be parsed")
-    parts: dict[str, tuple[bytes, str | None]] = {}
-    for part in message.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        if not isinstance(name, str):
-            continue
-        payload = part.get_payload(decode=True)
-        content = payload if isinstance(payload, bytes) else b""
-        parts[name] = (content, part.get_filename())
-    return parts
 
 
 class Fields:

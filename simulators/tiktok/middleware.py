@@ -16,9 +16,8 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from simulators.common import SlidingWindowLimiter
+from simulators.common.bodies import BodyInvalid, multipart_body
 from simulators.contracts.tiktok import Operation, bad_enums, find, missing
-from simulators.etsy.errors import Invalid
-from simulators.etsy.forms import multipart_body
 from simulators.tiktok.errors import tiktok_error
 from simulators.tiktok.state import TikTokState
 
@@ -41,7 +40,7 @@ async def multipart_parts(request: Request) -> dict[str, tuple[bytes, str | None
     (the parser is the Etsy simulator's: the MIME rules are the same)."""
     try:
         return await multipart_body(request)
-    except Invalid:
+    except BodyInvalid:
         return None
 
 

@@ -1,6 +1,7 @@
 """Etsy as a direct sales channel: a client for Etsy's Open API v3 (:mod:`.client`, its
 throttle :mod:`.throttle`, its answers typed in :mod:`.models`, its settings :mod:`.settings`)
-and the channel built on it (:mod:`.channel`, with :mod:`.inventory`, :mod:`.images` and the
+and the channel built on it (:mod:`.channel`, with :mod:`.inventory`, the mockups of
+:mod:`shared.adapters.vendors.images` and the
 text rules of :mod:`.text`). What other modules import is re-exported here.
 
 :class:`EtsyClient` makes the listing calls a channel needs (createDraftListing,
@@ -66,9 +67,7 @@ from shared.adapters.vendors.etsy.client import (
     TRANSIENT_RETRIES,
     EtsyClient,
     api_key_header,
-    image_type,
 )
-from shared.adapters.vendors.etsy.images import HttpImageFetcher, ImageFetcher
 from shared.adapters.vendors.etsy.inventory import (
     CUSTOM_PROPERTY_IDS,
     InventoryBody,
@@ -122,6 +121,7 @@ from shared.adapters.vendors.etsy.text import (
     variation_value,
 )
 from shared.adapters.vendors.etsy.throttle import EtsyThrottle, header_int
+from shared.adapters.vendors.images import HttpImageFetcher, ImageFetcher, image_type
 
 __all__ = [
     "CUSTOM_PROPERTY_IDS",

@@ -13,8 +13,7 @@ import httpx
 from psycopg_pool import AsyncConnectionPool
 
 from shared.adapters.vendors.channels import PENDING, ChannelSpec, Listing, ListingState, ProductRef
-from shared.adapters.vendors.etsy.client import EtsyClient, image_type
-from shared.adapters.vendors.etsy.images import HttpImageFetcher, ImageFetcher
+from shared.adapters.vendors.etsy.client import EtsyClient
 from shared.adapters.vendors.etsy.inventory import inventory_for
 from shared.adapters.vendors.etsy.models import VENDOR, EtsyListing
 from shared.adapters.vendors.etsy.settings import EtsySettings, etsy_client
@@ -25,6 +24,7 @@ from shared.adapters.vendors.etsy.text import (
     etsy_title,
     marker_tag,
 )
+from shared.adapters.vendors.images import HttpImageFetcher, ImageFetcher, image_type
 from shared.adapters.vendors.listing import ListingDraft, draft_from_printify
 from shared.adapters.vendors.printify import PrintifyClient, Product
 from shared.contract.events import ProductType

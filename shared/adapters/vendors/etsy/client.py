@@ -34,6 +34,7 @@ from shared.adapters.vendors.etsy.models import (
     parse,
 )
 from shared.adapters.vendors.etsy.throttle import EtsyThrottle, header_int
+from shared.adapters.vendors.images import image_type
 from shared.domain.budget import RateBudget, aclose_budgets
 from shared.platform.errors import (
     ConfigError,
@@ -86,15 +87,6 @@ def _form_value(value: object) -> str:
 
 def _form(fields: Mapping[str, object]) -> dict[str, str]:
     return {k: _form_value(v) for k, v in fields.items() if v is not None}
-
-
-def image_type(data: bytes) -> tuple[str, str]:
-    """File extension and MIME type of image bytes, by their signature."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png", "image/png"
-    if data.startswith(b"GIF8"):
-        return "gif", "image/gif"
-    return "jpg", "image/jpeg"
 
 
 def api_key_header(api_key: str, shared_secret: str | None) -> str:

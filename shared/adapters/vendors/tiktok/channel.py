@@ -14,8 +14,7 @@ import httpx
 from psycopg_pool import AsyncConnectionPool
 
 from shared.adapters.vendors.channels import ChannelSpec, Listing, ListingState, ProductRef
-from shared.adapters.vendors.etsy.client import image_type
-from shared.adapters.vendors.etsy.images import HttpImageFetcher, ImageFetcher
+from shared.adapters.vendors.images import HttpImageFetcher, ImageFetcher, image_type
 from shared.adapters.vendors.listing import ListingDraft, draft_from_printify
 from shared.adapters.vendors.printify import PrintifyClient, Product
 from shared.adapters.vendors.tiktok.client import TikTokClient

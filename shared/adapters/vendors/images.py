@@ -1,4 +1,5 @@
-"""Mockups fetched by URL for uploadListingImage."""
+"""Mockups fetched by URL for a channel that uploads them itself (Etsy's uploadListingImage,
+TikTok's images/upload), and what kind of image some bytes are."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from shared.platform.http import async_client
 
 
 class HttpImageFetcher:
-    """Fetches a mockup by URL (Printify's image servers) for uploadListingImage."""
+    """Fetches a mockup by URL (Printify's image servers) for a channel's image upload."""
 
     def __init__(self, timeout_s: float = 30.0) -> None:
         self._http = async_client(
@@ -41,3 +42,12 @@ class HttpImageFetcher:
 
 
 ImageFetcher = Callable[[str], Awaitable[bytes]]
+
+
+def image_type(data: bytes) -> tuple[str, str]:
+    """File extension and MIME type of image bytes, by their signature."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png", "image/png"
+    if data.startswith(b"GIF8"):
+        return "gif", "image/gif"
+    return "jpg", "image/jpeg"
