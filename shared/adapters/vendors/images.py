@@ -3,6 +3,7 @@ TikTok's images/upload), and what kind of image some bytes are."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 import httpx
@@ -18,12 +19,36 @@ from shared.platform.http import async_client
 class HttpImageFetcher:
     """Fetches a mockup by URL (Printify's image servers) for a channel's image upload."""
 
-    def __init__(self, timeout_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        timeout_s: float = 30.0,
+        *,
+        retries: int = 2,
+        backoff_s: float = 0.25,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.retries = retries
+        self.backoff_s = backoff_s
         self._http = async_client(
-            timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)), follow_redirects=True
+            timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)),
+            follow_redirects=True,
+            transport=transport,
         )
 
     async def __call__(self, url: str) -> bytes:
+        """The image's bytes; a server error, timeout or dropped connection is tried again
+        (``retries`` times, backing off): a fetch changes nothing, and one failed fetch would
+        otherwise cost the whole listing attempt its other calls."""
+        for attempt in range(self.retries + 1):
+            try:
+                return await self._fetch(url)
+            except RetryableError:
+                if attempt == self.retries:
+                    raise
+                await asyncio.sleep(self.backoff_s * 2**attempt)
+        raise AssertionError("unreachable")
+
+    async def _fetch(self, url: str) -> bytes:
         try:
             resp = await self._http.get(url)
         except httpx.TimeoutException:

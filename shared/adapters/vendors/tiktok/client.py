@@ -135,9 +135,19 @@ class TikTokClient:
         files: Mapping[str, tuple[str, bytes, str]] | None = None,
         data: Mapping[str, str] | None = None,
         shop: bool = True,
+        resend: bool | None = None,
     ) -> M:
+        """``resend``: whether a server error may be answered by sending the call again (a
+        read, an image upload: nothing is listed twice); by default only a GET is."""
         answer = await self._request(
-            method, path, query=query, body=body, files=files, data=data, shop=shop
+            method,
+            path,
+            query=query,
+            body=body,
+            files=files,
+            data=data,
+            shop=shop,
+            resend=method == "GET" if resend is None else resend,
         )
         return read_answer(kind, answer, vendor=VENDOR, what=f"{method} {path}")
 
@@ -151,10 +161,11 @@ class TikTokClient:
         files: Mapping[str, tuple[str, bytes, str]] | None,
         data: Mapping[str, str] | None,
         shop: bool,
+        resend: bool,
     ) -> object:
         """One call: signed, within the budget; a rejected token renewed and the call sent
-        once more; the QPS limit waited out (up to MAX_429_RETRIES); a GET sent again after a
-        server error. Returns the envelope's ``data``."""
+        once more; the QPS limit waited out (up to MAX_429_RETRIES); a call that may be
+        (``resend``) sent again after a server error. Returns the envelope's ``data``."""
         renewed = False
         transient = limited = 0
         cipher = await self.shop_cipher() if shop else None
@@ -187,7 +198,7 @@ class TikTokClient:
                 if (
                     isinstance(exc, RetryableError)
                     and not isinstance(exc, RateLimited)
-                    and method == "GET"
+                    and resend
                     and transient < TRANSIENT_RETRIES
                 ):
                     transient += 1
@@ -288,6 +299,7 @@ class TikTokClient:
             "POST",
             "/product/202309/categories/recommend",
             body={"product_title": title},
+            resend=True,  # a read
         )
 
     async def get_attributes(self, category_id: str) -> Attributes:
@@ -303,6 +315,7 @@ class TikTokClient:
             files={"data": (file_name, data, mime)},
             data={"use_case": "MAIN_IMAGE"},
             shop=False,
+            resend=True,  # a second upload leaves an unused image at most, never a listing
         )
 
     async def create_product(self, body: Mapping[str, object]) -> Created:
@@ -311,7 +324,11 @@ class TikTokClient:
     async def edit_product(self, product_id: str, body: Mapping[str, object]) -> Created:
         """Edit Product: TikTok takes the whole product again and audits it afresh."""
         return await self._call(
-            Created, "PUT", f"/product/202309/products/{product_id}", body=dict(body)
+            Created,
+            "PUT",
+            f"/product/202309/products/{product_id}",
+            body=dict(body),
+            resend=True,  # the same whole product again
         )
 
     async def get_product(self, product_id: str) -> ProductDetail:
@@ -327,7 +344,12 @@ class TikTokClient:
         if seller_skus:
             body["seller_skus"] = list(seller_skus)
         return await self._call(
-            SearchPage, "POST", "/product/202502/products/search", query=query, body=body
+            SearchPage,
+            "POST",
+            "/product/202502/products/search",
+            query=query,
+            body=body,
+            resend=True,  # a read
         )
 
     async def aclose(self) -> None:

@@ -207,6 +207,62 @@ async def test_publish_is_pending_under_audit_then_listed_with_a_sku_per_variant
     await channel.aclose()
 
 
+class FailsOnce(httpx.AsyncBaseTransport):
+    """TikTok's 503 (its error body) for the first call to each path in ``paths``, then the
+    simulator: a server error within one publication attempt."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, paths: set[str]) -> None:
+        self.inner = inner
+        self.paths = set(paths)
+        self.failed: list[str] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path in self.paths:
+            self.paths.discard(request.url.path)
+            self.failed.append(request.url.path)
+            body = {"code": 36009003, "message": "Internal error. Please retry later."}
+            return httpx.Response(503, json={**body, "request_id": "r", "data": None})
+        return await self.inner.handle_async_request(request)
+
+
+SAFE_CALLS = {
+    "/product/202502/products/search",
+    "/product/202309/categories/recommend",
+    "/product/202309/images/upload",
+}
+
+
+async def test_a_server_error_on_a_call_that_lists_nothing_is_sent_again_in_the_same_attempt(
+    app: FastAPI, source: PrintifyClient
+) -> None:
+    """Searching, the category recommendation and an image upload change no listing: a 5xx on
+    one is sent again at once, so one fault does not cost the whole attempt (the chaos run lost
+    a third of TikTok's publications to that)."""
+    flaky = FailsOnce(httpx.ASGITransport(app=app), SAFE_CALLS)
+    channel = tiktok_channel(settings(), source, fetch_image=Mockups(), transport=flaky)
+    state = await channel.publish(await new_product(source, 2))
+    assert state.pending
+    assert sorted(flaky.failed) == sorted(SAFE_CALLS)
+    assert (await books(app))["created"] == 1
+    await channel.aclose()
+
+
+async def test_a_server_error_on_the_create_call_is_not_sent_again(
+    app: FastAPI, source: PrintifyClient
+) -> None:
+    """The create call is never resent (a second send could make a second product): the
+    attempt fails, and the next one looks for the marker first."""
+    flaky = FailsOnce(httpx.ASGITransport(app=app), {"/product/202309/products"})
+    channel = tiktok_channel(settings(), source, fetch_image=Mockups(), transport=flaky)
+    ref = await new_product(source, 1)
+    with pytest.raises(RetryableError):
+        await channel.publish(ref)
+    assert (await books(app))["created"] == 0
+    assert (await channel.publish(ref)).pending
+    assert (await books(app))["created"] == 1
+    await channel.aclose()
+
+
 async def test_the_product_carries_the_price_inventory_and_required_attributes(
     app: FastAPI, source: PrintifyClient
 ) -> None:
