@@ -12,6 +12,7 @@ the work and a crashed one's rows are taken over once its lease runs out.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,10 +21,13 @@ from typing import Any, TypedDict
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
+from pydantic import ValidationError
 
 from shared.contract.events import ProductCreated
 from shared.contract.sales_channels import DEFAULT_CHANNEL
 from shared.pipeline.runner import MessageContext
+
+logger = logging.getLogger(__name__)
 
 # A new row, or a fresh start for one that failed (a replay publishes again); a pending or
 # published row is left as it is (a redelivery). Either way the row is returned.
@@ -176,7 +180,27 @@ class Publications:
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(sql, params)
             rows = await cur.fetchall() if cur.description else []
-        return [Publication.from_row(r) for r in rows]
+        found = []
+        for row in rows:
+            try:
+                found.append(Publication.from_row(row))
+            except ValidationError as exc:
+                # A row this version cannot read (written by hand, or by a version whose event
+                # shape is gone) must not stop the watcher from settling every other one.
+                await self._unreadable(row, exc)
+        return found
+
+    async def _unreadable(self, row: dict[str, Any], exc: ValidationError) -> None:
+        error = f"the publication's recorded event cannot be read: {exc.error_count()} errors"
+        logger.error(
+            "publication unreadable, settled as failed job_id=%s product_id=%s channel=%s error=%s",
+            row.get("job_id"),
+            row.get("product_id"),
+            self.channel,
+            exc.errors(include_url=False, include_input=False)[:3],
+        )
+        key = {"job": row["job_id"], "image": row["image_index"], "type": row["product_type"]}
+        await self._execute(_FAILED, {**key, "engine": self.channel, "error": error})
 
     async def watch(
         self,

@@ -132,13 +132,17 @@ class Stub:
 
 
 class Emitted:
-    """What a watcher produced, by topic (an in-process stand-in for the broker)."""
+    """What a watcher produced for one job, by topic (an in-process stand-in for the broker;
+    the watcher also settles other tests' publications of its channel, left in the shared
+    database)."""
 
-    def __init__(self) -> None:
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
         self.events: list[tuple[str, Event]] = []
 
     async def __call__(self, topic: str, event: Event) -> None:
-        self.events.append((topic, event))
+        if event.job_id == self.job_id:
+            self.events.append((topic, event))
 
 
 def watcher_of(handler: DirectPublisher, emitted: Emitted) -> PublicationWatcher:
@@ -183,10 +187,14 @@ async def test_a_publication_under_review_is_confirmed_by_the_channels_own_watch
 
     [out] = await handler(event, CTX)
     [again] = await handler(event, CTX)
-    # Due at once, but the printify channel's watcher never claims another channel's rows.
-    claimed = await Publications(ledger.pool).claim_due(limit=1000, lease_s=0.01)
-    assert event.job_id not in {p.job_id for p in claimed}
-    emitted = Emitted()
+    # Kept as the channel's own publication, with the ref the channel checks it by.
+    async with ledger.pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT channel, sales_channel, pending_ref FROM publications WHERE job_id = %s",
+            (event.job_id,),
+        )
+        assert await cur.fetchall() == [("etsy", "etsy", "audit-7")]
+    emitted = Emitted(event.job_id)
     await settle(watcher_of(handler, emitted), emitted, "the confirmation")
 
     assert isinstance(out.event, ProductPublishing)
@@ -209,7 +217,7 @@ async def test_a_refused_review_reaches_the_channels_dead_letters_and_can_be_rep
     handler = handler_for(ledger, "etsy", stub)
     await handler(event, CTX)
 
-    emitted = Emitted()
+    emitted = Emitted(event.job_id)
     await settle(watcher_of(handler, emitted), emitted, "the refusal")
 
     [(topic, failed)] = emitted.events

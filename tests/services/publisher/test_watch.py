@@ -244,3 +244,34 @@ async def test_a_sleeping_watcher_wakes_for_a_publication_recorded_here(
             await asyncio.sleep(0.05)
     [confirmed] = emitted.on(PUBLISHED)
     assert confirmed.job_id == event.job_id
+
+
+async def test_a_row_that_cannot_be_read_is_settled_failed_and_never_stops_the_others(
+    client: PrintifyClient,
+    ledger: Ledger,
+    publications: Publications,
+    printify_sim: SimulatorProcess,
+) -> None:
+    """A publication whose recorded event this version cannot read (an older shape, a row
+    written by hand) is settled as failed with the reason; the watcher goes on confirming the
+    rest (before, every claim raised on it and nothing was ever confirmed again)."""
+    async with ledger.pool.connection() as conn:
+        await conn.execute(
+            "INSERT INTO publications (job_id, image_index, product_type, product_id, shop_id,"
+            " sales_channel, event, confirm_by, next_check_at)"
+            " VALUES ('unreadable-1', 0, 'mug', 'p-old', 's1', 'etsy', '{\"v\": 0}',"
+            " now() + interval '1 hour', now())"
+        )
+    emitted = Emitted()
+    watcher = watcher_for(client, ledger, publications, emitted)
+    await publish_to_etsy(publisher(client, ledger, first_check_s=0), client)
+
+    await drive(watcher, lambda: emitted.on(PUBLISHED), 10, "the readable one's confirmation")
+
+    async with ledger.pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT state, error FROM publications WHERE job_id = 'unreadable-1'"
+        )
+        state, error = (await cur.fetchone()) or (None, None)
+    assert state == "failed"
+    assert "cannot be read" in (error or "")
