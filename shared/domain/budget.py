@@ -339,7 +339,11 @@ class SharedRateBudget:
                 else:
                     fut.set_result(grant)
             short = bool(want) and len(granted) < want
-            self._free_at = time.time() + wait_s if short and wait_s >= 0 else None
+            # Every counted grant still in flight (wait_s < 0): none frees before a whole
+            # window after its answer, which is now at the earliest, so that is the estimate.
+            self._free_at = (
+                time.time() + (wait_s if wait_s >= 0 else self.window_s) if short else None
+            )
             if short:
                 delay = self.poll_s if wait_s < 0 else min(max(wait_s, 0.005), 1.0)
                 # A release of our own may free a slot sooner than the database's estimate.

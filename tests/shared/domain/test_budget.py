@@ -169,6 +169,40 @@ async def test_local_budget_counts_from_the_answer() -> None:
     third.cancel()
 
 
+async def test_a_wait_behind_calls_still_in_flight_says_not_before_a_window_from_now(
+    pools: list[AsyncConnectionPool],
+) -> None:
+    """Both slots held by calls not answered yet: nobody knows when the vendor answers, but a
+    slot frees a whole window after that at the earliest, so the third job's wait says about
+    then, never nothing (the waits e2e test caught a report without an estimate)."""
+    name = f"t:{uuid.uuid4().hex}:publish"
+    budget = SharedRateBudget(pools[0], name, limit=2, window_s=1800, purpose="Printify publishes")
+    held = [await budget.acquire(), await budget.acquire()]  # in flight: never released here
+
+    async def publish(job: str) -> None:
+        waits.working_for(job)
+        budget.release(await budget.acquire())
+
+    third = asyncio.create_task(publish("third"))
+    try:
+        # Before, the estimate stayed unknown for as long as the calls were in flight.
+        reported = await asyncio.to_thread(
+            wait_for,
+            lambda: [w for w in waits.snapshot() if w.job_id == "third" and w.until],
+            10,
+            "the third job's wait with an estimate while both calls are in flight",
+        )
+        (wait,) = reported
+        now = time.time()
+        assert wait.until is not None
+        assert now + 1790 < wait.until.timestamp() <= now + 1801
+    finally:
+        third.cancel()
+        for grant in held:
+            budget.release(grant)
+        await budget.aclose()
+
+
 async def test_a_job_waiting_for_a_budget_says_which_and_until_about_when(
     pools: list[AsyncConnectionPool],
 ) -> None:
