@@ -22,9 +22,15 @@ from shared.adapters.credentials import (
 )
 from shared.adapters.oauth import Redactor
 from shared.adapters.vendors.tiktok.client import TIKTOK_API_URL, TikTokClient
-from shared.adapters.vendors.tiktok.models import VENDOR, Envelope, TokenData
+from shared.adapters.vendors.tiktok.models import (
+    INTERNAL_ERROR,
+    TOO_MANY_REQUESTS,
+    VENDOR,
+    Envelope,
+    TokenData,
+)
 from shared.domain.budget import SharedRateBudget, account_key
-from shared.platform.errors import ConfigError, RetryableError, VendorTimeout
+from shared.platform.errors import ConfigError, RateLimited, RetryableError, VendorTimeout
 from shared.platform.http import async_client
 from shared.platform.settings import empty_is_unset
 
@@ -156,6 +162,30 @@ class TikTokRefreshGrant:
         )
         self.granted = 0
 
+    @staticmethod
+    def _busy(resp: httpx.Response, envelope: Envelope | None) -> RetryableError | None:
+        """A refusal that says nothing of the refresh token: TikTok's QPS limit (429,
+        36009004) or a server error (5xx, 36009003). The renewal is tried again later; only a
+        refusal of the token itself is the seller's to fix (:class:`GrantRevoked`)."""
+        code = envelope.code if envelope is not None else None
+        if resp.status_code == 429 or code == TOO_MANY_REQUESTS:
+            retry_after = resp.headers.get("retry-after", "")
+            return RateLimited(
+                "TikTok's token endpoint: too many requests",
+                vendor=VENDOR,
+                status=resp.status_code,
+                code=str(code) if code is not None else None,
+                retry_after=float(retry_after) if retry_after.isdigit() else None,
+            )
+        if resp.status_code >= 500 or code == INTERNAL_ERROR:
+            return RetryableError(
+                f"TikTok's token endpoint: HTTP {resp.status_code}"
+                + (f" ({code})" if code is not None else ""),
+                vendor=VENDOR,
+                status=resp.status_code,
+            )
+        return None
+
     async def __call__(self, current: TokenSet) -> TokenSet:
         refresh = current.refresh_token
         if not refresh:
@@ -176,18 +206,15 @@ class TikTokRefreshGrant:
             raise RetryableError(
                 self.redact(f"TikTok's token endpoint: {type(exc).__name__}"), vendor=VENDOR
             ) from None
-        if resp.status_code >= 500:
-            raise RetryableError(
-                f"TikTok's token endpoint: HTTP {resp.status_code}",
-                vendor=VENDOR,
-                status=resp.status_code,
-            )
         try:
-            envelope = Envelope.model_validate(resp.json())
+            envelope: Envelope | None = Envelope.model_validate(resp.json())
         except (ValueError, ValidationError):
-            raise RetryableError(
-                "TikTok's token endpoint: no TikTok answer", vendor=VENDOR
-            ) from None
+            envelope = None
+        busy = self._busy(resp, envelope)
+        if busy is not None:
+            raise busy
+        if envelope is None:
+            raise RetryableError("TikTok's token endpoint: no TikTok answer", vendor=VENDOR)
         if envelope.code != 0:
             raise GrantRevoked(
                 self.redact(

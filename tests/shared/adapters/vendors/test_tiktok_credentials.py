@@ -16,10 +16,11 @@ import pytest
 from fastapi import FastAPI
 from psycopg_pool import AsyncConnectionPool
 
-from shared.adapters.credentials import StaticToken
+from shared.adapters.credentials import GrantRevoked, StaticToken, TokenSet
 from shared.adapters.vendors.tiktok import TikTokClient, TikTokSettings, tiktok_client
+from shared.adapters.vendors.tiktok.settings import TikTokRefreshGrant
 from shared.platform.db import open_pool
-from shared.platform.errors import PermanentError, RetryableError
+from shared.platform.errors import PermanentError, RateLimited, RetryableError
 from simulators import tiktok as tiktok_sim
 from simulators.tiktok.settings import APP_KEY, APP_SECRET
 
@@ -199,3 +200,40 @@ async def test_server_errors_are_retryable_and_a_get_is_sent_again(
         faults = (await http.get("/_sim/faults")).json()
     assert faults == {"503": 3}  # sent, then sent again twice (a read lists nothing twice)
     await client.aclose()
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "error"),
+    [(429, 36009004, RateLimited), (200, 36009004, RateLimited), (503, 36009003, RetryableError)],
+)
+async def test_a_busy_token_endpoint_is_tried_again_never_taken_for_a_revoked_grant(
+    status: int, code: int, error: type[Exception]
+) -> None:
+    """TikTok's QPS limit or a server error at the token endpoint says nothing of the refresh
+    token: the renewal is retried later. (The five-channel chaos run took a 429 there for a
+    revoked grant, and TikTok's publications waited for a new authorisation forever.)"""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        body = {"code": code, "message": "Too many requests. Please retry later.", "data": None}
+        return httpx.Response(status, json={**body, "request_id": "r"})
+
+    grant = TikTokRefreshGrant(
+        app_key=APP_KEY, app_secret=APP_SECRET, transport=httpx.MockTransport(answer)
+    )
+    current = TokenSet("old-access", "refresh-1", None)
+    with pytest.raises(error) as raised:
+        await grant(current)
+    assert not isinstance(raised.value, GrantRevoked)
+    assert "refresh-1" not in str(raised.value) and APP_SECRET not in str(raised.value)
+
+
+async def test_a_refused_refresh_token_is_a_revoked_grant() -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        body = {"code": 105003, "message": "refresh token expired", "data": None}
+        return httpx.Response(200, json={**body, "request_id": "r"})
+
+    grant = TikTokRefreshGrant(
+        app_key=APP_KEY, app_secret=APP_SECRET, transport=httpx.MockTransport(answer)
+    )
+    with pytest.raises(GrantRevoked, match="authorise the app again"):
+        await grant(TokenSet("old-access", "refresh-1", None))
