@@ -42,6 +42,7 @@ from services.publisher.watch import (
     OneChannel,
     PublicationRefused,
     PublicationWatcher,
+    per_channel,
     publish_key,
     published_event,
     watching,
@@ -258,7 +259,7 @@ async def awaiting(
         confirm_by=pub.confirm_by,
     )
     # One id per channel, as published_event's: each channel's is folded.
-    key = "publishing" if channel == DEFAULT_CHANNEL else f"publishing:{channel}"
+    key = per_channel("publishing", channel)
     return event.derive(ProductPublishing, payload, producer=PRODUCER, key=key)
 
 

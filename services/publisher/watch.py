@@ -69,6 +69,13 @@ class OneChannel:
         return self.channel
 
 
+def per_channel(name: str, channel: str) -> str:
+    """``name`` for the printify channel, ``name:<channel>`` for another: the event keys and
+    ledger steps of a publication, one per channel, so that each channel's is counted (the
+    printify channel's keep the names they had before there were others)."""
+    return name if channel == DEFAULT_CHANNEL else f"{name}:{channel}"
+
+
 def published_event(
     event: ProductCreated,
     *,
@@ -89,15 +96,17 @@ def published_event(
         handle=handle,
         channel=channel,
     )
-    key = "published" if channel == DEFAULT_CHANNEL else f"published:{channel}"
-    return event.derive(ProductPublished, payload, producer=PRODUCER, key=key)
+    return event.derive(
+        ProductPublished, payload, producer=PRODUCER, key=per_channel("published", channel)
+    )
 
 
 def publish_key(event: ProductCreated, channel: str = DEFAULT_CHANNEL) -> EffectKey:
     """The ledger key of ``event``'s publish call to ``channel``."""
     p = event.payload
-    step = "publish" if channel == DEFAULT_CHANNEL else f"publish:{channel}"
-    return EffectKey(event.job_id, p.image_index, p.product_type.value, step)
+    return EffectKey(
+        event.job_id, p.image_index, p.product_type.value, per_channel("publish", channel)
+    )
 
 
 class PublicationWatcher:
@@ -228,9 +237,7 @@ class PublicationWatcher:
             input_event=event.model_dump(mode="json"),
         )
         # One id per channel, as published_event's: each channel's refusal is counted.
-        key = "publication-failed"
-        if pub.channel != DEFAULT_CHANNEL:
-            key = f"{key}:{pub.channel}"
+        key = per_channel("publication-failed", pub.channel)
         failed = event.derive(StageFailed, payload, producer=PRODUCER, key=key)
         await self.emit(stage.dlq, failed)
         # Forgotten before the row is settled: a crash in between checks again, never leaves
