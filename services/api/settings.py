@@ -42,6 +42,11 @@ class ApiSettings(
         default=None,
         description="Comma-separated bearer keys that may also scale, restart and replay",
     )
+    # A job that does not say whether it is reviewed (`review` in POST /jobs) is, when this is
+    # on: its products wait for the seller's approval before anything is listed.
+    review_default: bool = Field(
+        default=False, description="Review every job's images before publishing unless it says"
+    )
     # The secret Printify signs its webhook calls with (X-Pfy-Signature); unset = no
     # /webhooks/printify. `pod webhooks register` registers the URL with this secret.
     printify_webhook_secret: SecretStr | None = None

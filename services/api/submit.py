@@ -75,7 +75,7 @@ def build_payload(
             f"{', '.join(settings.publish_channels)}",
         )
     band = given if isinstance(given, Priority) else settings.band_for(given)
-    spec = request.spec(band, list(channels))
+    spec = request.spec(band, list(channels), review=settings.review_default)
     return JobRequestedPayload(**dict(spec), submitted_by=principal)
 
 

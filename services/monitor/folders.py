@@ -33,12 +33,17 @@ from shared.contract.events import (
     JobRequested,
     PoolScaled,
     PrintifyWebhookReceived,
+    ProductApproved,
     ProductCreated,
     ProductPublished,
     ProductPublishing,
+    ProductRepriced,
+    ProductWithdrawn,
+    SellerDecision,
     StageFailed,
     WorkerExited,
     WorkerHeartbeat,
+    channels_of,
 )
 from shared.contract.topics import DEFAULT_CHANNEL, GENERATOR, MONITOR, channel_of
 from shared.platform.errors import InvalidEventError
@@ -337,6 +342,54 @@ class DeadLetterFolder(FailureFolder[DeadLetterFailed]):
         return Admit(logged=True, new=recorded)
 
 
+class DecisionFolder(EventFolder[SellerDecision]):
+    """A seller's decision: in the job's log with who decided."""
+
+    def describe(self, event: SellerDecision) -> tuple[str, str]:
+        d = event.payload
+        what = d.action.value
+        if d.image_index is not None:
+            what += f" image {d.image_index}"
+        if d.product_type is not None:
+            what += f" {d.product_type.value}"
+        if d.channels:
+            what += f" on {', '.join(d.channels)}"
+        if d.margin_percent is not None:
+            what += f" at {d.margin_percent:g}% margin"
+        return "info", f"seller {d.decided_by} decided: {what}"
+
+    def measure(self, event: SellerDecision) -> Measure:
+        return Measure(progress=False)
+
+
+class ProductApprovedFolder(EventFolder[ProductApproved]):
+    def describe(self, event: ProductApproved) -> tuple[str, str]:
+        p = event.payload
+        return "info", (
+            f"{p.product_type.value} of image {p.image_index} approved by {p.decided_by}: "
+            f"publishing to {', '.join(channels_of(p.routing.channels))}"
+        )
+
+
+class WithdrawnFolder(EventFolder[ProductWithdrawn]):
+    def describe(self, event: ProductWithdrawn) -> tuple[str, str]:
+        p = event.payload
+        where = p.channel or "Printify"
+        done = p.outcome if p.was_listed else f"nothing to take down ({p.outcome})"
+        return "info", (
+            f"{p.product_type.value} of image {p.image_index} on {where}: {done} ({p.reason})"
+        )
+
+
+class RepricedFolder(EventFolder[ProductRepriced]):
+    def describe(self, event: ProductRepriced) -> tuple[str, str]:
+        p = event.payload
+        return "info", (
+            f"{p.product_type.value} of image {p.image_index} on {p.channel or 'Printify'}: "
+            f"repriced from {p.prices.price_min_cents / 100:.2f}"
+        )
+
+
 # Every event type the monitor folds, exactly (the type, not a subclass: a dead letter is a
 # StageFailed with a row of its own).
 FOLDERS: dict[type[Event], EventFolder[Any]] = {
@@ -353,6 +406,10 @@ FOLDERS: dict[type[Event], EventFolder[Any]] = {
     # Only as a copy replayed onto the monitor's own delay topic: logged in its job, nothing
     # to write.
     PrintifyWebhookReceived: EventFolder[PrintifyWebhookReceived](),
+    SellerDecision: DecisionFolder(),
+    ProductApproved: ProductApprovedFolder(),
+    ProductWithdrawn: WithdrawnFolder(),
+    ProductRepriced: RepricedFolder(),
 }
 
 

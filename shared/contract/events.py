@@ -102,6 +102,10 @@ class JobRouting(_Model):
     # before channels; the API always names them).
     channels: Channels | None = None
     priority: Priority = Priority.NORMAL
+    # The seller reviews each image before anything of it is listed: its products are created
+    # as drafts and wait for a seller.decision (approve, reject, regenerate) instead of being
+    # published, whatever auto_publish says. An approved image is published to ``channels``.
+    review: bool = False
 
     @staticmethod
     def lift(data: Any) -> Any:
@@ -164,6 +168,8 @@ class JobSpec(JobRouting, JobDesign):
         """The ``POST /jobs`` body that asks for this spec (its priority as given)."""
         fields = self.model_dump(mode="json", include=set(JobSpec.model_fields))
         level = fields.pop("priority_level")
+        if not fields["review"]:  # the seed's body, for a job without review
+            del fields["review"]
         return JobSpec.request_body(**fields | {"priority": level or fields["priority"]})
 
     @property
@@ -229,9 +235,14 @@ class ImageGeneratedPayload(_Routed):
     tags: list[str] = Field(default_factory=list)
     # The job's Claude tokens, on its first image only (so that images add up to the job).
     tokens: TokenCounts | None = None
+    # 0 for the image first made; each regenerate the seller asks for makes the next one, which
+    # replaces the one before it (its products are deleted, new ones made).
+    generation: Annotated[int, Field(ge=0, le=MAX_GENERATION)] = 0
 
 
 MAX_MOCKUPS = 8
+# How many times one image may be regenerated.
+MAX_GENERATION = 50
 
 # The flat names product.created used for its prices before PriceSummary was one field.
 _FLAT_PRICES = {
@@ -300,6 +311,127 @@ class ProductCreatedPayload(_Routed):
     print_dpi: float | None = None
     # Printify's mockup images of the product (its default first), for the seller to review.
     mockups: list[str] = Field(default_factory=list, max_length=MAX_MOCKUPS)
+    # The generation of the image it was made from (ImageGeneratedPayload.generation).
+    generation: Annotated[int, Field(ge=0, le=MAX_GENERATION)] = 0
+
+
+class DecisionAction(StrEnum):
+    """What a seller decided about a job, an image or a product."""
+
+    # Review (an image of a job with review): publish its products to the job's channels ...
+    APPROVE = "approve"
+    # ... delete its products from Printify, list nothing ...
+    REJECT = "reject"
+    # ... or make a new image (a new seed, optionally an edited prompt) that replaces it.
+    REGENERATE = "regenerate"
+    # The whole job: no stage starts new work for it; what it made is unlisted and deleted.
+    CANCEL = "cancel"
+    # After launch, one product (or every product of an image, or of the job) on some or every
+    # channel: take the listing down (it stays in Printify) ...
+    UNPUBLISH = "unpublish"
+    # ... take it down and delete it from Printify ...
+    DELETE = "delete"
+    # ... or price it again by a new margin (Printify, then every channel it is listed on).
+    REPRICE = "reprice"
+
+
+# The actions that name one image of the job (and its generation the seller saw).
+IMAGE_ACTIONS = frozenset(
+    {DecisionAction.APPROVE, DecisionAction.REJECT, DecisionAction.REGENERATE}
+)
+
+
+class SellerDecisionPayload(_Model):
+    """A seller's decision about a job (``seller.decisions``): only the API produces these, after
+    checking who asks and that the decision is still possible; every stage it concerns acts on it
+    once (``decision_id``) and reports what it did as its own events (product.approved,
+    product.withdrawn, product.repriced, a new image.generated)."""
+
+    decision_id: uuid.UUID
+    action: DecisionAction
+    # approve, reject, regenerate: the image (required); unpublish, delete, reprice: one image's
+    # products, or every product of the job when None. cancel: None.
+    image_index: Annotated[int, Field(ge=0)] | None = None
+    # The image's generation the decision is about (approve/reject/regenerate): a stage that has
+    # a newer one refuses it (the seller decided on an image that is gone).
+    generation: Annotated[int, Field(ge=0, le=MAX_GENERATION)] = 0
+    # unpublish, delete, reprice: one product type only (None: every type).
+    product_type: ProductType | None = None
+    # unpublish, delete, reprice: these channels only (None: every channel it is listed on).
+    channels: Channels | None = None
+    # regenerate: the prompt to render instead of the image's own (None: the same prompt).
+    prompt: Annotated[str, Field(min_length=1, max_length=4000)] | None = None
+    # reprice: the margin to price by (percent of the price), instead of the configured one.
+    margin_percent: Annotated[float, Field(ge=0, lt=95)] | None = None
+    # Who decided (the API key's principal, or "anonymous" without authentication).
+    decided_by: Annotated[str, Field(min_length=1, max_length=200)]
+    reason: Annotated[str, Field(max_length=500)] | None = None
+
+    @model_validator(mode="after")
+    def _fields_of_action(self) -> SellerDecisionPayload:
+        a = self.action
+        if a in IMAGE_ACTIONS and self.image_index is None:
+            raise ValueError(f"image_index: required to {a.value}")
+        if a is DecisionAction.CANCEL and self.image_index is not None:
+            raise ValueError("image_index: a cancel is for the whole job")
+        if self.prompt is not None and a is not DecisionAction.REGENERATE:
+            raise ValueError("prompt: only a regenerate takes a prompt")
+        if self.margin_percent is not None and a is not DecisionAction.REPRICE:
+            raise ValueError("margin_percent: only a reprice takes a margin")
+        if a is DecisionAction.REPRICE and self.margin_percent is None:
+            raise ValueError("margin_percent: required to reprice")
+        scoped = (DecisionAction.UNPUBLISH, DecisionAction.DELETE, DecisionAction.REPRICE)
+        if (self.product_type is not None or self.channels is not None) and a not in scoped:
+            raise ValueError(f"product_type, channels: not for a {a.value}")
+        return self
+
+
+class ProductApprovedPayload(ProductCreatedPayload):
+    """A product of a reviewed image the seller approved (on ``products.created``, from the
+    printify stage): the product whole, as it was created, and the decision. The publishers
+    publish it to the job's channels as they would a product created with autoPublish."""
+
+    decision_id: uuid.UUID
+    decided_by: Annotated[str, Field(min_length=1, max_length=200)]
+
+
+WithdrawReason = Literal["rejected", "regenerated", "cancelled", "unpublished", "deleted", "vendor"]
+
+
+class ProductWithdrawnPayload(_Model):
+    """A product taken down: from one sales channel (``channel``: on ``published``, from that
+    channel's publisher) or deleted from Printify itself (``channel`` None: on
+    ``products.created``, from the printify stage). ``reason`` says why: the seller's decision
+    (rejected, regenerated, cancelled, unpublished, deleted) or ``vendor`` (the seller removed it
+    in Printify or on the channel, as its webhook said)."""
+
+    image_index: Annotated[int, Field(ge=0)]
+    product_type: ProductType
+    product_id: NonEmpty
+    shop_id: NonEmpty
+    generation: Annotated[int, Field(ge=0, le=MAX_GENERATION)] = 0
+    channel: ChannelName | None = None
+    # unpublished: the listing is down, the product kept; deleted: gone.
+    outcome: Literal["unpublished", "deleted"]
+    reason: WithdrawReason
+    decision_id: uuid.UUID | None = None
+    # False when there was nothing to take down (never listed, already gone).
+    was_listed: bool = True
+
+
+class ProductRepricedPayload(_Model):
+    """A product priced again (a seller's reprice): in Printify (``channel`` None, on
+    ``products.created``, from the printify stage, which the channels' publishers follow) or on
+    one sales channel (on ``published``, from its publisher)."""
+
+    image_index: Annotated[int, Field(ge=0)]
+    product_type: ProductType
+    product_id: NonEmpty
+    shop_id: NonEmpty
+    generation: Annotated[int, Field(ge=0, le=MAX_GENERATION)] = 0
+    channel: ChannelName | None = None
+    prices: PriceSummary
+    decision_id: uuid.UUID
 
 
 class ProductPublishingPayload(_Model):
@@ -474,6 +606,26 @@ class ProductCreated(Event):
     payload: ProductCreatedPayload
 
 
+class ProductApproved(Event):
+    type: Literal["product.approved"] = "product.approved"
+    payload: ProductApprovedPayload
+
+
+class ProductWithdrawn(Event):
+    type: Literal["product.withdrawn"] = "product.withdrawn"
+    payload: ProductWithdrawnPayload
+
+
+class ProductRepriced(Event):
+    type: Literal["product.repriced"] = "product.repriced"
+    payload: ProductRepricedPayload
+
+
+class SellerDecision(Event):
+    type: Literal["seller.decision"] = "seller.decision"
+    payload: SellerDecisionPayload
+
+
 class ProductPublished(Event):
     type: Literal["product.published"] = "product.published"
     payload: ProductPublishedPayload
@@ -522,6 +674,10 @@ AnyEvent = (
     | JobRequested
     | ImageGenerated
     | ProductCreated
+    | ProductApproved
+    | ProductWithdrawn
+    | ProductRepriced
+    | SellerDecision
     | ProductPublishing
     | ProductPublished
     | StageFailed
@@ -535,6 +691,10 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     JobRequested,
     ImageGenerated,
     ProductCreated,
+    ProductApproved,
+    ProductWithdrawn,
+    ProductRepriced,
+    SellerDecision,
     ProductPublishing,
     ProductPublished,
     StageFailed,

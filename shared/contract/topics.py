@@ -29,9 +29,13 @@ from shared.contract.events import (
     PoolScaled,
     PrintifyWebhookReceived,
     Priority,
+    ProductApproved,
     ProductCreated,
     ProductPublished,
     ProductPublishing,
+    ProductRepriced,
+    ProductWithdrawn,
+    SellerDecision,
     StageFailed,
     WorkerExited,
     WorkerHeartbeat,
@@ -59,6 +63,11 @@ HEARTBEATS = "workers.heartbeat"
 CONTROL = "pod.control"
 # Printify's webhook calls, as the API received them (signature checked).
 PRINTIFY_WEBHOOKS = "printify.webhooks"
+# A seller's decisions about a job (approve, reject, regenerate, cancel, unpublish, delete,
+# reprice), produced by the API alone: every stage a decision concerns reads them in its own
+# group and acts once per decision_id (decision §41). A side topic: the chain of the pipeline
+# topics is unchanged.
+SELLER_DECISIONS = "seller.decisions"
 
 RETRY_LEVELS = 3
 
@@ -157,6 +166,8 @@ MONITOR = Stage(
         # Another stage's delay topics tell the monitor a job is waiting for a retry.
         *(t for s in _WORKERS for t in s.retry_topics),
         HEARTBEATS,
+        # The seller's decisions: in the job's log, and its review's state.
+        SELLER_DECISIONS,
         # Its own dead letters too, so that they are listed and replayable like the others'.
         "monitor.dlq",
     ),
@@ -169,8 +180,9 @@ STAGES = {s.name: s for s in (*_WORKERS, MONITOR)}
 TOPIC_EVENTS: dict[str, tuple[type[Event], ...]] = {
     **{t: (JobRequested,) for t in JOBS_BY_PRIORITY},
     IMAGES_GENERATED: (ImageGenerated,),
-    PRODUCTS_CREATED: (ProductCreated,),
-    PUBLISHED: (ProductPublishing, ProductPublished),
+    PRODUCTS_CREATED: (ProductCreated, ProductApproved, ProductWithdrawn, ProductRepriced),
+    PUBLISHED: (ProductPublishing, ProductPublished, ProductWithdrawn, ProductRepriced),
+    SELLER_DECISIONS: (SellerDecision,),
     HEARTBEATS: (WorkerHeartbeat, WorkerExited, PoolScaled),
     CONTROL: (ControlCommand,),
     PRINTIFY_WEBHOOKS: (PrintifyWebhookReceived,),
@@ -377,6 +389,8 @@ def all_topics() -> list[TopicSpec]:
     specs.append(TopicSpec(HEARTBEATS, DAY_MS))
     specs.append(TopicSpec(CONTROL, DAY_MS))
     specs.append(TopicSpec(PRINTIFY_WEBHOOKS, 7 * DAY_MS))
+    # A decision is replayable as long as a dead letter is.
+    specs.append(TopicSpec(SELLER_DECISIONS, 30 * DAY_MS))
     return specs
 
 

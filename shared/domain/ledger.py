@@ -55,8 +55,24 @@ logger = logging.getLogger(__name__)
 
 # upload, create, price, publish (through Printify) or, for a channel the engine lists on itself,
 # publish:<channel> (shared.adapters.vendors.direct): a string, so that a new channel adds no step
-# here. The side_effects table checks the form (migration 0016).
+# here. The side_effects table checks the form (migrations 0016, 0029):
+# ``<verb>[:<channel>][@<tag>]``.
 Step = str
+
+
+def step_name(verb: str, *, channel: str | None = None, generation: int = 0, tag: str = "") -> Step:
+    """A step's name: ``verb`` (upload, create, price, publish, delete, unpublish, reprice,
+    approve), a channel's own (``publish:etsy``), of an image's later generation (``create@g2``:
+    a regenerated image's products are new ones) or of one decision (``reprice@<tag>``: every
+    reprice of a product happens once, and a later one happens again). Generation 0 and no tag
+    give the names steps had before generations."""
+    name = f"{verb}:{channel}" if channel else verb
+    suffix = tag or (f"g{generation}" if generation else "")
+    if tag and generation:
+        suffix = f"g{generation}-{tag}"
+    return f"{name}@{suffix}" if suffix else name
+
+
 # A result as the row holds it (JSON). A caller that names its result's model (``model=``) gets
 # that model back instead: dumped to JSON on the way in, validated again on the way out.
 Result = dict[str, Any]

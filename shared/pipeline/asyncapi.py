@@ -39,6 +39,7 @@ from shared.contract.events import (
     JobRequested,
     PoolScaled,
     PrintifyWebhookReceived,
+    SellerDecision,
     StageFailed,
     WorkerExited,
     WorkerHeartbeat,
@@ -48,6 +49,7 @@ from shared.contract.topics import (
     HEARTBEATS,
     JOBS_BY_PRIORITY,
     PRINTIFY_WEBHOOKS,
+    SELLER_DECISIONS,
     STAGES,
     TopicSpec,
     all_topics,
@@ -224,6 +226,14 @@ def _operations(carried: dict[str, dict[str, Kind]]) -> list[Operation]:
             "Puts a Printify webhook call whose signature checks out on the topic "
             "(POST /webhooks/printify).",
             (type_name(PrintifyWebhookReceived),),
+        ),
+        Operation(
+            "api",
+            "send",
+            SELLER_DECISIONS,
+            "Sends a seller's decision about a job (POST /jobs/{id}/cancel, "
+            "/jobs/{id}/images/{index}/approve|reject|regenerate, /listings/...).",
+            (type_name(SellerDecision),),
         ),
     ]
     replay = "Replays dead letters, with the `pod.replay` headers (POST /dlq/replay)."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 from shared.contract.events import (
@@ -18,12 +19,20 @@ from shared.contract.events import (
     PriceSummary,
     PrintifyWebhookPayload,
     PrintifyWebhookReceived,
+    ProductApproved,
+    ProductApprovedPayload,
     ProductCreated,
     ProductCreatedPayload,
     ProductPublished,
     ProductPublishedPayload,
     ProductPublishing,
     ProductPublishingPayload,
+    ProductRepriced,
+    ProductRepricedPayload,
+    ProductWithdrawn,
+    ProductWithdrawnPayload,
+    SellerDecision,
+    SellerDecisionPayload,
     StageFailed,
     StageFailedPayload,
     WorkerExited,
@@ -150,6 +159,51 @@ def one_of_each(job_id: str) -> dict[type[Event], Event]:
                 topic="product:deleted",
                 resource_id="r",
                 resource_type="product",
+            ),
+        ),
+    ]
+    made_product = made[2]
+    assert isinstance(made_product, ProductCreated)
+    p = made_product.payload
+    decision = uuid.uuid4()
+    made += [
+        SellerDecision(
+            job_id=job_id,
+            producer="forger",
+            payload=SellerDecisionPayload(
+                decision_id=decision, action="approve", image_index=0, decided_by="forger"
+            ),
+        ),
+        ProductApproved(
+            job_id=job_id,
+            producer="forger",
+            payload=ProductApprovedPayload(
+                **p.model_dump(), decision_id=decision, decided_by="forger"
+            ),
+        ),
+        ProductWithdrawn(
+            job_id=job_id,
+            producer="forger",
+            payload=ProductWithdrawnPayload(
+                image_index=0,
+                product_type="tshirt",
+                product_id=p.product_id,
+                shop_id="1",
+                outcome="deleted",
+                reason="rejected",
+                decision_id=decision,
+            ),
+        ),
+        ProductRepriced(
+            job_id=job_id,
+            producer="forger",
+            payload=ProductRepricedPayload(
+                image_index=0,
+                product_type="tshirt",
+                product_id=p.product_id,
+                shop_id="1",
+                prices=p.prices,
+                decision_id=decision,
             ),
         ),
     ]

@@ -20,7 +20,13 @@ from unittest.mock import patch
 from pydantic import SecretStr
 
 from devstack.channel_sims import CHANNEL_SIMULATORS, ChannelSimulator
-from shared.adapters.vendors.channels import PENDING, ChannelSpec, ListingState, ProductRef
+from shared.adapters.vendors.channels import (
+    PENDING,
+    ChannelSpec,
+    ListingState,
+    ProductRef,
+    UndoNotSupported,
+)
 from shared.adapters.vendors.printify import PrintifyClient
 from shared.platform.settings import PodSettings
 
@@ -36,7 +42,7 @@ class FakeMarketSettings(PodSettings):
     fakemarket_shop: str
 
 
-class FakeMarketChannel:
+class FakeMarketChannel(UndoNotSupported):
     """A channel that never lists anything (what it does is not the point here)."""
 
     name = NAME

@@ -69,6 +69,15 @@ class JobRequest(JobSpec):
         int, Field(strict=True, ge=1, description="Images to make (at most MAX_IMAGES_PER_JOB)")
     ]
     auto_publish: Annotated[bool, Field(strict=True)] = False
+    # Unset: the deployment's REVIEW_DEFAULT (decided at submission).
+    review: Annotated[
+        bool | None,
+        Field(
+            strict=True,
+            description="Hold every image's products for the seller's review (approve, reject "
+            "or regenerate) before anything is listed; unset: the deployment's REVIEW_DEFAULT",
+        ),
+    ] = None  # type: ignore[assignment]  # wider than the spec's: unset is a choice
     # Any names here: they are checked against the deployment's channels at submission.
     channels: Annotated[
         list[str] | None,
@@ -124,20 +133,23 @@ class JobRequest(JobSpec):
         """The request as stored and hashed: normalised values, camelCase keys (without
         ``channels`` when not given, so that requests hash as they did before channels)."""
         dumped: dict[str, object] = self.model_dump(mode="json")
-        if dumped.get("channels") is None:
-            dumped.pop("channels", None)
+        for unset in ("channels", "review"):  # as requests hashed before these fields
+            if dumped.get(unset) is None:
+                dumped.pop(unset, None)
         return dumped
 
-    def spec(self, band: Priority, channels: list[str]) -> JobSpec:
+    def spec(self, band: Priority, channels: list[str], *, review: bool = False) -> JobSpec:
         """The job's spec: its band and level (``priority`` as a band, or a number in the band
-        the settings give it) and the channels it publishes to."""
+        the settings give it), the channels it publishes to, and whether it is reviewed
+        (``review``: the deployment's default, when the request leaves it unset)."""
         given = self.priority
         return JobSpec.model_validate(
             {
-                **self.model_dump(by_alias=False, exclude={"priority", "channels"}),
+                **self.model_dump(by_alias=False, exclude={"priority", "channels", "review"}),
                 "priority": band,
                 "priority_level": None if isinstance(given, Priority) else given,
                 "channels": channels,
+                "review": review if self.review is None else self.review,
             }
         )
 

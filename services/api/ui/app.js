@@ -5,6 +5,11 @@
 "use strict";
 
 const STATUSES = ["queued", "processing", "retrying", "completed", "partial", "failed"];
+// The pages kept in files of their own (services/api/ui/<name>.js, each loaded by index.html after
+// this file): podPages.<name> = async () => ... draws /ui/<name>; podPages["jobs/<view>"] =
+// async (jobId) => ... draws /ui/jobs/<id>/<view>. They use this file's helpers ($, esc, api,
+// every, onLeave, follow, card, money, lineChart), which classic scripts share.
+const podPages = {};
 const $ = (selector, root = document) => root.querySelector(selector);
 const esc = (value) =>
   String(value ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
@@ -95,11 +100,16 @@ function route() {
   cleanups = [];
   showError(null);
   const path = location.pathname.replace(/\/+$/, "");
-  const job = path.match(/^\/ui\/jobs\/([^/]+)$/);
+  const job = path.match(/^\/ui\/jobs\/([^/]+)(?:\/([a-z-]+))?$/);
   const name = job ? "jobs" : path.split("/")[2] || "jobs";
   document.querySelectorAll("[data-nav]").forEach((a) => a.classList.toggle("active", a.dataset.nav === name));
-  const pages = { jobs: jobsPage, flow: flowPage, dlq: dlqPage, alerts: alertsPage, charts: chartsPage, doctor: doctorPage };
-  const render = job ? () => jobPage(decodeURIComponent(job[1])) : pages[name] || notFound;
+  const pages = { jobs: jobsPage, flow: flowPage, dlq: dlqPage, alerts: alertsPage, charts: chartsPage, doctor: doctorPage, ...podPages };
+  let render = pages[name] || notFound;
+  if (job) {
+    // /ui/jobs/<id> is the job's page; /ui/jobs/<id>/<view> a view of it from its own file.
+    const view = job[2] ? podPages[`jobs/${job[2]}`] : jobPage;
+    render = view ? () => view(decodeURIComponent(job[1])) : notFound;
+  }
   render().catch(showError);
 }
 
@@ -557,4 +567,5 @@ async function chartsPage() {
   every(15000, load);
 }
 
-route();
+// Pages of their own files (loaded after this one) have registered by now.
+document.addEventListener("DOMContentLoaded", route);

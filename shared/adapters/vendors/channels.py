@@ -34,7 +34,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from shared.adapters.vendors.printify import PrintifyClient, Product
 from shared.contract.events import CHANNEL_NAME_PATTERN
-from shared.platform.errors import ConfigError
+from shared.platform.errors import ConfigError, PermanentError
 from shared.platform.settings import PodSettings, load_settings
 
 CUSTOM_INTEGRATION = "custom_integration"
@@ -101,6 +101,32 @@ class SalesChannel(Protocol):
         """Where a pending publication stands now."""
         ...
 
+    async def withdraw(self, product: ProductRef, *, delete: bool) -> bool:
+        """Take ``product``'s listing down (a seller's cancel, unpublish or delete):
+        deactivated so that it can be listed again (``delete`` False) or deleted. True when a
+        listing was taken down, False when there was none (never listed, already gone): a
+        second call, after a crash or a redelivery, is harmless."""
+        ...
+
+    async def reprice(self, product: ProductRef) -> bool:
+        """Set the listing's prices to the Printify product's prices now (its enabled
+        variants; the printify stage has priced it again). True when a listing was updated,
+        False when there is none."""
+        ...
+
+
+class UndoNotSupported:
+    """What a channel answers until it can take its listings down and price them again
+    (issue 28: each channel implements ``withdraw`` and ``reprice`` and drops this base)."""
+
+    name: str
+
+    async def withdraw(self, product: ProductRef, *, delete: bool) -> bool:
+        raise PermanentError(f"{self.name}: taking a listing down is not supported yet")
+
+    async def reprice(self, product: ProductRef) -> bool:
+        raise PermanentError(f"{self.name}: pricing a listing again is not supported yet")
+
 
 def handle_for(title: str, product_id: str) -> str:
     """A URL slug for the storefront: the title's words plus the product id (unique)."""
@@ -116,7 +142,7 @@ def listing_of(product: Product) -> Listing | None:
     return None
 
 
-class PrintifyStorefront:
+class PrintifyStorefront(UndoNotSupported):
     """A custom-integration shop: the engine is the storefront, so it answers Printify's publish
     handshake itself, at once or, with ``on_webhook``, when Printify's
     ``product:publish:started`` webhook comes (:mod:`services.publisher.storefront`)."""
@@ -172,7 +198,7 @@ class PrintifyStorefront:
         return PENDING
 
 
-class PrintifyChannel:
+class PrintifyChannel(UndoNotSupported):
     """A channel Printify publishes to (Etsy, Shopify, ...): it lists the product later, or
     releases it unlisted when the channel refuses it."""
 

@@ -40,7 +40,7 @@ def test_the_request_is_the_stored_spec_by_the_requests_names() -> None:
     assert shown["request"] == {
         "theme": "cats", "style": "flat", "niche": "pets", "prompt": None,
         "productTypes": ["mug"], "count": 2, "autoPublish": True, "channels": ["etsy"],
-        "priority": 8,
+        "priority": 8, "review": False,
     }  # fmt: skip
     assert "spec" not in shown and "submittedBy" not in str(shown)
     assert (shown["status"], shown["detailedStatus"], shown["band"]) == (

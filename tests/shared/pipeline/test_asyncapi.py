@@ -126,7 +126,10 @@ def test_a_component_message_per_event_type(doc: dict[str, Any]) -> None:
 def test_pipeline_topics_carry_their_events(doc: dict[str, Any]) -> None:
     assert message_names(doc, "jobs.requested.high") == {"job.requested"}
     assert message_names(doc, IMAGES_GENERATED) == {"image.generated"}
-    assert message_names(doc, PUBLISHED) == {"product.publishing", "product.published"}
+    assert message_names(doc, PUBLISHED) == {
+        "product.publishing", "product.published", "product.withdrawn", "product.repriced"
+    }  # fmt: skip
+    assert message_names(doc, "seller.decisions") == {"seller.decision"}
     assert message_names(doc, HEARTBEATS) == {"worker.heartbeat", "worker.exited", "pool.scaled"}
     assert message_names(doc, "pod.control") == {"control.command"}
     assert message_names(doc, "printify.webhooks") == {"printify.webhook"}
@@ -147,7 +150,8 @@ def test_delay_and_dead_letter_topics_carry_their_stage_inputs(doc: dict[str, An
     assert message_names(doc, PRINTIFY.dlq) == {"image.generated", "stage.failed"}
     assert "stage.failed" in message_names(doc, PUBLISHERS["printify"].dlq)
     # A direct channel's: its input, and the refusals its watcher reports after review.
-    assert message_names(doc, PUBLISHERS["shopify"].dlq) == {"product.created", "stage.failed"}
+    made = {"product.created", "product.approved", "product.withdrawn", "product.repriced"}
+    assert message_names(doc, PUBLISHERS["shopify"].dlq) >= {*made, "stage.failed"}
 
 
 def test_operations_refer_to_their_channel_and_its_messages(doc: dict[str, Any]) -> None:

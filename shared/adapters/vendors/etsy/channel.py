@@ -12,7 +12,14 @@ from collections.abc import Mapping
 import httpx
 from psycopg_pool import AsyncConnectionPool
 
-from shared.adapters.vendors.channels import PENDING, ChannelSpec, Listing, ListingState, ProductRef
+from shared.adapters.vendors.channels import (
+    PENDING,
+    ChannelSpec,
+    Listing,
+    ListingState,
+    ProductRef,
+    UndoNotSupported,
+)
 from shared.adapters.vendors.etsy.client import EtsyClient
 from shared.adapters.vendors.etsy.inventory import inventory_for
 from shared.adapters.vendors.etsy.models import VENDOR, EtsyListing
@@ -42,7 +49,7 @@ PAGE_LIMIT = 100
 LISTING_URL = "https://www.etsy.com/listing/{}"
 
 
-class EtsyChannel:
+class EtsyChannel(UndoNotSupported):
     """Lists Printify products in an Etsy shop (a :class:`SalesChannel`).
 
     ``source`` reads the product (its draft:

@@ -17,6 +17,7 @@ from shared.adapters.vendors.channels import (
     Listing,
     ListingState,
     ProductRef,
+    UndoNotSupported,
     handle_for,
 )
 from shared.adapters.vendors.listing import DraftVariant, ListingDraft, draft_from_printify
@@ -47,7 +48,7 @@ def _option(variant: DraftVariant, names: tuple[str, ...]) -> str | None:
     return next((v for n, v in variant.options if n.strip().lower() in names), None)
 
 
-class MetaChannel:
+class MetaChannel(UndoNotSupported):
     """Lists Printify products in a Meta Commerce catalog (a :class:`SalesChannel`)."""
 
     name = "meta"

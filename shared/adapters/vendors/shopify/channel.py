@@ -15,6 +15,7 @@ from shared.adapters.vendors.channels import (
     Listing,
     ListingState,
     ProductRef,
+    UndoNotSupported,
     handle_for,
 )
 from shared.adapters.vendors.listing import ListingDraft, draft_from_printify
@@ -92,7 +93,7 @@ def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-class ShopifyChannel:
+class ShopifyChannel(UndoNotSupported):
     """Lists Printify's products on a Shopify store and publishes them to the Online Store."""
 
     name = "shopify"

@@ -13,7 +13,13 @@ from collections.abc import Mapping
 import httpx
 from psycopg_pool import AsyncConnectionPool
 
-from shared.adapters.vendors.channels import ChannelSpec, Listing, ListingState, ProductRef
+from shared.adapters.vendors.channels import (
+    ChannelSpec,
+    Listing,
+    ListingState,
+    ProductRef,
+    UndoNotSupported,
+)
 from shared.adapters.vendors.images import HttpImageFetcher, ImageFetcher, image_type
 from shared.adapters.vendors.listing import ListingDraft, draft_from_printify
 from shared.adapters.vendors.printify import PrintifyClient, Product
@@ -41,7 +47,7 @@ def marker_sku(product_id: str, n: int = 1) -> str:
     return f"{MARKER_PREFIX}{product_id}-{n:02d}"
 
 
-class TikTokChannel:
+class TikTokChannel(UndoNotSupported):
     """Lists Printify products in a TikTok shop (a :class:`SalesChannel`); a new product is
     pending until TikTok's audit passes (listed) or fails (refused with TikTok's reasons)."""
 

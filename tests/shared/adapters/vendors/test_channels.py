@@ -19,6 +19,7 @@ from shared.adapters.vendors.channels import (
     PrintifyStorefront,
     ProductRef,
     SalesChannel,
+    UndoNotSupported,
 )
 from shared.adapters.vendors.printify import PrintifyClient
 from simulators.printify import create_app
@@ -99,7 +100,7 @@ async def test_a_printify_channel_is_pending_until_it_lists_or_refuses(
     assert state.refused is not None and "without a listing on etsy" in state.refused
 
 
-class ListsEverything:
+class ListsEverything(UndoNotSupported):
     """A channel of our own: what a direct integration (or a test double) implements."""
 
     def __init__(self, name: str) -> None:
