@@ -38,7 +38,10 @@ from shared.adapters.store.metrics import (
 )
 from shared.adapters.store.workers import WorkerRecord
 
-JOB_STATUSES = ("queued", "processing", "retrying", "completed", "partial", "failed")
+JOB_STATUSES = (
+    "queued", "processing", "retrying", "awaiting_review", "completed", "partial", "failed",
+    "cancelled",
+)  # fmt: skip
 
 
 def _number(value: float) -> str:

@@ -18,7 +18,8 @@ from shared.contract.sales_channels import DEFAULT_CHANNEL
 # Named for what services.api.schemas.jobs.JobView shows: the seed's status (a partial job is
 # `completed` there) beside the detailed one, the priority as given (its number, else the band).
 _JOB_COLUMNS = f"""
-    job_id, CASE WHEN status = 'partial' THEN 'completed' ELSE status END AS status,
+    job_id, CASE status WHEN 'partial' THEN 'completed' WHEN 'awaiting_review' THEN 'processing'
+        WHEN 'cancelled' THEN 'failed' ELSE status END AS status,
     status AS detailed_status, COALESCE(to_jsonb(priority_level), to_jsonb(band)) AS priority,
     band, theme, style, niche, prompt, product_types, image_count AS count, auto_publish,
     COALESCE(channels, ARRAY['{DEFAULT_CHANNEL}']) AS channels, request AS spec,
@@ -92,8 +93,13 @@ _LIST_JOBS = (
 ORDER BY created_at DESC, job_id DESC LIMIT %(limit)s
 """
 )
-# `completed` is what the status field shows, so it takes the partial jobs too
-# (their detailedStatus tells them apart; `partial` asks for those alone).
+# A seed status asks for every detailed one it shows as (their detailedStatus tells them apart;
+# `partial`, `awaiting_review` or `cancelled` asks for those alone).
+SEED_STATUS_OF = {
+    "completed": ["completed", "partial"],
+    "processing": ["processing", "awaiting_review"],
+    "failed": ["failed", "cancelled"],
+}
 _STATUS_IN = "status = ANY(%(statuses)s)"
 # Row comparison = keyset pagination on (created_at DESC, job_id DESC): stable under
 # concurrent inserts, no OFFSET scan.
@@ -264,7 +270,7 @@ async def list_jobs_statement(
         where.append(_IN_MATCHED)
     if status is not None:
         where.append(_STATUS_IN)
-        params["statuses"] = ["completed", "partial"] if status == "completed" else [status]
+        params["statuses"] = SEED_STATUS_OF.get(status, [status])
     if after is not None:
         where.append(_AFTER)
         params["after_at"], params["after_job"] = after

@@ -45,6 +45,8 @@ HIGH_WORKER_ERRORS = "high_worker_errors"
 POOL_SCALED = "pool_scaled"
 # A vendor refused an account's OAuth grant: its work waits until the seller authorises again.
 CREDENTIAL_REVOKED = "credential_revoked"
+# A reviewed job's images have waited for the seller longer than REVIEW_ALERT_AFTER_S.
+REVIEW_WAITING = "review_waiting"
 KINDS = (
     WORKER_DOWN,
     STAGE_DOWN,
@@ -58,6 +60,7 @@ KINDS = (
     HIGH_WORKER_ERRORS,
     POOL_SCALED,
     CREDENTIAL_REVOKED,
+    REVIEW_WAITING,
 )
 
 # Alerts for failed jobs are per job: a burst of failures should not write thousands of rows
@@ -124,6 +127,15 @@ SELECT count(*) FILTER (WHERE status = 'completed') AS completed,
     count(*) FILTER (WHERE status IN ('failed', 'partial')) AS failed
 FROM jobs WHERE status IN ('completed', 'failed', 'partial')
     AND finished_at > %(since)s AND finished_at <= %(now)s
+"""
+
+# Jobs whose images have waited for the seller's review since before %(since)s (one alert per
+# job, the oldest waits first); a job cancelled or decided drops out.
+_REVIEWS_WAITING = """
+SELECT r.job_id, count(*) AS images, min(r.awaiting_since) AS since FROM image_reviews r
+JOIN jobs j ON j.job_id = r.job_id AND j.cancelled_at IS NULL
+WHERE r.state = 'awaiting' AND r.awaiting_since < %(since)s
+GROUP BY r.job_id ORDER BY min(r.awaiting_since) LIMIT %(limit)s
 """
 
 # Dead letters not replayed, per stage, where at least %(threshold)s came within the window.
@@ -420,6 +432,23 @@ class PipelineConditions(_Conditions):
             for r in await credential_store.revoked(self.pool)
         }
 
+    async def reviews_waiting(self, now: datetime) -> dict[str, Firing]:
+        """Reviewed jobs whose images wait for the seller longer than REVIEW_ALERT_AFTER_S:
+        nothing of them is listed until the seller decides."""
+        after = timedelta(seconds=self.settings.review_alert_after_s)
+        rows = await self._fetch(_REVIEWS_WAITING, {"since": now - after, "limit": MAX_JOB_ALERTS})
+        return {
+            r["job_id"]: Firing(
+                r["job_id"],
+                "warning",
+                f"job {r['job_id']}: {r['images']} image(s) have waited for review since "
+                f"{r['since']:%Y-%m-%d %H:%M} UTC (more than {after}); nothing of them is listed "
+                "until they are approved",
+                {"jobId": r["job_id"], "images": r["images"], "since": r["since"].isoformat()},
+            )
+            for r in rows
+        }
+
     async def job_failures(self, now: datetime) -> dict[str, Firing]:
         rows = await self._fetch(
             _FAILED_JOBS,
@@ -536,6 +565,7 @@ class AlertEvaluator:
             (WORKER_ERROR, self.workers.worker_exits),
             (POOL_SCALED, self.workers.pool_scales),
             (CREDENTIAL_REVOKED, self.pipeline.credentials_revoked),
+            (REVIEW_WAITING, self.pipeline.reviews_waiting),
         ]
         in_grace = (
             self.started_at is not None

@@ -48,6 +48,7 @@ class JobShape:
     product_types: list[str]
     auto_publish: bool
     channels: list[str] | None
+    review: bool = False
 
     @classmethod
     def of(cls, row: Asked) -> JobShape:
@@ -56,12 +57,14 @@ class JobShape:
             product_types=list(row["product_types"]),
             auto_publish=row["auto_publish"],
             channels=row["channels"],
+            review=row.get("review", False),
         )
 
     @property
     def publishes_to(self) -> list[str]:
-        """The channels the job's products are published to (none without autoPublish)."""
-        return channels_of(self.channels) if self.auto_publish else []
+        """The channels the job's products are published to (none without autoPublish, or
+        those of the images the seller approves with review)."""
+        return channels_of(self.channels) if self.auto_publish or self.review else []
 
 
 def check_image(event: ImageGenerated, job: JobShape) -> None:

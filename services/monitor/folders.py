@@ -17,6 +17,7 @@ from typing import Any, Generic, TypeVar
 from psycopg import AsyncConnection
 
 from services.monitor.belongs import (
+    ForeignOutput,
     JobShape,
     check_image,
     check_product,
@@ -24,10 +25,12 @@ from services.monitor.belongs import (
     outside,
 )
 from services.monitor.dlq import UNKNOWN_JOB, DeadLetterFailed, unattributable
-from shared.adapters.store import images, jobs, listings, products, workers
+from shared.adapters.store import images, jobs, listings, products, reviews, workers
 from shared.adapters.store.dead_letters import record_dead_letter
 from shared.adapters.store.job_claims import JobIdInUse
 from shared.contract.events import (
+    IMAGE_ACTIONS,
+    DecisionAction,
     Event,
     ImageGenerated,
     JobRequested,
@@ -229,6 +232,16 @@ class ProductFolder(EventFolder[ProductCreated]):
 
     async def write(self, conn: AsyncConnection[Any], event: ProductCreated, job: JobShape) -> None:
         await products.record_created(conn, event)
+        p = event.payload
+        if p.routing.review:
+            await reviews.await_decision(
+                conn,
+                job_id=event.job_id,
+                image_index=p.image_index,
+                generation=p.generation,
+                product_types=len(job.product_types),
+                at=event.occurred_at,
+            )
 
     def measure(self, event: ProductCreated) -> Measure:
         return Measure(stage=(PRODUCT, event.job_id, event.payload.image_index, None))
@@ -343,51 +356,118 @@ class DeadLetterFolder(FailureFolder[DeadLetterFailed]):
 
 
 class DecisionFolder(EventFolder[SellerDecision]):
-    """A seller's decision: in the job's log with who decided."""
+    """A seller's decision (decision §41): in the job's log with who decided; the review of its
+    image (the API's claim confirmed); a cancel ends the job."""
 
     def describe(self, event: SellerDecision) -> tuple[str, str]:
         d = event.payload
         what = d.action.value
         if d.image_index is not None:
-            what += f" image {d.image_index}"
+            what += f" image {d.image_index + 1}"
         if d.product_type is not None:
-            what += f" {d.product_type.value}"
+            what += f" ({d.product_type.value})"
         if d.channels:
             what += f" on {', '.join(d.channels)}"
         if d.margin_percent is not None:
-            what += f" at {d.margin_percent:g}% margin"
-        return "info", f"seller {d.decided_by} decided: {what}"
+            what += f" at a {d.margin_percent:g}% margin"
+        if d.prompt is not None:
+            what += " with an edited prompt"
+        level = "warning" if d.action is DecisionAction.CANCEL else "info"
+        return level, f"{d.decided_by} decided: {what}"
 
-    def measure(self, event: SellerDecision) -> Measure:
-        return Measure(progress=False)
+    def check(self, event: SellerDecision, job: JobShape, images: set[tuple[str, int]]) -> None:
+        d = event.payload
+        _refuse_outside(
+            event.job_id,
+            job,
+            d.image_index,
+            d.product_type.value if d.product_type is not None else None,
+        )
+        if d.action in IMAGE_ACTIONS and not job.review:
+            raise ForeignOutput(
+                f"payload.action: job {event.job_id[:100]} is not reviewed; "
+                f"there is nothing to {d.action.value}"
+            )
+
+    async def write(self, conn: AsyncConnection[Any], event: SellerDecision, job: JobShape) -> None:
+        d = event.payload
+        if d.action is DecisionAction.CANCEL:
+            await jobs.record_cancelled(conn, event.job_id, by=d.decided_by, at=event.occurred_at)
+        await reviews.fold_decision(conn, event)
 
 
 class ProductApprovedFolder(EventFolder[ProductApproved]):
+    """An approved product, on its way to the job's channels (their listings follow)."""
+
     def describe(self, event: ProductApproved) -> tuple[str, str]:
         p = event.payload
         return "info", (
-            f"{p.product_type.value} of image {p.image_index} approved by {p.decided_by}: "
+            f"{p.product_type.value} for image {p.image_index + 1} approved by {p.decided_by}: "
             f"publishing to {', '.join(channels_of(p.routing.channels))}"
         )
 
+    def check(self, event: ProductApproved, job: JobShape, images: set[tuple[str, int]]) -> None:
+        _refuse_outside(event.job_id, job, event.payload.image_index, event.payload.product_type)
+
 
 class WithdrawnFolder(EventFolder[ProductWithdrawn]):
+    """A product deleted from Printify, or its listing taken down on a channel."""
+
     def describe(self, event: ProductWithdrawn) -> tuple[str, str]:
         p = event.payload
         where = p.channel or "Printify"
         done = p.outcome if p.was_listed else f"nothing to take down ({p.outcome})"
         return "info", (
-            f"{p.product_type.value} of image {p.image_index} on {where}: {done} ({p.reason})"
+            f"{p.product_type.value} for image {p.image_index + 1} on {where}: {done} ({p.reason})"
         )
+
+    def check(self, event: ProductWithdrawn, job: JobShape, images: set[tuple[str, int]]) -> None:
+        p = event.payload
+        _refuse_outside(event.job_id, job, p.image_index, p.product_type)
+        if p.channel is not None and p.channel not in job.publishes_to:
+            raise ForeignOutput(
+                f"payload.channel: job {event.job_id[:100]} does not publish to {p.channel}"
+            )
+
+    async def write(
+        self, conn: AsyncConnection[Any], event: ProductWithdrawn, job: JobShape
+    ) -> None:
+        if event.payload.channel is None:
+            await products.record_deleted(conn, event)
+        else:
+            await listings.record_withdrawn(conn, event)
 
 
 class RepricedFolder(EventFolder[ProductRepriced]):
+    """A product priced again: in Printify (its row's prices), or on a channel (the log)."""
+
     def describe(self, event: ProductRepriced) -> tuple[str, str]:
         p = event.payload
+        pr = p.prices
+        prices = f"{pr.price_min_cents / 100:.2f}"
+        if pr.price_max_cents is not None and pr.price_max_cents != pr.price_min_cents:
+            prices += f"-{pr.price_max_cents / 100:.2f}"
         return "info", (
-            f"{p.product_type.value} of image {p.image_index} on {p.channel or 'Printify'}: "
-            f"repriced from {p.prices.price_min_cents / 100:.2f}"
+            f"{p.product_type.value} for image {p.image_index + 1} repriced on "
+            f"{p.channel or 'Printify'}: {prices}"
         )
+
+    def check(self, event: ProductRepriced, job: JobShape, images: set[tuple[str, int]]) -> None:
+        _refuse_outside(event.job_id, job, event.payload.image_index, event.payload.product_type)
+
+    async def write(
+        self, conn: AsyncConnection[Any], event: ProductRepriced, job: JobShape
+    ) -> None:
+        if event.payload.channel is None:
+            await products.record_repriced(conn, event)
+
+
+def _refuse_outside(
+    job_id: str, job: JobShape, image_index: int | None, product_type: str | None
+) -> None:
+    reason = outside(job_id, job, image_index=image_index, product_type=product_type)
+    if reason is not None:
+        raise ForeignOutput(reason)
 
 
 # Every event type the monitor folds, exactly (the type, not a subclass: a dead letter is a

@@ -63,7 +63,7 @@ logger = logging.getLogger(__name__)
 
 # The stages whose dead letters are counted (``dlq_size``); always reported, zero included.
 DLQ_STAGES = PIPELINE_STAGES
-TERMINAL = ("completed", "partial", "failed")
+TERMINAL = ("completed", "partial", "failed", "cancelled")
 
 # What an unknown label value is counted as, and the longest value kept.
 OTHER = "other"

@@ -28,6 +28,8 @@ class MonitorSettings(RunnerSettings, DatabaseSettings, WorkerLivenessSettings, 
     # Alerts (and gauge sampling) are evaluated this often.
     alert_interval_s: float = Field(default=10.0, gt=0)
     job_alert_ttl_s: float = Field(default=3600.0, gt=0)
+    # A reviewed job's image waiting for the seller this long raises an alert (review_waiting).
+    review_alert_after_s: float = Field(default=24 * 3600.0, gt=0)
     # A death or a scale the pool manager reported stays an open alert this long.
     worker_event_window_s: float = Field(default=300.0, gt=0)
     error_rate_window_s: float = Field(default=300.0, gt=0)

@@ -1,9 +1,12 @@
 """The job status machine: a job's status and error from what has arrived (pure, no SQL).
 
-``queued`` -> ``processing`` (-> ``retrying`` while a retry waits) -> one of the ends:
-``completed`` (every image, product and, with autoPublish, publication arrived), ``partial``
-(it ended, something was delivered and something failed) or ``failed`` (nothing was). The fold
-counts the job's rows (:class:`JobCounts`) and stores what :func:`job_status` says.
+``queued`` -> ``processing`` (-> ``retrying`` while a retry waits; -> ``awaiting_review`` while
+a reviewed job's images wait for the seller and nothing else is in flight) -> one of the ends:
+``completed`` (every image, product and, with autoPublish, publication arrived; with review,
+every image decided and each approved one published), ``partial`` (it ended, something was
+delivered and something failed), ``failed`` (nothing was) or ``cancelled`` (the seller
+cancelled it: whatever it made is being taken down, as its log shows). The fold counts the job's
+rows (:class:`JobCounts`) and stores what :func:`job_status` says.
 """
 
 from __future__ import annotations
@@ -30,6 +33,31 @@ class JobCounts:
     last_error: str | None = None
     # Sales channels each product is published to (with autoPublish).
     channels: int = 1
+    # Review (decision §41): the seller decides each image; only approved ones are published.
+    review: bool = False
+    cancelled: bool = False
+    images_awaiting: int = 0
+    images_regenerating: int = 0
+    # Approved or rejected.
+    images_decided: int = 0
+    # Products of approved images (each published to every channel).
+    products_approved: int = 0
+    # Images with a product made (one whose every product failed has nothing to review).
+    images_with_products: int = 0
+
+    @property
+    def publications_expected(self) -> int:
+        if self.review:
+            return self.products_approved * self.channels
+        return self.products_done * self.channels if self.auto_publish else 0
+
+    @property
+    def reviews_open(self) -> bool:
+        return self.review and (
+            self.images_awaiting > 0
+            or self.images_regenerating > 0
+            or self.images_decided < self.images_with_products
+        )
 
 
 @dataclass(frozen=True)
@@ -51,14 +79,16 @@ def job_status(c: JobCounts) -> JobState:
     images_failed = min(c.images_failed, max(0, c.image_count - c.images_done))
     # Products of images that were never generated are failed too.
     products_failed = c.product_rows_failed + images_failed * c.product_types
-    terminal = (
+    if c.cancelled:
+        return JobState(
+            "cancelled", True, "cancelled by the seller", images_failed, products_failed
+        )
+    made = (
         c.images_done + images_failed >= c.image_count
         and c.products_done + products_failed >= expected_products
-        and (
-            not c.auto_publish
-            or c.publications_done + c.publications_failed >= c.products_done * c.channels
-        )
     )
+    published = c.publications_done + c.publications_failed >= c.publications_expected
+    terminal = made and published and not c.reviews_open
     anything_failed = bool(images_failed or products_failed or c.publications_failed)
     error = None
     if terminal:
@@ -70,13 +100,15 @@ def job_status(c: JobCounts) -> JobState:
             status = "partial"
         if anything_failed:
             error = f"{products_failed} of {expected_products} products failed"
-            if c.auto_publish:
-                expected = c.products_done * c.channels
+            if c.auto_publish or c.review:
+                expected = c.publications_expected
                 error += f", {c.publications_failed} of {expected} publications failed"
             if c.last_error:
                 error += f"; last error: {c.last_error}"
     elif c.retrying:
         status = "retrying"
+    elif made and published and c.images_awaiting and not c.images_regenerating:
+        status = "awaiting_review"
     elif c.images_done or c.products_done or anything_failed:
         status = "processing"
     else:

@@ -42,8 +42,8 @@ from shared.contract.events import (
 )
 
 
-def image(job: JobRequested, i: int = 0) -> ImageGenerated:
-    """Image ``i`` of ``job``, as the generator would emit it."""
+def image(job: JobRequested, i: int = 0, generation: int = 0) -> ImageGenerated:
+    """Image ``i`` of ``job`` (its ``generation``), as the generator would emit it."""
     p = job.payload
     return job.derive(
         ImageGenerated,
@@ -60,20 +60,23 @@ def image(job: JobRequested, i: int = 0) -> ImageGenerated:
             description="d",
             tags=["a"],
             routing=p.routing,
+            generation=generation,
         ),
         producer="generator",
-        key=f"image:{i}",
+        key=f"image:{i}" + (f"@g{generation}" if generation else ""),
     )
 
 
-def product(job: JobRequested, i: int, t: str) -> ProductCreated:
-    """The ``t`` product of image ``i``, as the printify stage would emit it."""
+def product(job: JobRequested, i: int, t: str, generation: int = 0) -> ProductCreated:
+    """The ``t`` product of image ``i`` (its ``generation``), as the printify stage would emit
+    it."""
+    suffix = f"@g{generation}" if generation else ""
     return job.derive(
         ProductCreated,
         ProductCreatedPayload(
             image_index=i,
             product_type=t,
-            product_id=f"prod-{i}-{t}",
+            product_id=f"prod-{i}-{t}{suffix}",
             shop_id="1",
             blueprint_id=6,
             print_provider_id=99,
@@ -83,11 +86,13 @@ def product(job: JobRequested, i: int, t: str) -> ProductCreated:
                 product_types=[t],
                 auto_publish=job.payload.auto_publish,
                 channels=job.payload.channels,
+                review=job.payload.review,
             ),
             prices=PriceSummary(price_min_cents=1999),
+            generation=generation,
         ),
         producer="printify",
-        key=f"product:{i}:{t}",
+        key=f"product:{i}:{t}{suffix}",
     )
 
 

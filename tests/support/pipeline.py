@@ -13,7 +13,7 @@ from shared.contract.events import JobRequested
 from shared.contract.topics import JOBS_REQUESTED
 from tests.support.infra import wait_for
 
-TERMINAL = {"completed", "partial", "failed"}
+TERMINAL = {"completed", "partial", "failed", "cancelled"}
 
 
 def stack_env(state: Path, image_size: int) -> dict[str, str]:

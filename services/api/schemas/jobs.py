@@ -37,9 +37,11 @@ class JobStatus(StrEnum):
     QUEUED = "queued"
     PROCESSING = "processing"
     RETRYING = "retrying"
+    AWAITING_REVIEW = "awaiting_review"
     COMPLETED = "completed"
     PARTIAL = "partial"
     FAILED = "failed"
+    CANCELLED = "cancelled"
 
 
 class JobRequest(JobSpec):
@@ -208,9 +210,13 @@ class JobView(_Wire):
 
     job_id: str
     status: SeedJobStatus = Field(
-        description="The seed's states; a partial job is `completed` here (see detailedStatus)"
+        description="The seed's states; a partial job is `completed` here, one awaiting review "
+        "`processing`, a cancelled one `failed` (see detailedStatus)"
     )
-    detailed_status: JobStatus = Field(description="Also tells `partial` from `completed`")
+    detailed_status: JobStatus = Field(
+        description="Also tells `partial` from `completed`, and says `awaiting_review` and "
+        "`cancelled`"
+    )
     priority: Priority | int = Field(description="As it was given: a band, or a number 1-10")
     band: Priority = Field(description="The priority band the job runs in")
     theme: str

@@ -55,3 +55,30 @@ CREATE INDEX IF NOT EXISTS image_reviews_awaiting_idx
 ALTER TABLE jobs ADD COLUMN IF NOT EXISTS review BOOLEAN NOT NULL DEFAULT FALSE;
 ALTER TABLE jobs ADD COLUMN IF NOT EXISTS cancelled_at TIMESTAMPTZ;
 ALTER TABLE jobs ADD COLUMN IF NOT EXISTS cancelled_by TEXT;
+ALTER TABLE jobs DROP CONSTRAINT IF EXISTS jobs_status_check;
+ALTER TABLE jobs ADD CONSTRAINT jobs_status_check
+    CHECK (status IN ('queued', 'processing', 'retrying', 'awaiting_review', 'completed',
+                      'partial', 'failed', 'cancelled'));
+
+-- 5. An image's generation (a regenerate replaces the row's image), a product's (the products
+--    of a regenerated image replace the row's), a product deleted from Printify (rejected,
+--    cancelled, deleted after launch, or by the seller in Printify), a listing taken down.
+ALTER TABLE images ADD COLUMN IF NOT EXISTS generation INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE products ADD COLUMN IF NOT EXISTS generation INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE products DROP CONSTRAINT IF EXISTS products_status_check;
+ALTER TABLE products ADD CONSTRAINT products_status_check
+    CHECK (status IN ('created', 'publishing', 'published', 'failed', 'publish_failed',
+                      'deleted'));
+ALTER TABLE products ADD COLUMN IF NOT EXISTS withdrawn_reason TEXT;
+ALTER TABLE listings DROP CONSTRAINT IF EXISTS listings_status_check;
+ALTER TABLE listings ADD CONSTRAINT listings_status_check
+    CHECK (status IN ('publishing', 'retrying', 'published', 'publish_failed', 'withdrawn'));
+ALTER TABLE listings ADD COLUMN IF NOT EXISTS withdrawn_reason TEXT;
+
+-- A cancelled job's stream ends too.
+DROP TRIGGER IF EXISTS jobs_notify_ended ON jobs;
+CREATE TRIGGER jobs_notify_ended AFTER UPDATE OF status ON jobs
+    FOR EACH ROW
+    WHEN (NEW.status IN ('completed', 'partial', 'failed', 'cancelled')
+          AND OLD.status IS DISTINCT FROM NEW.status)
+    EXECUTE FUNCTION pod_notify_job_ended();

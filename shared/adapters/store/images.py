@@ -9,12 +9,17 @@ from psycopg import AsyncConnection
 
 from shared.contract.events import ImageGenerated
 
+# A later generation (the seller asked for the image again) replaces the row's image.
 _RECORD = """
 INSERT INTO images (job_id, image_index, sha256, uri, width, height, prompt, title, description,
-                    tags, created_at)
+                    tags, created_at, generation)
 VALUES (%(job)s, %(index)s, %(sha256)s, %(uri)s, %(width)s, %(height)s, %(prompt)s, %(title)s,
-        %(description)s, %(tags)s, %(at)s)
-ON CONFLICT (job_id, image_index) DO NOTHING
+        %(description)s, %(tags)s, %(at)s, %(generation)s)
+ON CONFLICT (job_id, image_index) DO UPDATE SET
+    sha256 = EXCLUDED.sha256, uri = EXCLUDED.uri, width = EXCLUDED.width,
+    height = EXCLUDED.height, prompt = EXCLUDED.prompt, title = EXCLUDED.title,
+    description = EXCLUDED.description, tags = EXCLUDED.tags, generation = EXCLUDED.generation
+WHERE images.generation < EXCLUDED.generation
 """
 
 _EXISTING = """
@@ -37,7 +42,8 @@ async def existing(
 
 
 async def record(conn: AsyncConnection[Any], event: ImageGenerated) -> None:
-    """Add the image; the first event of an index wins (a regenerated duplicate is the same)."""
+    """Add the image; the first event of an index and generation wins (a redelivered duplicate
+    is the same), a later generation replaces it."""
     p = event.payload
     await conn.execute(
         _RECORD,
@@ -53,5 +59,6 @@ async def record(conn: AsyncConnection[Any], event: ImageGenerated) -> None:
             "description": p.description,
             "tags": p.tags,
             "at": event.occurred_at,
+            "generation": p.generation,
         },
     )

@@ -22,10 +22,10 @@ from shared.contract.events import ImageGenerated, JobRequested, channels_of
 _INSERT_REQUESTED = """
 INSERT INTO jobs (job_id, status, band, priority_level, theme, style, niche, prompt,
                   product_types, image_count, auto_publish, channels, expected_products,
-                  expected_publications, submitted_by, request, created_at)
+                  expected_publications, submitted_by, request, created_at, review)
 VALUES (%(job)s, 'queued', %(band)s, %(level)s, %(theme)s, %(style)s, %(niche)s, %(prompt)s,
         %(types)s, %(count)s, %(auto)s, %(channels)s, %(expected)s, %(publications)s, %(by)s,
-        %(request)s, %(at)s)
+        %(request)s, %(at)s, %(review)s)
 """
 _OPEN_REQUESTED = _INSERT_REQUESTED + "ON CONFLICT (job_id) DO NOTHING"
 # A row opened before claims from one of its images (migration 0024) gets the request's fields;
@@ -36,7 +36,7 @@ _OPEN_OR_FILL_REQUESTED = (
     theme = EXCLUDED.theme, style = EXCLUDED.style, niche = EXCLUDED.niche,
     prompt = EXCLUDED.prompt, band = EXCLUDED.band,
     priority_level = EXCLUDED.priority_level, submitted_by = EXCLUDED.submitted_by,
-    request = EXCLUDED.request
+    request = EXCLUDED.request, review = EXCLUDED.review
     WHERE jobs.request IS NULL"""
 )
 
@@ -57,7 +57,11 @@ def _requested(event: JobRequested) -> dict[str, object]:
         "auto": p.auto_publish,
         "channels": channels_of(p.channels),
         "expected": expected,
-        "publications": expected * len(channels_of(p.channels)) if p.auto_publish else 0,
+        # With review, at most this many: each image the seller approves is published.
+        "publications": (
+            expected * len(channels_of(p.channels)) if p.auto_publish or p.review else 0
+        ),
+        "review": p.review,
         "by": p.submitted_by,
         "request": Jsonb(p.model_dump(mode="json")),
         "at": event.occurred_at,
@@ -80,12 +84,12 @@ async def open_or_fill_requested(conn: AsyncConnection[Any], event: JobRequested
 
 _EXISTS = "SELECT 1 FROM jobs WHERE job_id = %(job)s"
 _ASKED = """
-SELECT product_types, image_count, auto_publish, channels FROM jobs WHERE job_id = %(job)s
+SELECT product_types, image_count, auto_publish, channels, review FROM jobs WHERE job_id = %(job)s
 """
 
 # In one order for every transaction, so two monitors locking overlapping jobs cannot deadlock.
 _LOCK = """
-SELECT job_id, product_types, image_count, auto_publish, channels FROM jobs
+SELECT job_id, product_types, image_count, auto_publish, channels, review FROM jobs
 WHERE job_id = ANY(%(jobs)s) ORDER BY job_id FOR UPDATE
 """
 
@@ -123,15 +127,27 @@ SELECT job_id, image_count, cardinality(product_types) AS product_types, auto_pu
     images_failed, error AS last_error, retrying_since IS NOT NULL AS retrying,
     (SELECT count(*) FROM images i WHERE i.job_id = j.job_id) AS images_done,
     (SELECT count(*) FILTER
-        (WHERE status IN ('created', 'publishing', 'published', 'publish_failed'))
+        (WHERE status IN ('created', 'publishing', 'published', 'publish_failed', 'deleted'))
         FROM products p WHERE p.job_id = j.job_id) AS products_done,
     (SELECT count(*) FILTER (WHERE status = 'failed')
         FROM products p WHERE p.job_id = j.job_id) AS product_rows_failed,
-    (SELECT count(*) FILTER (WHERE status = 'published')
+    (SELECT count(*) FILTER (WHERE status IN ('published', 'withdrawn'))
         FROM listings l WHERE l.job_id = j.job_id) AS publications_done,
     (SELECT count(*) FILTER (WHERE status = 'publish_failed')
         FROM listings l WHERE l.job_id = j.job_id) AS publications_failed,
-    COALESCE(cardinality(channels), 1) AS channels
+    COALESCE(cardinality(channels), 1) AS channels,
+    review, cancelled_at IS NOT NULL AS cancelled,
+    (SELECT count(*) FILTER (WHERE r.state = 'awaiting') FROM image_reviews r
+        WHERE r.job_id = j.job_id) AS images_awaiting,
+    (SELECT count(*) FILTER (WHERE r.state = 'regenerating') FROM image_reviews r
+        WHERE r.job_id = j.job_id) AS images_regenerating,
+    (SELECT count(*) FILTER (WHERE r.state IN ('approved', 'rejected')) FROM image_reviews r
+        WHERE r.job_id = j.job_id) AS images_decided,
+    (SELECT count(*) FROM products p JOIN image_reviews r
+        ON r.job_id = p.job_id AND r.image_index = p.image_index AND r.state = 'approved'
+        WHERE p.job_id = j.job_id AND p.status <> 'failed') AS products_approved,
+    (SELECT count(DISTINCT p.image_index) FROM products p
+        WHERE p.job_id = j.job_id AND p.status <> 'failed') AS images_with_products
 FROM jobs j WHERE job_id = ANY(%(jobs)s)
 """
 
@@ -170,6 +186,7 @@ class Asked(TypedDict):
     image_count: int
     auto_publish: bool
     channels: list[str] | None  # None: the default channel
+    review: bool
 
 
 class _LockedRow(Asked):
@@ -191,6 +208,13 @@ class Counted(TypedDict):
     publications_done: int
     publications_failed: int
     channels: int
+    review: bool
+    cancelled: bool
+    images_awaiting: int
+    images_regenerating: int
+    images_decided: int
+    products_approved: int
+    images_with_products: int
 
 
 class _CountedRow(Counted):
@@ -221,6 +245,7 @@ async def lock(conn: AsyncConnection[Any], job_ids: list[str]) -> dict[str, Aske
                 image_count=row["image_count"],
                 auto_publish=row["auto_publish"],
                 channels=row["channels"],
+                review=row["review"],
             )
             for row in await cur.fetchall()
         }
@@ -297,6 +322,13 @@ def _counted(row: _CountedRow) -> Counted:
         publications_done=row["publications_done"],
         publications_failed=row["publications_failed"],
         channels=row["channels"],
+        review=row["review"],
+        cancelled=row["cancelled"],
+        images_awaiting=row["images_awaiting"],
+        images_regenerating=row["images_regenerating"],
+        images_decided=row["images_decided"],
+        products_approved=row["products_approved"],
+        images_with_products=row["images_with_products"],
     )
 
 
@@ -332,3 +364,17 @@ async def stamp_metrics(
     those stamped now (not ended, or counted already: left out)."""
     cur = await conn.execute(_STAMP_METRICS, {"jobs": sorted(set(job_ids)), "terminal": terminal})
     return {row[0]: (row[1], row[2]) for row in await cur.fetchall()}
+
+
+_CANCEL = """
+UPDATE jobs SET cancelled_at = %(at)s, cancelled_by = COALESCE(cancelled_by, %(by)s)
+WHERE job_id = %(job)s AND cancelled_at IS NULL
+"""
+
+
+async def record_cancelled(
+    conn: AsyncConnection[Any], job_id: str, *, by: str, at: datetime
+) -> None:
+    """The seller cancelled the job (its decision folded); the first cancel's time stays.
+    ``cancelled_by`` may have been set by the API's claim already."""
+    await conn.execute(_CANCEL, {"job": job_id, "by": by, "at": at})

@@ -14,7 +14,7 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-from shared.contract.events import ProductPublished, ProductPublishing
+from shared.contract.events import ProductPublished, ProductPublishing, ProductWithdrawn
 
 _PUBLISHING = """
 INSERT INTO listings (job_id, image_index, product_type, channel, status, sales_channel,
@@ -108,5 +108,34 @@ async def record_failed(
             "channel": channel,
             "error": error,
             "at": at,
+        },
+    )
+
+
+# A listing taken down stays a row (the job's history): 'withdrawn', with why.
+_WITHDRAWN = """
+INSERT INTO listings (job_id, image_index, product_type, channel, status, withdrawn_reason,
+                      updated_at)
+VALUES (%(job)s, %(index)s, %(type)s, %(channel)s, 'withdrawn', %(reason)s, %(at)s)
+ON CONFLICT (job_id, image_index, product_type, channel) DO UPDATE SET
+    status = 'withdrawn', withdrawn_reason = EXCLUDED.withdrawn_reason,
+    updated_at = EXCLUDED.updated_at
+WHERE listings.updated_at <= EXCLUDED.updated_at
+"""
+
+
+async def record_withdrawn(conn: AsyncConnection[Any], event: ProductWithdrawn) -> None:
+    """The channel's listing was taken down (unpublished or deleted), or never made before the
+    job's cancel."""
+    p = event.payload
+    await conn.execute(
+        _WITHDRAWN,
+        {
+            "job": event.job_id,
+            "index": p.image_index,
+            "type": p.product_type.value,
+            "channel": p.channel,
+            "reason": f"{p.outcome} ({p.reason})",
+            "at": event.occurred_at,
         },
     )

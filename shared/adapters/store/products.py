@@ -14,7 +14,14 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-from shared.contract.events import PriceSummary, ProductCreated, ProductPublished, ProductPublishing
+from shared.contract.events import (
+    PriceSummary,
+    ProductCreated,
+    ProductPublished,
+    ProductPublishing,
+    ProductRepriced,
+    ProductWithdrawn,
+)
 
 # What creation alone knows of a product: its prices (shared.contract.events.PriceSummary's fields,
 # by the same names), print resolution, mockups and title. Read back by the API in this order.
@@ -22,15 +29,19 @@ CREATED_COLUMNS = (*PriceSummary.model_fields, "print_dpi", "mockups", "title")
 _CREATED_LIST = ", ".join(CREATED_COLUMNS)
 _CREATED_VALUES = ", ".join(f"%({c})s" for c in CREATED_COLUMNS)
 
+# A product of a later generation of its image (a regenerate) replaces the row: a new product,
+# its publication not begun.
 _CREATED = f"""
 INSERT INTO products (job_id, image_index, product_type, status, product_id, shop_id,
-                      {_CREATED_LIST}, created_at)
+                      {_CREATED_LIST}, created_at, generation)
 VALUES (%(job)s, %(index)s, %(type)s, 'created', %(product_id)s, %(shop_id)s, {_CREATED_VALUES},
-        %(at)s)
+        %(at)s, %(generation)s)
 ON CONFLICT (job_id, image_index, product_type) DO UPDATE SET
     status = 'created', product_id = EXCLUDED.product_id, shop_id = EXCLUDED.shop_id,
-    ({_CREATED_LIST}) = ROW({", ".join(f"EXCLUDED.{c}" for c in CREATED_COLUMNS)}), error = NULL
-WHERE products.status = 'failed'
+    ({_CREATED_LIST}) = ROW({", ".join(f"EXCLUDED.{c}" for c in CREATED_COLUMNS)}), error = NULL,
+    generation = EXCLUDED.generation, created_at = EXCLUDED.created_at, external_id = NULL,
+    published_at = NULL, withdrawn_reason = NULL
+WHERE products.status = 'failed' OR products.generation < EXCLUDED.generation
 """  # noqa: S608  # column names from the model, no input
 
 # The publication was folded first: fill in what only creation knows.
@@ -83,6 +94,7 @@ async def record_created(conn: AsyncConnection[Any], event: ProductCreated) -> N
         "mockups": p.mockups or None,
         "title": p.title,
         "at": event.occurred_at,
+        "generation": p.generation,
     }
     await conn.execute(_CREATED, params)
     await conn.execute(_FILL_CREATED, params)
@@ -144,5 +156,51 @@ async def record_failed(
             "error": error,
             "at": at,
             "from": ["created", "publishing"] if publishing else ["failed"],
+        },
+    )
+
+
+# Only the product the event names (a regenerated image's old product is not the row's now).
+_DELETED = """
+UPDATE products SET status = 'deleted', withdrawn_reason = %(reason)s
+WHERE job_id = %(job)s AND image_index = %(index)s AND product_type = %(type)s
+  AND product_id = %(product_id)s
+"""
+
+_REPRICED = f"""
+UPDATE products SET ({", ".join(PriceSummary.model_fields)}) =
+    ROW({", ".join(f"%({c})s" for c in PriceSummary.model_fields)})
+WHERE job_id = %(job)s AND image_index = %(index)s AND product_type = %(type)s
+  AND product_id = %(product_id)s
+"""  # noqa: S608  # column names from the model, no input
+
+
+async def record_deleted(conn: AsyncConnection[Any], event: ProductWithdrawn) -> None:
+    """The product was deleted from Printify (``channel`` None): rejected, cancelled, deleted
+    after launch, replaced by a regenerated image's, or deleted by the seller in Printify."""
+    p = event.payload
+    await conn.execute(
+        _DELETED,
+        {
+            "job": event.job_id,
+            "index": p.image_index,
+            "type": p.product_type.value,
+            "product_id": p.product_id,
+            "reason": p.reason,
+        },
+    )
+
+
+async def record_repriced(conn: AsyncConnection[Any], event: ProductRepriced) -> None:
+    """The product was priced again in Printify."""
+    p = event.payload
+    await conn.execute(
+        _REPRICED,
+        {
+            "job": event.job_id,
+            "index": p.image_index,
+            "type": p.product_type.value,
+            "product_id": p.product_id,
+            **p.prices.model_dump(),
         },
     )
