@@ -4,7 +4,7 @@
 // header goes there too.
 "use strict";
 
-const STATUSES = ["queued", "processing", "retrying", "completed", "partial", "failed"];
+const STATUSES = ["queued", "processing", "retrying", "awaiting_review", "completed", "partial", "failed", "cancelled"];
 // The pages kept in files of their own (services/api/ui/<name>.js, each loaded by index.html after
 // this file): podPages.<name> = async () => ... draws /ui/<name>; podPages["jobs/<view>"] =
 // async (jobId) => ... draws /ui/jobs/<id>/<view>. They use this file's helpers ($, esc, api,
