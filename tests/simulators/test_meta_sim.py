@@ -205,7 +205,7 @@ async def test_an_item_is_hidden_by_its_visibility_and_kept(http: httpx.AsyncCli
     await finished(
         http, (await batch(http, [{"method": "CREATE", "data": item("v-1")}])).json()["handles"][0]
     )
-    hide = [
+    hide: list[dict[str, object]] = [
         {"method": "UPDATE", "data": {"id": "v-1", "visibility": "staging"}},
         {"method": "UPDATE", "data": {"id": "v-1", "visibility": "hidden"}},
     ]
