@@ -8,7 +8,7 @@ and processing-profile pages):
   ``GET`` the same path (getListingsByShop: ``state``, ``limit`` 1..100 (25), ``offset``,
   ``includes``; ``{"count": <all matching>, "results": [...]}``, newest first);
 - ``GET``/``DELETE /v3/application/listings/{listing_id}`` (getListing with ``includes``,
-  deleteListing 204);
+  deleteListing 204; a seller's delete decision, and a seller deleting on Etsy);
 - ``PATCH /v3/application/shops/{shop_id}/listings/{listing_id}`` (updateListing, form-encoded);
 - ``GET``/``PUT /v3/application/listings/{listing_id}/inventory`` (getListingInventory,
   updateListingInventory: JSON);

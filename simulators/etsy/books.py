@@ -50,6 +50,12 @@ def books(state: EtsyState, limits: Limits) -> dict[str, Any]:
                     "images": len(lst.images),
                     "quantity": lst.quantity(),
                     "price_cents": lst.price_cents(),
+                    # Each product's price (cents) by SKU, as buyers would pay it.
+                    "prices": {
+                        p["sku"]: p["offerings"][0]["price"]["amount"]
+                        for p in lst.inventory["products"]
+                        if p["sku"]
+                    },
                 }
                 for lst in listings
             ],

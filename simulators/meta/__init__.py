@@ -17,7 +17,8 @@ version, as Graph allows), with the contract taken from Meta's SDK codegen specs
   outside its enum, a malformed price or URL, or a rejection (``SIM_META_REJECT_SHARE`` of the
   valid items at random, or every ``SIM_META_REJECT_EVERY``-th, with ``SIM_META_REJECT_REASON``:
   an image Meta cannot fetch, a policy) is an error of that item (not saved), not a
-  refusal of the call, as Meta does; unknown fields are warnings;
+  refusal of the call, as Meta does; unknown fields are warnings; an UPDATE keeps the fields
+  it does not name (``visibility`` ``staging`` hides an item, kept; a DELETE removes it);
 - ``GET /{catalog_id}/check_batch_request_status?handle=``: ``started`` until then, then
   ``finished`` with ``errors``/``warnings`` (``line``, ``id``, ``message``);
 - ``GET /{catalog_id}/products?filter=`` (``retailer_id`` / ``retailer_product_group_id``,

@@ -30,6 +30,8 @@ def books(state: MetaState) -> dict[str, Any]:
                     "writes": item.writes,
                     "title": item.data.get("title"),
                     "price": item.data.get("price"),
+                    "visibility": item.data.get("visibility", "published"),
+                    "availability": item.data.get("availability"),
                     "link": item.data.get("link"),
                 }
                 for item in items.values()

@@ -73,7 +73,8 @@ class Item:
             "size": self.data.get("size"),
             "color": self.data.get("color"),
             "review_status": self.review_status,
-            "visibility": "published",
+            # "staging": hidden from shoppers, kept in the catalog (a seller's unpublish).
+            "visibility": self.data.get("visibility", "published"),
             "errors": [],
         }
         return {k: v for k, v in fields.items() if v is not None}

@@ -17,6 +17,13 @@ in ``simulators/contracts/tiktok/contract.json`` (versions 202309, Search Produc
 - Get Product (``GET /product/202309/products/{id}``), Search Products (``POST
   /product/202502/products/search``, ``page_size`` 1..100 required, body filter
   ``seller_skus``, ``status``; newest first, ``page_token``);
+- a seller's decisions: Deactivate Products (``POST /product/202309/products/deactivate``: a
+  live or audited product becomes ``SELLER_DEACTIVATED``), Activate Product (``POST
+  /product/202309/products/activate``: a deactivated one is ``ACTIVATE`` again), Delete
+  Products (``DELETE /product/202309/products``), each ``product_ids`` (1..20) answered with
+  ``data.errors[]`` per product it failed for (a deleted or unknown one: 12052048); Update
+  Price (``POST /product/202309/products/{id}/prices/update``: ``skus[]`` by TikTok's SKU id,
+  a live product only, all or nothing);
 - the token endpoints of auth.tiktok-shops.com on the same host (``GET /api/v2/token/refresh``:
   ``app_key``, ``app_secret``, ``refresh_token``, ``grant_type=refresh_token``; the refresh token
   ROTATES: the one sent is spent; ``access_token_expire_in`` is a unix time).
@@ -29,7 +36,8 @@ invalid, 105002 expired; access tokens live ``SIM_TIKTOK_ACCESS_TTL_S``), ``shop
 shop operations (106011), then the contract (36009001, HTTP 200). Answers are TikTok's envelope
 ``{"code", "message", "request_id", "data"}``. The fault knobs of :mod:`simulators.common` apply.
 
-Test hooks: ``GET /_sim/books`` (products of the shop with status and seller SKUs, counts,
+Test hooks: ``GET /_sim/books`` (products of the shop with status, seller SKUs and each SKU's
+price, counts (deactivated, reactivated, deleted, price_updates among them),
 refusals by code, ``duplicates``: a seller SKU on two products neither deleted nor refused),
 ``POST /_sim/reset``, ``GET/POST /_sim/limits`` (``qps``), ``GET /_sim/request_times``,
 ``POST /_sim/tokens/expire``, ``POST /_sim/audit`` (``audit_s``, ``failure_rate``,

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from PIL import Image, UnidentifiedImageError
 
+from simulators.contracts.tiktok import error_code
 from simulators.tiktok.errors import ok, tiktok_error
 from simulators.tiktok.state import ATTRIBUTES, CATEGORIES, Product, TikTokState
 
@@ -365,3 +366,118 @@ async def search_products(request: Request) -> Response:
             "total_count": len(found),
         }
     )
+
+
+# --- a seller's decisions: deactivate, activate, delete, price again ---------------------------
+
+MAX_IDS = 20  # product_ids per call (Deactivate Products, Activate Product, Delete Products)
+
+
+def _ids(body: dict[str, Any]) -> list[str] | Response:
+    ids = body["product_ids"]
+    if not isinstance(ids, list) or not all(isinstance(i, str) and i for i in ids):
+        return tiktok_error("invalid_params", "Invalid params: product_ids must be strings.")
+    if len(ids) > MAX_IDS:
+        return tiktok_error("invalid_params", f"Invalid params: at most {MAX_IDS} product_ids.")
+    return ids
+
+
+def _failure(kind: str, product_id: str, message: str) -> dict[str, Any]:
+    """One entry of a mutation's ``data.errors``: the product it failed for and why."""
+    return {"code": error_code(kind), "message": message, "detail": {"product_id": product_id}}
+
+
+def _mutate(request: Request, allowed: tuple[str, ...], to: str, count: str) -> Response:
+    """Move each product of ``product_ids`` in one of the ``allowed`` statuses (or in ``to``
+    already: nothing to do) to ``to``; the others are answered in ``data.errors``."""
+    state = _state(request)
+    ids = _ids(request.state.body)
+    if isinstance(ids, Response):
+        return ids
+    errors = []
+    for pid in ids:
+        product = state.products.get(pid)
+        if product is None or product.status == "DELETED":
+            errors.append(_failure("product_not_found", pid, f"Product {pid} does not exist."))
+            continue
+        state.settled(product)
+        if product.status == to:
+            continue
+        if product.status not in allowed:
+            errors.append(
+                _failure(
+                    "invalid_params",
+                    pid,
+                    f"Product {pid} is {product.status}: the operation needs {', '.join(allowed)}.",
+                )
+            )
+            continue
+        product.status = to
+        state.counts[count] += 1
+    return ok({"errors": errors})
+
+
+@router.post("/product/202309/products/deactivate")
+async def deactivate_products(request: Request) -> Response:
+    """Deactivate Products: hidden from buyers, kept (SELLER_DEACTIVATED) for Activate."""
+    return _mutate(request, ("ACTIVATE", "PENDING"), "SELLER_DEACTIVATED", "deactivated")
+
+
+@router.post("/product/202309/products/activate")
+async def activate_products(request: Request) -> Response:
+    """Activate Product: a product the seller deactivated is on sale again (it passed its
+    audit before and is unchanged)."""
+    return _mutate(request, ("SELLER_DEACTIVATED",), "ACTIVATE", "reactivated")
+
+
+@router.delete("/product/202309/products")
+async def delete_products(request: Request) -> Response:
+    """Delete Products: gone for good (search and Get Product no longer find it)."""
+    return _mutate(
+        request,
+        ("ACTIVATE", "PENDING", "FAILED", "DRAFT", "SELLER_DEACTIVATED", "PLATFORM_DEACTIVATED"),
+        "DELETED",
+        "deleted",
+    )
+
+
+@router.post("/product/202309/products/{product_id}/prices/update")
+async def update_price(request: Request, product_id: str) -> Response:
+    """Update Price: new prices for some of a live product's SKUs (by TikTok's SKU id)."""
+    state = _state(request)
+    product = state.products.get(product_id)
+    if product is None or product.status == "DELETED":
+        return tiktok_error("product_not_found", f"Product {product_id} does not exist.")
+    if state.settled(product).status != "ACTIVATE":
+        return tiktok_error(
+            "invalid_params",
+            f"Invalid params: product {product_id} is {product.status}; the SKU prices can be "
+            "updated only for a live product.",
+        )
+    skus = product.body.get("skus") or []
+    by_id = {str(int(product.id) + i + 1): sku for i, sku in enumerate(skus)}
+    wanted: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    for given in request.state.body["skus"]:
+        sku = by_id.get(str(given.get("id")))
+        if sku is None:
+            return tiktok_error(
+                "invalid_params", f"Invalid params: SKU {given.get('id')} is not the product's."
+            )
+        price = given["price"]
+        try:
+            amount = float(price["amount"])
+        except (TypeError, ValueError):
+            amount = 0.0
+        if amount <= 0:
+            return tiktok_error(
+                "invalid_params", "Invalid params: skus.price.amount must be a positive decimal."
+            )
+        if price["currency"] != sku["price"]["currency"]:
+            return tiktok_error(
+                "invalid_params", f"Invalid params: the shop sells in {sku['price']['currency']}."
+            )
+        wanted.append((sku, {"amount": str(price["amount"]), "currency": price["currency"]}))
+    for sku, price in wanted:  # all or nothing
+        sku["price"] = price
+    state.counts["price_updates"] += 1
+    return ok({})

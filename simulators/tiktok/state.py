@@ -255,6 +255,11 @@ class TikTokState:
                             "seller_skus": p.seller_skus(),
                             "category_id": p.body.get("category_id"),
                             "images": len(p.body.get("main_images") or []),
+                            # Each SKU's price as buyers see it, by seller SKU.
+                            "prices": {
+                                str(s.get("seller_sku") or ""): (s.get("price") or {}).get("amount")
+                                for s in p.body.get("skus") or []
+                            },
                         }
                         for p in products
                     ]
@@ -262,6 +267,10 @@ class TikTokState:
             },
             "created": self.counts["created"],
             "edited": self.counts["edited"],
+            "deactivated": self.counts["deactivated"],
+            "reactivated": self.counts["reactivated"],
+            "deleted": self.counts["deleted"],
+            "price_updates": self.counts["price_updates"],
             "activated": sum(1 for p in products if p.status == "ACTIVATE"),
             "failed_audit": sum(1 for p in products if p.status == "FAILED"),
             "images_uploaded": self.counts["images_uploaded"],

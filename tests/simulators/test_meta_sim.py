@@ -197,3 +197,35 @@ async def test_a_token_stops_working_its_lifetime_after_first_use(
         await asyncio.sleep(0.02)
     error = error_of(resp)
     assert (error["code"], error["error_subcode"]) == (190, 463)
+
+
+async def test_an_item_is_hidden_by_its_visibility_and_kept(http: httpx.AsyncClient) -> None:
+    """A seller's unpublish: UPDATE visibility "staging" (ProductItem.visibility: published,
+    staging) keeps the item, hidden; a value outside the enum is that item's error."""
+    await finished(
+        http, (await batch(http, [{"method": "CREATE", "data": item("v-1")}])).json()["handles"][0]
+    )
+    hide: list[dict[str, object]] = [
+        {"method": "UPDATE", "data": {"id": "v-1", "visibility": "staging"}},
+        {"method": "UPDATE", "data": {"id": "v-1", "visibility": "hidden"}},
+    ]
+    status = await finished(http, (await batch(http, hide)).json()["handles"][0])
+    assert [e["line"] for e in status["errors"]] == [1]
+    assert "visibility" in status["errors"][0]["message"]
+    products = await http.get(
+        f"/v25.0/{CATALOG}/products",
+        headers=AUTH,
+        params={
+            "appsecret_proof": PROOF,
+            "filter": json.dumps({"retailer_product_group_id": {"eq": "grp"}}),
+            "fields": "retailer_id,visibility,price",
+        },
+    )
+    [found] = products.json()["data"]
+    assert (found["retailer_id"], found["visibility"], found["price"]) == (
+        "v-1",
+        "staging",
+        "24.99 USD",
+    )
+    [booked] = (await http.get("/_sim/books")).json()["catalogs"][CATALOG]["items"]
+    assert booked["visibility"] == "staging"

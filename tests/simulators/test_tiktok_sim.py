@@ -300,3 +300,48 @@ async def test_the_common_fault_knobs_answer_in_tiktoks_format(
     assert sum(faults.values()) == 12
     await http.post("/_sim/config", json={"failure_rate": 0})
     assert (await call(http, "GET", "/logistics/202309/warehouses", access)).json()["code"] == 0
+
+
+async def test_a_sellers_decisions_deactivate_activate_price_and_delete(
+    http: httpx.AsyncClient, access: str
+) -> None:
+    await http.post("/_sim/audit", json={"audit_s": 0})
+    uri = await uploaded(http, access)
+    created = await call(http, "POST", "/product/202309/products", access, body=product(uri))
+    pid = created.json()["data"]["product_id"]
+    sku_id = created.json()["data"]["skus"][0]["id"]
+    ids = {"product_ids": [pid]}
+
+    async def status() -> str:
+        answer = (await call(http, "GET", f"/product/202309/products/{pid}", access)).json()
+        return str(answer["data"]["status"]) if answer["code"] == 0 else "gone"
+
+    prices = f"/product/202309/products/{pid}/prices/update"
+    price = {"skus": [{"id": sku_id, "price": {"amount": "31.00", "currency": "USD"}}]}
+    assert (await call(http, "POST", prices, access, body=price)).json()["code"] == 0
+    [shop] = (await http.get("/_sim/books")).json()["shops"].values()
+    [booked] = shop["products"]
+    assert booked["prices"] == {"pod-abc-01": "31.00"}
+
+    deactivate = "/product/202309/products/deactivate"
+    answer = (await call(http, "POST", deactivate, access, body=ids)).json()
+    assert answer["code"] == 0 and answer["data"]["errors"] == []
+    assert await status() == "SELLER_DEACTIVATED"
+    # TikTok prices only a live product's SKUs.
+    refused = (await call(http, "POST", prices, access, body=price)).json()
+    assert refused["code"] == 36009001 and "live" in refused["message"]
+    activate = "/product/202309/products/activate"
+    assert (await call(http, "POST", activate, access, body=ids)).json()["data"]["errors"] == []
+    assert await status() == "ACTIVATE"
+
+    too_many = {"product_ids": [str(n) for n in range(21)]}
+    assert (await call(http, "POST", deactivate, access, body=too_many)).json()["code"] == 36009001
+    assert (await call(http, "POST", deactivate, access, body={})).json()["code"] == 36009001
+
+    delete = "/product/202309/products"
+    assert (await call(http, "DELETE", delete, access, body=ids)).json()["data"]["errors"] == []
+    assert await status() == "gone"
+    again = (await call(http, "DELETE", delete, access, body=ids)).json()["data"]["errors"]
+    assert [(e["code"], e["detail"]["product_id"]) for e in again] == [(12052048, pid)]
+    counts = (await http.get("/_sim/books")).json()
+    assert (counts["deactivated"], counts["reactivated"], counts["deleted"]) == (1, 1, 1)

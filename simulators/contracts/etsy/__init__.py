@@ -24,14 +24,14 @@ OPERATIONS: dict[str, str] = {
     "createDraftListing": "EtsyClient.create_draft_listing",
     "getListingsByShop": "EtsyClient.get_listings_by_shop (finding a product's listing)",
     "getListing": "EtsyClient.get_listing",
-    "updateListing": "EtsyClient.update_listing (activation)",
-    "updateListingInventory": "EtsyClient.update_listing_inventory",
+    "updateListing": "EtsyClient.update_listing (activation, deactivation)",
+    "updateListingInventory": "EtsyClient.update_listing_inventory (also prices again)",
     "uploadListingImage": "EtsyClient.upload_listing_image",
     "getShopReadinessStateDefinitions": "EtsyClient.get_readiness_state_definitions",
     # Served by the simulator for the engine's tests
     "getListingInventory": "the simulator (tests read an inventory back)",
     "getListingImages": "the simulator (tests read a listing's images back)",
-    "deleteListing": "the simulator (tests delete a listing, as a seller does on Etsy)",
+    "deleteListing": "EtsyClient.delete_listing (a seller's delete decision)",
     # pod doctor's Etsy checks (read-only)
     "ping": "pod doctor: the app's keystring:shared_secret is accepted",
     "getMe": "pod doctor: the token is valid and whose shop it is",

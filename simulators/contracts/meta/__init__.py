@@ -62,6 +62,9 @@ ITEM_FIELDS: dict[str, tuple[str, bool]] = {
     "sale_price": ("sale_price", False),
     "additional_image_link": ("additional_image_urls", False),
     "inventory": ("inventory", False),
+    # A seller's unpublish: "staging" hides the item from shoppers and keeps it (ProductItem
+    # visibility: published, staging).
+    "visibility": ("visibility", False),
 }
 
 

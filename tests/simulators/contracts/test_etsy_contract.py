@@ -172,6 +172,7 @@ CHANNEL_OPERATIONS = {
     "uploadListingImage",
     "updateListing",
     "getListing",
+    "deleteListing",
 }
 
 
@@ -310,6 +311,11 @@ async def test_every_request_the_etsy_channel_sends_conforms_to_etsys_document(
     assert await finisher.check(half) == PENDING
     finished = await finisher.reconcile(half)
     assert finished is not None and finished.listing is not None
+    # A seller's decisions: priced again, unpublished (deactivated), published again, deleted.
+    assert await again.reprice(ref) is True
+    assert await again.withdraw(ref, delete=False) is True
+    assert (await again.publish(ref)).listing == first.listing
+    assert await again.withdraw(ref, delete=True) is True
 
     assert checked.refused() == [], "requests Etsy's document refuses"
     assert checked.wrong_answers() == [], "answers Etsy's document does not allow"

@@ -1,8 +1,9 @@
 """The Meta simulator's books (``GET /_sim/books``) as the chaos test reads them.
 
 A product listed on Meta is an item group (``item_group_id`` = the Printify product id) in the
-catalog: one item per variant. It is live when one of its items is not rejected in review;
-items a batch refused were never saved, so they are not in the books at all."""
+catalog: one item per variant. It is live when one of its items is visible to shoppers (not
+``staging``: a seller's unpublish) and not rejected in review; items a batch refused were never
+saved, so they are not in the books at all."""
 
 from __future__ import annotations
 
@@ -21,7 +22,9 @@ def live_listings(books: dict[str, object]) -> collections.Counter[str]:
         live_groups = {
             str(item["item_group_id"])
             for item in catalog.get("items", [])
-            if item.get("item_group_id") and item.get("review_status") != "rejected"
+            if item.get("item_group_id")
+            and item.get("review_status") != "rejected"
+            and item.get("visibility", "published") != "staging"
         }
         counts.update(live_groups)
     return counts

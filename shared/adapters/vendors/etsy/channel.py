@@ -18,7 +18,6 @@ from shared.adapters.vendors.channels import (
     Listing,
     ListingState,
     ProductRef,
-    UndoNotSupported,
 )
 from shared.adapters.vendors.etsy.client import EtsyClient
 from shared.adapters.vendors.etsy.inventory import inventory_for
@@ -47,9 +46,14 @@ logger = logging.getLogger("shared.adapters.vendors.etsy")  # the package's, as 
 SCAN_STATES = ("draft", "active", "inactive", "expired", "sold_out")
 PAGE_LIMIT = 100
 LISTING_URL = "https://www.etsy.com/listing/{}"
+# The tag a listing the engine deactivated (a seller's unpublish or cancel) carries while
+# inactive: such a listing is the engine's to list again, where one deactivated on Etsy (by the
+# seller there, or by Etsy) is a human's decision that publish respects. Not "pod-": it is not a
+# marker.
+WITHDRAWN_TAG = "podengine withdrawn"
 
 
-class EtsyChannel(UndoNotSupported):
+class EtsyChannel:
     """Lists Printify products in an Etsy shop (a :class:`SalesChannel`).
 
     ``source`` reads the product (its draft:
@@ -87,8 +91,9 @@ class EtsyChannel(UndoNotSupported):
 
     async def publish(self, product: ProductRef) -> ListingState:
         """List the product: the listing with its marker if there is one (finished when half
-        made), else a new one. Raises PermanentError when its listing was deactivated or
-        expired on Etsy (a human decides whether to list it again)."""
+        made), else a new one; one the engine withdrew is activated again. Raises
+        PermanentError when its listing was deactivated or expired on Etsy (a human decides
+        whether to list it again)."""
         async with self._lock(product.product_id):
             found = await self.find_listing(product.product_id)
             if found is None:
@@ -119,6 +124,66 @@ class EtsyChannel(UndoNotSupported):
         if found.state == "draft":
             return PENDING
         return self._listed(found.listing_id)
+
+    async def withdraw(self, product: ProductRef, *, delete: bool) -> bool:
+        """Deactivate the product's listing (Etsy's ``inactive``: hidden from buyers, kept with
+        its inventory and images, tagged :data:`WITHDRAWN_TAG` so that a later publish lists
+        it again) or delete it (deleteListing). False when there is none to take down: never
+        made, deleted, or not on sale (a draft, expired, inactive already)."""
+        async with self._lock(product.product_id):
+            found = await self.find_listing(product.product_id)
+            if found is None:
+                return False
+            tag = marker_tag(product.product_id)
+            if delete:
+                # Gone either way; a 404 is an earlier send whose answer was lost, or the seller.
+                await self.etsy.delete_listing(found.listing_id)
+                self._known.pop(tag, None)
+                logger.info(
+                    "etsy listing withdrawn listing_id=%s marker=%s outcome=deleted state=%s",
+                    found.listing_id,
+                    tag,
+                    found.state,
+                )
+                return True
+            if found.state != "active":
+                return False  # not on sale; Etsy deactivates only an active listing
+            others = [t for t in found.tags or [] if t.lower() not in (tag, WITHDRAWN_TAG)]
+            await self.etsy.update_listing(
+                self.shop_id,
+                found.listing_id,
+                {"state": "inactive", "tags": [tag, WITHDRAWN_TAG, *others][:MAX_TAGS]},
+            )
+            logger.info(
+                "etsy listing withdrawn listing_id=%s marker=%s outcome=deactivated",
+                found.listing_id,
+                tag,
+            )
+            return True
+
+    async def reprice(self, product: ProductRef) -> bool:
+        """Write the Printify product's variant prices into the listing's inventory
+        (updateListingInventory, per SKU). False when the product has no listing."""
+        async with self._lock(product.product_id):
+            found = await self.find_listing(product.product_id)
+            if found is None:
+                return False
+            draft, _ = await self._draft(product)
+            await self.etsy.update_listing_inventory(
+                found.listing_id,
+                inventory_for(
+                    draft,
+                    quantity=self.settings.etsy_quantity,
+                    readiness_state_id=await self.readiness_state_id(),
+                ),
+            )
+            logger.info(
+                "etsy listing repriced listing_id=%s marker=%s products=%d",
+                found.listing_id,
+                marker_tag(product.product_id),
+                len(draft.variants),
+            )
+            return True
 
     # --- finding -------------------------------------------------------------------------------
 
@@ -186,8 +251,14 @@ class EtsyChannel(UndoNotSupported):
         return ListingState(Listing(str(listing_id), LISTING_URL.format(listing_id)))
 
     @staticmethod
+    def _withdrawn(listing: EtsyListing) -> bool:
+        return listing.state == "inactive" and WITHDRAWN_TAG in listing.tag_set()
+
+    @staticmethod
     def _refusal(listing: EtsyListing) -> str | None:
         state, lid = listing.state, listing.listing_id
+        if state == "inactive" and WITHDRAWN_TAG in listing.tag_set():
+            return f"the Etsy listing {lid} was withdrawn by the engine (a seller's decision)"
         if state == "inactive":
             return f"the Etsy listing {lid} was deactivated (by the seller or by Etsy)"
         if state == "expired":
@@ -269,7 +340,10 @@ class EtsyChannel(UndoNotSupported):
         return self._listed(listing_id)
 
     async def _settle(self, product: ProductRef, found: EtsyListing) -> ListingState:
-        """A found listing as it stands; a draft is finished first."""
+        """A found listing as it stands; a draft is finished first, one the engine withdrew
+        is activated again."""
+        if self._withdrawn(found):
+            return await self._relist(product, found)
         refused = self._refusal(found)
         if refused is not None:
             return ListingState(refused=refused)
@@ -283,6 +357,16 @@ class EtsyChannel(UndoNotSupported):
         logger.info("etsy listing half made, finishing listing_id=%s", listing_id)
         await self._finish(listing_id, draft, images=len(full.images or []), skus=full.skus())
         return self._listed(listing_id)
+
+    async def _relist(self, product: ProductRef, found: EtsyListing) -> ListingState:
+        """Activate a listing the engine withdrew, with the product's tags back."""
+        draft, _ = await self._draft(product)
+        tags = [marker_tag(draft.marker), *etsy_tags(draft.tags, MAX_TAGS - 1)]
+        await self.etsy.update_listing(
+            self.shop_id, found.listing_id, {"state": "active", "tags": tags}
+        )
+        logger.info("etsy listing active again listing_id=%s marker=%s", found.listing_id, tags[0])
+        return self._listed(found.listing_id)
 
     async def _finish(
         self, listing_id: int, draft: ListingDraft, *, images: int, skus: list[str]

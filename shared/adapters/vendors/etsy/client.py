@@ -70,6 +70,7 @@ ENGINE_SCOPES: dict[str, tuple[str, ...]] = {
         "updateListingInventory",
         "uploadListingImage",
     ),
+    "listings_d": ("deleteListing",),
     "shops_r": ("getShopReadinessStateDefinitions",),
 }
 
@@ -434,6 +435,18 @@ class EtsyClient:
             data=_form(fields),
         )
         return parse(EtsyListing, listing, "updateListing")
+
+    async def delete_listing(self, listing_id: int) -> bool:
+        """deleteListing: True when Etsy deleted it, False when it was not there (404: deleted
+        already, by an earlier send whose answer was lost or by the seller)."""
+        try:
+            await self._request("DELETE", f"/v3/application/listings/{int(listing_id)}")
+        except PermanentError as exc:
+            if exc.status != 404:
+                raise
+            return False
+        logger.info("etsy listing deleted listing_id=%s", listing_id)
+        return True
 
     async def update_listing_inventory(
         self, listing_id: int, inventory: Mapping[str, object]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 import weakref
 
 import httpx
@@ -17,7 +18,6 @@ from shared.adapters.vendors.channels import (
     Listing,
     ListingState,
     ProductRef,
-    UndoNotSupported,
     handle_for,
 )
 from shared.adapters.vendors.listing import DraftVariant, ListingDraft, draft_from_printify
@@ -26,13 +26,18 @@ from shared.adapters.vendors.meta.models import VENDOR, BatchStatus, ProductItem
 from shared.adapters.vendors.meta.settings import MetaSettings
 from shared.adapters.vendors.printify import PrintifyClient
 from shared.domain.budget import LocalRateBudget, RateBudget, SharedRateBudget, account_key
-from shared.platform.errors import PermanentError
+from shared.platform.errors import PermanentError, RetryableError
 
 logger = logging.getLogger("shared.adapters.vendors.meta")
 
 MAX_RETAILER_ID = 100  # Meta's limit on a retailer id's length
 MAX_TITLE, MAX_DESCRIPTION = 200, 9999  # Meta's limits on an item's title and description
 SIZE_OPTIONS, COLOR_OPTIONS = ("size", "sizes"), ("color", "colors", "colour", "colours")
+# ProductItem.visibility: "staging" keeps an item in the catalog hidden from shoppers (a seller's
+# unpublish), "published" shows it (Meta's default; every write of publish says it).
+HIDDEN, SHOWN = "staging", "published"
+# How often a seller's decision asks whether Meta finished its batch: from the first to the last.
+BATCH_POLL_S = (0.2, 5.0)
 
 
 def retailer_id(marker: str, variant: DraftVariant) -> str:
@@ -48,7 +53,7 @@ def _option(variant: DraftVariant, names: tuple[str, ...]) -> str | None:
     return next((v for n, v in variant.options if n.strip().lower() in names), None)
 
 
-class MetaChannel(UndoNotSupported):
+class MetaChannel:
     """Lists Printify products in a Meta Commerce catalog (a :class:`SalesChannel`)."""
 
     name = "meta"
@@ -64,11 +69,16 @@ class MetaChannel(UndoNotSupported):
 
     async def publish(self, product: ProductRef) -> ListingState:
         """Write the product's items in one batch (UPDATE for those already in the catalog,
-        CREATE for the others): pending on the batch's handle. Already all there: listed."""
+        CREATE for the others, every item shown): pending on the batch's handle. Already all
+        there and shown: listed (items a withdrawal hid are shown again by the batch)."""
         async with self._lock(product.product_id):
             draft = await self._draft(product)
             found = await self._items(draft)
-            if len(found) == len(draft.variants) and not self._refusal(found):
+            if (
+                len(found) == len(draft.variants)
+                and not self._refusal(found)
+                and not any(i.hidden for i in found.values())
+            ):
                 return self._listed(product, draft)
             return await self._send(product, draft, set(found))
 
@@ -80,7 +90,7 @@ class MetaChannel(UndoNotSupported):
             found = await self._items(draft)
             if not found:
                 return None
-            if len(found) < len(draft.variants):
+            if len(found) < len(draft.variants) or any(i.hidden for i in found.values()):
                 return await self._send(product, draft, set(found))
             refused = self._refusal(found)
             return ListingState(refused=refused) if refused else self._listed(product, draft)
@@ -104,9 +114,103 @@ class MetaChannel(UndoNotSupported):
         refused = self._refusal(found)
         if refused:
             return ListingState(refused=refused)
+        if any(i.hidden for i in found.values()):
+            return ListingState(
+                refused=f"the items of product {draft.marker} are hidden from shoppers "
+                f"(visibility {HIDDEN}) in Meta catalog {self.catalog_id}: withdrawn"
+            )
         if len(found) < len(draft.variants):
             return ListingState()  # a batch writing them may still be running
         return self._listed(product, draft)
+
+    async def withdraw(self, product: ProductRef, *, delete: bool) -> bool:
+        """Hide the product's items from shoppers (visibility ``staging``: kept in the catalog,
+        shown again by a later publish) or delete them, in one batch, waited for. The items are
+        found by their item group (the Printify product id) without reading Printify, whose
+        product may be gone. False when none is there to take down (never listed, deleted,
+        hidden already)."""
+        async with self._lock(product.product_id):
+            items = await self.meta.group_items(self.catalog_id, product.product_id)
+            wanted = sorted(
+                i.retailer_id for i in items if i.retailer_id and (delete or not i.hidden)
+            )
+            if not wanted:
+                return False
+            requests: list[dict[str, object]] = [
+                {"method": "DELETE", "data": {"id": rid}}
+                if delete
+                else {"method": "UPDATE", "data": {"id": rid, "visibility": HIDDEN}}
+                for rid in wanted
+            ]
+            outcome = "deleted" if delete else "hidden"
+            await self._wait(
+                await self.meta.items_batch(self.catalog_id, requests),
+                f"{outcome} the items of product {product.product_id}",
+            )
+            logger.info(
+                "meta product withdrawn catalog_id=%s marker=%s items=%d outcome=%s",
+                self.catalog_id,
+                product.product_id,
+                len(wanted),
+                outcome,
+            )
+            return True
+
+    async def reprice(self, product: ProductRef) -> bool:
+        """Each item's price set to its Printify variant's now (UPDATE ``price``; hidden items
+        too, so a later publish shows them at today's prices), in one batch, waited for.
+        False when the product has no item in the catalog."""
+        async with self._lock(product.product_id):
+            draft = await self._draft(product)
+            found = await self._items(draft)
+            if not found:
+                return False
+            requests: list[dict[str, object]] = [
+                {"method": "UPDATE", "data": {"id": rid, "price": self._price(v)}}
+                for v in draft.variants
+                if (rid := retailer_id(draft.marker, v)) in found
+            ]
+            await self._wait(
+                await self.meta.items_batch(self.catalog_id, requests),
+                f"priced the items of product {draft.marker}",
+            )
+            logger.info(
+                "meta product repriced catalog_id=%s marker=%s items=%d",
+                self.catalog_id,
+                draft.marker,
+                len(requests),
+            )
+            return True
+
+    async def _wait(self, handle: str, what: str) -> None:
+        """Until Meta finished the batch ``handle`` (within META_BATCH_WAIT_S): RetryableError
+        when it has not (the retry reads the catalog before writing again: every request of
+        these batches is the same whatever was applied), PermanentError naming the items it
+        refused."""
+        deadline = time.monotonic() + self.settings.meta_batch_wait_s
+        pause, longest = BATCH_POLL_S
+        while True:
+            status = await self.meta.batch_status(self.catalog_id, handle)
+            if status.finished:
+                break
+            if time.monotonic() + pause > deadline:
+                raise RetryableError(
+                    f"Meta had not {what} after {self.settings.meta_batch_wait_s:g}s (batch "
+                    f"{status.status})",
+                    vendor=VENDOR,
+                )
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, longest)
+        refused = max(status.errors_total_count, len(status.errors))
+        if refused:
+            reasons = "; ".join(f"{e.id or 'the batch'}: {e.message}" for e in status.errors)
+            raise PermanentError(
+                f"Meta refused {refused} request(s) of the batch that {what}: "
+                f"{reasons or 'no message given'}"[:2000],
+                vendor=VENDOR,
+            )
+        if status.status.lower() != "finished":
+            raise RetryableError(f"Meta's batch that {what} ended {status.status}", vendor=VENDOR)
 
     # --- the product's items -----------------------------------------------------------------
 
@@ -174,7 +278,8 @@ class MetaChannel(UndoNotSupported):
                 "description": (draft.description or title)[:MAX_DESCRIPTION],
                 "availability": "in stock",
                 "condition": "new",
-                "price": f"{variant.price_cents / 100:.2f} {self.settings.meta_currency}",
+                "price": self._price(variant),
+                "visibility": SHOWN,
                 "link": link,
                 "image_link": draft.images[0],
                 "brand": self.settings.meta_brand,
@@ -188,6 +293,9 @@ class MetaChannel(UndoNotSupported):
                 data["color"] = color
             requests.append({"method": "UPDATE" if rid in existing else "CREATE", "data": data})
         return requests
+
+    def _price(self, variant: DraftVariant) -> str:
+        return f"{variant.price_cents / 100:.2f} {self.settings.meta_currency}"
 
     async def _send(
         self, product: ProductRef, draft: ListingDraft, existing: set[str]

@@ -52,7 +52,8 @@ INVALID_TOKEN = 190
 # Waited when Meta throttles without saying for how long (its estimate is in whole minutes).
 DEFAULT_THROTTLE_WAIT_S = 60.0
 PRODUCT_FIELDS = (
-    "id,retailer_id,retailer_product_group_id,review_status,review_rejection_reasons,errors,url"
+    "id,retailer_id,retailer_product_group_id,review_status,review_rejection_reasons,errors,url,"
+    "visibility,price"
 )
 _USAGE = TypeAdapter(dict[str, list[UsageEntry]])
 
@@ -135,6 +136,16 @@ class MetaClient:
     async def products(self, catalog_id: str, retailer_ids: Sequence[str]) -> list[ProductItem]:
         """The catalog's items with these retailer ids."""
         rule = {"retailer_id": {"is_any": list(retailer_ids)}}
+        body = await self._call(
+            "GET",
+            f"{catalog_id}/products",
+            params={"filter": json.dumps(rule), "fields": PRODUCT_FIELDS, "limit": "500"},
+        )
+        return read_answer(ProductPage, body, vendor=VENDOR, what="GET products").data
+
+    async def group_items(self, catalog_id: str, group: str) -> list[ProductItem]:
+        """The catalog's items of the item group ``group`` (a product's variants)."""
+        rule = {"retailer_product_group_id": {"eq": group}}
         body = await self._call(
             "GET",
             f"{catalog_id}/products",

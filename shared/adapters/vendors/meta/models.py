@@ -71,6 +71,13 @@ class ProductItem(MetaModel):
     review_rejection_reasons: list[str] = []
     errors: list[ProductItemError] = []
     url: str | None = None
+    # "staging": hidden from shoppers (a seller's unpublish); "published" (Meta's default).
+    visibility: str | None = None
+    price: str | None = None
+
+    @property
+    def hidden(self) -> bool:
+        return (self.visibility or "published") == "staging"
 
 
 class ProductPage(MetaModel):

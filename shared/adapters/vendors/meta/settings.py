@@ -51,6 +51,13 @@ class MetaSettings(PodSettings):
         "case's budget used",
     )
 
+    meta_batch_wait_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="How long a seller's unpublish, delete or reprice waits for Meta to finish "
+        "its batch before it is tried again (the retry reads the catalog first)",
+    )
+
     meta_throttle_wait_s: float = Field(
         default=60.0,
         gt=0,

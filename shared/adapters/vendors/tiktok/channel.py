@@ -18,13 +18,18 @@ from shared.adapters.vendors.channels import (
     Listing,
     ListingState,
     ProductRef,
-    UndoNotSupported,
 )
 from shared.adapters.vendors.images import HttpImageFetcher, ImageFetcher, image_type
 from shared.adapters.vendors.listing import ListingDraft, draft_from_printify
 from shared.adapters.vendors.printify import PrintifyClient, Product
 from shared.adapters.vendors.tiktok.client import TikTokClient
-from shared.adapters.vendors.tiktok.models import VENDOR, Attribute, ProductDetail
+from shared.adapters.vendors.tiktok.models import (
+    PRODUCT_NOT_FOUND,
+    VENDOR,
+    Attribute,
+    Mutation,
+    ProductDetail,
+)
 from shared.adapters.vendors.tiktok.settings import TikTokSettings, tiktok_client
 from shared.contract.events import ProductType
 from shared.domain.catalog import DEFAULT_CATALOG, CatalogEntry
@@ -38,6 +43,11 @@ MAX_TITLE = 255
 SALES_ATTRIBUTE_NAMES = {"colors": "Color", "color": "Color", "sizes": "Size", "size": "Size"}
 # Under audit (or kept as a draft): the watcher asks again later.
 PENDING_STATUSES = frozenset({"PENDING", "DRAFT"})
+# On sale, or on its way there (an audit that passes lists it): what a withdrawal deactivates.
+SELLABLE_STATUSES = frozenset({"ACTIVATE", "PENDING"})
+# Deactivated by the seller (the engine's withdrawal is the seller's act on TikTok): a later
+# publish activates it again.
+SELLER_DEACTIVATED = "SELLER_DEACTIVATED"
 
 
 def marker_sku(product_id: str, n: int = 1) -> str:
@@ -47,7 +57,7 @@ def marker_sku(product_id: str, n: int = 1) -> str:
     return f"{MARKER_PREFIX}{product_id}-{n:02d}"
 
 
-class TikTokChannel(UndoNotSupported):
+class TikTokChannel:
     """Lists Printify products in a TikTok shop (a :class:`SalesChannel`); a new product is
     pending until TikTok's audit passes (listed) or fails (refused with TikTok's reasons)."""
 
@@ -80,7 +90,9 @@ class TikTokChannel(UndoNotSupported):
         """Create the product, or take the one a previous attempt made (found by its marker):
         pending while TikTok audits it. A product whose audit failed is submitted again
         (Edit Product: a replay after the seller fixed the cause, and TikTok audits it afresh);
-        raises PermanentError when TikTok took it down otherwise (deactivated, frozen)."""
+        one the seller deactivated (a withdrawal) is activated again at today's prices; raises
+        PermanentError when TikTok took it down otherwise (deactivated by the platform,
+        frozen)."""
         async with self._lock(product.product_id):
             found = await self.find(product.product_id)
             if found is None:
@@ -99,10 +111,114 @@ class TikTokChannel(UndoNotSupported):
                     marker_sku(product.product_id),
                 )
                 return ListingState(pending_ref=found.id)
+            if found.status == SELLER_DEACTIVATED:
+                return await self._activate(product, found)
             state = self._state(found)
             if state.refused is not None:
                 raise PermanentError(state.refused, vendor=VENDOR)
             return state
+
+    async def withdraw(self, product: ProductRef, *, delete: bool) -> bool:
+        """Deactivate the product (Deactivate Products: hidden from buyers, kept for a later
+        publish) or delete it (Delete Products). False when there is none to take down: never
+        made, deleted, or not on sale (deactivated already, refused in audit, frozen)."""
+        async with self._lock(product.product_id):
+            found = await self.find(product.product_id)
+            if found is None:
+                return False
+            if delete:
+                done = await self.tiktok.delete_products([found.id])
+                self._raise_failed(done, found.id, "delete", gone_is_done=True)
+            elif found.status in SELLABLE_STATUSES:
+                done = await self.tiktok.deactivate_products([found.id])
+                self._raise_failed(done, found.id, "deactivate")
+            else:
+                return False
+            logger.info(
+                "tiktok product withdrawn product_id=%s marker=%s outcome=%s status_was=%s",
+                found.id,
+                marker_sku(product.product_id),
+                "deleted" if delete else "deactivated",
+                found.status,
+            )
+            return True
+
+    async def reprice(self, product: ProductRef) -> bool:
+        """Set each SKU's price to its Printify variant's (Update Price). TikTok prices only a
+        live product: False when there is none on sale (a deactivated one is priced when it is
+        published again; one under audit keeps the prices it was created with)."""
+        async with self._lock(product.product_id):
+            found = await self.find(product.product_id)
+            if found is None or found.status != "ACTIVATE":
+                return False
+            await self._price(product, found)
+            return True
+
+    async def _activate(self, product: ProductRef, found: ProductDetail) -> ListingState:
+        """A product the seller deactivated, on sale again at the Printify prices now."""
+        done = await self.tiktok.activate_products([found.id])
+        self._raise_failed(done, found.id, "activate")
+        again = await self.tiktok.get_product(found.id)
+        if again.status == "ACTIVATE":
+            await self._price(product, again)
+        logger.info(
+            "tiktok product activated again product_id=%s marker=%s status=%s",
+            found.id,
+            marker_sku(product.product_id),
+            again.status,
+        )
+        return self._state(again)
+
+    async def _price(self, product: ProductRef, found: ProductDetail) -> None:
+        draft, _ = await self._draft(product)
+        # The n-th variant is the SKU the product was created with as marker_sku(id, n).
+        prices = {
+            marker_sku(product.product_id, n): v.price_cents
+            for n, v in enumerate(draft.variants, 1)
+        }
+        skus = [
+            {
+                "id": sku.id,
+                "price": {
+                    "amount": f"{prices[sku.seller_sku] / 100:.2f}",
+                    "currency": self.settings.tiktok_currency,
+                },
+            }
+            for sku in found.skus
+            if sku.id and sku.seller_sku in prices
+        ]
+        if not skus:
+            raise PermanentError(
+                f"the TikTok product {found.id} has none of the SKUs of Printify product "
+                f"{product.product_id}",
+                vendor=VENDOR,
+            )
+        await self.tiktok.update_price(found.id, skus)
+        logger.info(
+            "tiktok product repriced product_id=%s marker=%s skus=%d",
+            found.id,
+            marker_sku(product.product_id),
+            len(skus),
+        )
+
+    @staticmethod
+    def _raise_failed(
+        done: Mutation, product_id: str, what: str, *, gone_is_done: bool = False
+    ) -> None:
+        """PermanentError with TikTok's reason when the call failed for the product (a
+        product already gone counts as deleted when ``gone_is_done``: an earlier send whose
+        answer was lost)."""
+        for error in done.errors:
+            if error.product_id not in ("", product_id):
+                continue
+            if gone_is_done and error.code == PRODUCT_NOT_FOUND:
+                continue
+            raise PermanentError(
+                f"tiktok could not {what} product {product_id}: {error.message or 'no reason'} "
+                f"(code {error.code})",
+                vendor=VENDOR,
+                code=str(error.code),
+            )
 
     async def reconcile(self, product: ProductRef) -> ListingState | None:
         """The product with the marker as TikTok has it, or None when none was created (the

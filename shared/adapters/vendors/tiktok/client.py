@@ -26,6 +26,7 @@ from shared.adapters.vendors.tiktok.models import (
     Categories,
     Created,
     Envelope,
+    Mutation,
     ProductDetail,
     Recommended,
     SearchPage,
@@ -329,6 +330,51 @@ class TikTokClient:
             f"/product/202309/products/{product_id}",
             body=dict(body),
             resend=True,  # the same whole product again
+        )
+
+    async def deactivate_products(self, product_ids: Sequence[str]) -> Mutation:
+        """Deactivate Products: hidden from buyers, kept to be activated again."""
+        return await self._call(
+            Mutation,
+            "POST",
+            "/product/202309/products/deactivate",
+            body={"product_ids": list(product_ids)},
+            resend=True,  # a deactivated product deactivated again stays deactivated
+        )
+
+    async def activate_products(self, product_ids: Sequence[str]) -> Mutation:
+        """Activate Product: a product the seller deactivated is on sale again."""
+        return await self._call(
+            Mutation,
+            "POST",
+            "/product/202309/products/activate",
+            body={"product_ids": list(product_ids)},
+            resend=True,  # an active product activated again stays active, listed once
+        )
+
+    async def delete_products(self, product_ids: Sequence[str]) -> Mutation:
+        """Delete Products (a second send finds them gone: ``product_not_found`` errors)."""
+        return await self._call(
+            Mutation,
+            "DELETE",
+            "/product/202309/products",
+            body={"product_ids": list(product_ids)},
+            resend=True,
+        )
+
+    async def update_price(self, product_id: str, skus: Sequence[Mapping[str, object]]) -> None:
+        """Update Price: ``[{"id": <TikTok's SKU id>, "price": {"amount", "currency"}}]`` (a
+        live product's SKUs only)."""
+        # Its data is not read (the page gives it no field the engine needs).
+        await self._request(
+            "POST",
+            f"/product/202309/products/{product_id}/prices/update",
+            query=None,
+            body={"skus": [dict(s) for s in skus]},
+            files=None,
+            data=None,
+            shop=True,
+            resend=True,  # the same prices again
         )
 
     async def get_product(self, product_id: str) -> ProductDetail:

@@ -15,6 +15,7 @@ INVALID_SIGN = 106001
 INVALID_TIMESTAMP = 106002
 TOO_MANY_REQUESTS = 36009004
 INTERNAL_ERROR = 36009003
+PRODUCT_NOT_FOUND = 12052048
 
 
 class TikTokModel(BaseModel):
@@ -136,3 +137,21 @@ class SearchPage(TikTokModel):
     products: list[ProductSummary] = []
     next_page_token: str = ""
     total_count: int = 0
+
+
+class MutationError(TikTokModel):
+    """One product a bulk call (Deactivate, Activate, Delete Products) failed for."""
+
+    code: int = 0
+    message: str = ""
+    detail: dict[str, object] = {}
+
+    @property
+    def product_id(self) -> str:
+        return str(self.detail.get("product_id") or "")
+
+
+class Mutation(TikTokModel):
+    """A bulk call's answer: the products it failed for (none: done for all)."""
+
+    errors: list[MutationError] = []

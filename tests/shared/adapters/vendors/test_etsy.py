@@ -42,6 +42,7 @@ from shared.platform.errors import (
 )
 from simulators import etsy as etsy_sim
 from simulators import printify as printify_sim
+from tests.support.channel_books import books_of
 from tests.support.printify import TITLE, create_product, in_process, png, reprice
 
 SHOP = 51234567  # the Etsy shop
@@ -731,3 +732,152 @@ async def test_a_listing_without_its_id_is_a_permanent_error_naming_it() -> None
         with pytest.raises(PermanentError, match=r"getListing.*listing_id") as caught:
             await client.get_listing(7)
     assert caught.value.vendor == "etsy"
+
+
+# --- taking a listing down, pricing it again (a seller's decisions) ---------------------------
+
+
+def live(everything: dict[str, Any], ref: ProductRef) -> int:
+    return books_of("etsy").live_listings(everything)[marker_tag(ref.product_id)]
+
+
+class Flaky(httpx.AsyncBaseTransport):
+    """The simulator behind a network that fails the first ``times`` calls of ``method``:
+    answered ``status`` without reaching Etsy, or (``lost``) reaching it with the answer lost
+    on the way back."""
+
+    def __init__(
+        self, app: FastAPI, method: str, status: int, *, times: int = 1, lost: bool = False
+    ) -> None:
+        self.inner = httpx.ASGITransport(app=app)
+        self.method, self.status, self.left, self.lost = method, status, times, lost
+        self.sent: list[str] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.sent.append(request.method)
+        if request.method != self.method or self.left <= 0:
+            return await self.inner.handle_async_request(request)
+        self.left -= 1
+        if self.lost:
+            await (await self.inner.handle_async_request(request)).aread()
+        headers = {"Retry-After": "0"} if self.status == 429 else {}
+        return httpx.Response(self.status, json={"error": "try again"}, headers=headers)
+
+
+async def test_a_withdrawn_listing_is_hidden_kept_listed_again_then_deleted(
+    etsy_app: FastAPI, source: PrintifyClient
+) -> None:
+    channel = channel_on(etsy_app, source)
+    ref = await new_product(source)
+    first = await channel.publish(ref)
+    assert first.listing is not None and live(await books(etsy_app), ref) == 1
+
+    assert await channel.withdraw(ref, delete=False) is True
+    listing = await listing_with(etsy_app, first.listing.external_id)
+    # Hidden from buyers, kept whole (inventory, images) for a later publish.
+    assert listing["state"] == "inactive" and len(listing["images"]) == 2
+    assert live(await books(etsy_app), ref) == 0
+    # Twice (a redelivery): nothing more to take down.
+    assert await channel.withdraw(ref, delete=False) is False
+    # check says what happened; another process (no memory of it) finds it withdrawn too.
+    assert "withdrawn" in str((await channel_on(etsy_app, source).check(ref)).refused)
+
+    # The seller publishes it again: the same listing, active, its tags the product's.
+    again = await channel_on(etsy_app, source).publish(ref)
+    assert again == first
+    relisted = await listing_with(etsy_app, first.listing.external_id)
+    assert relisted["state"] == "active" and "podengine withdrawn" not in relisted["tags"]
+    assert relisted["tags"][0] == marker_tag(ref.product_id)
+    everything = await books(etsy_app)
+    assert live(everything, ref) == 1 and everything["created"] == 1
+
+    assert await channel.withdraw(ref, delete=True) is True
+    shop = await shop_books(etsy_app)
+    assert shop["deleted"] == 1 and shop["listings"] == []
+    assert await channel.withdraw(ref, delete=True) is False
+    assert await channel_on(etsy_app, source).withdraw(ref, delete=False) is False
+    assert await channel.reprice(ref) is False
+
+
+async def test_a_listing_deactivated_on_etsy_is_still_not_listed_again(
+    etsy_app: FastAPI, source: PrintifyClient
+) -> None:
+    """Only the engine's own withdrawal is the engine's to undo: a deactivation by the seller on
+    Etsy stays a human's decision, and withdraw has nothing to take down."""
+    channel = channel_on(etsy_app, source)
+    ref = await new_product(source)
+    state = await channel.publish(ref)
+    assert state.listing is not None
+    async with hooks(etsy_app) as http:
+        resp = await http.patch(
+            f"/v3/application/shops/{SHOP}/listings/{state.listing.external_id}",
+            data={"state": "inactive"},
+        )
+        assert resp.status_code == 200, resp.text
+    assert await channel.withdraw(ref, delete=False) is False
+    with pytest.raises(PermanentError, match="deactivated"):
+        await channel.publish(ref)
+
+
+async def test_withdrawing_a_product_never_listed_changes_nothing(
+    etsy_app: FastAPI, source: PrintifyClient
+) -> None:
+    channel = channel_on(etsy_app, source)
+    ref = await new_product(source)
+    assert await channel.withdraw(ref, delete=False) is False
+    assert await channel.withdraw(ref, delete=True) is False
+    assert await channel.reprice(ref) is False
+    shop = await shop_books(etsy_app)
+    assert (shop["created"], shop["deleted"], shop["inventory_updates"]) == (0, 0, 0)
+
+
+async def test_reprice_writes_each_skus_new_price(
+    etsy_app: FastAPI, source: PrintifyClient
+) -> None:
+    channel = channel_on(etsy_app, source)
+    ref = await new_product(source, 3)
+    state = await channel.publish(ref)
+    assert state.listing is not None
+    product = await source.get_product(ref.shop_id, ref.product_id)
+    enabled = [v for v in product.variants if v.is_enabled]
+    wanted = {v.id: 3100 + 100 * i for i, v in enumerate(enabled)}
+    await reprice(source, PRINTIFY_SHOP, product, wanted)
+    draft = await draft_of(source, ref)
+    expected = {v.sku: v.price_cents for v in draft.variants}
+    assert sorted(expected.values()) == sorted(wanted.values())
+
+    assert await channel.reprice(ref) is True
+    (booked,) = (await shop_books(etsy_app))["listings"]
+    assert booked["prices"] == expected and booked["state"] == "active"
+    # Again (a redelivery): the same prices, the same listing.
+    assert await channel_on(etsy_app, source).reprice(ref) is True
+    (booked,) = (await shop_books(etsy_app))["listings"]
+    assert booked["prices"] == expected and booked["skus"] == sorted(expected)
+
+
+@pytest.mark.parametrize("status", [503, 429])
+async def test_a_failed_deactivation_is_sent_again(
+    etsy_app: FastAPI, source: PrintifyClient, status: int
+) -> None:
+    ref = await new_product(source)
+    assert (await channel_on(etsy_app, source).publish(ref)).listing is not None
+    flaky = Flaky(etsy_app, "PATCH", status)
+    channel = etsy_channel(settings(), source, fetch_image=Mockups(), transport=flaky)
+    assert await channel.withdraw(ref, delete=False) is True
+    assert flaky.sent.count("PATCH") == 2
+    assert live(await books(etsy_app), ref) == 0
+
+
+async def test_a_delete_whose_answer_was_lost_is_sent_again_and_found_done(
+    etsy_app: FastAPI, source: PrintifyClient
+) -> None:
+    """Etsy deleted it but the answer was lost (a gateway's 502): deleteListing is sent again
+    (a delete cannot do anything twice), Etsy answers 404, and the listing is gone."""
+    ref = await new_product(source)
+    assert (await channel_on(etsy_app, source).publish(ref)).listing is not None
+    flaky = Flaky(etsy_app, "DELETE", 502, lost=True)
+    channel = etsy_channel(settings(), source, fetch_image=Mockups(), transport=flaky)
+    assert await channel.withdraw(ref, delete=True) is True
+    assert flaky.sent.count("DELETE") == 2
+    shop = await shop_books(etsy_app)
+    assert shop["deleted"] == 1 and shop["listings"] == []

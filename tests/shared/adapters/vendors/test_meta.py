@@ -380,3 +380,136 @@ async def test_reconcile_after_a_crash_that_lost_the_handle_finds_the_listing(
     assert state is not None and state.listing is not None
     assert state.listing.external_id == ref.product_id
     assert (await books(meta_app))["batches"]["total"] == batches
+
+
+# --- taking a product down, pricing it again (a seller's decisions) ---------------------------
+
+
+async def listed(channel: MetaChannel, source: PrintifyClient, variants: int = 3) -> ProductRef:
+    ref = await new_product(source, variants)
+    assert (await settled(channel, with_ref(ref, await channel.publish(ref)))).listing is not None
+    return ref
+
+
+def live(shelf: dict[str, Any], ref: ProductRef) -> int:
+    return channel_books.live_listings(shelf)[ref.product_id]
+
+
+async def test_a_withdrawn_product_is_hidden_kept_shown_again_then_deleted(
+    channel: MetaChannel, meta_app: FastAPI, source: PrintifyClient
+) -> None:
+    ref = await listed(channel, source)
+    assert live(await books(meta_app), ref) == 1
+
+    assert await channel.withdraw(ref, delete=False) is True
+    items = await catalog_items(meta_app)
+    # Kept whole (three items, their prices), hidden from shoppers.
+    assert len(items) == 3 and {i["visibility"] for i in items} == {"staging"}
+    assert live(await books(meta_app), ref) == 0
+    assert await channel.withdraw(ref, delete=False) is False  # twice: nothing more to hide
+    assert "hidden from shoppers" in str((await channel.check(ref)).refused)
+
+    # Published again: the same items shown, none new.
+    again = await settled(channel, with_ref(ref, await channel.publish(ref)))
+    assert again.listing is not None and again.listing.external_id == ref.product_id
+    shelf = await books(meta_app)
+    assert live(shelf, ref) == 1 and len(shelf["catalogs"][CATALOG]["items"]) == 3
+    assert {i["visibility"] for i in shelf["catalogs"][CATALOG]["items"]} == {"published"}
+    assert shelf["catalogs"][CATALOG]["duplicates"] == []
+
+    assert await channel.withdraw(ref, delete=True) is True
+    assert await catalog_items(meta_app) == []
+    assert await channel.withdraw(ref, delete=True) is False
+    assert await channel.withdraw(ref, delete=False) is False
+    assert await channel.reprice(ref) is False
+
+
+async def test_withdrawing_a_product_never_listed_changes_nothing(
+    channel: MetaChannel, meta_app: FastAPI, source: PrintifyClient
+) -> None:
+    other = await listed(channel, source, 1)  # another product's items stay as they are
+    ref = await new_product(source)
+    batches = (await books(meta_app))["batches"]["total"]
+    assert await channel.withdraw(ref, delete=False) is False
+    assert await channel.withdraw(ref, delete=True) is False
+    assert await channel.reprice(ref) is False
+    shelf = await books(meta_app)
+    assert shelf["batches"]["total"] == batches and live(shelf, other) == 1
+
+
+async def test_reprice_sets_each_items_price_to_its_variants(
+    channel: MetaChannel, meta_app: FastAPI, source: PrintifyClient
+) -> None:
+    ref = await listed(channel, source)
+    product = await source.get_product(PRINTIFY_SHOP, ref.product_id)
+    enabled = [v for v in product.variants if v.is_enabled]
+    await reprice(
+        source, PRINTIFY_SHOP, product, {v.id: 3100 + 100 * i for i, v in enumerate(enabled)}
+    )
+    draft = draft_from_printify(await source.get_product(PRINTIFY_SHOP, ref.product_id))
+    expected = {
+        retailer_id(ref.product_id, v): f"{v.price_cents / 100:.2f} USD" for v in draft.variants
+    }
+    assert len(set(expected.values())) == 3
+
+    assert await channel.reprice(ref) is True
+    items = await catalog_items(meta_app)
+    assert {i["retailer_id"]: i["price"] for i in items} == expected
+    assert {i["visibility"] for i in items} == {"published"}
+    # A hidden product is priced too, and shown again at those prices.
+    assert await channel.withdraw(ref, delete=False) is True
+    await reprice(source, PRINTIFY_SHOP, product, {v.id: 4000 for v in enabled})
+    assert await channel.reprice(ref) is True
+    items = await catalog_items(meta_app)
+    assert {i["price"] for i in items} == {"40.00 USD"}
+    assert {i["visibility"] for i in items} == {"staging"}
+
+
+async def test_a_fault_during_a_withdrawal_is_retryable_and_the_retry_reads_first(
+    channel: MetaChannel, meta_app: FastAPI, source: PrintifyClient
+) -> None:
+    """Meta's client sends nothing twice itself: a 5xx (or a throttle) fails the attempt, and
+    the retry reads the catalog before it writes."""
+    ref = await listed(channel, source)
+    async with hooks(meta_app) as http:
+        await http.post("/_sim/config", json={"failure_rate": 1.0, "fault_statuses": [503]})
+    with pytest.raises(RetryableError):
+        await channel.withdraw(ref, delete=False)
+    async with hooks(meta_app) as http:
+        await http.post("/_sim/config", json={"failure_rate": 0.0})
+    assert live(await books(meta_app), ref) == 1
+    assert await channel.withdraw(ref, delete=False) is True
+    assert live(await books(meta_app), ref) == 0
+
+
+async def test_a_throttled_withdrawal_is_rate_limited(
+    meta_app: FastAPI, source: PrintifyClient
+) -> None:
+    made = meta_channel(settings(), source, transport=httpx.ASGITransport(app=meta_app))
+    ref = await listed(made, source, 1)
+    async with hooks(meta_app) as http:
+        await http.post("/_sim/config", json={"failure_rate": 1.0, "fault_statuses": [429]})
+    with pytest.raises(RateLimited):
+        await made.withdraw(ref, delete=True)
+    await made.aclose()
+    assert len(await catalog_items(meta_app)) == 1
+
+
+async def test_a_batch_meta_has_not_finished_in_time_is_tried_again(
+    meta_app: FastAPI, source: PrintifyClient
+) -> None:
+    made = meta_channel(settings(), source, transport=httpx.ASGITransport(app=meta_app))
+    ref = await listed(made, source, 2)
+    await made.aclose()
+    hasty = meta_channel(
+        settings(meta_batch_wait_s=0.05), source, transport=httpx.ASGITransport(app=meta_app)
+    )
+    with pytest.raises(RetryableError, match="had not hidden"):
+        await hasty.withdraw(ref, delete=False)
+    # The batch finishes later; the retry finds the items hidden and has nothing to do.
+    deadline = time.monotonic() + 5
+    while live(await books(meta_app), ref):
+        assert time.monotonic() < deadline, "Meta never ran the batch"
+        await asyncio.sleep(0.05)
+    assert await hasty.withdraw(ref, delete=False) is False
+    await hasty.aclose()

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 
 from shared.adapters.credentials import StaticToken
 from shared.adapters.vendors.channels import ListingState, ProductRef
+from shared.adapters.vendors.listing import draft_from_printify
 from shared.adapters.vendors.printify import PrintifyClient
 from shared.adapters.vendors.tiktok import (
     TikTokChannel,
@@ -32,7 +33,7 @@ from simulators import tiktok as tiktok_sim
 from simulators.contracts import tiktok as contract
 from simulators.tiktok.settings import APP_KEY, APP_SECRET
 from tests.support.channel_books import tiktok as channel_books
-from tests.support.printify import TITLE, create_product, in_process, png
+from tests.support.printify import TITLE, create_product, in_process, png, reprice
 
 PRINTIFY_SHOP = str(printify_sim.SHOP_ID)
 AUDIT_S = 0.5
@@ -448,6 +449,10 @@ async def test_every_call_the_client_makes_is_an_operation_of_the_contract() -> 
         client.get_categories(),
         client.get_attributes("601226"),
         client.search_products(seller_skus=["x"]),
+        client.deactivate_products(["1"]),
+        client.activate_products(["1"]),
+        client.delete_products(["1"]),
+        client.update_price("1", [{"id": "2", "price": {"amount": "1.00", "currency": "USD"}}]),
     ]
     for c in calls:
         await c
@@ -458,7 +463,7 @@ async def test_every_call_the_client_makes_is_an_operation_of_the_contract() -> 
         with pytest.raises(PermanentError):
             await c3
     await client.aclose()
-    assert len(seen) == 9
+    assert len(seen) == 13
     unknown = [s for s in seen if contract.find(*s) is None]
     assert unknown == []
 
@@ -473,4 +478,186 @@ async def test_the_chaos_tests_reading_of_the_books_counts_live_products(
     await settle(channel, ref)
     assert channel_books.live_listings(await books(app)) == {ref.product_id: 1}
     assert channel_books.duplicates(await books(app)) == []
+    await channel.aclose()
+
+
+# --- taking a product down, pricing it again (a seller's decisions) ---------------------------
+
+
+async def listed(app: FastAPI, source: PrintifyClient, variants: int = 3) -> ProductRef:
+    """A product published and through TikTok's audit (live)."""
+    ref = await new_product(source, variants)
+    channel = channel_on(app, source)
+    await channel.publish(ref)
+    assert (await settle(channel, ref)).listing is not None
+    await channel.aclose()
+    return ref
+
+
+async def on_tiktok(app: FastAPI, ref: ProductRef) -> list[dict[str, Any]]:
+    """The TikTok products carrying ``ref``'s marker, deleted ones included."""
+    return [p for p in await products(app) if marker_sku(ref.product_id) in p["seller_skus"]]
+
+
+async def test_a_withdrawn_product_is_deactivated_listed_again_then_deleted(
+    app: FastAPI, source: PrintifyClient
+) -> None:
+    ref = await listed(app, source)
+    channel = channel_on(app, source)
+    assert channel_books.live_listings(await books(app))[ref.product_id] == 1
+
+    assert await channel.withdraw(ref, delete=False) is True
+    (product,) = await on_tiktok(app, ref)
+    assert product["status"] == "SELLER_DEACTIVATED"
+    assert channel_books.live_listings(await books(app))[ref.product_id] == 0
+    assert await channel.withdraw(ref, delete=False) is False  # twice: nothing more to do
+    assert await channel.reprice(ref) is False  # TikTok prices only a live product
+
+    # Published again: the same product, on sale again (no second product, no new audit).
+    again = await channel_on(app, source).publish(ref)
+    assert again.listing is not None and again.listing.external_id == product["product_id"]
+    assert channel_books.live_listings(await books(app))[ref.product_id] == 1
+    everything = await books(app)
+    assert (everything["created"], everything["reactivated"]) == (1, 1)
+    assert everything["duplicates"] == []
+
+    assert await channel.withdraw(ref, delete=True) is True
+    (product,) = await on_tiktok(app, ref)
+    assert product["status"] == "DELETED"
+    assert channel_books.live_listings(await books(app))[ref.product_id] == 0
+    assert await channel.withdraw(ref, delete=True) is False
+    assert await channel.withdraw(ref, delete=False) is False
+    await channel.aclose()
+
+
+async def test_withdrawing_a_product_never_listed_changes_nothing(
+    app: FastAPI, source: PrintifyClient
+) -> None:
+    channel = channel_on(app, source)
+    ref = await new_product(source)
+    assert await channel.withdraw(ref, delete=False) is False
+    assert await channel.withdraw(ref, delete=True) is False
+    assert await channel.reprice(ref) is False
+    everything = await books(app)
+    assert (everything["deactivated"], everything["deleted"], everything["price_updates"]) == (
+        0,
+        0,
+        0,
+    )
+    await channel.aclose()
+
+
+async def test_a_product_under_audit_is_deactivated_so_the_audit_lists_nothing(
+    app: FastAPI, source: PrintifyClient
+) -> None:
+    channel = channel_on(app, source)
+    ref = await new_product(source)
+    assert (await channel.publish(ref)).pending
+    assert await channel.withdraw(ref, delete=False) is True
+    await asyncio.sleep(AUDIT_S)  # the audit's end passes: still deactivated
+    (product,) = await on_tiktok(app, ref)
+    assert product["status"] == "SELLER_DEACTIVATED"
+    await channel.aclose()
+
+
+async def test_reprice_sets_each_skus_price_to_its_variants(
+    app: FastAPI, source: PrintifyClient
+) -> None:
+    ref = await listed(app, source, 3)
+    product = await source.get_product(ref.shop_id, ref.product_id)
+    enabled = [v for v in product.variants if v.is_enabled]
+    await reprice(
+        source, PRINTIFY_SHOP, product, {v.id: 3100 + 100 * i for i, v in enumerate(enabled)}
+    )
+    draft = draft_from_printify(await source.get_product(ref.shop_id, ref.product_id))
+    expected = {
+        marker_sku(ref.product_id, n): f"{v.price_cents / 100:.2f}"
+        for n, v in enumerate(draft.variants, 1)
+    }
+    assert len(set(expected.values())) == 3
+
+    channel = channel_on(app, source)
+    assert await channel.reprice(ref) is True
+    (booked,) = await on_tiktok(app, ref)
+    assert booked["prices"] == expected and booked["status"] == "ACTIVATE"
+    assert await channel.reprice(ref) is True  # again: the same prices
+    (booked,) = await on_tiktok(app, ref)
+    assert booked["prices"] == expected
+    assert (await books(app))["price_updates"] == 2
+    await channel.aclose()
+
+
+async def test_a_deactivated_product_is_priced_when_published_again(
+    app: FastAPI, source: PrintifyClient
+) -> None:
+    ref = await listed(app, source, 2)
+    channel = channel_on(app, source)
+    assert await channel.withdraw(ref, delete=False) is True
+    product = await source.get_product(ref.shop_id, ref.product_id)
+    await reprice(source, PRINTIFY_SHOP, product, {v.id: 4000 for v in product.variants})
+    assert (await channel.publish(ref)).listing is not None
+    (booked,) = await on_tiktok(app, ref)
+    assert set(booked["prices"].values()) == {"40.00"}
+    await channel.aclose()
+
+
+DEACTIVATE, DELETE = "/product/202309/products/deactivate", "/product/202309/products"
+
+
+@pytest.mark.parametrize("path", [DEACTIVATE, DELETE])
+async def test_a_server_error_on_a_withdrawal_is_sent_again(
+    app: FastAPI, source: PrintifyClient, path: str
+) -> None:
+    """Deactivating and deleting are safe to send again (a second send changes nothing more):
+    a 5xx is answered by sending the call again in the same attempt."""
+    ref = await listed(app, source, 1)
+    flaky = FailsOnce(httpx.ASGITransport(app=app), {path})
+    channel = tiktok_channel(settings(), source, fetch_image=Mockups(), transport=flaky)
+    delete = path == DELETE
+    assert await channel.withdraw(ref, delete=delete) is True
+    assert flaky.failed == [path]
+    (product,) = await on_tiktok(app, ref)
+    assert product["status"] == ("DELETED" if delete else "SELLER_DEACTIVATED")
+    await channel.aclose()
+
+
+class AnswerLost(httpx.AsyncBaseTransport):
+    """The first call to ``path`` reaches TikTok, and its answer is lost (a 503 instead)."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, path: str) -> None:
+        self.inner, self.path, self.sent = inner, path, 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        answer = await self.inner.handle_async_request(request)
+        if request.url.path != self.path:
+            return answer
+        self.sent += 1
+        if self.sent > 1:
+            return answer
+        await answer.aread()
+        body = {"code": 36009003, "message": "Internal error. Please retry later."}
+        return httpx.Response(503, json={**body, "request_id": "r", "data": None})
+
+
+async def test_a_delete_whose_answer_was_lost_is_found_done(
+    app: FastAPI, source: PrintifyClient
+) -> None:
+    ref = await listed(app, source, 1)
+    lost = AnswerLost(httpx.ASGITransport(app=app), DELETE)
+    channel = tiktok_channel(settings(), source, fetch_image=Mockups(), transport=lost)
+    assert await channel.withdraw(ref, delete=True) is True  # the second send: not found
+    assert lost.sent == 2
+    assert (await books(app))["deleted"] == 1
+    await channel.aclose()
+
+
+async def test_a_429_on_a_withdrawal_is_waited_out(app: FastAPI, source: PrintifyClient) -> None:
+    ref = await listed(app, source, 1)
+    async with hooks(app) as http:
+        await http.post("/_sim/limits", json={"qps": 1})
+    channel = channel_on(app, source)
+    assert await channel.withdraw(ref, delete=False) is True  # search, get, deactivate: 3 s
+    assert (await books(app))["rate_limited"] >= 1
+    (product,) = await on_tiktok(app, ref)
+    assert product["status"] == "SELLER_DEACTIVATED"
     await channel.aclose()

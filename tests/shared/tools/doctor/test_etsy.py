@@ -132,7 +132,7 @@ async def test_a_shop_configured_right_passes(shop: Shop, monkeypatch: pytest.Mo
     assert {c.status for c in found.values()} == {"pass"}, found
     assert "renewed it through the database" in found["etsy.token"].detail
     assert found["etsy.shop"].detail.startswith(f"PodSimShop{SHOP} ({SHOP})")
-    assert "listings_r, listings_w, shops_r" in found["etsy.scopes"].detail
+    assert "listings_d, listings_r, listings_w, shops_r" in found["etsy.scopes"].detail
     assert "made_to_order" in found["etsy.processing_profile"].detail
     assert "tshirt -> 482 (T-shirts)" in found["etsy.taxonomy"].detail
     # A second run finds the token the first one stored: nothing spent.
@@ -236,7 +236,9 @@ async def test_scopes_the_engine_needs_but_the_seller_did_not_grant(
     found = await run(shop)
     check = failed(found, "etsy.scopes")
     assert check.detail.startswith("the token lacks listings_w (for createDraftListing")
-    assert check.fix and "scope=listings_r%20listings_w%20shops_r" in check.fix
+    # A seller's delete decision deletes the listing on Etsy (deleteListing).
+    assert "listings_d (for deleteListing)" in check.detail
+    assert check.fix and "scope=listings_d%20listings_r%20listings_w%20shops_r" in check.fix
 
 
 async def test_a_missing_shipping_profile(shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
