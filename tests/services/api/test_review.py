@@ -12,6 +12,7 @@ review fold will write are written here with the store's own statement
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ from shared.contract.topics import (
     SELLER_DECISIONS,
 )
 from shared.platform.db import open_pool
+from shared.tools.cli import main
 from tests.services.api.conftest import ADMIN_KEY, API_KEY, serve
 from tests.services.api.test_api import job_body, messages_for, one_event
 from tests.support.events import image, product
@@ -398,3 +400,50 @@ async def test_the_review_queue_lists_the_callers_awaiting_images_oldest_first(
 
     bad = roles_api.get("/reviews", params={"state": "maybe"}, headers=OWNER)
     assert bad.status_code == 422 and bad.json()["detail"][0]["field"] == "state"
+
+
+async def test_pod_review_and_pod_cancel(
+    roles_api: httpx.Client,
+    pipeline_topics: str,
+    pool: AsyncConnectionPool,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("POD_API_URL", str(roles_api.base_url))
+    monkeypatch.setenv("POD_API_KEY", API_KEY)
+    job = await reviewed_job(roles_api, pipeline_topics, pool, headers=OWNER)
+
+    def pod(*argv: str) -> tuple[int, Any]:
+        code = main(["--json", *argv])
+        return code, json.loads(capsys.readouterr().out)
+
+    code, queue = pod("review", "list", "--limit", "200")
+    assert code == 0
+    assert {(job.job_id, 0), (job.job_id, 1)} <= {
+        (r["jobId"], r["imageIndex"]) for r in queue["reviews"]
+    }
+    code, shown = pod("review", "list", job.job_id)
+    assert code == 0 and [i["state"] for i in shown["images"]] == ["awaiting", "awaiting"]
+
+    code, approved = pod("review", "approve", job.job_id, "0", "--generation", "0")
+    assert code == 0 and approved["state"] == "approved"
+    code, refused = pod("review", "reject", job.job_id, "0")
+    assert code == 1 and refused["error"] == "already_decided"
+    assert "image 0 was approved by" in refused["detail"]
+    code, regenerated = pod("review", "regenerate", job.job_id, "1", "--prompt", "an owl")
+    assert code == 0 and regenerated["state"] == "regenerating"
+    code, in_flight = pod("review", "approve", job.job_id, "1")
+    assert code == 1 and in_flight["error"] == "regenerate_in_flight"
+    code, cancelled = pod("cancel", job.job_id, "--reason", "enough")
+    assert code == 0 and cancelled["detailedStatus"] == "cancelled"
+
+    got = [
+        (e.payload.action, e.payload.image_index) for e in decisions(pipeline_topics, job.job_id)
+    ]
+    assert got == [("approve", 0), ("regenerate", 1), ("cancel", None)]
+    assert decisions(pipeline_topics, job.job_id)[1].payload.prompt == "an owl"
+
+    # For people: the 409's reason on stderr, in words.
+    assert main(["--text", "review", "reject", job.job_id, "0"]) == 1
+    err = capsys.readouterr().err
+    assert "409" in err and "cancelled" in err
