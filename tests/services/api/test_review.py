@@ -12,19 +12,22 @@ review fold will write are written here with the store's own statement
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import psycopg
 import pytest
+from PIL import Image, ImageDraw
 from psycopg_pool import AsyncConnectionPool
 
 from services.api.decisions import cancel_decision_id
 from services.monitor.fold import Folder
+from shared.adapters.storage import LocalImageStorage
 from shared.adapters.store import reviews
 from shared.contract.events import (
     JobRequested,
@@ -75,9 +78,13 @@ async def reviewed_job(
     headers: dict[str, str] | None = None,
     awaiting: tuple[int, ...] = (0, 1),
     review: bool = True,
+    store: LocalImageStorage | None = None,
+    mockup: Callable[[str, int, str], str] | None = None,
 ) -> ReviewedJob:
     """A job with review of two images (tshirt + mug each), submitted through the API, its
-    images and products folded; the images in ``awaiting`` wait for the seller."""
+    images and products folded; the images in ``awaiting`` wait for the seller. With a
+    ``store``, the images are real PNGs saved there; ``mockup(job, image, type)`` names each
+    product's mockup (a Printify CDN URL otherwise)."""
     resp = client.post(
         "/jobs",
         json=job_body(count=2, productTypes=["tshirt", "mug"], review=review, autoPublish=True),
@@ -90,7 +97,26 @@ async def reviewed_job(
     folder = Folder(pool)
     routing = request.payload.routing
     for i in range(2):
-        await folder.fold(image(request, i), IMAGES_GENERATED, 0, i)
+        made_image = image(request, i)
+        if store is not None:
+            saved = store.save(art(i))
+            made_image = made_image.model_copy(
+                update={
+                    "payload": made_image.payload.model_copy(
+                        update={
+                            "sha256": saved.sha256,
+                            "uri": saved.uri,
+                            "width": 256,
+                            "height": 256,
+                            "prompt": f"a cat in autumn leaves, variant {i}",
+                            "title": f"Autumn cat {i}",
+                            "description": "A cat among falling leaves, for cat moms.",
+                            "tags": ["cat", "autumn", f"variant-{i}"],
+                        }
+                    )
+                }
+            )
+        await folder.fold(made_image, IMAGES_GENERATED, 0, i)
         for n, t in enumerate(("tshirt", "mug")):
             made = product(request, i, t)
             reviewed = made.model_copy(
@@ -98,7 +124,11 @@ async def reviewed_job(
                     "payload": made.payload.model_copy(
                         update={
                             "routing": JobRouting.model_validate(routing.model_dump()),
-                            "mockups": [f"https://images.example/{job_id}/{i}/{t}.jpg"],
+                            "mockups": [
+                                mockup(job_id, i, t)
+                                if mockup
+                                else f"https://images.example/{job_id}/{i}/{t}.jpg"
+                            ],
                             "prices": PriceSummary(
                                 price_min_cents=2499,
                                 price_max_cents=2999,
@@ -117,6 +147,24 @@ async def reviewed_job(
         for i in awaiting:
             assert await reviews.mark_awaiting(conn, job_id, i, 0, request.occurred_at)
     return ReviewedJob(job_id, request)
+
+
+def art(seed: int) -> bytes:
+    """A small PNG design: a cat's head on an autumn-coloured ground, its colours per seed."""
+    ground = [(246, 196, 120), (200, 222, 240)][seed % 2]
+    ink = [(150, 70, 30), (40, 60, 110)][seed % 2]
+    picture = Image.new("RGB", (256, 256), ground)
+    draw = ImageDraw.Draw(picture)
+    draw.ellipse((58, 78, 198, 218), fill=ink)
+    draw.polygon([(66, 120), (80, 40), (120, 86)], fill=ink)
+    draw.polygon([(190, 120), (176, 40), (136, 86)], fill=ink)
+    for x in (100, 156):
+        draw.ellipse((x - 12, 130, x + 12, 154), fill=ground)
+    for n in range(6):
+        draw.ellipse((20 + 40 * n, 226, 44 + 40 * n, 250), fill=(214, 90 + 20 * n, 40))
+    out = io.BytesIO()
+    picture.save(out, "PNG")
+    return out.getvalue()
 
 
 def decisions(bootstrap: str, job_id: str) -> list[SellerDecision]:
