@@ -152,8 +152,8 @@ async def _answer_taken(
         raise ApiError(
             409,
             "stale_generation",
-            f"image {i} has been regenerated since: it is generation {row.generation} now, the "
-            f"decision was about generation {generation}; look at the new image first",
+            f"image {i} is generation {row.generation} now, not {generation} as the decision "
+            "said (it was regenerated since): look at the image as it is first",
         )
     if row.state == "cancelled":
         raise _cancelled(row.job_id)
