@@ -98,21 +98,30 @@ podPages["jobs/review"] = async (jobId) => {
   for (const image of images) {
     reviewThumbnail(jobId, image.imageIndex, $(`[data-review="${image.imageIndex}"] img[data-thumb]`));
   }
-  const sections = [...document.querySelectorAll("#review-items .review-item")];
+  // Sections are replaced when an image changes under the page (a regenerated image arrives).
+  const section = (n) => document.querySelectorAll("#review-items .review-item")[n];
+  const count = () => document.querySelectorAll("#review-items .review-item").length;
+  const indexOf = (element) => [...document.querySelectorAll("#review-items .review-item")].indexOf(element);
   let focused = Math.max(0, images.findIndex((i) => i.state === "awaiting"));
   const focus = (n) => {
-    if (!sections.length) return;
-    focused = Math.min(sections.length - 1, Math.max(0, n));
-    sections.forEach((s, i) => s.classList.toggle("focused", i === focused));
-    sections[focused].scrollIntoView({ block: "nearest" });
-    sections[focused].focus({ preventScroll: true });
+    if (!count()) return;
+    focused = Math.min(count() - 1, Math.max(0, n));
+    document.querySelectorAll("#review-items .review-item").forEach((s, i) => s.classList.toggle("focused", i === focused));
+    section(focused).scrollIntoView({ block: "nearest" });
+    section(focused).focus({ preventScroll: true });
   };
   focus(focused);
+  const showState = (n, image) => {
+    const el = section(n);
+    el.dataset.state = image.state;
+    const badge = $("[data-review-state]", el);
+    badge.textContent = image.state;
+    badge.className = `status ${image.state}`;
+  };
 
   const decide = async (n, action, extra = {}) => {
     const image = images[n];
-    const section = sections[n];
-    const result = $("[data-result]", section);
+    const result = $("[data-result]", section(n));
     result.className = "result";
     result.textContent = `${action}…`;
     try {
@@ -121,10 +130,7 @@ podPages["jobs/review"] = async (jobId) => {
         ...extra,
       });
       image.state = body.state;
-      section.dataset.state = body.state;
-      const badge = $("[data-review-state]", section);
-      badge.textContent = body.state;
-      badge.className = `status ${body.state}`;
+      showState(n, image);
       result.classList.add("ok");
       result.textContent = `${status === 200 ? "already " : ""}${DECIDED[body.action]} by ${body.decidedBy}`;
     } catch (error) {
@@ -134,7 +140,7 @@ podPages["jobs/review"] = async (jobId) => {
     window.__pod.review.decisions += 1;
   };
   const openPrompt = (n) => {
-    const form = $("form.regen", sections[n]);
+    const form = $("form.regen", section(n));
     const input = form.elements.prompt;
     form.hidden = false;
     if (!input.value) input.value = images[n].prompt;
@@ -144,14 +150,14 @@ podPages["jobs/review"] = async (jobId) => {
   $("#review-items").addEventListener("click", (event) => {
     const button = event.target.closest("button[data-act]");
     if (!button) return;
-    const n = sections.indexOf(button.closest(".review-item"));
+    const n = indexOf(button.closest(".review-item"));
     focus(n);
     if (button.dataset.act === "regenerate") openPrompt(n);
     else decide(n, button.dataset.act);
   });
   $("#review-items").addEventListener("submit", (event) => {
     event.preventDefault();
-    const n = sections.indexOf(event.target.closest(".review-item"));
+    const n = indexOf(event.target.closest(".review-item"));
     const text = event.target.elements.prompt.value.trim();
     event.target.hidden = true;
     focus(n);
@@ -176,6 +182,27 @@ podPages["jobs/review"] = async (jobId) => {
   };
   document.addEventListener("keydown", onKey);
   onLeave(() => document.removeEventListener("keydown", onKey));
+
+  // The job's log moves (a decision folded, a regenerated image's products made): look again.
+  // An image of a new generation is drawn anew; another's state only is updated in place.
+  const refresh = async () => {
+    const now = (await api(`${path}/review`)).images;
+    now.forEach((image, n) => {
+      const before = images[n];
+      if (!before || !section(n)) return; // a job's images are all known once it is reviewed
+      if (image.generation !== before.generation || image.products.length !== before.products.length) {
+        section(n).outerHTML = reviewItem(image);
+        reviewThumbnail(jobId, image.imageIndex, $(`[data-review="${image.imageIndex}"] img[data-thumb]`));
+        images[n] = image;
+        section(n).classList.toggle("focused", n === focused); // not focus(): a prompt may be open
+      } else if (image.state !== before.state) {
+        images[n] = image;
+        showState(n, image);
+      }
+    });
+    window.__pod.review.refreshes = (window.__pod.review.refreshes || 0) + 1;
+  };
+  follow(`${path}/events`, refresh);
 };
 
 podPages.review = async () => {

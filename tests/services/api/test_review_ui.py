@@ -17,8 +17,12 @@ import httpx
 import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, Page, async_playwright, expect
+from psycopg_pool import AsyncConnectionPool
 
+from services.monitor.fold import Folder
 from shared.adapters.storage import LocalImageStorage
+from shared.adapters.store import reviews
+from shared.contract.topics import SELLER_DECISIONS
 from shared.platform.db import open_pool
 from tests.services.api.conftest import serve
 from tests.services.api.test_review import decisions, reviewed_job
@@ -33,6 +37,8 @@ pytestmark = [
     pytest.mark.asyncio(loop_scope="module"),
 ]
 DRAWN = 20_000
+# The mockups' sizes: the API's previews of the image stand for Printify's mockups.
+SIZES = {"mug": 160, "tshirt": 320}
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +71,10 @@ async def test_a_seller_reviews_from_the_keyboard(
     client, store = ui_api
     base = str(client.base_url)
     pool = await open_pool(migrated_db, max_size=2)
+    context = await browser.new_context(viewport=VIEWPORT)
+    page = await context.new_page()
+    seen = PageErrors()
+    seen.watch(page)
     try:
         # The mockups: the API's own previews of the image, by absolute URL as Printify's are.
         job = await reviewed_job(
@@ -76,18 +86,15 @@ async def test_a_seller_reviews_from_the_keyboard(
                 f"{base}/jobs/{job_id}/images/{i}?size={160 if t == 'mug' else 320}"
             ),
         )
-    finally:
-        await pool.close()
-
-    context = await browser.new_context(viewport=VIEWPORT)
-    page = await context.new_page()
-    seen = PageErrors()
-    seen.watch(page)
-    try:
         await run_review(page, base, job.job_id, pipeline_topics)
+        await the_new_image_arrives(page, job.job_id, pipeline_topics, pool)
+        # The job's own page links to its review.
+        await page.goto(f"{base}/ui/jobs/{job.job_id}")
+        await expect(page.locator("#review-link")).to_be_visible(timeout=DRAWN)
         errors = list(seen.errors)
     finally:
         await context.close()
+        await pool.close()
     # The one line a browser logs of itself for the 409 the test provoked (its network log of a
     # refused request); anything else is the page's fault.
     refused = [e for e in errors if "409" in e and "/images/1/approve" in e]
@@ -167,6 +174,28 @@ async def run_review(page: Page, base: str, job_id: str, bootstrap: str) -> None
     assert made[1].payload.prompt == "a cat in autumn leaves, in the rain"
     assert made[0].payload.decided_by == "anonymous"
 
-    # The job's own page links to its review.
-    await page.goto(f"{base}/ui/jobs/{job_id}")
-    await expect(page.locator("#review-link")).to_be_visible(timeout=DRAWN)
+
+async def the_new_image_arrives(
+    page: Page, job_id: str, bootstrap: str, pool: AsyncConnectionPool
+) -> None:
+    made = await asyncio.to_thread(decisions, bootstrap, job_id)
+    # The new image's products are made (its review awaits again, as generation 1) and the job's
+    # log moves: the page draws the image anew, live, and the seller approves the new one.
+    async with pool.connection() as conn:
+        assert await reviews.mark_awaiting(conn, job_id, 1, 1, made[1].occurred_at)
+    await Folder(pool).fold(made[1], SELLER_DECISIONS, 0, 0)
+    second = page.locator('.review-item[data-review="1"]')
+    await expect(second.locator("figcaption")).to_have_text("image 1 · generation 1", timeout=DRAWN)
+    await expect(second).to_have_attribute("data-state", "awaiting")
+    await page.keyboard.press("j")
+    await expect(second).to_have_class("review-item focused")
+    await page.keyboard.press("a")
+    await expect(second.locator("[data-result]")).to_have_text(
+        "approved by anonymous", timeout=DRAWN
+    )
+    last = (await asyncio.to_thread(decisions, bootstrap, job_id))[-1]
+    assert (last.payload.action, last.payload.image_index, last.payload.generation) == (
+        "approve",
+        1,
+        1,
+    )
