@@ -25,10 +25,11 @@ import pytest
 from PIL import Image, ImageDraw
 from psycopg_pool import AsyncConnectionPool
 
+from services.api import review_queries
 from services.api.decisions import cancel_decision_id
 from services.monitor.fold import Folder
 from shared.adapters.storage import LocalImageStorage
-from shared.adapters.store import reviews
+from shared.adapters.store import cancellations, reviews
 from shared.contract.events import (
     JobRequested,
     JobRouting,
@@ -495,3 +496,42 @@ async def test_pod_review_and_pod_cancel(
     assert main(["--text", "review", "reject", job.job_id, "0"]) == 1
     err = capsys.readouterr().err
     assert "409" in err and "cancelled" in err
+
+
+async def test_a_cancel_claimed_but_never_produced_is_produced_again(
+    roles_api: httpx.Client, pipeline_topics: str, pool: AsyncConnectionPool, migrated_db: str
+) -> None:
+    """As for an image: a cancel claim no stage recorded after STALE_CLAIM_S is produced again by
+    the next cancel (the same decision, by whoever claimed it); once recorded, never again."""
+    job = await reviewed_job(roles_api, pipeline_topics, pool, headers=OWNER)
+    assert await review_queries.claim_cancel(pool, job.job_id, "caller-crashed")
+    url = f"/jobs/{job.job_id}/cancel"
+    fresh = roles_api.post(url, headers=OWNER)
+    assert fresh.status_code == 200 and fresh.json()["decidedBy"] == "caller-crashed", fresh.text
+    assert decisions(pipeline_topics, job.job_id) == []
+
+    with psycopg.connect(migrated_db, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE jobs SET updated_at = now() - interval '1 minute' WHERE job_id = %s",
+            (job.job_id,),
+        )
+    stale = roles_api.post(url, headers=OWNER)
+    assert stale.status_code == 202, stale.text
+    (event,) = decisions(pipeline_topics, job.job_id)
+    assert event.payload.decision_id == cancel_decision_id(job.job_id)
+    assert event.payload.decided_by == "caller-crashed"
+
+    async with pool.connection() as conn:
+        assert await cancellations.record(
+            conn,
+            job_id=job.job_id,
+            decision_id=event.payload.decision_id,
+            decided_by="caller-crashed",
+            at=event.occurred_at,
+        )
+        await conn.execute(
+            "UPDATE jobs SET updated_at = now() - interval '1 hour' WHERE job_id = %s",
+            (job.job_id,),
+        )
+    assert roles_api.post(url, headers=OWNER).status_code == 200
+    assert len(decisions(pipeline_topics, job.job_id)) == 1
