@@ -5,6 +5,8 @@
     pod dlq [--stage …]          pod replay (--id N | --job ID | --stage S) [--yes]
     pod top [--once]             pod up                    pod webhooks register --url …
     pod doctor [--api]           read-only preflight of every configured vendor
+    pod review list [JOB]        pod review approve|reject|regenerate JOB INDEX [--prompt …]
+    pod cancel <job id> [--reason …]
 
 Talks to the API at ``POD_API_URL`` (default http://127.0.0.1:3000) with ``POD_API_KEY`` as the
 bearer key when the API requires one. On a terminal the output is for people (tables, live
@@ -220,6 +222,53 @@ class ReplayAnswer(TypedDict):
     skipped: NotRequired[list[int]]
 
 
+class ReviewProductAnswer(TypedDict):
+    productType: str
+    priceMinCents: int | None
+    marginMinPercent: float | None
+    mockups: list[str]
+
+
+class ReviewImageAnswer(TypedDict):
+    imageIndex: int
+    generation: int
+    state: str
+    title: str
+    decidedBy: str | None
+    products: list[ReviewProductAnswer]
+
+
+class JobReviewAnswer(TypedDict):
+    jobId: str
+    detailedStatus: str
+    images: list[ReviewImageAnswer]
+
+
+class ReviewItemAnswer(TypedDict):
+    jobId: str
+    imageIndex: int
+    generation: int
+    title: str | None
+    theme: str
+    productCount: int
+    awaitingSince: str | None
+
+
+class ReviewQueueAnswer(TypedDict):
+    reviews: list[ReviewItemAnswer]
+    total: int
+
+
+class DecisionAnswer(TypedDict):
+    jobId: str
+    imageIndex: int
+    action: str
+    decisionId: str
+    generation: int
+    state: str
+    decidedBy: str
+
+
 # ------------------------------------------------------------------------------- renderers
 
 
@@ -349,6 +398,83 @@ def _stages_table(stats: StatsAnswer) -> Any:
     jobs = stats["jobs"]
     table.caption = " ".join(f"{k} {v}" for k, v in jobs.items())
     return table
+
+
+def _price(cents: int | None) -> str:
+    return "-" if cents is None else f"{cents / 100:.2f}"
+
+
+def _job_review_table(body: JobReviewAnswer) -> Any:
+    from rich.table import Table
+
+    table = Table(title=f"review of job {body['jobId']}  {body['detailedStatus']}")
+    for col in ("image", "gen", "state", "title", "products (price, least margin)", "decided by"):
+        table.add_column(col)
+    for i in body["images"]:
+        products = ", ".join(
+            f"{p['productType']} {_price(p['priceMinCents'])}"
+            + ("" if p["marginMinPercent"] is None else f" ({p['marginMinPercent']:.0f}%)")
+            for p in i["products"]
+        )
+        table.add_row(
+            str(i["imageIndex"]),
+            str(i["generation"]),
+            i["state"],
+            i["title"],
+            products,
+            i["decidedBy"] or "",
+        )
+    return table
+
+
+def _review_queue_table(body: ReviewQueueAnswer) -> Any:
+    from rich.table import Table
+
+    table = Table(title=f"awaiting review: {body['total']}", title_justify="left")
+    for col in ("job", "image", "gen", "theme", "title", "products", "waiting since"):
+        table.add_column(col)
+    for r in body["reviews"]:
+        table.add_row(
+            r["jobId"],
+            str(r["imageIndex"]),
+            str(r["generation"]),
+            r["theme"],
+            r["title"] or "",
+            str(r["productCount"]),
+            _clock(r["awaitingSince"]),
+        )
+    return table
+
+
+def _decided(body: DecisionAnswer) -> str:
+    return (
+        f"image {body['imageIndex']} of job {body['jobId']} (generation {body['generation']}): "
+        f"{body['state']} by {body['decidedBy']} (decision {body['decisionId']})"
+    )
+
+
+def review(client: httpx.Client, out: Output, args: argparse.Namespace) -> int:
+    """``pod review``: list what awaits the seller, or decide about one image."""
+    if args.action == "list":
+        if args.job is None:
+            resp = client.get("/reviews", params={"state": "awaiting", "limit": args.limit})
+            return out.answer(resp, _review_queue_table)
+        return out.answer(client.get(f"/jobs/{args.job}/review"), _job_review_table)
+    if args.job is None or args.index is None:
+        out.err.print(f"pod review {args.action} needs JOB and INDEX")
+        return EXIT_UNREACHABLE
+    body: dict[str, object] = {}
+    if args.generation is not None:
+        body["generation"] = args.generation
+    if args.prompt is not None:
+        if args.action != "regenerate":
+            out.err.print("--prompt is for regenerate only")
+            return EXIT_UNREACHABLE
+        body["prompt"] = args.prompt
+    resp = client.post(f"/jobs/{args.job}/images/{args.index}/{args.action}", json=body)
+    if resp.status_code == 200 and not out.json:
+        out.err.print("already decided so: nothing sent again")
+    return out.answer(resp, _decided)
 
 
 # ---------------------------------------------------------------------------------- follow
@@ -521,6 +647,26 @@ def replay(client: httpx.Client, out: Output, args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------ main
 
 
+def _review_parsers(sub: Any) -> None:
+    """``pod review`` and ``pod cancel``: the seller's decisions."""
+    rv = sub.add_parser(
+        "review",
+        help="images awaiting the seller's review; approve, reject or regenerate one",
+    )
+    rv.add_argument("action", choices=["list", "approve", "reject", "regenerate"])
+    rv.add_argument("job", nargs="?", help="the job (list: only its images)")
+    rv.add_argument("index", nargs="?", type=int, help="the image's index")
+    rv.add_argument("--prompt", help="regenerate: the prompt to render instead")
+    rv.add_argument(
+        "--generation", type=int, help="the generation you looked at (refused if it changed)"
+    )
+    rv.add_argument("--limit", type=int, default=50)
+
+    c = sub.add_parser("cancel", help="cancel a job: nothing more is made, what it made undone")
+    c.add_argument("job_id")
+    c.add_argument("--reason")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pod", description="POD Engine command line")
     fmt = parser.add_mutually_exclusive_group()
@@ -538,6 +684,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--priority", default="normal", help="high, normal, low or 1-10")
     s.add_argument("--auto-publish", action="store_true")
     s.add_argument("--channels", help="sales channels, comma-separated (default: all)")
+    s.add_argument("--review", action="store_true", help="hold each image for review (pod review)")
     s.add_argument("--idempotency-key")
     s.add_argument("--wait", action="store_true", help="follow the job until it ends")
     s.add_argument("--timeout", type=float, default=3600.0, help="seconds to --wait at most")
@@ -585,6 +732,8 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="ask the running API (GET /doctor, an admin key) instead of checking from here",
     )
+
+    _review_parsers(sub)
 
     wh = sub.add_parser(
         "webhooks",
@@ -638,6 +787,7 @@ def _submit(args: argparse.Namespace, client: httpx.Client, out: Output) -> int:
         count=args.count,
         auto_publish=args.auto_publish,
         channels=_listed(args.channels) if args.channels else None,
+        review=True if args.review else None,
         priority=int(args.priority) if args.priority.isdigit() else args.priority,
     )
     headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else {}
@@ -666,6 +816,14 @@ def _run(args: argparse.Namespace, client: httpx.Client, out: Output) -> int:
         return replay(client, out, args)
     if args.command == "top":
         return top(client, out, once=args.once, interval_s=args.interval)
+    if args.command == "review":
+        return review(client, out, args)
+    if args.command == "cancel":
+        body = {"reason": args.reason} if args.reason else {}
+        return out.answer(
+            client.post(f"/jobs/{args.job_id}/cancel", json=body),
+            lambda b: f"cancelled: job {b['jobId']} (decision {b['decisionId']})",
+        )
     if args.command == "doctor":
         resp = client.get("/doctor", timeout=120)
         code = out.answer(resp, _doctor_table)

@@ -15,10 +15,11 @@ from fastapi.staticfiles import StaticFiles
 
 UI_DIR = Path(__file__).resolve().parent.parent / "ui"
 # The script and styles are the page's own; thumbnails are blob: URLs; a bucket's presigned
-# image URL (a redirect) is fetched over https.
+# image URL (a redirect) is fetched over https. Printify's mockups (the review page) are the
+# vendor's images on its CDN, over https: data shown, never code (script-src stays 'self').
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' blob: data:; connect-src 'self' https:; frame-ancestors 'none'"
+    "img-src 'self' blob: data: https:; connect-src 'self' https:; frame-ancestors 'none'"
 )
 
 router = APIRouter(include_in_schema=False)

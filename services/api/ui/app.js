@@ -241,7 +241,8 @@ function card(title, value, note = "") {
 async function jobPage(id) {
   const path = `/jobs/${encodeURIComponent(id)}`;
   $("#page").innerHTML = `
-    <h2>Job <code>${esc(id)}</code> <span class="muted" id="live"></span></h2>
+    <h2>Job <code>${esc(id)}</code> <span class="muted" id="live"></span>
+      <a id="review-link" href="${esc(`/ui/jobs/${encodeURIComponent(id)}/review`)}" hidden>Review its images</a></h2>
     <div id="summary" class="cards"></div>
     <div id="waits"></div>
     <h3>Images</h3><div id="images" class="thumbs"></div>
@@ -256,6 +257,7 @@ async function jobPage(id) {
     const detail = await api(path);
     const j = detail.job;
     window.__pod.status = j.detailedStatus;
+    $("#review-link").hidden = !(j.request && j.request.review);
     window.__pod.renders += 1;
     $("#summary").innerHTML = [
       card("Status", `<span id="job-status" class="status ${esc(j.detailedStatus)}">${esc(j.detailedStatus)}</span>`,

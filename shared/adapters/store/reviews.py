@@ -1,27 +1,113 @@
-"""The ``image_reviews`` table: where the review of each image of a reviewed job stands.
+"""The ``image_reviews`` table (migration 0029): where the seller's review of each image of a job
+with review stands, one row per (job, image).
 
-Two writers, each with its own statements, never overwriting the other's news:
+Two writers, each with its own statements here:
 
-- the API *claims* a seller's decision before it produces it (a compare-and-set on the row's
-  state and generation, so two decisions about one image cannot both go out);
-- the monitor's fold makes an image ``awaiting`` once all of its products of its newest
-  generation are made, confirms a decision when its event is folded (``decision_folded``), and
-  applies a decision the API never claimed here (a topic replayed into a fresh database).
+- the monitor's fold: :func:`await_decision` after each product made under review (the image
+  awaits once its products of its newest generation are all made: a regenerated image's too, as
+  generation+1), :func:`fold_decision` when a decision's event is folded (the API's claim
+  confirmed, or the decision applied where none was claimed), cancelling the open reviews of a
+  cancelled job;
+- the API, which CLAIMS a decision before producing it (:func:`claim`: one compare-and-set
+  statement, so two decisions about one image cannot both be produced) and puts the claim back
+  when the broker does not acknowledge it (:func:`release`), or takes over a claim whose event
+  never reached the broker (:func:`retake_stale`).
 """
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from psycopg import AsyncConnection
+from psycopg.rows import class_row
+from psycopg_pool import AsyncConnectionPool
 
 from shared.contract.events import DecisionAction, SellerDecision
 
-# Every product type of the image's generation settled (made or failed), one at least made:
-# the image waits for the seller. A row of an older generation (a regenerate) moves to this one;
-# a row of this generation keeps whatever was decided.
-_AWAIT = """
+ReviewState = Literal["awaiting", "approved", "rejected", "regenerating", "cancelled"]
+REVIEW_STATES: tuple[ReviewState, ...] = (
+    "awaiting",
+    "approved",
+    "rejected",
+    "regenerating",
+    "cancelled",
+)
+
+
+@dataclass(frozen=True)
+class ReviewRow:
+    """One image's review as the table holds it."""
+
+    job_id: str
+    image_index: int
+    generation: int
+    state: ReviewState
+    awaiting_since: datetime | None
+    decision_id: uuid.UUID | None
+    decision: str | None
+    decided_by: str | None
+    decided_at: datetime | None
+    decision_folded: bool
+    prompt: str | None
+
+
+_COLUMNS = """job_id, image_index, generation, state, awaiting_since, decision_id, decision,
+    decided_by, decided_at, decision_folded, prompt"""
+
+_GET = f"SELECT {_COLUMNS} FROM image_reviews WHERE job_id = %(job)s AND image_index = %(index)s"  # noqa: S608  # constants
+_OF_JOB = f"SELECT {_COLUMNS} FROM image_reviews WHERE job_id = %(job)s ORDER BY image_index"  # noqa: S608  # constants
+
+# The claim: only an image awaiting the seller (and, when the seller said which generation they
+# looked at, that one) takes a decision; whoever changes the row first wins, the others get no
+# row back. The row lock of the UPDATE serialises concurrent claims.
+_CLAIM = f"""
+UPDATE image_reviews SET state = %(to)s, decision = %(action)s, decision_id = %(decision_id)s,
+    decided_by = %(by)s, decided_at = now(), decision_folded = FALSE, prompt = %(prompt)s
+WHERE job_id = %(job)s AND image_index = %(index)s AND state = 'awaiting'
+  AND (%(generation)s::int IS NULL OR generation = %(generation)s::int)
+RETURNING {_COLUMNS}
+"""  # noqa: S608  # constants
+
+# A claim whose event the broker did not acknowledge: the image awaits the seller again.
+_RELEASE = """
+UPDATE image_reviews SET state = 'awaiting', decision = NULL, decision_id = NULL,
+    decided_by = NULL, decided_at = NULL, prompt = NULL
+WHERE job_id = %(job)s AND image_index = %(index)s AND decision_id = %(decision_id)s
+  AND NOT decision_folded
+"""
+
+# A claim not folded after ``older_than_s``: its API may have crashed between the claim and the
+# produce. One caller takes it over (decided_at moves, so the next one waits again) and produces
+# the same decision again.
+_RETAKE = f"""
+UPDATE image_reviews SET decided_at = now()
+WHERE job_id = %(job)s AND image_index = %(index)s AND decision_id = %(decision_id)s
+  AND NOT decision_folded AND decided_at < now() - make_interval(secs => %(older_than_s)s)
+RETURNING {_COLUMNS}
+"""  # noqa: S608  # constants
+
+# The fold: the image's products are all made under review (generation ``g``). A new row, or a
+# regenerated image's new generation (the row was ``regenerating``): it waits for the seller,
+# its last decision kept for the record. An older generation never overwrites a newer one.
+_AWAITING = """
+INSERT INTO image_reviews (job_id, image_index, generation, state, awaiting_since)
+VALUES (%(job)s, %(index)s, %(generation)s, 'awaiting', %(at)s)
+ON CONFLICT (job_id, image_index) DO UPDATE SET
+    generation = EXCLUDED.generation, state = 'awaiting', awaiting_since = EXCLUDED.awaiting_since
+WHERE image_reviews.generation < EXCLUDED.generation AND image_reviews.state <> 'cancelled'
+"""
+
+_FOLDED = """
+UPDATE image_reviews SET decision_folded = TRUE
+WHERE job_id = %(job)s AND image_index = %(index)s AND decision_id = %(decision_id)s
+"""
+
+# After a product of a reviewed job was made: every product type of the image's generation
+# settled (made or failed), one at least made, the job not cancelled. Then as _AWAITING.
+_AWAIT_IF_MADE = """
 INSERT INTO image_reviews (job_id, image_index, generation, state, awaiting_since)
 SELECT %(job)s, %(index)s, %(generation)s, 'awaiting', %(at)s
 WHERE (SELECT count(*) FILTER (WHERE status <> 'failed') FROM products
@@ -32,15 +118,11 @@ WHERE (SELECT count(*) FILTER (WHERE status <> 'failed') FROM products
   AND NOT EXISTS (SELECT 1 FROM jobs WHERE job_id = %(job)s AND cancelled_at IS NOT NULL)
 ON CONFLICT (job_id, image_index) DO UPDATE SET
     generation = EXCLUDED.generation, state = 'awaiting', awaiting_since = EXCLUDED.awaiting_since
-WHERE image_reviews.generation < EXCLUDED.generation
+WHERE image_reviews.generation < EXCLUDED.generation AND image_reviews.state <> 'cancelled'
 """
 
-_CONFIRM = """
-UPDATE image_reviews SET decision_folded = TRUE
-WHERE job_id = %(job)s AND image_index = %(index)s AND decision_id = %(decision)s
-"""
-
-# A decision the API did not claim here: applied only to the image it was about, still waiting.
+# A decision the API did not claim (a topic replayed into an empty database, say): applied only
+# to the image it was about, still awaiting at that generation.
 _APPLY = """
 UPDATE image_reviews SET state = %(state)s, decision_id = %(decision)s, decision = %(action)s,
     decided_by = %(by)s, decided_at = %(at)s, decision_folded = TRUE, prompt = %(prompt)s
@@ -48,17 +130,121 @@ WHERE job_id = %(job)s AND image_index = %(index)s AND generation = %(generation
   AND state = 'awaiting'
 """
 
-_CANCEL = """
-UPDATE image_reviews SET state = 'cancelled'
-WHERE job_id = %(job)s AND state IN ('awaiting', 'regenerating')
-"""
-
 # The state a decision leaves its image in.
-STATE_AFTER = {
+STATE_AFTER: dict[DecisionAction, ReviewState] = {
     DecisionAction.APPROVE: "approved",
     DecisionAction.REJECT: "rejected",
     DecisionAction.REGENERATE: "regenerating",
 }
+
+_CANCEL_OPEN = """
+UPDATE image_reviews SET state = 'cancelled'
+WHERE job_id = %(job)s AND state IN ('awaiting', 'regenerating')
+"""
+
+
+async def get(pool: AsyncConnectionPool, job_id: str, image_index: int) -> ReviewRow | None:
+    """One image's review, or None when its products are not all made yet (no row)."""
+    async with pool.connection() as conn, conn.cursor(row_factory=class_row(ReviewRow)) as cur:
+        await cur.execute(_GET, {"job": job_id, "index": image_index})
+        return await cur.fetchone()
+
+
+async def of_job(pool: AsyncConnectionPool, job_id: str) -> list[ReviewRow]:
+    """Every reviewed image of a job, by index."""
+    async with pool.connection() as conn, conn.cursor(row_factory=class_row(ReviewRow)) as cur:
+        await cur.execute(_OF_JOB, {"job": job_id})
+        return await cur.fetchall()
+
+
+async def claim(
+    pool: AsyncConnectionPool,
+    *,
+    job_id: str,
+    image_index: int,
+    to: ReviewState,
+    action: str,
+    decision_id: uuid.UUID,
+    decided_by: str,
+    generation: int | None = None,
+    prompt: str | None = None,
+) -> ReviewRow | None:
+    """Claim a decision about an awaiting image (of ``generation``, when given): the row as
+    claimed, or None when the image was not awaiting (then :func:`get` says why)."""
+    params = {
+        "job": job_id,
+        "index": image_index,
+        "to": to,
+        "action": action,
+        "decision_id": decision_id,
+        "by": decided_by,
+        "generation": generation,
+        "prompt": prompt,
+    }
+    async with pool.connection() as conn, conn.cursor(row_factory=class_row(ReviewRow)) as cur:
+        await cur.execute(_CLAIM, params)
+        return await cur.fetchone()
+
+
+async def release(
+    pool: AsyncConnectionPool, job_id: str, image_index: int, decision_id: uuid.UUID
+) -> bool:
+    """Put back a claim whose event was not produced; False when it was folded meanwhile or
+    is not this decision's."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            _RELEASE, {"job": job_id, "index": image_index, "decision_id": decision_id}
+        )
+        return cur.rowcount == 1
+
+
+async def retake_stale(
+    pool: AsyncConnectionPool,
+    job_id: str,
+    image_index: int,
+    decision_id: uuid.UUID,
+    *,
+    older_than_s: float,
+) -> ReviewRow | None:
+    """Take over a claim not folded within ``older_than_s`` (its event may never have reached
+    the broker): the row when this caller should produce the decision again, else None."""
+    params = {
+        "job": job_id,
+        "index": image_index,
+        "decision_id": decision_id,
+        "older_than_s": older_than_s,
+    }
+    async with pool.connection() as conn, conn.cursor(row_factory=class_row(ReviewRow)) as cur:
+        await cur.execute(_RETAKE, params)
+        return await cur.fetchone()
+
+
+async def mark_awaiting(
+    conn: AsyncConnection[Any], job_id: str, image_index: int, generation: int, at: datetime
+) -> bool:
+    """(The fold) The image's products of ``generation`` are all made: it awaits the seller.
+    False when the row already stands at that generation or a newer one, or was cancelled."""
+    cur = await conn.execute(
+        _AWAITING, {"job": job_id, "index": image_index, "generation": generation, "at": at}
+    )
+    return cur.rowcount == 1
+
+
+async def mark_folded(
+    conn: AsyncConnection[Any], job_id: str, image_index: int, decision_id: uuid.UUID
+) -> bool:
+    """(The fold) The decision's event was folded: its claim is confirmed (never re-produced)."""
+    cur = await conn.execute(
+        _FOLDED, {"job": job_id, "index": image_index, "decision_id": decision_id}
+    )
+    return cur.rowcount == 1
+
+
+async def cancel_open(conn: AsyncConnection[Any], job_id: str) -> int:
+    """(The fold) The job was cancelled: its images still open (awaiting, regenerating) are
+    ``cancelled``; decided ones keep their decision. How many rows changed."""
+    cur = await conn.execute(_CANCEL_OPEN, {"job": job_id})
+    return cur.rowcount
 
 
 async def await_decision(
@@ -70,10 +256,10 @@ async def await_decision(
     product_types: int,
     at: datetime,
 ) -> None:
-    """After a product of a reviewed job was made: the image waits for the seller once every
-    product type of its generation is settled."""
+    """(The fold) After a product of a reviewed job was made: the image awaits the seller once
+    every product type of its generation is settled, one at least made."""
     await conn.execute(
-        _AWAIT,
+        _AWAIT_IF_MADE,
         {
             "job": job_id,
             "index": image_index,
@@ -85,27 +271,28 @@ async def await_decision(
 
 
 async def fold_decision(conn: AsyncConnection[Any], event: SellerDecision) -> None:
-    """A seller's decision about an image, folded: the API's claim confirmed, or the decision
-    applied where the API never claimed it. A cancel ends every review still open."""
+    """(The fold) A seller's decision about an image: the API's claim confirmed, or the decision
+    applied where the API never claimed it. A cancel closes every review still open."""
     d = event.payload
     if d.action is DecisionAction.CANCEL:
-        await conn.execute(_CANCEL, {"job": event.job_id})
+        await cancel_open(conn, event.job_id)
         return
     state = STATE_AFTER.get(d.action)
     if state is None or d.image_index is None:
         return  # after launch: nothing of the review changes
-    params = {"job": event.job_id, "index": d.image_index, "decision": d.decision_id}
-    cur = await conn.execute(_CONFIRM, params)
-    if cur.rowcount == 0:
-        await conn.execute(
-            _APPLY,
-            {
-                **params,
-                "state": state,
-                "action": d.action.value,
-                "by": d.decided_by,
-                "at": event.occurred_at,
-                "generation": d.generation,
-                "prompt": d.prompt,
-            },
-        )
+    if await mark_folded(conn, event.job_id, d.image_index, d.decision_id):
+        return
+    await conn.execute(
+        _APPLY,
+        {
+            "job": event.job_id,
+            "index": d.image_index,
+            "decision": d.decision_id,
+            "state": state,
+            "action": d.action.value,
+            "by": d.decided_by,
+            "at": event.occurred_at,
+            "generation": d.generation,
+            "prompt": d.prompt,
+        },
+    )
