@@ -4,9 +4,8 @@ produces nothing, a conflicting one is a 409 with its reason, a broker failure g
 back.
 
 A job awaiting review is built through the real folds (the request submitted through the API,
-its images and products folded by the monitor's Folder); the image_reviews rows the monitor's
-review fold will write are written here with the store's own statement
-(``reviews.mark_awaiting``) until that fold lands.
+its images and products folded by the monitor's Folder, which makes an image wait for the seller
+once its products are all made).
 """
 
 from __future__ import annotations
@@ -83,7 +82,8 @@ async def reviewed_job(
     mockup: Callable[[str, int, str], str] | None = None,
 ) -> ReviewedJob:
     """A job with review of two images (tshirt + mug each), submitted through the API, its
-    images and products folded; the images in ``awaiting`` wait for the seller. With a
+    images and products folded; the images in ``awaiting`` wait for the seller (the others miss
+    one product). With a
     ``store``, the images are real PNGs saved there; ``mockup(job, image, type)`` names each
     product's mockup (a Printify CDN URL otherwise)."""
     resp = client.post(
@@ -119,6 +119,8 @@ async def reviewed_job(
             )
         await folder.fold(made_image, IMAGES_GENERATED, 0, i)
         for n, t in enumerate(("tshirt", "mug")):
+            if i not in awaiting and t == "mug":
+                continue  # one product of the image is still being made: not ready for review
             made = product(request, i, t)
             reviewed = made.model_copy(
                 update={
@@ -144,9 +146,10 @@ async def reviewed_job(
             )
             assert isinstance(reviewed, ProductCreated)
             await folder.fold(reviewed, PRODUCTS_CREATED, 0, 10 * i + n)
-    async with pool.connection() as conn:
-        for i in awaiting:
-            assert await reviews.mark_awaiting(conn, job_id, i, 0, request.occurred_at)
+    # The fold made each image whose products are all made wait for the seller (a job with
+    # review), and no other.
+    waiting = {r.image_index for r in await reviews.of_job(pool, job_id) if r.state == "awaiting"}
+    assert waiting == (set(awaiting) if review else set())
     return ReviewedJob(job_id, request)
 
 
