@@ -32,6 +32,7 @@ from services.api.routes import (
     health,
     jobs,
     ops,
+    topics,
     webhooks,
     workers,
 )
@@ -137,6 +138,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(dlq.router)
     app.include_router(ops.router)
     app.include_router(workers.router)
+    app.include_router(topics.router)
     app.include_router(doctor.router)
     app.include_router(webhooks.router)
     add_ui(app)

@@ -85,6 +85,8 @@ class ApiSettings(
         default=10.0, gt=0, le=120, description="Wait this long for the broker's ack"
     )
     health_timeout_s: float = Field(default=3.0, gt=0, le=60)
+    # /topics and /topics/{name}/messages wait this long for the broker in all (the Topics page).
+    topics_timeout_s: float = Field(default=5.0, gt=0, le=60)
     # /health also wants a live instance of each of these stages ("" = don't check; unset =
     # every stage this deployment runs) ...
     health_stages: str | None = None
