@@ -14,7 +14,7 @@ import httpx
 import pytest
 import pytest_asyncio
 from confluent_kafka import Producer
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, FilePayload, Page, async_playwright, expect
 
 from tests.services.api.test_api import job_body
 from tests.support.browser import VIEWPORT, PageErrors, chromium_path, launch, screenshot
@@ -138,7 +138,7 @@ async def test_a_csv_upload_answers_per_line_and_again_accepts_nothing_twice(
             f"{theme},flat,owls,sock,1,high,",
         ]
     )
-    upload = {"name": "jobs.csv", "mimeType": "text/csv", "buffer": text.encode()}
+    upload = FilePayload(name="jobs.csv", mimeType="text/csv", buffer=text.encode())
     await page.goto(f"{base(api)}/ui/new")
     for expected in ("accepted", "already_accepted"):
         await page.set_input_files("#csv-file", files=[upload])
