@@ -8,9 +8,10 @@ Three checks, in one ASGI layer in front of every route (the dashboard, SSE and 
   and the names in ``API_ALLOWED_HOSTS`` are answered; any other ``Host`` is a 400.
 - ``Origin`` on a state-changing request: a browser names the page that sent it; a page that
   is neither this API's own origin nor one of ``CORS_ORIGINS`` gets a 403 before anything runs.
-- ``Content-Type`` on a state-changing request: JSON only. Forms (urlencoded, multipart) and
-  text/plain are the "simple" requests a page may send cross-site without a CORS preflight;
-  a body without a type is one too (a Blob). Those are a 415, naming the header.
+- ``Content-Type`` on a state-changing request: JSON only (and text/csv on the routes of
+  :data:`OTHER_BODIES`). Forms (urlencoded, multipart) and text/plain are the "simple" requests
+  a page may send cross-site without a CORS preflight; a body without a type is one too (a
+  Blob). Those are a 415, naming the header.
 
 Vendors' signed calls (``/webhooks/``) are exempt from the ``Host`` and type checks (see
 :data:`VENDOR_CALLS`).
@@ -242,7 +243,8 @@ _ERROR_REF = "#/components/schemas/ErrorBody"
 _GUARD_DESCRIPTIONS = {
     400: "Malformed JSON, not JSON, a bad parameter, or a Host this API does not answer to",
     403: "A valid key without the role this operation needs, or a page of another origin",
-    415: "A state-changing request whose body is not application/json",
+    415: "A state-changing request whose body is not application/json (text/csv on "
+    "POST /jobs/bulk)",
 }
 
 
