@@ -3,8 +3,11 @@ decoded with their headers and offsets, links to jobs that exist, and admin only
 
 from __future__ import annotations
 
+import socket
+import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -12,7 +15,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from tests.services.api.conftest import ADMIN_KEY, API_KEY
+from tests.services.api.conftest import ADMIN_KEY, API_KEY, serve
 from tests.services.api.test_api import job_body
 from tests.support.infra import wait_for
 from tests.support.kafka import create_topics, job
@@ -145,3 +148,35 @@ def test_only_an_admin_key_sees_the_topics(api_roles: httpx.Client, flow: dict[s
         assert api_roles.get(path).status_code == 401
         admin = api_roles.get(path, headers={"Authorization": f"Bearer {ADMIN_KEY}"})
         assert admin.status_code == 200, admin.text
+
+
+def test_a_broker_that_never_answers_is_a_bounded_503(migrated_db: str) -> None:
+    # A listener that accepts connections and never says a word: the broker of a hung host.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        port = silent.getsockname()[1]
+        with serve(
+            kafka_bootstrap_servers=f"127.0.0.1:{port}",
+            database_url=migrated_db,
+            topics_timeout_s=1,
+            produce_timeout_s=1,
+            shutdown_flush_s=0,
+        ) as api:
+            for path in ("/topics", "/topics/jobs.requested.high/messages"):
+                started = time.monotonic()
+                resp = api.get(path)
+                took = time.monotonic() - started
+                assert resp.status_code == 503, resp.text
+                assert resp.json()["error"] == "kafka_unavailable"
+                assert resp.headers["retry-after"] == "5"
+                assert took < 4, (path, took)
+            # Meanwhile the API answers others at once: the wait is in a thread, not the loop.
+            with ThreadPoolExecutor(1) as pool:
+                pending = pool.submit(api.get, "/topics")
+                time.sleep(0.3)  # the request is in the broker's wait by now
+                started = time.monotonic()
+                assert api.get("/health/live").status_code == 200
+                assert time.monotonic() - started < 0.5
+                assert not pending.done()
+                assert pending.result().status_code == 503
