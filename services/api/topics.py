@@ -44,6 +44,18 @@ PAYLOAD_BYTES = 32_000
 MAX_MESSAGES = 100
 
 
+# What the consumer's group coordinator may answer: the group.id librdkafka requires is never
+# joined nor committed to, so a principal needs no right on it.
+_GROUP_ERRORS = frozenset(
+    {
+        KafkaError.GROUP_AUTHORIZATION_FAILED,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    }
+)
+
+
 class TopicNotFound(LookupError):
     """No such topic (or partition) on the broker."""
 
@@ -271,9 +283,15 @@ def _read(
         if msg is None:
             continue
         p = msg.partition()
+        error = msg.error()
+        if error is not None and msg.topic() != topic:
+            # The client's own errors, e.g. its unused group's coordinator refused (a principal
+            # without group rights): nothing read depends on the group.
+            if error.code() not in _GROUP_ERRORS:
+                raise KafkaException(error)
+            continue
         if p is None or p not in left:
             continue
-        error = msg.error()
         if error is not None:
             if error.code() == KafkaError._PARTITION_EOF:
                 left.pop(p, None)
