@@ -38,7 +38,8 @@ _FIELDS = {"types": "productTypes"}
 _COLUMNS = {v: k for k, v in _FIELDS.items()}
 _LIST_SEPARATORS = re.compile(r"[|;]")
 _INTEGER = re.compile(r"[+-]?\d{1,9}")
-_BOOLEANS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+# JSON's words, in any case (spreadsheets write TRUE and FALSE); anything else is refused.
+_BOOLEANS = {"true": True, "false": False}
 KEY_PREFIX = "csv"
 
 

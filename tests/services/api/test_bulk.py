@@ -48,7 +48,7 @@ def test_each_line_is_submitted_once_however_often_the_file_is_sent(
             "",  # blank lines are skipped, and still counted in the numbering
             f"{theme},flat,owls,tshirt|mug,2,high,,a wise owl,,true",  # the same as line 2
             f"{theme},flat,owls,tshirt,many,low,,,,",
-            f"{theme}, flat , owls ,tshirt | mug,2,HIGH,,a wise owl,,yes",  # line 2, spaced
+            f"{theme}, flat , owls ,tshirt | mug,2,HIGH,,a wise owl,,TRUE",  # line 2, spaced
         ]
     )
     first = post(api, text)
@@ -239,3 +239,21 @@ def test_a_broker_failure_mid_file_is_completed_by_sending_the_file_again(
     with psycopg.connect(migrated_db) as conn:
         row = conn.execute("SELECT count(*) FROM jobs WHERE theme = %s", (theme,)).fetchone()
     assert row == (4,)
+
+
+def test_booleans_are_json_words_in_any_case(api: httpx.Client) -> None:
+    theme = unique("bulk booleans")
+    text = "\n".join(
+        [
+            "theme,style,niche,types,count,priority,channels,review,autoPublish",
+            f"{theme},flat,owls,mug,1,normal,,FALSE,True",
+            f"{theme},flat,owls,mug,1,normal,,yes,1",
+        ]
+    )
+    lines = by_line(post(api, text))
+    job = api.get(f"/jobs/{lines[2]['jobId']}").json()["job"]
+    assert job["autoPublish"] is True and job["request"].get("review", False) is False
+    assert sorted(lines[3]["errors"], key=str) == [
+        {"field": "autoPublish", "message": "must be true or false"},
+        {"field": "review", "message": "must be true or false"},
+    ]
