@@ -3,6 +3,7 @@ ask for here (thin: the work is in services/api/bulk.py and submit.py)."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -15,6 +16,7 @@ from services.api.schemas.common import COMMON_ERRORS, error_responses
 from services.api.state import State
 from shared.contract.events import MAX_LEVEL, MIN_LEVEL, Priority, ProductType
 
+logger = logging.getLogger(__name__)
 router = APIRouter(tags=["jobs"], responses=COMMON_ERRORS)
 
 # services/api/guards.py OTHER_BODIES lets text/csv through to this path only.
@@ -67,6 +69,14 @@ async def submit_bulk(request: Request, state: State, principal: Principal) -> J
         ],
     )
     stopped = counts[bulk.LineStatus.NOT_SUBMITTED] > 0
+    logger.info(
+        "bulk file read lines=%d accepted=%d already_accepted=%d invalid=%d not_submitted=%d",
+        len(outcomes),
+        result.accepted,
+        result.already_accepted,
+        result.invalid,
+        result.not_submitted,
+    )
     return JSONResponse(
         result.model_dump(mode="json", by_alias=True),
         status_code=503 if stopped else 200,
