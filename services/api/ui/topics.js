@@ -13,7 +13,7 @@ podPages.topics = async () => {
       (messages it has not committed yet). Needs an admin key.</p>
     <div class="filters"><label><input type="checkbox" id="f-mine" checked> the engine's topics only</label>
       <span id="topics-at" class="muted"></span></div>
-    <table><thead><tr><th>Topic</th><th>Partitions</th><th>Messages</th><th>End offsets</th><th>Groups (lag)</th></tr></thead>
+    <table><thead><tr><th>Topic</th><th>Partitions</th><th>Messages</th><th>Offsets (earliest–next)</th><th>Groups (lag)</th></tr></thead>
       <tbody id="topics"></tbody></table>`;
   const load = async () => {
     const list = await api("/topics");
