@@ -24,7 +24,19 @@ from services.api.feed import EventFeed, StreamLimits
 from services.api.guards import BrowserGuardMiddleware, HostPolicy, document_guards
 from services.api.limits import BodyLimitMiddleware
 from services.api.producer import JobProducer
-from services.api.routes import dlq, doctor, events, health, jobs, ops, review, webhooks, workers
+from services.api.routes import (
+    bulk,
+    dlq,
+    doctor,
+    events,
+    health,
+    jobs,
+    ops,
+    review,
+    topics,
+    webhooks,
+    workers,
+)
 from services.api.routes.ui import add_ui
 from services.api.settings import ApiSettings
 from services.api.state import ApiState
@@ -121,12 +133,14 @@ def create_app(settings: ApiSettings) -> FastAPI:
         )
     _add_docs(app)
     app.include_router(health.router)
+    app.include_router(bulk.router)
     app.include_router(jobs.router)
     app.include_router(review.router)
     app.include_router(events.router)
     app.include_router(dlq.router)
     app.include_router(ops.router)
     app.include_router(workers.router)
+    app.include_router(topics.router)
     app.include_router(doctor.router)
     app.include_router(webhooks.router)
     add_ui(app)

@@ -113,6 +113,11 @@ def _message(err: Mapping[str, Any]) -> str:
     return str(err.get("msg", "is invalid"))
 
 
+def problems(errors: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
+    """pydantic's errors as the answers' ``[{field, message}]`` (a body's or a CSV line's)."""
+    return [{"field": field_name(e.get("loc", ())), "message": _message(e)} for e in errors]
+
+
 def _is_json(request: Request) -> bool:
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     return ctype == "application/json" or (
@@ -134,8 +139,7 @@ async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse
     if has_body and request.headers.get("content-type") and not _is_json(request):
         problem = {"field": "body", "message": "Content-Type must be application/json"}
         return ApiError(400, "unsupported_content_type", [problem]).response()
-    detail = [{"field": field_name(e.get("loc", ())), "message": _message(e)} for e in errors]
-    return ApiError(422, "validation_failed", detail).response()
+    return ApiError(422, "validation_failed", problems(errors)).response()
 
 
 async def _on_json_error(request: Request, exc: Exception) -> JSONResponse:

@@ -55,6 +55,8 @@ _MARK_PRODUCED = "UPDATE api_idempotency SET produced = TRUE WHERE key = %(key)s
 
 _GET_JOB = _SELECT_JOBS + " WHERE job_id = %(job)s"
 
+_KNOWN_JOBS = "SELECT job_id FROM jobs WHERE job_id = ANY(%(ids)s)"
+
 _JOB_IMAGES = """
 SELECT image_index, sha256, uri, width, height, prompt, title, description, tags, created_at
 FROM images WHERE job_id = %(job)s ORDER BY image_index
@@ -170,6 +172,15 @@ async def mark_produced(pool: AsyncConnectionPool, key: str) -> None:
     """The key's event is acknowledged by the broker: later replays must not produce again."""
     async with pool.connection() as conn:
         await conn.execute(_MARK_PRODUCED, {"key": key})
+
+
+async def known_jobs(pool: AsyncConnectionPool, ids: list[str]) -> set[str]:
+    """Which of ``ids`` name a job (the Topics page links only those)."""
+    if not ids:
+        return set()
+    async with pool.connection() as conn:
+        cur = await conn.execute(_KNOWN_JOBS, {"ids": ids})
+        return {str(row[0]) for row in await cur.fetchall()}
 
 
 async def get_job(pool: AsyncConnectionPool, job_id: str) -> JobView | None:

@@ -59,6 +59,11 @@ class ApiSettings(
     db_acquire_timeout_s: float = Field(default=5.0, gt=0, le=120)
     db_statement_timeout_s: float = Field(default=10.0, gt=0, le=600)
     max_page_size: int = Field(default=100, ge=1, le=1000)
+    # POST /jobs/bulk: a file of more job lines than this is refused whole (MAX_BODY_BYTES
+    # bounds its size); each line is one acknowledged produce, so this bounds the request's time.
+    bulk_max_rows: int = Field(
+        default=500, ge=1, le=10_000, description="Most job lines in one bulk CSV"
+    )
     # Live streams (/jobs/{id}/events, /events) wait on PostgreSQL's notifications. They look
     # again every EVENTS_POLL_S only while an entry is held back behind a transaction still in
     # flight, or while the listening connection is down; otherwise every EVENTS_RECHECK_S as a
@@ -80,6 +85,8 @@ class ApiSettings(
         default=10.0, gt=0, le=120, description="Wait this long for the broker's ack"
     )
     health_timeout_s: float = Field(default=3.0, gt=0, le=60)
+    # /topics and /topics/{name}/messages wait this long for the broker in all (the Topics page).
+    topics_timeout_s: float = Field(default=5.0, gt=0, le=60)
     # /health also wants a live instance of each of these stages ("" = don't check; unset =
     # every stage this deployment runs) ...
     health_stages: str | None = None

@@ -18,6 +18,7 @@ import json
 import logging
 import uuid
 import weakref
+from dataclasses import dataclass
 
 from opentelemetry.trace import SpanKind
 from psycopg import Error as DbError
@@ -79,10 +80,29 @@ def build_payload(
     return JobRequestedPayload(**dict(spec), submitted_by=principal)
 
 
+@dataclass(frozen=True)
+class Accepted:
+    """A job accepted: its id, and whether its key named a job accepted before (nothing was
+    produced this time)."""
+
+    job_id: str
+    replayed: bool = False
+
+
 async def submit_job(
     state: ApiState, request: JobRequest, *, principal: str | None, idempotency_key: str | None
 ) -> str:
     """Accept one job; return its id once its event is acknowledged by the broker."""
+    accepted = await accept_job(
+        state, request, principal=principal, idempotency_key=idempotency_key
+    )
+    return accepted.job_id
+
+
+async def accept_job(
+    state: ApiState, request: JobRequest, *, principal: str | None, idempotency_key: str | None
+) -> Accepted:
+    """As :func:`submit_job`, saying whether the key's job had been accepted already."""
     if request.count > state.settings.max_images_per_job:
         raise invalid("count", f"must be at most {state.settings.max_images_per_job}")
     payload = build_payload(request, principal, state.settings)
@@ -90,7 +110,7 @@ async def submit_job(
         event = _event(str(uuid.uuid4()), uuid.uuid4(), payload)
         await _produce(state, event)
         await _record(state, event)
-        return event.job_id
+        return Accepted(event.job_id)
 
     check_key(idempotency_key)
     key = scoped_key(idempotency_key, principal)
@@ -103,7 +123,7 @@ async def submit_job(
             raise invalid("Idempotency-Key", "Idempotency-Key reused with a different request")
         if record.produced:
             logger.info("idempotent replay job_id=%s", record.job_id)
-            return record.job_id
+            return Accepted(record.job_id, replayed=True)
         if not record.created:
             logger.warning("re-producing unacknowledged keyed job job_id=%s", record.job_id)
         event = _event(record.job_id, uuid.uuid5(_IDEMPOTENCY_NS, key), payload)
@@ -118,7 +138,7 @@ async def submit_job(
                 type(exc).__name__,
             )
         await _record(state, event)
-        return record.job_id
+        return Accepted(record.job_id)
 
 
 def _event(job_id: str, event_id: uuid.UUID, payload: JobRequestedPayload) -> JobRequested:

@@ -110,7 +110,8 @@ def acl_table() -> dict[str, list[Acl]]:
     """Principal -> its ACLs: what ``operations()`` says each service sends and receives, its
     consumer group, the idempotent producer's cluster right, and what the services read besides
     their messages (the API's /health and the monitor's lag: every topic's and every stage
-    group's description; the pool manager's scaling ceiling: its stages' input partitions)."""
+    group's description; the API's Topics page: every topic's messages; the pool manager's
+    scaling ceiling: its stages' input partitions)."""
     from shared.pipeline.asyncapi import operations  # imports the services' settings: kept local
 
     rights: dict[str, set[Acl]] = {p: set() for p in principals()}
@@ -131,6 +132,9 @@ def acl_table() -> dict[str, list[Acl]]:
     for watcher in (API, "monitor"):
         rights[watcher] |= {Acl("topic", t, "describe") for t in every_topic}
         rights[watcher] |= {Acl("group", stage_group(s), "describe") for s in STAGES}
+    # The API's Topics page (admin only at the API) shows the last messages of any of the
+    # engine's topics: read by assignment, with no group (so no group right) and no commit.
+    rights[API] |= {Acl("topic", t, "read") for t in every_topic}
     rights[POOL] |= {Acl("topic", t, "describe") for s in STAGES.values() for t in s.inputs}
     # Another system: job requests only, without the cluster right (Kafka 3.0+ lets a producer
     # with WRITE on a topic be idempotent, KIP-679).

@@ -1,6 +1,7 @@
 """``pod``: the command-line tool.
 
     pod submit --theme … --style … --niche … [--types tshirt,mug] [--channels shopify] [--wait]
+    pod submit --csv jobs.csv    one job a line (POST /jobs/bulk; sending it again is safe)
     pod status <job id>          pod watch <job id>        pod jobs [--status …]
     pod dlq [--stage …]          pod replay (--id N | --job ID | --stage S) [--yes]
     pod top [--once]             pod up                    pod webhooks register --url …
@@ -190,6 +191,27 @@ class DeadLetterAnswer(TypedDict):
 
 class DeadLettersAnswer(TypedDict):
     deadLetters: NotRequired[list[DeadLetterAnswer]]
+
+
+class BulkProblem(TypedDict):
+    field: str
+    message: str
+
+
+class BulkLineAnswer(TypedDict):
+    line: int
+    status: str
+    jobId: str | None
+    errors: list[BulkProblem]
+
+
+class BulkAnswer(TypedDict):
+    ok: bool
+    accepted: int
+    alreadyAccepted: int
+    invalid: int
+    notSubmitted: int
+    lines: list[BulkLineAnswer]
 
 
 class StageAnswer(TypedDict):
@@ -674,10 +696,16 @@ def _parser() -> argparse.ArgumentParser:
     fmt.add_argument("--text", action="store_true", help="tables (default on a terminal)")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("submit", help="submit a design job")
-    s.add_argument("--theme", required=True)
-    s.add_argument("--style", required=True)
-    s.add_argument("--niche", required=True)
+    s = sub.add_parser("submit", help="submit a design job (or one a line of a CSV file)")
+    s.add_argument("--theme")
+    s.add_argument("--style")
+    s.add_argument("--niche")
+    s.add_argument(
+        "--csv",
+        metavar="FILE",
+        help="submit one job per line of FILE (header: theme,style,niche,types,count,priority,"
+        "channels[,prompt,review,autoPublish]); lines accepted before are not submitted again",
+    )
     s.add_argument("--prompt")
     s.add_argument("--types", default="tshirt", help="product types, comma-separated")
     s.add_argument("--count", type=int, default=1)
@@ -772,8 +800,65 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_UNREACHABLE
 
 
+# A file of many lines: each is one acknowledged produce at the API.
+BULK_TIMEOUT_S = 600.0
+
+
+def _submit_csv(args: argparse.Namespace, client: httpx.Client, out: Output) -> int:
+    """POST /jobs/bulk with the file; a line per outcome; 0 only when every line is accepted
+    (now or before). A 503 still says which lines went in: sending the file again is safe."""
+    given = [f"--{n}" for n in ("theme", "style", "niche", "prompt") if getattr(args, n)]
+    if given or args.wait or args.idempotency_key:
+        extra = given + ["--wait"] * args.wait + ["--idempotency-key"] * bool(args.idempotency_key)
+        sys.stderr.write(f"pod: --csv takes the jobs from the file, not {', '.join(extra)}\n")
+        return EXIT_UNREACHABLE
+    try:
+        with open(args.csv, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        sys.stderr.write(f"pod: cannot read {args.csv}: {exc.strerror}\n")
+        return EXIT_UNREACHABLE
+    resp = client.post(
+        "/jobs/bulk", content=data, headers={"Content-Type": "text/csv"}, timeout=BULK_TIMEOUT_S
+    )
+    try:
+        body = resp.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict) or not isinstance(body.get("lines"), list):
+        return out.answer(resp)
+    out.emit(body, _bulk_table)
+    return EXIT_OK if resp.is_success and body.get("ok") else EXIT_REFUSED
+
+
+def _bulk_table(body: BulkAnswer) -> Any:
+    from rich.table import Table
+
+    table = Table(
+        title=f"{body['accepted']} accepted, {body['alreadyAccepted']} already accepted, "
+        f"{body['invalid']} invalid, {body['notSubmitted']} not submitted"
+        + (" (send the file again to complete it)" if body["notSubmitted"] else "")
+    )
+    for col in ("line", "outcome", "job", "errors"):
+        table.add_column(col)
+    for line in body["lines"]:
+        table.add_row(
+            str(line["line"]),
+            line["status"].replace("_", " "),
+            line["jobId"] or "",
+            "; ".join(f"{e['field']}: {e['message']}" for e in line["errors"]),
+        )
+    return table
+
+
 def _submit(args: argparse.Namespace, client: httpx.Client, out: Output) -> int:
     """POST /jobs with the spec the arguments give (and, with --wait, follow it)."""
+    if args.csv:
+        return _submit_csv(args, client, out)
+    missing = [f"--{n}" for n in ("theme", "style", "niche") if not getattr(args, n)]
+    if missing:
+        sys.stderr.write(f"pod: submit needs {', '.join(missing)} (or --csv FILE)\n")
+        return EXIT_UNREACHABLE
     from shared.contract.events import (
         JobSpec,  # the contract loads pydantic: only a submit needs it
     )

@@ -65,7 +65,9 @@ def test_every_service_of_the_registry_has_a_principal_and_nothing_else_does() -
 @pytest.mark.parametrize("principal", sorted({o.service for o in operations()}))
 def test_a_service_writes_and_reads_exactly_what_operations_say(principal: str) -> None:
     assert granted(principal, "write") == sends(principal)
-    assert granted(principal, "read") == receives(principal)
+    # The API reads every topic besides (the Topics page), by assignment: no group right.
+    inspected = {t.name for t in all_topics()} if principal == acls.API else set()
+    assert granted(principal, "read") == receives(principal) | inspected
     # No principal may do anything but read, write and describe topics, read or describe
     # groups and write idempotently: no create, delete, alter, or ALL.
     assert {a.operation for a in acl_table()[principal]} <= {
@@ -309,3 +311,25 @@ def test_init_as_admin_makes_the_logins_and_the_acls(
     secured[SUBMITTER] = new_password
     outcome = produce_everywhere(login(SUBMITTER, new_password))
     assert {t for t, err in outcome.items() if err is None} == set(JOBS_BY_PRIORITY)
+
+
+def test_the_api_principal_inspects_every_topic_without_a_group(
+    secured: dict[str, str], pipeline_topics: str
+) -> None:
+    """What the Topics page does as the API's principal: every topic's offsets, the stages'
+    groups' lag, and the last message of a topic it neither sends nor receives."""
+    from services.api import topics as inspect  # the API's reader, as its principal runs it
+
+    foreign = next(t for t in TOPICS if t not in receives(acls.API) | sends(acls.API))
+    harness = Producer({"bootstrap.servers": pipeline_topics})
+    harness.produce(foreign, b'{"acl": "inspect"}', partition=0)
+    assert harness.flush(20) == 0
+    config = login(acls.API, secured[acls.API])
+    seen = {t.name for t in inspect.topic_offsets(config, timeout_s=20)}
+    assert set(TOPICS) <= seen
+    page = inspect.read_messages(config, foreign, partition=0, limit=1, before=None, timeout_s=20)
+    assert [m.raw for m in page.messages] == ['{"acl": "inspect"}']
+    # Writing is still only what operations() says.
+    if foreign not in sends(acls.API):
+        refused = produce_everywhere(config)[foreign]
+        assert refused is not None and refused.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
