@@ -189,28 +189,29 @@ class DecisionHandler:
                     d.action.value,
                 )
                 return []
-            made = self._reviewed(event, rows)
+            reviewed = self._reviewed(event, rows)
             if d.action is DecisionAction.APPROVE:
+                made = [r.payload for r in reviewed if r.state == "made" and r.payload is not None]
                 return await self._approve(event, made)
-            return [
-                await self.undo.delete(event, Target.of(m), "rejected", d.decision_id) for m in made
-            ]
+            return await self._delete(event, deletable(reviewed, "rejected"), "rejected")
         if d.action is DecisionAction.DELETE:
             if not _for_printify(d):
                 return []
-            return [
-                await self.undo.delete(event, Target.of(m), "deleted", d.decision_id)
-                for m in _scoped(d, rows)
-            ]
+            return await self._delete(event, deletable(_scoped(d, rows), "deleted"), "deleted")
         if d.action is DecisionAction.REPRICE:
-            return [await self._reprice(event, m) for m in _scoped(d, rows)]
+            live = [r.payload for r in _scoped(d, rows) if r.state == "made" and r.payload]
+            return [await self._reprice(event, m) for m in live]
         # regenerate: the generator's (its new image replaces these products when it comes);
         # unpublish: the publishers'.
         return []
 
-    def _reviewed(
-        self, event: SellerDecision, rows: Sequence[MadeProduct]
-    ) -> list[ProductCreatedPayload]:
+    async def _delete(
+        self, event: SellerDecision, made: Sequence[ProductCreatedPayload], reason: WithdrawReason
+    ) -> list[Output]:
+        decision_id = event.payload.decision_id
+        return [await self.undo.delete(event, Target.of(m), reason, decision_id) for m in made]
+
+    def _reviewed(self, event: SellerDecision, rows: Sequence[MadeProduct]) -> list[MadeProduct]:
         """The products an approve or reject is about: every product made of the image's
         generation, once every type of it is settled. RetryableError while some are still
         being made; none (logged) when the stage has replaced that generation since."""
@@ -239,7 +240,7 @@ class DecisionHandler:
                 f"products of image {d.image_index} generation {d.generation} not all made yet "
                 f"(made: {', '.join(sorted(settled)) or 'none'}): the decision waits for them"
             )
-        return [r.payload for r in mine if r.state == "made" and r.payload is not None]
+        return mine
 
     async def _approve(
         self, event: SellerDecision, made: Sequence[ProductCreatedPayload]
@@ -301,10 +302,7 @@ class DecisionHandler:
                 at=event.occurred_at,
             )
         rows = await made_products.of_job(self.pool, event.job_id)
-        live = [r.payload for r in rows if r.state == "made" and r.payload is not None]
-        outputs = [
-            await self.undo.delete(event, Target.of(m), "cancelled", d.decision_id) for m in live
-        ]
+        outputs = await self._delete(event, deletable(rows, "cancelled"), "cancelled")
         logger.info("job cancelled job_id=%s deleted=%d", event.job_id, len(outputs))
         return outputs
 
@@ -415,13 +413,23 @@ def _for_printify(d: SellerDecisionPayload) -> bool:
     return d.channels is None or DEFAULT_CHANNEL in d.channels
 
 
-def _scoped(d: SellerDecisionPayload, rows: Sequence[MadeProduct]) -> list[ProductCreatedPayload]:
-    """The live products a delete or reprice names: one image's or all, one type's or all."""
+def _scoped(d: SellerDecisionPayload, rows: Sequence[MadeProduct]) -> list[MadeProduct]:
+    """The rows a delete or reprice names: one image's or all, one type's or all."""
+    return [
+        r
+        for r in rows
+        if (d.image_index is None or r.image_index == d.image_index)
+        and (d.product_type is None or r.product_type == d.product_type.value)
+    ]
+
+
+def deletable(rows: Sequence[MadeProduct], reason: WithdrawReason) -> list[ProductCreatedPayload]:
+    """The products a decision deletes for ``reason``: the live ones, and those it deleted
+    already for the same reason (a redelivered decision whose answer may not have been
+    handed on: its ledger steps are done, its events the same again)."""
     return [
         r.payload
         for r in rows
-        if r.state == "made"
-        and r.payload is not None
-        and (d.image_index is None or r.image_index == d.image_index)
-        and (d.product_type is None or r.product_type == d.product_type.value)
+        if r.payload is not None
+        and (r.state == "made" or (r.state == "deleted" and r.deleted_reason == reason))
     ]

@@ -27,7 +27,7 @@ from typing import NamedTuple, NotRequired, TypedDict
 
 from pydantic import BaseModel, Field
 
-from services.printify.decisions import DecisionHandler, Target, Undo
+from services.printify.decisions import DecisionHandler, Target, Undo, deletable
 from services.printify.settings import CatalogEntry, PrintifySettings
 from shared.adapters.storage import ImageReadError, ImageStore
 from shared.adapters.store import cancellations, made_products
@@ -337,10 +337,9 @@ class PrintifyHandler:
             )
             return []
         # A regenerated image replaces the generations before it: their products go first.
+        earlier = deletable([r for r in image if r.generation < p.generation], "regenerated")
         outputs: list[Output] = [
-            await self.undo.delete(event, Target.of(r.payload), "regenerated")
-            for r in image
-            if r.generation < p.generation and r.state == "made" and r.payload is not None
+            await self.undo.delete(event, Target.of(m), "regenerated") for m in earlier
         ]
         made: list[ProductCreated] = []
         # Every call this image may take, claimed in one round trip and recorded in another.
