@@ -14,6 +14,14 @@ Delivery is at-least-once, so every external side effect goes through the ledger
 (job, image, type).
 A create whose outcome is unknown (crash or timeout after the call) is reconciled by looking the
 product up by its deterministic marker SKU, so a redelivery names the same product id.
+
+A regenerated image (generation g > 0) is a new render: its steps and markers are its
+generation's, and the products of the generations before it are deleted first. What the stage
+made is recorded per (job, image, generation, type) for the seller's decisions, which the stage
+also reads (:mod:`services.printify.decisions`). A cancelled job makes nothing: each create asks
+for the cancel before its call, and each image records what it made before it looks for the
+cancel again, while the cancel is recorded before it reads what was made, so whichever comes
+second deletes the product.
 """
 
 from __future__ import annotations
@@ -342,8 +350,13 @@ class PrintifyHandler:
             await self.undo.delete(event, Target.of(m), "regenerated") for m in earlier
         ]
         made: list[ProductCreated] = []
+        # A product of this render deleted since (rejected, deleted after launch) is not made
+        # or handed on again by a redelivery.
+        gone = {
+            r.product_type for r in image if r.generation == p.generation and r.state == "deleted"
+        }
         # Every call this image may take, claimed in one round trip and recorded in another.
-        types = p.routing.product_types
+        types = [t for t in p.routing.product_types if t.value not in gone]
         creates = [_create_key(event, t) for t in types]
         keys = [_upload_key(event), *creates, *(_price_key(k) for k in creates)]
         async with self.ledger.steps(keys) as steps:

@@ -202,6 +202,10 @@ async def test_a_reject_deletes_the_images_products_once(
     again = of_type(await handler(reject, DECISION_CTX), ProductWithdrawn)
     assert [e.event_id for e in again] == [e.event_id for e in withdrawn]
     assert counted(printify_sim, "products_deleted") == deleted_before + len(TYPES)
+    # The image redelivered: its rejected products are neither made nor handed on again.
+    created_before = counted(printify_sim, "products_created")
+    assert await handler(image(tmp_path, job), CTX) == []
+    assert counted(printify_sim, "products_created") == created_before
 
 
 async def test_a_regenerated_image_replaces_its_products_with_new_ones(
