@@ -14,6 +14,14 @@ Delivery is at-least-once, so every external side effect goes through the ledger
 (job, image, type).
 A create whose outcome is unknown (crash or timeout after the call) is reconciled by looking the
 product up by its deterministic marker SKU, so a redelivery names the same product id.
+
+A regenerated image (generation g > 0) is a new render: its steps and markers are its
+generation's, and the products of the generations before it are deleted first. What the stage
+made is recorded per (job, image, generation, type) for the seller's decisions, which the stage
+also reads (:mod:`services.printify.decisions`). A cancelled job makes nothing: each create asks
+for the cancel before its call, and each image records what it made before it looks for the
+cancel again, while the cancel is recorded before it reads what was made, so whichever comes
+second deletes the product.
 """
 
 from __future__ import annotations
@@ -27,8 +35,10 @@ from typing import NamedTuple, NotRequired, TypedDict
 
 from pydantic import BaseModel, Field
 
+from services.printify.decisions import DecisionHandler, Target, Undo, deletable
 from services.printify.settings import CatalogEntry, PrintifySettings
 from shared.adapters.storage import ImageReadError, ImageStore
+from shared.adapters.store import cancellations, made_products
 from shared.adapters.vendors.printify import (
     AreaPlan,
     CatalogVariant,
@@ -45,11 +55,12 @@ from shared.contract.events import (
     ProductCreated,
     ProductCreatedPayload,
     ProductType,
+    SellerDecision,
     StageFailed,
     StageFailedPayload,
 )
 from shared.contract.topics import PRINTIFY, PRODUCTS_CREATED
-from shared.domain.ledger import EffectKey, Ledger, Steps
+from shared.domain.ledger import EffectKey, EffectState, Ledger, Steps, step_name
 from shared.domain.pricing import PriceSummary, price_variants, summarise
 from shared.pipeline.runner import Handler, MessageContext, Output
 from shared.pipeline.service import closing
@@ -63,14 +74,24 @@ PRODUCER = "printify"
 BASE64_MAX_BYTES = 5 * 1024 * 1024
 
 
-def sku_prefix(job_id: str, image_index: int, product_type: str) -> str:
-    """Deterministic per (job, image, type), to find a product whose create outcome is unknown."""
-    digest = hashlib.sha256(f"{job_id}:{image_index}:{product_type}".encode()).hexdigest()
+def sku_prefix(job_id: str, image_index: int, product_type: str, generation: int = 0) -> str:
+    """Deterministic per (job, image, type, generation), to find a product whose create outcome
+    is unknown. A regenerated image's products are new ones, so their marker differs from the
+    earlier generations' (generation 0 keeps the marker products had before generations)."""
+    name = f"{job_id}:{image_index}:{product_type}"
+    if generation:
+        name = f"{name}:g{generation}"
+    digest = hashlib.sha256(name.encode()).hexdigest()
     return f"pod-{digest[:16]}"
 
 
+class _Cancelled(Exception):
+    """The job was cancelled before a product was created: nothing is created."""
+
+
 class PrintifyHandler:
-    """ImageGenerated -> ProductCreated per product type (+ StageFailed for permanent failures)."""
+    """ImageGenerated -> ProductCreated per product type (+ StageFailed for permanent failures);
+    SellerDecision -> what the decision asks of the products made (:mod:`.decisions`)."""
 
     def __init__(
         self,
@@ -91,6 +112,11 @@ class PrintifyHandler:
         self.image_max_bytes = image_max_bytes
         self._configured_shop = shop_id
         self._shop: str | None = None  # chosen (and checked against the account) on first use
+        self.pool = ledger.pool
+        self.undo = Undo(client, ledger, self.pool)
+        self.decisions = DecisionHandler(
+            client=client, ledger=ledger, pool=self.pool, catalog=catalog
+        )
 
     async def shop_id(self) -> str:
         """The configured shop, else the account's only one (checked once: a ConfigError
@@ -161,7 +187,7 @@ class PrintifyHandler:
             raise PermanentError(f"no catalog entry for product type {product_type.value}")
         variants = await self._variants(entry)
         areas = self._place(p.width, p.height, product_type, entry, variants)
-        marker = sku_prefix(event.job_id, p.image_index, product_type.value)
+        marker = sku_prefix(event.job_id, p.image_index, product_type.value, p.generation)
         body = build_product_payload(
             title=p.title,
             description=p.description,
@@ -179,6 +205,9 @@ class PrintifyHandler:
         chosen = {v.id for v in variants}
 
         async def do() -> Created:
+            # A cancel wins over work in flight: asked before the call, not only on arrival.
+            if await cancellations.is_cancelled(self.pool, event.job_id):
+                raise _Cancelled
             return _created(await self.client.create_product(shop, body), chosen)
 
         key = _create_key(event, product_type)
@@ -218,6 +247,7 @@ class PrintifyHandler:
             mockups=list(created.mockups),
             title=p.title,
             routing=p.routing,
+            generation=p.generation,
         )
         return event.derive(
             ProductCreated, payload, producer=PRODUCER, key=f"product:{product_type.value}"
@@ -288,11 +318,45 @@ class PrintifyHandler:
         # An update is idempotent: an unknown outcome is settled by sending it again.
         return await steps.once(_price_key(created_key), do, model=PriceSummary)
 
-    async def __call__(self, event: ImageGenerated, ctx: MessageContext) -> list[Output]:
+    async def __call__(
+        self, event: ImageGenerated | SellerDecision, ctx: MessageContext
+    ) -> list[Output]:
+        if isinstance(event, SellerDecision):
+            await self.shop_id()  # the account is checked before anything is acted on
+            return await self.decisions(event)
+        return await self._image(event, ctx)
+
+    async def _image(self, event: ImageGenerated, ctx: MessageContext) -> list[Output]:
         shop = await self.shop_id()
-        outputs: list[Output] = []
+        p = event.payload
+        if await cancellations.is_cancelled(self.pool, event.job_id):
+            return await self._clear_cancelled(event, shop)
+        rows = await made_products.of_job(self.pool, event.job_id)
+        image = [r for r in rows if r.image_index == p.image_index]
+        newer = max((r.generation for r in image), default=-1)
+        if newer > p.generation:
+            # A redelivery of an image since regenerated: its products were replaced.
+            logger.warning(
+                "image dropped, regenerated since job_id=%s image_index=%d generation=%d newest=%d",
+                event.job_id,
+                p.image_index,
+                p.generation,
+                newer,
+            )
+            return []
+        # A regenerated image replaces the generations before it: their products go first.
+        earlier = deletable([r for r in image if r.generation < p.generation], "regenerated")
+        outputs: list[Output] = [
+            await self.undo.delete(event, Target.of(m), "regenerated") for m in earlier
+        ]
+        made: list[ProductCreated] = []
+        # A product of this render deleted since (rejected, deleted after launch) is not made
+        # or handed on again by a redelivery.
+        gone = {
+            r.product_type for r in image if r.generation == p.generation and r.state == "deleted"
+        }
         # Every call this image may take, claimed in one round trip and recorded in another.
-        types = event.payload.routing.product_types
+        types = [t for t in p.routing.product_types if t.value not in gone]
         creates = [_create_key(event, t) for t in types]
         keys = [_upload_key(event), *creates, *(_price_key(k) for k in creates)]
         async with self.ledger.steps(keys) as steps:
@@ -300,19 +364,71 @@ class PrintifyHandler:
             for product_type in types:
                 try:
                     created = await self._create(event, product_type, image_id, shop, steps)
+                except _Cancelled:
+                    continue
                 except PodError as exc:
                     if exc.retryable:
                         raise
+                    await made_products.record_failed(
+                        self.pool,
+                        event.job_id,
+                        p.image_index,
+                        p.generation,
+                        product_type.value,
+                        exc.describe(),
+                    )
                     failure = self._failure(event, product_type, exc, ctx)
                     outputs.append(Output(PRINTIFY.dlq, failure))
                     continue
+                # Recorded before the cancel is looked for again below: a cancel that read the
+                # table before this sees it, or this sees the cancel.
+                await made_products.record_made(self.pool, event.job_id, created.payload)
+                made.append(created)
                 outputs.append(Output(PRODUCTS_CREATED, created))
+        if made and await cancellations.is_cancelled(self.pool, event.job_id):
+            # Cancelled while these were being made: nothing of the job is left behind.
+            outputs = [o for o in outputs if o.topic != PRODUCTS_CREATED]
+            for c in made:
+                outputs.append(await self.undo.delete(event, Target.of(c.payload), "cancelled"))
+            made = []
         logger.info(
-            "products created job_id=%s image_index=%d created=%d failed=%d",
+            "products created job_id=%s image_index=%d generation=%d created=%d failed=%d",
             event.job_id,
-            event.payload.image_index,
-            sum(1 for o in outputs if o.topic == PRODUCTS_CREATED),
-            sum(1 for o in outputs if o.topic != PRODUCTS_CREATED),
+            p.image_index,
+            p.generation,
+            len(made),
+            sum(1 for o in outputs if o.topic == PRINTIFY.dlq),
+        )
+        return outputs
+
+    async def _clear_cancelled(self, event: ImageGenerated, shop: str) -> list[Output]:
+        """An image of a cancelled job makes nothing; whatever an earlier attempt made of it
+        (recorded by the ledger, or found by its marker after an attempt whose outcome is
+        unknown) is deleted."""
+        p = event.payload
+        outputs: list[Output] = []
+        for product_type in p.routing.product_types:
+            key = _create_key(event, product_type)
+            entry = await self.ledger.get(key)
+            if entry is None:
+                continue
+            product_id: str | None = None
+            if entry.state is EffectState.DONE and entry.result is not None:
+                product_id = Created.model_validate(entry.result).product_id
+            else:
+                marker = sku_prefix(event.job_id, p.image_index, product_type.value, p.generation)
+                found = await self.client.find_product_by_marker(
+                    shop, marker, since=await self.ledger.started_at(key)
+                )
+                product_id = None if found is None else found.id
+            if product_id is not None:
+                target = Target(p.image_index, p.generation, product_type, product_id, shop)
+                outputs.append(await self.undo.delete(event, target, "cancelled"))
+        logger.info(
+            "image of a cancelled job job_id=%s image_index=%d deleted=%d",
+            event.job_id,
+            p.image_index,
+            len(outputs),
         )
         return outputs
 
@@ -432,7 +548,9 @@ def _created(product: Product, chosen: set[int]) -> Created:
 
 
 @asynccontextmanager
-async def build_handler(settings: PrintifySettings) -> AsyncIterator[Handler[ImageGenerated]]:
+async def build_handler(
+    settings: PrintifySettings,
+) -> AsyncIterator[Handler[ImageGenerated | SellerDecision]]:
     """The handler wired to the real Printify client and the ledger named by ``settings``."""
     # Idempotent and lock-serialised: a stage started on its own still finds its table.
     await asyncio.to_thread(migrate, settings.url)
@@ -461,13 +579,20 @@ async def build_handler(settings: PrintifySettings) -> AsyncIterator[Handler[Ima
         await pool.close()
 
 
+# A regenerated image's steps are its generation's (``create@g1``): its upload and products are
+# new ones; generation 0 keeps the names steps had before generations.
 def _upload_key(image: ImageGenerated) -> EffectKey:
-    return EffectKey(image.job_id, image.payload.image_index, "", "upload")
+    p = image.payload
+    return EffectKey(image.job_id, p.image_index, "", step_name("upload", generation=p.generation))
 
 
 def _create_key(image: ImageGenerated, product_type: ProductType) -> EffectKey:
-    return EffectKey(image.job_id, image.payload.image_index, product_type.value, "create")
+    p = image.payload
+    step = step_name("create", generation=p.generation)
+    return EffectKey(image.job_id, p.image_index, product_type.value, step)
 
 
 def _price_key(created: EffectKey) -> EffectKey:
-    return EffectKey(created.job_id, created.image_index, created.product_type, "price")
+    _, _, tag = created.step.partition("@")
+    step = f"price@{tag}" if tag else "price"
+    return EffectKey(created.job_id, created.image_index, created.product_type, step)

@@ -115,7 +115,8 @@ GENERATOR = Stage(
 # Reports each failed product type of a job on its dead-letter topic.
 PRINTIFY = Stage(
     "printify",
-    (IMAGES_GENERATED,),
+    # The seller's decisions too: it approves, deletes and prices again what it made.
+    (IMAGES_GENERATED, SELLER_DECISIONS),
     IMAGES_GENERATED,
     outputs=(PRODUCTS_CREATED,),
     reports_on_dlq=True,

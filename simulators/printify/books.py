@@ -39,6 +39,9 @@ def _product_books(pid: str, p: Product) -> dict[str, object]:
         "print_dpi": print_dpi(p),
         # Profit of each enabled variant (price - production cost), in cents.
         "profits": {str(v.id): v.price - v.cost for v in p.variants if v.is_enabled},
+        # Price and production cost of each enabled variant, in cents.
+        "prices": {str(v.id): [v.price, v.cost] for v in p.variants if v.is_enabled},
+        "listed": p.external is not None,
     }
 
 
@@ -58,6 +61,7 @@ def _account_books(acct: Account, dupes: list[dict[str, object]]) -> dict[str, o
         "handshake_refused": acct.handshake_refused,
         "publishing_succeeded": dict(acct.publish_succeeded),
         "publishing_failed": dict(acct.publish_failed),
+        "unpublished": dict(acct.unpublished),
         # Publications the non-custom channels listed or refused, by product id.
         "channel_listed": dict(acct.channel_listed),
         "channel_refused": dict(acct.channel_refused),

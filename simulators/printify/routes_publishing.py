@@ -1,6 +1,7 @@
 """The publishing handshake: ``publish``, then ``publishing_succeeded`` or
 ``publishing_failed`` (custom integration), or the channel's own answer later (Etsy, Shopify,
-... : :meth:`simulators.printify.state.Account.settle_channels`)."""
+... : :meth:`simulators.printify.state.Account.settle_channels`); ``unpublish`` when the
+storefront takes a product off sale again."""
 
 from __future__ import annotations
 
@@ -102,4 +103,24 @@ async def publishing_failed(
         raise Invalid("reason is required and must be a string")
     product.is_locked = False
     acct.publish_failed[product_id] += 1
+    return ok({})
+
+
+@router.post("/unpublish.json")
+async def unpublish(shop_id: str, product_id: str, sim: Sim, acct: Acct) -> Response:
+    """Printify's "notify that a product has been unpublished": the storefront took the
+    product off sale, so Printify forgets the listing (``external``) and unlocks the product;
+    it stays in the shop, and may be published again. A handshake call, like
+    publishing_succeeded: the storefront's (custom integration); Printify's own channels unlist
+    a product themselves."""
+    product = product_of(sim, acct, shop_id, product_id)
+    channel = shop_of(sim, shop_id).sales_channel
+    if channel != SALES_CHANNEL:
+        acct.handshake_refused += 1
+        raise Invalid(
+            f"unpublish is for custom integration shops; shop {shop_id} is connected to {channel}"
+        )
+    product.external = None
+    product.is_locked = False
+    acct.unpublished[product_id] += 1
     return ok({})

@@ -284,6 +284,8 @@ class Account:
     publish_calls: collections.Counter[str] = field(default_factory=collections.Counter)
     publish_succeeded: collections.Counter[str] = field(default_factory=collections.Counter)
     publish_failed: collections.Counter[str] = field(default_factory=collections.Counter)
+    # Unpublish notifications (the storefront took the product off sale), by product id.
+    unpublished: collections.Counter[str] = field(default_factory=collections.Counter)
     channel_pending: dict[str, PendingListing] = field(default_factory=dict)
     channel_listed: collections.Counter[str] = field(default_factory=collections.Counter)
     channel_refused: collections.Counter[str] = field(default_factory=collections.Counter)
@@ -305,6 +307,7 @@ class Account:
             self.publish_calls,
             self.publish_succeeded,
             self.publish_failed,
+            self.unpublished,
             self.channel_listed,
             self.channel_refused,
         ):

@@ -403,6 +403,12 @@ def test_delete_product(sim: SimulatorProcess) -> None:
         ).json()["id"]
         assert http.delete(f"/v1/shops/{SHOP}/products/{pid}.json").json() == {}
         assert http.get(f"/v1/shops/{SHOP}/products/{pid}.json").status_code == 404
+        # Gone: a second delete, an update, a publish all find no such product.
+        assert_printify_error(http.delete(f"/v1/shops/{SHOP}/products/{pid}.json"), 404)
+        gone = http.put(f"/v1/shops/{SHOP}/products/{pid}.json", json={"title": "x"})
+        assert_printify_error(gone, 404)
+        assert_printify_error(http.post(f"/v1/shops/{SHOP}/products/{pid}/unpublish.json"), 404)
+        assert pid not in {p["product_id"] for p in books_of(sim, http)["products"]}
 
 
 # --- publishing --------------------------------------------------------------------------------
@@ -449,6 +455,14 @@ def test_publish_then_succeeded_and_failed(sim: SimulatorProcess) -> None:
         assert books["publish_calls"] == {pid: 1, other: 1}
         assert books["publishing_succeeded"] == {pid: 1}
         assert books["publishing_failed"] == {other: 1}
+
+        # The storefront takes it off sale again: Printify forgets the listing, keeps the
+        # product (publishable again).
+        assert http.post(f"{base}/{pid}/unpublish.json").json() == {}
+        product = http.get(f"{base}/{pid}.json").json()
+        assert "external" not in product and product["is_locked"] is False
+        assert books_of(sim, http)["unpublished"] == {pid: 1}
+        assert http.post(f"{base}/{pid}/publish.json", json=PUBLISH).json() == {}
 
 
 # --- rate limits -------------------------------------------------------------------------------

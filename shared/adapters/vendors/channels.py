@@ -32,7 +32,7 @@ from typing import Generic, Protocol, TypeVar, cast
 
 from psycopg_pool import AsyncConnectionPool
 
-from shared.adapters.vendors.printify import PrintifyClient, Product
+from shared.adapters.vendors.printify import DEFAULT_PUBLISH_PARTS, PrintifyClient, Product
 from shared.contract.events import CHANNEL_NAME_PATTERN
 from shared.platform.errors import ConfigError, PermanentError
 from shared.platform.settings import PodSettings, load_settings
@@ -142,7 +142,23 @@ def listing_of(product: Product) -> Listing | None:
     return None
 
 
-class PrintifyStorefront(UndoNotSupported):
+async def _listed(client: PrintifyClient, product: ProductRef) -> bool | None:
+    """Whether Printify records a listing of ``product`` (``external``); None when Printify has
+    no such product any more (deleted: nothing is listed)."""
+    try:
+        found = await client.get_product(product.shop_id, product.product_id)
+    except PermanentError as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return listing_of(found) is not None
+
+
+# Only the variants (their prices) are pushed to a connected store again by a reprice.
+VARIANTS_ONLY = {part: part == "variants" for part in DEFAULT_PUBLISH_PARTS}
+
+
+class PrintifyStorefront:
     """A custom-integration shop: the engine is the storefront, so it answers Printify's publish
     handshake itself, at once or, with ``on_webhook``, when Printify's
     ``product:publish:started`` webhook comes (:mod:`services.publisher.storefront`)."""
@@ -185,6 +201,25 @@ class PrintifyStorefront(UndoNotSupported):
             return PENDING if self.on_webhook else await self.list_product(product)
         return None
 
+    async def withdraw(self, product: ProductRef, *, delete: bool) -> bool:
+        """The engine is the storefront: its listing is the one Printify records. Unpublish
+        tells Printify the product is off sale (``unpublish.json``: the listing is forgotten,
+        the product kept, publishable again); delete deletes the Printify product, and with it
+        the listing."""
+        listed = await _listed(self.client, product)
+        if listed is None:
+            return False
+        if delete:
+            await self.client.delete_product(product.shop_id, product.product_id)
+        elif listed:
+            await self.client.unpublished(product.shop_id, product.product_id)
+        return listed
+
+    async def reprice(self, product: ProductRef) -> bool:
+        """Nothing to push: the storefront sells at the Printify product's prices, which the
+        printify stage has set."""
+        return bool(await _listed(self.client, product))
+
     async def check(self, product: ProductRef) -> ListingState:
         found = await self.client.get_product(product.shop_id, product.product_id)
         listing = listing_of(found)
@@ -198,9 +233,14 @@ class PrintifyStorefront(UndoNotSupported):
         return PENDING
 
 
-class PrintifyChannel(UndoNotSupported):
+class PrintifyChannel:
     """A channel Printify publishes to (Etsy, Shopify, ...): it lists the product later, or
-    releases it unlisted when the channel refuses it."""
+    releases it unlisted when the channel refuses it.
+
+    Printify's API has no call that takes a product off a connected store and keeps it:
+    deleting the Printify product removes it from the store too (Printify's help centre), and
+    changes reach the store when the product is published again, each part as the publish
+    body selects."""
 
     def __init__(self, client: PrintifyClient, name: str) -> None:
         self.client = client
@@ -228,6 +268,33 @@ class PrintifyChannel(UndoNotSupported):
                 "channel did not accept it (Printify shows the channel's reason on the product)"
             )
         return PENDING
+
+    async def withdraw(self, product: ProductRef, *, delete: bool) -> bool:
+        """Delete: the Printify product is deleted, which removes it from the connected store.
+        Unpublish, keeping the product: Printify offers no call for it, so a listed product is
+        refused (PermanentError saying so) rather than left listed under a false success."""
+        listed = await _listed(self.client, product)
+        if listed is None:
+            return False
+        if delete:
+            await self.client.delete_product(product.shop_id, product.product_id)
+            return listed
+        if listed:
+            raise PermanentError(
+                f"{self.name}: Printify has no call to unpublish a product from a connected "
+                f"{self.name} store and keep it; delete it, or unpublish it in {self.name} itself"
+            )
+        return False
+
+    async def reprice(self, product: ProductRef) -> bool:
+        """Push the product's new prices to the store: Printify syncs a published product's
+        changes when it is published again, here its variants only (title, images, ... left as
+        the store has them)."""
+        listed = await _listed(self.client, product)
+        if not listed:
+            return False
+        await self.client.publish(product.shop_id, product.product_id, parts=VARIANTS_ONLY)
+        return True
 
 
 # A channel's name is in events (a job's channels), topic names (publish.<name>.dlq), its ledger

@@ -12,7 +12,14 @@ from typing import Any, Protocol
 
 from shared.adapters.vendors.claude import CreativeBrief, TokenUsage
 from shared.adapters.vendors.comfyui import RenderedImage
-from shared.adapters.vendors.printify.models import CatalogVariant, Product, Shop, Upload
+from shared.adapters.vendors.printify.models import (
+    CatalogVariant,
+    Deleted,
+    Product,
+    Shop,
+    Upload,
+    VariantPrice,
+)
 
 
 class BriefWriter(Protocol):
@@ -88,3 +95,9 @@ class ProductVendor(Protocol):
         print_provider_id: int | None = None,
         since: datetime | None = None,
     ) -> Product | None: ...
+
+    async def delete_product(self, shop_id: str | int, product_id: str) -> Deleted: ...
+
+    async def set_prices(
+        self, shop_id: str | int, product_id: str, variants: list[VariantPrice]
+    ) -> Product: ...

@@ -15,6 +15,7 @@ from shared.contract.events import (
     JobRequested,
     PrintifyWebhookReceived,
     ProductCreated,
+    SellerDecision,
     StageFailed,
     WorkerHeartbeat,
     parse_event,
@@ -113,7 +114,8 @@ def test_where_each_forgeable_type_belongs() -> None:
     # Copies: the generator's delay topics and DLQ carry what it reads, nothing else.
     for topic in (*GENERATOR.retry_topics, GENERATOR.dlq):
         assert accepted_on(topic) == (JobRequested,)
-    assert accepted_on(PRINTIFY.dlq, ("dead_letter",)) == (ImageGenerated,)
+    # ... and the printify stage's what it reads: images, and the seller's decisions.
+    assert accepted_on(PRINTIFY.dlq, ("dead_letter",)) == (ImageGenerated, SellerDecision)
 
 
 def runner(stage_name: str, accept: tuple[type[Event], ...]) -> StageRunner[Any]:
@@ -148,7 +150,7 @@ def test_each_stage_takes_from_a_topic_only_what_the_topic_carries() -> None:
 
 def test_replays_go_only_onto_the_stages_own_inputs() -> None:
     assert replay_targets_of(GENERATOR.dlq) == GENERATOR.inputs
-    assert replay_targets_of(PRINTIFY.dlq) == ("images.generated",)
+    assert replay_targets_of(PRINTIFY.dlq) == ("images.generated", "seller.decisions")
     assert replay_targets_of(PUBLISHER.dlq) == ("products.created", "printify.webhooks")
     assert replay_targets_of(MONITOR.dlq) == (MONITOR.retry_topic(1),)
     for channel, stage in PUBLISHERS.items():

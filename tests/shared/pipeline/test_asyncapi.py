@@ -147,7 +147,11 @@ def test_delay_and_dead_letter_topics_carry_their_stage_inputs(doc: dict[str, An
         for name in read:
             assert dlq[name]["headers"]["$ref"].endswith("/DeadLetterHeaders"), stage.dlq
     # The stages that report a failed part of a job themselves, on their dead-letter topic.
-    assert message_names(doc, PRINTIFY.dlq) == {"image.generated", "stage.failed"}
+    assert message_names(doc, PRINTIFY.dlq) == {
+        "image.generated",
+        "seller.decision",
+        "stage.failed",
+    }
     assert "stage.failed" in message_names(doc, PUBLISHERS["printify"].dlq)
     # A direct channel's: its input, and the refusals its watcher reports after review.
     made = {"product.created", "product.approved", "product.withdrawn", "product.repriced"}

@@ -11,6 +11,7 @@ from shared.adapters.vendors.printify.client import (
 from shared.adapters.vendors.printify.models import (
     Blueprint,
     CatalogVariant,
+    Deleted,
     External,
     PrintProvider,
     Product,
@@ -19,6 +20,7 @@ from shared.adapters.vendors.printify.models import (
     ProductVariant,
     Shop,
     Upload,
+    VariantPrice,
     Webhook,
 )
 from shared.adapters.vendors.printify.products import (
@@ -41,6 +43,7 @@ __all__ = [
     "AreaPlan",
     "Blueprint",
     "CatalogVariant",
+    "Deleted",
     "External",
     "PrintProvider",
     "PrintifyAccountSettings",
@@ -52,6 +55,7 @@ __all__ = [
     "Shop",
     "ShopLister",
     "Upload",
+    "VariantPrice",
     "Webhook",
     "build_product_payload",
     "choose_shop",

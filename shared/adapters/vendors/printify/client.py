@@ -27,11 +27,13 @@ from shared.adapters.vendors.answers import T, read_answer
 from shared.adapters.vendors.printify.models import (
     Blueprint,
     CatalogVariant,
+    Deleted,
     PrintProvider,
     Product,
     ProductPage,
     Shop,
     Upload,
+    VariantPrice,
     Webhook,
 )
 from shared.adapters.vendors.printify.search import (
@@ -317,9 +319,31 @@ class PrintifyClient:
 
         return await ProductSearch(read_page, marker, art, horizon_of(since), shop_id).run()
 
-    async def delete_product(self, shop_id: str | int, product_id: str) -> None:
-        """Delete a product."""
-        await self._request("DELETE", f"/v1/shops/{shop_id}/products/{product_id}.json")
+    async def delete_product(self, shop_id: str | int, product_id: str) -> Deleted:
+        """Delete a product (``DELETE .../products/{id}.json``). A product Printify no longer
+        has (404) was deleted already, by an earlier attempt or by the seller: that is the
+        outcome asked for, answered as ``already_gone`` rather than raised."""
+        path = f"/v1/shops/{shop_id}/products/{product_id}.json"
+        try:
+            await self._request("DELETE", path)
+        except PodError as exc:
+            if exc.status != 404:
+                raise
+            logger.info(
+                "printify product already gone shop_id=%s product_id=%s", shop_id, product_id
+            )
+            return Deleted(product_id=product_id, already_gone=True)
+        logger.info("printify product deleted shop_id=%s product_id=%s", shop_id, product_id)
+        return Deleted(product_id=product_id, already_gone=False)
+
+    async def set_prices(
+        self, shop_id: str | int, product_id: str, variants: list[VariantPrice]
+    ) -> Product:
+        """Price the product's variants again (``PUT .../products/{id}.json`` with
+        ``variants``: every variant of the product, as Printify's reference asks, each with its
+        price and whether it is sold). Refused (8252) while the product is being published."""
+        body = {"variants": [v.as_json() for v in variants]}
+        return await self.update_product(shop_id, product_id, body)
 
     # --- publishing --------------------------------------------------------------------------
 
@@ -344,6 +368,21 @@ class PrintifyClient:
         """Tell Printify the product is live on the channel (unlocks it, records the link)."""
         path = f"/v1/shops/{shop_id}/products/{product_id}/publishing_succeeded.json"
         await self._request("POST", path, {"external": {"id": external_id, "handle": handle}})
+
+    async def unpublished(self, shop_id: str | int, product_id: str) -> bool:
+        """Tell Printify the product was taken off the storefront (``POST .../unpublish.json``,
+        "notify that a product has been unpublished": the custom-integration storefront's side;
+        Printify unlinks the listing). False when Printify has no such product (404): there is
+        nothing to unlink."""
+        path = f"/v1/shops/{shop_id}/products/{product_id}/unpublish.json"
+        try:
+            await self._request("POST", path)
+        except PodError as exc:
+            if exc.status != 404:
+                raise
+            return False
+        logger.info("printify product unpublished shop_id=%s product_id=%s", shop_id, product_id)
+        return True
 
     async def publishing_failed(self, shop_id: str | int, product_id: str, *, reason: str) -> None:
         """Tell Printify publishing failed (unlocks the product)."""

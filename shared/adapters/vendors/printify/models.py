@@ -159,3 +159,34 @@ class Webhook(PrintifyModel):
     id: str
     topic: str | None = None
     url: str | None = None
+
+
+class Deleted(PrintifyModel):
+    """What a delete did: ``already_gone`` when Printify had no such product any more (404:
+    deleted by an earlier attempt, or by the seller in Printify)."""
+
+    product_id: str
+    already_gone: bool = False
+
+
+class VariantPrice(BaseModel):
+    """One variant in a price update: Printify's reference asks for every variant of the
+    product, each with its price (cents) and whether it is sold; the SKU is sent back as it is
+    so that an update that replaces variants whole keeps it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    price: int = Field(ge=0)
+    is_enabled: bool
+    sku: str | None = None
+
+    def as_json(self) -> dict[str, object]:
+        body: dict[str, object] = {
+            "id": self.id,
+            "price": self.price,
+            "is_enabled": self.is_enabled,
+        }
+        if self.sku is not None:
+            body["sku"] = self.sku
+        return body

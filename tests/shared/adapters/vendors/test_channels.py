@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -21,7 +22,8 @@ from shared.adapters.vendors.channels import (
     SalesChannel,
     UndoNotSupported,
 )
-from shared.adapters.vendors.printify import PrintifyClient
+from shared.adapters.vendors.printify import PrintifyClient, VariantPrice
+from shared.platform.errors import PermanentError
 from simulators.printify import create_app
 from tests.support.printify import TITLE, create_product
 
@@ -128,3 +130,79 @@ async def test_a_channel_of_our_own_is_registered_by_name(client: PrintifyClient
     assert registry.by_name(CUSTOM_INTEGRATION).name == CUSTOM_INTEGRATION
     # Any other Printify channel goes through Printify.
     assert isinstance(registry.by_name("shopify"), PrintifyChannel)
+
+
+async def books_of(sim: httpx.AsyncClient) -> dict[str, Any]:
+    """The books of the tests' one account (the simulator keys accounts by a hash)."""
+    (books,) = (await sim.get("/_sim/books")).json()["accounts"].values()
+    assert isinstance(books, dict)
+    return books
+
+
+async def test_the_storefront_unpublishes_through_printify_and_keeps_the_product(
+    client: PrintifyClient, sim: httpx.AsyncClient
+) -> None:
+    channel = PrintifyStorefront(client, "https://shop.test/p")
+    ref = await product_in(client, STOREFRONT)
+    assert await channel.withdraw(ref, delete=False) is False  # never listed: nothing done
+    assert (await books_of(sim))["unpublished"] == {}
+    await channel.publish(ref)
+    assert await channel.reprice(ref) is True  # it sells at Printify's prices: nothing to push
+    assert await channel.withdraw(ref, delete=False) is True
+    assert (await books_of(sim))["unpublished"] == {ref.product_id: 1}
+    product = await client.get_product(ref.shop_id, ref.product_id)  # kept, unlisted
+    assert product.external is None and not product.is_locked
+    assert await channel.withdraw(ref, delete=False) is False  # a second time: nothing listed
+    assert await channel.reprice(ref) is False
+
+
+async def test_a_deleted_product_is_gone_and_a_second_delete_reads_as_already_gone(
+    client: PrintifyClient, sim: httpx.AsyncClient
+) -> None:
+    channel = PrintifyStorefront(client, "https://shop.test/p")
+    ref = await product_in(client, STOREFRONT)
+    await channel.publish(ref)
+    assert await channel.withdraw(ref, delete=True) is True
+    with pytest.raises(PermanentError) as gone:
+        await client.get_product(ref.shop_id, ref.product_id)
+    assert gone.value.status == 404
+    assert (await books_of(sim))["products_deleted"] == 1
+    assert await channel.withdraw(ref, delete=True) is False
+    again = await client.delete_product(ref.shop_id, ref.product_id)
+    assert again.already_gone and again.product_id == ref.product_id
+    assert (await books_of(sim))["products_deleted"] == 1
+
+
+async def test_a_connected_store_is_left_only_by_deleting_and_repriced_by_publishing_variants(
+    client: PrintifyClient, sim: httpx.AsyncClient
+) -> None:
+    channel = PrintifyChannel(client, "etsy")
+    ref = await product_in(client, ETSY)
+    assert await channel.reprice(ref) is False  # not listed: nothing to push
+    await channel.publish(ref)
+    assert (await settled(channel, ref)).listing is not None
+    with pytest.raises(PermanentError, match="no call to unpublish"):
+        await channel.withdraw(ref, delete=False)
+    assert await channel.reprice(ref) is True
+    assert (await books_of(sim))["publish_calls"] == {ref.product_id: 2}
+    await settled(channel, ref)
+    # Printify refuses the storefront's unpublish call for a connected shop.
+    with pytest.raises(PermanentError, match="custom integration"):
+        await client.unpublished(ref.shop_id, ref.product_id)
+    assert await channel.withdraw(ref, delete=True) is True
+    assert await channel.withdraw(ref, delete=True) is False
+
+
+async def test_prices_set_again_reach_every_variant(client: PrintifyClient) -> None:
+    ref = await product_in(client, STOREFRONT)
+    product = await client.get_product(ref.shop_id, ref.product_id)
+    enabled = [v for v in product.variants if v.is_enabled]
+    assert enabled and all(v.cost is not None for v in enabled)
+    prices = [
+        VariantPrice(id=v.id, price=(v.cost or 0) + 777, is_enabled=v.is_enabled, sku=v.sku)
+        for v in product.variants
+    ]
+    after = await client.set_prices(ref.shop_id, ref.product_id, prices)
+    assert {v.id: v.price for v in after.variants if v.is_enabled} == {
+        v.id: (v.cost or 0) + 777 for v in enabled
+    }
