@@ -18,9 +18,10 @@ import pytest
 from services.publisher.handler import ByEventType, direct_publisher, printify_publisher
 from services.publisher.holdings import Holdings
 from services.publisher.publications import Publications
-from services.publisher.watch import publish_key
+from services.publisher.watch import OneChannel, PublicationWatcher, publish_key
 from shared.adapters.credentials import StaticToken
 from shared.adapters.store import cancellations
+from shared.adapters.vendors.channels import Listing, ListingState, ProductRef
 from shared.adapters.vendors.printify import PrintifyClient
 from shared.adapters.vendors.shopify import ShopifyChannel, ShopifyClient
 from shared.contract.events import (
@@ -31,6 +32,7 @@ from shared.contract.events import (
     ProductApprovedPayload,
     ProductCreated,
     ProductPublished,
+    ProductPublishing,
     ProductRepriced,
     ProductRepricedPayload,
     ProductWithdrawn,
@@ -341,3 +343,72 @@ async def test_a_product_deleted_in_printify_is_withdrawn_only_when_it_is_ours(
     assert await handler(webhook("product:deleted", other.payload.product_id, "999999"), CTX) == []
     row = await Holdings(ledger.pool, "printify").get(other.job_id, 0, "tshirt")
     assert row is not None and row.state == "active"
+
+
+class Reviewing:
+    """A channel that reviews what it is given (TikTok's audit, Meta's batch): pending until
+    it would list it; it records what it was asked to take down."""
+
+    name = "reviewing"
+
+    def __init__(self) -> None:
+        self.withdrawn: list[tuple[str, bool]] = []
+
+    async def publish(self, product: ProductRef) -> ListingState:
+        return ListingState(pending_ref=f"audit-{product.product_id}")
+
+    async def reconcile(self, product: ProductRef) -> ListingState | None:
+        return None
+
+    async def check(self, product: ProductRef) -> ListingState:
+        return ListingState(Listing(f"live-{product.product_id}"))  # the audit passed
+
+    async def withdraw(self, product: ProductRef, *, delete: bool) -> bool:
+        self.withdrawn.append((product.product_id, delete))
+        return True
+
+    async def reprice(self, product: ProductRef) -> bool:
+        return False
+
+
+async def test_a_publication_under_review_of_a_cancelled_job_is_settled_never_reported(
+    client: PrintifyClient, ledger: Ledger
+) -> None:
+    channel = Reviewing()
+    publications = Publications(ledger.pool, "tiktok")
+    handler = direct_publisher(
+        name="tiktok", channel=channel, ledger=ledger, publications=publications
+    )
+    created = await make_product(client, auto_publish=True)
+    routing = created.payload.routing.model_copy(update={"channels": ["tiktok"]})
+    created = created.model_copy(
+        update={"payload": created.payload.model_copy(update={"routing": routing})}
+    )
+    [publishing] = await handler(created, CTX)
+    assert isinstance(publishing.event, ProductPublishing)
+
+    [out] = await handler(decision(created.job_id, DecisionAction.CANCEL), CTX)
+    assert isinstance(out.event, ProductWithdrawn) and out.event.payload.channel == "tiktok"
+    assert channel.withdrawn == [(created.payload.product_id, True)]
+
+    # The audit passes afterwards: the watcher reports nothing of this job's.
+    reported: list[Any] = []
+
+    async def emit(topic: str, event: Any) -> None:
+        if event.job_id == created.job_id:
+            reported.append(event)
+
+    watcher = PublicationWatcher(
+        publications=publications, channels=OneChannel(channel), ledger=ledger, emit=emit
+    )
+    async with ledger.pool.connection() as conn:
+        # Due now, as if the audit's first check came.
+        await conn.execute(
+            "UPDATE publications SET next_check_at = now() WHERE job_id = %s", (created.job_id,)
+        )
+        cur = await conn.execute(
+            "SELECT state, error FROM publications WHERE job_id = %s", (created.job_id,)
+        )
+        assert await cur.fetchall() == [("failed", "withdrawn: cancelled")]
+    await watcher.run_once()
+    assert reported == []
