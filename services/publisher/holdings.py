@@ -66,6 +66,16 @@ SELECT {_COLUMNS} FROM channel_products
 WHERE channel = %(channel)s AND product_id = %(product)s
 """  # noqa: S608  # a constant column list, no input
 
+# The products the printify stage created with this Printify id (its ledger's create steps;
+# generation from the step's tag): what the engine made, whichever channels it sells on.
+_MADE = """
+SELECT job_id, image_index, product_type,
+       COALESCE(substring(step from '^create@g([0-9]+)$')::int, 0) AS generation
+FROM side_effects
+WHERE step ~ '^create(@|$)' AND state = 'done' AND result ->> 'product_id' = %(product)s
+ORDER BY job_id, image_index, product_type
+"""
+
 # Down, and never back up by a product event: an unpublish may be followed by a delete, a
 # delete is final.
 _TAKE_DOWN = """
@@ -131,6 +141,14 @@ class Holdings:
     async def by_product(self, product_id: str) -> list[Holding]:
         """The rows of the Printify product ``product_id`` on this channel (none: not ours)."""
         return await self._rows(_BY_PRODUCT, {"channel": self.channel, "product": product_id})
+
+    async def made(self, product_id: str) -> list[tuple[str, int, str, int]]:
+        """(job, image, type, generation) of each product the engine created with the Printify
+        id ``product_id``, as the printify stage's ledger recorded it (none: not ours)."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(_MADE, {"product": product_id})
+            rows = await cur.fetchall()
+        return [(str(j), int(i), str(t), int(g)) for j, i, t, g in rows]
 
     async def take_down(
         self, h: Holding, state: Literal["unpublished", "deleted"], decision: uuid.UUID | None

@@ -132,12 +132,7 @@ class StorefrontWebhooks:
             if p.shop_id is None or h.shop_id == p.shop_id
         ]
         if not found:
-            logger.info(
-                "product deleted webhook for a product not ours product_id=%s shop_id=%s",
-                p.resource_id,
-                p.shop_id,
-            )
-            return []
+            return await self._deleted_elsewhere(event)
         outs = []
         for h in found:
             if h.state == "deleted" and h.decision_id is not None:
@@ -169,5 +164,47 @@ class StorefrontWebhooks:
                 h.product_id,
                 h.image_index,
                 h.product_type,
+            )
+        return outs
+
+    async def _deleted_elsewhere(self, event: PrintifyWebhookReceived) -> list[Output]:
+        """A product this channel neither held nor listed (its job sells elsewhere): reported
+        when the engine made it (the printify stage's ledger says so), as nothing taken down
+        here; otherwise not ours, and nothing changes."""
+        assert self.holdings is not None
+        p = event.payload
+        made = await self.holdings.made(p.resource_id) if p.shop_id else []
+        if made:
+            # The ledger does not say the shop: the call's must be one of the account's.
+            shops = {str(s.id) for s in await self.channels.client.list_shops()}
+            made = made if p.shop_id in shops else []
+        if not made or p.shop_id is None:
+            logger.info(
+                "product deleted webhook for a product not ours product_id=%s shop_id=%s",
+                p.resource_id,
+                p.shop_id,
+            )
+            return []
+        outs = []
+        for job_id, image_index, product_type, generation in made:
+            payload = ProductWithdrawnPayload(
+                image_index=image_index,
+                product_type=product_type,
+                product_id=p.resource_id,
+                shop_id=p.shop_id,
+                generation=generation,
+                channel=self.holdings.channel,
+                outcome="deleted",
+                reason="vendor",
+                was_listed=False,
+            )
+            withdrawn = event.derive(
+                ProductWithdrawn, payload, producer=PRODUCER, key=f"withdrawn:{job_id}"
+            )
+            outs.append(Output(PUBLISHED, withdrawn.model_copy(update={"job_id": job_id})))
+            logger.info(
+                "product deleted in printify job_id=%s product_id=%s listed_here=false",
+                job_id,
+                p.resource_id,
             )
         return outs

@@ -27,3 +27,10 @@ CREATE TABLE IF NOT EXISTS channel_products (
 );
 CREATE INDEX IF NOT EXISTS channel_products_product_idx
     ON channel_products (channel, product_id);
+
+-- A Printify webhook names a product by Printify's id: the printify stage's ledger rows of its
+-- create steps (`create`, `create@g2`, ...) record that id, and are how the engine finds a
+-- product it made that no channel's publisher holds (a job that sells on other channels only).
+CREATE INDEX IF NOT EXISTS side_effects_created_product_idx
+    ON side_effects ((result ->> 'product_id'))
+    WHERE step ~ '^create(@|$)' AND state = 'done';

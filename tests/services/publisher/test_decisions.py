@@ -40,7 +40,7 @@ from shared.contract.events import (
     SellerDecisionPayload,
 )
 from shared.contract.topics import PUBLISHED
-from shared.domain.ledger import Ledger
+from shared.domain.ledger import EffectKey, Ledger, step_name
 from simulators.common import Knobs
 from simulators.shopify import create_app as shopify_app
 from tests.services.publisher.support import CTX, channels_of, make_product
@@ -412,3 +412,33 @@ async def test_a_publication_under_review_of_a_cancelled_job_is_settled_never_re
         assert await cur.fetchall() == [("failed", "withdrawn: cancelled")]
     await watcher.run_once()
     assert reported == []
+
+
+async def test_a_product_we_made_for_other_channels_deleted_in_printify_is_reported(
+    client: PrintifyClient, ledger: Ledger
+) -> None:
+    handler = printify_publisher(
+        channels=channels_of(client), ledger=ledger, publications=Publications(ledger.pool)
+    )
+    # A job that sells on Shopify alone: the printify channel holds nothing of it; the printify
+    # stage's ledger records the product it created (generation 2 of the image).
+    made = await make_product(client, auto_publish=True)
+    p = made.payload
+    create = EffectKey(made.job_id, 0, "tshirt", step_name("create", generation=2))
+
+    async def created() -> dict[str, Any]:
+        return {"product_id": p.product_id, "variant_count": 3}
+
+    await ledger.once(create, created)
+
+    elsewhere = webhook("product:deleted", p.product_id, "999999")  # not the account's shop
+    assert await handler(elsewhere, CTX) == []
+    [out] = await handler(webhook("product:deleted", p.product_id, p.shop_id), CTX)
+    event = out.event
+    assert isinstance(event, ProductWithdrawn) and event.job_id == made.job_id
+    assert (event.payload.channel, event.payload.reason, event.payload.was_listed) == (
+        "printify",
+        "vendor",
+        False,
+    )
+    assert event.payload.generation == 2
