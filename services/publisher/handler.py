@@ -20,6 +20,12 @@ Each channel's process runs one of three handlers, chosen in :func:`build_handle
 Publishing is done once per (job, image, type, channel) through the ledger
 (:mod:`shared.domain.ledger`); an attempt whose outcome is unknown is reconciled with the channel
 first.
+
+A job with review has its products held until the printify stage reports one approved
+(``product.approved``, published as a product.created with autoPublish would be); every channel's
+publisher also reads the seller's decisions and Printify's reprices
+(:mod:`services.publisher.decisions`): a cancel, an unpublish or a delete takes its listings
+down, a reprice prices them again.
 """
 
 from __future__ import annotations
