@@ -7,81 +7,42 @@ product:deleted of a product we made is reported (and of another product, nothin
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
 
 from services.publisher.handler import ByEventType, direct_publisher, printify_publisher
 from services.publisher.holdings import Holdings
 from services.publisher.publications import Publications
 from services.publisher.watch import OneChannel, PublicationWatcher, publish_key
-from shared.adapters.credentials import StaticToken
 from shared.adapters.store import cancellations
 from shared.adapters.vendors.channels import Listing, ListingState, ProductRef
 from shared.adapters.vendors.printify import PrintifyClient
-from shared.adapters.vendors.shopify import ShopifyChannel, ShopifyClient
+from shared.adapters.vendors.shopify import ShopifyChannel
 from shared.contract.events import (
     DecisionAction,
     PrintifyWebhookPayload,
     PrintifyWebhookReceived,
-    ProductApproved,
-    ProductApprovedPayload,
-    ProductCreated,
     ProductPublished,
     ProductPublishing,
     ProductRepriced,
     ProductRepricedPayload,
     ProductWithdrawn,
-    SellerDecision,
-    SellerDecisionPayload,
 )
 from shared.contract.topics import PUBLISHED
 from shared.domain.ledger import EffectKey, Ledger, step_name
-from simulators.common import Knobs
-from simulators.shopify import create_app as shopify_app
-from tests.services.publisher.support import CTX, channels_of, make_product
-
-SHOP = "decisions-test.myshopify.com"
-
-
-async def until(check: Callable[[], Awaitable[object]], *, timeout: float, what: str) -> None:
-    """Wait until ``check()`` gives something truthy, or fail naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
-class Store:
-    """The Shopify simulator in process, and the channel listing on it."""
-
-    def __init__(self, latency_ms: float = 0.0) -> None:
-        app = shopify_app(Knobs(latency_ms=latency_ms))
-        self.books_client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url=f"http://{SHOP}"
-        )
-        self.client = ShopifyClient(
-            shop_domain=SHOP,
-            token=StaticToken("shpat_decisions"),
-            base_url=f"http://{SHOP}",
-            transport=httpx.ASGITransport(app=app),
-        )
-
-    async def products(self) -> list[dict[str, Any]]:
-        shops = (await self.books_client.get("/_sim/books")).json()["shops"]
-        return list(shops.get(SHOP, {}).get("products", []))
-
-    async def book(self) -> dict[str, Any]:
-        return dict((await self.books_client.get("/_sim/books")).json()["shops"].get(SHOP, {}))
-
-    async def aclose(self) -> None:
-        await self.client.aclose()
-        await self.books_client.aclose()
+from tests.services.publisher.support import (
+    CTX,
+    Store,
+    approved,
+    channels_of,
+    decision,
+    make_product,
+    product_of,
+    until,
+)
 
 
 @pytest.fixture
@@ -108,30 +69,6 @@ def shopify_handler(ledger: Ledger, client: PrintifyClient, store: Store) -> ByE
         publications=Publications(ledger.pool, "shopify"),
         first_check_s=0,
     )
-
-
-async def product_of(client: PrintifyClient, *, review: bool) -> ProductCreated:
-    event = await make_product(client, auto_publish=True)
-    routing = event.payload.routing.model_copy(
-        update={"channels": ["printify", "shopify"], "review": review}
-    )
-    return event.model_copy(
-        update={"payload": event.payload.model_copy(update={"routing": routing})}
-    )
-
-
-def approved(event: ProductCreated) -> ProductApproved:
-    payload = ProductApprovedPayload(
-        **event.payload.model_dump(), decision_id=uuid.uuid4(), decided_by="seller@test"
-    )
-    return ProductApproved(job_id=event.job_id, producer="printify", payload=payload)
-
-
-def decision(job_id: str, action: DecisionAction, **fields: Any) -> SellerDecision:
-    payload = SellerDecisionPayload(
-        decision_id=uuid.uuid4(), action=action, decided_by="seller@test", **fields
-    )
-    return SellerDecision(job_id=job_id, producer="api", payload=payload)
 
 
 def withdrawn(outputs: list[Any]) -> list[ProductWithdrawn]:

@@ -34,7 +34,7 @@ from shared.contract.topics import (
 )
 from shared.domain.ledger import Ledger
 from shared.pipeline.runner import MessageContext, Output, RunnerSettings, StageRunner
-from tests.services.publisher.test_decisions import (
+from tests.services.publisher.support import (
     Store,
     approved,
     decision,
