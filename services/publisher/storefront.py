@@ -154,7 +154,10 @@ class StorefrontWebhooks:
             # Derived from the webhook's event: Printify's redelivery of the same call (another
             # event) finds the row deleted and says nothing again.
             withdrawn = event.derive(
-                ProductWithdrawn, payload, producer=PRODUCER, key=f"withdrawn:{h.job_id}"
+                ProductWithdrawn,
+                payload,
+                producer=PRODUCER,
+                key=f"withdrawn:{h.job_id}:{h.image_index}:{h.product_type}",
             )
             withdrawn = withdrawn.model_copy(update={"job_id": h.job_id})
             outs.append(Output(PUBLISHED, withdrawn))
@@ -199,7 +202,10 @@ class StorefrontWebhooks:
                 was_listed=False,
             )
             withdrawn = event.derive(
-                ProductWithdrawn, payload, producer=PRODUCER, key=f"withdrawn:{job_id}"
+                ProductWithdrawn,
+                payload,
+                producer=PRODUCER,
+                key=f"withdrawn:{job_id}:{image_index}:{product_type}",
             )
             outs.append(Output(PUBLISHED, withdrawn.model_copy(update={"job_id": job_id})))
             logger.info(
