@@ -20,6 +20,12 @@ Each channel's process runs one of three handlers, chosen in :func:`build_handle
 Publishing is done once per (job, image, type, channel) through the ledger
 (:mod:`shared.domain.ledger`); an attempt whose outcome is unknown is reconciled with the channel
 first.
+
+A job with review has its products held until the printify stage reports one approved
+(``product.approved``, published as a product.created with autoPublish would be); every channel's
+publisher also reads the seller's decisions and Printify's reprices
+(:mod:`services.publisher.decisions`): a cancel, an unpublish or a delete takes its listings
+down, a reprice prices them again.
 """
 
 from __future__ import annotations
@@ -33,6 +39,16 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, ConfigDict
 
+from services.publisher.decisions import (
+    ChannelOf,
+    Gate,
+    NotWanted,
+    Reprices,
+    SellerDecisions,
+    as_created,
+    ignored,
+)
+from services.publisher.holdings import Holding, Holdings
 from services.publisher.publications import Publications
 from services.publisher.settings import PublisherSettings
 from services.publisher.storefront import StorefrontWebhooks
@@ -59,10 +75,13 @@ from shared.adapters.vendors.printify import PrintifyClient, printify_client
 from shared.contract.events import (
     Event,
     PrintifyWebhookReceived,
+    ProductApproved,
     ProductCreated,
     ProductPublishing,
     ProductPublishingPayload,
-    channels_of,
+    ProductRepriced,
+    ProductWithdrawn,
+    SellerDecision,
 )
 from shared.contract.topics import DEFAULT_CHANNEL, PUBLISHED
 from shared.domain.ledger import Ledger
@@ -73,17 +92,7 @@ from shared.platform.db import migrate, open_pool
 logger = logging.getLogger(__name__)
 
 
-def sells_here(event: ProductCreated, channel: str) -> bool:
-    """Whether ``channel``'s publisher publishes ``event``'s product: only with autoPublish
-    (else it stays a draft), and only when the job sells on that channel."""
-    p = event.payload
-    if not p.routing.auto_publish:
-        logger.info("product left as draft job_id=%s product_id=%s", event.job_id, p.product_id)
-        return False
-    return channel in channels_of(p.routing.channels)
-
-
-def product_ref(event: ProductCreated) -> ProductRef:
+def product_ref(event: ProductCreated | ProductApproved) -> ProductRef:
     p = event.payload
     return ProductRef(p.shop_id, p.product_id, p.title)
 
@@ -100,22 +109,32 @@ class ShopPublisher:
         publications: Publications,
         confirm_timeout_s: float = 3600.0,
         first_check_s: float = 5.0,
+        gate: Gate | None = None,
     ) -> None:
         self.channels = channels
         self.ledger = ledger
         self.publications = publications
         self.confirm_timeout_s = confirm_timeout_s
         self.first_check_s = first_check_s
+        self.gate = gate or Gate(
+            DEFAULT_CHANNEL, ledger.pool, Holdings(ledger.pool, DEFAULT_CHANNEL)
+        )
 
-    async def __call__(self, event: ProductCreated, ctx: MessageContext) -> list[Output]:
-        if not sells_here(event, DEFAULT_CHANNEL):
+    async def __call__(
+        self, event: ProductCreated | ProductApproved, ctx: MessageContext
+    ) -> list[Output]:
+        # Held for review, a draft, or not to be published (a cancelled job's, a product taken
+        # down): see the gate.
+        if not await self.gate.admit(event):
             return []
+        event = as_created(event)
         # The product's own shop decides the channel (and so who confirms), not whether the
         # account has a custom shop somewhere.
         channel = await self.channels.for_shop(event.payload.shop_id)
         ref = product_ref(event)
 
         async def do() -> Publication:
+            await self.gate.still_wanted(event)
             return _recorded(await channel.publish(ref))
 
         async def reconcile() -> Publication | None:
@@ -128,7 +147,11 @@ class ShopPublisher:
                 )
             return None if state is None else _recorded(state)
 
-        published = await self.ledger.once(publish_key(event), do, reconcile, model=Publication)
+        try:
+            published = await self.ledger.once(publish_key(event), do, reconcile, model=Publication)
+        except NotWanted as exc:
+            logger.info("publish stopped job_id=%s reason=%s", event.job_id, exc.describe())
+            return []
         out: Event
         if published.pending:
             out = await awaiting(
@@ -139,6 +162,8 @@ class ShopPublisher:
                 timeout_s=self.confirm_timeout_s,
                 first_check_s=self.first_check_s,
             )
+            if await self.gate.settled_if_unwanted(self.publications, event):
+                return []
         else:
             out = _published(event, published)
         logger.info(
@@ -167,6 +192,7 @@ class DirectPublisher:
         publications: Publications,
         confirm_timeout_s: float = 3600.0,
         first_check_s: float = 5.0,
+        gate: Gate | None = None,
     ) -> None:
         """``name``: the engine's channel this publisher serves (its consumer group)."""
         self.name = name
@@ -175,22 +201,31 @@ class DirectPublisher:
         self.publications = publications
         self.confirm_timeout_s = confirm_timeout_s
         self.first_check_s = first_check_s
+        self.gate = gate or Gate(name, ledger.pool, Holdings(ledger.pool, name))
 
-    async def __call__(self, event: ProductCreated, ctx: MessageContext) -> list[Output]:
-        if not sells_here(event, self.name):
+    async def __call__(
+        self, event: ProductCreated | ProductApproved, ctx: MessageContext
+    ) -> list[Output]:
+        if not await self.gate.admit(event):
             return []
+        event = as_created(event)
         ref = product_ref(event)
 
         async def do() -> Publication:
+            await self.gate.still_wanted(event)
             return self._recorded(await self.channel.publish(ref))
 
         async def reconcile() -> Publication | None:
             state = await self.channel.reconcile(ref)
             return None if state is None else self._recorded(state)
 
-        done = await self.ledger.once(
-            publish_key(event, self.name), do, reconcile, model=Publication
-        )
+        try:
+            done = await self.ledger.once(
+                publish_key(event, self.name), do, reconcile, model=Publication
+            )
+        except NotWanted as exc:
+            logger.info("publish stopped job_id=%s reason=%s", event.job_id, exc.describe())
+            return []
         out: Event
         if done.pending:
             out = await awaiting(
@@ -202,6 +237,8 @@ class DirectPublisher:
                 first_check_s=self.first_check_s,
                 pending_ref=done.pending_ref,
             )
+            if await self.gate.settled_if_unwanted(self.publications, event):
+                return []
         else:
             out = _published(event, done, self.name)
         logger.info(
@@ -281,12 +318,14 @@ class ByEventType:
 
 
 def accepts(channel: str) -> tuple[type[Event], ...]:
-    """What ``channel``'s publisher reads (the runner's allow-list): Printify's webhooks come
-    to the printify channel's alone (its storefront's handshake), routed as
-    :func:`printify_publisher` does."""
+    """What ``channel``'s publisher reads (the runner's allow-list): its products (created,
+    approved, repriced in Printify, withdrawn there), the seller's decisions, and Printify's
+    webhooks, which come to the printify channel's alone (its storefront's handshake), routed
+    as :func:`printify_publisher` does."""
+    own = (ProductCreated, ProductApproved, ProductRepriced, ProductWithdrawn, SellerDecision)
     if channel == DEFAULT_CHANNEL:
-        return (ProductCreated, PrintifyWebhookReceived)
-    return (ProductCreated,)
+        return (*own, PrintifyWebhookReceived)
+    return own
 
 
 def printify_publisher(
@@ -297,17 +336,82 @@ def printify_publisher(
     confirm_timeout_s: float = 3600.0,
     first_check_s: float = 5.0,
 ) -> ByEventType:
-    """The printify channel's handler: its products through their shops, and the storefront's
-    side of Printify's publish webhooks."""
+    """The printify channel's handler: its products through their shops, the seller's
+    decisions about them, and the storefront's side of Printify's webhooks."""
+    holdings = Holdings(ledger.pool, DEFAULT_CHANNEL)
     shop = ShopPublisher(
         channels=channels,
         ledger=ledger,
         publications=publications,
         confirm_timeout_s=confirm_timeout_s,
         first_check_s=first_check_s,
+        gate=Gate(DEFAULT_CHANNEL, ledger.pool, holdings),
     )
-    webhooks = StorefrontWebhooks(channels)
-    return ByEventType({ProductCreated: shop, PrintifyWebhookReceived: webhooks})
+
+    async def channel_of(h: Holding) -> SalesChannel:
+        return await channels.for_shop(h.shop_id)
+
+    webhooks = StorefrontWebhooks(channels, holdings)
+    return ByEventType(
+        {
+            ProductCreated: shop,
+            ProductApproved: shop,
+            **_undo_routes(DEFAULT_CHANNEL, channel_of, ledger, holdings, publications),
+            PrintifyWebhookReceived: webhooks,
+        }
+    )
+
+
+def direct_publisher(
+    *,
+    name: str,
+    channel: SalesChannel,
+    ledger: Ledger,
+    publications: Publications,
+    confirm_timeout_s: float = 3600.0,
+    first_check_s: float = 5.0,
+) -> ByEventType:
+    """A direct channel's handler: its products, and the seller's decisions about them."""
+    holdings = Holdings(ledger.pool, name)
+    direct = DirectPublisher(
+        name=name,
+        channel=channel,
+        ledger=ledger,
+        publications=publications,
+        confirm_timeout_s=confirm_timeout_s,
+        first_check_s=first_check_s,
+        gate=Gate(name, ledger.pool, holdings),
+    )
+
+    async def channel_of(_h: Holding) -> SalesChannel:
+        return channel
+
+    return ByEventType(
+        {
+            ProductCreated: direct,
+            ProductApproved: direct,
+            **_undo_routes(name, channel_of, ledger, holdings, publications),
+        }
+    )
+
+
+def _undo_routes(
+    name: str,
+    channel_of: ChannelOf,
+    ledger: Ledger,
+    holdings: Holdings,
+    publications: Publications,
+) -> dict[type[Event], Handler[Any]]:
+    decisions = SellerDecisions(
+        name=name,
+        channel_of=channel_of,
+        ledger=ledger,
+        holdings=holdings,
+        publications=publications,
+        pool=ledger.pool,
+    )
+    reprices = Reprices(name=name, channel_of=channel_of, ledger=ledger, holdings=holdings)
+    return {ProductRepriced: reprices, ProductWithdrawn: ignored, SellerDecision: decisions}
 
 
 class Publication(BaseModel):
@@ -339,7 +443,7 @@ def _published(event: ProductCreated, result: Publication, channel: str = DEFAUL
 @asynccontextmanager
 async def build_handler(
     settings: PublisherSettings,
-) -> AsyncIterator[Handler[ProductCreated] | Handler[Event]]:
+) -> AsyncIterator[Handler[Event]]:
     """The handler of ``settings.channel``, wired to the real clients and the ledger, with the
     publication watcher of its channel running beside it."""
     # Idempotent and lock-serialised: a stage started on its own still finds its table.
@@ -421,12 +525,12 @@ async def _direct_path(
     channel: SalesChannel,
     pool: AsyncConnectionPool,
     confirm_timeout_s: float,
-) -> AsyncIterator[DirectPublisher]:
+) -> AsyncIterator[ByEventType]:
     """A direct channel's handler, with the watcher of the publications it confirms later."""
     ledger = Ledger(pool)
     publications = Publications(pool, settings.channel)
     async with _watched(settings, publications, OneChannel(channel), ledger):
-        yield DirectPublisher(
+        yield direct_publisher(
             name=settings.channel,
             channel=channel,
             ledger=ledger,

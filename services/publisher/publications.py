@@ -117,6 +117,12 @@ WHERE job_id = %(job)s AND image_index = %(image)s AND product_type = %(type)s
   AND channel = %(engine)s AND state = 'pending'
 """
 
+_STATE = """
+SELECT state FROM publications
+WHERE job_id = %(job)s AND image_index = %(image)s AND product_type = %(type)s
+  AND channel = %(engine)s
+"""
+
 
 class _Key(TypedDict):
     job: str
@@ -272,6 +278,21 @@ class Publications:
             _FAILED,
             {**pub.key(), "error": error},
         )
+
+    async def withdrawn(
+        self, job_id: str, image_index: int, product_type: str, *, reason: str
+    ) -> None:
+        """Settle a pending publication the seller took back (a cancel, an unpublish): the
+        watcher no longer reports it published (its listing is taken down by the caller)."""
+        key = {"job": job_id, "image": image_index, "type": product_type, "engine": self.channel}
+        await self._execute(_FAILED, {**key, "error": reason})
+
+    async def still_pending(self, pub: Publication) -> bool:
+        """Whether ``pub`` is still pending (not settled meanwhile by a seller's decision)."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(_STATE, pub.key())
+            row = await cur.fetchone()
+        return row is not None and row[0] == "pending"
 
     async def _execute(self, sql: str, params: Mapping[str, object]) -> None:
         async with self.pool.connection() as conn:

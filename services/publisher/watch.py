@@ -36,7 +36,7 @@ from shared.contract.events import (
     StageFailedPayload,
 )
 from shared.contract.topics import DEFAULT_CHANNEL, PUBLISHED, PUBLISHERS
-from shared.domain.ledger import EffectKey, Ledger
+from shared.domain.ledger import EffectKey, Ledger, step_name
 from shared.platform.aio import cancel_and_wait
 from shared.platform.errors import PermanentError, PodError
 
@@ -102,11 +102,31 @@ def published_event(
 
 
 def publish_key(event: ProductCreated, channel: str = DEFAULT_CHANNEL) -> EffectKey:
-    """The ledger key of ``event``'s publish call to ``channel``."""
+    """The ledger key of ``event``'s publish call to ``channel``: one per product of an image's
+    generation (a regenerated image's products are new publications; generation 0 keeps the
+    names from before generations)."""
     p = event.payload
-    return EffectKey(
-        event.job_id, p.image_index, p.product_type.value, per_channel("publish", channel)
+    return product_step(
+        "publish", event.job_id, p.image_index, p.product_type.value, channel, p.generation
     )
+
+
+def product_step(
+    verb: str,
+    job_id: str,
+    image_index: int,
+    product_type: str,
+    channel: str,
+    generation: int,
+    *,
+    tag: str = "",
+) -> EffectKey:
+    """The ledger key of ``verb`` (publish, unpublish, delete, reprice) of one product on
+    ``channel`` (the printify channel's steps carry no channel name, as before there were
+    others); ``tag``: the decision's, for a step each decision does again."""
+    own = None if channel == DEFAULT_CHANNEL else channel
+    step = step_name(verb, channel=own, generation=generation, tag=tag)
+    return EffectKey(job_id, image_index, product_type, step)
 
 
 class PublicationWatcher:
@@ -205,6 +225,16 @@ class PublicationWatcher:
         await self.publications.check_later(pub, max(0.0, min(delay, remaining)))
 
     async def _confirm(self, pub: Publication, external_id: str, handle: str | None) -> None:
+        if not await self.publications.still_pending(pub):
+            # Taken back by the seller while it was checked (a cancel): the decision's handler
+            # takes the listing down; reporting it published now would undo that in the view.
+            logger.info(
+                "publication withdrawn while checked job_id=%s product_id=%s channel=%s",
+                pub.job_id,
+                pub.product_id,
+                pub.channel,
+            )
+            return
         await self.emit(
             PUBLISHED,
             published_event(pub.event, external_id=external_id, handle=handle, channel=pub.channel),

@@ -129,7 +129,8 @@ PRINTIFY = Stage(
 CHANNELS = (DEFAULT_CHANNEL, *DIRECT_CHANNELS)
 PUBLISHER = Stage(
     "publisher",
-    (PRODUCTS_CREATED, PRINTIFY_WEBHOOKS),
+    # The seller's decisions: its listings taken down (cancel, unpublish, delete).
+    (PRODUCTS_CREATED, PRINTIFY_WEBHOOKS, SELLER_DECISIONS),
     PRODUCTS_CREATED,
     service="publisher",
     channel=DEFAULT_CHANNEL,
@@ -142,7 +143,7 @@ PUBLISHERS = {
     **{
         c: Stage(
             f"publisher_{c}",
-            (PRODUCTS_CREATED,),
+            (PRODUCTS_CREATED, SELLER_DECISIONS),
             f"publish.{c}",
             service="publisher",
             channel=c,

@@ -232,6 +232,15 @@ WHERE job_id = %(job)s AND image_index = %(image)s
   AND product_type = %(type)s AND step = %(step)s
 """
 
+# A row and whether an attempt holds a live claim on it (for a caller that waits it out).
+_HELD = """
+SELECT state, result, attempts,
+       state <> 'done' AND claimed_until IS NOT NULL AND claimed_until > clock_timestamp()
+FROM side_effects
+WHERE job_id = %(job)s AND image_index = %(image)s
+  AND product_type = %(type)s AND step = %(step)s
+"""
+
 _FORGET = """
 DELETE FROM side_effects
 WHERE job_id = %(job)s AND image_index = %(image)s
@@ -526,6 +535,31 @@ class Ledger:
         state, result, attempts = row
         done = state == "done"
         return LedgerEntry(EffectState.DONE if done else EffectState.STARTED, result, attempts)
+
+    async def settled(self, key: EffectKey) -> LedgerEntry | None:
+        """The row of ``key`` once no attempt holds a live claim on it (an effect in flight is
+        waited for, up to ``wait_timeout_s``, then RetryableError), without claiming it: for
+        an undo that must come after the effect it undoes (a cancel during a publish). None
+        when never begun."""
+        deadline = time.monotonic() + self.wait_timeout_s
+        delay = 0.02
+        while True:
+            row = await self._fetch(_HELD, key.params())
+            if row is None:
+                return None
+            state, result, attempts, held = row
+            if not held:
+                done = state == "done"
+                return LedgerEntry(
+                    EffectState.DONE if done else EffectState.STARTED, result, attempts
+                )
+            if time.monotonic() > deadline:
+                raise RetryableError(
+                    f"side effect still claimed by another attempt after "
+                    f"{self.wait_timeout_s:g}s: {key.describe()}"
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
 
     async def forget(self, key: EffectKey) -> None:
         """Drop the record of ``key``, so the next attempt calls the vendor again: for an

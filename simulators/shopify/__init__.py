@@ -2,7 +2,9 @@
 
 It covers what a sales channel needs to list a product: ``productSet`` (create or update in one
 call, synchronous), ``productByIdentifier`` / ``product``, ``publications`` / ``publication`` and
-``publishablePublish`` (put the product on the Online Store), and what ``pod doctor`` asks:
+``publishablePublish`` (put the product on the Online Store), what takes a listing down or
+prices it again (``productUpdate`` of its status, ``productDelete``, ``productVariantsBulkUpdate``
+of its prices: all or none, userErrors with the schema's codes), and what ``pod doctor`` asks:
 ``shop``, ``currentAppInstallation { accessScopes }``, ``publicApiVersions``. Its schema is not
 written here: it is the extract of Shopify's published schema for the pinned API version
 (:mod:`simulators.contracts.shopify`, ``admin-<version>.graphql``), so every document is parsed

@@ -29,6 +29,9 @@ def books(stores: dict[str, Store], grants: collections.Counter[str]) -> dict[st
             "product_sets": store.product_sets,
             "created": store.created,
             "publishes": store.publishes,
+            "updates": store.updates,
+            "deletes": store.deletes,
+            "variant_updates": store.variant_updates,
             "products": [
                 {
                     "id": p.id,

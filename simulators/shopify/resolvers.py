@@ -7,6 +7,7 @@ from typing import Any
 
 from simulators.shopify.products import Invalid, product_set
 from simulators.shopify.state import Store
+from simulators.shopify.undo import product_delete, product_update, variants_bulk_update
 from simulators.shopify.versions import public_api_versions
 from simulators.shopify.views import product_view, publication_view
 
@@ -108,3 +109,50 @@ class Root:
         product.publications |= {p["publicationId"] for p in input}
         self.store.publishes += 1
         return {"publishable": product_view(self.store, product), "userErrors": []}
+
+    def productUpdate(
+        self, _info: Any, product: dict[str, Any] | None = None, **given: Any
+    ) -> dict[str, Any]:
+        if given.get("input") is not None or given.get("identifier") is not None:
+            # The deprecated ``input`` and the ``identifier`` form are not simulated.
+            return _refused("product", ["input"], "use `product` (ProductUpdateInput)")
+        try:
+            updated = product_update(self.store, product)
+        except Invalid as exc:
+            return _refused("product", exc.path, exc.message)
+        return {"product": product_view(self.store, updated), "userErrors": []}
+
+    def productDelete(
+        self, _info: Any, input: dict[str, Any], synchronous: bool = True
+    ) -> dict[str, Any]:
+        try:
+            deleted = product_delete(self.store, str(input.get("id") or ""))
+        except Invalid as exc:
+            return {
+                "deletedProductId": None,
+                "userErrors": [{"field": exc.path, "message": exc.message}],
+            }
+        return {"deletedProductId": deleted, "userErrors": []}
+
+    def productVariantsBulkUpdate(
+        self,
+        _info: Any,
+        productId: str,
+        variants: list[dict[str, Any]],
+        allowPartialUpdates: bool = False,
+        **_: Any,
+    ) -> dict[str, Any]:
+        try:
+            product, changed = variants_bulk_update(self.store, productId, variants)
+        except Invalid as exc:
+            error = {"field": exc.path, "message": exc.message, "code": exc.code}
+            return {"product": None, "productVariants": None, "userErrors": [error]}
+        return {
+            "product": product_view(self.store, product),
+            "productVariants": list(changed),
+            "userErrors": [],
+        }
+
+
+def _refused(result: str, path: list[str], message: str) -> dict[str, Any]:
+    return {result: None, "userErrors": [{"field": path, "message": message}]}

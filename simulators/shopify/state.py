@@ -145,6 +145,9 @@ class Store:
     created: int = 0
     publishes: int = 0
     unauthorized: int = 0
+    updates: int = 0  # productUpdate
+    deletes: int = 0  # productDelete
+    variant_updates: int = 0  # productVariantsBulkUpdate
     publications: list[dict[str, str]] = field(
         default_factory=lambda: [dict(p) for p in DEFAULT_PUBLICATIONS]
     )

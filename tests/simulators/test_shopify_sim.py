@@ -409,3 +409,113 @@ def test_a_shops_publications_can_be_set(sim: SimulatorProcess) -> None:
     assert gql(sim, one, shop=shop).json()["data"]["publication"]["catalog"]["title"] == "POS"
     none = '{ publication(id: "gid://shopify/Publication/1") { id } }'
     assert gql(sim, none, shop=shop).json()["data"]["publication"] is None
+
+
+STATUS = """
+mutation S($product: ProductUpdateInput!) {
+  productUpdate(product: $product) {
+    product { id status onlineStoreUrl } userErrors { field message }
+  }
+}"""
+DELETE = """
+mutation D($input: ProductDeleteInput!) {
+  productDelete(input: $input) { deletedProductId userErrors { field message } }
+}"""
+PRICES = """
+mutation P($productId: ID!, $variants: [ProductVariantsBulkInput!]!) {
+  productVariantsBulkUpdate(productId: $productId, variants: $variants) {
+    productVariants { id price } userErrors { field message code }
+  }
+}"""
+PUBLISH_ONLINE = """
+mutation Pub($id: ID!) {
+  publishablePublish(id: $id, input: [{publicationId: "gid://shopify/Publication/1"}]) {
+    userErrors { field message }
+  }
+}"""
+
+
+def _listed(sim: SimulatorProcess, shop: str) -> dict[str, Any]:
+    made = gql(
+        sim, CREATE, {"input": tee(handle="undo"), "identifier": {"handle": "undo"}}, shop=shop
+    ).json()["data"]["productSet"]["product"]
+    assert gql(sim, PUBLISH_ONLINE, {"id": made["id"]}, shop=shop).json()["data"]
+    return dict(made)
+
+
+def _books(sim: SimulatorProcess, shop: str) -> dict[str, Any]:
+    return dict(httpx.get(f"{sim.url}/_sim/books", timeout=5).json()["shops"][shop])
+
+
+def test_a_draft_is_off_the_online_store_and_a_deleted_product_is_gone(
+    sim: SimulatorProcess,
+) -> None:
+    shop = f"u-{uuid.uuid4().hex[:6]}.myshopify.com"
+    product = _listed(sim, shop)
+
+    drafted = gql(sim, STATUS, {"product": {"id": product["id"], "status": "DRAFT"}}, shop=shop)
+    answer = drafted.json()["data"]["productUpdate"]
+    assert answer["userErrors"] == []
+    assert (answer["product"]["status"], answer["product"]["onlineStoreUrl"]) == ("DRAFT", None)
+    assert [p["status"] for p in _books(sim, shop)["products"]] == ["DRAFT"]
+
+    # A status the schema does not have is refused before anything runs.
+    bad = gql(sim, STATUS, {"product": {"id": product["id"], "status": "GONE"}}, shop=shop)
+    assert "errors" in bad.json() and "data" not in bad.json()
+    unknown = gql(sim, STATUS, {"product": {"id": "gid://shopify/Product/1", "status": "DRAFT"}})
+    assert unknown.json()["data"]["productUpdate"]["userErrors"] == [
+        {"field": ["id"], "message": "Product does not exist"}
+    ]
+
+    gone = gql(sim, DELETE, {"input": {"id": product["id"]}}, shop=shop).json()
+    assert gone["data"]["productDelete"] == {"deletedProductId": product["id"], "userErrors": []}
+    again = gql(sim, DELETE, {"input": {"id": product["id"]}}, shop=shop).json()
+    assert again["data"]["productDelete"]["deletedProductId"] is None
+    assert again["data"]["productDelete"]["userErrors"][0]["field"] == ["id"]
+    books = _books(sim, shop)
+    assert (books["products"], books["deletes"], books["updates"]) == ([], 1, 1)
+
+
+def test_variant_prices_are_set_all_or_none(sim: SimulatorProcess) -> None:
+    shop = f"v-{uuid.uuid4().hex[:6]}.myshopify.com"
+    product = _listed(sim, shop)
+    ids = [
+        v["id"]
+        for v in gql(
+            sim,
+            '{ productByIdentifier(identifier: {handle: "undo"}) '
+            "{ variants(first: 5) { nodes { id } } } }",
+            shop=shop,
+        ).json()["data"]["productByIdentifier"]["variants"]["nodes"]
+    ]
+
+    refused = gql(
+        sim,
+        PRICES,
+        {
+            "productId": product["id"],
+            "variants": [{"id": ids[0], "price": "30.00"}, {"id": ids[1], "price": "-1"}],
+        },
+        shop=shop,
+    ).json()["data"]["productVariantsBulkUpdate"]
+    assert [e["code"] for e in refused["userErrors"]] == ["NEGATIVE_PRICE_VALUE"]
+    assert _books(sim, shop)["products"][0]["prices"] == ["24.99", "24.99"]  # none changed
+    stranger = gql(
+        sim,
+        PRICES,
+        {"productId": product["id"], "variants": [{"id": "gid://shopify/ProductVariant/1"}]},
+        shop=shop,
+    ).json()["data"]["productVariantsBulkUpdate"]
+    assert [e["code"] for e in stranger["userErrors"]] == ["PRODUCT_VARIANT_DOES_NOT_EXIST"]
+
+    done = gql(
+        sim,
+        PRICES,
+        {
+            "productId": product["id"],
+            "variants": [{"id": ids[0], "price": "30"}, {"id": ids[1], "price": "31.5"}],
+        },
+        shop=shop,
+    ).json()["data"]["productVariantsBulkUpdate"]
+    assert done["userErrors"] == []
+    assert _books(sim, shop)["products"][0]["prices"] == ["30.00", "31.50"]

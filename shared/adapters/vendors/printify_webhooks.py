@@ -36,10 +36,11 @@ logger = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Pfy-Signature"
 PUBLISH_STARTED = "product:publish:started"
+PRODUCT_DELETED = "product:deleted"
 # The topics the engine registers: the publish handshake and what happens to orders.
 TOPICS = (
     PUBLISH_STARTED,
-    "product:deleted",
+    PRODUCT_DELETED,
     "order:created",
     "order:updated",
     "order:sent-to-production",

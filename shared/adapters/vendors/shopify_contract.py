@@ -16,7 +16,14 @@ OPERATION_SCOPES: dict[str, list[list[str]]] = {
     "PodProduct": [
         ["read_products"],
     ],
+    "PodProductDelete": [
+        ["write_products"],
+    ],
     "PodProductSet": [
+        ["read_products"],
+        ["write_products"],
+    ],
+    "PodProductStatus": [
         ["read_products"],
         ["write_products"],
     ],
@@ -30,5 +37,9 @@ OPERATION_SCOPES: dict[str, list[list[str]]] = {
     "PodPublish": [
         ["read_products"],
         ["write_publications"],
+    ],
+    "PodVariantPrices": [
+        ["read_products"],
+        ["write_products"],
     ],
 }

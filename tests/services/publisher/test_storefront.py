@@ -28,7 +28,9 @@ from shared.adapters.vendors.printify_webhooks import TOPICS, register_webhooks,
 from shared.contract.events import (
     PrintifyWebhookReceived,
     ProductCreated,
+    ProductPublished,
     ProductPublishing,
+    ProductWithdrawn,
     parse_event,
 )
 from shared.contract.topics import PRINTIFY_WEBHOOKS
@@ -251,6 +253,47 @@ async def test_a_product_the_storefront_cannot_sell_is_refused_to_printify_once(
     # A redelivered call is not answered twice.
     assert await shake.handler(shake.call, CTX) == []
     assert publish_calls(printify_sim, p.product_id, "publishing_failed") == 1
+
+
+async def test_a_product_deleted_in_printify_comes_back_signed_and_is_withdrawn(
+    api: httpx.Client,
+    webhooks_topic: Topic,
+    client: PrintifyClient,
+    ledger: Ledger,
+) -> None:
+    """The whole loop: the seller deletes our listed product in Printify; Printify calls the
+    API's webhook, signed; the call reaches the printify channel's publisher through Kafka, which
+    reports the product withdrawn (deleted, by the vendor)."""
+    event = await make_product(client, auto_publish=True)
+    p = event.payload
+    handler = printify_publisher(
+        channels=ChannelRegistry(client, "https://shop.test/p"),
+        ledger=ledger,
+        publications=Publications(ledger.pool),
+    )
+    [listed] = await handler(event, CTX)  # listed on the storefront at once
+    assert isinstance(listed.event, ProductPublished)
+    await register_webhooks(client, p.shop_id, f"{api.base_url}/webhooks/printify", SECRET)
+
+    await client.delete_product(p.shop_id, p.product_id)
+
+    def arrived() -> list[PrintifyWebhookReceived]:
+        return [
+            e
+            for e in webhooks_topic.read()
+            if e.payload.resource_id == p.product_id and e.payload.topic == "product:deleted"
+        ]
+
+    [call] = wait_for(arrived, 15, "Printify's product:deleted webhook on the topic")
+    [out] = await handler(call, CTX)
+    gone = out.event
+    assert isinstance(gone, ProductWithdrawn) and gone.job_id == event.job_id
+    assert (gone.payload.channel, gone.payload.outcome, gone.payload.reason) == (
+        "printify",
+        "deleted",
+        "vendor",
+    )
+    assert gone.payload.product_id == p.product_id and gone.payload.was_listed is True
 
 
 def test_pod_webhooks_register_subscribes_each_custom_integration_shop_once(

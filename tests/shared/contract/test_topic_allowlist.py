@@ -151,7 +151,11 @@ def test_each_stage_takes_from_a_topic_only_what_the_topic_carries() -> None:
 def test_replays_go_only_onto_the_stages_own_inputs() -> None:
     assert replay_targets_of(GENERATOR.dlq) == GENERATOR.inputs
     assert replay_targets_of(PRINTIFY.dlq) == ("images.generated", "seller.decisions")
-    assert replay_targets_of(PUBLISHER.dlq) == ("products.created", "printify.webhooks")
+    assert replay_targets_of(PUBLISHER.dlq) == (
+        "products.created",
+        "printify.webhooks",
+        "seller.decisions",
+    )
     assert replay_targets_of(MONITOR.dlq) == (MONITOR.retry_topic(1),)
     for channel, stage in PUBLISHERS.items():
         if stage is not PUBLISHER:

@@ -443,3 +443,35 @@ async def test_a_recorded_result_its_model_cannot_read_is_a_permanent_error(
 
     with pytest.raises(PermanentError, match=r"Made cannot read.*step=create"):
         await ledger.once(key, make, model=Made)
+
+
+async def test_settled_waits_out_an_effect_in_flight_without_claiming_it(ledger: Ledger) -> None:
+    key = new_key("publish")
+    assert await ledger.settled(key) is None  # never begun
+    release = asyncio.Event()
+
+    async def slow() -> Result:
+        await release.wait()
+        return {"listing": "L-1"}
+
+    running = asyncio.create_task(ledger.once(key, slow))
+    while await ledger.get(key) is None:  # the claim is committed before the call
+        await asyncio.sleep(0.01)
+    waiting = asyncio.create_task(ledger.settled(key))
+    await asyncio.sleep(0.2)
+    assert not waiting.done()  # the call still holds its claim
+    release.set()
+    seen = await asyncio.wait_for(waiting, 10)
+    assert seen is not None and (seen.state, seen.result) == (EffectState.DONE, {"listing": "L-1"})
+    assert await running == {"listing": "L-1"}
+
+    # An attempt that failed lets its claim go: settled answers at once, as started.
+    failed = new_key("publish", "mug")
+
+    async def refuse() -> Result:
+        raise PermanentError("no")
+
+    with pytest.raises(PermanentError):
+        await ledger.once(failed, refuse)
+    after = await asyncio.wait_for(ledger.settled(failed), 2)
+    assert after is not None and after.state is EffectState.STARTED

@@ -15,7 +15,6 @@ from shared.adapters.vendors.channels import (
     Listing,
     ListingState,
     ProductRef,
-    UndoNotSupported,
     handle_for,
 )
 from shared.adapters.vendors.listing import ListingDraft, draft_from_printify
@@ -23,19 +22,29 @@ from shared.adapters.vendors.printify import PrintifyClient
 from shared.adapters.vendors.shopify.client import ShopifyClient
 from shared.adapters.vendors.shopify.documents import (
     PRODUCT_BY_HANDLE,
+    PRODUCT_DELETE,
     PRODUCT_SET,
+    PRODUCT_STATUS,
     PUBLICATIONS,
     PUBLISH,
+    VARIANT_PRICES,
 )
 from shared.adapters.vendors.shopify.models import (
     VENDOR,
     ProductData,
+    ProductDeleteData,
+    ProductDeleteResult,
     ProductSetData,
     ProductSetResult,
+    ProductStatusData,
+    ProductUpdateResult,
     PublicationsData,
     PublishData,
     PublishResult,
     ShopifyProduct,
+    UserError,
+    VariantPricesData,
+    VariantPricesResult,
 )
 from shared.adapters.vendors.shopify.settings import ShopifySettings, shopify_client
 from shared.platform.errors import (
@@ -93,8 +102,10 @@ def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-class ShopifyChannel(UndoNotSupported):
-    """Lists Printify's products on a Shopify store and publishes them to the Online Store."""
+class ShopifyChannel:
+    """Lists Printify's products on a Shopify store and publishes them to the Online Store;
+    takes a listing down (status DRAFT: off every sales channel, kept to be listed again) or
+    deletes it, and prices its variants again from the Printify product."""
 
     name = "shopify"
 
@@ -196,6 +207,84 @@ class ShopifyChannel(UndoNotSupported):
         if found.online_store_url:
             return ListingState(Listing(found.id, found.online_store_url))
         return PENDING
+
+    async def withdraw(self, product: ProductRef, *, delete: bool) -> bool:
+        found = await self._find(product)
+        if found is None:
+            return False  # never listed, or deleted already
+        if delete:
+            data = await self.shopify.query(
+                ProductDeleteData, "PodProductDelete", PRODUCT_DELETE, {"input": {"id": found.id}}
+            )
+            deleted = data.product_delete or ProductDeleteResult()
+            _refused("productDelete", deleted.user_errors)
+            return True
+        if found.status != "ACTIVE":
+            return False  # a draft or archived product is on no sales channel already
+        # DRAFT, not ARCHIVED: a draft is what a product not for sale yet is, and the publish
+        # path (productSet with status ACTIVE) lists it again as it is; an archived product
+        # is one the merchant retired (and the watcher reads ARCHIVED as refused).
+        status = await self.shopify.query(
+            ProductStatusData,
+            "PodProductStatus",
+            PRODUCT_STATUS,
+            {"product": {"id": found.id, "status": "DRAFT"}},
+        )
+        updated = status.product_update or ProductUpdateResult()
+        _refused("productUpdate", updated.user_errors)
+        return True
+
+    async def reprice(self, product: ProductRef) -> bool:
+        found = await self._find(product)
+        if found is None:
+            return False
+        source = await self.source.get_product(product.shop_id, product.product_id)
+        try:
+            draft = draft_from_printify(source)
+        except ValueError as exc:
+            raise PermanentError(str(exc), vendor=VENDOR) from None
+        prices = {v.sku: f"{v.price_cents / 100:.2f}" for v in draft.variants}
+        # Matched by SKU (the Printify variant's, set when it was listed): a variant disabled
+        # in Printify since keeps its price; it is not for sale through the engine.
+        changes = [
+            {"id": v.id, "price": prices[v.sku]}
+            for v in found.listed_variants()
+            if v.sku in prices and _money(v.price) != prices[v.sku]
+        ]
+        if changes:
+            data = await self.shopify.query(
+                VariantPricesData,
+                "PodVariantPrices",
+                VARIANT_PRICES,
+                {"productId": found.id, "variants": changes},
+            )
+            result = data.bulk_update or VariantPricesResult()
+            _refused("productVariantsBulkUpdate", result.user_errors)
+        logger.info(
+            "shopify listing repriced product_id=%s shopify_id=%s variants_changed=%d",
+            product.product_id,
+            found.id,
+            len(changes),
+        )
+        return True
+
+
+def _money(raw: str | None) -> str | None:
+    """Shopify's Money as the engine writes it (two decimals), to compare."""
+    try:
+        return f"{float(raw):.2f}" if raw is not None else None
+    except ValueError:
+        return None
+
+
+def _refused(operation: str, errors: list[UserError]) -> None:
+    if errors:
+        reason = "; ".join(e.describe() for e in errors)
+        raise PermanentError(
+            f"{operation} refused: {reason}",
+            vendor=VENDOR,
+            code=",".join(str(e.code) for e in errors if e.code) or None,
+        )
 
 
 def online_store(data: PublicationsData) -> str | None:

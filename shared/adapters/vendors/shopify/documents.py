@@ -41,6 +41,33 @@ mutation PodPublish($id: ID!, $input: [PublicationInput!]!) {
 }
 """
 
+# A listing taken down but kept (the seller may list it again): its status.
+PRODUCT_STATUS = f"""
+mutation PodProductStatus($product: ProductUpdateInput!) {{
+  productUpdate(product: $product) {{
+    product {{ {_PRODUCT_FIELDS} }}
+    userErrors {{ field message }}
+  }}
+}}"""
+
+PRODUCT_DELETE = """
+mutation PodProductDelete($input: ProductDeleteInput!) {
+  productDelete(input: $input, synchronous: true) {
+    deletedProductId
+    userErrors { field message }
+  }
+}
+"""
+
+VARIANT_PRICES = """
+mutation PodVariantPrices($productId: ID!, $variants: [ProductVariantsBulkInput!]!) {
+  productVariantsBulkUpdate(productId: $productId, variants: $variants) {
+    productVariants { id sku price }
+    userErrors { field message code }
+  }
+}
+"""
+
 # pod doctor's: who the token is, what it may do, which versions the store serves.
 INSTALLATION = """
 query PodInstallation {
@@ -57,5 +84,8 @@ DOCUMENTS: dict[str, str] = {
     "PodPublications": PUBLICATIONS,
     "PodPublication": PUBLICATION,
     "PodPublish": PUBLISH,
+    "PodProductStatus": PRODUCT_STATUS,
+    "PodProductDelete": PRODUCT_DELETE,
+    "PodVariantPrices": VARIANT_PRICES,
     "PodInstallation": INSTALLATION,
 }

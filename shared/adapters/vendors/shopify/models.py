@@ -77,12 +77,59 @@ class UserError(ShopifyModel):
         return f"{'.'.join(self.field or [])}: {self.message}"
 
 
+class ShopifyVariant(ShopifyModel):
+    id: str
+    sku: str | None = None
+    price: str | None = None
+
+
+class Variants(ShopifyModel):
+    nodes: list[ShopifyVariant] = Field(default_factory=list)
+
+
 class ShopifyProduct(ShopifyModel):
     """A product as productSet and productByIdentifier answer it."""
 
     id: str
     status: str | None = None
     online_store_url: str | None = Field(None, alias="onlineStoreUrl")
+    variants: Variants | None = None
+
+    def listed_variants(self) -> list[ShopifyVariant]:
+        return self.variants.nodes if self.variants is not None else []
+
+
+class ProductUpdateResult(ShopifyModel):
+    product: ShopifyProduct | None = None
+    user_errors: list[UserError] = Field(default_factory=list, alias="userErrors")
+
+
+class ProductStatusData(ShopifyModel):
+    """PodProductStatus (productUpdate)."""
+
+    product_update: ProductUpdateResult | None = Field(None, alias="productUpdate")
+
+
+class ProductDeleteResult(ShopifyModel):
+    deleted_product_id: str | None = Field(None, alias="deletedProductId")
+    user_errors: list[UserError] = Field(default_factory=list, alias="userErrors")
+
+
+class ProductDeleteData(ShopifyModel):
+    """PodProductDelete."""
+
+    product_delete: ProductDeleteResult | None = Field(None, alias="productDelete")
+
+
+class VariantPricesResult(ShopifyModel):
+    product_variants: list[ShopifyVariant] | None = Field(None, alias="productVariants")
+    user_errors: list[UserError] = Field(default_factory=list, alias="userErrors")
+
+
+class VariantPricesData(ShopifyModel):
+    """PodVariantPrices (productVariantsBulkUpdate)."""
+
+    bulk_update: VariantPricesResult | None = Field(None, alias="productVariantsBulkUpdate")
 
 
 class ProductSetResult(ShopifyModel):

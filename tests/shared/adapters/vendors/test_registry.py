@@ -202,7 +202,7 @@ def test_a_new_channel_reaches_every_derived_table_without_editing_them() -> Non
     stage = f"publisher_{name}"
     assert got["stage"] == {
         "name": stage,
-        "inputs": ["products.created"],
+        "inputs": ["products.created", "seller.decisions"],
         "family": f"publish.{name}",
         "module": "services.publisher",
         "channel": name,

@@ -245,3 +245,33 @@ async def test_a_server_error_is_sent_again_a_few_times(
         with pytest.raises(RetryableError):
             await channel.publish(ref)
     assert len((await store.books())["products"]) == int(listed)
+
+
+async def test_withdraw_is_harmless_twice_and_a_drafted_listing_is_listed_again(
+    store: Store, printify: PrintifyClient
+) -> None:
+    ref = await a_product(printify)
+    channel = ShopifyChannel(store.client(), printify)
+    assert await channel.withdraw(ref, delete=False) is False  # never listed
+    assert await channel.reprice(ref) is False
+    await channel.publish(ref)
+
+    assert await channel.withdraw(ref, delete=False) is True
+    assert await channel.withdraw(ref, delete=False) is False  # a draft already: nothing live
+    [drafted] = (await store.books())["products"]
+    assert drafted["status"] == "DRAFT"
+    # The watcher reads a draft as neither listed nor refused (the seller may list it again).
+    assert (await channel.check(ref)).pending
+    # Listed again by the publish path: productSet makes it ACTIVE, on the Online Store.
+    again = await channel.publish(ref)
+    assert again.listing is not None
+    [relisted] = (await store.books())["products"]
+    assert (relisted["id"], relisted["status"], relisted["published"]) == (
+        drafted["id"],
+        "ACTIVE",
+        True,
+    )
+
+    assert await channel.withdraw(ref, delete=True) is True
+    assert await channel.withdraw(ref, delete=True) is False  # gone already
+    assert (await store.books())["products"] == []
