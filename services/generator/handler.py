@@ -29,7 +29,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -130,6 +130,9 @@ class GeneratorHandler:
         self._renders: dict[str, set[asyncio.Task[Any]]] = {}
         self._cancelled: set[str] = set()
         self._watch: asyncio.Task[None] | None = None
+        # Regenerates of one image, one at a time: a decision delivered twice at once (both
+        # copies in flight) renders once, the second finding the first's record.
+        self._regenerating: dict[tuple[str, int], _Turns] = {}
         # None: art is kept at the sampled size (no print areas known).
         self.print_sizing = print_sizing or PrintSizing()
         self.max_images_per_job = max_images_per_job
@@ -357,6 +360,10 @@ class GeneratorHandler:
         sent; on ComfyUI, the client deletes it from the queue or interrupts it."""
         task = asyncio.ensure_future(render)
         self._renders.setdefault(job_id, set()).add(task)
+        if job_id in self._cancelled:
+            # Cancelled while this render was being asked for (its check awaited the
+            # database): it has not run a step yet, so it sends nothing.
+            task.cancel("job cancelled")
         self._watch_cancels()
         try:
             return await task
@@ -457,6 +464,22 @@ class GeneratorHandler:
         if await self._is_cancelled(job_id):
             logger.info("regenerate of a cancelled job ignored job_id=%s", job_id)
             return []
+        turns = self._regenerating.setdefault((job_id, index), _Turns())
+        turns.users += 1
+        try:
+            async with turns.lock:
+                return await self._regenerate_now(event, pool)
+        finally:
+            turns.users -= 1
+            if not turns.users:
+                del self._regenerating[(job_id, index)]
+
+    async def _regenerate_now(
+        self, event: SellerDecision, pool: AsyncConnectionPool
+    ) -> list[Output]:
+        d = event.payload
+        job_id, index = event.job_id, d.image_index
+        assert index is not None
         async with pool.connection() as conn:
             made = await generated_images.of_decision(conn, job_id, index, d.decision_id)
             newest = made or await generated_images.newest(conn, job_id, index)
@@ -558,6 +581,14 @@ class GeneratorHandler:
             event.job_id, was.image_index, generation, prompt != was.prompt,
         )  # fmt: skip
         return [_output(event, kept, None)]
+
+
+@dataclass
+class _Turns:
+    """One image's regenerates waiting for their turn."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
 
 
 def _output(event: Event, made: GeneratedImage, tokens: TokenCounts | None) -> Output:
