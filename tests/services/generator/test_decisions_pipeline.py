@@ -362,7 +362,8 @@ async def test_a_cancel_is_acted_on_ahead_of_a_deep_backlog(generator: Generator
     # Renders that began between the cancel's produce and its effect: the one or two the GPU
     # was already taking, against the dozens still waiting in front of the cancelled job.
     assert started_at_effect - started_at_send <= 2, (started_at_send, started_at_effect)
-    assert behind >= 30, behind
+    # (A backlog there was: at least half of it, on a loaded machine too.)
+    assert behind >= len(backlog) // 2, behind
     # And the cancelled job, last in line, never reaches the GPU.
     await until(lambda: g.handled(g.bands[Priority.LOW], len(backlog)), 120, "the backlog")
     assert await g.gpu.prompts_of(doomed.job_id) == {}
