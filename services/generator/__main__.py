@@ -2,9 +2,9 @@
 
 from services.generator.handler import build_handler
 from services.generator.settings import GeneratorSettings
-from shared.contract.events import JobRequested
+from shared.contract.events import JobRequested, SellerDecision
 from shared.contract.topics import GENERATOR
 from shared.pipeline.service import main
 
 if __name__ == "__main__":
-    main(GENERATOR, GeneratorSettings, build_handler, accept=(JobRequested,))
+    main(GENERATOR, GeneratorSettings, build_handler, accept=(JobRequested, SellerDecision))

@@ -9,16 +9,27 @@ A job id belongs to its first request (:mod:`shared.adapters.store.job_claims`):
 written or rendered the request claims its id, so another request under the same id is
 dead-lettered (``job id in use``) instead of rendered under the first job's id, and the same
 request sent again under another event id is not rendered twice.
+
+The seller's decisions (``seller.decisions``, read in the generator's own group, ahead of the
+priority bands) reach it too. A ``regenerate`` renders one image again with a seed drawn from the
+decision and, optionally, the seller's prompt, as the image's next generation; what it renders
+comes from the generator's own record of what it made (:mod:`shared.adapters.store.
+generated_images`), never from the decision beyond its fields. A ``cancel`` is recorded
+(:mod:`shared.adapters.store.cancellations`) and stops the job here: renders not yet started
+are never sent, running ones are taken off the GPU (ComfyUI's ``/queue`` delete and
+``/interrupt``), and nothing of the job is handed on after it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import logging
+import uuid
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,17 +39,22 @@ from psycopg_pool import AsyncConnectionPool
 from services.generator.progress import ImageNote, JobProgress, fingerprint
 from services.generator.settings import GeneratorSettings
 from shared.adapters.storage import ImageStore, LocalImageStorage
-from shared.adapters.store import job_claims
+from shared.adapters.store import cancellations, generated_images, job_claims
+from shared.adapters.store.generated_images import GeneratedImage
 from shared.adapters.vendors.claude import MAX_BRIEFS, CreativeBrief, TokenUsage, claude_client
 from shared.adapters.vendors.comfyui import comfyui_client
 from shared.adapters.vendors.printify import PrintifyAccountSettings, printify_client
 from shared.adapters.vendors.protocols import BriefWriter, ImageBackend
 from shared.contract.events import (
+    MAX_GENERATION,
+    DecisionAction,
+    Event,
     ImageGenerated,
     ImageGeneratedPayload,
     JobRequested,
     Priority,
     ProductType,
+    SellerDecision,
     TokenCounts,
 )
 from shared.contract.topics import IMAGES_GENERATED
@@ -47,7 +63,7 @@ from shared.domain.printsize import PrintArea, PrintSizing
 from shared.pipeline.runner import Handler, MessageContext, Output
 from shared.pipeline.service import closing
 from shared.platform.db import open_pool
-from shared.platform.errors import InvalidEventError, PodError
+from shared.platform.errors import ConfigError, InvalidEventError, PermanentError, PodError
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +79,19 @@ def seed_for(job_id: str, image_index: int) -> int:
     """A stable 63-bit seed per (job, image)."""
     digest = hashlib.sha256(f"{job_id}:{image_index}".encode()).digest()
     return int.from_bytes(digest[:8], "big") >> 1
+
+
+def seed_for_decision(decision_id: uuid.UUID) -> int:
+    """The 63-bit seed of a regenerate: new for each decision, the same for its redelivery."""
+    digest = hashlib.sha256(f"regenerate:{decision_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
+class JobCancelled(Exception):
+    """The job was cancelled while its render waited or ran: nothing more of it is made."""
+
+
+Render = tuple[str, str, int]  # (prompt, negative prompt, seed)
 
 
 class GeneratorHandler:
@@ -89,10 +118,21 @@ class GeneratorHandler:
         max_images_per_job: int = 50,
         print_sizing: PrintSizing | None = None,
         claims: AsyncConnectionPool | None = None,
+        cancel_poll_s: float = 2.0,
     ) -> None:
         self.briefs = briefs
-        # Where job ids are claimed (None: no check, for tests of the rendering alone).
+        # Where job ids are claimed, cancels recorded and what was made kept (None: no check,
+        # no record, no decisions, for tests of the rendering alone).
         self.claims = claims
+        # How often a job rendering here is looked up among the cancelled: its cancel may be
+        # read by another instance (the decisions' partitions are not the jobs').
+        self.cancel_poll_s = cancel_poll_s
+        self._renders: dict[str, set[asyncio.Task[Any]]] = {}
+        self._cancelled: set[str] = set()
+        self._watch: asyncio.Task[None] | None = None
+        # Regenerates of one image, one at a time: a decision delivered twice at once (both
+        # copies in flight) renders once, the second finding the first's record.
+        self._regenerating: dict[tuple[str, int], _Turns] = {}
         # None: art is kept at the sampled size (no print areas known).
         self.print_sizing = print_sizing or PrintSizing()
         self.max_images_per_job = max_images_per_job
@@ -108,7 +148,14 @@ class GeneratorHandler:
         self.render_attempts = max(1, render_attempts)
         self.render_retry_delay_s = render_retry_delay_s
 
-    async def __call__(self, event: JobRequested, ctx: MessageContext) -> list[Output]:
+    async def __call__(
+        self, event: JobRequested | SellerDecision, ctx: MessageContext
+    ) -> list[Output]:
+        if isinstance(event, SellerDecision):
+            return await self._decision(event)
+        return await self._job(event, ctx)
+
+    async def _job(self, event: JobRequested, ctx: MessageContext) -> list[Output]:
         job = event.payload
         if job.count > self.max_images_per_job:
             # The API's limit, for jobs produced to the topics directly: dead-lettered with the
@@ -118,6 +165,10 @@ class GeneratorHandler:
                 f"(MAX_IMAGES_PER_JOB), got {job.count}"
             )
         if not await self._owns(event):
+            return []
+        if await self._is_cancelled(event.job_id):
+            # Its cancel came first (another topic, another order): nothing to make.
+            logger.info("job cancelled, nothing rendered job_id=%s", event.job_id)
             return []
         progress = JobProgress(self.progress_dir, event.job_id, fingerprint(job))
         earlier = await asyncio.to_thread(progress.exists)
@@ -132,33 +183,43 @@ class GeneratorHandler:
                     for i, brief in enumerate(briefs)
                 ]
             )
+        except JobCancelled:
+            await asyncio.to_thread(progress.clear)
+            logger.info("job cancelled, renders stopped job_id=%s", event.job_id)
+            return []
         except BaseException:
             # Keep what this attempt paid for: the next one starts from there.
             notes = [b.model_dump() for b in briefs]
             await asyncio.shield(asyncio.to_thread(progress.save, notes, done))
             raise
-        outputs = []
-        for i, (brief, image) in enumerate(zip(briefs, images, strict=True)):
-            payload = ImageGeneratedPayload(
+        made = [
+            GeneratedImage(
+                job_id=event.job_id,
                 image_index=i,
-                image_count=job.count,
-                sha256=image["sha256"],
-                uri=image["uri"],
-                width=image["width"],
-                height=image["height"],
+                generation=0,
+                seed=seed_for(event.job_id, i),
                 prompt=brief.prompt,
                 negative_prompt=brief.negative_prompt,
-                seed=seed_for(event.job_id, i),
                 title=brief.title,
                 description=brief.description,
                 tags=brief.tags,
-                routing=job.routing,
-                tokens=TokenCounts(**asdict(usage)) if i == 0 else None,
+                request=job,
+                requested_at=event.occurred_at,
+                **image,
             )
-            out = event.derive(ImageGenerated, payload, producer=PRODUCER, key=f"image:{i}")
-            outputs.append(Output(IMAGES_GENERATED, out))
+            for i, (brief, image) in enumerate(zip(briefs, images, strict=True))
+        ]
         if earlier:
             await asyncio.to_thread(progress.clear)
+        # Checked before anything is handed on: a cancel read while the last render finished.
+        if await self._is_cancelled(event.job_id):
+            logger.info("job cancelled, images not handed on job_id=%s", event.job_id)
+            return []
+        if self.claims is not None:
+            async with self.claims.connection() as conn:
+                await generated_images.record(conn, made)
+        tokens = TokenCounts(**asdict(usage))
+        outputs = [_output(event, m, tokens if m.image_index == 0 else None) for m in made]
         logger.info(
             "images generated job_id=%s count=%d topic=%s partition=%d offset=%d",
             event.job_id,
@@ -225,25 +286,53 @@ class GeneratorHandler:
         if kept is not None and await asyncio.to_thread(self.storage.exists, kept["sha256"]):
             done[index] = kept
             return kept
-        # Within a band: the higher number first (a seed client's 1-10), then older jobs, then
-        # the images of one job in order.
-        order = (-event.payload.rank, event.occurred_at.timestamp(), event.job_id, index)
+        image = await self._render(
+            event.job_id,
+            index,
+            (brief.prompt, brief.negative_prompt, seed_for(event.job_id, index)),
+            band,
+            # Within a band: the higher number first (a seed client's 1-10), then older jobs,
+            # then the images of one job in order.
+            (-event.payload.rank, event.occurred_at.timestamp(), event.job_id, index),
+            event.payload.product_types,
+        )
+        done[index] = image
+        return image
+
+    async def _render(
+        self,
+        job_id: str,
+        index: int,
+        what: Render,
+        band: int,
+        order: tuple[Any, ...],
+        product_types: list[ProductType],
+    ) -> ImageNote:
+        """One image rendered (a failed render retried on its own) and stored; raises
+        :class:`JobCancelled` when the job is cancelled before or while it renders."""
+        prompt, negative_prompt, seed = what
         output_size = self.print_sizing.output_size(
-            self.width, self.height, (t.value for t in event.payload.product_types)
+            self.width, self.height, (t.value for t in product_types)
         )
         attempt = 1
         while True:
+            # Before each call to ComfyUI: a cancelled job sends nothing more.
+            if await self._is_cancelled(job_id):
+                raise JobCancelled(job_id)
             try:
-                rendered = await self.renderer.render(
-                    prompt=brief.prompt,
-                    negative_prompt=brief.negative_prompt,
-                    seed=seed_for(event.job_id, index),
-                    width=self.width,
-                    height=self.height,
-                    output_size=output_size,
-                    job_id=event.job_id,
-                    band=band,
-                    order=order,
+                rendered = await self._tracked(
+                    job_id,
+                    self.renderer.render(
+                        prompt=prompt,
+                        negative_prompt=negative_prompt,
+                        seed=seed,
+                        width=self.width,
+                        height=self.height,
+                        output_size=output_size,
+                        job_id=job_id,
+                        band=band,
+                        order=order,
+                    ),
                 )
                 break
             except PodError as exc:
@@ -252,19 +341,281 @@ class GeneratorHandler:
                 delay = self.render_retry_delay_s * 2 ** (attempt - 1)
                 logger.warning(
                     "render retried job_id=%s image_index=%d attempt=%d delay_s=%.1f error=%s",
-                    event.job_id, index, attempt, delay, exc.describe(),
+                    job_id, index, attempt, delay, exc.describe(),
                 )  # fmt: skip
                 await asyncio.sleep(delay)
                 attempt += 1
         stored = await asyncio.to_thread(self.storage.save, rendered.data)
-        image: ImageNote = {
+        return {
             "sha256": stored.sha256,
             "uri": stored.uri,
             "width": rendered.width,
             "height": rendered.height,
         }
-        done[index] = image
-        return image
+
+    # ------------------------------------------------------------------ cancels
+
+    async def _tracked(self, job_id: str, render: Coroutine[Any, Any, T]) -> T:
+        """Run ``render`` as a task a cancel of its job stops: waiting for the GPU, it is never
+        sent; on ComfyUI, the client deletes it from the queue or interrupts it."""
+        task = asyncio.ensure_future(render)
+        self._renders.setdefault(job_id, set()).add(task)
+        if job_id in self._cancelled:
+            # Cancelled while this render was being asked for (its check awaited the
+            # database): it has not run a step yet, so it sends nothing.
+            task.cancel("job cancelled")
+        self._watch_cancels()
+        try:
+            return await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            # Our own cancellation (a failed sibling, a shutdown) goes on as it is.
+            if job_id in self._cancelled and (current is None or not current.cancelling()):
+                raise JobCancelled(job_id) from None
+            raise
+        finally:
+            running = self._renders.get(job_id)
+            if running is not None:
+                running.discard(task)
+                if not running:
+                    del self._renders[job_id]
+
+    def _stop_job(self, job_id: str) -> int:
+        """The job is cancelled: stop its renders in this process; how many were stopped."""
+        self._cancelled.add(job_id)
+        running = [t for t in self._renders.get(job_id, ()) if not t.done()]
+        for task in running:
+            task.cancel("job cancelled")
+        return len(running)
+
+    async def _is_cancelled(self, job_id: str) -> bool:
+        if job_id in self._cancelled:
+            return True
+        if self.claims is None or not await cancellations.is_cancelled(self.claims, job_id):
+            return False
+        self._cancelled.add(job_id)
+        return True
+
+    def _watch_cancels(self) -> None:
+        if self.claims is None or (self._watch is not None and not self._watch.done()):
+            return
+        # A context of its own: it is no message's work (nor handed back with one).
+        self._watch = asyncio.get_running_loop().create_task(
+            self._watch_loop(self.claims), context=contextvars.Context()
+        )
+
+    async def _watch_loop(self, pool: AsyncConnectionPool) -> None:
+        """While jobs render here, stop those another instance recorded cancelled."""
+        while self._renders:
+            await asyncio.sleep(self.cancel_poll_s)
+            try:
+                found = await cancellations.cancelled_among(pool, list(self._renders))
+            except (psycopg.Error, OSError) as exc:
+                logger.warning("cancels not looked up error=%s", type(exc).__name__)
+                continue
+            for job_id in found - self._cancelled:
+                stopped = self._stop_job(job_id)
+                logger.info("job cancelled elsewhere job_id=%s renders_stopped=%d", job_id, stopped)
+
+    async def aclose(self) -> None:
+        """Stop watching for cancels (the stage stops)."""
+        if self._watch is not None:
+            self._watch.cancel()
+            await asyncio.gather(self._watch, return_exceptions=True)
+
+    # --------------------------------------------------------------- decisions
+
+    def _pool(self, action: str) -> AsyncConnectionPool:
+        if self.claims is None:
+            raise ConfigError(f"{action}: the generator has no database to act on decisions")
+        return self.claims
+
+    async def _decision(self, event: SellerDecision) -> list[Output]:
+        action = event.payload.action
+        if action is DecisionAction.CANCEL:
+            await self._cancel(event)
+            return []
+        if action is DecisionAction.REGENERATE:
+            return await self._regenerate(event)
+        return []  # the other stages' decisions
+
+    async def _cancel(self, event: SellerDecision) -> None:
+        d = event.payload
+        async with self._pool("cancel").connection() as conn:
+            first = await cancellations.record(
+                conn,
+                job_id=event.job_id,
+                decision_id=d.decision_id,
+                decided_by=d.decided_by,
+                at=event.occurred_at,
+            )
+        stopped = self._stop_job(event.job_id)
+        logger.info(
+            "job cancelled job_id=%s decision_id=%s decided_by=%s first=%s renders_stopped=%d",
+            event.job_id, d.decision_id, d.decided_by, first, stopped,
+        )  # fmt: skip
+
+    async def _regenerate(self, event: SellerDecision) -> list[Output]:
+        """Image ``image_index`` again as its next generation, once per decision."""
+        d = event.payload
+        job_id, index = event.job_id, d.image_index
+        assert index is not None  # the payload's validator requires it to regenerate
+        pool = self._pool("regenerate")
+        if await self._is_cancelled(job_id):
+            logger.info("regenerate of a cancelled job ignored job_id=%s", job_id)
+            return []
+        turns = self._regenerating.setdefault((job_id, index), _Turns())
+        turns.users += 1
+        try:
+            async with turns.lock:
+                return await self._regenerate_now(event, pool)
+        finally:
+            turns.users -= 1
+            if not turns.users:
+                del self._regenerating[(job_id, index)]
+
+    async def _regenerate_now(
+        self, event: SellerDecision, pool: AsyncConnectionPool
+    ) -> list[Output]:
+        d = event.payload
+        job_id, index = event.job_id, d.image_index
+        assert index is not None
+        async with pool.connection() as conn:
+            made = await generated_images.of_decision(conn, job_id, index, d.decision_id)
+            newest = made or await generated_images.newest(conn, job_id, index)
+        if made is not None:
+            # A redelivery: the render it made is handed on again, under the same event id.
+            logger.info(
+                "regenerate already made job_id=%s image_index=%d generation=%d",
+                job_id, index, made.generation,
+            )  # fmt: skip
+            return [_output(event, made, None)]
+        if newest is None:
+            raise PermanentError(
+                f"regenerate: image {index} of job {job_id} was never made by the generator"
+            )
+        if newest.generation > d.generation:
+            logger.info(
+                "regenerate of a replaced generation ignored job_id=%s image_index=%d "
+                "generation=%d newest=%d",
+                job_id, index, d.generation, newest.generation,
+            )  # fmt: skip
+            return []
+        if newest.generation < d.generation or d.generation >= MAX_GENERATION:
+            raise InvalidEventError(
+                f"payload.generation: image {index} of job {job_id} has no generation "
+                f"{d.generation} to regenerate (the newest is {newest.generation}, at most "
+                f"{MAX_GENERATION})"
+            )
+        return await self._render_again(event, newest)
+
+    async def _render_again(self, event: SellerDecision, was: GeneratedImage) -> list[Output]:
+        d = event.payload
+        request = was.request
+        prompt = d.prompt or was.prompt
+        copy = {"title": was.title, "description": was.description, "tags": was.tags}
+        if prompt != was.prompt:
+            # A new picture wants its own listing copy: one brief, for this image alone.
+            usage = TokenUsage()
+            if await self._is_cancelled(event.job_id):
+                return []
+            brief = (
+                await self.briefs.write_briefs(
+                    theme=request.theme,
+                    style=request.style,
+                    niche=request.niche,
+                    count=1,
+                    user_prompt=prompt,
+                    job_id=event.job_id,
+                    avoid=[was.title],
+                    usage=usage,
+                )
+            )[0]
+            copy = {"title": brief.title, "description": brief.description, "tags": brief.tags}
+            logger.info(
+                "regenerate copy written job_id=%s image_index=%d input_tokens=%d "
+                "output_tokens=%d",
+                event.job_id, was.image_index, usage.input, usage.output,
+            )  # fmt: skip
+        seed = seed_for_decision(d.decision_id)
+        try:
+            image = await self._render(
+                event.job_id,
+                was.image_index,
+                (prompt, was.negative_prompt, seed),
+                # The seller waits for it: the job's band and place, not behind newer jobs.
+                BANDS[request.priority],
+                (-request.rank, was.requested_at.timestamp(), event.job_id, was.image_index),
+                request.product_types,
+            )
+        except JobCancelled:
+            logger.info("job cancelled, regenerate stopped job_id=%s", event.job_id)
+            return []
+        generation = d.generation + 1
+        record = was.model_copy(
+            update={
+                "generation": generation,
+                "decision_id": d.decision_id,
+                "seed": seed,
+                "prompt": prompt,
+                **copy,
+                **image,
+            }
+        )
+        async with self._pool("regenerate").connection() as conn:
+            await generated_images.record(conn, [record])
+            kept = await generated_images.of_generation(
+                conn, event.job_id, was.image_index, generation
+            )
+        if kept is None or kept.decision_id != d.decision_id:
+            logger.info(
+                "regenerate lost to another decision job_id=%s image_index=%d generation=%d",
+                event.job_id, was.image_index, generation,
+            )  # fmt: skip
+            return []
+        if await self._is_cancelled(event.job_id):
+            logger.info("job cancelled, regenerated image not handed on job_id=%s", event.job_id)
+            return []
+        logger.info(
+            "image regenerated job_id=%s image_index=%d generation=%d prompt_changed=%s",
+            event.job_id, was.image_index, generation, prompt != was.prompt,
+        )  # fmt: skip
+        return [_output(event, kept, None)]
+
+
+@dataclass
+class _Turns:
+    """One image's regenerates waiting for their turn."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
+def _output(event: Event, made: GeneratedImage, tokens: TokenCounts | None) -> Output:
+    """The image.generated of one made image, its id derived from the event that asked for it
+    (the job's request, or the regenerate decision): a redelivery makes the same id."""
+    payload = ImageGeneratedPayload(
+        image_index=made.image_index,
+        image_count=made.request.count,
+        sha256=made.sha256,
+        uri=made.uri,
+        width=made.width,
+        height=made.height,
+        prompt=made.prompt,
+        negative_prompt=made.negative_prompt,
+        seed=made.seed,
+        title=made.title,
+        description=made.description,
+        tags=made.tags,
+        routing=made.request.routing,
+        tokens=tokens,
+        generation=made.generation,
+    )
+    key = f"image:{made.image_index}"
+    if made.generation:
+        key += f"@g{made.generation}"
+    out = event.derive(ImageGenerated, payload, producer=PRODUCER, key=key)
+    return Output(IMAGES_GENERATED, out)
 
 
 async def _all_or_cancel(coros: list[Coroutine[Any, Any, T]]) -> list[T]:
@@ -322,7 +673,9 @@ async def catalog_print_areas(settings: GeneratorSettings) -> dict[ProductType, 
 
 
 @asynccontextmanager
-async def build_handler(settings: GeneratorSettings) -> AsyncIterator[Handler[JobRequested]]:
+async def build_handler(
+    settings: GeneratorSettings,
+) -> AsyncIterator[Handler[JobRequested | SellerDecision]]:
     """The handler wired to the real clients named by ``settings``."""
     claude = claude_client(settings)
     comfy = comfyui_client(settings)
@@ -333,8 +686,9 @@ async def build_handler(settings: GeneratorSettings) -> AsyncIterator[Handler[Jo
         catalog_areas = await catalog_print_areas(settings)
         # Unchecked: a round trip saved on every use; a broken connection is retried.
         claims = await open_pool(settings.url, max_size=2, name="generator-claims", check=False)
+        handler: GeneratorHandler | None = None
         try:
-            yield GeneratorHandler(
+            handler = GeneratorHandler(
                 briefs=claude,
                 renderer=comfy,
                 storage=settings.image_store(),
@@ -347,5 +701,8 @@ async def build_handler(settings: GeneratorSettings) -> AsyncIterator[Handler[Jo
                 max_images_per_job=settings.max_images_per_job,
                 claims=claims,
             )
+            yield handler
         finally:
+            if handler is not None:
+                await handler.aclose()
             await claims.close()

@@ -90,6 +90,10 @@ class Stage:
     outputs: tuple[str, ...] = ()
     # It puts a stage.failed report of its own on its dead-letter topic (a failed part of a job).
     reports_on_dlq: bool = False
+    # Inputs the runner serves ahead of its retries and of every other input, when the stage
+    # reads them: a seller's decisions are few and cheap, and a cancel must not wait behind a
+    # backlog of renders or publications (decision "decisions reach a stage ahead of the bands").
+    served_first: tuple[str, ...] = (SELLER_DECISIONS,)
 
     @property
     def module(self) -> str:
@@ -109,8 +113,12 @@ class Stage:
         return tuple(self.retry_topic(level) for level in range(1, RETRY_LEVELS + 1))
 
 
+# The seller's decisions: a regenerate renders an image again, a cancel stops the job's renders.
 GENERATOR = Stage(
-    "generator", tuple(JOBS_BY_PRIORITY), "jobs.requested", outputs=(IMAGES_GENERATED,)
+    "generator",
+    (*JOBS_BY_PRIORITY, SELLER_DECISIONS),
+    "jobs.requested",
+    outputs=(IMAGES_GENERATED,),
 )
 # Reports each failed product type of a job on its dead-letter topic.
 PRINTIFY = Stage(

@@ -374,6 +374,54 @@ async def test_one_gpu_runs_in_comfyui_queue_order_with_front() -> None:
     assert done_order == ["running", "front-2", "front-1", "given-0.5", "a", "b"]
 
 
+async def test_interrupt_and_queue_delete_as_comfyuis_server_does() -> None:
+    """ComfyUI's server.py: ``POST /interrupt`` with a ``prompt_id`` interrupts only that prompt
+    and only while it runs (without one, whatever runs); ``POST /queue {"delete": [...]}``
+    takes pending prompts off the queue (PromptQueue.delete_queue_item), never a running one.
+    The interrupted prompt ends in the history with status ``error`` and an
+    ``execution_interrupted`` message (execution.py); a deleted one is nowhere."""
+    env = {"SIM_COMFYUI_RENDER_MS": "20000"}  # one GPU, a render far longer than the test
+    with SimulatorProcess("comfyui", free_port(), env=env) as proc:
+        async with httpx.AsyncClient(base_url=proc.url) as http:
+            running = await submit(http, workflow(text="running", width=64, height=64))
+            waiting = await submit(http, workflow(text="waiting", width=64, height=64))
+            kept = await submit(http, workflow(text="kept", width=64, height=64))
+
+            async def queue() -> tuple[list[str], list[str]]:
+                body = (await http.get("/queue")).json()
+                return (
+                    [item[1] for item in body["queue_running"]],
+                    [item[1] for item in body["queue_pending"]],
+                )
+
+            deadline = time.monotonic() + DEADLINE_S
+            while (await queue())[0] != [running]:
+                assert time.monotonic() < deadline, await queue()
+                await asyncio.sleep(0.05)
+            # A prompt that is not running is not interrupted, nor is the one that runs.
+            assert (await http.post("/interrupt", json={"prompt_id": waiting})).status_code == 200
+            await http.post("/queue", json={"delete": [waiting, running]})
+            assert await queue() == ([running], [kept])
+            assert (await http.get(f"/history/{waiting}")).json() == {}
+            # Named: the running prompt ends, interrupted, and the next one starts.
+            assert (await http.post("/interrupt", json={"prompt_id": running})).status_code == 200
+            entry = await wait_history(http, running)
+            assert entry["status"]["status_str"] == "error"
+            assert entry["status"]["completed"] is False
+            assert "execution_interrupted" in [m[0] for m in entry["status"]["messages"]]
+            assert entry["outputs"] == {}
+            deadline = time.monotonic() + DEADLINE_S
+            while (await queue())[0] != [kept]:
+                assert time.monotonic() < deadline, await queue()
+                await asyncio.sleep(0.05)
+            # Unnamed (an older client): whatever runs.
+            assert (await http.post("/interrupt")).status_code == 200
+            entry = await wait_history(http, kept)
+            assert "execution_interrupted" in [m[0] for m in entry["status"]["messages"]]
+            books = (await http.get("/_sim/books")).json()
+    assert (books["interrupted"], books["deleted"], books["executed"]) == (2, 1, 0)
+
+
 def _dropdown(spec: list[Any]) -> tuple[str, list[Any]] | None:
     """``("v1", options)`` or ``("v3", options)`` when ``spec`` is a dropdown, else None."""
     if isinstance(spec[0], list):

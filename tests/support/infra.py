@@ -7,6 +7,8 @@ started. Otherwise a broker and a PostgreSQL are started once per test session i
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import os
 import secrets
 import shutil
@@ -78,6 +80,23 @@ def start_postgres() -> LocalPostgres:
 def unique(prefix: str) -> str:
     """A name no earlier test used: tests share one broker and must not see each other's data."""
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+async def until(
+    predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.05
+) -> Any:
+    """:func:`wait_for` on the event loop (it sleeps without blocking the loop); ``predicate``
+    may be a coroutine function."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(interval)
 
 
 def wait_for(

@@ -156,6 +156,8 @@ class QueueState:
 
     running: int
     pending: int
+    # The running prompts' ids (a queue item is [number, prompt_id, prompt, extra, outputs]).
+    running_ids: tuple[str, ...] = ()
 
     @classmethod
     def parse(cls, body: object) -> QueueState:
@@ -163,7 +165,12 @@ class QueueState:
         if isinstance(body, dict):
             running, pending = body.get("queue_running"), body.get("queue_pending")
             if isinstance(running, list) and isinstance(pending, list):
-                return cls(len(running), len(pending))
+                ids = tuple(
+                    item[1]
+                    for item in running
+                    if isinstance(item, list) and len(item) > 1 and isinstance(item[1], str)
+                )
+                return cls(len(running), len(pending), ids)
         raise ValueError(f"not a /queue answer: {reprlib.repr(body)}")
 
 
@@ -992,15 +999,20 @@ class ComfyUIClient:
 
         ``/queue delete`` only removes pending prompts; a running one keeps the GPU busy
         until ``/interrupt``. The interrupt names the prompt (servers that know the field
-        interrupt only that one) and is sent only when its execution was seen to start, since
-        an older server interrupts whatever runs.
+        interrupt only that one) and is sent only when it runs, since an older server
+        interrupts whatever runs: when its execution was seen to start, else (no websocket
+        events) when ``/queue`` lists it running.
         """
         with contextlib.suppress(PodError, TimeoutError):
             async with asyncio.timeout(2.0):
                 await self._request_once(
                     backend, "POST", "/queue", "ComfyUI POST /queue", json={"delete": [prompt_id]}
                 )
-                if waiter.started_at is not None and not waiter.finished:
+                runs = waiter.started_at is not None
+                if not runs and not waiter.finished:
+                    state = await self._read(backend, "/queue", QueueState.parse)
+                    runs = prompt_id in state.running_ids
+                if runs and not waiter.finished:
                     await self._request_once(
                         backend,
                         "POST",

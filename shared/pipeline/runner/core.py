@@ -95,11 +95,17 @@ class StageRunner(Generic[E]):
         self.settings = settings
         self.accept = accept
         self._accepts: dict[str, tuple[type[Event], ...]] = {}
-        # Band 0 is served first: due retries (older than anything new), then the inputs in
-        # their priority order.
+        # Band 0 is served first: the inputs the stage serves first (a seller's decisions: a
+        # cancel must not wait behind a backlog), due retries (older than anything new), then
+        # the inputs in their priority order. Each band has slots of its own as well.
         self.retry_topics = list(stage.retry_topics) if settings.retry_attempts else []
         self.input_topics = list(input_topics or stage.inputs)
-        bands = [self.retry_topics, *([t] for t in self.input_topics)]
+        first = [t for t in self.input_topics if t in stage.served_first]
+        bands = [
+            *([t] for t in first),
+            self.retry_topics,
+            *([t] for t in self.input_topics if t not in first),
+        ]
         self.instance_id = settings.instance_id or f"{stage.name}-{uuid.uuid4().hex[:8]}"
         self.group_id = f"{settings.group_id_prefix}.{stage.name}"
         self.stats = RunnerStats()

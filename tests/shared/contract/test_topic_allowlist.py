@@ -25,10 +25,12 @@ from shared.contract.topics import (
     CONTROL,
     DEFAULT_CHANNEL,
     GENERATOR,
+    JOBS_BY_PRIORITY,
     MONITOR,
     PRINTIFY,
     PUBLISHER,
     PUBLISHERS,
+    SELLER_DECISIONS,
     STAGES,
     accepted_on,
     all_topics,
@@ -111,9 +113,10 @@ def test_where_each_forgeable_type_belongs() -> None:
     }
     assert _produced_on(ImageGenerated) == {"images.generated"}
     assert _produced_on(ProductCreated) == {"products.created"}
-    # Copies: the generator's delay topics and DLQ carry what it reads, nothing else.
+    # Copies: the generator's delay topics and DLQ carry what it reads (requests and the
+    # seller's decisions), nothing else.
     for topic in (*GENERATOR.retry_topics, GENERATOR.dlq):
-        assert accepted_on(topic) == (JobRequested,)
+        assert accepted_on(topic) == (JobRequested, SellerDecision)
     # ... and the printify stage's what it reads: images, and the seller's decisions.
     assert accepted_on(PRINTIFY.dlq, ("dead_letter",)) == (ImageGenerated, SellerDecision)
 
@@ -141,11 +144,14 @@ def test_each_stage_takes_from_a_topic_only_what_the_topic_carries() -> None:
         ProductCreated,
         PrintifyWebhookReceived,
     )
-    generator = runner(GENERATOR.name, (JobRequested,))
-    for topic in (*GENERATOR.inputs, *GENERATOR.retry_topics):
+    generator = runner(GENERATOR.name, (JobRequested, SellerDecision))
+    for topic in JOBS_BY_PRIORITY:
         assert generator.accepts(topic) == (JobRequested,)
+    assert generator.accepts(SELLER_DECISIONS) == (SellerDecision,)
+    for topic in GENERATOR.retry_topics:
+        assert generator.accepts(topic) == (JobRequested, SellerDecision)
     # A topic the registry does not know (a test stage's own) takes what the stage handles.
-    assert generator.accepts("echo.in") == (JobRequested,)
+    assert generator.accepts("echo.in") == (JobRequested, SellerDecision)
 
 
 def test_replays_go_only_onto_the_stages_own_inputs() -> None:

@@ -1,7 +1,9 @@
 """The runner's scheduling rules without a broker: band order, per-band slots, backpressure with
 hysteresis, delayed partitions, and what a revoke drops."""
 
-from shared.pipeline.runner import Intake
+from shared.contract.events import Event
+from shared.contract.topics import GENERATOR, JOBS_BY_PRIORITY, SELLER_DECISIONS
+from shared.pipeline.runner import Intake, MessageContext, Output, RunnerSettings, StageRunner
 
 RETRY, HIGH, LOW = "retry", "high", "low"
 BANDS = {RETRY: 0, HIGH: 1, LOW: 2}
@@ -105,3 +107,29 @@ def test_clear_leaves_nothing_to_start() -> None:
     intake.add((HIGH, 0), "x")
     intake.clear()
     assert intake.take() == []
+
+
+def test_a_sellers_decisions_are_served_ahead_of_the_retries_and_the_bands() -> None:
+    """The generator lists the decisions after its priority bands; the runner serves them
+    first all the same, in a band of their own, so a cancel is started at once even with every
+    slot of the low band busy and a backlog buffered behind them."""
+
+    async def handler(event: Event, ctx: MessageContext) -> list[Output]:
+        return []
+
+    runner = StageRunner(stage=GENERATOR, handler=handler, settings=RunnerSettings(max_in_flight=2))
+    assert GENERATOR.inputs[-1] == SELLER_DECISIONS
+    bands = [runner.intake.band(t) for t in (SELLER_DECISIONS, GENERATOR.retry_topic(1))]
+    assert bands == [0, 1]
+    assert [runner.intake.band(t) for t in JOBS_BY_PRIORITY] == [2, 3, 4]
+    # The same bands with strings for messages.
+    topics = [SELLER_DECISIONS, *GENERATOR.retry_topics, *JOBS_BY_PRIORITY]
+    intake: Intake[str] = Intake(
+        {t: runner.intake.band(t) for t in topics}, max_in_flight=2, buffer_max=512
+    )
+    low = JOBS_BY_PRIORITY[-1]
+    for i in range(100):
+        intake.add((low, 0), f"low{i}")
+    assert intake.take() == [(4, "low0"), (4, "low1")]
+    intake.add((SELLER_DECISIONS, 0), "cancel")
+    assert intake.take() == [(0, "cancel")]

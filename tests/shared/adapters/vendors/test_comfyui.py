@@ -561,6 +561,37 @@ async def test_cancelled_renders_leave_the_gpu(sims: dict[str, str], workflow: W
         await client.aclose()
 
 
+async def test_a_cancelled_render_is_interrupted_without_websocket_events_too(
+    sims: dict[str, str], workflow: Workflow
+) -> None:
+    """Polling, the client never sees the execution start: it asks ``/queue`` whether its
+    prompt runs, and interrupts it by name (a seller's cancel must free the GPU either way)."""
+    before = await sim_books(sims["slow"])
+    client = ComfyUIClient(
+        base_urls=[sims["slow"]], workflow=workflow, timeout_s=60, use_websocket=False
+    )
+    try:
+        task = asyncio.create_task(
+            client.render(prompt="cancelled", negative_prompt="", seed=77, width=64, height=64)
+        )
+        deadline = time.monotonic() + 5
+        while (await sim_books(sims["slow"]))["running"] == 0:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.02)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        deadline = time.monotonic() + 5
+        while True:
+            books = await sim_books(sims["slow"])
+            if books["interrupted"] == before["interrupted"] + 1 and books["running"] == 0:
+                break
+            assert time.monotonic() < deadline, books
+            await asyncio.sleep(0.05)
+    finally:
+        await client.aclose()
+    assert books["executed"] == before["executed"]
+
+
 def test_filling_the_workflow_leaves_the_template_as_it_was() -> None:
     import copy
     import json
