@@ -24,7 +24,7 @@ from services.api.feed import EventFeed, StreamLimits
 from services.api.guards import BrowserGuardMiddleware, HostPolicy, document_guards
 from services.api.limits import BodyLimitMiddleware
 from services.api.producer import JobProducer
-from services.api.routes import dlq, doctor, events, health, jobs, ops, webhooks, workers
+from services.api.routes import dlq, doctor, events, health, jobs, ops, sales, webhooks, workers
 from services.api.routes.ui import add_ui
 from services.api.settings import ApiSettings
 from services.api.state import ApiState
@@ -128,6 +128,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(workers.router)
     app.include_router(doctor.router)
     app.include_router(webhooks.router)
+    app.include_router(sales.router)
     add_ui(app)
     document_guards(app)
     return app

@@ -153,8 +153,14 @@ _KEYS: dict[str, tuple[str, str]] = {
 }
 
 
-def _by_sql(by: SalesBy) -> str:
-    key, described = _KEYS[by]
+def _key(by: str) -> tuple[str, str]:
+    if by not in _KEYS:
+        raise ValueError(f"by: one of {sorted(_KEYS)}, not {by!r}")
+    return _KEYS[by]
+
+
+def _by_sql(by: str) -> str:
+    key, described = _key(by)
     return f"""{_COUNTED}
 SELECT {key} AS key, {described}, {_FIGURES}
 FROM counted GROUP BY 1
@@ -162,8 +168,8 @@ ORDER BY revenue_cents DESC, units DESC, key LIMIT %(limit)s
 """  # noqa: S608  # keys from the table above, no input
 
 
-def _series_sql(by: SalesBy, bucket: Bucket) -> str:
-    key, _ = _KEYS[by]
+def _series_sql(by: str, bucket: Bucket) -> str:
+    key, _ = _key(by)
     return f"""{_COUNTED}
 SELECT {key} AS key, date_trunc('{bucket}', placed_at) AS at, {_FIGURES}
 FROM counted WHERE {key} = ANY(%(keys)s) GROUP BY 1, 2 ORDER BY 2, 1
@@ -192,7 +198,7 @@ async def totals(conn: AsyncConnection[Any], hours: float | None = None) -> dict
 
 
 async def sales_by(
-    conn: AsyncConnection[Any], by: SalesBy, hours: float | None, limit: int = 20
+    conn: AsyncConnection[Any], by: str, hours: float | None, limit: int = 20
 ) -> list[dict[str, Any]]:
     """The best sellers by ``by`` over the last ``hours``, by revenue."""
     async with conn.cursor(row_factory=dict_row) as cur:
@@ -201,7 +207,7 @@ async def sales_by(
 
 
 async def series(
-    conn: AsyncConnection[Any], by: SalesBy, keys: list[str], hours: float, bucket: Bucket
+    conn: AsyncConnection[Any], by: str, keys: list[str], hours: float, bucket: Bucket
 ) -> list[dict[str, Any]]:
     """Per ``bucket`` of placing time, the figures of each of ``keys``."""
     if not keys:
