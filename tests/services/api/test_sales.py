@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -23,7 +24,7 @@ async def pool(migrated_db: str) -> AsyncIterator[AsyncConnectionPool]:
     await p.close()
 
 
-def rows(api: httpx.Client, by: str, **params: object) -> dict[str, dict[str, object]]:
+def rows(api: httpx.Client, by: str, **params: int) -> dict[str, dict[str, Any]]:
     resp = api.get("/sales", params={"by": by, "limit": 200, **params})
     assert resp.status_code == 200, resp.text
     assert resp.json()["by"] == by
