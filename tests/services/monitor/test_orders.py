@@ -96,10 +96,16 @@ class Shop:
         )
         self.product_ids = [f"pfy-{tag}-{i}" for i in range(images)]
 
-    async def fold_made(self, cost_max: int = 1500) -> None:
+    async def fold_made(self, cost_max: int = 1500, art: tuple[str, str] | None = None) -> None:
+        """The job, its images (``art``: each image's (sha256, uri)) and a tshirt of each."""
         await self.fold(self.job)
         for i, pid in enumerate(self.product_ids):
-            await self.fold(image(self.job, i))
+            made_image = image(self.job, i)
+            if art is not None:
+                sha, uri = art
+                drawn = made_image.payload.model_copy(update={"sha256": sha, "uri": uri})
+                made_image = made_image.model_copy(update={"payload": drawn})
+            await self.fold(made_image)
             made = product(self.job, i, "tshirt")
             payload = made.payload.model_copy(
                 update={
