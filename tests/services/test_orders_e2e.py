@@ -32,10 +32,10 @@ from shared.platform.db import open_pool
 from simulators.printify import SHOP_ID
 from simulators.process import SimulatorProcess
 from tests.services.api.conftest import serve
-from tests.services.monitor.test_orders import Shop
 from tests.simulators.test_printify_sim import product_body, upload
 from tests.support.infra import read_all, unique, wait_for
 from tests.support.kafka import create_topics
+from tests.support.orders import Shop
 
 logger = logging.getLogger(__name__)
 

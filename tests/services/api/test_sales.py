@@ -14,7 +14,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from services.monitor.fold import Folder
 from shared.platform.db import open_pool
-from tests.services.monitor.test_orders import Shop, call, line
+from tests.support.orders import Shop, call, line
 
 
 @pytest.fixture

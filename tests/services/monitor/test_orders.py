@@ -3,9 +3,8 @@ niche; idempotent and indifferent to the order the calls arrive in."""
 
 from __future__ import annotations
 
-import itertools
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -13,118 +12,10 @@ from psycopg_pool import AsyncConnectionPool
 
 from services.monitor.fold import Folder
 from shared.adapters.store import orders
-from shared.contract.events import (
-    JobRequested,
-    JobRequestedPayload,
-    PriceSummary,
-    PrintifyWebhookPayload,
-    PrintifyWebhookReceived,
-    ProductCreated,
-)
+from shared.contract.events import PrintifyWebhookPayload, PrintifyWebhookReceived
 from shared.contract.topics import PRINTIFY_WEBHOOKS
 from shared.platform.errors import InvalidEventError
-from tests.support.events import image, product
-
-T0 = datetime(2026, 12, 6, 10, 0, tzinfo=UTC)
-_offsets = itertools.count()
-
-
-def stamp(at: datetime) -> str:
-    return at.strftime("%Y-%m-%d %H:%M:%S+00:00")
-
-
-def call(
-    order_id: str,
-    topic: str,
-    at: datetime,
-    status: str | None,
-    lines: list[dict[str, Any]] | None,
-    *,
-    call_id: str | None = None,
-    **data: Any,
-) -> PrintifyWebhookReceived:
-    body: dict[str, Any] = {"shop_id": 12345678, "id": order_id, "status": status, **data}
-    if lines is not None:
-        body["line_items"] = lines
-    call_id = call_id or uuid.uuid4().hex
-    return PrintifyWebhookReceived(
-        event_id=uuid.uuid5(uuid.NAMESPACE_URL, call_id),
-        job_id=f"printify:order:{order_id}",
-        producer="api",
-        payload=PrintifyWebhookPayload(
-            webhook_event_id=call_id,
-            topic=topic,
-            resource_id=order_id,
-            resource_type="order",
-            shop_id="12345678",
-            data=body,
-            sent_at=stamp(at),
-        ),
-    )
-
-
-def line(product_id: str, quantity: int, price: int, cost: int | None, **more: Any) -> Any:
-    out: dict[str, Any] = {
-        "product_id": product_id,
-        "variant_id": 17390,
-        "quantity": quantity,
-        "metadata": {"price": price, "title": "x"},
-        **more,
-    }
-    if cost is not None:
-        out["cost"] = cost
-    return out
-
-
-class Shop:
-    """A job of its own (unique theme and niche) with a tshirt per image, folded."""
-
-    def __init__(self, folder: Folder, images: int = 2) -> None:
-        tag = uuid.uuid4().hex[:8]
-        self.folder = folder
-        self.theme, self.niche = f"theme-{tag}", f"niche-{tag}"
-        self.job = JobRequested(
-            job_id=f"sells-{tag}",
-            producer="api",
-            payload=JobRequestedPayload(
-                theme=self.theme,
-                style="s",
-                niche=self.niche,
-                product_types=["tshirt"],
-                count=images,
-            ),
-        )
-        self.product_ids = [f"pfy-{tag}-{i}" for i in range(images)]
-
-    async def fold_made(self, cost_max: int = 1500, art: tuple[str, str] | None = None) -> None:
-        """The job, its images (``art``: each image's (sha256, uri)) and a tshirt of each."""
-        await self.fold(self.job)
-        for i, pid in enumerate(self.product_ids):
-            made_image = image(self.job, i)
-            if art is not None:
-                sha, uri = art
-                drawn = made_image.payload.model_copy(update={"sha256": sha, "uri": uri})
-                made_image = made_image.model_copy(update={"payload": drawn})
-            await self.fold(made_image)
-            made = product(self.job, i, "tshirt")
-            payload = made.payload.model_copy(
-                update={
-                    "product_id": pid,
-                    "prices": PriceSummary(
-                        price_min_cents=2000, cost_min_cents=900, cost_max_cents=cost_max
-                    ),
-                }
-            )
-            await self.fold(made.model_copy(update={"payload": payload}))
-
-    async def fold(self, event: Any) -> bool:
-        assert not isinstance(event, ProductCreated) or event.payload.product_id
-        return await self.folder.fold(event, PRINTIFY_WEBHOOKS, 0, next(_offsets))
-
-    async def by(self, pool: AsyncConnectionPool, by: orders.SalesBy) -> dict[str, Any]:
-        async with pool.connection() as conn:
-            rows = await orders.sales_by(conn, by, None, limit=100_000)
-        return {r["key"]: r for r in rows}
+from tests.support.orders import OFFSETS, T0, Shop, call, line
 
 
 async def test_orders_count_per_product_design_theme_and_niche(pool: AsyncConnectionPool) -> None:
@@ -273,7 +164,7 @@ async def test_an_order_that_does_not_validate_is_refused_with_its_reason(
     if not sent_at:
         bad = bad.model_copy(update={"payload": bad.payload.model_copy(update={"sent_at": None})})
     with pytest.raises(InvalidEventError, match=where.replace(".", r"\.")):
-        await Folder(pool).fold(bad, PRINTIFY_WEBHOOKS, 0, next(_offsets))
+        await Folder(pool).fold(bad, PRINTIFY_WEBHOOKS, 0, next(OFFSETS))
     async with pool.connection() as conn:
         cur = await conn.execute("SELECT count(*) FROM orders WHERE order_id = %s", (order,))
         assert await cur.fetchone() == (0,)
@@ -293,7 +184,7 @@ async def test_other_calls_are_passed_over_and_logged_in_no_job(
             data={"shop_id": 1, "action": "create"},
         ),
     )
-    assert not await Folder(pool).fold(started, PRINTIFY_WEBHOOKS, 0, next(_offsets))
+    assert not await Folder(pool).fold(started, PRINTIFY_WEBHOOKS, 0, next(OFFSETS))
     async with pool.connection() as conn:
         cur = await conn.execute(
             "SELECT count(*) FROM job_events WHERE event_id = %s", (started.event_id,)
