@@ -123,7 +123,9 @@ WITH counted AS (
     LEFT JOIN jobs j ON j.job_id = p.job_id
     WHERE o.status <> 'canceled' AND COALESCE(l.status, '') <> 'canceled'
       AND o.placed_at >= %(since)s
-      AND (%(job)s::text IS NULL OR p.job_id = %(job)s)
+      -- A job's own: its products' lines only (found by the products' key), not every line.
+      AND (%(job)s::text IS NULL OR (p.job_id = %(job)s AND l.product_id IN (
+          SELECT product_id FROM products WHERE job_id = %(job)s AND product_id IS NOT NULL)))
 )
 """
 _FIGURES = """
