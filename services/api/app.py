@@ -33,6 +33,7 @@ from services.api.routes import (
     jobs,
     ops,
     review,
+    sales,
     topics,
     webhooks,
     workers,
@@ -143,6 +144,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(topics.router)
     app.include_router(doctor.router)
     app.include_router(webhooks.router)
+    app.include_router(sales.router)
     add_ui(app)
     document_guards(app)
     return app

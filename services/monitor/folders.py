@@ -25,6 +25,7 @@ from services.monitor.belongs import (
     outside,
 )
 from services.monitor.dlq import UNKNOWN_JOB, DeadLetterFailed, unattributable
+from services.monitor.orders import fold_call, is_order_call
 from shared.adapters.store import images, jobs, listings, products, reviews, workers
 from shared.adapters.store.dead_letters import record_dead_letter
 from shared.adapters.store.job_claims import JobIdInUse
@@ -470,6 +471,22 @@ def _refuse_outside(
         raise ForeignOutput(reason)
 
 
+class PrintifyCallFolder(EventFolder[PrintifyWebhookReceived]):
+    """A Printify webhook call: no job's (nothing in a job's log); an order's is folded into the
+    orders tables (:mod:`services.monitor.orders`), any other topic passed over."""
+
+    async def admit(self, conn: AsyncConnection[Any], event: PrintifyWebhookReceived) -> Admit:
+        return Admit(logged=False, new=bool(await fold_call(conn, event)))
+
+    def describe(self, event: PrintifyWebhookReceived) -> tuple[str, str]:
+        p = event.payload
+        return "info", f"Printify {p.topic} about {p.resource_type} {p.resource_id}"
+
+    def measure(self, event: PrintifyWebhookReceived) -> Measure:
+        orders = (counter("orders_folded", {}),) if is_order_call(event) else ()
+        return Measure(counts=orders, progress=False)
+
+
 # Every event type the monitor folds, exactly (the type, not a subclass: a dead letter is a
 # StageFailed with a row of its own).
 FOLDERS: dict[type[Event], EventFolder[Any]] = {
@@ -483,9 +500,7 @@ FOLDERS: dict[type[Event], EventFolder[Any]] = {
     WorkerHeartbeat: HeartbeatFolder(),
     WorkerExited: PoolReportFolder(),
     PoolScaled: PoolReportFolder(),
-    # Only as a copy replayed onto the monitor's own delay topic: logged in its job, nothing
-    # to write.
-    PrintifyWebhookReceived: EventFolder[PrintifyWebhookReceived](),
+    PrintifyWebhookReceived: PrintifyCallFolder(),
     SellerDecision: DecisionFolder(),
     ProductApproved: ProductApprovedFolder(),
     ProductWithdrawn: WithdrawnFolder(),

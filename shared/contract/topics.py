@@ -178,6 +178,8 @@ MONITOR = Stage(
         HEARTBEATS,
         # The seller's decisions: in the job's log, and its review's state.
         SELLER_DECISIONS,
+        # Printify's webhook calls: its orders are what sells.
+        PRINTIFY_WEBHOOKS,
         # Its own dead letters too, so that they are listed and replayable like the others'.
         "monitor.dlq",
     ),

@@ -47,7 +47,9 @@ Test hooks: ``GET /_sim/books`` (what each account did, plus duplicate products)
 ``POST /_sim/reset`` (forget everything, channels back to their knobs), ``GET/POST
 /_sim/limits`` (change the rate limits),
 ``GET/POST /_sim/channels`` (change ``publish_ms`` and ``failure_rate``),
-``POST /_sim/webhooks/fire`` (send a webhook call of any topic, e.g. an order's).
+``POST /_sim/webhooks/fire`` (send a webhook call of any topic, e.g. an order's),
+``POST /_sim/orders`` (N orders of given products: ``order:created`` for each) and ``POST
+/_sim/orders/{id}/status`` (an order moves on: ``order:updated``), see :mod:`.orders`.
 
 Webhooks: ``GET/POST /v1/shops/{id}/webhooks.json`` and ``DELETE
 /v1/shops/{id}/webhooks/{webhook_id}.json``. Publishing in a custom-integration shop sends

@@ -13,6 +13,7 @@ from fastapi.responses import Response
 from simulators.common import Knobs, SimControl, install_faults, sim_router
 from simulators.printify import (
     routes_catalog,
+    routes_orders,
     routes_products,
     routes_publishing,
     routes_shops,
@@ -100,6 +101,7 @@ def create_app(knobs: Knobs | None = None) -> FastAPI:
         routes_publishing.router,
         routes_webhooks.router,
         routes_sim.router,
+        routes_orders.router,
     ):
         app.include_router(router)
     app.include_router(sim_router(_control(sim)))

@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from simulators.printify.errors import NotFound
+from simulators.printify.orders import OrderBook
 from simulators.printify.settings import PrintifySettings
 from simulators.printify.state import (
     Account,
@@ -39,6 +40,8 @@ class PrintifySim:
     tokens: list[str]
     channel_defaults: Channels
     behaviour_defaults: Behaviour
+    # The shops' orders (POST /_sim/orders).
+    orders: OrderBook = dataclasses.field(default_factory=OrderBook)
 
     @classmethod
     def of(cls, settings: PrintifySettings) -> PrintifySim:
@@ -71,6 +74,7 @@ class PrintifySim:
 
     def reset(self) -> None:
         self.accounts.reset()
+        self.orders.reset()
         self.limits.rebuild()
         # The channels' and behaviour's settings are a test's: back to the environment's.
         self.channels = dataclasses.replace(self.channel_defaults)

@@ -188,6 +188,7 @@ PAGES = [
     ("dlq", "#dlq tr"),
     ("alerts", "#alerts tr"),
     ("charts", "#charts svg"),
+    ("sells", "#sells-designs tr"),
 ]
 
 

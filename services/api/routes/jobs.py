@@ -18,6 +18,7 @@ from services.api.schemas.jobs import (
     DeliveredImage,
     DeliveredProduct,
     DeliveredPublication,
+    ImageSales,
     ImageView,
     JobAccepted,
     JobDetail,
@@ -32,6 +33,7 @@ from services.api.schemas.jobs import (
 from services.api.state import ApiState, State
 from services.api.submit import submit_job
 from shared.adapters.storage import ImageReadError
+from shared.adapters.store import orders as order_store
 from shared.adapters.store import workers as worker_store
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses=COMMON_ERRORS)
@@ -68,6 +70,7 @@ async def get_job(
     if row is None:
         raise ApiError(404, "not_found", f"job {job_id} not found")
     images, products, logs = await queries.get_job_children(state.pool, job_id)
+    images = await with_sales(state, job_id, images)
     return JobDetail(
         job=row.model_copy(update={"result": job_result(images, products)}),
         images=images,
@@ -75,6 +78,18 @@ async def get_job(
         logs=logs,
         waits=await job_waits(state, row),
     )
+
+
+async def with_sales(state: ApiState, job_id: str, images: list[ImageView]) -> list[ImageView]:
+    """The job's images, each with what its design sold (only those that sold)."""
+    async with state.pool.connection() as conn:
+        sold = await order_store.job_designs(conn, job_id)
+    return [
+        i.model_copy(update={"sales": ImageSales(**sold[i.image_index])})
+        if i.image_index in sold
+        else i
+        for i in images
+    ]
 
 
 _ENDED = (JobStatus.COMPLETED, JobStatus.PARTIAL, JobStatus.FAILED)

@@ -23,10 +23,12 @@ from services.api.schemas.ops import (
     MetricSeries,
     StatsView,
 )
+from services.api.schemas.sales import SalesFigures
 from services.api.state import State
 from services.api.text import IsoDateTime
 from shared.adapters.store import alerts as alert_store
 from shared.adapters.store import metrics as metric_store
+from shared.adapters.store import orders as order_store
 from shared.adapters.store import workers as worker_store
 
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -91,10 +93,14 @@ async def get_alerts(
 
 @router.get("/stats", response_model=StatsView)
 async def get_stats(state: State, principal: Principal) -> StatsView:
-    """Jobs by status; per stage: live instances, in flight, processed, failed, lag, DLQ."""
+    """Jobs by status; per stage: live instances, in flight, processed, failed, lag, DLQ; what
+    sold (``sales``)."""
     s = state.settings
     workers = await worker_store.list_workers(state.pool, s.worker_stale_s, s.worker_forget_s)
-    return await ops_queries.stats(state.pool, s.worker_stale_s, s.stages(), workers)
+    view = await ops_queries.stats(state.pool, s.worker_stale_s, s.stages(), workers)
+    async with state.pool.connection() as conn:
+        view.sales = SalesFigures(**await order_store.totals(conn))
+    return view
 
 
 @router.get("/dashboard", response_model=DashboardView)

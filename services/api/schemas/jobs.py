@@ -305,6 +305,17 @@ class JobView(_Wire):
         return shown
 
 
+class ImageSales(_Wire):
+    """A design's sales: orders not canceled of its products, all time."""
+
+    orders: int
+    units: int
+    revenue_cents: int
+    cost_cents: int
+    profit_cents: int
+    margin_percent: float | None
+
+
 class ImageView(_Wire):
     """One generated image of a job."""
 
@@ -318,6 +329,9 @@ class ImageView(_Wire):
     description: str
     tags: list[str]
     created_at: datetime
+    sales: ImageSales | None = Field(
+        default=None, description="What the design sold (Printify's orders); null until it sells"
+    )
 
 
 # The engine's channels as a phrase: "printify, shopify or etsy".

@@ -12,6 +12,7 @@ from pydantic import (
 
 from services.api.schemas.common import _Wire
 from services.api.schemas.jobs import JobView
+from services.api.schemas.sales import SalesFigures
 
 # ------------------------------------------------------------------ metrics, alerts, stats
 
@@ -158,6 +159,9 @@ class StatsView(_Wire):
     queue: QueueStats
     budgets: list[BudgetView] = Field(
         default_factory=list, description="Each vendor rate limit: its use and who waits on it"
+    )
+    sales: SalesFigures | None = Field(
+        default=None, description="What sold, all time: Printify's orders not canceled"
     )
 
 

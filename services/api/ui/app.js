@@ -287,9 +287,15 @@ async function jobPage(id) {
       $("#images").insertAdjacentHTML(
         "beforeend",
         `<figure data-image="${image.imageIndex}"><img alt="${esc(image.title)}">
-          <figcaption>${esc(image.title)}<br>${image.width}×${image.height}</figcaption></figure>`,
+          <figcaption>${esc(image.title)}<br>${image.width}×${image.height}<div class="sales"></div></figcaption></figure>`,
       );
       thumbnail(path, image.imageIndex);
+    }
+    // What each design sold (Printify's orders), once it sold.
+    for (const image of detail.images) {
+      const sold = $(`figure[data-image="${image.imageIndex}"] .sales`);
+      const s = image.sales;
+      if (sold) sold.textContent = s ? `${s.units} sold · ${money(s.revenueCents)} · ${s.marginPercent ?? "—"}% margin` : "";
     }
     $("#products").innerHTML =
       detail.products
