@@ -43,6 +43,7 @@ from shared.contract.topics import (
     JOBS_REQUESTED,
     PIPELINE_STAGES,
     PRINTIFY_WEBHOOKS,
+    SELLER_DECISIONS,
     STAGES,
     Stage,
     accepted_on,
@@ -303,6 +304,9 @@ def replay_topic(
 def _main_input(family: str, head: _Head) -> str | None:
     if head.type == "printify.webhook":
         return PRINTIFY_WEBHOOKS  # the publisher's second input
+    if head.type == "seller.decision":
+        # A stage's other input: replayed there (every stage acts once per decision id).
+        return SELLER_DECISIONS
     if family == GENERATOR.family:
         return JOBS_REQUESTED[head.priority]
     stage = _BY_FAMILY.get(family)

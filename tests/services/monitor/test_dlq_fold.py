@@ -134,6 +134,14 @@ async def fold(pool: AsyncConnectionPool, msg: Message) -> bool:
             "jobs.requested.normal",
         ),
         (GENERATOR.dlq, "jobs.requested.retry.1", None, "jobs.requested.normal"),
+        # ...and a seller's decision back to the decisions (whatever its retry family).
+        (
+            GENERATOR.dlq,
+            "jobs.requested.retry.2",
+            {"type": "seller.decision", "payload": {}},
+            "seller.decisions",
+        ),
+        (PRINTIFY.dlq, "images.generated.retry.1", {"type": "seller.decision"}, "seller.decisions"),
         # No source header: the DLQ's own family decides.
         (PUBLISHER.dlq, None, None, "products.created"),
         (GENERATOR.dlq, None, {"payload": {"priority": "low"}}, "jobs.requested.low"),
