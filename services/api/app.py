@@ -31,6 +31,7 @@ from services.api.routes import (
     events,
     health,
     jobs,
+    listings,
     ops,
     review,
     sales,
@@ -133,18 +134,10 @@ def create_app(settings: ApiSettings) -> FastAPI:
             max_age=600,
         )
     _add_docs(app)
-    app.include_router(health.router)
-    app.include_router(bulk.router)
-    app.include_router(jobs.router)
-    app.include_router(review.router)
-    app.include_router(events.router)
-    app.include_router(dlq.router)
-    app.include_router(ops.router)
-    app.include_router(workers.router)
-    app.include_router(topics.router)
-    app.include_router(doctor.router)
-    app.include_router(webhooks.router)
-    app.include_router(sales.router)
+    # /jobs/bulk before /jobs/{job_id}.
+    for module in (health, bulk, jobs, review, listings, events, dlq, ops, workers, topics,
+                   doctor, webhooks, sales):  # fmt: skip
+        app.include_router(module.router)
     add_ui(app)
     document_guards(app)
     return app

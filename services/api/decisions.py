@@ -309,6 +309,16 @@ async def _produce(state: ApiState, job_id: str, payload: SellerDecisionPayload)
     )
 
 
+async def produce_decision(state: ApiState, job_id: str, payload: SellerDecisionPayload) -> None:
+    """Produce a decision that needs no claim (after launch: unpublish, delete, reprice); a
+    broker that does not acknowledge it is a 503 (nothing decided)."""
+    try:
+        await _produce(state, job_id, payload)
+    except BrokerUnavailable as exc:
+        logger.error("decision not accepted job_id=%s reason=%s", job_id, exc)
+        raise _not_accepted(exc) from exc
+
+
 def _not_accepted(exc: BrokerUnavailable) -> ApiError:
     return ApiError(
         503,

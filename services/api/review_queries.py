@@ -11,6 +11,7 @@ from psycopg.rows import class_row, dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from services.api.schemas.review import ReviewImage, ReviewProduct, ReviewQueueItem
+from shared.contract.sales_channels import DEFAULT_CHANNEL
 
 THUMBNAIL_SIZE = 320
 
@@ -184,3 +185,54 @@ async def review_queue(
         for r in rows
     ]
     return items, total
+
+
+@dataclass(frozen=True)
+class JobShape:
+    """What a job makes and where it sells (an after-launch decision's scope is checked
+    against it)."""
+
+    product_types: list[str]
+    channels: list[str]
+
+
+_SHAPE = f"""
+SELECT product_types, COALESCE(channels, ARRAY['{DEFAULT_CHANNEL}']) AS channels
+FROM jobs WHERE job_id = %(job)s
+"""  # noqa: S608  # a constant
+
+# Jobs with something listed (ended with products), not cancelled, of a niche / theme / owner.
+_LISTED = """
+SELECT job_id FROM jobs
+WHERE status IN ('completed', 'partial') AND cancelled_at IS NULL AND cancelled_by IS NULL
+  AND (%(niche)s::text IS NULL OR niche = %(niche)s)
+  AND (%(theme)s::text IS NULL OR theme = %(theme)s)
+  AND (%(owner)s::text IS NULL OR submitted_by = %(owner)s)
+  AND products_done > 0
+ORDER BY created_at, job_id LIMIT %(limit)s
+"""
+
+
+async def job_shape(pool: AsyncConnectionPool, job_id: str) -> JobShape:
+    async with pool.connection() as conn, conn.cursor(row_factory=class_row(JobShape)) as cur:
+        await cur.execute(_SHAPE, {"job": job_id})
+        row = await cur.fetchone()
+    if row is None:
+        raise LookupError(job_id)
+    return row
+
+
+async def listed_jobs(
+    pool: AsyncConnectionPool,
+    *,
+    niche: str | None,
+    theme: str | None,
+    owner: str | None,
+    limit: int,
+) -> list[str]:
+    """The listed jobs a reprice of a niche or theme (or every one) is about, oldest first."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            _LISTED, {"niche": niche, "theme": theme, "owner": owner, "limit": limit}
+        )
+        return [str(r[0]) for r in await cur.fetchall()]

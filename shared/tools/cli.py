@@ -8,6 +8,8 @@
     pod doctor [--api]           read-only preflight of every configured vendor
     pod review list [JOB]        pod review approve|reject|regenerate JOB INDEX [--prompt …]
     pod cancel <job id> [--reason …]
+    pod unpublish|delete <job id> [--image N] [--type T] [--channels a,b]
+    pod reprice (<job id> | --niche N | --theme T | --all) --margin M
 
 Talks to the API at ``POD_API_URL`` (default http://127.0.0.1:3000) with ``POD_API_KEY`` as the
 bearer key when the API requires one. On a terminal the output is for people (tables, live
@@ -688,6 +690,28 @@ def _review_parsers(sub: Any) -> None:
     c.add_argument("job_id")
     c.add_argument("--reason")
 
+    for name, what in (
+        ("unpublish", "take a job's listings down (kept, to list again)"),
+        ("delete", "take a job's listings down and delete its products from Printify"),
+        ("reprice", "price a job's products again by a margin (or every job of a niche, ...)"),
+    ):
+        p = sub.add_parser(name, help=what)
+        if name == "reprice":
+            p.add_argument("job_id", nargs="?")
+        else:
+            p.add_argument("job_id")
+        p.add_argument("--image", type=int, help="one image's products only")
+        p.add_argument("--type", help="one product type only")
+        p.add_argument("--channels", help="these channels only (comma-separated)")
+        p.add_argument("--reason")
+        if name == "reprice":
+            p.add_argument(
+                "--margin", type=float, required=True, help="gross margin, in %% of price"
+            )
+            p.add_argument("--niche", help="every listed job of this niche")
+            p.add_argument("--theme", help="every listed job of this theme")
+            p.add_argument("--all", action="store_true", help="every listed job")
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pod", description="POD Engine command line")
@@ -909,6 +933,8 @@ def _run(args: argparse.Namespace, client: httpx.Client, out: Output) -> int:
             client.post(f"/jobs/{args.job_id}/cancel", json=body),
             lambda b: f"cancelled: job {b['jobId']} (decision {b['decisionId']})",
         )
+    if args.command in ("unpublish", "delete", "reprice"):
+        return change_listings(client, out, args)
     if args.command == "doctor":
         resp = client.get("/doctor", timeout=120)
         code = out.answer(resp, _doctor_table)
@@ -919,6 +945,40 @@ def _run(args: argparse.Namespace, client: httpx.Client, out: Output) -> int:
         k: v for k, v in (("status", args.status), ("cursor", args.cursor)) if v
     }
     return out.answer(client.get("/jobs", params=params), _jobs_table)
+
+
+def change_listings(client: httpx.Client, out: Output, args: argparse.Namespace) -> int:
+    """``pod unpublish|delete|reprice``: an after-launch decision about a job's products (or a
+    reprice of every listed job of a niche, a theme, or all)."""
+    scope: dict[str, object] = {
+        k: v
+        for k, v in (
+            ("imageIndex", args.image),
+            ("productType", args.type),
+            ("channels", _listed(args.channels) if args.channels else None),
+            ("reason", args.reason),
+        )
+        if v is not None
+    }
+    many = args.command == "reprice" and (args.niche or args.theme or args.all)
+    if args.job_id is None and not many:
+        out.console.print("name a job (or, to reprice many, --niche, --theme or --all)")
+        return EXIT_UNREACHABLE  # an incomplete command (see the exit codes)
+    if args.command == "reprice" and args.job_id is None:
+        many = {"marginPercent": args.margin, "niche": args.niche, "theme": args.theme}
+        body = {k: v for k, v in many.items() if v is not None} | {"all": args.all}
+        if args.reason:
+            body["reason"] = args.reason
+        return out.answer(
+            client.post("/reprice", json=body),
+            lambda b: f"repricing {len(b['decisions'])} job(s) at a {args.margin:g}% margin",
+        )
+    if args.command == "reprice":
+        scope["marginPercent"] = args.margin
+    return out.answer(
+        client.post(f"/jobs/{args.job_id}/{args.command}", json=scope or None),
+        lambda b: f"{args.command}: job {b['jobId']} (decision {b['decisionId']})",
+    )
 
 
 def _listed(raw: str) -> list[str]:

@@ -63,9 +63,10 @@ def shopify_live(s: Stack, product_ids: set[str]) -> dict[str, int]:
     return live
 
 
-def printify_products(s: Stack) -> dict[str, Any]:
+def printify_products(s: Stack) -> set[str]:
+    """The ids of the products Printify holds now (a deleted one is gone from its books)."""
     account = next(iter(printify_books(s)["accounts"].values()))
-    return dict(account["products"])
+    return {p["product_id"] for p in account["products"]}
 
 
 def products_of(detail: dict[str, Any], index: int | None = None) -> set[str]:
@@ -186,3 +187,77 @@ def test_a_cancel_during_publishing_leaves_nothing_listed(stack: Stack) -> None:
         )
     finally:
         httpx.post(config, json={"latency_ms": 0}, timeout=5).raise_for_status()
+
+
+def shopify_products(s: Stack, product_ids: set[str]) -> dict[str, dict[str, Any]]:
+    """Printify product id -> its Shopify product (status, prices), for those still there."""
+    books = httpx.get(f"{sim_url(s, 'shopify')}/_sim/books", timeout=5).json()
+    return {
+        p["marker"]: p
+        for shop in books["shops"].values()
+        for p in shop["products"]
+        if p["marker"] in product_ids
+    }
+
+
+def printify_prices(s: Stack, product_id: str) -> list[tuple[int, int]]:
+    """(price, cost) of each enabled variant of the product, in cents, as Printify holds it."""
+    account = next(iter(printify_books(s)["accounts"].values()))
+    found = next(p for p in account["products"] if p["product_id"] == product_id)
+    return [(int(pc[0]), int(pc[1])) for pc in found["prices"].values()]
+
+
+def test_after_launch_a_seller_reprices_unpublishes_and_deletes(stack: Stack) -> None:
+    job_id = submit(stack, theme="after launch", productTypes=TYPES, count=1, autoPublish=True)
+    detail = wait_done(stack, [job_id], timeout=120)[job_id]
+    assert detail["job"]["detailedStatus"] == "completed", detail["job"]["error"]
+    made = products_of(detail)
+    wait_for(lambda: len(shopify_live(stack, made)) == 2, 30, "Shopify to list the products")
+    mug = next(p["productId"] for p in detail["products"] if p["productType"] == "mug")
+    before = printify_prices(stack, mug)
+
+    # A 70 % margin: Printify's prices first, then every channel follows.
+    asked = httpx.post(
+        f"{api(stack)}/jobs/{job_id}/reprice", json={"marginPercent": 70}, timeout=10
+    )
+    assert asked.status_code == 202, asked.text
+
+    def repriced() -> bool:
+        now = printify_prices(stack, mug)
+        on_shopify = shopify_products(stack, {mug}).get(mug)
+        return (
+            now != before
+            and on_shopify is not None
+            and sorted(round(float(x) * 100) for x in on_shopify["prices"])
+            == sorted(price for price, _ in now)
+        )
+
+    wait_for(repriced, 60, "Printify and Shopify to hold the new prices")
+    for price, cost in printify_prices(stack, mug):
+        # Never below cost, at least the margin asked for, and a .99 ending.
+        assert price >= cost and (price - cost) * 100 >= 70 * price - 100 and price % 100 == 99
+
+    # Unpublish on Shopify only: kept there as a draft, gone from buyers; Printify untouched.
+    off = httpx.post(
+        f"{api(stack)}/jobs/{job_id}/unpublish", json={"channels": ["shopify"]}, timeout=10
+    )
+    assert off.status_code == 202, off.text
+    wait_for(lambda: shopify_live(stack, made) == {}, 60, "Shopify to take the listings down")
+    assert set(shopify_products(stack, made)) == made  # kept, as drafts
+    assert made <= printify_products(stack)
+
+    # Delete: gone everywhere.
+    gone = httpx.post(f"{api(stack)}/jobs/{job_id}/delete", timeout=10)
+    assert gone.status_code == 202, gone.text
+    wait_for(
+        lambda: shopify_products(stack, made) == {} and made.isdisjoint(printify_products(stack)),
+        60,
+        "the products to be deleted from Shopify and Printify",
+    )
+    said = [entry["message"] for entry in job(stack, job_id)["logs"]]
+    assert any("decided: reprice at a 70% margin" in m for m in said), said
+    # Bad scopes are refused with the field.
+    bad = httpx.post(
+        f"{api(stack)}/jobs/{job_id}/unpublish", json={"channels": ["etsy"]}, timeout=10
+    )
+    assert bad.status_code == 422 and "channels" in bad.text, bad.text

@@ -10,7 +10,7 @@ from pydantic import ConfigDict, Field, StringConstraints
 
 from services.api.schemas.common import PromptText, _Wire
 from services.api.text import SAFE_TEXT
-from shared.contract.events import MAX_GENERATION
+from shared.contract.events import MAX_GENERATION, ChannelName, ProductType
 
 Reason = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500), SAFE_TEXT
@@ -55,6 +55,59 @@ class CancelRequest(_Body):
     """``POST /jobs/{id}/cancel`` body (optional)."""
 
     reason: Reason | None = None
+
+
+class ListingChange(_Body):
+    """``POST /jobs/{id}/unpublish`` and ``/delete`` body (optional): which of the job's
+    products, on which channels; nothing given: every product on every channel."""
+
+    image_index: Annotated[int, Field(strict=True, ge=0, le=1000)] | None = None
+    product_type: ProductType | None = None
+    channels: Annotated[list[ChannelName], Field(min_length=1, max_length=10)] | None = None
+    reason: Reason | None = None
+
+
+Margin = Annotated[
+    float,
+    Field(
+        strict=False,
+        ge=0,
+        lt=95,
+        description="Gross margin to price by, in % of the price (never below cost)",
+    ),
+]
+
+
+class RepriceRequest(ListingChange):
+    """``POST /jobs/{id}/reprice`` body: a new margin for the job's products (or some)."""
+
+    margin_percent: Margin
+
+
+class RepriceMany(_Body):
+    """``POST /reprice`` body: a new margin for every listed job of a niche, of a theme, or
+    (neither given, with ``all``) every one."""
+
+    margin_percent: Margin
+    niche: Reason | None = None
+    theme: Reason | None = None
+    all: Annotated[bool, Field(strict=True)] = False
+    reason: Reason | None = None
+
+
+class ListingChangeAccepted(_Wire):
+    """An after-launch decision, produced (202)."""
+
+    job_id: str
+    decision_id: uuid.UUID
+    action: str
+    decided_by: str
+
+
+class RepriceManyAccepted(_Wire):
+    """``POST /reprice`` answer: one decision per job."""
+
+    decisions: list[ListingChangeAccepted]
 
 
 ReviewStateName = Literal[

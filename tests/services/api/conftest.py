@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -11,10 +11,12 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
+from psycopg_pool import AsyncConnectionPool
 
 from services.api.__main__ import server_config
 from services.api.app import create_app
 from services.api.settings import ApiSettings
+from shared.platform.db import open_pool
 from tests.support.infra import free_port, wait_for
 
 API_KEY = "pod-test-key-3f9c2a71e5b04d8c"
@@ -82,3 +84,29 @@ def api_roles(pipeline_topics: str, migrated_db: str) -> Iterator[httpx.Client]:
         admin_api_keys=ADMIN_KEY,
     ) as client:
         yield client
+
+
+# A second owner's key, beside API_KEY: the seller's decisions are the job's owner's.
+SECOND_KEY = "pod-second-key-0c9e3a5b71d24f68"
+
+
+@pytest.fixture(scope="module")
+def roles_api(pipeline_topics: str, migrated_db: str) -> Iterator[httpx.Client]:
+    """An API with two owners' keys and an admin key (the seller's decisions)."""
+    with serve(
+        kafka_bootstrap_servers=pipeline_topics,
+        database_url=migrated_db,
+        api_keys=f"{API_KEY}, {SECOND_KEY}",
+        admin_api_keys=ADMIN_KEY,
+    ) as client:
+        yield client
+
+
+@pytest.fixture
+async def pool(migrated_db: str) -> AsyncIterator[AsyncConnectionPool]:
+    """A connection pool on the session's test database."""
+    p = await open_pool(migrated_db, max_size=4)
+    try:
+        yield p
+    finally:
+        await p.close()

@@ -14,7 +14,7 @@ import asyncio
 import io
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,24 +44,14 @@ from shared.contract.topics import (
     PRODUCTS_CREATED,
     SELLER_DECISIONS,
 )
-from shared.platform.db import open_pool
 from shared.tools.cli import main
-from tests.services.api.conftest import ADMIN_KEY, API_KEY, serve
+from tests.services.api.conftest import ADMIN_KEY, API_KEY, SECOND_KEY, serve
 from tests.services.api.test_api import job_body, messages_for, one_event
 from tests.support.events import image, product
 from tests.support.infra import free_port
 
 OWNER = {"Authorization": f"Bearer {API_KEY}"}
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
-
-
-@pytest.fixture
-async def pool(migrated_db: str) -> AsyncIterator[AsyncConnectionPool]:
-    p = await open_pool(migrated_db, max_size=4)
-    try:
-        yield p
-    finally:
-        await p.close()
 
 
 @dataclass
@@ -178,18 +168,7 @@ def decisions(bootstrap: str, job_id: str) -> list[SellerDecision]:
     return [e for e in found if isinstance(e, SellerDecision)]
 
 
-@pytest.fixture(scope="module")
-def roles_api(pipeline_topics: str, migrated_db: str) -> Any:
-    with serve(
-        kafka_bootstrap_servers=pipeline_topics,
-        database_url=migrated_db,
-        api_keys=f"{API_KEY}, pod-second-key-0c9e3a5b71d24f68",
-        admin_api_keys=ADMIN_KEY,
-    ) as client:
-        yield client
-
-
-SECOND = {"Authorization": "Bearer pod-second-key-0c9e3a5b71d24f68"}
+SECOND = {"Authorization": f"Bearer {SECOND_KEY}"}
 
 
 async def test_an_approve_is_produced_once_and_its_repeat_answers_the_same_decision(

@@ -4,7 +4,6 @@ from orders the monitor folded (the fold itself: tests/services/monitor/test_ord
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,15 +12,7 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from services.monitor.fold import Folder
-from shared.platform.db import open_pool
 from tests.support.orders import Shop, call, line
-
-
-@pytest.fixture
-async def pool(migrated_db: str) -> AsyncIterator[AsyncConnectionPool]:
-    p = await open_pool(migrated_db, max_size=4)
-    yield p
-    await p.close()
 
 
 def rows(api: httpx.Client, by: str, **params: int) -> dict[str, dict[str, Any]]:
