@@ -122,9 +122,11 @@ def product_step(
     tag: str = "",
 ) -> EffectKey:
     """The ledger key of ``verb`` (publish, unpublish, delete, reprice) of one product on
-    ``channel`` (the printify channel's steps carry no channel name, as before there were
-    others); ``tag``: the decision's, for a step each decision does again."""
-    own = None if channel == DEFAULT_CHANNEL else channel
+    ``channel``; ``tag``: the decision's, for a step each decision does again. The printify
+    channel's publish carries no channel name, as before there were others; its undo steps do,
+    since the printify stage's own steps of a decision (``reprice@<tag>``, ``delete``) share the
+    ledger's key space and must never be taken for the channel's."""
+    own = None if channel == DEFAULT_CHANNEL and verb == "publish" else channel
     step = step_name(verb, channel=own, generation=generation, tag=tag)
     return EffectKey(job_id, image_index, product_type, step)
 

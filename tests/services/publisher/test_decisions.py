@@ -16,7 +16,7 @@ import pytest
 from services.publisher.handler import ByEventType, direct_publisher, printify_publisher
 from services.publisher.holdings import Holdings
 from services.publisher.publications import Publications
-from services.publisher.watch import OneChannel, PublicationWatcher, publish_key
+from services.publisher.watch import OneChannel, PublicationWatcher, product_step, publish_key
 from shared.adapters.store import cancellations
 from shared.adapters.vendors.channels import Listing, ListingState, ProductRef
 from shared.adapters.vendors.printify import PrintifyClient
@@ -31,7 +31,7 @@ from shared.contract.events import (
     ProductRepricedPayload,
     ProductWithdrawn,
 )
-from shared.contract.topics import PUBLISHED
+from shared.contract.topics import DEFAULT_CHANNEL, PUBLISHED
 from shared.domain.ledger import EffectKey, Ledger, step_name
 from tests.services.publisher.support import (
     CTX,
@@ -379,3 +379,21 @@ async def test_a_product_we_made_for_other_channels_deleted_in_printify_is_repor
         False,
     )
     assert event.payload.generation == 2
+
+
+@pytest.mark.parametrize("verb", ["unpublish", "delete", "reprice"])
+@pytest.mark.parametrize("generation", [0, 2])
+def test_the_printify_channels_undo_steps_are_never_the_printify_stages(
+    verb: str, generation: int
+) -> None:
+    # Both write the ledger for one (job, image, type) and one decision: a publisher's reprice
+    # of the printify channel once read the printify stage's recorded prices as its own.
+    tag = uuid.uuid4().hex[:12]
+    stage_steps = {
+        step_name(verb, generation=generation),
+        step_name(verb, generation=generation, tag=tag),
+    }
+    channel_step = product_step(verb, "job", 0, "mug", DEFAULT_CHANNEL, generation, tag=tag)
+    assert channel_step.step not in stage_steps
+    # ... while the channel's publish keeps the name it always had.
+    assert product_step("publish", "job", 0, "mug", DEFAULT_CHANNEL, 0).step == "publish"
