@@ -256,6 +256,11 @@ def test_after_launch_a_seller_reprices_unpublishes_and_deletes(stack: Stack) ->
     )
     said = [entry["message"] for entry in job(stack, job_id)["logs"]]
     assert any("decided: reprice at a 70% margin" in m for m in said), said
+    # Every channel's publisher and the printify stage took every decision: no dead letter
+    # (the printify channel's reprice once took the printify stage's ledger row for its own).
+    letters = httpx.get(f"{api(stack)}/dlq", params={"jobId": job_id}, timeout=10).json()
+    assert letters["deadLetters"] == [], letters
+    assert not [m for m in said if "failed" in m], said
     # Bad scopes are refused with the field.
     bad = httpx.post(
         f"{api(stack)}/jobs/{job_id}/unpublish", json={"channels": ["etsy"]}, timeout=10
