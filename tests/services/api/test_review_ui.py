@@ -98,7 +98,10 @@ async def test_a_seller_reviews_from_the_keyboard(
     # The one line a browser logs of itself for the 409 the test provoked (its network log of a
     # refused request); anything else is the page's fault.
     refused = [e for e in errors if "409" in e and "/images/1/approve" in e]
-    assert [e for e in errors if e not in refused] == [], errors
+    # The review queue lists every job's images awaiting review in the session's database: other
+    # tests' jobs name images this API's store does not hold, whose previews answer 404.
+    foreign = [e for e in errors if "404" in e and "/jobs/" in e and job.job_id not in e]
+    assert [e for e in errors if e not in refused + foreign] == [], errors
 
 
 async def run_review(page: Page, base: str, job_id: str, bootstrap: str) -> None:
