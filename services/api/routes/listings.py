@@ -46,46 +46,36 @@ def _accepted(job_id: str, decision: object) -> ListingChangeAccepted:
     )
 
 
-@router.post(
-    "/jobs/{job_id}/unpublish",
-    status_code=status.HTTP_202_ACCEPTED,
-    response_model=ListingChangeAccepted,
-    responses=_ANSWERS,
-    description="Take the job's listings down (kept, to be listed again)." + _DOC,
-)
-async def unpublish(
-    job_id: JobId,
-    state: State,
-    caller: CallerDep,
-    key: IdempotencyKey = None,
-    body: Annotated[ListingChange | None, Body()] = None,
-) -> ListingChangeAccepted:
-    made = await change_listings(
-        state, caller, job_id, DecisionAction.UNPUBLISH, body or ListingChange(),
-        idempotency_key=key,
-    )  # fmt: skip
-    return _accepted(job_id, made)
+def _take_down(action: DecisionAction, what: str) -> None:
+    """``POST /jobs/{id}/<action>``: unpublish and delete differ only in what they do."""
+
+    async def endpoint(
+        job_id: JobId,
+        state: State,
+        caller: CallerDep,
+        key: IdempotencyKey = None,
+        body: Annotated[ListingChange | None, Body()] = None,
+    ) -> ListingChangeAccepted:
+        made = await change_listings(
+            state, caller, job_id, action, body or ListingChange(), idempotency_key=key
+        )
+        return _accepted(job_id, made)
+
+    router.post(
+        f"/jobs/{{job_id}}/{action.value}",
+        status_code=status.HTTP_202_ACCEPTED,
+        response_model=ListingChangeAccepted,
+        responses=_ANSWERS,
+        name=action.value,
+        description=what + _DOC,
+    )(endpoint)
 
 
-@router.post(
-    "/jobs/{job_id}/delete",
-    status_code=status.HTTP_202_ACCEPTED,
-    response_model=ListingChangeAccepted,
-    responses=_ANSWERS,
-    description="Take the job's listings down and delete its products from Printify." + _DOC,
+_take_down(DecisionAction.UNPUBLISH, "Take the job's listings down (kept, to be listed again).")
+_take_down(
+    DecisionAction.DELETE,
+    "Take the job's listings down and delete its products from Printify.",
 )
-async def delete(
-    job_id: JobId,
-    state: State,
-    caller: CallerDep,
-    key: IdempotencyKey = None,
-    body: Annotated[ListingChange | None, Body()] = None,
-) -> ListingChangeAccepted:
-    made = await change_listings(
-        state, caller, job_id, DecisionAction.DELETE, body or ListingChange(),
-        idempotency_key=key,
-    )  # fmt: skip
-    return _accepted(job_id, made)
 
 
 @router.post(
