@@ -55,8 +55,9 @@ def test_workers_lists_every_stage_instance(stack: Stack) -> None:
     gen = running(stack, "generator")[0]
     assert gen["id"] == "generator-0"
     assert gen["pid"] == stack.instance("generator-0")["pid"]  # type: ignore[index]
-    # One instance owns all of its stage's input partitions (3 priority topics x 3).
-    assert len(inputs(gen)) == 9
+    # One instance owns all of its stage's input partitions (3 priority topics and the seller's
+    # decisions, x 3 partitions).
+    assert len(inputs(gen)) == 3 * len(GENERATOR.inputs) == 12
     assert {"host", "lastHeartbeat", "processed", "failed", "inFlight"} <= set(gen)
 
 

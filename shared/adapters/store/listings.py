@@ -4,7 +4,8 @@ a product on one sales channel (the monitor writes it; the API shows it per prod
 Events about one listing come from different topics, so each statement only moves a row
 forward: ``publishing`` and ``retrying`` (the channel's publisher will try again) follow each
 other by time and never undo an outcome, ``published`` wins over anything (a replay that
-listed it after a refusal), and a refusal never undoes a listing.
+listed it after a refusal) but a later ``withdrawn`` (the seller took it down), and a refusal
+never undoes a listing.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ VALUES (%(job)s, %(index)s, %(type)s, %(channel)s, 'published', %(external_id)s,
 ON CONFLICT (job_id, image_index, product_type, channel) DO UPDATE SET
     status = 'published', external_id = EXCLUDED.external_id, url = EXCLUDED.url,
     updated_at = EXCLUDED.updated_at, published_at = EXCLUDED.published_at, error = NULL
+WHERE listings.status <> 'withdrawn' OR listings.updated_at <= EXCLUDED.updated_at
 """
 
 _FAILED = """

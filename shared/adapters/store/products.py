@@ -61,6 +61,8 @@ ON CONFLICT (job_id, image_index, product_type) DO UPDATE SET status = 'publishi
 WHERE products.status = 'created'
 """
 
+# A product deleted since (a cancel, a delete) stays deleted whatever publication is folded
+# after it (its listing was made before, on another topic).
 _PUBLISHED = """
 INSERT INTO products (job_id, image_index, product_type, status, product_id, shop_id,
                       external_id, created_at, published_at)
@@ -69,6 +71,7 @@ VALUES (%(job)s, %(index)s, %(type)s, 'published', %(product_id)s, %(shop_id)s,
 ON CONFLICT (job_id, image_index, product_type) DO UPDATE SET
     status = 'published', external_id = EXCLUDED.external_id,
     published_at = EXCLUDED.published_at, error = NULL
+WHERE products.status <> 'deleted' OR products.product_id IS DISTINCT FROM EXCLUDED.product_id
 """
 
 _FAILED = """

@@ -1,5 +1,6 @@
 """The Shopify simulator's books: products carrying the engine's marker metafield (the
-Printify product id), live when they are active."""
+Printify product id), live when they are active (a seller's unpublish leaves a DRAFT, a delete
+nothing)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ def live_listings(books: Books) -> Counter[str]:
         str(p["marker"])
         for shop in books["shops"].values()
         for p in shop["products"]
-        if p.get("marker") is not None
+        if p.get("marker") is not None and p.get("status") == "ACTIVE"
     )
 
 
