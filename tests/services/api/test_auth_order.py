@@ -41,7 +41,13 @@ def existing(api_roles: httpx.Client, migrated_db: str) -> Iterator[dict[str, An
             (job_id,),
         ).fetchone()
     assert letter is not None
-    yield {"job_id": job_id, "image_index": 0, "instance_id": worker, "letter": letter[0]}
+    yield {
+        "job_id": job_id,
+        "image_index": 0,
+        "instance_id": worker,
+        "letter": letter[0],
+        "name": "images.generated",
+    }
     with psycopg.connect(migrated_db, autocommit=True) as conn:
         conn.execute("DELETE FROM workers WHERE instance_id = %s", (worker,))
         conn.execute("DELETE FROM dead_letters WHERE id = %s", (letter[0],))
@@ -52,6 +58,7 @@ MISSING: dict[str, Any] = {
     "image_index": 7,
     "instance_id": "generator-none",
     "letter": 2**40,
+    "name": "no.such.topic",
 }
 
 
@@ -62,7 +69,8 @@ def _requests(document: dict[str, Any], ids: dict[str, Any]) -> list[tuple[str, 
         for method, operation in operations.items():
             if not operation.get("security"):
                 continue  # /health*, the Printify webhook (its signature is its key)
-            path = template.format(**{k: ids[k] for k in ("job_id", "image_index", "instance_id")})
+            names = ("job_id", "image_index", "instance_id", "name")
+            path = template.format(**{k: ids[k] for k in names})
             body: Any = None
             if method == "post":
                 # A body naming an existing or a missing thing, where the operation takes one.
