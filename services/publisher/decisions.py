@@ -269,7 +269,12 @@ class SellerDecisions:
         )
         was_listed = False
         if not was_held:
-            ref = ProductRef(h.shop_id, h.product_id, h.title)
+            # A publication the channel was still working on (Meta's batch) may land after the
+            # withdrawal: the channel is told what it was, to let it finish first.
+            pending = await self.publications.pending_ref_of(
+                h.job_id, h.image_index, h.product_type
+            )
+            ref = ProductRef(h.shop_id, h.product_id, h.title, pending_ref=pending)
             channel = await self.channel_of(h)
             step = product_step(
                 "delete" if delete else "unpublish",

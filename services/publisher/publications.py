@@ -117,6 +117,13 @@ WHERE job_id = %(job)s AND image_index = %(image)s AND product_type = %(type)s
   AND channel = %(engine)s AND state = 'pending'
 """
 
+# What the channel said to check the publication by, whatever became of it since.
+_PENDING_REF = """
+SELECT pending_ref FROM publications
+WHERE job_id = %(job)s AND image_index = %(image)s AND product_type = %(type)s
+  AND channel = %(engine)s
+"""
+
 _STATE = """
 SELECT state FROM publications
 WHERE job_id = %(job)s AND image_index = %(image)s AND product_type = %(type)s
@@ -286,6 +293,15 @@ class Publications:
         watcher no longer reports it published (its listing is taken down by the caller)."""
         key = {"job": job_id, "image": image_index, "type": product_type, "engine": self.channel}
         await self._execute(_FAILED, {**key, "error": reason})
+
+    async def pending_ref_of(self, job_id: str, image_index: int, product_type: str) -> str | None:
+        """What the channel said to check this channel's publication of the product by (Meta's
+        batch handle, TikTok's product id), if it ever answered "pending"."""
+        key = {"job": job_id, "image": image_index, "type": product_type, "engine": self.channel}
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(_PENDING_REF, key)
+            row = await cur.fetchone()
+        return None if row is None or row[0] is None else str(row[0])
 
     async def still_pending(self, pub: Publication) -> bool:
         """Whether ``pub`` is still pending (not settled meanwhile by a seller's decision)."""

@@ -164,10 +164,18 @@ async def record_failed(
 
 
 # Only the product the event names (a regenerated image's old product is not the row's now).
+# Its creation may be folded after it (the monitor retries a product whose image it has not
+# folded yet): the row is then made deleted, and the creation of that same product leaves it so.
 _DELETED = """
-UPDATE products SET status = 'deleted', withdrawn_reason = %(reason)s
-WHERE job_id = %(job)s AND image_index = %(index)s AND product_type = %(type)s
-  AND product_id = %(product_id)s
+INSERT INTO products (job_id, image_index, product_type, status, product_id, shop_id,
+                      created_at, generation, withdrawn_reason)
+VALUES (%(job)s, %(index)s, %(type)s, 'deleted', %(product_id)s, %(shop_id)s, %(at)s,
+        %(generation)s, %(reason)s)
+ON CONFLICT (job_id, image_index, product_type) DO UPDATE SET
+    status = 'deleted', product_id = EXCLUDED.product_id,
+    withdrawn_reason = EXCLUDED.withdrawn_reason
+WHERE products.product_id = EXCLUDED.product_id
+   OR (products.product_id IS NULL AND products.generation <= EXCLUDED.generation)
 """
 
 _REPRICED = f"""
@@ -189,6 +197,9 @@ async def record_deleted(conn: AsyncConnection[Any], event: ProductWithdrawn) ->
             "index": p.image_index,
             "type": p.product_type.value,
             "product_id": p.product_id,
+            "shop_id": p.shop_id,
+            "at": event.occurred_at,
+            "generation": p.generation,
             "reason": p.reason,
         },
     )

@@ -264,3 +264,19 @@ async def test_a_review_waiting_too_long_raises_an_alert_until_the_seller_decide
     assert key in await open_keys(now + timedelta(hours=2))
     await fold_all(pool, [decision(job, "approve", 0)])
     assert key not in await open_keys(now + timedelta(hours=2))
+
+
+async def test_a_deletion_folded_before_its_products_creation_stays_a_deletion(
+    pool: AsyncConnectionPool,
+) -> None:
+    # The monitor retries a product whose image it has not folded yet, while the product's
+    # deletion (the next record of the topic) is folded at once.
+    job = reviewed_job(count=1)
+    await fold_all(pool, [job, image(job, 0), deleted(job, 0, "mug", "cancelled")])
+    await fold_all(pool, [product(job, 0, "mug"), product(job, 0, "tshirt")])
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT product_type, status FROM products WHERE job_id = %s ORDER BY 1",
+            (job.job_id,),
+        )
+        assert await cur.fetchall() == [("mug", "deleted"), ("tshirt", "created")]

@@ -128,8 +128,12 @@ class MetaChannel:
         shown again by a later publish) or delete them, in one batch, waited for. The items are
         found by their item group (the Printify product id) without reading Printify, whose
         product may be gone. False when none is there to take down (never listed, deleted,
-        hidden already)."""
+        hidden already). A publication's batch still running (``product.pending_ref``) is
+        waited for first: the items it is writing would otherwise appear after the withdrawal,
+        live (a cancel during publishing)."""
         async with self._lock(product.product_id):
+            if product.pending_ref is not None:
+                await self._finished(product.pending_ref)
             items = await self.meta.group_items(self.catalog_id, product.product_id)
             wanted = sorted(
                 i.retailer_id for i in items if i.retailer_id and (delete or not i.hidden)
@@ -181,6 +185,14 @@ class MetaChannel:
                 len(requests),
             )
             return True
+
+    async def _finished(self, handle: str) -> None:
+        """Until the batch ``handle`` has finished, whatever it did to its items (a publish's:
+        its refusals are that publication's news, not the withdrawal's)."""
+        try:
+            await self._wait(handle, "finished the publication's batch")
+        except PermanentError as exc:
+            logger.info("meta publication batch finished with refusals handle=%s: %s", handle, exc)
 
     async def _wait(self, handle: str, what: str) -> None:
         """Until Meta finished the batch ``handle`` (within META_BATCH_WAIT_S): RetryableError

@@ -513,3 +513,19 @@ async def test_a_batch_meta_has_not_finished_in_time_is_tried_again(
         await asyncio.sleep(0.05)
     assert await hasty.withdraw(ref, delete=False) is False
     await hasty.aclose()
+
+
+@pytest.mark.parametrize("delete", [True, False])
+async def test_a_withdrawal_during_the_publications_batch_waits_for_it_and_leaves_nothing_live(
+    channel: MetaChannel, meta_app: FastAPI, source: PrintifyClient, delete: bool
+) -> None:
+    # A cancel lands while Meta still runs the publish's batch: the items it writes would
+    # appear after the withdrawal (live) unless the withdrawal lets the batch finish first.
+    ref = await new_product(source)
+    state = await channel.publish(ref)
+    assert state.pending and state.pending_ref is not None
+    assert await channel.withdraw(with_ref(ref, state), delete=delete) is True
+    await asyncio.sleep(BATCH_DELAY_S * 2)  # past the publish's batch, had it been left running
+    assert live(await books(meta_app), ref) == 0
+    items = await catalog_items(meta_app)
+    assert items == [] if delete else {i["visibility"] for i in items} == {"staging"}
