@@ -4,12 +4,6 @@ channel: Shopify, Etsy, TikTok Shop, the Meta catalog). Every job must still end
 failed/partial with its reason and its messages in a DLQ; no product and no publication may be
 duplicated on any channel, in the vendors' own books; the monitor's tables must agree with the
 topics.
-
-The seller's decisions go out just before the kills, so they are in flight through them: jobs
-with review get an approve (image 0) and a reject (image 1), and jobs whose products are being
-made and published are cancelled. An approved image must be listed exactly once on every
-channel, a rejected one nowhere and gone from Printify, a cancelled job end ``cancelled`` with
-nothing of it live anywhere and its products gone from Printify.
 """
 
 from __future__ import annotations
@@ -23,7 +17,6 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import httpx
@@ -32,7 +25,7 @@ import pytest
 from pydantic import BaseModel, Field
 
 from devstack.stack import Stack, isolated_settings
-from shared.contract.events import ProductCreated, ProductPublished, ProductWithdrawn, parse_event
+from shared.contract.events import ProductCreated, ProductPublished, parse_event
 from shared.contract.topics import (
     CHANNELS,
     DEFAULT_CHANNEL,
@@ -49,12 +42,8 @@ from tests.support.pipeline import api_up, stack_env
 
 logger = logging.getLogger(__name__)
 
-TERMINAL = {"completed", "partial", "failed", "cancelled"}
+TERMINAL = {"completed", "partial", "failed"}
 JOBS = 30
-# Jobs with review (image 0 approved, image 1 rejected) and jobs cancelled, beside the 30.
-REVIEWED = 3
-CANCELLED = 2
-TWO_TYPES = ["tshirt", "mug"]
 DIRECT = [c for c in CHANNELS if c != DEFAULT_CHANNEL]
 
 
@@ -201,9 +190,6 @@ class _FromTopics:
     product_ids: dict[tuple[str, int, str], str]
     # (job_id, image_index, product_type, channel)
     listed: set[tuple[str, int, str, str]]
-    # Products deleted from Printify, and listings taken down: (job, image, type[, channel]).
-    deleted: set[tuple[str, int, str]]
-    withdrawn: set[tuple[str, int, str, str]]
 
     @property
     def created(self) -> set[tuple[str, int, str]]:
@@ -214,34 +200,26 @@ class _FromTopics:
         return {(j, i, t) for j, i, t, c in self.listed if c == "printify"}
 
     def on(self, channel: str) -> int:
-        """Listings on ``channel`` the topics say are up (listed, not taken down since)."""
-        return len([x for x in self.listed - self.withdrawn if x[3] == channel])
+        return len([x for x in self.listed if x[3] == channel])
 
 
 def test_faults_kills_and_restarts_lose_nothing_and_duplicate_nothing(chaos_stack: Stack) -> None:
     stack = chaos_stack
     ids = [_submit(stack, i) for i in range(JOBS)]
-    reviewed = [_submit_decided(stack, f"review {k}", review=True) for k in range(REVIEWED)]
-    cancelled = [_submit_decided(stack, f"cancel {k}", review=False) for k in range(CANCELLED)]
     started = time.monotonic()
-    # Mid-run: kill every stage service once, restart the broker and the database once, with the
-    # seller's decisions just sent (every stage reads them after its restart, from the topic).
+    # Mid-run: kill every stage service once, restart the broker and the database once.
     wait_for(
         lambda: _progressed(stack, ids, 3), 120, "some progress before the chaos", interval=0.5
     )
-    _decide(stack, reviewed, cancelled)
     _wreak_chaos(stack)
-    every = [*ids, *reviewed, *cancelled]
-    final = _wait_all_terminal(stack, every)
+    final = _wait_all_terminal(stack, ids)
     elapsed = time.monotonic() - started
 
     outcomes = _assert_nothing_lost(stack, final)
     books = _assert_nothing_duplicated(stack)
     topics = _read_topics(stack)
     _assert_tables_agree(stack, topics, books)
-    decided = {*reviewed, *cancelled}
-    completed_products = _assert_listed_once_everywhere(final, topics, books, decided)
-    _assert_decisions_held(stack, final, topics, books, reviewed, cancelled)
+    completed_products = _assert_listed_once_everywhere(final, topics, books)
     _assert_metrics_counted_once(stack)
 
     faults = {
@@ -250,9 +228,7 @@ def test_faults_kills_and_restarts_lose_nothing_and_duplicate_nothing(chaos_stac
     restarts = {i["name"]: i["restarts"] for i in stack.instances()}
     _report(
         {
-            "jobs": len(every),
-            "reviewed_jobs": len(reviewed),
-            "cancelled_jobs": len(cancelled),
+            "jobs": len(ids),
             "outcomes": dict(outcomes),
             "products": len(topics.created | topics.published),
             "completed_products": completed_products,
@@ -264,108 +240,6 @@ def test_faults_kills_and_restarts_lose_nothing_and_duplicate_nothing(chaos_stac
     )
     assert all(restarts[n] >= 1 for n in KILLED)
     assert sum(n for counts in faults.values() for n in counts.values()) > 0
-
-
-def _submit_decided(stack: Stack, theme: str, *, review: bool) -> str:
-    """A job the seller decides about during the chaos: two images of two types, sold on every
-    channel; with ``review``, held for the seller."""
-    body = {
-        "theme": f"chaos {theme} {uuid.uuid4().hex[:4]}",
-        "style": "grunge",
-        "niche": "testers",
-        "productTypes": TWO_TYPES,
-        "count": 2,
-        "autoPublish": True,
-        "review": review,
-        "priority": "high",
-    }
-
-    def post() -> str | None:
-        try:
-            resp = httpx.post(f"{_api(stack)}/jobs", json=body, timeout=15)
-        except httpx.HTTPError:
-            return None
-        return str(resp.json()["jobId"]) if resp.status_code == 202 else None
-
-    return str(wait_for(post, 60, f"{theme} accepted", interval=0.5))
-
-
-def _post(stack: Stack, path: str) -> int | None:
-    try:
-        return httpx.post(f"{_api(stack)}{path}", timeout=15).status_code
-    except httpx.HTTPError:
-        return None
-
-
-def _awaits_review(stack: Stack, jid: str) -> bool:
-    st = _status(stack, jid)
-    return st is not None and st.detailed_status == "awaiting_review"
-
-
-def _made_something(stack: Stack, jid: str) -> bool:
-    st = _status(stack, jid)
-    return st is not None and st.products_done > 0
-
-
-def _decided(stack: Stack, path: str) -> bool:
-    """Sent: 202, or 200 when an earlier try got through though its answer was lost."""
-    return _post(stack, path) in (200, 202)
-
-
-def _decide(stack: Stack, reviewed: list[str], cancelled: list[str]) -> None:
-    """The seller's decisions, made once the jobs are far enough: each reviewed job's image 0
-    approved and image 1 rejected once both wait; each other job cancelled once something of it
-    is made (its publications then in flight)."""
-    for jid in reviewed:
-        wait_for(partial(_awaits_review, stack, jid), 180, f"{jid} to await review", interval=0.5)
-        for index, action in ((0, "approve"), (1, "reject")):
-            path = f"/jobs/{jid}/images/{index}/{action}"
-            wait_for(partial(_decided, stack, path), 60, f"{action} {jid}", interval=0.5)
-    for jid in cancelled:
-        wait_for(
-            partial(_made_something, stack, jid), 180, f"{jid} to make a product", interval=0.2
-        )
-        path = f"/jobs/{jid}/cancel"
-        wait_for(partial(_decided, stack, path), 60, f"cancel {jid}", interval=0.5)
-    logger.info("chaos: decisions sent reviewed=%s cancelled=%s", reviewed, cancelled)
-
-
-def _printify_products(stack: Stack) -> set[str]:
-    books = json.loads(_sim_books(stack, "printify"))
-    return {p["product_id"] for acct in books["accounts"].values() for p in acct["products"]}
-
-
-def _assert_decisions_held(
-    stack: Stack,
-    final: dict[str, _Job],
-    topics: _FromTopics,
-    books: _VendorBooks,
-    reviewed: list[str],
-    cancelled: list[str],
-) -> None:
-    """Through the kills: an approved image listed once everywhere, a rejected one nowhere and
-    gone from Printify; a cancelled job ended cancelled, nothing of it live, its products gone."""
-    in_printify = _printify_products(stack)
-    markers = {c: books_of(c).marker for c in DIRECT}
-    for jid in reviewed:
-        assert final[jid].detailed_status == "completed", (jid, final[jid])
-        for (j, index, _type), pid in topics.product_ids.items():
-            if j != jid:
-                continue
-            live = {c: books.live[c][markers[c](pid)] for c in DIRECT}
-            if index == 0:
-                assert books.publishes[pid] == 1 and set(live.values()) == {1}, (jid, pid, live)
-            else:
-                assert books.publishes[pid] == 0 and set(live.values()) == {0}, (jid, pid, live)
-                assert pid not in in_printify, (jid, pid)
-    for jid in cancelled:
-        assert final[jid].detailed_status == "cancelled", (jid, final[jid])
-        made = [pid for (j, _, _), pid in topics.product_ids.items() if j == jid]
-        assert made, jid
-        for pid in made:
-            live = {c: books.live[c][markers[c](pid)] for c in DIRECT}
-            assert set(live.values()) == {0}, (jid, pid, live)
-            assert pid not in in_printify, (jid, pid)
 
 
 def _progressed(stack: Stack, ids: list[str], n: int) -> bool:
@@ -418,7 +292,7 @@ def _assert_nothing_lost(stack: Stack, final: dict[str, _Job]) -> dict[str, int]
     outcomes: defaultdict[str, int] = defaultdict(int)
     for jid, job in final.items():
         outcomes[job.detailed_status] += 1
-        if job.detailed_status not in ("completed", "cancelled"):
+        if job.detailed_status != "completed":
             logger.warning("chaos: %s ended %s: %s", jid, job.detailed_status, job.error)
             assert job.error, job
             assert jid in dlq_jobs, f"{jid} ended {job.status} without a dead letter"
@@ -452,23 +326,12 @@ def _read_topics(stack: Stack) -> _FromTopics:
         for e in (parse_event(m.value()) for m in read_all(stack.bootstrap, PRODUCTS_CREATED))
         if isinstance(e, ProductCreated)
     }
-    published = [parse_event(m.value()) for m in read_all(stack.bootstrap, PUBLISHED)]
     listed = {
         (e.job_id, e.payload.image_index, e.payload.product_type.value, e.payload.channel)
-        for e in published
+        for e in (parse_event(m.value()) for m in read_all(stack.bootstrap, PUBLISHED))
         if isinstance(e, ProductPublished)
     }
-    withdrawn = {
-        (e.job_id, e.payload.image_index, e.payload.product_type.value, e.payload.channel)
-        for e in published
-        if isinstance(e, ProductWithdrawn) and e.payload.channel is not None
-    }
-    deleted = {
-        (e.job_id, e.payload.image_index, e.payload.product_type.value)
-        for e in (parse_event(m.value()) for m in read_all(stack.bootstrap, PRODUCTS_CREATED))
-        if isinstance(e, ProductWithdrawn) and e.payload.channel is None
-    }
-    return _FromTopics(product_ids, listed, deleted, withdrawn)
+    return _FromTopics(product_ids, listed)
 
 
 def _assert_tables_agree(stack: Stack, topics: _FromTopics, books: _VendorBooks) -> None:
@@ -481,33 +344,26 @@ def _assert_tables_agree(stack: Stack, topics: _FromTopics, books: _VendorBooks)
             "SELECT job_id, image_index, product_type, channel FROM listings"
             " WHERE status = 'published'"
         ).fetchall()
-    made = ("created", "published", "publish_failed", "deleted")
-    in_db = {(r[0], r[1], r[2]) for r in rows if r[3] in made}
+    in_db = {(r[0], r[1], r[2]) for r in rows if r[3] in ("created", "published", "publish_failed")}
     in_db_published = {(r[0], r[1], r[2]) for r in rows if r[3] == "published"}
-    in_db_deleted = {(r[0], r[1], r[2]) for r in rows if r[3] == "deleted"}
     assert in_db == topics.created | topics.published
-    assert in_db_deleted == topics.deleted
-    assert in_db_published == topics.published - topics.deleted
-    # Every listing up on every channel, as the topic has it; Shopify's match its store.
-    assert {tuple(r) for r in listings} == topics.listed - topics.withdrawn
+    assert in_db_published == topics.published
+    # Every listing on every channel, as the topic has it; Shopify's match its store.
+    assert {tuple(r) for r in listings} == topics.listed
     # Every listing the topics have on a direct channel is in its vendor's books, and no other.
     for channel in DIRECT:
         assert topics.on(channel) == sum(books.live[channel].values()), channel
 
 
 def _assert_listed_once_everywhere(
-    final: dict[str, _Job], topics: _FromTopics, books: _VendorBooks, decided: set[str]
+    final: dict[str, _Job], topics: _FromTopics, books: _VendorBooks
 ) -> int:
     """Every product of a job that completed is listed exactly once on each channel, in the
     vendors' own books: published once by Printify, one live listing on each direct channel.
     Returns how many products were checked."""
     publishes = books.publishes
     markers = {c: books_of(c).marker for c in DIRECT}
-    done = {
-        jid
-        for jid, job in final.items()
-        if job.detailed_status == "completed" and jid not in decided
-    }
+    done = {jid for jid, job in final.items() if job.detailed_status == "completed"}
     completed_products = 0
     for (jid, index, ptype), pid in topics.product_ids.items():
         if jid not in done or not final[jid].auto_publish:
