@@ -218,6 +218,103 @@ class TokenCounts(_Model):
     cache_write: Annotated[int, Field(ge=0)] = 0
 
 
+class ScreeningCheck(StrEnum):
+    """The checks every design goes through before anything of it reaches Printify."""
+
+    # A protected term (brand, character, franchise, celebrity, team) in the title, tags,
+    # description or prompt, from the deployment's deny list.
+    DENY_LIST = "deny_list"
+    # Claude's review of the copy and the image's text for intellectual-property risk.
+    RISK_REVIEW = "risk_review"
+    # A protected term in the text rendered into the art (read by OCR).
+    RENDERED_TEXT = "rendered_text"
+    # A design within the configured Hamming distance of an earlier one (perceptual hash).
+    NEAR_DUPLICATE = "near_duplicate"
+    # Adult or violent content, from a local image classifier.
+    UNSAFE_IMAGE = "unsafe_image"
+
+
+class ScreeningDecision(StrEnum):
+    """What screening decided about an image, from the policy of the checks that flagged it."""
+
+    # Nothing flagged, or only checks whose policy is to allow and record.
+    ALLOW = "allow"
+    # Its products are made as drafts and wait for the seller (the review of decision §41).
+    REVIEW = "review"
+    # Nothing of it is made: no call to Printify for it.
+    BLOCK = "block"
+
+    @property
+    def severity(self) -> int:
+        return _SEVERITY[self]
+
+
+_SEVERITY = {ScreeningDecision.ALLOW: 0, ScreeningDecision.REVIEW: 1, ScreeningDecision.BLOCK: 2}
+
+ScreenedField = Literal["title", "tags", "description", "prompt", "image_text", "image"]
+
+
+class DesignRef(_Model):
+    """An earlier design a new one resembles (near_duplicate)."""
+
+    job_id: Annotated[str, Field(min_length=1, max_length=200)]
+    image_index: Annotated[int, Field(ge=0)]
+    generation: Annotated[int, Field(ge=0, le=MAX_GENERATION)] = 0
+    # Bits that differ between the two perceptual hashes (0 = the same picture to the hash).
+    distance: Annotated[int, Field(ge=0, le=64)]
+
+
+class ScreeningReason(_Model):
+    """One finding of one check, and what the policy makes of it."""
+
+    check: ScreeningCheck
+    # The decision this finding asks for under the deployment's policy for its check.
+    outcome: ScreeningDecision
+    # For people: what was found, where, and why it matters.
+    detail: Annotated[str, Field(min_length=1, max_length=1000)]
+    # Where it was found (deny_list, risk_review, rendered_text): the field of the design.
+    field: ScreenedField | None = None
+    # The protected terms involved (deny_list, rendered_text: the deny list's canonical term;
+    # risk_review: the terms Claude named).
+    terms: Annotated[list[Annotated[str, Field(max_length=200)]], Field(max_length=20)] = Field(
+        default_factory=list
+    )
+    # risk_review: Claude's risk level (low, medium, high).
+    level: Literal["low", "medium", "high"] | None = None
+    # near_duplicate: the earlier design it resembles.
+    resembles: DesignRef | None = None
+    # unsafe_image: the classifier's label and confidence (0-1).
+    label: Annotated[str, Field(max_length=100)] | None = None
+    score: Annotated[float, Field(ge=0, le=1)] | None = None
+
+
+class Screening(_Model):
+    """What screening found in one image and decided (the strictest outcome of its reasons)."""
+
+    decision: ScreeningDecision
+    reasons: Annotated[list[ScreeningReason], Field(max_length=100)] = Field(default_factory=list)
+    # The checks that ran (a check turned off, or without what it needs, is not listed).
+    checks: list[ScreeningCheck] = Field(default_factory=list)
+    # The design's perceptual hash (64 bits as 16 hex digits), stored with it.
+    phash: Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")] | None = None
+    # Claude tokens the risk review of this image cost (part of the job's cost).
+    tokens: TokenCounts | None = None
+
+    @model_validator(mode="after")
+    def _decision_of_reasons(self) -> Screening:
+        strictest = max(
+            (r.outcome for r in self.reasons),
+            key=lambda d: d.severity,
+            default=ScreeningDecision.ALLOW,
+        )
+        if strictest is not self.decision:
+            raise ValueError(
+                f"decision: {self.decision.value} is not the strictest outcome of the reasons "
+                f"({strictest.value})"
+            )
+        return self
+
+
 class ImageGeneratedPayload(_Routed):
     """One finished image of a job, with the listing copy written for it."""
 
@@ -238,6 +335,11 @@ class ImageGeneratedPayload(_Routed):
     # 0 for the image first made; each regenerate the seller asks for makes the next one, which
     # replaces the one before it (its products are deleted, new ones made).
     generation: Annotated[int, Field(ge=0, le=MAX_GENERATION)] = 0
+    # What screening found and decided (None: not screened, an event from before screening).
+    # ``review``: the generator also sets ``routing.review`` on this image when its job
+    # publishes, so its products wait for the seller; ``block``: the printify stage makes
+    # nothing of it.
+    screening: Screening | None = None
 
 
 MAX_MOCKUPS = 8
