@@ -37,6 +37,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from services.generator.progress import ImageNote, JobProgress, fingerprint
+from services.generator.screening import Screener
 from services.generator.settings import GeneratorSettings
 from shared.adapters.storage import ImageStore, LocalImageStorage
 from shared.adapters.store import cancellations, generated_images, job_claims
@@ -54,6 +55,7 @@ from shared.contract.events import (
     JobRequested,
     Priority,
     ProductType,
+    ScreeningDecision,
     SellerDecision,
     TokenCounts,
 )
@@ -119,8 +121,11 @@ class GeneratorHandler:
         print_sizing: PrintSizing | None = None,
         claims: AsyncConnectionPool | None = None,
         cancel_poll_s: float = 2.0,
+        screener: Screener | None = None,
     ) -> None:
         self.briefs = briefs
+        # Every image is screened before it is handed on (None: screening off).
+        self.screener = screener
         # Where job ids are claimed, cancels recorded and what was made kept (None: no check,
         # no record, no decisions, for tests of the rendering alone).
         self.claims = claims
@@ -215,6 +220,7 @@ class GeneratorHandler:
         if await self._is_cancelled(event.job_id):
             logger.info("job cancelled, images not handed on job_id=%s", event.job_id)
             return []
+        made = await self._screened(made)
         if self.claims is not None:
             async with self.claims.connection() as conn:
                 await generated_images.record(conn, made)
@@ -352,6 +358,30 @@ class GeneratorHandler:
             "width": rendered.width,
             "height": rendered.height,
         }
+
+    # ------------------------------------------------------------------ screening
+
+    async def _screened(self, made: list[GeneratedImage]) -> list[GeneratedImage]:
+        """``made`` with each image's screening: the one recorded for the same image when this
+        is a redelivery (screened once: Claude's answer may differ and its tokens are spent),
+        else screened now, every image side by side."""
+        if self.screener is None:
+            return made
+        screener = self.screener
+
+        async def one(image: GeneratedImage) -> GeneratedImage:
+            if image.screening is not None:
+                return image
+            if self.claims is not None:
+                async with self.claims.connection() as conn:
+                    kept = await generated_images.of_generation(
+                        conn, image.job_id, image.image_index, image.generation
+                    )
+                if kept is not None and kept.screening is not None and kept.sha256 == image.sha256:
+                    return image.model_copy(update={"screening": kept.screening})
+            return image.model_copy(update={"screening": await screener.screen(image)})
+
+        return await _all_or_cancel([one(m) for m in made])
 
     # ------------------------------------------------------------------ cancels
 
@@ -558,10 +588,13 @@ class GeneratorHandler:
                 "decision_id": d.decision_id,
                 "seed": seed,
                 "prompt": prompt,
+                "screening": None,
                 **copy,
                 **image,
             }
         )
+        # The new picture (and its copy, with a new prompt) is screened like the first.
+        [record] = await self._screened([record])
         async with self._pool("regenerate").connection() as conn:
             await generated_images.record(conn, [record])
             kept = await generated_images.of_generation(
@@ -591,9 +624,24 @@ class _Turns:
     users: int = 0
 
 
+def _held(made: GeneratedImage) -> bool:
+    """Whether the image's products wait for the seller whatever the job asked: screening sent
+    it to review and the job publishes (a job that only makes drafts lists nothing anyway: its
+    screening is shown, nothing is held), or it is a regenerate (only a held image is
+    regenerated, and its next generation waits again)."""
+    if made.generation > 0:
+        return True
+    routing = made.request.routing
+    screened = made.screening is not None and made.screening.decision is ScreeningDecision.REVIEW
+    return screened and (routing.auto_publish or routing.review)
+
+
 def _output(event: Event, made: GeneratedImage, tokens: TokenCounts | None) -> Output:
     """The image.generated of one made image, its id derived from the event that asked for it
     (the job's request, or the regenerate decision): a redelivery makes the same id."""
+    routing = made.request.routing
+    if _held(made) and not routing.review:
+        routing = routing.model_copy(update={"review": True})
     payload = ImageGeneratedPayload(
         image_index=made.image_index,
         image_count=made.request.count,
@@ -607,9 +655,10 @@ def _output(event: Event, made: GeneratedImage, tokens: TokenCounts | None) -> O
         title=made.title,
         description=made.description,
         tags=made.tags,
-        routing=made.request.routing,
+        routing=routing,
         tokens=tokens,
         generation=made.generation,
+        screening=made.screening,
     )
     key = f"image:{made.image_index}"
     if made.generation:

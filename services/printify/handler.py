@@ -55,6 +55,7 @@ from shared.contract.events import (
     ProductCreated,
     ProductCreatedPayload,
     ProductType,
+    ScreeningDecision,
     SellerDecision,
     StageFailed,
     StageFailedPayload,
@@ -349,6 +350,18 @@ class PrintifyHandler:
         outputs: list[Output] = [
             await self.undo.delete(event, Target.of(m), "regenerated") for m in earlier
         ]
+        if p.screening is not None and p.screening.decision is ScreeningDecision.BLOCK:
+            # Screening blocked this design: nothing of it reaches Printify (the monitor shows
+            # the job's image blocked, with the reasons, from the image.generated itself).
+            logger.info(
+                "image blocked by screening, nothing made job_id=%s image_index=%d "
+                "generation=%d checks=%s",
+                event.job_id,
+                p.image_index,
+                p.generation,
+                ",".join(sorted({r.check.value for r in p.screening.reasons})),
+            )
+            return outputs
         made: list[ProductCreated] = []
         # A product of this render deleted since (rejected, deleted after launch) is not made
         # or handed on again by a redelivery.

@@ -18,12 +18,12 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict
 
-from shared.contract.events import JobRequestedPayload
+from shared.contract.events import JobRequestedPayload, Screening
 
 _COLUMNS = (
     "job_id", "image_index", "generation", "decision_id", "seed", "prompt", "negative_prompt",
     "title", "description", "tags", "sha256", "uri", "width", "height", "request",
-    "requested_at",
+    "requested_at", "screening",
 )  # fmt: skip
 _LIST = ", ".join(_COLUMNS)
 
@@ -72,6 +72,9 @@ class GeneratedImage(BaseModel):
     height: int
     request: JobRequestedPayload
     requested_at: datetime
+    # What screening found and decided (None: not screened, screening off or a row from
+    # before it).
+    screening: Screening | None = None
 
 
 def _row(image: GeneratedImage) -> dict[str, Any]:

@@ -23,6 +23,10 @@ from shared.contract.events import (
     JobRouting,
     ProductCreated,
     ProductType,
+    Screening,
+    ScreeningCheck,
+    ScreeningDecision,
+    ScreeningReason,
     StageFailed,
 )
 from shared.contract.topics import PRINTIFY, PRODUCTS_CREATED
@@ -579,3 +583,35 @@ async def test_a_create_with_unknown_outcome_is_found_whatever_printify_does(
         product = await client.get_product(shop, made.product_id)
         assert {v.id for v in product.variants if v.is_enabled} == {v.id for v in variants}
         assert not any(crashed.id in d["product_ids"] for d in books(printify_sim)["duplicates"])
+
+
+async def test_a_design_screening_blocked_reaches_printify_not_at_all(
+    tmp_path: Path, client: PrintifyClient, ledger: Ledger, printify_sim: SimulatorProcess
+) -> None:
+    event = image_event(tmp_path, ["tshirt", "mug"])
+    reason = ScreeningReason(
+        check=ScreeningCheck.DENY_LIST,
+        outcome=ScreeningDecision.BLOCK,
+        detail="protected brand 'Nike' in the title",
+        field="title",
+        terms=["Nike"],
+    )
+    screening = Screening(decision=ScreeningDecision.BLOCK, reasons=[reason])
+    blocked = event.model_copy(
+        update={"payload": event.payload.model_copy(update={"screening": screening})}
+    )
+    before = uploads(printify_sim) + uploads_by_url(printify_sim)
+    handler = make_handler(client, ledger, tmp_path)
+    assert await handler(blocked, CTX) == []
+    assert uploads(printify_sim) + uploads_by_url(printify_sim) == before
+    assert products_marked(printify_sim, sku_prefix(event.job_id, 1, "tshirt", 0)) == []
+    # The same design sent to review is made (as drafts: the publishers hold it).
+    held = Screening(
+        decision=ScreeningDecision.REVIEW,
+        reasons=[reason.model_copy(update={"outcome": ScreeningDecision.REVIEW})],
+    )
+    reviewed = event.model_copy(
+        update={"payload": event.payload.model_copy(update={"screening": held})}
+    )
+    outputs = await handler(reviewed, CTX)
+    assert [o.topic for o in outputs] == [PRODUCTS_CREATED, PRODUCTS_CREATED]

@@ -1,0 +1,252 @@
+"""Screening one design before anything of it reaches Printify (decision §49).
+
+The generator screens each image it made, after the render and before it hands the image on:
+the deny list over the listing copy and the prompt, OCR of the art and the deny list over what it
+read, Claude's risk review of all that text, the design's perceptual hash against every earlier
+design (an indexed query), and the local unsafe-image classifier. Each finding becomes a
+:class:`~shared.contract.events.ScreeningReason` whose outcome is its check's policy; the image's
+decision is the strictest outcome (allow < review < block).
+
+A check that cannot run now (Claude or OCR failing) raises: the job is retried like any other
+failure of the generator, never handed on unscreened. The CPU-bound checks (OCR is a
+subprocess; hashing and the classifier run in threads) run side by side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from shared.adapters.storage import ImageStore
+from shared.adapters.store.generated_images import GeneratedImage
+from shared.contract.events import (
+    DesignRef,
+    Screening,
+    ScreeningCheck,
+    ScreeningDecision,
+    ScreeningReason,
+    TokenCounts,
+)
+from shared.domain.screening.checks import (
+    DesignText,
+    RiskLevel,
+    RiskReview,
+    RiskReviewer,
+    TermHit,
+    TermMatcher,
+    TextReader,
+    UnsafeClassifier,
+    UnsafeFinding,
+)
+from shared.domain.screening.settings import DEFAULT_POLICY
+
+logger = logging.getLogger(__name__)
+
+_RISK_ORDER = [RiskLevel.NONE, RiskLevel.LOW, RiskLevel.MEDIUM, RiskLevel.HIGH]
+# At most this many reasons of one check on one image (a title full of marks says enough).
+_MAX_REASONS_PER_CHECK = 10
+
+
+class DesignHashes(Protocol):
+    """Every design's perceptual hash, kept where all instances find them (PostgreSQL)."""
+
+    async def record_and_match(
+        self, *, job_id: str, image_index: int, generation: int, phash: int, max_distance: int
+    ) -> list[DesignRef]:
+        """Record this design's hash and return the earlier designs within ``max_distance``
+        bits (nearest first), the same image's other generations left out."""
+        ...
+
+
+@dataclass
+class Screener:
+    """Runs every configured check on one made image (see the module)."""
+
+    storage: ImageStore
+    policy: dict[ScreeningCheck, ScreeningDecision]
+    terms: TermMatcher | None = None
+    reviewer: RiskReviewer | None = None
+    reader: TextReader | None = None
+    unsafe: UnsafeClassifier | None = None
+    hash_image: Callable[[bytes], int] | None = None
+    hashes: DesignHashes | None = None
+    # Claude's level from which the risk review flags a design.
+    risk_level: RiskLevel = RiskLevel.MEDIUM
+    duplicate_distance: int = 8
+    image_max_bytes: int = 64 * 1024 * 1024
+
+    def outcome(self, check: ScreeningCheck) -> ScreeningDecision:
+        return self.policy.get(check, DEFAULT_POLICY[check])
+
+    @property
+    def checks(self) -> list[ScreeningCheck]:
+        """The checks this screener runs (in the contract's order)."""
+        have = {
+            ScreeningCheck.DENY_LIST: self.terms is not None,
+            ScreeningCheck.RENDERED_TEXT: self.terms is not None and self.reader is not None,
+            ScreeningCheck.RISK_REVIEW: self.reviewer is not None,
+            ScreeningCheck.NEAR_DUPLICATE: self.hash_image is not None and self.hashes is not None,
+            ScreeningCheck.UNSAFE_IMAGE: self.unsafe is not None,
+        }
+        return [c for c in ScreeningCheck if have[c]]
+
+    async def screen(self, image: GeneratedImage) -> Screening:
+        """What the checks find in ``image`` and the decision they make under the policy."""
+        data = await asyncio.to_thread(
+            self.storage.read, image.uri, sha256=image.sha256, max_bytes=self.image_max_bytes
+        )
+        image_text, unsafe, phash = await asyncio.gather(
+            self._read(data), self._classify(data), self._hash(data)
+        )
+        text = DesignText(
+            title=image.title,
+            description=image.description,
+            tags=tuple(image.tags),
+            prompt=image.prompt,
+            image_text=image_text,
+        )
+        reasons = self._term_reasons(text)
+        review = await self._review(text, image.job_id)
+        if review is not None:
+            reasons += self._risk_reasons(review)
+        if phash is not None and self.hashes is not None:
+            resembles = await self.hashes.record_and_match(
+                job_id=image.job_id,
+                image_index=image.image_index,
+                generation=image.generation,
+                phash=phash,
+                max_distance=self.duplicate_distance,
+            )
+            reasons += [self._duplicate_reason(r) for r in resembles[:_MAX_REASONS_PER_CHECK]]
+        reasons += [self._unsafe_reason(f) for f in unsafe[:_MAX_REASONS_PER_CHECK]]
+        decision = max(
+            (r.outcome for r in reasons),
+            key=lambda d: d.severity,
+            default=ScreeningDecision.ALLOW,
+        )
+        screening = Screening(
+            decision=decision,
+            reasons=reasons,
+            checks=self.checks,
+            phash=None if phash is None else f"{phash & (2**64 - 1):016x}",
+            tokens=review.tokens if review is not None else None,
+        )
+        if decision is not ScreeningDecision.ALLOW:
+            logger.info(
+                "image screened job_id=%s image_index=%d generation=%d decision=%s checks=%s",
+                image.job_id,
+                image.image_index,
+                image.generation,
+                decision.value,
+                ",".join(sorted({r.check.value for r in reasons})),
+            )
+        return screening
+
+    # ------------------------------------------------------------------ the checks
+
+    async def _read(self, data: bytes) -> str | None:
+        if self.reader is None or self.terms is None:
+            return None
+        return await self.reader.read_text(data)
+
+    async def _classify(self, data: bytes) -> list[UnsafeFinding]:
+        if self.unsafe is None:
+            return []
+        return await asyncio.to_thread(self.unsafe.classify, data)
+
+    async def _hash(self, data: bytes) -> int | None:
+        if self.hash_image is None or self.hashes is None:
+            return None
+        return await asyncio.to_thread(self.hash_image, data)
+
+    async def _review(self, text: DesignText, job_id: str) -> RiskReview | None:
+        if self.reviewer is None:
+            return None
+        return await self.reviewer.review_risk(text, job_id=job_id)
+
+    def _term_reasons(self, text: DesignText) -> list[ScreeningReason]:
+        if self.terms is None:
+            return []
+        hits: dict[tuple[str, str], TermHit] = {}
+        for name, value in text.fields():
+            for hit in self.terms.find(value, name):
+                hits.setdefault((hit.field, hit.term), hit)
+        copy = [h for h in hits.values() if h.field != "image_text"]
+        art = [h for h in hits.values() if h.field == "image_text"]
+        return [
+            self._term_reason(ScreeningCheck.DENY_LIST, h) for h in copy[:_MAX_REASONS_PER_CHECK]
+        ] + [
+            self._term_reason(ScreeningCheck.RENDERED_TEXT, h) for h in art[:_MAX_REASONS_PER_CHECK]
+        ]
+
+    def _term_reason(self, check: ScreeningCheck, hit: TermHit) -> ScreeningReason:
+        where = "the text in the art" if hit.field == "image_text" else f"the {hit.field}"
+        found = "" if hit.found.casefold() == hit.term.casefold() else f" (as {hit.found!r})"
+        return ScreeningReason(
+            check=check,
+            outcome=self.outcome(check),
+            detail=_clip(f"protected {hit.category} {hit.term!r} in {where}{found}"),
+            field=hit.field,
+            terms=[hit.term[:200]],
+        )
+
+    def _risk_reasons(self, review: RiskReview) -> list[ScreeningReason]:
+        if _RISK_ORDER.index(review.level) < _RISK_ORDER.index(self.risk_level):
+            return []
+        level = review.level.value
+        assert level in ("low", "medium", "high")  # NONE is below every threshold
+        why = "; ".join(f"{f.term}: {f.why}" for f in review.findings) or "no terms named"
+        fields = {f.field for f in review.findings if f.field is not None}
+        return [
+            ScreeningReason(
+                check=ScreeningCheck.RISK_REVIEW,
+                outcome=self.outcome(ScreeningCheck.RISK_REVIEW),
+                detail=_clip(f"Claude rates the intellectual-property risk {level}: {why}"),
+                field=fields.pop() if len(fields) == 1 else None,
+                terms=[f.term[:200] for f in review.findings][:20],
+                level=level,
+            )
+        ]
+
+    def _duplicate_reason(self, ref: DesignRef) -> ScreeningReason:
+        return ScreeningReason(
+            check=ScreeningCheck.NEAR_DUPLICATE,
+            outcome=self.outcome(ScreeningCheck.NEAR_DUPLICATE),
+            detail=_clip(
+                f"resembles job {ref.job_id} image {ref.image_index}"
+                + (f" (generation {ref.generation})" if ref.generation else "")
+                + f": {ref.distance} of 64 bits of the perceptual hash differ"
+            ),
+            field="image",
+            resembles=ref,
+        )
+
+    def _unsafe_reason(self, finding: UnsafeFinding) -> ScreeningReason:
+        score = min(1.0, max(0.0, finding.score))
+        return ScreeningReason(
+            check=ScreeningCheck.UNSAFE_IMAGE,
+            outcome=self.outcome(ScreeningCheck.UNSAFE_IMAGE),
+            detail=_clip(f"the classifier finds {finding.label} (confidence {score:.2f})"),
+            field="image",
+            label=finding.label[:100],
+            score=score,
+        )
+
+
+def _clip(text: str, most: int = 1000) -> str:
+    return text if len(text) <= most else text[: most - 1] + "…"
+
+
+def added_tokens(a: TokenCounts | None, b: TokenCounts | None) -> TokenCounts | None:
+    """Two token counts summed (None when both are None)."""
+    if a is None or b is None:
+        return a or b
+    return TokenCounts(
+        input=a.input + b.input,
+        output=a.output + b.output,
+        cache_read=a.cache_read + b.cache_read,
+        cache_write=a.cache_write + b.cache_write,
+    )

@@ -1,0 +1,271 @@
+"""The generator's screening: the policy over each check's findings (the checks in process, each
+tested with its real implementation in its own module), and what the generator hands on (on the
+real PostgreSQL)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from psycopg_pool import AsyncConnectionPool
+
+from services.generator.handler import GeneratorHandler
+from services.generator.screening import Screener
+from shared.adapters.storage import LocalImageStorage
+from shared.contract.events import (
+    DesignRef,
+    ImageGenerated,
+    JobRequested,
+    JobRequestedPayload,
+    ScreeningCheck,
+    ScreeningDecision,
+    TokenCounts,
+)
+from shared.domain.screening.checks import (
+    DesignText,
+    RiskFinding,
+    RiskLevel,
+    RiskReview,
+    TermHit,
+    UnsafeFinding,
+)
+from shared.domain.screening.settings import DEFAULT_POLICY
+from shared.pipeline.runner import MessageContext
+from shared.platform.db import open_pool
+from shared.platform.errors import RetryableError
+from tests.services.generator.test_handler import FakeBriefs, FakeRenderer
+from tests.support.infra import unique
+
+CTX = MessageContext("jobs.requested.normal", 0, 7, 0, "test")
+
+
+class Terms:
+    """A deny list of whole words (the real matcher is shared.domain.screening.terms)."""
+
+    def __init__(self, *terms: str) -> None:
+        self.terms = terms
+
+    def find(self, text: str, field: str) -> list[TermHit]:
+        words = text.casefold().replace(",", " ").split()
+        return [
+            TermHit(term=t, category="brand", found=t, field=field)  # type: ignore[arg-type]
+            for t in self.terms
+            if t.casefold() in words
+        ]
+
+
+@dataclass
+class Reviewer:
+    level: RiskLevel = RiskLevel.NONE
+    calls: list[DesignText] = field(default_factory=list)
+    fail: bool = False
+
+    async def review_risk(self, text: DesignText, *, job_id: str) -> RiskReview:
+        self.calls.append(text)
+        if self.fail:
+            raise RetryableError("overloaded", vendor="claude")
+        findings = (RiskFinding("Acme", "a registered mark", "title"),) if self.level else ()
+        return RiskReview(self.level, findings, TokenCounts(input=120, output=30))
+
+
+@dataclass
+class Reader:
+    text: str = ""
+
+    async def read_text(self, image: bytes) -> str:
+        assert image.startswith(b"\x89PNG")
+        return self.text
+
+
+@dataclass
+class Unsafe:
+    findings: list[UnsafeFinding] = field(default_factory=list)
+
+    def classify(self, image: bytes) -> list[UnsafeFinding]:
+        return self.findings
+
+
+@dataclass
+class Hashes:
+    """Every design's hash in a list (the real store is an indexed table in PostgreSQL)."""
+
+    seen: list[tuple[str, int, int, int]] = field(default_factory=list)
+
+    async def record_and_match(
+        self, *, job_id: str, image_index: int, generation: int, phash: int, max_distance: int
+    ) -> list[DesignRef]:
+        near = [
+            DesignRef(job_id=j, image_index=i, generation=g, distance=(h ^ phash).bit_count())
+            for j, i, g, h in self.seen
+            if (j, i) != (job_id, image_index) and (h ^ phash).bit_count() <= max_distance
+        ]
+        self.seen.append((job_id, image_index, generation, phash))
+        return sorted(near, key=lambda r: r.distance)
+
+
+def request(
+    *, auto_publish: bool = True, count: int = 2, theme: str = "space cats"
+) -> JobRequested:
+    return JobRequested(
+        job_id=unique("job-scr"),
+        producer="t",
+        payload=JobRequestedPayload(
+            theme=theme,
+            style="retro",
+            niche="astronomy",
+            product_types=["tshirt"],
+            count=count,
+            auto_publish=auto_publish,
+        ),
+    )
+
+
+def generator(
+    tmp_path: Path, screener: Screener, pool: AsyncConnectionPool | None = None
+) -> GeneratorHandler:
+    return GeneratorHandler(
+        briefs=FakeBriefs(),
+        renderer=FakeRenderer(),
+        storage=LocalImageStorage(tmp_path),
+        width=32,
+        height=32,
+        claims=pool,
+        screener=screener,
+    )
+
+
+def screener(tmp_path: Path, **checks: object) -> Screener:
+    return Screener(storage=LocalImageStorage(tmp_path), policy=dict(DEFAULT_POLICY), **checks)  # type: ignore[arg-type]
+
+
+def screened(outputs: object) -> list[ImageGenerated]:
+    events = [o.event for o in outputs]  # type: ignore[attr-defined]
+    assert all(isinstance(e, ImageGenerated) and e.payload.screening for e in events)
+    return events
+
+
+
+async def test_a_protected_term_in_the_copy_blocks_the_design_and_says_where(
+    tmp_path: Path,
+) -> None:
+    gen = generator(tmp_path, screener(tmp_path, terms=Terms("space")))
+    first, second = screened(await gen(request(), CTX))
+    s = first.payload.screening
+    assert s is not None and s.decision is ScreeningDecision.BLOCK
+    fields = {r.field for r in s.reasons}
+    # FakeBriefs writes "space cats tee <i>" titles and "space cats art <i>" prompts.
+    assert {"title", "prompt"} <= fields
+    assert all(r.check is ScreeningCheck.DENY_LIST and r.terms == ["space"] for r in s.reasons)
+    # A block keeps the routing: the printify stage reads the decision itself.
+    assert first.payload.routing.review is False
+    assert second.payload.screening is not None
+
+
+async def test_text_in_the_art_is_its_own_check(tmp_path: Path) -> None:
+    gen = generator(tmp_path, screener(tmp_path, terms=Terms("acme"), reader=Reader("GO ACME GO")))
+    [image] = screened(await gen(request(count=1), CTX))
+    s = image.payload.screening
+    assert s is not None and s.decision is ScreeningDecision.BLOCK
+    [reason] = s.reasons
+    assert (reason.check, reason.field, reason.terms) == (
+        ScreeningCheck.RENDERED_TEXT,
+        "image_text",
+        ["acme"],
+    )
+    assert ScreeningCheck.RENDERED_TEXT in s.checks
+
+
+async def test_a_review_holds_the_image_when_its_job_publishes(tmp_path: Path) -> None:
+    risky = Reviewer(RiskLevel.HIGH)
+    gen = generator(tmp_path, screener(tmp_path, reviewer=risky, reader=Reader("x"), terms=Terms()))
+    [image] = screened(await gen(request(count=1), CTX))
+    s = image.payload.screening
+    assert s is not None and s.decision is ScreeningDecision.REVIEW
+    assert s.reasons[0].level == "high" and s.reasons[0].terms == ["Acme"]
+    assert s.tokens == TokenCounts(input=120, output=30)
+    # Claude read the art's text with the copy.
+    assert risky.calls[0].image_text == "x"
+    assert image.payload.routing.review is True
+    # A job that only makes drafts lists nothing: its screening is shown, nothing is held.
+    [draft] = screened(await gen(request(count=1, auto_publish=False), CTX))
+    assert draft.payload.screening is not None
+    assert draft.payload.screening.decision is ScreeningDecision.REVIEW
+    assert draft.payload.routing.review is False
+
+
+async def test_risk_below_the_configured_level_is_not_a_finding(tmp_path: Path) -> None:
+    gen = generator(tmp_path, screener(tmp_path, reviewer=Reviewer(RiskLevel.LOW)))
+    [image] = screened(await gen(request(count=1), CTX))
+    s = image.payload.screening
+    assert s is not None and s.decision is ScreeningDecision.ALLOW and s.reasons == []
+    # Its tokens are spent all the same.
+    assert s.tokens == TokenCounts(input=120, output=30)
+
+
+async def test_a_near_duplicate_names_the_design_it_resembles(tmp_path: Path) -> None:
+    hashes = Hashes()
+    # Every image hashes alike: the second job's first image resembles the first job's.
+    check = screener(tmp_path, hash_image=lambda data: 0x0F0F, hashes=hashes)
+    gen = generator(tmp_path, check)
+    one = request(count=1)
+    [first] = screened(await gen(one, CTX))
+    assert first.payload.screening is not None
+    assert first.payload.screening.decision is ScreeningDecision.ALLOW
+    assert first.payload.screening.phash == "0000000000000f0f"
+    [second] = screened(await gen(request(count=1), CTX))
+    s = second.payload.screening
+    assert s is not None and s.decision is ScreeningDecision.REVIEW
+    [reason] = s.reasons
+    assert reason.resembles == DesignRef(job_id=one.job_id, image_index=0, distance=0)
+
+
+async def test_the_policy_decides_and_an_allowed_finding_is_still_recorded(tmp_path: Path) -> None:
+    policy = {**DEFAULT_POLICY, ScreeningCheck.UNSAFE_IMAGE: ScreeningDecision.ALLOW}
+    check = Screener(
+        storage=LocalImageStorage(tmp_path),
+        policy=policy,
+        unsafe=Unsafe([UnsafeFinding("adult", 0.91)]),
+    )
+    gen = generator(tmp_path, check)
+    [image] = screened(await gen(request(count=1), CTX))
+    s = image.payload.screening
+    assert s is not None and s.decision is ScreeningDecision.ALLOW
+    [reason] = s.reasons
+    assert (reason.outcome, reason.label, reason.score) == (ScreeningDecision.ALLOW, "adult", 0.91)
+    assert s.checks == [ScreeningCheck.UNSAFE_IMAGE]
+
+
+async def test_a_check_that_cannot_run_fails_the_job_it_never_passes_it(tmp_path: Path) -> None:
+    gen = generator(tmp_path, screener(tmp_path, reviewer=Reviewer(fail=True)))
+    with pytest.raises(RetryableError):
+        await gen(request(count=1), CTX)
+
+
+@pytest.fixture
+async def pool(migrated_db: str) -> AsyncIterator[AsyncConnectionPool]:
+    pool = await open_pool(migrated_db, max_size=4)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+async def test_a_redelivered_job_keeps_its_screening_and_asks_claude_once(
+    tmp_path: Path, pool: AsyncConnectionPool
+) -> None:
+    reviewer = Reviewer(RiskLevel.MEDIUM)
+    job = request(count=2)
+    first = screened(
+        await generator(tmp_path, screener(tmp_path, reviewer=reviewer), pool)(job, CTX)
+    )
+    assert len(reviewer.calls) == 2
+    # Claude would answer otherwise now: the redelivery hands on what was decided.
+    reviewer.level = RiskLevel.NONE
+    again = screened(
+        await generator(tmp_path, screener(tmp_path, reviewer=reviewer), pool)(job, CTX)
+    )
+    assert len(reviewer.calls) == 2
+    assert [e.payload.screening for e in again] == [e.payload.screening for e in first]
+    assert [e.event_id for e in again] == [e.event_id for e in first]
