@@ -31,7 +31,7 @@ from typing import Any
 
 from simulators.anthropic.generator import Concept, Generator
 
-_MARKS_FILE = Path(__file__).with_name("marks.json")
+MARKS_FILE = Path(__file__).with_name("marks.json")
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ def _spelling_pattern(spelling: str) -> str:
 @functools.cache
 def marks() -> tuple[Mark, ...]:
     """The marks of ``marks.json``."""
-    doc = json.loads(_MARKS_FILE.read_text(encoding="utf-8"))
+    doc = json.loads(MARKS_FILE.read_text(encoding="utf-8"))
     out = []
     for entry in doc["marks"]:
         spellings = "|".join(_spelling_pattern(s) for s in entry["spellings"])
