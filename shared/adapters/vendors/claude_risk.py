@@ -25,6 +25,11 @@ RISK_TOOL_NAME = "submit_ip_risk_review"
 RISK_FIELDS: tuple[str, ...] = ("title", "tags", "description", "prompt", "image_text")
 # A review lists a handful of terms; this leaves room for about twenty of them.
 RISK_MAX_TOKENS = 1024
+# Most characters of one field, and tags, sent for review: the text is untrusted and paid per
+# token (a listing's title is 140 characters, its description a few sentences; OCR of a poster
+# can be longer).
+FIELD_MAX = 4000
+TAGS_SENT_MAX = 40
 # What one finding may hold: a term is a name, "why" a sentence or two.
 _TERM_MAX = 200
 _WHY_MAX = 1000
@@ -138,8 +143,11 @@ def risk_tool() -> dict[str, Any]:
 
 
 def _data(text: str) -> str:
-    # Escaped so the data cannot close its tag (or </design>) and pass for instructions.
-    return html.escape(text.strip(), quote=False)
+    # Cut before escaping, so an escape is never cut in half; escaped so the data cannot close
+    # its tag (or </design>) and pass for instructions.
+    text = text.strip()
+    cut = len(text) > FIELD_MAX
+    return html.escape(text[:FIELD_MAX], quote=False) + (" [cut]" if cut else "")
 
 
 def risk_message(text: DesignText) -> str:
@@ -151,7 +159,7 @@ def risk_message(text: DesignText) -> str:
         "<design>",
         f"<title>{_data(text.title)}</title>",
         "<tags>",
-        *(_data(tag) for tag in text.tags if tag.strip()),
+        *(_data(tag) for tag in [t for t in text.tags if t.strip()][:TAGS_SENT_MAX]),
         "</tags>",
         f"<description>{_data(text.description)}</description>",
         f"<prompt>{_data(text.prompt)}</prompt>",

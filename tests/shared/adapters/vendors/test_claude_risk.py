@@ -12,7 +12,9 @@ import pytest
 
 from shared.adapters.vendors.claude import ClaudeClient, TokenUsage, strict_schema
 from shared.adapters.vendors.claude_risk import (
+    FIELD_MAX,
     RISK_TOOL_NAME,
+    TAGS_SENT_MAX,
     review_from_tool_input,
     risk_message,
     risk_tool,
@@ -236,6 +238,36 @@ def test_a_valid_answer_keeps_one_finding_per_term() -> None:
     assert review.findings == (RiskFinding("Batman", "DC character", "tags"),)
     # Low without a term is a faint resemblance Claude could not pin on a name: accepted.
     assert review_from_tool_input({"level": "low", "findings": []}).level is RiskLevel.LOW
+
+
+def test_a_huge_field_is_cut_before_it_is_paid_for() -> None:
+    huge = DesignText(
+        title="Nike " * 50_000,
+        description="&" * 50_000,
+        tags=tuple(f"tag {i}" for i in range(500)),
+        prompt="p",
+    )
+    text = risk_message(huge)
+    # The title whole up to the cut, the description escaped (five characters each), 40 tags.
+    assert len(text) < 6 * FIELD_MAX + 10 * TAGS_SENT_MAX + 1000
+    assert "tag 39\n</tags>" in text and "tag 40" not in text
+    # Cut before escaping: no half entity before the mark of the cut.
+    assert "&amp; [cut]</description>" in text
+
+
+async def test_a_vendor_error_is_mapped_without_the_key(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def overloaded(request: httpx2.Request) -> httpx2.Response:
+        error = {"type": "overloaded_error", "message": f"Overloaded {SECRET}"}
+        return httpx2.Response(529, json={"type": "error", "error": error})
+
+    async with mock_client(httpx2.MockTransport(overloaded)) as c:
+        with pytest.raises(RetryableError) as info:
+            await c.review_risk(INNOCENT, job_id="job-risk-9")
+    assert info.value.status == 529 and info.value.code == "overloaded_error"
+    assert SECRET not in info.value.describe() and SECRET not in caplog.text
+    assert "tool=submit_ip_risk_review" in caplog.text
 
 
 def test_the_message_leaves_out_empty_fields() -> None:
