@@ -149,6 +149,8 @@ async def test_tokens_are_counted_and_the_system_prompt_is_cached(client: Claude
     # by one call (or an earlier one of this key) and read by the next.
     assert first.tokens.cache_read + first.tokens.cache_write >= 1024
     assert second.tokens.cache_read >= 1024 and second.tokens.cache_write == 0
+    # What is paid in full is the design's text, not the instructions.
+    assert second.tokens.input < 300 < second.tokens.cache_read
     assert usage.input == 7 + first.tokens.input + second.tokens.input
     assert usage.output == first.tokens.output + second.tokens.output
     assert usage.cache_read == first.tokens.cache_read + second.tokens.cache_read
