@@ -32,7 +32,7 @@ from shared.adapters.vendors.claude_risk import (
     risk_tool,
 )
 from shared.contract.events import TokenCounts
-from shared.domain.screening.checks import DesignText, RiskReview
+from shared.domain.screening.checks import DesignText, RiskLevel, RiskReview
 from shared.platform.errors import (
     ConfigError,
     PermanentError,
@@ -560,6 +560,8 @@ class ClaudeClient:
         ``RiskReview.tokens`` (and added to ``usage`` when given, as the briefs' are).
         Raises a :class:`~shared.platform.errors.PodError` subclass on failure; a malformed
         answer is retryable."""
+        if not any(body.strip() for _, body in text.fields()):
+            return RiskReview(level=RiskLevel.NONE)  # nothing to review: nothing to pay for
         started = time.monotonic()
         spent = TokenUsage()
         try:

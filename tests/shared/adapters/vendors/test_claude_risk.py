@@ -206,6 +206,15 @@ async def test_a_malformed_answer_is_retryable_and_still_billed(tool_input: obje
     assert (usage.input, usage.output, usage.cache_read) == (120, 30, 1100)
 
 
+async def test_a_design_without_text_is_not_sent() -> None:
+    transport = Recording()
+    empty = DesignText(title=" ", description="", tags=("",), prompt="\n", image_text="  ")
+    async with mock_client(transport) as c:
+        review = await c.review_risk(empty, job_id="job-risk-10")
+    assert review.level is RiskLevel.NONE and review.tokens.input == 0
+    assert transport.bodies == []
+
+
 async def test_an_answer_cut_short_is_retryable() -> None:
     async with mock_client(answering({}, stop_reason="max_tokens")) as c:
         with pytest.raises(RetryableError) as info:
