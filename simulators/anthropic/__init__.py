@@ -25,6 +25,11 @@ Prompt caching: a prefix marked with ``cache_control`` is written to the cache (
 (``cache_read_input_tokens``), per API key and model, when it is at least 1024 tokens long;
 shorter, it is not cached, as at Anthropic.
 
+An intellectual-property risk review (a tool asking for a ``level`` enum with ``"none"`` and
+``findings`` with a ``term``) is judged, not made up: the simulated model knows some well-known
+marks (``marks.json``) and answers ``high`` with those named in the user's text, else ``none``
+(:mod:`simulators.anthropic.judge`).
+
 A user message containing ``SIM_ANTHROPIC_REFUSE_MARKER`` (``sim:refuse``) is declined with
 ``stop_reason: "refusal"``, as Claude declines a request against its usage policy.
 
@@ -33,7 +38,7 @@ requests per minute per API key (0, the default, means unlimited).
 
 The package is laid out like the API: ``app`` (wiring), ``settings`` (the knobs), ``state``
 (books, prompt cache, limiter), ``models``, ``validation``, ``generator`` (the content),
-``messages`` (the answer) and ``routes``.
+``judge`` (risk reviews), ``messages`` (the answer) and ``routes``.
 """
 
 from simulators.anthropic.app import create_app

@@ -9,6 +9,7 @@ from typing import Any
 
 from simulators.anthropic.errors import new_id
 from simulators.anthropic.generator import Generator, user_text
+from simulators.anthropic.judge import is_risk_review, judge
 
 # A user message containing this makes the model decline (``stop_reason: "refusal"``), as Claude
 # does for a request against its usage policy (``SIM_ANTHROPIC_REFUSE_MARKER``).
@@ -45,7 +46,12 @@ def build_message(body: dict[str, Any], refuse_marker: str) -> dict[str, Any]:
         content, stop_reason = [], "refusal"
     elif tools and choice.get("type") != "none":
         tool = next((t for t in tools if t["name"] == choice.get("name")), tools[0])
-        tool_input = Generator(text, tool["input_schema"], salt=tool["name"]).generate()
+        schema = tool["input_schema"]
+        if is_risk_review(schema):
+            # A review is a judgement of the text, not made-up values (see judge).
+            tool_input = judge(text, schema, salt=tool["name"])
+        else:
+            tool_input = Generator(text, schema, salt=tool["name"]).generate()
         content = [
             {"type": "tool_use", "id": new_id("toolu_"), "name": tool["name"], "input": tool_input}
         ]

@@ -1,4 +1,5 @@
-"""The generator stage's Claude client: one Messages call turns a job's theme into creative briefs.
+"""The generator stage's Claude client: one Messages call turns a job's theme into creative briefs;
+another reviews a design's text for intellectual-property risk (:mod:`.claude_risk`).
 
 Structured output comes from a forced tool (``tool_choice={"type": "tool"}``) whose
 ``input_schema`` asks for exactly ``count`` briefs; the tool input is validated with pydantic and
@@ -15,14 +16,23 @@ import logging
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, cast
 
 import anthropic
 import httpx2
-from anthropic.types import MessageParam, ToolChoiceToolParam, ToolParam, Usage
+from anthropic.types import Message, ToolChoiceToolParam, ToolParam, Usage
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from shared.adapters.vendors.claude_risk import (
+    RISK_MAX_TOKENS,
+    RISK_SYSTEM_PROMPT,
+    review_from_tool_input,
+    risk_message,
+    risk_tool,
+)
+from shared.contract.events import TokenCounts
+from shared.domain.screening.checks import DesignText, RiskLevel, RiskReview
 from shared.platform.errors import (
     ConfigError,
     PermanentError,
@@ -326,6 +336,13 @@ class TokenUsage:
         self.cache_read += usage.cache_read_input_tokens or 0
         self.cache_write += usage.cache_creation_input_tokens or 0
 
+    def merge(self, other: TokenUsage) -> None:
+        """Add the tokens ``other`` counted."""
+        self.input += other.input
+        self.output += other.output
+        self.cache_read += other.cache_read
+        self.cache_write += other.cache_write
+
 
 class ClaudeClient:
     """Writes creative briefs with Claude (or the simulator, via ``base_url``)."""
@@ -446,54 +463,16 @@ class ClaudeClient:
             user_prompt=user_prompt,
             avoid=avoid,
         )
-        messages: list[MessageParam] = [{"role": "user", "content": text}]
         max_tokens = min(_MAX_TOKENS_CAP, _BASE_TOKENS + _TOKENS_PER_BRIEF * count)
-        try:
-            message = await self._client.messages.create(
-                model=self.model,
-                max_tokens=max_tokens,
-                timeout=self.request_timeout_s(max_tokens),
-                # Cached (prompt caching) once the stable prefix (tools + system) reaches the
-                # model's minimum cacheable length; shorter, the API simply does not cache.
-                system=[
-                    {"type": "text", "text": SYSTEM_PROMPT, "cache_control": {"type": "ephemeral"}}
-                ],
-                messages=messages,
-                tools=[cast(ToolParam, designs_tool(count))],
-                tool_choice=ToolChoiceToolParam(type="tool", name=TOOL_NAME),
-            )
-        except anthropic.AnthropicError as exc:
-            err = map_error(exc, secret=self._secret, retry_after_max_s=self.retry_after_max_s)
-            logger.warning(
-                "claude call failed job_id=%s model=%s error_class=%s status=%s code=%s message=%s",
-                job_id,
-                self.model,
-                err.error_class,
-                err.status,
-                err.code,
-                err.message,
-            )
-            raise err from exc
-        if usage is not None:  # billed whatever the answer turns out to be
-            usage.add(message.usage)
-        if message.stop_reason == "refusal":
-            # The model declined this job's theme: asking again gets the same answer, billed.
-            raise PermanentError(
-                f"Claude declined to write briefs for this job (stop_reason refusal, "
-                f"request_id {message._request_id})",
-                vendor=VENDOR,
-                code="refusal",
-            )
-        if message.stop_reason == "max_tokens":
-            raise RetryableError("answer cut short by max_tokens", vendor=VENDOR, code="max_tokens")
-        tool_input = next(
-            (b.input for b in message.content if b.type == "tool_use" and b.name == TOOL_NAME),
-            None,
+        message, tool_input = await self._forced_tool_call(
+            system=SYSTEM_PROMPT,
+            text=text,
+            tool=designs_tool(count),
+            max_tokens=max_tokens,
+            job_id=job_id,
+            usage=usage,
+            task="write briefs for this job",
         )
-        if tool_input is None:
-            raise RetryableError(
-                f"no {TOOL_NAME} tool call in the answer", vendor=VENDOR, code="no_tool_use"
-            )
         briefs = briefs_from_tool_input(tool_input, count, user_prompt)
         logger.info(
             "claude briefs written job_id=%s model=%s count=%d request_id=%s input_tokens=%d "
@@ -508,6 +487,111 @@ class ClaudeClient:
             (time.monotonic() - started) * 1000,
         )
         return briefs
+
+    async def _forced_tool_call(
+        self,
+        *,
+        system: str,
+        text: str,
+        tool: dict[str, Any],
+        max_tokens: int,
+        job_id: str | None,
+        usage: TokenUsage | None,
+        task: str,
+    ) -> tuple[Message, object]:
+        """One Messages call that must answer with ``tool``: the answer and the tool's input
+        (not validated yet). Raises the mapped PodError; a refusal is permanent (``task`` says
+        what was declined), an answer cut short or without the tool call retryable."""
+        name = tool["name"]
+        try:
+            message = await self._client.messages.create(
+                model=self.model,
+                max_tokens=max_tokens,
+                timeout=self.request_timeout_s(max_tokens),
+                # Cached (prompt caching) once the stable prefix (tools + system) reaches the
+                # model's minimum cacheable length; shorter, the API simply does not cache.
+                system=[{"type": "text", "text": system, "cache_control": {"type": "ephemeral"}}],
+                messages=[{"role": "user", "content": text}],
+                tools=[cast(ToolParam, tool)],
+                tool_choice=ToolChoiceToolParam(type="tool", name=name),
+            )
+        except anthropic.AnthropicError as exc:
+            err = map_error(exc, secret=self._secret, retry_after_max_s=self.retry_after_max_s)
+            logger.warning(
+                "claude call failed job_id=%s model=%s tool=%s error_class=%s status=%s code=%s "
+                "message=%s",
+                job_id,
+                self.model,
+                name,
+                err.error_class,
+                err.status,
+                err.code,
+                err.message,
+            )
+            raise err from exc
+        if usage is not None:  # billed whatever the answer turns out to be
+            usage.add(message.usage)
+        if message.stop_reason == "refusal":
+            # The model declined: asking again gets the same answer, billed.
+            raise PermanentError(
+                f"Claude declined to {task} (stop_reason refusal, "
+                f"request_id {message._request_id})",
+                vendor=VENDOR,
+                code="refusal",
+            )
+        if message.stop_reason == "max_tokens":
+            raise RetryableError("answer cut short by max_tokens", vendor=VENDOR, code="max_tokens")
+        tool_input = next(
+            (b.input for b in message.content if b.type == "tool_use" and b.name == name),
+            None,
+        )
+        if tool_input is None:
+            raise RetryableError(
+                f"no {name} tool call in the answer", vendor=VENDOR, code="no_tool_use"
+            )
+        return message, tool_input
+
+    async def review_risk(
+        self, text: DesignText, *, job_id: str, usage: TokenUsage | None = None
+    ) -> RiskReview:
+        """Claude's intellectual-property risk review of one design's text (the screener's
+        :class:`~shared.domain.screening.checks.RiskReviewer`): one forced, strict tool call
+        (:mod:`shared.adapters.vendors.claude_risk`). The review's tokens are in
+        ``RiskReview.tokens`` (and added to ``usage`` when given, as the briefs' are).
+        Raises a :class:`~shared.platform.errors.PodError` subclass on failure; a malformed
+        answer is retryable."""
+        if not any(body.strip() for _, body in text.fields()):
+            return RiskReview(level=RiskLevel.NONE)  # nothing to review: nothing to pay for
+        started = time.monotonic()
+        spent = TokenUsage()
+        try:
+            message, tool_input = await self._forced_tool_call(
+                system=RISK_SYSTEM_PROMPT,
+                text=risk_message(text),
+                tool=risk_tool(),
+                max_tokens=RISK_MAX_TOKENS,
+                job_id=job_id,
+                usage=spent,
+                task="review this design's intellectual-property risk",
+            )
+            review = review_from_tool_input(tool_input)
+        finally:
+            if usage is not None:  # billed whether or not the answer was usable
+                usage.merge(spent)
+        logger.info(
+            "claude risk reviewed job_id=%s model=%s level=%s findings=%d request_id=%s "
+            "input_tokens=%d output_tokens=%d cache_read_tokens=%d duration_ms=%d",
+            job_id,
+            self.model,
+            review.level.value,
+            len(review.findings),
+            message._request_id,
+            spent.input,
+            spent.output,
+            spent.cache_read,
+            (time.monotonic() - started) * 1000,
+        )
+        return replace(review, tokens=TokenCounts(**asdict(spent)))
 
     async def aclose(self) -> None:
         """Close the underlying HTTP connections."""
