@@ -32,6 +32,7 @@ from shared.contract.events import (
 )
 from shared.domain.screening.checks import (
     DesignText,
+    RiskFinding,
     RiskLevel,
     RiskReview,
     RiskReviewer,
@@ -42,6 +43,7 @@ from shared.domain.screening.checks import (
     UnsafeFinding,
 )
 from shared.domain.screening.settings import DEFAULT_POLICY
+from shared.platform.errors import PodError
 
 logger = logging.getLogger(__name__)
 
@@ -165,7 +167,17 @@ class Screener:
     async def _review(self, text: DesignText, job_id: str) -> RiskReview | None:
         if self.reviewer is None:
             return None
-        return await self.reviewer.review_risk(text, job_id=job_id)
+        try:
+            return await self.reviewer.review_risk(text, job_id=job_id)
+        except PodError as exc:
+            if exc.retryable or exc.code != "refusal":
+                raise
+            # Claude declined to look at this text: a finding in itself, never an allow.
+            logger.warning("risk review refused job_id=%s error=%s", job_id, exc.describe())
+            return RiskReview(
+                level=RiskLevel.HIGH,
+                findings=(RiskFinding(term="(declined)", why="Claude declined to review it"),),
+            )
 
     def _term_reasons(self, text: DesignText) -> list[ScreeningReason]:
         if self.terms is None:

@@ -34,7 +34,7 @@ from shared.domain.screening.checks import (
 from shared.domain.screening.settings import DEFAULT_POLICY
 from shared.pipeline.runner import MessageContext
 from shared.platform.db import open_pool
-from shared.platform.errors import RetryableError
+from shared.platform.errors import PermanentError, RetryableError
 from tests.services.generator.test_handler import FakeBriefs, FakeRenderer
 from tests.support.infra import unique
 
@@ -144,7 +144,6 @@ def screened(outputs: object) -> list[ImageGenerated]:
     events = [o.event for o in outputs]  # type: ignore[attr-defined]
     assert all(isinstance(e, ImageGenerated) and e.payload.screening for e in events)
     return events
-
 
 
 async def test_a_protected_term_in_the_copy_blocks_the_design_and_says_where(
@@ -269,3 +268,15 @@ async def test_a_redelivered_job_keeps_its_screening_and_asks_claude_once(
     assert len(reviewer.calls) == 2
     assert [e.payload.screening for e in again] == [e.payload.screening for e in first]
     assert [e.event_id for e in again] == [e.event_id for e in first]
+
+
+async def test_claude_declining_to_review_is_a_finding_not_a_failure(tmp_path: Path) -> None:
+    class Declines:
+        async def review_risk(self, text: DesignText, *, job_id: str) -> RiskReview:
+            raise PermanentError("Claude declined", vendor="claude", code="refusal")
+
+    gen = generator(tmp_path, screener(tmp_path, reviewer=Declines()))
+    [image] = screened(await gen(request(count=1), CTX))
+    s = image.payload.screening
+    assert s is not None and s.decision is ScreeningDecision.REVIEW
+    assert s.reasons[0].check is ScreeningCheck.RISK_REVIEW and "declined" in s.reasons[0].detail
