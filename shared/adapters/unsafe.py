@@ -213,7 +213,12 @@ def decode_scaled(image: bytes, *, max_pixels: int, side: int) -> Image.Image:
                 img.draft("RGB", (side, side))
                 img.load()
                 flat = _flatten(img)
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as exc:
+    except Image.DecompressionBombError:
+        raise UnreadableImage(
+            "unsafe-image check: over Pillow's decompression-bomb limit "
+            f"({Image.MAX_IMAGE_PIXELS} pixels)"
+        ) from None
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
         if isinstance(exc, UnreadableImage):
             raise
         raise UnreadableImage(
@@ -237,8 +242,10 @@ def _flatten(img: Image.Image) -> Image.Image:
 
 def _best_scores(output: Any) -> dict[str, float]:
     """Each class's best score over the detector's candidate boxes, counting a box only for
-    the class it scores highest (as the detector's own post-processing does; non-maximum
-    suppression keeps the best box of a class, so its score is unchanged by it)."""
+    the class it scores highest (as NudeNet's own post-processing does). No non-maximum
+    suppression: NudeNet's is class-agnostic, so a box of exposed skin overlapping a stronger
+    box of another class (a face, a covered part) would vanish from its list; here it still
+    counts. Boxes are not needed to flag an image, only each class's strongest evidence."""
     import numpy as np
 
     # (1, 4 + classes, candidates) -> (candidates, classes): box coordinates are not needed.
