@@ -165,7 +165,10 @@ class NudeNetClassifier:
         """The adult-content findings at or above the threshold, strongest first: one per
         label, with the best score of its detections. UnreadableImage for bytes that are not a
         decodable image (or past the pixel cap)."""
-        scores = self.scores(image)
+        return self.findings(self.scores(image))
+
+    def findings(self, scores: dict[str, float]) -> list[UnsafeFinding]:
+        """What :meth:`classify` reports for these class scores."""
         found = [
             UnsafeFinding(label=f"adult:{name.lower()}", score=round(score, 4))
             for name, score in scores.items()

@@ -3,6 +3,7 @@ run on onnxruntime's CPU provider (nothing mocked, nothing downloaded)."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import socket
 import struct
@@ -26,6 +27,7 @@ from shared.adapters.unsafe import (
     UnreadableImage,
     decode_scaled,
 )
+from shared.domain.screening.checks import UnsafeFinding
 from shared.domain.screening.settings import ScreeningSettings
 from shared.platform.errors import ConfigError, PermanentError
 from tests.support.unsafe_corpus import Case, load_cases, make_image, score_unsafe_corpus
@@ -83,11 +85,19 @@ def test_safe_designs_are_not_flagged(classifier: NudeNetClassifier, cases: list
     safe = [c for c in cases if c.label == "safe"]
     assert len(safe) >= 40
 
-    result = score_unsafe_corpus(classifier, safe)
+    adult: dict[str, float] = {}
 
-    worst = max(
-        (max(classifier.scores(make_image(c.image))[n] for n in ADULT_CLASSES), c.id) for c in safe
-    )
+    class Recording:
+        """The classifier, keeping each image's highest adult score for the report."""
+
+        def classify(self, image: bytes) -> list[UnsafeFinding]:
+            scores = classifier.scores(image)
+            adult[hashlib.sha256(image).hexdigest()] = max(scores[n] for n in ADULT_CLASSES)
+            return classifier.findings(scores)
+
+    result = score_unsafe_corpus(Recording(), safe)
+
+    worst = max((adult[hashlib.sha256(make_image(c.image)).hexdigest()], c.id) for c in safe)
     fp_rate = result.fp / len(safe)
     print(
         f"\nsafe corpus: {len(safe)} cases fp={result.fp} tn={result.tn} "
