@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from shared.adapters import unsafe
 from shared.adapters.unsafe import (
     ADULT_CLASSES,
     CLASSES,
@@ -199,9 +200,15 @@ def test_bad_bytes_are_a_clear_permanent_error(
         assert isinstance(raised.value, PermanentError)
 
 
-def test_a_missing_or_foreign_model_is_a_config_error(tmp_path: Path) -> None:
+def test_a_missing_or_foreign_model_is_a_config_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     foreign = tmp_path / "model.onnx"
     foreign.write_bytes(b"not an onnx model")
+    with monkeypatch.context() as patch:
+        patch.setattr(unsafe, "MODEL_PACKAGE", "no_such_model_package")
+        with pytest.raises(ConfigError, match=r"no_such_model_package package .* not installed"):
+            NudeNetClassifier(threshold=0.6)
 
     with pytest.raises(ConfigError, match="cannot be read"):
         NudeNetClassifier(threshold=0.6, model_path=tmp_path / "absent.onnx")
