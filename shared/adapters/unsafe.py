@@ -37,6 +37,9 @@ from PIL import Image, UnidentifiedImageError
 from shared.domain.screening.checks import UnsafeFinding
 from shared.platform.errors import ConfigError, PermanentError
 
+# numpy and onnxruntime are imported where a classifier is built or run, not with this module:
+# ~0.3 s and ~25 MB that a process importing the screening code without the check (it is off,
+# or another service) does not pay.
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
@@ -120,8 +123,9 @@ class NudeNetClassifier:
     """:class:`shared.domain.screening.checks.UnsafeClassifier` on NudeNet's 320n model.
 
     One onnxruntime session, built at construction and shared: ``InferenceSession.run`` may
-    be called from several threads at once (onnxruntime guarantees it), so ``classify`` holds
-    no lock. Each run uses ``threads`` intra-op threads (default 1: the machine runs the
+    be called from several threads at once (onnxruntime guarantees it: "InferenceSession::Run()
+    is guaranteed to be thread-safe", microsoft/onnxruntime#19301), so ``classify`` holds no
+    lock. Each run uses ``threads`` intra-op threads (default 1: the machine runs the
     pipeline beside it, and the screener already runs images in parallel threads).
     """
 
@@ -187,7 +191,7 @@ class NudeNetClassifier:
         import numpy as np
 
         rgb = decode_scaled(image, max_pixels=self.max_pixels, side=INPUT_SIDE)
-        # The model was trained on images padded at the right and bottom to a square, in black.
+        # Padded to a square at the right and bottom, in black, as NudeNet's own code does.
         canvas = Image.new("RGB", (INPUT_SIDE, INPUT_SIDE))
         canvas.paste(rgb, (0, 0))
         array = np.asarray(canvas, dtype=np.float32) / 255.0
