@@ -21,6 +21,12 @@ ENV POD_STATE_DIR=/var/lib/pod-engine/state IMAGE_STORAGE_DIR=/var/lib/pod-engin
 
 COPY requirements-runtime.lock requirements.lock pyproject.toml ./
 RUN pip install -r requirements-runtime.lock
+# Screening's unsafe-image classifier (NudeNet, AGPL-3.0: decision §50) only when asked for
+# (`docker build --build-arg UNSAFE_CLASSIFIER=1`), at the development lock's versions.
+ARG UNSAFE_CLASSIFIER=0
+RUN if [ "$UNSAFE_CLASSIFIER" = 1 ]; then \
+      pip install $(grep -iE '^(nudenet|onnxruntime|opencv-python-headless|flatbuffers|packaging)==' requirements.lock); \
+    fi
 COPY shared ./shared
 COPY services ./services
 
