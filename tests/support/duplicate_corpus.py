@@ -22,6 +22,7 @@ from typing import Any
 from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageFont
 
 from shared.domain.screening.phash import DesignHashes, design_hashes, hamming
+from shared.domain.screening.settings import ScreeningSettings
 from simulators.comfyui.render import render_png
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus" / "screening" / "duplicate_cases.jsonl"
@@ -223,7 +224,13 @@ def _edit(img: Image.Image, op: Mapping[str, Any]) -> Image.Image:
 def _source(spec: Mapping[str, Any]) -> Image.Image:
     if "render" in spec:
         r = spec["render"]
-        png = render_png(r["prompt"], int(r["seed"]), int(r.get("w", 1024)), int(r.get("h", 1024)))
+        png = render_png(
+            r["prompt"],
+            int(r["seed"]),
+            int(r.get("w", 1024)),
+            int(r.get("h", 1024)),
+            index=int(r.get("index", 0)),
+        )
         return Image.open(io.BytesIO(png)).convert("RGB")
     if "poster" in spec:
         return _poster(spec["poster"])
@@ -282,6 +289,27 @@ def score(cases: list[Case], distance: Callable[[Case], int], max_distance: int)
     )
 
 
-def score_duplicate_corpus(max_distance: int = 8, *, mirrored: bool = True) -> CorpusScore:
-    """The perceptual hash's score on the corpus at ``max_distance`` (images made now)."""
-    return score(load_cases(), lambda c: pair_distance(c, mirrored=mirrored), max_distance)
+def default_distance() -> int:
+    """The deployment's default ``SCREENING_DUPLICATE_DISTANCE``."""
+    default = ScreeningSettings.model_fields["screening_duplicate_distance"].default
+    assert isinstance(default, int)
+    return default
+
+
+def score_duplicate_corpus(
+    max_distance: int | None = None, *, mirrored: bool = True
+) -> CorpusScore:
+    """The perceptual hash's score on the corpus at ``max_distance`` (the default distance when
+    None), mirror images counted as the screener counts them; the images are made now (~10 s
+    the first time in a process)."""
+    distance = default_distance() if max_distance is None else max_distance
+    return score(load_cases(), lambda c: pair_distance(c, mirrored=mirrored), distance)
+
+
+def duplicate_curve(
+    distances: range = range(16), *, mirrored: bool = True
+) -> list[tuple[int, CorpusScore]]:
+    """Precision and recall at each distance (the choice of the default distance)."""
+    cases = load_cases()
+    measured = {c.id: pair_distance(c, mirrored=mirrored) for c in cases}
+    return [(d, score(cases, lambda c: measured[c.id], d)) for d in distances]
