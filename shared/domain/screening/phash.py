@@ -54,8 +54,9 @@ class DesignHashes:
     mirrored: int
 
 
-def _reduced(image: bytes, max_pixels: int) -> Image.Image:
-    """The image decoded (at most ``_WORK_SIDE`` on its long side), flattened onto white."""
+def reduced_grey(image: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """The image decoded (at most ``_WORK_SIDE`` on its long side), flattened onto white, in
+    greyscale: what the hash reads (UnreadableImage as ``perceptual_hash``)."""
     try:
         with warnings.catch_warnings():
             # Pillow warns (and past twice its limit raises) on huge images: ours is checked
@@ -102,12 +103,12 @@ def _bits(h: imagehash.ImageHash) -> int:
 def perceptual_hash(image: bytes, *, max_pixels: int = MAX_PIXELS) -> int:
     """The design's 64-bit perceptual hash (unsigned). UnreadableImage for bytes Pillow cannot
     decode or an image over ``max_pixels``. CPU-bound (~10-60 ms): run it in a thread."""
-    return _bits(imagehash.phash(_reduced(image, max_pixels)))
+    return _bits(imagehash.phash(reduced_grey(image, max_pixels)))
 
 
 def design_hashes(image: bytes, *, max_pixels: int = MAX_PIXELS) -> DesignHashes:
     """The design's hash and its mirror image's, from one decode."""
-    grey = _reduced(image, max_pixels)
+    grey = reduced_grey(image, max_pixels)
     return DesignHashes(
         phash=_bits(imagehash.phash(grey)),
         mirrored=_bits(imagehash.phash(ImageOps.mirror(grey))),
