@@ -40,9 +40,20 @@ async def conn(database_before: DatabaseBefore) -> AsyncIterator[AsyncConnection
 
 
 def near(h: int, bits: int, rng: random.Random) -> int:
-    """``h`` with exactly ``bits`` of its bits flipped."""
+    """``h`` with exactly ``bits`` of its bits flipped, anywhere."""
     for bit in rng.sample(range(64), bits):
         h ^= 1 << bit
+    return h
+
+
+def spread(h: int, bits: int, rng: random.Random) -> int:
+    """``h`` with exactly ``bits`` of its bits flipped, as evenly over its four 16-bit chunks
+    as they go: the nearest chunk is then as far as the pigeonhole allows (``bits // 4``), the
+    case a too small search radius misses."""
+    for chunk in range(4):
+        count = bits // 4 + (1 if chunk < bits % 4 else 0)
+        for bit in rng.sample(range(16), count):
+            h ^= 1 << (chunk * 16 + bit)
     return h
 
 
@@ -81,6 +92,7 @@ async def test_the_lookup_answers_as_a_scan_would_from_the_chunk_indexes(
         for _ in range(4):
             _, base = rng.choice(stored)
             probes += [near(base, max_distance, rng), near(base, max_distance + 1, rng)]
+            probes += [spread(base, max_distance, rng), spread(base, max_distance + 1, rng)]
         probes += [rng.getrandbits(64) for _ in range(2)]
         for probe in probes:
             found = await design_hashes.similar(
@@ -93,7 +105,7 @@ async def test_the_lookup_answers_as_a_scan_would_from_the_chunk_indexes(
         # A stored design at exactly the distance is among the nearest five.
         job, base = rng.choice(stored)
         at = await design_hashes.similar(
-            conn, near(base, max_distance, rng), max_distance, exclude=("new", 0)
+            conn, spread(base, max_distance, rng), max_distance, exclude=("new", 0)
         )
         assert (job, max_distance) in [(r.job_id, r.distance) for r in at]
 
