@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
 
 from shared.contract.events import DesignRef
 from shared.domain.screening.phash import chunk_neighbours, chunks, to_signed
@@ -129,3 +130,41 @@ async def forget(conn: AsyncConnection[Any], job_id: str, image_index: int | Non
     else:
         cur = await conn.execute(_FORGET_IMAGE, {"job": job_id, "index": image_index})
     return cur.rowcount
+
+
+class PgDesignHashes:
+    """The screener's store of hashes (``services.generator.screening.DesignHashes``) on the
+    shared database."""
+
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self._pool = pool
+
+    async def record_and_match(
+        self,
+        *,
+        job_id: str,
+        image_index: int,
+        generation: int,
+        phash: int,
+        max_distance: int,
+        mirrored: int | None = None,
+        limit: int = 5,
+    ) -> list[DesignRef]:
+        """Record the design's hash, then the designs within ``max_distance`` of it (or of its
+        mirror image's hash), nearest first, its own (job, image) left out.
+
+        Recorded first and committed on its own (the pool's connections are autocommit, see
+        ``shared.platform.db.open_pool``): of two near-duplicates screened at the same
+        moment on two instances, the one that looks second sees the other (matching first,
+        both could miss each other). A redelivery records nothing new and answers the same,
+        plus any design recorded since."""
+        async with self._pool.connection() as conn:
+            await record(conn, job_id, image_index, generation, phash)
+            return await similar(
+                conn,
+                phash,
+                max_distance,
+                exclude=(job_id, image_index),
+                mirrored=mirrored,
+                limit=limit,
+            )

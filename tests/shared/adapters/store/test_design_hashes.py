@@ -3,6 +3,7 @@ an indexed query that answers what a scan of every hash would, and recording is 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import uuid
@@ -14,6 +15,7 @@ from psycopg import AsyncConnection
 
 from shared.adapters.store import design_hashes
 from shared.domain.screening.phash import from_signed, hamming
+from shared.platform.db import open_pool
 from tests.shared.adapters.store.conftest import DatabaseBefore
 
 # Every migration up to and including 0035 (design_hashes).
@@ -161,3 +163,34 @@ async def test_forgotten_designs_no_longer_count(conn: AsyncConnection[Any]) -> 
 async def test_a_distance_past_the_indexable_range_is_refused(conn: AsyncConnection[Any]) -> None:
     with pytest.raises(ValueError, match="max_distance must be 0-15"):
         await design_hashes.similar(conn, 1, 16, exclude=("new", 0))
+
+
+async def test_of_two_near_duplicates_screened_at_once_at_least_one_is_flagged(
+    database_before: DatabaseBefore,
+) -> None:
+    pool = await open_pool(database_before(_AFTER), max_size=8)
+    try:
+        store = design_hashes.PgDesignHashes(pool)
+        h = 0x1234_5678_9ABC_DEF0
+        for round_ in range(10):
+            jobs = [f"race{round_}-{n}" for n in range(4)]
+            found = await asyncio.gather(
+                *(
+                    store.record_and_match(
+                        job_id=job, image_index=0, generation=0, phash=h ^ n, max_distance=4
+                    )
+                    for n, job in enumerate(jobs)
+                )
+            )
+            # The last to look sees every other one: no pair of them both unflagged.
+            assert max(len(f) for f in found) == 3, found
+            for job, refs in zip(jobs, found, strict=True):
+                assert job not in [r.job_id for r in refs]
+            last, h = h, (h * 3 + 1) & (2**64 - 1)
+        # A redelivery records nothing new and answers with what is there now.
+        again = await store.record_and_match(
+            job_id="race9-0", image_index=0, generation=0, phash=last, max_distance=4
+        )
+        assert sorted(r.job_id for r in again) == ["race9-1", "race9-2", "race9-3"]
+    finally:
+        await pool.close()
