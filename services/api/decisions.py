@@ -100,14 +100,18 @@ async def decide_image(
     generation: int | None,
     prompt: str | None = None,
 ) -> Outcome:
-    """Approve, reject or regenerate one image of a job with review (see the module's doc)."""
+    """Approve, reject or regenerate one image of a job with review, or one screening held for
+    review in a job without (see the module's doc)."""
     facts = await job_for_decision(state, caller, job_id)
-    if not facts.review:
+    if not facts.review and not await review_queries.held_by_screening(
+        state.pool, job_id, image_index
+    ):
         raise ApiError(
             409,
             "not_reviewed",
-            f"job {job_id} was not submitted with review: its products are handled as it asked "
-            "(autoPublish), there is nothing to decide",
+            f"job {job_id} was not submitted with review and screening did not hold image "
+            f"{image_index} for review: its products are handled as it asked (autoPublish), "
+            "there is nothing to decide",
         )
     if facts.cancelled:
         raise _cancelled(job_id)

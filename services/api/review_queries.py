@@ -109,6 +109,24 @@ WHERE r.state = %(state)s {mine}
 _MINE = "AND j.submitted_by = %(owner)s"
 
 
+# An image of a job without review is the seller's to decide when screening held it: its review
+# row (its products are made), or its screening's decision (they are still being made).
+_HELD_BY_SCREENING = """
+SELECT EXISTS (SELECT 1 FROM image_reviews r
+               WHERE r.job_id = %(job)s AND r.image_index = %(index)s)
+    OR EXISTS (SELECT 1 FROM images i WHERE i.job_id = %(job)s AND i.image_index = %(index)s
+               AND i.screening_decision = 'review')
+"""
+
+
+async def held_by_screening(pool: AsyncConnectionPool, job_id: str, image_index: int) -> bool:
+    """Whether the image waits (or will wait) for the seller though its job has no review."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(_HELD_BY_SCREENING, {"job": job_id, "index": image_index})
+        row = await cur.fetchone()
+    return bool(row and row[0])
+
+
 def thumbnail_url(job_id: str, image_index: int) -> str:
     """Where the API serves a preview of the image (services/api/thumbnails.py)."""
     return f"/jobs/{job_id}/images/{image_index}?size={THUMBNAIL_SIZE}"

@@ -47,10 +47,6 @@ SELECT COALESCE(sum(input_tokens), 0)::bigint, COALESCE(sum(output_tokens), 0)::
 FROM image_screenings WHERE job_id = %(job)s
 """
 
-# The tokens of a job's screenings, for a read of the job's row (``{alias}``: the jobs row's).
-TOKENS_OF_JOB = """(SELECT COALESCE(sum(s.{kind}_tokens), 0) FROM image_screenings s
-    WHERE s.job_id = {alias}.job_id)"""
-
 
 @dataclass(frozen=True)
 class FlaggedDay:
