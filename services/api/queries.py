@@ -18,12 +18,10 @@ from shared.contract.sales_channels import DEFAULT_CHANNEL
 # The job's Claude tokens: its briefs' (on its row, from its first image) and every risk review of
 # its images by screening (image_screenings, by its primary key); None before either.
 _TOKENS = ",\n    ".join(
-    f"""CASE WHEN claude_{kind}_tokens IS NULL
-        AND NOT EXISTS (SELECT 1 FROM image_screenings s WHERE s.job_id = jobs.job_id)
-        THEN NULL
-        ELSE COALESCE(claude_{kind}_tokens, 0) + (SELECT COALESCE(sum(s.{kind}_tokens), 0)
-            FROM image_screenings s WHERE s.job_id = jobs.job_id)
-        END AS claude_{kind}_tokens"""  # noqa: S608  # constants, no input
+    # One aggregate per column, by the table's primary key (never hashed over the whole table).
+    f"""(SELECT CASE WHEN jobs.claude_{kind}_tokens IS NULL AND count(*) = 0 THEN NULL
+        ELSE COALESCE(jobs.claude_{kind}_tokens, 0) + COALESCE(sum(s.{kind}_tokens), 0) END
+        FROM image_screenings s WHERE s.job_id = jobs.job_id) AS claude_{kind}_tokens"""  # noqa: S608  # constants, no input
     for kind in ("input", "output", "cache_read", "cache_write")
 )
 
