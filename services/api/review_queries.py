@@ -76,7 +76,7 @@ RETURNING cancelled_by
 _IMAGES = """
 SELECT i.image_index, COALESCE(r.generation, 0) AS generation,
     COALESCE(r.state, 'pending') AS state, r.awaiting_since, r.decision, r.decision_id,
-    r.decided_by, r.decided_at, i.title, i.description, i.tags, i.prompt
+    r.decided_by, r.decided_at, i.title, i.description, i.tags, i.prompt, i.screening
 FROM images i
 LEFT JOIN image_reviews r ON r.job_id = i.job_id AND r.image_index = i.image_index
 WHERE i.job_id = %(job)s ORDER BY i.image_index

@@ -114,6 +114,10 @@ async def test_a_held_image_of_a_job_without_review_is_the_sellers_to_decide(
         "generation": 0,
         "distance": 3,
     }
+    review = roles_api.get(f"/jobs/{job.job_id}/review", headers=OWNER).json()
+    assert review["review"] is False
+    shown = {i["imageIndex"]: (i["state"], i["screening"]["decision"]) for i in review["images"]}
+    assert shown == {0: ("pending", "allow"), 1: ("awaiting", "review")}
     queue = roles_api.get("/reviews", headers=OWNER).json()["reviews"]
     assert (job.job_id, 1) in {(r["jobId"], r["imageIndex"]) for r in queue}
 
