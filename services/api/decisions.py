@@ -103,9 +103,15 @@ async def decide_image(
     """Approve, reject or regenerate one image of a job with review, or one screening held for
     review in a job without (see the module's doc)."""
     facts = await job_for_decision(state, caller, job_id)
-    if not facts.review and not await review_queries.held_by_screening(
-        state.pool, job_id, image_index
-    ):
+    screened = await review_queries.screened(state.pool, job_id, image_index)
+    if screened.decision == "block" and not screened.reviewed:
+        raise ApiError(
+            409,
+            "blocked",
+            f"image {image_index} was blocked by screening ({screened.summary or 'no reason'}): "
+            "nothing of it was made, there is nothing to decide",
+        )
+    if not facts.review and not screened.held:
         raise ApiError(
             409,
             "not_reviewed",

@@ -109,22 +109,40 @@ WHERE r.state = %(state)s {mine}
 _MINE = "AND j.submitted_by = %(owner)s"
 
 
-# An image of a job without review is the seller's to decide when screening held it: its review
-# row (its products are made), or its screening's decision (they are still being made).
-_HELD_BY_SCREENING = """
+# What screening made of an image, for a decision about it: whether it has a review row (its
+# products are made and wait, or waited, for the seller) and screening's decision and summary.
+_SCREENED = """
 SELECT EXISTS (SELECT 1 FROM image_reviews r
-               WHERE r.job_id = %(job)s AND r.image_index = %(index)s)
-    OR EXISTS (SELECT 1 FROM images i WHERE i.job_id = %(job)s AND i.image_index = %(index)s
-               AND i.screening_decision = 'review')
+               WHERE r.job_id = %(job)s AND r.image_index = %(index)s) AS reviewed,
+    (SELECT i.screening_decision FROM images i
+     WHERE i.job_id = %(job)s AND i.image_index = %(index)s) AS decision,
+    (SELECT i.screening_summary FROM images i
+     WHERE i.job_id = %(job)s AND i.image_index = %(index)s) AS summary
 """
 
 
-async def held_by_screening(pool: AsyncConnectionPool, job_id: str, image_index: int) -> bool:
-    """Whether the image waits (or will wait) for the seller though its job has no review."""
-    async with pool.connection() as conn:
-        cur = await conn.execute(_HELD_BY_SCREENING, {"job": job_id, "index": image_index})
+@dataclass(frozen=True)
+class Screened:
+    """What a decision about an image needs to know of its screening."""
+
+    reviewed: bool
+    decision: str | None
+    summary: str | None
+
+    @property
+    def held(self) -> bool:
+        """It waits (or will wait) for the seller though its job has no review: its review
+        row, or screening's decision while its products are still being made."""
+        return self.reviewed or self.decision == "review"
+
+
+async def screened(pool: AsyncConnectionPool, job_id: str, image_index: int) -> Screened:
+    """The image's review row and screening (nothing when it is not generated yet)."""
+    async with pool.connection() as conn, conn.cursor(row_factory=class_row(Screened)) as cur:
+        await cur.execute(_SCREENED, {"job": job_id, "index": image_index})
         row = await cur.fetchone()
-    return bool(row and row[0])
+    assert row is not None  # scalar subqueries only: always one row
+    return row
 
 
 def thumbnail_url(job_id: str, image_index: int) -> str:

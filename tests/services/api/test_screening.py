@@ -81,6 +81,13 @@ async def test_each_image_shows_its_screening_and_the_job_says_what_was_blocked(
     assert {"imageIndex", "sha256", "uri", "title", "tags"} <= set(first)
     view = body["job"]
     assert view["detailedStatus"] == "processing"  # image 2's products await publication
+    for action in ("approve", "reject", "regenerate"):
+        refused = roles_api.post(f"/jobs/{job.job_id}/images/0/{action}", headers=OWNER)
+        assert refused.status_code == 409 and refused.json()["error"] == "blocked", refused.text
+        assert refused.json()["detail"] == (
+            "image 0 was blocked by screening (deny_list: Nike): nothing of it was made, there "
+            "is nothing to decide"
+        )
     # Both risk reviews are the job's Claude tokens (the briefs' are on no image here).
     assert (view["claudeInputTokens"], view["claudeOutputTokens"]) == (600, 80)
     (line,) = [e for e in body["logs"] if e["level"] == "error"]
