@@ -11,11 +11,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from services.monitor.fold import Folder
 from shared.contract.events import Event, JobRequested, Priority, TokenCounts
 from shared.contract.topics import JOBS_REQUESTED
+from shared.tools.cli import main
 from tests.services.api.conftest import API_KEY
 from tests.services.api.test_api import job_body, one_event
 from tests.services.api.test_review import decisions
@@ -98,7 +100,11 @@ async def test_each_image_shows_its_screening_and_the_job_says_what_was_blocked(
 
 
 async def test_a_held_image_of_a_job_without_review_is_the_sellers_to_decide(
-    roles_api: httpx.Client, pipeline_topics: str, pool: AsyncConnectionPool
+    roles_api: httpx.Client,
+    pipeline_topics: str,
+    pool: AsyncConnectionPool,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     before = today_flags(roles_api)
     job = submit(roles_api, pipeline_topics)
@@ -125,6 +131,13 @@ async def test_a_held_image_of_a_job_without_review_is_the_sellers_to_decide(
     assert review["review"] is False
     shown = {i["imageIndex"]: (i["state"], i["screening"]["decision"]) for i in review["images"]}
     assert shown == {0: ("pending", "allow"), 1: ("awaiting", "review")}
+    # `pod review list JOB` says why, for people.
+    monkeypatch.setenv("POD_API_URL", str(roles_api.base_url))
+    monkeypatch.setenv("POD_API_KEY", API_KEY)
+    monkeypatch.setenv("COLUMNS", "250")
+    assert main(["--text", "review", "list", job.job_id]) == 0
+    table = capsys.readouterr().out
+    assert "review: deny_list, near_duplicate" in table and "allow" in table, table
     queue = roles_api.get("/reviews", headers=OWNER).json()["reviews"]
     assert (job.job_id, 1) in {(r["jobId"], r["imageIndex"]) for r in queue}
 
