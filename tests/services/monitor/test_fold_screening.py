@@ -11,6 +11,7 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from services.monitor.belongs import ForeignOutput
+from services.monitor.folders import ImageFolder
 from shared.adapters.store import screening_flags
 from shared.contract.events import (
     DesignRef,
@@ -253,3 +254,36 @@ async def test_an_image_from_before_screening_stores_none(pool: AsyncConnectionP
         pool, "SELECT screening, screening_decision FROM images WHERE job_id = %s", job.job_id
     ) == [(None, None)]
     assert await rows(pool, "SELECT 1 FROM image_screenings WHERE job_id = %s", job.job_id) == []
+
+
+async def test_a_finding_the_policy_allows_is_recorded_without_holding_anything(
+    pool: AsyncConnectionPool,
+) -> None:
+    job = new_job(count=1, types=TYPES)
+    recorded = screening(nike(ALLOW))
+    assert recorded.decision is ALLOW
+    await fold_all(pool, [job, screened(job, 0, recorded)])
+    await fold_all(pool, [e for t in TYPES for e in (product(job, 0, t), published(job, 0, t))])
+    row = await job_row(pool, job.job_id)
+    assert (row["status"], row["error"]) == ("completed", None)
+    assert await rows(
+        pool, 'SELECT "check", outcome FROM screening_flags WHERE job_id = %s', job.job_id
+    ) == [("deny_list", "allow")]
+    log = await rows(
+        pool,
+        "SELECT level, message FROM job_events WHERE job_id = %s AND type = 'image.generated'",
+        job.job_id,
+    )
+    assert log == [("info", "image 1/1 generated: T0")]
+
+
+def test_the_risk_reviews_tokens_are_counted_in_the_claude_tokens_metric() -> None:
+    job = new_job(count=1, types=TYPES)
+    first = screened(job, 0, screening(tokens=TokenCounts(input=100, output=20)))
+    briefs = first.payload.model_copy(update={"tokens": TokenCounts(input=1000, cache_read=7)})
+    counts = ImageFolder().measure(first.model_copy(update={"payload": briefs})).counts
+    assert sorted((labels["kind"], n) for name, labels, n in counts if name == "claude_tokens") == [
+        ("cache_read", 7),
+        ("input", 1100),
+        ("output", 20),
+    ]
