@@ -48,11 +48,12 @@ def summary(s: Screening) -> str | None:
     when it was allowed."""
     if s.decision is ScreeningDecision.ALLOW:
         return None
-    parts: list[str] = []
+    # Each check once, with every term its findings named (in the order found).
+    terms: dict[str, list[str]] = {}
     for r in _deciding(s):
-        part = f"{r.check.value}: {', '.join(r.terms)}" if r.terms else r.check.value
-        if part not in parts:
-            parts.append(part)
+        named = terms.setdefault(r.check.value, [])
+        named.extend(t for t in r.terms if t not in named)
+    parts = (f"{check}: {', '.join(named)}" if named else check for check, named in terms.items())
     return _cut("; ".join(parts), MAX_SUMMARY)
 
 

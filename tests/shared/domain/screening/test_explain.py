@@ -62,7 +62,13 @@ def test_the_log_and_the_summary_name_the_findings_that_decided() -> None:
         "image 3 blocked by screening: deny_list — 'Nike', 'Adidas' in tags; "
         "deny_list — 'Nike' in title"
     )
-    assert explain.summary(s) == "deny_list: Nike, Adidas; deny_list: Nike"
+    assert explain.summary(s) == "deny_list: Nike, Adidas"
+    twice = decided(
+        reason(ScreeningCheck.RENDERED_TEXT, BLOCK, terms=["Yoda"]),
+        reason(ScreeningCheck.DENY_LIST, BLOCK, terms=["Yoda"]),
+        reason(ScreeningCheck.UNSAFE_IMAGE, BLOCK, label="adult"),
+    )
+    assert explain.summary(twice) == "rendered_text: Yoda; deny_list: Yoda; unsafe_image"
     assert explain.flagged(s) == {
         ScreeningCheck.DENY_LIST: BLOCK,
         ScreeningCheck.UNSAFE_IMAGE: REVIEW,
