@@ -100,14 +100,24 @@ async def decide_image(
     generation: int | None,
     prompt: str | None = None,
 ) -> Outcome:
-    """Approve, reject or regenerate one image of a job with review (see the module's doc)."""
+    """Approve, reject or regenerate one image of a job with review, or one screening held for
+    review in a job without (see the module's doc)."""
     facts = await job_for_decision(state, caller, job_id)
-    if not facts.review:
+    screened = await review_queries.screened(state.pool, job_id, image_index)
+    if screened.decision == "block" and not screened.reviewed:
+        raise ApiError(
+            409,
+            "blocked",
+            f"image {image_index} was blocked by screening ({screened.summary or 'no reason'}): "
+            "nothing of it was made, there is nothing to decide",
+        )
+    if not facts.review and not screened.held:
         raise ApiError(
             409,
             "not_reviewed",
-            f"job {job_id} was not submitted with review: its products are handled as it asked "
-            "(autoPublish), there is nothing to decide",
+            f"job {job_id} was not submitted with review and screening did not hold image "
+            f"{image_index} for review: its products are handled as it asked (autoPublish), "
+            "there is nothing to decide",
         )
     if facts.cancelled:
         raise _cancelled(job_id)

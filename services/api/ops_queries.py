@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypedDict
 
 from psycopg import AsyncConnection
@@ -24,12 +24,14 @@ from services.api.schemas.ops import (
     DashboardView,
     Overview,
     QueueStats,
+    ScreeningFlagsView,
     StageStats,
     StatsView,
     WorkerStats,
 )
 from shared.adapters.store import alerts as alert_store
 from shared.adapters.store import metrics as metric_store
+from shared.adapters.store import screening_flags
 from shared.adapters.store import workers as worker_store
 from shared.adapters.store.metrics import (
     DURATION_BUCKETS,
@@ -408,4 +410,17 @@ def _in_ms(seconds: _DurationRow, period: str) -> Aggregate:
         p95=ms(seconds["p95"]),
         p99=ms(seconds["p99"]),
         period=period,
+    )
+
+
+async def screening(pool: AsyncConnectionPool, days: int) -> ScreeningFlagsView:
+    """Images screening flagged per check per day (UTC) and outcome over the last ``days``
+    days, today included, and per check over them all."""
+    since = datetime.now(UTC).date() - timedelta(days=days - 1)
+    rows = await screening_flags.per_day(pool, since)
+    by_check: dict[str, int] = {}
+    for r in rows:
+        by_check[r.check] = by_check.get(r.check, 0) + r.flagged
+    return ScreeningFlagsView.model_validate(
+        {"days": days, "since": since, "flags": [vars(r) for r in rows], "by_check": by_check}
     )

@@ -15,6 +15,16 @@ from shared.adapters.store import job_claims, jobs, products
 from shared.contract.events import JobRequested
 from shared.contract.sales_channels import DEFAULT_CHANNEL
 
+# The job's Claude tokens: its briefs' (on its row, from its first image) and every risk review of
+# its images by screening (image_screenings, by its primary key); None before either.
+_TOKENS = ",\n    ".join(
+    # One aggregate per column, by the table's primary key (never hashed over the whole table).
+    f"""(SELECT CASE WHEN jobs.claude_{kind}_tokens IS NULL AND count(*) = 0 THEN NULL
+        ELSE COALESCE(jobs.claude_{kind}_tokens, 0) + COALESCE(sum(s.{kind}_tokens), 0) END
+        FROM image_screenings s WHERE s.job_id = jobs.job_id) AS claude_{kind}_tokens"""  # noqa: S608  # constants, no input
+    for kind in ("input", "output", "cache_read", "cache_write")
+)
+
 # Named for what services.api.schemas.jobs.JobView shows: the seed's status (a partial job is
 # `completed` there) beside the detailed one, the priority as given (its number, else the band).
 _JOB_COLUMNS = f"""
@@ -26,8 +36,7 @@ _JOB_COLUMNS = f"""
     expected_products, expected_publications,
     images_done, images_failed, products_done, products_failed, publications_done,
     publications_failed, error, retry_attempt, next_retry_at, last_error,
-    created_at, updated_at, started_at, finished_at, claude_input_tokens,
-    claude_output_tokens, claude_cache_read_tokens, claude_cache_write_tokens
+    created_at, updated_at, started_at, finished_at, {_TOKENS}
 """
 
 
@@ -58,7 +67,8 @@ _GET_JOB = _SELECT_JOBS + " WHERE job_id = %(job)s"
 _KNOWN_JOBS = "SELECT job_id FROM jobs WHERE job_id = ANY(%(ids)s)"
 
 _JOB_IMAGES = """
-SELECT image_index, sha256, uri, width, height, prompt, title, description, tags, created_at
+SELECT image_index, sha256, uri, width, height, prompt, title, description, tags, created_at,
+    screening
 FROM images WHERE job_id = %(job)s ORDER BY image_index
 """
 

@@ -76,7 +76,7 @@ RETURNING cancelled_by
 _IMAGES = """
 SELECT i.image_index, COALESCE(r.generation, 0) AS generation,
     COALESCE(r.state, 'pending') AS state, r.awaiting_since, r.decision, r.decision_id,
-    r.decided_by, r.decided_at, i.title, i.description, i.tags, i.prompt
+    r.decided_by, r.decided_at, i.title, i.description, i.tags, i.prompt, i.screening
 FROM images i
 LEFT JOIN image_reviews r ON r.job_id = i.job_id AND r.image_index = i.image_index
 WHERE i.job_id = %(job)s ORDER BY i.image_index
@@ -107,6 +107,42 @@ SELECT count(*) FROM image_reviews r JOIN jobs j ON j.job_id = r.job_id
 WHERE r.state = %(state)s {mine}
 """
 _MINE = "AND j.submitted_by = %(owner)s"
+
+
+# What screening made of an image, for a decision about it: whether it has a review row (its
+# products are made and wait, or waited, for the seller) and screening's decision and summary.
+_SCREENED = """
+SELECT EXISTS (SELECT 1 FROM image_reviews r
+               WHERE r.job_id = %(job)s AND r.image_index = %(index)s) AS reviewed,
+    (SELECT i.screening_decision FROM images i
+     WHERE i.job_id = %(job)s AND i.image_index = %(index)s) AS decision,
+    (SELECT i.screening_summary FROM images i
+     WHERE i.job_id = %(job)s AND i.image_index = %(index)s) AS summary
+"""
+
+
+@dataclass(frozen=True)
+class Screened:
+    """What a decision about an image needs to know of its screening."""
+
+    reviewed: bool
+    decision: str | None
+    summary: str | None
+
+    @property
+    def held(self) -> bool:
+        """It waits (or will wait) for the seller though its job has no review: its review
+        row, or screening's decision while its products are still being made."""
+        return self.reviewed or self.decision == "review"
+
+
+async def screened(pool: AsyncConnectionPool, job_id: str, image_index: int) -> Screened:
+    """The image's review row and screening (nothing when it is not generated yet)."""
+    async with pool.connection() as conn, conn.cursor(row_factory=class_row(Screened)) as cur:
+        await cur.execute(_SCREENED, {"job": job_id, "index": image_index})
+        row = await cur.fetchone()
+    assert row is not None  # scalar subqueries only: always one row
+    return row
 
 
 def thumbnail_url(job_id: str, image_index: int) -> str:

@@ -26,7 +26,15 @@ from services.monitor.belongs import (
 )
 from services.monitor.dlq import UNKNOWN_JOB, DeadLetterFailed, unattributable
 from services.monitor.orders import fold_call, is_order_call
-from shared.adapters.store import images, jobs, listings, products, reviews, workers
+from shared.adapters.store import (
+    images,
+    jobs,
+    listings,
+    products,
+    reviews,
+    screening_flags,
+    workers,
+)
 from shared.adapters.store.dead_letters import record_dead_letter
 from shared.adapters.store.job_claims import JobIdInUse
 from shared.contract.events import (
@@ -43,6 +51,7 @@ from shared.contract.events import (
     ProductPublishing,
     ProductRepriced,
     ProductWithdrawn,
+    ScreeningDecision,
     SellerDecision,
     StageFailed,
     WorkerExited,
@@ -50,6 +59,7 @@ from shared.contract.events import (
     channels_of,
 )
 from shared.contract.topics import DEFAULT_CHANNEL, GENERATOR, MONITOR, channel_of
+from shared.domain.screening import explain
 from shared.platform.errors import InvalidEventError
 
 logger = logging.getLogger(__name__)
@@ -183,10 +193,19 @@ class RequestFolder(EventFolder[JobRequested]):
         return Measure(counts=(submitted,), progress=False)
 
 
+# The log's level of an image screening held or blocked.
+_SCREENED_LEVEL = {ScreeningDecision.REVIEW: "warning", ScreeningDecision.BLOCK: "error"}
+
+
 class ImageFolder(EventFolder[ImageGenerated]):
     def describe(self, event: ImageGenerated) -> tuple[str, str]:
         q = event.payload
-        return "info", f"image {q.image_index + 1}/{q.image_count} generated: {q.title}"
+        line = f"image {q.image_index + 1}/{q.image_count} generated: {q.title}"
+        screened = explain.log_line(q.image_index, q.screening) if q.screening else None
+        if q.screening is None or screened is None:
+            return "info", line
+        # The screening's line first: the log shows it however long the title.
+        return _SCREENED_LEVEL[q.screening.decision], f"{screened} ({line})"
 
     def check(self, event: ImageGenerated, job: JobShape, images: set[tuple[str, int]]) -> None:
         check_image(event, job)
@@ -194,17 +213,29 @@ class ImageFolder(EventFolder[ImageGenerated]):
     async def write(self, conn: AsyncConnection[Any], event: ImageGenerated, job: JobShape) -> None:
         await jobs.record_tokens(conn, event)
         await images.record(conn, event)
+        await screening_flags.record(conn, event)
+        p = event.payload
+        if p.generation > 0:
+            await reviews.screened_again(
+                conn,
+                job_id=event.job_id,
+                image_index=p.image_index,
+                generation=p.generation,
+                decision=p.screening.decision.value if p.screening else None,
+                at=event.occurred_at,
+            )
 
     def image_made(self, event: ImageGenerated) -> tuple[str, int] | None:
         return event.job_id, event.payload.image_index
 
     def measure(self, event: ImageGenerated) -> Measure:
-        tokens = event.payload.tokens
-        counts = tuple(
-            counter("claude_tokens", {"kind": kind}, n)
-            for kind, n in (tokens.model_dump().items() if tokens is not None else ())
-            if n
-        )
+        p = event.payload
+        # The briefs' tokens (on the job's first image) and this image's risk review's.
+        spent: dict[str, int] = {}
+        for tokens in (p.tokens, p.screening.tokens if p.screening else None):
+            for kind, n in tokens.model_dump().items() if tokens is not None else ():
+                spent[kind] = spent.get(kind, 0) + n
+        counts = tuple(counter("claude_tokens", {"kind": k}, n) for k, n in spent.items() if n)
         return Measure(counts=counts, stage=(GENERATION, event.job_id, None, None))
 
 
@@ -384,14 +415,19 @@ class DecisionFolder(EventFolder[SellerDecision]):
             d.image_index,
             d.product_type.value if d.product_type is not None else None,
         )
-        if d.action in IMAGE_ACTIONS and not job.review:
-            raise ForeignOutput(
-                f"payload.action: job {event.job_id[:100]} is not reviewed; "
-                f"there is nothing to {d.action.value}"
-            )
 
     async def write(self, conn: AsyncConnection[Any], event: SellerDecision, job: JobShape) -> None:
         d = event.payload
+        # In a job without review, only an image screening held (its review row) is decided.
+        if (
+            d.action in IMAGE_ACTIONS
+            and not job.review
+            and (d.image_index is None or not await reviews.held(conn, event.job_id, d.image_index))
+        ):
+            raise ForeignOutput(
+                f"payload.action: job {event.job_id[:100]} is not reviewed and screening held "
+                f"none of its images for review; there is nothing to {d.action.value}"
+            )
         if d.action is DecisionAction.CANCEL:
             await jobs.record_cancelled(conn, event.job_id, by=d.decided_by, at=event.occurred_at)
         await reviews.fold_decision(conn, event)

@@ -253,6 +253,16 @@ class ReviewProductAnswer(TypedDict):
     mockups: list[str]
 
 
+class ScreeningReasonAnswer(TypedDict):
+    check: str
+    outcome: str
+
+
+class ScreeningAnswer(TypedDict):
+    decision: str
+    reasons: list[ScreeningReasonAnswer]
+
+
 class ReviewImageAnswer(TypedDict):
     imageIndex: int
     generation: int
@@ -260,6 +270,7 @@ class ReviewImageAnswer(TypedDict):
     title: str
     decidedBy: str | None
     products: list[ReviewProductAnswer]
+    screening: NotRequired[ScreeningAnswer | None]
 
 
 class JobReviewAnswer(TypedDict):
@@ -432,7 +443,15 @@ def _job_review_table(body: JobReviewAnswer) -> Any:
     from rich.table import Table
 
     table = Table(title=f"review of job {body['jobId']}  {body['detailedStatus']}")
-    for col in ("image", "gen", "state", "title", "products (price, least margin)", "decided by"):
+    for col in (
+        "image",
+        "gen",
+        "state",
+        "title",
+        "products (price, least margin)",
+        "decided by",
+        "screening",
+    ):
         table.add_column(col)
     for i in body["images"]:
         products = ", ".join(
@@ -447,8 +466,17 @@ def _job_review_table(body: JobReviewAnswer) -> Any:
             i["title"],
             products,
             i["decidedBy"] or "",
+            _screening_cell(i.get("screening")),
         )
     return table
+
+
+def _screening_cell(s: ScreeningAnswer | None) -> str:
+    """Screening's decision and the checks behind it (``review: near_duplicate``)."""
+    if not s:
+        return ""
+    checks = sorted({r["check"] for r in s["reasons"] if r["outcome"] == s["decision"]})
+    return s["decision"] + (f": {', '.join(checks)}" if checks else "")
 
 
 def _review_queue_table(body: ReviewQueueAnswer) -> Any:

@@ -189,6 +189,7 @@ PAGES = [
     ("alerts", "#alerts tr"),
     ("charts", "#charts svg"),
     ("sells", "#sells-designs tr"),
+    ("screening", "#screening-flags tr"),
 ]
 
 

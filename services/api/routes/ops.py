@@ -1,4 +1,5 @@
-"""Operations: ``/metrics`` (JSON or Prometheus text), ``/alerts``, ``/stats``, ``/dashboard``.
+"""Operations: ``/metrics`` (JSON or Prometheus text), ``/alerts``, ``/stats``, ``/dashboard``,
+``/screening``.
 
 Everything is read from what the monitor folds and samples; nothing here touches Kafka.
 """
@@ -21,6 +22,7 @@ from services.api.schemas.ops import (
     DashboardView,
     MetricPoint,
     MetricSeries,
+    ScreeningFlagsView,
     StatsView,
 )
 from services.api.schemas.sales import SalesFigures
@@ -111,3 +113,14 @@ async def get_dashboard(
 ) -> DashboardView:
     """Overview with success rate, the 10 latest jobs, and job and stage durations."""
     return await ops_queries.dashboard(state.pool, hours)
+
+
+@router.get("/screening", response_model=ScreeningFlagsView)
+async def get_screening(
+    state: State,
+    principal: Principal,
+    days: Annotated[int, Query(ge=1, le=366, description="Days back, today (UTC) included")] = 7,
+) -> ScreeningFlagsView:
+    """Images screening flagged per check per day (UTC) and per outcome (block, review, or
+    allow and record), the newest day first."""
+    return await ops_queries.screening(state.pool, days)

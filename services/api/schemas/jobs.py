@@ -26,6 +26,8 @@ from shared.contract.events import (
     JobSpec,
     Priority,
     ProductType,
+    ScreeningCheck,
+    ScreeningDecision,
 )
 from shared.contract.sales_channels import DEFAULT_CHANNEL
 from shared.contract.topics import CHANNELS
@@ -246,7 +248,8 @@ class JobView(_Wire):
     updated_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
-    # What the job's briefs cost at Claude (None until its first image is folded).
+    # What the job cost at Claude: its briefs and screening's risk review of each image (None
+    # until its first image is folded).
     claude_input_tokens: int | None = None
     claude_output_tokens: int | None = None
     claude_cache_read_tokens: int | None = None
@@ -316,6 +319,43 @@ class ImageSales(_Wire):
     margin_percent: float | None
 
 
+class ResemblesView(_Wire):
+    """The earlier design a new one resembles (near_duplicate)."""
+
+    job_id: str
+    image_index: int
+    generation: int = 0
+    distance: int = Field(description="Bits that differ between the perceptual hashes (0-64)")
+
+
+class ScreeningReasonView(_Wire):
+    """One finding of one check, and the decision it asked for under the deployment's policy."""
+
+    check: ScreeningCheck
+    outcome: ScreeningDecision
+    detail: str = Field(description="What was found, where, and why it matters")
+    field: str | None = Field(
+        default=None,
+        description="Where it was found: title, tags, description, prompt, image_text or image",
+    )
+    terms: list[str] = Field(default_factory=list, description="The protected terms involved")
+    level: Literal["low", "medium", "high"] | None = Field(
+        default=None, description="risk_review: Claude's risk level"
+    )
+    resembles: ResemblesView | None = None
+    label: str | None = Field(default=None, description="unsafe_image: the classifier's label")
+    score: float | None = Field(default=None, description="unsafe_image: its confidence (0-1)")
+
+
+class ImageScreeningView(_Wire):
+    """What screening found in an image and decided: ``allow``, ``review`` (its products wait
+    for the seller) or ``block`` (nothing of it is made)."""
+
+    decision: ScreeningDecision
+    reasons: list[ScreeningReasonView] = Field(default_factory=list)
+    checks: list[ScreeningCheck] = Field(default_factory=list, description="The checks that ran")
+
+
 class ImageView(_Wire):
     """One generated image of a job."""
 
@@ -331,6 +371,11 @@ class ImageView(_Wire):
     created_at: datetime
     sales: ImageSales | None = Field(
         default=None, description="What the design sold (Printify's orders); null until it sells"
+    )
+    screening: ImageScreeningView | None = Field(
+        default=None,
+        description="What screening decided of the image's latest generation, and why; null "
+        "for an image from before screening",
     )
 
 

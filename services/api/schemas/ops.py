@@ -1,8 +1,9 @@
-"""Operations (``/metrics``, ``/alerts``, ``/stats``, ``/dashboard``): what it all adds up to."""
+"""Operations (``/metrics``, ``/alerts``, ``/stats``, ``/dashboard``, ``/screening``): what it all
+adds up to."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -13,6 +14,7 @@ from pydantic import (
 from services.api.schemas.common import _Wire
 from services.api.schemas.jobs import JobView
 from services.api.schemas.sales import SalesFigures
+from shared.contract.events import ScreeningCheck, ScreeningDecision
 
 # ------------------------------------------------------------------ metrics, alerts, stats
 
@@ -242,3 +244,26 @@ class DashboardView(_Wire):
     overview: Overview
     recent: Recent
     performance: Performance
+
+
+# ------------------------------------------------------------------ screening (issue 29)
+
+
+class ScreeningFlagCount(_Wire):
+    """How many images one screening check flagged on one day (UTC), with one outcome."""
+
+    day: date
+    check: ScreeningCheck
+    outcome: ScreeningDecision = Field(
+        description="What the check's findings asked for: block, review, or allow (recorded)"
+    )
+    flagged: int = Field(description="Images (each generation once) the check flagged")
+
+
+class ScreeningFlagsView(_Wire):
+    """``GET /screening``: images flagged per check per day, the newest day first."""
+
+    days: int
+    since: date = Field(description="The first day counted (UTC)")
+    flags: list[ScreeningFlagCount]
+    by_check: dict[str, int] = Field(description="Images flagged per check over the days")

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import ConfigDict, Field, StringConstraints
 
 from services.api.schemas.common import PromptText, _Wire
+from services.api.schemas.jobs import ImageScreeningView
 from services.api.text import SAFE_TEXT
 from shared.contract.events import MAX_GENERATION, ChannelName, ProductType
 
@@ -173,6 +174,11 @@ class ReviewImage(_Wire):
     thumbnail_url: str = Field(description="A preview of the image (WebP)")
     image_url: str = Field(description="The image as stored")
     products: list[ReviewProduct]
+    screening: ImageScreeningView | None = Field(
+        default=None,
+        description="What screening decided of the image and why (held for review: why the "
+        "seller is asked); null for an image from before screening",
+    )
 
 
 class JobReview(_Wire):

@@ -8,7 +8,7 @@ const STATUSES = ["queued", "processing", "retrying", "awaiting_review", "comple
 // The pages kept in files of their own (services/api/ui/<name>.js, each loaded by index.html after
 // this file): podPages.<name> = async () => ... draws /ui/<name>; podPages["jobs/<view>"] =
 // async (jobId) => ... draws /ui/jobs/<id>/<view>. They use this file's helpers ($, esc, api,
-// every, onLeave, follow, card, money, lineChart), which classic scripts share.
+// every, onLeave, follow, card, money, lineChart, screeningOf), which classic scripts share.
 const podPages = {};
 const $ = (selector, root = document) => root.querySelector(selector);
 const esc = (value) =>
@@ -32,6 +32,22 @@ const listing = (l) => {
     ? `<a class="status ${esc(l.status)}" data-listing="${esc(l.channel)}" href="${esc(url)}" target="_blank" rel="noopener noreferrer">${label}</a>`
     : `<span class="status ${esc(l.status)}" data-listing="${esc(l.channel)}">${label}</span>`;
   return `<div class="listing">${badge}${l.error ? ` <span class="muted reason">${esc(l.error)}</span>` : ""}</div>`;
+};
+
+// What screening decided of an image (issue 29): a badge (allow, review, block) and each reason,
+// the design it resembles linked to that design's job.
+const screeningOf = (s) => {
+  if (!s) return "";
+  const reasons = (s.reasons || [])
+    .map((r) => {
+      const d = r.resembles;
+      const like = d
+        ? ` <a href="/ui/jobs/${encodeURIComponent(d.jobId)}" data-resembles="${esc(d.jobId)}">job ${esc(d.jobId.slice(0, 8))} image ${d.imageIndex + 1}</a> (distance ${d.distance})`
+        : "";
+      return `<li data-check="${esc(r.check)}" data-outcome="${esc(r.outcome)}"><b>${esc(r.check)}</b> · ${esc(r.outcome)}: ${esc(r.detail)}${like}</li>`;
+    })
+    .join("");
+  return `<span class="status screened-${esc(s.decision)}" data-screening="${esc(s.decision)}">screening: ${esc(s.decision)}</span>${reasons ? `<ul class="reasons">${reasons}</ul>` : ""}`;
 };
 
 // ------------------------------------------------------------------ API and errors
@@ -257,7 +273,9 @@ async function jobPage(id) {
     const detail = await api(path);
     const j = detail.job;
     window.__pod.status = j.detailedStatus;
-    $("#review-link").hidden = !(j.request && j.request.review);
+    // A job with review, or one with an image screening held for the seller.
+    const held = detail.images.some((i) => i.screening && i.screening.decision === "review");
+    $("#review-link").hidden = !((j.request && j.request.review) || held);
     window.__pod.renders += 1;
     $("#summary").innerHTML = [
       card("Status", `<span id="job-status" class="status ${esc(j.detailedStatus)}">${esc(j.detailedStatus)}</span>`,
@@ -287,7 +305,8 @@ async function jobPage(id) {
       $("#images").insertAdjacentHTML(
         "beforeend",
         `<figure data-image="${image.imageIndex}"><img alt="${esc(image.title)}">
-          <figcaption>${esc(image.title)}<br>${image.width}×${image.height}<div class="sales"></div></figcaption></figure>`,
+          <figcaption>${esc(image.title)}<br>${image.width}×${image.height}<div class="sales"></div>
+            <div class="screening"></div></figcaption></figure>`,
       );
       thumbnail(path, image.imageIndex);
     }
@@ -296,6 +315,9 @@ async function jobPage(id) {
       const sold = $(`figure[data-image="${image.imageIndex}"] .sales`);
       const s = image.sales;
       if (sold) sold.textContent = s ? `${s.units} sold · ${money(s.revenueCents)} · ${s.marginPercent ?? "—"}% margin` : "";
+      // A regenerated image is screened again: its latest screening replaces the one shown.
+      const screened = $(`figure[data-image="${image.imageIndex}"] .screening`);
+      if (screened) screened.innerHTML = screeningOf(image.screening);
     }
     $("#products").innerHTML =
       detail.products

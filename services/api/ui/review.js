@@ -69,6 +69,7 @@ function reviewItem(image) {
         <h3>${esc(image.title)} <span class="status ${esc(image.state)}" data-review-state>${esc(image.state)}</span></h3>
         <div class="tags">${image.tags.map((t) => `<span class="tag">${esc(t)}</span>`).join("")}</div>
         <p class="muted">${esc(image.description)}</p>
+        <div class="screening">${screeningOf(image.screening)}</div>
         <div class="muted" data-decided>${decided}</div>
         <div class="actions">
           <button data-act="approve" title="a">Approve</button>

@@ -147,7 +147,15 @@ SELECT job_id, image_count, cardinality(product_types) AS product_types, auto_pu
         ON r.job_id = p.job_id AND r.image_index = p.image_index AND r.state = 'approved'
         WHERE p.job_id = j.job_id AND p.status <> 'failed') AS products_approved,
     (SELECT count(DISTINCT p.image_index) FROM products p
-        WHERE p.job_id = j.job_id AND p.status <> 'failed') AS images_with_products
+        WHERE p.job_id = j.job_id AND p.status <> 'failed') AS images_with_products,
+    (SELECT count(*) FROM products p JOIN image_reviews r
+        ON r.job_id = p.job_id AND r.image_index = p.image_index
+        WHERE p.job_id = j.job_id AND p.status <> 'failed') AS products_held,
+    (SELECT count(*) FROM images i
+        WHERE i.job_id = j.job_id AND i.screening_decision = 'block') AS images_blocked,
+    (SELECT string_agg(format('image %%s blocked by screening (%%s)', i.image_index + 1,
+            COALESCE(i.screening_summary, 'no reason given')), '; ' ORDER BY i.image_index)
+        FROM images i WHERE i.job_id = j.job_id AND i.screening_decision = 'block') AS blocked
 FROM jobs j WHERE job_id = ANY(%(jobs)s)
 """
 
@@ -215,6 +223,9 @@ class Counted(TypedDict):
     images_decided: int
     products_approved: int
     images_with_products: int
+    products_held: int
+    images_blocked: int
+    blocked: str | None
 
 
 class _CountedRow(Counted):
@@ -329,6 +340,9 @@ def _counted(row: _CountedRow) -> Counted:
         images_decided=row["images_decided"],
         products_approved=row["products_approved"],
         images_with_products=row["images_with_products"],
+        products_held=row["products_held"],
+        images_blocked=row["images_blocked"],
+        blocked=row["blocked"],
     )
 
 

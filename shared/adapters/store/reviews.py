@@ -296,3 +296,49 @@ async def fold_decision(conn: AsyncConnection[Any], event: SellerDecision) -> No
             "prompt": d.prompt,
         },
     )
+
+
+# A regenerated image screened again (issue 29), its row still ``regenerating`` from an earlier
+# generation. Blocked: nothing of it is made, so nothing is left to decide (the row says so, and
+# the job can end). Allowed in a job without review: no longer held, its products go as the job
+# asked (the row goes: a job without review holds only the images screening holds).
+_SCREENED_BLOCKED = """
+UPDATE image_reviews SET state = 'rejected', generation = %(generation)s, decision = 'blocked',
+    decided_by = 'screening', decided_at = %(at)s, decision_folded = TRUE
+WHERE job_id = %(job)s AND image_index = %(index)s AND state = 'regenerating'
+  AND generation < %(generation)s
+"""
+_SCREENED_RELEASED = """
+DELETE FROM image_reviews r
+WHERE r.job_id = %(job)s AND r.image_index = %(index)s AND r.state = 'regenerating'
+  AND r.generation < %(generation)s
+  AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.job_id = r.job_id AND j.review)
+"""
+
+
+async def screened_again(
+    conn: AsyncConnection[Any],
+    *,
+    job_id: str,
+    image_index: int,
+    generation: int,
+    decision: str | None,
+    at: datetime,
+) -> None:
+    """(The fold) A new generation of an image the seller asked again arrived with screening's
+    ``decision`` (None: not screened): a blocked one closes its review, one allowed in a job
+    without review is no longer held; one held again awaits once its products are made."""
+    params = {"job": job_id, "index": image_index, "generation": generation, "at": at}
+    if decision == "block":
+        await conn.execute(_SCREENED_BLOCKED, params)
+    elif decision != "review":
+        await conn.execute(_SCREENED_RELEASED, params)
+
+
+_HELD = "SELECT 1 FROM image_reviews WHERE job_id = %(job)s AND image_index = %(index)s"
+
+
+async def held(conn: AsyncConnection[Any], job_id: str, image_index: int) -> bool:
+    """Whether the image has a review (its job's review, or screening held it for one)."""
+    cur = await conn.execute(_HELD, {"job": job_id, "index": image_index})
+    return await cur.fetchone() is not None
