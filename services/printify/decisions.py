@@ -32,7 +32,7 @@ from typing import NamedTuple
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel
 
-from shared.adapters.store import cancellations, made_products
+from shared.adapters.store import cancellations, design_hashes, made_products
 from shared.adapters.store.made_products import MadeProduct
 from shared.adapters.vendors.printify import Deleted, Product, VariantPrice
 from shared.adapters.vendors.protocols import ProductVendor
@@ -176,6 +176,32 @@ class DecisionHandler:
         self.undo = Undo(client, ledger, pool)
 
     async def __call__(self, event: SellerDecision) -> list[Output]:
+        outputs = await self._act(event)
+        await self._forget_designs(event)
+        return outputs
+
+    async def _forget_designs(self, event: SellerDecision) -> None:
+        """A design the seller rejected, deleted or cancelled is never listed: it no longer
+        makes a new design a near-duplicate (screening's hashes, decision §49)."""
+        d = event.payload
+        whole = d.product_type is None and d.channels is None
+        if d.action is DecisionAction.CANCEL:
+            index = None
+        elif d.action is DecisionAction.REJECT or (d.action is DecisionAction.DELETE and whole):
+            index = d.image_index
+        else:
+            return
+        async with self.pool.connection() as conn:
+            forgotten = await design_hashes.forget(conn, event.job_id, index)
+        if forgotten:
+            logger.info(
+                "designs forgotten by screening job_id=%s image_index=%s hashes=%d",
+                event.job_id,
+                index,
+                forgotten,
+            )
+
+    async def _act(self, event: SellerDecision) -> list[Output]:
         d = event.payload
         if d.action is DecisionAction.CANCEL:
             return await self._cancel(event)

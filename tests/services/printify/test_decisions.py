@@ -17,6 +17,7 @@ from PIL import Image
 from services.printify.handler import PrintifyHandler, sku_prefix
 from shared.adapters.storage import LocalImageStorage
 from shared.adapters.vendors.printify import PrintifyClient, Product
+from shared.adapters.store import design_hashes
 from shared.contract.events import (
     DecisionAction,
     Event,
@@ -186,10 +187,18 @@ async def test_a_reject_deletes_the_images_products_once(
     created = of_type(await handler(image(tmp_path, job), CTX), ProductCreated)
     other = of_type(await handler(image(tmp_path, job, index=1), CTX), ProductCreated)
     deleted_before = counted(printify_sim, "products_deleted")
+    # Screening had hashed both designs (the generator records them).
+    async with handler.pool.connection() as conn:
+        for index in (0, 1):
+            await design_hashes.record(conn, job, index, 0, 0x00FF00FF00FF00FF)
 
     reject = decision(job, DecisionAction.REJECT, image_index=0, generation=0)
     withdrawn = of_type(await handler(reject, DECISION_CTX), ProductWithdrawn)
     assert ids(withdrawn) == ids(created)
+    # The rejected design no longer makes a new one a near-duplicate; the other still does.
+    async with handler.pool.connection() as conn:
+        near = await design_hashes.similar(conn, 0x00FF00FF00FF00FF, 0, exclude=("other", 0))
+    assert [(r.job_id, r.image_index) for r in near] == [(job, 1)]
     for w in withdrawn:
         p = w.payload
         assert (p.channel, p.outcome, p.reason, p.was_listed) == (None, "deleted", "rejected", True)
