@@ -53,7 +53,7 @@ logger = logging.getLogger(__name__)
 SHIPPED = "deny_terms.json"
 # Words on either side of an ambiguous term in which a brand context counts.
 CONTEXT_WINDOW = 4
-# Words that make any ambiguous term a brand, whatever the entry.
+# Words that make any ambiguous term a brand, whatever the entry (compared as skeletons).
 GENERIC_CONTEXT = frozenset(
     {"logo", "logos", "brand", "branded", "official", "licensed", "trademark", "tm", "merch"}
 )
@@ -105,6 +105,8 @@ _LOOKALIKE = {
 }
 # Leetspeak, and l read as i (the skeleton has one letter for i, l and 1).
 _LEET = {"0": "o", "1": "i", "l": "i", "3": "e", "4": "a", "5": "s", "7": "t"}
+# The trademark, service mark and registered signs (NFKD would glue "TM" to the word).
+_MARK_SIGNS = frozenset("\u2122\u2120\u00ae")
 _APOSTROPHES = frozenset("'\u2019\u02bc\u2018`\u00b4")
 
 
@@ -157,6 +159,14 @@ def tokenize(text: str) -> list[_Token]:
     chars: list[str] = []
     start = end = -1
     for k, (i, ch) in enumerate(kept):
+        if ch in _MARK_SIGNS:
+            # A word of its own, whatever it is glued to: "Nike\u2122" is Nike, and the sign is
+            # a brand context for an ambiguous mark ("Apple\u2122").
+            if chars:
+                tokens.append(_Token("".join(chars), start, end))
+                chars, start = [], -1
+            tokens.append(_Token("tm", i, i + 1))
+            continue
         piece = folded[k]
         if not word[k]:
             prev_word = k > 0 and word[k - 1]
@@ -305,8 +315,9 @@ class DenyList:
         self._forms = forms
         self._prefixes = frozenset(k[:i] for k in forms for i in range(1, len(k) + 1))
         self._longest = max((len(k) for k in forms), default=0) + 2  # a plural's "es"
+        generic = frozenset(w for c in GENERIC_CONTEXT for w in skeleton_words(c))
         self._context = {
-            e.term: frozenset(w for c in e.context for w in skeleton_words(c)) | GENERIC_CONTEXT
+            e.term: frozenset(w for c in e.context for w in skeleton_words(c)) | generic
             for e in self.entries
             if e.ambiguous
         }
@@ -412,15 +423,17 @@ class DenyList:
                     yield at, form
 
     def _in_context(self, entry: DenyEntry, tokens: Sequence[_Token], i: int, end: int) -> bool:
-        words = self._context.get(entry.term, GENERIC_CONTEXT)
+        words = self._context[entry.term]
         near = [*tokens[max(0, i - CONTEXT_WINDOW) : i], *tokens[end : end + CONTEXT_WINDOW]]
         return any(t.text in words for t in near)
 
     def _allowed(self, entry: DenyEntry, tokens: Sequence[_Token], i: int, end: int) -> bool:
+        """Whether the match overlaps one of the entry's innocent phrases ("the north face of
+        the Eiger" holds "north face of")."""
         words = [t.text for t in tokens]
         for phrase in self._allow.get(entry.term, ()):
             n = len(phrase)
-            for s in range(max(0, end - n), min(i, len(words) - n) + 1):
+            for s in range(max(0, i - n + 1), min(end, len(words) - n + 1)):
                 if tuple(words[s : s + n]) == phrase:
                     return True
         return False
