@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from shared.contract.events import ScreenedField
 from shared.domain.screening.checks import TermHit
+from shared.domain.screening.settings import ScreeningSettings
 from shared.platform.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -122,6 +124,22 @@ def _fold(char: str) -> str:
     return "".join(out)
 
 
+# ASCII folded one to one (case and leetspeak; everything else as it is), and the runs of word
+# characters and the symbols that may stand for a letter or sit inside a word.
+_ASCII_SKELETON = str.maketrans({chr(c): _fold(chr(c)) or chr(c) for c in range(128)})
+_ASCII_RUN = re.compile(r"[a-z0-9@$!|'`]+")
+
+# Characters already folded (the first sight of each computes it; text repeats its characters).
+_FOLDED: dict[str, str] = {}
+
+
+def _fold_new(char: str) -> str:
+    folded = _fold(char)
+    if len(_FOLDED) < 65_536:  # bounded: hostile text could bring every code point
+        _FOLDED[char] = folded
+    return folded
+
+
 def _symbol(char: str, prev_word: bool, next_word: bool) -> str:
     """A symbol standing for a letter, by where it is: "st@r" and "pum@" but not "@nike",
     "$tar" and "adida$", "n!ke" and "n|ke" but not "nike!"."""
@@ -136,24 +154,43 @@ def _symbol(char: str, prev_word: bool, next_word: bool) -> str:
     return ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Token:
     """A word of the text in skeleton form, and where it is in the original text."""
 
     text: str
     start: int
     end: int
+    # A piece of a spelled-out word: one character, or two that are not a word themselves.
+    fragment: bool = False
 
-    @property
-    def fragment(self) -> bool:
-        return len(self.text) == 1 or (len(self.text) == 2 and self.text not in COMMON_TWO_LETTER)
+
+def _token(text: str, start: int, end: int) -> _Token:
+    fragment = len(text) == 1 or (len(text) == 2 and text not in COMMON_TWO_LETTER)
+    return _Token(text, start, end, fragment)
 
 
 def tokenize(text: str) -> list[_Token]:
     """The words of a text as skeletons with their spans in the original."""
-    # Invisible characters are skipped, not separators: "N\u200bike" is one word.
-    kept = [(i, ch) for i, ch in enumerate(text) if ord(ch) not in _INVISIBLE]
-    folded = [_fold(ch) for _, ch in kept]
+    if not text.isascii():
+        # Invisible characters are skipped, not separators: "N\u200bike" is one word.
+        return _tokenize([(i, ch) for i, ch in enumerate(text) if ord(ch) not in _INVISIBLE])
+    # Most text is plain ASCII: fold it in one pass and read each run of word characters and
+    # letter-like symbols; only a run holding a symbol needs reading character by character.
+    tokens: list[_Token] = []
+    folded = text.translate(_ASCII_SKELETON)
+    for run in _ASCII_RUN.finditer(folded):
+        start, end = run.span()
+        if run[0].isalnum():
+            tokens.append(_token(run[0], start, end))
+        else:
+            tokens += _tokenize([(i, text[i]) for i in range(start, end)])
+    return tokens
+
+
+def _tokenize(kept: list[tuple[int, str]]) -> list[_Token]:
+    """The words of the characters kept (with their places in the text)."""
+    folded = [_FOLDED.get(ch) or _fold_new(ch) for _, ch in kept]
     word = [f.isalnum() for f in folded]
     tokens: list[_Token] = []
     chars: list[str] = []
@@ -163,9 +200,9 @@ def tokenize(text: str) -> list[_Token]:
             # A word of its own, whatever it is glued to: "Nike\u2122" is Nike, and the sign is
             # a brand context for an ambiguous mark ("Apple\u2122").
             if chars:
-                tokens.append(_Token("".join(chars), start, end))
+                tokens.append(_token("".join(chars), start, end))
                 chars, start = [], -1
-            tokens.append(_Token("tm", i, i + 1))
+            tokens.append(_token("tm", i, i + 1))
             continue
         piece = folded[k]
         if not word[k]:
@@ -180,10 +217,10 @@ def tokenize(text: str) -> list[_Token]:
             end = i + 1
             chars.append(piece)
         elif chars:
-            tokens.append(_Token("".join(chars), start, end))
+            tokens.append(_token("".join(chars), start, end))
             chars, start = [], -1
     if chars:
-        tokens.append(_Token("".join(chars), start, end))
+        tokens.append(_token("".join(chars), start, end))
     return tokens
 
 
@@ -246,6 +283,8 @@ def _parse(raw: str, source: str) -> DenyFile:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"deny terms {source}: not JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"deny terms {source}: must hold a JSON object (entries, remove)")
     try:
         return DenyFile.model_validate(data)
     except ValidationError as exc:
@@ -254,7 +293,7 @@ def _parse(raw: str, source: str) -> DenyFile:
         entry = ""
         loc = first["loc"]
         if len(loc) >= 2 and loc[0] == "entries" and isinstance(loc[1], int):
-            entries = data.get("entries") if isinstance(data, dict) else None
+            entries = data.get("entries")
             if isinstance(entries, list) and isinstance(entries[loc[1]], dict):
                 entry = f" (term {entries[loc[1]].get('term')!r})"
         raise ConfigError(f"deny terms {source}: {where}{entry}: {first['msg']}") from exc
@@ -313,7 +352,13 @@ class DenyList:
                         )
                 forms.setdefault(key, []).append(_Form(entry, frozenset(joins), conditional))
         self._forms = forms
-        self._prefixes = frozenset(k[:i] for k in forms for i in range(1, len(k) + 1))
+        # Each form as written, and its plurals and possessives ("nikes", "disneys").
+        lookup: dict[str, list[_Form]] = {}
+        for key, key_forms in forms.items():
+            for spelled in (key, key + "s", key + "es"):
+                lookup.setdefault(spelled, []).extend(key_forms)
+        self._lookup = lookup
+        self._prefixes = frozenset(k[:i] for k in lookup for i in range(1, len(k) + 1))
         self._longest = max((len(k) for k in forms), default=0) + 2  # a plural's "es"
         generic = frozenset(w for c in GENERIC_CONTEXT for w in skeleton_words(c))
         self._context = {
@@ -324,6 +369,11 @@ class DenyList:
         self._allow = {
             e.term: [skeleton_words(a) for a in e.allow] for e in self.entries if e.allow
         }
+
+    @classmethod
+    def from_settings(cls, settings: ScreeningSettings) -> DenyList:
+        """The deployment's deny list (SCREENING_DENY_TERMS_FILE over the shipped one)."""
+        return cls.load(settings.screening_deny_terms_file)
 
     @classmethod
     def load(cls, seller: Path | None = None) -> DenyList:
@@ -358,7 +408,10 @@ class DenyList:
         longer one's ("Air Jordan" is not also "Jordan", "Michael Jordan" not also "Jordan")."""
         tokens = tokenize(text)
         spans: list[tuple[int, int, DenyEntry]] = []
-        for i in range(len(tokens)):
+        prefixes = self._prefixes
+        for i, token in enumerate(tokens):
+            if not token.fragment and token.text not in prefixes:
+                continue  # most words: no form starts with them
             for end, form in self._match_at(tokens, i):
                 if form.conditional and not self._in_context(form.entry, tokens, i, end):
                     continue
@@ -384,7 +437,10 @@ class DenyList:
         while stack:
             at, spelled, breaks = stack.pop()
             if at > start:
-                yield from self._forms_for(spelled, breaks, at)
+                for form in self._lookup.get(spelled, ()):
+                    # A plural's "s" is no join of the form's words, so a break before it fails.
+                    if breaks <= form.joins:
+                        yield at, form
             if at >= len(tokens):
                 continue
             steps = [(at + 1, tokens[at].text)]
@@ -399,28 +455,9 @@ class DenyList:
                     steps.append((j + 1, run))
             for nxt, piece in steps:
                 candidate = spelled + piece
-                if candidate in self._prefixes or self._plural_of_form(candidate):
+                if candidate in self._prefixes:
                     new_breaks = breaks | {len(spelled)} if spelled else breaks
                     stack.append((nxt, candidate, new_breaks))
-
-    def _plural_of_form(self, spelled: str) -> bool:
-        return (spelled.endswith("s") and spelled[:-1] in self._forms) or (
-            spelled.endswith("es") and spelled[:-2] in self._forms
-        )
-
-    def _forms_for(
-        self, spelled: str, breaks: frozenset[int], at: int
-    ) -> Iterable[tuple[int, _Form]]:
-        for key in (
-            spelled,
-            spelled[:-1] if spelled.endswith("s") else None,
-            spelled[:-2] if spelled.endswith("es") else None,
-        ):
-            if not key:
-                continue
-            for form in self._forms.get(key, ()):
-                if breaks <= form.joins:
-                    yield at, form
 
     def _in_context(self, entry: DenyEntry, tokens: Sequence[_Token], i: int, end: int) -> bool:
         words = self._context[entry.term]
