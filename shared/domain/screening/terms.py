@@ -229,6 +229,17 @@ def skeleton_words(text: str) -> tuple[str, ...]:
     return tuple(t.text for t in tokenize(text))
 
 
+def _contained(spans: set[tuple[int, int]]) -> set[tuple[int, int]]:
+    """The spans lying inside another one (in one pass over them by start, longest first)."""
+    inner: set[tuple[int, int]] = set()
+    furthest = -1
+    for start, end in sorted(spans, key=lambda span: (span[0], -span[1])):
+        if end <= furthest:
+            inner.add((start, end))
+        furthest = max(furthest, end)
+    return inner
+
+
 class DenyEntry(BaseModel):
     """One protected mark of a deny-list file."""
 
@@ -331,7 +342,6 @@ class DenyList:
     entries: tuple[DenyEntry, ...]
     _forms: dict[str, list[_Form]] = field(default_factory=dict, repr=False)
     _prefixes: frozenset[str] = field(default=frozenset(), repr=False)
-    _longest: int = field(default=0, repr=False)
 
     def __post_init__(self) -> None:
         forms: dict[str, list[_Form]] = {}
@@ -359,7 +369,11 @@ class DenyList:
                 lookup.setdefault(spelled, []).extend(key_forms)
         self._lookup = lookup
         self._prefixes = frozenset(k[:i] for k in lookup for i in range(1, len(k) + 1))
-        self._longest = max((len(k) for k in forms), default=0) + 2  # a plural's "es"
+        # What a form's first words spell up to a place its words meet: the only places the text
+        # may break between words (or a single fragment and the next) and still spell the form.
+        self._joinable = frozenset(
+            k[:j] for k, key_forms in forms.items() for f in key_forms for j in f.joins
+        )
         generic = frozenset(w for c in GENERIC_CONTEXT for w in skeleton_words(c))
         self._context = {
             e.term: frozenset(w for c in e.context for w in skeleton_words(c)) | generic
@@ -419,10 +433,9 @@ class DenyList:
                     continue
                 spans.append((i, end, form.entry))
         hits: dict[str, TermHit] = {}
+        inner = _contained({(i, end) for i, end, _ in spans})
         for i, end, entry in spans:
-            if entry.term in hits or any(
-                s <= i and end <= e and (s, e) != (i, end) for s, e, _ in spans
-            ):
+            if entry.term in hits or (i, end) in inner:
                 continue
             found = text[tokens[i].start : tokens[end - 1].end]
             hits[entry.term] = TermHit(entry.term, entry.category, found, field)
@@ -441,23 +454,21 @@ class DenyList:
                     # A plural's "s" is no join of the form's words, so a break before it fails.
                     if breaks <= form.joins:
                         yield at, form
-            if at >= len(tokens):
+            if at >= len(tokens) or (spelled and spelled not in self._joinable):
                 continue
-            steps = [(at + 1, tokens[at].text)]
-            if tokens[at].fragment:
-                run = tokens[at].text
-                for j in range(at + 1, len(tokens)):
-                    if not tokens[j].fragment:
-                        break
-                    run += tokens[j].text
-                    if len(spelled) + len(run) > self._longest:
-                        break
-                    steps.append((j + 1, run))
-            for nxt, piece in steps:
-                candidate = spelled + piece
-                if candidate in self._prefixes:
-                    new_breaks = breaks | {len(spelled)} if spelled else breaks
-                    stack.append((nxt, candidate, new_breaks))
+            new_breaks = breaks | {len(spelled)} if spelled else breaks
+            candidate = spelled + tokens[at].text
+            if candidate in self._prefixes:
+                stack.append((at + 1, candidate, new_breaks))
+            if not tokens[at].fragment:
+                continue
+            for j in range(at + 1, len(tokens)):
+                if not tokens[j].fragment:
+                    break
+                candidate += tokens[j].text
+                if candidate not in self._prefixes:
+                    break  # nor will any longer run be
+                stack.append((j + 1, candidate, new_breaks))
 
     def _in_context(self, entry: DenyEntry, tokens: Sequence[_Token], i: int, end: int) -> bool:
         words = self._context[entry.term]

@@ -402,3 +402,19 @@ def test_one_design_in_well_under_a_millisecond(deny: DenyList) -> None:
         runs.append((time.process_time() - start) / len(designs) * 1000)
     print(f"\ndeny list: {min(runs):.3f} ms per design (median {statistics.median(runs):.3f})")
     assert min(runs) < 1.0
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "s t a r w a r s " * 600,  # every start spells a mark, in every segmentation
+        "ni ke st ar wa rs po ke mo n " * 300,
+        "N\u200b1\u200bK\u200b3 \u0391\u0392\u0395 @$!| " * 400,
+    ],
+)
+def test_hostile_text_stays_linear(deny: DenyList, text: str) -> None:
+    # A vendor answer or a prompt is untrusted: ten thousand characters built to make the
+    # matcher try every reading still take a fraction of a second.
+    start = time.process_time()
+    deny.find(text, "description")
+    assert time.process_time() - start < 1.0
