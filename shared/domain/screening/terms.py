@@ -105,8 +105,12 @@ _LOOKALIKE = {
         for k, v in zip(ks, vs, strict=True)
     },
 }
-# Leetspeak, and l read as i (the skeleton has one letter for i, l and 1).
-_LEET = {"0": "o", "1": "i", "l": "i", "3": "e", "4": "a", "5": "s", "7": "t"}
+# Leetspeak. "1" (and "!", "|") may stand for i or l, and l looks like a capital I: matching
+# reads i, l and 1 as one letter (_MERGE), except in the shortest forms, where "MiB" must not
+# read MLB nor "miss" MLS (their letters are checked as written, 1 matching either).
+_LEET = {"0": "o", "3": "e", "4": "a", "5": "s", "7": "t"}
+_MERGE = str.maketrans("l1", "ii")
+STRICT_UP_TO = 3
 # The trademark, service mark and registered signs (NFKD would glue "TM" to the word).
 _MARK_SIGNS = frozenset("\u2122\u2120\u00ae")
 _APOSTROPHES = frozenset("'\u2019\u02bc\u2018`\u00b4")
@@ -148,7 +152,7 @@ def _symbol(char: str, prev_word: bool, next_word: bool) -> str:
     if char == "$" and (prev_word or next_word):
         return "s"
     if char in "!|" and prev_word and next_word:
-        return "i"
+        return "1"
     if char in "€£" and prev_word and next_word:
         return "e"
     return ""
@@ -158,16 +162,25 @@ def _symbol(char: str, prev_word: bool, next_word: bool) -> str:
 class _Token:
     """A word of the text in skeleton form, and where it is in the original text."""
 
+    # What matching reads (i, l and 1 as one letter).
     text: str
     start: int
     end: int
     # A piece of a spelled-out word: one character, or two that are not a word themselves.
-    fragment: bool = False
+    fragment: bool
+    # As written (l and 1 kept apart), for the shortest forms.
+    strict: str
 
 
-def _token(text: str, start: int, end: int) -> _Token:
+def _token(strict: str, start: int, end: int) -> _Token:
+    text = strict.translate(_MERGE)
     fragment = len(text) == 1 or (len(text) == 2 and text not in COMMON_TWO_LETTER)
-    return _Token(text, start, end, fragment)
+    return _Token(text, start, end, fragment, strict)
+
+
+def _same_letters(written: str, form: str) -> bool:
+    """Whether text written so reads the form letter for letter ("1" is either i or l)."""
+    return all(w == f or (w == "1" and f in "il") for w, f in zip(written, form, strict=False))
 
 
 def tokenize(text: str) -> list[_Token]:
@@ -227,6 +240,10 @@ def _tokenize(kept: list[tuple[int, str]]) -> list[_Token]:
 def skeleton_words(text: str) -> tuple[str, ...]:
     """A phrase's words as skeletons (how entries, context and allow phrases are compared)."""
     return tuple(t.text for t in tokenize(text))
+
+
+def _strict_key(text: str) -> str:
+    return "".join(t.strict for t in tokenize(text))
 
 
 def _contained(spans: set[tuple[int, int]]) -> set[tuple[int, int]]:
@@ -333,6 +350,8 @@ class _Form:
     entry: DenyEntry
     joins: frozenset[int]
     conditional: bool
+    # The form as written (l apart from i) when it is short enough to be checked so.
+    strict: str | None = None
 
 
 @dataclass
@@ -360,7 +379,10 @@ class DenyList:
                             f"deny terms: {name!r} of {entry.term!r} reads the same as a form of "
                             f"{other.entry.term!r} (both {key!r}); keep it in one entry"
                         )
-                forms.setdefault(key, []).append(_Form(entry, frozenset(joins), conditional))
+                strict = _strict_key(name) if len(key) <= STRICT_UP_TO else None
+                forms.setdefault(key, []).append(
+                    _Form(entry, frozenset(joins), conditional, strict)
+                )
         self._forms = forms
         # Each form as written, and its plurals and possessives ("nikes", "disneys").
         lookup: dict[str, list[_Form]] = {}
@@ -452,8 +474,13 @@ class DenyList:
             if at > start:
                 for form in self._lookup.get(spelled, ()):
                     # A plural's "s" is no join of the form's words, so a break before it fails.
-                    if breaks <= form.joins:
-                        yield at, form
+                    if not breaks <= form.joins:
+                        continue
+                    if form.strict is not None and not _same_letters(
+                        "".join(t.strict for t in tokens[start:at]), form.strict
+                    ):
+                        continue
+                    yield at, form
             if at >= len(tokens) or (spelled and spelled not in self._joinable):
                 continue
             new_breaks = breaks | {len(spelled)} if spelled else breaks

@@ -80,6 +80,8 @@ def test_it_is_a_term_matcher(deny: DenyList) -> None:
         ("$tar War$", ["Star Wars"]),
         ("n!ke", ["Nike"]),
         ("n|ke", ["Nike"]),
+        ("M1B", ["MLB"]),
+        ("NF1", ["NFL"]),
         # zero-width and soft hyphen inside a word
         ("Ni\u200bke", ["Nike"]),
         ("G\u200du\u200dc\u200dc\u200di", ["Gucci"]),
@@ -108,6 +110,10 @@ def test_evasions_still_match(deny: DenyList, text: str, expected: list[str]) ->
         "nikel",
         "legora",
         "Sunflower",
+        # the shortest forms are read as written: i is not l there
+        "MiB",
+        "miss",
+        "mis amigos",
         # letters across real words never join
         "an ike",
         "tar get",
