@@ -11,7 +11,9 @@ Matching works on a *skeleton* of the text, the same for the text and for the te
   strips accents; Cyrillic and Greek look-alikes become the Latin letter they imitate; case is
   folded;
 - leetspeak digits and symbols become the letter they stand for (0 o, 1 i, 3 e, 4 a, 5 s, 7 t,
-  and @ $ ! | inside a word), and ``l`` and ``i`` are one letter (``1`` reads as either);
+  and @ $ ! | inside a word), and ``l`` and ``i`` are one letter (``1`` reads as either); forms
+  of at most :data:`STRICT_UP_TO` letters (NFL, MLB) are checked as written, where only a 1 may
+  stand for an i or l ("MiB" is not MLB, "miss" not MLS);
 - an apostrophe inside a word is dropped (``Disney's`` reads ``disneys``), and a term may end in a
   plural or possessive ``s``/``es``.
 
@@ -19,9 +21,9 @@ A term matches whole words only: ``snike``, ``manikin`` and ``marvelous`` contai
 other words. The words of a multi-word term may be written apart or together (``Spider-Man``,
 ``spider man``, ``spiderman``), but a word of a term is never assembled from whole words of the
 text (``tar get`` is not Target, ``an ike`` is not Nike). The one exception is the spacing
-evasion: a word spelled out in *fragments* (``n i k e``, ``n.i.k.e``, ``ni ke``), where a
-fragment is a single character, or two characters that are not a common two-letter word (``so
-NY`` stays "so New York", never Sony).
+evasion: a word spelled out in *fragments* of one size (``n i k e``, ``n.i.k.e``, ``ni ke``),
+where a fragment is a single character, or two characters that are not a common two-letter word
+(``so NY`` stays "so New York", never Sony; ``NB. a`` is no NBA).
 
 Some marks are ordinary words too (Apple, Target, Coach, Jordan, Gap, Dove, Heat, Magic...).
 Their entries are ``ambiguous``: the bare word matches only with a brand context within
@@ -105,11 +107,11 @@ _LOOKALIKE = {
         for k, v in zip(ks, vs, strict=True)
     },
 }
-# Leetspeak. "1" (and "!", "|") may stand for i or l, and l looks like a capital I: matching
-# reads i, l and 1 as one letter (_MERGE), except in the shortest forms, where "MiB" must not
-# read MLB nor "miss" MLS (their letters are checked as written, 1 matching either).
-_LEET = {"0": "o", "3": "e", "4": "a", "5": "s", "7": "t"}
-_MERGE = str.maketrans("l1", "ii")
+# Leetspeak, read when matching (_MERGE): 0 o, 3 e, 4 a, 5 s, 7 t, and i, l and 1 as one letter
+# ("1", "!" and "|" stand for either, and l looks like a capital I). The shortest forms are
+# checked as written instead: "MiB" is not MLB, "miss" not MLS, "M15" not MLS; only a 1 may stand
+# for their i or l there.
+_MERGE = str.maketrans("l103457", "iioeast")
 STRICT_UP_TO = 3
 # The trademark, service mark and registered signs (NFKD would glue "TM" to the word).
 _MARK_SIGNS = frozenset("\u2122\u2120\u00ae")
@@ -123,8 +125,7 @@ def _fold(char: str) -> str:
     for c in unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", char).casefold()):
         if unicodedata.combining(c):
             continue
-        for d in _LOOKALIKE.get(c, c):
-            out.append(_LEET.get(d, d))
+        out.append(_LOOKALIKE.get(c, c))
     return "".join(out)
 
 
@@ -490,7 +491,8 @@ class DenyList:
             if not tokens[at].fragment:
                 continue
             for j in range(at + 1, len(tokens)):
-                if not tokens[j].fragment:
+                # Pieces of one size: "n i k e", "ni ke", but not "NB. a" (nota bene, then a).
+                if not tokens[j].fragment or len(tokens[j].text) != len(tokens[at].text):
                     break
                 candidate += tokens[j].text
                 if candidate not in self._prefixes:

@@ -82,6 +82,7 @@ def test_it_is_a_term_matcher(deny: DenyList) -> None:
         ("n|ke", ["Nike"]),
         ("M1B", ["MLB"]),
         ("NF1", ["NFL"]),
+        ("N.B.A.", ["NBA"]),
         # zero-width and soft hyphen inside a word
         ("Ni\u200bke", ["Nike"]),
         ("G\u200du\u200dc\u200dc\u200di", ["Gucci"]),
@@ -114,6 +115,10 @@ def test_evasions_still_match(deny: DenyList, text: str, expected: list[str]) ->
         "MiB",
         "miss",
         "mis amigos",
+        "M15",
+        # fragments of one size only
+        "NB. a",
+        "n i ke",
         # letters across real words never join
         "an ike",
         "tar get",
