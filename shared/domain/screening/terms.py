@@ -175,7 +175,10 @@ class _Token:
 
 def _token(strict: str, start: int, end: int) -> _Token:
     text = strict.translate(_MERGE)
-    fragment = len(text) == 1 or (len(text) == 2 and text not in COMMON_TWO_LETTER)
+    # Two characters are a fragment only as two letters: "F1-F4" are keys, not "fifa".
+    fragment = len(text) == 1 or (
+        len(text) == 2 and strict.isalpha() and text not in COMMON_TWO_LETTER
+    )
     return _Token(text, start, end, fragment, strict)
 
 
@@ -388,8 +391,12 @@ class DenyList:
         # Each form as written, and its plurals and possessives ("nikes", "disneys").
         lookup: dict[str, list[_Form]] = {}
         for key, key_forms in forms.items():
-            for spelled in (key, key + "s", key + "es"):
-                lookup.setdefault(spelled, []).extend(key_forms)
+            lookup.setdefault(key, []).extend(key_forms)
+            for f in key_forms:
+                # Not after a last word of one or two letters: "Formula 1" + s reads "formula is".
+                if len(key) - max(f.joins, default=0) > 2:
+                    lookup.setdefault(key + "s", []).append(f)
+                    lookup.setdefault(key + "es", []).append(f)
         self._lookup = lookup
         self._prefixes = frozenset(k[:i] for k in lookup for i in range(1, len(k) + 1))
         # What a form's first words spell up to a place its words meet: the only places the text
