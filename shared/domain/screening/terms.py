@@ -445,7 +445,12 @@ class DenyList:
                 len(seller.entries),
                 len(seller.remove),
             )
-        return cls(tuple(entries.values()))
+        try:
+            return cls(tuple(entries.values()))
+        except ConfigError as exc:
+            if source is None:
+                raise
+            raise ConfigError(f"{exc.message} (in {source})") from exc
 
     def find(self, text: str, field: ScreenedField) -> list[TermHit]:
         """Every protected term in ``text``, once per term; a match inside a longer one is the

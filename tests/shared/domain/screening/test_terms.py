@@ -298,8 +298,7 @@ def test_a_malformed_seller_file_is_a_config_error_naming_it(
     with pytest.raises(ConfigError) as caught:
         DenyList.load(path)
     assert message in caught.value.message
-    if "reads the same" not in message:
-        assert str(path) in caught.value.message
+    assert str(path) in caught.value.message
 
 
 def test_a_missing_seller_file_is_a_config_error(tmp_path: Path) -> None:
