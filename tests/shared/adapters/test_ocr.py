@@ -16,8 +16,10 @@ from PIL import Image
 from shared.adapters.ocr import TesseractReader, one_line, prepare, tesseract_available
 from shared.domain.screening.settings import ScreeningSettings
 from shared.platform.errors import ConfigError, PermanentError, RetryableError, VendorTimeout
+from shared.adapters.vendors.comfyui import ComfyUIClient
 from simulators.comfyui.render import render_png
-from tests.support.infra import wait_for
+from simulators.process import SimulatorProcess
+from tests.support.infra import free_port, wait_for
 
 TESSERACT = tesseract_available()
 needs_tesseract = pytest.mark.skipif(
@@ -53,6 +55,31 @@ async def test_it_reads_print_size_art_on_a_reduced_copy() -> None:
     image = render_png(prompt, 25, 1024, 1024, out_width=4500, out_height=5100)
     assert Image.open(io.BytesIO(image)).size == (4500, 5100)
     assert "LAKERS" in (await TesseractReader().read_text(image)).split()
+
+
+@needs_tesseract
+async def test_it_reads_what_comfyui_rendered_for_the_generator() -> None:
+    # The whole path: the real ComfyUI client asks the simulator (its own process, over HTTP)
+    # for a print-size render of a prompt with text in it; the reader reads that image.
+    sim = SimulatorProcess("comfyui", free_port(), env={"SIM_COMFYUI_RENDER_MS": "50"})
+    sim.start()
+    client = ComfyUIClient(
+        base_urls=[sim.url], workflow=ComfyUIClient.load_workflow(None), timeout_s=30
+    )
+    try:
+        image = await client.render(
+            prompt='vintage poster of a mountain lake with the text "GONE FISHING"',
+            negative_prompt="blurry",
+            seed=11,
+            width=1024,
+            height=1024,
+            output_size=(2250, 2250),
+        )
+    finally:
+        await client.aclose()
+        sim.stop()
+    assert (image.width, image.height) == (2250, 2250)
+    assert "GONE FISHING" in await TesseractReader().read_text(image.data)
 
 
 @needs_tesseract
