@@ -14,9 +14,9 @@ import pytest
 from PIL import Image
 
 from shared.adapters.ocr import TesseractReader, one_line, prepare, tesseract_available
+from shared.adapters.vendors.comfyui import ComfyUIClient
 from shared.domain.screening.settings import ScreeningSettings
 from shared.platform.errors import ConfigError, PermanentError, RetryableError, VendorTimeout
-from shared.adapters.vendors.comfyui import ComfyUIClient
 from simulators.comfyui.render import render_png
 from simulators.process import SimulatorProcess
 from tests.support.infra import free_port, wait_for
