@@ -94,7 +94,7 @@ def prepare(
         with Image.open(io.BytesIO(image)) as img:
             # A JPEG decodes straight at a fraction of its size when that is all that is needed.
             img.draft("L", (read_side, read_side))
-            gray = ImageOps.grayscale(img)
+            gray = _flattened(img)
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
         raise PermanentError(f"OCR: not a readable image ({exc})", vendor="tesseract") from exc
     scale = read_side / max(gray.size)
@@ -118,6 +118,17 @@ def prepare(
         copy.save(buf, format="PPM")
         out.append(buf.getvalue())
     return out
+
+
+def _flattened(img: Image.Image) -> Image.Image:
+    """``img`` in grayscale, its transparent parts (a print file's background usually is) over
+    mid-gray: dropping the alpha would leave what is under it, often black, and black lettering
+    would vanish into it; over gray, dark and light lettering both stand out."""
+    if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
+        rgba = img.convert("RGBA")
+        ground = Image.new("RGBA", rgba.size, (128, 128, 128, 255))
+        return ImageOps.grayscale(Image.alpha_composite(ground, rgba))
+    return ImageOps.grayscale(img)
 
 
 class TesseractReader:

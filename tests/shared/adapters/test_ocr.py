@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from shared.adapters.ocr import TesseractReader, one_line, prepare, tesseract_available
 from shared.adapters.vendors.comfyui import ComfyUIClient
@@ -88,6 +88,21 @@ async def test_a_design_without_text_reads_as_no_words_of_it() -> None:
     prompt = "watercolour fox in a forest, no text"
     read = await TesseractReader().read_text(render_png(prompt, 59, 1024, 1024))
     assert not {"WATERCOLOUR", "FOX", "FOREST"} & set(read.upper().split())
+
+
+@needs_tesseract
+@pytest.mark.parametrize("ink", [(0, 0, 0), (255, 255, 255)])
+async def test_it_reads_lettering_on_a_transparent_print_file(ink: tuple[int, int, int]) -> None:
+    # A print file's background is transparent, and its hidden colour is often black (0, 0, 0,
+    # 0): black lettering must not vanish into it, nor white lettering into white.
+    img = Image.new("RGBA", (1200, 1200), (*ink, 0))  # hidden under alpha 0: the ink itself
+    ImageDraw.Draw(img).text(
+        (600, 600), "BORN TO FISH", font=ImageFont.load_default(size=110), anchor="mm",
+        fill=(*ink, 255), stroke_width=4, stroke_fill=(*ink, 255),
+    )  # fmt: skip
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    assert "BORN TO FISH" in await TesseractReader().read_text(buf.getvalue())
 
 
 @needs_tesseract
