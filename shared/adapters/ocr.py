@@ -78,6 +78,14 @@ def tesseract_available(binary: str = TESSERACT) -> bool:
     return done.returncode == 0 and "eng" in done.stdout.split()
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (a container's cpuset, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def one_line(text: str) -> str:
     """Tesseract's output as one line of words (lines joined, runs of blanks one space, the
     words with no letter or digit, the background's shapes, dropped)."""
@@ -166,7 +174,7 @@ class TesseractReader:
         self._psm = psm
         self._read_side = read_side
         self._passes = passes
-        self.concurrency = concurrency or os.cpu_count() or 1
+        self.concurrency = concurrency or usable_cpus()
         self._slots = asyncio.Semaphore(self.concurrency)
         # Just what Tesseract needs: one OpenMP thread (the semaphore is the parallelism; its
         # threads would only fight the other readers for the same cores), and where its data is.

@@ -174,7 +174,7 @@ async def test_no_more_readings_run_at_once_than_its_bound(tmp_path: Path) -> No
 
 
 def test_the_default_bound_is_one_reading_per_cpu() -> None:
-    assert TesseractReader(binary="sh").concurrency == (os.cpu_count() or 1)
+    assert TesseractReader(binary="sh").concurrency == len(os.sched_getaffinity(0))
 
 
 @needs_tesseract
