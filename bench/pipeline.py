@@ -3,7 +3,7 @@ CPU milliseconds per job for each service, with the vendor simulators at zero la
 raw broker baseline measured in the same run.
 
     python bench/pipeline.py [--jobs 500] [--workers 1] [--submit kafka|api] [--image-size 64]
-                             [--print-dpi 0]
+                             [--print-dpi 0] [--screening on|off]
 
 Starts its own stack (broker, PostgreSQL, simulators, the pool manager and its stages, the API)
 in a temp folder. Jobs (count 1, one t-shirt, autoPublish) are produced straight onto
@@ -55,7 +55,9 @@ def percentile(values: list[float], q: float) -> float:
 FIVE = ("api", "generator", "printify", "publisher", "monitor")
 
 
-def run(jobs: int, image_size: int, workers: int, submit: str, print_dpi: float) -> None:
+def run(
+    jobs: int, image_size: int, workers: int, submit: str, print_dpi: float, screening: bool
+) -> None:
     with tempfile.TemporaryDirectory(prefix="pod-bench-") as tmp:
         state = Path(tmp)
         settings = isolated_settings(state, worker_count=workers)
@@ -82,6 +84,9 @@ def run(jobs: int, image_size: int, workers: int, submit: str, print_dpi: float)
             "SIM_COMFYUI_WORKERS": "8",
             "COMFYUI_QUEUE_FACTOR": "4",
             "LOG_LEVEL": "WARNING",
+            # Every design screened before the printify stage (the default), or not: the two
+            # runs side by side are what screening adds to a job.
+            "SCREENING_ENABLED": "true" if screening else "false",
         }
         stack = Stack(settings, extra_env=env).start()
         try:
@@ -99,6 +104,7 @@ def run(jobs: int, image_size: int, workers: int, submit: str, print_dpi: float)
     elapsed, latencies = result
     rate = jobs / elapsed
     art = f"at {print_dpi:g} DPI" if print_dpi else "as sampled"
+    art += ", screened" if screening else ", screening off"
     print(
         table(
             f"Pipeline ({jobs} jobs x 1 image x 1 t-shirt, autoPublish, {workers} worker(s)/stage,"
@@ -258,8 +264,16 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--submit", choices=["kafka", "api"], default="kafka")
     parser.add_argument("--print-dpi", type=float, default=0.0)
+    parser.add_argument("--screening", choices=["on", "off"], default="on")
     args = parser.parse_args()
-    run(args.jobs, args.image_size, args.workers, args.submit, args.print_dpi)
+    run(
+        args.jobs,
+        args.image_size,
+        args.workers,
+        args.submit,
+        args.print_dpi,
+        args.screening == "on",
+    )
 
 
 if __name__ == "__main__":

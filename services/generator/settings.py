@@ -10,6 +10,7 @@ from shared.adapters.vendors.comfyui import ComfyUISettings
 from shared.contract.events import ProductType
 from shared.domain.catalog import CatalogSettings
 from shared.domain.printsize import PrintArea, PrintSizing
+from shared.domain.screening.settings import ScreeningSettings
 from shared.pipeline.runner import RunnerSettings
 from shared.platform.settings import DatabaseSettings, JobLimitSettings
 
@@ -32,10 +33,12 @@ class GeneratorSettings(
     JobLimitSettings,
     CatalogSettings,
     DatabaseSettings,
+    ScreeningSettings,
 ):
     """Claude, ComfyUI and image storage (env names in the README). The Printify account,
     PRODUCT_CATALOG and the database (the account's shared budget) only to read each product
-    type's print area at start."""
+    type's print area at start. SCREENING_*: what is checked in every design before it is
+    handed on."""
 
     render_attempts: int = Field(
         default=3, ge=1, le=10, description="Tries of one image's render before the job fails"

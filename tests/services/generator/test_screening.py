@@ -12,7 +12,7 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from services.generator.handler import GeneratorHandler
-from services.generator.screening import Screener
+from services.generator.screening import Screener, build_screener
 from shared.adapters.storage import LocalImageStorage
 from shared.contract.events import (
     DesignRef,
@@ -31,7 +31,8 @@ from shared.domain.screening.checks import (
     TermHit,
     UnsafeFinding,
 )
-from shared.domain.screening.settings import DEFAULT_POLICY
+from shared.domain.screening.phash import DesignHashes
+from shared.domain.screening.settings import DEFAULT_POLICY, ScreeningSettings
 from shared.pipeline.runner import MessageContext
 from shared.platform.db import open_pool
 from shared.platform.errors import PermanentError, RetryableError
@@ -94,7 +95,14 @@ class Hashes:
     seen: list[tuple[str, int, int, int]] = field(default_factory=list)
 
     async def record_and_match(
-        self, *, job_id: str, image_index: int, generation: int, phash: int, max_distance: int
+        self,
+        *,
+        job_id: str,
+        image_index: int,
+        generation: int,
+        phash: int,
+        max_distance: int,
+        mirrored: int | None = None,
     ) -> list[DesignRef]:
         near = [
             DesignRef(job_id=j, image_index=i, generation=g, distance=(h ^ phash).bit_count())
@@ -206,7 +214,7 @@ async def test_risk_below_the_configured_level_is_not_a_finding(tmp_path: Path) 
 async def test_a_near_duplicate_names_the_design_it_resembles(tmp_path: Path) -> None:
     hashes = Hashes()
     # Every image hashes alike: the second job's first image resembles the first job's.
-    check = screener(tmp_path, hash_image=lambda data: 0x0F0F, hashes=hashes)
+    check = screener(tmp_path, hash_image=lambda data: DesignHashes(0x0F0F, 0xF0F0), hashes=hashes)
     gen = generator(tmp_path, check)
     one = request(count=1)
     [first] = screened(await gen(one, CTX))
@@ -280,3 +288,35 @@ async def test_claude_declining_to_review_is_a_finding_not_a_failure(tmp_path: P
     s = image.payload.screening
     assert s is not None and s.decision is ScreeningDecision.REVIEW
     assert s.reasons[0].check is ScreeningCheck.RISK_REVIEW and "declined" in s.reasons[0].detail
+
+
+async def test_the_deployment_screener_runs_every_check_unless_turned_off(
+    tmp_path: Path, pool: AsyncConnectionPool
+) -> None:
+    storage = LocalImageStorage(tmp_path)
+
+    def build(**env: object) -> Screener | None:
+        return build_screener(
+            ScreeningSettings(**env),  # type: ignore[arg-type]
+            storage=storage,
+            reviewer=Reviewer(),
+            pool=pool,
+            image_max_bytes=1 << 20,
+        )
+
+    every = build()
+    assert every is not None and every.checks == list(ScreeningCheck)
+    assert every.policy[ScreeningCheck.DENY_LIST] is ScreeningDecision.BLOCK
+    assert build(screening_enabled=False) is None
+    some = build(
+        screening_checks_off=[ScreeningCheck.DENY_LIST, ScreeningCheck.UNSAFE_IMAGE],
+        screening_policy={ScreeningCheck.RENDERED_TEXT: ScreeningDecision.REVIEW},
+    )
+    assert some is not None and ScreeningCheck.DENY_LIST not in some.checks
+    assert ScreeningCheck.RENDERED_TEXT in some.checks and some.unsafe is None
+    assert some.outcome(ScreeningCheck.RENDERED_TEXT) is ScreeningDecision.REVIEW
+    # The deny list still reads the art's text, and nothing of the copy is reported.
+    gen = generator(tmp_path, some, pool)
+    [image] = screened(await gen(request(count=1, theme="Nike running"), CTX))
+    s = image.payload.screening
+    assert s is not None and all(r.check is not ScreeningCheck.DENY_LIST for r in s.reasons)

@@ -16,8 +16,8 @@ from PIL import Image
 
 from services.printify.handler import PrintifyHandler, sku_prefix
 from shared.adapters.storage import LocalImageStorage
-from shared.adapters.vendors.printify import PrintifyClient, Product
 from shared.adapters.store import design_hashes
+from shared.adapters.vendors.printify import PrintifyClient, Product
 from shared.contract.events import (
     DecisionAction,
     Event,
