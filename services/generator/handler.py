@@ -379,7 +379,17 @@ class GeneratorHandler:
                     )
                 if kept is not None and kept.screening is not None and kept.sha256 == image.sha256:
                     return image.model_copy(update={"screening": kept.screening})
-            return image.model_copy(update={"screening": await screener.screen(image)})
+            # The design's turn for screening's CPUs: the GPU queue's order (band, the job's
+            # number, its age, the image), so a high job does not wait behind a low backlog.
+            request = image.request
+            order = (
+                BANDS[request.priority],
+                -request.rank,
+                image.requested_at.timestamp(),
+                image.job_id,
+                image.image_index,
+            )
+            return image.model_copy(update={"screening": await screener.screen(image, order)})
 
         return await _all_or_cancel([one(m) for m in made])
 

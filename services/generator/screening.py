@@ -18,12 +18,12 @@ import asyncio
 import importlib.util
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from psycopg_pool import AsyncConnectionPool
 
-from shared.adapters.ocr import TesseractReader
+from shared.adapters.ocr import TesseractReader, usable_cpus
 from shared.adapters.storage import ImageStore
 from shared.adapters.store.design_hashes import PgDesignHashes
 from shared.adapters.store.generated_images import GeneratedImage
@@ -47,6 +47,7 @@ from shared.domain.screening.checks import (
     UnsafeClassifier,
     UnsafeFinding,
 )
+from shared.domain.screening.gate import PriorityGate
 from shared.domain.screening.phash import DesignHashes, design_hashes, to_hex
 from shared.domain.screening.settings import DEFAULT_POLICY, ScreeningSettings
 from shared.domain.screening.terms import DenyList
@@ -97,6 +98,8 @@ class Screener:
     image_max_bytes: int = 64 * 1024 * 1024
     # Checks the deployment turned off (SCREENING_CHECKS_OFF): never run, never listed.
     off: frozenset[ScreeningCheck] = frozenset()
+    # Designs on the CPUs at once, the most urgent first (see shared.domain.screening.gate).
+    gate: PriorityGate = field(default_factory=lambda: PriorityGate(usable_cpus()))
 
     def outcome(self, check: ScreeningCheck) -> ScreeningDecision:
         return self.policy.get(check, DEFAULT_POLICY[check])
@@ -113,14 +116,17 @@ class Screener:
         }
         return [c for c in ScreeningCheck if have[c] and c not in self.off]
 
-    async def screen(self, image: GeneratedImage) -> Screening:
-        """What the checks find in ``image`` and the decision they make under the policy."""
-        data = await asyncio.to_thread(
-            self.storage.read, image.uri, sha256=image.sha256, max_bytes=self.image_max_bytes
-        )
-        image_text, unsafe, phash = await asyncio.gather(
-            self._read(data), self._classify(data), self._hash(data)
-        )
+    async def screen(self, image: GeneratedImage, order: tuple[Any, ...] = ()) -> Screening:
+        """What the checks find in ``image`` and the decision they make under the policy.
+        ``order``: the design's turn for the CPUs (lowest first: the GPU queue's key)."""
+        async with self.gate.slot(order):
+            data = await asyncio.to_thread(
+                self.storage.read, image.uri, sha256=image.sha256, max_bytes=self.image_max_bytes
+            )
+            image_text, unsafe, phash = await asyncio.gather(
+                self._read(data), self._classify(data), self._hash(data)
+            )
+            del data
         text = DesignText(
             title=image.title,
             description=image.description,

@@ -19,13 +19,15 @@ import json
 import logging
 import random
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import imagehash
 from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageFont, ImageOps
 
+from shared.domain.screening.corpus import Case as ScoredCase
+from shared.domain.screening.corpus import CorpusScore, score
 from shared.domain.screening.phash import DesignHashes, design_hashes, hamming, reduced_grey
 from shared.domain.screening.settings import ScreeningSettings
 from simulators.comfyui.render import render_png
@@ -41,22 +43,6 @@ class Case:
     why: str
     a: Mapping[str, Any]
     b: Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class CorpusScore:
-    """Confusion counts over a corpus, precision, recall and the cases got wrong.
-
-    A local copy of the terms corpus's dataclass (shared/domain/screening/corpus.py, on another
-    branch of issue 29): the same fields, to be made one when the branches meet."""
-
-    tp: int
-    fp: int
-    fn: int
-    tn: int
-    precision: float
-    recall: float
-    misses: list[str] = field(default_factory=list)
 
 
 def load_cases(path: Path = CORPUS) -> list[Case]:
@@ -270,28 +256,14 @@ def pair_distance(case: Case, *, mirrored: bool = True) -> int:
     return min(near, hamming(a.phash, b.mirrored)) if mirrored else near
 
 
-def score(cases: list[Case], distance: Callable[[Case], int], max_distance: int) -> CorpusScore:
+def score_at(cases: list[Case], distance: Callable[[Case], int], max_distance: int) -> CorpusScore:
     """Confusion counts at ``max_distance``: a pair within it is flagged as a duplicate."""
-    tp = fp = fn = tn = 0
-    misses = []
+    scored: list[ScoredCase] = []
     for case in cases:
         d = distance(case)
-        flagged = d <= max_distance
-        if case.label == "duplicate":
-            tp, fn = (tp + 1, fn) if flagged else (tp, fn + 1)
-        else:
-            fp, tn = (fp + 1, tn) if flagged else (fp, tn + 1)
-        if flagged != (case.label == "duplicate"):
-            misses.append(f"{case.id} ({case.label}, distance {d}): {case.why}")
-    return CorpusScore(
-        tp=tp,
-        fp=fp,
-        fn=fn,
-        tn=tn,
-        precision=tp / (tp + fp) if tp + fp else 1.0,
-        recall=tp / (tp + fn) if tp + fn else 1.0,
-        misses=misses,
-    )
+        why = f"{case.label}, distance {d}: {case.why}"
+        scored.append((case.id, case.label == "duplicate", d <= max_distance, why))
+    return score(scored)
 
 
 def default_distance() -> int:
@@ -308,7 +280,7 @@ def score_duplicate_corpus(
     None), mirror images counted as the screener counts them; the images are made now (~10 s
     the first time in a process)."""
     distance = default_distance() if max_distance is None else max_distance
-    return score(load_cases(), lambda c: pair_distance(c, mirrored=mirrored), distance)
+    return score_at(load_cases(), lambda c: pair_distance(c, mirrored=mirrored), distance)
 
 
 def duplicate_curve(
@@ -317,7 +289,7 @@ def duplicate_curve(
     """Precision and recall at each distance (the choice of the default distance)."""
     cases = load_cases()
     measured = {c.id: pair_distance(c, mirrored=mirrored) for c in cases}
-    return [(d, score(cases, lambda c: measured[c.id], d)) for d in distances]
+    return [(d, score_at(cases, lambda c: measured[c.id], d)) for d in distances]
 
 
 # --------------------------------------------------------------------------- the choice of hash
@@ -383,7 +355,7 @@ def compare_algorithms(
             a, b = algorithm(_grey(case.a)), algorithm(_grey(case.b))
             flipped = algorithm(ImageOps.mirror(_grey(case.b)))
             measured[case.id] = int(min(a - b, a - flipped))
-        out[name] = [(d, score(cases, functools.partial(_of, measured), d)) for d in distances]
+        out[name] = [(d, score_at(cases, functools.partial(_of, measured), d)) for d in distances]
     return out
 
 

@@ -18,13 +18,15 @@ import io
 import json
 import random
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
 from shared.domain.screening.checks import UnsafeClassifier
+from shared.domain.screening.corpus import Case as ScoredCase
+from shared.domain.screening.corpus import CorpusScore, score
 from simulators.comfyui.render import render_png
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus" / "screening" / "unsafe_cases.jsonl"
@@ -39,23 +41,6 @@ class Case:
     label: str
     why: str
     image: Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class CorpusScore:
-    """Confusion counts over a corpus, precision, recall and the cases got wrong.
-
-    A local copy of the terms corpus's dataclass (shared/domain/screening/corpus.py, on another
-    branch of issue 29), the same fields as the near-duplicate corpus's: to be made one when
-    the branches meet."""
-
-    tp: int
-    fp: int
-    fn: int
-    tn: int
-    precision: float
-    recall: float
-    misses: list[str] = field(default_factory=list)
 
 
 def load_cases(path: Path = CORPUS) -> list[Case]:
@@ -95,26 +80,12 @@ def score_unsafe_corpus(
     classifier: UnsafeClassifier, cases: list[Case] | None = None
 ) -> CorpusScore:
     """The classifier over the corpus: a case is flagged when it returns any finding."""
-    tp = fp = fn = tn = 0
-    misses: list[str] = []
+    scored: list[ScoredCase] = []
     for case in cases if cases is not None else load_cases():
         findings = classifier.classify(make_image(case.image))
-        flagged = bool(findings)
-        unsafe = case.label == "unsafe"
-        if flagged and unsafe:
-            tp += 1
-        elif flagged:
-            fp += 1
-            found = ", ".join(f"{f.label}={f.score:.2f}" for f in findings)
-            misses.append(f"{case.id}: flagged safe ({found}): {case.why}")
-        elif unsafe:
-            fn += 1
-            misses.append(f"{case.id}: missed unsafe: {case.why}")
-        else:
-            tn += 1
-    precision = tp / (tp + fp) if tp + fp else 1.0
-    recall = tp / (tp + fn) if tp + fn else 1.0
-    return CorpusScore(tp, fp, fn, tn, precision, recall, misses)
+        found = ", ".join(f"{f.label}={f.score:.2f}" for f in findings) or "nothing"
+        scored.append((case.id, case.label == "unsafe", bool(findings), f"{found}: {case.why}"))
+    return score(scored)
 
 
 # --- the image makers -------------------------------------------------------------------------

@@ -33,6 +33,9 @@ class Miss:
     kind: Literal["false_positive", "false_negative"]
     why: str = ""
 
+    def __str__(self) -> str:
+        return f"{self.case_id} ({self.kind.replace('_', ' ')}): {self.why}"
+
 
 @dataclass(frozen=True)
 class CorpusScore:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shared.domain.screening.checks import TermMatcher, TextReader
+from shared.domain.screening.corpus import Case, CorpusScore, score
 
 _FIELDS = {"id", "prompt", "text", "expected_terms", "note"}
 _SIZES = ("seed", "width", "height", "out_width", "out_height")
@@ -51,22 +52,6 @@ class OcrReading:
     case: OcrCase
     read: str
     seconds: float
-
-
-# The terms helper defines the same shape in shared/domain/screening/corpus.py; this local copy
-# lets the OCR corpus be scored before that lands (the lead keeps one).
-@dataclass(frozen=True)
-class CorpusScore:
-    """A check on a labelled corpus: true/false positives and negatives, precision and recall,
-    and the cases it got wrong (one line each, saying why)."""
-
-    tp: int
-    fp: int
-    fn: int
-    tn: int
-    precision: float
-    recall: float
-    misses: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -191,34 +176,16 @@ def score_readings(readings: Sequence[OcrReading], matcher: TermMatcher) -> Corp
     the matcher finds any term in is flagged. (A flagged positive counts as found even when the
     term's name differs from the case's: deny lists name entries their own way; the miss lines
     show what was found.)"""
-    tp = fp = fn = tn = 0
-    misses = []
+    cases: list[Case] = []
     for r in readings:
         hits = matcher.find(r.read, "image_text") if r.read else []
         found = sorted({h.term for h in hits})
-        expected = bool(r.case.expected_terms)
-        if expected and hits:
-            tp += 1
-        elif expected:
-            fn += 1
-            misses.append(
-                f"missed {r.case.id} ({r.case.note}): {list(r.case.expected_terms)} in "
-                f"{r.case.text!r}, read {r.read!r}"
-            )
-        elif hits:
-            fp += 1
-            misses.append(f"false {r.case.id} ({r.case.note}): found {found} in {r.read!r}")
-        else:
-            tn += 1
-    return CorpusScore(
-        tp=tp,
-        fp=fp,
-        fn=fn,
-        tn=tn,
-        precision=tp / (tp + fp) if tp + fp else 1.0,
-        recall=tp / (tp + fn) if tp + fn else 1.0,
-        misses=tuple(misses),
-    )
+        expected = list(r.case.expected_terms)
+        why = (
+            f"{r.case.note}: expected {expected} in {r.case.text!r}, read {r.read!r}, found {found}"
+        )
+        cases.append((r.case.id, bool(expected), bool(hits), why))
+    return score(cases)
 
 
 async def score_ocr_corpus(

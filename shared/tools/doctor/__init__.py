@@ -36,6 +36,7 @@ SOURCES: tuple[str, ...] = (
     "shared.tools.doctor.claude",
     "shared.tools.doctor.comfyui",
     "shared.tools.doctor.ocr",
+    "shared.tools.doctor.screening",
     "shared.tools.doctor.storage",
     "shared.tools.doctor.printify",
     *(f"shared.tools.doctor.{channel}" for channel in DIRECT_CHANNELS),

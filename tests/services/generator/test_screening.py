@@ -4,7 +4,8 @@ real PostgreSQL)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from shared.contract.events import (
     ImageGenerated,
     JobRequested,
     JobRequestedPayload,
+    Priority,
     ScreeningCheck,
     ScreeningDecision,
     TokenCounts,
@@ -31,6 +33,7 @@ from shared.domain.screening.checks import (
     TermHit,
     UnsafeFinding,
 )
+from shared.domain.screening.gate import PriorityGate
 from shared.domain.screening.phash import DesignHashes
 from shared.domain.screening.settings import DEFAULT_POLICY, ScreeningSettings
 from shared.pipeline.runner import MessageContext
@@ -320,3 +323,41 @@ async def test_the_deployment_screener_runs_every_check_unless_turned_off(
     [image] = screened(await gen(request(count=1, theme="Nike running"), CTX))
     s = image.payload.screening
     assert s is not None and all(r.check is not ScreeningCheck.DENY_LIST for r in s.reasons)
+
+
+async def test_a_high_jobs_design_is_screened_before_a_low_backlog(tmp_path: Path) -> None:
+    order: list[str] = []
+    first_in = asyncio.Event()
+    go_on = asyncio.Event()
+
+    class SlowReader:
+        async def read_text(self, image: bytes) -> str:
+            order.append("read")
+            first_in.set()
+            await go_on.wait()
+            return ""
+
+    check = screener(tmp_path, terms=Terms(), reader=SlowReader())
+    check.gate = PriorityGate(1)
+    gen = generator(tmp_path, check)
+    low = [request(count=1, theme=f"low {i}") for i in range(3)]
+    lows = [asyncio.create_task(gen(job, CTX)) for job in low]
+    await first_in.wait()
+    urgent = request(count=1, theme="urgent")
+    urgent = urgent.model_copy(
+        update={"payload": urgent.payload.model_copy(update={"priority": Priority.HIGH})}
+    )
+    high = asyncio.create_task(gen(urgent, CTX))
+    finished: list[str] = []
+
+    def when_done(name: str) -> Callable[[object], None]:
+        return lambda _: finished.append(name)
+
+    for name, task in [("high", high), *((f"low {i}", t) for i, t in enumerate(lows))]:
+        task.add_done_callback(when_done(name))
+    await asyncio.sleep(0.2)  # every job has rendered and waits for screening's one slot
+    go_on.set()
+    await asyncio.gather(high, *lows)
+    # The low design already on the CPU first (whichever got there), then the high one, then
+    # the rest of the backlog.
+    assert finished[0].startswith("low") and finished[1] == "high", finished

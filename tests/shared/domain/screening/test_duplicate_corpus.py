@@ -44,7 +44,7 @@ def test_a_malformed_case_is_refused_with_its_line(tmp_path: Path) -> None:
 
 def test_the_hash_keeps_its_precision_and_recall_at_the_default_distance() -> None:
     score = score_duplicate_corpus()
-    report = "\n".join(score.misses)
+    report = "\n".join(map(str, score.misses))
     assert score.precision >= PRECISION_FLOOR, report
     assert score.recall >= RECALL_FLOOR, report
     assert score.tp + score.fn == 61 and score.fp + score.tn == 39
@@ -54,8 +54,8 @@ def test_counting_mirror_images_finds_the_flipped_designs() -> None:
     with_mirrors = score_duplicate_corpus(mirrored=True)
     without = score_duplicate_corpus(mirrored=False)
     flipped = {"dup-r1-mirror", "dup-r5-mirror", "dup-r8-mirror", "dup-p2-mirror"}
-    assert flipped <= {m.split(" ")[0] for m in without.misses}
-    assert not flipped & {m.split(" ")[0] for m in with_mirrors.misses}
+    assert flipped <= {m.case_id for m in without.misses}
+    assert not flipped & {m.case_id for m in with_mirrors.misses}
     assert with_mirrors.fp == without.fp
 
 

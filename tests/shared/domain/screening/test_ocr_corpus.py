@@ -89,7 +89,10 @@ def test_scoring_counts_each_outcome_and_names_the_misses() -> None:
     score = score_readings(readings, matcher)
     assert (score.tp, score.fp, score.fn, score.tn) == (1, 1, 1, 2)
     assert score.precision == score.recall == 0.5
-    assert [m.split()[:2] for m in score.misses] == [["missed", "fn"], ["false", "fp"]]
+    assert [(m.kind, m.case_id) for m in score.misses] == [
+        ("false_negative", "fn"),
+        ("false_positive", "fp"),
+    ]
     recall = text_recall(readings)
     # Spaced letters read joined are the word; "WAKS" is not WARS, nor "WARS" WARD.
     assert recall.words == pytest.approx(5 / 9)
