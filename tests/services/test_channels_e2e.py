@@ -235,7 +235,7 @@ def test_a_listing_the_channel_refuses_after_review_reaches_the_job_and_a_replay
     try:
         job_id = submit(
             stack,
-            theme=f"{channel} refuses",
+            theme="refused after review",
             productTypes=["mug"],
             autoPublish=True,
             channels=["printify", channel],
