@@ -182,7 +182,7 @@ async def costs(
             duplicate_distance=settings.screening_duplicate_distance,
         )
         per_check: dict[str, list[float]] = {c.value: [] for c in ScreeningCheck}
-        per_check["decode (read + PNG)"] = []
+        per_check["read from storage"] = []
         walls: list[float] = []
         for i in range(designs):
             # Half the designs carry a slogan (what OCR reads), as many POD designs do.
@@ -218,7 +218,7 @@ async def costs(
             async def classify(data: bytes = data) -> None:
                 unsafe.classify(data)
 
-            per_check["decode (read + PNG)"].append(await cpu_of(decode))
+            per_check["read from storage"].append(await cpu_of(decode))
             per_check["deny_list"].append(await cpu_of(deny_all))
             per_check["rendered_text"].append(await cpu_of(ocr))
             per_check["risk_review"].append(await cpu_of(review))
