@@ -94,7 +94,7 @@ class Screener:
     hashes: HashStore | None = None
     # Claude's level from which the risk review flags a design.
     risk_level: RiskLevel = RiskLevel.MEDIUM
-    duplicate_distance: int = 10
+    duplicate_distance: int = 8
     image_max_bytes: int = 64 * 1024 * 1024
     # Checks the deployment turned off (SCREENING_CHECKS_OFF): never run, never listed.
     off: frozenset[ScreeningCheck] = frozenset()
