@@ -33,7 +33,6 @@ from shared.contract.events import (
     ScreeningCheck,
     ScreeningDecision,
     ScreeningReason,
-    TokenCounts,
 )
 from shared.domain.screening.checks import (
     DesignText,
@@ -279,18 +278,6 @@ class Screener:
 
 def _clip(text: str, most: int = 1000) -> str:
     return text if len(text) <= most else text[: most - 1] + "…"
-
-
-def added_tokens(a: TokenCounts | None, b: TokenCounts | None) -> TokenCounts | None:
-    """Two token counts summed (None when both are None)."""
-    if a is None or b is None:
-        return a or b
-    return TokenCounts(
-        input=a.input + b.input,
-        output=a.output + b.output,
-        cache_read=a.cache_read + b.cache_read,
-        cache_write=a.cache_write + b.cache_write,
-    )
 
 
 def unsafe_classifier(settings: ScreeningSettings) -> UnsafeClassifier | None:
