@@ -26,7 +26,6 @@ import argparse
 import asyncio
 import os
 import resource
-import socket
 import statistics
 import sys
 import tempfile
@@ -38,23 +37,25 @@ from pathlib import Path
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.common import table
+from devstack.launch.ports import free_port
 from services.generator.screening import Screener
 from shared.adapters.ocr import TesseractReader
 from shared.adapters.storage import LocalImageStorage
 from shared.adapters.store.generated_images import GeneratedImage
 from shared.adapters.unsafe import NudeNetClassifier
 from shared.adapters.vendors.claude import ClaudeClient
-from shared.contract.events import DesignRef, JobRequestedPayload, ScreeningCheck
+from shared.contract.events import JobRequestedPayload, ScreeningCheck
 from shared.domain.screening.checks import DesignText
 from shared.domain.screening.corpus import CorpusScore, score_text_corpus
 from shared.domain.screening.ocr_corpus import score_ocr_corpus
-from shared.domain.screening.phash import design_hashes, hamming
+from shared.domain.screening.phash import design_hashes
 from shared.domain.screening.risk_corpus import score_risk_corpus
 from shared.domain.screening.settings import ScreeningSettings
 from shared.domain.screening.terms import DenyList
 from simulators.comfyui.render import render_png
 from simulators.process import SimulatorProcess
 from tests.support.duplicate_corpus import score_duplicate_corpus
+from tests.support.hashes import MemoryHashes
 from tests.support.ocr_corpus import CORPUS as OCR_CORPUS
 from tests.support.ocr_corpus import render_case
 from tests.support.unsafe_corpus import score_unsafe_corpus
@@ -62,37 +63,6 @@ from tests.support.unsafe_corpus import score_unsafe_corpus
 ROOT = Path(__file__).resolve().parents[1]
 TEXT_CORPUS = ROOT / "tests" / "corpus" / "screening" / "text_cases.jsonl"
 SIM_KEY = "sk-ant-bench-screening"
-
-
-class MemoryHashes:
-    """The hash store in memory (the bench measures the checks, not PostgreSQL)."""
-
-    def __init__(self) -> None:
-        self.seen: list[tuple[str, int, int, int]] = []
-
-    async def record_and_match(
-        self,
-        *,
-        job_id: str,
-        image_index: int,
-        generation: int,
-        phash: int,
-        max_distance: int,
-        mirrored: int | None = None,
-    ) -> list[DesignRef]:
-        near = []
-        for j, i, g, h in self.seen:
-            d = min(hamming(h, phash), hamming(h, mirrored) if mirrored is not None else 64)
-            if (j, i) != (job_id, image_index) and d <= max_distance:
-                near.append(DesignRef(job_id=j, image_index=i, generation=g, distance=d))
-        self.seen.append((job_id, image_index, generation, phash))
-        return sorted(near, key=lambda r: r.distance)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def cpu_now() -> float:

@@ -40,6 +40,7 @@ from shared.pipeline.runner import MessageContext
 from shared.platform.db import open_pool
 from shared.platform.errors import PermanentError, RetryableError
 from tests.services.generator.test_handler import FakeBriefs, FakeRenderer
+from tests.support.hashes import MemoryHashes
 from tests.support.infra import unique
 
 CTX = MessageContext("jobs.requested.normal", 0, 7, 0, "test")
@@ -89,31 +90,6 @@ class Unsafe:
 
     def classify(self, image: bytes) -> list[UnsafeFinding]:
         return self.findings
-
-
-@dataclass
-class Hashes:
-    """Every design's hash in a list (the real store is an indexed table in PostgreSQL)."""
-
-    seen: list[tuple[str, int, int, int]] = field(default_factory=list)
-
-    async def record_and_match(
-        self,
-        *,
-        job_id: str,
-        image_index: int,
-        generation: int,
-        phash: int,
-        max_distance: int,
-        mirrored: int | None = None,
-    ) -> list[DesignRef]:
-        near = [
-            DesignRef(job_id=j, image_index=i, generation=g, distance=(h ^ phash).bit_count())
-            for j, i, g, h in self.seen
-            if (j, i) != (job_id, image_index) and (h ^ phash).bit_count() <= max_distance
-        ]
-        self.seen.append((job_id, image_index, generation, phash))
-        return sorted(near, key=lambda r: r.distance)
 
 
 def request(
@@ -215,7 +191,7 @@ async def test_risk_below_the_configured_level_is_not_a_finding(tmp_path: Path) 
 
 
 async def test_a_near_duplicate_names_the_design_it_resembles(tmp_path: Path) -> None:
-    hashes = Hashes()
+    hashes = MemoryHashes()
     # Every image hashes alike: the second job's first image resembles the first job's.
     check = screener(tmp_path, hash_image=lambda data: DesignHashes(0x0F0F, 0xF0F0), hashes=hashes)
     gen = generator(tmp_path, check)
