@@ -290,9 +290,6 @@ _JOB_DURATIONS = """
 # the summaries count jobs by their creation hour.
 _SINCE = "SELECT date_trunc('hour', now() - make_interval(hours => %(hours)s), 'UTC') AS since"
 
-# Up to this many jobs in the window, durations are computed exactly from the rows (the joins
-# take about ... ms here); above, they are read from the summaries' buckets.
-EXACT_DURATIONS_MAX_JOBS = 5000
 
 _RECENT_JOBS = f"""
 SELECT {_JOB_COLUMNS} FROM jobs WHERE created_at >= %(since)s
@@ -359,10 +356,12 @@ def _overview(totals: list[StatusTotals], avg_s: float | None) -> Overview:
     )
 
 
-async def dashboard(pool: AsyncConnectionPool, hours: int) -> DashboardView:
+async def dashboard(
+    pool: AsyncConnectionPool, hours: int, *, exact_max_jobs: int = 2000
+) -> DashboardView:
     """Overview, the 10 latest jobs and durations over jobs created since the start of the hour
-    ``hours`` hours ago: counts from the summaries, durations exact from the rows while the
-    window holds few jobs, from the summaries' buckets above."""
+    ``hours`` hours ago: counts from the summaries; durations exact from the rows while the
+    window holds at most ``exact_max_jobs`` jobs, from the summaries' buckets above."""
     async with pool.connection() as conn:
         cur = await conn.execute(_SINCE, {"hours": hours})
         since_row = await cur.fetchone()
@@ -374,7 +373,7 @@ async def dashboard(pool: AsyncConnectionPool, hours: int) -> DashboardView:
         alerts = await alert_store.recent(conn, since, 10)
         metrics = await metric_store.counts_since(conn, since)
         totals = await job_summaries.window_statuses(conn, since)
-        estimated = sum(int(t["jobs"]) for t in totals) > EXACT_DURATIONS_MAX_JOBS
+        estimated = sum(int(t["jobs"]) for t in totals) > exact_max_jobs
         if estimated:
             histograms = await job_summaries.window_durations(conn, since)
             job_duration = _estimated(histograms["job"])
