@@ -1,7 +1,7 @@
 """GET /dashboard and GET /stats at scale (issue 30): latency from the summaries (migration
 0038) against the exact SQL they replaced, and what the summaries' triggers cost the fold.
 
-    python bench/dashboard.py [--jobs 1000000] [--days 365] [--rounds 30] [--fold-jobs 300]
+    python -m bench.dashboard [--jobs 1000000] [--days 365] [--rounds 30] [--fold-jobs 300]
 
 Starts its own PostgreSQL (``DATABASE_URL`` to use another) in a temp folder, migrates it and
 builds ``--jobs`` jobs spread evenly over ``--days`` days, each with one image and one product

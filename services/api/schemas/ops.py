@@ -85,6 +85,9 @@ class JobTotals(_Wire):
     completed: int
     partial: int
     failed: int
+    # Beside the seed's: total is every job, these included.
+    awaiting_review: int = 0
+    cancelled: int = 0
 
 
 class StageStats(_Wire):

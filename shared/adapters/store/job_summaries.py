@@ -131,22 +131,30 @@ class Histogram:
         return self.sum / self.count if self.count else None
 
     def percentile(self, q: float) -> float | None:
-        """The ``q`` quantile (0..1) as ``percentile_cont`` would give it, within a bucket's
-        width: the rank's place inside its bucket, spread evenly over the bucket."""
+        """The ``q`` quantile (0..1) as ``percentile_cont`` gives it (interpolated between the
+        two durations around its rank), each of those read from its bucket: within a bucket's
+        width (5 %) of the exact one."""
         if not self.count:
             return None
-        rank = q * (self.count - 1)  # percentile_cont's 0-based position
+        rank = q * (self.count - 1)
+        below = math.floor(rank)
+        low = self._ranked(below)
+        high = self._ranked(min(below + 1, self.count - 1))
+        return low + (high - low) * (rank - below)
+
+    def _ranked(self, k: int) -> float:
+        """The ``k``-th duration (0-based, ascending): the ``n`` of a bucket spread evenly over
+        it, kept within the least and greatest counted."""
         seen = 0
+        least, greatest = self.min, self.max
+        assert least is not None and greatest is not None  # only called with buckets
         for bucket in sorted(self.buckets):
             n = self.buckets[bucket]
-            if rank < seen + n:
+            if k < seen + n:
                 lo, hi = bucket_bounds(bucket)
-                value = lo + (hi - lo) * (rank - seen + 0.5) / n
-                low, high = self.min, self.max
-                assert low is not None and high is not None  # buckets are not empty
-                return min(max(value, low), high)
+                return min(max(lo + (hi - lo) * (k - seen + 0.5) / n, least), greatest)
             seen += n
-        return self.max
+        return greatest
 
 
 async def status_counts(conn: AsyncConnection[Any]) -> dict[str, int]:
