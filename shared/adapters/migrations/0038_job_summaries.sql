@@ -48,6 +48,19 @@ CREATE TABLE IF NOT EXISTS job_hour_durations (
     PRIMARY KEY (hour, metric, bucket)
 );
 
+-- The same per creation day (UTC): a window of many days reads a row per day and bucket for
+-- its whole days (a month: ~30 x 4 x 100 rows instead of ~720 x 4 x 40).
+CREATE TABLE IF NOT EXISTS job_day_durations (
+    day     TIMESTAMPTZ NOT NULL,
+    metric  TEXT NOT NULL,
+    bucket  SMALLINT NOT NULL,
+    n       BIGINT NOT NULL DEFAULT 0,
+    sum     DOUBLE PRECISION NOT NULL DEFAULT 0,
+    min     DOUBLE PRECISION,
+    max     DOUBLE PRECISION,
+    PRIMARY KEY (day, metric, bucket)
+);
+
 -- What row changes added (+) or took (-) since the last compaction: a status row (status set)
 -- or a duration row (metric set).
 CREATE TABLE IF NOT EXISTS job_summary_deltas (
@@ -279,6 +292,16 @@ BEGIN
         ON CONFLICT (hour, metric, bucket) DO UPDATE SET n = t.n + EXCLUDED.n,
             sum = t.sum + EXCLUDED.sum, min = LEAST(t.min, EXCLUDED.min),
             max = GREATEST(t.max, EXCLUDED.max)
+    ),
+    days AS (
+        INSERT INTO job_day_durations AS t (day, metric, bucket, n, sum, min, max)
+        SELECT date_trunc('day', hour, 'UTC'), metric, bucket, sum(n), sum(sum), min(min),
+               max(max)
+        FROM moved WHERE metric IS NOT NULL
+        GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+        ON CONFLICT (day, metric, bucket) DO UPDATE SET n = t.n + EXCLUDED.n,
+            sum = t.sum + EXCLUDED.sum, min = LEAST(t.min, EXCLUDED.min),
+            max = GREATEST(t.max, EXCLUDED.max)
     )
     SELECT count(*) INTO n_moved FROM moved;
     RETURN n_moved;
@@ -298,6 +321,7 @@ BEGIN
     DELETE FROM job_status_counts;
     DELETE FROM job_hours;
     DELETE FROM job_hour_durations;
+    DELETE FROM job_day_durations;
     INSERT INTO job_status_counts (status, jobs)
     SELECT status, count(*) FROM jobs GROUP BY status;
     INSERT INTO job_hours (hour, status, jobs, images, products, published)
@@ -327,6 +351,9 @@ BEGIN
         WHERE p.published_at IS NOT NULL
     ) d
     GROUP BY 1, 2, 3;
+    INSERT INTO job_day_durations (day, metric, bucket, n, sum, min, max)
+    SELECT date_trunc('day', hour, 'UTC'), metric, bucket, sum(n), sum(sum), min(min), max(max)
+    FROM job_hour_durations GROUP BY 1, 2, 3;
     RETURN counted;
 END $$;
 

@@ -50,10 +50,26 @@ FROM (
 ) s GROUP BY status
 """
 
+# Whole days (UTC) of the window from their day rows, its first and last part days from their
+# hours. %(since)s is a whole hour; the current day is read by the hour (its rows still grow).
 _WINDOW_DURATIONS = """
+WITH span AS (
+    SELECT CASE WHEN date_trunc('day', %(since)s::timestamptz, 'UTC') = %(since)s
+                THEN %(since)s::timestamptz
+                ELSE date_trunc('day', %(since)s::timestamptz, 'UTC') + interval '24 hours'
+           END AS first_day,
+           date_trunc('day', now(), 'UTC') AS today
+)
 SELECT metric, bucket, sum(n)::bigint AS n, sum(sum) AS sum, min(min) AS min, max(max) AS max
 FROM (
-    SELECT metric, bucket, n, sum, min, max FROM job_hour_durations WHERE hour >= %(since)s
+    SELECT metric, bucket, n, sum, min, max FROM job_hour_durations, span
+    WHERE hour >= %(since)s AND hour < span.first_day
+    UNION ALL
+    SELECT metric, bucket, n, sum, min, max FROM job_hour_durations, span
+    WHERE hour >= GREATEST(span.today, span.first_day)
+    UNION ALL
+    SELECT metric, bucket, n, sum, min, max FROM job_day_durations, span
+    WHERE day >= span.first_day AND day < span.today
     UNION ALL
     SELECT metric, bucket, n, sum, min, max FROM job_summary_deltas
     WHERE metric IS NOT NULL AND hour >= %(since)s

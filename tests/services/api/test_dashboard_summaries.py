@@ -19,7 +19,7 @@ from psycopg.conninfo import make_conninfo
 from bench.dashboard import build
 from services.api import ops_queries
 from shared.adapters.store import alerts, job_summaries, metrics
-from shared.platform.db import migrate
+from shared.platform.db import migrate, open_pool
 from tests.services.api.conftest import serve
 from tests.shared.adapters.store.test_job_summaries import _fold, _mixed_run
 
@@ -41,7 +41,9 @@ def test_stats_counts_every_job_by_status(api: httpx.Client, folded: str) -> Non
     exact = _exact_stats(folded)
     assert body["totalJobs"] == sum(exact.values())
     by_status = {k: v for k, v in body["jobs"].items() if k != "total" and v}
-    assert by_status == {k.replace("awaiting_review", "awaitingReview"): v for k, v in exact.items()}
+    assert by_status == {
+        k.replace("awaiting_review", "awaitingReview"): v for k, v in exact.items()
+    }
     assert body["totalCompleted"] == exact.get("completed", 0) + exact.get("partial", 0)
 
 
@@ -179,3 +181,36 @@ def test_dashboard_and_stats_read_no_big_table_whole(many_jobs: str) -> None:
             if not limited
         ]
         assert before == ["jobs"]
+
+
+async def _both(url: str, hours: int) -> tuple[Any, Any]:
+    pool = await open_pool(url, max_size=2)
+    try:
+        exact = await ops_queries.dashboard(pool, hours, exact_max_jobs=10**9)
+        estimated = await ops_queries.dashboard(pool, hours, exact_max_jobs=0)
+    finally:
+        await pool.close()
+    return exact, estimated
+
+
+@pytest.mark.parametrize("hours", [30, 200, 720])
+def test_windows_of_days_read_from_the_day_rows(many_jobs: str, hours: int) -> None:
+    """A window of whole days and part days (day rows and hour rows) against the exact SQL
+    over thousands of jobs: counts and sums equal, the rest within 5 %."""
+    exact, estimated = _both_sync(many_jobs, hours)
+    assert estimated.estimated and not exact.estimated
+    assert estimated.overview.model_dump(exclude={"avg_processing_time"}) == (
+        exact.overview.model_dump(exclude={"avg_processing_time"})
+    )
+    assert exact.overview.total_jobs > 60_000 * hours / (365 * 24) * 0.9
+    for name, e in exact.performance.stages.items():
+        b = estimated.performance.stages[name]
+        assert b.count == e.count > 0, name
+        assert b.sum == pytest.approx(e.sum, rel=1e-9)
+        for key in ("min", "max", "p50", "p95", "p99"):
+            want, got = getattr(e, key), getattr(b, key)
+            assert abs(got - want) <= 0.05 * want + 0.001, (name, key, got, want)
+
+
+def _both_sync(url: str, hours: int) -> tuple[Any, Any]:
+    return asyncio.run(_both(url, hours))

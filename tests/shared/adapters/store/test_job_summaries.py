@@ -81,15 +81,35 @@ GROUP BY 1, 2, 3
 """
 
 
+_SUMMARY_DAYS = """
+SELECT day, metric, bucket, sum(n) AS n, sum(sum) AS sum
+FROM (SELECT day, metric, bucket, n, sum FROM job_day_durations
+      UNION ALL
+      SELECT date_trunc('day', hour, 'UTC'), metric, bucket, n, sum FROM job_summary_deltas
+      WHERE metric IS NOT NULL) d
+GROUP BY 1, 2, 3
+"""
+
+
 def _hours(conn: psycopg.Connection[Any], sql: str) -> dict[tuple[Any, ...], tuple[int, ...]]:
     """(hour, status) -> (jobs, images, products, published), without rows of nothing."""
     out = {(r[0], r[1]): tuple(int(v) for v in r[2:]) for r in conn.execute(sql)}
     return {k: v for k, v in out.items() if any(v)}
 
 
-def _durations(conn: psycopg.Connection[Any], sql: str) -> dict[tuple[Any, ...], float]:
-    """(hour, metric, bucket, n) -> sum, without empty buckets."""
-    return {(r[0], r[1], r[2], int(r[3])): float(r[4]) for r in conn.execute(sql) if r[3]}
+def _durations(conn: psycopg.Connection[Any], sql: str) -> dict[tuple[Any, ...], list[float]]:
+    """(hour or day, metric, bucket) -> [n, sum], without empty buckets."""
+    return {(r[0], r[1], r[2]): [int(r[3]), float(r[4])] for r in conn.execute(sql) if r[3]}
+
+
+def _by_day(hours: dict[tuple[Any, ...], list[float]]) -> dict[tuple[Any, ...], list[float]]:
+    out: dict[tuple[Any, ...], list[float]] = {}
+    for (hour, metric, bucket), (n, total) in hours.items():
+        day = hour.astimezone(UTC).replace(hour=0)
+        got = out.setdefault((day, metric, bucket), [0, 0.0])
+        got[0] += n
+        got[1] += total
+    return {k: v for k, v in out.items() if v[0]}
 
 
 def assert_exact(url: str) -> None:
@@ -97,9 +117,15 @@ def assert_exact(url: str) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         for _ in range(2):
             assert _hours(conn, _SUMMARY_HOURS) == _hours(conn, _RECOUNT_HOURS)
-            assert _durations(conn, _SUMMARY_DURATIONS) == pytest.approx(
-                _durations(conn, _RECOUNT_DURATIONS), abs=1e-6
-            )
+            recount = _durations(conn, _RECOUNT_DURATIONS)
+            for summary, exact in (
+                (_durations(conn, _SUMMARY_DURATIONS), recount),
+                (_durations(conn, _SUMMARY_DAYS), _by_day(recount)),
+            ):
+                assert summary.keys() == exact.keys()
+                assert {k: v[0] for k, v in summary.items()} == {k: v[0] for k, v in exact.items()}
+                sums = {k: v[1] for k, v in summary.items()}
+                assert sums == pytest.approx({k: v[1] for k, v in exact.items()}, abs=1e-6)
             by_status: dict[str, int] = dict(
                 conn.execute("SELECT status, count(*) FROM jobs GROUP BY status")
             )
