@@ -11,7 +11,8 @@ then times ``ops_queries.dashboard`` (the route's body, without HTTP) for severa
 ``ops_queries.stats`` ``--rounds`` times each, p50 and p95, and the exact SQL of before 0038
 for comparison (fewer rounds: it takes seconds). Last, it folds ``--fold-jobs`` jobs (request,
 image, product, published: 4 events each) through the monitor's handler, with and without the
-summary triggers, and prints the fold rate of each.
+summary triggers, and prints the fold rate of each and the CPU time per event of PostgreSQL
+and of the monitor's code (steadier than the rate on a shared machine).
 """
 
 from __future__ import annotations
@@ -27,10 +28,12 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import psutil
 import psycopg
 
-from bench.common import table
+from bench.common import postgres_processes, table
 from devstack.launch.postgres import LocalPostgres
 from services.api import ops_queries
 from shared.platform.db import migrate, open_pool
@@ -159,8 +162,28 @@ async def reads(url: str, rounds: int, exact_rounds: int) -> list[list[str]]:
     return rows
 
 
-async def _fold_rate(url: str, jobs: int) -> float:
-    """Events folded per second: ``jobs`` jobs of 4 events, through the monitor's handler."""
+def _cpu(postgres_dir: Path | None) -> tuple[float, float]:
+    """CPU seconds so far of PostgreSQL (its server and backends) and of this process."""
+    own = psutil.Process().cpu_times()
+    pg = sum(
+        t.user + t.system
+        for p in postgres_processes(postgres_dir)
+        for t in [_times(p)]
+        if t is not None
+    )
+    return pg, own.user + own.system
+
+
+def _times(proc: psutil.Process) -> Any:
+    try:
+        return proc.cpu_times()
+    except psutil.Error:
+        return None
+
+
+async def _fold_rate(url: str, jobs: int, postgres_dir: Path | None) -> tuple[float, float, float]:
+    """Events folded per second, and CPU ms per event in PostgreSQL and in the monitor's code:
+    ``jobs`` jobs of 4 events (request, image, product, published), through its handler."""
     from services.monitor.handler import MonitorHandler
     from shared.contract.events import (
         Event,
@@ -198,38 +221,45 @@ async def _fold_rate(url: str, jobs: int) -> float:
             ctx = MessageContext(topic="t", partition=0, offset=n, attempt=0, instance_id="b")
             await handler(e, ctx)
 
+        # The connections are open before the first reading, so their CPU counts whole.
+        await asyncio.gather(*(one(i, e) for i, e in enumerate(events[:8])))
+        pg0, own0 = _cpu(postgres_dir)
         t0 = time.perf_counter()
         # The runner's slots: many events in flight, which the batcher folds together.
-        for start in range(0, len(events), 64):
-            await asyncio.gather(
-                *(one(start + i, e) for i, e in enumerate(events[start : start + 64]))
-            )
-        return len(events) / (time.perf_counter() - t0)
+        for start in range(8, len(events), 64):
+            chunk = events[start : start + 64]
+            await asyncio.gather(*(one(start + i, e) for i, e in enumerate(chunk)))
+        took = time.perf_counter() - t0
+        pg1, own1 = _cpu(postgres_dir)
+        folded = len(events) - 8
+        return folded / took, (pg1 - pg0) * 1000 / folded, (own1 - own0) * 1000 / folded
     finally:
         await pool.close()
 
 
-def fold_rates(url: str, jobs: int) -> list[list[str]]:
+def fold_rates(url: str, jobs: int, postgres_dir: Path | None = None) -> list[list[str]]:
+    """The fold with the summary triggers off and on, twice each, alternating."""
     rows = []
     with psycopg.connect(url, autocommit=True) as conn:
         for label, enabled in (("triggers off", False), ("triggers on", True)) * 2:
             set_triggers(conn, enabled)
-            rate = asyncio.run(_fold_rate(url, jobs))
-            rows.append([f"fold, summary {label}", f"{rate:.0f} events/s"])
+            rate, pg_ms, own_ms = asyncio.run(_fold_rate(url, jobs, postgres_dir))
+            rows.append([f"fold, summary {label}", f"{rate:.0f}", f"{pg_ms:.2f}", f"{own_ms:.2f}"])
         set_triggers(conn, True)
     return rows
 
 
 @contextmanager
-def _database() -> Iterator[str]:
+def _database() -> Iterator[tuple[str, Path | None]]:
+    """The database's URL and, when this started it, its data folder (for its CPU time)."""
     given = os.environ.get("DATABASE_URL")
     if given:
-        yield given
+        yield given, None
         return
     with tempfile.TemporaryDirectory(prefix="pod-bench-dash-") as tmp:
         pg = LocalPostgres(Path(tmp), port=int(os.environ.get("BENCH_PG_PORT", "25199"))).start()
         try:
-            yield pg.url
+            yield pg.url, pg.data_dir
         finally:
             pg.stop()
 
@@ -242,17 +272,19 @@ def main() -> None:
     ap.add_argument("--exact-rounds", type=int, default=3)
     ap.add_argument("--fold-jobs", type=int, default=300)
     args = ap.parse_args()
-    with _database() as url:
+    with _database() as (url, data_dir):
         migrate(url)
         t0 = time.perf_counter()
         build(url, args.jobs, args.days)
         built_s = time.perf_counter() - t0
         rows = asyncio.run(reads(url, args.rounds, args.exact_rounds))
-        fold = fold_rates(url, args.fold_jobs)
+        fold = fold_rates(url, args.fold_jobs, data_dir)
     load = os.getloadavg()[0]
     print(f"built {args.jobs} jobs over {args.days:g} days in {built_s:.0f} s (load {load:.1f})")
     print(table("reads (ms)", ["route", "jobs", "p50", "p95"], rows))
-    print(table("fold", ["case", "rate"], fold))
+    print(
+        table("fold", ["case", "events/s", "postgres CPU ms/event", "monitor CPU ms/event"], fold)
+    )
 
 
 if __name__ == "__main__":
