@@ -28,12 +28,12 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import psutil
 import psycopg
+from psycopg_pool import AsyncConnectionPool
 
-from bench.common import postgres_processes, table
+from bench.common import table
 from devstack.launch.postgres import LocalPostgres
 from services.api import ops_queries
 from shared.platform.db import migrate, open_pool
@@ -162,26 +162,30 @@ async def reads(url: str, rounds: int, exact_rounds: int) -> list[list[str]]:
     return rows
 
 
-def _cpu(postgres_dir: Path | None) -> tuple[float, float]:
-    """CPU seconds so far of PostgreSQL (its server and backends) and of this process."""
+_BACKENDS = """
+SELECT pid FROM pg_stat_activity
+WHERE datname = current_database() AND backend_type = 'client backend'
+"""
+
+
+async def _cpu(pool: AsyncConnectionPool, local: bool) -> tuple[float, float]:
+    """CPU seconds so far of the database's client backends (the fold's connections: the
+    triggers run in them; only when PostgreSQL runs on this machine) and of this process."""
     own = psutil.Process().cpu_times()
-    pg = sum(
-        t.user + t.system
-        for p in postgres_processes(postgres_dir)
-        for t in [_times(p)]
-        if t is not None
-    )
+    pg = 0.0
+    if local:
+        async with pool.connection() as conn:
+            pids = [r[0] for r in await (await conn.execute(_BACKENDS)).fetchall()]
+        for pid in pids:
+            try:
+                t = psutil.Process(pid).cpu_times()
+            except psutil.Error:
+                continue
+            pg += t.user + t.system
     return pg, own.user + own.system
 
 
-def _times(proc: psutil.Process) -> Any:
-    try:
-        return proc.cpu_times()
-    except psutil.Error:
-        return None
-
-
-async def _fold_rate(url: str, jobs: int, postgres_dir: Path | None) -> tuple[float, float, float]:
+async def _fold_rate(url: str, jobs: int, local: bool) -> tuple[float, float, float]:
     """Events folded per second, and CPU ms per event in PostgreSQL and in the monitor's code:
     ``jobs`` jobs of 4 events (request, image, product, published), through its handler."""
     from services.monitor.handler import MonitorHandler
@@ -223,43 +227,43 @@ async def _fold_rate(url: str, jobs: int, postgres_dir: Path | None) -> tuple[fl
 
         # The connections are open before the first reading, so their CPU counts whole.
         await asyncio.gather(*(one(i, e) for i, e in enumerate(events[:8])))
-        pg0, own0 = _cpu(postgres_dir)
+        pg0, own0 = await _cpu(pool, local)
         t0 = time.perf_counter()
         # The runner's slots: many events in flight, which the batcher folds together.
         for start in range(8, len(events), 64):
             chunk = events[start : start + 64]
             await asyncio.gather(*(one(start + i, e) for i, e in enumerate(chunk)))
         took = time.perf_counter() - t0
-        pg1, own1 = _cpu(postgres_dir)
+        pg1, own1 = await _cpu(pool, local)
         folded = len(events) - 8
         return folded / took, (pg1 - pg0) * 1000 / folded, (own1 - own0) * 1000 / folded
     finally:
         await pool.close()
 
 
-def fold_rates(url: str, jobs: int, postgres_dir: Path | None = None) -> list[list[str]]:
+def fold_rates(url: str, jobs: int, local: bool = False) -> list[list[str]]:
     """The fold with the summary triggers off and on, twice each, alternating."""
     rows = []
     with psycopg.connect(url, autocommit=True) as conn:
         for label, enabled in (("triggers off", False), ("triggers on", True)) * 2:
             set_triggers(conn, enabled)
-            rate, pg_ms, own_ms = asyncio.run(_fold_rate(url, jobs, postgres_dir))
+            rate, pg_ms, own_ms = asyncio.run(_fold_rate(url, jobs, local))
             rows.append([f"fold, summary {label}", f"{rate:.0f}", f"{pg_ms:.2f}", f"{own_ms:.2f}"])
         set_triggers(conn, True)
     return rows
 
 
 @contextmanager
-def _database() -> Iterator[tuple[str, Path | None]]:
-    """The database's URL and, when this started it, its data folder (for its CPU time)."""
+def _database() -> Iterator[tuple[str, bool]]:
+    """The database's URL, and whether this started it (on this machine: its CPU is read)."""
     given = os.environ.get("DATABASE_URL")
     if given:
-        yield given, None
+        yield given, False
         return
     with tempfile.TemporaryDirectory(prefix="pod-bench-dash-") as tmp:
         pg = LocalPostgres(Path(tmp), port=int(os.environ.get("BENCH_PG_PORT", "25199"))).start()
         try:
-            yield pg.url, pg.data_dir
+            yield pg.url, True
         finally:
             pg.stop()
 
@@ -272,13 +276,13 @@ def main() -> None:
     ap.add_argument("--exact-rounds", type=int, default=3)
     ap.add_argument("--fold-jobs", type=int, default=300)
     args = ap.parse_args()
-    with _database() as (url, data_dir):
+    with _database() as (url, local):
         migrate(url)
         t0 = time.perf_counter()
         build(url, args.jobs, args.days)
         built_s = time.perf_counter() - t0
         rows = asyncio.run(reads(url, args.rounds, args.exact_rounds))
-        fold = fold_rates(url, args.fold_jobs, data_dir)
+        fold = fold_rates(url, args.fold_jobs, local)
     load = os.getloadavg()[0]
     print(f"built {args.jobs} jobs over {args.days:g} days in {built_s:.0f} s (load {load:.1f})")
     print(table("reads (ms)", ["route", "jobs", "p50", "p95"], rows))
