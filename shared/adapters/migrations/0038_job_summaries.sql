@@ -110,10 +110,14 @@ RETURNS void LANGUAGE sql AS $$
 $$;
 
 -- A job row: its status row, its duration once finished, and (when it is deleted or its
--- creation time changes, which moves its hour) its children's durations.
+-- creation time changes, which moves its hour) its children's durations. One INSERT a row
+-- change, of only what changed: this runs for most of the fold's statements.
 CREATE OR REPLACE FUNCTION pod_jobs_summary() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    counts_changed BOOLEAN;
+    took_changed BOOLEAN;
 BEGIN
-    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+    IF TG_OP = 'DELETE' THEN
         INSERT INTO job_summary_deltas (hour, status, jobs, images, products, published)
         VALUES (date_trunc('hour', OLD.created_at, 'UTC'), OLD.status, -1, -OLD.images_done,
                 -OLD.products_done, -OLD.publications_done);
@@ -122,27 +126,43 @@ BEGIN
             SELECT date_trunc('hour', OLD.created_at, 'UTC'), 'job', pod_duration_bucket(d), -1, -d
             FROM pod_seconds(OLD.created_at, OLD.finished_at) d;
         END IF;
-        IF TG_OP = 'DELETE' OR OLD.created_at IS DISTINCT FROM NEW.created_at THEN
-            -- On a DELETE this runs BEFORE the row goes, while its children are still there:
-            -- their own triggers, when the cascade deletes them, no longer find the job.
-            PERFORM pod_summarise_children(OLD.job_id, OLD.created_at, -1);
-        END IF;
+        -- This runs BEFORE the row goes, while its children are still there: their own
+        -- triggers, when the cascade deletes them, no longer find the job.
+        PERFORM pod_summarise_children(OLD.job_id, OLD.created_at, -1);
+        RETURN OLD;
     END IF;
-    IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        INSERT INTO job_summary_deltas (hour, status, jobs, images, products, published)
-        VALUES (date_trunc('hour', NEW.created_at, 'UTC'), NEW.status, 1, NEW.images_done,
-                NEW.products_done, NEW.publications_done);
-        IF NEW.finished_at IS NOT NULL THEN
-            INSERT INTO job_summary_deltas (hour, metric, bucket, n, sum, min, max)
-            SELECT date_trunc('hour', NEW.created_at, 'UTC'), 'job', pod_duration_bucket(d), 1, d,
-                   d, d
-            FROM pod_seconds(NEW.created_at, NEW.finished_at) d;
-        END IF;
-        IF TG_OP = 'UPDATE' AND OLD.created_at IS DISTINCT FROM NEW.created_at THEN
-            PERFORM pod_summarise_children(NEW.job_id, NEW.created_at, 1);
-        END IF;
+    -- OLD is NULL on an INSERT: everything of NEW counts.
+    counts_changed := TG_OP = 'INSERT'
+        OR (OLD.status, OLD.images_done, OLD.products_done, OLD.publications_done, OLD.created_at)
+           IS DISTINCT FROM
+           (NEW.status, NEW.images_done, NEW.products_done, NEW.publications_done, NEW.created_at);
+    took_changed := TG_OP = 'INSERT'
+        OR (OLD.created_at, OLD.finished_at) IS DISTINCT FROM (NEW.created_at, NEW.finished_at);
+    INSERT INTO job_summary_deltas (hour, status, jobs, images, products, published, metric,
+                                    bucket, n, sum, min, max)
+    SELECT date_trunc('hour', OLD.created_at, 'UTC'), OLD.status, -1, -OLD.images_done,
+           -OLD.products_done, -OLD.publications_done, NULL::text, NULL::smallint, 0,
+           0::float8, NULL::float8, NULL::float8
+    WHERE TG_OP = 'UPDATE' AND counts_changed
+    UNION ALL
+    SELECT date_trunc('hour', NEW.created_at, 'UTC'), NEW.status, 1, NEW.images_done,
+           NEW.products_done, NEW.publications_done, NULL, NULL, 0, 0, NULL, NULL
+    WHERE counts_changed
+    UNION ALL
+    SELECT date_trunc('hour', OLD.created_at, 'UTC'), NULL, 0, 0, 0, 0, 'job',
+           pod_duration_bucket(d), -1, -d, NULL, NULL
+    FROM pod_seconds(OLD.created_at, OLD.finished_at) d
+    WHERE TG_OP = 'UPDATE' AND took_changed AND OLD.finished_at IS NOT NULL
+    UNION ALL
+    SELECT date_trunc('hour', NEW.created_at, 'UTC'), NULL, 0, 0, 0, 0, 'job',
+           pod_duration_bucket(d), 1, d, d, d
+    FROM pod_seconds(NEW.created_at, NEW.finished_at) d
+    WHERE took_changed AND NEW.finished_at IS NOT NULL;
+    IF TG_OP = 'UPDATE' AND OLD.created_at IS DISTINCT FROM NEW.created_at THEN
+        PERFORM pod_summarise_children(OLD.job_id, OLD.created_at, -1);
+        PERFORM pod_summarise_children(NEW.job_id, NEW.created_at, 1);
     END IF;
-    RETURN CASE TG_OP WHEN 'DELETE' THEN OLD ELSE NULL END;
+    RETURN NULL;
 END $$;
 
 -- An image: its generation duration (request -> image) and the product durations (image ->
@@ -185,43 +205,51 @@ BEGIN
 END $$;
 
 -- A product: its product duration (from its image, when it has a Printify id and the image
--- is there) and its publish duration (once published).
+-- is there) and its publish duration (once published). One INSERT a row change, of only the
+-- durations that changed (publishing one changes its publish duration alone).
 CREATE OR REPLACE FUNCTION pod_products_summary() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
-    created TIMESTAMPTZ;
+    old_created TIMESTAMPTZ;
+    new_created TIMESTAMPTZ;
+    product_changed BOOLEAN;
+    publish_changed BOOLEAN;
 BEGIN
-    IF TG_OP IN ('UPDATE', 'DELETE') THEN
-        SELECT j.created_at INTO created FROM jobs j WHERE j.job_id = OLD.job_id;
-        IF FOUND THEN
-            INSERT INTO job_summary_deltas (hour, metric, bucket, n, sum)
-            SELECT date_trunc('hour', created, 'UTC'), metric, pod_duration_bucket(d), -1, -d
-            FROM (
-                SELECT 'product' AS metric, pod_seconds(i.created_at, OLD.created_at) AS d
-                FROM images i
-                WHERE i.job_id = OLD.job_id AND i.image_index = OLD.image_index
-                  AND OLD.product_id IS NOT NULL
-                UNION ALL
-                SELECT 'publish', pod_seconds(OLD.created_at, OLD.published_at)
-                WHERE OLD.published_at IS NOT NULL
-            ) d;
-        END IF;
+    IF TG_OP <> 'INSERT' THEN
+        SELECT j.created_at INTO old_created FROM jobs j WHERE j.job_id = OLD.job_id;
     END IF;
-    IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        SELECT j.created_at INTO created FROM jobs j WHERE j.job_id = NEW.job_id;
-        IF FOUND THEN
-            INSERT INTO job_summary_deltas (hour, metric, bucket, n, sum, min, max)
-            SELECT date_trunc('hour', created, 'UTC'), metric, pod_duration_bucket(d), 1, d, d, d
-            FROM (
-                SELECT 'product' AS metric, pod_seconds(i.created_at, NEW.created_at) AS d
-                FROM images i
-                WHERE i.job_id = NEW.job_id AND i.image_index = NEW.image_index
-                  AND NEW.product_id IS NOT NULL
-                UNION ALL
-                SELECT 'publish', pod_seconds(NEW.created_at, NEW.published_at)
-                WHERE NEW.published_at IS NOT NULL
-            ) d;
-        END IF;
+    IF TG_OP = 'UPDATE' AND OLD.job_id = NEW.job_id THEN
+        new_created := old_created;
+    ELSIF TG_OP <> 'DELETE' THEN
+        SELECT j.created_at INTO new_created FROM jobs j WHERE j.job_id = NEW.job_id;
     END IF;
+    -- OLD is NULL on an INSERT and NEW on a DELETE: their branches below yield nothing.
+    product_changed := TG_OP <> 'UPDATE'
+        OR (OLD.job_id, OLD.image_index, OLD.created_at, OLD.product_id IS NULL)
+           IS DISTINCT FROM (NEW.job_id, NEW.image_index, NEW.created_at, NEW.product_id IS NULL);
+    publish_changed := TG_OP <> 'UPDATE'
+        OR (OLD.job_id, OLD.created_at, OLD.published_at)
+           IS DISTINCT FROM (NEW.job_id, NEW.created_at, NEW.published_at);
+    INSERT INTO job_summary_deltas (hour, metric, bucket, n, sum, min, max)
+    SELECT date_trunc('hour', created, 'UTC'), metric, pod_duration_bucket(d), times, times * d,
+           CASE WHEN times > 0 THEN d END, CASE WHEN times > 0 THEN d END
+    FROM (
+        SELECT old_created AS created, -1 AS times, 'product' AS metric,
+               pod_seconds(i.created_at, OLD.created_at) AS d
+        FROM images i
+        WHERE product_changed AND old_created IS NOT NULL AND OLD.product_id IS NOT NULL
+          AND i.job_id = OLD.job_id AND i.image_index = OLD.image_index
+        UNION ALL
+        SELECT old_created, -1, 'publish', pod_seconds(OLD.created_at, OLD.published_at)
+        WHERE publish_changed AND old_created IS NOT NULL AND OLD.published_at IS NOT NULL
+        UNION ALL
+        SELECT new_created, 1, 'product', pod_seconds(i.created_at, NEW.created_at)
+        FROM images i
+        WHERE product_changed AND new_created IS NOT NULL AND NEW.product_id IS NOT NULL
+          AND i.job_id = NEW.job_id AND i.image_index = NEW.image_index
+        UNION ALL
+        SELECT new_created, 1, 'publish', pod_seconds(NEW.created_at, NEW.published_at)
+        WHERE publish_changed AND new_created IS NOT NULL AND NEW.published_at IS NOT NULL
+    ) d;
     RETURN NULL;
 END $$;
 
