@@ -371,7 +371,7 @@ async def dashboard(
             await rows.execute(_RECENT_JOBS, {"since": since})
             recent = [JobView.model_validate(r) for r in await rows.fetchall()]
         alerts = await alert_store.recent(conn, since, 10)
-        metrics = await metric_store.counts_since(conn, since)
+        metrics = await metric_store.counts_since_hour(conn, since)
         totals = await job_summaries.window_statuses(conn, since)
         estimated = sum(int(t["jobs"]) for t in totals) > exact_max_jobs
         if estimated:

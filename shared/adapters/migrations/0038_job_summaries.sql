@@ -399,3 +399,40 @@ CREATE OR REPLACE TRIGGER products_summary_truncate AFTER TRUNCATE ON products
     FOR EACH STATEMENT EXECUTE FUNCTION pod_job_summaries_truncated();
 
 SELECT pod_rebuild_job_summaries();
+
+-- GET /dashboard's `recent.metrics` (how often each counter counted in the window) summed a
+-- week of minute rows at each call (~250 ms for 200k rows). The same counts per hour, kept by a
+-- trigger on the minute rows in the fold's transaction. Keyed like the minutes, (name, labels)
+-- first: the fold locks its minutes sorted by (name, labels, minute), so it locks these rows in
+-- that order too and two monitors cannot deadlock on them. Retention's deletes of minutes do
+-- not lower them (they are counts of what happened).
+CREATE TABLE IF NOT EXISTS metric_hours (
+    name    TEXT NOT NULL,
+    labels  JSONB NOT NULL DEFAULT '{}'::jsonb,
+    hour    TIMESTAMPTZ NOT NULL,
+    count   BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (name, labels, hour)
+);
+CREATE INDEX IF NOT EXISTS metric_hours_hour_idx ON metric_hours (hour);
+
+CREATE OR REPLACE FUNCTION pod_metric_hours() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    -- OLD is NULL on an INSERT: the whole count is new.
+    INSERT INTO metric_hours AS t (name, labels, hour, count)
+    VALUES (NEW.name, NEW.labels, date_trunc('hour', NEW.minute, 'UTC'),
+            NEW.count - COALESCE(OLD.count, 0))
+    ON CONFLICT (name, labels, hour) DO UPDATE SET count = t.count + EXCLUDED.count;
+    RETURN NULL;
+END $$;
+-- Created before the rows are copied: the trigger's lock holds the minutes' writers back until
+-- this migration commits, so none is missed or counted twice.
+CREATE OR REPLACE TRIGGER metrics_minute_hours_ins AFTER INSERT ON metrics_minute
+    FOR EACH ROW WHEN (NEW.kind <> 'gauge') EXECUTE FUNCTION pod_metric_hours();
+CREATE OR REPLACE TRIGGER metrics_minute_hours_upd AFTER UPDATE ON metrics_minute
+    FOR EACH ROW WHEN (NEW.kind <> 'gauge' AND NEW.count IS DISTINCT FROM OLD.count)
+    EXECUTE FUNCTION pod_metric_hours();
+INSERT INTO metric_hours (name, labels, hour, count)
+SELECT name, labels, date_trunc('hour', minute, 'UTC'), sum(count)
+FROM metrics_minute WHERE kind <> 'gauge'
+GROUP BY 1, 2, 3
+ON CONFLICT (name, labels, hour) DO NOTHING;

@@ -102,6 +102,22 @@ def test_dashboard_exact_and_from_buckets(
     assert e["count"] == b["count"] > 0 and b["sum"] == pytest.approx(e["sum"], abs=0.1)
 
 
+def test_metric_counts_per_hour_equal_the_minutes(folded: str) -> None:
+    """The window's counts of each counter, from the hourly rows, as the minutes sum them."""
+
+    async def both(since: datetime) -> tuple[dict[str, int], dict[str, int]]:
+        async with await psycopg.AsyncConnection.connect(folded) as conn:
+            return (
+                await metrics.counts_since(conn, since),
+                await metrics.counts_since_hour(conn, since),
+            )
+
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    for since in (hour, hour - timedelta(hours=2), hour - timedelta(days=3)):
+        minutes, hours = asyncio.run(both(since))
+        assert hours == minutes and (since < hour - timedelta(hours=1)) <= bool(minutes)
+
+
 def test_the_window_holds_the_jobs_created_since_its_first_hour(
     estimating: httpx.Client, folded: str
 ) -> None:
@@ -122,12 +138,12 @@ _READS: dict[str, tuple[str, dict[str, Any]]] = {
     "dashboard: window durations": (job_summaries._WINDOW_DURATIONS, {"since": _SINCE}),
     "dashboard: recent jobs": (ops_queries._RECENT_JOBS, {"since": _SINCE}),
     "dashboard: recent alerts": (alerts._RECENT, {"since": _SINCE, "limit": 10}),
-    "dashboard: metrics": (metrics._COUNTS_SINCE, {"since": _SINCE}),
+    "dashboard: metrics": (metrics._COUNTS_SINCE_HOUR, {"since": _SINCE}),
     "stats: instances": (ops_queries._INSTANCES_BY_STAGE, {"live_s": 30.0}),
     "stats: dead letters": (ops_queries._DEAD_LETTERS_BY_STAGE, {}),
     "stats: budgets": (ops_queries._BUDGETS, {}),
 }
-_BIG = {"jobs", "images", "products", "job_events"}
+_BIG = {"jobs", "images", "products", "job_events", "metrics_minute"}
 
 
 def _scans(plan: dict[str, Any], limited: bool = False) -> Iterator[tuple[str, str, bool]]:
