@@ -54,6 +54,14 @@ class OpsLoop:
         """One round: gauges (with the lag when Kafka answers), alerts, retention."""
         now = now or datetime.now(UTC)
         s = self.settings
+        # First and on its own: the fold's triggers leave deltas that every /stats and
+        # /dashboard read adds up, so they must not pile up because a later step failed.
+        try:
+            async with self.pool.connection() as conn:
+                moved = await job_summaries.compact(conn)
+            logger.debug("job summaries compacted deltas=%d", moved)
+        except Exception as exc:
+            logger.warning("job summaries not compacted error=%s", exc)
         lag: dict[str, int] | None = None
         if self.lag_probe is not None:
             try:
@@ -69,9 +77,6 @@ class OpsLoop:
             lag=lag,
         )
         changes = await self.evaluator.evaluate(now, lag=lag)
-        # The fold's triggers leave deltas; moving them keeps the dashboard's reads small.
-        async with self.pool.connection() as conn:
-            await job_summaries.compact(conn)
         if self._last_expiry is None or now - self._last_expiry >= timedelta(minutes=5):
             await metrics.delete_expired(self.pool, now=now, hours=s.metrics_retention_hours)
             self._last_expiry = now
