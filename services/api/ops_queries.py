@@ -30,9 +30,10 @@ from services.api.schemas.ops import (
     WorkerStats,
 )
 from shared.adapters.store import alerts as alert_store
+from shared.adapters.store import job_summaries, screening_flags
 from shared.adapters.store import metrics as metric_store
-from shared.adapters.store import screening_flags
 from shared.adapters.store import workers as worker_store
+from shared.adapters.store.job_summaries import Histogram, StatusTotals
 from shared.adapters.store.metrics import (
     DURATION_BUCKETS,
     Series,
@@ -111,8 +112,6 @@ def prometheus_text(series: list[Series]) -> str:
             lines.append(f"{metric}{_labels(s.labels)} {_number(s.value)}")
     return "\n".join(lines) + "\n"
 
-
-_JOBS_BY_STATUS = "SELECT status AS key, count(*) AS n FROM jobs GROUP BY status"
 
 # Per stage: its instances live (a heartbeat within %(live_s)s seconds) and silent, and the live
 # ones' counters.
@@ -223,7 +222,7 @@ async def stats(
     """Jobs by status, live instances per stage (a heartbeat within ``live_s``), lag and dead
     letters, for the stages ``names`` and any other that reports; ``workers`` listed whole."""
     async with pool.connection() as conn:
-        by_status = await _counts(conn, _JOBS_BY_STATUS)
+        by_status = await job_summaries.status_counts(conn)
         per_stage = await _stage_rows(conn, live_s)
         lags = await metric_store.latest_lag(conn)
         dlq = await _counts(conn, _DEAD_LETTERS_BY_STAGE)
@@ -287,22 +286,10 @@ _JOB_DURATIONS = """
     FROM jobs WHERE created_at >= %(since)s AND finished_at IS NOT NULL"""
 
 
-# The start of the last %(hours)s hours, by the database's clock.
-_SINCE = "SELECT now() - make_interval(hours => %(hours)s) AS since"
+# The start of the last %(hours)s hours by the database's clock, down to a whole hour (UTC):
+# the summaries count jobs by their creation hour.
+_SINCE = "SELECT date_trunc('hour', now() - make_interval(hours => %(hours)s), 'UTC') AS since"
 
-_OVERVIEW = """
-SELECT count(*) AS total_jobs,
-       count(*) FILTER (WHERE status = 'queued') AS queued,
-       count(*) FILTER (WHERE status = 'processing') AS processing,
-       count(*) FILTER (WHERE status = 'retrying') AS retrying,
-       count(*) FILTER (WHERE status = 'completed') AS completed,
-       count(*) FILTER (WHERE status = 'partial') AS partial,
-       count(*) FILTER (WHERE status = 'failed') AS failed,
-       COALESCE(sum(images_done), 0) AS images,
-       COALESCE(sum(products_done), 0) AS products,
-       COALESCE(sum(publications_done), 0) AS published
-FROM jobs WHERE created_at >= %(since)s
-"""
 
 _RECENT_JOBS = f"""
 SELECT {_JOB_COLUMNS} FROM jobs WHERE created_at >= %(since)s
@@ -321,19 +308,6 @@ class _DurationRow(TypedDict):
     p99: float | None
 
 
-class _OverviewRow(TypedDict):
-    total_jobs: int
-    queued: int
-    processing: int
-    retrying: int
-    completed: int
-    partial: int
-    failed: int
-    images: int
-    products: int
-    published: int
-
-
 async def _durations(conn: AsyncConnection[Any], sql: str, since: datetime) -> _DurationRow:
     async with conn.cursor(row_factory=class_row(_DurationRow)) as cur:
         await cur.execute(_duration_sql(sql), {"since": since})
@@ -342,25 +316,52 @@ async def _durations(conn: AsyncConnection[Any], sql: str, since: datetime) -> _
     return row
 
 
-async def _overview(conn: AsyncConnection[Any], since: datetime, avg_s: float | None) -> Overview:
-    async with conn.cursor(row_factory=class_row(_OverviewRow)) as cur:
-        await cur.execute(_OVERVIEW, {"since": since})
-        row = await cur.fetchone()
-    assert row is not None
-    finished = row["completed"] + row["partial"] + row["failed"]
+def _estimated(h: Histogram) -> _DurationRow:
+    """A duration's figures from its buckets (count, sum and avg exact)."""
+    return {
+        "count": h.count,
+        "sum": h.sum if h.count else None,
+        "avg": h.avg,
+        "min": h.min,
+        "max": h.max,
+        "p50": h.percentile(0.5),
+        "p95": h.percentile(0.95),
+        "p99": h.percentile(0.99),
+    }
+
+
+def _overview(totals: list[StatusTotals], avg_s: float | None) -> Overview:
+    by_status = {t["status"]: t for t in totals}
+
+    def jobs(status: str) -> int:
+        return int(by_status[status]["jobs"]) if status in by_status else 0
+
+    completed, partial, failed = jobs("completed"), jobs("partial"), jobs("failed")
+    finished = completed + partial + failed
     return Overview.model_validate(
         {
-            **row,
-            "success_rate": round(100.0 * row["completed"] / finished, 2) if finished else None,
-            "completed_jobs": row["completed"] + row["partial"],
-            "failed_jobs": row["failed"],
+            "total_jobs": sum(int(t["jobs"]) for t in totals),
+            **{s: jobs(s) for s in ("queued", "processing", "retrying")},
+            "completed": completed,
+            "partial": partial,
+            "failed": failed,
+            "images": sum(int(t["images"]) for t in totals),
+            "products": sum(int(t["products"]) for t in totals),
+            "published": sum(int(t["published"]) for t in totals),
+            "success_rate": round(100.0 * completed / finished, 2) if finished else None,
+            "completed_jobs": completed + partial,
+            "failed_jobs": failed,
             "avg_processing_time": None if avg_s is None else round(avg_s * 1000),
         }
     )
 
 
-async def dashboard(pool: AsyncConnectionPool, hours: int) -> DashboardView:
-    """Overview, the 10 latest jobs and durations over jobs created in the last ``hours``."""
+async def dashboard(
+    pool: AsyncConnectionPool, hours: int, *, exact_max_jobs: int = 2000
+) -> DashboardView:
+    """Overview, the 10 latest jobs and durations over jobs created since the start of the hour
+    ``hours`` hours ago: counts from the summaries; durations exact from the rows while the
+    window holds at most ``exact_max_jobs`` jobs, from the summaries' buckets above."""
     async with pool.connection() as conn:
         cur = await conn.execute(_SINCE, {"hours": hours})
         since_row = await cur.fetchone()
@@ -370,18 +371,26 @@ async def dashboard(pool: AsyncConnectionPool, hours: int) -> DashboardView:
             await rows.execute(_RECENT_JOBS, {"since": since})
             recent = [JobView.model_validate(r) for r in await rows.fetchall()]
         alerts = await alert_store.recent(conn, since, 10)
-        metrics = await metric_store.counts_since(conn, since)
-        job_duration = await _durations(conn, _JOB_DURATIONS, since)
-        stages = {
-            stage: await _durations(conn, values, since)
-            for stage, values in _STAGE_DURATIONS.items()
-        }
-        overview = await _overview(conn, since, job_duration["avg"])
+        metrics = await metric_store.counts_since_hour(conn, since)
+        totals = await job_summaries.window_statuses(conn, since)
+        estimated = sum(int(t["jobs"]) for t in totals) > exact_max_jobs
+        if estimated:
+            histograms = await job_summaries.window_durations(conn, since)
+            job_duration = _estimated(histograms["job"])
+            stages = {stage: _estimated(histograms[stage]) for stage in _STAGE_DURATIONS}
+        else:
+            job_duration = await _durations(conn, _JOB_DURATIONS, since)
+            stages = {
+                stage: await _durations(conn, values, since)
+                for stage, values in _STAGE_DURATIONS.items()
+            }
     period = f"{hours}h"
     return DashboardView.model_validate(
         {
             "hours": hours,
-            "overview": overview,
+            "since": since,
+            "estimated": estimated,
+            "overview": _overview(totals, job_duration["avg"]),
             "recent": {"jobs": recent, "alerts": alerts, "metrics": metrics},
             "performance": {
                 # The seed's aggregates, in milliseconds.

@@ -1,4 +1,5 @@
-"""The monitor's periodic task: gauges sampled, alerts evaluated, old metrics expired."""
+"""The monitor's periodic task: gauges sampled, alerts evaluated, old metrics expired, job
+summaries compacted."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from services.monitor import metrics
 from services.monitor.alerts import AlertEvaluator, Changes
 from services.monitor.notify import WebhookNotifier
 from services.monitor.settings import MonitorSettings
+from shared.adapters.store import job_summaries
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +54,14 @@ class OpsLoop:
         """One round: gauges (with the lag when Kafka answers), alerts, retention."""
         now = now or datetime.now(UTC)
         s = self.settings
+        # First and on its own: the fold's triggers leave deltas that every /stats and
+        # /dashboard read adds up, so they must not pile up because a later step failed.
+        try:
+            async with self.pool.connection() as conn:
+                moved = await job_summaries.compact(conn)
+            logger.debug("job summaries compacted deltas=%d", moved)
+        except Exception as exc:
+            logger.warning("job summaries not compacted error=%s", exc)
         lag: dict[str, int] | None = None
         if self.lag_probe is not None:
             try:

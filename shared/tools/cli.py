@@ -815,14 +815,7 @@ def _parser() -> argparse.ArgumentParser:
 
     _review_parsers(sub)
 
-    wh = sub.add_parser(
-        "webhooks",
-        help="register the API's /webhooks/printify with Printify (PRINTIFY_API_KEY, "
-        "PRINTIFY_WEBHOOK_SECRET)",
-    )
-    wh.add_argument("action", choices=["register"])
-    wh.add_argument("--url", required=True, help="public URL of POST /webhooks/printify")
-    wh.add_argument("--shop", help="one shop id (default: every custom-integration shop)")
+    _maintenance_parsers(sub)
     return parser
 
 
@@ -841,6 +834,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK
     if args.command == "webhooks":
         return _register_webhooks(args.url, args.shop)
+    if args.command == "summaries":
+        return _rebuild_summaries()
     out = Output(as_json=args.json or (not args.text and not sys.stdout.isatty()))
     if args.command == "doctor" and not args.api:
         return _doctor(out)
@@ -1011,6 +1006,43 @@ def change_listings(client: httpx.Client, out: Output, args: argparse.Namespace)
 
 def _listed(raw: str) -> list[str]:
     return [t.strip() for t in raw.split(",") if t.strip()]
+
+
+def _maintenance_parsers(sub: Any) -> None:
+    wh = sub.add_parser(
+        "webhooks",
+        help="register the API's /webhooks/printify with Printify (PRINTIFY_API_KEY, "
+        "PRINTIFY_WEBHOOK_SECRET)",
+    )
+    wh.add_argument("action", choices=["register"])
+    wh.add_argument("--url", required=True, help="public URL of POST /webhooks/printify")
+    wh.add_argument("--shop", help="one shop id (default: every custom-integration shop)")
+    sm = sub.add_parser(
+        "summaries",
+        help="recount the job summaries /stats and /dashboard read from the rows (DATABASE_URL;"
+        " writes to jobs wait meanwhile: about a minute a million jobs)",
+    )
+    sm.add_argument("action", choices=["rebuild"])
+
+
+def _rebuild_summaries() -> int:
+    """``pod summaries rebuild``: the job summaries recounted from the rows, in one transaction."""
+    import psycopg
+
+    from shared.adapters.store import job_summaries
+    from shared.platform.settings import DatabaseSettings
+
+    async def rebuild(url: str) -> int:
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+            return await job_summaries.rebuild(conn)
+
+    try:
+        hours = asyncio.run(rebuild(DatabaseSettings().url))
+    except psycopg.Error as exc:
+        sys.stderr.write(f"pod: summaries not rebuilt: {exc}\n")
+        return EXIT_UNREACHABLE
+    sys.stdout.write(f"job summaries rebuilt: {hours} (hour, status) rows\n")
+    return EXIT_OK
 
 
 def _doctor(out: Output) -> int:

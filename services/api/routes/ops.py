@@ -112,7 +112,9 @@ async def get_dashboard(
     hours: Annotated[int, Query(ge=1, le=720, description="Window in hours")] = 24,
 ) -> DashboardView:
     """Overview with success rate, the 10 latest jobs, and job and stage durations."""
-    return await ops_queries.dashboard(state.pool, hours)
+    return await ops_queries.dashboard(
+        state.pool, hours, exact_max_jobs=state.settings.dashboard_exact_max_jobs
+    )
 
 
 @router.get("/screening", response_model=ScreeningFlagsView)

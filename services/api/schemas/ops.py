@@ -85,6 +85,9 @@ class JobTotals(_Wire):
     completed: int
     partial: int
     failed: int
+    # Beside the seed's: total is every job, these included.
+    awaiting_review: int = 0
+    cancelled: int = 0
 
 
 class StageStats(_Wire):
@@ -241,6 +244,16 @@ class DashboardView(_Wire):
     """``GET /dashboard`` answer."""
 
     hours: int
+    since: datetime | None = Field(
+        default=None,
+        description="Start of the window: the jobs created since this whole hour (UTC), "
+        "the last ``hours`` hours and the current one so far",
+    )
+    estimated: bool = Field(
+        default=False,
+        description="Whether min, max and percentiles are read from 5 %-wide buckets (many "
+        "jobs in the window: each within a bucket's width); counts, sums and averages are exact",
+    )
     overview: Overview
     recent: Recent
     performance: Performance
