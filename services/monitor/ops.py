@@ -1,4 +1,5 @@
-"""The monitor's periodic task: gauges sampled, alerts evaluated, old metrics expired."""
+"""The monitor's periodic task: gauges sampled, alerts evaluated, retention (old metrics, logs,
+idempotency keys, ledger rows and replayed dead letters expired; partitions made ahead)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,15 @@ from psycopg_pool import AsyncConnectionPool
 from services.monitor import metrics
 from services.monitor.alerts import AlertEvaluator, Changes
 from services.monitor.notify import WebhookNotifier
+from services.monitor.retention import run_retention
 from services.monitor.settings import MonitorSettings
 
 logger = logging.getLogger(__name__)
 
 
 class OpsLoop:
-    """Every ``ALERT_INTERVAL_S``: sample the gauges, evaluate alerts, expire old metrics."""
+    """Every ``ALERT_INTERVAL_S``: sample the gauges, evaluate alerts; every
+    ``RETENTION_INTERVAL_S``: retention."""
 
     def __init__(
         self,
@@ -67,7 +70,8 @@ class OpsLoop:
             lag=lag,
         )
         changes = await self.evaluator.evaluate(now, lag=lag)
-        if self._last_expiry is None or now - self._last_expiry >= timedelta(minutes=5):
-            await metrics.delete_expired(self.pool, now=now, hours=s.metrics_retention_hours)
-            self._last_expiry = now
+        due = timedelta(seconds=s.retention_interval_s)
+        if self._last_expiry is None or now - self._last_expiry >= due:
+            self._last_expiry = now  # a failing round waits its turn too, not every tick
+            await run_retention(self.pool, s, now)
         return changes

@@ -223,3 +223,11 @@ BEGIN
     PERFORM pod_finish_partitioning('metrics_minute', legacy);
 END
 $$;
+
+-- The small tables keep a key with no time in it (partitioning them would break its uniqueness)
+-- and lose expired rows by batched DELETE (services/monitor/retention.py), oldest first along
+-- these (api_idempotency has its created_at index since 0002).
+CREATE INDEX IF NOT EXISTS side_effects_done_idx ON side_effects (updated_at)
+    WHERE state = 'done';
+CREATE INDEX IF NOT EXISTS dead_letters_replayed_idx ON dead_letters (replayed_at)
+    WHERE replayed_at IS NOT NULL;
