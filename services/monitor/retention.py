@@ -55,16 +55,24 @@ async def run_retention(
             done = Round(ran=True)
             for table in store.PARTITIONED:
                 # Ahead first: a failure further on must not leave the fold without a partition.
-                done.created[table] = await store.ensure_ahead(
-                    conn, table, now, settings.partitions_ahead
+                created = await store.ensure_ahead(
+                    conn, table, now, settings.partitions_ahead, settings.retention_lock_timeout_s
                 )
+                if created is None:
+                    logger.warning(
+                        "retention partition busy table=%s action=create lock_timeout_s=%g",
+                        table,
+                        settings.retention_lock_timeout_s,
+                    )
+                done.created[table] = created or 0
                 outcome = await store.drop_expired(
                     conn, table, before[table], settings.retention_lock_timeout_s
                 )
                 done.dropped[table] = outcome.dropped
                 if outcome.waited_out:
                     logger.warning(
-                        "retention partition busy table=%s partition=%s lock_timeout_s=%g",
+                        "retention partition busy table=%s action=drop partition=%s"
+                        " lock_timeout_s=%g",
                         table,
                         outcome.waited_out,
                         settings.retention_lock_timeout_s,

@@ -102,13 +102,29 @@ async def unlock(conn: AsyncConnection[Any]) -> None:
 
 
 async def ensure_ahead(
-    conn: AsyncConnection[Any], table: Partitioned, now: datetime, periods: int
-) -> int:
+    conn: AsyncConnection[Any],
+    table: Partitioned,
+    now: datetime,
+    periods: int,
+    lock_timeout_s: float,
+) -> int | None:
     """Make the partitions from the one holding ``now`` to ``periods`` periods ahead; return
-    how many were missing."""
-    cur = await conn.execute(_ENSURE, {"table": table, "now": now, "periods": periods})
-    row = await cur.fetchone()
+    how many were missing (None: a lock was not had in time, see :func:`drop_expired`;
+    ATTACH locks the DEFAULT partition, which every read of the whole log touches)."""
+    try:
+        async with conn.transaction():
+            await _set_lock_timeout(conn, lock_timeout_s)
+            cur = await conn.execute(_ENSURE, {"table": table, "now": now, "periods": periods})
+            row = await cur.fetchone()
+    except errors.LockNotAvailable:
+        return None
     return int(row[0]) if row else 0
+
+
+async def _set_lock_timeout(conn: AsyncConnection[Any], seconds: float) -> None:
+    await conn.execute(
+        sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(f"{int(seconds * 1000)}ms"))
+    )
 
 
 async def drop_expired(
@@ -122,11 +138,7 @@ async def drop_expired(
     for part in parts:
         try:
             async with conn.transaction():
-                await conn.execute(
-                    sql.SQL("SET LOCAL lock_timeout = {}").format(
-                        sql.Literal(f"{int(lock_timeout_s * 1000)}ms")
-                    )
-                )
+                await _set_lock_timeout(conn, lock_timeout_s)
                 # A name pod_partitions gave (regclass text, quoted as needed): not user input.
                 await conn.execute(
                     sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(
