@@ -120,7 +120,7 @@ def main() -> None:
             sizes, series = measure(stack.database_url)
         finally:
             stack.stop()
-    jobs = args.jobs
+    jobs: int = args.jobs
     rows = []
     for name, (n, total, heap) in sizes.items():
         rows.append([name, f"{n:,}", f"{n / jobs:.2f}", f"{total / max(n, 1):,.0f}",
@@ -129,7 +129,7 @@ def main() -> None:
                 ["table", "rows", "rows/job", "B/row", "heap B/row", "B/job"], rows))  # fmt: skip
     print()
     s = MonitorSettings()
-    day = args.jobs_per_day
+    day: int = args.jobs_per_day
     gib = 1024**3
 
     def per_job(name: str) -> float:
