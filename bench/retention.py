@@ -34,9 +34,14 @@ from services.monitor.settings import MonitorSettings
 
 _SIZE = """
 SELECT (SELECT count(*) FROM {table}),
-       (SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree(%(table)s::regclass)),
-       (SELECT sum(pg_relation_size(relid)) FROM pg_partition_tree(%(table)s::regclass))
+       COALESCE((SELECT sum(pg_total_relation_size(relid))
+                 FROM pg_partition_tree(%(table)s::regclass) WHERE isleaf),
+                pg_total_relation_size(%(table)s::regclass)),
+       COALESCE((SELECT sum(pg_relation_size(relid))
+                 FROM pg_partition_tree(%(table)s::regclass) WHERE isleaf),
+                pg_relation_size(%(table)s::regclass))
 """
+# A plain table is no partition tree: its own size then.
 # Distinct series written per minute: what metrics_minute grows by each minute at a steady rate.
 _SERIES_PER_MINUTE = """
 SELECT avg(n) FROM (SELECT minute, count(*) AS n FROM metrics_minute GROUP BY minute) m
