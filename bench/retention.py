@@ -65,10 +65,12 @@ def submit(stack: Stack, jobs: int) -> set[str]:
         return set(pool.map(post, range(jobs)))
 
 
-def settle(url: str, ids: set[str], timeout: float = 600.0) -> None:
-    """Until every job has ended in the database and the log stops growing."""
+def settle(url: str, ids: set[str], timeout: float) -> int:
+    """Until every job has ended in the database and the log stops growing, or ``timeout``;
+    how many ended (the figures are per job submitted: say so when some did not end)."""
     deadline = time.monotonic() + timeout
     last = -1
+    ended = 0
     with psycopg.connect(url, autocommit=True) as conn:
         while time.monotonic() < deadline:
             row = conn.execute(
@@ -77,11 +79,12 @@ def settle(url: str, ids: set[str], timeout: float = 600.0) -> None:
                 (list(ids),),
             ).fetchone()
             assert row is not None
-            if row[0] == len(ids) and row[1] == last:
-                return
+            ended = int(row[0])
+            if ended == len(ids) and row[1] == last:
+                break
             last = row[1]
             time.sleep(2.0)
-    raise SystemExit("the jobs did not end in time")
+    return ended
 
 
 def measure(url: str) -> tuple[dict[str, tuple[int, int, int]], float]:
@@ -102,6 +105,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=200)
     parser.add_argument("--jobs-per-day", type=int, default=3000)
+    parser.add_argument("--timeout", type=float, default=1200.0)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="pod-bench-") as tmp:
         state = Path(tmp)
@@ -120,7 +124,7 @@ def main() -> None:
             wait_until_ready(stack)
             started = time.monotonic()
             ids = submit(stack, args.jobs)
-            settle(stack.database_url, ids)
+            ended = settle(stack.database_url, ids, args.timeout)
             minutes = (time.monotonic() - started) / 60
             sizes, series = measure(stack.database_url)
         finally:
@@ -130,7 +134,8 @@ def main() -> None:
     for name, (n, total, heap) in sizes.items():
         rows.append([name, f"{n:,}", f"{n / jobs:.2f}", f"{total / max(n, 1):,.0f}",
                      f"{heap / max(n, 1):,.0f}", f"{total / jobs:,.0f}"])  # fmt: skip
-    print(table(f"Disk per job ({jobs} jobs x 1 image x 1 t-shirt, autoPublish, {minutes:.1f} min)",
+    print(table(f"Disk per job ({jobs} jobs x 1 image x 1 t-shirt, autoPublish, {ended} ended,"
+                f" {minutes:.1f} min)",
                 ["table", "rows", "rows/job", "B/row", "heap B/row", "B/job"], rows))  # fmt: skip
     print()
     s = MonitorSettings()
