@@ -51,13 +51,12 @@ from shared.adapters.store.metrics import (
     DURATION_BUCKETS,
     bucket_label,
     bucket_of,
-    delete_expired,
     set_gauge,
 )
 from shared.contract.events import Event, Priority, TokenCounts
 from shared.contract.topics import PIPELINE_STAGES, STAGES, Stage
 
-__all__ = ["DURATION_BUCKETS", "bucket_label", "bucket_of", "delete_expired", "set_gauge"]
+__all__ = ["DURATION_BUCKETS", "bucket_label", "bucket_of", "set_gauge"]
 
 logger = logging.getLogger(__name__)
 

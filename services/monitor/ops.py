@@ -1,5 +1,6 @@
-"""The monitor's periodic task: gauges sampled, alerts evaluated, old metrics expired, job
-summaries compacted."""
+"""The monitor's periodic task: job summaries compacted, gauges sampled, alerts evaluated,
+retention (old metrics, logs, idempotency keys, ledger rows and replayed dead letters expired;
+partitions made ahead)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from psycopg_pool import AsyncConnectionPool
 from services.monitor import metrics
 from services.monitor.alerts import AlertEvaluator, Changes
 from services.monitor.notify import WebhookNotifier
+from services.monitor.retention import run_retention
 from services.monitor.settings import MonitorSettings
 from shared.adapters.store import job_summaries
 
@@ -19,7 +21,8 @@ logger = logging.getLogger(__name__)
 
 
 class OpsLoop:
-    """Every ``ALERT_INTERVAL_S``: sample the gauges, evaluate alerts, expire old metrics."""
+    """Every ``ALERT_INTERVAL_S``: sample the gauges, evaluate alerts; every
+    ``RETENTION_INTERVAL_S``: retention."""
 
     def __init__(
         self,
@@ -77,7 +80,8 @@ class OpsLoop:
             lag=lag,
         )
         changes = await self.evaluator.evaluate(now, lag=lag)
-        if self._last_expiry is None or now - self._last_expiry >= timedelta(minutes=5):
-            await metrics.delete_expired(self.pool, now=now, hours=s.metrics_retention_hours)
-            self._last_expiry = now
+        due = timedelta(seconds=s.retention_interval_s)
+        if self._last_expiry is None or now - self._last_expiry >= due:
+            self._last_expiry = now  # a failing round waits its turn too, not every tick
+            await run_retention(self.pool, s, now)
         return changes

@@ -22,8 +22,27 @@ class MonitorSettings(RunnerSettings, DatabaseSettings, WorkerLivenessSettings, 
     # in, the fold waits this long to gather more (a job's status shows that much later).
     fold_linger_ms: float = Field(default=25.0, ge=0, le=1000)
 
-    # Metrics: per-minute rollups kept this long.
+    # Metrics: per-minute rollups kept this long (a day's partition goes once all of it is older).
     metrics_retention_hours: float = Field(default=168, gt=0)
+
+    # Retention (services/monitor/retention.py; the disk each implies is in the README). The
+    # log of a job older than this is dropped a month's partition at a time (its summary stays).
+    job_events_retention_days: float = Field(default=30, gt=0)
+    # Dead letters replayed this long ago (pending ones are kept until replayed).
+    dead_letters_retention_days: float = Field(default=30, gt=0)
+    # Idempotency-Key rows of POST /jobs: a retry with the same key after this is a new job.
+    idempotency_retention_days: float = Field(default=30, gt=0)
+    # Finished side-effect ledger rows: a replay of the job's events after this would call the
+    # vendor again, so it outlives Kafka's topic retention (7 days) with a wide margin; a job
+    # with a dead letter not yet replayed keeps its rows.
+    ledger_retention_days: float = Field(default=90, gt=0)
+    # Partitions made ahead of time (periods: months of job_events, days of metrics_minute).
+    partitions_ahead: int = Field(default=2, ge=1, le=24)
+    # How often retention runs, rows per DELETE, and how long dropping a partition may wait for
+    # its lock (others queue behind it meanwhile: it gives up and tries again next round).
+    retention_interval_s: float = Field(default=300, gt=0)
+    retention_batch_rows: int = Field(default=5000, ge=1, le=100_000)
+    retention_lock_timeout_s: float = Field(default=2.0, gt=0, le=60)
 
     # Alerts (and gauge sampling) are evaluated this often.
     alert_interval_s: float = Field(default=10.0, gt=0)

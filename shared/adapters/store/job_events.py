@@ -13,22 +13,38 @@ from datetime import datetime
 from typing import Any, TypedDict, cast
 
 from psycopg import AsyncConnection
+from psycopg.pq import TransactionStatus
 from psycopg.rows import kwargs_row
 from psycopg.types.json import Jsonb
 
+# The log is partitioned by occurred_at (migration 0039), so its unique key holds occurred_at
+# too. A redelivered record repeats it, but an input processed again derives its outputs' ids
+# afresh with a new occurred_at: a duplicate is then recognised by (job_id, event_id) in any
+# partition (the key's first two columns: one index probe per partition), and among the batch
+# by DISTINCT ON. Two writers of the same new event are serialised first (_LOCK_IDS), or both
+# would see it absent and insert it under two times.
+_LOCK_IDS = """
+SELECT count(pg_advisory_xact_lock(k))
+FROM (SELECT DISTINCT hashtextextended(j || ':' || e::text, 39) AS k
+      FROM unnest(%(job_id)s::text[], %(event_id)s::uuid[]) AS u(j, e) ORDER BY k) AS ks
+"""
 # One statement for a batch; ORDINALITY keeps the rows (and so their seq) in the batch's order.
 _RECORD_MANY = """
 INSERT INTO job_events (event_id, job_id, type, level, message, producer, data, topic,
                         kafka_partition, kafka_offset, occurred_at)
 SELECT event_id, job_id, type, level, message, producer, data, topic, kafka_partition,
        kafka_offset, occurred_at
-FROM unnest(%(event_id)s::uuid[], %(job_id)s::text[], %(type)s::text[], %(level)s::text[],
-            %(message)s::text[], %(producer)s::text[], %(data)s::jsonb[], %(topic)s::text[],
-            %(partition)s::integer[], %(offset)s::bigint[], %(occurred_at)s::timestamptz[])
-    WITH ORDINALITY AS e(event_id, job_id, type, level, message, producer, data, topic,
-                         kafka_partition, kafka_offset, occurred_at, n)
+FROM (SELECT DISTINCT ON (job_id, event_id) *
+      FROM unnest(%(event_id)s::uuid[], %(job_id)s::text[], %(type)s::text[], %(level)s::text[],
+                  %(message)s::text[], %(producer)s::text[], %(data)s::jsonb[],
+                  %(topic)s::text[], %(partition)s::integer[], %(offset)s::bigint[],
+                  %(occurred_at)s::timestamptz[])
+          WITH ORDINALITY AS u(event_id, job_id, type, level, message, producer, data, topic,
+                               kafka_partition, kafka_offset, occurred_at, n)
+      ORDER BY job_id, event_id, n) AS e
+WHERE NOT EXISTS (SELECT 1 FROM job_events o WHERE o.job_id = e.job_id AND o.event_id = e.event_id)
 ORDER BY n
-ON CONFLICT (job_id, event_id) DO NOTHING
+ON CONFLICT (job_id, event_id, occurred_at) DO NOTHING
 RETURNING job_id, event_id
 """
 # record()'s keyword arguments, in the statement's column order.
@@ -180,8 +196,17 @@ async def record_many(conn: AsyncConnection[Any], entries: list[LogEntry]) -> li
     columns = [dict(entry) for entry in entries]
     params = {field: [column[field] for column in columns] for field in _FIELDS}
     params["data"] = [Jsonb(entry["data"]) for entry in entries]
-    cur = await conn.execute(_RECORD_MANY, params)
-    added = {(row[0], row[1]) for row in await cur.fetchall()}
+    if conn.autocommit and conn.info.transaction_status == TransactionStatus.IDLE:
+        # The lock lasts until the transaction ends: an autocommit caller gets one for both.
+        async with conn.transaction():
+            await conn.execute(_LOCK_IDS, params)
+            cur = await conn.execute(_RECORD_MANY, params)
+            got = await cur.fetchall()
+    else:
+        await conn.execute(_LOCK_IDS, params)
+        cur = await conn.execute(_RECORD_MANY, params)
+        got = await cur.fetchall()
+    added = {(row[0], row[1]) for row in got}
     new = []
     for entry in entries:
         key = (entry["job_id"], entry["event_id"])

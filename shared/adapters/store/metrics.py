@@ -1,6 +1,7 @@
 """The ``metrics_minute`` table: per-minute rollups of counters and histograms, and gauge
 samples; and ``metric_totals``: each counter's and histogram's running total. The monitor adds
-to both in one transaction (:mod:`services.monitor.metrics`) and expires minutes only; the API
+to both in one transaction (:mod:`services.monitor.metrics`) and expires minutes only (a day's
+partition at a time: :mod:`shared.adapters.store.retention`); the API
 reads minutes for ``GET /metrics?name=`` and ``/stats``' lag, and totals for the Prometheus
 exposition, whose counters must never fall when old minutes expire (Prometheus would read a
 reset).
@@ -13,7 +14,7 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, TypedDict
 
 from psycopg import AsyncConnection
@@ -68,8 +69,6 @@ ON CONFLICT (name, labels) DO UPDATE SET
     END,
     updated_at = now()
 """
-
-_DELETE_EXPIRED = "DELETE FROM metrics_minute WHERE minute < %(before)s"
 
 _METRIC_POINTS = """
 SELECT name, labels, minute AS timestamp, kind, count,
@@ -187,16 +186,6 @@ async def add_rows(conn: AsyncConnection[Any], rows: list[tuple[Any, ...]]) -> N
         await cur.executemany(_UPSERT, params)
         if totals:
             await cur.executemany(_ADD_TOTAL, [totals[k] for k in sorted(totals)])
-
-
-async def delete_expired(pool: AsyncConnectionPool, *, now: datetime, hours: float) -> int:
-    """Delete rollups older than ``hours`` before ``now``; return how many went."""
-    async with pool.connection() as conn:
-        cur = await conn.execute(_DELETE_EXPIRED, {"before": now - timedelta(hours=hours)})
-        deleted = cur.rowcount
-    if deleted:
-        logger.info("metrics expired rows=%d hours=%g", deleted, hours)
-    return deleted
 
 
 class MetricPointRecord(TypedDict):

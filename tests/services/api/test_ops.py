@@ -12,7 +12,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from services.monitor.handler import MonitorHandler
-from services.monitor.metrics import delete_expired
+from shared.adapters.store import retention
 from shared.contract.events import (
     Event,
     JobRequested,
@@ -289,13 +289,19 @@ async def fold_old_jobs(database_url: str, t0: datetime, n: int) -> None:
         events += [job, img, created]
     pool = await open_pool(database_url, max_size=2)
     try:
+        async with pool.connection() as conn:
+            await conn.execute("SELECT pod_ensure_partitions('metrics_minute', %s, %s)", (t0, t0))
         handler = MonitorHandler(pool)
         for offset, event in enumerate([*events, *events]):
             ctx = MessageContext(topic="t", partition=0, offset=offset, attempt=0, instance_id="t")
             await handler(event, ctx)
-        # The monitor's own retention: every minute older than an hour before "now" goes.
-        deleted = await delete_expired(pool, now=t0 + timedelta(hours=2), hours=1)
-        assert deleted >= 1
+        # The monitor's own retention, as if two days later: t0's day partition is dropped
+        # whole (and a minute past its midnight, in the DEFAULT partition, deleted).
+        before = t0 + timedelta(days=2)
+        async with pool.connection() as conn:
+            gone = await retention.drop_expired(conn, "metrics_minute", before, 10.0)
+            await retention.delete_default_expired(conn, "metrics_minute", before, 5000)
+        assert f"metrics_minute_p{t0:%Y%m%d}" in gone.dropped
     finally:
         await pool.close()
 
@@ -325,3 +331,8 @@ def test_prometheus_counters_never_fall_when_old_minutes_expire(
     after = exposition(api)
     for series in watched:
         assert after.get(series, 0) == before.get(series, 0) + 3, series
+    # No counter nor histogram on /metrics fell (gauges may: they are samples).
+    counted = re.compile(r"^pod_\w+(_total|_bucket|_count|_sum)(\{|$)")
+    for series, value in before.items():
+        if counted.match(series):
+            assert after.get(series, 0) >= value, series

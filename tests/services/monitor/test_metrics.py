@@ -19,10 +19,10 @@ from services.monitor.handler import MonitorHandler
 from services.monitor.metrics import (
     LagProbe,
     bucket_of,
-    delete_expired,
     sample_gauges,
     set_gauge,
 )
+from shared.adapters.store import retention
 from shared.contract.events import (
     Event,
     ImageGenerated,
@@ -283,19 +283,33 @@ async def test_gauges_sampled(pool: AsyncConnectionPool) -> None:
     assert lag is not None and (lag["last"], lag["count"], lag["max"]) == (7, 2, 1234)
 
 
-async def test_retention_deletes_old_minutes(pool: AsyncConnectionPool) -> None:
+async def test_retention_drops_whole_days_of_minutes(pool: AsyncConnectionPool) -> None:
+    """A day's partition goes once all of it is past the retention; a minute with no partition
+    (kept in the DEFAULT one) goes once it is past; the rest stays."""
     now = past_minute()
     name = f"retention_{uuid.uuid4().hex[:8]}"
     async with pool.connection() as conn:
-        for age_h in (0, 2, 5):
-            await set_gauge(conn, name, {}, age_h, now - timedelta(hours=age_h))
-    deleted = await delete_expired(pool, now=now, hours=3)
-    assert deleted >= 1
-    async with pool.connection() as conn:
+        for age_h in (0, 30, 80):
+            at = now - timedelta(hours=age_h)
+            await conn.execute("SELECT pod_ensure_partitions('metrics_minute', %s, %s)", (at, at))
+            await set_gauge(conn, name, {}, age_h, at)
+        await set_gauge(conn, name, {}, 100, now - timedelta(hours=100))  # no partition of its own
+        before = now - timedelta(hours=48)
+        gone = await retention.drop_expired(conn, "metrics_minute", before, 10.0)
+        deleted = await retention.delete_default_expired(conn, "metrics_minute", before, 1)
         cur = await conn.execute(
             "SELECT last FROM metrics_minute WHERE name = %s ORDER BY last", (name,)
         )
-        assert [r[0] for r in await cur.fetchall()] == [0, 2]
+        left = [r[0] for r in await cur.fetchall()]
+        cur = await conn.execute(
+            "SELECT upper_bound FROM pod_partitions('metrics_minute') WHERE NOT is_default"
+        )
+        bounds = [r[0] for r in await cur.fetchall()]
+    assert left == [0, 30]
+    assert f"metrics_minute_p{now - timedelta(hours=80):%Y%m%d}" in gone.dropped
+    assert deleted >= 1
+    assert all(b > before for b in bounds)  # every expired day went
+    assert any(b > now for b in bounds)  # the current one stays
 
 
 def test_consumer_lag_from_kafka(pipeline_topics: str) -> None:
