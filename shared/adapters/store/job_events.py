@@ -22,7 +22,8 @@ from psycopg.types.json import Jsonb
 # afresh with a new occurred_at: a duplicate is then recognised by (job_id, event_id) in any
 # partition (the key's first two columns: one index probe per partition), and among the batch
 # by DISTINCT ON. Two writers of the same new event are serialised first (_LOCK_IDS), or both
-# would see it absent and insert it under two times.
+# would see it absent and insert it under two times. ON CONFLICT names no key: it backs up an exact
+# redelivery under whichever key the schema has (a database before 0039 too).
 _LOCK_IDS = """
 SELECT count(pg_advisory_xact_lock(k))
 FROM (SELECT DISTINCT hashtextextended(j || ':' || e::text, 39) AS k
@@ -44,7 +45,7 @@ FROM (SELECT DISTINCT ON (job_id, event_id) *
       ORDER BY job_id, event_id, n) AS e
 WHERE NOT EXISTS (SELECT 1 FROM job_events o WHERE o.job_id = e.job_id AND o.event_id = e.event_id)
 ORDER BY n
-ON CONFLICT (job_id, event_id, occurred_at) DO NOTHING
+ON CONFLICT DO NOTHING
 RETURNING job_id, event_id
 """
 # record()'s keyword arguments, in the statement's column order.
