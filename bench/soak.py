@@ -347,7 +347,8 @@ def run(minutes: float, interval: float, every: float, warmup_min: float, burst_
                         file=sys.stderr,
                         flush=True,
                     )
-                    if time.monotonic() >= end:
+                    # Ctrl+C sets the stack's stop flag (devstack.stack): the curve so far.
+                    if time.monotonic() >= end or stack.stopping:
                         break
                     time.sleep(max(0.0, min(every, end - time.monotonic())))
             finally:
@@ -356,7 +357,7 @@ def run(minutes: float, interval: float, every: float, warmup_min: float, burst_
             report(samples, warmup_min * 60, interval, minutes)
             for e in submitter.errors[:5]:
                 print(f"  refused: {e}")
-            if burst_jobs:
+            if burst_jobs and not stack.stopping:
                 print()
                 burst(stack, api, burst_jobs, pg)
         finally:
