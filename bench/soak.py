@@ -84,19 +84,42 @@ def label(proc: psutil.Process) -> str | None:
     return name if channel == DEFAULT_CHANNEL else f"publisher_{channel}"
 
 
+def _helper_of(proc: psutil.Process) -> str | None:
+    """``generator+tesseract`` for a program a stage runs; None for anything else."""
+    try:
+        parent = proc.parent()
+        program = os.path.basename(proc.cmdline()[0])
+    except (psutil.Error, IndexError):
+        return None
+    stage = label(parent) if parent is not None else None
+    if stage is None or stage in CONTEXT or stage.startswith("sim-"):
+        return None
+    return f"{stage}+{program}"
+
+
 def rss_by_process(postgres_dir: Path | None) -> dict[str, float]:
     """RSS (MB) of every process of the stack, by name (a second instance ``name#2``);
     PostgreSQL as its server and backends together, by PSS (their RSS summed would count the
     shared buffers once per backend)."""
     out: dict[str, float] = {}
+    helpers: dict[str, float] = {}
     for proc in psutil.Process().children(recursive=True):
         name = label(proc)
-        mb = rss_mb(proc.pid) if name and name != "postgres" else None
-        if name is None or mb is None:
+        if name is None:
+            # A stage's own child (the generator's tesseract runs): under "<stage>+<program>",
+            # all of them together, apart from the stage's own figure.
+            helper = _helper_of(proc)
+            mb = rss_mb(proc.pid) if helper else None
+            if helper and mb is not None:
+                helpers[helper] = helpers.get(helper, 0.0) + mb
+            continue
+        mb = rss_mb(proc.pid) if name != "postgres" else None
+        if mb is None:
             continue
         key = next(k for i in itertools.count(1) if (k := name if i == 1 else f"{name}#{i}")
                    not in out)  # fmt: skip
         out[key] = mb
+    out.update(helpers)
     pg = [mb for p in postgres_processes(postgres_dir) if (mb := pss_mb(p.pid)) is not None]
     if pg:
         out["postgres"] = sum(pg)
@@ -194,8 +217,10 @@ def fit(points: list[tuple[float, float]]) -> tuple[float, float]:
 
 
 def engine(name: str) -> bool:
+    """One of the engine's own processes (flagged); a stage's helper programs come and go with
+    each design and are shown for context."""
     base = name.split("#", 1)[0]
-    return base not in CONTEXT and not base.startswith("sim-")
+    return base not in CONTEXT and not base.startswith("sim-") and "+" not in base
 
 
 def verdict(name: str, values: list[float], slope_s: float, spread: float, window: float) -> str:
