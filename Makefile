@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 export PYTHONUNBUFFERED := 1
 
-.PHONY: bootstrap up test test-unit lint format typecheck schemas bench lock clean
+.PHONY: bootstrap up test test-unit lint format typecheck schemas bench bench-soak lock clean
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -34,6 +34,11 @@ schemas: bootstrap
 
 bench: bootstrap
 	$(PY) bench/broker.py
+
+# Each service's memory over 30 minutes of 4096 px jobs at a steady rate, then a burst
+# (SOAK_ARGS="--minutes 2" for a trial). Not part of `make test`.
+bench-soak: bootstrap
+	$(PY) bench/soak.py $(SOAK_ARGS)
 
 lock:
 	@rm -rf /tmp/pod-lock && python3 -m venv /tmp/pod-lock && /tmp/pod-lock/bin/pip install -q '.[dev]' \

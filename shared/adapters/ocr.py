@@ -37,6 +37,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from shared.domain.screening.settings import ScreeningSettings
 from shared.platform.errors import ConfigError, PermanentError, RetryableError, VendorTimeout
+from shared.platform.memory import large_decode
 
 log = logging.getLogger(__name__)
 
@@ -102,15 +103,10 @@ def prepare(
         with Image.open(io.BytesIO(image)) as img:
             # A JPEG decodes straight at a fraction of its size when that is all that is needed.
             img.draft("L", (read_side, read_side))
-            gray = _flattened(img)
+            with large_decode(img.width * img.height):
+                gray = _scaled(_flattened(img), read_side)
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
         raise PermanentError(f"OCR: not a readable image ({exc})", vendor="tesseract") from exc
-    scale = read_side / max(gray.size)
-    if abs(scale - 1) > 0.05:
-        size = (max(1, round(gray.width * scale)), max(1, round(gray.height * scale)))
-        # Reducing: averages the upscaler's repeated pixels; enlarging: smooth letter edges.
-        resample = Image.Resampling.BOX if scale < 1 else Image.Resampling.BICUBIC
-        gray = gray.resize(size, resample)
     out = []
     for name in passes:
         copy = gray
@@ -126,6 +122,17 @@ def prepare(
         copy.save(buf, format="PPM")
         out.append(buf.getvalue())
     return out
+
+
+def _scaled(gray: Image.Image, read_side: int) -> Image.Image:
+    """``gray`` with ``read_side`` pixels on its longer side (within 5 %: left as it is)."""
+    scale = read_side / max(gray.size)
+    if abs(scale - 1) <= 0.05:
+        return gray
+    size = (max(1, round(gray.width * scale)), max(1, round(gray.height * scale)))
+    # Reducing: averages the upscaler's repeated pixels; enlarging: smooth letter edges.
+    resample = Image.Resampling.BOX if scale < 1 else Image.Resampling.BICUBIC
+    return gray.resize(size, resample)
 
 
 def _flattened(img: Image.Image) -> Image.Image:

@@ -36,6 +36,7 @@ from PIL import Image, UnidentifiedImageError
 
 from shared.domain.screening.checks import UnsafeFinding
 from shared.platform.errors import ConfigError, PermanentError
+from shared.platform.memory import large_decode
 
 # numpy and onnxruntime are imported where a classifier is built or run, not with this module:
 # ~0.3 s and ~25 MB that a process importing the screening code without the check (it is off,
@@ -219,8 +220,16 @@ def decode_scaled(image: bytes, *, max_pixels: int, side: int) -> Image.Image:
                     )
                 # JPEG decodes at a fraction of its size directly (a no-op for other formats).
                 img.draft("RGB", (side, side))
-                img.load()
-                flat = _flatten(img)
+                with large_decode(width * height):
+                    img.load()
+                    if img.mode == "RGB":
+                        # Scaled in place: flattening copies, and a copy of a print-size
+                        # decode is 64 MB more at 4096 px.
+                        img.thumbnail((side, side), Image.Resampling.BILINEAR, reducing_gap=2.0)
+                    flat = _flatten(img)
+                    # reducing_gap: a cheap integer reduction first, then the filter on the
+                    # small image.
+                    flat.thumbnail((side, side), Image.Resampling.BILINEAR, reducing_gap=2.0)
     except Image.DecompressionBombError:
         raise UnreadableImage(
             "unsafe-image check: over Pillow's decompression-bomb limit "
@@ -232,8 +241,6 @@ def decode_scaled(image: bytes, *, max_pixels: int, side: int) -> Image.Image:
         raise UnreadableImage(
             f"unsafe-image check: not a readable image ({type(exc).__name__})"
         ) from None
-    # reducing_gap: a cheap integer reduction first, then the filter on the small image.
-    flat.thumbnail((side, side), Image.Resampling.BILINEAR, reducing_gap=2.0)
     return flat
 
 

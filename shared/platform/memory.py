@@ -8,22 +8,79 @@ pipeline benchmark the collector took 3.5-9 % of each service's CPU (``perf``). 
 is alive once startup is done stays alive for the life of the process: frozen, no pass walks it
 again. A larger young generation makes the passes rarer; the cycles it may hold between two
 passes are a few megabytes at most.
+
+Print-size images are the other cost. glibc serves a large allocation from mmap and gives it
+back when freed, but after the first such free it raises that threshold to the block's size, so
+later blocks of print-size images (Pillow allocates them in blocks of up to 16 MB) come from the
+heaps of whichever threads decoded them, and stay resident after use: on ``bench/soak.py`` the
+generator, which decodes every 4096 px design three times (OCR, hash, classifier), grew from
+240 MB to over 600 MB. A fixed threshold keeps them returned; :func:`large_decode` keeps one
+print-size decode at a time in a process (64 MB of pixels at 4096 px, in RGB).
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import gc
 import logging
+import sys
+import threading
+from collections.abc import Iterator
 
 logger = logging.getLogger(__name__)
 
 YOUNG_THRESHOLD = 10_000
 
+# glibc's mallopt(3) parameter, from <malloc.h>.
+_M_MMAP_THRESHOLD = -3
+# Allocations from this size up are mmapped and unmapped on free: images and large bodies,
+# never the interpreter's small objects (pymalloc serves those from its own arenas).
+MMAP_THRESHOLD = 1 << 20
+# An image of more pixels than this is print-size (2048 x 2048: 16 MB in RGB as Pillow holds
+# it, 4 bytes a pixel); smaller ones decode without waiting for each other.
+LARGE_PIXELS = 2048 * 2048
+_LARGE_DECODES = threading.BoundedSemaphore(1)
+
 
 def settle_after_startup() -> None:
-    """Collect once, freeze what startup left alive, and space out the collector's passes."""
+    """Collect once, freeze what startup left alive, space out the collector's passes, and
+    have large blocks returned to the system when freed (:func:`return_large_blocks`)."""
     gc.collect()
     gc.freeze()
     _young, older, oldest = gc.get_threshold()
     gc.set_threshold(YOUNG_THRESHOLD, older, oldest)
-    logger.info("gc settled frozen=%d thresholds=%s", gc.get_freeze_count(), gc.get_threshold())
+    returned = return_large_blocks()
+    logger.info(
+        "gc settled frozen=%d thresholds=%s large_blocks_returned=%s",
+        gc.get_freeze_count(),
+        gc.get_threshold(),
+        returned,
+    )
+
+
+def return_large_blocks(threshold: int = MMAP_THRESHOLD) -> bool:
+    """Fix glibc's mmap threshold at ``threshold`` bytes (mallopt M_MMAP_THRESHOLD), which also
+    stops it rising: every block that large is unmapped when freed. False where the C library
+    has no such setting (not glibc: musl's mallopt is a stub that refuses)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    return bool(mallopt(_M_MMAP_THRESHOLD, threshold) == 1)
+
+
+@contextlib.contextmanager
+def large_decode(pixels: int) -> Iterator[None]:
+    """Around decoding an image of ``pixels`` pixels and scaling it down: a print-size one
+    waits for the one being decoded in another thread of this process, so that a design's
+    checks, run side by side, hold one full-size copy at a time rather than one each."""
+    if pixels <= LARGE_PIXELS:
+        yield
+        return
+    with _LARGE_DECODES:
+        yield

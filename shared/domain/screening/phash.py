@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from shared.platform.errors import PermanentError
+from shared.platform.memory import large_decode
 
 BITS = 64
 CHUNK_BITS = 16
@@ -71,7 +72,8 @@ def reduced_grey(image: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
                     )
                 # In place, before anything copies the pixels; a JPEG is decoded at 1/2..1/8
                 # scale directly (its draft mode).
-                img.thumbnail((_WORK_SIDE, _WORK_SIDE), Image.Resampling.BOX, reducing_gap=2.0)
+                with large_decode(width * height):
+                    img.thumbnail((_WORK_SIDE, _WORK_SIDE), Image.Resampling.BOX, reducing_gap=2.0)
                 small = ImageOps.exif_transpose(img)
                 if small.mode in ("RGBA", "LA", "PA") or "transparency" in small.info:
                     # A print file's transparent background is the garment: white here, not
