@@ -170,8 +170,8 @@ def _expr(table: str, name: str, typ: str, default: str | None) -> str | None:
 
 def _clone_sql(conn: psycopg.Connection, table: str) -> str:
     cols = [(n, t, d) for n, t, d, generated in _columns(conn, table) if not generated]
-    pairs = [(n, _expr(table, n, t, d)) for n, t, d in cols]
-    pairs = [(n, e) for n, e in pairs if e is not None]
+    maybe = [(n, _expr(table, n, t, d)) for n, t, d in cols]
+    pairs = [(n, e) for n, e in maybe if e is not None]
     names = ", ".join(sql.Identifier(n).as_string(None) for n, _ in pairs)
     exprs = ", ".join(e for _, e in pairs)
     # seq follows the clone's order, so the log's order is (about) the order things happened.
@@ -204,8 +204,8 @@ def _jobs_sql(conn: psycopg.Connection) -> str:
         "cancelled_by": "CASE WHEN m.status = 'cancelled' THEN 'seller' ELSE t.cancelled_by END",
     }
     cols = [(n, t, d) for n, t, d, generated in _columns(conn, "jobs") if not generated]
-    pairs = [(n, special.get(n) or _expr("jobs", n, t, d)) for n, t, d in cols]
-    pairs = [(n, e) for n, e in pairs if e is not None]
+    maybe = [(n, special.get(n) or _expr("jobs", n, t, d)) for n, t, d in cols]
+    pairs = [(n, e) for n, e in maybe if e is not None]
     names = ", ".join(sql.Identifier(n).as_string(None) for n, _ in pairs)
     exprs = ", ".join(e for _, e in pairs)
     return (
@@ -233,6 +233,8 @@ def _map(conn: psycopg.Connection, templates: list[str], jobs: int, days: int, s
             FROM generate_series(1, %(jobs)s) AS n
         ), placed AS (
             SELECT b.*,
+                   -- The status's draw, independent of the words (the niche's is r4).
+                   (r2 * 7919 + r3 * 104729) - floor(r2 * 7919 + r3 * 104729) AS r5,
                    -- Day by number (so ids are spread evenly over the year), then a daily
                    -- rhythm: more jobs in the afternoon than at night (a warped uniform).
                    date_trunc('day', now()) - make_interval(days => %(days)s)
@@ -245,16 +247,16 @@ def _map(conn: psycopg.Connection, templates: list[str], jobs: int, days: int, s
                md5(%(seed)s || ':' || p.n)::uuid::text AS new_id,
                (%(templates)s::text[])[1 + (p.n %% %(count)s)] AS tmpl,
                p.at, p.r2, p.r3, p.r4,
-               (ARRAY[%(themes)s])[1 + floor(p.r2 * %(n_themes)s)::int] || ' '
-                 || (ARRAY[%(themes)s])[1 + floor(p.r3 * %(n_themes)s)::int] AS theme,
-               (ARRAY[%(styles)s])[1 + floor(p.r3 * %(n_styles)s)::int] AS style,
-               (ARRAY[%(niches)s])[1 + floor(p.r4 * %(n_niches)s)::int] AS niche,
+               (%(themes)s::text[])[1 + floor(p.r2 * %(n_themes)s)::int] || ' '
+                 || (%(themes)s::text[])[1 + floor(p.r3 * %(n_themes)s)::int] AS theme,
+               (%(styles)s::text[])[1 + floor(p.r3 * %(n_styles)s)::int] AS style,
+               (%(niches)s::text[])[1 + floor(p.r4 * %(n_niches)s)::int] AS niche,
                CASE
                  WHEN p.at > now() - interval '10 minutes'
                    THEN (ARRAY['queued', 'processing', 'retrying'])[1 + (p.n %% 3)]
-                 WHEN p.r4 < %(partial)s THEN 'partial'
-                 WHEN p.r4 < %(partial)s + %(failed)s THEN 'failed'
-                 WHEN p.r4 < %(partial)s + %(failed)s + %(cancelled)s THEN 'cancelled'
+                 WHEN p.r5 < %(partial)s THEN 'partial'
+                 WHEN p.r5 < %(partial)s + %(failed)s THEN 'failed'
+                 WHEN p.r5 < %(partial)s + %(failed)s + %(cancelled)s THEN 'cancelled'
                  ELSE 'completed'
                END AS status
         FROM placed p
@@ -336,14 +338,15 @@ def build(
         conn.execute("DROP TABLE IF EXISTS scale_map")
         conn.execute("ANALYZE")
         rows = {
-            t: int(
-                conn.execute(
-                    sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(t))
-                ).fetchone()[0]
-            )  # type: ignore[index]
+            t: _count(conn, t)
             for t in ["jobs", *tables, "dead_letters", "alerts", "metrics_minute"]
         }
     return BuildReport(jobs=jobs, seconds=time.monotonic() - start, rows=rows)
+
+
+def _count(conn: psycopg.Connection, table: str) -> int:
+    row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))).fetchone()
+    return int(row[0]) if row else 0
 
 
 def _dead_letters(conn: psycopg.Connection, jobs: int) -> None:
@@ -394,7 +397,7 @@ def _alerts(conn: psycopg.Connection, jobs: int) -> None:
         JOIN scale_map m ON m.n = 1 + (i * 331) %% %(jobs)s
         CROSS JOIN LATERAL (
             SELECT * FROM (VALUES
-                ('worker_down', 'generator-' || (i %% 4), 'critical', 'worker stopped heartbeating'),
+                ('worker_down', 'generator-' || (i %% 4), 'critical', 'worker went silent'),
                 ('error_rate', 'all', 'warning', 'error rate above 5%% over 15 minutes'),
                 ('consumer_lag', 'printify', 'warning', 'consumer lag above 1000'),
                 ('dlq_growth', 'publisher', 'info', 'dead letters arriving')
