@@ -539,11 +539,12 @@ def main() -> None:
     parser.add_argument("--submits", type=int, default=200)
     parser.add_argument("--templates", type=int, default=2, help="rounds of every job shape")
     parser.add_argument("--no-empty", action="store_true", help="skip the empty database")
+    parser.add_argument("--state", type=Path, help="the big database's folder (kept)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
-    state = ROOT / ".state" / "bench-scale" / str(args.jobs)
+    state = args.state or ROOT / ".state" / "bench-scale" / str(args.jobs)
     if not args.reuse and state.exists():
         shutil.rmtree(state)
     state.mkdir(parents=True, exist_ok=True)
