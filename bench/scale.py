@@ -43,7 +43,7 @@ from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
 from bench.broker import measure, render
 from bench.common import table
-from bench.scale_build import RARE_THEME, BuildReport, build, disk
+from bench.scale_build import NICHES, RARE_THEME, STYLES, THEMES, BuildReport, build, disk
 from devstack.stack import Stack, isolated_settings
 from shared.adapters.store import job_events
 from shared.contract.topics import JOBS_BY_PRIORITY, MONITOR
@@ -360,8 +360,9 @@ def read_cases(stack: Stack) -> list[Case]:
                 "cancelled",
             )
         ),
-        Case("GET /jobs?q= (many)", f"/jobs?q={many}"),
-        Case("GET /jobs?q= (few)", f"/jobs?q={many}+{niche}+{style}"),
+        Case("GET /jobs?q= (many)", f"/jobs?q={THEMES[0]}"),
+        Case("GET /jobs?q= (few)", f"/jobs?q={THEMES[0]}+{NICHES[0]}+{STYLES[0]}"),
+        Case("GET /jobs?q= (newest's words)", f"/jobs?q={many}+{niche}+{style}"),
         Case("GET /jobs?q= (none)", f"/jobs?q={RARE_THEME}"),
         Case("GET /jobs?q= (id prefix)", f"/jobs?q={recent_id[:8]}"),
         Case("GET /jobs?cursor= (page 2)", f"/jobs?cursor={cursor}"),
