@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 export PYTHONUNBUFFERED := 1
 
-.PHONY: bootstrap up test test-unit lint format typecheck schemas bench bench-soak lock clean
+.PHONY: bootstrap up test test-unit lint format typecheck schemas bench bench-scale bench-soak lock clean
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -34,6 +34,12 @@ schemas: bootstrap
 
 bench: bootstrap
 	$(PY) bench/broker.py
+
+# A year of a busy shop (a million jobs) built, then every read route, the fold and the submit
+# rate measured on it (bench/scale.py; BENCH_ARGS="--jobs 100000 --reuse" for a smaller one,
+# kept between runs). Minutes, not part of `make test`.
+bench-scale: bootstrap
+	$(PY) bench/scale.py $(BENCH_ARGS)
 
 # Each service's memory over 30 minutes of 4096 px jobs at a steady rate, then a burst
 # (SOAK_ARGS="--minutes 2" for a trial). Not part of `make test`.

@@ -77,8 +77,8 @@ async def _statement(url: str, q: str, status: str | None = None) -> tuple[str, 
     ("q", "index"),
     [
         ("job-0123", "jobs_id_prefix_idx"),  # an id's start
-        ("thing1234", "jobs_search_idx"),  # a word of the prompt
-        ("nothing-matches-this", "jobs_search_idx"),
+        ("thing1234", "jobs_search_doc_idx"),  # a word of the prompt
+        ("nothing-matches-this", "jobs_search_doc_idx"),
         ("%_", "jobs_id_prefix_idx"),  # no word at all: the id's start only
     ],
 )
