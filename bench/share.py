@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -66,6 +67,7 @@ SEGMENTS = (
     "product.published -> GET /jobs shows it (fold, read)",
 )
 POLL_S = 0.01
+ID_SEGMENT = re.compile(r"/(?:[0-9a-f]{16,}|[0-9a-f-]{36}|[0-9]{5,})(?=/|\.json|$)")
 
 Interval = tuple[float, float]
 
@@ -82,7 +84,8 @@ class Logged:
 
     @property
     def label(self) -> str:
-        return f"{self.sim} {self.what}"
+        # Ids in paths (products, prompts) would make every call its own row.
+        return f"{self.sim} {ID_SEGMENT.sub('/{id}', self.what)}"
 
 
 @dataclass
@@ -410,6 +413,30 @@ def report(
             "Vendor time on the path, by call (from the simulators' logs)",
             ["call", "per job", "p50 ms", "max ms"],
             call_rows,
+        )
+    )
+    print()
+    gaps: dict[str, list[float]] = {}
+    for r in runs:
+        marks = [("202", r.accepted, r.accepted)]
+        marks += sorted(((v.label, v.start, v.end) for v in r.vendor), key=lambda m: m[1])
+        marks += [(f"event {c}", t, t) for c, t in r.cuts.items()]
+        marks.append(("GET /jobs shows it", r.done, r.done))
+        marks.sort(key=lambda m: m[1])
+        reach = marks[0][2]
+        for (a, _, _), (b, start, end) in itertools.pairwise(marks):
+            if start > reach:
+                gaps.setdefault(f"{a} -> {b}", []).append(start - reach)
+            reach = max(reach, end)
+    gap_rows = [
+        [pair, str(len(d)), ms(statistics.median(d)), ms(max(d))]
+        for pair, d in sorted(gaps.items(), key=lambda kv: -statistics.median(kv[1]))[:12]
+    ]
+    print(
+        table(
+            "The engine's largest stretches on the path (nothing of the vendor's running)",
+            ["after -> before", "n", "p50 ms", "max ms"],
+            gap_rows,
         )
     )
     print()
