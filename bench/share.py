@@ -41,11 +41,12 @@ from pathlib import Path
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import httpx
+import psutil
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from bench.broker import measure, render
-from bench.common import table
+from bench.common import postgres_processes, service_of, table
 from bench.pipeline import wait_until_ready
 from devstack.stack import Stack, isolated_settings
 from shared.contract.events import parse_event
@@ -276,6 +277,27 @@ def broker_round_trip(bootstrap: str, samples: int = 50) -> list[float]:
     return times
 
 
+def engine_cpu(postgres_dir: Path | None) -> dict[str, float]:
+    """CPU seconds so far of each part of the engine (its services, the broker, PostgreSQL),
+    the children it waited for included (Tesseract's, under the generator): what its time on
+    the path would shrink to on an idle machine, less its waits on the network."""
+    totals: dict[str, float] = {}
+    procs = [(p, service_of(p)) for p in psutil.Process().children(recursive=True)]
+    procs += [(p, "postgres") for p in postgres_processes(postgres_dir)]
+    for proc, name in procs:
+        if name is None or name.startswith("sim-"):
+            continue
+        try:
+            t = proc.cpu_times()
+        except psutil.Error:
+            continue
+        # A child's time counts once, under the process that waited for it.
+        own = t.user + t.system
+        reaped = t.children_user + t.children_system if name != "postgres" else 0.0
+        totals[name] = totals.get(name, 0.0) + own + reaped
+    return totals
+
+
 def run(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="pod-bench-share-") as tmp:
         state = Path(tmp)
@@ -310,11 +332,15 @@ def run(args: argparse.Namespace) -> None:
                 consumer = events_consumer(stack.bootstrap)
                 one_job(stack, http, consumer, -1, timeout, set())  # warm-up
                 skip = background(stack, args.idle_s)
+                pg = stack.postgres.data_dir if stack.postgres else None
+                cpu_before = engine_cpu(pg)
                 runs = [one_job(stack, http, consumer, i, timeout, skip) for i in range(args.jobs)]
+                cpu_after = engine_cpu(pg)
+                cpu = {k: max(0.0, v - cpu_before.get(k, 0.0)) for k, v in cpu_after.items()}
                 consumer.close()
         finally:
             stack.stop()
-    report(args, baseline, rtt, skip, runs)
+    report(args, baseline, rtt, skip, runs, cpu)
 
 
 def ms(seconds: float) -> str:
@@ -327,6 +353,7 @@ def report(
     rtt: list[float],
     skip: set[str],
     runs: list[JobRun],
+    cpu: dict[str, float],
 ) -> None:
     print(render(baseline))  # type: ignore[arg-type]
     print()
@@ -437,6 +464,17 @@ def report(
             "The engine's largest stretches on the path (nothing of the vendor's running)",
             ["after -> before", "n", "p50 ms", "max ms"],
             gap_rows,
+        )
+    )
+    print()
+    cpu_rows = [[name, ms(sec / len(runs))] for name, sec in sorted(cpu.items())]
+    cpu_rows.append(["the engine in all", ms(sum(cpu.values()) / len(runs))])
+    print(
+        table(
+            "Engine CPU per job (ms; its processes and the children they waited for, "
+            "simulators left out; every process's CPU, on the path or not)",
+            ["part", "CPU ms/job"],
+            cpu_rows,
         )
     )
     print()
