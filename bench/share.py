@@ -196,8 +196,10 @@ def events_consumer(bootstrap: str) -> Consumer:
 
 
 def read_cuts(consumer: Consumer, job_id: str, cuts: dict[str, float], wait_s: float) -> None:
-    """Note when the job's cutting events happened (their ``occurred_at``)."""
-    for msg in consumer.consume(100, wait_s):
+    """Note when the job's cutting events happened (their ``occurred_at``): waits at most
+    ``wait_s`` for the first message (``consume`` would wait it out for a full batch)."""
+    first = consumer.poll(wait_s)
+    for msg in [first, *consumer.consume(100, 0)] if first is not None else []:
         if msg.error():
             continue
         e = parse_event(msg.value())
