@@ -67,9 +67,16 @@ class FoldBatcher:
         self._worker: asyncio.Task[None] | None = None
         self.max_wait_s = max_wait_s
         # How long a batch that is not full waits for more events: a batch costs a few round
-        # trips however many events it holds, so at a trickle of events a short wait makes
-        # each cost a fraction (and delays a job's status by no more than this).
+        # trips however many events it holds, so while events stream in a short wait makes
+        # each cost a fraction (and delays a job's status by no more than this). An event
+        # that comes alone, after a quiet linger_s, is folded at once: no other is coming to
+        # share its batch, and with vendors' seconds between a job's events that is every
+        # job's last event at a trickle (bench/share.py: the wait was a fifth of the engine's
+        # share of the fold).
         self.linger_s = linger_s
+        self._last_submit = -float("inf")
+        self._streaming = False
+        self.lingered = 0  # batches that waited, for tests and benchmarks
         # A short wait for a connection: during an outage the pool has none to give.
         self.acquire_timeout_s = acquire_timeout_s
         self.batches = 0  # for tests and benchmarks
@@ -80,6 +87,9 @@ class FoldBatcher:
     async def submit(self, event: Event, ctx: MessageContext) -> None:
         """Fold ``event`` (in some batch); returns once it is committed, raises if it failed."""
         item = _Item(event, ctx)
+        now = time.monotonic()
+        self._streaming = now - self._last_submit < self.linger_s
+        self._last_submit = now
         self._queue.append(item)
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._run(), name="monitor-fold-batches")
@@ -87,7 +97,8 @@ class FoldBatcher:
 
     async def _run(self) -> None:
         while self._queue:
-            if self.linger_s and len(self._queue) < self.max_batch:
+            if self.linger_s and self._streaming and len(self._queue) < self.max_batch:
+                self.lingered += 1
                 await asyncio.sleep(self.linger_s)
             batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
             try:

@@ -34,7 +34,10 @@ A user message containing ``SIM_ANTHROPIC_REFUSE_MARKER`` (``sim:refuse``) is de
 ``stop_reason: "refusal"``, as Claude declines a request against its usage policy.
 
 Knobs: the shared ``SIM_*`` fault knobs (see :mod:`simulators.common`) and ``SIM_ANTHROPIC_RPM``,
-requests per minute per API key (0, the default, means unlimited).
+requests per minute per API key (0, the default, means unlimited). The model's pace: an answer
+comes ``SIM_ANTHROPIC_TTFT_MS`` plus its output tokens at ``SIM_ANTHROPIC_OUTPUT_TOKENS_PER_S``
+after the request (0 and 0 unless ``SIM_PROFILE=realistic``: 800 ms and 60 tokens/s,
+:mod:`simulators.common.profile`).
 
 The package is laid out like the API: ``app`` (wiring), ``settings`` (the knobs), ``state``
 (books, prompt cache, limiter), ``models``, ``validation``, ``generator`` (the content),

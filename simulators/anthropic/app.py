@@ -26,6 +26,8 @@ def create_app(knobs: Knobs | None = None, *, rpm: int | None = None) -> FastAPI
         valid_keys=settings.key_digests(),
         models=settings.model_table(),
         refuse_marker=settings.refuse_marker,
+        ttft_ms=settings.ttft_ms,
+        output_tokens_per_s=settings.output_tokens_per_s,
     )
     app = FastAPI(title="Anthropic Messages API simulator")
     app.state.sim = sim

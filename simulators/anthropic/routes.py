@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from fastapi import APIRouter, Request
@@ -44,6 +45,9 @@ async def messages(request: Request, sim: Sim) -> Response:
     sim.books.requests += 1
     sim.books.input_tokens += message["usage"]["input_tokens"]
     sim.books.output_tokens += message["usage"]["output_tokens"]
+    # Unstreamed, the whole answer comes once the model has written it.
+    if (writing := sim.answer_seconds(message["usage"]["output_tokens"])) > 0:
+        await asyncio.sleep(writing)
     return JSONResponse(message, headers={"request-id": new_id("req_")})
 
 

@@ -10,6 +10,7 @@ from pydantic_settings import SettingsConfigDict
 
 from simulators.anthropic.messages import REFUSE_MARKER
 from simulators.anthropic.models import Models, models_from
+from simulators.common.profile import pace
 from simulators.common.settings import SimSettings
 
 
@@ -25,6 +26,12 @@ class AnthropicSettings(SimSettings):
     # Comma-separated model names replacing the default ones.
     models: str = ""
     refuse_marker: str = REFUSE_MARKER
+    # The model's pace: an answer takes the time to its first token plus its output tokens at
+    # this speed (0: at once); unset, the profile's (SIM_PROFILE, simulators.common.profile).
+    ttft_ms: float = Field(default_factory=lambda: pace("anthropic").ttft_ms, ge=0)
+    output_tokens_per_s: float = Field(
+        default_factory=lambda: pace("anthropic").output_tokens_per_s, ge=0
+    )
 
     def key_digests(self) -> frozenset[str]:
         """Digests of the valid keys (the simulator never holds a key itself)."""

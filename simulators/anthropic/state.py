@@ -70,6 +70,15 @@ class AnthropicSim:
     refuse_marker: str
     books: Books = field(default_factory=Books)
     cache: PromptCache = field(default_factory=PromptCache)
+    # The model's pace (SIM_ANTHROPIC_TTFT_MS, SIM_ANTHROPIC_OUTPUT_TOKENS_PER_S; 0: at once).
+    ttft_ms: float = 0.0
+    output_tokens_per_s: float = 0.0
+
+    def answer_seconds(self, output_tokens: int) -> float:
+        """How long the model takes to write an answer of ``output_tokens``, unstreamed: the
+        first token, then the rest at the model's output speed."""
+        writing = output_tokens / self.output_tokens_per_s if self.output_tokens_per_s > 0 else 0
+        return self.ttft_ms / 1000.0 + writing
 
     def refuse(self, status: int, message: str, retry_after: float | None = None) -> JSONResponse:
         """An error answer, counted in the books."""

@@ -36,9 +36,15 @@ one. ``SIM_COMFYUI_BASIC_AUTH=user:password`` plays that proxy (nginx's ``auth_b
 request, the websocket's included, needs those credentials as Basic auth, else 401 (the
 websocket handshake is refused).
 
+A render's pace: ``SIM_COMFYUI_RENDER_MS`` for the whole sampler run, flat; or, when that is 0,
+``SIM_COMFYUI_STEP_MS`` a sampler step at 1024x1024, scaled with the latent's pixels (and batch)
+as a GPU's time is, plus ``SIM_COMFYUI_UPSCALE_MS`` for each model upscale (both 0 unless
+``SIM_PROFILE=realistic``: 120 ms and 1.5 s, :mod:`simulators.common.profile`).
+
 Simulator-only endpoints: ``GET /_sim/books`` (counts) and ``GET/POST /_sim/comfyui`` (read or
-change ``render_ms`` / ``exec_failure_rate`` / ``combo_check`` at run time), besides
-``/_sim/config`` from :func:`simulators.common.install_faults`.
+change ``render_ms`` / ``step_ms`` / ``upscale_ms`` / ``exec_failure_rate`` / ``combo_check`` at
+run time), besides ``/_sim/config`` from :func:`simulators.common.install_faults` and
+``/_sim/requests`` (each request and each execution's interval, :mod:`simulators.common`).
 
 The package is laid out like the API: ``app`` (wiring), ``settings`` (the knobs), ``catalog``
 (the nodes and models), ``validation`` (``/prompt``'s checks), ``graph`` (reading a graph),

@@ -16,6 +16,7 @@ from simulators.comfyui.settings import ComfySettings
 from simulators.comfyui.state import ComfyConfig, SimState
 from simulators.comfyui.validation import error
 from simulators.common import Knobs, SimControl, error_json, install_faults, sim_router
+from simulators.common.requestlog import RequestLog
 
 
 def _fault(request: Request, status: int) -> Response:
@@ -48,7 +49,8 @@ def create_app(knobs: Knobs | None = None, config: ComfyConfig | None = None) ->
     app.state.sim = sim
     if settings.basic_auth:
         app.add_middleware(BasicAuthProxy, credentials=settings.basic_auth)
-    install_faults(app, knobs, _fault, exempt_prefixes=("/_sim", "/ws"))
+    sim.log = RequestLog()
+    install_faults(app, knobs, _fault, exempt_prefixes=("/_sim", "/ws"), log=sim.log)
     for router in (
         routes_prompt.router,
         routes_system.router,

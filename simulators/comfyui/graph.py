@@ -47,6 +47,8 @@ class Plan:
     steps: int
     recipes: dict[str, list[Recipe]]  # output node id -> images it saves
     prefixes: dict[str, str]
+    # Latent pixels the sampler denoises at each step (width x height x batch).
+    pixels: int = 512 * 512
 
 
 def _upstream(prompt: dict[str, Any], node_id: str) -> list[str]:
@@ -108,7 +110,7 @@ def plan_prompt(prompt: dict[str, Any]) -> Plan:
     prefixes = {
         out: str(prompt[out].get("inputs", {}).get("filename_prefix", "ComfyUI")) for out in outputs
     }
-    return Plan(order, sampler, steps, recipes, prefixes)
+    return Plan(order, sampler, steps, recipes, prefixes, width * height * batch)
 
 
 def _scaled_size(prompt: dict[str, Any], output: str, width: int, height: int) -> tuple[int, int]:

@@ -19,6 +19,8 @@ def _config(sim: SimState) -> dict[str, Any]:
     return {
         "workers": c.workers,
         "render_ms": c.render_ms,
+        "step_ms": c.step_ms,
+        "upscale_ms": c.upscale_ms,
         "exec_failure_rate": c.exec_failure_rate,
         "history_max": c.history_max,
         "combo_check": c.combo_check,
@@ -35,6 +37,9 @@ async def set_sim_config(request: Request, sim: Sim) -> dict[str, Any] | JSONRes
     body = await json_object(request)
     if "render_ms" in body:
         sim.config.render_ms = as_float(body["render_ms"])
+    for pace_key in ("step_ms", "upscale_ms"):
+        if pace_key in body:
+            setattr(sim.config, pace_key, max(0.0, as_float(body[pace_key])))
     if "exec_failure_rate" in body:
         sim.config.exec_failure_rate = as_float(body["exec_failure_rate"])
     if "combo_check" in body:

@@ -10,6 +10,7 @@ from pydantic_settings import SettingsConfigDict
 
 from simulators.comfyui.catalog import ModelFolders
 from simulators.comfyui.state import ComfyConfig
+from simulators.common.profile import pace
 from simulators.common.settings import SimSettings
 
 
@@ -21,7 +22,12 @@ class ComfySettings(SimSettings):
 
     # Fewer than one GPU or one remembered prompt is taken as one, as it always was.
     workers: int = 1
+    # A whole sampler run, flat; 0: step_ms a step at 1024x1024, scaled with the latent's
+    # pixels (unset, the profile's: SIM_PROFILE, simulators.common.profile), plus upscale_ms
+    # a model upscale.
     render_ms: float = Field(default=0.0, ge=0)
+    step_ms: float = Field(default_factory=lambda: pace("comfyui").step_ms, ge=0)
+    upscale_ms: float = Field(default_factory=lambda: pace("comfyui").upscale_ms, ge=0)
     exec_failure_rate: float = Field(default=0.0, ge=0, le=1)
     history_max: int = 10_000
     combo_check: Literal["execution", "prompt"] = "execution"
@@ -35,6 +41,8 @@ class ComfySettings(SimSettings):
         return ComfyConfig(
             workers=max(1, self.workers),
             render_ms=self.render_ms,
+            step_ms=self.step_ms,
+            upscale_ms=self.upscale_ms,
             exec_failure_rate=self.exec_failure_rate,
             history_max=max(1, self.history_max),
             combo_check=self.combo_check,

@@ -20,6 +20,7 @@ from starlette.requests import HTTPConnection
 
 from simulators.comfyui.catalog import OUTPUT_NODES, ModelFolders, missing_model
 from simulators.comfyui.graph import Plan, Recipe, plan_prompt
+from simulators.common.requestlog import RequestLog
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +36,10 @@ class ComfyConfig:
     workers: int = 1
     render_ms: float = 0.0
     exec_failure_rate: float = 0.0
+    # Used when render_ms is 0: one sampler step at 1024x1024, scaled with the latent's pixels
+    # (and batch), as a GPU's time is; and one model upscale (ImageUpscaleWithModel).
+    step_ms: float = 0.0
+    upscale_ms: float = 0.0
     history_max: int = 10_000
     combo_check: str = "execution"  # one of COMBO_CHECKS
 
@@ -118,6 +123,8 @@ class SimState:
     arrivals: int = 0
     busy_s: float = 0.0  # summed over the simulated GPUs
     file_counter: int = 0
+    # Each execution's interval, for GET /_sim/requests (set by create_app).
+    log: RequestLog | None = None
 
     # ---- websocket fan-out
 
@@ -234,7 +241,7 @@ class SimState:
                 continue
             self.pending.pop(job.prompt_id, None)
             self.running[job.prompt_id] = job
-            began = time.monotonic()
+            began, began_at = time.monotonic(), time.time()
             try:
                 await self.execute(job)
             except Exception:
@@ -243,6 +250,8 @@ class SimState:
                 )
             finally:
                 self.busy_s += time.monotonic() - began
+                if self.log is not None:
+                    self.log.work("execute", began_at, time.time(), job.prompt_id)
                 self.running.pop(job.prompt_id, None)
                 # ComfyUI sends this after the history entry exists, on success and failure alike.
                 self.send("executing", {"node": None, "prompt_id": job.prompt_id}, job.client_id)
@@ -294,7 +303,12 @@ class SimState:
                 f"Model in folder '{missing[0]}' with filename '{missing[1]}' not found."
             )
         if node_id == plan.sampler:
-            await self._sample(job, node_id, plan.steps, fail_now)
+            await self._sample(job, node_id, plan, fail_now)
+        elif (
+            job.prompt[node_id].get("class_type") == "ImageUpscaleWithModel"
+            and self.config.upscale_ms > 0
+        ):
+            await asyncio.sleep(self.config.upscale_ms / 1000.0)
         if node_id in plan.recipes:
             images = []
             for recipe in plan.recipes[node_id]:
@@ -307,9 +321,16 @@ class SimState:
             run.emit("executed", {**output, "prompt_id": pid})
         run.executed.append(node_id)
 
-    async def _sample(self, job: Job, node_id: str, steps: int, fail: bool) -> None:
+    def step_seconds(self, plan: Plan) -> float:
+        """One sampler step: render_ms over the steps, else step_ms scaled with the pixels."""
+        if self.config.render_ms > 0 or self.config.step_ms <= 0:
+            return self.config.render_ms / 1000.0 / plan.steps
+        return self.config.step_ms / 1000.0 * plan.pixels / (1024 * 1024)
+
+    async def _sample(self, job: Job, node_id: str, plan: Plan, fail: bool) -> None:
         # Progress is paced against absolute deadlines so many steps don't accumulate drift.
-        per_step = self.config.render_ms / 1000.0 / steps
+        steps = plan.steps
+        per_step = self.step_seconds(plan)
         start = time.monotonic()
         fail_at = steps // 2 if fail else -1
         for step in range(steps):

@@ -1,6 +1,7 @@
-"""What every vendor simulator shares: fault injection (:mod:`.faults`), the ``/_sim`` test
-hooks (:mod:`.control`), the settings base (:mod:`.settings`) and the one entry point
-(:mod:`.main`)."""
+"""What every vendor simulator shares: fault injection (:mod:`.faults`), the vendors' pace
+(:mod:`.profile`, ``SIM_PROFILE``), the log of when the vendor was busy (:mod:`.requestlog`,
+``GET /_sim/requests``), the ``/_sim`` test hooks (:mod:`.control`), the settings base
+(:mod:`.settings`) and the one entry point (:mod:`.main`)."""
 
 from simulators.common.control import SimControl, sim_router
 from simulators.common.faults import (

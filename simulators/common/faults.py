@@ -8,6 +8,10 @@ Knobs come from the environment and can be changed at run time through ``POST /_
 - ``SIM_<NAME>_LATENCY_MS`` / ``SIM_<NAME>_FAILURE_RATE`` override them for one
   (NAME is ANTHROPIC, COMFYUI or PRINTIFY).
 
+Unset, the latency is the profile's (``SIM_PROFILE``, :mod:`.profile`): none when flat, the
+vendor's usual round trip when realistic. Every request and its latency is logged
+(:mod:`.requestlog`, ``GET /_sim/requests``).
+
 An injected failure is answered in the vendor's own error format by the ``fault`` callable that
 each simulator hands to :func:`install_faults`, so clients see exactly what the vendor would send.
 """
@@ -25,6 +29,9 @@ from dataclasses import dataclass, field
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+
+from simulators.common.profile import pace
+from simulators.common.requestlog import RequestLog, install_request_log
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +71,9 @@ class Knobs:
         """Read ``SIM_*`` and ``SIM_<NAME>_*`` variables (the per-simulator ones win)."""
         up = name.upper()
         knobs = cls(
-            latency_ms=_env_float([f"SIM_{up}_LATENCY_MS", "SIM_LATENCY_MS"], 0.0),
+            latency_ms=_env_float(
+                [f"SIM_{up}_LATENCY_MS", "SIM_LATENCY_MS"], pace(name.lower()).call_ms
+            ),
             failure_rate=_env_float([f"SIM_{up}_FAILURE_RATE", "SIM_FAILURE_RATE"], 0.0),
             timeout_share=_env_float([f"SIM_{up}_TIMEOUT_SHARE", "SIM_TIMEOUT_SHARE"], 0.0),
         )
@@ -108,10 +117,12 @@ def install_faults(
     fault: FaultFactory,
     *,
     exempt_prefixes: tuple[str, ...] = ("/_sim",),
+    log: RequestLog | None = None,
 ) -> FaultBook:
     """Add latency and random faults to every route of ``app`` except ``exempt_prefixes``.
 
-    Also mounts ``GET/POST /_sim/config`` (read / change the knobs) and ``GET /_sim/faults``.
+    Also mounts ``GET/POST /_sim/config`` (read / change the knobs) and ``GET /_sim/faults``,
+    and logs every request in ``log`` (a new one unless given; ``app.state.request_log``).
     """
     book = FaultBook()
 
@@ -133,6 +144,9 @@ def install_faults(
         return await call_next(request)
 
     app.include_router(_fault_routes(knobs, book))
+    # Outermost: its interval holds the injected latency.
+    app.state.request_log = log = log or RequestLog()
+    install_request_log(app, log, exempt_prefixes=exempt_prefixes)
     return book
 
 

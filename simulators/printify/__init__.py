@@ -40,7 +40,9 @@ Knobs (environment; the fault knobs of :mod:`simulators.common` apply too):
 ``SIM_PRINTIFY_RPM`` (600), ``SIM_PRINTIFY_CATALOG_RPM`` (100), ``SIM_PRINTIFY_RATE_WINDOW_S``
 (60), ``SIM_PRINTIFY_PUBLISH_LIMIT`` (200), ``SIM_PRINTIFY_PUBLISH_WINDOW_S`` (1800),
 ``SIM_PRINTIFY_MAX_PRODUCTS`` (20000 per account; the oldest are evicted beyond it so long runs
-stay bounded), ``SIM_PRINTIFY_PUBLISH_MS`` (3000), ``SIM_PRINTIFY_PUBLISH_FAILURE_RATE`` (0).
+stay bounded), ``SIM_PRINTIFY_PUBLISH_MS`` (3000; 120000 with ``SIM_PROFILE=realistic``),
+``SIM_PRINTIFY_PUBLISH_FAILURE_RATE`` (0). ``GET /_sim/requests`` lists each request, each
+channel listing (publish call to due) and each webhook's wait, from Printify's side.
 
 Test hooks: ``GET /_sim/books`` (what each account did, plus duplicate products),
 ``GET /_sim/request_times`` (epoch seconds of each account's accepted requests),
@@ -54,10 +56,10 @@ Test hooks: ``GET /_sim/books`` (what each account did, plus duplicate products)
 Webhooks: ``GET/POST /v1/shops/{id}/webhooks.json`` and ``DELETE
 /v1/shops/{id}/webhooks/{webhook_id}.json``. Publishing in a custom-integration shop sends
 ``product:publish:started`` and deleting a product ``product:deleted`` to the shop's webhooks of
-that topic, ``SIM_PRINTIFY_WEBHOOK_DELAY_MS`` (200) later, with ``X-Pfy-Signature: sha256=<hex
-HMAC-SHA256 of the body>`` when the webhook has a secret; a call not answered 2xx is tried again
-after 1 s, doubling, ``SIM_PRINTIFY_WEBHOOK_ATTEMPTS`` (6) times in all
-(``SIM_PRINTIFY_WEBHOOK_RETRY_S``).
+that topic, ``SIM_PRINTIFY_WEBHOOK_DELAY_MS`` (200; 2000 when realistic) later, with
+``X-Pfy-Signature: sha256=<hex HMAC-SHA256 of the body>`` when the webhook has a secret; a call
+not answered 2xx is tried again after 1 s, doubling, ``SIM_PRINTIFY_WEBHOOK_ATTEMPTS`` (6) times
+in all (``SIM_PRINTIFY_WEBHOOK_RETRY_S``).
 
 The package is laid out like the API: ``app`` (wiring), ``settings`` (the knobs), ``state``
 (typed vendor objects and books), ``catalog``, ``validation``, ``products``, ``uploads``,

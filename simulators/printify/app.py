@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from simulators.common import Knobs, SimControl, install_faults, sim_router
+from simulators.common.requestlog import RequestLog
 from simulators.printify import (
     routes_catalog,
     routes_orders,
@@ -88,7 +89,8 @@ def create_app(knobs: Knobs | None = None) -> FastAPI:
     sim = PrintifySim.of(settings)
     app = FastAPI(title="Printify simulator", docs_url=None, redoc_url=None)
     app.state.sim = sim
-    install_faults(app, knobs, fault)
+    sim.webhooks.log = RequestLog()
+    install_faults(app, knobs, fault, log=sim.webhooks.log)
     # Added after install_faults, so it runs first: a request without a token or over the
     # account's rate limit never reaches the fault injector, as at Printify.
     app.middleware("http")(_auth_and_rate_limit(sim))

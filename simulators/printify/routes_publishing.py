@@ -46,8 +46,10 @@ async def publish(
     if channel != SALES_CHANNEL:
         # Printify pushes the product to the channel, which lists it later, or refuses it.
         refused = random.random() < sim.channels.failure_rate
-        due = time.time() + sim.channels.publish_ms / 1000
+        now = time.time()
+        due = now + sim.channels.publish_ms / 1000
         acct.channel_pending[product_id] = PendingListing(due, refused, channel)
+        request.app.state.request_log.work(f"listing on {channel}", now, due, product_id)
     else:
         _publish_started(sim, acct, int(shop_id), product_id, body)
     logger.info("publish account=%s product=%s", acct.key, product_id)

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from simulators.common.profile import pace
 from simulators.common.settings import SimSettings
 
 
@@ -25,9 +26,14 @@ class PrintifySettings(SimSettings):
     publish_window_s: float = Field(default=1800.0, gt=0)
     # Per account; the oldest are evicted beyond it so long runs stay bounded.
     max_products: int = Field(default=20000, ge=1)
-    publish_ms: float = Field(default=3000.0, ge=0)
+    # A managed channel (Etsy, Shopify, ...) lists a published product this long after the
+    # call; a webhook leaves this long after its event. Unset, the profile's (SIM_PROFILE,
+    # simulators.common.profile) when realistic, else 3 s and 200 ms.
+    publish_ms: float = Field(default_factory=lambda: pace("printify").publish_ms or 3000.0, ge=0)
     publish_failure_rate: float = Field(default=0.0, ge=0, le=1)
-    webhook_delay_ms: float = Field(default=200.0, ge=0)
+    webhook_delay_ms: float = Field(
+        default_factory=lambda: pace("printify").webhook_delay_ms or 200.0, ge=0
+    )
     webhook_attempts: int = Field(default=6, ge=1)
     webhook_retry_s: float = Field(default=1.0, ge=0)
     # One shop per sales channel (comma-separated).

@@ -8,11 +8,13 @@ import hmac
 import json
 import logging
 import secrets
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
+from simulators.common.requestlog import RequestLog
 from simulators.printify.state import Account, Webhook, now_stamp
 
 logger = logging.getLogger(__name__)
@@ -51,6 +53,8 @@ class WebhookSender:
     # context), which a burst of calls (N orders at once) would spend in a row, stalling the
     # whole simulator.
     _client: httpx.AsyncClient | None = None
+    # Each delivered call's interval, event to its last sending, for GET /_sim/requests.
+    log: RequestLog | None = None
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
@@ -77,10 +81,11 @@ class WebhookSender:
         headers = {"Content-Type": "application/json", "User-Agent": "Printify-Webhooks"}
         if hook.secret:
             headers["X-Pfy-Signature"] = webhook_signature(hook.secret, body)
-        wait = self.delay_s
+        wait, began = self.delay_s, time.time()
         for _ in range(self.attempts):
             await asyncio.sleep(wait)
             wait = max(self.retry_s, wait * 2)
+            sent = time.time()
             try:
                 resp = await self._http().post(hook.url, content=body, headers=headers)
             except httpx.HTTPError as exc:
@@ -89,6 +94,10 @@ class WebhookSender:
                 continue
             if 200 <= resp.status_code < 300:
                 acct.webhooks_delivered[call["type"]] += 1
+                if self.log is not None:
+                    ref = str(call["resource"].get("id", ""))
+                    # Until it left Printify: the receiver's handling is the receiver's time.
+                    self.log.work(f"webhook {call['type']}", began, sent, ref)
                 return
             acct.webhook_attempts_failed += 1
         acct.webhooks_given_up += 1

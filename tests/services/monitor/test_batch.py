@@ -119,6 +119,31 @@ async def test_a_lone_event_is_folded_at_once(pool: AsyncConnectionPool) -> None
     assert await submitted_status(pool, j.job_id) == "queued"
 
 
+async def test_a_lone_event_does_not_wait_for_company(pool: AsyncConnectionPool) -> None:
+    """At a trickle (a job's last event, seconds after its others) nothing would share the
+    batch: the linger would only delay the job's status."""
+    handler = MonitorHandler(pool, linger_s=30)
+    j = job()
+    # A deadline far below the linger: folded at once, not after a wait for company.
+    await asyncio.wait_for(handler(j, ctx(0)), 10)
+    assert handler.batcher.lingered == 0
+    assert await submitted_status(pool, j.job_id) == "queued"
+
+
+async def test_a_stream_of_events_lingers_to_share_a_batch(pool: AsyncConnectionPool) -> None:
+    handler = MonitorHandler(pool, linger_s=0.05)
+    jobs = [job() for _ in range(10)]
+    first, *rest = [e for j in jobs for e in (j, image(j, 0))]
+    folding = asyncio.ensure_future(handler(first, ctx(0)))
+    calls = []
+    for n, e in enumerate(rest, start=1):
+        calls.append(asyncio.ensure_future(handler(e, ctx(n))))
+        await asyncio.sleep(0.002)  # a stream: each within the linger of the one before
+    await asyncio.gather(folding, *calls)
+    assert handler.batcher.lingered >= 1
+    assert handler.batcher.batches < len(rest) / 2, handler.batcher.batches
+
+
 @pytest.mark.integration  # its own PostgreSQL, stopped and started
 async def test_a_database_outage_is_waited_out_not_failed(tmp_path: Path) -> None:
     """PostgreSQL stops with events in flight: the fold waits (however long), nothing fails,
