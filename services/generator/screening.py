@@ -15,8 +15,10 @@ subprocess; hashing and the classifier run in threads) run side by side.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib.util
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -33,6 +35,7 @@ from shared.contract.events import (
     ScreeningCheck,
     ScreeningDecision,
     ScreeningReason,
+    TokenCounts,
 )
 from shared.domain.screening.checks import (
     DesignText,
@@ -118,23 +121,41 @@ class Screener:
     async def screen(self, image: GeneratedImage, order: tuple[Any, ...] = ()) -> Screening:
         """What the checks find in ``image`` and the decision they make under the policy.
         ``order``: the design's turn for the CPUs (lowest first: the GPU queue's key)."""
-        async with self.gate.slot(order):
-            data = await asyncio.to_thread(
-                self.storage.read, image.uri, sha256=image.sha256, max_bytes=self.image_max_bytes
-            )
-            image_text, unsafe, phash = await asyncio.gather(
-                self._read(data), self._classify(data), self._hash(data)
-            )
-            del data
-        text = DesignText(
+        copy = DesignText(
             title=image.title,
             description=image.description,
             tags=tuple(image.tags),
             prompt=image.prompt,
-            image_text=image_text,
         )
+        # Claude reviews the copy while the CPUs read the art: the review is seconds of a
+        # vendor's time and the local checks most of a second of ours, and serially they put
+        # both on the job's path. Only art in which OCR read words is reviewed again, whole.
+        early = asyncio.ensure_future(self._review(copy, image.job_id))
+        try:
+            async with self.gate.slot(order):
+                data = await asyncio.to_thread(
+                    self.storage.read,
+                    image.uri,
+                    sha256=image.sha256,
+                    max_bytes=self.image_max_bytes,
+                )
+                image_text, unsafe, phash = await asyncio.gather(
+                    self._read(data), self._classify(data), self._hash(data)
+                )
+                del data
+            review = await early
+        finally:
+            if not early.done():
+                early.cancel()
+            elif not early.cancelled():
+                early.exception()  # retrieved, so a failure beside another is not logged as lost
+        text = dataclasses.replace(copy, image_text=image_text)
+        tokens = review.tokens if review is not None else None
+        if review is not None and _has_words(image_text):
+            review = await self._review(text, image.job_id)
+            if review is not None and tokens is not None:
+                tokens = _sum_tokens(tokens, review.tokens)
         reasons = self._term_reasons(text)
-        review = await self._review(text, image.job_id)
         if review is not None:
             reasons += self._risk_reasons(review)
         if phash is not None and self.hashes is not None:
@@ -158,7 +179,7 @@ class Screener:
             reasons=reasons,
             checks=self.checks,
             phash=None if phash is None else to_hex(phash.phash),
-            tokens=review.tokens if review is not None else None,
+            tokens=tokens,
         )
         if decision is not ScreeningDecision.ALLOW:
             logger.info(
@@ -274,6 +295,23 @@ class Screener:
             label=finding.label[:100],
             score=score,
         )
+
+
+_WORD = re.compile(r"[^\W\d_]{2,}")
+
+
+def _has_words(text: str | None) -> bool:
+    """Whether OCR read a word (two letters or more) worth Claude's second look."""
+    return bool(text) and _WORD.search(text or "") is not None
+
+
+def _sum_tokens(a: TokenCounts, b: TokenCounts) -> TokenCounts:
+    return TokenCounts(
+        input=a.input + b.input,
+        output=a.output + b.output,
+        cache_read=a.cache_read + b.cache_read,
+        cache_write=a.cache_write + b.cache_write,
+    )
 
 
 def _clip(text: str, most: int = 1000) -> str:

@@ -171,8 +171,8 @@ async def test_a_review_holds_the_image_when_its_job_publishes(tmp_path: Path) -
     assert s is not None and s.decision is ScreeningDecision.REVIEW
     assert s.reasons[0].level == "high" and s.reasons[0].terms == ["Acme"]
     assert s.tokens == TokenCounts(input=120, output=30)
-    # Claude read the art's text with the copy.
-    assert risky.calls[0].image_text == "x"
+    # A lone letter read in the art is not worth Claude's second look: the copy's review stands.
+    assert [c.image_text for c in risky.calls] == [None]
     assert image.payload.routing.review is True
     # A job that only makes drafts lists nothing: its screening is shown, nothing is held.
     [draft] = screened(await gen(request(count=1, auto_publish=False), CTX))
@@ -255,6 +255,38 @@ async def test_a_redelivered_job_keeps_its_screening_and_asks_claude_once(
     assert len(reviewer.calls) == 2
     assert [e.payload.screening for e in again] == [e.payload.screening for e in first]
     assert [e.event_id for e in again] == [e.event_id for e in first]
+
+
+async def test_claude_reviews_the_copy_while_the_cpus_read_the_art(tmp_path: Path) -> None:
+    """The review is seconds of Claude's time: serially after OCR it put both on the job's
+    path. The reader here finishes only once Claude has been asked (serially: never)."""
+    reviewer = Reviewer()
+
+    @dataclass
+    class WaitsForClaude:
+        async def read_text(self, image: bytes) -> str:
+            async with asyncio.timeout(10):
+                while not reviewer.calls:
+                    await asyncio.sleep(0.01)
+            return "   "
+
+    check = screener(tmp_path, terms=Terms("acme"), reader=WaitsForClaude(), reviewer=reviewer)
+    [image] = screened(await generator(tmp_path, check)(request(count=1), CTX))
+    # Nothing worth a second look in the art: one call, for the copy alone.
+    assert [c.image_text for c in reviewer.calls] == [None]
+    s = image.payload.screening
+    assert s is not None and s.tokens == TokenCounts(input=120, output=30)
+
+
+async def test_words_read_in_the_art_are_reviewed_again_with_the_copy(tmp_path: Path) -> None:
+    reviewer = Reviewer(RiskLevel.MEDIUM)
+    check = screener(tmp_path, terms=Terms("nothing"), reader=Reader("GO TEAM"), reviewer=reviewer)
+    [image] = screened(await generator(tmp_path, check)(request(count=1), CTX))
+    assert [c.image_text for c in reviewer.calls] == [None, "GO TEAM"]
+    s = image.payload.screening
+    # Both calls were paid for; the finding is the whole design's review's, once.
+    assert s is not None and s.tokens == TokenCounts(input=240, output=60)
+    assert [r.check for r in s.reasons] == [ScreeningCheck.RISK_REVIEW]
 
 
 async def test_claude_declining_to_review_is_a_finding_not_a_failure(tmp_path: Path) -> None:
