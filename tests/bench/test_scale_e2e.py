@@ -117,6 +117,30 @@ def test_every_clone_is_a_whole_job(built: tuple[Stack, Recorded, BuildReport]) 
         assert _one(conn, "SELECT count(*) FROM screening_flags") > 0  # type: ignore[operator]
 
 
+def test_the_indexes_come_back_whole(built: tuple[Stack, Recorded, BuildReport]) -> None:
+    """The builder drops the secondary indexes for the copy: each must come back valid, on
+    every partition too (a partitioned index rebuilt "ON ONLY" covers none of them)."""
+    stack, _, _ = built
+    with psycopg.connect(stack.database_url) as conn:
+        invalid = conn.execute(
+            "SELECT indexrelid::regclass::text FROM pg_index WHERE NOT indisvalid"
+        ).fetchall()
+        bare = conn.execute(
+            """
+            SELECT p.relname || ':' || i.relname
+            FROM pg_inherits h JOIN pg_class p ON p.oid = h.inhrelid
+            JOIN pg_class t ON t.oid = h.inhparent AND t.relname = 'job_events'
+            CROSS JOIN LATERAL (SELECT c.relname FROM pg_index x JOIN pg_class c
+                                ON c.oid = x.indexrelid WHERE x.indrelid = t.oid) AS i
+            WHERE NOT EXISTS (
+                SELECT 1 FROM pg_inherits ih JOIN pg_index px ON px.indexrelid = ih.inhrelid
+                WHERE ih.inhparent = (SELECT oid FROM pg_class WHERE relname = i.relname)
+                  AND px.indrelid = p.oid)
+            """
+        ).fetchall()
+    assert invalid == [] and bare == []
+
+
 def test_the_api_answers_every_read_route(built: tuple[Stack, Recorded, BuildReport]) -> None:
     stack, _, _ = built
     base = f"http://127.0.0.1:{stack.settings.api_port}"
