@@ -21,6 +21,9 @@ from tests.support.infra import free_port, wait_for
 
 REALISTIC_ENV = {"SIM_PROFILE": "realistic", "SIM_LATENCY_MS": "", "SIM_SEED": "7"}
 
+# How early a simulator's timed wait may end by the clocks the tests read (see below).
+EARLY_S = 0.005
+
 
 def entries(http: httpx.Client, since: float) -> list[dict[str, Any]]:
     resp = http.get("/_sim/requests", params={"since": since})
@@ -57,7 +60,7 @@ def test_a_claude_answer_takes_its_first_token_and_its_output_tokens() -> None:
         assert took >= expected
         [logged] = [e for e in entries(http, since) if e["what"] == "POST /v1/messages"]
         assert logged["kind"] == "http" and logged["status"] == 200
-        assert logged["end"] - logged["start"] >= expected
+        assert logged["end"] - logged["start"] >= expected - EARLY_S
         # Bad input is refused as fast as Anthropic refuses it: no model time spent.
         began = time.monotonic()
         bad = http.post("/v1/messages", json={"model": "x"}, headers=headers)
@@ -103,7 +106,9 @@ def test_a_render_takes_its_steps_at_its_size_plus_the_upscale(
     assert executed["what"] == "execute"
     sampling = steps * pace.step_ms / 1000 * size * size / (1024 * 1024)
     took = executed["end"] - executed["start"]
-    assert took >= sampling + pace.upscale_ms / 1000
+    # asyncio wakes a timer up to its clock's resolution early, and the log reads the wall
+    # clock: a few milliseconds short of the model's time is still its pace.
+    assert took >= sampling + pace.upscale_ms / 1000 - EARLY_S
     # A GPU's pace, not this machine's: well under twice the model's time at these sizes.
     assert took < 2 * (sampling + pace.upscale_ms / 1000) + 1
 
