@@ -8,22 +8,26 @@ started. Otherwise a broker and a PostgreSQL are started once per test session i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import os
 import secrets
 import shutil
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from confluent_kafka import Consumer, Message, TopicPartition
+from psycopg.conninfo import make_conninfo
 
 from devstack.launch.kafka import LocalKafka, SaslListener
 from devstack.launch.ports import free_port
 from devstack.launch.postgres import LocalPostgres
 from shared.pipeline.acls import ADMIN
+from shared.platform.db import migrate
 from shared.platform.settings import REPO_ROOT
 
 __all__ = ["free_port"]  # re-exported for the tests
@@ -174,3 +178,19 @@ def read_all(bootstrap: str, topic: str, timeout: float = 30.0) -> list[Message]
         return out
     finally:
         consumer.close()
+
+
+@contextlib.contextmanager
+def migrated_database(database_url: str, prefix: str) -> Iterator[str]:
+    """A database of its own beside ``database_url``'s, migrated, dropped on leaving (for a
+    test that fills it, drops its partitions or is a second deployment)."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(database_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        url = make_conninfo(database_url, dbname=name)
+        migrate(url)
+        yield url
+    finally:
+        with psycopg.connect(database_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

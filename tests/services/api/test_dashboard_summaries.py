@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,14 +13,14 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from psycopg.conninfo import make_conninfo
 
 from bench.dashboard import build
 from services.api import ops_queries
 from shared.adapters.store import alerts, job_summaries, metrics
-from shared.platform.db import migrate, open_pool
+from shared.platform.db import open_pool
 from tests.services.api.conftest import serve
 from tests.shared.adapters.store.test_job_summaries import _fold, _mixed_run
+from tests.support.infra import migrated_database
 
 
 @pytest.fixture(scope="module")
@@ -157,17 +156,9 @@ def _scans(plan: dict[str, Any], limited: bool = False) -> Iterator[tuple[str, s
 @pytest.fixture(scope="module")
 def many_jobs(database_url: str) -> Iterator[str]:
     """A database of its own with 60,000 jobs over a year (an image and a product each)."""
-    name = f"pod_many_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(database_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = make_conninfo(database_url, dbname=name)
-    try:
-        migrate(url)
+    with migrated_database(database_url, "pod_many") as url:
         build(url, 60_000, 365)
         yield url
-    finally:
-        with psycopg.connect(database_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _plan(conn: psycopg.Connection[Any], sql: str, params: dict[str, Any]) -> dict[str, Any]:

@@ -5,18 +5,17 @@ rows that a sequential scan would be its choice if no index applied."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import conninfo_to_dict
 
 from services.api.queries import MAX_SEARCH_MATCHES, SearchTooBroad, list_jobs_statement
 from shared.adapters.store import job_events
-from shared.platform.db import migrate
 from tests.services.api.conftest import serve
+from tests.support.infra import migrated_database
 
 JOBS = 40_000
 EVENTS = 200_000
@@ -25,12 +24,7 @@ EVENTS = 200_000
 @pytest.fixture(scope="module")
 def big_db(database_url: str) -> Iterator[str]:
     """A database of its own (migrated) with many jobs and events, analysed."""
-    name = f"pod_filters_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(database_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = make_conninfo(database_url, dbname=name)
-    try:
-        migrate(url)
+    with migrated_database(database_url, "pod_filters") as url:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(
                 "INSERT INTO jobs (job_id, theme, style, niche, prompt, product_types,"
@@ -57,9 +51,6 @@ def big_db(database_url: str) -> Iterator[str]:
             conn.execute("ANALYZE jobs")
             conn.execute("ANALYZE job_events")
         yield url
-    finally:
-        with psycopg.connect(database_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _plan(url: str, sql: str, params: dict[str, Any]) -> str:

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-from psycopg.conninfo import make_conninfo
 from psycopg.types.json import Jsonb
 
 from services.api.auth import label_of, legacy_label
@@ -20,10 +19,10 @@ from services.api.schemas.jobs import JobRequest
 from services.api.submit import request_hash
 from shared.contract.events import Priority
 from shared.contract.topics import JOBS_REQUESTED
-from shared.platform.db import migrate
 from tests.services.api.conftest import API_KEY, OTHER_KEY, serve
 from tests.services.api.test_api import job_body, one_event
 from tests.services.api.test_roles import bearer
+from tests.support.infra import migrated_database
 
 
 def _secret(url: str) -> bytes:
@@ -36,16 +35,8 @@ def _secret(url: str) -> bytes:
 @pytest.fixture
 def other_deployment(database_url: str) -> Iterator[str]:
     """A second deployment's database (migrated: a label secret of its own)."""
-    name = f"pod_labels_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(database_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        url = make_conninfo(database_url, dbname=name)
-        migrate(url)
+    with migrated_database(database_url, "pod_labels") as url:
         yield url
-    finally:
-        with psycopg.connect(database_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _submitted_by(url: str, job_id: str) -> str:

@@ -12,14 +12,14 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
-from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
 from services.monitor.retention import run_retention
 from services.monitor.settings import MonitorSettings
 from shared.adapters.store import job_events
 from shared.adapters.store import retention as store
-from shared.platform.db import migrate, open_pool
+from shared.platform.db import open_pool
+from tests.support.infra import migrated_database
 
 DAY = timedelta(days=1)
 
@@ -27,14 +27,8 @@ DAY = timedelta(days=1)
 @pytest.fixture
 def own_db(database_url: str) -> Iterator[str]:
     """A migrated database of its own: retention here drops what it finds expired."""
-    name = f"pod_retention_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(database_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = make_conninfo(database_url, dbname=name)
-    migrate(url)
-    yield url
-    with psycopg.connect(database_url, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with migrated_database(database_url, "pod_retention") as url:
+        yield url
 
 
 @pytest.fixture
