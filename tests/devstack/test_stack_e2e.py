@@ -166,13 +166,7 @@ def test_up_means_picked_at_once_and_a_killed_stack_leaves_nothing(
         assert submitted.status_code == 202, submitted.text
         picked_at = time.monotonic()
         # ... and the generator starts on it at once (its first call is to Claude).
-        wait_for(
-            lambda: (
-                httpx.get(f"{anthropic}/_sim/books", timeout=5).json()["requests"] > claude_calls
-            ),
-            2,
-            "the generator to pick the job up",
-        )
+        wait_for_pickup(anthropic, claude_calls, api, state)
         picked_s = time.monotonic() - picked_at
 
         # The broker has no anonymous listener, and another system gets the submitter's
@@ -213,6 +207,25 @@ def test_up_means_picked_at_once_and_a_killed_stack_leaves_nothing(
             except subprocess.TimeoutExpired:
                 proc.kill()
         out.close()
+
+
+def wait_for_pickup(anthropic: str, claude_calls: int, api: str, state: Path) -> None:
+    """Wait (2 s) for the generator's first call to Claude; on a timeout, say what the
+    broker's view and the generator's log said: the wait is either the fetch of its partition
+    (its "first message since assignment" line) or the handler."""
+    try:
+        wait_for(
+            lambda: (
+                httpx.get(f"{anthropic}/_sim/books", timeout=5).json()["requests"] > claude_calls
+            ),
+            2,
+            "the generator to pick the job up",
+        )
+    except AssertionError as exc:
+        ready = httpx.get(f"{api}/health/ready?stages=true", timeout=10).text
+        log = (state / "logs" / "generator-0.log").read_text(errors="replace")
+        tail = "\n".join(line[:300] for line in log.splitlines()[-40:])
+        raise AssertionError(f"{exc}\nready: {ready}\ngenerator log (tail):\n{tail}") from exc
 
 
 def up_env(state: Path, ports: dict[str, int]) -> dict[str, str]:

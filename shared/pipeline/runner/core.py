@@ -111,6 +111,9 @@ class StageRunner(Generic[E]):
         self.stats = RunnerStats()
 
         self.offsets = OwnedPartitions()
+        # Partitions assigned whose first message has not come yet: that message's wait is
+        # logged, the one figure that tells a slow start-up fetch from a slow handler.
+        self._unread: set[Key] = set()
         # Big enough that the half still buffered at a resume outlasts the refetch (up to
         # fetch.wait.max.ms) at hundreds of messages a second.
         self.intake: Intake[Message] = Intake(
@@ -137,6 +140,7 @@ class StageRunner(Generic[E]):
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.offsets.assign(_keys(partitions))
+        self._unread.update(_keys(partitions))
         self.intake.assigned()
         logger.info(
             "partitions assigned service=%s instance=%s partitions=%s",
@@ -179,6 +183,7 @@ class StageRunner(Generic[E]):
     def _release(self, partitions: list[TopicPartition]) -> list[tuple[Key, int]]:
         keys = _keys(partitions)
         released = self.offsets.release(keys)
+        self._unread.difference_update(keys)
         self.intake.forget(keys)
         self.calls.forget(keys)
         return released
@@ -314,6 +319,18 @@ class StageRunner(Generic[E]):
         it was fetched (or held)."""
         if self.offsets.track(key, offset):
             self.intake.add(key, msg)
+            if key in self._unread:
+                self._unread.discard(key)
+                _kind, stamp = msg.timestamp()
+                logger.info(
+                    "first message since assignment service=%s topic=%s partition=%d offset=%d "
+                    "waited_ms=%d",
+                    self.stage.name,
+                    key[0],
+                    key[1],
+                    offset,
+                    max(0, int(time.time() * 1000) - stamp) if stamp > 0 else -1,
+                )
 
     def _start_work(self) -> None:
         """Start buffered work, highest band first, while its band has free slots."""
