@@ -117,27 +117,70 @@ _STATUS_IN = "status = ANY(%(statuses)s)"
 # concurrent inserts, no OFFSET scan.
 _AFTER = "(created_at, job_id) < (%(after_at)s, %(after_job)s)"
 
-# Search: the id's start (jobs_id_prefix_idx), or words of the theme, niche, style or prompt
-# starting with each of the query's words (jobs_search_doc_idx, over the stored column
-# search_doc: migration 0040; a match is rechecked on the row, which then reads the column
-# rather than parsing the four fields again). A substring anywhere (ILIKE '%x%') has no index:
-# not offered.
+# Search (docs/decisions.md §63): the id's start (jobs_id_prefix_idx), or words of the theme,
+# niche, style or prompt starting with each of the query's words (the stored search_doc,
+# migration 0040). A substring anywhere (ILIKE '%x%') has no index: not offered.
+#
+# In two steps, so that neither a word on every job nor a rare one costs a scan of the matches:
+# 1. the newest SEARCH_RECENT jobs (of the status, after the cursor), newest first, each row
+#    checked against the query: a common word fills the page from the first few hundred;
+# 2. only if the page is not full, the matches older than those, from the indexes alone
+#    (GIN and the id prefix), at most MAX_SEARCH_MATCHES + 1 of them, sorted; past that a 400.
+#    A query reaching step 2 matched fewer than a page in the newest SEARCH_RECENT jobs, so
+#    only a word common long ago and rare since is refused.
+# Each word of the query is asked of the GIN index as the exact words that start with it
+# (search_words, migration 0042): a prefix ('cat':*) costs the index 7-10x more at a million
+# jobs. A prefix of more than MAX_PREFIX_WORDS words is asked as a prefix.
+SEARCH_RECENT = 5_000
+MAX_SEARCH_MATCHES = 10_000
+MAX_PREFIX_WORDS = 64
 _SEARCH_DOCUMENT = "search_doc"
-_BY_ID_PREFIX = "SELECT job_id FROM jobs WHERE job_id LIKE %(q_prefix)s"
+# Each word of the query as PostgreSQL's parser splits the searched text (the same 'simple'
+# config), with the known words starting with it (one more than MAX_PREFIX_WORDS: too many).
+_QUERY_WORDS = """
+SELECT q.lexeme, ARRAY(
+    SELECT word FROM search_words
+    WHERE word LIKE replace(replace(replace(q.lexeme, '\\', '\\\\'), '%%', '\\%%'), '_', '\\_')
+        || '%%'
+    ORDER BY word LIMIT %(max_words)s) AS words
+FROM (SELECT lexeme FROM unnest(to_tsvector('simple', %(q)s)) ORDER BY lexeme LIMIT 16) q
+"""
+_MATCHES = (
+    f"({_SEARCH_DOCUMENT} @@ to_tsquery('simple', %(q_words)s)"  # fixed fragments only
+    " OR job_id LIKE %(q_prefix)s)"
+)
+# {where}: the status and cursor conditions, or nothing; {match}: _MATCHES, or the id prefix.
+_SEARCH_RECENT = (
+    f"SELECT {_JOB_COLUMNS} FROM ("  # noqa: S608  # fixed fragments only
+    "SELECT * FROM jobs {where} ORDER BY created_at DESC, job_id DESC LIMIT %(recent)s"
+    ") AS jobs WHERE {match} ORDER BY created_at DESC, job_id DESC LIMIT %(limit)s"
+)
+# Where step 1 stopped: the last of the newest SEARCH_RECENT jobs it read (none: it read all).
+_SEARCH_BOUNDARY = (
+    "SELECT created_at, job_id FROM jobs {where}"
+    " ORDER BY created_at DESC, job_id DESC OFFSET %(recent)s - 1 LIMIT 1"
+)
+_BY_ID_PREFIX = "SELECT job_id, created_at, status FROM jobs WHERE job_id LIKE %(q_prefix)s"
 _BY_WORDS = (
-    f"SELECT job_id FROM jobs WHERE {_SEARCH_DOCUMENT}"  # noqa: S608  # fixed fragments only
+    f"SELECT job_id, created_at, status FROM jobs WHERE {_SEARCH_DOCUMENT}"  # noqa: S608  # fixed fragments only
     " @@ to_tsquery('simple', %(q_words)s)"
 )
-# The matches come from the search indexes alone, at most MAX_SEARCH_MATCHES + 1 of them, then
-# are sorted: the planner cannot walk the newest-first index filtering row by row instead (a
-# rare word would read the whole table), and a word that matches everything costs no more.
-# {matches}: _BY_ID_PREFIX, alone or UNION _BY_WORDS.
-_MATCHED = "matched AS MATERIALIZED (SELECT job_id FROM ({matches}) m LIMIT %(cap)s)"
-_IN_MATCHED = "job_id IN (SELECT job_id FROM matched)"
-_COUNT_MATCHED = "WITH {matched} SELECT count(*) FROM matched"
-# The words of a query as PostgreSQL's parser splits the searched text (the same 'simple' config).
-_LEXEMES = "SELECT lexeme FROM unnest(to_tsvector('simple', %(q)s)) ORDER BY lexeme LIMIT 16"
-MAX_SEARCH_MATCHES = 10_000
+# {matches}: _BY_ID_PREFIX, alone or UNION _BY_WORDS; {where}: the boundary, and the status.
+# The planner cannot walk the newest-first index filtering row by row here (a rare word would
+# read the whole table): the matches come from the indexes, then are sorted, and counted in
+# the same pass.
+_SEARCH_OLDER = """
+WITH matched AS MATERIALIZED (SELECT job_id, created_at FROM ({matches}) m {where} LIMIT %(cap)s)
+SELECT job_id, count(*) OVER () AS total FROM matched
+ORDER BY created_at DESC, job_id DESC LIMIT %(limit)s
+"""
+# Step 2's plan, whatever the planner estimates: bitmaps of the indexes (GIN, the id prefix),
+# never the table read in full nor the newest-first index walked (at a million jobs both are
+# seconds when a word is rarer than estimated). Set for the transaction only.
+BITMAPS_ONLY = (
+    "SELECT set_config('enable_seqscan', 'off', true), set_config('enable_indexscan', 'off', true)"
+)
+_JOBS_BY_ID = _SELECT_JOBS + " WHERE job_id = ANY(%(ids)s) ORDER BY created_at DESC, job_id DESC"
 
 _IMAGE = "SELECT uri, sha256 FROM images WHERE job_id = %(job)s AND image_index = %(index)s"
 
@@ -244,58 +287,128 @@ async def list_jobs(
 ) -> list[JobView]:
     """Up to ``limit`` jobs, newest first, strictly after the keyset position ``after``;
     ``q`` matches the start of the id, or jobs with words in the theme, niche, style or prompt
-    starting with every word of ``q`` (both by index)."""
+    starting with every word of ``q`` (both by index); :class:`SearchTooBroad` when ``q``
+    would sort more than :data:`MAX_SEARCH_MATCHES` jobs."""
+    listing = Listing(status, limit, after)
     async with pool.connection() as conn:
         async with conn.cursor() as cur:
-            sql, params = await list_jobs_statement(
-                cur, status=status, limit=limit, after=after, q=q
-            )
+            search = await search_of(cur, q) if q else None
         async with conn.cursor(row_factory=class_row(JobView)) as jobs_cur:
-            await jobs_cur.execute(sql, params)
-            return await jobs_cur.fetchall()
-
-
-class SearchTooBroad(ValueError):
-    """A search that matches more jobs than one page of results may sort."""
-
-
-async def list_jobs_statement(
-    cur: AsyncCursor[Any],
-    *,
-    status: str | None,
-    limit: int,
-    after: tuple[datetime, str] | None,
-    q: str | None,
-) -> tuple[str, dict[str, object]]:
-    """The statement :func:`list_jobs` runs (the search's words split by PostgreSQL on ``cur``);
-    :class:`SearchTooBroad` when ``q`` matches more than :data:`MAX_SEARCH_MATCHES` jobs."""
-    where: list[str] = []
-    params: dict[str, object] = {"limit": limit}
-    prefix = ""
-    if q:
-        escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        params["q_prefix"], params["cap"] = f"{escaped}%", MAX_SEARCH_MATCHES + 1
-        await cur.execute(_LEXEMES, {"q": q})
-        words = [str(_first(row)) for row in await cur.fetchall()]
-        matches = _BY_ID_PREFIX
-        if words:  # else no word in it: an id's start only
-            matches += " UNION " + _BY_WORDS
-            params["q_words"] = " & ".join(f"{_ts_quote(w)}:*" for w in words)
-        matched = _MATCHED.format(matches=matches)
-        await cur.execute(_COUNT_MATCHED.format(matched=matched), params)
-        if _first(await cur.fetchone()) > MAX_SEARCH_MATCHES:
+            if search is None:
+                await jobs_cur.execute(*listing.statement())
+                return await jobs_cur.fetchall()
+            await jobs_cur.execute(*search.recent(listing))
+            found = await jobs_cur.fetchall()
+        if len(found) == limit:
+            return found
+        async with conn.cursor() as cur:
+            await cur.execute(*search.boundary(listing))
+            boundary = await cur.fetchone()
+            if boundary is None:  # step 1 read every job there is
+                return found
+            async with conn.transaction():
+                await cur.execute(BITMAPS_ONLY)
+                await cur.execute(
+                    *search.older(listing, (boundary[0], boundary[1]), limit - len(found))
+                )
+                older = await cur.fetchall()
+        if older and older[0][1] > MAX_SEARCH_MATCHES:
             raise SearchTooBroad(
                 f"matches more than {MAX_SEARCH_MATCHES} jobs: add a word, or more of the id"
             )
-        prefix = f"WITH {matched} "
-        where.append(_IN_MATCHED)
-    if status is not None:
-        where.append(_STATUS_IN)
-        params["statuses"] = SEED_STATUS_OF.get(status, [status])
-    if after is not None:
-        where.append(_AFTER)
-        params["after_at"], params["after_job"] = after
-    return prefix + _LIST_JOBS.format(where=f"WHERE {' AND '.join(where)}" if where else ""), params
+        if not older:
+            return found
+        async with conn.cursor(row_factory=class_row(JobView)) as jobs_cur:
+            await jobs_cur.execute(_JOBS_BY_ID, {"ids": [row[0] for row in older]})
+            return found + await jobs_cur.fetchall()
+
+
+class SearchTooBroad(ValueError):
+    """A search that would sort more jobs than one page of results may."""
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What a page of GET /jobs asks for, search aside: its conditions as SQL."""
+
+    status: str | None
+    limit: int
+    after: tuple[datetime, str] | None
+
+    def conditions(self) -> tuple[list[str], dict[str, object]]:
+        where: list[str] = []
+        params: dict[str, object] = {"limit": self.limit}
+        if self.status is not None:
+            where.append(_STATUS_IN)
+            params["statuses"] = SEED_STATUS_OF.get(self.status, [self.status])
+        if self.after is not None:
+            where.append(_AFTER)
+            params["after_at"], params["after_job"] = self.after
+        return where, params
+
+    def where(self) -> tuple[str, dict[str, object]]:
+        where, params = self.conditions()
+        return (f"WHERE {' AND '.join(where)}" if where else ""), params
+
+    def statement(self) -> tuple[str, dict[str, object]]:
+        """The page without a search."""
+        where, params = self.where()
+        return _LIST_JOBS.format(where=where), params
+
+
+@dataclass(frozen=True)
+class Search:
+    """A search's words as a tsquery (each the exact words starting with it where known; None
+    when ``q`` has no word) and its start of an id (a LIKE pattern)."""
+
+    words: str | None
+    id_prefix: str
+
+    def params(self) -> dict[str, object]:
+        return {"q_words": self.words, "q_prefix": self.id_prefix, "recent": SEARCH_RECENT}
+
+    def recent(self, listing: Listing) -> tuple[str, dict[str, object]]:
+        """Step 1: the page's matches among the newest SEARCH_RECENT jobs (of any status: the
+        jobs of one status are spread over the newest-first index, and two statuses, as
+        ``failed`` asks, cannot be read from it in order)."""
+        where, params = Listing(None, listing.limit, listing.after).where()
+        match = _MATCHES if self.words is not None else "job_id LIKE %(q_prefix)s"
+        if listing.status is not None:
+            match += f" AND {_STATUS_IN}"
+            params["statuses"] = SEED_STATUS_OF.get(listing.status, [listing.status])
+        return _SEARCH_RECENT.format(where=where, match=match), {**params, **self.params()}
+
+    def boundary(self, listing: Listing) -> tuple[str, dict[str, object]]:
+        """The last job step 1 read."""
+        where, params = Listing(None, listing.limit, listing.after).where()
+        return _SEARCH_BOUNDARY.format(where=where), {**params, **self.params()}
+
+    def older(
+        self, listing: Listing, before: tuple[datetime, str], limit: int
+    ) -> tuple[str, dict[str, object]]:
+        """Step 2: (job_id, matches in all) of the next ``limit`` matches older than
+        ``before``, from the indexes."""
+        older = Listing(listing.status, limit, before)
+        where, params = older.where()
+        matches = _BY_ID_PREFIX + (" UNION " + _BY_WORDS if self.words is not None else "")
+        sql = _SEARCH_OLDER.format(matches=matches, where=where)
+        return sql, {**params, **self.params(), "cap": MAX_SEARCH_MATCHES + 1}
+
+
+async def search_of(cur: AsyncCursor[Any], q: str) -> Search:
+    """``q`` split into words by PostgreSQL (on ``cur``), each turned into the known words
+    starting with it."""
+    escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    await cur.execute(_QUERY_WORDS, {"q": q, "max_words": MAX_PREFIX_WORDS + 1})
+    terms = []
+    for lexeme, known in await cur.fetchall():
+        if len(known) > MAX_PREFIX_WORDS:
+            terms.append(f"{_ts_quote(lexeme)}:*")
+        elif known:
+            terms.append("(" + " | ".join(_ts_quote(w) for w in known) + ")")
+        else:  # no job has a word starting with it: the index says so at once
+            terms.append(_ts_quote(lexeme))
+    return Search(" & ".join(terms) if terms else None, f"{escaped}%")
 
 
 def _first(row: Any) -> Any:

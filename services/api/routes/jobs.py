@@ -177,7 +177,8 @@ async def list_jobs(
             min_length=1,
             max_length=100,
             description="Search: the start of the job id, or words starting with the query's "
-            "words in its theme, niche, style or prompt (a 400 past 10000 matches)",
+            "words in its theme, niche, style or prompt (a 400 when a word is on more than 10000 "
+            "jobs older than the newest 5000, and on almost none of those)",
         ),
     ] = None,
 ) -> JobPage:

@@ -11,8 +11,18 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import AsyncConnectionPool
 
-from services.api.queries import MAX_SEARCH_MATCHES, SearchTooBroad, list_jobs_statement
+from services.api.queries import (
+    BITMAPS_ONLY,
+    MAX_PREFIX_WORDS,
+    MAX_SEARCH_MATCHES,
+    SEARCH_RECENT,
+    Listing,
+    SearchTooBroad,
+    list_jobs,
+    search_of,
+)
 from shared.adapters.store import job_events
 from tests.services.api.conftest import serve
 from tests.support.infra import migrated_database
@@ -30,7 +40,9 @@ def big_db(database_url: str) -> Iterator[str]:
                 "INSERT INTO jobs (job_id, theme, style, niche, prompt, product_types,"
                 " image_count, expected_products, expected_publications, created_at)"
                 " SELECT 'job-' || lpad(i::text, 6, '0'), 'theme ' || (i %% 500), 'flat',"
-                " 'niche' || (i %% 97), 'a prompt about thing' || i, ARRAY['tshirt'], 1, 1, 0,"
+                " 'niche' || (i %% 97), 'a prompt about thing' || i"
+                # A word on every job older than the newest 20,000: common long ago, never since.
+                " || CASE WHEN i > 20000 THEN ' vintage' ELSE '' END, ARRAY['tshirt'], 1, 1, 0,"
                 " now() - i * interval '1 second' FROM generate_series(1, %s) AS i",
                 (JOBS,),
             )
@@ -53,15 +65,33 @@ def big_db(database_url: str) -> Iterator[str]:
         yield url
 
 
-def _plan(url: str, sql: str, params: dict[str, Any]) -> str:
+def _plan(url: str, sql: str, params: dict[str, Any], *, bitmaps_only: bool = False) -> str:
     with psycopg.connect(url) as conn:
+        if bitmaps_only:
+            conn.execute(BITMAPS_ONLY)
         rows = conn.execute("EXPLAIN " + sql, params).fetchall()
     return "\n".join(str(r[0]) for r in rows)
 
 
-async def _statement(url: str, q: str, status: str | None = None) -> tuple[str, dict[str, Any]]:
+async def _statements(url: str, q: str) -> list[tuple[str, dict[str, Any]]]:
+    """The search's statements: step 1 (the newest jobs), where it stopped, step 2 (older)."""
+    listing = Listing(None, 21, None)
     async with await psycopg.AsyncConnection.connect(url) as conn, conn.cursor() as cur:
-        return await list_jobs_statement(cur, status=status, limit=21, after=None, q=q)
+        search = await search_of(cur, q)
+        await cur.execute(*search.boundary(listing))
+        boundary = await cur.fetchone()
+        assert boundary is not None
+        older = search.older(listing, (boundary[0], boundary[1]), 21)
+        return [search.recent(listing), search.boundary(listing), older]
+
+
+def _found(url: str, q: str, status: str | None = None, limit: int = 21) -> list[str]:
+    async def run() -> list[str]:
+        async with AsyncConnectionPool(url, min_size=1, max_size=1, open=False) as pool:
+            rows = await list_jobs(pool, status=status, limit=limit, after=None, q=q)
+            return [r.job_id for r in rows]
+
+    return asyncio.run(run())
 
 
 @pytest.mark.parametrize(
@@ -69,33 +99,62 @@ async def _statement(url: str, q: str, status: str | None = None) -> tuple[str, 
     [
         ("job-0123", "jobs_id_prefix_idx"),  # an id's start
         ("thing1234", "jobs_search_doc_idx"),  # a word of the prompt
+        ("thing4", "jobs_search_doc_idx"),  # a prefix of more words than are listed
         ("nothing-matches-this", "jobs_search_doc_idx"),
         ("%_", "jobs_id_prefix_idx"),  # no word at all: the id's start only
     ],
 )
 def test_the_job_search_uses_its_indexes(big_db: str, q: str, index: str) -> None:
-    sql, params = asyncio.run(_statement(big_db, q))
-    plan = _plan(big_db, sql, params)
+    recent, boundary, older = asyncio.run(_statements(big_db, q))
+    for sql, params in (recent, boundary):  # the newest jobs, newest first
+        plan = _plan(big_db, sql, params)
+        assert "jobs_keyset_idx" in plan, plan
+        assert "Seq Scan" not in plan, plan
+    plan = _plan(big_db, *older, bitmaps_only=True)
     assert index in plan, plan
     assert "Seq Scan" not in plan, plan
+    assert "jobs_keyset_idx" not in plan, plan
 
 
 def test_the_job_search_finds_by_word_start_and_id_start(big_db: str) -> None:
-    def found(q: str) -> list[str]:
-        sql, params = asyncio.run(_statement(big_db, q))
-        with psycopg.connect(big_db) as conn:
-            return [r[0] for r in conn.execute(sql, params).fetchall()]
-
-    assert found("thing12345") == ["job-012345"]
-    # Every word a prefix (newest first: the smaller i, the newer the job).
-    assert found("THING1234") == [f"job-{i:06d}" for i in [1234, *range(12340, 12350)]]
-    assert found("job-00000") == [f"job-{i:06d}" for i in range(1, 10)]
+    assert SEARCH_RECENT < 12340  # so that both steps are exercised
+    assert _found(big_db, "thing12345") == ["job-012345"]
+    # Every word a prefix (newest first: the smaller i, the newer the job): 1234 among the
+    # newest jobs, the others older.
+    assert _found(big_db, "THING1234") == [f"job-{i:06d}" for i in [1234, *range(12340, 12350)]]
+    assert _found(big_db, "job-00000") == [f"job-{i:06d}" for i in range(1, 10)]
+    # A prefix of more words than the search lists (thing4, thing40..., thing4000...).
+    fours = [i for i in range(1, JOBS + 1) if str(i).startswith("4")]
+    assert len(fours) > MAX_PREFIX_WORDS
+    assert _found(big_db, "thing4") == [f"job-{i:06d}" for i in fours[:21]]
     # Several words: all of them, in any of the fields.
     both = [
         i for i in range(1, JOBS + 1) if str(i % 97).startswith("5") and str(i).startswith("40")
     ]
-    assert found("niche5 thing40") == [f"job-{i:06d}" for i in both[:21]]
-    assert found("nothing-matches-this") == []
+    assert _found(big_db, "niche5 thing40") == [f"job-{i:06d}" for i in both[:21]]
+    assert _found(big_db, "nothing-matches-this") == []
+    # With a status: none of these jobs has run.
+    assert _found(big_db, "thing1234", status="completed") == []
+    assert _found(big_db, "thing1234", status="queued", limit=3) == [
+        f"job-{i:06d}" for i in [1234, 12340, 12341]
+    ]
+
+
+def test_a_new_word_is_found_from_the_transaction_that_wrote_it(big_db: str) -> None:
+    """The words each prefix stands for (search_words) follow the jobs: a job's new word, at
+    its insert or when its prompt is written, is found by its start at once."""
+    with psycopg.connect(big_db, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO jobs (job_id, theme, style, niche, product_types, image_count,"
+            " expected_products, expected_publications, created_at) VALUES ('job-new-1',"
+            " 'quokkas', 'flat', 'zoo', ARRAY['tshirt'], 1, 1, 0, now() - interval '1 year')"
+        )
+        try:
+            assert _found(big_db, "quokk") == ["job-new-1"]
+            conn.execute("UPDATE jobs SET prompt = 'a narwhalesque sea' WHERE job_id = 'job-new-1'")
+            assert _found(big_db, "narwhal") == ["job-new-1"]
+        finally:
+            conn.execute("DELETE FROM jobs WHERE job_id = 'job-new-1'")
 
 
 @pytest.mark.parametrize(
@@ -143,14 +202,23 @@ def test_the_scratch_database_is_not_the_sessions(big_db: str, database_url: str
 def test_a_search_matching_too_many_jobs_is_refused_with_the_reason(
     big_db: str, pipeline_topics: str
 ) -> None:
+    # A word on every job is answered from the newest ones ...
+    assert _found(big_db, "theme") == [f"job-{i:06d}" for i in range(1, 22)]
+    # ... one on none of the newest and more than the cap of the older ones is refused.
     with pytest.raises(SearchTooBroad):
-        asyncio.run(_statement(big_db, "theme"))  # every job has that word
+        _found(big_db, "vintage")
     with serve(kafka_bootstrap_servers=pipeline_topics, database_url=big_db) as api:
-        resp = api.get("/jobs", params={"q": "prompt"})
+        resp = api.get("/jobs", params={"q": "vintag"})
         assert resp.status_code == 400, resp.text
         assert resp.json()["error"] == "search_too_broad"
         assert resp.json()["detail"][0]["field"] == "q"
         assert f"more than {MAX_SEARCH_MATCHES}" in resp.json()["detail"][0]["message"]
+        # Narrowed by another word, it is answered (after the newest jobs, from the index).
+        narrowed = api.get("/jobs", params={"q": "vintage thing2000", "limit": 3})
+        assert narrowed.status_code == 200, narrowed.text
+        assert [j["jobId"] for j in narrowed.json()["jobs"]] == [
+            f"job-{i:06d}" for i in (20001, 20002, 20003)
+        ]
         page = api.get("/jobs", params={"q": "thing1234", "limit": 5})
         assert page.status_code == 200, page.text
         assert [j["jobId"] for j in page.json()["jobs"]] == [
