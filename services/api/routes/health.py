@@ -48,14 +48,21 @@ async def health(state: State) -> JSONResponse:
     ``workers`` lists each instance with the seed's per-worker checks."""
     settings = state.settings
     timeout = settings.health_timeout_s
-    checks = await _can_accept_jobs(state)
+    # Every check at once: the answer takes the slowest one's time, not their sum.
+    accepting, stages, comfyui, rows = await asyncio.gather(
+        _can_accept_jobs(state),
+        _stages(state, timeout) if settings.stage_list() else _none(),
+        _comfyui(settings.comfyui_api_url, timeout) if settings.comfyui_api_url else _none(),
+        _worker_rows(state, timeout),
+    )
+    checks = dict(accepting)
     database = checks["database"]
-    if settings.stage_list():
-        checks["stages"] = await _stages(state, timeout) if database == "ok" else "unknown"
-    if settings.comfyui_api_url:
-        checks["comfyui"] = await _comfyui(settings.comfyui_api_url, timeout)
+    if stages is not None:
+        checks["stages"] = stages if database == "ok" else "unknown"
+    if comfyui is not None:
+        checks["comfyui"] = comfyui
     healthy = all(v == "ok" for v in checks.values())
-    workers = await _workers(state, timeout, checks) if database == "ok" else []
+    workers = _workers(rows, checks) if database == "ok" else []
     view = HealthView(
         status="healthy" if healthy else "unhealthy",
         checks=checks,
@@ -127,13 +134,14 @@ async def _can_accept_jobs(state: ApiState) -> dict[str, str]:
     return {"kafka": kafka, "database": database}
 
 
-async def _workers(
-    state: ApiState, timeout: float, checks: dict[str, str]
-) -> list[SeedWorkerHealth]:
-    """Each instance heard from lately, in the seed's shape: its own heartbeat (``worker``)
-    and what it depends on (``queue``: the broker, ``database``, ``orchestrator``: ComfyUI)."""
+async def _none() -> None:
+    return None
+
+
+async def _worker_rows(state: ApiState, timeout: float) -> list[worker_store.WorkerRecord]:
+    """The instances heard from lately (none when the database does not answer)."""
     try:
-        rows = await asyncio.wait_for(
+        return await asyncio.wait_for(
             worker_store.list_workers(
                 state.pool, state.settings.worker_stale_s, state.settings.worker_forget_s
             ),
@@ -141,6 +149,13 @@ async def _workers(
         )
     except Exception:
         return []
+
+
+def _workers(
+    rows: list[worker_store.WorkerRecord], checks: dict[str, str]
+) -> list[SeedWorkerHealth]:
+    """Each instance heard from lately, in the seed's shape: its own heartbeat (``worker``)
+    and what it depends on (``queue``: the broker, ``database``, ``orchestrator``: ComfyUI)."""
     shared = {
         "queue": checks["kafka"] == "ok",
         "database": checks["database"] == "ok",
