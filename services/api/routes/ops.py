@@ -122,7 +122,8 @@ async def get_screening(
     state: State,
     principal: Principal,
     days: Annotated[int, Query(ge=1, le=366, description="Days back, today (UTC) included")] = 7,
-) -> ScreeningFlagsView:
+) -> Response:
     """Images screening flagged per check per day (UTC) and per outcome (block, review, or
     allow and record), the newest day first."""
-    return await ops_queries.screening(state.pool, days)
+    body = await ops_queries.screening(state.pool, days)
+    return Response(content=body, media_type="application/json")

@@ -14,6 +14,7 @@ import httpx
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
+from services.api.schemas.ops import ScreeningFlagsView
 from services.monitor.fold import Folder
 from shared.contract.events import Event, JobRequested, Priority, TokenCounts
 from shared.contract.topics import JOBS_REQUESTED
@@ -51,6 +52,15 @@ async def fold(pool: AsyncConnectionPool, events: list[Event]) -> None:
 def today_flags(client: httpx.Client) -> dict[tuple[str, str], int]:
     resp = client.get("/screening", params={"days": 1}, headers=OWNER)
     assert resp.status_code == 200, resp.text
+    # The body is PostgreSQL's JSON, not the model's dump: it must still be the documented one.
+    view = ScreeningFlagsView.model_validate(resp.json())
+    totals: dict[str, int] = {}
+    for f in view.flags:
+        totals[f.check] = totals.get(f.check, 0) + f.flagged
+    assert view.by_check == totals
+    assert view.days == 1 and [f.day for f in view.flags] == sorted(
+        (f.day for f in view.flags), reverse=True
+    )
     today = datetime.now(UTC).date().isoformat()
     return {
         (f["check"], f["outcome"]): f["flagged"] for f in resp.json()["flags"] if f["day"] == today

@@ -4,6 +4,7 @@ table), the days in UTC."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, timedelta
 
 import psycopg
@@ -39,14 +40,17 @@ async def test_flags_are_counted_per_utc_day_check_and_outcome(screening_db: str
             )
     pool = await open_pool(screening_db, max_size=1)
     try:
-        rows = await screening_flags.per_day(pool, day - timedelta(days=6))
+        counted = await screening_flags.per_day(pool, day - timedelta(days=6))
     finally:
         await pool.close()
-    assert [(r.day, r.check, r.outcome, r.flagged) for r in rows] == [
-        (day + timedelta(days=1), "deny_list", "review", 1),
-        (day, "deny_list", "block", 2),
-        (day, "near_duplicate", "review", 1),
+    assert [
+        (r["day"], r["check"], r["outcome"], r["flagged"]) for r in json.loads(counted.flags)
+    ] == [
+        ((day + timedelta(days=1)).isoformat(), "deny_list", "review", 1),
+        (day.isoformat(), "deny_list", "block", 2),
+        (day.isoformat(), "near_duplicate", "review", 1),
     ]
+    assert json.loads(counted.by_check) == {"deny_list": 3, "near_duplicate": 1}
 
 
 def test_a_weeks_flags_are_read_by_their_index(screening_db: str) -> None:
