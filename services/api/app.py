@@ -100,6 +100,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
             # Requests have finished (uvicorn waits for them); deliver anything still queued.
             await asyncio.to_thread(producer.close, settings.shutdown_flush_s)
             await asyncio.to_thread(state.close)
+            await state.aclose()
             await feed.close()
             await pool.close()
             logger.info("api stopped")

@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Annotated
 
+import httpx
 from fastapi import Depends, Request
 from psycopg_pool import AsyncConnectionPool
 
@@ -14,6 +15,7 @@ from services.api.producer import JobProducer
 from services.api.settings import ApiSettings
 from shared.adapters.storage import ImageStore
 from shared.pipeline.groups import GroupProbe
+from shared.platform.http import async_client
 
 
 @dataclass
@@ -29,6 +31,7 @@ class ApiState:
     stream_reads: asyncio.Semaphore
     _images: ImageStore | None = field(default=None, repr=False)
     _groups: GroupProbe | None = field(default=None, repr=False)
+    _probes: httpx.AsyncClient | None = field(default=None, repr=False)
 
     def image_store(self) -> ImageStore:
         """Where the generator stores images (opened on first use: the dashboard's reads)."""
@@ -46,6 +49,19 @@ class ApiState:
                 settle_s=self.settings.fetch_wait_max_ms / 1000,
             )
         return self._groups
+
+    def probes(self) -> httpx.AsyncClient:
+        """One HTTP client for /health's probes of other services (made on first use: making
+        one per probe cost 10-200 ms, its TLS context, on every /health)."""
+        if self._probes is None:
+            self._probes = async_client(timeout=self.settings.health_timeout_s)
+        return self._probes
+
+    async def aclose(self) -> None:
+        """Close the HTTP client of the probes."""
+        if self._probes is not None:
+            await self._probes.aclose()
+            self._probes = None
 
     def close(self) -> None:
         """Close what was opened on first use."""

@@ -52,7 +52,9 @@ async def health(state: State) -> JSONResponse:
     accepting, stages, comfyui, rows = await asyncio.gather(
         _can_accept_jobs(state),
         _stages(state, timeout) if settings.stage_list() else _none(),
-        _comfyui(settings.comfyui_api_url, timeout) if settings.comfyui_api_url else _none(),
+        _comfyui(state.probes(), settings.comfyui_api_url, timeout)
+        if settings.comfyui_api_url
+        else _none(),
         _worker_rows(state, timeout),
     )
     checks = dict(accepting)
@@ -192,15 +194,15 @@ async def _stages(state: ApiState, timeout: float) -> str:
     return f"no live instance: {', '.join(missing)}" if missing else "ok"
 
 
-async def _comfyui(urls: str, timeout: float) -> str:
+async def _comfyui(client: httpx.AsyncClient, urls: str, timeout: float) -> str:
     """Any backend of the pool answering /system_stats is enough to render."""
-    async with httpx.AsyncClient(timeout=timeout) as client:
-        for url in (u.strip() for u in urls.split(",") if u.strip()):
-            try:
-                if (await client.get(f"{url.rstrip('/')}/system_stats")).status_code == 200:
-                    return "ok"
-            except httpx.HTTPError:
-                continue
+    for url in (u.strip() for u in urls.split(",") if u.strip()):
+        try:
+            resp = await client.get(f"{url.rstrip('/')}/system_stats", timeout=timeout)
+            if resp.status_code == 200:
+                return "ok"
+        except httpx.HTTPError:
+            continue
     return "unreachable"
 
 
