@@ -24,16 +24,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# The generator's modules, imported as it imports them (its idle RSS is theirs).
+import services.generator.handler  # noqa: F401
+from services.generator.screening import Screener
+
+T = TypeVar("T")
 
 _KB = 1024
 
@@ -67,43 +76,20 @@ def render(out: Path, designs: int, size: int) -> None:
         (out / f"{i}.txt").write_text(prompt)
 
 
-async def measure(folder: Path, designs: int, burst: int, size: int) -> None:
-    # The generator's modules, imported as it imports them (its idle RSS is theirs).
-    import services.generator.handler  # noqa: F401
-    from bench.common import table
-    from bench.screening import made
-    from services.generator.screening import Screener
-    from shared.adapters.ocr import TesseractReader, prepare
-    from shared.adapters.storage import LocalImageStorage
-    from shared.adapters.unsafe import NudeNetClassifier
-    from shared.domain.screening.phash import design_hashes
-    from shared.domain.screening.settings import ScreeningSettings
-    from shared.domain.screening.terms import DenyList
-    from shared.platform.memory import settle_after_startup
-    from tests.support.hashes import MemoryHashes
+@dataclass
+class Steps:
+    """Runs steps, each with its peak RSS (VmHWM reset before it) and time."""
 
-    settings = ScreeningSettings()
-    store = LocalImageStorage(folder / "store")
-    screener = Screener(
-        storage=store,
-        policy=settings.policy(),
-        terms=DenyList.load(),
-        reader=TesseractReader.from_settings(settings),
-        unsafe=NudeNetClassifier.from_settings(settings),
-        hash_image=design_hashes,
-        hashes=MemoryHashes(),
-    )
-    settle_after_startup()
-    rows: list[list[str]] = []
+    rows: list[list[str]] = field(default_factory=list)
 
-    async def step(name: str, work: Callable[[], Awaitable[object]]) -> object:
+    async def run(self, name: str, work: Callable[[], Awaitable[T]]) -> T:
         before = status_mb("VmRSS")
         reset_peak()
         started = time.perf_counter()
         result = await work()
         seconds = time.perf_counter() - started
         peak = status_mb("VmHWM")
-        rows.append(
+        self.rows.append(
             [
                 name,
                 f"{before:.0f}",
@@ -115,48 +101,88 @@ async def measure(folder: Path, designs: int, burst: int, size: int) -> None:
         )
         return result
 
-    def later(fn: Callable[[], object]) -> Callable[[], Awaitable[object]]:
-        return lambda: asyncio.to_thread(fn)
+    async def thread(self, name: str, work: Callable[[], T]) -> T:
+        return await self.run(name, lambda: asyncio.to_thread(work))
 
-    rows.append(["idle (screener built)", "", f"{status_mb('VmRSS'):.0f}", "", "", ""])
+
+def screener(folder: Path) -> Screener:
+    """The generator's screener with every local check (Claude's review left out), the
+    hashes in memory."""
+    from shared.adapters.ocr import TesseractReader
+    from shared.adapters.storage import LocalImageStorage
+    from shared.adapters.unsafe import NudeNetClassifier
+    from shared.domain.screening.phash import design_hashes
+    from shared.domain.screening.settings import ScreeningSettings
+    from shared.domain.screening.terms import DenyList
+    from tests.support.hashes import MemoryHashes
+
+    settings = ScreeningSettings()
+    return Screener(
+        storage=LocalImageStorage(folder / "store"),
+        policy=settings.policy(),
+        terms=DenyList.load(),
+        reader=TesseractReader.from_settings(settings),
+        unsafe=NudeNetClassifier.from_settings(settings),
+        hash_image=design_hashes,
+        hashes=MemoryHashes(),
+    )
+
+
+async def checks_alone(steps: Steps, screen: Screener, data: bytes) -> None:
+    from shared.adapters.ocr import prepare
+    from shared.domain.screening.phash import design_hashes
+
+    assert screen.unsafe is not None and screen.reader is not None
+    unsafe, reader = screen.unsafe, screen.reader
+    await steps.thread("#0 hash alone", lambda: design_hashes(data))
+    await steps.thread("#0 classifier alone", lambda: unsafe.classify(data))
+    await steps.thread("#0 OCR prepare alone", lambda: prepare(data))
+    await steps.run("#0 OCR read (with Tesseract)", lambda: reader.read_text(data))
+
+
+async def measure(folder: Path, designs: int, burst: int, size: int) -> None:
+    from bench.common import table
+    from bench.screening import made
+    from shared.platform.memory import settle_after_startup
+
+    screen = screener(folder)
+    store = screen.storage
+    settle_after_startup()
+    steps = Steps()
+    steps.rows.append(["idle (screener built)", "", f"{status_mb('VmRSS'):.0f}", "", "", ""])
     for i in range(designs):
         path = folder / f"{i}.png"
         prompt = (folder / f"{i}.txt").read_text()
-        data = await step(f"#{i} download (bytes)", later(path.read_bytes))
-        assert isinstance(data, bytes)
-        stored = await step(f"#{i} save", later(lambda data=data: store.save(data)))
-        image = made("bench", i, prompt, stored.uri, stored.sha256, size)  # type: ignore[attr-defined]
+        data = await steps.thread(f"#{i} download (bytes)", path.read_bytes)
+        stored = await steps.thread(f"#{i} save", functools.partial(store.save, data))
+        image = made("bench", i, prompt, stored.uri, stored.sha256, size)
         del data
         if i == 0:
-            back = await step(
+            back = await steps.thread(
                 "#0 read back",
-                later(lambda: store.read(image.uri, sha256=image.sha256, max_bytes=1 << 30)),
+                lambda: store.read(image.uri, sha256=image.sha256, max_bytes=1 << 30),  # noqa: B023
             )
-            assert isinstance(back, bytes)
-            await step("#0 hash alone", later(lambda: design_hashes(back)))
-            await step("#0 classifier alone", later(lambda: screener.unsafe.classify(back)))  # type: ignore[union-attr]
-            await step("#0 OCR prepare alone", later(lambda: prepare(back)))
-            await step("#0 OCR read (with Tesseract)", lambda: screener.reader.read_text(back))  # type: ignore[union-attr]
+            await checks_alone(steps, screen, back)
             del back
-        await step(f"#{i} screen (as the generator)", lambda image=image: screener.screen(image))
+        await steps.run(f"#{i} screen (as the generator)", functools.partial(screen.screen, image))
     images = []
     for i in range(burst):
         source = (folder / f"{i % designs}.png").read_bytes()
-        # A distinct design each (one byte of the PNG's trailing chunk changed is another
-        # file): the store dedupes identical bytes.
+        # Bytes after IEND make another file (the store dedupes identical bytes), the same
+        # design to every decoder.
         stored = store.save(source + f"burst{i}".encode())
         images.append(made(f"burst-{i}", 0, "burst", stored.uri, stored.sha256, size))
         del source
-    await step(
+    await steps.run(
         f"burst: {burst} designs screened at once",
-        lambda: asyncio.gather(*(screener.screen(im) for im in images)),
+        lambda: asyncio.gather(*(screen.screen(im) for im in images)),
     )
     print(
         table(
             f"Generator memory per step, {size} px art ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
             f"load average {os.getloadavg()[0]:.1f})",
             ["step", "RSS before", "peak", "rise", "RSS after", "ms"],
-            rows,
+            steps.rows,
         )
     )
 
@@ -174,8 +200,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="pod-bench-memory-") as tmp:
         folder = Path(tmp)
         subprocess.run(
-            [sys.executable, __file__, "--render-to", tmp, "--designs", str(args.designs)]
-            + ["--size", str(args.size)],
+            [
+                sys.executable,
+                __file__,
+                "--render-to",
+                tmp,
+                "--designs",
+                str(args.designs),
+                "--size",
+                str(args.size),
+            ],
             check=True,
         )
         asyncio.run(measure(folder, args.designs, args.burst, args.size))

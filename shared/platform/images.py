@@ -81,12 +81,11 @@ def _header(png: _Png, height: int) -> bytes:
     return _chunk(b"IHDR", struct.pack(">IIBBBBB", png.width, height, 8, png.colour, 0, 0, 0))
 
 
-def _parse(data: bytes) -> _Png:
-    """The header, the chunks kept for every strip and the compressed pixels (views, no copy)."""
+def _chunks(data: bytes) -> Iterator[tuple[bytes, memoryview, memoryview]]:
+    """Each chunk's type, body and whole bytes (views, no copy), its checksum checked."""
     if not data.startswith(_SIGNATURE):
         raise _Unsuited("not a PNG")
     view = memoryview(data)
-    png: _Png | None = None
     pos = len(_SIGNATURE)
     while pos + 12 <= len(data):
         length, kind = struct.unpack_from(">I4s", data, pos)
@@ -94,10 +93,17 @@ def _parse(data: bytes) -> _Png:
         if end + 4 > len(data):
             raise _Unsuited("truncated")
         body = view[pos + 8 : end]
-        if (zlib.crc32(body, zlib.crc32(kind)) & 0xFFFFFFFF) != struct.unpack_from(
-            ">I", data, end
-        )[0]:
+        (crc,) = struct.unpack_from(">I", data, end)
+        if zlib.crc32(body, zlib.crc32(kind)) != crc:
             raise _Unsuited(f"bad checksum of {kind!r}")
+        yield kind, body, view[pos : end + 4]
+        pos = end + 4
+
+
+def _parse(data: bytes) -> _Png:
+    """The header, the chunks kept for every strip and the compressed pixels."""
+    png: _Png | None = None
+    for kind, body, whole in _chunks(data):
         if kind == b"IHDR":
             width, height, depth, colour, method, filtering, interlace = struct.unpack_from(
                 ">IIBBBBB", body
@@ -110,14 +116,13 @@ def _parse(data: bytes) -> _Png:
         elif kind == b"IDAT":
             png.pixels.append(body)
         elif kind in _KEPT:
-            png.kept.append(bytes(view[pos : end + 4]))
+            png.kept.append(bytes(whole))
         elif kind in (b"eXIf", b"acTL") or (
             kind in _TEXT and bytes(body[:24]).startswith(_ORIENTING_KEYWORDS)
         ):
             raise _Unsuited(f"{kind!r}: metadata or frames")
         elif kind == b"IEND":
             break
-        pos = end + 4
     if png is None or not png.pixels or png.width == 0 or png.height == 0:
         raise _Unsuited("no pixels")
     return png
@@ -228,7 +233,7 @@ def resized_png(
     rows = max(1, STRIP_BYTES // png.stride // factor[1]) * factor[1]
     reduced: Image.Image | None = None
     premultiplied = ""
-    info: dict[str, object] = {}
+    info: dict[str | tuple[int, int], object] = {}
     try:
         for strip, first in _strips(png, rows):
             work = strip if convert is None else convert(strip)
@@ -239,9 +244,7 @@ def resized_png(
                 # Image.resize scales LA and RGBA premultiplied by their alpha.
                 premultiplied = {"LA": "La", "RGBA": "RGBa"}.get(work.mode, "")
                 mode = premultiplied or work.mode
-                reduced = Image.new(
-                    mode, (-(-png.width // factor[0]), -(-png.height // factor[1]))
-                )
+                reduced = Image.new(mode, (-(-png.width // factor[0]), -(-png.height // factor[1])))
                 top = 0
             if premultiplied:
                 work = work.convert(premultiplied)
