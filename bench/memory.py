@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import functools
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -62,7 +63,23 @@ def reset_peak() -> None:
         refs.write("5")
 
 
-def render(out: Path, designs: int, size: int) -> None:
+def grained(png: bytes) -> bytes:
+    """``png`` with a little noise over every pixel, saved as ComfyUI's SaveImage saves
+    (compress_level 4): the simulator's upscale repeats pixels, so its PNGs compress to a few
+    MB, where a model's 4096 px upscale has no two pixels alike and is 20-40 MB."""
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as img:
+        rgb = img.convert("RGB")
+    noise = Image.effect_noise(rgb.size, 40).convert("RGB")
+    out = io.BytesIO()
+    Image.blend(rgb, noise, 0.15).save(out, format="PNG", compress_level=4)
+    return out.getvalue()
+
+
+def render(out: Path, designs: int, size: int, grain: bool) -> None:
     """``designs`` PNGs at ``size`` px as the ComfyUI simulator makes them (a 1024 px sample
     scaled up), half of them with a slogan for OCR to read."""
     from simulators.comfyui.render import render_png
@@ -72,6 +89,8 @@ def render(out: Path, designs: int, size: int) -> None:
         if i % 2:
             prompt += ' with the text "STAY WILD" in bold letters'
         data = render_png(prompt, i, 1024, 1024, out_width=size, out_height=size)
+        if grain:
+            data = grained(data)
         (out / f"{i}.png").write_bytes(data)
         (out / f"{i}.txt").write_text(prompt)
 
@@ -145,6 +164,7 @@ async def measure(folder: Path, designs: int, burst: int, size: int) -> None:
     from bench.screening import made
     from shared.platform.memory import settle_after_startup
 
+    png_mb = statistics.mean((folder / f"{i}.png").stat().st_size for i in range(designs)) / 2**20
     screen = screener(folder)
     store = screen.storage
     settle_after_startup()
@@ -179,8 +199,8 @@ async def measure(folder: Path, designs: int, burst: int, size: int) -> None:
     )
     print(
         table(
-            f"Generator memory per step, {size} px art ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
-            f"load average {os.getloadavg()[0]:.1f})",
+            f"Generator memory per step, {size} px art, {png_mb:.1f} MB PNGs "
+            f"({datetime.now(UTC):%Y-%m-%d %H:%M} UTC, load average {os.getloadavg()[0]:.1f})",
             ["step", "RSS before", "peak", "rise", "RSS after", "ms"],
             steps.rows,
         )
@@ -192,10 +212,13 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=4096)
     parser.add_argument("--designs", type=int, default=4)
     parser.add_argument("--burst", type=int, default=6)
+    parser.add_argument(
+        "--grain", action="store_true", help="Noise over every pixel: PNGs as large as a model's"
+    )
     parser.add_argument("--render-to", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.render_to is not None:
-        render(args.render_to, args.designs, args.size)
+        render(args.render_to, args.designs, args.size, args.grain)
         return
     with tempfile.TemporaryDirectory(prefix="pod-bench-memory-") as tmp:
         folder = Path(tmp)
@@ -209,6 +232,7 @@ def main() -> None:
                 str(args.designs),
                 "--size",
                 str(args.size),
+                *(["--grain"] if args.grain else []),
             ],
             check=True,
         )
