@@ -15,7 +15,9 @@ later blocks of print-size images (Pillow allocates them in blocks of up to 16 M
 heaps of whichever threads decoded them, and stay resident after use: on ``bench/soak.py`` the
 generator, which decodes every 4096 px design three times (OCR, hash, classifier), grew from
 240 MB to over 600 MB. A fixed threshold keeps them returned; :func:`large_decode` keeps one
-print-size decode at a time in a process (64 MB of pixels at 4096 px, in RGB).
+print-size decode at a time in a process (64 MB of pixels at 4096 px, in RGB). A PNG, the
+generator's own art, is no longer decoded whole at all (shared.platform.images scales it a strip
+at a time); the bound is for what still is (a JPEG's reduced draft, a PNG with an orientation).
 """
 
 from __future__ import annotations
