@@ -203,11 +203,10 @@ class LocalImageStorage:
         """
         fd = self._open_confined(uri, max_bytes)
         try:
-            # One buffer, not blocks joined (twice a print file's 20-40 MB at once): read(2)
-            # fills what the file has of it and the rest is handed back untouched (glibc maps
-            # an allocation this large, shared.platform.memory). One call reads a regular
-            # file whole; more only if it grew, past the limit.
-            data = os.read(fd, max_bytes + 1)
+            # One buffer the file's size, not blocks joined (twice a print file's 20-40 MB at
+            # once); one more byte tells a file that grew since. More reads only then, up to
+            # the limit.
+            data = os.read(fd, os.fstat(fd).st_size + 1)
             while len(data) <= max_bytes and (more := os.read(fd, max_bytes + 1 - len(data))):
                 data += more
         finally:
