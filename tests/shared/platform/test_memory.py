@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 import textwrap
@@ -11,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from PIL import Image, ImageFile
 
 from shared.platform.memory import LARGE_PIXELS, large_decode
 
@@ -97,23 +99,61 @@ def test_print_size_blocks_are_mapped_so_that_freeing_them_gives_them_back() -> 
     assert mapped("as started") == 0  # what the setting changes (glibc's default)
 
 
-def _print_size_png() -> bytes:
+def _print_size_png(**save: Any) -> bytes:
     from simulators.comfyui.render import render_png
 
     # The generator's default art: sampled at 1024 px, upscaled x4 (the ComfyUI simulator).
-    return render_png('a fox, the text "STAY WILD"', 7, 1024, 1024, 0, 4096, 4096)
+    png = render_png('a fox, the text "STAY WILD"', 7, 1024, 1024, 0, 4096, 4096)
+    if not save:
+        return png
+    with Image.open(io.BytesIO(png)) as img:
+        out = io.BytesIO()
+        img.save(out, format="PNG", compress_level=1, **save)
+        return out.getvalue()
 
 
-def test_a_designs_checks_decode_one_print_size_image_at_a_time(
+def _full_size_decodes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """The sizes of the print-size images decoded whole from now on."""
+    seen: list[tuple[int, int]] = []
+    real_load = ImageFile.ImageFile.load
+
+    def load(self: ImageFile.ImageFile) -> Any:
+        if self.width * self.height > LARGE_PIXELS:
+            seen.append(self.size)
+        return real_load(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", load)
+    return seen
+
+
+def test_a_designs_checks_never_decode_a_print_size_png_whole(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from PIL import ImageFile
-
+    # Each check decoded the 4096 px design whole (64 MB of pixels, three times a design): the
+    # generator worked at 290-405 MB (bench/results/soak.md). Now they scale it strip by strip.
     from shared.adapters.ocr import prepare
     from shared.adapters.unsafe import decode_scaled
     from shared.domain.screening.phash import design_hashes
 
     png = _print_size_png()
+    whole = _full_size_decodes(monkeypatch)
+    design_hashes(png)
+    prepare(png)
+    decode_scaled(png, max_pixels=8192 * 8192, side=320)
+    assert whole == []
+
+
+def test_a_designs_checks_decode_one_print_size_image_at_a_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from shared.adapters.ocr import prepare
+    from shared.adapters.unsafe import decode_scaled
+    from shared.domain.screening.phash import design_hashes
+
+    # With EXIF (an orientation the hash applies): decoded whole, so one at a time.
+    exif = Image.Exif()
+    exif[0x0112] = 1
+    png = _print_size_png(exif=exif)
     lock = threading.Lock()
     decoding = 0
     most = 0
