@@ -46,7 +46,8 @@ def big_db(database_url: str) -> Iterator[str]:
                 " 'niche' || (i %% 97), 'a prompt about thing' || i"
                 # A word on every job older than the newest 20,000: common long ago, never since.
                 " || CASE WHEN i > 20000 THEN ' vintage' ELSE '' END, ARRAY['tshirt'], 1, 1, 0,"
-                " now() - i * interval '1 second',"
+                # A job a minute: 28 days, so that the search looks back over its windows.
+                " now() - i * interval '1 minute',"
                 # The newest hundred queued, the others finished, one every 30 s as in a busy
                 # shop (the alerts' 15-minute window holds ~30), one in 25 failed.
                 " CASE WHEN i > 100 THEN now() - i * interval '30 seconds' END,"
@@ -136,6 +137,11 @@ def test_the_job_search_finds_by_word_start_and_id_start(big_db: str) -> None:
     fours = [i for i in range(1, JOBS + 1) if str(i).startswith("4")]
     assert len(fours) > MAX_PREFIX_WORDS
     assert _found(big_db, "thing4") == [f"job-{i:06d}" for i in fours[:21]]
+    # Across the newest jobs (i <= SEARCH_RECENT), the week before them and what is older,
+    # newest first, and never more than asked for.
+    fifteens = [i for i in range(1, JOBS + 1) if str(i).startswith("15")]
+    assert fifteens[199] > SEARCH_RECENT + 7 * 24 * 60  # the page ends past the first week
+    assert _found(big_db, "thing15", limit=200) == [f"job-{i:06d}" for i in fifteens[:200]]
     # Several words: all of them, in any of the fields.
     both = [
         i for i in range(1, JOBS + 1) if str(i % 97).startswith("5") and str(i).startswith("40")
