@@ -122,12 +122,14 @@ _AFTER = "(created_at, job_id) < (%(after_at)s, %(after_job)s)"
 # migration 0040). A substring anywhere (ILIKE '%x%') has no index: not offered.
 #
 # In two steps, so that neither a word on every job nor a rare one costs a scan of the matches:
-# 1. the newest SEARCH_RECENT jobs (of the status, after the cursor), newest first, each row
-#    checked against the query: a common word fills the page from the first few hundred;
+# 1. the newest SEARCH_RECENT jobs after the cursor (of any status), newest first, each row
+#    checked against the query and the status: a common word fills the page from the first
+#    few hundred;
 # 2. only if the page is not full, the matches older than those, from the indexes alone
-#    (GIN and the id prefix), at most MAX_SEARCH_MATCHES + 1 of them, sorted; past that a 400.
-#    A query reaching step 2 matched fewer than a page in the newest SEARCH_RECENT jobs, so
-#    only a word common long ago and rare since is refused.
+#    (GIN and the id prefix), window by window (SEARCH_WINDOWS), at most
+#    MAX_SEARCH_MATCHES + 1 of them per window, sorted; past that a 400. A query reaching
+#    step 2 matched fewer than a page in the newest SEARCH_RECENT jobs, so only a word common
+#    long ago and rare since is refused.
 # Each word of the query is asked of the GIN index as the exact words that start with it
 # (search_words, migration 0042): a prefix ('cat':*) costs the index 7-10x more at a million
 # jobs. A prefix of more than MAX_PREFIX_WORDS words is asked as a prefix.
