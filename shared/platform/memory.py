@@ -24,11 +24,13 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import gc
 import logging
 import sys
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -67,15 +69,8 @@ def return_large_blocks(threshold: int = MMAP_THRESHOLD) -> bool:
     """Fix glibc's mmap threshold at ``threshold`` bytes (mallopt M_MMAP_THRESHOLD), which also
     stops it rising: every block that large is unmapped when freed. False where the C library
     has no such setting (not glibc: musl's mallopt is a stub that refuses)."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
-    return bool(mallopt(_M_MMAP_THRESHOLD, threshold) == 1)
+    mallopt = _libc("mallopt", [ctypes.c_int, ctypes.c_int])
+    return mallopt is not None and mallopt(_M_MMAP_THRESHOLD, threshold) == 1
 
 
 def release_free_memory() -> bool:
@@ -85,16 +80,34 @@ def release_free_memory() -> bool:
     start (17 MB for the classifier's session), and what a design's checks, run in worker
     threads, leave scattered over their threads' arenas. Takes a few milliseconds; False where
     the C library has no such call."""
-    if not sys.platform.startswith("linux"):
+    malloc_trim = _libc("malloc_trim", [ctypes.c_size_t])
+    if malloc_trim is None:
         return False
-    try:
-        malloc_trim = ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):
-        return False
-    malloc_trim.argtypes = [ctypes.c_size_t]
-    malloc_trim.restype = ctypes.c_int
     malloc_trim(0)
     return True
+
+
+@functools.cache
+def _libc_handle() -> ctypes.CDLL | None:
+    """The process's own C library (None off Linux, or where it cannot be opened)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None)
+    except OSError:
+        return None
+
+
+def _libc(name: str, argtypes: list[Any]) -> Any | None:
+    """A C library function taking ``argtypes`` and returning an int; None where the C
+    library has no such function (not glibc)."""
+    libc = _libc_handle()
+    func = getattr(libc, name, None) if libc is not None else None
+    if func is None:
+        return None
+    func.argtypes = argtypes
+    func.restype = ctypes.c_int
+    return func
 
 
 @contextlib.contextmanager
