@@ -105,7 +105,7 @@ def prepare(
             size, resample = _read_size(img.size, read_side)
             strips = (
                 resized_png(image, size, resample, convert=_flattened)
-                if resample == Image.Resampling.BOX and img.format == "PNG"
+                if resample == Image.Resampling.BOX
                 else None
             )
             if strips is not None:

@@ -225,7 +225,7 @@ def decode_scaled(image: bytes, *, max_pixels: int, side: int) -> Image.Image:
                 size = thumbnail_size(width, height, (side, side))
                 strips = (
                     resized_png(image, size, Image.Resampling.BILINEAR, convert=_flatten)
-                    if size is not None and img.format == "PNG"
+                    if size is not None
                     else None
                 )
                 if strips is not None:

@@ -96,7 +96,7 @@ def _reduced(data: bytes, img: Image.Image) -> Image.Image:
     """``img`` as ``thumbnail`` at ``_WORK_SIDE`` leaves it: a print-size PNG decoded a strip
     at a time (the same pixels, never all of them at once), anything else whole."""
     size = thumbnail_size(img.width, img.height, (_WORK_SIDE, _WORK_SIDE))
-    if size is not None and img.format == "PNG":
+    if size is not None:
         small = resized_png(data, size, Image.Resampling.BOX)
         if small is not None:
             return small
