@@ -388,11 +388,15 @@ class Search:
         jobs of one status are spread over the newest-first index, and two statuses, as
         ``failed`` asks, cannot be read from it in order)."""
         where, params = Listing(None, listing.limit, listing.after).where()
-        match = _MATCHES if self.words is not None else "job_id LIKE %(q_prefix)s"
-        if listing.status is not None:
-            match += f" AND {_STATUS_IN}"
-            params["statuses"] = SEED_STATUS_OF.get(listing.status, [listing.status])
-        return _SEARCH_RECENT.format(where=where, match=match), {**params, **self.params()}
+        status, status_params = Listing(listing.status, listing.limit, None).conditions()
+        match = " AND ".join(
+            [_MATCHES if self.words is not None else "job_id LIKE %(q_prefix)s", *status]
+        )
+        return _SEARCH_RECENT.format(where=where, match=match), {
+            **params,
+            **status_params,
+            **self.params(),
+        }
 
     def boundary(self, listing: Listing) -> tuple[str, dict[str, object]]:
         """The last job step 1 read."""
@@ -432,13 +436,6 @@ async def search_of(cur: AsyncCursor[Any], q: str) -> Search:
         else:  # no job has a word starting with it: the index says so at once
             terms.append(_ts_quote(lexeme))
     return Search(" & ".join(terms) if terms else None, f"{escaped}%")
-
-
-def _first(row: Any) -> Any:
-    """The first column of a row of either row factory (tuple or dict)."""
-    if row is None:
-        raise RuntimeError("a query that always returns a row returned none")
-    return next(iter(row.values())) if isinstance(row, dict) else row[0]
 
 
 def _ts_quote(lexeme: str) -> str:

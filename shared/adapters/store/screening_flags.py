@@ -31,9 +31,9 @@ FROM unnest(%(checks)s::text[], %(outcomes)s::text[]) AS f("check", outcome)
 ON CONFLICT (job_id, image_index, generation, "check") DO NOTHING
 """
 
-# A range of the index on flagged_at; days in UTC.
-# The per-day counts as JSON built by PostgreSQL: a year is up to 366 x 5 checks x 3 outcomes
-# rows, and making a Python object of each cost 20-70 ms where the query takes 7 (issue 30).
+# A range of the index on flagged_at; days in UTC. The per-day counts as JSON built by
+# PostgreSQL: a year is up to 366 x 5 checks x 3 outcomes rows, and making a Python object of
+# each cost 20-70 ms where the query takes 7 (issue 30).
 _PER_DAY = """
 WITH c AS (
     SELECT (flagged_at AT TIME ZONE 'UTC')::date AS day, "check", outcome,
