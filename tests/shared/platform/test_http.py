@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import gzip
 import json
+import weakref
 from collections.abc import AsyncIterator
 
 import httpx
@@ -127,3 +129,32 @@ async def test_the_environment_proxy_is_used_unless_no_proxy_names_the_host(
     async with async_client(base_url="http://vendor.invalid") as c:
         with pytest.raises(httpx.ConnectError):
             await c.get("/echo/direct")
+
+
+async def _answer_alive_without_collector(client: httpx.AsyncClient) -> bool:
+    """Whether an answer (and its request's body) outlives its last reference while the
+    collector is off: only a reference cycle keeps it."""
+    gc.collect()
+    gc.disable()
+    try:
+        response = await client.post("http://vendor.test/products", content=b"x" * 100_000)
+        assert response.content == b"y" * 100_000
+        request = weakref.ref(response.request)
+        answer = weakref.ref(response)
+        del response
+        return answer() is not None or request() is not None
+    finally:
+        gc.enable()
+        gc.collect()
+
+
+async def test_an_answer_is_freed_when_dropped_not_at_the_collectors_next_full_pass() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=b"y" * 100_000)
+
+    async with async_client(transport=httpx.MockTransport(handler)) as client:
+        assert not await _answer_alive_without_collector(client)
+    # The cycle the client breaks is httpx's own (0.28.1): when this fails, httpx no longer
+    # makes it and AcyclicAsyncClient can go.
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as plain:
+        assert await _answer_alive_without_collector(plain)
