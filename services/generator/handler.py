@@ -169,14 +169,18 @@ class GeneratorHandler:
                 f"payload.count: must be at most {self.max_images_per_job} "
                 f"(MAX_IMAGES_PER_JOB), got {job.count}"
             )
-        if not await self._owns(event):
+        progress = JobProgress(self.progress_dir, event.job_id, fingerprint(job))
+        # Asked at once, not one after another on every job's path: whether this request owns
+        # its id, whether its cancel came first (another topic, another order), and what an
+        # earlier attempt left.
+        owns, cancelled, earlier = await asyncio.gather(
+            self._owns(event), self._is_cancelled(event.job_id), asyncio.to_thread(progress.exists)
+        )
+        if not owns:
             return []
-        if await self._is_cancelled(event.job_id):
-            # Its cancel came first (another topic, another order): nothing to make.
+        if cancelled:
             logger.info("job cancelled, nothing rendered job_id=%s", event.job_id)
             return []
-        progress = JobProgress(self.progress_dir, event.job_id, fingerprint(job))
-        earlier = await asyncio.to_thread(progress.exists)
         usage = TokenUsage()
         briefs = await self._briefs(event, progress if earlier else None, usage)
         band = BANDS[job.priority]

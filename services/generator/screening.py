@@ -141,8 +141,8 @@ class Screener:
                     max_bytes=self.image_max_bytes,
                 )
                 try:
-                    image_text, unsafe, phash = await asyncio.gather(
-                        self._read(data), self._classify(data), self._hash(data)
+                    image_text, unsafe, hashed = await asyncio.gather(
+                        self._read(data), self._classify(data), self._hash(data, image)
                     )
                 finally:
                     del data
@@ -164,16 +164,9 @@ class Screener:
         reasons = self._term_reasons(text)
         if review is not None:
             reasons += self._risk_reasons(review)
-        if phash is not None and self.hashes is not None:
-            resembles = await self.hashes.record_and_match(
-                job_id=image.job_id,
-                image_index=image.image_index,
-                generation=image.generation,
-                phash=phash.phash,
-                mirrored=phash.mirrored,
-                max_distance=self.duplicate_distance,
-            )
-            reasons += [self._duplicate_reason(r) for r in resembles[:_MAX_REASONS_PER_CHECK]]
+        phash = None if hashed is None else hashed[0]
+        if hashed is not None:
+            reasons += [self._duplicate_reason(r) for r in hashed[1][:_MAX_REASONS_PER_CHECK]]
         reasons += [self._unsafe_reason(f) for f in unsafe[:_MAX_REASONS_PER_CHECK]]
         decision = max(
             (r.outcome for r in reasons),
@@ -210,10 +203,25 @@ class Screener:
             return []
         return await asyncio.to_thread(self.unsafe.classify, data)
 
-    async def _hash(self, data: bytes) -> DesignHashes | None:
+    async def _hash(
+        self, data: bytes, image: GeneratedImage
+    ) -> tuple[DesignHashes, list[DesignRef]] | None:
+        """The design's hashes and the earlier designs within reach, recorded and matched as
+        soon as the hash is known: the round trip runs while OCR and Claude's review still do,
+        not after them on the job's path (recording is idempotent and a design never matches
+        itself, so a retried screening finds the same)."""
         if self.hash_image is None or self.hashes is None:
             return None
-        return await asyncio.to_thread(self.hash_image, data)
+        phash = await asyncio.to_thread(self.hash_image, data)
+        resembles = await self.hashes.record_and_match(
+            job_id=image.job_id,
+            image_index=image.image_index,
+            generation=image.generation,
+            phash=phash.phash,
+            mirrored=phash.mirrored,
+            max_distance=self.duplicate_distance,
+        )
+        return phash, resembles
 
     async def _review(self, text: DesignText, job_id: str) -> RiskReview | None:
         if self.reviewer is None:

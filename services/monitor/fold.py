@@ -114,15 +114,16 @@ class Folder:
             new[i] = is_new or answer[i]
             if is_new:
                 fresh.append(reads[i].event)
-        await self._apply(conn, fresh)
+        touched.locked |= await self._apply(conn, fresh)
         for event in fresh:
             # Progress (or a final outcome) after a retry was scheduled ends 'retrying'.
             ends = folder_of(event).ends_retrying(event)
             touched.add(event.job_id, event.occurred_at if ends else None)
         return new
 
-    async def _apply(self, conn: AsyncConnection[Any], events: list[Event]) -> None:
-        """Write what each event (folded for the first time) tells into its job's rows."""
+    async def _apply(self, conn: AsyncConnection[Any], events: list[Event]) -> set[str]:
+        """Write what each event (folded for the first time) tells into its job's rows; the
+        jobs whose rows it locked."""
         # Rows first opened by these events, then every job's row locked at once.
         for event in events:
             await folder_of(event).open(conn, event)
@@ -143,6 +144,7 @@ class Folder:
             await folder.write(conn, event, job)
             if (made := folder.image_made(event)) is not None:
                 have.add(made)
+        return set(locked)
 
 
 async def _job_of(
@@ -171,6 +173,8 @@ class TouchedJobs:
 
     def __init__(self) -> None:
         self.jobs: dict[str, datetime | None] = {}
+        # Rows this transaction has locked already (the fold's own writes took them).
+        self.locked: set[str] = set()
 
     def add(self, job_id: str, ended_retrying_at: datetime | None) -> None:
         """Note ``job_id``; ``ended_retrying_at``: an event of that time showed progress, so a
@@ -185,7 +189,10 @@ class TouchedJobs:
             return {}
         # The statements below change every job at once, in whatever order the plan takes:
         # the rows are locked first in job order, so concurrent monitors cannot deadlock.
-        await jobs.lock(conn, list(self.jobs))
+        # Locking a row this transaction holds is a round trip on every event's path for
+        # nothing (a lone event's whole fold is a dozen of them).
+        if rest := [job for job in self.jobs if job not in self.locked]:
+            await jobs.lock(conn, rest)
         await jobs.end_retrying(conn, {job: at for job, at in self.jobs.items() if at is not None})
         saved: list[jobs.JobState] = []
         for job_id, row in sorted((await jobs.counts(conn, list(self.jobs))).items()):

@@ -330,9 +330,13 @@ class PrintifyHandler:
     async def _image(self, event: ImageGenerated, ctx: MessageContext) -> list[Output]:
         shop = await self.shop_id()
         p = event.payload
-        if await cancellations.is_cancelled(self.pool, event.job_id):
+        # Both read at once: two round trips on every image's path otherwise.
+        cancelled, rows = await asyncio.gather(
+            cancellations.is_cancelled(self.pool, event.job_id),
+            made_products.of_job(self.pool, event.job_id),
+        )
+        if cancelled:
             return await self._clear_cancelled(event, shop)
-        rows = await made_products.of_job(self.pool, event.job_id)
         image = [r for r in rows if r.image_index == p.image_index]
         newer = max((r.generation for r in image), default=-1)
         if newer > p.generation:
