@@ -7,7 +7,7 @@
 Starts its own stack, then submits jobs (count 1, one t-shirt, autoPublish) through the API one
 at a time, so no job ever waits in a queue (the issue excludes queues) and every vendor call in
 a job's window is that job's. Per job, its critical path runs from the API's 202 to the job's
-final status visible in ``GET /jobs/{id}`` (polled every 10 ms once the job's last event is on
+final status visible in ``GET /jobs/{id}`` (polled every 2 ms once the job's last event is on
 Kafka, every 0.5 s before: the wall is overstated by at most one poll). Vendor time comes from
 the vendors' side: the union of the intervals the simulators log (``GET /_sim/requests``:
 requests, renders, channel listings, webhooks on their way) inside that window; engine time is
@@ -68,7 +68,7 @@ SEGMENTS = (
     "product.created -> product.published (hop, publisher)",
     "product.published -> GET /jobs shows it (fold, read)",
 )
-POLL_S = 0.01
+POLL_S = 0.002
 ID_SEGMENT = re.compile(r"/(?:[0-9a-f]{16,}|[0-9a-f-]{36}|[0-9]{5,})(?=/|\.json|$)")
 
 Interval = tuple[float, float]
@@ -230,7 +230,7 @@ def one_job(
     cuts: dict[str, float] = {}
 
     while True:
-        # The API polled slowly until the job's last event is on Kafka, then every 10 ms:
+        # The API polled slowly until the job's last event is on Kafka, then every 2 ms:
         # precise where it matters (the fold) without loading the API and PostgreSQL the
         # engine shares (100 reads a second for a whole job doubled the engine's CPU).
         read_cuts(consumer, job_id, cuts, 0.0 if CUTS[-1] in cuts else 0.5)
