@@ -21,6 +21,7 @@ sees the other's write: either the publish is not made, or it is waited for and 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Literal
@@ -145,9 +146,13 @@ class Gate:
         """Whether ``event``'s product is still to be listed: no cancel of its job and no
         take-down of it came meanwhile."""
         p = event.payload
-        if await cancellations.is_cancelled(self.pool, event.job_id):
+        # Both read at once: this runs on every publish's path, right before the channel call.
+        cancelled, row = await asyncio.gather(
+            cancellations.is_cancelled(self.pool, event.job_id),
+            self.holdings.get(event.job_id, p.image_index, p.product_type.value),
+        )
+        if cancelled:
             return False
-        row = await self.holdings.get(event.job_id, p.image_index, p.product_type.value)
         return row is not None and row.state == "active" and row.generation == p.generation
 
     async def still_wanted(self, event: ProductCreated) -> None:
