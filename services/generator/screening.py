@@ -141,7 +141,7 @@ class Screener:
                     max_bytes=self.image_max_bytes,
                 )
                 try:
-                    image_text, unsafe, hashed = await asyncio.gather(
+                    image_text, unsafe, (phash, resembles) = await asyncio.gather(
                         self._read(data), self._classify(data), self._hash(data, image)
                     )
                 finally:
@@ -164,9 +164,7 @@ class Screener:
         reasons = self._term_reasons(text)
         if review is not None:
             reasons += self._risk_reasons(review)
-        phash = None if hashed is None else hashed[0]
-        if hashed is not None:
-            reasons += [self._duplicate_reason(r) for r in hashed[1][:_MAX_REASONS_PER_CHECK]]
+        reasons += [self._duplicate_reason(r) for r in resembles[:_MAX_REASONS_PER_CHECK]]
         reasons += [self._unsafe_reason(f) for f in unsafe[:_MAX_REASONS_PER_CHECK]]
         decision = max(
             (r.outcome for r in reasons),
@@ -205,13 +203,13 @@ class Screener:
 
     async def _hash(
         self, data: bytes, image: GeneratedImage
-    ) -> tuple[DesignHashes, list[DesignRef]] | None:
+    ) -> tuple[DesignHashes | None, list[DesignRef]]:
         """The design's hashes and the earlier designs within reach, recorded and matched as
         soon as the hash is known: the round trip runs while OCR and Claude's review still do,
         not after them on the job's path (recording is idempotent and a design never matches
-        itself, so a retried screening finds the same)."""
+        itself, so a retried screening finds the same); (None, []) with the check off."""
         if self.hash_image is None or self.hashes is None:
-            return None
+            return None, []
         phash = await asyncio.to_thread(self.hash_image, data)
         resembles = await self.hashes.record_and_match(
             job_id=image.job_id,
