@@ -24,13 +24,14 @@ import json
 import logging
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -287,6 +288,24 @@ def submit_rate(stack: Stack, jobs: int, concurrency: int) -> float:
     return jobs / (time.monotonic() - start)
 
 
+def writers_only(stack: Stack, timeout: float = 120.0) -> None:
+    """Scale every stage but the monitor to zero (``POST /scale``) and wait until they stopped.
+
+    The writes measured are the monitor's fold and the API's submit: with the stages running,
+    the replayed and submitted jobs are worked on for real beside them, and on two cores that
+    work, not the database's size, is what the rates measured."""
+    services = {i["service"] for i in stack.instances()} - {MONITOR.name}
+    with httpx.Client(base_url=api(stack), timeout=30) as client:
+        for service in sorted(services):
+            resp = client.post("/scale", json={"service": service, "workerCount": 0})
+            resp.raise_for_status()
+    deadline = time.monotonic() + timeout
+    while any(i["running"] and i["service"] != MONITOR.name for i in stack.instances()):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"stages still running after {timeout:.0f}s: {stack.instances()}")
+        time.sleep(0.2)
+
+
 @dataclass
 class Writes:
     fold_s: float
@@ -304,13 +323,67 @@ class Writes:
         return self.fold_jobs / self.fold_s
 
 
-def writes(stack: Stack, recorded: Recorded, fold_jobs: int, submits: int) -> Writes:
-    fold_rate(stack, recorded, 10)  # warm-up
+def writes_once(stack: Stack, recorded: Recorded, fold_jobs: int, submits: int) -> Writes:
     fold_s, entries = fold_rate(stack, recorded, fold_jobs)
-    submit_rate(stack, 10, 1)
     seq = submit_rate(stack, submits // 2, 1)
     par = submit_rate(stack, submits, 8)
     return Writes(fold_s, entries, fold_jobs, seq, par)
+
+
+def writes(
+    stacks: dict[str, Stack], recorded: Recorded, fold_jobs: int, submits: int, rounds: int
+) -> dict[str, list[Writes]]:
+    """``rounds`` rounds on every stack, interleaved (the order flips each round), so a machine
+    that slows down or warms up over the run weighs on both sides alike."""
+    for stack in stacks.values():
+        writers_only(stack)
+        fold_rate(stack, recorded, 10)  # warm-up
+        submit_rate(stack, 10, 1)
+    out: dict[str, list[Writes]] = {name: [] for name in stacks}
+    for r in range(rounds):
+        order = list(stacks) if r % 2 == 0 else list(reversed(stacks))
+        for name in order:
+            out[name].append(writes_once(stacks[name], recorded, fold_jobs, submits))
+            logger.info("writes round=%d side=%s %s", r, name, out[name][-1])
+    return out
+
+
+WRITE_MEASURES: list[tuple[str, Callable[[Writes], float]]] = [
+    ("fold: log entries/s", lambda w: w.fold_events_rate),
+    ("fold: jobs/s", lambda w: w.fold_jobs_rate),
+    ("submit: jobs/s (1 client)", lambda w: w.submit_seq),
+    ("submit: jobs/s (8 clients)", lambda w: w.submit_par),
+]
+
+
+def writes_table(results: dict[str, list[Writes]], title: str) -> str:
+    """Per measure: each side's median and range over the rounds, and big/empty of the medians
+    with the range of the rounds' own ratios (round i on one side against round i on the
+    other)."""
+    big, empty = results["big"], results.get("empty")
+
+    def spread(values: list[float]) -> str:
+        return f"{statistics.median(values):,.1f} ({min(values):,.1f}-{max(values):,.1f})"
+
+    rows = []
+    for label, get in WRITE_MEASURES:
+        b = [get(w) for w in big]
+        if not empty:
+            rows.append([label, "-", spread(b), "-", "-"])
+            continue
+        e = [get(w) for w in empty]
+        ratios = [x / y for x, y in zip(b, e, strict=True)]
+        rows.append(
+            [
+                label,
+                spread(e),
+                spread(b),
+                f"{statistics.median(b) / statistics.median(e):.2f}",
+                f"{min(ratios):.2f}-{max(ratios):.2f}",
+            ]
+        )
+    header = ["measure", "empty: median (range)", "big: median (range)", "big/empty", "rounds"]
+    return table(title, header, rows)
 
 
 # ------------------------------------------------------------------------- reads
@@ -539,8 +612,10 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=50, help="per read case")
     parser.add_argument("--fold-jobs", type=int, default=100)
     parser.add_argument("--submits", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=6, help="write rounds per database")
     parser.add_argument("--templates", type=int, default=2, help="rounds of every job shape")
     parser.add_argument("--no-empty", action="store_true", help="skip the empty database")
+    parser.add_argument("--no-reads", action="store_true", help="the writes only")
     parser.add_argument("--state", type=Path, help="the big database's folder (kept)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -551,8 +626,9 @@ def main() -> None:
         shutil.rmtree(state)
     state.mkdir(parents=True, exist_ok=True)
     out: list[str] = []
-    with running_stack(state) as stack:
-        baseline = measure(stack.bootstrap, messages=100_000)
+    with ExitStack() as stacks:
+        stack = stacks.enter_context(running_stack(state))
+        out.append(render(measure(stack.bootstrap, messages=100_000)))
         recorded, report = build_or_reuse(stack, state, args.jobs, args.templates)
         if report:
             out.append(
@@ -564,52 +640,32 @@ def main() -> None:
                 )
             )
         out.append(disk_table(stack.database_url, args.jobs))
-        cases = read_cases(stack)
-        reads = time_reads(stack, cases, args.requests)
-        streams = time_streams(stack, args.requests)
-        plans = explain_streams(stack)
-        big = writes(stack, recorded, args.fold_jobs, args.submits)
-    empty: Writes | None = None
-    if not args.no_empty:
-        with (
-            tempfile.TemporaryDirectory(prefix="pod-bench-scale-") as tmp,
-            running_stack(Path(tmp)) as stack,
-        ):
-            empty = writes(stack, recorded, args.fold_jobs, args.submits)
-    print(render(baseline))
-    print()
-    for block in out:
-        print(block)
-        print()
-    print(
-        table(
-            f"Reads at {args.jobs:,} jobs ({args.requests} requests each after 3 warm-up; ms)",
-            ["route", "status", "p50", "p95"],
-            reads + streams,
+        if not args.no_reads:
+            cases = read_cases(stack)
+            out.append(
+                table(
+                    f"Reads at {args.jobs:,} jobs ({args.requests} requests each after 3 "
+                    "warm-up; ms)",
+                    ["route", "status", "p50", "p95"],
+                    time_reads(stack, cases, args.requests) + time_streams(stack, args.requests),
+                )
+            )
+            out.append(explain_streams(stack))
+        # Both stacks up at once for the writes, measured in turns.
+        sides = {"big": stack}
+        if not args.no_empty:
+            tmp = Path(stacks.enter_context(tempfile.TemporaryDirectory(prefix="pod-bench-scale-")))
+            sides["empty"] = stacks.enter_context(running_stack(tmp))
+        results = writes(sides, recorded, args.fold_jobs, args.submits, args.rounds)
+    out.append(
+        writes_table(
+            results,
+            f"Writes: empty vs {args.jobs:,} jobs, the monitor and the API alone ({args.rounds} "
+            f"interleaved rounds of {args.fold_jobs} jobs' events replayed, {args.submits // 2} "
+            f"submits from 1 client and {args.submits} from 8)",
         )
     )
-    print()
-    print(plans)
-    print()
-    rows = []
-    measures: list[tuple[str, Callable[[Writes], float]]] = [
-        ("fold: log entries/s", lambda w: w.fold_events_rate),
-        ("fold: jobs/s", lambda w: w.fold_jobs_rate),
-        ("submit: jobs/s (1 client)", lambda w: w.submit_seq),
-        ("submit: jobs/s (8 clients)", lambda w: w.submit_par),
-    ]
-    for label, get in measures:
-        b = get(big)
-        e = get(empty) if empty else float("nan")
-        rows.append([label, f"{e:,.1f}", f"{b:,.1f}", f"{b / e:.2f}" if empty else "-"])
-    print(
-        table(
-            f"Writes: empty vs {args.jobs:,} jobs ({args.fold_jobs} jobs' events replayed; "
-            f"{args.submits} submits)",
-            ["measure", "empty", "big", "big/empty"],
-            rows,
-        )
-    )
+    print("\n\n".join(out))
 
 
 if __name__ == "__main__":

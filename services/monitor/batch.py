@@ -6,9 +6,10 @@ whatever is queued (up to ``max_batch``) in a single transaction, the metrics of
 events in the same one, so an event's counters are written exactly when the event is. The
 transaction runs in pipeline mode: a statement whose result the fold does not read is sent
 without waiting for the server, which makes most of a batch's statements cost a fraction of a
-round trip. If the batch fails, it is rolled back and each event is folded alone, so one bad
-event fails only its own handler call (which the runner retries or dead-letters) and the others
-go through.
+round trip. If the batch fails, it is rolled back: events that failed it on their own account
+(not their job's yet, not ones their job asked for) fail their handler calls (which the runner
+retries or dead-letters) and the rest is folded again together; on any other failure each event
+is folded alone, so one bad event fails only its own call and the others go through.
 
 A database that cannot be reached is not a bad event: the fold waits it out, retrying with
 backoff for as long as it takes, so good events are never dead-lettered over an outage. The
@@ -27,7 +28,7 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from services.monitor.fold import Folder, Read, TouchedJobs
+from services.monitor.fold import EventNotFolded, Folder, Read, TouchedJobs
 from services.monitor.metrics import MetricBatch, MetricsRecorder
 from shared.contract.events import Event
 from shared.pipeline.runner import MessageContext
@@ -80,6 +81,7 @@ class FoldBatcher:
         # A short wait for a connection: during an outage the pool has none to give.
         self.acquire_timeout_s = acquire_timeout_s
         self.batches = 0  # for tests and benchmarks
+        self.transactions = 0  # folds tried, a batch's again without its bad events included
         # Monotonic time the database became unreachable; None while it answers.
         self.unavailable_since: float | None = None
         self.unavailable_rounds = 0  # failed tries while unavailable, for tests
@@ -101,27 +103,58 @@ class FoldBatcher:
                 self.lingered += 1
                 await asyncio.sleep(self.linger_s)
             batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
+            await self._fold_batch(batch)
+            self.batches += 1
+
+    async def _fold_batch(self, batch: list[_Item]) -> None:
+        """Fold ``batch``; events that fail it on their own account (not their job's yet, not
+        ones their job asked for) fail alone and the rest is folded again together. In a
+        backlog read from many topics at once such events are common (a product read before
+        its image), and folding the rest one by one made every one of them cost a
+        transaction."""
+        while batch:
             try:
                 await self._fold(batch)
+            except EventNotFolded as exc:
+                failed = [(i, why) for e, why in exc.failed for i in batch if i.event is e]
+                if not failed:  # not ours: nothing to set aside
+                    await self._fold_one_by_one(batch, exc)
+                    return
+                for item, why in failed:
+                    logger.info(
+                        "event set aside from its batch job_id=%s topic=%s partition=%d "
+                        "offset=%d error=%s",
+                        item.event.job_id,
+                        item.ctx.topic,
+                        item.ctx.partition,
+                        item.ctx.offset,
+                        why,
+                    )
+                    if not item.done.done():
+                        item.done.set_exception(why)
+                batch = [i for i in batch if not i.done.done()]
             except Exception as exc:
-                logger.warning(
-                    "fold batch failed, folding one by one events=%d error=%s",
-                    len(batch),
-                    exc,
-                )
-                for item in batch:
-                    await self._fold_alone(item)
+                await self._fold_one_by_one(batch, exc)
+                return
             else:
                 for item in batch:
                     if not item.done.done():
                         item.done.set_result(None)
-            self.batches += 1
+                return
+
+    async def _fold_one_by_one(self, batch: list[_Item], error: Exception) -> None:
+        logger.warning(
+            "fold batch failed, folding one by one events=%d error=%s", len(batch), error
+        )
+        for item in batch:
+            await self._fold_alone(item)
 
     async def _fold(self, batch: list[_Item]) -> None:
         """Fold ``batch`` in one transaction; while the database is unreachable, wait and try
         again (for ever). Any other failure is raised."""
         wait = 0.2
         while True:
+            self.transactions += 1
             try:
                 async with (
                     self.pool.connection(self.acquire_timeout_s) as conn,
@@ -150,6 +183,9 @@ class FoldBatcher:
     async def _fold_alone(self, item: _Item) -> None:
         try:
             await self._fold([item])
+        except EventNotFolded as exc:
+            if not item.done.done():
+                item.done.set_exception(exc.failed[0][1])
         except Exception as exc:
             if not item.done.done():
                 item.done.set_exception(exc)

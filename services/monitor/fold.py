@@ -32,7 +32,7 @@ from services.monitor.folders import folder_of
 from services.monitor.status import JobCounts, job_status
 from shared.adapters.store import images, job_claims, job_events, jobs
 from shared.contract.events import Event, JobRequested
-from shared.platform.errors import RetryableError
+from shared.platform.errors import InvalidEventError, RetryableError
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +43,16 @@ class JobNotYetKnown(RetryableError):
 
 class UnknownJob(ForeignOutput):
     """An output of a job nobody requested: no request claimed its id."""
+
+
+class EventNotFolded(Exception):
+    """Events of a batch that could not be folded, each with why (what its handler call
+    raises), so the batch can be folded again without them rather than one by one. Each
+    event is that very object (a batch may hold one event twice, redelivered)."""
+
+    def __init__(self, failed: list[tuple[Event, Exception]]) -> None:
+        super().__init__("; ".join(f"{e.type} {e.event_id}: {why}" for e, why in failed))
+        self.failed = failed
 
 
 def describe(event: Event) -> tuple[str, str]:
@@ -82,7 +92,10 @@ class Folder:
         """Fold one event, and refresh its job, inside the caller's transaction; False when it
         had been folded before."""
         touched = TouchedJobs()
-        [new] = await self.fold_many(conn, [Read(event, topic, partition, offset)], touched)
+        try:
+            [new] = await self.fold_many(conn, [Read(event, topic, partition, offset)], touched)
+        except EventNotFolded as exc:
+            raise exc.failed[0][1] from None
         await touched.refresh(conn)
         return new
 
@@ -128,6 +141,9 @@ class Folder:
         for event in events:
             await folder_of(event).open(conn, event)
         locking = [e for e in events if await folder_of(e).locks(conn, e)]
+        # Images before what is made from them: a product read in the same batch as its image
+        # (a backlog read from many topics at once) folds instead of failing the batch.
+        locking.sort(key=lambda e: folder_of(e).image_made(e) is None)
         locked = {
             job_id: JobShape.of(row)
             for job_id, row in (await jobs.lock(conn, [e.job_id for e in locking])).items()
@@ -137,13 +153,22 @@ class Folder:
         have = await images.existing(
             conn, [k for e in locking if (k := folder_of(e).image_needed(e)) is not None]
         )
+        # Every event that does not belong is noted and the others checked on, so a batch with
+        # several is folded again once, without all of them.
+        failed: list[tuple[Event, Exception]] = []
         for event in locking:
             folder = folder_of(event)
-            job = await _job_of(conn, event, locked)
-            folder.check(event, job, have)
+            try:
+                job = await _job_of(conn, event, locked)
+                folder.check(event, job, have)
+            except (InvalidEventError, RetryableError) as exc:
+                failed.append((event, exc))
+                continue
             await folder.write(conn, event, job)
             if (made := folder.image_made(event)) is not None:
                 have.add(made)
+        if failed:
+            raise EventNotFolded(failed)
         return set(locked)
 
 
@@ -223,12 +248,15 @@ async def _owners(conn: AsyncConnection[Any], reads: list[Read], logged: list[in
     asked = [(i, e) for i in logged if isinstance(e := reads[i].event, JobRequested)]
     owned = await job_claims.claim_many(conn, [e for _, e in asked])
     duplicates: set[int] = set()
+    conflicts: list[tuple[Event, Exception]] = []
     for (i, event), ownership in zip(asked, owned, strict=True):
         if ownership is job_claims.Ownership.CONFLICT:
-            raise job_claims.refusal(event)
+            conflicts.append((event, job_claims.refusal(event)))
         if ownership is job_claims.Ownership.DUPLICATE:
             logger.info("duplicate request job_id=%s event_id=%s", event.job_id, event.event_id)
             duplicates.add(i)
+    if conflicts:
+        raise EventNotFolded(conflicts)
     return [i for i in logged if i not in duplicates]
 
 

@@ -60,6 +60,55 @@ async def test_many_events_one_transaction_and_a_bad_one_fails_alone(
     assert handler.batcher.batches < len(events) / 4, handler.batcher.batches
 
 
+async def test_a_product_read_before_its_image_in_one_batch_folds(
+    pool: AsyncConnectionPool,
+) -> None:
+    """A backlog read from many topics at once: products ahead of their images in the queue."""
+    handler = MonitorHandler(pool)
+    jobs = [job() for _ in range(10)]
+    events: list[Event] = [
+        *jobs,
+        *(product(j, 0, "mug") for j in jobs),
+        *(image(j, 0) for j in jobs),
+    ]
+    results = await asyncio.gather(
+        *(handler(e, ctx(n)) for n, e in enumerate(events)), return_exceptions=True
+    )
+
+    assert [r for r in results if isinstance(r, BaseException)] == []
+    assert [await submitted_status(pool, j.job_id) for j in jobs] == ["completed"] * 10
+    assert handler.batcher.transactions <= 2, handler.batcher.transactions
+
+
+async def test_bad_events_are_set_aside_and_the_batch_folded_again_once(
+    pool: AsyncConnectionPool,
+) -> None:
+    handler = MonitorHandler(pool)
+    await handler(job(), ctx(0))  # a batch of its own, so the next one is queued whole
+    before = handler.batcher.transactions
+    jobs = [job() for _ in range(20)]
+    orphans = [job() for _ in range(3)]  # never requested: their products are refused
+    early = [job() for _ in range(3)]  # requested; their images never come
+    events: list[Event] = [
+        *jobs,
+        *early,
+        *(product(j, 0, "mug") for j in orphans),
+        *(product(j, 0, "mug") for j in early),
+        *(e for j in jobs for e in (image(j, 0), product(j, 0, "mug"))),
+    ]
+    results = await asyncio.gather(
+        *(handler(e, ctx(n)) for n, e in enumerate(events)), return_exceptions=True
+    )
+
+    failed = {type(r).__name__ for r in results if isinstance(r, BaseException)}
+    assert failed == {"UnknownJob", "ImageNotYetKnown"}
+    assert sum(isinstance(r, BaseException) for r in results) == 6
+    assert [await submitted_status(pool, j.job_id) for j in jobs] == ["completed"] * 20
+    assert [await submitted_status(pool, j.job_id) for j in early] == ["queued"] * 3
+    # Once with the six, once without them: not a transaction per event.
+    assert handler.batcher.transactions - before == 2, handler.batcher.transactions - before
+
+
 async def test_counters_are_written_with_the_fold(pool: AsyncConnectionPool) -> None:
     """A replayed event changes neither the tables nor the counters."""
     handler = MonitorHandler(pool)
