@@ -3,8 +3,8 @@ route's latency (p50/p95 over real HTTP to the API), the monitor's fold rate and
 submit rate on that database and on an empty one, the disk per table and per job, and the raw
 broker in the same run.
 
-    python bench/scale.py [--jobs 1000000] [--reuse] [--requests 50] [--fold-jobs 100]
-                          [--submits 200] [--templates 2]
+    python bench/scale.py [--jobs 1000000] [--reuse] [--requests 50] [--fold-jobs 200]
+                          [--submits 400] [--rounds 8] [--templates 2] [--no-reads]
 
 Starts its own stack (broker, PostgreSQL, simulators at zero latency, the stages, the monitor,
 the API) on the big database's folder (``.state/bench-scale/<jobs>``; ``--reuse`` keeps it and
@@ -13,7 +13,9 @@ real jobs of every shape (1-4 images x 1-3 product types, published or not) thro
 clones them into ``--jobs`` jobs over 365 days with set-based SQL (bench/scale_build.py). The
 templates' events, recorded off the topics, are what the fold rate replays under new job ids
 (``--fold-jobs`` jobs): the time from the first produce until the monitor has written every one
-of their log entries. A second, empty stack measures the same writes for the ratio.
+of their log entries. A second, empty stack measures the same writes for the ratio, both up at
+once with their stages scaled to zero (the monitor and the API alone), in ``--rounds``
+interleaved rounds after one for warm-up.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from bench.common import table
 from bench.scale_build import NICHES, RARE_THEME, STYLES, THEMES, BuildReport, build, disk
 from devstack.stack import Stack, isolated_settings
 from shared.adapters.store import job_events
-from shared.contract.topics import JOBS_BY_PRIORITY, MONITOR
+from shared.contract.topics import IMAGES_GENERATED, JOBS_BY_PRIORITY, MONITOR
 
 logger = logging.getLogger("bench.scale")
 
@@ -216,9 +218,12 @@ def run_templates(
 
 def fold_rate(stack: Stack, recorded: Recorded, jobs: int) -> tuple[float, int]:
     """Replay the templates' events for ``jobs`` new job ids; seconds until the monitor wrote
-    every one of their log entries, and how many. Each job's request goes first (the monitor
-    puts aside, for a retry later, an event of a job it does not know yet: that delay is not
-    the fold's rate), then the rest once every job is known."""
+    every one of their log entries, and how many.
+
+    In waves, as the pipeline makes them: the requests, then the images, then the rest, each
+    wave produced once the one before is folded. A product of an image not folded yet is put
+    aside for a retry later (the pipeline never makes one: the image is folded while Printify
+    is called); produced all at once, such retries' delays, not the fold, made the time."""
     by_tmpl: dict[str, list[dict[str, Any]]] = {}
     for m in recorded.messages:
         by_tmpl.setdefault(m["tmpl"], []).append(m)
@@ -228,20 +233,27 @@ def fold_rate(stack: Stack, recorded: Recorded, jobs: int) -> tuple[float, int]:
     producer = Producer({"bootstrap.servers": stack.bootstrap, "linger.ms": 5})
     new_ids = [n for _, n in plan]
     requests = set(JOBS_BY_PRIORITY)
+
+    def wave(m: dict[str, Any]) -> int:
+        if m["topic"] in requests:
+            return 0
+        return 1 if m["topic"] == IMAGES_GENERATED else 2
+
+    images = sum(1 for t, _ in plan for m in by_tmpl[t] if wave(m) == 1)
+    waits = [
+        ("SELECT count(*) FROM jobs WHERE job_id = ANY(%s)", jobs),
+        ("SELECT count(*) FROM images WHERE job_id = ANY(%s)", images),
+        ("SELECT count(*) FROM job_events WHERE job_id = ANY(%s)", expected),
+    ]
     deadline = time.monotonic() + max(300, jobs * 3)
     start = time.monotonic()
     with psycopg.connect(stack.database_url, autocommit=True) as conn:
-        for first in (True, False):
+        for n, (query, want) in enumerate(waits):
             for tmpl, new_id in plan:
                 for m in by_tmpl[tmpl]:
-                    if (m["topic"] in requests) == first:
+                    if wave(m) == n:
                         _replay(producer, m, tmpl, new_id)
             producer.flush(60)
-            query, want = (
-                ("SELECT count(*) FROM jobs WHERE job_id = ANY(%s)", jobs)
-                if first
-                else ("SELECT count(*) FROM job_events WHERE job_id = ANY(%s)", expected)
-            )
             while True:
                 row = conn.execute(query.encode(), (new_ids,)).fetchone()
                 done = int(row[0]) if row else 0
@@ -249,7 +261,7 @@ def fold_rate(stack: Stack, recorded: Recorded, jobs: int) -> tuple[float, int]:
                     break
                 if time.monotonic() > deadline:
                     raise SystemExit(f"fold timed out: {done}/{want} ({query})")
-                time.sleep(0.05)
+                time.sleep(0.01)
     return time.monotonic() - start, expected
 
 
@@ -272,20 +284,41 @@ def _replay(producer: Producer, m: dict[str, Any], tmpl: str, new_id: str) -> No
 
 
 def submit_rate(stack: Stack, jobs: int, concurrency: int) -> float:
-    """POST /jobs ``jobs`` times with ``concurrency`` clients at once: jobs/s."""
+    """POST /jobs ``jobs`` times with ``concurrency`` clients at once: jobs/s. Then, untimed,
+    until the monitor has folded every one of them: its work would otherwise go on beside the
+    next measure (the other database's, on the same cores)."""
     body = {"theme": "submit bench", "style": "flat", "niche": "bench",
             "productTypes": ["tshirt"], "count": 1, "autoPublish": False}  # fmt: skip
 
-    def worker(n: int) -> None:
+    def worker(n: int) -> list[str]:
         with httpx.Client(base_url=api(stack), timeout=30) as client:
-            for _ in range(n):
-                client.post("/jobs", json=body).raise_for_status()
+            return [
+                str(client.post("/jobs", json=body).raise_for_status().json()["jobId"])
+                for _ in range(n)
+            ]
 
     share = [jobs // concurrency + (1 if i < jobs % concurrency else 0) for i in range(concurrency)]
     start = time.monotonic()
     with ThreadPoolExecutor(concurrency) as pool:
-        list(pool.map(worker, share))
-    return jobs / (time.monotonic() - start)
+        ids = [i for part in pool.map(worker, share) for i in part]
+    rate = jobs / (time.monotonic() - start)
+    _wait_logged(stack, ids, len(ids))
+    return rate
+
+
+def _wait_logged(stack: Stack, job_ids: list[str], entries: int, timeout: float = 300) -> None:
+    """Until the jobs' log holds ``entries`` entries."""
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(stack.database_url, autocommit=True) as conn:
+        while True:
+            row = conn.execute(
+                "SELECT count(*) FROM job_events WHERE job_id = ANY(%s)", (job_ids,)
+            ).fetchone()
+            if row and int(row[0]) >= entries:
+                return
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the monitor did not fold {len(job_ids)} jobs in {timeout}s")
+            time.sleep(0.01)
 
 
 def writers_only(stack: Stack, timeout: float = 120.0) -> None:
@@ -337,8 +370,7 @@ def writes(
     that slows down or warms up over the run weighs on both sides alike."""
     for stack in stacks.values():
         writers_only(stack)
-        fold_rate(stack, recorded, 10)  # warm-up
-        submit_rate(stack, 10, 1)
+        writes_once(stack, recorded, fold_jobs, submits)  # warm-up: pools, caches, the planner
     out: dict[str, list[Writes]] = {name: [] for name in stacks}
     for r in range(rounds):
         order = list(stacks) if r % 2 == 0 else list(reversed(stacks))
@@ -610,9 +642,9 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1_000_000)
     parser.add_argument("--reuse", action="store_true", help="keep the built database")
     parser.add_argument("--requests", type=int, default=50, help="per read case")
-    parser.add_argument("--fold-jobs", type=int, default=100)
-    parser.add_argument("--submits", type=int, default=200)
-    parser.add_argument("--rounds", type=int, default=6, help="write rounds per database")
+    parser.add_argument("--fold-jobs", type=int, default=200)
+    parser.add_argument("--submits", type=int, default=400)
+    parser.add_argument("--rounds", type=int, default=8, help="write rounds per database")
     parser.add_argument("--templates", type=int, default=2, help="rounds of every job shape")
     parser.add_argument("--no-empty", action="store_true", help="skip the empty database")
     parser.add_argument("--no-reads", action="store_true", help="the writes only")

@@ -61,9 +61,10 @@ class ApiSettings(
     max_page_size: int = Field(default=100, ge=1, le=1000)
     # GET /dashboard: up to this many jobs in its window, durations are computed exactly from
     # the rows; above, their min, max and percentiles are read from the hourly summaries'
-    # 5 %-wide buckets. The exact joins grow with the window (here ~8 µs a job: 16 ms at 700
-    # jobs, 45 ms at 4,700, 155 ms at 20,000); the buckets take ~25 ms whatever the window.
-    dashboard_exact_max_jobs: int = Field(default=2000, ge=0, le=1_000_000)
+    # 5 %-wide buckets. The exact joins grow with the window and with the tables: ~8 µs a job
+    # on a small database, ~33 µs at a million jobs (140 ms for a window of 4,282, so ~33 ms
+    # at 1,000); the buckets take ~2 ms there whatever the window.
+    dashboard_exact_max_jobs: int = Field(default=1000, ge=0, le=1_000_000)
     # POST /jobs/bulk: a file of more job lines than this is refused whole (MAX_BODY_BYTES
     # bounds its size); each line is one acknowledged produce, so this bounds the request's time.
     bulk_max_rows: int = Field(
@@ -103,7 +104,7 @@ class ApiSettings(
     group_id_prefix: str = "pod"
     # ... and wants them held this long (the stages' own FETCH_WAIT_MAX_MS: a partition taken
     # while a long poll is out is first fetched when it returns).
-    fetch_wait_max_ms: int = Field(default=5000, ge=0, le=10_000)
+    fetch_wait_max_ms: int = Field(default=500, ge=0, le=10_000)
 
     def stage_list(self) -> list[str]:
         """The stages /health requires a live instance of."""

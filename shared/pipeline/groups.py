@@ -14,9 +14,9 @@ instance held up to a heartbeat interval ago, and reaches the API only through t
 fold, which is itself one of the stages waited for.
 
 Holding a partition is not yet fetching it: a partition taken while the consumer has a fetch out
-(a long poll of up to ``FETCH_WAIT_MAX_MS``, 5 s) is first fetched when that fetch returns, so a
-job landing on it in those seconds waits for them (measured: up to 5.1 s right after the
-assignment, none once it was 5 s old). :class:`GroupProbe` therefore calls a group ready once it
+(a long poll of up to ``FETCH_WAIT_MAX_MS``, 500 ms) is first fetched when that fetch returns,
+so a job landing on it meanwhile waits for it (measured with 5 s polls: up to 5.1 s right after
+the assignment, none once it was 5 s old). :class:`GroupProbe` therefore calls a group ready once it
 has seen the same assignment for that long.
 """
 

@@ -54,13 +54,15 @@ class RunnerSettings(KafkaSettings):
     # stack's CPU (bench/idle.py: 4.7 % of a core in all, 4.3 % at 10 s).
     heartbeat_interval_s: float = Field(default=10.0, gt=0)
     commit_interval_ms: int = Field(default=500, ge=50)
-    # A long poll returns as soon as data arrives: a longer wait costs no pickup latency, only
-    # fewer empty fetches (idle CPU of the stage and the broker: five idle consumers cost the
-    # broker 2.3 % of a core at 1 s, 2.0 % at 5 s). What it delays is a partition resumed while
-    # a fetch is out: never a band resumed after backpressure (it resumes with half its buffer
-    # still to work through), nor a due retry (its message is held, not refetched), only the
-    # messages behind a retry in its delay topic, by one wait at most.
-    fetch_wait_max_ms: int = Field(default=5000, ge=1, le=10_000)
+    # A long poll returns as soon as data arrives on a partition it asked for, so its length
+    # is no pickup latency. But librdkafka keeps one fetch out per broker: a partition resumed
+    # (after backpressure, behind a held retry) joins only the next one, so it waits out the
+    # fetch already out whenever the partitions in that one are idle. At 5 s a stage working
+    # through a one-band backlog stalled up to 5 s at each resume (the monitor's fold of 200
+    # replayed jobs: 1.7-2.4 s, or 5-6.4 s in half the rounds; at 500 ms never over 2.4 s).
+    # 500 ms is librdkafka's and Kafka's own default; the price is idle fetches (five idle
+    # consumers cost the broker 2.0 % of a core at 5 s, 2.3 % at 1 s).
+    fetch_wait_max_ms: int = Field(default=500, ge=1, le=10_000)
     poll_timeout_s: float = Field(default=1.0, gt=0, le=30)
     busy_poll_s: float = Field(default=0.05, gt=0, le=5)
     instance_id: str | None = None
