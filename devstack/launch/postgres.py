@@ -82,10 +82,11 @@ def _as_user() -> str | None:
 class LocalPostgres:
     """One embedded PostgreSQL server; its data survives restarts."""
 
-    def __init__(self, state_dir: Path, *, port: int = 5433) -> None:
+    def __init__(self, state_dir: Path, *, port: int = 5433, shared_buffers: str = "128MB") -> None:
         self.home = state_dir / "postgres"
         self.data_dir = self.home / "data"
         self.port = port
+        self.shared_buffers = shared_buffers
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -243,6 +244,7 @@ class LocalPostgres:
                     str(self.data_dir),
                     *("-h", "127.0.0.1", "-p", str(self.port), "-k", str(self.home)),
                     *("-c", "max_connections=200", "-c", "fsync=on"),
+                    *("-c", f"shared_buffers={self.shared_buffers}"),
                 ],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
