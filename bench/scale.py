@@ -254,15 +254,22 @@ def fold_rate(stack: Stack, recorded: Recorded, jobs: int) -> tuple[float, int]:
                     if wave(m) == n:
                         _replay(producer, m, tmpl, new_id)
             producer.flush(60)
-            while True:
-                row = conn.execute(query.encode(), (new_ids,)).fetchone()
-                done = int(row[0]) if row else 0
-                if done >= want:
-                    break
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"fold timed out: {done}/{want} ({query})")
-                time.sleep(0.01)
+            _wait_count(conn, query, new_ids, want, deadline)
     return time.monotonic() - start, expected
+
+
+def _wait_count(
+    conn: psycopg.Connection[Any], query: str, job_ids: list[str], want: int, deadline: float
+) -> None:
+    """Until ``query`` (a count over ``job_ids``) reaches ``want``; SystemExit at ``deadline``."""
+    while True:
+        row = conn.execute(query.encode(), (job_ids,)).fetchone()
+        done = int(row[0]) if row else 0
+        if done >= want:
+            return
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out: {done}/{want} ({query})")
+        time.sleep(0.01)
 
 
 def _replay(producer: Producer, m: dict[str, Any], tmpl: str, new_id: str) -> None:
@@ -302,23 +309,10 @@ def submit_rate(stack: Stack, jobs: int, concurrency: int) -> float:
     with ThreadPoolExecutor(concurrency) as pool:
         ids = [i for part in pool.map(worker, share) for i in part]
     rate = jobs / (time.monotonic() - start)
-    _wait_logged(stack, ids, len(ids))
-    return rate
-
-
-def _wait_logged(stack: Stack, job_ids: list[str], entries: int, timeout: float = 300) -> None:
-    """Until the jobs' log holds ``entries`` entries."""
-    deadline = time.monotonic() + timeout
     with psycopg.connect(stack.database_url, autocommit=True) as conn:
-        while True:
-            row = conn.execute(
-                "SELECT count(*) FROM job_events WHERE job_id = ANY(%s)", (job_ids,)
-            ).fetchone()
-            if row and int(row[0]) >= entries:
-                return
-            if time.monotonic() > deadline:
-                raise SystemExit(f"the monitor did not fold {len(job_ids)} jobs in {timeout}s")
-            time.sleep(0.01)
+        logged = "SELECT count(*) FROM job_events WHERE job_id = ANY(%s)"
+        _wait_count(conn, logged, ids, len(ids), time.monotonic() + 300)
+    return rate
 
 
 def writers_only(stack: Stack, timeout: float = 120.0) -> None:

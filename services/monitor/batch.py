@@ -185,7 +185,7 @@ class FoldBatcher:
             await self._fold([item])
         except EventNotFolded as exc:
             if not item.done.done():
-                item.done.set_exception(exc.failed[0][1])
+                item.done.set_exception(exc.first)
         except Exception as exc:
             if not item.done.done():
                 item.done.set_exception(exc)

@@ -54,6 +54,11 @@ class EventNotFolded(Exception):
         super().__init__("; ".join(f"{e.type} {e.event_id}: {why}" for e, why in failed))
         self.failed = failed
 
+    @property
+    def first(self) -> Exception:
+        """Why the first of them failed: what a fold of that event alone raises."""
+        return self.failed[0][1]
+
 
 def describe(event: Event) -> tuple[str, str]:
     """(level, message) of an event for the job's log."""
@@ -95,7 +100,7 @@ class Folder:
         try:
             [new] = await self.fold_many(conn, [Read(event, topic, partition, offset)], touched)
         except EventNotFolded as exc:
-            raise exc.failed[0][1] from None
+            raise exc.first from None
         await touched.refresh(conn)
         return new
 
@@ -164,7 +169,8 @@ class Folder:
             except (InvalidEventError, RetryableError) as exc:
                 failed.append((event, exc))
                 continue
-            await folder.write(conn, event, job)
+            if not failed:  # after a failure the batch is rolled back: only checks still count
+                await folder.write(conn, event, job)
             if (made := folder.image_made(event)) is not None:
                 have.add(made)
         if failed:
