@@ -397,12 +397,9 @@ class PrintifyHandler:
                     failure = self._failure(event, product_type, exc, ctx)
                     outputs.append(Output(PRINTIFY.dlq, failure))
                     continue
-                # Recorded before the cancel is looked for again below: a cancel that read the
-                # table before this sees it, or this sees the cancel.
-                await made_products.record_made(self.pool, event.job_id, created.payload)
                 made.append(created)
                 outputs.append(Output(PRODUCTS_CREATED, created))
-        if made and await cancellations.is_cancelled(self.pool, event.job_id):
+        if made and await self._record_made(event.job_id, made):
             # Cancelled while these were being made: nothing of the job is left behind.
             outputs = [o for o in outputs if o.topic != PRODUCTS_CREATED]
             for c in made:
@@ -417,6 +414,15 @@ class PrintifyHandler:
             sum(1 for o in outputs if o.topic == PRINTIFY.dlq),
         )
         return outputs
+
+    async def _record_made(self, job_id: str, made: list[ProductCreated]) -> bool:
+        """Record the products made, then look for a cancel again (True: the job was cancelled
+        meanwhile). Recorded first, on the same connection: a cancel that read the table
+        before this sees them, or this sees the cancel; one round trip (a pipeline) for all."""
+        async with self.pool.connection() as conn, conn.pipeline():
+            for created in made:
+                await made_products.record_made(conn, job_id, created.payload)
+            return await cancellations.is_cancelled_in(conn, job_id)
 
     async def _clear_cancelled(self, event: ImageGenerated, shop: str) -> list[Output]:
         """An image of a cancelled job makes nothing; whatever an earlier attempt made of it

@@ -21,7 +21,6 @@ sees the other's write: either the publish is not made, or it is waited for and 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Literal
@@ -112,7 +111,8 @@ class Gate:
             return False
         if not held and not sells_here(event, self.name):
             return False
-        if await cancellations.is_cancelled(self.pool, event.job_id):
+        row = await self.holdings.record(event.job_id, p, held=held)
+        if row is None:
             logger.info(
                 "product of a cancelled job not published job_id=%s product_id=%s channel=%s",
                 event.job_id,
@@ -120,7 +120,6 @@ class Gate:
                 self.name,
             )
             return False
-        row = await self.holdings.record(event.job_id, p, held=held)
         if held:
             logger.info(
                 "product held for review job_id=%s product_id=%s channel=%s",
@@ -146,13 +145,7 @@ class Gate:
         """Whether ``event``'s product is still to be listed: no cancel of its job and no
         take-down of it came meanwhile."""
         p = event.payload
-        # Both read at once: this runs on every publish's path, right before the channel call.
-        cancelled, row = await asyncio.gather(
-            cancellations.is_cancelled(self.pool, event.job_id),
-            self.holdings.get(event.job_id, p.image_index, p.product_type.value),
-        )
-        if cancelled:
-            return False
+        row = await self.holdings.live(event.job_id, p.image_index, p.product_type.value)
         return row is not None and row.state == "active" and row.generation == p.generation
 
     async def still_wanted(self, event: ProductCreated) -> None:

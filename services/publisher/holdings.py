@@ -23,12 +23,14 @@ from shared.contract.events import ProductCreatedPayload
 State = Literal["held", "active", "unpublished", "deleted"]
 
 # A held product becomes active when approved; a taken-down one stays down whatever product
-# event comes again (a redelivery, a replay); a newer generation starts over.
+# event comes again (a redelivery, a replay); a newer generation starts over. Nothing is
+# recorded for a cancelled job: its cancel has been handled, and would not find the row.
 _RECORD = """
 INSERT INTO channel_products AS c
     (job_id, image_index, product_type, channel, generation, product_id, shop_id, title, state)
-VALUES (%(job)s, %(image)s, %(type)s, %(channel)s, %(generation)s, %(product)s, %(shop)s,
-        %(title)s, %(state)s)
+SELECT %(job)s, %(image)s, %(type)s, %(channel)s, %(generation)s, %(product)s, %(shop)s,
+       %(title)s, %(state)s
+WHERE NOT EXISTS (SELECT 1 FROM job_cancellations WHERE job_id = %(job)s)
 ON CONFLICT (job_id, image_index, product_type, channel) DO UPDATE SET
     generation = EXCLUDED.generation, product_id = EXCLUDED.product_id,
     shop_id = EXCLUDED.shop_id, title = EXCLUDED.title, decision_id = NULL,
@@ -41,6 +43,7 @@ ON CONFLICT (job_id, image_index, product_type, channel) DO UPDATE SET
 WHERE c.generation < EXCLUDED.generation
    OR (c.generation = EXCLUDED.generation AND c.state = 'held')
 """
+_CANCELLED = "SELECT EXISTS (SELECT 1 FROM job_cancellations WHERE job_id = %(job)s)"
 
 _COLUMNS = (
     "job_id, image_index, product_type, channel, generation, product_id, shop_id, title, state, "
@@ -109,8 +112,12 @@ class Holdings:
         self.pool = pool
         self.channel = channel
 
-    async def record(self, job_id: str, p: ProductCreatedPayload, *, held: bool) -> Holding:
-        """Record ``p`` as held or active (see the module); return the row as it now stands."""
+    async def record(self, job_id: str, p: ProductCreatedPayload, *, held: bool) -> Holding | None:
+        """Record ``p`` as held or active (see the module); return the row as it now stands, or
+        None when the job was cancelled (nothing recorded).
+
+        The cancel check, the write and the read go in one round trip (a pipeline): this runs
+        on every publish's path."""
         params = {
             "job": job_id,
             "image": p.image_index,
@@ -122,14 +129,37 @@ class Holdings:
             "title": p.title,
             "state": "held" if held else "active",
         }
-        await self._execute(_RECORD, params)
-        [row] = await self._rows(_GET, params)
-        return row
+        async with self.pool.connection() as conn, conn.pipeline():
+            cancelled = await conn.execute(_CANCELLED, params)
+            await conn.execute(_RECORD, params)
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(_GET, params)
+            flag = await cancelled.fetchone()
+            rows: list[dict[str, Any]] = await cur.fetchall()
+        # No row either when a cancel came between the check and the write.
+        if flag is None or flag[0] or not rows:
+            return None
+        [row] = rows
+        return Holding(**row)
 
     async def get(self, job_id: str, image_index: int, product_type: str) -> Holding | None:
         params = {"job": job_id, "image": image_index, "type": product_type}
         rows = await self._rows(_GET, {**params, "channel": self.channel})
         return rows[0] if rows else None
+
+    async def live(self, job_id: str, image_index: int, product_type: str) -> Holding | None:
+        """The row, or None when there is none or the job was cancelled (one round trip: this
+        runs right before every publish's channel call)."""
+        params = {"job": job_id, "image": image_index, "type": product_type}
+        async with self.pool.connection() as conn, conn.pipeline():
+            cancelled = await conn.execute(_CANCELLED, params)
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(_GET, {**params, "channel": self.channel})
+            flag = await cancelled.fetchone()
+            rows: list[dict[str, Any]] = await cur.fetchall()
+        if flag is None or flag[0] or not rows:
+            return None
+        return Holding(**rows[0])
 
     async def of_job(
         self, job_id: str, *, image_index: int | None = None, product_type: str | None = None

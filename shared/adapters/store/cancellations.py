@@ -43,8 +43,13 @@ async def record(
 async def is_cancelled(pool: AsyncConnectionPool, job_id: str) -> bool:
     """Whether the job was cancelled (as far as any stage has read the decision)."""
     async with pool.connection() as conn:
-        cur = await conn.execute(_IS_CANCELLED, {"job": job_id})
-        return await cur.fetchone() is not None
+        return await is_cancelled_in(conn, job_id)
+
+
+async def is_cancelled_in(conn: AsyncConnection[Any], job_id: str) -> bool:
+    """:func:`is_cancelled` on ``conn`` (after what the caller queued on it, in a pipeline)."""
+    cur = await conn.execute(_IS_CANCELLED, {"job": job_id})
+    return await cur.fetchone() is not None
 
 
 async def cancelled_among(pool: AsyncConnectionPool, job_ids: Collection[str]) -> set[str]:

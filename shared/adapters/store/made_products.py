@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
@@ -71,12 +72,11 @@ def _key(job_id: str, image_index: int, generation: int, product_type: str) -> d
     return {"job": job_id, "image": image_index, "generation": generation, "type": product_type}
 
 
-async def record_made(pool: AsyncConnectionPool, job_id: str, made: ProductCreatedPayload) -> None:
+async def record_made(conn: AsyncConnection[Any], job_id: str, made: ProductCreatedPayload) -> None:
     """Record a product made (a replay of a type that had failed makes its row ``made``)."""
     params = _key(job_id, made.image_index, made.generation, made.product_type.value)
     payload = Jsonb(made.model_dump(mode="json"))
-    async with pool.connection() as conn:
-        await conn.execute(_MADE, {**params, "product_id": made.product_id, "payload": payload})
+    await conn.execute(_MADE, {**params, "product_id": made.product_id, "payload": payload})
 
 
 async def record_failed(

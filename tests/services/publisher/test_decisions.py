@@ -162,6 +162,20 @@ async def test_a_product_of_a_cancelled_job_is_never_listed(
     assert await store.products() == []
 
 
+async def test_a_product_arriving_after_its_jobs_cancel_is_neither_recorded_nor_listed(
+    client: PrintifyClient, ledger: Ledger, store: Store
+) -> None:
+    # The cancel check, the holding's write and its read go in one round trip: the write must
+    # still not happen for a cancelled job (its cancel, handled already, would not find it).
+    handler = shopify_handler(ledger, client, store)
+    created = await product_of(client, review=False)
+    assert await handler(decision(created.job_id, DecisionAction.CANCEL), CTX) == []
+    assert await handler(created, CTX) == []
+    holdings = Holdings(ledger.pool, "shopify")
+    assert await holdings.get(created.job_id, 0, created.payload.product_type.value) is None
+    assert await store.products() == []
+
+
 async def test_unpublish_then_delete_on_shopify(
     client: PrintifyClient, ledger: Ledger, store: Store
 ) -> None:
