@@ -10,6 +10,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from shared.adapters.storage import ImageStorageSettings
 from shared.contract.events import MAX_LEVEL, MIN_LEVEL, Priority
 from shared.contract.topics import ChannelSettings
+from shared.pipeline.runner.model import RunnerSettings
 from shared.platform.settings import (
     DatabaseSettings,
     JobLimitSettings,
@@ -102,9 +103,11 @@ class ApiSettings(
     # The stages' consumer groups are `<GROUP_ID_PREFIX>.<stage>` (the runner's setting):
     # `/health/ready?stages=true` asks the broker who holds their partitions ...
     group_id_prefix: str = "pod"
-    # ... and wants them held this long (the stages' own FETCH_WAIT_MAX_MS: a partition taken
-    # while a long poll is out is first fetched when it returns).
-    fetch_wait_max_ms: int = Field(default=500, ge=0, le=10_000)
+    # ... and wants them held this long (the stages' own FETCH_WAIT_MAX_MS, the same variable
+    # and default: a partition taken while a long poll is out is first fetched when it returns).
+    fetch_wait_max_ms: int = Field(
+        default=RunnerSettings.model_fields["fetch_wait_max_ms"].default, ge=0, le=10_000
+    )
 
     def stage_list(self) -> list[str]:
         """The stages /health requires a live instance of."""

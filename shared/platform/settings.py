@@ -107,6 +107,11 @@ class KafkaSettings(PodSettings):
     # Unset: 2 when topics have 3 replicas or more (one node may die, nothing acknowledged is
     # lost), else the broker's default.
     kafka_min_insync_replicas: int | None = Field(default=None, ge=1)
+    # How long a producer holds a message for others to share its request (librdkafka's
+    # ``linger.ms``). A lone message waits it out on every hop of a job (2.8 ms a hop at 0,
+    # 4.8 at 2, 7.9 at 5: bench/broker.py); under a backlog messages share requests anyway
+    # while earlier ones are in flight (bench/pipeline.py: no difference above this VM's drift).
+    kafka_linger_ms: int = Field(default=0, ge=0, le=1000)
     # librdkafka's names: PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL.
     kafka_security_protocol: str | None = Field(
         default=None, pattern=r"^(?i:PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL)$"

@@ -22,7 +22,7 @@ def make_producer(settings: KafkaSettings, *, client_id: str) -> Producer:
             "client.id": client_id,
             "enable.idempotence": True,
             "acks": "all",
-            "linger.ms": 2,
+            "linger.ms": settings.kafka_linger_ms,
             "compression.type": "lz4",
             "delivery.timeout.ms": 120_000,
             "error_cb": lambda err: logger.warning("kafka producer error error=%s", err),
