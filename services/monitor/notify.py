@@ -17,6 +17,7 @@ from psycopg_pool import AsyncConnectionPool
 from services.monitor.alerts import Action, AlertRow
 from shared.adapters.store import alerts as alert_store
 from shared.platform.aio import cancel_and_wait
+from shared.platform.http import async_client
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +101,9 @@ class WebhookNotifier:
         self._url = url
         self.attempts = attempts
         self.backoff_s = backoff_s
-        self._client = httpx.AsyncClient(timeout=timeout_s)
+        # The project's client: an answer is freed when dropped, not at the collector's next
+        # full pass (shared.platform.http.AcyclicAsyncClient).
+        self._client = async_client(timeout=timeout_s)
         self._queue: asyncio.Queue[tuple[AlertRow, Action]] = asyncio.Queue(_QUEUE_SIZE)
         self._task: asyncio.Task[None] | None = None
 
