@@ -152,8 +152,12 @@ SELECT q.lexeme, ARRAY(
     ORDER BY word LIMIT %(max_words)s) AS words
 FROM (SELECT lexeme FROM unnest(to_tsvector('simple', %(q)s)) ORDER BY lexeme LIMIT 16) q
 """
+# The words are lexemes already (the document's own, from search_words, or the query's as
+# to_tsvector split it): cast, not parsed again. to_tsquery would parse each once more, alone,
+# and a word such as '9e0e3044e1' (a hyphenated word's part in the document) alone reads as the
+# number 9e0 and the word e3044e1, which the document does not hold.
 _MATCHES = (
-    f"({_SEARCH_DOCUMENT} @@ to_tsquery('simple', %(q_words)s)"  # fixed fragments only
+    f"({_SEARCH_DOCUMENT} @@ %(q_words)s::tsquery"  # fixed fragments only
     " OR job_id LIKE %(q_prefix)s)"
 )
 # {where}: the status and cursor conditions, or nothing; {match}: _MATCHES, or the id prefix.
@@ -170,7 +174,7 @@ _SEARCH_BOUNDARY = (
 _BY_ID_PREFIX = "SELECT job_id, created_at, status FROM jobs WHERE job_id LIKE %(q_prefix)s"
 _BY_WORDS = (
     f"SELECT job_id, created_at, status FROM jobs WHERE {_SEARCH_DOCUMENT}"  # noqa: S608  # fixed fragments only
-    " @@ to_tsquery('simple', %(q_words)s)"
+    " @@ %(q_words)s::tsquery"
 )
 # {matches}: _BY_ID_PREFIX, alone or UNION _BY_WORDS; {where}: the boundary, and the status.
 # The planner cannot walk the newest-first index filtering row by row here (a rare word would

@@ -60,6 +60,20 @@ def test_search_finds_jobs_by_theme_niche_prompt_and_id_start(api: httpx.Client)
     assert api.get("/jobs", params={"q": ""}).status_code == 422
 
 
+def test_search_finds_a_hyphenated_word_whose_part_alone_reads_as_a_number(
+    api: httpx.Client,
+) -> None:
+    # '9e0e3044e1', a part of 'cats-9e0e3044e1' in the document, read alone is the float 9e0
+    # and the word e3044e1: the query's words must be matched as the lexemes they are, not
+    # parsed again one by one (a theme made by job_body() failed this way now and then).
+    body = job_body(theme="autumn cats-9e0e3044e1")
+    job_id = api.post("/jobs", json=body).json()["jobId"]
+    for q in ("AUTUMN CATS-9E0E3044E1", "cats-9e0e3044e1", "autumn cats-9e0e"):
+        page = api.get("/jobs", params={"q": q, "limit": 100})
+        assert page.status_code == 200, page.text
+        assert job_id in {j["jobId"] for j in page.json()["jobs"]}, q
+
+
 @pytest.fixture(scope="module")
 def stored(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("images")
