@@ -15,9 +15,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from shared.adapters.store import cancellations
 from shared.contract.events import ProductCreatedPayload
 
 State = Literal["held", "active", "unpublished", "deleted"]
@@ -43,7 +45,6 @@ ON CONFLICT (job_id, image_index, product_type, channel) DO UPDATE SET
 WHERE c.generation < EXCLUDED.generation
    OR (c.generation = EXCLUDED.generation AND c.state = 'held')
 """
-_CANCELLED = "SELECT EXISTS (SELECT 1 FROM job_cancellations WHERE job_id = %(job)s)"
 
 _COLUMNS = (
     "job_id, image_index, product_type, channel, generation, product_id, shop_id, title, state, "
@@ -130,17 +131,10 @@ class Holdings:
             "state": "held" if held else "active",
         }
         async with self.pool.connection() as conn, conn.pipeline():
-            cancelled = await conn.execute(_CANCELLED, params)
             await conn.execute(_RECORD, params)
-            cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(_GET, params)
-            flag = await cancelled.fetchone()
-            rows: list[dict[str, Any]] = await cur.fetchall()
-        # No row either when a cancel came between the check and the write.
-        if flag is None or flag[0] or not rows:
-            return None
-        [row] = rows
-        return Holding(**row)
+            # None as well when a cancel came after the write's check (its handler may have
+            # looked for the row before it existed).
+            return await self._unless_cancelled(conn, params)
 
     async def get(self, job_id: str, image_index: int, product_type: str) -> Holding | None:
         params = {"job": job_id, "image": image_index, "type": product_type}
@@ -152,14 +146,20 @@ class Holdings:
         runs right before every publish's channel call)."""
         params = {"job": job_id, "image": image_index, "type": product_type}
         async with self.pool.connection() as conn, conn.pipeline():
-            cancelled = await conn.execute(_CANCELLED, params)
-            cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(_GET, {**params, "channel": self.channel})
-            flag = await cancelled.fetchone()
-            rows: list[dict[str, Any]] = await cur.fetchall()
-        if flag is None or flag[0] or not rows:
+            return await self._unless_cancelled(conn, {**params, "channel": self.channel})
+
+    async def _unless_cancelled(
+        self, conn: AsyncConnection[Any], params: Mapping[str, object]
+    ) -> Holding | None:
+        """The row ``params`` names, read after what the caller queued on ``conn``; None when
+        there is none or the job is cancelled. In a pipeline the read and the cancel check go
+        with the caller's statements in one round trip."""
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(_GET, params)
+        if await cancellations.is_cancelled_in(conn, str(params["job"])):
             return None
-        return Holding(**rows[0])
+        rows: list[dict[str, Any]] = await cur.fetchall()
+        return Holding(**rows[0]) if rows else None
 
     async def of_job(
         self, job_id: str, *, image_index: int | None = None, product_type: str | None = None
